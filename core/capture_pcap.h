@@ -1,0 +1,29 @@
+/* capture_pcap: reads frames from a pcap or pcapng file through libpcap (offline input). It does
+ * not decode; it only reports frames, the link type and how the file ended. */
+#ifndef SIPSCOPE_CAPTURE_PCAP_H
+#define SIPSCOPE_CAPTURE_PCAP_H
+
+#include <stddef.h>
+
+#include "capture.h"
+
+struct capture_pcap;
+
+/* Opens path ("-" for standard input). Returns the reader, or NULL with a one-line reason in
+ * err[errlen] (missing file, not a capture, unsupported link type). The caller frees it with
+ * capture_pcap_free. */
+struct capture_pcap *capture_pcap_open(const char *path, char *err, size_t errlen);
+
+/* Reads the next frame into *frame; frame->data stays valid until the next call.
+ * Returns 1 for a frame, 0 at a clean end of file, -EIO when the file ends inside a record
+ * (truncated capture) or cannot be read; then err[errlen] holds libpcap's reason. */
+int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, char *err,
+                      size_t errlen);
+
+/* The link type of the file (enum capture_link value). */
+int capture_pcap_link(const struct capture_pcap *cap);
+
+/* Closes the file. NULL is accepted. */
+void capture_pcap_free(struct capture_pcap *cap);
+
+#endif

@@ -1,0 +1,76 @@
+/* decode: link, network and transport headers of one frame, down to the UDP or TCP payload. It
+ * understands the link types of capture.h, 802.1Q/802.1ad tags, IPv4, IPv6 with extension
+ * headers and IP-in-IP tunnels. It does not reassemble: IP fragments and TCP segments are handed
+ * back described, for reasm. Zero-copy: every pointer in a packet points into the frame. */
+#ifndef SIPSCOPE_DECODE_H
+#define SIPSCOPE_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture.h"
+
+#define DECODE_MAX_VLANS 4  /* tags kept in struct packet; deeper stacks are decoded, not kept */
+#define DECODE_MAX_TUNNELS 4 /* nested IP-in-IP levels followed before giving up */
+
+enum decode_result {
+    DECODE_UDP = 0,  /* payload is a UDP payload */
+    DECODE_TCP,      /* payload is a TCP segment's payload; tcp_* fields are set */
+    DECODE_FRAGMENT, /* payload is one IP fragment's data; frag_* fields are set */
+    DECODE_SKIP,     /* a well-formed frame that carries neither UDP nor TCP (ARP, ICMP...) */
+    DECODE_ERROR,    /* malformed or unsupported; error_stage and error_reason say why */
+};
+
+enum decode_stage {
+    DECODE_STAGE_L2 = 0,
+    DECODE_STAGE_L3,
+    DECODE_STAGE_L4,
+};
+
+/* TCP flags as in the header's flag byte. */
+#define DECODE_TCP_FIN 0x01
+#define DECODE_TCP_SYN 0x02
+#define DECODE_TCP_RST 0x04
+#define DECODE_TCP_ACK 0x10
+
+struct packet {
+    uint64_t ts_ns;
+    uint32_t iface;
+    uint8_t dir;        /* enum capture_dir */
+    uint8_t ip_version; /* 4 or 6: the innermost IP header */
+    uint8_t l4_proto;   /* IPPROTO_UDP or IPPROTO_TCP; for a fragment, the fragmented protocol */
+    uint8_t n_vlans;
+    uint8_t tunnels;    /* IP-in-IP levels crossed */
+    uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen) */
+    uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */
+    uint8_t src[16], dst[16];          /* innermost addresses; IPv4 uses the first 4 bytes */
+    uint16_t sport, dport;             /* host order; 0 for a fragment */
+
+    uint32_t tcp_seq; /* host order */
+    uint8_t tcp_flags;
+
+    uint32_t frag_id;     /* IPv4 identification or IPv6 fragment identification */
+    uint32_t frag_offset; /* in bytes */
+    uint8_t frag_more;    /* more-fragments flag */
+
+    const uint8_t *payload;
+    uint32_t payload_len;
+
+    uint8_t error_stage;      /* enum decode_stage, on DECODE_ERROR */
+    const char *error_reason; /* static snake_case string, on DECODE_ERROR */
+};
+
+/* Decodes a frame. Returns an enum decode_result and fills pkt; pkt->payload points into
+ * frame->data. Never reads past frame->caplen. */
+enum decode_result decode_frame(const struct capture_frame *frame, struct packet *pkt);
+
+/* Decodes a transport header found in a reassembled IP payload: pkt already holds the network
+ * fields (addresses, version, l4_proto) of the fragments; this sets ports, TCP fields and payload
+ * (pointing into data). Returns DECODE_UDP, DECODE_TCP, DECODE_SKIP or DECODE_ERROR. */
+enum decode_result decode_transport(const uint8_t *data, uint32_t len, struct packet *pkt);
+
+/* Formats pkt's source or destination address ("192.0.2.1", "2001:db8::1") into buf. Returns
+ * the length written, without the NUL. */
+int decode_addr_format(const struct packet *pkt, int which_dst, char *buf, size_t buflen);
+
+#endif

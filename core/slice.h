@@ -1,0 +1,84 @@
+/* slice: a (pointer, length) view into bytes owned by someone else, and the few operations the
+ * parsers need on it. A slice never owns memory and is never NUL-terminated. */
+#ifndef SIPSCOPE_SLICE_H
+#define SIPSCOPE_SLICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+struct slice {
+    const char *p;
+    size_t len;
+};
+
+#define SLICE_LIT(s) ((struct slice){(s), sizeof(s) - 1})
+#define SLICE_FMT(s) (int)(s).len, (s).p /* printf("%.*s", SLICE_FMT(x)) */
+
+static inline struct slice slice_make(const char *p, size_t len)
+{
+    return (struct slice){p, len};
+}
+
+static inline bool slice_empty(struct slice s)
+{
+    return s.len == 0;
+}
+
+static inline bool slice_eq(struct slice a, struct slice b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline char slice_lower_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+/* ASCII case-insensitive comparison (SIP header names, parameter names, schemes). */
+static inline bool slice_eq_nocase(struct slice a, struct slice b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (slice_lower_char(a.p[i]) != slice_lower_char(b.p[i]))
+            return false;
+    return true;
+}
+
+static inline bool slice_is_lws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Strips spaces, tabs and line breaks (folded lines) at both ends. */
+static inline struct slice slice_trim(struct slice s)
+{
+    while (s.len && slice_is_lws(s.p[0])) {
+        s.p++;
+        s.len--;
+    }
+    while (s.len && slice_is_lws(s.p[s.len - 1]))
+        s.len--;
+    return s;
+}
+
+/* Parses an unsigned decimal that fills the whole slice. Returns 0 and sets *out, or -EINVAL for
+ * an empty slice or a non-digit, -ERANGE past UINT32_MAX; *out is unchanged on error. */
+int slice_to_u32(struct slice s, uint32_t *out);
+
+/* 64-bit hash of the bytes, seeded; not cryptographic, only for in-process tables. */
+uint64_t slice_hash(struct slice s, uint64_t seed);
+
+/* Folds another 64-bit value into a running hash (for composite keys). */
+static inline uint64_t hash_mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    return h;
+}
+
+#endif

@@ -1,0 +1,50 @@
+#include "slice.h"
+
+#include <errno.h>
+
+#include "test.h"
+
+TEST(to_u32_parses_whole_slice)
+{
+    uint32_t v = 7;
+    CHECK_INT(slice_to_u32(SLICE_LIT("4294967295"), &v), 0);
+    CHECK_INT(v, 4294967295u);
+    CHECK_INT(slice_to_u32(SLICE_LIT("0"), &v), 0);
+    CHECK_INT(v, 0);
+}
+
+TEST(to_u32_rejects_overflow_and_garbage_without_touching_output)
+{
+    uint32_t v = 7;
+    CHECK_INT(slice_to_u32(SLICE_LIT("4294967296"), &v), -ERANGE);
+    CHECK_INT(slice_to_u32(SLICE_LIT(""), &v), -EINVAL);
+    CHECK_INT(slice_to_u32(SLICE_LIT("12a"), &v), -EINVAL);
+    CHECK_INT(slice_to_u32(SLICE_LIT(" 1"), &v), -EINVAL);
+    CHECK_INT(v, 7);
+}
+
+TEST(eq_nocase_ignores_ascii_case_only)
+{
+    CHECK(slice_eq_nocase(SLICE_LIT("Call-ID"), SLICE_LIT("call-id")));
+    CHECK(!slice_eq_nocase(SLICE_LIT("Call-ID"), SLICE_LIT("call-ie")));
+    CHECK(!slice_eq_nocase(SLICE_LIT("a"), SLICE_LIT("ab")));
+}
+
+TEST(trim_strips_folding_whitespace)
+{
+    struct slice s = slice_trim(SLICE_LIT(" \t\r\n value \r\n"));
+    CHECK_SLICE(s, "value");
+    CHECK_INT(slice_trim(SLICE_LIT("   ")).len, 0);
+}
+
+TEST(hash_depends_on_every_byte_and_the_seed)
+{
+    uint64_t a = slice_hash(SLICE_LIT("abcdefghij"), 1);
+    CHECK(a != slice_hash(SLICE_LIT("abcdefghik"), 1));
+    CHECK(a != slice_hash(SLICE_LIT("bbcdefghij"), 1));
+    CHECK(a != slice_hash(SLICE_LIT("abcdefghij"), 2));
+    CHECK(a == slice_hash(SLICE_LIT("abcdefghij"), 1));
+    CHECK(slice_hash(SLICE_LIT("a"), 0) != slice_hash(SLICE_LIT("a\0"), 0));
+}
+
+TEST_MAIN()
