@@ -1,0 +1,22 @@
+/* config: parsing of command-line values (durations, counts, sizes) with clear errors. It
+ * knows no flag names; main.c maps flags to values. */
+#ifndef SIPSCOPE_CONFIG_H
+#define SIPSCOPE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a duration like Go and Prometheus write them: one or more number+unit pairs, units
+ * ns, us, ms, s, m, h, d ("500ms", "32s", "1h30m", "0.5s"). Returns 0 and sets *ns, or -EINVAL
+ * (no unit, unknown unit, negative, or overflow) with a reason in err[errlen]. */
+int config_parse_duration(const char *text, uint64_t *ns, char *err, size_t errlen);
+
+/* Parses a whole number in [min, max]. Returns 0 or -EINVAL with a reason. */
+int config_parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *out, char *err,
+                       size_t errlen);
+
+/* Parses a byte size: a number with an optional unit B, KiB, MiB, GiB (or K, M, G, powers of
+ * 1024). Returns 0 or -EINVAL with a reason. */
+int config_parse_size(const char *text, uint64_t *bytes, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,255 @@
+/* engine: the frame-to-metrics pipeline and its ownership. */
+#include "engine.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin.h"
+#include "capture_pcap.h"
+#include "decode.h"
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
+#include "oplabel.h"
+#include "sip_parse.h"
+
+#ifndef SIPSCOPE_VERSION
+#define SIPSCOPE_VERSION "0.0.0"
+#endif
+
+#define PUBLISH_EVERY 4096 /* frames between table-size updates */
+
+struct engine {
+    struct engine_config cfg;
+    struct portset ports; /* copy of cfg.sip_ports when set */
+    struct metrics *reg;
+    struct oplabel_set *ops;
+    struct builtin *builtin;
+    struct health *health;
+    struct track *track;
+    uint32_t frames_since_publish;
+    struct sip_header hdrs[SIP_MAX_HEADERS];
+};
+
+static const char *const default_ifaces[] = {"file"};
+
+void engine_config_defaults(struct engine_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    track_config_defaults(&cfg->track);
+    cfg->iface_names = default_ifaces;
+    cfg->n_ifaces = 1;
+    cfg->capture = "pcap";
+    cfg->count_seen = true;
+}
+
+static void sink_emit(void *ctx, const struct track_event *ev)
+{
+    struct engine *e = ctx;
+    builtin_on_event(e->builtin, ev);
+}
+
+struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen)
+{
+    struct engine *e = calloc(1, sizeof(*e));
+    struct track_sink sink;
+
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    if (cfg->sip_ports)
+        e->ports = *cfg->sip_ports;
+    e->reg = metrics_new(cfg->symbol_cap ? cfg->symbol_cap : 1000000);
+    e->ops = e->reg ? oplabel_new(e->reg) : NULL;
+    e->builtin = e->ops ? builtin_new(e->reg, e->ops) : NULL;
+    e->health = e->builtin ? health_new(e->reg, SIPSCOPE_VERSION, "none", cfg->capture,
+                                        cfg->iface_names, cfg->n_ifaces)
+                           : NULL;
+    if (!e->health) {
+        snprintf(err, errlen, "out of memory while declaring metrics");
+        engine_free(e);
+        return NULL;
+    }
+    sink = (struct track_sink){.emit = sink_emit, .label = NULL, .ctx = e};
+    e->track = track_new(&cfg->track, &sink);
+    if (!e->track) {
+        snprintf(err, errlen,
+                 "cannot allocate the tracking tables (%u calls, %u transactions, %u "
+                 "registrations): lower --max-calls, --max-transactions or --max-registrations",
+                 cfg->track.max_calls, cfg->track.max_transactions, cfg->track.max_registrations);
+        engine_free(e);
+        return NULL;
+    }
+    engine_publish(e);
+    return e;
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    track_free(e->track);
+    /* The registry calls back into builtin and health when it renders: free it first. */
+    metrics_free(e->reg);
+    health_free(e->health);
+    builtin_free(e->builtin);
+    oplabel_free(e->ops);
+    free(e);
+}
+
+struct metrics *engine_metrics(struct engine *e)
+{
+    return e->reg;
+}
+
+void engine_publish(struct engine *e)
+{
+    struct track_stats st;
+    track_get_stats(e->track, &st);
+    health_tables(e->health, &st);
+    e->frames_since_publish = 0;
+}
+
+static void count_anomalies(struct engine *e, uint32_t anomalies)
+{
+    while (anomalies) {
+        uint32_t bit = anomalies & -anomalies;
+        health_parse_error(e->health, HEALTH_SIP, sip_anomaly_name((enum sip_anomaly)bit));
+        anomalies &= ~bit;
+    }
+}
+
+static bool only_line_breaks(const uint8_t *p, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i++)
+        if (p[i] != '\r' && p[i] != '\n')
+            return false;
+    return true;
+}
+
+/* A start line was recognised when the parser got past it: SIP, even if broken further on. */
+static bool start_line_seen(const struct sip_msg *msg)
+{
+    return msg->method_name.len != 0 || msg->status != 0;
+}
+
+/* Parses and tracks one message; returns the bytes used or a negative errno from the parser. */
+static int handle_message(struct engine *e, const struct packet *pkt, const uint8_t *data,
+                          uint32_t len, enum sip_parse_mode mode)
+{
+    struct sip_msg msg;
+    int n = sip_parse((const char *)data, len, mode, &msg, e->hdrs, SIP_MAX_HEADERS);
+
+    if (n < 0) {
+        /* Without a port filter, SIP is recognised by its start line: other traffic (RTP,
+         * DNS...) is not an error. With one, everything on a SIP port should be SIP. */
+        if (!e->cfg.sip_ports && !start_line_seen(&msg))
+            return n;
+        if (n == -EAGAIN && mode == SIP_PARSE_STREAM)
+            return n;
+        health_parse_error(e->health, HEALTH_SIP,
+                           n == -EAGAIN ? "incomplete" : sip_error_name((enum sip_error)msg.error));
+        return n;
+    }
+    if (msg.anomalies)
+        count_anomalies(e, msg.anomalies);
+    health_sip_message(e->health, pkt->l4_proto, pkt->ip_version);
+    track_message(e->track, &msg, pkt);
+    return n;
+}
+
+static bool handle_udp(struct engine *e, const struct packet *pkt)
+{
+    if (only_line_breaks(pkt->payload, pkt->payload_len))
+        return false; /* RFC 5626 keep-alive */
+    return handle_message(e, pkt, pkt->payload, pkt->payload_len, SIP_PARSE_DATAGRAM) > 0;
+}
+
+/* Until TCP streams are reassembled, the messages complete within one segment are tracked and
+ * whatever is left of a segment is counted, never dropped silently. */
+static bool handle_tcp_segment(struct engine *e, const struct packet *pkt)
+{
+    const uint8_t *p = pkt->payload;
+    uint32_t left = pkt->payload_len;
+    bool any = false;
+
+    while (left) {
+        int n;
+        if (only_line_breaks(p, left))
+            break;
+        n = handle_message(e, pkt, p, left, SIP_PARSE_STREAM);
+        if (n <= 0) {
+            if (n == -EAGAIN && (any || e->cfg.sip_ports))
+                health_parse_error(e->health, HEALTH_REASM, "tcp_not_reassembled");
+            break;
+        }
+        any = true;
+        p += n;
+        left -= (uint32_t)n;
+    }
+    return any;
+}
+
+void engine_frame(struct engine *e, const struct capture_frame *frame)
+{
+    struct packet pkt;
+    enum decode_result r;
+    bool sip = false;
+
+    if (e->cfg.count_seen)
+        health_packet(e->health, frame->iface, HEALTH_SEEN);
+    if (frame->caplen < frame->wirelen)
+        health_truncated(e->health, frame->iface);
+    r = decode_frame(frame, &pkt);
+    switch (r) {
+    case DECODE_ERROR:
+        health_parse_error(e->health, (enum health_stage)pkt.error_stage, pkt.error_reason);
+        return;
+    case DECODE_SKIP:
+        return;
+    case DECODE_FRAGMENT:
+        health_parse_error(e->health, HEALTH_REASM, "fragments_not_reassembled");
+        return;
+    case DECODE_UDP:
+    case DECODE_TCP:
+        break;
+    }
+    if (e->cfg.sip_ports && !portset_has(&e->ports, pkt.sport) &&
+        !portset_has(&e->ports, pkt.dport))
+        return;
+    if (e->cfg.count_seen)
+        health_packet(e->health, frame->iface, HEALTH_MATCHED);
+    sip = r == DECODE_UDP ? handle_udp(e, &pkt) : handle_tcp_segment(e, &pkt);
+    if (sip)
+        health_packet(e->health, frame->iface, HEALTH_DECODED);
+    if (++e->frames_since_publish == PUBLISH_EVERY)
+        engine_publish(e);
+}
+
+void engine_tick(struct engine *e, uint64_t now_ns)
+{
+    track_advance(e->track, now_ns);
+    engine_publish(e);
+}
+
+int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen)
+{
+    struct capture_pcap *cap = capture_pcap_open(path, err, errlen);
+    struct capture_frame frame;
+    int rc;
+
+    if (!cap)
+        return -ENOENT;
+    while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
+        engine_frame(e, &frame);
+    if (rc < 0)
+        health_parse_error(e->health, HEALTH_L2, "capture_file_truncated");
+    capture_pcap_free(cap);
+    engine_publish(e);
+    return rc < 0 ? -EIO : 0;
+}

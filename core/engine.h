@@ -1,0 +1,56 @@
+/* engine: owns and wires one pipeline instance: decode, SIP parse, tracking, built-in and health
+ * metrics. Frames go in (from a pcap file or a live capture), metrics come out of its registry.
+ * One thread drives an engine; the registry may be read from another (see metrics.h). All
+ * state is per engine, never global, so several engines could shard traffic later. */
+#ifndef SIPSCOPE_ENGINE_H
+#define SIPSCOPE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture.h"
+#include "portset.h"
+#include "track.h"
+
+struct metrics;
+
+struct engine_config {
+    struct track_config track;
+    /* Frames whose ports are not in this set are ignored; NULL recognises SIP on any port by
+     * its start line (the offline default, METRICS.md). */
+    const struct portset *sip_ports;
+    const char *const *iface_names; /* names of frame.iface indexes, for labels */
+    size_t n_ifaces;
+    const char *capture; /* "pcap" or "bpf", for sipscope_build_info */
+    bool count_seen;     /* count every frame as seen (offline; live, the kernel counts) */
+    uint32_t symbol_cap; /* interned label values; 0 for the default */
+};
+
+/* Fills cfg with the defaults (track defaults, any port, one interface "file", pcap). */
+void engine_config_defaults(struct engine_config *cfg);
+
+struct engine;
+
+/* Builds an engine. Returns NULL with a reason in err[errlen]. */
+struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen);
+void engine_free(struct engine *e);
+
+/* Processes one captured frame through the whole pipeline. */
+void engine_frame(struct engine *e, const struct capture_frame *frame);
+
+/* Advances the engine clock with no packet (live idle tick), running due timers. */
+void engine_tick(struct engine *e, uint64_t now_ns);
+
+/* Publishes table sizes to the registry; called after a batch of frames. */
+void engine_publish(struct engine *e);
+
+/* Reads a whole capture file through the engine. Returns 0 at a clean end, -EIO when the file
+ * was cut short (everything before the cut was processed, and the cut is counted), or another
+ * -errno when it could not be opened; err[errlen] then says why. */
+int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
+
+/* The registry holding every family of this engine. Owned by the engine. */
+struct metrics *engine_metrics(struct engine *e);
+
+#endif

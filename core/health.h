@@ -1,0 +1,57 @@
+/* health: the engine's own sipscope_ families (packets per interface, capture losses, parse
+ * errors, SIP messages per transport, table sizes, build info) and the standard process_
+ * metrics. The engine calls it on every frame, so the per-frame calls are cheap: cached series,
+ * no string work. */
+#ifndef SIPSCOPE_HEALTH_H
+#define SIPSCOPE_HEALTH_H
+
+#include <stdint.h>
+
+#include "decode.h"
+#include "metrics.h"
+#include "track.h"
+
+#define HEALTH_MAX_IFACES 64
+
+enum health_packet_result {
+    HEALTH_SEEN = 0, /* captured */
+    HEALTH_MATCHED,  /* accepted by the port filter */
+    HEALTH_DECODED,  /* yielded at least one SIP message */
+    HEALTH_RESULT_COUNT
+};
+
+struct health;
+
+/* Declares the families. capture is "pcap" or "bpf"; luajit the LuaJIT version or "none".
+ * iface_names[n_ifaces] name the interfaces frames refer to by index (frame.iface). */
+struct health *health_new(struct metrics *reg, const char *version, const char *luajit,
+                          const char *capture, const char *const *iface_names, size_t n_ifaces);
+void health_free(struct health *h);
+
+void health_packet(struct health *h, uint32_t iface, enum health_packet_result result);
+void health_truncated(struct health *h, uint32_t iface);
+
+/* Kernel-side counters are totals read from the kernel: set, not added. */
+void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,
+                       uint64_t ringbuf_full, uint64_t truncated);
+
+/* Stages of sipscope_parse_errors_total; the first three equal enum decode_stage. */
+enum health_stage {
+    HEALTH_L2 = DECODE_STAGE_L2,
+    HEALTH_L3 = DECODE_STAGE_L3,
+    HEALTH_L4 = DECODE_STAGE_L4,
+    HEALTH_REASM,
+    HEALTH_SIP,
+    HEALTH_STAGE_COUNT
+};
+
+/* A parse error or anomaly; reason is a static snake_case string (its address is the cache key,
+ * so pass the same string for the same reason). */
+void health_parse_error(struct health *h, enum health_stage stage, const char *reason);
+
+void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version);
+
+/* Publishes the tracker table sizes and evictions. */
+void health_tables(struct health *h, const struct track_stats *st);
+
+#endif

@@ -1,0 +1,497 @@
+/* sip_dialog: the call state machine, its timers and the bounded call table. */
+#include "sip_dialog.h"
+
+#include <string.h>
+
+#define SEED_KEY 0xca11ab1eULL
+#define SEED_CHECK 0xd1a10900ULL
+#define NS_PER_S 1000000000ULL
+
+static const char *const state_names[SIP_DIALOG_STATE_COUNT] = {
+    "trying", "early", "confirmed", "ended",
+};
+
+static const char *const end_names[SIP_END_COUNT] = {
+    "none", "bye", "cancel", "rejected", "redirected", "timeout", "expired", "max_age", "evicted",
+};
+
+const char *sip_dialog_state_name(enum sip_dialog_state s)
+{
+    return s < SIP_DIALOG_STATE_COUNT ? state_names[s] : "unknown";
+}
+
+const char *sip_dialog_end_name(enum sip_dialog_end r)
+{
+    return r < SIP_END_COUNT ? end_names[r] : "unknown";
+}
+
+int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
+                    const struct sip_dialog_timers *timers, const struct track_sink *sink)
+{
+    tbl->timers = *timers;
+    tbl->sink = *sink;
+    tbl->evictions = 0;
+    return table_init(&tbl->t, sizeof(struct sip_dialog), cap);
+}
+
+void sip_dialog_fini(struct sip_dialog_table *tbl)
+{
+    table_fini(&tbl->t);
+}
+
+static uint64_t key_of(struct slice call_id, struct slice tag, uint64_t seed)
+{
+    return hash_mix(slice_hash(call_id, seed), slice_hash(tag, seed));
+}
+
+struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice call_id,
+                                   struct slice tag)
+{
+    uint64_t hash = key_of(call_id, tag, SEED_KEY);
+    uint64_t check = key_of(call_id, tag, SEED_CHECK);
+
+    /* Buckets are chained newest first, so a call that replaced an older one with the same key
+     * (a new INVITE after an outcome) is found before it. */
+    for (uint32_t i = table_find(&tbl->t, hash); i != TABLE_NONE;
+         i = table_find_next(&tbl->t, i, hash)) {
+        struct sip_dialog *d = table_entry(&tbl->t, i);
+        if (d->check == check)
+            return d;
+    }
+    return NULL;
+}
+
+struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
+                                             const struct sip_msg *msg)
+{
+    /* A request from the caller carries the call's tag in From, one from the callee in To. */
+    struct sip_dialog *d = sip_dialog_find(tbl, msg->call_id, msg->from_tag);
+    return d ? d : sip_dialog_find(tbl, msg->call_id, msg->to_tag);
+}
+
+static uint32_t tag_hash(struct slice tag)
+{
+    uint64_t h = slice_hash(tag, 0x7a9);
+    return (uint32_t)(h ^ (h >> 32)) | 1;
+}
+
+static void remember_to_tag(struct sip_dialog *d, struct slice tag)
+{
+    uint32_t h;
+    if (tag.len == 0)
+        return;
+    h = tag_hash(tag);
+    for (uint8_t i = 0; i < d->n_to_tags; i++)
+        if (d->to_tags[i] == h)
+            return;
+    if (d->n_to_tags < SIP_DIALOG_MAX_TO_TAGS)
+        d->to_tags[d->n_to_tags++] = h;
+}
+
+/* Delays are measured between packet times; a capture out of order can make them negative. */
+static double delay_between(uint64_t from, uint64_t to, uint32_t *flags)
+{
+    if (to < from) {
+        *flags |= TRACK_F_NEGATIVE_DELAY;
+        return 0.0;
+    }
+    return (double)(to - from) / 1e9;
+}
+
+static void emit(struct sip_dialog_table *tbl, struct track_event *ev, const struct sip_dialog *d)
+{
+    ev->dialog = d;
+    ev->labels = d->labels;
+    tbl->sink.emit(tbl->sink.ctx, ev);
+}
+
+static void set_state(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                      enum sip_dialog_state state, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_CALL_STATE, .time_ns = now};
+
+    ev.old_state = d->state;
+    ev.new_state = (uint8_t)state;
+    d->state = (uint8_t)state;
+    if (state == SIP_DIALOG_CONFIRMED)
+        table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_CONFIRMED);
+    else if (state == SIP_DIALOG_ENDED)
+        table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_ENDED);
+    emit(tbl, &ev, d);
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* The earliest of the call's pending timers. */
+static void rearm(struct sip_dialog_table *tbl, struct sip_dialog *d)
+{
+    uint64_t deadline = TABLE_NO_DEADLINE;
+    uint64_t t;
+
+    if (d->state == SIP_DIALOG_ENDED) {
+        deadline = add_sat(d->t_end, tbl->timers.linger);
+    } else {
+        deadline = add_sat(d->t_start, tbl->timers.max_age);
+        if (d->state == SIP_DIALOG_CONFIRMED && d->session_expires) {
+            t = add_sat(add_sat(d->t_refresh, (uint64_t)d->session_expires * NS_PER_S),
+                        tbl->timers.expiry_grace);
+            if (t < deadline)
+                deadline = t;
+        }
+    }
+    if (d->flags & SIP_DIALOG_F_CHALLENGED) {
+        t = add_sat(d->t_challenge, tbl->timers.retry_window);
+        if (t < deadline)
+            deadline = t;
+    }
+    table_set_deadline(&tbl->t, table_index(&tbl->t, d), deadline);
+}
+
+static void end_call(struct sip_dialog_table *tbl, struct sip_dialog *d, enum sip_dialog_end why,
+                     const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_CALL_END, .time_ns = now, .msg = msg, .pkt = pkt};
+
+    if (d->state == SIP_DIALOG_ENDED)
+        return;
+    ev.reason = (uint8_t)why;
+    /* RFC 6076 §4.5: session duration runs from the 2xx to the BYE; an expired session ran to
+     * its deadline. Calls cut by the age limit or eviction have no meaningful duration. */
+    if (d->state == SIP_DIALOG_CONFIRMED && (why == SIP_END_BYE || why == SIP_END_EXPIRED)) {
+        ev.flags |= TRACK_F_HAS_DURATION;
+        ev.delay = delay_between(d->t_answer, now, &ev.flags);
+    }
+    if (d->state == SIP_DIALOG_CONFIRMED && why == SIP_END_BYE)
+        ev.flags |= TRACK_F_COMPLETED;
+    d->end_reason = (uint8_t)why;
+    d->t_end = now;
+    emit(tbl, &ev, d);
+    set_state(tbl, d, SIP_DIALOG_ENDED, now);
+    rearm(tbl, d);
+}
+
+static void decide_outcome(struct sip_dialog_table *tbl, struct sip_dialog *d, uint16_t code,
+                           const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_CALL_OUTCOME, .time_ns = now, .msg = msg, .pkt = pkt};
+
+    d->flags |= SIP_DIALOG_F_OUTCOME;
+    d->flags &= (uint8_t)~SIP_DIALOG_F_CHALLENGED;
+    d->final_code = code;
+    ev.code = code;
+    emit(tbl, &ev, d);
+}
+
+static void observe_srd(struct sip_dialog_table *tbl, struct sip_dialog *d, uint8_t outcome,
+                        const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_CALL_SRD, .time_ns = now, .msg = msg, .pkt = pkt};
+
+    if (d->flags & SIP_DIALOG_F_SRD)
+        return;
+    d->flags |= SIP_DIALOG_F_SRD;
+    ev.outcome = outcome;
+    ev.delay = delay_between(d->t_start, now, &ev.flags);
+    emit(tbl, &ev, d);
+}
+
+static void copy_text(struct sip_dialog *d, const struct sip_msg *msg)
+{
+    struct slice parts[3] = {msg->call_id, msg->from_uri, msg->to_uri};
+    size_t max[3] = {SIP_DIALOG_CALL_ID_MAX, SIP_DIALOG_URI_MAX, SIP_DIALOG_URI_MAX};
+    uint8_t *lens[3] = {&d->call_id_len, &d->from_len, &d->to_len};
+    size_t off = 0;
+
+    for (int i = 0; i < 3; i++) {
+        size_t n = parts[i].len;
+        if (n > max[i]) {
+            n = max[i];
+            d->flags |= SIP_DIALOG_F_TRUNCATED;
+        }
+        memcpy(d->text + off, parts[i].p, n);
+        *lens[i] = (uint8_t)n;
+        off += max[i];
+    }
+}
+
+struct slice sip_dialog_call_id(const struct sip_dialog *d)
+{
+    return slice_make(d->text, d->call_id_len);
+}
+
+struct slice sip_dialog_from_uri(const struct sip_dialog *d)
+{
+    return slice_make(d->text + SIP_DIALOG_CALL_ID_MAX, d->from_len);
+}
+
+struct slice sip_dialog_to_uri(const struct sip_dialog *d)
+{
+    return slice_make(d->text + SIP_DIALOG_CALL_ID_MAX + SIP_DIALOG_URI_MAX, d->to_len);
+}
+
+bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_dialog *d,
+                         const struct sip_msg *msg, uint64_t now)
+{
+    if (msg->cseq == d->invite_cseq)
+        return true; /* the same INVITE seen on another hop */
+    if (d->flags & SIP_DIALOG_F_CHALLENGED)
+        return now <= d->t_challenge + tbl->timers.retry_window;
+    /* METRICS.md: a later INVITE with the same key after an outcome is a new call. */
+    return !(d->flags & SIP_DIALOG_F_OUTCOME) && d->state != SIP_DIALOG_ENDED;
+}
+
+void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
+                     const struct sip_msg *msg)
+{
+    sip_dialog_own(tbl, txn, d);
+    txn->flags |= SIP_TXN_F_PRIMARY;
+    if (msg->cseq != d->invite_cseq) {
+        /* The retry of a challenge (or a re-sent INVITE): its fate now decides the call. */
+        d->invite_cseq = msg->cseq;
+        if (d->flags & SIP_DIALOG_F_CHALLENGED) {
+            d->flags &= (uint8_t)~SIP_DIALOG_F_CHALLENGED;
+            rearm(tbl, d);
+        }
+    } else {
+        txn->flags &= (uint8_t)~SIP_TXN_F_PRIMARY; /* a copy on another hop */
+    }
+    memcpy(txn->labels, d->labels, sizeof(txn->labels));
+}
+
+static void evict_one(struct sip_dialog_table *tbl)
+{
+    uint32_t victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_ENDED);
+    struct sip_dialog *d;
+
+    if (victim == TABLE_NONE)
+        victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_UNANSWERED);
+    if (victim == TABLE_NONE)
+        victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_CONFIRMED);
+    d = table_entry(&tbl->t, victim);
+    /* The call ends at the time of its last known event, not at the evicting packet's time. */
+    if (d->state != SIP_DIALOG_ENDED)
+        end_call(tbl, d, SIP_END_EVICTED, NULL, NULL,
+                 d->t_answer > d->t_start ? d->t_answer : d->t_start);
+    table_remove(&tbl->t, victim);
+    tbl->evictions++;
+}
+
+struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn *txn,
+                                    const struct sip_msg *msg, const struct packet *pkt,
+                                    const uint16_t *labels, uint64_t now)
+{
+    uint64_t hash = key_of(msg->call_id, msg->from_tag, SEED_KEY);
+    struct track_event ev = {.type = TRACK_CALL_START, .time_ns = now, .msg = msg, .pkt = pkt};
+    uint32_t idx = table_insert(&tbl->t, hash, SIP_DIALOG_CLASS_UNANSWERED);
+    struct sip_dialog *d;
+
+    if (idx == TABLE_NONE) {
+        evict_one(tbl);
+        idx = table_insert(&tbl->t, hash, SIP_DIALOG_CLASS_UNANSWERED);
+    }
+    d = table_entry(&tbl->t, idx);
+    d->check = key_of(msg->call_id, msg->from_tag, SEED_CHECK);
+    d->t_start = now;
+    d->invite_cseq = msg->cseq;
+    d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */
+    memcpy(d->labels, labels, sizeof(d->labels));
+    copy_text(d, msg);
+    sip_dialog_own(tbl, txn, d);
+    txn->flags |= SIP_TXN_F_PRIMARY;
+    memcpy(txn->labels, labels, sizeof(txn->labels));
+    emit(tbl, &ev, d);
+    set_state(tbl, d, SIP_DIALOG_TRYING, now);
+    table_set_class(&tbl->t, idx, SIP_DIALOG_CLASS_UNANSWERED);
+    rearm(tbl, d);
+    return d;
+}
+
+static uint32_t session_expires_of(const struct sip_msg *msg)
+{
+    /* RFC 4028 §4: "Session-Expires: 1800;refresher=uac"; absent means no session timer. */
+    struct slice v = sip_msg_header(msg, SIP_HDR_SESSION_EXPIRES);
+    uint32_t secs = 0;
+    size_t n = 0;
+
+    while (n < v.len && v.p[n] != ';' && v.p[n] != ' ' && v.p[n] != '\t')
+        n++;
+    if (slice_to_u32(slice_make(v.p, n), &secs) != 0)
+        return 0;
+    return secs;
+}
+
+static void answer(struct sip_dialog_table *tbl, struct sip_dialog *d, const struct sip_msg *msg,
+                   const struct packet *pkt, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_CALL_ANSWER, .time_ns = now, .msg = msg, .pkt = pkt};
+
+    d->t_answer = now;
+    d->t_refresh = now;
+    d->session_expires = session_expires_of(msg);
+    ev.code = msg->status;
+    ev.delay = delay_between(d->t_start, now, &ev.flags);
+    emit(tbl, &ev, d);
+    set_state(tbl, d, SIP_DIALOG_CONFIRMED, now);
+    rearm(tbl, d);
+}
+
+void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                                   const struct sip_msg *msg, const struct packet *pkt,
+                                   bool first_final, uint64_t now)
+{
+    uint16_t code = msg->status;
+    bool decided = d->flags & SIP_DIALOG_F_OUTCOME;
+
+    if (code < 200) {
+        if (code == 100)
+            return;
+        if (!decided)
+            observe_srd(tbl, d, TRACK_SUCCESS, msg, pkt, now);
+        if ((code == 180 || code == 183) && !(d->flags & SIP_DIALOG_F_RINGING)) {
+            struct track_event ev = {.type = TRACK_CALL_RINGING, .time_ns = now, .msg = msg,
+                                     .pkt = pkt, .code = code};
+            d->flags |= SIP_DIALOG_F_RINGING;
+            ev.delay = delay_between(d->t_start, now, &ev.flags);
+            emit(tbl, &ev, d);
+        }
+        remember_to_tag(d, msg->to_tag);
+        if (msg->to_tag.len && d->state == SIP_DIALOG_TRYING)
+            set_state(tbl, d, SIP_DIALOG_EARLY, now);
+        return;
+    }
+    /* Finals: only a transaction's first final can decide the call; later ones are late finals
+     * (forks, late 2xx) counted by track. */
+    if (!first_final || decided)
+        return;
+    remember_to_tag(d, msg->to_tag);
+    if (code < 300) {
+        observe_srd(tbl, d, TRACK_SUCCESS, msg, pkt, now);
+        decide_outcome(tbl, d, code, msg, pkt, now);
+        if (d->state != SIP_DIALOG_ENDED)
+            answer(tbl, d, msg, pkt, now);
+        return;
+    }
+    if (code == 401 || code == 407) {
+        /* Folded into the call if the retry comes within the window (METRICS.md). */
+        struct track_event ev = {.type = TRACK_CALL_CHALLENGE, .time_ns = now, .msg = msg,
+                                 .pkt = pkt, .code = code};
+        emit(tbl, &ev, d);
+        d->flags |= SIP_DIALOG_F_CHALLENGED;
+        d->challenge_code = code;
+        d->t_challenge = now;
+        rearm(tbl, d);
+        return;
+    }
+    if (code >= 400)
+        observe_srd(tbl, d, TRACK_FAILURE, msg, pkt, now);
+    decide_outcome(tbl, d, code, msg, pkt, now);
+    if (code < 400)
+        end_call(tbl, d, SIP_END_REDIRECTED, msg, pkt, now);
+    else if (code == 487)
+        end_call(tbl, d, SIP_END_CANCEL, msg, pkt, now);
+    else
+        end_call(tbl, d, SIP_END_REJECTED, msg, pkt, now);
+}
+
+void sip_dialog_on_cancel(struct sip_dialog *d)
+{
+    d->flags |= SIP_DIALOG_F_CANCELLED;
+}
+
+bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
+                           const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    if (msg->method == SIP_METHOD_ACK) {
+        /* An ACK to a 2xx is its own message (new branch); a copy answers a 2xx copy. */
+        if ((d->flags & SIP_DIALOG_F_ACKED) && d->ack_cseq == msg->cseq)
+            return true;
+        d->flags |= SIP_DIALOG_F_ACKED;
+        d->ack_cseq = msg->cseq;
+        return false;
+    }
+    if (txn)
+        sip_dialog_own(tbl, txn, d);
+    if (d->state == SIP_DIALOG_ENDED)
+        return false;
+    if (msg->method == SIP_METHOD_BYE) {
+        if (txn)
+            txn->flags |= SIP_TXN_F_ENDING_BYE;
+        end_call(tbl, d, SIP_END_BYE, msg, pkt, now);
+    } else if (msg->method == SIP_METHOD_INVITE || msg->method == SIP_METHOD_UPDATE) {
+        struct track_event ev = {.type = TRACK_CALL_REFRESH, .time_ns = now, .msg = msg,
+                                 .pkt = pkt, .method = msg->method};
+        if (txn)
+            txn->flags |= SIP_TXN_F_REFRESH;
+        emit(tbl, &ev, d);
+    }
+    return false;
+}
+
+void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                                   struct sip_txn *txn, const struct sip_msg *msg,
+                                   const struct packet *pkt, uint16_t code, uint64_t now)
+{
+    if (txn->flags & SIP_TXN_F_ENDING_BYE) {
+        /* RFC 6076 §4.4: BYE to its 2xx is a success; any other final, or none, a failure. */
+        struct track_event ev = {.type = TRACK_CALL_DISCONNECT, .time_ns = now, .msg = msg,
+                                 .pkt = pkt, .code = code};
+        ev.outcome = (code >= 200 && code < 300) ? TRACK_SUCCESS : TRACK_FAILURE;
+        ev.delay = delay_between(txn->t_first, now, &ev.flags);
+        emit(tbl, &ev, d);
+        return;
+    }
+    if (!(txn->flags & SIP_TXN_F_REFRESH) || d->state == SIP_DIALOG_ENDED)
+        return;
+    if (code >= 200 && code < 300) {
+        if (d->state == SIP_DIALOG_CONFIRMED) {
+            d->t_refresh = now;
+            d->session_expires = session_expires_of(msg);
+            rearm(tbl, d);
+        }
+    } else if (code == 481) {
+        end_call(tbl, d, SIP_END_REJECTED, msg, pkt, now); /* RFC 3261 §12.2.1.2 */
+    } else if (code == 408 || code == 0) {
+        end_call(tbl, d, SIP_END_TIMEOUT, msg, pkt, now);
+    }
+}
+
+void sip_dialog_on_invite_timeout(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                                  uint64_t now)
+{
+    /* Another hop may have answered already: then this transaction's silence decides nothing. */
+    if (d->flags & (SIP_DIALOG_F_OUTCOME | SIP_DIALOG_F_CHALLENGED))
+        return;
+    decide_outcome(tbl, d, 0, NULL, NULL, now);
+    end_call(tbl, d,
+             (d->flags & SIP_DIALOG_F_CANCELLED) ? SIP_END_CANCEL : SIP_END_TIMEOUT, NULL, NULL,
+             now);
+}
+
+bool sip_dialog_run_timer(struct sip_dialog_table *tbl, uint64_t now)
+{
+    uint32_t idx = table_due(&tbl->t, now);
+    struct sip_dialog *d;
+    uint64_t due;
+
+    if (idx == TABLE_NONE)
+        return false;
+    d = table_entry(&tbl->t, idx);
+    due = d->node.deadline;
+    if ((d->flags & SIP_DIALOG_F_CHALLENGED) &&
+        add_sat(d->t_challenge, tbl->timers.retry_window) <= due) {
+        /* No retry: the challenge is the outcome and the call is rejected. */
+        decide_outcome(tbl, d, d->challenge_code, NULL, NULL, due);
+        end_call(tbl, d, SIP_END_REJECTED, NULL, NULL, due);
+        rearm(tbl, d);
+    } else if (d->state == SIP_DIALOG_ENDED) {
+        table_remove(&tbl->t, idx);
+    } else if (add_sat(d->t_start, tbl->timers.max_age) <= due) {
+        end_call(tbl, d, SIP_END_MAX_AGE, NULL, NULL, due);
+    } else {
+        end_call(tbl, d, SIP_END_EXPIRED, NULL, NULL, due);
+    }
+    return true;
+}

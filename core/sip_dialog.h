@@ -1,0 +1,186 @@
+/* sip_dialog: calls, i.e. RFC 6076 session attempts, and the dialogs inside them (RFC 3261 §12).
+ * A call starts with an out-of-dialog INVITE and is keyed by (Call-ID, From-tag); the dialogs a
+ * forking INVITE creates (one per To-tag) live inside it, and in-dialog requests find it from
+ * either side. It decides the call's state, outcome and single end reason under the rules of
+ * METRICS.md "Semantics", and reports them as track events. Transactions are matched by track;
+ * this module is told what happened to the ones that belong to a call. */
+#ifndef SIPSCOPE_SIP_DIALOG_H
+#define SIPSCOPE_SIP_DIALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sip_parse.h"
+#include "sip_txn.h"
+#include "table.h"
+#include "track_event.h"
+
+enum sip_dialog_state {
+    SIP_DIALOG_TRYING = 0, /* INVITE sent, no dialog yet */
+    SIP_DIALOG_EARLY,      /* a 1xx with a To-tag */
+    SIP_DIALOG_CONFIRMED,  /* a 2xx */
+    SIP_DIALOG_ENDED,      /* ended; kept a while so late messages still match */
+    SIP_DIALOG_STATE_COUNT
+};
+
+enum sip_dialog_end {
+    SIP_END_NONE = 0,
+    SIP_END_BYE,
+    SIP_END_CANCEL,
+    SIP_END_REJECTED,
+    SIP_END_REDIRECTED,
+    SIP_END_TIMEOUT,
+    SIP_END_EXPIRED,
+    SIP_END_MAX_AGE,
+    SIP_END_EVICTED,
+    SIP_END_COUNT
+};
+
+/* Age lists, evicted in this order when the table is full. */
+enum sip_dialog_class {
+    SIP_DIALOG_CLASS_ENDED = 0,
+    SIP_DIALOG_CLASS_UNANSWERED = 1,
+    SIP_DIALOG_CLASS_CONFIRMED = 2,
+};
+
+enum sip_dialog_flag {
+    SIP_DIALOG_F_OUTCOME = 1u << 0,    /* the outcome is decided (final_code, 0 = timeout) */
+    SIP_DIALOG_F_CHALLENGED = 1u << 1, /* a 401/407 waits for its retry */
+    SIP_DIALOG_F_CANCELLED = 1u << 2,  /* a CANCEL was seen */
+    SIP_DIALOG_F_SRD = 1u << 3,        /* session request delay observed */
+    SIP_DIALOG_F_RINGING = 1u << 4,    /* post-dial delay observed */
+    SIP_DIALOG_F_ACKED = 1u << 5,      /* an ACK for the 2xx was seen (ack_cseq valid) */
+    SIP_DIALOG_F_TRUNCATED = 1u << 6,  /* a text field did not fit and was cut */
+};
+
+/* Room for the identifiers kept as text (CDRs and rule handles): Call-ID up to 128 bytes, the
+ * From and To URIs up to 60 each. The key itself is hashed, so cutting text never merges calls. */
+#define SIP_DIALOG_CALL_ID_MAX 128
+#define SIP_DIALOG_URI_MAX 60
+#define SIP_DIALOG_MAX_TO_TAGS 4
+
+/* One call. Times are packet times in ns since the epoch; 0 when the event has not happened. */
+struct sip_dialog {
+    struct table_node node;
+    uint64_t check;       /* second hash of (Call-ID, From-tag) */
+    uint64_t t_start;     /* first INVITE */
+    uint64_t t_answer;    /* first 2xx */
+    uint64_t t_end;       /* end */
+    uint64_t t_refresh;   /* last 2xx to INVITE or UPDATE: session timer base (RFC 4028) */
+    uint64_t t_challenge; /* the 401/407 waiting for a retry */
+    uint32_t session_expires; /* seconds from the last 2xx, 0 without a session timer */
+    uint32_t invite_cseq;     /* CSeq of the latest out-of-dialog INVITE of the call */
+    uint32_t ack_cseq;        /* CSeq of the last ACK to a 2xx seen */
+    uint32_t to_tags[SIP_DIALOG_MAX_TO_TAGS]; /* hashes of the dialogs' To-tags */
+    uint16_t labels[TRACK_MAX_LABELS];
+    uint16_t final_code;     /* the outcome; valid with SIP_DIALOG_F_OUTCOME; 0 = timeout */
+    uint16_t challenge_code; /* 401 or 407 while SIP_DIALOG_F_CHALLENGED */
+    uint8_t state;           /* enum sip_dialog_state */
+    uint8_t end_reason;      /* enum sip_dialog_end */
+    uint8_t flags;           /* enum sip_dialog_flag */
+    uint8_t n_to_tags;
+    uint8_t call_id_len, from_len, to_len;
+    char text[SIP_DIALOG_CALL_ID_MAX + 2 * SIP_DIALOG_URI_MAX]; /* Call-ID, From URI, To URI */
+};
+
+/* Timing rules the calls follow, in ns. */
+struct sip_dialog_timers {
+    uint64_t linger;       /* an ended call is kept this long for late messages (64*T1) */
+    uint64_t retry_window; /* a 401/407 is folded when the retry comes within this (64*T1) */
+    uint64_t expiry_grace; /* added to Session-Expires before a call counts as expired (32 s) */
+    uint64_t max_age;      /* --max-call-age */
+};
+
+struct sip_dialog_table {
+    struct table t;
+    struct sip_dialog_timers timers;
+    struct track_sink sink;
+    uint64_t evictions;
+};
+
+int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
+                    const struct sip_dialog_timers *timers, const struct track_sink *sink);
+void sip_dialog_fini(struct sip_dialog_table *tbl);
+
+/* The call with this Call-ID whose caller's tag is `tag`, newest first; NULL when none. */
+struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice call_id,
+                                   struct slice tag);
+
+/* The call an in-dialog request (with a To-tag) belongs to, whichever side sent it. */
+struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
+                                             const struct sip_msg *msg);
+
+/* An out-of-dialog INVITE for existing call d arrived on a new transaction. Returns true when it
+ * belongs to d: another hop's copy (same CSeq), the retry of a challenged INVITE within the
+ * retry window, or a new CSeq while d has no outcome yet. False means it starts a new call. */
+bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_dialog *d,
+                         const struct sip_msg *msg, uint64_t now);
+
+/* Makes txn an INVITE transaction of d (after sip_dialog_joinable said so). A challenge retry
+ * becomes the call's primary transaction. */
+void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
+                     const struct sip_msg *msg);
+
+/* Starts a call for the out-of-dialog INVITE msg on transaction txn (its primary one), with the
+ * operator labels given. Evicts (and ends as evicted) the oldest call when the table is full.
+ * Emits TRACK_CALL_START and the state change to trying. Never NULL. */
+struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn *txn,
+                                    const struct sip_msg *msg, const struct packet *pkt,
+                                    const uint16_t *labels, uint64_t now);
+
+/* A response arrived on txn, an INVITE transaction of call d (not a re-INVITE). first_final is
+ * true for the transaction's first final response; retransmissions are not reported. */
+void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                                   const struct sip_msg *msg, const struct packet *pkt,
+                                   bool first_final, uint64_t now);
+
+/* A CANCEL for the call's INVITE. */
+void sip_dialog_on_cancel(struct sip_dialog *d);
+
+/* A new in-dialog request of call d on transaction txn: BYE ends the call, INVITE and UPDATE
+ * are refreshes, ACK copies are recognised (returns true for an ACK already seen). */
+bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
+                           const struct sip_msg *msg, const struct packet *pkt, uint64_t now);
+
+/* The first final response (code) of an in-dialog transaction txn of call d, or its timeout
+ * (code 0, at time now = the deadline). */
+void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                                   struct sip_txn *txn, const struct sip_msg *msg,
+                                   const struct packet *pkt, uint16_t code, uint64_t now);
+
+/* The primary INVITE transaction of d timed out at now without a final response. */
+void sip_dialog_on_invite_timeout(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                                  uint64_t now);
+
+/* Runs the call timers due at now (challenge without retry, session expiry, maximum age, end of
+ * the linger time). Returns true if one ran, false when nothing is due. */
+bool sip_dialog_run_timer(struct sip_dialog_table *tbl, uint64_t now);
+
+/* Text fields of a call. */
+struct slice sip_dialog_call_id(const struct sip_dialog *d);
+struct slice sip_dialog_from_uri(const struct sip_dialog *d);
+struct slice sip_dialog_to_uri(const struct sip_dialog *d);
+
+/* snake_case names, for labels and rule handles. */
+const char *sip_dialog_state_name(enum sip_dialog_state s);
+const char *sip_dialog_end_name(enum sip_dialog_end r);
+
+static inline struct sip_dialog *sip_dialog_of_txn(struct sip_dialog_table *tbl,
+                                                   const struct sip_txn *txn)
+{
+    struct sip_dialog *d;
+    if (txn->owner_kind != SIP_TXN_OWNER_CALL)
+        return NULL;
+    d = table_entry(&tbl->t, txn->owner);
+    return (d->node.in_use && d->node.gen == txn->owner_gen) ? d : NULL;
+}
+
+static inline void sip_dialog_own(struct sip_dialog_table *tbl, struct sip_txn *txn,
+                                  const struct sip_dialog *d)
+{
+    txn->owner_kind = SIP_TXN_OWNER_CALL;
+    txn->owner = table_index(&tbl->t, d);
+    txn->owner_gen = d->node.gen;
+}
+
+#endif

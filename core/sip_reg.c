@@ -1,0 +1,405 @@
+/* sip_reg: REGISTER attempts with challenge folding, and the binding table with expiry. */
+#include "sip_reg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEED_ATTEMPT 0x4e6157e7ULL
+#define SEED_ATTEMPT_CHECK 0x4e6157e8ULL
+#define SEED_BINDING 0xb1d1ULL
+#define SEED_BINDING_CHECK 0xb1d2ULL
+#define SEED_AOR 0xa02ULL
+#define NS_PER_S 1000000000ULL
+
+static const char *const change_names[SIP_BINDING_CHANGE_COUNT] = {
+    "added", "refreshed", "removed", "expired", "evicted",
+};
+
+const char *sip_binding_change_name(enum sip_binding_change c)
+{
+    return c < SIP_BINDING_CHANGE_COUNT ? change_names[c] : "unknown";
+}
+
+int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
+                 const struct track_sink *sink)
+{
+    int err;
+
+    memset(reg, 0, sizeof(*reg));
+    reg->retry_window = retry_window;
+    reg->sink = *sink;
+    err = table_init(&reg->attempts, sizeof(struct sip_reg_attempt), cap);
+    if (!err)
+        err = table_init(&reg->bindings, sizeof(struct sip_binding), cap);
+    if (!err) {
+        reg->aor_buckets = calloc((size_t)reg->bindings.mask + 1, sizeof(uint32_t));
+        if (!reg->aor_buckets)
+            err = -ENOMEM;
+    }
+    if (err)
+        sip_reg_fini(reg);
+    return err;
+}
+
+void sip_reg_fini(struct sip_reg_table *reg)
+{
+    table_fini(&reg->attempts);
+    table_fini(&reg->bindings);
+    free(reg->aor_buckets);
+    reg->aor_buckets = NULL;
+}
+
+struct slice sip_binding_aor(const struct sip_binding *b)
+{
+    return slice_make(b->text, b->aor_len);
+}
+
+struct slice sip_binding_contact(const struct sip_binding *b)
+{
+    return slice_make(b->text + SIP_BINDING_AOR_MAX, b->contact_len);
+}
+
+static uint64_t attempt_key(const struct sip_msg *msg, uint64_t seed)
+{
+    return hash_mix(slice_hash(msg->call_id, seed), slice_hash(msg->to_uri, seed));
+}
+
+static uint64_t binding_key(uint64_t aor_hash, struct slice contact, uint64_t seed)
+{
+    return hash_mix(aor_hash ^ seed, slice_hash(contact, seed));
+}
+
+static uint64_t aor_key(struct slice aor)
+{
+    return slice_hash(aor, SEED_AOR);
+}
+
+/* Expiry values are "delta-seconds" (RFC 3261 §20.19, §20.10); an absurd value is clamped. */
+static uint32_t parse_expires(struct slice v, uint32_t fallback)
+{
+    uint32_t secs;
+    int err = slice_to_u32(slice_trim(v), &secs);
+    if (err == -ERANGE)
+        return (uint32_t)INT32_MAX; /* all digits but too big: clamp */
+    return err ? fallback : secs;
+}
+
+static void emit_binding(struct sip_reg_table *reg, const struct sip_binding *b,
+                         enum sip_binding_change change, const struct sip_msg *msg,
+                         const struct packet *pkt, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_REG_BINDING, .time_ns = now, .msg = msg, .pkt = pkt};
+    ev.reason = (uint8_t)change;
+    ev.binding = b;
+    ev.labels = b->labels;
+    reg->sink.emit(reg->sink.ctx, &ev);
+}
+
+static void emit_outcome(struct sip_reg_table *reg, const struct sip_reg_attempt *a, uint16_t code,
+                         const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_REG_OUTCOME, .time_ns = now, .msg = msg, .pkt = pkt};
+    ev.code = code;
+    ev.labels = a->labels;
+    if (code >= 200 && code < 300) {
+        if (now < a->t_first)
+            ev.flags |= TRACK_F_NEGATIVE_DELAY;
+        else
+            ev.delay = (double)(now - a->t_first) / 1e9;
+    }
+    reg->sink.emit(reg->sink.ctx, &ev);
+}
+
+static struct sip_reg_attempt *attempt_of(struct sip_reg_table *reg, const struct sip_txn *txn)
+{
+    struct sip_reg_attempt *a;
+    if (txn->owner_kind != SIP_TXN_OWNER_REGISTER)
+        return NULL;
+    a = table_entry(&reg->attempts, txn->owner);
+    return (a->node.in_use && a->node.gen == txn->owner_gen) ? a : NULL;
+}
+
+static void own(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_reg_attempt *a)
+{
+    txn->owner_kind = SIP_TXN_OWNER_REGISTER;
+    txn->owner = table_index(&reg->attempts, a);
+    txn->owner_gen = a->node.gen;
+    memcpy(txn->labels, a->labels, sizeof(txn->labels));
+}
+
+static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg,
+                                               const struct sip_msg *msg, uint64_t now)
+{
+    uint64_t hash = attempt_key(msg, SEED_ATTEMPT), check = attempt_key(msg, SEED_ATTEMPT_CHECK);
+
+    for (uint32_t i = table_find(&reg->attempts, hash); i != TABLE_NONE;
+         i = table_find_next(&reg->attempts, i, hash)) {
+        struct sip_reg_attempt *a = table_entry(&reg->attempts, i);
+        if (a->check == check && a->challenged && now <= a->t_challenge + reg->retry_window)
+            return a;
+    }
+    return NULL;
+}
+
+/* What the REGISTER asks to remove: RFC 3261 §10.2.2 "Contact: *" with "Expires: 0", or
+ * contacts with expires=0. The 2xx lists only the bindings that remain, so the request is the
+ * only place that names the removed ones. */
+static void note_removals(struct sip_reg_attempt *a, const struct sip_msg *msg)
+{
+    uint64_t aor = aor_key(msg->to_uri);
+
+    a->n_removals = 0;
+    a->remove_all = 0;
+    for (uint32_t h = 0; h < msg->n_headers; h++) {
+        struct slice item;
+        size_t pos = 0;
+        if (msg->headers[h].id != SIP_HDR_CONTACT)
+            continue;
+        while (sip_list_next(msg->headers[h].value, &pos, &item)) {
+            struct slice val;
+            uint32_t expires = a->req_expires;
+            if (item.len == 1 && item.p[0] == '*') {
+                if (a->req_expires == 0)
+                    a->remove_all = 1;
+                continue;
+            }
+            if (sip_header_param(item, SLICE_LIT("expires"), &val))
+                expires = parse_expires(val, a->req_expires);
+            if (expires == 0 && a->n_removals < SIP_REG_MAX_REMOVALS)
+                a->removals[a->n_removals++] =
+                    (uint32_t)binding_key(aor, sip_addr_uri(item), SEED_BINDING);
+        }
+    }
+}
+
+void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
+                        const struct packet *pkt, uint64_t now)
+{
+    struct sip_reg_attempt *a = find_challenged(reg, msg, now);
+    uint32_t idx;
+
+    if (a) {
+        a->challenged = 0;
+        table_set_deadline(&reg->attempts, table_index(&reg->attempts, a), TABLE_NO_DEADLINE);
+    } else {
+        struct track_event ev = {.type = TRACK_REG_ATTEMPT, .time_ns = now, .msg = msg,
+                                 .pkt = pkt, .method = SIP_METHOD_REGISTER};
+        uint64_t hash = attempt_key(msg, SEED_ATTEMPT);
+        idx = table_insert(&reg->attempts, hash, 0);
+        if (idx == TABLE_NONE) {
+            /* Full: the oldest attempt still waiting gives way. Its transaction, if any, will
+             * no longer find it: the attempt stays without an outcome, as counted. */
+            table_remove(&reg->attempts, table_oldest(&reg->attempts, 0));
+            reg->attempt_evictions++;
+            idx = table_insert(&reg->attempts, hash, 0);
+        }
+        a = table_entry(&reg->attempts, idx);
+        a->check = attempt_key(msg, SEED_ATTEMPT_CHECK);
+        a->t_first = now;
+        if (reg->sink.label)
+            reg->sink.label(reg->sink.ctx, msg, pkt, a->labels);
+        ev.labels = a->labels;
+        reg->sink.emit(reg->sink.ctx, &ev);
+    }
+    a->req_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), UINT32_MAX);
+    note_removals(a, msg);
+    own(reg, txn, a);
+}
+
+static void aor_link(struct sip_reg_table *reg, struct sip_binding *b)
+{
+    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->bindings.mask];
+    b->aor_next = *bucket - 1;
+    *bucket = table_index(&reg->bindings, b) + 1;
+}
+
+static void aor_unlink(struct sip_reg_table *reg, struct sip_binding *b)
+{
+    uint32_t idx = table_index(&reg->bindings, b);
+    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->bindings.mask];
+
+    if (*bucket == idx + 1) {
+        *bucket = b->aor_next + 1;
+        return;
+    }
+    for (uint32_t i = *bucket - 1; i != TABLE_NONE;) {
+        struct sip_binding *prev = table_entry(&reg->bindings, i);
+        if (prev->aor_next == idx) {
+            prev->aor_next = b->aor_next;
+            return;
+        }
+        i = prev->aor_next;
+    }
+}
+
+static void binding_drop(struct sip_reg_table *reg, struct sip_binding *b,
+                         enum sip_binding_change why, const struct sip_msg *msg,
+                         const struct packet *pkt, uint64_t now)
+{
+    emit_binding(reg, b, why, msg, pkt, now);
+    aor_unlink(reg, b);
+    table_remove(&reg->bindings, table_index(&reg->bindings, b));
+}
+
+static struct sip_binding *binding_find(struct sip_reg_table *reg, uint64_t aor,
+                                        struct slice contact)
+{
+    uint64_t hash = binding_key(aor, contact, SEED_BINDING);
+    uint64_t check = binding_key(aor, contact, SEED_BINDING_CHECK);
+
+    for (uint32_t i = table_find(&reg->bindings, hash); i != TABLE_NONE;
+         i = table_find_next(&reg->bindings, i, hash)) {
+        struct sip_binding *b = table_entry(&reg->bindings, i);
+        if (b->check == check)
+            return b;
+    }
+    return NULL;
+}
+
+static void copy_text(char *dst, uint8_t *len, struct slice src, size_t max, uint8_t *truncated)
+{
+    size_t n = src.len;
+    if (n > max) {
+        n = max;
+        *truncated = 1;
+    }
+    memcpy(dst, src.p, n);
+    *len = (uint8_t)n;
+}
+
+static void binding_set(struct sip_reg_table *reg, const struct sip_reg_attempt *a, uint64_t aor,
+                        struct slice contact, uint32_t expires, const struct sip_msg *msg,
+                        const struct packet *pkt, uint64_t now)
+{
+    struct sip_binding *b = binding_find(reg, aor, contact);
+    enum sip_binding_change change = SIP_BINDING_REFRESHED;
+    uint32_t idx;
+
+    if (!b) {
+        uint64_t hash = binding_key(aor, contact, SEED_BINDING);
+        idx = table_insert(&reg->bindings, hash, 0);
+        if (idx == TABLE_NONE) {
+            binding_drop(reg, table_entry(&reg->bindings, table_oldest(&reg->bindings, 0)),
+                         SIP_BINDING_EVICTED, msg, pkt, now);
+            reg->binding_evictions++;
+            idx = table_insert(&reg->bindings, hash, 0);
+        }
+        b = table_entry(&reg->bindings, idx);
+        b->check = binding_key(aor, contact, SEED_BINDING_CHECK);
+        b->aor_hash = aor;
+        b->t_registered = now;
+        memcpy(b->labels, a->labels, sizeof(b->labels));
+        copy_text(b->text, &b->aor_len, msg->to_uri, SIP_BINDING_AOR_MAX, &b->truncated);
+        copy_text(b->text + SIP_BINDING_AOR_MAX, &b->contact_len, contact,
+                  SIP_BINDING_CONTACT_MAX, &b->truncated);
+        aor_link(reg, b);
+        change = SIP_BINDING_ADDED;
+    }
+    b->t_refreshed = now;
+    b->expires = expires;
+    b->expires_at = now + (uint64_t)expires * NS_PER_S;
+    table_set_deadline(&reg->bindings, table_index(&reg->bindings, b), b->expires_at);
+    emit_binding(reg, b, change, msg, pkt, now);
+}
+
+static void remove_listed(struct sip_reg_table *reg, const struct sip_reg_attempt *a, uint64_t aor,
+                          const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    uint32_t *bucket = &reg->aor_buckets[aor & reg->bindings.mask];
+    uint32_t i = *bucket - 1;
+
+    while (i != TABLE_NONE) {
+        struct sip_binding *b = table_entry(&reg->bindings, i);
+        bool drop = false;
+        i = b->aor_next;
+        if (b->aor_hash != aor)
+            continue;
+        drop = a->remove_all;
+        for (uint8_t r = 0; r < a->n_removals && !drop; r++)
+            drop = a->removals[r] == (uint32_t)b->node.hash;
+        if (drop)
+            binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
+    }
+}
+
+static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attempt *a,
+                           const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
+{
+    uint64_t aor = aor_key(msg->to_uri);
+    uint32_t hdr_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), a->req_expires);
+
+    if (a->remove_all || a->n_removals)
+        remove_listed(reg, a, aor, msg, pkt, now);
+    /* RFC 3261 §10.3 step 8: the 2xx lists the AoR's current bindings with their expiry. */
+    for (uint32_t h = 0; h < msg->n_headers; h++) {
+        struct slice item;
+        size_t pos = 0;
+        if (msg->headers[h].id != SIP_HDR_CONTACT)
+            continue;
+        while (sip_list_next(msg->headers[h].value, &pos, &item)) {
+            struct slice val, uri = sip_addr_uri(item);
+            uint32_t expires = hdr_expires;
+            struct sip_binding *b;
+            if (uri.len == 0)
+                continue;
+            if (sip_header_param(item, SLICE_LIT("expires"), &val))
+                expires = parse_expires(val, hdr_expires);
+            if (expires == UINT32_MAX)
+                expires = SIP_REG_DEFAULT_EXPIRES;
+            if (expires > 0) {
+                binding_set(reg, a, aor, uri, expires, msg, pkt, now);
+            } else if ((b = binding_find(reg, aor, uri)) != NULL) {
+                binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
+            }
+        }
+    }
+}
+
+void sip_reg_on_final(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
+                      const struct packet *pkt, uint16_t code, uint64_t now)
+{
+    struct sip_reg_attempt *a = attempt_of(reg, txn);
+    uint32_t idx;
+
+    if (!a || a->challenged)
+        return;
+    idx = table_index(&reg->attempts, a);
+    if (code == 401 || code == 407) {
+        a->challenged = 1;
+        a->challenge_code = code;
+        a->t_challenge = now;
+        table_set_deadline(&reg->attempts, idx, now + reg->retry_window);
+        return;
+    }
+    emit_outcome(reg, a, code, msg, pkt, now);
+    if (code >= 200 && code < 300 && msg)
+        apply_bindings(reg, a, msg, pkt, now);
+    table_remove(&reg->attempts, idx);
+}
+
+uint64_t sip_reg_next_deadline(const struct sip_reg_table *reg)
+{
+    uint64_t a = table_next_deadline(&reg->attempts), b = table_next_deadline(&reg->bindings);
+    return a < b ? a : b;
+}
+
+bool sip_reg_run_timer(struct sip_reg_table *reg, uint64_t now)
+{
+    uint64_t da = table_next_deadline(&reg->attempts), db = table_next_deadline(&reg->bindings);
+    uint32_t idx;
+
+    if (da <= db && (idx = table_due(&reg->attempts, now)) != TABLE_NONE) {
+        /* No retry came: the challenge is the attempt's outcome. */
+        struct sip_reg_attempt *a = table_entry(&reg->attempts, idx);
+        emit_outcome(reg, a, a->challenge_code, NULL, NULL, da);
+        table_remove(&reg->attempts, idx);
+        return true;
+    }
+    if ((idx = table_due(&reg->bindings, now)) != TABLE_NONE) {
+        struct sip_binding *b = table_entry(&reg->bindings, idx);
+        binding_drop(reg, b, SIP_BINDING_EXPIRED, NULL, NULL, b->expires_at);
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,121 @@
+/* sip_txn: transaction keys, lookup, response fingerprints and the bounded table. */
+#include "sip_txn.h"
+
+#include <string.h>
+
+/* RFC 3261 §8.1.1.7: a branch starting with the magic cookie is unique per transaction. */
+static const struct slice magic_cookie = {"z9hG4bK", 7};
+
+#define SEED_HASH 0x5151a11ceULL
+#define SEED_CHECK 0x7e57c0deULL
+
+int sip_txn_init(struct sip_txn_table *tbl, uint32_t cap)
+{
+    tbl->evictions = 0;
+    return table_init(&tbl->t, sizeof(struct sip_txn), cap);
+}
+
+void sip_txn_fini(struct sip_txn_table *tbl)
+{
+    table_fini(&tbl->t);
+}
+
+static bool has_cookie(struct slice branch)
+{
+    return branch.len > magic_cookie.len && memcmp(branch.p, magic_cookie.p, magic_cookie.len) == 0;
+}
+
+static uint64_t key_hash(const struct sip_msg *msg, enum sip_method method, uint64_t seed)
+{
+    uint64_t h = seed ^ ((uint64_t)method << 56);
+
+    h = hash_mix(h, slice_hash(msg->via_sent_by, seed));
+    if (has_cookie(msg->via_branch)) {
+        h = hash_mix(h, slice_hash(msg->via_branch, seed));
+    } else {
+        /* RFC 2543 peers: the branch (if any) is not unique, so identify the transaction by
+         * dialog identifiers and CSeq. The Request-URI of §17.2.3 is left out on purpose: a
+         * response does not carry it, and responses must find their transaction. */
+        h = hash_mix(h, slice_hash(msg->via_branch, seed));
+        h = hash_mix(h, slice_hash(msg->call_id, seed));
+        h = hash_mix(h, slice_hash(msg->from_tag, seed));
+        h = hash_mix(h, msg->cseq);
+    }
+    return h;
+}
+
+void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_txn_key *key)
+{
+    key->hash = key_hash(msg, method, SEED_HASH);
+    key->check = key_hash(msg, method, SEED_CHECK);
+}
+
+struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key *key)
+{
+    for (uint32_t i = table_find(&tbl->t, key->hash); i != TABLE_NONE;
+         i = table_find_next(&tbl->t, i, key->hash)) {
+        struct sip_txn *txn = table_entry(&tbl->t, i);
+        if (txn->check == key->check)
+            return txn;
+    }
+    return NULL;
+}
+
+struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_key *key,
+                               enum sip_method method, uint64_t now)
+{
+    uint32_t idx = table_insert(&tbl->t, key->hash, SIP_TXN_CLASS_LIVE);
+    struct sip_txn *txn;
+
+    if (idx == TABLE_NONE) {
+        uint32_t victim = table_oldest(&tbl->t, SIP_TXN_CLASS_DONE);
+        if (victim == TABLE_NONE)
+            victim = table_oldest(&tbl->t, SIP_TXN_CLASS_LIVE);
+        table_remove(&tbl->t, victim);
+        tbl->evictions++;
+        idx = table_insert(&tbl->t, key->hash, SIP_TXN_CLASS_LIVE);
+    }
+    txn = table_entry(&tbl->t, idx);
+    txn->check = key->check;
+    txn->t_first = now;
+    txn->method = (uint8_t)method;
+    txn->state = SIP_TXN_CALLING;
+    return txn;
+}
+
+bool sip_txn_response_seen(struct sip_txn *txn, const struct sip_msg *msg)
+{
+    /* RFC 3262: reliable provisionals differ by RSeq; a retransmission repeats it. */
+    struct slice rseq = sip_msg_header(msg, SIP_HDR_RSEQ);
+    uint64_t h = hash_mix(slice_hash(msg->to_tag, msg->status), slice_hash(rseq, 0));
+    uint32_t fp = (uint32_t)(h ^ (h >> 32)) | 1; /* never 0 */
+
+    for (uint8_t i = 0; i < txn->n_responses; i++)
+        if (txn->responses[i] == fp)
+            return true;
+    if (txn->n_responses < SIP_TXN_MAX_RESPONSES)
+        txn->responses[txn->n_responses++] = fp;
+    return false;
+}
+
+void sip_txn_finish(struct sip_txn_table *tbl, struct sip_txn *txn, enum sip_txn_state state)
+{
+    txn->state = (uint8_t)state;
+    table_set_class(&tbl->t, table_index(&tbl->t, txn), SIP_TXN_CLASS_DONE);
+}
+
+struct sip_txn *sip_txn_due(struct sip_txn_table *tbl, uint64_t now)
+{
+    uint32_t idx = table_due(&tbl->t, now);
+    return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
+}
+
+void sip_txn_set_deadline(struct sip_txn_table *tbl, struct sip_txn *txn, uint64_t deadline)
+{
+    table_set_deadline(&tbl->t, table_index(&tbl->t, txn), deadline);
+}
+
+void sip_txn_remove(struct sip_txn_table *tbl, struct sip_txn *txn)
+{
+    table_remove(&tbl->t, table_index(&tbl->t, txn));
+}

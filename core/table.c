@@ -1,0 +1,220 @@
+/* table: bounded entry pool, chained hash index, age lists and a binary deadline heap. */
+#include "table.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int table_init(struct table *t, size_t entry_size, uint32_t cap)
+{
+    uint32_t nbuckets = 1;
+
+    memset(t, 0, sizeof(*t));
+    if (cap == 0 || cap > (1u << 31) || entry_size < sizeof(struct table_node) || entry_size % 8)
+        return -EINVAL;
+    /* About one bucket per entry keeps chains short at capacity without doubling memory. */
+    while (nbuckets < cap)
+        nbuckets <<= 1;
+    t->entries = calloc(cap, entry_size);
+    /* calloc: untouched buckets and entries cost no resident memory until used. */
+    t->buckets = calloc(nbuckets, sizeof(uint32_t));
+    t->heap = malloc((size_t)cap * sizeof(uint32_t));
+    if (!t->entries || !t->buckets || !t->heap) {
+        table_fini(t);
+        return -ENOMEM;
+    }
+    t->entry_size = entry_size;
+    t->cap = cap;
+    t->mask = nbuckets - 1;
+    t->free_head = TABLE_NONE;
+    for (int c = 0; c < TABLE_MAX_CLASSES; c++)
+        t->head[c] = t->tail[c] = TABLE_NONE;
+    return 0;
+}
+
+void table_fini(struct table *t)
+{
+    free(t->entries);
+    free(t->buckets);
+    free(t->heap);
+    memset(t, 0, sizeof(*t));
+}
+
+uint32_t table_find(const struct table *t, uint64_t hash)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    while (idx != TABLE_NONE && table_node(t, idx)->hash != hash)
+        idx = table_node(t, idx)->chain;
+    return idx;
+}
+
+uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash)
+{
+    idx = table_node(t, idx)->chain;
+    while (idx != TABLE_NONE && table_node(t, idx)->hash != hash)
+        idx = table_node(t, idx)->chain;
+    return idx;
+}
+
+static void list_unlink(struct table *t, uint32_t idx)
+{
+    struct table_node *n = table_node(t, idx);
+    if (n->prev != TABLE_NONE)
+        table_node(t, n->prev)->next = n->next;
+    else
+        t->head[n->cls] = n->next;
+    if (n->next != TABLE_NONE)
+        table_node(t, n->next)->prev = n->prev;
+    else
+        t->tail[n->cls] = n->prev;
+    t->class_len[n->cls]--;
+}
+
+static void list_append(struct table *t, uint32_t idx, uint8_t cls)
+{
+    struct table_node *n = table_node(t, idx);
+    n->cls = cls;
+    n->next = TABLE_NONE;
+    n->prev = t->tail[cls];
+    if (n->prev != TABLE_NONE)
+        table_node(t, n->prev)->next = idx;
+    else
+        t->head[cls] = idx;
+    t->tail[cls] = idx;
+    t->class_len[cls]++;
+}
+
+uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls)
+{
+    uint32_t idx;
+    uint16_t gen;
+    struct table_node *n;
+
+    if (t->free_head != TABLE_NONE) {
+        idx = t->free_head;
+        t->free_head = table_node(t, idx)->chain;
+    } else if (t->high_water < t->cap) {
+        idx = t->high_water++;
+    } else {
+        return TABLE_NONE;
+    }
+    n = table_node(t, idx);
+    gen = (uint16_t)(n->gen + 1);
+    memset(n, 0, t->entry_size);
+    n->gen = gen;
+    n->in_use = 1;
+    n->hash = hash;
+    n->deadline = TABLE_NO_DEADLINE;
+    n->heap_pos = TABLE_NONE;
+    n->chain = t->buckets[hash & t->mask] - 1;
+    t->buckets[hash & t->mask] = idx + 1;
+    list_append(t, idx, cls);
+    t->used++;
+    return idx;
+}
+
+/* Heap of entry indexes keyed by node deadline; each node remembers its position so that a
+ * deadline can change in O(log n). */
+static void heap_place(struct table *t, uint32_t pos, uint32_t idx)
+{
+    t->heap[pos] = idx;
+    table_node(t, idx)->heap_pos = pos;
+}
+
+static void heap_up(struct table *t, uint32_t pos)
+{
+    uint32_t idx = t->heap[pos];
+    uint64_t d = table_node(t, idx)->deadline;
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (table_node(t, t->heap[parent])->deadline <= d)
+            break;
+        heap_place(t, pos, t->heap[parent]);
+        pos = parent;
+    }
+    heap_place(t, pos, idx);
+}
+
+static void heap_down(struct table *t, uint32_t pos)
+{
+    uint32_t idx = t->heap[pos];
+    uint64_t d = table_node(t, idx)->deadline;
+    for (;;) {
+        uint32_t child = 2 * pos + 1;
+        if (child >= t->heap_len)
+            break;
+        if (child + 1 < t->heap_len && table_node(t, t->heap[child + 1])->deadline <
+                                           table_node(t, t->heap[child])->deadline)
+            child++;
+        if (table_node(t, t->heap[child])->deadline >= d)
+            break;
+        heap_place(t, pos, t->heap[child]);
+        pos = child;
+    }
+    heap_place(t, pos, idx);
+}
+
+static void heap_delete(struct table *t, uint32_t idx)
+{
+    struct table_node *n = table_node(t, idx);
+    uint32_t pos = n->heap_pos;
+    uint32_t last;
+
+    n->heap_pos = TABLE_NONE;
+    last = t->heap[--t->heap_len];
+    if (pos == t->heap_len)
+        return;
+    heap_place(t, pos, last);
+    heap_up(t, pos);
+    heap_down(t, table_node(t, last)->heap_pos);
+}
+
+void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
+{
+    struct table_node *n = table_node(t, idx);
+    uint64_t old = n->deadline;
+
+    n->deadline = deadline;
+    if (deadline == TABLE_NO_DEADLINE) {
+        if (n->heap_pos != TABLE_NONE)
+            heap_delete(t, idx);
+        return;
+    }
+    if (n->heap_pos == TABLE_NONE) {
+        n->heap_pos = t->heap_len++;
+        t->heap[n->heap_pos] = idx;
+        heap_up(t, n->heap_pos);
+    } else if (deadline < old) {
+        heap_up(t, n->heap_pos);
+    } else if (deadline > old) {
+        heap_down(t, n->heap_pos);
+    }
+}
+
+void table_remove(struct table *t, uint32_t idx)
+{
+    struct table_node *n = table_node(t, idx);
+    uint32_t *bucket = &t->buckets[n->hash & t->mask];
+
+    if (*bucket == idx + 1) {
+        *bucket = n->chain + 1;
+    } else {
+        uint32_t prev = *bucket - 1;
+        while (table_node(t, prev)->chain != idx)
+            prev = table_node(t, prev)->chain;
+        table_node(t, prev)->chain = n->chain;
+    }
+    if (n->heap_pos != TABLE_NONE)
+        heap_delete(t, idx);
+    list_unlink(t, idx);
+    n->in_use = 0;
+    n->chain = t->free_head;
+    t->free_head = idx;
+    t->used--;
+}
+
+void table_set_class(struct table *t, uint32_t idx, uint8_t cls)
+{
+    list_unlink(t, idx);
+    list_append(t, idx, cls);
+}

@@ -1,0 +1,102 @@
+/* table: a bounded pool of fixed-size entries with a hash index, age-ordered lists for eviction
+ * and one deadline per entry kept in a min-heap. The trackers (calls, transactions,
+ * registrations) are built on it so that every table has a capacity, evicts oldest-first and
+ * runs its timers the same way. It knows nothing of SIP.
+ *
+ * Every entry starts with a struct table_node. Entries are addressed by index (uint32); the
+ * pool is one calloc of capacity * entry_size, so pages are only touched as the high-water mark
+ * grows, and memory is bounded by the capacity from the start. Nothing allocates after
+ * table_init. */
+#ifndef SIPSCOPE_TABLE_H
+#define SIPSCOPE_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TABLE_NONE UINT32_MAX
+#define TABLE_NO_DEADLINE UINT64_MAX
+#define TABLE_MAX_CLASSES 4 /* age lists per table */
+
+struct table_node {
+    uint64_t hash;     /* key hash, set by table_insert */
+    uint64_t deadline; /* TABLE_NO_DEADLINE when no timer is due */
+    uint32_t chain;    /* next entry in the hash bucket */
+    uint32_t prev, next; /* neighbours in the entry's age list */
+    uint32_t heap_pos; /* position in the deadline heap, TABLE_NONE when not in it */
+    uint8_t cls;       /* age list the entry is on */
+    uint8_t in_use;
+    uint16_t gen;      /* incremented each time the slot is reused */
+};
+
+struct table {
+    uint8_t *entries;
+    uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
+    uint32_t *heap;    /* entry indexes ordered by node deadline */
+    size_t entry_size;
+    uint32_t cap, used, mask, heap_len;
+    uint32_t free_head, high_water;
+    uint32_t head[TABLE_MAX_CLASSES], tail[TABLE_MAX_CLASSES];
+    uint32_t class_len[TABLE_MAX_CLASSES];
+};
+
+/* Sets up a table of cap entries of entry_size bytes (entry_size >= sizeof(struct table_node),
+ * a multiple of 8). Returns 0 or -ENOMEM; -EINVAL for cap 0 or above 2^31. */
+int table_init(struct table *t, size_t entry_size, uint32_t cap);
+
+/* Frees the storage. Safe on a zeroed or already finalised table. */
+void table_fini(struct table *t);
+
+static inline struct table_node *table_node(const struct table *t, uint32_t idx)
+{
+    return (struct table_node *)(t->entries + (size_t)idx * t->entry_size);
+}
+
+static inline void *table_entry(const struct table *t, uint32_t idx)
+{
+    return t->entries + (size_t)idx * t->entry_size;
+}
+
+static inline uint32_t table_index(const struct table *t, const void *entry)
+{
+    return (uint32_t)(((const uint8_t *)entry - t->entries) / t->entry_size);
+}
+
+/* First and next entries whose key hash equals hash (the caller compares the full key).
+ * Return TABLE_NONE at the end. */
+uint32_t table_find(const struct table *t, uint64_t hash);
+uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash);
+
+/* Takes a free slot, zeroes the entry (keeping its generation, plus one), indexes it under hash
+ * and appends it to age list cls. Returns the index, or TABLE_NONE when the table is full:
+ * the caller evicts (table_oldest, table_remove) and retries. */
+uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls);
+
+/* Unindexes the entry, cancels its deadline and returns the slot to the pool. */
+void table_remove(struct table *t, uint32_t idx);
+
+/* Moves the entry to the tail of age list cls (also when it is already on it). */
+void table_set_class(struct table *t, uint32_t idx, uint8_t cls);
+
+/* Oldest entry of age list cls, or TABLE_NONE. */
+static inline uint32_t table_oldest(const struct table *t, uint8_t cls)
+{
+    return t->head[cls];
+}
+
+/* Sets or clears (TABLE_NO_DEADLINE) the entry's deadline. */
+void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline);
+
+/* Deadline of the earliest entry, TABLE_NO_DEADLINE when none. */
+static inline uint64_t table_next_deadline(const struct table *t)
+{
+    return t->heap_len ? table_node(t, t->heap[0])->deadline : TABLE_NO_DEADLINE;
+}
+
+/* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
+ * the caller handles the entry and then sets a new deadline, clears it or removes the entry. */
+static inline uint32_t table_due(const struct table *t, uint64_t now)
+{
+    return (t->heap_len && table_node(t, t->heap[0])->deadline <= now) ? t->heap[0] : TABLE_NONE;
+}
+
+#endif

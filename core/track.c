@@ -1,0 +1,362 @@
+/* track: message routing between the transaction, call and registration trackers, and the
+ * engine clock that drives their timers. */
+#include "track.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "sip_dialog.h"
+#include "sip_reg.h"
+#include "sip_txn.h"
+
+#define NS_PER_MS 1000000ULL
+#define NS_PER_S 1000000000ULL
+
+struct track {
+    struct track_config cfg;
+    struct track_sink sink;
+    uint64_t clock;
+    uint64_t linger; /* 64*T1: how long a finished transaction is remembered */
+    struct sip_txn_table txns;
+    struct sip_dialog_table dialogs;
+    struct sip_reg_table reg;
+};
+
+static const uint16_t default_labels[TRACK_MAX_LABELS];
+
+void track_config_defaults(struct track_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->t1_ns = 500 * NS_PER_MS;
+    cfg->timer_b_ns = 64 * cfg->t1_ns;
+    cfg->timer_c_ns = 180 * NS_PER_S;
+    cfg->timer_f_ns = 64 * cfg->t1_ns;
+    cfg->max_call_age_ns = 4 * 3600 * NS_PER_S;
+    cfg->max_calls = 1000000;
+    cfg->max_transactions = 2000000;
+    cfg->max_registrations = 1000000;
+}
+
+struct track *track_new(const struct track_config *cfg, const struct track_sink *sink)
+{
+    struct track *tr = calloc(1, sizeof(*tr));
+    struct sip_dialog_timers timers;
+
+    if (!tr)
+        return NULL;
+    tr->cfg = *cfg;
+    tr->sink = *sink;
+    tr->linger = 64 * cfg->t1_ns;
+    timers.linger = tr->linger;
+    timers.retry_window = tr->linger;
+    timers.expiry_grace = 32 * NS_PER_S; /* METRICS.md: Session-Expires plus 32 s */
+    timers.max_age = cfg->max_call_age_ns;
+    if (sip_txn_init(&tr->txns, cfg->max_transactions) != 0 ||
+        sip_dialog_init(&tr->dialogs, cfg->max_calls, &timers, sink) != 0 ||
+        sip_reg_init(&tr->reg, cfg->max_registrations, tr->linger, sink) != 0) {
+        track_free(tr);
+        return NULL;
+    }
+    return tr;
+}
+
+void track_free(struct track *tr)
+{
+    if (!tr)
+        return;
+    sip_txn_fini(&tr->txns);
+    sip_dialog_fini(&tr->dialogs);
+    sip_reg_fini(&tr->reg);
+    free(tr);
+}
+
+uint64_t track_clock(const struct track *tr)
+{
+    return tr->clock;
+}
+
+void track_get_stats(const struct track *tr, struct track_stats *out)
+{
+    out->calls = tr->dialogs.t.used;
+    out->transactions = tr->txns.t.used;
+    out->registrations = tr->reg.bindings.used;
+    out->reg_attempts = tr->reg.attempts.used;
+    out->call_evictions = tr->dialogs.evictions;
+    out->transaction_evictions = tr->txns.evictions;
+    out->registration_evictions = tr->reg.binding_evictions + tr->reg.attempt_evictions;
+}
+
+static void emit(struct track *tr, const struct track_event *ev)
+{
+    tr->sink.emit(tr->sink.ctx, ev);
+}
+
+static void label_new(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                      uint16_t *labels)
+{
+    if (tr->sink.label)
+        tr->sink.label(tr->sink.ctx, msg, pkt, labels);
+}
+
+static void txn_timeout(struct track *tr, struct sip_txn *txn)
+{
+    uint64_t deadline = txn->node.deadline;
+    struct track_event ev = {.type = TRACK_TXN_END, .time_ns = deadline, .method = txn->method};
+    struct sip_dialog *d = sip_dialog_of_txn(&tr->dialogs, txn);
+
+    ev.txn = txn;
+    ev.dialog = d;
+    ev.labels = txn->labels;
+    ev.delay = (double)(deadline - txn->t_first) / 1e9;
+    emit(tr, &ev);
+    sip_txn_finish(&tr->txns, txn, SIP_TXN_TIMED_OUT);
+    sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger);
+    if (d && txn->method == SIP_METHOD_INVITE && (txn->flags & SIP_TXN_F_PRIMARY))
+        sip_dialog_on_invite_timeout(&tr->dialogs, d, deadline);
+    else if (d)
+        sip_dialog_on_in_dialog_final(&tr->dialogs, d, txn, NULL, NULL, 0, deadline);
+    else if (txn->owner_kind == SIP_TXN_OWNER_REGISTER)
+        sip_reg_on_final(&tr->reg, txn, NULL, NULL, 0, deadline);
+}
+
+static void run_txn_timer(struct track *tr, uint64_t now)
+{
+    struct sip_txn *txn = sip_txn_due(&tr->txns, now);
+
+    if (txn->state == SIP_TXN_CALLING || txn->state == SIP_TXN_PROCEEDING)
+        txn_timeout(tr, txn);
+    else
+        sip_txn_remove(&tr->txns, txn); /* remembered long enough */
+}
+
+void track_advance(struct track *tr, uint64_t now)
+{
+    if (now > tr->clock)
+        tr->clock = now;
+    now = tr->clock;
+    /* Run timers across the three tables in deadline order, so that a replay always produces
+     * the same sequence of events. */
+    for (;;) {
+        uint64_t dt = table_next_deadline(&tr->txns.t);
+        uint64_t dd = table_next_deadline(&tr->dialogs.t);
+        uint64_t dr = sip_reg_next_deadline(&tr->reg);
+        if (dt <= dd && dt <= dr && dt <= now)
+            run_txn_timer(tr, now);
+        else if (dd <= dr && dd <= now)
+            sip_dialog_run_timer(&tr->dialogs, now);
+        else if (dr <= now)
+            sip_reg_run_timer(&tr->reg, now);
+        else
+            break;
+    }
+}
+
+static void on_ack(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                   struct track_event *ev, uint64_t now)
+{
+    struct sip_txn_key key;
+    struct sip_txn *inv;
+    struct sip_dialog *d;
+
+    /* An ACK to a non-2xx shares its INVITE's transaction (RFC 3261 §17.1.1.3); an ACK to a
+     * 2xx is a new request inside the dialog (§13.2.2.4). */
+    sip_txn_key(msg, SIP_METHOD_INVITE, &key);
+    inv = sip_txn_find(&tr->txns, &key);
+    if (inv) {
+        ev->txn = inv;
+        ev->labels = inv->labels;
+        ev->dialog = sip_dialog_of_txn(&tr->dialogs, inv);
+        if (inv->flags & SIP_TXN_F_ACKED)
+            ev->flags |= TRACK_F_RETRANSMISSION;
+        inv->flags |= SIP_TXN_F_ACKED;
+        if (ev->dialog && inv->final_code >= 200 && inv->final_code < 300 &&
+            !(ev->flags & TRACK_F_RETRANSMISSION))
+            sip_dialog_on_request(&tr->dialogs, (struct sip_dialog *)ev->dialog, NULL, msg, pkt,
+                                  now);
+        return;
+    }
+    if (msg->to_tag.len == 0)
+        return;
+    d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
+    if (!d) {
+        ev->flags |= TRACK_F_ORPHAN;
+        return;
+    }
+    ev->dialog = d;
+    ev->labels = d->labels;
+    if (sip_dialog_on_request(&tr->dialogs, d, NULL, msg, pkt, now))
+        ev->flags |= TRACK_F_RETRANSMISSION;
+}
+
+static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn,
+                                           const struct sip_msg *msg, const struct packet *pkt,
+                                           uint64_t now)
+{
+    struct sip_dialog *d = NULL;
+
+    switch (msg->method) {
+    case SIP_METHOD_INVITE: {
+        uint16_t labels[TRACK_MAX_LABELS] = {0};
+        d = sip_dialog_find(&tr->dialogs, msg->call_id, msg->from_tag);
+        if (d && sip_dialog_joinable(&tr->dialogs, d, msg, now)) {
+            sip_dialog_join(&tr->dialogs, d, txn, msg);
+            break;
+        }
+        label_new(tr, msg, pkt, labels);
+        d = sip_dialog_start(&tr->dialogs, txn, msg, pkt, labels, now);
+        break;
+    }
+    case SIP_METHOD_CANCEL: {
+        /* RFC 3261 §9.1: a CANCEL carries its INVITE's branch. The CANCEL's own transaction
+         * was created first, so an eviction cannot pull the INVITE away under us. */
+        struct sip_txn_key key;
+        struct sip_txn *inv;
+        sip_txn_key(msg, SIP_METHOD_INVITE, &key);
+        inv = sip_txn_find(&tr->txns, &key);
+        if (!inv)
+            break;
+        memcpy(txn->labels, inv->labels, sizeof(txn->labels));
+        d = sip_dialog_of_txn(&tr->dialogs, inv);
+        if (d) {
+            sip_dialog_on_cancel(d);
+            sip_dialog_own(&tr->dialogs, txn, d);
+        }
+        break;
+    }
+    case SIP_METHOD_REGISTER:
+        sip_reg_on_request(&tr->reg, txn, msg, pkt, now);
+        break;
+    default:
+        label_new(tr, msg, pkt, txn->labels);
+        break;
+    }
+    return d;
+}
+
+static void on_request(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                       uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_MESSAGE, .time_ns = now, .msg = msg, .pkt = pkt};
+    struct sip_txn_key key;
+    struct sip_txn *txn;
+    struct sip_dialog *d = NULL;
+
+    ev.method = msg->method;
+    ev.labels = default_labels;
+    if (msg->method == SIP_METHOD_ACK) {
+        on_ack(tr, msg, pkt, &ev, now);
+        emit(tr, &ev);
+        return;
+    }
+    sip_txn_key(msg, (enum sip_method)msg->method, &key);
+    txn = sip_txn_find(&tr->txns, &key);
+    if (txn) {
+        /* A copy of a request whose transaction is live or recently ended (METRICS.md). */
+        ev.flags |= TRACK_F_RETRANSMISSION;
+        if (txn->flags & SIP_TXN_F_ORPHAN)
+            ev.flags |= TRACK_F_ORPHAN;
+        ev.txn = txn;
+        ev.dialog = sip_dialog_of_txn(&tr->dialogs, txn);
+        ev.labels = txn->labels;
+        emit(tr, &ev);
+        return;
+    }
+    txn = sip_txn_create(&tr->txns, &key, (enum sip_method)msg->method, now);
+    sip_txn_set_deadline(&tr->txns, txn,
+                         now + (msg->method == SIP_METHOD_INVITE ? tr->cfg.timer_b_ns
+                                                                 : tr->cfg.timer_f_ns));
+    if (msg->to_tag.len) {
+        d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
+        if (d) {
+            memcpy(txn->labels, d->labels, sizeof(txn->labels));
+            sip_dialog_on_request(&tr->dialogs, d, txn, msg, pkt, now);
+        } else {
+            txn->flags |= SIP_TXN_F_ORPHAN;
+            ev.flags |= TRACK_F_ORPHAN;
+        }
+    } else {
+        d = on_out_of_dialog(tr, txn, msg, pkt, now);
+        if (msg->method != SIP_METHOD_CANCEL)
+            ev.flags |= TRACK_F_INITIAL;
+    }
+    ev.txn = txn;
+    ev.dialog = d;
+    ev.labels = txn->labels;
+    emit(tr, &ev);
+}
+
+static void on_response(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                        uint64_t now)
+{
+    struct track_event ev = {.type = TRACK_MESSAGE, .time_ns = now, .msg = msg, .pkt = pkt};
+    struct sip_txn_key key;
+    struct sip_txn *txn;
+    struct sip_dialog *d;
+    bool first_final = false;
+    uint16_t code = msg->status;
+
+    ev.method = msg->cseq_method;
+    ev.code = code;
+    ev.labels = default_labels;
+    sip_txn_key(msg, (enum sip_method)msg->cseq_method, &key);
+    txn = sip_txn_find(&tr->txns, &key);
+    if (!txn || msg->cseq_method == SIP_METHOD_ACK) {
+        ev.flags |= TRACK_F_ORPHAN;
+        emit(tr, &ev);
+        return;
+    }
+    d = sip_dialog_of_txn(&tr->dialogs, txn);
+    ev.txn = txn;
+    ev.dialog = d;
+    ev.labels = txn->labels;
+    if (sip_txn_response_seen(txn, msg)) {
+        ev.flags |= TRACK_F_RETRANSMISSION;
+        emit(tr, &ev);
+        return;
+    }
+    if (code < 200) {
+        if (txn->state == SIP_TXN_CALLING || txn->state == SIP_TXN_PROCEEDING) {
+            txn->state = SIP_TXN_PROCEEDING;
+            txn->t_prov = now;
+            /* Timer C (RFC 3261 §16.6 step 11) restarts with every provisional. */
+            if (txn->method == SIP_METHOD_INVITE)
+                sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns);
+        }
+    } else if (txn->state == SIP_TXN_COMPLETED || txn->state == SIP_TXN_TIMED_OUT) {
+        ev.flags |= TRACK_F_LATE_FINAL; /* a losing fork, a late 2xx, or after the timeout */
+    } else {
+        struct track_event end = {.type = TRACK_TXN_END, .time_ns = now, .msg = msg, .pkt = pkt,
+                                  .method = txn->method, .code = code, .txn = txn,
+                                  .dialog = d, .labels = txn->labels};
+        first_final = true;
+        txn->final_code = code;
+        sip_txn_finish(&tr->txns, txn, SIP_TXN_COMPLETED);
+        sip_txn_set_deadline(&tr->txns, txn, now + tr->linger);
+        if (now >= txn->t_first)
+            end.delay = (double)(now - txn->t_first) / 1e9;
+        else
+            end.flags |= TRACK_F_NEGATIVE_DELAY;
+        emit(tr, &end);
+    }
+    if (d) {
+        if (txn->method == SIP_METHOD_INVITE && !(txn->flags & SIP_TXN_F_REFRESH))
+            sip_dialog_on_invite_response(&tr->dialogs, d, msg, pkt, first_final, now);
+        else if (first_final)
+            sip_dialog_on_in_dialog_final(&tr->dialogs, d, txn, msg, pkt, code, now);
+    } else if (first_final && txn->owner_kind == SIP_TXN_OWNER_REGISTER) {
+        sip_reg_on_final(&tr->reg, txn, msg, pkt, code, now);
+    }
+    emit(tr, &ev);
+}
+
+void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt)
+{
+    uint64_t now = pkt->ts_ns;
+
+    track_advance(tr, now);
+    if (msg->is_request)
+        on_request(tr, msg, pkt, now);
+    else
+        on_response(tr, msg, pkt, now);
+}

@@ -1,0 +1,55 @@
+/* track: routes each parsed SIP message through the transaction, call and registration trackers
+ * and runs their timers on the engine clock (packet time). It owns the three tables and reports
+ * everything as track events to one sink. It does not parse, decode or count metrics. */
+#ifndef SIPSCOPE_TRACK_H
+#define SIPSCOPE_TRACK_H
+
+#include <stdint.h>
+
+#include "sip_parse.h"
+#include "track_event.h"
+
+struct packet;
+
+struct track_config {
+    uint64_t t1_ns;           /* RFC 3261 T1 (500 ms); lingering and retry windows are 64*T1 */
+    uint64_t timer_b_ns;      /* INVITE without any response (default 64*T1) */
+    uint64_t timer_c_ns;      /* INVITE without a final after a provisional (180 s) */
+    uint64_t timer_f_ns;      /* non-INVITE without a final (default 64*T1) */
+    uint64_t max_call_age_ns; /* calls older than this end as max_age (4 h) */
+    uint32_t max_calls;
+    uint32_t max_transactions;
+    uint32_t max_registrations; /* bindings; as many REGISTER attempts in flight */
+};
+
+/* Fills cfg with the defaults of DESIGN.md §7. */
+void track_config_defaults(struct track_config *cfg);
+
+struct track_stats {
+    uint32_t calls, transactions, registrations, reg_attempts; /* entries in use */
+    uint64_t call_evictions, transaction_evictions, registration_evictions;
+};
+
+struct track;
+
+/* Creates the trackers with their tables allocated (untouched memory is not resident).
+ * The sink is copied. Returns NULL when memory is short or a capacity is 0. */
+struct track *track_new(const struct track_config *cfg, const struct track_sink *sink);
+
+/* Frees the trackers without emitting anything: calls still open are not ended. NULL is fine. */
+void track_free(struct track *tr);
+
+/* Tracks one message captured at pkt->ts_ns: first advances the clock to that time (running
+ * due timers), then matches and records the message and emits its events, TRACK_MESSAGE last.
+ * msg and pkt are only read during the call. */
+void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt);
+
+/* Advances the clock to now (if later) and runs every timer due by then, in deadline order. */
+void track_advance(struct track *tr, uint64_t now_ns);
+
+/* The engine clock: the latest packet or tick time seen. */
+uint64_t track_clock(const struct track *tr);
+
+void track_get_stats(const struct track *tr, struct track_stats *out);
+
+#endif

@@ -1,0 +1,61 @@
+#include "config.h"
+
+#include <errno.h>
+
+#include "test.h"
+
+TEST(durations_take_go_style_units)
+{
+    uint64_t ns = 0;
+    char err[128];
+    CHECK_INT(config_parse_duration("500ms", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 500000000);
+    CHECK_INT(config_parse_duration("32s", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 32000000000ULL);
+    CHECK_INT(config_parse_duration("1h30m", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 5400000000000ULL);
+    CHECK_INT(config_parse_duration("0.5s", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 500000000);
+    CHECK_INT(config_parse_duration("4h", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 14400000000000ULL);
+    CHECK_INT(config_parse_duration("250us", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 250000);
+}
+
+TEST(durations_without_unit_or_with_garbage_are_rejected)
+{
+    uint64_t ns = 7;
+    char err[128];
+    const char *bad[] = {"", "5", "s", "-1s", "1x", "1s2", "ms", "1e400s", "nan s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_INT(config_parse_duration(bad[i], &ns, err, sizeof(err)), -EINVAL);
+    CHECK_INT(ns, 7);
+}
+
+TEST(counts_respect_bounds)
+{
+    uint64_t v = 0;
+    char err[128];
+    CHECK_INT(config_parse_count("1000", 1, 2000, &v, err, sizeof(err)), 0);
+    CHECK_INT(v, 1000);
+    CHECK_INT(config_parse_count("0", 1, 2000, &v, err, sizeof(err)), -EINVAL);
+    CHECK_INT(config_parse_count("2001", 1, 2000, &v, err, sizeof(err)), -EINVAL);
+    CHECK_INT(config_parse_count("-1", 0, 2000, &v, err, sizeof(err)), -EINVAL);
+    CHECK_INT(config_parse_count("12k", 0, 2000, &v, err, sizeof(err)), -EINVAL);
+}
+
+TEST(sizes_take_binary_units)
+{
+    uint64_t b = 0;
+    char err[128];
+    CHECK_INT(config_parse_size("64MiB", &b, err, sizeof(err)), 0);
+    CHECK_INT(b, 67108864);
+    CHECK_INT(config_parse_size("4096", &b, err, sizeof(err)), 0);
+    CHECK_INT(b, 4096);
+    CHECK_INT(config_parse_size("2G", &b, err, sizeof(err)), 0);
+    CHECK_INT(b, 2147483648ULL);
+    CHECK_INT(config_parse_size("1TiB", &b, err, sizeof(err)), -EINVAL);
+    CHECK_INT(config_parse_size("MiB", &b, err, sizeof(err)), -EINVAL);
+}
+
+TEST_MAIN()

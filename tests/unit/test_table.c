@@ -1,0 +1,121 @@
+#include "table.h"
+
+#include <errno.h>
+
+#include "test.h"
+
+struct item {
+    struct table_node node;
+    uint64_t value;
+};
+
+TEST(insert_until_full_then_refuse)
+{
+    struct table t;
+    CHECK_INT(table_init(&t, sizeof(struct item), 3), 0);
+    CHECK(table_insert(&t, 1, 0) != TABLE_NONE);
+    CHECK(table_insert(&t, 2, 0) != TABLE_NONE);
+    CHECK(table_insert(&t, 3, 0) != TABLE_NONE);
+    CHECK_INT(table_insert(&t, 4, 0), TABLE_NONE);
+    CHECK_INT(t.used, 3);
+    table_fini(&t);
+}
+
+TEST(init_rejects_bad_sizes)
+{
+    struct table t;
+    CHECK_INT(table_init(&t, sizeof(struct item), 0), -EINVAL);
+    CHECK_INT(table_init(&t, 4, 10), -EINVAL);
+    CHECK_INT(table_init(&t, sizeof(struct item) + 4, 10), -EINVAL);
+}
+
+TEST(find_walks_only_equal_hashes_even_in_one_bucket)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 4); /* 4 buckets: hashes 1 and 5 share one */
+    uint32_t a = table_insert(&t, 1, 0), b = table_insert(&t, 5, 0), c = table_insert(&t, 1, 0);
+    uint32_t first = table_find(&t, 1);
+    uint32_t second = table_find_next(&t, first, 1);
+    CHECK((first == a && second == c) || (first == c && second == a));
+    CHECK_INT(table_find_next(&t, second, 1), TABLE_NONE);
+    CHECK_INT(table_find(&t, 5), b);
+    CHECK_INT(table_find(&t, 9), TABLE_NONE);
+    table_fini(&t);
+}
+
+TEST(removed_slot_is_reused_with_a_new_generation_and_zeroed)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 2);
+    uint32_t a = table_insert(&t, 7, 0);
+    ((struct item *)table_entry(&t, a))->value = 42;
+    uint16_t gen = table_node(&t, a)->gen;
+    table_remove(&t, a);
+    CHECK_INT(table_find(&t, 7), TABLE_NONE);
+    uint32_t b = table_insert(&t, 8, 0);
+    CHECK_INT(b, a);
+    CHECK_INT(table_node(&t, b)->gen, gen + 1);
+    CHECK_INT(((struct item *)table_entry(&t, b))->value, 0);
+    table_fini(&t);
+}
+
+TEST(age_lists_keep_insertion_order_and_moves_go_to_the_tail)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 8);
+    uint32_t a = table_insert(&t, 1, 0), b = table_insert(&t, 2, 0), c = table_insert(&t, 3, 0);
+    CHECK_INT(table_oldest(&t, 0), a);
+    table_set_class(&t, a, 1);
+    CHECK_INT(table_oldest(&t, 0), b);
+    CHECK_INT(table_oldest(&t, 1), a);
+    table_set_class(&t, b, 0); /* same class: moves behind c */
+    CHECK_INT(table_oldest(&t, 0), c);
+    table_remove(&t, c);
+    CHECK_INT(table_oldest(&t, 0), b);
+    CHECK_INT(t.class_len[0], 1);
+    CHECK_INT(t.class_len[1], 1);
+    table_fini(&t);
+}
+
+TEST(deadlines_come_due_in_order_and_can_move_or_clear)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 64);
+    uint32_t idx[50];
+    /* deadlines 1000 - 20*i for i < 50: reverse order of insertion */
+    for (int i = 0; i < 50; i++) {
+        idx[i] = table_insert(&t, (uint64_t)i, 0);
+        table_set_deadline(&t, idx[i], 1000 - 20 * (uint64_t)i);
+    }
+    table_set_deadline(&t, idx[49], TABLE_NO_DEADLINE); /* was 20 */
+    table_set_deadline(&t, idx[0], 5);                  /* was 1000 */
+    table_remove(&t, idx[48]);                          /* was 40 */
+    CHECK_INT(table_next_deadline(&t), 5);
+    uint64_t last = 0;
+    int seen = 0;
+    uint32_t i;
+    while ((i = table_due(&t, 10000)) != TABLE_NONE) {
+        uint64_t d = table_node(&t, i)->deadline;
+        CHECK(d >= last);
+        last = d;
+        table_set_deadline(&t, i, TABLE_NO_DEADLINE);
+        seen++;
+    }
+    CHECK_INT(seen, 48);
+    CHECK_INT(last, 980);
+    CHECK_INT(table_due(&t, 10000), TABLE_NONE);
+    table_fini(&t);
+}
+
+TEST(due_respects_now)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 4);
+    uint32_t a = table_insert(&t, 1, 0);
+    table_set_deadline(&t, a, 100);
+    CHECK_INT(table_due(&t, 99), TABLE_NONE);
+    CHECK_INT(table_due(&t, 100), a);
+    table_fini(&t);
+}
+
+TEST_MAIN()
