@@ -1,5 +1,5 @@
 /* decode: link, network and transport headers of one frame, down to the UDP or TCP payload. It
- * understands the link types of capture.h, 802.1Q/802.1ad tags, IPv4, IPv6 with extension
+ * understands the link types of capture.h, 802.1Q/802.1ad tags, PPPoE, IPv4, IPv6 with extension
  * headers and IP-in-IP tunnels. It does not reassemble: IP fragments and TCP segments are handed
  * back described, for reasm. Zero-copy: every pointer in a packet points into the frame. */
 #ifndef SIPSCOPE_DECODE_H
@@ -36,7 +36,7 @@ enum decode_stage {
 struct packet {
     uint64_t ts_ns;
     uint32_t iface;
-    uint8_t dir;        /* enum capture_dir */
+    uint8_t dir;        /* enum capture_dir; offline, from a Linux cooked header if any */
     uint8_t ip_version; /* 4 or 6: the innermost IP header */
     uint8_t l4_proto;   /* IPPROTO_UDP or IPPROTO_TCP; for a fragment, the fragmented protocol */
     uint8_t n_vlans;
@@ -66,11 +66,15 @@ enum decode_result decode_frame(const struct capture_frame *frame, struct packet
 
 /* Decodes a transport header found in a reassembled IP payload: pkt already holds the network
  * fields (addresses, version, l4_proto) of the fragments; this sets ports, TCP fields and payload
- * (pointing into data). Returns DECODE_UDP, DECODE_TCP, DECODE_SKIP or DECODE_ERROR. */
+ * (pointing into data). Returns DECODE_UDP, DECODE_TCP, DECODE_SKIP or DECODE_ERROR.
+ * IPv6 extension headers that followed the fragment header are skipped, and an l4_proto of 4 or
+ * 41 (a fragmented IP-in-IP packet) is followed into the inner header, whose addresses then
+ * replace pkt's; only then can DECODE_FRAGMENT come back (the inner packet is a fragment). */
 enum decode_result decode_transport(const uint8_t *data, uint32_t len, struct packet *pkt);
 
 /* Formats pkt's source or destination address ("192.0.2.1", "2001:db8::1") into buf. Returns
- * the length written, without the NUL. */
+ * the length written, without the NUL; -EINVAL when pkt has no IP version, -ENOSPC when buf is
+ * too small (INET6_ADDRSTRLEN bytes always suffice). */
 int decode_addr_format(const struct packet *pkt, int which_dst, char *buf, size_t buflen);
 
 #endif

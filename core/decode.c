@@ -1,0 +1,421 @@
+/* decode: link, network and transport headers of one frame, down to the UDP or TCP payload.
+ * Deliberately absent: reassembly (reasm does it), checksum checks (offload leaves them wrong in
+ * captures taken on the sending host), GRE and every tunnel other than IP-in-IP. */
+#include "decode.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+/*
+ * Error reasons: the complete set of label values this module gives
+ * sipscope_parse_errors_total{stage,reason}. Each is a static string.
+ *
+ *   l2  short_frame       the link header, a VLAN tag or the PPPoE header is cut short
+ *   l2  unsupported_link  a link type this module does not know
+ *   l3  short_ip_header   an IP header (fixed part or IHL) is cut short, by the frame or the
+ *                         snap length
+ *   l3  bad_ip_version    the version nibble is not 4 or 6, or not what the link type, the
+ *                         ethertype or the outer protocol number announced
+ *   l3  bad_ipv4_header   IHL below 5, or total length shorter than the header
+ *   l3  bad_ip_length     the IP length runs past the frame on the wire (or past the outer
+ *                         IP payload, for a tunnelled header)
+ *   l3  bad_ext_header    an IPv6 extension header or an AH header runs past the IP payload,
+ *                         or is cut short
+ *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested IP-in-IP headers
+ *   l4  short_udp         fewer than 8 bytes for the UDP header
+ *   l4  bad_udp_length    UDP length field below 8
+ *   l4  short_tcp         fewer than 20 bytes, or fewer than the data offset, for the TCP header
+ *   l4  bad_tcp_offset    TCP data offset below 5, or past the end of the segment
+ *
+ * Well-formed frames that carry neither UDP nor TCP are DECODE_SKIP, never errors: non-IP
+ * ethertypes (ARP, LLDP, LLC), non-IP loopback families, PPP protocols other than IP, ICMP,
+ * ESP (encrypted: nothing to read), IPv6 no-next-header, GRE.
+ */
+
+#define ETHERTYPE_IPV4 0x0800
+#define ETHERTYPE_IPV6 0x86dd
+#define ETHERTYPE_VLAN 0x8100     /* 802.1Q */
+#define ETHERTYPE_QINQ 0x88a8     /* 802.1ad service tag */
+#define ETHERTYPE_QINQ_OLD 0x9100 /* pre-standard QinQ, still seen on some switches */
+#define ETHERTYPE_PPPOE_SESSION 0x8864
+#define PPP_IPV4 0x0021
+#define PPP_IPV6 0x0057
+
+/* BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD),
+ * 28 (FreeBSD, DragonFly) or 30 (macOS) depending on the capturing system. */
+#define NULL_AF_INET 2
+
+/* Bytes of the frame still to decode. cap is what was captured, len what the headers so far
+ * say is there (bounded by the wire length). cap <= len always; cap < len only when the
+ * frame was cut at the snap length. */
+struct span {
+    const uint8_t *p;
+    uint32_t cap;
+    uint32_t len;
+};
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Requires n <= s->cap. */
+static void span_skip(struct span *s, uint32_t n)
+{
+    s->p += n;
+    s->cap -= n;
+    s->len -= n;
+}
+
+/* Drops whatever lies past n bytes (Ethernet padding, bytes outside a length field). */
+static void span_limit(struct span *s, uint32_t n)
+{
+    if (s->len > n)
+        s->len = n;
+    if (s->cap > n)
+        s->cap = n;
+}
+
+static enum decode_result fail(struct packet *pkt, enum decode_stage stage, const char *reason)
+{
+    pkt->error_stage = (uint8_t)stage;
+    pkt->error_reason = reason;
+    pkt->payload = NULL;
+    pkt->payload_len = 0;
+    return DECODE_ERROR;
+}
+
+static enum decode_result decode_ip(struct span *s, unsigned want_version, struct packet *pkt);
+
+static enum decode_result decode_udp(struct span *s, struct packet *pkt)
+{
+    if (s->cap < 8)
+        return fail(pkt, DECODE_STAGE_L4, "short_udp");
+    uint16_t ulen = rd16(s->p + 4);
+    if (ulen < 8)
+        return fail(pkt, DECODE_STAGE_L4, "bad_udp_length");
+    /* The smaller of the UDP length and the IP payload: a larger UDP length cannot be honoured,
+     * a smaller one leaves trailing bytes that are not UDP payload. */
+    span_limit(s, ulen);
+    pkt->l4_proto = IPPROTO_UDP;
+    pkt->sport = rd16(s->p);
+    pkt->dport = rd16(s->p + 2);
+    span_skip(s, 8);
+    pkt->payload = s->p;
+    pkt->payload_len = s->cap;
+    return DECODE_UDP;
+}
+
+static enum decode_result decode_tcp(struct span *s, struct packet *pkt)
+{
+    if (s->cap < 20)
+        return fail(pkt, DECODE_STAGE_L4, "short_tcp");
+    uint32_t hl = (uint32_t)(s->p[12] >> 4) * 4;
+    if (hl < 20 || hl > s->len)
+        return fail(pkt, DECODE_STAGE_L4, "bad_tcp_offset");
+    if (hl > s->cap)
+        return fail(pkt, DECODE_STAGE_L4, "short_tcp");
+    pkt->l4_proto = IPPROTO_TCP;
+    pkt->sport = rd16(s->p);
+    pkt->dport = rd16(s->p + 2);
+    pkt->tcp_seq = rd32(s->p + 4);
+    pkt->tcp_flags = s->p[13];
+    span_skip(s, hl);
+    pkt->payload = s->p;
+    pkt->payload_len = s->cap;
+    return DECODE_TCP;
+}
+
+static enum decode_result fragment(struct span *s, uint8_t proto, struct packet *pkt)
+{
+    pkt->l4_proto = proto;
+    pkt->payload = s->p;
+    pkt->payload_len = s->cap;
+    return DECODE_FRAGMENT;
+}
+
+/* Decodes what follows an IP header (or an extension header) whose protocol field is proto:
+ * IPv6 extension headers and AH are walked, IP-in-IP is followed, UDP and TCP end the walk. */
+static enum decode_result decode_next(uint8_t proto, struct span *s, struct packet *pkt)
+{
+    for (;;) {
+        uint32_t hl;
+        switch (proto) {
+        case IPPROTO_UDP:
+            return decode_udp(s, pkt);
+        case IPPROTO_TCP:
+            return decode_tcp(s, pkt);
+        case IPPROTO_IPIP:
+        case IPPROTO_IPV6:
+            if (pkt->tunnels >= DECODE_MAX_TUNNELS)
+                return fail(pkt, DECODE_STAGE_L3, "too_many_tunnels");
+            pkt->tunnels++;
+            return decode_ip(s, proto == IPPROTO_IPIP ? 4 : 6, pkt);
+        case IPPROTO_AH: /* RFC 4302: length in 4-octet units minus 2; in IPv4 too */
+        case IPPROTO_HOPOPTS:
+        case IPPROTO_ROUTING:
+        case IPPROTO_DSTOPTS:
+        case IPPROTO_FRAGMENT:
+            if (proto != IPPROTO_AH && pkt->ip_version != 6)
+                return DECODE_SKIP;
+            /* 8 bytes is the smallest extension header; cap <= len, so this covers both a
+             * header past the IP payload and one cut at the snap length. */
+            if (s->cap < 8)
+                return fail(pkt, DECODE_STAGE_L3, "bad_ext_header");
+            if (proto == IPPROTO_AH)
+                hl = ((uint32_t)s->p[1] + 2) * 4;
+            else if (proto == IPPROTO_FRAGMENT)
+                hl = 8;
+            else
+                hl = ((uint32_t)s->p[1] + 1) * 8; /* RFC 8200: 8-octet units, first excluded */
+            if (hl > s->cap)
+                return fail(pkt, DECODE_STAGE_L3, "bad_ext_header");
+            break;
+        default: /* ESP, no next header, ICMP, GRE, SCTP...: nothing for us */
+            return DECODE_SKIP;
+        }
+        uint8_t next = s->p[0];
+        if (proto == IPPROTO_FRAGMENT) {
+            uint16_t off_m = rd16(s->p + 2);
+            pkt->frag_offset = off_m & 0xfff8;
+            pkt->frag_more = off_m & 1;
+            pkt->frag_id = rd32(s->p + 4);
+            span_skip(s, hl);
+            /* RFC 6946: an atomic fragment (offset 0, no more fragments) is a whole packet. */
+            if (pkt->frag_offset != 0 || pkt->frag_more)
+                return fragment(s, next, pkt);
+            pkt->frag_id = 0;
+        } else {
+            span_skip(s, hl);
+        }
+        proto = next;
+    }
+}
+
+static enum decode_result decode_ipv4(struct span *s, struct packet *pkt)
+{
+    if (s->cap < 20)
+        return fail(pkt, DECODE_STAGE_L3, "short_ip_header");
+    uint32_t hl = (uint32_t)(s->p[0] & 0x0f) * 4;
+    if (hl < 20)
+        return fail(pkt, DECODE_STAGE_L3, "bad_ipv4_header");
+    if (hl > s->cap)
+        return fail(pkt, DECODE_STAGE_L3, "short_ip_header");
+    uint32_t total = rd16(s->p + 2);
+    /* Total length 0: TSO on the sending host or a BIG TCP aggregate over 64 KiB (Linux sets 0
+     * there); the frame's own length is all there is. */
+    if (total == 0)
+        total = s->len;
+    if (total < hl)
+        return fail(pkt, DECODE_STAGE_L3, "bad_ipv4_header");
+    if (total > s->len)
+        return fail(pkt, DECODE_STAGE_L3, "bad_ip_length");
+
+    pkt->ip_version = 4;
+    memset(pkt->src, 0, sizeof pkt->src);
+    memset(pkt->dst, 0, sizeof pkt->dst);
+    memcpy(pkt->src, s->p + 12, 4);
+    memcpy(pkt->dst, s->p + 16, 4);
+    uint8_t proto = s->p[9];
+    uint16_t frag = rd16(s->p + 6);
+    uint16_t id = rd16(s->p + 4);
+    span_limit(s, total);
+    span_skip(s, hl);
+
+    /* MF set or a non-zero offset: a first fragment (offset 0, MF) is a fragment too. */
+    if (frag & 0x3fff) {
+        pkt->frag_id = id;
+        pkt->frag_offset = (uint32_t)(frag & 0x1fff) * 8;
+        pkt->frag_more = (frag & 0x2000) != 0;
+        return fragment(s, proto, pkt);
+    }
+    return decode_next(proto, s, pkt);
+}
+
+static enum decode_result decode_ipv6(struct span *s, struct packet *pkt)
+{
+    if (s->cap < 40)
+        return fail(pkt, DECODE_STAGE_L3, "short_ip_header");
+    uint32_t plen = rd16(s->p + 4);
+    /* Payload length 0: a jumbogram or a BIG TCP aggregate; the frame's length is all there
+     * is. */
+    if (plen == 0)
+        plen = s->len - 40;
+    if (plen > s->len - 40)
+        return fail(pkt, DECODE_STAGE_L3, "bad_ip_length");
+
+    pkt->ip_version = 6;
+    memcpy(pkt->src, s->p + 8, 16);
+    memcpy(pkt->dst, s->p + 24, 16);
+    uint8_t proto = s->p[6];
+    span_limit(s, 40 + plen);
+    span_skip(s, 40);
+    return decode_next(proto, s, pkt);
+}
+
+/* want_version: 4 or 6 when the layer below said which (ethertype, link type, protocol 4 or
+ * 41), 0 when only the version nibble tells (raw IP). */
+static enum decode_result decode_ip(struct span *s, unsigned want_version, struct packet *pkt)
+{
+    if (s->cap < 1)
+        return fail(pkt, DECODE_STAGE_L3, "short_ip_header");
+    unsigned version = s->p[0] >> 4;
+    if ((version != 4 && version != 6) || (want_version && version != want_version))
+        return fail(pkt, DECODE_STAGE_L3, "bad_ip_version");
+    return version == 4 ? decode_ipv4(s, pkt) : decode_ipv6(s, pkt);
+}
+
+/* Follows VLAN tags and PPPoE to IP; type is the ethertype just read. */
+static enum decode_result decode_ethertype(uint16_t type, struct span *s, struct packet *pkt)
+{
+    while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
+        if (s->cap < 4)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        if (pkt->n_vlans < DECODE_MAX_VLANS)
+            pkt->vlans[pkt->n_vlans++] = rd16(s->p) & 0x0fff;
+        type = rd16(s->p + 2);
+        span_skip(s, 4);
+    }
+    switch (type) {
+    case ETHERTYPE_IPV4:
+        return decode_ip(s, 4, pkt);
+    case ETHERTYPE_IPV6:
+        return decode_ip(s, 6, pkt);
+    case ETHERTYPE_PPPOE_SESSION: {
+        /* RFC 2516: version/type, code, session id, length; then the PPP protocol field
+         * (never compressed on PPPoE in practice). */
+        if (s->cap < 8)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        uint16_t ppp = rd16(s->p + 6);
+        span_skip(s, 8);
+        if (ppp == PPP_IPV4)
+            return decode_ip(s, 4, pkt);
+        if (ppp == PPP_IPV6)
+            return decode_ip(s, 6, pkt);
+        return DECODE_SKIP;
+    }
+    default:
+        return DECODE_SKIP;
+    }
+}
+
+/* A Linux cooked header's packet type uses the PACKET_* values of enum capture_dir. */
+static void cooked_dir(struct packet *pkt, unsigned pkttype)
+{
+    if (pkt->dir == CAPTURE_DIR_UNKNOWN && pkttype <= CAPTURE_DIR_OUTGOING)
+        pkt->dir = (uint8_t)pkttype;
+}
+
+static enum decode_result decode_family(uint32_t family, struct span *s, struct packet *pkt)
+{
+    if (family == NULL_AF_INET)
+        return decode_ip(s, 4, pkt);
+    if (family == 24 || family == 28 || family == 30)
+        return decode_ip(s, 6, pkt);
+    return DECODE_SKIP;
+}
+
+enum decode_result decode_frame(const struct capture_frame *frame, struct packet *pkt)
+{
+    memset(pkt, 0, sizeof *pkt);
+    pkt->ts_ns = frame->ts_ns;
+    pkt->iface = frame->iface;
+    pkt->dir = frame->dir;
+    pkt->truncated = frame->caplen < frame->wirelen;
+
+    struct span s = {frame->data, frame->caplen,
+                     frame->wirelen > frame->caplen ? frame->wirelen : frame->caplen};
+    switch (frame->link) {
+    case CAPTURE_LINK_ETHERNET:
+        if (s.cap < 14)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        {
+            uint16_t type = rd16(s.p + 12);
+            span_skip(&s, 14);
+            return decode_ethertype(type, &s, pkt);
+        }
+    case CAPTURE_LINK_LINUX_SLL: /* packet type, ARPHRD, address length, address[8], protocol */
+        if (s.cap < 16)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        {
+            cooked_dir(pkt, rd16(s.p));
+            uint16_t type = rd16(s.p + 14);
+            span_skip(&s, 16);
+            return decode_ethertype(type, &s, pkt);
+        }
+    case CAPTURE_LINK_LINUX_SLL2: /* protocol, reserved, ifindex, ARPHRD, packet type, ... */
+        if (s.cap < 20)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        {
+            cooked_dir(pkt, s.p[10]);
+            uint16_t type = rd16(s.p);
+            span_skip(&s, 20);
+            return decode_ethertype(type, &s, pkt);
+        }
+    case CAPTURE_LINK_RAW:
+        return decode_ip(&s, 0, pkt);
+    case CAPTURE_LINK_IPV4:
+        return decode_ip(&s, 4, pkt);
+    case CAPTURE_LINK_IPV6:
+        return decode_ip(&s, 6, pkt);
+    case CAPTURE_LINK_NULL:
+        if (s.cap < 4)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        {
+            /* Host order of the machine that captured, which need not be ours: the family
+             * values are small, so the byte-swapped reading of one order is never valid. */
+            uint32_t be = rd32(s.p);
+            uint32_t le =
+                (uint32_t)s.p[3] << 24 | (uint32_t)s.p[2] << 16 | (uint32_t)s.p[1] << 8 | s.p[0];
+            span_skip(&s, 4);
+            return decode_family(be <= 0xffff ? be : le, &s, pkt);
+        }
+    case CAPTURE_LINK_LOOP:
+        if (s.cap < 4)
+            return fail(pkt, DECODE_STAGE_L2, "short_frame");
+        {
+            uint32_t family = rd32(s.p);
+            span_skip(&s, 4);
+            return decode_family(family, &s, pkt);
+        }
+    default:
+        return fail(pkt, DECODE_STAGE_L2, "unsupported_link");
+    }
+}
+
+enum decode_result decode_transport(const uint8_t *data, uint32_t len, struct packet *pkt)
+{
+    struct span s = {data, len, len};
+    pkt->sport = 0;
+    pkt->dport = 0;
+    pkt->tcp_seq = 0;
+    pkt->tcp_flags = 0;
+    pkt->payload = NULL;
+    pkt->payload_len = 0;
+    pkt->error_stage = 0;
+    pkt->error_reason = NULL;
+    return decode_next(pkt->l4_proto, &s, pkt);
+}
+
+int decode_addr_format(const struct packet *pkt, int which_dst, char *buf, size_t buflen)
+{
+    int af;
+    if (pkt->ip_version == 4)
+        af = AF_INET;
+    else if (pkt->ip_version == 6)
+        af = AF_INET6;
+    else
+        return -EINVAL;
+    if (buflen > INET6_ADDRSTRLEN)
+        buflen = INET6_ADDRSTRLEN;
+    if (!inet_ntop(af, which_dst ? pkt->dst : pkt->src, buf, (socklen_t)buflen))
+        return -ENOSPC;
+    return (int)strlen(buf);
+}

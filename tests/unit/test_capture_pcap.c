@@ -1,0 +1,670 @@
+#include "capture_pcap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "test.h"
+
+/* Capture files are written byte by byte into a temporary directory: the pcap file header and
+ * record headers in either byte order, and pcapng blocks (SHB, IDB, EPB) by hand. */
+
+static char tmpdir[64];
+static char pathbuf[128];
+
+static void remove_tmpdir(void)
+{
+    rmdir(tmpdir);
+}
+
+static const char *tmp_path(const char *name)
+{
+    if (!tmpdir[0]) {
+        strcpy(tmpdir, "/tmp/sipscope_test_pcap_XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+        atexit(remove_tmpdir);
+    }
+    snprintf(pathbuf, sizeof pathbuf, "%s/%s", tmpdir, name);
+    return pathbuf;
+}
+
+struct out {
+    FILE *f;
+    int be; /* write multi-byte fields big-endian */
+};
+
+static void w16(struct out *o, unsigned v)
+{
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    if (o->be) {
+        b[0] = (uint8_t)(v >> 8);
+        b[1] = (uint8_t)v;
+    }
+    fwrite(b, 1, 2, o->f);
+}
+
+static void w32(struct out *o, uint32_t v)
+{
+    if (o->be) {
+        w16(o, v >> 16);
+        w16(o, v & 0xffff);
+    } else {
+        w16(o, v & 0xffff);
+        w16(o, v >> 16);
+    }
+}
+
+static void wbytes(struct out *o, const void *p, size_t n)
+{
+    fwrite(p, 1, n, o->f);
+}
+
+#define MAGIC_USEC 0xa1b2c3d4u
+#define MAGIC_NSEC 0xa1b23c4du
+
+static struct out pcap_create(const char *name, uint32_t magic, uint32_t linktype, int be)
+{
+    struct out o = {fopen(tmp_path(name), "wb"), be};
+    if (!o.f) {
+        perror("fopen");
+        exit(1);
+    }
+    w32(&o, magic);
+    w16(&o, 2);
+    w16(&o, 4);
+    w32(&o, 0);
+    w32(&o, 0);
+    w32(&o, 65535); /* snaplen */
+    w32(&o, linktype);
+    return o;
+}
+
+static void pcap_record(struct out *o, uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len)
+{
+    w32(o, sec);
+    w32(o, frac);
+    w32(o, caplen);
+    w32(o, len);
+}
+
+static uint8_t pattern[256];
+
+static void fill_pattern(void)
+{
+    for (size_t i = 0; i < sizeof pattern; i++)
+        pattern[i] = (uint8_t)(i * 7 + 3);
+}
+
+/* Opens the file just written; fails the test (returning NULL) if it does not open. */
+static struct capture_pcap *open_ok(const char *name)
+{
+    char err[256] = "";
+    struct capture_pcap *cap = capture_pcap_open(tmp_path(name), err, sizeof err);
+    if (!cap)
+        TEST_FAIL_AT("open %s: %s", name, err);
+    return cap;
+}
+
+static void check_contains(const char *s, const char *part)
+{
+    if (!strstr(s, part))
+        TEST_FAIL_AT("\"%s\" does not contain \"%s\"", s, part);
+}
+
+TEST(usec_pcap_gives_frames_with_nanosecond_timestamps_then_a_clean_end)
+{
+    fill_pattern();
+    struct out o = pcap_create("usec.pcap", MAGIC_USEC, 1, 0);
+    pcap_record(&o, 1700000000, 123456, 60, 60);
+    wbytes(&o, pattern, 60);
+    pcap_record(&o, 1700000001, 999999, 40, 1500); /* cut at a snap length of 40 */
+    wbytes(&o, pattern + 1, 40);
+    fclose(o.f);
+
+    struct capture_pcap *cap = open_ok("usec.pcap");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_ETHERNET);
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1700000000123456000ull);
+    CHECK_INT(fr.caplen, 60);
+    CHECK_INT(fr.wirelen, 60);
+    CHECK_INT(fr.link, CAPTURE_LINK_ETHERNET);
+    CHECK_INT(fr.dir, CAPTURE_DIR_UNKNOWN);
+    CHECK_INT(fr.iface, 0);
+    CHECK(memcmp(fr.data, pattern, 60) == 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1700000001999999000ull);
+    CHECK_INT(fr.caplen, 40);
+    CHECK_INT(fr.wirelen, 1500);
+    CHECK(memcmp(fr.data, pattern + 1, 40) == 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("usec.pcap"));
+}
+
+TEST(nanosecond_magic_keeps_every_digit)
+{
+    fill_pattern();
+    struct out o = pcap_create("nsec.pcap", MAGIC_NSEC, 101, 0);
+    pcap_record(&o, 1700000000, 123456789, 20, 20);
+    wbytes(&o, pattern, 20);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("nsec.pcap");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_RAW);
+    struct capture_frame fr;
+    char err[256];
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1700000000123456789ull);
+    CHECK_INT(fr.link, CAPTURE_LINK_RAW);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("nsec.pcap"));
+}
+
+TEST(big_endian_file_reads_like_a_little_endian_one)
+{
+    fill_pattern();
+    struct out o = pcap_create("be.pcap", MAGIC_NSEC, 113, 1);
+    pcap_record(&o, 1600000000, 5, 33, 34);
+    wbytes(&o, pattern, 33);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("be.pcap");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_LINUX_SLL);
+    struct capture_frame fr;
+    char err[256];
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1600000000000000005ull);
+    CHECK_INT(fr.caplen, 33);
+    CHECK_INT(fr.wirelen, 34);
+    CHECK(memcmp(fr.data, pattern, 33) == 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("be.pcap"));
+}
+
+TEST(record_shorter_on_the_wire_than_captured_keeps_wirelen_at_least_caplen)
+{
+    fill_pattern();
+    struct out o = pcap_create("len.pcap", MAGIC_USEC, 1, 0);
+    pcap_record(&o, 1, 0, 50, 20);
+    wbytes(&o, pattern, 50);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("len.pcap");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256];
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.caplen, 50);
+    CHECK_INT(fr.wirelen, 50);
+    capture_pcap_free(cap);
+    unlink(tmp_path("len.pcap"));
+}
+
+TEST(every_supported_linktype_maps_to_its_capture_link)
+{
+    static const struct {
+        uint32_t linktype;
+        int link;
+    } map[] = {
+        {0, CAPTURE_LINK_NULL},   {1, CAPTURE_LINK_ETHERNET},     {101, CAPTURE_LINK_RAW},
+        {108, CAPTURE_LINK_LOOP}, {113, CAPTURE_LINK_LINUX_SLL},  {228, CAPTURE_LINK_IPV4},
+        {229, CAPTURE_LINK_IPV6}, {276, CAPTURE_LINK_LINUX_SLL2},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        struct out o = pcap_create("link.pcap", MAGIC_USEC, map[i].linktype, 0);
+        fclose(o.f);
+        struct capture_pcap *cap = open_ok("link.pcap");
+        if (!cap)
+            continue;
+        if (capture_pcap_link(cap) != map[i].link)
+            TEST_FAIL_AT("LINKTYPE %u gave %d, expected %d", map[i].linktype,
+                         capture_pcap_link(cap), map[i].link);
+        struct capture_frame fr;
+        char err[256];
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+        capture_pcap_free(cap);
+    }
+    unlink(tmp_path("link.pcap"));
+}
+
+TEST(unsupported_link_type_fails_open_naming_it)
+{
+    struct out o = pcap_create("ppp.pcap", MAGIC_USEC, 9, 0);
+    fclose(o.f);
+    char err[256] = "";
+    const char *path = tmp_path("ppp.pcap");
+    CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
+    char want[256];
+    snprintf(want, sizeof want, "cannot read capture %s: unsupported link type PPP (PPP, DLT 9)",
+             path);
+    CHECK_STR(err, want);
+
+    o = pcap_create("ppp.pcap", MAGIC_USEC, 127, 0);
+    fclose(o.f);
+    CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
+    check_contains(err, "unsupported link type IEEE802_11_RADIO (");
+
+    o = pcap_create("ppp.pcap", MAGIC_USEC, 147, 0); /* USER0: libpcap has no name for it */
+    fclose(o.f);
+    CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
+    snprintf(want, sizeof want, "cannot read capture %s: unsupported link type DLT 147", path);
+    CHECK_STR(err, want);
+    unlink(path);
+}
+
+TEST(missing_file_and_non_capture_fail_open_with_a_reason)
+{
+    char err[256] = "";
+    char path[160];
+    snprintf(path, sizeof path, "%s", tmp_path("missing.pcap"));
+    CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
+    char want[256];
+    snprintf(want, sizeof want, "cannot read capture %s: No such file or directory", path);
+    CHECK_STR(err, want);
+
+    FILE *f = fopen(tmp_path("text.pcap"), "wb");
+    fputs("INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP host\r\n\r\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s", tmp_path("text.pcap"));
+    CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
+    snprintf(want, sizeof want, "cannot read capture %s: unknown file format", path);
+    CHECK_STR(err, want);
+    unlink(path);
+}
+
+TEST(file_ending_inside_a_record_is_eio_with_libpcaps_reason)
+{
+    fill_pattern();
+    struct out o = pcap_create("cut.pcap", MAGIC_USEC, 1, 0);
+    pcap_record(&o, 1, 0, 60, 60);
+    wbytes(&o, pattern, 60);
+    pcap_record(&o, 2, 0, 100, 100);
+    wbytes(&o, pattern, 50);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("cut.pcap");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    CHECK_STR(err, "truncated dump file; tried to read 100 captured bytes, only got 50");
+    capture_pcap_free(cap);
+
+    o = pcap_create("cut.pcap", MAGIC_USEC, 1, 0);
+    pcap_record(&o, 1, 0, 60, 60);
+    wbytes(&o, pattern, 60);
+    wbytes(&o, pattern, 7); /* part of a record header */
+    fclose(o.f);
+    cap = open_ok("cut.pcap");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    CHECK_STR(err, "truncated dump file; tried to read 16 header bytes, only got 7");
+    capture_pcap_free(cap);
+    unlink(tmp_path("cut.pcap"));
+}
+
+/* pcapng, little-endian: section header, one interface (if_tsresol given when tsresol >= 0),
+ * then enhanced packet blocks. */
+static struct out pcapng_create(const char *name, unsigned linktype, int tsresol)
+{
+    struct out o = {fopen(tmp_path(name), "wb"), 0};
+    if (!o.f) {
+        perror("fopen");
+        exit(1);
+    }
+    w32(&o, 0x0a0d0d0a); /* SHB */
+    w32(&o, 28);
+    w32(&o, 0x1a2b3c4d);
+    w16(&o, 1);
+    w16(&o, 0);
+    w32(&o, 0xffffffff); /* section length unknown */
+    w32(&o, 0xffffffff);
+    w32(&o, 28);
+    uint32_t idb_len = tsresol >= 0 ? 32 : 20;
+    w32(&o, 1); /* IDB */
+    w32(&o, idb_len);
+    w16(&o, linktype);
+    w16(&o, 0);
+    w32(&o, 0); /* snaplen: none */
+    if (tsresol >= 0) {
+        w16(&o, 9); /* if_tsresol */
+        w16(&o, 1);
+        uint8_t v[4] = {(uint8_t)tsresol, 0, 0, 0};
+        wbytes(&o, v, 4);
+        w32(&o, 0); /* opt_endofopt */
+    }
+    w32(&o, idb_len);
+    return o;
+}
+
+/* Writes an EPB; only the first `keep` bytes of it when keep < its size. */
+static void pcapng_epb(struct out *o, uint64_t ts, const uint8_t *data, uint32_t caplen,
+                       uint32_t origlen, uint32_t keep)
+{
+    uint32_t padded = (caplen + 3) & ~3u;
+    uint32_t len = 32 + padded;
+    uint8_t b[512];
+    struct out m = {fmemopen(b, sizeof b, "wb"), 0};
+    w32(&m, 6);
+    w32(&m, len);
+    w32(&m, 0);
+    w32(&m, (uint32_t)(ts >> 32));
+    w32(&m, (uint32_t)ts);
+    w32(&m, caplen);
+    w32(&m, origlen);
+    wbytes(&m, data, caplen);
+    static const uint8_t pad[3];
+    wbytes(&m, pad, padded - caplen);
+    w32(&m, len);
+    fclose(m.f);
+    wbytes(o, b, keep < len ? keep : len);
+}
+
+TEST(pcapng_with_nanosecond_resolution_gives_exact_timestamps)
+{
+    fill_pattern();
+    struct out o = pcapng_create("ns.pcapng", 276, 9);
+    pcapng_epb(&o, 1700000000123456789ull, pattern, 61, 61, ~0u);
+    pcapng_epb(&o, 1700000000123456790ull, pattern + 2, 20, 1000, ~0u);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("ns.pcapng");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_LINUX_SLL2);
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1700000000123456789ull);
+    CHECK_INT(fr.caplen, 61);
+    CHECK_INT(fr.wirelen, 61);
+    CHECK(memcmp(fr.data, pattern, 61) == 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1700000000123456790ull);
+    CHECK_INT(fr.caplen, 20);
+    CHECK_INT(fr.wirelen, 1000);
+    CHECK(memcmp(fr.data, pattern + 2, 20) == 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("ns.pcapng"));
+}
+
+TEST(pcapng_without_tsresol_counts_microseconds)
+{
+    fill_pattern();
+    struct out o = pcapng_create("us.pcapng", 1, -1);
+    pcapng_epb(&o, 1700000000123456ull, pattern, 14, 14, ~0u);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("us.pcapng");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_ETHERNET);
+    struct capture_frame fr;
+    char err[256];
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 1700000000123456000ull);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("us.pcapng"));
+}
+
+TEST(pcapng_ending_inside_a_block_is_eio)
+{
+    fill_pattern();
+    struct out o = pcapng_create("cut.pcapng", 1, 9);
+    pcapng_epb(&o, 1, pattern, 60, 60, ~0u);
+    pcapng_epb(&o, 2, pattern, 60, 60, 50); /* 92-byte block: 8-byte head, then 42 of 84 */
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("cut.pcapng");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    CHECK_STR(err, "truncated pcapng dump file; tried to read 84 bytes, only got 42");
+    capture_pcap_free(cap);
+    unlink(tmp_path("cut.pcapng"));
+}
+
+TEST(dash_reads_standard_input)
+{
+    fill_pattern();
+    struct out o = pcap_create("stdin.pcap", MAGIC_NSEC, 228, 0);
+    pcap_record(&o, 3, 4, 20, 20);
+    wbytes(&o, pattern, 20);
+    fclose(o.f);
+    if (!freopen(tmp_path("stdin.pcap"), "rb", stdin)) {
+        TEST_FAIL_AT("freopen: %s", strerror(errno));
+        return;
+    }
+    char err[256] = "";
+    struct capture_pcap *cap = capture_pcap_open("-", err, sizeof err);
+    if (!cap) {
+        TEST_FAIL_AT("open -: %s", err);
+        return;
+    }
+    CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_IPV4);
+    struct capture_frame fr;
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 3000000004ull);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap); /* closes stdin: this test runs last among those that need it */
+    unlink(tmp_path("stdin.pcap"));
+}
+
+TEST(free_accepts_null)
+{
+    capture_pcap_free(NULL);
+}
+
+/* ---- third-party captures through capture_pcap and decode_frame ---- */
+
+/* Expected results found independently with tshark 4.0, with reassembly off:
+ *   T="tshark -o ip.defragment:FALSE -o ipv6.defragment:FALSE"
+ *   udp:   $T -r F -Y 'udp && !icmp && !ipv6.fraghdr' | wc -l
+ *   tcp:   $T -r F -Y 'tcp && !icmp' | wc -l
+ *   frag:  $T -r F -Y 'ipv6.fraghdr || ip.flags.mf==1 || ip.frag_offset>0' | wc -l
+ *   skip:  $T -r F -Y '(!ip && !ipv6) || icmp' | wc -l     (ARP, STP/CDP over LLC; ICMP)
+ *   udp bytes: $T -r F -Y 'udp && !icmp && !ipv6.fraghdr' -T fields -e udp.length
+ *              | awk '{s+=$1-8} END{print s}'
+ *   tcp bytes: $T -o tcp.desegment_tcp_streams:FALSE -r F -Y 'tcp && !icmp' -T fields
+ *              -e tcp.len | awk '{s+=$1} END{print s}'
+ *   frag bytes (IPv6 only here): $T -r F -Y ipv6.fraghdr -T fields -e ipv6.plen
+ *              | awk '{s+=$1-8} END{print s}'
+ *   tunnels: $T -r F -Y 'ip.proto==4 || ip.proto==41' | wc -l
+ *   first timestamp: $T -r F -c 1 -T fields -e frame.time_epoch
+ * No frame of these files is cut at the snap length (frame.cap_len < frame.len matches none)
+ * and none is malformed, so no DECODE_ERROR is expected. */
+struct shared_expect {
+    const char *file;
+    int link;
+    uint32_t udp, tcp, frag, skip, tunnelled;
+    uint64_t udp_bytes, tcp_bytes, frag_bytes;
+    uint64_t first_ts_ns;
+};
+
+static const struct shared_expect shared[] = {
+    /* Raw IP (LINKTYPE_RAW, DLT_RAW 12 here); despite the name, no IP-in-IP inside. */
+    {"heplify_ipip0.pcap", CAPTURE_LINK_RAW, 8, 0, 0, 0, 0, 5709, 0, 0, 0},
+    /* Linux cooked v1, IPv6, two datagrams in two fragments each. */
+    {"sngrep_ipv6frag.pcap", CAPTURE_LINK_LINUX_SLL, 30, 0, 4, 0, 0, 25007, 0, 3578,
+     1647926426047902000ull},
+    /* Ethernet, TCP, two segments inside IPv4-in-IPv4. */
+    {"sngrep_ipip.pcap", CAPTURE_LINK_ETHERNET, 0, 4, 0, 0, 2, 0, 2749, 0, 0},
+    /* BSD NULL loopback, TCP with 16 KiB segments. */
+    {"suricata-verify_sip-body-large__sip-body-large.pcap", CAPTURE_LINK_NULL, 0, 16, 0, 0, 0, 0,
+     66000, 0, 0},
+    /* Raw IPv4 (LINKTYPE_IPV4 228), 9.5 KB datagrams unfragmented. */
+    {"zeek_sip-long-request-response-paths.pcap", CAPTURE_LINK_IPV4, 2, 0, 0, 0, 0, 19111, 0, 0, 0},
+    /* pcapng, Ethernet, SIP and RTP. */
+    {"sipnab_b2bua-asterisk.pcapng", CAPTURE_LINK_ETHERNET, 416, 0, 0, 0, 0, 101290, 0, 0,
+     1463595783881485000ull},
+    /* Ethernet with ARP and LLC (STP, CDP) frames to skip. */
+    {"sipnab_SIP_CALL_RTP_G711.pcap", CAPTURE_LINK_ETHERNET, 3583, 522, 0, 164, 0, 562129, 99282, 0,
+     0},
+    /* PPPoE sessions. */
+    {"sipnab_DTMFsipinfo.pcap", CAPTURE_LINK_ETHERNET, 32, 0, 0, 0, 0, 23293, 0, 0, 0},
+    /* An ICMP error quoting a UDP header: skipped. */
+    {"sipnab_metasploit-sip-invite-spoof.pcap", CAPTURE_LINK_ETHERNET, 2, 0, 0, 1, 0, 468, 0, 0, 0},
+    {"sngrep_aaa.pcap", CAPTURE_LINK_ETHERNET, 590, 57, 0, 44, 0, 68956, 814, 0, 0},
+    {"sipnab_sip-over-tcp.pcap", CAPTURE_LINK_ETHERNET, 68, 16, 0, 0, 0, 10510, 4035, 0, 0},
+    {"sipnab_sipp-branch-scenario.pcapng", CAPTURE_LINK_ETHERNET, 8989, 0, 0, 0, 0, 3035885, 0, 0,
+     0},
+};
+
+TEST(shared_captures_decode_to_the_counts_tshark_finds)
+{
+    DIR *d = opendir(SIPSCOPE_SHARED_PCAPS);
+    if (!d)
+        TEST_SKIP("no shared captures at %s", SIPSCOPE_SHARED_PCAPS);
+    closedir(d);
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) {
+        const struct shared_expect *e = &shared[i];
+        char path[512], err[256] = "";
+        snprintf(path, sizeof path, "%s/%s", SIPSCOPE_SHARED_PCAPS, e->file);
+        struct capture_pcap *cap = capture_pcap_open(path, err, sizeof err);
+        if (!cap) {
+            TEST_FAIL_AT("%s", err);
+            continue;
+        }
+        if (capture_pcap_link(cap) != e->link)
+            TEST_FAIL_AT("%s: link %d, expected %d", e->file, capture_pcap_link(cap), e->link);
+        uint32_t n[5] = {0}, tunnelled = 0, frames = 0;
+        uint64_t bytes[3] = {0};
+        struct capture_frame fr;
+        struct packet pkt;
+        int rc;
+        while ((rc = capture_pcap_next(cap, &fr, err, sizeof err)) == 1) {
+            if (frames++ == 0 && e->first_ts_ns && fr.ts_ns != e->first_ts_ns)
+                TEST_FAIL_AT("%s: first timestamp %" PRIu64, e->file, fr.ts_ns);
+            enum decode_result r = decode_frame(&fr, &pkt);
+            n[r]++;
+            if (r <= DECODE_FRAGMENT)
+                bytes[r] += pkt.payload_len;
+            tunnelled += pkt.tunnels != 0;
+            if (r == DECODE_ERROR)
+                fprintf(stderr, "  %s frame %u: %s\n", e->file, frames, pkt.error_reason);
+        }
+        if (rc != 0)
+            TEST_FAIL_AT("%s: read error %d: %s", e->file, rc, err);
+        capture_pcap_free(cap);
+        if (n[DECODE_UDP] != e->udp || n[DECODE_TCP] != e->tcp || n[DECODE_FRAGMENT] != e->frag ||
+            n[DECODE_SKIP] != e->skip || n[DECODE_ERROR] != 0 || tunnelled != e->tunnelled)
+            TEST_FAIL_AT("%s: udp %u tcp %u frag %u skip %u error %u tunnelled %u, expected "
+                         "%u %u %u %u 0 %u",
+                         e->file, n[0], n[1], n[2], n[3], n[4], tunnelled, e->udp, e->tcp, e->frag,
+                         e->skip, e->tunnelled);
+        if (bytes[DECODE_UDP] != e->udp_bytes || bytes[DECODE_TCP] != e->tcp_bytes ||
+            bytes[DECODE_FRAGMENT] != e->frag_bytes)
+            TEST_FAIL_AT("%s: payload bytes udp %" PRIu64 " tcp %" PRIu64 " frag %" PRIu64
+                         ", expected %" PRIu64 " %" PRIu64 " %" PRIu64,
+                         e->file, bytes[0], bytes[1], bytes[2], e->udp_bytes, e->tcp_bytes,
+                         e->frag_bytes);
+    }
+}
+
+/* Field-level checks against tshark -T fields on single frames. */
+static int read_frame(const char *file, uint32_t number, struct capture_pcap **capp,
+                      struct capture_frame *fr)
+{
+    char path[512], err[256] = "";
+    snprintf(path, sizeof path, "%s/%s", SIPSCOPE_SHARED_PCAPS, file);
+    *capp = capture_pcap_open(path, err, sizeof err);
+    if (!*capp) {
+        TEST_FAIL_AT("%s", err);
+        return -1;
+    }
+    for (uint32_t i = 0; i < number; i++) {
+        if (capture_pcap_next(*capp, fr, err, sizeof err) != 1) {
+            TEST_FAIL_AT("%s: no frame %u", file, number);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+TEST(shared_ipip_frame_reports_the_inner_tcp_flow)
+{
+    DIR *d = opendir(SIPSCOPE_SHARED_PCAPS);
+    if (!d)
+        TEST_SKIP("no shared captures at %s", SIPSCOPE_SHARED_PCAPS);
+    closedir(d);
+    /* tshark -r sngrep_ipip.pcap -Y frame.number==2 -T fields -e ip.src -e ip.dst
+     *   -e tcp.srcport -e tcp.dstport -e tcp.seq_raw -e tcp.flags -e tcp.len
+     * 10.15.196.229,10.15.193.31  10.15.194.19,10.15.197.103  33093 5090 658869884 0x0018 621 */
+    struct capture_pcap *cap;
+    struct capture_frame fr;
+    if (read_frame("sngrep_ipip.pcap", 2, &cap, &fr) == 0) {
+        struct packet pkt;
+        char a[64];
+        CHECK_INT(decode_frame(&fr, &pkt), DECODE_TCP);
+        CHECK_INT(pkt.tunnels, 1);
+        CHECK_INT(decode_addr_format(&pkt, 0, a, sizeof a), 12);
+        CHECK_STR(a, "10.15.193.31");
+        CHECK_INT(decode_addr_format(&pkt, 1, a, sizeof a), 13);
+        CHECK_STR(a, "10.15.197.103");
+        CHECK_INT(pkt.sport, 33093);
+        CHECK_INT(pkt.dport, 5090);
+        CHECK_INT(pkt.tcp_seq, 658869884u);
+        CHECK_INT(pkt.tcp_flags, 0x18);
+        CHECK_INT(pkt.payload_len, 621);
+        CHECK(memcmp(pkt.payload, "SIP/2.0 183 ", 12) == 0); /* sip.Status-Line */
+    }
+    capture_pcap_free(cap);
+}
+
+TEST(shared_ipv6_fragments_carry_tsharks_fragment_fields)
+{
+    DIR *d = opendir(SIPSCOPE_SHARED_PCAPS);
+    if (!d)
+        TEST_SKIP("no shared captures at %s", SIPSCOPE_SHARED_PCAPS);
+    closedir(d);
+    /* tshark -o ipv6.defragment:FALSE -r sngrep_ipv6frag.pcap -Y ipv6.fraghdr -T fields
+     *   -e frame.number -e ipv6.plen -e ipv6.fraghdr.nxt -e ipv6.fraghdr.offset
+     *   -e ipv6.fraghdr.more -e ipv6.fraghdr.ident -e ipv6.src -e ipv6.dst
+     * 1  1456  17  0    1  0xb0647780  fd17:625c:f037:2:a00:27ff:feb9:1521  ...:feb9:3519
+     * 2  259   17  181  0  0xb0647780  (same addresses); offset is in 8-octet units */
+    struct capture_pcap *cap;
+    struct capture_frame fr;
+    if (read_frame("sngrep_ipv6frag.pcap", 1, &cap, &fr) == 0) {
+        struct packet pkt;
+        char a[64];
+        CHECK_INT(decode_frame(&fr, &pkt), DECODE_FRAGMENT);
+        CHECK_INT(pkt.l4_proto, IPPROTO_UDP);
+        CHECK_INT(pkt.frag_id, 0xb0647780u);
+        CHECK_INT(pkt.frag_offset, 0);
+        CHECK_INT(pkt.frag_more, 1);
+        CHECK_INT(pkt.payload_len, 1448);
+        CHECK_INT(pkt.dir, 0); /* sll.pkttype 0: to us */
+        CHECK_INT(decode_addr_format(&pkt, 0, a, sizeof a), 35);
+        CHECK_STR(a, "fd17:625c:f037:2:a00:27ff:feb9:1521");
+        char err[256];
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+        CHECK_INT(decode_frame(&fr, &pkt), DECODE_FRAGMENT);
+        CHECK_INT(pkt.frag_id, 0xb0647780u);
+        CHECK_INT(pkt.frag_offset, 181 * 8);
+        CHECK_INT(pkt.frag_more, 0);
+        CHECK_INT(pkt.payload_len, 251);
+        CHECK_INT(decode_addr_format(&pkt, 1, a, sizeof a), 35);
+        CHECK_STR(a, "fd17:625c:f037:2:a00:27ff:feb9:3519");
+    }
+    capture_pcap_free(cap);
+}
+
+TEST_MAIN()

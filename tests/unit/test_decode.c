@@ -1,0 +1,1233 @@
+#include "decode.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+
+#include "test.h"
+
+/* Frames are assembled here header by header; every length field is computed by the caller
+ * from the sizes written below, so each test states the layout it decodes. */
+
+struct fb {
+    uint8_t d[2048];
+    uint32_t n;
+};
+
+static void put8(struct fb *f, unsigned v)
+{
+    f->d[f->n++] = (uint8_t)v;
+}
+
+static void put16(struct fb *f, unsigned v)
+{
+    put8(f, v >> 8);
+    put8(f, v);
+}
+
+static void put32(struct fb *f, uint32_t v)
+{
+    put16(f, v >> 16);
+    put16(f, v & 0xffff);
+}
+
+static void putn(struct fb *f, const void *p, size_t n)
+{
+    memcpy(f->d + f->n, p, n);
+    f->n += (uint32_t)n;
+}
+
+static void zeros(struct fb *f, size_t n)
+{
+    memset(f->d + f->n, 0, n);
+    f->n += (uint32_t)n;
+}
+
+static const uint8_t SRC4[4] = {192, 0, 2, 1};
+static const uint8_t DST4[4] = {198, 51, 100, 2};
+static const uint8_t SRC6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+static const uint8_t DST6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+static const char SIP[] = "OPTIONS sip:a@b SIP/2.0\r\n\r\n"; /* 27 bytes */
+#define SIP_LEN ((uint32_t)sizeof SIP - 1)
+
+/* Destination and source MAC; the caller writes tags and the ethertype. */
+static void eth_macs(struct fb *f)
+{
+    static const uint8_t macs[12] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2};
+    putn(f, macs, sizeof macs);
+}
+
+static void eth(struct fb *f, unsigned type)
+{
+    eth_macs(f);
+    put16(f, type);
+}
+
+/* A VLAN tag: TPID then TCI (priority 5 set to check it is masked off). */
+static void tag(struct fb *f, unsigned tpid, unsigned vid)
+{
+    put16(f, tpid);
+    put16(f, 0xa000 | vid);
+}
+
+static void sll(struct fb *f, unsigned pkttype, unsigned proto)
+{
+    put16(f, pkttype);
+    put16(f, 1); /* ARPHRD_ETHER */
+    put16(f, 6);
+    static const uint8_t addr[8] = {2, 0, 0, 0, 0, 1, 0, 0};
+    putn(f, addr, 8);
+    put16(f, proto);
+}
+
+static void sll2(struct fb *f, unsigned proto, unsigned pkttype)
+{
+    put16(f, proto);
+    put16(f, 0);
+    put32(f, 3); /* ifindex */
+    put16(f, 1); /* ARPHRD_ETHER */
+    put8(f, pkttype);
+    put8(f, 6);
+    static const uint8_t addr[8] = {2, 0, 0, 0, 0, 1, 0, 0};
+    putn(f, addr, 8);
+}
+
+/* IPv4 header with opt_words 32-bit option words; total length = header + l4len. */
+static void ip4x(struct fb *f, unsigned proto, uint32_t l4len, unsigned id, unsigned frag,
+                 unsigned opt_words, const uint8_t *src, const uint8_t *dst)
+{
+    unsigned hl = 20 + 4 * opt_words;
+    put8(f, 0x40 | (hl / 4));
+    put8(f, 0);
+    put16(f, hl + l4len);
+    put16(f, id);
+    put16(f, frag);
+    put8(f, 64);
+    put8(f, proto);
+    put16(f, 0);
+    putn(f, src, 4);
+    putn(f, dst, 4);
+    for (unsigned i = 0; i < opt_words; i++)
+        put32(f, 0x01010101); /* NOP options */
+}
+
+static void ip4(struct fb *f, unsigned proto, uint32_t l4len)
+{
+    ip4x(f, proto, l4len, 0x1234, 0x4000 /* DF only: not a fragment */, 0, SRC4, DST4);
+}
+
+static void ip6x(struct fb *f, unsigned nh, uint32_t plen, const uint8_t *src, const uint8_t *dst)
+{
+    put32(f, 0x60000000);
+    put16(f, plen);
+    put8(f, nh);
+    put8(f, 64);
+    putn(f, src, 16);
+    putn(f, dst, 16);
+}
+
+static void ip6(struct fb *f, unsigned nh, uint32_t plen)
+{
+    ip6x(f, nh, plen, SRC6, DST6);
+}
+
+/* Hop-by-hop, routing or destination options header of (units + 1) * 8 bytes. */
+static void ext6(struct fb *f, unsigned nh, unsigned units)
+{
+    put8(f, nh);
+    put8(f, units);
+    zeros(f, (units + 1) * 8 - 2);
+}
+
+/* Authentication header of (units + 2) * 4 bytes. */
+static void ah(struct fb *f, unsigned nh, unsigned units)
+{
+    put8(f, nh);
+    put8(f, units);
+    zeros(f, (units + 2) * 4 - 2);
+}
+
+static void frag6(struct fb *f, unsigned nh, unsigned offset, unsigned more, uint32_t id)
+{
+    put8(f, nh);
+    put8(f, 0);
+    put16(f, offset | more);
+    put32(f, id);
+}
+
+static void udpx(struct fb *f, unsigned sport, unsigned dport, unsigned ulen)
+{
+    put16(f, sport);
+    put16(f, dport);
+    put16(f, ulen);
+    put16(f, 0);
+}
+
+static void udp(struct fb *f, uint32_t plen)
+{
+    udpx(f, 5060, 5061, 8 + plen);
+}
+
+static void tcpx(struct fb *f, unsigned sport, unsigned dport, uint32_t seq, unsigned flags,
+                 unsigned doff)
+{
+    put16(f, sport);
+    put16(f, dport);
+    put32(f, seq);
+    put32(f, 0);
+    put8(f, doff << 4);
+    put8(f, flags);
+    put16(f, 65535);
+    put32(f, 0);
+    for (unsigned i = 5; i < doff; i++)
+        put32(f, 0x01010101);
+}
+
+static void sip(struct fb *f)
+{
+    putn(f, SIP, SIP_LEN);
+}
+
+static enum decode_result run(const struct fb *f, unsigned link, struct packet *pkt)
+{
+    struct capture_frame fr = {.data = f->d,
+                               .caplen = f->n,
+                               .wirelen = f->n,
+                               .link = (uint16_t)link,
+                               .dir = CAPTURE_DIR_UNKNOWN};
+    return decode_frame(&fr, pkt);
+}
+
+#define CHECK_BYTES(a, b, n) CHECK(memcmp((a), (b), (n)) == 0)
+
+static void check_v4_addrs(const struct packet *pkt, const uint8_t *src, const uint8_t *dst)
+{
+    static const uint8_t zero[12];
+    CHECK_INT(pkt->ip_version, 4);
+    CHECK_BYTES(pkt->src, src, 4);
+    CHECK_BYTES(pkt->dst, dst, 4);
+    CHECK_BYTES(pkt->src + 4, zero, 12);
+    CHECK_BYTES(pkt->dst + 4, zero, 12);
+}
+
+static void check_v6_addrs(const struct packet *pkt, const uint8_t *src, const uint8_t *dst)
+{
+    CHECK_INT(pkt->ip_version, 6);
+    CHECK_BYTES(pkt->src, src, 16);
+    CHECK_BYTES(pkt->dst, dst, 16);
+}
+
+/* The SIP text as payload, at byte offset off of the frame. */
+static void check_sip_payload(const struct packet *pkt, const struct fb *f, uint32_t off)
+{
+    CHECK(pkt->payload == f->d + off);
+    CHECK_INT(pkt->payload_len, SIP_LEN);
+}
+
+static void check_error(const struct packet *pkt, enum decode_result r, int stage,
+                        const char *reason)
+{
+    CHECK_INT(r, DECODE_ERROR);
+    CHECK_INT(pkt->error_stage, stage);
+    CHECK_STR(pkt->error_reason, reason);
+    CHECK(pkt->payload == NULL);
+    CHECK_INT(pkt->payload_len, 0);
+}
+
+/* ---- link layers ---- */
+
+TEST(ethernet_ipv4_udp_gives_addresses_ports_and_payload)
+{
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct capture_frame fr = {.data = f.d,
+                               .caplen = f.n,
+                               .wirelen = f.n,
+                               .ts_ns = 1700000000123456789ull,
+                               .link = CAPTURE_LINK_ETHERNET,
+                               .dir = CAPTURE_DIR_OUTGOING,
+                               .iface = 3};
+    struct packet pkt;
+    CHECK_INT(decode_frame(&fr, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.ts_ns, 1700000000123456789ull);
+    CHECK_INT(pkt.iface, 3);
+    CHECK_INT(pkt.dir, CAPTURE_DIR_OUTGOING);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    CHECK_INT(pkt.l4_proto, IPPROTO_UDP);
+    CHECK_INT(pkt.sport, 5060);
+    CHECK_INT(pkt.dport, 5061);
+    CHECK_INT(pkt.n_vlans, 0);
+    CHECK_INT(pkt.tunnels, 0);
+    CHECK_INT(pkt.truncated, 0);
+    CHECK_INT(pkt.frag_offset, 0);
+    CHECK_INT(pkt.frag_more, 0);
+    CHECK(pkt.error_reason == NULL);
+    check_sip_payload(&pkt, &f, 14 + 20 + 8);
+}
+
+TEST(ethernet_padding_after_the_ip_total_length_is_not_payload)
+{
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    ip4(&f, IPPROTO_UDP, 8 + 4);
+    udp(&f, 4);
+    putn(&f, "ping", 4);
+    zeros(&f, 60 - f.n); /* 46 bytes so far: padded to the 60-byte minimum */
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_UDP);
+    CHECK(pkt.payload == f.d + 42);
+    CHECK_INT(pkt.payload_len, 4);
+    CHECK_INT(pkt.truncated, 0);
+}
+
+TEST(qinq_tags_are_kept_outermost_first_with_priority_bits_masked)
+{
+    struct fb f = {0};
+    eth_macs(&f);
+    tag(&f, 0x88a8, 100);
+    tag(&f, 0x8100, 4095);
+    put16(&f, 0x86dd);
+    ip6(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.n_vlans, 2);
+    CHECK_INT(pkt.vlans[0], 100);
+    CHECK_INT(pkt.vlans[1], 4095);
+    check_v6_addrs(&pkt, SRC6, DST6);
+    check_sip_payload(&pkt, &f, 12 + 8 + 2 + 40 + 8);
+}
+
+TEST(old_9100_qinq_tag_is_followed)
+{
+    struct fb f = {0};
+    eth_macs(&f);
+    tag(&f, 0x9100, 7);
+    tag(&f, 0x8100, 8);
+    put16(&f, 0x0800);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.n_vlans, 2);
+    CHECK_INT(pkt.vlans[0], 7);
+    CHECK_INT(pkt.vlans[1], 8);
+    check_sip_payload(&pkt, &f, 12 + 8 + 2 + 20 + 8);
+}
+
+TEST(six_vlan_tags_keep_the_outer_four_and_still_decode)
+{
+    struct fb f = {0};
+    eth_macs(&f);
+    for (unsigned i = 1; i <= 6; i++)
+        tag(&f, i == 1 ? 0x88a8 : 0x8100, i * 10);
+    put16(&f, 0x0800);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.n_vlans, DECODE_MAX_VLANS);
+    CHECK_INT(pkt.vlans[0], 10);
+    CHECK_INT(pkt.vlans[1], 20);
+    CHECK_INT(pkt.vlans[2], 30);
+    CHECK_INT(pkt.vlans[3], 40);
+    check_sip_payload(&pkt, &f, 12 + 6 * 4 + 2 + 20 + 8);
+}
+
+TEST(vlan_tag_cut_short_is_a_short_frame)
+{
+    struct fb f = {0};
+    eth_macs(&f);
+    put16(&f, 0x8100);
+    put16(&f, 5); /* TCI but no inner ethertype */
+    struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_STAGE_L2, "short_frame");
+}
+
+TEST(non_ip_ethertypes_are_skipped_not_errors)
+{
+    static const unsigned types[] = {0x0806 /* ARP */, 0x88cc /* LLDP */, 0x0026 /* 802.3 length */,
+                                     0x8863 /* PPPoE discovery */};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        struct fb f = {0};
+        eth(&f, types[i]);
+        zeros(&f, 28);
+        struct packet pkt;
+        CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_SKIP);
+        CHECK(pkt.error_reason == NULL);
+        CHECK(pkt.payload == NULL);
+    }
+}
+
+TEST(short_ethernet_header_is_a_short_frame)
+{
+    struct fb f = {0};
+    eth_macs(&f);
+    put8(&f, 0x08);
+    struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_STAGE_L2, "short_frame");
+}
+
+TEST(pppoe_session_carries_ipv4_and_other_ppp_protocols_are_skipped)
+{
+    struct fb f = {0};
+    eth(&f, 0x8864);
+    put8(&f, 0x11);
+    put8(&f, 0);
+    put16(&f, 0x0b0c);
+    put16(&f, 2 + 20 + 8 + SIP_LEN);
+    put16(&f, 0x0021);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_UDP);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    check_sip_payload(&pkt, &f, 14 + 8 + 20 + 8);
+
+    f.d[14 + 6] = 0xc0; /* PPP LCP 0xc021 */
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_SKIP);
+    f.d[14 + 6] = 0x00;
+    f.d[14 + 7] = 0x57; /* IPv6 announced, IPv4 inside */
+    check_error(&pkt, run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_STAGE_L3, "bad_ip_version");
+}
+
+TEST(linux_cooked_v1_uses_the_protocol_field_and_packet_type)
+{
+    struct fb f = {0};
+    sll(&f, 4 /* outgoing */, 0x86dd);
+    ip6(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_LINUX_SLL, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.dir, CAPTURE_DIR_OUTGOING);
+    check_v6_addrs(&pkt, SRC6, DST6);
+    CHECK_INT(pkt.sport, 5060);
+    check_sip_payload(&pkt, &f, 16 + 40 + 8);
+
+    /* A live source's own direction wins over the cooked header. */
+    struct capture_frame fr = {.data = f.d,
+                               .caplen = f.n,
+                               .wirelen = f.n,
+                               .link = CAPTURE_LINK_LINUX_SLL,
+                               .dir = CAPTURE_DIR_HOST};
+    CHECK_INT(decode_frame(&fr, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.dir, CAPTURE_DIR_HOST);
+}
+
+TEST(linux_cooked_v1_with_a_vlan_tag_after_the_header)
+{
+    struct fb f = {0};
+    sll(&f, 0, 0x8100);
+    put16(&f, 42);
+    put16(&f, 0x0800);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_LINUX_SLL, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.dir, CAPTURE_DIR_HOST);
+    CHECK_INT(pkt.n_vlans, 1);
+    CHECK_INT(pkt.vlans[0], 42);
+    check_sip_payload(&pkt, &f, 16 + 4 + 20 + 8);
+}
+
+TEST(linux_cooked_v1_non_ip_protocol_is_skipped_and_short_header_is_an_error)
+{
+    struct fb f = {0};
+    sll(&f, 0, 0x0004); /* ETH_P_802_2 */
+    zeros(&f, 10);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_LINUX_SLL, &pkt), DECODE_SKIP);
+    f.n = 15;
+    check_error(&pkt, run(&f, CAPTURE_LINK_LINUX_SLL, &pkt), DECODE_STAGE_L2, "short_frame");
+}
+
+TEST(linux_cooked_v2_ipv4_tcp_gives_seq_flags_and_payload)
+{
+    struct fb f = {0};
+    sll2(&f, 0x0800, 3 /* otherhost */);
+    ip4(&f, IPPROTO_TCP, 32 + SIP_LEN);
+    tcpx(&f, 40000, 5060, 0xdeadbeef, DECODE_TCP_ACK | 0x08 /* PSH */, 8);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_LINUX_SLL2, &pkt), DECODE_TCP);
+    CHECK_INT(pkt.dir, CAPTURE_DIR_OTHERHOST);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    CHECK_INT(pkt.l4_proto, IPPROTO_TCP);
+    CHECK_INT(pkt.sport, 40000);
+    CHECK_INT(pkt.dport, 5060);
+    CHECK_INT(pkt.tcp_seq, 0xdeadbeefu);
+    CHECK_INT(pkt.tcp_flags, 0x18);
+    check_sip_payload(&pkt, &f, 20 + 20 + 32);
+    f.n = 19;
+    check_error(&pkt, run(&f, CAPTURE_LINK_LINUX_SLL2, &pkt), DECODE_STAGE_L2, "short_frame");
+}
+
+TEST(raw_link_takes_the_version_from_the_first_nibble)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    check_sip_payload(&pkt, &f, 28);
+    CHECK_INT(run(&f, CAPTURE_LINK_IPV4, &pkt), DECODE_UDP);
+    check_error(&pkt, run(&f, CAPTURE_LINK_IPV6, &pkt), DECODE_STAGE_L3, "bad_ip_version");
+
+    struct fb g = {0};
+    ip6(&g, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&g, SIP_LEN);
+    sip(&g);
+    CHECK_INT(run(&g, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    check_v6_addrs(&pkt, SRC6, DST6);
+    check_sip_payload(&pkt, &g, 48);
+    CHECK_INT(run(&g, CAPTURE_LINK_IPV6, &pkt), DECODE_UDP);
+    check_error(&pkt, run(&g, CAPTURE_LINK_IPV4, &pkt), DECODE_STAGE_L3, "bad_ip_version");
+
+    g.d[0] = 0x50;
+    check_error(&pkt, run(&g, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ip_version");
+    g.n = 0;
+    check_error(&pkt, run(&g, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "short_ip_header");
+}
+
+/* A NULL/LOOP frame: 4-byte family as the four given bytes, then IP. */
+static void loopback_frame(struct fb *f, const uint8_t fam[4], int v6)
+{
+    f->n = 0;
+    putn(f, fam, 4);
+    if (v6)
+        ip6(f, IPPROTO_UDP, 8 + SIP_LEN);
+    else
+        ip4(f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(f, SIP_LEN);
+    sip(f);
+}
+
+TEST(null_link_accepts_the_family_in_either_byte_order)
+{
+    static const struct {
+        uint8_t fam[4];
+        int v6;
+    } ok[] = {
+        {{2, 0, 0, 0}, 0},  {{0, 0, 0, 2}, 0},  {{24, 0, 0, 0}, 1}, {{0, 0, 0, 24}, 1},
+        {{28, 0, 0, 0}, 1}, {{0, 0, 0, 28}, 1}, {{30, 0, 0, 0}, 1}, {{0, 0, 0, 30}, 1},
+    };
+    struct fb f;
+    struct packet pkt;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        loopback_frame(&f, ok[i].fam, ok[i].v6);
+        CHECK_INT(run(&f, CAPTURE_LINK_NULL, &pkt), DECODE_UDP);
+        CHECK_INT(pkt.ip_version, ok[i].v6 ? 6 : 4);
+        check_sip_payload(&pkt, &f, ok[i].v6 ? 52 : 32);
+    }
+    static const uint8_t appletalk[4] = {16, 0, 0, 0};
+    loopback_frame(&f, appletalk, 0);
+    CHECK_INT(run(&f, CAPTURE_LINK_NULL, &pkt), DECODE_SKIP);
+    static const uint8_t inet_v6inside[4] = {2, 0, 0, 0};
+    loopback_frame(&f, inet_v6inside, 1);
+    check_error(&pkt, run(&f, CAPTURE_LINK_NULL, &pkt), DECODE_STAGE_L3, "bad_ip_version");
+    f.n = 3;
+    check_error(&pkt, run(&f, CAPTURE_LINK_NULL, &pkt), DECODE_STAGE_L2, "short_frame");
+}
+
+TEST(loop_link_family_is_in_network_order_only)
+{
+    struct fb f;
+    struct packet pkt;
+    static const uint8_t be2[4] = {0, 0, 0, 2}, le2[4] = {2, 0, 0, 0}, be24[4] = {0, 0, 0, 24};
+    loopback_frame(&f, be2, 0);
+    CHECK_INT(run(&f, CAPTURE_LINK_LOOP, &pkt), DECODE_UDP);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    loopback_frame(&f, be24, 1);
+    CHECK_INT(run(&f, CAPTURE_LINK_LOOP, &pkt), DECODE_UDP);
+    check_v6_addrs(&pkt, SRC6, DST6);
+    loopback_frame(&f, le2, 0);
+    CHECK_INT(run(&f, CAPTURE_LINK_LOOP, &pkt), DECODE_SKIP);
+}
+
+TEST(unknown_link_type_is_an_l2_error)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8);
+    udp(&f, 0);
+    struct packet pkt;
+    check_error(&pkt, run(&f, 147, &pkt), DECODE_STAGE_L2, "unsupported_link");
+}
+
+/* ---- IPv4 ---- */
+
+TEST(ipv4_options_are_skipped_by_ihl)
+{
+    struct fb f = {0};
+    ip4x(&f, IPPROTO_UDP, 8 + SIP_LEN, 1, 0, 3, SRC4, DST4);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    check_sip_payload(&pkt, &f, 32 + 8);
+}
+
+TEST(ipv4_header_checks_name_the_fault)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+
+    f.d[0] = 0x44; /* IHL 4 */
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ipv4_header");
+    f.d[0] = 0x45;
+    f.d[2] = 0;
+    f.d[3] = 19; /* total length below the header */
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ipv4_header");
+    f.d[3] = (uint8_t)(f.n + 1); /* one byte past a frame that was not cut */
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ip_length");
+    f.d[3] = (uint8_t)f.n;
+    f.d[0] = 0x4f; /* IHL 15: a 60-byte header in a 50-byte frame */
+    f.n = 50;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "short_ip_header");
+    f.n = 19;
+    f.d[0] = 0x45;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "short_ip_header");
+}
+
+TEST(ipv4_total_length_zero_takes_the_frame_length)
+{
+    /* What TSO and BIG TCP leave in captures: tot_len 0. */
+    struct fb f = {0};
+    ip4(&f, IPPROTO_TCP, 20 + SIP_LEN);
+    tcpx(&f, 5060, 5060, 1, DECODE_TCP_ACK, 5);
+    sip(&f);
+    f.d[2] = f.d[3] = 0;
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_TCP);
+    check_sip_payload(&pkt, &f, 40);
+}
+
+TEST(ipv4_first_fragment_with_mf_and_offset_zero_is_a_fragment)
+{
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    ip4x(&f, IPPROTO_UDP, 8 + SIP_LEN, 0xbeef, 0x2000, 0, SRC4, DST4);
+    udp(&f, 500); /* the UDP length covers the whole datagram, not this fragment */
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_FRAGMENT);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    CHECK_INT(pkt.l4_proto, IPPROTO_UDP);
+    CHECK_INT(pkt.frag_id, 0xbeef);
+    CHECK_INT(pkt.frag_offset, 0);
+    CHECK_INT(pkt.frag_more, 1);
+    CHECK_INT(pkt.sport, 0);
+    CHECK_INT(pkt.dport, 0);
+    CHECK(pkt.payload == f.d + 34);
+    CHECK_INT(pkt.payload_len, 8 + SIP_LEN);
+}
+
+TEST(ipv4_middle_and_last_fragments_give_offset_in_bytes)
+{
+    struct fb f = {0};
+    ip4x(&f, IPPROTO_TCP, SIP_LEN, 7, 0x2000 | 185, 0, SRC4, DST4); /* 185 * 8 = 1480 */
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.l4_proto, IPPROTO_TCP);
+    CHECK_INT(pkt.frag_id, 7);
+    CHECK_INT(pkt.frag_offset, 1480);
+    CHECK_INT(pkt.frag_more, 1);
+    check_sip_payload(&pkt, &f, 20);
+
+    f.n = 0;
+    ip4x(&f, IPPROTO_UDP, SIP_LEN, 8, 0x4000 | 0x1fff, 0, SRC4, DST4); /* DF ignored, last */
+    sip(&f);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.frag_id, 8);
+    CHECK_INT(pkt.frag_offset, 65528);
+    CHECK_INT(pkt.frag_more, 0);
+    check_sip_payload(&pkt, &f, 20);
+}
+
+TEST(icmp_and_gre_are_skipped)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_ICMP, 8);
+    zeros(&f, 8);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_SKIP);
+    f.n = 0;
+    ip4(&f, 47, 8);
+    zeros(&f, 8);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_SKIP);
+}
+
+/* ---- IPv6 ---- */
+
+TEST(ipv6_extension_headers_are_skipped_to_udp)
+{
+    /* hop-by-hop (8) -> routing (24) -> destination options (16) -> AH (24) -> UDP */
+    struct fb f = {0};
+    ip6(&f, IPPROTO_HOPOPTS, 8 + 24 + 16 + 24 + 8 + SIP_LEN);
+    ext6(&f, IPPROTO_ROUTING, 0);
+    ext6(&f, IPPROTO_DSTOPTS, 2);
+    ext6(&f, IPPROTO_AH, 1);
+    ah(&f, IPPROTO_UDP, 4);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    check_v6_addrs(&pkt, SRC6, DST6);
+    CHECK_INT(pkt.sport, 5060);
+    check_sip_payload(&pkt, &f, 40 + 72 + 8);
+}
+
+TEST(ipv4_ah_is_skipped_to_tcp)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_AH, 16 + 20 + SIP_LEN);
+    ah(&f, IPPROTO_TCP, 2);
+    tcpx(&f, 1, 2, 3, DECODE_TCP_SYN, 5);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_TCP);
+    CHECK_INT(pkt.tcp_flags, DECODE_TCP_SYN);
+    check_sip_payload(&pkt, &f, 20 + 16 + 20);
+}
+
+TEST(ipv6_extension_header_past_the_payload_is_bad)
+{
+    struct fb f = {0};
+    ip6(&f, IPPROTO_DSTOPTS, 16);
+    ext6(&f, IPPROTO_UDP, 2); /* says 24 bytes, 16 in the payload */
+    struct packet pkt;
+    f.n = 40 + 16;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ext_header");
+
+    f.n = 0;
+    ip6(&f, IPPROTO_DSTOPTS, 4); /* shorter than any extension header */
+    zeros(&f, 4);
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ext_header");
+}
+
+TEST(ipv6_header_checks_name_the_fault)
+{
+    struct fb f = {0};
+    ip6(&f, IPPROTO_UDP, 8 + SIP_LEN + 1); /* one byte more than the frame */
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ip_length");
+    f.n = 39;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "short_ip_header");
+}
+
+TEST(ipv6_fragment_header_gives_fragment_fields_and_data_after_it)
+{
+    struct fb f = {0};
+    sll(&f, 0, 0x86dd);
+    ip6(&f, IPPROTO_HOPOPTS, 8 + 8 + 8 + SIP_LEN);
+    ext6(&f, IPPROTO_FRAGMENT, 0);
+    frag6(&f, IPPROTO_UDP, 0, 1, 0xf00dcafe);
+    udp(&f, 1400);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_LINUX_SLL, &pkt), DECODE_FRAGMENT);
+    check_v6_addrs(&pkt, SRC6, DST6);
+    CHECK_INT(pkt.l4_proto, IPPROTO_UDP);
+    CHECK_INT(pkt.frag_id, 0xf00dcafeu);
+    CHECK_INT(pkt.frag_offset, 0);
+    CHECK_INT(pkt.frag_more, 1);
+    CHECK_INT(pkt.sport, 0);
+    CHECK(pkt.payload == f.d + 16 + 40 + 16);
+    CHECK_INT(pkt.payload_len, 8 + SIP_LEN);
+
+    f.n = 0;
+    ip6(&f, IPPROTO_FRAGMENT, 8 + SIP_LEN);
+    frag6(&f, IPPROTO_DSTOPTS, 1448, 0, 9);
+    sip(&f);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.l4_proto, IPPROTO_DSTOPTS);
+    CHECK_INT(pkt.frag_id, 9);
+    CHECK_INT(pkt.frag_offset, 1448);
+    CHECK_INT(pkt.frag_more, 0);
+    check_sip_payload(&pkt, &f, 48);
+}
+
+TEST(ipv6_atomic_fragment_is_decoded_as_a_whole_packet)
+{
+    /* RFC 6946: offset 0 and M clear. */
+    struct fb f = {0};
+    ip6(&f, IPPROTO_FRAGMENT, 8 + 8 + SIP_LEN);
+    frag6(&f, IPPROTO_UDP, 0, 0, 77);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.frag_id, 0);
+    CHECK_INT(pkt.sport, 5060);
+    check_sip_payload(&pkt, &f, 56);
+}
+
+TEST(esp_and_no_next_header_are_skipped)
+{
+    struct fb f = {0};
+    ip6(&f, IPPROTO_ESP, 16);
+    zeros(&f, 16);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_SKIP);
+    CHECK(pkt.error_reason == NULL);
+    f.n = 0;
+    ip6(&f, IPPROTO_DSTOPTS, 8);
+    ext6(&f, IPPROTO_NONE, 0);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_SKIP);
+    f.n = 0;
+    ip4(&f, IPPROTO_ESP, 16);
+    zeros(&f, 16);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_SKIP);
+}
+
+TEST(ipv6_extension_header_numbers_mean_nothing_after_ipv4)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_DSTOPTS, 16);
+    ext6(&f, IPPROTO_UDP, 1);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_SKIP);
+}
+
+/* ---- IP-in-IP ---- */
+
+static const uint8_t OUT4S[4] = {10, 0, 0, 1}, OUT4D[4] = {10, 0, 0, 2};
+static const uint8_t OUT6S[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+static const uint8_t OUT6D[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+
+TEST(ipip_of_every_version_pair_reports_the_innermost_addresses)
+{
+    for (int outer6 = 0; outer6 < 2; outer6++) {
+        for (int inner6 = 0; inner6 < 2; inner6++) {
+            struct fb f = {0};
+            uint32_t inner_len = (inner6 ? 40 : 20) + 8 + SIP_LEN;
+            unsigned proto = inner6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+            eth(&f, outer6 ? 0x86dd : 0x0800);
+            if (outer6)
+                ip6x(&f, proto, inner_len, OUT6S, OUT6D);
+            else
+                ip4x(&f, proto, inner_len, 1, 0, 0, OUT4S, OUT4D);
+            if (inner6)
+                ip6(&f, IPPROTO_UDP, 8 + SIP_LEN);
+            else
+                ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+            udp(&f, SIP_LEN);
+            sip(&f);
+            struct packet pkt;
+            CHECK_INT(run(&f, CAPTURE_LINK_ETHERNET, &pkt), DECODE_UDP);
+            CHECK_INT(pkt.tunnels, 1);
+            if (inner6)
+                check_v6_addrs(&pkt, SRC6, DST6);
+            else
+                check_v4_addrs(&pkt, SRC4, DST4);
+            check_sip_payload(&pkt, &f, 14 + (outer6 ? 40 : 20) + (inner6 ? 40 : 20) + 8);
+        }
+    }
+}
+
+/* levels nested IPv4-in-IPv4 headers around UDP. */
+static void nested(struct fb *f, unsigned levels)
+{
+    f->n = 0;
+    for (unsigned i = 0; i < levels; i++)
+        ip4x(f, IPPROTO_IPIP, (levels - i) * 20 + 8 + SIP_LEN, i, 0, 0, OUT4S, OUT4D);
+    ip4(f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(f, SIP_LEN);
+    sip(f);
+}
+
+TEST(four_tunnel_levels_decode_and_a_fifth_is_an_error)
+{
+    struct fb f;
+    struct packet pkt;
+    nested(&f, DECODE_MAX_TUNNELS);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.tunnels, 4);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    check_sip_payload(&pkt, &f, 5 * 20 + 8);
+    nested(&f, DECODE_MAX_TUNNELS + 1);
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "too_many_tunnels");
+}
+
+TEST(tunnel_inner_header_must_match_the_outer_protocol)
+{
+    struct fb f = {0};
+    ip4x(&f, IPPROTO_IPV6, 20 + 8 + SIP_LEN, 1, 0, 0, OUT4S, OUT4D); /* says IPv6 inside */
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ip_version");
+}
+
+TEST(inner_length_past_the_outer_payload_is_bad)
+{
+    struct fb f = {0};
+    ip4x(&f, IPPROTO_IPIP, 20 + 8 + SIP_LEN, 1, 0, 0, OUT4S, OUT4D);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN + 1);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L3, "bad_ip_length");
+}
+
+TEST(fragmented_tunnel_packet_is_a_fragment_of_the_outer_header)
+{
+    struct fb f = {0};
+    ip4x(&f, IPPROTO_IPIP, 20 + 8 + SIP_LEN, 99, 0x2000, 0, OUT4S, OUT4D);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.l4_proto, IPPROTO_IPIP);
+    CHECK_INT(pkt.tunnels, 0);
+    CHECK_INT(pkt.frag_id, 99);
+    check_v4_addrs(&pkt, OUT4S, OUT4D);
+    CHECK(pkt.payload == f.d + 20);
+    CHECK_INT(pkt.payload_len, 20 + 8 + SIP_LEN);
+
+    /* reasm hands the reassembled data back: the inner packet is followed. */
+    CHECK_INT(decode_transport(pkt.payload, pkt.payload_len, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.tunnels, 1);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    CHECK_INT(pkt.sport, 5060);
+    check_sip_payload(&pkt, &f, 48);
+}
+
+/* ---- UDP and TCP ---- */
+
+TEST(udp_length_shorter_than_the_ip_payload_limits_the_payload)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udpx(&f, 1, 2, 8 + 10);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    CHECK(pkt.payload == f.d + 28);
+    CHECK_INT(pkt.payload_len, 10);
+}
+
+TEST(udp_length_longer_than_the_ip_payload_gives_the_ip_payload)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udpx(&f, 1, 2, 8 + SIP_LEN + 100);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    check_sip_payload(&pkt, &f, 28);
+}
+
+TEST(udp_length_below_eight_and_short_udp_header_are_l4_errors)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udpx(&f, 1, 2, 7);
+    sip(&f);
+    struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "bad_udp_length");
+
+    f.n = 0;
+    ip4(&f, IPPROTO_UDP, 7);
+    zeros(&f, 7);
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "short_udp");
+}
+
+TEST(udp_with_empty_payload_is_udp)
+{
+    struct fb f = {0};
+    ip6(&f, IPPROTO_UDP, 8);
+    udp(&f, 0);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    CHECK(pkt.payload == f.d + 48);
+    CHECK_INT(pkt.payload_len, 0);
+}
+
+TEST(tcp_data_offset_checks_name_the_fault)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_TCP, 24);
+    tcpx(&f, 1, 2, 3, 0, 6);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_TCP);
+    CHECK(pkt.payload == f.d + 44);
+    CHECK_INT(pkt.payload_len, 0);
+
+    f.d[20 + 12] = 4 << 4;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "bad_tcp_offset");
+    f.d[20 + 12] = 7 << 4; /* 28 bytes in a 24-byte segment */
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "bad_tcp_offset");
+
+    f.n = 0;
+    ip4(&f, IPPROTO_TCP, 19);
+    zeros(&f, 19);
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "short_tcp");
+}
+
+TEST(tcp_flags_and_sequence_number_are_host_order)
+{
+    struct fb f = {0};
+    ip6(&f, IPPROTO_TCP, 20);
+    tcpx(&f, 5061, 443, 0x01020304, DECODE_TCP_FIN | DECODE_TCP_RST | DECODE_TCP_ACK, 5);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_TCP);
+    CHECK_INT(pkt.sport, 5061);
+    CHECK_INT(pkt.dport, 443);
+    CHECK_INT(pkt.tcp_seq, 0x01020304);
+    CHECK_INT(pkt.tcp_flags, 0x15);
+}
+
+/* ---- truncation ---- */
+
+TEST(frame_cut_at_the_snap_length_is_flagged_and_payload_clamped)
+{
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    struct capture_frame fr = {
+        .data = f.d, .caplen = 14 + 20 + 8 + 5, .wirelen = f.n, .link = CAPTURE_LINK_ETHERNET};
+    struct packet pkt;
+    CHECK_INT(decode_frame(&fr, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.truncated, 1);
+    CHECK(pkt.payload == f.d + 42);
+    CHECK_INT(pkt.payload_len, 5);
+    CHECK_INT(pkt.sport, 5060);
+}
+
+struct fixture {
+    const char *name;
+    unsigned link;
+    enum decode_result result;
+    struct fb f;
+    uint32_t payload_off; /* where the payload starts */
+    uint32_t payload_len; /* its full length */
+};
+
+static uint32_t build_fixtures(struct fixture *fx)
+{
+    uint32_t n = 0;
+    struct fb *f;
+
+    fx[n] =
+        (struct fixture){"eth qinq ipv4 udp", CAPTURE_LINK_ETHERNET, DECODE_UDP, {{0}, 0}, 0, 0};
+    f = &fx[n].f;
+    eth_macs(f);
+    tag(f, 0x88a8, 1);
+    tag(f, 0x8100, 2);
+    put16(f, 0x0800);
+    ip4x(f, IPPROTO_UDP, 8 + SIP_LEN, 1, 0, 2, SRC4, DST4);
+    udp(f, SIP_LEN);
+    sip(f);
+    fx[n].payload_off = 12 + 8 + 2 + 28 + 8;
+    fx[n++].payload_len = SIP_LEN;
+
+    fx[n] = (struct fixture){"eth padded udp", CAPTURE_LINK_ETHERNET, DECODE_UDP, {{0}, 0}, 42, 2};
+    f = &fx[n].f;
+    eth(f, 0x0800);
+    ip4(f, IPPROTO_UDP, 10);
+    udp(f, 2);
+    putn(f, "\r\n", 2);
+    zeros(f, 16);
+
+    n++;
+    fx[n] = (struct fixture){"sll ipv6 ext frag", CAPTURE_LINK_LINUX_SLL,
+                             DECODE_FRAGMENT,     {{0}, 0},
+                             16 + 40 + 16 + 8,    8 + SIP_LEN};
+    f = &fx[n].f;
+    sll(f, 0, 0x86dd);
+    ip6(f, IPPROTO_HOPOPTS, 16 + 8 + 8 + SIP_LEN);
+    ext6(f, IPPROTO_FRAGMENT, 1);
+    frag6(f, IPPROTO_UDP, 0, 1, 5);
+    udp(f, 3000);
+    sip(f);
+
+    n++;
+    fx[n] = (struct fixture){"sll2 ipv6 ah tcp", CAPTURE_LINK_LINUX_SLL2, DECODE_TCP,
+                             {{0}, 0},           20 + 40 + 12 + 24,       SIP_LEN};
+    f = &fx[n].f;
+    sll2(f, 0x86dd, 0);
+    ip6(f, IPPROTO_AH, 12 + 24 + SIP_LEN);
+    ah(f, IPPROTO_TCP, 1);
+    tcpx(f, 1, 2, 3, 0, 6);
+    sip(f);
+
+    n++;
+    fx[n] = (struct fixture){"null 6in4 udp", CAPTURE_LINK_NULL, DECODE_UDP,
+                             {{0}, 0},        4 + 20 + 40 + 8,   SIP_LEN};
+    f = &fx[n].f;
+    put32(f, 0x02000000);
+    ip4x(f, IPPROTO_IPV6, 40 + 8 + SIP_LEN, 1, 0, 0, OUT4S, OUT4D);
+    ip6(f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(f, SIP_LEN);
+    sip(f);
+
+    n++;
+    fx[n] = (struct fixture){
+        "raw ipv4 fragment", CAPTURE_LINK_RAW, DECODE_FRAGMENT, {{0}, 0}, 20, SIP_LEN};
+    f = &fx[n].f;
+    ip4x(f, IPPROTO_UDP, SIP_LEN, 3, 100, 0, SRC4, DST4);
+    sip(f);
+
+    n++;
+    fx[n] = (struct fixture){"pppoe ipv4 tcp", CAPTURE_LINK_ETHERNET, DECODE_TCP,
+                             {{0}, 0},         14 + 8 + 20 + 20,      SIP_LEN};
+    f = &fx[n].f;
+    eth(f, 0x8864);
+    put16(f, 0x1100);
+    put16(f, 1);
+    put16(f, 2 + 40 + SIP_LEN);
+    put16(f, 0x0021);
+    ip4(f, IPPROTO_TCP, 20 + SIP_LEN);
+    tcpx(f, 1, 2, 3, 0, 5);
+    sip(f);
+    n++;
+    return n;
+}
+
+/* Every prefix of every valid frame, in a heap block of exactly that size so that ASan sees
+ * any read past caplen. Cut at the snap length (wirelen = full size), a prefix decodes to the
+ * same result with the payload clamped if it holds all headers, and is an error otherwise.
+ * As a whole frame (wirelen = caplen), every proper prefix is an error, except that a padded
+ * frame may lose padding. */
+TEST(every_prefix_of_a_valid_frame_is_an_error_or_a_clamped_payload)
+{
+    static struct fixture fx[16];
+    uint32_t n = build_fixtures(fx);
+    CHECK_INT(n, 7);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct fb *f = &fx[i].f;
+        struct packet pkt;
+        struct capture_frame whole = {
+            .data = f->d, .caplen = f->n, .wirelen = f->n, .link = (uint16_t)fx[i].link};
+        if (decode_frame(&whole, &pkt) != fx[i].result || pkt.payload != f->d + fx[i].payload_off ||
+            pkt.payload_len != fx[i].payload_len)
+            TEST_FAIL_AT("%s: whole frame does not decode as expected", fx[i].name);
+        uint32_t end = fx[i].payload_off + fx[i].payload_len;
+        for (uint32_t cap = 0; cap < f->n; cap++) {
+            uint8_t *copy = malloc(cap ? cap : 1);
+            memcpy(copy, f->d, cap);
+            struct capture_frame fr = {
+                .data = copy, .caplen = cap, .wirelen = f->n, .link = (uint16_t)fx[i].link};
+            enum decode_result r = decode_frame(&fr, &pkt);
+            if (cap < fx[i].payload_off) {
+                if (r != DECODE_ERROR || !pkt.error_reason)
+                    TEST_FAIL_AT("%s cut at %u: result %d, expected an error", fx[i].name, cap, r);
+            } else {
+                uint32_t want = (cap < end ? cap : end) - fx[i].payload_off;
+                if (r != fx[i].result || pkt.payload != copy + fx[i].payload_off ||
+                    pkt.payload_len != want || pkt.truncated != 1)
+                    TEST_FAIL_AT("%s cut at %u: result %d len %u, expected %d len %u", fx[i].name,
+                                 cap, r, pkt.payload_len, fx[i].result, want);
+            }
+            fr.wirelen = cap;
+            r = decode_frame(&fr, &pkt);
+            int padding_only = cap >= end;
+            if (padding_only) {
+                if (r != fx[i].result || pkt.payload_len != fx[i].payload_len)
+                    TEST_FAIL_AT("%s short at %u: result %d", fx[i].name, cap, r);
+            } else if (r != DECODE_ERROR || !pkt.error_reason || pkt.truncated != 0) {
+                TEST_FAIL_AT("%s short at %u: result %d, expected an error", fx[i].name, cap, r);
+            }
+            free(copy);
+        }
+    }
+}
+
+/* ---- decode_transport ---- */
+
+TEST(transport_of_reassembled_udp_and_tcp)
+{
+    struct packet pkt;
+    memset(&pkt, 0, sizeof pkt);
+    pkt.ip_version = 4;
+    pkt.l4_proto = IPPROTO_UDP;
+    memcpy(pkt.src, SRC4, 4);
+    struct fb f = {0};
+    udp(&f, SIP_LEN);
+    sip(&f);
+    CHECK_INT(decode_transport(f.d, f.n, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.sport, 5060);
+    CHECK_INT(pkt.dport, 5061);
+    check_sip_payload(&pkt, &f, 8);
+    CHECK_INT(pkt.ip_version, 4);
+    CHECK_BYTES(pkt.src, SRC4, 4);
+
+    f.n = 0;
+    tcpx(&f, 7, 8, 1000, DECODE_TCP_ACK, 5);
+    sip(&f);
+    pkt.l4_proto = IPPROTO_TCP;
+    CHECK_INT(decode_transport(f.d, f.n, &pkt), DECODE_TCP);
+    CHECK_INT(pkt.sport, 7);
+    CHECK_INT(pkt.tcp_seq, 1000);
+    check_sip_payload(&pkt, &f, 20);
+
+    pkt.l4_proto = IPPROTO_UDP;
+    check_error(&pkt, decode_transport(f.d, 7, &pkt), DECODE_STAGE_L4, "short_udp");
+    pkt.l4_proto = IPPROTO_ICMP;
+    CHECK_INT(decode_transport(f.d, f.n, &pkt), DECODE_SKIP);
+}
+
+TEST(transport_skips_ipv6_extension_headers_behind_the_fragment_header)
+{
+    struct packet pkt;
+    memset(&pkt, 0, sizeof pkt);
+    pkt.ip_version = 6;
+    pkt.l4_proto = IPPROTO_DSTOPTS;
+    struct fb f = {0};
+    ext6(&f, IPPROTO_UDP, 1);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    CHECK_INT(decode_transport(f.d, f.n, &pkt), DECODE_UDP);
+    check_sip_payload(&pkt, &f, 24);
+}
+
+/* ---- decode_addr_format ---- */
+
+TEST(addresses_format_as_text)
+{
+    struct fb f = {0};
+    ip4(&f, IPPROTO_UDP, 8);
+    udp(&f, 0);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    char buf[64];
+    CHECK_INT(decode_addr_format(&pkt, 0, buf, sizeof buf), 9);
+    CHECK_STR(buf, "192.0.2.1");
+    CHECK_INT(decode_addr_format(&pkt, 1, buf, sizeof buf), 12);
+    CHECK_STR(buf, "198.51.100.2");
+    CHECK_INT(decode_addr_format(&pkt, 1, buf, 12), -ENOSPC);
+
+    f.n = 0;
+    ip6(&f, IPPROTO_UDP, 8);
+    udp(&f, 0);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
+    CHECK_INT(decode_addr_format(&pkt, 0, buf, sizeof buf), 11);
+    CHECK_STR(buf, "2001:db8::1");
+    CHECK_INT(decode_addr_format(&pkt, 1, buf, sizeof buf), 11);
+    CHECK_STR(buf, "2001:db8::2");
+
+    memset(&pkt, 0, sizeof pkt);
+    CHECK_INT(decode_addr_format(&pkt, 0, buf, sizeof buf), -EINVAL);
+}
+
+TEST_MAIN()
