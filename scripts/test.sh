@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh Debian 12 machine and runs the whole test suite: unit tests
+# (also under ASan+UBSan), end-to-end and conformance tests, Lua specs and the fuzz smoke run.
+# Prints one closing line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+./scripts/install-deps.sh
+
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
+cmake --build build-asan -j"$jobs"
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+# ctest's JUnit report tells passed, failed and skipped apart; sum them over every run.
+run_ctest() {
+    local dir=$1 name=$2
+    shift 2
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs" --output-junit "$results/$name.xml" "$@" ||
+        true
+}
+run_ctest build all
+run_ctest build-asan asan -L unit
+
+python3 - "$results" <<'PY'
+# Each test program prints its own "N passed, N failed, N skipped" line: sum those, so that a
+# case skipped inside a program is reported as skipped. A program that failed without such a
+# line (a crash) counts as one failure; one skipped as a whole (exit 77) as one skip.
+import re, sys, glob, xml.etree.ElementTree as ET
+line = re.compile(r"(\d+) passed, (\d+) failed, (\d+) skipped")
+passed = failed = skipped = 0
+for f in sorted(glob.glob(sys.argv[1] + "/*.xml")):
+    for case in ET.parse(f).getroot().iter("testcase"):
+        status = case.get("status", "")
+        out = "".join(case.itertext())
+        counts = line.findall(out)
+        if counts:
+            p_, f_, s_ = map(int, counts[-1])
+            if status == "fail" and f_ == 0:
+                f_ = 1
+            passed += p_; failed += f_; skipped += s_
+        elif status == "run":
+            passed += 1
+        elif status in ("notrun", "disabled"):
+            skipped += 1
+        else:
+            failed += 1
+            print("FAILED:", case.get("name"))
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed else 0)
+PY

@@ -1,0 +1,611 @@
+/* Tracker tests: SIP text goes through the real parser and tracker; a recording sink keeps the
+ * events. Each expected value is derived from the call flow and METRICS.md "Semantics". */
+#include "track.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+
+#include "decode.h"
+#include "sip_dialog.h"
+#include "sip_parse.h"
+#include "sip_reg.h"
+#include "test.h"
+
+#define S 1000000000ULL
+#define MS 1000000ULL
+
+struct recorded {
+    uint8_t type, method, reason, outcome, old_state, new_state;
+    uint16_t code;
+    uint32_t flags;
+    uint64_t time_ns;
+    double delay;
+    uint16_t label0;
+};
+
+struct recorder {
+    struct recorded ev[512];
+    int n;
+    int label_calls;
+    uint16_t next_label;
+};
+
+static void rec_emit(void *ctx, const struct track_event *ev)
+{
+    struct recorder *r = ctx;
+    if (r->n < 512)
+        r->ev[r->n++] = (struct recorded){ev->type,      ev->method,    ev->reason, ev->outcome,
+                                          ev->old_state, ev->new_state, ev->code,   ev->flags,
+                                          ev->time_ns,   ev->delay,     ev->labels[0]};
+}
+
+static void rec_label(void *ctx, const struct sip_msg *msg, const struct packet *pkt,
+                      uint16_t *labels)
+{
+    struct recorder *r = ctx;
+    (void)msg;
+    (void)pkt;
+    r->label_calls++;
+    labels[0] = ++r->next_label;
+}
+
+static int count_type(const struct recorder *r, enum track_event_type t)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += r->ev[i].type == t;
+    return n;
+}
+
+/* The i-th (0-based) event of type t, or NULL. */
+static const struct recorded *nth(const struct recorder *r, enum track_event_type t, int i)
+{
+    for (int k = 0; k < r->n; k++)
+        if (r->ev[k].type == t && i-- == 0)
+            return &r->ev[k];
+    return NULL;
+}
+
+static int count_flag(const struct recorder *r, uint32_t flag)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += r->ev[i].type == TRACK_MESSAGE && (r->ev[i].flags & flag) != 0;
+    return n;
+}
+
+struct fixture {
+    struct recorder rec;
+    struct track *tr;
+    struct track_config cfg;
+};
+
+static void setup(struct fixture *f)
+{
+    struct track_sink sink = {rec_emit, rec_label, &f->rec};
+    memset(&f->rec, 0, sizeof(f->rec));
+    if (!f->cfg.t1_ns)
+        track_config_defaults(&f->cfg);
+    f->tr = track_new(&f->cfg, &sink);
+}
+
+/* Parses text (LF line ends are turned into CRLF) and tracks it at time t. */
+static void feed(struct fixture *f, uint64_t t, const char *text)
+{
+    static char buf[8192];
+    struct sip_header hdrs[SIP_MAX_HEADERS];
+    struct sip_msg msg;
+    struct packet pkt = {0};
+    size_t n = 0;
+
+    for (const char *p = text; *p && n < sizeof(buf) - 2; p++) {
+        if (*p == '\n')
+            buf[n++] = '\r';
+        buf[n++] = *p;
+    }
+    pkt.ts_ns = t;
+    pkt.ip_version = 4;
+    pkt.l4_proto = IPPROTO_UDP;
+    if (sip_parse(buf, n, SIP_PARSE_DATAGRAM, &msg, hdrs, SIP_MAX_HEADERS) <= 0) {
+        TEST_FAIL_AT("fixture message does not parse: %.40s", text);
+        return;
+    }
+    track_message(f->tr, &msg, &pkt);
+}
+
+/* Message builders for one call between alice (tag a1) and bob. */
+static char msgbuf[4096];
+
+static const char *req(const char *method, const char *branch, unsigned cseq, const char *cseq_m,
+                       const char *from_tag, const char *to_tag, const char *extra)
+{
+    snprintf(msgbuf, sizeof(msgbuf),
+             "%s sip:bob@example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=%s\n"
+             "From: <sip:alice@example.com>;tag=%s\n"
+             "To: <sip:bob@example.com>%s%s\n"
+             "Call-ID: call-1@192.0.2.1\n"
+             "CSeq: %u %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             method, branch, from_tag, to_tag[0] ? ";tag=" : "", to_tag, cseq, cseq_m, extra);
+    return msgbuf;
+}
+
+static const char *resp(unsigned code, const char *branch, unsigned cseq, const char *cseq_m,
+                        const char *to_tag, const char *extra)
+{
+    snprintf(msgbuf, sizeof(msgbuf),
+             "SIP/2.0 %u Reason\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=%s\n"
+             "From: <sip:alice@example.com>;tag=a1\n"
+             "To: <sip:bob@example.com>%s%s\n"
+             "Call-ID: call-1@192.0.2.1\n"
+             "CSeq: %u %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             code, branch, to_tag[0] ? ";tag=" : "", to_tag, cseq, cseq_m, extra);
+    return msgbuf;
+}
+
+#define INVITE(t, br, cseq) feed(&f, t, req("INVITE", br, cseq, "INVITE", "a1", "", ""))
+#define RESP(t, code, br, cseq, m, tag) feed(&f, t, resp(code, br, cseq, m, tag, ""))
+
+TEST(answered_call_reports_each_milestone_once)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(10 * MS, 100, "z9hG4bK-1", 1, "INVITE", "");
+    RESP(100 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 2 * S + 10 * MS, req("ACK", "z9hG4bK-2", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 12 * S, req("BYE", "z9hG4bK-3", 2, "BYE", "a1", "b1", ""));
+    RESP(12 * S + 50 * MS, 200, "z9hG4bK-3", 2, "BYE", "b1");
+
+    CHECK_INT(count_type(&f.rec, TRACK_MESSAGE), 7);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_SRD), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_SRD, 0)->outcome, TRACK_SUCCESS);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_SRD, 0)->delay, 0.1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_RINGING, 0)->delay, 0.1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 2.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->flags & (TRACK_F_COMPLETED | TRACK_F_HAS_DURATION),
+              TRACK_F_COMPLETED | TRACK_F_HAS_DURATION);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_END, 0)->delay, 10.0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_DISCONNECT, 0)->outcome, TRACK_SUCCESS);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_DISCONNECT, 0)->delay, 0.05);
+    /* trying -> early -> confirmed -> ended: four state changes, starting from "not counted" */
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_STATE), 4);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_STATE, 0)->new_state, SIP_DIALOG_TRYING);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_STATE, 1)->new_state, SIP_DIALOG_EARLY);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_STATE, 2)->new_state, SIP_DIALOG_CONFIRMED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_STATE, 3)->old_state, SIP_DIALOG_CONFIRMED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_STATE, 3)->new_state, SIP_DIALOG_ENDED);
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 2);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION | TRACK_F_ORPHAN | TRACK_F_LATE_FINAL), 0);
+    CHECK_INT(f.rec.label_calls, 1);
+    track_free(f.tr);
+}
+
+TEST(copies_of_requests_and_responses_are_retransmissions)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    INVITE(500 * MS, "z9hG4bK-1", 1);
+    RESP(600 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(700 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(1 * S, 486, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(2 * S, 486, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 2 * S, req("ACK", "z9hG4bK-1", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 3 * S, req("ACK", "z9hG4bK-1", 1, "ACK", "a1", "b1", ""));
+
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 4);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 486);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_REJECTED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_SRD, 0)->outcome, TRACK_SUCCESS); /* the 180 came first */
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_SRD), 1);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    track_free(f.tr);
+}
+
+TEST(challenge_and_retry_are_one_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(50 * MS, 407, "z9hG4bK-1", 1, "INVITE", "p1");
+    feed(&f, 60 * MS, req("ACK", "z9hG4bK-1", 1, "ACK", "a1", "p1", ""));
+    feed(&f, 100 * MS, req("INVITE", "z9hG4bK-2", 2, "INVITE", "a1", "", "Proxy-Authorization: x\n"));
+    RESP(300 * MS, 183, "z9hG4bK-2", 2, "INVITE", "b1");
+    RESP(1 * S, 200, "z9hG4bK-2", 2, "INVITE", "b1");
+
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_CHALLENGE), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_CHALLENGE, 0)->code, 407);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_SRD, 0)->delay, 0.3); /* from the first INVITE */
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 1.0);
+    CHECK_INT(f.rec.label_calls, 1); /* labels come once per call */
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 0);
+    track_free(f.tr);
+}
+
+TEST(challenge_without_retry_is_the_outcome_after_the_window)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(50 * MS, 401, "z9hG4bK-1", 1, "INVITE", "p1");
+    track_advance(f.tr, 32 * S); /* 64*T1 after the 401 is 32.05 s */
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 33 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 401);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->time_ns, 32 * S + 50 * MS);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_REJECTED);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_SRD), 0); /* 401/407 is not an SRD failure */
+    track_free(f.tr);
+}
+
+TEST(invite_without_answer_times_out_at_timer_b)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(1 * S, "z9hG4bK-1", 1);
+    track_advance(f.tr, 33 * S - 1);
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 0);
+    track_advance(f.tr, 33 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_TXN_END, 0)->code, 0);
+    CHECK_DBL(nth(&f.rec, TRACK_TXN_END, 0)->delay, 32.0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_TIMEOUT);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->time_ns, 33 * S);
+    track_free(f.tr);
+}
+
+TEST(provisional_switches_invite_to_timer_c)
+{
+    struct fixture f = {0};
+    f.cfg.t1_ns = 0;
+    track_config_defaults(&f.cfg);
+    f.cfg.timer_c_ns = 60 * S;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    track_advance(f.tr, 40 * S); /* past Timer B: no timeout after a provisional */
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 0);
+    track_advance(f.tr, 61 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_TIMEOUT);
+    track_free(f.tr);
+}
+
+TEST(forked_second_final_is_a_late_final_not_a_second_answer)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(100 * MS, 180, "z9hG4bK-1", 1, "INVITE", "fa");
+    RESP(200 * MS, 180, "z9hG4bK-1", 1, "INVITE", "fb");
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "fa");
+    RESP(1100 * MS, 200, "z9hG4bK-1", 1, "INVITE", "fb");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_LATE_FINAL), 1);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 0); /* new To-tag: a fork, no copy */
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_RINGING), 1);
+    track_free(f.tr);
+}
+
+TEST(cancel_then_487_ends_the_call_as_cancel)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(100 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 3 * S, req("CANCEL", "z9hG4bK-1", 1, "CANCEL", "a1", "", ""));
+    RESP(3 * S + 10 * MS, 200, "z9hG4bK-1", 1, "CANCEL", "b1");
+    RESP(3 * S + 20 * MS, 487, "z9hG4bK-1", 1, "INVITE", "b1");
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 487);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_CANCEL);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 2); /* CANCEL 200, INVITE 487 */
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    CHECK_INT(f.rec.label_calls, 1); /* the CANCEL inherits */
+    track_free(f.tr);
+}
+
+TEST(cancel_without_any_final_ends_as_cancel_at_the_timeout)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    feed(&f, 1 * S, req("CANCEL", "z9hG4bK-1", 1, "CANCEL", "a1", "", ""));
+    track_advance(f.tr, 40 * S);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_CANCEL);
+    track_free(f.tr);
+}
+
+TEST(bye_from_the_callee_finds_the_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    /* the callee's BYE: its own tag in From, the caller's in To */
+    feed(&f, 5 * S, req("BYE", "z9hG4bK-9", 7, "BYE", "b1", "a1", ""));
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_END, 0)->delay, 4.0);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    track_free(f.tr);
+}
+
+TEST(bye_without_dialog_is_counted_as_orphan)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, req("BYE", "z9hG4bK-9", 7, "BYE", "x1", "y1", ""));
+    RESP(1 * MS, 481, "z9hG4bK-9", 7, "BYE", "y1");
+    feed(&f, 2 * MS, resp(200, "z9hG4bK-unknown", 3, "OPTIONS", "", ""));
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 2); /* the BYE and the OPTIONS response */
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 0);
+    CHECK_INT(f.rec.label_calls, 0); /* orphans get the defaults */
+    CHECK_INT(nth(&f.rec, TRACK_MESSAGE, 0)->label0, 0);
+    track_free(f.tr);
+}
+
+TEST(copy_on_another_hop_joins_the_call_without_retransmission)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-hop1", 1);
+    INVITE(5 * MS, "z9hG4bK-hop2", 1);
+    RESP(100 * MS, 200, "z9hG4bK-hop2", 1, "INVITE", "b1");
+    RESP(105 * MS, 200, "z9hG4bK-hop1", 1, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 2);
+    track_free(f.tr);
+}
+
+TEST(new_invite_after_redirect_is_a_new_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(100 * MS, 302, "z9hG4bK-1", 1, "INVITE", "r1");
+    INVITE(200 * MS, "z9hG4bK-2", 2);
+    RESP(300 * MS, 200, "z9hG4bK-2", 2, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 2);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_REDIRECTED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 1)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_SRD), 1); /* 3xx is neither success nor failure */
+    CHECK_INT(f.rec.label_calls, 2);
+    track_free(f.tr);
+}
+
+TEST(session_expires_without_refresh_ends_as_expired)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    feed(&f, 1 * S, resp(200, "z9hG4bK-1", 1, "INVITE", "b1", "Session-Expires: 90;refresher=uac\n"));
+    /* refreshed by UPDATE at 60 s: the deadline moves to 60 + 90 + 32 */
+    feed(&f, 60 * S, req("UPDATE", "z9hG4bK-2", 2, "UPDATE", "a1", "b1", ""));
+    feed(&f, 60 * S, resp(200, "z9hG4bK-2", 2, "UPDATE", "b1", "Session-Expires: 90\n"));
+    track_advance(f.tr, 180 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    track_advance(f.tr, 183 * S);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_EXPIRED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->time_ns, 182 * S);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_END, 0)->delay, 181.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_REFRESH), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_REFRESH, 0)->method, SIP_METHOD_UPDATE);
+    track_free(f.tr);
+}
+
+TEST(reinvite_answered_481_ends_the_call_as_rejected)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 10 * S, req("INVITE", "z9hG4bK-2", 2, "INVITE", "a1", "b1", ""));
+    RESP(10 * S + 5 * MS, 491, "z9hG4bK-2", 2, "INVITE", "b1"); /* keeps the call */
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    feed(&f, 11 * S, req("INVITE", "z9hG4bK-3", 3, "INVITE", "a1", "b1", ""));
+    RESP(11 * S + 5 * MS, 481, "z9hG4bK-3", 3, "INVITE", "b1");
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_REJECTED);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_REFRESH), 2);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1); /* re-INVITEs are not calls */
+    track_free(f.tr);
+}
+
+TEST(call_older_than_max_age_ends_as_max_age)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.max_call_age_ns = 600 * S;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    track_advance(f.tr, 601 * S);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_MAX_AGE);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->flags & TRACK_F_HAS_DURATION, 0);
+    track_free(f.tr);
+}
+
+static const char *invite_call(const char *call_id, const char *branch)
+{
+    snprintf(msgbuf, sizeof(msgbuf),
+             "INVITE sip:bob@example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=%s\n"
+             "From: <sip:alice@example.com>;tag=a1\n"
+             "To: <sip:bob@example.com>\n"
+             "Call-ID: %s\n"
+             "CSeq: 1 INVITE\n"
+             "Content-Length: 0\n\n",
+             branch, call_id);
+    return msgbuf;
+}
+
+TEST(full_call_table_evicts_the_oldest_unanswered_call)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.max_calls = 2;
+    setup(&f);
+    feed(&f, 0, invite_call("c1", "z9hG4bK-1"));
+    feed(&f, 1 * S, invite_call("c2", "z9hG4bK-2"));
+    feed(&f, 2 * S, invite_call("c3", "z9hG4bK-3"));
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 3);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_EVICTED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->time_ns, 0); /* ended at its last event */
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.calls, 2);
+    CHECK_INT(st.call_evictions, 1);
+    track_free(f.tr);
+}
+
+TEST(peer_without_magic_cookie_still_matches_responses)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "1234", 1);
+    RESP(100 * MS, 180, "1234", 1, "INVITE", "b1");
+    RESP(200 * MS, 200, "1234", 1, "INVITE", "b1");
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    track_free(f.tr);
+}
+
+static const char *register_msg(const char *branch, unsigned cseq, const char *contact,
+                                const char *extra)
+{
+    snprintf(msgbuf, sizeof(msgbuf),
+             "REGISTER sip:example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=%s\n"
+             "From: <sip:alice@example.com>;tag=r%u\n"
+             "To: <sip:alice@example.com>\n"
+             "Call-ID: reg-1@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "Contact: %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             branch, cseq, cseq, contact, extra);
+    return msgbuf;
+}
+
+static const char *register_ok(unsigned code, const char *branch, unsigned cseq,
+                               const char *contact)
+{
+    snprintf(msgbuf, sizeof(msgbuf),
+             "SIP/2.0 %u OK\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=%s\n"
+             "From: <sip:alice@example.com>;tag=r%u\n"
+             "To: <sip:alice@example.com>;tag=srv\n"
+             "Call-ID: reg-1@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "%s%s%s"
+             "Content-Length: 0\n\n",
+             code, branch, cseq, cseq, contact[0] ? "Contact: " : "", contact,
+             contact[0] ? "\n" : "");
+    return msgbuf;
+}
+
+TEST(register_challenge_retry_binding_and_expiry)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>", "Expires: 60\n"));
+    feed(&f, 20 * MS, register_ok(401, "z9hG4bK-r1", 1, ""));
+    feed(&f, 40 * MS, register_msg("z9hG4bK-r2", 2, "<sip:alice@192.0.2.1:5060>", "Expires: 60\n"));
+    feed(&f, 100 * MS, register_ok(200, "z9hG4bK-r2", 2, "<sip:alice@192.0.2.1:5060>;expires=60"));
+
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 200);
+    CHECK_DBL(nth(&f.rec, TRACK_REG_OUTCOME, 0)->delay, 0.1);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 0)->reason, SIP_BINDING_ADDED);
+    CHECK_INT(f.rec.label_calls, 1);
+
+    track_advance(f.tr, 60 * S + 100 * MS);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 2);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 1)->reason, SIP_BINDING_EXPIRED);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 1)->time_ns, 60 * S + 100 * MS);
+    track_free(f.tr);
+}
+
+TEST(deregister_with_expires_zero_removes_the_binding)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>", ""));
+    feed(&f, 10 * MS, register_ok(200, "z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>"));
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 0)->reason, SIP_BINDING_ADDED);
+    /* refresh, then de-register: the 2xx no longer lists the contact (RFC 3261 §10.3) */
+    feed(&f, 1 * S, register_msg("z9hG4bK-r2", 2, "<sip:alice@192.0.2.1:5060>", ""));
+    feed(&f, 1 * S, register_ok(200, "z9hG4bK-r2", 2, "<sip:alice@192.0.2.1:5060>;expires=3600"));
+    feed(&f, 2 * S, register_msg("z9hG4bK-r3", 3, "<sip:alice@192.0.2.1:5060>", "Expires: 0\n"));
+    feed(&f, 2 * S, register_ok(200, "z9hG4bK-r3", 3, ""));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 3);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 1)->reason, SIP_BINDING_REFRESHED);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 2)->reason, SIP_BINDING_REMOVED);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 3);
+    track_advance(f.tr, 7200 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 3); /* nothing left to expire */
+    track_free(f.tr);
+}
+
+TEST(contact_star_removes_every_binding_of_the_aor)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:a@192.0.2.1>, <sip:a@192.0.2.2>", ""));
+    feed(&f, 10 * MS,
+         register_ok(200, "z9hG4bK-r1", 1, "<sip:a@192.0.2.1>;expires=600, <sip:a@192.0.2.2>"));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 2);
+    feed(&f, 1 * S, register_msg("z9hG4bK-r2", 2, "*", "Expires: 0\n"));
+    feed(&f, 1 * S, register_ok(200, "z9hG4bK-r2", 2, ""));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 4);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 2)->reason, SIP_BINDING_REMOVED);
+    CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 3)->reason, SIP_BINDING_REMOVED);
+    track_free(f.tr);
+}
+
+TEST(register_without_answer_times_out_at_timer_f)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1>", ""));
+    track_advance(f.tr, 32 * S);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_TXN_END, 0)->method, SIP_METHOD_REGISTER);
+    track_free(f.tr);
+}
+
+TEST(out_of_order_response_is_clamped_and_flagged)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(10 * S, "z9hG4bK-1", 1);
+    RESP(9 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 0.0);
+    CHECK(nth(&f.rec, TRACK_CALL_ANSWER, 0)->flags & TRACK_F_NEGATIVE_DELAY);
+    track_free(f.tr);
+}
+
+TEST_MAIN()
