@@ -26,6 +26,7 @@ enum expo_flag {
  * Returns 0, or -ENOMEM (b then holds a prefix of the output). Holds the registry lock while it
  * walks; takes no lock from the writer's lookups. data[len] is '\0' when data is not NULL.
  * A family prints nothing until it has a series (an unused overflow series does not count);
+ * its "# HELP" line is left out when its help is empty;
  * with EXPO_DETERMINISTIC, METRIC_TIMING families (collectors too) are left out. */
 int expo_render(struct metrics *reg, unsigned flags, struct expo_buf *b);
 

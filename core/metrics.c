@@ -681,12 +681,50 @@ static int series_table_grow(struct metric_family *f)
     return 0;
 }
 
+/* Builds a new family with its first series (n_labels == 0) or its overflow series, and adds
+ * it to the registry; under the lock. Returns NULL on ENOMEM, leaving nothing behind. */
+static struct metric_family *family_create(struct metrics *reg, const char *name, const char *help,
+                                           enum metric_type type, const char *const *label_names,
+                                           size_t n_labels, const double *buckets, size_t n_buckets,
+                                           size_t series_cap, unsigned flags)
+{
+    struct metric_family *f =
+        family_alloc(reg, name, help, type, label_names, n_labels, buckets, n_buckets);
+
+    if (!f)
+        return NULL;
+    f->flags = flags;
+    f->series_cap = n_labels ? series_cap : 1;
+    if (n_labels == 0) {
+        f->single = series_alloc(f);
+        if (!f->single)
+            goto fail;
+        f->tail->used++;
+        f->n_series = 1;
+    } else {
+        /* Allocated now so that metrics_series can return it whatever happens later. */
+        f->overflow = calloc(1, f->stride);
+        if (!f->overflow || series_table_grow(f) < 0)
+            goto fail;
+        f->overflow->fam = f;
+        uint32_t *syms = series_syms(f, f->overflow);
+        for (size_t i = 0; i < n_labels; i++)
+            syms[i] = reg->sym_overflow;
+    }
+    if (fams_append(reg, f) < 0)
+        goto fail;
+    return f;
+fail:
+    family_free(f);
+    return NULL;
+}
+
 struct metric_family *metrics_family(struct metrics *reg, const char *name, const char *help,
                                      enum metric_type type, const char *const *label_names,
                                      size_t n_labels, const double *buckets, size_t n_buckets,
                                      size_t series_cap, unsigned flags)
 {
-    struct metric_family *f = NULL;
+    struct metric_family *f;
 
     if (!valid_name(name, true) || type > METRIC_HISTOGRAM ||
         !valid_labels(label_names, n_labels, type) || (n_labels && series_cap == 0) ||
@@ -703,43 +741,19 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
     }
 
     metrics_lock(reg);
-    struct metric_family *old = family_find_locked(reg, name);
-    if (old) {
-        if (same_schema(old, type, label_names, n_labels, buckets, n_buckets))
-            f = old;
-        else
+    f = family_find_locked(reg, name);
+    if (f) {
+        /* Rules redeclare their families on every reload: same schema, same family. */
+        if (!same_schema(f, type, label_names, n_labels, buckets, n_buckets)) {
+            f = NULL;
             errno = EINVAL;
-        goto out;
-    }
-    f = family_alloc(reg, name, help, type, label_names, n_labels, buckets, n_buckets);
-    if (!f)
-        goto nomem;
-    f->flags = flags;
-    f->series_cap = n_labels ? series_cap : 1;
-    if (n_labels == 0) {
-        f->single = series_alloc(f);
-        if (!f->single)
-            goto nomem;
-        f->tail->used++;
-        f->n_series = 1;
+        }
     } else {
-        /* Allocated now so that metrics_series can return it whatever happens later. */
-        f->overflow = calloc(1, f->stride);
-        if (!f->overflow || series_table_grow(f) < 0)
-            goto nomem;
-        f->overflow->fam = f;
-        uint32_t *syms = series_syms(f, f->overflow);
-        for (size_t i = 0; i < n_labels; i++)
-            syms[i] = reg->sym_overflow;
+        f = family_create(reg, name, help, type, label_names, n_labels, buckets, n_buckets,
+                          series_cap, flags);
+        if (!f)
+            errno = ENOMEM;
     }
-    if (fams_append(reg, f) < 0)
-        goto nomem;
-    goto out;
-nomem:
-    family_free(f);
-    f = NULL;
-    errno = ENOMEM;
-out:
     metrics_unlock(reg);
     return f;
 }
@@ -846,7 +860,9 @@ series_create(struct metric_family *f, const uint32_t *syms, uint64_t h)
     bool all_overflow = true;
 
     for (size_t i = 0; i < f->n_labels; i++) {
-        if (syms[i] == METRICS_NO_SYMBOL)
+        /* An id never interned (a caller's bug) is treated like a refused one: the renderer
+         * indexes per-symbol arrays with every id it finds in a series. */
+        if (syms[i] >= reg->n_symbols)
             return overflow(f, true);
         all_overflow = all_overflow && syms[i] == reg->sym_overflow;
     }

@@ -446,6 +446,10 @@ TEST(no_symbol_goes_to_the_overflow_series_below_the_cap)
     CHECK(s == metrics_series_find(f, ovf));
     CHECK_DBL(overflow_count(reg, "n_total"), 1);
     CHECK_DBL(overflow_count(reg, "_symbols_"), 1);
+    /* An id that was never interned is treated the same way. */
+    uint32_t bogus[2] = {k[0], 99999};
+    CHECK(metrics_series(f, bogus) == s);
+    CHECK_DBL(overflow_count(reg, "n_total"), 2);
     metrics_free(reg);
 }
 
