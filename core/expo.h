@@ -23,7 +23,19 @@ enum expo_flag {
 };
 
 /* Renders every family of reg into b (replacing its contents), collectors included.
- * Returns 0, or -ENOMEM (b then holds a prefix of the output). */
+ * Returns 0, or -ENOMEM (b then holds a prefix of the output). Holds the registry lock while it
+ * walks; takes no lock from the writer's lookups. data[len] is '\0' when data is not NULL.
+ * A family prints nothing until it has a series (an unused overflow series does not count);
+ * its "# HELP" line is left out when its help is empty;
+ * with EXPO_DETERMINISTIC, METRIC_TIMING families (collectors too) are left out. */
 int expo_render(struct metrics *reg, unsigned flags, struct expo_buf *b);
+
+#define EXPO_NUMBER_MAX 32 /* room for any expo_number output and its NUL */
+
+/* Formats v as the exposition does and returns the length written to out (NUL-terminated):
+ * "NaN", "+Inf", "-Inf"; integers with |v| <= 2^53 as plain digits ("3", "-0" as "0"); others in
+ * C's %g style with the fewest of 15, 16 or 17 significant digits that read back as exactly v
+ * ("0.1", "1e-05", "0.3333333333333333", "1e+20"). Needs the "C" numeric locale. */
+size_t expo_number(double v, char *out);
 
 #endif
