@@ -1,0 +1,846 @@
+#include "sip_parse.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "test.h"
+
+/* Inputs are copied against PROT_NONE pages so that a read past either end of the input faults
+ * instead of passing silently. The region holds a whole SIP_MAX_MSG message and then some. */
+#define GUARD_DATA (2 * (SIP_MAX_MSG + 1) + 8192)
+
+static char *guard_base; /* first data byte, right after the leading guard page */
+static size_t guard_data_len;
+
+static void guard_setup(void)
+{
+    if (guard_base)
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    guard_data_len = (GUARD_DATA + page - 1) / page * page;
+    char *m = mmap(NULL, guard_data_len + 2 * page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        perror("mmap");
+        exit(2);
+    }
+    if (mprotect(m, page, PROT_NONE) || mprotect(m + page + guard_data_len, page, PROT_NONE)) {
+        perror("mprotect");
+        exit(2);
+    }
+    guard_base = m + page;
+}
+
+/* Copies n bytes so that they end right before the trailing guard page (at_end) or start right
+ * after the leading one, and makes them read-only so a write to the input faults too. */
+static const char *guarded(const char *src, size_t n, bool at_end)
+{
+    guard_setup();
+    if (n > guard_data_len) {
+        fprintf(stderr, "input too large for the guard region\n");
+        exit(2);
+    }
+    if (mprotect(guard_base, guard_data_len, PROT_READ | PROT_WRITE)) {
+        perror("mprotect");
+        exit(2);
+    }
+    char *dst = at_end ? guard_base + guard_data_len - n : guard_base;
+    memcpy(dst, src, n);
+    if (mprotect(guard_base, guard_data_len, PROT_READ)) {
+        perror("mprotect");
+        exit(2);
+    }
+    return dst;
+}
+
+static struct sip_header hdrs[SIP_MAX_HEADERS];
+
+static int parse(const char *s, size_t n, enum sip_parse_mode mode, struct sip_msg *m)
+{
+    return sip_parse(guarded(s, n, true), n, mode, m, hdrs, SIP_MAX_HEADERS);
+}
+
+#define PARSE_LIT(lit, mode, m) parse(lit, sizeof(lit) - 1, mode, m)
+
+/* Fixtures: raw files under tests/fixtures/sip, CRLF preserved. */
+
+static char fixture_buf[8192];
+
+static size_t load_fixture(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/fixtures/sip/%s", SIPSCOPE_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    size_t n = fread(fixture_buf, 1, sizeof(fixture_buf), f);
+    fclose(f);
+    return n;
+}
+
+/* Offset just past the empty line ending the header block (CRLF CRLF or a bare-LF variant). */
+static size_t header_block_len(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] == '\n' && s[i + 1] == '\n')
+            return i + 2;
+        if (s[i] == '\n' && s[i + 1] == '\r' && i + 2 < n && s[i + 2] == '\n')
+            return i + 3;
+    }
+    return n;
+}
+
+struct fixture_case {
+    const char *file;
+    bool is_request;
+    enum sip_method method;
+    const char *method_name, *ruri;
+    int status;
+    const char *reason;
+    const char *call_id, *from_uri, *from_tag, *to_uri, *to_tag;
+    uint32_t cseq;
+    enum sip_method cseq_method;
+    const char *via_branch, *via_sent_by, *via_transport;
+    int32_t content_length;
+    size_t body_len;
+    uint32_t n_headers;
+    uint32_t anomalies; /* in datagram mode */
+    bool stream_ok;     /* parses in stream mode (false: -EBADMSG once the headers are in) */
+};
+
+#define ALICE_CALL "a84b4c76e66710@pc33.atlanta.example.com"
+
+static const struct fixture_case fixtures[] = {
+    {"invite_sdp.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@biloxi.example.com", 0, "",
+     ALICE_CALL, "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "",
+     314159, SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 253,
+     253, 14, 0, true},
+    {"trying_100.sip", false, SIP_METHOD_OTHER, "", "", 100, "Trying", ALICE_CALL,
+     "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "", 314159,
+     SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 0, 0, 6, 0,
+     true},
+    {"ringing_180.sip", false, SIP_METHOD_OTHER, "", "", 180, "Ringing", ALICE_CALL,
+     "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "a6c85cf",
+     314159, SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 0, 0,
+     7, 0, true},
+    {"ok_200.sip", false, SIP_METHOD_OTHER, "", "", 200, "OK", ALICE_CALL,
+     "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "a6c85cf",
+     314159, SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 197,
+     197, 13, 0, true},
+    {"register.sip", true, SIP_METHOD_REGISTER, "REGISTER", "sip:registrar.biloxi.example.com", 0,
+     "", "843817637684230@998sdasdh09", "sip:bob@biloxi.example.com", "456248",
+     "sip:bob@biloxi.example.com", "", 1826, SIP_METHOD_REGISTER, "z9hG4bKnashds7",
+     "bobspc.biloxi.example.com:5060", "TCP", 0, 0, 11, 0, true},
+    {"bye.sip", true, SIP_METHOD_BYE, "BYE", "sip:alice@pc33.atlanta.example.com", 0, "",
+     ALICE_CALL, "sip:bob@biloxi.example.com", "a6c85cf", "sip:alice@atlanta.example.com",
+     "1928301774", 231, SIP_METHOD_BYE, "z9hG4bKnashds10", "192.0.2.4", "UDP", 0, 0, 8, 0, true},
+    {"cancel.sip", true, SIP_METHOD_CANCEL, "CANCEL", "sip:bob@biloxi.example.com", 0, "",
+     ALICE_CALL, "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "",
+     314159, SIP_METHOD_CANCEL, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 0, 0,
+     7, 0, true},
+    {"options.sip", true, SIP_METHOD_OPTIONS, "OPTIONS", "sip:carol@chicago.example.com", 0, "",
+     "a84b4c76e66710", "sip:alice@atlanta.example.com", "1928301774",
+     "sip:carol@chicago.example.com", "", 63104, SIP_METHOD_OPTIONS, "z9hG4bKhjhs8ass877",
+     "pc33.atlanta.example.com", "UDP", 0, 0, 9, 0, true},
+    {"compact.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@biloxi.example.com", 0, "",
+     "compact-call-1@192.0.2.101", "sip:alice@atlanta.example.com", "c0mp4ct",
+     "sip:bob@biloxi.example.com", "", 1, SIP_METHOD_INVITE, "z9hG4bKcompact1",
+     "192.0.2.101:5060", "UDP", 91, 91, 16, 0, true},
+    {"folded.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@biloxi.example.com", 0, "",
+     "fold-1@pc33.atlanta.example.com", "sip:alice@atlanta.example.com", "f0ld",
+     "sip:bob@biloxi.example.com", "", 7, SIP_METHOD_INVITE, "z9hG4bKfold1",
+     "pc33.atlanta.example.com:5060", "UDP", 0, 0, 7, SIP_ANOM_FOLDED, true},
+    {"bare_lf.sip", true, SIP_METHOD_BYE, "BYE", "sip:alice@pc33.atlanta.example.com", 0, "",
+     "barelf-1", "sip:bob@biloxi.example.com", "b1", "sip:alice@atlanta.example.com", "a1", 2,
+     SIP_METHOD_BYE, "z9hG4bKbarelf", "192.0.2.4", "UDP", 0, 0, 6, SIP_ANOM_BARE_LF, true},
+    {"ipv6.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@[2001:db8::20]:5060", 0, "",
+     "v6call@2001:db8::10", "sip:alice@[2001:db8::10]", "v6from", "sip:bob@[2001:db8::20]:5060",
+     "", 10, SIP_METHOD_INVITE, "z9hG4bKv6a", "[2001:db8::10]:5060", "UDP", 0, 0, 8, 0, true},
+    {"multi_via.sip", false, SIP_METHOD_OTHER, "", "", 486, "Busy Here", "multivia-1",
+     "sip:caller@example.com", "fr0m", "sip:x@y.example.com;tag=no", "yes", 5, SIP_METHOD_INVITE,
+     "z9hG4bKp1a", "proxy1.example.com", "UDP", 0, 0, 7, 0, true},
+    {"no_content_length.sip", true, SIP_METHOD_MESSAGE, "MESSAGE", "sip:bob@biloxi.example.com",
+     0, "", "msg-nocl-1", "sip:alice@atlanta.example.com", "m1", "sip:bob@biloxi.example.com", "",
+     1, SIP_METHOD_MESSAGE, "z9hG4bKmsg1", "pc33.atlanta.example.com", "UDP", -1, 18, 7,
+     SIP_ANOM_NO_CONTENT_LENGTH, false},
+};
+
+#define N_FIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
+
+static void check_fixture_values(const struct fixture_case *fc, const struct sip_msg *m)
+{
+    CHECK_INT(m->is_request, fc->is_request);
+    CHECK_INT(m->method, fc->method);
+    CHECK_SLICE(m->method_name, fc->method_name);
+    CHECK_SLICE(m->ruri, fc->ruri);
+    CHECK_INT(m->status, fc->status);
+    CHECK_SLICE(m->reason, fc->reason);
+    CHECK_SLICE(m->call_id, fc->call_id);
+    CHECK_SLICE(m->from_uri, fc->from_uri);
+    CHECK_SLICE(m->from_tag, fc->from_tag);
+    CHECK_SLICE(m->to_uri, fc->to_uri);
+    CHECK_SLICE(m->to_tag, fc->to_tag);
+    CHECK_INT(m->cseq, fc->cseq);
+    CHECK_INT(m->cseq_method, fc->cseq_method);
+    CHECK_STR(sip_method_name(m->cseq_method), sip_method_name(fc->cseq_method));
+    CHECK_SLICE(m->via_branch, fc->via_branch);
+    CHECK_SLICE(m->via_sent_by, fc->via_sent_by);
+    CHECK_SLICE(m->via_transport, fc->via_transport);
+    CHECK_INT(m->content_length, fc->content_length);
+    CHECK_INT(m->body.len, fc->body_len);
+    CHECK_INT(m->n_headers, fc->n_headers);
+    CHECK_INT(m->error, SIP_ERR_NONE);
+    CHECK(m->headers == hdrs);
+}
+
+TEST(every_fixture_yields_its_hand_derived_values_in_datagram_mode)
+{
+    for (size_t i = 0; i < N_FIXTURES; i++) {
+        const struct fixture_case *fc = &fixtures[i];
+        size_t n = load_fixture(fc->file);
+        struct sip_msg m;
+        int rc = parse(fixture_buf, n, SIP_PARSE_DATAGRAM, &m);
+        if (rc != (int)n)
+            TEST_FAIL_AT("%s: rc %d, expected %zu", fc->file, rc, n);
+        check_fixture_values(fc, &m);
+        CHECK_INT(m.anomalies, fc->anomalies);
+        CHECK_INT(m.raw.len, n);
+        CHECK_INT(m.body.p + m.body.len - m.raw.p, n);
+        if (test_failed_checks)
+            fprintf(stderr, "  (after fixture %s)\n", fc->file);
+    }
+}
+
+TEST(every_fixture_yields_the_same_values_in_stream_mode)
+{
+    for (size_t i = 0; i < N_FIXTURES; i++) {
+        const struct fixture_case *fc = &fixtures[i];
+        size_t n = load_fixture(fc->file);
+        struct sip_msg m;
+        int rc = parse(fixture_buf, n, SIP_PARSE_STREAM, &m);
+        if (!fc->stream_ok) {
+            CHECK_INT(rc, -EBADMSG);
+            CHECK_INT(m.error, SIP_ERR_CONTENT_LENGTH);
+            continue;
+        }
+        if (rc != (int)n)
+            TEST_FAIL_AT("%s: rc %d, expected %zu", fc->file, rc, n);
+        check_fixture_values(fc, &m);
+        CHECK_INT(m.anomalies, fc->anomalies);
+    }
+}
+
+TEST(every_stream_prefix_asks_for_more_bytes)
+{
+    for (size_t i = 0; i < N_FIXTURES; i++) {
+        const struct fixture_case *fc = &fixtures[i];
+        size_t n = load_fixture(fc->file);
+        size_t hlen = header_block_len(fixture_buf, n);
+        for (size_t k = 0; k < n; k++) {
+            struct sip_msg m;
+            int rc = parse(fixture_buf, k, SIP_PARSE_STREAM, &m);
+            int want = (fc->stream_ok || k < hlen) ? -EAGAIN : -EBADMSG;
+            if (rc != want)
+                TEST_FAIL_AT("%s: prefix %zu: rc %d, expected %d", fc->file, k, rc, want);
+        }
+    }
+}
+
+TEST(every_datagram_prefix_parses_or_fails_cleanly_inside_its_bounds)
+{
+    for (size_t i = 0; i < N_FIXTURES; i++) {
+        const struct fixture_case *fc = &fixtures[i];
+        size_t n = load_fixture(fc->file);
+        size_t hlen = header_block_len(fixture_buf, n);
+        for (size_t k = 0; k <= n; k++) {
+            for (int at_end = 0; at_end < 2; at_end++) {
+                struct sip_msg m;
+                const char *in = guarded(fixture_buf, k, at_end);
+                int rc = sip_parse(in, k, SIP_PARSE_DATAGRAM, &m, hdrs, SIP_MAX_HEADERS);
+                if (k < hlen) {
+                    if (rc != -EAGAIN)
+                        TEST_FAIL_AT("%s: prefix %zu: rc %d", fc->file, k, rc);
+                    continue;
+                }
+                if (rc != (int)k) {
+                    TEST_FAIL_AT("%s: prefix %zu: rc %d", fc->file, k, rc);
+                    continue;
+                }
+                CHECK_INT(m.body.len, k - hlen);
+                bool cut = fc->content_length > 0 && k < n;
+                CHECK_INT(m.anomalies, fc->anomalies | (cut ? SIP_ANOM_BODY_TRUNCATED : 0));
+            }
+        }
+    }
+}
+
+TEST(headers_are_stored_in_order_with_name_as_written_and_trimmed_value)
+{
+    size_t n = load_fixture("folded.sip");
+    struct sip_msg m;
+    CHECK_INT(parse(fixture_buf, n, SIP_PARSE_DATAGRAM, &m), (int)n);
+    CHECK_INT(m.n_headers, 7);
+    CHECK_SLICE(hdrs[0].name, "Via");
+    CHECK_SLICE(hdrs[0].value, "SIP/2.0/UDP pc33.atlanta.example.com:5060\r\n ;branch=z9hG4bKfold1");
+    CHECK_SLICE(hdrs[2].name, "From");
+    CHECK_SLICE(hdrs[2].value, "\"Alice\" <sip:alice@atlanta.example.com>\r\n   ;tag=f0ld");
+    CHECK_SLICE(hdrs[4].value, "7\r\n INVITE");
+    CHECK_SLICE(hdrs[5].name, "Subject");
+    CHECK_SLICE(hdrs[5].value, "I know you're there,\r\n         pick up the phone\r\n"
+                               "         and talk to me!");
+    CHECK_INT(hdrs[5].id, SIP_HDR_SUBJECT);
+    CHECK_INT(m.first[SIP_HDR_SUBJECT], 6);
+    CHECK_INT(m.first[SIP_HDR_CONTENT_LENGTH], 7);
+    CHECK_INT(m.first[SIP_HDR_CONTACT], 0);
+}
+
+TEST(compact_forms_index_their_full_headers)
+{
+    size_t n = load_fixture("compact.sip");
+    struct sip_msg m;
+    CHECK_INT(parse(fixture_buf, n, SIP_PARSE_STREAM, &m), (int)n);
+    static const uint8_t want[] = {
+        SIP_HDR_VIA,           SIP_HDR_TO,        SIP_HDR_FROM,           SIP_HDR_CALL_ID,
+        SIP_HDR_CSEQ,          SIP_HDR_CONTACT,   SIP_HDR_SUPPORTED,      SIP_HDR_SUBJECT,
+        SIP_HDR_SESSION_EXPIRES, SIP_HDR_EVENT,   SIP_HDR_ALLOW_EVENTS,   SIP_HDR_REFER_TO,
+        SIP_HDR_REFERRED_BY,   SIP_HDR_CONTENT_ENCODING, SIP_HDR_CONTENT_TYPE,
+        SIP_HDR_CONTENT_LENGTH,
+    };
+    CHECK_INT(m.n_headers, sizeof(want));
+    for (size_t i = 0; i < sizeof(want) && i < m.n_headers; i++) {
+        CHECK_INT(hdrs[i].id, want[i]);
+        CHECK_INT(m.first[want[i]], i + 1);
+    }
+    CHECK_SLICE(sip_msg_header(&m, SIP_HDR_SUBJECT), "hello");
+    CHECK_SLICE(sip_msg_header(&m, SIP_HDR_CONTENT_TYPE), "application/sdp");
+    CHECK_SLICE(sip_msg_header(&m, SIP_HDR_SESSION_EXPIRES), "1800");
+    CHECK_SLICE(sip_msg_header(&m, SIP_HDR_EXPIRES), "");
+    CHECK_SLICE(m.body, "v=0\r\no=- 1 1 IN IP4 192.0.2.101\r\ns=-\r\nc=IN IP4 192.0.2.101\r\n"
+                        "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
+}
+
+TEST(register_contacts_iterate_with_their_expires)
+{
+    size_t n = load_fixture("register.sip");
+    struct sip_msg m;
+    CHECK_INT(parse(fixture_buf, n, SIP_PARSE_STREAM, &m), (int)n);
+    const char *uris[] = {"sip:bob@192.0.2.4", "sip:bob@192.0.2.5;transport=tcp",
+                          "sip:bob@192.0.2.6"};
+    const char *expires[] = {"3600", "600", "60"};
+    size_t k = 0;
+    for (uint32_t h = 0; h < m.n_headers; h++) {
+        if (hdrs[h].id != SIP_HDR_CONTACT)
+            continue;
+        size_t pos = 0;
+        struct slice item, v;
+        while (sip_list_next(hdrs[h].value, &pos, &item)) {
+            if (k < 3) {
+                CHECK_SLICE(sip_addr_uri(item), uris[k]);
+                CHECK(sip_header_param(item, SLICE_LIT("EXPIRES"), &v));
+                CHECK_SLICE(v, expires[k]);
+            }
+            k++;
+        }
+    }
+    CHECK_INT(k, 3);
+    struct slice q;
+    CHECK(sip_header_param(hdrs[7].value, SLICE_LIT("q"), &q));
+    CHECK_SLICE(q, "0.5");
+    CHECK(!sip_header_param(hdrs[6].value, SLICE_LIT("transport"), &q));
+    CHECK_SLICE(sip_msg_header(&m, SIP_HDR_EXPIRES), "7200");
+}
+
+TEST(via_list_spans_headers_and_top_via_is_the_first_element)
+{
+    size_t n = load_fixture("multi_via.sip");
+    struct sip_msg m;
+    CHECK_INT(parse(fixture_buf, n, SIP_PARSE_STREAM, &m), (int)n);
+    const char *want[] = {"SIP/2.0/UDP proxy1.example.com;branch=z9hG4bKp1a",
+                          "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKp2b",
+                          "SIP/2.0/TLS client.example.com:5061;branch=z9hG4bKc3c"};
+    size_t k = 0;
+    for (uint32_t h = 0; h < m.n_headers; h++) {
+        if (hdrs[h].id != SIP_HDR_VIA)
+            continue;
+        size_t pos = 0;
+        struct slice item;
+        while (sip_list_next(hdrs[h].value, &pos, &item)) {
+            if (k < 3)
+                CHECK_SLICE(item, want[k]);
+            k++;
+        }
+    }
+    CHECK_INT(k, 3);
+    /* The tag of a list value is the first element's; the branch of the first element, too. */
+    struct slice b;
+    CHECK(sip_header_param(hdrs[0].value, SLICE_LIT("branch"), &b));
+    CHECK_SLICE(b, "z9hG4bKp1a");
+}
+
+TEST(tags_inside_quotes_or_angle_brackets_are_not_header_tags)
+{
+    struct slice t;
+    struct slice v = SLICE_LIT("\"a;tag=no\" <sip:x@y;tag=no>;tag=yes");
+    CHECK(sip_header_param(v, SLICE_LIT("tag"), &t));
+    CHECK_SLICE(t, "yes");
+    CHECK_SLICE(sip_addr_uri(v), "sip:x@y;tag=no");
+    CHECK(!sip_header_param(SLICE_LIT("\"a;tag=no\" <sip:x@y;tag=no>"), SLICE_LIT("tag"), &t));
+    CHECK(!sip_header_param(SLICE_LIT("<sip:x@y>, <sip:z@w>;tag=2"), SLICE_LIT("tag"), &t));
+    CHECK(sip_header_param(SLICE_LIT("\"\\\"q;tag=no\" <sip:x@y> ; TAG = t1 ;lr"),
+                           SLICE_LIT("tag"), &t));
+    CHECK_SLICE(t, "t1");
+    CHECK(sip_header_param(SLICE_LIT("<sip:x@y>;lr;tag=9"), SLICE_LIT("lr"), &t));
+    CHECK_INT(t.len, 0);
+    CHECK(sip_header_param(SLICE_LIT("<sip:x@y>;+sip.instance=\"<urn:a;b>\";tag=9"),
+                           SLICE_LIT("+sip.instance"), &t));
+    CHECK_SLICE(t, "\"<urn:a;b>\"");
+    CHECK(sip_header_param(SLICE_LIT("<sip:x@y>;+sip.instance=\"<urn:a;b>\";tag=9"),
+                           SLICE_LIT("tag"), &t));
+    CHECK_SLICE(t, "9");
+}
+
+TEST(addr_uri_reads_name_addr_and_addr_spec_and_rejects_garbage)
+{
+    CHECK_SLICE(sip_addr_uri(SLICE_LIT("sip:a@b;tag=1")), "sip:a@b");
+    CHECK_SLICE(sip_addr_uri(SLICE_LIT("  sip:a@b ;tag=1")), "sip:a@b");
+    CHECK_SLICE(sip_addr_uri(SLICE_LIT("Bob Smith <sip:bob@[2001:db8::1]:5060>")),
+                "sip:bob@[2001:db8::1]:5060");
+    CHECK_SLICE(sip_addr_uri(SLICE_LIT("\"x <y>\" <tel:+1555>;tag=1")), "tel:+1555");
+    CHECK_SLICE(sip_addr_uri(SLICE_LIT("*")), "*");
+    CHECK_INT(sip_addr_uri(SLICE_LIT("<sip:unterminated")).len, 0);
+    CHECK_INT(sip_addr_uri(SLICE_LIT("\"only a name\"")).len, 0);
+    CHECK_INT(sip_addr_uri(SLICE_LIT("\"unterminated <sip:a@b>")).len, 0);
+    CHECK_INT(sip_addr_uri(SLICE_LIT("Bob sip:bob@x")).len, 0);
+    CHECK_INT(sip_addr_uri(SLICE_LIT("")).len, 0);
+}
+
+TEST(list_next_skips_empty_elements_and_honours_quotes)
+{
+    struct slice v = SLICE_LIT(" , \"a, b\" <sip:a,b@x>;p=1 ,, sip:c@d ,");
+    size_t pos = 0;
+    struct slice it;
+    CHECK(sip_list_next(v, &pos, &it));
+    CHECK_SLICE(it, "\"a, b\" <sip:a,b@x>;p=1");
+    CHECK(sip_list_next(v, &pos, &it));
+    CHECK_SLICE(it, "sip:c@d");
+    CHECK(!sip_list_next(v, &pos, &it));
+    CHECK(!sip_list_next(v, &pos, &it));
+    pos = 0;
+    CHECK(!sip_list_next(SLICE_LIT(" , "), &pos, &it));
+}
+
+TEST(header_ids_are_case_insensitive_and_cover_every_name)
+{
+    for (int id = 1; id < SIP_HDR_COUNT; id++) {
+        const char *name = sip_header_name((enum sip_hdr)id);
+        char up[64], low[64];
+        size_t n = strlen(name);
+        for (size_t i = 0; i < n; i++) {
+            up[i] = (name[i] >= 'a' && name[i] <= 'z') ? (char)(name[i] - 32) : name[i];
+            low[i] = slice_lower_char(name[i]);
+        }
+        CHECK_INT(sip_header_id(slice_make(name, n)), id);
+        CHECK_INT(sip_header_id(slice_make(up, n)), id);
+        CHECK_INT(sip_header_id(slice_make(low, n)), id);
+    }
+    const char compact[] = "imelcfsktvourxb";
+    const enum sip_hdr cid[] = {SIP_HDR_CALL_ID,     SIP_HDR_CONTACT,         SIP_HDR_CONTENT_ENCODING,
+                                SIP_HDR_CONTENT_LENGTH, SIP_HDR_CONTENT_TYPE, SIP_HDR_FROM,
+                                SIP_HDR_SUBJECT,     SIP_HDR_SUPPORTED,       SIP_HDR_TO,
+                                SIP_HDR_VIA,         SIP_HDR_EVENT,           SIP_HDR_ALLOW_EVENTS,
+                                SIP_HDR_REFER_TO,    SIP_HDR_SESSION_EXPIRES, SIP_HDR_REFERRED_BY};
+    for (size_t i = 0; i < sizeof(cid) / sizeof(cid[0]); i++) {
+        char lo = compact[i], hi = (char)(compact[i] - 32);
+        CHECK_INT(sip_header_id(slice_make(&lo, 1)), cid[i]);
+        CHECK_INT(sip_header_id(slice_make(&hi, 1)), cid[i]);
+    }
+    CHECK_INT(sip_header_id(SLICE_LIT("a")), SIP_HDR_OTHER);
+    CHECK_INT(sip_header_id(SLICE_LIT("Call-IDs")), SIP_HDR_OTHER);
+    CHECK_INT(sip_header_id(SLICE_LIT("Call\rID")), SIP_HDR_OTHER);
+    CHECK_INT(sip_header_id(SLICE_LIT("X-Call-ID")), SIP_HDR_OTHER);
+    CHECK_INT(sip_header_id(SLICE_LIT("")), SIP_HDR_OTHER);
+    CHECK(sip_header_name(SIP_HDR_OTHER) == NULL);
+    CHECK_STR(sip_header_name(SIP_HDR_CALL_ID), "Call-ID");
+}
+
+TEST(method_ids_are_case_sensitive)
+{
+    for (int id = 1; id < SIP_METHOD_COUNT; id++) {
+        const char *name = sip_method_name((enum sip_method)id);
+        CHECK_INT(sip_method_id(slice_make(name, strlen(name))), id);
+    }
+    CHECK_INT(sip_method_id(SLICE_LIT("invite")), SIP_METHOD_OTHER);
+    CHECK_INT(sip_method_id(SLICE_LIT("INVITEX")), SIP_METHOD_OTHER);
+    CHECK_STR(sip_method_name(SIP_METHOD_OTHER), "other");
+    CHECK_STR(sip_method_name(SIP_METHOD_PRACK), "PRACK");
+}
+
+TEST(error_and_anomaly_names_are_snake_case_labels)
+{
+    CHECK_STR(sip_error_name(SIP_ERR_NONE), "none");
+    CHECK_STR(sip_error_name(SIP_ERR_START_LINE), "start_line");
+    CHECK_STR(sip_error_name(SIP_ERR_VERSION), "version");
+    CHECK_STR(sip_error_name(SIP_ERR_STATUS_CODE), "status_code");
+    CHECK_STR(sip_error_name(SIP_ERR_HEADER_SYNTAX), "header_syntax");
+    CHECK_STR(sip_error_name(SIP_ERR_TOO_MANY_HEADERS), "too_many_headers");
+    CHECK_STR(sip_error_name(SIP_ERR_TOO_LONG), "too_long");
+    CHECK_STR(sip_error_name(SIP_ERR_MISSING_HEADER), "missing_header");
+    CHECK_STR(sip_error_name(SIP_ERR_CSEQ), "cseq");
+    CHECK_STR(sip_error_name(SIP_ERR_CONTENT_LENGTH), "content_length");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_BARE_LF), "bare_lf");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_FOLDED), "folded");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_BODY_TRUNCATED), "body_truncated");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_TRAILING_DATA), "trailing_data");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_NO_CONTENT_LENGTH), "no_content_length");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_BAD_CONTENT_LENGTH), "bad_content_length");
+    CHECK_STR(sip_anomaly_name(SIP_ANOM_LEADING_CRLF), "leading_crlf");
+}
+
+/* A minimal valid message, and the lines to build variants from. */
+#define L_VIA "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+#define L_FROM "From: <sip:a@h>;tag=1\r\n"
+#define L_TO "To: <sip:b@h>\r\n"
+#define L_CID "Call-ID: c1\r\n"
+#define L_CSEQ "CSeq: 1 OPTIONS\r\n"
+#define L_CL0 "Content-Length: 0\r\n"
+#define REQ "OPTIONS sip:b@h SIP/2.0\r\n"
+#define HDRS L_VIA L_FROM L_TO L_CID L_CSEQ L_CL0
+
+struct bad_case {
+    const char *what;
+    const char *in;
+    size_t len;
+    enum sip_parse_mode mode;
+    int rc;
+    enum sip_error err;
+};
+
+#define BAD(what, lit, mode, rc, err) {what, lit, sizeof(lit) - 1, mode, rc, err}
+#define D SIP_PARSE_DATAGRAM
+#define S SIP_PARSE_STREAM
+
+static const struct bad_case bad_cases[] = {
+    BAD("no version", "OPTIONS sip:b@h\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
+    BAD("request SIP/3.0", "OPTIONS sip:b@h SIP/3.0\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_VERSION),
+    BAD("request HTTP", "GET / HTTP/1.1\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
+    BAD("response HTTP", "HTTP/1.1 200 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
+    BAD("response SIP/3.0", "SIP/3.0 200 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_VERSION),
+    BAD("response SIP/2.00", "SIP/2.00 200 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_VERSION),
+    BAD("status 99", "SIP/2.0 99 Low\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_STATUS_CODE),
+    BAD("status 099", "SIP/2.0 099 Low\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_STATUS_CODE),
+    BAD("status 700", "SIP/2.0 700 High\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_STATUS_CODE),
+    BAD("status 2x0", "SIP/2.0 2x0 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_STATUS_CODE),
+    BAD("status 2000", "SIP/2.0 2000 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_STATUS_CODE),
+    BAD("status missing", "SIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_STATUS_CODE),
+    BAD("method not a token", "OPT<IONS sip:b@h SIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_START_LINE),
+    BAD("empty request-uri", "OPTIONS  SIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
+    BAD("space in request-uri", "OPTIONS sip:b @h SIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_START_LINE),
+    BAD("start line is whitespace", " \r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
+    BAD("header without colon", REQ "Max-Forwards 70\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+    BAD("header name not a token", REQ "Max Forwards: 70\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+    BAD("empty header name", REQ ": 70\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_HEADER_SYNTAX),
+    BAD("first header folded", REQ " x: 70\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_HEADER_SYNTAX),
+    BAD("missing Via", REQ L_FROM L_TO L_CID L_CSEQ L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_MISSING_HEADER),
+    BAD("missing From", REQ L_VIA L_TO L_CID L_CSEQ L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_MISSING_HEADER),
+    BAD("missing To", REQ L_VIA L_FROM L_CID L_CSEQ L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_MISSING_HEADER),
+    BAD("missing Call-ID", REQ L_VIA L_FROM L_TO L_CSEQ L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_MISSING_HEADER),
+    BAD("empty Call-ID", REQ L_VIA L_FROM L_TO "Call-ID:  \r\n" L_CSEQ L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_MISSING_HEADER),
+    BAD("missing CSeq", REQ L_VIA L_FROM L_TO L_CID L_CL0 "\r\n", S, -EBADMSG,
+        SIP_ERR_MISSING_HEADER),
+    BAD("CSeq letters", REQ L_VIA L_FROM L_TO L_CID "CSeq: abc OPTIONS\r\n" L_CL0 "\r\n", D,
+        -EBADMSG, SIP_ERR_CSEQ),
+    BAD("CSeq no method", REQ L_VIA L_FROM L_TO L_CID "CSeq: 12\r\n" L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_CSEQ),
+    BAD("CSeq trailing junk", REQ L_VIA L_FROM L_TO L_CID "CSeq: 12 BYE x\r\n" L_CL0 "\r\n", D,
+        -EBADMSG, SIP_ERR_CSEQ),
+    BAD("CSeq no space", REQ L_VIA L_FROM L_TO L_CID "CSeq: 12BYE\r\n" L_CL0 "\r\n", D, -EBADMSG,
+        SIP_ERR_CSEQ),
+    BAD("CSeq over 32 bits", REQ L_VIA L_FROM L_TO L_CID "CSeq: 4294967296 BYE\r\n" L_CL0 "\r\n",
+        D, -EBADMSG, SIP_ERR_CSEQ),
+    BAD("Content-Length letters, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ
+        "Content-Length: ten\r\n\r\n", S, -EBADMSG, SIP_ERR_CONTENT_LENGTH),
+    BAD("Content-Length negative, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ
+        "Content-Length: -1\r\n\r\n", S, -EBADMSG, SIP_ERR_CONTENT_LENGTH),
+    BAD("Content-Length missing, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ "\r\n", S, -EBADMSG,
+        SIP_ERR_CONTENT_LENGTH),
+    BAD("Content-Length past 64 KiB, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ
+        "Content-Length: 70000\r\n\r\n", S, -E2BIG, SIP_ERR_TOO_LONG),
+    BAD("NUL in start line", "OPTIONS sip:b@h\0 SIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_START_LINE),
+    BAD("NUL in header value", REQ "Subject: a\0b\r\n" HDRS "\r\n", S, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+    BAD("NUL in header name", REQ "Sub\0ject: ab\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+    BAD("NUL as a line", REQ HDRS "\0\r\n\r\n", D, -EBADMSG, SIP_ERR_HEADER_SYNTAX),
+    BAD("lone CR in start line", "OPTIONS sip:b@h\rSIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_START_LINE),
+    BAD("lone CR in header value", REQ "Subject: a\rb\r\n" HDRS "\r\n", S, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+    BAD("lone CR as a line end", REQ HDRS "Subject: a\r\r\n\r\n", D, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+    BAD("lone CR as the empty line", REQ HDRS "\rX", D, -EBADMSG, SIP_ERR_HEADER_SYNTAX),
+    BAD("lone CR before the start line", "\r\r\n" REQ HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_START_LINE),
+    BAD("other control byte", REQ "Subject: a\033b\r\n" HDRS "\r\n", D, -EBADMSG,
+        SIP_ERR_HEADER_SYNTAX),
+};
+
+TEST(malformed_variants_are_rejected_with_their_reason)
+{
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const struct bad_case *bc = &bad_cases[i];
+        struct sip_msg m;
+        int rc = parse(bc->in, bc->len, bc->mode, &m);
+        if (rc != bc->rc || m.error != bc->err)
+            TEST_FAIL_AT("%s: rc %d error %s, expected rc %d error %s", bc->what, rc,
+                         sip_error_name((enum sip_error)m.error), bc->rc,
+                         sip_error_name(bc->err));
+        /* In stream mode no prefix can be an error the whole message is not. */
+        for (size_t k = 0; k < bc->len; k++) {
+            rc = parse(bc->in, k, SIP_PARSE_STREAM, &m);
+            if (rc != -EAGAIN && !(rc == bc->rc && m.error == bc->err))
+                TEST_FAIL_AT("%s: prefix %zu: rc %d error %s", bc->what, k, rc,
+                             sip_error_name((enum sip_error)m.error));
+        }
+    }
+}
+
+TEST(minimal_message_parses_in_both_modes)
+{
+    static const char in[] = REQ HDRS "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
+    CHECK_INT(PARSE_LIT(in, D, &m), sizeof(in) - 1);
+    CHECK_INT(m.n_headers, 6);
+    CHECK_SLICE(m.via_sent_by, "h");
+    CHECK_SLICE(m.to_uri, "sip:b@h");
+}
+
+TEST(unknown_method_token_is_other_but_valid)
+{
+    static const char in[] = "FOO-BAR.x sip:b@h SIP/2.0\r\n" L_VIA L_FROM L_TO L_CID
+                             "CSeq: 9 FOO-BAR.x\r\n" L_CL0 "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
+    CHECK_INT(m.is_request, 1);
+    CHECK_INT(m.method, SIP_METHOD_OTHER);
+    CHECK_SLICE(m.method_name, "FOO-BAR.x");
+    CHECK_INT(m.cseq_method, SIP_METHOD_OTHER);
+    CHECK_SLICE(m.cseq_method_name, "FOO-BAR.x");
+    static const char lower[] = "invite sip:b@h SIP/2.0\r\n" HDRS "\r\n";
+    CHECK_INT(PARSE_LIT(lower, S, &m), sizeof(lower) - 1);
+    CHECK_INT(m.method, SIP_METHOD_OTHER);
+}
+
+TEST(version_is_case_insensitive_and_trailing_space_is_tolerated)
+{
+    static const char req[] = "OPTIONS sip:b@h sip/2.0 \r\n" HDRS "\r\n";
+    static const char resp[] = "sip/2.0 603 \r\n" HDRS "\r\n";
+    static const char bare[] = "SIP/2.0 200\r\n" HDRS "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(req, S, &m), sizeof(req) - 1);
+    CHECK_SLICE(m.ruri, "sip:b@h");
+    CHECK_INT(PARSE_LIT(resp, S, &m), sizeof(resp) - 1);
+    CHECK_INT(m.status, 603);
+    CHECK_SLICE(m.reason, "");
+    CHECK_INT(PARSE_LIT(bare, S, &m), sizeof(bare) - 1);
+    CHECK_INT(m.status, 200);
+    CHECK_INT(m.is_request, 0);
+}
+
+TEST(leading_empty_lines_are_skipped_and_counted_in_the_length)
+{
+    static const char in[] = "\r\n\r\n\n" REQ HDRS "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
+    CHECK_INT(m.anomalies, SIP_ANOM_LEADING_CRLF | SIP_ANOM_BARE_LF);
+    CHECK_INT(m.raw.len, sizeof(in) - 1 - 5);
+    CHECK(m.raw.p[0] == 'O');
+    CHECK_INT(PARSE_LIT("\r\n\r\n", S, &m), -EAGAIN);
+    CHECK_INT(PARSE_LIT("\r\n\r\n", D, &m), -EAGAIN);
+    CHECK_INT(PARSE_LIT("", D, &m), -EAGAIN);
+}
+
+TEST(whitespace_around_the_colon_is_allowed)
+{
+    static const char in[] = REQ "Via  :  SIP / 2.0 / TCP  h : 5070 ;branch=z9hG4bKw\r\n"
+                                 "From\t:<sip:a@h>;tag=1\r\n" L_TO "Call-ID:c1 \t\r\n" L_CSEQ
+                                 "Content-Length :0\r\n\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
+    CHECK_SLICE(hdrs[0].name, "Via");
+    CHECK_SLICE(m.via_transport, "TCP");
+    CHECK_SLICE(m.via_sent_by, "h : 5070");
+    CHECK_SLICE(m.via_branch, "z9hG4bKw");
+    CHECK_SLICE(m.from_tag, "1");
+    CHECK_SLICE(m.call_id, "c1");
+    CHECK_INT(m.content_length, 0);
+}
+
+TEST(via_without_branch_or_readable_sent_by_leaves_slices_empty)
+{
+    static const char nobranch[] = REQ "Via: SIP/2.0/UDP [::1]\r\n" L_FROM L_TO L_CID L_CSEQ
+        L_CL0 "\r\n";
+    static const char junk[] = REQ "Via: junk\r\n" L_FROM L_TO L_CID L_CSEQ L_CL0 "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(nobranch, S, &m), sizeof(nobranch) - 1);
+    CHECK_SLICE(m.via_sent_by, "[::1]");
+    CHECK_SLICE(m.via_transport, "UDP");
+    CHECK_INT(m.via_branch.len, 0);
+    CHECK_INT(PARSE_LIT(junk, S, &m), sizeof(junk) - 1);
+    CHECK_INT(m.via_sent_by.len, 0);
+    CHECK_INT(m.via_transport.len, 0);
+    CHECK_INT(m.via_branch.len, 0);
+}
+
+TEST(repeated_headers_keep_the_first_for_extracted_values)
+{
+    static const char in[] = REQ L_VIA "Via: SIP/2.0/TCP other;branch=z9hG4bK2\r\n" L_FROM
+        "From: <sip:z@z>;tag=2\r\n" L_TO L_CID L_CSEQ L_CL0 "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
+    CHECK_INT(m.n_headers, 8);
+    CHECK_INT(m.first[SIP_HDR_VIA], 1);
+    CHECK_INT(m.first[SIP_HDR_FROM], 3);
+    CHECK_SLICE(m.via_branch, "z9hG4bK1");
+    CHECK_SLICE(m.from_tag, "1");
+}
+
+TEST(datagram_body_is_clamped_and_trailing_bytes_ignored)
+{
+    static const char longer[] = REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 3\r\n\r\n"
+                                                                    "abcdef";
+    static const char shorter[] = REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 9\r\n\r\n"
+                                                                     "abc";
+    static const char bad[] = REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 3x\r\n\r\n"
+                                                                 "abcd";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(longer, D, &m), sizeof(longer) - 1);
+    CHECK_SLICE(m.body, "abc");
+    CHECK_INT(m.raw.len, sizeof(longer) - 1 - 3);
+    CHECK_INT(m.anomalies, SIP_ANOM_TRAILING_DATA);
+    CHECK_INT(PARSE_LIT(shorter, D, &m), sizeof(shorter) - 1);
+    CHECK_SLICE(m.body, "abc");
+    CHECK_INT(m.content_length, 9);
+    CHECK_INT(m.anomalies, SIP_ANOM_BODY_TRUNCATED);
+    CHECK_INT(PARSE_LIT(bad, D, &m), sizeof(bad) - 1);
+    CHECK_SLICE(m.body, "abcd");
+    CHECK_INT(m.content_length, -1);
+    CHECK_INT(m.anomalies, SIP_ANOM_BAD_CONTENT_LENGTH);
+}
+
+TEST(stream_returns_one_message_and_waits_for_its_body)
+{
+    static const char two[] = REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 3\r\n\r\n"
+                                                                 "abc\r\n\r\n" REQ HDRS "\r\n";
+    static const size_t first_len = sizeof(REQ L_VIA L_FROM L_TO L_CID L_CSEQ
+                                           "Content-Length: 3\r\n\r\nabc") - 1;
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(two, S, &m), first_len);
+    CHECK_SLICE(m.body, "abc");
+    CHECK_INT(m.anomalies, 0);
+    /* The keep-alive CRLFs before the second message belong to it. */
+    CHECK_INT(parse(two + first_len, sizeof(two) - 1 - first_len, S, &m),
+              sizeof(two) - 1 - first_len);
+    CHECK_INT(m.anomalies, SIP_ANOM_LEADING_CRLF);
+    CHECK_INT(m.body.len, 0);
+    CHECK_INT(parse(two, first_len - 1, S, &m), -EAGAIN);
+}
+
+TEST(too_many_headers_is_e2big)
+{
+    static const char in[] = REQ HDRS "\r\n";
+    struct sip_msg m;
+    CHECK_INT(sip_parse(in, sizeof(in) - 1, S, &m, hdrs, 5), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_MANY_HEADERS);
+    CHECK_INT(sip_parse(in, sizeof(in) - 1, S, &m, hdrs, 6), sizeof(in) - 1);
+
+    /* SIP_MAX_HEADERS + 1 headers against an array of SIP_MAX_HEADERS. */
+    static char big[16384];
+    size_t n = 0;
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "%s", REQ HDRS);
+    for (int i = 0; i < SIP_MAX_HEADERS + 1 - 6; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "X-H%d: %d\r\n", i, i);
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "\r\n");
+    CHECK_INT(parse(big, n, S, &m), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_MANY_HEADERS);
+    /* Exactly SIP_MAX_HEADERS fits: drop the last header line. */
+    char *last = big + n - 3;
+    while (last[-1] != '\n')
+        last--;
+    size_t cut = (size_t)(big + n - 2 - last);
+    memmove(last, big + n - 2, 2);
+    n -= cut;
+    CHECK_INT(parse(big, n, S, &m), (int)n);
+    CHECK_INT(m.n_headers, SIP_MAX_HEADERS);
+}
+
+static char huge[2 * SIP_MAX_MSG];
+
+/* A message of exactly `total` bytes: the minimal headers, then a Subject padded to size. */
+static size_t make_sized(size_t total)
+{
+    static const char head[] = REQ HDRS "Subject: ";
+    memcpy(huge, head, sizeof(head) - 1);
+    size_t pad = total - (sizeof(head) - 1) - 4;
+    memset(huge + sizeof(head) - 1, 'x', pad);
+    memcpy(huge + sizeof(head) - 1 + pad, "\r\n\r\n", 4);
+    return total;
+}
+
+TEST(messages_up_to_64k_parse_and_longer_ones_are_e2big)
+{
+    struct sip_msg m;
+    size_t n = make_sized(SIP_MAX_MSG);
+    CHECK_INT(parse(huge, n, S, &m), SIP_MAX_MSG);
+    CHECK_INT(parse(huge, n, D, &m), SIP_MAX_MSG);
+    CHECK_INT(m.raw.len, SIP_MAX_MSG);
+    CHECK_INT(parse(huge, n - 1, S, &m), -EAGAIN);
+    n = make_sized(SIP_MAX_MSG + 1);
+    CHECK_INT(parse(huge, n, S, &m), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_LONG);
+    CHECK_INT(parse(huge, n, D, &m), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_LONG);
+    /* Cut before its end, it is known to be too long once SIP_MAX_MSG bytes hold no end. */
+    CHECK_INT(parse(huge, SIP_MAX_MSG - 1, S, &m), -EAGAIN);
+    CHECK_INT(parse(huge, SIP_MAX_MSG, S, &m), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_LONG);
+    /* Headers that fit but a body that does not. */
+    static const char head[] = REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 65500\r\n\r\n";
+    memcpy(huge, head, sizeof(head) - 1);
+    memset(huge + sizeof(head) - 1, 'b', 65500);
+    CHECK_INT(parse(huge, sizeof(head) - 1 + 65500, S, &m), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_LONG);
+    CHECK_INT(parse(huge, sizeof(head) - 1 + 65500, D, &m), -E2BIG);
+    CHECK_INT(m.error, SIP_ERR_TOO_LONG);
+}
+
+TEST(a_failed_parse_leaves_the_message_fully_written)
+{
+    struct sip_msg m;
+    memset(&m, 0xa5, sizeof(m));
+    CHECK_INT(PARSE_LIT("SIP/2.0 99 x\r\n", D, &m), -EBADMSG);
+    CHECK_INT(m.n_headers, 0);
+    CHECK_INT(m.call_id.len, 0);
+    CHECK_INT(m.content_length, -1);
+    CHECK_INT(m.anomalies, 0);
+    memset(&m, 0xa5, sizeof(m));
+    CHECK_INT(PARSE_LIT("OPTIONS sip:x SIP/2.0\r\nVia: x\r\n", D, &m), -EAGAIN);
+    CHECK_INT(m.error, SIP_ERR_NONE);
+    CHECK_INT(m.call_id.len, 0);
+}
+
+TEST_MAIN()
