@@ -1,7 +1,6 @@
 /* expo: the Prometheus text format 0.0.4, byte-for-byte reproducible for a given registry state.
  * It reads the registry under its lock and allocates only scratch arrays per render, never per
  * series; it does not serve, compress or cache between renders. */
-#define _GNU_SOURCE /* qsort_r */
 #include "expo.h"
 
 #include <errno.h>

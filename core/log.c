@@ -26,7 +26,8 @@ int log_level_parse(const char *name, enum log_level *level)
     return -EINVAL;
 }
 
-static void log_vmsg(enum log_level level, const char *module, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level level, const char *module,
+                                                          const char *fmt, va_list ap)
 {
     if (level > log_threshold)
         return;

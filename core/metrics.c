@@ -1,6 +1,5 @@
 /* metrics: symbol interning, families, series storage and lookup, value updates. It formats
  * nothing (expo.c does) and knows no metric by name except its own overflow counter. */
-#define _GNU_SOURCE /* qsort_r */
 #include "metrics.h"
 
 #include <assert.h>
