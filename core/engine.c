@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,10 @@
 #include "builtin.h"
 #include "capture_pcap.h"
 #include "decode.h"
+#include "events.h"
 #include "health.h"
 #include "log.h"
+#include "lua_bridge.h"
 #include "metrics.h"
 #include "oplabel.h"
 #include "sip_parse.h"
@@ -30,6 +33,10 @@ struct engine {
     struct builtin *builtin;
     struct health *health;
     struct track *track;
+    struct lua_bridge *rules;   /* NULL without --rules */
+    const uint8_t *routes;      /* lua_bridge_routes(rules), or NULL */
+    struct events *events;      /* NULL without --events */
+    volatile sig_atomic_t reload_requested;
     uint32_t frames_since_publish;
     struct sip_header hdrs[SIP_MAX_HEADERS];
 };
@@ -44,49 +51,102 @@ void engine_config_defaults(struct engine_config *cfg)
     cfg->n_ifaces = 1;
     cfg->capture = "pcap";
     cfg->count_seen = true;
+    lua_bridge_config_defaults(&cfg->rules);
 }
 
-static void sink_emit(void *ctx, const struct track_event *ev)
+/* Without rules or an events file, the sink is the built-in metrics alone: decided once. */
+static void sink_emit_builtin(void *ctx, const struct track_event *ev)
 {
     struct engine *e = ctx;
     builtin_on_event(e->builtin, ev);
+}
+
+/* With rules and/or events: built-in metrics first, then the hooks (a routes byte per event
+ * type says whether any rule wants it), then the events line with what rules added. */
+static void sink_emit(void *ctx, const struct track_event *ev)
+{
+    struct engine *e = ctx;
+    const char *fields = "";
+    size_t n = 0;
+
+    builtin_on_event(e->builtin, ev);
+    if (e->routes && e->routes[ev->type]) {
+        lua_bridge_event(e->rules, ev);
+        if (e->events && (ev->type == TRACK_CALL_END || ev->type == TRACK_REG_BINDING))
+            fields = lua_bridge_event_fields(e->rules, &n);
+    }
+    if (e->events && (ev->type == TRACK_CALL_END || ev->type == TRACK_REG_BINDING))
+        events_on_event(e->events, ev, fields, n);
+}
+
+static void sink_label(void *ctx, const struct sip_msg *msg, const struct packet *pkt,
+                       uint16_t *labels)
+{
+    struct engine *e = ctx;
+    lua_bridge_label(e->rules, msg, pkt, labels);
 }
 
 struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen)
 {
     struct engine *e = calloc(1, sizeof(*e));
     struct track_sink sink;
+    bool want_rules = cfg->rules.rules_dir || cfg->rules.n_rule_files;
 
     if (!e) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     e->cfg = *cfg;
+    e->cfg.rules.event_fields = cfg->events_path != NULL;
     if (cfg->sip_ports)
         e->ports = *cfg->sip_ports;
+    /* Order matters: rules declare their labels before the built-in families get them, and
+     * create their own families after, so that a collision with a built-in one is refused. */
     e->reg = metrics_new(cfg->symbol_cap ? cfg->symbol_cap : 1000000);
     e->ops = e->reg ? oplabel_new(e->reg) : NULL;
-    e->builtin = e->ops ? builtin_new(e->reg, e->ops) : NULL;
-    e->health = e->builtin ? health_new(e->reg, SIPSCOPE_VERSION, "none", cfg->capture,
-                                        cfg->iface_names, cfg->n_ifaces)
+    if (!e->ops) {
+        snprintf(err, errlen, "out of memory while declaring metrics");
+        goto fail;
+    }
+    if (want_rules) {
+        e->rules = lua_bridge_new(&e->cfg.rules, e->reg, e->ops, err, errlen);
+        if (!e->rules)
+            goto fail;
+    }
+    e->builtin = builtin_new(e->reg, e->ops);
+    e->health = e->builtin ? health_new(e->reg, SIPSCOPE_VERSION, lua_bridge_luajit_version(),
+                                        cfg->capture, cfg->iface_names, cfg->n_ifaces)
                            : NULL;
     if (!e->health) {
         snprintf(err, errlen, "out of memory while declaring metrics");
-        engine_free(e);
-        return NULL;
+        goto fail;
     }
-    sink = (struct track_sink){.emit = sink_emit, .label = NULL, .ctx = e};
+    if (e->rules) {
+        if (lua_bridge_commit(e->rules, err, errlen) != 0)
+            goto fail;
+        e->routes = lua_bridge_routes(e->rules);
+    }
+    if (cfg->events_path) {
+        e->events = events_open(cfg->events_path, e->reg, e->ops, err, errlen);
+        if (!e->events)
+            goto fail;
+    }
+    sink = (struct track_sink){.emit = (e->rules || e->events) ? sink_emit : sink_emit_builtin,
+                               .label = oplabel_count(e->ops) ? sink_label : NULL,
+                               .ctx = e};
     e->track = track_new(&cfg->track, &sink);
     if (!e->track) {
         snprintf(err, errlen,
                  "cannot allocate the tracking tables (%u calls, %u transactions, %u "
                  "registrations): lower --max-calls, --max-transactions or --max-registrations",
                  cfg->track.max_calls, cfg->track.max_transactions, cfg->track.max_registrations);
-        engine_free(e);
-        return NULL;
+        goto fail;
     }
     engine_publish(e);
     return e;
+fail:
+    engine_free(e);
+    return NULL;
 }
 
 void engine_free(struct engine *e)
@@ -94,6 +154,8 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     track_free(e->track);
+    events_close(e->events);
+    lua_bridge_free(e->rules);
     /* The registry calls back into builtin and health when it renders: free it first. */
     metrics_free(e->reg);
     health_free(e->health);
@@ -112,7 +174,42 @@ void engine_publish(struct engine *e)
     struct track_stats st;
     track_get_stats(e->track, &st);
     health_tables(e->health, &st);
+    if (e->rules)
+        lua_bridge_publish(e->rules);
+    if (e->events)
+        events_flush(e->events);
     e->frames_since_publish = 0;
+}
+
+int engine_reload_rules(struct engine *e, char *err, size_t errlen)
+{
+    if (!e->rules) {
+        snprintf(err, errlen, "sipscope runs without rules (no --rules DIR)");
+        return -ENOENT;
+    }
+    return lua_bridge_reload(e->rules, err, errlen);
+}
+
+void engine_request_reload(struct engine *e)
+{
+    e->reload_requested = 1;
+}
+
+int engine_describe_rules(struct engine *e, FILE *out)
+{
+    return e->rules ? lua_bridge_describe(e->rules, out) : 0;
+}
+
+/* Per frame or tick, when rules run: a pending reload, then the rule clock (on_tick). */
+static void rules_housekeeping(struct engine *e)
+{
+    if (e->reload_requested) {
+        char err[512];
+        e->reload_requested = 0;
+        engine_reload_rules(e, err, sizeof(err)); /* logged and counted by the bridge */
+    }
+    if (e->routes[TRACK_EVENT_COUNT])
+        lua_bridge_clock(e->rules, track_clock(e->track));
 }
 
 static void count_anomalies(struct engine *e, uint32_t anomalies)
@@ -227,6 +324,8 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     sip = r == DECODE_UDP ? handle_udp(e, &pkt) : handle_tcp_segment(e, &pkt);
     if (sip)
         health_packet(e->health, frame->iface, HEALTH_DECODED);
+    if (e->rules)
+        rules_housekeeping(e);
     if (++e->frames_since_publish == PUBLISH_EVERY)
         engine_publish(e);
 }
@@ -234,6 +333,8 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
 void engine_tick(struct engine *e, uint64_t now_ns)
 {
     track_advance(e->track, now_ns);
+    if (e->rules)
+        rules_housekeeping(e);
     engine_publish(e);
 }
 

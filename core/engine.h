@@ -1,5 +1,6 @@
 /* engine: owns and wires one pipeline instance: decode, SIP parse, tracking, built-in and health
- * metrics. Frames go in (from a pcap file or a live capture), metrics come out of its registry.
+ * metrics, the operators' Lua rules and the events file. Frames go in (from a pcap file or a
+ * live capture), metrics come out of its registry.
  * One thread drives an engine; the registry may be read from another (see metrics.h). All
  * state is per engine, never global, so several engines could shard traffic later. */
 #ifndef SIPSCOPE_ENGINE_H
@@ -8,8 +9,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "capture.h"
+#include "lua_bridge.h"
 #include "portset.h"
 #include "track.h"
 
@@ -25,14 +28,21 @@ struct engine_config {
     const char *capture; /* "pcap" or "bpf", for sipscope_build_info */
     bool count_seen;     /* count every frame as seen (offline; live, the kernel counts) */
     uint32_t symbol_cap; /* interned label values; 0 for the default */
+    /* Rules: run when rules.rules_dir (--rules) or rules.rule_files is set; without them no Lua
+     * state exists and no event costs anything more. */
+    struct lua_bridge_config rules;
+    const char *events_path; /* --events FILE: CDR and registration lines; NULL for none */
 };
 
-/* Fills cfg with the defaults (track defaults, any port, one interface "file", pcap). */
+/* Fills cfg with the defaults (track defaults, any port, one interface "file", pcap, no rules,
+ * no events file). */
 void engine_config_defaults(struct engine_config *cfg);
 
 struct engine;
 
-/* Builds an engine. Returns NULL with a reason in err[errlen]. */
+/* Builds an engine: registry, rule labels and metrics, built-in families, events file, trackers.
+ * Returns NULL with a reason in err[errlen] (a rule that fails to load names its file). The
+ * calling thread must be the one that drives the engine (the rule budget signals it). */
 struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen);
 void engine_free(struct engine *e);
 
@@ -52,5 +62,16 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
 
 /* The registry holding every family of this engine. Owned by the engine. */
 struct metrics *engine_metrics(struct engine *e);
+
+/* Reloads the rules (see lua_bridge_reload): 0 on success, -EINVAL when the new rules fail and
+ * the old ones keep running, -EBUSY when they would change the labels, -ENOENT when the engine
+ * runs without rules. err[errlen] says why. Engine thread only (HTTP hands it over). */
+int engine_reload_rules(struct engine *e, char *err, size_t errlen);
+
+/* Asks for a reload at the next frame or tick. Async-signal-safe: for SIGHUP handlers. */
+void engine_request_reload(struct engine *e);
+
+/* Prints the loaded rules (lua_bridge_describe) to out; returns their number, 0 without rules. */
+int engine_describe_rules(struct engine *e, FILE *out);
 
 #endif

@@ -2,6 +2,7 @@
  * behaviour lives in the modules. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +11,14 @@
 #include "engine.h"
 #include "expo.h"
 #include "log.h"
+#include "lua_bridge.h"
 #include "portset.h"
 
 #ifndef SIPSCOPE_VERSION
 #define SIPSCOPE_VERSION "0.0.0"
+#endif
+#ifndef SIPSCOPE_LUA_DIR
+#define SIPSCOPE_LUA_DIR "/usr/share/sipscope/lua"
 #endif
 
 /* Exit codes, documented in --help. */
@@ -37,6 +42,12 @@ enum opt_id {
     OPT_TIMER_C,
     OPT_TIMER_F,
     OPT_LOG_LEVEL,
+    OPT_RULES,
+    OPT_EVENTS,
+    OPT_LUA_MEMORY,
+    OPT_RULE_BUDGET,
+    OPT_MAX_SERIES,
+    OPT_CHECK_RULES,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -54,6 +65,12 @@ static const struct option options[] = {
     {"timer-c", required_argument, NULL, OPT_TIMER_C},
     {"timer-f", required_argument, NULL, OPT_TIMER_F},
     {"log.level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"rules", required_argument, NULL, OPT_RULES},
+    {"events", required_argument, NULL, OPT_EVENTS},
+    {"lua-memory", required_argument, NULL, OPT_LUA_MEMORY},
+    {"rule-budget", required_argument, NULL, OPT_RULE_BUDGET},
+    {"max-series", required_argument, NULL, OPT_MAX_SERIES},
+    {"check-rules", required_argument, NULL, OPT_CHECK_RULES},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -63,6 +80,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: sipscope --read FILE --print [options]\n"
+            "       sipscope --check-rules DIR\n"
+            "       sipscope --lua-script FILE [ARGS...]\n"
             "\n"
             "sipscope tracks SIP transactions, calls and registrations and exports Prometheus\n"
             "metrics (RFC 6076 SER, SEER, ISA, SCR, delays, per-method and per-code counters).\n"
@@ -73,6 +92,17 @@ static void usage(FILE *out)
             "                           (default offline: SIP is recognised on any port)\n"
             "Output:\n"
             "  --print                  print the metrics exposition after the whole file\n"
+            "  --events FILE            one JSON line per finished call (CDR) and per\n"
+            "                           registration change (\"-\" for standard output)\n"
+            "Rules (Lua):\n"
+            "  --rules DIR              load DIR/*.lua (not *_spec.lua) in name order;\n"
+            "                           SIGHUP reloads them\n"
+            "  --check-rules DIR        load and validate DIR's rules, print them, exit 0/1\n"
+            "  --lua-memory SIZE        Lua heap cap, e.g. 64MiB [64MiB]\n"
+            "  --rule-budget DURATION   longest one rule call may run [5ms]\n"
+            "  --max-series N           series cap of each rule metric family [1000]\n"
+            "  --lua-script FILE ARGS   run a trusted Lua script (first flag only): the test\n"
+            "                           harness, e.g. busted specs\n"
             "Tracking (defaults in brackets):\n"
             "  --max-calls N            calls tracked at once [1000000]\n"
             "  --max-transactions N     transactions tracked at once [2000000]\n"
@@ -96,6 +126,7 @@ static void usage(FILE *out)
 
 struct cli {
     const char *read_path;
+    const char *check_rules;
     int print;
     struct portset ports;
     int have_ports;
@@ -165,6 +196,34 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
                 log_set_level(level);
             break;
         }
+        case OPT_RULES:
+            cfg->rules.rules_dir = optarg;
+            break;
+        case OPT_CHECK_RULES:
+            cli->check_rules = optarg;
+            cfg->rules.rules_dir = optarg;
+            break;
+        case OPT_EVENTS:
+            cfg->events_path = optarg;
+            break;
+        case OPT_LUA_MEMORY:
+            rc = config_parse_size(optarg, &cfg->rules.memory_limit, err, sizeof(err));
+            if (!rc && cfg->rules.memory_limit < (1u << 20)) {
+                snprintf(err, sizeof(err), "--lua-memory must be at least 1MiB");
+                rc = -EINVAL;
+            }
+            break;
+        case OPT_RULE_BUDGET:
+            rc = config_parse_duration(optarg, &cfg->rules.budget_ns, err, sizeof(err));
+            if (!rc && cfg->rules.budget_ns < 100000) {
+                snprintf(err, sizeof(err), "--rule-budget must be at least 100us");
+                rc = -EINVAL;
+            }
+            break;
+        case OPT_MAX_SERIES:
+            rc = config_parse_count(optarg, 1, 1000000, &v, err, sizeof(err));
+            cfg->rules.max_series = (uint32_t)v;
+            break;
         case OPT_HELP:
             usage(stdout);
             exit(EXIT_OK);
@@ -192,11 +251,40 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
-    if (!cli->read_path) {
+    if (!cli->read_path && !cli->check_rules) {
         fprintf(stderr, "sipscope: nothing to do: give --read FILE (see --help)\n");
         return -EINVAL;
     }
     return 0;
+}
+
+/* --check-rules DIR: build an engine with the rules (every declaration is checked against the
+ * real built-in families) and describe them; no traffic. */
+static int check_rules(struct engine_config *cfg)
+{
+    char err[1024];
+    struct engine *e;
+    int n;
+
+    cfg->track.max_calls = cfg->track.max_transactions = cfg->track.max_registrations = 1;
+    e = engine_new(cfg, err, sizeof(err));
+    if (!e) {
+        fprintf(stderr, "sipscope: %s\n", err);
+        return EXIT_FAILURE_RUNTIME;
+    }
+    n = engine_describe_rules(e, stdout);
+    printf("%d rule%s OK\n", n, n == 1 ? "" : "s");
+    engine_free(e);
+    return EXIT_OK;
+}
+
+static struct engine *hup_engine; /* the engine SIGHUP reloads */
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    if (hup_engine)
+        engine_request_reload(hup_engine);
 }
 
 static int print_metrics(struct engine *e)
@@ -222,15 +310,33 @@ int main(int argc, char **argv)
     char err[512];
     int rc, status = EXIT_OK;
 
+    if (argc >= 2 && strcmp(argv[1], "--lua-script") == 0) {
+        if (argc < 3) {
+            fprintf(stderr, "sipscope: --lua-script needs a FILE (see --help)\n");
+            return EXIT_USAGE;
+        }
+        return lua_bridge_run_script(argv[2], argc - 3, argv + 3, SIPSCOPE_LUA_DIR);
+    }
     engine_config_defaults(&cfg);
     if (parse_args(argc, argv, &cli, &cfg) != 0)
         return EXIT_USAGE;
     if (cli.have_ports)
         cfg.sip_ports = &cli.ports;
+    if (cli.check_rules)
+        return check_rules(&cfg);
     e = engine_new(&cfg, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "sipscope: %s\n", err);
         return EXIT_FAILURE_RUNTIME;
+    }
+    if (cfg.rules.rules_dir) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_sighup;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        hup_engine = e;
+        sigaction(SIGHUP, &sa, NULL);
     }
     rc = engine_read_file(e, cli.read_path, err, sizeof(err));
     if (rc == -EIO) {
@@ -245,6 +351,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
         status = EXIT_FAILURE_RUNTIME;
     }
+    hup_engine = NULL;
     engine_free(e);
     return status;
 }

@@ -12,7 +12,7 @@ packages=(
     build-essential cmake pkg-config clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
     libpcap-dev libmicrohttpd-dev libcap-dev lua-cjson lua-busted lua-check sip-tester
     tshark tcpdump tcpreplay sngrep libclang-rt-14-dev iproute2 valgrind dpkg-dev
-    procps curl python3
+    procps curl python3 patch
 )
 
 need_apt=0
@@ -41,7 +41,12 @@ fi
 # LuaJIT with LUAJIT_ENABLE_CHECKHOOK so that the rule budget can stop a loop inside compiled
 # code. The machine has no deb-src line: derive one from its own Debian source, in a private
 # apt configuration that leaves the system's untouched.
-if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ]; then
+# Debian's snapshot (git 2022-03-20) miscompiles every pairs() loop under CHECKHOOK into an
+# empty endless loop (the ITERN loop detection counts the hook check's IR); our patch fixes
+# that. The stamp file names the patches applied, so a changed set rebuilds.
+luajit_stamp="checkhook itern-fix-1"
+if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
+    [ "$(cat "$deps/luajit/.sipscope-build" 2>/dev/null)" != "$luajit_stamp" ]; then
     srcdir="$deps/luajit-src"
     rm -rf "$srcdir"
     mkdir -p "$srcdir/lists/partial"
@@ -53,10 +58,12 @@ if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ]; then
     apt-get "${aptopt[@]}" update -q >/dev/null
     (cd "$srcdir" && apt-get "${aptopt[@]}" source --download-only -q luajit >/dev/null)
     (cd "$srcdir" && dpkg-source -x --no-check luajit_*.dsc tree >/dev/null)
+    patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-checkhook-itern.patch"
     make -C "$srcdir/tree" -j"$(nproc)" PREFIX="$deps/luajit" \
         XCFLAGS="-DLUAJIT_ENABLE_CHECKHOOK" CFLAGS="-O2 -fPIC" >/dev/null
     make -C "$srcdir/tree" install PREFIX="$deps/luajit" >/dev/null
     ln -sf "$(ls "$deps"/luajit/bin/luajit-2* | head -n1)" "$deps/luajit/bin/luajit" 2>/dev/null || true
+    echo "$luajit_stamp" >"$deps/luajit/.sipscope-build"
     rm -rf "$srcdir"
 fi
 

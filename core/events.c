@@ -1,0 +1,331 @@
+/* events: CDR and registration lines of the --events file. */
+#include "events.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "expo.h"
+#include "sip_dialog.h"
+#include "sip_reg.h"
+
+#define NS_PER_S 1000000000ULL
+#define MAX_LINE (1u << 20) /* a line longer than this (huge rule fields) is dropped, counted */
+
+struct events {
+    FILE *f;
+    int owns;
+    const struct oplabel_set *ops;
+    char *buf;
+    size_t len, cap;
+    int too_long;
+    struct metric_series *errors, *calls, *registrations;
+};
+
+static uint32_t intern(struct metrics *reg, const char *s)
+{
+    return metrics_intern(reg, s, strlen(s));
+}
+
+struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
+                           char *err, size_t errlen)
+{
+    static const char *const type_label[] = {"type"};
+    struct events *w = calloc(1, sizeof(*w));
+    struct metric_family *fe, *ft;
+    uint32_t k;
+
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->ops = ops;
+    fe = metrics_family(reg, "sipscope_events_errors_total",
+                        "Lines of the --events file that could not be written.", METRIC_COUNTER,
+                        NULL, 0, NULL, 0, 1, 0);
+    ft = metrics_family(reg, "sipscope_events_total",
+                        "Lines written to the --events file, by type (call, registration).",
+                        METRIC_COUNTER, type_label, 1, NULL, 0, 2, 0);
+    if (!fe || !ft) {
+        snprintf(err, errlen, "out of memory while declaring the events families");
+        free(w);
+        return NULL;
+    }
+    w->errors = metrics_series(fe, NULL);
+    k = intern(reg, "call");
+    w->calls = metrics_series(ft, &k);
+    k = intern(reg, "registration");
+    w->registrations = metrics_series(ft, &k);
+    if (strcmp(path, "-") == 0) {
+        w->f = stdout;
+    } else {
+        w->f = fopen(path, "w");
+        w->owns = 1;
+    }
+    if (!w->f) {
+        snprintf(err, errlen, "cannot open the events file %s: %s", path, strerror(errno));
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void events_close(struct events *w)
+{
+    if (!w)
+        return;
+    events_flush(w);
+    if (w->owns && fclose(w->f) != 0)
+        metric_counter_add(w->errors, 1);
+    free(w->buf);
+    free(w);
+}
+
+int events_flush(struct events *w)
+{
+    if (fflush(w->f) != 0) {
+        metric_counter_add(w->errors, 1);
+        clearerr(w->f);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Makes room for n more bytes; the buffer only grows, so steady state allocates nothing. */
+static int reserve(struct events *w, size_t n)
+{
+    size_t cap = w->cap ? w->cap : 1024;
+    char *p;
+
+    if (w->len + n <= w->cap)
+        return 1;
+    while (cap < w->len + n)
+        cap *= 2;
+    if (cap > MAX_LINE) {
+        w->too_long = 1;
+        return 0;
+    }
+    p = realloc(w->buf, cap);
+    if (!p) {
+        w->too_long = 1;
+        return 0;
+    }
+    w->buf = p;
+    w->cap = cap;
+    return 1;
+}
+
+static void put(struct events *w, const char *s, size_t n)
+{
+    if (!reserve(w, n))
+        return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_str(struct events *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+size_t events_json_string(char *buf, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, i = 0;
+
+#define EMIT(c)                                                                                    \
+    do {                                                                                           \
+        if (o < cap)                                                                               \
+            buf[o] = (c);                                                                          \
+        o++;                                                                                       \
+    } while (0)
+    EMIT('"');
+    while (i < len) {
+        size_t bad, ok = metrics_utf8_prefix(s + i, len - i, &bad);
+        for (size_t j = 0; j < ok; j++) {
+            unsigned char c = (unsigned char)s[i + j];
+            if (c == '"' || c == '\\') {
+                EMIT('\\');
+                EMIT((char)c);
+            } else if (c < 0x20 || c == 0x7f) {
+                EMIT('\\');
+                EMIT('u');
+                EMIT('0');
+                EMIT('0');
+                EMIT(hex[c >> 4]);
+                EMIT(hex[c & 15]);
+            } else {
+                EMIT((char)c);
+            }
+        }
+        i += ok;
+        if (bad) {
+            EMIT('\xef'); /* U+FFFD */
+            EMIT('\xbf');
+            EMIT('\xbd');
+            i += bad;
+        }
+    }
+    EMIT('"');
+#undef EMIT
+    return o;
+}
+
+static void put_json(struct events *w, const char *s, size_t len)
+{
+    size_t need = len * 6 + 2; /* every byte escaped as \u00XX at worst */
+    if (!reserve(w, need))
+        return;
+    w->len += events_json_string(w->buf + w->len, need, s, len);
+}
+
+static void put_key(struct events *w, const char *key)
+{
+    put(w, ",\"", 2);
+    put_str(w, key);
+    put(w, "\":", 2);
+}
+
+void events_time(uint64_t ns, char out[32])
+{
+    time_t secs = (time_t)(ns / NS_PER_S);
+    unsigned ms = (unsigned)(ns % NS_PER_S / 1000000);
+    struct tm tm;
+    size_t n;
+
+    gmtime_r(&secs, &tm);
+    n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03uZ", ms % 1000);
+}
+
+static void put_time(struct events *w, const char *key, uint64_t ns)
+{
+    char t[32];
+    put_key(w, key);
+    if (!ns) {
+        put_str(w, "null");
+        return;
+    }
+    events_time(ns, t);
+    put(w, "\"", 1);
+    put_str(w, t);
+    put(w, "\"", 1);
+}
+
+static void put_seconds(struct events *w, const char *key, uint64_t from, uint64_t to, int valid)
+{
+    char num[EXPO_NUMBER_MAX];
+    put_key(w, key);
+    if (!valid) {
+        put_str(w, "null");
+        return;
+    }
+    put(w, num, expo_number(to > from ? (double)(to - from) / 1e9 : 0.0, num));
+}
+
+static void put_labels(struct events *w, const uint16_t *ids)
+{
+    size_t n = oplabel_count(w->ops);
+    put_key(w, "labels");
+    put(w, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *name = oplabel_name(w->ops, i);
+        const char *v = oplabel_text(w->ops, i, ids ? ids[i] : 0, &len);
+        if (i)
+            put(w, ",", 1);
+        put_json(w, name, strlen(name));
+        put(w, ":", 1);
+        put_json(w, v, len);
+    }
+    put(w, "}", 1);
+}
+
+static void call_line(struct events *w, const struct track_event *ev)
+{
+    const struct sip_dialog *d = ev->dialog;
+    struct slice s;
+    char num[EXPO_NUMBER_MAX];
+
+    put_str(w, "{\"type\":\"call\"");
+    s = sip_dialog_call_id(d);
+    put_key(w, "call_id");
+    put_json(w, s.p, s.len);
+    s = sip_dialog_from_uri(d);
+    put_key(w, "from");
+    put_json(w, s.p, s.len);
+    s = sip_dialog_to_uri(d);
+    put_key(w, "to");
+    put_json(w, s.p, s.len);
+    put_time(w, "start", d->t_start);
+    put_time(w, "answer", d->t_answer);
+    put_time(w, "end", ev->time_ns);
+    put_seconds(w, "setup_delay", d->t_start, d->t_answer, d->t_answer != 0);
+    put_seconds(w, "duration", d->t_answer, ev->time_ns, d->t_answer != 0);
+    put_key(w, "outcome");
+    if (!(d->flags & SIP_DIALOG_F_OUTCOME))
+        put_str(w, "null");
+    else if (d->final_code == 0)
+        put_str(w, "\"timeout\"");
+    else
+        put(w, num, (size_t)snprintf(num, sizeof(num), "%u", (unsigned)d->final_code));
+    put_key(w, "end_reason");
+    put(w, "\"", 1);
+    put_str(w, sip_dialog_end_name((enum sip_dialog_end)ev->reason));
+    put(w, "\"", 1);
+    put_labels(w, ev->labels);
+}
+
+static void registration_line(struct events *w, const struct track_event *ev)
+{
+    const struct sip_binding *b = ev->binding;
+    struct slice s;
+    char num[EXPO_NUMBER_MAX];
+
+    put_str(w, "{\"type\":\"registration\"");
+    s = sip_binding_aor(b);
+    put_key(w, "aor");
+    put_json(w, s.p, s.len);
+    s = sip_binding_contact(b);
+    put_key(w, "contact");
+    put_json(w, s.p, s.len);
+    put_key(w, "change");
+    put(w, "\"", 1);
+    put_str(w, sip_binding_change_name((enum sip_binding_change)ev->reason));
+    put(w, "\"", 1);
+    put_key(w, "expires");
+    put(w, num, (size_t)snprintf(num, sizeof(num), "%u", (unsigned)b->expires));
+    put_time(w, "time", ev->time_ns);
+    put_labels(w, ev->labels);
+}
+
+void events_on_event(struct events *w, const struct track_event *ev, const char *fields,
+                     size_t fields_len)
+{
+    struct metric_series *kind;
+
+    w->len = 0;
+    w->too_long = 0;
+    if (ev->type == TRACK_CALL_END && ev->dialog) {
+        call_line(w, ev);
+        kind = w->calls;
+    } else if (ev->type == TRACK_REG_BINDING && ev->binding) {
+        registration_line(w, ev);
+        kind = w->registrations;
+    } else {
+        return;
+    }
+    if (fields_len) {
+        put(w, ",", 1);
+        put(w, fields, fields_len);
+    }
+    put(w, "}\n", 2);
+    if (w->too_long || fwrite(w->buf, 1, w->len, w->f) != w->len) {
+        metric_counter_add(w->errors, 1);
+        clearerr(w->f);
+        return;
+    }
+    metric_counter_add(kind, 1);
+}

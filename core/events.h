@@ -1,0 +1,54 @@
+/* events: the --events file, one JSON object per line: a CDR for each finished call and a line
+ * for each registration binding change, with the operator labels and the fields rules added.
+ * Lines are built in one reused buffer and written through stdio; a write error is counted in
+ * sipscope_events_errors_total, never fatal. It does not decide anything about calls: it
+ * formats what the trackers report.
+ *
+ * Call line (TRACK_CALL_END), keys in this order:
+ *   {"type":"call","call_id":..,"from":..,"to":..,"start":T,"answer":T|null,"end":T,
+ *    "setup_delay":s|null,"duration":s|null,"outcome":code|"timeout"|null,"end_reason":..,
+ *    "labels":{name:value...}, rule fields...}
+ * T is RFC 3339 UTC with milliseconds ("2023-11-14T22:13:20.500Z"); s are seconds. The line is
+ * written when the call ends, with the outcome known then: a call ended before its INVITE got a
+ * final response (a BYE or CANCEL of an early call, max_age, eviction) has "outcome":null even
+ * if a final arrives later; sip_session_outcomes_total still counts that late outcome.
+ * Registration line (TRACK_REG_BINDING):
+ *   {"type":"registration","aor":..,"contact":..,"change":"added"|"refreshed"|"removed"|
+ *    "expired"|"evicted","expires":n,"time":T,"labels":{...}, rule fields...} */
+#ifndef SIPSCOPE_EVENTS_H
+#define SIPSCOPE_EVENTS_H
+
+#include <stddef.h>
+
+#include "metrics.h"
+#include "oplabel.h"
+#include "track_event.h"
+
+struct events;
+
+/* Opens (truncates) path for writing, "-" for standard output. reg and ops must outlive the
+ * writer. Returns NULL with a reason in err[errlen]. */
+struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
+                           char *err, size_t errlen);
+
+/* Writes the line for ev when it is a TRACK_CALL_END or a TRACK_REG_BINDING (other events are
+ * ignored). fields[fields_len] are extra JSON members from rules ("\"k\":v,...", no braces), or
+ * empty. */
+void events_on_event(struct events *w, const struct track_event *ev, const char *fields,
+                     size_t fields_len);
+
+/* Flushes buffered lines to the file. Returns 0 or -EIO (counted). */
+int events_flush(struct events *w);
+
+/* Flushes and closes. NULL is accepted. */
+void events_close(struct events *w);
+
+/* Appends s[len] to buf as a JSON string (quotes included): '"', '\\' and control characters
+ * escaped, invalid UTF-8 replaced by U+FFFD. Writes at most cap bytes; returns the length the
+ * whole string needs (a larger return than cap means it was cut). */
+size_t events_json_string(char *buf, size_t cap, const char *s, size_t len);
+
+/* Formats ns since the epoch as RFC 3339 UTC with milliseconds into out[32]. */
+void events_time(uint64_t ns, char out[32]);
+
+#endif

@@ -1,0 +1,1616 @@
+/* lua_bridge: the Lua states, rule loading, protected entries, the budget watchdog and the C side
+ * of the FFI mailbox that handles read. The Lua half is lua/sipscope/core.lua. */
+#include "lua_bridge.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <luajit.h>
+
+#include "decode.h"
+#include "log.h"
+#include "lua_embedded.h"
+#include "sip_dialog.h"
+#include "sip_parse.h"
+#include "sip_reg.h"
+#include "sip_txn.h"
+
+#ifndef SIPSCOPE_CJSON_PATH
+#define SIPSCOPE_CJSON_PATH "/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so"
+#endif
+#ifndef SIPSCOPE_VERSION
+#define SIPSCOPE_VERSION "0.0.0"
+#endif
+
+#define MOD "lua"
+#define MAX_RULES 256
+#define MAX_RULE_FILE (4u << 20) /* a rule file is code, not data */
+#define MIN_MEMORY (1u << 20)
+#define WATCHDOG_STRIKES 3 /* ticks of budget/2 seeing one call: it ran >= budget */
+
+/* The mailbox: C fills it before each entry, Lua reads it through a pre-cast FFI pointer. The
+ * layout is mirrored by the ffi.cdef in lua/sipscope/core.lua, which checks the size at start. */
+struct lb_slice {
+    const char *p;
+    size_t len;
+};
+
+struct lb_box {
+    uint32_t seq;      /* bumped at each entry and before each rule call (watchdog) */
+    uint32_t in_lua;   /* 1 while the engine thread runs Lua */
+    uint32_t in_rule;  /* 1 while rule code runs: the memory cap without the reserve */
+    uint32_t mem_fail; /* the allocator refused since the flag was last cleared */
+    double gen;        /* handles made in this dispatch carry it; 0 outside dispatches */
+    int32_t type, flags, code, reason, method, status;
+    double time, delay;
+    const uint16_t *labels; /* the event's operator label ids */
+    uint16_t *labels_out;   /* label dispatch: where from() results go */
+    const void *msg, *pkt;
+    int32_t cseq_method, l4, sport, dport;
+    uint32_t cseq, pad0;
+    const void *dialog;
+    double d_key, d_start, d_answer, d_end;
+    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, pad1;
+    const void *txn;
+    int32_t t_method, t_code;
+    const void *binding;
+    int32_t b_change;
+    uint32_t b_expires;
+};
+
+/* Functions Lua calls through FFI (mirrored in core.lua). None of them can raise a Lua error. */
+struct lb_api {
+    void *bridge;
+    int (*msg_str)(const struct lb_box *box, int field, struct lb_slice *out);
+    int (*msg_header)(const struct lb_box *box, const char *name, size_t len, int nth,
+                      struct lb_slice *out);
+    int (*msg_addr)(const struct lb_box *box, int dst, char *buf, size_t len);
+    int (*dialog_str)(const struct lb_box *box, int field, struct lb_slice *out);
+    int (*binding_str)(const struct lb_box *box, int field, struct lb_slice *out);
+    int (*label_text)(void *bridge, int idx, int id, struct lb_slice *out);
+    int (*label_value)(void *bridge, int idx, const char *s, size_t len);
+    void *(*series)(void *bridge, void *fam, const char **vals, const size_t *lens, int n,
+                    int *cacheable);
+    void (*counter_add)(void *series, double v);
+    void (*gauge_set)(void *series, double v);
+    void (*gauge_add)(void *series, double v);
+    void (*observe)(void *series, double v);
+    double (*now)(void);
+};
+
+enum lb_msg_field {
+    F_CALL_ID = 0,
+    F_FROM_TAG,
+    F_TO_TAG,
+    F_RURI,
+    F_REASON,
+    F_METHOD,
+    F_CSEQ_METHOD,
+    F_FROM_URI,
+    F_TO_URI,
+    F_BODY,
+    F_RAW,
+    F_VIA_BRANCH,
+};
+
+/* What Lua runs for an entry: the dispatch functions of core.lua, by kind. */
+enum lb_kind {
+    K_LABEL = 0,
+    K_MESSAGE,
+    K_DIALOG_START,
+    K_DIALOG_ANSWER,
+    K_DIALOG_END,
+    K_TXN_END,
+    K_REGISTER,
+    K_TICK,
+    K_COUNT
+};
+
+static const char *const kind_fn[K_COUNT] = {
+    "dispatch_label",      "dispatch_message", "dispatch_dialog_start", "dispatch_dialog_answer",
+    "dispatch_dialog_end", "dispatch_txn_end", "dispatch_register",     "dispatch_tick",
+};
+
+/* A rule family: the registry family and the series the bridge created in it, across reloads
+ * (the count decides the cap without walking the registry). */
+struct lb_family {
+    struct metric_family *fam;
+    char *name;
+    uint32_t cap, n;
+    struct lb_family *next;
+};
+
+struct lb_label_decl {
+    char *name, *def;
+    uint32_t max_values;
+};
+
+/* One Lua state with its rules. During a reload two exist; only one ever runs at a time. */
+struct lb_state {
+    struct lua_bridge *b;
+    lua_State *L;
+    uint64_t used, limit, reserve, gc_floor;
+    int core_ref;
+    int fn_ref[K_COUNT];
+    int n_rules;
+    uint8_t routes[TRACK_EVENT_COUNT + 1];
+    struct lb_label_decl labels[TRACK_MAX_LABELS];
+    size_t n_labels;
+    int reloading; /* labels are recorded, not declared */
+};
+
+struct lua_bridge {
+    struct lua_bridge_config cfg;
+    char *rules_dir;
+    char **rule_files;
+    size_t n_rule_files;
+    struct metrics *reg;
+    struct oplabel_set *ops;
+    struct lb_state *cur;
+    struct lb_state *volatile running; /* the state the engine thread is inside, for the hook */
+    struct lb_box box;
+    struct lb_api api;
+    uint8_t routes[TRACK_EVENT_COUNT + 1];
+    uint64_t next_tick;
+    struct lb_family *families;
+    char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
+    size_t fields_len, fields_cap;
+
+    struct metric_family *f_errors, *f_disabled, *f_seconds, *f_loaded, *f_last_ok, *f_reloads,
+        *f_memory;
+    struct metric_series *s_loaded, *s_last_ok, *s_memory;
+
+    /* Budget: the watchdog thread samples box.seq every budget/2; when one call spans
+     * WATCHDOG_STRIKES samples it queues a signal to the engine thread, whose handler arms the
+     * abort hook for that sequence number. */
+    pthread_t engine_thread, watchdog;
+    int watchdog_running;
+    volatile int watchdog_stop;
+    volatile uint32_t armed_seq;
+    volatile sig_atomic_t hook_armed;
+    int committed;
+};
+
+static const char timeout_token = 0; /* its address is the error value of a budget stop */
+static int budget_signal;
+
+/* --- memory ------------------------------------------------------------------------------- */
+
+/* The cap applies to rule code; trusted code (dispatchers, error handling) may use a reserve
+ * above it, so that it can still report and quarantine the rule that exhausted the cap. */
+static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct lb_state *s = ud;
+    void *p;
+
+    if (nsize == 0) {
+        free(ptr);
+        s->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize) {
+        uint64_t limit = s->limit + (s->b->box.in_rule ? 0 : s->reserve);
+        if (s->used + (nsize - osize) > limit) {
+            s->b->box.mem_fail = 1;
+            return NULL;
+        }
+    }
+    p = realloc(ptr, nsize);
+    if (!p) {
+        s->b->box.mem_fail = 1;
+        return NULL;
+    }
+    s->used = s->used - osize + nsize;
+    return p;
+}
+
+/* --- budget ------------------------------------------------------------------------------- */
+
+static struct lua_bridge *bridge_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ((struct lb_state *)ud)->b;
+}
+
+static void abort_hook(lua_State *L, lua_Debug *ar)
+{
+    struct lua_bridge *b = bridge_of(L);
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    b->hook_armed = 0;
+    /* A hook armed for a call that has since returned is stale: the next call runs on. */
+    if (!b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
+        return;
+    lua_pushlightuserdata(L, (void *)&timeout_token);
+    lua_error(L);
+}
+
+/* Runs on the engine thread. lua_sethook is the one LuaJIT call meant for signal handlers. */
+static void on_budget_signal(int sig, siginfo_t *si, void *uc)
+{
+    struct lua_bridge *b = si->si_value.sival_ptr;
+    struct lb_state *s;
+    (void)sig;
+    (void)uc;
+    if (si->si_code != SI_QUEUE || !b)
+        return;
+    s = b->running;
+    if (!s || !b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
+        return;
+    b->hook_armed = 1;
+    lua_sethook(s->L, abort_hook, LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET, 1);
+}
+
+static void timespec_add(struct timespec *t, uint64_t ns)
+{
+    ns += (uint64_t)t->tv_nsec;
+    t->tv_sec += (time_t)(ns / 1000000000ULL);
+    t->tv_nsec = (long)(ns % 1000000000ULL);
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct lua_bridge *b = arg;
+    uint64_t period = b->cfg.budget_ns / 2 ? b->cfg.budget_ns / 2 : 1;
+    uint32_t last = 0;
+    int strikes = 0;
+    struct timespec next;
+
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    while (!b->watchdog_stop) {
+        uint32_t seq;
+        timespec_add(&next, period);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+            ;
+        /* Only rule code has a budget: trusted code (state set-up, dispatchers) is bounded. */
+        if (!__atomic_load_n(&b->box.in_lua, __ATOMIC_RELAXED) ||
+            !__atomic_load_n(&b->box.in_rule, __ATOMIC_RELAXED)) {
+            strikes = 0;
+            continue;
+        }
+        seq = __atomic_load_n(&b->box.seq, __ATOMIC_RELAXED);
+        if (strikes == 0 || seq != last) {
+            last = seq;
+            strikes = 1;
+            continue;
+        }
+        if (++strikes >= WATCHDOG_STRIKES) {
+            /* Re-sent every period while the call goes on: a rule that catches the error
+             * (its pcall re-raises it, but still) is stopped again. */
+            union sigval v = {.sival_ptr = b};
+            b->armed_seq = seq;
+            pthread_sigqueue(b->engine_thread, budget_signal, v);
+        }
+    }
+    return NULL;
+}
+
+static int watchdog_start(struct lua_bridge *b)
+{
+    static int installed;
+    sigset_t all, old;
+    int rc;
+
+    if (!installed) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        budget_signal = SIGRTMIN + 1;
+        sa.sa_sigaction = on_budget_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(budget_signal, &sa, NULL) != 0)
+            return -errno;
+        installed = 1;
+    }
+    b->engine_thread = pthread_self();
+    /* The watchdog blocks every signal: they are for the engine thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&b->watchdog, NULL, watchdog_main, b);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    b->watchdog_running = 1;
+    return 0;
+}
+
+static void watchdog_stop(struct lua_bridge *b)
+{
+    if (!b->watchdog_running)
+        return;
+    b->watchdog_stop = 1;
+    pthread_join(b->watchdog, NULL);
+    b->watchdog_running = 0;
+}
+
+/* --- FFI functions ------------------------------------------------------------------------ */
+
+static int set_slice(struct lb_slice *out, struct slice s)
+{
+    out->p = s.p;
+    out->len = s.len;
+    return s.len != 0;
+}
+
+static int api_msg_str(const struct lb_box *box, int field, struct lb_slice *out)
+{
+    const struct sip_msg *m = box->msg;
+    struct slice s = {NULL, 0};
+
+    if (!m)
+        return 0;
+    switch ((enum lb_msg_field)field) {
+    case F_CALL_ID:
+        s = m->call_id;
+        break;
+    case F_FROM_TAG:
+        s = m->from_tag;
+        break;
+    case F_TO_TAG:
+        s = m->to_tag;
+        break;
+    case F_RURI:
+        s = m->ruri;
+        break;
+    case F_REASON:
+        s = m->reason;
+        break;
+    case F_METHOD:
+        s = m->method_name;
+        break;
+    case F_CSEQ_METHOD:
+        s = m->cseq_method_name;
+        break;
+    case F_FROM_URI:
+        s = m->from_uri;
+        break;
+    case F_TO_URI:
+        s = m->to_uri;
+        break;
+    case F_BODY:
+        s = m->body;
+        break;
+    case F_RAW:
+        s = m->raw;
+        break;
+    case F_VIA_BRANCH:
+        s = m->via_branch;
+        break;
+    }
+    return set_slice(out, s);
+}
+
+/* The nth (0-based) header called name: known headers by id, so compact forms fold ("i" finds
+ * Call-ID); others by case-insensitive name. */
+static int api_msg_header(const struct lb_box *box, const char *name, size_t len, int nth,
+                          struct lb_slice *out)
+{
+    const struct sip_msg *m = box->msg;
+    struct slice want = {name, len};
+    enum sip_hdr id;
+
+    if (!m)
+        return 0;
+    id = sip_header_id(want);
+    for (uint32_t i = 0; i < m->n_headers; i++) {
+        const struct sip_header *h = &m->headers[i];
+        int match = id != SIP_HDR_OTHER ? h->id == id
+                                         : h->id == SIP_HDR_OTHER && slice_eq_nocase(h->name, want);
+        if (match && nth-- == 0) {
+            set_slice(out, h->value);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int api_msg_addr(const struct lb_box *box, int dst, char *buf, size_t len)
+{
+    int n;
+    if (!box->pkt)
+        return 0;
+    n = decode_addr_format(box->pkt, dst, buf, len);
+    return n < 0 ? 0 : n;
+}
+
+static int api_dialog_str(const struct lb_box *box, int field, struct lb_slice *out)
+{
+    const struct sip_dialog *d = box->dialog;
+    if (!d)
+        return 0;
+    if (field == 0)
+        return set_slice(out, sip_dialog_call_id(d));
+    if (field == 1)
+        return set_slice(out, sip_dialog_from_uri(d));
+    return set_slice(out, sip_dialog_to_uri(d));
+}
+
+static int api_binding_str(const struct lb_box *box, int field, struct lb_slice *out)
+{
+    const struct sip_binding *bd = box->binding;
+    if (!bd)
+        return 0;
+    return set_slice(out, field == 0 ? sip_binding_aor(bd) : sip_binding_contact(bd));
+}
+
+static int api_label_text(void *bridge, int idx, int id, struct lb_slice *out)
+{
+    struct lua_bridge *b = bridge;
+    size_t len;
+    const char *p = oplabel_text(b->ops, (size_t)idx, (uint16_t)id, &len);
+    out->p = p;
+    out->len = len;
+    return 1;
+}
+
+static int api_label_value(void *bridge, int idx, const char *s, size_t len)
+{
+    struct lua_bridge *b = bridge;
+    return oplabel_value(b->ops, (size_t)idx, s, len);
+}
+
+/* Finds or creates a rule family's series. Values already interned and series that exist are
+ * found without interning; past the cap nothing new is interned (a rule making up a value per
+ * message must not fill the symbol table) and the overflow series is returned, counted.
+ * *cacheable is 1 when the series is a real one Lua may remember for these values. */
+static void *api_series(void *bridge, void *family, const char **vals, const size_t *lens, int n,
+                        int *cacheable)
+{
+    struct lua_bridge *b = bridge;
+    struct lb_family *f = family;
+    uint32_t syms[METRICS_MAX_LABELS];
+    struct metric_series *s;
+    int known = 1;
+
+    *cacheable = 0;
+    for (int i = 0; i < n; i++) {
+        syms[i] = metrics_symbol_find(b->reg, vals[i], lens[i]);
+        known &= syms[i] != METRICS_NO_SYMBOL;
+    }
+    if (known && (s = metrics_series_find(f->fam, syms)) != NULL) {
+        *cacheable = 1;
+        return s;
+    }
+    if (f->n >= f->cap)
+        return metrics_series(f->fam, syms); /* the overflow series, counted */
+    for (int i = 0; i < n; i++)
+        if (syms[i] == METRICS_NO_SYMBOL)
+            syms[i] = metrics_intern(b->reg, vals[i], lens[i]);
+    s = metrics_series(f->fam, syms);
+    if (metrics_series_find(f->fam, syms) == s) {
+        f->n++;
+        *cacheable = 1;
+    }
+    return s;
+}
+
+static void api_counter_add(void *s, double v)
+{
+    metric_counter_add(s, v);
+}
+
+static void api_gauge_set(void *s, double v)
+{
+    metric_gauge_set(s, v);
+}
+
+static void api_gauge_add(void *s, double v)
+{
+    metric_gauge_add(s, v);
+}
+
+static void api_observe(void *s, double v)
+{
+    metric_histogram_observe(s, v);
+}
+
+static double api_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* --- native functions (lua_CFunction, the bridge as upvalue 1) ---------------------------- */
+
+static struct lua_bridge *up_bridge(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static struct lb_state *state_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+/* declare_label(name, default, max_values) -> index | nil, reason */
+static int native_declare_label(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    struct lb_state *s = state_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    const char *def = luaL_checkstring(L, 2);
+    lua_Number max = luaL_checknumber(L, 3);
+    int rc;
+
+    if (!(max >= 1 && max <= OPLABEL_MAX_VALUES) || max != floor(max)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "max_values must be a whole number from 1 to %d", OPLABEL_MAX_VALUES);
+        return 2;
+    }
+    if (s->n_labels == TRACK_MAX_LABELS) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "more than %d labels", TRACK_MAX_LABELS);
+        return 2;
+    }
+    for (size_t i = 0; i < s->n_labels; i++) {
+        if (strcmp(s->labels[i].name, name) == 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "label '%s' is declared twice", name);
+            return 2;
+        }
+    }
+    if (oplabel_is_reserved(name)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "'%s' is a built-in label name", name);
+        return 2;
+    }
+    if (!s->reloading) {
+        rc = oplabel_declare(b->ops, name, def, (uint32_t)max);
+        if (rc < 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "label '%s': %s", name,
+                            rc == -EINVAL ? "invalid name (use [a-zA-Z_][a-zA-Z0-9_]*)"
+                                          : strerror(-rc));
+            return 2;
+        }
+    }
+    s->labels[s->n_labels].name = strdup(name);
+    s->labels[s->n_labels].def = strdup(def);
+    s->labels[s->n_labels].max_values = (uint32_t)max;
+    if (!s->labels[s->n_labels].name || !s->labels[s->n_labels].def)
+        return luaL_error(L, "out of memory");
+    lua_pushinteger(L, (lua_Integer)s->n_labels++);
+    return 1;
+}
+
+static const char *type_name(enum metric_type t)
+{
+    return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge" : "histogram";
+}
+
+/* The sample names a family prints (the name itself, or a histogram's three series). */
+static size_t sample_names(const char *name, enum metric_type t, char out[3][160])
+{
+    if (t != METRIC_HISTOGRAM) {
+        snprintf(out[0], 160, "%s", name);
+        return 1;
+    }
+    snprintf(out[0], 160, "%s_bucket", name);
+    snprintf(out[1], 160, "%s_sum", name);
+    snprintf(out[2], 160, "%s_count", name);
+    return 3;
+}
+
+static struct lb_family *find_family(struct lua_bridge *b, const char *name)
+{
+    for (struct lb_family *f = b->families; f; f = f->next)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+/* A family of the engine (not a rule's) whose name or samples clash with name's; NULL if none. */
+static const char *clash_with_engine(struct lua_bridge *b, const char *name, enum metric_type t)
+{
+    static char clash[160];
+    char mine[3][160], theirs[3][160];
+    size_t n_mine = sample_names(name, t, mine);
+    const char *found = NULL;
+
+    metrics_lock(b->reg);
+    for (size_t i = 0; i < metrics_family_count(b->reg) && !found; i++) {
+        struct metric_family *f = metrics_family_at(b->reg, i);
+        const char *fname = metrics_family_name(f);
+        size_t n_theirs;
+        if (find_family(b, fname))
+            continue;
+        n_theirs = sample_names(fname, metrics_family_type(f), theirs);
+        if (strcmp(fname, name) == 0)
+            found = fname;
+        for (size_t x = 0; x < n_mine && !found; x++)
+            for (size_t y = 0; y < n_theirs && !found; y++)
+                if (strcmp(mine[x], theirs[y]) == 0)
+                    found = fname;
+    }
+    if (found)
+        snprintf(clash, sizeof(clash), "%s", found);
+    metrics_unlock(b->reg);
+    return found ? clash : NULL;
+}
+
+/* family(name, help, type, {labels}, {buckets}, max_series) -> lightuserdata | nil, reason.
+ * Only while committing: the registry gets the family now. */
+static int native_family(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    const char *name = luaL_checkstring(L, 1);
+    const char *help = luaL_optstring(L, 2, NULL);
+    const char *tname = luaL_checkstring(L, 3);
+    lua_Number cap = luaL_checknumber(L, 6);
+    const char *labels[METRICS_MAX_LABELS];
+    double buckets[METRICS_MAX_BUCKETS];
+    size_t n_labels, n_buckets;
+    enum metric_type t;
+    struct metric_family *fam;
+    struct lb_family *f;
+    const char *clash;
+
+    luaL_checktype(L, 4, LUA_TTABLE);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    t = strcmp(tname, "counter") == 0 ? METRIC_COUNTER
+        : strcmp(tname, "gauge") == 0 ? METRIC_GAUGE
+                                      : METRIC_HISTOGRAM;
+    n_labels = lua_objlen(L, 4);
+    n_buckets = lua_objlen(L, 5);
+    if (n_labels > METRICS_MAX_LABELS || n_buckets > METRICS_MAX_BUCKETS) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "at most %d labels and %d buckets", METRICS_MAX_LABELS,
+                        METRICS_MAX_BUCKETS);
+        return 2;
+    }
+    for (size_t i = 0; i < n_labels; i++) {
+        lua_rawgeti(L, 4, (int)i + 1);
+        labels[i] = lua_tostring(L, -1); /* anchored by the table */
+        lua_pop(L, 1);
+    }
+    for (size_t i = 0; i < n_buckets; i++) {
+        lua_rawgeti(L, 5, (int)i + 1);
+        buckets[i] = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    clash = clash_with_engine(b, name, t);
+    if (clash) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "metric '%s' collides with the built-in family %s", name, clash);
+        return 2;
+    }
+    fam = metrics_family(b->reg, name, help, t, labels, n_labels, buckets, n_buckets,
+                         (size_t)cap, 0);
+    if (!fam) {
+        lua_pushnil(L);
+        if (find_family(b, name))
+            lua_pushfstring(L,
+                            "metric '%s' was declared before with another type, labels or "
+                            "buckets; a family keeps its schema until restart",
+                            name);
+        else
+            lua_pushfstring(L, "metric '%s' (%s) is invalid: %s", name, type_name(t),
+                            strerror(errno ? errno : EINVAL));
+        return 2;
+    }
+    f = find_family(b, name);
+    if (!f) {
+        f = calloc(1, sizeof(*f));
+        if (!f || !(f->name = strdup(name))) {
+            free(f);
+            return luaL_error(L, "out of memory");
+        }
+        f->fam = fam;
+        f->cap = (uint32_t)cap;
+        f->next = b->families;
+        b->families = f;
+    }
+    lua_pushlightuserdata(L, f);
+    return 1;
+}
+
+static uint32_t sym(struct lua_bridge *b, const char *s)
+{
+    return metrics_intern(b->reg, s, strlen(s));
+}
+
+/* count_error(rule, hook, kind) */
+static int native_count_error(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    uint32_t k[3] = {sym(b, luaL_checkstring(L, 1)), sym(b, luaL_checkstring(L, 2)),
+                     sym(b, luaL_checkstring(L, 3))};
+    if (b->f_errors)
+        metric_counter_add(metrics_series(b->f_errors, k), 1);
+    return 0;
+}
+
+/* set_disabled(rule, 0|1) */
+static int native_set_disabled(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    uint32_t k = sym(b, luaL_checkstring(L, 1));
+    if (b->f_disabled)
+        metric_gauge_set(metrics_series(b->f_disabled, &k), luaL_checknumber(L, 2));
+    return 0;
+}
+
+/* rule_seconds(rule, hook) -> lightuserdata of the timing series */
+static int native_rule_seconds(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    uint32_t k[2] = {sym(b, luaL_checkstring(L, 1)), sym(b, luaL_checkstring(L, 2))};
+    lua_pushlightuserdata(L, metrics_series(b->f_seconds, k));
+    return 1;
+}
+
+/* set_routes({[type] = true...}, tick): the event types some enabled rule hooks. Applies at
+ * once for the running state; a state being loaded keeps them until it is swapped in. */
+static int native_set_routes(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    struct lb_state *s = state_of(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    for (int t = 0; t <= TRACK_EVENT_COUNT; t++) {
+        lua_rawgeti(L, 1, t);
+        s->routes[t] = (uint8_t)lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (b->cur == s)
+        memcpy(b->routes, s->routes, sizeof(b->routes));
+    return 0;
+}
+
+/* log(level, text): level 0 error, 1 warn, 2 info, 3 debug. Callers rate-limit. */
+static int native_log(lua_State *L)
+{
+    int level = (int)luaL_checkinteger(L, 1);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    log_msg((enum log_level)(level < 0 ? 0 : level > 3 ? 3 : level), MOD, "%.*s", (int)len, text);
+    return 0;
+}
+
+/* event_fields(json) : the members rules added to the event being dispatched. */
+static int native_event_fields(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (len + 1 > b->fields_cap) {
+        char *p = realloc(b->fields, len + 1);
+        if (!p)
+            return 0; /* the fields are dropped; the event is still written */
+        b->fields = p;
+        b->fields_cap = len + 1;
+    }
+    memcpy(b->fields, s, len);
+    b->fields[len] = 0;
+    b->fields_len = len;
+    return 0;
+}
+
+/* names() -> {methods = {[0] = "other", "INVITE"...}, states, ends, changes} */
+static int native_names(lua_State *L)
+{
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, SIP_METHOD_COUNT, 1);
+    for (int m = 0; m < SIP_METHOD_COUNT; m++) {
+        lua_pushstring(L, sip_method_name((enum sip_method)m));
+        lua_rawseti(L, -2, m);
+    }
+    lua_setfield(L, -2, "methods");
+    lua_createtable(L, SIP_DIALOG_STATE_COUNT, 1);
+    for (int i = 0; i < SIP_DIALOG_STATE_COUNT; i++) {
+        lua_pushstring(L, sip_dialog_state_name((enum sip_dialog_state)i));
+        lua_rawseti(L, -2, i);
+    }
+    lua_setfield(L, -2, "states");
+    lua_createtable(L, SIP_END_COUNT, 1);
+    for (int i = 0; i < SIP_END_COUNT; i++) {
+        lua_pushstring(L, sip_dialog_end_name((enum sip_dialog_end)i));
+        lua_rawseti(L, -2, i);
+    }
+    lua_setfield(L, -2, "ends");
+    lua_createtable(L, SIP_BINDING_CHANGE_COUNT, 1);
+    for (int i = 0; i < SIP_BINDING_CHANGE_COUNT; i++) {
+        lua_pushstring(L, sip_binding_change_name((enum sip_binding_change)i));
+        lua_rawseti(L, -2, i);
+    }
+    lua_setfield(L, -2, "changes");
+    return 1;
+}
+
+/* --- states ------------------------------------------------------------------------------- */
+
+/* package.preload[name] = chunk, for each module compiled into the binary. */
+static void preload_embedded(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    for (const struct lua_embedded *m = lua_embedded_modules; m->name; m++) {
+        if (luaL_loadbuffer(L, (const char *)m->data, m->len, m->name) != 0) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 2);
+}
+
+static void close_state(struct lb_state *s)
+{
+    if (!s)
+        return;
+    if (s->L)
+        lua_close(s->L);
+    for (size_t i = 0; i < s->n_labels; i++) {
+        free(s->labels[i].name);
+        free(s->labels[i].def);
+    }
+    free(s);
+}
+
+/* Runs the function on the stack (below its nargs arguments) as one entry: the watchdog watches
+ * it, handles of the dispatch die with it. Returns the lua_pcall status; on failure the error
+ * value is left on the stack. */
+static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresults)
+{
+    int rc;
+
+    b->running = s;
+    b->box.seq++;
+    __atomic_store_n(&b->box.in_lua, 1, __ATOMIC_RELAXED);
+    rc = lua_pcall(s->L, nargs, nresults, 0);
+    __atomic_store_n(&b->box.in_lua, 0, __ATOMIC_RELAXED);
+    b->box.gen = 0;
+    b->box.in_rule = 0;
+    if (b->hook_armed) {
+        lua_sethook(s->L, NULL, 0, 0);
+        b->hook_armed = 0;
+    }
+    /* Collect when the heap nears the cap and has grown since the last full collection, so
+     * garbage alone never makes a rule fail; the condition keeps full collections amortised. */
+    if (s->used > s->limit - s->limit / 4 && s->used > s->gc_floor + s->limit / 8) {
+        lua_gc(s->L, LUA_GCCOLLECT, 0);
+        s->gc_floor = s->used;
+    }
+    return rc;
+}
+
+static const char *error_text(lua_State *L, int idx)
+{
+    if (lua_touserdata(L, idx) == (void *)&timeout_token)
+        return "ran past the rule budget";
+    if (lua_isstring(L, idx))
+        return lua_tostring(L, idx);
+    return "(error object is not a string)";
+}
+
+/* An entry whose dispatcher itself failed (memory exhausted in trusted code, a budget stop
+ * between rules): counted against the pseudo-rule "sipscope". */
+static void entry_failed(struct lua_bridge *b, struct lb_state *s, const char *hook)
+{
+    static bool logged;
+    const char *kind = b->box.mem_fail ? "memory"
+                       : lua_touserdata(s->L, -1) == (void *)&timeout_token ? "timeout"
+                                                                             : "runtime";
+    uint32_t k[3] = {sym(b, "sipscope"), sym(b, hook), sym(b, kind)};
+    if (b->f_errors)
+        metric_counter_add(metrics_series(b->f_errors, k), 1);
+    log_once(&logged, LOG_WARN, MOD, "rule dispatcher failed in %s: %s (counted)", hook,
+             error_text(s->L, -1));
+    lua_pop(s->L, 1);
+    b->box.mem_fail = 0;
+}
+
+static int push_native(lua_State *L, struct lua_bridge *b)
+{
+    static const luaL_Reg fns[] = {
+        {"declare_label", native_declare_label},
+        {"family", native_family},
+        {"count_error", native_count_error},
+        {"set_disabled", native_set_disabled},
+        {"rule_seconds", native_rule_seconds},
+        {"set_routes", native_set_routes},
+        {"log", native_log},
+        {"event_fields", native_event_fields},
+        {"names", native_names},
+        {NULL, NULL},
+    };
+    lua_newtable(L);
+    for (const luaL_Reg *f = fns; f->name; f++) {
+        lua_pushlightuserdata(L, b);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+    return 1;
+}
+
+/* Builds the trusted part of a state: libraries, the sipscope modules, core.init(). */
+static int state_setup(lua_State *L)
+{
+    struct lb_state *s = lua_touserdata(L, 1);
+    struct lua_bridge *b = s->b;
+
+    luaL_openlibs(L);
+    preload_embedded(L);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sipscope.core");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "init");
+    lua_pushlightuserdata(L, &b->box);
+    lua_pushlightuserdata(L, &b->api);
+    push_native(L, b);
+    lua_pushlightuserdata(L, (void *)&timeout_token);
+    lua_createtable(L, 0, 12);
+    lua_pushinteger(L, (lua_Integer)sizeof(struct lb_box));
+    lua_setfield(L, -2, "box_size");
+    lua_pushinteger(L, (lua_Integer)sizeof(struct lb_api));
+    lua_setfield(L, -2, "api_size");
+    lua_pushnumber(L, (lua_Number)b->cfg.max_series);
+    lua_setfield(L, -2, "max_series");
+    lua_pushnumber(L, (lua_Number)b->cfg.breaker_errors);
+    lua_setfield(L, -2, "breaker_errors");
+    lua_pushnumber(L, (lua_Number)b->cfg.breaker_timeouts);
+    lua_setfield(L, -2, "breaker_timeouts");
+    lua_pushboolean(L, b->cfg.event_fields);
+    lua_setfield(L, -2, "event_fields");
+    lua_pushstring(L, SIPSCOPE_CJSON_PATH);
+    lua_setfield(L, -2, "cjson_path");
+    lua_pushstring(L, SIPSCOPE_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushinteger(L, TRACK_EVENT_COUNT);
+    lua_setfield(L, -2, "tick_route");
+    lua_call(L, 5, 0);
+    s->core_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static struct lb_state *state_new(struct lua_bridge *b, char *err, size_t errlen)
+{
+    struct lb_state *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->b = b;
+    s->limit = b->cfg.memory_limit;
+    /* Room for the dispatchers to report a rule that used the whole cap. */
+    s->reserve = s->limit / 16 > (1u << 20) ? s->limit / 16 : (1u << 20);
+    s->L = lua_newstate(lb_alloc, s);
+    if (!s->L) {
+        snprintf(err, errlen, "cannot create a Lua state within --lua-memory %llu bytes",
+                 (unsigned long long)s->limit);
+        free(s);
+        return NULL;
+    }
+    lua_pushcfunction(s->L, state_setup);
+    lua_pushlightuserdata(s->L, s);
+    b->box.in_rule = 0;
+    rc = enter(b, s, 1, 0);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot set up the Lua state: %s", error_text(s->L, -1));
+        close_state(s);
+        return NULL;
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->core_ref);
+        lua_getfield(s->L, -1, kind_fn[k]);
+        s->fn_ref[k] = luaL_ref(s->L, LUA_REGISTRYINDEX);
+        lua_pop(s->L, 1);
+    }
+    return s;
+}
+
+/* Calls core[fn](args...) as an entry; returns 0, or -EINVAL with the error in err. */
+static int call_core(struct lua_bridge *b, struct lb_state *s, const char *fn, int nargs,
+                     int nresults, char *err, size_t errlen)
+{
+    int rc;
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->core_ref);
+    lua_getfield(s->L, -1, fn);
+    lua_remove(s->L, -2);
+    lua_insert(s->L, -1 - nargs);
+    rc = enter(b, s, nargs, nresults);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", error_text(s->L, -1));
+        lua_pop(s->L, 1);
+        b->box.mem_fail = 0;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The rule files to load, in order: a sorted directory listing or the configured list. */
+static int list_rules(struct lua_bridge *b, char ***out, size_t *n_out, char *err, size_t errlen)
+{
+    char **list = NULL;
+    size_t n = 0;
+    DIR *dir;
+    struct dirent *de;
+
+    if (!b->rules_dir) {
+        list = calloc(b->n_rule_files + 1, sizeof(*list));
+        if (!list)
+            goto nomem;
+        for (; n < b->n_rule_files; n++)
+            if (!(list[n] = strdup(b->rule_files[n])))
+                goto nomem;
+        *out = list;
+        *n_out = n;
+        return 0;
+    }
+    dir = opendir(b->rules_dir);
+    if (!dir) {
+        snprintf(err, errlen, "cannot open the rules directory %s: %s", b->rules_dir,
+                 strerror(errno));
+        return -errno;
+    }
+    list = calloc(MAX_RULES, sizeof(*list));
+    while (list && (de = readdir(dir)) != NULL) {
+        char path[4096];
+        if (de->d_name[0] == '.' || !has_suffix(de->d_name, ".lua") ||
+            has_suffix(de->d_name, "_spec.lua"))
+            continue;
+        if (n == MAX_RULES) {
+            snprintf(err, errlen, "more than %d rule files in %s", MAX_RULES, b->rules_dir);
+            closedir(dir);
+            free_list(list, n);
+            return -E2BIG;
+        }
+        snprintf(path, sizeof(path), "%s/%s", b->rules_dir, de->d_name);
+        if (!(list[n] = strdup(path))) {
+            closedir(dir);
+            goto nomem;
+        }
+        n++;
+    }
+    if (dir)
+        closedir(dir);
+    if (!list)
+        goto nomem;
+    qsort(list, n, sizeof(*list), cmp_names);
+    *out = list;
+    *n_out = n;
+    return 0;
+nomem:
+    free_list(list, n);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(MAX_RULE_FILE + 1);
+    n = buf ? fread(buf, 1, MAX_RULE_FILE + 1, f) : 0;
+    if (!buf || ferror(f) || n > MAX_RULE_FILE) {
+        snprintf(err, errlen, "cannot read %s: %s", path,
+                 !buf ? "out of memory" : n > MAX_RULE_FILE ? "larger than 4 MiB" : "read error");
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* The rule's name: its file name without ".lua". */
+static void rule_name(const char *path, char *out, size_t outlen)
+{
+    const char *base = strrchr(path, '/');
+    size_t n;
+    base = base ? base + 1 : path;
+    n = strlen(base) - 4;
+    snprintf(out, outlen, "%.*s", (int)n, base);
+}
+
+static int load_rules(struct lua_bridge *b, struct lb_state *s, char *err, size_t errlen)
+{
+    char **files = NULL;
+    size_t n = 0;
+    int rc = list_rules(b, &files, &n, err, errlen);
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char name[256], chunkname[4200];
+        size_t len;
+        char *text = read_file(files[i], &len, err, errlen);
+        if (!text) {
+            rc = -EIO;
+            break;
+        }
+        rule_name(files[i], name, sizeof(name));
+        snprintf(chunkname, sizeof(chunkname), "@%s", files[i]);
+        lua_pushstring(s->L, name);
+        if (luaL_loadbuffer(s->L, text, len, chunkname) != 0) {
+            snprintf(err, errlen, "%s", error_text(s->L, -1));
+            lua_pop(s->L, 2);
+            free(text);
+            rc = -EINVAL;
+            break;
+        }
+        free(text);
+        lua_pushstring(s->L, files[i]);
+        rc = call_core(b, s, "add_rule", 3, 0, err, errlen);
+        s->n_rules++;
+    }
+    free_list(files, n);
+    if (rc == 0)
+        rc = call_core(b, s, "finish_load", 0, 0, err, errlen);
+    return rc;
+}
+
+static int declare_own_families(struct lua_bridge *b)
+{
+    static const char *const rhk[] = {"rule", "hook", "kind"};
+    static const char *const rh[] = {"rule", "hook"};
+    static const char *const r[] = {"rule"};
+    static const char *const res[] = {"result"};
+    static const double secs[] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2};
+
+    b->f_errors = metrics_family(b->reg, "sipscope_rule_errors_total",
+                                 "Failed calls into rules, by rule, hook and kind "
+                                 "(runtime, timeout, memory, api).",
+                                 METRIC_COUNTER, rhk, 3, NULL, 0, 10000, 0);
+    b->f_disabled = metrics_family(b->reg, "sipscope_rule_disabled",
+                                   "1 while a rule is disabled by its breaker (until reload).",
+                                   METRIC_GAUGE, r, 1, NULL, 0, 1000, 0);
+    b->f_seconds = metrics_family(b->reg, "sipscope_rule_seconds",
+                                  "Time spent in rule hooks, sampled one dispatch in 64.",
+                                  METRIC_HISTOGRAM, rh, 2, secs, sizeof(secs) / sizeof(secs[0]),
+                                  10000, METRIC_TIMING);
+    b->f_loaded = metrics_family(b->reg, "sipscope_rules_loaded", "Rule files loaded.",
+                                 METRIC_GAUGE, NULL, 0, NULL, 0, 1, 0);
+    b->f_last_ok = metrics_family(b->reg, "sipscope_rules_last_reload_success",
+                                  "1 when the last rule (re)load succeeded.", METRIC_GAUGE, NULL,
+                                  0, NULL, 0, 1, 0);
+    b->f_reloads = metrics_family(b->reg, "sipscope_rules_reloads_total",
+                                  "Rule reloads by result (success, failure, refused: the labels "
+                                  "changed).",
+                                  METRIC_COUNTER, res, 1, NULL, 0, 3, 0);
+    b->f_memory = metrics_family(b->reg, "sipscope_lua_memory_bytes",
+                                 "Bytes used by the rules' Lua heap.", METRIC_GAUGE, NULL, 0, NULL,
+                                 0, 1, 0);
+    if (!b->f_errors || !b->f_disabled || !b->f_seconds || !b->f_loaded || !b->f_last_ok ||
+        !b->f_reloads || !b->f_memory)
+        return -ENOMEM;
+    b->s_loaded = metrics_series(b->f_loaded, NULL);
+    b->s_last_ok = metrics_series(b->f_last_ok, NULL);
+    b->s_memory = metrics_series(b->f_memory, NULL);
+    return 0;
+}
+
+/* --- public ------------------------------------------------------------------------------- */
+
+void lua_bridge_config_defaults(struct lua_bridge_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->memory_limit = LUA_BRIDGE_DEFAULT_MEMORY;
+    cfg->budget_ns = LUA_BRIDGE_DEFAULT_BUDGET_NS;
+    cfg->max_series = LUA_BRIDGE_DEFAULT_MAX_SERIES;
+    cfg->breaker_errors = LUA_BRIDGE_DEFAULT_BREAKER_ERRORS;
+    cfg->breaker_timeouts = LUA_BRIDGE_DEFAULT_BREAKER_TIMEOUTS;
+}
+
+const char *lua_bridge_luajit_version(void)
+{
+    return LUAJIT_VERSION;
+}
+
+struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct metrics *reg,
+                                  struct oplabel_set *ops, char *err, size_t errlen)
+{
+    struct lua_bridge *b = calloc(1, sizeof(*b));
+    int rc;
+
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    b->cfg = *cfg;
+    if (b->cfg.memory_limit < MIN_MEMORY)
+        b->cfg.memory_limit = MIN_MEMORY;
+    if (!b->cfg.budget_ns)
+        b->cfg.budget_ns = LUA_BRIDGE_DEFAULT_BUDGET_NS;
+    if (!b->cfg.max_series)
+        b->cfg.max_series = LUA_BRIDGE_DEFAULT_MAX_SERIES;
+    b->reg = reg;
+    b->ops = ops;
+    b->api = (struct lb_api){b,
+                             api_msg_str,
+                             api_msg_header,
+                             api_msg_addr,
+                             api_dialog_str,
+                             api_binding_str,
+                             api_label_text,
+                             api_label_value,
+                             api_series,
+                             api_counter_add,
+                             api_gauge_set,
+                             api_gauge_add,
+                             api_observe,
+                             api_now};
+    if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
+        goto nomem;
+    if (!cfg->rules_dir && cfg->n_rule_files) {
+        b->rule_files = calloc(cfg->n_rule_files, sizeof(char *));
+        if (!b->rule_files)
+            goto nomem;
+        for (; b->n_rule_files < cfg->n_rule_files; b->n_rule_files++)
+            if (!(b->rule_files[b->n_rule_files] = strdup(cfg->rule_files[b->n_rule_files])))
+                goto nomem;
+    }
+    b->cfg.rules_dir = NULL;
+    b->cfg.rule_files = NULL;
+    rc = watchdog_start(b);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the rule budget watchdog: %s", strerror(-rc));
+        lua_bridge_free(b);
+        return NULL;
+    }
+    b->cur = state_new(b, err, errlen);
+    if (!b->cur || load_rules(b, b->cur, err, errlen) != 0) {
+        lua_bridge_free(b);
+        return NULL;
+    }
+    return b;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    lua_bridge_free(b);
+    return NULL;
+}
+
+int lua_bridge_commit(struct lua_bridge *b, char *err, size_t errlen)
+{
+    int rc;
+
+    if (declare_own_families(b) != 0) {
+        snprintf(err, errlen, "out of memory while declaring the rule families");
+        return -ENOMEM;
+    }
+    b->engine_thread = pthread_self();
+    rc = call_core(b, b->cur, "commit", 0, 0, err, errlen);
+    if (rc != 0)
+        return rc;
+    memcpy(b->routes, b->cur->routes, sizeof(b->routes));
+    metric_gauge_set(b->s_loaded, b->cur->n_rules);
+    metric_gauge_set(b->s_last_ok, 1);
+    b->committed = 1;
+    lua_bridge_publish(b);
+    return 0;
+}
+
+void lua_bridge_free(struct lua_bridge *b)
+{
+    if (!b)
+        return;
+    watchdog_stop(b);
+    close_state(b->cur);
+    while (b->families) {
+        struct lb_family *f = b->families;
+        b->families = f->next;
+        free(f->name);
+        free(f);
+    }
+    free(b->rules_dir);
+    free_list(b->rule_files, b->n_rule_files);
+    free(b->fields);
+    free(b);
+}
+
+const uint8_t *lua_bridge_routes(const struct lua_bridge *b)
+{
+    return b->routes;
+}
+
+static void fill_message(struct lb_box *box, const struct sip_msg *msg, const struct packet *pkt)
+{
+    box->msg = msg;
+    box->pkt = pkt;
+    if (msg) {
+        box->status = msg->is_request ? 0 : msg->status;
+        box->method = msg->method;
+        box->cseq_method = msg->cseq_method;
+        box->cseq = msg->cseq;
+    }
+    if (pkt) {
+        box->l4 = pkt->l4_proto;
+        box->sport = pkt->sport;
+        box->dport = pkt->dport;
+    }
+}
+
+void lua_bridge_label(struct lua_bridge *b, const struct sip_msg *msg, const struct packet *pkt,
+                      uint16_t *labels)
+{
+    struct lb_state *s = b->cur;
+
+    memset(&b->box.type, 0, sizeof(b->box) - offsetof(struct lb_box, type));
+    b->box.gen += 1;
+    b->box.type = TRACK_MESSAGE;
+    b->box.flags = TRACK_F_INITIAL;
+    b->box.time = (double)pkt->ts_ns / 1e9;
+    b->box.labels_out = labels;
+    b->box.labels = labels;
+    fill_message(&b->box, msg, pkt);
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[K_LABEL]);
+    if (enter(b, s, 0, 0) != 0)
+        entry_failed(b, s, "label");
+}
+
+static double key_of(const void *p)
+{
+    return (double)(uintptr_t)p;
+}
+
+void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
+{
+    struct lb_state *s = b->cur;
+    struct lb_box *box = &b->box;
+    enum lb_kind kind;
+
+    switch ((enum track_event_type)ev->type) {
+    case TRACK_MESSAGE:
+        kind = K_MESSAGE;
+        break;
+    case TRACK_CALL_START:
+        kind = K_DIALOG_START;
+        break;
+    case TRACK_CALL_ANSWER:
+        kind = K_DIALOG_ANSWER;
+        break;
+    case TRACK_CALL_END:
+        kind = K_DIALOG_END;
+        b->fields_len = 0;
+        break;
+    case TRACK_TXN_END:
+        kind = K_TXN_END;
+        break;
+    case TRACK_REG_BINDING:
+        kind = K_REGISTER;
+        b->fields_len = 0;
+        break;
+    default:
+        return;
+    }
+    memset(&box->type, 0, sizeof(*box) - offsetof(struct lb_box, type));
+    box->gen += 1;
+    box->type = ev->type;
+    box->flags = (int32_t)ev->flags;
+    box->code = ev->code;
+    box->reason = ev->reason;
+    box->method = ev->method;
+    box->time = (double)ev->time_ns / 1e9;
+    box->delay = ev->delay;
+    box->labels = ev->labels;
+    fill_message(box, ev->msg, ev->pkt);
+    if (ev->msg && ev->msg->is_request)
+        box->method = ev->msg->method;
+    if (ev->dialog) {
+        const struct sip_dialog *d = ev->dialog;
+        box->dialog = d;
+        box->d_key = key_of(d);
+        box->d_gen = d->node.gen;
+        box->d_start = (double)d->t_start / 1e9;
+        box->d_answer = (double)d->t_answer / 1e9;
+        box->d_end = (double)d->t_end / 1e9;
+        box->d_state = d->state;
+        box->d_end_reason = d->end_reason;
+        box->d_final_code = d->final_code;
+        box->d_has_outcome = (d->flags & SIP_DIALOG_F_OUTCOME) != 0;
+    }
+    if (ev->txn) {
+        box->txn = ev->txn;
+        box->t_method = ev->txn->method;
+        box->t_code = ev->type == TRACK_TXN_END ? ev->code : ev->txn->final_code;
+    }
+    if (ev->binding) {
+        box->binding = ev->binding;
+        box->b_change = ev->reason;
+        box->b_expires = ev->binding->expires;
+    }
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[kind]);
+    if (enter(b, s, 0, 0) != 0)
+        entry_failed(b, s, kind_fn[kind] + 9);
+}
+
+const char *lua_bridge_event_fields(struct lua_bridge *b, size_t *len)
+{
+    *len = b->fields_len;
+    return b->fields_len ? b->fields : "";
+}
+
+void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns)
+{
+    struct lb_state *s = b->cur;
+
+    if (now_ns < b->next_tick)
+        return;
+    b->next_tick = (now_ns / LUA_BRIDGE_TICK_NS + 1) * LUA_BRIDGE_TICK_NS;
+    if (!b->routes[TRACK_EVENT_COUNT])
+        return;
+    memset(&b->box.type, 0, sizeof(b->box) - offsetof(struct lb_box, type));
+    b->box.gen += 1;
+    b->box.time = (double)now_ns / 1e9;
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[K_TICK]);
+    if (enter(b, s, 0, 0) != 0)
+        entry_failed(b, s, "tick");
+}
+
+static int same_labels(const struct lb_state *a, const struct lb_state *b)
+{
+    if (a->n_labels != b->n_labels)
+        return 0;
+    for (size_t i = 0; i < a->n_labels; i++)
+        if (strcmp(a->labels[i].name, b->labels[i].name) != 0 ||
+            strcmp(a->labels[i].def, b->labels[i].def) != 0 ||
+            a->labels[i].max_values != b->labels[i].max_values)
+            return 0;
+    return 1;
+}
+
+static void count_reload(struct lua_bridge *b, const char *result, int ok)
+{
+    uint32_t k = sym(b, result);
+    metric_counter_add(metrics_series(b->f_reloads, &k), 1);
+    metric_gauge_set(b->s_last_ok, ok);
+}
+
+int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
+{
+    struct lb_state *s = state_new(b, err, errlen);
+    int rc;
+
+    if (s) {
+        s->reloading = 1;
+        rc = load_rules(b, s, err, errlen);
+        if (rc == 0 && !same_labels(s, b->cur)) {
+            snprintf(err, errlen,
+                     "the rules declare other labels than the running ones (names, defaults, "
+                     "max_values or order); labels change every sip_ family, restart to apply");
+            close_state(s);
+            count_reload(b, "refused", 0);
+            log_warn(MOD, "reload refused: %s", err);
+            return -EBUSY;
+        }
+        if (rc == 0)
+            rc = call_core(b, s, "commit", 0, 0, err, errlen);
+    } else {
+        rc = -ENOMEM;
+    }
+    if (rc != 0) {
+        close_state(s);
+        count_reload(b, "failure", 0);
+        log_warn(MOD, "reload failed, the previous rules keep running: %s", err);
+        return -EINVAL;
+    }
+    close_state(b->cur);
+    b->cur = s;
+    memcpy(b->routes, s->routes, sizeof(b->routes));
+    metric_gauge_set(b->s_loaded, s->n_rules);
+    count_reload(b, "success", 1);
+    lua_bridge_publish(b);
+    log_info(MOD, "rules reloaded: %d files", s->n_rules);
+    return 0;
+}
+
+void lua_bridge_publish(struct lua_bridge *b)
+{
+    if (b->s_memory)
+        metric_gauge_set(b->s_memory, (double)b->cur->used);
+}
+
+uint64_t lua_bridge_memory(const struct lua_bridge *b)
+{
+    return b->cur->used;
+}
+
+int lua_bridge_describe(struct lua_bridge *b, FILE *out)
+{
+    char err[512];
+    size_t len;
+    const char *text;
+    lua_State *L = b->cur->L;
+
+    if (call_core(b, b->cur, "describe", 0, 1, err, sizeof(err)) != 0) {
+        fprintf(out, "%s\n", err);
+        return 0;
+    }
+    text = lua_tolstring(L, -1, &len);
+    if (text)
+        fwrite(text, 1, len, out);
+    lua_pop(L, 1);
+    return b->cur->n_rules;
+}
+
+/* --- test mode ---------------------------------------------------------------------------- */
+
+static int script_setup(lua_State *L)
+{
+    const char *lua_dir = lua_tostring(L, 1);
+    luaL_openlibs(L);
+    preload_embedded(L);
+    lua_getglobal(L, "package");
+    lua_pushfstring(L,
+                    "%s/?.lua;%s/?/init.lua;./?.lua;/usr/share/lua/5.1/?.lua;"
+                    "/usr/share/lua/5.1/?/init.lua",
+                    lua_dir, lua_dir);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, "./?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;/usr/lib/lua/5.1/?.so");
+    lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);
+    return 0;
+}
+
+int lua_bridge_run_script(const char *path, int argc, char **argv, const char *lua_dir)
+{
+    lua_State *L = luaL_newstate();
+    int status = 0;
+
+    if (!L) {
+        fprintf(stderr, "sipscope: cannot create a Lua state\n");
+        return 1;
+    }
+    lua_pushcfunction(L, script_setup);
+    lua_pushstring(L, lua_dir);
+    if (lua_pcall(L, 1, 0, 0) != 0)
+        goto fail;
+    lua_createtable(L, argc, 1);
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+    if (luaL_loadfile(L, path) != 0)
+        goto fail;
+    for (int i = 0; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    if (lua_pcall(L, argc, 0, 0) != 0)
+        goto fail;
+    lua_close(L);
+    return status;
+fail:
+    fprintf(stderr, "sipscope: %s\n", error_text(L, -1));
+    lua_close(L);
+    return 1;
+}

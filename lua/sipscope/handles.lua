@@ -1,0 +1,498 @@
+-- sipscope.handles: the message, dialog, transaction and registration objects hooks receive.
+-- A handle is a small cdata holding the generation of the dispatch that made it; its fields
+-- are read from the mailbox C filled for that dispatch, lazily (a string is made only when a
+-- rule reads it). Once the hook returns, the mailbox moves on and the handle raises an error
+-- instead of reading anything. Handles are read-only, except the contents of d.vars, d.cdr and
+-- r.event.
+local ffi = require "ffi"
+local bit = require "bit"
+local sdp = require "sipscope.sdp"
+
+local band = bit.band
+local ffi_string = ffi.string
+local max = math.max
+
+local M = {}
+
+ffi.cdef [[
+struct sipscope_message { double g; };
+struct sipscope_dialog { double g; };
+struct sipscope_transaction { double g; };
+struct sipscope_registration { double g; };
+]]
+
+-- enum lb_msg_field of core/lua_bridge.c
+local F_CALL_ID, F_FROM_TAG, F_TO_TAG, F_RURI, F_REASON, F_METHOD, F_CSEQ_METHOD, F_FROM_URI,
+      F_TO_URI, F_BODY, F_RAW, F_VIA_BRANCH = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+local F_RETRANSMISSION, F_ORPHAN, F_LATE_FINAL, F_INITIAL = 1, 2, 4, 8 -- enum track_flag
+local EV_TXN_END = 1
+local DIALOG_ENDED = 3
+
+-- CDR and event field names the events writer already uses.
+local RESERVED_FIELDS = {
+    type = true, call_id = true, from = true, to = true, start = true, answer = true,
+    ["end"] = true, setup_delay = true, duration = true, outcome = true, end_reason = true,
+    labels = true, aor = true, contact = true, change = true, expires = true, time = true,
+}
+
+local box, api, ctx, METHODS, STATES, ENDS, CHANGES
+local out = ffi.new("struct lb_slice[1]")
+local addrbuf = ffi.new("char[64]")
+local Msg, Dlg, Txn, Reg
+local reg_event -- {g, t, p} of the registration being dispatched
+
+local function slice_string()
+    return ffi_string(out[0].p, out[0].len)
+end
+
+local function mstr(field)
+    if api.msg_str(box, field, out) ~= 0 then
+        return slice_string()
+    end
+    return nil
+end
+
+local function check(h, what)
+    if h.g ~= box.gen then
+        error("sipscope: " .. what .. " handle used after its hook returned", 3)
+    end
+end
+
+local function label_of(name, level)
+    local idx = ctx.label_index[name]
+    if idx == nil then
+        error("sipscope: no label named '" .. tostring(name) .. "' is declared", level)
+    end
+    local id = 0
+    local ids = box.labels
+    if ids ~= nil then
+        id = ids[idx]
+    end
+    local l = ctx.labels[idx + 1]
+    local text = l.text[id]
+    if text == nil then
+        api.label_text(api.bridge, idx, id, out)
+        text = slice_string()
+        l.text[id] = text
+    end
+    return text
+end
+
+-- Fields rules may add to an event line: flat, JSON-friendly, checked on write.
+local function field_table()
+    local t = {}
+    local p = setmetatable({}, {
+        __index = t,
+        __newindex = function(_, k, v)
+            if type(k) ~= "string" or not k:find("^[%a_][%w_]*$") then
+                error("sipscope: event field names are identifiers, got " .. tostring(k), 2)
+            end
+            if RESERVED_FIELDS[k] then
+                error("sipscope: event field '" .. k .. "' is written by sipscope itself", 2)
+            end
+            local tv = type(v)
+            if tv == "number" then
+                if v ~= v or v == math.huge or v == -math.huge then
+                    error("sipscope: event field '" .. k .. "' must be a finite number", 2)
+                end
+            elseif v ~= nil and tv ~= "string" and tv ~= "boolean" then
+                error("sipscope: event field '" .. k .. "' must be a string, number or " ..
+                    "boolean, got a " .. tv, 2)
+            end
+            t[k] = v
+        end,
+        __metatable = false,
+    })
+    return t, p
+end
+
+local function handle_type(name, getters, methods)
+    local mt = {
+        __index = function(h, k)
+            if h.g ~= box.gen then
+                error("sipscope: " .. name .. " handle used after its hook returned", 2)
+            end
+            local g = getters[k]
+            if g ~= nil then
+                return g(h)
+            end
+            local f = methods[k]
+            if f ~= nil then
+                return f
+            end
+            error("sipscope: a " .. name .. " has no field '" .. tostring(k) .. "'", 2)
+        end,
+        __newindex = function(_, k)
+            error("sipscope: " .. name .. " handles are read-only (tried to set '" ..
+                tostring(k) .. "')", 2)
+        end,
+        __tostring = function(h)
+            return "sipscope " .. name .. (h.g == box.gen and "" or " (expired)")
+        end,
+    }
+    return ffi.metatype("struct sipscope_" .. name, mt)
+end
+
+-- Message ------------------------------------------------------------------------------------
+
+local MSG, MSG_M = {}, {}
+
+function MSG.method()
+    if box.status ~= 0 then
+        return nil
+    end
+    local m = box.method
+    if m ~= 0 then
+        return METHODS[m]
+    end
+    return mstr(F_METHOD)
+end
+function MSG.status()
+    local s = box.status
+    if s ~= 0 then
+        return s
+    end
+    return nil
+end
+function MSG.reason()
+    if box.status == 0 then
+        return nil
+    end
+    return mstr(F_REASON) or ""
+end
+function MSG.is_request()
+    return box.status == 0
+end
+function MSG.call_id()
+    return mstr(F_CALL_ID)
+end
+function MSG.from_tag()
+    return mstr(F_FROM_TAG)
+end
+function MSG.to_tag()
+    return mstr(F_TO_TAG)
+end
+function MSG.from()
+    return mstr(F_FROM_URI)
+end
+function MSG.to()
+    return mstr(F_TO_URI)
+end
+function MSG.ruri()
+    if box.status ~= 0 then
+        return nil
+    end
+    return mstr(F_RURI)
+end
+function MSG.cseq()
+    return box.cseq
+end
+function MSG.cseq_method()
+    local m = box.cseq_method
+    if m ~= 0 then
+        return METHODS[m]
+    end
+    return mstr(F_CSEQ_METHOD)
+end
+function MSG.branch()
+    return mstr(F_VIA_BRANCH)
+end
+function MSG.src_ip()
+    local n = api.msg_addr(box, 0, addrbuf, 64)
+    if n > 0 then
+        return ffi_string(addrbuf, n)
+    end
+    return nil
+end
+function MSG.dst_ip()
+    local n = api.msg_addr(box, 1, addrbuf, 64)
+    if n > 0 then
+        return ffi_string(addrbuf, n)
+    end
+    return nil
+end
+function MSG.src_port()
+    return box.sport
+end
+function MSG.dst_port()
+    return box.dport
+end
+function MSG.transport()
+    local l4 = box.l4
+    if l4 == 17 then
+        return "udp"
+    elseif l4 == 6 then
+        return "tcp"
+    end
+    return nil
+end
+function MSG.time()
+    return box.time
+end
+function MSG.retransmission()
+    return band(box.flags, F_RETRANSMISSION) ~= 0
+end
+function MSG.initial()
+    return band(box.flags, F_INITIAL) ~= 0
+end
+function MSG.orphan()
+    return band(box.flags, F_ORPHAN) ~= 0
+end
+function MSG.late_final()
+    return band(box.flags, F_LATE_FINAL) ~= 0
+end
+function MSG.dialog()
+    if box.dialog ~= nil then
+        return Dlg(box.gen)
+    end
+    return nil
+end
+
+-- m:header(name): the first value of that header (compact forms fold: "i" is Call-ID), or nil.
+function MSG_M.header(h, name)
+    check(h, "message")
+    if type(name) ~= "string" then
+        error("sipscope: m:header(name) takes a header name", 2)
+    end
+    if api.msg_header(box, name, #name, 0, out) ~= 0 then
+        return slice_string()
+    end
+    return nil
+end
+
+-- m:headers(name): every value of that header, one per header line, in message order.
+function MSG_M.headers(h, name)
+    check(h, "message")
+    if type(name) ~= "string" then
+        error("sipscope: m:headers(name) takes a header name", 2)
+    end
+    local list = {}
+    while api.msg_header(box, name, #name, #list, out) ~= 0 do
+        list[#list + 1] = slice_string()
+    end
+    return list
+end
+
+function MSG_M.body(h)
+    check(h, "message")
+    return mstr(F_BODY)
+end
+
+function MSG_M.raw(h)
+    check(h, "message")
+    return mstr(F_RAW)
+end
+
+-- m:sdp(): the body parsed as SDP (see sipscope/sdp.lua), or nil without an SDP body.
+function MSG_M.sdp(h)
+    check(h, "message")
+    local body = mstr(F_BODY)
+    if body == nil then
+        return nil
+    end
+    if api.msg_header(box, "Content-Type", 12, 0, out) ~= 0 then
+        local ct = slice_string():lower()
+        if not ct:find("application/sdp", 1, true) then
+            return nil
+        end
+    end
+    return sdp.parse(body)
+end
+
+function MSG_M.label(h, name)
+    check(h, "message")
+    return label_of(name, 3)
+end
+
+-- Dialog (a call) ----------------------------------------------------------------------------
+
+local DLG, DLG_M = {}, {}
+
+local function dstr(field)
+    if api.dialog_str(box, field, out) ~= 0 then
+        return slice_string()
+    end
+    return nil
+end
+
+function DLG.call_id()
+    return dstr(0)
+end
+function DLG.from()
+    return dstr(1)
+end
+function DLG.to()
+    return dstr(2)
+end
+function DLG.state()
+    return STATES[box.d_state]
+end
+function DLG.start_time()
+    return box.d_start
+end
+function DLG.answer_time()
+    local t = box.d_answer
+    if t ~= 0 then
+        return t
+    end
+    return nil
+end
+function DLG.end_time()
+    local t = box.d_end
+    if t ~= 0 then
+        return t
+    end
+    return nil
+end
+function DLG.duration()
+    if box.d_answer ~= 0 and box.d_end ~= 0 then
+        return max(0, box.d_end - box.d_answer)
+    end
+    return nil
+end
+function DLG.setup_delay()
+    if box.d_answer ~= 0 then
+        return max(0, box.d_answer - box.d_start)
+    end
+    return nil
+end
+function DLG.final_code()
+    if box.d_has_outcome ~= 0 then
+        return box.d_final_code
+    end
+    return nil
+end
+function DLG.end_reason()
+    local r = box.d_end_reason
+    if r ~= 0 then
+        return ENDS[r]
+    end
+    return nil
+end
+-- d.vars: the current rule's scratch table for this call, until the call ends.
+function DLG.vars()
+    local store = ctx.current().vars
+    local key, gen = box.d_key, box.d_gen
+    local e = store[key]
+    if e == nil or e.g ~= gen then
+        if box.d_state == DIALOG_ENDED then
+            return {} -- the call has ended: nothing would ever free it
+        end
+        e = {g = gen, t = {}}
+        store[key] = e
+    end
+    return e.t
+end
+-- d.cdr: fields added to this call's line in the events file (shared by all rules).
+function DLG.cdr()
+    local key, gen = box.d_key, box.d_gen
+    local e = ctx.cdr_store[key]
+    if e == nil or e.g ~= gen then
+        local t, p = field_table()
+        if box.d_state == DIALOG_ENDED then
+            return p
+        end
+        e = {g = gen, t = t, p = p}
+        ctx.cdr_store[key] = e
+    end
+    return e.p
+end
+
+function DLG_M.label(h, name)
+    check(h, "dialog")
+    return label_of(name, 3)
+end
+
+-- Transaction ----------------------------------------------------------------------------------
+
+local TXN, TXN_M = {}, {}
+
+function TXN.method()
+    return METHODS[box.t_method]
+end
+function TXN.code()
+    return box.t_code
+end
+function TXN.timeout()
+    return box.type == EV_TXN_END and box.code == 0
+end
+function TXN.response_time()
+    return box.delay
+end
+function TXN.time()
+    return box.time
+end
+TXN.dialog = MSG.dialog
+
+function TXN_M.label(h, name)
+    check(h, "transaction")
+    return label_of(name, 3)
+end
+
+-- Registration (a binding change) --------------------------------------------------------------
+
+local REG, REG_M = {}, {}
+
+local function bstr(field)
+    if api.binding_str(box, field, out) ~= 0 then
+        return slice_string()
+    end
+    return nil
+end
+
+function REG.aor()
+    return bstr(0)
+end
+function REG.contact()
+    return bstr(1)
+end
+function REG.expires()
+    return box.b_expires
+end
+function REG.change()
+    return CHANGES[box.b_change]
+end
+function REG.time()
+    return box.time
+end
+-- r.event: fields added to this change's line in the events file.
+function REG.event()
+    local e = reg_event
+    if e == nil or e.g ~= box.gen then
+        local t, p = field_table()
+        e = {g = box.gen, t = t, p = p}
+        reg_event = e
+    end
+    return e.p
+end
+
+function REG_M.label(h, name)
+    check(h, "registration")
+    return label_of(name, 3)
+end
+
+-- The fields rules set through r.event in the dispatch that just ran, or nil.
+function M.take_event_fields()
+    local e = reg_event
+    reg_event = nil
+    if e ~= nil and e.g == box.gen and next(e.t) ~= nil then
+        return e.t
+    end
+    return nil
+end
+
+-- ctx: box, api, names (from C), labels, label_index, current(), cdr_store.
+-- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
+function M.setup(c)
+    ctx = c
+    box, api = c.box, c.api
+    METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
+        c.names.changes
+    Msg = handle_type("message", MSG, MSG_M)
+    Dlg = handle_type("dialog", DLG, DLG_M)
+    Txn = handle_type("transaction", TXN, TXN_M)
+    Reg = handle_type("registration", REG, REG_M)
+    return Msg, Dlg, Txn, Reg
+end
+
+return M

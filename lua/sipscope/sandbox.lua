@@ -1,0 +1,123 @@
+-- sipscope.sandbox: the environment each rule file runs in (DESIGN.md §6). An allowlist: copies
+-- of string, table, math and bit (a rule cannot change another's), the safe base functions,
+-- os.time and os.clock, and a require that knows only "sipscope" and "cjson". Everything else
+-- a rule might reach for (io, ffi, debug, load...) raises a clear error, counted as kind=api.
+local M = {}
+
+local ctx -- box, timeout token, cjson_new
+
+local FORBIDDEN = {
+    io = true, ffi = true, jit = true, debug = true, package = true, module = true,
+    load = true, loadstring = true, loadfile = true, dofile = true, setfenv = true,
+    getfenv = true, newproxy = true, coroutine = true, print = true, gcinfo = true,
+}
+
+local BASE = {
+    "assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
+    "unpack", "rawequal", "rawget", "rawset", "setmetatable",
+}
+
+local function forbid(prefix, allowed)
+    return function(_, k)
+        error("sipscope: " .. prefix .. tostring(k) .. " is not available to rules" ..
+            (allowed and (" (" .. allowed .. ")") or ""), 2)
+    end
+end
+
+local function copy(lib, except, prefix)
+    local t = {}
+    for k, v in pairs(lib) do
+        if not except[k] then
+            t[k] = v
+        end
+    end
+    return setmetatable(t, {__index = forbid(prefix)})
+end
+
+-- A budget stop or a memory failure must not be swallowed by the rule's own pcall.
+local function rethrow(ok, ...)
+    if not ok then
+        local e = ...
+        if e == ctx.timeout or ctx.box.mem_fail ~= 0 then
+            error(e, 0)
+        end
+    end
+    return ok, ...
+end
+
+local function safe_pcall(f, ...)
+    return rethrow(pcall(f, ...))
+end
+
+local function safe_xpcall(f, handler)
+    return rethrow(xpcall(f, function(e)
+        if e == ctx.timeout or ctx.box.mem_fail ~= 0 then
+            return e
+        end
+        return handler(e)
+    end))
+end
+
+local function safe_getmetatable(o)
+    if type(o) == "string" then
+        return nil -- the string metatable would reach the shared string library
+    end
+    return getmetatable(o)
+end
+
+local function safe_collectgarbage(opt)
+    if opt == "count" then
+        return collectgarbage("count")
+    end
+    error("sipscope: collectgarbage(" .. tostring(opt) .. ") is not available to rules " ..
+        "(only \"count\")", 2)
+end
+
+-- sip: the rule's sipscope module. Returns the rule's environment (its _G).
+function M.env(sip)
+    local env = {}
+    for _, k in ipairs(BASE) do
+        env[k] = _G[k]
+    end
+    env._G = env
+    env._VERSION = _VERSION
+    env.pcall = safe_pcall
+    env.xpcall = safe_xpcall
+    env.getmetatable = safe_getmetatable
+    env.collectgarbage = safe_collectgarbage
+    env.string = copy(string, {dump = true}, "string.")
+    env.table = copy(table, {}, "table.")
+    env.math = copy(math, {}, "math.")
+    env.bit = copy(require "bit", {}, "bit.")
+    env.os = setmetatable({time = os.time, clock = os.clock},
+        {__index = forbid("os.", "only os.time and os.clock")})
+    local cjson
+    env.require = function(name)
+        if name == "sipscope" then
+            return sip
+        elseif name == "cjson" then
+            if not ctx.cjson_new then
+                error("sipscope: cjson is not installed (Debian package lua-cjson)", 2)
+            end
+            cjson = cjson or ctx.cjson_new() -- one instance per rule: its settings are its own
+            return cjson
+        end
+        error("sipscope: require \"" .. tostring(name) .. "\" is not allowed in rules (only " ..
+            "\"sipscope\" and \"cjson\")", 2)
+    end
+    return setmetatable(env, {
+        __index = function(_, k)
+            if FORBIDDEN[k] then
+                error("sipscope: " .. tostring(k) .. " is not available to rules", 2)
+            end
+            return nil
+        end,
+        __metatable = false,
+    })
+end
+
+function M.setup(c)
+    ctx = c
+end
+
+return M
