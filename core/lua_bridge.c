@@ -159,6 +159,7 @@ struct lua_bridge {
     struct lb_state *cur;
     struct lb_state *volatile running; /* the state the engine thread is inside, for the hook */
     struct lb_box box;
+    double gen; /* the last dispatch generation; box.gen is 0 between dispatches */
     struct lb_api api;
     uint8_t routes[TRACK_EVENT_COUNT + 1];
     uint64_t next_tick;
@@ -944,6 +945,8 @@ static int state_setup(lua_State *L)
 
     luaL_openlibs(L);
     preload_embedded(L);
+    if (getenv("SIPSCOPE_JITV")) /* DEVTMP */
+        (void)luaL_dostring(L, "require('jit.dump').start('tbT', os.getenv('SIPSCOPE_JITV'))");
     lua_getglobal(L, "require");
     lua_pushstring(L, "sipscope.core");
     lua_call(L, 1, 1);
@@ -1341,6 +1344,13 @@ const uint8_t *lua_bridge_routes(const struct lua_bridge *b)
     return b->routes;
 }
 
+/* ns since the epoch as seconds; split so that whole and fractional parts stay exact (a plain
+ * conversion of 1.7e18 ns to double rounds to 256 ns). */
+static double seconds_of(uint64_t ns)
+{
+    return (double)(ns / 1000000000ULL) + (double)(ns % 1000000000ULL) / 1e9;
+}
+
 static void fill_message(struct lb_box *box, const struct sip_msg *msg, const struct packet *pkt)
 {
     box->msg = msg;
@@ -1364,10 +1374,10 @@ void lua_bridge_label(struct lua_bridge *b, const struct sip_msg *msg, const str
     struct lb_state *s = b->cur;
 
     memset(&b->box.type, 0, sizeof(b->box) - offsetof(struct lb_box, type));
-    b->box.gen += 1;
+    b->box.gen = ++b->gen;
     b->box.type = TRACK_MESSAGE;
     b->box.flags = TRACK_F_INITIAL;
-    b->box.time = (double)pkt->ts_ns / 1e9;
+    b->box.time = seconds_of(pkt->ts_ns);
     b->box.labels_out = labels;
     b->box.labels = labels;
     fill_message(&b->box, msg, pkt);
@@ -1412,13 +1422,13 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         return;
     }
     memset(&box->type, 0, sizeof(*box) - offsetof(struct lb_box, type));
-    box->gen += 1;
+    box->gen = ++b->gen;
     box->type = ev->type;
     box->flags = (int32_t)ev->flags;
     box->code = ev->code;
     box->reason = ev->reason;
     box->method = ev->method;
-    box->time = (double)ev->time_ns / 1e9;
+    box->time = seconds_of(ev->time_ns);
     box->delay = ev->delay;
     box->labels = ev->labels;
     fill_message(box, ev->msg, ev->pkt);
@@ -1429,10 +1439,12 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->dialog = d;
         box->d_key = key_of(d);
         box->d_gen = d->node.gen;
-        box->d_start = (double)d->t_start / 1e9;
-        box->d_answer = (double)d->t_answer / 1e9;
-        box->d_end = (double)d->t_end / 1e9;
-        box->d_state = d->state;
+        box->d_start = seconds_of(d->t_start);
+        box->d_answer = seconds_of(d->t_answer);
+        box->d_end = seconds_of(d->t_end);
+        /* A call is reported as trying while it starts (the tracker moves it into the active
+         * states right after emitting its start). */
+        box->d_state = ev->type == TRACK_CALL_START ? SIP_DIALOG_TRYING : d->state;
         box->d_end_reason = d->end_reason;
         box->d_final_code = d->final_code;
         box->d_has_outcome = (d->flags & SIP_DIALOG_F_OUTCOME) != 0;
@@ -1468,8 +1480,8 @@ void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns)
     if (!b->routes[TRACK_EVENT_COUNT])
         return;
     memset(&b->box.type, 0, sizeof(b->box) - offsetof(struct lb_box, type));
-    b->box.gen += 1;
-    b->box.time = (double)now_ns / 1e9;
+    b->box.gen = ++b->gen;
+    b->box.time = seconds_of(now_ns);
     lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[K_TICK]);
     if (enter(b, s, 0, 0) != 0)
         entry_failed(b, s, "tick");
@@ -1610,7 +1622,9 @@ int lua_bridge_run_script(const char *path, int argc, char **argv, const char *l
     lua_close(L);
     return status;
 fail:
-    fprintf(stderr, "sipscope: %s\n", error_text(L, -1));
+    /* error() without a value is how busted (and others) exit with a failure quietly. */
+    if (!lua_isnil(L, -1))
+        fprintf(stderr, "sipscope: %s\n", error_text(L, -1));
     lua_close(L);
     return 1;
 }

@@ -204,6 +204,25 @@ end
 
 local Msg, Dlg, Txn, Reg -- handle constructors
 
+-- Calls that ended: their vars are freed after the next message dispatch, so that the BYE (or
+-- the final response) that ended a call still finds them in on_request / on_response: the
+-- tracker reports the end before the message itself.
+local ended, n_ended = {}, 0
+
+local function free_ended()
+    for i = 1, n_ended do
+        local key = ended[i]
+        ended[i] = nil
+        for j = 1, #rules do
+            local v = rules[j].vars
+            if v[key] ~= nil then
+                v[key] = nil
+            end
+        end
+    end
+    n_ended = 0
+end
+
 function M.dispatch_message()
     local m = Msg(box.gen)
     run(lists.on_message, m)
@@ -211,6 +230,9 @@ function M.dispatch_message()
         run(lists.on_request, m)
     else
         run(lists.on_response, m)
+    end
+    if n_ended ~= 0 then
+        free_ended()
     end
 end
 
@@ -229,16 +251,15 @@ function M.dispatch_dialog_answer()
     run(lists.on_dialog_answer, Dlg(box.gen), message_or_nil())
 end
 
--- The call leaves the table: its vars go, and its CDR fields go to the events file.
+-- The call ends: its CDR fields go to the events file now, its vars after the next message.
 function M.dispatch_dialog_end()
     run(lists.on_dialog_end, Dlg(box.gen), message_or_nil())
     local key = box.d_key
-    for i = 1, #rules do
-        local v = rules[i].vars
-        if v[key] ~= nil then
-            v[key] = nil
-        end
+    if n_ended >= 64 then
+        free_ended() -- no message dispatch for a while (timers, or no message hooks)
     end
+    n_ended = n_ended + 1
+    ended[n_ended] = key
     local c = cdr_store[key]
     if c ~= nil then
         cdr_store[key] = nil

@@ -1,0 +1,346 @@
+-- sipscope.testing: drives a real engine (the parser, the trackers, the rules in their own Lua
+-- state) from a busted spec run by `sipscope --lua-script`, and reads metric values back.
+--
+--   local t = require "sipscope.testing"
+--   local e = t.engine{rules = {"rules/carrier.lua"}, config = {t1 = "100ms"}, events = true}
+--   e:sip([[INVITE sip:bob@example.com SIP/2.0 ...]], {time = 0, src = "10.0.0.1:5060"})
+--   e:advance(40)                                      -- the engine clock moves 40 s on
+--   e:metric("sip_requests_total", {method = "INVITE"}) --> 1 (nil when the series is absent)
+--   e:events()                                         --> decoded lines of the events file
+--   e:close()
+--
+-- Times are seconds after t.EPOCH (2023-11-14T22:13:20Z). SIP text may be indented and use
+-- bare LF: each line is trimmed on the left, lines end in CRLF and Content-Length is added when
+-- missing (pass raw = true to send the bytes as they are). It reaches the engine through the
+-- harness_* functions the sipscope binary exports (core/harness.h).
+local ffi = require "ffi"
+
+local M = {}
+
+M.EPOCH = 1700000000
+local EPOCH_NS = ffi.new("uint64_t", M.EPOCH) * 1000000000ULL
+
+if not pcall(ffi.typeof, "struct sipscope_testing_defined") then
+    ffi.cdef [[
+    struct sipscope_testing_defined { int unused; };
+    struct engine;
+    struct engine *harness_engine_new(const char *rules_dir, const char *rule_files,
+                                      const char *events_path, const char *options, char *err,
+                                      size_t errlen);
+    int harness_feed(struct engine *e, const char *text, size_t len, uint64_t t_ns,
+                     const char *src, const char *dst, int tcp, char *err, size_t errlen);
+    int harness_metric(struct engine *e, const char *name, const char *const *label_names,
+                       const char *const *label_values, size_t n, double *out, char *err,
+                       size_t errlen);
+    char *harness_exposition(struct engine *e, int deterministic, size_t *len);
+    void harness_free(void *p);
+    void engine_free(struct engine *e);
+    void engine_tick(struct engine *e, uint64_t now_ns);
+    void engine_publish(struct engine *e);
+    int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
+    int engine_reload_rules(struct engine *e, char *err, size_t errlen);
+    struct sipscope_timespec { long tv_sec; long tv_nsec; };
+    int clock_gettime(int clk, struct sipscope_timespec *ts);
+    ]]
+end
+
+local C = ffi.C
+local errbuf = ffi.new("char[1024]")
+
+local function err_text()
+    return ffi.string(errbuf)
+end
+
+-- Monotonic wall time in seconds, for throughput checks in specs.
+function M.clock()
+    local ts = ffi.new("struct sipscope_timespec")
+    C.clock_gettime(1, ts)
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
+
+local function to_ns(t)
+    return EPOCH_NS + math.floor(t * 1e9 + 0.5)
+end
+
+-- SIP text as a test writes it, to the bytes a peer would send.
+function M.normalize(text)
+    text = text:gsub("\r\n", "\n")
+    local lines = {}
+    for line in (text .. "\n"):gmatch("(.-)\n") do
+        lines[#lines + 1] = line:gsub("^[ \t]+", "")
+    end
+    while #lines > 0 and lines[1] == "" do
+        table.remove(lines, 1)
+    end
+    local head, body, in_body = {}, {}, false
+    for _, line in ipairs(lines) do
+        if in_body then
+            body[#body + 1] = line
+        elseif line == "" then
+            in_body = true
+        else
+            head[#head + 1] = line
+        end
+    end
+    while #body > 0 and body[#body] == "" do
+        body[#body] = nil
+    end
+    local b = #body > 0 and (table.concat(body, "\r\n") .. "\r\n") or ""
+    local has_length = false
+    for _, h in ipairs(head) do
+        local name = h:match("^([^:]+)")
+        name = name and name:lower():gsub("%s+$", "")
+        if name == "content-length" or name == "l" then
+            has_length = true
+        end
+    end
+    if not has_length then
+        head[#head + 1] = "Content-Length: " .. #b
+    end
+    return table.concat(head, "\r\n") .. "\r\n\r\n" .. b
+end
+
+local Engine = {}
+Engine.__index = Engine
+
+local function options_text(config)
+    local keys = {}
+    for k in pairs(config or {}) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    local out = {}
+    for _, k in ipairs(keys) do
+        out[#out + 1] = k .. "=" .. tostring(config[k])
+    end
+    return table.concat(out, "\n")
+end
+
+-- opts: rules (list of files) or rules_dir; config (harness options, core/harness.h);
+-- events = true (a temporary file) or a path.
+function M.engine(opts)
+    opts = opts or {}
+    local events = opts.events
+    if events == true then
+        events = os.tmpname()
+    end
+    local files = opts.rules and table.concat(opts.rules, "\n") or nil
+    local e = C.harness_engine_new(opts.rules_dir, files, events, options_text(opts.config),
+        errbuf, 1024)
+    if e == nil then
+        error("sipscope.testing: " .. err_text(), 2)
+    end
+    local self = setmetatable({e = e, now = 0, events_path = events,
+                               temp_events = opts.events == true}, Engine)
+    return self
+end
+
+local function check(self)
+    if self.e == nil then
+        error("sipscope.testing: the engine is closed", 3)
+    end
+end
+
+-- Feeds one message. o: time (seconds, default: the current time), src, dst ("ip:port"),
+-- tcp = true, raw = true (no normalisation).
+function Engine:sip(text, o)
+    check(self)
+    o = o or {}
+    if o.time then
+        self.now = o.time
+    end
+    local bytes = o.raw and text or M.normalize(text)
+    local rc = C.harness_feed(self.e, bytes, #bytes, to_ns(self.now), o.src or "10.0.0.1:5060",
+        o.dst or "10.0.0.2:5060", o.tcp and 1 or 0, errbuf, 1024)
+    if rc ~= 0 then
+        error("sipscope.testing: " .. err_text(), 2)
+    end
+    return self
+end
+
+-- Reads a pcap or pcapng file through the engine.
+function Engine:pcap(path)
+    check(self)
+    local rc = C.engine_read_file(self.e, path, errbuf, 1024)
+    if rc ~= 0 then
+        error("sipscope.testing: " .. path .. ": " .. err_text(), 2)
+    end
+    return self
+end
+
+-- Moves the engine clock dt seconds on (running due timers and on_tick).
+function Engine:advance(dt)
+    check(self)
+    self.now = self.now + dt
+    C.engine_tick(self.e, to_ns(self.now))
+    return self
+end
+
+-- The value of one series, or nil when it does not exist.
+function Engine:metric(name, labels)
+    check(self)
+    local names, values, keep = {}, {}, {}
+    for k, v in pairs(labels or {}) do
+        names[#names + 1] = tostring(k)
+        values[#values + 1] = tostring(v)
+    end
+    local n = #names
+    local cn = ffi.new("const char *[?]", n + 1)
+    local cv = ffi.new("const char *[?]", n + 1)
+    for i = 1, n do
+        cn[i - 1] = names[i]
+        cv[i - 1] = values[i]
+        keep[i] = {names[i], values[i]}
+    end
+    local out = ffi.new("double[1]")
+    local rc = C.harness_metric(self.e, name, cn, cv, n, out, errbuf, 1024)
+    keep = nil
+    if rc == 0 then
+        return out[0]
+    elseif rc == -2 then -- ENOENT
+        return nil
+    end
+    error("sipscope.testing: metric " .. name .. ": " .. err_text(), 2)
+end
+
+-- The exposition text; deterministic (no timing families) unless all = true.
+function Engine:exposition(all)
+    check(self)
+    local len = ffi.new("size_t[1]")
+    local p = C.harness_exposition(self.e, all and 0 or 1, len)
+    if p == nil then
+        error("sipscope.testing: out of memory", 2)
+    end
+    local s = ffi.string(p, len[0])
+    C.harness_free(p)
+    return s
+end
+
+-- Every line of the events file so far, decoded.
+function Engine:events()
+    check(self)
+    if not self.events_path then
+        error("sipscope.testing: the engine has no events file (engine{events = true})", 2)
+    end
+    C.engine_publish(self.e) -- flushes
+    local cjson = require "cjson"
+    local list = {}
+    local f = assert(io.open(self.events_path, "rb"))
+    for line in f:lines() do
+        list[#list + 1] = cjson.decode(line)
+    end
+    f:close()
+    return list
+end
+
+-- Reloads the rules: true, or false and the reason.
+function Engine:reload()
+    check(self)
+    local rc = C.engine_reload_rules(self.e, errbuf, 1024)
+    if rc == 0 then
+        return true
+    end
+    return false, err_text()
+end
+
+function Engine:close()
+    if self.e ~= nil then
+        C.engine_free(self.e)
+        self.e = nil
+        if self.temp_events then
+            os.remove(self.events_path)
+        end
+    end
+end
+
+-- SIP text builders for specs: a request or a response of a simple call between
+-- alice@a.example and bob@b.example. o: call_id, from_tag, to_tag, cseq, branch, ruri, from,
+-- to, headers (extra lines), body, method (of a response's CSeq), reason.
+local function common(o, method)
+    local lines = {
+        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=" .. (o.branch or "z9hG4bK" .. (o.call_id or "c1") ..
+            method .. (o.cseq or 1)),
+        "From: <" .. (o.from or "sip:alice@a.example") .. ">;tag=" .. (o.from_tag or "ft"),
+        "To: <" .. (o.to or "sip:bob@b.example") .. ">" .. (o.to_tag and (";tag=" .. o.to_tag) or ""),
+        "Call-ID: " .. (o.call_id or "c1"),
+        "CSeq: " .. (o.cseq or 1) .. " " .. method,
+    }
+    for _, h in ipairs(o.headers or {}) do
+        lines[#lines + 1] = h
+    end
+    return lines
+end
+
+function M.request(method, o)
+    o = o or {}
+    local lines = common(o, method)
+    table.insert(lines, 1, method .. " " .. (o.ruri or o.to or "sip:bob@b.example") .. " SIP/2.0")
+    return table.concat(lines, "\n") .. "\n\n" .. (o.body or "")
+end
+
+local REASONS = {[100] = "Trying", [180] = "Ringing", [183] = "Session Progress", [200] = "OK",
+                 [401] = "Unauthorized", [404] = "Not Found", [407] = "Proxy Authentication Required",
+                 [408] = "Request Timeout", [486] = "Busy Here", [487] = "Request Terminated",
+                 [503] = "Service Unavailable"}
+
+function M.response(code, o)
+    o = o or {}
+    local lines = common(o, o.method or "INVITE")
+    table.insert(lines, 1, "SIP/2.0 " .. code .. " " .. (o.reason or REASONS[code] or "Other"))
+    return table.concat(lines, "\n") .. "\n\n" .. (o.body or "")
+end
+
+-- A whole answered call, fed into engine e from time o.time (default e.now): INVITE, 100, 180
+-- at +0.1 s, 200 at +o.setup (1 s), ACK, BYE at +o.duration (10 s) after the answer, its 200.
+-- The caller is o.src (10.0.0.1:5060), the callee o.dst (10.0.0.2:5060).
+function M.call(e, o)
+    o = o or {}
+    local t0 = o.time or e.now
+    local setup, duration = o.setup or 1, o.duration or 10
+    local a, b = o.src or "10.0.0.1:5060", o.dst or "10.0.0.2:5060"
+    local id = {call_id = o.call_id, from_tag = o.from_tag, from = o.from, to = o.to,
+                headers = o.headers, body = o.body}
+    local function with(extra)
+        local t = {}
+        for k, v in pairs(id) do
+            t[k] = v
+        end
+        for k, v in pairs(extra) do
+            t[k] = v
+        end
+        return t
+    end
+    e:sip(M.request("INVITE", id), {time = t0, src = a, dst = b})
+    e:sip(M.response(100, with {headers = {}, body = ""}), {time = t0 + 0.01, src = b, dst = a})
+    e:sip(M.response(180, with {to_tag = "tt", headers = {}, body = ""}),
+        {time = t0 + 0.1, src = b, dst = a})
+    e:sip(M.response(200, with {to_tag = "tt", headers = {}, body = ""}),
+        {time = t0 + setup, src = b, dst = a})
+    e:sip(M.request("ACK", with {to_tag = "tt", branch = "z9hG4bKack" .. (o.call_id or "c1"),
+                                 headers = {}, body = ""}),
+        {time = t0 + setup + 0.01, src = a, dst = b})
+    local tb = t0 + setup + duration
+    local bye = with {to_tag = "tt", cseq = 2, branch = "z9hG4bKbye" .. (o.call_id or "c1"),
+                      headers = {}, body = ""}
+    e:sip(M.request("BYE", bye), {time = tb, src = a, dst = b})
+    bye.method = "BYE"
+    e:sip(M.response(200, bye), {time = tb + 0.02, src = b, dst = a})
+    return e
+end
+
+-- Writes text to a new file in a fresh temporary directory; returns the file's path and the
+-- directory (for rules_dir).
+function M.write_rule(name, text, dir)
+    if not dir then
+        dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir -p '" .. dir .. "'") == 0, "cannot create " .. dir)
+    end
+    local path = dir .. "/" .. name
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+    return path, dir
+end
+
+return M

@@ -1,0 +1,483 @@
+-- The rule API through the real parser and tracker: handles and their fields, labels, rule
+-- metrics, vars and CDR fields. Rules report what they saw through a counter
+-- seen_total{field, value}, so every assertion is an exact value read back from the registry.
+local t = require "sipscope.testing"
+
+local REPORT = [[
+local sip = require "sipscope"
+local seen = sip.counter{name = "seen_total", help = "what the rule saw", labels = {"field", "value"}}
+local function see(field, value) seen:inc(field, tostring(value)) end
+]]
+
+local function engine(rule, opts)
+    opts = opts or {}
+    local path = t.write_rule("r.lua", REPORT .. rule)
+    opts.rules = {path}
+    return t.engine(opts)
+end
+
+local function seen(e, field, value)
+    return e:metric("seen_total", {field = field, value = tostring(value)})
+end
+
+local INVITE = [[
+    INVITE sip:+15551234@gw.example;user=phone SIP/2.0
+    Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKinv1
+    v: SIP/2.0/UDP 192.0.2.5:5060;branch=z9hG4bKfirst
+    f: "Alice" <sip:alice@a.example>;tag=from1
+    t: <sip:+15551234@gw.example>
+    i: call-1@a.example
+    CSeq: 7 INVITE
+    User-Agent: PhoneCo/2.1
+    X-Carrier: blue
+    X-Carrier: green
+    Content-Type: application/sdp
+
+    v=0
+    o=alice 2890844526 2890844527 IN IP4 192.0.2.10
+    s=-
+    c=IN IP4 192.0.2.10
+    t=0 0
+    m=audio 49170 RTP/AVP 0 8 101
+    a=rtpmap:101 telephone-event/8000
+    a=fmtp:101 0-16
+    a=ptime:20
+    a=sendonly
+    m=video 0 RTP/AVP 31
+]]
+
+describe("message handles", function()
+    it("expose the request's fields", function()
+        local e = engine [[
+return {on_request = function(m)
+  see("method", m.method); see("status", m.status); see("reason", m.reason)
+  see("call_id", m.call_id); see("from_tag", m.from_tag); see("to_tag", m.to_tag)
+  see("cseq", m.cseq); see("cseq_method", m.cseq_method); see("ruri", m.ruri)
+  see("from", m.from); see("to", m.to); see("branch", m.branch)
+  see("src_ip", m.src_ip); see("src_port", m.src_port)
+  see("dst_ip", m.dst_ip); see("dst_port", m.dst_port); see("transport", m.transport)
+  see("time", m.time); see("retransmission", m.retransmission); see("initial", m.initial)
+  see("is_request", m.is_request); see("orphan", m.orphan)
+end}]]
+        e:sip(INVITE, {time = 1.5, src = "192.0.2.10:5062", dst = "198.51.100.7:5060"})
+        local want = {
+            method = "INVITE", status = "nil", reason = "nil", call_id = "call-1@a.example",
+            from_tag = "from1", to_tag = "nil", cseq = "7", cseq_method = "INVITE",
+            ruri = "sip:+15551234@gw.example;user=phone", from = "sip:alice@a.example",
+            to = "sip:+15551234@gw.example", branch = "z9hG4bKinv1", src_ip = "192.0.2.10",
+            src_port = "5062", dst_ip = "198.51.100.7", dst_port = "5060", transport = "udp",
+            time = tostring(t.EPOCH + 1.5), retransmission = "false", initial = "true",
+            is_request = "true", orphan = "false",
+        }
+        for field, value in pairs(want) do
+            assert.are.equal(1, seen(e, field, value), field)
+        end
+        e:close()
+    end)
+
+    it("expose a response's status, reason and CSeq method, over TCP and IPv6", function()
+        local e = engine [[
+return {on_response = function(m)
+  see("status", m.status); see("reason", m.reason); see("method", m.method)
+  see("cseq_method", m.cseq_method); see("src_ip", m.src_ip); see("transport", m.transport)
+  see("orphan", m.orphan)
+end}]]
+        e:sip(t.response(486, {method = "OPTIONS", to_tag = "x"}),
+            {src = "[2001:db8::5]:5060", dst = "[2001:db8::1]:5080", tcp = true})
+        assert.are.equal(1, seen(e, "status", 486))
+        assert.are.equal(1, seen(e, "reason", "Busy Here"))
+        assert.are.equal(1, seen(e, "method", "nil"))
+        assert.are.equal(1, seen(e, "cseq_method", "OPTIONS"))
+        assert.are.equal(1, seen(e, "src_ip", "2001:db8::5"))
+        assert.are.equal(1, seen(e, "transport", "tcp"))
+        assert.are.equal(1, seen(e, "orphan", "true"))
+        e:close()
+    end)
+
+    it("find headers by name, compact forms folded, all values in order", function()
+        local e = engine [[
+return {on_request = function(m)
+  see("call-id", m:header("Call-ID")); see("i", m:header("i"))
+  see("via", m:header("via")); see("vias", #m:headers("Via"))
+  see("via2", m:headers("v")[2]); see("ua", m:header("user-agent"))
+  see("carrier", m:header("X-CARRIER")); see("carriers", table.concat(m:headers("x-carrier"), ","))
+  see("missing", m:header("X-Nothing")); see("none", #m:headers("X-Nothing"))
+end}]]
+        e:sip(INVITE)
+        assert.are.equal(1, seen(e, "call-id", "call-1@a.example"))
+        assert.are.equal(1, seen(e, "i", "call-1@a.example"))
+        assert.are.equal(1, seen(e, "via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKinv1"))
+        assert.are.equal(1, seen(e, "vias", 2))
+        assert.are.equal(1, seen(e, "via2", "SIP/2.0/UDP 192.0.2.5:5060;branch=z9hG4bKfirst"))
+        assert.are.equal(1, seen(e, "ua", "PhoneCo/2.1"))
+        assert.are.equal(1, seen(e, "carrier", "blue"))
+        assert.are.equal(1, seen(e, "carriers", "blue,green"))
+        assert.are.equal(1, seen(e, "missing", "nil"))
+        assert.are.equal(1, seen(e, "none", 0))
+        e:close()
+    end)
+
+    it("read the body and parse SDP on demand", function()
+        local e = engine [[
+return {on_request = function(m)
+  local body = m:body()
+  see("body_len", #body); see("body_start", body:sub(1, 5))
+  local s = m:sdp()
+  see("version", s.version); see("origin", s.origin.username .. "/" .. s.origin.session_version)
+  see("session_name", s.session_name); see("c", s.connection.address)
+  see("media", #s.media); see("m1", s.media[1].media .. ":" .. s.media[1].port)
+  see("formats", table.concat(s.media[1].formats, ","))
+  local names = {}
+  for _, c in ipairs(s.media[1].codecs) do names[#names + 1] = c.name .. "/" .. c.rate end
+  see("codecs", table.concat(names, ","))
+  see("fmtp", s.media[1].codecs[3].fmtp); see("ptime", s.media[1].ptime)
+  see("direction", s.media[1].direction); see("m2", s.media[2].media .. ":" .. s.media[2].port)
+  see("m2_direction", s.media[2].direction); see("m2_c", s.media[2].connection.address)
+end}]]
+        e:sip(INVITE)
+        -- 11 SDP lines of the fixture, each with CRLF: 5+49+5+21+7+31+35+17+12+12+22 = 216
+        assert.are.equal(1, seen(e, "body_len", 216))
+        assert.are.equal(1, seen(e, "body_start", "v=0\r\n"))
+        assert.are.equal(1, seen(e, "version", 0))
+        assert.are.equal(1, seen(e, "origin", "alice/2890844527"))
+        assert.are.equal(1, seen(e, "session_name", "-"))
+        assert.are.equal(1, seen(e, "c", "192.0.2.10"))
+        assert.are.equal(1, seen(e, "media", 2))
+        assert.are.equal(1, seen(e, "m1", "audio:49170"))
+        assert.are.equal(1, seen(e, "formats", "0,8,101"))
+        assert.are.equal(1, seen(e, "codecs", "PCMU/8000,PCMA/8000,telephone-event/8000"))
+        assert.are.equal(1, seen(e, "fmtp", "0-16"))
+        assert.are.equal(1, seen(e, "ptime", 20))
+        assert.are.equal(1, seen(e, "direction", "sendonly"))
+        assert.are.equal(1, seen(e, "m2", "video:0"))
+        assert.are.equal(1, seen(e, "m2_direction", "sendrecv"))
+        assert.are.equal(1, seen(e, "m2_c", "192.0.2.10"))
+        e:close()
+    end)
+
+    it("have no body and no SDP without a body", function()
+        local e = engine [[
+return {on_request = function(m) see("body", m:body()); see("sdp", m:sdp()) end}]]
+        e:sip(t.request("OPTIONS", {}))
+        assert.are.equal(1, seen(e, "body", "nil"))
+        assert.are.equal(1, seen(e, "sdp", "nil"))
+        e:close()
+    end)
+
+    it("mark retransmissions and run on_message before on_request", function()
+        local e = engine [[
+local order = 0
+return {
+  on_message = function(m) order = order + 1; see("message", order .. ":" .. tostring(m.retransmission)) end,
+  on_request = function(m) order = order + 1; see("request", order) end,
+}]]
+        e:sip(t.request("OPTIONS", {}), {time = 0})
+        e:sip(t.request("OPTIONS", {}), {time = 0.5})
+        assert.are.equal(1, seen(e, "message", "1:false"))
+        assert.are.equal(1, seen(e, "request", 2))
+        assert.are.equal(1, seen(e, "message", "3:true"))
+        assert.are.equal(1, seen(e, "request", 4))
+        e:close()
+    end)
+
+    it("raise a clear, counted error when used after the hook returned", function()
+        local e = engine [[
+local kept
+return {on_request = function(m)
+  if kept then see("stale", kept.call_id) end
+  kept = m
+end}]]
+        e:sip(t.request("OPTIONS", {call_id = "a"}))
+        e:sip(t.request("OPTIONS", {call_id = "b"}))
+        assert.is_nil(seen(e, "stale", "a"))
+        assert.is_nil(seen(e, "stale", "b"))
+        assert.are.equal(1, e:metric("sipscope_rule_errors_total",
+            {rule = "r", hook = "on_request", kind = "api"}))
+        e:close()
+    end)
+
+    it("are read-only and reject unknown fields", function()
+        local e = engine [[
+return {on_request = function(m)
+  if m.call_id == "w" then m.method = "BYE" else local x = m.methd end
+end}]]
+        e:sip(t.request("OPTIONS", {call_id = "w"}))
+        e:sip(t.request("OPTIONS", {call_id = "u"}))
+        assert.are.equal(2, e:metric("sipscope_rule_errors_total",
+            {rule = "r", hook = "on_request", kind = "api"}))
+        e:close()
+    end)
+end)
+
+describe("dialog handles", function()
+    it("follow a call from start to end with exact times", function()
+        local e = engine([[
+return {
+  on_dialog_start = function(d, m)
+    see("start_state", d.state); see("start_call_id", d.call_id); see("start_m", m.method)
+    see("start_answer", d.answer_time); see("start_from", d.from); see("start_to", d.to)
+  end,
+  on_dialog_answer = function(d, m)
+    see("answer_state", d.state); see("answer_status", m.status)
+    see("answer_setup", d.setup_delay); see("answer_code", d.final_code)
+  end,
+  on_dialog_end = function(d, m)
+    see("end_reason", d.end_reason); see("end_m", m and m.method)
+    see("duration", d.duration); see("setup", d.setup_delay); see("final", d.final_code)
+    see("start", d.start_time - ]] .. t.EPOCH .. [[); see("end", d.end_time - ]] .. t.EPOCH .. [[)
+  end,
+}]])
+        t.call(e, {call_id = "d1", time = 10, setup = 2, duration = 30})
+        assert.are.equal(1, seen(e, "start_state", "trying"))
+        assert.are.equal(1, seen(e, "start_call_id", "d1"))
+        assert.are.equal(1, seen(e, "start_m", "INVITE"))
+        assert.are.equal(1, seen(e, "start_answer", "nil"))
+        assert.are.equal(1, seen(e, "start_from", "sip:alice@a.example"))
+        assert.are.equal(1, seen(e, "start_to", "sip:bob@b.example"))
+        -- 180 with a To-tag made the call early before the 2xx
+        assert.are.equal(1, seen(e, "answer_state", "early"))
+        assert.are.equal(1, seen(e, "answer_status", 200))
+        assert.are.equal(1, seen(e, "answer_setup", 2))
+        assert.are.equal(1, seen(e, "answer_code", 200))
+        assert.are.equal(1, seen(e, "end_reason", "bye"))
+        assert.are.equal(1, seen(e, "end_m", "BYE"))
+        assert.are.equal(1, seen(e, "duration", 30))
+        assert.are.equal(1, seen(e, "setup", 2))
+        assert.are.equal(1, seen(e, "final", 200))
+        assert.are.equal(1, seen(e, "start", 10))
+        assert.are.equal(1, seen(e, "end", 42))
+        e:close()
+    end)
+
+    it("reach the call from its messages, and keep vars per call until it ends", function()
+        local e = engine [[
+return {
+  on_request = function(m)
+    local d = m.dialog
+    if d then
+      d.vars.n = (d.vars.n or 0) + 1
+      see(m.method .. "_n", d.vars.n)
+    end
+  end,
+  on_dialog_end = function(d) see("end_n", d.vars.n) end,
+}]]
+        t.call(e, {call_id = "v1", time = 0})
+        t.call(e, {call_id = "v2", time = 100})
+        -- INVITE, ACK and BYE of each call reach it: 1, 2, 3; the second call starts over. The
+        -- BYE ends the call before its own on_request runs: on_dialog_end sees 2, and the BYE
+        -- still finds the vars.
+        assert.are.equal(2, seen(e, "INVITE_n", 1))
+        assert.are.equal(2, seen(e, "ACK_n", 2))
+        assert.are.equal(2, seen(e, "BYE_n", 3))
+        assert.are.equal(2, seen(e, "end_n", 2))
+        e:close()
+    end)
+
+    it("report a rejected call and a timeout", function()
+        local e = engine([[
+return {on_dialog_end = function(d) see(d.call_id, d.end_reason .. "/" .. tostring(d.final_code)) end}]],
+            {config = {t1 = "100ms"}})
+        e:sip(t.request("INVITE", {call_id = "busy"}), {time = 0})
+        e:sip(t.response(486, {call_id = "busy", to_tag = "x"}), {time = 0.5})
+        e:sip(t.request("INVITE", {call_id = "silent"}), {time = 1})
+        e:advance(10) -- Timer B = 64 * 100 ms = 6.4 s
+        assert.are.equal(1, seen(e, "busy", "rejected/486"))
+        assert.are.equal(1, seen(e, "silent", "timeout/0"))
+        e:close()
+    end)
+end)
+
+describe("transaction and registration handles", function()
+    it("report each transaction's end, timeouts included", function()
+        local e = engine([[
+return {on_transaction_end = function(tx, m)
+  see(tx.method, tx.code .. "/" .. tostring(tx.timeout) .. "/" .. tx.response_time)
+  see(tx.method .. "_msg", m and m.status)
+end}]], {config = {t1 = "100ms"}})
+        e:sip(t.request("OPTIONS", {call_id = "o1"}), {time = 0})
+        e:sip(t.response(200, {call_id = "o1", method = "OPTIONS", to_tag = "x"}), {time = 0.25})
+        e:sip(t.request("MESSAGE", {call_id = "m1"}), {time = 1})
+        e:advance(10) -- Timer F = 6.4 s
+        assert.are.equal(1, seen(e, "OPTIONS", "200/false/0.25"))
+        assert.are.equal(1, seen(e, "OPTIONS_msg", 200))
+        assert.are.equal(1, seen(e, "MESSAGE", "0/true/6.4"))
+        assert.are.equal(1, seen(e, "MESSAGE_msg", "nil"))
+        e:close()
+    end)
+
+    it("report binding changes", function()
+        local e = engine [[
+return {on_register = function(r) see(r.change, r.aor .. " " .. r.contact .. " " .. r.expires) end}]]
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
+                                                        "Expires: 600"}}
+        e:sip(t.request("REGISTER", reg), {time = 0})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        e:sip(t.response(200, reg), {time = 0.1})
+        assert.are.equal(1, seen(e, "added", "sip:alice@a.example sip:alice@192.0.2.10:5060 600"))
+        e:close()
+    end)
+end)
+
+describe("operator labels", function()
+    it("are computed once per call and carried by every built-in family", function()
+        local e = engine [[
+local calls = 0
+sip.label{name = "carrier", default = "other", max_values = 4, from = function(m)
+  calls = calls + 1
+  see("from_calls", calls)
+  return m:header("X-Carrier")
+end}
+return {on_dialog_end = function(d) see("label", d:label("carrier")) end}]]
+        t.call(e, {call_id = "c1", headers = {"X-Carrier: blue"}})
+        t.call(e, {call_id = "c2", time = 60, headers = {}})
+        -- from() ran for the two INVITEs only (not for ACK, BYE or responses)
+        assert.are.equal(1, seen(e, "from_calls", 2))
+        assert.is_nil(seen(e, "from_calls", 3))
+        assert.are.equal(1, seen(e, "label", "blue"))
+        assert.are.equal(1, seen(e, "label", "other"))
+        assert.are.equal(3, e:metric("sip_requests_total", {method = "INVITE", carrier = "blue"})
+            + e:metric("sip_requests_total", {method = "ACK", carrier = "blue"})
+            + e:metric("sip_requests_total", {method = "BYE", carrier = "blue"}))
+        assert.are.equal(1, e:metric("sip_responses_total",
+            {method = "BYE", code = "200", carrier = "blue"}))
+        assert.are.equal(1, e:metric("sip_dialogs_ended_total", {reason = "bye", carrier = "other"}))
+        assert.are.equal(1, e:metric("sip_session_establishment_ratio", {carrier = "blue"}))
+        e:close()
+    end)
+
+    it("fall back to the default past max_values, counting the overflow", function()
+        local e = engine [[
+sip.label{name = "ua", default = "unknown", max_values = 2, from = function(m) return m.call_id end}
+return {}]]
+        for i = 1, 5 do
+            e:sip(t.request("OPTIONS", {call_id = "u" .. i}), {time = i})
+        end
+        assert.are.equal(1, e:metric("sip_requests_total", {method = "OPTIONS", ua = "u1"}))
+        assert.are.equal(1, e:metric("sip_requests_total", {method = "OPTIONS", ua = "u2"}))
+        assert.is_nil(e:metric("sip_requests_total", {method = "OPTIONS", ua = "u3"}))
+        assert.are.equal(3, e:metric("sip_requests_total", {method = "OPTIONS", ua = "unknown"}))
+        assert.are.equal(3, e:metric("sipscope_label_overflow_total", {label = "ua"}))
+        e:close()
+    end)
+
+    it("reject built-in label names and duplicates at load time, naming the file", function()
+        local path = t.write_rule("dup.lua", [[
+local sip = require "sipscope"
+sip.label{name = "method", default = "x", from = function() end}
+return {}]])
+        local ok, err = pcall(t.engine, {rules = {path}})
+        assert.is_false(ok)
+        assert.truthy(err:find("dup.lua:2: sipscope: sip.label: 'method' is a built-in label name",
+            1, true), err)
+        local p1, dir = t.write_rule("a.lua", [[
+require("sipscope").label{name = "carrier", default = "x", from = function() end}
+return {}]])
+        t.write_rule("b.lua", [[
+require("sipscope").label{name = "carrier", default = "y", from = function() end}
+return {}]], dir)
+        ok, err = pcall(t.engine, {rules_dir = dir})
+        assert.is_false(ok)
+        assert.truthy(err:find("b.lua:1: sipscope: sip.label: label 'carrier' is declared twice",
+            1, true), err)
+        assert.truthy(p1)
+    end)
+end)
+
+describe("rule metrics", function()
+    it("count, set and observe with exact values", function()
+        local e = engine [[
+local c = sip.counter{name = "r_calls_total", help = "calls", labels = {"method"}}
+local c0 = sip.counter{name = "r_all_total"}
+local c2 = sip.counter{name = "r_pairs_total", labels = {"a", "b"}}
+local c3 = sip.counter{name = "r_three_total", labels = {"a", "b", "c"}}
+local g = sip.gauge{name = "r_level", labels = {"k"}}
+local h = sip.histogram{name = "r_delay_seconds", labels = {"k"}, buckets = {0.1, 1}}
+return {on_request = function(m)
+  c:inc(m.method); c:inc(m.method, 2); c:inc({method = "X"}, 0.5)
+  c0:inc(); c2:inc("x", "y"); c2:inc("x", "y", 3); c3:inc("p", "q", "r"); c3:inc("p", "q", "r", 4)
+  g:set("a", 7); g:inc("a"); g:dec("a", 3); g:set({k = "b"}, -1)
+  h:observe("a", 0.05); h:observe("a", 0.5); h:observe("a", 5)
+end}]]
+        e:sip(t.request("OPTIONS", {}))
+        assert.are.equal(3, e:metric("r_calls_total", {method = "OPTIONS"}))
+        assert.are.equal(0.5, e:metric("r_calls_total", {method = "X"}))
+        assert.are.equal(1, e:metric("r_all_total"))
+        assert.are.equal(4, e:metric("r_pairs_total", {a = "x", b = "y"}))
+        assert.are.equal(5, e:metric("r_three_total", {a = "p", b = "q", c = "r"}))
+        assert.are.equal(5, e:metric("r_level", {k = "a"}))
+        assert.are.equal(-1, e:metric("r_level", {k = "b"}))
+        assert.are.equal(3, e:metric("r_delay_seconds_count", {k = "a"}))
+        assert.are.equal(5.55, e:metric("r_delay_seconds_sum", {k = "a"}))
+        assert.are.equal(1, e:metric("r_delay_seconds_bucket", {k = "a", le = "0.1"}))
+        assert.are.equal(2, e:metric("r_delay_seconds_bucket", {k = "a", le = "1"}))
+        assert.are.equal(3, e:metric("r_delay_seconds_bucket", {k = "a", le = "+Inf"}))
+        e:close()
+    end)
+
+    it("cap the series of a family and count the overflow", function()
+        local e = engine([[
+local c = sip.counter{name = "r_ids_total", labels = {"id"}, max_series = 3}
+return {on_request = function(m) c:inc(m.call_id) end}]])
+        for i = 1, 10 do
+            e:sip(t.request("OPTIONS", {call_id = "id" .. i}), {time = i})
+        end
+        assert.are.equal(1, e:metric("r_ids_total", {id = "id3"}))
+        assert.is_nil(e:metric("r_ids_total", {id = "id4"}))
+        assert.are.equal(7, e:metric("r_ids_total", {id = "_overflow_"}))
+        assert.are.equal(7, e:metric("sipscope_series_overflow_total", {family = "r_ids_total"}))
+        e:close()
+    end)
+
+    it("are counted as api errors when misused in a hook", function()
+        local e = engine [[
+local c = sip.counter{name = "r_x_total", labels = {"a"}}
+return {on_request = function(m)
+  local n = m.cseq
+  if n == 1 then c:inc() elseif n == 2 then c:inc("a", -1)
+  elseif n == 3 then c:inc({}) elseif n == 4 then c.inc("a") else c:inc(nil) end
+end}]]
+        for i = 1, 5 do
+            e:sip(t.request("OPTIONS", {call_id = "x" .. i, cseq = i}), {time = i})
+        end
+        assert.are.equal(5, e:metric("sipscope_rule_errors_total",
+            {rule = "r", hook = "on_request", kind = "api"}))
+        e:close()
+    end)
+
+    it("refuse a name that collides with a built-in family or is reserved", function()
+        for _, name in ipairs {"sip_requests_total", "sipscope_mine", "sip_session_setup_seconds_count"} do
+            local path = t.write_rule("m.lua", ([[
+local c = require("sipscope").counter{name = "%s"}
+return {}]]):format(name))
+            local ok, err = pcall(t.engine, {rules = {path}})
+            assert.is_false(ok, name)
+            assert.truthy(err:find("m.lua", 1, true), err)
+        end
+    end)
+
+    it("may only be declared at load time", function()
+        local e = engine [[
+return {on_request = function(m) sip.counter{name = "late_total"} end}]]
+        e:sip(t.request("OPTIONS", {}))
+        assert.are.equal(1, e:metric("sipscope_rule_errors_total",
+            {rule = "r", hook = "on_request", kind = "api"}))
+        e:close()
+    end)
+end)
+
+describe("on_tick", function()
+    it("runs once per second of engine clock", function()
+        local e = engine([[
+return {on_tick = function(now) see("tick", now - ]] .. t.EPOCH .. [[) end}]])
+        e:sip(t.request("OPTIONS", {call_id = "a"}), {time = 0.5})
+        e:sip(t.request("OPTIONS", {call_id = "b"}), {time = 0.75})
+        e:sip(t.request("OPTIONS", {call_id = "c"}), {time = 1.25})
+        e:advance(5) -- 6.25: one tick, not one per second skipped
+        assert.are.equal(1, seen(e, "tick", 0.5))
+        assert.are.equal(1, seen(e, "tick", 1.25))
+        assert.are.equal(1, seen(e, "tick", 6.25))
+        assert.is_nil(seen(e, "tick", 0.75))
+        e:close()
+    end)
+end)
