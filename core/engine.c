@@ -195,6 +195,11 @@ void engine_request_reload(struct engine *e)
     e->reload_requested = 1;
 }
 
+struct lua_bridge *engine_rules(struct engine *e)
+{
+    return e->rules;
+}
+
 int engine_describe_rules(struct engine *e, FILE *out)
 {
     return e->rules ? lua_bridge_describe(e->rules, out) : 0;

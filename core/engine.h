@@ -74,4 +74,7 @@ void engine_request_reload(struct engine *e);
 /* Prints the loaded rules (lua_bridge_describe) to out; returns their number, 0 without rules. */
 int engine_describe_rules(struct engine *e, FILE *out);
 
+/* The engine's rules, or NULL without rules. Owned by the engine. */
+struct lua_bridge *engine_rules(struct engine *e);
+
 #endif

@@ -59,6 +59,10 @@ static int set_option(struct options *o, const char *key, const char *val, char 
         o->f_set = 1;
         return config_parse_duration(val, &c->track.timer_f_ns, err, errlen);
     }
+    if (strcmp(key, "jit_log") == 0) {
+        c->rules.jit_log = strcmp(val, "0") != 0;
+        return 0;
+    }
     if (strcmp(key, "lua_memory") == 0)
         return config_parse_size(val, &c->rules.memory_limit, err, errlen);
     if (strcmp(key, "sip_ports") == 0) {
@@ -442,4 +446,19 @@ char *harness_exposition(struct engine *e, int deterministic, size_t *len)
 void harness_free(void *p)
 {
     free(p);
+}
+
+char *harness_jit_log(struct engine *e, size_t *len)
+{
+    struct lua_bridge *b = engine_rules(e);
+    char *text;
+    size_t n;
+
+    if (!b)
+        return NULL;
+    n = lua_bridge_jit_log(b, NULL, 0);
+    text = malloc(n + 1);
+    if (text)
+        *len = lua_bridge_jit_log(b, text, n + 1);
+    return text;
 }

@@ -15,7 +15,7 @@ struct engine;
  * "key=value" lines overriding the defaults: t1, timer_b, timer_c, timer_f, max_call_age
  * (durations like "500ms"), max_calls, max_transactions, max_registrations, max_series,
  * breaker_errors, breaker_timeouts (counts), lua_memory (a size like "16MiB"), rule_budget (a
- * duration), sip_ports (a port list). Timers B and F follow T1 unless set. Returns NULL with a
+ * duration), sip_ports (a port list), jit_log (1: record trace events, see harness_jit_log). Timers B and F follow T1 unless set. Returns NULL with a
  * reason in err[errlen]. Free with engine_free. */
 struct engine *harness_engine_new(const char *rules_dir, const char *rule_files,
                                   const char *events_path, const char *options, char *err,
@@ -41,5 +41,9 @@ int harness_metric(struct engine *e, const char *name, const char *const *label_
  * ENOMEM. */
 char *harness_exposition(struct engine *e, int deterministic, size_t *len);
 void harness_free(void *p);
+
+/* The rules' JIT trace log (lua_bridge_jit_log), malloc'd like harness_exposition; NULL without
+ * rules or memory. */
+char *harness_jit_log(struct engine *e, size_t *len);
 
 #endif

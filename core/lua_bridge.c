@@ -36,7 +36,6 @@
 #define MAX_RULES 256
 #define MAX_RULE_FILE (4u << 20) /* a rule file is code, not data */
 #define MIN_MEMORY (1u << 20)
-#define WATCHDOG_STRIKES 3 /* ticks of budget/2 seeing one call: it ran >= budget */
 
 /* The mailbox: C fills it before each entry, Lua reads it through a pre-cast FFI pointer. The
  * layout is mirrored by the ffi.cdef in lua/sipscope/core.lua, which checks the size at start. */
@@ -171,10 +170,11 @@ struct lua_bridge {
         *f_memory;
     struct metric_series *s_loaded, *s_last_ok, *s_memory;
 
-    /* Budget: the watchdog thread samples box.seq every budget/2; when one call spans
-     * WATCHDOG_STRIKES samples it queues a signal to the engine thread, whose handler arms the
-     * abort hook for that sequence number. */
+    /* Budget: the watchdog thread samples box.seq every budget/2; when one call has used the
+     * budget in CPU time it queues a signal to the engine thread, whose handler arms the abort
+     * hook for that sequence number. */
     pthread_t engine_thread, watchdog;
+    clockid_t engine_clock; /* the engine thread's CPU-time clock */
     int watchdog_running;
     volatile int watchdog_stop;
     volatile uint32_t armed_seq;
@@ -260,35 +260,50 @@ static void timespec_add(struct timespec *t, uint64_t ns)
     t->tv_nsec = (long)(ns % 1000000000ULL);
 }
 
+static uint64_t cpu_ns(clockid_t clock)
+{
+    struct timespec t;
+    if (clock_gettime(clock, &t) != 0)
+        return 0;
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* Every budget/2 of wall time, looks at the engine thread: when the same rule call (the same
+ * box.seq) has been running since an earlier look and the thread has used at least the budget
+ * of CPU time since then, the call is over budget. CPU time, not wall time, so that a busy
+ * machine that preempts the engine never stops a rule that did not use its budget. */
 static void *watchdog_main(void *arg)
 {
     struct lua_bridge *b = arg;
     uint64_t period = b->cfg.budget_ns / 2 ? b->cfg.budget_ns / 2 : 1;
+    uint64_t since = 0;
     uint32_t last = 0;
-    int strikes = 0;
+    int watching = 0;
     struct timespec next;
 
     clock_gettime(CLOCK_MONOTONIC, &next);
     while (!b->watchdog_stop) {
         uint32_t seq;
+        uint64_t used;
         timespec_add(&next, period);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
             ;
         /* Only rule code has a budget: trusted code (state set-up, dispatchers) is bounded. */
         if (!__atomic_load_n(&b->box.in_lua, __ATOMIC_RELAXED) ||
             !__atomic_load_n(&b->box.in_rule, __ATOMIC_RELAXED)) {
-            strikes = 0;
+            watching = 0;
             continue;
         }
         seq = __atomic_load_n(&b->box.seq, __ATOMIC_RELAXED);
-        if (strikes == 0 || seq != last) {
+        used = cpu_ns(b->engine_clock);
+        if (!watching || seq != last) {
             last = seq;
-            strikes = 1;
+            since = used;
+            watching = 1;
             continue;
         }
-        if (++strikes >= WATCHDOG_STRIKES) {
-            /* Re-sent every period while the call goes on: a rule that catches the error
-             * (its pcall re-raises it, but still) is stopped again. */
+        if (used - since >= b->cfg.budget_ns) {
+            /* Re-sent every period while the call goes on, in case the error was caught. */
             union sigval v = {.sival_ptr = b};
             b->armed_seq = seq;
             pthread_sigqueue(b->engine_thread, budget_signal, v);
@@ -315,6 +330,8 @@ static int watchdog_start(struct lua_bridge *b)
         installed = 1;
     }
     b->engine_thread = pthread_self();
+    if (pthread_getcpuclockid(b->engine_thread, &b->engine_clock) != 0)
+        return -EINVAL;
     /* The watchdog blocks every signal: they are for the engine thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -945,8 +962,6 @@ static int state_setup(lua_State *L)
 
     luaL_openlibs(L);
     preload_embedded(L);
-    if (getenv("SIPSCOPE_JITV")) /* DEVTMP */
-        (void)luaL_dostring(L, "require('jit.dump').start('tbT', os.getenv('SIPSCOPE_JITV'))");
     lua_getglobal(L, "require");
     lua_pushstring(L, "sipscope.core");
     lua_call(L, 1, 1);
@@ -968,6 +983,8 @@ static int state_setup(lua_State *L)
     lua_setfield(L, -2, "breaker_timeouts");
     lua_pushboolean(L, b->cfg.event_fields);
     lua_setfield(L, -2, "event_fields");
+    lua_pushboolean(L, b->cfg.jit_log);
+    lua_setfield(L, -2, "jit_log");
     lua_pushstring(L, SIPSCOPE_CJSON_PATH);
     lua_setfield(L, -2, "cjson_path");
     lua_pushstring(L, SIPSCOPE_VERSION);
@@ -1309,7 +1326,6 @@ int lua_bridge_commit(struct lua_bridge *b, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory while declaring the rule families");
         return -ENOMEM;
     }
-    b->engine_thread = pthread_self();
     rc = call_core(b, b->cur, "commit", 0, 0, err, errlen);
     if (rc != 0)
         return rc;
@@ -1571,6 +1587,23 @@ int lua_bridge_describe(struct lua_bridge *b, FILE *out)
         fwrite(text, 1, len, out);
     lua_pop(L, 1);
     return b->cur->n_rules;
+}
+
+size_t lua_bridge_jit_log(struct lua_bridge *b, char *buf, size_t len)
+{
+    char err[256];
+    size_t n = 0;
+    const char *text;
+
+    if (len)
+        buf[0] = 0;
+    if (call_core(b, b->cur, "jit_log", 0, 1, err, sizeof(err)) != 0)
+        return 0;
+    text = lua_tolstring(b->cur->L, -1, &n);
+    if (text && len)
+        snprintf(buf, len, "%s", text);
+    lua_pop(b->cur->L, 1);
+    return n;
 }
 
 /* --- test mode ---------------------------------------------------------------------------- */

@@ -8,8 +8,9 @@
  * binary). It does not parse, track or write events: the engine hands it what to run.
  *
  * Threads: everything here runs on the engine thread, except the budget watchdog, a helper
- * thread that never touches the Lua state: when one call outlives its budget it signals the
- * engine thread, whose handler arms a Lua hook that stops the call. */
+ * thread that never touches the Lua state: when one rule call has used its budget of CPU time it
+ * signals the engine thread, whose handler arms a Lua hook that stops the call (within about
+ * 1.5 budgets). */
 #ifndef SIPSCOPE_LUA_BRIDGE_H
 #define SIPSCOPE_LUA_BRIDGE_H
 
@@ -44,6 +45,7 @@ struct lua_bridge_config {
     uint32_t breaker_errors;   /* disable a rule after this many failed calls in a row; 0 never */
     uint32_t breaker_timeouts; /* disable a rule after this many budget stops; 0 never */
     bool event_fields;         /* an events file is written: collect d.cdr / r.event fields */
+    bool jit_log;              /* record trace events for lua_bridge_jit_log (tests, tuning) */
 };
 
 /* Fills cfg with the defaults above and no rules. */
@@ -55,15 +57,15 @@ struct lua_bridge;
  * ops (so call this before the built-in families are declared), and rule metric families are
  * validated but not yet created (see lua_bridge_commit). Returns NULL with a reason naming the
  * rule file in err[errlen] when a file cannot be read or loaded, a declaration is invalid, or
- * memory runs out. reg and ops must outlive the bridge. */
+ * memory runs out. reg and ops must outlive the bridge. The calling thread is the one the budget
+ * watches and signals: every later call into the bridge must come from it. */
 struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct metrics *reg,
                                   struct oplabel_set *ops, char *err, size_t errlen);
 
 /* Creates the rule families in the registry, once every built-in family exists, so that a rule
  * metric that collides with one (same name, or one of its _bucket/_sum/_count samples) is
- * refused with a reason. Also declares the sipscope_rule* families and starts the budget
- * watchdog. Returns 0 or a negative errno with err[errlen] set. Call it once, after
- * lua_bridge_new, on the thread that will drive the engine (the budget signal targets it). */
+ * refused with a reason. Also declares the sipscope_rule* families. Returns 0 or a negative
+ * errno with err[errlen] set. Call it once, after lua_bridge_new. */
 int lua_bridge_commit(struct lua_bridge *b, char *err, size_t errlen);
 
 /* Stops the watchdog and closes the state. NULL is accepted. */
@@ -109,6 +111,11 @@ void lua_bridge_publish(struct lua_bridge *b);
 
 /* Prints one line per rule (name, hooks, labels, metrics) to out. Returns the number of rules. */
 int lua_bridge_describe(struct lua_bridge *b, FILE *out);
+
+/* With cfg.jit_log: what the JIT compiler did, one line per trace event in rule files, oldest
+ * first (the last 256): "jit on" first, then "stop FILE:LINE", or "abort FILE:LINE REASON".
+ * Copies at most len - 1 bytes and a NUL into buf; returns the full length. */
+size_t lua_bridge_jit_log(struct lua_bridge *b, char *buf, size_t len);
 
 /* Bytes the Lua heap uses now. */
 uint64_t lua_bridge_memory(const struct lua_bridge *b);

@@ -459,6 +459,34 @@ local function public_api(rule)
     })
 end
 
+-- Trace events of rule code, when cfg.jit_log is set (lua_bridge_jit_log).
+local jit_events = {}
+
+local function watch_jit()
+    local util = require "jit.util"
+    local status = jit.status()
+    jit_events[1] = "jit " .. (status and "on" or "off")
+    jit.attach(function(what, _, func, pc, reason)
+        if what ~= "stop" and what ~= "abort" then
+            return
+        end
+        local info = util.funcinfo(func, pc)
+        local src = info and info.source or "?"
+        if src:sub(1, 1) ~= "@" then
+            return -- the sipscope modules themselves
+        end
+        if #jit_events >= 256 then
+            table.remove(jit_events, 2)
+        end
+        jit_events[#jit_events + 1] = what .. " " .. src:sub(2) .. ":" ..
+            tostring(info.currentline) .. (what == "abort" and (" " .. tostring(reason)) or "")
+    end, "trace")
+end
+
+function M.jit_log()
+    return table.concat(jit_events, "\n")
+end
+
 -- Entry points called by core/lua_bridge.c ----------------------------------------------------
 
 function M.init(box_ud, api_ud, native_fns, timeout, config)
@@ -492,6 +520,9 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         end
     end
     sandbox.setup({box = box, timeout = TIMEOUT, cjson_new = cjson_new})
+    if cfg.jit_log then
+        watch_jit()
+    end
 end
 
 -- Loads one rule file: chunk is the compiled file, run in its own environment.

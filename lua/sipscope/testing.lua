@@ -34,6 +34,7 @@ if not pcall(ffi.typeof, "struct sipscope_testing_defined") then
                        size_t errlen);
     char *harness_exposition(struct engine *e, int deterministic, size_t *len);
     void harness_free(void *p);
+    char *harness_jit_log(struct engine *e, size_t *len);
     void engine_free(struct engine *e);
     void engine_tick(struct engine *e, uint64_t now_ns);
     void engine_publish(struct engine *e);
@@ -216,6 +217,19 @@ function Engine:exposition(all)
     return s
 end
 
+-- The rules' JIT trace log (engine made with config = {jit_log = 1}): one event per line.
+function Engine:jit_log()
+    check(self)
+    local len = ffi.new("size_t[1]")
+    local p = C.harness_jit_log(self.e, len)
+    if p == nil then
+        return ""
+    end
+    local s = ffi.string(p, len[0])
+    C.harness_free(p)
+    return s
+end
+
 -- Every line of the events file so far, decoded.
 function Engine:events()
     check(self)
@@ -326,6 +340,63 @@ function M.call(e, o)
     bye.method = "BYE"
     e:sip(M.response(200, bye), {time = tb + 0.02, src = b, dst = a})
     return e
+end
+
+-- Writes a pcap (LINKTYPE_RAW, IPv4/UDP) of n answered calls, 7 messages each (INVITE, 100,
+-- 180, 200, ACK, BYE, 200), call i from 10.1.x.y starting at EPOCH + i/100 s, answered after 1 s
+-- and hung up 30 s later. Returns the number of messages (7 n).
+function M.calls_pcap(path, n)
+    local function le32(v)
+        return string.char(v % 256, math.floor(v / 256) % 256, math.floor(v / 65536) % 256,
+            math.floor(v / 16777216) % 256)
+    end
+    local function be16(v)
+        return string.char(math.floor(v / 256) % 256, v % 256)
+    end
+    local f = assert(io.open(path, "wb"))
+    -- magic, version 2.4, zone, sigfigs, snaplen 65535, LINKTYPE_RAW
+    f:write(le32(0xa1b2c3d4), string.char(2, 0, 4, 0), le32(0), le32(0), le32(65535), le32(101))
+    local function packet(ts, src, dst, payload)
+        local total = 28 + #payload
+        local frame = string.char(0x45, 0) .. be16(total) .. be16(0) .. be16(0x4000) ..
+            string.char(64, 17) .. be16(0) .. src .. dst .. be16(5060) .. be16(5060) ..
+            be16(8 + #payload) .. be16(0) .. payload
+        local sec = math.floor(ts)
+        f:write(le32(sec), le32(math.floor((ts - sec) * 1e6 + 0.5)), le32(#frame), le32(#frame),
+            frame)
+    end
+    local b = string.char(10, 2, 0, 1)
+    for i = 1, n do
+        local a = string.char(10, 1, math.floor(i / 250) % 250, i % 250 + 1)
+        local t0 = M.EPOCH + i * 0.01
+        local tag = "t" .. i
+        local id = {call_id = "call-" .. i .. "@bench", from_tag = "f" .. i,
+                    from = "sip:user" .. (i % 1000) .. "@a.example",
+                    to = "sip:+4930" .. (1000000 + i) .. "@b.example",
+                    headers = {"User-Agent: bench/1.0", "Max-Forwards: 70"}}
+        local function with(extra)
+            local c = {}
+            for k, v in pairs(id) do
+                c[k] = v
+            end
+            for k, v in pairs(extra) do
+                c[k] = v
+            end
+            return c
+        end
+        local bye = {to_tag = tag, cseq = 2, branch = "z9hG4bKb" .. i}
+        packet(t0, a, b, M.normalize(M.request("INVITE", id)))
+        packet(t0 + 0.01, b, a, M.normalize(M.response(100, with {headers = {}})))
+        packet(t0 + 0.1, b, a, M.normalize(M.response(180, with {to_tag = tag, headers = {}})))
+        packet(t0 + 1, b, a, M.normalize(M.response(200, with {to_tag = tag, headers = {}})))
+        packet(t0 + 1.01, a, b, M.normalize(M.request("ACK", with {to_tag = tag,
+                                                                   branch = "z9hG4bKa" .. i})))
+        packet(t0 + 31, a, b, M.normalize(M.request("BYE", with(bye))))
+        bye.method, bye.headers = "BYE", {}
+        packet(t0 + 31.02, b, a, M.normalize(M.response(200, with(bye))))
+    end
+    f:close()
+    return 7 * n
 end
 
 -- Writes text to a new file in a fresh temporary directory; returns the file's path and the

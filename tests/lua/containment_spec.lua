@@ -1,0 +1,209 @@
+-- Containment (DESIGN.md §6): a capture of 7,000 messages (1,000 calls) goes through the engine
+-- with a bad rule firing on every message. Each failure is counted exactly, the built-in sip_
+-- metrics are exactly those of a run without rules, and the run stays within a generous factor
+-- of the run without rules.
+local t = require "sipscope.testing"
+
+local CALLS = 1000
+local MESSAGES = 7 * CALLS
+local pcap, base_expo, base_time
+
+-- The sip_ sample lines of an exposition, with one label (an operator label) summed away.
+-- Ratio gauges are left out when a label is removed: ratios do not add up.
+local function sip_samples(expo, drop_label)
+    local sums, order = {}, {}
+    for line in expo:gmatch("[^\n]+") do
+        if line:find("^sip_") then
+            local name, labels, value = line:match("^([%w_]+){?(.-)}? (%S+)$")
+            if drop_label then
+                labels = labels:gsub(",?" .. drop_label .. '="[^"]*"', ""):gsub("^,", "")
+            end
+            if not (drop_label and name:find("_ratio$")) then
+                local key = name .. "{" .. labels .. "}"
+                if not sums[key] then
+                    order[#order + 1] = key
+                    sums[key] = 0
+                end
+                sums[key] = sums[key] + tonumber(value)
+            end
+        end
+    end
+    table.sort(order)
+    local out = {}
+    for i, k in ipairs(order) do
+        out[i] = k .. " " .. sums[k]
+    end
+    return table.concat(out, "\n")
+end
+
+local function run(rules, config)
+    local opts = {config = config or {}}
+    if rules then
+        local dir
+        opts.rules = {}
+        for name, text in pairs(rules) do
+            local path
+            path, dir = t.write_rule(name .. ".lua", text, dir)
+            opts.rules[#opts.rules + 1] = path
+        end
+        table.sort(opts.rules)
+    end
+    opts.config.max_calls = opts.config.max_calls or 20000
+    local e = t.engine(opts)
+    local t0 = t.clock()
+    e:pcap(pcap)
+    return e, t.clock() - t0
+end
+
+local function errors(e, rule, hook, kind)
+    return e:metric("sipscope_rule_errors_total", {rule = rule, hook = hook, kind = kind})
+end
+
+setup(function()
+    pcap = os.tmpname()
+    assert.are.equal(MESSAGES, t.calls_pcap(pcap, CALLS))
+    local e, dt = run(nil)
+    base_expo = e:exposition()
+    base_time = dt
+    -- The capture is what it says: every request and response of every call.
+    assert.are.equal(CALLS, e:metric("sip_requests_total", {method = "INVITE"}))
+    assert.are.equal(CALLS, e:metric("sip_dialogs_ended_total", {reason = "bye"}))
+    e:close()
+end)
+
+teardown(function()
+    os.remove(pcap)
+end)
+
+local function assert_contained(e, dt, extra_seconds, drop_label)
+    assert.are.equal(sip_samples(base_expo, drop_label), sip_samples(e:exposition(), drop_label))
+    -- Generous: the bad rule may cost, but throughput must not collapse.
+    assert.is_true(dt < 10 * base_time + 0.5 + (extra_seconds or 0),
+        ("took %.3f s, %.3f s without rules"):format(dt, base_time))
+end
+
+describe("a rule that raises errors on every message", function()
+    it("has every error counted, without a breaker", function()
+        local e, dt = run({boom = "return {on_message = function(m) error('boom') end}"},
+            {breaker_errors = 0})
+        assert.are.equal(MESSAGES, errors(e, "boom", "on_message", "runtime"))
+        assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = "boom"}))
+        assert_contained(e, dt)
+        e:close()
+    end)
+
+    it("is disabled by the breaker after 100 failures in a row", function()
+        local e, dt = run({boom = "return {on_message = function(m) error('boom') end}"})
+        assert.are.equal(100, errors(e, "boom", "on_message", "runtime"))
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "boom"}))
+        assert_contained(e, dt)
+        e:close()
+    end)
+
+    it("does not stop the other rules", function()
+        local e = run({
+            a_boom = "return {on_request = function(m) error('boom') end}",
+            b_count = [[
+local c = require("sipscope").counter{name = "b_requests_total"}
+return {on_request = function(m) c:inc() end}]],
+        }, {breaker_errors = 0})
+        -- three requests per call: INVITE, ACK, BYE
+        assert.are.equal(3 * CALLS, errors(e, "a_boom", "on_request", "runtime"))
+        assert.are.equal(3 * CALLS, e:metric("b_requests_total"))
+        e:close()
+    end)
+end)
+
+describe("a rule that loops forever", function()
+    it("is stopped at its budget inside JIT-compiled code, counted, then disabled", function()
+        local e, dt = run({loop = [[
+return {on_message = function(m)
+  local n = 0
+  while true do n = n + 1 end
+end}]]}, {rule_budget = "5ms", jit_log = 1})
+        assert.are.equal(3, errors(e, "loop", "on_message", "timeout"))
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "loop"}))
+        -- The JIT is on and compiled the loop: CHECKHOOK is what stopped it.
+        local log = e:jit_log()
+        assert.are.equal("jit on", log:match("^[^\n]*"))
+        assert.truthy(log:find("stop [^\n]*loop%.lua"), log)
+        assert_contained(e, dt, 3 * 0.0075)
+        e:close()
+    end)
+
+    it("is stopped even when it catches the error with pcall", function()
+        local e, dt = run({sly = [[
+return {on_message = function(m)
+  while true do pcall(function() while true do end end) end
+end}]]}, {rule_budget = "5ms"})
+        assert.are.equal(3, errors(e, "sly", "on_message", "timeout"))
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "sly"}))
+        assert_contained(e, dt, 3 * 0.0075)
+        e:close()
+    end)
+
+    it("is stopped in from() too, and the label falls back to the default", function()
+        local e = run({slow = [[
+require("sipscope").label{name = "carrier", default = "other", from = function(m)
+  while true do end
+end}
+return {}]]}, {rule_budget = "5ms"})
+        assert.are.equal(3, errors(e, "slow", "label", "timeout"))
+        assert.are.equal(CALLS, e:metric("sip_requests_total", {method = "INVITE", carrier = "other"}))
+        e:close()
+    end)
+end)
+
+describe("a rule that allocates without bound", function()
+    it("hits the Lua memory cap, is counted and quarantined, and its memory is freed", function()
+        local e, dt = run({hog = [[
+local keep = {}
+return {on_message = function(m)
+  for i = 1, 1e9 do keep[#keep + 1] = string.rep("x", 65536) .. i end
+end}]]}, {lua_memory = "16MiB", rule_budget = "2s"})
+        assert.are.equal(1, errors(e, "hog", "on_message", "memory"))
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "hog"}))
+        assert.is_true(e:metric("sipscope_lua_memory_bytes") < 4 * 1024 * 1024)
+        assert_contained(e, dt, 1)
+        e:close()
+    end)
+end)
+
+describe("a rule that produces unbounded label values", function()
+    it("is capped by max_values and max_series, the overflow counted exactly", function()
+        local e, dt = run({many = [[
+local sip = require "sipscope"
+sip.label{name = "ua", default = "other", max_values = 50, from = function(m) return m.call_id end}
+local c = sip.counter{name = "per_call_total", labels = {"call_id"}, max_series = 100}
+return {on_message = function(m) c:inc(m.call_id) end}]]})
+        -- from() runs once per call (its INVITE): 50 values interned, 950 fall back
+        assert.are.equal(CALLS - 50, e:metric("sipscope_label_overflow_total", {label = "ua"}))
+        assert.are.equal(CALLS - 50, e:metric("sip_requests_total", {method = "INVITE", ua = "other"}))
+        assert.are.equal(1, e:metric("sip_requests_total",
+            {method = "INVITE", ua = "call-1@bench"}))
+        -- 100 series of 7 messages each; the other 900 calls' messages overflow
+        assert.are.equal(7, e:metric("per_call_total", {call_id = "call-100@bench"}))
+        assert.is_nil(e:metric("per_call_total", {call_id = "call-101@bench"}))
+        assert.are.equal(7 * (CALLS - 100), e:metric("per_call_total", {call_id = "_overflow_"}))
+        assert.are.equal(7 * (CALLS - 100),
+            e:metric("sipscope_series_overflow_total", {family = "per_call_total"}))
+        assert_contained(e, dt, 0, "ua")
+        e:close()
+    end)
+end)
+
+describe("rules that try what the sandbox forbids", function()
+    it("are refused on every message, each refusal counted", function()
+        local e, dt = run({
+            ffi = "return {on_message = function(m) local ffi = require 'ffi' end}",
+            io = "return {on_message = function(m) io.open('/etc/passwd') end}",
+            exit = "return {on_message = function(m) os.exit(1) end}",
+            load = "return {on_message = function(m) load('return 1') end}",
+        }, {breaker_errors = 0})
+        for _, rule in ipairs {"ffi", "io", "exit", "load"} do
+            assert.are.equal(MESSAGES, errors(e, rule, "on_message", "api"), rule)
+        end
+        assert_contained(e, dt)
+        e:close()
+    end)
+end)

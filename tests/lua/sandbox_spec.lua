@@ -1,0 +1,172 @@
+-- The rule sandbox (DESIGN.md §6): what a rule may not reach fails with a clear message and is
+-- counted as kind=api; what it may change is its own copy.
+local t = require "sipscope.testing"
+
+local REPORT = [[
+local sip = require "sipscope"
+local seen = sip.counter{name = "seen_total", labels = {"field", "value"}}
+local function see(field, value) seen:inc(field, tostring(value)) end
+]]
+
+local function seen(e, field, value)
+    return e:metric("seen_total", {field = field, value = tostring(value)})
+end
+
+describe("the sandbox", function()
+    it("refuses each forbidden thing with a clear message", function()
+        local path = t.write_rule("r.lua", REPORT .. [[
+local tries = {
+  require_ffi = function() return require "ffi" end,
+  require_io = function() return require "io" end,
+  io_open = function() return io.open("/etc/passwd") end,
+  os_exit = function() return os.exit(1) end,
+  os_execute = function() return os.execute("true") end,
+  load = function() return load("return 1") end,
+  loadstring = function() return loadstring("return 1") end,
+  dofile = function() return dofile("/etc/passwd") end,
+  debug = function() return debug.getinfo(1) end,
+  jit = function() return jit.off() end,
+  package = function() return package.loadlib("x", "y") end,
+  setfenv = function() return setfenv(1, {}) end,
+  string_dump = function() return string.dump(function() end) end,
+  collectgarbage = function() return collectgarbage("collect") end,
+  print = function() return print("x") end,
+}
+return {on_request = function(m)
+  for name, f in pairs(tries) do
+    local ok, err = pcall(f)
+    see(name, ok and "allowed" or err:match("sipscope: .*$") or err)
+  end
+  see("getmetatable_string", getmetatable(""))
+  see("collectgarbage_count", type(collectgarbage("count")))
+  see("os_time", type(os.time()))
+end}]])
+        local e = t.engine{rules = {path}}
+        e:sip(t.request("OPTIONS", {}))
+        local want = {
+            require_ffi = 'sipscope: require "ffi" is not allowed in rules (only "sipscope" and "cjson")',
+            require_io = 'sipscope: require "io" is not allowed in rules (only "sipscope" and "cjson")',
+            io_open = "sipscope: io is not available to rules",
+            os_exit = "sipscope: os.exit is not available to rules (only os.time and os.clock)",
+            os_execute = "sipscope: os.execute is not available to rules (only os.time and os.clock)",
+            load = "sipscope: load is not available to rules",
+            loadstring = "sipscope: loadstring is not available to rules",
+            dofile = "sipscope: dofile is not available to rules",
+            debug = "sipscope: debug is not available to rules",
+            jit = "sipscope: jit is not available to rules",
+            package = "sipscope: package is not available to rules",
+            setfenv = "sipscope: setfenv is not available to rules",
+            string_dump = "sipscope: string.dump is not available to rules",
+            collectgarbage = 'sipscope: collectgarbage(collect) is not available to rules (only "count")',
+            print = "sipscope: print is not available to rules",
+            getmetatable_string = "nil",
+            collectgarbage_count = "number",
+            os_time = "number",
+        }
+        for name, text in pairs(want) do
+            assert.are.equal(1, seen(e, name, text), name)
+        end
+        e:close()
+    end)
+
+    it("counts each forbidden call a hook does not catch as an api error", function()
+        local bad = {
+            ffi = 'local ffi = require "ffi"',
+            io = 'io.open("/etc/passwd")',
+            exit = "os.exit(1)",
+            load = 'load("return 1")',
+        }
+        local files = {}
+        local dir
+        for name, code in pairs(bad) do
+            local p
+            p, dir = t.write_rule(name .. ".lua",
+                "return {on_request = function(m) " .. code .. " end}", dir)
+            files[#files + 1] = p
+        end
+        local e = t.engine{rules_dir = dir, config = {breaker_errors = 0}}
+        for i = 1, 5 do
+            e:sip(t.request("OPTIONS", {call_id = "s" .. i}), {time = i})
+        end
+        for name in pairs(bad) do
+            assert.are.equal(5, e:metric("sipscope_rule_errors_total",
+                {rule = name, hook = "on_request", kind = "api"}), name)
+            assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = name}), name)
+        end
+        -- The engine's own counting went on untouched.
+        assert.are.equal(5, e:metric("sip_requests_total", {method = "OPTIONS"}))
+        e:close()
+    end)
+
+    it("gives each rule its own copies of the libraries", function()
+        local p1, dir = t.write_rule("a.lua", REPORT .. [[
+string.rep = nil
+string.upper = function() return "hijacked" end
+math.floor = nil
+return {on_request = function(m) see("a_method_rep", ("ab"):rep(2)) end}]])
+        t.write_rule("b.lua", [[
+local sip = require "sipscope"
+local seen = sip.counter{name = "b_seen_total", labels = {"field", "value"}}
+return {on_request = function(m)
+  seen:inc("rep", string.rep("x", 3))
+  seen:inc("upper", string.upper("x"))
+  seen:inc("floor", tostring(math.floor(2.5)))
+end}]], dir)
+        assert.truthy(p1)
+        local e = t.engine{rules_dir = dir}
+        e:sip(t.request("OPTIONS", {}))
+        -- a's own string methods still go through the shared string metatable
+        assert.are.equal(1, seen(e, "a_method_rep", "abab"))
+        assert.are.equal(1, e:metric("b_seen_total", {field = "rep", value = "xxx"}))
+        assert.are.equal(1, e:metric("b_seen_total", {field = "upper", value = "X"}))
+        assert.are.equal(1, e:metric("b_seen_total", {field = "floor", value = "2"}))
+        e:close()
+    end)
+
+    it("makes the sipscope module read-only and private to each rule", function()
+        local p1, dir = t.write_rule("a.lua", [[
+local sip = require "sipscope"
+rawset(sip, "counter", nil)
+local ok, err = pcall(function() sip.gauge = nil end)
+assert(not ok and err:find("sipscope: the sipscope module is read-only", 1, true))
+return {}]])
+        t.write_rule("b.lua", REPORT .. [[
+return {on_request = function(m) see("b_counter", type(sip.counter)) end}]], dir)
+        assert.truthy(p1)
+        local e = t.engine{rules_dir = dir}
+        e:sip(t.request("OPTIONS", {}))
+        assert.are.equal(1, seen(e, "b_counter", "function"))
+        e:close()
+    end)
+
+    it("provides cjson, one instance per rule", function()
+        local path = t.write_rule("j.lua", REPORT .. [[
+local cjson = require "cjson"
+cjson.encode_sparse_array(true)
+return {on_request = function(m)
+  see("encode", cjson.encode({a = 1}))
+  see("decode", cjson.decode('{"x":[1,2,3]}').x[3])
+end}]])
+        local e = t.engine{rules = {path}}
+        e:sip(t.request("OPTIONS", {}))
+        assert.are.equal(1, seen(e, "encode", '{"a":1}'))
+        assert.are.equal(1, seen(e, "decode", 3))
+        e:close()
+    end)
+
+    it("rejects a file that does not return a table of known hooks", function()
+        for text, msg in pairs {
+            ["return 42"] = "a rule file must return a table of hooks (it returned number)",
+            ["return {on_mesage = function() end}"] = "'on_mesage' is not a hook",
+            ["return {on_message = 1}"] = "hook on_message must be a function",
+            ["error('top')"] = "top",
+            ["while true do end"] = "its top-level code ran past the rule budget",
+        } do
+            local path = t.write_rule("bad.lua", text)
+            local ok, err = pcall(t.engine, {rules = {path}, config = {rule_budget = "20ms"}})
+            assert.is_false(ok, text)
+            assert.truthy(err:find(msg, 1, true), err)
+            assert.truthy(err:find("bad.lua", 1, true), err)
+        end
+    end)
+end)
