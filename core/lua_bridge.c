@@ -175,8 +175,10 @@ struct lua_bridge {
      * hook for that sequence number. */
     pthread_t engine_thread, watchdog;
     clockid_t engine_clock; /* the engine thread's CPU-time clock */
+    pthread_mutex_t watchdog_lock; /* guards watchdog_stop; the watchdog sleeps on wake */
+    pthread_cond_t watchdog_wake;
     int watchdog_running;
-    volatile int watchdog_stop;
+    int watchdog_stop;
     volatile uint32_t armed_seq;
     volatile sig_atomic_t hook_armed;
     int committed;
@@ -282,12 +284,16 @@ static void *watchdog_main(void *arg)
     struct timespec next;
 
     clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&b->watchdog_lock);
     while (!b->watchdog_stop) {
         uint32_t seq;
         uint64_t used;
         timespec_add(&next, period);
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+        while (!b->watchdog_stop &&
+               pthread_cond_timedwait(&b->watchdog_wake, &b->watchdog_lock, &next) != ETIMEDOUT)
             ;
+        if (b->watchdog_stop)
+            break;
         /* Only rule code has a budget: trusted code (state set-up, dispatchers) is bounded. */
         if (!__atomic_load_n(&b->box.in_lua, __ATOMIC_RELAXED) ||
             !__atomic_load_n(&b->box.in_rule, __ATOMIC_RELAXED)) {
@@ -309,12 +315,14 @@ static void *watchdog_main(void *arg)
             pthread_sigqueue(b->engine_thread, budget_signal, v);
         }
     }
+    pthread_mutex_unlock(&b->watchdog_lock);
     return NULL;
 }
 
 static int watchdog_start(struct lua_bridge *b)
 {
     static int installed;
+    pthread_condattr_t attr;
     sigset_t all, old;
     int rc;
 
@@ -332,13 +340,21 @@ static int watchdog_start(struct lua_bridge *b)
     b->engine_thread = pthread_self();
     if (pthread_getcpuclockid(b->engine_thread, &b->engine_clock) != 0)
         return -EINVAL;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->watchdog_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&b->watchdog_lock, NULL);
     /* The watchdog blocks every signal: they are for the engine thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&b->watchdog, NULL, watchdog_main, b);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
+    if (rc != 0) {
+        pthread_cond_destroy(&b->watchdog_wake);
+        pthread_mutex_destroy(&b->watchdog_lock);
         return -rc;
+    }
     b->watchdog_running = 1;
     return 0;
 }
@@ -347,8 +363,13 @@ static void watchdog_stop(struct lua_bridge *b)
 {
     if (!b->watchdog_running)
         return;
+    pthread_mutex_lock(&b->watchdog_lock);
     b->watchdog_stop = 1;
+    pthread_cond_signal(&b->watchdog_wake);
+    pthread_mutex_unlock(&b->watchdog_lock);
     pthread_join(b->watchdog, NULL);
+    pthread_cond_destroy(&b->watchdog_wake);
+    pthread_mutex_destroy(&b->watchdog_lock);
     b->watchdog_running = 0;
 }
 

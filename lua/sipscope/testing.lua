@@ -40,6 +40,7 @@ if not pcall(ffi.typeof, "struct sipscope_testing_defined") then
     void engine_publish(struct engine *e);
     int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
     int engine_reload_rules(struct engine *e, char *err, size_t errlen);
+    void engine_request_reload(struct engine *e);
     struct sipscope_timespec { long tv_sec; long tv_nsec; };
     int clock_gettime(int clk, struct sipscope_timespec *ts);
     ]]
@@ -230,6 +231,13 @@ function Engine:jit_log()
     return s
 end
 
+-- Publishes table sizes and flushes the events file (as the engine does every 4096 frames).
+function Engine:flush()
+    check(self)
+    C.engine_publish(self.e)
+    return self
+end
+
 -- Every line of the events file so far, decoded.
 function Engine:events()
     check(self)
@@ -255,6 +263,13 @@ function Engine:reload()
         return true
     end
     return false, err_text()
+end
+
+-- Asks for a reload the way SIGHUP does: it happens at the next frame or tick.
+function Engine:request_reload()
+    check(self)
+    C.engine_request_reload(self.e)
+    return self
 end
 
 function Engine:close()

@@ -1,0 +1,112 @@
+-- The --events file: one JSON line per finished call and per registration change, with the
+-- operator labels and the fields rules add (d.cdr, r.event).
+local t = require "sipscope.testing"
+
+local RULE = [[
+local sip = require "sipscope"
+sip.label{name = "carrier", default = "other", from = function(m) return m:header("X-Carrier") end}
+return {
+  on_dialog_end = function(d)
+    if d.call_id == "e1" then d.cdr.note = "vip"; d.cdr.score = 3 end
+  end,
+  on_request = function(m)
+    if m.method == "INVITE" and m.dialog then m.dialog.cdr.early = true end
+  end,
+  on_register = function(r) r.event.note = "hello" end,
+}]]
+
+local function engine(config)
+    local path = t.write_rule("ev.lua", RULE)
+    return t.engine{rules = {path}, events = true, config = config}
+end
+
+local function read_lines(e)
+    e:events() -- flushes
+    local f = assert(io.open(e.events_path, "rb"))
+    local lines = {}
+    for line in f:lines() do
+        lines[#lines + 1] = line
+    end
+    f:close()
+    return lines
+end
+
+describe("the events file", function()
+    it("has a CDR per finished call, with labels and rule fields", function()
+        local e = engine()
+        t.call(e, {call_id = "e1", time = 10, setup = 2, duration = 30, headers = {"X-Carrier: blue"}})
+        local lines = read_lines(e)
+        assert.are.equal(1, #lines)
+        assert.are.equal('{"type":"call","call_id":"e1","from":"sip:alice@a.example",' ..
+            '"to":"sip:bob@b.example","start":"2023-11-14T22:13:30.000Z",' ..
+            '"answer":"2023-11-14T22:13:32.000Z","end":"2023-11-14T22:14:02.000Z",' ..
+            '"setup_delay":2,"duration":30,"outcome":200,"end_reason":"bye",' ..
+            '"labels":{"carrier":"blue"},"early":true,"note":"vip","score":3}', lines[1])
+        assert.are.equal(1, e:metric("sipscope_events_total", {type = "call"}))
+        e:close()
+    end)
+
+    it("writes null for what a call never had, and timeout outcomes", function()
+        local e = engine {t1 = "100ms"}
+        -- hung up while ringing: no answer, no outcome yet
+        e:sip(t.request("INVITE", {call_id = "early"}), {time = 0.25})
+        e:sip(t.response(180, {call_id = "early", to_tag = "x"}), {time = 0.5})
+        e:sip(t.request("BYE", {call_id = "early", to_tag = "x", cseq = 2}), {time = 1})
+        -- never answered at all: Timer B (6.4 s)
+        e:sip(t.request("INVITE", {call_id = "silent"}), {time = 2})
+        e:advance(10)
+        local ev = e:events()
+        assert.are.equal(2, #ev)
+        local cjson = require "cjson"
+        assert.are.equal("early", ev[1].call_id)
+        assert.are.equal("2023-11-14T22:13:20.250Z", ev[1].start)
+        assert.are.equal(cjson.null, ev[1].answer)
+        assert.are.equal(cjson.null, ev[1].setup_delay)
+        assert.are.equal(cjson.null, ev[1].duration)
+        assert.are.equal(cjson.null, ev[1].outcome)
+        assert.are.equal("bye", ev[1].end_reason)
+        assert.are.equal("silent", ev[2].call_id)
+        assert.are.equal("timeout", ev[2].outcome)
+        assert.are.equal("timeout", ev[2].end_reason)
+        assert.are.equal("2023-11-14T22:13:28.400Z", ev[2]["end"])
+        assert.are.equal("other", ev[2].labels.carrier)
+        e:close()
+    end)
+
+    it("has a line per registration change", function()
+        local e = engine()
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example",
+                     headers = {"Contact: <sip:alice@192.0.2.10:5060>", "Expires: 600"}}
+        e:sip(t.request("REGISTER", reg), {time = 1})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        e:sip(t.response(200, reg), {time = 1.1})
+        local lines = read_lines(e)
+        assert.are.equal('{"type":"registration","aor":"sip:alice@a.example",' ..
+            '"contact":"sip:alice@192.0.2.10:5060","change":"added","expires":600,' ..
+            '"time":"2023-11-14T22:13:21.100Z","labels":{"carrier":"other"},"note":"hello"}',
+            lines[1])
+        assert.are.equal(1, e:metric("sipscope_events_total", {type = "registration"}))
+        e:close()
+    end)
+
+    it("escapes what needs escaping", function()
+        local e = engine()
+        t.call(e, {call_id = 'q"\\\239\191\189x', from = "sip:\255@a.example"})
+        local lines = read_lines(e)
+        assert.truthy(lines[1]:find('"call_id":"q\\"\\\\\239\191\189x"', 1, true), lines[1])
+        assert.truthy(lines[1]:find('"from":"sip:\239\191\189@a.example"', 1, true), lines[1])
+        e:close()
+    end)
+
+    it("counts a write error and goes on", function()
+        local path = t.write_rule("ev.lua", RULE)
+        local e = t.engine{rules = {path}, events = "/dev/full"}
+        t.call(e, {call_id = "f1"})
+        e:flush() -- fails: no space left on /dev/full
+        assert.are.equal(1, e:metric("sipscope_events_errors_total"))
+        t.call(e, {call_id = "f2", time = 100})
+        assert.are.equal(2, e:metric("sip_dialogs_ended_total", {reason = "bye", carrier = "other"}))
+        e:close()
+    end)
+end)

@@ -1,0 +1,132 @@
+-- Reloading rules (SIGHUP, POST /-/reload): the new rules are swapped in only when they all
+-- load with the same labels; counters survive; failures are visible in metrics.
+local t = require "sipscope.testing"
+
+local COUNTER = [[
+local sip = require "sipscope"
+local c = sip.counter{name = "r_requests_total", labels = {"method"}}
+return {on_request = function(m) c:inc(m.method, %d) end}]]
+
+local function options(e, i)
+    e:sip(t.request("OPTIONS", {call_id = "o" .. i}), {time = i})
+end
+
+local function reloads(e, result)
+    return e:metric("sipscope_rules_reloads_total", {result = result})
+end
+
+describe("reload", function()
+    it("keeps counter values and runs the new code", function()
+        local path, dir = t.write_rule("count.lua", COUNTER:format(1))
+        local e = t.engine{rules_dir = dir}
+        options(e, 1)
+        options(e, 2)
+        t.write_rule("count.lua", COUNTER:format(10), dir)
+        assert.is_true(e:reload())
+        options(e, 3)
+        assert.are.equal(12, e:metric("r_requests_total", {method = "OPTIONS"}))
+        assert.are.equal(1, reloads(e, "success"))
+        assert.are.equal(1, e:metric("sipscope_rules_last_reload_success"))
+        assert.are.equal(1, e:metric("sipscope_rules_loaded"))
+        assert.truthy(path)
+        e:close()
+    end)
+
+    it("rejects a broken rule file and keeps the old rules running", function()
+        local _, dir = t.write_rule("count.lua", COUNTER:format(1))
+        local e = t.engine{rules_dir = dir}
+        options(e, 1)
+        t.write_rule("count.lua", "return {on_request = function(m) oops( end}", dir)
+        local ok, err = e:reload()
+        assert.is_false(ok)
+        assert.truthy(err:find("count.lua:1:", 1, true), err)
+        options(e, 2)
+        assert.are.equal(2, e:metric("r_requests_total", {method = "OPTIONS"}))
+        assert.are.equal(1, reloads(e, "failure"))
+        assert.is_nil(reloads(e, "success"))
+        assert.are.equal(0, e:metric("sipscope_rules_last_reload_success"))
+        -- a later good reload clears it
+        t.write_rule("count.lua", COUNTER:format(5), dir)
+        assert.is_true(e:reload())
+        options(e, 3)
+        assert.are.equal(7, e:metric("r_requests_total", {method = "OPTIONS"}))
+        assert.are.equal(1, e:metric("sipscope_rules_last_reload_success"))
+        e:close()
+    end)
+
+    it("refuses rules that change the labels, and counts it", function()
+        local label = [[
+require("sipscope").label{name = "carrier", default = "%s", from = function(m) return nil end}
+return {}]]
+        local _, dir = t.write_rule("a_label.lua", label:format("other"))
+        t.write_rule("count.lua", COUNTER:format(1), dir)
+        local e = t.engine{rules_dir = dir}
+        options(e, 1)
+        t.write_rule("a_label.lua", label:format("unknown"), dir)
+        t.write_rule("count.lua", COUNTER:format(100), dir)
+        local ok, err = e:reload()
+        assert.is_false(ok)
+        assert.truthy(err:find("labels", 1, true), err)
+        options(e, 2)
+        assert.are.equal(2, e:metric("r_requests_total", {method = "OPTIONS"}))
+        assert.are.equal(1, reloads(e, "refused"))
+        assert.are.equal(0, e:metric("sipscope_rules_last_reload_success"))
+        assert.are.equal(2, e:metric("sip_requests_total", {method = "OPTIONS", carrier = "other"}))
+        e:close()
+    end)
+
+    it("refuses a metric whose schema changed", function()
+        local _, dir = t.write_rule("count.lua", COUNTER:format(1))
+        local e = t.engine{rules_dir = dir}
+        t.write_rule("count.lua", [[
+local c = require("sipscope").counter{name = "r_requests_total", labels = {"method", "extra"}}
+return {}]], dir)
+        local ok, err = e:reload()
+        assert.is_false(ok)
+        assert.truthy(err:find("r_requests_total", 1, true), err)
+        assert.are.equal(1, reloads(e, "failure"))
+        e:close()
+    end)
+
+    it("re-enables a rule its breaker disabled, and loads new files", function()
+        local _, dir = t.write_rule("boom.lua", "return {on_request = function(m) error('x') end}")
+        local e = t.engine{rules_dir = dir, config = {breaker_errors = 2}}
+        for i = 1, 3 do
+            options(e, i)
+        end
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "boom"}))
+        assert.are.equal(2, e:metric("sipscope_rule_errors_total",
+            {rule = "boom", hook = "on_request", kind = "runtime"}))
+        t.write_rule("count.lua", COUNTER:format(1), dir)
+        assert.is_true(e:reload())
+        assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = "boom"}))
+        assert.are.equal(2, e:metric("sipscope_rules_loaded"))
+        options(e, 4)
+        assert.are.equal(3, e:metric("sipscope_rule_errors_total",
+            {rule = "boom", hook = "on_request", kind = "runtime"}))
+        assert.are.equal(1, e:metric("r_requests_total", {method = "OPTIONS"}))
+        e:close()
+    end)
+
+    it("happens at the next frame when requested as SIGHUP does", function()
+        local _, dir = t.write_rule("count.lua", COUNTER:format(1))
+        local e = t.engine{rules_dir = dir}
+        options(e, 1)
+        t.write_rule("count.lua", COUNTER:format(10), dir)
+        e:request_reload()
+        assert.is_nil(reloads(e, "success"))
+        options(e, 2) -- counted by the old rules, then the reload runs
+        options(e, 3)
+        assert.are.equal(1, reloads(e, "success"))
+        assert.are.equal(12, e:metric("r_requests_total", {method = "OPTIONS"}))
+        e:close()
+    end)
+
+    it("is refused without rules", function()
+        local e = t.engine{}
+        local ok, err = e:reload()
+        assert.is_false(ok)
+        assert.truthy(err:find("without rules", 1, true), err)
+        e:close()
+    end)
+end)

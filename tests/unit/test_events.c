@@ -1,0 +1,175 @@
+/* events: JSON escaping, RFC 3339 times, and whole lines built from hand-made tracker events. */
+#include "events.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sip_dialog.h"
+#include "sip_reg.h"
+#include "test.h"
+
+#define S 1000000000ULL
+#define EPOCH 1700000000ULL /* 2023-11-14T22:13:20Z */
+
+static const char *json(const char *s, size_t len)
+{
+    static char buf[256];
+    size_t n = events_json_string(buf, sizeof(buf) - 1, s, len);
+    buf[n < sizeof(buf) - 1 ? n : sizeof(buf) - 1] = 0;
+    return buf;
+}
+
+TEST(json_strings_escape_quotes_backslashes_and_controls)
+{
+    CHECK_STR(json("plain", 5), "\"plain\"");
+    CHECK_STR(json("a\"b\\c", 5), "\"a\\\"b\\\\c\"");
+    CHECK_STR(json("\x01\n\x7f", 3), "\"\\u0001\\u000a\\u007f\"");
+    CHECK_STR(json("", 0), "\"\"");
+}
+
+TEST(json_strings_replace_invalid_utf8_and_keep_valid_utf8)
+{
+    CHECK_STR(json("a\xff" "b", 3), "\"a\xef\xbf\xbd" "b\"");
+    CHECK_STR(json("\xc3\xa9", 2), "\"\xc3\xa9\"");
+    CHECK_STR(json("\xe2\x82", 2), "\"\xef\xbf\xbd\""); /* a cut sequence is one replacement */
+}
+
+TEST(json_string_returns_the_length_it_needs_when_cut)
+{
+    char buf[4];
+    CHECK_INT(events_json_string(buf, sizeof(buf), "abcdef", 6), 8);
+}
+
+TEST(times_are_rfc3339_utc_with_milliseconds)
+{
+    char t[32];
+    events_time(EPOCH * S, t);
+    CHECK_STR(t, "2023-11-14T22:13:20.000Z");
+    events_time(EPOCH * S + 1999999999ULL, t);
+    CHECK_STR(t, "2023-11-14T22:13:21.999Z");
+    events_time(0, t);
+    CHECK_STR(t, "1970-01-01T00:00:00.000Z");
+}
+
+struct fixture {
+    struct metrics *reg;
+    struct oplabel_set *ops;
+    char path[64];
+    struct events *w;
+};
+
+static void setup(struct fixture *f, int with_label)
+{
+    char err[256];
+    int fd;
+    f->reg = metrics_new(1000);
+    f->ops = oplabel_new(f->reg);
+    if (with_label)
+        oplabel_declare(f->ops, "carrier", "other", 4);
+    snprintf(f->path, sizeof(f->path), "/tmp/test_events_XXXXXX");
+    fd = mkstemp(f->path);
+    close(fd);
+    f->w = events_open(f->path, f->reg, f->ops, err, sizeof(err));
+    CHECK(f->w != NULL);
+}
+
+static const char *finish(struct fixture *f)
+{
+    static char text[2048];
+    FILE *in;
+    size_t n;
+    events_close(f->w);
+    in = fopen(f->path, "r");
+    n = in ? fread(text, 1, sizeof(text) - 1, in) : 0;
+    text[n] = 0;
+    if (in)
+        fclose(in);
+    unlink(f->path);
+    oplabel_free(f->ops);
+    metrics_free(f->reg);
+    return text;
+}
+
+static void put_text(struct sip_dialog *d, const char *call_id, const char *from, const char *to)
+{
+    memcpy(d->text, call_id, strlen(call_id));
+    d->call_id_len = (uint8_t)strlen(call_id);
+    memcpy(d->text + SIP_DIALOG_CALL_ID_MAX, from, strlen(from));
+    d->from_len = (uint8_t)strlen(from);
+    memcpy(d->text + SIP_DIALOG_CALL_ID_MAX + SIP_DIALOG_URI_MAX, to, strlen(to));
+    d->to_len = (uint8_t)strlen(to);
+}
+
+TEST(an_answered_call_ended_by_bye_is_one_cdr_line)
+{
+    struct fixture f;
+    struct sip_dialog d;
+    uint16_t labels[TRACK_MAX_LABELS] = {0};
+    struct track_event ev = {.type = TRACK_CALL_END, .reason = SIP_END_BYE};
+
+    setup(&f, 1);
+    memset(&d, 0, sizeof(d));
+    put_text(&d, "c1@x", "sip:a@x", "sip:b@y");
+    d.t_start = (EPOCH + 10) * S;
+    d.t_answer = (EPOCH + 12) * S + 500000000ULL;
+    d.flags = SIP_DIALOG_F_OUTCOME;
+    d.final_code = 200;
+    labels[0] = oplabel_value(f.ops, 0, "blue", 4);
+    ev.dialog = &d;
+    ev.labels = labels;
+    ev.time_ns = (EPOCH + 42) * S;
+    events_on_event(f.w, &ev, "\"x\":1", 5);
+    CHECK_STR(finish(&f),
+              "{\"type\":\"call\",\"call_id\":\"c1@x\",\"from\":\"sip:a@x\",\"to\":\"sip:b@y\","
+              "\"start\":\"2023-11-14T22:13:30.000Z\",\"answer\":\"2023-11-14T22:13:32.500Z\","
+              "\"end\":\"2023-11-14T22:14:02.000Z\",\"setup_delay\":2.5,\"duration\":29.5,"
+              "\"outcome\":200,\"end_reason\":\"bye\",\"labels\":{\"carrier\":\"blue\"},"
+              "\"x\":1}\n");
+}
+
+TEST(a_call_without_answer_or_outcome_has_nulls)
+{
+    struct fixture f;
+    struct sip_dialog d;
+    struct track_event ev = {.type = TRACK_CALL_END, .reason = SIP_END_EVICTED};
+
+    setup(&f, 0);
+    memset(&d, 0, sizeof(d));
+    put_text(&d, "c2", "sip:a@x", "sip:b@y");
+    d.t_start = EPOCH * S;
+    ev.dialog = &d;
+    ev.time_ns = EPOCH * S;
+    events_on_event(f.w, &ev, "", 0);
+    CHECK_STR(finish(&f),
+              "{\"type\":\"call\",\"call_id\":\"c2\",\"from\":\"sip:a@x\",\"to\":\"sip:b@y\","
+              "\"start\":\"2023-11-14T22:13:20.000Z\",\"answer\":null,"
+              "\"end\":\"2023-11-14T22:13:20.000Z\",\"setup_delay\":null,\"duration\":null,"
+              "\"outcome\":null,\"end_reason\":\"evicted\",\"labels\":{}}\n");
+}
+
+TEST(a_binding_change_is_one_registration_line_and_other_events_none)
+{
+    struct fixture f;
+    struct sip_binding b;
+    struct track_event ev = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_EXPIRED};
+    struct track_event other = {.type = TRACK_MESSAGE};
+
+    setup(&f, 0);
+    memset(&b, 0, sizeof(b));
+    memcpy(b.text, "sip:a@x", 7);
+    b.aor_len = 7;
+    memcpy(b.text + SIP_BINDING_AOR_MAX, "sip:a@10.0.0.1", 14);
+    b.contact_len = 14;
+    b.expires = 3600;
+    ev.binding = &b;
+    ev.time_ns = (EPOCH + 1) * S + 1000000ULL;
+    events_on_event(f.w, &other, "", 0);
+    events_on_event(f.w, &ev, "", 0);
+    CHECK_STR(finish(&f),
+              "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@10.0.0.1\","
+              "\"change\":\"expired\",\"expires\":3600,\"time\":\"2023-11-14T22:13:21.001Z\","
+              "\"labels\":{}}\n");
+}
+
+TEST_MAIN()

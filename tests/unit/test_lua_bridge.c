@@ -1,0 +1,221 @@
+/* lua_bridge through a whole engine (core/harness.c feeds it SIP text): hooks, routes, labels,
+ * budget, memory cap and reload. The busted specs in tests/lua cover the API in depth; these run
+ * the C side under the sanitizers too. */
+#include "lua_bridge.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "harness.h"
+#include "test.h"
+
+#define S 1000000000ULL
+#define EPOCH 1700000000ULL
+
+static char dir[64];
+
+static void write_rule(const char *name, const char *text)
+{
+    char path[128];
+    FILE *f;
+    if (!dir[0]) {
+        snprintf(dir, sizeof(dir), "/tmp/test_lua_bridge_XXXXXX");
+        if (!mkdtemp(dir))
+            abort();
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void clear_rules(void)
+{
+    char cmd[128];
+    if (!dir[0])
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    dir[0] = 0;
+}
+
+static struct engine *engine_with(const char *rule, const char *options)
+{
+    char err[512];
+    struct engine *e;
+    clear_rules();
+    write_rule("r.lua", rule);
+    e = harness_engine_new(dir, NULL, NULL, options, err, sizeof(err));
+    if (!e)
+        fprintf(stderr, "  engine: %s\n", err);
+    return e;
+}
+
+static const char options_request[] = "OPTIONS sip:b@y SIP/2.0\r\n"
+                                      "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK%d\r\n"
+                                      "From: <sip:a@x>;tag=f\r\n"
+                                      "To: <sip:b@y>\r\n"
+                                      "Call-ID: call%d\r\n"
+                                      "CSeq: 1 OPTIONS\r\n"
+                                      "Content-Length: 0\r\n\r\n";
+
+static void feed_options(struct engine *e, int i)
+{
+    char text[512], err[256];
+    int n = snprintf(text, sizeof(text), options_request, i, i);
+    CHECK_INT(harness_feed(e, text, (size_t)n, (EPOCH + (uint64_t)i) * S, "10.0.0.1:5060",
+                           "10.0.0.2:5060", 0, err, sizeof(err)),
+              0);
+}
+
+static double metric(struct engine *e, const char *name, const char *label, const char *value)
+{
+    const char *names[1] = {label}, *values[1] = {value};
+    char err[256];
+    double v = -1;
+    if (harness_metric(e, name, names, values, label ? 1 : 0, &v, err, sizeof(err)) != 0)
+        return -1;
+    return v;
+}
+
+static double rule_errors(struct engine *e, const char *hook, const char *kind)
+{
+    const char *names[3] = {"rule", "hook", "kind"}, *values[3] = {"r", hook, kind};
+    char err[256];
+    double v = -1;
+    if (harness_metric(e, "sipscope_rule_errors_total", names, values, 3, &v, err, sizeof(err)))
+        return -1;
+    return v;
+}
+
+TEST(without_rules_there_is_no_lua_state)
+{
+    char err[256];
+    struct engine *e = harness_engine_new(NULL, NULL, NULL, NULL, err, sizeof(err));
+    CHECK(e != NULL);
+    CHECK(engine_rules(e) == NULL);
+    CHECK_INT(engine_reload_rules(e, err, sizeof(err)), -ENOENT);
+    engine_free(e);
+}
+
+TEST(a_rule_counts_requests_into_its_own_family)
+{
+    struct engine *e = engine_with("local c = require('sipscope').counter{name = 'r_total', "
+                                   "labels = {'method'}}\n"
+                                   "return {on_request = function(m) c:inc(m.method) end}\n",
+                                   NULL);
+    for (int i = 0; i < 5; i++)
+        feed_options(e, i);
+    CHECK_DBL(metric(e, "r_total", "method", "OPTIONS"), 5);
+    CHECK_DBL(metric(e, "sipscope_rules_loaded", NULL, NULL), 1);
+    engine_free(e);
+}
+
+TEST(only_the_events_some_rule_hooks_are_routed)
+{
+    struct engine *e = engine_with("return {on_request = function(m) end}\n", NULL);
+    const uint8_t *r = lua_bridge_routes(engine_rules(e));
+    CHECK_INT(r[TRACK_MESSAGE], 1);
+    CHECK_INT(r[TRACK_CALL_END], 1); /* a message hook may reach a call: its vars must go */
+    CHECK_INT(r[TRACK_CALL_START], 0);
+    CHECK_INT(r[TRACK_TXN_END], 0);
+    CHECK_INT(r[TRACK_REG_BINDING], 0);
+    CHECK_INT(r[TRACK_EVENT_COUNT], 0);
+    engine_free(e);
+    e = engine_with("return {on_tick = function(now) end}\n", NULL);
+    r = lua_bridge_routes(engine_rules(e));
+    CHECK_INT(r[TRACK_MESSAGE], 0);
+    CHECK_INT(r[TRACK_CALL_END], 0);
+    CHECK_INT(r[TRACK_EVENT_COUNT], 1);
+    engine_free(e);
+}
+
+TEST(a_label_from_the_rule_extends_the_builtin_families)
+{
+    struct engine *e = engine_with(
+        "require('sipscope').label{name = 'carrier', default = 'other', max_values = 1, "
+        "from = function(m) return m.call_id end}\nreturn {}\n",
+        NULL);
+    const char *names[2] = {"method", "carrier"}, *values[2] = {"OPTIONS", "call0"};
+    char err[256];
+    double v = 0;
+    feed_options(e, 0);
+    feed_options(e, 1);
+    CHECK_INT(harness_metric(e, "sip_requests_total", names, values, 2, &v, err, sizeof(err)), 0);
+    CHECK_DBL(v, 1);
+    values[1] = "other";
+    CHECK_INT(harness_metric(e, "sip_requests_total", names, values, 2, &v, err, sizeof(err)), 0);
+    CHECK_DBL(v, 1);
+    CHECK_DBL(metric(e, "sipscope_label_overflow_total", "label", "carrier"), 1);
+    engine_free(e);
+}
+
+TEST(an_endless_loop_is_stopped_at_the_budget_and_the_breaker_opens)
+{
+    struct engine *e = engine_with("return {on_request = function(m) local n = 0 "
+                                   "while true do n = n + 1 end end}\n",
+                                   "rule_budget=2ms\nbreaker_timeouts=2");
+    for (int i = 0; i < 4; i++)
+        feed_options(e, i);
+    CHECK_DBL(rule_errors(e, "on_request", "timeout"), 2);
+    CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "r"), 1);
+    CHECK_DBL(metric(e, "sip_requests_total", "method", "OPTIONS"), 4);
+    engine_free(e);
+}
+
+TEST(a_rule_past_the_memory_cap_is_quarantined_and_its_memory_freed)
+{
+    struct engine *e = engine_with("local keep = {}\nreturn {on_request = function(m) "
+                                   "for i = 1, 1e9 do keep[#keep + 1] = string.rep('x', 65536) "
+                                   ".. i end end}\n",
+                                   "lua_memory=8MiB\nrule_budget=10s");
+    feed_options(e, 0);
+    feed_options(e, 1);
+    CHECK_DBL(rule_errors(e, "on_request", "memory"), 1);
+    CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "r"), 1);
+    CHECK(lua_bridge_memory(engine_rules(e)) < 2u << 20);
+    engine_free(e);
+}
+
+TEST(a_failed_reload_keeps_the_old_rules_and_is_counted)
+{
+    char err[512];
+    struct engine *e = engine_with("local c = require('sipscope').counter{name = 'r_total'}\n"
+                                   "return {on_request = function(m) c:inc() end}\n",
+                                   NULL);
+    feed_options(e, 0);
+    write_rule("r.lua", "return {on_request = function(m) oops( end}\n");
+    CHECK_INT(engine_reload_rules(e, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "r.lua:1:") != NULL);
+    feed_options(e, 1);
+    CHECK_DBL(metric(e, "r_total", NULL, NULL), 2);
+    CHECK_DBL(metric(e, "sipscope_rules_reloads_total", "result", "failure"), 1);
+    CHECK_DBL(metric(e, "sipscope_rules_last_reload_success", NULL, NULL), 0);
+    write_rule("r.lua", "local c = require('sipscope').counter{name = 'r_total'}\n"
+                        "return {on_request = function(m) c:inc(10) end}\n");
+    CHECK_INT(engine_reload_rules(e, err, sizeof(err)), 0);
+    feed_options(e, 2);
+    CHECK_DBL(metric(e, "r_total", NULL, NULL), 12);
+    CHECK_DBL(metric(e, "sipscope_rules_reloads_total", "result", "success"), 1);
+    engine_free(e);
+    clear_rules();
+}
+
+TEST(a_rule_that_fails_to_load_names_its_file)
+{
+    char err[512];
+    struct engine *e;
+    clear_rules();
+    write_rule("bad.lua", "return 1\n");
+    e = harness_engine_new(dir, NULL, NULL, NULL, err, sizeof(err));
+    CHECK(e == NULL);
+    CHECK(strstr(err, "bad.lua: a rule file must return a table of hooks") != NULL);
+    clear_rules();
+}
+
+TEST_MAIN()
