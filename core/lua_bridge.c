@@ -51,14 +51,16 @@ struct lb_box {
     uint32_t mem_fail; /* the allocator refused since the flag was last cleared */
     double gen;        /* handles made in this dispatch carry it; 0 outside dispatches */
     int32_t type, flags, code, reason, method, status;
-    double time, delay;
+    uint64_t time;  /* ns since the epoch: Lua turns it into seconds when a rule reads it */
+    double delay;
     const uint16_t *labels; /* the event's operator label ids */
     uint16_t *labels_out;   /* label dispatch: where from() results go */
     const void *msg, *pkt;
     int32_t cseq_method, l4, sport, dport;
     uint32_t cseq, pad0;
     const void *dialog;
-    double d_key, d_start, d_answer, d_end;
+    double d_key;
+    uint64_t d_start, d_answer, d_end; /* ns, 0 when not yet */
     int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, pad1;
     const void *txn;
     int32_t t_method, t_code;
@@ -1381,11 +1383,17 @@ const uint8_t *lua_bridge_routes(const struct lua_bridge *b)
     return b->routes;
 }
 
-/* ns since the epoch as seconds; split so that whole and fractional parts stay exact (a plain
- * conversion of 1.7e18 ns to double rounds to 256 ns). */
-static double seconds_of(uint64_t ns)
+/* Starts a dispatch: a new generation, and the pointers that say which handles exist cleared
+ * (a field behind a NULL pointer is never read, so the rest need not be). */
+static void box_reset(struct lua_bridge *b)
 {
-    return (double)(ns / 1000000000ULL) + (double)(ns % 1000000000ULL) / 1e9;
+    struct lb_box *box = &b->box;
+    box->gen = ++b->gen;
+    box->labels = NULL;
+    box->labels_out = NULL;
+    box->msg = box->pkt = box->dialog = box->txn = box->binding = NULL;
+    box->flags = box->code = box->reason = box->method = box->status = 0;
+    box->delay = 0;
 }
 
 static void fill_message(struct lb_box *box, const struct sip_msg *msg, const struct packet *pkt)
@@ -1410,11 +1418,10 @@ void lua_bridge_label(struct lua_bridge *b, const struct sip_msg *msg, const str
 {
     struct lb_state *s = b->cur;
 
-    memset(&b->box.type, 0, sizeof(b->box) - offsetof(struct lb_box, type));
-    b->box.gen = ++b->gen;
+    box_reset(b);
     b->box.type = TRACK_MESSAGE;
     b->box.flags = TRACK_F_INITIAL;
-    b->box.time = seconds_of(pkt->ts_ns);
+    b->box.time = pkt->ts_ns;
     b->box.labels_out = labels;
     b->box.labels = labels;
     fill_message(&b->box, msg, pkt);
@@ -1458,14 +1465,13 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
     default:
         return;
     }
-    memset(&box->type, 0, sizeof(*box) - offsetof(struct lb_box, type));
-    box->gen = ++b->gen;
+    box_reset(b);
     box->type = ev->type;
     box->flags = (int32_t)ev->flags;
     box->code = ev->code;
     box->reason = ev->reason;
     box->method = ev->method;
-    box->time = seconds_of(ev->time_ns);
+    box->time = ev->time_ns;
     box->delay = ev->delay;
     box->labels = ev->labels;
     fill_message(box, ev->msg, ev->pkt);
@@ -1476,9 +1482,9 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->dialog = d;
         box->d_key = key_of(d);
         box->d_gen = d->node.gen;
-        box->d_start = seconds_of(d->t_start);
-        box->d_answer = seconds_of(d->t_answer);
-        box->d_end = seconds_of(d->t_end);
+        box->d_start = d->t_start;
+        box->d_answer = d->t_answer;
+        box->d_end = d->t_end;
         /* A call is reported as trying while it starts (the tracker moves it into the active
          * states right after emitting its start). */
         box->d_state = ev->type == TRACK_CALL_START ? SIP_DIALOG_TRYING : d->state;
@@ -1516,9 +1522,8 @@ void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns)
     b->next_tick = (now_ns / LUA_BRIDGE_TICK_NS + 1) * LUA_BRIDGE_TICK_NS;
     if (!b->routes[TRACK_EVENT_COUNT])
         return;
-    memset(&b->box.type, 0, sizeof(b->box) - offsetof(struct lb_box, type));
-    b->box.gen = ++b->gen;
-    b->box.time = seconds_of(now_ns);
+    box_reset(b);
+    b->box.time = now_ns;
     lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[K_TICK]);
     if (enter(b, s, 0, 0) != 0)
         entry_failed(b, s, "tick");

@@ -26,7 +26,8 @@ for i = 2, #arg do
     for j = 1, #bytes, 24 do
         lines[#lines + 1] = "    " .. table.concat(bytes, ",", j, math.min(j + 23, #bytes)) .. ","
     end
-    parts[#parts + 1] = ("static const unsigned char m%d[] = {\n%s\n};\n"):format(i, table.concat(lines, "\n"))
+    parts[#parts + 1] = ("static const unsigned char m%d[] = {\n%s\n};\n"):format(i,
+        table.concat(lines, "\n"))
     index[#index + 1] = ("    {\"%s\", m%d, sizeof(m%d)},\n"):format(name, i, i)
 end
 parts[#parts + 1] = "\nconst struct lua_embedded lua_embedded_modules[] = {\n"

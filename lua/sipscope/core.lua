@@ -15,14 +15,16 @@ struct lb_box {
     uint32_t seq, in_lua, in_rule, mem_fail;
     double gen;
     int32_t type, flags, code, reason, method, status;
-    double time, delay;
+    uint64_t time;
+    double delay;
     const uint16_t *labels;
     uint16_t *labels_out;
     const void *msg, *pkt;
     int32_t cseq_method, l4, sport, dport;
     uint32_t cseq, pad0;
     const void *dialog;
-    double d_key, d_start, d_answer, d_end;
+    double d_key;
+    uint64_t d_start, d_answer, d_end;
     int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, pad1;
     const void *txn;
     int32_t t_method, t_code;
@@ -75,7 +77,8 @@ local LOG_LIMIT = 100 -- sip.log lines per rule and load
 local box, api, native, TIMEOUT, cfg
 local rules = {} -- in load order
 local by_name = {}
-local labels = {} -- [idx + 1] = {name, default, from, rule, ids = {value -> id}, text = {id -> value}}
+-- labels[idx + 1] = {name, default, from, rule, ids = {value -> id}, text = {id -> value}}
+local labels = {}
 local label_index = {} -- name -> idx
 local phase = "setup" -- "load" while a rule file's top level runs, then "run" after commit
 local current -- the rule whose code runs
@@ -185,7 +188,7 @@ local function call_timed(e, a, b)
 end
 
 local function run(list, a, b)
-    local n = #list
+    local n = list.n
     if n == 0 then
         return
     end
@@ -282,7 +285,7 @@ function M.dispatch_register()
 end
 
 function M.dispatch_tick()
-    run(lists.on_tick, box.time)
+    run(lists.on_tick, handles.seconds(box.time))
 end
 
 -- Operator labels: from(m) of each declared label, for a request that creates a call or a
@@ -335,7 +338,7 @@ end
 rebuild = function()
     local new = {}
     for _, h in ipairs(HOOKS) do
-        new[h] = {}
+        new[h] = {n = 0}
     end
     for _, r in ipairs(rules) do
         if not r.disabled then
@@ -344,6 +347,7 @@ rebuild = function()
                 if fn ~= nil then
                     local l = new[h]
                     l[#l + 1] = {fn = fn, rule = r, hook = h, timing = r.timing[h]}
+                    l.n = #l -- read per dispatch: a field is cheaper than # on the hot path
                 end
             end
         end

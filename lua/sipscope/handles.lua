@@ -10,7 +10,6 @@ local sdp = require "sipscope.sdp"
 
 local band = bit.band
 local ffi_string = ffi.string
-local max = math.max
 
 local M = {}
 
@@ -40,6 +39,13 @@ local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
 local reg_event -- {g, t, p} of the registration being dispatched
+
+-- ns since the epoch (uint64) to seconds, whole and fraction converted apart so both stay
+-- exact (1.7e18 ns as one double would round to 256 ns).
+local function seconds(ns)
+    return tonumber(ns / 1000000000ULL) + tonumber(ns % 1000000000ULL) / 1e9
+end
+M.seconds = seconds
 
 local function slice_string()
     return ffi_string(out[0].p, out[0].len)
@@ -227,7 +233,7 @@ function MSG.transport()
     return nil
 end
 function MSG.time()
-    return box.time
+    return seconds(box.time)
 end
 function MSG.retransmission()
     return band(box.flags, F_RETRANSMISSION) ~= 0
@@ -327,32 +333,40 @@ end
 function DLG.state()
     return STATES[box.d_state]
 end
+-- b - a in seconds, 0 when b is earlier (a capture out of order).
+local function span(a, b)
+    if b <= a then
+        return 0
+    end
+    return tonumber(b - a) / 1e9
+end
+
 function DLG.start_time()
-    return box.d_start
+    return seconds(box.d_start)
 end
 function DLG.answer_time()
     local t = box.d_answer
     if t ~= 0 then
-        return t
+        return seconds(t)
     end
     return nil
 end
 function DLG.end_time()
     local t = box.d_end
     if t ~= 0 then
-        return t
+        return seconds(t)
     end
     return nil
 end
 function DLG.duration()
     if box.d_answer ~= 0 and box.d_end ~= 0 then
-        return max(0, box.d_end - box.d_answer)
+        return span(box.d_answer, box.d_end)
     end
     return nil
 end
 function DLG.setup_delay()
     if box.d_answer ~= 0 then
-        return max(0, box.d_answer - box.d_start)
+        return span(box.d_start, box.d_answer)
     end
     return nil
 end
@@ -420,7 +434,7 @@ function TXN.response_time()
     return box.delay
 end
 function TXN.time()
-    return box.time
+    return seconds(box.time)
 end
 TXN.dialog = MSG.dialog
 
@@ -453,7 +467,7 @@ function REG.change()
     return CHANGES[box.b_change]
 end
 function REG.time()
-    return box.time
+    return seconds(box.time)
 end
 -- r.event: fields added to this change's line in the events file.
 function REG.event()

@@ -10,7 +10,8 @@ local REPLACEMENT = "\239\191\189" -- U+FFFD
 -- Length of the well-formed UTF-8 sequence starting at i (RFC 3629), or 0.
 local function utf8_len(s, i, n)
     local c = byte(s, i)
-    local len, lo, hi = 0, 0x80, 0xBF
+    local len
+    local lo, hi = 0x80, 0xBF
     if c < 0x80 then
         return 1
     elseif c >= 0xC2 and c <= 0xDF then

@@ -46,7 +46,9 @@ local function miss(st, ...)
     if st.fam == nil then
         fail(st.kind .. " '" .. st.name .. "' can only be updated from hooks", 4)
     end
-    local keep = {} -- anchors the strings vals[] points to until C has read them
+    -- Anchors the strings vals[] points to until C has read them. miss() runs interpreted
+    -- (jit.off below), so the JIT cannot sink this table away.
+    local keep = {} -- luacheck: ignore keep
     for i = 1, n do
         local s = label_string(st, (select(i, ...)), i)
         keep[i] = s
@@ -71,9 +73,10 @@ local function miss(st, ...)
             node[(select(n, ...))] = series
         end
     end
-    keep = nil
     return series
 end
+
+jit.off(miss)
 
 -- resolve(...) -> the series for these label values; specialised for the common label counts
 -- so that the hot path is one or two table lookups.

@@ -181,7 +181,7 @@ end
 -- The value of one series, or nil when it does not exist.
 function Engine:metric(name, labels)
     check(self)
-    local names, values, keep = {}, {}, {}
+    local names, values = {}, {}
     for k, v in pairs(labels or {}) do
         names[#names + 1] = tostring(k)
         values[#values + 1] = tostring(v)
@@ -190,13 +190,11 @@ function Engine:metric(name, labels)
     local cn = ffi.new("const char *[?]", n + 1)
     local cv = ffi.new("const char *[?]", n + 1)
     for i = 1, n do
-        cn[i - 1] = names[i]
+        cn[i - 1] = names[i] -- names and values anchor the strings during the call
         cv[i - 1] = values[i]
-        keep[i] = {names[i], values[i]}
     end
     local out = ffi.new("double[1]")
     local rc = C.harness_metric(self.e, name, cn, cv, n, out, errbuf, 1024)
-    keep = nil
     if rc == 0 then
         return out[0]
     elseif rc == -2 then -- ENOENT
@@ -290,7 +288,8 @@ local function common(o, method)
         "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=" .. (o.branch or "z9hG4bK" .. (o.call_id or "c1") ..
             method .. (o.cseq or 1)),
         "From: <" .. (o.from or "sip:alice@a.example") .. ">;tag=" .. (o.from_tag or "ft"),
-        "To: <" .. (o.to or "sip:bob@b.example") .. ">" .. (o.to_tag and (";tag=" .. o.to_tag) or ""),
+        "To: <" .. (o.to or "sip:bob@b.example") .. ">" ..
+            (o.to_tag and (";tag=" .. o.to_tag) or ""),
         "Call-ID: " .. (o.call_id or "c1"),
         "CSeq: " .. (o.cseq or 1) .. " " .. method,
     }
@@ -308,7 +307,8 @@ function M.request(method, o)
 end
 
 local REASONS = {[100] = "Trying", [180] = "Ringing", [183] = "Session Progress", [200] = "OK",
-                 [401] = "Unauthorized", [404] = "Not Found", [407] = "Proxy Authentication Required",
+                 [401] = "Unauthorized", [404] = "Not Found",
+                 [407] = "Proxy Authentication Required",
                  [408] = "Request Timeout", [486] = "Busy Here", [487] = "Request Terminated",
                  [503] = "Service Unavailable"}
 

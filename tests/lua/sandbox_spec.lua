@@ -76,13 +76,11 @@ end}]])
             exit = "os.exit(1)",
             load = 'load("return 1")',
         }
-        local files = {}
         local dir
         for name, code in pairs(bad) do
-            local p
-            p, dir = t.write_rule(name .. ".lua",
+            local _
+            _, dir = t.write_rule(name .. ".lua",
                 "return {on_request = function(m) " .. code .. " end}", dir)
-            files[#files + 1] = p
         end
         local e = t.engine{rules_dir = dir, config = {breaker_errors = 0}}
         for i = 1, 5 do
