@@ -28,10 +28,16 @@ struct table_node {
     uint16_t gen;      /* incremented each time the slot is reused */
 };
 
+/* The deadline is kept beside the index so that sifting never touches the entries. */
+struct table_heap_slot {
+    uint64_t deadline;
+    uint32_t idx;
+};
+
 struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
-    uint32_t *heap;    /* entry indexes ordered by node deadline */
+    struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
     uint32_t free_head, high_water;
@@ -89,14 +95,14 @@ void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline);
 /* Deadline of the earliest entry, TABLE_NO_DEADLINE when none. */
 static inline uint64_t table_next_deadline(const struct table *t)
 {
-    return t->heap_len ? table_node(t, t->heap[0])->deadline : TABLE_NO_DEADLINE;
+    return t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
 }
 
 /* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
  * the caller handles the entry and then sets a new deadline, clears it or removes the entry. */
 static inline uint32_t table_due(const struct table *t, uint64_t now)
 {
-    return (t->heap_len && table_node(t, t->heap[0])->deadline <= now) ? t->heap[0] : TABLE_NONE;
+    return (t->heap_len && t->heap[0].deadline <= now) ? t->heap[0].idx : TABLE_NONE;
 }
 
 #endif
