@@ -1,35 +1,47 @@
 #!/usr/bin/env python3
 """Runs `sipscope --read CAPTURE --print [FLAGS]` and checks its exposition against an expect
-file of lines `series value` (comments start with '#'). A series written without labels sums
-every series of that family (`sip_retransmissions_total 0` means none at all). Each expect line
-is one check; prints failures, the run's time and peak RSS, and a closing
+file of lines `series value` (comments start with '#'). An expect line sums every output series
+of that family whose labels include the labels it names: `sip_retransmissions_total 0` means
+none at all, `sip_responses_total{code="200"} 6` counts 200s of every method. The value
+`absent` asserts that no such series is exported (a ratio with a zero denominator). Each expect
+line is one check; prints failures, the run's time and peak RSS, and a closing
 "N passed, N failed, N skipped" line.
 
 usage: expect.py SIPSCOPE CAPTURE EXPECT_FILE [--runs N] [-- SIPSCOPE_FLAGS...]
   --runs N  run N times and also check that every run prints byte-identical output
 """
+import re
 import resource
 import subprocess
 import sys
 import time
 
 
+LABELS = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def split_series(key):
+    name, _, rest = key.partition("{")
+    return name, dict(LABELS.findall(rest))
+
+
 def parse_exposition(text):
-    values = {}
+    series = []
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         key, _, value = line.rpartition(" ")
-        values[key] = float(value)
-    return values
+        name, labels = split_series(key)
+        series.append((name, labels, float(value)))
+    return series
 
 
-def lookup(values, key):
-    if key in values:
-        return values[key]
-    if "{" not in key:
-        return sum(v for k, v in values.items() if k.startswith(key + "{"))
-    return 0.0
+def lookup(series, key):
+    """Sum of matching series, or None when none matches."""
+    name, want = split_series(key)
+    found = [v for n, labels, v in series
+             if n == name and all(labels.get(k) == val for k, val in want.items())]
+    return sum(found) if found else None
 
 
 def main():
@@ -64,11 +76,15 @@ def main():
             continue
         key, _, want = line.rpartition(" ")
         got = lookup(values, key)
-        if got == float(want):
+        if want == "absent":
+            ok = got is None
+        else:
+            ok = float(want) == (got or 0.0)
+        if ok:
             passed += 1
         else:
             failed += 1
-            print(f"FAIL {key}: expected {want}, got {got:g}")
+            print(f"FAIL {key}: expected {want}, got {'absent' if got is None else f'{got:g}'}")
     if runs > 1:
         if all(o == outputs[0] for o in outputs):
             passed += 1
