@@ -715,6 +715,170 @@ TEST(inline_vlan_tags_of_outgoing_frames_are_parsed_and_left_as_they_are)
     pair_close(&p);
 }
 
+/* Writers for hand-made headers (raw frames): each writes at f + off and returns the new offset.
+ * Checksums are left zero: the frames only travel out of va to be captured, and B drops them. */
+static size_t put_ipv4(uint8_t *f, size_t off, uint8_t proto, size_t payload, uint16_t frag)
+{
+    memset(f + off, 0, 20);
+    f[off] = 0x45;
+    f[off + 2] = (uint8_t)((20 + payload) >> 8);
+    f[off + 3] = (uint8_t)(20 + payload);
+    f[off + 6] = (uint8_t)(frag >> 8);
+    f[off + 7] = (uint8_t)frag;
+    f[off + 8] = 64;
+    f[off + 9] = proto;
+    f[off + 12] = 10;
+    f[off + 15] = 2;
+    f[off + 16] = 10;
+    f[off + 19] = 1;
+    return off + 20;
+}
+
+static size_t put_ipv6(uint8_t *f, size_t off, uint8_t nexthdr, size_t payload)
+{
+    memset(f + off, 0, 40);
+    f[off] = 0x60;
+    f[off + 4] = (uint8_t)(payload >> 8);
+    f[off + 5] = (uint8_t)payload;
+    f[off + 6] = nexthdr;
+    f[off + 7] = 64;
+    f[off + 23] = 2;
+    f[off + 39] = 1;
+    return off + 40;
+}
+
+/* An 8-byte IPv6 extension header: options filled with PadN, or a fragment header. */
+static size_t put_ext(uint8_t *f, size_t off, uint8_t nexthdr)
+{
+    memset(f + off, 0, 8);
+    f[off] = nexthdr;
+    f[off + 2] = 1; /* PadN option over the remaining 6 bytes */
+    f[off + 3] = 4;
+    return off + 8;
+}
+
+static size_t put_frag(uint8_t *f, size_t off, uint8_t nexthdr, uint16_t offset_and_m)
+{
+    memset(f + off, 0, 8);
+    f[off] = nexthdr;
+    f[off + 2] = (uint8_t)(offset_and_m >> 8);
+    f[off + 3] = (uint8_t)offset_and_m;
+    return off + 8;
+}
+
+static size_t put_udp(uint8_t *f, size_t off, uint16_t dport, size_t len)
+{
+    f[off] = 40000 >> 8;
+    f[off + 1] = 40000 & 0xff;
+    f[off + 2] = (uint8_t)(dport >> 8);
+    f[off + 3] = (uint8_t)dport;
+    f[off + 4] = (uint8_t)((8 + len) >> 8);
+    f[off + 5] = (uint8_t)(8 + len);
+    f[off + 6] = f[off + 7] = 0;
+    memset(f + off + 8, 'x', len);
+    return off + 8 + len;
+}
+
+static size_t put_eth(uint8_t *f, const struct pair *p, uint16_t type)
+{
+    memcpy(f, p->mac_b, 6);
+    memcpy(f + 6, p->mac_a, 6);
+    f[12] = (uint8_t)(type >> 8);
+    f[13] = (uint8_t)type;
+    return 14;
+}
+
+TEST(tunnels_extension_headers_and_ipv6_fragments_are_walked)
+{
+    if (!can_run())
+        TEST_SKIP("needs root and network namespaces");
+    static const char *const ifaces[] = {"va"};
+    static uint8_t f[2048];
+    struct pair p;
+    static struct collect c;
+    size_t off, sizes[16];
+    int n = 0, n_ifaces;
+
+    if (pair_setup(&p) != 0) {
+        TEST_FAIL_AT("namespace setup failed");
+        return;
+    }
+    struct capture_bpf *cap = open_capture(ifaces, 1, "5060", 0, 0, 0);
+    if (!cap)
+        return;
+
+    /* Selected: IPv4 in IPv4 to 5060. */
+    off = put_eth(f, &p, 0x0800);
+    off = put_ipv4(f, off, IPPROTO_IPIP, 20 + 8 + 50, 0);
+    off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
+    off = put_udp(f, off, 5060, 50);
+    raw_send("va", f, off);
+    sizes[n++] = off;
+    /* Not selected: the same tunnel to 5070. */
+    off = put_eth(f, &p, 0x0800);
+    off = put_ipv4(f, off, IPPROTO_IPIP, 20 + 8 + 50, 0);
+    off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
+    off = put_udp(f, off, 5070, 50);
+    raw_send("va", f, off);
+    /* Selected: IPv6 in IPv4 (6in4) to 5060. */
+    off = put_eth(f, &p, 0x0800);
+    off = put_ipv4(f, off, IPPROTO_IPV6, 40 + 8 + 50, 0);
+    off = put_ipv6(f, off, IPPROTO_UDP, 8 + 50);
+    off = put_udp(f, off, 5060, 50);
+    raw_send("va", f, off);
+    sizes[n++] = off;
+    /* Selected: IPv6, hop-by-hop, routing, destination options, UDP to 5060. */
+    off = put_eth(f, &p, 0x86dd);
+    off = put_ipv6(f, off, 0, 24 + 8 + 50);
+    off = put_ext(f, off, 43);
+    off = put_ext(f, off, 60);
+    off = put_ext(f, off, IPPROTO_UDP);
+    off = put_udp(f, off, 5060, 50);
+    raw_send("va", f, off);
+    sizes[n++] = off;
+    /* Selected: an IPv6 non-first fragment (offset 1480, no ports at all). */
+    off = put_eth(f, &p, 0x86dd);
+    off = put_ipv6(f, off, 44, 8 + 64);
+    off = put_frag(f, off, IPPROTO_UDP, 1480); /* offset in bytes = field & ~7 */
+    memset(f + off, 'y', 64);
+    off += 64;
+    raw_send("va", f, off);
+    sizes[n++] = off;
+    /* Not selected: an atomic fragment (offset 0, M clear) is a whole datagram, to 5070. */
+    off = put_eth(f, &p, 0x86dd);
+    off = put_ipv6(f, off, 44, 8 + 8 + 50);
+    off = put_frag(f, off, IPPROTO_UDP, 0);
+    off = put_udp(f, off, 5070, 50);
+    raw_send("va", f, off);
+    /* Not selected: nine destination option headers, one more than the filter walks. */
+    off = put_eth(f, &p, 0x86dd);
+    off = put_ipv6(f, off, 60, 9 * 8 + 8 + 50);
+    for (int i = 0; i < 9; i++)
+        off = put_ext(f, off, i < 8 ? 60 : IPPROTO_UDP);
+    off = put_udp(f, off, 5060, 50);
+    raw_send("va", f, off);
+    /* Selected: an IPv4 first fragment (MF set) to a non-SIP port: fragments pass whatever the
+     * port. */
+    off = put_eth(f, &p, 0x0800);
+    off = put_ipv4(f, off, IPPROTO_UDP, 8 + 48, 0x2000);
+    off = put_udp(f, off, 5070, 48);
+    raw_send("va", f, off);
+    sizes[n++] = off;
+
+    c.n = 0;
+    drain(cap, &c, (size_t)n);
+    CHECK_INT(c.n, n);
+    for (size_t i = 0; i < c.n && i < (size_t)n; i++) {
+        CHECK_INT(c.f[i].dir, CAPTURE_DIR_OUTGOING);
+        CHECK_INT(c.f[i].wirelen, sizes[i]);
+    }
+    struct capture_bpf_iface_stats st = counters_of(cap, if_nametoindex("va"), &n_ifaces);
+    CHECK_INT(st.seen, 8); /* 5 selected, 3 not */
+    CHECK_INT(st.matched, 5);
+    capture_bpf_free(cap);
+    pair_close(&p);
+}
+
 TEST(snap_length_cuts_frames_and_counts_them_truncated)
 {
     if (!can_run())
