@@ -323,5 +323,7 @@ int sipscope_filter(struct __sk_buff *skb)
     return 0;
 }
 
-/* bpf_ringbuf_output is GPL-only. */
+/* No helper used here is GPL-only (checked: the program also loads as "Proprietary"). A
+ * GPL-compatible string keeps GPL-only helpers such as bpf_trace_printk usable while debugging;
+ * align it with the project's licence once one is chosen. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
