@@ -60,54 +60,6 @@ struct capture_bpf {
 
 /* ---- port list ---------------------------------------------------------------------------- */
 
-static int parse_port(const char **pp, uint16_t *out)
-{
-    const char *p = *pp;
-    uint32_t v = 0;
-
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    while (*p >= '0' && *p <= '9') {
-        v = v * 10 + (uint32_t)(*p - '0');
-        if (v > 65535)
-            return -EINVAL;
-        p++;
-    }
-    if (v == 0)
-        return -EINVAL;
-    *out = (uint16_t)v;
-    *pp = p;
-    return 0;
-}
-
-int capture_bpf_parse_ports(const char *spec, struct capture_bpf_port_range *out, size_t max)
-{
-    const char *p = spec;
-    size_t n = 0;
-
-    if (!spec)
-        return -EINVAL;
-    for (;;) {
-        struct capture_bpf_port_range r;
-
-        if (parse_port(&p, &r.first))
-            return -EINVAL;
-        r.last = r.first;
-        if (*p == '-') {
-            p++;
-            if (parse_port(&p, &r.last) || r.last < r.first)
-                return -EINVAL;
-        }
-        if (n == max)
-            return -E2BIG;
-        out[n++] = r;
-        if (*p == '\0')
-            return (int)n;
-        if (*p != ',')
-            return -EINVAL;
-        p++;
-    }
-}
 
 /* ---- opening ------------------------------------------------------------------------------ */
 
@@ -197,16 +149,9 @@ static int check_config(const struct capture_bpf_config *cfg, char *err, size_t 
     long page = sysconf(_SC_PAGESIZE);
     uint32_t rb = cfg->ringbuf_size;
 
-    if (cfg->n_ports == 0 || !cfg->ports) {
+    if (!cfg->ports || cfg->ports->count == 0 || portset_has(cfg->ports, 0)) {
         snprintf(err, errlen, "no SIP ports configured");
         return -EINVAL;
-    }
-    for (size_t i = 0; i < cfg->n_ports; i++) {
-        if (cfg->ports[i].first == 0 || cfg->ports[i].first > cfg->ports[i].last) {
-            snprintf(err, errlen, "bad SIP port range %u-%u", cfg->ports[i].first,
-                     cfg->ports[i].last);
-            return -EINVAL;
-        }
     }
     if (cfg->snaplen != 0 &&
         (cfg->snaplen < SIPSCOPE_MIN_SNAPLEN || cfg->snaplen > SIPSCOPE_MAX_SNAPLEN)) {
@@ -263,13 +208,14 @@ static int fill_ports(struct capture_bpf *cap, const struct capture_bpf_config *
     int fd = bpf_map__fd(cap->skel->maps.sip_ports);
     uint8_t one = 1;
 
-    for (size_t i = 0; i < cfg->n_ports; i++) {
-        for (uint32_t p = cfg->ports[i].first; p <= cfg->ports[i].last; p++) {
-            uint16_t port = (uint16_t)p;
-            int ret = bpf_map_update_elem(fd, &port, &one, BPF_ANY);
-            if (ret != 0)
-                return ret;
-        }
+    for (uint32_t p = 1; p <= 65535; p++) {
+        uint16_t port = (uint16_t)p;
+        int ret;
+        if (!portset_has(cfg->ports, port))
+            continue;
+        ret = bpf_map_update_elem(fd, &port, &one, BPF_ANY);
+        if (ret != 0)
+            return ret;
     }
     return 0;
 }
@@ -295,7 +241,6 @@ static int precreate_counters(struct capture_bpf *cap)
 static int load_program(struct capture_bpf *cap, const struct capture_bpf_config *cfg, char *err,
                         size_t errlen)
 {
-    uint64_t nports = 0;
     int ret;
 
     ret = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
@@ -316,15 +261,11 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
     cap->skel->rodata->snaplen = cfg->snaplen ? cfg->snaplen : SIPSCOPE_DEFAULT_SNAPLEN;
     cap->skel->rodata->wakeup_backlog =
         cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
-    for (size_t i = 0; i < cfg->n_ports; i++)
-        nports += (uint64_t)cfg->ports[i].last - cfg->ports[i].first + 1;
-    if (nports > 65535)
-        nports = 65535; /* overlapping ranges: the map never holds more than every port */
     if ((ret = bpf_map__set_max_entries(cap->skel->maps.stage, (uint32_t)cap->ncpus)) ||
         (ret = bpf_map__set_max_entries(cap->skel->maps.events,
                                         cfg->ringbuf_size ? cfg->ringbuf_size
                                                           : CAPTURE_BPF_DEFAULT_RINGBUF)) ||
-        (ret = bpf_map__set_max_entries(cap->skel->maps.sip_ports, (uint32_t)nports))) {
+        (ret = bpf_map__set_max_entries(cap->skel->maps.sip_ports, cfg->ports->count))) {
         snprintf(err, errlen, "sizing the BPF maps failed: %s", strerror(-ret));
         return ret;
     }

@@ -12,21 +12,15 @@
 #include <stdint.h>
 
 #include "capture.h"
+#include "portset.h"
 
 #define CAPTURE_BPF_MAX_IFACES 64      /* interfaces in one configuration */
-#define CAPTURE_BPF_MAX_PORT_RANGES 64 /* ranges accepted by capture_bpf_parse_ports */
 #define CAPTURE_BPF_POLL_MS 10         /* longest sleep between two looks at the ring buffer */
 #define CAPTURE_BPF_DEFAULT_RINGBUF (16u << 20)
 #define CAPTURE_BPF_DEFAULT_BUDGET 4096 /* frames per capture_bpf_poll call */
 #define CAPTURE_BPF_IFACE_UNKNOWN UINT32_MAX
 
 struct capture_bpf;
-
-/* An inclusive range of ports; first <= last, both in 1..65535. */
-struct capture_bpf_port_range {
-    uint16_t first;
-    uint16_t last;
-};
 
 struct capture_bpf_config {
     /* Interface names, borrowed for the duration of capture_bpf_open. None (n_ifaces == 0), or
@@ -37,20 +31,14 @@ struct capture_bpf_config {
      * deleted later stops delivering; it is not re-resolved. */
     const char *const *ifaces;
     size_t n_ifaces;
-    /* SIP ports, matched against the source or the destination port; at least one range. */
-    const struct capture_bpf_port_range *ports;
-    size_t n_ports;
+    /* SIP ports (portset_parse), matched against the source or the destination port; at least
+     * one. Borrowed for the duration of capture_bpf_open. */
+    const struct portset *ports;
     uint32_t snaplen;        /* bytes kept per frame; 0: 65535; else 128..65535 */
     uint32_t ringbuf_size;   /* bytes; 0: CAPTURE_BPF_DEFAULT_RINGBUF; a power of two >= a page */
     uint32_t wakeup_backlog; /* bytes waiting before the consumer is woken; 0: 256 KiB */
     uint32_t poll_budget;    /* frames per capture_bpf_poll at most; 0: default */
 };
-
-/* Parses a port list such as "5060,5062-5070" into out[max] (ranges in the order written; an
- * overlap is allowed and harmless). No spaces, no empty elements, ports 1..65535, first <= last.
- * Returns the number of ranges (>= 1), -EINVAL for bad syntax or a port out of range, -E2BIG when
- * more than max ranges are given. out may have been partly written on error. */
-int capture_bpf_parse_ports(const char *spec, struct capture_bpf_port_range *out, size_t max);
 
 /* Loads the program and attaches it. Returns the capture, or NULL with errno set and a one-line
  * reason in err[errlen]: a missing capability (named), an unknown or non-Ethernet interface, a

@@ -5,7 +5,6 @@
  * Namespaces are made with unshare(CLONE_NEWNET) and held only by file descriptors of this
  * process, never named: the kernel destroys them, with their veth and VLAN devices, when the
  * process exits, however it exits, so there is nothing to clean up and nothing to leak. */
-#define _GNU_SOURCE
 #include "capture_bpf.h"
 
 #include <arpa/inet.h>
@@ -375,20 +374,20 @@ static struct capture_bpf *open_capture(const char *const *ifaces, size_t n_ifac
                                         const char *ports, uint32_t snaplen, uint32_t ringbuf,
                                         uint32_t budget)
 {
-    static struct capture_bpf_port_range r[CAPTURE_BPF_MAX_PORT_RANGES];
+    static struct portset r;
     struct capture_bpf_config cfg = {
         .ifaces = ifaces,
         .n_ifaces = n_ifaces,
-        .ports = r,
+        .ports = &r,
         .snaplen = snaplen,
         .ringbuf_size = ringbuf,
         .poll_budget = budget,
     };
     char err[256];
-    int n = capture_bpf_parse_ports(ports, r, CAPTURE_BPF_MAX_PORT_RANGES);
     struct capture_bpf *cap;
 
-    cfg.n_ports = n > 0 ? (size_t)n : 0;
+    if (portset_parse(&r, ports, err, sizeof(err)) != 0)
+        TEST_FAIL_AT("port list %s: %s", ports, err);
     cap = capture_bpf_open(&cfg, err, sizeof(err));
     if (!cap)
         TEST_FAIL_AT("capture_bpf_open: %s", err);
@@ -1078,12 +1077,12 @@ static int open_without_caps(uint64_t drop, char *msg, size_t len)
         struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
         struct __user_cap_data_struct d[2];
         static const char *const ifaces[] = {"lo"};
-        struct capture_bpf_port_range r = {5060, 5060};
-        struct capture_bpf_config cfg = {
-            .ifaces = ifaces, .n_ifaces = 1, .ports = &r, .n_ports = 1};
+        static struct portset r;
+        struct capture_bpf_config cfg = {.ifaces = ifaces, .n_ifaces = 1, .ports = &r};
         char err[256] = "";
         struct capture_bpf *cap;
 
+        portset_add(&r, 5060);
         syscall(SYS_capget, &h, d);
         d[0].effective &= ~(uint32_t)drop;
         d[1].effective &= ~(uint32_t)(drop >> 32);

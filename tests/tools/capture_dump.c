@@ -84,7 +84,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    struct capture_bpf_port_range ports[CAPTURE_BPF_MAX_PORT_RANGES];
+    static struct portset ports;
     struct capture_bpf_iface_stats stats[64];
     struct capture_bpf_config cfg = {0};
     const char *names[MAX_NAMES];
@@ -123,13 +123,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    n = capture_bpf_parse_ports(port_spec, ports, CAPTURE_BPF_MAX_PORT_RANGES);
-    if (n < 0) {
-        fprintf(stderr, "capture_dump: bad port list '%s': %s\n", port_spec, strerror(-n));
+    if (portset_parse(&ports, port_spec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "capture_dump: %s\n", err);
         return 2;
     }
-    cfg.ports = ports;
-    cfg.n_ports = (size_t)n;
+    cfg.ports = &ports;
     if (ifaces) {
         cfg.ifaces = names;
         cfg.n_ifaces = split_names(ifaces, names, MAX_NAMES);

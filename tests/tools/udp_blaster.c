@@ -5,7 +5,6 @@
  *
  * -k binds a sink socket to ADDR:PORT that is never read, so the receiver drops datagrams at a
  * full socket queue instead of answering with ICMP port unreachable. */
-#define _GNU_SOURCE /* sendmmsg */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
