@@ -600,3 +600,10 @@ int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *
     memcpy(buf, name, n + 1);
     return 0;
 }
+
+uint64_t capture_bpf_now_ns(const struct capture_bpf *cap)
+{
+    struct timespec m;
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    return (uint64_t)((int64_t)m.tv_sec * 1000000000 + m.tv_nsec + cap->mono_to_real_ns);
+}

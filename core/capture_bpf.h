@@ -90,6 +90,10 @@ uint64_t capture_bpf_bad_records(const struct capture_bpf *cap);
  * the interface is gone), -ENOSPC when buf is too small. */
 int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *buf, size_t len);
 
+/* The current time on the frames' clock (monotonic time plus the offset taken at open), for the
+ * engine's idle ticks: a tick never runs ahead of the packets it is interleaved with. */
+uint64_t capture_bpf_now_ns(const struct capture_bpf *cap);
+
 /* Detaches and frees everything: sockets, ring buffer, program and maps. NULL is accepted. */
 void capture_bpf_free(struct capture_bpf *cap);
 

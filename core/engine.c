@@ -34,14 +34,20 @@ struct engine {
     struct sip_header hdrs[SIP_MAX_HEADERS];
 };
 
-static const char *const default_ifaces[] = {"file"};
+static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
+{
+    (void)ctx;
+    if (iface != 0)
+        return -ENOENT;
+    snprintf(buf, len, "file");
+    return 0;
+}
 
 void engine_config_defaults(struct engine_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     track_config_defaults(&cfg->track);
-    cfg->iface_names = default_ifaces;
-    cfg->n_ifaces = 1;
+    cfg->iface_name = file_iface_name;
     cfg->capture = "pcap";
     cfg->count_seen = true;
 }
@@ -68,7 +74,7 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
     e->ops = e->reg ? oplabel_new(e->reg) : NULL;
     e->builtin = e->ops ? builtin_new(e->reg, e->ops) : NULL;
     e->health = e->builtin ? health_new(e->reg, SIPSCOPE_VERSION, "none", cfg->capture,
-                                        cfg->iface_names, cfg->n_ifaces)
+                                        cfg->iface_name, cfg->iface_ctx)
                            : NULL;
     if (!e->health) {
         snprintf(err, errlen, "out of memory while declaring metrics");

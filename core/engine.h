@@ -20,14 +20,15 @@ struct engine_config {
     /* Frames whose ports are not in this set are ignored; NULL recognises SIP on any port by
      * its start line (the offline default, METRICS.md). */
     const struct portset *sip_ports;
-    const char *const *iface_names; /* names of frame.iface indexes, for labels */
-    size_t n_ifaces;
+    /* Names frame.iface ids for the iface label; NULL names id 0 "file" (offline). */
+    int (*iface_name)(void *ctx, uint32_t iface, char *buf, size_t len);
+    void *iface_ctx;
     const char *capture; /* "pcap" or "bpf", for sipscope_build_info */
     bool count_seen;     /* count every frame as seen (offline; live, the kernel counts) */
     uint32_t symbol_cap; /* interned label values; 0 for the default */
 };
 
-/* Fills cfg with the defaults (track defaults, any port, one interface "file", pcap). */
+/* Fills cfg with the defaults (track defaults, any port, interface "file", pcap). */
 void engine_config_defaults(struct engine_config *cfg);
 
 struct engine;
