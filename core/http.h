@@ -21,8 +21,8 @@
 
 /* The default --web.listen-address: every address, IPv4 and IPv6, port 9632. 9632 is marked
  * "FREE" in the copy of the Prometheus wiki's "Default port allocations" list that was
- * consulted (a snapshot from about 2021; the live list was not reachable), a gap among SIP-free
- * neighbours; 9469, a first idea, is script_exporter's there. Recheck before registering it. */
+ * consulted (a snapshot from about 2021; the live list was not reachable); 9469, a first idea,
+ * is script_exporter's there. Recheck the live list before registering it. */
 #define HTTP_DEFAULT_PORT 9632
 #define HTTP_DEFAULT_LISTEN ":9632"
 
