@@ -243,6 +243,19 @@ void engine_tick(struct engine *e, uint64_t now_ns)
     engine_publish(e);
 }
 
+void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                            uint64_t ringbuf_full, uint64_t truncated)
+{
+    health_set_kernel(e->health, iface, seen, matched, ringbuf_full, truncated);
+}
+
+int engine_reload_rules(struct engine *e, char *msg, size_t msglen)
+{
+    (void)e;
+    snprintf(msg, msglen, "no rules loaded: nothing to reload");
+    return 0;
+}
+
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen)
 {
     struct capture_pcap *cap = capture_pcap_open(path, err, errlen);

@@ -51,6 +51,15 @@ void engine_publish(struct engine *e);
  * -errno when it could not be opened; err[errlen] then says why. */
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
 
+/* Publishes the kernel's capture counters of one interface (totals since the capture was
+ * opened; live mode). */
+void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                            uint64_t ringbuf_full, uint64_t truncated);
+
+/* Reloads the rules from their directory on the engine thread, swapping them in only when they
+ * all load. Returns 0 with a summary, or -errno with the reason, in msg[msglen]. */
+int engine_reload_rules(struct engine *e, char *msg, size_t msglen);
+
 /* The registry holding every family of this engine. Owned by the engine. */
 struct metrics *engine_metrics(struct engine *e);
 

@@ -2,22 +2,18 @@
  * serves until SIGTERM or SIGINT. Wiring only: every behaviour lives in the modules. */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
+#include "capture_bpf.h"
 #include "config.h"
 #include "engine.h"
 #include "expo.h"
 #include "http.h"
 #include "log.h"
 #include "portset.h"
+#include "service.h"
 
 #ifndef SIPSCOPE_VERSION
 #define SIPSCOPE_VERSION "0.0.0"
@@ -45,6 +41,9 @@ enum opt_id {
     OPT_TIMER_F,
     OPT_LOG_LEVEL,
     OPT_WEB_LISTEN,
+    OPT_INTERFACE,
+    OPT_SNAPLEN,
+    OPT_RINGBUF_SIZE,
     OPT_WEB_LIFECYCLE,
     OPT_HELP,
     OPT_VERSION,
@@ -64,6 +63,9 @@ static const struct option options[] = {
     {"timer-f", required_argument, NULL, OPT_TIMER_F},
     {"log.level", required_argument, NULL, OPT_LOG_LEVEL},
     {"web.listen-address", required_argument, NULL, OPT_WEB_LISTEN},
+    {"interface", required_argument, NULL, OPT_INTERFACE},
+    {"snaplen", required_argument, NULL, OPT_SNAPLEN},
+    {"ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE},
     {"web.enable-lifecycle", no_argument, NULL, OPT_WEB_LIFECYCLE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -73,17 +75,25 @@ static const struct option options[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: sipscope --read FILE [--print] [--web.listen-address ADDR] [options]\n"
+            "Usage: sipscope [--interface LIST] [--sip-ports LIST] [options]   (live)\n"
+            "       sipscope --read FILE [--print] [--web.listen-address ADDR] [options]\n"
             "\n"
             "sipscope tracks SIP transactions, calls and registrations and exports Prometheus\n"
             "metrics (RFC 6076 SER, SEER, ISA, SCR, delays, per-method and per-code counters).\n"
+            "Live, an eBPF socket filter picks SIP out of the traffic and /metrics is served on\n"
+            "the listen address; offline, a capture file is read as fast as possible.\n"
             "\n"
-            "Input:\n"
+            "Live capture (needs CAP_BPF and CAP_NET_RAW, or root; all capabilities are dropped\n"
+            "once the capture is attached):\n"
+            "  --interface LIST         interfaces, e.g. eth0,eth1, or \"any\" [any]\n"
+            "  --sip-ports LIST         UDP/TCP ports, e.g. 5060,5062-5070 [5060]; offline the\n"
+            "                           default is to recognise SIP on any port by its start line\n"
+            "  --snaplen BYTES          bytes kept per packet, 128-65535 [65535]\n"
+            "  --ringbuf-size SIZE      kernel ring buffer, a power of two [16MiB]\n"
+            "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
-            "  --sip-ports LIST         only these UDP/TCP ports, e.g. 5060,5062-5070\n"
-            "                           (default offline: SIP is recognised on any port)\n"
-            "Output:\n"
             "  --print                  print the metrics exposition after the whole file\n"
+            "HTTP:\n"
             "  --web.listen-address ADDR\n"
             "                           serve /metrics, /-/healthy, /-/ready on ADDR:\n"
             "                           \":PORT\" (every address, IPv4 and IPv6), \"IPV4:PORT\"\n"
@@ -109,15 +119,21 @@ static void usage(FILE *out)
             "  --help                   this text\n"
             "  --version                version\n"
             "\n"
-            "Exit status: 0 done; 1 could not run (missing file, unsupported capture, no\n"
-            "memory, address in use); 2 wrong flags; 3 ran, but the capture was cut short\n"
-            "(metrics of what was read are still printed or served, and the cut is counted in\n"
-            "sipscope_parse_errors_total). After SIGTERM or SIGINT, serving ends with the\n"
-            "status of the job.\n");
+            "Signals: SIGHUP reloads the rules; SIGTERM and SIGINT stop gracefully.\n"
+            "Exit status: 0 done; 1 could not run (missing file, unsupported capture, missing\n"
+            "capability, unknown interface, no memory, address in use); 2 wrong flags; 3 ran,\n"
+            "but the capture was cut short (metrics of what was read are still printed or\n"
+            "served, and the cut is counted in sipscope_parse_errors_total).\n");
 }
+
+#define MAX_INTERFACES CAPTURE_BPF_MAX_IFACES
 
 struct cli {
     const char *read_path;
+    char *interfaces; /* comma-separated, split in place */
+    const char *iface_names[MAX_INTERFACES];
+    size_t n_ifaces;
+    uint32_t snaplen, ringbuf_size;
     int print;
     const char *listen_address; /* NULL: do not serve (offline) */
     int enable_lifecycle;
@@ -195,6 +211,22 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cli->listen_address = optarg;
             break;
         }
+        case OPT_INTERFACE:
+            cli->interfaces = optarg;
+            break;
+        case OPT_SNAPLEN:
+            rc = config_parse_count(optarg, 128, 65535, &v, err, sizeof(err));
+            cli->snaplen = (uint32_t)v;
+            break;
+        case OPT_RINGBUF_SIZE:
+            rc = config_parse_size(optarg, &v, err, sizeof(err));
+            if (!rc && (v < 4096 || v > (1u << 30) || (v & (v - 1)))) {
+                snprintf(err, sizeof(err),
+                         "--ringbuf-size must be a power of two from 4KiB to 1GiB");
+                rc = -EINVAL;
+            }
+            cli->ringbuf_size = (uint32_t)v;
+            break;
         case OPT_WEB_LIFECYCLE:
             cli->enable_lifecycle = 1;
             break;
@@ -225,9 +257,28 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
-    if (!cli->read_path) {
-        fprintf(stderr, "sipscope: nothing to do: give --read FILE (see --help)\n");
+    if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size)) {
+        fprintf(stderr, "sipscope: --read reads a file: --interface, --snaplen and "
+                        "--ringbuf-size are for live capture\n");
         return -EINVAL;
+    }
+    if (!cli->read_path && cli->print) {
+        fprintf(stderr, "sipscope: --print needs --read FILE (live metrics are served on "
+                        "--web.listen-address)\n");
+        return -EINVAL;
+    }
+    if (cli->interfaces) {
+        for (char *name = strtok(cli->interfaces, ","); name; name = strtok(NULL, ",")) {
+            if (cli->n_ifaces == MAX_INTERFACES) {
+                fprintf(stderr, "sipscope: more than %d interfaces\n", MAX_INTERFACES);
+                return -EINVAL;
+            }
+            cli->iface_names[cli->n_ifaces++] = name;
+        }
+        if (cli->n_ifaces == 0) {
+            fprintf(stderr, "sipscope: --interface needs at least one name\n");
+            return -EINVAL;
+        }
     }
     return 0;
 }
@@ -247,181 +298,123 @@ static int print_metrics(struct engine *e)
     return rc;
 }
 
-/* --- Serving ---------------------------------------------------------------------------------- */
-
-/* What the serve loop does besides waiting for a signal, all on the calling (engine) thread.
- * Live capture will add its tick here: advance the engine clock, publish kernel counters. */
-struct serve_hooks {
-    void *ctx;
-    unsigned tick_ms; /* period of tick; 0 for none */
-    void (*tick)(void *ctx);
-    /* Reloads (SIGHUP, or /-/reload through the mailbox). Returns 0 or -errno with a reason in
-     * msg[msglen]. */
-    int (*reload)(void *ctx, char *msg, size_t msglen);
-};
-
-static void serve_reload(const struct serve_hooks *h, const char *why, struct http_reload *mb)
+/* The offline job: read the file, print and/or serve its final metrics. */
+static int run_offline(struct engine *e, const struct cli *cli)
 {
-    char msg[256] = "";
-    int rc = h->reload(h->ctx, msg, sizeof(msg));
+    struct service_config sc = {.listen_address = cli->listen_address,
+                                .enable_lifecycle = cli->enable_lifecycle};
+    struct service *svc = NULL;
+    char err[512];
+    int rc, status = EXIT_OK;
 
-    if (rc == 0)
-        log_info("main", "reload (%s): %s", why, msg[0] ? msg : "done");
-    else
-        log_error("main", "reload (%s) failed: %s", why, msg[0] ? msg : strerror(-rc));
-    if (mb)
-        http_reload_done(mb, rc, msg);
-}
-
-/* Runs until SIGTERM or SIGINT: SIGHUP and reload requests from mailbox (may be NULL) call
- * hooks->reload, and hooks->tick runs every tick_ms. The three signals are blocked from here on
- * and read from a signalfd; the HTTP threads never receive them (http.h). Returns 0, or -errno
- * when the signals cannot be watched. */
-static int serve_until_signal(struct http_reload *mailbox, const struct serve_hooks *h)
-{
-    struct pollfd fds[2];
-    sigset_t set;
-    int sfd, rc = 0;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-        return -EINVAL;
-    sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0)
-        return -errno;
-    fds[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
-    fds[1] = (struct pollfd){.fd = mailbox ? http_reload_fd(mailbox) : -1, .events = POLLIN};
-    for (;;) {
-        int n = poll(fds, 2, h->tick_ms && h->tick ? (int)h->tick_ms : -1);
-        if (n < 0 && errno != EINTR) {
-            rc = -errno;
-            break;
+    /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
+     * tells when the metrics are final. While the file is read, SIGTERM and SIGINT are read
+     * only afterwards: the file is read to its end first. */
+    if (cli->listen_address) {
+        svc = service_new(e, &sc, err, sizeof(err));
+        if (!svc) {
+            fprintf(stderr, "sipscope: %s\n", err);
+            return EXIT_FAILURE_RUNTIME;
         }
-        if (n == 0) {
-            h->tick(h->ctx);
-            continue;
-        }
-        if (fds[0].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo == SIGHUP) {
-                    serve_reload(h, "SIGHUP", NULL);
-                } else {
-                    log_info("main", "%s: shutting down",
-                             si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-                    break;
-                }
-            }
-        }
-        if ((fds[1].revents & POLLIN) && http_reload_take(mailbox))
-            serve_reload(h, "/-/reload", mailbox);
     }
-    close(sfd);
-    return rc;
+    rc = engine_read_file(e, cli->read_path, err, sizeof(err));
+    if (rc == -EIO) {
+        fprintf(stderr, "sipscope: %s: capture cut short: %s\n", cli->read_path, err);
+        status = EXIT_INPUT_DAMAGED;
+    } else if (rc < 0) {
+        fprintf(stderr, "sipscope: %s\n", err);
+        service_free(svc);
+        return EXIT_FAILURE_RUNTIME;
+    }
+    if (cli->print && print_metrics(e) != 0) {
+        fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
+        status = EXIT_FAILURE_RUNTIME;
+    }
+    if (svc) {
+        service_set_ready(svc);
+        log_info("main", "%s processed; serving its metrics until SIGTERM or SIGINT",
+                 cli->read_path);
+        if (service_run(svc) < 0)
+            status = EXIT_FAILURE_RUNTIME;
+        service_free(svc);
+    }
+    return status;
 }
 
-/* The offline job's state as the HTTP threads see it. */
-struct offline {
-    atomic_bool ready;           /* the whole file is processed */
-    struct http_reload *mailbox; /* /-/reload handoff to the main thread */
-};
-
-static bool offline_ready(void *ctx)
+/* The live job: attach the capture, drop privileges, serve until a signal. */
+static int run_live(struct engine *e, struct capture_bpf *cap, const struct cli *cli)
 {
-    return atomic_load(&((struct offline *)ctx)->ready);
+    struct service_config sc = {.listen_address = cli->listen_address ? cli->listen_address
+                                                                      : HTTP_DEFAULT_LISTEN,
+                                .enable_lifecycle = cli->enable_lifecycle,
+                                .capture = cap};
+    struct service *svc;
+    char err[512];
+    int rc;
+
+    svc = service_new(e, &sc, err, sizeof(err));
+    if (!svc) {
+        fprintf(stderr, "sipscope: %s\n", err);
+        return EXIT_FAILURE_RUNTIME;
+    }
+    /* The program is loaded, the sockets are attached and the port is bound: nothing that
+     * follows needs a capability. */
+    if ((rc = service_drop_privileges()) != 0)
+        log_warn("main", "cannot drop capabilities: %s", strerror(-rc));
+    service_set_ready(svc);
+    rc = service_run(svc);
+    service_free(svc);
+    return rc < 0 ? EXIT_FAILURE_RUNTIME : EXIT_OK;
 }
 
-/* HTTP thread: hands the reload to the main thread and waits (http.h's contract). */
-#define RELOAD_TIMEOUT_MS 30000
-
-static int offline_reload_request(void *ctx, char *msg, size_t msglen)
+static int iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
 {
-    return http_reload_request(((struct offline *)ctx)->mailbox, RELOAD_TIMEOUT_MS, msg, msglen);
-}
-
-/* Main thread: there are no rules to reload yet. */
-static int offline_reload(void *ctx, char *msg, size_t msglen)
-{
-    (void)ctx;
-    snprintf(msg, msglen, "no rules loaded: nothing to reload");
-    return 0;
+    return capture_bpf_iface_name(ctx, iface, buf, len);
 }
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {0};
+    static struct cli cli;
     struct engine_config cfg;
+    struct capture_bpf *cap = NULL;
     struct engine *e;
-    struct offline off = {0};
-    struct http_server *srv = NULL;
     char err[512];
-    int rc, status = EXIT_OK;
+    int status;
 
     engine_config_defaults(&cfg);
     if (parse_args(argc, argv, &cli, &cfg) != 0)
         return EXIT_USAGE;
     if (cli.have_ports)
         cfg.sip_ports = &cli.ports;
+    if (!cli.read_path) {
+        /* Live: the kernel filter selects the ports (default 5060), so every frame that
+         * arrives is on a SIP port; the kernel counts what it saw and matched. */
+        struct capture_bpf_config cc = {.ifaces = cli.iface_names,
+                                        .n_ifaces = cli.n_ifaces,
+                                        .ports = &cli.ports,
+                                        .snaplen = cli.snaplen,
+                                        .ringbuf_size = cli.ringbuf_size};
+        if (!cli.have_ports)
+            portset_add(&cli.ports, 5060);
+        cfg.sip_ports = &cli.ports;
+        cap = capture_bpf_open(&cc, err, sizeof(err));
+        if (!cap) {
+            fprintf(stderr, "sipscope: %s\n", err);
+            return EXIT_FAILURE_RUNTIME;
+        }
+        cfg.capture = "bpf";
+        cfg.count_seen = false;
+        cfg.iface_name = iface_name;
+        cfg.iface_ctx = cap;
+    }
     e = engine_new(&cfg, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "sipscope: %s\n", err);
+        capture_bpf_free(cap);
         return EXIT_FAILURE_RUNTIME;
     }
-    /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
-     * tells when the metrics are final. While the file is read, SIGTERM and SIGINT still end
-     * the process at once (their default action: engine_read_file cannot be interrupted, and
-     * there is nothing to save); once serving, they stop it gracefully. */
-    if (cli.listen_address) {
-        struct http_config hc = {.listen_address = cli.listen_address,
-                                 .enable_lifecycle = cli.enable_lifecycle,
-                                 .version = SIPSCOPE_VERSION};
-        struct http_hooks hooks = {
-            .ctx = &off, .ready = offline_ready, .reload = offline_reload_request};
-        off.mailbox = http_reload_new();
-        if (!off.mailbox) {
-            fprintf(stderr, "sipscope: cannot create the reload mailbox: %s\n", strerror(errno));
-            engine_free(e);
-            return EXIT_FAILURE_RUNTIME;
-        }
-        srv = http_start(&hc, engine_metrics(e), &hooks, err, sizeof(err));
-        if (!srv) {
-            fprintf(stderr, "sipscope: %s\n", err);
-            status = EXIT_FAILURE_RUNTIME;
-            goto out;
-        }
-    }
-    rc = engine_read_file(e, cli.read_path, err, sizeof(err));
-    if (rc == -EIO) {
-        fprintf(stderr, "sipscope: %s: capture cut short: %s\n", cli.read_path, err);
-        status = EXIT_INPUT_DAMAGED;
-    } else if (rc < 0) {
-        fprintf(stderr, "sipscope: %s\n", err);
-        status = EXIT_FAILURE_RUNTIME;
-        goto out;
-    }
-    if (cli.print && print_metrics(e) != 0) {
-        fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
-        status = EXIT_FAILURE_RUNTIME;
-    }
-    if (srv) {
-        struct serve_hooks sh = {.ctx = &off, .reload = offline_reload};
-        atomic_store(&off.ready, true);
-        log_info("main", "%s processed; serving its metrics until SIGTERM or SIGINT",
-                 cli.read_path);
-        rc = serve_until_signal(off.mailbox, &sh);
-        if (rc < 0) {
-            fprintf(stderr, "sipscope: cannot watch signals: %s\n", strerror(-rc));
-            status = EXIT_FAILURE_RUNTIME;
-        }
-    }
-out:
-    if (off.mailbox)
-        http_reload_cancel(off.mailbox); /* a waiting /-/reload returns before http_stop */
-    http_stop(srv);
-    http_reload_free(off.mailbox);
+    status = cap ? run_live(e, cap, &cli) : run_offline(e, &cli);
     engine_free(e);
+    capture_bpf_free(cap);
     return status;
 }
