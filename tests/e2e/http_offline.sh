@@ -101,7 +101,7 @@ stop() { # stop NAME SIGNAL
     status=$?
     forget "$pid"
     check "$name: exit status 0 after SIG$sig (got $status)" test "$status" = 0
-    check "$name: logs the shutdown" grep -q "main: SIG$sig: shutting down" "$tmp/$name.err"
+    check "$name: logs the shutdown" grep -q "service: SIG$sig: shutting down" "$tmp/$name.err"
 }
 
 # Drops the process_ families (wall-clock dependent, left out of --print).
@@ -154,7 +154,7 @@ check "POST /-/reload is 200" \
     test "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/-/reload")" = 200
 check "GET /-/reload is 405" \
     test "$(curl -s -o /dev/null -w '%{http_code}' "$url/-/reload")" = 405
-check "the reload is logged" grep -q 'main: reload (/-/reload): ' "$tmp/both.err"
+check "the reload is logged" grep -q 'service: reload (/-/reload): ' "$tmp/both.err"
 stop both INT
 
 # --- 3: a taken port fails at once with status 1 --------------------------------------------
