@@ -31,7 +31,7 @@ struct half {
     uint32_t fin_seq;   /* sequence number of the FIN, when fin_seen */
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
     uint16_t sport, dport;
-    uint8_t version, closed, resync, fin_seen;
+    uint8_t version, closed, flags, fin_seen;
     uint8_t src[16], dst[16];
 };
 
@@ -255,15 +255,15 @@ static void drop_pending(struct tcp_stream *ts, struct half *h)
 {
     ts->err(ts->ctx, "tcp_buffer_full");
     free_buf(ts, h);
-    h->resync = 1;
+    h->flags |= TCP_STREAM_LOST;
 }
 
 static uint64_t offer(struct tcp_stream *ts, struct half *h, const struct packet *pkt,
                       const uint8_t *data, uint32_t len)
 {
-    struct tcp_stream_chunk c = {data, len, h->resync};
+    struct tcp_stream_chunk c = {data, len, h->flags};
     uint64_t used = ts->deliver(ts->ctx, pkt, &c);
-    h->resync = c.resync;
+    h->flags = c.flags;
     return used;
 }
 
@@ -349,7 +349,7 @@ static void jump(struct tcp_stream *ts, struct half *h, uint32_t seq)
     free_buf(ts, h);
     h->skip = 0;
     h->next_seq = seq;
-    h->resync = 1;
+    h->flags |= TCP_STREAM_LOST;
 }
 
 /* Copies [seq, seq + len) into the out-of-order list, around the bytes already there.
@@ -479,7 +479,7 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
                 if (!h->closed && pending(h))
                     ts->err(ts->ctx, "tcp_gap");
                 release(ts, h);
-                h->closed = h->fin_seen = h->resync = 0;
+                h->closed = h->fin_seen = h->flags = 0;
             } else {
                 goto open; /* a resent SYN */
             }
@@ -491,7 +491,7 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
         idx = create(ts, &k, hash);
         h = at(ts, idx);
         h->next_seq = seq;
-        h->resync = 1; /* picked up mid-stream */
+        h->flags |= TCP_STREAM_LOST; /* picked up mid-stream */
     }
 open:
     h = at(ts, idx);

@@ -56,14 +56,17 @@ struct tcp_stream_config {
  * 95-120 s for TCP), linger 60 s (twice the usual 30 s maximum segment lifetime). */
 void tcp_stream_config_defaults(struct tcp_stream_config *cfg);
 
+/* Set in tcp_stream_chunk.flags after bytes were lost (mid-stream start, hole given up,
+ * buffer dropped), so that the consumer looks for a message start. */
+#define TCP_STREAM_LOST 0x01
+
 /* In-order bytes offered to the consumer. */
 struct tcp_stream_chunk {
     const uint8_t *data; /* the stream's next bytes; valid during the call only */
     uint32_t len;
-    /* In and out, kept per stream for the consumer: set by tcp_stream after bytes were lost
-     * (mid-stream start, hole given up, buffer dropped) so that the consumer looks for a
-     * message start; the consumer clears it once it found one, and may set it itself. */
-    uint8_t resync;
+    /* In and out, kept per stream: tcp_stream sets TCP_STREAM_LOST (the consumer clears it
+     * once it found a message start); the other bits are the consumer's own state. */
+    uint8_t flags;
 };
 
 /* Returns how many bytes of chunk the consumer used; the rest is kept and offered again,

@@ -7,7 +7,7 @@
 #define S (1000000000ULL)
 
 /* The test consumer frames lines: it uses every complete "...\n" line and logs it as "line|".
- * When handed a chunk with resync set it logs "~", drops everything up to and including the
+ * When handed a chunk with TCP_STREAM_LOST set it logs "~", drops everything up to and including the
  * first '\n' (the rest of a cut line) and clears the flag. A line "skipN" (N one digit) also
  * discards the next N bytes of the stream. Each offer is logged as "<" when the chunk points
  * into the segment's own payload (zero-copy) and "(" when it points elsewhere (a copy). */
@@ -30,13 +30,13 @@ static uint64_t consume(void *ctx, const struct packet *pkt, struct tcp_stream_c
     uint64_t skip = 0;
     (void)ctx;
     logs(c->data >= pkt->payload && c->data < pkt->payload + pkt->payload_len ? "<" : "(", 1);
-    if (c->resync) {
+    if (c->flags & TCP_STREAM_LOST) {
         const uint8_t *nl = memchr(c->data, '\n', c->len);
         logs("~", 1);
         if (!nl)
             return c->len;
         used = (uint32_t)(nl - c->data) + 1;
-        c->resync = 0;
+        c->flags = 0;
     }
     for (;;) {
         const uint8_t *p = c->data + used;
