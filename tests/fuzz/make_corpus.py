@@ -60,6 +60,46 @@ def write(outdir, name, data):
         f.write(data)
 
 
+def rec(frame, step=0, kind=0):
+    return struct.pack("<BHH", kind, step, len(frame)) + frame
+
+
+def write_floods(outdir):
+    """Seeds that reach the caps of the fuzzer's small tables at once: fragment floods (more
+    datagrams than the table, more pieces than IP_REASM_MAX_HOLES, cut and oversized
+    fragments, inconsistent ends) and TCP floods (more streams than the table, more
+    out-of-order segments than the list holds, a window jump, RST)."""
+    g = gen_pcaps
+    A, B = "192.0.2.1", "192.0.2.2"
+    body = g.udp(5060, 5060, g.request("INVITE", "fl", 1, "fl", "ft", body=g.sdp(30)))
+    recs = b""
+    for ident in range(12):                       # 12 datagrams in progress: evictions
+        recs += rec(g.eth(g.ipv4(A, B, 17, body[:64], ident, 0, True), 0x0800), 1)
+    for i in range(40):                           # 40 separate pieces: too many holes
+        recs += rec(g.eth(g.ipv4(A, B, 17, body[:8], 99, i * 16, True), 0x0800))
+    recs += rec(g.eth(g.ipv4(A, B, 17, body[:64], 98, 0, True), 0x0800), 0, 0x80)  # cut
+    recs += rec(g.eth(g.ipv4(A, B, 17, body[:64], 97, 65528, False), 0x0800))      # too big
+    recs += rec(g.eth(g.ipv4(A, B, 17, body[:12], 96, 0, True), 0x0800))           # not /8
+    recs += rec(g.eth(g.ipv4(A, B, 17, body[:16], 95, 16, False), 0x0800))
+    recs += rec(g.eth(g.ipv4(A, B, 17, body[:16], 95, 32, False), 0x0800))         # two ends
+    recs += rec(g.eth(g.ipv4(A, B, 17, body[:8], 95, 0, True), 0x0800), 31000)     # timeout
+    write(outdir, "flood-fragments", bytes([0]) + recs)
+
+    recs = b""
+    msg = g.request("OPTIONS", "t", 1, "t", "ft", transport="TCP")
+    for port in range(12):                        # 12 half-streams: evictions
+        seg = g.tcp(40000 + port, 5060, 1000, 1, g.ACK, msg)
+        recs += rec(g.eth(g.ipv4(A, B, 6, seg), 0x0800), 1)
+    for i in range(20):                           # out-of-order segments past the list cap
+        seg = g.tcp(41000, 5060, 5000 + 100 * (i + 1), 1, g.ACK, msg[:50])
+        recs += rec(g.eth(g.ipv4(A, B, 6, seg), 0x0800))
+    recs += rec(g.eth(g.ipv4(A, B, 6, g.tcp(41000, 5060, 5000, 1, g.ACK, msg)), 0x0800))
+    recs += rec(g.eth(g.ipv4(A, B, 6, g.tcp(41000, 5060, 90000000, 1, g.ACK, msg)), 0x0800))
+    recs += rec(g.eth(g.ipv4(B, A, 6, g.tcp(5060, 41000, 1, 1, g.RST)), 0x0800))
+    recs += rec(g.eth(g.ipv4(A, B, 6, g.tcp(41000, 5060, 99, 1, g.SYN)), 0x0800), 400)
+    write(outdir, "flood-tcp", bytes([1]) + recs)
+
+
 def main():
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
@@ -72,6 +112,7 @@ def main():
             link, frames = read_pcap(path)
             stem = os.path.splitext(os.path.basename(path))[0]
             write_split(outdir, stem, 0, records(link, frames))
+    write_floods(outdir)
     fixtures = os.path.join(TOP, "tests/fixtures/sip")
     for name in sorted(os.listdir(fixtures)):
         with open(os.path.join(fixtures, name), "rb") as f:
