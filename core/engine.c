@@ -192,6 +192,11 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     return n;
 }
 
+/* Junk on UDP: a datagram carries one message from its first byte (RFC 3261 §18.3; only empty
+ * lines may precede the start line, §7.5), so sipscope does not hunt for a start line inside a
+ * datagram: one without a start line is not SIP. With --sip-ports it is counted (the port says
+ * it should be SIP, e.g. sip/start_line); without, it is other traffic and ignored. On TCP,
+ * junk before a start line is skipped by the framer and counted (sip_frame.h). */
 static bool handle_udp(struct engine *e, const struct packet *pkt)
 {
     if (only_line_breaks(pkt->payload, pkt->payload_len))

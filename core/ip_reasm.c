@@ -42,8 +42,7 @@ void ip_reasm_config_defaults(struct ip_reasm_config *cfg)
     cfg->timeout_ns = 30 * NS_PER_S;
 }
 
-struct ip_reasm *ip_reasm_new(const struct ip_reasm_config *cfg, ip_reasm_error_fn err,
-                              void *ctx)
+struct ip_reasm *ip_reasm_new(const struct ip_reasm_config *cfg, ip_reasm_error_fn err, void *ctx)
 {
     struct ip_reasm *r;
 
@@ -268,8 +267,7 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
         const struct piece *p = &d->pieces[i];
         if (start >= p->end || end <= p->start)
             continue;
-        if (start >= p->start && end <= p->end &&
-            memcmp(d->buf + start, pkt->payload, len) == 0) {
+        if (start >= p->start && end <= p->end && memcmp(d->buf + start, pkt->payload, len) == 0) {
             r->err(r->ctx, "fragment_duplicate");
             return TABLE_NONE;
         }
@@ -292,8 +290,7 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
     return TABLE_NONE;
 }
 
-int ip_reasm_add(struct ip_reasm *r, const struct packet *pkt, const uint8_t **data,
-                 uint32_t *len)
+int ip_reasm_add(struct ip_reasm *r, const struct packet *pkt, const uint8_t **data, uint32_t *len)
 {
     /* pkt may point into the previous output: keep it alive until the fragment is copied. */
     uint8_t *old = r->done;

@@ -59,8 +59,7 @@ struct ip_reasm;
 
 /* Creates an empty reassembler; err is called with ctx for each give-up. Returns NULL when
  * memory is short or a limit is 0. */
-struct ip_reasm *ip_reasm_new(const struct ip_reasm_config *cfg, ip_reasm_error_fn err,
-                              void *ctx);
+struct ip_reasm *ip_reasm_new(const struct ip_reasm_config *cfg, ip_reasm_error_fn err, void *ctx);
 
 /* Frees everything held. NULL is fine. */
 void ip_reasm_free(struct ip_reasm *r);
@@ -72,8 +71,7 @@ void ip_reasm_free(struct ip_reasm *r);
  * the reassembler and valid until the next call into it; 0 when the fragment is held (or was
  * dropped and counted). The fragment's bytes are copied: pkt may point into the reassembler's
  * own last output (a fragmented packet inside a reassembled tunnel). */
-int ip_reasm_add(struct ip_reasm *r, const struct packet *pkt, const uint8_t **data,
-                 uint32_t *len);
+int ip_reasm_add(struct ip_reasm *r, const struct packet *pkt, const uint8_t **data, uint32_t *len);
 
 /* Drops every datagram whose deadline is <= now, counting each as fragment_timeout. */
 void ip_reasm_expire(struct ip_reasm *r, uint64_t now_ns);

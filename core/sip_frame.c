@@ -88,8 +88,8 @@ static size_t find_start(const uint8_t *data, size_t len, size_t from, int *foun
 /* The header block is complete but the message is longer than SIP_MAX_MSG: parse the headers
  * and what is here of the body as a datagram. Returns the message's full length, or 0 when
  * the headers do not parse that way either. */
-static uint64_t oversized(const struct sip_frame_ops *ops, void *ctx, const uint8_t *p,
-                          size_t n, const struct sip_msg *stream_msg, struct sip_header *hdrs,
+static uint64_t oversized(const struct sip_frame_ops *ops, void *ctx, const uint8_t *p, size_t n,
+                          const struct sip_msg *stream_msg, struct sip_header *hdrs,
                           size_t max_hdrs)
 {
     struct sip_msg msg;
@@ -131,11 +131,9 @@ uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
             /* A parse error already reported covers what its resynchronisation skips. */
             if ((chunk->flags & (SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) == SIP_FRAME_SKIPPED)
                 ops->error(ctx, 0, "tcp_resync");
-            chunk->flags &=
-                (uint8_t)~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
+            chunk->flags &= (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
         }
-        rc = sip_parse((const char *)data + pos, len - pos, SIP_PARSE_STREAM, &msg, hdrs,
-                       max_hdrs);
+        rc = sip_parse((const char *)data + pos, len - pos, SIP_PARSE_STREAM, &msg, hdrs, max_hdrs);
         if (rc > 0) {
             chunk->flags |= SIP_FRAME_SIP_SEEN;
             ops->message(ctx, &msg);

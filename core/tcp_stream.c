@@ -24,11 +24,11 @@ struct seg {
 
 struct half {
     struct table_node node;
-    uint8_t *buf;       /* bytes the consumer left, at the stream head */
-    struct seg *ooo;    /* sorted by sequence number, disjoint */
-    uint64_t skip;      /* further bytes to discard (consumer's request) */
-    uint32_t next_seq;  /* next byte expected */
-    uint32_t fin_seq;   /* sequence number of the FIN, when fin_seen */
+    uint8_t *buf;      /* bytes the consumer left, at the stream head */
+    struct seg *ooo;   /* sorted by sequence number, disjoint */
+    uint64_t skip;     /* further bytes to discard (consumer's request) */
+    uint32_t next_seq; /* next byte expected */
+    uint32_t fin_seq;  /* sequence number of the FIN, when fin_seen */
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
     uint16_t sport, dport;
     uint8_t version, closed, flags, fin_seen;
@@ -56,13 +56,13 @@ void tcp_stream_config_defaults(struct tcp_stream_config *cfg)
     cfg->linger_ns = 60 * NS_PER_S;
 }
 
-struct tcp_stream *tcp_stream_new(const struct tcp_stream_config *cfg, tcp_stream_deliver_fn deliver,
-                                  tcp_stream_error_fn err, void *ctx)
+struct tcp_stream *tcp_stream_new(const struct tcp_stream_config *cfg,
+                                  tcp_stream_deliver_fn deliver, tcp_stream_error_fn err, void *ctx)
 {
     struct tcp_stream *ts;
 
-    if (cfg->max_streams == 0 || cfg->max_bytes == 0 || cfg->max_pending == 0 ||
-        cfg->window == 0 || cfg->window > (1u << 30))
+    if (cfg->max_streams == 0 || cfg->max_bytes == 0 || cfg->max_pending == 0 || cfg->window == 0 ||
+        cfg->window > (1u << 30))
         return NULL;
     ts = calloc(1, sizeof(*ts));
     if (!ts)

@@ -40,15 +40,15 @@
 #include "decode.h"
 
 struct tcp_stream_config {
-    uint32_t max_streams;     /* half-streams at once (a connection uses two) */
-    uint64_t max_bytes;       /* buffer bytes across all streams */
-    uint32_t max_pending;     /* per stream: bytes the consumer may leave unused */
-    uint32_t max_ooo_bytes;   /* per stream: out-of-order bytes held */
+    uint32_t max_streams;      /* half-streams at once (a connection uses two) */
+    uint64_t max_bytes;        /* buffer bytes across all streams */
+    uint32_t max_pending;      /* per stream: bytes the consumer may leave unused */
+    uint32_t max_ooo_bytes;    /* per stream: out-of-order bytes held */
     uint32_t max_ooo_segments; /* per stream: out-of-order segments held */
-    uint32_t window;          /* a sequence number further than this from the next expected
-                                 byte, either way, is a jump: a gap, then resync */
-    uint64_t idle_timeout_ns; /* a stream without segments for this long is dropped */
-    uint64_t linger_ns;       /* an ended stream is remembered for this long */
+    uint32_t window;           /* a sequence number further than this from the next expected
+                                  byte, either way, is a jump: a gap, then resync */
+    uint64_t idle_timeout_ns;  /* a stream without segments for this long is dropped */
+    uint64_t linger_ns;        /* an ended stream is remembered for this long */
 };
 
 /* Defaults: 100000 streams, 64 MiB, 65536 pending, 256 KiB and 64 segments out of order,
@@ -88,8 +88,9 @@ struct tcp_stream_stats {
 struct tcp_stream;
 
 /* Creates an empty table. Returns NULL when memory is short or a limit is 0. */
-struct tcp_stream *tcp_stream_new(const struct tcp_stream_config *cfg, tcp_stream_deliver_fn deliver,
-                                  tcp_stream_error_fn err, void *ctx);
+struct tcp_stream *tcp_stream_new(const struct tcp_stream_config *cfg,
+                                  tcp_stream_deliver_fn deliver, tcp_stream_error_fn err,
+                                  void *ctx);
 
 /* Frees everything held, delivering nothing. NULL is fine. */
 void tcp_stream_free(struct tcp_stream *ts);

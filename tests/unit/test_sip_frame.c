@@ -53,8 +53,8 @@ static uint64_t offer_s(const char *text, uint8_t flags)
 
 TEST(pipelined_messages_are_framed_one_by_one)
 {
-    static const char s[] = MSG("a", CL0, "") MSG("b", "Content-Length: 3\r\n", "xyz")
-        MSG("c", CL0, "");
+    static const char s[] =
+        MSG("a", CL0, "") MSG("b", "Content-Length: 3\r\n", "xyz") MSG("c", CL0, "");
     log_[0] = 0;
     CHECK_INT(offer_s(s, 0), sizeof s - 1);
     CHECK_STR(log_, "a|b|c|");
@@ -76,8 +76,8 @@ TEST(an_unfinished_message_is_left_for_more_bytes)
 
 TEST(crlf_keep_alives_between_messages_are_skipped_silently)
 {
-    static const char s[] = "\r\n\r\n" MSG("a", CL0, "") "\r\n" "\r\n\r\n" MSG("b", CL0, "")
-        "\r\n";
+    static const char s[] = "\r\n\r\n" MSG("a", CL0, "") "\r\n"
+                                                         "\r\n\r\n" MSG("b", CL0, "") "\r\n";
     log_[0] = 0;
     CHECK_INT(offer_s(s, 0), sizeof s - 1);
     CHECK_STR(log_, "a|b|");
@@ -154,8 +154,8 @@ TEST(status_lines_end_a_resync_too)
 TEST(quiet_mode_reports_nothing_until_sip_appears)
 {
     static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    static const char s[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n" MSG("a", CL0, "") MSG("b", "", "")
-        MSG("c", CL0, "");
+    static const char s[] =
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n" MSG("a", CL0, "") MSG("b", "", "") MSG("c", CL0, "");
     log_[0] = 0;
     CHECK_INT(offer(http, sizeof http - 1, 0, 1), sizeof http - 1);
     CHECK_STR(log_, "");

@@ -7,8 +7,8 @@
 #define S (1000000000ULL)
 
 /* The test consumer frames lines: it uses every complete "...\n" line and logs it as "line|".
- * When handed a chunk with TCP_STREAM_LOST set it logs "~", drops everything up to and including the
- * first '\n' (the rest of a cut line) and clears the flag. A line "skipN" (N one digit) also
+ * When handed a chunk with TCP_STREAM_LOST set it logs "~", drops everything up to and including
+ * the first '\n' (the rest of a cut line) and clears the flag. A line "skipN" (N one digit) also
  * discards the next N bytes of the stream. Each offer is logged as "<" when the chunk points
  * into the segment's own payload (zero-copy) and "(" when it points elsewhere (a copy). */
 static char log_[4096];
@@ -164,7 +164,7 @@ TEST(resent_bytes_are_dropped_and_counted)
     struct tcp_stream *ts = make();
     send_(ts, seg(0, 99, SYN, NULL, 0));
     send_(ts, seg(0, 100, ACK, "a\n", 1));
-    send_(ts, seg(0, 100, ACK, "a\n", 2));   /* whole resend */
+    send_(ts, seg(0, 100, ACK, "a\n", 2));    /* whole resend */
     send_(ts, seg(0, 100, ACK, "a\nb\n", 3)); /* resend plus new bytes */
     CHECK_STR(log_, "<a|<b|");
     CHECK_STR(reasons, "tcp_retransmission,tcp_retransmission");
