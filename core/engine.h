@@ -10,13 +10,17 @@
 #include <stdint.h>
 
 #include "capture.h"
+#include "ip_reasm.h"
 #include "portset.h"
+#include "tcp_stream.h"
 #include "track.h"
 
 struct metrics;
 
 struct engine_config {
     struct track_config track;
+    struct ip_reasm_config reasm; /* IP fragments */
+    struct tcp_stream_config tcp; /* TCP streams */
     /* Frames whose ports are not in this set are ignored; NULL recognises SIP on any port by
      * its start line (the offline default, METRICS.md). */
     const struct portset *sip_ports;
@@ -28,7 +32,8 @@ struct engine_config {
     uint32_t symbol_cap; /* interned label values; 0 for the default */
 };
 
-/* Fills cfg with the defaults (track defaults, any port, interface "file", pcap). */
+/* Fills cfg with the defaults (track, reassembly and TCP defaults, any port, interface "file",
+ * pcap). */
 void engine_config_defaults(struct engine_config *cfg);
 
 struct engine;

@@ -34,6 +34,8 @@ enum opt_id {
     OPT_MAX_CALLS,
     OPT_MAX_TRANSACTIONS,
     OPT_MAX_REGISTRATIONS,
+    OPT_MAX_TCP_STREAMS,
+    OPT_REASM_MAX_BYTES,
     OPT_MAX_CALL_AGE,
     OPT_TIMER_T1,
     OPT_TIMER_B,
@@ -56,6 +58,8 @@ static const struct option options[] = {
     {"max-calls", required_argument, NULL, OPT_MAX_CALLS},
     {"max-transactions", required_argument, NULL, OPT_MAX_TRANSACTIONS},
     {"max-registrations", required_argument, NULL, OPT_MAX_REGISTRATIONS},
+    {"max-tcp-streams", required_argument, NULL, OPT_MAX_TCP_STREAMS},
+    {"reasm-max-bytes", required_argument, NULL, OPT_REASM_MAX_BYTES},
     {"max-call-age", required_argument, NULL, OPT_MAX_CALL_AGE},
     {"timer-t1", required_argument, NULL, OPT_TIMER_T1},
     {"timer-b", required_argument, NULL, OPT_TIMER_B},
@@ -114,6 +118,16 @@ static void usage(FILE *out)
             "  --timer-c DURATION       INVITE without a final after a provisional [180s]\n"
             "  --timer-f DURATION       non-INVITE without a final times out [64*T1 = 32s]\n"
             "  Durations: 500ms, 32s, 3m, 4h, 1h30m.\n"
+            "Reassembly:\n"
+            "  --max-tcp-streams N      TCP streams tracked at once, one per direction of a\n"
+            "                           connection; the least recently active is evicted\n"
+            "                           [100000]\n"
+            "  --reasm-max-bytes SIZE   bytes held for IP fragment reassembly, and as much\n"
+            "                           again for TCP stream buffers (partial messages,\n"
+            "                           out-of-order segments) [64MiB]\n"
+            "  Fixed: IP fragments wait 30s, at most 4096 datagrams at once; a TCP stream\n"
+            "  idle for 300s is dropped; one message is at most 65535 bytes (a longer one on\n"
+            "  TCP is tracked from its headers, its body skipped).\n"
             "Other:\n"
             "  --log.level LEVEL        error, warn, info or debug [info]\n"
             "  --help                   this text\n"
@@ -173,6 +187,19 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         case OPT_MAX_REGISTRATIONS:
             rc = config_parse_count(optarg, 1, 1u << 31, &v, err, sizeof(err));
             cfg->track.max_registrations = (uint32_t)v;
+            break;
+        case OPT_MAX_TCP_STREAMS:
+            rc = config_parse_count(optarg, 1, 1u << 31, &v, err, sizeof(err));
+            cfg->tcp.max_streams = (uint32_t)v;
+            break;
+        case OPT_REASM_MAX_BYTES:
+            rc = config_parse_size(optarg, &v, err, sizeof(err));
+            if (!rc && v < 65536) {
+                snprintf(err, sizeof(err), "--reasm-max-bytes must be at least 64KiB");
+                rc = -EINVAL;
+            }
+            cfg->reasm.max_bytes = v;
+            cfg->tcp.max_bytes = v;
             break;
         case OPT_MAX_CALL_AGE:
             rc = config_parse_duration(optarg, &cfg->track.max_call_age_ns, err, sizeof(err));

@@ -227,7 +227,7 @@ static void copy_text(struct sip_dialog *d, const struct sip_msg *msg)
             n = max[i];
             d->flags |= SIP_DIALOG_F_TRUNCATED;
         }
-        if (n)
+        if (n) /* an absent value is an empty slice with a NULL pointer */
             memcpy(d->text + off, parts[i].p, n);
         *lens[i] = (uint8_t)n;
         off += max[i];

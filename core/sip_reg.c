@@ -264,7 +264,7 @@ static void copy_text(char *dst, uint8_t *len, struct slice src, size_t max, uin
         n = max;
         *truncated = 1;
     }
-    if (n)
+    if (n) /* an absent value is an empty slice with a NULL pointer */
         memcpy(dst, src.p, n);
     *len = (uint8_t)n;
 }
