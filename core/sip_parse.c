@@ -224,7 +224,7 @@ static const uint8_t compact_hdr[256] = {
 
 /* Header identification on a name with no control bytes: a switch on the length, then the first
  * letter, leaves at most one full comparison. */
-static enum sip_hdr hdr_id(const char *p, size_t n)
+static ALWAYS_INLINE enum sip_hdr hdr_id(const char *p, size_t n)
 {
     char c = (char)(p[0] | 0x20);
 
@@ -1102,33 +1102,42 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
                 return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         }
 
-        /* The name: up to the colon on the first line. A known name matched a literal, so only
-         * unknown ones need checking for token bytes. */
-        const char *ln = s + ls, *colon = NULL;
+        /* The name: up to the colon on the first line; the value starts after whitespace. Most
+         * lines have their colon in the first 16 bytes with no whitespace before it: one load
+         * gives both the colon and the whitespace after it. */
+        const char *ln = s + ls, *vend = s + ve, *ne = NULL, *vs = NULL;
 #ifdef SIP_SSE2
         if (rd.hi - ln >= 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)ln);
             unsigned cm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
-            if (cm)
-                colon = ln + __builtin_ctz(cm);
+            unsigned wm = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
+            unsigned ci = cm ? (unsigned)__builtin_ctz(cm) : 16;
+            if (ci > 0 && ci < 16 && ln + ci < s + ve1 && !((wm >> (ci - 1)) & 1)) {
+                ne = ln + ci;
+                vs = ne + 1 + __builtin_ctz(~(wm >> (ci + 1)));
+                if (vs == ln + 16)
+                    while (vs < vend && is_wsp(*vs))
+                        vs++;
+            }
         }
 #endif
-        if (!colon || colon >= s + ve1)
-            colon = scan(ln, s + ve1, rd, CLS_NONE, ':', 0, 0, 0);
-        if (colon == s + ve1)
-            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        const char *ne = colon;
-        while (ne > ln && is_wsp(ne[-1]))
-            ne--;
+        if (!ne) {
+            const char *colon = scan(ln, s + ve1, rd, CLS_NONE, ':', 0, 0, 0);
+            if (colon == s + ve1)
+                return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            ne = colon;
+            while (ne > ln && is_wsp(ne[-1]))
+                ne--;
+            vs = colon + 1;
+            while (vs < vend && is_wsp(*vs))
+                vs++;
+        }
         if (ne == ln)
             return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         enum sip_hdr id = hdr_id(ln, (size_t)(ne - ln));
         if (id == SIP_HDR_OTHER && !all_tok(ln, ne))
             return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-
-        const char *vs = colon + 1, *vend = s + ve;
-        while (vs < vend && is_wsp(*vs))
-            vs++;
         struct sip_header *h = &hdrs[n++];
         h->name = slice_make(ln, (size_t)(ne - ln));
         h->id = (uint8_t)id;
