@@ -646,12 +646,16 @@ struct slice sip_addr_uri(struct slice value)
  * scans of the line, so the work on consecutive lines overlaps in the CPU. The same pass flags
  * control bytes that are not part of a line break (NUL, a CR not followed by LF, ...). */
 
+/* Chunks whose masks one call computes: 512 bytes, most header blocks in one or two calls. */
+#define LINES_BATCH 8
+
 struct lines {
-    const char *s;    /* start of the message (after any leading empty lines) */
-    size_t end;       /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
-    size_t first_bad; /* offset of the first stray control byte seen, SIZE_MAX if none */
-    struct span rd;   /* the caller's buffer */
-    bool avx2;        /* the CPU has AVX2 */
+    const char *s;              /* start of the message (after any leading empty lines) */
+    size_t end;                 /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
+    size_t first_bad;           /* offset of the first stray control byte seen, SIZE_MAX if none */
+    struct span rd;             /* the caller's buffer */
+    bool avx2;                  /* the CPU has AVX2 */
+    uint64_t batch[LINES_BATCH]; /* LF masks of the chunks of the last lines_fill */
 };
 
 /* The position in the LF masks. Kept apart from struct lines so that it stays in registers: the
@@ -659,6 +663,8 @@ struct lines {
 struct lines_pos {
     size_t base; /* offset of the current chunk */
     uint64_t lf; /* LF bits of the current chunk not handed out yet */
+    unsigned k;  /* index of the current chunk in lines.batch */
+    unsigned nk; /* chunks in lines.batch */
 };
 
 /* LF bytes and control bytes (HT, CR and LF included) of the 64 bytes at p. */
@@ -750,36 +756,47 @@ static ALWAYS_INLINE uint64_t chunk_done(struct lines *it, size_t base, uint64_t
     return lf;
 }
 
-/* Returns the LF mask of the chunk at base (which is below it->end). */
-static uint64_t lines_load(struct lines *it, size_t base)
+/* Fills it->batch with the LF masks of the chunks from base (which is below it->end), up to
+ * LINES_BATCH of them or the end. Returns how many. */
+static unsigned lines_fill(struct lines *it, size_t base)
 {
-    char tmp[64];
-    unsigned shift;
-    uint64_t lf, ctl;
+    unsigned k = 0;
 
-    chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
-    return chunk_done(it, base, lf, ctl, shift);
+    do {
+        char tmp[64];
+        unsigned shift;
+        uint64_t lf, ctl;
+        chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
+        it->batch[k++] = chunk_done(it, base, lf, ctl, shift);
+        base += 64;
+    } while (k < LINES_BATCH && base < it->end);
+    return k;
 }
 
 #ifdef SIP_AVX2
-__attribute__((target("avx2"))) static uint64_t lines_load_avx2(struct lines *it, size_t base)
+__attribute__((target("avx2"))) static unsigned lines_fill_avx2(struct lines *it, size_t base)
 {
-    char tmp[64];
-    unsigned shift;
-    uint64_t lf, ctl;
+    unsigned k = 0;
 
-    chunk_masks_avx2(chunk_src(it, base, tmp, &shift), &lf, &ctl);
-    return chunk_done(it, base, lf, ctl, shift);
+    do {
+        char tmp[64];
+        unsigned shift;
+        uint64_t lf, ctl;
+        chunk_masks_avx2(chunk_src(it, base, tmp, &shift), &lf, &ctl);
+        it->batch[k++] = chunk_done(it, base, lf, ctl, shift);
+        base += 64;
+    } while (k < LINES_BATCH && base < it->end);
+    return k;
 }
 #endif
 
-static ALWAYS_INLINE uint64_t lines_load_any(struct lines *it, size_t base)
+static ALWAYS_INLINE unsigned lines_fill_any(struct lines *it, size_t base)
 {
 #ifdef SIP_AVX2
     if (it->avx2)
-        return lines_load_avx2(it, base);
+        return lines_fill_avx2(it, base);
 #endif
-    return lines_load(it, base);
+    return lines_fill(it, base);
 }
 
 /* Sets *pos to the offset of the next LF. Returns false when the input ends first. */
@@ -789,7 +806,11 @@ static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, siz
         at->base += 64;
         if (at->base >= it->end)
             return false;
-        at->lf = lines_load_any(it, at->base);
+        if (++at->k == at->nk) {
+            at->nk = lines_fill_any(it, at->base);
+            at->k = 0;
+        }
+        at->lf = it->batch[at->k];
     }
     *pos = at->base + (size_t)__builtin_ctzll(at->lf);
     at->lf &= at->lf - 1;
@@ -1062,7 +1083,8 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     size_t le, ve;
     if (it.end == 0)
         return need_more(&it, msg, capped, true);
-    struct lines_pos at = {0, lines_load_any(&it, 0)};
+    struct lines_pos at = {.nk = lines_fill_any(&it, 0)};
+    at.lf = it.batch[0];
 
     /* Start line. */
     if (!lines_next(&it, &at, &le))
