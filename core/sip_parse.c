@@ -855,6 +855,25 @@ static ALWAYS_INLINE bool line_body_end(const char *s, size_t ls, size_t le, siz
     return !(le > ls && (unsigned char)s[le - 1] < 0x20 && s[le - 1] != '\t');
 }
 
+/* The general case of splitting a header line [ln, le1) at its colon: sets *ne to the end of the
+ * name and *vs to the start of the value (vend ends the value). Returns false without a colon. */
+__attribute__((noinline)) static bool name_split(const char *ln, const char *le1, const char *vend,
+                                                 struct span rd, const char **ne, const char **vs)
+{
+    const char *colon = scan(ln, le1, rd, CLS_NONE, ':', 0, 0, 0);
+    if (colon == le1)
+        return false;
+    const char *p = colon;
+    while (p > ln && is_wsp(p[-1]))
+        p--;
+    *ne = p;
+    p = colon + 1;
+    while (p < vend && is_wsp(*p))
+        p++;
+    *vs = p;
+    return true;
+}
+
 /* memset of the message, which compilers turn into "rep stos": slow to start for ~300 bytes and
  * measurable per message. Unrolled stores instead. */
 static ALWAYS_INLINE void zero_msg(struct sip_msg *msg)
@@ -1176,17 +1195,8 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
             }
         }
 #endif
-        if (!ne) {
-            const char *colon = scan(ln, s + ve1, rd, CLS_NONE, ':', 0, 0, 0);
-            if (colon == s + ve1)
-                return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-            ne = colon;
-            while (ne > ln && is_wsp(ne[-1]))
-                ne--;
-            vs = colon + 1;
-            while (vs < vend && is_wsp(*vs))
-                vs++;
-        }
+        if (!ne && !name_split(ln, s + ve1, vend, rd, &ne, &vs))
+            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         if (ne == ln)
             return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         enum sip_hdr id = hdr_id(ln, (size_t)(ne - ln));
