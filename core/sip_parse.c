@@ -855,23 +855,26 @@ static ALWAYS_INLINE bool line_body_end(const char *s, size_t ls, size_t le, siz
     return !(le > ls && (unsigned char)s[le - 1] < 0x20 && s[le - 1] != '\t');
 }
 
-/* The general case of splitting a header line [ln, le1) at its colon: sets *ne to the end of the
- * name and *vs to the start of the value (vend ends the value). Returns false without a colon. */
-__attribute__((noinline)) static bool name_split(const char *ln, const char *le1, const char *vend,
-                                                 struct span rd, const char **ne, const char **vs)
+struct name_value {
+    const char *ne; /* end of the name, NULL when the line has no colon */
+    const char *vs; /* start of the value */
+};
+
+/* The general case of splitting a header line [ln, le1) at its colon; vend ends the value. */
+__attribute__((noinline)) static struct name_value name_split(const char *ln, const char *le1,
+                                                              const char *vend, struct span rd)
 {
+    struct name_value r = {NULL, NULL};
     const char *colon = scan(ln, le1, rd, CLS_NONE, ':', 0, 0, 0);
     if (colon == le1)
-        return false;
-    const char *p = colon;
-    while (p > ln && is_wsp(p[-1]))
-        p--;
-    *ne = p;
-    p = colon + 1;
-    while (p < vend && is_wsp(*p))
-        p++;
-    *vs = p;
-    return true;
+        return r;
+    r.ne = colon;
+    while (r.ne > ln && is_wsp(r.ne[-1]))
+        r.ne--;
+    r.vs = colon + 1;
+    while (r.vs < vend && is_wsp(*r.vs))
+        r.vs++;
+    return r;
 }
 
 /* memset of the message, which compilers turn into "rep stos": slow to start for ~300 bytes and
@@ -894,6 +897,13 @@ static int fail(struct sip_msg *msg, int rc, enum sip_error why)
 {
     msg->error = (uint8_t)why;
     return rc;
+}
+
+/* A failure inside the header block: the headers before it stay readable. */
+static int fail_at(struct sip_msg *msg, uint32_t n, int rc, enum sip_error why)
+{
+    msg->n_headers = n;
+    return fail(msg, rc, why);
 }
 
 /* The input ended inside the header block. Every byte seen so far belongs to it, so a stray
@@ -1154,12 +1164,11 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
         if (!lines_next(&it, &at, &le))
             return need_more(&it, msg, capped, false);
         if (it.first_bad < le || !line_body_end(s, ls, le, &ve, &msg->anomalies))
-            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         if (ve == ls)
             break; /* the empty line */
-        msg->n_headers = n;
         if (n == max_hdrs)
-            return fail(msg, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
+            return fail_at(msg, n, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
         size_t ve1 = ve;
         bool folded = false;
         for (;;) {
@@ -1172,7 +1181,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
             if (!lines_next(&it, &at, &le))
                 return need_more(&it, msg, capped, false);
             if (it.first_bad < le || !line_body_end(s, fs, le, &ve, &msg->anomalies))
-                return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         }
 
         /* The name: up to the colon on the first line; the value starts after whitespace. Most
@@ -1195,13 +1204,18 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
             }
         }
 #endif
-        if (!ne && !name_split(ln, s + ve1, vend, rd, &ne, &vs))
-            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        if (!ne) {
+            struct name_value nv = name_split(ln, s + ve1, vend, rd);
+            if (!nv.ne)
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            ne = nv.ne;
+            vs = nv.vs;
+        }
         if (ne == ln)
-            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         enum sip_hdr id = hdr_id(ln, (size_t)(ne - ln));
         if (id == SIP_HDR_OTHER && !all_tok(ln, ne))
-            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         struct sip_header *h = &hdrs[n++];
         h->name = slice_make(ln, (size_t)(ne - ln));
         h->id = (uint8_t)id;
