@@ -134,6 +134,8 @@ static ALWAYS_INLINE const char *scan(const char *p, const char *e, struct span 
             p = e;
         return p < e ? p : e;
     }
+#else
+    (void)rd;
 #endif
     for (; p < e; p++)
         if (scan_hit(*p, cls, a, b, c, d))
@@ -156,6 +158,8 @@ static ALWAYS_INLINE const char *rscan(const char *p, const char *e, struct span
         }
         e = q;
     }
+#else
+    (void)rd;
 #endif
     while (e > p) {
         e--;
