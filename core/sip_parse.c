@@ -59,26 +59,22 @@ static bool all_tok(const char *p, const char *e)
     return true;
 }
 
-/* Byte scanning. Every search in the parser is "first byte of a small class", done 16 bytes at a
- * time with SSE2 (baseline on x86-64) and a bit scan, so that no loop branches per byte. A scan of
- * [p, e) may load bytes past e, but only inside the span of bytes known to be readable (the
- * caller's buffer in sip_parse, the slice itself in the public helpers). */
+/* Byte scanning inside a header value: "first byte of a small class", 16 bytes at a time with SSE2
+ * and a bit scan, so that no loop branches per byte. A scan of [p, e) may load bytes past e, but
+ * only inside the span of bytes known to be readable (the caller's buffer in sip_parse, the slice
+ * itself in the public helpers). */
 struct span {
     const char *lo, *hi;
 };
 
 enum scan_class {
     CLS_NONE,  /* only the listed bytes */
-    CLS_CTL,   /* a control byte other than HT (line breaks, NUL, stray CR), or a listed byte */
     CLS_SPACE, /* a byte <= 0x20 (whitespace, line breaks, controls), or a listed byte */
 };
 
 static ALWAYS_INLINE bool scan_hit(char x, enum scan_class cls, char a, char b, char c, char d)
 {
-    unsigned char u = (unsigned char)x;
-    if (cls == CLS_CTL && u < 0x20 && u != '\t')
-        return true;
-    if (cls == CLS_SPACE && u <= 0x20)
+    if (cls == CLS_SPACE && (unsigned char)x <= 0x20)
         return true;
     return (a && x == a) || (b && x == b) || (c && x == c) || (d && x == d);
 }
@@ -88,12 +84,8 @@ static ALWAYS_INLINE unsigned scan_block(__m128i v, enum scan_class cls, char a,
                                          char d)
 {
     __m128i m = _mm_setzero_si128();
-    if (cls == CLS_CTL) {
-        m = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        m = _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')), m);
-    } else if (cls == CLS_SPACE) {
+    if (cls == CLS_SPACE)
         m = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v);
-    }
     if (a)
         m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(a)));
     if (b)
@@ -206,10 +198,11 @@ static ALWAYS_INLINE uint16_t load16(const char *p)
     return v;
 }
 
-/* Compares n bytes with a lower-case literal of letters, digits and '-', ignoring ASCII case, by
- * setting bit 5 of every byte. For such a literal this can only mismatch a byte below 0x20 (CR
- * would pass for '-'), so it is used on bytes already known to hold no control characters. n is a
- * constant at every call: the loads below fold into a few compares. */
+/* Compares n bytes with a lower-case literal, ignoring ASCII case, by setting bit 5 of every byte.
+ * Every literal byte here has bit 5 set (letters, digits, "-/.;="), so besides the upper-case
+ * letters only a control byte can pass for another (CR for '-'): it is used where control bytes
+ * other than line breaks are already excluded, and no literal has a '-' where a folded value could
+ * hold a CR. n is a constant at every call: the loads fold into a few compares. */
 static ALWAYS_INLINE bool eq_ci(const char *p, const char *lit, size_t n)
 {
     if (n >= 8) {
@@ -609,6 +602,7 @@ static bool addr_split(const char *p, const char *e, struct span rd, struct slic
     return true;
 }
 
+/* Callers check for an empty slice first: its pointer may be NULL. */
 static struct span span_of(struct slice s)
 {
     return (struct span){s.p, s.p + s.len};
@@ -616,6 +610,10 @@ static struct span span_of(struct slice s)
 
 bool sip_list_next(struct slice value, size_t *pos, struct slice *item)
 {
+    if (*pos >= value.len) { /* also keeps NULL + 0 away from an absent header's empty slice */
+        *pos = value.len;
+        return false;
+    }
     struct span rd = span_of(value);
     const char *p = value.p + *pos, *e = rd.hi;
 
@@ -651,16 +649,20 @@ bool sip_list_next(struct slice value, size_t *pos, struct slice *item)
 
 bool sip_header_param(struct slice value, struct slice name, struct slice *val)
 {
+    if (value.len == 0 || name.len == 0)
+        return false;
     struct span rd = span_of(value);
     return param_find(params_start(rd.lo, rd.hi, rd), rd.hi, rd, name.p, name.len, val);
 }
 
 struct slice sip_addr_uri(struct slice value)
 {
-    struct span rd = span_of(value);
     struct slice uri;
     const char *params;
 
+    if (value.len == 0)
+        return slice_make(NULL, 0);
+    struct span rd = span_of(value);
     if (!addr_split(rd.lo, rd.hi, rd, &uri, &params))
         return slice_make(NULL, 0);
     return uri;
@@ -1106,16 +1108,18 @@ static int32_t parse_content_length(struct slice v)
 int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_msg *msg,
               struct sip_header *hdrs, size_t max_hdrs)
 {
-    const char *p = buf, *bend = buf + len;
-    struct span rd = {buf, bend};
     int rc;
 
     zero_msg(msg);
     msg->headers = hdrs;
     msg->content_length = -1;
+    if (len == 0) /* buf may then be NULL */
+        return -EAGAIN;
     /* The return value is an int; no real input comes near this. */
     if (len > INT32_MAX)
         return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
+    const char *p = buf, *bend = buf + len;
+    struct span rd = {buf, bend};
     /* first[] stores index + 1 in 16 bits. */
     if (max_hdrs > UINT16_MAX - 1)
         max_hdrs = UINT16_MAX - 1;

@@ -681,6 +681,7 @@ TEST(leading_empty_lines_are_skipped_and_counted_in_the_length)
     CHECK_INT(PARSE_LIT("\r\n\r\n", S, &m), -EAGAIN);
     CHECK_INT(PARSE_LIT("\r\n\r\n", D, &m), -EAGAIN);
     CHECK_INT(PARSE_LIT("", D, &m), -EAGAIN);
+    CHECK_INT(sip_parse(NULL, 0, S, &m, hdrs, SIP_MAX_HEADERS), -EAGAIN);
 }
 
 TEST(whitespace_around_the_colon_is_allowed)
@@ -934,6 +935,25 @@ TEST(from_uri_is_the_last_angle_bracket_uri_even_after_a_broken_display_name)
     CHECK_SL(m.to_tag, "t2");
     /* The strict helper calls the same value garbage. */
     CHECK_INT(sip_addr_uri(hdrs[1].value).len, 0);
+}
+
+TEST(helpers_accept_the_empty_slice_of_an_absent_header)
+{
+    struct sip_msg m;
+    static const char in[] = REQ HDRS "\r\n";
+    CHECK_INT(PARSE_LIT(in, D, &m), sizeof(in) - 1);
+    struct slice none = sip_msg_header(&m, SIP_HDR_CONTACT), it;
+    size_t pos = 0;
+    CHECK(none.p == NULL);
+    CHECK_INT(none.len, 0);
+    CHECK(!sip_list_next(none, &pos, &it));
+    CHECK_INT(pos, 0);
+    CHECK(!sip_header_param(none, SLICE_LIT("expires"), &it));
+    CHECK_INT(sip_addr_uri(none).len, 0);
+    CHECK(!sip_header_param(SLICE_LIT("<sip:a>;;x"), SLICE_LIT(""), &it));
+    CHECK_SL(sip_msg_header(&m, SIP_HDR_CSEQ), "1 OPTIONS");
+    CHECK_INT(sip_msg_header(&m, SIP_HDR_OTHER).len, 0);
+    CHECK_INT(sip_msg_header(&m, SIP_HDR_COUNT).len, 0);
 }
 
 TEST_MAIN()
