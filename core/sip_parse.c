@@ -21,14 +21,14 @@
 /* RFC 3261 §25.1 token characters: the only bytes allowed in a method or a header name. */
 static const uint8_t tok_char[256] = {
     ['!'] = 1, ['%'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1,
-    ['`'] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
-    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
-    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1,
-    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
-    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['`'] = 1, ['~'] = 1, ['0'] = 1,  ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1,  ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1,  ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1,  ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1,  ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1,
+    ['c'] = 1, ['d'] = 1, ['e'] = 1,  ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1,  ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1,  ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
 static ALWAYS_INLINE bool is_tok(char c)
@@ -142,8 +142,8 @@ static ALWAYS_INLINE const char *rscan(const char *p, const char *e, struct span
 #ifdef SIP_SSE2
     while (e > p && e - rd.lo >= 16) {
         const char *q = e - 16;
-        unsigned m = scan_block(_mm_loadu_si128((const __m128i *)(const void *)q), CLS_NONE, a, b,
-                                c, 0);
+        unsigned m =
+            scan_block(_mm_loadu_si128((const __m128i *)(const void *)q), CLS_NONE, a, b, c, 0);
         if (m) {
             const char *r = q + (31 - __builtin_clz(m));
             return r >= p ? r : NULL;
@@ -223,23 +223,26 @@ static ALWAYS_INLINE bool eq_ci(const char *p, const char *lit, size_t n)
     return n == 0 || (p[0] | 0x20) == lit[0];
 }
 
+/* The compact forms of RFC 3261 §7.3.3 and of the extensions that define one. */
+/* clang-format off */
 static const uint8_t compact_hdr[256] = {
-    ['i'] = SIP_HDR_CALL_ID,         ['I'] = SIP_HDR_CALL_ID,
-    ['m'] = SIP_HDR_CONTACT,         ['M'] = SIP_HDR_CONTACT,
+    ['i'] = SIP_HDR_CALL_ID,          ['I'] = SIP_HDR_CALL_ID,
+    ['m'] = SIP_HDR_CONTACT,          ['M'] = SIP_HDR_CONTACT,
     ['e'] = SIP_HDR_CONTENT_ENCODING, ['E'] = SIP_HDR_CONTENT_ENCODING,
-    ['l'] = SIP_HDR_CONTENT_LENGTH,  ['L'] = SIP_HDR_CONTENT_LENGTH,
-    ['c'] = SIP_HDR_CONTENT_TYPE,    ['C'] = SIP_HDR_CONTENT_TYPE,
-    ['f'] = SIP_HDR_FROM,            ['F'] = SIP_HDR_FROM,
-    ['s'] = SIP_HDR_SUBJECT,         ['S'] = SIP_HDR_SUBJECT,
-    ['k'] = SIP_HDR_SUPPORTED,       ['K'] = SIP_HDR_SUPPORTED,
-    ['t'] = SIP_HDR_TO,              ['T'] = SIP_HDR_TO,
-    ['v'] = SIP_HDR_VIA,             ['V'] = SIP_HDR_VIA,
-    ['o'] = SIP_HDR_EVENT,           ['O'] = SIP_HDR_EVENT,
-    ['u'] = SIP_HDR_ALLOW_EVENTS,    ['U'] = SIP_HDR_ALLOW_EVENTS,
-    ['r'] = SIP_HDR_REFER_TO,        ['R'] = SIP_HDR_REFER_TO,
-    ['x'] = SIP_HDR_SESSION_EXPIRES, ['X'] = SIP_HDR_SESSION_EXPIRES,
-    ['b'] = SIP_HDR_REFERRED_BY,     ['B'] = SIP_HDR_REFERRED_BY,
+    ['l'] = SIP_HDR_CONTENT_LENGTH,   ['L'] = SIP_HDR_CONTENT_LENGTH,
+    ['c'] = SIP_HDR_CONTENT_TYPE,     ['C'] = SIP_HDR_CONTENT_TYPE,
+    ['f'] = SIP_HDR_FROM,             ['F'] = SIP_HDR_FROM,
+    ['s'] = SIP_HDR_SUBJECT,          ['S'] = SIP_HDR_SUBJECT,
+    ['k'] = SIP_HDR_SUPPORTED,        ['K'] = SIP_HDR_SUPPORTED,
+    ['t'] = SIP_HDR_TO,               ['T'] = SIP_HDR_TO,
+    ['v'] = SIP_HDR_VIA,              ['V'] = SIP_HDR_VIA,
+    ['o'] = SIP_HDR_EVENT,            ['O'] = SIP_HDR_EVENT,
+    ['u'] = SIP_HDR_ALLOW_EVENTS,     ['U'] = SIP_HDR_ALLOW_EVENTS,
+    ['r'] = SIP_HDR_REFER_TO,         ['R'] = SIP_HDR_REFER_TO,
+    ['x'] = SIP_HDR_SESSION_EXPIRES,  ['X'] = SIP_HDR_SESSION_EXPIRES,
+    ['b'] = SIP_HDR_REFERRED_BY,      ['B'] = SIP_HDR_REFERRED_BY,
 };
+/* clang-format on */
 
 #define IS(lit) eq_ci(p, lit, sizeof(lit) - 1)
 
@@ -377,13 +380,20 @@ const char *sip_header_name(enum sip_hdr id)
 }
 
 static const char *const method_names[SIP_METHOD_COUNT] = {
-    [SIP_METHOD_OTHER] = "other",         [SIP_METHOD_INVITE] = "INVITE",
-    [SIP_METHOD_ACK] = "ACK",             [SIP_METHOD_BYE] = "BYE",
-    [SIP_METHOD_CANCEL] = "CANCEL",       [SIP_METHOD_REGISTER] = "REGISTER",
-    [SIP_METHOD_OPTIONS] = "OPTIONS",     [SIP_METHOD_PRACK] = "PRACK",
-    [SIP_METHOD_SUBSCRIBE] = "SUBSCRIBE", [SIP_METHOD_NOTIFY] = "NOTIFY",
-    [SIP_METHOD_PUBLISH] = "PUBLISH",     [SIP_METHOD_INFO] = "INFO",
-    [SIP_METHOD_REFER] = "REFER",         [SIP_METHOD_MESSAGE] = "MESSAGE",
+    [SIP_METHOD_OTHER] = "other",
+    [SIP_METHOD_INVITE] = "INVITE",
+    [SIP_METHOD_ACK] = "ACK",
+    [SIP_METHOD_BYE] = "BYE",
+    [SIP_METHOD_CANCEL] = "CANCEL",
+    [SIP_METHOD_REGISTER] = "REGISTER",
+    [SIP_METHOD_OPTIONS] = "OPTIONS",
+    [SIP_METHOD_PRACK] = "PRACK",
+    [SIP_METHOD_SUBSCRIBE] = "SUBSCRIBE",
+    [SIP_METHOD_NOTIFY] = "NOTIFY",
+    [SIP_METHOD_PUBLISH] = "PUBLISH",
+    [SIP_METHOD_INFO] = "INFO",
+    [SIP_METHOD_REFER] = "REFER",
+    [SIP_METHOD_MESSAGE] = "MESSAGE",
     [SIP_METHOD_UPDATE] = "UPDATE",
 };
 
@@ -680,11 +690,11 @@ struct slice sip_addr_uri(struct slice value)
 #define LINES_BATCH 8
 
 struct lines {
-    const char *s;              /* start of the message (after any leading empty lines) */
-    size_t end;                 /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
-    size_t first_bad;           /* offset of the first stray control byte seen, SIZE_MAX if none */
-    struct span rd;             /* the caller's buffer */
-    bool avx2;                  /* the CPU has AVX2 */
+    const char *s;               /* start of the message (after any leading empty lines) */
+    size_t end;                  /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
+    size_t first_bad;            /* offset of the first stray control byte seen, SIZE_MAX if none */
+    struct span rd;              /* the caller's buffer */
+    bool avx2;                   /* the CPU has AVX2 */
     uint64_t batch[LINES_BATCH]; /* LF masks of the chunks of the last lines_fill */
 };
 
@@ -723,9 +733,8 @@ static ALWAYS_INLINE void chunk_masks(const char *p, uint64_t *lf, uint64_t *ctl
 }
 
 #ifdef SIP_AVX2
-__attribute__((target("avx2"))) static ALWAYS_INLINE void chunk_masks_avx2(const char *p,
-                                                                           uint64_t *lf,
-                                                                           uint64_t *ctl)
+__attribute__((target("avx2"))) static ALWAYS_INLINE void
+chunk_masks_avx2(const char *p, uint64_t *lf, uint64_t *ctl)
 {
     const __m256i nl = _mm256_set1_epi8('\n'), c1f = _mm256_set1_epi8(0x1f);
     __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
@@ -758,7 +767,7 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, 
 }
 
 static ALWAYS_INLINE uint64_t chunk_done(struct lines *it, size_t base, uint64_t lf, uint64_t ctl,
-                                          unsigned shift)
+                                         unsigned shift)
 {
     const char *b = it->s + base;
     size_t n = it->end - base;
@@ -1064,9 +1073,8 @@ static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
     msg->via_sent_by = slice_make(hs, (size_t)(he - hs));
     /* Most Vias put the branch first: try that before the general search. */
     if (e - he > 8 && eq_ci(he, ";branch=", 8))
-        msg->via_branch = slice_make(he + 8, (size_t)(scan(he + 8, e, rd, CLS_SPACE, ';', ',', 0,
-                                                           0) -
-                                                      (he + 8)));
+        msg->via_branch =
+            slice_make(he + 8, (size_t)(scan(he + 8, e, rd, CLS_SPACE, ';', ',', 0, 0) - (he + 8)));
     else
         param_find(he, e, rd, "branch", 6, &msg->via_branch);
 }
@@ -1089,8 +1097,8 @@ static void parse_addr(struct slice value, struct span rd, struct slice *uri, st
     }
     /* Most often the tag is the first parameter: try that before the general search. */
     if (e - params > 5 && params[0] == ';' && eq_ci(params + 1, "tag=", 4))
-        *tag = slice_make(params + 5,
-                          (size_t)(scan(params + 5, e, rd, CLS_SPACE, ';', ',', 0, 0) - (params + 5)));
+        *tag = slice_make(params + 5, (size_t)(scan(params + 5, e, rd, CLS_SPACE, ';', ',', 0, 0) -
+                                               (params + 5)));
     else
         param_find(params, e, rd, "tag", 3, tag);
 }
@@ -1142,10 +1150,8 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     /* A header block still open after SIP_MAX_MSG bytes makes a longer message: no need to wait
      * for more. */
     bool capped = (size_t)(bend - s) >= SIP_MAX_MSG;
-    struct lines it = {.s = s,
-                       .end = capped ? SIP_MAX_MSG : (size_t)(bend - s),
-                       .first_bad = SIZE_MAX,
-                       .rd = rd};
+    struct lines it = {
+        .s = s, .end = capped ? SIP_MAX_MSG : (size_t)(bend - s), .first_bad = SIZE_MAX, .rd = rd};
 #ifdef SIP_AVX2
     it.avx2 = __builtin_cpu_supports("avx2");
 #endif

@@ -1,6 +1,7 @@
 /* bench_sip_parse: nanoseconds per sip_parse call on typical messages (the fixtures), datagram
  * mode as UDP traffic uses it. Each message is parsed N times per run; the median (and the min,
- * the better figure on a shared machine) of several runs is printed. Build in Release for numbers: the target is <= 150 ns per message. */
+ * the better figure on a shared machine) of several runs is printed. Build in Release for numbers:
+ * the target is <= 150 ns per message. */
 #include "sip_parse.h"
 
 #include <errno.h>
@@ -73,8 +74,9 @@ int main(int argc, char **argv)
             sink += acc;
         }
         qsort(runs, (size_t)runs_n, sizeof(runs[0]), cmp_double);
-        printf("%-12s %4zu bytes %3u headers  %6.1f ns/msg (median of %d x %ld; min %.1f max %.1f)\n",
-               labels[f], n, m.n_headers, runs[runs_n / 2], runs_n, iters, runs[0], runs[runs_n - 1]);
+        printf(
+            "%-12s %4zu bytes %3u headers  %6.1f ns/msg (median of %d x %ld; min %.1f max %.1f)\n",
+            labels[f], n, m.n_headers, runs[runs_n / 2], runs_n, iters, runs[0], runs[runs_n - 1]);
         total += runs[runs_n / 2];
     }
     printf("mean of medians: %.1f ns/msg\n", total / 4);

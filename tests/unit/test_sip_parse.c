@@ -10,7 +10,7 @@
  * even for a zero length, and UBSan says so. Empty against empty is compared here instead. */
 #define CHECK_SL(s, str)                                                                           \
     do {                                                                                           \
-        if ((s).len == 0 && (str)[0] == '\0')                                                     \
+        if ((s).len == 0 && (str)[0] == '\0')                                                      \
             break;                                                                                 \
         CHECK_SLICE(s, str);                                                                       \
     } while (0)
@@ -123,58 +123,299 @@ struct fixture_case {
 #define ALICE_CALL "a84b4c76e66710@pc33.atlanta.example.com"
 
 static const struct fixture_case fixtures[] = {
-    {"invite_sdp.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@biloxi.example.com", 0, "",
-     ALICE_CALL, "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "",
-     314159, SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 253,
-     253, 14, 0, true},
-    {"trying_100.sip", false, SIP_METHOD_OTHER, "", "", 100, "Trying", ALICE_CALL,
-     "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "", 314159,
-     SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 0, 0, 6, 0,
-     true},
-    {"ringing_180.sip", false, SIP_METHOD_OTHER, "", "", 180, "Ringing", ALICE_CALL,
-     "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "a6c85cf",
-     314159, SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 0, 0,
-     7, 0, true},
-    {"ok_200.sip", false, SIP_METHOD_OTHER, "", "", 200, "OK", ALICE_CALL,
-     "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "a6c85cf",
-     314159, SIP_METHOD_INVITE, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 197,
-     197, 13, 0, true},
-    {"register.sip", true, SIP_METHOD_REGISTER, "REGISTER", "sip:registrar.biloxi.example.com", 0,
-     "", "843817637684230@998sdasdh09", "sip:bob@biloxi.example.com", "456248",
-     "sip:bob@biloxi.example.com", "", 1826, SIP_METHOD_REGISTER, "z9hG4bKnashds7",
-     "bobspc.biloxi.example.com:5060", "TCP", 0, 0, 11, 0, true},
-    {"bye.sip", true, SIP_METHOD_BYE, "BYE", "sip:alice@pc33.atlanta.example.com", 0, "",
-     ALICE_CALL, "sip:bob@biloxi.example.com", "a6c85cf", "sip:alice@atlanta.example.com",
-     "1928301774", 231, SIP_METHOD_BYE, "z9hG4bKnashds10", "192.0.2.4", "UDP", 0, 0, 8, 0, true},
-    {"cancel.sip", true, SIP_METHOD_CANCEL, "CANCEL", "sip:bob@biloxi.example.com", 0, "",
-     ALICE_CALL, "sip:alice@atlanta.example.com", "1928301774", "sip:bob@biloxi.example.com", "",
-     314159, SIP_METHOD_CANCEL, "z9hG4bK776asdhds", "pc33.atlanta.example.com:5060", "UDP", 0, 0,
-     7, 0, true},
-    {"options.sip", true, SIP_METHOD_OPTIONS, "OPTIONS", "sip:carol@chicago.example.com", 0, "",
-     "a84b4c76e66710", "sip:alice@atlanta.example.com", "1928301774",
-     "sip:carol@chicago.example.com", "", 63104, SIP_METHOD_OPTIONS, "z9hG4bKhjhs8ass877",
-     "pc33.atlanta.example.com", "UDP", 0, 0, 9, 0, true},
-    {"compact.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@biloxi.example.com", 0, "",
-     "compact-call-1@192.0.2.101", "sip:alice@atlanta.example.com", "c0mp4ct",
-     "sip:bob@biloxi.example.com", "", 1, SIP_METHOD_INVITE, "z9hG4bKcompact1",
-     "192.0.2.101:5060", "UDP", 91, 91, 16, 0, true},
-    {"folded.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@biloxi.example.com", 0, "",
-     "fold-1@pc33.atlanta.example.com", "sip:alice@atlanta.example.com", "f0ld",
-     "sip:bob@biloxi.example.com", "", 7, SIP_METHOD_INVITE, "z9hG4bKfold1",
-     "pc33.atlanta.example.com:5060", "UDP", 0, 0, 7, SIP_ANOM_FOLDED, true},
-    {"bare_lf.sip", true, SIP_METHOD_BYE, "BYE", "sip:alice@pc33.atlanta.example.com", 0, "",
-     "barelf-1", "sip:bob@biloxi.example.com", "b1", "sip:alice@atlanta.example.com", "a1", 2,
-     SIP_METHOD_BYE, "z9hG4bKbarelf", "192.0.2.4", "UDP", 0, 0, 6, SIP_ANOM_BARE_LF, true},
-    {"ipv6.sip", true, SIP_METHOD_INVITE, "INVITE", "sip:bob@[2001:db8::20]:5060", 0, "",
-     "v6call@2001:db8::10", "sip:alice@[2001:db8::10]", "v6from", "sip:bob@[2001:db8::20]:5060",
-     "", 10, SIP_METHOD_INVITE, "z9hG4bKv6a", "[2001:db8::10]:5060", "UDP", 0, 0, 8, 0, true},
-    {"multi_via.sip", false, SIP_METHOD_OTHER, "", "", 486, "Busy Here", "multivia-1",
-     "sip:caller@example.com", "fr0m", "sip:x@y.example.com;tag=no", "yes", 5, SIP_METHOD_INVITE,
-     "z9hG4bKp1a", "proxy1.example.com", "UDP", 0, 0, 7, 0, true},
-    {"no_content_length.sip", true, SIP_METHOD_MESSAGE, "MESSAGE", "sip:bob@biloxi.example.com",
-     0, "", "msg-nocl-1", "sip:alice@atlanta.example.com", "m1", "sip:bob@biloxi.example.com", "",
-     1, SIP_METHOD_MESSAGE, "z9hG4bKmsg1", "pc33.atlanta.example.com", "UDP", -1, 18, 7,
-     SIP_ANOM_NO_CONTENT_LENGTH, false},
+    {
+        .file = "invite_sdp.sip",
+        .is_request = true,
+        .method = SIP_METHOD_INVITE,
+        .method_name = "INVITE",
+        .ruri = "sip:bob@biloxi.example.com",
+        .call_id = ALICE_CALL,
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "1928301774",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 314159,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bK776asdhds",
+        .via_sent_by = "pc33.atlanta.example.com:5060",
+        .via_transport = "UDP",
+        .content_length = 253,
+        .body_len = 253,
+        .n_headers = 14,
+        .stream_ok = true,
+    },
+    {
+        .file = "trying_100.sip",
+        .is_request = false,
+        .status = 100,
+        .reason = "Trying",
+        .call_id = ALICE_CALL,
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "1928301774",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 314159,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bK776asdhds",
+        .via_sent_by = "pc33.atlanta.example.com:5060",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 6,
+        .stream_ok = true,
+    },
+    {
+        .file = "ringing_180.sip",
+        .is_request = false,
+        .status = 180,
+        .reason = "Ringing",
+        .call_id = ALICE_CALL,
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "1928301774",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "a6c85cf",
+        .cseq = 314159,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bK776asdhds",
+        .via_sent_by = "pc33.atlanta.example.com:5060",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 7,
+        .stream_ok = true,
+    },
+    {
+        .file = "ok_200.sip",
+        .is_request = false,
+        .status = 200,
+        .reason = "OK",
+        .call_id = ALICE_CALL,
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "1928301774",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "a6c85cf",
+        .cseq = 314159,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bK776asdhds",
+        .via_sent_by = "pc33.atlanta.example.com:5060",
+        .via_transport = "UDP",
+        .content_length = 197,
+        .body_len = 197,
+        .n_headers = 13,
+        .stream_ok = true,
+    },
+    {
+        .file = "register.sip",
+        .is_request = true,
+        .method = SIP_METHOD_REGISTER,
+        .method_name = "REGISTER",
+        .ruri = "sip:registrar.biloxi.example.com",
+        .call_id = "843817637684230@998sdasdh09",
+        .from_uri = "sip:bob@biloxi.example.com",
+        .from_tag = "456248",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 1826,
+        .cseq_method = SIP_METHOD_REGISTER,
+        .via_branch = "z9hG4bKnashds7",
+        .via_sent_by = "bobspc.biloxi.example.com:5060",
+        .via_transport = "TCP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 11,
+        .stream_ok = true,
+    },
+    {
+        .file = "bye.sip",
+        .is_request = true,
+        .method = SIP_METHOD_BYE,
+        .method_name = "BYE",
+        .ruri = "sip:alice@pc33.atlanta.example.com",
+        .call_id = ALICE_CALL,
+        .from_uri = "sip:bob@biloxi.example.com",
+        .from_tag = "a6c85cf",
+        .to_uri = "sip:alice@atlanta.example.com",
+        .to_tag = "1928301774",
+        .cseq = 231,
+        .cseq_method = SIP_METHOD_BYE,
+        .via_branch = "z9hG4bKnashds10",
+        .via_sent_by = "192.0.2.4",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 8,
+        .stream_ok = true,
+    },
+    {
+        .file = "cancel.sip",
+        .is_request = true,
+        .method = SIP_METHOD_CANCEL,
+        .method_name = "CANCEL",
+        .ruri = "sip:bob@biloxi.example.com",
+        .call_id = ALICE_CALL,
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "1928301774",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 314159,
+        .cseq_method = SIP_METHOD_CANCEL,
+        .via_branch = "z9hG4bK776asdhds",
+        .via_sent_by = "pc33.atlanta.example.com:5060",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 7,
+        .stream_ok = true,
+    },
+    {
+        .file = "options.sip",
+        .is_request = true,
+        .method = SIP_METHOD_OPTIONS,
+        .method_name = "OPTIONS",
+        .ruri = "sip:carol@chicago.example.com",
+        .call_id = "a84b4c76e66710",
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "1928301774",
+        .to_uri = "sip:carol@chicago.example.com",
+        .to_tag = "",
+        .cseq = 63104,
+        .cseq_method = SIP_METHOD_OPTIONS,
+        .via_branch = "z9hG4bKhjhs8ass877",
+        .via_sent_by = "pc33.atlanta.example.com",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 9,
+        .stream_ok = true,
+    },
+    {
+        .file = "compact.sip",
+        .is_request = true,
+        .method = SIP_METHOD_INVITE,
+        .method_name = "INVITE",
+        .ruri = "sip:bob@biloxi.example.com",
+        .call_id = "compact-call-1@192.0.2.101",
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "c0mp4ct",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 1,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bKcompact1",
+        .via_sent_by = "192.0.2.101:5060",
+        .via_transport = "UDP",
+        .content_length = 91,
+        .body_len = 91,
+        .n_headers = 16,
+        .stream_ok = true,
+    },
+    {
+        .file = "folded.sip",
+        .is_request = true,
+        .method = SIP_METHOD_INVITE,
+        .method_name = "INVITE",
+        .ruri = "sip:bob@biloxi.example.com",
+        .call_id = "fold-1@pc33.atlanta.example.com",
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "f0ld",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 7,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bKfold1",
+        .via_sent_by = "pc33.atlanta.example.com:5060",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 7,
+        .anomalies = SIP_ANOM_FOLDED,
+        .stream_ok = true,
+    },
+    {
+        .file = "bare_lf.sip",
+        .is_request = true,
+        .method = SIP_METHOD_BYE,
+        .method_name = "BYE",
+        .ruri = "sip:alice@pc33.atlanta.example.com",
+        .call_id = "barelf-1",
+        .from_uri = "sip:bob@biloxi.example.com",
+        .from_tag = "b1",
+        .to_uri = "sip:alice@atlanta.example.com",
+        .to_tag = "a1",
+        .cseq = 2,
+        .cseq_method = SIP_METHOD_BYE,
+        .via_branch = "z9hG4bKbarelf",
+        .via_sent_by = "192.0.2.4",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 6,
+        .anomalies = SIP_ANOM_BARE_LF,
+        .stream_ok = true,
+    },
+    {
+        .file = "ipv6.sip",
+        .is_request = true,
+        .method = SIP_METHOD_INVITE,
+        .method_name = "INVITE",
+        .ruri = "sip:bob@[2001:db8::20]:5060",
+        .call_id = "v6call@2001:db8::10",
+        .from_uri = "sip:alice@[2001:db8::10]",
+        .from_tag = "v6from",
+        .to_uri = "sip:bob@[2001:db8::20]:5060",
+        .to_tag = "",
+        .cseq = 10,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bKv6a",
+        .via_sent_by = "[2001:db8::10]:5060",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 8,
+        .stream_ok = true,
+    },
+    {
+        .file = "multi_via.sip",
+        .is_request = false,
+        .status = 486,
+        .reason = "Busy Here",
+        .call_id = "multivia-1",
+        .from_uri = "sip:caller@example.com",
+        .from_tag = "fr0m",
+        .to_uri = "sip:x@y.example.com;tag=no",
+        .to_tag = "yes",
+        .cseq = 5,
+        .cseq_method = SIP_METHOD_INVITE,
+        .via_branch = "z9hG4bKp1a",
+        .via_sent_by = "proxy1.example.com",
+        .via_transport = "UDP",
+        .content_length = 0,
+        .body_len = 0,
+        .n_headers = 7,
+        .stream_ok = true,
+    },
+    {
+        .file = "no_content_length.sip",
+        .is_request = true,
+        .method = SIP_METHOD_MESSAGE,
+        .method_name = "MESSAGE",
+        .ruri = "sip:bob@biloxi.example.com",
+        .call_id = "msg-nocl-1",
+        .from_uri = "sip:alice@atlanta.example.com",
+        .from_tag = "m1",
+        .to_uri = "sip:bob@biloxi.example.com",
+        .to_tag = "",
+        .cseq = 1,
+        .cseq_method = SIP_METHOD_MESSAGE,
+        .via_branch = "z9hG4bKmsg1",
+        .via_sent_by = "pc33.atlanta.example.com",
+        .via_transport = "UDP",
+        .content_length = -1,
+        .body_len = 18,
+        .n_headers = 7,
+        .anomalies = SIP_ANOM_NO_CONTENT_LENGTH,
+        .stream_ok = false,
+    },
 };
 
 #define N_FIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
@@ -183,10 +424,10 @@ static void check_fixture_values(const struct fixture_case *fc, const struct sip
 {
     CHECK_INT(m->is_request, fc->is_request);
     CHECK_INT(m->method, fc->method);
-    CHECK_SL(m->method_name, fc->method_name);
-    CHECK_SL(m->ruri, fc->ruri);
+    CHECK_SL(m->method_name, fc->method_name ? fc->method_name : "");
+    CHECK_SL(m->ruri, fc->ruri ? fc->ruri : "");
     CHECK_INT(m->status, fc->status);
-    CHECK_SL(m->reason, fc->reason);
+    CHECK_SL(m->reason, fc->reason ? fc->reason : "");
     CHECK_SL(m->call_id, fc->call_id);
     CHECK_SL(m->from_uri, fc->from_uri);
     CHECK_SL(m->from_tag, fc->from_tag);
@@ -299,7 +540,7 @@ TEST(headers_are_stored_in_order_with_name_as_written_and_trimmed_value)
     CHECK_SL(hdrs[4].value, "7\r\n INVITE");
     CHECK_SL(hdrs[5].name, "Subject");
     CHECK_SL(hdrs[5].value, "I know you're there,\r\n         pick up the phone\r\n"
-                               "         and talk to me!");
+                            "         and talk to me!");
     CHECK_INT(hdrs[5].id, SIP_HDR_SUBJECT);
     CHECK_INT(m.first[SIP_HDR_SUBJECT], 6);
     CHECK_INT(m.first[SIP_HDR_CONTENT_LENGTH], 7);
@@ -312,10 +553,21 @@ TEST(compact_forms_index_their_full_headers)
     struct sip_msg m;
     CHECK_INT(parse(fixture_buf, n, SIP_PARSE_STREAM, &m), (int)n);
     static const uint8_t want[] = {
-        SIP_HDR_VIA,           SIP_HDR_TO,        SIP_HDR_FROM,           SIP_HDR_CALL_ID,
-        SIP_HDR_CSEQ,          SIP_HDR_CONTACT,   SIP_HDR_SUPPORTED,      SIP_HDR_SUBJECT,
-        SIP_HDR_SESSION_EXPIRES, SIP_HDR_EVENT,   SIP_HDR_ALLOW_EVENTS,   SIP_HDR_REFER_TO,
-        SIP_HDR_REFERRED_BY,   SIP_HDR_CONTENT_ENCODING, SIP_HDR_CONTENT_TYPE,
+        SIP_HDR_VIA,
+        SIP_HDR_TO,
+        SIP_HDR_FROM,
+        SIP_HDR_CALL_ID,
+        SIP_HDR_CSEQ,
+        SIP_HDR_CONTACT,
+        SIP_HDR_SUPPORTED,
+        SIP_HDR_SUBJECT,
+        SIP_HDR_SESSION_EXPIRES,
+        SIP_HDR_EVENT,
+        SIP_HDR_ALLOW_EVENTS,
+        SIP_HDR_REFER_TO,
+        SIP_HDR_REFERRED_BY,
+        SIP_HDR_CONTENT_ENCODING,
+        SIP_HDR_CONTENT_TYPE,
         SIP_HDR_CONTENT_LENGTH,
     };
     CHECK_INT(m.n_headers, sizeof(want));
@@ -328,7 +580,7 @@ TEST(compact_forms_index_their_full_headers)
     CHECK_SL(sip_msg_header(&m, SIP_HDR_SESSION_EXPIRES), "1800");
     CHECK_SL(sip_msg_header(&m, SIP_HDR_EXPIRES), "");
     CHECK_SL(m.body, "v=0\r\no=- 1 1 IN IP4 192.0.2.101\r\ns=-\r\nc=IN IP4 192.0.2.101\r\n"
-                        "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
+                     "t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
 }
 
 TEST(register_contacts_iterate_with_their_expires)
@@ -398,8 +650,8 @@ TEST(tags_inside_quotes_or_angle_brackets_are_not_header_tags)
     CHECK_SL(sip_addr_uri(v), "sip:x@y;tag=no");
     CHECK(!sip_header_param(SLICE_LIT("\"a;tag=no\" <sip:x@y;tag=no>"), SLICE_LIT("tag"), &t));
     CHECK(!sip_header_param(SLICE_LIT("<sip:x@y>, <sip:z@w>;tag=2"), SLICE_LIT("tag"), &t));
-    CHECK(sip_header_param(SLICE_LIT("\"\\\"q;tag=no\" <sip:x@y> ; TAG = t1 ;lr"),
-                           SLICE_LIT("tag"), &t));
+    CHECK(sip_header_param(SLICE_LIT("\"\\\"q;tag=no\" <sip:x@y> ; TAG = t1 ;lr"), SLICE_LIT("tag"),
+                           &t));
     CHECK_SL(t, "t1");
     CHECK(sip_header_param(SLICE_LIT("<sip:x@y>;lr;tag=9"), SLICE_LIT("lr"), &t));
     CHECK_INT(t.len, 0);
@@ -416,7 +668,7 @@ TEST(addr_uri_reads_name_addr_and_addr_spec_and_rejects_garbage)
     CHECK_SL(sip_addr_uri(SLICE_LIT("sip:a@b;tag=1")), "sip:a@b");
     CHECK_SL(sip_addr_uri(SLICE_LIT("  sip:a@b ;tag=1")), "sip:a@b");
     CHECK_SL(sip_addr_uri(SLICE_LIT("Bob Smith <sip:bob@[2001:db8::1]:5060>")),
-                "sip:bob@[2001:db8::1]:5060");
+             "sip:bob@[2001:db8::1]:5060");
     CHECK_SL(sip_addr_uri(SLICE_LIT("\"x <y>\" <tel:+1555>;tag=1")), "tel:+1555");
     CHECK_SL(sip_addr_uri(SLICE_LIT("*")), "*");
     CHECK_INT(sip_addr_uri(SLICE_LIT("<sip:unterminated")).len, 0);
@@ -456,11 +708,21 @@ TEST(header_ids_are_case_insensitive_and_cover_every_name)
         CHECK_INT(sip_header_id(slice_make(low, n)), id);
     }
     const char compact[] = "imelcfsktvourxb";
-    const enum sip_hdr cid[] = {SIP_HDR_CALL_ID,     SIP_HDR_CONTACT,         SIP_HDR_CONTENT_ENCODING,
-                                SIP_HDR_CONTENT_LENGTH, SIP_HDR_CONTENT_TYPE, SIP_HDR_FROM,
-                                SIP_HDR_SUBJECT,     SIP_HDR_SUPPORTED,       SIP_HDR_TO,
-                                SIP_HDR_VIA,         SIP_HDR_EVENT,           SIP_HDR_ALLOW_EVENTS,
-                                SIP_HDR_REFER_TO,    SIP_HDR_SESSION_EXPIRES, SIP_HDR_REFERRED_BY};
+    const enum sip_hdr cid[] = {SIP_HDR_CALL_ID,
+                                SIP_HDR_CONTACT,
+                                SIP_HDR_CONTENT_ENCODING,
+                                SIP_HDR_CONTENT_LENGTH,
+                                SIP_HDR_CONTENT_TYPE,
+                                SIP_HDR_FROM,
+                                SIP_HDR_SUBJECT,
+                                SIP_HDR_SUPPORTED,
+                                SIP_HDR_TO,
+                                SIP_HDR_VIA,
+                                SIP_HDR_EVENT,
+                                SIP_HDR_ALLOW_EVENTS,
+                                SIP_HDR_REFER_TO,
+                                SIP_HDR_SESSION_EXPIRES,
+                                SIP_HDR_REFERRED_BY};
     for (size_t i = 0; i < sizeof(cid) / sizeof(cid[0]); i++) {
         char lo = compact[i], hi = (char)(compact[i] - 32);
         CHECK_INT(sip_header_id(slice_make(&lo, 1)), cid[i]);
@@ -527,14 +789,16 @@ struct bad_case {
     enum sip_error err;
 };
 
-#define BAD(what, lit, mode, rc, err) {what, lit, sizeof(lit) - 1, mode, rc, err}
+#define BAD(what, lit, mode, rc, err)                                                              \
+    {                                                                                              \
+        what, lit, sizeof(lit) - 1, mode, rc, err                                                  \
+    }
 #define D SIP_PARSE_DATAGRAM
 #define S SIP_PARSE_STREAM
 
 static const struct bad_case bad_cases[] = {
     BAD("no version", "OPTIONS sip:b@h\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
-    BAD("request SIP/3.0", "OPTIONS sip:b@h SIP/3.0\r\n" HDRS "\r\n", D, -EBADMSG,
-        SIP_ERR_VERSION),
+    BAD("request SIP/3.0", "OPTIONS sip:b@h SIP/3.0\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_VERSION),
     BAD("request HTTP", "GET / HTTP/1.1\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
     BAD("response HTTP", "HTTP/1.1 200 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
     BAD("response SIP/3.0", "SIP/3.0 200 OK\r\n" HDRS "\r\n", D, -EBADMSG, SIP_ERR_VERSION),
@@ -577,16 +841,19 @@ static const struct bad_case bad_cases[] = {
         -EBADMSG, SIP_ERR_CSEQ),
     BAD("CSeq no space", REQ L_VIA L_FROM L_TO L_CID "CSeq: 12BYE\r\n" L_CL0 "\r\n", D, -EBADMSG,
         SIP_ERR_CSEQ),
-    BAD("CSeq over 32 bits", REQ L_VIA L_FROM L_TO L_CID "CSeq: 4294967296 BYE\r\n" L_CL0 "\r\n",
-        D, -EBADMSG, SIP_ERR_CSEQ),
-    BAD("Content-Length letters, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ
-        "Content-Length: ten\r\n\r\n", S, -EBADMSG, SIP_ERR_CONTENT_LENGTH),
-    BAD("Content-Length negative, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ
-        "Content-Length: -1\r\n\r\n", S, -EBADMSG, SIP_ERR_CONTENT_LENGTH),
+    BAD("CSeq over 32 bits", REQ L_VIA L_FROM L_TO L_CID "CSeq: 4294967296 BYE\r\n" L_CL0 "\r\n", D,
+        -EBADMSG, SIP_ERR_CSEQ),
+    BAD("Content-Length letters, stream",
+        REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: ten\r\n\r\n", S, -EBADMSG,
+        SIP_ERR_CONTENT_LENGTH),
+    BAD("Content-Length negative, stream",
+        REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: -1\r\n\r\n", S, -EBADMSG,
+        SIP_ERR_CONTENT_LENGTH),
     BAD("Content-Length missing, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ "\r\n", S, -EBADMSG,
         SIP_ERR_CONTENT_LENGTH),
-    BAD("Content-Length past 64 KiB, stream", REQ L_VIA L_FROM L_TO L_CID L_CSEQ
-        "Content-Length: 70000\r\n\r\n", S, -E2BIG, SIP_ERR_TOO_LONG),
+    BAD("Content-Length past 64 KiB, stream",
+        REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 70000\r\n\r\n", S, -E2BIG,
+        SIP_ERR_TOO_LONG),
     BAD("NUL in start line", "OPTIONS sip:b@h\0 SIP/2.0\r\n" HDRS "\r\n", D, -EBADMSG,
         SIP_ERR_START_LINE),
     BAD("NUL in header value", REQ "Subject: a\0b\r\n" HDRS "\r\n", S, -EBADMSG,
@@ -601,8 +868,7 @@ static const struct bad_case bad_cases[] = {
     BAD("lone CR as a line end", REQ HDRS "Subject: a\r\r\n\r\n", D, -EBADMSG,
         SIP_ERR_HEADER_SYNTAX),
     BAD("lone CR as the empty line", REQ HDRS "\rX", D, -EBADMSG, SIP_ERR_HEADER_SYNTAX),
-    BAD("lone CR before the start line", "\r\r\n" REQ HDRS "\r\n", D, -EBADMSG,
-        SIP_ERR_START_LINE),
+    BAD("lone CR before the start line", "\r\r\n" REQ HDRS "\r\n", D, -EBADMSG, SIP_ERR_START_LINE),
     BAD("other control byte", REQ "Subject: a\033b\r\n" HDRS "\r\n", D, -EBADMSG,
         SIP_ERR_HEADER_SYNTAX),
 };
@@ -615,8 +881,7 @@ TEST(malformed_variants_are_rejected_with_their_reason)
         int rc = parse(bc->in, bc->len, bc->mode, &m);
         if (rc != bc->rc || m.error != bc->err)
             TEST_FAIL_AT("%s: rc %d error %s, expected rc %d error %s", bc->what, rc,
-                         sip_error_name((enum sip_error)m.error), bc->rc,
-                         sip_error_name(bc->err));
+                         sip_error_name((enum sip_error)m.error), bc->rc, sip_error_name(bc->err));
         /* In stream mode no prefix can be an error the whole message is not. */
         for (size_t k = 0; k < bc->len; k++) {
             rc = parse(bc->in, k, SIP_PARSE_STREAM, &m);
@@ -702,8 +967,8 @@ TEST(whitespace_around_the_colon_is_allowed)
 
 TEST(via_without_branch_or_readable_sent_by_leaves_slices_empty)
 {
-    static const char nobranch[] = REQ "Via: SIP/2.0/UDP [::1]\r\n" L_FROM L_TO L_CID L_CSEQ
-        L_CL0 "\r\n";
+    static const char nobranch[] =
+        REQ "Via: SIP/2.0/UDP [::1]\r\n" L_FROM L_TO L_CID L_CSEQ L_CL0 "\r\n";
     static const char junk[] = REQ "Via: junk\r\n" L_FROM L_TO L_CID L_CSEQ L_CL0 "\r\n";
     struct sip_msg m;
     CHECK_INT(PARSE_LIT(nobranch, S, &m), sizeof(nobranch) - 1);
@@ -719,7 +984,7 @@ TEST(via_without_branch_or_readable_sent_by_leaves_slices_empty)
 TEST(repeated_headers_keep_the_first_for_extracted_values)
 {
     static const char in[] = REQ L_VIA "Via: SIP/2.0/TCP other;branch=z9hG4bK2\r\n" L_FROM
-        "From: <sip:z@z>;tag=2\r\n" L_TO L_CID L_CSEQ L_CL0 "\r\n";
+                                       "From: <sip:z@z>;tag=2\r\n" L_TO L_CID L_CSEQ L_CL0 "\r\n";
     struct sip_msg m;
     CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
     CHECK_INT(m.n_headers, 8);
@@ -756,8 +1021,8 @@ TEST(stream_returns_one_message_and_waits_for_its_body)
 {
     static const char two[] = REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 3\r\n\r\n"
                                                                  "abc\r\n\r\n" REQ HDRS "\r\n";
-    static const size_t first_len = sizeof(REQ L_VIA L_FROM L_TO L_CID L_CSEQ
-                                           "Content-Length: 3\r\n\r\nabc") - 1;
+    static const size_t first_len =
+        sizeof(REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: 3\r\n\r\nabc") - 1;
     struct sip_msg m;
     CHECK_INT(PARSE_LIT(two, S, &m), first_len);
     CHECK_SL(m.body, "abc");
@@ -884,8 +1149,8 @@ TEST(line_ends_and_stray_bytes_are_found_at_every_chunk_offset)
             in[at] = keep;
             /* An LF in the middle only splits the line: the rest "sss" has no colon. With a
              * one-byte Subject nothing is left but the CRLF, which then ends the headers. */
-            enum sip_error want = (stray[k] == '\n' && pad == 0) ? SIP_ERR_MISSING_HEADER
-                                                                  : SIP_ERR_HEADER_SYNTAX;
+            enum sip_error want =
+                (stray[k] == '\n' && pad == 0) ? SIP_ERR_MISSING_HEADER : SIP_ERR_HEADER_SYNTAX;
             if (rc != -EBADMSG || m.error != want)
                 TEST_FAIL_AT("pad %zu stray %d: rc %d error %u", pad, stray[k], rc, m.error);
         }
@@ -910,8 +1175,8 @@ TEST(tabs_are_whitespace_in_values_and_around_the_colon)
 
 TEST(unknown_header_names_are_kept_and_must_be_tokens)
 {
-    static const char in[] = REQ "X-Custom.Header_1!: v\r\nP-Very-Long-Private-Header-Name: w\r\n"
-        HDRS "\r\n";
+    static const char in[] =
+        REQ "X-Custom.Header_1!: v\r\nP-Very-Long-Private-Header-Name: w\r\n" HDRS "\r\n";
     static const char bad[] = REQ "X-Cust@m: v\r\n" HDRS "\r\n";
     struct sip_msg m;
     CHECK_INT(PARSE_LIT(in, D, &m), sizeof(in) - 1);
@@ -926,7 +1191,7 @@ TEST(unknown_header_names_are_kept_and_must_be_tokens)
 TEST(from_uri_is_the_last_angle_bracket_uri_even_after_a_broken_display_name)
 {
     static const char in[] = REQ L_VIA "From: \"unclosed <sip:a@h>;tag=9\r\n"
-                                 "To: sip:b@h ; tag = t2 ;x\r\n" L_CID L_CSEQ L_CL0 "\r\n";
+                                       "To: sip:b@h ; tag = t2 ;x\r\n" L_CID L_CSEQ L_CL0 "\r\n";
     struct sip_msg m;
     CHECK_INT(PARSE_LIT(in, D, &m), sizeof(in) - 1);
     CHECK_SL(m.from_uri, "sip:a@h");
