@@ -1237,7 +1237,8 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
             msg->anomalies |= SIP_ANOM_FOLDED;
             h->value = slice_trim(slice_make(vs, (size_t)(vend - vs)));
         } else {
-            while (vend > vs && is_wsp(vend[-1]))
+            /* Inside a line only SP and HT are <= ' ' (stray controls were rejected). */
+            while (vend > vs && (unsigned char)vend[-1] <= ' ')
                 vend--;
             h->value = slice_make(vs, (size_t)(vend - vs));
         }
