@@ -766,25 +766,13 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, 
     return tmp;
 }
 
-static ALWAYS_INLINE uint64_t chunk_done(struct lines *it, size_t base, uint64_t lf, uint64_t ctl,
-                                         unsigned shift)
+/* Records the first stray control byte among the odd ones of the chunk at base (n bytes of it
+ * are input): an HT is fine, so is a CR that ends the input (its LF may follow). */
+__attribute__((noinline)) static void chunk_odd(struct lines *it, size_t base, uint64_t odd,
+                                                size_t n)
 {
     const char *b = it->s + base;
-    size_t n = it->end - base;
 
-    lf >>= shift;
-    ctl >>= shift;
-    if (n < 64) {
-        lf &= (1ULL << n) - 1;
-        ctl &= (1ULL << n) - 1;
-    }
-    /* Expected control bytes: LF, and whatever precedes an LF (a CR, or checked by the line).
-     * Anything else is rare: an HT is fine, so is a CR that ends the input (its LF may follow),
-     * the rest is a stray control byte. */
-    uint64_t before_lf = lf >> 1;
-    if (n > 64 && b[64] == '\n')
-        before_lf |= 1ULL << 63;
-    uint64_t odd = ctl & ~lf & ~before_lf;
     while (odd && it->first_bad == SIZE_MAX) {
         unsigned i = (unsigned)__builtin_ctzll(odd);
         odd &= odd - 1;
@@ -792,23 +780,52 @@ static ALWAYS_INLINE uint64_t chunk_done(struct lines *it, size_t base, uint64_t
             continue;
         it->first_bad = base + i;
     }
+}
+
+/* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line);
+ * next_lf says whether the byte after the chunk is an LF. Returns the LF mask. */
+static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, size_t base, uint64_t lf, uint64_t ctl,
+                                          bool next_lf, size_t n)
+{
+    uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
+    if (odd)
+        chunk_odd(it, base, odd, n);
     return lf;
 }
 
+/* The last chunk, which may be cut by the end of the input or of the buffer. */
+__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, size_t base)
+{
+    const char *b = it->s + base;
+    size_t n = it->end - base;
+    char tmp[64];
+    unsigned shift;
+    uint64_t lf, ctl;
+
+    chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
+    lf >>= shift;
+    ctl >>= shift;
+    if (n < 64) {
+        lf &= (1ULL << n) - 1;
+        ctl &= (1ULL << n) - 1;
+    }
+    return chunk_check(it, base, lf, ctl, n > 64 && b[64] == '\n', n);
+}
+
 /* Fills it->batch with the LF masks of the chunks from base (which is below it->end), up to
- * LINES_BATCH of them or the end. Returns how many. */
+ * LINES_BATCH of them or the end. Returns how many. Chunks with input after them are read in
+ * place and need no masking; the last one goes through chunk_tail. */
 static unsigned lines_fill(struct lines *it, size_t base)
 {
     unsigned k = 0;
 
-    do {
-        char tmp[64];
-        unsigned shift;
+    for (; k < LINES_BATCH && it->end - base > 64; k++, base += 64) {
         uint64_t lf, ctl;
-        chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
-        it->batch[k++] = chunk_done(it, base, lf, ctl, shift);
-        base += 64;
-    } while (k < LINES_BATCH && base < it->end);
+        chunk_masks(it->s + base, &lf, &ctl);
+        it->batch[k] = chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
+    }
+    if (k < LINES_BATCH && base < it->end)
+        it->batch[k++] = chunk_tail(it, base);
     return k;
 }
 
@@ -817,14 +834,13 @@ __attribute__((target("avx2"))) static unsigned lines_fill_avx2(struct lines *it
 {
     unsigned k = 0;
 
-    do {
-        char tmp[64];
-        unsigned shift;
+    for (; k < LINES_BATCH && it->end - base > 64; k++, base += 64) {
         uint64_t lf, ctl;
-        chunk_masks_avx2(chunk_src(it, base, tmp, &shift), &lf, &ctl);
-        it->batch[k++] = chunk_done(it, base, lf, ctl, shift);
-        base += 64;
-    } while (k < LINES_BATCH && base < it->end);
+        chunk_masks_avx2(it->s + base, &lf, &ctl);
+        it->batch[k] = chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
+    }
+    if (k < LINES_BATCH && base < it->end)
+        it->batch[k++] = chunk_tail(it, base);
     return k;
 }
 #endif
