@@ -235,10 +235,10 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
         return TABLE_NONE;
     }
     if (idx == TABLE_NONE) {
-        idx = table_insert(&r->t, hash, 0);
+        idx = table_insert(&r->t, hash, 0, 0);
         if (idx == TABLE_NONE) {
             evict_oldest(r, TABLE_NONE);
-            idx = table_insert(&r->t, hash, 0);
+            idx = table_insert(&r->t, hash, 0, 0);
         }
         d = dg_at(r, idx);
         d->version = pkt->ip_version;

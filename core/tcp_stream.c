@@ -201,7 +201,7 @@ static uint32_t find(const struct tcp_stream *ts, const struct key *k, uint64_t 
 
 static uint32_t create(struct tcp_stream *ts, const struct key *k, uint64_t hash)
 {
-    uint32_t idx = table_insert(&ts->t, hash, CLS_OPEN);
+    uint32_t idx = table_insert(&ts->t, hash, 0, CLS_OPEN);
     struct half *h;
 
     if (idx == TABLE_NONE) {
@@ -212,7 +212,7 @@ static uint32_t create(struct tcp_stream *ts, const struct key *k, uint64_t hash
             ts->evictions++;
         }
         remove_half(ts, victim);
-        idx = table_insert(&ts->t, hash, CLS_OPEN);
+        idx = table_insert(&ts->t, hash, 0, CLS_OPEN);
     }
     h = at(ts, idx);
     h->version = k->version;

@@ -193,7 +193,7 @@ uint64_t window_add(struct window *w, const char *key, size_t keylen, uint64_t n
             table_remove(&w->t, old);
             w->evictions++;
         }
-        idx = table_insert(&w->t, h, 0); /* cannot fail: a slot was just freed if needed */
+        idx = table_insert(&w->t, h, 0, 0); /* cannot fail: a slot was just freed if needed */
         k = key_at(w, idx);
         k->epoch = e;
         k->keylen = stored_len(keylen);
