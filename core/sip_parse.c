@@ -1172,7 +1172,8 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     it.avx2 = __builtin_cpu_supports("avx2");
 #endif
     size_t le, ve;
-    if (it.end == 0)
+    const size_t end = it.end;
+    if (end == 0)
         return need_more(&it, msg, capped, true);
     struct lines_pos at = {.nk = lines_fill_any(&it, 0)};
     at.lf = it.batch[0];
@@ -1202,7 +1203,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
         size_t ve1 = ve;
         bool folded = false;
         for (;;) {
-            if (le + 1 >= it.end)
+            if (le + 1 >= end)
                 return need_more(&it, msg, capped, false);
             if (!is_wsp(s[le + 1]))
                 break;

@@ -452,6 +452,7 @@ TEST(every_fixture_yields_its_hand_derived_values_in_datagram_mode)
         const struct fixture_case *fc = &fixtures[i];
         size_t n = load_fixture(fc->file);
         struct sip_msg m;
+        int failed_before = test_failed_checks;
         int rc = parse(fixture_buf, n, SIP_PARSE_DATAGRAM, &m);
         if (rc != (int)n)
             TEST_FAIL_AT("%s: rc %d, expected %zu", fc->file, rc, n);
@@ -459,8 +460,8 @@ TEST(every_fixture_yields_its_hand_derived_values_in_datagram_mode)
         CHECK_INT(m.anomalies, fc->anomalies);
         CHECK_INT(m.raw.len, n);
         CHECK_INT(m.body.p + m.body.len - m.raw.p, n);
-        if (test_failed_checks)
-            fprintf(stderr, "  (after fixture %s)\n", fc->file);
+        if (test_failed_checks != failed_before)
+            fprintf(stderr, "  (the checks above are for %s)\n", fc->file);
     }
 }
 
@@ -476,10 +477,13 @@ TEST(every_fixture_yields_the_same_values_in_stream_mode)
             CHECK_INT(m.error, SIP_ERR_CONTENT_LENGTH);
             continue;
         }
+        int failed_before = test_failed_checks;
         if (rc != (int)n)
             TEST_FAIL_AT("%s: rc %d, expected %zu", fc->file, rc, n);
         check_fixture_values(fc, &m);
         CHECK_INT(m.anomalies, fc->anomalies);
+        if (test_failed_checks != failed_before)
+            fprintf(stderr, "  (the checks above are for %s)\n", fc->file);
     }
 }
 
