@@ -13,9 +13,13 @@ mix-udp4 does show, is an error.
 
 Also: the dashboard's structure (data source and job/instance/operator-label variables, every
 target on the data source variable, unique panel ids, heatmaps over _bucket rates), Grafana
-variables in queries are all defined, and, with --promtool, every dashboard query is valid
-PromQL (checked by promtool as a recording rule, variables replaced by sample values) and the
-rule files hold as many rules as promtool finds.
+variables in queries are all defined, and, with --promtool:
+- every dashboard query is valid PromQL (promtool parses it as a recording rule, variables
+  replaced by sample values), and the rule files hold as many rules as promtool finds;
+- every dashboard query and recording rule returns data, without NaN, on the metrics sipscope
+  printed for these captures (promtool evaluates it over ten minutes of those values, one
+  instance per capture): a wrong label name or value in a query shows here. Queries of
+  families no offline run shows, and alerts (silent on healthy traffic), are left out.
 
 usage: check_dashboard.py --sipscope BIN --source-dir DIR [--promtool BIN]
 Prints one line per failure and a closing "N passed, N failed, N skipped" line.
@@ -233,7 +237,7 @@ def snap_first_packet(src, dst, keep):
 
 
 def show_lazy(how, args, tmp):
-    """Sample names sipscope prints for the capture that shows a lazy family."""
+    """What sipscope prints for the capture that shows a lazy family."""
     capture = os.path.join(args.source_dir, CAPTURE)
     if how == "cut":
         path = os.path.join(tmp, "cut.pcap")
@@ -242,13 +246,13 @@ def show_lazy(how, args, tmp):
         with open(path, "wb") as f:
             f.write(data[:-10])
         # Exit status 3: the capture was cut short; what was read is still printed.
-        return kitlib.run_exposition(args.sipscope, path, ok_codes=(3,))[0]
+        return kitlib.run_exposition(args.sipscope, path, ok_codes=(3,))
     if how == "snap":
         path = os.path.join(tmp, "snap.pcap")
         snap_first_packet(capture, path, 64)
-        return kitlib.run_exposition(args.sipscope, path)[0]
+        return kitlib.run_exposition(args.sipscope, path)
     return kitlib.run_exposition(
-        args.sipscope, os.path.join(args.source_dir, "tests/fixtures/pcap", how))[0]
+        args.sipscope, os.path.join(args.source_dir, "tests/fixtures/pcap", how))
 
 
 def promtool_check(promtool, exprs, tmp, report):
@@ -265,6 +269,58 @@ def promtool_check(promtool, exprs, tmp, report):
                  "dashboard queries are not valid PromQL:\n" + proc.stdout + proc.stderr)
 
 
+def _number(v):
+    """A float in the fixed notation of promtool's series values."""
+    text = f"{v:.15f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def promtool_returns_data(promtool, src, expositions, queries, tmp, report):
+    """Every query returns at least one series, and no NaN, on the metrics of the captures:
+    promtool evaluates it with the recording rules loaded, over ten minutes in which every
+    counter and histogram grows from 0 to the value sipscope printed and every gauge stays at
+    its value (one instance per capture)."""
+    path = os.path.join(tmp, "returns_data.test.yml")
+    lines = ["rule_files:"]
+    lines += [f"  - {os.path.abspath(os.path.join(src, rf))}" for rf in RULE_FILES]
+    lines += ["evaluation_interval: 1m", "tests:", "  - interval: 1m", "    input_series:"]
+    for instance, expo in expositions:
+        for key, value in expo.series:
+            name, brace, rest = key.partition("{")
+            labels = f'job="sipscope",instance="{instance}"' + ("," + rest[:-1] if brace else "")
+            if expo.family_type(name) in ("counter", "histogram"):
+                values = f"0+{_number(value / 10)}x10"
+            else:
+                values = f"{_number(value)}x10"
+            lines += [f"      - series: '{name}{{{labels}}}'", f"        values: '{values}'"]
+    lines.append("    promql_expr_test:")
+    wrapped = {}
+    for where, expr in queries:
+        one_line = " ".join(expr.split())
+        test = f"count(({one_line}) == ({one_line})) >= bool 1"
+        wrapped[test] = where
+        lines += [f"      # {where}",
+                  f"      - expr: '{test}'",
+                  "        eval_time: 10m",
+                  "        exp_samples:",
+                  "          - labels: '{}'",
+                  "            value: 1"]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    proc = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True)
+    # promtool names a failed expression in Go's quoted form, which JSON reads.
+    failures = [json.loads(q) for q in
+                re.findall(r'expr: ("(?:[^"\\]|\\.)*"), time:', proc.stdout + proc.stderr)]
+    for q in failures:
+        report.check(False, f"{wrapped.get(q, q)}: returns no data (or NaN) on the captures' "
+                     "metrics")
+    report.check((proc.returncode == 0) == (not failures) and
+                 "WARNING" not in proc.stdout + proc.stderr,
+                 f"promtool test rules on the captures' metrics: {proc.stdout}{proc.stderr}")
+    report.passed += len(queries) - len(failures)
+    print(f"{len(queries)} queries evaluated on the metrics of {len(expositions)} captures")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sipscope", required=True)
@@ -275,7 +331,8 @@ def main():
     report = Report()
 
     families, prefixes, cat_types = kitlib.read_catalogue(os.path.join(src, CATALOGUE))
-    samples, exp_types = kitlib.run_exposition(args.sipscope, os.path.join(src, CAPTURE))
+    expo = kitlib.run_exposition(args.sipscope, os.path.join(src, CAPTURE))
+    samples = expo.samples
     with open(os.path.join(src, DASHBOARD), encoding="utf-8") as f:
         dash = json.load(f)
 
@@ -305,24 +362,28 @@ def main():
         dash_queries.append((where, expr))
     queries += [(f"{DASHBOARD} {w}", e) for w, e in dash_queries]
 
-    # The samples each family is queried through.
+    # The samples each family is queried through, and the families each query reads.
     queried = {}
+    reads = {}
     for where, expr in queries:
         for name in kitlib.metric_names(expr):
             for raw in resolve(name, records):
                 if raw in PROMETHEUS_SERIES:
+                    reads.setdefault(where, set()).add(raw)
                     continue
                 fam = family_of(raw, families, prefixes)
                 if not report.check(fam is not None,
                                     f"{where}: {raw} is not a family in {CATALOGUE}"):
                     continue
                 if raw != fam:
-                    kind = exp_types.get(fam) or cat_types.get(fam)
+                    kind = expo.types.get(fam) or cat_types.get(fam)
                     report.check(kind == "histogram",
                                  f"{where}: {raw} queried, but {fam} is not a histogram")
                 queried.setdefault(fam, set()).add(raw)
+                reads.setdefault(where, set()).add(fam)
 
     with tempfile.TemporaryDirectory() as tmp:
+        shown = [("mix-udp4", expo)]
         for fam in sorted(queried):
             names = queried[fam]
             if fam in LAZY:
@@ -332,10 +393,11 @@ def main():
                              f"there: remove it from LAZY")
                 if how is None:
                     continue
-                shown = show_lazy(how, args, tmp)
-                report.check(names <= shown,
-                             f"{fam}: {sorted(names - shown)} missing from the capture that "
-                             f"should show it ({how})")
+                lazy_expo = show_lazy(how, args, tmp)
+                shown.append((f"{fam}-{how}", lazy_expo))
+                report.check(names <= lazy_expo.samples,
+                             f"{fam}: {sorted(names - lazy_expo.samples)} missing from the "
+                             f"capture that should show it ({how})")
             else:
                 report.check(names <= samples,
                              f"{fam}: {sorted(names - samples)} queried but not printed for "
@@ -344,8 +406,14 @@ def main():
             report.check(False, f"LAZY lists {fam}, which nothing queries: remove it")
         if args.promtool:
             promtool_check(args.promtool, dash_queries, tmp, report)
+            # Queries whose families no offline run shows cannot return data here.
+            blind = {f for f, (how, _) in LAZY.items() if how is None} | set(PROMETHEUS_SERIES)
+            data_queries = [(w, e) for w, e in queries
+                            if not reads.get(w, set()) & blind and " alert " not in w]
+            promtool_returns_data(args.promtool, src, shown, data_queries, tmp, report)
         else:
             report.skip("no --promtool: dashboard queries not parsed as PromQL")
+            report.skip("no --promtool: queries not evaluated on the captures' metrics")
 
     print(f"{len(queried)} families queried by {len(queries)} expressions; "
           f"{len(set(queried) & set(LAZY))} of them absent from {os.path.basename(CAPTURE)} "

@@ -46,25 +46,40 @@ def read_catalogue(path):
 # --- sipscope's exposition ------------------------------------------------------------------
 
 
+class Exposition:
+    """What sipscope printed: `samples`, the sample names; `types`, {family: type} from the
+    TYPE lines; `series`, (series text as printed, value) pairs."""
+
+    def __init__(self, text):
+        self.samples, self.types, self.series = set(), {}, []
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ", 3)
+                self.types[name] = kind.strip()
+            elif line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                self.samples.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", key).group(0))
+                self.series.append((key, float(value)))
+
+    def family_type(self, sample):
+        """The TYPE of the family a sample belongs to (histogram for its _bucket...)."""
+        if sample in self.types:
+            return self.types[sample]
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = sample[: -len(suffix)]
+            if sample.endswith(suffix) and self.types.get(base) == "histogram":
+                return "histogram"
+        return None
+
+
 def run_exposition(sipscope, capture, extra=(), ok_codes=(0,)):
-    """Runs `sipscope --read CAPTURE --print` and returns (sample names, {family: type})."""
+    """Runs `sipscope --read CAPTURE --print` and returns its Exposition."""
     proc = subprocess.run([sipscope, "--read", capture, "--print", *extra],
                           capture_output=True, text=True, timeout=300)
     if proc.returncode not in ok_codes:
         raise KitError(f"{sipscope} --read {capture} --print exited {proc.returncode}: "
                        f"{proc.stderr.strip()}")
-    return parse_exposition(proc.stdout)
-
-
-def parse_exposition(text):
-    samples, types = set(), {}
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            types[name] = kind.strip()
-        elif line and not line.startswith("#"):
-            samples.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
-    return samples, types
+    return Exposition(proc.stdout)
 
 
 # --- Prometheus rule files ------------------------------------------------------------------
