@@ -10,13 +10,17 @@
 #include <stdint.h>
 
 #include "capture.h"
+#include "ip_reasm.h"
 #include "portset.h"
+#include "tcp_stream.h"
 #include "track.h"
 
 struct metrics;
 
 struct engine_config {
     struct track_config track;
+    struct ip_reasm_config reasm; /* IP fragments */
+    struct tcp_stream_config tcp; /* TCP streams */
     /* Frames whose ports are not in this set are ignored; NULL recognises SIP on any port by
      * its start line (the offline default, METRICS.md). */
     const struct portset *sip_ports;
@@ -28,7 +32,8 @@ struct engine_config {
     uint32_t symbol_cap; /* interned label values; 0 for the default */
 };
 
-/* Fills cfg with the defaults (track defaults, any port, interface "file", pcap). */
+/* Fills cfg with the defaults (track, reassembly and TCP defaults, any port, interface "file",
+ * pcap). */
 void engine_config_defaults(struct engine_config *cfg);
 
 struct engine;
@@ -50,6 +55,15 @@ void engine_publish(struct engine *e);
  * was cut short (everything before the cut was processed, and the cut is counted), or another
  * -errno when it could not be opened; err[errlen] then says why. */
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
+
+/* Publishes the kernel's capture counters of one interface (totals since the capture was
+ * opened; live mode). */
+void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                            uint64_t ringbuf_full, uint64_t truncated);
+
+/* Reloads the rules from their directory on the engine thread, swapping them in only when they
+ * all load. Returns 0 with a summary, or -errno with the reason, in msg[msglen]. */
+int engine_reload_rules(struct engine *e, char *msg, size_t msglen);
 
 /* The registry holding every family of this engine. Owned by the engine. */
 struct metrics *engine_metrics(struct engine *e);

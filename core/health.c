@@ -15,10 +15,13 @@ enum table_id {
     T_CALLS,
     T_TRANSACTIONS,
     T_REGISTRATIONS,
+    T_REASM,
+    T_TCP,
     T_COUNT
 };
 
-static const char *const table_names[T_COUNT] = {"calls", "transactions", "registrations"};
+static const char *const table_names[T_COUNT] = {"calls", "transactions", "registrations",
+                                                 "reasm", "tcp"};
 static const char *const result_names[HEALTH_RESULT_COUNT] = {"seen", "matched", "decoded"};
 static const char *const stage_names[HEALTH_STAGE_COUNT] = {"l2", "l3", "l4", "reasm", "sip"};
 
@@ -353,11 +356,20 @@ void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version)
 
 void health_tables(struct health *h, const struct track_stats *st)
 {
-    uint32_t entries[T_COUNT] = {st->calls, st->transactions, st->registrations};
-    uint64_t evictions[T_COUNT] = {st->call_evictions, st->transaction_evictions,
+    uint32_t entries[T_REASM] = {st->calls, st->transactions, st->registrations};
+    uint64_t evictions[T_REASM] = {st->call_evictions, st->transaction_evictions,
                                    st->registration_evictions};
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < T_REASM; t++) {
         metric_gauge_set(h->entry_series[t], entries[t]);
         add_delta(h->eviction_series[t], evictions[t], &h->evictions_prev[t]);
     }
+}
+
+void health_reasm_tables(struct health *h, uint32_t reasm_entries, uint64_t reasm_evictions,
+                         uint32_t tcp_entries, uint64_t tcp_evictions)
+{
+    metric_gauge_set(h->entry_series[T_REASM], reasm_entries);
+    add_delta(h->eviction_series[T_REASM], reasm_evictions, &h->evictions_prev[T_REASM]);
+    metric_gauge_set(h->entry_series[T_TCP], tcp_entries);
+    add_delta(h->eviction_series[T_TCP], tcp_evictions, &h->evictions_prev[T_TCP]);
 }

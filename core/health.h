@@ -60,4 +60,9 @@ void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version);
 /* Publishes the tracker table sizes and evictions. */
 void health_tables(struct health *h, const struct track_stats *st);
 
+/* Publishes the reassembly tables: "reasm" (IP datagrams in progress) and "tcp" (TCP
+ * half-streams); evictions are running totals. */
+void health_reasm_tables(struct health *h, uint32_t reasm_entries, uint64_t reasm_evictions,
+                         uint32_t tcp_entries, uint64_t tcp_evictions);
+
 #endif

@@ -50,15 +50,10 @@ struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice ca
     uint64_t hash = key_of(call_id, tag, SEED_KEY);
     uint64_t check = key_of(call_id, tag, SEED_CHECK);
 
-    /* Buckets are chained newest first, so a call that replaced an older one with the same key
-     * (a new INVITE after an outcome) is found before it. */
-    for (uint32_t i = table_find(&tbl->t, hash); i != TABLE_NONE;
-         i = table_find_next(&tbl->t, i, hash)) {
-        struct sip_dialog *d = table_entry(&tbl->t, i);
-        if (d->check == check)
-            return d;
-    }
-    return NULL;
+    /* Newest first, so a call that replaced an older one with the same key (a new INVITE after
+     * an outcome) is found before it. */
+    uint32_t idx = table_lookup(&tbl->t, hash, check);
+    return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
 }
 
 struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
@@ -227,7 +222,7 @@ static void copy_text(struct sip_dialog *d, const struct sip_msg *msg)
             n = max[i];
             d->flags |= SIP_DIALOG_F_TRUNCATED;
         }
-        if (n)
+        if (n) /* an absent value is an empty slice with a NULL pointer */
             memcpy(d->text + off, parts[i].p, n);
         *lens[i] = (uint8_t)n;
         off += max[i];
@@ -301,16 +296,16 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
                                     const uint16_t *labels, uint64_t now)
 {
     uint64_t hash = key_of(msg->call_id, msg->from_tag, SEED_KEY);
+    uint64_t check = key_of(msg->call_id, msg->from_tag, SEED_CHECK);
     struct track_event ev = {.type = TRACK_CALL_START, .time_ns = now, .msg = msg, .pkt = pkt};
-    uint32_t idx = table_insert(&tbl->t, hash, SIP_DIALOG_CLASS_UNANSWERED);
+    uint32_t idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
     struct sip_dialog *d;
 
     if (idx == TABLE_NONE) {
         evict_one(tbl);
-        idx = table_insert(&tbl->t, hash, SIP_DIALOG_CLASS_UNANSWERED);
+        idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
     }
     d = table_entry(&tbl->t, idx);
-    d->check = key_of(msg->call_id, msg->from_tag, SEED_CHECK);
     d->t_start = now;
     d->invite_cseq = msg->cseq;
     d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */

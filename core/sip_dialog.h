@@ -61,8 +61,7 @@ enum sip_dialog_flag {
 
 /* One call. Times are packet times in ns since the epoch; 0 when the event has not happened. */
 struct sip_dialog {
-    struct table_node node;
-    uint64_t check;       /* second hash of (Call-ID, From-tag) */
+    struct table_node node; /* hash and check: two hashes of (Call-ID, From-tag) */
     uint64_t t_start;     /* first INVITE */
     uint64_t t_answer;    /* first 2xx */
     uint64_t t_end;       /* end */

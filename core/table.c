@@ -56,6 +56,25 @@ uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash)
     return idx;
 }
 
+uint32_t table_lookup(const struct table *t, uint64_t hash, uint64_t check)
+{
+    uint32_t idx = table_find(t, hash);
+    while (idx != TABLE_NONE && table_node(t, idx)->check != check)
+        idx = table_find_next(t, idx, hash);
+    return idx;
+}
+
+uint32_t table_lookup_next(const struct table *t, uint32_t idx)
+{
+    const struct table_node *n = table_node(t, idx);
+    uint64_t hash = n->hash, check = n->check;
+
+    idx = table_find_next(t, idx, hash);
+    while (idx != TABLE_NONE && table_node(t, idx)->check != check)
+        idx = table_find_next(t, idx, hash);
+    return idx;
+}
+
 static void list_unlink(struct table *t, uint32_t idx)
 {
     struct table_node *n = table_node(t, idx);
@@ -84,7 +103,7 @@ static void list_append(struct table *t, uint32_t idx, uint8_t cls)
     t->class_len[cls]++;
 }
 
-uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls)
+uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cls)
 {
     uint32_t idx;
     uint16_t gen;
@@ -104,6 +123,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls)
     n->gen = gen;
     n->in_use = 1;
     n->hash = hash;
+    n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
     n->heap_pos = TABLE_NONE;
     n->chain = t->buckets[hash & t->mask] - 1;

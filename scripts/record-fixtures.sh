@@ -248,8 +248,13 @@ sipp_pair() {
     pids+=($!)
     pair_pids+=($!)
     wait_bound "$uas_port"
+    # SIPSCOPE_SIPP_STATS=DIR keeps each client's own statistics (its final successful and
+    # failed call counts), for tests that compare them with sipscope's.
+    local stats=()
+    [ -z "${SIPSCOPE_SIPP_STATS:-}" ] ||
+        stats=(-trace_stat -stf "$SIPSCOPE_SIPP_STATS/$scen-udp$fam-uac.csv" -fd 60)
     (cd "$work" && exec timeout 30 sipp -sf "$sippdir/$scen-uac.xml" -p "$uac_port" \
-        -mp "$((media + 4))" -cp "$((control + 1))" -r 10 -rp 1000 "${common[@]}" \
+        -mp "$((media + 4))" -cp "$((control + 1))" -r 10 -rp 1000 "${common[@]}" "${stats[@]}" \
         -trace_err -error_file "$work/$scen-$fam-uac.err" "$remote" \
         >"$work/$scen-$fam-uac.log" 2>&1) &
     pids+=($!)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh Debian 12 machine (dependencies, build) and runs sipscope with
-# the given flags. Without flags it reads a capture that ships with the repository and prints
-# its metrics, so a newcomer sees the main job work at once.
+# the given flags. Without flags it runs the main job: live capture of SIP on port 5060 on every
+# interface, with the metrics served on http://localhost:9632/metrics (needs root, or CAP_BPF
+# and CAP_NET_RAW).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -9,6 +10,6 @@ cd "$top"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 if [ $# -eq 0 ]; then
-    set -- --read tests/fixtures/pcap/mix-udp4.pcap --print
+    set -- --interface any --sip-ports 5060 --web.listen-address :9632
 fi
 exec ./build/core/sipscope "$@"
