@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "lua_bridge.h"
 #include "metrics.h"
 #include "oplabel.h"
+#include "sip_frame.h"
 #include "sip_parse.h"
 
 #ifndef SIPSCOPE_VERSION
@@ -33,26 +33,41 @@ struct engine {
     struct builtin *builtin;
     struct health *health;
     struct track *track;
-    struct lua_bridge *rules;   /* NULL without --rules */
-    const uint8_t *routes;      /* lua_bridge_routes(rules), or NULL */
-    struct events *events;      /* NULL without --events */
-    volatile sig_atomic_t reload_requested;
+    struct lua_bridge *rules; /* NULL without --rules */
+    const uint8_t *routes;    /* lua_bridge_routes(rules), or NULL */
+    struct events *events;    /* NULL without --events */
+    struct ip_reasm *reasm;
+    struct tcp_stream *tcp;
+    const struct packet *seg_pkt; /* the TCP segment being handed to the framer */
+    uint32_t seg_msgs;            /* SIP messages framed from it */
+    uint64_t next_deadline;       /* earliest reassembly deadline, checked per frame */
     uint32_t frames_since_publish;
     struct sip_header hdrs[SIP_MAX_HEADERS];
 };
 
-static const char *const default_ifaces[] = {"file"};
+static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
+{
+    (void)ctx;
+    if (iface != 0)
+        return -ENOENT;
+    snprintf(buf, len, "file");
+    return 0;
+}
 
 void engine_config_defaults(struct engine_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     track_config_defaults(&cfg->track);
-    cfg->iface_names = default_ifaces;
-    cfg->n_ifaces = 1;
+    ip_reasm_config_defaults(&cfg->reasm);
+    tcp_stream_config_defaults(&cfg->tcp);
+    cfg->iface_name = file_iface_name;
     cfg->capture = "pcap";
     cfg->count_seen = true;
     lua_bridge_config_defaults(&cfg->rules);
 }
+
+static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stream_chunk *chunk);
+static void reasm_error(void *ctx, const char *reason);
 
 /* Without rules or an events file, the sink is the built-in metrics alone: decided once. */
 static void sink_emit_builtin(void *ctx, const struct track_event *ev)
@@ -115,7 +130,7 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
     }
     e->builtin = builtin_new(e->reg, e->ops);
     e->health = e->builtin ? health_new(e->reg, SIPSCOPE_VERSION, lua_bridge_luajit_version(),
-                                        cfg->capture, cfg->iface_names, cfg->n_ifaces)
+                                        cfg->capture, cfg->iface_name, cfg->iface_ctx)
                            : NULL;
     if (!e->health) {
         snprintf(err, errlen, "out of memory while declaring metrics");
@@ -142,6 +157,16 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
                  cfg->track.max_calls, cfg->track.max_transactions, cfg->track.max_registrations);
         goto fail;
     }
+    e->reasm = ip_reasm_new(&cfg->reasm, reasm_error, e);
+    e->tcp = tcp_stream_new(&cfg->tcp, tcp_deliver, reasm_error, e);
+    if (!e->reasm || !e->tcp) {
+        snprintf(err, errlen,
+                 "cannot allocate the reassembly tables (%u IP datagrams, %u TCP streams): "
+                 "lower --max-tcp-streams",
+                 cfg->reasm.max_datagrams, cfg->tcp.max_streams);
+        goto fail;
+    }
+    e->next_deadline = UINT64_MAX;
     engine_publish(e);
     return e;
 fail:
@@ -153,6 +178,8 @@ void engine_free(struct engine *e)
 {
     if (!e)
         return;
+    tcp_stream_free(e->tcp);
+    ip_reasm_free(e->reasm);
     track_free(e->track);
     events_close(e->events);
     lua_bridge_free(e->rules);
@@ -172,49 +199,18 @@ struct metrics *engine_metrics(struct engine *e)
 void engine_publish(struct engine *e)
 {
     struct track_stats st;
+    struct ip_reasm_stats rs;
+    struct tcp_stream_stats ts;
     track_get_stats(e->track, &st);
     health_tables(e->health, &st);
+    ip_reasm_get_stats(e->reasm, &rs);
+    tcp_stream_get_stats(e->tcp, &ts);
+    health_reasm_tables(e->health, rs.datagrams, rs.evictions, ts.streams, ts.evictions);
     if (e->rules)
         lua_bridge_publish(e->rules);
     if (e->events)
         events_flush(e->events);
     e->frames_since_publish = 0;
-}
-
-int engine_reload_rules(struct engine *e, char *err, size_t errlen)
-{
-    if (!e->rules) {
-        snprintf(err, errlen, "sipscope runs without rules (no --rules DIR)");
-        return -ENOENT;
-    }
-    return lua_bridge_reload(e->rules, err, errlen);
-}
-
-void engine_request_reload(struct engine *e)
-{
-    e->reload_requested = 1;
-}
-
-struct lua_bridge *engine_rules(struct engine *e)
-{
-    return e->rules;
-}
-
-int engine_describe_rules(struct engine *e, FILE *out)
-{
-    return e->rules ? lua_bridge_describe(e->rules, out) : 0;
-}
-
-/* Per frame or tick, when rules run: a pending reload, then the rule clock (on_tick). */
-static void rules_housekeeping(struct engine *e)
-{
-    if (e->reload_requested) {
-        char err[512];
-        e->reload_requested = 0;
-        engine_reload_rules(e, err, sizeof(err)); /* logged and counted by the bridge */
-    }
-    if (e->routes[TRACK_EVENT_COUNT])
-        lua_bridge_clock(e->rules, track_clock(e->track));
 }
 
 static void count_anomalies(struct engine *e, uint32_t anomalies)
@@ -265,6 +261,11 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     return n;
 }
 
+/* Junk on UDP: a datagram carries one message from its first byte (RFC 3261 §18.3; only empty
+ * lines may precede the start line, §7.5), so sipscope does not hunt for a start line inside a
+ * datagram: one without a start line is not SIP. With --sip-ports it is counted (the port says
+ * it should be SIP, e.g. sip/start_line); without, it is other traffic and ignored. On TCP,
+ * junk before a start line is skipped by the framer and counted (sip_frame.h). */
 static bool handle_udp(struct engine *e, const struct packet *pkt)
 {
     if (only_line_breaks(pkt->payload, pkt->payload_len))
@@ -272,29 +273,63 @@ static bool handle_udp(struct engine *e, const struct packet *pkt)
     return handle_message(e, pkt, pkt->payload, pkt->payload_len, SIP_PARSE_DATAGRAM) > 0;
 }
 
-/* Until TCP streams are reassembled, the messages complete within one segment are tracked and
- * whatever is left of a segment is counted, never dropped silently. */
+/* A framed TCP message: counted and tracked like a datagram's. */
+static void frame_message(void *ctx, const struct sip_msg *msg)
+{
+    struct engine *e = ctx;
+    if (msg->anomalies)
+        count_anomalies(e, msg->anomalies);
+    health_sip_message(e->health, e->seg_pkt->l4_proto, e->seg_pkt->ip_version);
+    track_message(e->track, msg, e->seg_pkt);
+    e->seg_msgs++;
+}
+
+static void frame_error(void *ctx, int sip, const char *reason)
+{
+    struct engine *e = ctx;
+    health_parse_error(e->health, sip ? HEALTH_SIP : HEALTH_REASM, reason);
+}
+
+static const struct sip_frame_ops frame_ops = {frame_message, frame_error};
+
+static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stream_chunk *chunk)
+{
+    struct engine *e = ctx;
+    e->seg_pkt = pkt;
+    /* Without a port filter any TCP stream may be something else: stay quiet until SIP. */
+    return sip_frame_consume(&frame_ops, e, chunk, e->cfg.sip_ports == NULL, e->hdrs,
+                             SIP_MAX_HEADERS);
+}
+
+static void reasm_error(void *ctx, const char *reason)
+{
+    struct engine *e = ctx;
+    health_parse_error(e->health, HEALTH_REASM, reason);
+}
+
 static bool handle_tcp_segment(struct engine *e, const struct packet *pkt)
 {
-    const uint8_t *p = pkt->payload;
-    uint32_t left = pkt->payload_len;
-    bool any = false;
+    e->seg_msgs = 0;
+    tcp_stream_segment(e->tcp, pkt);
+    return e->seg_msgs != 0;
+}
 
-    while (left) {
-        int n;
-        if (only_line_breaks(p, left))
-            break;
-        n = handle_message(e, pkt, p, left, SIP_PARSE_STREAM);
-        if (n <= 0) {
-            if (n == -EAGAIN && (any || e->cfg.sip_ports))
-                health_parse_error(e->health, HEALTH_REASM, "tcp_not_reassembled");
-            break;
-        }
-        any = true;
-        p += n;
-        left -= (uint32_t)n;
-    }
-    return any;
+static void update_deadline(struct engine *e)
+{
+    uint64_t a = ip_reasm_next_deadline(e->reasm), b = tcp_stream_next_deadline(e->tcp);
+    e->next_deadline = a < b ? a : b;
+}
+
+/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP. */
+static bool handle_transport(struct engine *e, const struct capture_frame *frame,
+                             enum decode_result r, const struct packet *pkt)
+{
+    if (e->cfg.sip_ports && !portset_has(&e->ports, pkt->sport) &&
+        !portset_has(&e->ports, pkt->dport))
+        return false;
+    if (e->cfg.count_seen)
+        health_packet(e->health, frame->iface, HEALTH_MATCHED);
+    return r == DECODE_UDP ? handle_udp(e, pkt) : handle_tcp_segment(e, pkt);
 }
 
 void engine_frame(struct engine *e, const struct capture_frame *frame)
@@ -307,40 +342,77 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         health_packet(e->health, frame->iface, HEALTH_SEEN);
     if (frame->caplen < frame->wirelen)
         health_truncated(e->health, frame->iface);
+    /* Reassembly timers run on packet time even when no fragment or segment comes. */
+    if (frame->ts_ns >= e->next_deadline) {
+        ip_reasm_expire(e->reasm, frame->ts_ns);
+        tcp_stream_expire(e->tcp, frame->ts_ns);
+    }
     r = decode_frame(frame, &pkt);
+    /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. */
+    for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {
+        const uint8_t *data;
+        uint32_t len;
+        if (ip_reasm_add(e->reasm, &pkt, &data, &len) != 1) {
+            r = DECODE_SKIP;
+            break;
+        }
+        r = decode_transport(data, len, &pkt);
+    }
     switch (r) {
     case DECODE_ERROR:
         health_parse_error(e->health, (enum health_stage)pkt.error_stage, pkt.error_reason);
-        return;
+        break;
+    case DECODE_FRAGMENT: /* deeper than any tunnel decode follows: cannot happen */
     case DECODE_SKIP:
-        return;
-    case DECODE_FRAGMENT:
-        health_parse_error(e->health, HEALTH_REASM, "fragments_not_reassembled");
-        return;
+        break;
     case DECODE_UDP:
     case DECODE_TCP:
+        sip = handle_transport(e, frame, r, &pkt);
         break;
     }
-    if (e->cfg.sip_ports && !portset_has(&e->ports, pkt.sport) &&
-        !portset_has(&e->ports, pkt.dport))
-        return;
-    if (e->cfg.count_seen)
-        health_packet(e->health, frame->iface, HEALTH_MATCHED);
-    sip = r == DECODE_UDP ? handle_udp(e, &pkt) : handle_tcp_segment(e, &pkt);
     if (sip)
         health_packet(e->health, frame->iface, HEALTH_DECODED);
-    if (e->rules)
-        rules_housekeeping(e);
+    update_deadline(e);
+    if (e->routes && e->routes[TRACK_EVENT_COUNT])
+        lua_bridge_clock(e->rules, track_clock(e->track)); /* on_tick */
     if (++e->frames_since_publish == PUBLISH_EVERY)
         engine_publish(e);
 }
 
 void engine_tick(struct engine *e, uint64_t now_ns)
 {
+    ip_reasm_expire(e->reasm, now_ns);
+    tcp_stream_expire(e->tcp, now_ns);
+    update_deadline(e);
     track_advance(e->track, now_ns);
-    if (e->rules)
-        rules_housekeeping(e);
+    if (e->routes && e->routes[TRACK_EVENT_COUNT])
+        lua_bridge_clock(e->rules, track_clock(e->track)); /* on_tick */
     engine_publish(e);
+}
+
+void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                            uint64_t ringbuf_full, uint64_t truncated)
+{
+    health_set_kernel(e->health, iface, seen, matched, ringbuf_full, truncated);
+}
+
+int engine_reload_rules(struct engine *e, char *msg, size_t msglen)
+{
+    if (!e->rules) {
+        snprintf(msg, msglen, "no rules loaded: nothing to reload");
+        return 0;
+    }
+    return lua_bridge_reload(e->rules, msg, msglen);
+}
+
+int engine_describe_rules(struct engine *e, FILE *out)
+{
+    return e->rules ? lua_bridge_describe(e->rules, out) : 0;
+}
+
+struct lua_bridge *engine_rules(struct engine *e)
+{
+    return e->rules;
 }
 
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen)

@@ -12,19 +12,24 @@
 #include <stdio.h>
 
 #include "capture.h"
+#include "ip_reasm.h"
 #include "lua_bridge.h"
 #include "portset.h"
+#include "tcp_stream.h"
 #include "track.h"
 
 struct metrics;
 
 struct engine_config {
     struct track_config track;
+    struct ip_reasm_config reasm; /* IP fragments */
+    struct tcp_stream_config tcp; /* TCP streams */
     /* Frames whose ports are not in this set are ignored; NULL recognises SIP on any port by
      * its start line (the offline default, METRICS.md). */
     const struct portset *sip_ports;
-    const char *const *iface_names; /* names of frame.iface indexes, for labels */
-    size_t n_ifaces;
+    /* Names frame.iface ids for the iface label; NULL names id 0 "file" (offline). */
+    int (*iface_name)(void *ctx, uint32_t iface, char *buf, size_t len);
+    void *iface_ctx;
     const char *capture; /* "pcap" or "bpf", for sipscope_build_info */
     bool count_seen;     /* count every frame as seen (offline; live, the kernel counts) */
     uint32_t symbol_cap; /* interned label values; 0 for the default */
@@ -34,15 +39,15 @@ struct engine_config {
     const char *events_path; /* --events FILE: CDR and registration lines; NULL for none */
 };
 
-/* Fills cfg with the defaults (track defaults, any port, one interface "file", pcap, no rules,
- * no events file). */
+/* Fills cfg with the defaults (track, reassembly and TCP defaults, any port, interface "file",
+ * pcap, no rules, no events file). */
 void engine_config_defaults(struct engine_config *cfg);
 
 struct engine;
 
 /* Builds an engine: registry, rule labels and metrics, built-in families, events file, trackers.
  * Returns NULL with a reason in err[errlen] (a rule that fails to load names its file). The
- * calling thread must be the one that drives the engine (the rule budget signals it). */
+ * calling thread must be the one that drives the engine (the rule budget watches it). */
 struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen);
 void engine_free(struct engine *e);
 
@@ -60,21 +65,24 @@ void engine_publish(struct engine *e);
  * -errno when it could not be opened; err[errlen] then says why. */
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
 
-/* The registry holding every family of this engine. Owned by the engine. */
-struct metrics *engine_metrics(struct engine *e);
+/* Publishes the kernel's capture counters of one interface (totals since the capture was
+ * opened; live mode). */
+void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                            uint64_t ringbuf_full, uint64_t truncated);
 
-/* Reloads the rules (see lua_bridge_reload): 0 on success, -EINVAL when the new rules fail and
- * the old ones keep running, -EBUSY when they would change the labels, -ENOENT when the engine
- * runs without rules. err[errlen] says why. Engine thread only (HTTP hands it over). */
-int engine_reload_rules(struct engine *e, char *err, size_t errlen);
-
-/* Asks for a reload at the next frame or tick. Async-signal-safe: for SIGHUP handlers. */
-void engine_request_reload(struct engine *e);
+/* Reloads the rules from their directory on the engine thread, swapping them in only when they
+ * all load. Returns 0 with a summary, or -errno with the reason, in msg[msglen]: -EINVAL when
+ * the new rules fail (the old ones keep running), -EBUSY when they would change the labels
+ * (see lua_bridge_reload). Without rules there is nothing to reload: 0. */
+int engine_reload_rules(struct engine *e, char *msg, size_t msglen);
 
 /* Prints the loaded rules (lua_bridge_describe) to out; returns their number, 0 without rules. */
 int engine_describe_rules(struct engine *e, FILE *out);
 
 /* The engine's rules, or NULL without rules. Owned by the engine. */
 struct lua_bridge *engine_rules(struct engine *e);
+
+/* The registry holding every family of this engine. Owned by the engine. */
+struct metrics *engine_metrics(struct engine *e);
 
 #endif

@@ -15,10 +15,13 @@ enum table_id {
     T_CALLS,
     T_TRANSACTIONS,
     T_REGISTRATIONS,
+    T_REASM,
+    T_TCP,
     T_COUNT
 };
 
-static const char *const table_names[T_COUNT] = {"calls", "transactions", "registrations"};
+static const char *const table_names[T_COUNT] = {"calls", "transactions", "registrations",
+                                                 "reasm", "tcp"};
 static const char *const result_names[HEALTH_RESULT_COUNT] = {"seen", "matched", "decoded"};
 static const char *const stage_names[HEALTH_STAGE_COUNT] = {"l2", "l3", "l4", "reasm", "sip"};
 
@@ -32,21 +35,29 @@ struct parse_error_slot {
     struct metric_series *series;
 };
 
+/* The series of one interface, found by its id on every frame. */
+struct iface_slot {
+    uint32_t id;
+    uint32_t sym;
+    struct metric_series *packets[HEALTH_RESULT_COUNT];
+    struct metric_series *truncated;
+    struct kernel_prev kernel;
+};
+
 struct health {
     struct metrics *reg;
     struct metric_family *packets, *drops, *truncated, *parse_errors, *messages;
     struct metric_family *entries, *evictions;
+    health_iface_name_fn name_fn;
+    void *name_ctx;
     size_t n_ifaces;
-    uint32_t iface_sym[HEALTH_MAX_IFACES];
-    struct metric_series *packet_series[HEALTH_MAX_IFACES][HEALTH_RESULT_COUNT];
-    struct metric_series *truncated_series[HEALTH_MAX_IFACES];
-    struct kernel_prev kernel[HEALTH_MAX_IFACES];
+    struct iface_slot ifaces[HEALTH_MAX_IFACES + 1]; /* the last is "other" */
+    struct iface_slot *last;
     struct metric_series *message_series[2][2]; /* [tcp][ipv6] */
     struct metric_series *entry_series[T_COUNT], *eviction_series[T_COUNT];
     uint64_t evictions_prev[T_COUNT];
     struct parse_error_slot errors[PARSE_ERROR_CACHE];
     size_t n_errors;
-    double start_time;
 };
 
 static uint32_t sym(struct metrics *reg, const char *s)
@@ -175,7 +186,7 @@ static void collect_process(void *ctx, struct metrics *reg, metrics_emit_fn emit
 }
 
 struct health *health_new(struct metrics *reg, const char *version, const char *luajit,
-                          const char *capture, const char *const *iface_names, size_t n_ifaces)
+                          const char *capture, health_iface_name_fn name_fn, void *name_ctx)
 {
     struct health *h = calloc(1, sizeof(*h));
     static const char *const info_labels[] = {"version", "luajit", "capture"};
@@ -217,9 +228,10 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
         uint32_t k[3] = {sym(reg, version), sym(reg, luajit), sym(reg, capture)};
         metric_gauge_set(metrics_series(info, k), 1);
     }
-    h->n_ifaces = n_ifaces < HEALTH_MAX_IFACES ? n_ifaces : HEALTH_MAX_IFACES;
-    for (size_t i = 0; i < h->n_ifaces; i++)
-        h->iface_sym[i] = sym(reg, iface_names[i]);
+    h->name_fn = name_fn;
+    h->name_ctx = name_ctx;
+    h->ifaces[HEALTH_MAX_IFACES].id = UINT32_MAX;
+    h->ifaces[HEALTH_MAX_IFACES].sym = sym(reg, "other");
     for (int t = 0; t < T_COUNT; t++) {
         uint32_t k = sym(reg, table_names[t]);
         h->entry_series[t] = metrics_series(h->entries, &k);
@@ -236,31 +248,51 @@ void health_free(struct health *h)
     free(h);
 }
 
-static struct metric_series *iface_series(struct health *h, uint32_t iface, uint32_t second,
-                                          struct metric_family *fam)
+static struct iface_slot *iface_slot(struct health *h, uint32_t id)
 {
-    uint32_t k[2] = {h->iface_sym[iface], second};
+    struct iface_slot *slot;
+    char name[64];
+
+    if (h->last && h->last->id == id)
+        return h->last;
+    for (size_t i = 0; i < h->n_ifaces; i++) {
+        if (h->ifaces[i].id == id) {
+            h->last = &h->ifaces[i];
+            return h->last;
+        }
+    }
+    if (h->n_ifaces == HEALTH_MAX_IFACES)
+        return &h->ifaces[HEALTH_MAX_IFACES];
+    slot = &h->ifaces[h->n_ifaces++];
+    slot->id = id;
+    if (!h->name_fn || h->name_fn(h->name_ctx, id, name, sizeof(name)) != 0)
+        snprintf(name, sizeof(name), "%u", id);
+    slot->sym = sym(h->reg, name);
+    h->last = slot;
+    return slot;
+}
+
+static struct metric_series *iface_series(struct health *h, struct iface_slot *slot,
+                                          const char *second, struct metric_family *fam)
+{
+    uint32_t k[2] = {slot->sym, second ? sym(h->reg, second) : 0};
     return metrics_series(fam, k);
 }
 
 void health_packet(struct health *h, uint32_t iface, enum health_packet_result result)
 {
-    struct metric_series **s;
-    if (iface >= h->n_ifaces)
-        return;
-    s = &h->packet_series[iface][result];
-    if (!*s)
-        *s = iface_series(h, iface, sym(h->reg, result_names[result]), h->packets);
-    metric_counter_add(*s, 1);
+    struct iface_slot *slot = iface_slot(h, iface);
+    if (!slot->packets[result])
+        slot->packets[result] = iface_series(h, slot, result_names[result], h->packets);
+    metric_counter_add(slot->packets[result], 1);
 }
 
 void health_truncated(struct health *h, uint32_t iface)
 {
-    if (iface >= h->n_ifaces)
-        return;
-    if (!h->truncated_series[iface])
-        h->truncated_series[iface] = metrics_series(h->truncated, &h->iface_sym[iface]);
-    metric_counter_add(h->truncated_series[iface], 1);
+    struct iface_slot *slot = iface_slot(h, iface);
+    if (!slot->truncated)
+        slot->truncated = iface_series(h, slot, NULL, h->truncated);
+    metric_counter_add(slot->truncated, 1);
 }
 
 static void add_delta(struct metric_series *s, uint64_t now, uint64_t *prev)
@@ -273,17 +305,19 @@ static void add_delta(struct metric_series *s, uint64_t now, uint64_t *prev)
 void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,
                        uint64_t ringbuf_full, uint64_t truncated)
 {
-    struct kernel_prev *k;
-    if (iface >= h->n_ifaces)
-        return;
-    k = &h->kernel[iface];
-    add_delta(iface_series(h, iface, sym(h->reg, "seen"), h->packets), seen, &k->seen);
-    add_delta(iface_series(h, iface, sym(h->reg, "matched"), h->packets), matched, &k->matched);
-    add_delta(iface_series(h, iface, sym(h->reg, "ringbuf_full"), h->drops), ringbuf_full,
-              &k->ringbuf_full);
-    if (!h->truncated_series[iface])
-        h->truncated_series[iface] = metrics_series(h->truncated, &h->iface_sym[iface]);
-    add_delta(h->truncated_series[iface], truncated, &k->truncated);
+    struct iface_slot *slot = iface_slot(h, iface);
+    struct kernel_prev *k = &slot->kernel;
+
+    if (!slot->packets[HEALTH_SEEN])
+        slot->packets[HEALTH_SEEN] = iface_series(h, slot, "seen", h->packets);
+    if (!slot->packets[HEALTH_MATCHED])
+        slot->packets[HEALTH_MATCHED] = iface_series(h, slot, "matched", h->packets);
+    if (!slot->truncated)
+        slot->truncated = iface_series(h, slot, NULL, h->truncated);
+    add_delta(slot->packets[HEALTH_SEEN], seen, &k->seen);
+    add_delta(slot->packets[HEALTH_MATCHED], matched, &k->matched);
+    add_delta(iface_series(h, slot, "ringbuf_full", h->drops), ringbuf_full, &k->ringbuf_full);
+    add_delta(slot->truncated, truncated, &k->truncated);
 }
 
 void health_parse_error(struct health *h, enum health_stage stage, const char *reason)
@@ -322,11 +356,20 @@ void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version)
 
 void health_tables(struct health *h, const struct track_stats *st)
 {
-    uint32_t entries[T_COUNT] = {st->calls, st->transactions, st->registrations};
-    uint64_t evictions[T_COUNT] = {st->call_evictions, st->transaction_evictions,
+    uint32_t entries[T_REASM] = {st->calls, st->transactions, st->registrations};
+    uint64_t evictions[T_REASM] = {st->call_evictions, st->transaction_evictions,
                                    st->registration_evictions};
-    for (int t = 0; t < T_COUNT; t++) {
+    for (int t = 0; t < T_REASM; t++) {
         metric_gauge_set(h->entry_series[t], entries[t]);
         add_delta(h->eviction_series[t], evictions[t], &h->evictions_prev[t]);
     }
+}
+
+void health_reasm_tables(struct health *h, uint32_t reasm_entries, uint64_t reasm_evictions,
+                         uint32_t tcp_entries, uint64_t tcp_evictions)
+{
+    metric_gauge_set(h->entry_series[T_REASM], reasm_entries);
+    add_delta(h->eviction_series[T_REASM], reasm_evictions, &h->evictions_prev[T_REASM]);
+    metric_gauge_set(h->entry_series[T_TCP], tcp_entries);
+    add_delta(h->eviction_series[T_TCP], tcp_evictions, &h->evictions_prev[T_TCP]);
 }

@@ -5,6 +5,7 @@
 #ifndef SIPSCOPE_HEALTH_H
 #define SIPSCOPE_HEALTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "decode.h"
@@ -22,10 +23,15 @@ enum health_packet_result {
 
 struct health;
 
+/* Names an interface id (frame.iface) for the iface label: writes the name into buf[len] and
+ * returns 0, or a negative errno when the id is unknown (it is then labelled by its number). */
+typedef int (*health_iface_name_fn)(void *ctx, uint32_t iface, char *buf, size_t len);
+
 /* Declares the families. capture is "pcap" or "bpf"; luajit the LuaJIT version or "none".
- * iface_names[n_ifaces] name the interfaces frames refer to by index (frame.iface). */
+ * Interface ids are named by name_fn the first time they are seen; at most HEALTH_MAX_IFACES
+ * interfaces get their own series, later ones share the series of iface "other". */
 struct health *health_new(struct metrics *reg, const char *version, const char *luajit,
-                          const char *capture, const char *const *iface_names, size_t n_ifaces);
+                          const char *capture, health_iface_name_fn name_fn, void *name_ctx);
 void health_free(struct health *h);
 
 void health_packet(struct health *h, uint32_t iface, enum health_packet_result result);
@@ -53,5 +59,10 @@ void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version);
 
 /* Publishes the tracker table sizes and evictions. */
 void health_tables(struct health *h, const struct track_stats *st);
+
+/* Publishes the reassembly tables: "reasm" (IP datagrams in progress) and "tcp" (TCP
+ * half-streams); evictions are running totals. */
+void health_reasm_tables(struct health *h, uint32_t reasm_entries, uint64_t reasm_evictions,
+                         uint32_t tcp_entries, uint64_t tcp_evictions);
 
 #endif

@@ -1582,7 +1582,7 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
     metric_gauge_set(b->s_loaded, s->n_rules);
     count_reload(b, "success", 1);
     lua_bridge_publish(b);
-    log_info(MOD, "rules reloaded: %d files", s->n_rules);
+    snprintf(err, errlen, "%d rule file%s loaded", s->n_rules, s->n_rules == 1 ? "" : "s");
     return 0;
 }
 

@@ -101,8 +101,9 @@ void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns);
 /* Loads the rules again into a fresh state; swaps it in only when every file loads, every
  * declaration is valid and the labels are exactly the running ones (name, default, max_values,
  * order). Rule families with the same schema are the same families, so their values go on.
- * Returns 0; -EINVAL when the new rules fail (the old ones keep running), -EBUSY when they change
- * the labels (refused: that needs a restart); err[errlen] says why. Counted in
+ * Returns 0 with a summary in err[errlen] ("3 rule files loaded"); -EINVAL when the new rules
+ * fail (the old ones keep running), -EBUSY when they change the labels (refused: that needs a
+ * restart); err[errlen] then says why. Failures are logged. Counted in
  * sipscope_rules_reloads_total{result="success"|"failure"|"refused"}. */
 int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen);
 

@@ -1,18 +1,20 @@
-/* main: command-line flags to an engine configuration, then the chosen job. Wiring only: every
- * behaviour lives in the modules. */
+/* main: command-line flags to an engine configuration, then the chosen job, and the loop that
+ * serves until SIGTERM or SIGINT. Wiring only: every behaviour lives in the modules. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture_bpf.h"
 #include "config.h"
 #include "engine.h"
 #include "expo.h"
+#include "http.h"
 #include "log.h"
 #include "lua_bridge.h"
 #include "portset.h"
+#include "service.h"
 
 #ifndef SIPSCOPE_VERSION
 #define SIPSCOPE_VERSION "0.0.0"
@@ -36,12 +38,19 @@ enum opt_id {
     OPT_MAX_CALLS,
     OPT_MAX_TRANSACTIONS,
     OPT_MAX_REGISTRATIONS,
+    OPT_MAX_TCP_STREAMS,
+    OPT_REASM_MAX_BYTES,
     OPT_MAX_CALL_AGE,
     OPT_TIMER_T1,
     OPT_TIMER_B,
     OPT_TIMER_C,
     OPT_TIMER_F,
     OPT_LOG_LEVEL,
+    OPT_WEB_LISTEN,
+    OPT_INTERFACE,
+    OPT_SNAPLEN,
+    OPT_RINGBUF_SIZE,
+    OPT_WEB_LIFECYCLE,
     OPT_RULES,
     OPT_EVENTS,
     OPT_LUA_MEMORY,
@@ -59,12 +68,19 @@ static const struct option options[] = {
     {"max-calls", required_argument, NULL, OPT_MAX_CALLS},
     {"max-transactions", required_argument, NULL, OPT_MAX_TRANSACTIONS},
     {"max-registrations", required_argument, NULL, OPT_MAX_REGISTRATIONS},
+    {"max-tcp-streams", required_argument, NULL, OPT_MAX_TCP_STREAMS},
+    {"reasm-max-bytes", required_argument, NULL, OPT_REASM_MAX_BYTES},
     {"max-call-age", required_argument, NULL, OPT_MAX_CALL_AGE},
     {"timer-t1", required_argument, NULL, OPT_TIMER_T1},
     {"timer-b", required_argument, NULL, OPT_TIMER_B},
     {"timer-c", required_argument, NULL, OPT_TIMER_C},
     {"timer-f", required_argument, NULL, OPT_TIMER_F},
     {"log.level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"web.listen-address", required_argument, NULL, OPT_WEB_LISTEN},
+    {"interface", required_argument, NULL, OPT_INTERFACE},
+    {"snaplen", required_argument, NULL, OPT_SNAPLEN},
+    {"ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE},
+    {"web.enable-lifecycle", no_argument, NULL, OPT_WEB_LIFECYCLE},
     {"rules", required_argument, NULL, OPT_RULES},
     {"events", required_argument, NULL, OPT_EVENTS},
     {"lua-memory", required_argument, NULL, OPT_LUA_MEMORY},
@@ -79,30 +95,47 @@ static const struct option options[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: sipscope --read FILE --print [options]\n"
+            "Usage: sipscope [--interface LIST] [--sip-ports LIST] [options]   (live)\n"
+            "       sipscope --read FILE [--print] [--web.listen-address ADDR] [options]\n"
             "       sipscope --check-rules DIR\n"
             "       sipscope --lua-script FILE [ARGS...]\n"
             "\n"
             "sipscope tracks SIP transactions, calls and registrations and exports Prometheus\n"
             "metrics (RFC 6076 SER, SEER, ISA, SCR, delays, per-method and per-code counters).\n"
+            "Live, an eBPF socket filter picks SIP out of the traffic and /metrics is served on\n"
+            "the listen address; offline, a capture file is read as fast as possible.\n"
             "\n"
-            "Input:\n"
+            "Live capture (needs CAP_BPF and CAP_NET_RAW, or root; all capabilities are dropped\n"
+            "once the capture is attached):\n"
+            "  --interface LIST         interfaces, e.g. eth0,eth1, or \"any\" [any]\n"
+            "  --sip-ports LIST         UDP/TCP ports, e.g. 5060,5062-5070 [5060]; offline the\n"
+            "                           default is to recognise SIP on any port by its start line\n"
+            "  --snaplen BYTES          bytes kept per packet, 128-65535 [65535]\n"
+            "  --ringbuf-size SIZE      kernel ring buffer, a power of two [16MiB]\n"
+            "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
-            "  --sip-ports LIST         only these UDP/TCP ports, e.g. 5060,5062-5070\n"
-            "                           (default offline: SIP is recognised on any port)\n"
-            "Output:\n"
             "  --print                  print the metrics exposition after the whole file\n"
-            "  --events FILE            one JSON line per finished call (CDR) and per\n"
-            "                           registration change (\"-\" for standard output)\n"
-            "Rules (Lua):\n"
-            "  --rules DIR              load DIR/*.lua (not *_spec.lua) in name order;\n"
-            "                           SIGHUP reloads them\n"
-            "  --check-rules DIR        load and validate DIR's rules, print them, exit 0/1\n"
-            "  --lua-memory SIZE        Lua heap cap, e.g. 64MiB [64MiB]\n"
-            "  --rule-budget DURATION   longest one rule call may run [5ms]\n"
+            "HTTP:\n"
+            "  --web.listen-address ADDR\n"
+            "                           serve /metrics, /-/healthy, /-/ready on ADDR:\n"
+            "                           \":PORT\" (every address, IPv4 and IPv6), \"IPV4:PORT\"\n"
+            "                           or \"[IPV6]:PORT\"; port 0 picks a free port, logged\n"
+            "                           as \"listening on ADDR:PORT\"\n"
+            "                           [" HTTP_DEFAULT_LISTEN
+            "; offline, only when given: the final\n"
+            "                           metrics are then served until SIGTERM or SIGINT]\n"
+            "  --web.enable-lifecycle   accept POST or PUT /-/reload (reloads like SIGHUP)\n"
+            "Rules (Lua) and events:\n"
+            "  --rules DIR              load DIR/*.lua (not *_spec.lua) in name order; SIGHUP\n"
+            "                           reloads them [none: no rules run]\n"
+            "  --check-rules DIR        load and validate DIR's rules, list them, exit 0 or 1\n"
+            "  --lua-memory SIZE        Lua heap cap [64MiB]\n"
+            "  --rule-budget DURATION   CPU time one rule call may use [5ms]\n"
             "  --max-series N           series cap of each rule metric family [1000]\n"
-            "  --lua-script FILE ARGS   run a trusted Lua script (first flag only): the test\n"
-            "                           harness, e.g. busted specs\n"
+            "  --events FILE            one JSON line per finished call (CDR) and per\n"
+            "                           registration change (\"-\": standard output)\n"
+            "  --lua-script FILE ARGS   (first flag only) run a trusted Lua script in this\n"
+            "                           binary's LuaJIT: the rule test harness, busted specs\n"
             "Tracking (defaults in brackets):\n"
             "  --max-calls N            calls tracked at once [1000000]\n"
             "  --max-transactions N     transactions tracked at once [2000000]\n"
@@ -114,20 +147,40 @@ static void usage(FILE *out)
             "  --timer-c DURATION       INVITE without a final after a provisional [180s]\n"
             "  --timer-f DURATION       non-INVITE without a final times out [64*T1 = 32s]\n"
             "  Durations: 500ms, 32s, 3m, 4h, 1h30m.\n"
+            "Reassembly:\n"
+            "  --max-tcp-streams N      TCP streams tracked at once, one per direction of a\n"
+            "                           connection; the least recently active is evicted\n"
+            "                           [100000]\n"
+            "  --reasm-max-bytes SIZE   bytes held for IP fragment reassembly, and as much\n"
+            "                           again for TCP stream buffers (partial messages,\n"
+            "                           out-of-order segments) [64MiB]\n"
+            "  Fixed: IP fragments wait 30s, at most 4096 datagrams at once; a TCP stream\n"
+            "  idle for 300s is dropped; one message is at most 65535 bytes (a longer one on\n"
+            "  TCP is tracked from its headers, its body skipped).\n"
             "Other:\n"
             "  --log.level LEVEL        error, warn, info or debug [info]\n"
             "  --help                   this text\n"
             "  --version                version\n"
             "\n"
-            "Exit status: 0 done; 1 could not run (missing file, unsupported capture, no\n"
-            "memory); 2 wrong flags; 3 ran, but the capture was cut short (metrics of what was\n"
-            "read are still printed, and the cut is counted in sipscope_parse_errors_total).\n");
+            "Signals: SIGHUP reloads the rules; SIGTERM and SIGINT stop gracefully.\n"
+            "Exit status: 0 done; 1 could not run (missing file, unsupported capture, missing\n"
+            "capability, unknown interface, no memory, address in use); 2 wrong flags; 3 ran,\n"
+            "but the capture was cut short (metrics of what was read are still printed or\n"
+            "served, and the cut is counted in sipscope_parse_errors_total).\n");
 }
+
+#define MAX_INTERFACES CAPTURE_BPF_MAX_IFACES
 
 struct cli {
     const char *read_path;
     const char *check_rules;
+    char *interfaces; /* comma-separated, split in place */
+    const char *iface_names[MAX_INTERFACES];
+    size_t n_ifaces;
+    uint32_t snaplen, ringbuf_size;
     int print;
+    const char *listen_address; /* NULL: do not serve (offline) */
+    int enable_lifecycle;
     struct portset ports;
     int have_ports;
     int timer_b_set, timer_f_set;
@@ -165,6 +218,19 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             rc = config_parse_count(optarg, 1, 1u << 31, &v, err, sizeof(err));
             cfg->track.max_registrations = (uint32_t)v;
             break;
+        case OPT_MAX_TCP_STREAMS:
+            rc = config_parse_count(optarg, 1, 1u << 31, &v, err, sizeof(err));
+            cfg->tcp.max_streams = (uint32_t)v;
+            break;
+        case OPT_REASM_MAX_BYTES:
+            rc = config_parse_size(optarg, &v, err, sizeof(err));
+            if (!rc && v < 65536) {
+                snprintf(err, sizeof(err), "--reasm-max-bytes must be at least 64KiB");
+                rc = -EINVAL;
+            }
+            cfg->reasm.max_bytes = v;
+            cfg->tcp.max_bytes = v;
+            break;
         case OPT_MAX_CALL_AGE:
             rc = config_parse_duration(optarg, &cfg->track.max_call_age_ns, err, sizeof(err));
             break;
@@ -196,6 +262,31 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
                 log_set_level(level);
             break;
         }
+        case OPT_WEB_LISTEN: {
+            struct http_addr a;
+            rc = http_addr_parse(optarg, &a, err, sizeof(err));
+            cli->listen_address = optarg;
+            break;
+        }
+        case OPT_INTERFACE:
+            cli->interfaces = optarg;
+            break;
+        case OPT_SNAPLEN:
+            rc = config_parse_count(optarg, 128, 65535, &v, err, sizeof(err));
+            cli->snaplen = (uint32_t)v;
+            break;
+        case OPT_RINGBUF_SIZE:
+            rc = config_parse_size(optarg, &v, err, sizeof(err));
+            if (!rc && (v < 4096 || v > (1u << 30) || (v & (v - 1)))) {
+                snprintf(err, sizeof(err),
+                         "--ringbuf-size must be a power of two from 4KiB to 1GiB");
+                rc = -EINVAL;
+            }
+            cli->ringbuf_size = (uint32_t)v;
+            break;
+        case OPT_WEB_LIFECYCLE:
+            cli->enable_lifecycle = 1;
+            break;
         case OPT_RULES:
             cfg->rules.rules_dir = optarg;
             break;
@@ -251,15 +342,118 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
-    if (!cli->read_path && !cli->check_rules) {
-        fprintf(stderr, "sipscope: nothing to do: give --read FILE (see --help)\n");
+    if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size)) {
+        fprintf(stderr, "sipscope: --read reads a file: --interface, --snaplen and "
+                        "--ringbuf-size are for live capture\n");
         return -EINVAL;
+    }
+    if (!cli->read_path && cli->print) {
+        fprintf(stderr, "sipscope: --print needs --read FILE (live metrics are served on "
+                        "--web.listen-address)\n");
+        return -EINVAL;
+    }
+    if (cli->interfaces) {
+        for (char *name = strtok(cli->interfaces, ","); name; name = strtok(NULL, ",")) {
+            if (cli->n_ifaces == MAX_INTERFACES) {
+                fprintf(stderr, "sipscope: more than %d interfaces\n", MAX_INTERFACES);
+                return -EINVAL;
+            }
+            cli->iface_names[cli->n_ifaces++] = name;
+        }
+        if (cli->n_ifaces == 0) {
+            fprintf(stderr, "sipscope: --interface needs at least one name\n");
+            return -EINVAL;
+        }
     }
     return 0;
 }
 
+static int print_metrics(struct engine *e)
+{
+    struct expo_buf out;
+    int rc;
+
+    expo_buf_init(&out);
+    rc = expo_render(engine_metrics(e), EXPO_DETERMINISTIC, &out);
+    if (rc == 0 && fwrite(out.data, 1, out.len, stdout) != out.len)
+        rc = -EIO;
+    expo_buf_fini(&out);
+    if (fflush(stdout) != 0)
+        rc = -EIO;
+    return rc;
+}
+
+/* The offline job: read the file, print and/or serve its final metrics. */
+static int run_offline(struct engine *e, const struct cli *cli)
+{
+    struct service_config sc = {.listen_address = cli->listen_address,
+                                .enable_lifecycle = cli->enable_lifecycle};
+    struct service *svc = NULL;
+    char err[512];
+    int rc, status = EXIT_OK;
+
+    /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
+     * tells when the metrics are final. While the file is read, SIGTERM and SIGINT are read
+     * only afterwards: the file is read to its end first. */
+    if (cli->listen_address) {
+        svc = service_new(e, &sc, err, sizeof(err));
+        if (!svc) {
+            fprintf(stderr, "sipscope: %s\n", err);
+            return EXIT_FAILURE_RUNTIME;
+        }
+    }
+    rc = engine_read_file(e, cli->read_path, err, sizeof(err));
+    if (rc == -EIO) {
+        fprintf(stderr, "sipscope: %s: capture cut short: %s\n", cli->read_path, err);
+        status = EXIT_INPUT_DAMAGED;
+    } else if (rc < 0) {
+        fprintf(stderr, "sipscope: %s\n", err);
+        service_free(svc);
+        return EXIT_FAILURE_RUNTIME;
+    }
+    if (cli->print && print_metrics(e) != 0) {
+        fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
+        status = EXIT_FAILURE_RUNTIME;
+    }
+    if (svc) {
+        service_set_ready(svc);
+        log_info("main", "%s processed; serving its metrics until SIGTERM or SIGINT",
+                 cli->read_path);
+        if (service_run(svc) < 0)
+            status = EXIT_FAILURE_RUNTIME;
+        service_free(svc);
+    }
+    return status;
+}
+
+/* The live job: attach the capture, drop privileges, serve until a signal. */
+static int run_live(struct engine *e, struct capture_bpf *cap, const struct cli *cli)
+{
+    struct service_config sc = {.listen_address = cli->listen_address ? cli->listen_address
+                                                                      : HTTP_DEFAULT_LISTEN,
+                                .enable_lifecycle = cli->enable_lifecycle,
+                                .capture = cap};
+    struct service *svc;
+    char err[512];
+    int rc;
+
+    svc = service_new(e, &sc, err, sizeof(err));
+    if (!svc) {
+        fprintf(stderr, "sipscope: %s\n", err);
+        return EXIT_FAILURE_RUNTIME;
+    }
+    /* The program is loaded, the sockets are attached and the port is bound: nothing that
+     * follows needs a capability. */
+    if ((rc = service_drop_privileges()) != 0)
+        log_warn("main", "cannot drop capabilities: %s", strerror(-rc));
+    service_set_ready(svc);
+    rc = service_run(svc);
+    service_free(svc);
+    return rc < 0 ? EXIT_FAILURE_RUNTIME : EXIT_OK;
+}
+
 /* --check-rules DIR: build an engine with the rules (every declaration is checked against the
- * real built-in families) and describe them; no traffic. */
+ * real built-in families) and list them; no traffic. */
 static int check_rules(struct engine_config *cfg)
 {
     char err[1024];
@@ -278,37 +472,19 @@ static int check_rules(struct engine_config *cfg)
     return EXIT_OK;
 }
 
-static struct engine *hup_engine; /* the engine SIGHUP reloads */
-
-static void on_sighup(int sig)
+static int iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
 {
-    (void)sig;
-    if (hup_engine)
-        engine_request_reload(hup_engine);
-}
-
-static int print_metrics(struct engine *e)
-{
-    struct expo_buf out;
-    int rc;
-
-    expo_buf_init(&out);
-    rc = expo_render(engine_metrics(e), EXPO_DETERMINISTIC, &out);
-    if (rc == 0 && fwrite(out.data, 1, out.len, stdout) != out.len)
-        rc = -EIO;
-    expo_buf_fini(&out);
-    if (fflush(stdout) != 0)
-        rc = -EIO;
-    return rc;
+    return capture_bpf_iface_name(ctx, iface, buf, len);
 }
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {0};
+    static struct cli cli;
     struct engine_config cfg;
+    struct capture_bpf *cap = NULL;
     struct engine *e;
     char err[512];
-    int rc, status = EXIT_OK;
+    int status;
 
     if (argc >= 2 && strcmp(argv[1], "--lua-script") == 0) {
         if (argc < 3) {
@@ -324,34 +500,35 @@ int main(int argc, char **argv)
         cfg.sip_ports = &cli.ports;
     if (cli.check_rules)
         return check_rules(&cfg);
+    if (!cli.read_path) {
+        /* Live: the kernel filter selects the ports (default 5060), so every frame that
+         * arrives is on a SIP port; the kernel counts what it saw and matched. */
+        struct capture_bpf_config cc = {.ifaces = cli.iface_names,
+                                        .n_ifaces = cli.n_ifaces,
+                                        .ports = &cli.ports,
+                                        .snaplen = cli.snaplen,
+                                        .ringbuf_size = cli.ringbuf_size};
+        if (!cli.have_ports)
+            portset_add(&cli.ports, 5060);
+        cfg.sip_ports = &cli.ports;
+        cap = capture_bpf_open(&cc, err, sizeof(err));
+        if (!cap) {
+            fprintf(stderr, "sipscope: %s\n", err);
+            return EXIT_FAILURE_RUNTIME;
+        }
+        cfg.capture = "bpf";
+        cfg.count_seen = false;
+        cfg.iface_name = iface_name;
+        cfg.iface_ctx = cap;
+    }
     e = engine_new(&cfg, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "sipscope: %s\n", err);
+        capture_bpf_free(cap);
         return EXIT_FAILURE_RUNTIME;
     }
-    if (cfg.rules.rules_dir) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_sighup;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        hup_engine = e;
-        sigaction(SIGHUP, &sa, NULL);
-    }
-    rc = engine_read_file(e, cli.read_path, err, sizeof(err));
-    if (rc == -EIO) {
-        fprintf(stderr, "sipscope: %s: capture cut short: %s\n", cli.read_path, err);
-        status = EXIT_INPUT_DAMAGED;
-    } else if (rc < 0) {
-        fprintf(stderr, "sipscope: %s\n", err);
-        engine_free(e);
-        return EXIT_FAILURE_RUNTIME;
-    }
-    if (cli.print && print_metrics(e) != 0) {
-        fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
-        status = EXIT_FAILURE_RUNTIME;
-    }
-    hup_engine = NULL;
+    status = cap ? run_live(e, cap, &cli) : run_offline(e, &cli);
     engine_free(e);
+    capture_bpf_free(cap);
     return status;
 }

@@ -50,15 +50,10 @@ struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice ca
     uint64_t hash = key_of(call_id, tag, SEED_KEY);
     uint64_t check = key_of(call_id, tag, SEED_CHECK);
 
-    /* Buckets are chained newest first, so a call that replaced an older one with the same key
-     * (a new INVITE after an outcome) is found before it. */
-    for (uint32_t i = table_find(&tbl->t, hash); i != TABLE_NONE;
-         i = table_find_next(&tbl->t, i, hash)) {
-        struct sip_dialog *d = table_entry(&tbl->t, i);
-        if (d->check == check)
-            return d;
-    }
-    return NULL;
+    /* Newest first, so a call that replaced an older one with the same key (a new INVITE after
+     * an outcome) is found before it. */
+    uint32_t idx = table_lookup(&tbl->t, hash, check);
+    return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
 }
 
 struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
@@ -75,17 +70,33 @@ static uint32_t tag_hash(struct slice tag)
     return (uint32_t)(h ^ (h >> 32)) | 1;
 }
 
-static void remember_to_tag(struct sip_dialog *d, struct slice tag)
+/* Index of the dialog with this To-tag among the call's, adding it if new; -1 when the tag is
+ * empty or the call already holds SIP_DIALOG_MAX_TO_TAGS dialogs. */
+static int dialog_slot(struct sip_dialog *d, struct slice tag, bool add)
 {
     uint32_t h;
     if (tag.len == 0)
-        return;
+        return -1;
     h = tag_hash(tag);
     for (uint8_t i = 0; i < d->n_to_tags; i++)
         if (d->to_tags[i] == h)
-            return;
-    if (d->n_to_tags < SIP_DIALOG_MAX_TO_TAGS)
-        d->to_tags[d->n_to_tags++] = h;
+            return i;
+    if (!add || d->n_to_tags == SIP_DIALOG_MAX_TO_TAGS)
+        return -1;
+    d->to_tags[d->n_to_tags] = h;
+    return d->n_to_tags++;
+}
+
+static void remember_to_tag(struct sip_dialog *d, struct slice tag)
+{
+    dialog_slot(d, tag, true);
+}
+
+static void confirm_dialog(struct sip_dialog *d, struct slice tag)
+{
+    int i = dialog_slot(d, tag, true);
+    if (i >= 0)
+        d->confirmed_tags |= (uint8_t)(1u << i);
 }
 
 /* Delays are measured between packet times; a capture out of order can make them negative. */
@@ -211,7 +222,8 @@ static void copy_text(struct sip_dialog *d, const struct sip_msg *msg)
             n = max[i];
             d->flags |= SIP_DIALOG_F_TRUNCATED;
         }
-        memcpy(d->text + off, parts[i].p, n);
+        if (n) /* an absent value is an empty slice with a NULL pointer */
+            memcpy(d->text + off, parts[i].p, n);
         *lens[i] = (uint8_t)n;
         off += max[i];
     }
@@ -284,16 +296,16 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
                                     const uint16_t *labels, uint64_t now)
 {
     uint64_t hash = key_of(msg->call_id, msg->from_tag, SEED_KEY);
+    uint64_t check = key_of(msg->call_id, msg->from_tag, SEED_CHECK);
     struct track_event ev = {.type = TRACK_CALL_START, .time_ns = now, .msg = msg, .pkt = pkt};
-    uint32_t idx = table_insert(&tbl->t, hash, SIP_DIALOG_CLASS_UNANSWERED);
+    uint32_t idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
     struct sip_dialog *d;
 
     if (idx == TABLE_NONE) {
         evict_one(tbl);
-        idx = table_insert(&tbl->t, hash, SIP_DIALOG_CLASS_UNANSWERED);
+        idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
     }
     d = table_entry(&tbl->t, idx);
-    d->check = key_of(msg->call_id, msg->from_tag, SEED_CHECK);
     d->t_start = now;
     d->invite_cseq = msg->cseq;
     d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */
@@ -328,6 +340,7 @@ static void answer(struct sip_dialog_table *tbl, struct sip_dialog *d, const str
 {
     struct track_event ev = {.type = TRACK_CALL_ANSWER, .time_ns = now, .msg = msg, .pkt = pkt};
 
+    confirm_dialog(d, msg->to_tag);
     d->t_answer = now;
     d->t_refresh = now;
     d->session_expires = session_expires_of(msg);
@@ -363,7 +376,10 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
         return;
     }
     /* Finals: only a transaction's first final can decide the call; later ones are late finals
-     * (forks, late 2xx) counted by track. */
+     * (forks, late 2xx) counted by track. A late 2xx from another fork still creates a dialog
+     * that the caller acknowledges and must end (RFC 3261 §13.2.2.4). */
+    if (code < 300 && d->state == SIP_DIALOG_CONFIRMED)
+        confirm_dialog(d, msg->to_tag);
     if (!first_final || decided)
         return;
     remember_to_tag(d, msg->to_tag);
@@ -405,11 +421,13 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
                            const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
 {
     if (msg->method == SIP_METHOD_ACK) {
-        /* An ACK to a 2xx is its own message (new branch); a copy answers a 2xx copy. */
-        if ((d->flags & SIP_DIALOG_F_ACKED) && d->ack_cseq == msg->cseq)
+        /* An ACK to a 2xx is its own message (new branch); a copy answers a 2xx copy. ACKs to
+         * the 2xx of two forks share the CSeq but not the To-tag. */
+        uint32_t fp = tag_hash(msg->to_tag) ^ (msg->cseq * 0x9e3779b1u);
+        if ((d->flags & SIP_DIALOG_F_ACKED) && d->ack_seen == fp)
             return true;
         d->flags |= SIP_DIALOG_F_ACKED;
-        d->ack_cseq = msg->cseq;
+        d->ack_seen = fp;
         return false;
     }
     if (txn)
@@ -417,6 +435,15 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
     if (d->state == SIP_DIALOG_ENDED)
         return false;
     if (msg->method == SIP_METHOD_BYE) {
+        /* The callee's tag is whichever of From and To names one of the call's dialogs. */
+        int slot = dialog_slot(d, msg->to_tag, false);
+        if (slot < 0)
+            slot = dialog_slot(d, msg->from_tag, false);
+        if (slot >= 0 && (d->confirmed_tags & (1u << slot)) &&
+            (d->confirmed_tags & ~(1u << slot))) {
+            d->confirmed_tags &= (uint8_t)~(1u << slot); /* another fork's dialog goes on */
+            return false;
+        }
         if (txn)
             txn->flags |= SIP_TXN_F_ENDING_BYE;
         end_call(tbl, d, SIP_END_BYE, msg, pkt, now);

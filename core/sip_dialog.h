@@ -49,7 +49,7 @@ enum sip_dialog_flag {
     SIP_DIALOG_F_CANCELLED = 1u << 2,  /* a CANCEL was seen */
     SIP_DIALOG_F_SRD = 1u << 3,        /* session request delay observed */
     SIP_DIALOG_F_RINGING = 1u << 4,    /* post-dial delay observed */
-    SIP_DIALOG_F_ACKED = 1u << 5,      /* an ACK for the 2xx was seen (ack_cseq valid) */
+    SIP_DIALOG_F_ACKED = 1u << 5,      /* an ACK for a 2xx was seen (ack_seen valid) */
     SIP_DIALOG_F_TRUNCATED = 1u << 6,  /* a text field did not fit and was cut */
 };
 
@@ -61,8 +61,7 @@ enum sip_dialog_flag {
 
 /* One call. Times are packet times in ns since the epoch; 0 when the event has not happened. */
 struct sip_dialog {
-    struct table_node node;
-    uint64_t check;       /* second hash of (Call-ID, From-tag) */
+    struct table_node node; /* hash and check: two hashes of (Call-ID, From-tag) */
     uint64_t t_start;     /* first INVITE */
     uint64_t t_answer;    /* first 2xx */
     uint64_t t_end;       /* end */
@@ -70,8 +69,8 @@ struct sip_dialog {
     uint64_t t_challenge; /* the 401/407 waiting for a retry */
     uint32_t session_expires; /* seconds from the last 2xx, 0 without a session timer */
     uint32_t invite_cseq;     /* CSeq of the latest out-of-dialog INVITE of the call */
-    uint32_t ack_cseq;        /* CSeq of the last ACK to a 2xx seen */
-    uint32_t to_tags[SIP_DIALOG_MAX_TO_TAGS]; /* hashes of the dialogs' To-tags */
+    uint32_t ack_seen;        /* fingerprint (CSeq, To-tag) of the last ACK to a 2xx */
+    uint32_t to_tags[SIP_DIALOG_MAX_TO_TAGS]; /* hashes of the dialogs' To-tags (forks) */
     uint16_t labels[TRACK_MAX_LABELS];
     uint16_t final_code;     /* the outcome; valid with SIP_DIALOG_F_OUTCOME; 0 = timeout */
     uint16_t challenge_code; /* 401 or 407 while SIP_DIALOG_F_CHALLENGED */
@@ -79,6 +78,7 @@ struct sip_dialog {
     uint8_t end_reason;      /* enum sip_dialog_end */
     uint8_t flags;           /* enum sip_dialog_flag */
     uint8_t n_to_tags;
+    uint8_t confirmed_tags; /* bit i: dialog to_tags[i] was confirmed by a 2xx and not ended */
     uint8_t call_id_len, from_len, to_len;
     char text[SIP_DIALOG_CALL_ID_MAX + 2 * SIP_DIALOG_URI_MAX]; /* Call-ID, From URI, To URI */
 };
@@ -137,8 +137,9 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
 /* A CANCEL for the call's INVITE. */
 void sip_dialog_on_cancel(struct sip_dialog *d);
 
-/* A new in-dialog request of call d on transaction txn: BYE ends the call, INVITE and UPDATE
- * are refreshes, ACK copies are recognised (returns true for an ACK already seen). */
+/* A new in-dialog request of call d on transaction txn: BYE ends the call (or, when a forked
+ * INVITE confirmed several dialogs, the dialog it names until the last one ends), INVITE and
+ * UPDATE are refreshes, ACK copies are recognised (returns true for an ACK already seen). */
 bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
                            const struct sip_msg *msg, const struct packet *pkt, uint64_t now);
 

@@ -5,227 +5,337 @@
 
 #include <errno.h>
 
-#ifdef __SSE2__
+/* SSE2 is baseline on x86-64; AVX2, where the CPU has it, is chosen at run time for the chunk
+ * masks. SIP_PARSE_NO_SIMD and SIP_PARSE_NO_AVX2 force the fallbacks, for testing them. */
+#if defined(__SSE2__) && !defined(SIP_PARSE_NO_SIMD)
+#define SIP_SSE2 1
 #include <emmintrin.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(SIP_PARSE_NO_AVX2)
+#define SIP_AVX2 1
+#include <immintrin.h>
 #endif
+#endif
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* RFC 3261 §25.1 token characters: the only bytes allowed in a method or a header name. */
 static const uint8_t tok_char[256] = {
     ['!'] = 1, ['%'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1,
-    ['`'] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
-    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
-    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1,
-    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
-    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['`'] = 1, ['~'] = 1, ['0'] = 1,  ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1,  ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1,  ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1,  ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1,  ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1,
+    ['c'] = 1, ['d'] = 1, ['e'] = 1,  ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1,  ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1,  ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
-static inline bool is_tok(char c)
+static ALWAYS_INLINE bool is_tok(char c)
 {
     return tok_char[(unsigned char)c];
 }
 
-static inline bool is_digit(char c)
+static ALWAYS_INLINE bool is_digit(char c)
 {
     return (unsigned)((unsigned char)c - '0') <= 9;
 }
 
-static inline bool is_wsp(char c)
+static ALWAYS_INLINE bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';
 }
 
-/* Returns the first byte in [p, end) that is a control character other than HT (CR and LF
- * included), or end. One pass both finds the line end and rejects NUL and stray controls, so
- * header bytes are looked at once. SSE2 is baseline on x86-64; loads never cross end: the tail is
- * one load ending exactly at end when the buffer is long enough, else bytes one by one. */
-static inline const char *find_ctl(const char *p, const char *end, const char *buf)
+static ALWAYS_INLINE bool is_lws(char c)
 {
-#ifdef __SSE2__
-    const __m128i lim = _mm_set1_epi8(0x1f);
-    const __m128i ht = _mm_set1_epi8('\t');
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, lim), v);
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(v, ht), ctl));
-        if (m)
-            return p + __builtin_ctz(m);
-        p += 16;
-    }
-    if (p < end && end - buf >= 16) {
-        const char *q = end - 16;
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
-        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, lim), v);
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(v, ht), ctl));
-        m >>= (unsigned)(p - q);
-        return m ? p + __builtin_ctz(m) : end;
-    }
-#else
-    (void)buf;
-#endif
-    for (; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 && c != '\t')
-            break;
-    }
-    return p;
+    return slice_is_lws(c);
 }
 
-/* Case-insensitive match of n bytes against a lower-case literal. */
-static inline bool eq_lower(const char *p, const char *lit, size_t n)
+static bool all_tok(const char *p, const char *e)
 {
-    for (size_t i = 0; i < n; i++)
-        if (slice_lower_char(p[i]) != lit[i])
+    for (; p < e; p++)
+        if (!is_tok(*p))
             return false;
     return true;
 }
 
-#define NAME_IS(lit) (n == sizeof(lit) - 1 && eq_lower(p, lit, sizeof(lit) - 1))
+/* Byte scanning inside a header value: "first byte of a small class", 16 bytes at a time with SSE2
+ * and a bit scan, so that no loop branches per byte. A scan of [p, e) may load bytes past e, but
+ * only inside the span of bytes known to be readable (the caller's buffer in sip_parse, the slice
+ * itself in the public helpers). */
+struct span {
+    const char *lo, *hi;
+};
+
+enum scan_class {
+    CLS_NONE,  /* only the listed bytes */
+    CLS_SPACE, /* a byte <= 0x20 (whitespace, line breaks, controls), or a listed byte */
+};
+
+static ALWAYS_INLINE bool scan_hit(char x, enum scan_class cls, char a, char b, char c, char d)
+{
+    if (cls == CLS_SPACE && (unsigned char)x <= 0x20)
+        return true;
+    return (a && x == a) || (b && x == b) || (c && x == c) || (d && x == d);
+}
+
+#ifdef SIP_SSE2
+static ALWAYS_INLINE unsigned scan_block(__m128i v, enum scan_class cls, char a, char b, char c,
+                                         char d)
+{
+    __m128i m = _mm_setzero_si128();
+    if (cls == CLS_SPACE)
+        m = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v);
+    if (a)
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(a)));
+    if (b)
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(b)));
+    if (c)
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+    if (d)
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(d)));
+    return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
+/* Returns the first byte of [p, e) in the class, or e. Needs e <= rd.hi and p >= rd.lo. */
+static ALWAYS_INLINE const char *scan(const char *p, const char *e, struct span rd,
+                                      enum scan_class cls, char a, char b, char c, char d)
+{
+#ifdef SIP_SSE2
+    while (p < e) {
+        unsigned m;
+        if (rd.hi - p >= 16) {
+            m = scan_block(_mm_loadu_si128((const __m128i *)(const void *)p), cls, a, b, c, d);
+            if (m) {
+                p += __builtin_ctz(m);
+                return p < e ? p : e;
+            }
+            p += 16;
+            continue;
+        }
+        if (rd.hi - rd.lo < 16)
+            break;
+        /* Near the end of the readable bytes: the last 16 of them, bits before p shifted out. */
+        const char *q = rd.hi - 16;
+        m = scan_block(_mm_loadu_si128((const __m128i *)(const void *)q), cls, a, b, c, d);
+        m >>= (unsigned)(p - q);
+        if (m)
+            p += __builtin_ctz(m);
+        else
+            p = e;
+        return p < e ? p : e;
+    }
+#else
+    (void)rd;
+#endif
+    for (; p < e; p++)
+        if (scan_hit(*p, cls, a, b, c, d))
+            return p;
+    return e; /* also when the last block went past e */
+}
+
+/* Returns the last byte of [p, e) equal to a, b or c, or NULL. Needs p >= rd.lo. */
+static ALWAYS_INLINE const char *rscan(const char *p, const char *e, struct span rd, char a, char b,
+                                       char c)
+{
+#ifdef SIP_SSE2
+    while (e > p && e - rd.lo >= 16) {
+        const char *q = e - 16;
+        unsigned m =
+            scan_block(_mm_loadu_si128((const __m128i *)(const void *)q), CLS_NONE, a, b, c, 0);
+        if (m) {
+            const char *r = q + (31 - __builtin_clz(m));
+            return r >= p ? r : NULL;
+        }
+        e = q;
+    }
+#else
+    (void)rd;
+#endif
+    while (e > p) {
+        e--;
+        if (*e == a || *e == b || *e == c)
+            return e;
+    }
+    return NULL;
+}
+
+/* Returns the byte after the quoted string opening at *p (a '"'), honouring backslash escapes
+ * (RFC 3261 §25.1 quoted-pair), or NULL when it is not closed before e. */
+static const char *skip_quoted(const char *p, const char *e, struct span rd)
+{
+    for (p++;;) {
+        p = scan(p, e, rd, CLS_NONE, '"', '\\', 0, 0);
+        if (p == e)
+            return NULL;
+        if (*p == '"')
+            return p + 1;
+        p += 2;
+        if (p >= e)
+            return NULL;
+    }
+}
+
+static ALWAYS_INLINE uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static ALWAYS_INLINE uint32_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static ALWAYS_INLINE uint16_t load16(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* Compares n bytes with a lower-case literal, ignoring ASCII case, by setting bit 5 of every byte.
+ * Every literal byte here has bit 5 set (letters, digits, "-/.;="), so besides the upper-case
+ * letters only a control byte can pass for another (CR for '-'): it is used where control bytes
+ * other than line breaks are already excluded, and no literal has a '-' where a folded value could
+ * hold a CR. n is a constant at every call: the loads fold into a few compares. */
+static ALWAYS_INLINE bool eq_ci(const char *p, const char *lit, size_t n)
+{
+    if (n >= 8) {
+        uint64_t diff = 0;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            diff |= (load64(p + i) | 0x2020202020202020ULL) ^ load64(lit + i);
+        if (i < n)
+            diff |= (load64(p + n - 8) | 0x2020202020202020ULL) ^ load64(lit + n - 8);
+        return diff == 0;
+    }
+    if (n >= 4)
+        return (((load32(p) | 0x20202020u) ^ load32(lit)) |
+                ((load32(p + n - 4) | 0x20202020u) ^ load32(lit + n - 4))) == 0;
+    if (n >= 2)
+        return (((load16(p) | 0x2020u) ^ load16(lit)) |
+                ((load16(p + n - 2) | 0x2020u) ^ load16(lit + n - 2))) == 0;
+    return n == 0 || (p[0] | 0x20) == lit[0];
+}
+
+/* The compact forms of RFC 3261 §7.3.3 and of the extensions that define one. */
+/* clang-format off */
+static const uint8_t compact_hdr[256] = {
+    ['i'] = SIP_HDR_CALL_ID,          ['I'] = SIP_HDR_CALL_ID,
+    ['m'] = SIP_HDR_CONTACT,          ['M'] = SIP_HDR_CONTACT,
+    ['e'] = SIP_HDR_CONTENT_ENCODING, ['E'] = SIP_HDR_CONTENT_ENCODING,
+    ['l'] = SIP_HDR_CONTENT_LENGTH,   ['L'] = SIP_HDR_CONTENT_LENGTH,
+    ['c'] = SIP_HDR_CONTENT_TYPE,     ['C'] = SIP_HDR_CONTENT_TYPE,
+    ['f'] = SIP_HDR_FROM,             ['F'] = SIP_HDR_FROM,
+    ['s'] = SIP_HDR_SUBJECT,          ['S'] = SIP_HDR_SUBJECT,
+    ['k'] = SIP_HDR_SUPPORTED,        ['K'] = SIP_HDR_SUPPORTED,
+    ['t'] = SIP_HDR_TO,               ['T'] = SIP_HDR_TO,
+    ['v'] = SIP_HDR_VIA,              ['V'] = SIP_HDR_VIA,
+    ['o'] = SIP_HDR_EVENT,            ['O'] = SIP_HDR_EVENT,
+    ['u'] = SIP_HDR_ALLOW_EVENTS,     ['U'] = SIP_HDR_ALLOW_EVENTS,
+    ['r'] = SIP_HDR_REFER_TO,         ['R'] = SIP_HDR_REFER_TO,
+    ['x'] = SIP_HDR_SESSION_EXPIRES,  ['X'] = SIP_HDR_SESSION_EXPIRES,
+    ['b'] = SIP_HDR_REFERRED_BY,      ['B'] = SIP_HDR_REFERRED_BY,
+};
+/* clang-format on */
+
+#define IS(lit) eq_ci(p, lit, sizeof(lit) - 1)
+
+/* Header identification on a name with no control bytes: a switch on the length, then the first
+ * letter, leaves at most one full comparison. */
+static ALWAYS_INLINE enum sip_hdr hdr_id(const char *p, size_t n)
+{
+    char c = (char)(p[0] | 0x20);
+
+    switch (n) {
+    case 1:
+        return (enum sip_hdr)compact_hdr[(unsigned char)p[0]];
+    case 2:
+        return IS("to") ? SIP_HDR_TO : SIP_HDR_OTHER;
+    case 3:
+        return IS("via") ? SIP_HDR_VIA : SIP_HDR_OTHER;
+    case 4:
+        if (c == 'f')
+            return IS("from") ? SIP_HDR_FROM : SIP_HDR_OTHER;
+        if (c == 'c')
+            return IS("cseq") ? SIP_HDR_CSEQ : SIP_HDR_OTHER;
+        if (IS("rseq"))
+            return SIP_HDR_RSEQ;
+        return IS("rack") ? SIP_HDR_RACK : SIP_HDR_OTHER;
+    case 5:
+        if (c == 'r')
+            return IS("route") ? SIP_HDR_ROUTE : SIP_HDR_OTHER;
+        if (c == 'e')
+            return IS("event") ? SIP_HDR_EVENT : SIP_HDR_OTHER;
+        return IS("allow") ? SIP_HDR_ALLOW : SIP_HDR_OTHER;
+    case 6:
+        if (c == 'm')
+            return IS("min-se") ? SIP_HDR_MIN_SE : SIP_HDR_OTHER;
+        if (c == 's')
+            return IS("server") ? SIP_HDR_SERVER : SIP_HDR_OTHER;
+        return IS("reason") ? SIP_HDR_REASON : SIP_HDR_OTHER;
+    case 7:
+        if (c == 'c') {
+            if (IS("call-id"))
+                return SIP_HDR_CALL_ID;
+            return IS("contact") ? SIP_HDR_CONTACT : SIP_HDR_OTHER;
+        }
+        if (c == 'e')
+            return IS("expires") ? SIP_HDR_EXPIRES : SIP_HDR_OTHER;
+        if (c == 'r')
+            return IS("require") ? SIP_HDR_REQUIRE : SIP_HDR_OTHER;
+        return IS("subject") ? SIP_HDR_SUBJECT : SIP_HDR_OTHER;
+    case 8:
+        return IS("refer-to") ? SIP_HDR_REFER_TO : SIP_HDR_OTHER;
+    case 9:
+        return IS("supported") ? SIP_HDR_SUPPORTED : SIP_HDR_OTHER;
+    case 10:
+        return IS("user-agent") ? SIP_HDR_USER_AGENT : SIP_HDR_OTHER;
+    case 11:
+        return IS("referred-by") ? SIP_HDR_REFERRED_BY : SIP_HDR_OTHER;
+    case 12:
+        if (c == 'c')
+            return IS("content-type") ? SIP_HDR_CONTENT_TYPE : SIP_HDR_OTHER;
+        if (c == 'm')
+            return IS("max-forwards") ? SIP_HDR_MAX_FORWARDS : SIP_HDR_OTHER;
+        if (c == 'r')
+            return IS("record-route") ? SIP_HDR_RECORD_ROUTE : SIP_HDR_OTHER;
+        return IS("allow-events") ? SIP_HDR_ALLOW_EVENTS : SIP_HDR_OTHER;
+    case 13:
+        return IS("authorization") ? SIP_HDR_AUTHORIZATION : SIP_HDR_OTHER;
+    case 14:
+        return IS("content-length") ? SIP_HDR_CONTENT_LENGTH : SIP_HDR_OTHER;
+    case 15:
+        return IS("session-expires") ? SIP_HDR_SESSION_EXPIRES : SIP_HDR_OTHER;
+    case 16:
+        if (c == 'c')
+            return IS("content-encoding") ? SIP_HDR_CONTENT_ENCODING : SIP_HDR_OTHER;
+        return IS("www-authenticate") ? SIP_HDR_WWW_AUTHENTICATE : SIP_HDR_OTHER;
+    case 18:
+        return IS("proxy-authenticate") ? SIP_HDR_PROXY_AUTHENTICATE : SIP_HDR_OTHER;
+    case 19:
+        if (IS("proxy-authorization"))
+            return SIP_HDR_PROXY_AUTHORIZATION;
+        return IS("p-asserted-identity") ? SIP_HDR_P_ASSERTED_IDENTITY : SIP_HDR_OTHER;
+    default:
+        return SIP_HDR_OTHER;
+    }
+}
+
+#undef IS
 
 enum sip_hdr sip_header_id(struct slice name)
 {
-    const char *p = name.p;
-    size_t n = name.len;
-
-    if (n == 0)
+    /* hdr_id's case folding is exact on token bytes only. */
+    if (name.len == 0 || !all_tok(name.p, name.p + name.len))
         return SIP_HDR_OTHER;
-    /* Dispatch on the first letter, then compare only the few candidates it leaves. */
-    switch (slice_lower_char(p[0])) {
-    case 'a':
-        if (NAME_IS("allow"))
-            return SIP_HDR_ALLOW;
-        if (NAME_IS("allow-events"))
-            return SIP_HDR_ALLOW_EVENTS;
-        if (NAME_IS("authorization"))
-            return SIP_HDR_AUTHORIZATION;
-        break;
-    case 'b':
-        if (n == 1)
-            return SIP_HDR_REFERRED_BY;
-        break;
-    case 'c':
-        if (n == 1)
-            return SIP_HDR_CONTENT_TYPE;
-        if (NAME_IS("cseq"))
-            return SIP_HDR_CSEQ;
-        if (NAME_IS("call-id"))
-            return SIP_HDR_CALL_ID;
-        if (NAME_IS("contact"))
-            return SIP_HDR_CONTACT;
-        if (NAME_IS("content-type"))
-            return SIP_HDR_CONTENT_TYPE;
-        if (NAME_IS("content-length"))
-            return SIP_HDR_CONTENT_LENGTH;
-        if (NAME_IS("content-encoding"))
-            return SIP_HDR_CONTENT_ENCODING;
-        break;
-    case 'e':
-        if (n == 1)
-            return SIP_HDR_CONTENT_ENCODING;
-        if (NAME_IS("event"))
-            return SIP_HDR_EVENT;
-        if (NAME_IS("expires"))
-            return SIP_HDR_EXPIRES;
-        break;
-    case 'f':
-        if (n == 1 || NAME_IS("from"))
-            return SIP_HDR_FROM;
-        break;
-    case 'i':
-        if (n == 1)
-            return SIP_HDR_CALL_ID;
-        break;
-    case 'k':
-        if (n == 1)
-            return SIP_HDR_SUPPORTED;
-        break;
-    case 'l':
-        if (n == 1)
-            return SIP_HDR_CONTENT_LENGTH;
-        break;
-    case 'm':
-        if (n == 1)
-            return SIP_HDR_CONTACT;
-        if (NAME_IS("min-se"))
-            return SIP_HDR_MIN_SE;
-        if (NAME_IS("max-forwards"))
-            return SIP_HDR_MAX_FORWARDS;
-        break;
-    case 'o':
-        if (n == 1)
-            return SIP_HDR_EVENT;
-        break;
-    case 'p':
-        if (NAME_IS("p-asserted-identity"))
-            return SIP_HDR_P_ASSERTED_IDENTITY;
-        if (NAME_IS("proxy-authorization"))
-            return SIP_HDR_PROXY_AUTHORIZATION;
-        if (NAME_IS("proxy-authenticate"))
-            return SIP_HDR_PROXY_AUTHENTICATE;
-        break;
-    case 'r':
-        if (n == 1)
-            return SIP_HDR_REFER_TO;
-        if (NAME_IS("rseq"))
-            return SIP_HDR_RSEQ;
-        if (NAME_IS("rack"))
-            return SIP_HDR_RACK;
-        if (NAME_IS("route"))
-            return SIP_HDR_ROUTE;
-        if (NAME_IS("reason"))
-            return SIP_HDR_REASON;
-        if (NAME_IS("require"))
-            return SIP_HDR_REQUIRE;
-        if (NAME_IS("refer-to"))
-            return SIP_HDR_REFER_TO;
-        if (NAME_IS("referred-by"))
-            return SIP_HDR_REFERRED_BY;
-        if (NAME_IS("record-route"))
-            return SIP_HDR_RECORD_ROUTE;
-        break;
-    case 's':
-        if (n == 1)
-            return SIP_HDR_SUBJECT;
-        if (NAME_IS("server"))
-            return SIP_HDR_SERVER;
-        if (NAME_IS("subject"))
-            return SIP_HDR_SUBJECT;
-        if (NAME_IS("supported"))
-            return SIP_HDR_SUPPORTED;
-        if (NAME_IS("session-expires"))
-            return SIP_HDR_SESSION_EXPIRES;
-        break;
-    case 't':
-        if (n == 1 || NAME_IS("to"))
-            return SIP_HDR_TO;
-        break;
-    case 'u':
-        if (n == 1)
-            return SIP_HDR_ALLOW_EVENTS;
-        if (NAME_IS("user-agent"))
-            return SIP_HDR_USER_AGENT;
-        break;
-    case 'v':
-        if (n == 1 || NAME_IS("via"))
-            return SIP_HDR_VIA;
-        break;
-    case 'w':
-        if (NAME_IS("www-authenticate"))
-            return SIP_HDR_WWW_AUTHENTICATE;
-        break;
-    case 'x':
-        if (n == 1)
-            return SIP_HDR_SESSION_EXPIRES;
-        break;
-    default:
-        break;
-    }
-    return SIP_HDR_OTHER;
+    return hdr_id(name.p, name.len);
 }
-
-#undef NAME_IS
 
 static const char *const hdr_names[SIP_HDR_COUNT] = {
     [SIP_HDR_OTHER] = NULL,
@@ -270,13 +380,20 @@ const char *sip_header_name(enum sip_hdr id)
 }
 
 static const char *const method_names[SIP_METHOD_COUNT] = {
-    [SIP_METHOD_OTHER] = "other",         [SIP_METHOD_INVITE] = "INVITE",
-    [SIP_METHOD_ACK] = "ACK",             [SIP_METHOD_BYE] = "BYE",
-    [SIP_METHOD_CANCEL] = "CANCEL",       [SIP_METHOD_REGISTER] = "REGISTER",
-    [SIP_METHOD_OPTIONS] = "OPTIONS",     [SIP_METHOD_PRACK] = "PRACK",
-    [SIP_METHOD_SUBSCRIBE] = "SUBSCRIBE", [SIP_METHOD_NOTIFY] = "NOTIFY",
-    [SIP_METHOD_PUBLISH] = "PUBLISH",     [SIP_METHOD_INFO] = "INFO",
-    [SIP_METHOD_REFER] = "REFER",         [SIP_METHOD_MESSAGE] = "MESSAGE",
+    [SIP_METHOD_OTHER] = "other",
+    [SIP_METHOD_INVITE] = "INVITE",
+    [SIP_METHOD_ACK] = "ACK",
+    [SIP_METHOD_BYE] = "BYE",
+    [SIP_METHOD_CANCEL] = "CANCEL",
+    [SIP_METHOD_REGISTER] = "REGISTER",
+    [SIP_METHOD_OPTIONS] = "OPTIONS",
+    [SIP_METHOD_PRACK] = "PRACK",
+    [SIP_METHOD_SUBSCRIBE] = "SUBSCRIBE",
+    [SIP_METHOD_NOTIFY] = "NOTIFY",
+    [SIP_METHOD_PUBLISH] = "PUBLISH",
+    [SIP_METHOD_INFO] = "INFO",
+    [SIP_METHOD_REFER] = "REFER",
+    [SIP_METHOD_MESSAGE] = "MESSAGE",
     [SIP_METHOD_UPDATE] = "UPDATE",
 };
 
@@ -389,51 +506,149 @@ struct slice sip_msg_header(const struct sip_msg *msg, enum sip_hdr id)
     return msg->headers[msg->first[id] - 1].value;
 }
 
-/* Returns the index just past the quoted string whose opening quote is at s[i], honouring
- * backslash escapes (RFC 3261 §25.1 quoted-pair); s.len when it is unterminated. */
-static size_t skip_quoted(struct slice s, size_t i)
+/* Finds the first ';' or ',' of [p, e) outside quotes and <...>: where the parameters of a header
+ * value start (after the display name and URI, or after a Via's sent-by). */
+static const char *params_start(const char *p, const char *e, struct span rd)
 {
-    for (i++; i < s.len; i++) {
-        if (s.p[i] == '\\')
-            i++;
-        else if (s.p[i] == '"')
-            return i + 1;
+    for (;;) {
+        p = scan(p, e, rd, CLS_NONE, ';', ',', '"', '<');
+        if (p == e || *p == ';' || *p == ',')
+            return p;
+        if (*p == '"') {
+            p = skip_quoted(p, e, rd);
+            if (!p)
+                return e;
+        } else {
+            p = scan(p + 1, e, rd, CLS_NONE, '>', 0, 0, 0);
+            if (p == e)
+                return e;
+            p++;
+        }
     }
-    return s.len;
 }
 
-/* Returns the index just past the '>' closing the '<' at s[i]; s.len when unterminated. URIs
- * hold no quotes or nested brackets that could hide a '>'. */
-static size_t skip_angle(struct slice s, size_t i)
+static ALWAYS_INLINE const char *skip_lws_p(const char *p, const char *e)
 {
-    const char *gt = memchr(s.p + i, '>', s.len - i);
-    return gt ? (size_t)(gt - s.p) + 1 : s.len;
+    while (p < e && is_lws(*p))
+        p++;
+    return p;
 }
 
-static inline bool is_lws(char c)
+/* Looks for parameter name[nlen] (case-insensitive) among the ';' parameters from p to the first
+ * ',' outside quotes, or e. A quoted value is returned with its quotes. */
+static bool param_find(const char *p, const char *e, struct span rd, const char *name, size_t nlen,
+                       struct slice *val)
 {
-    return slice_is_lws(c);
+    for (;;) {
+        p = scan(p, e, rd, CLS_NONE, ';', ',', '"', 0);
+        if (p == e || *p == ',')
+            return false;
+        if (*p == '"') {
+            p = skip_quoted(p, e, rd);
+            if (!p)
+                return false;
+            continue;
+        }
+        p = skip_lws_p(p + 1, e);
+        const char *ns = p;
+        while (p < e && is_tok(*p))
+            p++;
+        const char *ne = p;
+        p = skip_lws_p(p, e);
+        const char *vs = p, *ve = p;
+        if (p < e && *p == '=') {
+            vs = p = skip_lws_p(p + 1, e);
+            if (p < e && *p == '"') {
+                p = skip_quoted(p, e, rd);
+                if (!p)
+                    p = e;
+            } else {
+                p = scan(p, e, rd, CLS_SPACE, ';', ',', 0, 0);
+            }
+            ve = p;
+        }
+        if ((size_t)(ne - ns) == nlen &&
+            slice_eq_nocase(slice_make(ns, nlen), slice_make(name, nlen))) {
+            *val = slice_make(vs, (size_t)(ve - vs));
+            return true;
+        }
+    }
+}
+
+/* Splits a name-addr or addr-spec: the URI, and where its header parameters start. RFC 3261 §20:
+ * without <...> every ';' parameter belongs to the header, not to the URI. Returns false on
+ * garbage (unclosed quote or bracket, a display name without <...>, junk after an addr-spec). */
+static bool addr_split(const char *p, const char *e, struct span rd, struct slice *uri,
+                       const char **params)
+{
+    bool quoted = false;
+
+    p = skip_lws_p(p, e);
+    const char *s = p, *q = p;
+    for (;;) {
+        q = scan(q, e, rd, CLS_NONE, '<', ';', ',', '"');
+        if (q == e || *q != '"')
+            break;
+        quoted = true;
+        q = skip_quoted(q, e, rd);
+        if (!q)
+            return false;
+    }
+    if (q < e && *q == '<') {
+        const char *gt = scan(q + 1, e, rd, CLS_NONE, '>', 0, 0, 0);
+        if (gt == e)
+            return false;
+        *uri = slice_trim(slice_make(q + 1, (size_t)(gt - q - 1)));
+        *params = gt + 1;
+        return true;
+    }
+    if (quoted || q == s)
+        return false;
+    const char *u = scan(s, q, rd, CLS_SPACE, 0, 0, 0, 0);
+    if (skip_lws_p(u, q) != q)
+        return false;
+    *uri = slice_make(s, (size_t)(u - s));
+    *params = q;
+    return true;
+}
+
+/* Callers check for an empty slice first: its pointer may be NULL. */
+static struct span span_of(struct slice s)
+{
+    return (struct span){s.p, s.p + s.len};
 }
 
 bool sip_list_next(struct slice value, size_t *pos, struct slice *item)
 {
-    size_t i = *pos;
+    if (*pos >= value.len) { /* also keeps NULL + 0 away from an absent header's empty slice */
+        *pos = value.len;
+        return false;
+    }
+    struct span rd = span_of(value);
+    const char *p = value.p + *pos, *e = rd.hi;
 
-    while (i < value.len) {
-        while (i < value.len && (is_lws(value.p[i]) || value.p[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < value.len && value.p[i] != ',') {
-            if (value.p[i] == '"')
-                i = skip_quoted(value, i);
-            else if (value.p[i] == '<')
-                i = skip_angle(value, i);
-            else
-                i++;
+    while (p < e) {
+        while (p < e && (is_lws(*p) || *p == ','))
+            p++;
+        const char *s = p;
+        for (;;) {
+            p = scan(p, e, rd, CLS_NONE, ',', '"', '<', 0);
+            if (p == e || *p == ',')
+                break;
+            if (*p == '"') {
+                p = skip_quoted(p, e, rd);
+            } else {
+                p = scan(p + 1, e, rd, CLS_NONE, '>', 0, 0, 0);
+                p = p < e ? p + 1 : p;
+            }
+            if (!p) {
+                p = e;
+                break;
+            }
         }
-        struct slice it = slice_trim(slice_make(value.p + start, i - start));
+        struct slice it = slice_trim(slice_make(s, (size_t)(p - s)));
         if (it.len) {
-            *pos = i;
+            *pos = (size_t)(p - value.p);
             *item = it;
             return true;
         }
@@ -444,107 +659,270 @@ bool sip_list_next(struct slice value, size_t *pos, struct slice *item)
 
 bool sip_header_param(struct slice value, struct slice name, struct slice *val)
 {
-    size_t i = 0;
-
-    /* Skip the part before the first ';' at top level: the display name and URI (or, for a Via,
-     * the sent-protocol and sent-by), where a ';' belongs to a quoted string or a URI. */
-    while (i < value.len) {
-        char c = value.p[i];
-        if (c == ';')
-            break;
-        if (c == ',')
-            return false;
-        if (c == '"')
-            i = skip_quoted(value, i);
-        else if (c == '<')
-            i = skip_angle(value, i);
-        else
-            i++;
-    }
-    while (i < value.len && value.p[i] == ';') {
-        i++;
-        while (i < value.len && is_lws(value.p[i]))
-            i++;
-        size_t ns = i;
-        while (i < value.len && is_tok(value.p[i]))
-            i++;
-        struct slice pname = slice_make(value.p + ns, i - ns);
-        while (i < value.len && is_lws(value.p[i]))
-            i++;
-        struct slice pval = slice_make(value.p + i, 0);
-        if (i < value.len && value.p[i] == '=') {
-            i++;
-            while (i < value.len && is_lws(value.p[i]))
-                i++;
-            size_t vs = i;
-            if (i < value.len && value.p[i] == '"') {
-                i = skip_quoted(value, i);
-            } else {
-                while (i < value.len && value.p[i] != ';' && value.p[i] != ',' &&
-                       !is_lws(value.p[i]))
-                    i++;
-            }
-            pval = slice_make(value.p + vs, i - vs);
-            while (i < value.len && is_lws(value.p[i]))
-                i++;
-        }
-        if (pname.len && slice_eq_nocase(pname, name)) {
-            *val = pval;
-            return true;
-        }
-        /* Anything but the next ';' (a ',' ending the list element, or junk) ends the search. */
-    }
-    return false;
+    if (value.len == 0 || name.len == 0)
+        return false;
+    struct span rd = span_of(value);
+    return param_find(params_start(rd.lo, rd.hi, rd), rd.hi, rd, name.p, name.len, val);
 }
 
 struct slice sip_addr_uri(struct slice value)
 {
-    const struct slice none = {NULL, 0};
-    size_t i = 0;
+    struct slice uri;
+    const char *params;
 
-    while (i < value.len && is_lws(value.p[i]))
-        i++;
-    size_t start = i;
-    /* A name-addr: the URI is whatever <...> holds, after an optional display name. */
-    while (i < value.len) {
-        char c = value.p[i];
-        if (c == '<') {
-            const char *gt = memchr(value.p + i + 1, '>', value.len - i - 1);
-            if (!gt)
-                return none;
-            return slice_trim(slice_make(value.p + i + 1, (size_t)(gt - value.p) - i - 1));
-        }
-        if (c == '"') {
-            i = skip_quoted(value, i);
-            continue;
-        }
-        if (c == ';' || c == ',')
-            break;
-        i++;
-    }
-    /* An addr-spec: the URI runs to the first ';' or whitespace, and only parameters may follow
-     * (RFC 3261 §20: without <...>, every ';' parameter belongs to the header). */
-    i = start;
-    if (i >= value.len || value.p[i] == '"')
-        return none;
-    while (i < value.len && value.p[i] != ';' && value.p[i] != ',' && !is_lws(value.p[i]))
-        i++;
-    struct slice uri = slice_make(value.p + start, i - start);
-    while (i < value.len && is_lws(value.p[i]))
-        i++;
-    if (i < value.len && value.p[i] != ';' && value.p[i] != ',')
-        return none;
+    if (value.len == 0)
+        return slice_make(NULL, 0);
+    struct span rd = span_of(value);
+    if (!addr_split(rd.lo, rd.hi, rd, &uri, &params))
+        return slice_make(NULL, 0);
     return uri;
 }
 
-/* The parse proper. */
+/* The parse proper.
+ *
+ * Line ends come from bitmaps rather than from a scan per line: the header block is read in
+ * 64-byte chunks, each turned into a mask of its LF bytes, and every line end is the next set bit.
+ * Finding a line end then depends only on the previous one (a bit scan), not on the colon or value
+ * scans of the line, so the work on consecutive lines overlaps in the CPU. The same pass flags
+ * control bytes that are not part of a line break (NUL, a CR not followed by LF, ...). */
 
-struct parse_state {
-    const char *buf;   /* the caller's buffer, for the tail load of find_ctl */
-    const char *end;   /* scanning limit: buf + len, or the start line + SIP_MAX_MSG */
-    bool capped;       /* end is start + SIP_MAX_MSG: running out there means too long */
-    struct sip_msg *msg;
+/* Chunks whose masks one call computes: 512 bytes, most header blocks in one or two calls. */
+#define LINES_BATCH 8
+
+struct lines {
+    const char *s;               /* start of the message (after any leading empty lines) */
+    size_t end;                  /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
+    size_t first_bad;            /* offset of the first stray control byte seen, SIZE_MAX if none */
+    struct span rd;              /* the caller's buffer */
+    bool avx2;                   /* the CPU has AVX2 */
+    uint64_t batch[LINES_BATCH]; /* LF masks of the chunks of the last lines_fill */
 };
+
+/* The position in the LF masks. Kept apart from struct lines so that it stays in registers: the
+ * next line end must not wait on a store and reload. */
+struct lines_pos {
+    size_t base; /* offset of the current chunk */
+    uint64_t lf; /* LF bits of the current chunk not handed out yet */
+    unsigned k;  /* index of the current chunk in lines.batch */
+    unsigned nk; /* chunks in lines.batch */
+};
+
+/* LF bytes and control bytes (HT, CR and LF included) of the 64 bytes at p. */
+static ALWAYS_INLINE void chunk_masks(const char *p, uint64_t *lf, uint64_t *ctl)
+{
+#ifdef SIP_SSE2
+    const __m128i nl = _mm_set1_epi8('\n'), c1f = _mm_set1_epi8(0x1f);
+    uint64_t l = 0, c = 0;
+    for (unsigned k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        l |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) << (16 * k);
+        c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v))
+             << (16 * k);
+    }
+    *lf = l;
+    *ctl = c;
+#else
+    uint64_t l = 0, c = 0;
+    for (unsigned i = 0; i < 64; i++) {
+        l |= (uint64_t)(p[i] == '\n') << i;
+        c |= (uint64_t)((unsigned char)p[i] < 0x20) << i;
+    }
+    *lf = l;
+    *ctl = c;
+#endif
+}
+
+#ifdef SIP_AVX2
+__attribute__((target("avx2"))) static ALWAYS_INLINE void
+chunk_masks_avx2(const char *p, uint64_t *lf, uint64_t *ctl)
+{
+    const __m256i nl = _mm256_set1_epi8('\n'), c1f = _mm256_set1_epi8(0x1f);
+    __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    *lf = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) |
+          (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) << 32;
+    *ctl = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(a, c1f), a)) |
+           (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(b, c1f), b))
+               << 32;
+}
+#endif
+
+/* Where to read the chunk at base: 64 bytes in place when they are readable, else the last 64
+ * readable bytes (then the masks are shifted right by *shift), else a zero-padded copy. */
+static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, char *tmp,
+                                           unsigned *shift)
+{
+    const char *b = it->s + base;
+
+    *shift = 0;
+    if (it->rd.hi - b >= 64)
+        return b;
+    if (it->rd.hi - it->rd.lo >= 64) {
+        *shift = (unsigned)(b - (it->rd.hi - 64));
+        return it->rd.hi - 64;
+    }
+    memset(tmp, 0, 64);
+    memcpy(tmp, b, (size_t)(it->rd.hi - b));
+    return tmp;
+}
+
+/* Records the first stray control byte among the odd ones of the chunk at base (n bytes of it
+ * are input): an HT is fine, so is a CR that ends the input (its LF may follow). */
+__attribute__((noinline)) static void chunk_odd(struct lines *it, size_t base, uint64_t odd,
+                                                size_t n)
+{
+    const char *b = it->s + base;
+
+    while (odd && it->first_bad == SIZE_MAX) {
+        unsigned i = (unsigned)__builtin_ctzll(odd);
+        odd &= odd - 1;
+        if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n))
+            continue;
+        it->first_bad = base + i;
+    }
+}
+
+/* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line);
+ * next_lf says whether the byte after the chunk is an LF. Returns the LF mask. */
+static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, size_t base, uint64_t lf, uint64_t ctl,
+                                          bool next_lf, size_t n)
+{
+    uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
+    if (odd)
+        chunk_odd(it, base, odd, n);
+    return lf;
+}
+
+/* The last chunk, which may be cut by the end of the input or of the buffer. */
+__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, size_t base)
+{
+    const char *b = it->s + base;
+    size_t n = it->end - base;
+    char tmp[64];
+    unsigned shift;
+    uint64_t lf, ctl;
+
+    chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
+    lf >>= shift;
+    ctl >>= shift;
+    if (n < 64) {
+        lf &= (1ULL << n) - 1;
+        ctl &= (1ULL << n) - 1;
+    }
+    return chunk_check(it, base, lf, ctl, n > 64 && b[64] == '\n', n);
+}
+
+/* Fills it->batch with the LF masks of the chunks from base (which is below it->end), up to
+ * LINES_BATCH of them or the end. Returns how many. Chunks with input after them are read in
+ * place and need no masking; the last one goes through chunk_tail. */
+static unsigned lines_fill(struct lines *it, size_t base)
+{
+    unsigned k = 0;
+
+    for (; k < LINES_BATCH && it->end - base > 64; k++, base += 64) {
+        uint64_t lf, ctl;
+        chunk_masks(it->s + base, &lf, &ctl);
+        it->batch[k] = chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
+    }
+    if (k < LINES_BATCH && base < it->end)
+        it->batch[k++] = chunk_tail(it, base);
+    return k;
+}
+
+#ifdef SIP_AVX2
+__attribute__((target("avx2"))) static unsigned lines_fill_avx2(struct lines *it, size_t base)
+{
+    unsigned k = 0;
+
+    for (; k < LINES_BATCH && it->end - base > 64; k++, base += 64) {
+        uint64_t lf, ctl;
+        chunk_masks_avx2(it->s + base, &lf, &ctl);
+        it->batch[k] = chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
+    }
+    if (k < LINES_BATCH && base < it->end)
+        it->batch[k++] = chunk_tail(it, base);
+    return k;
+}
+#endif
+
+static ALWAYS_INLINE unsigned lines_fill_any(struct lines *it, size_t base)
+{
+#ifdef SIP_AVX2
+    if (it->avx2)
+        return lines_fill_avx2(it, base);
+#endif
+    return lines_fill(it, base);
+}
+
+/* Sets *pos to the offset of the next LF. Returns false when the input ends first. */
+static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, size_t *pos)
+{
+    while (at->lf == 0) {
+        at->base += 64;
+        if (at->base >= it->end)
+            return false;
+        if (++at->k == at->nk) {
+            at->nk = lines_fill_any(it, at->base);
+            at->k = 0;
+        }
+        at->lf = it->batch[at->k];
+    }
+    *pos = at->base + (size_t)__builtin_ctzll(at->lf);
+    at->lf &= at->lf - 1;
+    return true;
+}
+
+/* Where the line that ends with the LF at s[le] (and starts at ls) ends without its line break.
+ * Returns false if the byte before the LF is a control byte other than CR or HT. */
+static ALWAYS_INLINE bool line_body_end(const char *s, size_t ls, size_t le, size_t *ve,
+                                        uint32_t *anomalies)
+{
+    if (le > ls && s[le - 1] == '\r') {
+        *ve = le - 1;
+        return true;
+    }
+    *anomalies |= SIP_ANOM_BARE_LF;
+    *ve = le;
+    return !(le > ls && (unsigned char)s[le - 1] < 0x20 && s[le - 1] != '\t');
+}
+
+struct name_value {
+    const char *ne; /* end of the name, NULL when the line has no colon */
+    const char *vs; /* start of the value */
+};
+
+/* The general case of splitting a header line [ln, le1) at its colon; vend ends the value. */
+__attribute__((noinline)) static struct name_value name_split(const char *ln, const char *le1,
+                                                              const char *vend, struct span rd)
+{
+    struct name_value r = {NULL, NULL};
+    const char *colon = scan(ln, le1, rd, CLS_NONE, ':', 0, 0, 0);
+    if (colon == le1)
+        return r;
+    r.ne = colon;
+    while (r.ne > ln && is_wsp(r.ne[-1]))
+        r.ne--;
+    r.vs = colon + 1;
+    while (r.vs < vend && is_wsp(*r.vs))
+        r.vs++;
+    return r;
+}
+
+/* memset of the message, which compilers turn into "rep stos": slow to start for ~300 bytes and
+ * measurable per message. Unrolled stores instead. */
+static ALWAYS_INLINE void zero_msg(struct sip_msg *msg)
+{
+#ifdef SIP_SSE2
+    char *p = (char *)msg;
+    size_t i = 0;
+#pragma GCC unroll 32
+    for (; i + 16 <= sizeof(*msg); i += 16)
+        _mm_storeu_si128((__m128i *)(void *)(p + i), _mm_setzero_si128());
+    memset(p + i, 0, sizeof(*msg) - i);
+#else
+    memset(msg, 0, sizeof(*msg));
+#endif
+}
 
 static int fail(struct sip_msg *msg, int rc, enum sip_error why)
 {
@@ -552,50 +930,38 @@ static int fail(struct sip_msg *msg, int rc, enum sip_error why)
     return rc;
 }
 
-/* Running out of bytes: more input helps, unless the window already holds SIP_MAX_MSG bytes. */
-static int need_more(const struct parse_state *st)
+/* A failure inside the header block: the headers before it stay readable. */
+static int fail_at(struct sip_msg *msg, uint32_t n, int rc, enum sip_error why)
 {
-    if (st->capped)
-        return fail(st->msg, -E2BIG, SIP_ERR_TOO_LONG);
-    return -EAGAIN;
+    msg->n_headers = n;
+    return fail(msg, rc, why);
 }
 
-/* Ends the line whose first control byte is at q: sets *next to the start of the next line.
- * Returns 0, -EAGAIN (the terminator is cut), or -EBADMSG for a control byte other than a line
- * break (NUL, a CR not followed by LF). */
-static inline int line_end(const struct parse_state *st, const char *q, const char **next)
+/* The input ended inside the header block. Every byte seen so far belongs to it, so a stray
+ * control byte among them is an error now; otherwise more input helps, unless the window already
+ * holds SIP_MAX_MSG bytes. */
+static int need_more(const struct lines *it, struct sip_msg *msg, bool capped, bool in_start)
 {
-    if (q == st->end)
-        return -EAGAIN;
-    if (*q == '\r') {
-        if (q + 1 == st->end)
-            return -EAGAIN;
-        if (q[1] != '\n')
-            return -EBADMSG;
-        *next = q + 2;
-        return 0;
-    }
-    if (*q == '\n') {
-        st->msg->anomalies |= SIP_ANOM_BARE_LF;
-        *next = q + 1;
-        return 0;
-    }
-    return -EBADMSG;
+    if (it->first_bad != SIZE_MAX)
+        return fail(msg, -EBADMSG, in_start ? SIP_ERR_START_LINE : SIP_ERR_HEADER_SYNTAX);
+    if (capped)
+        return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
+    return -EAGAIN;
 }
 
 static bool is_version(const char *p, size_t n)
 {
-    return n == 7 && eq_lower(p, "sip/2.0", 7);
+    return n == 7 && eq_ci(p, "sip/2.0", 7);
 }
 
 static bool looks_like_version(const char *p, size_t n)
 {
-    return n >= 4 && eq_lower(p, "sip/", 4);
+    return n >= 4 && eq_ci(p, "sip/", 4);
 }
 
 /* Request-Line = Method SP Request-URI SP SIP-Version; Status-Line = SIP-Version SP Status-Code SP
  * Reason-Phrase (RFC 3261 §7.1, §7.2). The SIP-Version is case-insensitive. Trailing whitespace
- * is tolerated. */
+ * is tolerated. The line holds no control bytes but HT. */
 static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
 {
     while (eol > p && is_wsp(eol[-1]))
@@ -611,12 +977,11 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
         const char *c = sp + 1;
         if (eol - c < 3 || (eol - c > 3 && c[3] != ' '))
             return fail(msg, -EBADMSG, SIP_ERR_STATUS_CODE);
-        unsigned d0 = (unsigned char)c[0] - '0', d1 = (unsigned char)c[1] - '0',
-                 d2 = (unsigned char)c[2] - '0';
+        unsigned d0 = (unsigned char)c[0] - (unsigned)'0', d1 = (unsigned char)c[1] - (unsigned)'0',
+                 d2 = (unsigned char)c[2] - (unsigned)'0';
         if (d0 < 1 || d0 > 6 || d1 > 9 || d2 > 9)
             return fail(msg, -EBADMSG, SIP_ERR_STATUS_CODE);
         msg->status = (uint16_t)(d0 * 100 + d1 * 10 + d2);
-        msg->is_request = 0;
         if (eol - c > 3)
             msg->reason = slice_make(c + 4, (size_t)(eol - c) - 4);
         else
@@ -629,20 +994,18 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
         q++;
     if (q == p || q == eol || *q != ' ')
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
-    msg->method_name = slice_make(p, (size_t)(q - p));
     const char *u = q + 1;
     const char *sp = memchr(u, ' ', (size_t)(eol - u));
     if (!sp || sp == u)
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
     const char *v = sp + 1;
-    if (!is_version(v, (size_t)(eol - v))) {
-        msg->method_name = slice_make(NULL, 0);
+    if (!is_version(v, (size_t)(eol - v)))
         return fail(msg, -EBADMSG,
                     looks_like_version(v, (size_t)(eol - v)) ? SIP_ERR_VERSION
                                                              : SIP_ERR_START_LINE);
-    }
-    msg->ruri = slice_make(u, (size_t)(sp - u));
     msg->is_request = 1;
+    msg->method_name = slice_make(p, (size_t)(q - p));
+    msg->ruri = slice_make(u, (size_t)(sp - u));
     msg->method = (uint8_t)sip_method_id(msg->method_name);
     return 0;
 }
@@ -650,98 +1013,110 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
 /* CSeq = 1*DIGIT LWS Method (RFC 3261 §20.16). */
 static int parse_cseq(struct sip_msg *msg, struct slice v)
 {
-    size_t i = 0;
+    const char *p = v.p, *e = v.p + v.len;
     uint64_t num = 0;
 
-    while (i < v.len && is_digit(v.p[i])) {
-        num = num * 10 + (unsigned)(v.p[i] - '0');
+    while (p < e && is_digit(*p)) {
+        num = num * 10 + (unsigned)(*p - '0');
         if (num > UINT32_MAX)
             return -EBADMSG;
-        i++;
+        p++;
     }
-    if (i == 0 || i == v.len || !is_lws(v.p[i]))
+    if (p == v.p || p == e || !is_lws(*p))
         return -EBADMSG;
-    while (i < v.len && is_lws(v.p[i]))
-        i++;
-    size_t ms = i;
-    while (i < v.len && is_tok(v.p[i]))
-        i++;
-    if (i == ms || i != v.len)
+    p = skip_lws_p(p, e);
+    /* The value is trimmed, so the method runs to its end; a known method is a token. */
+    struct slice m = slice_make(p, (size_t)(e - p));
+    enum sip_method id = sip_method_id(m);
+    if (id == SIP_METHOD_OTHER && (m.len == 0 || !all_tok(p, e)))
         return -EBADMSG;
     msg->cseq = (uint32_t)num;
-    msg->cseq_method_name = slice_make(v.p + ms, v.len - ms);
-    msg->cseq_method = (uint8_t)sip_method_id(msg->cseq_method_name);
+    msg->cseq_method_name = m;
+    msg->cseq_method = (uint8_t)id;
     return 0;
-}
-
-static inline size_t skip_lws(struct slice s, size_t i)
-{
-    while (i < s.len && is_lws(s.p[i]))
-        i++;
-    return i;
 }
 
 /* via-parm = sent-protocol LWS sent-by *( SEMI via-params ), sent-protocol = "SIP" SLASH "2.0"
  * SLASH transport, where SLASH and COLON allow whitespace around them (RFC 3261 §20.42, §25.1).
- * Fills what it can: a Via it cannot read leaves the slices empty; it is not a parse error. */
-static void parse_via(struct sip_msg *msg, struct slice value)
+ * Reads the first element of the first Via. Fills what it can: a Via it cannot read leaves the
+ * slices empty; that is not a parse error. */
+static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
 {
-    struct slice e;
-    size_t pos = 0;
+    const char *p = value.p, *e = value.p + value.len;
 
-    if (!sip_list_next(value, &pos, &e))
-        return;
-    size_t i = 0;
-    for (int part = 0; part < 2; part++) { /* "SIP" "/" "2.0" "/" */
-        while (i < e.len && is_tok(e.p[i]))
-            i++;
-        i = skip_lws(e, i);
-        if (i >= e.len || e.p[i] != '/')
-            return;
-        i = skip_lws(e, i + 1);
-    }
-    size_t ts = i;
-    while (i < e.len && is_tok(e.p[i]))
-        i++;
-    if (i == ts || i == e.len || !is_lws(e.p[i]))
-        return;
-    msg->via_transport = slice_make(e.p + ts, i - ts);
-    i = skip_lws(e, i);
-    size_t hs = i;
-    if (i < e.len && e.p[i] == '[') {
-        const char *rb = memchr(e.p + i, ']', e.len - i);
-        if (!rb)
-            return;
-        i = (size_t)(rb - e.p) + 1;
+    while (p < e && (is_lws(*p) || *p == ',')) /* empty list elements */
+        p++;
+    if (e - p >= 8 && eq_ci(p, "sip/2.0/", 8)) {
+        p += 8;
     } else {
-        while (i < e.len && e.p[i] != ':' && e.p[i] != ';' && !is_lws(e.p[i]))
-            i++;
+        for (int part = 0; part < 2; part++) {
+            while (p < e && is_tok(*p))
+                p++;
+            p = skip_lws_p(p, e);
+            if (p == e || *p != '/')
+                return;
+            p = skip_lws_p(p + 1, e);
+        }
     }
-    if (i == hs)
+    const char *ts = p;
+    while (p < e && is_tok(*p))
+        p++;
+    if (p == ts || p == e || !is_lws(*p))
         return;
-    size_t he = i;
-    size_t j = skip_lws(e, i);
-    if (j < e.len && e.p[j] == ':') {
-        j = skip_lws(e, j + 1);
-        size_t ps = j;
-        while (j < e.len && is_digit(e.p[j]))
-            j++;
-        if (j > ps)
-            he = j;
+    msg->via_transport = slice_make(ts, (size_t)(p - ts));
+    p = skip_lws_p(p, e);
+    const char *hs = p;
+    if (p < e && *p == '[') {
+        p = scan(p, e, rd, CLS_NONE, ']', 0, 0, 0);
+        if (p == e)
+            return;
+        p++;
+    } else {
+        p = scan(p, e, rd, CLS_SPACE, ':', ';', ',', 0);
     }
-    msg->via_sent_by = slice_make(e.p + hs, he - hs);
-    struct slice br;
-    if (sip_header_param(slice_make(e.p + he, e.len - he), SLICE_LIT("branch"), &br))
-        msg->via_branch = br;
+    if (p == hs)
+        return;
+    const char *he = p;
+    p = skip_lws_p(p, e);
+    if (p < e && *p == ':') {
+        p = skip_lws_p(p + 1, e);
+        const char *ps = p;
+        while (p < e && is_digit(*p))
+            p++;
+        if (p > ps)
+            he = p;
+    }
+    msg->via_sent_by = slice_make(hs, (size_t)(he - hs));
+    /* Most Vias put the branch first: try that before the general search. */
+    if (e - he > 8 && eq_ci(he, ";branch=", 8))
+        msg->via_branch =
+            slice_make(he + 8, (size_t)(scan(he + 8, e, rd, CLS_SPACE, ';', ',', 0, 0) - (he + 8)));
+    else
+        param_find(he, e, rd, "branch", 6, &msg->via_branch);
 }
 
-static void parse_addr(struct slice value, struct slice *uri, struct slice *tag)
+/* From and To. Most are name-addrs: the URI is then the last <...> of the value, found from the
+ * end in two short backward scans instead of a forward walk over the display name. Anything
+ * else (an addr-spec, quotes or brackets among the parameters) takes the general path. */
+static void parse_addr(struct slice value, struct span rd, struct slice *uri, struct slice *tag)
 {
-    struct slice t;
+    const char *params, *e = value.p + value.len;
+    const char *gt = rscan(value.p, e, rd, '>', '<', '"');
+    const char *lt = gt && *gt == '>' ? rscan(value.p, gt, rd, '<', '>', '"') : NULL;
 
-    *uri = sip_addr_uri(value);
-    if (sip_header_param(value, SLICE_LIT("tag"), &t))
-        *tag = t;
+    if (lt && *lt == '<') {
+        *uri = slice_trim(slice_make(lt + 1, (size_t)(gt - lt - 1)));
+        params = gt + 1;
+    } else if (!addr_split(value.p, e, rd, uri, &params)) {
+        *uri = slice_make(NULL, 0);
+        return;
+    }
+    /* Most often the tag is the first parameter: try that before the general search. */
+    if (e - params > 5 && params[0] == ';' && eq_ci(params + 1, "tag=", 4))
+        *tag = slice_make(params + 5, (size_t)(scan(params + 5, e, rd, CLS_SPACE, ';', ',', 0, 0) -
+                                               (params + 5)));
+    else
+        param_find(params, e, rd, "tag", 3, tag);
 }
 
 /* Content-Length = 1*DIGIT; anything else (or a value past INT32_MAX) is unparsable. */
@@ -757,16 +1132,18 @@ static int32_t parse_content_length(struct slice v)
 int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_msg *msg,
               struct sip_header *hdrs, size_t max_hdrs)
 {
-    struct parse_state st = {.buf = buf, .msg = msg};
-    const char *p = buf, *bend = buf + len;
     int rc;
 
-    memset(msg, 0, sizeof(*msg));
+    zero_msg(msg);
     msg->headers = hdrs;
     msg->content_length = -1;
+    if (len == 0) /* buf may then be NULL */
+        return -EAGAIN;
     /* The return value is an int; no real input comes near this. */
     if (len > INT32_MAX)
         return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
+    const char *p = buf, *bend = buf + len;
+    struct span rd = {buf, bend};
     /* first[] stores index + 1 in 16 bits. */
     if (max_hdrs > UINT16_MAX - 1)
         max_hdrs = UINT16_MAX - 1;
@@ -785,91 +1162,109 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
         }
         msg->anomalies |= SIP_ANOM_LEADING_CRLF;
     }
-    const char *start = p;
+    const char *s = p;
     /* A header block still open after SIP_MAX_MSG bytes makes a longer message: no need to wait
      * for more. */
-    if ((size_t)(bend - start) >= SIP_MAX_MSG) {
-        st.end = start + SIP_MAX_MSG;
-        st.capped = true;
-    } else {
-        st.end = bend;
-    }
-    if (p == st.end)
-        return need_more(&st);
+    bool capped = (size_t)(bend - s) >= SIP_MAX_MSG;
+    struct lines it = {
+        .s = s, .end = capped ? SIP_MAX_MSG : (size_t)(bend - s), .first_bad = SIZE_MAX, .rd = rd};
+#ifdef SIP_AVX2
+    it.avx2 = __builtin_cpu_supports("avx2");
+#endif
+    size_t le, ve;
+    const size_t end = it.end;
+    if (end == 0)
+        return need_more(&it, msg, capped, true);
+    struct lines_pos at = {.nk = lines_fill_any(&it, 0)};
+    at.lf = it.batch[0];
 
     /* Start line. */
-    const char *q = find_ctl(p, st.end, buf), *next;
-    rc = line_end(&st, q, &next);
-    if (rc == -EAGAIN)
-        return need_more(&st);
-    if (rc)
-        return fail(msg, rc, SIP_ERR_START_LINE);
-    rc = parse_start_line(msg, p, q);
+    if (!lines_next(&it, &at, &le))
+        return need_more(&it, msg, capped, true);
+    if (it.first_bad < le || !line_body_end(s, 0, le, &ve, &msg->anomalies))
+        return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
+    rc = parse_start_line(msg, s, s + ve);
     if (rc)
         return rc;
-    p = next;
 
     /* Header block: each line is name [WSP] ':' [WSP] value, continued by lines that start with
      * whitespace (RFC 3261 §7.3.1), up to an empty line. */
     uint32_t n = 0;
     for (;;) {
-        if (p == st.end)
-            return need_more(&st);
-        if (*p == '\r' || *p == '\n') {
-            rc = line_end(&st, p, &next);
-            if (rc == -EAGAIN)
-                return need_more(&st);
-            if (rc)
-                return fail(msg, rc, SIP_ERR_HEADER_SYNTAX);
-            p = next;
-            break;
-        }
-        if (n == max_hdrs) {
-            msg->n_headers = n;
-            return fail(msg, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
-        }
-        const char *ns = p;
-        while (p < st.end && is_tok(*p))
-            p++;
-        const char *ne = p;
-        while (p < st.end && is_wsp(*p))
-            p++;
-        if (p == st.end)
-            return need_more(&st);
-        if (*p != ':' || ne == ns) {
-            msg->n_headers = n;
-            return fail(msg, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        }
-        p++;
-        while (p < st.end && is_wsp(*p))
-            p++;
-        const char *vs = p;
+        size_t ls = le + 1;
+        if (!lines_next(&it, &at, &le))
+            return need_more(&it, msg, capped, false);
+        if (it.first_bad < le || !line_body_end(s, ls, le, &ve, &msg->anomalies))
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        if (ve == ls)
+            break; /* the empty line */
+        if (n == max_hdrs)
+            return fail_at(msg, n, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
+        size_t ve1 = ve;
+        bool folded = false;
         for (;;) {
-            q = find_ctl(p, st.end, buf);
-            rc = line_end(&st, q, &next);
-            if (rc == -EAGAIN)
-                return need_more(&st);
-            if (rc) {
-                msg->n_headers = n;
-                return fail(msg, rc, SIP_ERR_HEADER_SYNTAX);
-            }
-            if (next == st.end)
-                return need_more(&st);
-            if (!is_wsp(*next))
+            if (le + 1 >= end)
+                return need_more(&it, msg, capped, false);
+            if (!is_wsp(s[le + 1]))
                 break;
-            msg->anomalies |= SIP_ANOM_FOLDED;
-            p = next;
+            folded = true;
+            size_t fs = le + 1;
+            if (!lines_next(&it, &at, &le))
+                return need_more(&it, msg, capped, false);
+            if (it.first_bad < le || !line_body_end(s, fs, le, &ve, &msg->anomalies))
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         }
+
+        /* The name: up to the colon on the first line; the value starts after whitespace. Most
+         * lines have their colon in the first 16 bytes with no whitespace before it: one load
+         * gives both the colon and the whitespace after it. */
+        const char *ln = s + ls, *vend = s + ve, *ne = NULL, *vs = NULL;
+#ifdef SIP_SSE2
+        if (rd.hi - ln >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)ln);
+            unsigned cm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+            unsigned wm = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
+            unsigned ci = cm ? (unsigned)__builtin_ctz(cm) : 16;
+            if (ci > 0 && ci < 16 && ln + ci < s + ve1 && !((wm >> (ci - 1)) & 1)) {
+                ne = ln + ci;
+                vs = ne + 1 + __builtin_ctz(~(wm >> (ci + 1)));
+                if (vs == ln + 16)
+                    while (vs < vend && is_wsp(*vs))
+                        vs++;
+            }
+        }
+#endif
+        if (!ne) {
+            struct name_value nv = name_split(ln, s + ve1, vend, rd);
+            if (!nv.ne)
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            ne = nv.ne;
+            vs = nv.vs;
+        }
+        if (ne == ln)
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        enum sip_hdr id = hdr_id(ln, (size_t)(ne - ln));
+        if (id == SIP_HDR_OTHER && !all_tok(ln, ne))
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         struct sip_header *h = &hdrs[n++];
-        h->name = slice_make(ns, (size_t)(ne - ns));
-        h->value = slice_trim(slice_make(vs, (size_t)(q - vs)));
-        h->id = (uint8_t)sip_header_id(h->name);
-        if (h->id != SIP_HDR_OTHER && msg->first[h->id] == 0)
-            msg->first[h->id] = (uint16_t)n;
-        p = next;
+        h->name = slice_make(ln, (size_t)(ne - ln));
+        h->id = (uint8_t)id;
+        if (folded) {
+            msg->anomalies |= SIP_ANOM_FOLDED;
+            h->value = slice_trim(slice_make(vs, (size_t)(vend - vs)));
+        } else {
+            /* Inside a line only SP and HT are <= ' ' (stray controls were rejected). */
+            while (vend > vs && (unsigned char)vend[-1] <= ' ')
+                vend--;
+            h->value = slice_make(vs, (size_t)(vend - vs));
+        }
+        if (id != SIP_HDR_OTHER && msg->first[id] == 0)
+            msg->first[id] = (uint16_t)n;
     }
     msg->n_headers = n;
-    size_t hdr_len = (size_t)(p - start);
+    p = s + le + 1;
+    size_t hdr_len = le + 1;
 
     /* Values of the first header of each kind. */
     if (msg->first[SIP_HDR_CALL_ID])
@@ -880,9 +1275,9 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
         return fail(msg, -EBADMSG, SIP_ERR_MISSING_HEADER);
     if (parse_cseq(msg, hdrs[msg->first[SIP_HDR_CSEQ] - 1].value))
         return fail(msg, -EBADMSG, SIP_ERR_CSEQ);
-    parse_addr(hdrs[msg->first[SIP_HDR_FROM] - 1].value, &msg->from_uri, &msg->from_tag);
-    parse_addr(hdrs[msg->first[SIP_HDR_TO] - 1].value, &msg->to_uri, &msg->to_tag);
-    parse_via(msg, hdrs[msg->first[SIP_HDR_VIA] - 1].value);
+    parse_addr(hdrs[msg->first[SIP_HDR_FROM] - 1].value, rd, &msg->from_uri, &msg->from_tag);
+    parse_addr(hdrs[msg->first[SIP_HDR_TO] - 1].value, rd, &msg->to_uri, &msg->to_tag);
+    parse_via(msg, hdrs[msg->first[SIP_HDR_VIA] - 1].value, rd);
 
     /* Body framing. */
     size_t avail = (size_t)(bend - p), body_len;
@@ -913,8 +1308,8 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     if (hdr_len + body_len > SIP_MAX_MSG)
         return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
     msg->body = slice_make(p, body_len);
-    msg->raw = slice_make(start, hdr_len + body_len);
+    msg->raw = slice_make(s, hdr_len + body_len);
     if (mode == SIP_PARSE_STREAM)
-        return (int)((size_t)(start - buf) + hdr_len + body_len);
+        return (int)((size_t)(s - buf) + hdr_len + body_len);
     return (int)len;
 }

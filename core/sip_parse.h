@@ -89,13 +89,14 @@ enum sip_anomaly {
 /* Why a message was rejected (sip_msg.error when the parser returns -EBADMSG or -E2BIG). */
 enum sip_error {
     SIP_ERR_NONE = 0,
-    SIP_ERR_START_LINE,       /* not a SIP request or status line */
+    SIP_ERR_START_LINE,       /* not a SIP request or status line (or a control byte in it) */
     SIP_ERR_VERSION,          /* SIP-Version other than SIP/2.0 */
     SIP_ERR_STATUS_CODE,      /* status code not three digits in 100..699 */
-    SIP_ERR_HEADER_SYNTAX,    /* a header line without a colon, or an empty name */
+    SIP_ERR_HEADER_SYNTAX,    /* a header line without a colon, an empty or non-token name, or a
+                               * control byte other than HT and the line break (NUL, lone CR) */
     SIP_ERR_TOO_MANY_HEADERS, /* more than the caller's header array holds */
     SIP_ERR_TOO_LONG,         /* message over SIP_MAX_MSG */
-    SIP_ERR_MISSING_HEADER,   /* Call-ID, CSeq, From, To or Via missing */
+    SIP_ERR_MISSING_HEADER,   /* Call-ID (or an empty one), CSeq, From, To or Via missing */
     SIP_ERR_CSEQ,             /* CSeq not "number method" */
     SIP_ERR_CONTENT_LENGTH,   /* stream mode: Content-Length missing or not a number */
     SIP_ERR_COUNT
@@ -122,7 +123,8 @@ struct sip_msg {
 
     /* Values every message carries (RFC 3261 §8.1.1), extracted during the parse. */
     struct slice call_id;
-    struct slice from_uri, from_tag; /* uri: inside <...> or the addr-spec; tag: empty if none */
+    struct slice from_uri, from_tag; /* uri: inside the last <...>, else the addr-spec (empty if
+                                      * unreadable); tag: empty if none */
     struct slice to_uri, to_tag;
     uint32_t cseq;
     struct slice cseq_method_name;
@@ -187,7 +189,8 @@ bool sip_list_next(struct slice value, size_t *pos, struct slice *item);
 
 /* Finds parameter `name` (case-insensitive) among the ;-parameters of a header value or list
  * element, outside <...> and quotes (so a URI parameter inside <...> is not a header parameter).
- * Returns true and sets *val (empty for a flag parameter), false when absent. */
+ * Returns true and sets *val (empty for a flag parameter; a quoted value keeps its quotes), false
+ * when absent. */
 bool sip_header_param(struct slice value, struct slice name, struct slice *val);
 
 /* The URI of a name-addr / addr-spec (From, To, Contact element, Route): inside <...> when

@@ -133,10 +133,10 @@ static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg,
 {
     uint64_t hash = attempt_key(msg, SEED_ATTEMPT), check = attempt_key(msg, SEED_ATTEMPT_CHECK);
 
-    for (uint32_t i = table_find(&reg->attempts, hash); i != TABLE_NONE;
-         i = table_find_next(&reg->attempts, i, hash)) {
+    for (uint32_t i = table_lookup(&reg->attempts, hash, check); i != TABLE_NONE;
+         i = table_lookup_next(&reg->attempts, i)) {
         struct sip_reg_attempt *a = table_entry(&reg->attempts, i);
-        if (a->check == check && a->challenged && now <= a->t_challenge + reg->retry_window)
+        if (a->challenged && now <= a->t_challenge + reg->retry_window)
             return a;
     }
     return NULL;
@@ -186,16 +186,16 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
         struct track_event ev = {.type = TRACK_REG_ATTEMPT, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = SIP_METHOD_REGISTER};
         uint64_t hash = attempt_key(msg, SEED_ATTEMPT);
-        idx = table_insert(&reg->attempts, hash, 0);
+        uint64_t check = attempt_key(msg, SEED_ATTEMPT_CHECK);
+        idx = table_insert(&reg->attempts, hash, check, 0);
         if (idx == TABLE_NONE) {
             /* Full: the oldest attempt still waiting gives way. Its transaction, if any, will
              * no longer find it: the attempt stays without an outcome, as counted. */
             table_remove(&reg->attempts, table_oldest(&reg->attempts, 0));
             reg->attempt_evictions++;
-            idx = table_insert(&reg->attempts, hash, 0);
+            idx = table_insert(&reg->attempts, hash, check, 0);
         }
         a = table_entry(&reg->attempts, idx);
-        a->check = attempt_key(msg, SEED_ATTEMPT_CHECK);
         a->t_first = now;
         if (reg->sink.label)
             reg->sink.label(reg->sink.ctx, msg, pkt, a->labels);
@@ -248,13 +248,8 @@ static struct sip_binding *binding_find(struct sip_reg_table *reg, uint64_t aor,
     uint64_t hash = binding_key(aor, contact, SEED_BINDING);
     uint64_t check = binding_key(aor, contact, SEED_BINDING_CHECK);
 
-    for (uint32_t i = table_find(&reg->bindings, hash); i != TABLE_NONE;
-         i = table_find_next(&reg->bindings, i, hash)) {
-        struct sip_binding *b = table_entry(&reg->bindings, i);
-        if (b->check == check)
-            return b;
-    }
-    return NULL;
+    uint32_t idx = table_lookup(&reg->bindings, hash, check);
+    return idx == TABLE_NONE ? NULL : table_entry(&reg->bindings, idx);
 }
 
 static void copy_text(char *dst, uint8_t *len, struct slice src, size_t max, uint8_t *truncated)
@@ -264,7 +259,8 @@ static void copy_text(char *dst, uint8_t *len, struct slice src, size_t max, uin
         n = max;
         *truncated = 1;
     }
-    memcpy(dst, src.p, n);
+    if (n) /* an absent value is an empty slice with a NULL pointer */
+        memcpy(dst, src.p, n);
     *len = (uint8_t)n;
 }
 
@@ -278,15 +274,15 @@ static void binding_set(struct sip_reg_table *reg, const struct sip_reg_attempt 
 
     if (!b) {
         uint64_t hash = binding_key(aor, contact, SEED_BINDING);
-        idx = table_insert(&reg->bindings, hash, 0);
+        uint64_t check = binding_key(aor, contact, SEED_BINDING_CHECK);
+        idx = table_insert(&reg->bindings, hash, check, 0);
         if (idx == TABLE_NONE) {
             binding_drop(reg, table_entry(&reg->bindings, table_oldest(&reg->bindings, 0)),
                          SIP_BINDING_EVICTED, msg, pkt, now);
             reg->binding_evictions++;
-            idx = table_insert(&reg->bindings, hash, 0);
+            idx = table_insert(&reg->bindings, hash, check, 0);
         }
         b = table_entry(&reg->bindings, idx);
-        b->check = binding_key(aor, contact, SEED_BINDING_CHECK);
         b->aor_hash = aor;
         b->t_registered = now;
         memcpy(b->labels, a->labels, sizeof(b->labels));

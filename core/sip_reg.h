@@ -29,8 +29,7 @@ enum sip_binding_change {
 
 /* A REGISTER attempt waiting for its outcome. */
 struct sip_reg_attempt {
-    struct table_node node;
-    uint64_t check;
+    struct table_node node; /* hash and check: two hashes of (Call-ID, To URI) */
     uint64_t t_first;     /* first REGISTER of the attempt */
     uint64_t t_challenge; /* the 401/407 waiting for a retry */
     uint32_t req_expires; /* Expires header of the latest REGISTER; UINT32_MAX when absent */
@@ -44,8 +43,7 @@ struct sip_reg_attempt {
 
 /* A live binding of a Contact to an AoR. */
 struct sip_binding {
-    struct table_node node;
-    uint64_t check;
+    struct table_node node; /* hash and check: two hashes of (AoR, Contact) */
     uint64_t aor_hash;
     uint64_t t_registered; /* first registration of this binding */
     uint64_t t_refreshed;  /* latest 2xx that listed it */

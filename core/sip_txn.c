@@ -52,19 +52,14 @@ void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_t
 
 struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key *key)
 {
-    for (uint32_t i = table_find(&tbl->t, key->hash); i != TABLE_NONE;
-         i = table_find_next(&tbl->t, i, key->hash)) {
-        struct sip_txn *txn = table_entry(&tbl->t, i);
-        if (txn->check == key->check)
-            return txn;
-    }
-    return NULL;
+    uint32_t idx = table_lookup(&tbl->t, key->hash, key->check);
+    return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
 }
 
 struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_key *key,
                                enum sip_method method, uint64_t now)
 {
-    uint32_t idx = table_insert(&tbl->t, key->hash, SIP_TXN_CLASS_LIVE);
+    uint32_t idx = table_insert(&tbl->t, key->hash, key->check, SIP_TXN_CLASS_LIVE);
     struct sip_txn *txn;
 
     if (idx == TABLE_NONE) {
@@ -73,10 +68,9 @@ struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_k
             victim = table_oldest(&tbl->t, SIP_TXN_CLASS_LIVE);
         table_remove(&tbl->t, victim);
         tbl->evictions++;
-        idx = table_insert(&tbl->t, key->hash, SIP_TXN_CLASS_LIVE);
+        idx = table_insert(&tbl->t, key->hash, key->check, SIP_TXN_CLASS_LIVE);
     }
     txn = table_entry(&tbl->t, idx);
-    txn->check = key->check;
     txn->t_first = now;
     txn->method = (uint8_t)method;
     txn->state = SIP_TXN_CALLING;

@@ -48,8 +48,7 @@ struct sip_txn_key {
 };
 
 struct sip_txn {
-    struct table_node node;
-    uint64_t check;
+    struct table_node node; /* hash and check: the two halves of the key (sip_txn_key) */
     uint64_t t_first; /* first copy of the request */
     uint64_t t_prov;  /* latest provisional (Timer C runs from it) */
     uint32_t owner;   /* table index of the call or REGISTER attempt, when owner_kind is set */

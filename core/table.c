@@ -18,7 +18,7 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     t->entries = calloc(cap, entry_size);
     /* calloc: untouched buckets and entries cost no resident memory until used. */
     t->buckets = calloc(nbuckets, sizeof(uint32_t));
-    t->heap = malloc((size_t)cap * sizeof(uint32_t));
+    t->heap = malloc((size_t)cap * sizeof(*t->heap));
     if (!t->entries || !t->buckets || !t->heap) {
         table_fini(t);
         return -ENOMEM;
@@ -56,6 +56,25 @@ uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash)
     return idx;
 }
 
+uint32_t table_lookup(const struct table *t, uint64_t hash, uint64_t check)
+{
+    uint32_t idx = table_find(t, hash);
+    while (idx != TABLE_NONE && table_node(t, idx)->check != check)
+        idx = table_find_next(t, idx, hash);
+    return idx;
+}
+
+uint32_t table_lookup_next(const struct table *t, uint32_t idx)
+{
+    const struct table_node *n = table_node(t, idx);
+    uint64_t hash = n->hash, check = n->check;
+
+    idx = table_find_next(t, idx, hash);
+    while (idx != TABLE_NONE && table_node(t, idx)->check != check)
+        idx = table_find_next(t, idx, hash);
+    return idx;
+}
+
 static void list_unlink(struct table *t, uint32_t idx)
 {
     struct table_node *n = table_node(t, idx);
@@ -84,7 +103,7 @@ static void list_append(struct table *t, uint32_t idx, uint8_t cls)
     t->class_len[cls]++;
 }
 
-uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls)
+uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cls)
 {
     uint32_t idx;
     uint16_t gen;
@@ -104,6 +123,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls)
     n->gen = gen;
     n->in_use = 1;
     n->hash = hash;
+    n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
     n->heap_pos = TABLE_NONE;
     n->chain = t->buckets[hash & t->mask] - 1;
@@ -113,52 +133,53 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls)
     return idx;
 }
 
-/* Heap of entry indexes keyed by node deadline; each node remembers its position so that a
- * deadline can change in O(log n). */
-static void heap_place(struct table *t, uint32_t pos, uint32_t idx)
+/* A 4-ary min-heap of (deadline, index): shallower than a binary heap, and each level's four
+ * children share a cache line. Every node remembers its position so that a deadline can change
+ * in O(log n). */
+#define HEAP_ARITY 4
+
+static void heap_place(struct table *t, uint32_t pos, struct table_heap_slot slot)
 {
-    t->heap[pos] = idx;
-    table_node(t, idx)->heap_pos = pos;
+    t->heap[pos] = slot;
+    table_node(t, slot.idx)->heap_pos = pos;
 }
 
 static void heap_up(struct table *t, uint32_t pos)
 {
-    uint32_t idx = t->heap[pos];
-    uint64_t d = table_node(t, idx)->deadline;
+    struct table_heap_slot slot = t->heap[pos];
     while (pos > 0) {
-        uint32_t parent = (pos - 1) / 2;
-        if (table_node(t, t->heap[parent])->deadline <= d)
+        uint32_t parent = (pos - 1) / HEAP_ARITY;
+        if (t->heap[parent].deadline <= slot.deadline)
             break;
         heap_place(t, pos, t->heap[parent]);
         pos = parent;
     }
-    heap_place(t, pos, idx);
+    heap_place(t, pos, slot);
 }
 
 static void heap_down(struct table *t, uint32_t pos)
 {
-    uint32_t idx = t->heap[pos];
-    uint64_t d = table_node(t, idx)->deadline;
+    struct table_heap_slot slot = t->heap[pos];
     for (;;) {
-        uint32_t child = 2 * pos + 1;
-        if (child >= t->heap_len)
+        uint32_t first = HEAP_ARITY * pos + 1, best = first;
+        if (first >= t->heap_len)
             break;
-        if (child + 1 < t->heap_len && table_node(t, t->heap[child + 1])->deadline <
-                                           table_node(t, t->heap[child])->deadline)
-            child++;
-        if (table_node(t, t->heap[child])->deadline >= d)
+        for (uint32_t c = first + 1; c < first + HEAP_ARITY && c < t->heap_len; c++)
+            if (t->heap[c].deadline < t->heap[best].deadline)
+                best = c;
+        if (t->heap[best].deadline >= slot.deadline)
             break;
-        heap_place(t, pos, t->heap[child]);
-        pos = child;
+        heap_place(t, pos, t->heap[best]);
+        pos = best;
     }
-    heap_place(t, pos, idx);
+    heap_place(t, pos, slot);
 }
 
 static void heap_delete(struct table *t, uint32_t idx)
 {
     struct table_node *n = table_node(t, idx);
     uint32_t pos = n->heap_pos;
-    uint32_t last;
+    struct table_heap_slot last;
 
     n->heap_pos = TABLE_NONE;
     last = t->heap[--t->heap_len];
@@ -166,7 +187,7 @@ static void heap_delete(struct table *t, uint32_t idx)
         return;
     heap_place(t, pos, last);
     heap_up(t, pos);
-    heap_down(t, table_node(t, last)->heap_pos);
+    heap_down(t, table_node(t, last.idx)->heap_pos);
 }
 
 void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
@@ -182,13 +203,15 @@ void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
     }
     if (n->heap_pos == TABLE_NONE) {
         n->heap_pos = t->heap_len++;
-        t->heap[n->heap_pos] = idx;
+        t->heap[n->heap_pos] = (struct table_heap_slot){deadline, idx};
         heap_up(t, n->heap_pos);
-    } else if (deadline < old) {
-        heap_up(t, n->heap_pos);
-    } else if (deadline > old) {
-        heap_down(t, n->heap_pos);
+        return;
     }
+    t->heap[n->heap_pos].deadline = deadline;
+    if (deadline < old)
+        heap_up(t, n->heap_pos);
+    else if (deadline > old)
+        heap_down(t, n->heap_pos);
 }
 
 void table_remove(struct table *t, uint32_t idx)

@@ -19,6 +19,7 @@
 
 struct table_node {
     uint64_t hash;     /* key hash, set by table_insert */
+    uint64_t check;    /* a second, independent hash of the key, or 0 when unused */
     uint64_t deadline; /* TABLE_NO_DEADLINE when no timer is due */
     uint32_t chain;    /* next entry in the hash bucket */
     uint32_t prev, next; /* neighbours in the entry's age list */
@@ -28,10 +29,16 @@ struct table_node {
     uint16_t gen;      /* incremented each time the slot is reused */
 };
 
+/* The deadline is kept beside the index so that sifting never touches the entries. */
+struct table_heap_slot {
+    uint64_t deadline;
+    uint32_t idx;
+};
+
 struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
-    uint32_t *heap;    /* entry indexes ordered by node deadline */
+    struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
     uint32_t free_head, high_water;
@@ -66,10 +73,16 @@ static inline uint32_t table_index(const struct table *t, const void *entry)
 uint32_t table_find(const struct table *t, uint64_t hash);
 uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash);
 
+/* The same for tables that identify entries by 128 bits of hash instead of keeping the key:
+ * entries whose hash and check both match, newest first. Two different keys share both only
+ * with a probability of about 2^-128 per pair. */
+uint32_t table_lookup(const struct table *t, uint64_t hash, uint64_t check);
+uint32_t table_lookup_next(const struct table *t, uint32_t idx);
+
 /* Takes a free slot, zeroes the entry (keeping its generation, plus one), indexes it under hash
- * and appends it to age list cls. Returns the index, or TABLE_NONE when the table is full:
- * the caller evicts (table_oldest, table_remove) and retries. */
-uint32_t table_insert(struct table *t, uint64_t hash, uint8_t cls);
+ * (with check, 0 when unused) and appends it to age list cls. Returns the index, or TABLE_NONE
+ * when the table is full: the caller evicts (table_oldest, table_remove) and retries. */
+uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cls);
 
 /* Unindexes the entry, cancels its deadline and returns the slot to the pool. */
 void table_remove(struct table *t, uint32_t idx);
@@ -89,14 +102,14 @@ void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline);
 /* Deadline of the earliest entry, TABLE_NO_DEADLINE when none. */
 static inline uint64_t table_next_deadline(const struct table *t)
 {
-    return t->heap_len ? table_node(t, t->heap[0])->deadline : TABLE_NO_DEADLINE;
+    return t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
 }
 
 /* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
  * the caller handles the entry and then sets a new deadline, clears it or removes the entry. */
 static inline uint32_t table_due(const struct table *t, uint64_t now)
 {
-    return (t->heap_len && table_node(t, t->heap[0])->deadline <= now) ? t->heap[0] : TABLE_NONE;
+    return (t->heap_len && t->heap[0].deadline <= now) ? t->heap[0].idx : TABLE_NONE;
 }
 
 #endif

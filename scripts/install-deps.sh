@@ -59,9 +59,14 @@ if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     (cd "$srcdir" && apt-get "${aptopt[@]}" source --download-only -q luajit >/dev/null)
     (cd "$srcdir" && dpkg-source -x --no-check luajit_*.dsc tree >/dev/null)
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-checkhook-itern.patch"
-    make -C "$srcdir/tree" -j"$(nproc)" PREFIX="$deps/luajit" \
-        XCFLAGS="-DLUAJIT_ENABLE_CHECKHOOK" CFLAGS="-O2 -fPIC" >/dev/null
-    make -C "$srcdir/tree" install PREFIX="$deps/luajit" >/dev/null
+    # LuaJIT's own build prints compiler warnings; keep them in a log shown only on failure.
+    if ! make -C "$srcdir/tree" -j"$(nproc)" PREFIX="$deps/luajit" \
+        XCFLAGS="-DLUAJIT_ENABLE_CHECKHOOK" CFLAGS="-O2 -fPIC" >"$deps/luajit-build.log" 2>&1 ||
+        ! make -C "$srcdir/tree" install PREFIX="$deps/luajit" >>"$deps/luajit-build.log" 2>&1; then
+        tail -n 40 "$deps/luajit-build.log" >&2
+        echo "install-deps: building LuaJIT failed (log: $deps/luajit-build.log)" >&2
+        exit 1
+    fi
     ln -sf "$(ls "$deps"/luajit/bin/luajit-2* | head -n1)" "$deps/luajit/bin/luajit" 2>/dev/null || true
     echo "$luajit_stamp" >"$deps/luajit/.sipscope-build"
     rm -rf "$srcdir"

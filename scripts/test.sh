@@ -13,6 +13,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
+# The libFuzzer build: clang, the core instrumented for coverage (fuzzer-no-link) and built
+# with ASan and UBSan; its ctest runs the pipeline fuzzer for 60 s (label fuzz).
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+    -DSIPSCOPE_FUZZ=ON -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_pipeline
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
@@ -26,6 +31,7 @@ run_ctest() {
 }
 run_ctest build all
 run_ctest build-asan asan -L unit
+run_ctest build-fuzz fuzz -L fuzz
 
 python3 - "$results" <<'PY'
 # Each test program prints its own "N passed, N failed, N skipped" line: sum those, so that a

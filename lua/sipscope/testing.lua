@@ -40,7 +40,6 @@ if not pcall(ffi.typeof, "struct sipscope_testing_defined") then
     void engine_publish(struct engine *e);
     int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
     int engine_reload_rules(struct engine *e, char *err, size_t errlen);
-    void engine_request_reload(struct engine *e);
     struct sipscope_timespec { long tv_sec; long tv_nsec; };
     int clock_gettime(int clk, struct sipscope_timespec *ts);
     ]]
@@ -253,21 +252,11 @@ function Engine:events()
     return list
 end
 
--- Reloads the rules: true, or false and the reason.
+-- Reloads the rules as SIGHUP does: true and a summary, or false and the reason.
 function Engine:reload()
     check(self)
     local rc = C.engine_reload_rules(self.e, errbuf, 1024)
-    if rc == 0 then
-        return true
-    end
-    return false, err_text()
-end
-
--- Asks for a reload the way SIGHUP does: it happens at the next frame or tick.
-function Engine:request_reload()
-    check(self)
-    C.engine_request_reload(self.e)
-    return self
+    return rc == 0, err_text()
 end
 
 function Engine:close()

@@ -63,7 +63,7 @@ static int test_skipped_flag;
 #define CHECK_SLICE(s, str)                                                                        \
     do {                                                                                           \
         size_t test_n_ = strlen(str);                                                              \
-        if ((s).len != test_n_ || memcmp((s).p, (str), test_n_) != 0)                              \
+        if ((s).len != test_n_ || (test_n_ && memcmp((s).p, (str), test_n_) != 0))                \
             TEST_FAIL_AT("%s == \"%.*s\", expected \"%s\"", #s, (int)(s).len, (s).p, (str));      \
     } while (0)
 

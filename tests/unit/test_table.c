@@ -13,10 +13,10 @@ TEST(insert_until_full_then_refuse)
 {
     struct table t;
     CHECK_INT(table_init(&t, sizeof(struct item), 3), 0);
-    CHECK(table_insert(&t, 1, 0) != TABLE_NONE);
-    CHECK(table_insert(&t, 2, 0) != TABLE_NONE);
-    CHECK(table_insert(&t, 3, 0) != TABLE_NONE);
-    CHECK_INT(table_insert(&t, 4, 0), TABLE_NONE);
+    CHECK(table_insert(&t, 1, 0, 0) != TABLE_NONE);
+    CHECK(table_insert(&t, 2, 0, 0) != TABLE_NONE);
+    CHECK(table_insert(&t, 3, 0, 0) != TABLE_NONE);
+    CHECK_INT(table_insert(&t, 4, 0, 0), TABLE_NONE);
     CHECK_INT(t.used, 3);
     table_fini(&t);
 }
@@ -33,7 +33,7 @@ TEST(find_walks_only_equal_hashes_even_in_one_bucket)
 {
     struct table t;
     table_init(&t, sizeof(struct item), 4); /* 4 buckets: hashes 1 and 5 share one */
-    uint32_t a = table_insert(&t, 1, 0), b = table_insert(&t, 5, 0), c = table_insert(&t, 1, 0);
+    uint32_t a = table_insert(&t, 1, 0, 0), b = table_insert(&t, 5, 0, 0), c = table_insert(&t, 1, 0, 0);
     uint32_t first = table_find(&t, 1);
     uint32_t second = table_find_next(&t, first, 1);
     CHECK((first == a && second == c) || (first == c && second == a));
@@ -43,16 +43,31 @@ TEST(find_walks_only_equal_hashes_even_in_one_bucket)
     table_fini(&t);
 }
 
+TEST(lookup_matches_hash_and_check_newest_first)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 8);
+    uint32_t a = table_insert(&t, 1, 10, 0), b = table_insert(&t, 1, 11, 0);
+    uint32_t c = table_insert(&t, 1, 10, 0);
+    CHECK_INT(table_lookup(&t, 1, 10), c);
+    CHECK_INT(table_lookup_next(&t, c), a);
+    CHECK_INT(table_lookup_next(&t, a), TABLE_NONE);
+    CHECK_INT(table_lookup(&t, 1, 11), b);
+    CHECK_INT(table_lookup(&t, 1, 12), TABLE_NONE);
+    CHECK_INT(table_lookup(&t, 2, 10), TABLE_NONE);
+    table_fini(&t);
+}
+
 TEST(removed_slot_is_reused_with_a_new_generation_and_zeroed)
 {
     struct table t;
     table_init(&t, sizeof(struct item), 2);
-    uint32_t a = table_insert(&t, 7, 0);
+    uint32_t a = table_insert(&t, 7, 0, 0);
     ((struct item *)table_entry(&t, a))->value = 42;
     uint16_t gen = table_node(&t, a)->gen;
     table_remove(&t, a);
     CHECK_INT(table_find(&t, 7), TABLE_NONE);
-    uint32_t b = table_insert(&t, 8, 0);
+    uint32_t b = table_insert(&t, 8, 0, 0);
     CHECK_INT(b, a);
     CHECK_INT(table_node(&t, b)->gen, gen + 1);
     CHECK_INT(((struct item *)table_entry(&t, b))->value, 0);
@@ -63,7 +78,7 @@ TEST(age_lists_keep_insertion_order_and_moves_go_to_the_tail)
 {
     struct table t;
     table_init(&t, sizeof(struct item), 8);
-    uint32_t a = table_insert(&t, 1, 0), b = table_insert(&t, 2, 0), c = table_insert(&t, 3, 0);
+    uint32_t a = table_insert(&t, 1, 0, 0), b = table_insert(&t, 2, 0, 0), c = table_insert(&t, 3, 0, 0);
     CHECK_INT(table_oldest(&t, 0), a);
     table_set_class(&t, a, 1);
     CHECK_INT(table_oldest(&t, 0), b);
@@ -84,7 +99,7 @@ TEST(deadlines_come_due_in_order_and_can_move_or_clear)
     uint32_t idx[50];
     /* deadlines 1000 - 20*i for i < 50: reverse order of insertion */
     for (int i = 0; i < 50; i++) {
-        idx[i] = table_insert(&t, (uint64_t)i, 0);
+        idx[i] = table_insert(&t, (uint64_t)i, 0, 0);
         table_set_deadline(&t, idx[i], 1000 - 20 * (uint64_t)i);
     }
     table_set_deadline(&t, idx[49], TABLE_NO_DEADLINE); /* was 20 */
@@ -111,7 +126,7 @@ TEST(due_respects_now)
 {
     struct table t;
     table_init(&t, sizeof(struct item), 4);
-    uint32_t a = table_insert(&t, 1, 0);
+    uint32_t a = table_insert(&t, 1, 0, 0);
     table_set_deadline(&t, a, 100);
     CHECK_INT(table_due(&t, 99), TABLE_NONE);
     CHECK_INT(table_due(&t, 100), a);

@@ -305,6 +305,27 @@ TEST(forked_second_final_is_a_late_final_not_a_second_answer)
     track_free(f.tr);
 }
 
+TEST(call_with_two_confirmed_forks_ends_with_the_last_dialog)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "fa");
+    feed(&f, 1 * S, req("ACK", "z9hG4bK-2", 1, "ACK", "a1", "fa", ""));
+    RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "fb"); /* late final, second dialog */
+    feed(&f, 2 * S, req("ACK", "z9hG4bK-3", 1, "ACK", "a1", "fb", ""));
+    feed(&f, 3 * S, req("BYE", "z9hG4bK-4", 2, "BYE", "a1", "fb", ""));
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 0); /* two ACKs, two dialogs */
+    CHECK_INT(count_flag(&f.rec, TRACK_F_LATE_FINAL), 1);
+    feed(&f, 60 * S, req("BYE", "z9hG4bK-5", 3, "BYE", "a1", "fa", ""));
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_END, 0)->delay, 59.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_DISCONNECT), 0); /* its 200 has not come yet */
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    track_free(f.tr);
+}
+
 TEST(cancel_then_487_ends_the_call_as_cancel)
 {
     struct fixture f = {0};

@@ -1,0 +1,51 @@
+/* sipscope_event: the record the socket filter writes into the ring buffer and the counter keys,
+ * shared by the BPF program and its user-space consumer. Layout only; no logic. */
+#ifndef SIPSCOPE_EVENT_H
+#define SIPSCOPE_EVENT_H
+
+#include <linux/types.h>
+
+/* Largest snap length: a frame is at most 64 KiB - 1 bytes in the record (GRO and loopback
+ * deliver frames far larger than the MTU; they are cut here and counted as truncated). */
+#define SIPSCOPE_MAX_SNAPLEN 65535
+/* Smallest snap length: room for Ethernet, four VLAN tags, IPv6 and a TCP header. */
+#define SIPSCOPE_MIN_SNAPLEN 128
+#define SIPSCOPE_DEFAULT_SNAPLEN 65535
+/* Ring buffer backlog in bytes past which the program asks for a wakeup of the consumer. */
+#define SIPSCOPE_DEFAULT_WAKEUP_BACKLOG (256 * 1024)
+
+/* event.flags: the tag the kernel had stripped into skb metadata is back in the frame. */
+#define SIPSCOPE_EVENT_VLAN_REINSERTED 0x01
+
+/* One ring buffer record: this header, then cap_len bytes of the frame starting at the Ethernet
+ * header. When the kernel had stripped a VLAN tag into skb metadata (vlan_present), the program
+ * puts the tag back into the copied frame after the MAC addresses, as libpcap does, so the frame
+ * looks as it did on the wire; wire_len and cap_len then count those 4 bytes. */
+struct sipscope_event {
+    __u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, not wall time */
+    __u32 ifindex;    /* interface the packet was seen on */
+    __u32 wire_len;   /* length of the whole frame (skb->len, + 4 when a tag was reinserted) */
+    __u32 cap_len;    /* bytes of frame that follow: min(wire_len, snap length) */
+    __u16 vlan_tci;   /* tag from skb metadata (priority, DEI, VLAN id); 0 when none */
+    __u16 vlan_proto; /* its TPID, host order (0x8100 or 0x88a8); 0 when none */
+    __u8 pkt_type;    /* PACKET_HOST, PACKET_OUTGOING... (linux/if_packet.h) */
+    __u8 flags;       /* SIPSCOPE_EVENT_* */
+    __u8 pad[6];
+};
+
+/* Counter kinds, per interface. A per-CPU hash map keyed by struct sipscope_counter_key holds one
+ * __u64 per CPU; user space sums them. */
+enum sipscope_counter_kind {
+    SIPSCOPE_CNT_SEEN = 0,     /* packets the filter ran on (loopback's outgoing copies excluded) */
+    SIPSCOPE_CNT_MATCHED,      /* packets selected for capture (SIP port or IP fragment) */
+    SIPSCOPE_CNT_RINGBUF_FULL, /* selected but lost: no room in the ring buffer */
+    SIPSCOPE_CNT_TRUNCATED,    /* selected and delivered cut at the snap length */
+    SIPSCOPE_CNT_KINDS
+};
+
+struct sipscope_counter_key {
+    __u32 ifindex;
+    __u32 kind; /* enum sipscope_counter_kind */
+};
+
+#endif

@@ -1,0 +1,609 @@
+/* capture_bpf: loads the sipscope socket filter, attaches it to AF_PACKET sockets and consumes its
+ * ring buffer. The only file that includes the BPF skeleton. It does not decode frames. */
+#include "capture_bpf.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/capability.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "sipscope_event.h"
+#include "sipscope.skel.h"
+
+#define MODULE "capture_bpf"
+#define LOOPBACK_IFINDEX 1 /* lo has index 1 in every network namespace */
+
+struct capture_bpf {
+    struct sipscope_bpf *skel;
+    struct ring_buffer *rb;
+    bool any; /* one unbound socket: frame iface is the ifindex */
+    size_t n_ifaces;
+    int socks[CAPTURE_BPF_MAX_IFACES];
+    size_t n_socks;
+    uint32_t ifindex[CAPTURE_BPF_MAX_IFACES];
+    char names[CAPTURE_BPF_MAX_IFACES][IF_NAMESIZE];
+    int64_t mono_to_real_ns;
+    uint32_t budget;
+
+    int ncpus;
+    uint64_t *percpu;                    /* one counter value per possible CPU */
+    struct capture_bpf_iface_stats *agg; /* counter totals, agg_cap entries */
+    size_t agg_cap;
+
+    /* Set for the duration of one capture_bpf_poll call. */
+    capture_bpf_frame_fn fn;
+    void *fn_ctx;
+    uint32_t delivered;
+
+    uint64_t bad_records;
+    bool bad_logged;
+};
+
+/* ---- port list ---------------------------------------------------------------------------- */
+
+
+/* ---- opening ------------------------------------------------------------------------------ */
+
+__attribute__((format(printf, 2, 0))) static int libbpf_log(enum libbpf_print_level level,
+                                                            const char *fmt, va_list ap)
+{
+    va_list ap2;
+    char *msg;
+    int n;
+
+    /* libbpf's debug stream is a trace of every step; warnings carry the verifier log, which
+     * can be long: size the buffer to it. */
+    if (level == LIBBPF_DEBUG)
+        return 0;
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0 || !(msg = malloc((size_t)n + 1)))
+        return 0;
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_msg(level == LIBBPF_WARN ? LOG_WARN : LOG_DEBUG, MODULE, "libbpf: %s", msg);
+    free(msg);
+    return 0;
+}
+
+/* Names the capabilities that are missing from the effective set, so that the error says which
+ * one to grant rather than a bare EPERM from deep inside libbpf. Returns 0 when all are there or
+ * when the set cannot be read (the later calls then report whatever fails). */
+static int check_capabilities(char *err, size_t errlen)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    uint64_t eff;
+    bool bpf, raw;
+
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        return 0;
+    eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+    bpf = (eff >> CAP_BPF & 1) || (eff >> CAP_SYS_ADMIN & 1); /* CAP_SYS_ADMIN before Linux 5.8 */
+    raw = eff >> CAP_NET_RAW & 1;
+    if (bpf && raw)
+        return 0;
+    snprintf(err, errlen, "missing capability %s%s%s; run as root or grant it",
+             bpf ? "" : "CAP_BPF (to load the BPF program)", !bpf && !raw ? " and " : "",
+             raw ? "" : "CAP_NET_RAW (to open packet sockets)");
+    return -EPERM;
+}
+
+/* Finds an interface and checks that it frames packets as Ethernet, the only link the program
+ * parses (lo does, with zero addresses). */
+static int resolve_iface(const char *name, uint32_t *ifindex, char *err, size_t errlen)
+{
+    struct ifreq ifr;
+    int fd, ret = 0;
+
+    if (strlen(name) >= IF_NAMESIZE || (*ifindex = if_nametoindex(name)) == 0) {
+        snprintf(err, errlen, "unknown interface '%s'", name);
+        return -ENODEV;
+    }
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return ret;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, name, strlen(name));
+    if (ioctl(fd, SIOCGIFHWADDR, &ifr) != 0) {
+        ret = -errno;
+        snprintf(err, errlen, "interface '%s': %s", name, strerror(errno));
+    } else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER &&
+               ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK) {
+        ret = -EPROTONOSUPPORT;
+        snprintf(err, errlen,
+                 "interface '%s' has link type %u, not Ethernet; only Ethernet interfaces are "
+                 "supported",
+                 name, ifr.ifr_hwaddr.sa_family);
+    }
+    close(fd);
+    return ret;
+}
+
+static int check_config(const struct capture_bpf_config *cfg, char *err, size_t errlen)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint32_t rb = cfg->ringbuf_size;
+
+    if (!cfg->ports || cfg->ports->count == 0 || portset_has(cfg->ports, 0)) {
+        snprintf(err, errlen, "no SIP ports configured");
+        return -EINVAL;
+    }
+    if (cfg->snaplen != 0 &&
+        (cfg->snaplen < SIPSCOPE_MIN_SNAPLEN || cfg->snaplen > SIPSCOPE_MAX_SNAPLEN)) {
+        snprintf(err, errlen, "snap length %u is outside %u..%u", cfg->snaplen,
+                 SIPSCOPE_MIN_SNAPLEN, SIPSCOPE_MAX_SNAPLEN);
+        return -EINVAL;
+    }
+    /* The kernel requires a power of two and a whole number of pages. */
+    if (rb != 0 && ((rb & (rb - 1)) != 0 || rb < (uint32_t)page)) {
+        snprintf(err, errlen, "ring buffer size %u is not a power of two of at least %ld bytes", rb,
+                 page);
+        return -EINVAL;
+    }
+    if (cfg->n_ifaces > CAPTURE_BPF_MAX_IFACES) {
+        snprintf(err, errlen, "more than %d interfaces", CAPTURE_BPF_MAX_IFACES);
+        return -E2BIG;
+    }
+    return 0;
+}
+
+static int set_interfaces(struct capture_bpf *cap, const struct capture_bpf_config *cfg, char *err,
+                          size_t errlen)
+{
+    int ret;
+
+    if (cfg->n_ifaces == 0 || (cfg->n_ifaces == 1 && strcmp(cfg->ifaces[0], "any") == 0)) {
+        cap->any = true;
+        return 0;
+    }
+    for (size_t i = 0; i < cfg->n_ifaces; i++) {
+        const char *name = cfg->ifaces[i];
+
+        if (strcmp(name, "any") == 0) {
+            snprintf(err, errlen, "'any' cannot be combined with other interfaces");
+            return -EINVAL;
+        }
+        ret = resolve_iface(name, &cap->ifindex[i], err, errlen);
+        if (ret)
+            return ret;
+        for (size_t j = 0; j < i; j++) {
+            if (cap->ifindex[j] == cap->ifindex[i]) {
+                snprintf(err, errlen, "interface '%s' is listed twice", name);
+                return -EINVAL;
+            }
+        }
+        memcpy(cap->names[i], name, strlen(name) + 1);
+        cap->n_ifaces = i + 1;
+    }
+    return 0;
+}
+
+static int fill_ports(struct capture_bpf *cap, const struct capture_bpf_config *cfg)
+{
+    int fd = bpf_map__fd(cap->skel->maps.sip_ports);
+    uint8_t one = 1;
+
+    for (uint32_t p = 1; p <= 65535; p++) {
+        uint16_t port = (uint16_t)p;
+        int ret;
+        if (!portset_has(cfg->ports, port))
+            continue;
+        ret = bpf_map_update_elem(fd, &port, &one, BPF_ANY);
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* Bound interfaces get their counter keys now, so that they show zeros before any traffic and
+ * the program only ever finds them. */
+static int precreate_counters(struct capture_bpf *cap)
+{
+    int fd = bpf_map__fd(cap->skel->maps.counters);
+
+    memset(cap->percpu, 0, sizeof(uint64_t) * (size_t)cap->ncpus);
+    for (size_t i = 0; i < cap->n_ifaces; i++) {
+        for (uint32_t k = 0; k < SIPSCOPE_CNT_KINDS; k++) {
+            struct sipscope_counter_key key = {.ifindex = cap->ifindex[i], .kind = k};
+            int ret = bpf_map_update_elem(fd, &key, cap->percpu, BPF_NOEXIST);
+            if (ret != 0 && ret != -EEXIST)
+                return ret;
+        }
+    }
+    return 0;
+}
+
+static int load_program(struct capture_bpf *cap, const struct capture_bpf_config *cfg, char *err,
+                        size_t errlen)
+{
+    int ret;
+
+    ret = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+    if (ret == 0) {
+        snprintf(err, errlen,
+                 "this kernel has no BPF ring buffer (BPF_MAP_TYPE_RINGBUF needs "
+                 "Linux 5.8 or later)");
+        return -EOPNOTSUPP;
+    }
+    /* ret < 0: the probe itself failed; loading below will say why. */
+
+    cap->skel = sipscope_bpf__open();
+    if (!cap->skel) {
+        ret = -errno;
+        snprintf(err, errlen, "opening the BPF object failed: %s", strerror(-ret));
+        return ret;
+    }
+    cap->skel->rodata->snaplen = cfg->snaplen ? cfg->snaplen : SIPSCOPE_DEFAULT_SNAPLEN;
+    cap->skel->rodata->wakeup_backlog =
+        cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
+    if ((ret = bpf_map__set_max_entries(cap->skel->maps.stage, (uint32_t)cap->ncpus)) ||
+        (ret = bpf_map__set_max_entries(cap->skel->maps.events,
+                                        cfg->ringbuf_size ? cfg->ringbuf_size
+                                                          : CAPTURE_BPF_DEFAULT_RINGBUF)) ||
+        (ret = bpf_map__set_max_entries(cap->skel->maps.sip_ports, cfg->ports->count))) {
+        snprintf(err, errlen, "sizing the BPF maps failed: %s", strerror(-ret));
+        return ret;
+    }
+    ret = sipscope_bpf__load(cap->skel);
+    if (ret) {
+        if (ret == -EPERM)
+            snprintf(err, errlen,
+                     "loading the BPF program was refused (EPERM): it needs "
+                     "CAP_BPF, or CAP_SYS_ADMIN before Linux 5.8");
+        else
+            snprintf(err, errlen, "loading the BPF program failed: %s (libbpf logged why)",
+                     strerror(-ret));
+        return ret;
+    }
+    ret = fill_ports(cap, cfg);
+    if (ret == 0)
+        ret = precreate_counters(cap);
+    if (ret)
+        snprintf(err, errlen, "filling the BPF maps failed: %s", strerror(-ret));
+    return ret;
+}
+
+/* Opens one packet socket. It is created listening to no protocol, so nothing queues before the
+ * filter is attached; bind then selects ETH_P_ALL and the interface (0: all interfaces). The
+ * filter returns 0 for every packet, so the socket's own queue stays empty for its whole life. */
+static int open_socket(struct capture_bpf *cap, uint32_t ifindex, const char *name, char *err,
+                       size_t errlen)
+{
+    int prog = bpf_program__fd(cap->skel->progs.sipscope_filter);
+    struct sockaddr_ll sll;
+    int fd, ret;
+
+    fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        ret = -errno;
+        if (errno == EPERM)
+            snprintf(err, errlen, "opening a packet socket was refused: it needs CAP_NET_RAW");
+        else
+            snprintf(err, errlen, "packet socket: %s", strerror(errno));
+        return ret;
+    }
+    cap->socks[cap->n_socks++] = fd;
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)) != 0) {
+        ret = -errno;
+        snprintf(err, errlen, "attaching the BPF program: %s", strerror(errno));
+        return ret;
+    }
+    /* On lo the outgoing copy of each packet is a duplicate of the received one. The filter
+     * drops it, but only after the kernel has cloned the packet for this socket: a socket bound
+     * to lo asks not to be given outgoing packets at all (Linux 4.20+; older kernels refuse the
+     * option and the filter still drops the copy). */
+    if (ifindex == LOOPBACK_IFINDEX) {
+        int one = 1;
+        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+    }
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = (int)ifindex;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) != 0) {
+        ret = -errno;
+        snprintf(err, errlen, "binding the packet socket to '%s': %s", name, strerror(errno));
+        return ret;
+    }
+    return 0;
+}
+
+static int64_t timespec_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* bpf_ktime_get_ns() reads CLOCK_MONOTONIC. The offset to wall time is taken once, at open,
+ * between two monotonic reads: packet times then never go backwards when the wall clock is
+ * stepped, which keeps the engine's packet-driven timers sane. */
+static int64_t mono_to_real_offset(void)
+{
+    struct timespec m1, r, m2;
+
+    clock_gettime(CLOCK_MONOTONIC, &m1);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m2);
+    return timespec_ns(&r) - (timespec_ns(&m1) + timespec_ns(&m2)) / 2;
+}
+
+static int on_record(void *ctx, void *data, size_t size);
+
+struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char *err, size_t errlen)
+{
+    struct capture_bpf *cap;
+    int ret;
+
+    libbpf_set_print(libbpf_log); /* process-wide by libbpf's design; idempotent */
+    ret = check_config(cfg, err, errlen);
+    if (ret)
+        goto fail_early;
+    cap = calloc(1, sizeof(*cap));
+    if (!cap) {
+        ret = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto fail_early;
+    }
+    cap->budget = cfg->poll_budget ? cfg->poll_budget : CAPTURE_BPF_DEFAULT_BUDGET;
+    ret = set_interfaces(cap, cfg, err, errlen);
+    if (ret)
+        goto fail;
+    ret = check_capabilities(err, errlen);
+    if (ret)
+        goto fail;
+
+    cap->ncpus = libbpf_num_possible_cpus();
+    if (cap->ncpus <= 0) {
+        ret = cap->ncpus < 0 ? cap->ncpus : -EINVAL;
+        snprintf(err, errlen, "cannot count the possible CPUs: %s", strerror(-ret));
+        goto fail;
+    }
+    cap->percpu = calloc((size_t)cap->ncpus, sizeof(uint64_t));
+    cap->agg_cap = 4096 / SIPSCOPE_CNT_KINDS; /* the counters map holds 4096 keys */
+    cap->agg = calloc(cap->agg_cap, sizeof(*cap->agg));
+    if (!cap->percpu || !cap->agg) {
+        ret = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+
+    ret = load_program(cap, cfg, err, errlen);
+    if (ret)
+        goto fail;
+    cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events), on_record, cap, NULL);
+    if (!cap->rb) {
+        ret = -errno;
+        snprintf(err, errlen, "setting up the ring buffer consumer: %s", strerror(errno));
+        goto fail;
+    }
+
+    if (cap->any) {
+        ret = open_socket(cap, 0, "any", err, errlen);
+    } else {
+        for (size_t i = 0; i < cap->n_ifaces && ret == 0; i++)
+            ret = open_socket(cap, cap->ifindex[i], cap->names[i], err, errlen);
+    }
+    if (ret)
+        goto fail;
+    cap->mono_to_real_ns = mono_to_real_offset();
+    return cap;
+
+fail:
+    capture_bpf_free(cap);
+fail_early:
+    errno = -ret;
+    return NULL;
+}
+
+void capture_bpf_free(struct capture_bpf *cap)
+{
+    if (!cap)
+        return;
+    for (size_t i = 0; i < cap->n_socks; i++)
+        close(cap->socks[i]);
+    ring_buffer__free(cap->rb);
+    sipscope_bpf__destroy(cap->skel);
+    free(cap->percpu);
+    free(cap->agg);
+    free(cap);
+}
+
+/* ---- consuming ---------------------------------------------------------------------------- */
+
+static uint32_t frame_iface(const struct capture_bpf *cap, uint32_t ifindex)
+{
+    if (cap->any)
+        return ifindex;
+    for (size_t i = 0; i < cap->n_ifaces; i++)
+        if (cap->ifindex[i] == ifindex)
+            return (uint32_t)i;
+    return CAPTURE_BPF_IFACE_UNKNOWN;
+}
+
+/* libbpf calls this per record. A negative return makes libbpf stop after this record (which it
+ * has already consumed) and return that value: the poll budget uses it. */
+static int on_record(void *ctx, void *data, size_t size)
+{
+    struct capture_bpf *cap = ctx;
+    const struct sipscope_event *ev = data;
+    struct capture_frame frame;
+
+    if (size < sizeof(*ev) || ev->cap_len > size - sizeof(*ev) || ev->cap_len > ev->wire_len) {
+        cap->bad_records++;
+        log_once(&cap->bad_logged, LOG_WARN, MODULE,
+                 "malformed ring buffer record skipped (size %zu); see bad records", size);
+        return 0;
+    }
+    frame.data = (const uint8_t *)(ev + 1);
+    frame.caplen = ev->cap_len;
+    frame.wirelen = ev->wire_len;
+    frame.ts_ns = (uint64_t)((int64_t)ev->ts_ns + cap->mono_to_real_ns);
+    frame.link = CAPTURE_LINK_ETHERNET;
+    frame.dir = ev->pkt_type <= CAPTURE_DIR_OUTGOING ? ev->pkt_type : CAPTURE_DIR_UNKNOWN;
+    frame.iface = frame_iface(cap, ev->ifindex);
+    cap->fn(cap->fn_ctx, &frame);
+    if (++cap->delivered >= cap->budget)
+        return -ECANCELED;
+    return 0;
+}
+
+int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_fn fn, void *ctx)
+{
+    int epfd = ring_buffer__epoll_fd(cap->rb);
+    int waited = 0;
+
+    cap->fn = fn;
+    cap->fn_ctx = ctx;
+    for (;;) {
+        struct epoll_event ev;
+        int ret, step;
+
+        cap->delivered = 0;
+        ret = ring_buffer__consume(cap->rb);
+        if (ret < 0 && ret != -ECANCELED)
+            return ret;
+        if (cap->delivered > 0)
+            return (int)cap->delivered;
+        if (timeout_ms >= 0 && waited >= timeout_ms)
+            return 0;
+        /* The program wakes this epoll set only past the backlog, so sleep at most
+         * CAPTURE_BPF_POLL_MS and look again. */
+        step = CAPTURE_BPF_POLL_MS;
+        if (timeout_ms >= 0 && timeout_ms - waited < step)
+            step = timeout_ms - waited;
+        if (epoll_wait(epfd, &ev, 1, step) < 0)
+            return -errno;
+        waited += step;
+    }
+}
+
+int capture_bpf_fd(const struct capture_bpf *cap)
+{
+    return ring_buffer__epoll_fd(cap->rb);
+}
+
+uint64_t capture_bpf_bad_records(const struct capture_bpf *cap)
+{
+    return cap->bad_records;
+}
+
+/* ---- counters ----------------------------------------------------------------------------- */
+
+static struct capture_bpf_iface_stats *agg_slot(struct capture_bpf *cap, size_t *n,
+                                                uint32_t ifindex)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (cap->agg[i].ifindex == ifindex)
+            return &cap->agg[i];
+    if (*n == cap->agg_cap)
+        return NULL;
+    memset(&cap->agg[*n], 0, sizeof(cap->agg[*n]));
+    cap->agg[*n].ifindex = ifindex;
+    cap->agg[*n].iface = frame_iface(cap, ifindex);
+    return &cap->agg[(*n)++];
+}
+
+int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats *out, size_t max)
+{
+    int fd = bpf_map__fd(cap->skel->maps.counters);
+    struct sipscope_counter_key key, next;
+    const void *prev = NULL;
+    size_t n = 0;
+    int ret;
+
+    while ((ret = bpf_map_get_next_key(fd, prev, &next)) == 0) {
+        struct capture_bpf_iface_stats *s;
+        uint64_t sum = 0;
+
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, cap->percpu) != 0)
+            continue; /* keys are never deleted; nothing to count if one were */
+        for (int c = 0; c < cap->ncpus; c++)
+            sum += cap->percpu[c];
+        s = agg_slot(cap, &n, key.ifindex);
+        if (!s)
+            continue; /* the map cannot hold more interfaces than agg_cap */
+        switch (key.kind) {
+        case SIPSCOPE_CNT_SEEN:
+            s->seen += sum;
+            break;
+        case SIPSCOPE_CNT_MATCHED:
+            s->matched += sum;
+            break;
+        case SIPSCOPE_CNT_RINGBUF_FULL:
+            s->ringbuf_full += sum;
+            break;
+        case SIPSCOPE_CNT_TRUNCATED:
+            s->truncated += sum;
+            break;
+        default:
+            break;
+        }
+    }
+    if (ret != -ENOENT)
+        return ret;
+    /* Insertion sort: a handful of interfaces. */
+    for (size_t i = 1; i < n; i++) {
+        struct capture_bpf_iface_stats t = cap->agg[i];
+        size_t j = i;
+        for (; j > 0 && cap->agg[j - 1].ifindex > t.ifindex; j--)
+            cap->agg[j] = cap->agg[j - 1];
+        cap->agg[j] = t;
+    }
+    memcpy(out, cap->agg, sizeof(*out) * (n < max ? n : max));
+    return (int)n;
+}
+
+int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *buf, size_t len)
+{
+    char tmp[IF_NAMESIZE];
+    const char *name;
+    size_t n;
+
+    if (cap->any) {
+        if (iface == 0 || iface > INT32_MAX || !if_indextoname(iface, tmp))
+            return -ENOENT;
+        name = tmp;
+    } else {
+        if (iface >= cap->n_ifaces)
+            return -ENOENT;
+        name = cap->names[iface];
+    }
+    n = strlen(name);
+    if (n + 1 > len)
+        return -ENOSPC;
+    memcpy(buf, name, n + 1);
+    return 0;
+}
+
+uint64_t capture_bpf_now_ns(const struct capture_bpf *cap)
+{
+    struct timespec m;
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    return (uint64_t)((int64_t)m.tv_sec * 1000000000 + m.tv_nsec + cap->mono_to_real_ns);
+}

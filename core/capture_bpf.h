@@ -1,0 +1,100 @@
+/* capture_bpf: live capture through the sipscope socket filter (bpf/sipscope.bpf.c). It loads the
+ * program, fills its SIP port map, attaches it to AF_PACKET sockets and turns ring buffer records
+ * into capture frames. It does not decode frames and does not reassemble IP fragments.
+ *
+ * Privileges: loading needs CAP_BPF (or CAP_SYS_ADMIN), the packet sockets need CAP_NET_RAW.
+ * CAP_NET_ADMIN is not needed (a socket filter is not a "networking admin" program type).
+ * Only Ethernet-framed interfaces are supported (lo included, which frames with zero MACs). */
+#ifndef SIPSCOPE_CAPTURE_BPF_H
+#define SIPSCOPE_CAPTURE_BPF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture.h"
+#include "portset.h"
+
+#define CAPTURE_BPF_MAX_IFACES 64      /* interfaces in one configuration */
+#define CAPTURE_BPF_POLL_MS 10         /* longest sleep between two looks at the ring buffer */
+#define CAPTURE_BPF_DEFAULT_RINGBUF (16u << 20)
+#define CAPTURE_BPF_DEFAULT_BUDGET 4096 /* frames per capture_bpf_poll call */
+#define CAPTURE_BPF_IFACE_UNKNOWN UINT32_MAX
+
+struct capture_bpf;
+
+struct capture_bpf_config {
+    /* Interface names, borrowed for the duration of capture_bpf_open. None (n_ifaces == 0), or
+     * the single name "any", captures on all interfaces of the network namespace through one
+     * unbound socket; otherwise one socket is bound to each named interface. As with
+     * tcpdump -i any, a packet that crosses two devices (a VLAN or bond device and its parent, a
+     * veth pair inside one namespace) is captured once per device. A named interface that is
+     * deleted later stops delivering; it is not re-resolved. */
+    const char *const *ifaces;
+    size_t n_ifaces;
+    /* SIP ports (portset_parse), matched against the source or the destination port; at least
+     * one. Borrowed for the duration of capture_bpf_open. */
+    const struct portset *ports;
+    uint32_t snaplen;        /* bytes kept per frame; 0: 65535; else 128..65535 */
+    uint32_t ringbuf_size;   /* bytes; 0: CAPTURE_BPF_DEFAULT_RINGBUF; a power of two >= a page */
+    uint32_t wakeup_backlog; /* bytes waiting before the consumer is woken; 0: 256 KiB */
+    uint32_t poll_budget;    /* frames per capture_bpf_poll at most; 0: default */
+};
+
+/* Loads the program and attaches it. Returns the capture, or NULL with errno set and a one-line
+ * reason in err[errlen]: a missing capability (named), an unknown or non-Ethernet interface, a
+ * kernel without BPF ring buffers, a rejected configuration. Free with capture_bpf_free. */
+struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char *err,
+                                     size_t errlen);
+
+/* Called once per frame. frame->data points into the ring buffer and is valid only until fn
+ * returns. frame->link is CAPTURE_LINK_ETHERNET; frame->dir is the packet type (loopback's
+ * outgoing copies never appear: the filter drops them); frame->iface is the position of the
+ * interface in cfg->ifaces, or, when capturing on all interfaces, the kernel ifindex (which
+ * capture_bpf_iface_name turns into a name). frame->ts_ns is wall-clock time. A VLAN tag the
+ * kernel had stripped is back in the frame, after the MAC addresses. */
+typedef void (*capture_bpf_frame_fn)(void *ctx, const struct capture_frame *frame);
+
+/* Delivers waiting frames to fn. When none are waiting it waits up to timeout_ms (0: do not
+ * wait; -1: until a frame comes), looking at the ring buffer every CAPTURE_BPF_POLL_MS, and
+ * returns as soon as a look finds frames. Returns the number of frames delivered, at most the
+ * poll budget (when it equals the budget, more may be waiting: call again with timeout 0), or
+ * -EINTR when a signal interrupted the wait, or another -errno. */
+int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_fn fn, void *ctx);
+
+/* A file descriptor for the caller's epoll set. It becomes readable only once the backlog passes
+ * cfg->wakeup_backlog (the program avoids a wakeup per packet), so a caller that sleeps on it must
+ * still call capture_bpf_poll at least every CAPTURE_BPF_POLL_MS. Owned by the capture. */
+int capture_bpf_fd(const struct capture_bpf *cap);
+
+/* Kernel counters of one interface, summed over CPUs. */
+struct capture_bpf_iface_stats {
+    uint32_t ifindex;
+    uint32_t iface;        /* numbered like capture_frame.iface */
+    uint64_t seen;         /* packets the filter ran on (loopback's outgoing copies excluded) */
+    uint64_t matched;      /* selected: a SIP port, or an IP fragment */
+    uint64_t ringbuf_full; /* selected but dropped: the ring buffer had no room */
+    uint64_t truncated;    /* delivered cut at the snap length */
+};
+
+/* Reads the kernel counters into out[max], one entry per interface with counters, sorted by
+ * ifindex. Bound interfaces are always present (zeros until traffic). Returns the number of
+ * interfaces found, which may exceed max (only max are written), or -errno. */
+int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats *out, size_t max);
+
+/* Ring buffer records that were malformed and skipped (never expected; a non-zero value is a bug
+ * in the program or a kernel quirk). */
+uint64_t capture_bpf_bad_records(const struct capture_bpf *cap);
+
+/* Writes the name of frame iface number `iface` into buf[len]: the configured name, or with all
+ * interfaces the kernel's current name for that ifindex. Returns 0, -ENOENT when unknown (e.g.
+ * the interface is gone), -ENOSPC when buf is too small. */
+int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *buf, size_t len);
+
+/* The current time on the frames' clock (monotonic time plus the offset taken at open), for the
+ * engine's idle ticks: a tick never runs ahead of the packets it is interleaved with. */
+uint64_t capture_bpf_now_ns(const struct capture_bpf *cap);
+
+/* Detaches and frees everything: sockets, ring buffer, program and maps. NULL is accepted. */
+void capture_bpf_free(struct capture_bpf *cap);
+
+#endif

@@ -1,0 +1,70 @@
+/* classify: maps a header value (User-Agent, Server, the user part of To...) to a class id chosen
+ * by the caller, by an ordered list of rules: exact, prefix, suffix, contains or glob, each
+ * optionally ASCII case-insensitive. It compares bytes: no Unicode folding, no normalisation
+ * of spaces, no regular expressions.
+ *
+ * Order: rules are numbered in the order they are added, and a lookup returns the class of the
+ * lowest-numbered rule that matches, whatever the kinds. A rule is never preferred for being
+ * longer or more specific: put "exact Asterisk PBX 18" before "prefix Asterisk" for it to win.
+ *
+ * Rules are compiled as they are added: exact and prefix rules into a byte trie walked from the
+ * front of the value, suffix rules into one walked from the back (one pair for case-sensitive
+ * rules, one for folded ones); contains rules into chains indexed by their first two bytes, so
+ * a lookup reads each byte of the value once per index; globs that are really one of the other
+ * kinds ("abc*", "*abc", "*abc*", no wildcard) are compiled as that kind. Remaining globs are
+ * matched one by one, in order, only while they could still beat the best match found. A lookup
+ * never allocates and never writes. Memory: about 26 KiB of fixed indexes per classifier, plus
+ * about 50 bytes and the pattern's bytes per rule.
+ *
+ * Glob syntax: '*' matches any run of bytes (also none), '?' exactly one byte, '\' makes the
+ * next byte literal ("\*", "\?", "\\"); a trailing lone '\' is an error. No character classes.
+ *
+ * Empty patterns are allowed: exact "" matches only the empty value; prefix, suffix and contains
+ * "" match every value, as does glob "*". */
+#ifndef SIPSCOPE_CLASSIFY_H
+#define SIPSCOPE_CLASSIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum classify_kind {
+    CLASSIFY_EXACT,
+    CLASSIFY_PREFIX,
+    CLASSIFY_SUFFIX,
+    CLASSIFY_CONTAINS,
+    CLASSIFY_GLOB,
+};
+
+#define CLASSIFY_NOCASE 1u       /* flag: compare with ASCII letters folded */
+#define CLASSIFY_MAX_PATTERN 256 /* bytes of a pattern as written (escapes included) */
+#define CLASSIFY_MAX_RULES 4096  /* keeps trie node numbers within 24 bits */
+
+struct classify;
+
+/* A new classifier that accepts at most max_rules rules (1..CLASSIFY_MAX_RULES). Returns NULL
+ * on a bad cap or out of memory. Owned by the caller; release with classify_free. */
+struct classify *classify_new(uint32_t max_rules);
+
+/* Frees the classifier; NULL is fine. */
+void classify_free(struct classify *c);
+
+/* Appends a rule: a value matching pattern[0..len) as `kind` gets class_id (>= 0). flags is 0
+ * or CLASSIFY_NOCASE. The pattern is copied. Returns 0; -EINVAL with a one-line reason in
+ * err[errlen] (unknown kind or flag, negative class, pattern longer than CLASSIFY_MAX_PATTERN,
+ * trailing '\' in a glob); -ENOSPC when max_rules rules are already in; -ENOMEM. The classifier
+ * is unchanged on error. err may be NULL when errlen is 0. */
+int classify_add(struct classify *c, enum classify_kind kind, const char *pattern, size_t len,
+                 unsigned flags, int32_t class_id, char *err, size_t errlen);
+
+/* Class of the first rule (in the order added) that matches the value p[0..len), which needs
+ * no NUL and may be empty; -1 when no rule matches. Never allocates. */
+int32_t classify_lookup(const struct classify *c, const char *p, size_t len);
+
+/* Parses a kind name ("exact", "prefix", "suffix", "contains", "glob"; exact spelling) for
+ * bindings. Returns the kind or -EINVAL. */
+int classify_kind_parse(const char *name, size_t len);
+
+/* Number of rules added. */
+uint32_t classify_count(const struct classify *c);
+
+#endif

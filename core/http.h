@@ -1,0 +1,134 @@
+/* http: the exporter's web endpoints on libmicrohttpd (the only file that includes it):
+ * /metrics, /-/healthy, /-/ready, /-/reload and an index page. It renders the registry on
+ * request; it owns no metric, rule or engine state and never calls into the engine: readiness
+ * and reloads reach the engine through the hooks below.
+ *
+ * Threads: one thread per open connection (libmicrohttpd's thread-per-connection mode), at most
+ * cfg->max_connections of them. Rendering (milliseconds for a large registry) and a reload (the
+ * hook blocks until the engine thread has reloaded) then hold up only their own connection,
+ * never a scrape or a health check on another one. Every thread the server starts has all
+ * signals blocked, so SIGTERM, SIGINT, SIGHUP and the engine's timer signal reach the engine
+ * thread only. */
+#ifndef SIPSCOPE_HTTP_H
+#define SIPSCOPE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "metrics.h"
+
+/* The default --web.listen-address: every address, IPv4 and IPv6, port 9632. 9632 is marked
+ * "FREE" in the copy of the Prometheus wiki's "Default port allocations" list that was
+ * consulted (a snapshot from about 2021; the live list was not reachable); 9469, a first idea,
+ * is script_exporter's there. Recheck the live list before registering it. */
+#define HTTP_DEFAULT_PORT 9632
+#define HTTP_DEFAULT_LISTEN ":9632"
+
+#define HTTP_DEFAULT_MAX_CONNECTIONS 64
+#define HTTP_DEFAULT_TIMEOUT_S 30 /* an idle connection is closed after this */
+
+/* Content-Type of /metrics: text exposition format 0.0.4. */
+#define HTTP_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* A parsed listen address. */
+struct http_addr {
+    struct sockaddr_storage sa; /* family, address and port, ready for bind() */
+    socklen_t sa_len;
+    bool dual_stack; /* [::] or an empty host: IPv6 socket that also accepts IPv4 */
+    uint16_t port;   /* host byte order; 0 asks the kernel for a free port */
+};
+
+/* Parses a listen address:
+ *   ":PORT"          every address, IPv4 and IPv6 (an IPv6 socket with IPV6_V6ONLY off;
+ *                    IPv4 only when the host has no IPv6)
+ *   "A.B.C.D:PORT"   one IPv4 address ("0.0.0.0:PORT" for every IPv4 address)
+ *   "[IPV6]:PORT"    one IPv6 address; "[::]:PORT" is every address, IPv4 included
+ * PORT is 0 to 65535 in decimal (0: the kernel picks one; see http_port). Host names are not
+ * resolved: only literal addresses. Returns 0, or -EINVAL with a one-line reason in
+ * err[errlen] that quotes the input (*out is then zeroed). */
+int http_addr_parse(const char *s, struct http_addr *out, char *err, size_t errlen);
+
+/* Formats an address as "A.B.C.D:PORT" or "[IPV6]:PORT" with the port of the address, into
+ * out[outlen] (64 bytes are always enough). Returns out. */
+const char *http_addr_format(const struct http_addr *a, char *out, size_t outlen);
+
+struct http_config {
+    const char *listen_address; /* NULL for HTTP_DEFAULT_LISTEN */
+    bool enable_lifecycle;      /* serve /-/reload (otherwise it answers 403) */
+    unsigned expo_flags;        /* expo_render flags for /metrics (0: everything) */
+    const char *version;        /* shown on the index page; NULL for none */
+    unsigned max_connections;   /* 0 for HTTP_DEFAULT_MAX_CONNECTIONS */
+    unsigned timeout_s;         /* 0 for HTTP_DEFAULT_TIMEOUT_S */
+};
+
+/* Callbacks into the program. They run on connection threads, several at once: they must be
+ * thread-safe and must not touch engine or Lua state themselves.
+ *   ready:  true when the exporter is ready to be scraped (/-/ready answers 200, else 503).
+ *           NULL reads as always ready. Keep it cheap: read a flag.
+ *   reload: asks the engine thread to reload and waits for the result. Returns 0, or -errno
+ *           with a one-line reason in msg[msglen] (NUL-terminated). It must not reload on the
+ *           calling thread: hand the request over with http_reload_request (below), which
+ *           blocks at most a bounded time. NULL answers every reload with 500.
+ * ctx is passed to both. */
+struct http_hooks {
+    void *ctx;
+    bool (*ready)(void *ctx);
+    int (*reload)(void *ctx, char *msg, size_t msglen);
+};
+
+struct http_server;
+
+/* Binds the listen address and starts serving reg. reg and hooks (copied) must outlive the
+ * server; hooks may be NULL. Logs "listening on ADDR:PORT" at info level (module "http"), with
+ * the port the kernel chose when the address asked for 0. Returns NULL with a one-line reason
+ * in err[errlen] when the address is invalid, cannot be bound or the server cannot start. */
+struct http_server *http_start(const struct http_config *cfg, struct metrics *reg,
+                               const struct http_hooks *hooks, char *err, size_t errlen);
+
+/* The bound TCP port (the kernel's choice for port 0). */
+uint16_t http_port(const struct http_server *srv);
+
+/* Stops accepting, closes every connection, joins the server's threads and frees it. A
+ * connection thread inside hooks->reload is waited for: make waiting reloads return first
+ * (http_reload_cancel). NULL is accepted. */
+void http_stop(struct http_server *srv);
+
+/* --- Reload handoff --------------------------------------------------------------------------
+ * A mailbox between HTTP threads (which ask for a reload and wait) and the engine thread (which
+ * reloads). The engine thread polls http_reload_fd, then takes and completes the request:
+ *
+ *     if (http_reload_take(r)) { rc = reload_rules(...); http_reload_done(r, rc, msg); }
+ *
+ * Requests that arrive while a reload runs are served by the next one, so each waiter gets the
+ * result of a reload that started after it asked; requests waiting together share one reload. */
+struct http_reload;
+
+/* Returns a mailbox, or NULL with errno set. */
+struct http_reload *http_reload_new(void);
+
+/* Frees the mailbox; no thread may be inside it. NULL is accepted. */
+void http_reload_free(struct http_reload *r);
+
+/* A file descriptor (an eventfd) that polls readable while a request waits. Owned by r. */
+int http_reload_fd(const struct http_reload *r);
+
+/* Any thread: asks for a reload and waits for its result, at most timeout_ms milliseconds.
+ * Returns the engine's result (0 or -errno, its message copied to msg[msglen]), -ETIMEDOUT
+ * when the engine did not finish in time (the reload still happens), or -ECANCELED after
+ * http_reload_cancel. */
+int http_reload_request(struct http_reload *r, unsigned timeout_ms, char *msg, size_t msglen);
+
+/* Engine thread: drains the fd and returns true when a request waits; the requests made up
+ * to now are then served by the next http_reload_done. */
+bool http_reload_take(struct http_reload *r);
+
+/* Engine thread: reports the result of the reload begun after http_reload_take returned true
+ * (msg may be NULL) and wakes its waiters. */
+void http_reload_done(struct http_reload *r, int rc, const char *msg);
+
+/* Shutdown: wakes every waiter with -ECANCELED, and refuses later requests the same way. */
+void http_reload_cancel(struct http_reload *r);
+
+#endif

@@ -1,0 +1,313 @@
+/* ip_reasm: IPv4 and IPv6 fragment reassembly on a bounded table (see ip_reasm.h for policy). */
+#include "ip_reasm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slice.h"
+#include "table.h"
+
+#define NS_PER_S 1000000000ULL
+#define BUF_MIN 2048 /* first allocation: one Ethernet fragment and change */
+
+struct piece {
+    uint32_t start, end; /* [start, end) of the datagram's payload held in buf */
+};
+
+struct dgram {
+    struct table_node node;
+    uint8_t *buf;
+    uint32_t cap;   /* bytes allocated in buf */
+    uint32_t total; /* payload length, known once the last fragment came; 0 before */
+    uint32_t id;
+    uint8_t version, proto, n_pieces;
+    uint8_t src[16], dst[16];
+    struct piece pieces[IP_REASM_MAX_HOLES]; /* sorted, disjoint, never adjacent */
+};
+
+struct ip_reasm {
+    struct ip_reasm_config cfg;
+    struct table t;
+    ip_reasm_error_fn err;
+    void *ctx;
+    uint64_t bytes, evictions, completed;
+    uint8_t *done; /* the last reassembled payload, handed to the caller */
+};
+
+void ip_reasm_config_defaults(struct ip_reasm_config *cfg)
+{
+    cfg->max_datagrams = 4096;
+    cfg->max_bytes = 64u << 20;
+    cfg->timeout_ns = 30 * NS_PER_S;
+}
+
+struct ip_reasm *ip_reasm_new(const struct ip_reasm_config *cfg, ip_reasm_error_fn err, void *ctx)
+{
+    struct ip_reasm *r;
+
+    if (cfg->max_datagrams == 0 || cfg->max_bytes == 0)
+        return NULL;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->cfg = *cfg;
+    r->err = err;
+    r->ctx = ctx;
+    if (table_init(&r->t, sizeof(struct dgram), cfg->max_datagrams) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static struct dgram *dg_at(const struct ip_reasm *r, uint32_t idx)
+{
+    return table_entry(&r->t, idx);
+}
+
+/* Frees a datagram's buffer and its slot; reason NULL for an eviction (counted apart). */
+static void drop(struct ip_reasm *r, uint32_t idx, const char *reason)
+{
+    struct dgram *d = dg_at(r, idx);
+    r->bytes -= d->cap;
+    free(d->buf);
+    table_remove(&r->t, idx);
+    if (reason)
+        r->err(r->ctx, reason);
+    else
+        r->evictions++;
+}
+
+void ip_reasm_free(struct ip_reasm *r)
+{
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->t.high_water; i++)
+        if (table_node(&r->t, i)->in_use)
+            free(dg_at(r, i)->buf);
+    table_fini(&r->t);
+    free(r->done);
+    free(r);
+}
+
+void ip_reasm_expire(struct ip_reasm *r, uint64_t now_ns)
+{
+    uint32_t idx;
+    while ((idx = table_due(&r->t, now_ns)) != TABLE_NONE)
+        drop(r, idx, "fragment_timeout");
+}
+
+uint64_t ip_reasm_next_deadline(const struct ip_reasm *r)
+{
+    return table_next_deadline(&r->t);
+}
+
+void ip_reasm_get_stats(const struct ip_reasm *r, struct ip_reasm_stats *out)
+{
+    out->datagrams = r->t.used;
+    out->bytes = r->bytes;
+    out->evictions = r->evictions;
+    out->completed = r->completed;
+}
+
+static uint64_t key_hash(const struct packet *pkt)
+{
+    size_t alen = pkt->ip_version == 4 ? 4 : 16;
+    uint64_t h = slice_hash(slice_make((const char *)pkt->src, alen), pkt->ip_version);
+    h = hash_mix(h, slice_hash(slice_make((const char *)pkt->dst, alen), 0));
+    return hash_mix(h, (uint64_t)pkt->frag_id << 8 | pkt->l4_proto);
+}
+
+static uint32_t find(const struct ip_reasm *r, const struct packet *pkt, uint64_t hash)
+{
+    for (uint32_t idx = table_find(&r->t, hash); idx != TABLE_NONE;
+         idx = table_find_next(&r->t, idx, hash)) {
+        const struct dgram *d = dg_at(r, idx);
+        if (d->version == pkt->ip_version && d->proto == pkt->l4_proto && d->id == pkt->frag_id &&
+            memcmp(d->src, pkt->src, sizeof d->src) == 0 &&
+            memcmp(d->dst, pkt->dst, sizeof d->dst) == 0)
+            return idx;
+    }
+    return TABLE_NONE;
+}
+
+/* Evicts the oldest datagram other than keep. Returns false when there is none. */
+static bool evict_oldest(struct ip_reasm *r, uint32_t keep)
+{
+    uint32_t idx = table_oldest(&r->t, 0);
+    if (idx == keep && idx != TABLE_NONE)
+        idx = table_node(&r->t, idx)->next;
+    if (idx == TABLE_NONE)
+        return false;
+    drop(r, idx, NULL);
+    return true;
+}
+
+/* Grows d's buffer to hold at least need bytes, within the byte budget (evicting older
+ * datagrams to make room). Returns 0, or -ENOMEM when it cannot. */
+static int reserve(struct ip_reasm *r, uint32_t idx, uint32_t need)
+{
+    struct dgram *d = dg_at(r, idx);
+    uint32_t cap = d->cap ? d->cap : BUF_MIN;
+    uint8_t *buf;
+
+    if (need <= d->cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    if (cap > IP_REASM_MAX_DATAGRAM)
+        cap = IP_REASM_MAX_DATAGRAM;
+    while (r->bytes + (cap - d->cap) > r->cfg.max_bytes) {
+        if (!evict_oldest(r, idx)) {
+            /* Alone and still over budget: ask for exactly what is needed. */
+            if (r->bytes + (need - d->cap) > r->cfg.max_bytes)
+                return -ENOMEM;
+            cap = need;
+            break;
+        }
+    }
+    buf = realloc(d->buf, cap);
+    if (!buf)
+        return -ENOMEM;
+    r->bytes += cap - d->cap;
+    d->buf = buf;
+    d->cap = cap;
+    return 0;
+}
+
+/* Records [start, end) as held, merging with neighbours. Returns -ENOSPC when that would make
+ * more than IP_REASM_MAX_HOLES pieces. The range overlaps nothing held (checked before). */
+static int add_piece(struct dgram *d, uint32_t start, uint32_t end)
+{
+    uint32_t i = 0;
+    while (i < d->n_pieces && d->pieces[i].end < start)
+        i++;
+    /* pieces[i] is the first that ends at or after start: it touches us, or lies after us. */
+    bool joins_prev = i < d->n_pieces && d->pieces[i].end == start;
+    if (joins_prev) {
+        d->pieces[i].end = end;
+        if (i + 1 < d->n_pieces && d->pieces[i + 1].start == end) {
+            d->pieces[i].end = d->pieces[i + 1].end;
+            memmove(&d->pieces[i + 1], &d->pieces[i + 2],
+                    (d->n_pieces - i - 2) * sizeof(struct piece));
+            d->n_pieces--;
+        }
+        return 0;
+    }
+    if (i < d->n_pieces && d->pieces[i].start == end) {
+        d->pieces[i].start = start;
+        return 0;
+    }
+    if (d->n_pieces == IP_REASM_MAX_HOLES)
+        return -ENOSPC;
+    memmove(&d->pieces[i + 1], &d->pieces[i], (d->n_pieces - i) * sizeof(struct piece));
+    d->pieces[i] = (struct piece){start, end};
+    d->n_pieces++;
+    return 0;
+}
+
+/* Adds the fragment; returns the index of its datagram when that is now complete, else
+ * TABLE_NONE. */
+static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
+{
+    uint32_t start = pkt->frag_offset, len = pkt->payload_len, end = start + len;
+    uint64_t hash = key_hash(pkt);
+    uint32_t idx = find(r, pkt, hash);
+    struct dgram *d;
+
+    if (pkt->truncated) {
+        if (idx != TABLE_NONE)
+            drop(r, idx, "fragment_truncated");
+        else
+            r->err(r->ctx, "fragment_truncated");
+        return TABLE_NONE;
+    }
+    if (len == 0 || (pkt->frag_more && len % 8 != 0)) {
+        r->err(r->ctx, "fragment_bad_length");
+        return TABLE_NONE;
+    }
+    if ((uint64_t)start + len > IP_REASM_MAX_DATAGRAM) {
+        if (idx != TABLE_NONE)
+            drop(r, idx, "fragment_too_big");
+        else
+            r->err(r->ctx, "fragment_too_big");
+        return TABLE_NONE;
+    }
+    if (idx == TABLE_NONE) {
+        idx = table_insert(&r->t, hash, 0, 0);
+        if (idx == TABLE_NONE) {
+            evict_oldest(r, TABLE_NONE);
+            idx = table_insert(&r->t, hash, 0, 0);
+        }
+        d = dg_at(r, idx);
+        d->version = pkt->ip_version;
+        d->proto = pkt->l4_proto;
+        d->id = pkt->frag_id;
+        memcpy(d->src, pkt->src, sizeof d->src);
+        memcpy(d->dst, pkt->dst, sizeof d->dst);
+        table_set_deadline(&r->t, idx, pkt->ts_ns + r->cfg.timeout_ns);
+    }
+    d = dg_at(r, idx);
+
+    /* The last fragment fixes the length; nothing may lie past it. */
+    if (!pkt->frag_more) {
+        if ((d->total && d->total != end) ||
+            (d->n_pieces && d->pieces[d->n_pieces - 1].end > end)) {
+            drop(r, idx, "fragment_bad_length");
+            return TABLE_NONE;
+        }
+        d->total = end;
+    } else if (d->total && end > d->total) {
+        drop(r, idx, "fragment_bad_length");
+        return TABLE_NONE;
+    }
+
+    for (uint32_t i = 0; i < d->n_pieces; i++) {
+        const struct piece *p = &d->pieces[i];
+        if (start >= p->end || end <= p->start)
+            continue;
+        if (start >= p->start && end <= p->end && memcmp(d->buf + start, pkt->payload, len) == 0) {
+            r->err(r->ctx, "fragment_duplicate");
+            return TABLE_NONE;
+        }
+        drop(r, idx, "fragment_overlap");
+        return TABLE_NONE;
+    }
+
+    if (reserve(r, idx, end) != 0) {
+        drop(r, idx, "fragment_no_memory");
+        return TABLE_NONE;
+    }
+    d = dg_at(r, idx);
+    if (add_piece(d, start, end) != 0) {
+        drop(r, idx, "fragment_holes");
+        return TABLE_NONE;
+    }
+    memcpy(d->buf + start, pkt->payload, len);
+    if (d->total && d->n_pieces == 1 && d->pieces[0].start == 0 && d->pieces[0].end == d->total)
+        return idx;
+    return TABLE_NONE;
+}
+
+int ip_reasm_add(struct ip_reasm *r, const struct packet *pkt, const uint8_t **data, uint32_t *len)
+{
+    /* pkt may point into the previous output: keep it alive until the fragment is copied. */
+    uint8_t *old = r->done;
+    uint32_t idx;
+
+    r->done = NULL;
+    ip_reasm_expire(r, pkt->ts_ns);
+    idx = add(r, pkt);
+    if (idx != TABLE_NONE) {
+        struct dgram *d = dg_at(r, idx);
+        r->done = d->buf;
+        *data = d->buf;
+        *len = d->total;
+        r->bytes -= d->cap;
+        r->completed++;
+        table_remove(&r->t, idx);
+    }
+    free(old);
+    return idx != TABLE_NONE;
+}

@@ -1,0 +1,216 @@
+/* service: the serve loop (signals, reloads, capture polling, idle ticks) and privilege drop. */
+#include "service.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture_bpf.h"
+#include "engine.h"
+#include "http.h"
+#include "log.h"
+
+#define RELOAD_TIMEOUT_MS 30000
+#define MAX_KERNEL_IFACES 64
+
+struct service {
+    struct engine *engine;
+    struct capture_bpf *capture;
+    struct http_server *http;
+    struct http_reload *mailbox;
+    atomic_bool ready;
+    int sfd;
+};
+
+static bool is_ready(void *ctx)
+{
+    return atomic_load(&((struct service *)ctx)->ready);
+}
+
+/* HTTP thread: hands the reload to the engine thread and waits (http.h). */
+static int request_reload(void *ctx, char *msg, size_t msglen)
+{
+    return http_reload_request(((struct service *)ctx)->mailbox, RELOAD_TIMEOUT_MS, msg, msglen);
+}
+
+struct service *service_new(struct engine *e, const struct service_config *cfg, char *err,
+                            size_t errlen)
+{
+    struct service *s = calloc(1, sizeof(*s));
+    sigset_t set;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->engine = e;
+    s->capture = cfg->capture;
+    s->sfd = -1;
+    /* Blocked before the HTTP threads exist, so that they inherit the mask and the signals
+     * reach only the signalfd read by this thread. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+        (s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+        snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
+        service_free(s);
+        return NULL;
+    }
+    if (cfg->listen_address) {
+        struct http_config hc = {.listen_address = cfg->listen_address,
+                                 .enable_lifecycle = cfg->enable_lifecycle,
+                                 .version = SIPSCOPE_VERSION};
+        struct http_hooks hooks = {.ctx = s, .ready = is_ready, .reload = request_reload};
+        s->mailbox = http_reload_new();
+        if (!s->mailbox) {
+            snprintf(err, errlen, "cannot create the reload mailbox: %s", strerror(errno));
+            service_free(s);
+            return NULL;
+        }
+        s->http = http_start(&hc, engine_metrics(e), &hooks, err, errlen);
+        if (!s->http) {
+            service_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void service_set_ready(struct service *s)
+{
+    atomic_store(&s->ready, true);
+}
+
+static void reload(struct service *s, const char *why, bool from_http)
+{
+    char msg[512] = "";
+    int rc = engine_reload_rules(s->engine, msg, sizeof(msg));
+
+    if (rc == 0)
+        log_info("service", "reload (%s): %s", why, msg[0] ? msg : "done");
+    else
+        log_error("service", "reload (%s) failed: %s", why, msg[0] ? msg : strerror(-rc));
+    if (from_http)
+        http_reload_done(s->mailbox, rc, msg);
+}
+
+/* Returns true when the service must stop. */
+static bool handle_signals(struct service *s)
+{
+    struct signalfd_siginfo si;
+
+    while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            reload(s, "SIGHUP", false);
+            continue;
+        }
+        log_info("service", "%s: shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        return true;
+    }
+    return false;
+}
+
+static void deliver_frame(void *ctx, const struct capture_frame *frame)
+{
+    engine_frame(ctx, frame);
+}
+
+static void publish_kernel_counters(struct service *s)
+{
+    struct capture_bpf_iface_stats st[MAX_KERNEL_IFACES];
+    int n = capture_bpf_counters(s->capture, st, MAX_KERNEL_IFACES);
+
+    for (int i = 0; i < n && i < MAX_KERNEL_IFACES; i++)
+        engine_kernel_counters(s->engine, st[i].iface, st[i].seen, st[i].matched,
+                               st[i].ringbuf_full, st[i].truncated);
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int service_run(struct service *s)
+{
+    struct pollfd fds[3];
+    uint64_t last_tick = monotonic_ms();
+
+    fds[0] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = s->mailbox ? http_reload_fd(s->mailbox) : -1, .events = POLLIN};
+    fds[2] = (struct pollfd){.fd = s->capture ? capture_bpf_fd(s->capture) : -1, .events = POLLIN};
+    for (;;) {
+        /* The capture descriptor only wakes us past a backlog (capture_bpf.h): with a capture,
+         * look at the ring at least every CAPTURE_BPF_POLL_MS anyway. */
+        int timeout = s->capture ? CAPTURE_BPF_POLL_MS : SERVICE_TICK_MS;
+        uint64_t now;
+
+        if (poll(fds, 3, timeout) < 0 && errno != EINTR)
+            return -errno;
+        if (s->capture) {
+            int n;
+            do {
+                n = capture_bpf_poll(s->capture, 0, deliver_frame, s->engine);
+            } while (n > 0 && n == CAPTURE_BPF_DEFAULT_BUDGET);
+            if (n < 0 && n != -EINTR) {
+                log_error("service", "capture failed: %s", strerror(-n));
+                return n;
+            }
+        }
+        now = monotonic_ms();
+        if (now - last_tick >= SERVICE_TICK_MS) {
+            last_tick = now;
+            if (s->capture) {
+                engine_tick(s->engine, capture_bpf_now_ns(s->capture));
+                publish_kernel_counters(s);
+            }
+        }
+        if (handle_signals(s))
+            return 0;
+        if (s->mailbox && http_reload_take(s->mailbox))
+            reload(s, "/-/reload", true);
+    }
+}
+
+int service_drop_privileges(void)
+{
+    cap_t none = cap_init();
+    int rc = 0;
+
+    if (!none)
+        return -errno;
+    /* Ambient capabilities (systemd's AmbientCapabilities=) would survive an exec otherwise. */
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (cap_set_proc(none) != 0)
+        rc = -errno;
+    cap_free(none);
+    if (rc == 0)
+        log_info("service", "capture attached: all capabilities dropped");
+    return rc;
+}
+
+void service_free(struct service *s)
+{
+    if (!s)
+        return;
+    if (s->mailbox)
+        http_reload_cancel(s->mailbox); /* a waiting /-/reload returns before http_stop */
+    http_stop(s->http);
+    http_reload_free(s->mailbox);
+    if (s->sfd >= 0)
+        close(s->sfd);
+    free(s);
+}

@@ -1,0 +1,167 @@
+/* sip_frame: SIP message framing over a TCP byte stream (see sip_frame.h for the rules). */
+#include "sip_frame.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* RFC 3261 §25.1 token characters. */
+static int is_token(uint8_t c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c && memchr("-.!%*_+`'~", c, 10) != NULL;
+}
+
+static int is_version(const uint8_t *p, size_t n)
+{
+    static const char v[] = "sip/2.0";
+    if (n < 7)
+        return 0;
+    for (size_t i = 0; i < 7; i++) {
+        uint8_t c = p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c + 32);
+        if (c != (uint8_t)v[i])
+            return 0;
+    }
+    return 1;
+}
+
+int sip_frame_is_start_line(const uint8_t *line, size_t len)
+{
+    size_t i = 0, uri;
+
+    while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
+        len--;
+    /* Status-Line = SIP-Version SP Status-Code SP Reason-Phrase */
+    if (is_version(line, len) && len >= 11 && line[7] == ' ') {
+        for (i = 8; i < 11; i++)
+            if (line[i] < '0' || line[i] > '9')
+                return 0;
+        return len == 11 || line[11] == ' ';
+    }
+    /* Request-Line = Method SP Request-URI SP SIP-Version */
+    while (i < len && is_token(line[i]))
+        i++;
+    if (i == 0 || i == len || line[i] != ' ')
+        return 0;
+    uri = ++i;
+    while (i < len && line[i] > ' ' && line[i] < 0x7f)
+        i++;
+    if (i == uri || i == len || line[i] != ' ')
+        return 0;
+    i++;
+    return len - i == 7 && is_version(line + i, 7);
+}
+
+/* Whether an unfinished line could still become a start line. */
+static int may_be_start(const uint8_t *p, size_t n)
+{
+    if (n > SIP_FRAME_MAX_LINE)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\r') || p[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Looks for a start line from data[from]; from is at a line start. Returns its offset, or
+ * where to stop (keeping an unfinished line that may be one), with *found set accordingly. */
+static size_t find_start(const uint8_t *data, size_t len, size_t from, int *found)
+{
+    size_t at = from;
+    *found = 0;
+    while (at < len) {
+        const uint8_t *nl = memchr(data + at, '\n', len - at);
+        if (!nl)
+            return may_be_start(data + at, len - at) ? at : len;
+        size_t n = (size_t)(nl - (data + at));
+        if (sip_frame_is_start_line(data + at, n)) {
+            *found = 1;
+            return at;
+        }
+        at += n + 1;
+    }
+    return len;
+}
+
+/* The header block is complete but the message is longer than SIP_MAX_MSG: parse the headers
+ * and what is here of the body as a datagram. Returns the message's full length, or 0 when
+ * the headers do not parse that way either. */
+static uint64_t oversized(const struct sip_frame_ops *ops, void *ctx, const uint8_t *p, size_t n,
+                          const struct sip_msg *stream_msg, struct sip_header *hdrs,
+                          size_t max_hdrs)
+{
+    struct sip_msg msg;
+    uint64_t cl = (uint64_t)stream_msg->content_length;
+    if (n > SIP_MAX_MSG)
+        n = SIP_MAX_MSG;
+    if (sip_parse((const char *)p, n, SIP_PARSE_DATAGRAM, &msg, hdrs, max_hdrs) <= 0 ||
+        msg.content_length < 0)
+        return 0;
+    msg.anomalies &= ~(uint32_t)(SIP_ANOM_BODY_TRUNCATED | SIP_ANOM_TRAILING_DATA);
+    ops->error(ctx, 0, "tcp_oversized_body");
+    ops->message(ctx, &msg);
+    return (uint64_t)((const uint8_t *)msg.body.p - p) + cl;
+}
+
+uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
+                           struct tcp_stream_chunk *chunk, int quiet, struct sip_header *hdrs,
+                           size_t max_hdrs)
+{
+    const uint8_t *data = chunk->data;
+    size_t len = chunk->len, pos = 0;
+
+    while (pos < len) {
+        struct sip_msg msg;
+        int rc;
+
+        if (data[pos] == '\r' || data[pos] == '\n') {
+            pos++; /* keep-alive, or the line break ending a skipped line */
+            continue;
+        }
+        if (chunk->flags & TCP_STREAM_LOST) {
+            int found;
+            size_t at = find_start(data, len, pos, &found);
+            if (at > pos)
+                chunk->flags |= SIP_FRAME_SKIPPED;
+            pos = at;
+            if (!found)
+                break;
+            /* A parse error already reported covers what its resynchronisation skips. */
+            if ((chunk->flags & (SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) == SIP_FRAME_SKIPPED)
+                ops->error(ctx, 0, "tcp_resync");
+            chunk->flags &= (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
+        }
+        rc = sip_parse((const char *)data + pos, len - pos, SIP_PARSE_STREAM, &msg, hdrs, max_hdrs);
+        if (rc > 0) {
+            chunk->flags |= SIP_FRAME_SIP_SEEN;
+            ops->message(ctx, &msg);
+            pos += (size_t)rc;
+            continue;
+        }
+        if (rc == -EAGAIN)
+            break;
+        if (rc == -E2BIG && msg.error == SIP_ERR_TOO_LONG && msg.content_length >= 0) {
+            uint64_t total = oversized(ops, ctx, data + pos, len - pos, &msg, hdrs, max_hdrs);
+            if (total) {
+                chunk->flags |= SIP_FRAME_SIP_SEEN;
+                if (total > len - pos)
+                    return pos + total;
+                pos += (size_t)total;
+                continue;
+            }
+        }
+        chunk->flags |= TCP_STREAM_LOST;
+        if (quiet && !(chunk->flags & SIP_FRAME_SIP_SEEN))
+            chunk->flags |= SIP_FRAME_SKIPPED;
+        else if (!(chunk->flags & SIP_FRAME_REPORTED)) {
+            ops->error(ctx, 1, sip_error_name((enum sip_error)msg.error));
+            chunk->flags |= SIP_FRAME_REPORTED;
+        }
+        /* Resynchronise from the line after the one where this message began. */
+        const uint8_t *nl = memchr(data + pos, '\n', len - pos);
+        pos = nl ? (size_t)(nl - data) + 1 : len;
+    }
+    return pos;
+}

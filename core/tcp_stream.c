@@ -1,0 +1,514 @@
+/* tcp_stream: half-stream table, sequence tracking, out-of-order list and the consumer's
+ * pending buffer (see tcp_stream.h for the contract). */
+#include "tcp_stream.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slice.h"
+#include "table.h"
+
+#define NS_PER_S 1000000000ULL
+#define BUF_MIN 2048
+
+enum { CLS_OPEN = 0, CLS_CLOSED = 1 };
+
+/* An out-of-order segment, copied. */
+struct seg {
+    struct seg *next;
+    uint32_t seq, len;
+    uint8_t data[];
+};
+
+struct half {
+    struct table_node node;
+    uint8_t *buf;      /* bytes the consumer left, at the stream head */
+    struct seg *ooo;   /* sorted by sequence number, disjoint */
+    uint64_t skip;     /* further bytes to discard (consumer's request) */
+    uint32_t next_seq; /* next byte expected */
+    uint32_t fin_seq;  /* sequence number of the FIN, when fin_seen */
+    uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
+    uint16_t sport, dport;
+    uint8_t version, closed, flags, fin_seen;
+    uint8_t src[16], dst[16];
+};
+
+struct tcp_stream {
+    struct tcp_stream_config cfg;
+    struct table t;
+    tcp_stream_deliver_fn deliver;
+    tcp_stream_error_fn err;
+    void *ctx;
+    uint64_t bytes, evictions;
+};
+
+void tcp_stream_config_defaults(struct tcp_stream_config *cfg)
+{
+    cfg->max_streams = 100000;
+    cfg->max_bytes = 64u << 20;
+    cfg->max_pending = 65536;
+    cfg->max_ooo_bytes = 256u << 10;
+    cfg->max_ooo_segments = 64;
+    cfg->window = 16u << 20;
+    cfg->idle_timeout_ns = 300 * NS_PER_S;
+    cfg->linger_ns = 60 * NS_PER_S;
+}
+
+struct tcp_stream *tcp_stream_new(const struct tcp_stream_config *cfg,
+                                  tcp_stream_deliver_fn deliver, tcp_stream_error_fn err, void *ctx)
+{
+    struct tcp_stream *ts;
+
+    if (cfg->max_streams == 0 || cfg->max_bytes == 0 || cfg->max_pending == 0 || cfg->window == 0 ||
+        cfg->window > (1u << 30))
+        return NULL;
+    ts = calloc(1, sizeof(*ts));
+    if (!ts)
+        return NULL;
+    ts->cfg = *cfg;
+    ts->deliver = deliver;
+    ts->err = err;
+    ts->ctx = ctx;
+    if (table_init(&ts->t, sizeof(struct half), cfg->max_streams) != 0) {
+        free(ts);
+        return NULL;
+    }
+    return ts;
+}
+
+static struct half *at(const struct tcp_stream *ts, uint32_t idx)
+{
+    return table_entry(&ts->t, idx);
+}
+
+static void free_buf(struct tcp_stream *ts, struct half *h)
+{
+    ts->bytes -= h->buf_cap;
+    free(h->buf);
+    h->buf = NULL;
+    h->buf_len = h->buf_cap = 0;
+}
+
+static size_t seg_size(uint32_t len)
+{
+    return sizeof(struct seg) + len;
+}
+
+static void free_ooo(struct tcp_stream *ts, struct half *h)
+{
+    while (h->ooo) {
+        struct seg *s = h->ooo;
+        h->ooo = s->next;
+        ts->bytes -= seg_size(s->len);
+        free(s);
+    }
+    h->ooo_bytes = h->ooo_count = 0;
+}
+
+static bool pending(const struct half *h)
+{
+    return h->buf_len || h->ooo;
+}
+
+static void release(struct tcp_stream *ts, struct half *h)
+{
+    free_buf(ts, h);
+    free_ooo(ts, h);
+    h->skip = 0;
+}
+
+void tcp_stream_free(struct tcp_stream *ts)
+{
+    if (!ts)
+        return;
+    for (uint32_t i = 0; i < ts->t.high_water; i++)
+        if (table_node(&ts->t, i)->in_use)
+            release(ts, at(ts, i));
+    table_fini(&ts->t);
+    free(ts);
+}
+
+uint64_t tcp_stream_next_deadline(const struct tcp_stream *ts)
+{
+    return table_next_deadline(&ts->t);
+}
+
+void tcp_stream_get_stats(const struct tcp_stream *ts, struct tcp_stream_stats *out)
+{
+    out->streams = ts->t.used;
+    out->bytes = ts->bytes;
+    out->evictions = ts->evictions;
+}
+
+static void remove_half(struct tcp_stream *ts, uint32_t idx)
+{
+    release(ts, at(ts, idx));
+    table_remove(&ts->t, idx);
+}
+
+void tcp_stream_expire(struct tcp_stream *ts, uint64_t now_ns)
+{
+    uint32_t idx;
+    while ((idx = table_due(&ts->t, now_ns)) != TABLE_NONE) {
+        struct half *h = at(ts, idx);
+        if (!h->closed && pending(h))
+            ts->err(ts->ctx, "tcp_idle_timeout");
+        remove_half(ts, idx);
+    }
+}
+
+/* Ends a half-stream: what it holds is lost (counted); the entry lingers to absorb resends. */
+static void close_half(struct tcp_stream *ts, uint32_t idx, uint64_t now)
+{
+    struct half *h = at(ts, idx);
+    if (pending(h))
+        ts->err(ts->ctx, "tcp_closed_pending");
+    release(ts, h);
+    h->closed = 1;
+    table_set_class(&ts->t, idx, CLS_CLOSED);
+    table_set_deadline(&ts->t, idx, now + ts->cfg.linger_ns);
+}
+
+/* --- lookup ---------------------------------------------------------------------------------- */
+
+struct key {
+    const uint8_t *src, *dst;
+    uint16_t sport, dport;
+    uint8_t version;
+};
+
+static uint64_t key_hash(const struct key *k)
+{
+    size_t alen = k->version == 4 ? 4 : 16;
+    uint64_t h = slice_hash(slice_make((const char *)k->src, alen), k->version);
+    h = hash_mix(h, slice_hash(slice_make((const char *)k->dst, alen), 1));
+    return hash_mix(h, (uint64_t)k->sport << 16 | k->dport);
+}
+
+static uint32_t find(const struct tcp_stream *ts, const struct key *k, uint64_t hash)
+{
+    for (uint32_t idx = table_find(&ts->t, hash); idx != TABLE_NONE;
+         idx = table_find_next(&ts->t, idx, hash)) {
+        const struct half *h = at(ts, idx);
+        if (h->version == k->version && h->sport == k->sport && h->dport == k->dport &&
+            memcmp(h->src, k->src, 16) == 0 && memcmp(h->dst, k->dst, 16) == 0)
+            return idx;
+    }
+    return TABLE_NONE;
+}
+
+static uint32_t create(struct tcp_stream *ts, const struct key *k, uint64_t hash)
+{
+    uint32_t idx = table_insert(&ts->t, hash, 0, CLS_OPEN);
+    struct half *h;
+
+    if (idx == TABLE_NONE) {
+        /* An ended stream holds nothing: reuse it first. Else the least recently active. */
+        uint32_t victim = table_oldest(&ts->t, CLS_CLOSED);
+        if (victim == TABLE_NONE) {
+            victim = table_oldest(&ts->t, CLS_OPEN);
+            ts->evictions++;
+        }
+        remove_half(ts, victim);
+        idx = table_insert(&ts->t, hash, 0, CLS_OPEN);
+    }
+    h = at(ts, idx);
+    h->version = k->version;
+    h->sport = k->sport;
+    h->dport = k->dport;
+    memcpy(h->src, k->src, 16);
+    memcpy(h->dst, k->dst, 16);
+    return idx;
+}
+
+/* --- handing bytes to the consumer ----------------------------------------------------------- */
+
+/* Grows the pending buffer to hold need bytes, within the budget. Returns 0 or -ENOMEM. */
+static int grow(struct tcp_stream *ts, struct half *h, uint32_t need)
+{
+    uint32_t cap = h->buf_cap ? h->buf_cap : BUF_MIN;
+    uint8_t *buf;
+
+    if (need <= h->buf_cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    if (cap > ts->cfg.max_pending)
+        cap = ts->cfg.max_pending;
+    if (ts->bytes + (cap - h->buf_cap) > ts->cfg.max_bytes)
+        cap = need;
+    if (ts->bytes + (cap - h->buf_cap) > ts->cfg.max_bytes)
+        return -ENOMEM;
+    buf = realloc(h->buf, cap);
+    if (!buf)
+        return -ENOMEM;
+    ts->bytes += cap - h->buf_cap;
+    h->buf = buf;
+    h->buf_cap = cap;
+    return 0;
+}
+
+/* The consumer's unfinished bytes cannot be held: lose them and resynchronise. */
+static void drop_pending(struct tcp_stream *ts, struct half *h)
+{
+    ts->err(ts->ctx, "tcp_buffer_full");
+    free_buf(ts, h);
+    h->flags |= TCP_STREAM_LOST;
+}
+
+static uint64_t offer(struct tcp_stream *ts, struct half *h, const struct packet *pkt,
+                      const uint8_t *data, uint32_t len)
+{
+    struct tcp_stream_chunk c = {data, len, h->flags};
+    uint64_t used = ts->deliver(ts->ctx, pkt, &c);
+    h->flags = c.flags;
+    return used;
+}
+
+/* Hands the stream's next len bytes to the consumer, through the pending buffer only when
+ * the consumer left something before. */
+static void feed(struct tcp_stream *ts, struct half *h, const struct packet *pkt,
+                 const uint8_t *data, uint32_t len)
+{
+    while (len) {
+        uint64_t used;
+        if (h->skip) {
+            uint32_t k = h->skip < len ? (uint32_t)h->skip : len;
+            h->skip -= k;
+            data += k;
+            len -= k;
+            continue;
+        }
+        if (!h->buf_len) {
+            /* Zero-copy: the consumer reads the segment itself. */
+            used = offer(ts, h, pkt, data, len);
+            if (used >= len) {
+                h->skip = used - len;
+                return;
+            }
+            data += used;
+            len -= (uint32_t)used;
+            if (len > ts->cfg.max_pending || grow(ts, h, len) != 0) {
+                drop_pending(ts, h);
+                return;
+            }
+            memcpy(h->buf, data, len);
+            h->buf_len = len;
+            return;
+        }
+        uint32_t k = ts->cfg.max_pending - h->buf_len;
+        if (k > len)
+            k = len;
+        if (grow(ts, h, h->buf_len + k) != 0) {
+            drop_pending(ts, h);
+            continue;
+        }
+        memcpy(h->buf + h->buf_len, data, k);
+        h->buf_len += k;
+        data += k;
+        len -= k;
+        used = offer(ts, h, pkt, h->buf, h->buf_len);
+        if (used >= h->buf_len) {
+            h->skip = used - h->buf_len;
+            free_buf(ts, h);
+            continue;
+        }
+        if (used == 0 && h->buf_len == ts->cfg.max_pending) {
+            drop_pending(ts, h); /* a consumer that breaks its contract */
+            continue;
+        }
+        memmove(h->buf, h->buf + used, h->buf_len - used);
+        h->buf_len -= (uint32_t)used;
+    }
+}
+
+/* Delivers the out-of-order segments that the stream head has reached. */
+static void drain(struct tcp_stream *ts, struct half *h, const struct packet *pkt)
+{
+    while (h->ooo && (int32_t)(h->ooo->seq - h->next_seq) <= 0) {
+        struct seg *s = h->ooo;
+        uint32_t done = h->next_seq - s->seq;
+        h->ooo = s->next;
+        h->ooo_count--;
+        h->ooo_bytes -= s->len;
+        ts->bytes -= seg_size(s->len);
+        if (done < s->len) {
+            h->next_seq += s->len - done;
+            feed(ts, h, pkt, s->data + done, s->len - done);
+        }
+        free(s);
+    }
+}
+
+/* Loses every byte before seq: what is pending and the hole up to seq. */
+static void jump(struct tcp_stream *ts, struct half *h, uint32_t seq)
+{
+    ts->err(ts->ctx, "tcp_gap");
+    free_buf(ts, h);
+    h->skip = 0;
+    h->next_seq = seq;
+    h->flags |= TCP_STREAM_LOST;
+}
+
+/* Copies [seq, seq + len) into the out-of-order list, around the bytes already there.
+ * Returns false when a byte was already held (a resend). */
+static bool hold(struct tcp_stream *ts, struct half *h, uint32_t seq, const uint8_t *data,
+                 uint32_t len)
+{
+    struct seg **pp = &h->ooo;
+    bool dup = false;
+
+    while (len) {
+        struct seg *s = *pp;
+        uint32_t k = len;
+        if (s && (int32_t)(s->seq + s->len - seq) <= 0) {
+            pp = &s->next; /* wholly before us */
+            continue;
+        }
+        if (s && (int32_t)(s->seq - seq) <= 0) {
+            uint32_t over = s->seq + s->len - seq; /* we start inside s */
+            dup = true;
+            if (over >= len)
+                break;
+            seq += over;
+            data += over;
+            len -= over;
+            pp = &s->next;
+            continue;
+        }
+        if (s && (int32_t)(s->seq - (seq + len)) < 0)
+            k = s->seq - seq; /* up to where s begins */
+        if (ts->bytes + seg_size(k) > ts->cfg.max_bytes) {
+            ts->err(ts->ctx, "tcp_buffer_full");
+            break;
+        }
+        struct seg *n = malloc(seg_size(k));
+        if (!n) {
+            ts->err(ts->ctx, "tcp_buffer_full");
+            break;
+        }
+        n->seq = seq;
+        n->len = k;
+        memcpy(n->data, data, k);
+        n->next = s;
+        *pp = n;
+        pp = &n->next;
+        ts->bytes += seg_size(k);
+        h->ooo_bytes += k;
+        h->ooo_count++;
+        seq += k;
+        data += k;
+        len -= k;
+    }
+    return !dup;
+}
+
+/* Places a segment's bytes [seq, seq + len) relative to the stream head. */
+static void place(struct tcp_stream *ts, struct half *h, const struct packet *pkt, uint32_t seq,
+                  const uint8_t *data, uint32_t len)
+{
+    for (;;) {
+        int32_t rel = (int32_t)(seq - h->next_seq);
+        if (rel > (int32_t)ts->cfg.window || rel < -(int32_t)ts->cfg.window) {
+            free_ooo(ts, h);
+            jump(ts, h, seq);
+            continue;
+        }
+        if (rel < 0) {
+            uint32_t old = (uint32_t)-rel;
+            ts->err(ts->ctx, "tcp_retransmission");
+            if (old >= len)
+                return;
+            seq += old;
+            data += old;
+            len -= old;
+            continue;
+        }
+        if (rel == 0) {
+            h->next_seq += len;
+            feed(ts, h, pkt, data, len);
+            drain(ts, h, pkt);
+            return;
+        }
+        if (h->ooo_bytes + len <= ts->cfg.max_ooo_bytes &&
+            h->ooo_count < ts->cfg.max_ooo_segments) {
+            if (!hold(ts, h, seq, data, len))
+                ts->err(ts->ctx, "tcp_retransmission");
+            return;
+        }
+        /* Too much waits behind the hole: give it up and go on from the first held segment
+         * (or from this one when nothing is held). */
+        jump(ts, h, h->ooo ? h->ooo->seq : seq);
+        drain(ts, h, pkt);
+    }
+}
+
+void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
+{
+    struct key k = {pkt->src, pkt->dst, pkt->sport, pkt->dport, pkt->ip_version};
+    uint64_t now = pkt->ts_ns, hash;
+    uint32_t seq = pkt->tcp_seq, len = pkt->payload_len, idx;
+    uint8_t flags = pkt->tcp_flags;
+    struct half *h;
+
+    tcp_stream_expire(ts, now);
+    hash = key_hash(&k);
+    idx = find(ts, &k, hash);
+
+    if (flags & DECODE_TCP_RST) {
+        struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
+        uint32_t rev = find(ts, &rk, key_hash(&rk));
+        if (idx != TABLE_NONE && !at(ts, idx)->closed)
+            close_half(ts, idx, now);
+        if (rev != TABLE_NONE && !at(ts, rev)->closed)
+            close_half(ts, rev, now);
+        return;
+    }
+    if (flags & DECODE_TCP_SYN) {
+        seq++; /* the SYN takes one sequence number; data (TCP Fast Open) follows it */
+        if (idx == TABLE_NONE) {
+            idx = create(ts, &k, hash);
+        } else {
+            h = at(ts, idx);
+            /* A SYN at or before the stream head is a resend of the one that opened it. */
+            int32_t back = (int32_t)(h->next_seq - seq);
+            if (back < 0 || back > (int32_t)ts->cfg.window) {
+                /* A new connection on the same addresses and ports. */
+                if (!h->closed && pending(h))
+                    ts->err(ts->ctx, "tcp_gap");
+                release(ts, h);
+                h->closed = h->fin_seen = h->flags = 0;
+            } else {
+                goto open; /* a resent SYN */
+            }
+        }
+        at(ts, idx)->next_seq = seq;
+    } else if (idx == TABLE_NONE) {
+        if (len == 0)
+            return; /* a bare ACK or FIN of a stream never seen: nothing to follow */
+        idx = create(ts, &k, hash);
+        h = at(ts, idx);
+        h->next_seq = seq;
+        h->flags |= TCP_STREAM_LOST; /* picked up mid-stream */
+    }
+open:
+    h = at(ts, idx);
+    if (h->closed) {
+        if (len)
+            ts->err(ts->ctx, (int32_t)(seq + len - h->next_seq) <= 0 ? "tcp_retransmission"
+                                                                     : "tcp_after_close");
+        return;
+    }
+    table_set_class(&ts->t, idx, CLS_OPEN); /* most recently active last */
+    table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);
+    if (flags & DECODE_TCP_FIN) {
+        h->fin_seen = 1;
+        h->fin_seq = seq + len;
+    }
+    if (len)
+        place(ts, h, pkt, seq, pkt->payload, len);
+    if (h->fin_seen && h->next_seq == h->fin_seq)
+        close_half(ts, idx, now);
+}

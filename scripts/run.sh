@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh Debian 12 machine (dependencies, build) and runs sipscope with
+# the given flags. Without flags it runs the main job: live capture of SIP on port 5060 on every
+# interface, with the metrics served on http://localhost:9632/metrics (needs root, or CAP_BPF
+# and CAP_NET_RAW).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+./scripts/install-deps.sh >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+if [ $# -eq 0 ]; then
+    set -- --interface any --sip-ports 5060 --web.listen-address :9632
+fi
+exec ./build/core/sipscope "$@"

@@ -1,0 +1,84 @@
+/* bench_sip_parse: nanoseconds per sip_parse call on typical messages (the fixtures), datagram
+ * mode as UDP traffic uses it. Each message is parsed N times per run; the median (and the min,
+ * the better figure on a shared machine) of several runs is printed. Build in Release for numbers:
+ * the target is <= 150 ns per message. */
+#include "sip_parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_RUNS 99
+
+static volatile uint64_t sink; /* keeps the parses from being optimised away */
+
+static size_t load(const char *name, char *buf, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/fixtures/sip/%s", SIPSCOPE_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const files[] = {"invite_sdp.sip", "ok_200.sip", "register.sip", "bye.sip"};
+    static const char *const labels[] = {"INVITE+SDP", "200 OK+SDP", "REGISTER", "BYE"};
+    static struct sip_header hdrs[SIP_MAX_HEADERS];
+    static char buf[8192];
+    long iters = argc > 1 ? atol(argv[1]) : 1000000;
+    int runs_n = argc > 2 ? atoi(argv[2]) : 9;
+    if (iters < 1 || runs_n < 1 || runs_n > MAX_RUNS) {
+        fprintf(stderr, "usage: bench_sip_parse [iterations [runs (1..%d)]]\n", MAX_RUNS);
+        return 2;
+    }
+    double total = 0;
+
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        size_t n = load(files[f], buf, sizeof(buf));
+        struct sip_msg m;
+        if (sip_parse(buf, n, SIP_PARSE_DATAGRAM, &m, hdrs, SIP_MAX_HEADERS) != (int)n) {
+            fprintf(stderr, "%s does not parse\n", files[f]);
+            return 1;
+        }
+        double runs[MAX_RUNS];
+        for (int r = 0; r < runs_n; r++) {
+            uint64_t acc = 0;
+            double t0 = now_ns();
+            for (long i = 0; i < iters; i++) {
+                int rc = sip_parse(buf, n, SIP_PARSE_DATAGRAM, &m, hdrs, SIP_MAX_HEADERS);
+                acc += (uint64_t)rc + m.cseq + m.via_branch.len + m.to_tag.len;
+            }
+            runs[r] = (now_ns() - t0) / (double)iters;
+            sink += acc;
+        }
+        qsort(runs, (size_t)runs_n, sizeof(runs[0]), cmp_double);
+        printf(
+            "%-12s %4zu bytes %3u headers  %6.1f ns/msg (median of %d x %ld; min %.1f max %.1f)\n",
+            labels[f], n, m.n_headers, runs[runs_n / 2], runs_n, iters, runs[0], runs[runs_n - 1]);
+        total += runs[runs_n / 2];
+    }
+    printf("mean of medians: %.1f ns/msg\n", total / 4);
+    return 0;
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Installs the build into a temporary directory and checks what lands where:
+
+- the exact list of installed files and directories (the binary, one systemd unit, the
+  bundled rules = rules/*.lua of the source tree without *_spec.lua, the examples, the docs);
+- the installed examples and docs are the source files, byte for byte;
+- the unit runs the installed binary with --rules on the installed rules directory, reloads
+  with SIGHUP, passes `systemd-analyze verify` and scores at most 2.5 in `systemd-analyze
+  security` (skipped when systemd-analyze is missing);
+- the installed binary runs, and prints for a capture what the built one prints.
+
+`cmake --install BUILD --prefix TMP/prefix` runs with DESTDIR=TMP/destdir, so that nothing
+can land outside TMP even when the build was configured for /usr (whose rules go to /etc).
+
+usage: check_install.py --cmake CMAKE --build-dir DIR --source-dir DIR --configured-prefix P
+                        --sipscope BUILT_BINARY
+Prints one line per failure and a closing "N passed, N failed, N skipped" line.
+"""
+import argparse
+import filecmp
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+DOC = "share/doc/sipscope"
+EXPOSURE_MAX = 2.5  # systemd-analyze security's score for the unit
+EXAMPLES = [
+    "grafana/README.md",
+    "grafana/sipscope.json",
+    "prometheus/README.md",
+    "prometheus/prometheus.yml",
+    "prometheus/sipscope.alerts.yml",
+    "prometheus/sipscope.rules.yml",
+    "prometheus/tests/alerts.test.yml",
+    "prometheus/tests/recording.test.yml",
+    "systemd/README.md",
+]
+
+
+def sysconfdir(configured_prefix):
+    """Where GNUInstallDirs puts configuration for a prefix: (path, relative to the prefix?)."""
+    p = configured_prefix.rstrip("/") or "/"
+    if p in ("/", "/usr"):
+        return "/etc", False
+    if p.startswith("/opt/"):
+        return "/etc" + p, False
+    return "etc", True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cmake", required=True)
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--source-dir", required=True)
+    ap.add_argument("--configured-prefix", required=True)
+    ap.add_argument("--sipscope", required=True, help="the built binary, to compare with")
+    args = ap.parse_args()
+    src = args.source_dir
+    passed = failed = skipped = 0
+
+    def check(ok, message):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL:", message)
+        return ok
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "prefix")
+        destdir = os.path.join(tmp, "destdir")
+        env = dict(os.environ, DESTDIR=destdir)
+        proc = subprocess.run([args.cmake, "--install", args.build_dir, "--prefix", prefix],
+                              env=env, capture_output=True, text=True)
+        if not check(proc.returncode == 0, f"cmake --install failed:\n{proc.stdout}{proc.stderr}"):
+            print(f"{passed} passed, {failed} failed, {skipped} skipped")
+            return 1
+        root = destdir + prefix  # where relative destinations land
+
+        etc, relative = sysconfdir(args.configured_prefix)
+        rules_rel = f"{etc}/sipscope/rules"
+        rules_dir = os.path.join(root if relative else destdir, rules_rel.lstrip("/"))
+        rule_sources = sorted(f for f in glob.glob(os.path.join(src, "rules", "*.lua"))
+                              if not f.endswith("_spec.lua"))
+
+        # Expected files (and the rules directory, which must exist even when empty), as paths
+        # under destdir.
+        def under_root(rel):
+            return os.path.relpath(os.path.join(root, rel), destdir)
+
+        expected = {under_root("bin/sipscope"), under_root("lib/systemd/system/sipscope.service"),
+                    under_root(f"{DOC}/README.md"), under_root(f"{DOC}/METRICS.md"),
+                    under_root(f"{DOC}/examples/systemd/sipscope.service")}
+        expected |= {under_root(f"{DOC}/examples/{e}") for e in EXAMPLES}
+        expected |= {os.path.relpath(os.path.join(rules_dir, os.path.basename(r)), destdir)
+                     for r in rule_sources}
+        installed = set()
+        for dirpath, dirnames, filenames in os.walk(destdir):
+            for f in filenames:
+                installed.add(os.path.relpath(os.path.join(dirpath, f), destdir))
+        check(installed == expected,
+              "installed files differ from the expected list:\n  missing: "
+              f"{sorted(expected - installed)}\n  unexpected: {sorted(installed - expected)}")
+        check(os.path.isdir(rules_dir), f"no rules directory {rules_rel}")
+
+        # Installed copies are the sources.
+        pairs = [(f"{DOC}/README.md", "README.md"), (f"{DOC}/METRICS.md", "docs/METRICS.md")]
+        pairs += [(f"{DOC}/examples/{e}", f"examples/{e}") for e in EXAMPLES]
+        for inst, orig in pairs:
+            path = os.path.join(root, inst)
+            check(os.path.exists(path) and filecmp.cmp(path, os.path.join(src, orig),
+                                                       shallow=False),
+                  f"{inst} is not a copy of {orig}")
+        for r in rule_sources:
+            path = os.path.join(rules_dir, os.path.basename(r))
+            check(os.path.exists(path) and filecmp.cmp(path, r, shallow=False),
+                  f"{path} is not a copy of {r}")
+
+        # The unit: configured paths (the configured prefix, not the staging one).
+        unit_path = os.path.join(root, "lib/systemd/system/sipscope.service")
+        with open(unit_path, encoding="utf-8") as f:
+            unit = f.read()
+        p = args.configured_prefix.rstrip("/")
+        full_etc = (p + "/" + etc) if relative else etc
+        exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M)
+        check(exec_start and exec_start.group(1).split()[0] == f"{p}/bin/sipscope",
+              f"ExecStart does not run {p}/bin/sipscope")
+        check(exec_start and f"--rules {full_etc}/sipscope/rules" in exec_start.group(1),
+              f"ExecStart does not pass --rules {full_etc}/sipscope/rules")
+        check(re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", unit, re.M),
+              "ExecReload does not send SIGHUP")
+        check("@" not in re.sub(r"@system-service", "", unit),
+              "the unit has an unconfigured @VARIABLE@")
+        for key in ("AmbientCapabilities", "CapabilityBoundingSet"):
+            m = re.search(rf"^{key}=(.*)$", unit, re.M)
+            check(m and sorted(m.group(1).split()) == ["CAP_BPF", "CAP_NET_RAW"],
+                  f"{key} is not exactly CAP_BPF CAP_NET_RAW")
+        analyze = shutil.which("systemd-analyze")
+        if analyze:
+            # verify checks that ExecStart exists: point it at the staged binary.
+            staged = os.path.join(tmp, "sipscope.service")
+            with open(staged, "w", encoding="utf-8") as f:
+                f.write(unit.replace(f"{p}/bin/sipscope", os.path.join(root, "bin/sipscope")))
+            proc = subprocess.run([analyze, "verify", staged], capture_output=True, text=True)
+            check(proc.returncode == 0 and not proc.stderr.strip(),
+                  f"systemd-analyze verify: {proc.stdout}{proc.stderr}")
+            # The hardening must not regress: 1.9 when written (examples/systemd/README.md).
+            proc = subprocess.run([analyze, "security", "--offline=true", staged],
+                                  capture_output=True, text=True)
+            m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout)
+            if m:
+                check(float(m.group(1)) <= EXPOSURE_MAX,
+                      f"systemd-analyze security: exposure {m.group(1)} > {EXPOSURE_MAX}")
+            else:
+                skipped += 1
+                print("SKIP: systemd-analyze security --offline is not supported here")
+        else:
+            skipped += 1
+            print("SKIP: no systemd-analyze: unit not verified")
+
+        # The installed binary runs, and prints what the built one prints.
+        capture = os.path.join(src, "tests/fixtures/pcap/mix-udp4.pcap")
+        outs = [subprocess.run([b, "--read", capture, "--print"], capture_output=True)
+                for b in (os.path.join(root, "bin/sipscope"), args.sipscope)]
+        check(outs[0].returncode == 0 and outs[0].stdout == outs[1].stdout and outs[0].stdout,
+              f"the installed sipscope does not run as the built one: {outs[0].stderr!r}")
+
+    print(f"{len(expected)} files installed")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Runs `sipscope --read CAPTURE --print [FLAGS]` and checks its exposition against an expect
+file of lines `series value` (comments start with '#'). An expect line sums every output series
+of that family whose labels include the labels it names: `sip_retransmissions_total 0` means
+none at all, `sip_responses_total{code="200"} 6` counts 200s of every method. The value
+`absent` asserts that no such series is exported (a ratio with a zero denominator). Each expect
+line is one check; prints failures, the run's time and peak RSS, and a closing
+"N passed, N failed, N skipped" line.
+
+usage: expect.py SIPSCOPE CAPTURE EXPECT_FILE [--runs N] [-- SIPSCOPE_FLAGS...]
+  --runs N  run N times and also check that every run prints byte-identical output
+"""
+import re
+import resource
+import subprocess
+import sys
+import time
+
+
+LABELS = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def split_series(key):
+    name, _, rest = key.partition("{")
+    return name, dict(LABELS.findall(rest))
+
+
+def parse_exposition(text):
+    series = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        name, labels = split_series(key)
+        series.append((name, labels, float(value)))
+    return series
+
+
+def lookup(series, key):
+    """Sum of matching series, or None when none matches."""
+    name, want = split_series(key)
+    found = [v for n, labels, v in series
+             if n == name and all(labels.get(k) == val for k, val in want.items())]
+    return sum(found) if found else None
+
+
+def main():
+    args = sys.argv[1:]
+    extra = []
+    if "--" in args:
+        extra = args[args.index("--") + 1:]
+        args = args[:args.index("--")]
+    runs = 1
+    if "--runs" in args:
+        i = args.index("--runs")
+        runs = int(args[i + 1])
+        del args[i:i + 2]
+    binary, capture, expect_file = args
+    outputs = []
+    for _ in range(runs):
+        start = time.monotonic()
+        run = subprocess.run([binary, "--read", capture, "--print", *extra], capture_output=True)
+        elapsed = time.monotonic() - start
+        if run.returncode != 0:
+            print(f"sipscope exited {run.returncode}: {run.stderr.decode(errors='replace')}")
+            print("0 passed, 1 failed, 0 skipped")
+            return 1
+        outputs.append(run.stdout)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(f"# {capture}: {elapsed:.2f} s, peak RSS {peak_kib / 1024:.1f} MiB")
+    values = parse_exposition(outputs[0].decode())
+    passed = failed = 0
+    for line in open(expect_file):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, want = line.rpartition(" ")
+        got = lookup(values, key)
+        if want == "absent":
+            ok = got is None
+        else:
+            ok = float(want) == (got or 0.0)
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL {key}: expected {want}, got {'absent' if got is None else f'{got:g}'}")
+    if runs > 1:
+        if all(o == outputs[0] for o in outputs):
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL output differs between {runs} runs of the same capture")
+    print(f"{passed} passed, {failed} failed, 0 skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Offline end-to-end: sipscope --read CAPTURE --print on the hard-transport captures, with
+exact metric values.
+
+Captures: the ones tests/tools/gen_pcaps.py writes (generated into OUTDIR at test time), the
+committed SIPp-over-TCP capture (scripts/record-tcp-fixture.sh), and two third-party captures
+of ../shared/pcaps (skipped when that folder is absent). Every expected value below was worked
+out by hand from the scenario that produced the capture (see the generator's comments), not
+recorded from sipscope's output.
+
+For each capture, the families in EXACT must hold exactly the non-zero series listed (a
+missing or an extra series fails); SERIES are single values checked as given, zero included.
+
+usage: test_offline.py SIPSCOPE SOURCE_DIR OUTDIR SHARED_PCAPS
+"""
+import os
+import re
+import subprocess
+import sys
+
+EXACT = ("sip_requests_total", "sip_responses_total", "sip_session_outcomes_total",
+         "sip_dialogs_ended_total", "sipscope_sip_messages_total", "sipscope_parse_errors_total",
+         "sip_retransmissions_total")  # none anywhere: TCP resends and duplicate fragments are
+# reassembly duplicates, not SIP retransmissions (METRICS.md)
+
+
+def L(**kw):
+    return frozenset(kw.items())
+
+
+def req(**counts):
+    return {("sip_requests_total", L(method=m)): v for m, v in counts.items()}
+
+
+def resp(*items):
+    """items: (method, code, count)"""
+    return {("sip_responses_total", L(method=m, code=str(c))): v for m, c, v in items}
+
+
+def outcomes(**counts):
+    return {("sip_session_outcomes_total", L(code=c.lstrip("_"))): v for c, v in counts.items()}
+
+
+def ended(**counts):
+    return {("sip_dialogs_ended_total", L(reason=r)): v for r, v in counts.items()}
+
+
+def msgs(*items):
+    """items: (transport, ip, count)"""
+    return {("sipscope_sip_messages_total", L(transport=t, ip=str(i))): v for t, i, v in items}
+
+
+def errors(*items):
+    """items: (stage, reason, count)"""
+    return {("sipscope_parse_errors_total", L(stage=s, reason=r)): v for s, r, v in items}
+
+
+def one(name, value, **labels):
+    return {(name, L(**labels)): value}
+
+
+def merge(*dicts):
+    out = {}
+    for d in dicts:
+        out.update(d)
+    return out
+
+
+# name -> (where, extra args, exact series, single series)
+CASES = {
+    # Connection 1, IPv4, handshake seen: a keep-alive-prefixed INVITE, 100 and 180 in one
+    # segment, the 200 in three segments sent last-first and one of them resent, ACK and a BYE
+    # cut across two segments, a pong, a ping before the 200 to the BYE. One call: answered,
+    # ended by BYE. The resent segment is one reassembly duplicate, not a SIP retransmission.
+    # Connection 2, IPv6, picked up mid-stream: the tail of an earlier message (skipped once:
+    # tcp_resync), OPTIONS; a MESSAGE without Content-Length (RFC 3261 §18.3: an error,
+    # skipped up to the next start line), OPTIONS; junk before a request line (start_line),
+    # OPTIONS; each OPTIONS answered 200. Both halves of connection 1 ended and linger; both
+    # of connection 2 are open: four TCP table entries.
+    "gen_tcp_stream.pcap": ("gen", [], merge(
+        req(INVITE=1, ACK=1, BYE=1, OPTIONS=3),
+        resp(("INVITE", 100, 1), ("INVITE", 180, 1), ("INVITE", 200, 1), ("BYE", 200, 1),
+             ("OPTIONS", 200, 3)),
+        outcomes(_200=1), ended(bye=1),
+        msgs(("tcp", 4, 7), ("tcp", 6, 6)),
+        errors(("reasm", "tcp_retransmission", 1), ("reasm", "tcp_resync", 1),
+               ("sip", "content_length", 1), ("sip", "start_line", 1))),
+        merge(one("sipscope_table_entries", 4, table="tcp"),
+              one("sipscope_table_evictions_total", 0, table="tcp"),
+              one("sip_sessions_completed_total", 1))),
+    # Call A: INVITE in three fragments sent 2, 0, 1; 180; a 200 in two fragments; ACK, BYE,
+    # 200. Call B: INVITE whose second fragment is captured twice (one duplicate), 486, ACK.
+    # INVITE C: middle fragment missing, given up 30 s later (the OPTIONS at +40 s runs the
+    # timer). INVITE D: a conflicting overlap drops it. Then OPTIONS and 200.
+    "gen_frag_udp4.pcap": ("gen", [], merge(
+        req(INVITE=2, ACK=2, BYE=1, OPTIONS=1),
+        resp(("INVITE", 180, 1), ("INVITE", 200, 1), ("BYE", 200, 1), ("INVITE", 486, 1),
+             ("OPTIONS", 200, 1)),
+        outcomes(_200=1, _486=1), ended(bye=1, rejected=1),
+        msgs(("udp", 4, 11)),
+        errors(("reasm", "fragment_duplicate", 1), ("reasm", "fragment_timeout", 1),
+               ("reasm", "fragment_overlap", 1))),
+        merge(one("sipscope_table_entries", 0, table="reasm"),
+              one("sipscope_table_evictions_total", 0, table="reasm"))),
+    # INVITE in three IPv6 fragments in reverse order, 100, a 200 in two fragments, ACK, BYE,
+    # 200; then an INVITE whose second fragment overlaps the first by 8 bytes (RFC 5722: the
+    # datagram is dropped, though the bytes agree).
+    "gen_frag_udp6.pcap": ("gen", [], merge(
+        req(INVITE=1, ACK=1, BYE=1),
+        resp(("INVITE", 100, 1), ("INVITE", 200, 1), ("BYE", 200, 1)),
+        outcomes(_200=1), ended(bye=1),
+        msgs(("udp", 6, 6)),
+        errors(("reasm", "fragment_overlap", 1))),
+        one("sipscope_table_entries", 0, table="reasm")),
+    # QinQ (802.1ad 100 + 802.1Q 200): REGISTER, 401, REGISTER, 200 with one Contact (one
+    # attempt, challenge folded, one binding); 0x9100 + 802.1ad + 802.1Q: OPTIONS, 200.
+    "gen_qinq.pcap": ("gen", [], merge(
+        req(REGISTER=2, OPTIONS=1),
+        resp(("REGISTER", 401, 1), ("REGISTER", 200, 1), ("OPTIONS", 200, 1)),
+        msgs(("udp", 4, 6))),
+        merge(one("sip_registration_attempts_total", 1),
+              one("sip_registration_outcomes_total", 1, code="200"),
+              one("sip_registrations_active", 1))),
+    # 4in4: INVITE, 486, ACK (a rejected call). 6in4: OPTIONS, 200. 4in6 carrying TCP:
+    # handshake, REGISTER, 200 with one Contact. A 4in4 packet fragmented outside the tunnel: MESSAGE; its 200.
+    "gen_ipip.pcap": ("gen", [], merge(
+        req(INVITE=1, ACK=1, OPTIONS=1, REGISTER=1, MESSAGE=1),
+        resp(("INVITE", 486, 1), ("OPTIONS", 200, 1), ("REGISTER", 200, 1),
+             ("MESSAGE", 200, 1)),
+        outcomes(_486=1), ended(rejected=1),
+        msgs(("udp", 4, 5), ("udp", 6, 2), ("tcp", 4, 2))),
+        merge(one("sip_registration_outcomes_total", 1, code="200"),
+              one("sip_registrations_active", 1),
+              one("sipscope_table_entries", 2, table="tcp"))),
+    # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
+    # BYE, 200 (the uas sends no 100).
+    "sipp_tcp.pcap": ("fixture", [], merge(
+        req(INVITE=3, ACK=3, BYE=3),
+        resp(("INVITE", 180, 3), ("INVITE", 200, 3), ("BYE", 200, 3)),
+        outcomes(_200=3), ended(bye=3),
+        msgs(("tcp", 4, 18))),
+        merge(one("sip_sessions_completed_total", 3),
+              one("sipscope_table_entries", 2, table="tcp"))),
+    # An INVITE of 65793 bytes over TCP (Content-Length 65536), longer than SIP_MAX_MSG: seen
+    # from its headers, the body skipped; its 100.
+    "suricata-verify_sip-body-large__sip-body-large.pcap": ("shared", [], merge(
+        req(INVITE=1), resp(("INVITE", 100, 1)),
+        msgs(("tcp", 4, 2)),
+        errors(("reasm", "tcp_oversized_body", 1))), {}),
+    # Junk before a request (see KNOWN_TSHARK_ERRORS in tests/conformance/tshark_compare.py):
+    # frame 1 is 4 zero bytes, not SIP; frame 2 is a REGISTER without Via, From, To, Call-ID
+    # or CSeq (RFC 3261 §8.1.1), a parse error. Offline, SIP is recognised by its start line,
+    # so the junk datagram is other traffic...
+    "zeek_sip-junk-before-request.pcap": ("shared", [], merge(
+        errors(("sip", "missing_header", 1))), {}),
+    # ...and with --sip-ports, where the port says SIP, the junk counts as a bad start line.
+    "zeek_sip-junk-before-request.pcap --sip-ports 5060": ("shared", ["--sip-ports", "5060"],
+        merge(errors(("sip", "missing_header", 1), ("sip", "start_line", 1))), {}),
+}
+
+SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(binary, path, args):
+    run = subprocess.run([binary, "--read", path, "--print"] + args, capture_output=True,
+                         text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"sipscope exited {run.returncode}: {run.stderr.strip()}")
+    out = {}
+    for line in run.stdout.splitlines():
+        m = SERIES.match(line)
+        if m:
+            out[(m.group(1), frozenset(LABEL.findall(m.group(2) or "")))] = float(m.group(3))
+    return out
+
+
+def fmt(key):
+    name, labels = key
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels)) + "}"
+
+
+def main():
+    binary, src, outdir, shared = sys.argv[1:5]
+    subprocess.run([sys.executable, os.path.join(src, "tests/tools/gen_pcaps.py"), outdir],
+                   check=True)
+    dirs = {"gen": outdir, "fixture": os.path.join(src, "tests/fixtures/pcap"), "shared": shared}
+    passed = failed = skipped = 0
+    for case, (where, args, exact, single) in CASES.items():
+        path = os.path.join(dirs[where], case.split()[0])
+        if where == "shared" and not os.path.isdir(shared):
+            skipped += 1
+            print(f"skip {case}: {shared} is absent")
+            continue
+        got = scrape(binary, path, args)
+        problems = []
+        for key in sorted(set(exact) | {k for k, v in got.items() if k[0] in EXACT and v},
+                          key=fmt):
+            want, have = exact.get(key, 0), got.get(key, 0)
+            if want != have:
+                problems.append(f"{fmt(key)}: {have:g}, expected {want:g}")
+        for key, want in single.items():
+            have = got.get(key)
+            if have != want:
+                problems.append(f"{fmt(key)}: {have}, expected {want:g}")
+        if problems:
+            failed += 1
+            print(f"FAIL {case}")
+            for p in problems:
+                print("     " + p)
+        else:
+            passed += 1
+            print(f"ok   {case}")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+# Runs sip2pcap on IN, writing OUT, then checks one of:
+#   REF    OUT is byte for byte the committed capture REF
+#   IN2    sip2pcap makes of IN2 (into OUT2) the same bytes as of IN
+#   SIZE   OUT has exactly SIZE bytes
+#   ERROR  sip2pcap refuses IN: exit status 1, ERROR in its stderr, OUT not left behind
+# With GENERATE=N, IN is first written here: one IPv4 message of N bytes (too big to commit).
+if(DEFINED GENERATE)
+    string(REPEAT "x" ${GENERATE} body)
+    file(WRITE ${IN} "--- 0 192.0.2.10:5060 -> 192.0.2.20:5060 udp noeol\n${body}\n")
+endif()
+file(REMOVE ${OUT})
+execute_process(COMMAND ${SIP2PCAP} ${IN} ${OUT} RESULT_VARIABLE rc ERROR_VARIABLE err)
+
+if(DEFINED ERROR)
+    if(NOT rc EQUAL 1)
+        message(FATAL_ERROR "sip2pcap exited ${rc} on ${IN}, expected 1\n${err}")
+    endif()
+    string(FIND "${err}" "${ERROR}" at)
+    if(at EQUAL -1)
+        message(FATAL_ERROR "stderr lacks '${ERROR}':\n${err}")
+    endif()
+    if(EXISTS ${OUT})
+        message(FATAL_ERROR "${OUT} was left behind after an error")
+    endif()
+    return()
+endif()
+
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "sip2pcap exited ${rc} on ${IN}\n${err}")
+endif()
+if(DEFINED REF)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT} ${REF} RESULT_VARIABLE diff)
+    if(NOT diff EQUAL 0)
+        message(FATAL_ERROR "${OUT} differs from ${REF}: the flow changed without its capture; "
+                            "run scripts/record-fixtures.sh --only flows")
+    endif()
+elseif(DEFINED IN2)
+    execute_process(COMMAND ${SIP2PCAP} ${IN2} ${OUT2} RESULT_VARIABLE rc2 ERROR_VARIABLE err2)
+    if(NOT rc2 EQUAL 0)
+        message(FATAL_ERROR "sip2pcap exited ${rc2} on ${IN2}\n${err2}")
+    endif()
+    execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT} ${OUT2} RESULT_VARIABLE diff)
+    if(NOT diff EQUAL 0)
+        message(FATAL_ERROR "${IN} and ${IN2} gave different captures")
+    endif()
+elseif(DEFINED SIZE)
+    file(SIZE ${OUT} size)
+    if(NOT size EQUAL SIZE)
+        message(FATAL_ERROR "${OUT} has ${size} bytes, expected ${SIZE}")
+    endif()
+endif()

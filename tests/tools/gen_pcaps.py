@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""Writes the hard-transport captures that tests/offline/test_offline.py asserts, message for
+message: SIP over TCP (pipelined, split, out-of-order, resent and keep-alive-prefixed segments,
+a connection picked up mid-stream, junk and a missing Content-Length), fragmented UDP INVITEs
+over IPv4 and IPv6 (out of order, duplicated, overlapping, incomplete), QinQ and stacked VLAN
+tags, and IP-in-IP tunnels (4in4, 6in4, 4in6, a fragmented tunnel).
+
+Standard library only. Every frame is built here byte by byte, so a capture says exactly what
+it holds; the expected counts in test_offline.py are derived from the scenario below by hand.
+
+usage: gen_pcaps.py OUTDIR
+"""
+import os
+import struct
+import sys
+
+# --- pcap writing -----------------------------------------------------------------------------
+
+
+class Pcap:
+    def __init__(self, path, linktype=1):
+        self.f = open(path, "wb")
+        self.f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
+
+    def add(self, ts, frame):
+        sec = int(ts)
+        usec = int(round((ts - sec) * 1e6))
+        self.f.write(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+
+    def close(self):
+        self.f.close()
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+MAC_A = bytes.fromhex("020000000001")
+MAC_B = bytes.fromhex("020000000002")
+
+
+def eth(payload, ethertype, tags=()):
+    """tags: (tpid, vid) pairs, outermost first."""
+    out = MAC_B + MAC_A
+    for tpid, vid in tags:
+        out += struct.pack("!HH", tpid, vid)
+    return out + struct.pack("!H", ethertype) + payload
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def v4addr(a):
+    return bytes(int(x) for x in a.split("."))
+
+
+def v6addr(a):
+    import ipaddress
+    return ipaddress.IPv6Address(a).packed
+
+
+def ipv4(src, dst, proto, payload, ident=0, offset=0, more=False):
+    frag = (offset // 8) | (0x2000 if more else 0)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                      v4addr(src), v4addr(dst))
+    hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
+    return hdr + payload
+
+
+def ipv6(src, dst, nh, payload):
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, 64, v6addr(src),
+                       v6addr(dst)) + payload
+
+
+def frag6(nh, offset, more, ident, data):
+    return struct.pack("!BBHI", nh, 0, offset | (1 if more else 0), ident) + data
+
+
+def udp(sport, dport, payload):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def tcp(sport, dport, seq, ack, flags, payload=b""):
+    return struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
+                       flags, 65535, 0, 0) + payload
+
+
+UDP, TCP, IPIP, IPV6 = 17, 6, 4, 41
+
+
+def frags4(src, dst, proto, payload, ident, size=1480):
+    """The IPv4 fragments of one datagram, in order."""
+    out, off = [], 0
+    while off < len(payload):
+        part = payload[off:off + size]
+        out.append(ipv4(src, dst, proto, part, ident, off, off + size < len(payload)))
+        off += size
+    return out
+
+
+def frags6(src, dst, nh, payload, ident, size=1448):
+    out, off = [], 0
+    while off < len(payload):
+        part = payload[off:off + size]
+        out.append(ipv6(src, dst, 44, frag6(nh, off, off + size < len(payload), ident, part)))
+        off += size
+    return out
+
+
+# --- SIP --------------------------------------------------------------------------------------
+
+
+def sdp(n_lines):
+    lines = ["v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+             "m=audio 49170 RTP/AVP 0 8 101"]
+    lines += ["a=x-filler:%04d %s" % (i, "f" * 40) for i in range(n_lines)]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def request(method, call_id, cseq, branch, from_tag, to_tag=None, body=b"", transport="UDP",
+            ruri="sip:bob@example.com", cseq_method=None, content_length=True, to="bob"):
+    to_hdr = "<sip:%s@example.com>" % to + (";tag=%s" % to_tag if to_tag else "")
+    lines = [
+        "%s %s SIP/2.0" % (method, ruri),
+        "Via: SIP/2.0/%s host.example.com;branch=z9hG4bK%s" % (transport, branch),
+        "Max-Forwards: 70",
+        "From: <sip:alice@example.com>;tag=%s" % from_tag,
+        "To: %s" % to_hdr,
+        "Call-ID: %s" % call_id,
+        "CSeq: %d %s" % (cseq, cseq_method or method),
+        "Contact: <sip:alice@192.0.2.1>",
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    if content_length:
+        lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def response(code, reason, method, call_id, cseq, branch, from_tag, to_tag=None, body=b"",
+             transport="UDP", to="bob"):
+    to_hdr = "<sip:%s@example.com>" % to + (";tag=%s" % to_tag if to_tag else "")
+    lines = [
+        "SIP/2.0 %d %s" % (code, reason),
+        "Via: SIP/2.0/%s host.example.com;branch=z9hG4bK%s" % (transport, branch),
+        "From: <sip:alice@example.com>;tag=%s" % from_tag,
+        "To: %s" % to_hdr,
+        "Call-ID: %s" % call_id,
+        "CSeq: %d %s" % (cseq, method),
+    ]
+    if method == "REGISTER" and 200 <= code < 300:
+        lines.append("Contact: <sip:alice@192.0.2.1>;expires=3600")
+    if code == 401:
+        lines.append('WWW-Authenticate: Digest realm="example.com", nonce="abc"')
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def call_flow(call_id, transport="UDP", invite_body=b"", ok_body=b""):
+    """INVITE, 100, 180, 200, ACK, BYE, 200 of one call; (direction, bytes) with direction 0
+    from the caller."""
+    t = transport
+    return [
+        (0, request("INVITE", call_id, 1, call_id + "i", "ft", body=invite_body, transport=t)),
+        (1, response(100, "Trying", "INVITE", call_id, 1, call_id + "i", "ft", transport=t)),
+        (1, response(180, "Ringing", "INVITE", call_id, 1, call_id + "i", "ft", "tt",
+                     transport=t)),
+        (1, response(200, "OK", "INVITE", call_id, 1, call_id + "i", "ft", "tt", body=ok_body,
+                     transport=t)),
+        (0, request("ACK", call_id, 1, call_id + "a", "ft", "tt", transport=t)),
+        (0, request("BYE", call_id, 2, call_id + "b", "ft", "tt", transport=t)),
+        (1, response(200, "OK", "BYE", call_id, 2, call_id + "b", "ft", "tt", transport=t)),
+    ]
+
+
+# --- captures ---------------------------------------------------------------------------------
+
+
+class TcpConn:
+    """One TCP connection's two directions; build segments with explicit sequence numbers."""
+
+    def __init__(self, pcap, mk_ip, src, dst, sport, dport, isn=(1000, 5000), wrap=None):
+        self.pcap, self.mk_ip = pcap, mk_ip
+        self.addr = [(src, dst, sport, dport), (dst, src, dport, sport)]
+        self.seq = list(isn)
+        self.wrap = wrap or (lambda ip: eth(ip, 0x0800))
+
+    def frame(self, d, seq, flags, payload=b""):
+        src, dst, sp, dp = self.addr[d]
+        seg = tcp(sp, dp, seq, self.seq[1 - d], flags, payload)
+        return self.wrap(self.mk_ip(src, dst, TCP, seg))
+
+    def send(self, ts, d, payload=b"", flags=PSH | ACK, seq=None):
+        s = self.seq[d] if seq is None else seq
+        self.pcap.add(ts, self.frame(d, s, flags, payload))
+        if seq is None:
+            self.seq[d] += len(payload) + (1 if flags & (SYN | FIN) else 0)
+
+    def handshake(self, ts):
+        self.send(ts, 0, flags=SYN)
+        self.send(ts + 0.0005, 1, flags=SYN | ACK)
+        self.send(ts + 0.001, 0, flags=ACK)
+
+
+def ip4(src, dst, proto, payload):
+    return ipv4(src, dst, proto, payload)
+
+
+def ip6(src, dst, proto, payload):
+    return ipv6(src, dst, proto, payload)
+
+
+def gen_tcp(path):
+    """Connection 1 (IPv4, handshake seen): one call whose messages arrive keep-alive-prefixed,
+    pipelined, split, out of order and resent. Connection 2 (IPv6, picked up mid-stream):
+    OPTIONS after the tail of an earlier message, a MESSAGE without Content-Length, junk
+    before a request line."""
+    p = Pcap(path)
+    flow = [m for _, m in call_flow("tcpcall", "TCP")]
+    invite, trying, ringing, ok, ack, bye, bye_ok = flow
+    c = TcpConn(p, ip4, "192.0.2.10", "192.0.2.20", 40000, 5060)
+    c.handshake(1000.0)
+    c.send(1000.010, 0, b"\r\n\r\n" + invite)           # keep-alive, then the INVITE
+    c.send(1000.020, 1, trying + ringing)                # two messages in one segment
+    s0 = c.seq[1]
+    parts = [ok[:80], ok[80:150], ok[150:]]              # the 200 in three segments
+    offs = [s0, s0 + 80, s0 + 150]
+    c.send(1000.030, 1, parts[2], seq=offs[2])           # last part first
+    c.send(1000.031, 1, parts[0], seq=offs[0])
+    c.send(1000.032, 1, parts[1], seq=offs[1])
+    c.send(1000.033, 1, parts[1], seq=offs[1])           # resent segment
+    c.seq[1] = s0 + len(ok)
+    c.send(1000.040, 0, ack + bye[:60])                  # ACK, and a BYE cut in two
+    c.send(1000.041, 0, bye[60:] + b"\r\n")              # the rest, and a pong
+    c.send(1000.050, 1, b"\r\n\r\n" + bye_ok)            # ping, then the 200
+    c.send(1000.060, 0, flags=FIN | ACK)
+    c.send(1000.061, 1, flags=FIN | ACK)
+    c.send(1000.062, 0, flags=ACK)
+
+    d = TcpConn(p, ip6, "2001:db8::10", "2001:db8::20", 40001, 5060, isn=(70000, 90000),
+                wrap=lambda ip: eth(ip, 0x86DD))
+    opt = [request("OPTIONS", "mid%d" % i, i, "mid%d" % i, "mt", transport="TCP")
+           for i in (1, 2, 3)]
+    okopt = [response(200, "OK", "OPTIONS", "mid%d" % i, i, "mid%d" % i, "mt", "x%d" % i,
+                      transport="TCP") for i in (1, 2, 3)]
+    nocl = request("MESSAGE", "nocl", 1, "nocl", "mt", transport="TCP", body=b"hello\r\n",
+                   content_length=False)
+    d.send(1001.000, 0, b"a=sendrecv\r\n" + opt[0])     # the tail of a message before
+    d.send(1001.001, 1, okopt[0])
+    d.send(1001.010, 0, nocl + opt[1])                    # no Content-Length: resync
+    d.send(1001.011, 1, okopt[1])
+    d.send(1001.020, 0, b"\x00\x01garbage\r\n" + opt[2])  # junk before a request line
+    d.send(1001.021, 1, okopt[2])
+    p.close()
+
+
+def udp_frames4(src, dst, payload, ident, tags=()):
+    return [eth(f, 0x0800, tags) for f in frags4(src, dst, UDP, udp(5060, 5060, payload), ident)]
+
+
+def gen_frag4(path):
+    """Fragmented UDP INVITEs over IPv4: out of order, with a duplicate fragment, one never
+    completed (timeout), one with conflicting overlapping fragments."""
+    p = Pcap(path)
+    A, B = "198.51.100.1", "198.51.100.2"
+
+    def plain(ts, d, msg):
+        s, t = (A, B) if d == 0 else (B, A)
+        p.add(ts, eth(ipv4(s, t, UDP, udp(5060, 5060, msg)), 0x0800))
+
+    flow = call_flow("frag4a", invite_body=sdp(60), ok_body=sdp(30))
+    invite, trying, ringing, ok, ack, bye, bye_ok = [m for _, m in flow]
+    f = udp_frames4(A, B, invite, 0x1111)
+    assert len(f) == 3
+    for ts, i in ((2000.000, 2), (2000.001, 0), (2000.002, 1)):
+        p.add(ts, f[i])
+    plain(2000.010, 1, ringing)
+    f = udp_frames4(B, A, ok, 0x2222)
+    assert len(f) == 2
+    p.add(2000.100, f[0])
+    p.add(2000.101, f[1])
+    plain(2000.110, 0, ack)
+    plain(2001.000, 0, bye)
+    plain(2001.010, 1, bye_ok)
+
+    inv2 = request("INVITE", "frag4b", 1, "frag4b", "ft", body=sdp(60))
+    f = udp_frames4(A, B, inv2, 0x3333)
+    p.add(2002.000, f[0])
+    p.add(2002.001, f[1])
+    p.add(2002.002, f[1])                                  # captured twice
+    p.add(2002.003, f[2])
+    plain(2002.010, 1, response(486, "Busy Here", "INVITE", "frag4b", 1, "frag4b", "ft", "tb"))
+    plain(2002.020, 0, request("ACK", "frag4b", 1, "frag4b", "ft", "tb"))
+
+    inv3 = request("INVITE", "frag4c", 1, "frag4c", "ft", body=sdp(60))
+    f = udp_frames4(A, B, inv3, 0x4444)
+    p.add(2003.000, f[0])                                  # the middle fragment never comes
+    p.add(2003.001, f[2])
+
+    inv4 = request("INVITE", "frag4d", 1, "frag4d", "ft", body=sdp(60))
+    f = udp_frames4(A, B, inv4, 0x5555)
+    p.add(2004.000, f[0])
+    # A fragment claiming bytes 1472..2952 with other content: overlaps the first one.
+    bad = ipv4(A, B, UDP, b"X" * 1480, 0x5555, 1472, True)
+    p.add(2004.001, eth(bad, 0x0800))
+
+    # 40 s later: the incomplete datagram's 30 s are over.
+    plain(2043.000, 0, request("OPTIONS", "frag4e", 1, "frag4e", "ft"))
+    plain(2043.001, 1, response(200, "OK", "OPTIONS", "frag4e", 1, "frag4e", "ft", "te"))
+    p.close()
+
+
+def gen_frag6(path):
+    """Fragmented UDP INVITE over IPv6 (Fragment header), fragments in reverse order, the 200
+    fragmented too; then a datagram with overlapping fragments (RFC 5722: dropped whole)."""
+    p = Pcap(path)
+    A, B = "2001:db8:1::1", "2001:db8:1::2"
+
+    def frames(s, t, msg, ident):
+        return [eth(f, 0x86DD) for f in frags6(s, t, UDP, udp(5060, 5060, msg), ident)]
+
+    def plain(ts, d, msg):
+        s, t = (A, B) if d == 0 else (B, A)
+        p.add(ts, eth(ipv6(s, t, UDP, udp(5060, 5060, msg)), 0x86DD))
+
+    flow = call_flow("frag6a", invite_body=sdp(60), ok_body=sdp(30))
+    invite, trying, ringing, ok, ack, bye, bye_ok = [m for _, m in flow]
+    f = frames(A, B, invite, 0xABCD0001)
+    assert len(f) == 3
+    for i, fr in enumerate(reversed(f)):
+        p.add(3000.000 + i * 0.001, fr)
+    plain(3000.010, 1, trying)
+    f = frames(B, A, ok, 0xABCD0002)
+    assert len(f) == 2
+    p.add(3000.100, f[0])
+    p.add(3000.101, f[1])
+    plain(3000.110, 0, ack)
+    plain(3001.000, 0, bye)
+    plain(3001.010, 1, bye_ok)
+
+    inv2 = request("INVITE", "frag6b", 1, "frag6b", "ft", body=sdp(60))
+    f = frames(A, B, inv2, 0xABCD0003)
+    p.add(3002.000, f[0])
+    # Same bytes 1440..1448 again, inside a fragment that starts 8 bytes early: RFC 5722.
+    payload = udp(5060, 5060, inv2)
+    over = ipv6(A, B, 44, frag6(UDP, 1440, True, 0xABCD0003, payload[1440:2888]))
+    p.add(3002.001, eth(over, 0x86DD))
+    p.close()
+
+
+def gen_qinq(path):
+    """802.1ad + 802.1Q (QinQ), and a triple stack with the pre-standard 0x9100 tag."""
+    p = Pcap(path)
+    A, B = "192.0.2.30", "192.0.2.40"
+    qinq = ((0x88A8, 100), (0x8100, 200))
+    triple = ((0x9100, 7), (0x88A8, 100), (0x8100, 200))
+
+    def send(ts, d, msg, tags):
+        s, t = (A, B) if d == 0 else (B, A)
+        p.add(ts, eth(ipv4(s, t, UDP, udp(5060, 5060, msg)), 0x0800, tags))
+
+    reg = dict(to="alice", ruri="sip:example.com")
+    send(4000.000, 0, request("REGISTER", "qreg", 1, "qreg1", "rt", **reg), qinq)
+    send(4000.010, 1, response(401, "Unauthorized", "REGISTER", "qreg", 1, "qreg1", "rt", "s1",
+                               to="alice"), qinq)
+    send(4000.020, 0, request("REGISTER", "qreg", 2, "qreg2", "rt", **reg), qinq)
+    send(4000.030, 1, response(200, "OK", "REGISTER", "qreg", 2, "qreg2", "rt", "s2",
+                               to="alice"), qinq)
+    send(4001.000, 0, request("OPTIONS", "qopt", 1, "qopt", "ot"), triple)
+    send(4001.010, 1, response(200, "OK", "OPTIONS", "qopt", 1, "qopt", "ot", "s3"), triple)
+    p.close()
+
+
+def gen_ipip(path):
+    """4in4 (a rejected call), 6in4 (OPTIONS), 4in6 carrying TCP (REGISTER over a
+    connection), and a 4in4 tunnel whose outer packet is fragmented (a MESSAGE)."""
+    p = Pcap(path)
+    O4a, O4b = "203.0.113.1", "203.0.113.2"
+    O6a, O6b = "2001:db8:ffff::1", "2001:db8:ffff::2"
+
+    def in4(s, t, proto, payload):        # inner packet in an IPv4 tunnel
+        return eth(ipv4(O4a, O4b, proto, payload), 0x0800)
+
+    def i4(d, msg):
+        s, t = ("10.1.1.1", "10.1.1.2") if d == 0 else ("10.1.1.2", "10.1.1.1")
+        return ipv4(s, t, UDP, udp(5060, 5060, msg))
+
+    p.add(5000.000, in4(0, 0, IPIP, i4(0, request("INVITE", "ipip4", 1, "ipip4", "ft"))))
+    p.add(5000.010, in4(0, 0, IPIP, i4(1, response(486, "Busy Here", "INVITE", "ipip4", 1,
+                                                   "ipip4", "ft", "tb"))))
+    p.add(5000.020, in4(0, 0, IPIP, i4(0, request("ACK", "ipip4", 1, "ipip4", "ft", "tb"))))
+
+    inner6 = ipv6("2001:db8:2::1", "2001:db8:2::2", UDP,
+                  udp(5060, 5060, request("OPTIONS", "ipip6", 1, "ipip6", "ot")))
+    p.add(5001.000, in4(0, 0, IPV6, inner6))
+    inner6 = ipv6("2001:db8:2::2", "2001:db8:2::1", UDP,
+                  udp(5060, 5060, response(200, "OK", "OPTIONS", "ipip6", 1, "ipip6", "ot",
+                                           "s")))
+    p.add(5001.010, in4(0, 0, IPV6, inner6))
+
+    def in6(ip):
+        return eth(ipv6(O6a, O6b, IPIP, ip), 0x86DD)
+
+    c = TcpConn(p, ip4, "10.2.2.1", "10.2.2.2", 40002, 5060, wrap=in6)
+    c.handshake(5002.000)
+    c.send(5002.010, 0, request("REGISTER", "ipipreg", 1, "ipipreg", "rt", transport="TCP",
+                                to="alice", ruri="sip:example.com"))
+    c.send(5002.020, 1, response(200, "OK", "REGISTER", "ipipreg", 1, "ipipreg", "rt", "s",
+                                 transport="TCP", to="alice"))
+
+    msg = request("MESSAGE", "ipipfrag", 1, "ipipfrag", "mt", body=sdp(40))
+    inner = i4(0, msg)
+    for fr in frags4(O4a, O4b, IPIP, inner, 0x7777):
+        p.add(5003.000, eth(fr, 0x0800))
+    p.add(5003.010, in4(0, 0, IPIP, i4(1, response(200, "OK", "MESSAGE", "ipipfrag", 1,
+                                                   "ipipfrag", "mt", "s"))))
+    p.close()
+
+
+CAPTURES = {
+    "gen_tcp_stream.pcap": gen_tcp,
+    "gen_frag_udp4.pcap": gen_frag4,
+    "gen_frag_udp6.pcap": gen_frag6,
+    "gen_qinq.pcap": gen_qinq,
+    "gen_ipip.pcap": gen_ipip,
+}
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, fn in CAPTURES.items():
+        fn(os.path.join(out, name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+#include "sip_frame.h"
+
+#include "test.h"
+
+/* Each message is logged as "<Call-ID>|", each report as "[sip:reason]" or "[reasm:reason]". */
+static char log_[8192];
+static struct sip_header hdrs[SIP_MAX_HEADERS];
+
+static void logs(const char *s, size_t n)
+{
+    size_t at = strlen(log_);
+    if (at + n < sizeof log_) {
+        memcpy(log_ + at, s, n);
+        log_[at + n] = 0;
+    }
+}
+
+static void on_msg(void *ctx, const struct sip_msg *msg)
+{
+    (void)ctx;
+    logs(msg->call_id.p, msg->call_id.len);
+    logs("|", 1);
+}
+
+static void on_err(void *ctx, int sip, const char *reason)
+{
+    (void)ctx;
+    logs(sip ? "[sip:" : "[reasm:", sip ? 5 : 7);
+    logs(reason, strlen(reason));
+    logs("]", 1);
+}
+
+static const struct sip_frame_ops ops = {on_msg, on_err};
+
+#define MSG(id, extra, body)                                                                       \
+    "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK" id "\r\nFrom: <sip:a@x>;tag=1"  \
+    "\r\nTo: <sip:b@x>\r\nCall-ID: " id "\r\nCSeq: 1 OPTIONS\r\n" extra "\r\n" body
+#define CL0 "Content-Length: 0\r\n"
+
+static struct tcp_stream_chunk chunk;
+
+/* Offers text with the given flags; returns the bytes used. */
+static uint64_t offer(const char *text, size_t len, uint8_t flags, int quiet)
+{
+    chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags};
+    return sip_frame_consume(&ops, NULL, &chunk, quiet, hdrs, SIP_MAX_HEADERS);
+}
+
+static uint64_t offer_s(const char *text, uint8_t flags)
+{
+    return offer(text, strlen(text), flags, 0);
+}
+
+TEST(pipelined_messages_are_framed_one_by_one)
+{
+    static const char s[] =
+        MSG("a", CL0, "") MSG("b", "Content-Length: 3\r\n", "xyz") MSG("c", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, 0), sizeof s - 1);
+    CHECK_STR(log_, "a|b|c|");
+    CHECK_INT(chunk.flags, SIP_FRAME_SIP_SEEN);
+}
+
+TEST(an_unfinished_message_is_left_for_more_bytes)
+{
+    static const char s[] = MSG("a", CL0, "") MSG("b", "Content-Length: 3\r\n", "xyz");
+    size_t first = sizeof(MSG("a", CL0, "")) - 1;
+    log_[0] = 0;
+    /* Every cut inside the second message leaves exactly that message. */
+    for (size_t cut = first + 1; cut < sizeof s - 1; cut++) {
+        log_[0] = 0;
+        CHECK_INT(offer(s, cut, 0, 0), first);
+        CHECK_STR(log_, "a|");
+    }
+}
+
+TEST(crlf_keep_alives_between_messages_are_skipped_silently)
+{
+    static const char s[] = "\r\n\r\n" MSG("a", CL0, "") "\r\n"
+                                                         "\r\n\r\n" MSG("b", CL0, "") "\r\n";
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, 0), sizeof s - 1);
+    CHECK_STR(log_, "a|b|");
+    CHECK_INT(offer_s("\r\n\r\n", 0), 4);
+    CHECK_INT(offer_s("\r", 0), 1);
+    CHECK_STR(log_, "a|b|");
+}
+
+TEST(missing_content_length_is_an_error_then_resync)
+{
+    static const char s[] = MSG("a", "", "") MSG("b", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, 0), sizeof s - 1);
+    CHECK_STR(log_, "[sip:content_length]b|");
+    CHECK_INT(chunk.flags, SIP_FRAME_SIP_SEEN);
+}
+
+TEST(non_numeric_content_length_is_an_error_then_resync)
+{
+    static const char s[] = MSG("a", "Content-Length: ten\r\n", "0123456789") MSG("b", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, 0), sizeof s - 1);
+    CHECK_STR(log_, "[sip:content_length]b|");
+}
+
+TEST(junk_before_a_request_line_is_reported_and_skipped)
+{
+    static const char s[] = "\x16\x03\x01junk\r\nmore junk\r\n" MSG("a", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, 0), sizeof s - 1);
+    CHECK_STR(log_, "[sip:start_line]a|");
+}
+
+TEST(after_a_loss_bytes_up_to_a_start_line_are_skipped_once)
+{
+    static const char tail[] = "a=rtpmap:0 PCMU/8000\r\n";
+    static const char s[] = "a=rtpmap:0 PCMU/8000\r\n" MSG("a", CL0, "");
+    log_[0] = 0;
+    /* The search goes on across offers; the skip is reported when the start line is found. */
+    CHECK_INT(offer_s(tail, TCP_STREAM_LOST), sizeof tail - 1);
+    CHECK_STR(log_, "");
+    CHECK_INT(chunk.flags, TCP_STREAM_LOST | SIP_FRAME_SKIPPED);
+    CHECK_INT(offer_s(s, chunk.flags), sizeof s - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]a|");
+    CHECK_INT(chunk.flags, SIP_FRAME_SIP_SEEN);
+}
+
+TEST(a_loss_right_before_a_start_line_reports_nothing)
+{
+    static const char s[] = MSG("a", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, TCP_STREAM_LOST), sizeof s - 1);
+    CHECK_STR(log_, "a|");
+}
+
+TEST(an_unfinished_line_is_kept_while_it_may_be_a_start_line)
+{
+    log_[0] = 0;
+    CHECK_INT(offer_s("garbage\r\nINVITE sip:x@y SI", TCP_STREAM_LOST), 9);
+    CHECK_INT(offer_s("garbage\r\n\x01nvite", TCP_STREAM_LOST), 15);
+    CHECK_STR(log_, "");
+}
+
+TEST(status_lines_end_a_resync_too)
+{
+    static const char s[] =
+        "x\r\nSIP/2.0 200 OK\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n"
+        "To: <sip:b@x>;tag=2\r\nCall-ID: r\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, TCP_STREAM_LOST), sizeof s - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]r|");
+}
+
+TEST(quiet_mode_reports_nothing_until_sip_appears)
+{
+    static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char s[] =
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n" MSG("a", CL0, "") MSG("b", "", "") MSG("c", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer(http, sizeof http - 1, 0, 1), sizeof http - 1);
+    CHECK_STR(log_, "");
+    /* Once SIP shows up, the junk before it is reported, and later errors are too. */
+    CHECK_INT(offer(s, sizeof s - 1, 0, 1), sizeof s - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]a|[sip:content_length]c|");
+}
+
+TEST(a_message_longer_than_the_limit_is_seen_and_its_body_skipped)
+{
+    static char s[1024];
+    size_t n = (size_t)snprintf(s, sizeof s, "%s", MSG("big", "Content-Length: 70000\r\n", "vv"));
+    log_[0] = 0;
+    /* Headers, then 2 of the 70000 body bytes: the rest is to be skipped. */
+    CHECK_INT(offer(s, n, 0, 0), n - 2 + 70000);
+    CHECK_STR(log_, "[reasm:tcp_oversized_body]big|");
+    /* With the whole header block still cut, it waits like any other message. */
+    CHECK_INT(offer(s, 40, 0, 0), 0);
+}
+
+TEST(a_header_block_longer_than_the_limit_is_an_error)
+{
+    static char s[SIP_MAX_MSG + 200];
+    size_t n = (size_t)snprintf(s, sizeof s, "%s", "OPTIONS sip:b@x SIP/2.0\r\nX: ");
+    memset(s + n, 'a', sizeof s - n);
+    log_[0] = 0;
+    CHECK_INT(offer(s, sizeof s, 0, 0), sizeof s);
+    CHECK_STR(log_, "[sip:too_long]");
+}
+
+TEST(start_lines_are_recognised_exactly)
+{
+#define L(s) (const uint8_t *)(s), sizeof(s) - 1
+    CHECK(sip_frame_is_start_line(L("INVITE sip:a@b SIP/2.0")));
+    CHECK(sip_frame_is_start_line(L("FOO.bar sip:a@b sip/2.0 \r")));
+    CHECK(sip_frame_is_start_line(L("SIP/2.0 180 Ringing")));
+    CHECK(sip_frame_is_start_line(L("SIP/2.0 200")));
+    CHECK(!sip_frame_is_start_line(L("SIP/2.0 20 OK")));
+    CHECK(!sip_frame_is_start_line(L("Via: SIP/2.0/TCP h")));
+    CHECK(!sip_frame_is_start_line(L("INVITE sip:a@b HTTP/1.1")));
+    CHECK(!sip_frame_is_start_line(L("INVITE  sip:a@b SIP/2.0")));
+    CHECK(!sip_frame_is_start_line(L("INVITE sip:a@b SIP/2.0x")));
+    CHECK(!sip_frame_is_start_line(L("")));
+#undef L
+}
+
+TEST_MAIN()

@@ -1,0 +1,423 @@
+#include "tcp_stream.h"
+
+#include <netinet/in.h>
+
+#include "test.h"
+
+#define S (1000000000ULL)
+
+/* The test consumer frames lines: it uses every complete "...\n" line and logs it as "line|".
+ * When handed a chunk with TCP_STREAM_LOST set it logs "~", drops everything up to and including
+ * the first '\n' (the rest of a cut line) and clears the flag. A line "skipN" (N one digit) also
+ * discards the next N bytes of the stream. Each offer is logged as "<" when the chunk points
+ * into the segment's own payload (zero-copy) and "(" when it points elsewhere (a copy). */
+static char log_[4096];
+static char reasons[1024];
+static const struct packet *cur;
+
+static void logs(const char *s, size_t n)
+{
+    size_t at = strlen(log_);
+    if (at + n < sizeof log_) {
+        memcpy(log_ + at, s, n);
+        log_[at + n] = 0;
+    }
+}
+
+static uint64_t consume(void *ctx, const struct packet *pkt, struct tcp_stream_chunk *c)
+{
+    uint32_t used = 0;
+    uint64_t skip = 0;
+    (void)ctx;
+    logs(c->data >= pkt->payload && c->data < pkt->payload + pkt->payload_len ? "<" : "(", 1);
+    if (c->flags & TCP_STREAM_LOST) {
+        const uint8_t *nl = memchr(c->data, '\n', c->len);
+        logs("~", 1);
+        if (!nl)
+            return c->len;
+        used = (uint32_t)(nl - c->data) + 1;
+        c->flags = 0;
+    }
+    for (;;) {
+        const uint8_t *p = c->data + used;
+        const uint8_t *nl = memchr(p, '\n', c->len - used);
+        if (!nl)
+            break;
+        logs((const char *)p, (size_t)(nl - p));
+        logs("|", 1);
+        if (nl - p == 5 && memcmp(p, "skip", 4) == 0)
+            skip += (uint64_t)(p[4] - '0');
+        used += (uint32_t)(nl - p) + 1;
+    }
+    return used + skip;
+}
+
+static void on_err(void *ctx, const char *reason)
+{
+    (void)ctx;
+    if (reasons[0])
+        strcat(reasons, ",");
+    strcat(reasons, reason);
+}
+
+static struct tcp_stream_config cfg;
+
+static struct tcp_stream *make(void)
+{
+    log_[0] = 0;
+    reasons[0] = 0;
+    return tcp_stream_new(&cfg, consume, on_err, NULL);
+}
+
+static void defaults(void)
+{
+    tcp_stream_config_defaults(&cfg);
+}
+
+/* Client 10.0.0.1:40000 -> server 10.0.0.2:5060 (dir 0), or the reverse (dir 1). */
+static struct packet seg(int dir, uint32_t seq, uint8_t flags, const char *data, uint64_t ts)
+{
+    struct packet p;
+    memset(&p, 0, sizeof p);
+    p.ts_ns = ts;
+    p.ip_version = 4;
+    p.l4_proto = IPPROTO_TCP;
+    p.src[0] = 10;
+    p.src[3] = (uint8_t)(1 + dir);
+    p.dst[0] = 10;
+    p.dst[3] = (uint8_t)(2 - dir);
+    p.sport = dir ? 5060 : 40000;
+    p.dport = dir ? 40000 : 5060;
+    p.tcp_seq = seq;
+    p.tcp_flags = flags;
+    p.payload = (const uint8_t *)data;
+    p.payload_len = data ? (uint32_t)strlen(data) : 0;
+    return p;
+}
+
+static void send_(struct tcp_stream *ts, struct packet p)
+{
+    cur = &p;
+    tcp_stream_segment(ts, &p);
+}
+
+static struct tcp_stream_stats stats(struct tcp_stream *ts)
+{
+    struct tcp_stream_stats st;
+    tcp_stream_get_stats(ts, &st);
+    return st;
+}
+
+#define SYN DECODE_TCP_SYN
+#define FIN DECODE_TCP_FIN
+#define RST DECODE_TCP_RST
+#define ACK DECODE_TCP_ACK
+
+TEST(whole_lines_in_order_are_read_in_place)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\nbb\n", 1));
+    send_(ts, seg(0, 105, ACK, "ccc\n", 2));
+    CHECK_STR(log_, "<a|bb|<ccc|");
+    CHECK_INT(stats(ts).bytes, 0);
+    CHECK_INT(stats(ts).streams, 1);
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
+TEST(a_line_split_across_segments_is_buffered_then_freed)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "x\nhe", 1));
+    CHECK_INT(stats(ts).bytes, 2048);
+    send_(ts, seg(0, 104, ACK, "l", 2));
+    send_(ts, seg(0, 105, ACK, "lo\ny\n", 3));
+    CHECK_STR(log_, "<x|((hello|y|");
+    CHECK_INT(stats(ts).bytes, 0);
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
+TEST(out_of_order_segments_are_delivered_in_sequence_order)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 106, ACK, "third\n", 1));
+    send_(ts, seg(0, 103, ACK, "two", 2));
+    CHECK_STR(log_, "");
+    CHECK_INT(stats(ts).bytes, (16 + 6) + (16 + 3)); /* two copies, 16-byte headers */
+    send_(ts, seg(0, 100, ACK, "one", 3));
+    CHECK_STR(log_, "<((onetwothird|");
+    CHECK_INT(stats(ts).bytes, 0);
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
+TEST(resent_bytes_are_dropped_and_counted)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 100, ACK, "a\n", 2));    /* whole resend */
+    send_(ts, seg(0, 100, ACK, "a\nb\n", 3)); /* resend plus new bytes */
+    CHECK_STR(log_, "<a|<b|");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_retransmission");
+    tcp_stream_free(ts);
+}
+
+TEST(resent_out_of_order_bytes_are_held_once)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 104, ACK, "cd\n", 1));
+    send_(ts, seg(0, 104, ACK, "cd\n", 2));
+    send_(ts, seg(0, 102, ACK, "bbcd\ne\n", 3)); /* around and past the held bytes */
+    send_(ts, seg(0, 100, ACK, "aa", 4));
+    CHECK_STR(log_, "<((aabbcd|(e|");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_retransmission");
+    tcp_stream_free(ts);
+}
+
+TEST(a_stream_picked_up_mid_way_starts_resyncing)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 5000, ACK, NULL, 0)); /* a bare ACK creates nothing */
+    CHECK_INT(stats(ts).streams, 0);
+    send_(ts, seg(0, 5000, ACK, "tail\nnext\n", 1));
+    CHECK_STR(log_, "<~next|");
+    CHECK_INT(stats(ts).streams, 1);
+    tcp_stream_free(ts);
+}
+
+TEST(syn_sets_the_base_and_fin_ends_the_half_stream)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(1, 499, SYN | ACK, NULL, 0));
+    send_(ts, seg(0, 100, ACK | FIN, "bye\n", 1 * S));
+    send_(ts, seg(1, 500, ACK, "ok\n", 1 * S));
+    CHECK_STR(log_, "<bye|<ok|");
+    send_(ts, seg(0, 100, ACK | FIN, "bye\n", 2 * S)); /* resent after the close */
+    send_(ts, seg(0, 105, ACK, "late\n", 2 * S));      /* data past the FIN */
+    CHECK_STR(log_, "<bye|<ok|");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_after_close");
+    CHECK_INT(stats(ts).streams, 2);
+    /* The ended half lingers 60 s; the open one idles out after 300 s. */
+    CHECK_INT(tcp_stream_next_deadline(ts), 61 * S);
+    tcp_stream_expire(ts, 61 * S);
+    CHECK_INT(stats(ts).streams, 1);
+    tcp_stream_expire(ts, 301 * S);
+    CHECK_INT(stats(ts).streams, 0);
+    CHECK_STR(reasons, "tcp_retransmission,tcp_after_close");
+    tcp_stream_free(ts);
+}
+
+TEST(fin_waits_for_the_bytes_before_it)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 102, ACK | FIN, "b\n", 1));
+    send_(ts, seg(0, 100, ACK, "a\n", 2));
+    CHECK_STR(log_, "<a|(b|");
+    send_(ts, seg(0, 104, ACK, "c\n", 3));
+    CHECK_STR(reasons, "tcp_after_close");
+    tcp_stream_free(ts);
+}
+
+TEST(close_with_a_partial_line_counts_it)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK | FIN, "cut", 1));
+    CHECK_STR(reasons, "tcp_closed_pending");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+TEST(rst_ends_both_halves)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(1, 499, SYN | ACK, NULL, 0));
+    send_(ts, seg(1, 500, ACK, "part", 1));
+    send_(ts, seg(0, 100, RST, NULL, 2));
+    CHECK_STR(reasons, "tcp_closed_pending");
+    send_(ts, seg(1, 504, ACK, "ial\n", 3));
+    CHECK_STR(reasons, "tcp_closed_pending,tcp_after_close");
+    CHECK_STR(log_, "<");
+    tcp_stream_free(ts);
+}
+
+TEST(new_syn_on_the_same_ports_starts_a_new_stream)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "half", 1));
+    send_(ts, seg(0, 99, SYN, NULL, 2)); /* a resent SYN changes nothing */
+    CHECK_STR(reasons, "");
+    send_(ts, seg(0, 7000, SYN, NULL, 3));
+    send_(ts, seg(0, 7001, ACK, "new\n", 4));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<<new|");
+    tcp_stream_free(ts);
+}
+
+TEST(a_hole_is_given_up_when_too_much_waits_behind_it)
+{
+    defaults();
+    cfg.max_ooo_segments = 2;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "lost", 1));
+    /* bytes 104..109 never come */
+    send_(ts, seg(0, 110, ACK, "x\ny", 2));
+    send_(ts, seg(0, 113, ACK, "\nz", 3));
+    CHECK_STR(reasons, "");
+    send_(ts, seg(0, 115, ACK, "\n", 4));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<(~(y|(z|");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+TEST(a_segment_larger_than_the_out_of_order_cap_jumps_the_hole)
+{
+    defaults();
+    cfg.max_ooo_bytes = 4;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 110, ACK, "junk\nok\n", 1));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<~ok|");
+    tcp_stream_free(ts);
+}
+
+TEST(a_sequence_number_past_the_window_is_a_jump)
+{
+    defaults();
+    cfg.window = 1000;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 5000, ACK, "b\nc\n", 2));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|<~c|");
+    tcp_stream_free(ts);
+}
+
+TEST(sequence_numbers_wrap_around)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 0xfffffffcu, SYN, NULL, 0));
+    send_(ts, seg(0, 0xffffffffu, ACK, "ab", 1)); /* ooo: 0xfffffffd..fffffffe missing */
+    send_(ts, seg(0, 0xfffffffdu, ACK, "xy", 2));
+    send_(ts, seg(0, 1, ACK, "\n", 3));
+    CHECK_STR(log_, "<((xyab|");
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
+TEST(idle_streams_time_out_and_pending_bytes_are_counted)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 10 * S));
+    send_(ts, seg(1, 499, SYN | ACK, NULL, 10 * S));
+    send_(ts, seg(1, 500, ACK, "pend", 20 * S));
+    CHECK_INT(tcp_stream_next_deadline(ts), 310 * S);
+    tcp_stream_expire(ts, 310 * S);
+    CHECK_STR(reasons, "");
+    CHECK_INT(stats(ts).streams, 1);
+    tcp_stream_expire(ts, 320 * S);
+    CHECK_STR(reasons, "tcp_idle_timeout");
+    CHECK_INT(stats(ts).streams, 0);
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+TEST(a_full_table_reuses_ended_streams_then_evicts_the_least_active)
+{
+    defaults();
+    cfg.max_streams = 2;
+    struct tcp_stream *ts = make();
+    struct packet p;
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(1, 499, SYN, NULL, 1));
+    send_(ts, seg(0, 100, FIN, NULL, 2)); /* dir 0 ends and lingers */
+    p = seg(0, 99, SYN, NULL, 3);
+    p.sport = 40001;
+    send_(ts, p); /* takes the ended slot: no eviction */
+    CHECK_INT(stats(ts).evictions, 0);
+    send_(ts, seg(1, 500, ACK, "x\n", 4)); /* dir 1 becomes the most active */
+    p = seg(0, 99, SYN, NULL, 5);
+    p.sport = 40002;
+    send_(ts, p); /* evicts port 40001, the least recently active */
+    CHECK_INT(stats(ts).evictions, 1);
+    CHECK_INT(stats(ts).streams, 2);
+    send_(ts, seg(1, 502, ACK, "y\n", 6));
+    CHECK_STR(log_, "<x|<y|");
+    tcp_stream_free(ts);
+}
+
+TEST(a_line_longer_than_the_pending_cap_is_dropped_and_resynced)
+{
+    defaults();
+    cfg.max_pending = 8;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "0123456789", 1));
+    CHECK_STR(reasons, "tcp_buffer_full");
+    send_(ts, seg(0, 110, ACK, "ab\ncd\n", 2));
+    CHECK_STR(log_, "<<~cd|");
+    send_(ts, seg(0, 116, ACK, "0123", 3));
+    send_(ts, seg(0, 120, ACK, "45678", 4));
+    CHECK_STR(reasons, "tcp_buffer_full,tcp_buffer_full");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+TEST(the_byte_budget_bounds_what_is_held)
+{
+    defaults();
+    cfg.max_bytes = 16;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "0123456789", 1));
+    CHECK_INT(stats(ts).bytes, 10);
+    send_(ts, seg(0, 110, ACK, "abcdefghij", 2));
+    CHECK_STR(reasons, "tcp_buffer_full");
+    CHECK_INT(stats(ts).bytes, 0);
+    send_(ts, seg(0, 150, ACK, "0123456789", 3)); /* out of order, over budget */
+    CHECK_STR(reasons, "tcp_buffer_full,tcp_buffer_full");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+TEST(the_consumer_can_discard_bytes_yet_to_come)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "skip7\nab", 1)); /* skip 7: "ab" now, 5 more later */
+    send_(ts, seg(0, 108, ACK, "cdefgok\n", 2));
+    CHECK_STR(log_, "<skip7|<ok|");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+TEST_MAIN()
