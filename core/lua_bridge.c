@@ -17,6 +17,8 @@
 #include <lualib.h>
 #include <luajit.h>
 
+#include "cidr.h"
+#include "classify.h"
 #include "decode.h"
 #include "log.h"
 #include "lua_embedded.h"
@@ -24,6 +26,7 @@
 #include "sip_parse.h"
 #include "sip_reg.h"
 #include "sip_txn.h"
+#include "window.h"
 
 #ifndef SIPSCOPE_CJSON_PATH
 #define SIPSCOPE_CJSON_PATH "/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so"
@@ -36,6 +39,7 @@
 #define MAX_RULES 256
 #define MAX_RULE_FILE (4u << 20) /* a rule file is code, not data */
 #define MIN_MEMORY (1u << 20)
+#define MAX_HELPERS 256 /* C helper objects (CIDR sets, classifiers, windows) per state */
 
 /* The mailbox: C fills it before each entry, Lua reads it through a pre-cast FFI pointer. The
  * layout is mirrored by the ffi.cdef in lua/sipscope/core.lua, which checks the size at start. */
@@ -87,6 +91,12 @@ struct lb_api {
     void (*gauge_add)(void *series, double v);
     void (*observe)(void *series, double v);
     double (*now)(void);
+    /* helpers (core/cidr.h, core/classify.h, core/window.h) */
+    int32_t (*cidr_lookup_text)(const void *set, const char *p, size_t len);
+    int32_t (*cidr_lookup_msg)(const void *set, const struct lb_box *box, int dst);
+    int32_t (*classify_lookup)(const void *c, const char *p, size_t len);
+    uint64_t (*window_add)(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n);
+    uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
 };
 
 enum lb_msg_field {
@@ -131,6 +141,18 @@ struct lb_family {
     struct lb_family *next;
 };
 
+enum lb_helper_kind {
+    H_CIDR,
+    H_CLASSIFY,
+    H_WINDOW,
+};
+
+/* A C helper object a rule made at load time; freed with its state. */
+struct lb_helper {
+    enum lb_helper_kind kind;
+    void *obj;
+};
+
 struct lb_label_decl {
     char *name, *def;
     uint32_t max_values;
@@ -147,6 +169,8 @@ struct lb_state {
     uint8_t routes[TRACK_EVENT_COUNT + 1];
     struct lb_label_decl labels[TRACK_MAX_LABELS];
     size_t n_labels;
+    struct lb_helper helpers[MAX_HELPERS];
+    size_t n_helpers;
     int reloading; /* labels are recorded, not declared */
 };
 
@@ -556,6 +580,36 @@ static void api_observe(void *s, double v)
     metric_histogram_observe(s, v);
 }
 
+static int32_t api_cidr_lookup_text(const void *set, const char *p, size_t len)
+{
+    return cidr_lookup_text(set, p, len);
+}
+
+/* The CIDR value of a message's source (dst = 0) or destination address, without text. */
+static int32_t api_cidr_lookup_msg(const void *set, const struct lb_box *box, int dst)
+{
+    const struct packet *pkt = box->pkt;
+    if (!pkt || (pkt->ip_version != 4 && pkt->ip_version != 6))
+        return -1;
+    return cidr_lookup(set, pkt->ip_version == 4 ? AF_INET : AF_INET6,
+                       dst ? pkt->dst : pkt->src);
+}
+
+static int32_t api_classify_lookup(const void *c, const char *p, size_t len)
+{
+    return classify_lookup(c, p, len);
+}
+
+static uint64_t api_window_add(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n)
+{
+    return window_add(w, key, len, now_ns, n);
+}
+
+static uint64_t api_window_count(const void *w, const char *key, size_t len, uint64_t now_ns)
+{
+    return window_count(w, key, len, now_ns);
+}
+
 static double api_now(void)
 {
     struct timespec t;
@@ -840,6 +894,124 @@ static int native_event_fields(lua_State *L)
     return 0;
 }
 
+static void *keep_helper(lua_State *L, enum lb_helper_kind kind, void *obj)
+{
+    struct lb_state *s = state_of(L);
+    if (!obj)
+        return NULL;
+    if (s->n_helpers == MAX_HELPERS) {
+        if (kind == H_CIDR)
+            cidr_free(obj);
+        else if (kind == H_CLASSIFY)
+            classify_free(obj);
+        else
+            window_free(obj);
+        return NULL;
+    }
+    s->helpers[s->n_helpers++] = (struct lb_helper){kind, obj};
+    return obj;
+}
+
+/* cidr_new(max_prefixes) -> lightuserdata | nil, reason */
+static int native_cidr_new(lua_State *L)
+{
+    lua_Number max = luaL_checknumber(L, 1);
+    void *set = max >= 1 && max <= CIDR_MAX_PREFIXES ? cidr_new((uint32_t)max) : NULL;
+    if (!(set = keep_helper(L, H_CIDR, set))) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create a CIDR set of %d prefixes (at most %d sets of at most "
+                        "%d prefixes)", (int)max, MAX_HELPERS, (int)CIDR_MAX_PREFIXES);
+        return 2;
+    }
+    lua_pushlightuserdata(L, set);
+    return 1;
+}
+
+/* cidr_add(set, text, value) -> true | nil, reason */
+static int native_cidr_add(lua_State *L)
+{
+    char err[256];
+    void *set = lua_touserdata(L, 1);
+    const char *text = luaL_checkstring(L, 2);
+    int rc = cidr_add(set, text, (int32_t)luaL_checkinteger(L, 3), err, sizeof(err));
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, rc == -EINVAL ? err : strerror(-rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* classify_new(max_rules) -> lightuserdata | nil, reason */
+static int native_classify_new(lua_State *L)
+{
+    lua_Number max = luaL_checknumber(L, 1);
+    void *c = max >= 1 && max <= CLASSIFY_MAX_RULES ? classify_new((uint32_t)max) : NULL;
+    if (!(c = keep_helper(L, H_CLASSIFY, c))) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create a classifier of %d rules (at most %d)", (int)max,
+                        CLASSIFY_MAX_RULES);
+        return 2;
+    }
+    lua_pushlightuserdata(L, c);
+    return 1;
+}
+
+/* classify_add(c, kind, pattern, nocase, class) -> true | nil, reason */
+static int native_classify_add(lua_State *L)
+{
+    char err[256];
+    void *c = lua_touserdata(L, 1);
+    size_t klen, plen;
+    const char *kind = luaL_checklstring(L, 2, &klen);
+    const char *pattern = luaL_checklstring(L, 3, &plen);
+    int k = classify_kind_parse(kind, klen);
+    int rc;
+
+    if (k < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "unknown rule kind '%s' (exact, prefix, suffix, contains, glob)",
+                        kind);
+        return 2;
+    }
+    rc = classify_add(c, (enum classify_kind)k, pattern, plen,
+                      lua_toboolean(L, 4) ? CLASSIFY_NOCASE : 0,
+                      (int32_t)luaL_checkinteger(L, 5), err, sizeof(err));
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, rc == -EINVAL ? err : strerror(-rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* window_new(seconds, buckets, max_keys) -> lightuserdata | nil, reason */
+static int native_window_new(lua_State *L)
+{
+    lua_Number secs = luaL_checknumber(L, 1);
+    lua_Number buckets = luaL_checknumber(L, 2);
+    lua_Number keys = luaL_checknumber(L, 3);
+    uint64_t ns = secs > 0 && secs <= 86400 * 366 ? (uint64_t)(secs * 1e9) : 0;
+    void *w = NULL;
+
+    if (ns && buckets >= 1 && buckets <= WINDOW_MAX_BUCKETS && keys >= 1 &&
+        keys <= WINDOW_MAX_KEYS) {
+        ns -= ns % (uint64_t)buckets; /* window_new wants a multiple of the bucket count */
+        w = ns ? window_new(ns, (uint32_t)buckets, (uint32_t)keys) : NULL;
+    }
+    if (!(w = keep_helper(L, H_WINDOW, w))) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create a window of %f s, %d buckets, %d keys (buckets 1..%d, "
+                        "keys 1..%d)", secs, (int)buckets, (int)keys, WINDOW_MAX_BUCKETS,
+                        (int)WINDOW_MAX_KEYS);
+        return 2;
+    }
+    lua_pushlightuserdata(L, w);
+    return 1;
+}
+
 /* names() -> {methods = {[0] = "other", "INVITE"...}, states, ends, changes} */
 static int native_names(lua_State *L)
 {
@@ -894,6 +1066,14 @@ static void close_state(struct lb_state *s)
         return;
     if (s->L)
         lua_close(s->L);
+    for (size_t i = 0; i < s->n_helpers; i++) {
+        if (s->helpers[i].kind == H_CIDR)
+            cidr_free(s->helpers[i].obj);
+        else if (s->helpers[i].kind == H_CLASSIFY)
+            classify_free(s->helpers[i].obj);
+        else
+            window_free(s->helpers[i].obj);
+    }
     for (size_t i = 0; i < s->n_labels; i++) {
         free(s->labels[i].name);
         free(s->labels[i].def);
@@ -966,6 +1146,11 @@ static int push_native(lua_State *L, struct lua_bridge *b)
         {"log", native_log},
         {"event_fields", native_event_fields},
         {"names", native_names},
+        {"cidr_new", native_cidr_new},
+        {"cidr_add", native_cidr_add},
+        {"classify_new", native_classify_new},
+        {"classify_add", native_classify_add},
+        {"window_new", native_window_new},
         {NULL, NULL},
     };
     lua_newtable(L);
@@ -1310,7 +1495,12 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_gauge_set,
                              api_gauge_add,
                              api_observe,
-                             api_now};
+                             api_now,
+                             api_cidr_lookup_text,
+                             api_cidr_lookup_msg,
+                             api_classify_lookup,
+                             api_window_add,
+                             api_window_count};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {

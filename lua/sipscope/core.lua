@@ -49,11 +49,17 @@ struct lb_api {
     void (*gauge_add)(void *series, double v);
     void (*observe)(void *series, double v);
     double (*now)(void);
+    int32_t (*cidr_lookup_text)(const void *set, const char *p, size_t len);
+    int32_t (*cidr_lookup_msg)(const void *set, const struct lb_box *box, int dst);
+    int32_t (*classify_lookup)(const void *c, const char *p, size_t len);
+    uint64_t (*window_add)(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n);
+    uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
 };
 ]]
 
 -- After the cdef: these modules use its types.
 local handles = require "sipscope.handles"
+local helpers = require "sipscope.helpers"
 local json = require "sipscope.json"
 local metric = require "sipscope.metric"
 local sandbox = require "sipscope.sandbox"
@@ -413,12 +419,6 @@ local function declare_label(rule, spec)
     rule.labels[#rule.labels + 1] = name
 end
 
-local function unavailable(name)
-    return function()
-        error("sipscope: sip." .. name .. " is not available in this build yet", 2)
-    end
-end
-
 local function public_api(rule)
     local sip = {version = cfg.version}
     function sip.label(spec)
@@ -448,11 +448,10 @@ local function public_api(rule)
         end
         native.log(2, "rule " .. rule.name .. ": " .. text)
     end
-    -- Helpers implemented in C (core/cidr.c, core/classify.c, core/window.c) are bound here
-    -- once they are part of the build.
-    sip.cidr_set = unavailable("cidr_set")
-    sip.classifier = unavailable("classifier")
-    sip.window = unavailable("window")
+    -- Helpers implemented in C (core/cidr.c, core/classify.c, core/window.c).
+    sip.cidr_set = helpers.cidr_set
+    sip.classifier = helpers.classifier
+    sip.window = helpers.window
     return setmetatable({}, {
         __index = sip,
         __newindex = function(_, k)
@@ -512,9 +511,11 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         cdr_store = cdr_store,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
-    metric.setup({api = api, native = native, cfg = cfg, phase = function()
+    local function get_phase()
         return phase
-    end})
+    end
+    metric.setup({api = api, native = native, cfg = cfg, phase = get_phase})
+    helpers.setup({api = api, native = native, box = box, phase = get_phase, Msg = Msg})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then

@@ -1,0 +1,251 @@
+-- sipscope.helpers: sip.cidr_set, sip.classifier and sip.window, the rule helpers implemented in
+-- C (core/cidr.h, core/classify.h, core/window.h) for what Lua would do slowly per message.
+-- They are built while a rule file loads; lookups run in hooks and never allocate in C. The C
+-- objects belong to the rules state and are freed with it (at reload or exit).
+--
+--   local carriers = sip.cidr_set{["10.0.0.0/8"] = "acme", ["2001:db8::/32"] = "blue"}
+--   carriers:lookup("10.1.2.3")  --> "acme"       (nil when no prefix matches)
+--   carriers:src(m), carriers:dst(m)  -- the message's source / destination address, no text
+--   local trusted = sip.cidr_set{"192.0.2.0/24", "198.51.100.7"}   -- a list: values are true
+--
+--   local ua = sip.classifier{
+--       {"prefix", "Asterisk", "asterisk"},                -- kind, pattern, class
+--       {"contains", "yealink", "yealink", nocase = true},
+--       {kind = "glob", pattern = "Cisco-*/1?.*", class = "cisco"},
+--   }
+--   ua:classify(m:header("User-Agent"))  --> the class of the first matching rule, or nil
+--
+--   local invites = sip.window{seconds = 10, buckets = 10, max_keys = 10000}
+--   invites:add(m.src_ip [, n])  --> events of that key in the last 10 s, these included
+--   invites:count(key)           --> the same without adding
+-- Window time is the packet time of the event being handled (the engine clock).
+local ffi = require "ffi"
+
+local M = {}
+
+local ctx -- api, native, box, phase(), Msg
+
+local function at_load(name)
+    if ctx.phase() ~= "load" then
+        error("sipscope: sip." .. name .. " must be called at the top level of a rule file", 3)
+    end
+end
+
+local function readonly(name, methods)
+    return setmetatable({}, {
+        __index = methods,
+        __newindex = function()
+            error("sipscope: a " .. name .. " is read-only", 2)
+        end,
+        __tostring = function()
+            return "sipscope " .. name
+        end,
+        __metatable = false,
+    })
+end
+
+-- CIDR sets ----------------------------------------------------------------------------------
+
+function M.cidr_set(spec)
+    at_load("cidr_set")
+    if type(spec) ~= "table" then
+        error("sipscope: sip.cidr_set takes a table: {[\"10.0.0.0/8\"] = value, ...} or a " ..
+            "list of prefixes", 2)
+    end
+    local prefixes, n = {}, 0
+    for k, v in pairs(spec) do
+        local prefix, value = k, v
+        if type(k) == "number" then
+            prefix, value = v, true -- list form: membership
+        end
+        if type(prefix) ~= "string" then
+            error("sipscope: sip.cidr_set: prefixes are strings like \"10.0.0.0/8\", got " ..
+                type(prefix), 2)
+        end
+        if prefixes[prefix] == nil then
+            n = n + 1
+        end
+        prefixes[prefix] = value
+    end
+    local ud, why = ctx.native.cidr_new(math.max(n, 1))
+    if not ud then
+        error("sipscope: sip.cidr_set: " .. why, 2)
+    end
+    -- Values are kept here; C maps prefixes to their index. Sorted so that ids are stable.
+    local sorted = {}
+    for prefix in pairs(prefixes) do
+        sorted[#sorted + 1] = prefix
+    end
+    table.sort(sorted)
+    local values, ids = {}, {}
+    for _, prefix in ipairs(sorted) do
+        local v = prefixes[prefix]
+        local id = ids[v]
+        if id == nil then
+            values[#values + 1] = v
+            id = #values - 1
+            ids[v] = id
+        end
+        local ok, reason = ctx.native.cidr_add(ud, prefix, id)
+        if not ok then
+            error("sipscope: sip.cidr_set: " .. reason, 2)
+        end
+    end
+    local set = ffi.cast("const void *", ud)
+    local api, box, Msg = ctx.api, ctx.box, ctx.Msg
+
+    local function of_message(m, dst, what)
+        if not ffi.istype(Msg, m) or m.g ~= box.gen then
+            error("sipscope: set:" .. what .. "(m) takes the message of the running hook", 3)
+        end
+        local id = api.cidr_lookup_msg(set, box, dst)
+        if id >= 0 then
+            return values[id + 1]
+        end
+        return nil
+    end
+
+    return readonly("CIDR set", {
+        lookup = function(_, ip)
+            if type(ip) ~= "string" then
+                if ip == nil then
+                    return nil
+                end
+                error("sipscope: set:lookup(ip) takes an address as text, got " .. type(ip), 2)
+            end
+            local id = api.cidr_lookup_text(set, ip, #ip)
+            if id >= 0 then
+                return values[id + 1]
+            end
+            return nil
+        end,
+        src = function(_, m)
+            return of_message(m, 0, "src")
+        end,
+        dst = function(_, m)
+            return of_message(m, 1, "dst")
+        end,
+        size = function()
+            return n
+        end,
+    })
+end
+
+-- Classifiers --------------------------------------------------------------------------------
+
+function M.classifier(rules)
+    at_load("classifier")
+    if type(rules) ~= "table" or #rules == 0 then
+        error("sipscope: sip.classifier takes a list of rules: {{\"prefix\", \"Asterisk\", " ..
+            "\"asterisk\"}, ...}", 2)
+    end
+    local ud, why = ctx.native.classify_new(#rules)
+    if not ud then
+        error("sipscope: sip.classifier: " .. why, 2)
+    end
+    local classes, ids = {}, {}
+    for i, r in ipairs(rules) do
+        if type(r) ~= "table" then
+            error("sipscope: sip.classifier: rule " .. i .. " is not a table", 2)
+        end
+        local kind, pattern, class = r.kind or r[1], r.pattern or r[2], r.class
+        if class == nil then
+            class = r[3]
+        end
+        if type(kind) ~= "string" or type(pattern) ~= "string" or class == nil then
+            error("sipscope: sip.classifier: rule " .. i .. " needs a kind, a pattern and a " ..
+                "class", 2)
+        end
+        local id = ids[class]
+        if id == nil then
+            classes[#classes + 1] = class
+            id = #classes - 1
+            ids[class] = id
+        end
+        local ok, reason = ctx.native.classify_add(ud, kind, pattern, r.nocase and true or false,
+            id)
+        if not ok then
+            error("sipscope: sip.classifier: rule " .. i .. ": " .. reason, 2)
+        end
+    end
+    local c = ffi.cast("const void *", ud)
+    local api = ctx.api
+    return readonly("classifier", {
+        classify = function(_, value)
+            if type(value) ~= "string" then
+                if value == nil then
+                    return nil
+                end
+                error("sipscope: classifier:classify(value) takes a string, got " ..
+                    type(value), 2)
+            end
+            local id = api.classify_lookup(c, value, #value)
+            if id >= 0 then
+                return classes[id + 1]
+            end
+            return nil
+        end,
+    })
+end
+
+-- Sliding windows ----------------------------------------------------------------------------
+
+local WINDOW_KEYS = {seconds = true, buckets = true, max_keys = true}
+
+function M.window(spec)
+    at_load("window")
+    if type(spec) ~= "table" then
+        error("sipscope: sip.window takes a table: {seconds = 10, buckets = 10, " ..
+            "max_keys = 10000}", 2)
+    end
+    for k in pairs(spec) do
+        if not WINDOW_KEYS[k] then
+            error("sipscope: sip.window: unknown field '" .. tostring(k) .. "'", 2)
+        end
+    end
+    local seconds, buckets, keys = spec.seconds, spec.buckets or 10, spec.max_keys or 10000
+    if type(seconds) ~= "number" or type(buckets) ~= "number" or type(keys) ~= "number" then
+        error("sipscope: sip.window: seconds, buckets and max_keys are numbers", 2)
+    end
+    local ud, why = ctx.native.window_new(seconds, buckets, keys)
+    if not ud then
+        error("sipscope: sip.window: " .. why, 2)
+    end
+    local w = ffi.cast("void *", ud)
+    local api, box = ctx.api, ctx.box
+
+    local function key_of(key, what)
+        if box.gen == 0 then
+            error("sipscope: window:" .. what .. " can only be used in hooks", 3)
+        end
+        local t = type(key)
+        if t == "number" then
+            return tostring(key)
+        elseif t ~= "string" then
+            error("sipscope: window:" .. what .. "(key) takes a string, got " .. t, 3)
+        end
+        return key
+    end
+
+    return readonly("window", {
+        add = function(_, key, n)
+            key = key_of(key, "add")
+            if n == nil then
+                n = 1
+            elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
+                error("sipscope: window:add(key, n): n is a whole number >= 0", 2)
+            end
+            return tonumber(api.window_add(w, key, #key, box.time, n))
+        end,
+        count = function(_, key)
+            key = key_of(key, "count")
+            return tonumber(api.window_count(w, key, #key, box.time))
+        end,
+    })
+end
+
+function M.setup(c)
+    ctx = c
+end
+
+return M

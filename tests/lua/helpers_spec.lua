@@ -1,0 +1,106 @@
+-- The C helpers as rules see them: sip.cidr_set, sip.classifier, sip.window.
+local t = require "sipscope.testing"
+
+local REPORT = [[
+local sip = require "sipscope"
+local seen = sip.counter{name = "seen_total", labels = {"field", "value"}}
+local function see(field, value) seen:inc(field, tostring(value)) end
+]]
+
+local function engine(rule, opts)
+    opts = opts or {}
+    local path = t.write_rule("h.lua", REPORT .. rule)
+    opts.rules = {path}
+    return t.engine(opts)
+end
+
+local function seen(e, field, value)
+    return e:metric("seen_total", {field = field, value = tostring(value)})
+end
+
+describe("sip.cidr_set", function()
+    it("finds the longest prefix of text and of a message's addresses", function()
+        local e = engine [[
+local carriers = sip.cidr_set{
+  ["10.0.0.0/8"] = "wide", ["10.1.0.0/16"] = "narrow", ["2001:db8::/32"] = "six",
+}
+local trusted = sip.cidr_set{"192.0.2.0/24", "198.51.100.7"}
+return {on_request = function(m)
+  see("text_wide", carriers:lookup("10.2.3.4")); see("text_narrow", carriers:lookup("10.1.9.9"))
+  see("text_none", carriers:lookup("172.16.0.1")); see("text_nil", carriers:lookup(nil))
+  see("src", carriers:src(m)); see("dst", carriers:dst(m))
+  see("trusted", trusted:lookup("198.51.100.7")); see("untrusted", trusted:lookup("198.51.100.8"))
+  see("size", carriers:size())
+end}]]
+        e:sip(t.request("OPTIONS", {}), {src = "10.1.2.3:5060", dst = "10.200.0.1:5060"})
+        e:sip(t.request("OPTIONS", {call_id = "six"}),
+            {src = "[2001:db8::1]:5060", dst = "[2001:db9::1]:5060"})
+        assert.are.equal(2, seen(e, "text_wide", "wide"))
+        assert.are.equal(2, seen(e, "text_narrow", "narrow"))
+        assert.are.equal(2, seen(e, "text_none", "nil"))
+        assert.are.equal(2, seen(e, "text_nil", "nil"))
+        assert.are.equal(1, seen(e, "src", "narrow"))
+        assert.are.equal(1, seen(e, "dst", "wide"))
+        assert.are.equal(1, seen(e, "src", "six"))
+        assert.are.equal(1, seen(e, "dst", "nil"))
+        assert.are.equal(2, seen(e, "trusted", "true"))
+        assert.are.equal(2, seen(e, "untrusted", "nil"))
+        assert.are.equal(2, seen(e, "size", 3))
+        e:close()
+    end)
+
+    it("refuses a bad prefix at load time, naming the file", function()
+        local path = t.write_rule("bad.lua", [[
+local set = require("sipscope").cidr_set{["10.1.2.3/8"] = "x"}
+return {}]])
+        local ok, err = pcall(t.engine, {rules = {path}})
+        assert.is_false(ok)
+        assert.truthy(err:find("bad.lua:1: sipscope: sip.cidr_set: ", 1, true), err)
+    end)
+end)
+
+describe("sip.classifier", function()
+    it("returns the class of the first rule that matches", function()
+        local e = engine [[
+local ua = sip.classifier{
+  {"exact", "Asterisk PBX 18", "asterisk18"},
+  {"prefix", "Asterisk", "asterisk"},
+  {"contains", "yealink", "yealink", nocase = true},
+  {kind = "glob", pattern = "Cisco-*/1?.*", class = "cisco"},
+}
+return {on_request = function(m) see(m.call_id, ua:classify(m:header("User-Agent"))) end}]]
+        local agents = {a = "Asterisk PBX 18", b = "Asterisk PBX 20", c = "SIP-T46 YeaLink",
+                        d = "Cisco-CP/12.0", e = "Cisco-CP/2.0", f = nil}
+        for id, agent in pairs(agents) do
+            e:sip(t.request("OPTIONS", {call_id = id, headers = {agent and ("User-Agent: " .. agent)}}))
+        end
+        e:sip(t.request("OPTIONS", {call_id = "f"}))
+        assert.are.equal(1, seen(e, "a", "asterisk18"))
+        assert.are.equal(1, seen(e, "b", "asterisk"))
+        assert.are.equal(1, seen(e, "c", "yealink"))
+        assert.are.equal(1, seen(e, "d", "cisco"))
+        assert.are.equal(1, seen(e, "e", "nil"))
+        assert.are.equal(1, seen(e, "f", "nil"))
+        e:close()
+    end)
+end)
+
+describe("sip.window", function()
+    it("counts events per key over the last seconds of packet time", function()
+        local e = engine [[
+local w = sip.window{seconds = 10, buckets = 10, max_keys = 100}
+return {on_request = function(m) see(m.call_id, w:add(m.src_ip) .. "/" .. w:count("10.9.9.9")) end}]]
+        e:sip(t.request("OPTIONS", {call_id = "t0"}), {time = 0, src = "10.0.0.1:5060"})
+        e:sip(t.request("OPTIONS", {call_id = "t1"}), {time = 1, src = "10.0.0.1:5060"})
+        e:sip(t.request("OPTIONS", {call_id = "t2"}), {time = 2, src = "10.9.9.9:5060"})
+        e:sip(t.request("OPTIONS", {call_id = "t9"}), {time = 9.5, src = "10.0.0.1:5060"})
+        -- at 10.5 the event of t = 0 has left the window (1 s buckets), the one of t = 1 not
+        e:sip(t.request("OPTIONS", {call_id = "t10"}), {time = 10.5, src = "10.0.0.1:5060"})
+        assert.are.equal(1, seen(e, "t0", "1/0"))
+        assert.are.equal(1, seen(e, "t1", "2/0"))
+        assert.are.equal(1, seen(e, "t2", "1/1"))
+        assert.are.equal(1, seen(e, "t9", "3/1"))
+        assert.are.equal(1, seen(e, "t10", "3/1"))
+        e:close()
+    end)
+end)
