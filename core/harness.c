@@ -23,8 +23,7 @@ struct options {
     int b_set, f_set;
 };
 
-static int set_option(struct options *o, const char *key, const char *val, char *err,
-                      size_t errlen)
+static int set_option(struct options *o, const char *key, const char *val, char *err, size_t errlen)
 {
     struct engine_config *c = &o->cfg;
     uint64_t v;
@@ -206,8 +205,10 @@ int harness_feed(struct engine *e, const char *text, size_t len, uint64_t t_ns, 
 
     if (parse_endpoint(src, &sfam, saddr, &sport) || parse_endpoint(dst, &dfam, daddr, &dport) ||
         sfam != dfam) {
-        snprintf(err, errlen, "bad endpoints \"%s\" -> \"%s\": use 192.0.2.1:5060 or "
-                 "[2001:db8::1]:5060, both of one family", src, dst);
+        snprintf(err, errlen,
+                 "bad endpoints \"%s\" -> \"%s\": use 192.0.2.1:5060 or "
+                 "[2001:db8::1]:5060, both of one family",
+                 src, dst);
         return -EINVAL;
     }
     if (len > MAX_PAYLOAD) {
@@ -240,7 +241,7 @@ int harness_feed(struct engine *e, const char *text, size_t len, uint64_t t_ns, 
     wr16(l4, sport);
     wr16(l4 + 2, dport);
     if (tcp) {
-        l4[7] = 1;    /* sequence number 1 */
+        l4[7] = 1; /* sequence number 1 */
         l4[12] = 5 << 4;
         l4[13] = 0x18; /* PSH, ACK */
         wr16(l4 + 14, 65535);
@@ -323,8 +324,7 @@ static int suffix(const char *name, const char *sfx, char *base, size_t cap)
 }
 
 int harness_metric(struct engine *e, const char *name, const char *const *label_names,
-                   const char *const *label_values, size_t n, double *out, char *err,
-                   size_t errlen)
+                   const char *const *label_values, size_t n, double *out, char *err, size_t errlen)
 {
     struct metrics *reg = engine_metrics(e);
     struct wanted w = {label_names, label_values, n, NULL};

@@ -55,7 +55,7 @@ struct lb_box {
     uint32_t mem_fail; /* the allocator refused since the flag was last cleared */
     double gen;        /* handles made in this dispatch carry it; 0 outside dispatches */
     int32_t type, flags, code, reason, method, status;
-    uint64_t time;  /* ns since the epoch: Lua turns it into seconds when a rule reads it */
+    uint64_t time; /* ns since the epoch: Lua turns it into seconds when a rule reads it */
     double delay;
     const uint16_t *labels; /* the event's operator label ids */
     uint16_t *labels_out;   /* label dispatch: where from() results go */
@@ -200,7 +200,7 @@ struct lua_bridge {
      * budget in CPU time it queues a signal to the engine thread, whose handler arms the abort
      * hook for that sequence number. */
     pthread_t engine_thread, watchdog;
-    clockid_t engine_clock; /* the engine thread's CPU-time clock */
+    clockid_t engine_clock;        /* the engine thread's CPU-time clock */
     pthread_mutex_t watchdog_lock; /* guards watchdog_stop; the watchdog sleeps on wake */
     pthread_cond_t watchdog_wake;
     int watchdog_running;
@@ -471,7 +471,7 @@ static int api_msg_header(const struct lb_box *box, const char *name, size_t len
     for (uint32_t i = 0; i < m->n_headers; i++) {
         const struct sip_header *h = &m->headers[i];
         int match = id != SIP_HDR_OTHER ? h->id == id
-                                         : h->id == SIP_HDR_OTHER && slice_eq_nocase(h->name, want);
+                                        : h->id == SIP_HDR_OTHER && slice_eq_nocase(h->name, want);
         if (match && nth-- == 0) {
             set_slice(out, h->value);
             return 1;
@@ -591,8 +591,7 @@ static int32_t api_cidr_lookup_msg(const void *set, const struct lb_box *box, in
     const struct packet *pkt = box->pkt;
     if (!pkt || (pkt->ip_version != 4 && pkt->ip_version != 6))
         return -1;
-    return cidr_lookup(set, pkt->ip_version == 4 ? AF_INET : AF_INET6,
-                       dst ? pkt->dst : pkt->src);
+    return cidr_lookup(set, pkt->ip_version == 4 ? AF_INET : AF_INET6, dst ? pkt->dst : pkt->src);
 }
 
 static int32_t api_classify_lookup(const void *c, const char *p, size_t len)
@@ -783,8 +782,8 @@ static int native_family(lua_State *L)
         lua_pushfstring(L, "metric '%s' collides with the built-in family %s", name, clash);
         return 2;
     }
-    fam = metrics_family(b->reg, name, help, t, labels, n_labels, buckets, n_buckets,
-                         (size_t)cap, 0);
+    fam =
+        metrics_family(b->reg, name, help, t, labels, n_labels, buckets, n_buckets, (size_t)cap, 0);
     if (!fam) {
         lua_pushnil(L);
         if (find_family(b, name))
@@ -919,8 +918,10 @@ static int native_cidr_new(lua_State *L)
     void *set = max >= 1 && max <= CIDR_MAX_PREFIXES ? cidr_new((uint32_t)max) : NULL;
     if (!(set = keep_helper(L, H_CIDR, set))) {
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot create a CIDR set of %d prefixes (at most %d sets of at most "
-                        "%d prefixes)", (int)max, MAX_HELPERS, (int)CIDR_MAX_PREFIXES);
+        lua_pushfstring(L,
+                        "cannot create a CIDR set of %d prefixes (at most %d sets of at most "
+                        "%d prefixes)",
+                        (int)max, MAX_HELPERS, (int)CIDR_MAX_PREFIXES);
         return 2;
     }
     lua_pushlightuserdata(L, set);
@@ -971,13 +972,12 @@ static int native_classify_add(lua_State *L)
 
     if (k < 0) {
         lua_pushnil(L);
-        lua_pushfstring(L, "unknown rule kind '%s' (exact, prefix, suffix, contains, glob)",
-                        kind);
+        lua_pushfstring(L, "unknown rule kind '%s' (exact, prefix, suffix, contains, glob)", kind);
         return 2;
     }
     rc = classify_add(c, (enum classify_kind)k, pattern, plen,
-                      lua_toboolean(L, 4) ? CLASSIFY_NOCASE : 0,
-                      (int32_t)luaL_checkinteger(L, 5), err, sizeof(err));
+                      lua_toboolean(L, 4) ? CLASSIFY_NOCASE : 0, (int32_t)luaL_checkinteger(L, 5),
+                      err, sizeof(err));
     if (rc != 0) {
         lua_pushnil(L);
         lua_pushstring(L, rc == -EINVAL ? err : strerror(-rc));
@@ -1003,9 +1003,10 @@ static int native_window_new(lua_State *L)
     }
     if (!(w = keep_helper(L, H_WINDOW, w))) {
         lua_pushnil(L);
-        lua_pushfstring(L, "cannot create a window of %f s, %d buckets, %d keys (buckets 1..%d, "
-                        "keys 1..%d)", secs, (int)buckets, (int)keys, WINDOW_MAX_BUCKETS,
-                        (int)WINDOW_MAX_KEYS);
+        lua_pushfstring(L,
+                        "cannot create a window of %f s, %d buckets, %d keys (buckets 1..%d, "
+                        "keys 1..%d)",
+                        secs, (int)buckets, (int)keys, WINDOW_MAX_BUCKETS, (int)WINDOW_MAX_KEYS);
         return 2;
     }
     lua_pushlightuserdata(L, w);
@@ -1122,9 +1123,9 @@ static const char *error_text(lua_State *L, int idx)
 static void entry_failed(struct lua_bridge *b, struct lb_state *s, const char *hook)
 {
     static bool logged;
-    const char *kind = b->box.mem_fail ? "memory"
+    const char *kind = b->box.mem_fail                                      ? "memory"
                        : lua_touserdata(s->L, -1) == (void *)&timeout_token ? "timeout"
-                                                                             : "runtime";
+                                                                            : "runtime";
     uint32_t k[3] = {sym(b, "sipscope"), sym(b, hook), sym(b, kind)};
     if (b->f_errors)
         metric_counter_add(metrics_series(b->f_errors, k), 1);
@@ -1351,7 +1352,9 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     n = buf ? fread(buf, 1, MAX_RULE_FILE + 1, f) : 0;
     if (!buf || ferror(f) || n > MAX_RULE_FILE) {
         snprintf(err, errlen, "cannot read %s: %s", path,
-                 !buf ? "out of memory" : n > MAX_RULE_FILE ? "larger than 4 MiB" : "read error");
+                 !buf                ? "out of memory"
+                 : n > MAX_RULE_FILE ? "larger than 4 MiB"
+                                     : "read error");
         free(buf);
         fclose(f);
         return NULL;
@@ -1421,22 +1424,21 @@ static int declare_own_families(struct lua_bridge *b)
     b->f_disabled = metrics_family(b->reg, "sipscope_rule_disabled",
                                    "1 while a rule is disabled by its breaker (until reload).",
                                    METRIC_GAUGE, r, 1, NULL, 0, 1000, 0);
-    b->f_seconds = metrics_family(b->reg, "sipscope_rule_seconds",
-                                  "Time spent in rule hooks, sampled one dispatch in 64.",
-                                  METRIC_HISTOGRAM, rh, 2, secs, sizeof(secs) / sizeof(secs[0]),
-                                  10000, METRIC_TIMING);
+    b->f_seconds = metrics_family(
+        b->reg, "sipscope_rule_seconds", "Time spent in rule hooks, sampled one dispatch in 64.",
+        METRIC_HISTOGRAM, rh, 2, secs, sizeof(secs) / sizeof(secs[0]), 10000, METRIC_TIMING);
     b->f_loaded = metrics_family(b->reg, "sipscope_rules_loaded", "Rule files loaded.",
                                  METRIC_GAUGE, NULL, 0, NULL, 0, 1, 0);
     b->f_last_ok = metrics_family(b->reg, "sipscope_rules_last_reload_success",
-                                  "1 when the last rule (re)load succeeded.", METRIC_GAUGE, NULL,
-                                  0, NULL, 0, 1, 0);
+                                  "1 when the last rule (re)load succeeded.", METRIC_GAUGE, NULL, 0,
+                                  NULL, 0, 1, 0);
     b->f_reloads = metrics_family(b->reg, "sipscope_rules_reloads_total",
                                   "Rule reloads by result (success, failure, refused: the labels "
                                   "changed).",
                                   METRIC_COUNTER, res, 1, NULL, 0, 3, 0);
-    b->f_memory = metrics_family(b->reg, "sipscope_lua_memory_bytes",
-                                 "Bytes used by the rules' Lua heap.", METRIC_GAUGE, NULL, 0, NULL,
-                                 0, 1, 0);
+    b->f_memory =
+        metrics_family(b->reg, "sipscope_lua_memory_bytes", "Bytes used by the rules' Lua heap.",
+                       METRIC_GAUGE, NULL, 0, NULL, 0, 1, 0);
     if (!b->f_errors || !b->f_disabled || !b->f_seconds || !b->f_loaded || !b->f_last_ok ||
         !b->f_reloads || !b->f_memory)
         return -ENOMEM;

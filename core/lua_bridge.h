@@ -26,7 +26,7 @@
 struct packet;
 struct sip_msg;
 
-#define LUA_BRIDGE_DEFAULT_MEMORY (64ULL << 20)  /* --lua-memory */
+#define LUA_BRIDGE_DEFAULT_MEMORY (64ULL << 20) /* --lua-memory */
 #define LUA_BRIDGE_DEFAULT_BUDGET_NS 5000000ULL /* --rule-budget: 5 ms per call */
 #define LUA_BRIDGE_DEFAULT_MAX_SERIES 1000      /* per rule family (METRICS.md) */
 #define LUA_BRIDGE_DEFAULT_BREAKER_ERRORS 100   /* consecutive failed calls */

@@ -30,7 +30,11 @@ TEST(json_strings_escape_quotes_backslashes_and_controls)
 
 TEST(json_strings_replace_invalid_utf8_and_keep_valid_utf8)
 {
-    CHECK_STR(json("a\xff" "b", 3), "\"a\xef\xbf\xbd" "b\"");
+    CHECK_STR(json("a\xff"
+                   "b",
+                   3),
+              "\"a\xef\xbf\xbd"
+              "b\"");
     CHECK_STR(json("\xc3\xa9", 2), "\"\xc3\xa9\"");
     CHECK_STR(json("\xe2\x82", 2), "\"\xef\xbf\xbd\""); /* a cut sequence is one replacement */
 }
