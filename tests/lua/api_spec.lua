@@ -466,6 +466,19 @@ return {on_request = function(m) sip.counter{name = "late_total"} end}]]
     end)
 end)
 
+describe("rule timing", function()
+    it("samples one dispatch in 64 into sipscope_rule_seconds", function()
+        local e = engine [[
+return {on_request = function(m) end}]]
+        for i = 1, 130 do
+            e:sip(t.request("OPTIONS", {call_id = "s" .. i}), {time = i})
+        end
+        assert.are.equal(2, e:metric("sipscope_rule_seconds_count",
+            {rule = "r", hook = "on_request"}))
+        e:close()
+    end)
+end)
+
 describe("on_tick", function()
     it("runs once per second of engine clock", function()
         local e = engine([[
