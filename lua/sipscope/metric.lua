@@ -21,6 +21,7 @@ local lens = ffi.new("size_t[12]")
 local cacheable = ffi.new("int[1]")
 
 local DEFAULT_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+local MAX_FAMILIES = 1024 -- rule families per load: a rule cannot flood the registry
 local MAX_LABELS, MAX_BUCKETS = 12, 24
 local KEYS = {name = true, help = true, labels = true, buckets = true, max_series = true}
 
@@ -253,6 +254,9 @@ function M.declare(rule, kind, spec)
     if by_name[name] then
         fail("metric '" .. name .. "' is declared twice (first by rule " ..
             by_name[name].rule.name .. ")", 3)
+    end
+    if #declared >= MAX_FAMILIES then
+        fail("more than " .. MAX_FAMILIES .. " rule metric families", 3)
     end
     if spec.help ~= nil and type(spec.help) ~= "string" then
         fail("metric '" .. name .. "': help must be a string", 3)
