@@ -347,6 +347,8 @@ static void *watchdog_main(void *arg)
 
 static int watchdog_start(struct lua_bridge *b)
 {
+    /* Signal dispositions are process-wide by nature: one handler serves every bridge, each
+     * signal carrying its bridge in si_value. */
     static int installed;
     pthread_condattr_t attr;
     sigset_t all, old;

@@ -9,8 +9,8 @@
  *
  * Threads: everything here runs on the engine thread, except the budget watchdog, a helper
  * thread that never touches the Lua state: when one rule call has used its budget of CPU time it
- * signals the engine thread, whose handler arms a Lua hook that stops the call (within about
- * 1.5 budgets). */
+ * signals the engine thread, whose handler arms a Lua hook that stops the call (after one to two
+ * budgets of CPU time: the watchdog looks every half budget). */
 #ifndef SIPSCOPE_LUA_BRIDGE_H
 #define SIPSCOPE_LUA_BRIDGE_H
 

@@ -99,6 +99,17 @@ describe("the events file", function()
         e:close()
     end)
 
+    it("is written without rules too", function()
+        local e = t.engine{events = true}
+        t.call(e, {call_id = "n1", time = 0.5})
+        local ev = e:events()
+        assert.are.equal(1, #ev)
+        assert.are.equal("n1", ev[1].call_id)
+        assert.are.equal(10, ev[1].duration)
+        assert.are.same({}, ev[1].labels)
+        e:close()
+    end)
+
     it("counts a write error and goes on", function()
         local path = t.write_rule("ev.lua", RULE)
         local e = t.engine{rules = {path}, events = "/dev/full"}
