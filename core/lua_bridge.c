@@ -207,7 +207,6 @@ struct lua_bridge {
     int watchdog_stop;
     volatile uint32_t armed_seq;
     volatile sig_atomic_t hook_armed;
-    int committed;
 };
 
 static const char timeout_token = 0; /* its address is the error value of a budget stop */
@@ -314,7 +313,11 @@ static void *watchdog_main(void *arg)
     while (!b->watchdog_stop) {
         uint32_t seq;
         uint64_t used;
+        struct timespec now;
         timespec_add(&next, period);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > next.tv_sec + 1)
+            next = now; /* the host slept: no burst of catch-up looks */
         while (!b->watchdog_stop &&
                pthread_cond_timedwait(&b->watchdog_wake, &b->watchdog_lock, &next) != ETIMEDOUT)
             ;
@@ -1549,7 +1552,6 @@ int lua_bridge_commit(struct lua_bridge *b, char *err, size_t errlen)
     memcpy(b->routes, b->cur->routes, sizeof(b->routes));
     metric_gauge_set(b->s_loaded, b->cur->n_rules);
     metric_gauge_set(b->s_last_ok, 1);
-    b->committed = 1;
     lua_bridge_publish(b);
     return 0;
 }
