@@ -205,6 +205,7 @@ struct lua_bridge {
     pthread_cond_t watchdog_wake;
     int watchdog_running;
     int watchdog_stop;
+    int watchdog_active; /* rules are loaded: without any, the watchdog sleeps */
     volatile uint32_t armed_seq;
     volatile sig_atomic_t hook_armed;
 };
@@ -314,6 +315,12 @@ static void *watchdog_main(void *arg)
         uint32_t seq;
         uint64_t used;
         struct timespec now;
+        if (!b->watchdog_active) {
+            pthread_cond_wait(&b->watchdog_wake, &b->watchdog_lock);
+            clock_gettime(CLOCK_MONOTONIC, &next);
+            watching = 0;
+            continue;
+        }
         timespec_add(&next, period);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec > next.tv_sec + 1)
@@ -388,6 +395,17 @@ static int watchdog_start(struct lua_bridge *b)
     }
     b->watchdog_running = 1;
     return 0;
+}
+
+/* Wakes the watchdog up while rules are loaded, lets it sleep while none is. */
+static void watchdog_activate(struct lua_bridge *b, int active)
+{
+    if (!b->watchdog_running)
+        return;
+    pthread_mutex_lock(&b->watchdog_lock);
+    b->watchdog_active = active;
+    pthread_cond_signal(&b->watchdog_wake);
+    pthread_mutex_unlock(&b->watchdog_lock);
 }
 
 static void watchdog_stop(struct lua_bridge *b)
@@ -1526,11 +1544,13 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
         lua_bridge_free(b);
         return NULL;
     }
+    watchdog_activate(b, 1); /* top-level code has a budget too */
     b->cur = state_new(b, err, errlen);
     if (!b->cur || load_rules(b, b->cur, err, errlen) != 0) {
         lua_bridge_free(b);
         return NULL;
     }
+    watchdog_activate(b, b->cur->n_rules > 0);
     return b;
 nomem:
     snprintf(err, errlen, "out of memory");
@@ -1746,9 +1766,11 @@ static void count_reload(struct lua_bridge *b, const char *result, int ok)
 
 int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
 {
-    struct lb_state *s = state_new(b, err, errlen);
+    struct lb_state *s;
     int rc;
 
+    watchdog_activate(b, 1);
+    s = state_new(b, err, errlen);
     if (s) {
         s->reloading = 1;
         rc = load_rules(b, s, err, errlen);
@@ -1757,6 +1779,7 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
                      "the rules declare other labels than the running ones (names, defaults, "
                      "max_values or order); labels change every sip_ family, restart to apply");
             close_state(s);
+            watchdog_activate(b, b->cur->n_rules > 0);
             count_reload(b, "refused", 0);
             log_warn(MOD, "reload refused: %s", err);
             return -EBUSY;
@@ -1768,12 +1791,14 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
     }
     if (rc != 0) {
         close_state(s);
+        watchdog_activate(b, b->cur->n_rules > 0);
         count_reload(b, "failure", 0);
         log_warn(MOD, "reload failed, the previous rules keep running: %s", err);
         return -EINVAL;
     }
     close_state(b->cur);
     b->cur = s;
+    watchdog_activate(b, s->n_rules > 0);
     memcpy(b->routes, s->routes, sizeof(b->routes));
     metric_gauge_set(b->s_loaded, s->n_rules);
     count_reload(b, "success", 1);
