@@ -55,7 +55,14 @@ end
 -- Monotonic wall time in seconds, for throughput checks in specs.
 function M.clock()
     local ts = ffi.new("struct sipscope_timespec")
-    C.clock_gettime(1, ts)
+    C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
+
+-- CPU time of the calling thread in seconds: benchmarks on a shared host.
+function M.cpu_clock()
+    local ts = ffi.new("struct sipscope_timespec")
+    C.clock_gettime(3, ts) -- CLOCK_THREAD_CPUTIME_ID
     return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
 end
 
@@ -403,13 +410,24 @@ function M.calls_pcap(path, n)
     return 7 * n
 end
 
--- Writes text to a new file in a fresh temporary directory; returns the file's path and the
--- directory (for rules_dir).
+-- Temporary directories made by write_rule, removed when the script's Lua state closes.
+local temp_dirs = {}
+local sweeper = newproxy(true)
+getmetatable(sweeper).__gc = function()
+    for _, dir in ipairs(temp_dirs) do
+        os.execute("rm -rf '" .. dir .. "'")
+    end
+end
+M._sweeper = sweeper -- kept alive by the module until the state closes
+
+-- Writes text to a new file in a fresh temporary directory (removed at exit), or in dir;
+-- returns the file's path and the directory (for rules_dir).
 function M.write_rule(name, text, dir)
     if not dir then
         dir = os.tmpname()
         os.remove(dir)
         assert(os.execute("mkdir -p '" .. dir .. "'") == 0, "cannot create " .. dir)
+        temp_dirs[#temp_dirs + 1] = dir
     end
     local path = dir .. "/" .. name
     local f = assert(io.open(path, "wb"))
