@@ -10,14 +10,19 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
 
+stderr_matches() { # PATTERN: an empty one means nothing may be written to standard error
+    if [ -z "$1" ]; then
+        [ ! -s "$work/err" ]
+    else
+        grep -qE -- "$1" "$work/err"
+    fi
+}
 expect() { # NAME STATUS STDERR_PATTERN ARGS...
     local name=$1 want=$2 pattern=$3 status
     shift 3
     "$sipscope" "$@" >"$work/out" 2>"$work/err"
     status=$?
-    # An empty pattern means nothing may be written to standard error.
-    if [ "$status" = "$want" ] && { [ -z "$pattern" ] && [ ! -s "$work/err" ] ||
-        [ -n "$pattern" ] && grep -qE -- "$pattern" "$work/err"; }; then
+    if [ "$status" = "$want" ] && stderr_matches "$pattern"; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
