@@ -553,14 +553,15 @@ static void scan_reg_outcomes(void *ctx, const struct metric_series *s, const ui
 static void emit_row(const struct builtin *b, const struct ratio_row *r, double value,
                      metrics_emit_fn emit, void *emit_ctx)
 {
-    /* Symbols are not NUL-terminated; the collector interface wants C strings. */
-    char text[TRACK_MAX_LABELS][METRICS_MAX_SYMBOL_LEN + 1];
+    /* Symbols are bytes with a length; the collector API takes C strings. */
+    static __thread char text[TRACK_MAX_LABELS][METRICS_MAX_SYMBOL_LEN + 1];
     const char *values[METRICS_MAX_LABELS];
     size_t len;
+
     for (size_t i = 0; i < b->n_ops; i++) {
         const char *p = metrics_symbol(b->reg, r->ops[i], &len);
         memcpy(text[i], p, len);
-        text[i][len] = 0;
+        text[i][len] = '\0';
         values[i] = text[i];
     }
     emit(emit_ctx, values, value);

@@ -39,20 +39,27 @@ void sip_dialog_fini(struct sip_dialog_table *tbl)
     table_fini(&tbl->t);
 }
 
-static uint64_t key_of(struct slice call_id, struct slice tag, uint64_t seed)
+/* The call key's two halves (table hash and check) from one pass over each component. */
+static void key_of(struct slice call_id, struct slice tag, uint64_t *hash, uint64_t *check)
 {
-    return hash_mix(slice_hash(call_id, seed), slice_hash(tag, seed));
+    uint64_t c[2], t[2];
+    slice_hash2(call_id, c);
+    slice_hash2(tag, t);
+    *hash = hash_mix(c[0] ^ SEED_KEY, t[0]);
+    *check = hash_mix(c[1] ^ SEED_CHECK, t[1]);
 }
 
 struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice call_id,
                                    struct slice tag)
 {
-    uint64_t hash = key_of(call_id, tag, SEED_KEY);
-    uint64_t check = key_of(call_id, tag, SEED_CHECK);
+    uint64_t hash, check;
+
+    uint32_t idx;
 
     /* Newest first, so a call that replaced an older one with the same key (a new INVITE after
      * an outcome) is found before it. */
-    uint32_t idx = table_lookup(&tbl->t, hash, check);
+    key_of(call_id, tag, &hash, &check);
+    idx = table_lookup(&tbl->t, hash, check);
     return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
 }
 
@@ -295,10 +302,12 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
                                     const struct sip_msg *msg, const struct packet *pkt,
                                     const uint16_t *labels, uint64_t now)
 {
-    uint64_t hash = key_of(msg->call_id, msg->from_tag, SEED_KEY);
-    uint64_t check = key_of(msg->call_id, msg->from_tag, SEED_CHECK);
     struct track_event ev = {.type = TRACK_CALL_START, .time_ns = now, .msg = msg, .pkt = pkt};
-    uint32_t idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
+    uint64_t hash, check;
+    uint32_t idx;
+
+    key_of(msg->call_id, msg->from_tag, &hash, &check);
+    idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
     struct sip_dialog *d;
 
     if (idx == TABLE_NONE) {

@@ -25,29 +25,30 @@ static bool has_cookie(struct slice branch)
     return branch.len > magic_cookie.len && memcmp(branch.p, magic_cookie.p, magic_cookie.len) == 0;
 }
 
-static uint64_t key_hash(const struct sip_msg *msg, enum sip_method method, uint64_t seed)
+/* Folds one key component's two hash lanes into the key's two halves. */
+static void fold(struct sip_txn_key *key, struct slice part)
 {
-    uint64_t h = seed ^ ((uint64_t)method << 56);
-
-    h = hash_mix(h, slice_hash(msg->via_sent_by, seed));
-    if (has_cookie(msg->via_branch)) {
-        h = hash_mix(h, slice_hash(msg->via_branch, seed));
-    } else {
-        /* RFC 2543 peers: the branch (if any) is not unique, so identify the transaction by
-         * dialog identifiers and CSeq. The Request-URI of §17.2.3 is left out on purpose: a
-         * response does not carry it, and responses must find their transaction. */
-        h = hash_mix(h, slice_hash(msg->via_branch, seed));
-        h = hash_mix(h, slice_hash(msg->call_id, seed));
-        h = hash_mix(h, slice_hash(msg->from_tag, seed));
-        h = hash_mix(h, msg->cseq);
-    }
-    return h;
+    uint64_t h[2];
+    slice_hash2(part, h);
+    key->hash = hash_mix(key->hash, h[0]);
+    key->check = hash_mix(key->check, h[1]);
 }
 
 void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_txn_key *key)
 {
-    key->hash = key_hash(msg, method, SEED_HASH);
-    key->check = key_hash(msg, method, SEED_CHECK);
+    key->hash = SEED_HASH ^ ((uint64_t)method << 56);
+    key->check = SEED_CHECK ^ ((uint64_t)method << 56);
+    fold(key, msg->via_sent_by);
+    fold(key, msg->via_branch);
+    if (!has_cookie(msg->via_branch)) {
+        /* RFC 2543 peers: the branch (if any) is not unique, so identify the transaction by
+         * dialog identifiers and CSeq. The Request-URI of §17.2.3 is left out on purpose: a
+         * response does not carry it, and responses must find their transaction. */
+        fold(key, msg->call_id);
+        fold(key, msg->from_tag);
+        key->hash = hash_mix(key->hash, msg->cseq);
+        key->check = hash_mix(key->check, msg->cseq);
+    }
 }
 
 struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key *key)

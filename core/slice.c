@@ -55,3 +55,29 @@ uint64_t slice_hash(struct slice s, uint64_t seed)
     }
     return mul_fold(h, k0);
 }
+
+void slice_hash2(struct slice s, uint64_t out[2])
+{
+    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
+    const uint64_t k2 = 0x8ebc6af09c88c6e3ULL, k3 = 0x589965cc75374cc3ULL;
+    const char *p = s.p;
+    size_t n = s.len;
+    uint64_t a = k0 ^ (uint64_t)n, b = k2 ^ ((uint64_t)n << 1);
+
+    while (n >= 8) {
+        uint64_t w = load64(p);
+        a = mul_fold(a ^ w, k1);
+        b = mul_fold(b ^ w, k3);
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t tail = 0;
+        memcpy(&tail, p, n);
+        tail ^= (uint64_t)n << 56;
+        a = mul_fold(a ^ tail, k1);
+        b = mul_fold(b ^ tail, k3);
+    }
+    out[0] = mul_fold(a, k0);
+    out[1] = mul_fold(b, k2);
+}

@@ -71,6 +71,10 @@ int slice_to_u32(struct slice s, uint32_t *out);
 /* 64-bit hash of the bytes, seeded; not cryptographic, only for in-process tables. */
 uint64_t slice_hash(struct slice s, uint64_t seed);
 
+/* Two independent 64-bit hashes of the bytes in one pass: out[0] and out[1] are as unrelated as
+ * two seeds of slice_hash, for keys identified by 128 bits without keeping them. */
+void slice_hash2(struct slice s, uint64_t out[2]);
+
 /* Folds another 64-bit value into a running hash (for composite keys). */
 static inline uint64_t hash_mix(uint64_t h, uint64_t v)
 {

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Makes the pcap fixtures: records each SIPp scenario pair of tests/fixtures/sipp on loopback over
-# UDP/IPv4 and UDP/IPv6 (tcpdump), records a mix of all of them at once, turns the hand-written
-# flows of tests/fixtures/flows into pcaps (scripts/sip2pcap), and checks every capture against its
-# hand-written manifest (*.expect) with tshark. Any difference fails the run.
+# UDP (and, with --transport tcp, TCP) on IPv4 and IPv6 (tcpdump), records a mix of all of them at
+# once, turns the hand-written flows of tests/fixtures/flows into pcaps (scripts/sip2pcap), and
+# checks every capture against its hand-written manifest (*.expect) with tshark. Any difference
+# fails the run.
 # Recording needs root (tcpdump on lo); --verify-only does not. See tests/fixtures/pcap/MANIFEST.md.
 set -euo pipefail
 export LC_ALL=C # byte semantics for sort, awk and ${#var}
 
 usage() {
     cat <<'EOF'
-usage: scripts/record-fixtures.sh [--port N] [--only NAME]... [--verify-only] [--keep] [OUTDIR]
+usage: scripts/record-fixtures.sh [--port N] [--transport T]... [--only NAME]... [--verify-only]
+                                  [--keep] [OUTDIR]
 
   OUTDIR         where the pcaps go (default tests/fixtures/pcap); the *.expect manifests are
                  always read from tests/fixtures/pcap and tests/fixtures/flows
   --port N       first SIP port (default $SIPSCOPE_FIXTURE_PORT or 5060); the run uses N..N+19 for
-                 SIP and N+100..N+219 for SIPp's media and control sockets, so two runs with ports
-                 220 apart do not collide
+                 SIP (UDP and TCP alike) and N+100..N+219 for SIPp's media and control sockets, so
+                 two runs with ports 220 apart do not collide
+  --transport T  udp (the default), tcp, or both; repeatable (udp and tcp = both). Over TCP every
+                 SIPp pair shares one connection (SIPp -t t1 on both sides): NAME-tcp4.pcap,
+                 NAME-tcp6.pcap, mix-tcp4.pcap, mix-tcp6.pcap. Flows are UDP whatever this says
   --only NAME    record or check only this fixture (a scenario name, "mix" or "flows"); repeatable
   --verify-only  record nothing; check the pcaps already in OUTDIR
   --keep         on failure, keep the work directory (SIPp logs, the capture that failed)
@@ -36,10 +41,20 @@ outdir=""
 verify_only=0
 keep=0
 only=()
+transports=()
+add_transport() {
+    case "$1" in
+    udp | tcp) case " ${transports[*]} " in *" $1 "*) ;; *) transports+=("$1") ;; esac ;;
+    both) add_transport udp; add_transport tcp ;;
+    *) echo "record-fixtures: --transport $1: not udp, tcp or both" >&2; exit 2 ;;
+    esac
+}
 while [ $# -gt 0 ]; do
     case "$1" in
     --port) base_port=$2; shift 2 ;;
     --port=*) base_port=${1#--port=}; shift ;;
+    --transport) add_transport "$2"; shift 2 ;;
+    --transport=*) add_transport "${1#--transport=}"; shift ;;
     --only) only+=("$2"); shift 2 ;;
     --only=*) only+=("${1#--only=}"); shift ;;
     --verify-only) verify_only=1; shift ;;
@@ -50,6 +65,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 outdir=${outdir:-$expdir}
+[ ${#transports[@]} -gt 0 ] || transports=(udp)
+# UDP first, whatever the order on the command line: the same run always records in one order.
+case " ${transports[*]} " in *" udp "*" tcp "* | *" tcp "*" udp "*) transports=(udp tcp) ;; esac
 case "$base_port" in '' | *[!0-9]*) echo "record-fixtures: bad port $base_port" >&2; exit 2 ;; esac
 if [ "$base_port" -lt 1024 ] || [ "$base_port" -gt $((65535 - 220)) ]; then
     echo "record-fixtures: port must be in 1024..$((65535 - 220))" >&2
@@ -121,71 +139,193 @@ tsh() {
 }
 
 # The manifest lines that are checked against the capture: comments, blank lines and the
-# recording parameters (scenario lines of the mix) removed, spaces squeezed, sorted.
-expected_lines() {
-    sed -e 's/#.*//' -e 's/[[:space:]]\+/ /g' -e 's/^ //' -e 's/ $//' "$1" |
-        grep -v -e '^$' -e '^scenario ' | LC_ALL=C sort
+# recording parameters (scenario lines of the mix) removed, spaces squeezed, sorted. Over TCP the
+# `frames` line is left out (how many segments carry no payload is up to the kernel's ACK timing,
+# see dissect_tcp) and the connection lines are added instead: CONNECTIONS handshakes, two FINs
+# each, no reset, no byte outside a SIP message, and no TCP anomaly line at all.
+expected_lines() { # EXPECT TRANSPORT CONNECTIONS
+    {
+        sed -e 's/#.*//' -e 's/[[:space:]]\+/ /g' -e 's/^ //' -e 's/ $//' "$1" |
+            awk -v tr="$2" '$0 == "" || $1 == "scenario" || (tr == "tcp" && $1 == "frames") { next }
+                            { print }'
+        if [ "$2" = tcp ]; then
+            printf 'tcp syn %d\ntcp syn-ack %d\ntcp fin %d\n' "$3" "$3" $((2 * $3))
+            printf 'tcp reset 0\ntcp bytes-outside-sip 0\n'
+        fi
+    } | LC_ALL=C sort
 }
 
-# One tshark pass per capture, one line per frame, tab-separated (a Call-ID holds no tab):
+# One tshark pass per UDP capture, one line per frame, tab-separated (a Call-ID holds no tab):
 #  1 frame.protocols  2 frame.time_epoch  3 ip.src  4 ipv6.src  5 udp.srcport  6 ip.dst
 #  7 ipv6.dst  8 udp.dstport  9 sip.Method  10 sip.Status-Code  11 sip.CSeq.method
-#  12 sip.Call-ID  13 udp.payload
-# A frame is SIP when "sip" is among its protocols: the frames `tshark -Y sip` would keep.
+#  12 sip.Call-ID  13 udp.payload  14 sip.Via.transport
+# A frame is SIP when "sip" is among its protocols: the frames `tshark -Y sip` would keep. A
+# datagram holds one message, so $work/msgs (one line per SIP message: method, status code, CSeq
+# method, Call-ID, top Via transport, tab-separated) takes fields 9-12 and 14 of the SIP frames.
 # (tshark starts in about 0.25 s, so one pass instead of one per question halves the run.)
 # Heuristics first: with the default ports the mix uses UDP 5072, which tshark otherwise hands to
 # its AYIYA dissector by port number.
-dissect() { # PCAP -> $work/fields
+dissect_udp() { # PCAP -> $work/fields, $work/msgs
     tsh -r "$1" -o udp.try_heuristic_first:TRUE -T fields -E separator=/t -E occurrence=f -e frame.protocols -e frame.time_epoch \
         -e ip.src -e ipv6.src -e udp.srcport -e ip.dst -e ipv6.dst -e udp.dstport \
         -e sip.Method -e sip.Status-Code -e sip.CSeq.method -e sip.Call-ID -e udp.payload \
-        >"$work/fields"
+        -e sip.Via.transport >"$work/fields"
+    awk -F'\t' -v OFS='\t' '$1 ~ /(^|:)sip(:|$)/ { print $9, $10, $11, $12, $14 }' \
+        "$work/fields" >"$work/msgs"
 }
 
-# Summarises $work/fields in the manifest's terms (see MANIFEST.md): frames, distinct Call-IDs,
-# requests by method, responses by CSeq method and code, and the flow (message sequence) of
-# every Call-ID, counted by distinct flow. A request token is its method, a response token is
-# CODE/CSEQ-METHOD.
-actual_lines() {
-    awk -F'\t' '
-        { frames++ }
-        $1 !~ /(^|:)sip(:|$)/ { next }
-        {
-            if ($9 != "") { tok = $9; key = "request " $9 }
-            else { tok = $10 "/" $11; key = "response " $11 " " $10 }
-            count[key]++
-            if (!($12 in flow)) { order[++ncalls] = $12; flow[$12] = tok }
-            else flow[$12] = flow[$12] " " tok
+# One tshark pass per TCP capture, as PDML, which keeps every SIP message of a frame apart, in
+# order: a segment may end one message and hold the next two, and a message split over segments
+# is dissected once, in the frame that completes it (TCP and SIP reassembly on; the SIP ports of
+# the run are decoded as SIP, since 5061 is SIP over TLS and others belong to other protocols by
+# default). Writes $work/msgs as dissect_udp does, and $work/tcp: `frames N`, `tcp4 N` and
+# `tcp6 N` (frames that are TCP over that IP version and nothing else), `tcp syn N` (SYN
+# without ACK), `tcp syn-ack N`, `tcp fin N`, `tcp reset N`, `data N` (segments with payload),
+# `pure-ack N` (no payload, no SYN, FIN or RST), `tcp bytes-outside-sip N` (TCP payload bytes
+# minus the sizes of the SIP messages tshark found: a CRLF keep-alive, stray bytes or a wrong
+# Content-Length show here) and `tcp anomaly NAME N` for each TCP analysis flag that a clean
+# loopback connection never raises (retransmission, out of order, lost segment, duplicate ACK,
+# TCP keep-alive, zero window, reused ports ...; window updates are normal and not listed).
+# How many pure ACKs there are is the kernel's choice (delayed ACKs, and ACKs that ride on the
+# next message when it comes soon enough), so it differs from one recording to the next.
+dissect_tcp() { # PCAP -> $work/msgs, $work/tcp
+    tsh -r "$1" -T pdml -o tcp.desegment_tcp_streams:TRUE -o tcp.analyze_sequence_numbers:TRUE \
+        -o sip.desegment_headers:TRUE -o sip.desegment_body:TRUE \
+        -d "tcp.port==$base_port-$((base_port + 19)),sip" >"$work/pdml"
+    local bad=" retransmission fast_retransmission spurious_retransmission out_of_order"
+    bad+=" lost_segment ack_lost_segment duplicate_ack keep_alive keep_alive_ack zero_window"
+    bad+=" zero_window_probe zero_window_probe_ack window_full reused_ports "
+    awk -v msgs="$work/msgs" -v bad="$bad" -v OFS='\t' '
+        function attr(a) {
+            if (!match($0, " " a "=\"[^\"]*\"")) return ""
+            return substr($0, RSTART + length(a) + 3, RLENGTH - length(a) - 4)
+        }
+        function unxml(s) {
+            gsub(/&lt;/, "<", s); gsub(/&gt;/, ">", s); gsub(/&quot;/, "\"", s)
+            gsub(/&apos;/, "\047", s); gsub(/&amp;/, "\\&", s)
+            return s
+        }
+        function flush() {
+            if (insip) print method, code, cseq, callid, via > msgs
+            insip = 0
+        }
+        /^<packet>/ { frames++; ip4 = ip6 = tcp = udp = syn = ack = fin = rst = len = 0; next }
+        /^<\/packet>/ {
+            flush()
+            if (tcp && !udp && ip4 != ip6) { if (ip4) tcp4++; else tcp6++ }
+            if (syn) { if (ack) synack++; else synonly++ }
+            fins += fin; rsts += rst
+            if (len > 0) data++; else if (!syn && !fin && !rst) pureack++
+            payload += len
+            next
+        }
+        /<proto name="/ {
+            p = attr("name")
+            if (p == "sip") {
+                flush(); insip = 1; sipbytes += attr("size")
+                method = code = cseq = callid = via = ""
+            } else if (p == "tcp") tcp = 1
+            else if (p == "udp") udp = 1
+            next
+        }
+        /<field name="/ {
+            f = attr("name")
+            if (f == "ip.src") ip4 = 1
+            else if (f == "ipv6.src") ip6 = 1
+            else if (f == "tcp.len") len = attr("show") + 0
+            else if (f == "tcp.flags.syn") syn = attr("show") == "1"
+            else if (f == "tcp.flags.ack") ack = attr("show") == "1"
+            else if (f == "tcp.flags.fin") fin = attr("show") == "1"
+            else if (f == "tcp.flags.reset") rst = attr("show") == "1"
+            else if (f ~ /^tcp\.analysis\./ && index(bad, " " substr(f, 14) " "))
+                anomaly[substr(f, 14)]++
+            else if (insip && f == "sip.Method" && method == "") method = unxml(attr("show"))
+            else if (insip && f == "sip.Status-Code" && code == "") code = attr("show")
+            else if (insip && f == "sip.CSeq.method" && cseq == "") cseq = unxml(attr("show"))
+            else if (insip && f == "sip.Call-ID" && callid == "") callid = unxml(attr("show"))
+            else if (insip && f == "sip.Via.transport" && via == "") via = attr("show")
         }
         END {
-            printf "frames %d\n", frames
+            printf "frames %d\ntcp4 %d\ntcp6 %d\n", frames, tcp4, tcp6
+            printf "data %d\npure-ack %d\n", data, pureack
+            printf "tcp syn %d\ntcp syn-ack %d\n", synonly, synack
+            printf "tcp fin %d\ntcp reset %d\n", fins, rsts
+            printf "tcp bytes-outside-sip %d\n", payload - sipbytes
+            for (a in anomaly) printf "tcp anomaly %s %d\n", a, anomaly[a]
+        }' "$work/pdml" >"$work/tcp"
+    # A capture without any SIP message leaves no msgs file behind.
+    touch "$work/msgs"
+}
+
+# Summarises $work/msgs in the manifest's terms (see MANIFEST.md): frames (UDP; over TCP the
+# connection lines of $work/tcp instead), distinct Call-IDs, requests by method, responses by CSeq
+# method and code, and the flow (message sequence) of every Call-ID, counted by distinct flow. A
+# request token is its method, a response token is CODE/CSEQ-METHOD.
+actual_lines() { # TRANSPORT
+    if [ "$1" = tcp ]; then
+        grep '^tcp ' "$work/tcp"
+    else
+        printf 'frames %d\n' "$(wc -l <"$work/fields")"
+    fi
+    awk -F'\t' '
+        {
+            if ($1 != "") { tok = $1; key = "request " $1 }
+            else { tok = $2 "/" $3; key = "response " $3 " " $2 }
+            count[key]++
+            if (!($4 in flow)) { order[++ncalls] = $4; flow[$4] = tok }
+            else flow[$4] = flow[$4] " " tok
+        }
+        END {
             printf "call-ids %d\n", ncalls
             for (k in count) printf "%s %d\n", k, count[k]
             for (i = 1; i <= ncalls; i++) flows[flow[order[i]]]++
             for (f in flows) printf "flow %d %s\n", flows[f], f
-        }' "$work/fields"
+        }' "$work/msgs"
 }
 
-# check PCAP EXPECT [4|6]: the capture must match the manifest line for line and, when a family
-# is given, every frame must be UDP over that IP version. Leaves the capture in $work/fields.
+tcp_value() { # KEY: the number after KEY in $work/tcp
+    awk -v k="$1" 'substr($0, 1, length(k) + 1) == k " " { print $NF }' "$work/tcp"
+}
+
+# check PCAP EXPECT TRANSPORT [FAMILY [CONNECTIONS]]: the capture must match the manifest line for
+# line and, when a family is given (SIPp recordings), every frame must be TRANSPORT over that IP
+# version and every message's top Via must name TRANSPORT (SIPp's [transport]). Over TCP,
+# CONNECTIONS is the number of SIPp pairs (one connection each). Leaves the capture's dissection
+# in $work (fields for UDP, used by check_flow_bytes).
 check() {
-    local pcap=$1 expect=$2 family=${3:-} name other
+    local pcap=$1 expect=$2 tr=$3 family=${4:-} conns=${5:-1} name other summary
     name=$(basename "$pcap")
     [ -s "$pcap" ] || die "$name: missing or empty"
-    dissect "$pcap"
-    expected_lines "$expect" >"$work/expected"
-    actual_lines | LC_ALL=C sort >"$work/actual"
+    rm -f "$work/msgs"
+    "dissect_$tr" "$pcap"
+    expected_lines "$expect" "$tr" "$conns" >"$work/expected"
+    actual_lines "$tr" | LC_ALL=C sort >"$work/actual"
     if ! diff -u "$work/expected" "$work/actual" >"$work/diff"; then
         echo "--- $expect (expected)  +++ $name (captured)" >&2
         tail -n +3 "$work/diff" >&2
         die "$name does not match $(basename "$expect")"
     fi
-    if [ -n "$family" ]; then
-        other=$(awk -F'\t' -v fam="$family" '
-            !((fam == 4 ? $3 : $4) != "" && $5 != "") { n++ } END { print n + 0 }' "$work/fields")
-        [ "$other" = 0 ] || die "$name: $other frames are not UDP over IPv$family"
+    if [ "$tr" = tcp ]; then
+        local frames
+        frames=$(tcp_value frames)
+        [ -z "$family" ] || [ "$(tcp_value "tcp$family")" = "$frames" ] ||
+            die "$name: $((frames - $(tcp_value "tcp$family"))) frames are not TCP over IPv$family"
+        summary="frames $frames ($(tcp_value 'tcp syn') SYN, $(tcp_value 'tcp syn-ack') SYN-ACK,"
+        summary+=" $(tcp_value 'tcp fin') FIN, $(tcp_value data) with payload,"
+        summary+=" $(tcp_value pure-ack) pure ACK), messages $(wc -l <"$work/msgs")"
+    else
+        if [ -n "$family" ]; then
+            other=$(awk -F'\t' -v fam="$family" '
+                !((fam == 4 ? $3 : $4) != "" && $5 != "") { n++ } END { print n + 0 }' "$work/fields")
+            [ "$other" = 0 ] || die "$name: $other frames are not UDP over IPv$family"
+        fi
+        summary=$(grep '^frames' "$work/actual")
     fi
-    printf '  %-36s ok  %s\n' "$name" "$(grep '^frames' "$work/actual")"
+    if [ -n "$family" ]; then
+        other=$(awk -F'\t' -v via="${tr^^}" '$5 != via { n++ } END { print n + 0 }' "$work/msgs")
+        [ "$other" = 0 ] || die "$name: $other messages have a top Via other than SIP/2.0/${tr^^}"
+    fi
+    printf '  %-36s ok  %s\n' "$name" "$summary"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +334,11 @@ check() {
 start_tcpdump() { # PCAP FILTER
     local err="$work/tcpdump.err" i
     rm -f "$1"
+    # Empty the log here: the redirection below truncates it only once the child runs, and until
+    # then the wait below would find the previous capture's "listening on" and start the traffic
+    # before this capture is up. (Delaying the child by 150 ms makes every recording after the
+    # first lose its first packets; a loaded machine once lost a TCP handshake this way.)
+    : >"$err"
     # -U with --immediate-mode: every packet reaches the file as it arrives, so nothing waits in a
     # half-filled ring block when the capture is stopped. -Z root: Debian's tcpdump would
     # otherwise drop to its own user before creating the file.
@@ -222,19 +367,19 @@ stop_tcpdump() { # PCAP
     tcpdump_pid=""
 }
 
-wait_bound() { # PORT
+wait_bound() { # TRANSPORT PORT
     local i
     for i in $(seq 1 250); do
-        [ -n "$(ss -Hlun "sport = :$1")" ] && return 0
+        [ -n "$(ss -Hln "--${1}" "sport = :$2")" ] && return 0
         sleep 0.02
     done
-    die "nothing listens on UDP port $1"
+    die "nothing listens on $1 port $2"
 }
 
-# sipp_pair SCENARIO SLOT FAMILY CALLS: starts the UAS of SCENARIO in the background and the UAC
-# after it, with the ports of SLOT; appends both wrapper PIDs to pair_pids.
+# sipp_pair SCENARIO SLOT TRANSPORT FAMILY CALLS: starts the UAS of SCENARIO in the background and
+# the UAC after it, with the ports of SLOT; appends both wrapper PIDs to pair_pids.
 sipp_pair() {
-    local scen=$1 slot=$2 fam=$3 calls=$4 ip remote
+    local scen=$1 slot=$2 tr=$3 fam=$4 calls=$5 ip remote tag=$1-$3$4
     local uas_port=$((base_port + 2 * slot)) uac_port=$((base_port + 2 * slot + 1))
     local media=$((base_port + 100 + 8 * slot)) control=$((base_port + 200 + 2 * slot))
     if [ "$fam" = 4 ]; then ip=127.0.0.1; remote="127.0.0.1:$uas_port"; else ip=::1; remote="[::1]:$uas_port"; fi
@@ -242,21 +387,30 @@ sipp_pair() {
     # out rather than adding a copy). -m CALLS: both sides stop after exactly CALLS calls.
     # -r 10: a call every 100 ms, so the calls of one scenario overlap only a little.
     local common=(-i "$ip" -m "$calls" -nr -nostdin -timeout 20s -timeout_error)
+    # TCP: -t t1, one connection per SIPp instance, as between a phone or a proxy and its next
+    # hop, and one handshake per capture rather than one per call (-t tn), so the capture holds
+    # exactly one SYN and two FINs per pair. The UAC connects from its own port (-p), so a
+    # connection of an earlier recording may still be in TIME_WAIT on the same four-tuple; Linux
+    # lets a connect() from an explicitly bound port take it over when TCP timestamps are on
+    # (tcp_twsk_unique), and a listener accepts a SYN with a newer timestamp on a TIME_WAIT
+    # four-tuple, so recordings can follow each other at once (the checks below would see a
+    # reset or a retransmitted SYN).
+    [ "$tr" = udp ] || common+=(-t t1)
     (cd "$work" && exec timeout 30 sipp -sf "$sippdir/$scen-uas.xml" -p "$uas_port" \
         -mp "$media" -cp "$control" "${common[@]}" \
-        -trace_err -error_file "$work/$scen-$fam-uas.err" >"$work/$scen-$fam-uas.log" 2>&1) &
+        -trace_err -error_file "$work/$tag-uas.err" >"$work/$tag-uas.log" 2>&1) &
     pids+=($!)
     pair_pids+=($!)
-    wait_bound "$uas_port"
+    wait_bound "$tr" "$uas_port"
     # SIPSCOPE_SIPP_STATS=DIR keeps each client's own statistics (its final successful and
     # failed call counts), for tests that compare them with sipscope's.
     local stats=()
     [ -z "${SIPSCOPE_SIPP_STATS:-}" ] ||
-        stats=(-trace_stat -stf "$SIPSCOPE_SIPP_STATS/$scen-udp$fam-uac.csv" -fd 60)
+        stats=(-trace_stat -stf "$SIPSCOPE_SIPP_STATS/$tag-uac.csv" -fd 60)
     (cd "$work" && exec timeout 30 sipp -sf "$sippdir/$scen-uac.xml" -p "$uac_port" \
         -mp "$((media + 4))" -cp "$((control + 1))" -r 10 -rp 1000 "${common[@]}" "${stats[@]}" \
-        -trace_err -error_file "$work/$scen-$fam-uac.err" "$remote" \
-        >"$work/$scen-$fam-uac.log" 2>&1) &
+        -trace_err -error_file "$work/$tag-uac.err" "$remote" \
+        >"$work/$tag-uac.log" 2>&1) &
     pids+=($!)
     pair_pids+=($!)
 }
@@ -284,25 +438,25 @@ calls_of() { # EXPECT
     awk '$1 == "call-ids" { print $2 }' "$1"
 }
 
-record_scenario() { # NAME FAMILY PCAP
-    local scen=$1 fam=$2 pcap=$3 calls
+record_scenario() { # NAME TRANSPORT FAMILY PCAP
+    local scen=$1 tr=$2 fam=$3 pcap=$4 calls
     calls=$(calls_of "$expdir/$scen.expect")
     [ -n "$calls" ] || die "$expdir/$scen.expect has no call-ids line"
-    start_tcpdump "$pcap" "udp and (port $base_port or port $((base_port + 1)))"
+    start_tcpdump "$pcap" "$tr and (port $base_port or port $((base_port + 1)))"
     pair_pids=()
-    sipp_pair "$scen" 0 "$fam" "$calls"
+    sipp_pair "$scen" 0 "$tr" "$fam" "$calls"
     wait_pairs
     stop_tcpdump "$pcap"
 }
 
-record_mix() { # FAMILY PCAP
-    local fam=$1 pcap=$2 slot=0 scen n
-    start_tcpdump "$pcap" "udp and portrange $base_port-$((base_port + 2 * ${#scenarios[@]} - 1))"
+record_mix() { # TRANSPORT FAMILY PCAP
+    local tr=$1 fam=$2 pcap=$3 slot=0 scen n
+    start_tcpdump "$pcap" "$tr and portrange $base_port-$((base_port + 2 * ${#scenarios[@]} - 1))"
     pair_pids=()
     for scen in "${scenarios[@]}"; do
         n=$(awk -v s="$scen" '$1 == "scenario" && $2 == s { print $3 }' "$expdir/mix.expect")
         [ -n "$n" ] || die "mix.expect has no 'scenario $scen N' line"
-        sipp_pair "$scen" "$slot" "$fam" "$n"
+        sipp_pair "$scen" "$slot" "$tr" "$fam" "$n"
         slot=$((slot + 1))
     done
     wait_pairs
@@ -359,41 +513,47 @@ check_flow_bytes() { # SIP PCAP
 
 # ---------------------------------------------------------------------------------------------
 
-# produce NAME EXPECT FAMILY COMMAND...: runs COMMAND with the capture path appended (unless
-# --verify-only), checks the capture, and only then puts it into OUTDIR, so that a failed run
-# never leaves a bad fixture behind.
+# produce NAME EXPECT TRANSPORT FAMILY CONNECTIONS COMMAND...: runs COMMAND with the capture path
+# appended (unless --verify-only), checks the capture (see check), and only then puts it into
+# OUTDIR, so that a failed run never leaves a bad fixture behind.
 produce() {
-    local name=$1 expect=$2 family=$3
-    shift 3
+    local name=$1 expect=$2 tr=$3 family=$4 conns=$5
+    shift 5
     if [ "$verify_only" = 1 ]; then
-        check "$outdir/$name" "$expect" "$family"
+        check "$outdir/$name" "$expect" "$tr" "$family" "$conns"
         return
     fi
     "$@" "$work/$name"
-    check "$work/$name" "$expect" "$family"
+    check "$work/$name" "$expect" "$tr" "$family" "$conns"
     mv -f "$work/$name" "$outdir/$name"
 }
 
 start=$(date +%s.%N)
-echo "record-fixtures: output $outdir, SIP ports $base_port..$((base_port + 19))"
+echo "record-fixtures: output $outdir, SIP ports $base_port..$((base_port + 19)), ${transports[*]}"
 
 for scen in "${scenarios[@]}"; do
     wanted "$scen" || continue
-    for fam in 4 6; do
-        produce "$scen-udp$fam.pcap" "$expdir/$scen.expect" "$fam" record_scenario "$scen" "$fam"
+    for tr in "${transports[@]}"; do
+        for fam in 4 6; do
+            produce "$scen-$tr$fam.pcap" "$expdir/$scen.expect" "$tr" "$fam" 1 \
+                record_scenario "$scen" "$tr" "$fam"
+        done
     done
 done
 
 if wanted mix; then
-    for fam in 4 6; do
-        produce "mix-udp$fam.pcap" "$expdir/mix.expect" "$fam" record_mix "$fam"
+    for tr in "${transports[@]}"; do
+        for fam in 4 6; do
+            produce "mix-$tr$fam.pcap" "$expdir/mix.expect" "$tr" "$fam" "${#scenarios[@]}" \
+                record_mix "$tr" "$fam"
+        done
     done
 fi
 
 if wanted flows; then
     for sip in "$flowdir"/*.sip; do
         flow=$(basename "$sip" .sip)
-        produce "flow-$flow.pcap" "$flowdir/$flow.expect" "" "$top/scripts/sip2pcap" "$sip"
+        produce "flow-$flow.pcap" "$flowdir/$flow.expect" udp "" 0 "$top/scripts/sip2pcap" "$sip"
         # check left this capture's dissection in $work/fields
         check_flow_bytes "$sip" "$outdir/flow-$flow.pcap"
     done

@@ -7,8 +7,11 @@ none at all, `sip_responses_total{code="200"} 6` counts 200s of every method. Th
 line is one check; prints failures, the run's time and peak RSS, and a closing
 "N passed, N failed, N skipped" line.
 
-usage: expect.py SIPSCOPE CAPTURE EXPECT_FILE [--runs N] [-- SIPSCOPE_FLAGS...]
-  --runs N  run N times and also check that every run prints byte-identical output
+usage: expect.py SIPSCOPE CAPTURE EXPECT_FILE [--runs N] [--transport T] [-- SIPSCOPE_FLAGS...]
+  --runs N       run N times and also check that every run prints byte-identical output
+  --transport T  udp4, udp6, tcp4 or tcp6: one more check, that every SIP message was counted
+                 on this transport and IP version: sipscope_sip_messages_total{transport, ip}
+                 equals the expect file's sipscope_sip_messages_total (which sums over labels)
 """
 import re
 import resource
@@ -55,6 +58,14 @@ def main():
         i = args.index("--runs")
         runs = int(args[i + 1])
         del args[i:i + 2]
+    transport = None
+    if "--transport" in args:
+        i = args.index("--transport")
+        transport = args[i + 1]
+        del args[i:i + 2]
+        if not re.fullmatch(r"(udp|tcp)[46]", transport):
+            print(f"--transport {transport}: not udp4, udp6, tcp4 or tcp6")
+            return 2
     binary, capture, expect_file = args
     outputs = []
     for _ in range(runs):
@@ -70,10 +81,17 @@ def main():
     print(f"# {capture}: {elapsed:.2f} s, peak RSS {peak_kib / 1024:.1f} MiB")
     values = parse_exposition(outputs[0].decode())
     passed = failed = 0
-    for line in open(expect_file):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    lines = [line.strip() for line in open(expect_file)]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if transport:
+        total = [line.rpartition(" ")[2] for line in lines
+                 if line.rpartition(" ")[0] == "sipscope_sip_messages_total"]
+        if len(total) != 1:
+            print(f"--transport needs one sipscope_sip_messages_total line in {expect_file}")
+            return 2
+        lines.append(f'sipscope_sip_messages_total{{transport="{transport[:3]}",'
+                     f'ip="{transport[3]}"}} {total[0]}')
+    for line in lines:
         key, _, want = line.rpartition(" ")
         got = lookup(values, key)
         if want == "absent":

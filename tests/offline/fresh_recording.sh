@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Records every SIPp scenario afresh on loopback (scripts/record-fixtures.sh, which checks each
-# capture against its manifest with tshark) and checks sipscope's metrics of the new captures
-# against the same hand-derived expectations as the committed ones.
+# Records every SIPp scenario afresh on loopback, over UDP and TCP on IPv4 and IPv6
+# (scripts/record-fixtures.sh, which checks each capture against its manifest with tshark), and
+# checks sipscope's metrics of the new captures against the same hand-derived expectations as the
+# committed ones.
 set -euo pipefail
 sipscope=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +14,7 @@ if [ "$(id -u)" != 0 ] || ! command -v sipp >/dev/null; then
     echo "0 passed, 0 failed, 1 skipped"
     exit 77
 fi
-"$top/scripts/record-fixtures.sh" --port 17460 "$out" >"$out/record.log" 2>&1 || {
+"$top/scripts/record-fixtures.sh" --port 17460 --transport both "$out" >"$out/record.log" 2>&1 || {
     cat "$out/record.log"
     echo "0 passed, 1 failed, 0 skipped"
     exit 1
@@ -21,8 +22,9 @@ fi
 passed=0 failed=0
 for s in answered busy rejected-503 redirected-302 cancelled invite-auth register-auth \
     deregister options reinvite mix; do
-    for v in udp4 udp6; do
-        if result=$(python3 "$here/expect.py" "$sipscope" "$out/$s-$v.pcap" "$here/expect/$s.expect"); then
+    for v in udp4 udp6 tcp4 tcp6; do
+        if result=$(python3 "$here/expect.py" "$sipscope" "$out/$s-$v.pcap" "$here/expect/$s.expect" \
+            --transport "$v"); then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))

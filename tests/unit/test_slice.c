@@ -47,4 +47,17 @@ TEST(hash_depends_on_every_byte_and_the_seed)
     CHECK(slice_hash(SLICE_LIT("a"), 0) != slice_hash(SLICE_LIT("a\0"), 0));
 }
 
+TEST(hash2_gives_two_unrelated_lanes_of_every_byte)
+{
+    uint64_t a[2], b[2], c[2];
+    slice_hash2(SLICE_LIT("branch-z9hG4bK-1234"), a);
+    slice_hash2(SLICE_LIT("branch-z9hG4bK-1235"), b);
+    slice_hash2(SLICE_LIT("branch-z9hG4bK-1234"), c);
+    CHECK(a[0] != a[1]);
+    CHECK(a[0] != b[0] && a[1] != b[1]);
+    CHECK(a[0] == c[0] && a[1] == c[1]);
+    slice_hash2(SLICE_LIT(""), b);
+    CHECK(b[0] != b[1]);
+}
+
 TEST_MAIN()

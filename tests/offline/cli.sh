@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The command line's errors: each bad input gets a clear message and its documented exit status
+# (0 done, 1 could not run, 2 wrong flags, 3 capture cut short), and a cut capture still prints
+# what was read, with the cut counted.
+set -uo pipefail
+sipscope=$1
+top=$(cd "$(dirname "$0")/../.." && pwd)
+fixture=$top/tests/fixtures/pcap/answered-udp4.pcap
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+
+stderr_matches() { # PATTERN: an empty one means nothing may be written to standard error
+    if [ -z "$1" ]; then
+        [ ! -s "$work/err" ]
+    else
+        grep -qE -- "$1" "$work/err"
+    fi
+}
+expect() { # NAME STATUS STDERR_PATTERN ARGS...
+    local name=$1 want=$2 pattern=$3 status
+    shift 3
+    "$sipscope" "$@" >"$work/out" 2>"$work/err"
+    status=$?
+    if [ "$status" = "$want" ] && stderr_matches "$pattern"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: status $status (want $want), stderr:"
+        sed 's/^/     /' "$work/err"
+    fi
+}
+check() { # NAME COMMAND...
+    local name=$1
+    shift
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name"; fi
+}
+
+expect "unknown flag" 2 "unknown flag --bogus" --bogus
+expect "flag without its value" 2 "needs a value" --read
+expect "stray argument" 2 'unexpected argument "extra"' --read "$fixture" extra
+expect "bad duration" 2 'invalid duration "5"' --read "$fixture" --timer-t1 5
+expect "bad port list" 2 "invalid port" --read "$fixture" --sip-ports 5060,0
+expect "bad count" 2 'invalid number "-3"' --read "$fixture" --max-calls -3
+expect "print without a file" 2 "--print needs --read" --print
+expect "live flags with a file" 2 "for live capture" --read "$fixture" --interface lo
+expect "missing file" 1 "nothing.pcap" --read "$work/nothing.pcap" --print
+printf 'not a capture at all, just text\n' >"$work/text.pcap"
+expect "not a capture" 1 "text.pcap" --read "$work/text.pcap" --print
+
+# A pcap whose link type is PPP (9): header fields written by hand.
+printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\x00\x09\x00\x00\x00' \
+    >"$work/ppp.pcap"
+expect "unsupported link type" 1 "PPP" --read "$work/ppp.pcap" --print
+
+# The fixture cut in the middle of its last record: what came before is printed and counted.
+size=$(stat -c %s "$fixture")
+head -c $((size - 20)) "$fixture" >"$work/cut.pcap"
+expect "cut capture" 3 "cut short" --read "$work/cut.pcap" --print
+check "a cut capture still prints the messages before the cut" \
+    grep -qx 'sip_requests_total{method="INVITE"} 3' "$work/out"
+check "the cut is counted" \
+    grep -qx 'sipscope_parse_errors_total{stage="l2",reason="capture_file_truncated"} 1' "$work/out"
+
+expect "help" 0 "" --help
+check "help lists every flag group" grep -q -- "--web.listen-address" "$work/out"
+expect "version" 0 "" --version
+check "version prints the version" grep -qE '^sipscope [0-9]+\.[0-9]+\.[0-9]+$' "$work/out"
+echo "$passed passed, $failed failed, 0 skipped"
+[ "$failed" = 0 ]

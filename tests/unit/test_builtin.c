@@ -1,0 +1,183 @@
+/* builtin: track events in, exposition out. Values derived from METRICS.md by hand. */
+#include "builtin.h"
+
+#include "expo.h"
+#include "sip_dialog.h"
+#include "sip_parse.h"
+#include "sip_reg.h"
+#include "test.h"
+
+static struct metrics *reg;
+static struct oplabel_set *ops;
+static struct builtin *b;
+static struct expo_buf out;
+
+static void setup(int with_carrier)
+{
+    reg = metrics_new(10000);
+    ops = oplabel_new(reg);
+    if (with_carrier)
+        oplabel_declare(ops, "carrier", "other", 8);
+    b = builtin_new(reg, ops);
+    expo_buf_init(&out);
+}
+
+static void teardown(void)
+{
+    expo_buf_fini(&out);
+    metrics_free(reg);
+    builtin_free(b);
+    oplabel_free(ops);
+}
+
+static const char *render(void)
+{
+    expo_render(reg, EXPO_DETERMINISTIC, &out);
+    return out.data;
+}
+
+#define HAS(line) CHECK(strstr(render(), line "\n") != NULL)
+#define LACKS(text) CHECK(strstr(render(), text) == NULL)
+
+static void emit(uint8_t type, uint16_t code, const uint16_t *labels)
+{
+    struct track_event ev = {.type = type, .code = code, .labels = labels};
+    builtin_on_event(b, &ev);
+}
+
+/* A call of the given outcome: start, outcome, and BYE completion for 200. */
+static void call(uint16_t code, const uint16_t *labels)
+{
+    emit(TRACK_CALL_START, 0, labels);
+    emit(TRACK_CALL_OUTCOME, code, labels);
+    if (code == 200) {
+        struct track_event end = {.type = TRACK_CALL_END, .reason = SIP_END_BYE,
+                                  .flags = TRACK_F_COMPLETED, .labels = labels};
+        builtin_on_event(b, &end);
+    }
+}
+
+TEST(families_without_labels_start_at_zero_and_ratios_start_absent)
+{
+    setup(0);
+    HAS("sip_session_attempts_total 0");
+    HAS("sip_registration_attempts_total 0");
+    HAS("sip_registrations_active 0");
+    LACKS("sip_session_establishment_ratio");
+    LACKS("sip_requests_total{");
+    teardown();
+}
+
+TEST(ratios_follow_rfc6076_formulas)
+{
+    static const uint16_t none[TRACK_MAX_LABELS];
+    setup(0);
+    /* 10 attempts: 4 x 200, 1 x 302, 2 x 486, 1 x 503, 1 x 408, 1 timeout */
+    for (int i = 0; i < 4; i++)
+        call(200, none);
+    call(302, none);
+    call(486, none);
+    call(486, none);
+    call(503, none);
+    call(408, none);
+    call(0, none);
+    HAS("sip_session_establishment_ratio 0.4444444444444444");            /* 4 / (10-1) */
+    HAS("sip_session_establishment_effectiveness_ratio 0.6666666666666666"); /* 6 / 9 */
+    HAS("sip_ineffective_session_attempts_ratio 0.3");                  /* 3 / 10 */
+    HAS("sip_network_effectiveness_ratio 0.7");
+    HAS("sip_answer_seizure_ratio 0.4");
+    HAS("sip_session_completion_ratio 0.4");
+    HAS("sip_session_outcomes_total{code=\"timeout\"} 1");
+    teardown();
+}
+
+TEST(operator_labels_split_every_family_and_ratio)
+{
+    uint16_t acme[TRACK_MAX_LABELS] = {0}, other[TRACK_MAX_LABELS] = {0};
+    setup(1);
+    acme[0] = oplabel_value(ops, 0, "acme", 4);
+    HAS("sip_session_attempts_total{carrier=\"other\"} 0");
+    call(200, acme);
+    call(486, acme);
+    call(200, other);
+    HAS("sip_session_attempts_total{carrier=\"acme\"} 2");
+    HAS("sip_session_attempts_total{carrier=\"other\"} 1");
+    HAS("sip_session_outcomes_total{code=\"486\",carrier=\"acme\"} 1");
+    HAS("sip_session_establishment_ratio{carrier=\"acme\"} 0.5");
+    HAS("sip_session_establishment_ratio{carrier=\"other\"} 1");
+    teardown();
+}
+
+TEST(every_redirect_leaves_ser_without_denominator)
+{
+    static const uint16_t none[TRACK_MAX_LABELS];
+    setup(0);
+    call(302, none);
+    call(301, none);
+    LACKS("sip_session_establishment_ratio");
+    LACKS("sip_session_establishment_effectiveness_ratio");
+    HAS("sip_answer_seizure_ratio 0");
+    teardown();
+}
+
+TEST(dialog_gauge_moves_with_state_changes)
+{
+    static const uint16_t none[TRACK_MAX_LABELS];
+    struct track_event ev = {.type = TRACK_CALL_STATE, .labels = none};
+    setup(0);
+    ev.old_state = SIP_DIALOG_ENDED;
+    ev.new_state = SIP_DIALOG_TRYING;
+    builtin_on_event(b, &ev);
+    builtin_on_event(b, &ev);
+    ev.old_state = SIP_DIALOG_TRYING;
+    ev.new_state = SIP_DIALOG_CONFIRMED;
+    builtin_on_event(b, &ev);
+    HAS("sip_dialogs_active{state=\"trying\"} 1");
+    HAS("sip_dialogs_active{state=\"confirmed\"} 1");
+    ev.old_state = SIP_DIALOG_CONFIRMED;
+    ev.new_state = SIP_DIALOG_ENDED;
+    builtin_on_event(b, &ev);
+    HAS("sip_dialogs_active{state=\"confirmed\"} 0");
+    teardown();
+}
+
+TEST(messages_count_by_method_code_and_flags)
+{
+    static const uint16_t none[TRACK_MAX_LABELS];
+    struct track_event req = {.type = TRACK_MESSAGE, .method = SIP_METHOD_INVITE, .labels = none};
+    struct track_event resp = {.type = TRACK_MESSAGE, .method = SIP_METHOD_INVITE, .code = 180,
+                               .labels = none};
+    setup(0);
+    builtin_on_event(b, &req);
+    req.flags = TRACK_F_RETRANSMISSION;
+    builtin_on_event(b, &req);
+    resp.flags = TRACK_F_ORPHAN;
+    builtin_on_event(b, &resp);
+    req.method = SIP_METHOD_OTHER;
+    req.flags = 0;
+    builtin_on_event(b, &req);
+    HAS("sip_requests_total{method=\"INVITE\"} 2");
+    HAS("sip_requests_total{method=\"other\"} 1");
+    HAS("sip_retransmissions_total{method=\"INVITE\",kind=\"request\"} 1");
+    HAS("sip_responses_total{method=\"INVITE\",code=\"180\"} 1");
+    HAS("sip_orphan_responses_total{method=\"INVITE\"} 1");
+    teardown();
+}
+
+TEST(registration_outcomes_feed_ira)
+{
+    static const uint16_t none[TRACK_MAX_LABELS];
+    setup(0);
+    /* 5 attempts: 200, 200, 403, 401 (no retry), timeout -> IRA = (403 + timeout) / 5 */
+    for (int i = 0; i < 5; i++)
+        emit(TRACK_REG_ATTEMPT, 0, none);
+    emit(TRACK_REG_OUTCOME, 200, none);
+    emit(TRACK_REG_OUTCOME, 200, none);
+    emit(TRACK_REG_OUTCOME, 403, none);
+    emit(TRACK_REG_OUTCOME, 401, none);
+    emit(TRACK_REG_OUTCOME, 0, none);
+    HAS("sip_ineffective_registration_attempts_ratio 0.4");
+    teardown();
+}
+
+TEST_MAIN()
