@@ -22,7 +22,7 @@ local config = {
         pdd = true,        -- post-dial delay: seconds from the first INVITE to the first
                            -- 180 or 183 (milliseconds precision)
         codec = true,      -- first codec of the first audio stream in the 2xx's SDP ("PCMA")
-        hangup = true,     -- "caller" or "callee": who sent the BYE
+        hangup = true,     -- "caller" or "callee": who sent the BYE (by its From URI)
         q850 = true,       -- cause number from "Reason: Q.850;cause=N" of the BYE or CANCEL
     },
     -- Header values are cut to this many bytes (at a UTF-8 character boundary).
@@ -58,23 +58,43 @@ local function server_of(m)
     return cut(m:header("Server") or m:header("User-Agent"))
 end
 
--- "Q.850;cause=16;text=..." among the Reason headers: 16, or nil.
+-- 16 from "Q.850;cause=16;text=...", or nil. Plain finds only (no Lua patterns, no loops:
+-- see rules/README.md, Cost).
+local function cause_of(r)
+    local p = r:find("Q.850", 1, true) or r:find("q.850", 1, true)
+    if p == nil then
+        return nil
+    end
+    local c = r:find("cause=", p, true)
+    if c == nil then
+        return nil
+    end
+    local e = #r
+    local semi, comma = r:find(";", c, true), r:find(",", c, true)
+    if semi ~= nil then
+        e = semi - 1
+    end
+    if comma ~= nil and comma <= e then
+        e = comma - 1
+    end
+    return tonumber(sub(r, c + 6, e))
+end
+
+-- The Q.850 cause among the Reason headers (RFC 3326): usually the first or only one.
 local function q850_of(m)
-    for _, r in ipairs(m:headers("Reason")) do
-        local p = r:find("Q.850", 1, true) or r:find("q.850", 1, true)
-        if p ~= nil then
-            local c = r:find("cause=", p, true)
-            if c ~= nil then
-                local s, e = c + 6, c + 6
-                local b = byte(r, e)
-                while b ~= nil and b >= 48 and b <= 57 do
-                    e = e + 1
-                    b = byte(r, e)
-                end
-                if e > s then
-                    return tonumber(sub(r, s, e - 1))
-                end
-            end
+    local first = m:header("Reason")
+    if first == nil then
+        return nil
+    end
+    local cause = cause_of(first)
+    if cause ~= nil then
+        return cause
+    end
+    local all = m:headers("Reason") -- "Reason: SIP;cause=200" first, Q.850 after: rare
+    for i = 2, #all do
+        cause = cause_of(all[i])
+        if cause ~= nil then
+            return cause
         end
     end
     return nil
@@ -118,9 +138,6 @@ hooks.on_dialog_start = function(d, m)
     end
     if F.user_agent then
         c.user_agent = cut(m:header("User-Agent"))
-    end
-    if F.hangup then
-        d.vars.from_tag = m.from_tag
     end
 end
 
@@ -179,9 +196,15 @@ hooks.on_dialog_end = function(d, m)
     end
     local method = m.method
     if method == "BYE" and F.hangup then
-        local from_tag = d.vars.from_tag
-        if from_tag ~= nil then
-            c.hangup = m.from_tag == from_tag and "caller" or "callee"
+        -- The caller's BYE is From the call's From URI, the callee's From its To URI (RFC 3261
+        -- 12.2.1.1); a call between two equal URIs is left without the field.
+        local from, caller, callee = m.from, d.from, d.to
+        if caller ~= callee then
+            if from == caller then
+                c.hangup = "caller"
+            elseif from == callee then
+                c.hangup = "callee"
+            end
         end
     end
     if F.q850 and (method == "BYE" or method == "CANCEL") then

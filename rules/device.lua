@@ -1,7 +1,8 @@
 -- device: the type of SIP device behind each call, transaction and registration, from the
 -- User-Agent header of the request that starts it (Server when it has none), by an ordered
 -- list of patterns matched in C (sip.classifier). Adds the operator label `ua_type` to every
--- built-in sip_ family, and counts final responses by the answering side's Server header.
+-- built-in sip_ family, and counts transactions' final responses by the answering side's
+-- Server header.
 -- Documentation: rules/README.md. It does not parse versions or guess from other headers.
 local sip = require "sipscope"
 
@@ -18,7 +19,8 @@ local config = {
     -- Distinct values besides the default; past it, new values map to the default and count
     -- in sipscope_label_overflow_total.
     max_values = 32,
-    -- Count final responses by the class of their Server header (User-Agent when absent) in
+    -- Count final responses (a transaction's first: no retransmission, no fork's late final)
+    -- by the class of their Server header (User-Agent when absent) in
     -- device_final_responses_total{server, class}: who answers, and how.
     responses = true,
     -- {kind, pattern, class}: the first pattern that matches wins. Kinds: exact, prefix,
@@ -81,19 +83,21 @@ if not config.responses then
 end
 
 local finals = sip.counter{name = "device_final_responses_total",
-                           help = "Final responses (retransmissions excluded) by the class of " ..
-                               "their Server header (User-Agent when absent) and status class",
+                           help = "First final responses of transactions by the class of their " ..
+                               "Server header (User-Agent when absent) and status class",
                            labels = {"server", "class"}}
 
 local CLASS = {[2] = "2xx", [3] = "3xx", [4] = "4xx", [5] = "5xx", [6] = "6xx"}
 local default = config.default
 
+-- The first final of each client transaction (one dispatch per transaction, not one per
+-- response: retransmissions and forks' late finals are left out by the tracker).
 return {
-    on_response = function(m)
-        local s = m.status
-        if s < 200 or m.retransmission then
-            return
+    on_transaction_end = function(t, m)
+        if m == nil then
+            return -- timed out: nobody answered
         end
+        local s = t.code
         local v = m:header("Server")
         if v == nil then
             v = m:header("User-Agent")

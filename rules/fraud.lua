@@ -10,11 +10,13 @@ local sip = require "sipscope"
 local config = {
     -- false: this file declares nothing and costs nothing.
     enabled = false,
-    -- More than `threshold` new calls (INVITEs without To-tag, retransmissions excluded, the
-    -- retry after a 401/407 included) from one source address within `seconds`. false: off.
+    -- More than `threshold` new calls (a call's first INVITE: its retransmissions and its
+    -- retry after a 401/407 are the same call) from one source address within `seconds`.
+    -- false: off.
     invite_burst = {threshold = 30, seconds = 10},
     -- REGISTERs for more than `threshold` distinct AoRs (To URIs) from one source address
-    -- within `seconds`. false: off.
+    -- within `seconds`, counted when each REGISTER transaction gets its final response (the
+    -- source is the address the response goes to). false: off.
     register_scan = {threshold = 20, seconds = 60},
     -- Sources never counted: your proxies, SBCs and registrars that relay for many users
     -- (prefixes or addresses, e.g. "192.0.2.0/24").
@@ -116,39 +118,36 @@ end
 
 local mark = config.mark_calls
 
+-- Hooks that run once per call and once per transaction, not once per request: the
+-- dispatch is most of the cost.
 return {
-    on_request = function(m)
-        local method = m.method
-        if method == "INVITE" then
-            if burst == nil or not m.initial or m.retransmission then
-                return
-            end
-            if trusted ~= nil and trusted:src(m) then
-                return
-            end
-            local ip = m.src_ip
-            if check(burst, ip, burst.win:add(ip), true) and mark then
-                local d = m.dialog
-                if d ~= nil then
-                    d.cdr.fraud = "invite_burst"
-                end
-            end
-        elseif method == "REGISTER" then
-            if scan == nil or m.retransmission then
-                return
-            end
-            if trusted ~= nil and trusted:src(m) then
-                return
-            end
-            local ip = m.src_ip
-            local n, fresh
-            if pairs_seen:add(ip .. " " .. (m.to or "")) == 1 then
-                n, fresh = scan.win:add(ip), true
-            else
-                n, fresh = scan.win:count(ip), false
-            end
-            check(scan, ip, n, fresh)
+    -- A new call: its first INVITE (retransmissions and the retry after a 401/407 belong to it).
+    on_dialog_start = function(d, m)
+        if burst == nil or (trusted ~= nil and trusted:src(m)) then
+            return
         end
+        local ip = m.src_ip
+        if check(burst, ip, burst.win:add(ip), true) and mark then
+            d.cdr.fraud = "invite_burst"
+        end
+    end,
+    -- A REGISTER transaction's first final: the registering source is where the response
+    -- goes (RFC 3261 18.2.2, with rport/received); one that times out is not counted.
+    on_transaction_end = function(t, m)
+        if scan == nil or m == nil or t.method ~= "REGISTER" then
+            return
+        end
+        if trusted ~= nil and trusted:dst(m) then
+            return
+        end
+        local ip = m.dst_ip
+        local n, fresh
+        if pairs_seen:add(ip .. " " .. (m.to or "")) == 1 then
+            n, fresh = scan.win:add(ip), true
+        else
+            n, fresh = scan.win:count(ip), false
+        end
+        check(scan, ip, n, fresh)
     end,
     on_tick = function()
         expire(burst)

@@ -66,8 +66,9 @@ describe("rules/cdr_enrich.lua", function()
         local e = engine()
         invite(e, "c1", 0)
         answer(e, "c1", 0)
-        -- the callee hangs up: its From-tag is the caller's To-tag
+        -- the callee hangs up: From is the callee (URI and tag), To the caller
         e:sip(t.request("BYE", {call_id = "c1", from_tag = "b", to_tag = "ft", cseq = 1,
+                                from = "sip:bob@b.example", to = "sip:alice@a.example",
                                 branch = "z9hG4bKbye1",
                                 headers = {"Reason: SIP;cause=200;text=\"x\"",
                                            "Reason: Q.850;cause=16;text=\"Normal call clearing\""}}),
@@ -95,6 +96,25 @@ describe("rules/cdr_enrich.lua", function()
         assert.is_nil(ev[1].q850)
         assert.are.same({src_ip = "192.0.2.10", src_port = 5062, dst_ip = "198.51.100.20",
                          dst_port = 5060, transport = "udp", server = "Yealink"}, added(ev[2]))
+        e:close()
+    end)
+
+    it("leaves the hang-up side out when caller and callee have the same URI", function()
+        local e = engine {fields = {hangup = true, q850 = true}}
+        local me = {from = "sip:me@a.example", to = "sip:me@a.example"}
+        local function o(extra)
+            local x = {call_id = "c1", from = me.from, to = me.to}
+            for k, v in pairs(extra) do
+                x[k] = v
+            end
+            return x
+        end
+        e:sip(t.request("INVITE", o {}), {time = 0, src = A, dst = B})
+        e:sip(t.response(200, o {to_tag = "b"}), {time = 1, src = B, dst = A})
+        e:sip(t.request("BYE", o {to_tag = "b", cseq = 2, branch = "z9hG4bKbye1",
+                                  headers = {"Reason: Q.850;cause=17,SIP;cause=486"}}),
+            {time = 5, src = A, dst = B})
+        assert.are.same({q850 = 17}, added(e:events()[1]))
         e:close()
     end)
 

@@ -18,11 +18,15 @@ local function invite(e, id, src, time, o)
     e:sip(t.request("INVITE", o), {time = time, src = src .. ":5060", dst = "192.0.2.1:5060"})
 end
 
-local function register(e, id, user, src, time, cseq)
+-- A REGISTER from src and the registrar's final response (404 unless code is given).
+local function register(e, id, user, src, time, cseq, code)
     local aor = "sip:" .. user .. "@b.example"
-    e:sip(t.request("REGISTER", {call_id = id, cseq = cseq, ruri = "sip:b.example", to = aor,
-                                 from = aor, headers = {"Contact: <sip:x@" .. src .. ">"}}),
-        {time = time, src = src .. ":5060", dst = "192.0.2.1:5060"})
+    local o = {call_id = id, cseq = cseq, ruri = "sip:b.example", to = aor, from = aor,
+               headers = {"Contact: <sip:x@" .. src .. ">"}}
+    e:sip(t.request("REGISTER", o), {time = time, src = src .. ":5060", dst = "192.0.2.1:5060"})
+    o.method, o.to_tag, o.headers = "REGISTER", "r", {}
+    e:sip(t.response(code or 404, o), {time = time + 0.01, src = "192.0.2.1:5060",
+                                       dst = src .. ":5060"})
 end
 
 local function value(e, family, signal)
@@ -75,18 +79,19 @@ describe("rules/fraud.lua", function()
         e:close()
     end)
 
-    it("counts a retry after a challenge as a new call, a re-INVITE not", function()
+    it("counts calls: a retry after a challenge and a re-INVITE are the same call", function()
         local e = engine()
         invite(e, "c1", "192.0.2.66", 0)
         e:sip(t.response(407, {call_id = "c1", to_tag = "a"}),
             {time = 0.1, src = "192.0.2.1:5060", dst = "192.0.2.66:5060"})
-        invite(e, "c1", "192.0.2.66", 0.2, {cseq = 2}) -- the retry: 2
+        invite(e, "c1", "192.0.2.66", 0.2, {cseq = 2}) -- the retry: the same call
         e:sip(t.response(200, {call_id = "c1", cseq = 2, to_tag = "b"}),
             {time = 0.3, src = "192.0.2.1:5060", dst = "192.0.2.66:5060"})
-        invite(e, "c1", "192.0.2.66", 0.4, {cseq = 3, to_tag = "b"}) -- re-INVITE: not counted
-        invite(e, "c2", "192.0.2.66", 0.5) -- 3: at the threshold
+        invite(e, "c1", "192.0.2.66", 0.4, {cseq = 3, to_tag = "b"}) -- re-INVITE: the same
+        invite(e, "c2", "192.0.2.66", 0.5) -- 2
+        invite(e, "c3", "192.0.2.66", 0.6) -- 3: at the threshold
         assert.is_nil(value(e, "fraud_alerts_total", "invite_burst"))
-        invite(e, "c3", "192.0.2.66", 0.6) -- 4: over it
+        invite(e, "c4", "192.0.2.66", 0.7) -- 4: over it
         assert.are.equal(1, value(e, "fraud_alerts_total", "invite_burst"))
         e:close()
     end)
@@ -104,8 +109,8 @@ describe("rules/fraud.lua", function()
 
     it("flags a source registering more than the threshold of distinct AoRs", function()
         local e = engine()
-        register(e, "a", "alice", "192.0.2.99", 0)
-        register(e, "a", "alice", "192.0.2.99", 0.1, 2) -- retry after a challenge: same AoR
+        register(e, "a", "alice", "192.0.2.99", 0, 1, 401)
+        register(e, "a", "alice", "192.0.2.99", 0.1, 2, 200) -- the retry: the same AoR
         register(e, "b", "bob", "192.0.2.99", 1)
         assert.is_nil(value(e, "fraud_alerts_total", "register_scan"))
         register(e, "c", "carol", "192.0.2.99", 2) -- the third distinct AoR: over 2
@@ -117,6 +122,20 @@ describe("rules/fraud.lua", function()
         e:advance(1)
         assert.are.equal(1, value(e, "fraud_flagged_sources", "register_scan"))
         assert.is_nil(value(e, "fraud_alerts_total", "invite_burst"))
+        e:close()
+    end)
+
+    it("does not count a REGISTER that never gets an answer", function()
+        local e = engine()
+        for i = 1, 4 do
+            local aor = "sip:u" .. i .. "@b.example"
+            e:sip(t.request("REGISTER", {call_id = "n" .. i, ruri = "sip:b.example", to = aor,
+                                         from = aor}),
+                {time = 0.1 * i, src = "192.0.2.99:5060", dst = "192.0.2.1:5060"})
+        end
+        e:advance(40) -- Timer F: the four transactions time out
+        assert.is_nil(value(e, "fraud_alerts_total", "register_scan"))
+        assert.is_nil(value(e, "fraud_flagged_requests_total", "register_scan"))
         e:close()
     end)
 

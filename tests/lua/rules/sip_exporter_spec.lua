@@ -156,7 +156,7 @@ describe("rules/sip_exporter.lua", function()
         setup(function()
             e = engine()
             scenario(e)
-            e:advance(1)
+            e:advance(1) -- ratios are set once per second (on_tick)
         end)
         teardown(function()
             e:close()
@@ -194,7 +194,7 @@ describe("rules/sip_exporter.lua", function()
             end
         end)
 
-        it("computes the ratios in percent over INVITE transactions", function()
+        it("computes the ratios in percent over INVITE transactions, once per second", function()
             -- outcomes of the 8 initial INVITEs: 200 (A, B's retry, H), 407 (B's first),
             -- 486, 503, 302, timeout (F). SER = 3 / (8 - 1); SEER = (3 + 486) / 7;
             -- ISA = (503 + timeout) / 8; ASR = 3 / 8; SCR = completed (A, B) / 8
@@ -259,6 +259,7 @@ describe("rules/sip_exporter.lua", function()
         resp(e, 486, "A", 0.25, {branch = "z9hG4bKa1", to_tag = "tt"})
         req(e, "ACK", "A", 0.5, {branch = "z9hG4bKa1", to_tag = "tt"})
         req(e, "INVITE", "X", 1, {branch = "z9hG4bKx1"}, "192.0.2.99:5060", "192.0.2.98:5060")
+        e:advance(1) -- ratios are set once per second (on_tick)
         local red = {carrier = "red", ua_type = "asterisk", direction = "inbound"}
         assert.are.equal(1, m(e, "invite_total", base(red, EXTRA)))
         assert.are.equal(3, m(e, "packets_total", base(red)))
@@ -282,6 +283,7 @@ describe("rules/sip_exporter.lua", function()
         req(e, "ACK", "S", 0.5078125, {branch = "z9hG4bKs2", to_tag = "tt"})
         assert.are.equal(1, m(e, "sessions"))
         e:advance(200) -- no refresh: ends 90 + 32 s after the answer
+        e:advance(1) -- ratios are set once per second (on_tick)
         assert.are.equal(0, m(e, "sessions"))
         assert.are.equal(1, m(e, "sdc_total"))
         -- it lasted 122 s: shorter than 180 s only
