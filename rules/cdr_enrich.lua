@@ -141,10 +141,22 @@ hooks.on_dialog_start = function(d, m)
     end
 end
 
-if F.pdd then
-    hooks.on_response = function(m)
+-- One hook for both (a dispatch costs more than these tests): the post-dial delay at the
+-- first 180/183, and the cause of a CANCEL, which comes before the 487 that ends the call.
+if F.pdd or F.q850 then
+    local pdd, q850 = F.pdd, F.q850
+    hooks.on_message = function(m)
         local s = m.status
-        if s ~= 180 and s ~= 183 then
+        if s == nil then
+            if q850 and m.method == "CANCEL" then
+                local d = m.dialog
+                if d ~= nil and d.end_reason == nil then
+                    d.cdr.q850 = q850_of(m)
+                end
+            end
+            return
+        end
+        if not pdd or (s ~= 180 and s ~= 183) then
             return
         end
         local d = m.dialog
@@ -154,19 +166,6 @@ if F.pdd then
         local c = d.cdr
         if c.pdd == nil then
             c.pdd = floor((m.time - d.start_time) * 1000 + 0.5) / 1000
-        end
-    end
-end
-
--- A CANCEL comes before the 487 that ends the call: its cause is read here.
-if F.q850 then
-    hooks.on_request = function(m)
-        if m.method ~= "CANCEL" then
-            return
-        end
-        local d = m.dialog
-        if d ~= nil and d.end_reason == nil then
-            d.cdr.q850 = q850_of(m)
         end
     end
 end
