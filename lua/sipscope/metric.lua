@@ -79,6 +79,32 @@ end
 
 jit.off(miss)
 
+-- For 3 and more labels: a fixed-arity resolver generated once per label count. A loop over
+-- select(i, ...) would leave the compiled trace at every call (measured in a hook: about 600 ns
+-- for a 4-label update, against 60 ns for this).
+local wide = {}
+local function wide_resolver(n)
+    local f = wide[n]
+    if f == nil then
+        local args = {}
+        for i = 1, n do
+            args[i] = "a" .. i
+        end
+        local list = table.concat(args, ", ")
+        local src = {"local cache, miss, st = ...", "return function(" .. list .. ")",
+                     "local t = cache[a1]"}
+        for i = 2, n do
+            src[#src + 1] = "if t == nil then return miss(st, " .. list .. ") end"
+            src[#src + 1] = "t = t[a" .. i .. "]"
+        end
+        src[#src + 1] = "if t == nil then return miss(st, " .. list .. ") end"
+        src[#src + 1] = "return t end"
+        f = assert(loadstring(table.concat(src, "\n"), "=sipscope.metric.resolve" .. n))
+        wide[n] = f
+    end
+    return f
+end
+
 -- resolve(...) -> the series for these label values; specialised for the common label counts
 -- so that the hot path is one or two table lookups.
 local function resolver(st)
@@ -109,16 +135,7 @@ local function resolver(st)
             return s
         end
     end
-    return function(...)
-        local node = cache
-        for i = 1, n do
-            node = node[(select(i, ...))]
-            if node == nil then
-                return miss(st, ...)
-            end
-        end
-        return node
-    end
+    return wide_resolver(n)(cache, miss, st)
 end
 
 -- Label values by name, in declaration order.
@@ -164,11 +181,58 @@ local function amount(st, v, what, nonneg)
     return v
 end
 
+-- The positional update methods, generated once per (label count, amount optional, amount
+-- >= 0): obj:m(v1, ..., vn[, x]) with n fixed parameters, so that no vararg is read on the fast
+-- path (LuaJIT cannot compile VARG in a trace that starts inside the method, and a loop over
+-- select(i, ...) leaves the trace: either made a 4-label update cost about 600 ns instead of
+-- 60). The plain case (own object, string or number labels, a number, or no amount when it is
+-- optional) goes straight to fn(series, sign * x); anything else goes, trailing nils trimmed,
+-- to the general method, which raises the errors.
+local fast_chunks = {}
+local function fast(obj, st, fn, sign, default, nonneg, general)
+    local n, optional = st.n, default ~= nil
+    local key = n .. (optional and "o" or "") .. (nonneg and "p" or "")
+    local chunk = fast_chunks[key]
+    if chunk == nil then
+        local args = {}
+        for i = 1, n do
+            args[i] = "a" .. i
+        end
+        local labels = table.concat(args, ", ")
+        local sep = n > 0 and ", " or ""
+        local src = {"local obj, fn, sign, default, general, resolve = ...",
+                     "return function(self" .. sep .. labels .. ", v, extra)",
+                     "if self == obj and extra == nil" ..
+                         (n > 0 and " and type(a1) ~= 'table'" or "") .. " then",
+                     "if v == nil then"}
+        if optional then
+            src[#src + 1] = (n > 0 and ("if a" .. n .. " ~= nil then ") or "") ..
+                "return fn(resolve(" .. labels .. "), sign * default)" ..
+                (n > 0 and " end" or "")
+        end
+        src[#src + 1] = "elseif type(v) == 'number' and v == v" ..
+            (nonneg and " and v >= 0" or "") .. " then return fn(resolve(" .. labels ..
+            "), sign * v) end"
+        src[#src + 1] = "end"
+        src[#src + 1] = "if extra ~= nil then return general(self" .. sep .. labels ..
+            ", v, extra) end"
+        src[#src + 1] = "if v ~= nil then return general(self" .. sep .. labels .. ", v) end"
+        for i = n, 1, -1 do
+            src[#src + 1] = "if a" .. i .. " ~= nil then return general(self, " ..
+                table.concat(args, ", ", 1, i) .. ") end"
+        end
+        src[#src + 1] = "return general(self) end"
+        chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.metric.update" .. key))
+        fast_chunks[key] = chunk
+    end
+    return chunk(obj, fn, sign, default, general, st.resolve)
+end
+
 -- Builds obj's methods. Every method checks that it was called with ':' on its own object.
 local function methods(obj, st)
     local api = ctx.api
-    local n = st.n
     local resolve = resolver(st)
+    st.resolve = resolve
     local m = {}
 
     local function wrong_self()
@@ -192,35 +256,18 @@ local function methods(obj, st)
     end
 
     if st.kind == "counter" then
-        local general = slow(api.counter_add, 1, true, 1, true, "the amount")
-        if n == 1 then
-            m.inc = function(self, a, v)
-                if self ~= obj or v ~= nil or type(a) == "table" then
-                    return general(self, a, v)
-                end
-                api.counter_add(resolve(a), 1)
-            end
-        elseif n == 0 then
-            m.inc = function(self, v)
-                if self ~= obj or v ~= nil then
-                    return general(self, v)
-                end
-                api.counter_add(resolve(), 1)
-            end
-        else
-            m.inc = function(self, ...)
-                if self ~= obj or select("#", ...) ~= n or type((...)) == "table" then
-                    return general(self, ...)
-                end
-                api.counter_add(resolve(...), 1)
-            end
-        end
+        m.inc = fast(obj, st, api.counter_add, 1, 1, true,
+            slow(api.counter_add, 1, true, 1, true, "the amount"))
     elseif st.kind == "gauge" then
-        m.set = slow(api.gauge_set, 1, false, nil, false, "the value")
-        m.inc = slow(api.gauge_add, 1, true, 1, false, "the amount")
-        m.dec = slow(api.gauge_add, -1, true, 1, false, "the amount")
+        m.set = fast(obj, st, api.gauge_set, 1, nil, false,
+            slow(api.gauge_set, 1, false, nil, false, "the value"))
+        m.inc = fast(obj, st, api.gauge_add, 1, 1, false,
+            slow(api.gauge_add, 1, true, 1, false, "the amount"))
+        m.dec = fast(obj, st, api.gauge_add, -1, 1, false,
+            slow(api.gauge_add, -1, true, 1, false, "the amount"))
     else
-        m.observe = slow(api.observe, 1, false, nil, false, "the observation")
+        m.observe = fast(obj, st, api.observe, 1, nil, false,
+            slow(api.observe, 1, false, nil, false, "the observation"))
     end
     return m
 end

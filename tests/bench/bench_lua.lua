@@ -33,5 +33,5 @@ io.write(("%d SIP messages, best of %d runs\n"):format(messages, reps))
 local base = configs[1].best / messages * 1e9
 for _, c in ipairs(configs) do
     local ns = c.best / messages * 1e9
-    io.write(("%-12s %8.1f ns/message  %+7.1f\n"):format(c.name, ns, ns - base))
+    io.write(("%-20s %8.1f ns/message  %+7.1f\n"):format(c.name, ns, ns - base))
 end

@@ -2,7 +2,8 @@
 """Installs the build into a temporary directory and checks what lands where:
 
 - the exact list of installed files and directories (the binary, one systemd unit, the
-  bundled rules = rules/*.lua of the source tree without *_spec.lua, the examples, the docs);
+  bundled rules = rules/*.lua of the source tree without *_spec.lua, the examples, the docs,
+  the bundled rules' README);
 - the installed examples and docs are the source files, byte for byte;
 - the unit runs the installed binary with --rules on the installed rules directory, reloads
   with SIGHUP, passes `systemd-analyze verify` and scores at most 2.5 in `systemd-analyze
@@ -95,6 +96,7 @@ def main():
 
         expected = {under_root("bin/sipscope"), under_root("lib/systemd/system/sipscope.service"),
                     under_root(f"{DOC}/README.md"), under_root(f"{DOC}/METRICS.md"),
+                    under_root(f"{DOC}/rules/README.md"),
                     under_root(f"{DOC}/examples/systemd/sipscope.service")}
         expected |= {under_root(f"{DOC}/examples/{e}") for e in EXAMPLES}
         expected |= {os.path.relpath(os.path.join(rules_dir, os.path.basename(r)), destdir)
@@ -109,7 +111,8 @@ def main():
         check(os.path.isdir(rules_dir), f"no rules directory {rules_rel}")
 
         # Installed copies are the sources.
-        pairs = [(f"{DOC}/README.md", "README.md"), (f"{DOC}/METRICS.md", "docs/METRICS.md")]
+        pairs = [(f"{DOC}/README.md", "README.md"), (f"{DOC}/METRICS.md", "docs/METRICS.md"),
+                 (f"{DOC}/rules/README.md", "rules/README.md")]
         pairs += [(f"{DOC}/examples/{e}", f"examples/{e}") for e in EXAMPLES]
         for inst, orig in pairs:
             path = os.path.join(root, inst)

@@ -1,0 +1,214 @@
+-- cdr_enrich: adds fields to each call's line in the events file (--events): the signalling
+-- addresses and transport of its first INVITE, the caller's User-Agent and the answering
+-- side's Server, the post-dial delay, the answered codec, who hung up and the Q.850 cause of
+-- the BYE or CANCEL. Without --events it still runs but its fields go nowhere: disable it.
+-- It adds no metric and no label. Documentation: rules/README.md.
+
+-- Configuration. Edit, then reload (SIGHUP): this rule declares no label.
+local config = {
+    -- false: this file declares nothing and costs nothing.
+    enabled = false,
+    -- The fields to add (true) or leave out (false). A field is absent from a line when the
+    -- call never had it (no 18x: no pdd; no SDP in the 2xx: no codec...).
+    fields = {
+        src_ip = true,     -- first INVITE's source address ("192.0.2.1")
+        src_port = true,   -- and port (number)
+        dst_ip = true,     -- its destination address
+        dst_port = true,   -- and port
+        transport = true,  -- "udp" or "tcp"
+        user_agent = true, -- the INVITE's User-Agent header
+        server = true,     -- the 2xx's Server header (User-Agent when absent); for a call
+                           -- not answered, the final response's
+        pdd = true,        -- post-dial delay: seconds from the first INVITE to the first
+                           -- 180 or 183 (milliseconds precision)
+        codec = true,      -- first codec of the first audio stream in the 2xx's SDP ("PCMA")
+        hangup = true,     -- "caller" or "callee": who sent the BYE (by its From URI)
+        q850 = true,       -- cause number from "Reason: Q.850;cause=N" of the BYE or CANCEL
+    },
+    -- Header values are cut to this many bytes (at a UTF-8 character boundary).
+    max_text = 128,
+}
+
+if not config.enabled then
+    return {}
+end
+
+local F = config.fields
+local max_text = config.max_text
+local byte, sub = string.byte, string.sub
+local floor = math.floor
+
+local function cut(v)
+    if v == nil or #v <= max_text then
+        return v
+    end
+    -- Do not split a UTF-8 sequence: back off to the start of the one the cut falls in.
+    local n = max_text
+    while n > 0 do
+        local b = byte(v, n + 1)
+        if b < 0x80 or b >= 0xC0 then
+            break
+        end
+        n = n - 1
+    end
+    return sub(v, 1, n)
+end
+
+local function server_of(m)
+    return cut(m:header("Server") or m:header("User-Agent"))
+end
+
+-- 16 from "Q.850;cause=16;text=...", or nil. Plain finds only (no Lua patterns, no loops:
+-- see rules/README.md, Cost).
+local function cause_of(r)
+    local p = r:find("Q.850", 1, true) or r:find("q.850", 1, true)
+    if p == nil then
+        return nil
+    end
+    local c = r:find("cause=", p, true)
+    if c == nil then
+        return nil
+    end
+    local e = #r
+    local semi, comma = r:find(";", c, true), r:find(",", c, true)
+    if semi ~= nil then
+        e = semi - 1
+    end
+    if comma ~= nil and comma <= e then
+        e = comma - 1
+    end
+    return tonumber(sub(r, c + 6, e))
+end
+
+-- The Q.850 cause among the Reason headers (RFC 3326): usually the first or only one.
+local function q850_of(m)
+    local first = m:header("Reason")
+    if first == nil then
+        return nil
+    end
+    local cause = cause_of(first)
+    if cause ~= nil then
+        return cause
+    end
+    local all = m:headers("Reason") -- "Reason: SIP;cause=200" first, Q.850 after: rare
+    for i = 2, #all do
+        cause = cause_of(all[i])
+        if cause ~= nil then
+            return cause
+        end
+    end
+    return nil
+end
+
+local function codec_of(m)
+    local sdp = m:sdp()
+    if sdp == nil then
+        return nil
+    end
+    for _, media in ipairs(sdp.media or {}) do
+        if media.media == "audio" then
+            local c = media.codecs and media.codecs[1]
+            if c ~= nil then
+                return c.name or tostring(c.pt)
+            end
+            return nil
+        end
+    end
+    return nil
+end
+
+local hooks = {}
+
+hooks.on_dialog_start = function(d, m)
+    local c = d.cdr
+    if F.src_ip then
+        c.src_ip = m.src_ip
+    end
+    if F.src_port then
+        c.src_port = m.src_port
+    end
+    if F.dst_ip then
+        c.dst_ip = m.dst_ip
+    end
+    if F.dst_port then
+        c.dst_port = m.dst_port
+    end
+    if F.transport then
+        c.transport = m.transport
+    end
+    if F.user_agent then
+        c.user_agent = cut(m:header("User-Agent"))
+    end
+end
+
+-- One hook for both (a dispatch costs more than these tests): the post-dial delay at the
+-- first 180/183, and the cause of a CANCEL, which comes before the 487 that ends the call.
+if F.pdd or F.q850 then
+    local pdd, q850 = F.pdd, F.q850
+    hooks.on_message = function(m)
+        local s = m.status
+        if s == nil then
+            if q850 and m.method == "CANCEL" then
+                local d = m.dialog
+                if d ~= nil and d.end_reason == nil then
+                    d.cdr.q850 = q850_of(m)
+                end
+            end
+            return
+        end
+        if not pdd or (s ~= 180 and s ~= 183) then
+            return
+        end
+        local d = m.dialog
+        if d == nil or d.answer_time ~= nil then
+            return -- not a call, or a re-INVITE's
+        end
+        local c = d.cdr
+        if c.pdd == nil then
+            c.pdd = floor((m.time - d.start_time) * 1000 + 0.5) / 1000
+        end
+    end
+end
+
+if F.server or F.codec then
+    hooks.on_dialog_answer = function(d, m)
+        local c = d.cdr
+        if F.server then
+            c.server = server_of(m)
+        end
+        if F.codec then
+            c.codec = codec_of(m)
+        end
+    end
+end
+
+hooks.on_dialog_end = function(d, m)
+    if m == nil then
+        return -- a timer ended it
+    end
+    local c = d.cdr
+    if not m.is_request then
+        if F.server and d.answer_time == nil then
+            c.server = server_of(m)
+        end
+        return
+    end
+    local method = m.method
+    if method == "BYE" and F.hangup then
+        -- The caller's BYE is From the call's From URI, the callee's From its To URI (RFC 3261
+        -- 12.2.1.1); a call between two equal URIs is left without the field.
+        local from, caller, callee = m.from, d.from, d.to
+        if caller ~= callee then
+            if from == caller then
+                c.hangup = "caller"
+            elseif from == callee then
+                c.hangup = "callee"
+            end
+        end
+    end
+    if F.q850 and (method == "BYE" or method == "CANCEL") then
+        c.q850 = q850_of(m)
+    end
+end
+
+return hooks

@@ -1,0 +1,164 @@
+-- rules/cdr_enrich.lua: the fields it adds to the call lines of the events file.
+local t = require "sipscope.testing"
+local configure = dofile("tests/lua/rules/configure.lua")
+
+local A, B = "192.0.2.10:5062", "198.51.100.20:5060"
+
+local function engine(overrides)
+    local cfg = {enabled = true}
+    for k, v in pairs(overrides or {}) do
+        cfg[k] = v
+    end
+    local path = t.write_rule("cdr_enrich.lua", configure.text("rules/cdr_enrich.lua", cfg))
+    return t.engine{rules = {path}, config = {t1 = "100ms"}, events = true}
+end
+
+-- The fields a rule added to a call line: everything but what sipscope writes itself.
+local CORE = {type = true, call_id = true, from = true, to = true, start = true, answer = true,
+              ["end"] = true, setup_delay = true, duration = true, outcome = true,
+              end_reason = true, labels = true}
+
+local function added(ev)
+    local out = {}
+    for k, v in pairs(ev) do
+        if not CORE[k] then
+            out[k] = v
+        end
+    end
+    return out
+end
+
+local SDP = [[
+v=0
+o=bob 1 1 IN IP4 198.51.100.20
+s=-
+c=IN IP4 198.51.100.20
+t=0 0
+m=audio 4000 RTP/AVP 8 0 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+]]
+
+local function invite(e, id, time, headers)
+    e:sip(t.request("INVITE", {call_id = id, headers = headers or {"User-Agent: Zoiper rv2.10"}}),
+        {time = time, src = A, dst = B})
+end
+
+local function answer(e, id, time)
+    e:sip(t.response(183, {call_id = id, to_tag = "b"}), {time = time + 0.25, src = B, dst = A})
+    e:sip(t.response(180, {call_id = id, to_tag = "b"}), {time = time + 0.5, src = B, dst = A})
+    e:sip(t.response(200, {call_id = id, to_tag = "b", body = SDP,
+                           headers = {"Server: Asterisk PBX 20.5", "Content-Type: application/sdp"}}),
+        {time = time + 2, src = B, dst = A})
+    e:sip(t.request("ACK", {call_id = id, to_tag = "b", branch = "z9hG4bKack" .. id}),
+        {time = time + 2.01, src = A, dst = B})
+end
+
+describe("rules/cdr_enrich.lua", function()
+    it("ships disabled", function()
+        local e = t.engine{rules = {"rules/cdr_enrich.lua"}, events = true}
+        t.call(e, {call_id = "c1"})
+        assert.are.same({}, added(e:events()[1]))
+        e:close()
+    end)
+
+    it("adds addresses, agents, pdd, codec, the hang-up side and the Q.850 cause", function()
+        local e = engine()
+        invite(e, "c1", 0)
+        answer(e, "c1", 0)
+        -- the callee hangs up: From is the callee (URI and tag), To the caller
+        e:sip(t.request("BYE", {call_id = "c1", from_tag = "b", to_tag = "ft", cseq = 1,
+                                from = "sip:bob@b.example", to = "sip:alice@a.example",
+                                branch = "z9hG4bKbye1",
+                                headers = {"Reason: SIP;cause=200;text=\"x\"",
+                                           "Reason: Q.850;cause=16;text=\"Normal call clearing\""}}),
+            {time = 30, src = B, dst = A})
+        local ev = e:events()
+        assert.are.equal(1, #ev)
+        assert.are.same({src_ip = "192.0.2.10", src_port = 5062, dst_ip = "198.51.100.20",
+                         dst_port = 5060, transport = "udp", user_agent = "Zoiper rv2.10",
+                         server = "Asterisk PBX 20.5", pdd = 0.25, codec = "PCMA",
+                         hangup = "callee", q850 = 16}, added(ev[1]))
+        e:close()
+    end)
+
+    it("knows the caller hung up, and reads the server of a rejected call", function()
+        local e = engine()
+        invite(e, "c1", 0)
+        answer(e, "c1", 0)
+        e:sip(t.request("BYE", {call_id = "c1", to_tag = "b", cseq = 2, branch = "z9hG4bKbye1"}),
+            {time = 30, src = A, dst = B})
+        invite(e, "c2", 40, {})
+        e:sip(t.response(486, {call_id = "c2", to_tag = "x", headers = {"User-Agent: Yealink"}}),
+            {time = 40.5, src = B, dst = A})
+        local ev = e:events()
+        assert.are.equal("caller", ev[1].hangup)
+        assert.is_nil(ev[1].q850)
+        assert.are.same({src_ip = "192.0.2.10", src_port = 5062, dst_ip = "198.51.100.20",
+                         dst_port = 5060, transport = "udp", server = "Yealink"}, added(ev[2]))
+        e:close()
+    end)
+
+    it("leaves the hang-up side out when caller and callee have the same URI", function()
+        local e = engine {fields = {hangup = true, q850 = true}}
+        local me = {from = "sip:me@a.example", to = "sip:me@a.example"}
+        local function o(extra)
+            local x = {call_id = "c1", from = me.from, to = me.to}
+            for k, v in pairs(extra) do
+                x[k] = v
+            end
+            return x
+        end
+        e:sip(t.request("INVITE", o {}), {time = 0, src = A, dst = B})
+        e:sip(t.response(200, o {to_tag = "b"}), {time = 1, src = B, dst = A})
+        e:sip(t.request("BYE", o {to_tag = "b", cseq = 2, branch = "z9hG4bKbye1",
+                                  headers = {"Reason: Q.850;cause=17,SIP;cause=486"}}),
+            {time = 5, src = A, dst = B})
+        assert.are.same({q850 = 17}, added(e:events()[1]))
+        e:close()
+    end)
+
+    it("reads the cause of a CANCEL", function()
+        local e = engine()
+        invite(e, "c1", 0)
+        e:sip(t.response(180, {call_id = "c1", to_tag = "b"}), {time = 1.5, src = B, dst = A})
+        e:sip(t.request("CANCEL", {call_id = "c1", branch = "z9hG4bKc1INVITE1",
+                                   headers = {"Reason: Q.850;cause=31"}}),
+            {time = 5, src = A, dst = B})
+        e:sip(t.response(200, {call_id = "c1", method = "CANCEL", branch = "z9hG4bKc1INVITE1"}),
+            {time = 5.01, src = B, dst = A})
+        e:sip(t.response(487, {call_id = "c1", to_tag = "b"}), {time = 5.02, src = B, dst = A})
+        local ev = e:events()
+        assert.are.equal(1, #ev)
+        assert.are.equal("cancel", ev[1].end_reason)
+        assert.are.equal(31, ev[1].q850)
+        assert.are.equal(1.5, ev[1].pdd)
+        assert.is_nil(ev[1].hangup)
+        e:close()
+    end)
+
+    it("adds only the configured fields, and cuts long values on a character", function()
+        local e = engine {fields = {user_agent = true, transport = true}, max_text = 8}
+        -- "Téééé/1": T, then é in bytes 2-3, 4-5, 6-7, 8-9: a cut after byte 8 would split
+        -- the fourth é, so it falls back to 7 bytes
+        invite(e, "c1", 0, {"User-Agent: Téééé/1"})
+        e:sip(t.response(404, {call_id = "c1", to_tag = "x"}), {time = 0.5, src = B, dst = A})
+        invite(e, "c2", 10, {"User-Agent: Phone/12"})
+        e:sip(t.response(404, {call_id = "c2", to_tag = "x"}), {time = 10.5, src = B, dst = A})
+        local ev = e:events()
+        assert.are.same({user_agent = "Tééé", transport = "udp"}, added(ev[1]))
+        assert.are.same({user_agent = "Phone/12", transport = "udp"}, added(ev[2]))
+        e:close()
+    end)
+
+    it("adds nothing it does not know: a call that times out", function()
+        local e = engine {fields = {pdd = true, codec = true, hangup = true, q850 = true,
+                                    server = true}}
+        invite(e, "c1", 0)
+        e:advance(10)
+        local ev = e:events()
+        assert.are.equal("timeout", ev[1].outcome)
+        assert.are.same({}, added(ev[1]))
+        e:close()
+    end)
+end)
