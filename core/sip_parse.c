@@ -5,14 +5,18 @@
 
 #include <errno.h>
 
-/* SSE2 is baseline on x86-64; AVX2, where the CPU has it, is chosen at run time for the chunk
- * masks. SIP_PARSE_NO_SIMD and SIP_PARSE_NO_AVX2 force the fallbacks, for testing them. */
+/* SSE2 is baseline on x86-64; AVX2 or AVX-512BW, where the CPU has them, are chosen at run time
+ * for the chunk masks. SIP_PARSE_NO_SIMD, SIP_PARSE_NO_AVX2 and SIP_PARSE_NO_AVX512 force the
+ * fallbacks, for testing them. */
 #if defined(__SSE2__) && !defined(SIP_PARSE_NO_SIMD)
 #define SIP_SSE2 1
 #include <emmintrin.h>
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SIP_PARSE_NO_AVX2)
 #define SIP_AVX2 1
 #include <immintrin.h>
+#if !defined(SIP_PARSE_NO_AVX512)
+#define SIP_AVX512 1
+#endif
 #endif
 #endif
 
@@ -748,19 +752,26 @@ struct slice sip_addr_uri(struct slice value)
  * control bytes that are not part of a line break (NUL, a CR not followed by LF, ...). */
 
 struct lines {
-    const char *s;    /* start of the message (after any leading empty lines) */
-    size_t end;       /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
-    size_t first_bad; /* offset of the first stray control byte seen, SIZE_MAX if none */
-    struct span rd;   /* the caller's buffer */
+    const char *s;         /* start of the message (after any leading empty lines) */
+    const char *end;       /* end of what may be parsed: the input, or SIP_MAX_MSG bytes */
+    const char *first_bad; /* the first stray control byte seen; end while none */
+    struct span rd;        /* the caller's buffer */
+    uintptr_t wide_end;    /* a line starting at or below it has 16 readable bytes (0: none) */
     bool capped;      /* end is SIP_MAX_MSG: more input cannot complete the header block */
-    bool avx2;        /* the CPU has AVX2 */
+    uint8_t isa;      /* enum chunk_isa: the widest the CPU has */
+};
+
+enum chunk_isa {
+    ISA_SSE2 = 0, /* or the portable loop */
+    ISA_AVX2,
+    ISA_AVX512,
 };
 
 /* The position in the LF masks. Kept apart from struct lines so that it stays in registers: the
  * next line end must not wait on a store and reload. */
 struct lines_pos {
-    size_t base; /* offset of the current chunk */
-    uint64_t lf; /* LF bits of the current chunk not handed out yet */
+    const char *base; /* the current chunk */
+    uint64_t lf;      /* LF bits of the current chunk not handed out yet */
 };
 
 /* LF bytes and control bytes (HT, CR and LF included) of the 64 bytes at p. */
@@ -805,11 +816,9 @@ chunk_masks_avx2(const char *p, uint64_t *lf, uint64_t *ctl)
 
 /* Where to read the chunk at base: 64 bytes in place when they are readable, else the last 64
  * readable bytes (then the masks are shifted right by *shift), else a zero-padded copy. */
-static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, char *tmp,
+static ALWAYS_INLINE const char *chunk_src(const struct lines *it, const char *b, char *tmp,
                                            unsigned *shift)
 {
-    const char *b = it->s + base;
-
     *shift = 0;
     if (it->rd.hi - b >= 64)
         return b;
@@ -824,111 +833,126 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, 
 
 /* Records the first stray control byte among the odd ones of the chunk at base (n bytes of it
  * are input): an HT is fine, so is a CR that ends the input (its LF may follow). */
-__attribute__((noinline)) static void chunk_odd(struct lines *it, size_t base, uint64_t odd,
+__attribute__((noinline)) static void chunk_odd(struct lines *it, const char *b, uint64_t odd,
                                                 size_t n)
 {
-    const char *b = it->s + base;
-
-    while (odd && it->first_bad == SIZE_MAX) {
+    while (odd && it->first_bad == it->end) {
         unsigned i = (unsigned)__builtin_ctzll(odd);
         odd &= odd - 1;
         if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n))
             continue;
-        it->first_bad = base + i;
+        it->first_bad = b + i;
     }
 }
 
 /* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line);
  * next_lf says whether the byte after the chunk is an LF. Returns the LF mask. */
-static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, size_t base, uint64_t lf, uint64_t ctl,
-                                          bool next_lf, size_t n)
+static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, const char *b, uint64_t lf,
+                                          uint64_t ctl, bool next_lf, size_t n)
 {
     uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
     if (odd)
-        chunk_odd(it, base, odd, n);
+        chunk_odd(it, b, odd, n);
     return lf;
 }
 
 /* The last chunk, which may be cut by the end of the input or of the buffer. */
-__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, size_t base)
+__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, const char *b)
 {
-    const char *b = it->s + base;
-    size_t n = it->end - base;
+    size_t n = (size_t)(it->end - b);
     char tmp[64];
     unsigned shift;
     uint64_t lf, ctl;
 
-    chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
+    chunk_masks(chunk_src(it, b, tmp, &shift), &lf, &ctl);
     lf >>= shift;
     ctl >>= shift;
     if (n < 64) {
         lf &= (1ULL << n) - 1;
         ctl &= (1ULL << n) - 1;
     }
-    return chunk_check(it, base, lf, ctl, n > 64 && b[64] == '\n', n);
+    return chunk_check(it, b, lf, ctl, n > 64 && b[64] == '\n', n);
 }
 
 /* LF mask of the chunk at base (below it->end), computed when the lines reach it: a header block
  * costs the chunks it spans, not those of the body after it. A chunk with input after it is read
  * in place and needs no masking; the last one goes through chunk_tail. */
-__attribute__((noinline)) static uint64_t chunk_lf(struct lines *it, size_t base)
+__attribute__((noinline)) static uint64_t chunk_lf(struct lines *it, const char *b)
 {
     uint64_t lf, ctl;
 
-    if (it->end - base <= 64)
-        return chunk_tail(it, base);
-    chunk_masks(it->s + base, &lf, &ctl);
-    return chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
+    if (it->end - b <= 64)
+        return chunk_tail(it, b);
+    chunk_masks(b, &lf, &ctl);
+    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
 }
 
 #ifdef SIP_AVX2
 __attribute__((noinline, target("avx2"))) static uint64_t chunk_lf_avx2(struct lines *it,
-                                                                       size_t base)
+                                                                       const char *b)
 {
     uint64_t lf, ctl;
 
-    if (it->end - base <= 64)
-        return chunk_tail(it, base);
-    chunk_masks_avx2(it->s + base, &lf, &ctl);
-    return chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
+    if (it->end - b <= 64)
+        return chunk_tail(it, b);
+    chunk_masks_avx2(b, &lf, &ctl);
+    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
+}
+#endif
+
+#ifdef SIP_AVX512
+/* One 64-byte load and two compares into mask registers. */
+__attribute__((noinline, target("avx512bw"))) static uint64_t chunk_lf_avx512(struct lines *it,
+                                                                             const char *b)
+{
+    if (it->end - b <= 64)
+        return chunk_tail(it, b);
+    __m512i v = _mm512_loadu_si512((const void *)b);
+    uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+    uint64_t ctl = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20));
+    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
 }
 #endif
 
 static ALWAYS_INLINE uint64_t chunk_lf_any(struct lines *it, const struct lines_pos *at)
 {
+#ifdef SIP_AVX512
+    if (it->isa == ISA_AVX512)
+        return chunk_lf_avx512(it, at->base);
+#endif
 #ifdef SIP_AVX2
-    if (it->avx2)
+    if (it->isa == ISA_AVX2)
         return chunk_lf_avx2(it, at->base);
 #endif
     return chunk_lf(it, at->base);
 }
 
-/* Sets *pos to the offset of the next LF. Returns false when the input ends first. */
-static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, size_t *pos)
+/* Sets *pos to the next LF. Returns false when the input ends first. */
+static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, const char **pos)
 {
     while (at->lf == 0) {
-        at->base += 64;
-        if (at->base >= it->end)
+        if (it->end - at->base <= 64)
             return false;
+        at->base += 64;
         at->lf = chunk_lf_any(it, at);
     }
-    *pos = at->base + (size_t)__builtin_ctzll(at->lf);
+    *pos = at->base + __builtin_ctzll(at->lf);
     at->lf &= at->lf - 1;
     return true;
 }
 
-/* Where the line that ends with the LF at s[le] (and starts at ls) ends without its line break.
+/* Where the line that ends with the LF at le (and starts at ls) ends without its line break.
  * Returns false if the byte before the LF is a control byte other than CR or HT. */
-static ALWAYS_INLINE bool line_body_end(const char *s, size_t ls, size_t le, size_t *ve,
+static ALWAYS_INLINE bool line_body_end(const char *ls, const char *le, const char **ve,
                                         uint32_t *anomalies)
 {
-    if (le > ls && s[le - 1] == '\r') {
+    if (le > ls && le[-1] == '\r') {
         *ve = le - 1;
         return true;
     }
     *anomalies |= SIP_ANOM_BARE_LF;
     *ve = le;
-    return !(le > ls && (unsigned char)s[le - 1] < 0x20 && s[le - 1] != '\t');
+    return !(le > ls && (unsigned char)le[-1] < 0x20 && le[-1] != '\t');
 }
 
 struct name_value {
@@ -987,7 +1011,7 @@ static int fail_at(struct sip_msg *msg, uint32_t n, int rc, enum sip_error why)
  * holds SIP_MAX_MSG bytes. */
 static int need_more(const struct lines *it, struct sip_msg *msg, bool in_start)
 {
-    if (it->first_bad != SIZE_MAX)
+    if (it->first_bad != it->end)
         return fail(msg, -EBADMSG, in_start ? SIP_ERR_START_LINE : SIP_ERR_HEADER_SYNTAX);
     if (it->capped)
         return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
@@ -1016,7 +1040,8 @@ static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, 
         _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
                        _mm_load_si128((const __m128i *)(const void *)he->lit)));
     unsigned want = (2u << ci) - 1; /* the name and its colon */
-    *id = (eq & want) == want ? (enum sip_hdr)he->id : SIP_HDR_OTHER;
+    unsigned known = he->id;
+    *id = (enum sip_hdr)((eq & want) == want ? known : SIP_HDR_OTHER);
     return true;
 }
 #endif
@@ -1027,27 +1052,25 @@ static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, 
  * returned; otherwise what sip_parse returns. A function of its own so that the loop's state
  * stays in registers. */
 __attribute__((noinline)) static int parse_headers(struct lines *it, struct lines_pos *atp,
-                                                   size_t *lep, struct sip_msg *msg,
+                                                   const char **lep, struct sip_msg *msg,
                                                    struct sip_header *hdrs, size_t max_hdrs)
 {
     struct lines_pos at = *atp;
-    const char *s = it->s;
-    size_t le = *lep, ve;
+    const char *le = *lep;
     uint32_t n = 0;
 
     for (;;) {
-        size_t ls = le + 1;
+        const char *ln = le + 1, *vend;
         if (!lines_next(it, &at, &le))
             return need_more(it, msg, false);
         if (it->first_bad < le)
             return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        if (__builtin_expect(le > ls && s[le - 1] == '\r', 1))
-            ve = le - 1;
-        else if (!line_body_end(s, ls, le, &ve, &msg->anomalies))
+        if (__builtin_expect(le > ln && le[-1] == '\r', 1))
+            vend = le - 1;
+        else if (!line_body_end(ln, le, &vend, &msg->anomalies))
             return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        if (ve == ls)
+        if (vend == ln)
             break; /* the empty line */
-        const char *ln = s + ls, *vend = s + ve, *ne, *vs;
         /* Stray controls were rejected: a line that starts with a byte <= ' ' starts with
          * whitespace, and continues the header before it, whose value then runs to here. */
         if (__builtin_expect((unsigned char)*ln <= ' ', 0)) {
@@ -1062,10 +1085,11 @@ __attribute__((noinline)) static int parse_headers(struct lines *it, struct line
             return fail_at(msg, n, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
 
         /* The name: up to the colon; the value starts after whitespace. */
+        const char *ne, *vs;
         enum sip_hdr id = SIP_HDR_OTHER;
         bool fast = false;
 #ifdef SIP_SSE2
-        fast = it->rd.hi - ln >= 16 &&
+        fast = (uintptr_t)ln <= it->wide_end &&
                name_fast(ln, _mm_loadu_si128((const __m128i *)(const void *)ln), vend, &ne, &id);
 #endif
         if (fast) {
@@ -1081,9 +1105,11 @@ __attribute__((noinline)) static int parse_headers(struct lines *it, struct line
         if (id == SIP_HDR_OTHER && !all_tok(ln, ne))
             return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
         /* The line ends in CR or LF at vend, so neither scan needs another bound (inside a line
-         * only SP and HT are <= ' '). */
-        while (is_wsp(*vs))
-            vs++;
+         * only SP and HT are <= ' '). Most values start after one space. */
+        vs += *vs == ' ';
+        if (__builtin_expect(is_wsp(*vs), 0))
+            while (is_wsp(*vs))
+                vs++;
         if (vs < vend)
             while ((unsigned char)vend[-1] <= ' ')
                 vend--;
@@ -1114,7 +1140,7 @@ static bool looks_like_version(const char *p, size_t n)
 /* Request-Line = Method SP Request-URI SP SIP-Version; Status-Line = SIP-Version SP Status-Code SP
  * Reason-Phrase (RFC 3261 §7.1, §7.2). The SIP-Version is case-insensitive. Trailing whitespace
  * is tolerated. The line holds no control bytes but HT. */
-static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
+static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol, struct span rd)
 {
     while (eol > p && is_wsp(eol[-1]))
         eol--;
@@ -1141,14 +1167,18 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
         return 0;
     }
 
-    const char *q = p;
-    while (q < eol && is_tok(*q))
-        q++;
+    /* The method runs to the first space (the line holds no control byte but HT); a known
+     * method is a token, another one is checked. */
+    const char *q = scan(p, eol, rd, CLS_SPACE, 0, 0, 0, 0);
     if (q == p || q == eol || *q != ' ')
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
+    struct slice method = slice_make(p, (size_t)(q - p));
+    enum sip_method id = sip_method_id(method);
+    if (id == SIP_METHOD_OTHER && !all_tok(p, q))
+        return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
     const char *u = q + 1;
-    const char *sp = memchr(u, ' ', (size_t)(eol - u));
-    if (!sp || sp == u)
+    const char *sp = scan(u, eol, rd, CLS_NONE, ' ', 0, 0, 0);
+    if (sp == eol || sp == u)
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
     const char *v = sp + 1;
     if (!is_version(v, (size_t)(eol - v)))
@@ -1156,9 +1186,9 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
                     looks_like_version(v, (size_t)(eol - v)) ? SIP_ERR_VERSION
                                                              : SIP_ERR_START_LINE);
     msg->is_request = 1;
-    msg->method_name = slice_make(p, (size_t)(q - p));
+    msg->method_name = method;
     msg->ruri = slice_make(u, (size_t)(sp - u));
-    msg->method = (uint8_t)sip_method_id(msg->method_name);
+    msg->method = (uint8_t)id;
     return 0;
 }
 
@@ -1274,10 +1304,18 @@ static void parse_addr(struct slice value, struct span rd, struct slice *uri, st
 /* Content-Length = 1*DIGIT; anything else (or a value past INT32_MAX) is unparsable. */
 static int32_t parse_content_length(struct slice v)
 {
-    uint32_t n;
+    uint64_t n = 0;
 
-    if (slice_to_u32(v, &n) != 0 || n > INT32_MAX)
+    if (v.len == 0)
         return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned d = (unsigned char)v.p[i] - (unsigned)'0';
+        if (d > 9)
+            return -1;
+        n = n * 10 + d;
+        if (n > INT32_MAX)
+            return -1;
+    }
     return (int32_t)n;
 }
 
@@ -1318,35 +1356,40 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     /* A header block still open after SIP_MAX_MSG bytes makes a longer message: no need to wait
      * for more. */
     bool capped = (size_t)(bend - s) >= SIP_MAX_MSG;
+    const char *end = capped ? s + SIP_MAX_MSG : bend, *le, *ve;
     struct lines it = {.s = s,
-                       .end = capped ? SIP_MAX_MSG : (size_t)(bend - s),
-                       .first_bad = SIZE_MAX,
+                       .end = end,
+                       .first_bad = end,
                        .rd = rd,
+                       .wide_end = len >= 16 ? (uintptr_t)bend - 16 : 0,
                        .capped = capped};
-    size_t le, ve;
-    const size_t end = it.end;
-    if (end == 0)
+    if (end == s)
         return need_more(&it, msg, true);
-    struct lines_pos at = {0};
+    struct lines_pos at = {.base = s};
 #ifdef SIP_AVX2
-    it.avx2 = __builtin_cpu_supports("avx2");
+    if (__builtin_cpu_supports("avx2"))
+        it.isa = ISA_AVX2;
+#endif
+#ifdef SIP_AVX512
+    if (__builtin_cpu_supports("avx512bw"))
+        it.isa = ISA_AVX512;
 #endif
     at.lf = chunk_lf_any(&it, &at);
 
     /* Start line. */
     if (!lines_next(&it, &at, &le))
         return need_more(&it, msg, true);
-    if (it.first_bad < le || !line_body_end(s, 0, le, &ve, &msg->anomalies))
+    if (it.first_bad < le || !line_body_end(s, le, &ve, &msg->anomalies))
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
-    rc = parse_start_line(msg, s, s + ve);
+    rc = parse_start_line(msg, s, ve, rd);
     if (rc)
         return rc;
 
     rc = parse_headers(&it, &at, &le, msg, hdrs, max_hdrs);
     if (rc)
         return rc;
-    p = s + le + 1;
-    size_t hdr_len = le + 1;
+    p = le + 1;
+    size_t hdr_len = (size_t)(p - s);
 
     /* Values of the first header of each kind. */
     if (msg->first[SIP_HDR_CALL_ID])
