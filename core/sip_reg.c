@@ -33,7 +33,8 @@ int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
     if (!err)
         err = table_init(&reg->bindings, sizeof(struct sip_binding), cap);
     if (!err) {
-        reg->aor_buckets = calloc((size_t)reg->bindings.mask + 1, sizeof(uint32_t));
+        reg->aor_mask = reg->bindings.max_mask;
+        reg->aor_buckets = calloc((size_t)reg->aor_mask + 1, sizeof(uint32_t));
         if (!reg->aor_buckets)
             err = -ENOMEM;
     }
@@ -209,7 +210,7 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
 
 static void aor_link(struct sip_reg_table *reg, struct sip_binding *b)
 {
-    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->bindings.mask];
+    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->aor_mask];
     b->aor_next = *bucket - 1;
     *bucket = table_index(&reg->bindings, b) + 1;
 }
@@ -217,7 +218,7 @@ static void aor_link(struct sip_reg_table *reg, struct sip_binding *b)
 static void aor_unlink(struct sip_reg_table *reg, struct sip_binding *b)
 {
     uint32_t idx = table_index(&reg->bindings, b);
-    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->bindings.mask];
+    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->aor_mask];
 
     if (*bucket == idx + 1) {
         *bucket = b->aor_next + 1;
@@ -302,7 +303,7 @@ static void binding_set(struct sip_reg_table *reg, const struct sip_reg_attempt 
 static void remove_listed(struct sip_reg_table *reg, const struct sip_reg_attempt *a, uint64_t aor,
                           const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
 {
-    uint32_t *bucket = &reg->aor_buckets[aor & reg->bindings.mask];
+    uint32_t *bucket = &reg->aor_buckets[aor & reg->aor_mask];
     uint32_t i = *bucket - 1;
 
     while (i != TABLE_NONE) {

@@ -1,9 +1,12 @@
-/* table: bounded entry pool, chained hash index, age lists and a binary deadline heap. */
+/* table: bounded entry pool, chained hash index, age lists and a 4-ary deadline heap. */
 #include "table.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Buckets in use at first; the index doubles past one entry per bucket. */
+#define MIN_BUCKETS 1024u
 
 int table_init(struct table *t, size_t entry_size, uint32_t cap)
 {
@@ -19,13 +22,15 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     /* calloc: untouched buckets and entries cost no resident memory until used. */
     t->buckets = calloc(nbuckets, sizeof(uint32_t));
     t->heap = malloc((size_t)cap * sizeof(*t->heap));
-    if (!t->entries || !t->buckets || !t->heap) {
+    t->heap_pos = malloc((size_t)cap * sizeof(*t->heap_pos));
+    if (!t->entries || !t->buckets || !t->heap || !t->heap_pos) {
         table_fini(t);
         return -ENOMEM;
     }
     t->entry_size = entry_size;
     t->cap = cap;
-    t->mask = nbuckets - 1;
+    t->max_mask = nbuckets - 1;
+    t->mask = (nbuckets < MIN_BUCKETS ? nbuckets : MIN_BUCKETS) - 1;
     t->free_head = TABLE_NONE;
     for (int c = 0; c < TABLE_MAX_CLASSES; c++)
         t->head[c] = t->tail[c] = TABLE_NONE;
@@ -37,7 +42,34 @@ void table_fini(struct table *t)
     free(t->entries);
     free(t->buckets);
     free(t->heap);
+    free(t->heap_pos);
     memset(t, 0, sizeof(*t));
+}
+
+/* Doubles the buckets in use: each chain splits into its bucket and the one half the new size
+ * above it, keeping its order, so that equal keys stay newest first. */
+static void buckets_grow(struct table *t)
+{
+    uint32_t old = t->mask + 1;
+
+    for (uint32_t b = 0; b < old; b++) {
+        uint32_t lo = 0, hi = 0; /* tails (index + 1) of the two new chains */
+        uint32_t idx = t->buckets[b] - 1;
+        t->buckets[b] = 0;
+        while (idx != TABLE_NONE) {
+            struct table_node *n = table_node(t, idx);
+            uint32_t next = n->chain;
+            uint32_t *tail = (n->hash & old) ? &hi : &lo;
+            if (*tail)
+                table_node(t, *tail - 1)->chain = idx;
+            else
+                t->buckets[(n->hash & old) ? b + old : b] = idx + 1;
+            *tail = idx + 1;
+            n->chain = TABLE_NONE;
+            idx = next;
+        }
+    }
+    t->mask = 2 * old - 1;
 }
 
 uint32_t table_find(const struct table *t, uint64_t hash)
@@ -117,6 +149,8 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     } else {
         return TABLE_NONE;
     }
+    if (t->used >= t->mask + 1 && t->mask < t->max_mask)
+        buckets_grow(t);
     n = table_node(t, idx);
     gen = (uint16_t)(n->gen + 1);
     memset(n, 0, t->entry_size);
@@ -125,7 +159,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     n->hash = hash;
     n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
-    n->heap_pos = TABLE_NONE;
+    t->heap_pos[idx] = TABLE_NONE;
     n->chain = t->buckets[hash & t->mask] - 1;
     t->buckets[hash & t->mask] = idx + 1;
     list_append(t, idx, cls);
@@ -141,7 +175,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
 static void heap_place(struct table *t, uint32_t pos, struct table_heap_slot slot)
 {
     t->heap[pos] = slot;
-    table_node(t, slot.idx)->heap_pos = pos;
+    t->heap_pos[slot.idx] = pos;
 }
 
 static void heap_up(struct table *t, uint32_t pos)
@@ -177,41 +211,42 @@ static void heap_down(struct table *t, uint32_t pos)
 
 static void heap_delete(struct table *t, uint32_t idx)
 {
-    struct table_node *n = table_node(t, idx);
-    uint32_t pos = n->heap_pos;
+    uint32_t pos = t->heap_pos[idx];
     struct table_heap_slot last;
 
-    n->heap_pos = TABLE_NONE;
+    t->heap_pos[idx] = TABLE_NONE;
     last = t->heap[--t->heap_len];
     if (pos == t->heap_len)
         return;
     heap_place(t, pos, last);
     heap_up(t, pos);
-    heap_down(t, table_node(t, last.idx)->heap_pos);
+    heap_down(t, t->heap_pos[last.idx]);
 }
 
 void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
 {
     struct table_node *n = table_node(t, idx);
     uint64_t old = n->deadline;
+    uint32_t pos = t->heap_pos[idx];
 
     n->deadline = deadline;
     if (deadline == TABLE_NO_DEADLINE) {
-        if (n->heap_pos != TABLE_NONE)
+        if (pos != TABLE_NONE)
             heap_delete(t, idx);
         return;
     }
-    if (n->heap_pos == TABLE_NONE) {
-        n->heap_pos = t->heap_len++;
-        t->heap[n->heap_pos] = (struct table_heap_slot){deadline, idx};
-        heap_up(t, n->heap_pos);
+    if (pos == TABLE_NONE) {
+        pos = t->heap_len++;
+        t->heap_pos[idx] = pos;
+        t->heap[pos] = (struct table_heap_slot){deadline, idx};
+        heap_up(t, pos);
         return;
     }
-    t->heap[n->heap_pos].deadline = deadline;
+    t->heap[pos].deadline = deadline;
     if (deadline < old)
-        heap_up(t, n->heap_pos);
+        heap_up(t, pos);
     else if (deadline > old)
-        heap_down(t, n->heap_pos);
+        heap_down(t, pos);
 }
 
 void table_remove(struct table *t, uint32_t idx)
@@ -227,7 +262,7 @@ void table_remove(struct table *t, uint32_t idx)
             prev = table_node(t, prev)->chain;
         table_node(t, prev)->chain = n->chain;
     }
-    if (n->heap_pos != TABLE_NONE)
+    if (t->heap_pos[idx] != TABLE_NONE)
         heap_delete(t, idx);
     list_unlink(t, idx);
     n->in_use = 0;

@@ -5,7 +5,9 @@
  *
  * Every entry starts with a struct table_node. Entries are addressed by index (uint32); the
  * pool is one calloc of capacity * entry_size, so pages are only touched as the high-water mark
- * grows, and memory is bounded by the capacity from the start. Nothing allocates after
+ * grows, and memory is bounded by the capacity from the start. The hash index is allocated for
+ * the capacity too but used only as far as the entries in use need (it doubles as they grow), so
+ * that a table far below its capacity keeps its buckets in cache. Nothing allocates after
  * table_init. */
 #ifndef SIPSCOPE_TABLE_H
 #define SIPSCOPE_TABLE_H
@@ -23,7 +25,6 @@ struct table_node {
     uint64_t deadline; /* TABLE_NO_DEADLINE when no timer is due */
     uint32_t chain;    /* next entry in the hash bucket */
     uint32_t prev, next; /* neighbours in the entry's age list */
-    uint32_t heap_pos; /* position in the deadline heap, TABLE_NONE when not in it */
     uint8_t cls;       /* age list the entry is on */
     uint8_t in_use;
     uint16_t gen;      /* incremented each time the slot is reused */
@@ -39,8 +40,12 @@ struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
     struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
+    /* Position of each entry in the heap, TABLE_NONE when not in it: apart from the entries, so
+     * that sifting writes a small dense array rather than one entry per level. */
+    uint32_t *heap_pos;
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
+    uint32_t max_mask; /* mask of the whole bucket array; mask grows up to it */
     uint32_t free_head, high_water;
     uint32_t head[TABLE_MAX_CLASSES], tail[TABLE_MAX_CLASSES];
     uint32_t class_len[TABLE_MAX_CLASSES];

@@ -58,6 +58,41 @@ TEST(lookup_matches_hash_and_check_newest_first)
     table_fini(&t);
 }
 
+TEST(index_grows_with_the_entries_and_keeps_equal_keys_newest_first)
+{
+    struct table t;
+    CHECK_INT(table_init(&t, sizeof(struct item), 100000), 0);
+    /* Hash i * 4096 + 7 for 5000 entries, inserted twice each (check 1, then check 2): every
+     * doubling of the index from 1024 buckets splits chains that hold both copies. */
+    enum { N = 5000 };
+    static uint32_t first[N], second[N];
+    for (uint32_t i = 0; i < N; i++)
+        first[i] = table_insert(&t, (uint64_t)i * 4096 + 7, 1, 0);
+    for (uint32_t i = 0; i < N; i++)
+        second[i] = table_insert(&t, (uint64_t)i * 4096 + 7, 2, 0);
+    CHECK_INT(t.mask, 16383); /* 10000 entries: 16384 buckets */
+    int bad = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t h = (uint64_t)i * 4096 + 7;
+        uint32_t a = table_find(&t, h);
+        uint32_t b = a == TABLE_NONE ? TABLE_NONE : table_find_next(&t, a, h);
+        if (a != second[i] || b != first[i] || table_find_next(&t, b, h) != TABLE_NONE)
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    for (uint32_t i = 0; i < N; i += 2)
+        table_remove(&t, second[i]);
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t h = (uint64_t)i * 4096 + 7;
+        if (table_lookup(&t, h, 2) != (i % 2 ? second[i] : TABLE_NONE) ||
+            table_lookup(&t, h, 1) != first[i])
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(t.used, N + N / 2);
+    table_fini(&t);
+}
+
 TEST(removed_slot_is_reused_with_a_new_generation_and_zeroed)
 {
     struct table t;
