@@ -2,6 +2,7 @@
 #include "table.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,8 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     t->buckets = calloc(nbuckets, sizeof(uint32_t));
     t->heap = malloc((size_t)cap * sizeof(*t->heap));
     t->heap_pos = malloc((size_t)cap * sizeof(*t->heap_pos));
-    if (!t->entries || !t->buckets || !t->heap || !t->heap_pos) {
+    t->links = malloc((size_t)cap * sizeof(*t->links));
+    if (!t->entries || !t->buckets || !t->heap || !t->heap_pos || !t->links) {
         table_fini(t);
         return -ENOMEM;
     }
@@ -43,6 +45,7 @@ void table_fini(struct table *t)
     free(t->buckets);
     free(t->heap);
     free(t->heap_pos);
+    free(t->links);
     memset(t, 0, sizeof(*t));
 }
 
@@ -57,35 +60,40 @@ static void buckets_grow(struct table *t)
         uint32_t idx = t->buckets[b] - 1;
         t->buckets[b] = 0;
         while (idx != TABLE_NONE) {
-            struct table_node *n = table_node(t, idx);
-            uint32_t next = n->chain;
-            uint32_t *tail = (n->hash & old) ? &hi : &lo;
+            bool up = table_node(t, idx)->hash & old;
+            uint32_t next = t->links[idx].next;
+            uint32_t *tail = up ? &hi : &lo;
             if (*tail)
-                table_node(t, *tail - 1)->chain = idx;
+                t->links[*tail - 1].next = idx;
             else
-                t->buckets[(n->hash & old) ? b + old : b] = idx + 1;
+                t->buckets[up ? b + old : b] = idx + 1;
             *tail = idx + 1;
-            n->chain = TABLE_NONE;
+            t->links[idx].next = TABLE_NONE;
             idx = next;
         }
     }
     t->mask = 2 * old - 1;
 }
 
+/* The first entry from idx on (idx included) whose hash is hash. */
+static inline uint32_t chain_match(const struct table *t, uint32_t idx, uint64_t hash)
+{
+    uint32_t tag = (uint32_t)(hash >> 32);
+
+    while (idx != TABLE_NONE &&
+           (t->links[idx].tag != tag || table_node(t, idx)->hash != hash))
+        idx = t->links[idx].next;
+    return idx;
+}
+
 uint32_t table_find(const struct table *t, uint64_t hash)
 {
-    uint32_t idx = t->buckets[hash & t->mask] - 1;
-    while (idx != TABLE_NONE && table_node(t, idx)->hash != hash)
-        idx = table_node(t, idx)->chain;
-    return idx;
+    return chain_match(t, t->buckets[hash & t->mask] - 1, hash);
 }
 
 uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash)
 {
-    idx = table_node(t, idx)->chain;
-    while (idx != TABLE_NONE && table_node(t, idx)->hash != hash)
-        idx = table_node(t, idx)->chain;
-    return idx;
+    return chain_match(t, t->links[idx].next, hash);
 }
 
 uint32_t table_lookup(const struct table *t, uint64_t hash, uint64_t check)
@@ -143,7 +151,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
 
     if (t->free_head != TABLE_NONE) {
         idx = t->free_head;
-        t->free_head = table_node(t, idx)->chain;
+        t->free_head = t->links[idx].next;
     } else if (t->high_water < t->cap) {
         idx = t->high_water++;
     } else {
@@ -160,7 +168,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
     t->heap_pos[idx] = TABLE_NONE;
-    n->chain = t->buckets[hash & t->mask] - 1;
+    t->links[idx] = (struct table_link){t->buckets[hash & t->mask] - 1, (uint32_t)(hash >> 32)};
     t->buckets[hash & t->mask] = idx + 1;
     list_append(t, idx, cls);
     t->used++;
@@ -255,18 +263,18 @@ void table_remove(struct table *t, uint32_t idx)
     uint32_t *bucket = &t->buckets[n->hash & t->mask];
 
     if (*bucket == idx + 1) {
-        *bucket = n->chain + 1;
+        *bucket = t->links[idx].next + 1;
     } else {
         uint32_t prev = *bucket - 1;
-        while (table_node(t, prev)->chain != idx)
-            prev = table_node(t, prev)->chain;
-        table_node(t, prev)->chain = n->chain;
+        while (t->links[prev].next != idx)
+            prev = t->links[prev].next;
+        t->links[prev].next = t->links[idx].next;
     }
     if (t->heap_pos[idx] != TABLE_NONE)
         heap_delete(t, idx);
     list_unlink(t, idx);
     n->in_use = 0;
-    n->chain = t->free_head;
+    t->links[idx].next = t->free_head;
     t->free_head = idx;
     t->used--;
 }

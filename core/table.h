@@ -23,11 +23,18 @@ struct table_node {
     uint64_t hash;     /* key hash, set by table_insert */
     uint64_t check;    /* a second, independent hash of the key, or 0 when unused */
     uint64_t deadline; /* TABLE_NO_DEADLINE when no timer is due */
-    uint32_t chain;    /* next entry in the hash bucket */
     uint32_t prev, next; /* neighbours in the entry's age list */
     uint8_t cls;       /* age list the entry is on */
     uint8_t in_use;
     uint16_t gen;      /* incremented each time the slot is reused */
+};
+
+/* An entry's place in its hash chain (or in the free list), kept apart from the entries with the
+ * top half of its hash: walking a chain reads this dense array and touches an entry only when
+ * its hash may match, so a lookup of a new key touches no entry at all. */
+struct table_link {
+    uint32_t next; /* next entry in the bucket (or free list), TABLE_NONE at the end */
+    uint32_t tag;  /* hash >> 32 */
 };
 
 /* The deadline is kept beside the index so that sifting never touches the entries. */
@@ -39,6 +46,7 @@ struct table_heap_slot {
 struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
+    struct table_link *links; /* per entry */
     struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
     /* Position of each entry in the heap, TABLE_NONE when not in it: apart from the entries, so
      * that sifting writes a small dense array rather than one entry per level. */
