@@ -198,13 +198,15 @@ static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn
     switch (msg->method) {
     case SIP_METHOD_INVITE: {
         uint16_t labels[TRACK_MAX_LABELS] = {0};
-        d = sip_dialog_find(&tr->dialogs, msg->call_id, msg->from_tag);
+        struct sip_dialog_key key;
+        sip_dialog_key(msg->call_id, msg->from_tag, &key);
+        d = sip_dialog_find_key(&tr->dialogs, &key);
         if (d && sip_dialog_joinable(&tr->dialogs, d, msg, now)) {
             sip_dialog_join(&tr->dialogs, d, txn, msg);
             break;
         }
         label_new(tr, msg, pkt, labels);
-        d = sip_dialog_start(&tr->dialogs, txn, msg, pkt, labels, now);
+        d = sip_dialog_start(&tr->dialogs, txn, msg, pkt, labels, &key, now);
         break;
     }
     case SIP_METHOD_CANCEL: {
