@@ -1,4 +1,5 @@
-/* table: bounded entry pool, chained hash index, age lists and a 4-ary deadline heap. */
+/* table: bounded entry pool, chained hash index, age lists, and deadlines in a 4-ary heap or in
+ * first-in first-out lanes. */
 #include "table.h"
 
 #include <errno.h>
@@ -23,9 +24,9 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     /* calloc: untouched buckets and entries cost no resident memory until used. */
     t->buckets = calloc(nbuckets, sizeof(uint32_t));
     t->heap = malloc((size_t)cap * sizeof(*t->heap));
-    t->heap_pos = malloc((size_t)cap * sizeof(*t->heap_pos));
+    t->timers = malloc((size_t)cap * sizeof(*t->timers));
     t->links = malloc((size_t)cap * sizeof(*t->links));
-    if (!t->entries || !t->buckets || !t->heap || !t->heap_pos || !t->links) {
+    if (!t->entries || !t->buckets || !t->heap || !t->timers || !t->links) {
         table_fini(t);
         return -ENOMEM;
     }
@@ -36,6 +37,10 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     t->free_head = TABLE_NONE;
     for (int c = 0; c < TABLE_MAX_CLASSES; c++)
         t->head[c] = t->tail[c] = TABLE_NONE;
+    for (int l = 0; l < TABLE_LANES; l++) {
+        t->lane_head[l] = t->lane_tail[l] = TABLE_NONE;
+        t->lane_first[l] = t->lane_last[l] = TABLE_NO_DEADLINE;
+    }
     return 0;
 }
 
@@ -44,7 +49,7 @@ void table_fini(struct table *t)
     free(t->entries);
     free(t->buckets);
     free(t->heap);
-    free(t->heap_pos);
+    free(t->timers);
     free(t->links);
     memset(t, 0, sizeof(*t));
 }
@@ -167,7 +172,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     n->hash = hash;
     n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
-    t->heap_pos[idx] = TABLE_NONE;
+    t->timers[idx] = (struct table_timer){TABLE_NONE, TABLE_NONE, TABLE_TIMER_NONE};
     t->links[idx] = (struct table_link){t->buckets[hash & t->mask] - 1, (uint32_t)(hash >> 32)};
     t->buckets[hash & t->mask] = idx + 1;
     list_append(t, idx, cls);
@@ -183,7 +188,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
 static void heap_place(struct table *t, uint32_t pos, struct table_heap_slot slot)
 {
     t->heap[pos] = slot;
-    t->heap_pos[slot.idx] = pos;
+    t->timers[slot.idx].pos = pos;
 }
 
 static void heap_up(struct table *t, uint32_t pos)
@@ -219,42 +224,108 @@ static void heap_down(struct table *t, uint32_t pos)
 
 static void heap_delete(struct table *t, uint32_t idx)
 {
-    uint32_t pos = t->heap_pos[idx];
+    uint32_t pos = t->timers[idx].pos;
     struct table_heap_slot last;
 
-    t->heap_pos[idx] = TABLE_NONE;
     last = t->heap[--t->heap_len];
     if (pos == t->heap_len)
         return;
     heap_place(t, pos, last);
     heap_up(t, pos);
-    heap_down(t, t->heap_pos[last.idx]);
+    heap_down(t, t->timers[last.idx].pos);
+}
+
+static void heap_insert(struct table *t, uint32_t idx, uint64_t deadline)
+{
+    uint32_t pos = t->heap_len++;
+    t->timers[idx].where = TABLE_TIMER_HEAP;
+    t->heap[pos] = (struct table_heap_slot){deadline, idx};
+    t->timers[idx].pos = pos;
+    heap_up(t, pos);
+}
+
+/* Takes the entry out of its lane. Only the new head's node is read (for its deadline): it is
+ * the next of the lane to come due. */
+static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
+{
+    struct table_timer *tm = &t->timers[idx];
+
+    if (tm->pos != TABLE_NONE)
+        t->timers[tm->pos].next = tm->next;
+    else if ((t->lane_head[lane] = tm->next) != TABLE_NONE)
+        t->lane_first[lane] = table_node(t, tm->next)->deadline;
+    else
+        t->lane_first[lane] = TABLE_NO_DEADLINE;
+    if (tm->next != TABLE_NONE) {
+        t->timers[tm->next].pos = tm->pos;
+    } else {
+        t->lane_tail[lane] = tm->pos;
+        t->lane_last[lane] =
+            tm->pos != TABLE_NONE ? table_node(t, tm->pos)->deadline : TABLE_NO_DEADLINE;
+    }
+}
+
+static void lane_append(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
+{
+    uint32_t tail = t->lane_tail[lane];
+
+    t->timers[idx] = (struct table_timer){tail, TABLE_NONE, (uint8_t)(TABLE_TIMER_LANE + lane)};
+    if (tail != TABLE_NONE) {
+        t->timers[tail].next = idx;
+    } else {
+        t->lane_head[lane] = idx;
+        t->lane_first[lane] = deadline;
+    }
+    t->lane_tail[lane] = idx;
+    t->lane_last[lane] = deadline;
+}
+
+/* Takes the entry's deadline out of wherever it is. */
+static void timer_clear(struct table *t, uint32_t idx)
+{
+    uint8_t where = t->timers[idx].where;
+
+    if (where == TABLE_TIMER_HEAP)
+        heap_delete(t, idx);
+    else if (where >= TABLE_TIMER_LANE)
+        lane_unlink(t, idx, where - TABLE_TIMER_LANE);
+    t->timers[idx].where = TABLE_TIMER_NONE;
 }
 
 void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
 {
     struct table_node *n = table_node(t, idx);
     uint64_t old = n->deadline;
-    uint32_t pos = t->heap_pos[idx];
+    struct table_timer *tm = &t->timers[idx];
 
     n->deadline = deadline;
+    if (tm->where != TABLE_TIMER_HEAP) {
+        timer_clear(t, idx);
+        if (deadline != TABLE_NO_DEADLINE)
+            heap_insert(t, idx, deadline);
+        return;
+    }
     if (deadline == TABLE_NO_DEADLINE) {
-        if (pos != TABLE_NONE)
-            heap_delete(t, idx);
+        timer_clear(t, idx);
         return;
     }
-    if (pos == TABLE_NONE) {
-        pos = t->heap_len++;
-        t->heap_pos[idx] = pos;
-        t->heap[pos] = (struct table_heap_slot){deadline, idx};
-        heap_up(t, pos);
-        return;
-    }
-    t->heap[pos].deadline = deadline;
+    t->heap[tm->pos].deadline = deadline;
     if (deadline < old)
-        heap_up(t, pos);
+        heap_up(t, tm->pos);
     else if (deadline > old)
-        heap_down(t, pos);
+        heap_down(t, tm->pos);
+}
+
+void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
+{
+    if (deadline == TABLE_NO_DEADLINE ||
+        (t->lane_last[lane] != TABLE_NO_DEADLINE && deadline < t->lane_last[lane])) {
+        table_set_deadline(t, idx, deadline);
+        return;
+    }
+    timer_clear(t, idx);
+    table_node(t, idx)->deadline = deadline;
+    lane_append(t, idx, deadline, lane);
 }
 
 void table_remove(struct table *t, uint32_t idx)
@@ -270,8 +341,7 @@ void table_remove(struct table *t, uint32_t idx)
             prev = t->links[prev].next;
         t->links[prev].next = t->links[idx].next;
     }
-    if (t->heap_pos[idx] != TABLE_NONE)
-        heap_delete(t, idx);
+    timer_clear(t, idx);
     list_unlink(t, idx);
     n->in_use = 0;
     t->links[idx].next = t->free_head;

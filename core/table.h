@@ -18,6 +18,7 @@
 #define TABLE_NONE UINT32_MAX
 #define TABLE_NO_DEADLINE UINT64_MAX
 #define TABLE_MAX_CLASSES 4 /* age lists per table */
+#define TABLE_LANES 4       /* first-in first-out deadline lanes per table */
 
 struct table_node {
     uint64_t hash;     /* key hash, set by table_insert */
@@ -43,14 +44,30 @@ struct table_heap_slot {
     uint32_t idx;
 };
 
+/* Where an entry's deadline is kept, apart from the entries (a small dense array). */
+struct table_timer {
+    uint32_t pos;  /* in the heap: its position; in a lane: the previous entry (TABLE_NONE) */
+    uint32_t next; /* in a lane: the next entry, TABLE_NONE at the tail */
+    uint8_t where; /* TABLE_TIMER_NONE, TABLE_TIMER_HEAP, or TABLE_TIMER_LANE + lane */
+};
+
+enum table_timer_where {
+    TABLE_TIMER_NONE = 0,
+    TABLE_TIMER_HEAP = 1,
+    TABLE_TIMER_LANE = 2,
+};
+
 struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
     struct table_link *links; /* per entry */
     struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
-    /* Position of each entry in the heap, TABLE_NONE when not in it: apart from the entries, so
-     * that sifting writes a small dense array rather than one entry per level. */
-    uint32_t *heap_pos;
+    /* Per entry: where its deadline is. Apart from the entries, so that sifting writes a small
+     * dense array rather than one entry per level. */
+    struct table_timer *timers;
+    /* Lanes: lists in deadline order, for timers that run a fixed time from now. */
+    uint32_t lane_head[TABLE_LANES], lane_tail[TABLE_LANES];
+    uint64_t lane_first[TABLE_LANES], lane_last[TABLE_LANES]; /* deadlines of head and tail */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
     uint32_t max_mask; /* mask of the whole bucket array; mask grows up to it */
@@ -112,17 +129,47 @@ static inline uint32_t table_oldest(const struct table *t, uint8_t cls)
 /* Sets or clears (TABLE_NO_DEADLINE) the entry's deadline. */
 void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline);
 
+/* The same for a timer that runs a fixed time from the packet clock (a SIP timer): kept in lane
+ * `lane` (< TABLE_LANES), a first-in first-out list where setting and clearing cost O(1), when
+ * the deadline is not earlier than the lane's last one; else (a packet out of order, a duration
+ * that changed) in the heap, as table_set_deadline does. Either way deadlines come due in
+ * order; equal deadlines come due heap first, then lane by lane, each in the order set. */
+void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane);
+
+/* Where the earliest deadline is: TABLE_TIMER_HEAP, TABLE_TIMER_LANE + lane, or
+ * TABLE_TIMER_NONE when no entry has one. Sets *deadline. */
+static inline unsigned table_earliest(const struct table *t, uint64_t *deadline)
+{
+    uint64_t d = t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
+    unsigned where = t->heap_len ? TABLE_TIMER_HEAP : TABLE_TIMER_NONE;
+    for (unsigned l = 0; l < TABLE_LANES; l++) {
+        if (t->lane_first[l] < d || (t->lane_first[l] == d && where == TABLE_TIMER_NONE &&
+                                     t->lane_head[l] != TABLE_NONE)) {
+            d = t->lane_first[l];
+            where = TABLE_TIMER_LANE + l;
+        }
+    }
+    *deadline = d;
+    return where;
+}
+
 /* Deadline of the earliest entry, TABLE_NO_DEADLINE when none. */
 static inline uint64_t table_next_deadline(const struct table *t)
 {
-    return t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
+    uint64_t d;
+    table_earliest(t, &d);
+    return d;
 }
 
 /* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
  * the caller handles the entry and then sets a new deadline, clears it or removes the entry. */
 static inline uint32_t table_due(const struct table *t, uint64_t now)
 {
-    return (t->heap_len && t->heap[0].deadline <= now) ? t->heap[0].idx : TABLE_NONE;
+    uint64_t d;
+    unsigned where = table_earliest(t, &d);
+    if (where == TABLE_TIMER_NONE || d > now)
+        return TABLE_NONE;
+    return where == TABLE_TIMER_HEAP ? t->heap[0].idx : t->lane_head[where - TABLE_TIMER_LANE];
 }
 
 #endif

@@ -111,7 +111,7 @@ static void txn_timeout(struct track *tr, struct sip_txn *txn)
     ev.delay = (double)(deadline - txn->t_first) / 1e9;
     emit(tr, &ev);
     sip_txn_finish(&tr->txns, txn, SIP_TXN_TIMED_OUT);
-    sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger);
+    sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger, SIP_TXN_TIMER_LINGER);
     if (d && txn->method == SIP_METHOD_INVITE && (txn->flags & SIP_TXN_F_PRIMARY))
         sip_dialog_on_invite_timeout(&tr->dialogs, d, deadline);
     else if (d)
@@ -267,7 +267,8 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
     txn = sip_txn_create(&tr->txns, &key, (enum sip_method)msg->method, now);
     sip_txn_set_deadline(&tr->txns, txn,
                          now + (msg->method == SIP_METHOD_INVITE ? tr->cfg.timer_b_ns
-                                                                 : tr->cfg.timer_f_ns));
+                                                                 : tr->cfg.timer_f_ns),
+                         SIP_TXN_TIMER_REQUEST);
     if (msg->to_tag.len) {
         d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
         if (d) {
@@ -323,7 +324,7 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
             txn->t_prov = now;
             /* Timer C (RFC 3261 §16.6 step 11) restarts with every provisional. */
             if (txn->method == SIP_METHOD_INVITE)
-                sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns);
+                sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns, SIP_TXN_TIMER_C);
         }
     } else if (txn->state == SIP_TXN_COMPLETED || txn->state == SIP_TXN_TIMED_OUT) {
         ev.flags |= TRACK_F_LATE_FINAL; /* a losing fork, a late 2xx, or after the timeout */
@@ -334,7 +335,7 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
         first_final = true;
         txn->final_code = code;
         sip_txn_finish(&tr->txns, txn, SIP_TXN_COMPLETED);
-        sip_txn_set_deadline(&tr->txns, txn, now + tr->linger);
+        sip_txn_set_deadline(&tr->txns, txn, now + tr->linger, SIP_TXN_TIMER_LINGER);
         if (now >= txn->t_first)
             end.delay = (double)(now - txn->t_first) / 1e9;
         else

@@ -157,6 +157,43 @@ TEST(deadlines_come_due_in_order_and_can_move_or_clear)
     table_fini(&t);
 }
 
+TEST(lanes_keep_first_in_first_out_and_fall_back_to_the_heap_out_of_order)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 16);
+    uint32_t a = table_insert(&t, 1, 0, 0), b = table_insert(&t, 2, 0, 0);
+    uint32_t c = table_insert(&t, 3, 0, 0), d = table_insert(&t, 4, 0, 0);
+    uint32_t e = table_insert(&t, 5, 0, 0);
+    table_set_deadline_lane(&t, a, 100, 0);
+    table_set_deadline_lane(&t, b, 100, 0); /* equal: after a */
+    table_set_deadline_lane(&t, c, 150, 0);
+    table_set_deadline_lane(&t, d, 120, 0); /* earlier than the lane's last: the heap */
+    table_set_deadline(&t, e, 100);         /* heap: before the lanes at equal deadlines */
+    table_set_deadline_lane(&t, b, 200, 1); /* moves to lane 1 */
+    CHECK_INT(table_node(&t, d)->deadline, 120);
+    CHECK_INT(table_next_deadline(&t), 100);
+    static const uint32_t order_idx[4] = {4, 0, 3, 2}; /* e, a, d, c */
+    static const uint64_t order_deadline[4] = {100, 100, 120, 150};
+    for (int i = 0; i < 4; i++) {
+        uint32_t due = table_due(&t, 199);
+        CHECK_INT(due, order_idx[i]);
+        CHECK_INT(table_node(&t, due)->deadline, order_deadline[i]);
+        if (i == 3)
+            table_remove(&t, due);
+        else
+            table_set_deadline(&t, due, TABLE_NO_DEADLINE);
+    }
+    CHECK_INT(table_due(&t, 199), TABLE_NONE);
+    CHECK_INT(table_next_deadline(&t), 200);
+    CHECK_INT(table_due(&t, 200), b);
+    table_set_deadline_lane(&t, b, TABLE_NO_DEADLINE, 1);
+    CHECK_INT(table_next_deadline(&t), TABLE_NO_DEADLINE);
+    /* An emptied lane takes any deadline again. */
+    table_set_deadline_lane(&t, a, 50, 0);
+    CHECK_INT(table_due(&t, 50), a);
+    table_fini(&t);
+}
+
 TEST(due_respects_now)
 {
     struct table t;
