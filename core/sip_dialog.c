@@ -55,6 +55,18 @@ void sip_dialog_key(struct slice call_id, struct slice tag, struct sip_dialog_ke
     key_combine(c, tag, key);
 }
 
+void sip_dialog_keys(struct slice call_id, struct slice from_tag, struct slice to_tag,
+                     struct sip_dialog_key *from, struct sip_dialog_key *to)
+{
+    uint64_t c[2];
+    slice_hash2(call_id, c);
+    key_combine(c, from_tag, from);
+    if (to_tag.len)
+        key_combine(c, to_tag, to);
+    else
+        *to = (struct sip_dialog_key){0, 0};
+}
+
 struct sip_dialog *sip_dialog_find_key(struct sip_dialog_table *tbl,
                                        const struct sip_dialog_key *key)
 {

@@ -109,6 +109,11 @@ struct sip_dialog_key {
 
 void sip_dialog_key(struct slice call_id, struct slice tag, struct sip_dialog_key *key);
 
+/* The keys of both tags of a Call-ID (the Call-ID hashed once); an empty to_tag gives a key
+ * too (no call has it). */
+void sip_dialog_keys(struct slice call_id, struct slice from_tag, struct slice to_tag,
+                     struct sip_dialog_key *from, struct sip_dialog_key *to);
+
 /* The call with this Call-ID whose caller's tag is `tag`, newest first; NULL when none. */
 struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice call_id,
                                    struct slice tag);

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Buckets in use at first; the index doubles past one entry per bucket. */
+/* Buckets in use at first; the index doubles past one entry for two buckets, which keeps most
+ * chains at one entry: a lookup of a new key then reads one bucket and at most one link. */
 #define MIN_BUCKETS 1024u
 
 int table_init(struct table *t, size_t entry_size, uint32_t cap)
@@ -162,7 +163,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     } else {
         return TABLE_NONE;
     }
-    if (t->used >= t->mask + 1 && t->mask < t->max_mask)
+    if (t->used >= (t->mask + 1) / 2 && t->mask < t->max_mask)
         buckets_grow(t);
     n = table_node(t, idx);
     gen = (uint16_t)(n->gen + 1);
@@ -250,12 +251,14 @@ static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
 {
     struct table_timer *tm = &t->timers[idx];
 
-    if (tm->pos != TABLE_NONE)
+    if (tm->pos != TABLE_NONE) {
         t->timers[tm->pos].next = tm->next;
-    else if ((t->lane_head[lane] = tm->next) != TABLE_NONE)
+    } else if ((t->lane_head[lane] = tm->next) != TABLE_NONE) {
         t->lane_first[lane] = table_node(t, tm->next)->deadline;
-    else
+    } else {
         t->lane_first[lane] = TABLE_NO_DEADLINE;
+        t->lanes_used &= (uint8_t)~(1u << lane);
+    }
     if (tm->next != TABLE_NONE) {
         t->timers[tm->next].pos = tm->pos;
     } else {
@@ -275,6 +278,7 @@ static void lane_append(struct table *t, uint32_t idx, uint64_t deadline, unsign
     } else {
         t->lane_head[lane] = idx;
         t->lane_first[lane] = deadline;
+        t->lanes_used |= (uint8_t)(1u << lane);
     }
     t->lane_tail[lane] = idx;
     t->lane_last[lane] = deadline;

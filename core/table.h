@@ -68,6 +68,7 @@ struct table {
     /* Lanes: lists in deadline order, for timers that run a fixed time from now. */
     uint32_t lane_head[TABLE_LANES], lane_tail[TABLE_LANES];
     uint64_t lane_first[TABLE_LANES], lane_last[TABLE_LANES]; /* deadlines of head and tail */
+    uint8_t lanes_used; /* bit l: lane l is not empty */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
     uint32_t max_mask; /* mask of the whole bucket array; mask grows up to it */
@@ -96,6 +97,30 @@ static inline void *table_entry(const struct table *t, uint32_t idx)
 static inline uint32_t table_index(const struct table *t, const void *entry)
 {
     return (uint32_t)(((const uint8_t *)entry - t->entries) / t->entry_size);
+}
+
+/* Prefetch hints for a lookup of hash coming later: the bucket, then (once the bucket is loaded)
+ * the link and the node of the chain's first entry. Neither changes anything. */
+static inline void table_prefetch_bucket(const struct table *t, uint64_t hash)
+{
+    __builtin_prefetch(&t->buckets[hash & t->mask]);
+}
+
+static inline void table_prefetch_head(const struct table *t, uint64_t hash)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    if (idx != TABLE_NONE) {
+        __builtin_prefetch(&t->links[idx]);
+        __builtin_prefetch(t->entries + (size_t)idx * t->entry_size);
+    }
+}
+
+/* The next step after table_prefetch_head (whose lines it reads): the second entry's link. */
+static inline void table_prefetch_chain(const struct table *t, uint64_t hash)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    if (idx != TABLE_NONE && t->links[idx].next != TABLE_NONE)
+        __builtin_prefetch(&t->links[t->links[idx].next]);
 }
 
 /* First and next entries whose key hash equals hash (the caller compares the full key).
@@ -142,9 +167,9 @@ static inline unsigned table_earliest(const struct table *t, uint64_t *deadline)
 {
     uint64_t d = t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
     unsigned where = t->heap_len ? TABLE_TIMER_HEAP : TABLE_TIMER_NONE;
-    for (unsigned l = 0; l < TABLE_LANES; l++) {
-        if (t->lane_first[l] < d || (t->lane_first[l] == d && where == TABLE_TIMER_NONE &&
-                                     t->lane_head[l] != TABLE_NONE)) {
+    for (unsigned used = t->lanes_used; used; used &= used - 1) {
+        unsigned l = (unsigned)__builtin_ctz(used);
+        if (t->lane_first[l] < d || (t->lane_first[l] == d && where == TABLE_TIMER_NONE)) {
             d = t->lane_first[l];
             where = TABLE_TIMER_LANE + l;
         }

@@ -152,16 +152,27 @@ void track_advance(struct track *tr, uint64_t now)
     }
 }
 
-static void on_ack(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
-                   struct track_event *ev, uint64_t now)
+/* The call an in-dialog request belongs to, whichever side sent it: a request from the caller
+ * carries the call's tag in From, one from the callee in To. */
+static struct sip_dialog *find_in_dialog(struct track *tr, const struct track_hint *hint)
 {
-    struct sip_txn_key key;
+    struct sip_dialog_key key = {hint->from_hash, hint->from_check};
+    struct sip_dialog *d = sip_dialog_find_key(&tr->dialogs, &key);
+    if (d)
+        return d;
+    key = (struct sip_dialog_key){hint->to_hash, hint->to_check};
+    return sip_dialog_find_key(&tr->dialogs, &key);
+}
+
+static void on_ack(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                   struct track_event *ev, uint64_t now, const struct track_hint *hint)
+{
+    struct sip_txn_key key = {hint->txn_hash, hint->txn_check};
     struct sip_txn *inv;
     struct sip_dialog *d;
 
     /* An ACK to a non-2xx shares its INVITE's transaction (RFC 3261 §17.1.1.3); an ACK to a
-     * 2xx is a new request inside the dialog (§13.2.2.4). */
-    sip_txn_key(msg, SIP_METHOD_INVITE, &key);
+     * 2xx is a new request inside the dialog (§13.2.2.4). The hint holds the INVITE's key. */
     inv = sip_txn_find(&tr->txns, &key);
     if (inv) {
         ev->txn = inv;
@@ -178,7 +189,7 @@ static void on_ack(struct track *tr, const struct sip_msg *msg, const struct pac
     }
     if (msg->to_tag.len == 0)
         return;
-    d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
+    d = find_in_dialog(tr, hint);
     if (!d) {
         ev->flags |= TRACK_F_ORPHAN;
         return;
@@ -191,15 +202,14 @@ static void on_ack(struct track *tr, const struct sip_msg *msg, const struct pac
 
 static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn,
                                            const struct sip_msg *msg, const struct packet *pkt,
-                                           uint64_t now)
+                                           uint64_t now, const struct track_hint *hint)
 {
     struct sip_dialog *d = NULL;
 
     switch (msg->method) {
     case SIP_METHOD_INVITE: {
         uint16_t labels[TRACK_MAX_LABELS] = {0};
-        struct sip_dialog_key key;
-        sip_dialog_key(msg->call_id, msg->from_tag, &key);
+        struct sip_dialog_key key = {hint->from_hash, hint->from_check};
         d = sip_dialog_find_key(&tr->dialogs, &key);
         if (d && sip_dialog_joinable(&tr->dialogs, d, msg, now)) {
             sip_dialog_join(&tr->dialogs, d, txn, msg);
@@ -237,21 +247,20 @@ static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn
 }
 
 static void on_request(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
-                       uint64_t now)
+                       uint64_t now, const struct track_hint *hint)
 {
     struct track_event ev = {.type = TRACK_MESSAGE, .time_ns = now, .msg = msg, .pkt = pkt};
-    struct sip_txn_key key;
+    struct sip_txn_key key = {hint->txn_hash, hint->txn_check};
     struct sip_txn *txn;
     struct sip_dialog *d = NULL;
 
     ev.method = msg->method;
     ev.labels = default_labels;
     if (msg->method == SIP_METHOD_ACK) {
-        on_ack(tr, msg, pkt, &ev, now);
+        on_ack(tr, msg, pkt, &ev, now, hint);
         emit(tr, &ev);
         return;
     }
-    sip_txn_key(msg, (enum sip_method)msg->method, &key);
     txn = sip_txn_find(&tr->txns, &key);
     if (txn) {
         /* A copy of a request whose transaction is live or recently ended (METRICS.md). */
@@ -270,7 +279,7 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
                                                                  : tr->cfg.timer_f_ns),
                          SIP_TXN_TIMER_REQUEST);
     if (msg->to_tag.len) {
-        d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
+        d = find_in_dialog(tr, hint);
         if (d) {
             memcpy(txn->labels, d->labels, sizeof(txn->labels));
             sip_dialog_on_request(&tr->dialogs, d, txn, msg, pkt, now);
@@ -279,7 +288,7 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
             ev.flags |= TRACK_F_ORPHAN;
         }
     } else {
-        d = on_out_of_dialog(tr, txn, msg, pkt, now);
+        d = on_out_of_dialog(tr, txn, msg, pkt, now, hint);
         if (msg->method != SIP_METHOD_CANCEL)
             ev.flags |= TRACK_F_INITIAL;
     }
@@ -290,10 +299,10 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
 }
 
 static void on_response(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
-                        uint64_t now)
+                        uint64_t now, const struct track_hint *hint)
 {
     struct track_event ev = {.type = TRACK_MESSAGE, .time_ns = now, .msg = msg, .pkt = pkt};
-    struct sip_txn_key key;
+    struct sip_txn_key key = {hint->txn_hash, hint->txn_check};
     struct sip_txn *txn;
     struct sip_dialog *d;
     bool first_final = false;
@@ -302,7 +311,6 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     ev.method = msg->cseq_method;
     ev.code = code;
     ev.labels = default_labels;
-    sip_txn_key(msg, (enum sip_method)msg->cseq_method, &key);
     txn = sip_txn_find(&tr->txns, &key);
     if (!txn || msg->cseq_method == SIP_METHOD_ACK) {
         ev.flags |= TRACK_F_ORPHAN;
@@ -353,13 +361,83 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     emit(tr, &ev);
 }
 
-void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt)
+/* The keys of the hint; no prefetch. */
+static void hint_keys(const struct sip_msg *msg, struct track_hint *hint)
+{
+    struct sip_txn_key key;
+    enum sip_method m = msg->is_request ? (enum sip_method)msg->method
+                                        : (enum sip_method)msg->cseq_method;
+
+    if (msg->is_request && m == SIP_METHOD_ACK)
+        m = SIP_METHOD_INVITE;
+    sip_txn_key(msg, m, &key);
+    hint->txn_hash = key.hash;
+    hint->txn_check = key.check;
+    hint->has_from = hint->has_to = 0;
+    /* Requests look their call up: in-dialog ones by either tag, an INVITE by its From-tag. */
+    if (msg->is_request && (msg->to_tag.len || msg->method == SIP_METHOD_INVITE)) {
+        struct sip_dialog_key from, to;
+        sip_dialog_keys(msg->call_id, msg->from_tag, msg->to_tag, &from, &to);
+        hint->from_hash = from.hash;
+        hint->from_check = from.check;
+        hint->to_hash = to.hash;
+        hint->to_check = to.check;
+        hint->has_from = 1;
+        hint->has_to = msg->to_tag.len != 0;
+    }
+}
+
+void track_prepare(struct track *tr, const struct sip_msg *msg, struct track_hint *hint)
+{
+    hint_keys(msg, hint);
+    table_prefetch_bucket(&tr->txns.t, hint->txn_hash);
+    if (hint->has_from)
+        table_prefetch_bucket(&tr->dialogs.t, hint->from_hash);
+    if (hint->has_to)
+        table_prefetch_bucket(&tr->dialogs.t, hint->to_hash);
+}
+
+void track_prefetch(const struct track *tr, const struct track_hint *hint)
+{
+    table_prefetch_head(&tr->txns.t, hint->txn_hash);
+    if (hint->has_from)
+        table_prefetch_head(&tr->dialogs.t, hint->from_hash);
+    if (hint->has_to)
+        table_prefetch_head(&tr->dialogs.t, hint->to_hash);
+}
+
+void track_prefetch_more(const struct track *tr, const struct track_hint *hint)
+{
+    uint32_t idx = table_lookup(&tr->txns.t, hint->txn_hash, hint->txn_check);
+    if (idx != TABLE_NONE) {
+        const struct sip_txn *txn = table_entry(&tr->txns.t, idx);
+        if (txn->owner_kind == SIP_TXN_OWNER_CALL)
+            __builtin_prefetch(table_entry(&tr->dialogs.t, txn->owner));
+    } else {
+        table_prefetch_chain(&tr->txns.t, hint->txn_hash);
+    }
+    if (hint->has_from)
+        table_prefetch_chain(&tr->dialogs.t, hint->from_hash);
+    if (hint->has_to)
+        table_prefetch_chain(&tr->dialogs.t, hint->to_hash);
+}
+
+void track_message_prepared(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                            const struct track_hint *hint)
 {
     uint64_t now = pkt->ts_ns;
 
     track_advance(tr, now);
     if (msg->is_request)
-        on_request(tr, msg, pkt, now);
+        on_request(tr, msg, pkt, now, hint);
     else
-        on_response(tr, msg, pkt, now);
+        on_response(tr, msg, pkt, now, hint);
+}
+
+void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt)
+{
+    struct track_hint hint;
+
+    hint_keys(msg, &hint);
+    track_message_prepared(tr, msg, pkt, &hint);
 }
