@@ -27,7 +27,8 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     t->heap = malloc((size_t)cap * sizeof(*t->heap));
     t->timers = malloc((size_t)cap * sizeof(*t->timers));
     t->links = malloc((size_t)cap * sizeof(*t->links));
-    if (!t->entries || !t->buckets || !t->heap || !t->timers || !t->links) {
+    t->ages = malloc((size_t)cap * sizeof(*t->ages));
+    if (!t->entries || !t->buckets || !t->heap || !t->timers || !t->links || !t->ages) {
         table_fini(t);
         return -ENOMEM;
     }
@@ -52,6 +53,7 @@ void table_fini(struct table *t)
     free(t->heap);
     free(t->timers);
     free(t->links);
+    free(t->ages);
     memset(t, 0, sizeof(*t));
 }
 
@@ -121,28 +123,27 @@ uint32_t table_lookup_next(const struct table *t, uint32_t idx)
     return idx;
 }
 
-static void list_unlink(struct table *t, uint32_t idx)
+static void list_unlink(struct table *t, uint32_t idx, uint8_t cls)
 {
-    struct table_node *n = table_node(t, idx);
-    if (n->prev != TABLE_NONE)
-        table_node(t, n->prev)->next = n->next;
+    struct table_age a = t->ages[idx];
+    if (a.prev != TABLE_NONE)
+        t->ages[a.prev].next = a.next;
     else
-        t->head[n->cls] = n->next;
-    if (n->next != TABLE_NONE)
-        table_node(t, n->next)->prev = n->prev;
+        t->head[cls] = a.next;
+    if (a.next != TABLE_NONE)
+        t->ages[a.next].prev = a.prev;
     else
-        t->tail[n->cls] = n->prev;
-    t->class_len[n->cls]--;
+        t->tail[cls] = a.prev;
+    t->class_len[cls]--;
 }
 
-static void list_append(struct table *t, uint32_t idx, uint8_t cls)
+static void list_append(struct table *t, struct table_node *n, uint32_t idx, uint8_t cls)
 {
-    struct table_node *n = table_node(t, idx);
+    uint32_t tail = t->tail[cls];
     n->cls = cls;
-    n->next = TABLE_NONE;
-    n->prev = t->tail[cls];
-    if (n->prev != TABLE_NONE)
-        table_node(t, n->prev)->next = idx;
+    t->ages[idx] = (struct table_age){tail, TABLE_NONE};
+    if (tail != TABLE_NONE)
+        t->ages[tail].next = idx;
     else
         t->head[cls] = idx;
     t->tail[cls] = idx;
@@ -176,7 +177,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     t->timers[idx] = (struct table_timer){TABLE_NONE, TABLE_NONE, TABLE_TIMER_NONE};
     t->links[idx] = (struct table_link){t->buckets[hash & t->mask] - 1, (uint32_t)(hash >> 32)};
     t->buckets[hash & t->mask] = idx + 1;
-    list_append(t, idx, cls);
+    list_append(t, n, idx, cls);
     t->used++;
     return idx;
 }
@@ -346,7 +347,7 @@ void table_remove(struct table *t, uint32_t idx)
         t->links[prev].next = t->links[idx].next;
     }
     timer_clear(t, idx);
-    list_unlink(t, idx);
+    list_unlink(t, idx, n->cls);
     n->in_use = 0;
     t->links[idx].next = t->free_head;
     t->free_head = idx;
@@ -355,6 +356,7 @@ void table_remove(struct table *t, uint32_t idx)
 
 void table_set_class(struct table *t, uint32_t idx, uint8_t cls)
 {
-    list_unlink(t, idx);
-    list_append(t, idx, cls);
+    struct table_node *n = table_node(t, idx);
+    list_unlink(t, idx, n->cls);
+    list_append(t, n, idx, cls);
 }

@@ -24,7 +24,6 @@ struct table_node {
     uint64_t hash;     /* key hash, set by table_insert */
     uint64_t check;    /* a second, independent hash of the key, or 0 when unused */
     uint64_t deadline; /* TABLE_NO_DEADLINE when no timer is due */
-    uint32_t prev, next; /* neighbours in the entry's age list */
     uint8_t cls;       /* age list the entry is on */
     uint8_t in_use;
     uint16_t gen;      /* incremented each time the slot is reused */
@@ -36,6 +35,13 @@ struct table_node {
 struct table_link {
     uint32_t next; /* next entry in the bucket (or free list), TABLE_NONE at the end */
     uint32_t tag;  /* hash >> 32 */
+};
+
+/* An entry's neighbours in its age list, apart from the entries: moving an entry between lists
+ * (a call answered, a transaction finished) then writes this dense array, not two other
+ * entries that are long out of cache. */
+struct table_age {
+    uint32_t prev, next;
 };
 
 /* The deadline is kept beside the index so that sifting never touches the entries. */
@@ -61,6 +67,7 @@ struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
     struct table_link *links; /* per entry */
+    struct table_age *ages;   /* per entry */
     struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
     /* Per entry: where its deadline is. Apart from the entries, so that sifting writes a small
      * dense array rather than one entry per level. */
@@ -106,12 +113,22 @@ static inline void table_prefetch_bucket(const struct table *t, uint64_t hash)
     __builtin_prefetch(&t->buckets[hash & t->mask]);
 }
 
+/* The first 128 bytes of an entry: its node and the fields after it (an entry need not start on
+ * a cache line). */
+static inline void table_prefetch_entry(const struct table *t, uint32_t idx)
+{
+    const uint8_t *e = t->entries + (size_t)idx * t->entry_size;
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 64);
+    __builtin_prefetch(e + 127);
+}
+
 static inline void table_prefetch_head(const struct table *t, uint64_t hash)
 {
     uint32_t idx = t->buckets[hash & t->mask] - 1;
     if (idx != TABLE_NONE) {
         __builtin_prefetch(&t->links[idx]);
-        __builtin_prefetch(t->entries + (size_t)idx * t->entry_size);
+        table_prefetch_entry(t, idx);
     }
 }
 
@@ -149,6 +166,12 @@ void table_set_class(struct table *t, uint32_t idx, uint8_t cls);
 static inline uint32_t table_oldest(const struct table *t, uint8_t cls)
 {
     return t->head[cls];
+}
+
+/* The entry after idx in its age list (the next older one), or TABLE_NONE. */
+static inline uint32_t table_age_next(const struct table *t, uint32_t idx)
+{
+    return t->ages[idx].next;
 }
 
 /* Sets or clears (TABLE_NO_DEADLINE) the entry's deadline. */

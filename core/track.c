@@ -412,7 +412,7 @@ void track_prefetch_more(const struct track *tr, const struct track_hint *hint)
     if (idx != TABLE_NONE) {
         const struct sip_txn *txn = table_entry(&tr->txns.t, idx);
         if (txn->owner_kind == SIP_TXN_OWNER_CALL)
-            __builtin_prefetch(table_entry(&tr->dialogs.t, txn->owner));
+            table_prefetch_entry(&tr->dialogs.t, txn->owner);
     } else {
         table_prefetch_chain(&tr->txns.t, hint->txn_hash);
     }
