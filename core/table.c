@@ -43,6 +43,7 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
         t->lane_head[l] = t->lane_tail[l] = TABLE_NONE;
         t->lane_first[l] = t->lane_last[l] = TABLE_NO_DEADLINE;
     }
+    t->due_fetched = TABLE_NONE;
     return 0;
 }
 
@@ -319,6 +320,30 @@ void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
         heap_up(t, tm->pos);
     else if (deadline > old)
         heap_down(t, tm->pos);
+}
+
+void table_prefetch_due(struct table *t)
+{
+    uint64_t d;
+    unsigned where = table_earliest(t, &d);
+    uint32_t idx;
+
+    if (where == TABLE_TIMER_NONE)
+        return;
+    idx = where == TABLE_TIMER_HEAP ? t->heap[0].idx : t->lane_head[where - TABLE_TIMER_LANE];
+    if (idx != t->due_fetched) {
+        t->due_fetched = idx;
+        table_prefetch_entry(t, idx);
+        __builtin_prefetch(&t->timers[idx]);
+        __builtin_prefetch(&t->ages[idx]);
+        return;
+    }
+    /* The entry was asked for on an earlier packet: its hash leads to the bucket. In a lane, the
+     * next entry becomes the head, whose deadline is read then. */
+    __builtin_prefetch(&t->buckets[table_node(t, idx)->hash & t->mask]);
+    __builtin_prefetch(&t->links[idx]);
+    if (where >= TABLE_TIMER_LANE && t->timers[idx].next != TABLE_NONE)
+        __builtin_prefetch(table_node(t, t->timers[idx].next));
 }
 
 void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)

@@ -76,6 +76,7 @@ struct table {
     uint32_t lane_head[TABLE_LANES], lane_tail[TABLE_LANES];
     uint64_t lane_first[TABLE_LANES], lane_last[TABLE_LANES]; /* deadlines of head and tail */
     uint8_t lanes_used; /* bit l: lane l is not empty */
+    uint32_t due_fetched; /* the earliest entry when table_prefetch_due last ran */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
     uint32_t max_mask; /* mask of the whole bucket array; mask grows up to it */
@@ -208,6 +209,11 @@ static inline uint64_t table_next_deadline(const struct table *t)
     table_earliest(t, &d);
     return d;
 }
+
+/* Starts loading what handling the earliest entry will read (its entry, its place in the
+ * index), for a caller that runs timers as packets come: called once per packet, it loads the
+ * entry first and, once that is loaded, its bucket. */
+void table_prefetch_due(struct table *t);
 
 /* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
  * the caller handles the entry and then sets a new deadline, clears it or removes the entry. */

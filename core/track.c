@@ -135,6 +135,9 @@ void track_advance(struct track *tr, uint64_t now)
     if (now > tr->clock)
         tr->clock = now;
     now = tr->clock;
+    /* The next transaction and call to come due are long out of cache by then. */
+    table_prefetch_due(&tr->txns.t);
+    table_prefetch_due(&tr->dialogs.t);
     /* Run timers across the three tables in deadline order, so that a replay always produces
      * the same sequence of events. */
     for (;;) {
