@@ -28,7 +28,7 @@
 /* Offline, a UDP message is tracked LOOKAHEAD messages after it is parsed, so that its table
  * lookups find their cache lines loaded (track_prepare, track_prefetch): the capture is mapped,
  * so the message stays readable meanwhile. */
-#define LOOKAHEAD 4
+#define LOOKAHEAD 6
 
 /* A message parsed and waiting to be tracked. */
 struct deferred {
@@ -306,12 +306,12 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
      * entries they point at, then the rest of the chains. */
     slot->pkt = *pkt;
     track_prepare(e->track, msg, &slot->hint);
-    if (e->ring_len >= 1)
+    if (e->ring_len >= 2)
         track_prefetch(e->track,
-                       &e->ring[(e->ring_first + e->ring_len - 1) % (LOOKAHEAD + 1)].hint);
-    if (e->ring_len >= 3)
+                       &e->ring[(e->ring_first + e->ring_len - 2) % (LOOKAHEAD + 1)].hint);
+    if (e->ring_len >= 4)
         track_prefetch_more(e->track,
-                            &e->ring[(e->ring_first + e->ring_len - 3) % (LOOKAHEAD + 1)].hint);
+                            &e->ring[(e->ring_first + e->ring_len - 4) % (LOOKAHEAD + 1)].hint);
     if (++e->ring_len > LOOKAHEAD) {
         struct deferred *d = &e->ring[e->ring_first];
         track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);

@@ -6,10 +6,38 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define HUGE_PAGE (2u << 20)
 
 /* Buckets in use at first; the index doubles past one entry for two buckets, which keeps most
  * chains at one entry: a lookup of a new key then reads one bucket and at most one link. */
 #define MIN_BUCKETS 1024u
+
+/* A table's arrays are anonymous mappings of their own: untouched parts cost no resident memory,
+ * and the kernel may back them with huge pages (transparent huge pages, madvise mode). Lookups
+ * land anywhere in a large table: with 4 KiB pages nearly each would miss the TLB. Zero-filled
+ * like calloc. Returns NULL when the mapping fails. */
+static void *array_alloc(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (bytes >= HUGE_PAGE)
+        madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without it, small pages */
+    return p;
+}
+
+static void array_free(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
+}
+
+/* The bytes of each array of a table of t->cap entries and t->max_mask + 1 buckets. */
+#define ENTRIES_BYTES(t) ((size_t)(t)->cap * (t)->entry_size)
+#define BUCKETS_BYTES(t) (((size_t)(t)->max_mask + 1) * sizeof(uint32_t))
+#define PER_ENTRY_BYTES(t, arr) ((size_t)(t)->cap * sizeof(*(t)->arr))
 
 int table_init(struct table *t, size_t entry_size, uint32_t cap)
 {
@@ -21,20 +49,19 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     /* About one bucket per entry keeps chains short at capacity without doubling memory. */
     while (nbuckets < cap)
         nbuckets <<= 1;
-    t->entries = calloc(cap, entry_size);
-    /* calloc: untouched buckets and entries cost no resident memory until used. */
-    t->buckets = calloc(nbuckets, sizeof(uint32_t));
-    t->heap = malloc((size_t)cap * sizeof(*t->heap));
-    t->timers = malloc((size_t)cap * sizeof(*t->timers));
-    t->links = malloc((size_t)cap * sizeof(*t->links));
-    t->ages = malloc((size_t)cap * sizeof(*t->ages));
+    t->entry_size = entry_size;
+    t->cap = cap;
+    t->max_mask = nbuckets - 1;
+    t->entries = array_alloc(ENTRIES_BYTES(t));
+    t->buckets = array_alloc(BUCKETS_BYTES(t));
+    t->heap = array_alloc(PER_ENTRY_BYTES(t, heap));
+    t->timers = array_alloc(PER_ENTRY_BYTES(t, timers));
+    t->links = array_alloc(PER_ENTRY_BYTES(t, links));
+    t->ages = array_alloc(PER_ENTRY_BYTES(t, ages));
     if (!t->entries || !t->buckets || !t->heap || !t->timers || !t->links || !t->ages) {
         table_fini(t);
         return -ENOMEM;
     }
-    t->entry_size = entry_size;
-    t->cap = cap;
-    t->max_mask = nbuckets - 1;
     t->mask = (nbuckets < MIN_BUCKETS ? nbuckets : MIN_BUCKETS) - 1;
     t->free_head = TABLE_NONE;
     for (int c = 0; c < TABLE_MAX_CLASSES; c++)
@@ -49,12 +76,12 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
 
 void table_fini(struct table *t)
 {
-    free(t->entries);
-    free(t->buckets);
-    free(t->heap);
-    free(t->timers);
-    free(t->links);
-    free(t->ages);
+    array_free(t->entries, ENTRIES_BYTES(t));
+    array_free(t->buckets, BUCKETS_BYTES(t));
+    array_free(t->heap, PER_ENTRY_BYTES(t, heap));
+    array_free(t->timers, PER_ENTRY_BYTES(t, timers));
+    array_free(t->links, PER_ENTRY_BYTES(t, links));
+    array_free(t->ages, PER_ENTRY_BYTES(t, ages));
     memset(t, 0, sizeof(*t));
 }
 

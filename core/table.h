@@ -108,15 +108,18 @@ static inline uint32_t table_index(const struct table *t, const void *entry)
 }
 
 /* Prefetch hints for a lookup of hash coming later: the bucket, then (once the bucket is loaded)
- * the link and the node of the chain's first entry. Neither changes anything. */
-static inline void table_prefetch_bucket(const struct table *t, uint64_t hash)
+ * the link and the node of the chain's first entry. Neither changes anything. They are forced
+ * inline: GCC 12 takes a function whose only effect is a prefetch for a pure one and deletes
+ * the call. */
+#define TABLE_PREFETCH_FN static inline __attribute__((always_inline)) void
+TABLE_PREFETCH_FN table_prefetch_bucket(const struct table *t, uint64_t hash)
 {
     __builtin_prefetch(&t->buckets[hash & t->mask]);
 }
 
 /* The first 128 bytes of an entry: its node and the fields after it (an entry need not start on
  * a cache line). */
-static inline void table_prefetch_entry(const struct table *t, uint32_t idx)
+TABLE_PREFETCH_FN table_prefetch_entry(const struct table *t, uint32_t idx)
 {
     const uint8_t *e = t->entries + (size_t)idx * t->entry_size;
     __builtin_prefetch(e);
@@ -124,7 +127,7 @@ static inline void table_prefetch_entry(const struct table *t, uint32_t idx)
     __builtin_prefetch(e + 127);
 }
 
-static inline void table_prefetch_head(const struct table *t, uint64_t hash)
+TABLE_PREFETCH_FN table_prefetch_head(const struct table *t, uint64_t hash)
 {
     uint32_t idx = t->buckets[hash & t->mask] - 1;
     if (idx != TABLE_NONE) {
@@ -134,11 +137,22 @@ static inline void table_prefetch_head(const struct table *t, uint64_t hash)
 }
 
 /* The next step after table_prefetch_head (whose lines it reads): the second entry's link. */
-static inline void table_prefetch_chain(const struct table *t, uint64_t hash)
+TABLE_PREFETCH_FN table_prefetch_chain(const struct table *t, uint64_t hash)
 {
     uint32_t idx = t->buckets[hash & t->mask] - 1;
     if (idx != TABLE_NONE && t->links[idx].next != TABLE_NONE)
         __builtin_prefetch(&t->links[t->links[idx].next]);
+}
+
+/* The first entry of hash's bucket when its hash and check are these, else TABLE_NONE (the
+ * entry may still be further down the chain). */
+static inline uint32_t table_head_match(const struct table *t, uint64_t hash, uint64_t check)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    if (idx == TABLE_NONE || t->links[idx].tag != (uint32_t)(hash >> 32))
+        return TABLE_NONE;
+    const struct table_node *n = table_node(t, idx);
+    return n->hash == hash && n->check == check ? idx : TABLE_NONE;
 }
 
 /* First and next entries whose key hash equals hash (the caller compares the full key).

@@ -411,7 +411,8 @@ void track_prefetch(const struct track *tr, const struct track_hint *hint)
 
 void track_prefetch_more(const struct track *tr, const struct track_hint *hint)
 {
-    uint32_t idx = table_lookup(&tr->txns.t, hint->txn_hash, hint->txn_check);
+    /* Only the chain's head was loaded: look no further (a walk would wait on the next). */
+    uint32_t idx = table_head_match(&tr->txns.t, hint->txn_hash, hint->txn_check);
     if (idx != TABLE_NONE) {
         const struct sip_txn *txn = table_entry(&tr->txns.t, idx);
         if (txn->owner_kind == SIP_TXN_OWNER_CALL)
