@@ -174,28 +174,47 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 }
 
 /* The earliest of the call's pending timers. */
+/* Deadline lanes of the call timers that run a fixed time from an event (table.h): the session
+ * expiry depends on each call's Session-Expires and stays in the heap. */
+enum dialog_lane {
+    LANE_LINGER = 0,
+    LANE_MAX_AGE = 1,
+    LANE_CHALLENGE = 2,
+    LANE_NONE = 3, /* the heap */
+};
+
 static void rearm(struct sip_dialog_table *tbl, struct sip_dialog *d)
 {
     uint64_t deadline = TABLE_NO_DEADLINE;
     uint64_t t;
+    enum dialog_lane lane;
 
     if (d->state == SIP_DIALOG_ENDED) {
         deadline = add_sat(d->t_end, tbl->timers.linger);
+        lane = LANE_LINGER;
     } else {
         deadline = add_sat(d->t_start, tbl->timers.max_age);
+        lane = LANE_MAX_AGE;
         if (d->state == SIP_DIALOG_CONFIRMED && d->session_expires) {
             t = add_sat(add_sat(d->t_refresh, (uint64_t)d->session_expires * NS_PER_S),
                         tbl->timers.expiry_grace);
-            if (t < deadline)
+            if (t < deadline) {
                 deadline = t;
+                lane = LANE_NONE;
+            }
         }
     }
     if (d->flags & SIP_DIALOG_F_CHALLENGED) {
         t = add_sat(d->t_challenge, tbl->timers.retry_window);
-        if (t < deadline)
+        if (t < deadline) {
             deadline = t;
+            lane = LANE_CHALLENGE;
+        }
     }
-    table_set_deadline(&tbl->t, table_index(&tbl->t, d), deadline);
+    if (lane == LANE_NONE)
+        table_set_deadline(&tbl->t, table_index(&tbl->t, d), deadline);
+    else
+        table_set_deadline_lane(&tbl->t, table_index(&tbl->t, d), deadline, lane);
 }
 
 static void end_call(struct sip_dialog_table *tbl, struct sip_dialog *d, enum sip_dialog_end why,

@@ -375,6 +375,8 @@ void table_prefetch_due(struct table *t)
 
 void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
 {
+    if (t->timers[idx].where == TABLE_TIMER_LANE + lane && table_node(t, idx)->deadline == deadline)
+        return; /* set again, unchanged (a call answered within its maximum age) */
     if (deadline == TABLE_NO_DEADLINE ||
         (t->lane_last[lane] != TABLE_NO_DEADLINE && deadline < t->lane_last[lane])) {
         table_set_deadline(t, idx, deadline);
