@@ -202,7 +202,8 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     n->hash = hash;
     n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
-    t->timers[idx] = (struct table_timer){TABLE_NONE, TABLE_NONE, TABLE_TIMER_NONE};
+    t->timers[idx] = (struct table_timer){TABLE_NO_DEADLINE, TABLE_NONE, TABLE_NONE,
+                                          TABLE_TIMER_NONE};
     t->links[idx] = (struct table_link){t->buckets[hash & t->mask] - 1, (uint32_t)(hash >> 32)};
     t->buckets[hash & t->mask] = idx + 1;
     list_append(t, n, idx, cls);
@@ -274,8 +275,7 @@ static void heap_insert(struct table *t, uint32_t idx, uint64_t deadline)
     heap_up(t, pos);
 }
 
-/* Takes the entry out of its lane. Only the new head's node is read (for its deadline): it is
- * the next of the lane to come due. */
+/* Takes the entry out of its lane; the new head's or tail's deadline is read in the timers. */
 static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
 {
     struct table_timer *tm = &t->timers[idx];
@@ -283,7 +283,7 @@ static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
     if (tm->pos != TABLE_NONE) {
         t->timers[tm->pos].next = tm->next;
     } else if ((t->lane_head[lane] = tm->next) != TABLE_NONE) {
-        t->lane_first[lane] = table_node(t, tm->next)->deadline;
+        t->lane_first[lane] = t->timers[tm->next].deadline;
     } else {
         t->lane_first[lane] = TABLE_NO_DEADLINE;
         t->lanes_used &= (uint8_t)~(1u << lane);
@@ -293,7 +293,7 @@ static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
     } else {
         t->lane_tail[lane] = tm->pos;
         t->lane_last[lane] =
-            tm->pos != TABLE_NONE ? table_node(t, tm->pos)->deadline : TABLE_NO_DEADLINE;
+            tm->pos != TABLE_NONE ? t->timers[tm->pos].deadline : TABLE_NO_DEADLINE;
     }
 }
 
@@ -301,7 +301,8 @@ static void lane_append(struct table *t, uint32_t idx, uint64_t deadline, unsign
 {
     uint32_t tail = t->lane_tail[lane];
 
-    t->timers[idx] = (struct table_timer){tail, TABLE_NONE, (uint8_t)(TABLE_TIMER_LANE + lane)};
+    t->timers[idx] =
+        (struct table_timer){deadline, tail, TABLE_NONE, (uint8_t)(TABLE_TIMER_LANE + lane)};
     if (tail != TABLE_NONE) {
         t->timers[tail].next = idx;
     } else {
@@ -370,12 +371,12 @@ void table_prefetch_due(struct table *t)
     __builtin_prefetch(&t->buckets[table_node(t, idx)->hash & t->mask]);
     __builtin_prefetch(&t->links[idx]);
     if (where >= TABLE_TIMER_LANE && t->timers[idx].next != TABLE_NONE)
-        __builtin_prefetch(table_node(t, t->timers[idx].next));
+        __builtin_prefetch(&t->timers[t->timers[idx].next]);
 }
 
 void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
 {
-    if (t->timers[idx].where == TABLE_TIMER_LANE + lane && table_node(t, idx)->deadline == deadline)
+    if (t->timers[idx].where == TABLE_TIMER_LANE + lane && t->timers[idx].deadline == deadline)
         return; /* set again, unchanged (a call answered within its maximum age) */
     if (deadline == TABLE_NO_DEADLINE ||
         (t->lane_last[lane] != TABLE_NO_DEADLINE && deadline < t->lane_last[lane])) {

@@ -52,9 +52,10 @@ struct table_heap_slot {
 
 /* Where an entry's deadline is kept, apart from the entries (a small dense array). */
 struct table_timer {
-    uint32_t pos;  /* in the heap: its position; in a lane: the previous entry (TABLE_NONE) */
-    uint32_t next; /* in a lane: the next entry, TABLE_NONE at the tail */
-    uint8_t where; /* TABLE_TIMER_NONE, TABLE_TIMER_HEAP, or TABLE_TIMER_LANE + lane */
+    uint64_t deadline; /* in a lane: the entry's deadline, so that neighbours are read here */
+    uint32_t pos;      /* in the heap: its position; in a lane: the previous entry (TABLE_NONE) */
+    uint32_t next;     /* in a lane: the next entry, TABLE_NONE at the tail */
+    uint8_t where;     /* TABLE_TIMER_NONE, TABLE_TIMER_HEAP, or TABLE_TIMER_LANE + lane */
 };
 
 enum table_timer_where {
