@@ -342,6 +342,7 @@ static ALWAYS_INLINE enum sip_hdr hdr_id(const char *p, size_t n)
 
 struct hdr_hash_entry {
     _Alignas(16) char lit[16]; /* lower-case name, then ':', zero-padded */
+    uint32_t want;             /* bits of lit to compare: the name and its colon (0: empty) */
     uint8_t id;                /* enum sip_hdr; SIP_HDR_OTHER in an empty slot */
 };
 
@@ -355,7 +356,8 @@ static ALWAYS_INLINE unsigned hdr_hash(const char *p, size_t n)
 #define HDR_SLOT(a, b, n)                                                                          \
     ((((uint32_t)((a) | 0x20) | (uint32_t)((b) | 0x20) << 8 | (uint32_t)(n) << 16) * HDR_HASH_MUL) \
      >> 26)
-#define HDR_ENTRY(a, b, lit, id) [HDR_SLOT(a, b, sizeof(lit) - 1)] = {lit ":", id}
+#define HDR_ENTRY(a, b, lit, id)                                                                   \
+    [HDR_SLOT(a, b, sizeof(lit) - 1)] = {lit ":", (2u << (sizeof(lit) - 1)) - 1, id}
 
 /* clang-format off */
 static const struct hdr_hash_entry hdr_hash_table[64] = {
@@ -936,7 +938,7 @@ static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, con
         at->base += 64;
         at->lf = chunk_lf_any(it, at);
     }
-    *pos = at->base + __builtin_ctzll(at->lf);
+    *pos = at->base + (size_t)__builtin_ctzll(at->lf);
     at->lf &= at->lf - 1;
     return true;
 }
@@ -1035,13 +1037,13 @@ static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, 
         *id = (enum sip_hdr)compact_hdr[(unsigned char)ln[0]];
         return true;
     }
+    /* The slot's name and colon must all match: the colon at ci in both means equal lengths (an
+     * empty slot wants nothing, and its id is SIP_HDR_OTHER). */
     const struct hdr_hash_entry *he = &hdr_hash_table[hdr_hash(ln, ci)];
     unsigned eq = (unsigned)_mm_movemask_epi8(
         _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
                        _mm_load_si128((const __m128i *)(const void *)he->lit)));
-    unsigned want = (2u << ci) - 1; /* the name and its colon */
-    unsigned known = he->id;
-    *id = (enum sip_hdr)((eq & want) == want ? known : SIP_HDR_OTHER);
+    *id = (eq & he->want) == he->want ? (enum sip_hdr)he->id : SIP_HDR_OTHER;
     return true;
 }
 #endif
@@ -1065,7 +1067,9 @@ __attribute__((noinline)) static int parse_headers(struct lines *it, struct line
             return need_more(it, msg, false);
         if (it->first_bad < le)
             return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        if (__builtin_expect(le > ln && le[-1] == '\r', 1))
+        /* The byte before le is readable even for an empty bare-LF line: the LF of the line
+         * before, which is no CR. */
+        if (__builtin_expect(le[-1] == '\r', 1))
             vend = le - 1;
         else if (!line_body_end(ln, le, &vend, &msg->anomalies))
             return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
@@ -1107,7 +1111,7 @@ __attribute__((noinline)) static int parse_headers(struct lines *it, struct line
         /* The line ends in CR or LF at vend, so neither scan needs another bound (inside a line
          * only SP and HT are <= ' '). Most values start after one space. */
         vs += *vs == ' ';
-        if (__builtin_expect(is_wsp(*vs), 0))
+        if (__builtin_expect((unsigned char)*vs <= ' ', 0))
             while (is_wsp(*vs))
                 vs++;
         if (vs < vend)
@@ -1280,24 +1284,30 @@ static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
 /* From and To. Most are name-addrs: the URI is then the last <...> of the value, found from the
  * end in two short backward scans instead of a forward walk over the display name. Anything
  * else (an addr-spec, quotes or brackets among the parameters) takes the general path. */
-static void parse_addr(struct slice value, struct span rd, struct slice *uri, struct slice *tag)
+static ALWAYS_INLINE void parse_addr(struct slice value, struct span rd, struct slice *uri,
+                                     struct slice *tag)
 {
     const char *params, *e = value.p + value.len;
     const char *gt = rscan(value.p, e, rd, '>', '<', '"');
     const char *lt = gt && *gt == '>' ? rscan(value.p, gt, rd, '<', '>', '"') : NULL;
 
     if (lt && *lt == '<') {
-        *uri = slice_trim(slice_make(lt + 1, (size_t)(gt - lt - 1)));
+        *uri = slice_make(lt + 1, (size_t)(gt - lt - 1));
+        /* Spaces inside <...> are rare: trim only when an end is one. */
+        if (uri->len && ((unsigned char)uri->p[0] <= ' ' ||
+                         (unsigned char)uri->p[uri->len - 1] <= ' '))
+            *uri = slice_trim(*uri);
         params = gt + 1;
     } else if (!addr_split(value.p, e, rd, uri, &params)) {
         *uri = slice_make(NULL, 0);
         return;
     }
-    /* Most often the tag is the first parameter: try that before the general search. */
+    /* Most often the tag is the first parameter: try that before the general search. A value
+     * that ends with its URI has no parameters at all. */
     if (e - params > 5 && params[0] == ';' && eq_ci(params + 1, "tag=", 4))
         *tag = slice_make(params + 5, (size_t)(scan(params + 5, e, rd, CLS_SPACE, ';', ',', 0, 0) -
                                                (params + 5)));
-    else
+    else if (params < e)
         param_find(params, e, rd, "tag", 3, tag);
 }
 
