@@ -156,7 +156,20 @@ struct ratio_collector {
     enum ratio which;
 };
 
+/* Series looked up without operator labels, by family and label symbols: a direct-mapped cache
+ * in front of metrics_series, which hashes and compares the symbols on every call. Series never
+ * move, so a kept pointer stays valid; the overflow series is never kept (each lookup that
+ * returns it counts an overflow). */
+#define SERIES_CACHE_BITS 10
+#define SERIES_CACHE_SYM_BITS 29 /* label symbols below 2^29 fit the packed key */
+
+struct series_cache_slot {
+    uint64_t key; /* family, first label, second label (see series) */
+    struct metric_series *s; /* NULL: empty */
+};
+
 struct builtin {
+    struct series_cache_slot cache[1u << SERIES_CACHE_BITS];
     struct metrics *reg;
     const struct oplabel_set *ops;
     size_t n_ops;
@@ -280,8 +293,8 @@ uint64_t builtin_negative_delays(const struct builtin *b)
     return b->negative;
 }
 
-static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1,
-                                    const uint16_t *labels)
+static struct metric_series *series_lookup(struct builtin *b, enum fam f, uint32_t l0,
+                                           uint32_t l1, const uint16_t *labels)
 {
     uint32_t key[METRICS_MAX_LABELS];
     size_t n = 0;
@@ -293,6 +306,27 @@ static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, 
     for (size_t i = 0; i < b->n_ops; i++)
         key[n++] = oplabel_symbol(b->ops, i, labels ? labels[i] : 0);
     return metrics_series(b->fam[f], key);
+}
+
+static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1,
+                                    const uint16_t *labels)
+{
+    if (!defs[f].labels[0])
+        l0 = 0;
+    if (!defs[f].labels[1])
+        l1 = 0;
+    if (b->n_ops || (l0 | l1) >> SERIES_CACHE_SYM_BITS)
+        return series_lookup(b, f, l0, l1, labels);
+    uint64_t key = (uint64_t)f << (2 * SERIES_CACHE_SYM_BITS) |
+                   (uint64_t)l0 << SERIES_CACHE_SYM_BITS | l1;
+    struct series_cache_slot *c =
+        &b->cache[(key * 0x9e3779b97f4a7c15ULL) >> (64 - SERIES_CACHE_BITS)];
+    if (c->s && c->key == key)
+        return c->s;
+    struct metric_series *s = series_lookup(b, f, l0, l1, labels);
+    if (!metrics_series_is_overflow(s))
+        *c = (struct series_cache_slot){key, s};
+    return s;
 }
 
 static uint32_t code_symbol(const struct builtin *b, uint16_t code)

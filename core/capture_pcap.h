@@ -1,8 +1,10 @@
-/* capture_pcap: reads frames from a pcap or pcapng file through libpcap (offline input). It does
- * not decode; it only reports frames, the link type and how the file ended. */
+/* capture_pcap: reads frames from a pcap or pcapng file (offline input): classic pcap in place
+ * from a mapping, the rest through libpcap. It does not decode; it only reports frames, the link
+ * type and how the file ended. */
 #ifndef SIPSCOPE_CAPTURE_PCAP_H
 #define SIPSCOPE_CAPTURE_PCAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "capture.h"
@@ -22,6 +24,11 @@ int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, cha
 
 /* The link type of the file (enum capture_link value). */
 int capture_pcap_link(const struct capture_pcap *cap);
+
+/* True when the file is read in place (a classic pcap file mapped into memory, no copy per
+ * record), false when libpcap reads it (pcapng, standard input, rare pcap variants). Both give
+ * the same frames and the same errors. */
+bool capture_pcap_in_place(const struct capture_pcap *cap);
 
 /* Closes the file. NULL is accepted. */
 void capture_pcap_free(struct capture_pcap *cap);

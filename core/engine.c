@@ -25,6 +25,19 @@
 
 #define PUBLISH_EVERY 4096 /* frames between table-size updates */
 
+/* Offline, a UDP message is tracked LOOKAHEAD messages after it is parsed, so that its table
+ * lookups find their cache lines loaded (track_prepare, track_prefetch): the capture is mapped,
+ * so the message stays readable meanwhile. */
+#define LOOKAHEAD 6
+
+/* A message parsed and waiting to be tracked. */
+struct deferred {
+    struct packet pkt;
+    struct sip_msg msg;
+    struct track_hint hint;
+    struct sip_header hdrs[SIP_MAX_HEADERS];
+};
+
 struct engine {
     struct engine_config cfg;
     struct portset ports; /* copy of cfg.sip_ports when set */
@@ -43,6 +56,9 @@ struct engine {
     uint64_t next_deadline;       /* earliest reassembly deadline, checked per frame */
     uint32_t frames_since_publish;
     struct sip_header hdrs[SIP_MAX_HEADERS];
+    /* Offline lookahead (engine_read_file): a ring of LOOKAHEAD + 1 messages, NULL when off. */
+    struct deferred *ring;
+    unsigned ring_first, ring_len;
 };
 
 static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
@@ -178,6 +194,7 @@ void engine_free(struct engine *e)
 {
     if (!e)
         return;
+    free(e->ring);
     tcp_stream_free(e->tcp);
     ip_reasm_free(e->reasm);
     track_free(e->track);
@@ -196,11 +213,24 @@ struct metrics *engine_metrics(struct engine *e)
     return e->reg;
 }
 
+/* Tracks every message waiting in the lookahead ring, oldest first. Called before anything that
+ * tracks a message at once (TCP, reassembly, timers of the streams) or reads the trackers. */
+static void lookahead_flush(struct engine *e)
+{
+    while (e->ring_len) {
+        struct deferred *d = &e->ring[e->ring_first];
+        track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);
+        e->ring_first = (e->ring_first + 1) % (LOOKAHEAD + 1);
+        e->ring_len--;
+    }
+}
+
 void engine_publish(struct engine *e)
 {
     struct track_stats st;
     struct ip_reasm_stats rs;
     struct tcp_stream_stats ts;
+    lookahead_flush(e);
     track_get_stats(e->track, &st);
     health_tables(e->health, &st);
     ip_reasm_get_stats(e->reasm, &rs);
@@ -236,28 +266,58 @@ static bool start_line_seen(const struct sip_msg *msg)
     return msg->method_name.len != 0 || msg->status != 0;
 }
 
-/* Parses and tracks one message; returns the bytes used or a negative errno from the parser. */
+/* Parses and tracks one message; returns the bytes used or a negative errno from the parser.
+ * With defer, the message is parsed into the lookahead ring and waits there; the oldest one
+ * waiting is tracked once LOOKAHEAD are. */
 static int handle_message(struct engine *e, const struct packet *pkt, const uint8_t *data,
-                          uint32_t len, enum sip_parse_mode mode)
+                          uint32_t len, enum sip_parse_mode mode, bool defer)
 {
-    struct sip_msg msg;
-    int n = sip_parse((const char *)data, len, mode, &msg, e->hdrs, SIP_MAX_HEADERS);
+    struct sip_msg local, *msg = &local;
+    struct sip_header *hdrs = e->hdrs;
+    struct deferred *slot = NULL;
+
+    if (defer) {
+        slot = &e->ring[(e->ring_first + e->ring_len) % (LOOKAHEAD + 1)];
+        msg = &slot->msg;
+        hdrs = slot->hdrs;
+    }
+    int n = sip_parse((const char *)data, len, mode, msg, hdrs, SIP_MAX_HEADERS);
 
     if (n < 0) {
         /* Without a port filter, SIP is recognised by its start line: other traffic (RTP,
          * DNS...) is not an error. With one, everything on a SIP port should be SIP. */
-        if (!e->cfg.sip_ports && !start_line_seen(&msg))
+        if (!e->cfg.sip_ports && !start_line_seen(msg))
             return n;
         if (n == -EAGAIN && mode == SIP_PARSE_STREAM)
             return n;
         health_parse_error(e->health, HEALTH_SIP,
-                           n == -EAGAIN ? "incomplete" : sip_error_name((enum sip_error)msg.error));
+                           n == -EAGAIN ? "incomplete" : sip_error_name((enum sip_error)msg->error));
         return n;
     }
-    if (msg.anomalies)
-        count_anomalies(e, msg.anomalies);
+    if (msg->anomalies)
+        count_anomalies(e, msg->anomalies);
     health_sip_message(e->health, pkt->l4_proto, pkt->ip_version);
-    track_message(e->track, &msg, pkt);
+    if (!defer) {
+        lookahead_flush(e); /* a reassembled datagram keeps its place after those waiting */
+        track_message(e->track, msg, pkt);
+        return n;
+    }
+    /* Each message waiting moves one step closer to being tracked: its buckets, then the
+     * entries they point at, then the rest of the chains. */
+    slot->pkt = *pkt;
+    track_prepare(e->track, msg, &slot->hint);
+    if (e->ring_len >= 2)
+        track_prefetch(e->track,
+                       &e->ring[(e->ring_first + e->ring_len - 2) % (LOOKAHEAD + 1)].hint);
+    if (e->ring_len >= 4)
+        track_prefetch_more(e->track,
+                            &e->ring[(e->ring_first + e->ring_len - 4) % (LOOKAHEAD + 1)].hint);
+    if (++e->ring_len > LOOKAHEAD) {
+        struct deferred *d = &e->ring[e->ring_first];
+        track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);
+        e->ring_first = (e->ring_first + 1) % (LOOKAHEAD + 1);
+        e->ring_len--;
+    }
     return n;
 }
 
@@ -266,11 +326,11 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
  * datagram: one without a start line is not SIP. With --sip-ports it is counted (the port says
  * it should be SIP, e.g. sip/start_line); without, it is other traffic and ignored. On TCP,
  * junk before a start line is skipped by the framer and counted (sip_frame.h). */
-static bool handle_udp(struct engine *e, const struct packet *pkt)
+static bool handle_udp(struct engine *e, const struct packet *pkt, bool defer)
 {
     if (only_line_breaks(pkt->payload, pkt->payload_len))
         return false; /* RFC 5626 keep-alive */
-    return handle_message(e, pkt, pkt->payload, pkt->payload_len, SIP_PARSE_DATAGRAM) > 0;
+    return handle_message(e, pkt, pkt->payload, pkt->payload_len, SIP_PARSE_DATAGRAM, defer) > 0;
 }
 
 /* A framed TCP message: counted and tracked like a datagram's. */
@@ -320,23 +380,28 @@ static void update_deadline(struct engine *e)
     e->next_deadline = a < b ? a : b;
 }
 
-/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP. */
+/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP. A datagram
+ * may wait in the lookahead ring (defer); a TCP segment's messages are tracked at once, after
+ * those waiting. */
 static bool handle_transport(struct engine *e, const struct capture_frame *frame,
-                             enum decode_result r, const struct packet *pkt)
+                             enum decode_result r, const struct packet *pkt, bool defer)
 {
     if (e->cfg.sip_ports && !portset_has(&e->ports, pkt->sport) &&
         !portset_has(&e->ports, pkt->dport))
         return false;
     if (e->cfg.count_seen)
         health_packet(e->health, frame->iface, HEALTH_MATCHED);
-    return r == DECODE_UDP ? handle_udp(e, pkt) : handle_tcp_segment(e, pkt);
+    if (r == DECODE_UDP)
+        return handle_udp(e, pkt, defer);
+    lookahead_flush(e);
+    return handle_tcp_segment(e, pkt);
 }
 
 void engine_frame(struct engine *e, const struct capture_frame *frame)
 {
     struct packet pkt;
     enum decode_result r;
-    bool sip = false;
+    bool sip = false, reassembled = false;
 
     if (e->cfg.count_seen)
         health_packet(e->health, frame->iface, HEALTH_SEEN);
@@ -344,14 +409,17 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         health_truncated(e->health, frame->iface);
     /* Reassembly timers run on packet time even when no fragment or segment comes. */
     if (frame->ts_ns >= e->next_deadline) {
+        lookahead_flush(e);
         ip_reasm_expire(e->reasm, frame->ts_ns);
         tcp_stream_expire(e->tcp, frame->ts_ns);
     }
     r = decode_frame(frame, &pkt);
-    /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. */
+    /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its
+     * bytes live in the reassembly buffer, not in the frame: it is never deferred. */
     for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {
         const uint8_t *data;
         uint32_t len;
+        reassembled = true;
         if (ip_reasm_add(e->reasm, &pkt, &data, &len) != 1) {
             r = DECODE_SKIP;
             break;
@@ -367,7 +435,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         break;
     case DECODE_UDP:
     case DECODE_TCP:
-        sip = handle_transport(e, frame, r, &pkt);
+        sip = handle_transport(e, frame, r, &pkt, e->ring && !reassembled);
         break;
     }
     if (sip)
@@ -423,8 +491,15 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
 
     if (!cap)
         return -ENOENT;
+    /* Lookahead needs frames that outlive the next read (a mapped file) and no rules: hooks and
+     * labels see the engine as each message is tracked, so they keep the strict order. */
+    if (capture_pcap_in_place(cap) && !e->rules)
+        e->ring = malloc((LOOKAHEAD + 1) * sizeof(*e->ring));
     while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
         engine_frame(e, &frame);
+    lookahead_flush(e);
+    free(e->ring);
+    e->ring = NULL;
     if (rc < 0)
         health_parse_error(e->health, HEALTH_L2, "capture_file_truncated");
     capture_pcap_free(cap);

@@ -137,7 +137,7 @@ static bool evict_oldest(struct ip_reasm *r, uint32_t keep)
 {
     uint32_t idx = table_oldest(&r->t, 0);
     if (idx == keep && idx != TABLE_NONE)
-        idx = table_node(&r->t, idx)->next;
+        idx = table_age_next(&r->t, idx);
     if (idx == TABLE_NONE)
         return false;
     drop(r, idx, NULL);

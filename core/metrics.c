@@ -911,6 +911,11 @@ struct metric_series *metrics_series_find(struct metric_family *fam, const uint3
     return memcmp(o, symbols, fam->n_labels * sizeof *o) == 0 ? fam->overflow : NULL;
 }
 
+bool metrics_series_is_overflow(const struct metric_series *s)
+{
+    return s == s->fam->overflow;
+}
+
 size_t metrics_series_each(struct metric_family *fam,
                            void (*fn)(void *ctx, const struct metric_series *s,
                                       const uint32_t *symbols),

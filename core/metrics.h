@@ -99,6 +99,10 @@ struct metric_series *metrics_series(struct metric_family *fam, const uint32_t *
 /* Finds a series without creating it; NULL when absent. */
 struct metric_series *metrics_series_find(struct metric_family *fam, const uint32_t *symbols);
 
+/* True for a family's overflow series. A caller that keeps series pointers to skip lookups must
+ * not keep this one: each metrics_series call that returns it counts an overflow. */
+bool metrics_series_is_overflow(const struct metric_series *s);
+
 /* Value updates. Counters only go up (a negative or NaN add is ignored); gauges are set or added
  * to; histograms observe (a NaN observation is ignored; v goes to the first bucket with
  * v <= bound, else +Inf). Calling the wrong kind for the family's type is a programming error. */

@@ -39,36 +39,66 @@ void sip_dialog_fini(struct sip_dialog_table *tbl)
     table_fini(&tbl->t);
 }
 
-/* The call key's two halves (table hash and check) from one pass over each component. */
-static void key_of(struct slice call_id, struct slice tag, uint64_t *hash, uint64_t *check)
+/* The call key's two halves (table hash and check) from the two lanes of each component. */
+static void key_combine(const uint64_t c[2], struct slice tag, struct sip_dialog_key *key)
 {
-    uint64_t c[2], t[2];
-    slice_hash2(call_id, c);
+    uint64_t t[2];
     slice_hash2(tag, t);
-    *hash = hash_mix(c[0] ^ SEED_KEY, t[0]);
-    *check = hash_mix(c[1] ^ SEED_CHECK, t[1]);
+    key->hash = hash_mix(c[0] ^ SEED_KEY, t[0]);
+    key->check = hash_mix(c[1] ^ SEED_CHECK, t[1]);
+}
+
+void sip_dialog_key(struct slice call_id, struct slice tag, struct sip_dialog_key *key)
+{
+    uint64_t c[2];
+    slice_hash2(call_id, c);
+    key_combine(c, tag, key);
+}
+
+void sip_dialog_keys(struct slice call_id, struct slice from_tag, struct slice to_tag,
+                     struct sip_dialog_key *from, struct sip_dialog_key *to)
+{
+    uint64_t c[2];
+    slice_hash2(call_id, c);
+    key_combine(c, from_tag, from);
+    if (to_tag.len)
+        key_combine(c, to_tag, to);
+    else
+        *to = (struct sip_dialog_key){0, 0};
+}
+
+struct sip_dialog *sip_dialog_find_key(struct sip_dialog_table *tbl,
+                                       const struct sip_dialog_key *key)
+{
+    /* Newest first, so a call that replaced an older one with the same key (a new INVITE after
+     * an outcome) is found before it. */
+    uint32_t idx = table_lookup(&tbl->t, key->hash, key->check);
+    return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
 }
 
 struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice call_id,
                                    struct slice tag)
 {
-    uint64_t hash, check;
-
-    uint32_t idx;
-
-    /* Newest first, so a call that replaced an older one with the same key (a new INVITE after
-     * an outcome) is found before it. */
-    key_of(call_id, tag, &hash, &check);
-    idx = table_lookup(&tbl->t, hash, check);
-    return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
+    struct sip_dialog_key key;
+    sip_dialog_key(call_id, tag, &key);
+    return sip_dialog_find_key(tbl, &key);
 }
 
 struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
                                              const struct sip_msg *msg)
 {
-    /* A request from the caller carries the call's tag in From, one from the callee in To. */
-    struct sip_dialog *d = sip_dialog_find(tbl, msg->call_id, msg->from_tag);
-    return d ? d : sip_dialog_find(tbl, msg->call_id, msg->to_tag);
+    /* A request from the caller carries the call's tag in From, one from the callee in To. The
+     * Call-ID is hashed once for both. */
+    uint64_t c[2];
+    struct sip_dialog_key key;
+    struct sip_dialog *d;
+    slice_hash2(msg->call_id, c);
+    key_combine(c, msg->from_tag, &key);
+    d = sip_dialog_find_key(tbl, &key);
+    if (d)
+        return d;
+    key_combine(c, msg->to_tag, &key);
+    return sip_dialog_find_key(tbl, &key);
 }
 
 static uint32_t tag_hash(struct slice tag)
@@ -144,28 +174,47 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 }
 
 /* The earliest of the call's pending timers. */
+/* Deadline lanes of the call timers that run a fixed time from an event (table.h): the session
+ * expiry depends on each call's Session-Expires and stays in the heap. */
+enum dialog_lane {
+    LANE_LINGER = 0,
+    LANE_MAX_AGE = 1,
+    LANE_CHALLENGE = 2,
+    LANE_NONE = 3, /* the heap */
+};
+
 static void rearm(struct sip_dialog_table *tbl, struct sip_dialog *d)
 {
     uint64_t deadline = TABLE_NO_DEADLINE;
     uint64_t t;
+    enum dialog_lane lane;
 
     if (d->state == SIP_DIALOG_ENDED) {
         deadline = add_sat(d->t_end, tbl->timers.linger);
+        lane = LANE_LINGER;
     } else {
         deadline = add_sat(d->t_start, tbl->timers.max_age);
+        lane = LANE_MAX_AGE;
         if (d->state == SIP_DIALOG_CONFIRMED && d->session_expires) {
             t = add_sat(add_sat(d->t_refresh, (uint64_t)d->session_expires * NS_PER_S),
                         tbl->timers.expiry_grace);
-            if (t < deadline)
+            if (t < deadline) {
                 deadline = t;
+                lane = LANE_NONE;
+            }
         }
     }
     if (d->flags & SIP_DIALOG_F_CHALLENGED) {
         t = add_sat(d->t_challenge, tbl->timers.retry_window);
-        if (t < deadline)
+        if (t < deadline) {
             deadline = t;
+            lane = LANE_CHALLENGE;
+        }
     }
-    table_set_deadline(&tbl->t, table_index(&tbl->t, d), deadline);
+    if (lane == LANE_NONE)
+        table_set_deadline(&tbl->t, table_index(&tbl->t, d), deadline);
+    else
+        table_set_deadline_lane(&tbl->t, table_index(&tbl->t, d), deadline, lane);
 }
 
 static void end_call(struct sip_dialog_table *tbl, struct sip_dialog *d, enum sip_dialog_end why,
@@ -300,19 +349,16 @@ static void evict_one(struct sip_dialog_table *tbl)
 
 struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn *txn,
                                     const struct sip_msg *msg, const struct packet *pkt,
-                                    const uint16_t *labels, uint64_t now)
+                                    const uint16_t *labels, const struct sip_dialog_key *key,
+                                    uint64_t now)
 {
     struct track_event ev = {.type = TRACK_CALL_START, .time_ns = now, .msg = msg, .pkt = pkt};
-    uint64_t hash, check;
-    uint32_t idx;
-
-    key_of(msg->call_id, msg->from_tag, &hash, &check);
-    idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
+    uint32_t idx = table_insert(&tbl->t, key->hash, key->check, SIP_DIALOG_CLASS_UNANSWERED);
     struct sip_dialog *d;
 
     if (idx == TABLE_NONE) {
         evict_one(tbl);
-        idx = table_insert(&tbl->t, hash, check, SIP_DIALOG_CLASS_UNANSWERED);
+        idx = table_insert(&tbl->t, key->hash, key->check, SIP_DIALOG_CLASS_UNANSWERED);
     }
     d = table_entry(&tbl->t, idx);
     d->t_start = now;

@@ -102,9 +102,25 @@ int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
                     const struct sip_dialog_timers *timers, const struct track_sink *sink);
 void sip_dialog_fini(struct sip_dialog_table *tbl);
 
+/* A call's key: the two halves of a hash of (Call-ID, caller's tag). */
+struct sip_dialog_key {
+    uint64_t hash, check;
+};
+
+void sip_dialog_key(struct slice call_id, struct slice tag, struct sip_dialog_key *key);
+
+/* The keys of both tags of a Call-ID (the Call-ID hashed once); an empty to_tag gives a key
+ * too (no call has it). */
+void sip_dialog_keys(struct slice call_id, struct slice from_tag, struct slice to_tag,
+                     struct sip_dialog_key *from, struct sip_dialog_key *to);
+
 /* The call with this Call-ID whose caller's tag is `tag`, newest first; NULL when none. */
 struct sip_dialog *sip_dialog_find(struct sip_dialog_table *tbl, struct slice call_id,
                                    struct slice tag);
+
+/* The same for a key computed already. */
+struct sip_dialog *sip_dialog_find_key(struct sip_dialog_table *tbl,
+                                       const struct sip_dialog_key *key);
 
 /* The call an in-dialog request (with a To-tag) belongs to, whichever side sent it. */
 struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
@@ -122,11 +138,13 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
                      const struct sip_msg *msg);
 
 /* Starts a call for the out-of-dialog INVITE msg on transaction txn (its primary one), with the
- * operator labels given. Evicts (and ends as evicted) the oldest call when the table is full.
- * Emits TRACK_CALL_START and the state change to trying. Never NULL. */
+ * operator labels given; key is the call's key (msg's Call-ID and From-tag). Evicts (and ends
+ * as evicted) the oldest call when the table is full. Emits TRACK_CALL_START and the state
+ * change to trying. Never NULL. */
 struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn *txn,
                                     const struct sip_msg *msg, const struct packet *pkt,
-                                    const uint16_t *labels, uint64_t now);
+                                    const uint16_t *labels, const struct sip_dialog_key *key,
+                                    uint64_t now);
 
 /* A response arrived on txn, an INVITE transaction of call d (not a re-INVITE). first_final is
  * true for the transaction's first final response; retransmissions are not reported. */

@@ -5,14 +5,18 @@
 
 #include <errno.h>
 
-/* SSE2 is baseline on x86-64; AVX2, where the CPU has it, is chosen at run time for the chunk
- * masks. SIP_PARSE_NO_SIMD and SIP_PARSE_NO_AVX2 force the fallbacks, for testing them. */
+/* SSE2 is baseline on x86-64; AVX2 or AVX-512BW, where the CPU has them, are chosen at run time
+ * for the chunk masks. SIP_PARSE_NO_SIMD, SIP_PARSE_NO_AVX2 and SIP_PARSE_NO_AVX512 force the
+ * fallbacks, for testing them. */
 #if defined(__SSE2__) && !defined(SIP_PARSE_NO_SIMD)
 #define SIP_SSE2 1
 #include <emmintrin.h>
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SIP_PARSE_NO_AVX2)
 #define SIP_AVX2 1
 #include <immintrin.h>
+#if !defined(SIP_PARSE_NO_AVX512)
+#define SIP_AVX512 1
+#endif
 #endif
 #endif
 
@@ -328,6 +332,69 @@ static ALWAYS_INLINE enum sip_hdr hdr_id(const char *p, size_t n)
 }
 
 #undef IS
+
+#ifdef SIP_SSE2
+/* Header lines whose colon is among their first 16 bytes are identified with the 16 bytes already
+ * loaded: a perfect hash of (first two letters, length) picks the one known name it could be, and
+ * one vector compare, colon included (so the length must match too), decides. The multiplier
+ * gives the 28 known names of 2 to 15 bytes 28 distinct slots of 64 (found by a search). */
+#define HDR_HASH_MUL 0x2d1dde09u
+
+struct hdr_hash_entry {
+    _Alignas(16) char lit[16]; /* lower-case name, then ':', zero-padded */
+    uint32_t want;             /* bits of lit to compare: the name and its colon (0: empty) */
+    uint8_t id;                /* enum sip_hdr; SIP_HDR_OTHER in an empty slot */
+};
+
+static ALWAYS_INLINE unsigned hdr_hash(const char *p, size_t n)
+{
+    uint32_t w = (uint32_t)(load16(p) | 0x2020u) | (uint32_t)n << 16;
+    return (w * HDR_HASH_MUL) >> 26;
+}
+
+/* Slot of a name from its first two bytes and length, as a constant expression. */
+#define HDR_SLOT(a, b, n)                                                                          \
+    ((((uint32_t)((a) | 0x20) | (uint32_t)((b) | 0x20) << 8 | (uint32_t)(n) << 16) * HDR_HASH_MUL) \
+     >> 26)
+#define HDR_ENTRY(a, b, lit, id)                                                                   \
+    [HDR_SLOT(a, b, sizeof(lit) - 1)] = {lit ":", (2u << (sizeof(lit) - 1)) - 1, id}
+
+/* clang-format off */
+static const struct hdr_hash_entry hdr_hash_table[64] = {
+    HDR_ENTRY('t', 'o', "to", SIP_HDR_TO),
+    HDR_ENTRY('v', 'i', "via", SIP_HDR_VIA),
+    HDR_ENTRY('f', 'r', "from", SIP_HDR_FROM),
+    HDR_ENTRY('c', 's', "cseq", SIP_HDR_CSEQ),
+    HDR_ENTRY('r', 's', "rseq", SIP_HDR_RSEQ),
+    HDR_ENTRY('r', 'a', "rack", SIP_HDR_RACK),
+    HDR_ENTRY('r', 'o', "route", SIP_HDR_ROUTE),
+    HDR_ENTRY('e', 'v', "event", SIP_HDR_EVENT),
+    HDR_ENTRY('a', 'l', "allow", SIP_HDR_ALLOW),
+    HDR_ENTRY('m', 'i', "min-se", SIP_HDR_MIN_SE),
+    HDR_ENTRY('s', 'e', "server", SIP_HDR_SERVER),
+    HDR_ENTRY('r', 'e', "reason", SIP_HDR_REASON),
+    HDR_ENTRY('c', 'a', "call-id", SIP_HDR_CALL_ID),
+    HDR_ENTRY('c', 'o', "contact", SIP_HDR_CONTACT),
+    HDR_ENTRY('e', 'x', "expires", SIP_HDR_EXPIRES),
+    HDR_ENTRY('r', 'e', "require", SIP_HDR_REQUIRE),
+    HDR_ENTRY('s', 'u', "subject", SIP_HDR_SUBJECT),
+    HDR_ENTRY('r', 'e', "refer-to", SIP_HDR_REFER_TO),
+    HDR_ENTRY('s', 'u', "supported", SIP_HDR_SUPPORTED),
+    HDR_ENTRY('u', 's', "user-agent", SIP_HDR_USER_AGENT),
+    HDR_ENTRY('r', 'e', "referred-by", SIP_HDR_REFERRED_BY),
+    HDR_ENTRY('c', 'o', "content-type", SIP_HDR_CONTENT_TYPE),
+    HDR_ENTRY('m', 'a', "max-forwards", SIP_HDR_MAX_FORWARDS),
+    HDR_ENTRY('r', 'e', "record-route", SIP_HDR_RECORD_ROUTE),
+    HDR_ENTRY('a', 'l', "allow-events", SIP_HDR_ALLOW_EVENTS),
+    HDR_ENTRY('a', 'u', "authorization", SIP_HDR_AUTHORIZATION),
+    HDR_ENTRY('c', 'o', "content-length", SIP_HDR_CONTENT_LENGTH),
+    HDR_ENTRY('s', 'e', "session-expires", SIP_HDR_SESSION_EXPIRES),
+};
+/* clang-format on */
+
+#undef HDR_ENTRY
+#undef HDR_SLOT
+#endif
 
 enum sip_hdr sip_header_id(struct slice name)
 {
@@ -686,25 +753,27 @@ struct slice sip_addr_uri(struct slice value)
  * scans of the line, so the work on consecutive lines overlaps in the CPU. The same pass flags
  * control bytes that are not part of a line break (NUL, a CR not followed by LF, ...). */
 
-/* Chunks whose masks one call computes: 512 bytes, most header blocks in one or two calls. */
-#define LINES_BATCH 8
-
 struct lines {
-    const char *s;               /* start of the message (after any leading empty lines) */
-    size_t end;                  /* bytes of s that may be parsed: the input, or SIP_MAX_MSG */
-    size_t first_bad;            /* offset of the first stray control byte seen, SIZE_MAX if none */
-    struct span rd;              /* the caller's buffer */
-    bool avx2;                   /* the CPU has AVX2 */
-    uint64_t batch[LINES_BATCH]; /* LF masks of the chunks of the last lines_fill */
+    const char *s;         /* start of the message (after any leading empty lines) */
+    const char *end;       /* end of what may be parsed: the input, or SIP_MAX_MSG bytes */
+    const char *first_bad; /* the first stray control byte seen; end while none */
+    struct span rd;        /* the caller's buffer */
+    uintptr_t wide_end;    /* a line starting at or below it has 16 readable bytes (0: none) */
+    bool capped;      /* end is SIP_MAX_MSG: more input cannot complete the header block */
+    uint8_t isa;      /* enum chunk_isa: the widest the CPU has */
+};
+
+enum chunk_isa {
+    ISA_SSE2 = 0, /* or the portable loop */
+    ISA_AVX2,
+    ISA_AVX512,
 };
 
 /* The position in the LF masks. Kept apart from struct lines so that it stays in registers: the
  * next line end must not wait on a store and reload. */
 struct lines_pos {
-    size_t base; /* offset of the current chunk */
-    uint64_t lf; /* LF bits of the current chunk not handed out yet */
-    unsigned k;  /* index of the current chunk in lines.batch */
-    unsigned nk; /* chunks in lines.batch */
+    const char *base; /* the current chunk */
+    uint64_t lf;      /* LF bits of the current chunk not handed out yet */
 };
 
 /* LF bytes and control bytes (HT, CR and LF included) of the 64 bytes at p. */
@@ -749,11 +818,9 @@ chunk_masks_avx2(const char *p, uint64_t *lf, uint64_t *ctl)
 
 /* Where to read the chunk at base: 64 bytes in place when they are readable, else the last 64
  * readable bytes (then the masks are shifted right by *shift), else a zero-padded copy. */
-static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, char *tmp,
+static ALWAYS_INLINE const char *chunk_src(const struct lines *it, const char *b, char *tmp,
                                            unsigned *shift)
 {
-    const char *b = it->s + base;
-
     *shift = 0;
     if (it->rd.hi - b >= 64)
         return b;
@@ -768,122 +835,126 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, size_t base, 
 
 /* Records the first stray control byte among the odd ones of the chunk at base (n bytes of it
  * are input): an HT is fine, so is a CR that ends the input (its LF may follow). */
-__attribute__((noinline)) static void chunk_odd(struct lines *it, size_t base, uint64_t odd,
+__attribute__((noinline)) static void chunk_odd(struct lines *it, const char *b, uint64_t odd,
                                                 size_t n)
 {
-    const char *b = it->s + base;
-
-    while (odd && it->first_bad == SIZE_MAX) {
+    while (odd && it->first_bad == it->end) {
         unsigned i = (unsigned)__builtin_ctzll(odd);
         odd &= odd - 1;
         if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n))
             continue;
-        it->first_bad = base + i;
+        it->first_bad = b + i;
     }
 }
 
 /* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line);
  * next_lf says whether the byte after the chunk is an LF. Returns the LF mask. */
-static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, size_t base, uint64_t lf, uint64_t ctl,
-                                          bool next_lf, size_t n)
+static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, const char *b, uint64_t lf,
+                                          uint64_t ctl, bool next_lf, size_t n)
 {
     uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
     if (odd)
-        chunk_odd(it, base, odd, n);
+        chunk_odd(it, b, odd, n);
     return lf;
 }
 
 /* The last chunk, which may be cut by the end of the input or of the buffer. */
-__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, size_t base)
+__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, const char *b)
 {
-    const char *b = it->s + base;
-    size_t n = it->end - base;
+    size_t n = (size_t)(it->end - b);
     char tmp[64];
     unsigned shift;
     uint64_t lf, ctl;
 
-    chunk_masks(chunk_src(it, base, tmp, &shift), &lf, &ctl);
+    chunk_masks(chunk_src(it, b, tmp, &shift), &lf, &ctl);
     lf >>= shift;
     ctl >>= shift;
     if (n < 64) {
         lf &= (1ULL << n) - 1;
         ctl &= (1ULL << n) - 1;
     }
-    return chunk_check(it, base, lf, ctl, n > 64 && b[64] == '\n', n);
+    return chunk_check(it, b, lf, ctl, n > 64 && b[64] == '\n', n);
 }
 
-/* Fills it->batch with the LF masks of the chunks from base (which is below it->end), up to
- * LINES_BATCH of them or the end. Returns how many. Chunks with input after them are read in
- * place and need no masking; the last one goes through chunk_tail. */
-static unsigned lines_fill(struct lines *it, size_t base)
+/* LF mask of the chunk at base (below it->end), computed when the lines reach it: a header block
+ * costs the chunks it spans, not those of the body after it. A chunk with input after it is read
+ * in place and needs no masking; the last one goes through chunk_tail. */
+__attribute__((noinline)) static uint64_t chunk_lf(struct lines *it, const char *b)
 {
-    unsigned k = 0;
+    uint64_t lf, ctl;
 
-    for (; k < LINES_BATCH && it->end - base > 64; k++, base += 64) {
-        uint64_t lf, ctl;
-        chunk_masks(it->s + base, &lf, &ctl);
-        it->batch[k] = chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
-    }
-    if (k < LINES_BATCH && base < it->end)
-        it->batch[k++] = chunk_tail(it, base);
-    return k;
+    if (it->end - b <= 64)
+        return chunk_tail(it, b);
+    chunk_masks(b, &lf, &ctl);
+    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
 }
 
 #ifdef SIP_AVX2
-__attribute__((target("avx2"))) static unsigned lines_fill_avx2(struct lines *it, size_t base)
+__attribute__((noinline, target("avx2"))) static uint64_t chunk_lf_avx2(struct lines *it,
+                                                                       const char *b)
 {
-    unsigned k = 0;
+    uint64_t lf, ctl;
 
-    for (; k < LINES_BATCH && it->end - base > 64; k++, base += 64) {
-        uint64_t lf, ctl;
-        chunk_masks_avx2(it->s + base, &lf, &ctl);
-        it->batch[k] = chunk_check(it, base, lf, ctl, it->s[base + 64] == '\n', 65);
-    }
-    if (k < LINES_BATCH && base < it->end)
-        it->batch[k++] = chunk_tail(it, base);
-    return k;
+    if (it->end - b <= 64)
+        return chunk_tail(it, b);
+    chunk_masks_avx2(b, &lf, &ctl);
+    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
 }
 #endif
 
-static ALWAYS_INLINE unsigned lines_fill_any(struct lines *it, size_t base)
+#ifdef SIP_AVX512
+/* One 64-byte load and two compares into mask registers. */
+__attribute__((noinline, target("avx512bw"))) static uint64_t chunk_lf_avx512(struct lines *it,
+                                                                             const char *b)
 {
+    if (it->end - b <= 64)
+        return chunk_tail(it, b);
+    __m512i v = _mm512_loadu_si512((const void *)b);
+    uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+    uint64_t ctl = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20));
+    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
+}
+#endif
+
+static ALWAYS_INLINE uint64_t chunk_lf_any(struct lines *it, const struct lines_pos *at)
+{
+#ifdef SIP_AVX512
+    if (it->isa == ISA_AVX512)
+        return chunk_lf_avx512(it, at->base);
+#endif
 #ifdef SIP_AVX2
-    if (it->avx2)
-        return lines_fill_avx2(it, base);
+    if (it->isa == ISA_AVX2)
+        return chunk_lf_avx2(it, at->base);
 #endif
-    return lines_fill(it, base);
+    return chunk_lf(it, at->base);
 }
 
-/* Sets *pos to the offset of the next LF. Returns false when the input ends first. */
-static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, size_t *pos)
+/* Sets *pos to the next LF. Returns false when the input ends first. */
+static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, const char **pos)
 {
     while (at->lf == 0) {
-        at->base += 64;
-        if (at->base >= it->end)
+        if (it->end - at->base <= 64)
             return false;
-        if (++at->k == at->nk) {
-            at->nk = lines_fill_any(it, at->base);
-            at->k = 0;
-        }
-        at->lf = it->batch[at->k];
+        at->base += 64;
+        at->lf = chunk_lf_any(it, at);
     }
     *pos = at->base + (size_t)__builtin_ctzll(at->lf);
     at->lf &= at->lf - 1;
     return true;
 }
 
-/* Where the line that ends with the LF at s[le] (and starts at ls) ends without its line break.
+/* Where the line that ends with the LF at le (and starts at ls) ends without its line break.
  * Returns false if the byte before the LF is a control byte other than CR or HT. */
-static ALWAYS_INLINE bool line_body_end(const char *s, size_t ls, size_t le, size_t *ve,
+static ALWAYS_INLINE bool line_body_end(const char *ls, const char *le, const char **ve,
                                         uint32_t *anomalies)
 {
-    if (le > ls && s[le - 1] == '\r') {
+    if (le > ls && le[-1] == '\r') {
         *ve = le - 1;
         return true;
     }
     *anomalies |= SIP_ANOM_BARE_LF;
     *ve = le;
-    return !(le > ls && (unsigned char)s[le - 1] < 0x20 && s[le - 1] != '\t');
+    return !(le > ls && (unsigned char)le[-1] < 0x20 && le[-1] != '\t');
 }
 
 struct name_value {
@@ -940,13 +1011,124 @@ static int fail_at(struct sip_msg *msg, uint32_t n, int rc, enum sip_error why)
 /* The input ended inside the header block. Every byte seen so far belongs to it, so a stray
  * control byte among them is an error now; otherwise more input helps, unless the window already
  * holds SIP_MAX_MSG bytes. */
-static int need_more(const struct lines *it, struct sip_msg *msg, bool capped, bool in_start)
+static int need_more(const struct lines *it, struct sip_msg *msg, bool in_start)
 {
-    if (it->first_bad != SIZE_MAX)
+    if (it->first_bad != it->end)
         return fail(msg, -EBADMSG, in_start ? SIP_ERR_START_LINE : SIP_ERR_HEADER_SYNTAX);
-    if (capped)
+    if (it->capped)
         return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
     return -EAGAIN;
+}
+
+#ifdef SIP_SSE2
+/* The name of a header line ln whose colon is among its first 16 bytes, with no whitespace before
+ * it (most lines): sets *ne and *id from the 16 bytes v at ln and returns true; false sends the
+ * line to the general path. ve1 ends the line. */
+static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, const char **ne,
+                                    enum sip_hdr *id)
+{
+    unsigned ci = (unsigned)__builtin_ctz(
+        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':'))) | 0x10000u);
+    /* Stray controls were rejected, so the byte before the colon is whitespace iff <= ' '. */
+    if (ci - 1 >= 15 || (size_t)(ve1 - ln) <= ci || (unsigned char)ln[ci - 1] <= ' ')
+        return false;
+    *ne = ln + ci;
+    if (ci == 1) {
+        *id = (enum sip_hdr)compact_hdr[(unsigned char)ln[0]];
+        return true;
+    }
+    /* The slot's name and colon must all match: the colon at ci in both means equal lengths (an
+     * empty slot wants nothing, and its id is SIP_HDR_OTHER). */
+    const struct hdr_hash_entry *he = &hdr_hash_table[hdr_hash(ln, ci)];
+    unsigned eq = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
+                       _mm_load_si128((const __m128i *)(const void *)he->lit)));
+    *id = (eq & he->want) == he->want ? (enum sip_hdr)he->id : SIP_HDR_OTHER;
+    return true;
+}
+#endif
+
+/* Header block: each line is name [WSP] ':' [WSP] value, continued by lines that start with
+ * whitespace (RFC 3261 §7.3.1), up to an empty line. The start line ends with the LF at *lep;
+ * on success *lep is the LF of the empty line, msg->n_headers and msg->first[] are set and 0 is
+ * returned; otherwise what sip_parse returns. A function of its own so that the loop's state
+ * stays in registers. */
+__attribute__((noinline)) static int parse_headers(struct lines *it, struct lines_pos *atp,
+                                                   const char **lep, struct sip_msg *msg,
+                                                   struct sip_header *hdrs, size_t max_hdrs)
+{
+    struct lines_pos at = *atp;
+    const char *le = *lep;
+    uint32_t n = 0;
+
+    for (;;) {
+        const char *ln = le + 1, *vend;
+        if (!lines_next(it, &at, &le))
+            return need_more(it, msg, false);
+        if (it->first_bad < le)
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        /* The byte before le is readable even for an empty bare-LF line: the LF of the line
+         * before, which is no CR. */
+        if (__builtin_expect(le[-1] == '\r', 1))
+            vend = le - 1;
+        else if (!line_body_end(ln, le, &vend, &msg->anomalies))
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        if (vend == ln)
+            break; /* the empty line */
+        /* Stray controls were rejected: a line that starts with a byte <= ' ' starts with
+         * whitespace, and continues the header before it, whose value then runs to here. */
+        if (__builtin_expect((unsigned char)*ln <= ' ', 0)) {
+            if (n == 0)
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            struct sip_header *prev = &hdrs[n - 1];
+            msg->anomalies |= SIP_ANOM_FOLDED;
+            prev->value = slice_trim(slice_make(prev->value.p, (size_t)(vend - prev->value.p)));
+            continue;
+        }
+        if (n == max_hdrs)
+            return fail_at(msg, n, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
+
+        /* The name: up to the colon; the value starts after whitespace. */
+        const char *ne, *vs;
+        enum sip_hdr id = SIP_HDR_OTHER;
+        bool fast = false;
+#ifdef SIP_SSE2
+        fast = (uintptr_t)ln <= it->wide_end &&
+               name_fast(ln, _mm_loadu_si128((const __m128i *)(const void *)ln), vend, &ne, &id);
+#endif
+        if (fast) {
+            vs = ne + 1;
+        } else {
+            struct name_value nv = name_split(ln, vend, vend, it->rd);
+            if (!nv.ne || nv.ne == ln)
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+            ne = nv.ne;
+            vs = nv.vs;
+            id = hdr_id(ln, (size_t)(ne - ln));
+        }
+        if (id == SIP_HDR_OTHER && !all_tok(ln, ne))
+            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        /* The line ends in CR or LF at vend, so neither scan needs another bound (inside a line
+         * only SP and HT are <= ' '). Most values start after one space. */
+        vs += *vs == ' ';
+        if (__builtin_expect((unsigned char)*vs <= ' ', 0))
+            while (is_wsp(*vs))
+                vs++;
+        if (vs < vend)
+            while ((unsigned char)vend[-1] <= ' ')
+                vend--;
+        struct sip_header *h = &hdrs[n++];
+        h->name = slice_make(ln, (size_t)(ne - ln));
+        h->value = slice_make(vs, (size_t)(vend - vs));
+        h->id = (uint8_t)id;
+        /* first[SIP_HDR_OTHER] takes the unknown headers' writes and is cleared after. */
+        if (msg->first[id] == 0)
+            msg->first[id] = (uint16_t)n;
+    }
+    msg->first[SIP_HDR_OTHER] = 0;
+    msg->n_headers = n;
+    *lep = le;
+    return 0;
 }
 
 static bool is_version(const char *p, size_t n)
@@ -962,7 +1144,7 @@ static bool looks_like_version(const char *p, size_t n)
 /* Request-Line = Method SP Request-URI SP SIP-Version; Status-Line = SIP-Version SP Status-Code SP
  * Reason-Phrase (RFC 3261 §7.1, §7.2). The SIP-Version is case-insensitive. Trailing whitespace
  * is tolerated. The line holds no control bytes but HT. */
-static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
+static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol, struct span rd)
 {
     while (eol > p && is_wsp(eol[-1]))
         eol--;
@@ -989,14 +1171,18 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
         return 0;
     }
 
-    const char *q = p;
-    while (q < eol && is_tok(*q))
-        q++;
+    /* The method runs to the first space (the line holds no control byte but HT); a known
+     * method is a token, another one is checked. */
+    const char *q = scan(p, eol, rd, CLS_SPACE, 0, 0, 0, 0);
     if (q == p || q == eol || *q != ' ')
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
+    struct slice method = slice_make(p, (size_t)(q - p));
+    enum sip_method id = sip_method_id(method);
+    if (id == SIP_METHOD_OTHER && !all_tok(p, q))
+        return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
     const char *u = q + 1;
-    const char *sp = memchr(u, ' ', (size_t)(eol - u));
-    if (!sp || sp == u)
+    const char *sp = scan(u, eol, rd, CLS_NONE, ' ', 0, 0, 0);
+    if (sp == eol || sp == u)
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
     const char *v = sp + 1;
     if (!is_version(v, (size_t)(eol - v)))
@@ -1004,9 +1190,9 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol)
                     looks_like_version(v, (size_t)(eol - v)) ? SIP_ERR_VERSION
                                                              : SIP_ERR_START_LINE);
     msg->is_request = 1;
-    msg->method_name = slice_make(p, (size_t)(q - p));
+    msg->method_name = method;
     msg->ruri = slice_make(u, (size_t)(sp - u));
-    msg->method = (uint8_t)sip_method_id(msg->method_name);
+    msg->method = (uint8_t)id;
     return 0;
 }
 
@@ -1098,34 +1284,48 @@ static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
 /* From and To. Most are name-addrs: the URI is then the last <...> of the value, found from the
  * end in two short backward scans instead of a forward walk over the display name. Anything
  * else (an addr-spec, quotes or brackets among the parameters) takes the general path. */
-static void parse_addr(struct slice value, struct span rd, struct slice *uri, struct slice *tag)
+static ALWAYS_INLINE void parse_addr(struct slice value, struct span rd, struct slice *uri,
+                                     struct slice *tag)
 {
     const char *params, *e = value.p + value.len;
     const char *gt = rscan(value.p, e, rd, '>', '<', '"');
     const char *lt = gt && *gt == '>' ? rscan(value.p, gt, rd, '<', '>', '"') : NULL;
 
     if (lt && *lt == '<') {
-        *uri = slice_trim(slice_make(lt + 1, (size_t)(gt - lt - 1)));
+        *uri = slice_make(lt + 1, (size_t)(gt - lt - 1));
+        /* Spaces inside <...> are rare: trim only when an end is one. */
+        if (uri->len && ((unsigned char)uri->p[0] <= ' ' ||
+                         (unsigned char)uri->p[uri->len - 1] <= ' '))
+            *uri = slice_trim(*uri);
         params = gt + 1;
     } else if (!addr_split(value.p, e, rd, uri, &params)) {
         *uri = slice_make(NULL, 0);
         return;
     }
-    /* Most often the tag is the first parameter: try that before the general search. */
+    /* Most often the tag is the first parameter: try that before the general search. A value
+     * that ends with its URI has no parameters at all. */
     if (e - params > 5 && params[0] == ';' && eq_ci(params + 1, "tag=", 4))
         *tag = slice_make(params + 5, (size_t)(scan(params + 5, e, rd, CLS_SPACE, ';', ',', 0, 0) -
                                                (params + 5)));
-    else
+    else if (params < e)
         param_find(params, e, rd, "tag", 3, tag);
 }
 
 /* Content-Length = 1*DIGIT; anything else (or a value past INT32_MAX) is unparsable. */
 static int32_t parse_content_length(struct slice v)
 {
-    uint32_t n;
+    uint64_t n = 0;
 
-    if (slice_to_u32(v, &n) != 0 || n > INT32_MAX)
+    if (v.len == 0)
         return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned d = (unsigned char)v.p[i] - (unsigned)'0';
+        if (d > 9)
+            return -1;
+        n = n * 10 + d;
+        if (n > INT32_MAX)
+            return -1;
+    }
     return (int32_t)n;
 }
 
@@ -1166,105 +1366,40 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     /* A header block still open after SIP_MAX_MSG bytes makes a longer message: no need to wait
      * for more. */
     bool capped = (size_t)(bend - s) >= SIP_MAX_MSG;
-    struct lines it = {
-        .s = s, .end = capped ? SIP_MAX_MSG : (size_t)(bend - s), .first_bad = SIZE_MAX, .rd = rd};
+    const char *end = capped ? s + SIP_MAX_MSG : bend, *le, *ve;
+    struct lines it = {.s = s,
+                       .end = end,
+                       .first_bad = end,
+                       .rd = rd,
+                       .wide_end = len >= 16 ? (uintptr_t)bend - 16 : 0,
+                       .capped = capped};
+    if (end == s)
+        return need_more(&it, msg, true);
+    struct lines_pos at = {.base = s};
 #ifdef SIP_AVX2
-    it.avx2 = __builtin_cpu_supports("avx2");
+    if (__builtin_cpu_supports("avx2"))
+        it.isa = ISA_AVX2;
 #endif
-    size_t le, ve;
-    const size_t end = it.end;
-    if (end == 0)
-        return need_more(&it, msg, capped, true);
-    struct lines_pos at = {.nk = lines_fill_any(&it, 0)};
-    at.lf = it.batch[0];
+#ifdef SIP_AVX512
+    if (__builtin_cpu_supports("avx512bw"))
+        it.isa = ISA_AVX512;
+#endif
+    at.lf = chunk_lf_any(&it, &at);
 
     /* Start line. */
     if (!lines_next(&it, &at, &le))
-        return need_more(&it, msg, capped, true);
-    if (it.first_bad < le || !line_body_end(s, 0, le, &ve, &msg->anomalies))
+        return need_more(&it, msg, true);
+    if (it.first_bad < le || !line_body_end(s, le, &ve, &msg->anomalies))
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
-    rc = parse_start_line(msg, s, s + ve);
+    rc = parse_start_line(msg, s, ve, rd);
     if (rc)
         return rc;
 
-    /* Header block: each line is name [WSP] ':' [WSP] value, continued by lines that start with
-     * whitespace (RFC 3261 §7.3.1), up to an empty line. */
-    uint32_t n = 0;
-    for (;;) {
-        size_t ls = le + 1;
-        if (!lines_next(&it, &at, &le))
-            return need_more(&it, msg, capped, false);
-        if (it.first_bad < le || !line_body_end(s, ls, le, &ve, &msg->anomalies))
-            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        if (ve == ls)
-            break; /* the empty line */
-        if (n == max_hdrs)
-            return fail_at(msg, n, -E2BIG, SIP_ERR_TOO_MANY_HEADERS);
-        size_t ve1 = ve;
-        bool folded = false;
-        for (;;) {
-            if (le + 1 >= end)
-                return need_more(&it, msg, capped, false);
-            if (!is_wsp(s[le + 1]))
-                break;
-            folded = true;
-            size_t fs = le + 1;
-            if (!lines_next(&it, &at, &le))
-                return need_more(&it, msg, capped, false);
-            if (it.first_bad < le || !line_body_end(s, fs, le, &ve, &msg->anomalies))
-                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        }
-
-        /* The name: up to the colon on the first line; the value starts after whitespace. Most
-         * lines have their colon in the first 16 bytes with no whitespace before it: one load
-         * gives both the colon and the whitespace after it. */
-        const char *ln = s + ls, *vend = s + ve, *ne = NULL, *vs = NULL;
-#ifdef SIP_SSE2
-        if (rd.hi - ln >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)ln);
-            unsigned cm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
-            unsigned wm = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-                _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
-            unsigned ci = cm ? (unsigned)__builtin_ctz(cm) : 16;
-            if (ci > 0 && ci < 16 && ln + ci < s + ve1 && !((wm >> (ci - 1)) & 1)) {
-                ne = ln + ci;
-                vs = ne + 1 + __builtin_ctz(~(wm >> (ci + 1)));
-                if (vs == ln + 16)
-                    while (vs < vend && is_wsp(*vs))
-                        vs++;
-            }
-        }
-#endif
-        if (!ne) {
-            struct name_value nv = name_split(ln, s + ve1, vend, rd);
-            if (!nv.ne)
-                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-            ne = nv.ne;
-            vs = nv.vs;
-        }
-        if (ne == ln)
-            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        enum sip_hdr id = hdr_id(ln, (size_t)(ne - ln));
-        if (id == SIP_HDR_OTHER && !all_tok(ln, ne))
-            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
-        struct sip_header *h = &hdrs[n++];
-        h->name = slice_make(ln, (size_t)(ne - ln));
-        h->id = (uint8_t)id;
-        if (folded) {
-            msg->anomalies |= SIP_ANOM_FOLDED;
-            h->value = slice_trim(slice_make(vs, (size_t)(vend - vs)));
-        } else {
-            /* Inside a line only SP and HT are <= ' ' (stray controls were rejected). */
-            while (vend > vs && (unsigned char)vend[-1] <= ' ')
-                vend--;
-            h->value = slice_make(vs, (size_t)(vend - vs));
-        }
-        if (id != SIP_HDR_OTHER && msg->first[id] == 0)
-            msg->first[id] = (uint16_t)n;
-    }
-    msg->n_headers = n;
-    p = s + le + 1;
-    size_t hdr_len = le + 1;
+    rc = parse_headers(&it, &at, &le, msg, hdrs, max_hdrs);
+    if (rc)
+        return rc;
+    p = le + 1;
+    size_t hdr_len = (size_t)(p - s);
 
     /* Values of the first header of each kind. */
     if (msg->first[SIP_HDR_CALL_ID])

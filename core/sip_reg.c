@@ -33,7 +33,8 @@ int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
     if (!err)
         err = table_init(&reg->bindings, sizeof(struct sip_binding), cap);
     if (!err) {
-        reg->aor_buckets = calloc((size_t)reg->bindings.mask + 1, sizeof(uint32_t));
+        reg->aor_mask = reg->bindings.max_mask;
+        reg->aor_buckets = calloc((size_t)reg->aor_mask + 1, sizeof(uint32_t));
         if (!reg->aor_buckets)
             err = -ENOMEM;
     }
@@ -60,14 +61,24 @@ struct slice sip_binding_contact(const struct sip_binding *b)
     return slice_make(b->text + SIP_BINDING_AOR_MAX, b->contact_len);
 }
 
-static uint64_t attempt_key(const struct sip_msg *msg, uint64_t seed)
+/* An attempt's key, (Call-ID, To URI), as table hash and check, from one pass over each. */
+static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *check)
 {
-    return hash_mix(slice_hash(msg->call_id, seed), slice_hash(msg->to_uri, seed));
+    uint64_t c[2], t[2];
+    slice_hash2(msg->call_id, c);
+    slice_hash2(msg->to_uri, t);
+    *hash = hash_mix(c[0] ^ SEED_ATTEMPT, t[0]);
+    *check = hash_mix(c[1] ^ SEED_ATTEMPT_CHECK, t[1]);
 }
 
-static uint64_t binding_key(uint64_t aor_hash, struct slice contact, uint64_t seed)
+/* A binding's key, (AoR, Contact), as table hash and check. The low 32 bits of the hash also
+ * name the binding among an attempt's removals. */
+static void binding_key(uint64_t aor_hash, struct slice contact, uint64_t *hash, uint64_t *check)
 {
-    return hash_mix(aor_hash ^ seed, slice_hash(contact, seed));
+    uint64_t k[2];
+    slice_hash2(contact, k);
+    *hash = hash_mix(aor_hash ^ SEED_BINDING, k[0]);
+    *check = hash_mix(aor_hash ^ SEED_BINDING_CHECK, k[1]);
 }
 
 static uint64_t aor_key(struct slice aor)
@@ -128,11 +139,9 @@ static void own(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip
     memcpy(txn->labels, a->labels, sizeof(txn->labels));
 }
 
-static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg,
-                                               const struct sip_msg *msg, uint64_t now)
+static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg, uint64_t hash,
+                                               uint64_t check, uint64_t now)
 {
-    uint64_t hash = attempt_key(msg, SEED_ATTEMPT), check = attempt_key(msg, SEED_ATTEMPT_CHECK);
-
     for (uint32_t i = table_lookup(&reg->attempts, hash, check); i != TABLE_NONE;
          i = table_lookup_next(&reg->attempts, i)) {
         struct sip_reg_attempt *a = table_entry(&reg->attempts, i);
@@ -166,9 +175,11 @@ static void note_removals(struct sip_reg_attempt *a, const struct sip_msg *msg)
             }
             if (sip_header_param(item, SLICE_LIT("expires"), &val))
                 expires = parse_expires(val, a->req_expires);
-            if (expires == 0 && a->n_removals < SIP_REG_MAX_REMOVALS)
-                a->removals[a->n_removals++] =
-                    (uint32_t)binding_key(aor, sip_addr_uri(item), SEED_BINDING);
+            if (expires == 0 && a->n_removals < SIP_REG_MAX_REMOVALS) {
+                uint64_t hash, check;
+                binding_key(aor, sip_addr_uri(item), &hash, &check);
+                a->removals[a->n_removals++] = (uint32_t)hash;
+            }
         }
     }
 }
@@ -176,7 +187,9 @@ static void note_removals(struct sip_reg_attempt *a, const struct sip_msg *msg)
 void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
                         const struct packet *pkt, uint64_t now)
 {
-    struct sip_reg_attempt *a = find_challenged(reg, msg, now);
+    uint64_t hash, check;
+    attempt_key(msg, &hash, &check);
+    struct sip_reg_attempt *a = find_challenged(reg, hash, check, now);
     uint32_t idx;
 
     if (a) {
@@ -185,8 +198,6 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
     } else {
         struct track_event ev = {.type = TRACK_REG_ATTEMPT, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = SIP_METHOD_REGISTER};
-        uint64_t hash = attempt_key(msg, SEED_ATTEMPT);
-        uint64_t check = attempt_key(msg, SEED_ATTEMPT_CHECK);
         idx = table_insert(&reg->attempts, hash, check, 0);
         if (idx == TABLE_NONE) {
             /* Full: the oldest attempt still waiting gives way. Its transaction, if any, will
@@ -209,7 +220,7 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
 
 static void aor_link(struct sip_reg_table *reg, struct sip_binding *b)
 {
-    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->bindings.mask];
+    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->aor_mask];
     b->aor_next = *bucket - 1;
     *bucket = table_index(&reg->bindings, b) + 1;
 }
@@ -217,7 +228,7 @@ static void aor_link(struct sip_reg_table *reg, struct sip_binding *b)
 static void aor_unlink(struct sip_reg_table *reg, struct sip_binding *b)
 {
     uint32_t idx = table_index(&reg->bindings, b);
-    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->bindings.mask];
+    uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->aor_mask];
 
     if (*bucket == idx + 1) {
         *bucket = b->aor_next + 1;
@@ -242,12 +253,8 @@ static void binding_drop(struct sip_reg_table *reg, struct sip_binding *b,
     table_remove(&reg->bindings, table_index(&reg->bindings, b));
 }
 
-static struct sip_binding *binding_find(struct sip_reg_table *reg, uint64_t aor,
-                                        struct slice contact)
+static struct sip_binding *binding_find(struct sip_reg_table *reg, uint64_t hash, uint64_t check)
 {
-    uint64_t hash = binding_key(aor, contact, SEED_BINDING);
-    uint64_t check = binding_key(aor, contact, SEED_BINDING_CHECK);
-
     uint32_t idx = table_lookup(&reg->bindings, hash, check);
     return idx == TABLE_NONE ? NULL : table_entry(&reg->bindings, idx);
 }
@@ -268,13 +275,13 @@ static void binding_set(struct sip_reg_table *reg, const struct sip_reg_attempt 
                         struct slice contact, uint32_t expires, const struct sip_msg *msg,
                         const struct packet *pkt, uint64_t now)
 {
-    struct sip_binding *b = binding_find(reg, aor, contact);
+    uint64_t hash, check;
+    binding_key(aor, contact, &hash, &check);
+    struct sip_binding *b = binding_find(reg, hash, check);
     enum sip_binding_change change = SIP_BINDING_REFRESHED;
     uint32_t idx;
 
     if (!b) {
-        uint64_t hash = binding_key(aor, contact, SEED_BINDING);
-        uint64_t check = binding_key(aor, contact, SEED_BINDING_CHECK);
         idx = table_insert(&reg->bindings, hash, check, 0);
         if (idx == TABLE_NONE) {
             binding_drop(reg, table_entry(&reg->bindings, table_oldest(&reg->bindings, 0)),
@@ -302,7 +309,7 @@ static void binding_set(struct sip_reg_table *reg, const struct sip_reg_attempt 
 static void remove_listed(struct sip_reg_table *reg, const struct sip_reg_attempt *a, uint64_t aor,
                           const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
 {
-    uint32_t *bucket = &reg->aor_buckets[aor & reg->bindings.mask];
+    uint32_t *bucket = &reg->aor_buckets[aor & reg->aor_mask];
     uint32_t i = *bucket - 1;
 
     while (i != TABLE_NONE) {
@@ -345,9 +352,12 @@ static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attem
                 expires = SIP_REG_DEFAULT_EXPIRES;
             if (expires > 0) {
                 binding_set(reg, a, aor, uri, expires, msg, pkt, now);
-            } else if ((b = binding_find(reg, aor, uri)) != NULL) {
-                binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
+                continue;
             }
+            uint64_t hash, check;
+            binding_key(aor, uri, &hash, &check);
+            if ((b = binding_find(reg, hash, check)) != NULL)
+                binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
         }
     }
 }

@@ -59,6 +59,7 @@ struct sip_reg_table {
     struct table attempts;
     struct table bindings;
     uint32_t *aor_buckets; /* AoR hash -> first binding index + 1, 0 when empty */
+    uint32_t aor_mask;     /* aor_buckets has aor_mask + 1 entries */
     uint64_t retry_window; /* ns: a retry after a challenge folds within this (64*T1) */
     struct track_sink sink;
     uint64_t attempt_evictions, binding_evictions;

@@ -105,9 +105,10 @@ struct sip_txn *sip_txn_due(struct sip_txn_table *tbl, uint64_t now)
     return idx == TABLE_NONE ? NULL : table_entry(&tbl->t, idx);
 }
 
-void sip_txn_set_deadline(struct sip_txn_table *tbl, struct sip_txn *txn, uint64_t deadline)
+void sip_txn_set_deadline(struct sip_txn_table *tbl, struct sip_txn *txn, uint64_t deadline,
+                          enum sip_txn_timer timer)
 {
-    table_set_deadline(&tbl->t, table_index(&tbl->t, txn), deadline);
+    table_set_deadline_lane(&tbl->t, table_index(&tbl->t, txn), deadline, (unsigned)timer);
 }
 
 void sip_txn_remove(struct sip_txn_table *tbl, struct sip_txn *txn)

@@ -96,7 +96,17 @@ void sip_txn_finish(struct sip_txn_table *tbl, struct sip_txn *txn, enum sip_txn
 /* The transaction whose deadline is due at now, or NULL. */
 struct sip_txn *sip_txn_due(struct sip_txn_table *tbl, uint64_t now);
 
-void sip_txn_set_deadline(struct sip_txn_table *tbl, struct sip_txn *txn, uint64_t deadline);
+/* The timers a transaction runs, each a fixed time from the packet that starts it: each has a
+ * lane in the table (table_set_deadline_lane), so that setting one is O(1). */
+enum sip_txn_timer {
+    SIP_TXN_TIMER_REQUEST = 0, /* Timer B or F from the request */
+    SIP_TXN_TIMER_C,           /* Timer C from the latest provisional */
+    SIP_TXN_TIMER_LINGER,      /* 64*T1 from the final or the timeout: then it is forgotten */
+};
+
+/* Sets txn's deadline, for timer `timer`. */
+void sip_txn_set_deadline(struct sip_txn_table *tbl, struct sip_txn *txn, uint64_t deadline,
+                          enum sip_txn_timer timer);
 void sip_txn_remove(struct sip_txn_table *tbl, struct sip_txn *txn);
 
 static inline uint32_t sip_txn_count(const struct sip_txn_table *tbl)

@@ -1,9 +1,43 @@
-/* table: bounded entry pool, chained hash index, age lists and a binary deadline heap. */
+/* table: bounded entry pool, chained hash index, age lists, and deadlines in a 4-ary heap or in
+ * first-in first-out lanes. */
 #include "table.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define HUGE_PAGE (2u << 20)
+
+/* Buckets in use at first; the index doubles past one entry for two buckets, which keeps most
+ * chains at one entry: a lookup of a new key then reads one bucket and at most one link. */
+#define MIN_BUCKETS 1024u
+
+/* A table's arrays are anonymous mappings of their own: untouched parts cost no resident memory,
+ * and the kernel may back them with huge pages (transparent huge pages, madvise mode). Lookups
+ * land anywhere in a large table: with 4 KiB pages nearly each would miss the TLB. Zero-filled
+ * like calloc. Returns NULL when the mapping fails. */
+static void *array_alloc(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (bytes >= HUGE_PAGE)
+        madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without it, small pages */
+    return p;
+}
+
+static void array_free(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
+}
+
+/* The bytes of each array of a table of t->cap entries and t->max_mask + 1 buckets. */
+#define ENTRIES_BYTES(t) ((size_t)(t)->cap * (t)->entry_size)
+#define BUCKETS_BYTES(t) (((size_t)(t)->max_mask + 1) * sizeof(uint32_t))
+#define PER_ENTRY_BYTES(t, arr) ((size_t)(t)->cap * sizeof(*(t)->arr))
 
 int table_init(struct table *t, size_t entry_size, uint32_t cap)
 {
@@ -15,45 +49,87 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     /* About one bucket per entry keeps chains short at capacity without doubling memory. */
     while (nbuckets < cap)
         nbuckets <<= 1;
-    t->entries = calloc(cap, entry_size);
-    /* calloc: untouched buckets and entries cost no resident memory until used. */
-    t->buckets = calloc(nbuckets, sizeof(uint32_t));
-    t->heap = malloc((size_t)cap * sizeof(*t->heap));
-    if (!t->entries || !t->buckets || !t->heap) {
+    t->entry_size = entry_size;
+    t->cap = cap;
+    t->max_mask = nbuckets - 1;
+    t->entries = array_alloc(ENTRIES_BYTES(t));
+    t->buckets = array_alloc(BUCKETS_BYTES(t));
+    t->heap = array_alloc(PER_ENTRY_BYTES(t, heap));
+    t->timers = array_alloc(PER_ENTRY_BYTES(t, timers));
+    t->links = array_alloc(PER_ENTRY_BYTES(t, links));
+    t->ages = array_alloc(PER_ENTRY_BYTES(t, ages));
+    if (!t->entries || !t->buckets || !t->heap || !t->timers || !t->links || !t->ages) {
         table_fini(t);
         return -ENOMEM;
     }
-    t->entry_size = entry_size;
-    t->cap = cap;
-    t->mask = nbuckets - 1;
+    t->mask = (nbuckets < MIN_BUCKETS ? nbuckets : MIN_BUCKETS) - 1;
     t->free_head = TABLE_NONE;
     for (int c = 0; c < TABLE_MAX_CLASSES; c++)
         t->head[c] = t->tail[c] = TABLE_NONE;
+    for (int l = 0; l < TABLE_LANES; l++) {
+        t->lane_head[l] = t->lane_tail[l] = TABLE_NONE;
+        t->lane_first[l] = t->lane_last[l] = TABLE_NO_DEADLINE;
+    }
+    t->due_fetched = TABLE_NONE;
     return 0;
 }
 
 void table_fini(struct table *t)
 {
-    free(t->entries);
-    free(t->buckets);
-    free(t->heap);
+    array_free(t->entries, ENTRIES_BYTES(t));
+    array_free(t->buckets, BUCKETS_BYTES(t));
+    array_free(t->heap, PER_ENTRY_BYTES(t, heap));
+    array_free(t->timers, PER_ENTRY_BYTES(t, timers));
+    array_free(t->links, PER_ENTRY_BYTES(t, links));
+    array_free(t->ages, PER_ENTRY_BYTES(t, ages));
     memset(t, 0, sizeof(*t));
+}
+
+/* Doubles the buckets in use: each chain splits into its bucket and the one half the new size
+ * above it, keeping its order, so that equal keys stay newest first. */
+static void buckets_grow(struct table *t)
+{
+    uint32_t old = t->mask + 1;
+
+    for (uint32_t b = 0; b < old; b++) {
+        uint32_t lo = 0, hi = 0; /* tails (index + 1) of the two new chains */
+        uint32_t idx = t->buckets[b] - 1;
+        t->buckets[b] = 0;
+        while (idx != TABLE_NONE) {
+            bool up = table_node(t, idx)->hash & old;
+            uint32_t next = t->links[idx].next;
+            uint32_t *tail = up ? &hi : &lo;
+            if (*tail)
+                t->links[*tail - 1].next = idx;
+            else
+                t->buckets[up ? b + old : b] = idx + 1;
+            *tail = idx + 1;
+            t->links[idx].next = TABLE_NONE;
+            idx = next;
+        }
+    }
+    t->mask = 2 * old - 1;
+}
+
+/* The first entry from idx on (idx included) whose hash is hash. */
+static inline uint32_t chain_match(const struct table *t, uint32_t idx, uint64_t hash)
+{
+    uint32_t tag = (uint32_t)(hash >> 32);
+
+    while (idx != TABLE_NONE &&
+           (t->links[idx].tag != tag || table_node(t, idx)->hash != hash))
+        idx = t->links[idx].next;
+    return idx;
 }
 
 uint32_t table_find(const struct table *t, uint64_t hash)
 {
-    uint32_t idx = t->buckets[hash & t->mask] - 1;
-    while (idx != TABLE_NONE && table_node(t, idx)->hash != hash)
-        idx = table_node(t, idx)->chain;
-    return idx;
+    return chain_match(t, t->buckets[hash & t->mask] - 1, hash);
 }
 
 uint32_t table_find_next(const struct table *t, uint32_t idx, uint64_t hash)
 {
-    idx = table_node(t, idx)->chain;
-    while (idx != TABLE_NONE && table_node(t, idx)->hash != hash)
-        idx = table_node(t, idx)->chain;
-    return idx;
+    return chain_match(t, t->links[idx].next, hash);
 }
 
 uint32_t table_lookup(const struct table *t, uint64_t hash, uint64_t check)
@@ -75,28 +151,27 @@ uint32_t table_lookup_next(const struct table *t, uint32_t idx)
     return idx;
 }
 
-static void list_unlink(struct table *t, uint32_t idx)
+static void list_unlink(struct table *t, uint32_t idx, uint8_t cls)
 {
-    struct table_node *n = table_node(t, idx);
-    if (n->prev != TABLE_NONE)
-        table_node(t, n->prev)->next = n->next;
+    struct table_age a = t->ages[idx];
+    if (a.prev != TABLE_NONE)
+        t->ages[a.prev].next = a.next;
     else
-        t->head[n->cls] = n->next;
-    if (n->next != TABLE_NONE)
-        table_node(t, n->next)->prev = n->prev;
+        t->head[cls] = a.next;
+    if (a.next != TABLE_NONE)
+        t->ages[a.next].prev = a.prev;
     else
-        t->tail[n->cls] = n->prev;
-    t->class_len[n->cls]--;
+        t->tail[cls] = a.prev;
+    t->class_len[cls]--;
 }
 
-static void list_append(struct table *t, uint32_t idx, uint8_t cls)
+static void list_append(struct table *t, struct table_node *n, uint32_t idx, uint8_t cls)
 {
-    struct table_node *n = table_node(t, idx);
+    uint32_t tail = t->tail[cls];
     n->cls = cls;
-    n->next = TABLE_NONE;
-    n->prev = t->tail[cls];
-    if (n->prev != TABLE_NONE)
-        table_node(t, n->prev)->next = idx;
+    t->ages[idx] = (struct table_age){tail, TABLE_NONE};
+    if (tail != TABLE_NONE)
+        t->ages[tail].next = idx;
     else
         t->head[cls] = idx;
     t->tail[cls] = idx;
@@ -111,12 +186,14 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
 
     if (t->free_head != TABLE_NONE) {
         idx = t->free_head;
-        t->free_head = table_node(t, idx)->chain;
+        t->free_head = t->links[idx].next;
     } else if (t->high_water < t->cap) {
         idx = t->high_water++;
     } else {
         return TABLE_NONE;
     }
+    if (t->used >= (t->mask + 1) / 2 && t->mask < t->max_mask)
+        buckets_grow(t);
     n = table_node(t, idx);
     gen = (uint16_t)(n->gen + 1);
     memset(n, 0, t->entry_size);
@@ -125,10 +202,11 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     n->hash = hash;
     n->check = check;
     n->deadline = TABLE_NO_DEADLINE;
-    n->heap_pos = TABLE_NONE;
-    n->chain = t->buckets[hash & t->mask] - 1;
+    t->timers[idx] = (struct table_timer){TABLE_NO_DEADLINE, TABLE_NONE, TABLE_NONE,
+                                          TABLE_TIMER_NONE};
+    t->links[idx] = (struct table_link){t->buckets[hash & t->mask] - 1, (uint32_t)(hash >> 32)};
     t->buckets[hash & t->mask] = idx + 1;
-    list_append(t, idx, cls);
+    list_append(t, n, idx, cls);
     t->used++;
     return idx;
 }
@@ -141,7 +219,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
 static void heap_place(struct table *t, uint32_t pos, struct table_heap_slot slot)
 {
     t->heap[pos] = slot;
-    table_node(t, slot.idx)->heap_pos = pos;
+    t->timers[slot.idx].pos = pos;
 }
 
 static void heap_up(struct table *t, uint32_t pos)
@@ -177,41 +255,137 @@ static void heap_down(struct table *t, uint32_t pos)
 
 static void heap_delete(struct table *t, uint32_t idx)
 {
-    struct table_node *n = table_node(t, idx);
-    uint32_t pos = n->heap_pos;
+    uint32_t pos = t->timers[idx].pos;
     struct table_heap_slot last;
 
-    n->heap_pos = TABLE_NONE;
     last = t->heap[--t->heap_len];
     if (pos == t->heap_len)
         return;
     heap_place(t, pos, last);
     heap_up(t, pos);
-    heap_down(t, table_node(t, last.idx)->heap_pos);
+    heap_down(t, t->timers[last.idx].pos);
+}
+
+static void heap_insert(struct table *t, uint32_t idx, uint64_t deadline)
+{
+    uint32_t pos = t->heap_len++;
+    t->timers[idx].where = TABLE_TIMER_HEAP;
+    t->heap[pos] = (struct table_heap_slot){deadline, idx};
+    t->timers[idx].pos = pos;
+    heap_up(t, pos);
+}
+
+/* Takes the entry out of its lane; the new head's or tail's deadline is read in the timers. */
+static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
+{
+    struct table_timer *tm = &t->timers[idx];
+
+    if (tm->pos != TABLE_NONE) {
+        t->timers[tm->pos].next = tm->next;
+    } else if ((t->lane_head[lane] = tm->next) != TABLE_NONE) {
+        t->lane_first[lane] = t->timers[tm->next].deadline;
+    } else {
+        t->lane_first[lane] = TABLE_NO_DEADLINE;
+        t->lanes_used &= (uint8_t)~(1u << lane);
+    }
+    if (tm->next != TABLE_NONE) {
+        t->timers[tm->next].pos = tm->pos;
+    } else {
+        t->lane_tail[lane] = tm->pos;
+        t->lane_last[lane] =
+            tm->pos != TABLE_NONE ? t->timers[tm->pos].deadline : TABLE_NO_DEADLINE;
+    }
+}
+
+static void lane_append(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
+{
+    uint32_t tail = t->lane_tail[lane];
+
+    t->timers[idx] =
+        (struct table_timer){deadline, tail, TABLE_NONE, (uint8_t)(TABLE_TIMER_LANE + lane)};
+    if (tail != TABLE_NONE) {
+        t->timers[tail].next = idx;
+    } else {
+        t->lane_head[lane] = idx;
+        t->lane_first[lane] = deadline;
+        t->lanes_used |= (uint8_t)(1u << lane);
+    }
+    t->lane_tail[lane] = idx;
+    t->lane_last[lane] = deadline;
+}
+
+/* Takes the entry's deadline out of wherever it is. */
+static void timer_clear(struct table *t, uint32_t idx)
+{
+    uint8_t where = t->timers[idx].where;
+
+    if (where == TABLE_TIMER_HEAP)
+        heap_delete(t, idx);
+    else if (where >= TABLE_TIMER_LANE)
+        lane_unlink(t, idx, where - TABLE_TIMER_LANE);
+    t->timers[idx].where = TABLE_TIMER_NONE;
 }
 
 void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
 {
     struct table_node *n = table_node(t, idx);
     uint64_t old = n->deadline;
+    struct table_timer *tm = &t->timers[idx];
 
     n->deadline = deadline;
+    if (tm->where != TABLE_TIMER_HEAP) {
+        timer_clear(t, idx);
+        if (deadline != TABLE_NO_DEADLINE)
+            heap_insert(t, idx, deadline);
+        return;
+    }
     if (deadline == TABLE_NO_DEADLINE) {
-        if (n->heap_pos != TABLE_NONE)
-            heap_delete(t, idx);
+        timer_clear(t, idx);
         return;
     }
-    if (n->heap_pos == TABLE_NONE) {
-        n->heap_pos = t->heap_len++;
-        t->heap[n->heap_pos] = (struct table_heap_slot){deadline, idx};
-        heap_up(t, n->heap_pos);
-        return;
-    }
-    t->heap[n->heap_pos].deadline = deadline;
+    t->heap[tm->pos].deadline = deadline;
     if (deadline < old)
-        heap_up(t, n->heap_pos);
+        heap_up(t, tm->pos);
     else if (deadline > old)
-        heap_down(t, n->heap_pos);
+        heap_down(t, tm->pos);
+}
+
+void table_prefetch_due(struct table *t)
+{
+    uint64_t d;
+    unsigned where = table_earliest(t, &d);
+    uint32_t idx;
+
+    if (where == TABLE_TIMER_NONE)
+        return;
+    idx = where == TABLE_TIMER_HEAP ? t->heap[0].idx : t->lane_head[where - TABLE_TIMER_LANE];
+    if (idx != t->due_fetched) {
+        t->due_fetched = idx;
+        table_prefetch_entry(t, idx);
+        __builtin_prefetch(&t->timers[idx]);
+        __builtin_prefetch(&t->ages[idx]);
+        return;
+    }
+    /* The entry was asked for on an earlier packet: its hash leads to the bucket. In a lane, the
+     * next entry becomes the head, whose deadline is read then. */
+    __builtin_prefetch(&t->buckets[table_node(t, idx)->hash & t->mask]);
+    __builtin_prefetch(&t->links[idx]);
+    if (where >= TABLE_TIMER_LANE && t->timers[idx].next != TABLE_NONE)
+        __builtin_prefetch(&t->timers[t->timers[idx].next]);
+}
+
+void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
+{
+    if (t->timers[idx].where == TABLE_TIMER_LANE + lane && t->timers[idx].deadline == deadline)
+        return; /* set again, unchanged (a call answered within its maximum age) */
+    if (deadline == TABLE_NO_DEADLINE ||
+        (t->lane_last[lane] != TABLE_NO_DEADLINE && deadline < t->lane_last[lane])) {
+        table_set_deadline(t, idx, deadline);
+        return;
+    }
+    timer_clear(t, idx);
+    table_node(t, idx)->deadline = deadline;
+    lane_append(t, idx, deadline, lane);
 }
 
 void table_remove(struct table *t, uint32_t idx)
@@ -220,24 +394,24 @@ void table_remove(struct table *t, uint32_t idx)
     uint32_t *bucket = &t->buckets[n->hash & t->mask];
 
     if (*bucket == idx + 1) {
-        *bucket = n->chain + 1;
+        *bucket = t->links[idx].next + 1;
     } else {
         uint32_t prev = *bucket - 1;
-        while (table_node(t, prev)->chain != idx)
-            prev = table_node(t, prev)->chain;
-        table_node(t, prev)->chain = n->chain;
+        while (t->links[prev].next != idx)
+            prev = t->links[prev].next;
+        t->links[prev].next = t->links[idx].next;
     }
-    if (n->heap_pos != TABLE_NONE)
-        heap_delete(t, idx);
-    list_unlink(t, idx);
+    timer_clear(t, idx);
+    list_unlink(t, idx, n->cls);
     n->in_use = 0;
-    n->chain = t->free_head;
+    t->links[idx].next = t->free_head;
     t->free_head = idx;
     t->used--;
 }
 
 void table_set_class(struct table *t, uint32_t idx, uint8_t cls)
 {
-    list_unlink(t, idx);
-    list_append(t, idx, cls);
+    struct table_node *n = table_node(t, idx);
+    list_unlink(t, idx, n->cls);
+    list_append(t, n, idx, cls);
 }

@@ -5,7 +5,9 @@
  *
  * Every entry starts with a struct table_node. Entries are addressed by index (uint32); the
  * pool is one calloc of capacity * entry_size, so pages are only touched as the high-water mark
- * grows, and memory is bounded by the capacity from the start. Nothing allocates after
+ * grows, and memory is bounded by the capacity from the start. The hash index is allocated for
+ * the capacity too but used only as far as the entries in use need (it doubles as they grow), so
+ * that a table far below its capacity keeps its buckets in cache. Nothing allocates after
  * table_init. */
 #ifndef SIPSCOPE_TABLE_H
 #define SIPSCOPE_TABLE_H
@@ -16,17 +18,30 @@
 #define TABLE_NONE UINT32_MAX
 #define TABLE_NO_DEADLINE UINT64_MAX
 #define TABLE_MAX_CLASSES 4 /* age lists per table */
+#define TABLE_LANES 4       /* first-in first-out deadline lanes per table */
 
 struct table_node {
     uint64_t hash;     /* key hash, set by table_insert */
     uint64_t check;    /* a second, independent hash of the key, or 0 when unused */
     uint64_t deadline; /* TABLE_NO_DEADLINE when no timer is due */
-    uint32_t chain;    /* next entry in the hash bucket */
-    uint32_t prev, next; /* neighbours in the entry's age list */
-    uint32_t heap_pos; /* position in the deadline heap, TABLE_NONE when not in it */
     uint8_t cls;       /* age list the entry is on */
     uint8_t in_use;
     uint16_t gen;      /* incremented each time the slot is reused */
+};
+
+/* An entry's place in its hash chain (or in the free list), kept apart from the entries with the
+ * top half of its hash: walking a chain reads this dense array and touches an entry only when
+ * its hash may match, so a lookup of a new key touches no entry at all. */
+struct table_link {
+    uint32_t next; /* next entry in the bucket (or free list), TABLE_NONE at the end */
+    uint32_t tag;  /* hash >> 32 */
+};
+
+/* An entry's neighbours in its age list, apart from the entries: moving an entry between lists
+ * (a call answered, a transaction finished) then writes this dense array, not two other
+ * entries that are long out of cache. */
+struct table_age {
+    uint32_t prev, next;
 };
 
 /* The deadline is kept beside the index so that sifting never touches the entries. */
@@ -35,12 +50,37 @@ struct table_heap_slot {
     uint32_t idx;
 };
 
+/* Where an entry's deadline is kept, apart from the entries (a small dense array). */
+struct table_timer {
+    uint64_t deadline; /* in a lane: the entry's deadline, so that neighbours are read here */
+    uint32_t pos;      /* in the heap: its position; in a lane: the previous entry (TABLE_NONE) */
+    uint32_t next;     /* in a lane: the next entry, TABLE_NONE at the tail */
+    uint8_t where;     /* TABLE_TIMER_NONE, TABLE_TIMER_HEAP, or TABLE_TIMER_LANE + lane */
+};
+
+enum table_timer_where {
+    TABLE_TIMER_NONE = 0,
+    TABLE_TIMER_HEAP = 1,
+    TABLE_TIMER_LANE = 2,
+};
+
 struct table {
     uint8_t *entries;
     uint32_t *buckets; /* index + 1 of the first entry of each bucket, 0 when empty */
+    struct table_link *links; /* per entry */
+    struct table_age *ages;   /* per entry */
     struct table_heap_slot *heap; /* min-heap of deadlines, 4-ary */
+    /* Per entry: where its deadline is. Apart from the entries, so that sifting writes a small
+     * dense array rather than one entry per level. */
+    struct table_timer *timers;
+    /* Lanes: lists in deadline order, for timers that run a fixed time from now. */
+    uint32_t lane_head[TABLE_LANES], lane_tail[TABLE_LANES];
+    uint64_t lane_first[TABLE_LANES], lane_last[TABLE_LANES]; /* deadlines of head and tail */
+    uint8_t lanes_used; /* bit l: lane l is not empty */
+    uint32_t due_fetched; /* the earliest entry when table_prefetch_due last ran */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
+    uint32_t max_mask; /* mask of the whole bucket array; mask grows up to it */
     uint32_t free_head, high_water;
     uint32_t head[TABLE_MAX_CLASSES], tail[TABLE_MAX_CLASSES];
     uint32_t class_len[TABLE_MAX_CLASSES];
@@ -66,6 +106,54 @@ static inline void *table_entry(const struct table *t, uint32_t idx)
 static inline uint32_t table_index(const struct table *t, const void *entry)
 {
     return (uint32_t)(((const uint8_t *)entry - t->entries) / t->entry_size);
+}
+
+/* Prefetch hints for a lookup of hash coming later: the bucket, then (once the bucket is loaded)
+ * the link and the node of the chain's first entry. Neither changes anything. They are forced
+ * inline: GCC 12 takes a function whose only effect is a prefetch for a pure one and deletes
+ * the call. */
+#define TABLE_PREFETCH_FN static inline __attribute__((always_inline)) void
+TABLE_PREFETCH_FN table_prefetch_bucket(const struct table *t, uint64_t hash)
+{
+    __builtin_prefetch(&t->buckets[hash & t->mask]);
+}
+
+/* The first 128 bytes of an entry: its node and the fields after it (an entry need not start on
+ * a cache line). */
+TABLE_PREFETCH_FN table_prefetch_entry(const struct table *t, uint32_t idx)
+{
+    const uint8_t *e = t->entries + (size_t)idx * t->entry_size;
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 64);
+    __builtin_prefetch(e + 127);
+}
+
+TABLE_PREFETCH_FN table_prefetch_head(const struct table *t, uint64_t hash)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    if (idx != TABLE_NONE) {
+        __builtin_prefetch(&t->links[idx]);
+        table_prefetch_entry(t, idx);
+    }
+}
+
+/* The next step after table_prefetch_head (whose lines it reads): the second entry's link. */
+TABLE_PREFETCH_FN table_prefetch_chain(const struct table *t, uint64_t hash)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    if (idx != TABLE_NONE && t->links[idx].next != TABLE_NONE)
+        __builtin_prefetch(&t->links[t->links[idx].next]);
+}
+
+/* The first entry of hash's bucket when its hash and check are these, else TABLE_NONE (the
+ * entry may still be further down the chain). */
+static inline uint32_t table_head_match(const struct table *t, uint64_t hash, uint64_t check)
+{
+    uint32_t idx = t->buckets[hash & t->mask] - 1;
+    if (idx == TABLE_NONE || t->links[idx].tag != (uint32_t)(hash >> 32))
+        return TABLE_NONE;
+    const struct table_node *n = table_node(t, idx);
+    return n->hash == hash && n->check == check ? idx : TABLE_NONE;
 }
 
 /* First and next entries whose key hash equals hash (the caller compares the full key).
@@ -96,20 +184,61 @@ static inline uint32_t table_oldest(const struct table *t, uint8_t cls)
     return t->head[cls];
 }
 
+/* The entry after idx in its age list (the next older one), or TABLE_NONE. */
+static inline uint32_t table_age_next(const struct table *t, uint32_t idx)
+{
+    return t->ages[idx].next;
+}
+
 /* Sets or clears (TABLE_NO_DEADLINE) the entry's deadline. */
 void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline);
+
+/* The same for a timer that runs a fixed time from the packet clock (a SIP timer): kept in lane
+ * `lane` (< TABLE_LANES), a first-in first-out list where setting and clearing cost O(1), when
+ * the deadline is not earlier than the lane's last one; else (a packet out of order, a duration
+ * that changed) in the heap, as table_set_deadline does. Either way deadlines come due in
+ * order; equal deadlines come due heap first, then lane by lane, each in the order set. */
+void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane);
+
+/* Where the earliest deadline is: TABLE_TIMER_HEAP, TABLE_TIMER_LANE + lane, or
+ * TABLE_TIMER_NONE when no entry has one. Sets *deadline. */
+static inline unsigned table_earliest(const struct table *t, uint64_t *deadline)
+{
+    uint64_t d = t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
+    unsigned where = t->heap_len ? TABLE_TIMER_HEAP : TABLE_TIMER_NONE;
+    for (unsigned used = t->lanes_used; used; used &= used - 1) {
+        unsigned l = (unsigned)__builtin_ctz(used);
+        if (t->lane_first[l] < d || (t->lane_first[l] == d && where == TABLE_TIMER_NONE)) {
+            d = t->lane_first[l];
+            where = TABLE_TIMER_LANE + l;
+        }
+    }
+    *deadline = d;
+    return where;
+}
 
 /* Deadline of the earliest entry, TABLE_NO_DEADLINE when none. */
 static inline uint64_t table_next_deadline(const struct table *t)
 {
-    return t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
+    uint64_t d;
+    table_earliest(t, &d);
+    return d;
 }
+
+/* Starts loading what handling the earliest entry will read (its entry, its place in the
+ * index), for a caller that runs timers as packets come: called once per packet, it loads the
+ * entry first and, once that is loaded, its bucket. */
+void table_prefetch_due(struct table *t);
 
 /* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
  * the caller handles the entry and then sets a new deadline, clears it or removes the entry. */
 static inline uint32_t table_due(const struct table *t, uint64_t now)
 {
-    return (t->heap_len && t->heap[0].deadline <= now) ? t->heap[0].idx : TABLE_NONE;
+    uint64_t d;
+    unsigned where = table_earliest(t, &d);
+    if (where == TABLE_TIMER_NONE || d > now)
+        return TABLE_NONE;
+    return where == TABLE_TIMER_HEAP ? t->heap[0].idx : t->lane_head[where - TABLE_TIMER_LANE];
 }
 
 #endif

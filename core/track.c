@@ -111,7 +111,7 @@ static void txn_timeout(struct track *tr, struct sip_txn *txn)
     ev.delay = (double)(deadline - txn->t_first) / 1e9;
     emit(tr, &ev);
     sip_txn_finish(&tr->txns, txn, SIP_TXN_TIMED_OUT);
-    sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger);
+    sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger, SIP_TXN_TIMER_LINGER);
     if (d && txn->method == SIP_METHOD_INVITE && (txn->flags & SIP_TXN_F_PRIMARY))
         sip_dialog_on_invite_timeout(&tr->dialogs, d, deadline);
     else if (d)
@@ -135,6 +135,9 @@ void track_advance(struct track *tr, uint64_t now)
     if (now > tr->clock)
         tr->clock = now;
     now = tr->clock;
+    /* The next transaction and call to come due are long out of cache by then. */
+    table_prefetch_due(&tr->txns.t);
+    table_prefetch_due(&tr->dialogs.t);
     /* Run timers across the three tables in deadline order, so that a replay always produces
      * the same sequence of events. */
     for (;;) {
@@ -152,16 +155,27 @@ void track_advance(struct track *tr, uint64_t now)
     }
 }
 
-static void on_ack(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
-                   struct track_event *ev, uint64_t now)
+/* The call an in-dialog request belongs to, whichever side sent it: a request from the caller
+ * carries the call's tag in From, one from the callee in To. */
+static struct sip_dialog *find_in_dialog(struct track *tr, const struct track_hint *hint)
 {
-    struct sip_txn_key key;
+    struct sip_dialog_key key = {hint->from_hash, hint->from_check};
+    struct sip_dialog *d = sip_dialog_find_key(&tr->dialogs, &key);
+    if (d)
+        return d;
+    key = (struct sip_dialog_key){hint->to_hash, hint->to_check};
+    return sip_dialog_find_key(&tr->dialogs, &key);
+}
+
+static void on_ack(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                   struct track_event *ev, uint64_t now, const struct track_hint *hint)
+{
+    struct sip_txn_key key = {hint->txn_hash, hint->txn_check};
     struct sip_txn *inv;
     struct sip_dialog *d;
 
     /* An ACK to a non-2xx shares its INVITE's transaction (RFC 3261 §17.1.1.3); an ACK to a
-     * 2xx is a new request inside the dialog (§13.2.2.4). */
-    sip_txn_key(msg, SIP_METHOD_INVITE, &key);
+     * 2xx is a new request inside the dialog (§13.2.2.4). The hint holds the INVITE's key. */
     inv = sip_txn_find(&tr->txns, &key);
     if (inv) {
         ev->txn = inv;
@@ -178,7 +192,7 @@ static void on_ack(struct track *tr, const struct sip_msg *msg, const struct pac
     }
     if (msg->to_tag.len == 0)
         return;
-    d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
+    d = find_in_dialog(tr, hint);
     if (!d) {
         ev->flags |= TRACK_F_ORPHAN;
         return;
@@ -191,20 +205,21 @@ static void on_ack(struct track *tr, const struct sip_msg *msg, const struct pac
 
 static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn,
                                            const struct sip_msg *msg, const struct packet *pkt,
-                                           uint64_t now)
+                                           uint64_t now, const struct track_hint *hint)
 {
     struct sip_dialog *d = NULL;
 
     switch (msg->method) {
     case SIP_METHOD_INVITE: {
         uint16_t labels[TRACK_MAX_LABELS] = {0};
-        d = sip_dialog_find(&tr->dialogs, msg->call_id, msg->from_tag);
+        struct sip_dialog_key key = {hint->from_hash, hint->from_check};
+        d = sip_dialog_find_key(&tr->dialogs, &key);
         if (d && sip_dialog_joinable(&tr->dialogs, d, msg, now)) {
             sip_dialog_join(&tr->dialogs, d, txn, msg);
             break;
         }
         label_new(tr, msg, pkt, labels);
-        d = sip_dialog_start(&tr->dialogs, txn, msg, pkt, labels, now);
+        d = sip_dialog_start(&tr->dialogs, txn, msg, pkt, labels, &key, now);
         break;
     }
     case SIP_METHOD_CANCEL: {
@@ -235,21 +250,20 @@ static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn
 }
 
 static void on_request(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
-                       uint64_t now)
+                       uint64_t now, const struct track_hint *hint)
 {
     struct track_event ev = {.type = TRACK_MESSAGE, .time_ns = now, .msg = msg, .pkt = pkt};
-    struct sip_txn_key key;
+    struct sip_txn_key key = {hint->txn_hash, hint->txn_check};
     struct sip_txn *txn;
     struct sip_dialog *d = NULL;
 
     ev.method = msg->method;
     ev.labels = default_labels;
     if (msg->method == SIP_METHOD_ACK) {
-        on_ack(tr, msg, pkt, &ev, now);
+        on_ack(tr, msg, pkt, &ev, now, hint);
         emit(tr, &ev);
         return;
     }
-    sip_txn_key(msg, (enum sip_method)msg->method, &key);
     txn = sip_txn_find(&tr->txns, &key);
     if (txn) {
         /* A copy of a request whose transaction is live or recently ended (METRICS.md). */
@@ -265,9 +279,10 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
     txn = sip_txn_create(&tr->txns, &key, (enum sip_method)msg->method, now);
     sip_txn_set_deadline(&tr->txns, txn,
                          now + (msg->method == SIP_METHOD_INVITE ? tr->cfg.timer_b_ns
-                                                                 : tr->cfg.timer_f_ns));
+                                                                 : tr->cfg.timer_f_ns),
+                         SIP_TXN_TIMER_REQUEST);
     if (msg->to_tag.len) {
-        d = sip_dialog_find_in_dialog(&tr->dialogs, msg);
+        d = find_in_dialog(tr, hint);
         if (d) {
             memcpy(txn->labels, d->labels, sizeof(txn->labels));
             sip_dialog_on_request(&tr->dialogs, d, txn, msg, pkt, now);
@@ -276,7 +291,7 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
             ev.flags |= TRACK_F_ORPHAN;
         }
     } else {
-        d = on_out_of_dialog(tr, txn, msg, pkt, now);
+        d = on_out_of_dialog(tr, txn, msg, pkt, now, hint);
         if (msg->method != SIP_METHOD_CANCEL)
             ev.flags |= TRACK_F_INITIAL;
     }
@@ -287,10 +302,10 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
 }
 
 static void on_response(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
-                        uint64_t now)
+                        uint64_t now, const struct track_hint *hint)
 {
     struct track_event ev = {.type = TRACK_MESSAGE, .time_ns = now, .msg = msg, .pkt = pkt};
-    struct sip_txn_key key;
+    struct sip_txn_key key = {hint->txn_hash, hint->txn_check};
     struct sip_txn *txn;
     struct sip_dialog *d;
     bool first_final = false;
@@ -299,7 +314,6 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     ev.method = msg->cseq_method;
     ev.code = code;
     ev.labels = default_labels;
-    sip_txn_key(msg, (enum sip_method)msg->cseq_method, &key);
     txn = sip_txn_find(&tr->txns, &key);
     if (!txn || msg->cseq_method == SIP_METHOD_ACK) {
         ev.flags |= TRACK_F_ORPHAN;
@@ -321,7 +335,7 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
             txn->t_prov = now;
             /* Timer C (RFC 3261 §16.6 step 11) restarts with every provisional. */
             if (txn->method == SIP_METHOD_INVITE)
-                sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns);
+                sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns, SIP_TXN_TIMER_C);
         }
     } else if (txn->state == SIP_TXN_COMPLETED || txn->state == SIP_TXN_TIMED_OUT) {
         ev.flags |= TRACK_F_LATE_FINAL; /* a losing fork, a late 2xx, or after the timeout */
@@ -332,7 +346,7 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
         first_final = true;
         txn->final_code = code;
         sip_txn_finish(&tr->txns, txn, SIP_TXN_COMPLETED);
-        sip_txn_set_deadline(&tr->txns, txn, now + tr->linger);
+        sip_txn_set_deadline(&tr->txns, txn, now + tr->linger, SIP_TXN_TIMER_LINGER);
         if (now >= txn->t_first)
             end.delay = (double)(now - txn->t_first) / 1e9;
         else
@@ -350,13 +364,84 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     emit(tr, &ev);
 }
 
-void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt)
+/* The keys of the hint; no prefetch. */
+static void hint_keys(const struct sip_msg *msg, struct track_hint *hint)
+{
+    struct sip_txn_key key;
+    enum sip_method m = msg->is_request ? (enum sip_method)msg->method
+                                        : (enum sip_method)msg->cseq_method;
+
+    if (msg->is_request && m == SIP_METHOD_ACK)
+        m = SIP_METHOD_INVITE;
+    sip_txn_key(msg, m, &key);
+    hint->txn_hash = key.hash;
+    hint->txn_check = key.check;
+    hint->has_from = hint->has_to = 0;
+    /* Requests look their call up: in-dialog ones by either tag, an INVITE by its From-tag. */
+    if (msg->is_request && (msg->to_tag.len || msg->method == SIP_METHOD_INVITE)) {
+        struct sip_dialog_key from, to;
+        sip_dialog_keys(msg->call_id, msg->from_tag, msg->to_tag, &from, &to);
+        hint->from_hash = from.hash;
+        hint->from_check = from.check;
+        hint->to_hash = to.hash;
+        hint->to_check = to.check;
+        hint->has_from = 1;
+        hint->has_to = msg->to_tag.len != 0;
+    }
+}
+
+void track_prepare(struct track *tr, const struct sip_msg *msg, struct track_hint *hint)
+{
+    hint_keys(msg, hint);
+    table_prefetch_bucket(&tr->txns.t, hint->txn_hash);
+    if (hint->has_from)
+        table_prefetch_bucket(&tr->dialogs.t, hint->from_hash);
+    if (hint->has_to)
+        table_prefetch_bucket(&tr->dialogs.t, hint->to_hash);
+}
+
+void track_prefetch(const struct track *tr, const struct track_hint *hint)
+{
+    table_prefetch_head(&tr->txns.t, hint->txn_hash);
+    if (hint->has_from)
+        table_prefetch_head(&tr->dialogs.t, hint->from_hash);
+    if (hint->has_to)
+        table_prefetch_head(&tr->dialogs.t, hint->to_hash);
+}
+
+void track_prefetch_more(const struct track *tr, const struct track_hint *hint)
+{
+    /* Only the chain's head was loaded: look no further (a walk would wait on the next). */
+    uint32_t idx = table_head_match(&tr->txns.t, hint->txn_hash, hint->txn_check);
+    if (idx != TABLE_NONE) {
+        const struct sip_txn *txn = table_entry(&tr->txns.t, idx);
+        if (txn->owner_kind == SIP_TXN_OWNER_CALL)
+            table_prefetch_entry(&tr->dialogs.t, txn->owner);
+    } else {
+        table_prefetch_chain(&tr->txns.t, hint->txn_hash);
+    }
+    if (hint->has_from)
+        table_prefetch_chain(&tr->dialogs.t, hint->from_hash);
+    if (hint->has_to)
+        table_prefetch_chain(&tr->dialogs.t, hint->to_hash);
+}
+
+void track_message_prepared(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                            const struct track_hint *hint)
 {
     uint64_t now = pkt->ts_ns;
 
     track_advance(tr, now);
     if (msg->is_request)
-        on_request(tr, msg, pkt, now);
+        on_request(tr, msg, pkt, now, hint);
     else
-        on_response(tr, msg, pkt, now);
+        on_response(tr, msg, pkt, now, hint);
+}
+
+void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt)
+{
+    struct track_hint hint;
+
+    hint_keys(msg, &hint);
+    track_message_prepared(tr, msg, pkt, &hint);
 }

@@ -44,6 +44,33 @@ void track_free(struct track *tr);
  * msg and pkt are only read during the call. */
 void track_message(struct track *tr, const struct sip_msg *msg, const struct packet *pkt);
 
+/* The keys track_message looks a message's transaction and call up by, computed ahead of it.
+ * A caller that parses messages ahead of tracking them (offline input) fills one per message
+ * with track_prepare, calls track_prefetch and then track_prefetch_more on later messages, and
+ * at last track_message_prepared: each step loads what the next one reads, so the lookups find
+ * their cache lines loaded. */
+struct track_hint {
+    uint64_t txn_hash, txn_check;   /* the transaction (an ACK's: its INVITE's) */
+    uint64_t from_hash, from_check; /* the call, by (Call-ID, From-tag), when has_from */
+    uint64_t to_hash, to_check;     /* the call, by (Call-ID, To-tag), when has_to */
+    uint8_t has_from, has_to;
+};
+
+/* Computes msg's keys into *hint and starts loading the hash buckets they fall in. Changes no
+ * state; *hint belongs to msg until it is tracked. */
+void track_prepare(struct track *tr, const struct sip_msg *msg, struct track_hint *hint);
+
+/* Starts loading the entries at the head of those buckets (which track_prepare loaded). */
+void track_prefetch(const struct track *tr, const struct track_hint *hint);
+
+/* Starts loading the rest of those chains and, for a response, the call its transaction
+ * belongs to (all found from what track_prefetch loaded). */
+void track_prefetch_more(const struct track *tr, const struct track_hint *hint);
+
+/* track_message with msg's keys from track_prepare: the same matching, records and events. */
+void track_message_prepared(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
+                            const struct track_hint *hint);
+
 /* Advances the clock to now (if later) and runs every timer due by then, in deadline order. */
 void track_advance(struct track *tr, uint64_t now_ns);
 

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <pcap/pcap.h>
+
 #include "decode.h"
 #include "test.h"
 
@@ -67,7 +69,7 @@ static void wbytes(struct out *o, const void *p, size_t n)
 #define MAGIC_USEC 0xa1b2c3d4u
 #define MAGIC_NSEC 0xa1b23c4du
 
-static struct out pcap_create(const char *name, uint32_t magic, uint32_t linktype, int be)
+static struct out pcap_file_create(const char *name, uint32_t magic, uint32_t linktype, int be)
 {
     struct out o = {fopen(tmp_path(name), "wb"), be};
     if (!o.f) {
@@ -119,7 +121,7 @@ static void check_contains(const char *s, const char *part)
 TEST(usec_pcap_gives_frames_with_nanosecond_timestamps_then_a_clean_end)
 {
     fill_pattern();
-    struct out o = pcap_create("usec.pcap", MAGIC_USEC, 1, 0);
+    struct out o = pcap_file_create("usec.pcap", MAGIC_USEC, 1, 0);
     pcap_record(&o, 1700000000, 123456, 60, 60);
     wbytes(&o, pattern, 60);
     pcap_record(&o, 1700000001, 999999, 40, 1500); /* cut at a snap length of 40 */
@@ -154,7 +156,7 @@ TEST(usec_pcap_gives_frames_with_nanosecond_timestamps_then_a_clean_end)
 TEST(nanosecond_magic_keeps_every_digit)
 {
     fill_pattern();
-    struct out o = pcap_create("nsec.pcap", MAGIC_NSEC, 101, 0);
+    struct out o = pcap_file_create("nsec.pcap", MAGIC_NSEC, 101, 0);
     pcap_record(&o, 1700000000, 123456789, 20, 20);
     wbytes(&o, pattern, 20);
     fclose(o.f);
@@ -175,7 +177,7 @@ TEST(nanosecond_magic_keeps_every_digit)
 TEST(big_endian_file_reads_like_a_little_endian_one)
 {
     fill_pattern();
-    struct out o = pcap_create("be.pcap", MAGIC_NSEC, 113, 1);
+    struct out o = pcap_file_create("be.pcap", MAGIC_NSEC, 113, 1);
     pcap_record(&o, 1600000000, 5, 33, 34);
     wbytes(&o, pattern, 33);
     fclose(o.f);
@@ -197,7 +199,7 @@ TEST(big_endian_file_reads_like_a_little_endian_one)
 TEST(record_shorter_on_the_wire_than_captured_keeps_wirelen_at_least_caplen)
 {
     fill_pattern();
-    struct out o = pcap_create("len.pcap", MAGIC_USEC, 1, 0);
+    struct out o = pcap_file_create("len.pcap", MAGIC_USEC, 1, 0);
     pcap_record(&o, 1, 0, 50, 20);
     wbytes(&o, pattern, 50);
     fclose(o.f);
@@ -224,7 +226,7 @@ TEST(every_supported_linktype_maps_to_its_capture_link)
         {229, CAPTURE_LINK_IPV6}, {276, CAPTURE_LINK_LINUX_SLL2},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        struct out o = pcap_create("link.pcap", MAGIC_USEC, map[i].linktype, 0);
+        struct out o = pcap_file_create("link.pcap", MAGIC_USEC, map[i].linktype, 0);
         fclose(o.f);
         struct capture_pcap *cap = open_ok("link.pcap");
         if (!cap)
@@ -242,7 +244,7 @@ TEST(every_supported_linktype_maps_to_its_capture_link)
 
 TEST(unsupported_link_type_fails_open_naming_it)
 {
-    struct out o = pcap_create("ppp.pcap", MAGIC_USEC, 9, 0);
+    struct out o = pcap_file_create("ppp.pcap", MAGIC_USEC, 9, 0);
     fclose(o.f);
     char err[256] = "";
     const char *path = tmp_path("ppp.pcap");
@@ -252,12 +254,12 @@ TEST(unsupported_link_type_fails_open_naming_it)
              path);
     CHECK_STR(err, want);
 
-    o = pcap_create("ppp.pcap", MAGIC_USEC, 127, 0);
+    o = pcap_file_create("ppp.pcap", MAGIC_USEC, 127, 0);
     fclose(o.f);
     CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
     check_contains(err, "unsupported link type IEEE802_11_RADIO (");
 
-    o = pcap_create("ppp.pcap", MAGIC_USEC, 147, 0); /* USER0: libpcap has no name for it */
+    o = pcap_file_create("ppp.pcap", MAGIC_USEC, 147, 0); /* USER0: libpcap has no name for it */
     fclose(o.f);
     CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
     snprintf(want, sizeof want, "cannot read capture %s: unsupported link type DLT 147", path);
@@ -288,7 +290,7 @@ TEST(missing_file_and_non_capture_fail_open_with_a_reason)
 TEST(file_ending_inside_a_record_is_eio_with_libpcaps_reason)
 {
     fill_pattern();
-    struct out o = pcap_create("cut.pcap", MAGIC_USEC, 1, 0);
+    struct out o = pcap_file_create("cut.pcap", MAGIC_USEC, 1, 0);
     pcap_record(&o, 1, 0, 60, 60);
     wbytes(&o, pattern, 60);
     pcap_record(&o, 2, 0, 100, 100);
@@ -304,7 +306,7 @@ TEST(file_ending_inside_a_record_is_eio_with_libpcaps_reason)
     CHECK_STR(err, "truncated dump file; tried to read 100 captured bytes, only got 50");
     capture_pcap_free(cap);
 
-    o = pcap_create("cut.pcap", MAGIC_USEC, 1, 0);
+    o = pcap_file_create("cut.pcap", MAGIC_USEC, 1, 0);
     pcap_record(&o, 1, 0, 60, 60);
     wbytes(&o, pattern, 60);
     wbytes(&o, pattern, 7); /* part of a record header */
@@ -317,6 +319,255 @@ TEST(file_ending_inside_a_record_is_eio_with_libpcaps_reason)
     CHECK_STR(err, "truncated dump file; tried to read 16 header bytes, only got 7");
     capture_pcap_free(cap);
     unlink(tmp_path("cut.pcap"));
+}
+
+/* ---- the in-place reader of classic pcap files, against libpcap itself ---- */
+
+/* Reads name with capture_pcap and with libpcap directly, and fails at the first difference:
+ * the frames (time, lengths, bytes), how the file ends (clean or -EIO) and the error text.
+ * Returns the number of frames read. */
+static int check_same_as_libpcap(const char *name, bool want_in_place)
+{
+    char err[256] = "", perr[PCAP_ERRBUF_SIZE] = "";
+    struct capture_pcap *cap = capture_pcap_open(tmp_path(name), err, sizeof err);
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(tmp_path(name), PCAP_TSTAMP_PRECISION_NANO,
+                                                        perr);
+    int frames = 0;
+
+    if (!cap || !p) {
+        TEST_FAIL_AT("%s: open: %s / %s", name, err, perr);
+        goto out;
+    }
+    if (capture_pcap_in_place(cap) != want_in_place)
+        TEST_FAIL_AT("%s: in place %d, expected %d", name, capture_pcap_in_place(cap),
+                     want_in_place);
+    for (;;) {
+        struct capture_frame fr;
+        struct pcap_pkthdr *h;
+        const u_char *data;
+        int rc = capture_pcap_next(cap, &fr, err, sizeof err);
+        int prc = pcap_next_ex(p, &h, &data);
+        int want = prc == 1 ? 1 : prc == PCAP_ERROR_BREAK ? 0 : -EIO;
+        if (rc != want) {
+            TEST_FAIL_AT("%s: frame %d: rc %d, libpcap %d (%s)", name, frames, rc, prc,
+                         pcap_geterr(p));
+            break;
+        }
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            if (strcmp(err, pcap_geterr(p)) != 0)
+                TEST_FAIL_AT("%s: frame %d: \"%s\", libpcap \"%s\"", name, frames, err,
+                             pcap_geterr(p));
+            break;
+        }
+        uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        if (fr.ts_ns != ts || fr.caplen != h->caplen ||
+            fr.wirelen != (h->len > h->caplen ? h->len : h->caplen) ||
+            memcmp(fr.data, data, h->caplen) != 0)
+            TEST_FAIL_AT("%s: frame %d differs: ts %llu/%llu caplen %u/%u wirelen %u/%u", name,
+                         frames, (unsigned long long)fr.ts_ns, (unsigned long long)ts, fr.caplen,
+                         h->caplen, fr.wirelen, h->len);
+        frames++;
+    }
+out:
+    capture_pcap_free(cap);
+    if (p)
+        pcap_close(p);
+    return frames;
+}
+
+/* Three records: a plain one, one cut at a 40-byte snap length by the writer, and one with a
+ * time past 2038 (the top bit of the 32-bit second set) and a fraction far past the second
+ * (kept as written, as libpcap does). */
+static void write_three(const char *name, uint32_t magic, int be, uint32_t linktype)
+{
+    struct out o = pcap_file_create(name, magic, linktype, be);
+    pcap_record(&o, 1700000000, 250, 60, 60);
+    wbytes(&o, pattern, 60);
+    pcap_record(&o, 1700000001, 999999, 40, 1500);
+    wbytes(&o, pattern + 3, 40);
+    pcap_record(&o, 0x80000001u, 0xfffffff0u, 17, 17);
+    wbytes(&o, pattern + 9, 17);
+    fclose(o.f);
+}
+
+TEST(classic_pcap_is_read_in_place_in_both_byte_orders_with_both_magics)
+{
+    fill_pattern();
+    static const struct {
+        uint32_t magic;
+        int be;
+        uint64_t ts0, ts1; /* hand-derived: seconds * 10^9 + fraction (* 1000 for usec) */
+    } v[] = {
+        {MAGIC_USEC, 0, 1700000000000250000ull, 1700000001999999000ull},
+        {MAGIC_USEC, 1, 1700000000000250000ull, 1700000001999999000ull},
+        {MAGIC_NSEC, 0, 1700000000000000250ull, 1700000001000999999ull},
+        {MAGIC_NSEC, 1, 1700000000000000250ull, 1700000001000999999ull},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        write_three("three.pcap", v[i].magic, v[i].be, 1);
+        struct capture_pcap *cap = open_ok("three.pcap");
+        if (!cap)
+            continue;
+        CHECK(capture_pcap_in_place(cap));
+        CHECK_INT(capture_pcap_link(cap), CAPTURE_LINK_ETHERNET);
+        struct capture_frame fr;
+        char err[256] = "";
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+        CHECK_INT(fr.ts_ns, v[i].ts0);
+        CHECK_INT(fr.caplen, 60);
+        CHECK_INT(fr.wirelen, 60);
+        CHECK(memcmp(fr.data, pattern, 60) == 0);
+        const uint8_t *first = fr.data;
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+        CHECK_INT(fr.ts_ns, v[i].ts1);
+        CHECK_INT(fr.caplen, 40);
+        CHECK_INT(fr.wirelen, 1500);
+        CHECK(memcmp(fr.data, pattern + 3, 40) == 0);
+        /* In place: the second record's bytes sit 60 + 16 bytes after the first's. */
+        CHECK(fr.data == first + 76);
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+        CHECK_INT(fr.caplen, 17);
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+        capture_pcap_free(cap);
+        CHECK_INT(check_same_as_libpcap("three.pcap", true), 3);
+    }
+    unlink(tmp_path("three.pcap"));
+}
+
+TEST(record_longer_than_the_snap_length_is_cut_to_it_and_the_next_follows)
+{
+    fill_pattern();
+    struct out o = pcap_file_create("snap.pcap", MAGIC_USEC, 1, 0);
+    /* pcap_create writes a snap length of 65535: patch it to 40. */
+    fseek(o.f, 16, SEEK_SET);
+    w32(&o, 40);
+    fseek(o.f, 0, SEEK_END);
+    pcap_record(&o, 5, 6, 60, 100);
+    wbytes(&o, pattern, 60);
+    pcap_record(&o, 7, 8, 20, 20);
+    wbytes(&o, pattern + 100, 20);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("snap.pcap");
+    if (!cap)
+        return;
+    CHECK(capture_pcap_in_place(cap));
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.caplen, 40);
+    CHECK_INT(fr.wirelen, 100);
+    CHECK(memcmp(fr.data, pattern, 40) == 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 7000008000ull);
+    CHECK_INT(fr.caplen, 20);
+    CHECK(memcmp(fr.data, pattern + 100, 20) == 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    CHECK_INT(check_same_as_libpcap("snap.pcap", true), 2);
+
+    /* Cut inside the part past the snap length, and inside the snap length itself. */
+    o = pcap_file_create("snap.pcap", MAGIC_USEC, 1, 0);
+    fseek(o.f, 16, SEEK_SET);
+    w32(&o, 40);
+    fseek(o.f, 0, SEEK_END);
+    pcap_record(&o, 5, 6, 60, 100);
+    wbytes(&o, pattern, 50);
+    fclose(o.f);
+    cap = open_ok("snap.pcap");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    CHECK_STR(err, "truncated dump file; tried to read 60 captured bytes, only got 50");
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    CHECK_INT(check_same_as_libpcap("snap.pcap", true), 0);
+    if (truncate(tmp_path("snap.pcap"), 24 + 16 + 30) != 0)
+        TEST_FAIL_AT("truncate: %s", strerror(errno));
+    cap = open_ok("snap.pcap");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    CHECK_STR(err, "truncated dump file; tried to read 40 captured bytes, only got 30");
+    capture_pcap_free(cap);
+    CHECK_INT(check_same_as_libpcap("snap.pcap", true), 0);
+    unlink(tmp_path("snap.pcap"));
+}
+
+TEST(every_cut_of_an_in_place_file_ends_as_libpcap_ends_it)
+{
+    fill_pattern();
+    for (int be = 0; be < 2; be++) {
+        write_three("whole.pcap", be ? MAGIC_NSEC : MAGIC_USEC, be, 101);
+        FILE *f = fopen(tmp_path("whole.pcap"), "rb");
+        uint8_t whole[512];
+        size_t n = fread(whole, 1, sizeof whole, f);
+        fclose(f);
+        /* Record boundaries at 24, 24+16+60 = 100, 100+16+40 = 156 and 156+16+17 = 189. */
+        CHECK_INT(n, 189);
+        for (size_t cut = 24; cut <= n; cut++) {
+            f = fopen(tmp_path("cut.pcap"), "wb");
+            fwrite(whole, 1, cut, f);
+            fclose(f);
+            int frames = check_same_as_libpcap("cut.pcap", true);
+            int want = cut >= 189 ? 3 : cut >= 156 ? 2 : cut >= 100 ? 1 : 0;
+            if (frames != want)
+                TEST_FAIL_AT("cut at %zu: %d frames, expected %d", cut, frames, want);
+        }
+    }
+    unlink(tmp_path("whole.pcap"));
+    unlink(tmp_path("cut.pcap"));
+}
+
+TEST(capture_length_past_libpcaps_maximum_is_eio_like_libpcap)
+{
+    fill_pattern();
+    struct out o = pcap_file_create("huge.pcap", MAGIC_USEC, 1, 0);
+    pcap_record(&o, 1, 2, 300000, 300000);
+    wbytes(&o, pattern, 100);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("huge.pcap");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    CHECK_STR(err, "invalid packet capture length 300000, bigger than snaplen of 65535");
+    capture_pcap_free(cap);
+    CHECK_INT(check_same_as_libpcap("huge.pcap", true), 0);
+    unlink(tmp_path("huge.pcap"));
+}
+
+TEST(other_pcap_variants_go_through_libpcap_with_the_same_frames)
+{
+    fill_pattern();
+    /* Version 2.3, a snap length of 0, FCS bits in the link type, and a swapped Linux cooked
+     * capture: libpcap has rules of its own for each. */
+    write_three("v23.pcap", MAGIC_USEC, 0, 1);
+    FILE *f = fopen(tmp_path("v23.pcap"), "r+b");
+    struct out o = {f, 0};
+    fseek(f, 6, SEEK_SET);
+    w16(&o, 3);
+    fclose(f);
+    CHECK_INT(check_same_as_libpcap("v23.pcap", false), 3);
+    write_three("snap0.pcap", MAGIC_USEC, 0, 1);
+    f = fopen(tmp_path("snap0.pcap"), "r+b");
+    o.f = f;
+    fseek(f, 16, SEEK_SET);
+    w32(&o, 0);
+    fclose(f);
+    CHECK_INT(check_same_as_libpcap("snap0.pcap", false), 3);
+    write_three("fcs.pcap", MAGIC_USEC, 0, 1u | 0x10000000u);
+    CHECK_INT(check_same_as_libpcap("fcs.pcap", false), 3);
+    write_three("sll.pcap", MAGIC_NSEC, 1, 113);
+    CHECK_INT(check_same_as_libpcap("sll.pcap", false), 3);
+    write_three("sll.pcap", MAGIC_NSEC, 0, 113);
+    CHECK_INT(check_same_as_libpcap("sll.pcap", true), 3);
+    unlink(tmp_path("v23.pcap"));
+    unlink(tmp_path("snap0.pcap"));
+    unlink(tmp_path("fcs.pcap"));
+    unlink(tmp_path("sll.pcap"));
 }
 
 /* pcapng, little-endian: section header, one interface (if_tsresol given when tsresol >= 0),
@@ -445,7 +696,7 @@ TEST(pcapng_ending_inside_a_block_is_eio)
 TEST(dash_reads_standard_input)
 {
     fill_pattern();
-    struct out o = pcap_create("stdin.pcap", MAGIC_NSEC, 228, 0);
+    struct out o = pcap_file_create("stdin.pcap", MAGIC_NSEC, 228, 0);
     pcap_record(&o, 3, 4, 20, 20);
     wbytes(&o, pattern, 20);
     fclose(o.f);

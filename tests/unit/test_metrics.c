@@ -428,6 +428,9 @@ TEST(past_the_cap_labels_go_to_the_counted_overflow_series)
     uint32_t none = METRICS_NO_SYMBOL;
     CHECK(metrics_series(f, &none) == sc);
     CHECK_DBL(overflow_count(reg, "o_total"), 3);
+    CHECK(metrics_series_is_overflow(sc));
+    CHECK(!metrics_series_is_overflow(sa));
+    CHECK(!metrics_series_is_overflow(sb));
     metrics_free(reg);
 }
 
@@ -465,6 +468,7 @@ TEST(zero_label_family_has_its_series_from_the_start)
     CHECK(s != NULL);
     CHECK(metrics_series(f, NULL) == s);
     CHECK_DBL(metric_value(s), 0);
+    CHECK(!metrics_series_is_overflow(s));
     metrics_free(reg);
 }
 

@@ -60,4 +60,30 @@ TEST(hash2_gives_two_unrelated_lanes_of_every_byte)
     CHECK(b[0] != b[1]);
 }
 
+/* The last word of a key is read with loads that overlap or pick bytes (no byte loop): every
+ * byte of every length up to three words still counts, in both functions. */
+TEST(hashes_depend_on_each_byte_at_every_length)
+{
+    char key[25];
+    int same = 0;
+    for (size_t len = 1; len <= sizeof key - 1; len++) {
+        for (size_t i = 0; i < len; i++) {
+            memset(key, 'k', sizeof key);
+            uint64_t h = slice_hash(slice_make(key, len), 3), h2[2], g2[2];
+            slice_hash2(slice_make(key, len), h2);
+            key[i] = 'K';
+            slice_hash2(slice_make(key, len), g2);
+            same += h == slice_hash(slice_make(key, len), 3);
+            same += h2[0] == g2[0];
+            same += h2[1] == g2[1];
+        }
+        /* A byte past the end changes nothing. */
+        memset(key, 'k', sizeof key);
+        uint64_t h = slice_hash(slice_make(key, len), 3);
+        key[len] = 'K';
+        same += h != slice_hash(slice_make(key, len), 3);
+    }
+    CHECK_INT(same, 0);
+}
+
 TEST_MAIN()

@@ -58,6 +58,41 @@ TEST(lookup_matches_hash_and_check_newest_first)
     table_fini(&t);
 }
 
+TEST(index_grows_with_the_entries_and_keeps_equal_keys_newest_first)
+{
+    struct table t;
+    CHECK_INT(table_init(&t, sizeof(struct item), 100000), 0);
+    /* Hash i * 4096 + 7 for 5000 entries, inserted twice each (check 1, then check 2): every
+     * doubling of the index from 1024 buckets splits chains that hold both copies. */
+    enum { N = 5000 };
+    static uint32_t first[N], second[N];
+    for (uint32_t i = 0; i < N; i++)
+        first[i] = table_insert(&t, (uint64_t)i * 4096 + 7, 1, 0);
+    for (uint32_t i = 0; i < N; i++)
+        second[i] = table_insert(&t, (uint64_t)i * 4096 + 7, 2, 0);
+    CHECK_INT(t.mask, 32767); /* 10000 entries, at most one per two buckets: 32768 */
+    int bad = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t h = (uint64_t)i * 4096 + 7;
+        uint32_t a = table_find(&t, h);
+        uint32_t b = a == TABLE_NONE ? TABLE_NONE : table_find_next(&t, a, h);
+        if (a != second[i] || b != first[i] || table_find_next(&t, b, h) != TABLE_NONE)
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    for (uint32_t i = 0; i < N; i += 2)
+        table_remove(&t, second[i]);
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t h = (uint64_t)i * 4096 + 7;
+        if (table_lookup(&t, h, 2) != (i % 2 ? second[i] : TABLE_NONE) ||
+            table_lookup(&t, h, 1) != first[i])
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(t.used, N + N / 2);
+    table_fini(&t);
+}
+
 TEST(removed_slot_is_reused_with_a_new_generation_and_zeroed)
 {
     struct table t;
@@ -119,6 +154,43 @@ TEST(deadlines_come_due_in_order_and_can_move_or_clear)
     CHECK_INT(seen, 48);
     CHECK_INT(last, 980);
     CHECK_INT(table_due(&t, 10000), TABLE_NONE);
+    table_fini(&t);
+}
+
+TEST(lanes_keep_first_in_first_out_and_fall_back_to_the_heap_out_of_order)
+{
+    struct table t;
+    table_init(&t, sizeof(struct item), 16);
+    uint32_t a = table_insert(&t, 1, 0, 0), b = table_insert(&t, 2, 0, 0);
+    uint32_t c = table_insert(&t, 3, 0, 0), d = table_insert(&t, 4, 0, 0);
+    uint32_t e = table_insert(&t, 5, 0, 0);
+    table_set_deadline_lane(&t, a, 100, 0);
+    table_set_deadline_lane(&t, b, 100, 0); /* equal: after a */
+    table_set_deadline_lane(&t, c, 150, 0);
+    table_set_deadline_lane(&t, d, 120, 0); /* earlier than the lane's last: the heap */
+    table_set_deadline(&t, e, 100);         /* heap: before the lanes at equal deadlines */
+    table_set_deadline_lane(&t, b, 200, 1); /* moves to lane 1 */
+    CHECK_INT(table_node(&t, d)->deadline, 120);
+    CHECK_INT(table_next_deadline(&t), 100);
+    static const uint32_t order_idx[4] = {4, 0, 3, 2}; /* e, a, d, c */
+    static const uint64_t order_deadline[4] = {100, 100, 120, 150};
+    for (int i = 0; i < 4; i++) {
+        uint32_t due = table_due(&t, 199);
+        CHECK_INT(due, order_idx[i]);
+        CHECK_INT(table_node(&t, due)->deadline, order_deadline[i]);
+        if (i == 3)
+            table_remove(&t, due);
+        else
+            table_set_deadline(&t, due, TABLE_NO_DEADLINE);
+    }
+    CHECK_INT(table_due(&t, 199), TABLE_NONE);
+    CHECK_INT(table_next_deadline(&t), 200);
+    CHECK_INT(table_due(&t, 200), b);
+    table_set_deadline_lane(&t, b, TABLE_NO_DEADLINE, 1);
+    CHECK_INT(table_next_deadline(&t), TABLE_NO_DEADLINE);
+    /* An emptied lane takes any deadline again. */
+    table_set_deadline_lane(&t, a, 50, 0);
+    CHECK_INT(table_due(&t, 50), a);
     table_fini(&t);
 }
 
