@@ -22,6 +22,7 @@
 #include "decode.h"
 #include "log.h"
 #include "lua_embedded.h"
+#include "lua_heap.h"
 #include "sip_dialog.h"
 #include "sip_parse.h"
 #include "sip_reg.h"
@@ -162,6 +163,7 @@ struct lb_label_decl {
 struct lb_state {
     struct lua_bridge *b;
     lua_State *L;
+    struct lua_heap *heap;
     uint64_t used, limit, reserve, gc_floor;
     int core_ref;
     int fn_ref[K_COUNT];
@@ -223,7 +225,7 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p;
 
     if (nsize == 0) {
-        free(ptr);
+        lua_heap_realloc(s->heap, ptr, osize, 0);
         s->used -= osize;
         return NULL;
     }
@@ -234,7 +236,7 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             return NULL;
         }
     }
-    p = realloc(ptr, nsize);
+    p = lua_heap_realloc(s->heap, ptr, osize, nsize);
     if (!p) {
         s->b->box.mem_fail = 1;
         return NULL;
@@ -1090,6 +1092,7 @@ static void close_state(struct lb_state *s)
         return;
     if (s->L)
         lua_close(s->L);
+    lua_heap_free(s->heap);
     for (size_t i = 0; i < s->n_helpers; i++) {
         if (s->helpers[i].kind == H_CIDR)
             cidr_free(s->helpers[i].obj);
@@ -1241,8 +1244,10 @@ static struct lb_state *state_new(struct lua_bridge *b, char *err, size_t errlen
     s->limit = b->cfg.memory_limit;
     /* Room for the dispatchers to report a rule that used the whole cap. */
     s->reserve = s->limit / 16 > (1u << 20) ? s->limit / 16 : (1u << 20);
-    s->L = lua_newstate(lb_alloc, s);
+    s->heap = lua_heap_new();
+    s->L = s->heap ? lua_newstate(lb_alloc, s) : NULL;
     if (!s->L) {
+        lua_heap_free(s->heap);
         snprintf(err, errlen, "cannot create a Lua state within --lua-memory %llu bytes",
                  (unsigned long long)s->limit);
         free(s);
