@@ -87,10 +87,7 @@ local by_name = {}
 local labels = {}
 local label_index = {} -- name -> idx
 local phase = "setup" -- "load" while a rule file's top level runs, then "run" after commit
-local current -- the rule whose code runs
-local lists = {} -- hook -> {{fn, rule, hook, timing}...}
-local cdr_store = {} -- dialog key -> {g = slot generation, t = fields, p = proxy}
-local sample = 0
+local cdr_store = {} -- dialog key -> fields of the call, [0] = the call's slot generation
 
 -- Errors ------------------------------------------------------------------------------------
 
@@ -117,7 +114,7 @@ local function message_of(err)
     return "(error object is a " .. type(err) .. ")"
 end
 
-local rebuild -- defined below
+local rebuild, drop_vars -- defined below
 
 local function disable(r, why)
     if r.disabled then
@@ -142,7 +139,8 @@ local function failed(r, hook, err)
     end
     if kind == "memory" then
         -- Quarantine: drop everything the rule holds so that a collection frees it.
-        r.hooks, r.vars, r.env = {}, {}, nil
+        r.hooks, r.env = {}, nil
+        drop_vars(r.index)
         for _, l in ipairs(labels) do
             if l.rule == r then
                 l.from = nil
@@ -165,83 +163,105 @@ local function failed(r, hook, err)
 end
 
 -- Dispatch ----------------------------------------------------------------------------------
+--
+-- Each hook's rules are called by a function generated for that list (rebuild() below): the
+-- calls are written out one after the other, without a loop over the list. LuaJIT then records
+-- a whole dispatch, the hooks inlined, as one trace from the entry C calls; a loop over rules
+-- would start traces inside the hooks that cannot return into the pcall frame below them
+-- ("NYI: return to lower frame") and leave the hooks to the interpreter.
 
-local function call(e, a, b)
-    local r = e.rule
-    if r.disabled then
-        return
-    end
-    box.seq = box.seq + 1
-    current = r
-    box.in_rule = 1
-    local ok, err = pcall(e.fn, a, b)
-    box.in_rule = 0
-    if ok then
-        if r.fails ~= 0 then
-            r.fails = 0
-        end
-    else
-        failed(r, e.hook, err)
-    end
-end
-
-local function call_timed(e, a, b)
-    local t0 = api.now()
-    call(e, a, b)
-    if e.timing ~= nil then
-        api.observe(e.timing, api.now() - t0)
-    end
-end
-
-local function run(list, a, b)
-    local n = list.n
-    if n == 0 then
-        return
-    end
-    sample = sample + 1
-    if sample < SAMPLE_EVERY then
-        for i = 1, n do
-            call(list[i], a, b)
-        end
-    else
-        sample = 0
-        for i = 1, n do
-            call_timed(list[i], a, b)
-        end
-    end
-end
+-- Shared with the generated functions and sipscope.handles: the rule whose code runs, and the
+-- dispatch count for timing samples.
+local S = {current = nil, sample = 0, n_rules = 0}
 
 local Msg, Dlg, Txn, Reg -- handle constructors
 
--- Calls that ended: their vars are freed after the next message dispatch, so that the BYE (or
--- the final response) that ended a call still finds them in on_request / on_response: the
--- tracker reports the end before the message itself.
-local ended, n_ended = {}, 0
-
-local function free_ended()
-    for i = 1, n_ended do
-        local key = ended[i]
-        ended[i] = nil
-        for j = 1, #rules do
-            local v = rules[j].vars
-            if v[key] ~= nil then
-                v[key] = nil
-            end
-        end
-    end
-    n_ended = 0
+-- One call of a rule's hook, written into the generated runners. $ is the entry number.
+local CALL = [[
+if not r$.disabled then
+box.seq = box.seq + 1
+S.current = r$
+box.in_rule = 1
+local ok, err = pcall(f$, a, b)
+box.in_rule = 0
+if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 end
+]]
+
+-- The same, timed into sipscope_rule_seconds.
+local CALL_TIMED = [[
+if not r$.disabled then
+local t0 = now()
+box.seq = box.seq + 1
+S.current = r$
+box.in_rule = 1
+local ok, err = pcall(f$, a, b)
+box.in_rule = 0
+if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
+if t$ ~= nil then observe(t$, now() - t0) end
+end
+]]
+
+-- A function(a, b) calling each entry's hook, or nil for an empty list. One dispatch in
+-- SAMPLE_EVERY (over all lists) is timed.
+local function compile_list(hook, list)
+    local n = #list
+    if n == 0 then
+        return nil
+    end
+    local src = {"local S, box, pcall, failed, now, observe, E, HOOK = ..."}
+    for i = 1, n do
+        src[#src + 1] = ("local r%d, f%d, t%d = E[%d].rule, E[%d].fn, E[%d].timing"):format(i, i,
+            i, i, i, i)
+    end
+    src[#src + 1] = "return function(a, b)"
+    src[#src + 1] = "local s = S.sample + 1"
+    src[#src + 1] = "if s < " .. SAMPLE_EVERY .. " then"
+    src[#src + 1] = "S.sample = s"
+    for i = 1, n do
+        src[#src + 1] = "do " .. CALL:gsub("%$", tostring(i)) .. " end"
+    end
+    src[#src + 1] = "else"
+    src[#src + 1] = "S.sample = 0"
+    for i = 1, n do
+        src[#src + 1] = "do " .. CALL_TIMED:gsub("%$", tostring(i)) .. " end"
+    end
+    src[#src + 1] = "end"
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch." .. hook))
+    return chunk(S, box, pcall, failed, api.now, api.observe, list, hook)
+end
+
+-- The runners of the hook lists (nil: no enabled rule has the hook), set by rebuild().
+local run_message, run_request, run_response, run_dialog_start, run_dialog_answer
+local run_dialog_end, run_txn_end, run_register, run_tick, run_labels
+
+-- Calls' vars: dialog key -> {[0] = slot generation, [rule index] = that rule's table}. A call's
+-- entry is dropped after the message dispatch that follows its end, so that the BYE (or the
+-- final response) that ended a call still finds them in on_request / on_response: the tracker
+-- reports the end before the message itself. One message ends at most one call, and calls that
+-- end without a message (timers) need no grace: one pending key is enough.
+local vars_store = {}
+local pending_end
 
 function M.dispatch_message()
     local m = Msg(box.gen)
-    run(lists.on_message, m)
-    if box.status == 0 then
-        run(lists.on_request, m)
-    else
-        run(lists.on_response, m)
+    local f = run_message
+    if f ~= nil then
+        f(m)
     end
-    if n_ended ~= 0 then
-        free_ended()
+    if box.status == 0 then
+        f = run_request
+    else
+        f = run_response
+    end
+    if f ~= nil then
+        f(m)
+    end
+    local key = pending_end
+    if key ~= nil then
+        pending_end = nil
+        vars_store[key] = nil
     end
 end
 
@@ -253,37 +273,55 @@ local function message_or_nil()
 end
 
 function M.dispatch_dialog_start()
-    run(lists.on_dialog_start, Dlg(box.gen), message_or_nil())
+    local f = run_dialog_start
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
+    end
 end
 
 function M.dispatch_dialog_answer()
-    run(lists.on_dialog_answer, Dlg(box.gen), message_or_nil())
+    local f = run_dialog_answer
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
+    end
 end
 
 -- The call ends: its CDR fields go to the events file now, its vars after the next message.
 function M.dispatch_dialog_end()
-    run(lists.on_dialog_end, Dlg(box.gen), message_or_nil())
-    local key = box.d_key
-    if n_ended >= 64 then
-        free_ended() -- no message dispatch for a while (timers, or no message hooks)
+    local f = run_dialog_end
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
     end
-    n_ended = n_ended + 1
-    ended[n_ended] = key
+    local key = box.d_key
+    local prev = pending_end
+    if prev ~= nil then
+        vars_store[prev] = nil -- no message dispatch since (timers, or no message hooks)
+    end
+    pending_end = key
     local c = cdr_store[key]
     if c ~= nil then
         cdr_store[key] = nil
-        if cfg.event_fields and c.g == box.d_gen then
-            native.event_fields(json.members(c.t))
+        if cfg.event_fields then
+            c = handles.call_fields(c, box.d_gen)
+            if c ~= nil then
+                native.event_fields(json.members(c))
+            end
         end
     end
 end
 
 function M.dispatch_txn_end()
-    run(lists.on_transaction_end, Txn(box.gen), message_or_nil())
+    local f = run_txn_end
+    if f ~= nil then
+        f(Txn(box.gen), message_or_nil())
+    end
 end
 
 function M.dispatch_register()
-    run(lists.on_register, Reg(box.gen), message_or_nil())
+    local f = run_register
+    if f ~= nil then
+        f(Reg(box.gen), message_or_nil())
+    end
     local fields = handles.take_event_fields()
     if fields ~= nil and cfg.event_fields then
         native.event_fields(json.members(fields))
@@ -291,60 +329,91 @@ function M.dispatch_register()
 end
 
 function M.dispatch_tick()
-    run(lists.on_tick, handles.seconds(box.time))
+    local f = run_tick
+    if f ~= nil then
+        f(handles.seconds(box.time))
+    end
+end
+
+-- A label value v (not nil) that from() of label l (index i, 0-based) returned: its id, or
+-- nil and an error.
+local function label_id(l, i, v)
+    local t = type(v)
+    if t == "number" then
+        v = tostring(v)
+    elseif t ~= "string" then
+        return nil, "sipscope: label '" .. l.name .. "': from() returned a " .. t ..
+            " (return a string, or nil for the default)"
+    end
+    local id = l.ids[v]
+    if id == nil then
+        id = api.label_value(api.bridge, i, v, #v)
+        if id ~= 0 then
+            l.ids[v] = id -- overflowed values are not cached: each is counted
+        end
+    end
+    return id
+end
+
+-- One label's from(m), written into the generated label runner. $ is the label number.
+local LABEL = [[
+if f$ ~= nil and not r$.disabled then
+box.seq = box.seq + 1
+S.current = r$
+box.in_rule = 1
+local ok, v = pcall(f$, m)
+box.in_rule = 0
+if ok and v ~= nil then
+local id = ids$[v]
+if id == nil then id, v = label_id(l$, $ - 1, v) end
+if id ~= nil then out[$ - 1] = id else ok = false end
+end
+if not ok then failed(r$, "label", v) elseif r$.fails ~= 0 then r$.fails = 0 end
+end
+]]
+
+local function compile_labels()
+    local n = #labels
+    if n == 0 then
+        return nil
+    end
+    local src = {"local S, box, pcall, failed, label_id, L = ..."}
+    for i = 1, n do
+        src[#src + 1] = ("local l%d = L[%d]"):format(i, i)
+        src[#src + 1] = ("local f%d, r%d, ids%d = l%d.from, l%d.rule, l%d.ids"):format(i, i, i, i,
+            i, i)
+    end
+    src[#src + 1] = "return function(m)"
+    src[#src + 1] = "local out = box.labels_out"
+    for i = 1, n do
+        src[#src + 1] = "do " .. LABEL:gsub("%$", tostring(i)) .. " end"
+    end
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch.label"))
+    return chunk(S, box, pcall, failed, label_id, labels)
 end
 
 -- Operator labels: from(m) of each declared label, for a request that creates a call or a
 -- transaction. The id goes straight into the tracker's label array.
 function M.dispatch_label()
-    local m = Msg(box.gen)
-    local out = box.labels_out
-    for i = 1, #labels do
-        local l = labels[i]
-        local from = l.from
-        local r = l.rule
-        if from ~= nil and not r.disabled then
-            box.seq = box.seq + 1
-            current = r
-            box.in_rule = 1
-            local ok, v = pcall(from, m)
-            box.in_rule = 0
-            if ok and v ~= nil then
-                local t = type(v)
-                if t == "number" then
-                    v = tostring(v)
-                elseif t ~= "string" then
-                    ok, v = false, "sipscope: label '" .. l.name .. "': from() returned a " .. t ..
-                        " (return a string, or nil for the default)"
-                end
-                if ok then
-                    local id = l.ids[v]
-                    if id == nil then
-                        id = api.label_value(api.bridge, i - 1, v, #v)
-                        if id ~= 0 then
-                            l.ids[v] = id -- overflowed values are not cached: each is counted
-                        end
-                    end
-                    out[i - 1] = id
-                end
-            end
-            if ok then
-                if r.fails ~= 0 then
-                    r.fails = 0
-                end
-            else
-                failed(r, "label", v)
-            end
-        end
+    local f = run_labels
+    if f ~= nil then
+        f(Msg(box.gen))
     end
 end
 
 -- Rule lists and routes ---------------------------------------------------------------------
 
+drop_vars = function(index)
+    for _, e in pairs(vars_store) do
+        e[index] = nil
+    end
+end
+
 rebuild = function()
     local new = {}
     for _, h in ipairs(HOOKS) do
-        new[h] = {n = 0}
+        new[h] = {}
     end
     for _, r in ipairs(rules) do
         if not r.disabled then
@@ -352,13 +421,21 @@ rebuild = function()
                 local fn = r.hooks[h]
                 if fn ~= nil then
                     local l = new[h]
-                    l[#l + 1] = {fn = fn, rule = r, hook = h, timing = r.timing[h]}
-                    l.n = #l -- read per dispatch: a field is cheaper than # on the hot path
+                    l[#l + 1] = {fn = fn, rule = r, timing = r.timing[h]}
                 end
             end
         end
     end
-    lists = new
+    run_message = compile_list("on_message", new.on_message)
+    run_request = compile_list("on_request", new.on_request)
+    run_response = compile_list("on_response", new.on_response)
+    run_dialog_start = compile_list("on_dialog_start", new.on_dialog_start)
+    run_dialog_answer = compile_list("on_dialog_answer", new.on_dialog_answer)
+    run_dialog_end = compile_list("on_dialog_end", new.on_dialog_end)
+    run_txn_end = compile_list("on_transaction_end", new.on_transaction_end)
+    run_register = compile_list("on_register", new.on_register)
+    run_tick = compile_list("on_tick", new.on_tick)
+    run_labels = compile_labels()
     local msg = #new.on_message + #new.on_request + #new.on_response > 0
     -- A call's end is dispatched whenever a hook could have reached the call (its vars and
     -- CDR fields must go with it).
@@ -493,6 +570,11 @@ end
 -- Entry points called by core/lua_bridge.c ----------------------------------------------------
 
 function M.init(box_ud, api_ud, native_fns, timeout, config)
+    -- Room for traces that cover a whole dispatch, every rule's hook inlined (the defaults
+    -- are sized for loops in one function): longer traces, more side traces and snapshots,
+    -- and more unrolling of the short loops and tail calls of the API's field getters.
+    jit.opt.start("maxtrace=4000", "maxrecord=16000", "maxirconst=2000", "maxside=400",
+        "maxsnap=2000", "loopunroll=40", "sizemcode=256", "maxmcode=8192")
     box = ffi.cast("struct lb_box *", box_ud)
     api = ffi.cast("struct lb_api *", api_ud)
     native, TIMEOUT, cfg = native_fns, timeout, config
@@ -505,9 +587,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         names = names,
         labels = labels,
         label_index = label_index,
-        current = function()
-            return current
-        end,
+        state = S,
+        vars_store = vars_store,
         cdr_store = cdr_store,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
@@ -535,13 +616,14 @@ function M.add_rule(name, chunk, path)
     if by_name[name] then
         error(path .. ": another rule is also named '" .. name .. "'", 0)
     end
-    local r = {name = name, path = path, index = #rules + 1, hooks = {}, vars = {}, fails = 0,
+    local r = {name = name, path = path, index = #rules + 1, hooks = {}, fails = 0,
                timeouts = 0, disabled = false, logged = {}, logs = 0, labels = {}, timing = {}}
     rules[#rules + 1] = r
+    S.n_rules = #rules
     by_name[name] = r
     r.env = sandbox.env(public_api(r))
     setfenv(chunk, r.env)
-    phase, current = "load", r
+    phase, S.current = "load", r
     box.in_rule = 1
     local ok, res = pcall(chunk)
     box.in_rule = 0

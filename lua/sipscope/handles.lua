@@ -34,11 +34,10 @@ local RESERVED_FIELDS = {
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
 }
 
-local box, api, ctx, METHODS, STATES, ENDS, CHANGES
+local box, api, ctx, S, vars_store, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
-local reg_event -- {g, t, p} of the registration being dispatched
 
 -- ns since the epoch (uint64) to seconds, whole and fraction converted apart so both stay
 -- exact (1.7e18 ns as one double would round to 256 ns).
@@ -48,12 +47,12 @@ end
 M.seconds = seconds
 
 local function slice_string()
-    return ffi_string(out[0].p, out[0].len)
+    return (ffi_string(out[0].p, out[0].len))
 end
 
 local function mstr(field)
     if api.msg_str(box, field, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
@@ -84,14 +83,34 @@ local function label_of(name, level)
     return text
 end
 
--- Fields rules may add to an event line: flat, JSON-friendly, checked on write. Each call's
--- fields are a plain table t behind an empty proxy p that rules write to; the proxies share
--- one metatable and find their table in a weak map, so that making one per call creates no
--- closure and checking a write uses no Lua pattern (neither is compiled by the JIT: with them
--- d.cdr cost about 2 us per call).
-local field_of = setmetatable({}, {__mode = "k"}) -- proxy -> its table
-
+-- Fields rules may add to an event line: flat, JSON-friendly, checked on write. A call's fields
+-- are one plain table in ctx.cdr_store under the call's key, with the call's slot generation at
+-- [0]; a registration change's are reg_fields, with the dispatch generation at [0]. Rules write
+-- through a small cdata proxy holding (key, generation): it finds the table and writes only if
+-- the table is still that call's (one allocation, no closure, no weak map, no Lua pattern).
 local byte = string.byte
+local new_table = require "table.new"
+
+ffi.cdef [[
+struct sipscope_fields { double key, gen; };
+]]
+local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
+local reg_fields -- the registration change being dispatched: {[0] = gen, field = value...}
+local cdr_store
+
+local function fields_of(p)
+    local key = p.key
+    local t
+    if key >= 0 then
+        t = cdr_store[key]
+    elseif key == REG_KEY then
+        t = reg_fields
+    end
+    if t ~= nil and t[0] == p.gen then
+        return t
+    end
+    return nil
+end
 
 -- [A-Za-z_][A-Za-z0-9_]*. Names already accepted are remembered (the first 256), so that a
 -- write does not run this loop: a hot loop here would start traces that cannot return into
@@ -120,9 +139,16 @@ local function identifier(k)
     return true
 end
 
-local FIELDS = {
+local Fields = ffi.metatype("struct sipscope_fields", {
     __index = function(p, k)
-        return field_of[p][k]
+        if type(k) ~= "string" then
+            return nil
+        end
+        local t = fields_of(p)
+        if t ~= nil then
+            return t[k]
+        end
+        return nil
     end,
     __newindex = function(p, k, v)
         if type(k) ~= "string" or not identifier(k) then
@@ -140,16 +166,21 @@ local FIELDS = {
             error("sipscope: event field '" .. k .. "' must be a string, number or " ..
                 "boolean, got a " .. tv, 2)
         end
-        field_of[p][k] = v
+        local t = fields_of(p)
+        if t ~= nil then
+            t[k] = v
+        end
     end,
-    __metatable = false,
-}
+    __tostring = function()
+        return "sipscope event fields"
+    end,
+})
 
-local function field_table()
-    local t = {}
-    local p = setmetatable({}, FIELDS)
-    field_of[p] = t
-    return t, p
+-- A field table for generation gen: room for 8 fields without a rehash.
+local function field_table(gen)
+    local t = new_table(0, 8)
+    t[0] = gen
+    return t
 end
 
 local function handle_type(name, getters, methods)
@@ -160,7 +191,7 @@ local function handle_type(name, getters, methods)
             end
             local g = getters[k]
             if g ~= nil then
-                return g(h)
+                return (g(h))
             end
             local f = methods[k]
             if f ~= nil then
@@ -191,7 +222,7 @@ function MSG.method()
     if m ~= 0 then
         return METHODS[m]
     end
-    return mstr(F_METHOD)
+    return (mstr(F_METHOD))
 end
 function MSG.status()
     local s = box.status
@@ -210,25 +241,25 @@ function MSG.is_request()
     return box.status == 0
 end
 function MSG.call_id()
-    return mstr(F_CALL_ID)
+    return (mstr(F_CALL_ID))
 end
 function MSG.from_tag()
-    return mstr(F_FROM_TAG)
+    return (mstr(F_FROM_TAG))
 end
 function MSG.to_tag()
-    return mstr(F_TO_TAG)
+    return (mstr(F_TO_TAG))
 end
 function MSG.from()
-    return mstr(F_FROM_URI)
+    return (mstr(F_FROM_URI))
 end
 function MSG.to()
-    return mstr(F_TO_URI)
+    return (mstr(F_TO_URI))
 end
 function MSG.ruri()
     if box.status ~= 0 then
         return nil
     end
-    return mstr(F_RURI)
+    return (mstr(F_RURI))
 end
 function MSG.cseq()
     return box.cseq
@@ -238,22 +269,22 @@ function MSG.cseq_method()
     if m ~= 0 then
         return METHODS[m]
     end
-    return mstr(F_CSEQ_METHOD)
+    return (mstr(F_CSEQ_METHOD))
 end
 function MSG.branch()
-    return mstr(F_VIA_BRANCH)
+    return (mstr(F_VIA_BRANCH))
 end
 function MSG.src_ip()
     local n = api.msg_addr(box, 0, addrbuf, 64)
     if n > 0 then
-        return ffi_string(addrbuf, n)
+        return (ffi_string(addrbuf, n))
     end
     return nil
 end
 function MSG.dst_ip()
     local n = api.msg_addr(box, 1, addrbuf, 64)
     if n > 0 then
-        return ffi_string(addrbuf, n)
+        return (ffi_string(addrbuf, n))
     end
     return nil
 end
@@ -273,7 +304,7 @@ function MSG.transport()
     return nil
 end
 function MSG.time()
-    return seconds(box.time)
+    return (seconds(box.time))
 end
 function MSG.retransmission()
     return band(box.flags, F_RETRANSMISSION) ~= 0
@@ -289,7 +320,7 @@ function MSG.late_final()
 end
 function MSG.dialog()
     if box.dialog ~= nil then
-        return Dlg(box.gen)
+        return (Dlg(box.gen))
     end
     return nil
 end
@@ -301,7 +332,7 @@ function MSG_M.header(h, name)
         error("sipscope: m:header(name) takes a header name", 2)
     end
     if api.msg_header(box, name, #name, 0, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
@@ -321,12 +352,12 @@ end
 
 function MSG_M.body(h)
     check(h, "message")
-    return mstr(F_BODY)
+    return (mstr(F_BODY))
 end
 
 function MSG_M.raw(h)
     check(h, "message")
-    return mstr(F_RAW)
+    return (mstr(F_RAW))
 end
 
 -- m:sdp(): the body parsed as SDP (see sipscope/sdp.lua), or nil without an SDP body.
@@ -347,7 +378,7 @@ end
 
 function MSG_M.label(h, name)
     check(h, "message")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- Dialog (a call) ----------------------------------------------------------------------------
@@ -356,19 +387,19 @@ local DLG, DLG_M = {}, {}
 
 local function dstr(field)
     if api.dialog_str(box, field, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
 
 function DLG.call_id()
-    return dstr(0)
+    return (dstr(0))
 end
 function DLG.from()
-    return dstr(1)
+    return (dstr(1))
 end
 function DLG.to()
-    return dstr(2)
+    return (dstr(2))
 end
 function DLG.state()
     return STATES[box.d_state]
@@ -382,31 +413,31 @@ local function span(a, b)
 end
 
 function DLG.start_time()
-    return seconds(box.d_start)
+    return (seconds(box.d_start))
 end
 function DLG.answer_time()
     local t = box.d_answer
     if t ~= 0 then
-        return seconds(t)
+        return (seconds(t))
     end
     return nil
 end
 function DLG.end_time()
     local t = box.d_end
     if t ~= 0 then
-        return seconds(t)
+        return (seconds(t))
     end
     return nil
 end
 function DLG.duration()
     if box.d_answer ~= 0 and box.d_end ~= 0 then
-        return span(box.d_answer, box.d_end)
+        return (span(box.d_answer, box.d_end))
     end
     return nil
 end
 function DLG.setup_delay()
     if box.d_answer ~= 0 then
-        return span(box.d_start, box.d_answer)
+        return (span(box.d_start, box.d_answer))
     end
     return nil
 end
@@ -423,38 +454,44 @@ function DLG.end_reason()
     end
     return nil
 end
--- d.vars: the current rule's scratch table for this call, until the call ends.
+-- d.vars: the current rule's scratch table for this call, until the call ends. The call's entry
+-- in ctx.vars_store holds the call's slot generation at [0] and each rule's table at the rule's
+-- index, all in its array part.
 function DLG.vars()
-    local store = ctx.current().vars
+    local ri = S.current.index
     local key, gen = box.d_key, box.d_gen
-    local e = store[key]
-    if e == nil or e.g ~= gen then
+    local e = vars_store[key]
+    if e == nil or e[0] ~= gen then
         if box.d_state == DIALOG_ENDED then
             return {} -- the call has ended: nothing would ever free it
         end
-        e = {g = gen, t = {}}
-        store[key] = e
+        e = new_table(S.n_rules, 0)
+        e[0] = gen
+        vars_store[key] = e
     end
-    return e.t
+    local t = e[ri]
+    if t == nil then
+        t = {}
+        e[ri] = t
+    end
+    return t
 end
 -- d.cdr: fields added to this call's line in the events file (shared by all rules).
 function DLG.cdr()
     local key, gen = box.d_key, box.d_gen
-    local e = ctx.cdr_store[key]
-    if e == nil or e.g ~= gen then
-        local t, p = field_table()
+    local t = cdr_store[key]
+    if t == nil or t[0] ~= gen then
         if box.d_state == DIALOG_ENDED then
-            return p
+            return (Fields(DEAD_KEY, 0)) -- the call has ended: checked, then dropped
         end
-        e = {g = gen, t = t, p = p}
-        ctx.cdr_store[key] = e
+        cdr_store[key] = field_table(gen)
     end
-    return e.p
+    return (Fields(key, gen))
 end
 
 function DLG_M.label(h, name)
     check(h, "dialog")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- Transaction ----------------------------------------------------------------------------------
@@ -474,13 +511,13 @@ function TXN.response_time()
     return box.delay
 end
 function TXN.time()
-    return seconds(box.time)
+    return (seconds(box.time))
 end
 TXN.dialog = MSG.dialog
 
 function TXN_M.label(h, name)
     check(h, "transaction")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- Registration (a binding change) --------------------------------------------------------------
@@ -489,16 +526,16 @@ local REG, REG_M = {}, {}
 
 local function bstr(field)
     if api.binding_str(box, field, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
 
 function REG.aor()
-    return bstr(0)
+    return (bstr(0))
 end
 function REG.contact()
-    return bstr(1)
+    return (bstr(1))
 end
 function REG.expires()
     return box.b_expires
@@ -507,39 +544,55 @@ function REG.change()
     return CHANGES[box.b_change]
 end
 function REG.time()
-    return seconds(box.time)
+    return (seconds(box.time))
 end
 -- r.event: fields added to this change's line in the events file.
 function REG.event()
-    local e = reg_event
-    if e == nil or e.g ~= box.gen then
-        local t, p = field_table()
-        e = {g = box.gen, t = t, p = p}
-        reg_event = e
+    local gen = box.gen
+    local t = reg_fields
+    if t == nil or t[0] ~= gen then
+        reg_fields = field_table(gen)
     end
-    return e.p
+    return (Fields(REG_KEY, gen))
 end
 
 function REG_M.label(h, name)
     check(h, "registration")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- The fields rules set through r.event in the dispatch that just ran, or nil.
 function M.take_event_fields()
-    local e = reg_event
-    reg_event = nil
-    if e ~= nil and e.g == box.gen and next(e.t) ~= nil then
-        return e.t
+    local t = reg_fields
+    reg_fields = nil
+    if t ~= nil and t[0] == box.gen then
+        t[0] = nil
+        if next(t) ~= nil then
+            return t
+        end
     end
     return nil
 end
 
--- ctx: box, api, names (from C), labels, label_index, current(), cdr_store.
+-- The fields of a call's table (from ctx.cdr_store) for generation gen, or nil; the table is
+-- the caller's from then on.
+function M.call_fields(t, gen)
+    if t[0] ~= gen then
+        return nil
+    end
+    t[0] = nil
+    if next(t) == nil then
+        return nil
+    end
+    return t
+end
+
+-- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule),
+-- vars_store, cdr_store.
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
-    box, api = c.box, c.api
+    box, api, S, vars_store, cdr_store = c.box, c.api, c.state, c.vars_store, c.cdr_store
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
     Msg = handle_type("message", MSG, MSG_M)

@@ -120,10 +120,10 @@ function M.cidr_set(spec)
             return nil
         end,
         src = function(_, m)
-            return of_message(m, 0, "src")
+            return (of_message(m, 0, "src"))
         end,
         dst = function(_, m)
-            return of_message(m, 1, "dst")
+            return (of_message(m, 1, "dst"))
         end,
         size = function()
             return n
@@ -235,11 +235,11 @@ function M.window(spec)
             elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
                 error("sipscope: window:add(key, n): n is a whole number >= 0", 2)
             end
-            return tonumber(api.window_add(w, key, #key, box.time, n))
+            return (tonumber(api.window_add(w, key, #key, box.time, n)))
         end,
         count = function(_, key)
             key = key_of(key, "count")
-            return tonumber(api.window_count(w, key, #key, box.time))
+            return (tonumber(api.window_count(w, key, #key, box.time)))
         end,
     })
 end
