@@ -64,9 +64,9 @@ struct lb_box {
     int32_t cseq_method, l4, sport, dport;
     uint32_t cseq, pad0;
     const void *dialog;
-    double d_key;
     uint64_t d_start, d_answer, d_end; /* ns, 0 when not yet */
-    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, pad1;
+    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome;
+    int32_t d_slot; /* the call's slot (lb_slots), 0 for none, -1 until looked up */
     const void *txn;
     int32_t t_method, t_code;
     const void *binding;
@@ -98,6 +98,8 @@ struct lb_api {
     int32_t (*classify_lookup)(const void *c, const char *p, size_t len);
     uint64_t (*window_add)(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n);
     uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
+    int32_t (*dialog_slot)(void *bridge, const struct lb_box *box, int create);
+    void (*dialog_slot_free)(void *bridge, int32_t slot);
 };
 
 enum lb_msg_field {
@@ -159,6 +161,27 @@ struct lb_label_decl {
     uint32_t max_values;
 };
 
+/* The calls a state's Lua side keeps per-call data for (d.vars, d.cdr), numbered densely from
+ * 1 so that Lua indexes arrays instead of inserting and deleting a hash key per call (a churning
+ * hash costs Lua a rehash of every live key every few hundred calls). Keyed by (dialog, slot
+ * generation), so that a dialog slot the tracker reuses is a new key. Open addressing with
+ * linear probing and backward-shift deletion, grown by doubling at half load: a few
+ * allocations over a run, none per message once the call count has peaked. Numbers are reused
+ * last-freed first. */
+struct lb_slot_key {
+    const void *dialog;
+    uint32_t gen;
+    int32_t slot; /* 0: empty */
+};
+
+struct lb_slots {
+    struct lb_slot_key *tab;
+    uint32_t mask, used;
+    struct lb_slot_key *by_slot; /* [slot]: its key, for freeing by number */
+    int32_t *free;               /* numbers to reuse */
+    uint32_t n_free, n_slots, cap_slots;
+};
+
 /* One Lua state with its rules. During a reload two exist; only one ever runs at a time. */
 struct lb_state {
     struct lua_bridge *b;
@@ -174,6 +197,7 @@ struct lb_state {
     struct lb_helper helpers[MAX_HELPERS];
     size_t n_helpers;
     int reloading; /* labels are recorded, not declared */
+    struct lb_slots slots;
 };
 
 struct lua_bridge {
@@ -632,6 +656,127 @@ static uint64_t api_window_add(void *w, const char *key, size_t len, uint64_t no
 static uint64_t api_window_count(const void *w, const char *key, size_t len, uint64_t now_ns)
 {
     return window_count(w, key, len, now_ns);
+}
+
+static uint32_t slot_hash(const void *dialog, uint32_t gen)
+{
+    uint64_t x = (uint64_t)(uintptr_t)dialog ^ ((uint64_t)gen << 48);
+    x *= 0x9E3779B97F4A7C15ULL;
+    return (uint32_t)(x >> 32);
+}
+
+/* The entry of (dialog, gen), or the empty one where it would go. */
+static struct lb_slot_key *slot_probe(const struct lb_slots *t, const void *dialog, uint32_t gen)
+{
+    uint32_t i = slot_hash(dialog, gen) & t->mask;
+    while (t->tab[i].slot && (t->tab[i].dialog != dialog || t->tab[i].gen != gen))
+        i = (i + 1) & t->mask;
+    return &t->tab[i];
+}
+
+static int slots_grow(struct lb_slots *t)
+{
+    uint32_t n = t->tab ? (t->mask + 1) * 2 : 1024;
+    struct lb_slot_key *old = t->tab, *tab = calloc(n, sizeof(*tab));
+    uint32_t old_n = t->tab ? t->mask + 1 : 0;
+
+    if (!tab)
+        return -ENOMEM;
+    t->tab = tab;
+    t->mask = n - 1;
+    for (uint32_t i = 0; i < old_n; i++)
+        if (old[i].slot)
+            *slot_probe(t, old[i].dialog, old[i].gen) = old[i];
+    free(old);
+    return 0;
+}
+
+/* A new slot number, growing the number arrays when all are in use; 0 when out of memory. */
+static int32_t slot_number(struct lb_slots *t)
+{
+    if (t->n_free)
+        return t->free[--t->n_free];
+    if (t->n_slots + 1 >= t->cap_slots) {
+        uint32_t cap = t->cap_slots ? t->cap_slots * 2 : 1024;
+        struct lb_slot_key *by = realloc(t->by_slot, cap * sizeof(*by));
+        int32_t *fr;
+        if (!by)
+            return 0;
+        t->by_slot = by;
+        fr = realloc(t->free, cap * sizeof(*fr));
+        if (!fr)
+            return 0;
+        t->free = fr;
+        t->cap_slots = cap;
+    }
+    return (int32_t)++t->n_slots;
+}
+
+/* The slot of the dispatched call, made when create is set and it has none; 0 for none (or
+ * out of memory). */
+static int32_t api_dialog_slot(void *bridge, const struct lb_box *box, int create)
+{
+    struct lua_bridge *b = bridge;
+    struct lb_slots *t = &b->running->slots;
+    struct lb_slot_key *k;
+    uint32_t gen = (uint32_t)box->d_gen;
+    int32_t slot;
+
+    if (!box->dialog)
+        return 0;
+    if (!t->tab) {
+        if (!create || slots_grow(t) != 0)
+            return 0;
+    }
+    k = slot_probe(t, box->dialog, gen);
+    if (k->slot || !create)
+        return k->slot;
+    if (t->used + 1 > (t->mask + 1) / 2) {
+        if (slots_grow(t) != 0)
+            return 0;
+        k = slot_probe(t, box->dialog, gen);
+    }
+    slot = slot_number(t);
+    if (!slot)
+        return 0;
+    k->dialog = box->dialog;
+    k->gen = gen;
+    k->slot = slot;
+    t->used++;
+    t->by_slot[slot] = *k;
+    return slot;
+}
+
+/* Frees a slot number of api_dialog_slot (its Lua data is gone). */
+static void api_dialog_slot_free(void *bridge, int32_t slot)
+{
+    struct lua_bridge *b = bridge;
+    struct lb_slots *t = &b->running->slots;
+    struct lb_slot_key *k;
+    uint32_t i, j;
+
+    if (slot <= 0 || (uint32_t)slot > t->n_slots || !t->tab)
+        return;
+    k = slot_probe(t, t->by_slot[slot].dialog, t->by_slot[slot].gen);
+    if (k->slot != slot)
+        return; /* already free */
+    /* Backward-shift deletion: pull later entries of the run into the hole they may probe. */
+    i = (uint32_t)(k - t->tab);
+    j = i;
+    for (;;) {
+        uint32_t home;
+        j = (j + 1) & t->mask;
+        if (!t->tab[j].slot)
+            break;
+        home = slot_hash(t->tab[j].dialog, t->tab[j].gen) & t->mask;
+        if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
+            t->tab[i] = t->tab[j];
+            i = j;
+        }
+    }
+    t->tab[i].slot = 0;
+    t->used--;
+    t->free[t->n_free++] = slot;
 }
 
 static double api_now(void)
@@ -1093,6 +1238,9 @@ static void close_state(struct lb_state *s)
     if (s->L)
         lua_close(s->L);
     lua_heap_free(s->heap);
+    free(s->slots.tab);
+    free(s->slots.by_slot);
+    free(s->slots.free);
     for (size_t i = 0; i < s->n_helpers; i++) {
         if (s->helpers[i].kind == H_CIDR)
             cidr_free(s->helpers[i].obj);
@@ -1530,7 +1678,9 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_cidr_lookup_msg,
                              api_classify_lookup,
                              api_window_add,
-                             api_window_count};
+                             api_window_count,
+                             api_dialog_slot,
+                             api_dialog_slot_free};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {
@@ -1651,11 +1801,6 @@ void lua_bridge_label(struct lua_bridge *b, const struct sip_msg *msg, const str
         entry_failed(b, s, "label");
 }
 
-static double key_of(const void *p)
-{
-    return (double)(uintptr_t)p;
-}
-
 void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
 {
     struct lb_state *s = b->cur;
@@ -1701,7 +1846,6 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
     if (ev->dialog) {
         const struct sip_dialog *d = ev->dialog;
         box->dialog = d;
-        box->d_key = key_of(d);
         box->d_gen = d->node.gen;
         box->d_start = d->t_start;
         box->d_answer = d->t_answer;
@@ -1712,6 +1856,7 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->d_end_reason = d->end_reason;
         box->d_final_code = d->final_code;
         box->d_has_outcome = (d->flags & SIP_DIALOG_F_OUTCOME) != 0;
+        box->d_slot = -1;
     }
     if (ev->txn) {
         box->txn = ev->txn;

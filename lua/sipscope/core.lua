@@ -23,9 +23,8 @@ struct lb_box {
     int32_t cseq_method, l4, sport, dport;
     uint32_t cseq, pad0;
     const void *dialog;
-    double d_key;
     uint64_t d_start, d_answer, d_end;
-    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, pad1;
+    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, d_slot;
     const void *txn;
     int32_t t_method, t_code;
     const void *binding;
@@ -54,6 +53,8 @@ struct lb_api {
     int32_t (*classify_lookup)(const void *c, const char *p, size_t len);
     uint64_t (*window_add)(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n);
     uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
+    int32_t (*dialog_slot)(void *bridge, const struct lb_box *box, int create);
+    void (*dialog_slot_free)(void *bridge, int32_t slot);
 };
 ]]
 
@@ -87,7 +88,7 @@ local by_name = {}
 local labels = {}
 local label_index = {} -- name -> idx
 local phase = "setup" -- "load" while a rule file's top level runs, then "run" after commit
-local cdr_store = {} -- dialog key -> fields of the call, [0] = the call's slot generation
+local cdr_slots = {} -- call slot (api.dialog_slot) -> the call's fields, [0] = its slot generation
 
 -- Errors ------------------------------------------------------------------------------------
 
@@ -236,13 +237,19 @@ end
 local run_message, run_request, run_response, run_dialog_start, run_dialog_answer
 local run_dialog_end, run_txn_end, run_register, run_tick, run_labels
 
--- Calls' vars: dialog key -> {[0] = slot generation, [rule index] = that rule's table}. A call's
--- entry is dropped after the message dispatch that follows its end, so that the BYE (or the
--- final response) that ended a call still finds them in on_request / on_response: the tracker
--- reports the end before the message itself. One message ends at most one call, and calls that
--- end without a message (timers) need no grace: one pending key is enough.
-local vars_store = {}
-local pending_end
+-- Calls' vars: call slot (api.dialog_slot) -> {[0] = slot generation, [rule index] = that
+-- rule's table}. A call's vars are dropped after the message dispatch that follows its end, so
+-- that the BYE (or the final response) that ended a call still finds them in on_request /
+-- on_response: the tracker reports the end before the message itself. One message ends at
+-- most one call, and calls that end without a message (timers) need no grace: one pending slot
+-- is enough.
+local vars_slots = {}
+local pending_end = 0
+
+local function free_slot(slot)
+    vars_slots[slot] = nil
+    api.dialog_slot_free(api.bridge, slot)
+end
 
 function M.dispatch_message()
     local m = Msg(box.gen)
@@ -258,10 +265,10 @@ function M.dispatch_message()
     if f ~= nil then
         f(m)
     end
-    local key = pending_end
-    if key ~= nil then
-        pending_end = nil
-        vars_store[key] = nil
+    local slot = pending_end
+    if slot ~= 0 then
+        pending_end = 0
+        free_slot(slot)
     end
 end
 
@@ -292,15 +299,16 @@ function M.dispatch_dialog_end()
     if f ~= nil then
         f(Dlg(box.gen), message_or_nil())
     end
-    local key = box.d_key
-    local prev = pending_end
-    if prev ~= nil then
-        vars_store[prev] = nil -- no message dispatch since (timers, or no message hooks)
+    local slot = box.d_slot
+    if slot < 0 then
+        slot = api.dialog_slot(api.bridge, box, 0)
     end
-    pending_end = key
-    local c = cdr_store[key]
+    if slot == 0 then
+        return
+    end
+    local c = cdr_slots[slot]
     if c ~= nil then
-        cdr_store[key] = nil
+        cdr_slots[slot] = nil
         if cfg.event_fields then
             c = handles.call_fields(c, box.d_gen)
             if c ~= nil then
@@ -308,6 +316,11 @@ function M.dispatch_dialog_end()
             end
         end
     end
+    local prev = pending_end
+    if prev ~= 0 then
+        free_slot(prev) -- no message dispatch since (timers, or no message hooks)
+    end
+    pending_end = slot
 end
 
 function M.dispatch_txn_end()
@@ -405,7 +418,7 @@ end
 -- Rule lists and routes ---------------------------------------------------------------------
 
 drop_vars = function(index)
-    for _, e in pairs(vars_store) do
+    for _, e in pairs(vars_slots) do
         e[index] = nil
     end
 end
@@ -588,8 +601,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         labels = labels,
         label_index = label_index,
         state = S,
-        vars_store = vars_store,
-        cdr_store = cdr_store,
+        vars_slots = vars_slots,
+        cdr_slots = cdr_slots,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
     local function get_phase()

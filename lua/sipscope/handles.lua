@@ -34,7 +34,7 @@ local RESERVED_FIELDS = {
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
 }
 
-local box, api, ctx, S, vars_store, METHODS, STATES, ENDS, CHANGES
+local box, api, ctx, S, vars_slots, cdr_slots, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
@@ -84,10 +84,11 @@ local function label_of(name, level)
 end
 
 -- Fields rules may add to an event line: flat, JSON-friendly, checked on write. A call's fields
--- are one plain table in ctx.cdr_store under the call's key, with the call's slot generation at
--- [0]; a registration change's are reg_fields, with the dispatch generation at [0]. Rules write
--- through a small cdata proxy holding (key, generation): it finds the table and writes only if
--- the table is still that call's (one allocation, no closure, no weak map, no Lua pattern).
+-- are one plain table in ctx.cdr_slots under the call's slot, with the call's slot generation
+-- at [0]; a registration change's are reg_fields, with the dispatch generation at [0]. Rules
+-- write through a small cdata proxy holding (slot, generation): it finds the table and writes
+-- only if the table is still that call's (one allocation, no closure, no weak map, no Lua
+-- pattern).
 local byte = string.byte
 local new_table = require "table.new"
 
@@ -96,13 +97,12 @@ struct sipscope_fields { double key, gen; };
 ]]
 local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
 local reg_fields -- the registration change being dispatched: {[0] = gen, field = value...}
-local cdr_store
 
 local function fields_of(p)
     local key = p.key
     local t
-    if key >= 0 then
-        t = cdr_store[key]
+    if key > 0 then
+        t = cdr_slots[key]
     elseif key == REG_KEY then
         t = reg_fields
     end
@@ -454,20 +454,37 @@ function DLG.end_reason()
     end
     return nil
 end
+-- The slot of the dispatched call (api.dialog_slot), made if create; 0 for none.
+local function call_slot(create)
+    local slot = box.d_slot
+    if slot < 0 or (slot == 0 and create) then
+        slot = api.dialog_slot(api.bridge, box, create and 1 or 0)
+        if slot == 0 and create then
+            error("sipscope: out of memory for per-call data", 3)
+        end
+        box.d_slot = slot
+    end
+    return slot
+end
+
 -- d.vars: the current rule's scratch table for this call, until the call ends. The call's entry
--- in ctx.vars_store holds the call's slot generation at [0] and each rule's table at the rule's
+-- in ctx.vars_slots holds the call's slot generation at [0] and each rule's table at the rule's
 -- index, all in its array part.
 function DLG.vars()
     local ri = S.current.index
-    local key, gen = box.d_key, box.d_gen
-    local e = vars_store[key]
-    if e == nil or e[0] ~= gen then
-        if box.d_state == DIALOG_ENDED then
+    local slot = call_slot(false)
+    local e
+    if slot ~= 0 then
+        e = vars_slots[slot]
+    end
+    if e == nil or e[0] ~= box.d_gen then
+        if slot == 0 and box.d_state == DIALOG_ENDED then
             return {} -- the call has ended: nothing would ever free it
         end
+        slot = call_slot(true)
         e = new_table(S.n_rules, 0)
-        e[0] = gen
-        vars_store[key] = e
+        e[0] = box.d_gen
+        vars_slots[slot] = e
     end
     local t = e[ri]
     if t == nil then
@@ -478,15 +495,20 @@ function DLG.vars()
 end
 -- d.cdr: fields added to this call's line in the events file (shared by all rules).
 function DLG.cdr()
-    local key, gen = box.d_key, box.d_gen
-    local t = cdr_store[key]
+    local gen = box.d_gen
+    local slot = call_slot(false)
+    local t
+    if slot ~= 0 then
+        t = cdr_slots[slot]
+    end
     if t == nil or t[0] ~= gen then
-        if box.d_state == DIALOG_ENDED then
+        if slot == 0 and box.d_state == DIALOG_ENDED then
             return (Fields(DEAD_KEY, 0)) -- the call has ended: checked, then dropped
         end
-        cdr_store[key] = field_table(gen)
+        slot = call_slot(true)
+        cdr_slots[slot] = field_table(gen)
     end
-    return (Fields(key, gen))
+    return (Fields(slot, gen))
 end
 
 function DLG_M.label(h, name)
@@ -574,7 +596,7 @@ function M.take_event_fields()
     return nil
 end
 
--- The fields of a call's table (from ctx.cdr_store) for generation gen, or nil; the table is
+-- The fields of a call's table (from ctx.cdr_slots) for generation gen, or nil; the table is
 -- the caller's from then on.
 function M.call_fields(t, gen)
     if t[0] ~= gen then
@@ -588,11 +610,11 @@ function M.call_fields(t, gen)
 end
 
 -- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule),
--- vars_store, cdr_store.
+-- vars_slots, cdr_slots.
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
-    box, api, S, vars_store, cdr_store = c.box, c.api, c.state, c.vars_store, c.cdr_store
+    box, api, S, vars_slots, cdr_slots = c.box, c.api, c.state, c.vars_slots, c.cdr_slots
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
     Msg = handle_type("message", MSG, MSG_M)
