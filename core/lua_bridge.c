@@ -62,7 +62,9 @@ struct lb_box {
     uint16_t *labels_out;   /* label dispatch: where from() results go */
     const void *msg, *pkt;
     int32_t cseq_method, l4, sport, dport;
-    uint32_t cseq, pad0;
+    uint32_t cseq;
+    int32_t ipv;         /* the packet's IP version */
+    uint32_t src4, dst4; /* IPv4 addresses as read from the packet (network order) */
     const void *dialog;
     uint64_t d_start, d_answer, d_end; /* ns, 0 when not yet */
     int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome;
@@ -529,12 +531,36 @@ static int api_msg_header(const struct lb_box *box, const char *name, size_t len
     return 0;
 }
 
+/* Dotted decimal without printf (inet_ntop formats through it: about 150 ns of the 200 a rule
+ * paid per m.src_ip). buf has room for 15 bytes. */
+static int format_ipv4(const uint8_t *a, char *buf)
+{
+    char *p = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (i)
+            *p++ = '.';
+        if (v >= 100) {
+            *p++ = (char)('0' + v / 100);
+            v %= 100;
+            *p++ = (char)('0' + v / 10);
+        } else if (v >= 10) {
+            *p++ = (char)('0' + v / 10);
+        }
+        *p++ = (char)('0' + v % 10);
+    }
+    return (int)(p - buf);
+}
+
 static int api_msg_addr(const struct lb_box *box, int dst, char *buf, size_t len)
 {
+    const struct packet *pkt = box->pkt;
     int n;
-    if (!box->pkt)
+    if (!pkt)
         return 0;
-    n = decode_addr_format(box->pkt, dst, buf, len);
+    if (pkt->ip_version == 4 && len >= 16)
+        return format_ipv4(dst ? pkt->dst : pkt->src, buf);
+    n = decode_addr_format(pkt, dst, buf, len);
     return n < 0 ? 0 : n;
 }
 
@@ -1781,6 +1807,11 @@ static void fill_message(struct lb_box *box, const struct sip_msg *msg, const st
         box->l4 = pkt->l4_proto;
         box->sport = pkt->sport;
         box->dport = pkt->dport;
+        box->ipv = pkt->ip_version;
+        if (pkt->ip_version == 4) {
+            memcpy(&box->src4, pkt->src, 4);
+            memcpy(&box->dst4, pkt->dst, 4);
+        }
     }
 }
 

@@ -21,7 +21,9 @@ struct lb_box {
     uint16_t *labels_out;
     const void *msg, *pkt;
     int32_t cseq_method, l4, sport, dport;
-    uint32_t cseq, pad0;
+    uint32_t cseq;
+    int32_t ipv;
+    uint32_t src4, dst4;
     const void *dialog;
     uint64_t d_start, d_answer, d_end;
     int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, d_slot;

@@ -274,19 +274,45 @@ end
 function MSG.branch()
     return (mstr(F_VIA_BRANCH))
 end
-function MSG.src_ip()
-    local n = api.msg_addr(box, 0, addrbuf, 64)
+-- Address text, made by C. IPv4 addresses are also remembered by value (the last
+-- ADDR_CACHE of them): a rule reading m.src_ip per call from a few peers makes no string.
+local ADDR_CACHE = 1024
+local addr_text, n_addr_text = {}, 0 -- IPv4 address (as box.src4 reads) -> text
+local table_clear = require "table.clear"
+
+local function addr(dst)
+    local n = api.msg_addr(box, dst, addrbuf, 64)
     if n > 0 then
         return (ffi_string(addrbuf, n))
     end
     return nil
 end
-function MSG.dst_ip()
-    local n = api.msg_addr(box, 1, addrbuf, 64)
-    if n > 0 then
-        return (ffi_string(addrbuf, n))
+
+local function addr4(a, dst)
+    local s = addr_text[a]
+    if s == nil then
+        s = addr(dst)
+        if n_addr_text >= ADDR_CACHE then
+            table_clear(addr_text)
+            n_addr_text = 0
+        end
+        addr_text[a] = s
+        n_addr_text = n_addr_text + 1
     end
-    return nil
+    return s
+end
+
+function MSG.src_ip()
+    if box.ipv == 4 then
+        return (addr4(box.src4, 0))
+    end
+    return (addr(0))
+end
+function MSG.dst_ip()
+    if box.ipv == 4 then
+        return (addr4(box.dst4, 1))
+    end
+    return (addr(1))
 end
 function MSG.src_port()
     return box.sport
