@@ -119,6 +119,20 @@ enum lb_msg_field {
     F_VIA_BRANCH,
 };
 
+/* Message routes: requests by method (enum sip_method), responses by status 100..699, then
+ * one for any other status. */
+#define MSG_ROUTE_RESP SIP_METHOD_COUNT
+#define MSG_ROUTES (MSG_ROUTE_RESP + 600 + 1)
+
+static int msg_route(const struct sip_msg *m)
+{
+    if (m->is_request)
+        return m->method < SIP_METHOD_COUNT ? m->method : 0;
+    if (m->status >= 100 && m->status < 700)
+        return MSG_ROUTE_RESP + m->status - 100;
+    return MSG_ROUTES - 1;
+}
+
 /* What Lua runs for an entry: the dispatch functions of core.lua, by kind. */
 enum lb_kind {
     K_LABEL = 0,
@@ -129,12 +143,14 @@ enum lb_kind {
     K_TXN_END,
     K_REGISTER,
     K_TICK,
+    K_DIALOG_RINGING,
     K_COUNT
 };
 
 static const char *const kind_fn[K_COUNT] = {
-    "dispatch_label",      "dispatch_message", "dispatch_dialog_start", "dispatch_dialog_answer",
-    "dispatch_dialog_end", "dispatch_txn_end", "dispatch_register",     "dispatch_tick",
+    "dispatch_label",      "dispatch_message", "dispatch_dialog_start",  "dispatch_dialog_answer",
+    "dispatch_dialog_end", "dispatch_txn_end", "dispatch_register",      "dispatch_tick",
+    "dispatch_dialog_ringing",
 };
 
 /* A rule family: the registry family and the series the bridge created in it, across reloads
@@ -194,6 +210,7 @@ struct lb_state {
     int fn_ref[K_COUNT];
     int n_rules;
     uint8_t routes[TRACK_EVENT_COUNT + 1];
+    uint8_t msg_routes[MSG_ROUTES]; /* which messages a message hook wants (msg_route) */
     struct lb_label_decl labels[TRACK_MAX_LABELS];
     size_t n_labels;
     struct lb_helper helpers[MAX_HELPERS];
@@ -1055,6 +1072,31 @@ static int native_set_routes(lua_State *L)
         s->routes[t] = (uint8_t)lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
+    /* requests / responses: true for all, or a table of the method ids / status codes wanted;
+     * responses[0]: statuses outside 100..699. */
+    lua_getfield(L, 1, "requests");
+    for (int i = 0; i < SIP_METHOD_COUNT; i++) {
+        int want = lua_toboolean(L, -1);
+        if (lua_istable(L, -1)) {
+            lua_rawgeti(L, -1, i);
+            want = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        s->msg_routes[i] = (uint8_t)want;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "responses");
+    for (int i = MSG_ROUTE_RESP; i < MSG_ROUTES; i++) {
+        int code = i == MSG_ROUTES - 1 ? 0 : i - MSG_ROUTE_RESP + 100;
+        int want = lua_toboolean(L, -1);
+        if (lua_istable(L, -1)) {
+            lua_rawgeti(L, -1, code);
+            want = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        s->msg_routes[i] = (uint8_t)want;
+    }
+    lua_pop(L, 1);
     if (b->cur == s)
         memcpy(b->routes, s->routes, sizeof(b->routes));
     return 0;
@@ -1840,6 +1882,9 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
 
     switch ((enum track_event_type)ev->type) {
     case TRACK_MESSAGE:
+        /* Hooks filtered by method or status: the messages none wants stay out of Lua. */
+        if (ev->msg && !s->msg_routes[msg_route(ev->msg)])
+            return;
         kind = K_MESSAGE;
         break;
     case TRACK_CALL_START:
@@ -1847,6 +1892,9 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         break;
     case TRACK_CALL_ANSWER:
         kind = K_DIALOG_ANSWER;
+        break;
+    case TRACK_CALL_RINGING:
+        kind = K_DIALOG_RINGING;
         break;
     case TRACK_CALL_END:
         kind = K_DIALOG_END;

@@ -141,33 +141,25 @@ hooks.on_dialog_start = function(d, m)
     end
 end
 
--- One hook for both (a dispatch costs more than these tests): the post-dial delay at the
--- first 180/183, and the cause of a CANCEL, which comes before the 487 that ends the call.
-if F.pdd or F.q850 then
-    local pdd, q850 = F.pdd, F.q850
-    hooks.on_message = function(m)
-        local s = m.status
-        if s == nil then
-            if q850 and m.method == "CANCEL" then
-                local d = m.dialog
-                if d ~= nil and d.end_reason == nil then
-                    d.cdr.q850 = q850_of(m)
-                end
-            end
-            return
-        end
-        if not pdd or (s ~= 180 and s ~= 183) then
-            return
-        end
-        local d = m.dialog
-        if d == nil or d.answer_time ~= nil then
-            return -- not a call, or a re-INVITE's
-        end
-        local c = d.cdr
-        if c.pdd == nil then
-            c.pdd = floor((m.time - d.start_time) * 1000 + 0.5) / 1000
-        end
+-- The post-dial delay at the call's first 180 or 183 (the tracker calls this hook once per call,
+-- for its INVITE: re-INVITEs' provisionals do not count).
+if F.pdd then
+    hooks.on_dialog_ringing = function(d, m)
+        d.cdr.pdd = floor((m.time - d.start_time) * 1000 + 0.5) / 1000
     end
+end
+
+-- The cause of a CANCEL, which comes before the 487 that ends the call. A table hook: no other
+-- message reaches this rule.
+if F.q850 then
+    hooks.on_request = {
+        CANCEL = function(m)
+            local d = m.dialog
+            if d and d.end_reason == nil then
+                d.cdr.q850 = q850_of(m)
+            end
+        end,
+    }
 end
 
 if F.server or F.codec then
@@ -183,7 +175,7 @@ if F.server or F.codec then
 end
 
 hooks.on_dialog_end = function(d, m)
-    if m == nil then
+    if not m then
         return -- a timer ended it
     end
     local c = d.cdr

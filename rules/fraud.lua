@@ -135,7 +135,7 @@ return {
     -- A REGISTER transaction's first final: the registering source is where the response
     -- goes (RFC 3261 18.2.2, with rport/received); one that times out is not counted.
     on_transaction_end = function(t, m)
-        if scan == nil or m == nil or t.method ~= "REGISTER" then
+        if scan == nil or not m or t.method ~= "REGISTER" then
             return
         end
         if trusted ~= nil and trusted:dst(m) then

@@ -68,7 +68,8 @@ local metric = require "sipscope.metric"
 local sandbox = require "sipscope.sandbox"
 
 local HOOKS = {
-    "on_message", "on_request", "on_response", "on_dialog_start", "on_dialog_answer",
+    "on_message", "on_request", "on_response", "on_dialog_start", "on_dialog_ringing",
+    "on_dialog_answer",
     "on_dialog_end", "on_transaction_end", "on_register", "on_tick",
 }
 local IS_HOOK = {}
@@ -77,8 +78,8 @@ for _, h in ipairs(HOOKS) do
 end
 
 -- track_event_type values (core/track_event.h).
-local EV_MESSAGE, EV_TXN_END, EV_CALL_START, EV_CALL_ANSWER, EV_CALL_END, EV_REG_BINDING =
-    0, 1, 2, 7, 9, 14
+local EV_MESSAGE, EV_TXN_END, EV_CALL_START, EV_CALL_RINGING, EV_CALL_ANSWER, EV_CALL_END,
+      EV_REG_BINDING = 0, 1, 2, 5, 7, 9, 14
 
 local SAMPLE_EVERY = 64 -- one dispatch in 64 is timed into sipscope_rule_seconds
 local LOG_LIMIT = 100 -- sip.log lines per rule and load
@@ -205,7 +206,19 @@ if t$ ~= nil then observe(t$, now() - t0) end
 end
 ]]
 
--- A function(a, b) calling each entry's hook, or nil for an empty list. One dispatch in
+-- An entry whose hook is a table (on_request by method, on_response by status) calls the
+-- function under the message's key, if any.
+local function call_code(snippet, i, filtered)
+    local code = snippet:gsub("%$", tostring(i))
+    if filtered then
+        code = "local f" .. i .. " = F" .. i .. "[key] if f" .. i .. " ~= nil then " .. code ..
+            " end"
+    end
+    return "do " .. code .. " end"
+end
+
+-- A function(a, b, key) calling each entry's hook, or nil for an empty list; key is the
+-- message's method name or status, for entries with a filter table. One dispatch in
 -- SAMPLE_EVERY (over all lists) is timed.
 local function compile_list(hook, list)
     local n = #list
@@ -214,20 +227,20 @@ local function compile_list(hook, list)
     end
     local src = {"local S, box, pcall, failed, now, observe, E, HOOK = ..."}
     for i = 1, n do
-        src[#src + 1] = ("local r%d, f%d, t%d = E[%d].rule, E[%d].fn, E[%d].timing"):format(i, i,
-            i, i, i, i)
+        src[#src + 1] = ("local r%d, f%d, F%d, t%d = E[%d].rule, E[%d].fn, E[%d].filter, " ..
+            "E[%d].timing"):format(i, i, i, i, i, i, i, i)
     end
-    src[#src + 1] = "return function(a, b)"
+    src[#src + 1] = "return function(a, b, key)"
     src[#src + 1] = "local s = S.sample + 1"
     src[#src + 1] = "if s < " .. SAMPLE_EVERY .. " then"
     src[#src + 1] = "S.sample = s"
     for i = 1, n do
-        src[#src + 1] = "do " .. CALL:gsub("%$", tostring(i)) .. " end"
+        src[#src + 1] = call_code(CALL, i, list[i].filter ~= nil)
     end
     src[#src + 1] = "else"
     src[#src + 1] = "S.sample = 0"
     for i = 1, n do
-        src[#src + 1] = "do " .. CALL_TIMED:gsub("%$", tostring(i)) .. " end"
+        src[#src + 1] = call_code(CALL_TIMED, i, list[i].filter ~= nil)
     end
     src[#src + 1] = "end"
     src[#src + 1] = "end"
@@ -236,8 +249,9 @@ local function compile_list(hook, list)
 end
 
 -- The runners of the hook lists (nil: no enabled rule has the hook), set by rebuild().
-local run_message, run_request, run_response, run_dialog_start, run_dialog_answer
-local run_dialog_end, run_txn_end, run_register, run_tick, run_labels
+local request_keyed -- some on_request hook is a table by method
+local run_message, run_request, run_response, run_dialog_start, run_dialog_ringing
+local run_dialog_answer, run_dialog_end, run_txn_end, run_register, run_tick, run_labels
 
 -- Calls' vars: call slot (api.dialog_slot) -> {[0] = slot generation, [rule index] = that
 -- rule's table}. A call's vars are dropped after the message dispatch that follows its end, so
@@ -261,11 +275,18 @@ function M.dispatch_message()
     end
     if box.status == 0 then
         f = run_request
+        if f ~= nil then
+            local key
+            if request_keyed then
+                key = handles.method_name()
+            end
+            f(m, nil, key)
+        end
     else
         f = run_response
-    end
-    if f ~= nil then
-        f(m)
+        if f ~= nil then
+            f(m, nil, box.status)
+        end
     end
     local slot = pending_end
     if slot ~= 0 then
@@ -283,6 +304,13 @@ end
 
 function M.dispatch_dialog_start()
     local f = run_dialog_start
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
+    end
+end
+
+function M.dispatch_dialog_ringing()
+    local f = run_dialog_ringing
     if f ~= nil then
         f(Dlg(box.gen), message_or_nil())
     end
@@ -419,6 +447,29 @@ end
 
 -- Rule lists and routes ---------------------------------------------------------------------
 
+-- The messages a kind of message hook wants: true for all, or {[id] = true} with the ids
+-- (method ids, status codes) that its filter tables name.
+local function message_routes(all, list, id_of)
+    if #all > 0 then
+        return true
+    end
+    local ids = {}
+    for _, e in ipairs(list) do
+        if e.filter == nil then
+            return true
+        end
+        for k in pairs(e.filter) do
+            ids[id_of(k)] = true
+        end
+    end
+    return ids
+end
+
+local method_ids -- method name -> enum sip_method (0: another method)
+local function method_id(name)
+    return method_ids[name] or 0
+end
+
 drop_vars = function(index)
     for _, e in pairs(vars_slots) do
         e[index] = nil
@@ -436,15 +487,24 @@ rebuild = function()
                 local fn = r.hooks[h]
                 if fn ~= nil then
                     local l = new[h]
-                    l[#l + 1] = {fn = fn, rule = r, timing = r.timing[h]}
+                    local e = {fn = fn, rule = r, timing = r.timing[h]}
+                    if type(fn) == "table" then
+                        e.fn, e.filter = nil, fn
+                    end
+                    l[#l + 1] = e
                 end
             end
         end
+    end
+    request_keyed = false
+    for _, e in ipairs(new.on_request) do
+        request_keyed = request_keyed or e.filter ~= nil
     end
     run_message = compile_list("on_message", new.on_message)
     run_request = compile_list("on_request", new.on_request)
     run_response = compile_list("on_response", new.on_response)
     run_dialog_start = compile_list("on_dialog_start", new.on_dialog_start)
+    run_dialog_ringing = compile_list("on_dialog_ringing", new.on_dialog_ringing)
     run_dialog_answer = compile_list("on_dialog_answer", new.on_dialog_answer)
     run_dialog_end = compile_list("on_dialog_end", new.on_dialog_end)
     run_txn_end = compile_list("on_transaction_end", new.on_transaction_end)
@@ -454,11 +514,16 @@ rebuild = function()
     local msg = #new.on_message + #new.on_request + #new.on_response > 0
     -- A call's end is dispatched whenever a hook could have reached the call (its vars and
     -- CDR fields must go with it).
-    local sees_dialogs = msg or #new.on_dialog_start + #new.on_dialog_answer +
-        #new.on_dialog_end + #new.on_transaction_end > 0
+    local sees_dialogs = msg or #new.on_dialog_start + #new.on_dialog_ringing +
+        #new.on_dialog_answer + #new.on_dialog_end + #new.on_transaction_end > 0
     local routes = {}
     routes[EV_MESSAGE] = msg
+    routes.requests = message_routes(new.on_message, new.on_request, method_id)
+    routes.responses = message_routes(new.on_message, new.on_response, function(code)
+        return code
+    end)
     routes[EV_CALL_START] = #new.on_dialog_start > 0
+    routes[EV_CALL_RINGING] = #new.on_dialog_ringing > 0
     routes[EV_CALL_ANSWER] = #new.on_dialog_answer > 0
     routes[EV_CALL_END] = sees_dialogs
     routes[EV_TXN_END] = #new.on_transaction_end > 0
@@ -596,6 +661,12 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     assert(ffi.sizeof("struct lb_box") == cfg.box_size, "lb_box differs between C and Lua")
     assert(ffi.sizeof("struct lb_api") == cfg.api_size, "lb_api differs between C and Lua")
     local names = native.names()
+    method_ids = {}
+    for id, name in pairs(names.methods) do
+        if id ~= 0 then
+            method_ids[name] = id
+        end
+    end
     local ctx = {
         box = box,
         api = api,
@@ -624,6 +695,29 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     if cfg.jit_log then
         watch_jit()
     end
+end
+
+-- A copy of an on_request / on_response table: method names (tokens as written, "INVITE") or
+-- status codes (100..699) to functions.
+local function filter_table(path, hook, t)
+    local copy = {}
+    for k, f in pairs(t) do
+        local ok
+        if hook == "on_request" then
+            ok = type(k) == "string" and k ~= "" and not k:find("[%s%c]")
+        else
+            ok = type(k) == "number" and k >= 100 and k <= 699 and k == math.floor(k)
+        end
+        if not ok then
+            error(path .. ": " .. hook .. " table keys are " .. (hook == "on_request" and
+                "method names" or "status codes 100..699") .. ", got " .. tostring(k), 0)
+        end
+        if type(f) ~= "function" then
+            error(path .. ": " .. hook .. "[" .. tostring(k) .. "] must be a function", 0)
+        end
+        copy[k] = f
+    end
+    return copy
 end
 
 -- Loads one rule file: chunk is the compiled file, run in its own environment.
@@ -666,8 +760,12 @@ function M.add_rule(name, chunk, path)
             error(path .. ": '" .. tostring(k) .. "' is not a hook (hooks: " ..
                 table.concat(HOOKS, ", ") .. ")", 0)
         end
-        if type(v) ~= "function" then
-            error(path .. ": hook " .. k .. " must be a function", 0)
+        if type(v) == "table" and (k == "on_request" or k == "on_response") then
+            v = filter_table(path, k, v)
+        elseif type(v) ~= "function" then
+            error(path .. ": hook " .. k .. " must be a function" ..
+                ((k == "on_request" or k == "on_response") and " or a table of functions" or ""),
+                0)
         end
         r.hooks[k] = v
     end

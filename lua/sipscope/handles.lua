@@ -224,6 +224,15 @@ function MSG.method()
     end
     return (mstr(F_METHOD))
 end
+-- The method name of the request being dispatched.
+function M.method_name()
+    local m = box.method
+    if m ~= 0 then
+        return METHODS[m]
+    end
+    return (mstr(F_METHOD))
+end
+
 function MSG.status()
     local s = box.status
     if s ~= 0 then
