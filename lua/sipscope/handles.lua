@@ -178,7 +178,7 @@ local Fields = ffi.metatype("struct sipscope_fields", {
 
 -- A field table for generation gen: room for 8 fields without a rehash.
 local function field_table(gen)
-    local t = new_table(0, 8)
+    local t = new_table(0, 16)
     t[0] = gen
     return t
 end
