@@ -102,6 +102,8 @@ struct lb_api {
     uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
     int32_t (*dialog_slot)(void *bridge, const struct lb_box *box, int create);
     void (*dialog_slot_free)(void *bridge, int32_t slot);
+    int32_t (*header_id)(const char *name, size_t len);
+    int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
 };
 
 enum lb_msg_field {
@@ -567,6 +569,36 @@ static int format_ipv4(const uint8_t *a, char *buf)
         *p++ = (char)('0' + v % 10);
     }
     return (int)(p - buf);
+}
+
+/* The enum sip_hdr of a header name (SIP_HDR_OTHER when unknown): Lua remembers it per name. */
+static int32_t api_header_id(const char *name, size_t len)
+{
+    return (int32_t)sip_header_id((struct slice){name, len});
+}
+
+/* The nth header of a known id: the first straight from the parser's index. */
+static int api_msg_header_id(const struct lb_box *box, int32_t id, int nth,
+                             struct lb_slice *out)
+{
+    const struct sip_msg *m = box->msg;
+
+    if (!m || id <= SIP_HDR_OTHER || id >= SIP_HDR_COUNT)
+        return 0;
+    if (nth == 0) {
+        uint16_t i = m->first[id];
+        if (!i)
+            return 0;
+        set_slice(out, m->headers[i - 1].value);
+        return 1;
+    }
+    for (uint32_t i = 0; i < m->n_headers; i++) {
+        if (m->headers[i].id == id && nth-- == 0) {
+            set_slice(out, m->headers[i].value);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int api_msg_addr(const struct lb_box *box, int dst, char *buf, size_t len)
@@ -1748,7 +1780,9 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_window_add,
                              api_window_count,
                              api_dialog_slot,
-                             api_dialog_slot_free};
+                             api_dialog_slot_free,
+                             api_header_id,
+                             api_msg_header_id};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {

@@ -57,6 +57,8 @@ struct lb_api {
     uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
     int32_t (*dialog_slot)(void *bridge, const struct lb_box *box, int create);
     void (*dialog_slot_free)(void *bridge, int32_t slot);
+    int32_t (*header_id)(const char *name, size_t len);
+    int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
 };
 ]]
 

@@ -360,13 +360,37 @@ function MSG.dialog()
     return nil
 end
 
+-- Header ids (enum sip_hdr, 0 for a header sipscope does not know) by name, for the first 256
+-- names rules ask for: a known header is then found by its id, the first straight from the
+-- parser's index, without reading the name again.
+local header_ids, n_header_ids = {}, 0
+
+local function header_id(name)
+    local id = header_ids[name]
+    if id == nil then
+        id = api.header_id(name, #name)
+        if n_header_ids < 256 then
+            header_ids[name] = id
+            n_header_ids = n_header_ids + 1
+        end
+    end
+    return id
+end
+
+local function find_header(name, id, nth)
+    if id ~= 0 then
+        return api.msg_header_id(box, id, nth, out)
+    end
+    return api.msg_header(box, name, #name, nth, out)
+end
+
 -- m:header(name): the first value of that header (compact forms fold: "i" is Call-ID), or nil.
 function MSG_M.header(h, name)
     check(h, "message")
     if type(name) ~= "string" then
         error("sipscope: m:header(name) takes a header name", 2)
     end
-    if api.msg_header(box, name, #name, 0, out) ~= 0 then
+    if find_header(name, header_id(name), 0) ~= 0 then
         return (slice_string())
     end
     return nil
@@ -378,8 +402,9 @@ function MSG_M.headers(h, name)
     if type(name) ~= "string" then
         error("sipscope: m:headers(name) takes a header name", 2)
     end
+    local id = header_id(name)
     local list = {}
-    while api.msg_header(box, name, #name, #list, out) ~= 0 do
+    while find_header(name, id, #list) ~= 0 do
         list[#list + 1] = slice_string()
     end
     return list
@@ -402,7 +427,7 @@ function MSG_M.sdp(h)
     if body == nil then
         return nil
     end
-    if api.msg_header(box, "Content-Type", 12, 0, out) ~= 0 then
+    if find_header("Content-Type", header_id("Content-Type"), 0) ~= 0 then
         local ct = slice_string():lower()
         if not ct:find("application/sdp", 1, true) then
             return nil
