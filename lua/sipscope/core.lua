@@ -178,7 +178,7 @@ end
 
 -- Shared with the generated functions and sipscope.handles: the rule whose code runs, and the
 -- dispatch count for timing samples.
-local S = {current = nil, sample = 0, n_rules = 0}
+local S = {current = nil, sample = 0}
 
 local Msg, Dlg, Txn, Reg -- handle constructors
 
@@ -255,17 +255,28 @@ local request_keyed -- some on_request hook is a table by method
 local run_message, run_request, run_response, run_dialog_start, run_dialog_ringing
 local run_dialog_answer, run_dialog_end, run_txn_end, run_register, run_tick, run_labels
 
--- Calls' vars: call slot (api.dialog_slot) -> {[0] = slot generation, [rule index] = that
--- rule's table}. A call's vars are dropped after the message dispatch that follows its end, so
--- that the BYE (or the final response) that ended a call still finds them in on_request /
--- on_response: the tracker reports the end before the message itself. One message ends at
--- most one call, and calls that end without a message (timers) need no grace: one pending slot
--- is enough.
-local vars_slots = {}
+-- Calls' vars: each rule's r.var_slots[call slot (api.dialog_slot)] = that rule's table for the
+-- call. A call's vars are dropped after the message dispatch that follows its end, so that the
+-- BYE (or the final response) that ended a call still finds them in on_request / on_response:
+-- the tracker reports the end before the message itself. One message ends at most one call,
+-- and calls that end without a message (timers) need no grace: one pending slot is enough. A
+-- slot number is the call's until freed here, so the tables need no generation check.
 local pending_end = 0
+local free_vars -- function(slot): every rule's vars of that slot dropped (finish_load)
+
+-- Writes out free_vars for the loaded rules: one store per rule, no loop.
+local function compile_free_vars()
+    local src = {"local R = ...", "return function(slot)"}
+    for i = 1, #rules do
+        src[#src + 1] = ("R[%d].var_slots[slot] = nil"):format(i)
+    end
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch.free_vars"))
+    free_vars = chunk(rules)
+end
 
 local function free_slot(slot)
-    vars_slots[slot] = nil
+    free_vars(slot)
     api.dialog_slot_free(api.bridge, slot)
 end
 
@@ -473,9 +484,7 @@ local function method_id(name)
 end
 
 drop_vars = function(index)
-    for _, e in pairs(vars_slots) do
-        e[index] = nil
-    end
+    rules[index].var_slots = {}
 end
 
 rebuild = function()
@@ -676,7 +685,6 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         labels = labels,
         label_index = label_index,
         state = S,
-        vars_slots = vars_slots,
         cdr_slots = cdr_slots,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
@@ -727,10 +735,9 @@ function M.add_rule(name, chunk, path)
     if by_name[name] then
         error(path .. ": another rule is also named '" .. name .. "'", 0)
     end
-    local r = {name = name, path = path, index = #rules + 1, hooks = {}, fails = 0,
+    local r = {name = name, path = path, index = #rules + 1, hooks = {}, var_slots = {}, fails = 0,
                timeouts = 0, disabled = false, logged = {}, logs = 0, labels = {}, timing = {}}
     rules[#rules + 1] = r
-    S.n_rules = #rules
     by_name[name] = r
     r.env = sandbox.env(public_api(r))
     setfenv(chunk, r.env)
@@ -774,6 +781,7 @@ function M.add_rule(name, chunk, path)
 end
 
 function M.finish_load()
+    compile_free_vars()
     rebuild()
 end
 

@@ -34,7 +34,7 @@ local RESERVED_FIELDS = {
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
 }
 
-local box, api, ctx, S, vars_slots, cdr_slots, METHODS, STATES, ENDS, CHANGES
+local box, api, ctx, S, cdr_slots, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
@@ -527,30 +527,23 @@ local function call_slot(create)
     return slot
 end
 
--- d.vars: the current rule's scratch table for this call, until the call ends. The call's entry
--- in ctx.vars_slots holds the call's slot generation at [0] and each rule's table at the rule's
--- index, all in its array part.
+-- d.vars: the current rule's scratch table for this call, until the call ends: in the rule's
+-- var_slots under the call's slot.
 function DLG.vars()
-    local ri = S.current.index
+    local store = S.current.var_slots
     local slot = call_slot(false)
-    local e
+    local t
     if slot ~= 0 then
-        e = vars_slots[slot]
-    end
-    if e == nil or e[0] ~= box.d_gen then
-        if slot == 0 and box.d_state == DIALOG_ENDED then
-            return {} -- the call has ended: nothing would ever free it
+        t = store[slot]
+        if t ~= nil then
+            return t
         end
-        slot = call_slot(true)
-        e = new_table(S.n_rules, 0)
-        e[0] = box.d_gen
-        vars_slots[slot] = e
+    elseif box.d_state == DIALOG_ENDED then
+        return {} -- the call has ended: nothing would ever free it
     end
-    local t = e[ri]
-    if t == nil then
-        t = {}
-        e[ri] = t
-    end
+    slot = call_slot(true)
+    t = {}
+    store[slot] = t
     return t
 end
 -- d.cdr: fields added to this call's line in the events file (shared by all rules).
@@ -670,11 +663,11 @@ function M.call_fields(t, gen)
 end
 
 -- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule),
--- vars_slots, cdr_slots.
+-- cdr_slots.
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
-    box, api, S, vars_slots, cdr_slots = c.box, c.api, c.state, c.vars_slots, c.cdr_slots
+    box, api, S, cdr_slots = c.box, c.api, c.state, c.cdr_slots
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
     Msg = handle_type("message", MSG, MSG_M)
