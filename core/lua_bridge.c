@@ -104,6 +104,7 @@ struct lb_api {
     void (*dialog_slot_free)(void *bridge, int32_t slot);
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
+    uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
 };
 
 enum lb_msg_field {
@@ -726,6 +727,18 @@ static int32_t api_classify_lookup(const void *c, const char *p, size_t len)
 static uint64_t api_window_add(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n)
 {
     return window_add(w, key, len, now_ns, n);
+}
+
+/* window_add keyed by the message's source (dst = 0) or destination address as text, the
+ * same key window:add(m.src_ip) uses, without making a Lua string. UINT64_MAX without an
+ * address. */
+static uint64_t api_window_add_addr(void *w, const struct lb_box *box, int dst, uint32_t n)
+{
+    char text[64];
+    int len = api_msg_addr(box, dst, text, sizeof(text));
+    if (len <= 0)
+        return UINT64_MAX;
+    return window_add(w, text, (size_t)len, box->time, n);
 }
 
 static uint64_t api_window_count(const void *w, const char *key, size_t len, uint64_t now_ns)
@@ -1782,7 +1795,8 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_dialog_slot,
                              api_dialog_slot_free,
                              api_header_id,
-                             api_msg_header_id};
+                             api_msg_header_id,
+                             api_window_add_addr};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {

@@ -127,8 +127,10 @@ return {
         if burst == nil or (trusted ~= nil and trusted:src(m)) then
             return
         end
-        local ip = m.src_ip
-        if check(burst, ip, burst.win:add(ip), true) and mark then
+        -- The window is keyed by the address text, made here only for a source over the
+        -- threshold (check() needs it then).
+        local n = burst.win:src(m)
+        if n > burst.threshold and check(burst, m.src_ip, n, true) and mark then
             d.cdr.fraud = "invite_burst"
         end
     end,

@@ -59,6 +59,7 @@ struct lb_api {
     void (*dialog_slot_free)(void *bridge, int32_t slot);
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
+    uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
 };
 ]]
 

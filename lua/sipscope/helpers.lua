@@ -18,6 +18,7 @@
 --   local invites = sip.window{seconds = 10, buckets = 10, max_keys = 10000}
 --   invites:add(m.src_ip [, n])  --> events of that key in the last 10 s, these included
 --   invites:count(key)           --> the same without adding
+--   invites:src(m [, n]), invites:dst(m [, n])  -- add(m.src_ip [, n]) without making the text
 -- Window time is the packet time of the event being handled (the engine clock).
 local ffi = require "ffi"
 
@@ -227,6 +228,25 @@ function M.window(spec)
         return key
     end
 
+    local Msg = ctx.Msg
+
+    -- add() keyed by the message's address text, made in C.
+    local function of_message(m, n, dst, what)
+        if not ffi.istype(Msg, m) or m.g ~= box.gen then
+            error("sipscope: window:" .. what .. "(m) takes the message of the running hook", 3)
+        end
+        if n == nil then
+            n = 1
+        elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
+            error("sipscope: window:" .. what .. "(m, n): n is a whole number >= 0", 3)
+        end
+        local c = api.window_add_addr(w, box, dst, n)
+        if c == 0xffffffffffffffffULL then
+            return nil -- no address (not IP)
+        end
+        return (tonumber(c))
+    end
+
     return readonly("window", {
         add = function(_, key, n)
             key = key_of(key, "add")
@@ -240,6 +260,12 @@ function M.window(spec)
         count = function(_, key)
             key = key_of(key, "count")
             return (tonumber(api.window_count(w, key, #key, box.time)))
+        end,
+        src = function(_, m, n)
+            return (of_message(m, n, 0, "src"))
+        end,
+        dst = function(_, m, n)
+            return (of_message(m, n, 1, "dst"))
         end,
     })
 end
