@@ -271,9 +271,19 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p;
 
     if (nsize == 0) {
-        lua_heap_realloc(s->heap, ptr, osize, 0);
+        if (ptr)
+            lua_heap_release(s->heap, ptr, osize);
         s->used -= osize;
         return NULL;
+    }
+    if (!ptr) { /* most calls: a new object */
+        uint64_t limit = s->limit + (s->b->box.in_rule ? 0 : s->reserve);
+        if (s->used + nsize > limit || !(p = lua_heap_alloc(s->heap, nsize))) {
+            s->b->box.mem_fail = 1;
+            return NULL;
+        }
+        s->used += nsize;
+        return p;
     }
     if (nsize > osize) {
         uint64_t limit = s->limit + (s->b->box.in_rule ? 0 : s->reserve);

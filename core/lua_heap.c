@@ -77,17 +77,12 @@ static size_t class_of(size_t n)
     return (n - 1) / GRAIN;
 }
 
-static void *small_alloc(struct lua_heap *h, size_t cls)
+/* A block of class cls when its free list is empty: from the newest slab, or a new one. */
+static void *small_refill(struct lua_heap *h, size_t cls)
 {
     size_t bytes = (cls + 1) * GRAIN;
-    struct free_block *b = h->free[cls];
     char *p;
 
-    if (b) {
-        UNPOISON(b, bytes);
-        h->free[cls] = b->next;
-        return b;
-    }
     if ((size_t)(h->end - h->bump) < bytes) {
         /* The rest of the old slab (less than one block of this class) is left unused. */
         struct slab *s = malloc(SLAB_BYTES);
@@ -106,12 +101,38 @@ static void *small_alloc(struct lua_heap *h, size_t cls)
     return p;
 }
 
-static void small_release(struct lua_heap *h, void *p, size_t cls)
+static inline void *small_alloc(struct lua_heap *h, size_t cls)
+{
+    struct free_block *b = h->free[cls];
+
+    if (!b)
+        return small_refill(h, cls);
+    UNPOISON(b, (cls + 1) * GRAIN);
+    h->free[cls] = b->next;
+    return b;
+}
+
+static inline void small_release(struct lua_heap *h, void *p, size_t cls)
 {
     struct free_block *b = p;
     b->next = h->free[cls];
     h->free[cls] = b;
     POISON(p, (cls + 1) * GRAIN);
+}
+
+void *lua_heap_alloc(struct lua_heap *h, size_t n)
+{
+    if (n <= LUA_HEAP_SMALL_MAX)
+        return small_alloc(h, class_of(n));
+    return malloc(n);
+}
+
+void lua_heap_release(struct lua_heap *h, void *p, size_t n)
+{
+    if (n <= LUA_HEAP_SMALL_MAX)
+        small_release(h, p, class_of(n));
+    else
+        free(p);
 }
 
 void *lua_heap_realloc(struct lua_heap *h, void *ptr, size_t osize, size_t nsize)

@@ -27,6 +27,11 @@ void lua_heap_free(struct lua_heap *h);
  * to 16 bytes. osize must be the size ptr was last given with. */
 void *lua_heap_realloc(struct lua_heap *h, void *ptr, size_t osize, size_t nsize);
 
+/* The two halves of lua_heap_realloc that a Lua state uses most, without its branches: a new
+ * block of n > 0 bytes (NULL when out of memory), and freeing a block of n bytes (p not NULL). */
+void *lua_heap_alloc(struct lua_heap *h, size_t n);
+void lua_heap_release(struct lua_heap *h, void *p, size_t n);
+
 /* Bytes the heap holds from malloc for small blocks (slabs), used or free. */
 size_t lua_heap_slab_bytes(const struct lua_heap *h);
 

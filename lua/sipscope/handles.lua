@@ -542,7 +542,7 @@ function DLG.vars()
         return {} -- the call has ended: nothing would ever free it
     end
     slot = call_slot(true)
-    t = {}
+    t = new_table(0, 4) -- a few fields without growing the table field by field
     store[slot] = t
     return t
 end
