@@ -693,7 +693,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         return phase
     end
     metric.setup({api = api, native = native, cfg = cfg, phase = get_phase})
-    helpers.setup({api = api, native = native, box = box, phase = get_phase, Msg = Msg})
+    helpers.setup({api = api, native = native, box = box, phase = get_phase,
+                   is_message = handles.is_current_message})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then

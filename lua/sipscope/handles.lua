@@ -1,5 +1,6 @@
 -- sipscope.handles: the message, dialog, transaction and registration objects hooks receive.
--- A handle is a small cdata holding the generation of the dispatch that made it; its fields
+-- A handle is a pointer cdata whose value is the generation of the dispatch that made it (to an
+-- incomplete struct: nothing can be read through it, added to it or indexed in it); its fields
 -- are read from the mailbox C filled for that dispatch, lazily (a string is made only when a
 -- rule reads it). Once the hook returns, the mailbox moves on and the handle raises an error
 -- instead of reading anything. Handles are read-only, except the contents of d.vars, d.cdr and
@@ -14,11 +15,19 @@ local ffi_string = ffi.string
 local M = {}
 
 ffi.cdef [[
-struct sipscope_message { double g; };
-struct sipscope_dialog { double g; };
-struct sipscope_transaction { double g; };
-struct sipscope_registration { double g; };
+struct sipscope_message;
+struct sipscope_dialog;
+struct sipscope_transaction;
+struct sipscope_registration;
 ]]
+
+-- The generation a handle carries. A value, not memory: a compiled hook that makes a handle and
+-- checks it needs no allocation (the JIT sinks it) and no load.
+local ffi_cast = ffi.cast
+local uintptr = ffi.typeof("uintptr_t")
+local function gen_of(h)
+    return tonumber(ffi_cast(uintptr, h))
+end
 
 -- enum lb_msg_field of core/lua_bridge.c
 local F_CALL_ID, F_FROM_TAG, F_TO_TAG, F_RURI, F_REASON, F_METHOD, F_CSEQ_METHOD, F_FROM_URI,
@@ -58,7 +67,7 @@ local function mstr(field)
 end
 
 local function check(h, what)
-    if h.g ~= box.gen then
+    if gen_of(h) ~= box.gen then
         error("sipscope: " .. what .. " handle used after its hook returned", 3)
     end
 end
@@ -186,7 +195,7 @@ end
 local function handle_type(name, getters, methods)
     local mt = {
         __index = function(h, k)
-            if h.g ~= box.gen then
+            if gen_of(h) ~= box.gen then
                 error("sipscope: " .. name .. " handle used after its hook returned", 2)
             end
             local g = getters[k]
@@ -204,10 +213,14 @@ local function handle_type(name, getters, methods)
                 tostring(k) .. "')", 2)
         end,
         __tostring = function(h)
-            return "sipscope " .. name .. (h.g == box.gen and "" or " (expired)")
+            return "sipscope " .. name .. (gen_of(h) == box.gen and "" or " (expired)")
         end,
     }
-    return ffi.metatype("struct sipscope_" .. name, mt)
+    ffi.metatype("struct sipscope_" .. name, mt)
+    local ptr = ffi.typeof("struct sipscope_" .. name .. " *")
+    return function(gen)
+        return (ffi_cast(ptr, gen))
+    end, ptr
 end
 
 -- Message ------------------------------------------------------------------------------------
@@ -670,7 +683,12 @@ function M.setup(c)
     box, api, S, cdr_slots = c.box, c.api, c.state, c.cdr_slots
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
-    Msg = handle_type("message", MSG, MSG_M)
+    local msg_ptr
+    Msg, msg_ptr = handle_type("message", MSG, MSG_M)
+    -- m is the message handle of the running dispatch (for the helpers' message methods).
+    function M.is_current_message(m)
+        return ffi.istype(msg_ptr, m) and gen_of(m) == box.gen
+    end
     Dlg = handle_type("dialog", DLG, DLG_M)
     Txn = handle_type("transaction", TXN, TXN_M)
     Reg = handle_type("registration", REG, REG_M)

@@ -24,7 +24,7 @@ local ffi = require "ffi"
 
 local M = {}
 
-local ctx -- api, native, box, phase(), Msg
+local ctx -- api, native, box, phase(), is_message(m)
 
 local function at_load(name)
     if ctx.phase() ~= "load" then
@@ -93,10 +93,10 @@ function M.cidr_set(spec)
         end
     end
     local set = ffi.cast("const void *", ud)
-    local api, box, Msg = ctx.api, ctx.box, ctx.Msg
+    local api, box, is_message = ctx.api, ctx.box, ctx.is_message
 
     local function of_message(m, dst, what)
-        if not ffi.istype(Msg, m) or m.g ~= box.gen then
+        if not is_message(m) then
             error("sipscope: set:" .. what .. "(m) takes the message of the running hook", 3)
         end
         local id = api.cidr_lookup_msg(set, box, dst)
@@ -228,11 +228,11 @@ function M.window(spec)
         return key
     end
 
-    local Msg = ctx.Msg
+    local is_message = ctx.is_message
 
     -- add() keyed by the message's address text, made in C.
     local function of_message(m, n, dst, what)
-        if not ffi.istype(Msg, m) or m.g ~= box.gen then
+        if not is_message(m) then
             error("sipscope: window:" .. what .. "(m) takes the message of the running hook", 3)
         end
         if n == nil then
