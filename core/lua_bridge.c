@@ -1539,6 +1539,16 @@ static struct lb_state *state_new(struct lua_bridge *b, char *err, size_t errlen
         s->fn_ref[k] = luaL_ref(s->L, LUA_REGISTRYINDEX);
         lua_pop(s->L, 1);
     }
+    /* The dispatch functions also stay at the bottom of the stack (index k + 1): an entry
+     * pushes one with lua_pushvalue, cheaper than a registry lookup. Everything else keeps
+     * the stack balanced above them. */
+    if (!lua_checkstack(s->L, K_COUNT + LUA_MINSTACK)) {
+        snprintf(err, errlen, "cannot set up the Lua state: out of memory");
+        close_state(s);
+        return NULL;
+    }
+    for (int k = 0; k < K_COUNT; k++)
+        lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[k]);
     return s;
 }
 
@@ -1927,7 +1937,7 @@ void lua_bridge_label(struct lua_bridge *b, const struct sip_msg *msg, const str
     b->box.labels_out = labels;
     b->box.labels = labels;
     fill_message(&b->box, msg, pkt);
-    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[K_LABEL]);
+    lua_pushvalue(s->L, K_LABEL + 1);
     if (enter(b, s, 0, 0) != 0)
         entry_failed(b, s, "label");
 }
@@ -2005,7 +2015,7 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->b_change = ev->reason;
         box->b_expires = ev->binding->expires;
     }
-    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[kind]);
+    lua_pushvalue(s->L, (int)kind + 1);
     if (enter(b, s, 0, 0) != 0)
         entry_failed(b, s, kind_fn[kind] + 9);
 }
@@ -2027,7 +2037,7 @@ void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns)
         return;
     box_reset(b);
     b->box.time = now_ns;
-    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->fn_ref[K_TICK]);
+    lua_pushvalue(s->L, K_TICK + 1);
     if (enter(b, s, 0, 0) != 0)
         entry_failed(b, s, "tick");
 }
