@@ -21,8 +21,12 @@
 --   invites:src(m [, n]), invites:dst(m [, n])  -- add(m.src_ip [, n]) without making the text
 -- Window time is the packet time of the event being handled (the engine clock).
 local ffi = require "ffi"
+local table_clear = require "table.clear"
 
 local M = {}
+
+local MEMO = 256 -- classifier results remembered per classifier
+local NO_CLASS = {}
 
 local ctx -- api, native, box, phase(), is_message(m)
 
@@ -171,6 +175,9 @@ function M.classifier(rules)
     end
     local c = ffi.cast("const void *", ud)
     local api = ctx.api
+    -- The results for the last MEMO distinct values (NO_CLASS: none matched): header values
+    -- such as User-Agent repeat, and a table lookup costs less than the C matcher.
+    local memo, n_memo = {}, 0
     return readonly("classifier", {
         classify = function(_, value)
             if type(value) ~= "string" then
@@ -180,11 +187,25 @@ function M.classifier(rules)
                 error("sipscope: classifier:classify(value) takes a string, got " ..
                     type(value), 2)
             end
-            local id = api.classify_lookup(c, value, #value)
-            if id >= 0 then
-                return classes[id + 1]
+            local class = memo[value]
+            if class == nil then
+                local id = api.classify_lookup(c, value, #value)
+                if id >= 0 then
+                    class = classes[id + 1]
+                else
+                    class = NO_CLASS
+                end
+                if n_memo >= MEMO then
+                    table_clear(memo)
+                    n_memo = 0
+                end
+                memo[value] = class
+                n_memo = n_memo + 1
             end
-            return nil
+            if class == NO_CLASS then
+                return nil
+            end
+            return class
         end,
     })
 end
