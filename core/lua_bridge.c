@@ -66,7 +66,7 @@ struct lb_box {
     int32_t ipv;         /* the packet's IP version */
     uint32_t src4, dst4; /* IPv4 addresses as read from the packet (network order) */
     const void *dialog;
-    uint64_t d_start, d_answer, d_end; /* ns, 0 when not yet */
+    uint64_t d_start, d_answer, d_end, d_ringing; /* ns, 0 when not yet */
     int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome;
     int32_t d_slot; /* the call's slot (lb_slots), 0 for none, -1 until looked up */
     const void *txn;
@@ -1997,6 +1997,7 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->d_start = d->t_start;
         box->d_answer = d->t_answer;
         box->d_end = d->t_end;
+        box->d_ringing = d->t_ringing;
         /* A call is reported as trying while it starts (the tracker moves it into the active
          * states right after emitting its start). */
         box->d_state = ev->type == TRACK_CALL_START ? SIP_DIALOG_TRYING : d->state;

@@ -141,14 +141,6 @@ hooks.on_dialog_start = function(d, m)
     end
 end
 
--- The post-dial delay at the call's first 180 or 183 (the tracker calls this hook once per call,
--- for its INVITE: re-INVITEs' provisionals do not count).
-if F.pdd then
-    hooks.on_dialog_ringing = function(d, m)
-        d.cdr.pdd = floor((m.time - d.start_time) * 1000 + 0.5) / 1000
-    end
-end
-
 -- The cause of a CANCEL, which comes before the 487 that ends the call. A table hook: no other
 -- message reaches this rule.
 if F.q850 then
@@ -174,11 +166,21 @@ if F.server or F.codec then
     end
 end
 
+-- The post-dial delay: from the first INVITE to the first 180 or 183, which the tracker keeps
+-- (d.ringing_time; re-INVITEs' provisionals do not count).
+local pdd = F.pdd
+
 hooks.on_dialog_end = function(d, m)
+    local c = d.cdr
+    if pdd then
+        local ringing = d.ringing_time
+        if ringing then
+            c.pdd = floor((ringing - d.start_time) * 1000 + 0.5) / 1000
+        end
+    end
     if not m then
         return -- a timer ended it
     end
-    local c = d.cdr
     if not m.is_request then
         if F.server and d.answer_time == nil then
             c.server = server_of(m)

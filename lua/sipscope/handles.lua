@@ -495,6 +495,13 @@ function DLG.answer_time()
     end
     return nil
 end
+function DLG.ringing_time()
+    local t = box.d_ringing
+    if t ~= 0 then
+        return (seconds(t))
+    end
+    return nil
+end
 function DLG.end_time()
     local t = box.d_end
     if t ~= 0 then
