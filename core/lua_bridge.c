@@ -1468,6 +1468,17 @@ static int state_setup(lua_State *L)
 
     luaL_openlibs(L);
     preload_embedded(L);
+    /* package.loaded["sipscope.mailbox"]: the mailbox and the FFI table, known before the
+     * modules load so that they hold them in constants the JIT compiles in. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_createtable(L, 0, 2);
+    lua_pushlightuserdata(L, &b->box);
+    lua_setfield(L, -2, "box");
+    lua_pushlightuserdata(L, &b->api);
+    lua_setfield(L, -2, "api");
+    lua_setfield(L, -2, "sipscope.mailbox");
+    lua_pop(L, 2);
     lua_getglobal(L, "require");
     lua_pushstring(L, "sipscope.core");
     lua_call(L, 1, 1);

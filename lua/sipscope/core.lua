@@ -63,6 +63,13 @@ struct lb_api {
 };
 ]]
 
+-- The mailbox and the FFI functions, fixed for the state's life (core/lua_bridge.c puts their
+-- addresses in package.loaded before this module loads): module constants, which compiled code
+-- addresses directly. sipscope.handles reads them the same way.
+local mailbox = require "sipscope.mailbox"
+local box = ffi.cast("struct lb_box *", mailbox.box)
+local api = ffi.cast("struct lb_api *", mailbox.api)
+
 -- After the cdef: these modules use its types.
 local handles = require "sipscope.handles"
 local helpers = require "sipscope.helpers"
@@ -87,7 +94,7 @@ local EV_MESSAGE, EV_TXN_END, EV_CALL_START, EV_CALL_RINGING, EV_CALL_ANSWER, EV
 local SAMPLE_EVERY = 64 -- one dispatch in 64 is timed into sipscope_rule_seconds
 local LOG_LIMIT = 100 -- sip.log lines per rule and load
 
-local box, api, native, TIMEOUT, cfg
+local native, TIMEOUT, cfg
 local rules = {} -- in load order
 local by_name = {}
 -- labels[idx + 1] = {name, default, from, rule, ids = {value -> id}, text = {id -> value}}
@@ -667,8 +674,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     -- and more unrolling of the short loops and tail calls of the API's field getters.
     jit.opt.start("maxtrace=4000", "maxrecord=16000", "maxirconst=2000", "maxside=400",
         "maxsnap=2000", "loopunroll=40", "sizemcode=256", "maxmcode=8192")
-    box = ffi.cast("struct lb_box *", box_ud)
-    api = ffi.cast("struct lb_api *", api_ud)
+    assert(ffi.cast("void *", box) == ffi.cast("void *", box_ud) and
+        ffi.cast("void *", api) == ffi.cast("void *", api_ud), "the mailbox moved")
     native, TIMEOUT, cfg = native_fns, timeout, config
     assert(ffi.sizeof("struct lb_box") == cfg.box_size, "lb_box differs between C and Lua")
     assert(ffi.sizeof("struct lb_api") == cfg.api_size, "lb_api differs between C and Lua")
@@ -706,6 +713,16 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     sandbox.setup({box = box, timeout = TIMEOUT, cjson_new = cjson_new})
     if cfg.jit_log then
         watch_jit()
+    end
+    if os.getenv("SIPSCOPE_JITDUMP") then
+        require("jit.dump").on("tbir", os.getenv("SIPSCOPE_JITDUMP"))
+    end
+    if os.getenv("SIPSCOPE_JITP") then
+        require("jit.p").start(os.getenv("SIPSCOPE_JITP"), "/tmp/perflua/jitp.txt")
+        M.jitp_stop = function() require("jit.p").stop() end
+    end
+    if os.getenv("SIPSCOPE_JITV") then
+        require("jit.v").on(os.getenv("SIPSCOPE_JITV"))
     end
 end
 

@@ -43,7 +43,10 @@ local RESERVED_FIELDS = {
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
 }
 
-local box, api, ctx, S, cdr_slots, METHODS, STATES, ENDS, CHANGES
+local mailbox = require "sipscope.mailbox"
+local box = ffi.cast("struct lb_box *", mailbox.box)
+local api = ffi.cast("struct lb_api *", mailbox.api)
+local ctx, S, cdr_slots, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
@@ -687,7 +690,7 @@ end
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
-    box, api, S, cdr_slots = c.box, c.api, c.state, c.cdr_slots
+    S, cdr_slots = c.state, c.cdr_slots
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
     local msg_ptr
