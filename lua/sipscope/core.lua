@@ -101,7 +101,7 @@ local by_name = {}
 local labels = {}
 local label_index = {} -- name -> idx
 local phase = "setup" -- "load" while a rule file's top level runs, then "run" after commit
-local cdr_slots = {} -- call slot (api.dialog_slot) -> the call's fields, [0] = its slot generation
+local cdr_slots = {} -- call slot (api.dialog_slot) -> the call's fields
 
 -- Errors ------------------------------------------------------------------------------------
 
@@ -357,15 +357,9 @@ function M.dispatch_dialog_end()
     if slot == 0 then
         return
     end
-    local c = cdr_slots[slot]
-    if c ~= nil then
-        cdr_slots[slot] = nil
-        if cfg.event_fields then
-            c = handles.call_fields(c, box.d_gen)
-            if c ~= nil then
-                native.event_fields(json.members(c))
-            end
-        end
+    local c = handles.take_call_fields(slot)
+    if c ~= nil and cfg.event_fields then
+        native.event_fields(json.members(c))
     end
     local prev = pending_end
     if prev ~= 0 then

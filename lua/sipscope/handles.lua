@@ -96,11 +96,11 @@ local function label_of(name, level)
 end
 
 -- Fields rules may add to an event line: flat, JSON-friendly, checked on write. A call's fields
--- are one plain table in ctx.cdr_slots under the call's slot, with the call's slot generation
--- at [0]; a registration change's are reg_fields, with the dispatch generation at [0]. Rules
--- write through a small cdata proxy holding (slot, generation): it finds the table and writes
--- only if the table is still that call's (one allocation, no closure, no weak map, no Lua
--- pattern).
+-- are one plain table in ctx.cdr_slots under the call's slot (a slot number is one call's until
+-- freed), numbered from a counter in cdr_serial; a registration change's are reg_fields, for
+-- the dispatch generation reg_gen. Rules write through a small cdata proxy holding (slot,
+-- number) or (REG_KEY, generation): it finds the table and writes only if it is still the one
+-- the proxy was made for (no closure, no weak map, no Lua pattern).
 local byte = string.byte
 local new_table = require "table.new"
 
@@ -108,18 +108,17 @@ ffi.cdef [[
 struct sipscope_fields { double key, gen; };
 ]]
 local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
-local reg_fields -- the registration change being dispatched: {[0] = gen, field = value...}
+local reg_fields, reg_gen -- the fields of the registration change being dispatched
+local cdr_serial, n_cdr_tables = {}, 0 -- call slot -> number of its field table
 
 local function fields_of(p)
     local key = p.key
-    local t
     if key > 0 then
-        t = cdr_slots[key]
-    elseif key == REG_KEY then
-        t = reg_fields
-    end
-    if t ~= nil and t[0] == p.gen then
-        return t
+        if cdr_serial[key] == p.gen then
+            return cdr_slots[key]
+        end
+    elseif key == REG_KEY and reg_gen == p.gen then
+        return reg_fields
     end
     return nil
 end
@@ -188,11 +187,9 @@ local Fields = ffi.metatype("struct sipscope_fields", {
     end,
 })
 
--- A field table for generation gen: room for 8 fields without a rehash.
-local function field_table(gen)
-    local t = new_table(0, 16)
-    t[0] = gen
-    return t
+-- A field table: room for 8 fields before it grows.
+local function field_table()
+    return (new_table(0, 8))
 end
 
 local function handle_type(name, getters, methods)
@@ -571,20 +568,17 @@ function DLG.vars()
 end
 -- d.cdr: fields added to this call's line in the events file (shared by all rules).
 function DLG.cdr()
-    local gen = box.d_gen
     local slot = call_slot(false)
-    local t
-    if slot ~= 0 then
-        t = cdr_slots[slot]
-    end
-    if t == nil or t[0] ~= gen then
+    if slot == 0 or cdr_slots[slot] == nil then
         if slot == 0 and box.d_state == DIALOG_ENDED then
             return (Fields(DEAD_KEY, 0)) -- the call has ended: checked, then dropped
         end
         slot = call_slot(true)
-        cdr_slots[slot] = field_table(gen)
+        cdr_slots[slot] = field_table()
+        n_cdr_tables = n_cdr_tables + 1
+        cdr_serial[slot] = n_cdr_tables
     end
-    return (Fields(slot, gen))
+    return (Fields(slot, cdr_serial[slot]))
 end
 
 function DLG_M.label(h, name)
@@ -647,9 +641,8 @@ end
 -- r.event: fields added to this change's line in the events file.
 function REG.event()
     local gen = box.gen
-    local t = reg_fields
-    if t == nil or t[0] ~= gen then
-        reg_fields = field_table(gen)
+    if reg_fields == nil or reg_gen ~= gen then
+        reg_fields, reg_gen = field_table(), gen
     end
     return (Fields(REG_KEY, gen))
 end
@@ -663,22 +656,20 @@ end
 function M.take_event_fields()
     local t = reg_fields
     reg_fields = nil
-    if t ~= nil and t[0] == box.gen then
-        t[0] = nil
-        if next(t) ~= nil then
-            return t
-        end
+    if t ~= nil and reg_gen == box.gen and next(t) ~= nil then
+        return t
     end
     return nil
 end
 
--- The fields of a call's table (from ctx.cdr_slots) for generation gen, or nil; the table is
--- the caller's from then on.
-function M.call_fields(t, gen)
-    if t[0] ~= gen then
+-- The fields of the call in slot (ctx.cdr_slots), or nil; they leave the slot.
+function M.take_call_fields(slot)
+    local t = cdr_slots[slot]
+    if t == nil then
         return nil
     end
-    t[0] = nil
+    cdr_slots[slot] = nil
+    cdr_serial[slot] = nil
     if next(t) == nil then
         return nil
     end
