@@ -422,6 +422,7 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
             struct track_event ev = {.type = TRACK_CALL_RINGING, .time_ns = now, .msg = msg,
                                      .pkt = pkt, .code = code};
             d->flags |= SIP_DIALOG_F_RINGING;
+            d->t_ringing = now;
             ev.delay = delay_between(d->t_start, now, &ev.flags);
             emit(tbl, &ev, d);
         }

@@ -64,6 +64,7 @@ struct sip_dialog {
     struct table_node node; /* hash and check: two hashes of (Call-ID, From-tag) */
     uint64_t t_start;     /* first INVITE */
     uint64_t t_answer;    /* first 2xx */
+    uint64_t t_ringing;   /* first 180 or 183 of the INVITE (rules: d.ringing_time), 0 before */
     uint64_t t_end;       /* end */
     uint64_t t_refresh;   /* last 2xx to INVITE or UPDATE: session timer base (RFC 4028) */
     uint64_t t_challenge; /* the 401/407 waiting for a retry */

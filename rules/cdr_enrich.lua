@@ -141,33 +141,17 @@ hooks.on_dialog_start = function(d, m)
     end
 end
 
--- One hook for both (a dispatch costs more than these tests): the post-dial delay at the
--- first 180/183, and the cause of a CANCEL, which comes before the 487 that ends the call.
-if F.pdd or F.q850 then
-    local pdd, q850 = F.pdd, F.q850
-    hooks.on_message = function(m)
-        local s = m.status
-        if s == nil then
-            if q850 and m.method == "CANCEL" then
-                local d = m.dialog
-                if d ~= nil and d.end_reason == nil then
-                    d.cdr.q850 = q850_of(m)
-                end
+-- The cause of a CANCEL, which comes before the 487 that ends the call. A table hook: no other
+-- message reaches this rule.
+if F.q850 then
+    hooks.on_request = {
+        CANCEL = function(m)
+            local d = m.dialog
+            if d and d.end_reason == nil then
+                d.cdr.q850 = q850_of(m)
             end
-            return
-        end
-        if not pdd or (s ~= 180 and s ~= 183) then
-            return
-        end
-        local d = m.dialog
-        if d == nil or d.answer_time ~= nil then
-            return -- not a call, or a re-INVITE's
-        end
-        local c = d.cdr
-        if c.pdd == nil then
-            c.pdd = floor((m.time - d.start_time) * 1000 + 0.5) / 1000
-        end
-    end
+        end,
+    }
 end
 
 if F.server or F.codec then
@@ -182,11 +166,21 @@ if F.server or F.codec then
     end
 end
 
+-- The post-dial delay: from the first INVITE to the first 180 or 183, which the tracker keeps
+-- (d.ringing_time; re-INVITEs' provisionals do not count).
+local pdd = F.pdd
+
 hooks.on_dialog_end = function(d, m)
-    if m == nil then
+    local c = d.cdr
+    if pdd then
+        local ringing = d.ringing_time
+        if ringing then
+            c.pdd = floor((ringing - d.start_time) * 1000 + 0.5) / 1000
+        end
+    end
+    if not m then
         return -- a timer ended it
     end
-    local c = d.cdr
     if not m.is_request then
         if F.server and d.answer_time == nil then
             c.server = server_of(m)

@@ -94,7 +94,7 @@ local default = config.default
 -- response: retransmissions and forks' late finals are left out by the tracker).
 return {
     on_transaction_end = function(t, m)
-        if m == nil then
+        if not m then
             return -- timed out: nobody answered
         end
         local s = t.code

@@ -127,15 +127,17 @@ return {
         if burst == nil or (trusted ~= nil and trusted:src(m)) then
             return
         end
-        local ip = m.src_ip
-        if check(burst, ip, burst.win:add(ip), true) and mark then
+        -- The window is keyed by the address text, made here only for a source over the
+        -- threshold (check() needs it then).
+        local n = burst.win:src(m)
+        if n > burst.threshold and check(burst, m.src_ip, n, true) and mark then
             d.cdr.fraud = "invite_burst"
         end
     end,
     -- A REGISTER transaction's first final: the registering source is where the response
     -- goes (RFC 3261 18.2.2, with rport/received); one that times out is not counted.
     on_transaction_end = function(t, m)
-        if scan == nil or m == nil or t.method ~= "REGISTER" then
+        if scan == nil or not m or t.method ~= "REGISTER" then
             return
         end
         if trusted ~= nil and trusted:dst(m) then

@@ -21,11 +21,12 @@ struct lb_box {
     uint16_t *labels_out;
     const void *msg, *pkt;
     int32_t cseq_method, l4, sport, dport;
-    uint32_t cseq, pad0;
+    uint32_t cseq;
+    int32_t ipv;
+    uint32_t src4, dst4;
     const void *dialog;
-    double d_key;
-    uint64_t d_start, d_answer, d_end;
-    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, pad1;
+    uint64_t d_start, d_answer, d_end, d_ringing;
+    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, d_slot;
     const void *txn;
     int32_t t_method, t_code;
     const void *binding;
@@ -54,8 +55,20 @@ struct lb_api {
     int32_t (*classify_lookup)(const void *c, const char *p, size_t len);
     uint64_t (*window_add)(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n);
     uint64_t (*window_count)(const void *w, const char *key, size_t len, uint64_t now_ns);
+    int32_t (*dialog_slot)(void *bridge, const struct lb_box *box, int create);
+    void (*dialog_slot_free)(void *bridge, int32_t slot);
+    int32_t (*header_id)(const char *name, size_t len);
+    int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
+    uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
 };
 ]]
+
+-- The mailbox and the FFI functions, fixed for the state's life (core/lua_bridge.c puts their
+-- addresses in package.loaded before this module loads): module constants, which compiled code
+-- addresses directly. sipscope.handles reads them the same way.
+local mailbox = require "sipscope.mailbox"
+local box = ffi.cast("struct lb_box *", mailbox.box)
+local api = ffi.cast("struct lb_api *", mailbox.api)
 
 -- After the cdef: these modules use its types.
 local handles = require "sipscope.handles"
@@ -65,7 +78,8 @@ local metric = require "sipscope.metric"
 local sandbox = require "sipscope.sandbox"
 
 local HOOKS = {
-    "on_message", "on_request", "on_response", "on_dialog_start", "on_dialog_answer",
+    "on_message", "on_request", "on_response", "on_dialog_start", "on_dialog_ringing",
+    "on_dialog_answer",
     "on_dialog_end", "on_transaction_end", "on_register", "on_tick",
 }
 local IS_HOOK = {}
@@ -74,23 +88,20 @@ for _, h in ipairs(HOOKS) do
 end
 
 -- track_event_type values (core/track_event.h).
-local EV_MESSAGE, EV_TXN_END, EV_CALL_START, EV_CALL_ANSWER, EV_CALL_END, EV_REG_BINDING =
-    0, 1, 2, 7, 9, 14
+local EV_MESSAGE, EV_TXN_END, EV_CALL_START, EV_CALL_RINGING, EV_CALL_ANSWER, EV_CALL_END,
+      EV_REG_BINDING = 0, 1, 2, 5, 7, 9, 14
 
 local SAMPLE_EVERY = 64 -- one dispatch in 64 is timed into sipscope_rule_seconds
 local LOG_LIMIT = 100 -- sip.log lines per rule and load
 
-local box, api, native, TIMEOUT, cfg
+local native, TIMEOUT, cfg
 local rules = {} -- in load order
 local by_name = {}
 -- labels[idx + 1] = {name, default, from, rule, ids = {value -> id}, text = {id -> value}}
 local labels = {}
 local label_index = {} -- name -> idx
 local phase = "setup" -- "load" while a rule file's top level runs, then "run" after commit
-local current -- the rule whose code runs
-local lists = {} -- hook -> {{fn, rule, hook, timing}...}
-local cdr_store = {} -- dialog key -> {g = slot generation, t = fields, p = proxy}
-local sample = 0
+local cdr_slots = {} -- call slot (api.dialog_slot) -> the call's fields
 
 -- Errors ------------------------------------------------------------------------------------
 
@@ -117,7 +128,7 @@ local function message_of(err)
     return "(error object is a " .. type(err) .. ")"
 end
 
-local rebuild -- defined below
+local rebuild, drop_vars -- defined below
 
 local function disable(r, why)
     if r.disabled then
@@ -142,7 +153,8 @@ local function failed(r, hook, err)
     end
     if kind == "memory" then
         -- Quarantine: drop everything the rule holds so that a collection frees it.
-        r.hooks, r.vars, r.env = {}, {}, nil
+        r.hooks, r.env = {}, nil
+        drop_vars(r.index)
         for _, l in ipairs(labels) do
             if l.rule == r then
                 l.from = nil
@@ -165,83 +177,142 @@ local function failed(r, hook, err)
 end
 
 -- Dispatch ----------------------------------------------------------------------------------
+--
+-- Each hook's rules are called by a function generated for that list (rebuild() below): the
+-- calls are written out one after the other, without a loop over the list. LuaJIT then records
+-- a whole dispatch, the hooks inlined, as one trace from the entry C calls; a loop over rules
+-- would start traces inside the hooks that cannot return into the pcall frame below them
+-- ("NYI: return to lower frame") and leave the hooks to the interpreter.
 
-local function call(e, a, b)
-    local r = e.rule
-    if r.disabled then
-        return
-    end
-    box.seq = box.seq + 1
-    current = r
-    box.in_rule = 1
-    local ok, err = pcall(e.fn, a, b)
-    box.in_rule = 0
-    if ok then
-        if r.fails ~= 0 then
-            r.fails = 0
-        end
-    else
-        failed(r, e.hook, err)
-    end
-end
-
-local function call_timed(e, a, b)
-    local t0 = api.now()
-    call(e, a, b)
-    if e.timing ~= nil then
-        api.observe(e.timing, api.now() - t0)
-    end
-end
-
-local function run(list, a, b)
-    local n = list.n
-    if n == 0 then
-        return
-    end
-    sample = sample + 1
-    if sample < SAMPLE_EVERY then
-        for i = 1, n do
-            call(list[i], a, b)
-        end
-    else
-        sample = 0
-        for i = 1, n do
-            call_timed(list[i], a, b)
-        end
-    end
-end
+-- Shared with the generated functions and sipscope.handles: the rule whose code runs, and the
+-- dispatch count for timing samples.
+local S = {current = nil, sample = 0}
 
 local Msg, Dlg, Txn, Reg -- handle constructors
 
--- Calls that ended: their vars are freed after the next message dispatch, so that the BYE (or
--- the final response) that ended a call still finds them in on_request / on_response: the
--- tracker reports the end before the message itself.
-local ended, n_ended = {}, 0
+-- One call of a rule's hook, written into the generated runners. $ is the entry number.
+local CALL = [[
+if not r$.disabled then
+box.seq = box.seq + 1
+S.current = r$
+box.in_rule = 1
+local ok, err = pcall(f$, a, b)
+box.in_rule = 0
+if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
+end
+]]
 
-local function free_ended()
-    for i = 1, n_ended do
-        local key = ended[i]
-        ended[i] = nil
-        for j = 1, #rules do
-            local v = rules[j].vars
-            if v[key] ~= nil then
-                v[key] = nil
-            end
-        end
+-- The same, timed into sipscope_rule_seconds.
+local CALL_TIMED = [[
+if not r$.disabled then
+local t0 = now()
+box.seq = box.seq + 1
+S.current = r$
+box.in_rule = 1
+local ok, err = pcall(f$, a, b)
+box.in_rule = 0
+if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
+if t$ ~= nil then observe(t$, now() - t0) end
+end
+]]
+
+-- An entry whose hook is a table (on_request by method, on_response by status) calls the
+-- function under the message's key, if any.
+local function call_code(snippet, i, filtered)
+    local code = snippet:gsub("%$", tostring(i))
+    if filtered then
+        code = "local f" .. i .. " = F" .. i .. "[key] if f" .. i .. " ~= nil then " .. code ..
+            " end"
     end
-    n_ended = 0
+    return "do " .. code .. " end"
+end
+
+-- A function(a, b, key) calling each entry's hook, or nil for an empty list; key is the
+-- message's method name or status, for entries with a filter table. One dispatch in
+-- SAMPLE_EVERY (over all lists) is timed.
+local function compile_list(hook, list)
+    local n = #list
+    if n == 0 then
+        return nil
+    end
+    local src = {"local S, box, pcall, failed, now, observe, E, HOOK = ..."}
+    for i = 1, n do
+        src[#src + 1] = ("local r%d, f%d, F%d, t%d = E[%d].rule, E[%d].fn, E[%d].filter, " ..
+            "E[%d].timing"):format(i, i, i, i, i, i, i, i)
+    end
+    src[#src + 1] = "return function(a, b, key)"
+    src[#src + 1] = "local s = S.sample + 1"
+    src[#src + 1] = "if s < " .. SAMPLE_EVERY .. " then"
+    src[#src + 1] = "S.sample = s"
+    for i = 1, n do
+        src[#src + 1] = call_code(CALL, i, list[i].filter ~= nil)
+    end
+    src[#src + 1] = "else"
+    src[#src + 1] = "S.sample = 0"
+    for i = 1, n do
+        src[#src + 1] = call_code(CALL_TIMED, i, list[i].filter ~= nil)
+    end
+    src[#src + 1] = "end"
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch." .. hook))
+    return chunk(S, box, pcall, failed, api.now, api.observe, list, hook)
+end
+
+-- The runners of the hook lists (nil: no enabled rule has the hook), set by rebuild().
+local request_keyed -- some on_request hook is a table by method
+local run_message, run_request, run_response, run_dialog_start, run_dialog_ringing
+local run_dialog_answer, run_dialog_end, run_txn_end, run_register, run_tick, run_labels
+
+-- Calls' vars: each rule's r.var_slots[call slot (api.dialog_slot)] = that rule's table for the
+-- call. A call's vars are dropped after the message dispatch that follows its end, so that the
+-- BYE (or the final response) that ended a call still finds them in on_request / on_response:
+-- the tracker reports the end before the message itself. One message ends at most one call,
+-- and calls that end without a message (timers) need no grace: one pending slot is enough. A
+-- slot number is the call's until freed here, so the tables need no generation check.
+local pending_end = 0
+local free_vars -- function(slot): every rule's vars of that slot dropped (finish_load)
+
+-- Writes out free_vars for the loaded rules: one store per rule, no loop.
+local function compile_free_vars()
+    local src = {"local R = ...", "return function(slot)"}
+    for i = 1, #rules do
+        src[#src + 1] = ("R[%d].var_slots[slot] = nil"):format(i)
+    end
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch.free_vars"))
+    free_vars = chunk(rules)
+end
+
+local function free_slot(slot)
+    free_vars(slot)
+    api.dialog_slot_free(api.bridge, slot)
 end
 
 function M.dispatch_message()
     local m = Msg(box.gen)
-    run(lists.on_message, m)
-    if box.status == 0 then
-        run(lists.on_request, m)
-    else
-        run(lists.on_response, m)
+    local f = run_message
+    if f ~= nil then
+        f(m)
     end
-    if n_ended ~= 0 then
-        free_ended()
+    if box.status == 0 then
+        f = run_request
+        if f ~= nil then
+            local key
+            if request_keyed then
+                key = handles.method_name()
+            end
+            f(m, nil, key)
+        end
+    else
+        f = run_response
+        if f ~= nil then
+            f(m, nil, box.status)
+        end
+    end
+    local slot = pending_end
+    if slot ~= 0 then
+        pending_end = 0
+        free_slot(slot)
     end
 end
 
@@ -253,37 +324,62 @@ local function message_or_nil()
 end
 
 function M.dispatch_dialog_start()
-    run(lists.on_dialog_start, Dlg(box.gen), message_or_nil())
+    local f = run_dialog_start
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
+    end
+end
+
+function M.dispatch_dialog_ringing()
+    local f = run_dialog_ringing
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
+    end
 end
 
 function M.dispatch_dialog_answer()
-    run(lists.on_dialog_answer, Dlg(box.gen), message_or_nil())
+    local f = run_dialog_answer
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
+    end
 end
 
 -- The call ends: its CDR fields go to the events file now, its vars after the next message.
 function M.dispatch_dialog_end()
-    run(lists.on_dialog_end, Dlg(box.gen), message_or_nil())
-    local key = box.d_key
-    if n_ended >= 64 then
-        free_ended() -- no message dispatch for a while (timers, or no message hooks)
+    local f = run_dialog_end
+    if f ~= nil then
+        f(Dlg(box.gen), message_or_nil())
     end
-    n_ended = n_ended + 1
-    ended[n_ended] = key
-    local c = cdr_store[key]
-    if c ~= nil then
-        cdr_store[key] = nil
-        if cfg.event_fields and c.g == box.d_gen then
-            native.event_fields(json.members(c.t))
-        end
+    local slot = box.d_slot
+    if slot < 0 then
+        slot = api.dialog_slot(api.bridge, box, 0)
     end
+    if slot == 0 then
+        return
+    end
+    local c = handles.take_call_fields(slot)
+    if c ~= nil and cfg.event_fields then
+        native.event_fields(json.members(c))
+    end
+    local prev = pending_end
+    if prev ~= 0 then
+        free_slot(prev) -- no message dispatch since (timers, or no message hooks)
+    end
+    pending_end = slot
 end
 
 function M.dispatch_txn_end()
-    run(lists.on_transaction_end, Txn(box.gen), message_or_nil())
+    local f = run_txn_end
+    if f ~= nil then
+        f(Txn(box.gen), message_or_nil())
+    end
 end
 
 function M.dispatch_register()
-    run(lists.on_register, Reg(box.gen), message_or_nil())
+    local f = run_register
+    if f ~= nil then
+        f(Reg(box.gen), message_or_nil())
+    end
     local fields = handles.take_event_fields()
     if fields ~= nil and cfg.event_fields then
         native.event_fields(json.members(fields))
@@ -291,60 +387,112 @@ function M.dispatch_register()
 end
 
 function M.dispatch_tick()
-    run(lists.on_tick, handles.seconds(box.time))
+    local f = run_tick
+    if f ~= nil then
+        f(handles.seconds(box.time))
+    end
+end
+
+-- A label value v (not nil) that from() of label l (index i, 0-based) returned: its id, or
+-- nil and an error.
+local function label_id(l, i, v)
+    local t = type(v)
+    if t == "number" then
+        v = tostring(v)
+    elseif t ~= "string" then
+        return nil, "sipscope: label '" .. l.name .. "': from() returned a " .. t ..
+            " (return a string, or nil for the default)"
+    end
+    local id = l.ids[v]
+    if id == nil then
+        id = api.label_value(api.bridge, i, v, #v)
+        if id ~= 0 then
+            l.ids[v] = id -- overflowed values are not cached: each is counted
+        end
+    end
+    return id
+end
+
+-- One label's from(m), written into the generated label runner. $ is the label number.
+local LABEL = [[
+if f$ ~= nil and not r$.disabled then
+box.seq = box.seq + 1
+S.current = r$
+box.in_rule = 1
+local ok, v = pcall(f$, m)
+box.in_rule = 0
+if ok and v ~= nil then
+local id = ids$[v]
+if id == nil then id, v = label_id(l$, $ - 1, v) end
+if id ~= nil then out[$ - 1] = id else ok = false end
+end
+if not ok then failed(r$, "label", v) elseif r$.fails ~= 0 then r$.fails = 0 end
+end
+]]
+
+local function compile_labels()
+    local n = #labels
+    if n == 0 then
+        return nil
+    end
+    local src = {"local S, box, pcall, failed, label_id, L = ..."}
+    for i = 1, n do
+        src[#src + 1] = ("local l%d = L[%d]"):format(i, i)
+        src[#src + 1] = ("local f%d, r%d, ids%d = l%d.from, l%d.rule, l%d.ids"):format(i, i, i, i,
+            i, i)
+    end
+    src[#src + 1] = "return function(m)"
+    src[#src + 1] = "local out = box.labels_out"
+    for i = 1, n do
+        src[#src + 1] = "do " .. LABEL:gsub("%$", tostring(i)) .. " end"
+    end
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch.label"))
+    return chunk(S, box, pcall, failed, label_id, labels)
 end
 
 -- Operator labels: from(m) of each declared label, for a request that creates a call or a
 -- transaction. The id goes straight into the tracker's label array.
 function M.dispatch_label()
-    local m = Msg(box.gen)
-    local out = box.labels_out
-    for i = 1, #labels do
-        local l = labels[i]
-        local from = l.from
-        local r = l.rule
-        if from ~= nil and not r.disabled then
-            box.seq = box.seq + 1
-            current = r
-            box.in_rule = 1
-            local ok, v = pcall(from, m)
-            box.in_rule = 0
-            if ok and v ~= nil then
-                local t = type(v)
-                if t == "number" then
-                    v = tostring(v)
-                elseif t ~= "string" then
-                    ok, v = false, "sipscope: label '" .. l.name .. "': from() returned a " .. t ..
-                        " (return a string, or nil for the default)"
-                end
-                if ok then
-                    local id = l.ids[v]
-                    if id == nil then
-                        id = api.label_value(api.bridge, i - 1, v, #v)
-                        if id ~= 0 then
-                            l.ids[v] = id -- overflowed values are not cached: each is counted
-                        end
-                    end
-                    out[i - 1] = id
-                end
-            end
-            if ok then
-                if r.fails ~= 0 then
-                    r.fails = 0
-                end
-            else
-                failed(r, "label", v)
-            end
-        end
+    local f = run_labels
+    if f ~= nil then
+        f(Msg(box.gen))
     end
 end
 
 -- Rule lists and routes ---------------------------------------------------------------------
 
+-- The messages a kind of message hook wants: true for all, or {[id] = true} with the ids
+-- (method ids, status codes) that its filter tables name.
+local function message_routes(all, list, id_of)
+    if #all > 0 then
+        return true
+    end
+    local ids = {}
+    for _, e in ipairs(list) do
+        if e.filter == nil then
+            return true
+        end
+        for k in pairs(e.filter) do
+            ids[id_of(k)] = true
+        end
+    end
+    return ids
+end
+
+local method_ids -- method name -> enum sip_method (0: another method)
+local function method_id(name)
+    return method_ids[name] or 0
+end
+
+drop_vars = function(index)
+    rules[index].var_slots = {}
+end
+
 rebuild = function()
     local new = {}
     for _, h in ipairs(HOOKS) do
-        new[h] = {n = 0}
+        new[h] = {}
     end
     for _, r in ipairs(rules) do
         if not r.disabled then
@@ -352,21 +500,43 @@ rebuild = function()
                 local fn = r.hooks[h]
                 if fn ~= nil then
                     local l = new[h]
-                    l[#l + 1] = {fn = fn, rule = r, hook = h, timing = r.timing[h]}
-                    l.n = #l -- read per dispatch: a field is cheaper than # on the hot path
+                    local e = {fn = fn, rule = r, timing = r.timing[h]}
+                    if type(fn) == "table" then
+                        e.fn, e.filter = nil, fn
+                    end
+                    l[#l + 1] = e
                 end
             end
         end
     end
-    lists = new
+    request_keyed = false
+    for _, e in ipairs(new.on_request) do
+        request_keyed = request_keyed or e.filter ~= nil
+    end
+    run_message = compile_list("on_message", new.on_message)
+    run_request = compile_list("on_request", new.on_request)
+    run_response = compile_list("on_response", new.on_response)
+    run_dialog_start = compile_list("on_dialog_start", new.on_dialog_start)
+    run_dialog_ringing = compile_list("on_dialog_ringing", new.on_dialog_ringing)
+    run_dialog_answer = compile_list("on_dialog_answer", new.on_dialog_answer)
+    run_dialog_end = compile_list("on_dialog_end", new.on_dialog_end)
+    run_txn_end = compile_list("on_transaction_end", new.on_transaction_end)
+    run_register = compile_list("on_register", new.on_register)
+    run_tick = compile_list("on_tick", new.on_tick)
+    run_labels = compile_labels()
     local msg = #new.on_message + #new.on_request + #new.on_response > 0
     -- A call's end is dispatched whenever a hook could have reached the call (its vars and
     -- CDR fields must go with it).
-    local sees_dialogs = msg or #new.on_dialog_start + #new.on_dialog_answer +
-        #new.on_dialog_end + #new.on_transaction_end > 0
+    local sees_dialogs = msg or #new.on_dialog_start + #new.on_dialog_ringing +
+        #new.on_dialog_answer + #new.on_dialog_end + #new.on_transaction_end > 0
     local routes = {}
     routes[EV_MESSAGE] = msg
+    routes.requests = message_routes(new.on_message, new.on_request, method_id)
+    routes.responses = message_routes(new.on_message, new.on_response, function(code)
+        return code
+    end)
     routes[EV_CALL_START] = #new.on_dialog_start > 0
+    routes[EV_CALL_RINGING] = #new.on_dialog_ringing > 0
     routes[EV_CALL_ANSWER] = #new.on_dialog_answer > 0
     routes[EV_CALL_END] = sees_dialogs
     routes[EV_TXN_END] = #new.on_transaction_end > 0
@@ -493,29 +663,39 @@ end
 -- Entry points called by core/lua_bridge.c ----------------------------------------------------
 
 function M.init(box_ud, api_ud, native_fns, timeout, config)
-    box = ffi.cast("struct lb_box *", box_ud)
-    api = ffi.cast("struct lb_api *", api_ud)
+    -- Room for traces that cover a whole dispatch, every rule's hook inlined (the defaults
+    -- are sized for loops in one function): longer traces, more side traces and snapshots,
+    -- and more unrolling of the short loops and tail calls of the API's field getters.
+    jit.opt.start("maxtrace=4000", "maxrecord=16000", "maxirconst=2000", "maxside=400",
+        "maxsnap=2000", "loopunroll=40", "sizemcode=256", "maxmcode=8192")
+    assert(ffi.cast("void *", box) == ffi.cast("void *", box_ud) and
+        ffi.cast("void *", api) == ffi.cast("void *", api_ud), "the mailbox moved")
     native, TIMEOUT, cfg = native_fns, timeout, config
     assert(ffi.sizeof("struct lb_box") == cfg.box_size, "lb_box differs between C and Lua")
     assert(ffi.sizeof("struct lb_api") == cfg.api_size, "lb_api differs between C and Lua")
     local names = native.names()
+    method_ids = {}
+    for id, name in pairs(names.methods) do
+        if id ~= 0 then
+            method_ids[name] = id
+        end
+    end
     local ctx = {
         box = box,
         api = api,
         names = names,
         labels = labels,
         label_index = label_index,
-        current = function()
-            return current
-        end,
-        cdr_store = cdr_store,
+        state = S,
+        cdr_slots = cdr_slots,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
     local function get_phase()
         return phase
     end
     metric.setup({api = api, native = native, cfg = cfg, phase = get_phase})
-    helpers.setup({api = api, native = native, box = box, phase = get_phase, Msg = Msg})
+    helpers.setup({api = api, native = native, box = box, phase = get_phase,
+                   is_message = handles.is_current_message})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then
@@ -528,6 +708,39 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     if cfg.jit_log then
         watch_jit()
     end
+    if os.getenv("SIPSCOPE_JITDUMP") then
+        require("jit.dump").on("tbir", os.getenv("SIPSCOPE_JITDUMP"))
+    end
+    if os.getenv("SIPSCOPE_JITP") then
+        require("jit.p").start(os.getenv("SIPSCOPE_JITP"), "/tmp/perflua/jitp.txt")
+        M.jitp_stop = function() require("jit.p").stop() end
+    end
+    if os.getenv("SIPSCOPE_JITV") then
+        require("jit.v").on(os.getenv("SIPSCOPE_JITV"))
+    end
+end
+
+-- A copy of an on_request / on_response table: method names (tokens as written, "INVITE") or
+-- status codes (100..699) to functions.
+local function filter_table(path, hook, t)
+    local copy = {}
+    for k, f in pairs(t) do
+        local ok
+        if hook == "on_request" then
+            ok = type(k) == "string" and k ~= "" and not k:find("[%s%c]")
+        else
+            ok = type(k) == "number" and k >= 100 and k <= 699 and k == math.floor(k)
+        end
+        if not ok then
+            error(path .. ": " .. hook .. " table keys are " .. (hook == "on_request" and
+                "method names" or "status codes 100..699") .. ", got " .. tostring(k), 0)
+        end
+        if type(f) ~= "function" then
+            error(path .. ": " .. hook .. "[" .. tostring(k) .. "] must be a function", 0)
+        end
+        copy[k] = f
+    end
+    return copy
 end
 
 -- Loads one rule file: chunk is the compiled file, run in its own environment.
@@ -535,13 +748,13 @@ function M.add_rule(name, chunk, path)
     if by_name[name] then
         error(path .. ": another rule is also named '" .. name .. "'", 0)
     end
-    local r = {name = name, path = path, index = #rules + 1, hooks = {}, vars = {}, fails = 0,
+    local r = {name = name, path = path, index = #rules + 1, hooks = {}, var_slots = {}, fails = 0,
                timeouts = 0, disabled = false, logged = {}, logs = 0, labels = {}, timing = {}}
     rules[#rules + 1] = r
     by_name[name] = r
     r.env = sandbox.env(public_api(r))
     setfenv(chunk, r.env)
-    phase, current = "load", r
+    phase, S.current = "load", r
     box.in_rule = 1
     local ok, res = pcall(chunk)
     box.in_rule = 0
@@ -569,14 +782,19 @@ function M.add_rule(name, chunk, path)
             error(path .. ": '" .. tostring(k) .. "' is not a hook (hooks: " ..
                 table.concat(HOOKS, ", ") .. ")", 0)
         end
-        if type(v) ~= "function" then
-            error(path .. ": hook " .. k .. " must be a function", 0)
+        if type(v) == "table" and (k == "on_request" or k == "on_response") then
+            v = filter_table(path, k, v)
+        elseif type(v) ~= "function" then
+            error(path .. ": hook " .. k .. " must be a function" ..
+                ((k == "on_request" or k == "on_response") and " or a table of functions" or ""),
+                0)
         end
         r.hooks[k] = v
     end
 end
 
 function M.finish_load()
+    compile_free_vars()
     rebuild()
 end
 

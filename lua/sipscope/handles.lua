@@ -1,5 +1,6 @@
 -- sipscope.handles: the message, dialog, transaction and registration objects hooks receive.
--- A handle is a small cdata holding the generation of the dispatch that made it; its fields
+-- A handle is a pointer cdata whose value is the generation of the dispatch that made it (to an
+-- incomplete struct: nothing can be read through it, added to it or indexed in it); its fields
 -- are read from the mailbox C filled for that dispatch, lazily (a string is made only when a
 -- rule reads it). Once the hook returns, the mailbox moves on and the handle raises an error
 -- instead of reading anything. Handles are read-only, except the contents of d.vars, d.cdr and
@@ -14,11 +15,19 @@ local ffi_string = ffi.string
 local M = {}
 
 ffi.cdef [[
-struct sipscope_message { double g; };
-struct sipscope_dialog { double g; };
-struct sipscope_transaction { double g; };
-struct sipscope_registration { double g; };
+struct sipscope_message;
+struct sipscope_dialog;
+struct sipscope_transaction;
+struct sipscope_registration;
 ]]
+
+-- The generation a handle carries. A value, not memory: a compiled hook that makes a handle and
+-- checks it needs no allocation (the JIT sinks it) and no load.
+local ffi_cast = ffi.cast
+local uintptr = ffi.typeof("uintptr_t")
+local function gen_of(h)
+    return tonumber(ffi_cast(uintptr, h))
+end
 
 -- enum lb_msg_field of core/lua_bridge.c
 local F_CALL_ID, F_FROM_TAG, F_TO_TAG, F_RURI, F_REASON, F_METHOD, F_CSEQ_METHOD, F_FROM_URI,
@@ -34,11 +43,13 @@ local RESERVED_FIELDS = {
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
 }
 
-local box, api, ctx, METHODS, STATES, ENDS, CHANGES
+local mailbox = require "sipscope.mailbox"
+local box = ffi.cast("struct lb_box *", mailbox.box)
+local api = ffi.cast("struct lb_api *", mailbox.api)
+local ctx, S, cdr_slots, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
-local reg_event -- {g, t, p} of the registration being dispatched
 
 -- ns since the epoch (uint64) to seconds, whole and fraction converted apart so both stay
 -- exact (1.7e18 ns as one double would round to 256 ns).
@@ -48,18 +59,18 @@ end
 M.seconds = seconds
 
 local function slice_string()
-    return ffi_string(out[0].p, out[0].len)
+    return (ffi_string(out[0].p, out[0].len))
 end
 
 local function mstr(field)
     if api.msg_str(box, field, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
 
 local function check(h, what)
-    if h.g ~= box.gen then
+    if gen_of(h) ~= box.gen then
         error("sipscope: " .. what .. " handle used after its hook returned", 3)
     end
 end
@@ -84,14 +95,33 @@ local function label_of(name, level)
     return text
 end
 
--- Fields rules may add to an event line: flat, JSON-friendly, checked on write. Each call's
--- fields are a plain table t behind an empty proxy p that rules write to; the proxies share
--- one metatable and find their table in a weak map, so that making one per call creates no
--- closure and checking a write uses no Lua pattern (neither is compiled by the JIT: with them
--- d.cdr cost about 2 us per call).
-local field_of = setmetatable({}, {__mode = "k"}) -- proxy -> its table
-
+-- Fields rules may add to an event line: flat, JSON-friendly, checked on write. A call's fields
+-- are one plain table in ctx.cdr_slots under the call's slot (a slot number is one call's until
+-- freed), numbered from a counter in cdr_serial; a registration change's are reg_fields, for
+-- the dispatch generation reg_gen. Rules write through a small cdata proxy holding (slot,
+-- number) or (REG_KEY, generation): it finds the table and writes only if it is still the one
+-- the proxy was made for (no closure, no weak map, no Lua pattern).
 local byte = string.byte
+local new_table = require "table.new"
+
+ffi.cdef [[
+struct sipscope_fields { double key, gen; };
+]]
+local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
+local reg_fields, reg_gen -- the fields of the registration change being dispatched
+local cdr_serial, n_cdr_tables = {}, 0 -- call slot -> number of its field table
+
+local function fields_of(p)
+    local key = p.key
+    if key > 0 then
+        if cdr_serial[key] == p.gen then
+            return cdr_slots[key]
+        end
+    elseif key == REG_KEY and reg_gen == p.gen then
+        return reg_fields
+    end
+    return nil
+end
 
 -- [A-Za-z_][A-Za-z0-9_]*. Names already accepted are remembered (the first 256), so that a
 -- write does not run this loop: a hot loop here would start traces that cannot return into
@@ -120,9 +150,16 @@ local function identifier(k)
     return true
 end
 
-local FIELDS = {
+local Fields = ffi.metatype("struct sipscope_fields", {
     __index = function(p, k)
-        return field_of[p][k]
+        if type(k) ~= "string" then
+            return nil
+        end
+        local t = fields_of(p)
+        if t ~= nil then
+            return t[k]
+        end
+        return nil
     end,
     __newindex = function(p, k, v)
         if type(k) ~= "string" or not identifier(k) then
@@ -140,27 +177,30 @@ local FIELDS = {
             error("sipscope: event field '" .. k .. "' must be a string, number or " ..
                 "boolean, got a " .. tv, 2)
         end
-        field_of[p][k] = v
+        local t = fields_of(p)
+        if t ~= nil then
+            t[k] = v
+        end
     end,
-    __metatable = false,
-}
+    __tostring = function()
+        return "sipscope event fields"
+    end,
+})
 
+-- A field table: room for 8 fields before it grows.
 local function field_table()
-    local t = {}
-    local p = setmetatable({}, FIELDS)
-    field_of[p] = t
-    return t, p
+    return (new_table(0, 8))
 end
 
 local function handle_type(name, getters, methods)
     local mt = {
         __index = function(h, k)
-            if h.g ~= box.gen then
+            if gen_of(h) ~= box.gen then
                 error("sipscope: " .. name .. " handle used after its hook returned", 2)
             end
             local g = getters[k]
             if g ~= nil then
-                return g(h)
+                return (g(h))
             end
             local f = methods[k]
             if f ~= nil then
@@ -173,10 +213,14 @@ local function handle_type(name, getters, methods)
                 tostring(k) .. "')", 2)
         end,
         __tostring = function(h)
-            return "sipscope " .. name .. (h.g == box.gen and "" or " (expired)")
+            return "sipscope " .. name .. (gen_of(h) == box.gen and "" or " (expired)")
         end,
     }
-    return ffi.metatype("struct sipscope_" .. name, mt)
+    ffi.metatype("struct sipscope_" .. name, mt)
+    local ptr = ffi.typeof("struct sipscope_" .. name .. " *")
+    return function(gen)
+        return (ffi_cast(ptr, gen))
+    end, ptr
 end
 
 -- Message ------------------------------------------------------------------------------------
@@ -191,8 +235,17 @@ function MSG.method()
     if m ~= 0 then
         return METHODS[m]
     end
-    return mstr(F_METHOD)
+    return (mstr(F_METHOD))
 end
+-- The method name of the request being dispatched.
+function M.method_name()
+    local m = box.method
+    if m ~= 0 then
+        return METHODS[m]
+    end
+    return (mstr(F_METHOD))
+end
+
 function MSG.status()
     local s = box.status
     if s ~= 0 then
@@ -210,25 +263,25 @@ function MSG.is_request()
     return box.status == 0
 end
 function MSG.call_id()
-    return mstr(F_CALL_ID)
+    return (mstr(F_CALL_ID))
 end
 function MSG.from_tag()
-    return mstr(F_FROM_TAG)
+    return (mstr(F_FROM_TAG))
 end
 function MSG.to_tag()
-    return mstr(F_TO_TAG)
+    return (mstr(F_TO_TAG))
 end
 function MSG.from()
-    return mstr(F_FROM_URI)
+    return (mstr(F_FROM_URI))
 end
 function MSG.to()
-    return mstr(F_TO_URI)
+    return (mstr(F_TO_URI))
 end
 function MSG.ruri()
     if box.status ~= 0 then
         return nil
     end
-    return mstr(F_RURI)
+    return (mstr(F_RURI))
 end
 function MSG.cseq()
     return box.cseq
@@ -238,24 +291,50 @@ function MSG.cseq_method()
     if m ~= 0 then
         return METHODS[m]
     end
-    return mstr(F_CSEQ_METHOD)
+    return (mstr(F_CSEQ_METHOD))
 end
 function MSG.branch()
-    return mstr(F_VIA_BRANCH)
+    return (mstr(F_VIA_BRANCH))
 end
-function MSG.src_ip()
-    local n = api.msg_addr(box, 0, addrbuf, 64)
+-- Address text, made by C. IPv4 addresses are also remembered by value (the last
+-- ADDR_CACHE of them): a rule reading m.src_ip per call from a few peers makes no string.
+local ADDR_CACHE = 1024
+local addr_text, n_addr_text = {}, 0 -- IPv4 address (as box.src4 reads) -> text
+local table_clear = require "table.clear"
+
+local function addr(dst)
+    local n = api.msg_addr(box, dst, addrbuf, 64)
     if n > 0 then
-        return ffi_string(addrbuf, n)
+        return (ffi_string(addrbuf, n))
     end
     return nil
+end
+
+local function addr4(a, dst)
+    local s = addr_text[a]
+    if s == nil then
+        s = addr(dst)
+        if n_addr_text >= ADDR_CACHE then
+            table_clear(addr_text)
+            n_addr_text = 0
+        end
+        addr_text[a] = s
+        n_addr_text = n_addr_text + 1
+    end
+    return s
+end
+
+function MSG.src_ip()
+    if box.ipv == 4 then
+        return (addr4(box.src4, 0))
+    end
+    return (addr(0))
 end
 function MSG.dst_ip()
-    local n = api.msg_addr(box, 1, addrbuf, 64)
-    if n > 0 then
-        return ffi_string(addrbuf, n)
+    if box.ipv == 4 then
+        return (addr4(box.dst4, 1))
     end
-    return nil
+    return (addr(1))
 end
 function MSG.src_port()
     return box.sport
@@ -273,7 +352,7 @@ function MSG.transport()
     return nil
 end
 function MSG.time()
-    return seconds(box.time)
+    return (seconds(box.time))
 end
 function MSG.retransmission()
     return band(box.flags, F_RETRANSMISSION) ~= 0
@@ -289,9 +368,33 @@ function MSG.late_final()
 end
 function MSG.dialog()
     if box.dialog ~= nil then
-        return Dlg(box.gen)
+        return (Dlg(box.gen))
     end
     return nil
+end
+
+-- Header ids (enum sip_hdr, 0 for a header sipscope does not know) by name, for the first 256
+-- names rules ask for: a known header is then found by its id, the first straight from the
+-- parser's index, without reading the name again.
+local header_ids, n_header_ids = {}, 0
+
+local function header_id(name)
+    local id = header_ids[name]
+    if id == nil then
+        id = api.header_id(name, #name)
+        if n_header_ids < 256 then
+            header_ids[name] = id
+            n_header_ids = n_header_ids + 1
+        end
+    end
+    return id
+end
+
+local function find_header(name, id, nth)
+    if id ~= 0 then
+        return api.msg_header_id(box, id, nth, out)
+    end
+    return api.msg_header(box, name, #name, nth, out)
 end
 
 -- m:header(name): the first value of that header (compact forms fold: "i" is Call-ID), or nil.
@@ -300,8 +403,8 @@ function MSG_M.header(h, name)
     if type(name) ~= "string" then
         error("sipscope: m:header(name) takes a header name", 2)
     end
-    if api.msg_header(box, name, #name, 0, out) ~= 0 then
-        return slice_string()
+    if find_header(name, header_id(name), 0) ~= 0 then
+        return (slice_string())
     end
     return nil
 end
@@ -312,8 +415,9 @@ function MSG_M.headers(h, name)
     if type(name) ~= "string" then
         error("sipscope: m:headers(name) takes a header name", 2)
     end
+    local id = header_id(name)
     local list = {}
-    while api.msg_header(box, name, #name, #list, out) ~= 0 do
+    while find_header(name, id, #list) ~= 0 do
         list[#list + 1] = slice_string()
     end
     return list
@@ -321,12 +425,12 @@ end
 
 function MSG_M.body(h)
     check(h, "message")
-    return mstr(F_BODY)
+    return (mstr(F_BODY))
 end
 
 function MSG_M.raw(h)
     check(h, "message")
-    return mstr(F_RAW)
+    return (mstr(F_RAW))
 end
 
 -- m:sdp(): the body parsed as SDP (see sipscope/sdp.lua), or nil without an SDP body.
@@ -336,7 +440,7 @@ function MSG_M.sdp(h)
     if body == nil then
         return nil
     end
-    if api.msg_header(box, "Content-Type", 12, 0, out) ~= 0 then
+    if find_header("Content-Type", header_id("Content-Type"), 0) ~= 0 then
         local ct = slice_string():lower()
         if not ct:find("application/sdp", 1, true) then
             return nil
@@ -347,7 +451,7 @@ end
 
 function MSG_M.label(h, name)
     check(h, "message")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- Dialog (a call) ----------------------------------------------------------------------------
@@ -356,19 +460,19 @@ local DLG, DLG_M = {}, {}
 
 local function dstr(field)
     if api.dialog_str(box, field, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
 
 function DLG.call_id()
-    return dstr(0)
+    return (dstr(0))
 end
 function DLG.from()
-    return dstr(1)
+    return (dstr(1))
 end
 function DLG.to()
-    return dstr(2)
+    return (dstr(2))
 end
 function DLG.state()
     return STATES[box.d_state]
@@ -382,31 +486,38 @@ local function span(a, b)
 end
 
 function DLG.start_time()
-    return seconds(box.d_start)
+    return (seconds(box.d_start))
 end
 function DLG.answer_time()
     local t = box.d_answer
     if t ~= 0 then
-        return seconds(t)
+        return (seconds(t))
+    end
+    return nil
+end
+function DLG.ringing_time()
+    local t = box.d_ringing
+    if t ~= 0 then
+        return (seconds(t))
     end
     return nil
 end
 function DLG.end_time()
     local t = box.d_end
     if t ~= 0 then
-        return seconds(t)
+        return (seconds(t))
     end
     return nil
 end
 function DLG.duration()
     if box.d_answer ~= 0 and box.d_end ~= 0 then
-        return span(box.d_answer, box.d_end)
+        return (span(box.d_answer, box.d_end))
     end
     return nil
 end
 function DLG.setup_delay()
     if box.d_answer ~= 0 then
-        return span(box.d_start, box.d_answer)
+        return (span(box.d_start, box.d_answer))
     end
     return nil
 end
@@ -423,38 +534,56 @@ function DLG.end_reason()
     end
     return nil
 end
--- d.vars: the current rule's scratch table for this call, until the call ends.
-function DLG.vars()
-    local store = ctx.current().vars
-    local key, gen = box.d_key, box.d_gen
-    local e = store[key]
-    if e == nil or e.g ~= gen then
-        if box.d_state == DIALOG_ENDED then
-            return {} -- the call has ended: nothing would ever free it
+-- The slot of the dispatched call (api.dialog_slot), made if create; 0 for none.
+local function call_slot(create)
+    local slot = box.d_slot
+    if slot < 0 or (slot == 0 and create) then
+        slot = api.dialog_slot(api.bridge, box, create and 1 or 0)
+        if slot == 0 and create then
+            error("sipscope: out of memory for per-call data", 3)
         end
-        e = {g = gen, t = {}}
-        store[key] = e
+        box.d_slot = slot
     end
-    return e.t
+    return slot
+end
+
+-- d.vars: the current rule's scratch table for this call, until the call ends: in the rule's
+-- var_slots under the call's slot.
+function DLG.vars()
+    local store = S.current.var_slots
+    local slot = call_slot(false)
+    local t
+    if slot ~= 0 then
+        t = store[slot]
+        if t ~= nil then
+            return t
+        end
+    elseif box.d_state == DIALOG_ENDED then
+        return {} -- the call has ended: nothing would ever free it
+    end
+    slot = call_slot(true)
+    t = new_table(0, 4) -- a few fields without growing the table field by field
+    store[slot] = t
+    return t
 end
 -- d.cdr: fields added to this call's line in the events file (shared by all rules).
 function DLG.cdr()
-    local key, gen = box.d_key, box.d_gen
-    local e = ctx.cdr_store[key]
-    if e == nil or e.g ~= gen then
-        local t, p = field_table()
-        if box.d_state == DIALOG_ENDED then
-            return p
+    local slot = call_slot(false)
+    if slot == 0 or cdr_slots[slot] == nil then
+        if slot == 0 and box.d_state == DIALOG_ENDED then
+            return (Fields(DEAD_KEY, 0)) -- the call has ended: checked, then dropped
         end
-        e = {g = gen, t = t, p = p}
-        ctx.cdr_store[key] = e
+        slot = call_slot(true)
+        cdr_slots[slot] = field_table()
+        n_cdr_tables = n_cdr_tables + 1
+        cdr_serial[slot] = n_cdr_tables
     end
-    return e.p
+    return (Fields(slot, cdr_serial[slot]))
 end
 
 function DLG_M.label(h, name)
     check(h, "dialog")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- Transaction ----------------------------------------------------------------------------------
@@ -474,13 +603,13 @@ function TXN.response_time()
     return box.delay
 end
 function TXN.time()
-    return seconds(box.time)
+    return (seconds(box.time))
 end
 TXN.dialog = MSG.dialog
 
 function TXN_M.label(h, name)
     check(h, "transaction")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- Registration (a binding change) --------------------------------------------------------------
@@ -489,16 +618,16 @@ local REG, REG_M = {}, {}
 
 local function bstr(field)
     if api.binding_str(box, field, out) ~= 0 then
-        return slice_string()
+        return (slice_string())
     end
     return nil
 end
 
 function REG.aor()
-    return bstr(0)
+    return (bstr(0))
 end
 function REG.contact()
-    return bstr(1)
+    return (bstr(1))
 end
 function REG.expires()
     return box.b_expires
@@ -507,42 +636,60 @@ function REG.change()
     return CHANGES[box.b_change]
 end
 function REG.time()
-    return seconds(box.time)
+    return (seconds(box.time))
 end
 -- r.event: fields added to this change's line in the events file.
 function REG.event()
-    local e = reg_event
-    if e == nil or e.g ~= box.gen then
-        local t, p = field_table()
-        e = {g = box.gen, t = t, p = p}
-        reg_event = e
+    local gen = box.gen
+    if reg_fields == nil or reg_gen ~= gen then
+        reg_fields, reg_gen = field_table(), gen
     end
-    return e.p
+    return (Fields(REG_KEY, gen))
 end
 
 function REG_M.label(h, name)
     check(h, "registration")
-    return label_of(name, 3)
+    return (label_of(name, 3))
 end
 
 -- The fields rules set through r.event in the dispatch that just ran, or nil.
 function M.take_event_fields()
-    local e = reg_event
-    reg_event = nil
-    if e ~= nil and e.g == box.gen and next(e.t) ~= nil then
-        return e.t
+    local t = reg_fields
+    reg_fields = nil
+    if t ~= nil and reg_gen == box.gen and next(t) ~= nil then
+        return t
     end
     return nil
 end
 
--- ctx: box, api, names (from C), labels, label_index, current(), cdr_store.
+-- The fields of the call in slot (ctx.cdr_slots), or nil; they leave the slot.
+function M.take_call_fields(slot)
+    local t = cdr_slots[slot]
+    if t == nil then
+        return nil
+    end
+    cdr_slots[slot] = nil
+    cdr_serial[slot] = nil
+    if next(t) == nil then
+        return nil
+    end
+    return t
+end
+
+-- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule),
+-- cdr_slots.
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
-    box, api = c.box, c.api
+    S, cdr_slots = c.state, c.cdr_slots
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
-    Msg = handle_type("message", MSG, MSG_M)
+    local msg_ptr
+    Msg, msg_ptr = handle_type("message", MSG, MSG_M)
+    -- m is the message handle of the running dispatch (for the helpers' message methods).
+    function M.is_current_message(m)
+        return ffi.istype(msg_ptr, m) and gen_of(m) == box.gen
+    end
     Dlg = handle_type("dialog", DLG, DLG_M)
     Txn = handle_type("transaction", TXN, TXN_M)
     Reg = handle_type("registration", REG, REG_M)

@@ -18,12 +18,17 @@
 --   local invites = sip.window{seconds = 10, buckets = 10, max_keys = 10000}
 --   invites:add(m.src_ip [, n])  --> events of that key in the last 10 s, these included
 --   invites:count(key)           --> the same without adding
+--   invites:src(m [, n]), invites:dst(m [, n])  -- add(m.src_ip [, n]) without making the text
 -- Window time is the packet time of the event being handled (the engine clock).
 local ffi = require "ffi"
+local table_clear = require "table.clear"
 
 local M = {}
 
-local ctx -- api, native, box, phase(), Msg
+local MEMO = 256 -- classifier results remembered per classifier
+local NO_CLASS = {}
+
+local ctx -- api, native, box, phase(), is_message(m)
 
 local function at_load(name)
     if ctx.phase() ~= "load" then
@@ -92,10 +97,10 @@ function M.cidr_set(spec)
         end
     end
     local set = ffi.cast("const void *", ud)
-    local api, box, Msg = ctx.api, ctx.box, ctx.Msg
+    local api, box, is_message = ctx.api, ctx.box, ctx.is_message
 
     local function of_message(m, dst, what)
-        if not ffi.istype(Msg, m) or m.g ~= box.gen then
+        if not is_message(m) then
             error("sipscope: set:" .. what .. "(m) takes the message of the running hook", 3)
         end
         local id = api.cidr_lookup_msg(set, box, dst)
@@ -120,10 +125,10 @@ function M.cidr_set(spec)
             return nil
         end,
         src = function(_, m)
-            return of_message(m, 0, "src")
+            return (of_message(m, 0, "src"))
         end,
         dst = function(_, m)
-            return of_message(m, 1, "dst")
+            return (of_message(m, 1, "dst"))
         end,
         size = function()
             return n
@@ -170,6 +175,9 @@ function M.classifier(rules)
     end
     local c = ffi.cast("const void *", ud)
     local api = ctx.api
+    -- The results for the last MEMO distinct values (NO_CLASS: none matched): header values
+    -- such as User-Agent repeat, and a table lookup costs less than the C matcher.
+    local memo, n_memo = {}, 0
     return readonly("classifier", {
         classify = function(_, value)
             if type(value) ~= "string" then
@@ -179,11 +187,25 @@ function M.classifier(rules)
                 error("sipscope: classifier:classify(value) takes a string, got " ..
                     type(value), 2)
             end
-            local id = api.classify_lookup(c, value, #value)
-            if id >= 0 then
-                return classes[id + 1]
+            local class = memo[value]
+            if class == nil then
+                local id = api.classify_lookup(c, value, #value)
+                if id >= 0 then
+                    class = classes[id + 1]
+                else
+                    class = NO_CLASS
+                end
+                if n_memo >= MEMO then
+                    table_clear(memo)
+                    n_memo = 0
+                end
+                memo[value] = class
+                n_memo = n_memo + 1
             end
-            return nil
+            if class == NO_CLASS then
+                return nil
+            end
+            return class
         end,
     })
 end
@@ -227,6 +249,25 @@ function M.window(spec)
         return key
     end
 
+    local is_message = ctx.is_message
+
+    -- add() keyed by the message's address text, made in C.
+    local function of_message(m, n, dst, what)
+        if not is_message(m) then
+            error("sipscope: window:" .. what .. "(m) takes the message of the running hook", 3)
+        end
+        if n == nil then
+            n = 1
+        elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
+            error("sipscope: window:" .. what .. "(m, n): n is a whole number >= 0", 3)
+        end
+        local c = api.window_add_addr(w, box, dst, n)
+        if c == 0xffffffffffffffffULL then
+            return nil -- no address (not IP)
+        end
+        return (tonumber(c))
+    end
+
     return readonly("window", {
         add = function(_, key, n)
             key = key_of(key, "add")
@@ -235,11 +276,17 @@ function M.window(spec)
             elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
                 error("sipscope: window:add(key, n): n is a whole number >= 0", 2)
             end
-            return tonumber(api.window_add(w, key, #key, box.time, n))
+            return (tonumber(api.window_add(w, key, #key, box.time, n)))
         end,
         count = function(_, key)
             key = key_of(key, "count")
-            return tonumber(api.window_count(w, key, #key, box.time))
+            return (tonumber(api.window_count(w, key, #key, box.time)))
+        end,
+        src = function(_, m, n)
+            return (of_message(m, n, 0, "src"))
+        end,
+        dst = function(_, m, n)
+            return (of_message(m, n, 1, "dst"))
         end,
     })
 end

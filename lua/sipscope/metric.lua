@@ -207,12 +207,12 @@ local function fast(obj, st, fn, sign, default, nonneg, general)
                      "if v == nil then"}
         if optional then
             src[#src + 1] = (n > 0 and ("if a" .. n .. " ~= nil then ") or "") ..
-                "return fn(resolve(" .. labels .. "), sign * default)" ..
+                "return (fn(resolve(" .. labels .. "), sign * default))" ..
                 (n > 0 and " end" or "")
         end
         src[#src + 1] = "elseif type(v) == 'number' and v == v" ..
-            (nonneg and " and v >= 0" or "") .. " then return fn(resolve(" .. labels ..
-            "), sign * v) end"
+            (nonneg and " and v >= 0" or "") .. " then return (fn(resolve(" .. labels ..
+            "), sign * v)) end"
         src[#src + 1] = "end"
         src[#src + 1] = "if extra ~= nil then return general(self" .. sep .. labels ..
             ", v, extra) end"
