@@ -584,9 +584,10 @@ class Bench:
             for name, ir in p["ir_per_parse"].items():
                 if ir and name in ns:
                     pace = ir / ns[name]
+                    cut = (f"{100 * (1 - PARSE_TARGET_NS / ns[name]):.0f}% fewer"
+                           if ns[name] > PARSE_TARGET_NS else "within the target")
                     w(f"| {name} | {ir:,.0f} | {ns[name]:.0f} | {pace:.1f} | "
-                      f"{pace * PARSE_TARGET_NS:,.0f} ({100 * (1 - PARSE_TARGET_NS / ns[name]):.0f}%"
-                      f" fewer) |")
+                      f"{pace * PARSE_TARGET_NS:,.0f} ({cut}) |")
             w("")
             w(f"Where the INVITE's instructions go (self cost per parse, `{p['cmd']}`):")
             w("")
@@ -673,6 +674,15 @@ class Bench:
                 w("")
                 w("Inclusive (function and everything it calls), per message: " + ", ".join(
                     f"`{k}` {incl[k] / p['messages']:,.0f}" for k in keys) + ".")
+            per_msg = p["total"] / p["messages"]
+            pace = per_msg * base["cpu_rate"]["median"]  # instructions per CPU-second achieved
+            w("")
+            w(f"At the pace measured above ({per_msg:,.0f} instructions per message at "
+              f"{base['cpu_rate']['median']:,.0f} msgs/s, i.e. {pace / 1e9:.1f} billion "
+              f"instructions per CPU-second), {OFFLINE_TARGET:,} msgs/s leaves "
+              f"**{pace / OFFLINE_TARGET:,.0f} instructions per message** for everything"
+              + (f"; `sip_parse` alone takes {incl['sip_parse'] / p['messages']:,.0f}"
+                 if "sip_parse" in incl else "") + ".")
 
     def report_live(self, w, verdict):
         s = self.sections.get(3, {})
@@ -709,6 +719,13 @@ class Bench:
               f"{st['sender_sys']:.2f} s | {st['softirq_pct']:.0f}% |")
         w("")
         w(f"Sender command of a step: `{r['sender_cmd']}`. Ramp ended: {r['stopped']}.")
+        last = r["steps"][-1] if r["steps"] else None
+        if last and r["stopped"].startswith("sender-limited"):
+            busy = 100 * (last["sender_user"] + last["sender_sys"]) / self.a.step_seconds
+            w(f"At the last step the sender's CPU was {busy:.0f}% busy in the sender "
+              f"(user + system, the softirq that delivers to the veth and runs the filter "
+              f"included): the sender, not sipscope, set the limit; sipscope used "
+              f"{last['cpu_pct']:.0f}% of its core.")
         best = self.live_best()
         w("")
         w(f"| figure | target | result |")
@@ -822,11 +839,16 @@ class Bench:
               f"{soak['messages']:,} | 0 drops | {verdict(soak['drops'] == 0)} |")
             w(f"| sipscope CPU | {soak['cpu_pct']:.2f}% of a core | — | — |")
             w("")
+            w("<details><summary>The samples (calls tracked include the ended calls that "
+              "linger 32 s)</summary>")
+            w("")
             w("| t (s) | RSS (KiB) | calls tracked | transactions | SIP messages |")
             w("|---|---|---|---|---|")
             for smp in soak["samples"]:
                 w(f"| {smp['t']:.0f} | {smp['rss']:,} | {smp['calls']:,} | {smp['txns']:,} | "
                   f"{smp['messages']:,} |")
+            w("")
+            w("</details>")
 
     def report_scrape(self, w, verdict):
         s = self.sections[5]
@@ -1048,6 +1070,7 @@ class Live:
     def ramp(self):
         steps = []
         p, cmd = self.start_sipscope()
+        self.b.load_now("live ramp")
         stopped = "highest step reached"
         sender_cmd = ""
         try:
@@ -1085,6 +1108,7 @@ class Live:
     def per_1k(self):
         cps, secs = 1000, self.b.a.cpu_seconds
         self.b.log(f"live: {cps} calls/s for {secs} s (CPU per 1,000 calls/s)")
+        self.b.load_now("live 1,000 calls/s")
         p, cmd = self.start_sipscope()
         try:
             # The same window with no traffic: what polling the ring every 10 ms costs alone.
@@ -1117,6 +1141,7 @@ class Live:
                                  f"{self.b.work}/load-{n}.expect")
         msgs = int(re.search(r"^# messages (\d+)", expect, re.M)[1])
         self.b.log(f"live load run: tcpreplay {msgs:,} messages at {pps:,}/s")
+        self.b.load_now("live load run")
         p, cmd = self.start_sipscope()
         try:
             argv = ["ip", "netns", "exec", self.tx, "taskset", "-c", self.b.send_cpu, "tcpreplay",
@@ -1159,6 +1184,7 @@ class Live:
         a = self.b.a
         cps, hold, secs, every = a.soak_cps, a.soak_hold, a.soak_seconds, a.soak_interval
         self.b.log(f"live soak: {cps} calls/s, hold {hold} s, for {secs} s")
+        self.b.load_now("soak")
         p, cmd = self.start_sipscope()
         samples = []
         try:
