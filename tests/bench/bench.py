@@ -512,10 +512,11 @@ class Bench:
             if "skipped" in s[3]:
                 rows.append(["3", "live", "—", "", "skipped: " + s[3]["skipped"]])
             else:
-                best = self.live_best()
+                best, offered = self.live_best()
                 limited = s[3]["ramp"]["stopped"]
                 rows.append(["3", "highest rate with zero drops (600-byte messages)",
-                             f"{best:,.0f} msgs/s" if best else "none", f"≥ {LIVE_TARGET:,}/s",
+                             f"{best:,.0f} msgs/s" if best else "none",
+                             f"≥ {LIVE_TARGET:,}/s",
                              ("pass" if best >= LIVE_TARGET else "**miss**") +
                              f" ({limited})"])
                 p = s[3]["per_1k"]
@@ -554,8 +555,11 @@ class Bench:
         return rows
 
     def live_best(self):
-        ok = [st["achieved"] for st in self.sections[3]["ramp"]["steps"] if st["zero_drop"]]
-        return max(ok) if ok else 0
+        """The highest rate the sender reached at a step with zero drops, and that step's
+        offered rate; (0, 0) when none."""
+        ok = [(st["achieved"], st["target"]) for st in self.sections[3]["ramp"]["steps"]
+              if st["zero_drop"]]
+        return max(ok) if ok else (0, 0)
 
     def report_parser(self, w, verdict):
         s = self.sections[1]
@@ -706,14 +710,19 @@ class Bench:
           f"Call-ID, at a paced rate; each step lasts {self.a.step_seconds} s on a sipscope "
           f"started for the ramp. A step has zero drops when `sipscope_capture_drops_total` did "
           f"not move and the kernel's matched packets, sipscope's SIP messages and the "
-          f"datagrams sent are the same number. The ramp stops at the first step with a loss "
-          f"or when the sender cannot reach the rate. sipscope: `{r['cmd']}`.")
+          f"datagrams sent are the same number. A step whose sender fell short of 99% of the "
+          f"offered rate gets a second try; the ramp stops at the first step with a loss or "
+          f"when the sender cannot reach the rate twice. The figure is the highest rate sent "
+          f"at a step with zero drops. "
+          f"sipscope: `{r['cmd']}`.")
         w("")
-        w("| target msgs/s | sent msgs/s | sent | kernel matched | SIP messages | drops | zero "
+        w("| offered msgs/s | sent msgs/s | sent | kernel matched | SIP messages | drops | zero "
           "drop | sipscope CPU | per 1,000 calls/s | sender user / sys | softirq on sender CPU |")
         w("|---|---|---|---|---|---|---|---|---|---|---|")
         for st in r["steps"]:
-            w(f"| {st['target']:,} | {st['achieved']:,.0f} | {st['sent']:,} | {st['matched']:,} | "
+            again = " (2nd try)" if st.get("attempt") == 2 else ""
+            w(f"| {st['target']:,}{again} | {st['achieved']:,.0f} | {st['sent']:,} | "
+              f"{st['matched']:,} | "
               f"{st['messages']:,} | {st['drops']:,} | {'yes' if st['zero_drop'] else '**no**'} | "
               f"{st['cpu_pct']:.1f}% | {st['per_1k']:.2f}% | {st['sender_user']:.2f} s / "
               f"{st['sender_sys']:.2f} s | {st['softirq_pct']:.0f}% |")
@@ -726,12 +735,12 @@ class Bench:
               f"(user + system, the softirq that delivers to the veth and runs the filter "
               f"included): the sender, not sipscope, set the limit; sipscope used "
               f"{last['cpu_pct']:.0f}% of its core.")
-        best = self.live_best()
+        best, offered = self.live_best()
         w("")
         w(f"| figure | target | result |")
         w("|---|---|---|")
-        w(f"| {best:,.0f} msgs/s with zero drops | ≥ {LIVE_TARGET:,} | "
-          f"{verdict(best >= LIVE_TARGET)} |")
+        w(f"| {best:,.0f} msgs/s sent (step offering {offered:,}) and captured with zero drops "
+          f"| ≥ {LIVE_TARGET:,} | {verdict(best >= LIVE_TARGET)} |")
         p = s["per_1k"]
         w("")
         w("### CPU per 1,000 calls/s")
@@ -1075,35 +1084,46 @@ class Live:
         sender_cmd = ""
         try:
             for rate in self.b.a.rates:
-                self.b.log(f"live ramp: {rate:,} msgs/s for {self.b.a.step_seconds} s")
-                before = self.counters(self.scrape())
-                cpu0, irq0 = self.proc_cpu(p.pid), self.softirq()
-                s = self.send(rate, self.b.a.step_seconds)
-                irq1 = self.softirq()
-                after = self.settle(before, s["sent"])
-                cpu1 = self.proc_cpu(p.pid)
-                sender_cmd = s["cmd"]
-                d = {k: int(after[k] - before[k]) for k in ("matched", "drops", "messages")}
-                cpu_pct = 100 * (cpu1 - cpu0) / s["seconds"]
-                calls_per_s = s["rate"] / MSGS_PER_CALL
-                st = {"target": rate, "achieved": s["rate"], "sent": s["sent"], **d,
-                      "zero_drop": d["drops"] == 0 and d["matched"] == s["sent"] ==
-                      d["messages"],
-                      "cpu_pct": cpu_pct, "per_1k": cpu_pct / (calls_per_s / 1000),
-                      "sender_user": s["user"], "sender_sys": s["sys"],
-                      "softirq_pct": 100 * (irq1 - irq0) / s["seconds"]}
-                steps.append(st)
-                self.b.log(f"  sent {s['rate']:,.0f}/s, drops {d['drops']}, matched "
-                           f"{d['matched']}, messages {d['messages']}, cpu {cpu_pct:.1f}%")
+                for attempt in (1, 2):
+                    st = self.step(p, rate)
+                    st["attempt"] = attempt
+                    steps.append(st)
+                    sender_cmd = st.pop("cmd")
+                    # A sender short of the rate on a busy machine gets one more try.
+                    if st["passed"] or not st["zero_drop"]:
+                        break
                 if not st["zero_drop"]:
                     stopped = f"losses at {rate:,}/s"
                     break
-                if s["rate"] < 0.95 * rate:
-                    stopped = f"sender-limited at {s['rate']:,.0f}/s"
+                if not st["passed"]:
+                    stopped = f"sender-limited at {st['achieved']:,.0f}/s"
                     break
         finally:
             self.stop_sipscope(p)
         return {"steps": steps, "stopped": stopped, "cmd": cmd, "sender_cmd": sender_cmd}
+
+    def step(self, p, rate):
+        """One ramp step at rate msgs/s on sipscope p. It has zero drops when no ring buffer
+        drop was counted and the kernel's matched packets, sipscope's SIP messages and the
+        datagrams sent agree; it passes when, besides, the sender reached 99% of the rate."""
+        self.b.log(f"live ramp: {rate:,} msgs/s for {self.b.a.step_seconds} s")
+        before = self.counters(self.scrape())
+        cpu0, irq0 = self.proc_cpu(p.pid), self.softirq()
+        s = self.send(rate, self.b.a.step_seconds)
+        irq1 = self.softirq()
+        after = self.settle(before, s["sent"])
+        cpu1 = self.proc_cpu(p.pid)
+        d = {k: int(after[k] - before[k]) for k in ("matched", "drops", "messages")}
+        cpu_pct = 100 * (cpu1 - cpu0) / s["seconds"]
+        calls_per_s = s["rate"] / MSGS_PER_CALL
+        zero = d["drops"] == 0 and d["matched"] == s["sent"] == d["messages"]
+        self.b.log(f"  sent {s['rate']:,.0f}/s, drops {d['drops']}, matched {d['matched']}, "
+                   f"messages {d['messages']}, cpu {cpu_pct:.1f}%")
+        return {"target": rate, "achieved": s["rate"], "sent": s["sent"], **d,
+                "zero_drop": zero, "passed": zero and s["rate"] >= 0.99 * rate,
+                "cpu_pct": cpu_pct, "per_1k": cpu_pct / (calls_per_s / 1000),
+                "sender_user": s["user"], "sender_sys": s["sys"],
+                "softirq_pct": 100 * (irq1 - irq0) / s["seconds"], "cmd": s["cmd"]}
 
     def per_1k(self):
         cps, secs = 1000, self.b.a.cpu_seconds
