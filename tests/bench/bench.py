@@ -710,22 +710,24 @@ class Bench:
           f"Call-ID, at a paced rate; each step lasts {self.a.step_seconds} s on a sipscope "
           f"started for the ramp. A step has zero drops when `sipscope_capture_drops_total` did "
           f"not move and the kernel's matched packets, sipscope's SIP messages and the "
-          f"datagrams sent are the same number. A step whose sender fell short of 99% of the "
-          f"offered rate gets a second try; the ramp stops at the first step with a loss or "
-          f"when the sender cannot reach the rate twice. The figure is the highest rate sent "
-          f"at a step with zero drops. "
+          f"datagrams sent are the same number. A step that loses messages or whose sender falls "
+          f"short of 99% of the offered rate gets a second try (the machine is shared: either "
+          f"side can lose its CPU for a while); the ramp stops when both tries of a step lose "
+          f"messages or fall short. The figure is the highest rate sent at a step with zero "
+          f"drops. "
           f"sipscope: `{r['cmd']}`.")
         w("")
         w("| offered msgs/s | sent msgs/s | sent | kernel matched | SIP messages | drops | zero "
-          "drop | sipscope CPU | per 1,000 calls/s | sender user / sys | softirq on sender CPU |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|")
+          "drop | sipscope CPU | per 1,000 calls/s | sender user / sys | softirq on sender CPU | "
+          "load (1 min) after |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for st in r["steps"]:
             again = " (2nd try)" if st.get("attempt") == 2 else ""
             w(f"| {st['target']:,}{again} | {st['achieved']:,.0f} | {st['sent']:,} | "
               f"{st['matched']:,} | "
               f"{st['messages']:,} | {st['drops']:,} | {'yes' if st['zero_drop'] else '**no**'} | "
               f"{st['cpu_pct']:.1f}% | {st['per_1k']:.2f}% | {st['sender_user']:.2f} s / "
-              f"{st['sender_sys']:.2f} s | {st['softirq_pct']:.0f}% |")
+              f"{st['sender_sys']:.2f} s | {st['softirq_pct']:.0f}% | {st['load']:.2f} |")
         w("")
         w(f"Sender command of a step: `{r['sender_cmd']}`. Ramp ended: {r['stopped']}.")
         last = r["steps"][-1] if r["steps"] else None
@@ -1089,11 +1091,12 @@ class Live:
                     st["attempt"] = attempt
                     steps.append(st)
                     sender_cmd = st.pop("cmd")
-                    # A sender short of the rate on a busy machine gets one more try.
-                    if st["passed"] or not st["zero_drop"]:
+                    # On a shared machine the sender or sipscope may lose its CPU for a
+                    # while: a step that fails gets one more try; the table shows both.
+                    if st["passed"]:
                         break
                 if not st["zero_drop"]:
-                    stopped = f"losses at {rate:,}/s"
+                    stopped = f"losses at {rate:,}/s" + (" on both tries" if attempt == 2 else "")
                     break
                 if not st["passed"]:
                     stopped = f"sender-limited at {st['achieved']:,.0f}/s"
@@ -1119,7 +1122,9 @@ class Live:
         zero = d["drops"] == 0 and d["matched"] == s["sent"] == d["messages"]
         self.b.log(f"  sent {s['rate']:,.0f}/s, drops {d['drops']}, matched {d['matched']}, "
                    f"messages {d['messages']}, cpu {cpu_pct:.1f}%")
-        return {"target": rate, "achieved": s["rate"], "sent": s["sent"], **d,
+        with open("/proc/loadavg") as f:
+            load1 = float(f.read().split()[0])
+        return {"target": rate, "achieved": s["rate"], "sent": s["sent"], **d, "load": load1,
                 "zero_drop": zero, "passed": zero and s["rate"] >= 0.99 * rate,
                 "cpu_pct": cpu_pct, "per_1k": cpu_pct / (calls_per_s / 1000),
                 "sender_user": s["user"], "sender_sys": s["sys"],
