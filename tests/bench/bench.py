@@ -13,6 +13,7 @@ Sections 3 and the soak need root; without it they are reported as skipped.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -81,9 +82,22 @@ class Bench:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     def load_now(self, when):
+        """Records the load average, and how busy the CPUs are with other work right now:
+        the load average also counts this benchmark's own programs of the section before, a
+        2-second look at /proc/stat while nothing of ours runs does not."""
         with open("/proc/loadavg") as f:
             la = f.read().split()[:3]
-        self.loads.append((when, " ".join(la)))
+
+        def stat():
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]
+            return sum(v), v[3] + v[4]  # total, idle + iowait
+
+        t0, i0 = stat()
+        time.sleep(2)
+        t1, i1 = stat()
+        others = os.cpu_count() * (1 - (i1 - i0) / max(t1 - t0, 1))
+        self.loads.append((when, " ".join(la), others))
         return float(la[0])
 
     def timed(self, argv, stdout=None, stdin=None):
@@ -437,12 +451,17 @@ class Bench:
           f"{machine['versions']['sngrep']}; {machine['versions']['tcpreplay']}")
         w(f"- Pinning: measured programs on CPU {self.cpu} (`taskset -c {self.cpu}`); live "
           f"senders on CPU {self.send_cpu}.")
-        w(f"- Load average (1, 5, 15 min) at start: {self.loads[0][1]}; per section: " +
-          "; ".join(f"{when} {la}" for when, la in self.loads[1:]) + ".")
-        if load_start > 0.5:
+        w(f"- Load average (1, 5, 15 min) at start: {self.loads[0][1]}; at each section's "
+          f"start (it also counts this run's programs of the section before): " +
+          "; ".join(f"{when} {la}" for when, la, _ in self.loads[1:]) + ".")
+        w("- Other work at each section's start (CPUs busy during 2 s while nothing of this run "
+          "was running): " + "; ".join(f"{when} {o:.2f}" for when, _, o in self.loads) + ".")
+        busiest = max(o for _, _, o in self.loads)
+        if load_start > 0.5 or busiest > 0.2:
             w("")
             w(f"> **Noisy numbers.** The load average was {load_start:.2f} when the run started "
-              f"(above 0.5): other work shared the two CPUs, so wall-clock figures are inflated "
+              f"and other work kept up to {busiest:.2f} CPUs busy at a section's start (warned "
+              f"above 0.5 and 0.2): the two CPUs were shared, so wall-clock figures are inflated "
               f"and vary between runs. Throughputs are therefore judged on CPU time "
               f"(user + system of the measured process), which time spent waiting for a CPU "
               f"does not inflate; the caches and the memory bus stay shared. Live figures "
@@ -882,10 +901,14 @@ class Bench:
                   f"{r['bytes']:,} | {target} | {res} |")
 
     def main(self):
+        if self.a.report_only:
+            return self.rerender(self.a.report_only)
         started = datetime.datetime.utcnow()
         load_start = self.load_now("start")
         if load_start > 0.5:
             self.log(f"WARNING: load average {load_start:.2f} > 0.5: numbers will be noisy")
+        if self.loads[0][2] > 0.2:
+            self.log(f"WARNING: other work keeps {self.loads[0][2]:.2f} CPUs busy")
         machine = self.machine()
         try:
             if 1 in self.a.sections:
@@ -905,11 +928,36 @@ class Bench:
                     self.sections.setdefault(4, {})["soak"] = {"skipped": "--no-live"}
         finally:
             self.load_now("end")
+        # Everything the report is made of, so that its text can be redone without measuring.
+        with open(f"{self.work}/results.json", "w") as f:
+            json.dump({"started": started.isoformat(), "machine": machine,
+                       "load_start": load_start, "sections": self.sections,
+                       "loads": self.loads, "inputs": self.inputs, "notes": self.notes,
+                       "args": {k: v for k, v in vars(self.a).items() if k != "sections"},
+                       "section_list": sorted(self.a.sections)}, f, indent=1)
+        self.write(started, machine, load_start)
+
+    def write(self, started, machine, load_start):
         text = self.report(started, machine, load_start)
         with open(self.a.out, "w") as f:
             f.write(text + "\n")
         self.log(f"wrote {self.a.out}")
         print("\n".join("| " + " | ".join(r) + " |" for r in self.summary_rows()))
+
+    def rerender(self, path):
+        """Writes the report again from a run's results.json (after a change of wording)."""
+        with open(path) as f:
+            r = json.load(f)
+        for k, v in r["args"].items():
+            if k not in ("out", "report_only", "work", "top", "build"):
+                setattr(self.a, k, v)
+        self.a.sections = set(r["section_list"])
+        self.sections = {int(k): v for k, v in r["sections"].items()}
+        self.loads = [tuple(x) for x in r["loads"]]
+        self.inputs = [tuple(x) for x in r["inputs"]]
+        self.notes = r["notes"]
+        self.work = r["args"].get("work", self.work)
+        self.write(datetime.datetime.fromisoformat(r["started"]), r["machine"], r["load_start"])
 
 
 class Live:
@@ -1279,6 +1327,8 @@ def main():
                     help="no callgrind profile where a target is missed")
     ap.add_argument("--soak-seconds", type=int, help="soak duration [600; quick 60]")
     ap.add_argument("--step-seconds", type=int, help="seconds per live ramp step [10; quick 5]")
+    ap.add_argument("--report-only", metavar="RESULTS_JSON",
+                    help="measure nothing: write the report from a run's results.json")
     a = ap.parse_args()
     a.sections = {int(x) for x in a.sections.split(",") if x}
     a.runs = a.runs or (3 if a.quick else 5)

@@ -13,6 +13,7 @@
 # --work DIR: inputs go there and stay; otherwise a temporary directory, removed at the end
 #   unless --keep. Other options (--runs N, --sections 1,2,..., --no-live, --no-profile,
 #   --rules DIR, --step-seconds S, --cpu N, --send-cpu N) go to bench.py; see --help there.
+# --report-only WORK/results.json rewrites the report from a kept run without measuring.
 # Timing thresholds live here, never in CI tests.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
