@@ -66,7 +66,7 @@ class Bench:
         self.sections = {}  # number -> dict of results, rendered by report()
         self.inputs = []  # (what, command)
         self.notes = []
-        self.loads = []  # (when, loadavg)
+        self.loads = []  # (when, load average text, CPUs busy with other work)
         self.live = None
 
     # --- helpers ------------------------------------------------------------------------------
