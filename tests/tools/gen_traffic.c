@@ -167,11 +167,17 @@ static int format_msg(char *buf, size_t cap, uint32_t id, const struct instance 
                  first, (id >> 8) & 255, id & 255, id, m->branch, from, to, id, names[in->kind],
                  m->cseq, m->cseq_method, extra);
     if (m->method && strcmp(m->method, "INVITE") == 0) {
-        static const char sdp[] = "v=0\r\no=gen 1 1 IN IP4 10.0.0.1\r\ns=-\r\n"
-                                  "c=IN IP4 10.0.0.1\r\nt=0 0\r\n"
-                                  "m=audio 40000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n";
-        n += snprintf(buf + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n%s", sizeof(sdp) - 1,
-                      sdp);
+        /* Each call offers its own media address and port, as real endpoints do (a capture
+         * where every call offers the same one makes tshark's SDP conversation tracking
+         * quadratic, which BENCHMARK.md's comparison must not measure). */
+        char sdp[256];
+        int sdp_len = snprintf(sdp, sizeof(sdp),
+                               "v=0\r\no=gen %u 1 IN IP4 10.0.%u.%u\r\ns=-\r\n"
+                               "c=IN IP4 10.0.%u.%u\r\nt=0 0\r\n"
+                               "m=audio %u RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n",
+                               id, (id >> 8) & 255, id & 255, (id >> 8) & 255, id & 255,
+                               16384 + 2 * ((id >> 16) & 0x1fff));
+        n += snprintf(buf + n, cap - (size_t)n, "Content-Length: %d\r\n\r\n%s", sdp_len, sdp);
     } else {
         n += snprintf(buf + n, cap - (size_t)n, "Content-Length: 0\r\n\r\n");
     }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# run.sh: regenerates BENCHMARK.md on this machine. Builds the Release binaries into build-bench,
+# generates every input in a temporary directory, runs each measurement several times (median,
+# min, max; tshark and sngrep on the same file in the same run) and writes the report with the
+# command behind every figure (tests/bench/bench.py does the measuring). The live section and
+# the memory soak need root: they make two network namespaces joined by a veth pair, and delete
+# them at the end, also when interrupted.
+#
+#   tests/bench/run.sh [--quick] [--out FILE] [--work DIR] [--keep] [bench.py options...]
+#
+# --quick: fewer rounds, 5 s live steps, a 60 s soak (default 600 s: --soak-seconds S).
+# --out FILE: where the report goes [BENCHMARK.md at the repository root].
+# --work DIR: inputs go there and stay; otherwise a temporary directory, removed at the end
+#   unless --keep. Other options (--runs N, --sections 1,2,..., --no-live, --no-profile,
+#   --rules DIR, --step-seconds S, --cpu N, --send-cpu N) go to bench.py; see --help there.
+# --report-only WORK/results.json rewrites the report from a kept run without measuring.
+# Timing thresholds live here, never in CI tests.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${SIPSCOPE_BENCH_BUILD:-$top/build-bench}
+out=$top/BENCHMARK.md
+work=""
+keep=0
+pass=()
+invocation="tests/bench/run.sh${*:+ $*}"
+while [ $# -gt 0 ]; do
+    case $1 in
+    --out) out=$(realpath -m "$2"); shift 2 ;;
+    --work) work=$(realpath -m "$2"); keep=1; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) pass+=("$1"); shift ;;
+    esac
+done
+
+cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g >/dev/null
+cmake --build "$build" -j"$(nproc)" --target sipscope bench_sip_parse bench_http bench_memory \
+    gen_traffic gen_calls sip_sender >/dev/null
+
+if [ -z "$work" ]; then
+    work=$(mktemp -d /tmp/sipscope-bench.XXXXXX)
+fi
+mkdir -p "$work"
+cleanup() {
+    # bench.py deletes its namespaces itself; this covers it being killed outright.
+    if [ -f "$work/netns" ]; then
+        while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done <"$work/netns"
+    fi
+    if [ "$keep" = 0 ]; then rm -rf "$work"; else echo "inputs kept in $work" >&2; fi
+}
+trap cleanup EXIT
+
+python3 "$top/tests/bench/bench.py" --top "$top" --build "$build" --work "$work" --out "$out" \
+    --invocation "$invocation" "${pass[@]}"
