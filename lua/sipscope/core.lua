@@ -708,16 +708,6 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     if cfg.jit_log then
         watch_jit()
     end
-    if os.getenv("SIPSCOPE_JITDUMP") then
-        require("jit.dump").on("tbir", os.getenv("SIPSCOPE_JITDUMP"))
-    end
-    if os.getenv("SIPSCOPE_JITP") then
-        require("jit.p").start(os.getenv("SIPSCOPE_JITP"), "/tmp/perflua/jitp.txt")
-        M.jitp_stop = function() require("jit.p").stop() end
-    end
-    if os.getenv("SIPSCOPE_JITV") then
-        require("jit.v").on(os.getenv("SIPSCOPE_JITV"))
-    end
 end
 
 -- A copy of an on_request / on_response table: method names (tokens as written, "INVITE") or

@@ -77,20 +77,6 @@ mkdir -p "$work/rec" "$work/stats"
 SIPSCOPE_SIPP_STATS="$work/stats" ip netns exec "$ns" "$top/scripts/record-fixtures.sh" \
     --only mix --transport "$transport" --port 5060 "$work/rec" >"$work/record.log" 2>&1 ||
     { cat "$work/record.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
-# The filter hands packets over within 10 ms; two scrapes a moment apart must agree.
-sleep 0.5
-scrape /metrics >"$work/live.prom"
-sleep 0.3
-scrape /metrics >"$work/live2.prom"
-# (The engine's own families move on: the scrapes are packets on lo, and tables empty as
-# finished calls stop lingering. The sip_ families must not.)
-check "the sip_ families are stable once the traffic stopped" \
-    diff <(grep '^sip_' "$work/live.prom") <(grep '^sip_' "$work/live2.prom")
-
-check "promtool accepts the scrape without a warning" \
-    bash -c "out=\$('$promtool' check metrics <'$work/live.prom' 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\"; false; }"
-check "no capture drops" \
-    bash -c "! grep -E '^sipscope_capture_drops_total\\{.*\\} [1-9]' '$work/live.prom'"
 # The kernel filter matches every packet with a port in --sip-ports, SIP or not: each UDP
 # datagram, and each TCP segment, handshakes, pure ACKs and FINs included. Those are exactly the
 # packets the recorder's tcpdump keeps (its filters take SIPp's SIP ports 5060-5079; SIPp's media
@@ -102,6 +88,25 @@ for v in "${runs[@]}"; do
     recorded=$((recorded + $(tshark -r "$work/rec/mix-$v.pcap" 2>/dev/null | wc -l)))
 done
 value() { awk -v k="$1" '$1 == k { print $2 }' "$work/live.prom"; }
+# The filter hands packets over within 10 ms, but the kernel's packet counters are read once a
+# second: wait for them (at most 5 s) before the scrape the checks read. Two scrapes a moment
+# apart must then agree.
+for _ in $(seq 50); do
+    scrape /metrics >"$work/live.prom"
+    [ "$(value 'sipscope_packets_total{iface="lo",result="matched"}')" = "$recorded" ] && break
+    sleep 0.1
+done
+sleep 0.3
+scrape /metrics >"$work/live2.prom"
+# (The engine's own families move on: the scrapes are packets on lo, and tables empty as
+# finished calls stop lingering. The sip_ families must not.)
+check "the sip_ families are stable once the traffic stopped" \
+    diff <(grep '^sip_' "$work/live.prom") <(grep '^sip_' "$work/live2.prom")
+
+check "promtool accepts the scrape without a warning" \
+    bash -c "out=\$('$promtool' check metrics <'$work/live.prom' 2>&1) && [ -z \"\$out\" ] || { echo \"\$out\"; false; }"
+check "no capture drops" \
+    bash -c "! grep -E '^sipscope_capture_drops_total\\{.*\\} [1-9]' '$work/live.prom'"
 check "the kernel matched every recorded packet and nothing else ($recorded)" \
     test "$(value 'sipscope_packets_total{iface="lo",result="matched"}')" = "$recorded"
 for v in "${runs[@]}"; do
