@@ -209,6 +209,10 @@ struct lb_state {
     lua_State *L;
     struct lua_heap *heap;
     uint64_t used, limit, reserve, gc_floor;
+    /* Garbage collection paced by the engine (gc_pace): bytes ever allocated, their count at the
+     * last step, and the heap size at which the next cycle starts. */
+    uint64_t allocated, gc_mark, gc_resume;
+    uint64_t rehash_size; /* the large allocation of the rehash under way */
     int core_ref;
     int fn_ref[K_COUNT];
     int n_rules;
@@ -256,12 +260,64 @@ struct lua_bridge {
     int watchdog_active; /* rules are loaded: without any, the watchdog sleeps */
     volatile uint32_t armed_seq;
     volatile sig_atomic_t hook_armed;
+    /* LuaJIT rehashing a large table or its string table for rule code (rehash_watch): the
+     * watchdog does not count that time against the rule. Written by the engine thread, read
+     * by the watchdog: the CPU time of finished rehashes, the start of one under way (0:
+     * none) and how much of it may be excused. */
+    uint64_t rehash_ns, rehash_start, rehash_allow;
 };
 
 static const char timeout_token = 0; /* its address is the error value of a budget stop */
 static int budget_signal;
 
 /* --- memory ------------------------------------------------------------------------------- */
+
+/* LuaJIT grows a hash table or its string table by allocating the larger array, moving every
+ * entry over, then freeing the old array of at least half the size. On a large one that is
+ * milliseconds of work the rule did not ask for (the string table of a heap holding a hundred
+ * thousand strings, say), once per doubling. The time from such an allocation (REHASH_BYTES or
+ * more) to the free that ends it is not counted against the rule call: the watchdog subtracts
+ * it, also while it runs. Each such interval is excused for at most REHASH_NS_PER_BYTE per byte
+ * of the new array (a 1 MiB string table: 25 ms; it took 6 ms here), so that a large allocation
+ * without its free (a long string) excuses little; and every one needs the heap to grow by its
+ * size, within --lua-memory. */
+#define REHASH_BYTES (64u << 10)
+#define REHASH_NS_PER_BYTE 24
+
+static uint64_t cpu_ns(clockid_t clock);
+
+static void rehash_watch(struct lb_state *s, size_t osize, size_t nsize)
+{
+    struct lua_bridge *b = s->b;
+    uint64_t start = b->rehash_start;
+
+    if (!b->box.in_rule)
+        return;
+    if (nsize >= REHASH_BYTES) {
+        /* A rehash that starts ends any unfinished interval: only the last one is excused. */
+        b->rehash_allow = (uint64_t)nsize * REHASH_NS_PER_BYTE;
+        s->rehash_size = nsize;
+        __atomic_store_n(&b->rehash_start, cpu_ns(CLOCK_THREAD_CPUTIME_ID), __ATOMIC_RELEASE);
+    } else if (nsize == 0 && start && osize * 2 >= s->rehash_size) {
+        uint64_t spent = cpu_ns(CLOCK_THREAD_CPUTIME_ID) - start;
+        if (spent > b->rehash_allow)
+            spent = b->rehash_allow;
+        __atomic_store_n(&b->rehash_ns, b->rehash_ns + spent, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->rehash_start, 0, __ATOMIC_RELEASE);
+    }
+}
+
+/* The CPU time to subtract from a rule call's (watchdog): finished rehashes, and the one
+ * under way up to its allowance. used: the engine thread's CPU time now. */
+static uint64_t rehash_credit(struct lua_bridge *b, uint64_t used)
+{
+    uint64_t done = __atomic_load_n(&b->rehash_ns, __ATOMIC_RELAXED);
+    uint64_t start = __atomic_load_n(&b->rehash_start, __ATOMIC_ACQUIRE);
+    uint64_t allow = __atomic_load_n(&b->rehash_allow, __ATOMIC_RELAXED);
+    if (start && used > start)
+        done += used - start < allow ? used - start : allow;
+    return done;
+}
 
 /* The cap applies to rule code; trusted code (dispatchers, error handling) may use a reserve
  * above it, so that it can still report and quarantine the rule that exhausted the cap. */
@@ -274,8 +330,12 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         if (ptr)
             lua_heap_release(s->heap, ptr, osize);
         s->used -= osize;
+        if (osize >= REHASH_BYTES / 2)
+            rehash_watch(s, osize, 0);
         return NULL;
     }
+    if (nsize >= REHASH_BYTES)
+        rehash_watch(s, osize, nsize);
     if (!ptr) { /* most calls: a new object */
         uint64_t limit = s->limit + (s->b->box.in_rule ? 0 : s->reserve);
         if (s->used + nsize > limit || !(p = lua_heap_alloc(s->heap, nsize))) {
@@ -283,6 +343,7 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             return NULL;
         }
         s->used += nsize;
+        s->allocated += nsize;
         return p;
     }
     if (nsize > osize) {
@@ -291,6 +352,7 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             s->b->box.mem_fail = 1;
             return NULL;
         }
+        s->allocated += nsize - osize;
     }
     p = lua_heap_realloc(s->heap, ptr, osize, nsize);
     if (!p) {
@@ -362,7 +424,7 @@ static void *watchdog_main(void *arg)
 {
     struct lua_bridge *b = arg;
     uint64_t period = b->cfg.budget_ns / 2 ? b->cfg.budget_ns / 2 : 1;
-    uint64_t since = 0;
+    uint64_t since = 0, credit_since = 0;
     uint32_t last = 0;
     int watching = 0;
     struct timespec next;
@@ -371,7 +433,7 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&b->watchdog_lock);
     while (!b->watchdog_stop) {
         uint32_t seq;
-        uint64_t used;
+        uint64_t used, credit;
         struct timespec now;
         if (!b->watchdog_active) {
             pthread_cond_wait(&b->watchdog_wake, &b->watchdog_lock);
@@ -396,13 +458,15 @@ static void *watchdog_main(void *arg)
         }
         seq = __atomic_load_n(&b->box.seq, __ATOMIC_RELAXED);
         used = cpu_ns(b->engine_clock);
+        credit = rehash_credit(b, used);
         if (!watching || seq != last) {
             last = seq;
             since = used;
+            credit_since = credit;
             watching = 1;
             continue;
         }
-        if (used - since >= b->cfg.budget_ns) {
+        if (used - since >= b->cfg.budget_ns + (credit - credit_since)) {
             /* Re-sent every period while the call goes on, in case the error was caught. */
             union sigval v = {.sival_ptr = b};
             b->armed_seq = seq;
@@ -1379,6 +1443,41 @@ static void close_state(struct lb_state *s)
     free(s);
 }
 
+/* The engine, not the rule that happens to be running, pays for garbage collection. LuaJIT's
+ * own steps run inside whatever code allocates, and one of them can be the atomic phase, the
+ * traversal of a large table or a resize of the string table: milliseconds on a heap of tens
+ * of MiB, enough to stop a healthy rule at its budget. So the automatic steps are off
+ * (LUA_GCSTOP) and the collector runs here, between entries and outside every budget, at
+ * LuaJIT's default pace: a cycle starts once the heap has doubled since the last one ended
+ * (pause 200%), and then each step does the work of twice the bytes allocated since the
+ * previous one (step multiplier 200) until the cycle ends. Steps are at least GC_STEP_BYTES
+ * apart, so that most entries pay one comparison. Within one entry garbage is not collected;
+ * enter() still runs a full collection when the heap nears the cap. */
+#define GC_STEP_BYTES (64u << 10)
+#define GC_MIN_HEAP (1u << 20)
+
+static void gc_restart_pause(struct lb_state *s)
+{
+    s->gc_mark = s->allocated;
+    s->gc_resume = s->used * 2 > GC_MIN_HEAP ? s->used * 2 : GC_MIN_HEAP;
+}
+
+static void gc_pace(struct lb_state *s)
+{
+    uint64_t debt = s->allocated - s->gc_mark;
+
+    if (debt < GC_STEP_BYTES)
+        return;
+    if (s->used < s->gc_resume) { /* between cycles */
+        s->gc_mark = s->allocated;
+        return;
+    }
+    s->gc_mark = s->allocated;
+    if (lua_gc(s->L, LUA_GCSTEP, (int)(debt >> 10)))
+        gc_restart_pause(s); /* the cycle ended */
+    lua_gc(s->L, LUA_GCSTOP, 0); /* a step sets the collector's own threshold again */
+}
+
 /* Runs the function on the stack (below its nargs arguments) as one entry: the watchdog watches
  * it, handles of the dispatch die with it. Returns the lua_pcall status; on failure the error
  * value is left on the stack. */
@@ -1388,6 +1487,7 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
 
     b->running = s;
     b->box.seq++;
+    __atomic_store_n(&b->rehash_start, 0, __ATOMIC_RELAXED); /* a rehash never spans entries */
     __atomic_store_n(&b->box.in_lua, 1, __ATOMIC_RELAXED);
     rc = lua_pcall(s->L, nargs, nresults, 0);
     __atomic_store_n(&b->box.in_lua, 0, __ATOMIC_RELAXED);
@@ -1401,7 +1501,11 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
      * garbage alone never makes a rule fail; the condition keeps full collections amortised. */
     if (s->used > s->limit - s->limit / 4 && s->used > s->gc_floor + s->limit / 8) {
         lua_gc(s->L, LUA_GCCOLLECT, 0);
+        lua_gc(s->L, LUA_GCSTOP, 0);
         s->gc_floor = s->used;
+        gc_restart_pause(s);
+    } else {
+        gc_pace(s);
     }
     return rc;
 }
@@ -1535,6 +1639,8 @@ static struct lb_state *state_new(struct lua_bridge *b, char *err, size_t errlen
         free(s);
         return NULL;
     }
+    lua_gc(s->L, LUA_GCSTOP, 0); /* paced by gc_pace */
+    gc_restart_pause(s);
     lua_pushcfunction(s->L, state_setup);
     lua_pushlightuserdata(s->L, s);
     b->box.in_rule = 0;
@@ -1933,6 +2039,8 @@ static void fill_message(struct lb_box *box, const struct sip_msg *msg, const st
             memcpy(&box->src4, pkt->src, 4);
             memcpy(&box->dst4, pkt->dst, 4);
         }
+    } else {
+        box->ipv = 0; /* no address: m.src_ip is nil, not the last packet's */
     }
 }
 

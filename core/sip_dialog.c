@@ -173,7 +173,6 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* The earliest of the call's pending timers. */
 /* Deadline lanes of the call timers that run a fixed time from an event (table.h): the session
  * expiry depends on each call's Session-Expires and stays in the heap. */
 enum dialog_lane {

@@ -1282,8 +1282,10 @@ static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
 }
 
 /* From and To. Most are name-addrs: the URI is then the last <...> of the value, found from the
- * end in two short backward scans instead of a forward walk over the display name. Anything
- * else (an addr-spec, quotes or brackets among the parameters) takes the general path. */
+ * end in two short backward scans instead of a forward walk over the display name. An
+ * addr-spec, or a quote after the last '>', takes the general path. (A bracket among the
+ * parameters is outside the grammar, whose parameter values are tokens, hosts or quoted strings:
+ * the value then yields its last <...>.) */
 static ALWAYS_INLINE void parse_addr(struct slice value, struct span rd, struct slice *uri,
                                      struct slice *tag)
 {

@@ -1,10 +1,11 @@
 /* table: a bounded pool of fixed-size entries with a hash index, age-ordered lists for eviction
- * and one deadline per entry kept in a min-heap. The trackers (calls, transactions,
+ * and one deadline per entry, kept in first-in first-out lanes when it runs a fixed time from the
+ * packet clock and in a min-heap otherwise. The trackers (calls, transactions,
  * registrations) are built on it so that every table has a capacity, evicts oldest-first and
  * runs its timers the same way. It knows nothing of SIP.
  *
  * Every entry starts with a struct table_node. Entries are addressed by index (uint32); the
- * pool is one calloc of capacity * entry_size, so pages are only touched as the high-water mark
+ * pool is one anonymous mapping of capacity * entry_size, so pages are only touched as the high-water mark
  * grows, and memory is bounded by the capacity from the start. The hash index is allocated for
  * the capacity too but used only as far as the entries in use need (it doubles as they grow), so
  * that a table far below its capacity keeps its buckets in cache. Nothing allocates after
@@ -184,7 +185,8 @@ static inline uint32_t table_oldest(const struct table *t, uint8_t cls)
     return t->head[cls];
 }
 
-/* The entry after idx in its age list (the next older one), or TABLE_NONE. */
+/* The entry after idx in its age list (the next newer one: lists run from the oldest at their
+ * head), or TABLE_NONE. */
 static inline uint32_t table_age_next(const struct table *t, uint32_t idx)
 {
     return t->ages[idx].next;

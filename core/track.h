@@ -63,8 +63,8 @@ void track_prepare(struct track *tr, const struct sip_msg *msg, struct track_hin
 /* Starts loading the entries at the head of those buckets (which track_prepare loaded). */
 void track_prefetch(const struct track *tr, const struct track_hint *hint);
 
-/* Starts loading the rest of those chains and, for a response, the call its transaction
- * belongs to (all found from what track_prefetch loaded). */
+/* Starts loading the rest of those chains and the call the message belongs to (all found from
+ * what track_prefetch loaded). */
 void track_prefetch_more(const struct track *tr, const struct track_hint *hint);
 
 /* track_message with msg's keys from track_prepare: the same matching, records and events. */

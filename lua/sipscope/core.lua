@@ -162,6 +162,7 @@ local function failed(r, hook, err)
         end
         disable(r, "it ran out of Lua memory (--lua-memory)")
         collectgarbage("collect")
+        collectgarbage("stop") -- the engine paces the collector (lua_bridge.c, gc_pace)
         return
     end
     r.fails = r.fails + 1
@@ -284,6 +285,7 @@ local function compile_free_vars()
 end
 
 local function free_slot(slot)
+    handles.take_call_fields(slot) -- d.cdr written after the call's end: dropped, not inherited
     free_vars(slot)
     api.dialog_slot_free(api.bridge, slot)
 end
@@ -357,15 +359,17 @@ function M.dispatch_dialog_end()
     if slot == 0 then
         return
     end
+    -- The slot is pending before anything below can fail, and the previous one no longer is
+    -- when it is freed: a failure here can neither leak a slot nor free one twice.
+    local prev = pending_end
+    pending_end = slot
+    if prev ~= 0 and prev ~= slot then
+        free_slot(prev) -- no message dispatch since (timers, or no message hooks)
+    end
     local c = handles.take_call_fields(slot)
     if c ~= nil and cfg.event_fields then
         native.event_fields(json.members(c))
     end
-    local prev = pending_end
-    if prev ~= 0 then
-        free_slot(prev) -- no message dispatch since (timers, or no message hooks)
-    end
-    pending_end = slot
 end
 
 function M.dispatch_txn_end()

@@ -120,4 +120,30 @@ describe("the events file", function()
         assert.are.equal(2, e:metric("sip_dialogs_ended_total", {reason = "bye", carrier = "other"}))
         e:close()
     end)
+
+    it("never gives a call the fields written after another call's end", function()
+        -- The 486 ends c1 before on_response runs: its write goes nowhere. c2 then reuses
+        -- c1's slot (d.vars takes it first) and must not inherit the write.
+        local path = t.write_rule("reuse.lua", [[
+return {
+  on_request = function(m)
+    if m.method == "INVITE" and m.dialog then m.dialog.vars.seen = true end
+  end,
+  on_response = function(m)
+    if m.status >= 300 and m.dialog then m.dialog.cdr.fail = m.status end
+  end,
+}]])
+        local e = t.engine{rules = {path}, events = true}
+        e:sip(t.request("INVITE", {call_id = "c1"}), {time = 1})
+        e:sip(t.response(486, {call_id = "c1", to_tag = "x"}), {time = 1.5})
+        t.call(e, {call_id = "c2", time = 3})
+        local ev = e:events()
+        assert.are.equal(2, #ev)
+        assert.are.equal("c1", ev[1].call_id)
+        assert.are.equal(486, ev[1].outcome)
+        assert.is_nil(ev[1].fail)
+        assert.are.equal("c2", ev[2].call_id)
+        assert.is_nil(ev[2].fail)
+        e:close()
+    end)
 end)

@@ -169,6 +169,37 @@ TEST(an_endless_loop_is_stopped_at_the_budget_and_the_breaker_opens)
     engine_free(e);
 }
 
+/* Growing a table (and the string table) past 2^17 and 2^18 entries makes LuaJIT rehash them in
+ * one go: tens of milliseconds inside one call of a rule that did 200 inserts, which the budget
+ * does not count (lua_bridge.c, rehash_watch). */
+TEST(a_large_rehash_inside_a_rule_is_not_counted_against_its_budget)
+{
+    struct engine *e = engine_with("local c = require('sipscope').counter{name = 'keys_total'}\n"
+                                   "local t, n = {}, 0\n"
+                                   "return {on_request = function(m) for i = 1, 200 do "
+                                   "n = n + 1; t['key' .. n] = n end; c:inc(200) end}\n",
+                                   "rule_budget=1ms\nlua_memory=512MiB");
+    for (int i = 0; i < 1400; i++)
+        feed_options(e, i);
+    CHECK_DBL(metric(e, "keys_total", NULL, NULL), 280000);
+    CHECK_DBL(rule_errors(e, "on_request", "timeout"), -1); /* no series: no error at all */
+    engine_free(e);
+}
+
+/* ... but a large allocation excuses only the rehash it could start, not a loop after it. */
+TEST(an_endless_loop_after_a_large_allocation_is_still_stopped)
+{
+    struct engine *e = engine_with("return {on_request = function(m) "
+                                   "local s = string.rep('x', 1048576) .. m.call_id local n = 0 "
+                                   "while true do n = n + 1 end end}\n",
+                                   "rule_budget=2ms\nbreaker_timeouts=2");
+    for (int i = 0; i < 3; i++)
+        feed_options(e, i);
+    CHECK_DBL(rule_errors(e, "on_request", "timeout"), 2);
+    CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "r"), 1);
+    engine_free(e);
+}
+
 TEST(a_rule_past_the_memory_cap_is_quarantined_and_its_memory_freed)
 {
     struct engine *e = engine_with("local keep = {}\nreturn {on_request = function(m) "
