@@ -16,18 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tools/ipv4_checksum.h"
+
 #define NS 1000000000ULL
 #define START_NS (1700000000ULL * NS)
-
-static uint16_t ip_checksum(const uint8_t *h, size_t n)
-{
-    uint32_t sum = 0;
-    for (size_t i = 0; i < n; i += 2)
-        sum += (uint32_t)(h[i] << 8 | h[i + 1]);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
 
 /* One Ethernet/IPv4/UDP frame, ports 5060, from caller to proxy or back. */
 static int put_frame(FILE *f, uint64_t t, int to_caller, const char *payload, size_t len)

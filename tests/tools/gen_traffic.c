@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipv4_checksum.h"
+
 #define MS 1000000ULL
 #define S 1000000000ULL
 #define START_NS (1700000000ULL * S)
@@ -259,16 +261,6 @@ static struct msgspec step_msg(const struct instance *in, int step)
 }
 
 /* --- pcap output ---------------------------------------------------------------------------- */
-
-static uint16_t ip_checksum(const uint8_t *h, size_t n)
-{
-    uint32_t sum = 0;
-    for (size_t i = 0; i < n; i += 2)
-        sum += (uint32_t)(h[i] << 8 | h[i + 1]);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
 
 static void write_frame(FILE *f, uint64_t t, uint32_t id, int reverse, const char *payload,
                         size_t len)
