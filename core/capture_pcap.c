@@ -28,6 +28,13 @@
 /* How far ahead of the record being read its bytes are prefetched: the hardware prefetcher
  * stops at page boundaries, and the records are read once, front to back. */
 #define MAP_PREFETCH_AHEAD 4096
+/* Pages read long ago are dropped from the mapping (MADV_DONTNEED) every MAP_DROP_EVERY bytes,
+ * all but the last MAP_KEEP_BEHIND: otherwise the whole file would count in the process's
+ * resident memory by the end of a large capture. Nothing can go wrong if something still
+ * pointed there: the mapping is private and never written, so a dropped page that is read again
+ * is read again from the file. */
+#define MAP_DROP_EVERY (32u << 20)
+#define MAP_KEEP_BEHIND (8u << 20)
 
 struct capture_pcap {
     pcap_t *pcap; /* libpcap reads the file; NULL when it is mapped */
@@ -36,6 +43,7 @@ struct capture_pcap {
     const uint8_t *map;
     size_t size, off;
     size_t fetched; /* bytes before it were prefetched */
+    size_t dropped; /* pages before it were dropped (a multiple of the page size) */
     uint32_t snaplen;
     bool swapped; /* written in the other byte order */
     bool nsec;    /* fractions are nanoseconds, not microseconds */
@@ -237,6 +245,11 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
     for (size_t to = cap->off + MAP_PREFETCH_AHEAD; cap->fetched < to && cap->fetched < cap->size;
          cap->fetched += 64)
         __builtin_prefetch(cap->map + cap->fetched);
+    if (cap->off - cap->dropped >= MAP_DROP_EVERY + MAP_KEEP_BEHIND) {
+        size_t to = (cap->off - MAP_KEEP_BEHIND) & ~((size_t)sysconf(_SC_PAGESIZE) - 1);
+        madvise((void *)(cap->map + cap->dropped), to - cap->dropped, MADV_DONTNEED);
+        cap->dropped = to;
+    }
     const uint8_t *h = cap->map + cap->off;
     /* As libpcap 1.10 reads them: seconds and fraction are signed 32-bit fields, but its byte
      * swap yields unsigned values, so in a swapped file they are not sign-extended (a time past
