@@ -1,7 +1,7 @@
 -- cdr_enrich: adds fields to each call's line in the events file (--events): the signalling
 -- addresses and transport of its first INVITE, the caller's User-Agent and the answering
 -- side's Server, the post-dial delay, the answered codec, who hung up and the Q.850 cause of
--- the BYE or CANCEL. Without --events it still runs but its fields go nowhere: disable it.
+-- the BYE or CANCEL. Without --events its fields would go nowhere: it then defines no hook.
 -- It adds no metric and no label. Documentation: rules/README.md.
 
 -- Configuration. Edit, then reload (SIGHUP): this rule declares no label.
@@ -29,7 +29,7 @@ local config = {
     max_text = 128,
 }
 
-if not config.enabled then
+if not config.enabled or not require("sipscope").events then
     return {}
 end
 

@@ -594,7 +594,9 @@ local function declare_label(rule, spec)
 end
 
 local function public_api(rule)
-    local sip = {version = cfg.version}
+    -- events: whether call and registration lines are written (--events), so that a rule whose
+    -- only output is d.cdr / r.event fields can skip its work without them.
+    local sip = {version = cfg.version, events = cfg.event_fields and true or false}
     function sip.label(spec)
         return declare_label(rule, spec)
     end

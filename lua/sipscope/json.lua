@@ -2,7 +2,7 @@
 -- values only: strings (invalid UTF-8 replaced by U+FFFD), finite numbers, booleans.
 local M = {}
 
-local byte, format, sub = string.byte, string.format, string.sub
+local byte, find, format, sub = string.byte, string.find, string.format, string.sub
 local concat, sort = table.concat, table.sort
 
 local REPLACEMENT = "\239\191\189" -- U+FFFD
@@ -49,7 +49,14 @@ local function utf8_len(s, i, n)
     return len
 end
 
+-- Any byte that quote() must escape or check: control characters, '"', '\\' and every byte of a
+-- multi-byte sequence. Most values (addresses, codecs, user agents) have none and are quoted whole.
+local SPECIAL = "[%z\1-\31\127-\255\"\\]"
+
 function M.quote(s)
+    if not find(s, SPECIAL) then
+        return '"' .. s .. '"'
+    end
     local out = {'"'}
     local i, n = 1, #s
     while i <= n do

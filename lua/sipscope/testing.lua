@@ -131,6 +131,8 @@ function M.engine(opts)
     local events = opts.events
     if events == true then
         events = os.tmpname()
+    elseif events == false then
+        events = nil
     end
     local files = opts.rules and table.concat(opts.rules, "\n") or nil
     local e = C.harness_engine_new(opts.rules_dir, files, events, options_text(opts.config),

@@ -271,9 +271,11 @@ class Bench:
         if self.sipscope_has_rules():
             rules = self.rules_dir()
         if rules:
+            # With an events file: cdr_enrich has nothing to do without one.
             tools.append(("sipscope, bundled rules",
                           ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap,
-                           "--rules", rules, "--print"]))
+                           "--rules", rules, "--events", f"{self.work}/offline-events.json",
+                           "--print"]))
         tools.append(("tshark -q -z sip,stat",
                       ["taskset", "-c", self.cpu, "tshark", "-q", "-z", "sip,stat", "-r", pcap]))
         tools.append(("sngrep -N -q -R -I",

@@ -494,3 +494,16 @@ return {on_tick = function(now) see("tick", now - ]] .. t.EPOCH .. [[) end}]])
         e:close()
     end)
 end)
+
+describe("the sipscope module", function()
+    it("tells whether an events file is written", function()
+        local rule = [[return {on_request = function(m) see("events", sip.events) end}]]
+        for _, on in ipairs{false, true} do
+            local e = engine(rule, {events = on})
+            e:sip(t.request("OPTIONS", {call_id = "a"}), {time = 0.5})
+            assert.are.equal(1, seen(e, "events", on))
+            assert.is_nil(seen(e, "events", not on))
+            e:close()
+        end
+    end)
+end)

@@ -161,4 +161,18 @@ describe("rules/cdr_enrich.lua", function()
         assert.are.same({}, added(ev[1]))
         e:close()
     end)
+
+    it("defines no hook without an events file, where its fields would go nowhere", function()
+        local path = t.write_rule("cdr_enrich.lua",
+            configure.text("rules/cdr_enrich.lua", {enabled = true}))
+        local e = t.engine{rules = {path}}
+        for i = 1, 200 do
+            t.call(e, {call_id = "n" .. i, time = i})
+        end
+        -- One dispatch in 64 is timed: 200 calls with any hook would have given samples.
+        assert.are.equal(0, e:metric("sipscope_rule_seconds_count",
+            {rule = "cdr_enrich", hook = "on_dialog_start"}) or 0)
+        assert.are.equal(200, e:metric("sip_dialogs_ended_total", {reason = "bye"}))
+        e:close()
+    end)
 end)
