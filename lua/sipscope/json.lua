@@ -2,8 +2,9 @@
 -- values only: strings (invalid UTF-8 replaced by U+FFFD), finite numbers, booleans.
 local M = {}
 
-local byte, find, format, sub = string.byte, string.find, string.format, string.sub
-local concat, sort = table.concat, table.sort
+local byte, find, sub = string.byte, string.find, string.sub
+local sort = table.sort
+local string_buffer = require "string.buffer"
 
 local REPLACEMENT = "\239\191\189" -- U+FFFD
 
@@ -49,71 +50,88 @@ local function utf8_len(s, i, n)
     return len
 end
 
--- Any byte that quote() must escape or check: control characters, '"', '\\' and every byte of a
--- multi-byte sequence. Most values (addresses, codecs, user agents) have none and are quoted whole.
+-- Any byte that put_string() must escape or check: control characters, '"', '\\' and every byte
+-- of a multi-byte sequence. Most values (addresses, codecs, user agents) have none and go whole.
 local SPECIAL = "[%z\1-\31\127-\255\"\\]"
 
-function M.quote(s)
+-- Appends s to buf as a JSON string.
+local function put_string(buf, s)
     if not find(s, SPECIAL) then
-        return '"' .. s .. '"'
+        buf:put('"', s, '"')
+        return
     end
-    local out = {'"'}
+    buf:put('"')
     local i, n = 1, #s
     while i <= n do
         local c = byte(s, i)
         if c == 34 then
-            out[#out + 1] = '\\"'
+            buf:put('\\"')
             i = i + 1
         elseif c == 92 then
-            out[#out + 1] = "\\\\"
+            buf:put("\\\\")
             i = i + 1
         elseif c < 32 or c == 127 then
-            out[#out + 1] = format("\\u%04x", c)
+            buf:putf("\\u%04x", c)
             i = i + 1
         else
             local len = utf8_len(s, i, n)
             if len == 0 then
-                out[#out + 1] = REPLACEMENT
+                buf:put(REPLACEMENT)
                 i = i + 1
             else
-                out[#out + 1] = sub(s, i, i + len - 1)
+                buf:put(sub(s, i, i + len - 1))
                 i = i + len
             end
         end
     end
-    out[#out + 1] = '"'
-    return concat(out)
+    buf:put('"')
 end
 
-function M.value(v)
+-- Appends v to buf as a JSON value: null for what JSON cannot hold.
+local function put_value(buf, v)
     local t = type(v)
     if t == "string" then
-        return M.quote(v)
+        put_string(buf, v)
     elseif t == "boolean" then
-        return v and "true" or "false"
+        buf:put(v and "true" or "false")
     elseif t == "number" and v == v and v ~= math.huge and v ~= -math.huge then
         if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
-            return format("%d", v)
+            buf:putf("%d", v)
+        else
+            buf:putf("%.17g", v)
         end
-        return format("%.17g", v)
+    else
+        buf:put("null")
     end
-    return "null"
 end
+
+local out = string_buffer.new() -- reused: one string made per call of members()
+local keys, n_keys = {}, 0 -- reused too; entries past n_keys are cleared
 
 -- "\"a\":1,\"b\":\"x\"": the members of a flat table, keys sorted so output is stable.
 function M.members(t)
-    local keys = {}
+    local n = 0
     for k in pairs(t) do
         if type(k) == "string" then
-            keys[#keys + 1] = k
+            n = n + 1
+            keys[n] = k
         end
     end
-    sort(keys)
-    local parts = {}
-    for i, k in ipairs(keys) do
-        parts[i] = M.quote(k) .. ":" .. M.value(t[k])
+    for i = n + 1, n_keys do
+        keys[i] = nil
     end
-    return concat(parts, ",")
+    n_keys = n
+    sort(keys)
+    out:reset()
+    for i = 1, n do
+        if i > 1 then
+            out:put(",")
+        end
+        put_string(out, keys[i])
+        out:put(":")
+        put_value(out, t[keys[i]])
+    end
+    return out:tostring()
 end
 
 return M

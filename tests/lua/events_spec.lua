@@ -99,6 +99,29 @@ describe("the events file", function()
         e:close()
     end)
 
+    it("escapes the fields rules add", function()
+        local path = t.write_rule("esc.lua", [[
+return {on_dialog_end = function(d)
+  local c = d.cdr
+  c.plain = "10.0.0.1"
+  c.quoted = 'a"b\\c'
+  c.control = "x\1\127y"
+  c.utf8 = "\195\169\226\130\172"
+  c.broken = "\255\195"
+  c.int = 42
+  c.frac = 0.5
+  c.yes = true
+end}]])
+        local e = t.engine{rules = {path}, events = true}
+        t.call(e, {call_id = "x1"})
+        local line = read_lines(e)[1]
+        local tail = line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+        assert.are.equal('"broken":"\239\191\189\239\191\189","control":"x\\u0001\\u007fy",' ..
+            '"frac":0.5,"int":42,"plain":"10.0.0.1","quoted":"a\\"b\\\\c",' ..
+            '"utf8":"\195\169\226\130\172","yes":true}', tail)
+        e:close()
+    end)
+
     it("is written without rules too", function()
         local e = t.engine{events = true}
         t.call(e, {call_id = "n1", time = 0.5})
