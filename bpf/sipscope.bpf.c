@@ -305,7 +305,7 @@ int sipscope_filter(struct __sk_buff *skb)
 
     /* Verifier: the record size must be provably within the staging slot. */
     size = sizeof(struct sipscope_event) + (((cap - 1) & 0xffff) + 1);
-    /* Wake the consumer only once a backlog has built up; it polls every 10 ms anyway. A wakeup
+    /* Wake the consumer only once a backlog has built up; it polls every 50 ms anyway. A wakeup
      * per record costs the consumer a context switch per packet (DESIGN.md §4). */
     flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_backlog
                 ? BPF_RB_FORCE_WAKEUP

@@ -259,12 +259,12 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
         return ret;
     }
     cap->skel->rodata->snaplen = cfg->snaplen ? cfg->snaplen : SIPSCOPE_DEFAULT_SNAPLEN;
-    cap->skel->rodata->wakeup_backlog =
-        cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
+    uint32_t ring = cfg->ringbuf_size ? cfg->ringbuf_size : CAPTURE_BPF_DEFAULT_RINGBUF;
+    uint64_t backlog = cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
+    /* A small ring must wake the consumer while it still has room: at a quarter full at most. */
+    cap->skel->rodata->wakeup_backlog = backlog < ring / 4 ? backlog : ring / 4;
     if ((ret = bpf_map__set_max_entries(cap->skel->maps.stage, (uint32_t)cap->ncpus)) ||
-        (ret = bpf_map__set_max_entries(cap->skel->maps.events,
-                                        cfg->ringbuf_size ? cfg->ringbuf_size
-                                                          : CAPTURE_BPF_DEFAULT_RINGBUF)) ||
+        (ret = bpf_map__set_max_entries(cap->skel->maps.events, ring)) ||
         (ret = bpf_map__set_max_entries(cap->skel->maps.sip_ports, cfg->ports->count))) {
         snprintf(err, errlen, "sizing the BPF maps failed: %s", strerror(-ret));
         return ret;

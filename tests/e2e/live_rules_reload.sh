@@ -71,7 +71,7 @@ for i in range(first, first + n):
            f"Call-ID: reload-{i}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
     s.sendto(msg.encode(), ("127.0.0.1", 5060))
 PY
-    sleep 0.3 # the filter hands packets over within 10 ms
+    sleep 0.3 # the filter hands packets over within 50 ms
 }
 metric() { # SERIES
     ip netns exec "$ns" curl -sf "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k {print $2}'

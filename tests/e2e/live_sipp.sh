@@ -88,7 +88,7 @@ for v in "${runs[@]}"; do
     recorded=$((recorded + $(tshark -r "$work/rec/mix-$v.pcap" 2>/dev/null | wc -l)))
 done
 value() { awk -v k="$1" '$1 == k { print $2 }' "$work/live.prom"; }
-# The filter hands packets over within 10 ms, but the kernel's packet counters are read once a
+# The filter hands packets over within 50 ms, but the kernel's packet counters are read once a
 # second: wait for them (at most 5 s) before the scrape the checks read. Two scrapes a moment
 # apart must then agree.
 for _ in $(seq 50); do
