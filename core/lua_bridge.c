@@ -20,6 +20,7 @@
 #include "cidr.h"
 #include "classify.h"
 #include "decode.h"
+#include "events.h"
 #include "log.h"
 #include "lua_embedded.h"
 #include "lua_heap.h"
@@ -226,6 +227,12 @@ struct lb_state {
     struct lb_slots slots;
 };
 
+/* A string key of the event field table being encoded (native_event_fields). */
+struct field_key {
+    const char *s;
+    size_t len;
+};
+
 struct lua_bridge {
     struct lua_bridge_config cfg;
     char *rules_dir;
@@ -243,6 +250,9 @@ struct lua_bridge {
     struct lb_family *families;
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
     size_t fields_len, fields_cap;
+    struct field_key *keys; /* native_event_fields' scratch list, grown as needed */
+    size_t keys_cap;
+    int fields_failed; /* out of memory while encoding them: they are dropped */
 
     struct metric_family *f_errors, *f_disabled, *f_seconds, *f_loaded, *f_last_ok, *f_reloads,
         *f_memory;
@@ -1231,22 +1241,120 @@ static int native_log(lua_State *L)
     return 0;
 }
 
-/* event_fields(json) : the members rules added to the event being dispatched. */
+/* Makes room for n more bytes in b->fields (and its closing NUL); 0 when out of memory. */
+static int fields_reserve(struct lua_bridge *b, size_t n)
+{
+    size_t need = b->fields_len + n + 1, cap = b->fields_cap ? b->fields_cap : 256;
+    char *p;
+    if (need <= b->fields_cap)
+        return 1;
+    while (cap < need)
+        cap *= 2;
+    if (!(p = realloc(b->fields, cap))) {
+        b->fields_failed = 1;
+        return 0;
+    }
+    b->fields = p;
+    b->fields_cap = cap;
+    return 1;
+}
+
+static void fields_put(struct lua_bridge *b, const char *s, size_t n)
+{
+    if (fields_reserve(b, n)) {
+        memcpy(b->fields + b->fields_len, s, n);
+        b->fields_len += n;
+    }
+}
+
+static void fields_put_string(struct lua_bridge *b, const char *s, size_t len)
+{
+    size_t need = len * 6 + 2; /* every byte escaped as \u00XX at worst */
+    if (fields_reserve(b, need))
+        b->fields_len += events_json_string(b->fields + b->fields_len, need, s, len);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const struct field_key *x = a, *y = b;
+    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* event_fields(t): the flat table of fields rules added to the event being dispatched, written
+ * as JSON members ("a":1,"b":"x") in bytewise key order, so that lines are stable. Strings are
+ * escaped as the events writer escapes its own (invalid UTF-8 replaced by U+FFFD); finite
+ * numbers, integers without a fraction; booleans; anything else null (the field proxies accept
+ * nothing else). Keys that are not strings are left out. Out of memory, the fields are dropped;
+ * the event is still written. */
 static int native_event_fields(lua_State *L)
 {
     struct lua_bridge *b = up_bridge(L);
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    if (len + 1 > b->fields_cap) {
-        char *p = realloc(b->fields, len + 1);
-        if (!p)
-            return 0; /* the fields are dropped; the event is still written */
-        b->fields = p;
-        b->fields_cap = len + 1;
+    size_t n = 0;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    b->fields_len = 0;
+    b->fields_failed = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            if (n == b->keys_cap) {
+                size_t cap = b->keys_cap ? b->keys_cap * 2 : 16;
+                struct field_key *k = realloc(b->keys, cap * sizeof(*k));
+                if (!k) {
+                    lua_pop(L, 2);
+                    return 0;
+                }
+                b->keys = k;
+                b->keys_cap = cap;
+            }
+            /* The table holds the key: the pointer stays valid while this runs. */
+            b->keys[n].s = lua_tolstring(L, -2, &b->keys[n].len);
+            n++;
+        }
+        lua_pop(L, 1);
     }
-    memcpy(b->fields, s, len);
-    b->fields[len] = 0;
-    b->fields_len = len;
+    qsort(b->keys, n, sizeof(*b->keys), key_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char num[32];
+        if (i)
+            fields_put(b, ",", 1);
+        fields_put_string(b, b->keys[i].s, b->keys[i].len);
+        fields_put(b, ":", 1);
+        lua_pushlstring(L, b->keys[i].s, b->keys[i].len);
+        lua_rawget(L, 1);
+        switch (lua_type(L, -1)) {
+        case LUA_TSTRING: {
+            size_t len;
+            const char *v = lua_tolstring(L, -1, &len);
+            fields_put_string(b, v, len);
+            break;
+        }
+        case LUA_TNUMBER: {
+            double v = lua_tonumber(L, -1);
+            if (!isfinite(v))
+                fields_put(b, "null", 4);
+            else if (v == floor(v) && fabs(v) < 9007199254740992.0)
+                fields_put(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+            else
+                fields_put(b, num, (size_t)snprintf(num, sizeof(num), "%.17g", v));
+            break;
+        }
+        case LUA_TBOOLEAN:
+            if (lua_toboolean(L, -1))
+                fields_put(b, "true", 4);
+            else
+                fields_put(b, "false", 5);
+            break;
+        default:
+            fields_put(b, "null", 4);
+        }
+        lua_pop(L, 1);
+    }
+    if (b->fields_failed)
+        b->fields_len = 0;
+    if (b->fields)
+        b->fields[b->fields_len] = 0;
     return 0;
 }
 
@@ -1999,6 +2107,7 @@ void lua_bridge_free(struct lua_bridge *b)
     free(b->rules_dir);
     free_list(b->rule_files, b->n_rule_files);
     free(b->fields);
+    free(b->keys);
     free(b);
 }
 

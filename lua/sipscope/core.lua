@@ -73,7 +73,6 @@ local api = ffi.cast("struct lb_api *", mailbox.api)
 -- After the cdef: these modules use its types.
 local handles = require "sipscope.handles"
 local helpers = require "sipscope.helpers"
-local json = require "sipscope.json"
 local metric = require "sipscope.metric"
 local sandbox = require "sipscope.sandbox"
 
@@ -368,7 +367,7 @@ function M.dispatch_dialog_end()
     end
     local c = handles.take_call_fields(slot)
     if c ~= nil and cfg.event_fields then
-        native.event_fields(json.members(c))
+        native.event_fields(c)
     end
 end
 
@@ -386,7 +385,7 @@ function M.dispatch_register()
     end
     local fields = handles.take_event_fields()
     if fields ~= nil and cfg.event_fields then
-        native.event_fields(json.members(fields))
+        native.event_fields(fields)
     end
 end
 
