@@ -69,7 +69,8 @@ struct lb_box {
     const void *dialog;
     uint64_t d_start, d_answer, d_end, d_ringing; /* ns, 0 when not yet */
     int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome;
-    int32_t d_slot; /* the call's slot (lb_slots), 0 for none, -1 until looked up */
+    int32_t d_slot;     /* the call's slot (lb_slots), 0 for none, -1 until looked up */
+    int32_t d_ended_by; /* who sent the BYE that ended it: 1 the caller, 2 the callee, 0 none */
     const void *txn;
     int32_t t_method, t_code;
     const void *binding;
@@ -2233,6 +2234,9 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->d_final_code = d->final_code;
         box->d_has_outcome = (d->flags & SIP_DIALOG_F_OUTCOME) != 0;
         box->d_slot = -1;
+        box->d_ended_by = d->end_reason != SIP_END_BYE       ? 0
+                          : d->flags & SIP_DIALOG_F_BYE_CALLEE ? 2
+                                                               : 1;
     }
     if (ev->txn) {
         box->txn = ev->txn;

@@ -490,10 +490,20 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
     if (d->state == SIP_DIALOG_ENDED)
         return false;
     if (msg->method == SIP_METHOD_BYE) {
-        /* The callee's tag is whichever of From and To names one of the call's dialogs. */
+        /* The callee's tag is whichever of From and To names one of the call's dialogs; the
+         * BYE came from the callee when it is From. Where neither does (the 2xx was not seen),
+         * the call's key says: it is the caller's tag. */
+        bool from_callee = false;
         int slot = dialog_slot(d, msg->to_tag, false);
-        if (slot < 0)
+        if (slot < 0) {
             slot = dialog_slot(d, msg->from_tag, false);
+            from_callee = slot >= 0;
+        }
+        if (slot < 0) {
+            struct sip_dialog_key key;
+            sip_dialog_key(msg->call_id, msg->from_tag, &key);
+            from_callee = key.hash != d->node.hash || key.check != d->node.check;
+        }
         if (slot >= 0 && (d->confirmed_tags & (1u << slot)) &&
             (d->confirmed_tags & ~(1u << slot))) {
             d->confirmed_tags &= (uint8_t)~(1u << slot); /* another fork's dialog goes on */
@@ -501,6 +511,8 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
         }
         if (txn)
             txn->flags |= SIP_TXN_F_ENDING_BYE;
+        if (from_callee)
+            d->flags |= SIP_DIALOG_F_BYE_CALLEE;
         end_call(tbl, d, SIP_END_BYE, msg, pkt, now);
     } else if (msg->method == SIP_METHOD_INVITE || msg->method == SIP_METHOD_UPDATE) {
         struct track_event ev = {.type = TRACK_CALL_REFRESH, .time_ns = now, .msg = msg,

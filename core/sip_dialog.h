@@ -51,6 +51,7 @@ enum sip_dialog_flag {
     SIP_DIALOG_F_RINGING = 1u << 4,    /* post-dial delay observed */
     SIP_DIALOG_F_ACKED = 1u << 5,      /* an ACK for a 2xx was seen (ack_seen valid) */
     SIP_DIALOG_F_TRUNCATED = 1u << 6,  /* a text field did not fit and was cut */
+    SIP_DIALOG_F_BYE_CALLEE = 1u << 7, /* the BYE that ended the call came from the callee */
 };
 
 /* Room for the identifiers kept as text (CDRs and rule handles): Call-ID up to 128 bytes, the

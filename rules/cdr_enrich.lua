@@ -22,7 +22,7 @@ local config = {
         pdd = true,        -- post-dial delay: seconds from the first INVITE to the first
                            -- 180 or 183 (milliseconds precision)
         codec = true,      -- first codec of the first audio stream in the 2xx's SDP ("PCMA")
-        hangup = true,     -- "caller" or "callee": who sent the BYE (by its From URI)
+        hangup = true,     -- "caller" or "callee": who sent the BYE (by its dialog tags)
         q850 = true,       -- cause number from "Reason: Q.850;cause=N" of the BYE or CANCEL
     },
     -- Header values are cut to this many bytes (at a UTF-8 character boundary).
@@ -188,17 +188,8 @@ hooks.on_dialog_end = function(d, m)
         return
     end
     local method = m.method
-    if method == "BYE" and F.hangup then
-        -- The caller's BYE is From the call's From URI, the callee's From its To URI (RFC 3261
-        -- 12.2.1.1); a call between two equal URIs is left without the field.
-        local from, caller, callee = m.from, d.from, d.to
-        if caller ~= callee then
-            if from == caller then
-                c.hangup = "caller"
-            elseif from == callee then
-                c.hangup = "callee"
-            end
-        end
+    if F.hangup then
+        c.hangup = d.ended_by -- by the dialog tags of the BYE; nil when no BYE ended the call
     end
     if F.q850 and (method == "BYE" or method == "CANCEL") then
         c.q850 = q850_of(m)

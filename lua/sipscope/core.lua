@@ -26,7 +26,7 @@ struct lb_box {
     uint32_t src4, dst4;
     const void *dialog;
     uint64_t d_start, d_answer, d_end, d_ringing;
-    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, d_slot;
+    int32_t d_gen, d_state, d_end_reason, d_final_code, d_has_outcome, d_slot, d_ended_by;
     const void *txn;
     int32_t t_method, t_code;
     const void *binding;

@@ -534,6 +534,10 @@ function DLG.end_reason()
     end
     return nil
 end
+local ENDED_BY = {"caller", "callee"}
+function DLG.ended_by()
+    return ENDED_BY[box.d_ended_by]
+end
 -- The slot of the dispatched call (api.dialog_slot), made if create; 0 for none.
 local function call_slot(create)
     local slot = box.d_slot

@@ -99,7 +99,7 @@ describe("rules/cdr_enrich.lua", function()
         e:close()
     end)
 
-    it("leaves the hang-up side out when caller and callee have the same URI", function()
+    it("tells the hang-up side by the dialog tags, also between two equal URIs", function()
         local e = engine {fields = {hangup = true, q850 = true}}
         local me = {from = "sip:me@a.example", to = "sip:me@a.example"}
         local function o(extra)
@@ -114,7 +114,17 @@ describe("rules/cdr_enrich.lua", function()
         e:sip(t.request("BYE", o {to_tag = "b", cseq = 2, branch = "z9hG4bKbye1",
                                   headers = {"Reason: Q.850;cause=17,SIP;cause=486"}}),
             {time = 5, src = A, dst = B})
-        assert.are.same({q850 = 17}, added(e:events()[1]))
+        -- c2: the callee's BYE (its tag in From, the caller's "ft" in To) after a 200 the
+        -- capture missed: the call's key, made from the caller's tag, tells the sides apart.
+        e:sip(t.request("INVITE", o {call_id = "c2"}), {time = 10, src = A, dst = B})
+        e:sip(t.request("BYE", o {call_id = "c2", from = me.to, to = me.from, from_tag = "b2",
+                                  to_tag = "ft", cseq = 1, branch = "z9hG4bKbye2"}),
+            {time = 15, src = B, dst = A})
+        local ev = e:events()
+        assert.are.same({hangup = "caller", q850 = 17}, added(ev[1]))
+        assert.are.equal("c2", ev[2].call_id)
+        assert.are.equal("bye", ev[2].end_reason)
+        assert.are.same({hangup = "callee"}, added(ev[2]))
         e:close()
     end)
 
