@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@ struct capture_pcap {
     size_t size, off;
     size_t fetched; /* bytes before it were prefetched */
     size_t dropped; /* pages before it were dropped (a multiple of the page size) */
+    volatile sig_atomic_t cut; /* the file shrank while mapped (on_sigbus): it ends here */
     uint32_t snaplen;
     bool swapped; /* written in the other byte order */
     bool nsec;    /* fractions are nanoseconds, not microseconds */
@@ -115,6 +117,48 @@ static bool mappable_linktype(uint32_t lt, bool swapped)
     }
 }
 
+/* A mapped file that shrinks while it is read (a rotation that truncates it in place) makes any
+ * read of its lost pages raise SIGBUS, which would kill the process. The handler covers the
+ * capture being read (one at a time: another file opened meanwhile goes through libpcap): it
+ * puts zero pages over the rest of the mapping and marks the capture cut, and the reader then
+ * ends the file as libpcap ends a truncated one. map_next reads each record's last byte before
+ * handing it out, so that a cut record is caught there rather than later in the engine. */
+static struct capture_pcap *volatile sigbus_cover;
+static uintptr_t page_size;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    struct capture_pcap *cap = sigbus_cover;
+    uintptr_t a = (uintptr_t)si->si_addr, base = cap ? (uintptr_t)cap->map : 0;
+    (void)uc;
+    if (cap && a >= base && a < base + cap->size) {
+        uintptr_t from = a & ~(page_size - 1);
+        if (mmap((void *)from, base + cap->size - from, PROT_READ,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+            cap->cut = 1;
+            return; /* the read is done again, and finds zeros */
+        }
+    }
+    signal(sig, SIG_DFL); /* not ours: the default action when the read is done again */
+}
+
+static bool sigbus_take(struct capture_pcap *cap)
+{
+    static bool installed;
+    if (sigbus_cover)
+        return false;
+    if (!installed) {
+        struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
+        sigemptyset(&sa.sa_mask);
+        page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
+        if (sigaction(SIGBUS, &sa, NULL) != 0)
+            return false;
+        installed = true;
+    }
+    sigbus_cover = cap;
+    return true;
+}
+
 /* Maps path when it is a classic pcap file the in-place reader gives exactly what libpcap would:
  * version 2.4, a snap length of 1 to 262144 and a link type whose headers libpcap leaves alone.
  * Returns the reader, or NULL to let libpcap open the file (and report any problem). */
@@ -152,10 +196,16 @@ static struct capture_pcap *map_open(const char *path)
         cap = NULL;
         goto out;
     }
-    /* Read once, front to back: ask for readahead. */
-    madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
     cap->map = map;
     cap->size = (size_t)st.st_size;
+    if (!sigbus_take(cap)) {
+        munmap(map, (size_t)st.st_size);
+        free(cap);
+        cap = NULL;
+        goto out;
+    }
+    /* Read once, front to back: ask for readahead. */
+    madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
     cap->off = PCAP_FILE_HDR;
     cap->snaplen = snaplen;
     cap->swapped = swapped;
@@ -281,6 +331,13 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
         cap->off = cap->size;
         return -EIO;
     }
+    if (caplen)
+        (void)*(volatile const uint8_t *)(h + PCAP_REC_HDR + caplen - 1); /* on_sigbus */
+    if (cap->cut) {
+        snprintf(err, errlen, "truncated dump file; the file shrank while it was read");
+        cap->off = cap->size;
+        return -EIO;
+    }
     cap->off += caplen;
     /* A record longer than the file's snap length is cut to it, as libpcap does. */
     fill_frame(cap, frame, h + PCAP_REC_HDR, caplen > cap->snaplen ? cap->snaplen : caplen, len,
@@ -325,9 +382,11 @@ void capture_pcap_free(struct capture_pcap *cap)
 {
     if (!cap)
         return;
-    if (cap->pcap)
+    if (cap->pcap) {
         pcap_close(cap->pcap);
-    else
+    } else {
         munmap((void *)cap->map, cap->size);
+        sigbus_cover = NULL;
+    }
     free(cap);
 }

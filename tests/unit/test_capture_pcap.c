@@ -520,6 +520,40 @@ TEST(every_cut_of_an_in_place_file_ends_as_libpcap_ends_it)
     unlink(tmp_path("cut.pcap"));
 }
 
+/* A file truncated in place while it is mapped (a rotation): the lost pages would raise SIGBUS.
+ * The reader ends it as a truncated file instead, and a second file opened meanwhile goes
+ * through libpcap. */
+TEST(file_shrinking_while_mapped_ends_as_truncated_without_a_crash)
+{
+    static uint8_t big[10000];
+    struct capture_frame fr;
+    char err[256] = "";
+    struct out o = pcap_file_create("shrink.pcap", MAGIC_USEC, 1, 0);
+    for (int i = 0; i < 3; i++) {
+        memset(big, 'a' + i, sizeof big);
+        pcap_record(&o, 100 + (uint32_t)i, 0, sizeof big, sizeof big);
+        wbytes(&o, big, sizeof big);
+    }
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("shrink.pcap");
+    if (!cap)
+        return;
+    CHECK(capture_pcap_in_place(cap));
+    struct capture_pcap *other = open_ok("shrink.pcap");
+    if (other) {
+        CHECK(!capture_pcap_in_place(other)); /* the handler covers one mapping */
+        capture_pcap_free(other);
+    }
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.data[9999], 'a');
+    /* Cut inside the second record, in the page after the one its header is in. */
+    CHECK_INT(truncate(tmp_path("shrink.pcap"), 24 + 16 + 10000 + 16 + 5000), 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EIO);
+    check_contains(err, "truncated dump file");
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+}
+
 TEST(capture_length_past_libpcaps_maximum_is_eio_like_libpcap)
 {
     fill_pattern();
