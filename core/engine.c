@@ -213,16 +213,31 @@ struct metrics *engine_metrics(struct engine *e)
     return e->reg;
 }
 
+/* Runs the rules' on_tick when the engine clock has passed a second since the last one. Called
+ * after each message is tracked, so that a tick comes between the same messages with or without
+ * the lookahead. */
+static void rules_clock(struct engine *e)
+{
+    if (e->routes && e->routes[TRACK_EVENT_COUNT])
+        lua_bridge_clock(e->rules, track_clock(e->track));
+}
+
+/* Tracks the oldest message waiting in the lookahead ring. */
+static void lookahead_track_oldest(struct engine *e)
+{
+    struct deferred *d = &e->ring[e->ring_first];
+    track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);
+    e->ring_first = (e->ring_first + 1) % (LOOKAHEAD + 1);
+    e->ring_len--;
+    rules_clock(e);
+}
+
 /* Tracks every message waiting in the lookahead ring, oldest first. Called before anything that
  * tracks a message at once (TCP, reassembly, timers of the streams) or reads the trackers. */
 static void lookahead_flush(struct engine *e)
 {
-    while (e->ring_len) {
-        struct deferred *d = &e->ring[e->ring_first];
-        track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);
-        e->ring_first = (e->ring_first + 1) % (LOOKAHEAD + 1);
-        e->ring_len--;
-    }
+    while (e->ring_len)
+        lookahead_track_oldest(e);
 }
 
 void engine_publish(struct engine *e)
@@ -312,12 +327,8 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     if (e->ring_len >= 4)
         track_prefetch_more(e->track,
                             &e->ring[(e->ring_first + e->ring_len - 4) % (LOOKAHEAD + 1)].hint);
-    if (++e->ring_len > LOOKAHEAD) {
-        struct deferred *d = &e->ring[e->ring_first];
-        track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);
-        e->ring_first = (e->ring_first + 1) % (LOOKAHEAD + 1);
-        e->ring_len--;
-    }
+    if (++e->ring_len > LOOKAHEAD)
+        lookahead_track_oldest(e);
     return n;
 }
 
@@ -441,8 +452,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     if (sip)
         health_packet(e->health, frame->iface, HEALTH_DECODED);
     update_deadline(e);
-    if (e->routes && e->routes[TRACK_EVENT_COUNT])
-        lua_bridge_clock(e->rules, track_clock(e->track)); /* on_tick */
+    rules_clock(e);
     if (++e->frames_since_publish == PUBLISH_EVERY)
         engine_publish(e);
 }
@@ -491,9 +501,11 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
 
     if (!cap)
         return -ENOENT;
-    /* Lookahead needs frames that outlive the next read (a mapped file) and no rules: hooks and
-     * labels see the engine as each message is tracked, so they keep the strict order. */
-    if (capture_pcap_in_place(cap) && !e->rules)
+    /* Lookahead needs frames that outlive the next read (a mapped file). Rules see nothing of
+     * it: messages are still tracked, labelled and dispatched one by one in capture order (only
+     * the engine's own parse counters run a few messages ahead); a message waiting in the ring
+     * keeps its parsed headers and packet there until it is tracked. */
+    if (capture_pcap_in_place(cap))
         e->ring = malloc((LOOKAHEAD + 1) * sizeof(*e->ring));
     while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
         engine_frame(e, &frame);

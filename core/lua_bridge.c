@@ -2263,7 +2263,7 @@ void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns)
 {
     struct lb_state *s = b->cur;
 
-    if (now_ns < b->next_tick)
+    if (now_ns < b->next_tick || now_ns == 0) /* 0: no packet has set the clock yet */
         return;
     b->next_tick = (now_ns / LUA_BRIDGE_TICK_NS + 1) * LUA_BRIDGE_TICK_NS;
     if (!b->routes[TRACK_EVENT_COUNT])

@@ -493,6 +493,16 @@ return {on_tick = function(now) see("tick", now - ]] .. t.EPOCH .. [[) end}]])
         assert.is_nil(seen(e, "tick", 0.75))
         e:close()
     end)
+
+    it("waits for a message to set the clock (a first datagram that is not SIP does not)", function()
+        local e = engine([[
+return {on_tick = function(now) see("tick", now - ]] .. t.EPOCH .. [[) end}]])
+        e:sip("not SIP at all\r\n", {time = 0.25, raw = true})
+        e:sip(t.request("OPTIONS", {call_id = "a"}), {time = 0.5})
+        assert.are.equal(1, seen(e, "tick", 0.5))
+        assert.is_nil(seen(e, "tick", -t.EPOCH)) -- no tick at time 0 (1970)
+        e:close()
+    end)
 end)
 
 describe("the sipscope module", function()
