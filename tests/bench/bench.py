@@ -8,7 +8,8 @@ it. Timing thresholds live here and in the report, never in CI tests.
 
 Sections: 1 parser, 2 offline pipeline (sipscope, tshark, sngrep), 3 live capture on a veth
 pair between two network namespaces (highest zero-drop rate, CPU per 1,000 calls/s, load run),
-4 memory (bytes per call with 1,000,000 calls, RSS over a soak), 5 scrape (render, gzip).
+4 memory (bytes per call with 1,000,000 calls, RSS over a soak), 5 scrape (render, gzip),
+6 Lua rules (per-message cost: no rules, an empty hook, each bundled rule, all of them).
 Sections 3 and the soak need root; without it they are reported as skipped.
 """
 import argparse
@@ -395,6 +396,59 @@ class Bench:
 
     # --- 5. scrape ----------------------------------------------------------------------------
 
+    # --- 6. Lua rules -------------------------------------------------------------------------
+
+    LUA_CONFIGS = {
+        "none": "no rules",
+        "empty_hook": "one empty `on_message` hook",
+        "label": "a label computed from `m.src_ip` per call",
+        "label_metric": "that label and a counter per request",
+        "rule_carrier": "`carrier.lua`",
+        "rule_device": "`device.lua`",
+        "rule_fraud": "`fraud.lua`",
+        "rule_trunk_asr": "`trunk_asr.lua`",
+        "rule_cdr_enrich": "`cdr_enrich.lua`",
+        "rule_sip_exporter": "`sip_exporter.lua`",
+        "bundled": "all six bundled rules",
+        "bundled_no_exporter": "the bundled rules but `sip_exporter.lua`",
+    }
+
+    def section_lua(self):
+        self.load_now("lua")
+        calls, reps = 30000, 3 if self.a.quick else 7
+        argv = ["taskset", "-c", self.cpu, f"{self.top}/tests/bench/bench_lua.sh", str(calls),
+                str(reps)]
+        self.log("lua: " + self.show(argv))
+        out = self.run(argv, env=dict(os.environ, SIPSCOPE=self.bin["sipscope"]))
+        rows = []
+        for line in out.splitlines():
+            m = re.match(r"^(\S+)\s+([\d.]+) ns/message\s+([+-][\d.]+)$", line)
+            if m:
+                rows.append({"name": m[1], "ns": float(m[2]), "delta": float(m[3])})
+        head = out.splitlines()[0] if out else ""
+        self.sections[6] = {"cmd": "SIPSCOPE=" + self.show([self.bin["sipscope"]]) + " " +
+                            self.show(argv), "rows": rows, "head": head,
+                            "when": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")}
+
+    def report_lua(self, w, verdict):
+        s = self.sections[6]
+        w("What LuaJIT rules cost per SIP message (thread CPU time, file reading and parsing "
+          "included, an events file written in every configuration so that `cdr_enrich` is at "
+          "work), on a generated capture of answered calls (7 messages each, call i from "
+          "10.1.x.y to 10.2.0.1), best of the runs, interleaved across configurations. The "
+          "bundled rules ship disabled: each is enabled and configured for the capture's "
+          "addresses, as an operator would (`tests/bench/bench_lua.sh --make-rules DIR`). "
+          f"Measured {s['when']} UTC; {s['head']}.")
+        w("")
+        w(f"Command: `{s['cmd']}`")
+        w("")
+        w("| configuration | ns per message | over no rules | messages/s on one core |")
+        w("|---|---|---|---|")
+        for r in s["rows"]:
+            over = "" if r["name"] == "none" else f"{r['delta']:+.0f}"
+            w(f"| {self.LUA_CONFIGS.get(r['name'], r['name'])} | {r['ns']:.0f} | {over} | "
+              f"{1e9 / r['ns']:,.0f} |")
+
     def section_scrape(self):
         self.load_now("scrape")
         argv = ["taskset", "-c", self.cpu, self.bin["http"], "--cpu", "",
@@ -503,7 +557,8 @@ class Bench:
                                (2, "Offline pipeline", self.report_offline),
                                (3, "Live capture", self.report_live),
                                (4, "Memory", self.report_memory),
-                               (5, "Scrape", self.report_scrape)]:
+                               (5, "Scrape", self.report_scrape),
+                               (6, "Lua rules", self.report_lua)]:
             if num not in self.a.sections:
                 continue
             w(f"## {num}. {title}")
@@ -601,6 +656,11 @@ class Bench:
             if "gzip level 1" in b:
                 rows.append(["5", "gzip level 1 of the same", f"{b['gzip level 1']['median']:.2f}"
                              f" ms", "(reported beside)", "—"])
+        if 6 in s:
+            for r in s[6]["rows"]:
+                if r["name"] in ("empty_hook", "bundled_no_exporter"):
+                    rows.append(["6", f"Lua: {self.LUA_CONFIGS[r['name']]}, over no rules",
+                                 f"{r['delta']:+.0f} ns per message", "(reported)", "—"])
         return rows
 
     def live_best(self):
@@ -955,6 +1015,8 @@ class Bench:
                 self.section_offline()
             if 4 in self.a.sections:
                 self.section_memory()
+            if 6 in self.a.sections:
+                self.section_lua()
             if (3 in self.a.sections or 4 in self.a.sections) and not self.a.no_live:
                 self.section_live()
             elif self.a.no_live:
@@ -1351,7 +1413,7 @@ def main():
     ap.add_argument("--out", required=True, help="report to write (BENCHMARK.md)")
     ap.add_argument("--invocation", default="tests/bench/run.sh")
     ap.add_argument("--quick", action="store_true", help="short run: fewer rounds, 60 s soak")
-    ap.add_argument("--sections", default="1,2,3,4,5")
+    ap.add_argument("--sections", default="1,2,3,4,5,6")
     ap.add_argument("--runs", type=int, help="rounds of the offline comparison [5; quick 3]")
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--calls", type=int, default=1_000_000)
