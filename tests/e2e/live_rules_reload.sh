@@ -5,32 +5,13 @@
 # usage: live_rules_reload.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
-passed=0 failed=0
 if [ "$(id -u)" != 0 ]; then
     echo "skipped: needs root"
     echo "0 passed, 0 failed, 1 skipped"
     exit 77
 fi
-ns=sipscope-reload-$$
-work=$(mktemp -d)
-pid=""
-cleanup() {
-    [ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; } || true
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@" >"$work/check.out" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL $name"
-        sed 's/^/     /' "$work/check.out" | head -20
-    fi
-}
+. "$(dirname "$0")/lib.sh"
+e2e_setup reload
 
 # A rule whose counter says which version counted: version 1 adds 1 per request, version 2
 # adds 10. The family (name, labels) is the same, so its value must carry over a reload.
@@ -45,18 +26,7 @@ EOF
 }
 write_rule 1
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip netns exec "$ns" "$sipscope" --interface lo --sip-ports 5060 --rules "$work/rules" \
-    --web.listen-address 127.0.0.1:0 --web.enable-lifecycle 2>"$work/sipscope.log" &
-pid=$!
-port=""
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sipscope.log")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { cat "$work/sipscope.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+e2e_start_sipscope --sip-ports 5060 --rules "$work/rules" --web.enable-lifecycle
 
 # N OPTIONS requests, each its own transaction (new branch, new Call-ID).
 send() { # N FIRST
@@ -118,10 +88,5 @@ check "the last reload is a success again" is sipscope_rules_last_reload_success
 check "the built-in count is exact throughout" is 'sip_requests_total{method="OPTIONS"}' 6
 check "no rule error" bash -c "! grep -q '^sipscope_rule_errors_total' <(ip netns exec $ns curl -sf http://127.0.0.1:$port/metrics)"
 
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=""
-check "SIGTERM stops it with status 0" test "$rc" = 0
-echo "$passed passed, $failed failed, 0 skipped"
-[ "$failed" = 0 ]
+e2e_stop_sipscope
+e2e_finish

@@ -25,7 +25,7 @@ esac
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 promtool=${SIPSCOPE_PROMTOOL:-$top/build/deps/bin/promtool}
-passed=0 failed=0
+. "$here/lib.sh"
 
 if [ "$(id -u)" != 0 ] || ! command -v sipp >/dev/null || ! command -v tcpdump >/dev/null ||
     ! command -v tshark >/dev/null; then
@@ -34,43 +34,10 @@ if [ "$(id -u)" != 0 ] || ! command -v sipp >/dev/null || ! command -v tcpdump >
     exit 77
 fi
 
-ns=sipscope-e2e-$$
-work=$(mktemp -d)
-pid=""
-cleanup() {
-    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-    [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@" >"$work/check.out" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL $name"
-        sed 's/^/     /' "$work/check.out" | head -40
-    fi
-}
-
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+e2e_setup e2e
 # Short timers, so that nothing here waits 32 s (64*T1 = 3.2 s).
 flags=(--sip-ports 5060-5099 --timer-t1 50ms)
-ip netns exec "$ns" "$sipscope" --interface lo "${flags[@]}" --web.listen-address 127.0.0.1:0 \
-    2>"$work/sipscope.log" &
-pid=$!
-port=""
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sipscope.log")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { cat "$work/sipscope.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
-scrape() { ip netns exec "$ns" curl -sf "http://127.0.0.1:$port$1"; }
+e2e_start_sipscope "${flags[@]}"
 check "ready once the capture is attached" scrape /-/ready
 
 mkdir -p "$work/rec" "$work/stats"
@@ -144,10 +111,5 @@ comparable() { # sip_ counters and gauges, and histogram counts; not the delays 
 check "live sip_ counters, gauges and histogram counts equal sipscope --read of the recording" \
     diff <(comparable "$work/live.prom") <(comparable "$work/offline.prom")
 
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=""
-check "SIGTERM stops it with status 0" test "$rc" = 0
-echo "$passed passed, $failed failed, 0 skipped"
-[ "$failed" = 0 ]
+e2e_stop_sipscope
+e2e_finish

@@ -1,0 +1,74 @@
+# lib.sh: what the live end-to-end scripts share, sourced after `set -euo pipefail`: a network
+# namespace of their own with lo up, a work directory, both removed on exit with the sipscope
+# they started; checks counted into the closing "N passed, N failed, N skipped" line.
+#
+#   e2e_setup NAME                  namespace sipscope-NAME-PID ($ns), $work, the cleanup trap
+#   check NAME COMMAND...           runs COMMAND; on failure prints NAME and its output
+#   e2e_start_sipscope ARGS...      sipscope (path in $sipscope) inside $ns, HTTP on an ephemeral
+#                                   port of its lo ($port, $pid); fails the script if it never
+#                                   listens
+#   scrape PATH                     GET http://127.0.0.1:$port PATH from inside $ns
+#   e2e_stop_sipscope               SIGTERM, checked to end with status 0
+#   e2e_finish                      the closing line; the exit status says whether all passed
+
+passed=0 failed=0
+pid=""
+
+e2e_cleanup() {
+    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+    [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+
+e2e_setup() { # NAME
+    ns=sipscope-$1-$$
+    work=$(mktemp -d)
+    trap e2e_cleanup EXIT
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+}
+
+check() { # NAME COMMAND...
+    local name=$1
+    shift
+    if "$@" >"$work/check.out" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name"
+        sed 's/^/     /' "$work/check.out" | head -40
+    fi
+}
+
+e2e_start_sipscope() { # ARGS...
+    ip netns exec "$ns" "$sipscope" --interface lo "$@" --web.listen-address 127.0.0.1:0 \
+        2>"$work/sipscope.log" &
+    pid=$!
+    port=""
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sipscope.log")
+        [ -n "$port" ] && return 0
+        sleep 0.05
+    done
+    cat "$work/sipscope.log"
+    echo "0 passed, 1 failed, 0 skipped"
+    exit 1
+}
+
+scrape() { # PATH
+    ip netns exec "$ns" curl -sf "http://127.0.0.1:$port$1"
+}
+
+e2e_stop_sipscope() {
+    local rc=0
+    kill -TERM "$pid"
+    wait "$pid" || rc=$?
+    pid=""
+    check "SIGTERM stops it with status 0" test "$rc" = 0
+}
+
+e2e_finish() {
+    echo "$passed passed, $failed failed, 0 skipped"
+    [ "$failed" = 0 ]
+}
