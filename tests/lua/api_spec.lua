@@ -3,22 +3,8 @@
 -- seen_total{field, value}, so every assertion is an exact value read back from the registry.
 local t = require "sipscope.testing"
 
-local REPORT = [[
-local sip = require "sipscope"
-local seen = sip.counter{name = "seen_total", help = "what the rule saw", labels = {"field", "value"}}
-local function see(field, value) seen:inc(field, tostring(value)) end
-]]
-
-local function engine(rule, opts)
-    opts = opts or {}
-    local path = t.write_rule("r.lua", REPORT .. rule)
-    opts.rules = {path}
-    return t.engine(opts)
-end
-
-local function seen(e, field, value)
-    return e:metric("seen_total", {field = field, value = tostring(value)})
-end
+local report = dofile("tests/lua/report.lua")
+local engine, seen = report.engine, report.seen
 
 local INVITE = [[
     INVITE sip:+15551234@gw.example;user=phone SIP/2.0

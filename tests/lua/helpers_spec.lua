@@ -1,22 +1,8 @@
 -- The C helpers as rules see them: sip.cidr_set, sip.classifier, sip.window.
 local t = require "sipscope.testing"
 
-local REPORT = [[
-local sip = require "sipscope"
-local seen = sip.counter{name = "seen_total", labels = {"field", "value"}}
-local function see(field, value) seen:inc(field, tostring(value)) end
-]]
-
-local function engine(rule, opts)
-    opts = opts or {}
-    local path = t.write_rule("h.lua", REPORT .. rule)
-    opts.rules = {path}
-    return t.engine(opts)
-end
-
-local function seen(e, field, value)
-    return e:metric("seen_total", {field = field, value = tostring(value)})
-end
+local report = dofile("tests/lua/report.lua")
+local engine, seen = report.engine, report.seen
 
 describe("sip.cidr_set", function()
     it("finds the longest prefix of text and of a message's addresses", function()

@@ -2,15 +2,8 @@
 -- counted as kind=api; what it may change is its own copy.
 local t = require "sipscope.testing"
 
-local REPORT = [[
-local sip = require "sipscope"
-local seen = sip.counter{name = "seen_total", labels = {"field", "value"}}
-local function see(field, value) seen:inc(field, tostring(value)) end
-]]
-
-local function seen(e, field, value)
-    return e:metric("seen_total", {field = field, value = tostring(value)})
-end
+local report = dofile("tests/lua/report.lua")
+local REPORT, seen = report.PRELUDE, report.seen
 
 describe("the sandbox", function()
     it("refuses each forbidden thing with a clear message", function()
