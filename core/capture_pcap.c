@@ -124,7 +124,7 @@ static bool mappable_linktype(uint32_t lt, bool swapped)
  * ends the file as libpcap ends a truncated one. map_next reads each record's last byte before
  * handing it out, so that a cut record is caught there rather than later in the engine. */
 static struct capture_pcap *volatile sigbus_cover;
-static uintptr_t page_size;
+static uintptr_t page_size; /* set by sigbus_take, before any mapped file is read */
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -296,7 +296,7 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
          cap->fetched += 64)
         __builtin_prefetch(cap->map + cap->fetched);
     if (cap->off - cap->dropped >= MAP_DROP_EVERY + MAP_KEEP_BEHIND) {
-        size_t to = (cap->off - MAP_KEEP_BEHIND) & ~((size_t)sysconf(_SC_PAGESIZE) - 1);
+        size_t to = (cap->off - MAP_KEEP_BEHIND) & ~((size_t)page_size - 1);
         madvise((void *)(cap->map + cap->dropped), to - cap->dropped, MADV_DONTNEED);
         cap->dropped = to;
     }
