@@ -36,6 +36,13 @@
  * is read again from the file. */
 #define MAP_DROP_EVERY (32u << 20)
 #define MAP_KEEP_BEHIND (8u << 20)
+/* Pages ahead of the reader are mapped MAP_POPULATE_EVERY bytes at a time with one
+ * MADV_POPULATE_READ (Linux 5.14) rather than one page fault per 16 pages (the kernel's
+ * fault-around): that took 5-8% of the time of a large file. Older kernels fault as before. */
+#define MAP_POPULATE_EVERY (4u << 20)
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 
 struct capture_pcap {
     pcap_t *pcap; /* libpcap reads the file; NULL when it is mapped */
@@ -45,6 +52,7 @@ struct capture_pcap {
     size_t size, off;
     size_t fetched; /* bytes before it were prefetched */
     size_t dropped; /* pages before it were dropped (a multiple of the page size) */
+    size_t populated; /* pages before it were populated; SIZE_MAX when the kernel cannot */
     volatile sig_atomic_t cut; /* the file shrank while mapped (on_sigbus): it ends here */
     uint32_t snaplen;
     bool swapped; /* written in the other byte order */
@@ -295,6 +303,15 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
     for (size_t to = cap->off + MAP_PREFETCH_AHEAD; cap->fetched < to && cap->fetched < cap->size;
          cap->fetched += 64)
         __builtin_prefetch(cap->map + cap->fetched);
+    if (cap->off + MAP_POPULATE_EVERY / 2 > cap->populated && cap->populated < cap->size) {
+        size_t n = cap->size - cap->populated;
+        if (n > MAP_POPULATE_EVERY)
+            n = MAP_POPULATE_EVERY;
+        if (madvise((void *)(cap->map + cap->populated), n, MADV_POPULATE_READ) == 0)
+            cap->populated += n;
+        else
+            cap->populated = SIZE_MAX; /* not supported, or the file shrank: fault as usual */
+    }
     if (cap->off - cap->dropped >= MAP_DROP_EVERY + MAP_KEEP_BEHIND) {
         size_t to = (cap->off - MAP_KEEP_BEHIND) & ~((size_t)page_size - 1);
         madvise((void *)(cap->map + cap->dropped), to - cap->dropped, MADV_DONTNEED);

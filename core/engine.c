@@ -318,7 +318,8 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
         return n;
     }
     /* Each message waiting moves one step closer to being tracked: its buckets, then the
-     * entries they point at, then the rest of the chains. */
+     * entries they point at, then the rest of the chains and the records of the entries found,
+     * then those of their neighbours in the lists. */
     slot->pkt = *pkt;
     track_prepare(e->track, msg, &slot->hint);
     if (e->ring_len >= 2)
@@ -327,6 +328,9 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     if (e->ring_len >= 4)
         track_prefetch_more(e->track,
                             &e->ring[(e->ring_first + e->ring_len - 4) % (LOOKAHEAD + 1)].hint);
+    if (e->ring_len >= 5)
+        track_prefetch_neighbours(
+            e->track, &e->ring[(e->ring_first + e->ring_len - 5) % (LOOKAHEAD + 1)].hint);
     if (++e->ring_len > LOOKAHEAD)
         lookahead_track_oldest(e);
     return n;

@@ -11,6 +11,7 @@
 #define SEED_BINDING_CHECK 0xb1d2ULL
 #define SEED_AOR 0xa02ULL
 #define NS_PER_S 1000000000ULL
+#define AOR_MIN_BUCKETS 1024u
 
 static const char *const change_names[SIP_BINDING_CHANGE_COUNT] = {
     "added", "refreshed", "removed", "expired", "evicted",
@@ -33,8 +34,10 @@ int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
     if (!err)
         err = table_init(&reg->bindings, sizeof(struct sip_binding), cap);
     if (!err) {
-        reg->aor_mask = reg->bindings.max_mask;
-        reg->aor_buckets = calloc((size_t)reg->aor_mask + 1, sizeof(uint32_t));
+        reg->aor_max_mask = reg->bindings.max_mask;
+        reg->aor_mask = reg->aor_max_mask < AOR_MIN_BUCKETS - 1 ? reg->aor_max_mask
+                                                                : AOR_MIN_BUCKETS - 1;
+        reg->aor_buckets = calloc((size_t)reg->aor_max_mask + 1, sizeof(uint32_t));
         if (!reg->aor_buckets)
             err = -ENOMEM;
     }
@@ -218,8 +221,31 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
     own(reg, txn, a);
 }
 
+/* Doubles the AoR buckets in use: each chain splits into its bucket and the one half the new
+ * size above it (the order within a chain does not matter). */
+static void aor_grow(struct sip_reg_table *reg)
+{
+    uint32_t old = reg->aor_mask + 1;
+
+    for (uint32_t i = 0; i < old; i++) {
+        uint32_t idx = reg->aor_buckets[i] - 1;
+        reg->aor_buckets[i] = 0;
+        while (idx != TABLE_NONE) {
+            struct sip_binding *b = table_entry(&reg->bindings, idx);
+            uint32_t next = b->aor_next;
+            uint32_t *bucket = &reg->aor_buckets[b->aor_hash & old ? i + old : i];
+            b->aor_next = *bucket - 1;
+            *bucket = idx + 1;
+            idx = next;
+        }
+    }
+    reg->aor_mask = 2 * old - 1;
+}
+
 static void aor_link(struct sip_reg_table *reg, struct sip_binding *b)
 {
+    if (reg->bindings.used > (reg->aor_mask + 1) / 2 && reg->aor_mask < reg->aor_max_mask)
+        aor_grow(reg);
     uint32_t *bucket = &reg->aor_buckets[b->aor_hash & reg->aor_mask];
     b->aor_next = *bucket - 1;
     *bucket = table_index(&reg->bindings, b) + 1;

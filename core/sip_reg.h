@@ -58,8 +58,11 @@ struct sip_binding {
 struct sip_reg_table {
     struct table attempts;
     struct table bindings;
-    uint32_t *aor_buckets; /* AoR hash -> first binding index + 1, 0 when empty */
-    uint32_t aor_mask;     /* aor_buckets has aor_mask + 1 entries */
+    /* AoR hash -> first binding index + 1, 0 when empty. Allocated for the table's capacity but
+     * used only as far as the bindings need (aor_mask doubles as they grow, up to aor_max_mask):
+     * spread over the whole array, a few thousand bindings touched one page each of 16 MiB. */
+    uint32_t *aor_buckets;
+    uint32_t aor_mask, aor_max_mask;
     uint64_t retry_window; /* ns: a retry after a challenge folds within this (64*T1) */
     struct track_sink sink;
     uint64_t attempt_evictions, binding_evictions;

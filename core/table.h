@@ -138,6 +138,33 @@ TABLE_PREFETCH_FN table_prefetch_head(const struct table *t, uint64_t hash)
     }
 }
 
+/* An entry's records kept apart from it that updating it writes: its timer and its age-list
+ * place (a found entry is usually rescheduled and moved between lists). */
+TABLE_PREFETCH_FN table_prefetch_records(const struct table *t, uint32_t idx)
+{
+    __builtin_prefetch(&t->timers[idx]);
+    __builtin_prefetch(&t->ages[idx]);
+}
+
+/* The step after table_prefetch_records (whose lines it reads): the records of the entry's
+ * neighbours in its age list and deadline lane, which moving it writes. */
+TABLE_PREFETCH_FN table_prefetch_neighbours(const struct table *t, uint32_t idx)
+{
+    const struct table_age *a = &t->ages[idx];
+    const struct table_timer *tm = &t->timers[idx];
+
+    if (a->prev != TABLE_NONE)
+        __builtin_prefetch(&t->ages[a->prev]);
+    if (a->next != TABLE_NONE)
+        __builtin_prefetch(&t->ages[a->next]);
+    if (tm->where >= TABLE_TIMER_LANE) {
+        if (tm->pos != TABLE_NONE)
+            __builtin_prefetch(&t->timers[tm->pos]);
+        if (tm->next != TABLE_NONE)
+            __builtin_prefetch(&t->timers[tm->next]);
+    }
+}
+
 /* The next step after table_prefetch_head (whose lines it reads): the second entry's link. */
 TABLE_PREFETCH_FN table_prefetch_chain(const struct table *t, uint64_t hash)
 {

@@ -409,21 +409,54 @@ void track_prefetch(const struct track *tr, const struct track_hint *hint)
         table_prefetch_head(&tr->dialogs.t, hint->to_hash);
 }
 
-void track_prefetch_more(const struct track *tr, const struct track_hint *hint)
+/* The call at the head of a chain of the dialog table (track_prefetch loaded it) with its
+ * records loading, else TABLE_NONE with the rest of the chain loading. */
+static uint32_t prefetch_call(const struct table *t, uint64_t hash, uint64_t check)
+{
+    uint32_t idx = table_head_match(t, hash, check);
+    if (idx != TABLE_NONE)
+        table_prefetch_records(t, idx);
+    else
+        table_prefetch_chain(t, hash);
+    return idx;
+}
+
+void track_prefetch_more(const struct track *tr, struct track_hint *hint)
 {
     /* Only the chain's head was loaded: look no further (a walk would wait on the next). */
     uint32_t idx = table_head_match(&tr->txns.t, hint->txn_hash, hint->txn_check);
+
+    hint->txn_idx = idx;
+    hint->call_idx = TABLE_NONE;
     if (idx != TABLE_NONE) {
         const struct sip_txn *txn = table_entry(&tr->txns.t, idx);
-        if (txn->owner_kind == SIP_TXN_OWNER_CALL)
+        table_prefetch_records(&tr->txns.t, idx);
+        if (txn->owner_kind == SIP_TXN_OWNER_CALL) {
+            hint->call_idx = txn->owner;
             table_prefetch_entry(&tr->dialogs.t, txn->owner);
+            table_prefetch_records(&tr->dialogs.t, txn->owner);
+        }
     } else {
         table_prefetch_chain(&tr->txns.t, hint->txn_hash);
     }
-    if (hint->has_from)
-        table_prefetch_chain(&tr->dialogs.t, hint->from_hash);
-    if (hint->has_to)
-        table_prefetch_chain(&tr->dialogs.t, hint->to_hash);
+    if (hint->has_from) {
+        idx = prefetch_call(&tr->dialogs.t, hint->from_hash, hint->from_check);
+        if (hint->call_idx == TABLE_NONE)
+            hint->call_idx = idx;
+    }
+    if (hint->has_to) {
+        idx = prefetch_call(&tr->dialogs.t, hint->to_hash, hint->to_check);
+        if (hint->call_idx == TABLE_NONE)
+            hint->call_idx = idx;
+    }
+}
+
+void track_prefetch_neighbours(const struct track *tr, const struct track_hint *hint)
+{
+    if (hint->txn_idx != TABLE_NONE)
+        table_prefetch_neighbours(&tr->txns.t, hint->txn_idx);
+    if (hint->call_idx != TABLE_NONE)
+        table_prefetch_neighbours(&tr->dialogs.t, hint->call_idx);
 }
 
 void track_message_prepared(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,

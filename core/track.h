@@ -46,7 +46,8 @@ void track_message(struct track *tr, const struct sip_msg *msg, const struct pac
 
 /* The keys track_message looks a message's transaction and call up by, computed ahead of it.
  * A caller that parses messages ahead of tracking them (offline input) fills one per message
- * with track_prepare, calls track_prefetch and then track_prefetch_more on later messages, and
+ * with track_prepare, calls track_prefetch, track_prefetch_more and track_prefetch_neighbours on
+ * later messages, and
  * at last track_message_prepared: each step loads what the next one reads, so the lookups find
  * their cache lines loaded. */
 struct track_hint {
@@ -54,6 +55,9 @@ struct track_hint {
     uint64_t from_hash, from_check; /* the call, by (Call-ID, From-tag), when has_from */
     uint64_t to_hash, to_check;     /* the call, by (Call-ID, To-tag), when has_to */
     uint8_t has_from, has_to;
+    /* Set by track_prefetch_more: the transaction and the call found at the head of their
+     * chains, TABLE_NONE (UINT32_MAX) when not found there. Only prefetches read them. */
+    uint32_t txn_idx, call_idx;
 };
 
 /* Computes msg's keys into *hint and starts loading the hash buckets they fall in. Changes no
@@ -63,9 +67,14 @@ void track_prepare(struct track *tr, const struct sip_msg *msg, struct track_hin
 /* Starts loading the entries at the head of those buckets (which track_prepare loaded). */
 void track_prefetch(const struct track *tr, const struct track_hint *hint);
 
-/* Starts loading the rest of those chains and the call the message belongs to (all found from
- * what track_prefetch loaded). */
-void track_prefetch_more(const struct track *tr, const struct track_hint *hint);
+/* Starts loading the rest of those chains, the call the message belongs to and the records
+ * (timer, age-list place) of the transaction and call found (all found from what track_prefetch
+ * loaded); notes what it found in *hint. */
+void track_prefetch_more(const struct track *tr, struct track_hint *hint);
+
+/* Starts loading the records of the neighbours of what track_prefetch_more found (read from
+ * the records it loaded): moving an entry in its lists writes them. */
+void track_prefetch_neighbours(const struct track *tr, const struct track_hint *hint);
 
 /* track_message with msg's keys from track_prepare: the same matching, records and events. */
 void track_message_prepared(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,

@@ -26,6 +26,7 @@ struct recorded {
 struct recorder {
     struct recorded ev[512];
     int n;
+    int binding_changes[SIP_BINDING_CHANGE_COUNT]; /* every TRACK_REG_BINDING, past the 512 too */
     int label_calls;
     uint16_t next_label;
 };
@@ -33,6 +34,8 @@ struct recorder {
 static void rec_emit(void *ctx, const struct track_event *ev)
 {
     struct recorder *r = ctx;
+    if (ev->type == TRACK_REG_BINDING && ev->reason < SIP_BINDING_CHANGE_COUNT)
+        r->binding_changes[ev->reason]++;
     if (r->n < 512)
         r->ev[r->n++] = (struct recorded){ev->type,      ev->method,    ev->reason, ev->outcome,
                                           ev->old_state, ev->new_state, ev->code,   ev->flags,
@@ -604,6 +607,55 @@ TEST(contact_star_removes_every_binding_of_the_aor)
     CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 4);
     CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 2)->reason, SIP_BINDING_REMOVED);
     CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 3)->reason, SIP_BINDING_REMOVED);
+    track_free(f.tr);
+}
+
+/* A REGISTER of user u's address of record and its 200 OK, Contact: * with Expires: 0 when
+ * star is set. */
+static void register_user(struct fixture *f, uint64_t t, unsigned u, unsigned cseq, bool star)
+{
+    char req[1024], ok[1024];
+    snprintf(req, sizeof(req),
+             "REGISTER sip:example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u-%u\n"
+             "From: <sip:user%u@example.com>;tag=f%u\n"
+             "To: <sip:user%u@example.com>\n"
+             "Call-ID: reg-%u@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "Contact: %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             u, cseq, u, u, u, u, cseq, star ? "*" : "<sip:user@192.0.2.1>",
+             star ? "Expires: 0\n" : "Expires: 600\n");
+    snprintf(ok, sizeof(ok),
+             "SIP/2.0 200 OK\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u-%u\n"
+             "From: <sip:user%u@example.com>;tag=f%u\n"
+             "To: <sip:user%u@example.com>;tag=srv\n"
+             "Call-ID: reg-%u@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             u, cseq, u, u, u, u, cseq, star ? "" : "Contact: <sip:user@192.0.2.1>;expires=600\n");
+    feed(f, t, req);
+    feed(f, t, ok);
+}
+
+/* The index from address of record to bindings starts small and doubles as bindings are added:
+ * every binding must still be found by its AoR after the index has grown (here from 1,024 to
+ * 4,096 buckets). */
+TEST(star_finds_every_binding_after_the_aor_index_grew)
+{
+    struct fixture f = {0};
+    setup(&f);
+    for (unsigned u = 0; u < 2000; u++)
+        register_user(&f, u * MS, u, 1, false);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 2000);
+    for (unsigned u = 0; u < 2000; u++)
+        register_user(&f, 10 * S + u * MS, u, 2, true);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 2000);
+    track_advance(f.tr, 3600 * S);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 0);
     track_free(f.tr);
 }
 
