@@ -28,7 +28,9 @@
 /* Offline, a UDP message is tracked LOOKAHEAD messages after it is parsed, so that its table
  * lookups find their cache lines loaded (track_prepare, track_prefetch): the capture is mapped,
  * so the message stays readable meanwhile. */
-#define LOOKAHEAD 6
+#define LOOKAHEAD 7
+#define RING_SLOTS (LOOKAHEAD + 1) /* a power of two: slots are found with a mask */
+_Static_assert((RING_SLOTS & (RING_SLOTS - 1)) == 0, "RING_SLOTS must be a power of two");
 
 /* A message parsed and waiting to be tracked. */
 struct deferred {
@@ -56,7 +58,7 @@ struct engine {
     uint64_t next_deadline;       /* earliest reassembly deadline, checked per frame */
     uint32_t frames_since_publish;
     struct sip_header hdrs[SIP_MAX_HEADERS];
-    /* Offline lookahead (engine_read_file): a ring of LOOKAHEAD + 1 messages, NULL when off. */
+    /* Offline lookahead (engine_read_file): a ring of RING_SLOTS messages, NULL when off. */
     struct deferred *ring;
     unsigned ring_first, ring_len;
 };
@@ -222,12 +224,18 @@ static void rules_clock(struct engine *e)
         lua_bridge_clock(e->rules, track_clock(e->track));
 }
 
+/* The i-th message waiting in the lookahead ring, 0 the oldest. */
+static inline struct deferred *ring_slot(struct engine *e, uint32_t i)
+{
+    return &e->ring[(e->ring_first + i) & (RING_SLOTS - 1)];
+}
+
 /* Tracks the oldest message waiting in the lookahead ring. */
 static void lookahead_track_oldest(struct engine *e)
 {
     struct deferred *d = &e->ring[e->ring_first];
     track_message_prepared(e->track, &d->msg, &d->pkt, &d->hint);
-    e->ring_first = (e->ring_first + 1) % (LOOKAHEAD + 1);
+    e->ring_first = (e->ring_first + 1) & (RING_SLOTS - 1);
     e->ring_len--;
     rules_clock(e);
 }
@@ -292,7 +300,7 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     struct deferred *slot = NULL;
 
     if (defer) {
-        slot = &e->ring[(e->ring_first + e->ring_len) % (LOOKAHEAD + 1)];
+        slot = ring_slot(e, e->ring_len);
         msg = &slot->msg;
         hdrs = slot->hdrs;
     }
@@ -323,14 +331,11 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     slot->pkt = *pkt;
     track_prepare(e->track, msg, &slot->hint);
     if (e->ring_len >= 2)
-        track_prefetch(e->track,
-                       &e->ring[(e->ring_first + e->ring_len - 2) % (LOOKAHEAD + 1)].hint);
+        track_prefetch(e->track, &ring_slot(e, e->ring_len - 2)->hint);
     if (e->ring_len >= 4)
-        track_prefetch_more(e->track,
-                            &e->ring[(e->ring_first + e->ring_len - 4) % (LOOKAHEAD + 1)].hint);
-    if (e->ring_len >= 5)
-        track_prefetch_neighbours(
-            e->track, &e->ring[(e->ring_first + e->ring_len - 5) % (LOOKAHEAD + 1)].hint);
+        track_prefetch_more(e->track, &ring_slot(e, e->ring_len - 4)->hint);
+    if (e->ring_len >= 6)
+        track_prefetch_neighbours(e->track, &ring_slot(e, e->ring_len - 6)->hint);
     if (++e->ring_len > LOOKAHEAD)
         lookahead_track_oldest(e);
     return n;
@@ -510,7 +515,7 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
      * the engine's own parse counters run a few messages ahead); a message waiting in the ring
      * keeps its parsed headers and packet there until it is tracked. */
     if (capture_pcap_in_place(cap))
-        e->ring = malloc((LOOKAHEAD + 1) * sizeof(*e->ring));
+        e->ring = malloc(RING_SLOTS * sizeof(*e->ring));
     while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
         engine_frame(e, &frame);
     lookahead_flush(e);

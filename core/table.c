@@ -71,6 +71,8 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
         t->lane_first[l] = t->lane_last[l] = TABLE_NO_DEADLINE;
     }
     t->due_fetched = TABLE_NONE;
+    t->first_deadline = TABLE_NO_DEADLINE;
+    t->first_where = TABLE_TIMER_NONE;
     return 0;
 }
 
@@ -326,7 +328,24 @@ static void timer_clear(struct table *t, uint32_t idx)
     t->timers[idx].where = TABLE_TIMER_NONE;
 }
 
-void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
+/* Recomputes first_deadline and first_where after a change of the heap or a lane. On a tie
+ * the heap comes first, then the lowest lane. */
+static void first_update(struct table *t)
+{
+    uint64_t d = t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
+    unsigned where = t->heap_len ? TABLE_TIMER_HEAP : TABLE_TIMER_NONE;
+    for (unsigned used = t->lanes_used; used; used &= used - 1) {
+        unsigned l = (unsigned)__builtin_ctz(used);
+        if (t->lane_first[l] < d || (t->lane_first[l] == d && where == TABLE_TIMER_NONE)) {
+            d = t->lane_first[l];
+            where = TABLE_TIMER_LANE + l;
+        }
+    }
+    t->first_deadline = d;
+    t->first_where = (uint8_t)where;
+}
+
+static void set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
 {
     struct table_node *n = table_node(t, idx);
     uint64_t old = n->deadline;
@@ -348,6 +367,12 @@ void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
         heap_up(t, tm->pos);
     else if (deadline > old)
         heap_down(t, tm->pos);
+}
+
+void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
+{
+    set_deadline(t, idx, deadline);
+    first_update(t);
 }
 
 void table_prefetch_due(struct table *t)
@@ -386,6 +411,7 @@ void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, u
     timer_clear(t, idx);
     table_node(t, idx)->deadline = deadline;
     lane_append(t, idx, deadline, lane);
+    first_update(t);
 }
 
 void table_remove(struct table *t, uint32_t idx)
@@ -401,7 +427,10 @@ void table_remove(struct table *t, uint32_t idx)
             prev = t->links[prev].next;
         t->links[prev].next = t->links[idx].next;
     }
-    timer_clear(t, idx);
+    if (t->timers[idx].where != TABLE_TIMER_NONE) {
+        timer_clear(t, idx);
+        first_update(t);
+    }
     list_unlink(t, idx, n->cls);
     n->in_use = 0;
     t->links[idx].next = t->free_head;

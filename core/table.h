@@ -78,6 +78,11 @@ struct table {
     uint32_t lane_head[TABLE_LANES], lane_tail[TABLE_LANES];
     uint64_t lane_first[TABLE_LANES], lane_last[TABLE_LANES]; /* deadlines of head and tail */
     uint8_t lanes_used; /* bit l: lane l is not empty */
+    /* The earliest deadline of the heap and the lanes and where it is (enum table_timer_where,
+     * TABLE_TIMER_LANE + lane for a lane), recomputed by every change: it is read several times
+     * per packet (every table, every timer run), changed about twice. */
+    uint64_t first_deadline;
+    uint8_t first_where;
     uint32_t due_fetched; /* the earliest entry when table_prefetch_due last ran */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
@@ -233,17 +238,8 @@ void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, u
  * TABLE_TIMER_NONE when no entry has one. Sets *deadline. */
 static inline unsigned table_earliest(const struct table *t, uint64_t *deadline)
 {
-    uint64_t d = t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
-    unsigned where = t->heap_len ? TABLE_TIMER_HEAP : TABLE_TIMER_NONE;
-    for (unsigned used = t->lanes_used; used; used &= used - 1) {
-        unsigned l = (unsigned)__builtin_ctz(used);
-        if (t->lane_first[l] < d || (t->lane_first[l] == d && where == TABLE_TIMER_NONE)) {
-            d = t->lane_first[l];
-            where = TABLE_TIMER_LANE + l;
-        }
-    }
-    *deadline = d;
-    return where;
+    *deadline = t->first_deadline;
+    return t->first_where;
 }
 
 /* Deadline of the earliest entry, TABLE_NO_DEADLINE when none. */
