@@ -1,7 +1,12 @@
 /* sip_dialog: the call state machine, its timers and the bounded call table. */
 #include "sip_dialog.h"
 
+#include <stddef.h>
 #include <string.h>
+
+/* The fields every message of a call reads stay within what the lookahead loads. */
+_Static_assert(offsetof(struct sip_dialog, t_challenge) <= 128,
+               "the hot fields of struct sip_dialog must fit in its first 128 bytes");
 
 #define SEED_KEY 0xca11ab1eULL
 #define SEED_CHECK 0xd1a10900ULL

@@ -68,7 +68,6 @@ struct sip_dialog {
     uint64_t t_ringing;   /* first 180 or 183 of the INVITE (rules: d.ringing_time), 0 before */
     uint64_t t_end;       /* end */
     uint64_t t_refresh;   /* last 2xx to INVITE or UPDATE: session timer base (RFC 4028) */
-    uint64_t t_challenge; /* the 401/407 waiting for a retry */
     uint32_t session_expires; /* seconds from the last 2xx, 0 without a session timer */
     uint32_t invite_cseq;     /* CSeq of the latest out-of-dialog INVITE of the call */
     uint32_t ack_seen;        /* fingerprint (CSeq, To-tag) of the last ACK to a 2xx */
@@ -82,6 +81,9 @@ struct sip_dialog {
     uint8_t n_to_tags;
     uint8_t confirmed_tags; /* bit i: dialog to_tags[i] was confirmed by a 2xx and not ended */
     uint8_t call_id_len, from_len, to_len;
+    /* Every field above is in the first 128 bytes, which the offline lookahead loads ahead
+     * (table_prefetch_entry); what follows is read on challenges and by events and rules. */
+    uint64_t t_challenge; /* the 401/407 waiting for a retry */
     char text[SIP_DIALOG_CALL_ID_MAX + 2 * SIP_DIALOG_URI_MAX]; /* Call-ID, From URI, To URI */
 };
 
