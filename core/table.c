@@ -106,13 +106,14 @@ static void buckets_grow(struct table *t)
         uint32_t idx = t->buckets[b] - 1;
         t->buckets[b] = 0;
         while (idx != TABLE_NONE) {
-            bool up = table_node(t, idx)->hash & old;
+            bool up = t->links[idx].tag & old;
             uint32_t next = t->links[idx].next;
             uint32_t *tail = up ? &hi : &lo;
             if (*tail)
                 t->links[*tail - 1].next = idx;
             else
                 t->buckets[up ? b + old : b] = idx + 1;
+            t->links[idx].prev = *tail - 1;
             *tail = idx + 1;
             t->links[idx].next = TABLE_NONE;
             idx = next;
@@ -124,7 +125,7 @@ static void buckets_grow(struct table *t)
 /* The first entry from idx on (idx included) whose hash is hash. */
 static inline uint32_t chain_match(const struct table *t, uint32_t idx, uint64_t hash)
 {
-    uint32_t tag = (uint32_t)(hash >> 32);
+    uint32_t tag = (uint32_t)hash;
 
     while (idx != TABLE_NONE &&
            (t->links[idx].tag != tag || table_node(t, idx)->hash != hash))
@@ -214,7 +215,10 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
     n->deadline = TABLE_NO_DEADLINE;
     t->timers[idx] = (struct table_timer){TABLE_NO_DEADLINE, TABLE_NONE, TABLE_NONE,
                                           TABLE_TIMER_NONE};
-    t->links[idx] = (struct table_link){t->buckets[hash & t->mask] - 1, (uint32_t)(hash >> 32)};
+    uint32_t head = t->buckets[hash & t->mask] - 1;
+    t->links[idx] = (struct table_link){head, TABLE_NONE, (uint32_t)hash};
+    if (head != TABLE_NONE)
+        t->links[head].prev = idx;
     t->buckets[hash & t->mask] = idx + 1;
     list_append(t, n, idx, cls);
     t->used++;
@@ -383,6 +387,25 @@ void table_set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
     first_update(t);
 }
 
+/* What unindexing entry idx writes besides its own records, read from those records (loaded
+ * on an earlier packet): its chain neighbours' links (or its bucket) and its age neighbours. */
+static void prefetch_unlink(const struct table *t, uint32_t idx)
+{
+    const struct table_link *l = &t->links[idx];
+    const struct table_age *a = &t->ages[idx];
+
+    if (l->prev == TABLE_NONE)
+        __builtin_prefetch(&t->buckets[l->tag & t->mask]);
+    else
+        __builtin_prefetch(&t->links[l->prev]);
+    if (l->next != TABLE_NONE)
+        __builtin_prefetch(&t->links[l->next]);
+    if (a->prev != TABLE_NONE)
+        __builtin_prefetch(&t->ages[a->prev]);
+    if (a->next != TABLE_NONE)
+        __builtin_prefetch(&t->ages[a->next]);
+}
+
 void table_prefetch_due(struct table *t)
 {
     uint64_t d;
@@ -391,20 +414,33 @@ void table_prefetch_due(struct table *t)
 
     if (where == TABLE_TIMER_NONE)
         return;
-    idx = where == TABLE_TIMER_HEAP ? t->heap[0].idx : t->lane_head[where - TABLE_TIMER_LANE];
+    if (where >= TABLE_TIMER_LANE) {
+        /* In a lane the order is known: the entry after the head is loaded while the head
+         * waits (often it comes due on the next packet), and the head, loaded so, needs only
+         * what unindexing it writes. */
+        idx = t->lane_head[where - TABLE_TIMER_LANE];
+        uint32_t next = t->timers[idx].next;
+        prefetch_unlink(t, idx);
+        if (next != TABLE_NONE && next != t->due_fetched) {
+            t->due_fetched = next;
+            table_prefetch_entry(t, next);
+            __builtin_prefetch(&t->timers[next]);
+            __builtin_prefetch(&t->ages[next]);
+            __builtin_prefetch(&t->links[next]);
+        }
+        return;
+    }
+    idx = t->heap[0].idx;
     if (idx != t->due_fetched) {
         t->due_fetched = idx;
         table_prefetch_entry(t, idx);
         __builtin_prefetch(&t->timers[idx]);
         __builtin_prefetch(&t->ages[idx]);
+        __builtin_prefetch(&t->links[idx]);
         return;
     }
-    /* The entry was asked for on an earlier packet: its hash leads to the bucket. In a lane, the
-     * next entry becomes the head, whose deadline is read then. */
-    __builtin_prefetch(&t->buckets[table_node(t, idx)->hash & t->mask]);
-    __builtin_prefetch(&t->links[idx]);
-    if (where >= TABLE_TIMER_LANE && t->timers[idx].next != TABLE_NONE)
-        __builtin_prefetch(&t->timers[t->timers[idx].next]);
+    /* The entry was asked for on an earlier packet. */
+    prefetch_unlink(t, idx);
 }
 
 void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, unsigned lane)
@@ -425,16 +461,14 @@ void table_set_deadline_lane(struct table *t, uint32_t idx, uint64_t deadline, u
 void table_remove(struct table *t, uint32_t idx)
 {
     struct table_node *n = table_node(t, idx);
-    uint32_t *bucket = &t->buckets[n->hash & t->mask];
+    struct table_link *l = &t->links[idx];
 
-    if (*bucket == idx + 1) {
-        *bucket = t->links[idx].next + 1;
-    } else {
-        uint32_t prev = *bucket - 1;
-        while (t->links[prev].next != idx)
-            prev = t->links[prev].next;
-        t->links[prev].next = t->links[idx].next;
-    }
+    if (l->prev == TABLE_NONE)
+        t->buckets[l->tag & t->mask] = l->next + 1;
+    else
+        t->links[l->prev].next = l->next;
+    if (l->next != TABLE_NONE)
+        t->links[l->next].prev = l->prev;
     if (t->timers[idx].where != TABLE_TIMER_NONE) {
         timer_clear(t, idx);
         first_update(t);

@@ -31,11 +31,17 @@ struct table_node {
 };
 
 /* An entry's place in its hash chain (or in the free list), kept apart from the entries with the
- * top half of its hash: walking a chain reads this dense array and touches an entry only when
+ * low half of its hash: walking a chain reads this dense array and touches an entry only when
  * its hash may match, so a lookup of a new key touches no entry at all. */
 struct table_link {
     uint32_t next; /* next entry in the bucket (or free list), TABLE_NONE at the end */
-    uint32_t tag;  /* hash >> 32 */
+    /* The entry before in the bucket, TABLE_NONE at its head: unindexing is O(1), without a
+     * walk down the chain (an entry that comes due is usually the oldest, at the chain's end). */
+    uint32_t prev;
+    /* The low half of the hash: the bucket (hash & mask) and, in the bits above the mask, a
+     * filter that spares reading the entry of most other keys of the chain. Growing the buckets
+     * and unlinking an entry find its bucket here, without reading the entry. */
+    uint32_t tag;
 };
 
 /* An entry's neighbours in its age list, apart from the entries: moving an entry between lists
@@ -183,7 +189,7 @@ TABLE_PREFETCH_FN table_prefetch_chain(const struct table *t, uint64_t hash)
 static inline uint32_t table_head_match(const struct table *t, uint64_t hash, uint64_t check)
 {
     uint32_t idx = t->buckets[hash & t->mask] - 1;
-    if (idx == TABLE_NONE || t->links[idx].tag != (uint32_t)(hash >> 32))
+    if (idx == TABLE_NONE || t->links[idx].tag != (uint32_t)hash)
         return TABLE_NONE;
     const struct table_node *n = table_node(t, idx);
     return n->hash == hash && n->check == check ? idx : TABLE_NONE;

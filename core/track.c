@@ -144,14 +144,18 @@ void track_advance(struct track *tr, uint64_t now)
         uint64_t dt = table_next_deadline(&tr->txns.t);
         uint64_t dd = table_next_deadline(&tr->dialogs.t);
         uint64_t dr = sip_reg_next_deadline(&tr->reg);
-        if (dt <= dd && dt <= dr && dt <= now)
+        /* Timers often come due several at once: after each, the next ones start loading. */
+        if (dt <= dd && dt <= dr && dt <= now) {
             run_txn_timer(tr, now);
-        else if (dd <= dr && dd <= now)
+            table_prefetch_due(&tr->txns.t);
+        } else if (dd <= dr && dd <= now) {
             sip_dialog_run_timer(&tr->dialogs, now);
-        else if (dr <= now)
+            table_prefetch_due(&tr->dialogs.t);
+        } else if (dr <= now) {
             sip_reg_run_timer(&tr->reg, now);
-        else
+        } else {
             break;
+        }
     }
 }
 

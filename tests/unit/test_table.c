@@ -93,6 +93,61 @@ TEST(index_grows_with_the_entries_and_keeps_equal_keys_newest_first)
     table_fini(&t);
 }
 
+/* Unindexing takes an entry out of its chain by its own links (the chain is doubly linked):
+ * from the middle, the end and the head, before and after the index grows. */
+TEST(removal_from_any_place_in_a_chain_keeps_the_rest_findable)
+{
+    struct table t;
+    CHECK_INT(table_init(&t, sizeof(struct item), 100000), 0);
+    /* One bucket for all four while the index has fewer than 2^20 buckets. */
+    uint64_t h[5];
+    for (int k = 0; k < 5; k++)
+        h[k] = ((uint64_t)(k + 1) << 20) + 3;
+    uint32_t a = table_insert(&t, h[0], 0, 0), b = table_insert(&t, h[1], 0, 0);
+    uint32_t c = table_insert(&t, h[2], 0, 0), d = table_insert(&t, h[3], 0, 0);
+    table_remove(&t, b); /* the chain is d c b a: b is in the middle */
+    CHECK_INT(table_find(&t, h[1]), TABLE_NONE);
+    CHECK_INT(table_find(&t, h[0]), a);
+    CHECK_INT(table_find(&t, h[2]), c);
+    CHECK_INT(table_find(&t, h[3]), d);
+    table_remove(&t, a); /* the end */
+    CHECK_INT(table_find(&t, h[0]), TABLE_NONE);
+    CHECK_INT(table_find(&t, h[2]), c);
+    CHECK_INT(table_find(&t, h[3]), d);
+    /* 3,000 other keys: the index doubles from 1,024 to 8,192 buckets and the chain is rebuilt. */
+    for (uint32_t i = 0; i < 3000; i++)
+        table_insert(&t, (uint64_t)i * 2654435761u + 5, 0, 0);
+    CHECK_INT(t.mask, 8191);
+    table_remove(&t, d); /* the head */
+    CHECK_INT(table_find(&t, h[3]), TABLE_NONE);
+    CHECK_INT(table_find(&t, h[2]), c);
+    uint32_t e = table_insert(&t, h[4], 0, 0); /* the chain is e c */
+    table_remove(&t, c);
+    CHECK_INT(table_find(&t, h[2]), TABLE_NONE);
+    CHECK_INT(table_find(&t, h[4]), e);
+    table_remove(&t, e);
+    CHECK_INT(table_find(&t, h[4]), TABLE_NONE);
+    CHECK_INT(t.used, 3000);
+    table_fini(&t);
+
+    /* A chain split by growth: r q p in bucket 3 of 1,024; with 8,192 buckets q moves to 1,027
+     * and p's entry before becomes r. */
+    CHECK_INT(table_init(&t, sizeof(struct item), 100000), 0);
+    uint32_t p = table_insert(&t, 3, 0, 0), q = table_insert(&t, 3 + 1024, 0, 0);
+    uint32_t r = table_insert(&t, 3 + 8192, 0, 0);
+    for (uint32_t i = 0; i < 3000; i++)
+        table_insert(&t, (uint64_t)i * 2654435761u + 5, 0, 0);
+    CHECK_INT(t.mask, 8191);
+    table_remove(&t, p);
+    CHECK_INT(table_find(&t, 3), TABLE_NONE);
+    CHECK_INT(table_find(&t, 3 + 1024), q);
+    CHECK_INT(table_find(&t, 3 + 8192), r);
+    table_remove(&t, r);
+    CHECK_INT(table_find(&t, 3 + 8192), TABLE_NONE);
+    CHECK_INT(table_find(&t, 3 + 1024), q);
+    table_fini(&t);
+}
+
 TEST(removed_slot_is_reused_with_a_new_generation_and_zeroed)
 {
     struct table t;
