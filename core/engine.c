@@ -167,7 +167,11 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
     sink = (struct track_sink){.emit = (e->rules || e->events) ? sink_emit : sink_emit_builtin,
                                .label = oplabel_count(e->ops) ? sink_label : NULL,
                                .ctx = e};
-    e->track = track_new(&cfg->track, &sink);
+    /* The calls' text (Call-ID, URIs) is only read by events and rules: without them a call
+     * takes 248 bytes less to keep and to clear. */
+    struct track_config track_cfg = cfg->track;
+    track_cfg.call_text = want_rules || cfg->events_path;
+    e->track = track_new(&track_cfg, &sink);
     if (!e->track) {
         snprintf(err, errlen,
                  "cannot allocate the tracking tables (%u calls, %u transactions, %u "

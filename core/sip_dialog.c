@@ -7,6 +7,7 @@
 /* The fields every message of a call reads stay within what the lookahead loads. */
 _Static_assert(offsetof(struct sip_dialog, t_challenge) <= 128,
                "the hot fields of struct sip_dialog must fit in its first 128 bytes");
+_Static_assert(offsetof(struct sip_dialog, text) % 8 == 0, "table entries are multiples of 8");
 
 #define SEED_KEY 0xca11ab1eULL
 #define SEED_CHECK 0xd1a10900ULL
@@ -31,12 +32,16 @@ const char *sip_dialog_end_name(enum sip_dialog_end r)
 }
 
 int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
-                    const struct sip_dialog_timers *timers, const struct track_sink *sink)
+                    const struct sip_dialog_timers *timers, const struct track_sink *sink,
+                    bool keep_text)
 {
     tbl->timers = *timers;
     tbl->sink = *sink;
     tbl->evictions = 0;
-    return table_init(&tbl->t, sizeof(struct sip_dialog), cap);
+    tbl->keep_text = keep_text;
+    return table_init(&tbl->t,
+                      keep_text ? sizeof(struct sip_dialog) : offsetof(struct sip_dialog, text),
+                      cap);
 }
 
 void sip_dialog_fini(struct sip_dialog_table *tbl)
@@ -269,13 +274,16 @@ static void observe_srd(struct sip_dialog_table *tbl, struct sip_dialog *d, uint
     emit(tbl, &ev, d);
 }
 
-static void copy_text(struct sip_dialog *d, const struct sip_msg *msg)
+static void copy_text(const struct sip_dialog_table *tbl, struct sip_dialog *d,
+                      const struct sip_msg *msg)
 {
     struct slice parts[3] = {msg->call_id, msg->from_uri, msg->to_uri};
     size_t max[3] = {SIP_DIALOG_CALL_ID_MAX, SIP_DIALOG_URI_MAX, SIP_DIALOG_URI_MAX};
     uint8_t *lens[3] = {&d->call_id_len, &d->from_len, &d->to_len};
     size_t off = 0;
 
+    if (!tbl->keep_text)
+        return;
     for (int i = 0; i < 3; i++) {
         size_t n = parts[i].len;
         if (n > max[i]) {
@@ -369,7 +377,7 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
     d->invite_cseq = msg->cseq;
     d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */
     memcpy(d->labels, labels, sizeof(d->labels));
-    copy_text(d, msg);
+    copy_text(tbl, d, msg);
     sip_dialog_own(tbl, txn, d);
     txn->flags |= SIP_TXN_F_PRIMARY;
     memcpy(txn->labels, labels, sizeof(txn->labels));

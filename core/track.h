@@ -20,6 +20,7 @@ struct track_config {
     uint32_t max_calls;
     uint32_t max_transactions;
     uint32_t max_registrations; /* bindings; as many REGISTER attempts in flight */
+    bool call_text; /* calls keep their Call-ID and URIs, for events and rules */
 };
 
 /* Fills cfg with the defaults of DESIGN.md §7. */

@@ -27,6 +27,7 @@ struct recorder {
     struct recorded ev[512];
     int n;
     int binding_changes[SIP_BINDING_CHANGE_COUNT]; /* every TRACK_REG_BINDING, past the 512 too */
+    char end_text[256]; /* Call-ID, From URI and To URI of the last call that ended */
     int label_calls;
     uint16_t next_label;
 };
@@ -36,6 +37,12 @@ static void rec_emit(void *ctx, const struct track_event *ev)
     struct recorder *r = ctx;
     if (ev->type == TRACK_REG_BINDING && ev->reason < SIP_BINDING_CHANGE_COUNT)
         r->binding_changes[ev->reason]++;
+    if (ev->type == TRACK_CALL_END) {
+        struct slice c = sip_dialog_call_id(ev->dialog), f = sip_dialog_from_uri(ev->dialog),
+                     t = sip_dialog_to_uri(ev->dialog);
+        snprintf(r->end_text, sizeof(r->end_text), "%.*s|%.*s|%.*s", (int)c.len, c.p, (int)f.len,
+                 f.p, (int)t.len, t.p);
+    }
     if (r->n < 512)
         r->ev[r->n++] = (struct recorded){ev->type,      ev->method,    ev->reason, ev->outcome,
                                           ev->old_state, ev->new_state, ev->code,   ev->flags,
@@ -193,6 +200,25 @@ TEST(answered_call_reports_each_milestone_once)
     CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION | TRACK_F_ORPHAN | TRACK_F_LATE_FINAL), 0);
     CHECK_INT(f.rec.label_calls, 1);
     track_free(f.tr);
+}
+
+/* Calls keep their Call-ID and URIs for events and rules; without them (call_text off, as the
+ * engine runs with neither) the entry ends before the text, which reads empty. */
+TEST(call_text_is_kept_only_when_asked_for)
+{
+    for (int keep = 0; keep < 2; keep++) {
+        struct fixture f = {0};
+        track_config_defaults(&f.cfg);
+        f.cfg.call_text = keep;
+        setup(&f);
+        INVITE(0, "z9hG4bK-1", 1);
+        RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+        feed(&f, 12 * S, req("BYE", "z9hG4bK-3", 2, "BYE", "a1", "b1", ""));
+        CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+        CHECK_STR(f.rec.end_text,
+                  keep ? "call-1@192.0.2.1|sip:alice@example.com|sip:bob@example.com" : "||");
+        track_free(f.tr);
+    }
 }
 
 TEST(copies_of_requests_and_responses_are_retransmissions)
