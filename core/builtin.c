@@ -156,15 +156,20 @@ struct ratio_collector {
     enum ratio which;
 };
 
-/* Series looked up without operator labels, by family and label symbols: a direct-mapped cache
- * in front of metrics_series, which hashes and compares the symbols on every call. Series never
- * move, so a kept pointer stays valid; the overflow series is never kept (each lookup that
- * returns it counts an overflow). */
+/* Series looked up by family, label symbols and operator label value ids: a direct-mapped cache
+ * in front of metrics_series, which interns the operator labels' symbols, hashes and compares
+ * them on every call. Value ids are never reused for another value, and series never move, so
+ * a kept pointer stays valid; the overflow series is never kept (each lookup that returns it
+ * counts an overflow). */
 #define SERIES_CACHE_BITS 10
 #define SERIES_CACHE_SYM_BITS 29 /* label symbols below 2^29 fit the packed key */
 
+_Static_assert(TRACK_MAX_LABELS * sizeof(uint16_t) == 2 * sizeof(uint64_t),
+               "the operator label ids fill two words of the cache key");
+
 struct series_cache_slot {
-    uint64_t key; /* family, first label, second label (see series) */
+    uint64_t key;    /* family, first label, second label (see series) */
+    uint64_t ops[2]; /* the operator label value ids, those past the declared ones zero */
     struct metric_series *s; /* NULL: empty */
 };
 
@@ -173,6 +178,7 @@ struct builtin {
     struct metrics *reg;
     const struct oplabel_set *ops;
     size_t n_ops;
+    uint64_t ops_mask[2]; /* the bits of a labels array that hold declared labels' ids */
     struct metric_family *fam[F_COUNT];
     uint32_t method_sym[SIP_METHOD_COUNT];
     uint32_t code_sym[CODE_COUNT];
@@ -229,6 +235,10 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
     b->reg = reg;
     b->ops = ops;
     b->n_ops = ops ? oplabel_count(ops) : 0;
+    uint16_t mask[TRACK_MAX_LABELS] = {0};
+    for (size_t i = 0; i < b->n_ops; i++)
+        mask[i] = 0xffff;
+    memcpy(b->ops_mask, mask, sizeof(mask)); /* laid out as series() reads the labels */
     for (int m = 0; m < SIP_METHOD_COUNT; m++)
         b->method_sym[m] = intern(reg, sip_method_name((enum sip_method)m));
     for (int c = 0; c < CODE_COUNT; c++) {
@@ -315,17 +325,24 @@ static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, 
         l0 = 0;
     if (!defs[f].labels[1])
         l1 = 0;
-    if (b->n_ops || (l0 | l1) >> SERIES_CACHE_SYM_BITS)
+    if ((l0 | l1) >> SERIES_CACHE_SYM_BITS)
         return series_lookup(b, f, l0, l1, labels);
     uint64_t key = (uint64_t)f << (2 * SERIES_CACHE_SYM_BITS) |
                    (uint64_t)l0 << SERIES_CACHE_SYM_BITS | l1;
-    struct series_cache_slot *c =
-        &b->cache[(key * 0x9e3779b97f4a7c15ULL) >> (64 - SERIES_CACHE_BITS)];
-    if (c->s && c->key == key)
+    uint64_t ops[2] = {0, 0};
+    if (b->n_ops && labels) {
+        memcpy(ops, labels, sizeof(ops));
+        ops[0] &= b->ops_mask[0];
+        ops[1] &= b->ops_mask[1];
+    }
+    uint64_t h = (key ^ ops[0] * 0xff51afd7ed558ccdULL ^ ops[1] * 0xc4ceb9fe1a85ec53ULL) *
+                 0x9e3779b97f4a7c15ULL;
+    struct series_cache_slot *c = &b->cache[h >> (64 - SERIES_CACHE_BITS)];
+    if (c->s && c->key == key && c->ops[0] == ops[0] && c->ops[1] == ops[1])
         return c->s;
     struct metric_series *s = series_lookup(b, f, l0, l1, labels);
     if (!metrics_series_is_overflow(s))
-        *c = (struct series_cache_slot){key, s};
+        *c = (struct series_cache_slot){key, {ops[0], ops[1]}, s};
     return s;
 }
 

@@ -186,21 +186,21 @@ struct lb_label_decl {
 
 /* The calls a state's Lua side keeps per-call data for (d.vars, d.cdr), numbered densely from
  * 1 so that Lua indexes arrays instead of inserting and deleting a hash key per call (a churning
- * hash costs Lua a rehash of every live key every few hundred calls). Keyed by (dialog, slot
- * generation), so that a dialog slot the tracker reuses is a new key. Open addressing with
- * linear probing and backward-shift deletion, grown by doubling at half load: a few
- * allocations over a run, none per message once the call count has peaked. Numbers are reused
- * last-freed first. */
+ * hash costs Lua a rehash of every live key every few hundred calls). A number belongs to a
+ * (dialog, slot generation), so that a dialog slot the tracker reuses is a new call. The arrays
+ * grow by doubling: a few allocations over a run, none per message once the call count has
+ * peaked. Numbers are reused last-freed first. */
 struct lb_slot_key {
-    const void *dialog;
+    const void *dialog; /* NULL: the number is free */
     uint32_t gen;
-    int32_t slot; /* 0: empty */
 };
 
+/* The calls that have per-call Lua data. A call keeps its slot number in its entry
+ * (sip_dialog.rule_slot), and by_slot[number] says which call (and generation) owns the number:
+ * a number left in an entry by another rule state (before a reload) or by a freed slot does not
+ * match and counts as none. */
 struct lb_slots {
-    struct lb_slot_key *tab;
-    uint32_t mask, used;
-    struct lb_slot_key *by_slot; /* [slot]: its key, for freeing by number */
+    struct lb_slot_key *by_slot; /* [slot]: its owner; dialog NULL when free */
     int32_t *free;               /* numbers to reuse */
     uint32_t n_free, n_slots, cap_slots;
 };
@@ -831,39 +831,6 @@ static uint64_t api_window_count(const void *w, const char *key, size_t len, uin
     return window_count(w, key, len, now_ns);
 }
 
-static uint32_t slot_hash(const void *dialog, uint32_t gen)
-{
-    uint64_t x = (uint64_t)(uintptr_t)dialog ^ ((uint64_t)gen << 48);
-    x *= 0x9E3779B97F4A7C15ULL;
-    return (uint32_t)(x >> 32);
-}
-
-/* The entry of (dialog, gen), or the empty one where it would go. */
-static struct lb_slot_key *slot_probe(const struct lb_slots *t, const void *dialog, uint32_t gen)
-{
-    uint32_t i = slot_hash(dialog, gen) & t->mask;
-    while (t->tab[i].slot && (t->tab[i].dialog != dialog || t->tab[i].gen != gen))
-        i = (i + 1) & t->mask;
-    return &t->tab[i];
-}
-
-static int slots_grow(struct lb_slots *t)
-{
-    uint32_t n = t->tab ? (t->mask + 1) * 2 : 1024;
-    struct lb_slot_key *old = t->tab, *tab = calloc(n, sizeof(*tab));
-    uint32_t old_n = t->tab ? t->mask + 1 : 0;
-
-    if (!tab)
-        return -ENOMEM;
-    t->tab = tab;
-    t->mask = n - 1;
-    for (uint32_t i = 0; i < old_n; i++)
-        if (old[i].slot)
-            *slot_probe(t, old[i].dialog, old[i].gen) = old[i];
-    free(old);
-    return 0;
-}
-
 /* A new slot number, growing the number arrays when all are in use; 0 when out of memory. */
 static int32_t slot_number(struct lb_slots *t)
 {
@@ -891,32 +858,23 @@ static int32_t api_dialog_slot(void *bridge, const struct lb_box *box, int creat
 {
     struct lua_bridge *b = bridge;
     struct lb_slots *t = &b->running->slots;
-    struct lb_slot_key *k;
-    uint32_t gen = (uint32_t)box->d_gen;
+    /* The bridge's own field of the call (see sip_dialog.rule_slot). */
+    struct sip_dialog *d = (struct sip_dialog *)box->dialog;
+    uint32_t gen = (uint32_t)box->d_gen, n;
     int32_t slot;
 
-    if (!box->dialog)
+    if (!d)
         return 0;
-    if (!t->tab) {
-        if (!create || slots_grow(t) != 0)
-            return 0;
-    }
-    k = slot_probe(t, box->dialog, gen);
-    if (k->slot || !create)
-        return k->slot;
-    if (t->used + 1 > (t->mask + 1) / 2) {
-        if (slots_grow(t) != 0)
-            return 0;
-        k = slot_probe(t, box->dialog, gen);
-    }
+    n = d->rule_slot;
+    if (n && n <= t->n_slots && t->by_slot[n].dialog == d && t->by_slot[n].gen == gen)
+        return (int32_t)n;
+    if (!create)
+        return 0;
     slot = slot_number(t);
     if (!slot)
         return 0;
-    k->dialog = box->dialog;
-    k->gen = gen;
-    k->slot = slot;
-    t->used++;
-    t->by_slot[slot] = *k;
+    t->by_slot[slot] = (struct lb_slot_key){d, gen};
+    d->rule_slot = (uint32_t)slot;
     return slot;
 }
 
@@ -925,30 +883,10 @@ static void api_dialog_slot_free(void *bridge, int32_t slot)
 {
     struct lua_bridge *b = bridge;
     struct lb_slots *t = &b->running->slots;
-    struct lb_slot_key *k;
-    uint32_t i, j;
 
-    if (slot <= 0 || (uint32_t)slot > t->n_slots || !t->tab)
-        return;
-    k = slot_probe(t, t->by_slot[slot].dialog, t->by_slot[slot].gen);
-    if (k->slot != slot)
-        return; /* already free */
-    /* Backward-shift deletion: pull later entries of the run into the hole they may probe. */
-    i = (uint32_t)(k - t->tab);
-    j = i;
-    for (;;) {
-        uint32_t home;
-        j = (j + 1) & t->mask;
-        if (!t->tab[j].slot)
-            break;
-        home = slot_hash(t->tab[j].dialog, t->tab[j].gen) & t->mask;
-        if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
-            t->tab[i] = t->tab[j];
-            i = j;
-        }
-    }
-    t->tab[i].slot = 0;
-    t->used--;
+    if (slot <= 0 || (uint32_t)slot > t->n_slots || !t->by_slot[slot].dialog)
+        return; /* not a slot, or already free */
+    t->by_slot[slot].dialog = NULL;
     t->free[t->n_free++] = slot;
 }
 
@@ -1534,7 +1472,6 @@ static void close_state(struct lb_state *s)
     if (s->L)
         lua_close(s->L);
     lua_heap_free(s->heap);
-    free(s->slots.tab);
     free(s->slots.by_slot);
     free(s->slots.free);
     for (size_t i = 0; i < s->n_helpers; i++) {

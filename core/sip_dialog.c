@@ -7,7 +7,8 @@
 /* The fields every message of a call reads stay within what the lookahead loads. */
 _Static_assert(offsetof(struct sip_dialog, t_challenge) <= 128,
                "the hot fields of struct sip_dialog must fit in its first 128 bytes");
-_Static_assert(offsetof(struct sip_dialog, text) % 8 == 0, "table entries are multiples of 8");
+/* An entry without the text: up to it, rounded to the 8 bytes table entries are made of. */
+#define ENTRY_WITHOUT_TEXT ((offsetof(struct sip_dialog, text) + 7) & ~(size_t)7)
 
 #define SEED_KEY 0xca11ab1eULL
 #define SEED_CHECK 0xd1a10900ULL
@@ -40,7 +41,7 @@ int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
     tbl->evictions = 0;
     tbl->keep_text = keep_text;
     return table_init(&tbl->t,
-                      keep_text ? sizeof(struct sip_dialog) : offsetof(struct sip_dialog, text),
+                      keep_text ? sizeof(struct sip_dialog) : ENTRY_WITHOUT_TEXT,
                       cap);
 }
 

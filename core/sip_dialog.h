@@ -84,6 +84,9 @@ struct sip_dialog {
     /* Every field above is in the first 128 bytes, which the offline lookahead loads ahead
      * (table_prefetch_entry); what follows is read on challenges and by events and rules. */
     uint64_t t_challenge; /* the 401/407 waiting for a retry */
+    /* The rules' per-call data (d.vars, d.cdr): the Lua bridge's slot number, 0 for none. The one
+     * field the bridge writes; it checks the number against its own record of the slot. */
+    uint32_t rule_slot;
     /* Call-ID, From URI, To URI. Only events and rules read them: a table made without text
      * (sip_dialog_init) has entries that end before it, and the lengths stay 0. */
     char text[SIP_DIALOG_CALL_ID_MAX + 2 * SIP_DIALOG_URI_MAX];
@@ -106,7 +109,7 @@ struct sip_dialog_table {
 };
 
 /* keep_text: calls keep their Call-ID and URIs (sip_dialog_call_id...). Without, an entry is
- * 136 bytes instead of 384 and the text fields read empty. */
+ * 144 bytes instead of 392 and the text fields read empty. */
 int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
                     const struct sip_dialog_timers *timers, const struct track_sink *sink,
                     bool keep_text);
