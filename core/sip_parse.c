@@ -753,6 +753,11 @@ struct slice sip_addr_uri(struct slice value)
  * scans of the line, so the work on consecutive lines overlaps in the CPU. The same pass flags
  * control bytes that are not part of a line break (NUL, a CR not followed by LF, ...). */
 
+struct lines;
+
+/* Computes the LF mask of the 64-byte chunk at b (chunk_lf and its SIMD variants). */
+typedef uint64_t (*chunk_fn)(struct lines *it, const char *b);
+
 struct lines {
     const char *s;         /* start of the message (after any leading empty lines) */
     const char *end;       /* end of what may be parsed: the input, or SIP_MAX_MSG bytes */
@@ -760,13 +765,7 @@ struct lines {
     struct span rd;        /* the caller's buffer */
     uintptr_t wide_end;    /* a line starting at or below it has 16 readable bytes (0: none) */
     bool capped;      /* end is SIP_MAX_MSG: more input cannot complete the header block */
-    uint8_t isa;      /* enum chunk_isa: the widest the CPU has */
-};
-
-enum chunk_isa {
-    ISA_SSE2 = 0, /* or the portable loop */
-    ISA_AVX2,
-    ISA_AVX512,
+    chunk_fn chunk;   /* the widest variant the CPU has (chunk_best) */
 };
 
 /* The position in the LF masks. Kept apart from struct lines so that it stays in registers: the
@@ -916,17 +915,32 @@ __attribute__((noinline, target("avx512bw"))) static uint64_t chunk_lf_avx512(st
 }
 #endif
 
+/* The widest chunk variant the CPU has, chosen on the first call: one indirect call per chunk
+ * instead of testing the CPU's features on every message and every chunk. Threads that race to
+ * choose it store the same value. */
+static chunk_fn chunk_best(void)
+{
+    static chunk_fn best;
+    chunk_fn f = __atomic_load_n(&best, __ATOMIC_RELAXED);
+
+    if (f)
+        return f;
+    f = chunk_lf;
+#ifdef SIP_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        f = chunk_lf_avx2;
+#endif
+#ifdef SIP_AVX512
+    if (__builtin_cpu_supports("avx512bw"))
+        f = chunk_lf_avx512;
+#endif
+    __atomic_store_n(&best, f, __ATOMIC_RELAXED);
+    return f;
+}
+
 static ALWAYS_INLINE uint64_t chunk_lf_any(struct lines *it, const struct lines_pos *at)
 {
-#ifdef SIP_AVX512
-    if (it->isa == ISA_AVX512)
-        return chunk_lf_avx512(it, at->base);
-#endif
-#ifdef SIP_AVX2
-    if (it->isa == ISA_AVX2)
-        return chunk_lf_avx2(it, at->base);
-#endif
-    return chunk_lf(it, at->base);
+    return it->chunk(it, at->base);
 }
 
 /* Sets *pos to the next LF. Returns false when the input ends first. */
@@ -1202,14 +1216,21 @@ static int parse_cseq(struct sip_msg *msg, struct slice v)
     const char *p = v.p, *e = v.p + v.len;
     uint64_t num = 0;
 
-    while (p < e && is_digit(*p)) {
-        num = num * 10 + (unsigned)(*p - '0');
-        if (num > UINT32_MAX)
-            return -EBADMSG;
+    /* The digits first, then their value: up to nine digits need no overflow test. */
+    while (p < e && is_digit(*p))
         p++;
-    }
     if (p == v.p || p == e || !is_lws(*p))
         return -EBADMSG;
+    if (p - v.p <= 9) {
+        for (const char *d = v.p; d < p; d++)
+            num = num * 10 + (unsigned)(*d - '0');
+    } else {
+        for (const char *d = v.p; d < p; d++) {
+            num = num * 10 + (unsigned)(*d - '0');
+            if (num > UINT32_MAX)
+                return -EBADMSG;
+        }
+    }
     p = skip_lws_p(p, e);
     /* The value is trimmed, so the method runs to its end; a known method is a token. */
     struct slice m = slice_make(p, (size_t)(e - p));
@@ -1378,14 +1399,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     if (end == s)
         return need_more(&it, msg, true);
     struct lines_pos at = {.base = s};
-#ifdef SIP_AVX2
-    if (__builtin_cpu_supports("avx2"))
-        it.isa = ISA_AVX2;
-#endif
-#ifdef SIP_AVX512
-    if (__builtin_cpu_supports("avx512bw"))
-        it.isa = ISA_AVX512;
-#endif
+    it.chunk = chunk_best();
     at.lf = chunk_lf_any(&it, &at);
 
     /* Start line. */

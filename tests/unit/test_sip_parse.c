@@ -907,6 +907,27 @@ TEST(minimal_message_parses_in_both_modes)
     CHECK_SL(m.to_uri, "sip:b@h");
 }
 
+/* CSeq numbers: up to nine digits take the loop without overflow tests, longer ones (leading
+ * zeros included) the tested one; 2^32 - 1 is the largest (RFC 3261 §8.1.1.5). */
+TEST(cseq_numbers_up_to_32_bits_with_any_leading_zeros)
+{
+    static const char nine[] = REQ L_VIA L_FROM L_TO L_CID "CSeq: 999999999 BYE\r\n" L_CL0 "\r\n";
+    static const char max[] = REQ L_VIA L_FROM L_TO L_CID "CSeq: 4294967295 BYE\r\n" L_CL0 "\r\n";
+    static const char zeros[] =
+        REQ L_VIA L_FROM L_TO L_CID "CSeq: 000000000000004294967295 BYE\r\n" L_CL0 "\r\n";
+    static const char zero[] = REQ L_VIA L_FROM L_TO L_CID "CSeq: 0 BYE\r\n" L_CL0 "\r\n";
+    struct sip_msg m;
+    CHECK_INT(PARSE_LIT(nine, D, &m), sizeof(nine) - 1);
+    CHECK_INT(m.cseq, 999999999u);
+    CHECK_INT(PARSE_LIT(max, D, &m), sizeof(max) - 1);
+    CHECK_INT(m.cseq, 4294967295u);
+    CHECK_INT(PARSE_LIT(zeros, D, &m), sizeof(zeros) - 1);
+    CHECK_INT(m.cseq, 4294967295u);
+    CHECK_INT(m.cseq_method, SIP_METHOD_BYE);
+    CHECK_INT(PARSE_LIT(zero, D, &m), sizeof(zero) - 1);
+    CHECK_INT(m.cseq, 0);
+}
+
 TEST(unknown_method_token_is_other_but_valid)
 {
     static const char in[] = "FOO-BAR.x sip:b@h SIP/2.0\r\n" L_VIA L_FROM L_TO L_CID
