@@ -329,14 +329,14 @@ static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, 
         return series_lookup(b, f, l0, l1, labels);
     uint64_t key = (uint64_t)f << (2 * SERIES_CACHE_SYM_BITS) |
                    (uint64_t)l0 << SERIES_CACHE_SYM_BITS | l1;
-    uint64_t ops[2] = {0, 0};
+    uint64_t ops[2] = {0, 0}, h = key;
     if (b->n_ops && labels) {
         memcpy(ops, labels, sizeof(ops));
         ops[0] &= b->ops_mask[0];
         ops[1] &= b->ops_mask[1];
+        h ^= ops[0] * 0xff51afd7ed558ccdULL ^ ops[1] * 0xc4ceb9fe1a85ec53ULL;
     }
-    uint64_t h = (key ^ ops[0] * 0xff51afd7ed558ccdULL ^ ops[1] * 0xc4ceb9fe1a85ec53ULL) *
-                 0x9e3779b97f4a7c15ULL;
+    h *= 0x9e3779b97f4a7c15ULL;
     struct series_cache_slot *c = &b->cache[h >> (64 - SERIES_CACHE_BITS)];
     if (c->s && c->key == key && c->ops[0] == ops[0] && c->ops[1] == ops[1])
         return c->s;

@@ -272,6 +272,7 @@ static void heap_delete(struct table *t, uint32_t idx)
     uint32_t pos = t->timers[idx].pos;
     struct table_heap_slot last;
 
+    t->first_stale = 1;
     last = t->heap[--t->heap_len];
     if (pos == t->heap_len)
         return;
@@ -283,6 +284,7 @@ static void heap_delete(struct table *t, uint32_t idx)
 static void heap_insert(struct table *t, uint32_t idx, uint64_t deadline)
 {
     uint32_t pos = t->heap_len++;
+    t->first_stale = 1;
     t->timers[idx].where = TABLE_TIMER_HEAP;
     t->heap[pos] = (struct table_heap_slot){deadline, idx};
     t->timers[idx].pos = pos;
@@ -298,9 +300,11 @@ static void lane_unlink(struct table *t, uint32_t idx, unsigned lane)
         t->timers[tm->pos].next = tm->next;
     } else if ((t->lane_head[lane] = tm->next) != TABLE_NONE) {
         t->lane_first[lane] = t->timers[tm->next].deadline;
+        t->first_stale = 1;
     } else {
         t->lane_first[lane] = TABLE_NO_DEADLINE;
         t->lanes_used &= (uint8_t)~(1u << lane);
+        t->first_stale = 1;
     }
     if (tm->next != TABLE_NONE) {
         t->timers[tm->next].pos = tm->pos;
@@ -323,6 +327,7 @@ static void lane_append(struct table *t, uint32_t idx, uint64_t deadline, unsign
         t->lane_head[lane] = idx;
         t->lane_first[lane] = deadline;
         t->lanes_used |= (uint8_t)(1u << lane);
+        t->first_stale = 1;
     }
     t->lane_tail[lane] = idx;
     t->lane_last[lane] = deadline;
@@ -340,10 +345,13 @@ static void timer_clear(struct table *t, uint32_t idx)
     t->timers[idx].where = TABLE_TIMER_NONE;
 }
 
-/* Recomputes first_deadline and first_where after a change of the heap or a lane. On a tie
- * the heap comes first, then the lowest lane. */
+/* Recomputes first_deadline and first_where when a change may have moved them. On a tie the
+ * heap comes first, then the lowest lane. */
 static void first_update(struct table *t)
 {
+    if (!t->first_stale)
+        return;
+    t->first_stale = 0;
     uint64_t d = t->heap_len ? t->heap[0].deadline : TABLE_NO_DEADLINE;
     unsigned where = t->heap_len ? TABLE_TIMER_HEAP : TABLE_TIMER_NONE;
     for (unsigned used = t->lanes_used; used; used &= used - 1) {
@@ -375,6 +383,7 @@ static void set_deadline(struct table *t, uint32_t idx, uint64_t deadline)
         return;
     }
     t->heap[tm->pos].deadline = deadline;
+    t->first_stale = 1;
     if (deadline < old)
         heap_up(t, tm->pos);
     else if (deadline > old)
@@ -469,10 +478,8 @@ void table_remove(struct table *t, uint32_t idx)
         t->links[l->prev].next = l->next;
     if (l->next != TABLE_NONE)
         t->links[l->next].prev = l->prev;
-    if (t->timers[idx].where != TABLE_TIMER_NONE) {
-        timer_clear(t, idx);
-        first_update(t);
-    }
+    timer_clear(t, idx);
+    first_update(t);
     list_unlink(t, idx, n->cls);
     n->in_use = 0;
     t->links[idx].next = t->free_head;

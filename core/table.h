@@ -85,10 +85,12 @@ struct table {
     uint64_t lane_first[TABLE_LANES], lane_last[TABLE_LANES]; /* deadlines of head and tail */
     uint8_t lanes_used; /* bit l: lane l is not empty */
     /* The earliest deadline of the heap and the lanes and where it is (enum table_timer_where,
-     * TABLE_TIMER_LANE + lane for a lane), recomputed by every change: it is read several times
-     * per packet (every table, every timer run), changed about twice. */
+     * TABLE_TIMER_LANE + lane for a lane), recomputed after a change that may move it (of a
+     * lane's head, of the heap): it is read several times per packet (every table, every timer
+     * run); most changes append to a lane or take an entry from its middle. */
     uint64_t first_deadline;
     uint8_t first_where;
+    uint8_t first_stale; /* a change may have moved the earliest: recompute it */
     uint32_t due_fetched; /* the earliest entry when table_prefetch_due last ran */
     size_t entry_size;
     uint32_t cap, used, mask, heap_len;
