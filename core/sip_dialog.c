@@ -7,8 +7,12 @@
 /* The fields every message of a call reads stay within what the lookahead loads. */
 _Static_assert(offsetof(struct sip_dialog, t_challenge) <= 128,
                "the hot fields of struct sip_dialog must fit in its first 128 bytes");
-/* An entry without the text: up to it, rounded to the 8 bytes table entries are made of. */
-#define ENTRY_WITHOUT_TEXT ((offsetof(struct sip_dialog, text) + 7) & ~(size_t)7)
+size_t sip_dialog_entry_size(bool keep_text)
+{
+    /* Without the text: up to it, rounded to the 8 bytes table entries are made of. */
+    return keep_text ? sizeof(struct sip_dialog)
+                     : (offsetof(struct sip_dialog, text) + 7) & ~(size_t)7;
+}
 
 #define SEED_KEY 0xca11ab1eULL
 #define SEED_CHECK 0xd1a10900ULL
@@ -40,9 +44,7 @@ int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
     tbl->sink = *sink;
     tbl->evictions = 0;
     tbl->keep_text = keep_text;
-    return table_init(&tbl->t,
-                      keep_text ? sizeof(struct sip_dialog) : ENTRY_WITHOUT_TEXT,
-                      cap);
+    return table_init(&tbl->t, sip_dialog_entry_size(keep_text), cap);
 }
 
 void sip_dialog_fini(struct sip_dialog_table *tbl)

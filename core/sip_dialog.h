@@ -108,6 +108,9 @@ struct sip_dialog_table {
     bool keep_text;
 };
 
+/* The bytes of a call's table entry with and without its text. */
+size_t sip_dialog_entry_size(bool keep_text);
+
 /* keep_text: calls keep their Call-ID and URIs (sip_dialog_call_id...). Without, an entry is
  * 144 bytes instead of 392 and the text fields read empty. */
 int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,

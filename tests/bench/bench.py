@@ -926,18 +926,21 @@ class Bench:
               f"≤ {MEMORY_TARGET} B | {verdict(float(sz['bytes_per_call']) <= MEMORY_TARGET)} | "
               f"`{m['cmd_sizes']}` |")
             w("")
-            w(f"The structures: `struct sip_dialog` is {sz['sizeof_sip_dialog']} B (table node "
-              f"{sz['sizeof_table_node']} B with the two key hashes, deadline, hash chain, age "
-              f"list links and heap position; five timestamps; CSeq, ACK and four To-tag "
-              f"fingerprints; {sz['label_bytes']} B of label ids; codes, state, flags; "
-              f"{sz['text_bytes']} B of text for the Call-ID, From and To URIs, kept for CDRs and "
-              f"rule handles), plus {sz['bucket_bytes_per_call']} B of hash buckets and a "
-              f"{sz['heap_slot_bytes']}-byte deadline heap slot (a confirmed call always has one: "
-              f"its maximum age). The RSS figure is higher by what the structures do not count: "
-              f"the transaction table's pages touched while the calls were set up (about 32,000 "
-              f"INVITE transactions of {sz['sizeof_sip_txn']} B alive at 1,000 calls/s) and its "
-              f"8 MiB of buckets for 2,000,000 transactions, all touched by a million inserts; "
-              f"both are fixed costs, not per call.")
+            w(f"The structures: a call's table entry is {sz.get('entry_bytes', sz['sizeof_sip_dialog'])} B "
+              f"without rules (table node {sz['sizeof_table_node']} B with the two key hashes "
+              f"of (Call-ID, caller's tag), the deadline and the slot generation; five timestamps; "
+              f"CSeq, ACK and four To-tag fingerprints; {sz['label_bytes']} B of label ids; "
+              f"codes, state, flags; the challenge time and the rules' slot), plus "
+              f"{sz.get('record_bytes', '?')} B of records the table keeps per entry apart from it "
+              f"(timer, hash chain and age-list links, heap slot) and {sz['bucket_bytes_per_call']} "
+              f"B of hash buckets. With `--events` or rules a call also keeps "
+              f"{sz['text_bytes']} B of text (Call-ID, From and To URIs) for CDRs and rule handles: "
+              f"{sz.get('entry_bytes_with_text', sz['sizeof_sip_dialog'])} B entries, "
+              f"{float(sz.get('bytes_per_call_with_text', 0)):.1f} B per call. The RSS figure differs "
+              f"from the structures by what they do not count and what is never touched: the "
+              f"transaction table's pages touched while the calls were set up (about 32,000 INVITE "
+              f"transactions of {sz['sizeof_sip_txn']} B alive at 1,000 calls/s) and its buckets, "
+              f"fixed costs, not per call; heap slots a call in a deadline lane never touches.")
         soak = m.get("soak")
         if soak:
             w("")

@@ -1,7 +1,9 @@
-/* bench_memory: what the engine keeps per tracked call, from the structures themselves (no
- * rules): the call entry (table node, Call-ID and URI text, tags, timestamps, state, label ids),
- * its share of the hash index, and its slot in the deadline heap. Prints key=value lines for
- * tests/bench/bench.py, which sets them beside the RSS measured with gen_calls.
+/* bench_memory: what the engine keeps per tracked call, from the structures themselves: the call
+ * entry (table node, key hashes, timestamps, state, tags' fingerprints, label ids, and the
+ * Call-ID and URI text when events or rules need it), the records a table keeps per entry
+ * apart from it (timer, hash chain link, age-list link, heap slot) and its share of the hash
+ * index. Prints key=value lines for tests/bench/bench.py, which sets them beside the RSS
+ * measured with gen_calls.
  *
  *   bench_memory [CALLS]   (CALLS = the --max-calls capacity, default 1000000) */
 #include "sip_dialog.h"
@@ -25,16 +27,22 @@ int main(int argc, char **argv)
     while (buckets < cap)
         buckets <<= 1;
     bucket_share = (double)(buckets * sizeof(uint32_t)) / (double)cap;
-    /* A confirmed call always has a deadline (max call age), hence a heap slot. */
-    per_call = (double)sizeof(struct sip_dialog) + bucket_share + sizeof(struct table_heap_slot);
+    /* Every entry has these records, allocated for the capacity (touched as entries are). */
+    double records = (double)(sizeof(struct table_timer) + sizeof(struct table_link) +
+                              sizeof(struct table_age) + sizeof(struct table_heap_slot));
+    size_t entry = sip_dialog_entry_size(false), entry_text = sip_dialog_entry_size(true);
+    per_call = (double)entry + records + bucket_share;
     printf("calls=%lu\n", cap);
     printf("sizeof_sip_dialog=%zu\n", sizeof(struct sip_dialog));
+    printf("entry_bytes=%zu\n", entry);
+    printf("entry_bytes_with_text=%zu\n", entry_text);
     printf("sizeof_table_node=%zu\n", sizeof(struct table_node));
     printf("text_bytes=%zu\n", sizeof(((struct sip_dialog *)0)->text));
     printf("label_bytes=%zu\n", sizeof(((struct sip_dialog *)0)->labels));
+    printf("record_bytes=%.0f\n", records);
     printf("bucket_bytes_per_call=%.2f\n", bucket_share);
-    printf("heap_slot_bytes=%zu\n", sizeof(struct table_heap_slot));
     printf("bytes_per_call=%.1f\n", per_call);
+    printf("bytes_per_call_with_text=%.1f\n", (double)entry_text + records + bucket_share);
     printf("sizeof_sip_txn=%zu\n", sizeof(struct sip_txn));
     return 0;
 }
