@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sip_dialog.h"
@@ -54,6 +55,45 @@ TEST(times_are_rfc3339_utc_with_milliseconds)
     CHECK_STR(t, "2023-11-14T22:13:21.999Z");
     events_time(0, t);
     CHECK_STR(t, "1970-01-01T00:00:00.000Z");
+}
+
+/* The formatter computes the civil date itself: checked against gmtime_r and strftime on the
+ * days around every leap rule (2000, 2100, 2400) and on 100,000 times spread over the whole
+ * range of the nanosecond clock (to 2554). */
+static void reference_time(uint64_t ns, char out[32])
+{
+    time_t secs = (time_t)(ns / S);
+    struct tm tm;
+    size_t n;
+    gmtime_r(&secs, &tm);
+    n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ns % S / 1000000));
+}
+
+TEST(times_match_gmtime_over_the_whole_clock)
+{
+    static const char *const days[] = {"2000-02-28", "2000-02-29", "2000-03-01", "2000-12-31",
+                                       "2100-02-28", "2100-03-01", "2400-02-29", "2400-12-31",
+                                       "1972-02-29", "2023-12-31", "2024-02-29", "2099-12-31"};
+    char t[32], want[32];
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++) {
+        struct tm tm = {0};
+        CHECK(strptime(days[i], "%Y-%m-%d", &tm) != NULL);
+        uint64_t ns = (uint64_t)timegm(&tm) * S + 86399 * S + 999000000;
+        events_time(ns, t);
+        reference_time(ns, want);
+        bad += strcmp(t, want) != 0;
+    }
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        events_time(x, t);
+        reference_time(x, want);
+        if (strcmp(t, want) != 0 && bad++ == 0)
+            printf("  %llu: %s, gmtime says %s\n", (unsigned long long)x, t, want);
+    }
+    CHECK_INT(bad, 0);
 }
 
 struct fixture {
