@@ -307,8 +307,9 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
         size_t n = cap->size - cap->populated;
         if (n > MAP_POPULATE_EVERY)
             n = MAP_POPULATE_EVERY;
-        if (madvise((void *)(cap->map + cap->populated), n, MADV_POPULATE_READ) == 0)
-            cap->populated += n;
+        if (madvise((void *)(cap->map + cap->populated), n, MADV_POPULATE_READ) == 0 ||
+            (errno != EINVAL && errno != EFAULT))
+            cap->populated += n; /* done, or a passing failure (memory, a signal): faults do it */
         else
             cap->populated = SIZE_MAX; /* not supported, or the file shrank: fault as usual */
     }

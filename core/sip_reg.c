@@ -222,20 +222,26 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
 }
 
 /* Doubles the AoR buckets in use: each chain splits into its bucket and the one half the new
- * size above it (the order within a chain does not matter). */
+ * size above it, keeping its order (newest first), which is the order in which Contact: *
+ * reports the removed bindings. */
 static void aor_grow(struct sip_reg_table *reg)
 {
     uint32_t old = reg->aor_mask + 1;
 
     for (uint32_t i = 0; i < old; i++) {
         uint32_t idx = reg->aor_buckets[i] - 1;
+        struct sip_binding *tail[2] = {NULL, NULL}; /* of the chain staying, of the one moving */
         reg->aor_buckets[i] = 0;
         while (idx != TABLE_NONE) {
             struct sip_binding *b = table_entry(&reg->bindings, idx);
             uint32_t next = b->aor_next;
-            uint32_t *bucket = &reg->aor_buckets[b->aor_hash & old ? i + old : i];
-            b->aor_next = *bucket - 1;
-            *bucket = idx + 1;
+            int up = (b->aor_hash & old) != 0;
+            if (tail[up])
+                tail[up]->aor_next = idx;
+            else
+                reg->aor_buckets[up ? i + old : i] = idx + 1;
+            tail[up] = b;
+            b->aor_next = TABLE_NONE;
             idx = next;
         }
     }

@@ -137,9 +137,12 @@ TABLE_PREFETCH_FN table_prefetch_bucket(const struct table *t, uint64_t hash)
 TABLE_PREFETCH_FN table_prefetch_entry(const struct table *t, uint32_t idx)
 {
     const uint8_t *e = t->entries + (size_t)idx * t->entry_size;
+    size_t n = t->entry_size < 192 ? t->entry_size : 192;
     __builtin_prefetch(e);
     __builtin_prefetch(e + 64);
-    __builtin_prefetch(e + (t->entry_size < 192 ? t->entry_size : 192) - 1);
+    if (n > 128)
+        __builtin_prefetch(e + 128); /* off a line boundary, 192 bytes span four lines */
+    __builtin_prefetch(e + n - 1);
 }
 
 TABLE_PREFETCH_FN table_prefetch_head(const struct table *t, uint64_t hash)

@@ -28,6 +28,7 @@ struct recorder {
     int n;
     int binding_changes[SIP_BINDING_CHANGE_COUNT]; /* every TRACK_REG_BINDING, past the 512 too */
     char end_text[256]; /* Call-ID, From URI and To URI of the last call that ended */
+    char removed[128];  /* contacts of the removed bindings, in event order, space-separated */
     int label_calls;
     uint16_t next_label;
 };
@@ -37,6 +38,11 @@ static void rec_emit(void *ctx, const struct track_event *ev)
     struct recorder *r = ctx;
     if (ev->type == TRACK_REG_BINDING && ev->reason < SIP_BINDING_CHANGE_COUNT)
         r->binding_changes[ev->reason]++;
+    if (ev->type == TRACK_REG_BINDING && ev->reason == SIP_BINDING_REMOVED) {
+        struct slice c = sip_binding_contact(ev->binding);
+        size_t n = strlen(r->removed);
+        snprintf(r->removed + n, sizeof(r->removed) - n, "%s%.*s", n ? " " : "", (int)c.len, c.p);
+    }
     if (ev->type == TRACK_CALL_END) {
         struct slice c = sip_dialog_call_id(ev->dialog), f = sip_dialog_from_uri(ev->dialog),
                      t = sip_dialog_to_uri(ev->dialog);
@@ -668,18 +674,58 @@ static void register_user(struct fixture *f, uint64_t t, unsigned u, unsigned cs
 }
 
 /* The index from address of record to bindings starts small and doubles as bindings are added:
- * every binding must still be found by its AoR after the index has grown (here from 1,024 to
- * 4,096 buckets). */
+ * every binding must still be found by its AoR after the index has grown (here three times,
+ * from 1,024 to 8,192 buckets). */
 TEST(star_finds_every_binding_after_the_aor_index_grew)
 {
     struct fixture f = {0};
     setup(&f);
-    for (unsigned u = 0; u < 2000; u++)
+    /* First an AoR with two contacts: Contact: * reports its bindings newest first, also after
+     * the growth split the chains. */
+    feed(&f, 0,
+         "REGISTER sip:example.com SIP/2.0\n"
+         "Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-two-1\n"
+         "From: <sip:two@example.com>;tag=t1\n"
+         "To: <sip:two@example.com>\n"
+         "Call-ID: reg-two@192.0.2.9\n"
+         "CSeq: 1 REGISTER\n"
+         "Contact: <sip:x@192.0.2.9>, <sip:y@192.0.2.9>\n"
+         "Expires: 600\n"
+         "Content-Length: 0\n\n");
+    feed(&f, 0,
+         "SIP/2.0 200 OK\n"
+         "Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-two-1\n"
+         "From: <sip:two@example.com>;tag=t1\n"
+         "To: <sip:two@example.com>;tag=srv\n"
+         "Call-ID: reg-two@192.0.2.9\n"
+         "CSeq: 1 REGISTER\n"
+         "Contact: <sip:x@192.0.2.9>;expires=600, <sip:y@192.0.2.9>;expires=600\n"
+         "Content-Length: 0\n\n");
+    for (unsigned u = 0; u < 2100; u++)
         register_user(&f, u * MS, u, 1, false);
-    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 2000);
-    for (unsigned u = 0; u < 2000; u++)
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 2102);
+    feed(&f, 5 * S,
+         "REGISTER sip:example.com SIP/2.0\n"
+         "Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-two-2\n"
+         "From: <sip:two@example.com>;tag=t2\n"
+         "To: <sip:two@example.com>\n"
+         "Call-ID: reg-two@192.0.2.9\n"
+         "CSeq: 2 REGISTER\n"
+         "Contact: *\n"
+         "Expires: 0\n"
+         "Content-Length: 0\n\n");
+    feed(&f, 5 * S,
+         "SIP/2.0 200 OK\n"
+         "Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-two-2\n"
+         "From: <sip:two@example.com>;tag=t2\n"
+         "To: <sip:two@example.com>;tag=srv\n"
+         "Call-ID: reg-two@192.0.2.9\n"
+         "CSeq: 2 REGISTER\n"
+         "Content-Length: 0\n\n");
+    CHECK_STR(f.rec.removed, "sip:y@192.0.2.9 sip:x@192.0.2.9");
+    for (unsigned u = 0; u < 2100; u++)
         register_user(&f, 10 * S + u * MS, u, 2, true);
-    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 2000);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 2102);
     track_advance(f.tr, 3600 * S);
     CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 0);
     track_free(f.tr);
