@@ -262,8 +262,10 @@ static inline uint64_t table_next_deadline(const struct table *t)
 }
 
 /* Starts loading what handling the earliest entry will read (its entry, its place in the
- * index), for a caller that runs timers as packets come: called once per packet, it loads the
- * entry first and, once that is loaded, its bucket. */
+ * index), for a caller that runs timers as packets come: called once per packet and after each
+ * timer it runs. In a lane it loads the entry after the head while the head waits, and then
+ * what unindexing the head writes; in the heap the entry first and, once that is loaded, what
+ * unindexing it writes. */
 void table_prefetch_due(struct table *t);
 
 /* Index of the earliest entry if its deadline is <= now, else TABLE_NONE. The deadline stays set:
