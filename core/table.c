@@ -415,6 +415,16 @@ static void prefetch_unlink(const struct table *t, uint32_t idx)
         __builtin_prefetch(&t->ages[a->next]);
 }
 
+/* Everything handling a due entry reads of its own: the entry and its timer, age and link
+ * records. */
+static void prefetch_due_entry(struct table *t, uint32_t idx)
+{
+    t->due_fetched = idx;
+    table_prefetch_entry(t, idx);
+    table_prefetch_records(t, idx);
+    __builtin_prefetch(&t->links[idx]);
+}
+
 void table_prefetch_due(struct table *t)
 {
     uint64_t d;
@@ -430,22 +440,13 @@ void table_prefetch_due(struct table *t)
         idx = t->lane_head[where - TABLE_TIMER_LANE];
         uint32_t next = t->timers[idx].next;
         prefetch_unlink(t, idx);
-        if (next != TABLE_NONE && next != t->due_fetched) {
-            t->due_fetched = next;
-            table_prefetch_entry(t, next);
-            __builtin_prefetch(&t->timers[next]);
-            __builtin_prefetch(&t->ages[next]);
-            __builtin_prefetch(&t->links[next]);
-        }
+        if (next != TABLE_NONE && next != t->due_fetched)
+            prefetch_due_entry(t, next);
         return;
     }
     idx = t->heap[0].idx;
     if (idx != t->due_fetched) {
-        t->due_fetched = idx;
-        table_prefetch_entry(t, idx);
-        __builtin_prefetch(&t->timers[idx]);
-        __builtin_prefetch(&t->ages[idx]);
-        __builtin_prefetch(&t->links[idx]);
+        prefetch_due_entry(t, idx);
         return;
     }
     /* The entry was asked for on an earlier packet. */
