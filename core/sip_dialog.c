@@ -15,7 +15,6 @@ size_t sip_dialog_entry_size(bool keep_text)
 }
 
 #define SEED_KEY 0xca11ab1eULL
-#define SEED_CHECK 0xd1a10900ULL
 #define NS_PER_S 1000000000ULL
 
 static const char *const state_names[SIP_DIALOG_STATE_COUNT] = {
@@ -52,30 +51,36 @@ void sip_dialog_fini(struct sip_dialog_table *tbl)
     table_fini(&tbl->t);
 }
 
-/* The call key's two halves (table hash and check) from the two lanes of each component. */
-static void key_combine(const uint64_t c[2], struct slice tag, struct sip_dialog_key *key)
+/* A call's key: its Call-ID hashed, then (key_finish) one of its tags. The Call-ID's state is
+ * kept apart so that both tags of a request hash it once. */
+static struct hash2 key_start(struct slice call_id)
 {
-    uint64_t t[2];
-    slice_hash2(tag, t);
-    key->hash = hash_mix(c[0] ^ SEED_KEY, t[0]);
-    key->check = hash_mix(c[1] ^ SEED_CHECK, t[1]);
+    struct hash2 h = hash2_start(SEED_KEY);
+    hash2_add(&h, call_id);
+    return h;
+}
+
+static void key_finish(struct hash2 h, struct slice tag, struct sip_dialog_key *key)
+{
+    uint64_t out[2];
+    hash2_add(&h, tag);
+    hash2_finish(&h, out);
+    key->hash = out[0];
+    key->check = out[1];
 }
 
 void sip_dialog_key(struct slice call_id, struct slice tag, struct sip_dialog_key *key)
 {
-    uint64_t c[2];
-    slice_hash2(call_id, c);
-    key_combine(c, tag, key);
+    key_finish(key_start(call_id), tag, key);
 }
 
 void sip_dialog_keys(struct slice call_id, struct slice from_tag, struct slice to_tag,
                      struct sip_dialog_key *from, struct sip_dialog_key *to)
 {
-    uint64_t c[2];
-    slice_hash2(call_id, c);
-    key_combine(c, from_tag, from);
+    struct hash2 c = key_start(call_id);
+    key_finish(c, from_tag, from);
     if (to_tag.len)
-        key_combine(c, to_tag, to);
+        key_finish(c, to_tag, to);
     else
         *to = (struct sip_dialog_key){0, 0};
 }
@@ -102,15 +107,14 @@ struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
 {
     /* A request from the caller carries the call's tag in From, one from the callee in To. The
      * Call-ID is hashed once for both. */
-    uint64_t c[2];
+    struct hash2 c = key_start(msg->call_id);
     struct sip_dialog_key key;
     struct sip_dialog *d;
-    slice_hash2(msg->call_id, c);
-    key_combine(c, msg->from_tag, &key);
+    key_finish(c, msg->from_tag, &key);
     d = sip_dialog_find_key(tbl, &key);
     if (d)
         return d;
-    key_combine(c, msg->to_tag, &key);
+    key_finish(c, msg->to_tag, &key);
     return sip_dialog_find_key(tbl, &key);
 }
 

@@ -6,9 +6,7 @@
 #include <string.h>
 
 #define SEED_ATTEMPT 0x4e6157e7ULL
-#define SEED_ATTEMPT_CHECK 0x4e6157e8ULL
 #define SEED_BINDING 0xb1d1ULL
-#define SEED_BINDING_CHECK 0xb1d2ULL
 #define SEED_AOR 0xa02ULL
 #define NS_PER_S 1000000000ULL
 #define AOR_MIN_BUCKETS 1024u
@@ -64,24 +62,29 @@ struct slice sip_binding_contact(const struct sip_binding *b)
     return slice_make(b->text + SIP_BINDING_AOR_MAX, b->contact_len);
 }
 
-/* An attempt's key, (Call-ID, To URI), as table hash and check, from one pass over each. */
+/* An attempt's key, (Call-ID, To URI), as table hash and check. */
 static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *check)
 {
-    uint64_t c[2], t[2];
-    slice_hash2(msg->call_id, c);
-    slice_hash2(msg->to_uri, t);
-    *hash = hash_mix(c[0] ^ SEED_ATTEMPT, t[0]);
-    *check = hash_mix(c[1] ^ SEED_ATTEMPT_CHECK, t[1]);
+    struct hash2 h = hash2_start(SEED_ATTEMPT);
+    uint64_t out[2];
+    hash2_add(&h, msg->call_id);
+    hash2_add(&h, msg->to_uri);
+    hash2_finish(&h, out);
+    *hash = out[0];
+    *check = out[1];
 }
 
 /* A binding's key, (AoR, Contact), as table hash and check. The low 32 bits of the hash also
  * name the binding among an attempt's removals. */
 static void binding_key(uint64_t aor_hash, struct slice contact, uint64_t *hash, uint64_t *check)
 {
-    uint64_t k[2];
-    slice_hash2(contact, k);
-    *hash = hash_mix(aor_hash ^ SEED_BINDING, k[0]);
-    *check = hash_mix(aor_hash ^ SEED_BINDING_CHECK, k[1]);
+    struct hash2 h = hash2_start(SEED_BINDING);
+    uint64_t out[2];
+    hash2_add_u64(&h, aor_hash);
+    hash2_add(&h, contact);
+    hash2_finish(&h, out);
+    *hash = out[0];
+    *check = out[1];
 }
 
 static uint64_t aor_key(struct slice aor)

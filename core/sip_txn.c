@@ -6,8 +6,7 @@
 /* RFC 3261 §8.1.1.7: a branch starting with the magic cookie is unique per transaction. */
 static const struct slice magic_cookie = {"z9hG4bK", 7};
 
-#define SEED_HASH 0x5151a11ceULL
-#define SEED_CHECK 0x7e57c0deULL
+#define SEED_TXN 0x5151a11ceULL
 
 int sip_txn_init(struct sip_txn_table *tbl, uint32_t cap)
 {
@@ -25,30 +24,24 @@ static bool has_cookie(struct slice branch)
     return branch.len > magic_cookie.len && memcmp(branch.p, magic_cookie.p, magic_cookie.len) == 0;
 }
 
-/* Folds one key component's two hash lanes into the key's two halves. */
-static void fold(struct sip_txn_key *key, struct slice part)
-{
-    uint64_t h[2];
-    slice_hash2(part, h);
-    key->hash = hash_mix(key->hash, h[0]);
-    key->check = hash_mix(key->check, h[1]);
-}
-
 void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_txn_key *key)
 {
-    key->hash = SEED_HASH ^ ((uint64_t)method << 56);
-    key->check = SEED_CHECK ^ ((uint64_t)method << 56);
-    fold(key, msg->via_sent_by);
-    fold(key, msg->via_branch);
+    struct hash2 h = hash2_start(SEED_TXN ^ ((uint64_t)method << 56));
+    uint64_t out[2];
+
+    hash2_add(&h, msg->via_sent_by);
+    hash2_add(&h, msg->via_branch);
     if (!has_cookie(msg->via_branch)) {
         /* RFC 2543 peers: the branch (if any) is not unique, so identify the transaction by
          * dialog identifiers and CSeq. The Request-URI of §17.2.3 is left out on purpose: a
          * response does not carry it, and responses must find their transaction. */
-        fold(key, msg->call_id);
-        fold(key, msg->from_tag);
-        key->hash = hash_mix(key->hash, msg->cseq);
-        key->check = hash_mix(key->check, msg->cseq);
+        hash2_add(&h, msg->call_id);
+        hash2_add(&h, msg->from_tag);
+        hash2_add_u64(&h, msg->cseq);
     }
+    hash2_finish(&h, out);
+    key->hash = out[0];
+    key->check = out[1];
 }
 
 struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key *key)

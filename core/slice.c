@@ -74,24 +74,45 @@ uint64_t slice_hash(struct slice s, uint64_t seed)
     return mul_fold(h, k0);
 }
 
-void slice_hash2(struct slice s, uint64_t out[2])
+/* One word into both lanes. */
+static inline void hash2_word(struct hash2 *h, uint64_t w)
 {
-    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
-    const uint64_t k2 = 0x8ebc6af09c88c6e3ULL, k3 = 0x589965cc75374cc3ULL;
+    h->a = mul_fold(h->a ^ w, 0xe7037ed1a0b428dbULL);
+    h->b = mul_fold(h->b ^ w, 0x589965cc75374cc3ULL);
+}
+
+/* Words as slice_hash takes them; the length goes in first, the remainder count with the last
+ * word. An empty part is a word of its own, so that it is not lost between its neighbours. */
+void hash2_add(struct hash2 *h, struct slice s)
+{
     const char *p = s.p;
     size_t n = s.len;
-    uint64_t a = k0 ^ (uint64_t)n, b = k2 ^ ((uint64_t)n << 1);
 
-    if (n) {
-        for (; n > 8; p += 8, n -= 8) {
-            uint64_t w = load64(p);
-            a = mul_fold(a ^ w, k1);
-            b = mul_fold(b ^ w, k3);
-        }
-        uint64_t w = tail_word(p, n, s.len) ^ ((uint64_t)n << 56);
-        a = mul_fold(a ^ w, k1);
-        b = mul_fold(b ^ w, k3);
+    if (n == 0) {
+        hash2_word(h, 0x9e3779b97f4a7c15ULL);
+        return;
     }
-    out[0] = mul_fold(a, k0);
-    out[1] = mul_fold(b, k2);
+    h->a ^= (uint64_t)n;
+    h->b ^= (uint64_t)n << 1;
+    for (; n > 8; p += 8, n -= 8)
+        hash2_word(h, load64(p));
+    hash2_word(h, tail_word(p, n, s.len) ^ ((uint64_t)n << 56));
+}
+
+void hash2_add_u64(struct hash2 *h, uint64_t v)
+{
+    hash2_word(h, v ^ 0x5bd1e9955bd1e995ULL);
+}
+
+void hash2_finish(const struct hash2 *h, uint64_t out[2])
+{
+    out[0] = mul_fold(h->a, 0xa0761d6478bd642fULL);
+    out[1] = mul_fold(h->b, 0x8ebc6af09c88c6e3ULL);
+}
+
+void slice_hash2(struct slice s, uint64_t out[2])
+{
+    struct hash2 h = hash2_start(0);
+    hash2_add(&h, s);
+    hash2_finish(&h, out);
 }

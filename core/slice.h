@@ -75,6 +75,25 @@ uint64_t slice_hash(struct slice s, uint64_t seed);
  * two seeds of slice_hash, for keys identified by 128 bits without keeping them. */
 void slice_hash2(struct slice s, uint64_t out[2]);
 
+/* The same two lanes over several byte views in turn, for composite keys (a transaction's Via
+ * sent-by and branch, a call's Call-ID and tag): one pass and one finish for the whole key
+ * instead of a finished hash per part folded together. Each part's length goes in with it, so
+ * the parts ("ab", "c") and ("a", "bc") make different keys. A state can be copied to branch
+ * off keys that share their first parts. slice_hash2(s) is hash2_start(0), hash2_add(s),
+ * hash2_finish. */
+struct hash2 {
+    uint64_t a, b;
+};
+
+static inline struct hash2 hash2_start(uint64_t seed)
+{
+    return (struct hash2){0xa0761d6478bd642fULL ^ seed, 0x8ebc6af09c88c6e3ULL ^ (seed << 1)};
+}
+
+void hash2_add(struct hash2 *h, struct slice s);
+void hash2_add_u64(struct hash2 *h, uint64_t v);
+void hash2_finish(const struct hash2 *h, uint64_t out[2]);
+
 /* Folds another 64-bit value into a running hash (for composite keys). */
 static inline uint64_t hash_mix(uint64_t h, uint64_t v)
 {
