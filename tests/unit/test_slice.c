@@ -60,6 +60,46 @@ TEST(hash2_gives_two_unrelated_lanes_of_every_byte)
     CHECK(b[0] != b[1]);
 }
 
+static void parts_hash(const char *x, const char *y, uint64_t out[2])
+{
+    struct hash2 h = hash2_start(7);
+    hash2_add(&h, slice_make(x, strlen(x)));
+    hash2_add(&h, slice_make(y, strlen(y)));
+    hash2_finish(&h, out);
+}
+
+/* Composite keys: where one part ends counts, an empty part counts, order counts, and a state
+ * copied before the last part gives the same key as one built afresh. */
+TEST(hash2_parts_keep_their_boundaries)
+{
+    const char *pairs[][2] = {{"ab", "c"}, {"a", "bc"}, {"", "abc"}, {"abc", ""}, {"c", "ab"},
+                              {"", ""},    {"", "a"},   {"a", ""},   {"abcdefgh", "i"},
+                              {"abcdefghi", ""}, {"abcdefg", "hi"}};
+    size_t n = sizeof(pairs) / sizeof(pairs[0]);
+    uint64_t h[16][2];
+    for (size_t i = 0; i < n; i++)
+        parts_hash(pairs[i][0], pairs[i][1], h[i]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            CHECK(h[i][0] != h[j][0] && h[i][1] != h[j][1]);
+
+    struct hash2 s = hash2_start(7), t;
+    uint64_t a[2], b[2];
+    hash2_add(&s, SLICE_LIT("call-1@host"));
+    t = s;
+    hash2_add(&t, SLICE_LIT("tag-b"));
+    hash2_finish(&t, a);
+    parts_hash("call-1@host", "tag-b", b);
+    CHECK(a[0] == b[0] && a[1] == b[1]);
+
+    /* One part is slice_hash2. */
+    t = hash2_start(0);
+    hash2_add(&t, SLICE_LIT("branch-z9hG4bK-1234"));
+    hash2_finish(&t, a);
+    slice_hash2(SLICE_LIT("branch-z9hG4bK-1234"), b);
+    CHECK(a[0] == b[0] && a[1] == b[1]);
+}
+
 /* The last word of a key is read with loads that overlap or pick bytes (no byte loop): every
  * byte of every length up to three words still counts, in both functions. */
 TEST(hashes_depend_on_each_byte_at_every_length)
