@@ -318,14 +318,29 @@ static struct metric_series *series_lookup(struct builtin *b, enum fam f, uint32
     return metrics_series(b->fam[f], key);
 }
 
-static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1,
-                                    const uint16_t *labels)
+/* A miss in the series cache: the registry's lookup, remembered unless it is the overflow
+ * series. Out of line so that series() inlines into its callers. */
+__attribute__((noinline)) static struct metric_series *
+series_miss(struct builtin *b, struct series_cache_slot *c, uint64_t key, const uint64_t ops[2],
+            enum fam f, uint32_t l0, uint32_t l1, const uint16_t *labels)
+{
+    struct metric_series *s = series_lookup(b, f, l0, l1, labels);
+    if (!metrics_series_is_overflow(s))
+        *c = (struct series_cache_slot){key, {ops[0], ops[1]}, s};
+    return s;
+}
+
+/* The series of family f for these label symbols and the event's operator label ids. Inlined:
+ * f is a constant at every call, so the family's label layout folds away and a hit in the cache
+ * costs a multiply and a compare. */
+static inline __attribute__((always_inline)) struct metric_series *
+series(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1, const uint16_t *labels)
 {
     if (!defs[f].labels[0])
         l0 = 0;
     if (!defs[f].labels[1])
         l1 = 0;
-    if ((l0 | l1) >> SERIES_CACHE_SYM_BITS)
+    if (__builtin_expect((l0 | l1) >> SERIES_CACHE_SYM_BITS, 0))
         return series_lookup(b, f, l0, l1, labels);
     uint64_t key = (uint64_t)f << (2 * SERIES_CACHE_SYM_BITS) |
                    (uint64_t)l0 << SERIES_CACHE_SYM_BITS | l1;
@@ -338,12 +353,9 @@ static struct metric_series *series(struct builtin *b, enum fam f, uint32_t l0, 
     }
     h *= 0x9e3779b97f4a7c15ULL;
     struct series_cache_slot *c = &b->cache[h >> (64 - SERIES_CACHE_BITS)];
-    if (c->s && c->key == key && c->ops[0] == ops[0] && c->ops[1] == ops[1])
+    if (__builtin_expect(c->s && c->key == key && c->ops[0] == ops[0] && c->ops[1] == ops[1], 1))
         return c->s;
-    struct metric_series *s = series_lookup(b, f, l0, l1, labels);
-    if (!metrics_series_is_overflow(s))
-        *c = (struct series_cache_slot){key, {ops[0], ops[1]}, s};
-    return s;
+    return series_miss(b, c, key, ops, f, l0, l1, labels);
 }
 
 static uint32_t code_symbol(const struct builtin *b, uint16_t code)

@@ -404,17 +404,16 @@ static void update_deadline(struct engine *e)
     e->next_deadline = a < b ? a : b;
 }
 
-/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP. A datagram
- * may wait in the lookahead ring (defer); a TCP segment's messages are tracked at once, after
- * those waiting. */
-static bool handle_transport(struct engine *e, const struct capture_frame *frame,
-                             enum decode_result r, const struct packet *pkt, bool defer)
+/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP, and adds
+ * HEALTH_MATCHED to *results when it passed the port filter. A datagram may wait in the
+ * lookahead ring (defer); a TCP segment's messages are tracked at once, after those waiting. */
+static bool handle_transport(struct engine *e, enum decode_result r, const struct packet *pkt,
+                             bool defer, unsigned *results)
 {
     if (e->cfg.sip_ports && !portset_has(&e->ports, pkt->sport) &&
         !portset_has(&e->ports, pkt->dport))
         return false;
-    if (e->cfg.count_seen)
-        health_packet(e->health, frame->iface, HEALTH_MATCHED);
+    *results |= HEALTH_BIT(HEALTH_MATCHED);
     if (r == DECODE_UDP)
         return handle_udp(e, pkt, defer);
     lookahead_flush(e);
@@ -425,10 +424,9 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
 {
     struct packet pkt;
     enum decode_result r;
-    bool sip = false, reassembled = false;
+    bool reassembled = false;
+    unsigned results = HEALTH_BIT(HEALTH_SEEN);
 
-    if (e->cfg.count_seen)
-        health_packet(e->health, frame->iface, HEALTH_SEEN);
     if (frame->caplen < frame->wirelen)
         health_truncated(e->health, frame->iface);
     /* Reassembly timers run on packet time even when no fragment or segment comes. */
@@ -459,11 +457,14 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         break;
     case DECODE_UDP:
     case DECODE_TCP:
-        sip = handle_transport(e, frame, r, &pkt, e->ring && !reassembled);
+        if (handle_transport(e, r, &pkt, e->ring && !reassembled, &results))
+            results |= HEALTH_BIT(HEALTH_DECODED);
         break;
     }
-    if (sip)
-        health_packet(e->health, frame->iface, HEALTH_DECODED);
+    /* Live, the kernel counts seen and matched packets (health_set_kernel). */
+    if (!e->cfg.count_seen)
+        results &= HEALTH_BIT(HEALTH_DECODED);
+    health_packets(e->health, frame->iface, results);
     update_deadline(e);
     rules_clock(e);
     if (++e->frames_since_publish == PUBLISH_EVERY)

@@ -279,12 +279,18 @@ static struct metric_series *iface_series(struct health *h, struct iface_slot *s
     return metrics_series(fam, k);
 }
 
-void health_packet(struct health *h, uint32_t iface, enum health_packet_result result)
+void health_packets(struct health *h, uint32_t iface, unsigned results)
 {
+    if (!results)
+        return;
     struct iface_slot *slot = iface_slot(h, iface);
-    if (!slot->packets[result])
-        slot->packets[result] = iface_series(h, slot, result_names[result], h->packets);
-    metric_counter_add(slot->packets[result], 1);
+    for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++) {
+        if (!(results & HEALTH_BIT(r)))
+            continue;
+        if (!slot->packets[r])
+            slot->packets[r] = iface_series(h, slot, result_names[r], h->packets);
+        metric_counter_add(slot->packets[r], 1);
+    }
 }
 
 void health_truncated(struct health *h, uint32_t iface)

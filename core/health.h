@@ -34,7 +34,10 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
                           const char *capture, health_iface_name_fn name_fn, void *name_ctx);
 void health_free(struct health *h);
 
-void health_packet(struct health *h, uint32_t iface, enum health_packet_result result);
+/* Counts one frame of interface iface under each result it reached: results holds
+ * HEALTH_BIT(result) for each. One call per frame, whatever it reached. */
+#define HEALTH_BIT(result) (1u << (result))
+void health_packets(struct health *h, uint32_t iface, unsigned results);
 void health_truncated(struct health *h, uint32_t iface);
 
 /* Kernel-side counters are totals read from the kernel: set, not added. */
