@@ -284,13 +284,15 @@ void health_packets(struct health *h, uint32_t iface, unsigned results)
     if (!results)
         return;
     struct iface_slot *slot = iface_slot(h, iface);
-    for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++) {
-        if (!(results & HEALTH_BIT(r)))
-            continue;
-        if (!slot->packets[r])
-            slot->packets[r] = iface_series(h, slot, result_names[r], h->packets);
-        metric_counter_add(slot->packets[r], 1);
-    }
+    /* All three series of an interface appear with its first frame, at 0 when not reached, so
+     * that a rate over them starts from the first frame. */
+    if (!slot->packets[HEALTH_DECODED])
+        for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++)
+            if (!slot->packets[r])
+                slot->packets[r] = iface_series(h, slot, result_names[r], h->packets);
+    for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++)
+        if (results & HEALTH_BIT(r))
+            metric_counter_add(slot->packets[r], 1);
 }
 
 void health_truncated(struct health *h, uint32_t iface)

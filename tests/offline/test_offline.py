@@ -59,6 +59,13 @@ def one(name, value, **labels):
     return {(name, L(**labels)): value}
 
 
+def packets(seen, matched, decoded):
+    """Frames of the capture: captured, past the port filter, yielding SIP (a reassembled
+    datagram counts once, when its last fragment comes)."""
+    return {("sipscope_packets_total", L(iface="file", result=r)): v
+            for r, v in (("seen", seen), ("matched", matched), ("decoded", decoded))}
+
+
 def merge(*dicts):
     out = {}
     for d in dicts:
@@ -101,7 +108,10 @@ CASES = {
         errors(("reasm", "fragment_duplicate", 1), ("reasm", "fragment_timeout", 1),
                ("reasm", "fragment_overlap", 1))),
         merge(one("sipscope_table_entries", 0, table="reasm"),
-              one("sipscope_table_evictions_total", 0, table="reasm"))),
+              one("sipscope_table_evictions_total", 0, table="reasm"),
+              # A: 3 + 1 + 2 + 3 frames, B: 4 + 2, C: 2, D: 2, OPTIONS and 200: 21 frames;
+              # 11 datagrams complete, each SIP.
+              packets(21, 11, 11))),
     # INVITE in three IPv6 fragments in reverse order, 100, a 200 in two fragments, ACK, BYE,
     # 200; then an INVITE whose second fragment overlaps the first by 8 bytes (RFC 5722: the
     # datagram is dropped, though the bytes agree).
@@ -120,7 +130,11 @@ CASES = {
         msgs(("udp", 4, 6))),
         merge(one("sip_registration_attempts_total", 1),
               one("sip_registration_outcomes_total", 1, code="200"),
-              one("sip_registrations_active", 1))),
+              one("sip_registrations_active", 1),
+              packets(6, 6, 6))),
+    # The same capture filtered to a port it does not use: every frame seen, none matched.
+    "gen_qinq.pcap --sip-ports 5061": ("gen", ["--sip-ports", "5061"], {},
+        merge(packets(6, 0, 0), one("sip_registration_attempts_total", 0))),
     # 4in4: INVITE, 486, ACK (a rejected call). 6in4: OPTIONS, 200. 4in6 carrying TCP:
     # handshake, REGISTER, 200 with one Contact. A 4in4 packet fragmented outside the tunnel: MESSAGE; its 200.
     "gen_ipip.pcap": ("gen", [], merge(
@@ -152,10 +166,10 @@ CASES = {
     # or CSeq (RFC 3261 §8.1.1), a parse error. Offline, SIP is recognised by its start line,
     # so the junk datagram is other traffic...
     "zeek_sip-junk-before-request.pcap": ("shared", [], merge(
-        errors(("sip", "missing_header", 1))), {}),
+        errors(("sip", "missing_header", 1))), packets(2, 2, 0)),
     # ...and with --sip-ports, where the port says SIP, the junk counts as a bad start line.
     "zeek_sip-junk-before-request.pcap --sip-ports 5060": ("shared", ["--sip-ports", "5060"],
-        merge(errors(("sip", "missing_header", 1), ("sip", "start_line", 1))), {}),
+        merge(errors(("sip", "missing_header", 1), ("sip", "start_line", 1))), packets(2, 2, 0)),
 }
 
 SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
