@@ -354,11 +354,18 @@ start_tcpdump() { # PCAP FILTER
 }
 
 stop_tcpdump() { # PCAP
-    local size=-1 now i
-    # Let the last datagrams reach the file: wait until it stops growing (20 ms steady).
-    for i in $(seq 1 100); do
+    local size=-1 now i steady=0
+    # Let the last datagrams reach the file: wait until it stops growing for 100 ms. (20 ms
+    # was not enough: a tcpdump descheduled that long lost the last ACK and FINs of a recording
+    # now and then, when SIGINT found them still in its socket.)
+    for i in $(seq 1 150); do
         now=$(stat -c %s "$1")
-        [ "$now" = "$size" ] && break
+        if [ "$now" = "$size" ]; then
+            steady=$((steady + 1))
+            [ "$steady" -ge 5 ] && break
+        else
+            steady=0
+        fi
         size=$now
         sleep 0.02
     done
