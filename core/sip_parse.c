@@ -755,8 +755,16 @@ struct slice sip_addr_uri(struct slice value)
 
 struct lines;
 
+struct lines_pos;
+struct sip_msg;
+
 /* Computes the LF mask of the 64-byte chunk at b (chunk_lf and its SIMD variants). */
 typedef uint64_t (*chunk_fn)(struct lines *it, const char *b);
+
+/* The header block's parse (parse_headers), built once per SIMD variant with its chunk code
+ * inlined. */
+typedef int (*headers_fn)(struct lines *it, struct lines_pos *atp, const char **lep,
+                          struct sip_msg *msg, struct sip_header *hdrs, size_t max_hdrs);
 
 struct lines {
     const char *s;         /* start of the message (after any leading empty lines) */
@@ -765,7 +773,8 @@ struct lines {
     struct span rd;        /* the caller's buffer */
     uintptr_t wide_end;    /* a line starting at or below it has 16 readable bytes (0: none) */
     bool capped;      /* end is SIP_MAX_MSG: more input cannot complete the header block */
-    chunk_fn chunk;   /* the widest variant the CPU has (chunk_best) */
+    chunk_fn chunk;   /* the widest variant the CPU has (variant_best) */
+    headers_fn headers; /* the same variant's header block parse */
 };
 
 /* The position in the LF masks. Kept apart from struct lines so that it stays in registers: the
@@ -857,15 +866,19 @@ static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, const char *b, uint6
     return lf;
 }
 
-/* The last chunk, which may be cut by the end of the input or of the buffer. */
-__attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, const char *b)
+typedef void (*masks_fn)(const char *p, uint64_t *lf, uint64_t *ctl);
+
+/* The last chunk, which may be cut by the end of the input or of the buffer; masks is the
+ * variant's own (inlined: a constant at each use). Most messages end their header block in
+ * their last 64 bytes, so this is the common last step, not a rare one. */
+static ALWAYS_INLINE uint64_t chunk_tail_with(struct lines *it, const char *b, masks_fn masks)
 {
     size_t n = (size_t)(it->end - b);
     char tmp[64];
     unsigned shift;
     uint64_t lf, ctl;
 
-    chunk_masks(chunk_src(it, b, tmp, &shift), &lf, &ctl);
+    masks(chunk_src(it, b, tmp, &shift), &lf, &ctl);
     lf >>= shift;
     ctl >>= shift;
     if (n < 64) {
@@ -877,84 +890,72 @@ __attribute__((noinline)) static uint64_t chunk_tail(struct lines *it, const cha
 
 /* LF mask of the chunk at base (below it->end), computed when the lines reach it: a header block
  * costs the chunks it spans, not those of the body after it. A chunk with input after it is read
- * in place and needs no masking; the last one goes through chunk_tail. */
-__attribute__((noinline)) static uint64_t chunk_lf(struct lines *it, const char *b)
+ * in place and needs no masking; the last one goes through chunk_tail_with. masks is the
+ * variant's (a constant where this is inlined). */
+static ALWAYS_INLINE uint64_t chunk_lf_with(struct lines *it, const char *b, masks_fn masks)
 {
     uint64_t lf, ctl;
 
     if (it->end - b <= 64)
-        return chunk_tail(it, b);
-    chunk_masks(b, &lf, &ctl);
+        return chunk_tail_with(it, b, masks);
+    masks(b, &lf, &ctl);
     return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
+}
+
+__attribute__((noinline)) static uint64_t chunk_lf(struct lines *it, const char *b)
+{
+    return chunk_lf_with(it, b, chunk_masks);
 }
 
 #ifdef SIP_AVX2
 __attribute__((noinline, target("avx2"))) static uint64_t chunk_lf_avx2(struct lines *it,
                                                                        const char *b)
 {
-    uint64_t lf, ctl;
-
-    if (it->end - b <= 64)
-        return chunk_tail(it, b);
-    chunk_masks_avx2(b, &lf, &ctl);
-    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
+    return chunk_lf_with(it, b, chunk_masks_avx2);
 }
 #endif
 
 #ifdef SIP_AVX512
 /* One 64-byte load and two compares into mask registers. */
+__attribute__((target("avx512bw"))) static ALWAYS_INLINE void
+chunk_masks_avx512(const char *p, uint64_t *lf, uint64_t *ctl)
+{
+    __m512i v = _mm512_loadu_si512((const void *)p);
+    *lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+    *ctl = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20));
+}
+
 __attribute__((noinline, target("avx512bw"))) static uint64_t chunk_lf_avx512(struct lines *it,
                                                                              const char *b)
 {
-    if (it->end - b <= 64)
-        return chunk_tail(it, b);
-    __m512i v = _mm512_loadu_si512((const void *)b);
-    uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
-    uint64_t ctl = _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20));
-    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
+    return chunk_lf_with(it, b, chunk_masks_avx512);
 }
 #endif
-
-/* The widest chunk variant the CPU has, chosen on the first call: one indirect call per chunk
- * instead of testing the CPU's features on every message and every chunk. Threads that race to
- * choose it store the same value. */
-static chunk_fn chunk_best(void)
-{
-    static chunk_fn best;
-    chunk_fn f = __atomic_load_n(&best, __ATOMIC_RELAXED);
-
-    if (f)
-        return f;
-    f = chunk_lf;
-#ifdef SIP_AVX2
-    if (__builtin_cpu_supports("avx2"))
-        f = chunk_lf_avx2;
-#endif
-#ifdef SIP_AVX512
-    if (__builtin_cpu_supports("avx512bw"))
-        f = chunk_lf_avx512;
-#endif
-    __atomic_store_n(&best, f, __ATOMIC_RELAXED);
-    return f;
-}
 
 static ALWAYS_INLINE uint64_t chunk_lf_any(struct lines *it, const struct lines_pos *at)
 {
     return it->chunk(it, at->base);
 }
 
-/* Sets *pos to the next LF. Returns false when the input ends first. */
-static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, const char **pos)
+/* Sets *pos to the next LF. Returns false when the input ends first. With masks (a constant),
+ * the chunk code is inlined; without (NULL), the variant is called through it->chunk. */
+static ALWAYS_INLINE bool lines_next_with(struct lines *it, struct lines_pos *at,
+                                          const char **pos, masks_fn masks)
 {
     while (at->lf == 0) {
         if (it->end - at->base <= 64)
             return false;
         at->base += 64;
-        at->lf = chunk_lf_any(it, at);
+        at->lf = masks ? chunk_lf_with(it, at->base, masks) : chunk_lf_any(it, at);
     }
     *pos = at->base + (size_t)__builtin_ctzll(at->lf);
     at->lf &= at->lf - 1;
     return true;
+}
+
+static ALWAYS_INLINE bool lines_next(struct lines *it, struct lines_pos *at, const char **pos)
+{
+    return lines_next_with(it, at, pos, NULL);
 }
 
 /* Where the line that ends with the LF at le (and starts at ls) ends without its line break.
@@ -1066,10 +1067,12 @@ static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, 
  * whitespace (RFC 3261 §7.3.1), up to an empty line. The start line ends with the LF at *lep;
  * on success *lep is the LF of the empty line, msg->n_headers and msg->first[] are set and 0 is
  * returned; otherwise what sip_parse returns. A function of its own so that the loop's state
- * stays in registers. */
-__attribute__((noinline)) static int parse_headers(struct lines *it, struct lines_pos *atp,
-                                                   const char **lep, struct sip_msg *msg,
-                                                   struct sip_header *hdrs, size_t max_hdrs)
+ * stays in registers, built once per SIMD variant (masks) so that the chunk code is inlined in
+ * the loop: an INVITE's header block spans nine or ten chunks. */
+static ALWAYS_INLINE int parse_headers_with(struct lines *it, struct lines_pos *atp,
+                                            const char **lep, struct sip_msg *msg,
+                                            struct sip_header *hdrs, size_t max_hdrs,
+                                            masks_fn masks)
 {
     struct lines_pos at = *atp;
     const char *le = *lep;
@@ -1077,7 +1080,7 @@ __attribute__((noinline)) static int parse_headers(struct lines *it, struct line
 
     for (;;) {
         const char *ln = le + 1, *vend;
-        if (!lines_next(it, &at, &le))
+        if (!lines_next_with(it, &at, &le, masks))
             return need_more(it, msg, false);
         if (it->first_bad < le)
             return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
@@ -1145,6 +1148,62 @@ __attribute__((noinline)) static int parse_headers(struct lines *it, struct line
     return 0;
 }
 
+__attribute__((noinline)) static int parse_headers(struct lines *it, struct lines_pos *atp,
+                                                   const char **lep, struct sip_msg *msg,
+                                                   struct sip_header *hdrs, size_t max_hdrs)
+{
+    return parse_headers_with(it, atp, lep, msg, hdrs, max_hdrs, chunk_masks);
+}
+
+#ifdef SIP_AVX2
+__attribute__((noinline, target("avx2"))) static int
+parse_headers_avx2(struct lines *it, struct lines_pos *atp, const char **lep, struct sip_msg *msg,
+                   struct sip_header *hdrs, size_t max_hdrs)
+{
+    return parse_headers_with(it, atp, lep, msg, hdrs, max_hdrs, chunk_masks_avx2);
+}
+#endif
+
+#ifdef SIP_AVX512
+__attribute__((noinline, target("avx512bw"))) static int
+parse_headers_avx512(struct lines *it, struct lines_pos *atp, const char **lep,
+                     struct sip_msg *msg, struct sip_header *hdrs, size_t max_hdrs)
+{
+    return parse_headers_with(it, atp, lep, msg, hdrs, max_hdrs, chunk_masks_avx512);
+}
+#endif
+
+/* The widest variant the CPU has, chosen on the first call: an indirect call per message and
+ * per start line chunk instead of testing the CPU's features on every message and every chunk.
+ * Threads that race to choose it store the same values. */
+static void variant_best(struct lines *it)
+{
+    static chunk_fn best_chunk;
+    static headers_fn best_headers;
+    chunk_fn c = __atomic_load_n(&best_chunk, __ATOMIC_ACQUIRE);
+
+    if (!c) {
+        headers_fn h = parse_headers;
+        c = chunk_lf;
+#ifdef SIP_AVX2
+        if (__builtin_cpu_supports("avx2")) {
+            c = chunk_lf_avx2;
+            h = parse_headers_avx2;
+        }
+#endif
+#ifdef SIP_AVX512
+        if (__builtin_cpu_supports("avx512bw")) {
+            c = chunk_lf_avx512;
+            h = parse_headers_avx512;
+        }
+#endif
+        __atomic_store_n(&best_headers, h, __ATOMIC_RELAXED);
+        __atomic_store_n(&best_chunk, c, __ATOMIC_RELEASE);
+    }
+    it->chunk = c;
+    it->headers = __atomic_load_n(&best_headers, __ATOMIC_RELAXED);
+}
+
 static bool is_version(const char *p, size_t n)
 {
     return n == 7 && eq_ci(p, "sip/2.0", 7);
@@ -1165,7 +1224,8 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol,
     size_t n = (size_t)(eol - p);
 
     if (looks_like_version(p, n)) {
-        const char *sp = memchr(p, ' ', n);
+        /* "SIP/2.0 " almost always: the space is then where the version ends. */
+        const char *sp = n > 7 && p[7] == ' ' ? p + 7 : memchr(p, ' ', n);
         if (!is_version(p, sp ? (size_t)(sp - p) : n))
             return fail(msg, -EBADMSG, SIP_ERR_VERSION);
         if (!sp)
@@ -1399,7 +1459,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     if (end == s)
         return need_more(&it, msg, true);
     struct lines_pos at = {.base = s};
-    it.chunk = chunk_best();
+    variant_best(&it);
     at.lf = chunk_lf_any(&it, &at);
 
     /* Start line. */
@@ -1411,7 +1471,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     if (rc)
         return rc;
 
-    rc = parse_headers(&it, &at, &le, msg, hdrs, max_hdrs);
+    rc = it.headers(&it, &at, &le, msg, hdrs, max_hdrs);
     if (rc)
         return rc;
     p = le + 1;
