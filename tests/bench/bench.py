@@ -269,6 +269,12 @@ class Bench:
 
         tools = [("sipscope, no rules",
                   ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap, "--print"])]
+        if self.a.baseline:
+            # An older build in the same rounds: before and after on the same machine state,
+            # which on a shared VM moves more between hours than most changes do.
+            tools.append((self.baseline_name(),
+                          ["taskset", "-c", self.cpu, self.a.baseline_bin, "--read", pcap,
+                           "--print"]))
         rules = None
         if self.sipscope_has_rules():
             rules = self.rules_dir()
@@ -292,8 +298,12 @@ class Bench:
         out = f"{self.work}/offline-sipscope.prom"
         self.timed(tools[0][1], stdout=out)
         checks[tools[0][0]] = self.check_expect(open(out).read(), expect)
+        if self.a.baseline:
+            out = f"{self.work}/offline-baseline.prom"
+            self.timed(tools[1][1], stdout=out)
+            checks[tools[1][0]] = self.check_expect(open(out).read(), expect)
         if rules:
-            for tool, argv in tools[1:3]:
+            for tool, argv in [t for t in tools if "bundled rules" in t[0]]:
                 out = f"{self.work}/offline-sipscope-rules.prom"
                 self.timed(argv, stdout=out)
                 checks[tool] = self.check_expect(open(out).read(), expect)
@@ -715,6 +725,10 @@ class Bench:
             per = f" {ir / messages:,.0f} |" if messages else ""
             w(f"| {ir:,} | {100 * ir / p['total']:.1f}% | `{where}` |{per}")
 
+    def baseline_name(self):
+        return f"sipscope {self.a.baseline_label}, no rules (baseline)" if self.a.baseline \
+            else None
+
     def report_offline(self, w, verdict):
         s = self.sections[2]
         w(f"One file of {s['messages']:,} SIP messages over UDP ({s['span']:.0f} s of traffic; "
@@ -742,6 +756,11 @@ class Bench:
             w(f"| sipscope, no rules / {other.split()[0]} | "
               f"{base['cpu_rate']['median'] / o['cpu_rate']['median']:.1f}x | "
               f"{base['wall_rate']['median'] / o['wall_rate']['median']:.1f}x |")
+        if self.baseline_name() in by:
+            o = by[self.baseline_name()]
+            w(f"| sipscope, no rules / {self.baseline_name()} (same rounds) | "
+              f"{base['cpu_rate']['median'] / o['cpu_rate']['median']:.2f}x | "
+              f"{base['wall_rate']['median'] / o['wall_rate']['median']:.2f}x |")
         if "sipscope, bundled rules" in by:
             r = by["sipscope, bundled rules"]
             w(f"| sipscope, bundled rules / tshark | "
@@ -787,7 +806,7 @@ class Bench:
             self.profile_table(w, p, p["messages"])
             incl = {fn: ir for ir, fn, _ in p["incl"]}
             keys = [k for k in ["engine_frame", "sip_parse", "track_message", "builtin_on_event",
-                                "health_packet", "decode_frame", "pcap_next_ex", "expo_render"]
+                                "health_packets", "decode_frame", "pcap_next_ex", "expo_render"]
                     if k in incl]
             if keys:
                 w("")
@@ -1428,10 +1447,18 @@ def main():
                     help="no callgrind profile where a target is missed")
     ap.add_argument("--soak-seconds", type=int, help="soak duration [600; quick 60]")
     ap.add_argument("--step-seconds", type=int, help="seconds per live ramp step [10; quick 5]")
+    ap.add_argument("--baseline", metavar="BIN[=LABEL]",
+                    help="an older sipscope binary run beside this one in the offline rounds "
+                         "(before and after on the same machine state); LABEL names it "
+                         "[its path]")
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
                     help="measure nothing: write the report from a run's results.json")
     a = ap.parse_args()
     a.sections = {int(x) for x in a.sections.split(",") if x}
+    a.baseline_bin, _, a.baseline_label = (a.baseline or "").partition("=")
+    a.baseline_label = a.baseline_label or a.baseline_bin
+    if a.baseline and not os.access(a.baseline_bin, os.X_OK):
+        ap.error(f"--baseline: {a.baseline_bin} is not an executable")
     a.runs = a.runs or (3 if a.quick else 5)
     a.soak_seconds = a.soak_seconds or (60 if a.quick else 600)
     a.step_seconds = a.step_seconds or (5 if a.quick else 10)

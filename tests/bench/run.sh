@@ -13,6 +13,9 @@
 # --work DIR: inputs go there and stay; otherwise a temporary directory, removed at the end
 #   unless --keep. Other options (--runs N, --sections 1,2,..., --no-live, --no-profile,
 #   --rules DIR, --step-seconds S, --cpu N, --send-cpu N) go to bench.py; see --help there.
+# --baseline BIN[=LABEL]: an older sipscope binary run in the same offline rounds, so that a
+#   change is measured before and after on the same machine state (a shared VM's pace moves
+#   more between hours than most changes do).
 # --report-only WORK/results.json rewrites the report from a kept run without measuring.
 # Timing thresholds live here, never in CI tests.
 set -euo pipefail
