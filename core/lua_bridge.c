@@ -220,6 +220,7 @@ struct lb_state {
     int n_rules;
     uint8_t routes[TRACK_EVENT_COUNT + 1];
     uint8_t msg_routes[MSG_ROUTES]; /* which messages a message hook wants (msg_route) */
+    uint8_t txn_routes[SIP_METHOD_COUNT]; /* which transactions' ends a hook wants, by method */
     struct lb_label_decl labels[TRACK_MAX_LABELS];
     size_t n_labels;
     struct lb_helper helpers[MAX_HELPERS];
@@ -1128,6 +1129,23 @@ static int native_rule_seconds(lua_State *L)
     return 1;
 }
 
+/* routes[field] (routes at index 1) as a want-flag per method id: true for all, a table of
+ * the ids wanted, or nil for none. */
+static void route_methods(lua_State *L, const char *field, uint8_t want[SIP_METHOD_COUNT])
+{
+    lua_getfield(L, 1, field);
+    for (int i = 0; i < SIP_METHOD_COUNT; i++) {
+        int w = lua_toboolean(L, -1);
+        if (lua_istable(L, -1)) {
+            lua_rawgeti(L, -1, i);
+            w = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        want[i] = (uint8_t)w;
+    }
+    lua_pop(L, 1);
+}
+
 /* set_routes({[type] = true...}, tick): the event types some enabled rule hooks. Applies at
  * once for the running state; a state being loaded keeps them until it is swapped in. */
 static int native_set_routes(lua_State *L)
@@ -1140,19 +1158,10 @@ static int native_set_routes(lua_State *L)
         s->routes[t] = (uint8_t)lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    /* requests / responses: true for all, or a table of the method ids / status codes wanted;
-     * responses[0]: statuses outside 100..699. */
-    lua_getfield(L, 1, "requests");
-    for (int i = 0; i < SIP_METHOD_COUNT; i++) {
-        int want = lua_toboolean(L, -1);
-        if (lua_istable(L, -1)) {
-            lua_rawgeti(L, -1, i);
-            want = lua_toboolean(L, -1);
-            lua_pop(L, 1);
-        }
-        s->msg_routes[i] = (uint8_t)want;
-    }
-    lua_pop(L, 1);
+    /* requests / responses / transactions: true for all, or a table of the method ids / status
+     * codes wanted; responses[0]: statuses outside 100..699. */
+    route_methods(L, "requests", s->msg_routes);
+    route_methods(L, "transactions", s->txn_routes);
     lua_getfield(L, 1, "responses");
     for (int i = MSG_ROUTE_RESP; i < MSG_ROUTES; i++) {
         int code = i == MSG_ROUTES - 1 ? 0 : i - MSG_ROUTE_RESP + 100;
@@ -2135,6 +2144,9 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         b->fields_len = 0;
         break;
     case TRACK_TXN_END:
+        /* Hooks by method: the other methods' transactions stay out of Lua. */
+        if (!s->txn_routes[ev->method < SIP_METHOD_COUNT ? ev->method : 0])
+            return;
         kind = K_TXN_END;
         break;
     case TRACK_REG_BINDING:

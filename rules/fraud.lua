@@ -135,23 +135,23 @@ return {
         end
     end,
     -- A REGISTER transaction's first final: the registering source is where the response
-    -- goes (RFC 3261 18.2.2, with rport/received); one that times out is not counted.
-    on_transaction_end = function(t, m)
-        if scan == nil or not m or t.method ~= "REGISTER" then
-            return
-        end
-        if trusted ~= nil and trusted:dst(m) then
-            return
-        end
-        local ip = m.dst_ip
-        local n, fresh
-        if pairs_seen:add(ip .. " " .. (m.to or "")) == 1 then
-            n, fresh = scan.win:add(ip), true
-        else
-            n, fresh = scan.win:count(ip), false
-        end
-        check(scan, ip, n, fresh)
-    end,
+    -- goes (RFC 3261 18.2.2, with rport/received); one that times out is not counted. Keyed
+    -- by method, so the other transactions never enter this rule (nil without the scan).
+    on_transaction_end = scan and {
+        REGISTER = function(_, m)
+            if not m or (trusted ~= nil and trusted:dst(m)) then
+                return
+            end
+            local ip = m.dst_ip
+            local n, fresh
+            if pairs_seen:add(ip .. " " .. (m.to or "")) == 1 then
+                n, fresh = scan.win:add(ip), true
+            else
+                n, fresh = scan.win:count(ip), false
+            end
+            check(scan, ip, n, fresh)
+        end,
+    },
     on_tick = function()
         expire(burst)
         expire(scan)

@@ -259,7 +259,10 @@ local function compile_list(hook, list)
 end
 
 -- The runners of the hook lists (nil: no enabled rule has the hook), set by rebuild().
+local method_ids -- method name -> enum sip_method (0: another method)
+local method_names -- enum sip_method -> method name
 local request_keyed -- some on_request hook is a table by method
+local txn_keyed -- some on_transaction_end hook is a table by method
 local run_message, run_request, run_response, run_dialog_start, run_dialog_ringing
 local run_dialog_answer, run_dialog_end, run_txn_end, run_register, run_tick, run_labels
 
@@ -374,7 +377,11 @@ end
 function M.dispatch_txn_end()
     local f = run_txn_end
     if f ~= nil then
-        f(Txn(box.gen), message_or_nil())
+        local key
+        if txn_keyed then
+            key = method_names[box.t_method]
+        end
+        f(Txn(box.gen), message_or_nil(), key)
     end
 end
 
@@ -483,7 +490,6 @@ local function message_routes(all, list, id_of)
     return ids
 end
 
-local method_ids -- method name -> enum sip_method (0: another method)
 local function method_id(name)
     return method_ids[name] or 0
 end
@@ -512,9 +518,12 @@ rebuild = function()
             end
         end
     end
-    request_keyed = false
+    request_keyed, txn_keyed = false, false
     for _, e in ipairs(new.on_request) do
         request_keyed = request_keyed or e.filter ~= nil
+    end
+    for _, e in ipairs(new.on_transaction_end) do
+        txn_keyed = txn_keyed or e.filter ~= nil
     end
     run_message = compile_list("on_message", new.on_message)
     run_request = compile_list("on_request", new.on_request)
@@ -543,6 +552,9 @@ rebuild = function()
     routes[EV_CALL_ANSWER] = #new.on_dialog_answer > 0
     routes[EV_CALL_END] = sees_dialogs
     routes[EV_TXN_END] = #new.on_transaction_end > 0
+    -- Hooks by method: the transactions of other methods stay out of Lua (fraud's REGISTER
+    -- scan is not entered for every INVITE, BYE and OPTIONS).
+    routes.transactions = message_routes({}, new.on_transaction_end, method_id)
     routes[EV_REG_BINDING] = #new.on_register > 0
     routes[cfg.tick_route] = #new.on_tick > 0
     native.set_routes(routes)
@@ -679,7 +691,7 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     assert(ffi.sizeof("struct lb_box") == cfg.box_size, "lb_box differs between C and Lua")
     assert(ffi.sizeof("struct lb_api") == cfg.api_size, "lb_api differs between C and Lua")
     local names = native.names()
-    method_ids = {}
+    method_ids, method_names = {}, names.methods
     for id, name in pairs(names.methods) do
         if id ~= 0 then
             method_ids[name] = id
@@ -715,20 +727,30 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     end
 end
 
--- A copy of an on_request / on_response table: method names (tokens as written, "INVITE") or
--- status codes (100..699) to functions.
+-- The hooks that may be a table of functions, and what their keys are.
+local KEYED = {
+    on_request = "method names",
+    on_response = "status codes 100..699",
+    on_transaction_end = "the methods sipscope tracks (INVITE, BYE, REGISTER, OPTIONS...)",
+}
+
+-- A copy of an on_request / on_response / on_transaction_end table: method names (tokens as
+-- written, "INVITE") or status codes (100..699) to functions. A transaction's method is known
+-- by its id only, so on_transaction_end takes the methods sipscope has an id for.
 local function filter_table(path, hook, t)
     local copy = {}
     for k, f in pairs(t) do
         local ok
         if hook == "on_request" then
             ok = type(k) == "string" and k ~= "" and not k:find("[%s%c]")
+        elseif hook == "on_transaction_end" then
+            ok = type(k) == "string" and method_ids[k] ~= nil and k ~= "ACK"
         else
             ok = type(k) == "number" and k >= 100 and k <= 699 and k == math.floor(k)
         end
         if not ok then
-            error(path .. ": " .. hook .. " table keys are " .. (hook == "on_request" and
-                "method names" or "status codes 100..699") .. ", got " .. tostring(k), 0)
+            error(path .. ": " .. hook .. " table keys are " .. KEYED[hook] .. ", got " ..
+                tostring(k), 0)
         end
         if type(f) ~= "function" then
             error(path .. ": " .. hook .. "[" .. tostring(k) .. "] must be a function", 0)
@@ -777,12 +799,11 @@ function M.add_rule(name, chunk, path)
             error(path .. ": '" .. tostring(k) .. "' is not a hook (hooks: " ..
                 table.concat(HOOKS, ", ") .. ")", 0)
         end
-        if type(v) == "table" and (k == "on_request" or k == "on_response") then
+        if type(v) == "table" and KEYED[k] then
             v = filter_table(path, k, v)
         elseif type(v) ~= "function" then
             error(path .. ": hook " .. k .. " must be a function" ..
-                ((k == "on_request" or k == "on_response") and " or a table of functions" or ""),
-                0)
+                (KEYED[k] and " or a table of functions" or ""), 0)
         end
         r.hooks[k] = v
     end

@@ -291,6 +291,34 @@ end}]], {config = {t1 = "100ms"}})
         e:close()
     end)
 
+    it("route on_transaction_end by method when it is a table", function()
+        local e = engine([[
+return {on_transaction_end = {
+  REGISTER = function(tx, m) see("REGISTER", tx.method .. " " .. tx.code) end,
+  MESSAGE = function(tx, m) see("MESSAGE", tx.method .. " " .. tx.code .. " " .. tostring(m)) end,
+}}]], {config = {t1 = "100ms"}})
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example"}
+        e:sip(t.request("OPTIONS", {call_id = "o1"}), {time = 0})
+        e:sip(t.response(200, {call_id = "o1", method = "OPTIONS", to_tag = "x"}), {time = 0.1})
+        e:sip(t.request("REGISTER", reg), {time = 0.2})
+        reg.method, reg.to_tag = "REGISTER", "y"
+        e:sip(t.response(401, reg), {time = 0.3})
+        e:sip(t.request("INVITE", {call_id = "i1"}), {time = 0.4})
+        e:sip(t.response(486, {call_id = "i1", method = "INVITE", to_tag = "z"}), {time = 0.5})
+        e:sip(t.request("MESSAGE", {call_id = "m1"}), {time = 1})
+        e:advance(10) -- Timer F = 6.4 s: the MESSAGE times out
+        assert.are.equal(1, seen(e, "REGISTER", "REGISTER 401"))
+        assert.are.equal(1, seen(e, "MESSAGE", "MESSAGE 0 nil"))
+        -- Nothing else reached the rule: the OPTIONS, the INVITE.
+        local lines = 0
+        for _ in e:exposition():gmatch("\nseen_total{") do
+            lines = lines + 1
+        end
+        assert.are.equal(2, lines)
+        e:close()
+    end)
+
     it("report binding changes", function()
         local e = engine [[
 return {on_register = function(r) see(r.change, r.aor .. " " .. r.contact .. " " .. r.expires) end}]]

@@ -150,6 +150,16 @@ end}]])
             ["return 42"] = "a rule file must return a table of hooks (it returned number)",
             ["return {on_mesage = function() end}"] = "'on_mesage' is not a hook",
             ["return {on_message = 1}"] = "hook on_message must be a function",
+            ["return {on_transaction_end = 1}"] =
+                "hook on_transaction_end must be a function or a table of functions",
+            ["return {on_transaction_end = {FOO = function() end}}"] =
+                "on_transaction_end table keys are the methods sipscope tracks",
+            ["return {on_transaction_end = {ACK = function() end}}"] =
+                "on_transaction_end table keys are the methods sipscope tracks",
+            ["return {on_transaction_end = {REGISTER = 1}}"] =
+                "on_transaction_end[REGISTER] must be a function",
+            ["return {on_response = {[700] = function() end}}"] =
+                "on_response table keys are status codes 100..699, got 700",
             ["error('top')"] = "top",
             ["while true do end"] = "its top-level code ran past the rule budget",
         } do
