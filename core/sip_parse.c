@@ -754,9 +754,7 @@ struct slice sip_addr_uri(struct slice value)
  * control bytes that are not part of a line break (NUL, a CR not followed by LF, ...). */
 
 struct lines;
-
 struct lines_pos;
-struct sip_msg;
 
 /* Computes the LF mask of the 64-byte chunk at b (chunk_lf and its SIMD variants). */
 typedef uint64_t (*chunk_fn)(struct lines *it, const char *b);
@@ -866,6 +864,8 @@ static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, const char *b, uint6
     return lf;
 }
 
+/* Computes the LF and control-byte masks of the 64 bytes at p (chunk_masks and its SIMD
+ * variants). */
 typedef void (*masks_fn)(const char *p, uint64_t *lf, uint64_t *ctl);
 
 /* The last chunk, which may be cut by the end of the input or of the buffer; masks is the
