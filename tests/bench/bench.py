@@ -315,11 +315,17 @@ class Bench:
         checks[tools[-1][0]] = "prints nothing with -q: not checked"
 
         # Round robin, so that a change in the machine's load hits every tool alike.
+        # sipscope's runs take a second, tshark's and sngrep's half a minute: each round runs
+        # every sipscope configuration a.repeats times, so that its medians come from more
+        # samples on a machine whose pace moves by a third between identical runs.
         runs = {name: [] for name, _ in tools}
         for r in range(self.a.runs):
             for name, argv in tools:
-                self.log(f"offline run {r + 1}/{self.a.runs}: {name}")
-                runs[name].append(self.timed(argv))
+                times = self.a.repeats if name.startswith("sipscope") else 1
+                for k in range(times):
+                    self.log(f"offline run {r + 1}/{self.a.runs}"
+                             f"{f' ({k + 1}/{times})' if times > 1 else ''}: {name}")
+                    runs[name].append(self.timed(argv))
         rows = []
         for name, argv in tools:
             rs = runs[name]
@@ -734,7 +740,9 @@ class Bench:
         w(f"One file of {s['messages']:,} SIP messages over UDP ({s['span']:.0f} s of traffic; "
           f"gen_traffic's mix of answered, busy, 503, cancelled, challenged, redirected and "
           f"unanswered calls, challenged registrations and OPTIONS), read from the page cache "
-          f"by each tool in turn, {self.a.runs} rounds, round robin. A rate is messages / "
+          f"by each tool in turn, {self.a.runs} rounds, round robin; in each round every "
+          f"sipscope configuration runs {self.a.repeats} times in a row ({self.a.runs * self.a.repeats} "
+          f"runs each; tshark and sngrep, at half a minute a run, {self.a.runs}). A rate is messages / "
           f"seconds; \"CPU\" is user + system time of the process, \"wall\" its elapsed time. "
           f"Each tool was checked once to read the whole file.")
         w("")
@@ -1068,6 +1076,7 @@ class Bench:
         """Writes the report again from a run's results.json (after a change of wording)."""
         with open(path) as f:
             r = json.load(f)
+        self.a.repeats = 1  # runs written before --repeats ran each configuration once a round
         for k, v in r["args"].items():
             if k not in ("out", "report_only", "work", "top", "build"):
                 setattr(self.a, k, v)
@@ -1437,6 +1446,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short run: fewer rounds, 60 s soak")
     ap.add_argument("--sections", default="1,2,3,4,5,6")
     ap.add_argument("--runs", type=int, help="rounds of the offline comparison [5; quick 3]")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each sipscope configuration per offline round [3]")
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--rules", help="rules directory, used as it is [enabled, configured copies of the bundled rules but sip_exporter]")
