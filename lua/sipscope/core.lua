@@ -258,9 +258,11 @@ local function compile_list(hook, list)
     return chunk(S, box, pcall, failed, api.now, api.observe, list, hook)
 end
 
+-- Method names and ids (enum sip_method), from C at init.
+local method_ids -- method name -> id (0: another method)
+local method_names -- id -> method name
+
 -- The runners of the hook lists (nil: no enabled rule has the hook), set by rebuild().
-local method_ids -- method name -> enum sip_method (0: another method)
-local method_names -- enum sip_method -> method name
 local request_keyed -- some on_request hook is a table by method
 local txn_keyed -- some on_transaction_end hook is a table by method
 local run_message, run_request, run_response, run_dialog_start, run_dialog_ringing
