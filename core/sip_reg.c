@@ -74,8 +74,8 @@ static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *che
     *check = out[1];
 }
 
-/* A binding's key, (AoR, Contact), as table hash and check. The low 32 bits of the hash also
- * name the binding among an attempt's removals. */
+/* A binding's key, (AoR, Contact), as table hash and check. removal_id names the binding among
+ * an attempt's removals. */
 static void binding_key(uint64_t aor_hash, struct slice contact, uint64_t *hash, uint64_t *check)
 {
     struct hash2 h = hash2_start(SEED_BINDING);
@@ -85,6 +85,13 @@ static void binding_key(uint64_t aor_hash, struct slice contact, uint64_t *hash,
     hash2_finish(&h, out);
     *hash = out[0];
     *check = out[1];
+}
+
+/* 32 bits of both halves of a binding's key: contacts crafted to collide in one half (see
+ * hash2 in slice.h) still differ in the other. */
+static uint32_t removal_id(uint64_t hash, uint64_t check)
+{
+    return (uint32_t)(hash ^ (check >> 32));
 }
 
 static uint64_t aor_key(struct slice aor)
@@ -184,7 +191,7 @@ static void note_removals(struct sip_reg_attempt *a, const struct sip_msg *msg)
             if (expires == 0 && a->n_removals < SIP_REG_MAX_REMOVALS) {
                 uint64_t hash, check;
                 binding_key(aor, sip_addr_uri(item), &hash, &check);
-                a->removals[a->n_removals++] = (uint32_t)hash;
+                a->removals[a->n_removals++] = removal_id(hash, check);
             }
         }
     }
@@ -355,7 +362,7 @@ static void remove_listed(struct sip_reg_table *reg, const struct sip_reg_attemp
             continue;
         drop = a->remove_all;
         for (uint8_t r = 0; r < a->n_removals && !drop; r++)
-            drop = a->removals[r] == (uint32_t)b->node.hash;
+            drop = a->removals[r] == removal_id(b->node.hash, b->node.check);
         if (drop)
             binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
     }

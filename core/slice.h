@@ -80,7 +80,12 @@ void slice_hash2(struct slice s, uint64_t out[2]);
  * instead of a finished hash per part folded together. Each part's length goes in with it, so
  * the parts ("ab", "c") and ("a", "bc") make different keys. A state can be copied to branch
  * off keys that share their first parts. slice_hash2(s) is hash2_start(0), hash2_add(s),
- * hash2_finish. */
+ * hash2_finish.
+ *
+ * A part's length is XORed into the lanes before its words, as n in one and n << 1 in the
+ * other: crafted parts can cancel a length change in one lane (its output alone is then equal
+ * for different keys) but never in both. Identify keys by both outputs, as the tables do
+ * (hash and check); a 32-bit name of a key takes bits of both. */
 struct hash2 {
     uint64_t a, b;
 };

@@ -100,6 +100,17 @@ TEST(hash2_parts_keep_their_boundaries)
     CHECK(a[0] == b[0] && a[1] == b[1]);
 }
 
+/* A length change cancelled by the data in one lane (the parts below give the same out[0])
+ * still changes the other lane, which takes the length shifted: keys differ. Fails if both
+ * lanes took the length alike. */
+TEST(hash2_lanes_take_lengths_differently)
+{
+    uint64_t a[2], b[2];
+    parts_hash("abcdefgh", "ijklmnopqrstuvwx", a);
+    parts_hash("ybcdefg`yjklmnox", "yrstuvwx", b);
+    CHECK(a[1] != b[1]);
+}
+
 /* The last word of a key is read with loads that overlap or pick bytes (no byte loop): every
  * byte of every length up to three words still counts, in both functions. */
 TEST(hashes_depend_on_each_byte_at_every_length)
