@@ -284,8 +284,9 @@ void health_packets(struct health *h, uint32_t iface, unsigned results)
     if (!results)
         return;
     struct iface_slot *slot = iface_slot(h, iface);
-    /* All three series of an interface appear with its first frame, at 0 when not reached, so
-     * that a rate over them starts from the first frame. */
+    /* All three series of an interface appear together, at 0 when not reached, so that a rate
+     * over them starts from the first frame counted (offline every frame; live, where the
+     * kernel counts seen and matched, the first SIP frame). */
     if (!slot->packets[HEALTH_DECODED])
         for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++)
             if (!slot->packets[r])

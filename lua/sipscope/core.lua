@@ -540,9 +540,15 @@ rebuild = function()
     run_labels = compile_labels()
     local msg = #new.on_message + #new.on_request + #new.on_response > 0
     -- A call's end is dispatched whenever a hook could have reached the call (its vars and
-    -- CDR fields must go with it).
-    local sees_dialogs = msg or #new.on_dialog_start + #new.on_dialog_ringing +
-        #new.on_dialog_answer + #new.on_dialog_end + #new.on_transaction_end > 0
+    -- CDR fields must go with it). A REGISTER transaction belongs to no call.
+    local txn_calls = false
+    for _, e in ipairs(new.on_transaction_end) do
+        for k in pairs(e.filter or {ANY = true}) do
+            txn_calls = txn_calls or k ~= "REGISTER"
+        end
+    end
+    local sees_dialogs = msg or txn_calls or #new.on_dialog_start + #new.on_dialog_ringing +
+        #new.on_dialog_answer + #new.on_dialog_end > 0
     local routes = {}
     routes[EV_MESSAGE] = msg
     routes.requests = message_routes(new.on_message, new.on_request, method_id)

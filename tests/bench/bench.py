@@ -1472,6 +1472,8 @@ def main():
     a.sections = {int(x) for x in a.sections.split(",") if x}
     a.baseline_bin, _, a.baseline_label = (a.baseline or "").partition("=")
     a.baseline_label = a.baseline_label or a.baseline_bin
+    if a.repeats < 1:
+        ap.error("--repeats: at least 1")
     if a.baseline and not os.access(a.baseline_bin, os.X_OK):
         ap.error(f"--baseline: {a.baseline_bin} is not an executable")
     a.runs = a.runs or (3 if a.quick else 5)
