@@ -248,6 +248,7 @@ struct lua_bridge {
     double gen; /* the last dispatch generation; box.gen is 0 between dispatches */
     struct lb_api api;
     uint8_t routes[TRACK_EVENT_COUNT + 1];
+    uint64_t entries; /* enter() calls (lua_bridge_entries) */
     uint64_t next_tick;
     struct lb_family *families;
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
@@ -1541,6 +1542,7 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
     int rc;
 
     b->running = s;
+    b->entries++;
     b->box.seq++;
     __atomic_store_n(&b->rehash_start, 0, __ATOMIC_RELAXED); /* a rehash never spans entries */
     __atomic_store_n(&b->box.in_lua, 1, __ATOMIC_RELAXED);
@@ -2295,6 +2297,11 @@ void lua_bridge_publish(struct lua_bridge *b)
 uint64_t lua_bridge_memory(const struct lua_bridge *b)
 {
     return b->cur->used;
+}
+
+uint64_t lua_bridge_entries(const struct lua_bridge *b)
+{
+    return b->entries;
 }
 
 int lua_bridge_describe(struct lua_bridge *b, FILE *out)

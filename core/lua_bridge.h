@@ -121,6 +121,10 @@ size_t lua_bridge_jit_log(struct lua_bridge *b, char *buf, size_t len);
 /* Bytes the Lua heap uses now. */
 uint64_t lua_bridge_memory(const struct lua_bridge *b);
 
+/* How many times the engine has entered Lua (events, labels, ticks, loads): what the routes
+ * keep out of Lua shows as entries not made (tests). */
+uint64_t lua_bridge_entries(const struct lua_bridge *b);
+
 /* "LuaJIT 2.1.0-beta3": the version linked in, for sipscope_build_info. Static string. */
 const char *lua_bridge_luajit_version(void);
 

@@ -156,6 +156,46 @@ TEST(a_label_from_the_rule_extends_the_builtin_families)
     engine_free(e);
 }
 
+static void feed_text(struct engine *e, const char *text, uint64_t t)
+{
+    char err[256];
+    CHECK_INT(harness_feed(e, text, strlen(text), (EPOCH + t) * S, "10.0.0.1:5060",
+                           "10.0.0.2:5060", 0, err, sizeof(err)),
+              0);
+}
+
+/* A transaction hook keyed by REGISTER: an OPTIONS transaction and an answered call never enter
+ * Lua (routes in C), a REGISTER transaction's end enters once. */
+TEST(a_hook_keyed_by_method_keeps_other_transactions_out_of_lua)
+{
+    struct engine *e = engine_with(
+        "local c = require('sipscope').counter{name = 'reg_ends_total'}\n"
+        "return {on_transaction_end = {REGISTER = function(t, m) c:inc() end}}\n",
+        NULL);
+    struct lua_bridge *b = engine_rules(e);
+    uint64_t before = lua_bridge_entries(b);
+    feed_options(e, 0);
+    feed_text(e, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK0\r\n"
+                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>;tag=t\r\nCall-ID: call0\r\n"
+                 "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", 0);
+    feed_text(e, "INVITE sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
+                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>\r\nCall-ID: inv\r\n"
+                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", 1);
+    feed_text(e, "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
+                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>;tag=t\r\nCall-ID: inv\r\n"
+                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", 1);
+    CHECK_INT(lua_bridge_entries(b) - before, 0);
+    feed_text(e, "REGISTER sip:y SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr\r\n"
+                 "From: <sip:a@y>;tag=f\r\nTo: <sip:a@y>\r\nCall-ID: reg\r\n"
+                 "CSeq: 1 REGISTER\r\nContact: <sip:a@10.0.0.1>\r\nContent-Length: 0\r\n\r\n", 2);
+    feed_text(e, "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr\r\n"
+                 "From: <sip:a@y>;tag=f\r\nTo: <sip:a@y>;tag=t\r\nCall-ID: reg\r\n"
+                 "CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n", 2);
+    CHECK_INT(lua_bridge_entries(b) - before, 1);
+    CHECK_DBL(metric(e, "reg_ends_total", NULL, NULL), 1);
+    engine_free(e);
+}
+
 TEST(an_endless_loop_is_stopped_at_the_budget_and_the_breaker_opens)
 {
     struct engine *e = engine_with("return {on_request = function(m) local n = 0 "
