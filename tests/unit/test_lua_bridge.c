@@ -156,6 +156,20 @@ TEST(a_label_from_the_rule_extends_the_builtin_families)
     engine_free(e);
 }
 
+/* The 200 to feed_options(e, 0); an INVITE and its 486 (a rejected call). */
+static const char options_ok[] = "SIP/2.0 200 OK\r\n"
+                                 "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK0\r\n"
+                                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>;tag=t\r\n"
+                                 "Call-ID: call0\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+static const char invite_req[] = "INVITE sip:b@y SIP/2.0\r\n"
+                                 "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
+                                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>\r\n"
+                                 "Call-ID: inv\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+static const char busy_resp[] = "SIP/2.0 486 Busy Here\r\n"
+                                "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
+                                "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>;tag=t\r\n"
+                                "Call-ID: inv\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+
 static void feed_text(struct engine *e, const char *text, uint64_t t)
 {
     char err[256];
@@ -164,7 +178,7 @@ static void feed_text(struct engine *e, const char *text, uint64_t t)
               0);
 }
 
-/* A transaction hook keyed by REGISTER: an OPTIONS transaction and an answered call never enter
+/* A transaction hook keyed by REGISTER: an OPTIONS transaction and a rejected call never enter
  * Lua (routes in C), a REGISTER transaction's end enters once. */
 TEST(a_hook_keyed_by_method_keeps_other_transactions_out_of_lua)
 {
@@ -175,15 +189,9 @@ TEST(a_hook_keyed_by_method_keeps_other_transactions_out_of_lua)
     struct lua_bridge *b = engine_rules(e);
     uint64_t before = lua_bridge_entries(b);
     feed_options(e, 0);
-    feed_text(e, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK0\r\n"
-                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>;tag=t\r\nCall-ID: call0\r\n"
-                 "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", 0);
-    feed_text(e, "INVITE sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
-                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>\r\nCall-ID: inv\r\n"
-                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", 1);
-    feed_text(e, "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
-                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>;tag=t\r\nCall-ID: inv\r\n"
-                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", 1);
+    feed_text(e, options_ok, 0);
+    feed_text(e, invite_req, 1);
+    feed_text(e, busy_resp, 1);
     CHECK_INT(lua_bridge_entries(b) - before, 0);
     feed_text(e, "REGISTER sip:y SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr\r\n"
                  "From: <sip:a@y>;tag=f\r\nTo: <sip:a@y>\r\nCall-ID: reg\r\n"
@@ -193,6 +201,32 @@ TEST(a_hook_keyed_by_method_keeps_other_transactions_out_of_lua)
                  "CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n", 2);
     CHECK_INT(lua_bridge_entries(b) - before, 1);
     CHECK_DBL(metric(e, "reg_ends_total", NULL, NULL), 1);
+    engine_free(e);
+}
+
+/* Message hooks keyed by method and status: only the messages they list enter Lua. */
+TEST(message_hooks_keyed_by_method_and_status_keep_other_messages_out_of_lua)
+{
+    struct engine *e = engine_with(
+        "local c = require('sipscope').counter{name = 'keyed_total', labels = {'what'}}\n"
+        "return {on_request = {INVITE = function(m) c:inc('invite') end},\n"
+        "        on_response = {[486] = function(m) c:inc('busy') end}}\n",
+        NULL);
+    struct lua_bridge *b = engine_rules(e);
+    uint64_t before = lua_bridge_entries(b);
+    feed_options(e, 0);
+    feed_text(e, options_ok, 0);
+    CHECK_INT(lua_bridge_entries(b) - before, 0);
+    feed_text(e, invite_req, 1);
+    feed_text(e, "SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi\r\n"
+                 "From: <sip:a@x>;tag=f\r\nTo: <sip:b@y>\r\nCall-ID: inv\r\n"
+                 "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", 1);
+    feed_text(e, busy_resp, 1);
+    /* The INVITE and the 486; the 100 stays out; the call's end enters (message hooks can
+     * reach the call). */
+    CHECK_INT(lua_bridge_entries(b) - before, 3);
+    CHECK_DBL(metric(e, "keyed_total", "what", "invite"), 1);
+    CHECK_DBL(metric(e, "keyed_total", "what", "busy"), 1);
     engine_free(e);
 }
 
