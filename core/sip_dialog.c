@@ -7,6 +7,7 @@
 /* The fields every message of a call reads stay within what the lookahead loads. */
 _Static_assert(offsetof(struct sip_dialog, t_challenge) <= 128,
                "the hot fields of struct sip_dialog must fit in its first 128 bytes");
+
 size_t sip_dialog_entry_size(bool keep_text)
 {
     /* Without the text: up to it, rounded to the 8 bytes table entries are made of. */
@@ -62,11 +63,8 @@ static struct hash2 key_start(struct slice call_id)
 
 static void key_finish(struct hash2 h, struct slice tag, struct sip_dialog_key *key)
 {
-    uint64_t out[2];
     hash2_add(&h, tag);
-    hash2_finish(&h, out);
-    key->hash = out[0];
-    key->check = out[1];
+    hash2_finish(&h, &key->hash, &key->check);
 }
 
 void sip_dialog_key(struct slice call_id, struct slice tag, struct sip_dialog_key *key)

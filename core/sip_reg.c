@@ -66,12 +66,9 @@ struct slice sip_binding_contact(const struct sip_binding *b)
 static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *check)
 {
     struct hash2 h = hash2_start(SEED_ATTEMPT);
-    uint64_t out[2];
     hash2_add(&h, msg->call_id);
     hash2_add(&h, msg->to_uri);
-    hash2_finish(&h, out);
-    *hash = out[0];
-    *check = out[1];
+    hash2_finish(&h, hash, check);
 }
 
 /* A binding's key, (AoR, Contact), as table hash and check. removal_id names the binding among
@@ -79,12 +76,9 @@ static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *che
 static void binding_key(uint64_t aor_hash, struct slice contact, uint64_t *hash, uint64_t *check)
 {
     struct hash2 h = hash2_start(SEED_BINDING);
-    uint64_t out[2];
     hash2_add_u64(&h, aor_hash);
     hash2_add(&h, contact);
-    hash2_finish(&h, out);
-    *hash = out[0];
-    *check = out[1];
+    hash2_finish(&h, hash, check);
 }
 
 /* 32 bits of both halves of a binding's key: contacts crafted to collide in one half (see

@@ -27,7 +27,6 @@ static bool has_cookie(struct slice branch)
 void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_txn_key *key)
 {
     struct hash2 h = hash2_start(SEED_TXN ^ ((uint64_t)method << 56));
-    uint64_t out[2];
 
     hash2_add(&h, msg->via_sent_by);
     hash2_add(&h, msg->via_branch);
@@ -39,9 +38,7 @@ void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_t
         hash2_add(&h, msg->from_tag);
         hash2_add_u64(&h, msg->cseq);
     }
-    hash2_finish(&h, out);
-    key->hash = out[0];
-    key->check = out[1];
+    hash2_finish(&h, &key->hash, &key->check);
 }
 
 struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key *key)

@@ -104,15 +104,15 @@ void hash2_add_u64(struct hash2 *h, uint64_t v)
     hash2_word(h, v ^ 0x5bd1e9955bd1e995ULL);
 }
 
-void hash2_finish(const struct hash2 *h, uint64_t out[2])
+void hash2_finish(const struct hash2 *h, uint64_t *hash, uint64_t *check)
 {
-    out[0] = mul_fold(h->a, 0xa0761d6478bd642fULL);
-    out[1] = mul_fold(h->b, 0x8ebc6af09c88c6e3ULL);
+    *hash = mul_fold(h->a, 0xa0761d6478bd642fULL);
+    *check = mul_fold(h->b, 0x8ebc6af09c88c6e3ULL);
 }
 
 void slice_hash2(struct slice s, uint64_t out[2])
 {
     struct hash2 h = hash2_start(0);
     hash2_add(&h, s);
-    hash2_finish(&h, out);
+    hash2_finish(&h, &out[0], &out[1]);
 }

@@ -97,7 +97,8 @@ static inline struct hash2 hash2_start(uint64_t seed)
 
 void hash2_add(struct hash2 *h, struct slice s);
 void hash2_add_u64(struct hash2 *h, uint64_t v);
-void hash2_finish(const struct hash2 *h, uint64_t out[2]);
+/* The key: the table hash (the first lane) and its check (the second). */
+void hash2_finish(const struct hash2 *h, uint64_t *hash, uint64_t *check);
 
 /* Folds another 64-bit value into a running hash (for composite keys). */
 static inline uint64_t hash_mix(uint64_t h, uint64_t v)

@@ -65,7 +65,7 @@ static void parts_hash(const char *x, const char *y, uint64_t out[2])
     struct hash2 h = hash2_start(7);
     hash2_add(&h, slice_make(x, strlen(x)));
     hash2_add(&h, slice_make(y, strlen(y)));
-    hash2_finish(&h, out);
+    hash2_finish(&h, &out[0], &out[1]);
 }
 
 /* Composite keys: where one part ends counts, an empty part counts, order counts, and a state
@@ -88,14 +88,14 @@ TEST(hash2_parts_keep_their_boundaries)
     hash2_add(&s, SLICE_LIT("call-1@host"));
     t = s;
     hash2_add(&t, SLICE_LIT("tag-b"));
-    hash2_finish(&t, a);
+    hash2_finish(&t, &a[0], &a[1]);
     parts_hash("call-1@host", "tag-b", b);
     CHECK(a[0] == b[0] && a[1] == b[1]);
 
     /* One part is slice_hash2. */
     t = hash2_start(0);
     hash2_add(&t, SLICE_LIT("branch-z9hG4bK-1234"));
-    hash2_finish(&t, a);
+    hash2_finish(&t, &a[0], &a[1]);
     slice_hash2(SLICE_LIT("branch-z9hG4bK-1234"), b);
     CHECK(a[0] == b[0] && a[1] == b[1]);
 }
