@@ -7,9 +7,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 ./scripts/install-deps.sh >/dev/null
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+# The release build: -O3 with link-time and profile-guided optimisation (half a minute the
+# first time, nothing after while the sources stay the same).
+./scripts/build-release.sh build-release
 if [ $# -eq 0 ]; then
     set -- --interface any --sip-ports 5060 --web.listen-address :9632
 fi
-exec ./build/core/sipscope "$@"
+exec ./build-release/core/sipscope "$@"

@@ -11,6 +11,8 @@ cd "$top"
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
+# The release build (LTO, PGO) that scripts/run.sh runs: test offline_release_build checks it.
+./scripts/build-release.sh build-release
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
 # The libFuzzer build: clang, the core instrumented for coverage (fuzzer-no-link) and built

@@ -147,46 +147,35 @@ class Bench:
         out = subprocess.run([self.bin["sipscope"], "--help"], capture_output=True, text=True)
         return "--rules" in out.stdout + out.stderr
 
-    # The bundled rules ship disabled: measured as an operator runs them, enabled and configured
-    # for the generated capture (gen_traffic: callers 10.0.x.y, the proxy 192.0.2.1). The
-    # sip-exporter migration rule is left out, as the target says.
-    BUNDLED_CONFIG = {
-        "carrier": '{enabled = true, carriers = {["10.0.0.0/17"] = "red", '
-                   '["10.0.128.0/17"] = "blue"}}',
-        "device": "{enabled = true}",
-        "fraud": "{enabled = true}",
-        "trunk_asr": '{enabled = true, trunks = {["192.0.2.1"] = "core-gw"}}',
-        "cdr_enrich": "{enabled = true}",
-    }
-
     def rules_dir(self):
-        """Enabled, configured copies of the bundled rules (sip-exporter excluded) in a
-        directory of their own, or the operator's --rules directory as it is; None when the
-        repository has no bundled rules."""
+        """Enabled, configured copies of the bundled rules (sip-exporter excluded, as the target
+        says) in a directory of their own (tests/tools/bundled_rules.sh: configured for the
+        generated capture's addresses), or the operator's --rules directory as it is."""
         if self.a.rules:
             return self.a.rules
         dst = f"{self.work}/rules"
-        os.makedirs(dst, exist_ok=True)
-        kept = []
-        for name, config in self.BUNDLED_CONFIG.items():
-            src = f"{self.top}/rules/{name}.lua"
-            if not os.path.isfile(src):
-                continue
-            self.run([self.bin["sipscope"], "--lua-script",
-                      f"{self.top}/tests/lua/rules/configure.lua", src, dst, config])
-            kept.append(name)
-        if not kept:
-            return None
-        self.run([self.bin["sipscope"], "--check-rules", dst])
+        kept = self.run([f"{self.top}/tests/tools/bundled_rules.sh", self.bin["sipscope"],
+                         dst]).split()
         self.notes.append("bundled rules measured: " + ", ".join(kept) +
-                          " (enabled and configured for the generated capture's addresses)")
+                          " (enabled and configured for the generated capture's addresses by "
+                          "`tests/tools/bundled_rules.sh`)")
         return dst
 
     # --- 1. parser ----------------------------------------------------------------------------
 
     def section_parser(self):
         self.load_now("parser")
-        argv = ["taskset", "-c", self.cpu, self.bin["parse"], "--cpu", str(self.a.parse_iters),
+        res = self.parse_bench(self.bin["parse"])
+        if self.a.parse_baseline:
+            path, label = self.a.parse_baseline
+            res["baseline"] = dict(self.parse_bench(path), label=label)
+        if self.a.profile and any(r["median"] > PARSE_TARGET_NS for r in res["rows"]):
+            res["profile"] = self.profile_parser()
+        self.sections[1] = res
+
+    def parse_bench(self, binary):
+        """Runs a bench_sip_parse binary; its command, output and rows by fixture."""
+        argv = ["taskset", "-c", self.cpu, binary, "--cpu", str(self.a.parse_iters),
                 str(self.a.parse_runs)]
         self.log("parser: " + self.show(argv))
         out = self.run(argv)
@@ -198,10 +187,7 @@ class Bench:
             if m:
                 rows.append({"msg": m[1], "bytes": int(m[2]), "headers": int(m[3]),
                              "median": float(m[4]), "min": float(m[7]), "max": float(m[8])})
-        res = {"cmd": self.show(argv), "rows": rows, "raw": out}
-        if self.a.profile and any(r["median"] > PARSE_TARGET_NS for r in rows):
-            res["profile"] = self.profile_parser()
-        self.sections[1] = res
+        return {"cmd": self.show(argv), "rows": rows, "raw": out}
 
     def callgrind(self, argv, name):
         out = f"{self.work}/callgrind.{name}.out"
@@ -269,15 +255,19 @@ class Bench:
 
         tools = [("sipscope, no rules",
                   ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap, "--print"])]
-        if self.a.baseline:
-            # An older build in the same rounds: before and after on the same machine state,
-            # which on a shared VM moves more between hours than most changes do.
-            tools.append((self.baseline_name(),
-                          ["taskset", "-c", self.cpu, self.a.baseline_bin, "--read", pcap,
-                           "--print"]))
         rules = None
         if self.sipscope_has_rules():
             rules = self.rules_dir()
+        # Other builds in the same rounds (the plain Release build beside the release one, an
+        # older build): before and after on the same machine state, which on a shared VM moves
+        # more between hours than most changes do.
+        for b_bin, b_label in self.a.baselines:
+            tools.append((self.baseline_name(b_label),
+                          ["taskset", "-c", self.cpu, b_bin, "--read", pcap, "--print"]))
+            if rules:
+                tools.append((self.baseline_name(b_label, rules=True),
+                              ["taskset", "-c", self.cpu, b_bin, "--read", pcap, "--rules",
+                               rules, "--print"]))
         if rules:
             # With an events file: cdr_enrich has nothing to do without one. And without, as
             # an operator who wants no call records runs them.
@@ -298,13 +288,9 @@ class Bench:
         out = f"{self.work}/offline-sipscope.prom"
         self.timed(tools[0][1], stdout=out)
         checks[tools[0][0]] = self.check_expect(open(out).read(), expect)
-        if self.a.baseline:
-            out = f"{self.work}/offline-baseline.prom"
-            self.timed(tools[1][1], stdout=out)
-            checks[tools[1][0]] = self.check_expect(open(out).read(), expect)
-        if rules:
-            for tool, argv in [t for t in tools if "bundled rules" in t[0]]:
-                out = f"{self.work}/offline-sipscope-rules.prom"
+        for tool, argv in tools[1:]:
+            if tool.startswith("sipscope"):
+                out = f"{self.work}/offline-check.prom"
                 self.timed(argv, stdout=out)
                 checks[tool] = self.check_expect(open(out).read(), expect)
         out = f"{self.work}/offline-tshark.txt"
@@ -538,9 +524,12 @@ class Bench:
           f"dependencies first); `--quick` for a short run. This file was written by "
           f"`{self.a.invocation}` on {started:%Y-%m-%d %H:%M} UTC, commit {machine['commit']}.")
         w("Every figure comes with the command that produced it, run from the repository root "
-          "against a Release build (`build-bench`, -O3, with -g for the profiles). Inputs are "
-          "generated into `$WORK` (a temporary directory) by the commands listed under "
-          "[Inputs](#inputs).")
+          "against the release build (`build-bench`, made by `scripts/build-release.sh`: -O3 "
+          "with link-time and profile-guided optimisation, -g for the profiles; the profile "
+          "comes from a training run on inputs of its own, not on this file's). The plain "
+          "Release build (`build-bench-plain`, -O3 alone) runs beside it in sections 1 and 2. "
+          "Inputs are generated into `$WORK` (a temporary directory) by the commands listed "
+          "under [Inputs](#inputs).")
         w("")
         w("## Machine")
         w("")
@@ -704,6 +693,19 @@ class Bench:
             w(f"| {r['msg']} | {r['bytes']} | {r['headers']} | {r['median']:.1f} | "
               f"{r['min']:.1f} | {r['max']:.1f} | ≤ {PARSE_TARGET_NS} | "
               f"{verdict(r['median'] <= PARSE_TARGET_NS)} |")
+        if "baseline" in s:
+            b = s["baseline"]
+            w("")
+            w(f"The same, right after, with {b['label']}: `{b['cmd']}`")
+            w("")
+            w("| message | median ns | min | max | this build / that one (medians) |")
+            w("|---|---|---|---|---|")
+            ours = {r["msg"]: r for r in s["rows"]}
+            for r in b["rows"]:
+                o = ours.get(r["msg"])
+                ratio = f"{o['median'] / r['median']:.2f}" if o else "—"
+                w(f"| {r['msg']} | {r['median']:.1f} | {r['min']:.1f} | {r['max']:.1f} | "
+                  f"{ratio} |")
         if "profile" in s:
             p = s["profile"]
             w("")
@@ -735,9 +737,10 @@ class Bench:
             per = f" {ir / messages:,.0f} |" if messages else ""
             w(f"| {ir:,} | {100 * ir / p['total']:.1f}% | `{where}` |{per}")
 
-    def baseline_name(self):
-        return f"sipscope {self.a.baseline_label}, no rules (baseline)" if self.a.baseline \
-            else None
+    @staticmethod
+    def baseline_name(label, rules=False):
+        what = "bundled rules, no events file" if rules else "no rules"
+        return f"sipscope {label}, {what} (baseline)"
 
     def report_offline(self, w, verdict):
         s = self.sections[2]
@@ -768,11 +771,14 @@ class Bench:
             w(f"| sipscope, no rules / {other.split()[0]} | "
               f"{base['cpu_rate']['median'] / o['cpu_rate']['median']:.1f}x | "
               f"{base['wall_rate']['median'] / o['wall_rate']['median']:.1f}x |")
-        if self.baseline_name() in by:
-            o = by[self.baseline_name()]
-            w(f"| sipscope, no rules / {self.baseline_name()} (same rounds) | "
-              f"{base['cpu_rate']['median'] / o['cpu_rate']['median']:.2f}x | "
-              f"{base['wall_rate']['median'] / o['wall_rate']['median']:.2f}x |")
+        for _, label in self.a.baselines:
+            for ours, theirs in [("sipscope, no rules", self.baseline_name(label)),
+                                 (RULES_NO_EVENTS, self.baseline_name(label, rules=True))]:
+                if ours in by and theirs in by:
+                    b, o = by[ours], by[theirs]
+                    w(f"| {ours} / {theirs} (same rounds) | "
+                      f"{b['cpu_rate']['median'] / o['cpu_rate']['median']:.2f}x | "
+                      f"{b['wall_rate']['median'] / o['wall_rate']['median']:.2f}x |")
         if "sipscope, bundled rules" in by:
             r = by["sipscope, bundled rules"]
             w(f"| sipscope, bundled rules / tshark | "
@@ -1462,20 +1468,26 @@ def main():
                     help="no callgrind profile where a target is missed")
     ap.add_argument("--soak-seconds", type=int, help="soak duration [600; quick 60]")
     ap.add_argument("--step-seconds", type=int, help="seconds per live ramp step [10; quick 5]")
-    ap.add_argument("--baseline", metavar="BIN[=LABEL]",
-                    help="an older sipscope binary run beside this one in the offline rounds "
-                         "(before and after on the same machine state); LABEL names it "
-                         "[its path]")
+    ap.add_argument("--baseline", metavar="BIN[=LABEL]", action="append", default=[],
+                    help="another sipscope binary (an older build, a plain Release build) run "
+                         "beside this one in the offline rounds, without rules and with the "
+                         "bundled rules (before and after on the same machine state); LABEL "
+                         "names it [its path]; repeatable")
+    ap.add_argument("--parse-baseline", metavar="BIN[=LABEL]",
+                    help="another bench_sip_parse binary, run after this one in section 1")
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
                     help="measure nothing: write the report from a run's results.json")
     a = ap.parse_args()
     a.sections = {int(x) for x in a.sections.split(",") if x}
-    a.baseline_bin, _, a.baseline_label = (a.baseline or "").partition("=")
-    a.baseline_label = a.baseline_label or a.baseline_bin
+    def bin_label(opt, value):
+        path, _, label = value.partition("=")
+        if not os.access(path, os.X_OK):
+            ap.error(f"{opt}: {path} is not an executable")
+        return path, label or path
+    a.baselines = [bin_label("--baseline", b) for b in a.baseline]
+    a.parse_baseline = a.parse_baseline and bin_label("--parse-baseline", a.parse_baseline)
     if a.repeats < 1:
         ap.error("--repeats: at least 1")
-    if a.baseline and not os.access(a.baseline_bin, os.X_OK):
-        ap.error(f"--baseline: {a.baseline_bin} is not an executable")
     a.runs = a.runs or (3 if a.quick else 5)
     a.soak_seconds = a.soak_seconds or (60 if a.quick else 600)
     a.step_seconds = a.step_seconds or (5 if a.quick else 10)

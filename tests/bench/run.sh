@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run.sh: regenerates BENCHMARK.md on this machine. Builds the Release binaries into build-bench,
+# run.sh: regenerates BENCHMARK.md on this machine. Builds the release binaries into build-bench
+# (scripts/build-release.sh) and a plain Release build into build-bench-plain,
 # generates every input in a temporary directory, runs each measurement several times (median,
 # min, max; tshark and sngrep on the same file in the same run) and writes the report with the
 # command behind every figure (tests/bench/bench.py does the measuring). The live section and
@@ -15,7 +16,7 @@
 #   --rules DIR, --step-seconds S, --cpu N, --send-cpu N) go to bench.py; see --help there.
 # --baseline BIN[=LABEL]: an older sipscope binary run in the same offline rounds, so that a
 #   change is measured before and after on the same machine state (a shared VM's pace moves
-#   more between hours than most changes do).
+#   more between hours than most changes do). The plain Release build is always one.
 # --report-only WORK/results.json rewrites the report from a kept run without measuring.
 # Timing thresholds live here, never in CI tests.
 set -euo pipefail
@@ -36,9 +37,17 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g >/dev/null
-cmake --build "$build" -j"$(nproc)" --target sipscope bench_sip_parse bench_http bench_memory \
-    gen_traffic gen_calls sip_sender >/dev/null
+# The release build (scripts/build-release.sh: -O3, LTO, PGO) is what is measured; the plain
+# Release build (-O3 alone) runs beside it in sections 1 and 2, so that what LTO and PGO bring
+# is shown rather than assumed.
+"$top/scripts/build-release.sh" "$build" sipscope bench_sip_parse bench_http bench_memory \
+    gen_traffic gen_calls sip_sender
+plain=$build-plain
+cmake -S "$top" -B "$plain" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g >/dev/null
+cmake --build "$plain" -j"$(nproc)" --target sipscope bench_sip_parse >/dev/null
+pass=(--baseline "$plain/core/sipscope=plain -O3 (no LTO, no PGO)"
+    --parse-baseline "$plain/tests/bench_sip_parse=the plain -O3 build (no LTO, no PGO)"
+    "${pass[@]}")
 
 if [ -z "$work" ]; then
     work=$(mktemp -d /tmp/sipscope-bench.XXXXXX)
