@@ -21,6 +21,7 @@
 #include "classify.h"
 #include "decode.h"
 #include "events.h"
+#include "expo.h"
 #include "log.h"
 #include "lua_embedded.h"
 #include "lua_heap.h"
@@ -229,10 +230,12 @@ struct lb_state {
     struct lb_slots slots;
 };
 
-/* A string key of the event field table being encoded (native_event_fields). */
+/* A string key of the event field table being encoded (native_event_fields), and where its
+ * value waits on the Lua stack. */
 struct field_key {
     const char *s;
     size_t len;
+    int value; /* stack index */
 };
 
 struct lua_bridge {
@@ -1226,71 +1229,99 @@ static void fields_put_string(struct lua_bridge *b, const char *s, size_t len)
 static int key_cmp(const void *a, const void *b)
 {
     const struct field_key *x = a, *y = b;
+    /* Field names mostly differ in their first byte: decided there without a call. */
+    if (x->len && y->len && x->s[0] != y->s[0])
+        return (unsigned char)x->s[0] - (unsigned char)y->s[0];
     int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
     return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Bytewise key order: insertion sort for the handful of fields an event has (qsort's setup
+ * costs more than the sort there), qsort beyond. */
+static void sort_keys(struct field_key *k, size_t n)
+{
+    if (n > 16) {
+        qsort(k, n, sizeof(*k), key_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct field_key x = k[i];
+        size_t j = i;
+        for (; j > 0 && key_cmp(&k[j - 1], &x) > 0; j--)
+            k[j] = k[j - 1];
+        k[j] = x;
+    }
 }
 
 /* event_fields(t): the flat table of fields rules added to the event being dispatched, written
  * as JSON members ("a":1,"b":"x") in bytewise key order, so that lines are stable. Strings are
  * escaped as the events writer escapes its own (invalid UTF-8 replaced by U+FFFD); finite
- * numbers, integers without a fraction; booleans; anything else null (the field proxies accept
- * nothing else). Keys that are not strings are left out. Out of memory, the fields are dropped;
- * the event is still written. */
+ * numbers as the exposition writes them (integers plainly, others in the shortest form that
+ * reads back exactly); booleans; anything else null (the field proxies accept nothing else).
+ * Keys that are not strings are left out. Out of memory, the fields are dropped; the event is
+ * still written. It runs once per call record: every value is read once, in the table walk,
+ * and stays on the stack until its key's turn comes. */
 static int native_event_fields(lua_State *L)
 {
     struct lua_bridge *b = up_bridge(L);
     size_t n = 0;
 
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
     b->fields_len = 0;
     b->fields_failed = 0;
     lua_pushnil(L);
     while (lua_next(L, 1)) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
-            if (n == b->keys_cap) {
-                size_t cap = b->keys_cap ? b->keys_cap * 2 : 16;
-                struct field_key *k = realloc(b->keys, cap * sizeof(*k));
-                if (!k) {
-                    lua_pop(L, 2);
-                    return 0;
-                }
-                b->keys = k;
-                b->keys_cap = cap;
-            }
-            /* The table holds the key: the pointer stays valid while this runs. */
-            b->keys[n].s = lua_tolstring(L, -2, &b->keys[n].len);
-            n++;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            continue;
         }
-        lua_pop(L, 1);
+        if (n == b->keys_cap) {
+            size_t cap = b->keys_cap ? b->keys_cap * 2 : 16;
+            struct field_key *k = realloc(b->keys, cap * sizeof(*k));
+            if (!k) {
+                lua_settop(L, 1);
+                return 0; /* out of memory: no fields */
+            }
+            b->keys = k;
+            b->keys_cap = cap;
+        }
+        if (!lua_checkstack(L, 3)) { /* tens of thousands of fields */
+            lua_settop(L, 1);
+            return 0;
+        }
+        /* The table holds the key: the pointer stays valid while this runs. The value goes
+         * under the key, which lua_next wants on top. */
+        b->keys[n].s = lua_tolstring(L, -2, &b->keys[n].len);
+        b->keys[n].value = lua_gettop(L) - 1;
+        lua_insert(L, -2);
+        n++;
     }
-    qsort(b->keys, n, sizeof(*b->keys), key_cmp);
+    sort_keys(b->keys, n);
     for (size_t i = 0; i < n; i++) {
-        char num[32];
+        char num[EXPO_NUMBER_MAX];
+        int v = b->keys[i].value;
         if (i)
             fields_put(b, ",", 1);
         fields_put_string(b, b->keys[i].s, b->keys[i].len);
         fields_put(b, ":", 1);
-        lua_pushlstring(L, b->keys[i].s, b->keys[i].len);
-        lua_rawget(L, 1);
-        switch (lua_type(L, -1)) {
+        switch (lua_type(L, v)) {
         case LUA_TSTRING: {
             size_t len;
-            const char *v = lua_tolstring(L, -1, &len);
-            fields_put_string(b, v, len);
+            const char *text = lua_tolstring(L, v, &len);
+            fields_put_string(b, text, len);
             break;
         }
         case LUA_TNUMBER: {
-            double v = lua_tonumber(L, -1);
-            if (!isfinite(v))
-                fields_put(b, "null", 4);
-            else if (v == floor(v) && fabs(v) < 9007199254740992.0)
-                fields_put(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+            double x = lua_tonumber(L, v);
+            if (isfinite(x))
+                fields_put(b, num, expo_number(x, num));
             else
-                fields_put(b, num, (size_t)snprintf(num, sizeof(num), "%.17g", v));
+                fields_put(b, "null", 4);
             break;
         }
         case LUA_TBOOLEAN:
-            if (lua_toboolean(L, -1))
+            if (lua_toboolean(L, v))
                 fields_put(b, "true", 4);
             else
                 fields_put(b, "false", 5);
@@ -1298,8 +1329,8 @@ static int native_event_fields(lua_State *L)
         default:
             fields_put(b, "null", 4);
         }
-        lua_pop(L, 1);
     }
+    lua_settop(L, 1);
     if (b->fields_failed)
         b->fields_len = 0;
     if (b->fields)

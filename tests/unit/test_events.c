@@ -46,6 +46,46 @@ TEST(json_string_returns_the_length_it_needs_when_cut)
     CHECK_INT(events_json_string(buf, sizeof(buf), "abcdef", 6), 8);
 }
 
+/* The plain prefix is copied 16 bytes at a time: a byte to escape at every position of a long
+ * string (in the first block, across blocks, in the scalar tail) is still escaped, and a cut
+ * output is exactly the start of the whole one. */
+TEST(json_strings_escape_at_any_position_of_a_long_string)
+{
+    static const struct {
+        const char *in, *out;
+    } special[] = {
+        {"\"", "\\\""},     {"\\", "\\\\"},          {"\x01", "\\u0001"},
+        {"\x7f", "\\u007f"}, {"\xff", "\xef\xbf\xbd"}, {"\xc3\xa9", "\xc3\xa9"},
+    };
+    for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++) {
+        for (size_t at = 0; at < 40; at++) {
+            char in[64], want[96], got[96];
+            size_t n = strlen(special[k].in), w = 0;
+            memset(in, 'a', 40);
+            memcpy(in + at, special[k].in, n);
+            size_t len = at + n + (40 - at - 1); /* 'a' * at, the special bytes, 'a' * the rest */
+            memset(in + at + n, 'a', 40 - at - 1);
+            want[w++] = '"';
+            memset(want + w, 'a', at);
+            w += at;
+            memcpy(want + w, special[k].out, strlen(special[k].out));
+            w += strlen(special[k].out);
+            memset(want + w, 'a', 40 - at - 1);
+            w += 40 - at - 1;
+            want[w++] = '"';
+            CHECK_INT(events_json_string(got, sizeof(got), in, len), w);
+            CHECK(memcmp(got, want, w) == 0);
+            /* cut at every length */
+            for (size_t cap = 0; cap < w; cap += 7) {
+                char cut[96];
+                memset(cut, '#', sizeof(cut));
+                CHECK_INT(events_json_string(cut, cap, in, len), w);
+                CHECK(memcmp(cut, want, cap) == 0 && cut[cap] == '#');
+            }
+        }
+    }
+}
+
 TEST(times_are_rfc3339_utc_with_milliseconds)
 {
     char t[32];
