@@ -1040,10 +1040,10 @@ static int need_more(const struct lines *it, struct sip_msg *msg, bool in_start)
  * it (most lines): sets *ne and *id from the 16 bytes v at ln and returns true; false sends the
  * line to the general path. ve1 ends the line. */
 static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, const char **ne,
-                                    enum sip_hdr *id)
+                                    enum sip_hdr *id, __m128i colon, __m128i lower)
 {
     unsigned ci = (unsigned)__builtin_ctz(
-        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':'))) | 0x10000u);
+        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)) | 0x10000u);
     /* Stray controls were rejected, so the byte before the colon is whitespace iff <= ' '. */
     if (ci - 1 >= 15 || (size_t)(ve1 - ln) <= ci || (unsigned char)ln[ci - 1] <= ' ')
         return false;
@@ -1056,7 +1056,7 @@ static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, 
      * empty slot wants nothing, and its id is SIP_HDR_OTHER). */
     const struct hdr_hash_entry *he = &hdr_hash_table[hdr_hash(ln, ci)];
     unsigned eq = (unsigned)_mm_movemask_epi8(
-        _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
+        _mm_cmpeq_epi8(_mm_or_si128(v, lower),
                        _mm_load_si128((const __m128i *)(const void *)he->lit)));
     *id = (eq & he->want) == he->want ? (enum sip_hdr)he->id : SIP_HDR_OTHER;
     return true;
@@ -1077,6 +1077,12 @@ static ALWAYS_INLINE int parse_headers_with(struct lines *it, struct lines_pos *
     struct lines_pos at = *atp;
     const char *le = *lep;
     uint32_t n = 0;
+#ifdef SIP_SSE2
+    /* name_fast's constants, made opaque so that they are built once here and kept: GCC would
+     * otherwise build them again on every line (three instructions each). */
+    __m128i colon = _mm_set1_epi8(':'), lower = _mm_set1_epi8(0x20);
+    __asm__("" : "+x"(colon), "+x"(lower));
+#endif
 
     for (;;) {
         const char *ln = le + 1, *vend;
@@ -1111,7 +1117,8 @@ static ALWAYS_INLINE int parse_headers_with(struct lines *it, struct lines_pos *
         bool fast = false;
 #ifdef SIP_SSE2
         fast = (uintptr_t)ln <= it->wide_end &&
-               name_fast(ln, _mm_loadu_si128((const __m128i *)(const void *)ln), vend, &ne, &id);
+               name_fast(ln, _mm_loadu_si128((const __m128i *)(const void *)ln), vend, &ne, &id,
+                         colon, lower);
 #endif
         if (fast) {
             vs = ne + 1;

@@ -47,7 +47,7 @@ same() {
     if [ "$rc_p" != "$rc_r" ] || ! cmp -s "$dir/plain.out" "$dir/release.out" ||
         ! cmp -s "$dir/plain.err" "$dir/release.err" ||
         { [ -n "${events:-}" ] && ! cmp -s "$dir/plain.events" "$events"; }; then
-        echo "FAIL: $name: the release build differs from the plain one (exit $rc_r, not $rc_p)"
+        echo "FAIL: $name: the release build differs from the plain one (exit $rc_r, not $rc_p; an old release build? scripts/build-release.sh rebuilds it)"
         diff "$dir/plain.out" "$dir/release.out" | head -20 || true
         failed=$((failed + 1))
     else
