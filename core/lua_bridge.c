@@ -235,7 +235,7 @@ struct lb_state {
 struct field_key {
     const char *s;
     size_t len;
-    int value; /* stack index */
+    int value; /* stack index; 0 when the stack was full: looked up again by key */
 };
 
 struct lua_bridge {
@@ -1286,21 +1286,28 @@ static int native_event_fields(lua_State *L)
             b->keys = k;
             b->keys_cap = cap;
         }
-        if (!lua_checkstack(L, 3)) { /* tens of thousands of fields */
-            lua_settop(L, 1);
-            return 0;
-        }
         /* The table holds the key: the pointer stays valid while this runs. The value goes
-         * under the key, which lua_next wants on top. */
+         * under the key, which lua_next wants on top; past what a C function's stack holds
+         * (about 8,000 slots in LuaJIT) it is looked up again when its turn comes. */
         b->keys[n].s = lua_tolstring(L, -2, &b->keys[n].len);
-        b->keys[n].value = lua_gettop(L) - 1;
-        lua_insert(L, -2);
+        if (lua_checkstack(L, 4)) {
+            b->keys[n].value = lua_gettop(L) - 1;
+            lua_insert(L, -2);
+        } else {
+            b->keys[n].value = 0;
+            lua_pop(L, 1);
+        }
         n++;
     }
     sort_keys(b->keys, n);
     for (size_t i = 0; i < n; i++) {
         char num[EXPO_NUMBER_MAX];
         int v = b->keys[i].value;
+        if (v == 0) {
+            lua_pushlstring(L, b->keys[i].s, b->keys[i].len);
+            lua_rawget(L, 1);
+            v = lua_gettop(L);
+        }
         if (i)
             fields_put(b, ",", 1);
         fields_put_string(b, b->keys[i].s, b->keys[i].len);
@@ -1329,6 +1336,8 @@ static int native_event_fields(lua_State *L)
         default:
             fields_put(b, "null", 4);
         }
+        if (b->keys[i].value == 0)
+            lua_pop(L, 1);
     }
     lua_settop(L, 1);
     if (b->fields_failed)

@@ -1038,7 +1038,8 @@ static int need_more(const struct lines *it, struct sip_msg *msg, bool in_start)
 #ifdef SIP_SSE2
 /* The name of a header line ln whose colon is among its first 16 bytes, with no whitespace before
  * it (most lines): sets *ne and *id from the 16 bytes v at ln and returns true; false sends the
- * line to the general path. ve1 ends the line. */
+ * line to the general path. ve1 ends the line. colon and lower are _mm_set1_epi8(':') and
+ * _mm_set1_epi8(0x20), made once by the caller. */
 static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, const char **ne,
                                     enum sip_hdr *id, __m128i colon, __m128i lower)
 {

@@ -26,15 +26,21 @@ jobs=$(nproc)
 pgo=$build/pgo
 common=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g -DSIPSCOPE_LTO=ON "-DSIPSCOPE_PGO_DIR=$pgo")
 
-# Nothing to do when these targets were built from the same sources (scripts/run.sh calls this
-# every time it starts sipscope).
+# Nothing to do when these targets were built from the same inputs (scripts/run.sh calls this
+# every time it starts sipscope): the sources, the build files, the training's tools and
+# captures. The stamp's time is the build's start, so that a file edited during the build
+# counts as newer.
 stamp=$build/release-stamp
+inputs=("$top/CMakeLists.txt" "$top/core" "$top/bpf" "$top/lua" "$top/rules" "$top/scripts"
+    "$top/tests/CMakeLists.txt" "$top/tests/tools" "$top/tests/fixtures/pcap"
+    "$top/tests/lua/rules/configure.lua")
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${targets[*]}" ] &&
-    [ -z "$(find "$top/CMakeLists.txt" "$top/core" "$top/bpf" "$top/lua" "$top/rules" "$top/tests" \
-        "$0" -newer "$stamp" -print -quit)" ]; then
+    [ -z "$(find "${inputs[@]}" -newer "$stamp" -not -path '*/__pycache__*' -print -quit)" ]; then
     exit 0
 fi
+mkdir -p "$build"
 rm -f "$stamp"
+: >"$stamp.new"
 
 train=$(mktemp -d /tmp/sipscope-train.XXXXXX)
 trap 'rm -rf "$train"' EXIT
@@ -67,5 +73,6 @@ done
 # 3. The optimised build, with the profile.
 cmake -S "$top" -B "$build" "${common[@]}" -DSIPSCOPE_PGO=use >/dev/null
 cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
-echo "${targets[*]}" >"$stamp"
+echo "${targets[*]}" >"$stamp.new"
+mv "$stamp.new" "$stamp"
 echo "built ${targets[*]} in $build (Release, LTO, PGO)" >&2

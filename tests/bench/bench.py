@@ -264,7 +264,9 @@ class Bench:
         for b_bin, b_label in self.a.baselines:
             tools.append((self.baseline_name(b_label),
                           ["taskset", "-c", self.cpu, b_bin, "--read", pcap, "--print"]))
-            if rules:
+            # With the rules too, when that build can load them (an older one may not).
+            if rules and subprocess.run([b_bin, "--check-rules", rules],
+                                        capture_output=True).returncode == 0:
                 tools.append((self.baseline_name(b_label, rules=True),
                               ["taskset", "-c", self.cpu, b_bin, "--read", pcap, "--rules",
                                rules, "--print"]))

@@ -122,6 +122,60 @@ end}]])
         e:close()
     end)
 
+    it("writes rule numbers in their shortest exact form, keys in byte order past 16 fields", function()
+        -- 20 fields (the sort changes method past 16) whose names share their first bytes, and
+        -- numbers written as the exposition writes them: 0.1, not 0.10000000000000001.
+        local path = t.write_rule("many.lua", [[
+return {on_dialog_end = function(d)
+  local c = d.cdr
+  for i = 20, 1, -1 do c["k" .. i] = i end
+  c.tenth = 0.1
+  c.third = 1 / 3
+  c.big = 2 ^ 53
+  c.neg = -2.5
+end}]])
+        local e = t.engine{rules = {path}, events = true}
+        t.call(e, {call_id = "m1"})
+        local line = read_lines(e)[1]
+        local tail = line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+        local keys = {}
+        for i = 1, 20 do keys[#keys + 1] = "k" .. i end
+        table.sort(keys)
+        local want = {'"big":9007199254740992'}
+        for _, k in ipairs(keys) do want[#want + 1] = ('"%s":%s'):format(k, k:sub(2)) end
+        want[#want + 1] = '"neg":-2.5'
+        want[#want + 1] = '"tenth":0.1'
+        want[#want + 1] = '"third":0.3333333333333333'
+        assert.are.equal(table.concat(want, ",") .. "}", tail)
+        e:close()
+    end)
+
+    it("keeps every field of a call with more fields than a C function's stack holds", function()
+        -- 9,000 fields: past about 8,000 the encoder looks values up again instead of keeping
+        -- them on its stack. Every field must still be written once, in byte order.
+        local path = t.write_rule("huge.lua", [[
+return {on_dialog_end = function(d)
+  local c = d.cdr
+  for i = 1, 9000 do c["f" .. i] = i end
+end}]])
+        local e = t.engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
+        t.call(e, {call_id = "h1"})
+        local line = read_lines(e)[1]
+        local tail = line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+        local keys, n = {}, 0
+        for k, v in tail:gmatch('"(f%d+)":(%d+)') do
+            n = n + 1
+            assert.are.equal(k:sub(2), v)
+            keys[#keys + 1] = k
+        end
+        assert.are.equal(9000, n)
+        local sorted = {}
+        for i, k in ipairs(keys) do sorted[i] = k end
+        table.sort(sorted)
+        assert.are.same(sorted, keys)
+        e:close()
+    end)
+
     it("is written without rules too", function()
         local e = t.engine{events = true}
         t.call(e, {call_id = "n1", time = 0.5})

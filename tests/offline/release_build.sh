@@ -6,7 +6,9 @@
 #  2. it prints byte for byte what the plain build prints: on that mix without rules, with the
 #     bundled rules, with an events file (whose lines must match too), and on every committed
 #     capture and every generated transport capture (TCP, IPv6, fragments, VLAN, tunnels).
-# Skips (77) when the release build is absent: scripts/test.sh builds it first.
+# Skips (77) when the release build is absent: scripts/test.sh builds it first. Run by hand
+# after a change, it compares against whatever build-release/ holds: rebuild that first
+# (scripts/build-release.sh, which does nothing when it is up to date).
 #
 #   release_build.sh PLAIN_SIPSCOPE RELEASE_SIPSCOPE GEN_TRAFFIC
 set -euo pipefail
@@ -37,18 +39,26 @@ lua_heap_out() {
     grep -v '^sipscope_lua_memory_bytes ' || true
 }
 
-# same NAME ARGS...: both builds print the same, and exit alike.
+# same NAME EVENTS ARGS...: both builds print the same, report the same on stderr, exit alike
+# and, when EVENTS names the --events file among ARGS, write the same lines there.
 same() {
-    local name=$1 rc_p=0 rc_r=0
-    shift
+    local name=$1 events=$2 rc_p=0 rc_r=0 what=""
+    shift 2
     "$plain" "$@" 2>"$dir/plain.err" | lua_heap_out >"$dir/plain.out" || rc_p=$?
-    if [ -n "${events:-}" ]; then mv "$events" "$dir/plain.events"; fi
+    if [ -n "$events" ]; then mv "$events" "$dir/plain.events" 2>/dev/null || :; fi
     "$release" "$@" 2>"$dir/release.err" | lua_heap_out >"$dir/release.out" || rc_r=$?
-    if [ "$rc_p" != "$rc_r" ] || ! cmp -s "$dir/plain.out" "$dir/release.out" ||
-        ! cmp -s "$dir/plain.err" "$dir/release.err" ||
-        { [ -n "${events:-}" ] && ! cmp -s "$dir/plain.events" "$events"; }; then
-        echo "FAIL: $name: the release build differs from the plain one (exit $rc_r, not $rc_p; an old release build? scripts/build-release.sh rebuilds it)"
-        diff "$dir/plain.out" "$dir/release.out" | head -20 || true
+    [ "$rc_p" = "$rc_r" ] || what+=" exit $rc_r, not $rc_p;"
+    cmp -s "$dir/plain.out" "$dir/release.out" || what+=" the metrics;"
+    cmp -s "$dir/plain.err" "$dir/release.err" || what+=" stderr;"
+    if [ -n "$events" ] && ! cmp -s "$dir/plain.events" "$events"; then
+        what+=" the events file;"
+    fi
+    if [ -n "$what" ]; then
+        echo "FAIL: $name: the release build differs from the plain one in:$what an old" \
+            "release build? (scripts/build-release.sh rebuilds it)"
+        diff "$dir/plain.out" "$dir/release.out" | head -10 || true
+        diff "$dir/plain.err" "$dir/release.err" | head -5 || true
+        [ -z "$events" ] || diff "$dir/plain.events" "$events" | head -5 || true
         failed=$((failed + 1))
     else
         passed=$((passed + 1))
@@ -56,15 +66,13 @@ same() {
 }
 
 "$top/tests/tools/bundled_rules.sh" "$plain" "$dir/rules" >/dev/null
-same "mix, no rules" --read "$dir/mix.pcap" --print
-same "mix, bundled rules" --read "$dir/mix.pcap" --rules "$dir/rules" --print
-events=$dir/events.json
-same "mix, bundled rules, events file" --read "$dir/mix.pcap" --rules "$dir/rules" \
-    --events "$events" --print
-events=
+same "mix, no rules" "" --read "$dir/mix.pcap" --print
+same "mix, bundled rules" "" --read "$dir/mix.pcap" --rules "$dir/rules" --print
+same "mix, bundled rules, events file" "$dir/events.json" --read "$dir/mix.pcap" \
+    --rules "$dir/rules" --events "$dir/events.json" --print
 python3 "$top/tests/tools/gen_pcaps.py" "$dir/gen" >/dev/null
 for f in "$top"/tests/fixtures/pcap/*.pcap "$dir"/gen/*.pcap; do
-    same "$(basename "$f")" --read "$f" --print
+    same "$(basename "$f")" "" --read "$f" --print
 done
 echo "$passed passed, $failed failed, 0 skipped"
 [ "$failed" = 0 ]
