@@ -228,17 +228,11 @@ static void put_key(struct events *w, const char *key)
     put(w, "\":", 2);
 }
 
-/* n in decimal. */
+/* n in decimal, as the exposition writes integers. */
 static void put_uint(struct events *w, unsigned n)
 {
-    char tmp[10];
-    size_t k = sizeof tmp;
-
-    do {
-        tmp[--k] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    put(w, tmp + k, sizeof tmp - k);
+    char num[EXPO_NUMBER_MAX];
+    put(w, num, expo_number((double)n, num));
 }
 
 /* n as `width` decimal digits, zero-padded, at p. */

@@ -31,6 +31,11 @@ local function read_lines(e)
     return lines
 end
 
+-- What follows the (empty) labels of a line: the fields rules added, and the closing brace.
+local function rule_fields(line)
+    return line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+end
+
 describe("the events file", function()
     it("has a CDR per finished call, with labels and rule fields", function()
         local e = engine()
@@ -115,7 +120,7 @@ end}]])
         local e = t.engine{rules = {path}, events = true}
         t.call(e, {call_id = "x1"})
         local line = read_lines(e)[1]
-        local tail = line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+        local tail = rule_fields(line)
         assert.are.equal('"broken":"\239\191\189\239\191\189","control":"x\\u0001\\u007fy",' ..
             '"frac":0.5,"int":42,"plain":"10.0.0.1","quoted":"a\\"b\\\\c",' ..
             '"utf8":"\195\169\226\130\172","yes":true}', tail)
@@ -137,7 +142,7 @@ end}]])
         local e = t.engine{rules = {path}, events = true}
         t.call(e, {call_id = "m1"})
         local line = read_lines(e)[1]
-        local tail = line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+        local tail = rule_fields(line)
         local keys = {}
         for i = 1, 20 do keys[#keys + 1] = "k" .. i end
         table.sort(keys)
@@ -161,7 +166,7 @@ end}]])
         local e = t.engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
         t.call(e, {call_id = "h1"})
         local line = read_lines(e)[1]
-        local tail = line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
+        local tail = rule_fields(line)
         local keys, n = {}, 0
         for k, v in tail:gmatch('"(f%d+)":(%d+)') do
             n = n + 1
