@@ -15,7 +15,7 @@
 #   scripts/build-release.sh [BUILD_DIR [TARGET...]]
 #
 # BUILD_DIR defaults to build-release; TARGETs (default sipscope) are built in the second phase.
-# Needs what scripts/install-deps.sh installs. Takes about half a minute on two cores.
+# Needs what scripts/install-deps.sh installs. Takes 15 to 30 s on two cores.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${1:-$top/build-release}")
@@ -40,7 +40,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${targets[*]}" ] &&
 fi
 mkdir -p "$build"
 rm -f "$stamp"
-: >"$stamp.new"
+echo "${targets[*]}" >"$stamp.new" # its time is now; only renamed at the end
 
 train=$(mktemp -d /tmp/sipscope-train.XXXXXX)
 trap 'rm -rf "$train"' EXIT
@@ -73,6 +73,5 @@ done
 # 3. The optimised build, with the profile.
 cmake -S "$top" -B "$build" "${common[@]}" -DSIPSCOPE_PGO=use >/dev/null
 cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
-echo "${targets[*]}" >"$stamp.new"
 mv "$stamp.new" "$stamp"
 echo "built ${targets[*]} in $build (Release, LTO, PGO)" >&2
