@@ -1260,7 +1260,7 @@ static void sort_keys(struct field_key *k, size_t n)
  * reads back exactly); booleans; anything else null (the field proxies accept nothing else).
  * Keys that are not strings are left out. Out of memory, the fields are dropped; the event is
  * still written. It runs once per call record: every value is read once, in the table walk,
- * and stays on the stack until its key's turn comes. */
+ * and stays on the stack until its key's turn comes. Returns the number of string keys. */
 static int native_event_fields(lua_State *L)
 {
     struct lua_bridge *b = up_bridge(L);
@@ -1344,7 +1344,8 @@ static int native_event_fields(lua_State *L)
         b->fields_len = 0;
     if (b->fields)
         b->fields[b->fields_len] = 0;
-    return 0;
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
 }
 
 static void *keep_helper(lua_State *L, enum lb_helper_kind kind, void *obj)

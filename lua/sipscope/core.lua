@@ -372,7 +372,7 @@ function M.dispatch_dialog_end()
     end
     local c = handles.take_call_fields(slot)
     if c ~= nil and cfg.event_fields then
-        native.event_fields(c)
+        handles.recycle_fields(c, native.event_fields(c))
     end
 end
 

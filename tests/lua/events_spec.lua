@@ -228,4 +228,46 @@ return {
         assert.is_nil(ev[2].fail)
         e:close()
     end)
+
+    it("starts each call with no fields, though a finished call's field table is reused", function()
+        -- Calls one after the other: each one's fields table is emptied and serves the next.
+        -- The rule keeps the first call's d.cdr and writes through it during later calls:
+        -- those writes must reach no line.
+        local path = t.write_rule("recycle.lua", [[
+local first
+return {
+  on_dialog_start = function(d)
+    local c = d.cdr
+    if d.call_id == "r1" then
+      first = c
+      c.only_r1 = 1
+      c.shared = "r1"
+    else
+      first.stale = d.call_id
+      c.shared = d.call_id
+    end
+    assert(d.cdr == c, "one proxy per call")
+  end,
+  on_dialog_end = function(d)
+    if d.call_id ~= "r1" then
+      first.stale_end = d.call_id
+    end
+    d.cdr.ended = d.call_id
+  end,
+}]])
+        local e = t.engine{rules = {path}, events = true}
+        for i = 1, 4 do
+            t.call(e, {call_id = "r" .. i, time = 20 * i})
+        end
+        local lines = read_lines(e)
+        assert.are.equal(4, #lines)
+        assert.are.equal('"ended":"r1","only_r1":1,"shared":"r1"}', rule_fields(lines[1]))
+        for i = 2, 4 do
+            assert.are.equal(('"ended":"r%d","shared":"r%d"}'):format(i, i),
+                rule_fields(lines[i]))
+        end
+        -- No hook failed (the proxy check above included): no error series at all.
+        assert.is_nil(e:exposition():find("sipscope_rule_errors_total{", 1, true))
+        e:close()
+    end)
 end)
