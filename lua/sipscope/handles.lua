@@ -699,7 +699,9 @@ function M.take_event_fields()
     return nil
 end
 
--- The fields of the call in slot (ctx.cdr_slots), or nil; they leave the slot.
+-- The fields of the call in slot (ctx.cdr_slots), or nil; they leave the slot. The table may be
+-- empty (the encoder then writes nothing): the encoder walks it anyway, a search for its first
+-- field here was one walk more.
 function M.take_call_fields(slot)
     local t = cdr_slots[slot]
     if t == nil then
@@ -707,9 +709,6 @@ function M.take_call_fields(slot)
     end
     cdr_slots[slot] = nil
     cdr_serial[slot] = nil
-    if next(t) == nil then
-        return nil
-    end
     return t
 end
 
