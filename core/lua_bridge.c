@@ -230,12 +230,21 @@ struct lb_state {
     struct lb_slots slots;
 };
 
-/* A string key of the event field table being encoded (native_event_fields), and where its
- * value waits on the Lua stack. */
+/* A field of the event field table being encoded (native_event_fields): its string key and its
+ * value as read in the table walk. The strings point into the table's own keys and values,
+ * which the table keeps alive while the function runs (nothing it calls allocates). */
 struct field_key {
     const char *s;
     size_t len;
-    int value; /* stack index; 0 when the stack was full: looked up again by key */
+    int type; /* LUA_TSTRING, LUA_TNUMBER, LUA_TBOOLEAN, or anything else (written null) */
+    union {
+        struct {
+            const char *s;
+            size_t len;
+        } str;
+        double num;
+        int boolean;
+    } v;
 };
 
 struct lua_bridge {
@@ -1253,14 +1262,37 @@ static void sort_keys(struct field_key *k, size_t n)
     }
 }
 
+/* A field name as a JSON key with its colon. Names are identifiers (the proxies check them on
+ * write), which need no escaping: copied at once; anything else goes through the escaper. */
+static void fields_put_name(struct lua_bridge *b, const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (unsigned char)s[i] > ' ' && (unsigned char)s[i] < 0x7f && s[i] != '"' &&
+           s[i] != '\\')
+        i++;
+    if (i < len) {
+        fields_put_string(b, s, len);
+        fields_put(b, ":", 1);
+        return;
+    }
+    if (fields_reserve(b, len + 3)) {
+        char *o = b->fields + b->fields_len;
+        o[0] = '"';
+        memcpy(o + 1, s, len);
+        o[len + 1] = '"';
+        o[len + 2] = ':';
+        b->fields_len += len + 3;
+    }
+}
+
 /* event_fields(t): the flat table of fields rules added to the event being dispatched, written
  * as JSON members ("a":1,"b":"x") in bytewise key order, so that lines are stable. Strings are
  * escaped as the events writer escapes its own (invalid UTF-8 replaced by U+FFFD); finite
  * numbers as the exposition writes them (integers plainly, others in the shortest form that
  * reads back exactly); booleans; anything else null (the field proxies accept nothing else).
  * Keys that are not strings are left out. Out of memory, the fields are dropped; the event is
- * still written. It runs once per call record: every value is read once, in the table walk,
- * and stays on the stack until its key's turn comes. Returns the number of string keys. */
+ * still written. It runs once per call record: each field is read once, in the table walk,
+ * into b->keys, and the Lua stack stays as it is. Returns the number of string keys. */
 static int native_event_fields(lua_State *L)
 {
     struct lua_bridge *b = up_bridge(L);
@@ -1281,54 +1313,42 @@ static int native_event_fields(lua_State *L)
             struct field_key *k = realloc(b->keys, cap * sizeof(*k));
             if (!k) {
                 lua_settop(L, 1);
-                return 0; /* out of memory: no fields */
+                lua_pushinteger(L, 0);
+                return 1; /* out of memory: no fields */
             }
             b->keys = k;
             b->keys_cap = cap;
         }
-        /* The table holds the key: the pointer stays valid while this runs. The value goes
-         * under the key, which lua_next wants on top; past what a C function's stack holds
-         * (about 8,000 slots in LuaJIT) it is looked up again when its turn comes. */
-        b->keys[n].s = lua_tolstring(L, -2, &b->keys[n].len);
-        if (lua_checkstack(L, 4)) {
-            b->keys[n].value = lua_gettop(L) - 1;
-            lua_insert(L, -2);
-        } else {
-            b->keys[n].value = 0;
-            lua_pop(L, 1);
-        }
-        n++;
+        struct field_key *f = &b->keys[n++];
+        f->s = lua_tolstring(L, -2, &f->len);
+        f->type = lua_type(L, -1);
+        if (f->type == LUA_TSTRING)
+            f->v.str.s = lua_tolstring(L, -1, &f->v.str.len);
+        else if (f->type == LUA_TNUMBER)
+            f->v.num = lua_tonumber(L, -1);
+        else if (f->type == LUA_TBOOLEAN)
+            f->v.boolean = lua_toboolean(L, -1);
+        lua_pop(L, 1);
     }
     sort_keys(b->keys, n);
     for (size_t i = 0; i < n; i++) {
+        const struct field_key *f = &b->keys[i];
         char num[EXPO_NUMBER_MAX];
-        int v = b->keys[i].value;
-        if (v == 0) {
-            lua_pushlstring(L, b->keys[i].s, b->keys[i].len);
-            lua_rawget(L, 1);
-            v = lua_gettop(L);
-        }
         if (i)
             fields_put(b, ",", 1);
-        fields_put_string(b, b->keys[i].s, b->keys[i].len);
-        fields_put(b, ":", 1);
-        switch (lua_type(L, v)) {
-        case LUA_TSTRING: {
-            size_t len;
-            const char *text = lua_tolstring(L, v, &len);
-            fields_put_string(b, text, len);
+        fields_put_name(b, f->s, f->len);
+        switch (f->type) {
+        case LUA_TSTRING:
+            fields_put_string(b, f->v.str.s, f->v.str.len);
             break;
-        }
-        case LUA_TNUMBER: {
-            double x = lua_tonumber(L, v);
-            if (isfinite(x))
-                fields_put(b, num, expo_number(x, num));
+        case LUA_TNUMBER:
+            if (isfinite(f->v.num))
+                fields_put(b, num, expo_number(f->v.num, num));
             else
                 fields_put(b, "null", 4);
             break;
-        }
         case LUA_TBOOLEAN:
-            if (lua_toboolean(L, v))
+            if (f->v.boolean)
                 fields_put(b, "true", 4);
             else
                 fields_put(b, "false", 5);
@@ -1336,10 +1356,7 @@ static int native_event_fields(lua_State *L)
         default:
             fields_put(b, "null", 4);
         }
-        if (b->keys[i].value == 0)
-            lua_pop(L, 1);
     }
-    lua_settop(L, 1);
     if (b->fields_failed)
         b->fields_len = 0;
     if (b->fields)
