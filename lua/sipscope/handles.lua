@@ -97,10 +97,12 @@ end
 
 -- Fields rules may add to an event line: flat, JSON-friendly, checked on write. A call's fields
 -- are one plain table in ctx.cdr_slots under the call's slot (a slot number is one call's until
--- freed), numbered from a counter in cdr_serial; a registration change's are reg_fields, for
--- the dispatch generation reg_gen. Rules write through a small cdata proxy holding (slot,
--- number) or (REG_KEY, generation): it finds the table and writes only if it is still the one
--- the proxy was made for (no closure, no weak map, no Lua pattern).
+-- freed); a registration change's are reg_fields, for the dispatch generation reg_gen. Rules
+-- write through a small cdata proxy holding (slot, 0) or (REG_KEY, generation): it finds the
+-- table and writes only if it is still the one the proxy was made for (no closure, no weak
+-- map, no Lua pattern). A call's proxy is made with its table and kept in cdr_proxies (d.cdr
+-- is read in most of a call's hooks, and a proxy per read was a fifth of what rules allocated
+-- with an events file): a proxy is current while it is its slot's.
 local byte = string.byte
 local new_table = require "table.new"
 
@@ -109,16 +111,12 @@ struct sipscope_fields { double key, gen; };
 ]]
 local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
 local reg_fields, reg_gen -- the fields of the registration change being dispatched
-local cdr_serial, n_cdr_tables = {}, 0 -- call slot -> number of its field table
--- call slot -> the proxy of its field table, made once per table: d.cdr is read in most of a
--- call's hooks, and a proxy per read was a fifth of what rules allocate with an events file.
--- One left behind by a call that ended fails the serial check like any other.
-local cdr_proxies = {}
+local cdr_proxies = {} -- call slot -> the proxy of its field table
 
 local function fields_of(p)
     local key = p.key
     if key > 0 then
-        if cdr_serial[key] == p.gen then
+        if rawequal(cdr_proxies[key], p) then
             return cdr_slots[key]
         end
     elseif key == REG_KEY and reg_gen == p.gen then
@@ -195,9 +193,9 @@ local Fields = ffi.metatype("struct sipscope_fields", {
 -- them each call's record allocated a table and grew its hash part once or twice, which was
 -- most of what the bundled rules allocate with an events file: the collector, paced by the
 -- bytes allocated, then ran several times as often over a heap of tens of MiB. Only cdr_slots
--- ever refers to a field table (rules see it through proxies that check cdr_serial), so an
--- emptied one is nobody else's. Up to 1,024 wait for a call (about 650 KiB of tables of 16
--- nodes): over the benchmark's mix 256 already made no table beyond the peak of calls alive.
+-- ever refers to a field table (rules reach it through proxies checked against cdr_proxies),
+-- so an emptied one is nobody else's. Up to 1,024 wait for a call (about 650 KiB of tables of
+-- 16 nodes): over the benchmark's mix 256 already made no table beyond the peak of calls alive.
 local table_clear = require "table.clear"
 local spare_fields, n_spare_fields = {}, 0
 local MAX_SPARE_FIELDS, MAX_RECYCLED_KEYS = 1024, 32
@@ -611,9 +609,7 @@ function DLG.cdr()
         end
         slot = call_slot(true)
         cdr_slots[slot] = field_table()
-        n_cdr_tables = n_cdr_tables + 1
-        cdr_serial[slot] = n_cdr_tables
-        cdr_proxies[slot] = Fields(slot, n_cdr_tables)
+        cdr_proxies[slot] = Fields(slot, 0)
     end
     return cdr_proxies[slot]
 end
@@ -708,7 +704,7 @@ function M.take_call_fields(slot)
         return nil
     end
     cdr_slots[slot] = nil
-    cdr_serial[slot] = nil
+    cdr_proxies[slot] = nil
     return t
 end
 
