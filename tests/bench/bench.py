@@ -909,7 +909,7 @@ class Bench:
             diff = sorted(((fb.get(k, 0) - fa.get(k, 0), k) for k in set(fa) | set(fb)),
                           reverse=True)
             w("")
-            w(f"What {title} adds, by function (self instructions per message, the 12 largest):")
+            w(f"What {title}, by function (self instructions per message, the 12 largest):")
             w("")
             w("| function | added per message |")
             w("|---|---|")
