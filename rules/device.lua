@@ -68,14 +68,11 @@ local unmatched = config.unmatched
 
 sip.label{name = config.label, default = config.default, max_values = config.max_values,
           from = function(m)
-              local v = m:header("User-Agent")
-              if v == nil then
-                  v = m:header("Server")
-                  if v == nil then
-                      return nil
-                  end
+              local class, present = classes:classify_header(m, "User-Agent", "Server")
+              if not present then
+                  return nil
               end
-              return classes:classify(v) or unmatched
+              return class or unmatched
           end}
 
 if not config.responses then
@@ -98,13 +95,11 @@ return {
             return -- timed out: nobody answered
         end
         local s = t.code
-        local v = m:header("Server")
-        if v == nil then
-            v = m:header("User-Agent")
-        end
-        local class = default
-        if v ~= nil then
-            class = classes:classify(v) or unmatched
+        local class, present = classes:classify_header(m, "Server", "User-Agent")
+        if not present then
+            class = default
+        elseif class == nil then
+            class = unmatched
         end
         finals:inc(class, CLASS[(s - s % 100) / 100])
     end,

@@ -60,6 +60,8 @@ struct lb_api {
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
     uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
+    int32_t (*classify_header)(const void *c, const struct lb_box *box, int32_t id,
+                               const char *name, size_t len);
 };
 ]]
 
@@ -720,7 +722,7 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     end
     metric.setup({api = api, native = native, cfg = cfg, phase = get_phase})
     helpers.setup({api = api, native = native, box = box, phase = get_phase,
-                   is_message = handles.is_current_message})
+                   is_message = handles.is_current_message, header_id = handles.header_id})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then

@@ -419,6 +419,7 @@ local function header_id(name)
     end
     return id
 end
+M.header_id = header_id
 
 local function find_header(name, id, nth)
     if id ~= 0 then

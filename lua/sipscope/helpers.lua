@@ -14,6 +14,8 @@
 --       {kind = "glob", pattern = "Cisco-*/1?.*", class = "cisco"},
 --   }
 --   ua:classify(m:header("User-Agent"))  --> the class of the first matching rule, or nil
+--   ua:classify_header(m, "User-Agent", "Server")  --> the same without making the text (the
+--       Server header when there is no User-Agent), and whether m has either header
 --
 --   local invites = sip.window{seconds = 10, buckets = 10, max_keys = 10000}
 --   invites:add(m.src_ip [, n])  --> events of that key in the last 10 s, these included
@@ -27,8 +29,9 @@ local M = {}
 
 local MEMO = 256 -- classifier results remembered per classifier
 local NO_CLASS = {}
+local NO_HEADER = -2 -- api.classify_header: the message has no such header (LB_NO_HEADER)
 
-local ctx -- api, native, box, phase(), is_message(m)
+local ctx -- api, native, box, phase(), is_message(m), header_id(name)
 
 local function at_load(name)
     if ctx.phase() ~= "load" then
@@ -174,7 +177,7 @@ function M.classifier(rules)
         end
     end
     local c = ffi.cast("const void *", ud)
-    local api = ctx.api
+    local api, box, is_message, header_id = ctx.api, ctx.box, ctx.is_message, ctx.header_id
     -- The results for the last MEMO distinct values (NO_CLASS: none matched): header values
     -- such as User-Agent repeat, and a table lookup costs less than the C matcher.
     local memo, n_memo = {}, 0
@@ -206,6 +209,27 @@ function M.classifier(rules)
                 return nil
             end
             return class
+        end,
+        -- The class of m's first `name` header (the `fallback` header's when m has none),
+        -- matched in C where the parser found it: no Lua string is made. Returns the class or
+        -- nil, and whether m has either header.
+        classify_header = function(_, m, name, fallback)
+            if not is_message(m) then
+                error("sipscope: classifier:classify_header(m, name[, fallback]) takes the " ..
+                    "message of the running hook", 2)
+            end
+            if type(name) ~= "string" or (fallback ~= nil and type(fallback) ~= "string") then
+                error("sipscope: classifier:classify_header(m, name[, fallback]): header " ..
+                    "names are strings", 2)
+            end
+            local id = api.classify_header(c, box, header_id(name), name, #name)
+            if id == NO_HEADER and fallback ~= nil then
+                id = api.classify_header(c, box, header_id(fallback), fallback, #fallback)
+            end
+            if id >= 0 then
+                return classes[id + 1], true
+            end
+            return nil, id ~= NO_HEADER
         end,
     })
 end

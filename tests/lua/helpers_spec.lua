@@ -69,6 +69,50 @@ return {on_request = function(m) see(m.call_id, ua:classify(m:header("User-Agent
         assert.are.equal(1, seen(e, "f", "nil"))
         e:close()
     end)
+
+    it("classifies a header where it lies, with a fallback header, and tells an absent one", function()
+        local e = engine [[
+local ua = sip.classifier{
+  {"prefix", "Asterisk", "asterisk"},
+  {"contains", "yealink", "yealink", nocase = true},
+  {"exact", "", "empty"},
+}
+return {on_request = function(m)
+  local class, present = ua:classify_header(m, "User-Agent", "Server")
+  see(m.call_id, tostring(class) .. "/" .. tostring(present))
+  class, present = ua:classify_header(m, "X-Device") -- not a header sipscope knows
+  see(m.call_id .. "_x", tostring(class) .. "/" .. tostring(present))
+  local ok, err = pcall(ua.classify_header, ua, "not a message", "User-Agent")
+  see("not_message", err)
+  ok, err = pcall(ua.classify_header, ua, m, 42)
+  see("not_name", err)
+end}]]
+        local cases = {
+            ua = {"User-Agent: Asterisk PBX 20", "Server: SIP-T46 Yealink"},
+            server = {"Server: SIP-T46 YeaLink"},
+            other = {"User-Agent: Linphone", "X-Device: Asterisk 1"},
+            empty = {"User-Agent: ", "x-device: YEALINK phone"},
+            none = {},
+        }
+        for id, headers in pairs(cases) do
+            e:sip(t.request("OPTIONS", {call_id = id, headers = headers}))
+        end
+        assert.are.equal(1, seen(e, "ua", "asterisk/true")) -- User-Agent first
+        assert.are.equal(1, seen(e, "server", "yealink/true")) -- no User-Agent: Server
+        assert.are.equal(1, seen(e, "other", "nil/true")) -- present, no pattern matches
+        assert.are.equal(1, seen(e, "empty", "empty/true"))
+        assert.are.equal(1, seen(e, "none", "nil/false"))
+        assert.are.equal(1, seen(e, "ua_x", "nil/false"))
+        assert.are.equal(1, seen(e, "other_x", "asterisk/true")) -- found by name
+        assert.are.equal(1, seen(e, "empty_x", "yealink/true")) -- names fold case
+        assert.are.equal(1, seen(e, "none_x", "nil/false"))
+        assert.are.equal(5, seen(e, "not_message",
+            "sipscope: classifier:classify_header(m, name[, fallback]) takes the message of " ..
+            "the running hook"))
+        assert.are.equal(5, seen(e, "not_name",
+            "sipscope: classifier:classify_header(m, name[, fallback]): header names are strings"))
+        e:close()
+    end)
 end)
 
 describe("sip.window", function()
