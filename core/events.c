@@ -2,10 +2,12 @@
 #include "events.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -16,14 +18,26 @@
 
 #define NS_PER_S 1000000000ULL
 #define MAX_LINE (1u << 20) /* a line longer than this (huge rule fields) is dropped, counted */
+/* Lines are written in batches of up to BATCH_BYTES (or BATCH_LINES lines): stdio's page-sized
+ * buffer made a write(2) per eight lines or so. The engine flushes at every publish (every
+ * 4,096 packets and once a second), so batching delays no line past that. */
+#define BATCH_BYTES (256u << 10)
+#define BATCH_LINES 2048u
 
 struct events {
-    FILE *f;
-    int owns;
+    int fd;
+    int owns; /* fd is ours to close (not standard output) */
     const struct oplabel_set *ops;
+    /* buf[0, line) holds whole lines not yet written, buf[line, len) the line being built. */
     char *buf;
-    size_t len, cap;
+    size_t len, cap, line;
     int too_long;
+    /* Where each waiting line ends in buf, and whether it is a call's: a write that fails
+     * part-way counts exactly the lines it did not write. */
+    uint32_t ends[BATCH_LINES];
+    uint8_t is_call[BATCH_LINES];
+    uint32_t n_lines;
+    int cut; /* the file ends inside a line (a write failed part-way) */
     struct metric_series *errors, *calls, *registrations;
 };
 
@@ -62,12 +76,12 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     k = intern(reg, "registration");
     w->registrations = metrics_series(ft, &k);
     if (strcmp(path, "-") == 0) {
-        w->f = stdout;
+        w->fd = STDOUT_FILENO;
     } else {
-        w->f = fopen(path, "w");
+        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
         w->owns = 1;
     }
-    if (!w->f) {
+    if (w->fd < 0) {
         snprintf(err, errlen, "cannot open the events file %s: %s", path, strerror(errno));
         free(w);
         return NULL;
@@ -80,23 +94,61 @@ void events_close(struct events *w)
     if (!w)
         return;
     events_flush(w);
-    if (w->owns && fclose(w->f) != 0)
-        metric_counter_add(w->errors, 1);
+    if (w->owns)
+        close(w->fd);
     free(w->buf);
     free(w);
 }
 
-int events_flush(struct events *w)
+/* Writes all of buf[0, len) to fd; returns how many bytes went out before an error. */
+static size_t write_all(int fd, const char *buf, size_t len)
 {
-    if (fflush(w->f) != 0) {
-        metric_counter_add(w->errors, 1);
-        clearerr(w->f);
-        return -EIO;
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = write(fd, buf + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
     }
-    return 0;
+    return done;
 }
 
-/* Makes room for n more bytes; the buffer only grows, so steady state allocates nothing. */
+int events_flush(struct events *w)
+{
+    size_t done;
+    uint32_t i, calls = 0;
+    int failed;
+
+    if (!w->n_lines)
+        return 0;
+    if (w->fd == STDOUT_FILENO)
+        fflush(stdout); /* what was printed through stdio goes first */
+    /* After a write that failed inside a line, a line break first: the cut line stays alone
+     * and unreadable instead of spoiling the next. */
+    if (w->cut && write_all(w->fd, "\n", 1) == 1)
+        w->cut = 0;
+    done = w->cut ? 0 : write_all(w->fd, w->buf, w->line);
+    for (i = 0; i < w->n_lines && w->ends[i] <= done; i++)
+        calls += w->is_call[i];
+    metric_counter_add(w->calls, calls);
+    metric_counter_add(w->registrations, i - calls);
+    failed = i < w->n_lines;
+    if (failed) {
+        metric_counter_add(w->errors, w->n_lines - i);
+        if (done > (i ? w->ends[i - 1] : 0))
+            w->cut = 1;
+    }
+    /* Called between lines: the buffer holds whole lines only. */
+    w->len = w->line = 0;
+    w->n_lines = 0;
+    return failed ? -EIO : 0;
+}
+
+/* Makes room for n more bytes of the line being built; the buffer only grows (to a batch and
+ * the longest line), so steady state allocates nothing. */
 static int reserve(struct events *w, size_t n)
 {
     size_t cap = w->cap ? w->cap : 1024;
@@ -104,12 +156,12 @@ static int reserve(struct events *w, size_t n)
 
     if (w->len + n <= w->cap)
         return 1;
-    while (cap < w->len + n)
-        cap *= 2;
-    if (cap > MAX_LINE) {
+    if (w->len - w->line + n > MAX_LINE) {
         w->too_long = 1;
         return 0;
     }
+    while (cap < w->len + n)
+        cap *= 2;
     p = realloc(w->buf, cap);
     if (!p) {
         w->too_long = 1;
@@ -383,28 +435,28 @@ static void registration_line(struct events *w, const struct track_event *ev)
 void events_on_event(struct events *w, const struct track_event *ev, const char *fields,
                      size_t fields_len)
 {
-    struct metric_series *kind;
 
-    w->len = 0;
     w->too_long = 0;
-    if (ev->type == TRACK_CALL_END && ev->dialog) {
+    if (ev->type == TRACK_CALL_END && ev->dialog)
         call_line(w, ev);
-        kind = w->calls;
-    } else if (ev->type == TRACK_REG_BINDING && ev->binding) {
+    else if (ev->type == TRACK_REG_BINDING && ev->binding)
         registration_line(w, ev);
-        kind = w->registrations;
-    } else {
+    else
         return;
-    }
     if (fields_len) {
         put(w, ",", 1);
         put(w, fields, fields_len);
     }
     put(w, "}\n", 2);
-    if (w->too_long || fwrite(w->buf, 1, w->len, w->f) != w->len) {
+    if (w->too_long) {
         metric_counter_add(w->errors, 1);
-        clearerr(w->f);
+        w->len = w->line; /* dropped */
         return;
     }
-    metric_counter_add(kind, 1);
+    w->ends[w->n_lines] = (uint32_t)w->len;
+    w->is_call[w->n_lines] = ev->type == TRACK_CALL_END;
+    w->n_lines++;
+    w->line = w->len;
+    if (w->line >= BATCH_BYTES || w->n_lines == BATCH_LINES)
+        events_flush(w);
 }

@@ -1,8 +1,9 @@
 /* events: the --events file, one JSON object per line: a CDR for each finished call and a line
  * for each registration binding change, with the operator labels and the fields rules added.
- * Lines are built in one reused buffer and written through stdio; a write error is counted in
- * sipscope_events_errors_total, never fatal. It does not decide anything about calls: it
- * formats what the trackers report.
+ * Lines are built in one reused buffer and written in batches: when a batch fills and at every
+ * events_flush. sipscope_events_total{type} counts the lines written; a line that could not be
+ * written (a write error, or longer than 1 MiB) is counted in sipscope_events_errors_total,
+ * never fatal. It does not decide anything about calls: it formats what the trackers report.
  *
  * Call line (TRACK_CALL_END), keys in this order:
  *   {"type":"call","call_id":..,"from":..,"to":..,"start":T,"answer":T|null,"end":T,
@@ -37,7 +38,8 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
 void events_on_event(struct events *w, const struct track_event *ev, const char *fields,
                      size_t fields_len);
 
-/* Flushes buffered lines to the file. Returns 0 or -EIO (counted). */
+/* Writes the lines waiting in the batch. Returns 0, or -EIO when some could not be written
+ * (each counted in sipscope_events_errors_total). */
 int events_flush(struct events *w);
 
 /* Flushes and closes. NULL is accepted. */

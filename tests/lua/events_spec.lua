@@ -204,6 +204,29 @@ end}]])
         e:close()
     end)
 
+    it("counts each line a failed write loses, and only written lines as written", function()
+        local e = t.engine{events = "/dev/full"}
+        for i = 1, 3 do
+            t.call(e, {call_id = "g" .. i, time = i})
+        end
+        -- The three lines wait in one batch: nothing is written or lost yet.
+        assert.are.equal(0, e:metric("sipscope_events_errors_total"))
+        e:flush()
+        assert.are.equal(3, e:metric("sipscope_events_errors_total"))
+        assert.are.equal(0, e:metric("sipscope_events_total", {type = "call"}))
+        e:close()
+        local ok = t.engine{events = true}
+        for i = 1, 3 do
+            t.call(ok, {call_id = "w" .. i, time = i})
+        end
+        assert.are.equal(0, ok:metric("sipscope_events_total", {type = "call"}))
+        ok:flush()
+        assert.are.equal(3, ok:metric("sipscope_events_total", {type = "call"}))
+        assert.are.equal(0, ok:metric("sipscope_events_errors_total"))
+        assert.are.equal(3, #ok:events())
+        ok:close()
+    end)
+
     it("never gives a call the fields written after another call's end", function()
         -- The 486 ends c1 before on_response runs: its write goes nowhere. c2 then reuses
         -- c1's slot (d.vars takes it first) and must not inherit the write.
