@@ -17,6 +17,7 @@
 #include <lualib.h>
 #include <luajit.h>
 
+#include "call_fields.h"
 #include "cidr.h"
 #include "classify.h"
 #include "decode.h"
@@ -49,6 +50,14 @@
 struct lb_slice {
     const char *p;
     size_t len;
+};
+
+/* A call event field read back by api_call_field_get: a string's bytes, a number, a boolean. */
+struct lb_field {
+    const char *p;
+    size_t len;
+    double num;
+    int32_t boolean;
 };
 
 struct lb_box {
@@ -110,6 +119,12 @@ struct lb_api {
     uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
     int32_t (*classify_header)(const void *c, const struct lb_box *box, int32_t id,
                                const char *name, size_t len);
+    /* calls' event fields (d.cdr), by slot (core/call_fields.h) */
+    int (*call_field_set)(void *bridge, int32_t slot, const char *name, size_t len, int type,
+                          const char *str, size_t str_len, double num);
+    int (*call_field_get)(void *bridge, int32_t slot, const char *name, size_t len,
+                          struct lb_field *out);
+    int32_t (*call_fields_take)(void *bridge, int32_t slot);
 };
 
 enum lb_msg_field {
@@ -230,23 +245,8 @@ struct lb_state {
     size_t n_helpers;
     int reloading; /* labels are recorded, not declared */
     struct lb_slots slots;
-};
-
-/* A field of the event field table being encoded (native_event_fields): its string key and its
- * value as read in the table walk. The strings point into the table's own keys and values,
- * which the table keeps alive while the function runs (nothing it calls allocates). */
-struct field_key {
-    const char *s;
-    size_t len;
-    int type; /* LUA_TSTRING, LUA_TNUMBER, LUA_TBOOLEAN, or anything else (written null) */
-    union {
-        struct {
-            const char *s;
-            size_t len;
-        } str;
-        double num;
-        int boolean;
-    } v;
+    /* Calls' d.cdr fields by slot number, counted in `used` against the Lua memory cap. */
+    struct call_fields *call_fields;
 };
 
 struct lua_bridge {
@@ -267,7 +267,7 @@ struct lua_bridge {
     struct lb_family *families;
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
     size_t fields_len, fields_cap;
-    struct field_key *keys; /* native_event_fields' scratch list, grown as needed */
+    struct event_field *keys; /* the encoder's scratch list (encode_fields), grown as needed */
     size_t keys_cap;
     int fields_failed; /* out of memory while encoding them: they are dropped */
 
@@ -910,6 +910,14 @@ static int32_t api_dialog_slot(void *bridge, const struct lb_box *box, int creat
     return slot;
 }
 
+/* The running state's call fields of slot, emptied; `used` follows what the store gives back. */
+static void call_fields_drop(struct lb_state *s, int32_t slot)
+{
+    uint64_t before = call_fields_bytes(s->call_fields);
+    call_fields_clear(s->call_fields, (uint32_t)slot);
+    s->used -= before - call_fields_bytes(s->call_fields);
+}
+
 /* Frees a slot number of api_dialog_slot (its Lua data is gone). */
 static void api_dialog_slot_free(void *bridge, int32_t slot)
 {
@@ -918,6 +926,7 @@ static void api_dialog_slot_free(void *bridge, int32_t slot)
 
     if (slot <= 0 || (uint32_t)slot > t->n_slots || !t->by_slot[slot].dialog)
         return; /* not a slot, or already free */
+    call_fields_drop(b->running, slot);
     t->by_slot[slot].dialog = NULL;
     t->free[t->n_free++] = slot;
 }
@@ -1189,6 +1198,11 @@ static int native_set_routes(lua_State *L)
         s->routes[t] = (uint8_t)lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
+    /* Calls that rules already reached (a slot: d.vars, d.cdr) keep their ends dispatched after
+     * the last rule that sees calls is disabled: their fields still go to their lines and their
+     * slots are freed. Until the next reload, then. */
+    if (s->slots.n_slots > s->slots.n_free)
+        s->routes[TRACK_CALL_END] = 1;
     /* requests / responses / transactions: true for all, or a table of the method ids / status
      * codes wanted; responses[0]: statuses outside 100..699. */
     route_methods(L, "requests", s->msg_routes);
@@ -1255,24 +1269,24 @@ static void fields_put_string(struct lua_bridge *b, const char *s, size_t len)
 
 static int key_cmp(const void *a, const void *b)
 {
-    const struct field_key *x = a, *y = b;
+    const struct event_field *x = a, *y = b;
     /* Field names mostly differ in their first byte: decided there without a call. */
-    if (x->len && y->len && x->s[0] != y->s[0])
-        return (unsigned char)x->s[0] - (unsigned char)y->s[0];
-    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    if (x->name_len && y->name_len && x->name[0] != y->name[0])
+        return (unsigned char)x->name[0] - (unsigned char)y->name[0];
+    int c = memcmp(x->name, y->name, x->name_len < y->name_len ? x->name_len : y->name_len);
+    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
 /* Bytewise key order: insertion sort for the handful of fields an event has (qsort's setup
  * costs more than the sort there), qsort beyond. */
-static void sort_keys(struct field_key *k, size_t n)
+static void sort_keys(struct event_field *k, size_t n)
 {
     if (n > 16) {
         qsort(k, n, sizeof(*k), key_cmp);
         return;
     }
     for (size_t i = 1; i < n; i++) {
-        struct field_key x = k[i];
+        struct event_field x = k[i];
         size_t j = i;
         for (; j > 0 && key_cmp(&k[j - 1], &x) > 0; j--)
             k[j] = k[j - 1];
@@ -1303,70 +1317,51 @@ static void fields_put_name(struct lua_bridge *b, const char *s, size_t len)
     }
 }
 
-/* event_fields(t): the flat table of fields rules added to the event being dispatched, written
- * as JSON members ("a":1,"b":"x") in bytewise key order, so that lines are stable. Strings are
- * escaped as the events writer escapes its own (invalid UTF-8 replaced by U+FFFD); finite
- * numbers as the exposition writes them (integers plainly, others in the shortest form that
- * reads back exactly); booleans; anything else null (the field proxies accept nothing else).
- * Keys that are not strings are left out. Out of memory, the fields are dropped; the event is
- * still written. It runs once per call record: each field is read once, in the table walk,
- * into b->keys, and the Lua stack stays as it is. Returns the number of string keys. */
-static int native_event_fields(lua_State *L)
+/* Room for n fields in b->keys; 0 when out of memory (the fields are then dropped). */
+static int keys_reserve(struct lua_bridge *b, size_t n)
 {
-    struct lua_bridge *b = up_bridge(L);
-    size_t n = 0;
+    size_t cap = b->keys_cap ? b->keys_cap : 16;
+    struct event_field *k;
 
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
+    if (n <= b->keys_cap)
+        return 1;
+    while (cap < n)
+        cap *= 2;
+    if (!(k = realloc(b->keys, cap * sizeof(*k))))
+        return 0;
+    b->keys = k;
+    b->keys_cap = cap;
+    return 1;
+}
+
+/* Writes b->keys[0..n) into b->fields as JSON members ("a":1,"b":"x") in bytewise name order,
+ * so that lines are stable. Strings are escaped as the events writer escapes its own (invalid
+ * UTF-8 replaced by U+FFFD); finite numbers as the exposition writes them (integers plainly,
+ * others in the shortest form that reads back exactly); booleans; anything else null. Out of
+ * memory, the fields are dropped; the event is still written. */
+static void encode_fields(struct lua_bridge *b, size_t n)
+{
     b->fields_len = 0;
     b->fields_failed = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            lua_pop(L, 1);
-            continue;
-        }
-        if (n == b->keys_cap) {
-            size_t cap = b->keys_cap ? b->keys_cap * 2 : 16;
-            struct field_key *k = realloc(b->keys, cap * sizeof(*k));
-            if (!k) {
-                lua_settop(L, 1);
-                lua_pushinteger(L, 0);
-                return 1; /* out of memory: no fields */
-            }
-            b->keys = k;
-            b->keys_cap = cap;
-        }
-        struct field_key *f = &b->keys[n++];
-        f->s = lua_tolstring(L, -2, &f->len);
-        f->type = lua_type(L, -1);
-        if (f->type == LUA_TSTRING)
-            f->v.str.s = lua_tolstring(L, -1, &f->v.str.len);
-        else if (f->type == LUA_TNUMBER)
-            f->v.num = lua_tonumber(L, -1);
-        else if (f->type == LUA_TBOOLEAN)
-            f->v.boolean = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    }
     sort_keys(b->keys, n);
     for (size_t i = 0; i < n; i++) {
-        const struct field_key *f = &b->keys[i];
+        const struct event_field *f = &b->keys[i];
         char num[EXPO_NUMBER_MAX];
         if (i)
             fields_put(b, ",", 1);
-        fields_put_name(b, f->s, f->len);
+        fields_put_name(b, f->name, f->name_len);
         switch (f->type) {
-        case LUA_TSTRING:
-            fields_put_string(b, f->v.str.s, f->v.str.len);
+        case EVENT_FIELD_STRING:
+            fields_put_string(b, f->str, f->str_len);
             break;
-        case LUA_TNUMBER:
-            if (isfinite(f->v.num))
-                fields_put(b, num, expo_number(f->v.num, num));
+        case EVENT_FIELD_NUMBER:
+            if (isfinite(f->num))
+                fields_put(b, num, expo_number(f->num, num));
             else
                 fields_put(b, "null", 4);
             break;
-        case LUA_TBOOLEAN:
-            if (f->v.boolean)
+        case EVENT_FIELD_BOOLEAN:
+            if (f->boolean)
                 fields_put(b, "true", 4);
             else
                 fields_put(b, "false", 5);
@@ -1379,8 +1374,118 @@ static int native_event_fields(lua_State *L)
         b->fields_len = 0;
     if (b->fields)
         b->fields[b->fields_len] = 0;
+}
+
+/* event_fields(t): the flat table of fields rules added to the registration change being
+ * dispatched (r.event), encoded by encode_fields. Keys that are not strings are left out.
+ * Each field is read once, in the table walk, into b->keys: the strings point into the table,
+ * which keeps them alive while this runs (nothing it calls allocates), and the Lua stack stays
+ * as it is. Returns the number of string keys. Calls' fields (d.cdr) are kept in C instead
+ * (call_fields, api_call_fields_take). */
+static int native_event_fields(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    size_t n = 0;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    b->fields_len = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (!keys_reserve(b, n + 1)) {
+            lua_settop(L, 1);
+            lua_pushinteger(L, 0);
+            return 1; /* out of memory: no fields */
+        }
+        struct event_field *f = &b->keys[n++];
+        f->name = lua_tolstring(L, -2, &f->name_len);
+        switch (lua_type(L, -1)) {
+        case LUA_TSTRING:
+            f->type = EVENT_FIELD_STRING;
+            f->str = lua_tolstring(L, -1, &f->str_len);
+            break;
+        case LUA_TNUMBER:
+            f->type = EVENT_FIELD_NUMBER;
+            f->num = lua_tonumber(L, -1);
+            break;
+        case LUA_TBOOLEAN:
+            f->type = EVENT_FIELD_BOOLEAN;
+            f->boolean = lua_toboolean(L, -1);
+            break;
+        default:
+            f->type = EVENT_FIELD_NULL;
+        }
+        lua_pop(L, 1);
+    }
+    encode_fields(b, n);
     lua_pushinteger(L, (lua_Integer)n);
     return 1;
+}
+
+/* d.cdr.name = value for the call in slot (Lua checked the name and the value): type is an
+ * enum event_field_type (EVENT_FIELD_NONE removes the field), a boolean's value is num != 0.
+ * The store's growth counts against the Lua memory cap. Returns 0, -ENOMEM (the rule gets an
+ * error) or -EINVAL. */
+static int api_call_field_set(void *bridge, int32_t slot, const char *name, size_t len, int type,
+                              const char *str, size_t str_len, double num)
+{
+    struct lua_bridge *b = bridge;
+    struct lb_state *s = b->running;
+    struct event_field f = {name, len, (enum event_field_type)type, str, str_len, num, num != 0};
+    uint64_t before = call_fields_bytes(s->call_fields);
+    int rc;
+
+    if (slot <= 0)
+        return -EINVAL;
+    rc = call_fields_set(s->call_fields, (uint32_t)slot, &f,
+                         s->limit > s->used ? s->limit - s->used : 0);
+    s->used += call_fields_bytes(s->call_fields) - before;
+    if (rc == -ENOMEM)
+        b->box.mem_fail = 1; /* the rule's error counts as kind="memory", as a Lua allocation's */
+    return rc;
+}
+
+/* d.cdr.name: its type (enum event_field_type, EVENT_FIELD_NONE when unset) and value in *out,
+ * pointing into the store until the call's next write. */
+static int api_call_field_get(void *bridge, int32_t slot, const char *name, size_t len,
+                              struct lb_field *out)
+{
+    struct lua_bridge *b = bridge;
+    struct event_field f;
+    enum event_field_type type;
+
+    if (slot <= 0)
+        return EVENT_FIELD_NONE;
+    type = call_fields_get(b->running->call_fields, (uint32_t)slot, name, len, &f);
+    *out = (struct lb_field){f.str, f.str_len, f.num, f.boolean};
+    if (type == EVENT_FIELD_NONE)
+        *out = (struct lb_field){NULL, 0, 0, 0};
+    return type;
+}
+
+/* The call in slot ended: its fields become the members lua_bridge_event_fields hands to the
+ * events writer (when an events file is written) and leave the store. Returns their number. */
+static int32_t api_call_fields_take(void *bridge, int32_t slot)
+{
+    struct lua_bridge *b = bridge;
+    struct lb_state *s = b->running;
+    size_t n;
+
+    if (slot <= 0)
+        return 0;
+    n = call_fields_count(s->call_fields, (uint32_t)slot);
+    if (b->cfg.event_fields && n) {
+        if (keys_reserve(b, n)) {
+            call_fields_list(s->call_fields, (uint32_t)slot, b->keys, n);
+            encode_fields(b, n);
+        }
+    }
+    call_fields_drop(s, slot);
+    return (int32_t)n;
 }
 
 static void *keep_helper(lua_State *L, enum lb_helper_kind kind, void *obj)
@@ -1558,6 +1663,7 @@ static void close_state(struct lb_state *s)
     if (s->L)
         lua_close(s->L);
     lua_heap_free(s->heap);
+    call_fields_free(s->call_fields);
     free(s->slots.by_slot);
     free(s->slots.free);
     for (size_t i = 0; i < s->n_helpers; i++) {
@@ -1764,9 +1870,11 @@ static struct lb_state *state_new(struct lua_bridge *b, char *err, size_t errlen
     /* Room for the dispatchers to report a rule that used the whole cap. */
     s->reserve = s->limit / 16 > (1u << 20) ? s->limit / 16 : (1u << 20);
     s->heap = lua_heap_new();
-    s->L = s->heap ? lua_newstate(lb_alloc, s) : NULL;
+    s->call_fields = call_fields_new();
+    s->L = s->heap && s->call_fields ? lua_newstate(lb_alloc, s) : NULL;
     if (!s->L) {
         lua_heap_free(s->heap);
+        call_fields_free(s->call_fields);
         snprintf(err, errlen, "cannot create a Lua state within --lua-memory %llu bytes",
                  (unsigned long long)s->limit);
         free(s);
@@ -2067,7 +2175,10 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_header_id,
                              api_msg_header_id,
                              api_window_add_addr,
-                             api_classify_header};
+                             api_classify_header,
+                             api_call_field_set,
+                             api_call_field_get,
+                             api_call_fields_take};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {

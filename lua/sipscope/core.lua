@@ -11,6 +11,7 @@ local M = {}
 -- init() checks.
 ffi.cdef [[
 struct lb_slice { const char *p; size_t len; };
+struct lb_field { const char *p; size_t len; double num; int32_t boolean; };
 struct lb_box {
     uint32_t seq, in_lua, in_rule, mem_fail;
     double gen;
@@ -62,6 +63,11 @@ struct lb_api {
     uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
     int32_t (*classify_header)(const void *c, const struct lb_box *box, int32_t id,
                                const char *name, size_t len);
+    int (*call_field_set)(void *bridge, int32_t slot, const char *name, size_t len, int type,
+                          const char *str, size_t str_len, double num);
+    int (*call_field_get)(void *bridge, int32_t slot, const char *name, size_t len,
+                          struct lb_field *out);
+    int32_t (*call_fields_take)(void *bridge, int32_t slot);
 };
 ]]
 
@@ -102,7 +108,6 @@ local by_name = {}
 local labels = {}
 local label_index = {} -- name -> idx
 local phase = "setup" -- "load" while a rule file's top level runs, then "run" after commit
-local cdr_slots = {} -- call slot (api.dialog_slot) -> the call's fields
 
 -- Errors ------------------------------------------------------------------------------------
 
@@ -291,7 +296,7 @@ local function compile_free_vars()
 end
 
 local function free_slot(slot)
-    handles.take_call_fields(slot) -- d.cdr written after the call's end: dropped, not inherited
+    handles.end_call_fields(slot) -- d.cdr written after the call's end: dropped (with the slot)
     free_vars(slot)
     api.dialog_slot_free(api.bridge, slot)
 end
@@ -372,9 +377,8 @@ function M.dispatch_dialog_end()
     if prev ~= 0 and prev ~= slot then
         free_slot(prev) -- no message dispatch since (timers, or no message hooks)
     end
-    local c = handles.take_call_fields(slot)
-    if c ~= nil and cfg.event_fields then
-        handles.recycle_fields(c, native.event_fields(c))
+    if handles.end_call_fields(slot) then
+        api.call_fields_take(api.bridge, slot) -- encoded for the call's line (events file)
     end
 end
 
@@ -714,7 +718,6 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         labels = labels,
         label_index = label_index,
         state = S,
-        cdr_slots = cdr_slots,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
     local function get_phase()

@@ -46,7 +46,7 @@ local RESERVED_FIELDS = {
 local mailbox = require "sipscope.mailbox"
 local box = ffi.cast("struct lb_box *", mailbox.box)
 local api = ffi.cast("struct lb_api *", mailbox.api)
-local ctx, S, cdr_slots, METHODS, STATES, ENDS, CHANGES
+local ctx, S, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
@@ -96,34 +96,26 @@ local function label_of(name, level)
 end
 
 -- Fields rules may add to an event line: flat, JSON-friendly, checked on write. A call's fields
--- are one plain table in ctx.cdr_slots under the call's slot (a slot number is one call's until
--- freed); a registration change's are reg_fields, for the dispatch generation reg_gen. Rules
--- write through a small cdata proxy holding (slot, 0) or (REG_KEY, generation): it finds the
--- table and writes only if it is still the one the proxy was made for (no closure, no weak
--- map, no Lua pattern). A call's proxy is made with its table and kept in cdr_proxies (d.cdr
--- is read in most of a call's hooks, and a proxy per read was a fifth of what rules allocated
--- with an events file): a proxy is current while it is its slot's.
+-- are kept in C by the call's slot (core/call_fields.h: a slot number is one call's until
+-- freed), off the Lua heap: as a Lua table per call they were tens of thousands of live tables
+-- for the collector to traverse, and a table walk to encode. A registration change's are the
+-- plain table reg_fields, for the dispatch generation reg_gen. Rules write through a small
+-- cdata proxy holding (slot, 0) or (REG_KEY, generation), which writes only while it is still
+-- current (no closure, no weak map, no Lua pattern). A call's proxy is kept in cdr_proxies
+-- (d.cdr is read in most of a call's hooks): it is current while it is its slot's.
 local byte = string.byte
 local new_table = require "table.new"
+local table_clear = require "table.clear"
 
 ffi.cdef [[
 struct sipscope_fields { double key, gen; };
 ]]
 local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
 local reg_fields, reg_gen -- the fields of the registration change being dispatched
-local cdr_proxies = {} -- call slot -> the proxy of its field table
-
-local function fields_of(p)
-    local key = p.key
-    if key > 0 then
-        if rawequal(cdr_proxies[key], p) then
-            return cdr_slots[key]
-        end
-    elseif key == REG_KEY and reg_gen == p.gen then
-        return reg_fields
-    end
-    return nil
-end
+local cdr_proxies = {} -- call slot -> the proxy of its fields
+-- enum event_field_type (core/call_fields.h)
+local FIELD_NONE, FIELD_STRING, FIELD_NUMBER, FIELD_BOOLEAN = 0, 1, 2, 3
+local field_out = ffi.new("struct lb_field[1]")
 
 -- [A-Za-z_][A-Za-z0-9_]*. Names already accepted are remembered (the first 256), so that a
 -- write does not run this loop: a hot loop here would start traces that cannot return into
@@ -157,9 +149,21 @@ local Fields = ffi.metatype("struct sipscope_fields", {
         if type(k) ~= "string" then
             return nil
         end
-        local t = fields_of(p)
-        if t ~= nil then
-            return t[k]
+        local key = p.key
+        if key > 0 then
+            if not rawequal(cdr_proxies[key], p) then
+                return nil
+            end
+            local ty = api.call_field_get(api.bridge, key, k, #k, field_out)
+            if ty == FIELD_STRING then
+                return (ffi_string(field_out[0].p, field_out[0].len))
+            elseif ty == FIELD_NUMBER then
+                return field_out[0].num
+            elseif ty == FIELD_BOOLEAN then
+                return field_out[0].boolean ~= 0
+            end
+        elseif key == REG_KEY and reg_gen == p.gen then
+            return reg_fields[k]
         end
         return nil
     end,
@@ -179,9 +183,26 @@ local Fields = ffi.metatype("struct sipscope_fields", {
             error("sipscope: event field '" .. k .. "' must be a string, number or " ..
                 "boolean, got a " .. tv, 2)
         end
-        local t = fields_of(p)
-        if t ~= nil then
-            t[k] = v
+        local key = p.key
+        if key > 0 then
+            if rawequal(cdr_proxies[key], p) then
+                local rc
+                if tv == "string" then
+                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_STRING, v, #v, 0)
+                elseif tv == "number" then
+                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NUMBER, nil, 0, v)
+                elseif tv == "boolean" then
+                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_BOOLEAN, nil, 0,
+                        v and 1 or 0)
+                else
+                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NONE, nil, 0, 0)
+                end
+                if rc ~= 0 then
+                    error("not enough memory for the call's event fields (--lua-memory)", 2)
+                end
+            end
+        elseif key == REG_KEY and reg_gen == p.gen then
+            reg_fields[k] = v
         end
     end,
     __tostring = function()
@@ -189,38 +210,9 @@ local Fields = ffi.metatype("struct sipscope_fields", {
     end,
 })
 
--- Call field tables already written out, emptied for calls to come (recycle_fields). Without
--- them each call's record allocated a table and grew its hash part once or twice, which was
--- most of what the bundled rules allocate with an events file: the collector, paced by the
--- bytes allocated, then ran several times as often over a heap of tens of MiB. Only cdr_slots
--- ever refers to a field table (rules reach it through proxies checked against cdr_proxies),
--- so an emptied one is nobody else's. Up to 1,024 wait for a call (about 650 KiB of tables of
--- 16 nodes): over the benchmark's mix 256 already made no table beyond the peak of calls alive.
-local table_clear = require "table.clear"
-local spare_fields, n_spare_fields = {}, 0
-local MAX_SPARE_FIELDS, MAX_RECYCLED_KEYS = 1024, 32
-
--- A field table: room for 8 fields before it grows.
+-- r.event's table: room for 8 fields before it grows.
 local function field_table()
-    local n = n_spare_fields
-    if n > 0 then
-        local t = spare_fields[n]
-        spare_fields[n] = nil
-        n_spare_fields = n - 1
-        return t
-    end
     return (new_table(0, 8))
-end
-
--- Takes back the field table of a call whose line has been written (n keys, as counted by
--- native.event_fields): emptied, it serves a later call. Large tables are left to the
--- collector, so that one call with many fields does not keep its hash part alive.
-function M.recycle_fields(t, n)
-    if n <= MAX_RECYCLED_KEYS and n_spare_fields < MAX_SPARE_FIELDS then
-        table_clear(t)
-        n_spare_fields = n_spare_fields + 1
-        spare_fields[n_spare_fields] = t
-    end
 end
 
 local function handle_type(name, getters, methods)
@@ -604,15 +596,16 @@ end
 -- d.cdr: fields added to this call's line in the events file (shared by all rules).
 function DLG.cdr()
     local slot = call_slot(false)
-    if slot == 0 or cdr_slots[slot] == nil then
+    local p = cdr_proxies[slot]
+    if p == nil then
         if slot == 0 and box.d_state == DIALOG_ENDED then
             return (Fields(DEAD_KEY, 0)) -- the call has ended: checked, then dropped
         end
         slot = call_slot(true)
-        cdr_slots[slot] = field_table()
-        cdr_proxies[slot] = Fields(slot, 0)
+        p = Fields(slot, 0)
+        cdr_proxies[slot] = p
     end
-    return cdr_proxies[slot]
+    return p
 end
 
 function DLG_M.label(h, name)
@@ -696,25 +689,21 @@ function M.take_event_fields()
     return nil
 end
 
--- The fields of the call in slot (ctx.cdr_slots), or nil; they leave the slot. The table may be
--- empty (the encoder then writes nothing): the encoder walks it anyway, a search for its first
--- field here was one walk more.
-function M.take_call_fields(slot)
-    local t = cdr_slots[slot]
-    if t == nil then
-        return nil
+-- The call in slot has ended, or its slot is being freed: its d.cdr proxy stops writing (a
+-- later d.cdr makes a new one, whose writes the slot's free drops). Returns whether it had one.
+function M.end_call_fields(slot)
+    if cdr_proxies[slot] == nil then
+        return false
     end
-    cdr_slots[slot] = nil
     cdr_proxies[slot] = nil
-    return t
+    return true
 end
 
--- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule),
--- cdr_slots.
+-- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule).
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
-    S, cdr_slots = c.state, c.cdr_slots
+    S = c.state
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
     local msg_ptr

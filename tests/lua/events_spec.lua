@@ -204,6 +204,39 @@ end}]])
         e:close()
     end)
 
+    it("holds calls' fields within --lua-memory: a write past it fails as a memory error", function()
+        -- A 700 KiB field takes a 1 MiB buffer in C. With the rules' heap near 1.5 MiB (state
+        -- and string), one such call fits in 3 MiB and two do not. As with any allocation past
+        -- the cap, the rule is then disabled: b3 gets no field. b1's buffer goes back when its
+        -- line is written.
+        local path = t.write_rule("big.lua", [[
+local BIG = string.rep("x", 700 * 1024)
+return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
+        local e = t.engine{rules = {path}, events = true,
+                           config = {lua_memory = "3MiB", rule_budget = "2s"}}
+        e:sip(t.request("INVITE", {call_id = "b1"}), {time = 1})
+        e:sip(t.request("INVITE", {call_id = "b2"}), {time = 2})
+        e:sip(t.response(486, {call_id = "b1", to_tag = "x"}), {time = 3})
+        e:sip(t.response(486, {call_id = "b2", to_tag = "y"}), {time = 4})
+        e:sip(t.request("INVITE", {call_id = "b3"}), {time = 5})
+        e:sip(t.response(486, {call_id = "b3", to_tag = "z"}), {time = 6})
+        assert.are.equal(1, e:metric("sipscope_rule_errors_total",
+            {rule = "big", hook = "on_dialog_start", kind = "memory"}))
+        local ev = e:events()
+        assert.are.equal(3, #ev)
+        local by_id = {}
+        for _, line in ipairs(ev) do
+            by_id[line.call_id] = line
+        end
+        assert.are.equal(700 * 1024, #by_id.b1.big)
+        assert.are.equal(1, by_id.b2.n) -- written before the write that failed
+        assert.is_nil(by_id.b2.big)
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "big"}))
+        assert.is_nil(by_id.b3.n)
+        assert.is_true(e:metric("sipscope_lua_memory_bytes") < 2 * 1024 * 1024)
+        e:close()
+    end)
+
     it("counts each line a failed write loses, and only written lines as written", function()
         local e = t.engine{events = "/dev/full"}
         for i = 1, 3 do
