@@ -22,6 +22,11 @@ struct slot_buf {
     char *p;
     uint32_t len, cap; /* bytes used, bytes allocated */
     uint32_t n;        /* fields */
+    /* A bit per name_bit of the names set since the slot was cleared: a name whose bit is not
+     * set is new, and a set does not walk the buffer for it (rules mostly write each field
+     * once, and the walk touched every cache line of a buffer that had gone cold between the
+     * call's events). */
+    uint64_t names;
 };
 
 struct call_fields {
@@ -63,9 +68,17 @@ static const char *entry_name(const struct entry *e)
     return (const char *)(e + 1);
 }
 
+static uint64_t name_bit(const char *name, size_t len)
+{
+    return 1ull << (((unsigned char)name[0] * 7u + (unsigned char)name[len - 1] * 13u +
+                     (unsigned)len) & 63u);
+}
+
 /* The entry of that name in the buffer, or NULL. */
 static struct entry *find(const struct slot_buf *sb, const char *name, size_t len)
 {
+    if (len == 0 || !(sb->names & name_bit(name, len)))
+        return NULL;
     for (uint32_t off = 0; off < sb->len;) {
         struct entry *e = (struct entry *)(void *)(sb->p + off);
         if (e->name_len == len && memcmp(entry_name(e), name, len) == 0)
@@ -166,6 +179,7 @@ int call_fields_set(struct call_fields *cf, uint32_t slot, const struct event_fi
         sb->n++;
         e->size = (uint32_t)size;
         e->name_len = (uint16_t)f->name_len;
+        sb->names |= name_bit(f->name, f->name_len);
         memcpy((char *)(e + 1), f->name, f->name_len);
     }
     e->type = (uint8_t)f->type;
@@ -220,6 +234,7 @@ void call_fields_clear(struct call_fields *cf, uint32_t slot)
     sb = &cf->slots[slot];
     sb->len = 0;
     sb->n = 0;
+    sb->names = 0;
     if (sb->cap > CALL_FIELDS_KEEP) {
         free(sb->p);
         cf->bytes -= sb->cap;

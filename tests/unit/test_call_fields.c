@@ -124,6 +124,44 @@ TEST(list_gives_every_field_once)
     call_fields_free(cf);
 }
 
+TEST(many_names_are_told_apart)
+{
+    /* 300 names share the 64 bits of the names filter: each is still found, replaced and
+     * removed on its own. */
+    struct call_fields *cf = call_fields_new();
+    char name[16], want[32];
+    struct event_field f;
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        f = num_field(name, i);
+        CHECK_INT(call_fields_set(cf, 9, &f, ROOM), 0);
+    }
+    for (int i = 0; i < 300; i += 3) {
+        snprintf(name, sizeof(name), "n%d", i);
+        f = typed(name, EVENT_FIELD_NONE, 0);
+        CHECK_INT(call_fields_set(cf, 9, &f, ROOM), 0);
+    }
+    for (int i = 1; i < 300; i += 3) {
+        snprintf(name, sizeof(name), "n%d", i);
+        f = num_field(name, -i);
+        CHECK_INT(call_fields_set(cf, 9, &f, ROOM), 0);
+    }
+    CHECK_INT(call_fields_count(cf, 9), 200);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        if (i % 3 == 0)
+            snprintf(want, sizeof(want), "none");
+        else
+            snprintf(want, sizeof(want), "n:%d", i % 3 == 1 ? -i : i);
+        CHECK(strcmp(value_of(cf, 9, name), want) == 0);
+    }
+    call_fields_clear(cf, 9);
+    f = num_field("n1", 1);
+    CHECK_INT(call_fields_set(cf, 9, &f, ROOM), 0);
+    CHECK_INT(call_fields_count(cf, 9), 1);
+    call_fields_free(cf);
+}
+
 TEST(clear_empties_a_slot_for_its_next_call)
 {
     struct call_fields *cf = call_fields_new();
