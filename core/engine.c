@@ -338,8 +338,15 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
         track_prefetch(e->track, &ring_slot(e, e->ring_len - 2)->hint);
     if (e->ring_len >= 4)
         track_prefetch_more(e->track, &ring_slot(e, e->ring_len - 4)->hint);
-    if (e->ring_len >= 6)
-        track_prefetch_neighbours(e->track, &ring_slot(e, e->ring_len - 6)->hint);
+    if (e->ring_len >= 6) {
+        const struct track_hint *h = &ring_slot(e, e->ring_len - 6)->hint;
+        track_prefetch_neighbours(e->track, h);
+        if (e->routes) { /* rules: the call's entry is loaded by now (track_prefetch_more) */
+            const struct sip_dialog *d = track_hint_call(e->track, h);
+            if (d)
+                lua_bridge_prefetch_call(e->rules, d);
+        }
+    }
     if (++e->ring_len > LOOKAHEAD)
         lookahead_track_oldest(e);
     return n;

@@ -2392,6 +2392,15 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         entry_failed(b, s, kind_fn[kind] + 9);
 }
 
+void lua_bridge_prefetch_call(const struct lua_bridge *b, const struct sip_dialog *d)
+{
+    const struct lb_state *s = b->cur;
+    uint32_t n = d->rule_slot;
+
+    if (n && n <= s->slots.n_slots)
+        __builtin_prefetch(&s->slots.by_slot[n]);
+}
+
 const char *lua_bridge_event_fields(struct lua_bridge *b, size_t *len)
 {
     *len = b->fields_len;

@@ -94,6 +94,10 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev);
  * lua_bridge_event; "" when none. *len is set. Valid until the next call into the bridge. */
 const char *lua_bridge_event_fields(struct lua_bridge *b, size_t *len);
 
+/* Starts loading which call owns d's rules slot, for an event of d a message or two ahead: the
+ * hooks' d.vars and d.cdr look it up first. */
+void lua_bridge_prefetch_call(const struct lua_bridge *b, const struct sip_dialog *d);
+
 /* Advances the rule clock: runs on_tick(now) once whenever now crosses into a new
  * LUA_BRIDGE_TICK_NS period (once, not once per period skipped). */
 void lua_bridge_clock(struct lua_bridge *b, uint64_t now_ns);

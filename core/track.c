@@ -456,6 +456,13 @@ void track_prefetch_more(const struct track *tr, struct track_hint *hint)
     }
 }
 
+const struct sip_dialog *track_hint_call(const struct track *tr, const struct track_hint *hint)
+{
+    if (hint->call_idx == TABLE_NONE)
+        return NULL;
+    return table_entry(&tr->dialogs.t, hint->call_idx);
+}
+
 void track_prefetch_neighbours(const struct track *tr, const struct track_hint *hint)
 {
     if (hint->txn_idx != TABLE_NONE)

@@ -77,6 +77,9 @@ void track_prefetch_more(const struct track *tr, struct track_hint *hint);
  * the records it loaded): moving an entry in its lists writes them. */
 void track_prefetch_neighbours(const struct track *tr, const struct track_hint *hint);
 
+/* The call track_prefetch_more found for the message (its entry loading since), or NULL. */
+const struct sip_dialog *track_hint_call(const struct track *tr, const struct track_hint *hint);
+
 /* track_message with msg's keys from track_prepare: the same matching, records and events. */
 void track_message_prepared(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
                             const struct track_hint *hint);
