@@ -125,6 +125,8 @@ struct lb_api {
     int (*call_field_get)(void *bridge, int32_t slot, const char *name, size_t len,
                           struct lb_field *out);
     int32_t (*call_fields_take)(void *bridge, int32_t slot);
+    int (*msg_ruri_param)(const struct lb_box *box, const char *name, size_t len,
+                          struct lb_slice *out);
 };
 
 enum lb_msg_field {
@@ -648,6 +650,36 @@ static int api_msg_header(const struct lb_box *box, const char *name, size_t len
             set_slice(out, h->value);
             return 1;
         }
+    }
+    return 0;
+}
+
+/* m:ruri_param(name): the value of the request's Request-URI parameter `name` (RFC 3261 §19.1.1,
+ * or a user-part one such as RFC 4904's tgrp, sip:+1555;tgrp=tg1;trunk-context=x@gw): what
+ * follows ";name=" up to the next ';', '@', '?' or '>', names compared without case; the first
+ * one counts. Nothing after '?' (the URI's headers) is a parameter. 0 when there is none (or
+ * no "=": a flag such as ;lr), 1 with the value (possibly empty) in *out. The rule gets the
+ * value alone as a string, not the whole URI. */
+static int api_msg_ruri_param(const struct lb_box *box, const char *name, size_t len,
+                              struct lb_slice *out)
+{
+    const struct sip_msg *m = box->msg;
+    const char *p, *e;
+
+    if (!m || !m->is_request || len == 0)
+        return 0;
+    p = m->ruri.p;
+    e = p + m->ruri.len;
+    for (; p < e && *p != '?'; p++) {
+        const char *v;
+        if (*p != ';' || (size_t)(e - p - 1) <= len || p[1 + len] != '=' ||
+            !slice_eq_nocase(slice_make(p + 1, len), slice_make(name, len)))
+            continue;
+        v = p + 2 + len;
+        for (p = v; p < e && *p != ';' && *p != '@' && *p != '?' && *p != '>'; p++)
+            ;
+        set_slice(out, slice_make(v, (size_t)(p - v)));
+        return 1;
     }
     return 0;
 }
@@ -2178,7 +2210,8 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_classify_header,
                              api_call_field_set,
                              api_call_field_get,
-                             api_call_fields_take};
+                             api_call_fields_take,
+                             api_msg_ruri_param};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {

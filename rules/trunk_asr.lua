@@ -17,7 +17,7 @@ local config = {
         -- ["198.51.100.0/28"] = "carrier-a",
     },
     -- Read the trunk group from ";tgrp=NAME" in the INVITE's Request-URI (RFC 4904; the
-    -- parameter name in lower case), before the addresses: an outbound call on trunk NAME.
+    -- parameter name in any case), before the addresses: an outbound call on trunk NAME.
     tgrp = true,
     -- Trunk name for calls on no known trunk; false leaves those calls out.
     default = "other",
@@ -59,38 +59,12 @@ for _, name in pairs(config.trunks) do
     end
 end
 
--- ";tgrp=NAME" in a Request-URI, up to the next ';', '@' (a tel-style user part, as in
--- sip:+15551234;tgrp=tg1;trunk-context=example.com@gw.example) or '?'. Plain finds: no Lua
--- patterns, no loop (a loop in a hook keeps LuaJIT from compiling the dispatch whole).
-local function before(ruri, stop, s, e)
-    local j = ruri:find(stop, s, true)
-    if j ~= nil and j < e then
-        return j
-    end
-    return e
-end
-
-local function tgrp_of(ruri)
-    local i = ruri:find(";tgrp=", 1, true)
-    if i == nil then
-        return nil
-    end
-    local s = i + 6
-    local e = before(ruri, ";", s, #ruri + 1)
-    e = before(ruri, "@", s, e)
-    e = before(ruri, "?", s, e)
-    if e == s then
-        return nil
-    end
-    return ruri:sub(s, e - 1)
-end
-
--- The (trunk, direction) of a call from its first INVITE, or nil to leave it out.
 local function classify(m)
     if use_tgrp then
-        local ruri = m.ruri
-        local name = ruri and tgrp_of(ruri)
-        if name ~= nil then
+        -- ";tgrp=NAME" in the Request-URI, up to the next ';', '@' (a tel-style user part, as
+        -- in sip:+15551234;tgrp=tg1;trunk-context=example.com@gw.example) or '?', read in C.
+        local name = m:ruri_param("tgrp")
+        if name ~= nil and name ~= "" then
             if trunks[name] == nil then
                 if n_trunks >= max_trunks then
                     overflow:inc()

@@ -68,6 +68,8 @@ struct lb_api {
     int (*call_field_get)(void *bridge, int32_t slot, const char *name, size_t len,
                           struct lb_field *out);
     int32_t (*call_fields_take)(void *bridge, int32_t slot);
+    int (*msg_ruri_param)(const struct lb_box *box, const char *name, size_t len,
+                          struct lb_slice *out);
 };
 ]]
 

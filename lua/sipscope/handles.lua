@@ -432,6 +432,19 @@ function MSG_M.header(h, name)
     return nil
 end
 
+-- m:ruri_param(name): the value of the Request-URI's parameter `name` (";tgrp=tg1" -> "tg1"),
+-- or nil (no such parameter, or a response). Only the value becomes a string.
+function MSG_M.ruri_param(h, name)
+    check(h, "message")
+    if type(name) ~= "string" then
+        error("sipscope: m:ruri_param(name) takes a parameter name", 2)
+    end
+    if api.msg_ruri_param(box, name, #name, out) ~= 0 then
+        return (slice_string())
+    end
+    return nil
+end
+
 -- m:headers(name): every value of that header, one per header line, in message order.
 function MSG_M.headers(h, name)
     check(h, "message")

@@ -103,6 +103,43 @@ end}]]
         e:close()
     end)
 
+    it("read a Request-URI parameter's value, user part or host part", function()
+        local e = engine [[
+return {on_message = function(m)
+  local id = m.call_id
+  see(id .. "_tgrp", m:ruri_param("tgrp")); see(id .. "_ctx", m:ruri_param("trunk-context"))
+  see(id .. "_user", m:ruri_param("user")); see(id .. "_lr", m:ruri_param("lr"))
+  see(id .. "_t", m:ruri_param("t"))
+  local ok, err = pcall(m.ruri_param, m, nil)
+  see("bad_name", err)
+end}]]
+        local uris = {
+            tel = "sip:+4930123;TGRP=tg7;trunk-context=example.com@gw.example;user=phone",
+            host = "sip:bob@b.example;lr;user=ip;tgrp=host1",
+            hdr = "sip:bob@b.example?tgrp=no;user=no",
+            empty = "sip:bob@b.example;tgrp=;t=x",
+            none = "sip:bob@b.example",
+        }
+        for id, uri in pairs(uris) do
+            e:sip(t.request("OPTIONS", {call_id = id, ruri = uri}))
+        end
+        e:sip(t.response(200, {call_id = "resp", method = "OPTIONS"}))
+        assert.are.equal(1, seen(e, "tel_tgrp", "tg7")) -- names without case, value up to ';'
+        assert.are.equal(1, seen(e, "tel_ctx", "example.com")) -- up to '@'
+        assert.are.equal(1, seen(e, "tel_user", "phone"))
+        assert.are.equal(1, seen(e, "host_lr", "nil")) -- a flag has no value
+        assert.are.equal(1, seen(e, "host_user", "ip"))
+        assert.are.equal(1, seen(e, "host_tgrp", "host1"))
+        assert.are.equal(1, seen(e, "hdr_tgrp", "nil")) -- after '?' are headers
+        assert.are.equal(1, seen(e, "hdr_user", "nil"))
+        assert.are.equal(1, seen(e, "empty_tgrp", ""))
+        assert.are.equal(1, seen(e, "empty_t", "x")) -- "t" is not a prefix match of "tgrp"
+        assert.are.equal(1, seen(e, "none_tgrp", "nil"))
+        assert.are.equal(1, seen(e, "resp_tgrp", "nil")) -- a response has no Request-URI
+        assert.are.equal(6, seen(e, "bad_name", "sipscope: m:ruri_param(name) takes a parameter name"))
+        e:close()
+    end)
+
     it("read the body and parse SDP on demand", function()
         local e = engine [[
 return {on_request = function(m)
