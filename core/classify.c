@@ -61,7 +61,17 @@ struct glob {
     uint8_t nocase;
 };
 
+/* A value classify_lookup_memo saw, with its result (len MEMO_EMPTY: unused). */
+struct memo_entry {
+    uint64_t hash;
+    uint32_t len;
+    int32_t result;
+    uint8_t bytes[CLASSIFY_MEMO_BYTES];
+};
+#define MEMO_EMPTY UINT32_MAX
+
 struct classify {
+    struct memo_entry memo[CLASSIFY_MEMO_ENTRIES]; /* direct-mapped by hash */
     int32_t *classes; /* class of each rule, by rule number */
     uint32_t nrules, max_rules;
     struct trie tries[NTRIES];
@@ -116,6 +126,12 @@ static int reserve(void **arr, uint32_t *cap, uint64_t need, size_t elem)
     return 0;
 }
 
+static void memo_reset(struct classify *c)
+{
+    for (size_t i = 0; i < CLASSIFY_MEMO_ENTRIES; i++)
+        c->memo[i].len = MEMO_EMPTY;
+}
+
 struct classify *classify_new(uint32_t max_rules)
 {
     struct classify *c;
@@ -136,6 +152,7 @@ struct classify *classify_new(uint32_t max_rules)
     c->cont_min = NONE;
     memset(c->head1, 0xff, sizeof c->head1);
     memset(c->head2, 0xff, sizeof c->head2);
+    memo_reset(c);
     return c;
 }
 
@@ -467,6 +484,7 @@ int classify_add(struct classify *c, enum classify_kind kind, const char *patter
     if (rc)
         return rc;
     c->classes[c->nrules++] = class_id;
+    memo_reset(c); /* results may change with the new rule */
     return 0;
 }
 
@@ -634,6 +652,45 @@ int32_t classify_lookup(const struct classify *c, const char *value, size_t len)
         }
     }
     return best == NONE ? -1 : c->classes[best];
+}
+
+/* A hash of the value's length and bytes (at most CLASSIFY_MEMO_BYTES), eight at a time. */
+static uint64_t memo_hash(const uint8_t *p, size_t len)
+{
+    uint64_t h = (uint64_t)len * 0x9e3779b97f4a7c15ull, w;
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, p + i, len - i);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+int32_t classify_lookup_memo(struct classify *c, const char *value, size_t len)
+{
+    const uint8_t *p = (const uint8_t *)value;
+    struct memo_entry *m;
+    uint64_t h;
+
+    if (len > CLASSIFY_MEMO_BYTES)
+        return classify_lookup(c, value, len);
+    h = memo_hash(p, len);
+    m = &c->memo[h % CLASSIFY_MEMO_ENTRIES];
+    if (m->len == len && m->hash == h && memcmp(m->bytes, p, len) == 0)
+        return m->result;
+    m->result = classify_lookup(c, value, len);
+    m->hash = h;
+    m->len = (uint32_t)len;
+    memcpy(m->bytes, p, len);
+    return m->result;
 }
 
 int classify_kind_parse(const char *name, size_t len)

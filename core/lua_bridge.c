@@ -117,7 +117,7 @@ struct lb_api {
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
     uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
-    int32_t (*classify_header)(const void *c, const struct lb_box *box, int32_t id,
+    int32_t (*classify_header)(void *c, const struct lb_box *box, int32_t id,
                                const char *name, size_t len);
     /* calls' event fields (d.cdr), by slot (core/call_fields.h) */
     int (*call_field_set)(void *bridge, int32_t slot, const char *name, size_t len, int type,
@@ -862,7 +862,7 @@ static int32_t api_classify_lookup(const void *c, const char *p, size_t len)
  * no Lua string of the value, which was most of what device.lua cost per request. -1 when no
  * rule matches, LB_NO_HEADER when the message has no such header. */
 #define LB_NO_HEADER (-2)
-static int32_t api_classify_header(const void *c, const struct lb_box *box, int32_t id,
+static int32_t api_classify_header(void *c, const struct lb_box *box, int32_t id,
                                    const char *name, size_t len)
 {
     struct lb_slice v;
@@ -870,7 +870,7 @@ static int32_t api_classify_header(const void *c, const struct lb_box *box, int3
                                     : api_msg_header(box, name, len, 0, &v);
     if (!found)
         return LB_NO_HEADER;
-    return classify_lookup(c, v.p, v.len);
+    return classify_lookup_memo(c, v.p, v.len);
 }
 
 static uint64_t api_window_add(void *w, const char *key, size_t len, uint64_t now_ns, uint32_t n)

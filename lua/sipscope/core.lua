@@ -61,7 +61,7 @@ struct lb_api {
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
     uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
-    int32_t (*classify_header)(const void *c, const struct lb_box *box, int32_t id,
+    int32_t (*classify_header)(void *c, const struct lb_box *box, int32_t id,
                                const char *name, size_t len);
     int (*call_field_set)(void *bridge, int32_t slot, const char *name, size_t len, int type,
                           const char *str, size_t str_len, double num);

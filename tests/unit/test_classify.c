@@ -355,6 +355,29 @@ static uint32_t rng(uint32_t n)
     return (uint32_t)(rng_state % n);
 }
 
+TEST(memo_forgets_on_add_and_skips_long_values)
+{
+    struct classify *c = classify_new(4);
+    char lng[CLASSIFY_MEMO_BYTES + 20];
+    memset(lng, 'z', sizeof lng);
+    memcpy(lng, "Asterisk", 8);
+    CHECK_INT(add(c, CLASSIFY_PREFIX, "Asterisk", 0, 1), 0);
+    CHECK_INT(classify_lookup_memo(c, "Linphone/5", 10), -1);
+    CHECK_INT(classify_lookup_memo(c, "Linphone/5", 10), -1); /* from the memo */
+    CHECK_INT(classify_lookup_memo(c, "Linphone/6", 10), -1);
+    CHECK_INT(classify_lookup_memo(c, "Asterisk 20", 11), 1);
+    CHECK_INT(classify_lookup_memo(c, lng, sizeof lng), 1);
+    /* A rule added after lookups: what the memo held is recomputed. */
+    CHECK_INT(add(c, CLASSIFY_PREFIX, "Linphone/5", 0, 2), 0);
+    CHECK_INT(classify_lookup_memo(c, "Linphone/5", 10), 2);
+    CHECK_INT(classify_lookup_memo(c, "Linphone/6", 10), -1);
+    CHECK_INT(add(c, CLASSIFY_SUFFIX, "zzz", 0, 3), 0);
+    CHECK_INT(classify_lookup_memo(c, lng, sizeof lng), 1); /* rule order: Asterisk first */
+    CHECK_INT(classify_lookup_memo(c, lng + 8, sizeof lng - 8), 3);
+    CHECK_INT(classify_lookup_memo(c, "", 0), -1);
+    classify_free(c);
+}
+
 TEST(random_rule_lists_agree_with_naive_in_order_evaluation)
 {
     static const char lits[] = "abAB";
@@ -389,6 +412,11 @@ TEST(random_rule_lists_agree_with_naive_in_order_evaluation)
             if (got != want && mismatches++ < 5)
                 TEST_FAIL_AT("round %d value \"%.*s\": got rule %d, expected %d", round, (int)n, s,
                              got, want);
+            /* Values repeat across the 200 probes: the memo answers some, the matcher others. */
+            got = classify_lookup_memo(c, s, n);
+            if (got != want && mismatches++ < 5)
+                TEST_FAIL_AT("round %d value \"%.*s\": memo got rule %d, expected %d", round,
+                             (int)n, s, got, want);
         }
         classify_free(c);
     }
