@@ -198,7 +198,7 @@ static const uint8_t json_plain[256] = {
 
 /* How many bytes at the start of s[len] need no escaping. Sixteen at a time where SSE2 is
  * there (call ids and URIs are tens of bytes), the rest by table. */
-static size_t plain_prefix(const char *s, size_t len)
+size_t events_json_plain(const char *s, size_t len)
 {
     size_t i = 0;
 #ifdef __SSE2__
@@ -234,7 +234,7 @@ size_t events_json_string(char *buf, size_t cap, const char *s, size_t len)
     EMIT('"');
     /* Most values are printable ASCII without quotes or backslashes: copied at once up to the
      * first byte that is not. */
-    i = plain_prefix(s, len);
+    i = events_json_plain(s, len);
     if (o < cap)
         memcpy(buf + o, s, i < cap - o ? i : cap - o);
     o += i;

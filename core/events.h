@@ -50,6 +50,10 @@ void events_close(struct events *w);
  * whole string needs (a larger return than cap means it was cut). */
 size_t events_json_string(char *buf, size_t cap, const char *s, size_t len);
 
+/* How many bytes at the start of s[len] a JSON string takes as they are (printable ASCII but
+ * '"' and '\\'); len when all of them. */
+size_t events_json_plain(const char *s, size_t len);
+
 /* Formats ns since the epoch as RFC 3339 UTC with milliseconds into out[32]. */
 void events_time(uint64_t ns, char out[32]);
 

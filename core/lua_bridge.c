@@ -1311,18 +1311,39 @@ static int key_cmp(const void *a, const void *b)
 
 /* Bytewise key order: insertion sort for the handful of fields an event has (qsort's setup
  * costs more than the sort there), qsort beyond. */
+/* A name's first eight bytes as a big-endian number (zeros past its end): comparing two of them
+ * orders the names as memcmp would, up to eight bytes. */
+static uint64_t name_prefix(const struct event_field *f)
+{
+    uint64_t v = 0;
+    memcpy(&v, f->name, f->name_len < 8 ? f->name_len : 8);
+    return __builtin_bswap64(v);
+}
+
+/* Bytewise order of the names. A dozen fields (a CDR's) are insertion-sorted on their first
+ * eight bytes, the full compare only for ties: a call per comparison was a fifth of encoding a
+ * line. */
 static void sort_keys(struct event_field *k, size_t n)
 {
+    uint64_t pre[16];
+
     if (n > 16) {
         qsort(k, n, sizeof(*k), key_cmp);
         return;
     }
+    for (size_t i = 0; i < n; i++)
+        pre[i] = name_prefix(&k[i]);
     for (size_t i = 1; i < n; i++) {
         struct event_field x = k[i];
+        uint64_t px = pre[i];
         size_t j = i;
-        for (; j > 0 && key_cmp(&k[j - 1], &x) > 0; j--)
+        for (; j > 0 && (pre[j - 1] > px || (pre[j - 1] == px && key_cmp(&k[j - 1], &x) > 0));
+             j--) {
             k[j] = k[j - 1];
+            pre[j] = pre[j - 1];
+        }
         k[j] = x;
+        pre[j] = px;
     }
 }
 
@@ -1330,11 +1351,7 @@ static void sort_keys(struct event_field *k, size_t n)
  * write), which need no escaping: copied at once; anything else goes through the escaper. */
 static void fields_put_name(struct lua_bridge *b, const char *s, size_t len)
 {
-    size_t i = 0;
-    while (i < len && (unsigned char)s[i] > ' ' && (unsigned char)s[i] < 0x7f && s[i] != '"' &&
-           s[i] != '\\')
-        i++;
-    if (i < len) {
+    if (events_json_plain(s, len) < len) {
         fields_put_string(b, s, len);
         fields_put(b, ":", 1);
         return;

@@ -155,6 +155,24 @@ end}]])
         e:close()
     end)
 
+    it("orders a dozen fields bytewise, names that share their first eight bytes too", function()
+        local path = t.write_rule("order.lua", [[
+local names = {"src_port_b", "b", "src_port", "src_port_a", "a_", "A", "src_por", "src_portZ",
+               "_x", "src_ip", "a"}
+return {on_dialog_end = function(d)
+  for i, k in ipairs(names) do d.cdr[k] = i end
+end}]])
+        local e = t.engine{rules = {path}, events = true}
+        t.call(e, {call_id = "o1"})
+        local keys = {}
+        for k in rule_fields(read_lines(e)[1]):gmatch('"([%w_]+)":') do
+            keys[#keys + 1] = k
+        end
+        assert.are.same({"A", "_x", "a", "a_", "b", "src_ip", "src_por", "src_port", "src_portZ",
+                         "src_port_a", "src_port_b"}, keys)
+        e:close()
+    end)
+
     it("keeps every field of a call with thousands of fields", function()
         -- 9,000 fields, more than a C function's Lua stack holds (about 8,000 slots), so an
         -- encoder that kept values on its stack would lose some. Every field must be written
