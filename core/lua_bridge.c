@@ -1309,8 +1309,6 @@ static int key_cmp(const void *a, const void *b)
     return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
-/* Bytewise key order: insertion sort for the handful of fields an event has (qsort's setup
- * costs more than the sort there), qsort beyond. */
 /* A name's first eight bytes as a big-endian number (zeros past its end): comparing two of them
  * orders the names as memcmp would, up to eight bytes. */
 static uint64_t name_prefix(const struct event_field *f)
@@ -1429,8 +1427,7 @@ static void encode_fields(struct lua_bridge *b, size_t n)
  * dispatched (r.event), encoded by encode_fields. Keys that are not strings are left out.
  * Each field is read once, in the table walk, into b->keys: the strings point into the table,
  * which keeps them alive while this runs (nothing it calls allocates), and the Lua stack stays
- * as it is. Returns the number of string keys. Calls' fields (d.cdr) are kept in C instead
- * (call_fields, api_call_fields_take). */
+ * as it is. Calls' fields (d.cdr) are kept in C instead (call_fields, api_call_fields_take). */
 static int native_event_fields(lua_State *L)
 {
     struct lua_bridge *b = up_bridge(L);
@@ -1445,11 +1442,8 @@ static int native_event_fields(lua_State *L)
             lua_pop(L, 1);
             continue;
         }
-        if (!keys_reserve(b, n + 1)) {
-            lua_settop(L, 1);
-            lua_pushinteger(L, 0);
-            return 1; /* out of memory: no fields */
-        }
+        if (!keys_reserve(b, n + 1))
+            return 0; /* out of memory: no fields */
         struct event_field *f = &b->keys[n++];
         f->name = lua_tolstring(L, -2, &f->name_len);
         switch (lua_type(L, -1)) {
@@ -1471,8 +1465,7 @@ static int native_event_fields(lua_State *L)
         lua_pop(L, 1);
     }
     encode_fields(b, n);
-    lua_pushinteger(L, (lua_Integer)n);
-    return 1;
+    return 0;
 }
 
 /* d.cdr.name = value for the call in slot (Lua checked the name and the value): type is an
