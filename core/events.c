@@ -98,8 +98,8 @@ void events_close(struct events *w)
     if (!w)
         return;
     events_flush(w);
-    if (w->owns)
-        close(w->fd);
+    if (w->owns && close(w->fd) != 0) /* a deferred write error (NFS) shows here */
+        metric_counter_add(w->errors, 1);
     free(w->buf);
     free(w);
 }
