@@ -208,7 +208,13 @@ TEST(refuses_bad_slots_and_names_and_growth_past_its_room)
     CHECK_INT(call_fields_bytes(cf), 0);
     CHECK_INT(call_fields_set(cf, 1, &f, ROOM), 0);
     uint64_t held = call_fields_bytes(cf);
-    CHECK(held > 0);
+    /* Another slot of the same index takes only its first buffer: 128 bytes, which a room of
+     * 127 refuses. */
+    CHECK_INT(call_fields_set(cf, 2, &f, 127), -ENOMEM);
+    CHECK_INT(call_fields_bytes(cf), held);
+    CHECK_INT(call_fields_set(cf, 2, &f, 128), 0);
+    CHECK_INT(call_fields_bytes(cf), held + 128);
+    held += 128;
 
     /* A value that needs a larger buffer than the room allows: refused, the old one kept. */
     char big[1000];
