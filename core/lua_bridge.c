@@ -124,7 +124,7 @@ struct lb_api {
                           const char *str, size_t str_len, double num);
     int (*call_field_get)(void *bridge, int32_t slot, const char *name, size_t len,
                           struct lb_field *out);
-    int32_t (*call_fields_take)(void *bridge, int32_t slot);
+    void (*call_fields_take)(void *bridge, int32_t slot);
     int (*msg_ruri_param)(const struct lb_box *box, const char *name, size_t len,
                           struct lb_slice *out);
 };
@@ -1502,32 +1502,29 @@ static int api_call_field_get(void *bridge, int32_t slot, const char *name, size
 
     if (slot <= 0)
         return EVENT_FIELD_NONE;
+    *out = (struct lb_field){NULL, 0, 0, 0};
     type = call_fields_get(b->running->call_fields, (uint32_t)slot, name, len, &f);
-    *out = (struct lb_field){f.str, f.str_len, f.num, f.boolean};
-    if (type == EVENT_FIELD_NONE)
-        *out = (struct lb_field){NULL, 0, 0, 0};
+    if (type != EVENT_FIELD_NONE) /* f is only filled then */
+        *out = (struct lb_field){f.str, f.str_len, f.num, f.boolean};
     return type;
 }
 
 /* The call in slot ended: its fields become the members lua_bridge_event_fields hands to the
- * events writer (when an events file is written) and leave the store. Returns their number. */
-static int32_t api_call_fields_take(void *bridge, int32_t slot)
+ * events writer (when an events file is written) and leave the store. */
+static void api_call_fields_take(void *bridge, int32_t slot)
 {
     struct lua_bridge *b = bridge;
     struct lb_state *s = b->running;
     size_t n;
 
     if (slot <= 0)
-        return 0;
+        return;
     n = call_fields_count(s->call_fields, (uint32_t)slot);
-    if (b->cfg.event_fields && n) {
-        if (keys_reserve(b, n)) {
-            call_fields_list(s->call_fields, (uint32_t)slot, b->keys, n);
-            encode_fields(b, n);
-        }
+    if (b->cfg.event_fields && n && keys_reserve(b, n)) {
+        call_fields_list(s->call_fields, (uint32_t)slot, b->keys, n);
+        encode_fields(b, n);
     }
     call_fields_drop(s, slot);
-    return (int32_t)n;
 }
 
 static void *keep_helper(lua_State *L, enum lb_helper_kind kind, void *obj)

@@ -67,7 +67,7 @@ struct lb_api {
                           const char *str, size_t str_len, double num);
     int (*call_field_get)(void *bridge, int32_t slot, const char *name, size_t len,
                           struct lb_field *out);
-    int32_t (*call_fields_take)(void *bridge, int32_t slot);
+    void (*call_fields_take)(void *bridge, int32_t slot);
     int (*msg_ruri_param)(const struct lb_box *box, const char *name, size_t len,
                           struct lb_slice *out);
 };

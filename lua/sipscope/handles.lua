@@ -210,11 +210,6 @@ local Fields = ffi.metatype("struct sipscope_fields", {
     end,
 })
 
--- r.event's table: room for 8 fields before it grows.
-local function field_table()
-    return (new_table(0, 8))
-end
-
 local function handle_type(name, getters, methods)
     local mt = {
         __index = function(h, k)
@@ -682,7 +677,7 @@ end
 function REG.event()
     local gen = box.gen
     if reg_fields == nil or reg_gen ~= gen then
-        reg_fields, reg_gen = field_table(), gen
+        reg_fields, reg_gen = new_table(0, 8), gen -- room for 8 fields before it grows
     end
     return (Fields(REG_KEY, gen))
 end

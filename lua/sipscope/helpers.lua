@@ -176,8 +176,7 @@ function M.classifier(rules)
             error("sipscope: sip.classifier: rule " .. i .. ": " .. reason, 2)
         end
     end
-    local c = ffi.cast("const void *", ud)
-    local cm = ffi.cast("void *", ud) -- classify_header writes the classifier's memo
+    local c = ffi.cast("void *", ud) -- not const: classify_header writes the classifier's memo
     local api, box, is_message, header_id = ctx.api, ctx.box, ctx.is_message, ctx.header_id
     -- The results for the last MEMO distinct values (NO_CLASS: none matched): header values
     -- such as User-Agent repeat, and a table lookup costs less than the C matcher.
@@ -223,9 +222,9 @@ function M.classifier(rules)
                 error("sipscope: classifier:classify_header(m, name[, fallback]): header " ..
                     "names are strings", 2)
             end
-            local id = api.classify_header(cm, box, header_id(name), name, #name)
+            local id = api.classify_header(c, box, header_id(name), name, #name)
             if id == NO_HEADER and fallback ~= nil then
-                id = api.classify_header(cm, box, header_id(fallback), fallback, #fallback)
+                id = api.classify_header(c, box, header_id(fallback), fallback, #fallback)
             end
             if id >= 0 then
                 return classes[id + 1], true
