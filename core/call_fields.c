@@ -17,6 +17,7 @@ struct entry {
 
 #define ALIGN 4u
 #define MIN_BUFFER 128u
+#define PREFETCH_MAX 512u
 
 struct slot_buf {
     char *p;
@@ -241,6 +242,23 @@ void call_fields_clear(struct call_fields *cf, uint32_t slot)
         sb->p = NULL;
         sb->cap = 0;
     }
+}
+
+void call_fields_prefetch_index(const struct call_fields *cf, uint32_t slot)
+{
+    if (slot < cf->n_slots)
+        __builtin_prefetch(&cf->slots[slot]);
+}
+
+void call_fields_prefetch(const struct call_fields *cf, uint32_t slot)
+{
+    if (slot >= cf->n_slots || !cf->slots[slot].p)
+        return;
+    const struct slot_buf *sb = &cf->slots[slot];
+    /* The lines in use (a new call's writes land in the first), up to PREFETCH_MAX bytes. */
+    uint32_t end = sb->len < PREFETCH_MAX ? sb->len : PREFETCH_MAX;
+    for (uint32_t off = 0; off == 0 || off < end; off += 64)
+        __builtin_prefetch(sb->p + off, 1);
 }
 
 uint64_t call_fields_bytes(const struct call_fields *cf)

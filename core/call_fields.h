@@ -71,6 +71,15 @@ size_t call_fields_list(const struct call_fields *cf, uint32_t slot, struct even
 /* Removes all the call's fields (the slot's call ended, or the slot was freed). */
 void call_fields_clear(struct call_fields *cf, uint32_t slot);
 
+/* Cache hints for a call about to be dispatched (no effect on the contents). The slot's buffer
+ * is read at the call's events, long after the call's last message, so it is cold by then:
+ * call_fields_prefetch_index starts loading the slot's index entry (stages ahead, with the
+ * call's other records), call_fields_prefetch the buffer itself (once the index entry is in, as
+ * the call's event is dispatched: its first use, by a hook or at the line, comes after the
+ * hooks' start). Any slot number is fine. */
+void call_fields_prefetch_index(const struct call_fields *cf, uint32_t slot);
+void call_fields_prefetch(const struct call_fields *cf, uint32_t slot);
+
 /* Bytes the store holds (slot buffers and its own index). */
 uint64_t call_fields_bytes(const struct call_fields *cf);
 

@@ -2413,6 +2413,8 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->d_final_code = d->final_code;
         box->d_has_outcome = (d->flags & SIP_DIALOG_F_OUTCOME) != 0;
         box->d_slot = -1;
+        if (d->rule_slot)
+            call_fields_prefetch(s->call_fields, d->rule_slot);
         box->d_ended_by = d->end_reason != SIP_END_BYE       ? 0
                           : d->flags & SIP_DIALOG_F_BYE_CALLEE ? 2
                                                                : 1;
@@ -2437,8 +2439,10 @@ void lua_bridge_prefetch_call(const struct lua_bridge *b, const struct sip_dialo
     const struct lb_state *s = b->cur;
     uint32_t n = d->rule_slot;
 
-    if (n && n <= s->slots.n_slots)
+    if (n && n <= s->slots.n_slots) {
         __builtin_prefetch(&s->slots.by_slot[n]);
+        call_fields_prefetch_index(s->call_fields, n);
+    }
 }
 
 const char *lua_bridge_event_fields(struct lua_bridge *b, size_t *len)
