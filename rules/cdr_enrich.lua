@@ -35,27 +35,15 @@ end
 
 local F = config.fields
 local max_text = config.max_text
-local byte, sub = string.byte, string.sub
+local sub = string.sub
 local floor = math.floor
 
-local function cut(v)
-    if v == nil or #v <= max_text then
-        return v
+-- Header values go from the packet straight into the call's fields (m:copy_header_to), cut at
+-- max_text bytes without splitting a UTF-8 character: no Lua string is made for them.
+local function copy_server(m, c)
+    if not m:copy_header_to(c, "server", "Server", max_text) then
+        m:copy_header_to(c, "server", "User-Agent", max_text)
     end
-    -- Do not split a UTF-8 sequence: back off to the start of the one the cut falls in.
-    local n = max_text
-    while n > 0 do
-        local b = byte(v, n + 1)
-        if b < 0x80 or b >= 0xC0 then
-            break
-        end
-        n = n - 1
-    end
-    return sub(v, 1, n)
-end
-
-local function server_of(m)
-    return cut(m:header("Server") or m:header("User-Agent"))
 end
 
 -- 16 from "Q.850;cause=16;text=...", or nil. Plain finds only (no Lua patterns, no loops:
@@ -121,14 +109,15 @@ local hooks = {}
 
 hooks.on_dialog_start = function(d, m)
     local c = d.cdr
+    -- m:copy_to(c, k, what) is c[k] = m[what]; an address makes no Lua string that way.
     if F.src_ip then
-        c.src_ip = m.src_ip
+        m:copy_to(c, "src_ip", "src_ip")
     end
     if F.src_port then
         c.src_port = m.src_port
     end
     if F.dst_ip then
-        c.dst_ip = m.dst_ip
+        m:copy_to(c, "dst_ip", "dst_ip")
     end
     if F.dst_port then
         c.dst_port = m.dst_port
@@ -137,7 +126,7 @@ hooks.on_dialog_start = function(d, m)
         c.transport = m.transport
     end
     if F.user_agent then
-        c.user_agent = cut(m:header("User-Agent"))
+        m:copy_header_to(c, "user_agent", "User-Agent", max_text)
     end
 end
 
@@ -158,7 +147,7 @@ if F.server or F.codec then
     hooks.on_dialog_answer = function(d, m)
         local c = d.cdr
         if F.server then
-            c.server = server_of(m)
+            copy_server(m, c)
         end
         if F.codec then
             c.codec = codec_of(m)
@@ -183,7 +172,7 @@ hooks.on_dialog_end = function(d, m)
     end
     if not m.is_request then
         if F.server and d.answer_time == nil then
-            c.server = server_of(m)
+            copy_server(m, c)
         end
         return
     end

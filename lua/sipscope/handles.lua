@@ -144,6 +144,55 @@ local function identifier(k)
     return true
 end
 
+-- Raises the rule's error (at level) unless k may name an event field.
+local function check_field_name(k, level)
+    if type(k) ~= "string" or not identifier(k) then
+        error("sipscope: event field names are identifiers, got " .. tostring(k), level)
+    end
+    if RESERVED_FIELDS[k] then
+        error("sipscope: event field '" .. k .. "' is written by sipscope itself", level)
+    end
+end
+
+-- Raises the rule's error (at level) when a call field write found no room.
+local function check_stored(rc, level)
+    if rc ~= 0 then
+        error("not enough memory for the call's event fields (--lua-memory)", level)
+    end
+end
+
+-- p[k] = v, k already checked. Errors are raised at level (error()'s, from here).
+local function set_field(p, k, v, level)
+    local tv = type(v)
+    if tv == "number" then
+        if v ~= v or v == math.huge or v == -math.huge then
+            error("sipscope: event field '" .. k .. "' must be a finite number", level)
+        end
+    elseif v ~= nil and tv ~= "string" and tv ~= "boolean" then
+        error("sipscope: event field '" .. k .. "' must be a string, number or " ..
+            "boolean, got a " .. tv, level)
+    end
+    local key = p.key
+    if key > 0 then
+        if rawequal(cdr_proxies[key], p) then
+            local rc
+            if tv == "string" then
+                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_STRING, v, #v, 0)
+            elseif tv == "number" then
+                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NUMBER, nil, 0, v)
+            elseif tv == "boolean" then
+                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_BOOLEAN, nil, 0,
+                    v and 1 or 0)
+            else
+                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NONE, nil, 0, 0)
+            end
+            check_stored(rc, level + 1)
+        end
+    elseif key == REG_KEY and reg_gen == p.gen then
+        reg_fields[k] = v
+    end
+end
+
 local Fields = ffi.metatype("struct sipscope_fields", {
     __index = function(p, k)
         if type(k) ~= "string" then
@@ -168,47 +217,39 @@ local Fields = ffi.metatype("struct sipscope_fields", {
         return nil
     end,
     __newindex = function(p, k, v)
-        if type(k) ~= "string" or not identifier(k) then
-            error("sipscope: event field names are identifiers, got " .. tostring(k), 2)
-        end
-        if RESERVED_FIELDS[k] then
-            error("sipscope: event field '" .. k .. "' is written by sipscope itself", 2)
-        end
-        local tv = type(v)
-        if tv == "number" then
-            if v ~= v or v == math.huge or v == -math.huge then
-                error("sipscope: event field '" .. k .. "' must be a finite number", 2)
-            end
-        elseif v ~= nil and tv ~= "string" and tv ~= "boolean" then
-            error("sipscope: event field '" .. k .. "' must be a string, number or " ..
-                "boolean, got a " .. tv, 2)
-        end
-        local key = p.key
-        if key > 0 then
-            if rawequal(cdr_proxies[key], p) then
-                local rc
-                if tv == "string" then
-                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_STRING, v, #v, 0)
-                elseif tv == "number" then
-                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NUMBER, nil, 0, v)
-                elseif tv == "boolean" then
-                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_BOOLEAN, nil, 0,
-                        v and 1 or 0)
-                else
-                    rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NONE, nil, 0, 0)
-                end
-                if rc ~= 0 then
-                    error("not enough memory for the call's event fields (--lua-memory)", 2)
-                end
-            end
-        elseif key == REG_KEY and reg_gen == p.gen then
-            reg_fields[k] = v
-        end
+        check_field_name(k, 3)
+        set_field(p, k, v, 3)
     end,
     __tostring = function()
         return "sipscope event fields"
     end,
 })
+
+-- p[k] = the text ptr[0..n), or nil when ptr is nil, k already checked: for a call's fields
+-- (d.cdr) the bytes go from C memory to the store with no Lua string made; r.event's fields are
+-- a Lua table, which gets the string. Errors are raised at level (error()'s, from here).
+local function set_field_text(p, k, ptr, n, level)
+    local key = p.key
+    if key > 0 then
+        if rawequal(cdr_proxies[key], p) then
+            local rc
+            if ptr ~= nil then
+                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_STRING, ptr, n, 0)
+            else
+                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NONE, nil, 0, 0)
+            end
+            check_stored(rc, level + 1)
+        end
+    elseif key == REG_KEY and reg_gen == p.gen then
+        reg_fields[k] = ptr ~= nil and ffi_string(ptr, n) or nil
+    end
+end
+
+local function check_fields_arg(c, method)
+    if not ffi.istype(Fields, c) then
+        error("sipscope: m:" .. method .. " takes d.cdr or r.event first", 3)
+    end
+end
 
 local function handle_type(name, getters, methods)
     local mt = {
@@ -438,6 +479,58 @@ function MSG_M.ruri_param(h, name)
         return (slice_string())
     end
     return nil
+end
+
+-- m:copy_to(c, name, what): c[name] = m[what], where c is d.cdr or r.event and what one of the
+-- message's fields ("src_ip", "src_port", "transport"...). An address (src_ip, dst_ip) goes
+-- from C into a call's fields without becoming a Lua string: from many peers, each call's
+-- address was a new string to intern and later collect.
+function MSG_M.copy_to(h, c, name, what)
+    check(h, "message")
+    check_fields_arg(c, "copy_to(c, name, what)")
+    check_field_name(name, 3)
+    if what == "src_ip" or what == "dst_ip" then
+        local n = api.msg_addr(box, what == "dst_ip" and 1 or 0, addrbuf, 64)
+        set_field_text(c, name, n > 0 and addrbuf or nil, n, 3)
+        return
+    end
+    local g = MSG[what]
+    if g == nil then
+        error("sipscope: a message has no field '" .. tostring(what) .. "'", 2)
+    end
+    set_field(c, name, g(h), 3)
+end
+
+local u8ptr = ffi.typeof("const uint8_t *")
+
+-- m:copy_header_to(c, name, header[, max_bytes]): c[name] = m:header(header), cut to at most
+-- max_bytes bytes without splitting a UTF-8 character, c being d.cdr or r.event. The value goes
+-- from the packet into a call's fields without becoming a Lua string. Returns whether the
+-- message has the header; when it has not, c[name] is removed.
+function MSG_M.copy_header_to(h, c, name, header, max)
+    check(h, "message")
+    check_fields_arg(c, "copy_header_to(c, name, header[, max_bytes])")
+    check_field_name(name, 3)
+    if type(header) ~= "string" then
+        error("sipscope: m:copy_header_to(c, name, header) takes a header name", 2)
+    end
+    if max ~= nil and (type(max) ~= "number" or max < 0 or max ~= math.floor(max)) then
+        error("sipscope: m:copy_header_to's max_bytes is a whole number of bytes, 0 or more", 2)
+    end
+    if find_header(header, header_id(header), 0) == 0 then
+        set_field_text(c, name, nil, 0, 3)
+        return false
+    end
+    local p, n = out[0].p, tonumber(out[0].len)
+    if max ~= nil and n > max then
+        local u = ffi_cast(u8ptr, p)
+        n = max
+        while n > 0 and u[n] >= 0x80 and u[n] < 0xC0 do -- u[n]: the first byte cut off
+            n = n - 1
+        end
+    end
+    set_field_text(c, name, p, n, 3)
+    return true
 end
 
 -- m:headers(name): every value of that header, one per header line, in message order.

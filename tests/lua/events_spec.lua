@@ -278,6 +278,83 @@ return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
         ok:close()
     end)
 
+    it("takes message fields and headers straight from C: m:copy_to, m:copy_header_to", function()
+        local path = t.write_rule("copy.lua", [[
+local first
+return {
+  on_dialog_start = function(d, m)
+    local c = d.cdr
+    if d.call_id == "k2" then
+      m:copy_to(first, "stale", "src_ip") -- k1's proxy: its call has ended, nothing is written
+      m:copy_header_to(first, "stale_ua", "User-Agent")
+      m:copy_to(c, "src_ip", "src_ip")
+      return
+    end
+    first = c
+    m:copy_to(c, "src_ip", "src_ip")
+    m:copy_to(c, "dst_ip", "dst_ip")
+    m:copy_to(c, "sport", "src_port")
+    m:copy_to(c, "tr", "transport")
+    m:copy_to(c, "meth", "method")
+    c.ua_found = m:copy_header_to(c, "ua", "User-Agent")
+    m:copy_header_to(c, "ua5", "User-Agent", 5) -- "caf\195\169": the 5 bytes hold the whole e-acute
+    m:copy_header_to(c, "ua4", "User-Agent", 4) -- the cut would split it: "caf"
+    m:copy_header_to(c, "ua0", "User-Agent", 0)
+    m:copy_header_to(c, "ua_long", "User-Agent", 1000)
+    c.gone = "x"
+    c.absent_found = m:copy_header_to(c, "gone", "X-Absent") -- removes gone
+    m:copy_header_to(c, "compact", "i") -- a compact form: Call-ID
+    m:copy_header_to(c, "custom", "x-CUSTOM") -- an unknown header, by name in any case
+    local function where(f) local _, err = pcall(f); return err end
+    c.e_target = where(function() m:copy_to({}, "x", "src_ip") end)
+    c.e_name = select(2, pcall(m.copy_to, m, c, "no good", "src_ip"))
+    c.e_reserved = select(2, pcall(m.copy_header_to, m, c, "call_id", "User-Agent"))
+    c.e_what = select(2, pcall(m.copy_to, m, c, "x", "nothing"))
+    c.e_type = where(function() m:copy_to(c, "x", "dialog") end)
+    c.e_header = select(2, pcall(m.copy_header_to, m, c, "x", 5))
+    c.e_max = select(2, pcall(m.copy_header_to, m, c, "x", "User-Agent", 1.5))
+    c.e_neg = select(2, pcall(m.copy_header_to, m, c, "x", "User-Agent", -1))
+  end,
+  on_register = function(r, m)
+    m:copy_to(r.event, "src", "src_ip")
+    r.event.found = m:copy_header_to(r.event, "ua", "User-Agent", 4)
+    m:copy_header_to(r.event, "none", "X-Absent")
+  end,
+}]])
+        local e = t.engine{rules = {path}, events = true}
+        t.call(e, {call_id = "k1", time = 1, src = "192.0.2.7:5070", dst = "198.51.100.2:5060",
+                   headers = {"User-Agent: caf\195\169-phone/2", "X-Custom: yes"}})
+        t.call(e, {call_id = "k2", time = 100, src = "[2001:db8::7]:5060",
+                   dst = "[2001:db8::1]:5060", headers = {"User-Agent: other"}})
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
+                     "Expires: 600", "User-Agent: caf\195\169"}}
+        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        -- on_register runs at the 200 OK: its message comes from the registrar
+        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        local lines = read_lines(e)
+        assert.are.equal(3, #lines)
+        assert.are.equal('"absent_found":false,"compact":"k1","custom":"yes",' ..
+            '"dst_ip":"198.51.100.2",' ..
+            '"e_header":"sipscope: m:copy_header_to(c, name, header) takes a header name",' ..
+            '"e_max":"sipscope: m:copy_header_to\'s max_bytes is a whole number of bytes, 0 or more",' ..
+            '"e_name":"sipscope: event field names are identifiers, got no good",' ..
+            '"e_neg":"sipscope: m:copy_header_to\'s max_bytes is a whole number of bytes, 0 or more",' ..
+            '"e_reserved":"sipscope: event field \'call_id\' is written by sipscope itself",' ..
+            '"e_target":"' .. path .. ':27: sipscope: m:copy_to(c, name, what) takes d.cdr or r.event first",' ..
+            '"e_type":"' .. path .. ':31: sipscope: event field \'x\' must be a string, ' ..
+            'number or boolean, got a cdata",' ..
+            '"e_what":"sipscope: a message has no field \'nothing\'",' ..
+            '"meth":"INVITE","sport":5070,"src_ip":"192.0.2.7","tr":"udp",' ..
+            '"ua":"caf\195\169-phone/2","ua0":"","ua4":"caf","ua5":"caf\195\169",' ..
+            '"ua_found":true,"ua_long":"caf\195\169-phone/2"}', rule_fields(lines[1]))
+        assert.are.equal('"src_ip":"2001:db8::7"}', rule_fields(lines[2]))
+        assert.truthy(lines[3]:find(',"found":true,"src":"192.0.2.1","ua":"caf"}', 1, true),
+            lines[3])
+        e:close()
+    end)
+
     it("never gives a call the fields written after another call's end", function()
         -- The 486 ends c1 before on_response runs: its write goes nowhere. c2 then reuses
         -- c1's slot (d.vars takes it first) and must not inherit the write.
