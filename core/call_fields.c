@@ -252,12 +252,14 @@ void call_fields_prefetch_index(const struct call_fields *cf, uint32_t slot)
 
 void call_fields_prefetch(const struct call_fields *cf, uint32_t slot)
 {
-    if (slot >= cf->n_slots || !cf->slots[slot].p)
+    const struct slot_buf *sb;
+    uint32_t end;
+
+    if (slot >= cf->n_slots || !(sb = &cf->slots[slot])->p)
         return;
-    const struct slot_buf *sb = &cf->slots[slot];
-    /* The lines in use (a new call's writes land in the first), up to PREFETCH_MAX bytes. */
-    uint32_t end = sb->len < PREFETCH_MAX ? sb->len : PREFETCH_MAX;
-    for (uint32_t off = 0; off == 0 || off < end; off += 64)
+    /* The lines in use, up to PREFETCH_MAX bytes; a new call's first writes land in the first. */
+    end = sb->len == 0 ? 1 : sb->len < PREFETCH_MAX ? sb->len : PREFETCH_MAX;
+    for (uint32_t off = 0; off < end; off += 64)
         __builtin_prefetch(sb->p + off, 1);
 }
 

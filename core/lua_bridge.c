@@ -2413,7 +2413,7 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
         box->d_final_code = d->final_code;
         box->d_has_outcome = (d->flags & SIP_DIALOG_F_OUTCOME) != 0;
         box->d_slot = -1;
-        if (d->rule_slot)
+        if (d->rule_slot) /* its d.cdr fields: cold by now, read by the hooks or the line */
             call_fields_prefetch(s->call_fields, d->rule_slot);
         box->d_ended_by = d->end_reason != SIP_END_BYE       ? 0
                           : d->flags & SIP_DIALOG_F_BYE_CALLEE ? 2
