@@ -161,6 +161,14 @@ local function check_stored(rc, level)
     end
 end
 
+-- Sets field k of the call whose fields proxy p is (key: the call's slot) in the C store, if p
+-- is still current: type, and the value as ptr[0..n) or num (call_field_set's arguments).
+local function store_call_field(p, key, k, ty, ptr, n, num, level)
+    if rawequal(cdr_proxies[key], p) then
+        check_stored(api.call_field_set(api.bridge, key, k, #k, ty, ptr, n, num), level + 1)
+    end
+end
+
 -- p[k] = v, k already checked. Errors are raised at level (error()'s, from here).
 local function set_field(p, k, v, level)
     local tv = type(v)
@@ -174,19 +182,14 @@ local function set_field(p, k, v, level)
     end
     local key = p.key
     if key > 0 then
-        if rawequal(cdr_proxies[key], p) then
-            local rc
-            if tv == "string" then
-                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_STRING, v, #v, 0)
-            elseif tv == "number" then
-                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NUMBER, nil, 0, v)
-            elseif tv == "boolean" then
-                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_BOOLEAN, nil, 0,
-                    v and 1 or 0)
-            else
-                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NONE, nil, 0, 0)
-            end
-            check_stored(rc, level + 1)
+        if tv == "string" then
+            store_call_field(p, key, k, FIELD_STRING, v, #v, 0, level + 1)
+        elseif tv == "number" then
+            store_call_field(p, key, k, FIELD_NUMBER, nil, 0, v, level + 1)
+        elseif tv == "boolean" then
+            store_call_field(p, key, k, FIELD_BOOLEAN, nil, 0, v and 1 or 0, level + 1)
+        else
+            store_call_field(p, key, k, FIELD_NONE, nil, 0, 0, level + 1)
         end
     elseif key == REG_KEY and reg_gen == p.gen then
         reg_fields[k] = v
@@ -231,14 +234,10 @@ local Fields = ffi.metatype("struct sipscope_fields", {
 local function set_field_text(p, k, ptr, n, level)
     local key = p.key
     if key > 0 then
-        if rawequal(cdr_proxies[key], p) then
-            local rc
-            if ptr ~= nil then
-                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_STRING, ptr, n, 0)
-            else
-                rc = api.call_field_set(api.bridge, key, k, #k, FIELD_NONE, nil, 0, 0)
-            end
-            check_stored(rc, level + 1)
+        if ptr ~= nil then
+            store_call_field(p, key, k, FIELD_STRING, ptr, n, 0, level + 1)
+        else
+            store_call_field(p, key, k, FIELD_NONE, nil, 0, 0, level + 1)
         end
     elseif key == REG_KEY and reg_gen == p.gen then
         reg_fields[k] = ptr ~= nil and ffi_string(ptr, n) or nil
