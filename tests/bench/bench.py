@@ -724,8 +724,8 @@ class Bench:
         w("Nanoseconds per `sip_parse` call in datagram mode on the fixtures "
           "`tests/fixtures/sip/{invite_sdp,ok_200,register,bye}.sip`, timed with the thread's "
           f"CPU clock (`--cpu`), median of {s.get('runs', 'the')} runs"
-          + (" in rounds that alternate this build and the plain one (a slow spell of the "
-             "VM then falls on both)." if "baseline" in s else "."))
+          + (f" in rounds that alternate this build and {s['baseline']['label']}: a slow "
+             "spell of the VM then falls on both." if "baseline" in s else "."))
         w("")
         w(f"Command, once per run: `{s['cmd']}`")
         w("")
