@@ -23,7 +23,8 @@
  * 4,096 packets and once a second), so batching delays no line past that. */
 #define BATCH_BYTES (256u << 10)
 #define BATCH_LINES 2048u
-#define TIME_SECONDS_LEN 19 /* "2023-11-14T22:13:20": what events_time writes before the '.' */
+#define DATE_LEN 11 /* "2023-11-14T": what events_time writes before the time of day */
+#define S_PER_DAY 86400u
 
 struct events {
     int fd;
@@ -39,9 +40,9 @@ struct events {
     uint8_t is_call[BATCH_LINES];
     uint32_t n_lines;
     int cut; /* the file ends inside a line (a write failed part-way) */
-    /* put_time's last second and its text ("2023-11-14T22:13:20.000Z"); empty at first. */
-    uint64_t time_secs;
-    char time_text[32];
+    /* put_time's last day (since the epoch) and its date ("2023-11-14T"); empty at first. */
+    uint64_t date_day;
+    char date_text[32];
     struct metric_series *errors, *calls, *registrations;
 };
 
@@ -189,6 +190,9 @@ static void put_str(struct events *w, const char *s)
     put(w, s, strlen(s));
 }
 
+/* A string literal: its length is known at compile time (no strlen per line). */
+#define put_lit(w, s) put((w), (s), sizeof(s) - 1)
+
 /* Bytes that JSON strings take as they are: printable ASCII but '"' and '\\'. */
 static const uint8_t json_plain[256] = {
     [0x20 ... 0x21] = 1, /* '"' is 0x22 */
@@ -277,12 +281,8 @@ static void put_json(struct events *w, const char *s, size_t len)
     w->len += events_json_string(w->buf + w->len, need, s, len);
 }
 
-static void put_key(struct events *w, const char *key)
-{
-    put(w, ",\"", 2);
-    put_str(w, key);
-    put(w, "\":", 2);
-}
+/* ,"key": for a literal key, in one copy. */
+#define put_key(w, key) put_lit((w), ",\"" key "\":")
 
 /* n in decimal, as the exposition writes integers. */
 static void put_uint(struct events *w, unsigned n)
@@ -337,37 +337,43 @@ void events_time(uint64_t ns, char out[32])
     *p = 0;
 }
 
-/* "key":"2023-11-14T22:13:20.009Z", or "key":null for 0. A line's three times mostly fall in one
- * second, and lines follow each other within seconds: the date and time of day are formatted
- * once per second (events_time), only the milliseconds per time. */
-static void put_time(struct events *w, const char *key, uint64_t ns)
+/* "2023-11-14T22:13:20.009Z" (quotes included), or null for 0, after its key. Each line has up
+ * to three times, seconds or hours apart, and lines follow each other in time: the date is
+ * formatted once per day (events_time), the time of day per time. */
+static void put_time(struct events *w, uint64_t ns)
 {
-    uint64_t secs = ns / NS_PER_S;
-    unsigned ms = (unsigned)(ns % NS_PER_S / 1000000);
-    char t[32];
+    uint64_t secs = ns / NS_PER_S, day = secs / S_PER_DAY;
+    unsigned sod = (unsigned)(secs - day * S_PER_DAY), ms = (unsigned)(ns % NS_PER_S / 1000000);
+    char t[DATE_LEN + 16], *p;
 
-    put_key(w, key);
     if (!ns) {
-        put_str(w, "null");
+        put_lit(w, "null");
         return;
     }
-    if (secs != w->time_secs || !w->time_text[0]) {
-        events_time(secs * NS_PER_S, w->time_text); /* "...T22:13:20.000Z" */
-        w->time_secs = secs;
+    if (day != w->date_day || !w->date_text[0]) {
+        events_time(day * S_PER_DAY * NS_PER_S, w->date_text); /* "2023-11-14T00:00:00.000Z" */
+        w->date_day = day;
     }
     t[0] = '"';
-    memcpy(t + 1, w->time_text, TIME_SECONDS_LEN + 1); /* up to the '.' */
-    put_digits(t + 2 + TIME_SECONDS_LEN, ms, 3);
-    memcpy(t + 5 + TIME_SECONDS_LEN, "Z\"", 2);
-    put(w, t, TIME_SECONDS_LEN + 7);
+    memcpy(t + 1, w->date_text, DATE_LEN);
+    p = put_digits(t + 1 + DATE_LEN, sod / 3600, 2);
+    *p++ = ':';
+    p = put_digits(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, sod % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, ms, 3);
+    *p++ = 'Z';
+    *p++ = '"';
+    put(w, t, (size_t)(p - t));
 }
 
-static void put_seconds(struct events *w, const char *key, uint64_t from, uint64_t to, int valid)
+/* The seconds from from to to, after its key; null unless valid. */
+static void put_seconds(struct events *w, uint64_t from, uint64_t to, int valid)
 {
     char num[EXPO_NUMBER_MAX];
-    put_key(w, key);
     if (!valid) {
-        put_str(w, "null");
+        put_lit(w, "null");
         return;
     }
     put(w, num, expo_number(to > from ? (double)(to - from) / 1e9 : 0.0, num));
@@ -376,8 +382,7 @@ static void put_seconds(struct events *w, const char *key, uint64_t from, uint64
 static void put_labels(struct events *w, const uint16_t *ids)
 {
     size_t n = oplabel_count(w->ops);
-    put_key(w, "labels");
-    put(w, "{", 1);
+    put_lit(w, ",\"labels\":{");
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const char *name = oplabel_name(w->ops, i);
@@ -396,7 +401,7 @@ static void call_line(struct events *w, const struct track_event *ev)
     const struct sip_dialog *d = ev->dialog;
     struct slice s;
 
-    put_str(w, "{\"type\":\"call\"");
+    put_lit(w, "{\"type\":\"call\"");
     s = sip_dialog_call_id(d);
     put_key(w, "call_id");
     put_json(w, s.p, s.len);
@@ -406,22 +411,27 @@ static void call_line(struct events *w, const struct track_event *ev)
     s = sip_dialog_to_uri(d);
     put_key(w, "to");
     put_json(w, s.p, s.len);
-    put_time(w, "start", d->t_start);
-    put_time(w, "answer", d->t_answer);
-    put_time(w, "end", ev->time_ns);
-    put_seconds(w, "setup_delay", d->t_start, d->t_answer, d->t_answer != 0);
-    put_seconds(w, "duration", d->t_answer, ev->time_ns, d->t_answer != 0);
+    put_key(w, "start");
+    put_time(w, d->t_start);
+    put_key(w, "answer");
+    put_time(w, d->t_answer);
+    put_key(w, "end");
+    put_time(w, ev->time_ns);
+    put_key(w, "setup_delay");
+    put_seconds(w, d->t_start, d->t_answer, d->t_answer != 0);
+    put_key(w, "duration");
+    put_seconds(w, d->t_answer, ev->time_ns, d->t_answer != 0);
     put_key(w, "outcome");
     if (!(d->flags & SIP_DIALOG_F_OUTCOME))
-        put_str(w, "null");
+        put_lit(w, "null");
     else if (d->final_code == 0)
-        put_str(w, "\"timeout\"");
+        put_lit(w, "\"timeout\"");
     else
         put_uint(w, d->final_code);
     put_key(w, "end_reason");
-    put(w, "\"", 1);
+    put_lit(w, "\"");
     put_str(w, sip_dialog_end_name((enum sip_dialog_end)ev->reason));
-    put(w, "\"", 1);
+    put_lit(w, "\"");
     put_labels(w, ev->labels);
 }
 
@@ -430,7 +440,7 @@ static void registration_line(struct events *w, const struct track_event *ev)
     const struct sip_binding *b = ev->binding;
     struct slice s;
 
-    put_str(w, "{\"type\":\"registration\"");
+    put_lit(w, "{\"type\":\"registration\"");
     s = sip_binding_aor(b);
     put_key(w, "aor");
     put_json(w, s.p, s.len);
@@ -438,12 +448,13 @@ static void registration_line(struct events *w, const struct track_event *ev)
     put_key(w, "contact");
     put_json(w, s.p, s.len);
     put_key(w, "change");
-    put(w, "\"", 1);
+    put_lit(w, "\"");
     put_str(w, sip_binding_change_name((enum sip_binding_change)ev->reason));
-    put(w, "\"", 1);
+    put_lit(w, "\"");
     put_key(w, "expires");
     put_uint(w, b->expires);
-    put_time(w, "time", ev->time_ns);
+    put_key(w, "time");
+    put_time(w, ev->time_ns);
     put_labels(w, ev->labels);
 }
 

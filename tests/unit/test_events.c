@@ -256,4 +256,44 @@ TEST(a_binding_change_is_one_registration_line_and_other_events_none)
               "\"labels\":{}}\n");
 }
 
+/* The date is formatted once per day and reused: a line whose times cross midnight (and a year)
+ * and a line back on the day before both get their own dates. */
+TEST(times_in_lines_across_midnight_keep_their_own_dates)
+{
+    const uint64_t new_year = 1704067200ULL; /* 2024-01-01T00:00:00Z */
+    struct fixture f;
+    struct sip_dialog d;
+    struct sip_binding b;
+    struct track_event call = {.type = TRACK_CALL_END, .reason = SIP_END_BYE};
+    struct track_event reg = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_ADDED};
+
+    setup(&f, 0);
+    memset(&d, 0, sizeof(d));
+    put_text(&d, "c3", "sip:a@x", "sip:b@y");
+    d.t_start = (new_year - 1) * S + 250000000ULL;
+    d.t_answer = new_year * S + 750000000ULL;
+    d.flags = SIP_DIALOG_F_OUTCOME;
+    d.final_code = 200;
+    call.dialog = &d;
+    call.time_ns = (new_year + 3723) * S + 4000000ULL;
+    memset(&b, 0, sizeof(b));
+    memcpy(b.text, "sip:a@x", 7);
+    b.aor_len = 7;
+    memcpy(b.text + SIP_BINDING_AOR_MAX, "sip:a@h", 7);
+    b.contact_len = 7;
+    b.expires = 60;
+    reg.binding = &b;
+    reg.time_ns = new_year * S - 1;
+    events_on_event(f.w, &call, "", 0);
+    events_on_event(f.w, &reg, "", 0);
+    CHECK_STR(finish(&f),
+              "{\"type\":\"call\",\"call_id\":\"c3\",\"from\":\"sip:a@x\",\"to\":\"sip:b@y\","
+              "\"start\":\"2023-12-31T23:59:59.250Z\",\"answer\":\"2024-01-01T00:00:00.750Z\","
+              "\"end\":\"2024-01-01T01:02:03.004Z\",\"setup_delay\":1.5,\"duration\":3722.254,"
+              "\"outcome\":200,\"end_reason\":\"bye\",\"labels\":{}}\n"
+              "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@h\","
+              "\"change\":\"added\",\"expires\":60,\"time\":\"2023-12-31T23:59:59.999Z\","
+              "\"labels\":{}}\n");
+}
+
 TEST_MAIN()
