@@ -34,6 +34,11 @@ struct call_fields {
     struct slot_buf *slots; /* [slot], 0 unused */
     uint32_t n_slots;
     uint64_t bytes;
+    /* A slot's first buffer: the power of two (MIN_BUFFER..CALL_FIELDS_KEEP) that the last
+     * cleared call's fields needed. Rules write much the same fields on every call, so a new
+     * slot's buffer is allocated once instead of growing by reallocations as they are written:
+     * with many calls up at once, most calls are a slot's first. */
+    uint32_t learned_cap;
 };
 
 struct call_fields *call_fields_new(void)
@@ -112,6 +117,12 @@ static void entry_remove(struct slot_buf *sb, struct entry *e)
     sb->n--;
 }
 
+/* The size of a slot's first buffer: what the last call needed, when room allows. */
+static uint64_t first_buffer(const struct call_fields *cf, uint64_t room)
+{
+    return cf->learned_cap > MIN_BUFFER && cf->learned_cap <= room ? cf->learned_cap : MIN_BUFFER;
+}
+
 /* Makes slot a valid index, the index growing by doubling. */
 static int reserve_slots(struct call_fields *cf, uint32_t slot, uint64_t *room)
 {
@@ -161,7 +172,7 @@ int call_fields_set(struct call_fields *cf, uint32_t slot, const struct event_fi
     } else {
         need = sb->len - (old ? old->size : 0) + size;
         if (need > sb->cap) {
-            uint64_t cap = sb->cap ? sb->cap : MIN_BUFFER;
+            uint64_t cap = sb->cap ? sb->cap : first_buffer(cf, room);
             char *p;
             while (cap < need)
                 cap *= 2;
@@ -233,6 +244,12 @@ void call_fields_clear(struct call_fields *cf, uint32_t slot)
     if (slot == 0 || slot >= cf->n_slots)
         return;
     sb = &cf->slots[slot];
+    if (sb->len) {
+        uint32_t cap = MIN_BUFFER;
+        while (cap < sb->len && cap < CALL_FIELDS_KEEP)
+            cap *= 2;
+        cf->learned_cap = cap;
+    }
     sb->len = 0;
     sb->n = 0;
     sb->names = 0;

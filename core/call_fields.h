@@ -6,10 +6,13 @@
  * field is set, replaced, removed and read back by name, and listed for encoding. Nothing is
  * encoded here: the caller writes JSON (lua_bridge's encoder, shared with r.event's fields).
  *
- * Memory: each slot's buffer grows by doubling and is kept for the slot's next call, so a
- * steady load allocates nothing; a buffer over CALL_FIELDS_KEEP bytes is freed when its call's
- * fields are cleared. call_fields_bytes is what the buffers hold; a set that would grow them by
- * more than the room its caller grants fails with -ENOMEM and changes nothing. */
+ * Memory: a slot's first buffer is the size the last ended call's fields needed (a power of two
+ * from 128 bytes up to CALL_FIELDS_KEEP, within the caller's room), so that a new slot is not
+ * grown by reallocations field by field. Each slot's buffer grows by doubling and is kept for
+ * the slot's next call, so a steady load allocates nothing; a buffer over CALL_FIELDS_KEEP bytes
+ * is freed when its call's fields are cleared. call_fields_bytes is what the buffers hold; a set
+ * that would grow them by more than the room its caller grants fails with -ENOMEM and changes
+ * nothing. */
 #ifndef SIPSCOPE_CALL_FIELDS_H
 #define SIPSCOPE_CALL_FIELDS_H
 

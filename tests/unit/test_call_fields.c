@@ -229,4 +229,37 @@ TEST(refuses_bad_slots_and_names_and_growth_past_its_room)
     call_fields_free(cf);
 }
 
+/* A new slot's first buffer is the size the last ended call's fields needed (a power of two up
+ * to CALL_FIELDS_KEEP), not 128 bytes grown by reallocations; when the room is smaller, 128. */
+TEST(a_new_slot_starts_at_the_size_the_last_call_needed)
+{
+    struct call_fields *cf = call_fields_new();
+    char value[200];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = 0;
+    struct event_field f = str_field("server", value);
+    CHECK_INT(call_fields_set(cf, 1, &f, ROOM), 0); /* 12 + 6 + 199 bytes: 128, then 256 */
+    uint64_t held = call_fields_bytes(cf);
+    call_fields_clear(cf, 1);
+    CHECK_INT(call_fields_bytes(cf), held); /* kept for slot 1's next call */
+
+    struct event_field small = str_field("k", "x");
+    CHECK_INT(call_fields_set(cf, 2, &small, ROOM), 0);
+    CHECK_INT(call_fields_bytes(cf), held + 256);
+    CHECK_INT(call_fields_set(cf, 3, &small, 255), 0); /* 256 does not fit the room: 128 */
+    CHECK_INT(call_fields_bytes(cf), held + 256 + 128);
+
+    /* A call that needed more than CALL_FIELDS_KEEP makes the next first buffers that size. */
+    char big[3000];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    f = str_field("big", big);
+    CHECK_INT(call_fields_set(cf, 2, &f, ROOM), 0);
+    call_fields_clear(cf, 2);
+    held = call_fields_bytes(cf);
+    CHECK_INT(call_fields_set(cf, 4, &small, ROOM), 0);
+    CHECK_INT(call_fields_bytes(cf), held + CALL_FIELDS_KEEP);
+    call_fields_free(cf);
+}
+
 TEST_MAIN()
