@@ -116,7 +116,7 @@ struct lb_api {
     void (*dialog_slot_free)(void *bridge, int32_t slot);
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
-    uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
+    uint64_t (*window_msg)(void *bridge, void *w, int dst, int with, int64_t n);
     int32_t (*classify_header)(void *c, const struct lb_box *box, int32_t id,
                                const char *name, size_t len);
     /* calls' event fields (d.cdr), by slot (core/call_fields.h) */
@@ -270,6 +270,8 @@ struct lua_bridge {
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
     size_t fields_len, fields_cap;
     struct event_field *keys; /* the encoder's scratch list (encode_fields), grown as needed */
+    char *key_buf; /* api_window_msg's keys with a message field, grown as needed */
+    size_t key_cap;
     size_t keys_cap;
     int fields_failed; /* out of memory while encoding them: they are dropped */
 
@@ -881,13 +883,45 @@ static uint64_t api_window_add(void *w, const char *key, size_t len, uint64_t no
 /* window_add keyed by the message's source (dst = 0) or destination address as text, the
  * same key window:add(m.src_ip) uses, without making a Lua string. UINT64_MAX without an
  * address. */
-static uint64_t api_window_add_addr(void *w, const struct lb_box *box, int dst, uint32_t n)
+/* The message-keyed window methods (win:src(m, n, with), win:count_dst(m, with)...): the key is
+ * the message's source (dst 0) or destination address as text, followed, when with is an enum
+ * lb_msg_field (-1: nothing), by a space and that field of the message ("10.0.0.1
+ * sip:alice@example.net"; an absent field adds nothing after the space): the bytes the rule
+ * would get from m.dst_ip .. " " .. (m.to or ""), without making a Lua string. Adds n events
+ * (n >= 0) or only counts (n < 0). UINT64_MAX when the message has no address, UINT64_MAX - 1
+ * when out of memory for the key. */
+static uint64_t api_window_msg(void *bridge, void *w, int dst, int with, int64_t n)
 {
-    char text[64];
-    int len = api_msg_addr(box, dst, text, sizeof(text));
-    if (len <= 0)
+    struct lua_bridge *b = bridge;
+    const struct lb_box *box = &b->box;
+    char addr[64];
+    const char *key = addr;
+    struct lb_slice v = {NULL, 0};
+    size_t len;
+    int alen = api_msg_addr(box, dst, addr, sizeof(addr));
+
+    if (alen <= 0)
         return UINT64_MAX;
-    return window_add(w, text, (size_t)len, box->time, n);
+    len = (size_t)alen;
+    if (with >= 0) {
+        api_msg_str(box, with, &v);
+        len += 1 + v.len;
+        if (len > b->key_cap) { /* grown to the longest key so far (a message is <= 64 KiB) */
+            char *p = realloc(b->key_buf, len);
+            if (!p)
+                return UINT64_MAX - 1;
+            b->key_buf = p;
+            b->key_cap = len;
+        }
+        memcpy(b->key_buf, addr, (size_t)alen);
+        b->key_buf[alen] = ' ';
+        if (v.len)
+            memcpy(b->key_buf + alen + 1, v.p, v.len);
+        key = b->key_buf;
+    }
+    if (n < 0)
+        return window_count(w, key, len, box->time);
+    return window_add(w, key, len, box->time, (uint32_t)n);
 }
 
 static uint64_t api_window_count(const void *w, const char *key, size_t len, uint64_t now_ns)
@@ -2213,7 +2247,7 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_dialog_slot_free,
                              api_header_id,
                              api_msg_header_id,
-                             api_window_add_addr,
+                             api_window_msg,
                              api_classify_header,
                              api_call_field_set,
                              api_call_field_get,
@@ -2285,6 +2319,7 @@ void lua_bridge_free(struct lua_bridge *b)
     free_list(b->rule_files, b->n_rule_files);
     free(b->fields);
     free(b->keys);
+    free(b->key_buf);
     free(b);
 }
 

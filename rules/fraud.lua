@@ -142,14 +142,22 @@ return {
             if not m or (trusted ~= nil and trusted:dst(m)) then
                 return
             end
-            local ip = m.dst_ip
-            local n, fresh
-            if pairs_seen:add(ip .. " " .. (m.to or "")) == 1 then
-                n, fresh = scan.win:add(ip), true
-            else
-                n, fresh = scan.win:count(ip), false
+            -- The pair's key is the address text, a space and the To URI, and the source's
+            -- the address text: both made in C. The text is made here only for a source over
+            -- the threshold (check() needs it then).
+            local pair = pairs_seen:dst(m, 1, "to")
+            if pair == nil then
+                return -- no IP address
             end
-            check(scan, ip, n, fresh)
+            local n, fresh
+            if pair == 1 then
+                n, fresh = scan.win:dst(m), true
+            else
+                n, fresh = scan.win:count_dst(m), false
+            end
+            if n > scan.threshold then
+                check(scan, m.dst_ip, n, fresh)
+            end
         end,
     },
     on_tick = function()

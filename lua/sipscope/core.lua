@@ -60,7 +60,7 @@ struct lb_api {
     void (*dialog_slot_free)(void *bridge, int32_t slot);
     int32_t (*header_id)(const char *name, size_t len);
     int (*msg_header_id)(const struct lb_box *box, int32_t id, int nth, struct lb_slice *out);
-    uint64_t (*window_add_addr)(void *w, const struct lb_box *box, int dst, uint32_t n);
+    uint64_t (*window_msg)(void *bridge, void *w, int dst, int with, int64_t n);
     int32_t (*classify_header)(void *c, const struct lb_box *box, int32_t id,
                                const char *name, size_t len);
     int (*call_field_set)(void *bridge, int32_t slot, const char *name, size_t len, int type,
@@ -727,7 +727,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     end
     metric.setup({api = api, native = native, cfg = cfg, phase = get_phase})
     helpers.setup({api = api, native = native, box = box, phase = get_phase,
-                   is_message = handles.is_current_message, header_id = handles.header_id})
+                   is_message = handles.is_current_message, header_id = handles.header_id,
+                   key_fields = handles.key_fields})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then

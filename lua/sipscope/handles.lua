@@ -448,6 +448,11 @@ local function header_id(name)
 end
 M.header_id = header_id
 
+-- Message fields a window key can carry after the address (win:src(m, n, with)), as the enum
+-- lb_msg_field: the string fields whose m[name] is the field's bytes, nil when empty.
+M.key_fields = {call_id = F_CALL_ID, from_tag = F_FROM_TAG, to_tag = F_TO_TAG, from = F_FROM_URI,
+                to = F_TO_URI, branch = F_VIA_BRANCH}
+
 local function find_header(name, id, nth)
     if id ~= 0 then
         return api.msg_header_id(box, id, nth, out)

@@ -31,7 +31,7 @@ local MEMO = 256 -- classifier results remembered per classifier
 local NO_CLASS = {}
 local NO_HEADER = -2 -- api.classify_header: the message has no such header (LB_NO_HEADER)
 
-local ctx -- api, native, box, phase(), is_message(m), header_id(name)
+local ctx -- api, native, box, phase(), is_message(m), header_id(name), key_fields
 
 local function at_load(name)
     if ctx.phase() ~= "load" then
@@ -273,23 +273,38 @@ function M.window(spec)
         return key
     end
 
-    local is_message = ctx.is_message
+    local is_message, key_fields = ctx.is_message, ctx.key_fields
 
-    -- add() keyed by the message's address text, made in C.
-    local function of_message(m, n, dst, what)
+    -- Keyed by the message's address text and optionally one of its fields, made in C (see
+    -- api_window_msg): n events added, or with n == nil for the count methods, counted only.
+    local function of_message(m, n, dst, with, what)
         if not is_message(m) then
             error("sipscope: window:" .. what .. "(m) takes the message of the running hook", 3)
         end
+        local field = -1
+        if with ~= nil then
+            field = key_fields[with]
+            if field == nil then
+                error("sipscope: window:" .. what .. ": the key can carry call_id, from, " ..
+                    "from_tag, to, to_tag or branch after the address, not " .. tostring(with), 3)
+            end
+        end
+        local c = api.window_msg(api.bridge, w, dst, field, n or -1)
+        if c == 0xffffffffffffffffULL then
+            return nil -- no address (not IP)
+        elseif c == 0xfffffffffffffffeULL then
+            error("sipscope: window:" .. what .. ": out of memory for the key", 3)
+        end
+        return (tonumber(c))
+    end
+
+    local function amount(n, what)
         if n == nil then
-            n = 1
+            return 1
         elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
             error("sipscope: window:" .. what .. "(m, n): n is a whole number >= 0", 3)
         end
-        local c = api.window_add_addr(w, box, dst, n)
-        if c == 0xffffffffffffffffULL then
-            return nil -- no address (not IP)
-        end
-        return (tonumber(c))
+        return n
     end
 
     return readonly("window", {
@@ -306,11 +321,17 @@ function M.window(spec)
             key = key_of(key, "count")
             return (tonumber(api.window_count(w, key, #key, box.time)))
         end,
-        src = function(_, m, n)
-            return (of_message(m, n, 0, "src"))
+        src = function(_, m, n, with)
+            return (of_message(m, amount(n, "src"), 0, with, "src"))
         end,
-        dst = function(_, m, n)
-            return (of_message(m, n, 1, "dst"))
+        dst = function(_, m, n, with)
+            return (of_message(m, amount(n, "dst"), 1, with, "dst"))
+        end,
+        count_src = function(_, m, with)
+            return (of_message(m, nil, 0, with, "count_src"))
+        end,
+        count_dst = function(_, m, with)
+            return (of_message(m, nil, 1, with, "count_dst"))
         end,
     })
 end

@@ -133,4 +133,49 @@ return {on_request = function(m) see(m.call_id, w:add(m.src_ip) .. "/" .. w:coun
         assert.are.equal(1, seen(e, "t10", "3/1"))
         e:close()
     end)
+
+    it("keys by a message's address, and a field after it, as the same text would", function()
+        local e = engine [[
+local w = sip.window{seconds = 10, buckets = 10, max_keys = 100}
+return {on_request = function(m)
+  local id = m.call_id
+  -- the pair key made in C, then read back through the string key it stands for
+  see(id .. "_pair", w:dst(m, 1, "to") .. "/" .. w:count(m.dst_ip .. " " .. m.to))
+  see(id .. "_src", w:src(m, 2) .. "/" .. w:count_src(m) .. "/" .. w:count(m.src_ip))
+  see(id .. "_zero", w:dst(m, 0, "to") .. "/" .. w:count_dst(m, "to"))
+  -- a field the message lacks (a request's To tag) leaves the key ending in the space
+  see(id .. "_notag", w:dst(m, 1, "to_tag") .. "/" .. w:count(m.dst_ip .. " "))
+  see(id .. "_other", w:count_dst(m, "from") .. "/" .. w:count_dst(m))
+  see("bad_with", select(2, pcall(w.dst, w, m, 1, "body")))
+  see("bad_n", select(2, pcall(w.src, w, m, -1)))
+  see("not_message", select(2, pcall(w.count_src, w, "10.0.0.1")))
+end}]]
+        local v4 = {src = "10.0.0.1:5060", dst = "10.0.0.2:5060"}
+        e:sip(t.request("OPTIONS", {call_id = "a", to = "sip:bob@b.example"}), v4)
+        e:sip(t.request("OPTIONS", {call_id = "b", to = "sip:bob@b.example"}), v4)
+        e:sip(t.request("OPTIONS", {call_id = "c", to = "sip:carol@b.example"}), v4)
+        e:sip(t.request("OPTIONS", {call_id = "d", to = "sip:carol@b.example"}),
+            {src = "[2001:db8::1]:5060", dst = "[2001:db8::2]:5060"})
+        assert.are.equal(1, seen(e, "a_pair", "1/1"))
+        assert.are.equal(1, seen(e, "b_pair", "2/2"))
+        assert.are.equal(1, seen(e, "c_pair", "1/1")) -- another AoR, another pair
+        assert.are.equal(1, seen(e, "d_pair", "1/1"))
+        assert.are.equal(1, seen(e, "a_src", "2/2/2"))
+        assert.are.equal(1, seen(e, "b_src", "4/4/4"))
+        assert.are.equal(1, seen(e, "c_src", "6/6/6"))
+        assert.are.equal(1, seen(e, "d_src", "2/2/2")) -- IPv6 text, its own key
+        assert.are.equal(1, seen(e, "a_zero", "1/1"))
+        assert.are.equal(1, seen(e, "b_zero", "2/2"))
+        assert.are.equal(1, seen(e, "a_notag", "1/1"))
+        assert.are.equal(1, seen(e, "c_notag", "3/3"))
+        assert.are.equal(1, seen(e, "d_notag", "1/1"))
+        assert.are.equal(1, seen(e, "a_other", "0/0")) -- nothing was added under these keys
+        assert.are.equal(4, seen(e, "bad_with",
+            "sipscope: window:dst: the key can carry call_id, from, from_tag, to, to_tag or " ..
+            "branch after the address, not body"))
+        assert.are.equal(4, seen(e, "bad_n", "sipscope: window:src(m, n): n is a whole number >= 0"))
+        assert.are.equal(4, seen(e, "not_message",
+            "sipscope: window:count_src(m) takes the message of the running hook"))
+        e:close()
+    end)
 end)
