@@ -376,7 +376,7 @@ static void put_seconds(struct events *w, uint64_t from, uint64_t to, int valid)
         put_lit(w, "null");
         return;
     }
-    put(w, num, expo_number(to > from ? (double)(to - from) / 1e9 : 0.0, num));
+    put(w, num, expo_ns_seconds(to > from ? to - from : 0, num));
 }
 
 static void put_labels(struct events *w, const uint16_t *ids)

@@ -163,6 +163,31 @@ size_t expo_number(double v, char *out)
     }
 }
 
+size_t expo_ns_seconds(uint64_t ns, char *out)
+{
+    const uint64_t per_s = 1000000000u;
+    uint64_t frac = ns % per_s;
+    size_t n, digits = 9;
+
+    if (ns >= 1000000000000000ull || (ns < 100000 && ns != 0))
+        return expo_number((double)ns / 1e9, out);
+    n = put_int(out, (int64_t)(ns / per_s));
+    if (!frac)
+        return n;
+    while (frac % 10 == 0) {
+        frac /= 10;
+        digits--;
+    }
+    out[n++] = '.';
+    for (size_t i = digits; i > 0; i--) {
+        out[n + i - 1] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    n += digits;
+    out[n] = '\0';
+    return n;
+}
+
 /* ---- output ---- */
 
 struct entry {

@@ -38,4 +38,10 @@ int expo_render(struct metrics *reg, unsigned flags, struct expo_buf *b);
  * ("0.1", "1e-05", "0.3333333333333333", "1e+20"). Needs the "C" numeric locale. */
 size_t expo_number(double v, char *out);
 
+/* ns nanoseconds in seconds: the text expo_number((double)ns / 1e9, out) writes, formatted from
+ * the integer. Below 10^15 ns (11.5 days) the quotient has at most 15 significant digits, so its
+ * shortest exact form is its decimal digits with trailing zeros cut ("2.5", "3722.254"); from
+ * that on, and below 0.0001 s (where %g turns to "5e-05"), expo_number writes it. */
+size_t expo_ns_seconds(uint64_t ns, char *out);
+
 #endif

@@ -139,6 +139,41 @@ TEST(numbers_match_the_printf_definition_on_many_values)
     CHECK_INT(bad, 0);
 }
 
+/* Durations from integer nanoseconds: the same text as the double route, by the printf
+ * definition, on the edges of the integer route (0.0001 s, 10^15 ns) and on random durations
+ * of every length, from nanoseconds to centuries. */
+TEST(seconds_from_nanoseconds_match_the_double_route)
+{
+    static const uint64_t edges[] = {0, 1, 99999, 100000, 100001, 999999999, 1000000000,
+                                     1000000001, 2500000000, 3722254000000, 999999999999999,
+                                     1000000000000000, 18446744073709551615ull};
+    char got[EXPO_NUMBER_MAX], want[EXPO_NUMBER_MAX];
+    int bad = 0;
+
+    CHECK_INT(expo_ns_seconds(2500000000, got), 3);
+    CHECK_STR(got, "2.5");
+    CHECK_INT(expo_ns_seconds(3722254000000, got), 8);
+    CHECK_STR(got, "3722.254");
+    CHECK_INT(expo_ns_seconds(50000, got), 5);
+    CHECK_STR(got, "5e-05");
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]) + 300000; i++) {
+        uint64_t ns = i < sizeof(edges) / sizeof(edges[0]) ? edges[i] : rng();
+        if (i >= sizeof(edges) / sizeof(edges[0])) {
+            ns >>= rng() % 64; /* every magnitude */
+            if (i % 3 == 0)
+                ns -= ns % 1000000; /* whole milliseconds, as packet times often are */
+        }
+        reference_number((double)ns / 1e9, want);
+        size_t n = expo_ns_seconds(ns, got);
+        if (strcmp(got, want) != 0 || n != strlen(want)) {
+            if (bad++ < 10)
+                TEST_FAIL_AT("%llu ns: \"%s\", expected \"%s\"", (unsigned long long)ns, got,
+                             want);
+        }
+    }
+    CHECK_INT(bad, 0);
+}
+
 TEST(empty_registry_renders_nothing)
 {
     struct metrics *reg = metrics_new(100);
