@@ -270,9 +270,9 @@ struct lua_bridge {
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
     size_t fields_len, fields_cap;
     struct event_field *keys; /* the encoder's scratch list (encode_fields), grown as needed */
+    size_t keys_cap;
     char *key_buf; /* api_window_msg's keys with a message field, grown as needed */
     size_t key_cap;
-    size_t keys_cap;
     int fields_failed; /* out of memory while encoding them: they are dropped */
 
     struct metric_family *f_errors, *f_disabled, *f_seconds, *f_loaded, *f_last_ok, *f_reloads,
@@ -880,9 +880,6 @@ static uint64_t api_window_add(void *w, const char *key, size_t len, uint64_t no
     return window_add(w, key, len, now_ns, n);
 }
 
-/* window_add keyed by the message's source (dst = 0) or destination address as text, the
- * same key window:add(m.src_ip) uses, without making a Lua string. UINT64_MAX without an
- * address. */
 /* The message-keyed window methods (win:src(m, n, with), win:count_dst(m, with)...): the key is
  * the message's source (dst 0) or destination address as text, followed, when with is an enum
  * lb_msg_field (-1: nothing), by a space and that field of the message ("10.0.0.1

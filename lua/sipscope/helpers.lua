@@ -298,11 +298,13 @@ function M.window(spec)
         return (tonumber(c))
     end
 
+    -- The n of add(key, n), src(m, n) and dst(m, n): 1 when nil. what names the method and its
+    -- arguments in the error.
     local function amount(n, what)
         if n == nil then
             return 1
         elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
-            error("sipscope: window:" .. what .. "(m, n): n is a whole number >= 0", 3)
+            error("sipscope: window:" .. what .. ": n is a whole number >= 0", 3)
         end
         return n
     end
@@ -310,11 +312,7 @@ function M.window(spec)
     return readonly("window", {
         add = function(_, key, n)
             key = key_of(key, "add")
-            if n == nil then
-                n = 1
-            elseif type(n) ~= "number" or n < 0 or n > 4294967295 or n ~= math.floor(n) then
-                error("sipscope: window:add(key, n): n is a whole number >= 0", 2)
-            end
+            n = amount(n, "add(key, n)")
             return (tonumber(api.window_add(w, key, #key, box.time, n)))
         end,
         count = function(_, key)
@@ -322,10 +320,10 @@ function M.window(spec)
             return (tonumber(api.window_count(w, key, #key, box.time)))
         end,
         src = function(_, m, n, with)
-            return (of_message(m, amount(n, "src"), 0, with, "src"))
+            return (of_message(m, amount(n, "src(m, n)"), 0, with, "src"))
         end,
         dst = function(_, m, n, with)
-            return (of_message(m, amount(n, "dst"), 1, with, "dst"))
+            return (of_message(m, amount(n, "dst(m, n)"), 1, with, "dst"))
         end,
         count_src = function(_, m, with)
             return (of_message(m, nil, 0, with, "count_src"))

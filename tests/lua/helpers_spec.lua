@@ -148,6 +148,7 @@ return {on_request = function(m)
   see(id .. "_other", w:count_dst(m, "from") .. "/" .. w:count_dst(m))
   see("bad_with", select(2, pcall(w.dst, w, m, 1, "body")))
   see("bad_n", select(2, pcall(w.src, w, m, -1)))
+  see("bad_add_n", select(2, pcall(w.add, w, "k", 1.5)))
   see("not_message", select(2, pcall(w.count_src, w, "10.0.0.1")))
 end}]]
         local v4 = {src = "10.0.0.1:5060", dst = "10.0.0.2:5060"}
@@ -174,6 +175,8 @@ end}]]
             "sipscope: window:dst: the key can carry call_id, from, from_tag, to, to_tag or " ..
             "branch after the address, not body"))
         assert.are.equal(4, seen(e, "bad_n", "sipscope: window:src(m, n): n is a whole number >= 0"))
+        assert.are.equal(4, seen(e, "bad_add_n",
+            "sipscope: window:add(key, n): n is a whole number >= 0"))
         assert.are.equal(4, seen(e, "not_message",
             "sipscope: window:count_src(m) takes the message of the running hook"))
         e:close()
