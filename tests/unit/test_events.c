@@ -185,6 +185,17 @@ static void put_text(struct sip_dialog *d, const char *call_id, const char *from
     d->to_len = (uint8_t)strlen(to);
 }
 
+static void put_binding(struct sip_binding *b, const char *aor, const char *contact,
+                        uint32_t expires)
+{
+    memset(b, 0, sizeof(*b));
+    memcpy(b->text, aor, strlen(aor));
+    b->aor_len = (uint8_t)strlen(aor);
+    memcpy(b->text + SIP_BINDING_AOR_MAX, contact, strlen(contact));
+    b->contact_len = (uint8_t)strlen(contact);
+    b->expires = expires;
+}
+
 TEST(an_answered_call_ended_by_bye_is_one_cdr_line)
 {
     struct fixture f;
@@ -240,12 +251,7 @@ TEST(a_binding_change_is_one_registration_line_and_other_events_none)
     struct track_event other = {.type = TRACK_MESSAGE};
 
     setup(&f, 0);
-    memset(&b, 0, sizeof(b));
-    memcpy(b.text, "sip:a@x", 7);
-    b.aor_len = 7;
-    memcpy(b.text + SIP_BINDING_AOR_MAX, "sip:a@10.0.0.1", 14);
-    b.contact_len = 14;
-    b.expires = 3600;
+    put_binding(&b, "sip:a@x", "sip:a@10.0.0.1", 3600);
     ev.binding = &b;
     ev.time_ns = (EPOCH + 1) * S + 1000000ULL;
     events_on_event(f.w, &other, "", 0);
@@ -276,12 +282,7 @@ TEST(times_in_lines_across_midnight_keep_their_own_dates)
     d.final_code = 200;
     call.dialog = &d;
     call.time_ns = (new_year + 3723) * S + 4000000ULL;
-    memset(&b, 0, sizeof(b));
-    memcpy(b.text, "sip:a@x", 7);
-    b.aor_len = 7;
-    memcpy(b.text + SIP_BINDING_AOR_MAX, "sip:a@h", 7);
-    b.contact_len = 7;
-    b.expires = 60;
+    put_binding(&b, "sip:a@x", "sip:a@h", 60);
     reg.binding = &b;
     reg.time_ns = new_year * S - 1;
     events_on_event(f.w, &call, "", 0);
