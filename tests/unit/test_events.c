@@ -86,6 +86,37 @@ TEST(json_strings_escape_at_any_position_of_a_long_string)
     }
 }
 
+/* The vector scan against the byte-by-byte definition: every length to 48, every position of
+ * each kind of byte that needs escaping, each string in a buffer of exactly its length (so that
+ * AddressSanitizer would report a load past its end). */
+TEST(plain_prefix_matches_the_byte_definition_at_every_length_and_position)
+{
+    static const unsigned char bad[] = {'"', '\\', 0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff};
+    int wrong = 0;
+    for (size_t len = 0; len <= 48; len++) {
+        for (size_t pos = 0; pos <= len; pos++) { /* pos == len: all plain */
+            for (size_t k = 0; k < sizeof(bad); k++) {
+                char *s = malloc(len ? len : 1);
+                for (size_t i = 0; i < len; i++)
+                    s[i] = (char)('a' + i % 26);
+                if (pos < len) {
+                    s[pos] = (char)bad[k];
+                    if (pos + 3 < len) /* a second one after it changes nothing */
+                        s[pos + 3] = '"';
+                }
+                size_t want = pos;
+                if (events_json_plain(s, len) != want && wrong++ < 5)
+                    TEST_FAIL_AT("len %zu, byte 0x%02x at %zu: %zu, expected %zu", len, bad[k],
+                                 pos, events_json_plain(s, len), want);
+                free(s);
+                if (pos == len)
+                    break;
+            }
+        }
+    }
+    CHECK_INT(wrong, 0);
+}
+
 TEST(times_are_rfc3339_utc_with_milliseconds)
 {
     char t[32];
