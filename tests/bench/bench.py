@@ -87,6 +87,24 @@ class Bench:
     def log(self, msg):
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    def settle(self, limit=0.5, most=180):
+        """Waits up to `most` seconds for the 1-minute load average to fall to `limit`: run.sh
+        has just built the programs on both CPUs, and that build alone left the load average
+        above 1 at the start of a run, warning of noise that was the build's echo (the CPUs
+        were idle by then). A load that stays up is reported as before."""
+        t0 = time.monotonic()
+        self.settled = 0.0
+        while time.monotonic() - t0 < most:
+            with open("/proc/loadavg") as f:
+                la = float(f.read().split()[0])
+            self.settled = time.monotonic() - t0
+            if la <= limit:
+                return
+            if time.monotonic() - t0 < 1:
+                self.log(f"load average {la:.2f}: waiting up to {most} s for it to fall to "
+                         f"{limit} (the build just ran)")
+            time.sleep(5)
+
     def load_now(self, when):
         """Records the load average, and how busy the CPUs are with other work right now:
         the load average also counts this benchmark's own programs of the section before, a
@@ -579,7 +597,9 @@ class Bench:
           f"{machine['versions']['sngrep']}; {machine['versions']['tcpreplay']}")
         w(f"- Pinning: measured programs on CPU {self.cpu} (`taskset -c {self.cpu}`); live "
           f"senders on CPU {self.send_cpu}.")
-        w(f"- Load average (1, 5, 15 min) at start: {self.loads[0][1]}; at each section's "
+        w(f"- Load average (1, 5, 15 min) at start: {self.loads[0][1]}, after waiting "
+          f"{getattr(self, 'settled', 0):.0f} s (at most 180) for the build's load to fall to "
+          f"0.5; at each section's "
           f"start (it also counts this run's programs of the section before): " +
           "; ".join(f"{when} {la}" for when, la, _ in self.loads[1:]) + ".")
         w("- Other work at each section's start (CPUs busy during 2 s while nothing of this run "
@@ -1140,6 +1160,7 @@ class Bench:
         if self.a.report_only:
             return self.rerender(self.a.report_only)
         started = datetime.datetime.utcnow()
+        self.settle()
         load_start = self.load_now("start")
         if load_start > 0.5:
             self.log(f"WARNING: load average {load_start:.2f} > 0.5: numbers will be noisy")
@@ -1170,7 +1191,8 @@ class Bench:
         with open(f"{self.work}/results.json", "w") as f:
             json.dump({"started": started.isoformat(), "machine": machine,
                        "load_start": load_start, "sections": self.sections,
-                       "loads": self.loads, "inputs": self.inputs, "notes": self.notes,
+                       "loads": self.loads, "settled": getattr(self, "settled", 0.0),
+                       "inputs": self.inputs, "notes": self.notes,
                        "args": {k: v for k, v in vars(self.a).items() if k != "sections"},
                        "section_list": sorted(self.a.sections)}, f, indent=1)
         self.write(started, machine, load_start)
@@ -1193,6 +1215,7 @@ class Bench:
         self.a.sections = set(r["section_list"])
         self.sections = {int(k): v for k, v in r["sections"].items()}
         self.loads = [tuple(x) for x in r["loads"]]
+        self.settled = r.get("settled", 0.0)
         self.inputs = [tuple(x) for x in r["inputs"]]
         self.notes = r["notes"]
         self.work = r["args"].get("work", self.work)
