@@ -25,6 +25,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpf_ring.h"
 #include "log.h"
 #include "sipscope_event.h"
 #include "sipscope.skel.h"
@@ -34,7 +35,7 @@
 
 struct capture_bpf {
     struct sipscope_bpf *skel;
-    struct ring_buffer *rb;
+    struct bpf_ring *ring;
     bool any; /* one unbound socket: frame iface is the ifindex */
     size_t n_ifaces;
     int socks[CAPTURE_BPF_MAX_IFACES];
@@ -49,10 +50,10 @@ struct capture_bpf {
     struct capture_bpf_iface_stats *agg; /* counter totals, agg_cap entries */
     size_t agg_cap;
 
-    /* Set for the duration of one capture_bpf_poll call. */
-    capture_bpf_frame_fn fn;
-    void *fn_ctx;
-    uint32_t delivered;
+    /* capture_bpf_hold: frames the callback still reads after it returns, and its flush. */
+    uint32_t hold;
+    capture_bpf_flush_fn flush;
+    uint64_t ends[CAPTURE_BPF_MAX_HOLD + 1]; /* ring positions after recent frames, by number */
 
     uint64_t bad_records;
     bool bad_logged;
@@ -351,8 +352,6 @@ static int64_t mono_to_real_offset(void)
     return timespec_ns(&r) - (timespec_ns(&m1) + timespec_ns(&m2)) / 2;
 }
 
-static int on_record(void *ctx, void *data, size_t size);
-
 struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char *err, size_t errlen)
 {
     struct capture_bpf *cap;
@@ -394,8 +393,9 @@ struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char 
     ret = load_program(cap, cfg, err, errlen);
     if (ret)
         goto fail;
-    cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events), on_record, cap, NULL);
-    if (!cap->rb) {
+    cap->ring = bpf_ring_open(bpf_map__fd(cap->skel->maps.events),
+                              bpf_map__max_entries(cap->skel->maps.events));
+    if (!cap->ring) {
         ret = -errno;
         snprintf(err, errlen, "setting up the ring buffer consumer: %s", strerror(errno));
         goto fail;
@@ -425,7 +425,7 @@ void capture_bpf_free(struct capture_bpf *cap)
         return;
     for (size_t i = 0; i < cap->n_socks; i++)
         close(cap->socks[i]);
-    ring_buffer__free(cap->rb);
+    bpf_ring_free(cap->ring);
     sipscope_bpf__destroy(cap->skel);
     free(cap->percpu);
     free(cap->agg);
@@ -444,19 +444,18 @@ static uint32_t frame_iface(const struct capture_bpf *cap, uint32_t ifindex)
     return CAPTURE_BPF_IFACE_UNKNOWN;
 }
 
-/* libbpf calls this per record. A negative return makes libbpf stop after this record (which it
- * has already consumed) and return that value: the poll budget uses it. */
-static int on_record(void *ctx, void *data, size_t size)
+/* Turns one ring record into a frame for fn. Returns false for a malformed record (counted). */
+static bool deliver(struct capture_bpf *cap, const void *data, uint32_t size,
+                    capture_bpf_frame_fn fn, void *ctx)
 {
-    struct capture_bpf *cap = ctx;
     const struct sipscope_event *ev = data;
     struct capture_frame frame;
 
     if (size < sizeof(*ev) || ev->cap_len > size - sizeof(*ev) || ev->cap_len > ev->wire_len) {
         cap->bad_records++;
         log_once(&cap->bad_logged, LOG_WARN, MODULE,
-                 "malformed ring buffer record skipped (size %zu); see bad records", size);
-        return 0;
+                 "malformed ring buffer record skipped (size %u); see bad records", size);
+        return false;
     }
     frame.data = (const uint8_t *)(ev + 1);
     frame.caplen = ev->cap_len;
@@ -465,29 +464,55 @@ static int on_record(void *ctx, void *data, size_t size)
     frame.link = CAPTURE_LINK_ETHERNET;
     frame.dir = ev->pkt_type <= CAPTURE_DIR_OUTGOING ? ev->pkt_type : CAPTURE_DIR_UNKNOWN;
     frame.iface = frame_iface(cap, ev->ifindex);
-    cap->fn(cap->fn_ctx, &frame);
-    if (++cap->delivered >= cap->budget)
-        return -ECANCELED;
+    fn(ctx, &frame);
+    return true;
+}
+
+/* Delivers the records ready, up to the budget. Frame number i's record goes back to the kernel
+ * once frame i + hold has been delivered; the rest after the flush, before returning. */
+static uint32_t consume(struct capture_bpf *cap, capture_bpf_frame_fn fn, void *ctx)
+{
+    uint32_t delivered = 0;
+    const void *data;
+    uint32_t len;
+    uint64_t end;
+
+    while (delivered < cap->budget && bpf_ring_next(cap->ring, &data, &len, &end) == 1) {
+        if (!deliver(cap, data, len, fn, ctx))
+            continue; /* given back with the next frame's */
+        cap->ends[delivered % (CAPTURE_BPF_MAX_HOLD + 1)] = end;
+        if (delivered >= cap->hold)
+            bpf_ring_release(cap->ring,
+                             cap->ends[(delivered - cap->hold) % (CAPTURE_BPF_MAX_HOLD + 1)]);
+        delivered++;
+    }
+    if (delivered && cap->flush)
+        cap->flush(ctx);
+    bpf_ring_release(cap->ring, bpf_ring_read_end(cap->ring));
+    return delivered;
+}
+
+int capture_bpf_hold(struct capture_bpf *cap, uint32_t frames, capture_bpf_flush_fn flush)
+{
+    if (frames > CAPTURE_BPF_MAX_HOLD || (frames && !flush))
+        return -EINVAL;
+    cap->hold = frames;
+    cap->flush = flush;
     return 0;
 }
 
 int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_fn fn, void *ctx)
 {
-    int epfd = ring_buffer__epoll_fd(cap->rb);
+    int epfd = bpf_ring_fd(cap->ring);
     int waited = 0;
 
-    cap->fn = fn;
-    cap->fn_ctx = ctx;
     for (;;) {
         struct epoll_event ev;
-        int ret, step;
+        uint32_t delivered = consume(cap, fn, ctx);
+        int step;
 
-        cap->delivered = 0;
-        ret = ring_buffer__consume(cap->rb);
-        if (ret < 0 && ret != -ECANCELED)
-            return ret;
-        if (cap->delivered > 0)
-            return (int)cap->delivered;
+        if (delivered > 0)
+            return (int)delivered;
         if (timeout_ms >= 0 && waited >= timeout_ms)
             return 0;
         /* The program wakes this epoll set only past the backlog, so sleep at most
@@ -503,7 +528,7 @@ int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_
 
 int capture_bpf_fd(const struct capture_bpf *cap)
 {
-    return ring_buffer__epoll_fd(cap->rb);
+    return bpf_ring_fd(cap->ring);
 }
 
 uint64_t capture_bpf_bad_records(const struct capture_bpf *cap)

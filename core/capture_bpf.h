@@ -22,6 +22,7 @@
 #define CAPTURE_BPF_DEFAULT_RINGBUF (16u << 20)
 #define CAPTURE_BPF_DEFAULT_BUDGET 4096 /* frames per capture_bpf_poll call */
 #define CAPTURE_BPF_IFACE_UNKNOWN UINT32_MAX
+#define CAPTURE_BPF_MAX_HOLD 63 /* capture_bpf_hold's frames at most */
 
 struct capture_bpf;
 
@@ -50,13 +51,24 @@ struct capture_bpf_config {
 struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char *err,
                                      size_t errlen);
 
-/* Called once per frame. frame->data points into the ring buffer and is valid only until fn
- * returns. frame->link is CAPTURE_LINK_ETHERNET; frame->dir is the packet type (loopback's
+/* Called once per frame. frame->data points into the ring buffer and is valid until fn returns,
+ * or longer with capture_bpf_hold. frame->link is CAPTURE_LINK_ETHERNET; frame->dir is the packet type (loopback's
  * outgoing copies never appear: the filter drops them); frame->iface is the position of the
  * interface in cfg->ifaces, or, when capturing on all interfaces, the kernel ifindex (which
  * capture_bpf_iface_name turns into a name). frame->ts_ns is wall-clock time. A VLAN tag the
  * kernel had stripped is back in the frame, after the MAC addresses. */
 typedef void (*capture_bpf_frame_fn)(void *ctx, const struct capture_frame *frame);
+
+/* Called with the poll's ctx once fn may no longer read any frame it was given. */
+typedef void (*capture_bpf_flush_fn)(void *ctx);
+
+/* Lets fn keep reading the frames it was given after it returns: a frame's bytes then stay in
+ * the ring buffer until `frames` more frames have been delivered, and at most until flush
+ * returns. capture_bpf_poll calls flush before it returns whenever it delivered frames. The
+ * kernel cannot reuse the room of the frames held meanwhile. frames 0 (the default): valid
+ * until fn returns, no flush. Returns 0, or -EINVAL past CAPTURE_BPF_MAX_HOLD or without a
+ * flush. */
+int capture_bpf_hold(struct capture_bpf *cap, uint32_t frames, capture_bpf_flush_fn flush);
 
 /* Delivers waiting frames to fn. When none are waiting it waits up to timeout_ms (0: do not
  * wait; -1: until a frame comes), looking at the ring buffer every CAPTURE_BPF_POLL_MS, and

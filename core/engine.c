@@ -25,15 +25,15 @@
 
 #define PUBLISH_EVERY 4096 /* frames between table-size updates */
 
-/* Offline, a UDP message is tracked LOOKAHEAD messages after it is parsed, so that its table
- * lookups find their cache lines loaded (track_prepare, track_prefetch): the capture is mapped,
- * so the message stays readable meanwhile. */
-#define LOOKAHEAD 7
+/* With the lookahead on, a UDP message is tracked ENGINE_LOOKAHEAD frames after its own, so
+ * that its table lookups find their cache lines loaded (track_prepare, track_prefetch). */
+#define LOOKAHEAD ENGINE_LOOKAHEAD
 #define RING_SLOTS (LOOKAHEAD + 1) /* a power of two: slots are found with a mask */
 _Static_assert((RING_SLOTS & (RING_SLOTS - 1)) == 0, "RING_SLOTS must be a power of two");
 
 /* A message parsed and waiting to be tracked. */
 struct deferred {
+    uint32_t frame; /* engine.frames when its frame came */
     struct packet pkt;
     struct sip_msg msg;
     struct track_hint hint;
@@ -58,9 +58,10 @@ struct engine {
     uint64_t next_deadline;       /* earliest reassembly deadline, checked per frame */
     uint32_t frames_since_publish;
     struct sip_header hdrs[SIP_MAX_HEADERS];
-    /* Offline lookahead (engine_read_file): a ring of RING_SLOTS messages, NULL when off. */
+    /* The lookahead (engine_lookahead_start): a ring of RING_SLOTS messages, NULL when off. */
     struct deferred *ring;
     unsigned ring_first, ring_len;
+    uint32_t frames; /* frames seen, wrapping: the age of a message waiting */
 };
 
 static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
@@ -252,6 +253,26 @@ static void lookahead_flush(struct engine *e)
         lookahead_track_oldest(e);
 }
 
+/* Tracks the messages whose frames came LOOKAHEAD frames ago: the bound engine.h promises the
+ * capture. With a SIP message in every frame, LOOKAHEAD messages wait. */
+static void lookahead_age(struct engine *e)
+{
+    while (e->ring_len && e->frames - ring_slot(e, 0)->frame >= LOOKAHEAD)
+        lookahead_track_oldest(e);
+}
+
+int engine_lookahead_start(struct engine *e)
+{
+    if (!e->ring && !(e->ring = malloc(RING_SLOTS * sizeof(*e->ring))))
+        return -ENOMEM;
+    return 0;
+}
+
+void engine_flush(struct engine *e)
+{
+    lookahead_flush(e);
+}
+
 void engine_publish(struct engine *e)
 {
     struct track_stats st;
@@ -332,6 +353,7 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
     /* Each message waiting moves one step closer to being tracked: its buckets, then the
      * entries they point at, then the rest of the chains and the records of the entries found,
      * then those of their neighbours in the lists. */
+    slot->frame = e->frames;
     slot->pkt = *pkt;
     track_prepare(e->track, msg, &slot->hint);
     if (e->ring_len >= 2)
@@ -347,8 +369,7 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
                 lua_bridge_prefetch_call(e->rules, d);
         }
     }
-    if (++e->ring_len > LOOKAHEAD)
-        lookahead_track_oldest(e);
+    e->ring_len++;
     return n;
 }
 
@@ -473,6 +494,10 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         results &= HEALTH_BIT(HEALTH_DECODED);
     health_packets(e->health, frame->iface, results);
     update_deadline(e);
+    if (e->ring) {
+        e->frames++;
+        lookahead_age(e);
+    }
     rules_clock(e);
     if (++e->frames_since_publish == PUBLISH_EVERY)
         engine_publish(e);
@@ -501,6 +526,7 @@ int engine_reload_rules(struct engine *e, char *msg, size_t msglen)
         snprintf(msg, msglen, "no rules loaded: nothing to reload");
         return 0;
     }
+    lookahead_flush(e); /* the messages before the reload go to the rules of before */
     return lua_bridge_reload(e->rules, msg, msglen);
 }
 
@@ -526,13 +552,14 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
      * it: messages are still tracked, labelled and dispatched one by one in capture order (only
      * the engine's own parse counters run a few messages ahead); a message waiting in the ring
      * keeps its parsed headers and packet there until it is tracked. */
-    if (capture_pcap_in_place(cap))
-        e->ring = malloc(RING_SLOTS * sizeof(*e->ring));
+    bool lookahead = !e->ring && capture_pcap_in_place(cap) && engine_lookahead_start(e) == 0;
     while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
         engine_frame(e, &frame);
     lookahead_flush(e);
-    free(e->ring);
-    e->ring = NULL;
+    if (lookahead) {
+        free(e->ring);
+        e->ring = NULL;
+    }
     if (rc < 0)
         health_parse_error(e->health, HEALTH_L2, "capture_file_truncated");
     capture_pcap_free(cap);

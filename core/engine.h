@@ -51,8 +51,24 @@ struct engine;
 struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen);
 void engine_free(struct engine *e);
 
-/* Processes one captured frame through the whole pipeline. */
+/* Processes one captured frame through the whole pipeline. Without the lookahead, the frame's
+ * bytes are not read after this returns. */
 void engine_frame(struct engine *e, const struct capture_frame *frame);
+
+/* The lookahead: a UDP message is parsed when its frame comes, and tracked (its tables
+ * read, its events dispatched) ENGINE_LOOKAHEAD frames later, once its table lookups have been
+ * prefetched. Messages are still tracked one by one in capture order; only the engine's own
+ * parse counters run ahead. A frame's bytes are read until ENGINE_LOOKAHEAD more frames have
+ * gone through engine_frame, or until engine_flush: the capture must keep them until then.
+ * engine_read_file turns it on by itself for a mapped file. */
+#define ENGINE_LOOKAHEAD 7
+
+/* Turns the lookahead on for the engine's life. Returns 0 or -ENOMEM. */
+int engine_lookahead_start(struct engine *e);
+
+/* Tracks every message waiting in the lookahead; after it no frame's bytes are read. Call it
+ * whenever the capture has nothing more at hand (messages must not wait for traffic). */
+void engine_flush(struct engine *e);
 
 /* Advances the engine clock with no packet (live idle tick), running due timers. */
 void engine_tick(struct engine *e, uint64_t now_ns);

@@ -43,6 +43,16 @@ static int request_reload(void *ctx, char *msg, size_t msglen)
     return http_reload_request(((struct service *)ctx)->mailbox, RELOAD_TIMEOUT_MS, msg, msglen);
 }
 
+static void deliver_frame(void *ctx, const struct capture_frame *frame)
+{
+    engine_frame(ctx, frame);
+}
+
+static void flush_frames(void *ctx)
+{
+    engine_flush(ctx);
+}
+
 struct service *service_new(struct engine *e, const struct service_config *cfg, char *err,
                             size_t errlen)
 {
@@ -56,6 +66,14 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
     s->engine = e;
     s->capture = cfg->capture;
     s->sfd = -1;
+    /* Live, as offline, messages are tracked a few frames after they are parsed: their bytes
+     * stay in the ring buffer meanwhile (engine.h, capture_bpf_hold). */
+    if (s->capture && (engine_lookahead_start(e) != 0 ||
+                       capture_bpf_hold(s->capture, ENGINE_LOOKAHEAD, flush_frames) != 0)) {
+        snprintf(err, errlen, "out of memory");
+        service_free(s);
+        return NULL;
+    }
     /* Blocked before the HTTP threads exist, so that they inherit the mask and the signals
      * reach only the signalfd read by this thread. */
     sigemptyset(&set);
@@ -120,11 +138,6 @@ static bool handle_signals(struct service *s)
         return true;
     }
     return false;
-}
-
-static void deliver_frame(void *ctx, const struct capture_frame *frame)
-{
-    engine_frame(ctx, frame);
 }
 
 static void publish_kernel_counters(struct service *s)
