@@ -51,12 +51,12 @@ struct capture_bpf_config {
 struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char *err,
                                      size_t errlen);
 
-/* Called once per frame. frame->data points into the ring buffer and is valid until fn returns,
- * or longer with capture_bpf_hold. frame->link is CAPTURE_LINK_ETHERNET; frame->dir is the packet type (loopback's
- * outgoing copies never appear: the filter drops them); frame->iface is the position of the
- * interface in cfg->ifaces, or, when capturing on all interfaces, the kernel ifindex (which
- * capture_bpf_iface_name turns into a name). frame->ts_ns is wall-clock time. A VLAN tag the
- * kernel had stripped is back in the frame, after the MAC addresses. */
+/* Called once per frame. frame->data points into the ring buffer and is valid until fn returns, or
+ * longer with capture_bpf_hold. frame->link is CAPTURE_LINK_ETHERNET; frame->dir is the packet
+ * type (loopback's outgoing copies never appear: the filter drops them); frame->iface is the
+ * position of the interface in cfg->ifaces, or, when capturing on all interfaces, the kernel
+ * ifindex (which capture_bpf_iface_name turns into a name). frame->ts_ns is wall-clock time. A
+ * VLAN tag the kernel had stripped is back in the frame, after the MAC addresses. */
 typedef void (*capture_bpf_frame_fn)(void *ctx, const struct capture_frame *frame);
 
 /* Called with the poll's ctx once fn may no longer read any frame it was given. */

@@ -253,11 +253,43 @@ static void lookahead_flush(struct engine *e)
         lookahead_track_oldest(e);
 }
 
-/* Tracks the messages whose frames came LOOKAHEAD frames ago: the bound engine.h promises the
- * capture. With a SIP message in every frame, LOOKAHEAD messages wait. */
-static void lookahead_age(struct engine *e)
+/* The message waiting whose frame came `age` frames ago (1: the frame just handled), or NULL.
+ * With a SIP message in every frame it is the age-th newest; else the ring is searched. */
+static struct deferred *waiting_of_age(struct engine *e, uint32_t age)
 {
-    while (e->ring_len && e->frames - ring_slot(e, 0)->frame >= LOOKAHEAD)
+    uint32_t frame = e->frames - age;
+
+    if (age <= e->ring_len && ring_slot(e, e->ring_len - age)->frame == frame)
+        return ring_slot(e, e->ring_len - age);
+    for (unsigned i = 0; i < e->ring_len; i++)
+        if (ring_slot(e, i)->frame == frame)
+            return ring_slot(e, i);
+    return NULL;
+}
+
+/* Moves each message waiting one step closer to being tracked, by the age of its frame, so that
+ * each step loads what the next one reads: its buckets at 3, then the entries they point at,
+ * then the rest of the chains and the records of the entries found, then those of their
+ * neighbours in the lists; tracked past LOOKAHEAD, the bound engine.h promises the capture. By
+ * frames, not messages: frames that are not SIP (RTP beside it in a file) age the messages
+ * waiting as SIP frames do. */
+static void lookahead_step(struct engine *e)
+{
+    struct deferred *w;
+
+    if ((w = waiting_of_age(e, 3)))
+        track_prefetch(e->track, &w->hint);
+    if ((w = waiting_of_age(e, 5)))
+        track_prefetch_more(e->track, &w->hint);
+    if ((w = waiting_of_age(e, 7))) {
+        track_prefetch_neighbours(e->track, &w->hint);
+        if (e->routes) { /* rules: the call's entry is loaded by now (track_prefetch_more) */
+            const struct sip_dialog *d = track_hint_call(e->track, &w->hint);
+            if (d)
+                lua_bridge_prefetch_call(e->rules, d);
+        }
+    }
+    while (e->ring_len && e->frames - ring_slot(e, 0)->frame > LOOKAHEAD)
         lookahead_track_oldest(e);
 }
 
@@ -315,8 +347,7 @@ static bool start_line_seen(const struct sip_msg *msg)
 }
 
 /* Parses and tracks one message; returns the bytes used or a negative errno from the parser.
- * With defer, the message is parsed into the lookahead ring and waits there; the oldest one
- * waiting is tracked once LOOKAHEAD are. */
+ * With defer, the message is parsed into the lookahead ring and waits there (lookahead_step). */
 static int handle_message(struct engine *e, const struct packet *pkt, const uint8_t *data,
                           uint32_t len, enum sip_parse_mode mode, bool defer)
 {
@@ -350,25 +381,10 @@ static int handle_message(struct engine *e, const struct packet *pkt, const uint
         track_message(e->track, msg, pkt);
         return n;
     }
-    /* Each message waiting moves one step closer to being tracked: its buckets, then the
-     * entries they point at, then the rest of the chains and the records of the entries found,
-     * then those of their neighbours in the lists. */
+    /* It waits in the ring, its steps taken frame by frame (lookahead_step). */
     slot->frame = e->frames;
     slot->pkt = *pkt;
     track_prepare(e->track, msg, &slot->hint);
-    if (e->ring_len >= 2)
-        track_prefetch(e->track, &ring_slot(e, e->ring_len - 2)->hint);
-    if (e->ring_len >= 4)
-        track_prefetch_more(e->track, &ring_slot(e, e->ring_len - 4)->hint);
-    if (e->ring_len >= 6) {
-        const struct track_hint *h = &ring_slot(e, e->ring_len - 6)->hint;
-        track_prefetch_neighbours(e->track, h);
-        if (e->routes) { /* rules: the call's entry is loaded by now (track_prefetch_more) */
-            const struct sip_dialog *d = track_hint_call(e->track, h);
-            if (d)
-                lua_bridge_prefetch_call(e->rules, d);
-        }
-    }
     e->ring_len++;
     return n;
 }
@@ -496,7 +512,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     update_deadline(e);
     if (e->ring) {
         e->frames++;
-        lookahead_age(e);
+        lookahead_step(e);
     }
     rules_clock(e);
     if (++e->frames_since_publish == PUBLISH_EVERY)
@@ -505,6 +521,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
 
 void engine_tick(struct engine *e, uint64_t now_ns)
 {
+    lookahead_flush(e); /* messages waiting came before now_ns */
     ip_reasm_expire(e->reasm, now_ns);
     tcp_stream_expire(e->tcp, now_ns);
     update_deadline(e);
@@ -552,14 +569,17 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
      * it: messages are still tracked, labelled and dispatched one by one in capture order (only
      * the engine's own parse counters run a few messages ahead); a message waiting in the ring
      * keeps its parsed headers and packet there until it is tracked. */
-    bool lookahead = !e->ring && capture_pcap_in_place(cap) && engine_lookahead_start(e) == 0;
+    struct deferred *kept = e->ring; /* a lookahead already on (engine_lookahead_start) */
+    lookahead_flush(e);
+    e->ring = NULL;
+    if (capture_pcap_in_place(cap))
+        e->ring = kept ? kept : malloc(RING_SLOTS * sizeof(*e->ring));
     while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
         engine_frame(e, &frame);
     lookahead_flush(e);
-    if (lookahead) {
+    if (e->ring != kept)
         free(e->ring);
-        e->ring = NULL;
-    }
+    e->ring = kept;
     if (rc < 0)
         health_parse_error(e->health, HEALTH_L2, "capture_file_truncated");
     capture_pcap_free(cap);

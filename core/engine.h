@@ -60,7 +60,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame);
  * prefetched. Messages are still tracked one by one in capture order; only the engine's own
  * parse counters run ahead. A frame's bytes are read until ENGINE_LOOKAHEAD more frames have
  * gone through engine_frame, or until engine_flush: the capture must keep them until then.
- * engine_read_file turns it on by itself for a mapped file. */
+ * engine_read_file turns it on by itself for a mapped file, and off for a file it cannot map. */
 #define ENGINE_LOOKAHEAD 7
 
 /* Turns the lookahead on for the engine's life. Returns 0 or -ENOMEM. */
@@ -70,7 +70,8 @@ int engine_lookahead_start(struct engine *e);
  * whenever the capture has nothing more at hand (messages must not wait for traffic). */
 void engine_flush(struct engine *e);
 
-/* Advances the engine clock with no packet (live idle tick), running due timers. */
+/* Advances the engine clock with no packet (live idle tick), running due timers. Messages still
+ * waiting in the lookahead are tracked first: their frames must still be readable. */
 void engine_tick(struct engine *e, uint64_t now_ns);
 
 /* Publishes table sizes to the registry; called after a batch of frames. */
@@ -87,9 +88,10 @@ void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uin
                             uint64_t ringbuf_full, uint64_t truncated);
 
 /* Reloads the rules from their directory on the engine thread, swapping them in only when they
- * all load. Returns 0 with a summary, or -errno with the reason, in msg[msglen]: -EINVAL when
- * the new rules fail (the old ones keep running), -EBUSY when they would change the labels
- * (see lua_bridge_reload). Without rules there is nothing to reload: 0. */
+ * all load (messages waiting in the lookahead go to the old ones first, as in engine_tick).
+ * Returns 0 with a summary, or -errno with the reason, in msg[msglen]: -EINVAL when the new
+ * rules fail (the old ones keep running), -EBUSY when they would change the labels (see
+ * lua_bridge_reload). Without rules there is nothing to reload: 0. */
 int engine_reload_rules(struct engine *e, char *msg, size_t msglen);
 
 /* Prints the loaded rules (lua_bridge_describe) to out; returns their number, 0 without rules. */

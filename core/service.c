@@ -68,11 +68,14 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
     s->sfd = -1;
     /* Live, as offline, messages are tracked a few frames after they are parsed: their bytes
      * stay in the ring buffer meanwhile (engine.h, capture_bpf_hold). */
-    if (s->capture && (engine_lookahead_start(e) != 0 ||
-                       capture_bpf_hold(s->capture, ENGINE_LOOKAHEAD, flush_frames) != 0)) {
-        snprintf(err, errlen, "out of memory");
-        service_free(s);
-        return NULL;
+    _Static_assert(ENGINE_LOOKAHEAD <= CAPTURE_BPF_MAX_HOLD, "the lookahead's frames are held");
+    if (s->capture) {
+        if (engine_lookahead_start(e) != 0) {
+            snprintf(err, errlen, "out of memory");
+            service_free(s);
+            return NULL;
+        }
+        capture_bpf_hold(s->capture, ENGINE_LOOKAHEAD, flush_frames);
     }
     /* Blocked before the HTTP threads exist, so that they inherit the mask and the signals
      * reach only the signalfd read by this thread. */

@@ -81,7 +81,7 @@ struct sip_dialog {
     uint8_t n_to_tags;
     uint8_t confirmed_tags; /* bit i: dialog to_tags[i] was confirmed by a 2xx and not ended */
     uint8_t call_id_len, from_len, to_len;
-    /* Every field above is in the first 128 bytes, which the offline lookahead loads ahead
+    /* Every field above is in the first 128 bytes, which the engine's lookahead loads ahead
      * (table_prefetch_entry); what follows is read on challenges and by events and rules. */
     uint64_t t_challenge; /* the 401/407 waiting for a retry */
     /* The rules' per-call data (d.vars, d.cdr): the Lua bridge's slot number, 0 for none. The one

@@ -1025,7 +1025,20 @@ struct held {
     size_t changed; /* held frames whose bytes changed */
     int sock;
     uint32_t sent;
+    struct capture_bpf *cap;
 };
+
+/* Sends up to n more datagrams, then waits (at most 1 s) until the program has seen them all:
+ * loopback runs it in the sender's system call, unless the kernel defers it to ksoftirqd. */
+static void held_send(struct held *h, int n)
+{
+    int n_ifaces;
+
+    for (int i = 0; i < n && h->sent < HOLD_SENDS; i++)
+        udp_send(h->sock, AF_INET, "127.0.0.1", 5060, 1000, h->sent++);
+    for (int ms = 0; ms < 1000 && counters_of(h->cap, 1, &n_ifaces).matched < h->sent; ms++)
+        usleep(1000);
+}
 
 static void on_held_frame(void *ctx, const struct capture_frame *fr)
 {
@@ -1037,8 +1050,7 @@ static void on_held_frame(void *ctx, const struct capture_frame *fr)
     for (size_t j = k >= h->poll_start + HOLD ? k - HOLD : h->poll_start; j < k; j++)
         if (memcmp(h->data[j], h->c.f[j].head, HEAD) != 0)
             h->changed++;
-    for (int i = 0; i < SENDS_PER_FRAME && h->sent < HOLD_SENDS; i++)
-        udp_send(h->sock, AF_INET, "127.0.0.1", 5060, 1000, h->sent++);
+    held_send(h, SENDS_PER_FRAME);
 }
 
 static void on_held_flush(void *ctx)
@@ -1066,15 +1078,15 @@ TEST(held_frames_stay_unchanged_and_their_room_comes_back)
     CHECK_INT(capture_bpf_hold(cap, HOLD, on_held_flush), 0);
     memset(&h, 0, sizeof(h));
     h.sock = udp_socket(AF_INET, NULL, 0);
-    while (h.sent < 15)
-        udp_send(h.sock, AF_INET, "127.0.0.1", 5060, 1000, h.sent++);
+    h.cap = cap;
+    held_send(&h, 15);
     while ((n = capture_bpf_poll(cap, 100, on_held_frame, &h)) > 0)
         polls++;
     CHECK_INT(n, 0);
     struct capture_bpf_iface_stats st = counters_of(cap, 1, &n_ifaces);
     CHECK_INT(h.sent, HOLD_SENDS);
     CHECK_INT(st.matched, HOLD_SENDS);
-    /* Loopback runs the program in the sender's system call. The ring is full until frame 0
+    /* Each send was seen before the next frame (held_send). The ring is full until frame 0
      * goes back, after frame 7's callback: the 24 sends of callbacks 0 to 7 find no room. From
      * then on each callback finds the room of the one frame given back just before it, so one
      * of its three sends is kept, until the 60th send (callback 14): 7 more frames, 38 drops. */

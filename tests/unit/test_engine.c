@@ -1,0 +1,131 @@
+/* Unit test of the engine's lookahead contract (engine.h): with the lookahead on, a frame's bytes
+ * are read until ENGINE_LOOKAHEAD more frames have gone through engine_frame, or until
+ * engine_flush, and never after. Each frame here sits in a buffer of its own, freed as soon as
+ * the contract allows it: under ASan (scripts/test.sh runs the unit tests under it) a later read
+ * fails. The exposition must be that of an engine without the lookahead fed the same frames. */
+#include "engine.h"
+
+#include "capture_pcap.h"
+#include "expo.h"
+#include "metrics.h"
+#include "test.h"
+
+#define MAX_FRAMES 4096
+
+struct stream {
+    struct capture_frame f[MAX_FRAMES];
+    size_t n;
+};
+
+static void add_frame(struct stream *s, const struct capture_frame *fr, const uint8_t *bytes)
+{
+    uint8_t *copy;
+
+    if (s->n == MAX_FRAMES || !(copy = malloc(fr->caplen ? fr->caplen : 1))) {
+        TEST_FAIL_AT("stream full or out of memory");
+        return;
+    }
+    memcpy(copy, bytes, fr->caplen);
+    s->f[s->n] = *fr;
+    s->f[s->n++].data = copy;
+}
+
+/* Appends the frames of a fixture capture; after every third, a UDP frame that is not SIP (the
+ * first frame with its payload made RTP-like): frames that age the messages waiting without
+ * adding any. */
+static void add_capture(struct stream *s, const char *name)
+{
+    char path[512], err[256];
+    struct capture_frame fr;
+    struct capture_pcap *cap;
+    uint8_t junk[2048];
+    uint32_t junk_len = 0;
+    size_t i = 0;
+
+    snprintf(path, sizeof(path), "%s/tests/fixtures/pcap/%s", SIPSCOPE_SOURCE_DIR, name);
+    if (!(cap = capture_pcap_open(path, err, sizeof(err)))) {
+        TEST_FAIL_AT("%s: %s", path, err);
+        return;
+    }
+    while (capture_pcap_next(cap, &fr, err, sizeof(err)) == 1) {
+        add_frame(s, &fr, fr.data);
+        if (i == 0 && fr.caplen > 42 && fr.caplen <= sizeof(junk)) {
+            memcpy(junk, fr.data, fr.caplen);
+            memset(junk + 42, 0x80, fr.caplen - 42); /* Ethernet, IPv4, UDP: 42 bytes */
+            junk_len = fr.caplen;
+        }
+        if (++i % 3 == 0 && junk_len) {
+            struct capture_frame j = fr;
+            j.caplen = j.wirelen = junk_len;
+            add_frame(s, &j, junk);
+        }
+    }
+    capture_pcap_free(cap);
+}
+
+static char *render(struct engine *e)
+{
+    struct expo_buf b;
+    char *text;
+
+    expo_buf_init(&b);
+    CHECK_INT(expo_render(engine_metrics(e), EXPO_DETERMINISTIC, &b), 0);
+    text = strndup(b.data, b.len);
+    expo_buf_fini(&b);
+    return text;
+}
+
+static struct engine *new_engine(void)
+{
+    struct engine_config cfg;
+    char err[256];
+    struct engine *e;
+
+    engine_config_defaults(&cfg);
+    if (!(e = engine_new(&cfg, err, sizeof(err))))
+        TEST_FAIL_AT("engine_new: %s", err);
+    return e;
+}
+
+TEST(lookahead_reads_no_frame_past_its_bound_and_changes_nothing)
+{
+    static struct stream s;
+    struct engine *plain = new_engine(), *ahead = new_engine();
+    char *want, *got;
+
+    if (!plain || !ahead)
+        return;
+    s.n = 0;
+    add_capture(&s, "mix-udp4.pcap");     /* deferred: UDP */
+    add_capture(&s, "mix-tcp4.pcap");     /* tracked at once, after a flush: TCP */
+    add_capture(&s, "mix-udp6.pcap");
+    add_capture(&s, "answered-udp4.pcap");
+    CHECK(s.n > 3 * ENGINE_LOOKAHEAD);
+    for (size_t i = 0; i < s.n; i++)
+        engine_frame(plain, &s.f[i]);
+    engine_flush(plain);
+
+    CHECK_INT(engine_lookahead_start(ahead), 0);
+    for (size_t i = 0; i < s.n; i++) {
+        engine_frame(ahead, &s.f[i]);
+        /* Frame i - ENGINE_LOOKAHEAD has now seen ENGINE_LOOKAHEAD frames after it: done. */
+        if (i >= ENGINE_LOOKAHEAD) {
+            free((void *)s.f[i - ENGINE_LOOKAHEAD].data);
+            s.f[i - ENGINE_LOOKAHEAD].data = NULL;
+        }
+    }
+    engine_flush(ahead);
+    for (size_t i = 0; i < s.n; i++)
+        free((void *)s.f[i].data);
+
+    want = render(plain);
+    got = render(ahead);
+    CHECK(strstr(want, "sipscope_sip_messages_total") != NULL);
+    CHECK(strcmp(want, got) == 0);
+    free(want);
+    free(got);
+    engine_free(plain);
+    engine_free(ahead);
+}
+
+TEST_MAIN()
