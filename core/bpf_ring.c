@@ -13,6 +13,9 @@
  * consumer writes; a page holding the producer position; then the data, mapped twice in a row
  * so that a record that wraps around the end reads as one piece. Each record starts with an
  * 8-byte header: its length with the busy and discard bits, then the kernel's page offset. */
+/* The kernel's positions are unsigned longs, read here as 64-bit words. */
+_Static_assert(sizeof(unsigned long) == sizeof(uint64_t), "64-bit kernels' ring layout");
+
 struct bpf_ring {
     int epoll_fd;
     size_t page;
