@@ -88,6 +88,21 @@ struct lb_box {
     uint32_t b_expires;
 };
 
+/* One field of a field copier (sip.field_copier), built by Lua at load and read by
+ * api_call_fields_copy; mirrored in core.lua. */
+struct lb_copy {
+    const char *name; /* the event field's name, checked by Lua */
+    size_t name_len;
+    int32_t kind;       /* enum lb_copy_kind */
+    int32_t arg;        /* ADDR, PORT: 0 the source, 1 the destination; STR: an enum lb_msg_field;
+                         * HEADER: an enum sip_hdr (SIP_HDR_OTHER: by name) */
+    const char *header; /* HEADER: its name */
+    size_t header_len;
+    int64_t max; /* HEADER: bytes kept at most, without splitting a UTF-8 character; -1: all */
+};
+
+enum lb_copy_kind { LB_COPY_ADDR, LB_COPY_PORT, LB_COPY_TRANSPORT, LB_COPY_STR, LB_COPY_HEADER };
+
 /* Functions Lua calls through FFI (mirrored in core.lua). None of them can raise a Lua error. */
 struct lb_api {
     void *bridge;
@@ -127,6 +142,7 @@ struct lb_api {
     void (*call_fields_take)(void *bridge, int32_t slot);
     int (*msg_ruri_param)(const struct lb_box *box, const char *name, size_t len,
                           struct lb_slice *out);
+    int (*call_fields_copy)(void *bridge, int32_t slot, const struct lb_copy *fields, int32_t n);
 };
 
 enum lb_msg_field {
@@ -1558,6 +1574,68 @@ static void api_call_fields_take(void *bridge, int32_t slot)
     call_fields_drop(s, slot);
 }
 
+/* copier:copy(m, d.cdr): each of the copier's n fields, from the message being dispatched, into
+ * the call's fields in slot, as m:copy_to and m:copy_header_to would write them one by one (an
+ * absent value removes the field), in one call from Lua instead of one per field. Returns 0, or
+ * api_call_field_set's error at the first field that fails. */
+static int api_call_fields_copy(void *bridge, int32_t slot, const struct lb_copy *fields,
+                                int32_t n)
+{
+    struct lua_bridge *b = bridge;
+    const struct lb_box *box = &b->box;
+
+    for (int32_t i = 0; i < n; i++) {
+        const struct lb_copy *c = &fields[i];
+        struct lb_slice v = {NULL, 0};
+        char addr[64];
+        int type = EVENT_FIELD_STRING, rc;
+        double num = 0;
+
+        switch ((enum lb_copy_kind)c->kind) {
+        case LB_COPY_ADDR: {
+            int len = api_msg_addr(box, c->arg, addr, sizeof(addr));
+            v = (struct lb_slice){addr, len > 0 ? (size_t)len : 0};
+            if (len <= 0)
+                type = EVENT_FIELD_NONE;
+            break;
+        }
+        case LB_COPY_PORT:
+            type = EVENT_FIELD_NUMBER;
+            num = c->arg ? box->dport : box->sport;
+            break;
+        case LB_COPY_TRANSPORT:
+            if (box->l4 == IPPROTO_UDP)
+                v = (struct lb_slice){"udp", 3};
+            else if (box->l4 == IPPROTO_TCP)
+                v = (struct lb_slice){"tcp", 3};
+            else
+                type = EVENT_FIELD_NONE;
+            break;
+        case LB_COPY_STR:
+            if (!api_msg_str(box, c->arg, &v))
+                type = EVENT_FIELD_NONE;
+            break;
+        case LB_COPY_HEADER:
+            if (!(c->arg != SIP_HDR_OTHER ? api_msg_header_id(box, c->arg, 0, &v)
+                                          : api_msg_header(box, c->header, c->header_len, 0, &v))) {
+                type = EVENT_FIELD_NONE;
+            } else if (c->max >= 0 && v.len > (size_t)c->max) {
+                const unsigned char *u = (const unsigned char *)v.p;
+                v.len = (size_t)c->max;
+                while (v.len > 0 && (u[v.len] & 0xC0) == 0x80) /* u[len]: the first byte cut */
+                    v.len--;
+            }
+            break;
+        default:
+            type = EVENT_FIELD_NONE;
+        }
+        rc = api_call_field_set(bridge, slot, c->name, c->name_len, type, v.p, v.len, num);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void *keep_helper(lua_State *L, enum lb_helper_kind kind, void *obj)
 {
     struct lb_state *s = state_of(L);
@@ -2249,7 +2327,8 @@ struct lua_bridge *lua_bridge_new(const struct lua_bridge_config *cfg, struct me
                              api_call_field_set,
                              api_call_field_get,
                              api_call_fields_take,
-                             api_msg_ruri_param};
+                             api_msg_ruri_param,
+                             api_call_fields_copy};
     if (cfg->rules_dir && !(b->rules_dir = strdup(cfg->rules_dir)))
         goto nomem;
     if (!cfg->rules_dir && cfg->n_rule_files) {

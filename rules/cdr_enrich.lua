@@ -29,7 +29,9 @@ local config = {
     max_text = 128,
 }
 
-if not config.enabled or not require("sipscope").events then
+local sip = require "sipscope"
+
+if not config.enabled or not sip.events then
     return {}
 end
 
@@ -107,26 +109,21 @@ end
 
 local hooks = {}
 
-hooks.on_dialog_start = function(d, m)
-    local c = d.cdr
-    -- m:copy_to(c, k, what) is c[k] = m[what]; an address makes no Lua string that way.
-    if F.src_ip then
-        m:copy_to(c, "src_ip", "src_ip")
+-- The first INVITE's fields, copied in one call to C (sip.field_copier): one m:copy_to or
+-- m:copy_header_to per field cost several times more, in the rule's compiled code.
+local from_invite = {}
+for _, k in ipairs({"src_ip", "src_port", "dst_ip", "dst_port", "transport"}) do
+    if F[k] then
+        from_invite[k] = k
     end
-    if F.src_port then
-        c.src_port = m.src_port
-    end
-    if F.dst_ip then
-        m:copy_to(c, "dst_ip", "dst_ip")
-    end
-    if F.dst_port then
-        c.dst_port = m.dst_port
-    end
-    if F.transport then
-        c.transport = m.transport
-    end
-    if F.user_agent then
-        m:copy_header_to(c, "user_agent", "User-Agent", max_text)
+end
+if F.user_agent then
+    from_invite.user_agent = {header = "User-Agent", max_bytes = max_text}
+end
+if next(from_invite) ~= nil then
+    local copier = sip.field_copier(from_invite)
+    hooks.on_dialog_start = function(d, m)
+        copier:copy(m, d.cdr)
     end
 end
 

@@ -12,6 +12,8 @@ local M = {}
 ffi.cdef [[
 struct lb_slice { const char *p; size_t len; };
 struct lb_field { const char *p; size_t len; double num; int32_t boolean; };
+struct lb_copy { const char *name; size_t name_len; int32_t kind, arg; const char *header;
+                 size_t header_len; int64_t max; };
 struct lb_box {
     uint32_t seq, in_lua, in_rule, mem_fail;
     double gen;
@@ -70,6 +72,7 @@ struct lb_api {
     void (*call_fields_take)(void *bridge, int32_t slot);
     int (*msg_ruri_param)(const struct lb_box *box, const char *name, size_t len,
                           struct lb_slice *out);
+    int (*call_fields_copy)(void *bridge, int32_t slot, const struct lb_copy *fields, int32_t n);
 };
 ]]
 
@@ -651,10 +654,12 @@ local function public_api(rule)
         end
         native.log(2, "rule " .. rule.name .. ": " .. text)
     end
-    -- Helpers implemented in C (core/cidr.c, core/classify.c, core/window.c).
+    -- Helpers implemented in C (core/cidr.c, core/classify.c, core/window.c, and the field
+    -- copier in core/lua_bridge.c).
     sip.cidr_set = helpers.cidr_set
     sip.classifier = helpers.classifier
     sip.window = helpers.window
+    sip.field_copier = helpers.field_copier
     return setmetatable({}, {
         __index = sip,
         __newindex = function(_, k)
@@ -728,7 +733,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     metric.setup({api = api, native = native, cfg = cfg, phase = get_phase})
     helpers.setup({api = api, native = native, box = box, phase = get_phase,
                    is_message = handles.is_current_message, header_id = handles.header_id,
-                   key_fields = handles.key_fields})
+                   key_fields = handles.key_fields, check_field_name = handles.check_field_name,
+                   copy_fields = handles.copy_fields})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then

@@ -505,6 +505,38 @@ function MSG_M.copy_to(h, c, name, what)
     set_field(c, name, g(h), 3)
 end
 
+-- copier:copy(m, c) of a field copier (sipscope.helpers): entries[0..n) for C, list the same
+-- fields as {name, what} or {name, header, max} for r.event, whose fields are a Lua table.
+-- Called by the copier's method: errors at level 3 are the rule's.
+function M.copy_fields(h, c, entries, n, list)
+    if gen_of(h) ~= box.gen then
+        error("sipscope: message handle used after its hook returned", 3)
+    end
+    if not ffi.istype(Fields, c) then
+        error("sipscope: copier:copy(m, c) takes d.cdr or r.event as c", 3)
+    end
+    local key = c.key
+    if key > 0 then
+        if rawequal(cdr_proxies[key], c) then
+            check_stored(api.call_fields_copy(api.bridge, key, entries, n), 4)
+        end
+    elseif key == REG_KEY and reg_gen == c.gen then
+        for i = 1, #list do -- rare (registrations): field by field
+            local f = list[i]
+            if f.header then
+                MSG_M.copy_header_to(h, c, f.name, f.header, f.max)
+            else
+                MSG_M.copy_to(h, c, f.name, f.what)
+            end
+        end
+    end
+end
+
+-- Raises the error of a name that cannot be an event field (at level), for sip.field_copier.
+function M.check_field_name(name, level)
+    check_field_name(name, level + 1)
+end
+
 local u8ptr = ffi.typeof("const uint8_t *")
 
 -- m:copy_header_to(c, name, header[, max_bytes]): c[name] = m:header(header), cut to at most

@@ -22,6 +22,10 @@
 --   invites:count(key)           --> the same without adding
 --   invites:src(m [, n]), invites:dst(m [, n])  -- add(m.src_ip [, n]) without making the text
 -- Window time is the packet time of the event being handled (the engine clock).
+--
+--   local start = sip.field_copier{src_ip = "src_ip", src_port = "src_port",
+--                                  user_agent = {header = "User-Agent", max_bytes = 128}}
+--   start:copy(m, d.cdr)  -- m:copy_to / m:copy_header_to for each field, in one call to C
 local ffi = require "ffi"
 local table_clear = require "table.clear"
 
@@ -31,7 +35,8 @@ local MEMO = 256 -- classifier results remembered per classifier
 local NO_CLASS = {}
 local NO_HEADER = -2 -- api.classify_header: the message has no such header (LB_NO_HEADER)
 
-local ctx -- api, native, box, phase(), is_message(m), header_id(name), key_fields
+local ctx -- api, native, box, phase(), is_message(m), header_id(name), key_fields,
+-- check_field_name(name, level), copy_fields(m, c, entries, n, list)
 
 local function at_load(name)
     if ctx.phase() ~= "load" then
@@ -330,6 +335,81 @@ function M.window(spec)
         end,
         count_dst = function(_, m, with)
             return (of_message(m, nil, 1, with, "count_dst"))
+        end,
+    })
+end
+
+-- Field copiers --------------------------------------------------------------------------------
+
+-- What a copier copies from a message (enum lb_copy_kind, core/lua_bridge.c), besides
+-- ctx.key_fields (call_id, from, from_tag, to, to_tag, branch) and headers.
+local COPY_ADDR, COPY_PORT, COPY_TRANSPORT, COPY_STR, COPY_HEADER = 0, 1, 2, 3, 4
+local COPY_FROM = {src_ip = {COPY_ADDR, 0}, dst_ip = {COPY_ADDR, 1}, src_port = {COPY_PORT, 0},
+                   dst_port = {COPY_PORT, 1}, transport = {COPY_TRANSPORT, 0}}
+local COPY_HEADER_KEYS = {header = true, max_bytes = true}
+
+function M.field_copier(spec)
+    at_load("field_copier")
+    if type(spec) ~= "table" then
+        error("sipscope: sip.field_copier takes a table: {name = \"src_ip\", " ..
+            "name2 = {header = \"User-Agent\", max_bytes = 128}, ...}", 2)
+    end
+    local names = {}
+    for name in pairs(spec) do
+        ctx.check_field_name(name, 3)
+        names[#names + 1] = name
+    end
+    table.sort(names)
+    local n = #names
+    local entries = ffi.new("struct lb_copy[?]", math.max(n, 1))
+    local list = {} -- the same fields for r.event; its strings also keep entries' pointers alive
+    for i, name in ipairs(names) do
+        local what, e, f = spec[name], entries[i - 1], {name = name}
+        e.name, e.name_len, e.max = name, #name, -1
+        if type(what) == "string" then
+            local from = COPY_FROM[what]
+            if from == nil and ctx.key_fields[what] ~= nil then
+                from = {COPY_STR, ctx.key_fields[what]}
+            end
+            if from == nil then
+                error("sipscope: sip.field_copier: " .. name .. " = '" .. what .. "': a copier " ..
+                    "copies src_ip, dst_ip, src_port, dst_port, transport, call_id, from, " ..
+                    "from_tag, to, to_tag, branch or {header = name}; m:copy_to the rest", 2)
+            end
+            e.kind, e.arg = from[1], from[2]
+            f.what = what
+        elseif type(what) == "table" then
+            for k in pairs(what) do
+                if not COPY_HEADER_KEYS[k] then
+                    error("sipscope: sip.field_copier: " .. name .. ": unknown field '" ..
+                        tostring(k) .. "' (header, max_bytes)", 2)
+                end
+            end
+            local header, max = what.header, what.max_bytes
+            if type(header) ~= "string" or header == "" then
+                error("sipscope: sip.field_copier: " .. name .. ": header is a header name", 2)
+            end
+            if max ~= nil and (type(max) ~= "number" or max < 0 or max ~= math.floor(max)) then
+                error("sipscope: sip.field_copier: " .. name .. ": max_bytes is a whole " ..
+                    "number of bytes, 0 or more", 2)
+            end
+            e.kind, e.arg, e.header, e.header_len = COPY_HEADER, ctx.header_id(header), header,
+                #header
+            e.max = max or -1
+            f.header, f.max = header, max
+        else
+            error("sipscope: sip.field_copier: " .. name .. " takes a message field's name or " ..
+                "{header = name[, max_bytes = n]}, got " .. type(what), 2)
+        end
+        list[i] = f
+    end
+    local copy_fields = ctx.copy_fields
+    return readonly("field copier", {
+        copy = function(_, m, c)
+            copy_fields(m, c, entries, n, list)
+        end,
+        size = function()
+            return n
         end,
     })
 end

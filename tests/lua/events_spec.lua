@@ -355,6 +355,106 @@ return {
         e:close()
     end)
 
+    it("copies a message's fields into d.cdr and r.event in one call: sip.field_copier", function()
+        -- The same fields written by a copier and one by one: the lines must be equal.
+        local path = t.write_rule("copier.lua", [[
+local sip = require "sipscope"
+local copier = sip.field_copier{
+  src_ip = "src_ip", dst_ip = "dst_ip", sport = "src_port", dport = "dst_port",
+  tr = "transport", ftag = "from_tag", ttag = "to_tag", to_uri = "to",
+  ua = {header = "User-Agent"}, ua4 = {header = "User-Agent", max_bytes = 4},
+  ua5 = {header = "User-Agent", max_bytes = 5}, ua0 = {header = "User-Agent", max_bytes = 0},
+  gone = {header = "X-Absent"}, compact = {header = "i"}, custom = {header = "x-CUSTOM"},
+}
+local small = sip.field_copier{src = "src_ip", ua = {header = "User-Agent", max_bytes = 4},
+                               none = {header = "X-Absent"}}
+local function one_by_one(m, c)
+  m:copy_to(c, "src_ip", "src_ip") m:copy_to(c, "dst_ip", "dst_ip")
+  m:copy_to(c, "sport", "src_port") m:copy_to(c, "dport", "dst_port")
+  m:copy_to(c, "tr", "transport") m:copy_to(c, "ftag", "from_tag")
+  m:copy_to(c, "ttag", "to_tag") m:copy_to(c, "to_uri", "to")
+  m:copy_header_to(c, "ua", "User-Agent") m:copy_header_to(c, "ua4", "User-Agent", 4)
+  m:copy_header_to(c, "ua5", "User-Agent", 5) m:copy_header_to(c, "ua0", "User-Agent", 0)
+  m:copy_header_to(c, "gone", "X-Absent") m:copy_header_to(c, "compact", "i")
+  m:copy_header_to(c, "custom", "x-CUSTOM")
+end
+return {
+  on_dialog_start = function(d, m)
+    local c = d.cdr
+    c.gone = "x" -- removed by both: the message has no X-Absent
+    if d.call_id:sub(1, 1) == "c" then
+      copier:copy(m, c)
+    else
+      one_by_one(m, c)
+    end
+    c.size = copier:size()
+    c.e_target = select(2, pcall(function() copier:copy(m, {}) end))
+  end,
+  on_register = function(r, m)
+    small:copy(m, r.event)
+  end,
+}]])
+        local e = t.engine{rules = {path}, events = true}
+        for _, id in ipairs({"c1", "o1"}) do
+            t.call(e, {call_id = id, from_tag = id .. "-tag", to = "sip:bob@example.com",
+                       time = 1, src = "192.0.2.7:5070", dst = "198.51.100.2:5060",
+                       headers = {"User-Agent: caf\195\169-phone/2", "X-Custom: yes"}})
+        end
+        for _, id in ipairs({"c6", "o6"}) do
+            t.call(e, {call_id = id, from_tag = id .. "-tag", to = "sip:bob@example.com",
+                       time = 2, src = "[2001:db8::7]:5060", dst = "[2001:db8::1]:5060"})
+        end
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
+                     "Expires: 600", "User-Agent: caf\195\169"}}
+        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        local lines = read_lines(e)
+        assert.are.equal(5, #lines)
+        local e_target = '"e_target":"' .. path .. ':31: sipscope: copier:copy(m, c) takes ' ..
+            'd.cdr or r.event as c",'
+        assert.are.equal('"compact":"c1","custom":"yes","dport":5060,"dst_ip":"198.51.100.2",' ..
+            e_target .. '"ftag":"c1-tag","size":15,"sport":5070,"src_ip":"192.0.2.7",' ..
+            '"to_uri":"sip:bob@example.com","tr":"udp","ua":"caf\195\169-phone/2","ua0":"",' ..
+            '"ua4":"caf","ua5":"caf\195\169"}', rule_fields(lines[1]))
+        assert.are.equal(rule_fields(lines[1]):gsub('"c1', '"o1'), rule_fields(lines[2]))
+        assert.are.equal('"compact":"c6","dport":5060,"dst_ip":"2001:db8::1",' .. e_target ..
+            '"ftag":"c6-tag","size":15,"sport":5060,"src_ip":"2001:db8::7",' ..
+            '"to_uri":"sip:bob@example.com","tr":"udp"}', rule_fields(lines[3]))
+        assert.are.equal(rule_fields(lines[3]):gsub('"c6', '"o6'), rule_fields(lines[4]))
+        assert.truthy(lines[5]:find(',"src":"192.0.2.1","ua":"caf"}', 1, true), lines[5])
+        e:close()
+    end)
+
+    it("refuses a field copier that cannot be built, at load, naming the file", function()
+        local cases = {
+            {'{x = "method"}', "sip.field_copier: x = 'method': a copier copies src_ip"},
+            {'{x = {header = 5}}', "sip.field_copier: x: header is a header name"},
+            {'{x = {header = "A", max_bytes = -1}}', "x: max_bytes is a whole number"},
+            {'{x = {header = "A", max = 1}}', "x: unknown field 'max' (header, max_bytes)"},
+            {'{x = 5}', "x takes a message field's name or {header = name[, max_bytes = n]}"},
+            {'{call_id = "src_ip"}', "event field 'call_id' is written by sipscope itself"},
+            {'{["no good"] = "src_ip"}', "event field names are identifiers, got no good"},
+            {'"src_ip"', "sip.field_copier takes a table"},
+        }
+        for i, case in ipairs(cases) do
+            local path = t.write_rule("badcopier" .. i .. ".lua",
+                'local c = require("sipscope").field_copier(' .. case[1] .. ')\nreturn {}')
+            local ok, err = pcall(t.engine, {rules = {path}, events = true})
+            assert.is_false(ok)
+            assert.truthy(err:find("badcopier" .. i .. ".lua:1: sipscope: ", 1, true), err)
+            assert.truthy(err:find(case[2], 1, true), err)
+        end
+        local late = t.write_rule("latecopier.lua", [[
+return {on_message = function(m) require("sipscope").field_copier{x = "src_ip"} end}]])
+        local e = t.engine{rules = {late}}
+        e:sip(t.request("OPTIONS", {call_id = "l1"}))
+        assert.are.equal(1, e:metric("sipscope_rule_errors_total",
+                                     {rule = "latecopier", hook = "on_message", kind = "api"}))
+        e:close()
+    end)
+
     it("never gives a call the fields written after another call's end", function()
         -- The 486 ends c1 before on_response runs: its write goes nowhere. c2 then reuses
         -- c1's slot (d.vars takes it first) and must not inherit the write.
