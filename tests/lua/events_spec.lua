@@ -32,6 +32,17 @@ local function read_lines(e)
 end
 
 -- What follows the (empty) labels of a line: the fields rules added, and the closing brace.
+-- alice registers at time 200 (User-Agent "café"); on_register runs at the 200 OK, whose
+-- message comes from the registrar 192.0.2.1.
+local function register_alice(e)
+    local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                 ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
+                 "Expires: 600", "User-Agent: caf\195\169"}}
+    e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
+    reg.method, reg.to_tag = "REGISTER", "x"
+    e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+end
+
 local function rule_fields(line)
     return line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
 end
@@ -326,13 +337,7 @@ return {
                    headers = {"User-Agent: caf\195\169-phone/2", "X-Custom: yes"}})
         t.call(e, {call_id = "k2", time = 100, src = "[2001:db8::7]:5060",
                    dst = "[2001:db8::1]:5060", headers = {"User-Agent: other"}})
-        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
-                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
-                     "Expires: 600", "User-Agent: caf\195\169"}}
-        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
-        reg.method, reg.to_tag = "REGISTER", "x"
-        -- on_register runs at the 200 OK: its message comes from the registrar
-        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        register_alice(e)
         local lines = read_lines(e)
         assert.are.equal(3, #lines)
         assert.are.equal('"absent_found":false,"compact":"k1","custom":"yes",' ..
@@ -404,12 +409,7 @@ return {
             t.call(e, {call_id = id, from_tag = id .. "-tag", to = "sip:bob@example.com",
                        time = 2, src = "[2001:db8::7]:5060", dst = "[2001:db8::1]:5060"})
         end
-        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
-                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
-                     "Expires: 600", "User-Agent: caf\195\169"}}
-        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
-        reg.method, reg.to_tag = "REGISTER", "x"
-        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        register_alice(e)
         local lines = read_lines(e)
         assert.are.equal(5, #lines)
         local e_target = '"e_target":"' .. path .. ':31: sipscope: copier:copy(m, c) takes ' ..
