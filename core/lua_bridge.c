@@ -1626,7 +1626,7 @@ static int api_call_fields_copy(void *bridge, int32_t slot, const struct lb_copy
                     v.len--;
             }
             break;
-        default:
+        default: /* Lua builds no other kind; nothing rather than a guess */
             type = EVENT_FIELD_NONE;
         }
         rc = api_call_field_set(bridge, slot, c->name, c->name_len, type, v.p, v.len, num);
@@ -1983,6 +1983,8 @@ static int state_setup(lua_State *L)
     lua_setfield(L, -2, "box_size");
     lua_pushinteger(L, (lua_Integer)sizeof(struct lb_api));
     lua_setfield(L, -2, "api_size");
+    lua_pushinteger(L, (lua_Integer)sizeof(struct lb_copy));
+    lua_setfield(L, -2, "copy_size");
     lua_pushnumber(L, (lua_Number)b->cfg.max_series);
     lua_setfield(L, -2, "max_series");
     lua_pushnumber(L, (lua_Number)b->cfg.breaker_errors);
@@ -2436,8 +2438,11 @@ static void fill_message(struct lb_box *box, const struct sip_msg *msg, const st
             memcpy(&box->src4, pkt->src, 4);
             memcpy(&box->dst4, pkt->dst, 4);
         }
-    } else {
-        box->ipv = 0; /* no address: m.src_ip is nil, not the last packet's */
+    } else { /* no packet: no address, ports or transport, rather than the last packet's */
+        box->ipv = 0;
+        box->l4 = 0;
+        box->sport = 0;
+        box->dport = 0;
     }
 }
 

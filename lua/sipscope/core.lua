@@ -711,6 +711,7 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     native, TIMEOUT, cfg = native_fns, timeout, config
     assert(ffi.sizeof("struct lb_box") == cfg.box_size, "lb_box differs between C and Lua")
     assert(ffi.sizeof("struct lb_api") == cfg.api_size, "lb_api differs between C and Lua")
+    assert(ffi.sizeof("struct lb_copy") == cfg.copy_size, "lb_copy differs between C and Lua")
     local names = native.names()
     method_ids, method_names = {}, names.methods
     for id, name in pairs(names.methods) do

@@ -509,8 +509,8 @@ end
 -- fields as {name, what} or {name, header, max} for r.event, whose fields are a Lua table.
 -- Called by the copier's method: errors at level 3 are the rule's.
 function M.copy_fields(h, c, entries, n, list)
-    if gen_of(h) ~= box.gen then
-        error("sipscope: message handle used after its hook returned", 3)
+    if not M.is_current_message(h) then
+        error("sipscope: copier:copy(m, c) takes the message of the running hook", 3)
     end
     if not ffi.istype(Fields, c) then
         error("sipscope: copier:copy(m, c) takes d.cdr or r.event as c", 3)

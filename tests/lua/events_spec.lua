@@ -387,6 +387,7 @@ return {
   on_dialog_start = function(d, m)
     local c = d.cdr
     c.gone = "x" -- removed by both: the message has no X-Absent
+    c.ttag = "x" -- removed by both: the INVITE has no To tag
     if d.call_id:sub(1, 1) == "c" then
       copier:copy(m, c)
     else
@@ -394,6 +395,7 @@ return {
     end
     c.size = copier:size()
     c.e_target = select(2, pcall(function() copier:copy(m, {}) end))
+    c.e_handle = select(2, pcall(function() copier:copy(d, c) end))
   end,
   on_register = function(r, m)
     small:copy(m, r.event)
@@ -412,8 +414,9 @@ return {
         register_alice(e)
         local lines = read_lines(e)
         assert.are.equal(5, #lines)
-        local e_target = '"e_target":"' .. path .. ':31: sipscope: copier:copy(m, c) takes ' ..
-            'd.cdr or r.event as c",'
+        local e_target = '"e_handle":"' .. path .. ':33: sipscope: copier:copy(m, c) takes ' ..
+            'the message of the running hook","e_target":"' .. path .. ':32: sipscope: ' ..
+            'copier:copy(m, c) takes d.cdr or r.event as c",'
         assert.are.equal('"compact":"c1","custom":"yes","dport":5060,"dst_ip":"198.51.100.2",' ..
             e_target .. '"ftag":"c1-tag","size":15,"sport":5070,"src_ip":"192.0.2.7",' ..
             '"to_uri":"sip:bob@example.com","tr":"udp","ua":"caf\195\169-phone/2","ua0":"",' ..
