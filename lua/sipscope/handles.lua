@@ -50,6 +50,9 @@ local ctx, S, METHODS, STATES, ENDS, CHANGES
 local out = ffi.new("struct lb_slice[1]")
 local addrbuf = ffi.new("char[64]")
 local Msg, Dlg, Txn, Reg
+-- The message handles' type, the one handle_type("message") makes. Never reassigned, so that
+-- compiled code checks a handle against a constant.
+local MSG_PTR = ffi.typeof("struct sipscope_message *")
 
 -- ns since the epoch (uint64) to seconds, whole and fraction converted apart so both stay
 -- exact (1.7e18 ns as one double would round to 256 ns).
@@ -507,9 +510,15 @@ end
 
 -- copier:copy(m, c) of a field copier (sipscope.helpers): entries[0..n) for C, list the same
 -- fields as {name, what} or {name, header, max} for r.event, whose fields are a Lua table.
+-- m is the message handle of the running dispatch (for the helpers' message methods).
+local function is_current_message(m)
+    return ffi.istype(MSG_PTR, m) and gen_of(m) == box.gen
+end
+M.is_current_message = is_current_message
+
 -- Called by the copier's method: errors at level 3 are the rule's.
 function M.copy_fields(h, c, entries, n, list)
-    if not M.is_current_message(h) then
+    if not is_current_message(h) then
         error("sipscope: copier:copy(m, c) takes the message of the running hook", 3)
     end
     if not ffi.istype(Fields, c) then
@@ -843,12 +852,7 @@ function M.setup(c)
     S = c.state
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
-    local msg_ptr
-    Msg, msg_ptr = handle_type("message", MSG, MSG_M)
-    -- m is the message handle of the running dispatch (for the helpers' message methods).
-    function M.is_current_message(m)
-        return ffi.istype(msg_ptr, m) and gen_of(m) == box.gen
-    end
+    Msg = handle_type("message", MSG, MSG_M)
     Dlg = handle_type("dialog", DLG, DLG_M)
     Txn = handle_type("transaction", TXN, TXN_M)
     Reg = handle_type("registration", REG, REG_M)
