@@ -508,14 +508,14 @@ function MSG_M.copy_to(h, c, name, what)
     set_field(c, name, g(h), 3)
 end
 
--- copier:copy(m, c) of a field copier (sipscope.helpers): entries[0..n) for C, list the same
--- fields as {name, what} or {name, header, max} for r.event, whose fields are a Lua table.
 -- m is the message handle of the running dispatch (for the helpers' message methods).
 local function is_current_message(m)
     return ffi.istype(MSG_PTR, m) and gen_of(m) == box.gen
 end
 M.is_current_message = is_current_message
 
+-- copier:copy(m, c) of a field copier (sipscope.helpers): entries[0..n) for C, list the same
+-- fields as {name, what} or {name, header, max} for r.event, whose fields are a Lua table.
 -- Called by the copier's method: errors at level 3 are the rule's.
 function M.copy_fields(h, c, entries, n, list)
     if not is_current_message(h) then
