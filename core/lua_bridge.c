@@ -870,6 +870,15 @@ static int32_t api_cidr_lookup_msg(const void *set, const struct lb_box *box, in
     return cidr_lookup(set, pkt->ip_version == 4 ? AF_INET : AF_INET6, dst ? pkt->dst : pkt->src);
 }
 
+/* The message's first header of that id, or of name[0..len) when the id is SIP_HDR_OTHER, read
+ * where the parser found it. Returns whether the message has it. */
+static int first_header(const struct lb_box *box, int32_t id, const char *name, size_t len,
+                        struct lb_slice *out)
+{
+    return id != SIP_HDR_OTHER ? api_msg_header_id(box, id, 0, out)
+                               : api_msg_header(box, name, len, 0, out);
+}
+
 static int32_t api_classify_lookup(const void *c, const char *p, size_t len)
 {
     return classify_lookup(c, p, len);
@@ -884,9 +893,7 @@ static int32_t api_classify_header(void *c, const struct lb_box *box, int32_t id
                                    const char *name, size_t len)
 {
     struct lb_slice v;
-    int found = id != SIP_HDR_OTHER ? api_msg_header_id(box, id, 0, &v)
-                                    : api_msg_header(box, name, len, 0, &v);
-    if (!found)
+    if (!first_header(box, id, name, len, &v))
         return LB_NO_HEADER;
     return classify_lookup_memo(c, v.p, v.len);
 }
@@ -1616,8 +1623,7 @@ static int api_call_fields_copy(void *bridge, int32_t slot, const struct lb_copy
                 type = EVENT_FIELD_NONE;
             break;
         case LB_COPY_HEADER:
-            if (!(c->arg != SIP_HDR_OTHER ? api_msg_header_id(box, c->arg, 0, &v)
-                                          : api_msg_header(box, c->header, c->header_len, 0, &v))) {
+            if (!first_header(box, c->arg, c->header, c->header_len, &v)) {
                 type = EVENT_FIELD_NONE;
             } else if (c->max >= 0 && v.len > (size_t)c->max) {
                 const unsigned char *u = (const unsigned char *)v.p;
