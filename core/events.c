@@ -153,18 +153,20 @@ int events_flush(struct events *w)
 }
 
 /* Makes room for n more bytes of the line being built; the buffer only grows (to a batch and
- * the longest line), so steady state allocates nothing. */
+ * the longest line), so steady state allocates nothing. The line's length is checked first,
+ * whatever room there is: after one long line the buffer could hold a longer one, and a line's
+ * fate must not depend on the lines before it. */
 static int reserve(struct events *w, size_t n)
 {
     size_t cap = w->cap ? w->cap : 1024;
     char *p;
 
-    if (w->len + n <= w->cap)
-        return 1;
     if (w->len - w->line + n > MAX_LINE) {
         w->too_long = 1;
         return 0;
     }
+    if (w->len + n <= w->cap)
+        return 1;
     while (cap < w->len + n)
         cap *= 2;
     p = realloc(w->buf, cap);

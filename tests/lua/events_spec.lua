@@ -289,6 +289,26 @@ return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
         ok:close()
     end)
 
+    it("drops and counts every line over 1 MiB, whatever lines came before it", function()
+        -- A line of 1,000,000 bytes is written and grows the writer's buffer to 2 MiB; the
+        -- 1,500,000-byte line after it fits that buffer but is still over the limit. Each size
+        -- is the field's; the line adds a few hundred bytes around it.
+        local path = t.write_rule("sizes.lua", [[
+local size = {l1 = 200000, l2 = 1000000, l3 = 1500000, l4 = 100}
+return {on_dialog_start = function(d) d.cdr.big = string.rep("y", size[d.call_id]) end}]])
+        local e = t.engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
+        for i = 1, 4 do
+            t.call(e, {call_id = "l" .. i, time = i})
+        end
+        local ev = e:events()
+        assert.are.equal(3, #ev)
+        assert.are.same({"l1", "l2", "l4"}, {ev[1].call_id, ev[2].call_id, ev[3].call_id})
+        assert.are.same({200000, 1000000, 100}, {#ev[1].big, #ev[2].big, #ev[3].big})
+        assert.are.equal(1, e:metric("sipscope_events_errors_total"))
+        assert.are.equal(3, e:metric("sipscope_events_total", {type = "call"}))
+        e:close()
+    end)
+
     it("takes message fields and headers straight from C: m:copy_to, m:copy_header_to", function()
         local path = t.write_rule("copy.lua", [[
 local first
