@@ -177,10 +177,16 @@ int service_run(struct service *s)
         if (poll(fds, 3, timeout) < 0 && errno != EINTR)
             return -errno;
         if (s->capture) {
+            /* Drain the ring while it has a full budget's worth, but never for longer than
+             * a tick: under an endless overload (traffic faster than the engine) the ring is
+             * never empty, and the clock, the kernel's drop counters, signals and reloads
+             * below must still run. */
+            uint64_t drain_start = monotonic_ms();
             int n;
             do {
                 n = capture_bpf_poll(s->capture, 0, deliver_frame, s->engine);
-            } while (n > 0 && n == CAPTURE_BPF_DEFAULT_BUDGET);
+            } while (n > 0 && n == CAPTURE_BPF_DEFAULT_BUDGET &&
+                     monotonic_ms() - drain_start < SERVICE_TICK_MS);
             if (n < 0 && n != -EINTR) {
                 log_error("service", "capture failed: %s", strerror(-n));
                 return n;
