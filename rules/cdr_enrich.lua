@@ -38,6 +38,9 @@ end
 local F = config.fields
 local max_text = config.max_text
 local sub = string.sub
+local find = string.find
+local lower = string.lower
+local byte = string.byte
 local floor = math.floor
 
 -- Header values go from the packet straight into the call's fields (m:copy_header_to), cut at
@@ -48,24 +51,43 @@ local function copy_server(m, c)
     end
 end
 
+local function is_digit(b)
+    return b >= 48 and b <= 57
+end
+
 -- 16 from "Q.850;cause=16;text=...", or nil. Plain finds only (no Lua patterns, no loops:
--- see rules/README.md, Cost).
+-- see rules/README.md, Cost). The header comes from the wire: the cause must be one to three
+-- digits (Q.850's are 1 to 127), so that "cause=nan", "cause=1e999" or a hex number gives no
+-- field instead of an error that would count against the rule. Parameter names are
+-- case-insensitive (RFC 3261 §7.3.1): "Cause=" is looked for in lower case, once the usual
+-- spelling was not found.
 local function cause_of(r)
-    local p = r:find("Q.850", 1, true) or r:find("q.850", 1, true)
+    local p = find(r, "Q.850", 1, true) or find(r, "q.850", 1, true)
     if p == nil then
         return nil
     end
-    local c = r:find("cause=", p, true)
+    local c = find(r, "cause=", p, true)
     if c == nil then
-        return nil
+        r = lower(r)
+        c = find(r, "cause=", p, true)
+        if c == nil then
+            return nil
+        end
     end
     local e = #r
-    local semi, comma = r:find(";", c, true), r:find(",", c, true)
+    local semi, comma = find(r, ";", c, true), find(r, ",", c, true)
     if semi ~= nil then
         e = semi - 1
     end
     if comma ~= nil and comma <= e then
         e = comma - 1
+    end
+    if e < c + 6 or e > c + 8 then
+        return nil
+    end
+    local b1, b2, b3 = byte(r, c + 6, e)
+    if not is_digit(b1) or (b2 and not is_digit(b2)) or (b3 and not is_digit(b3)) then
+        return nil
     end
     return tonumber(sub(r, c + 6, e))
 end

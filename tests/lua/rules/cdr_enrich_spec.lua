@@ -128,6 +128,36 @@ describe("rules/cdr_enrich.lua", function()
         e:close()
     end)
 
+    it("takes only a whole cause number from the wire, whatever the parameter's case", function()
+        -- One call per Reason value, hung up by the caller. Values that tonumber would read as
+        -- nan, inf or hex give no field, and no rule error that could add up to a disabled rule.
+        local reasons = {
+            {"Q.850;cause=nan", nil}, {"Q.850;cause=inf", nil}, {"Q.850;cause=1e999", nil},
+            {"Q.850;cause=0x10", nil}, {"Q.850;cause=-3", nil}, {"Q.850;cause=16.5", nil},
+            {"Q.850;cause=", nil}, {"Q.850;Cause=21", 21}, {"q.850 ; CAUSE=34;text=\"x\"", 34},
+            {"Q.850;cause=127", 127}, {"Q.850;cause=1000", nil},
+        }
+        local e = engine {fields = {q850 = true}}
+        for i, r in ipairs(reasons) do
+            local id = "r" .. i
+            e:sip(t.request("INVITE", {call_id = id}), {time = i * 10, src = A, dst = B})
+            e:sip(t.response(200, {call_id = id, to_tag = "b"}), {time = i * 10 + 1, src = B, dst = A})
+            e:sip(t.request("BYE", {call_id = id, to_tag = "b", cseq = 2, branch = "z9hG4bKbye" .. id,
+                                    headers = {"Reason: " .. r[1]}}),
+                {time = i * 10 + 5, src = A, dst = B})
+        end
+        local ev = e:events()
+        assert.are.equal(#reasons, #ev)
+        for i, r in ipairs(reasons) do
+            assert.are.equal("r" .. i, ev[i].call_id)
+            assert.are.equal(r[2], ev[i].q850, r[1])
+        end
+        assert.is_nil(e:metric("sipscope_rule_errors_total",
+            {rule = "cdr_enrich", hook = "on_dialog_end", kind = "api"}))
+        assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = "cdr_enrich"}))
+        e:close()
+    end)
+
     it("reads the cause of a CANCEL", function()
         local e = engine()
         invite(e, "c1", 0)
