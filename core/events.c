@@ -65,7 +65,9 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     }
     w->ops = ops;
     fe = metrics_family(reg, "sipscope_events_errors_total",
-                        "Lines of the --events file that could not be written.", METRIC_COUNTER,
+                        "Lines of the --events file that could not be written, or were "
+                        "written without the fields rules added (out of memory).",
+                        METRIC_COUNTER,
                         NULL, 0, NULL, 0, 1, 0);
     ft = metrics_family(reg, "sipscope_events_total",
                         "Lines written to the --events file, by type (call, registration).",
@@ -513,6 +515,8 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
         registration_line(w, ev);
     else
         return;
+    if (!fields) /* the rules' fields were lost: the line goes without them, and counts */
+        metric_counter_add(w->errors, 1);
     if (fields_len) {
         put(w, ",", 1);
         put(w, fields, fields_len);

@@ -34,7 +34,8 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
 
 /* Writes the line for ev when it is a TRACK_CALL_END or a TRACK_REG_BINDING (other events are
  * ignored). fields[fields_len] are extra JSON members from rules ("\"k\":v,...", no braces), or
- * empty. */
+ * empty; NULL when rules added fields that were lost: the line is written without them and
+ * counted in sipscope_events_errors_total. */
 void events_on_event(struct events *w, const struct track_event *ev, const char *fields,
                      size_t fields_len);
 

@@ -289,7 +289,7 @@ struct lua_bridge {
     size_t keys_cap;
     char *key_buf; /* api_window_msg's keys with a message field, grown as needed */
     size_t key_cap;
-    int fields_failed; /* out of memory while encoding them: they are dropped */
+    int fields_failed; /* out of memory while listing or encoding them: they are dropped */
 
     struct metric_family *f_errors, *f_disabled, *f_seconds, *f_loaded, *f_last_ok, *f_reloads,
         *f_memory;
@@ -1428,8 +1428,10 @@ static int keys_reserve(struct lua_bridge *b, size_t n)
         return 1;
     while (cap < n)
         cap *= 2;
-    if (!(k = realloc(b->keys, cap * sizeof(*k))))
+    if (!(k = realloc(b->keys, cap * sizeof(*k)))) {
+        b->fields_failed = 1;
         return 0;
+    }
     b->keys = k;
     b->keys_cap = cap;
     return 1;
@@ -1490,6 +1492,7 @@ static int native_event_fields(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     b->fields_len = 0;
+    b->fields_failed = 0;
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -2494,6 +2497,7 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
     case TRACK_CALL_END:
         kind = K_DIALOG_END;
         b->fields_len = 0;
+        b->fields_failed = 0;
         break;
     case TRACK_TXN_END:
         /* Hooks by method: the other methods' transactions stay out of Lua. */
@@ -2504,6 +2508,7 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev)
     case TRACK_REG_BINDING:
         kind = K_REGISTER;
         b->fields_len = 0;
+        b->fields_failed = 0;
         break;
     default:
         return;
@@ -2570,6 +2575,8 @@ void lua_bridge_prefetch_call(const struct lua_bridge *b, const struct sip_dialo
 const char *lua_bridge_event_fields(struct lua_bridge *b, size_t *len)
 {
     *len = b->fields_len;
+    if (b->fields_failed)
+        return NULL;
     return b->fields_len ? b->fields : "";
 }
 

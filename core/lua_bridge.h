@@ -91,7 +91,9 @@ void lua_bridge_event(struct lua_bridge *b, const struct track_event *ev);
 
 /* The JSON members ("\"k\":v,\"k2\":v2", no braces) rules added to the CDR (d.cdr) or the
  * registration event (r.event) of the TRACK_CALL_END or TRACK_REG_BINDING event last passed to
- * lua_bridge_event; "" when none. *len is set. Valid until the next call into the bridge. */
+ * lua_bridge_event; "" when none; NULL (*len 0) when rules added some but they were lost, out of
+ * memory while listing or encoding them. *len is set. Valid until the next call into the
+ * bridge. */
 const char *lua_bridge_event_fields(struct lua_bridge *b, size_t *len);
 
 /* Starts loading which call owns d's rules slot, for an event of d a message or two ahead: the

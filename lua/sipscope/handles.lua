@@ -120,7 +120,10 @@ local cdr_proxies = {} -- call slot -> the proxy of its fields
 local FIELD_NONE, FIELD_STRING, FIELD_NUMBER, FIELD_BOOLEAN = 0, 1, 2, 3
 local field_out = ffi.new("struct lb_field[1]")
 
--- [A-Za-z_][A-Za-z0-9_]*. Names already accepted are remembered (the first 256), so that a
+-- Longest event field name (call_fields.h, CALL_FIELDS_MAX_NAME).
+local MAX_FIELD_NAME = 65535
+
+-- [A-Za-z_][A-Za-z0-9_]*, at most MAX_FIELD_NAME bytes. Names already accepted are remembered (the first 256), so that a
 -- write does not run this loop: a hot loop here would start traces that cannot return into
 -- the rule's hook ("NYI: return to lower frame"), leaving the hook to the interpreter.
 local identifiers, n_identifiers = {}, 0
@@ -130,7 +133,7 @@ local function identifier(k)
         return true
     end
     local n = #k
-    if n == 0 then
+    if n == 0 or n > MAX_FIELD_NAME then
         return false
     end
     for i = 1, n do
@@ -150,6 +153,10 @@ end
 -- Raises the rule's error (at level) unless k may name an event field.
 local function check_field_name(k, level)
     if type(k) ~= "string" or not identifier(k) then
+        if type(k) == "string" and #k > MAX_FIELD_NAME then
+            error("sipscope: event field names are at most " .. MAX_FIELD_NAME ..
+                " bytes, got " .. #k, level)
+        end
         error("sipscope: event field names are identifiers, got " .. tostring(k), level)
     end
     if RESERVED_FIELDS[k] then

@@ -289,6 +289,23 @@ return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
         ok:close()
     end)
 
+    it("takes field names up to 65,535 bytes and says so past that", function()
+        local path = t.write_rule("names.lua", [[
+return {on_dialog_start = function(d)
+  d.cdr[string.rep("a", 65535)] = 1
+  d.cdr.e_long = select(2, pcall(function() d.cdr[string.rep("b", 65536)] = 2 end))
+end}]])
+        local e = t.engine{rules = {path}, events = true}
+        t.call(e, {call_id = "n1"})
+        local ev = e:events()
+        assert.are.equal(1, #ev)
+        assert.are.equal(1, ev[1][string.rep("a", 65535)])
+        assert.is_nil(ev[1][string.rep("b", 65536)])
+        assert.are.equal(path .. ":3: sipscope: event field names are at most 65535 bytes, " ..
+            "got 65536", ev[1].e_long)
+        e:close()
+    end)
+
     it("drops and counts every line over 1 MiB, whatever lines came before it", function()
         -- A line of 1,000,000 bytes is written and grows the writer's buffer to 2 MiB; the
         -- 1,500,000-byte line after it fits that buffer but is still over the limit. Each size

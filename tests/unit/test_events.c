@@ -2,10 +2,12 @@
 #include "events.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "expo.h"
 #include "sip_dialog.h"
 #include "sip_reg.h"
 #include "test.h"
@@ -290,6 +292,37 @@ TEST(a_binding_change_is_one_registration_line_and_other_events_none)
     CHECK_STR(finish(&f),
               "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@10.0.0.1\","
               "\"change\":\"expired\",\"expires\":3600,\"time\":\"2023-11-14T22:13:21.001Z\","
+              "\"labels\":{}}\n");
+}
+
+/* Fields that rules added but the bridge lost (out of memory) come as NULL: the line is still
+ * written, without them, and counted as an error; a line with fields, or without any, is not. */
+TEST(a_line_whose_rule_fields_were_lost_is_written_without_them_and_counted)
+{
+    struct fixture f;
+    struct sip_binding b;
+    struct track_event ev = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_EXPIRED};
+    struct expo_buf out = {0};
+
+    setup(&f, 0);
+    put_binding(&b, "sip:a@x", "sip:a@10.0.0.1", 60);
+    ev.binding = &b;
+    ev.time_ns = (EPOCH + 1) * S;
+    events_on_event(f.w, &ev, NULL, 0);
+    events_on_event(f.w, &ev, "\"n\":1", 5);
+    events_on_event(f.w, &ev, "", 0);
+    CHECK_INT(expo_render(f.reg, EXPO_DETERMINISTIC, &out), 0);
+    CHECK(strstr(out.data, "\nsipscope_events_errors_total 1\n") != NULL);
+    expo_buf_fini(&out);
+    CHECK_STR(finish(&f),
+              "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@10.0.0.1\","
+              "\"change\":\"expired\",\"expires\":60,\"time\":\"2023-11-14T22:13:21.000Z\","
+              "\"labels\":{}}\n"
+              "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@10.0.0.1\","
+              "\"change\":\"expired\",\"expires\":60,\"time\":\"2023-11-14T22:13:21.000Z\","
+              "\"labels\":{},\"n\":1}\n"
+              "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@10.0.0.1\","
+              "\"change\":\"expired\",\"expires\":60,\"time\":\"2023-11-14T22:13:21.000Z\","
               "\"labels\":{}}\n");
 }
 
