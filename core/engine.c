@@ -496,7 +496,9 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     case DECODE_ERROR:
         health_parse_error(e->health, (enum health_stage)pkt.error_stage, pkt.error_reason);
         break;
-    case DECODE_FRAGMENT: /* deeper than any tunnel decode follows: cannot happen */
+    case DECODE_FRAGMENT: /* fragments nested deeper than the loop above follows */
+        health_parse_error(e->health, HEALTH_REASM, "fragment_nested");
+        break;
     case DECODE_SKIP:
         break;
     case DECODE_UDP:

@@ -25,6 +25,9 @@
  *                         so it is dropped at once
  *   fragment_holes        more than IP_REASM_MAX_HOLES separate pieces held (a fragment flood)
  *   fragment_no_memory    a buffer could not be allocated
+ * and one the engine counts itself:
+ *   fragment_nested       a reassembled datagram that is a fragment again, nested deeper than
+ *                         DECODE_MAX_TUNNELS + 1 levels: given up
  * Evictions (table or byte budget full) are counted in the statistics, not as reasons. */
 #ifndef SIPSCOPE_IP_REASM_H
 #define SIPSCOPE_IP_REASM_H

@@ -122,6 +122,15 @@ CASES = {
         msgs(("udp", 6, 6)),
         errors(("reasm", "fragment_overlap", 1))),
         one("sipscope_table_entries", 0, table="reasm")),
+    # An OPTIONS in IPv6 fragments nested five levels deep (reassembled), and another nested
+    # seven levels: its five outer levels are reassembled, the fragment the fifth yields is
+    # given up and counted, and the two inner levels' second halves stay in the table, waiting
+    # for first halves that never come, until their timeout.
+    "gen_frag_nested6.pcap": ("gen", [], merge(
+        req(OPTIONS=1),
+        msgs(("udp", 6, 1)),
+        errors(("reasm", "fragment_nested", 1))),
+        merge(one("sipscope_table_entries", 2, table="reasm"), packets(14, 1, 1))),
     # QinQ (802.1ad 100 + 802.1Q 200): REGISTER, 401, REGISTER, 200 with one Contact (one
     # attempt, challenge folded, one binding); 0x9100 + 802.1ad + 802.1Q: OPTIONS, 200.
     "gen_qinq.pcap": ("gen", [], merge(

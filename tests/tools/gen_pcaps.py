@@ -357,6 +357,29 @@ def gen_frag6(path):
     p.close()
 
 
+def gen_frag_nested6(path):
+    """IPv6 fragments inside fragments: an OPTIONS split in two, the datagram carrying its first
+    fragment split in two again, and so on, so that each reassembly yields another fragment.
+    Five levels (one more than the tunnels decode follows) are taken apart to the OPTIONS; seven
+    are given up, and counted as reasm/fragment_nested."""
+    p = Pcap(path)
+    A, B = "2001:db8:2::1", "2001:db8:2::2"
+    ts = 4000.0
+    for levels, ident in ((5, 0x5E000000), (7, 0x7E000000)):
+        options = request("OPTIONS", "nested%d" % levels, 1, "nested%d" % levels, "nt")
+        payload = udp(5060, 5060, options)
+        frames = [frag6(UDP, 8, False, ident, payload[8:])]
+        first = frag6(UDP, 0, True, ident, payload[:8])
+        for level in range(1, levels):
+            frames.append(frag6(44, 8, False, ident + level, first[8:]))
+            first = frag6(44, 0, True, ident + level, first[:8])
+        frames.append(first)
+        for f in frames:
+            p.add(ts, eth(ipv6(A, B, 44, f), 0x86DD))
+            ts += 0.001
+    p.close()
+
+
 def gen_qinq(path):
     """802.1ad + 802.1Q (QinQ), and a triple stack with the pre-standard 0x9100 tag."""
     p = Pcap(path)
@@ -430,6 +453,7 @@ CAPTURES = {
     "gen_tcp_stream.pcap": gen_tcp,
     "gen_frag_udp4.pcap": gen_frag4,
     "gen_frag_udp6.pcap": gen_frag6,
+    "gen_frag_nested6.pcap": gen_frag_nested6,
     "gen_qinq.pcap": gen_qinq,
     "gen_ipip.pcap": gen_ipip,
 }
