@@ -29,9 +29,10 @@ struct half {
     uint64_t skip;     /* further bytes to discard (consumer's request) */
     uint32_t next_seq; /* next byte expected */
     uint32_t fin_seq;  /* sequence number of the FIN, when fin_seen */
+    uint32_t syn_seq;  /* first data byte after the SYN that opened it, when syn_seen */
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
     uint16_t sport, dport;
-    uint8_t version, closed, flags, fin_seen;
+    uint8_t version, closed, flags, fin_seen, syn_seen;
     uint8_t src[16], dst[16];
 };
 
@@ -438,9 +439,10 @@ static void place(struct tcp_stream *ts, struct half *h, const struct packet *pk
                 ts->err(ts->ctx, "tcp_retransmission");
             return;
         }
-        /* Too much waits behind the hole: give it up and go on from the first held segment
-         * (or from this one when nothing is held). */
-        jump(ts, h, h->ooo ? h->ooo->seq : seq);
+        /* Too much waits behind the hole: give it up and go on from the first byte known,
+         * this segment's or the first held one's, whichever comes first (this segment may
+         * fill the hole's end). */
+        jump(ts, h, h->ooo && (int32_t)(h->ooo->seq - seq) < 0 ? h->ooo->seq : seq);
         drain(ts, h, pkt);
     }
 }
@@ -472,19 +474,19 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
             idx = create(ts, &k, hash);
         } else {
             h = at(ts, idx);
-            /* A SYN at or before the stream head is a resend of the one that opened it. */
-            int32_t back = (int32_t)(h->next_seq - seq);
-            if (back < 0 || back > (int32_t)ts->cfg.window) {
-                /* A new connection on the same addresses and ports. */
-                if (!h->closed && pending(h))
-                    ts->err(ts->ctx, "tcp_gap");
-                release(ts, h);
-                h->closed = h->fin_seen = h->flags = 0;
-            } else {
-                goto open; /* a resent SYN */
-            }
+            /* Only a SYN with the opening SYN's sequence number is a resend of it. Any other
+             * is a new connection on the same addresses and ports, even one whose initial
+             * sequence number falls a little behind the old stream's head (a reconnect). */
+            if (h->syn_seen && seq == h->syn_seq)
+                goto open;
+            if (!h->closed && pending(h))
+                ts->err(ts->ctx, "tcp_gap");
+            release(ts, h);
+            h->closed = h->fin_seen = h->flags = 0;
         }
-        at(ts, idx)->next_seq = seq;
+        h = at(ts, idx);
+        h->next_seq = h->syn_seq = seq;
+        h->syn_seen = 1;
     } else if (idx == TABLE_NONE) {
         if (len == 0)
             return; /* a bare ACK or FIN of a stream never seen: nothing to follow */

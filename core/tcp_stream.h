@@ -11,7 +11,9 @@
  * filled is given up when the list outgrows its cap, and the stream resynchronises after it.
  * FIN ends a half-stream once every byte before it was delivered; RST ends both halves. An
  * ended half-stream is remembered for a linger time so late resends are not taken for a new
- * connection; a SYN with a new sequence number reopens it.
+ * connection. A SYN is a resend only with the opening SYN's own sequence number; any other SYN
+ * starts a new connection on the half-stream, ended or open (a reconnect's initial sequence
+ * number can fall anywhere, behind the old head too).
  *
  * Memory: nothing is allocated for a segment the consumer uses whole (the zero-copy path).
  * Only what it leaves (the start of a message continued in a later segment) and out-of-order

@@ -275,6 +275,62 @@ TEST(new_syn_on_the_same_ports_starts_a_new_stream)
     tcp_stream_free(ts);
 }
 
+/* A reconnect whose initial sequence number is a little behind the old stream's head (Linux
+ * picks them by time and hash: 1 in 256 or so falls within a 16 MiB window) is a new stream,
+ * closed or not; only the opening SYN's own number is a resend. */
+TEST(a_reconnect_with_an_earlier_sequence_number_is_a_new_stream)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 999999, SYN, NULL, 0));
+    send_(ts, seg(0, 1000000, ACK | FIN, "one\n", 1));
+    send_(ts, seg(0, 5000, SYN, NULL, 2)); /* the old half ended: 995,000 behind its head */
+    send_(ts, seg(0, 5001, ACK, "two\n", 3));
+    send_(ts, seg(0, 5000, SYN, NULL, 4)); /* resent: changes nothing */
+    send_(ts, seg(0, 5005, ACK, "three\n", 5));
+    CHECK_STR(log_, "<one|<two|<three|");
+    CHECK_STR(reasons, "");
+    /* The same while the old half is still open: its bytes pending are lost, counted. */
+    send_(ts, seg(0, 5011, ACK, "cut", 6));
+    send_(ts, seg(0, 10, SYN, NULL, 7));
+    send_(ts, seg(0, 11, ACK, "four\n", 8));
+    CHECK_STR(log_, "<one|<two|<three|<<four|");
+    CHECK_STR(reasons, "tcp_gap");
+    tcp_stream_free(ts);
+}
+
+/* A stream picked up mid-way has seen no SYN: a SYN then opens a new connection. */
+TEST(a_syn_after_a_mid_stream_pickup_opens_a_new_stream)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 700, ACK, "tail\nfirst\n", 0));
+    send_(ts, seg(0, 600, SYN, NULL, 1));
+    send_(ts, seg(0, 601, ACK, "again\n", 2));
+    CHECK_STR(log_, "<~first|<again|");
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
+/* When the out-of-order list is full, the segment that comes is kept if it starts before the
+ * first held one: only the hole before it is lost. */
+TEST(a_full_out_of_order_list_keeps_a_segment_inside_the_hole)
+{
+    defaults();
+    cfg.max_ooo_segments = 2;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    /* bytes 100..102 never come */
+    send_(ts, seg(0, 110, ACK, "c\n", 1));
+    send_(ts, seg(0, 112, ACK, "d\n", 2));
+    send_(ts, seg(0, 103, ACK, "x\nb\n", 3)); /* 103..106, then 107..109 missing too */
+    send_(ts, seg(0, 107, ACK, "ee\n", 4));    /* fills 107..109 */
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<~b|<ee|(c|(d|");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
 TEST(a_hole_is_given_up_when_too_much_waits_behind_it)
 {
     defaults();
