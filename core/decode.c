@@ -130,6 +130,7 @@ static enum decode_result decode_tcp(struct span *s, struct packet *pkt)
     span_skip(s, hl);
     pkt->payload = s->p;
     pkt->payload_len = s->cap;
+    pkt->payload_wire_len = s->len;
     return DECODE_TCP;
 }
 

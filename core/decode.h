@@ -55,6 +55,9 @@ struct packet {
 
     const uint8_t *payload;
     uint32_t payload_len;
+    /* TCP: the segment's payload bytes on the wire, more than payload_len when the frame was
+     * cut at the snap length (the sequence space the segment covers). 0 otherwise. */
+    uint32_t payload_wire_len;
 
     uint8_t error_stage;      /* enum decode_stage, on DECODE_ERROR */
     const char *error_reason; /* static snake_case string, on DECODE_ERROR */

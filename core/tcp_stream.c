@@ -451,7 +451,9 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
 {
     struct key k = {pkt->src, pkt->dst, pkt->sport, pkt->dport, pkt->ip_version};
     uint64_t now = pkt->ts_ns, hash;
-    uint32_t seq = pkt->tcp_seq, len = pkt->payload_len, idx;
+    uint32_t seq = pkt->tcp_seq, len = pkt->payload_len, idx, head;
+    /* Bytes of the segment that the snap length cut off: never seen, yet sent. */
+    uint32_t cut = pkt->payload_wire_len > len ? pkt->payload_wire_len - len : 0;
     uint8_t flags = pkt->tcp_flags;
     struct half *h;
 
@@ -507,10 +509,18 @@ open:
     table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);
     if (flags & DECODE_TCP_FIN) {
         h->fin_seen = 1;
-        h->fin_seq = seq + len;
+        h->fin_seq = seq + len + cut;
     }
+    head = h->next_seq;
     if (len)
         place(ts, h, pkt, seq, pkt->payload, len);
+    /* A cut segment whose captured bytes just reached the head (or that starts there with none
+     * captured): its missing bytes are a gap known at once. Without this every later segment
+     * would wait behind them until the out-of-order list gave the hole up. */
+    if (cut && h->next_seq == seq + len && (len ? head != h->next_seq : head == seq)) {
+        jump(ts, h, seq + len + cut);
+        drain(ts, h, pkt);
+    }
     if (h->fin_seen && h->next_seq == h->fin_seq)
         close_half(ts, idx, now);
 }

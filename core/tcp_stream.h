@@ -27,8 +27,8 @@
  *   tcp_retransmission   a segment carrying bytes already delivered (all or some): the old
  *                        bytes are dropped (an anomaly, nothing lost)
  *   tcp_gap              bytes lost to a hole given up (out-of-order cap, sequence jump past
- *                        the window, SYN of a new connection over pending data): the stream
- *                        resynchronises
+ *                        the window, SYN of a new connection over pending data, a segment cut
+ *                        at the snap length): the stream resynchronises
  *   tcp_buffer_full      bytes the consumer left exceed the per-stream cap or the budget:
  *                        they are dropped and the stream resynchronises
  *   tcp_idle_timeout     a stream idle past the timeout with bytes pending

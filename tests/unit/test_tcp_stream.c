@@ -331,6 +331,29 @@ TEST(a_full_out_of_order_list_keeps_a_segment_inside_the_hole)
     tcp_stream_free(ts);
 }
 
+/* A segment cut at the snap length: what was captured is used, the bytes cut off are a gap
+ * at once (the next segment is not held behind them), and a FIN after them still closes. */
+TEST(a_segment_cut_at_the_snap_length_is_a_gap_at_once)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    struct packet p = seg(0, 100, ACK, "one\ntw", 1); /* "one\ntwo\nth" on the wire */
+    p.payload_wire_len = 11;
+    send_(ts, p);
+    CHECK_STR(log_, "<one|");
+    CHECK_STR(reasons, "tcp_gap");
+    send_(ts, seg(0, 111, ACK, "ree\nfour\n", 2));
+    CHECK_STR(log_, "<one|<~four|");
+    p = seg(0, 120, ACK | FIN, NULL, 3); /* only headers captured: 5 bytes cut, then the FIN */
+    p.payload_wire_len = 5;
+    send_(ts, p);
+    send_(ts, seg(0, 125, ACK, "late\n", 4));
+    CHECK_STR(reasons, "tcp_gap,tcp_gap,tcp_after_close");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
 TEST(a_hole_is_given_up_when_too_much_waits_behind_it)
 {
     defaults();
