@@ -15,6 +15,7 @@
 #include "lua_bridge.h"
 #include "portset.h"
 #include "service.h"
+#include "slice.h"
 
 #ifndef SIPSCOPE_VERSION
 #define SIPSCOPE_VERSION "0.0.0"
@@ -484,8 +485,11 @@ int main(int argc, char **argv)
     struct capture_bpf *cap = NULL;
     struct engine *e;
     char err[512];
-    int status;
+    int status, rc;
 
+    /* Before any table exists: their keys come from the wire (slice.h). */
+    if ((rc = slice_hash_randomize()) != 0)
+        log_warn("main", "no random hash key (%s): tables use a fixed one", strerror(-rc));
     if (argc >= 2 && strcmp(argv[1], "--lua-script") == 0) {
         if (argc < 3) {
             fprintf(stderr, "sipscope: --lua-script needs a FILE (see --help)\n");

@@ -2,6 +2,19 @@
 #include "slice.h"
 
 #include <errno.h>
+#include <sys/random.h>
+
+uint64_t slice_hash_secret;
+
+int slice_hash_randomize(void)
+{
+    uint64_t v;
+
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        return errno ? -errno : -EIO;
+    slice_hash_secret = v;
+    return 0;
+}
 
 int slice_to_u32(struct slice s, uint32_t *out)
 {
@@ -64,7 +77,7 @@ uint64_t slice_hash(struct slice s, uint64_t seed)
     const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
     const char *p = s.p;
     size_t n = s.len;
-    uint64_t h = seed ^ k0 ^ (uint64_t)n;
+    uint64_t h = seed ^ slice_hash_secret ^ k0 ^ (uint64_t)n;
 
     if (n == 0)
         return mul_fold(h, k0);

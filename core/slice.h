@@ -68,7 +68,19 @@ static inline struct slice slice_trim(struct slice s)
  * an empty slice or a non-digit, -ERANGE past UINT32_MAX; *out is unchanged on error. */
 int slice_to_u32(struct slice s, uint32_t *out);
 
-/* 64-bit hash of the bytes, seeded; not cryptographic, only for in-process tables. */
+/* A secret mixed into every hash below, 0 until slice_hash_randomize. The keys of the tables
+ * (Call-IDs, tags, branches, AORs, addresses and ports) come from the wire: with a known seed
+ * an attacker could pick keys that all fall into one chain of a table (a hash flood, each
+ * lookup then walking thousands of entries), or two keys of equal 128-bit identity. */
+extern uint64_t slice_hash_secret;
+
+/* Draws the secret from the kernel's random pool. Call it once, at start, before any table
+ * holds a hash: tables keep the hashes they were given. Returns 0, or -errno with the secret
+ * left as it was. */
+int slice_hash_randomize(void);
+
+/* 64-bit hash of the bytes, seeded (and keyed by slice_hash_secret); not cryptographic, only
+ * for in-process tables. */
 uint64_t slice_hash(struct slice s, uint64_t seed);
 
 /* Two independent 64-bit hashes of the bytes in one pass: out[0] and out[1] are as unrelated as
@@ -92,6 +104,7 @@ struct hash2 {
 
 static inline struct hash2 hash2_start(uint64_t seed)
 {
+    seed ^= slice_hash_secret;
     return (struct hash2){0xa0761d6478bd642fULL ^ seed, 0x8ebc6af09c88c6e3ULL ^ (seed << 1)};
 }
 

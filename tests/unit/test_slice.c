@@ -47,6 +47,27 @@ TEST(hash_depends_on_every_byte_and_the_seed)
     CHECK(slice_hash(SLICE_LIT("a"), 0) != slice_hash(SLICE_LIT("a\0"), 0));
 }
 
+/* The process's secret keys both hashes: with another secret, the same key hashes elsewhere
+ * (the chance that a random secret leaves all four equal is nil), and it hashes the same for
+ * as long as the secret stays. */
+TEST(the_secret_keys_every_hash)
+{
+    uint64_t saved = slice_hash_secret, h0, h1[2], k0, k1[2];
+
+    slice_hash_secret = 0;
+    h0 = slice_hash(SLICE_LIT("call-1@host"), 3);
+    slice_hash2(SLICE_LIT("call-1@host"), h1);
+    CHECK_INT(slice_hash_randomize(), 0);
+    CHECK(slice_hash_secret != 0);
+    k0 = slice_hash(SLICE_LIT("call-1@host"), 3);
+    slice_hash2(SLICE_LIT("call-1@host"), k1);
+    CHECK(k0 != h0);
+    CHECK(k1[0] != h1[0]);
+    CHECK(k1[1] != h1[1]);
+    CHECK(k0 == slice_hash(SLICE_LIT("call-1@host"), 3));
+    slice_hash_secret = saved;
+}
+
 TEST(hash2_gives_two_unrelated_lanes_of_every_byte)
 {
     uint64_t a[2], b[2], c[2];
