@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+/* The latest frame time (2^62 ns: the year 2116). Readers clamp later times to it, and earlier
+ * than 1970 to 0, so that a packet time plus any deadline fits in 64 bits. */
+#define CAPTURE_MAX_TS_NS (1ull << 62)
+
 /* Link types, with the values of the pcap LINKTYPE_ registry. */
 enum capture_link {
     CAPTURE_LINK_NULL = 0,          /* BSD loopback: 4-byte family in host order */
@@ -32,7 +36,8 @@ struct capture_frame {
     const uint8_t *data;
     uint32_t caplen;  /* bytes in data */
     uint32_t wirelen; /* bytes on the wire; > caplen when cut at the snap length */
-    uint64_t ts_ns;   /* capture time, nanoseconds since the Unix epoch */
+    uint64_t ts_ns;   /* capture time, nanoseconds since the Unix epoch, at most
+                         CAPTURE_MAX_TS_NS */
     uint16_t link;    /* enum capture_link */
     uint8_t dir;      /* enum capture_dir */
     uint32_t iface;   /* interface index into the engine's interface names; 0 offline */

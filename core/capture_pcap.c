@@ -279,7 +279,20 @@ static void fill_frame(const struct capture_pcap *cap, struct capture_frame *fra
     /* A record whose original length is below its captured length is malformed; keep the
      * documented invariant wirelen >= caplen rather than pass it on. */
     frame->wirelen = len > caplen ? len : caplen;
-    frame->ts_ns = (uint64_t)sec * 1000000000u + (uint64_t)frac;
+    /* A time before 1970 (a broken clock, or a negative fraction) is taken as 0, and one past
+     * CAPTURE_MAX_TS_NS as that: the deadlines the engine adds to packet times (timers,
+     * reassembly, lingering) then cannot wrap around to the past. */
+    if (sec < 0) {
+        frame->ts_ns = 0;
+    } else if ((uint64_t)sec > CAPTURE_MAX_TS_NS / 1000000000u) {
+        frame->ts_ns = CAPTURE_MAX_TS_NS;
+    } else {
+        /* |frac| < 2^42 (a 32-bit field in microseconds at most): no overflow in int64. */
+        int64_t ns = sec * 1000000000 + frac;
+        if (ns < 0)
+            ns = 0;
+        frame->ts_ns = (uint64_t)ns < CAPTURE_MAX_TS_NS ? (uint64_t)ns : CAPTURE_MAX_TS_NS;
+    }
     frame->link = (uint16_t)cap->link;
     frame->dir = CAPTURE_DIR_UNKNOWN;
     frame->iface = 0;

@@ -361,7 +361,10 @@ static int check_same_as_libpcap(const char *name, bool want_in_place)
                              pcap_geterr(p));
             break;
         }
-        uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        /* libpcap's time, clamped to [0, CAPTURE_MAX_TS_NS] as capture.h says (in 128 bits,
+         * so that the reference cannot wrap itself). */
+        __int128 t = (__int128)h->ts.tv_sec * 1000000000 + (__int128)h->ts.tv_usec;
+        uint64_t ts = t < 0 ? 0 : t > (__int128)CAPTURE_MAX_TS_NS ? CAPTURE_MAX_TS_NS : (uint64_t)t;
         if (fr.ts_ns != ts || fr.caplen != h->caplen ||
             fr.wirelen != (h->len > h->caplen ? h->len : h->caplen) ||
             memcmp(fr.data, data, h->caplen) != 0)
@@ -725,6 +728,55 @@ TEST(pcapng_ending_inside_a_block_is_eio)
     CHECK_STR(err, "truncated pcapng dump file; tried to read 84 bytes, only got 42");
     capture_pcap_free(cap);
     unlink(tmp_path("cut.pcapng"));
+}
+
+/* Times outside what 64-bit nanoseconds plus a deadline can hold are clamped: before 1970
+ * (negative seconds or fraction, as libpcap reads them signed) to 0, past CAPTURE_MAX_TS_NS to
+ * it. 2038 and later in an unsigned reading stay exact. */
+TEST(timestamps_before_1970_or_past_2116_are_clamped)
+{
+    fill_pattern();
+    struct out o = pcap_file_create("clamp.pcap", MAGIC_NSEC, 1, 0);
+    pcap_record(&o, 0xffffffffu, 5, 14, 14); /* -1 s */
+    wbytes(&o, pattern, 14);
+    pcap_record(&o, 0, 0xfffffff0u, 14, 14); /* -16 ns */
+    wbytes(&o, pattern, 14);
+    pcap_record(&o, 1, 0xc4653600u, 14, 14); /* 1 s - 1e9 ns */
+    wbytes(&o, pattern, 14);
+    pcap_record(&o, 0x7fffffffu, 999999999, 14, 14);
+    wbytes(&o, pattern, 14);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("clamp.pcap");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 0);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, 2147483647999999999ull);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("clamp.pcap"));
+
+    o = pcapng_create("clamp.pcapng", 1, 9);
+    pcapng_epb(&o, CAPTURE_MAX_TS_NS - 1, pattern, 14, 14, ~0u);
+    pcapng_epb(&o, 0xfffffffffffffff0ull, pattern, 14, 14, ~0u); /* year 2554 */
+    fclose(o.f);
+    cap = open_ok("clamp.pcapng");
+    if (!cap)
+        return;
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, CAPTURE_MAX_TS_NS - 1);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(fr.ts_ns, CAPTURE_MAX_TS_NS);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    capture_pcap_free(cap);
+    unlink(tmp_path("clamp.pcapng"));
 }
 
 TEST(dash_reads_standard_input)
