@@ -390,9 +390,10 @@ int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, cha
     if (rc != 1) {
         /* PCAP_ERROR: libpcap 1.10 reports a file that ends inside a record as "truncated dump
          * file; tried to read N captured bytes, only got M" (pcapng: "truncated pcapng dump
-         * file..."), and read errors with errno's text. */
+         * file..."); anything else is a block it refuses (an interface that was never
+         * described, a second link type, a bad block length) or a read error. */
         snprintf(err, errlen, "%s", pcap_geterr(cap->pcap));
-        return -EIO;
+        return strncmp(err, "truncated", 9) == 0 ? -EIO : -EBADMSG;
     }
     /* With PCAP_TSTAMP_PRECISION_NANO, tv_usec holds nanoseconds. */
     fill_frame(cap, frame, data, h->caplen, h->len, h->ts.tv_sec, h->ts.tv_usec);

@@ -583,8 +583,9 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
         free(e->ring);
     e->ring = kept;
     if (rc < 0)
-        health_parse_error(e->health, HEALTH_L2, "capture_file_truncated");
+        health_parse_error(e->health, HEALTH_L2,
+                           rc == -EIO ? "capture_file_truncated" : "capture_file_unreadable");
     capture_pcap_free(cap);
     engine_publish(e);
-    return rc < 0 ? -EIO : 0;
+    return rc < 0 ? rc : 0;
 }

@@ -78,8 +78,10 @@ void engine_tick(struct engine *e, uint64_t now_ns);
 void engine_publish(struct engine *e);
 
 /* Reads a whole capture file through the engine. Returns 0 at a clean end, -EIO when the file
- * was cut short (everything before the cut was processed, and the cut is counted), or another
- * -errno when it could not be opened; err[errlen] then says why. */
+ * was cut short, -EBADMSG when a block past the start could not be read (in both cases
+ * everything before was processed, and the end is counted: capture_file_truncated or
+ * capture_file_unreadable), or another -errno when it could not be opened; err[errlen] then
+ * says why. */
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
 
 /* Publishes the kernel's capture counters of one interface (totals since the capture was

@@ -29,7 +29,7 @@ enum exit_code {
     EXIT_OK = 0,
     EXIT_FAILURE_RUNTIME = 1, /* could not do the job: missing file, no memory... */
     EXIT_USAGE = 2,           /* wrong flags */
-    EXIT_INPUT_DAMAGED = 3,   /* the job ran, but the input was cut short */
+    EXIT_INPUT_DAMAGED = 3,   /* the job ran, but the input was cut short or unreadable */
 };
 
 enum opt_id {
@@ -404,8 +404,9 @@ static int run_offline(struct engine *e, const struct cli *cli)
         }
     }
     rc = engine_read_file(e, cli->read_path, err, sizeof(err));
-    if (rc == -EIO) {
-        fprintf(stderr, "sipscope: %s: capture cut short: %s\n", cli->read_path, err);
+    if (rc == -EIO || rc == -EBADMSG) {
+        fprintf(stderr, "sipscope: %s: %s: %s\n", cli->read_path,
+                rc == -EIO ? "capture cut short" : "capture unreadable past this point", err);
         status = EXIT_INPUT_DAMAGED;
     } else if (rc < 0) {
         fprintf(stderr, "sipscope: %s\n", err);

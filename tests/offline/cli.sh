@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The command line's errors: each bad input gets a clear message and its documented exit status
-# (0 done, 1 could not run, 2 wrong flags, 3 capture cut short), and a cut capture still prints
-# what was read, with the cut counted.
+# (0 done, 1 could not run, 2 wrong flags, 3 capture cut short or unreadable), and a cut
+# capture still prints what was read, with the cut counted.
 set -uo pipefail
 sipscope=$1
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -61,6 +61,30 @@ check "a cut capture still prints the messages before the cut" \
     grep -qx 'sip_requests_total{method="INVITE"} 3' "$work/out"
 check "the cut is counted" \
     grep -qx 'sipscope_parse_errors_total{stage="l2",reason="capture_file_truncated"} 1' "$work/out"
+
+# A pcapng whose second packet names an interface the file never described: libpcap stops
+# there. The first packet (the fixture's first frame) is still read; the end is counted as
+# unreadable, not as cut.
+python3 - "$fixture" "$work/badif.pcapng" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+caplen = struct.unpack("<I", data[24 + 8:24 + 12])[0]
+frame = data[24 + 16:24 + 16 + caplen]
+def block(kind, body):
+    n = 12 + len(body)
+    return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+def epb(iface):
+    pad = frame + b"\0" * (-len(frame) % 4)
+    return block(6, struct.pack("<IIIII", iface, 0, 1, len(frame), len(frame)) + pad)
+out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+out += block(1, struct.pack("<HHI", 1, 0, 0))
+open(sys.argv[2], "wb").write(out + epb(0) + epb(1) + epb(0))
+PY
+expect "unreadable capture" 3 "unreadable past this point" --read "$work/badif.pcapng" --print
+check "an unreadable block still prints the messages before it" \
+    grep -qx 'sip_requests_total{method="INVITE"} 1' "$work/out"
+check "the unreadable end is counted as such" \
+    grep -qx 'sipscope_parse_errors_total{stage="l2",reason="capture_file_unreadable"} 1' "$work/out"
 
 expect "help" 0 "" --help
 check "help lists every flag group" grep -q -- "--web.listen-address" "$work/out"

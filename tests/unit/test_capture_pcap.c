@@ -641,9 +641,9 @@ static struct out pcapng_create(const char *name, unsigned linktype, int tsresol
     return o;
 }
 
-/* Writes an EPB; only the first `keep` bytes of it when keep < its size. */
-static void pcapng_epb(struct out *o, uint64_t ts, const uint8_t *data, uint32_t caplen,
-                       uint32_t origlen, uint32_t keep)
+/* Writes an EPB of interface iface; only the first `keep` bytes of it when keep < its size. */
+static void pcapng_epb_of(struct out *o, uint32_t iface, uint64_t ts, const uint8_t *data,
+                          uint32_t caplen, uint32_t origlen, uint32_t keep)
 {
     uint32_t padded = (caplen + 3) & ~3u;
     uint32_t len = 32 + padded;
@@ -651,7 +651,7 @@ static void pcapng_epb(struct out *o, uint64_t ts, const uint8_t *data, uint32_t
     struct out m = {fmemopen(b, sizeof b, "wb"), 0};
     w32(&m, 6);
     w32(&m, len);
-    w32(&m, 0);
+    w32(&m, iface);
     w32(&m, (uint32_t)(ts >> 32));
     w32(&m, (uint32_t)ts);
     w32(&m, caplen);
@@ -662,6 +662,13 @@ static void pcapng_epb(struct out *o, uint64_t ts, const uint8_t *data, uint32_t
     w32(&m, len);
     fclose(m.f);
     wbytes(o, b, keep < len ? keep : len);
+}
+
+/* The same on the first (only) interface. */
+static void pcapng_epb(struct out *o, uint64_t ts, const uint8_t *data, uint32_t caplen,
+                       uint32_t origlen, uint32_t keep)
+{
+    pcapng_epb_of(o, 0, ts, data, caplen, origlen, keep);
 }
 
 TEST(pcapng_with_nanosecond_resolution_gives_exact_timestamps)
@@ -728,6 +735,29 @@ TEST(pcapng_ending_inside_a_block_is_eio)
     CHECK_STR(err, "truncated pcapng dump file; tried to read 84 bytes, only got 42");
     capture_pcap_free(cap);
     unlink(tmp_path("cut.pcapng"));
+}
+
+/* A block libpcap refuses past the start (here a packet of an interface the file never
+ * described) ends the file as unreadable, not as cut: -EBADMSG with libpcap's reason. */
+TEST(pcapng_with_a_block_libpcap_refuses_is_ebadmsg)
+{
+    fill_pattern();
+    struct out o = pcapng_create("badif.pcapng", 1, 9);
+    pcapng_epb(&o, 1, pattern, 60, 60, ~0u);
+    pcapng_epb_of(&o, 1, 2, pattern, 60, 60, ~0u);
+    pcapng_epb(&o, 3, pattern, 60, 60, ~0u);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("badif.pcapng");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256] = "";
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), -EBADMSG);
+    CHECK_STR(err, "a packet arrived on interface 1, but there's no Interface Description "
+                   "Block for that interface");
+    capture_pcap_free(cap);
+    unlink(tmp_path("badif.pcapng"));
 }
 
 /* Times outside what 64-bit nanoseconds plus a deadline can hold are clamped: before 1970
