@@ -271,28 +271,35 @@ struct capture_pcap *capture_pcap_open(const char *path, char *err, size_t errle
     return cap;
 }
 
+/* A time before 1970 (a broken clock, or a negative fraction) is taken as 0, and one past
+ * CAPTURE_MAX_TS_NS as that: the deadlines the engine adds to packet times (timers,
+ * reassembly, lingering) then cannot wrap around to the past. A classic pcap record's times
+ * are 32-bit fields (seconds below 2^32, under CAPTURE_MAX_TS_NS), so only the lower bound can
+ * apply to them: clamp_ns does that alone, one comparison per frame. */
+static uint64_t clamp_ns(int64_t sec, int64_t frac)
+{
+    /* |sec| < 2^33 and |frac| < 2^42 (a 32-bit field in microseconds at most): no overflow. */
+    int64_t ns = sec * 1000000000 + frac;
+    return ns > 0 ? (uint64_t)ns : 0;
+}
+
+static uint64_t clamp_ns_wide(int64_t sec, int64_t frac)
+{
+    if (sec > (int64_t)(CAPTURE_MAX_TS_NS / 1000000000u))
+        return CAPTURE_MAX_TS_NS;
+    uint64_t ns = clamp_ns(sec < 0 ? 0 : sec, sec < 0 ? 0 : frac);
+    return ns < CAPTURE_MAX_TS_NS ? ns : CAPTURE_MAX_TS_NS;
+}
+
 static void fill_frame(const struct capture_pcap *cap, struct capture_frame *frame,
-                       const uint8_t *data, uint32_t caplen, uint32_t len, int64_t sec, int64_t frac)
+                       const uint8_t *data, uint32_t caplen, uint32_t len, uint64_t ts_ns)
 {
     frame->data = data;
     frame->caplen = caplen;
     /* A record whose original length is below its captured length is malformed; keep the
      * documented invariant wirelen >= caplen rather than pass it on. */
     frame->wirelen = len > caplen ? len : caplen;
-    /* A time before 1970 (a broken clock, or a negative fraction) is taken as 0, and one past
-     * CAPTURE_MAX_TS_NS as that: the deadlines the engine adds to packet times (timers,
-     * reassembly, lingering) then cannot wrap around to the past. */
-    if (sec < 0) {
-        frame->ts_ns = 0;
-    } else if ((uint64_t)sec > CAPTURE_MAX_TS_NS / 1000000000u) {
-        frame->ts_ns = CAPTURE_MAX_TS_NS;
-    } else {
-        /* |frac| < 2^42 (a 32-bit field in microseconds at most): no overflow in int64. */
-        int64_t ns = sec * 1000000000 + frac;
-        if (ns < 0)
-            ns = 0;
-        frame->ts_ns = (uint64_t)ns < CAPTURE_MAX_TS_NS ? (uint64_t)ns : CAPTURE_MAX_TS_NS;
-    }
+    frame->ts_ns = ts_ns;
     frame->link = (uint16_t)cap->link;
     frame->dir = CAPTURE_DIR_UNKNOWN;
     frame->iface = 0;
@@ -372,16 +379,16 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
     cap->off += caplen;
     /* A record longer than the file's snap length is cut to it, as libpcap does. */
     fill_frame(cap, frame, h + PCAP_REC_HDR, caplen > cap->snaplen ? cap->snaplen : caplen, len,
-               sec, frac);
+               clamp_ns(sec, frac));
     return 1;
 }
 
-int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, char *err,
-                      size_t errlen)
+/* The next record through libpcap (pcapng, other variants, standard input). Out of line: the
+ * mapped path is the hot one, and this one would keep the call from being inlined there. */
+__attribute__((noinline)) static int libpcap_next(struct capture_pcap *cap,
+                                                  struct capture_frame *frame, char *err,
+                                                  size_t errlen)
 {
-    if (!cap->pcap)
-        return map_next(cap, frame, err, errlen);
-
     struct pcap_pkthdr *h;
     const u_char *data;
     int rc = pcap_next_ex(cap->pcap, &h, &data);
@@ -396,8 +403,17 @@ int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, cha
         return strncmp(err, "truncated", 9) == 0 ? -EIO : -EBADMSG;
     }
     /* With PCAP_TSTAMP_PRECISION_NANO, tv_usec holds nanoseconds. */
-    fill_frame(cap, frame, data, h->caplen, h->len, h->ts.tv_sec, h->ts.tv_usec);
+    fill_frame(cap, frame, data, h->caplen, h->len,
+               clamp_ns_wide(h->ts.tv_sec, h->ts.tv_usec));
     return 1;
+}
+
+int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, char *err,
+                      size_t errlen)
+{
+    if (!cap->pcap)
+        return map_next(cap, frame, err, errlen);
+    return libpcap_next(cap, frame, err, errlen);
 }
 
 int capture_pcap_link(const struct capture_pcap *cap)
