@@ -123,9 +123,10 @@ local field_out = ffi.new("struct lb_field[1]")
 -- Longest event field name (call_fields.h, CALL_FIELDS_MAX_NAME).
 local MAX_FIELD_NAME = 65535
 
--- [A-Za-z_][A-Za-z0-9_]*, at most MAX_FIELD_NAME bytes. Names already accepted are remembered (the first 256), so that a
--- write does not run this loop: a hot loop here would start traces that cannot return into
--- the rule's hook ("NYI: return to lower frame"), leaving the hook to the interpreter.
+-- [A-Za-z_][A-Za-z0-9_]*, at most MAX_FIELD_NAME bytes. Names already accepted are remembered
+-- (the first 256), so that a write does not run this loop: a hot loop here would start traces
+-- that cannot return into the rule's hook ("NYI: return to lower frame"), leaving the hook to
+-- the interpreter.
 local identifiers, n_identifiers = {}, 0
 
 local function identifier(k)
