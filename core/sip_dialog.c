@@ -425,13 +425,14 @@ static void answer(struct sip_dialog_table *tbl, struct sip_dialog *d, const str
 
 void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
                                    const struct sip_msg *msg, const struct packet *pkt,
-                                   bool first_final, uint64_t now)
+                                   bool first_final, bool primary, uint64_t now)
 {
     uint16_t code = msg->status;
     bool decided = d->flags & SIP_DIALOG_F_OUTCOME;
 
     if (code < 200) {
-        if (code == 100)
+        /* A provisional after the call ended (timed out, hung up early) rings nothing. */
+        if (code == 100 || d->state == SIP_DIALOG_ENDED)
             return;
         if (!decided)
             observe_srd(tbl, d, TRACK_SUCCESS, msg, pkt, now);
@@ -453,7 +454,7 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
      * that the caller acknowledges and must end (RFC 3261 §13.2.2.4). */
     if (code < 300 && d->state == SIP_DIALOG_CONFIRMED)
         confirm_dialog(d, msg->to_tag);
-    if (!first_final || decided)
+    if (!first_final || decided || (code >= 300 && !primary))
         return;
     remember_to_tag(d, msg->to_tag);
     if (code < 300) {
@@ -555,14 +556,14 @@ void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dial
         emit(tbl, &ev, d);
         return;
     }
-    if (!(txn->flags & SIP_TXN_F_REFRESH) || d->state == SIP_DIALOG_ENDED)
+    /* In an early dialog (an UPDATE or PRACK before the answer) a 481 or 408 ends only that
+     * early dialog: the INVITE goes on and its final decides the call. */
+    if (!(txn->flags & SIP_TXN_F_REFRESH) || d->state != SIP_DIALOG_CONFIRMED)
         return;
     if (code >= 200 && code < 300) {
-        if (d->state == SIP_DIALOG_CONFIRMED) {
-            d->t_refresh = now;
-            d->session_expires = session_expires_of(msg);
-            rearm(tbl, d);
-        }
+        d->t_refresh = now;
+        d->session_expires = session_expires_of(msg);
+        rearm(tbl, d);
     } else if (code == 481) {
         end_call(tbl, d, SIP_END_REJECTED, msg, pkt, now); /* RFC 3261 §12.2.1.2 */
     } else if (code == 408 || code == 0) {
@@ -599,6 +600,11 @@ bool sip_dialog_run_timer(struct sip_dialog_table *tbl, uint64_t now)
         end_call(tbl, d, SIP_END_REJECTED, NULL, NULL, due);
         rearm(tbl, d);
     } else if (d->state == SIP_DIALOG_ENDED) {
+        /* A call that ended before its INVITE had a final (a BYE or an error in an early
+         * dialog) and got none while it lingered: its INVITE may wait for Timer C longer than
+         * the call is kept, so its outcome is decided now, as none: timeout (METRICS.md). */
+        if (!(d->flags & SIP_DIALOG_F_OUTCOME))
+            decide_outcome(tbl, d, 0, NULL, NULL, due);
         table_remove(&tbl->t, idx);
     } else if (add_sat(d->t_start, tbl->timers.max_age) <= due) {
         end_call(tbl, d, SIP_END_MAX_AGE, NULL, NULL, due);

@@ -163,10 +163,13 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
                                     uint64_t now);
 
 /* A response arrived on txn, an INVITE transaction of call d (not a re-INVITE). first_final is
- * true for the transaction's first final response; retransmissions are not reported. */
+ * true for the transaction's first final response; retransmissions are not reported. primary
+ * says txn is the call's primary transaction (SIP_TXN_F_PRIMARY): a failure on a copy of the
+ * INVITE on another hop (a proxy's leg that it fails over from, a fork that loses) decides
+ * nothing, a 2xx on any hop answers the call (proxies forward every 2xx, RFC 3261 §16.7). */
 void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
                                    const struct sip_msg *msg, const struct packet *pkt,
-                                   bool first_final, uint64_t now);
+                                   bool first_final, bool primary, uint64_t now);
 
 /* A CANCEL for the call's INVITE. */
 void sip_dialog_on_cancel(struct sip_dialog *d);

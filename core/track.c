@@ -360,7 +360,8 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     }
     if (d) {
         if (txn->method == SIP_METHOD_INVITE && !(txn->flags & SIP_TXN_F_REFRESH))
-            sip_dialog_on_invite_response(&tr->dialogs, d, msg, pkt, first_final, now);
+            sip_dialog_on_invite_response(&tr->dialogs, d, msg, pkt, first_final,
+                                          txn->flags & SIP_TXN_F_PRIMARY, now);
         else if (first_final)
             sip_dialog_on_in_dialog_final(&tr->dialogs, d, txn, msg, pkt, code, now);
     } else if (first_final && txn->owner_kind == SIP_TXN_OWNER_REGISTER) {

@@ -434,6 +434,106 @@ TEST(copy_on_another_hop_joins_the_call_without_retransmission)
     track_free(f.tr);
 }
 
+/* Captured at a proxy that fails over: the caller's INVITE (hop1), the proxy's first leg
+ * (hop2, 486), its second leg (hop3, 200), then the 200 relayed to the caller. Only the
+ * caller's transaction decides a failure; the first leg's 486 is the proxy's business. */
+TEST(a_failed_leg_behind_a_proxy_does_not_decide_the_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-hop1", 1);
+    INVITE(5 * MS, "z9hG4bK-hop2", 1);
+    RESP(100 * MS, 486, "z9hG4bK-hop2", 1, "INVITE", "u1");
+    feed(&f, 105 * MS, req("ACK", "z9hG4bK-hop2", 1, "ACK", "a1", "u1", ""));
+    INVITE(110 * MS, "z9hG4bK-hop3", 1);
+    RESP(2 * S, 200, "z9hG4bK-hop3", 1, "INVITE", "u2");
+    RESP(2 * S + 5 * MS, 200, "z9hG4bK-hop1", 1, "INVITE", "u2");
+    feed(&f, 2 * S + 10 * MS, req("ACK", "z9hG4bK-ack", 1, "ACK", "a1", "u2", ""));
+    feed(&f, 10 * S, req("BYE", "z9hG4bK-bye", 2, "BYE", "a1", "u2", ""));
+    RESP(10 * S + 5 * MS, 200, "z9hG4bK-bye", 2, "BYE", "u2");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 2.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->flags & TRACK_F_COMPLETED, TRACK_F_COMPLETED);
+    track_free(f.tr);
+}
+
+/* A challenge from the callee's side relayed to the caller is one challenge, not two. */
+TEST(a_relayed_challenge_counts_once)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-hop1", 1);
+    INVITE(5 * MS, "z9hG4bK-hop2", 1);
+    RESP(50 * MS, 407, "z9hG4bK-hop2", 1, "INVITE", "p1");
+    RESP(55 * MS, 407, "z9hG4bK-hop1", 1, "INVITE", "p1");
+    INVITE(1 * S, "z9hG4bK-retry", 2);
+    RESP(2 * S, 200, "z9hG4bK-retry", 2, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_CHALLENGE), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    track_free(f.tr);
+}
+
+/* A BYE in an early dialog ends the call; no final ever comes. Its INVITE would wait for
+ * Timer C (180 s), longer than the ended call is kept (64*T1): the outcome is decided when the
+ * call is let go, as none (timeout), and once. */
+TEST(a_call_hung_up_before_any_final_gets_the_timeout_outcome)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(100 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 5 * S, req("BYE", "z9hG4bK-2", 2, "BYE", "a1", "b1", ""));
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 300 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    track_free(f.tr);
+}
+
+/* A 481 to an UPDATE in an early dialog ends that early dialog only: the INVITE goes on, and
+ * its 200 and the BYE decide the call. */
+TEST(a_481_in_an_early_dialog_does_not_end_the_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(100 * MS, 183, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 200 * MS, req("UPDATE", "z9hG4bK-2", 2, "UPDATE", "a1", "b1", ""));
+    RESP(250 * MS, 481, "z9hG4bK-2", 2, "UPDATE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 2 * S + 10 * MS, req("ACK", "z9hG4bK-3", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 9 * S, req("BYE", "z9hG4bK-4", 3, "BYE", "a1", "b1", ""));
+    RESP(9 * S + 5 * MS, 200, "z9hG4bK-4", 3, "BYE", "b1");
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->flags & TRACK_F_COMPLETED, TRACK_F_COMPLETED);
+    track_free(f.tr);
+}
+
+/* A 180 after the call timed out rings nothing: no post-dial delay for a call already over. */
+TEST(a_provisional_after_the_timeout_rings_nothing)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    track_advance(f.tr, 40 * S);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_TIMEOUT);
+    RESP(40 * S, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_RINGING), 0);
+    track_free(f.tr);
+}
+
 TEST(new_invite_after_redirect_is_a_new_call)
 {
     struct fixture f = {0};
