@@ -78,8 +78,12 @@ bool sip_txn_response_seen(struct sip_txn *txn, const struct sip_msg *msg)
     for (uint8_t i = 0; i < txn->n_responses; i++)
         if (txn->responses[i] == fp)
             return true;
+    /* Full (many reliable provisionals): the newest takes the last place, so that the final,
+     * which comes last, is still known when it is sent again. */
     if (txn->n_responses < SIP_TXN_MAX_RESPONSES)
         txn->responses[txn->n_responses++] = fp;
+    else
+        txn->responses[SIP_TXN_MAX_RESPONSES - 1] = fp;
     return false;
 }
 

@@ -87,7 +87,7 @@ struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_k
 
 /* Records a response (status code, To-tag, RSeq) on txn. Returns true when the same response
  * was seen before: a retransmission (RFC 3261 §17.1.1.2). Past SIP_TXN_MAX_RESPONSES distinct
- * responses, new ones are reported as first copies without being remembered. */
+ * responses, each new one takes the last place (the final, which comes last, stays known). */
 bool sip_txn_response_seen(struct sip_txn *txn, const struct sip_msg *msg);
 
 /* Marks txn finished (completed or timed out) and moves it to the eviction-first age list. */

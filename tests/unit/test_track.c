@@ -534,6 +534,26 @@ TEST(a_provisional_after_the_timeout_rings_nothing)
     track_free(f.tr);
 }
 
+/* Six reliable provisionals (RSeq 1 to 6, RFC 3262) fill what a transaction remembers of its
+ * responses; the 200 after them and its resend are still told apart from a late final. */
+TEST(a_final_after_many_reliable_provisionals_is_still_known_when_resent)
+{
+    struct fixture f = {0};
+    char rseq[32];
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(10 * MS, 100, "z9hG4bK-1", 1, "INVITE", "");
+    for (unsigned i = 1; i <= 6; i++) {
+        snprintf(rseq, sizeof rseq, "RSeq: %u\nRequire: 100rel\n", i);
+        feed(&f, i * 100 * MS, resp(183, "z9hG4bK-1", 1, "INVITE", "b1", rseq));
+    }
+    RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(2 * S + 500 * MS, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    CHECK_INT(count_flag(&f.rec, TRACK_F_LATE_FINAL), 0);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 1);
+    track_free(f.tr);
+}
+
 TEST(new_invite_after_redirect_is_a_new_call)
 {
     struct fixture f = {0};
