@@ -65,6 +65,7 @@ struct lb_box {
     uint32_t in_lua;   /* 1 while the engine thread runs Lua */
     uint32_t in_rule;  /* 1 while rule code runs: the memory cap without the reserve */
     uint32_t mem_fail; /* the allocator refused since the flag was last cleared */
+    uint32_t late_seq; /* the rule call whose budget stop came after it returned (abort_hook) */
     double gen;        /* handles made in this dispatch carry it; 0 outside dispatches */
     int32_t type, flags, code, reason, method, status;
     uint64_t time; /* ns since the epoch: Lua turns it into seconds when a rule reads it */
@@ -419,6 +420,17 @@ static struct lua_bridge *bridge_of(lua_State *L)
     return ((struct lb_state *)ud)->b;
 }
 
+/* True when the function running is one of core.lua's generated dispatchers. */
+static bool in_dispatcher(lua_State *L)
+{
+    static const char prefix[] = "=sipscope.dispatch.";
+    lua_Debug here;
+
+    if (!lua_getstack(L, 0, &here) || !lua_getinfo(L, "S", &here) || !here.source)
+        return false;
+    return strncmp(here.source, prefix, sizeof(prefix) - 1) == 0;
+}
+
 static void abort_hook(lua_State *L, lua_Debug *ar)
 {
     struct lua_bridge *b = bridge_of(L);
@@ -428,6 +440,14 @@ static void abort_hook(lua_State *L, lua_Debug *ar)
     /* A hook armed for a call that has since returned is stale: the next call runs on. */
     if (!b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
         return;
+    /* The rule's call ended inside C (a long C function in tail position) and returned
+     * straight to its dispatcher, which had not yet marked the rule done: a stop raised here
+     * would be blamed on sipscope and skip the other rules. The dispatcher reads late_seq right
+     * after the call and counts the stop against the rule instead. */
+    if (in_dispatcher(L)) {
+        b->box.late_seq = b->box.seq;
+        return;
+    }
     lua_pushlightuserdata(L, (void *)&timeout_token);
     lua_error(L);
 }
@@ -2217,8 +2237,14 @@ static int load_rules(struct lua_bridge *b, struct lb_state *s, char *err, size_
         rule_name(files[i], name, sizeof(name));
         snprintf(chunkname, sizeof(chunkname), "@%s", files[i]);
         lua_pushstring(s->L, name);
-        if (luaL_loadbuffer(s->L, text, len, chunkname) != 0) {
-            snprintf(err, errlen, "%s", error_text(s->L, -1));
+        /* Text only: LuaJIT does not verify bytecode, and a crafted dump could read and write
+         * any memory of the process, whatever the sandbox. */
+        if (luaL_loadbufferx(s->L, text, len, chunkname, "t") != 0) {
+            if (len && text[0] == '\033') /* the signature of a binary chunk */
+                snprintf(err, errlen, "%s: a rule file must be Lua source, not bytecode",
+                         files[i]);
+            else
+                snprintf(err, errlen, "%s", error_text(s->L, -1));
             lua_pop(s->L, 2);
             free(text);
             rc = -EINVAL;

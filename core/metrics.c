@@ -240,15 +240,22 @@ size_t metrics_utf8_prefix(const char *s, size_t len, size_t *bad)
     return len;
 }
 
-/* Writes s with each maximal ill-formed subsequence replaced by U+FFFD into out, which holds
- * 3 * len bytes (the replacement is never shorter than what it replaces: 1 to 3 bytes become 3).
- * Returns the length written. */
+/* Writes s with each maximal ill-formed subsequence, and each NUL, replaced by U+FFFD into out,
+ * which holds 3 * len bytes (the replacement is never shorter than what it replaces: 1 to 3
+ * bytes become 3). Returns the length written. A NUL is valid UTF-8, but label values also go
+ * out as C strings (metrics_emit_fn): "a\0x" and "a\0y" would both become "a" there, two series
+ * with the same labels in one exposition. */
 static size_t utf8_repair(const char *s, size_t len, char *out)
 {
     size_t o = 0;
 
     while (len) {
         size_t bad, ok = metrics_utf8_prefix(s, len, &bad);
+        const char *nul = memchr(s, 0, ok);
+        if (nul) {
+            ok = (size_t)(nul - s);
+            bad = 1;
+        }
         memcpy(out + o, s, ok);
         o += ok;
         if (!bad)
@@ -262,6 +269,12 @@ static size_t utf8_repair(const char *s, size_t len, char *out)
 }
 
 /* ---- symbols ---- */
+
+/* s[len] can be a symbol as it is: valid UTF-8 without NUL (else utf8_repair makes one). */
+static bool symbol_clean(const char *s, size_t len, size_t *bad)
+{
+    return metrics_utf8_prefix(s, len, bad) == len && !memchr(s, 0, len);
+}
 
 static inline const struct sym *sym_at(const struct metrics *reg, uint32_t id)
 {
@@ -388,7 +401,7 @@ uint32_t metrics_intern(struct metrics *reg, const char *s, size_t len)
     size_t bad;
     uint32_t id = METRICS_NO_SYMBOL;
 
-    if (len <= METRICS_MAX_SYMBOL_LEN && metrics_utf8_prefix(s, len, &bad) == len) {
+    if (len <= METRICS_MAX_SYMBOL_LEN && symbol_clean(s, len, &bad)) {
         /* The common case, lock-free: the writer is the only thread that changes the table. */
         id = sym_lookup(reg, s, len, sym_hash(s, len));
         if (id != METRICS_NO_SYMBOL)
@@ -415,7 +428,7 @@ uint32_t metrics_symbol_find(struct metrics *reg, const char *s, size_t len)
 
     if (len > METRICS_MAX_SYMBOL_LEN)
         return METRICS_NO_SYMBOL;
-    if (metrics_utf8_prefix(s, len, &bad) == len)
+    if (symbol_clean(s, len, &bad))
         return sym_lookup(reg, s, len, sym_hash(s, len));
     metrics_lock(reg);
     size_t n = utf8_repair(s, len, reg->scratch);

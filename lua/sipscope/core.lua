@@ -15,7 +15,7 @@ struct lb_field { const char *p; size_t len; double num; int32_t boolean; };
 struct lb_copy { const char *name; size_t name_len; int32_t kind, arg; const char *header;
                  size_t header_len; int64_t max; };
 struct lb_box {
-    uint32_t seq, in_lua, in_rule, mem_fail;
+    uint32_t seq, in_lua, in_rule, mem_fail, late_seq;
     double gen;
     int32_t type, flags, code, reason, method, status;
     uint64_t time;
@@ -210,6 +210,7 @@ S.current = r$
 box.in_rule = 1
 local ok, err = pcall(f$, a, b)
 box.in_rule = 0
+if box.late_seq == box.seq then ok, err = false, TIMEOUT end
 if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 end
 ]]
@@ -223,6 +224,7 @@ S.current = r$
 box.in_rule = 1
 local ok, err = pcall(f$, a, b)
 box.in_rule = 0
+if box.late_seq == box.seq then ok, err = false, TIMEOUT end
 if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 if t$ ~= nil then observe(t$, now() - t0) end
 end
@@ -247,7 +249,7 @@ local function compile_list(hook, list)
     if n == 0 then
         return nil
     end
-    local src = {"local S, box, pcall, failed, now, observe, E, HOOK = ..."}
+    local src = {"local S, box, pcall, failed, now, observe, E, HOOK, TIMEOUT = ..."}
     for i = 1, n do
         src[#src + 1] = ("local r%d, f%d, F%d, t%d = E[%d].rule, E[%d].fn, E[%d].filter, " ..
             "E[%d].timing"):format(i, i, i, i, i, i, i, i)
@@ -267,7 +269,7 @@ local function compile_list(hook, list)
     src[#src + 1] = "end"
     src[#src + 1] = "end"
     local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch." .. hook))
-    return chunk(S, box, pcall, failed, api.now, api.observe, list, hook)
+    return chunk(S, box, pcall, failed, api.now, api.observe, list, hook, TIMEOUT)
 end
 
 -- Method names and ids (enum sip_method), from C at init.
@@ -444,6 +446,7 @@ S.current = r$
 box.in_rule = 1
 local ok, v = pcall(f$, m)
 box.in_rule = 0
+if box.late_seq == box.seq then ok, v = false, TIMEOUT end
 if ok and v ~= nil then
 local id = ids$[v]
 if id == nil then id, v = label_id(l$, $ - 1, v) end
@@ -458,7 +461,7 @@ local function compile_labels()
     if n == 0 then
         return nil
     end
-    local src = {"local S, box, pcall, failed, label_id, L = ..."}
+    local src = {"local S, box, pcall, failed, label_id, L, TIMEOUT = ..."}
     for i = 1, n do
         src[#src + 1] = ("local l%d = L[%d]"):format(i, i)
         src[#src + 1] = ("local f%d, r%d, ids%d = l%d.from, l%d.rule, l%d.ids"):format(i, i, i, i,
@@ -471,7 +474,7 @@ local function compile_labels()
     end
     src[#src + 1] = "end"
     local chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.dispatch.label"))
-    return chunk(S, box, pcall, failed, label_id, labels)
+    return chunk(S, box, pcall, failed, label_id, labels, TIMEOUT)
 end
 
 -- Operator labels: from(m) of each declared label, for a request that creates a call or a
@@ -757,6 +760,16 @@ local KEYED = {
     on_transaction_end = "the methods sipscope tracks (INVITE, BYE, REGISTER, OPTIONS...)",
 }
 
+-- A rule-supplied key as text for an error message, without calling anything of the rule's:
+-- tostring on a table with a __tostring would run the rule's code outside its budget.
+local function key_text(k)
+    local t = type(k)
+    if t == "string" or t == "number" or t == "boolean" then
+        return tostring(k)
+    end
+    return "a " .. t
+end
+
 -- A copy of an on_request / on_response / on_transaction_end table: method names (tokens as
 -- written, "INVITE") or status codes (100..699) to functions. A transaction's method is known
 -- by its id only, so on_transaction_end takes the methods sipscope has an id for.
@@ -773,10 +786,10 @@ local function filter_table(path, hook, t)
         end
         if not ok then
             error(path .. ": " .. hook .. " table keys are " .. KEYED[hook] .. ", got " ..
-                tostring(k), 0)
+                key_text(k), 0)
         end
         if type(f) ~= "function" then
-            error(path .. ": " .. hook .. "[" .. tostring(k) .. "] must be a function", 0)
+            error(path .. ": " .. hook .. "[" .. key_text(k) .. "] must be a function", 0)
         end
         copy[k] = f
     end
@@ -819,7 +832,7 @@ function M.add_rule(name, chunk, path)
     end
     for k, v in pairs(res) do
         if not IS_HOOK[k] then
-            error(path .. ": '" .. tostring(k) .. "' is not a hook (hooks: " ..
+            error(path .. ": '" .. key_text(k) .. "' is not a hook (hooks: " ..
                 table.concat(HOOKS, ", ") .. ")", 0)
         end
         if type(v) == "table" and KEYED[k] then

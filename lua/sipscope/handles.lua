@@ -41,6 +41,7 @@ local RESERVED_FIELDS = {
     type = true, call_id = true, from = true, to = true, start = true, answer = true,
     ["end"] = true, setup_delay = true, duration = true, outcome = true, end_reason = true,
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
+    key = true, gen = true, -- the proxy's own (const) members: see struct sipscope_fields
 }
 
 local mailbox = require "sipscope.mailbox"
@@ -110,8 +111,11 @@ local byte = string.byte
 local new_table = require "table.new"
 local table_clear = require "table.clear"
 
+-- const: an FFI struct's members are read and written directly, never through __index and
+-- __newindex, so d.cdr.key = x would otherwise repoint the proxy; now it is an error, and the
+-- two names are reserved (RESERVED_FIELDS).
 ffi.cdef [[
-struct sipscope_fields { double key, gen; };
+struct sipscope_fields { const double key, gen; };
 ]]
 local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
 local reg_fields, reg_gen -- the fields of the registration change being dispatched

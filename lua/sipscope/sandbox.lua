@@ -65,6 +65,38 @@ local function safe_getmetatable(o)
     return getmetatable(o)
 end
 
+-- string.gsub with a function replacement calls back into Lua from C; a replacement that calls
+-- gsub again, and so on, used up the C stack and crashed the process (LuaJIT counts no C call
+-- depth there). Past MAX_GSUB_DEPTH nested calls it is an error instead. The depth is counted
+-- per rule call (box.seq), so that a call stopped by its budget mid-way leaves nothing behind.
+local MAX_GSUB_DEPTH = 32
+local raw_gsub = string.gsub
+local gsub_depth, gsub_seq = 0, -1
+
+local function gsub_done(ok, ...)
+    gsub_depth = gsub_depth - 1
+    if not ok then
+        error((...), 0)
+    end
+    return ...
+end
+
+local function guarded_gsub(s, pattern, repl, n)
+    if type(repl) ~= "function" then
+        return raw_gsub(s, pattern, repl, n)
+    end
+    local seq = ctx.box.seq
+    if gsub_seq ~= seq then
+        gsub_seq, gsub_depth = seq, 0
+    end
+    if gsub_depth >= MAX_GSUB_DEPTH then
+        error("sipscope: string.gsub nested more than " .. MAX_GSUB_DEPTH ..
+            " deep in its replacement functions", 2)
+    end
+    gsub_depth = gsub_depth + 1
+    return gsub_done(pcall(raw_gsub, s, pattern, repl, n))
+end
+
 local function safe_collectgarbage(opt)
     if opt == "count" then
         return collectgarbage("count")
@@ -87,7 +119,7 @@ function M.env(sip)
     env.collectgarbage = safe_collectgarbage
     env.string = copy(string, {dump = true}, "string.")
     env.table = copy(table, {}, "table.")
-    env.math = copy(math, {}, "math.")
+    env.math = copy(math, {randomseed = true}, "math.") -- one generator, shared by all rules
     env.bit = copy(require "bit", {}, "bit.")
     env.os = setmetatable({time = os.time, clock = os.clock},
         {__index = forbid("os.", "only os.time and os.clock")})
@@ -116,8 +148,12 @@ function M.env(sip)
     })
 end
 
+-- Also changes the string library itself, which every string's methods reach ("x":dump()):
+-- no string.dump (bytecode), and the guarded gsub.
 function M.setup(c)
     ctx = c
+    string.dump = nil -- luacheck: ignore 122 (the point: the shared library changes)
+    string.gsub = guarded_gsub -- luacheck: ignore 122
 end
 
 return M

@@ -412,6 +412,26 @@ return {}]]
         e:close()
     end)
 
+    it("carry a NUL in a value as U+FFFD, so that values differing after it stay apart", function()
+        -- The ratio collectors pass values as C strings: "a\0c1" and "a\0c2" were both "a"
+        -- there, two series with the same labels in one exposition.
+        local e = engine [[
+sip.label{name = "carrier", default = "other", from = function(m) return "a\0" .. m.call_id end}
+return {}]]
+        t.call(e, {call_id = "c1"})
+        t.call(e, {call_id = "c2", time = 60})
+        for _, id in ipairs {"c1", "c2"} do
+            local v = "a\239\191\189" .. id
+            assert.are.equal(1, e:metric("sip_session_establishment_ratio", {carrier = v}))
+            assert.are.equal(1, e:metric("sip_dialogs_ended_total", {reason = "bye", carrier = v}))
+        end
+        local expo = e:exposition()
+        assert.is_nil(expo:find("\0", 1, true))
+        local _, ratios = expo:gsub("\nsip_session_establishment_ratio{", "")
+        assert.are.equal(2, ratios)
+        e:close()
+    end)
+
     it("reject built-in label names and duplicates at load time, naming the file", function()
         local path = t.write_rule("dup.lua", [[
 local sip = require "sipscope"

@@ -142,6 +142,23 @@ end}]]}, {rule_budget = "5ms"})
         e:close()
     end)
 
+    it("is stopped and blamed when its time goes in a C call it returns from directly", function()
+        -- string.rep of 20 MB takes milliseconds inside C, in tail position: the call returns
+        -- straight to the dispatcher, where the budget stop then lands. It is still the rule's
+        -- timeout (three, then the breaker), and the next rule still runs on every message.
+        local e = run({
+            a_slow = "return {on_message = function(m) return string.rep('x', 20000000) end}",
+            b_count = [[
+local c = require("sipscope").counter{name = "b_messages_total"}
+return {on_message = function(m) c:inc() end}]],
+        }, {rule_budget = "1ms"})
+        assert.are.equal(3, errors(e, "a_slow", "on_message", "timeout"))
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "a_slow"}))
+        assert.is_nil(errors(e, "sipscope", "on_message", "timeout"))
+        assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+        e:close()
+    end)
+
     it("is stopped in from() too, and the label falls back to the default", function()
         local e = run({slow = [[
 require("sipscope").label{name = "carrier", default = "other", from = function(m)

@@ -145,6 +145,33 @@ end}]])
         e:close()
     end)
 
+    it("keeps string.dump, math.randomseed and deep gsub callbacks from rules", function()
+        local path = t.write_rule("libs.lua", [[
+local function deep(s)
+  return (string.gsub(s, ".", deep))
+end
+return {on_dialog_start = function(d)
+  local c = d.cdr
+  c.dump = select(2, pcall(function() return ("x").dump(deep) end))
+  c.seed = select(2, pcall(function() math.randomseed(1) end))
+  c.deep = select(2, pcall(deep, "ab"))
+  c.shallow = (string.gsub("ab", ".", function(x) return (string.gsub(x, ".", string.upper)) end))
+  c.key_write = select(2, pcall(function() c.key = 5 end))
+end}]])
+        local e = t.engine{rules = {path}, events = true}
+        t.call(e, {call_id = "s1"})
+        local ev = e:events()[1]
+        assert.truthy(ev.dump:find("attempt to call field 'dump' (a nil value)", 1, true), ev.dump)
+        assert.truthy(ev.seed:find("sipscope: math.randomseed is not available to rules", 1, true),
+            ev.seed)
+        assert.truthy(ev.deep:find("sipscope: string.gsub nested more than 32 deep in its " ..
+            "replacement functions", 1, true), ev.deep)
+        assert.are.equal("AB", ev.shallow)
+        assert.truthy(ev.key_write:find("constant", 1, true), ev.key_write)
+        assert.is_nil(ev.key)
+        e:close()
+    end)
+
     it("rejects a file that does not return a table of known hooks", function()
         for text, msg in pairs {
             ["return 42"] = "a rule file must return a table of hooks (it returned number)",
@@ -162,6 +189,13 @@ end}]])
                 "on_response table keys are status codes 100..699, got 700",
             ["error('top')"] = "top",
             ["while true do end"] = "its top-level code ran past the rule budget",
+            -- a key whose __tostring never returns: named by its type, never called
+            ["return {[setmetatable({}, {__tostring = function() while true do end end})] = 1}"] =
+                "'a table' is not a hook",
+            ["return {on_request = {[setmetatable({}, {__tostring = function() while true do " ..
+                "end end})] = function() end}}"] = "on_request table keys are method names, got a table",
+            -- bytecode (LuaJIT's signature, then anything): never loaded, text only
+            ["\27LJ\2\0\0\0garbage"] = "a rule file must be Lua source, not bytecode",
         } do
             local path = t.write_rule("bad.lua", text)
             local ok, err = pcall(t.engine, {rules = {path}, config = {rule_budget = "20ms"}})
