@@ -21,8 +21,9 @@
 #define CAPTURE_BPF_POLL_MS 50
 #define CAPTURE_BPF_DEFAULT_RINGBUF (16u << 20)
 /* Frames per capture_bpf_poll call. The caller's housekeeping (clock, kernel counters,
- * signals) waits for the call, and rules can make one frame cost milliseconds: 256 such frames
- * still return well within a second, while a poll per 256 frames costs nothing next to them. */
+ * signals) waits for the call, and rules can make one frame cost up to their budget (5 ms by
+ * default): 256 such frames return within about a second, while a poll per 256 frames costs
+ * nothing next to them. */
 #define CAPTURE_BPF_DEFAULT_BUDGET 256
 #define CAPTURE_BPF_IFACE_UNKNOWN UINT32_MAX
 #define CAPTURE_BPF_MAX_HOLD 63 /* capture_bpf_hold's frames at most */

@@ -173,20 +173,22 @@ int service_run(struct service *s)
          * look at the ring at least every CAPTURE_BPF_POLL_MS anyway. */
         int timeout = s->capture ? CAPTURE_BPF_POLL_MS : SERVICE_TICK_MS;
         uint64_t now;
+        bool backlog = false;
 
         if (poll(fds, 3, timeout) < 0 && errno != EINTR)
             return -errno;
         if (s->capture) {
             /* Drain the ring while it has a full budget's worth, but never for longer than
              * a tick: under an endless overload (traffic faster than the engine) the ring is
-             * never empty, and the clock, the kernel's drop counters, signals and reloads
-             * below must still run. */
+             * never empty, and the kernel's drop counters, signals and reloads below must
+             * still run. */
             uint64_t drain_start = monotonic_ms();
             int n;
             do {
                 n = capture_bpf_poll(s->capture, 0, deliver_frame, s->engine);
             } while (n > 0 && n == CAPTURE_BPF_DEFAULT_BUDGET &&
                      monotonic_ms() - drain_start < SERVICE_TICK_MS);
+            backlog = n == CAPTURE_BPF_DEFAULT_BUDGET;
             if (n < 0 && n != -EINTR) {
                 log_error("service", "capture failed: %s", strerror(-n));
                 return n;
@@ -196,7 +198,11 @@ int service_run(struct service *s)
         if (now - last_tick >= SERVICE_TICK_MS) {
             last_tick = now;
             if (s->capture) {
-                engine_tick(s->engine, capture_bpf_now_ns(s->capture));
+                /* Not while frames wait in the ring: the tick would move the clock past them
+                 * and fire their transactions' timers before their responses are read. The
+                 * frames themselves move the clock meanwhile. */
+                if (!backlog)
+                    engine_tick(s->engine, capture_bpf_now_ns(s->capture));
                 publish_kernel_counters(s);
             }
         }

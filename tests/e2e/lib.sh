@@ -59,7 +59,9 @@ e2e_start_sipscope() { # ARGS...
     pid=$!
     port=""
     for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sipscope.log")
+        # The log may not exist yet: the background redirection has not run.
+        port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sipscope.log" \
+            2>/dev/null || true)
         [ -n "$port" ] && return 0
         sleep 0.05
     done
