@@ -359,7 +359,7 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
         else
             snprintf(err, errlen, "invalid packet capture length %u, bigger than maximum of %u",
                      caplen, PCAP_MAX_SNAPLEN);
-        return -EIO;
+        return -EBADMSG; /* a record libpcap refuses, as the libpcap path reports it */
     }
     if (avail < caplen) {
         /* libpcap reads a record longer than the snap length up to the snap length first. */

@@ -18,7 +18,7 @@ struct capture_pcap *capture_pcap_open(const char *path, char *err, size_t errle
 
 /* Reads the next frame into *frame; frame->data stays valid until the next call.
  * Returns 1 for a frame, 0 at a clean end of file, -EIO when the file ends inside a record
- * (truncated capture), -EBADMSG when libpcap refuses a block or cannot read on; then
+ * (truncated capture), -EBADMSG for a record or block libpcap refuses (or a read error); then
  * err[errlen] holds libpcap's reason. */
 int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, char *err,
                       size_t errlen);

@@ -490,7 +490,8 @@ int main(int argc, char **argv)
 
     /* Before any table exists: their keys come from the wire (slice.h). */
     if ((rc = slice_hash_randomize()) != 0)
-        log_warn("main", "no random hash key (%s): tables use a fixed one", strerror(-rc));
+        log_warn("main", "no random hash key (%s): tables use one made from the clock",
+                 strerror(-rc));
     if (argc >= 2 && strcmp(argv[1], "--lua-script") == 0) {
         if (argc < 3) {
             fprintf(stderr, "sipscope: --lua-script needs a FILE (see --help)\n");

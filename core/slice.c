@@ -2,18 +2,27 @@
 #include "slice.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <sys/random.h>
+#include <time.h>
 
 uint64_t slice_hash_secret;
 
 int slice_hash_randomize(void)
 {
     uint64_t v;
+    struct timespec ts;
 
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
-        return errno ? -errno : -EIO;
-    slice_hash_secret = v;
-    return 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) {
+        slice_hash_secret = v;
+        return 0;
+    }
+    /* No entropy yet (early boot): not a secret, but not the fixed key everyone knows either. */
+    int rc = errno ? -errno : -EIO;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    slice_hash_secret = hash_mix((uint64_t)(uintptr_t)&v ^ (uint64_t)ts.tv_nsec,
+                                 (uint64_t)ts.tv_sec ^ (uint64_t)clock());
+    return rc;
 }
 
 int slice_to_u32(struct slice s, uint32_t *out)

@@ -75,8 +75,8 @@ int slice_to_u32(struct slice s, uint32_t *out);
 extern uint64_t slice_hash_secret;
 
 /* Draws the secret from the kernel's random pool. Call it once, at start, before any table
- * holds a hash: tables keep the hashes they were given. Returns 0, or -errno with the secret
- * left as it was. */
+ * holds a hash: tables keep the hashes they were given. Returns 0, or -errno when the pool had
+ * nothing to give (early boot): the secret is then made of a stack address and the clocks. */
 int slice_hash_randomize(void);
 
 /* 64-bit hash of the bytes, seeded (and keyed by slice_hash_secret); not cryptographic, only

@@ -451,7 +451,7 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
 {
     struct key k = {pkt->src, pkt->dst, pkt->sport, pkt->dport, pkt->ip_version};
     uint64_t now = pkt->ts_ns, hash;
-    uint32_t seq = pkt->tcp_seq, len = pkt->payload_len, idx, head;
+    uint32_t seq = pkt->tcp_seq, len = pkt->payload_len, idx;
     /* Bytes of the segment that the snap length cut off: never seen, yet sent. */
     uint32_t cut = pkt->payload_wire_len > len ? pkt->payload_wire_len - len : 0;
     uint8_t flags = pkt->tcp_flags;
@@ -509,17 +509,25 @@ open:
     table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);
     if (flags & DECODE_TCP_FIN) {
         h->fin_seen = 1;
-        h->fin_seq = seq + len + cut;
+        h->fin_seq = seq + len;
     }
-    head = h->next_seq;
     if (len)
         place(ts, h, pkt, seq, pkt->payload, len);
-    /* A cut segment whose captured bytes just reached the head (or that starts there with none
-     * captured): its missing bytes are a gap known at once. Without this every later segment
-     * would wait behind them until the out-of-order list gave the hole up. */
-    if (cut && h->next_seq == seq + len && (len ? head != h->next_seq : head == seq)) {
-        jump(ts, h, seq + len + cut);
+    /* A cut segment whose captured bytes end at the stream head (they were just delivered, or
+     * had been, or none were captured): the bytes cut off are next, and they are known to be
+     * missing. Without this every later segment would wait behind them until the out-of-order
+     * list gave the hole up. A cut segment held out of order keeps the old course: its hole
+     * is given up that way. */
+    if (cut && h->next_seq == seq + len) {
+        if (h->skip >= cut) { /* the consumer was to discard them anyway: nothing is lost */
+            h->skip -= cut;
+            h->next_seq += cut;
+        } else {
+            jump(ts, h, seq + len + cut);
+        }
         drain(ts, h, pkt);
+        if (flags & DECODE_TCP_FIN)
+            h->fin_seq = seq + len + cut;
     }
     if (h->fin_seen && h->next_seq == h->fin_seq)
         close_half(ts, idx, now);

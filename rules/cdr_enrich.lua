@@ -55,6 +55,10 @@ local function is_digit(b)
     return b >= 48 and b <= 57
 end
 
+local function is_space(b)
+    return b == 32 or b == 9
+end
+
 -- 16 from "Q.850;cause=16;text=...", or nil. Plain finds only (no Lua patterns, no loops:
 -- see rules/README.md, Cost). The header comes from the wire: the cause must be one to three
 -- digits (Q.850's are 1 to 127), so that "cause=nan", "cause=1e999" or a hex number gives no
@@ -81,6 +85,12 @@ local function cause_of(r)
     end
     if comma ~= nil and comma <= e then
         e = comma - 1
+    end
+    if is_space(byte(r, e)) then -- "cause=16 ;text=...": SWS before the semicolon
+        e = e - 1
+        if is_space(byte(r, e)) then
+            e = e - 1
+        end
     end
     if e < c + 6 or e > c + 8 then
         return nil

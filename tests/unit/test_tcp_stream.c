@@ -354,6 +354,45 @@ TEST(a_segment_cut_at_the_snap_length_is_a_gap_at_once)
     tcp_stream_free(ts);
 }
 
+/* A cut segment whose captured end is already the head (a resend coalescing old bytes with
+ * new ones, cut) is a gap too; one held out of order with a FIN keeps the old course and still
+ * closes once the hole before it is filled; bytes cut inside what the consumer asked to skip
+ * are no loss. */
+TEST(cut_segments_resent_held_or_skipped)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    struct packet p = seg(0, 100, ACK, "a\n", 2); /* "a\nb\n" on the wire */
+    p.payload_wire_len = 4;
+    send_(ts, p);
+    send_(ts, seg(0, 104, ACK, "\nc\n", 3)); /* the cut line's end, then a whole line */
+    CHECK_STR(log_, "<a|<~c|");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_gap");
+
+    log_[0] = reasons[0] = 0;
+    p = seg(0, 110, ACK | FIN, "e\n", 4); /* out of order, 4 bytes cut, then the FIN */
+    p.payload_wire_len = 6;
+    send_(ts, p);
+    send_(ts, seg(0, 107, ACK, "dd\n", 5)); /* 107..109: the hole */
+    CHECK_STR(log_, "<dd|(e|");
+    send_(ts, seg(0, 112, ACK, "late\n", 6));
+    CHECK_STR(reasons, "tcp_after_close");
+    tcp_stream_free(ts);
+
+    ts = make();
+    send_(ts, seg(1, 499, SYN, NULL, 0));
+    send_(ts, seg(1, 500, ACK, "skip5\n", 1)); /* the next 5 bytes are to be discarded */
+    p = seg(1, 506, ACK, "xy", 2);                /* 5 on the wire: 3 cut, all skipped */
+    p.payload_wire_len = 5;
+    send_(ts, p);
+    send_(ts, seg(1, 511, ACK, "ok\n", 3));
+    CHECK_STR(log_, "<skip5|<ok|");
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
 TEST(a_hole_is_given_up_when_too_much_waits_behind_it)
 {
     defaults();

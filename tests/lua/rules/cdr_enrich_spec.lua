@@ -136,6 +136,7 @@ describe("rules/cdr_enrich.lua", function()
             {"Q.850;cause=0x10", nil}, {"Q.850;cause=-3", nil}, {"Q.850;cause=16.5", nil},
             {"Q.850;cause=", nil}, {"Q.850;Cause=21", 21}, {"q.850 ; CAUSE=34;text=\"x\"", 34},
             {"Q.850;cause=127", 127}, {"Q.850;cause=1000", nil},
+            {"Q.850;cause=16 ;text=\"x\"", 16}, {"Q.850;cause=17  ", 17}, {"Q.850;cause= ", nil},
         }
         local e = engine {fields = {q850 = true}}
         for i, r in ipairs(reasons) do
