@@ -413,11 +413,16 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* --- budget ------------------------------------------------------------------------------- */
 
-static struct lua_bridge *bridge_of(lua_State *L)
+static struct lb_state *state_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
-    return ((struct lb_state *)ud)->b;
+    return ud;
+}
+
+static struct lua_bridge *bridge_of(lua_State *L)
+{
+    return state_of(L)->b;
 }
 
 /* True when the function running is one of core.lua's generated dispatchers. */
@@ -1049,13 +1054,6 @@ static double api_now(void)
 static struct lua_bridge *up_bridge(lua_State *L)
 {
     return lua_touserdata(L, lua_upvalueindex(1));
-}
-
-static struct lb_state *state_of(lua_State *L)
-{
-    void *ud;
-    lua_getallocf(L, &ud);
-    return ud;
 }
 
 /* declare_label(name, default, max_values) -> index | nil, reason */
@@ -1766,12 +1764,27 @@ static int native_window_new(lua_State *L)
     lua_Number buckets = luaL_checknumber(L, 2);
     lua_Number keys = luaL_checknumber(L, 3);
     uint64_t ns = secs > 0 && secs <= 86400 * 366 ? (uint64_t)(secs * 1e9) : 0;
+    struct lb_state *s = state_of(L);
     void *w = NULL;
 
     if (ns && buckets >= 1 && buckets <= WINDOW_MAX_BUCKETS && keys >= 1 &&
         keys <= WINDOW_MAX_KEYS) {
+        /* Its keys' memory is the rule's too: counted against --lua-memory in full at once,
+         * since the window fills as traffic comes, long after the rule loaded. */
+        size_t bytes = window_bytes((uint32_t)buckets, (uint32_t)keys);
+        uint64_t room = s->limit > s->used ? s->limit - s->used : 0;
+        if (bytes > room) {
+            lua_pushnil(L);
+            lua_pushfstring(L,
+                            "a window of %d keys and %d buckets holds up to %d KiB, more than "
+                            "--lua-memory leaves (%d KiB)",
+                            (int)keys, (int)buckets, (int)(bytes >> 10), (int)(room >> 10));
+            return 2;
+        }
         ns -= ns % (uint64_t)buckets; /* window_new wants a multiple of the bucket count */
         w = ns ? window_new(ns, (uint32_t)buckets, (uint32_t)keys) : NULL;
+        if (w)
+            s->used += bytes;
     }
     if (!(w = keep_helper(L, H_WINDOW, w))) {
         lua_pushnil(L);

@@ -47,6 +47,18 @@ static void array_free(void *p, size_t bytes)
 #define BUCKETS_BYTES(t) (((size_t)(t)->max_mask + 1) * sizeof(uint32_t))
 #define PER_ENTRY_BYTES(t, arr) ((size_t)(t)->cap * sizeof(*(t)->arr))
 
+size_t table_bytes(size_t entry_size, uint32_t cap)
+{
+    struct table t = {.entry_size = entry_size, .cap = cap};
+    uint32_t nbuckets = 1;
+
+    while (nbuckets < cap)
+        nbuckets <<= 1;
+    t.max_mask = nbuckets - 1;
+    return ENTRIES_BYTES(&t) + BUCKETS_BYTES(&t) + PER_ENTRY_BYTES(&t, heap) +
+           PER_ENTRY_BYTES(&t, timers) + PER_ENTRY_BYTES(&t, links) + PER_ENTRY_BYTES(&t, ages);
+}
+
 int table_init(struct table *t, size_t entry_size, uint32_t cap)
 {
     uint32_t nbuckets = 1;

@@ -100,6 +100,10 @@ struct table {
     uint32_t class_len[TABLE_MAX_CLASSES];
 };
 
+/* The memory a table of cap entries of entry_size bytes holds once it is full (its arrays are
+ * mapped at table_init and filled in as entries are first used). */
+size_t table_bytes(size_t entry_size, uint32_t cap);
+
 /* Sets up a table of cap entries of entry_size bytes (entry_size >= sizeof(struct table_node),
  * a multiple of 8). Returns 0 or -ENOMEM; -EINVAL for cap 0 or above 2^31. */
 int table_init(struct table *t, size_t entry_size, uint32_t cap);

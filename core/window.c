@@ -39,6 +39,17 @@ struct window {
 /* Two stale keys dropped per add outpace the one key an add can create. */
 #define STALE_DROPS_PER_ADD 2
 
+/* An entry: the key's node and ring, then its first WINDOW_KEY_MAX bytes at key_off. */
+static uint32_t key_offset(uint32_t buckets)
+{
+    return (uint32_t)((sizeof(struct wkey) + (size_t)buckets * sizeof(uint32_t) + 7) & ~(size_t)7);
+}
+
+size_t window_bytes(uint32_t buckets, uint32_t max_keys)
+{
+    return sizeof(struct window) + table_bytes(key_offset(buckets) + WINDOW_KEY_MAX, max_keys);
+}
+
 struct window *window_new(uint64_t window_ns, uint32_t buckets, uint32_t max_keys)
 {
     struct window *w;
@@ -54,8 +65,7 @@ struct window *window_new(uint64_t window_ns, uint32_t buckets, uint32_t max_key
         errno = ENOMEM;
         return NULL;
     }
-    w->key_off =
-        (uint32_t)((sizeof(struct wkey) + (size_t)buckets * sizeof(uint32_t) + 7) & ~(size_t)7);
+    w->key_off = key_offset(buckets);
     entry = w->key_off + WINDOW_KEY_MAX;
     if (table_init(&w->t, entry, max_keys) != 0) {
         free(w);

@@ -44,6 +44,10 @@ struct window;
  * the caller; release with window_free. */
 struct window *window_new(uint64_t window_ns, uint32_t buckets, uint32_t max_keys);
 
+/* The memory a window of this shape holds once max_keys keys are in it, for the caller's
+ * accounting (valid arguments of window_new). */
+size_t window_bytes(uint32_t buckets, uint32_t max_keys);
+
 /* Frees the window; NULL is fine. */
 void window_free(struct window *w);
 

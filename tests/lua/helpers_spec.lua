@@ -116,6 +116,29 @@ end}]]
 end)
 
 describe("sip.window", function()
+    it("counts a window's memory at its full size against --lua-memory, at load", function()
+        -- 1,024 buckets make an entry of some 4.2 KB: 200,000 keys are 800 MiB, which an 8 MiB
+        -- state cannot give; 1,000 keys (4 MiB) fit, and the heap reports them at once.
+        local big = t.write_rule("big.lua",
+            "local w = require('sipscope').window{seconds = 1024, buckets = 1024, " ..
+            "max_keys = 200000}\nreturn {}")
+        local ok, err = pcall(t.engine, {rules = {big}, config = {lua_memory = "8MiB"}})
+        assert.is_false(ok)
+        assert.truthy(err:find("a window of 200000 keys and 1024 buckets holds up to 8", 1, true),
+            err)
+        assert.truthy(err:find("more than --lua-memory leaves", 1, true), err)
+        local none = t.engine{rules = {(t.write_rule("none.lua", "return {}"))},
+                              config = {lua_memory = "8MiB"}}
+        local base = none:metric("sipscope_lua_memory_bytes")
+        none:close()
+        local small = t.engine{rules = {(t.write_rule("small.lua",
+            "local w = require('sipscope').window{seconds = 1024, buckets = 1024, " ..
+            "max_keys = 1000}\nreturn {}"))}, config = {lua_memory = "8MiB"}}
+        local grown = small:metric("sipscope_lua_memory_bytes") - base
+        assert.is_true(grown > 4 * 1024 * 1024 and grown < 5 * 1024 * 1024, grown)
+        small:close()
+    end)
+
     it("counts events per key over the last seconds of packet time", function()
         local e = engine [[
 local w = sip.window{seconds = 10, buckets = 10, max_keys = 100}
