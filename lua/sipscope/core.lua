@@ -166,6 +166,7 @@ local function failed(r, hook, err)
         -- Quarantine: drop everything the rule holds so that a collection frees it.
         r.hooks, r.env = {}, nil
         drop_vars(r.index)
+        metric.drop_caches(r)
         for _, l in ipairs(labels) do
             if l.rule == r then
                 l.from = nil

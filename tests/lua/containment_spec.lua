@@ -186,6 +186,34 @@ end}]]}, {lua_memory = "16MiB", rule_budget = "2s"})
     end)
 end)
 
+describe("a rule whose metric cache fills the Lua memory", function()
+    it("is quarantined with its cache, and the next rule goes on", function()
+        -- Its series cache keeps every label value (200 bytes and more) it ever used: that is
+        -- where its memory is. Quarantine empties the cache too; otherwise the heap stayed
+        -- full and the harmless rule b was quarantined next, for memory it did not hold.
+        local e, dt = run({
+            a_labels = [[
+local c = require("sipscope").counter{name = "a_seen_total", labels = {"v"},
+                                      max_series = 1000000}
+local pad, n = string.rep("v", 200), 0
+return {on_message = function(m)
+  for i = 1, 300 do n = n + 1; c:inc(pad .. n) end
+end}]],
+            b_count = [[
+local c = require("sipscope").counter{name = "b_messages_total"}
+return {on_message = function(m) c:inc() end}]],
+        }, {lua_memory = "32MiB", rule_budget = "2s"})
+        assert.are.equal(1, errors(e, "a_labels", "on_message", "memory"))
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "a_labels"}))
+        assert.is_nil(errors(e, "b_count", "on_message", "memory"))
+        assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = "b_count"}))
+        assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+        assert.is_true(e:metric("sipscope_lua_memory_bytes") < 8 * 1024 * 1024)
+        assert_contained(e, dt, 2)
+        e:close()
+    end)
+end)
+
 describe("a rule that produces unbounded label values", function()
     it("is capped by max_values and max_series, the overflow counted exactly", function()
         local e, dt = run({many = [[
