@@ -336,6 +336,7 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
     if (msg->cseq != d->invite_cseq) {
         /* The retry of a challenge (or a re-sent INVITE): its fate now decides the call. */
         d->invite_cseq = msg->cseq;
+        d->copy_failure = 0;
         if (d->flags & SIP_DIALOG_F_CHALLENGED) {
             d->flags &= (uint8_t)~SIP_DIALOG_F_CHALLENGED;
             rearm(tbl, d);
@@ -423,6 +424,14 @@ static void answer(struct sip_dialog_table *tbl, struct sip_dialog *d, const str
     rearm(tbl, d);
 }
 
+/* How a call ends on the final failure code (300 to 699) of its INVITE. */
+static enum sip_dialog_end end_of_failure(uint16_t code)
+{
+    if (code < 400)
+        return SIP_END_REDIRECTED;
+    return code == 487 ? SIP_END_CANCEL : SIP_END_REJECTED;
+}
+
 void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
                                    const struct sip_msg *msg, const struct packet *pkt,
                                    bool first_final, bool primary, uint64_t now)
@@ -454,8 +463,13 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
      * that the caller acknowledges and must end (RFC 3261 §13.2.2.4). */
     if (code < 300 && d->state == SIP_DIALOG_CONFIRMED)
         confirm_dialog(d, msg->to_tag);
-    if (!first_final || decided || (code >= 300 && !primary))
+    if (!first_final || decided)
         return;
+    if (code >= 300 && !primary) {
+        if (!d->copy_failure)
+            d->copy_failure = code;
+        return;
+    }
     remember_to_tag(d, msg->to_tag);
     if (code < 300) {
         observe_srd(tbl, d, TRACK_SUCCESS, msg, pkt, now);
@@ -478,12 +492,7 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
     if (code >= 400)
         observe_srd(tbl, d, TRACK_FAILURE, msg, pkt, now);
     decide_outcome(tbl, d, code, msg, pkt, now);
-    if (code < 400)
-        end_call(tbl, d, SIP_END_REDIRECTED, msg, pkt, now);
-    else if (code == 487)
-        end_call(tbl, d, SIP_END_CANCEL, msg, pkt, now);
-    else
-        end_call(tbl, d, SIP_END_REJECTED, msg, pkt, now);
+    end_call(tbl, d, end_of_failure(code), msg, pkt, now);
 }
 
 void sip_dialog_on_cancel(struct sip_dialog *d)
@@ -577,6 +586,12 @@ void sip_dialog_on_invite_timeout(struct sip_dialog_table *tbl, struct sip_dialo
     /* Another hop may have answered already: then this transaction's silence decides nothing. */
     if (d->flags & (SIP_DIALOG_F_OUTCOME | SIP_DIALOG_F_CHALLENGED))
         return;
+    if (d->copy_failure) { /* what the other hop said is all there is */
+        uint16_t code = d->copy_failure;
+        decide_outcome(tbl, d, code, NULL, NULL, now);
+        end_call(tbl, d, end_of_failure(code), NULL, NULL, now);
+        return;
+    }
     decide_outcome(tbl, d, 0, NULL, NULL, now);
     end_call(tbl, d,
              (d->flags & SIP_DIALOG_F_CANCELLED) ? SIP_END_CANCEL : SIP_END_TIMEOUT, NULL, NULL,

@@ -87,6 +87,10 @@ struct sip_dialog {
     /* The rules' per-call data (d.vars, d.cdr): the Lua bridge's slot number, 0 for none. The one
      * field the bridge writes; it checks the number against its own record of the slot. */
     uint32_t rule_slot;
+    /* The first failure (3xx to 6xx) seen on a copy of the INVITE on another hop, 0 for none:
+     * it decides nothing by itself, but it is the outcome if the call's own INVITE then times
+     * out (a capture of a UA's failover, or of the downstream legs only). */
+    uint16_t copy_failure;
     /* Call-ID, From URI, To URI. Only events and rules read them: a table made without text
      * (sip_dialog_init) has entries that end before it, and the lengths stay 0. */
     char text[SIP_DIALOG_CALL_ID_MAX + 2 * SIP_DIALOG_URI_MAX];

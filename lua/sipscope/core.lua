@@ -15,7 +15,7 @@ struct lb_field { const char *p; size_t len; double num; int32_t boolean; };
 struct lb_copy { const char *name; size_t name_len; int32_t kind, arg; const char *header;
                  size_t header_len; int64_t max; };
 struct lb_box {
-    uint32_t seq, in_lua, in_rule, mem_fail, late_seq;
+    uint32_t seq, in_lua, in_rule, mem_fail, late;
     double gen;
     int32_t type, flags, code, reason, method, status;
     uint64_t time;
@@ -211,7 +211,7 @@ S.current = r$
 box.in_rule = 1
 local ok, err = pcall(f$, a, b)
 box.in_rule = 0
-if box.late_seq == box.seq then ok, err = false, TIMEOUT end
+if box.late ~= 0 then box.late = 0 if ok then ok, err = false, TIMEOUT end end
 if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 end
 ]]
@@ -225,7 +225,7 @@ S.current = r$
 box.in_rule = 1
 local ok, err = pcall(f$, a, b)
 box.in_rule = 0
-if box.late_seq == box.seq then ok, err = false, TIMEOUT end
+if box.late ~= 0 then box.late = 0 if ok then ok, err = false, TIMEOUT end end
 if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 if t$ ~= nil then observe(t$, now() - t0) end
 end
@@ -447,7 +447,7 @@ S.current = r$
 box.in_rule = 1
 local ok, v = pcall(f$, m)
 box.in_rule = 0
-if box.late_seq == box.seq then ok, v = false, TIMEOUT end
+if box.late ~= 0 then box.late = 0 if ok then ok, v = false, TIMEOUT end end
 if ok and v ~= nil then
 local id = ids$[v]
 if id == nil then id, v = label_id(l$, $ - 1, v) end

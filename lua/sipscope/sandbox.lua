@@ -65,8 +65,8 @@ local function safe_getmetatable(o)
     return getmetatable(o)
 end
 
--- string.gsub with a function replacement calls back into Lua from C; a replacement that calls
--- gsub again, and so on, used up the C stack and crashed the process (LuaJIT counts no C call
+-- string.gsub with a function replacement, or a table one (through its __index), calls back into
+-- Lua from C; a replacement that calls gsub again, and so on, used up the C stack and crashed the process (LuaJIT counts no C call
 -- depth there). Past MAX_GSUB_DEPTH nested calls it is an error instead. The depth is counted
 -- per rule call (box.seq), so that a call stopped by its budget mid-way leaves nothing behind.
 local MAX_GSUB_DEPTH = 32
@@ -82,7 +82,8 @@ local function gsub_done(ok, ...)
 end
 
 local function guarded_gsub(s, pattern, repl, n)
-    if type(repl) ~= "function" then
+    local t = type(repl)
+    if t == "string" or t == "number" then -- no call back into Lua (a table's __index can)
         return raw_gsub(s, pattern, repl, n)
     end
     local seq = ctx.box.seq

@@ -150,11 +150,17 @@ end}]])
 local function deep(s)
   return (string.gsub(s, ".", deep))
 end
+local mt = {}
+local function deep_table(s)
+  return (string.gsub(s, ".", setmetatable({}, mt)))
+end
+mt.__index = function(_, k) return deep_table(k) end
 return {on_dialog_start = function(d)
   local c = d.cdr
   c.dump = select(2, pcall(function() return ("x").dump(deep) end))
   c.seed = select(2, pcall(function() math.randomseed(1) end))
   c.deep = select(2, pcall(deep, "ab"))
+  c.deep_table = select(2, pcall(deep_table, "ab"))
   c.shallow = (string.gsub("ab", ".", function(x) return (string.gsub(x, ".", string.upper)) end))
   c.key_write = select(2, pcall(function() c.key = 5 end))
 end}]])
@@ -166,6 +172,8 @@ end}]])
             ev.seed)
         assert.truthy(ev.deep:find("sipscope: string.gsub nested more than 32 deep in its " ..
             "replacement functions", 1, true), ev.deep)
+        assert.truthy(ev.deep_table:find("sipscope: string.gsub nested more than 32 deep", 1, true),
+            ev.deep_table)
         assert.are.equal("AB", ev.shallow)
         assert.truthy(ev.key_write:find("constant", 1, true), ev.key_write)
         assert.is_nil(ev.key)

@@ -462,6 +462,24 @@ TEST(a_failed_leg_behind_a_proxy_does_not_decide_the_call)
     track_free(f.tr);
 }
 
+/* A UA that fails over (RFC 3263: the same CSeq on a new branch to another server) after its
+ * first server stayed silent: the second server's 486 decides nothing by itself (a copy), but
+ * once the call's own INVITE times out it is all there is: the outcome is 486, not timeout. */
+TEST(a_failure_on_a_copy_is_the_outcome_when_the_own_invite_times_out)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-srv1", 1);
+    INVITE(4 * S, "z9hG4bK-srv2", 1);
+    RESP(4 * S + 100 * MS, 486, "z9hG4bK-srv2", 1, "INVITE", "x1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 40 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 486);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_REJECTED);
+    track_free(f.tr);
+}
+
 /* A challenge from the callee's side relayed to the caller is one challenge, not two. */
 TEST(a_relayed_challenge_counts_once)
 {
