@@ -65,10 +65,11 @@ local function safe_getmetatable(o)
     return getmetatable(o)
 end
 
--- string.gsub with a function replacement, or a table one (through its __index), calls back into
--- Lua from C; a replacement that calls gsub again, and so on, used up the C stack and crashed the process (LuaJIT counts no C call
--- depth there). Past MAX_GSUB_DEPTH nested calls it is an error instead. The depth is counted
--- per rule call (box.seq), so that a call stopped by its budget mid-way leaves nothing behind.
+-- string.gsub with a function replacement, or a table one (through its __index), calls back
+-- into Lua from C; a replacement that calls gsub again, and so on, used up the C stack and
+-- crashed the process (LuaJIT counts no C call depth there). Past MAX_GSUB_DEPTH nested calls
+-- it is an error instead. The depth is counted per rule call (box.seq), so that a call stopped
+-- by its budget mid-way leaves nothing behind.
 local MAX_GSUB_DEPTH = 32
 local raw_gsub = string.gsub
 local gsub_depth, gsub_seq = 0, -1
