@@ -2,6 +2,7 @@
 # namespace of their own with lo up, a work directory, both removed on exit with the sipscope
 # they started; checks counted into the closing "N passed, N failed, N skipped" line.
 #
+#   e2e_need [TOOL...]              skips the script (exit 77) unless root with every TOOL
 #   e2e_setup NAME                  namespace sipscope-NAME-PID ($ns), $work, the cleanup trap
 #   e2e_quiet_tcp NS                no TCP tail loss probes in NS (e2e_setup does it for $ns)
 #   check NAME COMMAND...           runs COMMAND; on failure prints NAME and its output
@@ -14,6 +15,18 @@
 
 passed=0 failed=0
 pid=""
+
+e2e_need() { # TOOL...
+    local missing=""
+    [ "$(id -u)" = 0 ] || missing="root"
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || missing="$missing${missing:+, }$tool"
+    done
+    [ -z "$missing" ] && return 0
+    echo "skipped: needs $missing"
+    echo "0 passed, 0 failed, 1 skipped"
+    exit 77
+}
 
 e2e_cleanup() {
     [ -z "$pid" ] || kill "$pid" 2>/dev/null || true

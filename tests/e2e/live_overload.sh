@@ -8,12 +8,8 @@
 set -euo pipefail
 sipscope=$1
 sender=$2
-if [ "$(id -u)" != 0 ]; then
-    echo "skipped: needs root"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 77
-fi
 . "$(dirname "$0")/lib.sh"
+e2e_need
 e2e_setup overload
 
 mkdir "$work/rules"

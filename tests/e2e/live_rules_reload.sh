@@ -5,12 +5,8 @@
 # usage: live_rules_reload.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
-if [ "$(id -u)" != 0 ]; then
-    echo "skipped: needs root"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 77
-fi
 . "$(dirname "$0")/lib.sh"
+e2e_need
 e2e_setup reload
 
 # A rule whose counter says which version counted: version 1 adds 1 per request, version 2

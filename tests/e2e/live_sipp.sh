@@ -27,12 +27,7 @@ top=$(cd "$here/../.." && pwd)
 promtool=${SIPSCOPE_PROMTOOL:-$top/build/deps/bin/promtool}
 . "$here/lib.sh"
 
-if [ "$(id -u)" != 0 ] || ! command -v sipp >/dev/null || ! command -v tcpdump >/dev/null ||
-    ! command -v tshark >/dev/null; then
-    echo "skipped: needs root, sipp, tcpdump and tshark"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 77
-fi
+e2e_need sipp tcpdump tshark
 
 e2e_setup e2e
 # Short timers, so that nothing here waits 32 s (64*T1 = 3.2 s).
