@@ -617,9 +617,10 @@ bool sip_dialog_run_timer(struct sip_dialog_table *tbl, uint64_t now)
     } else if (d->state == SIP_DIALOG_ENDED) {
         /* A call that ended before its INVITE had a final (a BYE or an error in an early
          * dialog) and got none while it lingered: its INVITE may wait for Timer C longer than
-         * the call is kept, so its outcome is decided now, as none: timeout (METRICS.md). */
+         * the call is kept, so its outcome is decided now: a failure another hop saw, else
+         * none (timeout, METRICS.md). */
         if (!(d->flags & SIP_DIALOG_F_OUTCOME))
-            decide_outcome(tbl, d, 0, NULL, NULL, due);
+            decide_outcome(tbl, d, d->copy_failure, NULL, NULL, due);
         table_remove(&tbl->t, idx);
     } else if (add_sat(d->t_start, tbl->timers.max_age) <= due) {
         end_call(tbl, d, SIP_END_MAX_AGE, NULL, NULL, due);

@@ -61,6 +61,9 @@ struct sip_txn {
     uint8_t n_responses;
     uint8_t flags;      /* enum sip_txn_flag */
     uint8_t owner_kind; /* enum sip_txn_owner */
+    /* The request's CSeq number, low 16 bits: tells a call's INVITEs apart (the one a retry
+     * after a challenge replaced, whose timeout then decides nothing). In padding: no room. */
+    uint16_t cseq_low;
 };
 
 struct sip_txn_table {

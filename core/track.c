@@ -113,7 +113,9 @@ static void txn_timeout(struct track *tr, struct sip_txn *txn)
     emit(tr, &ev);
     sip_txn_finish(&tr->txns, txn, SIP_TXN_TIMED_OUT);
     sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger, SIP_TXN_TIMER_LINGER);
-    if (d && txn->method == SIP_METHOD_INVITE && (txn->flags & SIP_TXN_F_PRIMARY))
+    /* Only the call's current INVITE decides its timeout: not one a retry has replaced. */
+    if (d && txn->method == SIP_METHOD_INVITE && (txn->flags & SIP_TXN_F_PRIMARY) &&
+        txn->cseq_low == (uint16_t)d->invite_cseq)
         sip_dialog_on_invite_timeout(&tr->dialogs, d, deadline);
     else if (d)
         sip_dialog_on_in_dialog_final(&tr->dialogs, d, txn, NULL, NULL, 0, deadline);
@@ -282,6 +284,7 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
         return;
     }
     txn = sip_txn_create(&tr->txns, &key, (enum sip_method)msg->method, now);
+    txn->cseq_low = (uint16_t)msg->cseq;
     sip_txn_set_deadline(&tr->txns, txn,
                          now + (msg->method == SIP_METHOD_INVITE ? tr->cfg.timer_b_ns
                                                                  : tr->cfg.timer_f_ns),

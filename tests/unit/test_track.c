@@ -480,6 +480,44 @@ TEST(a_failure_on_a_copy_is_the_outcome_when_the_own_invite_times_out)
     track_free(f.tr);
 }
 
+/* A retry whose challenge the capture missed: the first INVITE (CSeq 1) never gets a response
+ * here, and its Timer B fires at 32 s while the retry (CSeq 2) still rings. Only the retry, the
+ * call's current INVITE, decides: its 200 at 40 s answers the call. */
+TEST(a_replaced_invite_timing_out_does_not_end_the_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    INVITE(100 * MS, "z9hG4bK-retry", 2);
+    RESP(1 * S, 180, "z9hG4bK-retry", 2, "INVITE", "b1");
+    track_advance(f.tr, 35 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    RESP(40 * S, 200, "z9hG4bK-retry", 2, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    track_free(f.tr);
+}
+
+/* A call hung up early after another hop failed: when it is let go, that failure is its
+ * outcome, as it would be had its own INVITE timed out first. */
+TEST(a_call_hung_up_early_takes_a_failure_seen_on_another_hop)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-hop1", 1);
+    RESP(100 * MS, 180, "z9hG4bK-hop1", 1, "INVITE", "b1");
+    INVITE(200 * MS, "z9hG4bK-hop2", 1);
+    RESP(300 * MS, 486, "z9hG4bK-hop2", 1, "INVITE", "x1");
+    feed(&f, 5 * S, req("BYE", "z9hG4bK-bye", 2, "BYE", "a1", "b1", ""));
+    track_advance(f.tr, 300 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 486);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    track_free(f.tr);
+}
+
 /* A challenge from the callee's side relayed to the caller is one challenge, not two. */
 TEST(a_relayed_challenge_counts_once)
 {
