@@ -1928,8 +1928,13 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
         b->hook_armed = 0;
     }
     /* Collect when the heap nears the cap and has grown since the last full collection, so
-     * garbage alone never makes a rule fail; the condition keeps full collections amortised. */
-    if (s->used > s->limit - s->limit / 4 && s->used > s->gc_floor + s->limit / 8) {
+     * garbage alone never makes a rule fail; the condition keeps full collections amortised.
+     * The growth allowed is an eighth of the cap, but at most half the room the live heap
+     * leaves: with a rule holding most of the cap (live, under it), an eighth could reach past
+     * the cap, garbage was then never collected, and the next rule to allocate failed for it. */
+    uint64_t room = s->limit > s->gc_floor ? s->limit - s->gc_floor : 0;
+    uint64_t growth = room / 2 < s->limit / 8 ? room / 2 : s->limit / 8;
+    if (s->used > s->limit - s->limit / 4 && s->used > s->gc_floor + growth) {
         lua_gc(s->L, LUA_GCCOLLECT, 0);
         lua_gc(s->L, LUA_GCSTOP, 0);
         s->gc_floor = s->used;

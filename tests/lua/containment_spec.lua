@@ -214,6 +214,35 @@ return {on_message = function(m) c:inc() end}]],
     end)
 end)
 
+describe("a rule that holds most of the Lua memory, under the cap", function()
+    it("leaves room for the garbage of the others: none of them fails for memory", function()
+        -- a keeps 58 MiB of live strings from its first message on; b makes some 100 KB of
+        -- garbage per message. Collections must keep coming near the cap: once the live heap
+        -- sat within an eighth of the cap, they stopped, and b was quarantined.
+        local e = run({
+            a_hold = [[
+local keep = {}
+return {on_message = function(m)
+  if #keep == 0 then
+    for i = 1, 58 do keep[i] = string.rep("x", 1048576) .. i end
+  end
+end}]],
+            b_garbage = [[
+local c = require("sipscope").counter{name = "b_messages_total"}
+return {on_message = function(m)
+  local t = {}
+  for i = 1, 100 do t[i] = string.rep("y", 1000) .. i end
+  c:inc()
+end}]],
+        }, {lua_memory = "64MiB", rule_budget = "2s"})
+        assert.is_nil(errors(e, "a_hold", "on_message", "memory"))
+        assert.is_nil(errors(e, "b_garbage", "on_message", "memory"))
+        assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+        assert.is_true(e:metric("sipscope_lua_memory_bytes") > 58 * 1024 * 1024)
+        e:close()
+    end)
+end)
+
 describe("a rule that produces unbounded label values", function()
     it("is capped by max_values and max_series, the overflow counted exactly", function()
         local e, dt = run({many = [[
