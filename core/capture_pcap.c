@@ -285,9 +285,11 @@ static uint64_t clamp_ns(int64_t sec, int64_t frac)
 
 static uint64_t clamp_ns_wide(int64_t sec, int64_t frac)
 {
+    if (sec < 0)
+        return 0;
     if (sec > (int64_t)(CAPTURE_MAX_TS_NS / 1000000000u))
         return CAPTURE_MAX_TS_NS;
-    uint64_t ns = clamp_ns(sec < 0 ? 0 : sec, sec < 0 ? 0 : frac);
+    uint64_t ns = clamp_ns(sec, frac);
     return ns < CAPTURE_MAX_TS_NS ? ns : CAPTURE_MAX_TS_NS;
 }
 

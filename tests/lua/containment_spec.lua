@@ -55,6 +55,11 @@ local function run(rules, config)
     return e, t.clock() - t0
 end
 
+-- A harmless rule beside a bad one: it counts every message in b_messages_total.
+local COUNT_MESSAGES = [[
+local c = require("sipscope").counter{name = "b_messages_total"}
+return {on_message = function(m) c:inc() end}]]
+
 local function errors(e, rule, hook, kind)
     return e:metric("sipscope_rule_errors_total", {rule = rule, hook = hook, kind = kind})
 end
@@ -148,9 +153,7 @@ end}]]}, {rule_budget = "5ms"})
         -- timeout (three, then the breaker), and the next rule still runs on every message.
         local e = run({
             a_slow = "return {on_message = function(m) return string.rep('x', 20000000) end}",
-            b_count = [[
-local c = require("sipscope").counter{name = "b_messages_total"}
-return {on_message = function(m) c:inc() end}]],
+            b_count = COUNT_MESSAGES,
         }, {rule_budget = "1ms"})
         assert.are.equal(3, errors(e, "a_slow", "on_message", "timeout"))
         assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "a_slow"}))
@@ -199,9 +202,7 @@ local pad, n = string.rep("v", 200), 0
 return {on_message = function(m)
   for i = 1, 300 do n = n + 1; c:inc(pad .. n) end
 end}]],
-            b_count = [[
-local c = require("sipscope").counter{name = "b_messages_total"}
-return {on_message = function(m) c:inc() end}]],
+            b_count = COUNT_MESSAGES,
         }, {lua_memory = "32MiB", rule_budget = "2s"})
         assert.are.equal(1, errors(e, "a_labels", "on_message", "memory"))
         assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "a_labels"}))
