@@ -162,6 +162,37 @@ end}]]}, {rule_budget = "5ms"})
         e:close()
     end)
 
+    it("is stopped inside the pattern matcher: find, match, gmatch and gsub", function()
+        -- Ten lazy items on 300 bytes backtrack for longer than anyone would wait (about
+        -- 300^10 steps), all inside one C call: the VM runs hooks only between instructions.
+        -- The matcher gives the budget's hook a turn every 1,024 steps
+        -- (scripts/luajit-match-hook.patch), so each call ends at its budget like a loop.
+        local rule = [[
+local s = string.rep("a", 300)
+local p = ".-.-.-.-.-.-.-.-.-.-b"
+return {on_message = function(m)
+  %s
+  error("the pattern matched or returned")
+end}]]
+        local e, dt = run({
+            a_find = rule:format("local hit = s:find(p)"),
+            a_gmatch = rule:format("for x in s:gmatch(p) do end"),
+            a_gsub = rule:format("local r, n = s:gsub(p, 'x')"),
+            a_match = rule:format("local hit = string.match(s, p)"),
+            b_count = COUNT_MESSAGES,
+        }, {rule_budget = "5ms"})
+        for _, name in ipairs({"a_find", "a_gmatch", "a_gsub", "a_match"}) do
+            assert.are.equal(3, errors(e, name, "on_message", "timeout"), name)
+            assert.is_nil(errors(e, name, "on_message", "runtime"), name)
+            assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = name}), name)
+        end
+        assert.is_nil(errors(e, "sipscope", "on_message", "timeout"))
+        assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+        -- Twelve stops, each within two budgets.
+        assert_contained(e, dt, 12 * 0.0075)
+        e:close()
+    end)
+
     it("is stopped in from() too, and the label falls back to the default", function()
         local e = run({slow = [[
 require("sipscope").label{name = "carrier", default = "other", from = function(m)
