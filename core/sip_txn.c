@@ -50,16 +50,19 @@ struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key
 struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_key *key,
                                enum sip_method method, uint64_t now)
 {
-    uint32_t idx = table_insert(&tbl->t, key->hash, key->check, SIP_TXN_CLASS_LIVE);
+    uint8_t cls = method == SIP_METHOD_INVITE ? SIP_TXN_CLASS_LIVE_INVITE : SIP_TXN_CLASS_LIVE;
+    uint32_t idx = table_insert(&tbl->t, key->hash, key->check, cls);
     struct sip_txn *txn;
 
     if (idx == TABLE_NONE) {
         uint32_t victim = table_oldest(&tbl->t, SIP_TXN_CLASS_DONE);
         if (victim == TABLE_NONE)
             victim = table_oldest(&tbl->t, SIP_TXN_CLASS_LIVE);
+        if (victim == TABLE_NONE)
+            victim = table_oldest(&tbl->t, SIP_TXN_CLASS_LIVE_INVITE);
         table_remove(&tbl->t, victim);
         tbl->evictions++;
-        idx = table_insert(&tbl->t, key->hash, key->check, SIP_TXN_CLASS_LIVE);
+        idx = table_insert(&tbl->t, key->hash, key->check, cls);
     }
     txn = table_entry(&tbl->t, idx);
     txn->t_first = now;

@@ -711,6 +711,41 @@ TEST(full_call_table_evicts_the_oldest_unanswered_call)
     track_free(f.tr);
 }
 
+/* A scanner's unanswered OPTIONS fill a small transactions table while a call rings: they push
+ * each other out, not the call's INVITE, whose 200 then still answers the call. */
+TEST(full_transactions_table_keeps_live_invites_over_other_requests)
+{
+    struct fixture f = {0};
+    char options[512];
+    track_config_defaults(&f.cfg);
+    f.cfg.max_transactions = 4;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    for (int i = 0; i < 6; i++) {
+        snprintf(options, sizeof(options),
+                 "OPTIONS sip:probe@example.com SIP/2.0\n"
+                 "Via: SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bK-scan%d\n"
+                 "From: <sip:scan@example.net>;tag=s%d\n"
+                 "To: <sip:probe@example.com>\n"
+                 "Call-ID: scan-%d\n"
+                 "CSeq: 1 OPTIONS\n"
+                 "Content-Length: 0\n\n",
+                 i, i, i);
+        feed(&f, (uint64_t)(i + 1) * 10 * MS, options);
+    }
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    /* 1 INVITE + 6 OPTIONS in 4 places: the 4th, 5th and 6th OPTIONS each evicted the oldest
+     * OPTIONS. */
+    CHECK_INT(st.transaction_evictions, 3);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    track_free(f.tr);
+}
+
 TEST(peer_without_magic_cookie_still_matches_responses)
 {
     struct fixture f = {0};
