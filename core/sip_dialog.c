@@ -320,8 +320,11 @@ struct slice sip_dialog_to_uri(const struct sip_dialog *d)
 bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_dialog *d,
                          const struct sip_msg *msg, uint64_t now)
 {
-    if (msg->cseq == d->invite_cseq)
-        return true; /* the same INVITE seen on another hop */
+    /* The same INVITE seen on another hop. Once the call has ended it is a UA's retry at the
+     * next server (RFC 3263 §4.3: identical but for the branch, after a 503 or a timeout),
+     * which METRICS.md counts as a new call like any INVITE after an outcome. */
+    if (msg->cseq == d->invite_cseq && d->state != SIP_DIALOG_ENDED)
+        return true;
     if (d->flags & SIP_DIALOG_F_CHALLENGED)
         return now <= d->t_challenge + tbl->timers.retry_window;
     /* METRICS.md: a later INVITE with the same key after an outcome is a new call. */
@@ -445,7 +448,8 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
             return;
         if (!decided)
             observe_srd(tbl, d, TRACK_SUCCESS, msg, pkt, now);
-        if ((code == 180 || code == 183) && !(d->flags & SIP_DIALOG_F_RINGING)) {
+        /* A losing fork's 180 after the answer is no post-dial delay. */
+        if ((code == 180 || code == 183) && !(d->flags & SIP_DIALOG_F_RINGING) && !decided) {
             struct track_event ev = {.type = TRACK_CALL_RINGING, .time_ns = now, .msg = msg,
                                      .pkt = pkt, .code = code};
             d->flags |= SIP_DIALOG_F_RINGING;

@@ -289,7 +289,9 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
                          now + (msg->method == SIP_METHOD_INVITE ? tr->cfg.timer_b_ns
                                                                  : tr->cfg.timer_f_ns),
                          SIP_TXN_TIMER_REQUEST);
-    if (msg->to_tag.len) {
+    /* A REGISTER never belongs to a dialog, also when a UA (against RFC 3261 §8.1.1.2) puts
+     * the To-tag of the last 200 into its refresh: it is still an attempt. */
+    if (msg->to_tag.len && msg->method != SIP_METHOD_REGISTER) {
         d = find_in_dialog(tr, hint);
         if (d) {
             memcpy(txn->labels, d->labels, sizeof(txn->labels));

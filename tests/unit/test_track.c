@@ -626,6 +626,57 @@ TEST(new_invite_after_redirect_is_a_new_call)
     track_free(f.tr);
 }
 
+/* RFC 3263 §4.3: after a 503 (or no answer) the UA sends the same INVITE, new branch only, to
+ * the next server. The first call has its outcome; the retry is a new call (METRICS.md), not a
+ * copy of the ended one that would hide its answer. */
+TEST(the_same_invite_retried_at_another_server_after_a_503_is_a_new_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-s1", 1);
+    RESP(100 * MS, 503, "z9hG4bK-s1", 1, "INVITE", "s1");
+    feed(&f, 110 * MS, req("ACK", "z9hG4bK-s1", 1, "ACK", "a1", "s1", ""));
+    INVITE(200 * MS, "z9hG4bK-s2", 1);
+    RESP(500 * MS, 180, "z9hG4bK-s2", 1, "INVITE", "s2");
+    RESP(1 * S, 200, "z9hG4bK-s2", 1, "INVITE", "s2");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 2);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 2);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 503);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 1)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 0.8); /* from the retry's INVITE */
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN | TRACK_F_LATE_FINAL), 0);
+    track_free(f.tr);
+}
+
+TEST(the_same_invite_retried_after_its_timeout_is_a_new_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-s1", 1);
+    track_advance(f.tr, 32 * S);
+    INVITE(32 * S + 100 * MS, "z9hG4bK-s2", 1);
+    RESP(35 * S, 200, "z9hG4bK-s2", 1, "INVITE", "s2");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 2);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0); /* timeout */
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 1)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    track_free(f.tr);
+}
+
+/* Fork fa answers without ringing; fork fb's 180 comes after the answer: no post-dial delay. */
+TEST(a_losing_forks_180_after_the_answer_is_no_post_dial_delay)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "fa");
+    RESP(1050 * MS, 180, "z9hG4bK-1", 1, "INVITE", "fb");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_RINGING), 0);
+    track_free(f.tr);
+}
+
 TEST(session_expires_without_refresh_ends_as_expired)
 {
     struct fixture f = {0};
@@ -875,6 +926,38 @@ TEST(a_removal_drops_only_its_contact_when_one_key_half_collides)
     CHECK_INT(count_type(&f.rec, TRACK_REG_BINDING), 5);
     CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 4)->reason, SIP_BINDING_EXPIRED);
     CHECK_INT(nth(&f.rec, TRACK_REG_BINDING, 4)->time_ns, 600 * S);
+    track_free(f.tr);
+}
+
+/* A UA that (against RFC 3261 §8.1.1.2) puts the To-tag of the last 200 into its refresh: the
+ * REGISTER is still an attempt that refreshes the binding, not an orphan in-dialog request. */
+TEST(a_refresh_register_with_a_to_tag_is_still_an_attempt)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>", "Expires: 60\n"));
+    feed(&f, 10 * MS, register_ok(200, "z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>;expires=60"));
+    feed(&f, 50 * S,
+         "REGISTER sip:example.com SIP/2.0\n"
+         "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-r2\n"
+         "From: <sip:alice@example.com>;tag=r2\n"
+         "To: <sip:alice@example.com>;tag=srv\n"
+         "Call-ID: reg-1@192.0.2.1\n"
+         "CSeq: 2 REGISTER\n"
+         "Contact: <sip:alice@192.0.2.1:5060>\n"
+         "Expires: 60\n"
+         "Content-Length: 0\n\n");
+    feed(&f, 50 * S + 10 * MS,
+         register_ok(200, "z9hG4bK-r2", 2, "<sip:alice@192.0.2.1:5060>;expires=60"));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 2);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 2);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REFRESHED], 1);
+    /* Refreshed at 50.01 s for 60 s: it expires at 110.01 s, not at 60.01 s. */
+    track_advance(f.tr, 100 * S);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 0);
+    track_advance(f.tr, 111 * S);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 1);
     track_free(f.tr);
 }
 
