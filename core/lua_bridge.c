@@ -2307,9 +2307,11 @@ static int declare_own_families(struct lua_bridge *b)
                                   "Rule reloads by result (success, failure, refused: the labels "
                                   "changed).",
                                   METRIC_COUNTER, res, 1, NULL, 0, 3, 0);
+    /* METRIC_TIMING: the heap's size varies from run to run of one capture (LuaJIT places
+     * strings and tables by address, and addresses move), so --print leaves it out. */
     b->f_memory =
         metrics_family(b->reg, "sipscope_lua_memory_bytes", "Bytes used by the rules' Lua heap.",
-                       METRIC_GAUGE, NULL, 0, NULL, 0, 1, 0);
+                       METRIC_GAUGE, NULL, 0, NULL, 0, 1, METRIC_TIMING);
     if (!b->f_errors || !b->f_disabled || !b->f_seconds || !b->f_loaded || !b->f_last_ok ||
         !b->f_reloads || !b->f_memory)
         return -ENOMEM;

@@ -22,6 +22,12 @@ grep -qx 'sip_requests_total{method="INVITE",carrier="other"} 50' "$tmp/out.prom
     fail "label on a built-in family"
 grep -qx 'sipscope_rules_loaded 2' "$tmp/out.prom" || fail "rules loaded"
 grep -q '^sipscope_rule_seconds' "$tmp/out.prom" && fail "timing family in --print"
+# The heap's size moves with allocation addresses: out of --print, which prints the same bytes
+# for the same capture every time.
+grep -q '^sipscope_lua_memory_bytes' "$tmp/out.prom" && fail "Lua heap size in --print"
+"$bin" --read "$tmp/calls.pcap" --rules "$src/tests/lua/fixtures/rules_ok" \
+    --events "$tmp/again.jsonl" --print >"$tmp/again.prom"
+cmp -s "$tmp/out.prom" "$tmp/again.prom" || fail "a second run printed other bytes"
 [ "$(wc -l <"$tmp/events.jsonl")" -eq 50 ] || fail "50 CDR lines"
 grep -q '"end_reason":"bye","labels":{"carrier":"other"},"checked":true}$' "$tmp/events.jsonl" ||
     fail "CDR with the label and the rule's field"
