@@ -45,6 +45,7 @@ enum fam {
     F_RRD,
     F_REG_ACTIVE,
     F_NEGATIVE,
+    F_LOST,
     F_COUNT
 };
 
@@ -56,6 +57,7 @@ struct fam_def {
     const double *buckets;
     size_t n_buckets;
     int op; /* carries operator labels */
+    unsigned flags; /* enum metric_flag */
 };
 
 static const struct fam_def defs[F_COUNT] = {
@@ -133,6 +135,12 @@ static const struct fam_def defs[F_COUNT] = {
     [F_NEGATIVE] = {"sipscope_negative_delays_total",
                     "Delays that came out negative (capture out of order) and were counted as 0.",
                     METRIC_COUNTER, {NULL}, NULL, 0, 0},
+    /* Outcomes (or completions) that found their family full and went to its overflow series,
+     * by the operator labels of their call or registration: the ratio gauges leave those label
+     * values out rather than show a made-up value (METRICS.md: no fake 0). Hidden. */
+    [F_LOST] = {"sipscope_ratio_inputs_lost_total",
+                "Outcomes and completions counted in an overflow series, by ratio kind.",
+                METRIC_COUNTER, {"kind"}, NULL, 0, 1, METRIC_HIDDEN},
 };
 
 struct code_sym {
@@ -184,6 +192,7 @@ struct builtin {
     uint32_t code_sym[CODE_COUNT];
     struct code_sym by_sym[CODE_COUNT]; /* code_sym sorted by symbol, for the ratio collector */
     uint32_t timeout_sym, request_sym, response_sym, success_sym, failure_sym;
+    uint32_t session_sym, registration_sym, overflow_sym; /* F_LOST's kinds; overflow labels */
     uint32_t state_sym[SIP_DIALOG_STATE_COUNT];
     uint32_t end_sym[SIP_END_COUNT];
     uint64_t negative;
@@ -253,6 +262,9 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
     b->response_sym = intern(reg, "response");
     b->success_sym = intern(reg, "success");
     b->failure_sym = intern(reg, "failure");
+    b->session_sym = intern(reg, "session");
+    b->registration_sym = intern(reg, "registration");
+    b->overflow_sym = intern(reg, METRICS_OVERFLOW_VALUE);
     for (int s = 0; s < SIP_DIALOG_ENDED; s++)
         b->state_sym[s] = intern(reg, sip_dialog_state_name((enum sip_dialog_state)s));
     for (int r = 0; r < SIP_END_COUNT; r++)
@@ -266,7 +278,8 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
         for (size_t i = 0; defs[f].op && i < b->n_ops; i++)
             names[n++] = oplabel_name(ops, i);
         b->fam[f] = metrics_family(reg, defs[f].name, defs[f].help, defs[f].type, names, n,
-                                   defs[f].buckets, defs[f].n_buckets, BUILTIN_SERIES_CAP, 0);
+                                   defs[f].buckets, defs[f].n_buckets, BUILTIN_SERIES_CAP,
+                                   defs[f].flags);
         if (!b->fam[f]) {
             free(b);
             return NULL;
@@ -368,6 +381,17 @@ static void count(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1, const
     metric_counter_add(series(b, f, l0, l1, labels), 1);
 }
 
+/* An input of the ratio gauges: when its family is full, the ratios of these operator label
+ * values are no longer known (F_LOST). */
+static void count_ratio_input(struct builtin *b, enum fam f, uint32_t l0, const uint16_t *labels,
+                              uint32_t kind)
+{
+    struct metric_series *s = series(b, f, l0, 0, labels);
+    metric_counter_add(s, 1);
+    if (__builtin_expect(metrics_series_is_overflow(s), 0))
+        count(b, F_LOST, kind, 0, labels);
+}
+
 static void observe(struct builtin *b, enum fam f, uint32_t l0, const struct track_event *ev)
 {
     metric_histogram_observe(series(b, f, l0, 0, ev->labels), ev->delay);
@@ -439,12 +463,12 @@ void builtin_on_event(struct builtin *b, const struct track_event *ev)
         observe(b, F_SETUP, 0, ev);
         break;
     case TRACK_CALL_OUTCOME:
-        count(b, F_OUTCOMES, code_symbol(b, ev->code), 0, ev->labels);
+        count_ratio_input(b, F_OUTCOMES, code_symbol(b, ev->code), ev->labels, b->session_sym);
         break;
     case TRACK_CALL_END:
         count(b, F_ENDED, b->end_sym[ev->reason], 0, ev->labels);
         if (ev->flags & TRACK_F_COMPLETED)
-            count(b, F_COMPLETED, 0, 0, ev->labels);
+            count_ratio_input(b, F_COMPLETED, 0, ev->labels, b->session_sym);
         if (ev->flags & TRACK_F_HAS_DURATION)
             observe(b, F_DURATION, 0, ev);
         break;
@@ -458,7 +482,8 @@ void builtin_on_event(struct builtin *b, const struct track_event *ev)
         count(b, F_REG_ATTEMPTS, 0, 0, ev->labels);
         break;
     case TRACK_REG_OUTCOME:
-        count(b, F_REG_OUTCOMES, code_symbol(b, ev->code), 0, ev->labels);
+        count_ratio_input(b, F_REG_OUTCOMES, code_symbol(b, ev->code), ev->labels,
+                          b->registration_sym);
         if (ev->code >= 200 && ev->code < 300)
             observe(b, F_RRD, 0, ev);
         break;
@@ -483,6 +508,7 @@ struct ratio_row {
     double attempts, completed;
     double o200, o2xx, o3xx, seer, isa;
     double reg_attempts, ira;
+    int lost; /* some of its inputs went to an overflow series: its ratio is unknown */
 };
 
 struct ratio_scan {
@@ -490,6 +516,8 @@ struct ratio_scan {
     struct ratio_row *rows;
     size_t n, cap;
     int failed;
+    uint32_t kind;  /* the F_LOST kind these rows read */
+    int all_lost;   /* F_LOST itself overflowed: no row is known */
 };
 
 static int cmp_ops(const void *a, const void *b, void *n_ops)
@@ -613,6 +641,35 @@ static void scan_reg_outcomes(void *ctx, const struct metric_series *s, const ui
         r->ira += metric_value(s);
 }
 
+static void scan_lost(void *ctx, const struct metric_series *s, const uint32_t *sym)
+{
+    struct ratio_scan *sc = ctx;
+    struct ratio_row *r;
+
+    if (sym[0] == sc->b->overflow_sym) {
+        sc->all_lost = 1;
+        return;
+    }
+    if (sym[0] != sc->kind || metric_value(s) == 0)
+        return;
+    r = row_for(sc, sym + 1);
+    if (r)
+        r->lost = 1;
+}
+
+/* A row is known when none of its inputs was lost to an overflow series. The overflow row of
+ * the attempts (every operator label "_overflow_") never is: its calls' outcomes are counted
+ * under their own label values. */
+static bool row_known(const struct ratio_scan *sc, const struct ratio_row *r)
+{
+    if (r->lost || sc->all_lost)
+        return false;
+    for (size_t i = 0; i < sc->b->n_ops; i++)
+        if (r->ops[i] == sc->b->overflow_sym)
+            return false;
+    return true;
+}
+
 static void emit_row(const struct builtin *b, const struct ratio_row *r, double value,
                      metrics_emit_fn emit, void *emit_ctx)
 {
@@ -641,16 +698,21 @@ static void collect_ratios(void *ctx, struct metrics *reg, metrics_emit_fn emit,
         metrics_series_each(b->fam[F_REG_ATTEMPTS], scan_reg_attempts, &sc);
         rows_sort(&sc);
         metrics_series_each(b->fam[F_REG_OUTCOMES], scan_reg_outcomes, &sc);
+        sc.kind = b->registration_sym;
     } else {
         metrics_series_each(b->fam[F_ATTEMPTS], scan_attempts, &sc);
         rows_sort(&sc);
         metrics_series_each(b->fam[F_OUTCOMES], scan_outcomes, &sc);
         if (rc->which == R_SCR)
             metrics_series_each(b->fam[F_COMPLETED], scan_completed, &sc);
+        sc.kind = b->session_sym;
     }
+    metrics_series_each(b->fam[F_LOST], scan_lost, &sc);
     for (size_t i = 0; i < sc.n && !sc.failed; i++) {
         const struct ratio_row *r = &sc.rows[i];
         double established = r->attempts - r->o3xx;
+        if (!row_known(&sc, r))
+            continue;
         switch (rc->which) {
         case R_SER:
             if (established > 0)

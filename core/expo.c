@@ -614,7 +614,8 @@ int expo_render(struct metrics *reg, unsigned flags, struct expo_buf *b)
         fams[i] = metrics_family_at(reg, i);
     qsort(fams, n, sizeof *fams, cmp_family);
     for (size_t i = 0; i < n && !r.err; i++) {
-        if ((flags & EXPO_DETERMINISTIC) && (metrics_family_flags(fams[i]) & METRIC_TIMING))
+        unsigned fflags = metrics_family_flags(fams[i]);
+        if ((fflags & METRIC_HIDDEN) || ((flags & EXPO_DETERMINISTIC) && (fflags & METRIC_TIMING)))
             continue;
         if (!render_collector(&r, &c, fams[i]))
             render_series_family(&r, fams[i]);

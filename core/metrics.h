@@ -37,6 +37,7 @@ enum metric_type {
 /* Family flags. */
 enum metric_flag {
     METRIC_TIMING = 1u << 0, /* wall-clock dependent: left out of deterministic output (--print) */
+    METRIC_HIDDEN = 1u << 1, /* bookkeeping for a collector: counted like any family, never shown */
 };
 
 struct metrics;
