@@ -65,7 +65,7 @@ struct lb_box {
     uint32_t in_lua;   /* 1 while the engine thread runs Lua */
     uint32_t in_rule;  /* 1 while rule code runs: the memory cap without the reserve */
     uint32_t mem_fail; /* the allocator refused since the flag was last cleared */
-    uint32_t late;     /* 1: the rule call just returned was stopped after it (abort_hook) */
+    uint32_t stopped;  /* 1: the rule call just returned was stopped by its budget (abort_hook) */
     double gen;        /* handles made in this dispatch carry it; 0 outside dispatches */
     int32_t type, flags, code, reason, method, status;
     uint64_t time; /* ns since the epoch: Lua turns it into seconds when a rule reads it */
@@ -445,15 +445,16 @@ static void abort_hook(lua_State *L, lua_Debug *ar)
     /* A hook armed for a call that has since returned is stale: the next call runs on. */
     if (!b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
         return;
+    /* The dispatcher reads (and clears) stopped right after the call and counts a timeout
+     * whatever the call returned: the rule may have swallowed the stop (an xpcall handler that
+     * the stop hit, which LuaJIT turns into "error in error handling"; a pcall of ours), and it
+     * still counts. in_rule is still 1 up to there, so the flag always belongs to that call. */
+    b->box.stopped = 1;
     /* The rule's call ended inside C (a long C function in tail position) and returned
      * straight to its dispatcher, which had not yet marked the rule done: a stop raised here
-     * would be blamed on sipscope and skip the other rules. The dispatcher reads (and clears)
-     * late right after the call and counts the stop against the rule instead; in_rule is still 1
-     * only there, so the flag always belongs to the call that just returned. */
-    if (in_dispatcher(L)) {
-        b->box.late = 1;
+     * would be blamed on sipscope and skip the other rules. The flag is enough. */
+    if (in_dispatcher(L))
         return;
-    }
     lua_pushlightuserdata(L, (void *)&timeout_token);
     lua_error(L);
 }

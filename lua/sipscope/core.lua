@@ -15,7 +15,7 @@ struct lb_field { const char *p; size_t len; double num; int32_t boolean; };
 struct lb_copy { const char *name; size_t name_len; int32_t kind, arg; const char *header;
                  size_t header_len; int64_t max; };
 struct lb_box {
-    uint32_t seq, in_lua, in_rule, mem_fail, late;
+    uint32_t seq, in_lua, in_rule, mem_fail, stopped;
     double gen;
     int32_t type, flags, code, reason, method, status;
     uint64_t time;
@@ -211,7 +211,7 @@ S.current = r$
 box.in_rule = 1
 local ok, err = pcall(f$, a, b)
 box.in_rule = 0
-if box.late ~= 0 then box.late = 0 if ok then ok, err = false, TIMEOUT end end
+if box.stopped ~= 0 then box.stopped = 0 ok, err = false, TIMEOUT end
 if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 end
 ]]
@@ -225,7 +225,7 @@ S.current = r$
 box.in_rule = 1
 local ok, err = pcall(f$, a, b)
 box.in_rule = 0
-if box.late ~= 0 then box.late = 0 if ok then ok, err = false, TIMEOUT end end
+if box.stopped ~= 0 then box.stopped = 0 ok, err = false, TIMEOUT end
 if not ok then failed(r$, HOOK, err) elseif r$.fails ~= 0 then r$.fails = 0 end
 if t$ ~= nil then observe(t$, now() - t0) end
 end
@@ -447,7 +447,7 @@ S.current = r$
 box.in_rule = 1
 local ok, v = pcall(f$, m)
 box.in_rule = 0
-if box.late ~= 0 then box.late = 0 if ok then ok, v = false, TIMEOUT end end
+if box.stopped ~= 0 then box.stopped = 0 ok, v = false, TIMEOUT end
 if ok and v ~= nil then
 local id = ids$[v]
 if id == nil then id, v = label_id(l$, $ - 1, v) end
@@ -651,7 +651,10 @@ local function public_api(rule)
         rule.logs = rule.logs + 1
         local ok, text = pcall(string.format, tostring(fmt), ...)
         if not ok then
-            error("sipscope: sip.log: " .. text, 2)
+            if text == TIMEOUT or box.mem_fail ~= 0 then -- a __tostring the budget stopped
+                error(text, 0)
+            end
+            error("sipscope: sip.log: " .. tostring(text), 2)
         end
         if rule.logs == LOG_LIMIT then
             text = text .. " (log limit reached: further sip.log lines are dropped)"
@@ -812,6 +815,10 @@ function M.add_rule(name, chunk, path)
     box.in_rule = 1
     local ok, res = pcall(chunk)
     box.in_rule = 0
+    if box.stopped ~= 0 then -- stopped, whether or not the code swallowed it
+        box.stopped = 0
+        ok, res = false, TIMEOUT
+    end
     phase = "setup"
     if not ok then
         local kind = classify(res)

@@ -34,11 +34,15 @@ local function copy(lib, except, prefix)
     return setmetatable(t, {__index = forbid(prefix)})
 end
 
--- A budget stop or a memory failure must not be swallowed by the rule's own pcall.
+-- A budget stop or a memory failure must not be swallowed by the rule's own pcall. box.stopped
+-- says a stop was raised in this rule call, also when the error that came back is another
+-- (LuaJIT turns an error inside an xpcall handler into "error in error handling").
 local function rethrow(ok, ...)
     if not ok then
         local e = ...
-        if e == ctx.timeout or ctx.box.mem_fail ~= 0 then
+        if e == ctx.timeout or ctx.box.stopped ~= 0 then
+            error(ctx.timeout, 0)
+        elseif ctx.box.mem_fail ~= 0 then
             error(e, 0)
         end
     end
@@ -49,12 +53,17 @@ local function safe_pcall(f, ...)
     return rethrow(pcall(f, ...))
 end
 
+-- The rule's handler runs protected: a stop that hits it comes back as the error value,
+-- which rethrow hands on, instead of "error in error handling" that the rule could catch in
+-- a loop forever. A handler that fails returns its own error (Lua says "error in error
+-- handling"), which is more use.
 local function safe_xpcall(f, handler)
     return rethrow(xpcall(f, function(e)
         if e == ctx.timeout or ctx.box.mem_fail ~= 0 then
             return e
         end
-        return handler(e)
+        local _, r = pcall(handler, e)
+        return r
     end))
 end
 

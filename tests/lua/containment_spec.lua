@@ -193,6 +193,33 @@ end}]]
         e:close()
     end)
 
+    it("is stopped when the stop hits its xpcall handler or sip.log's formatting", function()
+        -- LuaJIT turns an error inside an xpcall handler into "error in error handling", which
+        -- the rule could catch in a loop, stop after stop; sip.log formats with a pcall of its
+        -- own. Each stop still ends the call and counts as the rule's timeout.
+        local e, dt = run({
+            a_handler = [[
+return {on_message = function(m)
+  while true do xpcall(error, function() while true do end end) end
+end}]],
+            a_log = [[
+local sip = require "sipscope"
+local o = setmetatable({}, {__tostring = function() while true do end end})
+return {on_message = function(m)
+  while true do pcall(sip.log, "%s", o) end
+end}]],
+            b_count = COUNT_MESSAGES,
+        }, {rule_budget = "5ms"})
+        for _, name in ipairs({"a_handler", "a_log"}) do
+            assert.are.equal(3, errors(e, name, "on_message", "timeout"), name)
+            assert.is_nil(errors(e, name, "on_message", "runtime"), name)
+            assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = name}), name)
+        end
+        assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+        assert_contained(e, dt, 6 * 0.0075)
+        e:close()
+    end)
+
     it("is stopped in from() too, and the label falls back to the default", function()
         local e = run({slow = [[
 require("sipscope").label{name = "carrier", default = "other", from = function(m)

@@ -197,6 +197,10 @@ end}]])
                 "on_response table keys are status codes 100..699, got 700",
             ["error('top')"] = "top",
             ["while true do end"] = "its top-level code ran past the rule budget",
+            -- a stop that hits an xpcall handler is not swallowed into "error in error
+            -- handling", after which the file loaded as if it had kept its budget
+            ["xpcall(error, function() while true do end end) return {}"] =
+                "its top-level code ran past the rule budget",
             -- a key whose __tostring never returns: named by its type, never called
             ["return {[setmetatable({}, {__tostring = function() while true do end end})] = 1}"] =
                 "'a table' is not a hook",
