@@ -356,12 +356,18 @@ static void rehash_watch(struct lb_state *s, size_t osize, size_t nsize)
 }
 
 /* The CPU time to subtract from a rule call's (watchdog): finished rehashes, and the one
- * under way up to its allowance. used: the engine thread's CPU time now. */
+ * under way up to its allowance but never more than one budget. Not every large allocation
+ * is a rehash that its free will end (a grown array part is a realloc, a long string stays):
+ * an interval left open excused up to its whole allowance (0.4 s for a 16 MB array) and let
+ * the rule run that long. A real rehash still has its full time excused once its free ends
+ * it. used: the engine thread's CPU time now. */
 static uint64_t rehash_credit(struct lua_bridge *b, uint64_t used)
 {
     uint64_t done = __atomic_load_n(&b->rehash_ns, __ATOMIC_RELAXED);
     uint64_t start = __atomic_load_n(&b->rehash_start, __ATOMIC_ACQUIRE);
     uint64_t allow = __atomic_load_n(&b->rehash_allow, __ATOMIC_RELAXED);
+    if (allow > b->cfg.budget_ns)
+        allow = b->cfg.budget_ns;
     if (start && used > start)
         done += used - start < allow ? used - start : allow;
     return done;

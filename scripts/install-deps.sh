@@ -43,11 +43,12 @@ fi
 # apt configuration that leaves the system's untouched.
 # Debian's snapshot (git 2022-03-20) miscompiles every pairs() loop under CHECKHOOK into an
 # empty endless loop (the ITERN loop detection counts the hook check's IR); our first patch
-# fixes that. The second lets the budget stop a rule inside the string library's pattern
-# matcher, which otherwise runs to its end however long a backtracking pattern takes (hooks
-# run only between bytecode instructions). The stamp file names the patches applied, so a
-# changed set rebuilds.
-luajit_stamp="checkhook itern-fix-1 match-hook-1"
+# fixes that. The second lets the rule budget stop long C library calls, which otherwise run
+# to their end (hooks run only between bytecode instructions): the pattern matcher (a
+# backtracking pattern takes hours), table.sort (quadratic on adversarial input) and
+# table.insert (a position far below 1); and it makes plain string.find linear (memmem). The
+# stamp file names the patches applied, so a changed set rebuilds.
+luajit_stamp="checkhook itern-fix-1 cfunc-hook-1"
 if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     [ "$(cat "$deps/luajit/.sipscope-build" 2>/dev/null)" != "$luajit_stamp" ]; then
     srcdir="$deps/luajit-src"
@@ -62,7 +63,7 @@ if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     (cd "$srcdir" && apt-get "${aptopt[@]}" source --download-only -q luajit >/dev/null)
     (cd "$srcdir" && dpkg-source -x --no-check luajit_*.dsc tree >/dev/null)
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-checkhook-itern.patch"
-    patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-match-hook.patch"
+    patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-cfunc-hook.patch"
     # LuaJIT's own build prints compiler warnings; keep them in a log shown only on failure.
     if ! make -C "$srcdir/tree" -j"$(nproc)" PREFIX="$deps/luajit" \
         XCFLAGS="-DLUAJIT_ENABLE_CHECKHOOK" CFLAGS="-O2 -fPIC" >"$deps/luajit-build.log" 2>&1 ||

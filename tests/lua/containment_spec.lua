@@ -166,7 +166,7 @@ end}]]}, {rule_budget = "5ms"})
         -- Ten lazy items on 300 bytes backtrack for longer than anyone would wait (about
         -- 300^10 steps), all inside one C call: the VM runs hooks only between instructions.
         -- The matcher gives the budget's hook a turn every 1,024 steps
-        -- (scripts/luajit-match-hook.patch), so each call ends at its budget like a loop.
+        -- (scripts/luajit-cfunc-hook.patch), so each call ends at its budget like a loop.
         local rule = [[
 local s = string.rep("a", 300)
 local p = ".-.-.-.-.-.-.-.-.-.-b"
@@ -190,6 +190,61 @@ end}]]
         assert.are.equal(MESSAGES, e:metric("b_messages_total"))
         -- Twelve stops, each within two budgets.
         assert_contained(e, dt, 12 * 0.0075)
+        e:close()
+    end)
+
+    it("is stopped inside other long C calls: sort, insert, replacements, wide classes", function()
+        -- Each is one C call that ran to its end before (table.insert at -2^31: 20 s; a sort
+        -- of 2M numbers: most of a second; a gsub replacement that copies 3,000 matches of
+        -- 1M "%0": 5 s; an 8 MB class tried at 1,000 places: 3 s). The patched library gives
+        -- the budget's hook a turn inside each (scripts/luajit-cfunc-hook.patch).
+        local e, dt = run({
+            a_insert = [[
+return {on_message = function(m) table.insert({}, -2147483647, 1) end}]],
+            a_sort = [[
+return {on_message = function(m)
+  local t = {}
+  for i = 1, 2000000 do t[i] = (i * 7919) % 2000003 end
+  table.sort(t)
+end}]],
+            a_gsub = [[
+local s, r = string.rep("a", 3000), string.rep("%0", 1000000)
+return {on_message = function(m) local x = s:gsub("", r) end}]],
+            a_class = [[
+local s, p = string.rep("a", 1000), "[" .. string.rep("b", 8000000) .. "]"
+return {on_message = function(m) local x = s:find(p) end}]],
+            b_count = COUNT_MESSAGES,
+        }, {rule_budget = "50ms", lua_memory = "256MiB"})
+        for _, name in ipairs({"a_insert", "a_sort", "a_gsub", "a_class"}) do
+            assert.are.equal(3, errors(e, name, "on_message", "timeout"), name)
+            assert.is_nil(errors(e, name, "on_message", "runtime"), name)
+            assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = name}), name)
+        end
+        assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+        -- Twelve stops, each within two budgets.
+        assert_contained(e, dt, 12 * 0.1)
+        e:close()
+    end)
+
+    it("finds a plain string in time linear in its length", function()
+        -- LuaJIT searched with memchr and memcmp, quadratic on "aaa...ab" in "aaa...a": 0.8 s
+        -- per call at these sizes, 24 s at five times them. glibc's memmem is linear.
+        local e, dt = run({
+            search = [[
+local s, p = string.rep("a", 400000), string.rep("a", 200000) .. "b"
+local c = require("sipscope").counter{name = "searches_total"}
+local n = 0
+return {on_message = function(m)
+  if n < 20 then
+    n = n + 1
+    if s:find(p, 1, true) or s:find(p) then error("found") end
+    c:inc()
+  end
+end}]],
+        }, {rule_budget = "50ms"})
+        assert.are.equal(20, e:metric("searches_total"))
+        assert.is_nil(errors(e, "search", "on_message", "timeout"))
+        assert_contained(e, dt)
         e:close()
     end)
 
