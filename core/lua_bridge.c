@@ -2052,6 +2052,8 @@ static int state_setup(lua_State *L)
     lua_setfield(L, -2, "jit_log");
     lua_pushstring(L, SIPSCOPE_CJSON_PATH);
     lua_setfield(L, -2, "cjson_path");
+    lua_pushnumber(L, (lua_Number)b->cfg.memory_limit);
+    lua_setfield(L, -2, "memory_limit");
     lua_pushstring(L, SIPSCOPE_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, TRACK_EVENT_COUNT);

@@ -751,7 +751,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
             cjson_new = cjson.new
         end
     end
-    sandbox.setup({box = box, timeout = TIMEOUT, cjson_new = cjson_new})
+    sandbox.setup({box = box, timeout = TIMEOUT, cjson_new = cjson_new,
+                   memory_limit = cfg.memory_limit})
     if cfg.jit_log then
         watch_jit()
     end

@@ -4,7 +4,7 @@
 -- a rule might reach for (io, ffi, debug, load...) raises a clear error, counted as kind=api.
 local M = {}
 
-local ctx -- box, timeout token, cjson_new
+local ctx -- box, timeout token, cjson_new, memory_limit
 
 local FORBIDDEN = {
     io = true, ffi = true, jit = true, debug = true, package = true, module = true,
@@ -116,6 +116,70 @@ local function safe_collectgarbage(opt)
         "(only \"count\")", 2)
 end
 
+-- cjson's buffers are plain malloc, outside the Lua heap and its cap. encode first bounds the
+-- text a value makes (every byte of a string escaped as \u00XX is six): a text that the
+-- --lua-memory heap could not hold as a string is an error before cjson builds it (a table of
+-- 2,200 references to one 1 MB string made 2.2 GB there, past every limit). The walk is Lua,
+-- under the budget; it stops at cjson's depth limit, where cjson raises its own error.
+local JSON_DEPTH = 1000 -- cjson's default encode_max_depth, which rules cannot raise here
+
+local function json_bound(v, depth)
+    local t = type(v)
+    if t == "string" then
+        return 6 * #v + 2
+    elseif t ~= "table" then
+        return 32 -- numbers, booleans, null
+    elseif depth > JSON_DEPTH then
+        return nil
+    end
+    local n = 2
+    for k, x in next, v do
+        local b = json_bound(x, depth + 1)
+        if b == nil then
+            return nil
+        end
+        n = n + b + (type(k) == "string" and 6 * #k + 4 or 34)
+    end
+    return n
+end
+
+-- A rule's cjson: its own instance, without what escapes the heap's cap. No new() (each
+-- instance keeps a buffer), no encode_keep_buffer (the buffer stays between calls; it is off),
+-- no encode_max_depth (cjson's recursion is C's stack); encode_sparse_array only with the
+-- sparseness check on (ratio 0, or a huge "safe" index, turned {[2^31] = x} into 2^31 nulls).
+local JSON_HIDDEN = {new = true, encode_keep_buffer = true, encode_max_depth = true}
+local JSON_SAFE_MAX = 10000
+
+local function rule_cjson()
+    local inst = ctx.cjson_new()
+    inst.encode_keep_buffer(false)
+    local raw_encode, raw_sparse = inst.encode, inst.encode_sparse_array
+    local t = {}
+    for k, v in pairs(inst) do
+        if not JSON_HIDDEN[k] then
+            t[k] = v
+        end
+    end
+    t.encode_sparse_array = function(convert, ratio, safe)
+        if (ratio ~= nil and not (tonumber(ratio) and ratio >= 1)) or
+            (safe ~= nil and not (tonumber(safe) and safe <= JSON_SAFE_MAX)) then
+            error("sipscope: cjson.encode_sparse_array: a ratio below 1 or a safe index above " ..
+                JSON_SAFE_MAX .. " is not available to rules (it lets one sparse key make " ..
+                "billions of nulls)", 2)
+        end
+        return raw_sparse(convert, ratio, safe)
+    end
+    t.encode = function(v)
+        local n = json_bound(v, 1)
+        if n ~= nil and n > ctx.memory_limit then
+            error(("sipscope: cjson.encode: the text could take %d bytes, more than " ..
+                "--lua-memory (%d)"):format(n, ctx.memory_limit), 2)
+        end
+        return raw_encode(v)
+    end
+    return setmetatable(t, {__index = forbid("cjson.")})
+end
+
 -- sip: the rule's sipscope module. Returns the rule's environment (its _G).
 function M.env(sip)
     local env = {}
@@ -142,7 +206,7 @@ function M.env(sip)
             if not ctx.cjson_new then
                 error("sipscope: cjson is not installed (Debian package lua-cjson)", 2)
             end
-            cjson = cjson or ctx.cjson_new() -- one instance per rule: its settings are its own
+            cjson = cjson or rule_cjson() -- one instance per rule: its settings are its own
             return cjson
         end
         error("sipscope: require \"" .. tostring(name) .. "\" is not allowed in rules (only " ..

@@ -145,6 +145,48 @@ end}]])
         e:close()
     end)
 
+    it("keeps cjson's buffers within --lua-memory", function()
+        -- cjson builds its text in malloc'd buffers that the heap's cap does not see: 2,200
+        -- references to one 1 MB string made 2.2 GB there (the heap held 1 MB), and ratio 0
+        -- turned one sparse key into 2^31 nulls. A new instance per call kept a buffer each.
+        local path = t.write_rule("big.lua", REPORT .. [[
+local cjson = require "cjson"
+local s, refs = string.rep("x", 1000000), {}
+for i = 1, 2200 do refs[i] = s end
+local function try(name, f, ...)
+  local ok, err = pcall(f, ...)
+  see(name, ok and "allowed" or err:match("sipscope: .*$") or err)
+end
+return {on_request = function(m)
+  try("encode_big", cjson.encode, refs)
+  try("new", function() return cjson.new end)
+  try("keep_buffer", function() return cjson.encode_keep_buffer end)
+  try("max_depth", function() return cjson.encode_max_depth end)
+  try("sparse_ratio_0", cjson.encode_sparse_array, false, 0)
+  try("sparse_safe_huge", cjson.encode_sparse_array, false, 2, 2^31)
+  try("sparse_key", cjson.encode, {[2^31 - 1] = 1})
+  see("small", cjson.encode({"\1", 2}))
+end}]])
+        local e = t.engine{rules = {path}, config = {lua_memory = "64MiB"}}
+        e:sip(t.request("OPTIONS", {}))
+        assert.are.equal(1, seen(e, "encode_big", "sipscope: cjson.encode: the text could take " ..
+            "13200079202 bytes, more than --lua-memory (67108864)"))
+        -- 2 + 2200 * (6 * 1000000 + 2 + 34): six bytes a character at most, 34 an index
+        assert.are.equal(1, seen(e, "new", "sipscope: cjson.new is not available to rules"))
+        assert.are.equal(1, seen(e, "keep_buffer",
+            "sipscope: cjson.encode_keep_buffer is not available to rules"))
+        assert.are.equal(1, seen(e, "max_depth",
+            "sipscope: cjson.encode_max_depth is not available to rules"))
+        for _, name in ipairs({"sparse_ratio_0", "sparse_safe_huge"}) do
+            assert.are.equal(1, seen(e, name, "sipscope: cjson.encode_sparse_array: a ratio " ..
+                "below 1 or a safe index above 10000 is not available to rules (it lets one " ..
+                "sparse key make billions of nulls)"), name)
+        end
+        assert.are.equal(1, seen(e, "sparse_key", "Cannot serialise table: excessively sparse array"))
+        assert.are.equal(1, seen(e, "small", '["\\u0001",2]'))
+        e:close()
+    end)
+
     it("keeps string.dump, math.randomseed and deep gsub callbacks from rules", function()
         local path = t.write_rule("libs.lua", [[
 local function deep(s)
