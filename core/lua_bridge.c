@@ -1141,8 +1141,12 @@ static struct lb_family *find_family(struct lua_bridge *b, const char *name)
     return NULL;
 }
 
-/* A family of the engine (not a rule's) whose name or samples clash with name's; NULL if none. */
-static const char *clash_with_engine(struct lua_bridge *b, const char *name, enum metric_type t)
+/* A family whose name or samples clash with name's (a histogram x prints x_count, which a
+ * counter x_count would print again: promtool, and Prometheus, refuse the whole scrape); NULL if
+ * none. A rule family of the same name is no clash: metrics_family compares the schemas. An
+ * engine family of the same name is one. *is_rule tells whose the clash is. */
+static const char *clash_with(struct lua_bridge *b, const char *name, enum metric_type t,
+                              int *is_rule)
 {
     static char clash[160];
     char mine[3][160], theirs[3][160];
@@ -1153,16 +1157,20 @@ static const char *clash_with_engine(struct lua_bridge *b, const char *name, enu
     for (size_t i = 0; i < metrics_family_count(b->reg) && !found; i++) {
         struct metric_family *f = metrics_family_at(b->reg, i);
         const char *fname = metrics_family_name(f);
+        int rule = find_family(b, fname) != NULL;
         size_t n_theirs;
-        if (find_family(b, fname))
+        if (strcmp(fname, name) == 0) {
+            if (!rule)
+                found = fname;
             continue;
+        }
         n_theirs = sample_names(fname, metrics_family_type(f), theirs);
-        if (strcmp(fname, name) == 0)
-            found = fname;
         for (size_t x = 0; x < n_mine && !found; x++)
             for (size_t y = 0; y < n_theirs && !found; y++)
                 if (strcmp(mine[x], theirs[y]) == 0)
                     found = fname;
+        if (found)
+            *is_rule = rule;
     }
     if (found)
         snprintf(clash, sizeof(clash), "%s", found);
@@ -1186,6 +1194,7 @@ static int native_family(lua_State *L)
     struct metric_family *fam;
     struct lb_family *f;
     const char *clash;
+    int clash_is_rule = 0;
 
     luaL_checktype(L, 4, LUA_TTABLE);
     luaL_checktype(L, 5, LUA_TTABLE);
@@ -1210,10 +1219,16 @@ static int native_family(lua_State *L)
         buckets[i] = lua_tonumber(L, -1);
         lua_pop(L, 1);
     }
-    clash = clash_with_engine(b, name, t);
+    clash = clash_with(b, name, t, &clash_is_rule);
     if (clash) {
         lua_pushnil(L);
-        lua_pushfstring(L, "metric '%s' collides with the built-in family %s", name, clash);
+        if (clash_is_rule)
+            lua_pushfstring(L,
+                            "metric '%s' collides with the rule family %s (their samples would "
+                            "share a name; a family is kept until restart)",
+                            name, clash);
+        else
+            lua_pushfstring(L, "metric '%s' collides with the built-in family %s", name, clash);
         return 2;
     }
     fam =

@@ -527,6 +527,22 @@ return {}]]):format(name))
         end
     end)
 
+    it("refuse a name whose samples another rule family already prints", function()
+        -- A histogram x prints x_count: a counter x_count beside it made the exposition print
+        -- that sample twice, under two TYPE lines, and promtool (and Prometheus) refuse it.
+        local _, dir = t.write_rule("a.lua", [[
+local h = require("sipscope").histogram{name = "call_setup_seconds", buckets = {1}}
+return {}]])
+        t.write_rule("b.lua", [[
+local c = require("sipscope").counter{name = "call_setup_seconds_count"}
+return {}]], dir)
+        local ok, err = pcall(t.engine, {rules_dir = dir})
+        assert.is_false(ok)
+        assert.truthy(err:find("b.lua", 1, true), err)
+        assert.truthy(err:find("metric 'call_setup_seconds_count' collides with the rule " ..
+            "family call_setup_seconds", 1, true), err)
+    end)
+
     it("may only be declared at load time", function()
         local e = engine [[
 return {on_request = function(m) sip.counter{name = "late_total"} end}]]
