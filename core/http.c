@@ -668,6 +668,8 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
         0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(cfg->max_per_ip ? cfg->max_per_ip : HTTP_DEFAULT_MAX_PER_IP),
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S),
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_END);

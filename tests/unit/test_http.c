@@ -665,6 +665,73 @@ TEST(one_connection_serves_several_scrapes)
 /* --- Health, readiness, index, errors ----------------------------------------------------------
  */
 
+/* A connection from src (an IPv4 loopback address) to 127.0.0.1:port. */
+static int connect_from(const char *src, uint16_t port)
+{
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    inet_pton(AF_INET, src, &from.sin_addr);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(port);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A scrape over a new connection from src: 1 when it got 200, 0 when the server closed it. */
+static int scrape_from(const char *src, uint16_t port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct resp r = {0};
+    int fd = connect_from(src, port), ok;
+
+    if (fd < 0)
+        return -1;
+    ok = send_all(fd, req, sizeof(req) - 1) == 0 && read_resp(fd, false, &r) == 0 &&
+         r.status == 200;
+    resp_free(&r);
+    close(fd);
+    return ok;
+}
+
+/* One address holding connections open (half a request each, as a slow client does) takes at
+ * most max_per_ip of them: other addresses, Prometheus and the health probes, still get in. */
+TEST(one_address_cannot_take_every_connection)
+{
+    struct fixture f;
+    struct http_config cfg = {.listen_address = "127.0.0.1:0", .max_connections = 8,
+                              .max_per_ip = 4};
+    char err[256] = "";
+    int held[6];
+    fixture_init(&f);
+    struct http_server *srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
+    CHECK(srv != NULL);
+    if (!srv)
+        return;
+    for (int i = 0; i < 6; i++) {
+        held[i] = connect_from("127.0.0.3", http_port(srv));
+        CHECK(held[i] >= 0);
+        if (held[i] >= 0)
+            send_all(held[i], "GET /metrics HTTP/1.1\r\n", 24);
+    }
+    CHECK_INT(scrape_from("127.0.0.3", http_port(srv)), 0); /* its fifth and later: closed */
+    CHECK_INT(scrape_from("127.0.0.1", http_port(srv)), 1);
+    CHECK_INT(scrape_from("127.0.0.2", http_port(srv)), 1);
+    for (int i = 0; i < 6; i++)
+        if (held[i] >= 0)
+            close(held[i]);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
 TEST(healthy_answers_200_with_a_fixed_text)
 {
     struct metrics *reg = metrics_new(10);
