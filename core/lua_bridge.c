@@ -343,7 +343,7 @@ static void rehash_watch(struct lb_state *s, size_t osize, size_t nsize)
         return;
     if (nsize >= REHASH_BYTES) {
         /* A rehash that starts ends any unfinished interval: only the last one is excused. */
-        b->rehash_allow = (uint64_t)nsize * REHASH_NS_PER_BYTE;
+        __atomic_store_n(&b->rehash_allow, (uint64_t)nsize * REHASH_NS_PER_BYTE, __ATOMIC_RELAXED);
         s->rehash_size = nsize;
         __atomic_store_n(&b->rehash_start, cpu_ns(CLOCK_THREAD_CPUTIME_ID), __ATOMIC_RELEASE);
     } else if (nsize == 0 && start && osize * 2 >= s->rehash_size) {
@@ -549,7 +549,7 @@ static void *watchdog_main(void *arg)
         if (used - since >= b->cfg.budget_ns + (credit - credit_since)) {
             /* Re-sent every period while the call goes on, in case the error was caught. */
             union sigval v = {.sival_ptr = b};
-            b->armed_seq = seq;
+            __atomic_store_n(&b->armed_seq, seq, __ATOMIC_RELAXED);
             pthread_sigqueue(b->engine_thread, budget_signal, v);
         }
     }

@@ -147,6 +147,14 @@ static void remember_to_tag(struct sip_dialog *d, struct slice tag)
 static void confirm_dialog(struct sip_dialog *d, struct slice tag)
 {
     int i = dialog_slot(d, tag, true);
+    /* Every place holds an early dialog (a ring group of five phones or more): the answering
+     * fork takes the place of one that never answered. Untracked, a confirmed fork's BYE
+     * would not be told from the BYE that ends the last dialog. */
+    for (uint8_t k = 0; i < 0 && tag.len && k < d->n_to_tags; k++)
+        if (!(d->confirmed_tags & (1u << k))) {
+            d->to_tags[k] = tag_hash(tag);
+            i = k;
+        }
     if (i >= 0)
         d->confirmed_tags |= (uint8_t)(1u << i);
 }

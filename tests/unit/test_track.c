@@ -361,6 +361,28 @@ TEST(call_with_two_confirmed_forks_ends_with_the_last_dialog)
     track_free(f.tr);
 }
 
+/* A ring group of five: f5 answers when every place holds a ringing fork; f1's late 200 and its
+ * BYE follow. The call goes on with f5 until f5's BYE. */
+TEST(a_fifth_fork_that_answers_is_tracked_like_the_others)
+{
+    struct fixture f = {0};
+    static const char *const forks[] = {"f1", "f2", "f3", "f4", "f5"};
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    for (int i = 0; i < 5; i++)
+        RESP((uint64_t)(i + 1) * 100 * MS, 180, "z9hG4bK-1", 1, "INVITE", forks[i]);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "f5");
+    feed(&f, 1010 * MS, req("ACK", "z9hG4bK-2", 1, "ACK", "a1", "f5", ""));
+    RESP(1050 * MS, 200, "z9hG4bK-1", 1, "INVITE", "f1"); /* late final, a second dialog */
+    feed(&f, 1060 * MS, req("ACK", "z9hG4bK-3", 1, "ACK", "a1", "f1", ""));
+    feed(&f, 1070 * MS, req("BYE", "z9hG4bK-4", 2, "BYE", "a1", "f1", ""));
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    feed(&f, 31 * S, req("BYE", "z9hG4bK-5", 3, "BYE", "a1", "f5", ""));
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_END, 0)->delay, 30.0);
+    track_free(f.tr);
+}
+
 TEST(cancel_then_487_ends_the_call_as_cancel)
 {
     struct fixture f = {0};
