@@ -341,7 +341,10 @@ static void rehash_watch(struct lb_state *s, size_t osize, size_t nsize)
 
     if (!b->box.in_rule)
         return;
-    if (nsize >= REHASH_BYTES) {
+    /* A rehash allocates its new array afresh. A realloc (an array part that grows) is no
+     * rehash: it does its copying inside the allocator and has no free to end an interval,
+     * which then excused up to its whole allowance, 0.4 s for a 16 MB array. */
+    if (nsize >= REHASH_BYTES && osize == 0) {
         /* A rehash that starts ends any unfinished interval: only the last one is excused. */
         __atomic_store_n(&b->rehash_allow, (uint64_t)nsize * REHASH_NS_PER_BYTE, __ATOMIC_RELAXED);
         s->rehash_size = nsize;
@@ -356,18 +359,12 @@ static void rehash_watch(struct lb_state *s, size_t osize, size_t nsize)
 }
 
 /* The CPU time to subtract from a rule call's (watchdog): finished rehashes, and the one
- * under way up to its allowance but never more than one budget. Not every large allocation
- * is a rehash that its free will end (a grown array part is a realloc, a long string stays):
- * an interval left open excused up to its whole allowance (0.4 s for a 16 MB array) and let
- * the rule run that long. A real rehash still has its full time excused once its free ends
- * it. used: the engine thread's CPU time now. */
+ * under way up to its allowance. used: the engine thread's CPU time now. */
 static uint64_t rehash_credit(struct lua_bridge *b, uint64_t used)
 {
     uint64_t done = __atomic_load_n(&b->rehash_ns, __ATOMIC_RELAXED);
     uint64_t start = __atomic_load_n(&b->rehash_start, __ATOMIC_ACQUIRE);
     uint64_t allow = __atomic_load_n(&b->rehash_allow, __ATOMIC_RELAXED);
-    if (allow > b->cfg.budget_ns)
-        allow = b->cfg.budget_ns;
     if (start && used > start)
         done += used - start < allow ? used - start : allow;
     return done;

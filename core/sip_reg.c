@@ -158,15 +158,16 @@ static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg, uint64
     return NULL;
 }
 
-/* What the REGISTER asks to remove: RFC 3261 §10.2.2 "Contact: *" with "Expires: 0", or
- * contacts with expires=0. The 2xx lists only the bindings that remain, so the request is the
- * only place that names the removed ones. */
-static void note_removals(struct sip_reg_attempt *a, const struct sip_msg *msg)
+/* What the REGISTER asks: the removals (RFC 3261 §10.2.2 "Contact: *" with "Expires: 0", or
+ * contacts with expires=0; the 2xx lists only the bindings that remain, so the request is the
+ * only place that names the removed ones), and the expiry each other contact asks for. */
+static void note_contacts(struct sip_reg_attempt *a, const struct sip_msg *msg)
 {
     uint64_t aor = aor_key(msg->to_uri);
 
-    a->n_removals = 0;
+    a->n_asked = 0;
     a->remove_all = 0;
+    a->removals_cut = 0;
     for (uint32_t h = 0; h < msg->n_headers; h++) {
         struct slice item;
         size_t pos = 0;
@@ -180,12 +181,18 @@ static void note_removals(struct sip_reg_attempt *a, const struct sip_msg *msg)
                     a->remove_all = 1;
                 continue;
             }
-            if (sip_header_param(item, SLICE_LIT("expires"), &val))
+            bool own = sip_header_param(item, SLICE_LIT("expires"), &val);
+            if (own)
                 expires = parse_expires(val, a->req_expires);
-            if (expires == 0 && a->n_removals < SIP_REG_MAX_REMOVALS) {
+            if (expires != 0 && !own)
+                continue; /* the request's Expires header, kept in req_expires */
+            if (a->n_asked < SIP_REG_MAX_ASKED) {
                 uint64_t hash, check;
                 binding_key(aor, sip_addr_uri(item), &hash, &check);
-                a->removals[a->n_removals++] = removal_id(hash, check);
+                a->asked[a->n_asked] = removal_id(hash, check);
+                a->asked_expires[a->n_asked++] = expires;
+            } else if (expires == 0) {
+                a->removals_cut = 1;
             }
         }
     }
@@ -221,7 +228,7 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
         reg->sink.emit(reg->sink.ctx, &ev);
     }
     a->req_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), UINT32_MAX);
-    note_removals(a, msg);
+    note_contacts(a, msg);
     own(reg, txn, a);
 }
 
@@ -355,20 +362,55 @@ static void remove_listed(struct sip_reg_table *reg, const struct sip_reg_attemp
         if (b->aor_hash != aor)
             continue;
         drop = a->remove_all;
-        for (uint8_t r = 0; r < a->n_removals && !drop; r++)
-            drop = a->removals[r] == removal_id(b->node.hash, b->node.check);
+        for (uint8_t r = 0; r < a->n_asked && !drop; r++)
+            drop = a->asked_expires[r] == 0 &&
+                   a->asked[r] == removal_id(b->node.hash, b->node.check);
         if (drop)
             binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
     }
+}
+
+/* More removals than an attempt remembers: every binding of the AoR that the 2xx did not list
+ * (refresh at now) is gone (RFC 3261 §10.3 step 8: the 2xx lists them all). */
+static void remove_unlisted(struct sip_reg_table *reg, uint64_t aor, const struct sip_msg *msg,
+                            const struct packet *pkt, uint64_t now)
+{
+    uint32_t i = reg->aor_buckets[aor & reg->aor_mask] - 1;
+
+    while (i != TABLE_NONE) {
+        struct sip_binding *b = table_entry(&reg->bindings, i);
+        i = b->aor_next;
+        if (b->aor_hash == aor && b->t_refreshed != now)
+            binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
+    }
+}
+
+/* The expiry a 2xx contact without one of its own gets: the 2xx's Expires header, else what
+ * the request asked for this contact, else the request's Expires header (UINT32_MAX: none). */
+static uint32_t asked_expiry(const struct sip_reg_attempt *a, uint32_t hdr_expires, uint64_t aor,
+                             struct slice uri, bool has_hdr)
+{
+    uint64_t hash, check;
+    uint32_t id;
+
+    if (has_hdr || a->n_asked == 0)
+        return hdr_expires;
+    binding_key(aor, uri, &hash, &check);
+    id = removal_id(hash, check);
+    for (uint8_t r = 0; r < a->n_asked; r++)
+        if (a->asked[r] == id && a->asked_expires[r] != 0)
+            return a->asked_expires[r];
+    return hdr_expires;
 }
 
 static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attempt *a,
                            const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
 {
     uint64_t aor = aor_key(msg->to_uri);
-    uint32_t hdr_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), a->req_expires);
+    struct slice hdr = sip_msg_header(msg, SIP_HDR_EXPIRES);
+    uint32_t hdr_expires = parse_expires(hdr, a->req_expires);
 
-    if (a->remove_all || a->n_removals)
+    if (a->remove_all || a->n_asked)
         remove_listed(reg, a, aor, msg, pkt, now);
     /* RFC 3261 §10.3 step 8: the 2xx lists the AoR's current bindings with their expiry. */
     for (uint32_t h = 0; h < msg->n_headers; h++) {
@@ -384,6 +426,8 @@ static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attem
                 continue;
             if (sip_header_param(item, SLICE_LIT("expires"), &val))
                 expires = parse_expires(val, hdr_expires);
+            else
+                expires = asked_expiry(a, hdr_expires, aor, uri, hdr.len != 0);
             if (expires == UINT32_MAX)
                 expires = SIP_REG_DEFAULT_EXPIRES;
             if (expires > 0) {
@@ -396,6 +440,8 @@ static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attem
                 binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
         }
     }
+    if (a->removals_cut)
+        remove_unlisted(reg, aor, msg, pkt, now);
 }
 
 void sip_reg_on_final(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,

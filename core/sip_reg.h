@@ -14,7 +14,7 @@
 #include "track_event.h"
 
 #define SIP_REG_DEFAULT_EXPIRES 3600 /* RFC 3261 §10.2.1.1, when no expiry is given anywhere */
-#define SIP_REG_MAX_REMOVALS 4       /* contacts with expires=0 remembered from one REGISTER */
+#define SIP_REG_MAX_ASKED 4 /* contacts with an expiry of their own remembered from one REGISTER */
 #define SIP_BINDING_AOR_MAX 96
 #define SIP_BINDING_CONTACT_MAX 96
 
@@ -33,12 +33,17 @@ struct sip_reg_attempt {
     uint64_t t_first;     /* first REGISTER of the attempt */
     uint64_t t_challenge; /* the 401/407 waiting for a retry */
     uint32_t req_expires; /* Expires header of the latest REGISTER; UINT32_MAX when absent */
-    uint32_t removals[SIP_REG_MAX_REMOVALS]; /* binding hashes the request asked to remove */
+    /* The request's contacts that carry their own expiry (expires=N) or are removed (expires=0,
+     * or "Expires: 0"): binding ids and seconds. A 2xx contact without an expiry of its own
+     * and without an Expires header takes the request's (RFC 3261 §10.2.1.1). */
+    uint32_t asked[SIP_REG_MAX_ASKED];
+    uint32_t asked_expires[SIP_REG_MAX_ASKED];
     uint16_t labels[TRACK_MAX_LABELS];
     uint16_t challenge_code;
     uint8_t challenged;
-    uint8_t remove_all; /* "Contact: *" with "Expires: 0" */
-    uint8_t n_removals;
+    uint8_t remove_all;   /* "Contact: *" with "Expires: 0" */
+    uint8_t n_asked;
+    uint8_t removals_cut; /* more removals than places: the 2xx's list alone says what stays */
 };
 
 /* A live binding of a Contact to an AoR. */

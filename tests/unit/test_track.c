@@ -951,6 +951,42 @@ TEST(a_removal_drops_only_its_contact_when_one_key_half_collides)
     track_free(f.tr);
 }
 
+/* The 2xx lists the contact without an expiry and has no Expires header: the request's
+ * contact asked for 60 s (RFC 3261 §10.2.1.1), which beats the 3600 s default. */
+TEST(a_binding_without_an_expiry_in_the_2xx_takes_the_requests_contact_expiry)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>;expires=60", ""));
+    feed(&f, 10 * MS, register_ok(200, "z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>"));
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
+    track_advance(f.tr, 60 * S);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 0);
+    track_advance(f.tr, 61 * S);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 1);
+    track_free(f.tr);
+}
+
+/* Five contacts removed in one REGISTER, more than the attempt remembers by name: the 2xx lists
+ * none, so none stays. */
+TEST(a_register_removing_five_contacts_removes_all_five)
+{
+    struct fixture f = {0};
+    static const char five[] = "<sip:a@192.0.2.1>, <sip:b@192.0.2.1>, <sip:c@192.0.2.1>, "
+                               "<sip:d@192.0.2.1>, <sip:e@192.0.2.1>";
+    static const char five0[] = "<sip:a@192.0.2.1>;expires=0, <sip:b@192.0.2.1>;expires=0, "
+                                "<sip:c@192.0.2.1>;expires=0, <sip:d@192.0.2.1>;expires=0, "
+                                "<sip:e@192.0.2.1>;expires=0";
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, five, "Expires: 600\n"));
+    feed(&f, 10 * MS, register_ok(200, "z9hG4bK-r1", 1, five));
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 5);
+    feed(&f, 1 * S, register_msg("z9hG4bK-r2", 2, five0, ""));
+    feed(&f, 1 * S + 10 * MS, register_ok(200, "z9hG4bK-r2", 2, ""));
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 5);
+    track_free(f.tr);
+}
+
 /* A UA that (against RFC 3261 §8.1.1.2) puts the To-tag of the last 200 into its refresh: the
  * REGISTER is still an attempt that refreshes the binding, not an orphan in-dialog request. */
 TEST(a_refresh_register_with_a_to_tag_is_still_an_attempt)
