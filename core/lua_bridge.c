@@ -1175,82 +1175,120 @@ static const char *clash_with(struct lua_bridge *b, const char *name, enum metri
     return found ? clash : NULL;
 }
 
-/* family(name, help, type, {labels}, {buckets}, max_series) -> lightuserdata | nil, reason.
- * Only while committing: the registry gets the family now. */
-static int native_family(lua_State *L)
-{
-    struct lua_bridge *b = up_bridge(L);
-    const char *name = luaL_checkstring(L, 1);
-    const char *help = luaL_optstring(L, 2, NULL);
-    const char *tname = luaL_checkstring(L, 3);
-    lua_Number cap = luaL_checknumber(L, 6);
+/* The arguments of family() and family_check(): (name, help, type, {labels}, {buckets},
+ * max_series). The label names stay anchored by their table on the Lua stack. */
+struct family_args {
+    const char *name, *help;
+    enum metric_type type;
     const char *labels[METRICS_MAX_LABELS];
     double buckets[METRICS_MAX_BUCKETS];
-    size_t n_labels, n_buckets;
-    enum metric_type t;
-    struct metric_family *fam;
-    struct lb_family *f;
-    const char *clash;
-    int clash_is_rule = 0;
+    size_t n_labels, n_buckets, cap;
+};
 
+/* Reads the arguments and checks them against the registry; 0, or pushes nil and the reason
+ * and returns 2. Nothing is created. */
+static int family_args(lua_State *L, struct lua_bridge *b, struct family_args *a)
+{
+    const char *tname;
+    const char *clash;
+    int clash_is_rule = 0, rc;
+
+    a->name = luaL_checkstring(L, 1);
+    a->help = luaL_optstring(L, 2, NULL);
+    tname = luaL_checkstring(L, 3);
+    a->cap = (size_t)luaL_checknumber(L, 6);
     luaL_checktype(L, 4, LUA_TTABLE);
     luaL_checktype(L, 5, LUA_TTABLE);
-    t = strcmp(tname, "counter") == 0 ? METRIC_COUNTER
-        : strcmp(tname, "gauge") == 0 ? METRIC_GAUGE
-                                      : METRIC_HISTOGRAM;
-    n_labels = lua_objlen(L, 4);
-    n_buckets = lua_objlen(L, 5);
-    if (n_labels > METRICS_MAX_LABELS || n_buckets > METRICS_MAX_BUCKETS) {
+    a->type = strcmp(tname, "counter") == 0 ? METRIC_COUNTER
+              : strcmp(tname, "gauge") == 0 ? METRIC_GAUGE
+                                            : METRIC_HISTOGRAM;
+    a->n_labels = lua_objlen(L, 4);
+    a->n_buckets = lua_objlen(L, 5);
+    if (a->n_labels > METRICS_MAX_LABELS || a->n_buckets > METRICS_MAX_BUCKETS) {
         lua_pushnil(L);
         lua_pushfstring(L, "at most %d labels and %d buckets", METRICS_MAX_LABELS,
                         METRICS_MAX_BUCKETS);
         return 2;
     }
-    for (size_t i = 0; i < n_labels; i++) {
+    for (size_t i = 0; i < a->n_labels; i++) {
         lua_rawgeti(L, 4, (int)i + 1);
-        labels[i] = lua_tostring(L, -1); /* anchored by the table */
+        a->labels[i] = lua_tostring(L, -1); /* anchored by the table */
         lua_pop(L, 1);
     }
-    for (size_t i = 0; i < n_buckets; i++) {
+    for (size_t i = 0; i < a->n_buckets; i++) {
         lua_rawgeti(L, 5, (int)i + 1);
-        buckets[i] = lua_tonumber(L, -1);
+        a->buckets[i] = lua_tonumber(L, -1);
         lua_pop(L, 1);
     }
-    clash = clash_with(b, name, t, &clash_is_rule);
+    clash = clash_with(b, a->name, a->type, &clash_is_rule);
     if (clash) {
         lua_pushnil(L);
         if (clash_is_rule)
             lua_pushfstring(L,
                             "metric '%s' collides with the rule family %s (their samples would "
                             "share a name; a family is kept until restart)",
-                            name, clash);
+                            a->name, clash);
         else
-            lua_pushfstring(L, "metric '%s' collides with the built-in family %s", name, clash);
+            lua_pushfstring(L, "metric '%s' collides with the built-in family %s", a->name,
+                            clash);
         return 2;
     }
-    fam =
-        metrics_family(b->reg, name, help, t, labels, n_labels, buckets, n_buckets, (size_t)cap, 0);
+    rc = metrics_family_check(b->reg, a->name, a->type, a->labels, a->n_labels, a->buckets,
+                              a->n_buckets, a->cap);
+    if (rc == 0)
+        return 0;
+    lua_pushnil(L);
+    if (rc == -EEXIST)
+        lua_pushfstring(L,
+                        "metric '%s' was declared before with another type, labels or "
+                        "buckets; a family keeps its schema until restart",
+                        a->name);
+    else
+        lua_pushfstring(L, "metric '%s' (%s) is invalid: %s", a->name, type_name(a->type),
+                        strerror(-rc));
+    return 2;
+}
+
+/* family_check(name, help, type, {labels}, {buckets}, max_series) -> true | nil, reason.
+ * A reload checks every family before it creates any (metric.lua, commit). */
+static int native_family_check(lua_State *L)
+{
+    struct family_args a;
+    int n = family_args(L, up_bridge(L), &a);
+    if (n)
+        return n;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* family(name, help, type, {labels}, {buckets}, max_series) -> lightuserdata | nil, reason.
+ * Only while committing: the registry gets the family now. */
+static int native_family(lua_State *L)
+{
+    struct lua_bridge *b = up_bridge(L);
+    struct family_args a;
+    struct metric_family *fam;
+    struct lb_family *f;
+    int n = family_args(L, b, &a);
+
+    if (n)
+        return n;
+    fam = metrics_family(b->reg, a.name, a.help, a.type, a.labels, a.n_labels, a.buckets,
+                         a.n_buckets, a.cap, 0);
     if (!fam) {
         lua_pushnil(L);
-        if (find_family(b, name))
-            lua_pushfstring(L,
-                            "metric '%s' was declared before with another type, labels or "
-                            "buckets; a family keeps its schema until restart",
-                            name);
-        else
-            lua_pushfstring(L, "metric '%s' (%s) is invalid: %s", name, type_name(t),
-                            strerror(errno ? errno : EINVAL));
+        lua_pushfstring(L, "metric '%s': %s", a.name, strerror(errno ? errno : ENOMEM));
         return 2;
     }
-    f = find_family(b, name);
+    f = find_family(b, a.name);
     if (!f) {
         f = calloc(1, sizeof(*f));
-        if (!f || !(f->name = strdup(name))) {
+        if (!f || !(f->name = strdup(a.name))) {
             free(f);
             return luaL_error(L, "out of memory");
         }
         f->fam = fam;
-        f->cap = (uint32_t)cap;
+        f->cap = (uint32_t)a.cap;
         f->next = b->families;
         b->families = f;
     }
@@ -1995,6 +2033,7 @@ static int push_native(lua_State *L, struct lua_bridge *b)
     static const luaL_Reg fns[] = {
         {"declare_label", native_declare_label},
         {"family", native_family},
+        {"family_check", native_family_check},
         {"count_error", native_count_error},
         {"set_disabled", native_set_disabled},
         {"rule_seconds", native_rule_seconds},

@@ -731,6 +731,38 @@ fail:
     return NULL;
 }
 
+static bool family_args_valid(const char *name, enum metric_type type,
+                              const char *const *label_names, size_t n_labels,
+                              const double *buckets, size_t n_buckets, size_t series_cap)
+{
+    if (!valid_name(name, true) || type > METRIC_HISTOGRAM ||
+        !valid_labels(label_names, n_labels, type) || (n_labels && series_cap == 0) ||
+        (type != METRIC_HISTOGRAM && n_buckets) || n_buckets > METRICS_MAX_BUCKETS ||
+        (n_buckets && !buckets))
+        return false;
+    for (size_t i = 0; i < n_buckets; i++)
+        if (!isfinite(buckets[i]) || (i && !(buckets[i] > buckets[i - 1])))
+            return false;
+    return true;
+}
+
+int metrics_family_check(struct metrics *reg, const char *name, enum metric_type type,
+                         const char *const *label_names, size_t n_labels, const double *buckets,
+                         size_t n_buckets, size_t series_cap)
+{
+    struct metric_family *f;
+    int rc = 0;
+
+    if (!family_args_valid(name, type, label_names, n_labels, buckets, n_buckets, series_cap))
+        return -EINVAL;
+    metrics_lock(reg);
+    f = family_find_locked(reg, name);
+    if (f && !same_schema(f, type, label_names, n_labels, buckets, n_buckets))
+        rc = -EEXIST;
+    metrics_unlock(reg);
+    return rc;
+}
+
 struct metric_family *metrics_family(struct metrics *reg, const char *name, const char *help,
                                      enum metric_type type, const char *const *label_names,
                                      size_t n_labels, const double *buckets, size_t n_buckets,
@@ -738,18 +770,9 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
 {
     struct metric_family *f;
 
-    if (!valid_name(name, true) || type > METRIC_HISTOGRAM ||
-        !valid_labels(label_names, n_labels, type) || (n_labels && series_cap == 0) ||
-        (type != METRIC_HISTOGRAM && n_buckets) || n_buckets > METRICS_MAX_BUCKETS ||
-        (n_buckets && !buckets)) {
+    if (!family_args_valid(name, type, label_names, n_labels, buckets, n_buckets, series_cap)) {
         errno = EINVAL;
         return NULL;
-    }
-    for (size_t i = 0; i < n_buckets; i++) {
-        if (!isfinite(buckets[i]) || (i && !(buckets[i] > buckets[i - 1]))) {
-            errno = EINVAL;
-            return NULL;
-        }
     }
 
     metrics_lock(reg);

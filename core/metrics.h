@@ -87,6 +87,13 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
                                      size_t n_labels, const double *buckets, size_t n_buckets,
                                      size_t series_cap, unsigned flags);
 
+/* Whether metrics_family with these arguments would succeed, without creating anything: 0,
+ * -EINVAL (invalid arguments) or -EEXIST (the name is taken with another schema). A reload
+ * checks every family first, so that a refused one leaves the registry as it was. */
+int metrics_family_check(struct metrics *reg, const char *name, enum metric_type type,
+                         const char *const *label_names, size_t n_labels, const double *buckets,
+                         size_t n_buckets, size_t series_cap);
+
 /* Finds the family of that name, or NULL (also for a collector's name). */
 struct metric_family *metrics_family_find(struct metrics *reg, const char *name);
 

@@ -366,8 +366,36 @@ function M.declare(rule, kind, spec)
     })
 end
 
--- Creates every declared family; raises "path: reason" for the first one refused.
+-- The names a family's samples print under.
+local function sample_names(st)
+    if st.kind == "histogram" then
+        return {st.name .. "_bucket", st.name .. "_sum", st.name .. "_count"}
+    end
+    return {st.name}
+end
+
+-- Creates every declared family; raises "path: reason" for the first one refused. All are
+-- checked before any is created: a refused one leaves the registry as it was (a failed reload
+-- keeps the old rules, and must not leave the new ones' families behind, exported and holding
+-- their names until restart).
 function M.commit()
+    local samples = {}
+    for _, st in ipairs(declared) do
+        local ok, why = ctx.native.family_check(st.name, st.help, st.kind, st.labels, st.buckets,
+                                                st.cap)
+        if not ok then
+            error(st.rule.path .. ": " .. why, 0)
+        end
+        for _, sample in ipairs(sample_names(st)) do
+            local other = samples[sample]
+            if other then
+                error(st.rule.path .. ": metric '" .. st.name .. "' collides with '" ..
+                    other.name .. "' of " .. other.rule.path .. " (their samples would share " ..
+                    "the name " .. sample .. ")", 0)
+            end
+            samples[sample] = st
+        end
+    end
     for _, st in ipairs(declared) do
         local fam, why = ctx.native.family(st.name, st.help, st.kind, st.labels, st.buckets, st.cap)
         if not fam then

@@ -539,8 +539,27 @@ return {}]], dir)
         local ok, err = pcall(t.engine, {rules_dir = dir})
         assert.is_false(ok)
         assert.truthy(err:find("b.lua", 1, true), err)
+        assert.truthy(err:find("metric 'call_setup_seconds_count' collides with " ..
+            "'call_setup_seconds' of ", 1, true), err)
+        assert.truthy(err:find("(their samples would share the name call_setup_seconds_count)",
+            1, true), err)
+    end)
+
+    it("refuse a name whose samples a rule family of an earlier load prints", function()
+        -- Families stay until restart: a reload must not add a sample name they print.
+        local path, dir = t.write_rule("a.lua", [[
+local h = require("sipscope").histogram{name = "call_setup_seconds", buckets = {1}}
+return {}]])
+        local e = t.engine{rules_dir = dir}
+        os.remove(path)
+        t.write_rule("b.lua", [[
+local c = require("sipscope").counter{name = "call_setup_seconds_count"}
+return {}]], dir)
+        local ok, err = e:reload()
+        assert.is_false(ok)
         assert.truthy(err:find("metric 'call_setup_seconds_count' collides with the rule " ..
             "family call_setup_seconds", 1, true), err)
+        e:close()
     end)
 
     it("may only be declared at load time", function()

@@ -90,6 +90,35 @@ return {}]], dir)
         e:close()
     end)
 
+    it("leaves no family of a reload that failed", function()
+        -- The new file declares new_total, then a family whose schema changed: the reload
+        -- fails, and new_total must not be left in the registry (exported, and holding its
+        -- name and type until restart, so that the corrected file below was refused).
+        local _, dir = t.write_rule("count.lua", COUNTER:format(1))
+        local e = t.engine{rules_dir = dir}
+        options(e, 1)
+        t.write_rule("count.lua", [[
+local sip = require "sipscope"
+local n = sip.counter{name = "new_total"}
+local c = sip.counter{name = "r_requests_total", labels = {"other"}}
+return {}]], dir)
+        local ok, err = e:reload()
+        assert.is_false(ok)
+        assert.truthy(err:find("metric 'r_requests_total' was declared before", 1, true), err)
+        assert.is_false(pcall(e.metric, e, "new_total")) -- no such family
+        assert.falsy(e:exposition():find("new_total", 1, true))
+        t.write_rule("count.lua", [[
+local sip = require "sipscope"
+local n = sip.gauge{name = "new_total"}
+local c = sip.counter{name = "r_requests_total", labels = {"method"}}
+return {on_request = function(m) n:set(7) end}]], dir)
+        assert.is_true(e:reload())
+        options(e, 2)
+        assert.are.equal(7, e:metric("new_total"))
+        assert.are.equal(1, e:metric("r_requests_total", {method = "OPTIONS"}))
+        e:close()
+    end)
+
     it("re-enables a rule its breaker disabled, and loads new files", function()
         local _, dir = t.write_rule("boom.lua", "return {on_request = function(m) error('x') end}")
         local e = t.engine{rules_dir = dir, config = {breaker_errors = 2}}
