@@ -369,9 +369,16 @@ static void evict_one(struct sip_dialog_table *tbl)
         victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_CONFIRMED);
     d = table_entry(&tbl->t, victim);
     /* The call ends at the time of its last known event, not at the evicting packet's time. */
+    uint64_t last = d->t_answer > d->t_start ? d->t_answer : d->t_start;
+    /* Every attempt gets an outcome (METRICS.md), or the ratios count it as one still ringing
+     * forever: what is known (a challenge left without retry, a failure on another hop), else
+     * timeout. */
+    if (!(d->flags & SIP_DIALOG_F_OUTCOME))
+        decide_outcome(tbl, d,
+                       (d->flags & SIP_DIALOG_F_CHALLENGED) ? d->challenge_code : d->copy_failure,
+                       NULL, NULL, last);
     if (d->state != SIP_DIALOG_ENDED)
-        end_call(tbl, d, SIP_END_EVICTED, NULL, NULL,
-                 d->t_answer > d->t_start ? d->t_answer : d->t_start);
+        end_call(tbl, d, SIP_END_EVICTED, NULL, NULL, last);
     table_remove(&tbl->t, victim);
     tbl->evictions++;
 }
