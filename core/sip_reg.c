@@ -198,6 +198,14 @@ static void note_contacts(struct sip_reg_attempt *a, const struct sip_msg *msg)
     }
 }
 
+/* Ends an attempt that no final will end: a challenge left without retry is its outcome, else
+ * timeout. */
+static void attempt_give_up(struct sip_reg_table *reg, struct sip_reg_attempt *a, uint64_t when)
+{
+    emit_outcome(reg, a, a->challenged ? a->challenge_code : 0, NULL, NULL, when);
+    table_remove(&reg->attempts, table_index(&reg->attempts, a));
+}
+
 void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
                         const struct packet *pkt, uint64_t now)
 {
@@ -208,15 +216,16 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
 
     if (a) {
         a->challenged = 0;
-        table_set_deadline(&reg->attempts, table_index(&reg->attempts, a), TABLE_NO_DEADLINE);
     } else {
         struct track_event ev = {.type = TRACK_REG_ATTEMPT, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = SIP_METHOD_REGISTER};
         idx = table_insert(&reg->attempts, hash, check, 0);
         if (idx == TABLE_NONE) {
-            /* Full: the oldest attempt still waiting gives way. Its transaction, if any, will
-             * no longer find it: the attempt stays without an outcome, as counted. */
-            table_remove(&reg->attempts, table_oldest(&reg->attempts, 0));
+            /* Full: the oldest attempt still waiting gives way, with the outcome it has so far
+             * (its challenge, else timeout): its transaction will no longer find it. */
+            struct sip_reg_attempt *old = table_entry(&reg->attempts,
+                                                      table_oldest(&reg->attempts, 0));
+            attempt_give_up(reg, old, now);
             reg->attempt_evictions++;
             idx = table_insert(&reg->attempts, hash, check, 0);
         }
@@ -227,6 +236,9 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
         ev.labels = a->labels;
         reg->sink.emit(reg->sink.ctx, &ev);
     }
+    /* The transaction's Timer F (64*T1) ends the attempt; this later deadline is for one whose
+     * transaction a full table evicted, which would otherwise wait without an outcome. */
+    table_set_deadline(&reg->attempts, table_index(&reg->attempts, a), now + 2 * reg->retry_window);
     a->req_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), UINT32_MAX);
     note_contacts(a, msg);
     own(reg, txn, a);
@@ -478,10 +490,8 @@ bool sip_reg_run_timer(struct sip_reg_table *reg, uint64_t now)
     uint32_t idx;
 
     if (da <= db && (idx = table_due(&reg->attempts, now)) != TABLE_NONE) {
-        /* No retry came: the challenge is the attempt's outcome. */
-        struct sip_reg_attempt *a = table_entry(&reg->attempts, idx);
-        emit_outcome(reg, a, a->challenge_code, NULL, NULL, da);
-        table_remove(&reg->attempts, idx);
+        /* No retry came after a challenge, or (its transaction evicted) no final at all. */
+        attempt_give_up(reg, table_entry(&reg->attempts, idx), da);
         return true;
     }
     if ((idx = table_due(&reg->bindings, now)) != TABLE_NONE) {

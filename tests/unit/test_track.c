@@ -990,6 +990,38 @@ TEST(a_register_removing_five_contacts_removes_all_five)
     track_free(f.tr);
 }
 
+/* Three unanswered REGISTERs in a transactions table of two: the first one's transaction is
+ * evicted, so its Timer F never fires. Its attempt still gets its outcome, timeout, at 64*T1. */
+TEST(a_register_whose_transaction_was_evicted_still_gets_an_outcome)
+{
+    struct fixture f = {0};
+    char msg[512];
+    track_config_defaults(&f.cfg);
+    f.cfg.max_transactions = 2;
+    setup(&f);
+    for (int i = 0; i < 3; i++) {
+        snprintf(msg, sizeof(msg),
+                 "REGISTER sip:example.com SIP/2.0\n"
+                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-e%d\n"
+                 "From: <sip:u%d@example.com>;tag=t%d\n"
+                 "To: <sip:u%d@example.com>\n"
+                 "Call-ID: evict-%d\n"
+                 "CSeq: 1 REGISTER\n"
+                 "Contact: <sip:u%d@192.0.2.1>\n"
+                 "Content-Length: 0\n\n",
+                 i, i, i, i, i, i);
+        feed(&f, (uint64_t)i * S, msg);
+    }
+    track_advance(f.tr, 40 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 3);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 2); /* Timer F of the second and third */
+    track_advance(f.tr, 64 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 3);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 2)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 2)->time_ns, 64 * S);
+    track_free(f.tr);
+}
+
 /* A UA that (against RFC 3261 §8.1.1.2) puts the To-tag of the last 200 into its refresh: the
  * REGISTER is still an attempt that refreshes the binding, not an orphan in-dialog request. */
 TEST(a_refresh_register_with_a_to_tag_is_still_an_attempt)
