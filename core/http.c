@@ -387,8 +387,9 @@ static bool accepts_gzip(const char *h)
                 p++;
             }
         }
-        if (tlen && (ascii_ieq(tok, tlen, "gzip") || ascii_ieq(tok, tlen, "x-gzip")))
-            return !zero_q;
+        /* "x-gzip;q=0, gzip": a refused spelling does not hide the other. */
+        if (tlen && (ascii_ieq(tok, tlen, "gzip") || ascii_ieq(tok, tlen, "x-gzip")) && !zero_q)
+            return true;
     }
     return false;
 }

@@ -567,6 +567,7 @@ TEST(accept_encoding_is_read_token_by_token_with_q_values)
         {"gzip;q=0", false},
         {"gzip;q=0.000", false},
         {"gzip; Q=0.0, deflate", false},
+        {"x-gzip;q=0, gzip", true},
         {"identity", false},
         {"br", false},
         {"*", false},
