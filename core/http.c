@@ -95,6 +95,18 @@ int http_addr_parse(const char *s, struct http_addr *out, char *err, size_t errl
                      s, host);
             goto bad;
         }
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+            /* [::ffff:a.b.c.d] is an IPv4 address: Linux refuses to bind it on an IPv6-only
+             * socket, so it is bound as what it is. */
+            struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+            memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+            memset(&out->sa, 0, sizeof(out->sa));
+            memcpy(&out->sa, &a4, sizeof(a4));
+            out->sa_len = sizeof(a4);
+            out->dual_stack = false;
+            out->port = port;
+            return 0;
+        }
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons(port);
         out->sa_len = sizeof(*a6);

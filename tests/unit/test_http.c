@@ -305,7 +305,8 @@ TEST(listen_addresses_parse_to_family_port_and_stack)
         {"[::1]:9469", AF_INET6, false, 9469, "[::1]:9469"},
         {"[::]:9469", AF_INET6, true, 9469, "[::]:9469"},
         {"[2001:db8::5]:80", AF_INET6, false, 80, "[2001:db8::5]:80"},
-        {"[::ffff:10.0.0.1]:8080", AF_INET6, false, 8080, "[::ffff:10.0.0.1]:8080"},
+        /* an IPv4-mapped address is bound as IPv4: an IPv6-only socket refuses it */
+        {"[::ffff:10.0.0.1]:8080", AF_INET, false, 8080, "10.0.0.1:8080"},
         {"127.0.0.1:009632", AF_INET, false, 9632, "127.0.0.1:9632"},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -323,6 +324,26 @@ TEST(listen_addresses_parse_to_family_port_and_stack)
                                                       : sizeof(struct sockaddr_in6));
         CHECK_STR(http_addr_format(&a, out, sizeof(out)), good[i].formatted);
     }
+}
+
+TEST(an_ipv4_mapped_listen_address_serves)
+{
+    struct fixture f;
+    struct http_config cfg = {.listen_address = "[::ffff:127.0.0.1]:0"};
+    char err[256] = "";
+    struct resp r = {0};
+    fixture_init(&f);
+    struct http_server *srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        metrics_free(f.reg);
+        return;
+    }
+    CHECK_INT(request(http_port(srv), "GET", "/-/healthy", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    resp_free(&r);
+    http_stop(srv);
+    metrics_free(f.reg);
 }
 
 TEST(bad_listen_addresses_say_what_is_wrong)
