@@ -129,11 +129,18 @@ local function classify(err)
     return "runtime"
 end
 
+-- An error message fit for one log line: a rule's error() can carry megabytes, which made one
+-- log line as long (and the concatenation could run out of memory in trusted code).
+local MAX_MESSAGE = 1024
+
 local function message_of(err)
     if err == TIMEOUT then
         return "ran past the rule budget"
     end
     if type(err) == "string" then
+        if #err > MAX_MESSAGE then
+            return err:sub(1, MAX_MESSAGE) .. "... (" .. #err .. " bytes)"
+        end
         return err
     end
     return "(error object is a " .. type(err) .. ")"
