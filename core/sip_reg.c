@@ -382,17 +382,41 @@ static void remove_listed(struct sip_reg_table *reg, const struct sip_reg_attemp
     }
 }
 
-/* More removals than an attempt remembers: every binding of the AoR that the 2xx did not list
- * (refresh at now) is gone (RFC 3261 §10.3 step 8: the 2xx lists them all). */
+#define LISTED_MAX 64
+
+/* More removals than an attempt remembers: every binding of the AoR that the 2xx does not list
+ * is gone (RFC 3261 §10.3 step 8: the 2xx lists them all). By the 2xx's own list, not by refresh
+ * time: another REGISTER's 2xx at the same instant refreshed its binding too. A 2xx listing more
+ * than LISTED_MAX contacts removes nothing this way. */
 static void remove_unlisted(struct sip_reg_table *reg, uint64_t aor, const struct sip_msg *msg,
                             const struct packet *pkt, uint64_t now)
 {
-    uint32_t i = reg->aor_buckets[aor & reg->aor_mask] - 1;
+    uint32_t listed[LISTED_MAX], n = 0;
+    uint32_t i;
 
+    for (uint32_t h = 0; h < msg->n_headers; h++) {
+        struct slice item;
+        size_t pos = 0;
+        if (msg->headers[h].id != SIP_HDR_CONTACT)
+            continue;
+        while (sip_list_next(msg->headers[h].value, &pos, &item)) {
+            uint64_t hash, check;
+            if (n == LISTED_MAX)
+                return;
+            binding_key(aor, sip_addr_uri(item), &hash, &check);
+            listed[n++] = removal_id(hash, check);
+        }
+    }
+    i = reg->aor_buckets[aor & reg->aor_mask] - 1;
     while (i != TABLE_NONE) {
         struct sip_binding *b = table_entry(&reg->bindings, i);
+        bool keep = false;
         i = b->aor_next;
-        if (b->aor_hash == aor && b->t_refreshed != now)
+        if (b->aor_hash != aor)
+            continue;
+        for (uint32_t k = 0; k < n && !keep; k++)
+            keep = listed[k] == removal_id(b->node.hash, b->node.check);
+        if (!keep)
             binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
     }
 }

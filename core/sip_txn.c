@@ -50,8 +50,7 @@ struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key
 struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_key *key,
                                enum sip_method method, uint64_t now)
 {
-    uint8_t cls = method == SIP_METHOD_INVITE ? SIP_TXN_CLASS_LIVE_INVITE : SIP_TXN_CLASS_LIVE;
-    uint32_t idx = table_insert(&tbl->t, key->hash, key->check, cls);
+    uint32_t idx = table_insert(&tbl->t, key->hash, key->check, SIP_TXN_CLASS_LIVE);
     struct sip_txn *txn;
 
     if (idx == TABLE_NONE) {
@@ -59,10 +58,10 @@ struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_k
         if (victim == TABLE_NONE)
             victim = table_oldest(&tbl->t, SIP_TXN_CLASS_LIVE);
         if (victim == TABLE_NONE)
-            victim = table_oldest(&tbl->t, SIP_TXN_CLASS_LIVE_INVITE);
+            victim = table_oldest(&tbl->t, SIP_TXN_CLASS_PROCEEDING_INVITE);
         table_remove(&tbl->t, victim);
         tbl->evictions++;
-        idx = table_insert(&tbl->t, key->hash, key->check, cls);
+        idx = table_insert(&tbl->t, key->hash, key->check, SIP_TXN_CLASS_LIVE);
     }
     txn = table_entry(&tbl->t, idx);
     txn->t_first = now;
@@ -88,6 +87,11 @@ bool sip_txn_response_seen(struct sip_txn *txn, const struct sip_msg *msg)
     else
         txn->responses[SIP_TXN_MAX_RESPONSES - 1] = fp;
     return false;
+}
+
+void sip_txn_proceeding(struct sip_txn_table *tbl, struct sip_txn *txn)
+{
+    table_set_class(&tbl->t, table_index(&tbl->t, txn), SIP_TXN_CLASS_PROCEEDING_INVITE);
 }
 
 void sip_txn_finish(struct sip_txn_table *tbl, struct sip_txn *txn, enum sip_txn_state state)

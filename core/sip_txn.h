@@ -22,14 +22,15 @@ enum sip_txn_state {
     SIP_TXN_TIMED_OUT,   /* no final in time; kept to recognise copies */
 };
 
-/* Age lists, in eviction order: completed transactions go first, then live non-INVITE ones,
- * live INVITEs last. An INVITE's transaction decides its call's outcome; a scanner's flood of
- * unanswered OPTIONS or REGISTERs keeps each of its transactions live for Timer F (32 s) and
- * must not push the calls' INVITEs out of a full table. */
+/* Age lists, in eviction order: completed transactions go first, then those without any
+ * response yet (any method), INVITEs with a provisional (ringing calls) last. A scanner's
+ * flood of requests nobody answers keeps each of its transactions live for Timer F or B
+ * (32 s) and must not push out the calls that ring (their final decides the outcome); nor,
+ * as INVITEs, the REGISTERs and BYEs waiting for their answer. */
 enum sip_txn_class {
     SIP_TXN_CLASS_DONE = 0,
     SIP_TXN_CLASS_LIVE = 1,
-    SIP_TXN_CLASS_LIVE_INVITE = 2,
+    SIP_TXN_CLASS_PROCEEDING_INVITE = 2,
 };
 
 enum sip_txn_owner {
@@ -83,12 +84,15 @@ void sip_txn_fini(struct sip_txn_table *tbl);
  * to find the INVITE an ACK or a CANCEL refers to; for a response pass its CSeq method). */
 void sip_txn_key(const struct sip_msg *msg, enum sip_method method, struct sip_txn_key *key);
 
+/* An INVITE transaction got its first provisional: it goes to the list evicted last. */
+void sip_txn_proceeding(struct sip_txn_table *tbl, struct sip_txn *txn);
+
 /* The live or remembered transaction with this key and method, or NULL. */
 struct sip_txn *sip_txn_find(struct sip_txn_table *tbl, const struct sip_txn_key *key);
 
 /* Creates a transaction for a request first seen at now (state SIP_TXN_CALLING, no deadline).
- * When the table is full the oldest completed transaction, else the oldest live non-INVITE
- * one, else the oldest live INVITE, is evicted and counted in tbl->evictions. Returns the transaction (never NULL: cap >= 1). */
+ * When the table is full the oldest completed transaction, else the oldest without a response,
+ * else the oldest ringing INVITE, is evicted and counted in tbl->evictions. Returns the transaction (never NULL: cap >= 1). */
 struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_key *key,
                                enum sip_method method, uint64_t now);
 

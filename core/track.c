@@ -341,6 +341,8 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     }
     if (code < 200) {
         if (txn->state == SIP_TXN_CALLING || txn->state == SIP_TXN_PROCEEDING) {
+            if (txn->state == SIP_TXN_CALLING && txn->method == SIP_METHOD_INVITE)
+                sip_txn_proceeding(&tr->txns, txn); /* a call that rings: evicted last */
             txn->state = SIP_TXN_PROCEEDING;
             txn->t_prov = now;
             /* Timer C (RFC 3261 §16.6 step 11) restarts with every provisional. */

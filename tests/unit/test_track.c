@@ -671,6 +671,36 @@ TEST(the_same_invite_retried_at_another_server_after_a_503_is_a_new_call)
     track_free(f.tr);
 }
 
+/* After the call ended, the same INVITE on the same branch (a retransmission whose transaction
+ * a full table let go) or from another sender (a proxy forwarding late) is still that call. */
+TEST(the_same_invite_resent_or_forwarded_after_the_end_is_not_a_new_call)
+{
+    struct fixture f = {0};
+    char copy[512];
+    track_config_defaults(&f.cfg);
+    f.cfg.max_transactions = 2;
+    setup(&f);
+    INVITE(0, "z9hG4bK-s1", 1);
+    RESP(100 * MS, 486, "z9hG4bK-s1", 1, "INVITE", "s1");
+    feed(&f, 110 * MS, req("OPTIONS", "z9hG4bK-o1", 9, "OPTIONS", "o1", "", ""));
+    feed(&f, 120 * MS, req("OPTIONS", "z9hG4bK-o2", 9, "OPTIONS", "o2", "", ""));
+    INVITE(500 * MS, "z9hG4bK-s1", 1); /* its transaction was evicted: a retransmission */
+    snprintf(copy, sizeof(copy),
+             "INVITE sip:bob@example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP proxy.example.com:5060;branch=z9hG4bK-p1\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-s1\n"
+             "From: <sip:alice@example.com>;tag=a1\n"
+             "To: <sip:bob@example.com>\n"
+             "Call-ID: call-1@192.0.2.1\n"
+             "CSeq: 1 INVITE\n"
+             "Content-Length: 0\n\n");
+    feed(&f, 600 * MS, copy); /* a late copy from a proxy */
+    RESP(700 * MS, 486, "z9hG4bK-p1", 1, "INVITE", "s1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    track_free(f.tr);
+}
+
 TEST(the_same_invite_retried_after_its_timeout_is_a_new_call)
 {
     struct fixture f = {0};
@@ -789,7 +819,7 @@ TEST(full_call_table_evicts_the_oldest_unanswered_call)
 
 /* A scanner's unanswered OPTIONS fill a small transactions table while a call rings: they push
  * each other out, not the call's INVITE, whose 200 then still answers the call. */
-TEST(full_transactions_table_keeps_live_invites_over_other_requests)
+TEST(full_transactions_table_keeps_ringing_invites_over_unanswered_requests)
 {
     struct fixture f = {0};
     char options[512];
@@ -797,6 +827,7 @@ TEST(full_transactions_table_keeps_live_invites_over_other_requests)
     f.cfg.max_transactions = 4;
     setup(&f);
     INVITE(0, "z9hG4bK-1", 1);
+    RESP(5 * MS, 100, "z9hG4bK-1", 1, "INVITE", "");
     for (int i = 0; i < 6; i++) {
         snprintf(options, sizeof(options),
                  "OPTIONS sip:probe@example.com SIP/2.0\n"
@@ -971,7 +1002,7 @@ TEST(a_binding_without_an_expiry_in_the_2xx_takes_the_requests_contact_expiry)
 }
 
 /* Five contacts removed in one REGISTER, more than the attempt remembers by name: the 2xx lists
- * none, so none stays. */
+ * none of the AoR's bindings, so none stays. */
 TEST(a_register_removing_five_contacts_removes_all_five)
 {
     struct fixture f = {0};
@@ -980,13 +1011,41 @@ TEST(a_register_removing_five_contacts_removes_all_five)
     static const char five0[] = "<sip:a@192.0.2.1>;expires=0, <sip:b@192.0.2.1>;expires=0, "
                                 "<sip:c@192.0.2.1>;expires=0, <sip:d@192.0.2.1>;expires=0, "
                                 "<sip:e@192.0.2.1>;expires=0";
+    /* Another device's binding y of the same AoR, refreshed by a 2xx at the very instant the
+     * removal's 2xx comes: a 2xx that does not list it removes it all the same. */
+    static const char other_reg[] = "REGISTER sip:example.com SIP/2.0\n"
+                                     "Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-y%u\n"
+                                     "From: <sip:alice@example.com>;tag=y%u\n"
+                                     "To: <sip:alice@example.com>\n"
+                                     "Call-ID: reg-y@192.0.2.9\n"
+                                     "CSeq: %u REGISTER\n"
+                                     "Contact: <sip:y@192.0.2.9>\n"
+                                     "Expires: 600\n"
+                                     "Content-Length: 0\n\n";
+    static const char other_ok[] = "SIP/2.0 200 OK\n"
+                                    "Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-y%u\n"
+                                    "From: <sip:alice@example.com>;tag=y%u\n"
+                                    "To: <sip:alice@example.com>;tag=srv\n"
+                                    "Call-ID: reg-y@192.0.2.9\n"
+                                    "CSeq: %u REGISTER\n"
+                                    "Contact: <sip:y@192.0.2.9>;expires=600\n"
+                                    "Content-Length: 0\n\n";
+    char buf[1024];
     setup(&f);
+    snprintf(buf, sizeof(buf), other_reg, 1u, 1u, 1u);
+    feed(&f, 0, buf);
+    snprintf(buf, sizeof(buf), other_ok, 1u, 1u, 1u);
+    feed(&f, 5 * MS, buf);
     feed(&f, 0, register_msg("z9hG4bK-r1", 1, five, "Expires: 600\n"));
     feed(&f, 10 * MS, register_ok(200, "z9hG4bK-r1", 1, five));
-    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 5);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 6);
+    snprintf(buf, sizeof(buf), other_reg, 2u, 2u, 2u);
+    feed(&f, 1 * S, buf);
     feed(&f, 1 * S, register_msg("z9hG4bK-r2", 2, five0, ""));
+    snprintf(buf, sizeof(buf), other_ok, 2u, 2u, 2u);
+    feed(&f, 1 * S + 10 * MS, buf);
     feed(&f, 1 * S + 10 * MS, register_ok(200, "z9hG4bK-r2", 2, ""));
-    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 5);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 6);
     track_free(f.tr);
 }
 
@@ -1019,6 +1078,29 @@ TEST(a_register_whose_transaction_was_evicted_still_gets_an_outcome)
     CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 3);
     CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 2)->code, 0);
     CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 2)->time_ns, 64 * S);
+    track_free(f.tr);
+}
+
+/* A flood of INVITEs nobody answers (a scanner) does not push out a REGISTER waiting for its
+ * answer that came after them: the oldest unanswered transaction goes first. */
+TEST(full_transactions_table_evicts_the_oldest_unanswered_request_of_any_method)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.max_transactions = 4;
+    setup(&f);
+    feed(&f, 0, invite_call("scan-1", "z9hG4bK-x1"));
+    feed(&f, 10 * MS, invite_call("scan-2", "z9hG4bK-x2"));
+    feed(&f, 20 * MS, invite_call("scan-3", "z9hG4bK-x3"));
+    feed(&f, 30 * MS, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>", ""));
+    feed(&f, 40 * MS, invite_call("scan-4", "z9hG4bK-x4"));
+    feed(&f, 50 * MS, register_ok(200, "z9hG4bK-r1", 1, "<sip:alice@192.0.2.1:5060>;expires=60"));
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.transaction_evictions, 1); /* scan-1's */
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 200);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
     track_free(f.tr);
 }
 
