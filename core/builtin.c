@@ -9,6 +9,10 @@
 #include "sip_reg.h"
 
 #define BUILTIN_SERIES_CAP 10000 /* METRICS.md: per built-in family */
+/* A loss is counted only for label values that have their own attempts series: never more than
+ * the attempts family holds, so the hidden families never overflow (nor show up in
+ * sipscope_series_overflow_total). */
+#define LOST_SERIES_CAP (BUILTIN_SERIES_CAP + 1)
 #define CODE_MIN 100
 #define CODE_COUNT 600
 
@@ -45,7 +49,8 @@ enum fam {
     F_RRD,
     F_REG_ACTIVE,
     F_NEGATIVE,
-    F_LOST,
+    F_LOST_SESSION,
+    F_LOST_REGISTRATION,
     F_COUNT
 };
 
@@ -137,10 +142,14 @@ static const struct fam_def defs[F_COUNT] = {
                     METRIC_COUNTER, {NULL}, NULL, 0, 0},
     /* Outcomes (or completions) that found their family full and went to its overflow series,
      * by the operator labels of their call or registration: the ratio gauges leave those label
-     * values out rather than show a made-up value (METRICS.md: no fake 0). Hidden. */
-    [F_LOST] = {"sipscope_ratio_inputs_lost_total",
-                "Outcomes and completions counted in an overflow series, by ratio kind.",
-                METRIC_COUNTER, {"kind"}, NULL, 0, 1, METRIC_HIDDEN},
+     * values out rather than show a made-up value (METRICS.md: no fake 0). Hidden. One per
+     * kind of ratio: registrations' losses say nothing of the calls'. */
+    [F_LOST_SESSION] = {"sipscope_session_ratio_inputs_lost_total",
+                        "Call outcomes and completions counted in an overflow series.",
+                        METRIC_COUNTER, {NULL}, NULL, 0, 1, METRIC_HIDDEN},
+    [F_LOST_REGISTRATION] = {"sipscope_registration_ratio_inputs_lost_total",
+                             "Registration outcomes counted in an overflow series.",
+                             METRIC_COUNTER, {NULL}, NULL, 0, 1, METRIC_HIDDEN},
 };
 
 struct code_sym {
@@ -192,7 +201,7 @@ struct builtin {
     uint32_t code_sym[CODE_COUNT];
     struct code_sym by_sym[CODE_COUNT]; /* code_sym sorted by symbol, for the ratio collector */
     uint32_t timeout_sym, request_sym, response_sym, success_sym, failure_sym;
-    uint32_t session_sym, registration_sym, overflow_sym; /* F_LOST's kinds; overflow labels */
+    uint32_t overflow_sym; /* the overflow series' labels */
     uint32_t state_sym[SIP_DIALOG_STATE_COUNT];
     uint32_t end_sym[SIP_END_COUNT];
     uint64_t negative;
@@ -262,8 +271,6 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
     b->response_sym = intern(reg, "response");
     b->success_sym = intern(reg, "success");
     b->failure_sym = intern(reg, "failure");
-    b->session_sym = intern(reg, "session");
-    b->registration_sym = intern(reg, "registration");
     b->overflow_sym = intern(reg, METRICS_OVERFLOW_VALUE);
     for (int s = 0; s < SIP_DIALOG_ENDED; s++)
         b->state_sym[s] = intern(reg, sip_dialog_state_name((enum sip_dialog_state)s));
@@ -278,7 +285,9 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
         for (size_t i = 0; defs[f].op && i < b->n_ops; i++)
             names[n++] = oplabel_name(ops, i);
         b->fam[f] = metrics_family(reg, defs[f].name, defs[f].help, defs[f].type, names, n,
-                                   defs[f].buckets, defs[f].n_buckets, BUILTIN_SERIES_CAP,
+                                   defs[f].buckets, defs[f].n_buckets,
+                                   (defs[f].flags & METRIC_HIDDEN) ? LOST_SERIES_CAP
+                                                                   : BUILTIN_SERIES_CAP,
                                    defs[f].flags);
         if (!b->fam[f]) {
             free(b);
@@ -382,14 +391,16 @@ static void count(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1, const
 }
 
 /* An input of the ratio gauges: when its family is full, the ratios of these operator label
- * values are no longer known (F_LOST). */
+ * values are no longer known (F_LOST_*). Label values whose attempts are in the overflow
+ * series are left out of the ratios anyway (row_known): no loss is counted for them. */
 static void count_ratio_input(struct builtin *b, enum fam f, uint32_t l0, const uint16_t *labels,
-                              uint32_t kind)
+                              enum fam attempts, enum fam lost)
 {
     struct metric_series *s = series(b, f, l0, 0, labels);
     metric_counter_add(s, 1);
-    if (__builtin_expect(metrics_series_is_overflow(s), 0))
-        count(b, F_LOST, kind, 0, labels);
+    if (__builtin_expect(metrics_series_is_overflow(s), 0) &&
+        !metrics_series_is_overflow(series(b, attempts, 0, 0, labels)))
+        count(b, lost, 0, 0, labels);
 }
 
 static void observe(struct builtin *b, enum fam f, uint32_t l0, const struct track_event *ev)
@@ -463,12 +474,13 @@ void builtin_on_event(struct builtin *b, const struct track_event *ev)
         observe(b, F_SETUP, 0, ev);
         break;
     case TRACK_CALL_OUTCOME:
-        count_ratio_input(b, F_OUTCOMES, code_symbol(b, ev->code), ev->labels, b->session_sym);
+        count_ratio_input(b, F_OUTCOMES, code_symbol(b, ev->code), ev->labels, F_ATTEMPTS,
+                          F_LOST_SESSION);
         break;
     case TRACK_CALL_END:
         count(b, F_ENDED, b->end_sym[ev->reason], 0, ev->labels);
         if (ev->flags & TRACK_F_COMPLETED)
-            count_ratio_input(b, F_COMPLETED, 0, ev->labels, b->session_sym);
+            count_ratio_input(b, F_COMPLETED, 0, ev->labels, F_ATTEMPTS, F_LOST_SESSION);
         if (ev->flags & TRACK_F_HAS_DURATION)
             observe(b, F_DURATION, 0, ev);
         break;
@@ -483,7 +495,7 @@ void builtin_on_event(struct builtin *b, const struct track_event *ev)
         break;
     case TRACK_REG_OUTCOME:
         count_ratio_input(b, F_REG_OUTCOMES, code_symbol(b, ev->code), ev->labels,
-                          b->registration_sym);
+                          F_REG_ATTEMPTS, F_LOST_REGISTRATION);
         if (ev->code >= 200 && ev->code < 300)
             observe(b, F_RRD, 0, ev);
         break;
@@ -516,8 +528,7 @@ struct ratio_scan {
     struct ratio_row *rows;
     size_t n, cap;
     int failed;
-    uint32_t kind;  /* the F_LOST kind these rows read */
-    int all_lost;   /* F_LOST itself overflowed: no row is known */
+    int all_lost; /* the F_LOST_* family itself overflowed (never, by its cap): no row known */
 };
 
 static int cmp_ops(const void *a, const void *b, void *n_ops)
@@ -646,13 +657,13 @@ static void scan_lost(void *ctx, const struct metric_series *s, const uint32_t *
     struct ratio_scan *sc = ctx;
     struct ratio_row *r;
 
-    if (sym[0] == sc->b->overflow_sym) {
+    if (sc->b->n_ops && sym[0] == sc->b->overflow_sym) {
         sc->all_lost = 1;
         return;
     }
-    if (sym[0] != sc->kind || metric_value(s) == 0)
+    if (metric_value(s) == 0)
         return;
-    r = row_for(sc, sym + 1);
+    r = row_for(sc, sym);
     if (r)
         r->lost = 1;
 }
@@ -698,16 +709,15 @@ static void collect_ratios(void *ctx, struct metrics *reg, metrics_emit_fn emit,
         metrics_series_each(b->fam[F_REG_ATTEMPTS], scan_reg_attempts, &sc);
         rows_sort(&sc);
         metrics_series_each(b->fam[F_REG_OUTCOMES], scan_reg_outcomes, &sc);
-        sc.kind = b->registration_sym;
+        metrics_series_each(b->fam[F_LOST_REGISTRATION], scan_lost, &sc);
     } else {
         metrics_series_each(b->fam[F_ATTEMPTS], scan_attempts, &sc);
         rows_sort(&sc);
         metrics_series_each(b->fam[F_OUTCOMES], scan_outcomes, &sc);
         if (rc->which == R_SCR)
             metrics_series_each(b->fam[F_COMPLETED], scan_completed, &sc);
-        sc.kind = b->session_sym;
+        metrics_series_each(b->fam[F_LOST_SESSION], scan_lost, &sc);
     }
-    metrics_series_each(b->fam[F_LOST], scan_lost, &sc);
     for (size_t i = 0; i < sc.n && !sc.failed; i++) {
         const struct ratio_row *r = &sc.rows[i];
         double established = r->attempts - r->o3xx;

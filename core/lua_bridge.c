@@ -313,6 +313,8 @@ struct lua_bridge {
      * by the watchdog: the CPU time of finished rehashes, the start of one under way (0:
      * none) and how much of it may be excused. */
     uint64_t rehash_ns, rehash_start, rehash_allow;
+    /* What the watchdog measured the armed call from (abort_hook looks again). */
+    uint64_t armed_since, armed_credit_since;
 };
 
 static const char timeout_token = 0; /* its address is the error value of a budget stop */
@@ -358,13 +360,18 @@ static void rehash_watch(struct lb_state *s, size_t osize, size_t nsize)
     }
 }
 
-/* The CPU time to subtract from a rule call's (watchdog): finished rehashes, and the one
- * under way up to its allowance. used: the engine thread's CPU time now. */
+/* The CPU time to subtract from a rule call's (watchdog): finished rehashes in full, and the
+ * one under way up to its allowance but at most one budget: an interval that no free will end
+ * (a long string) must not excuse a loop after it for long (a 16 MB string: 0.4 s). A rehash
+ * that does end is excused in full after all, when abort_hook looks again. used: the engine
+ * thread's CPU time now. */
 static uint64_t rehash_credit(struct lua_bridge *b, uint64_t used)
 {
     uint64_t done = __atomic_load_n(&b->rehash_ns, __ATOMIC_RELAXED);
     uint64_t start = __atomic_load_n(&b->rehash_start, __ATOMIC_ACQUIRE);
     uint64_t allow = __atomic_load_n(&b->rehash_allow, __ATOMIC_RELAXED);
+    if (allow > b->cfg.budget_ns)
+        allow = b->cfg.budget_ns;
     if (start && used > start)
         done += used - start < allow ? used - start : allow;
     return done;
@@ -448,6 +455,16 @@ static void abort_hook(lua_State *L, lua_Debug *ar)
     /* A hook armed for a call that has since returned is stale: the next call runs on. */
     if (!b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
         return;
+    /* The watchdog excused a rehash under way for one budget at most. One that has ended since
+     * (the hook runs at an instruction boundary, after it) is excused in full: the call may be
+     * within its budget after all. If it is not, the watchdog arms the hook again. */
+    {
+        uint64_t used = cpu_ns(b->engine_clock);
+        uint64_t since = __atomic_load_n(&b->armed_since, __ATOMIC_RELAXED);
+        uint64_t credit_since = __atomic_load_n(&b->armed_credit_since, __ATOMIC_RELAXED);
+        if (used - since < b->cfg.budget_ns + (rehash_credit(b, used) - credit_since))
+            return;
+    }
     /* The dispatcher reads (and clears) stopped right after the call and counts a timeout
      * whatever the call returned: the rule may have swallowed the stop (an xpcall handler that
      * the stop hit, which LuaJIT turns into "error in error handling"; a pcall of ours), and it
@@ -546,6 +563,8 @@ static void *watchdog_main(void *arg)
         if (used - since >= b->cfg.budget_ns + (credit - credit_since)) {
             /* Re-sent every period while the call goes on, in case the error was caught. */
             union sigval v = {.sival_ptr = b};
+            __atomic_store_n(&b->armed_since, since, __ATOMIC_RELAXED);
+            __atomic_store_n(&b->armed_credit_since, credit_since, __ATOMIC_RELAXED);
             __atomic_store_n(&b->armed_seq, seq, __ATOMIC_RELAXED);
             pthread_sigqueue(b->engine_thread, budget_signal, v);
         }

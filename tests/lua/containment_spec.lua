@@ -226,6 +226,22 @@ return {on_message = function(m) local x = s:find(p) end}]],
         e:close()
     end)
 
+    it("is stopped in a loop after a large allocation, not excused as a rehash", function()
+        -- The watchdog excuses the CPU time of a table's rehash (from its large allocation to
+        -- the free of the old array). A long string has no such free: it excused up to 24 ns a
+        -- byte, 0.4 s of a loop after a 16 MB string.
+        local e, dt = run({
+            spin = [[
+return {on_message = function(m)
+  local s = string.rep("a", 16 * 1024 * 1024)
+  while true do end
+end}]],
+        }, {rule_budget = "5ms"})
+        assert.are.equal(3, errors(e, "spin", "on_message", "timeout"))
+        assert_contained(e, dt, 3 * 0.03)
+        e:close()
+    end)
+
     it("finds a plain string in time linear in its length", function()
         -- LuaJIT searched with memchr and memcmp, quadratic on "aaa...ab" in "aaa...a": 0.8 s
         -- per call at these sizes, 24 s at five times them. glibc's memmem is linear.
