@@ -1999,6 +1999,7 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
     __atomic_store_n(&b->box.in_lua, 0, __ATOMIC_RELAXED);
     b->box.gen = 0;
     b->box.in_rule = 0;
+    b->box.stopped = 0; /* a stop that ended the entry itself (outside any dispatcher) */
     if (b->hook_armed) {
         lua_sethook(s->L, NULL, 0, 0);
         b->hook_armed = 0;

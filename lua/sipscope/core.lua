@@ -714,6 +714,26 @@ end
 
 -- Entry points called by core/lua_bridge.c ----------------------------------------------------
 
+-- Runs a rule file's top level: ok, result, with TIMEOUT for a stop, whether or not the code
+-- swallowed it. Compiled with a dispatcher's chunk name, like the hook runners: a stop that
+-- lands just after the file's last C call returned (a long string.rep in tail position) is left
+-- to the flag (lua_bridge.c, in_dispatcher) instead of raised here, outside the file, where
+-- it failed the load without naming the file and stayed set for the next rule's call.
+local run_top_level
+
+local function make_run_top_level()
+    local src = [[
+local box, pcall, TIMEOUT = ...
+return function(chunk)
+  box.in_rule = 1
+  local ok, res = pcall(chunk)
+  box.in_rule = 0
+  if box.stopped ~= 0 then box.stopped = 0 ok, res = false, TIMEOUT end
+  return ok, res
+end]]
+    return assert(loadstring(src, "=sipscope.dispatch.load"))(box, pcall, TIMEOUT)
+end
+
 function M.init(box_ud, api_ud, native_fns, timeout, config)
     -- Room for traces that cover a whole dispatch, every rule's hook inlined (the defaults
     -- are sized for loops in one function): longer traces, more side traces and snapshots,
@@ -760,6 +780,7 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     end
     sandbox.setup({box = box, timeout = TIMEOUT, cjson_new = cjson_new,
                    memory_limit = cfg.memory_limit})
+    run_top_level = make_run_top_level()
     if cfg.jit_log then
         watch_jit()
     end
@@ -820,13 +841,7 @@ function M.add_rule(name, chunk, path)
     r.env = sandbox.env(public_api(r))
     setfenv(chunk, r.env)
     phase, S.current = "load", r
-    box.in_rule = 1
-    local ok, res = pcall(chunk)
-    box.in_rule = 0
-    if box.stopped ~= 0 then -- stopped, whether or not the code swallowed it
-        box.stopped = 0
-        ok, res = false, TIMEOUT
-    end
+    local ok, res = run_top_level(chunk)
     phase = "setup"
     if not ok then
         local kind = classify(res)

@@ -117,13 +117,17 @@ local function safe_collectgarbage(opt)
 end
 
 -- cjson's buffers are plain malloc, outside the Lua heap and its cap. encode first bounds the
--- text a value makes (every byte of a string escaped as \u00XX is six): a text that the
--- --lua-memory heap could not hold as a string is an error before cjson builds it (a table of
--- 2,200 references to one 1 MB string made 2.2 GB there, past every limit). The walk is Lua,
--- under the budget; it stops at cjson's depth limit, where cjson raises its own error.
+-- text a value makes: every byte of a string escaped as \u00XX is six, every hole of an array
+-- a "null," (cjson writes holes up to the highest index unless the array is "excessively
+-- sparse" by the instance's settings); a text that the --lua-memory heap could not hold as a
+-- string is an error before cjson builds it (a table of 2,200 references to one 1 MB string
+-- made 2.2 GB there, past every limit, and cjson spins past 2 GiB). The walk is Lua, under the
+-- budget; past cjson's depth limit it is an error too, as cjson would raise one, but only
+-- after writing everything before the deep part.
 local JSON_DEPTH = 1000 -- cjson's default encode_max_depth, which rules cannot raise here
 
-local function json_bound(v, depth)
+-- sparse: the instance's encode_sparse_array settings {convert, ratio, safe}.
+local function json_bound(v, depth, sparse)
     local t = type(v)
     if t == "string" then
         return 6 * #v + 2
@@ -132,13 +136,25 @@ local function json_bound(v, depth)
     elseif depth > JSON_DEPTH then
         return nil
     end
-    local n = 2
+    local n, items, max, array = 2, 0, 0, true
     for k, x in next, v do
-        local b = json_bound(x, depth + 1)
+        local b = json_bound(x, depth + 1, sparse)
         if b == nil then
             return nil
         end
+        items = items + 1
+        if type(k) == "number" and k >= 1 and k == math.floor(k) then
+            if k > max then
+                max = k
+            end
+        else
+            array = false
+        end
         n = n + b + (type(k) == "string" and 6 * #k + 4 or 34)
+    end
+    local excessive = sparse.ratio > 0 and max > items * sparse.ratio and max > sparse.safe
+    if array and max > items and not excessive then
+        n = n + 5 * (max - items) -- the holes, as null
     end
     return n
 end
@@ -154,6 +170,8 @@ local function rule_cjson()
     local inst = ctx.cjson_new()
     inst.encode_keep_buffer(false)
     local raw_encode, raw_sparse = inst.encode, inst.encode_sparse_array
+    local sparse = {}
+    sparse.convert, sparse.ratio, sparse.safe = raw_sparse()
     local t = {}
     for k, v in pairs(inst) do
         if not JSON_HIDDEN[k] then
@@ -167,11 +185,14 @@ local function rule_cjson()
                 JSON_SAFE_MAX .. " is not available to rules (it lets one sparse key make " ..
                 "billions of nulls)", 2)
         end
-        return raw_sparse(convert, ratio, safe)
+        sparse.convert, sparse.ratio, sparse.safe = raw_sparse(convert, ratio, safe)
+        return sparse.convert, sparse.ratio, sparse.safe
     end
     t.encode = function(v)
-        local n = json_bound(v, 1)
-        if n ~= nil and n > ctx.memory_limit then
+        local n = json_bound(v, 1, sparse)
+        if n == nil then
+            error("sipscope: cjson.encode: nested deeper than " .. JSON_DEPTH, 2)
+        elseif n > ctx.memory_limit then
             error(("sipscope: cjson.encode: the text could take %d bytes, more than " ..
                 "--lua-memory (%d)"):format(n, ctx.memory_limit), 2)
         end

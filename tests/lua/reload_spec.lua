@@ -90,6 +90,28 @@ return {}]], dir)
         e:close()
     end)
 
+    it("blames a file whose top level ends in a long C call, and no other rule", function()
+        -- The stop came just after string.rep returned, in the loader: the load failed
+        -- without naming the file, and the flag stayed set for the next rule's call, whose
+        -- breaker then disabled it.
+        local _, dir = t.write_rule("a_slow.lua", "return {}")
+        t.write_rule("b_count.lua", [[
+local c = require("sipscope").counter{name = "b_messages_total"}
+return {on_request = function(m) c:inc() end}]], dir)
+        local e = t.engine{rules_dir = dir, config = {rule_budget = "1ms", lua_memory = "256MiB"}}
+        t.write_rule("a_slow.lua", "return string.rep('x', 30000000)", dir)
+        for i = 1, 4 do
+            local ok, err = e:reload()
+            assert.is_false(ok)
+            assert.truthy(err:find("a_slow.lua: its top-level code ran past the rule budget", 1,
+                true), err)
+            options(e, i)
+        end
+        assert.are.equal(4, e:metric("b_messages_total"))
+        assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = "b_count"}))
+        e:close()
+    end)
+
     it("leaves no family of a reload that failed", function()
         -- The new file declares new_total, then a family whose schema changed: the reload
         -- fails, and new_total must not be left in the registry (exported, and holding its

@@ -165,6 +165,16 @@ return {on_request = function(m)
   try("sparse_ratio_0", cjson.encode_sparse_array, false, 0)
   try("sparse_safe_huge", cjson.encode_sparse_array, false, 2, 2^31)
   try("sparse_key", cjson.encode, {[2^31 - 1] = 1})
+  local deep, cur = {s}, {}
+  deep[2] = cur
+  for i = 1, 1001 do cur[1] = {} cur = cur[1] end
+  try("deep", cjson.encode, deep)
+  local holes, hole = {}, {[10000] = true}
+  for i = 1, 2000 do holes[i] = hole end
+  try("holes_ok", cjson.encode_sparse_array, false, 1, 10000)
+  try("holes", cjson.encode, holes)
+  try("ratio_huge", cjson.encode_sparse_array, false, 2^31 - 1)
+  try("ratio_huge_key", cjson.encode, {[2^31 - 1] = 1})
   see("small", cjson.encode({"\1", 2}))
 end}]])
         local e = t.engine{rules = {path}, config = {lua_memory = "64MiB"}}
@@ -183,6 +193,18 @@ end}]])
                 "sparse key make billions of nulls)"), name)
         end
         assert.are.equal(1, seen(e, "sparse_key", "Cannot serialise table: excessively sparse array"))
+        -- Deeper than cjson goes: refused before cjson writes the 1 MB string before it.
+        assert.are.equal(1, seen(e, "deep", "sipscope: cjson.encode: nested deeper than 1000"))
+        -- 2,000 arrays of 9,999 holes and one true: the nulls count (5 bytes each).
+        assert.are.equal(1, seen(e, "holes_ok", "allowed"))
+        assert.are.equal(1, seen(e, "holes", "sipscope: cjson.encode: the text could take " ..
+            "100194002 bytes, more than --lua-memory (67108864)"))
+        -- 2 + 2000 * (34 + 2 + 34 + 32 + 5 * 9999): an index, the inner table's braces, its
+        -- index and value, and its holes
+        assert.are.equal(1, seen(e, "ratio_huge", "allowed"))
+        assert.are.equal(1, seen(e, "ratio_huge_key", "sipscope: cjson.encode: the text could " ..
+            "take 10737418298 bytes, more than --lua-memory (67108864)"))
+        -- 2 + 34 + 32 + 5 * (2^31 - 2)
         assert.are.equal(1, seen(e, "small", '["\\u0001",2]'))
         e:close()
     end)
