@@ -325,14 +325,14 @@ struct slice sip_dialog_to_uri(const struct sip_dialog *d)
     return slice_make(d->text + SIP_DIALOG_CALL_ID_MAX + SIP_DIALOG_URI_MAX, d->to_len);
 }
 
-static uint16_t invite_via_of(const struct sip_msg *msg)
+static uint16_t invite_via_of(const struct sip_txn *txn, const struct sip_msg *msg)
 {
-    uint64_t by = slice_hash(msg->via_sent_by, 0x5e17b9), br = slice_hash(msg->via_branch, 0xb7a2c);
-    return (uint16_t)((by >> 56) << 8 | (br >> 56));
+    uint64_t by = slice_hash(msg->via_sent_by, 0x5e17b9);
+    return (uint16_t)((by >> 56) << 8 | (txn->node.hash >> 56));
 }
 
 bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_dialog *d,
-                         const struct sip_msg *msg, uint64_t now)
+                         const struct sip_txn *txn, const struct sip_msg *msg, uint64_t now)
 {
     /* The same INVITE seen on another hop. Once the call has ended, the same INVITE from the
      * same sender with a new branch is a UA's retry at the next server (RFC 3263 §4.3:
@@ -340,7 +340,7 @@ bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_di
      * new call like any INVITE after an outcome. The same branch (a retransmission whose
      * transaction was let go) or another sender (a hop forwarding late) is still this call. */
     if (msg->cseq == d->invite_cseq) {
-        uint16_t v = invite_via_of(msg);
+        uint16_t v = invite_via_of(txn, msg);
         return d->state != SIP_DIALOG_ENDED || (v >> 8) != (d->invite_via >> 8) ||
                (v & 0xff) == (d->invite_via & 0xff);
     }
@@ -358,7 +358,7 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
     if (msg->cseq != d->invite_cseq) {
         /* The retry of a challenge (or a re-sent INVITE): its fate now decides the call. */
         d->invite_cseq = msg->cseq;
-        d->invite_via = invite_via_of(msg);
+        d->invite_via = invite_via_of(txn, msg);
         d->copy_failure = 0;
         if (d->flags & SIP_DIALOG_F_CHALLENGED) {
             d->flags &= (uint8_t)~SIP_DIALOG_F_CHALLENGED;
@@ -411,7 +411,7 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
     d = table_entry(&tbl->t, idx);
     d->t_start = now;
     d->invite_cseq = msg->cseq;
-    d->invite_via = invite_via_of(msg);
+    d->invite_via = invite_via_of(txn, msg);
     d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */
     memcpy(d->labels, labels, sizeof(d->labels));
     copy_text(tbl, d, msg);

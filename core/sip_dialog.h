@@ -91,11 +91,11 @@ struct sip_dialog {
      * it decides nothing by itself, but it is the outcome if the call's own INVITE then times
      * out (a capture of a UA's failover, or of the downstream legs only). */
     uint16_t copy_failure;
-    /* The call's own INVITE's top Via: 8 bits of a hash of its sent-by, 8 of its branch
-     * (sip_dialog_joinable: after the end, a UA's retry at the next server repeats the sent-by
-     * with a new branch; a late copy from another hop, or a retransmission, does not). In the
-     * padding: 8 bits each mistake 1 in 256 of those rare cases, a wider field costs 8 bytes a
-     * call. */
+    /* The call's own INVITE's top Via: 8 bits of a hash of its sent-by, 8 of its transaction's
+     * key, which the branch makes (sip_dialog_joinable: after the end, a UA's retry at the next
+     * server repeats the sent-by with a new branch; a late copy from another hop, or a
+     * retransmission, does not). In the padding: 8 bits each mistake 1 in 256 of those rare
+     * cases, a wider field costs 8 bytes a call. */
     uint16_t invite_via;
     /* Call-ID, From URI, To URI. Only events and rules read them: a table made without text
      * (sip_dialog_init) has entries that end before it, and the lengths stay 0. */
@@ -152,11 +152,12 @@ struct sip_dialog *sip_dialog_find_key(struct sip_dialog_table *tbl,
 struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
                                              const struct sip_msg *msg);
 
-/* An out-of-dialog INVITE for existing call d arrived on a new transaction. Returns true when it
- * belongs to d: another hop's copy (same CSeq), the retry of a challenged INVITE within the
- * retry window, or a new CSeq while d has no outcome yet. False means it starts a new call. */
+/* An out-of-dialog INVITE for existing call d arrived on a new transaction, txn. Returns true
+ * when it belongs to d: another hop's copy (same CSeq; after d ended, not the sender's own retry
+ * on a new branch), the retry of a challenged INVITE within the retry window, or a new CSeq
+ * while d has no outcome yet. False means it starts a new call. */
 bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_dialog *d,
-                         const struct sip_msg *msg, uint64_t now);
+                         const struct sip_txn *txn, const struct sip_msg *msg, uint64_t now);
 
 /* Makes txn an INVITE transaction of d (after sip_dialog_joinable said so). A challenge retry
  * becomes the call's primary transaction. */

@@ -221,7 +221,7 @@ static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn
         uint16_t labels[TRACK_MAX_LABELS] = {0};
         struct sip_dialog_key key = {hint->from_hash, hint->from_check};
         d = sip_dialog_find_key(&tr->dialogs, &key);
-        if (d && sip_dialog_joinable(&tr->dialogs, d, msg, now)) {
+        if (d && sip_dialog_joinable(&tr->dialogs, d, txn, msg, now)) {
             sip_dialog_join(&tr->dialogs, d, txn, msg);
             break;
         }
