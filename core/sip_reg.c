@@ -158,6 +158,23 @@ static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg, uint64
     return NULL;
 }
 
+/* The items of a message's Contact headers, in order: start with *h = 0 and *pos = 0. */
+struct contact_iter {
+    const struct sip_msg *msg;
+    uint32_t h;
+    size_t pos;
+};
+
+static bool contact_next(struct contact_iter *it, struct slice *item)
+{
+    for (; it->h < it->msg->n_headers; it->h++, it->pos = 0) {
+        if (it->msg->headers[it->h].id == SIP_HDR_CONTACT &&
+            sip_list_next(it->msg->headers[it->h].value, &it->pos, item))
+            return true;
+    }
+    return false;
+}
+
 /* What the REGISTER asks: the removals (RFC 3261 §10.2.2 "Contact: *" with "Expires: 0", or
  * contacts with expires=0; the 2xx lists only the bindings that remain, so the request is the
  * only place that names the removed ones), and the expiry each other contact asks for. */
@@ -168,32 +185,29 @@ static void note_contacts(struct sip_reg_attempt *a, const struct sip_msg *msg)
     a->n_asked = 0;
     a->remove_all = 0;
     a->removals_cut = 0;
-    for (uint32_t h = 0; h < msg->n_headers; h++) {
-        struct slice item;
-        size_t pos = 0;
-        if (msg->headers[h].id != SIP_HDR_CONTACT)
+    struct contact_iter it = {msg, 0, 0};
+    struct slice item;
+
+    while (contact_next(&it, &item)) {
+        struct slice val;
+        uint32_t expires = a->req_expires;
+        if (item.len == 1 && item.p[0] == '*') {
+            if (a->req_expires == 0)
+                a->remove_all = 1;
             continue;
-        while (sip_list_next(msg->headers[h].value, &pos, &item)) {
-            struct slice val;
-            uint32_t expires = a->req_expires;
-            if (item.len == 1 && item.p[0] == '*') {
-                if (a->req_expires == 0)
-                    a->remove_all = 1;
-                continue;
-            }
-            bool own = sip_header_param(item, SLICE_LIT("expires"), &val);
-            if (own)
-                expires = parse_expires(val, a->req_expires);
-            if (expires != 0 && !own)
-                continue; /* the request's Expires header, kept in req_expires */
-            if (a->n_asked < SIP_REG_MAX_ASKED) {
-                uint64_t hash, check;
-                binding_key(aor, sip_addr_uri(item), &hash, &check);
-                a->asked[a->n_asked] = removal_id(hash, check);
-                a->asked_expires[a->n_asked++] = expires;
-            } else if (expires == 0) {
-                a->removals_cut = 1;
-            }
+        }
+        bool own = sip_header_param(item, SLICE_LIT("expires"), &val);
+        if (own)
+            expires = parse_expires(val, a->req_expires);
+        if (expires != 0 && !own)
+            continue; /* the request's Expires header, kept in req_expires */
+        if (a->n_asked < SIP_REG_MAX_ASKED) {
+            uint64_t hash, check;
+            binding_key(aor, sip_addr_uri(item), &hash, &check);
+            a->asked[a->n_asked] = removal_id(hash, check);
+            a->asked_expires[a->n_asked++] = expires;
+        } else if (expires == 0) {
+            a->removals_cut = 1;
         }
     }
 }
@@ -394,18 +408,15 @@ static void remove_unlisted(struct sip_reg_table *reg, uint64_t aor, const struc
     uint32_t listed[LISTED_MAX], n = 0;
     uint32_t i;
 
-    for (uint32_t h = 0; h < msg->n_headers; h++) {
-        struct slice item;
-        size_t pos = 0;
-        if (msg->headers[h].id != SIP_HDR_CONTACT)
-            continue;
-        while (sip_list_next(msg->headers[h].value, &pos, &item)) {
-            uint64_t hash, check;
-            if (n == LISTED_MAX)
-                return;
-            binding_key(aor, sip_addr_uri(item), &hash, &check);
-            listed[n++] = removal_id(hash, check);
-        }
+    struct contact_iter it = {msg, 0, 0};
+    struct slice item;
+
+    while (contact_next(&it, &item)) {
+        uint64_t hash, check;
+        if (n == LISTED_MAX)
+            return;
+        binding_key(aor, sip_addr_uri(item), &hash, &check);
+        listed[n++] = removal_id(hash, check);
     }
     i = reg->aor_buckets[aor & reg->aor_mask] - 1;
     while (i != TABLE_NONE) {
@@ -449,32 +460,29 @@ static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attem
     if (a->remove_all || a->n_asked)
         remove_listed(reg, a, aor, msg, pkt, now);
     /* RFC 3261 §10.3 step 8: the 2xx lists the AoR's current bindings with their expiry. */
-    for (uint32_t h = 0; h < msg->n_headers; h++) {
-        struct slice item;
-        size_t pos = 0;
-        if (msg->headers[h].id != SIP_HDR_CONTACT)
+    struct contact_iter it = {msg, 0, 0};
+    struct slice item;
+
+    while (contact_next(&it, &item)) {
+        struct slice val, uri = sip_addr_uri(item);
+        uint32_t expires = hdr_expires;
+        struct sip_binding *b;
+        if (uri.len == 0)
             continue;
-        while (sip_list_next(msg->headers[h].value, &pos, &item)) {
-            struct slice val, uri = sip_addr_uri(item);
-            uint32_t expires = hdr_expires;
-            struct sip_binding *b;
-            if (uri.len == 0)
-                continue;
-            if (sip_header_param(item, SLICE_LIT("expires"), &val))
-                expires = parse_expires(val, hdr_expires);
-            else
-                expires = asked_expiry(a, hdr_expires, aor, uri, hdr.len != 0);
-            if (expires == UINT32_MAX)
-                expires = SIP_REG_DEFAULT_EXPIRES;
-            if (expires > 0) {
-                binding_set(reg, a, aor, uri, expires, msg, pkt, now);
-                continue;
-            }
-            uint64_t hash, check;
-            binding_key(aor, uri, &hash, &check);
-            if ((b = binding_find(reg, hash, check)) != NULL)
-                binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
+        if (sip_header_param(item, SLICE_LIT("expires"), &val))
+            expires = parse_expires(val, hdr_expires);
+        else
+            expires = asked_expiry(a, hdr_expires, aor, uri, hdr.len != 0);
+        if (expires == UINT32_MAX)
+            expires = SIP_REG_DEFAULT_EXPIRES;
+        if (expires > 0) {
+            binding_set(reg, a, aor, uri, expires, msg, pkt, now);
+            continue;
         }
+        uint64_t hash, check;
+        binding_key(aor, uri, &hash, &check);
+        if ((b = binding_find(reg, hash, check)) != NULL)
+            binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
     }
     if (a->removals_cut)
         remove_unlisted(reg, aor, msg, pkt, now);

@@ -12,14 +12,20 @@ static struct oplabel_set *ops;
 static struct builtin *b;
 static struct expo_buf out;
 
-static void setup(int with_carrier)
+/* A registry, the builtin families, and one operator label when label is set. */
+static void setup_label(const char *label, uint32_t max_values)
 {
-    reg = metrics_new(10000);
+    reg = metrics_new(100000);
     ops = oplabel_new(reg);
-    if (with_carrier)
-        oplabel_declare(ops, "carrier", "other", 8);
+    if (label)
+        oplabel_declare(ops, label, "other", max_values);
     b = builtin_new(reg, ops);
     expo_buf_init(&out);
+}
+
+static void setup(int with_carrier)
+{
+    setup_label(with_carrier ? "carrier" : NULL, 8);
 }
 
 static void teardown(void)
@@ -115,11 +121,7 @@ TEST(ratios_leave_out_label_values_whose_outcomes_overflowed)
 {
     char name[16];
     uint16_t labels[TRACK_MAX_LABELS] = {0};
-    reg = metrics_new(100000);
-    ops = oplabel_new(reg);
-    oplabel_declare(ops, "carrier", "other", 5000);
-    b = builtin_new(reg, ops);
-    expo_buf_init(&out);
+    setup_label("carrier", 5000);
     for (int i = 0; i < 4999; i++) {
         snprintf(name, sizeof(name), "c%d", i);
         labels[0] = oplabel_value(ops, 0, name, strlen(name));
@@ -154,11 +156,7 @@ TEST(registration_losses_leave_the_session_ratios_alone)
 {
     char name[16];
     uint16_t labels[TRACK_MAX_LABELS] = {0};
-    reg = metrics_new(100000);
-    ops = oplabel_new(reg);
-    oplabel_declare(ops, "peer", "other", 30000);
-    b = builtin_new(reg, ops);
-    expo_buf_init(&out);
+    setup_label("peer", 30000);
     labels[0] = oplabel_value(ops, 0, "alice", 5);
     call(200, labels);
     for (int i = 0; i < 20500; i++) {
