@@ -62,7 +62,6 @@ struct fam_def {
     const double *buckets;
     size_t n_buckets;
     int op; /* carries operator labels */
-    unsigned flags; /* enum metric_flag */
 };
 
 static const struct fam_def defs[F_COUNT] = {
@@ -146,10 +145,16 @@ static const struct fam_def defs[F_COUNT] = {
      * kind of ratio: registrations' losses say nothing of the calls'. */
     [F_LOST_SESSION] = {"sipscope_session_ratio_inputs_lost_total",
                         "Call outcomes and completions counted in an overflow series.",
-                        METRIC_COUNTER, {NULL}, NULL, 0, 1, METRIC_HIDDEN},
+                        METRIC_COUNTER, {NULL}, NULL, 0, 1},
     [F_LOST_REGISTRATION] = {"sipscope_registration_ratio_inputs_lost_total",
                              "Registration outcomes counted in an overflow series.",
-                             METRIC_COUNTER, {NULL}, NULL, 0, 1, METRIC_HIDDEN},
+                             METRIC_COUNTER, {NULL}, NULL, 0, 1},
+};
+
+/* Family flags (enum metric_flag): the ratio bookkeeping is never shown. */
+static const unsigned fam_flags[F_COUNT] = {
+    [F_LOST_SESSION] = METRIC_HIDDEN,
+    [F_LOST_REGISTRATION] = METRIC_HIDDEN,
 };
 
 struct code_sym {
@@ -286,9 +291,9 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
             names[n++] = oplabel_name(ops, i);
         b->fam[f] = metrics_family(reg, defs[f].name, defs[f].help, defs[f].type, names, n,
                                    defs[f].buckets, defs[f].n_buckets,
-                                   (defs[f].flags & METRIC_HIDDEN) ? LOST_SERIES_CAP
-                                                                   : BUILTIN_SERIES_CAP,
-                                   defs[f].flags);
+                                   (fam_flags[f] & METRIC_HIDDEN) ? LOST_SERIES_CAP
+                                                                  : BUILTIN_SERIES_CAP,
+                                   fam_flags[f]);
         if (!b->fam[f]) {
             free(b);
             return NULL;
