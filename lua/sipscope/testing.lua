@@ -124,6 +124,10 @@ local function options_text(config)
     return table.concat(out, "\n")
 end
 
+-- Temporary events files of engines that were never closed (a failing spec), removed when
+-- the script's Lua state closes (the sweeper below).
+local temp_files = {}
+
 -- opts: rules (list of files) or rules_dir; config (harness options, core/harness.h);
 -- events = true (a temporary file) or a path.
 function M.engine(opts)
@@ -131,6 +135,7 @@ function M.engine(opts)
     local events = opts.events
     if events == true then
         events = os.tmpname()
+        temp_files[#temp_files + 1] = events
     elseif events == false then
         events = nil
     end
@@ -418,6 +423,9 @@ local sweeper = newproxy(true)
 getmetatable(sweeper).__gc = function()
     for _, dir in ipairs(temp_dirs) do
         os.execute("rm -rf '" .. dir .. "'")
+    end
+    for _, file in ipairs(temp_files) do
+        os.remove(file) -- already gone when its engine was closed
     end
 end
 M._sweeper = sweeper -- kept alive by the module until the state closes
