@@ -1104,6 +1104,35 @@ TEST(full_transactions_table_evicts_the_oldest_unanswered_request_of_any_method)
     track_free(f.tr);
 }
 
+/* An attempts table of two, three REGISTERs waiting: the oldest attempt gives way with the
+ * outcome it has so far (timeout), at the time the third came. */
+TEST(a_register_attempt_evicted_from_a_full_attempts_table_gets_an_outcome)
+{
+    struct fixture f = {0};
+    char msg[512];
+    track_config_defaults(&f.cfg);
+    f.cfg.max_registrations = 2;
+    setup(&f);
+    for (int i = 0; i < 3; i++) {
+        snprintf(msg, sizeof(msg),
+                 "REGISTER sip:example.com SIP/2.0\n"
+                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a%d\n"
+                 "From: <sip:v%d@example.com>;tag=t%d\n"
+                 "To: <sip:v%d@example.com>\n"
+                 "Call-ID: full-%d\n"
+                 "CSeq: 1 REGISTER\n"
+                 "Contact: <sip:v%d@192.0.2.1>\n"
+                 "Content-Length: 0\n\n",
+                 i, i, i, i, i, i);
+        feed(&f, (uint64_t)i * S, msg);
+    }
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 3);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->time_ns, 2 * S);
+    track_free(f.tr);
+}
+
 /* A UA that (against RFC 3261 §8.1.1.2) puts the To-tag of the last 200 into its refresh: the
  * REGISTER is still an attempt that refreshes the binding, not an orphan in-dialog request. */
 TEST(a_refresh_register_with_a_to_tag_is_still_an_attempt)
