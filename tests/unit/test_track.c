@@ -1049,28 +1049,53 @@ TEST(a_register_removing_five_contacts_removes_all_five)
     track_free(f.tr);
 }
 
+/* A REGISTER of user u's address of record (its own Call-ID and branch), Contact: * with
+ * Expires: 0 when star is set. */
+static const char *user_register(unsigned u, unsigned cseq, bool star)
+{
+    snprintf(msgbuf, sizeof(msgbuf),
+             "REGISTER sip:example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u-%u\n"
+             "From: <sip:user%u@example.com>;tag=f%u\n"
+             "To: <sip:user%u@example.com>\n"
+             "Call-ID: reg-%u@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "Contact: %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             u, cseq, u, u, u, u, cseq, star ? "*" : "<sip:user@192.0.2.1>",
+             star ? "Expires: 0\n" : "Expires: 600\n");
+    return msgbuf;
+}
+
+/* user_register and its 200 OK. */
+static void register_user(struct fixture *f, uint64_t t, unsigned u, unsigned cseq, bool star)
+{
+    char ok[1024];
+    feed(f, t, user_register(u, cseq, star));
+    snprintf(ok, sizeof(ok),
+             "SIP/2.0 200 OK\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u-%u\n"
+             "From: <sip:user%u@example.com>;tag=f%u\n"
+             "To: <sip:user%u@example.com>;tag=srv\n"
+             "Call-ID: reg-%u@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             u, cseq, u, u, u, u, cseq, star ? "" : "Contact: <sip:user@192.0.2.1>;expires=600\n");
+    feed(f, t, ok);
+}
+
 /* Three unanswered REGISTERs in a transactions table of two: the first one's transaction is
  * evicted, so its Timer F never fires. Its attempt still gets its outcome, timeout, at 64*T1. */
 TEST(a_register_whose_transaction_was_evicted_still_gets_an_outcome)
 {
     struct fixture f = {0};
-    char msg[512];
     track_config_defaults(&f.cfg);
     f.cfg.max_transactions = 2;
     setup(&f);
-    for (int i = 0; i < 3; i++) {
-        snprintf(msg, sizeof(msg),
-                 "REGISTER sip:example.com SIP/2.0\n"
-                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-e%d\n"
-                 "From: <sip:u%d@example.com>;tag=t%d\n"
-                 "To: <sip:u%d@example.com>\n"
-                 "Call-ID: evict-%d\n"
-                 "CSeq: 1 REGISTER\n"
-                 "Contact: <sip:u%d@192.0.2.1>\n"
-                 "Content-Length: 0\n\n",
-                 i, i, i, i, i, i);
-        feed(&f, (uint64_t)i * S, msg);
-    }
+    for (unsigned i = 0; i < 3; i++)
+        feed(&f, (uint64_t)i * S, user_register(i, 1, false));
     track_advance(f.tr, 40 * S);
     CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 3);
     CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 2); /* Timer F of the second and third */
@@ -1109,23 +1134,11 @@ TEST(full_transactions_table_evicts_the_oldest_unanswered_request_of_any_method)
 TEST(a_register_attempt_evicted_from_a_full_attempts_table_gets_an_outcome)
 {
     struct fixture f = {0};
-    char msg[512];
     track_config_defaults(&f.cfg);
     f.cfg.max_registrations = 2;
     setup(&f);
-    for (int i = 0; i < 3; i++) {
-        snprintf(msg, sizeof(msg),
-                 "REGISTER sip:example.com SIP/2.0\n"
-                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a%d\n"
-                 "From: <sip:v%d@example.com>;tag=t%d\n"
-                 "To: <sip:v%d@example.com>\n"
-                 "Call-ID: full-%d\n"
-                 "CSeq: 1 REGISTER\n"
-                 "Contact: <sip:v%d@192.0.2.1>\n"
-                 "Content-Length: 0\n\n",
-                 i, i, i, i, i, i);
-        feed(&f, (uint64_t)i * S, msg);
-    }
+    for (unsigned i = 0; i < 3; i++)
+        feed(&f, (uint64_t)i * S, user_register(i, 1, false));
     CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 3);
     CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
     CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 0);
@@ -1163,37 +1176,6 @@ TEST(a_refresh_register_with_a_to_tag_is_still_an_attempt)
     track_advance(f.tr, 111 * S);
     CHECK_INT(f.rec.binding_changes[SIP_BINDING_EXPIRED], 1);
     track_free(f.tr);
-}
-
-/* A REGISTER of user u's address of record and its 200 OK, Contact: * with Expires: 0 when
- * star is set. */
-static void register_user(struct fixture *f, uint64_t t, unsigned u, unsigned cseq, bool star)
-{
-    char req[1024], ok[1024];
-    snprintf(req, sizeof(req),
-             "REGISTER sip:example.com SIP/2.0\n"
-             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u-%u\n"
-             "From: <sip:user%u@example.com>;tag=f%u\n"
-             "To: <sip:user%u@example.com>\n"
-             "Call-ID: reg-%u@192.0.2.1\n"
-             "CSeq: %u REGISTER\n"
-             "Contact: %s\n"
-             "%s"
-             "Content-Length: 0\n\n",
-             u, cseq, u, u, u, u, cseq, star ? "*" : "<sip:user@192.0.2.1>",
-             star ? "Expires: 0\n" : "Expires: 600\n");
-    snprintf(ok, sizeof(ok),
-             "SIP/2.0 200 OK\n"
-             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u-%u\n"
-             "From: <sip:user%u@example.com>;tag=f%u\n"
-             "To: <sip:user%u@example.com>;tag=srv\n"
-             "Call-ID: reg-%u@192.0.2.1\n"
-             "CSeq: %u REGISTER\n"
-             "%s"
-             "Content-Length: 0\n\n",
-             u, cseq, u, u, u, u, cseq, star ? "" : "Contact: <sip:user@192.0.2.1>;expires=600\n");
-    feed(f, t, req);
-    feed(f, t, ok);
 }
 
 /* The index from address of record to bindings starts small and doubles as bindings are added:
