@@ -175,8 +175,14 @@ static struct capture_pcap *map_open(const char *path)
     struct capture_pcap *cap = NULL;
     struct stat st;
     uint8_t hdr[PCAP_FILE_HDR];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
 
+    /* Only a regular file maps. A named pipe must not be opened here: libpcap opens the path
+     * again, and a writer that saw this open and its close gets EPIPE and goes, leaving
+     * libpcap's open waiting for a writer for ever. */
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < PCAP_FILE_HDR ||

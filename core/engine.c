@@ -561,8 +561,15 @@ struct lua_bridge *engine_rules(struct engine *e)
 
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen)
 {
+    return engine_read_file_until(e, path, NULL, NULL, err, errlen);
+}
+
+int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx),
+                           void *ctx, char *err, size_t errlen)
+{
     struct capture_pcap *cap = capture_pcap_open(path, err, errlen);
     struct capture_frame frame;
+    unsigned until_check = ENGINE_STOP_CHECK_FRAMES;
     int rc;
 
     if (!cap)
@@ -576,13 +583,22 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
     e->ring = NULL;
     if (capture_pcap_in_place(cap))
         e->ring = kept ? kept : malloc(RING_SLOTS * sizeof(*e->ring));
-    while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1)
+    while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1) {
         engine_frame(e, &frame);
+        if (stop && --until_check == 0) {
+            until_check = ENGINE_STOP_CHECK_FRAMES;
+            if (stop(ctx)) {
+                rc = -EINTR;
+                snprintf(err, errlen, "stopped before the end of the file");
+                break;
+            }
+        }
+    }
     lookahead_flush(e);
     if (e->ring != kept)
         free(e->ring);
     e->ring = kept;
-    if (rc < 0)
+    if (rc < 0 && rc != -EINTR)
         health_parse_error(e->health, HEALTH_L2,
                            rc == -EIO ? "capture_file_truncated" : "capture_file_unreadable");
     capture_pcap_free(cap);

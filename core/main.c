@@ -2,6 +2,7 @@
  * serves until SIGTERM or SIGINT. Wiring only: every behaviour lives in the modules. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,20 @@ static int print_metrics(struct engine *e)
     return rc;
 }
 
+/* The offline read's stop test while serving: a pending SIGTERM or SIGINT. */
+struct offline_stop {
+    struct service *svc;
+    int signo; /* the signal that stopped the read */
+};
+
+static bool stop_pending(void *ctx)
+{
+    struct offline_stop *st = ctx;
+
+    st->signo = service_stop_pending(st->svc);
+    return st->signo != 0;
+}
+
 /* The offline job: read the file, print and/or serve its final metrics. */
 static int run_offline(struct engine *e, const struct cli *cli)
 {
@@ -394,8 +409,9 @@ static int run_offline(struct engine *e, const struct cli *cli)
     int rc, status = EXIT_OK;
 
     /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
-     * tells when the metrics are final. While the file is read, SIGTERM and SIGINT are read
-     * only afterwards: the file is read to its end first. */
+     * tells when the metrics are final. Serving blocks SIGTERM and SIGINT (service_new), so the
+     * read asks for them between frames: either ends the job there, with nothing printed or
+     * served, since the metrics would be of part of the file. */
     if (cli->listen_address) {
         svc = service_new(e, &sc, err, sizeof(err));
         if (!svc) {
@@ -403,7 +419,15 @@ static int run_offline(struct engine *e, const struct cli *cli)
             return EXIT_FAILURE_RUNTIME;
         }
     }
-    rc = engine_read_file(e, cli->read_path, err, sizeof(err));
+    struct offline_stop st = {.svc = svc};
+    rc = engine_read_file_until(e, cli->read_path, svc ? stop_pending : NULL, &st, err,
+                                sizeof(err));
+    if (rc == -EINTR) {
+        log_info("main", "%s while reading %s: stopped; nothing printed or served",
+                 st.signo == SIGTERM ? "SIGTERM" : "SIGINT", cli->read_path);
+        service_free(svc);
+        return EXIT_OK;
+    }
     if (rc == -EIO || rc == -EBADMSG) {
         fprintf(stderr, "sipscope: %s: %s: %s\n", cli->read_path,
                 rc == -EIO ? "capture cut short" : "capture unreadable past this point", err);

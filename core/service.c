@@ -127,6 +127,18 @@ static void reload(struct service *s, const char *why, bool from_http)
         http_reload_done(s->mailbox, rc, msg);
 }
 
+int service_stop_pending(const struct service *s)
+{
+    sigset_t pending;
+
+    (void)s; /* the signals service_new blocked: pending until its signalfd is read */
+    if (sigpending(&pending) != 0)
+        return 0;
+    if (sigismember(&pending, SIGTERM) == 1)
+        return SIGTERM;
+    return sigismember(&pending, SIGINT) == 1 ? SIGINT : 0;
+}
+
 /* Returns true when the service must stop. */
 static bool handle_signals(struct service *s)
 {

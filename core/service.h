@@ -32,6 +32,10 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
  * or offline, the file is processed. */
 void service_set_ready(struct service *s);
 
+/* SIGTERM or SIGINT when one has come and waits to be read, else 0: a long offline read asks
+ * between frames, to end early. Reads no signal (a SIGHUP stays pending for service_run). */
+int service_stop_pending(const struct service *s);
+
 /* Runs until SIGTERM or SIGINT. Returns 0, or -errno when the capture or the signal descriptor
  * fails. */
 int service_run(struct service *s);
