@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -434,6 +435,20 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, 
     return reply(conn, status, text, strlen(text), MHD_RESPMEM_PERSISTENT, TEXT_PLAIN, allow);
 }
 
+/* MHD_get_connection_values callback: sets *(bool *)cls when an Accept-Encoding line accepts
+ * gzip. A list may come split over several lines (RFC 9110 §5.3): each is read. */
+static enum MHD_Result gzip_in_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_ACCEPT_ENCODING) == 0 &&
+        accepts_gzip(value)) {
+        *(bool *)cls = true;
+        return MHD_NO; /* found: stop */
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *conn,
                                      void **req_cls)
 {
@@ -452,8 +467,8 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
         return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     body = sc->text.data;
     len = sc->text.len;
-    gz = accepts_gzip(
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    gz = false;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, gzip_in_line, &gz);
     if (gz) {
         if (scratch_gzip(sc) == 0) {
             body = (const char *)sc->gz;

@@ -595,6 +595,10 @@ TEST(accept_encoding_is_read_token_by_token_with_q_values)
         {"gzipped", false},
         {"xgzip", false},
         {"", false},
+        /* A list split over two lines (RFC 9110 §5.3): both are read. */
+        {"deflate\r\nAccept-Encoding: gzip", true},
+        {"gzip;q=0\r\naccept-encoding: br", false},
+        {"br\r\nX-Other: 1\r\nACCEPT-ENCODING: x-gzip", true},
     };
     struct fixture f;
     struct http_server *srv;
@@ -604,7 +608,7 @@ TEST(accept_encoding_is_read_token_by_token_with_q_values)
     if (!srv)
         return;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char extra[128];
+        char extra[160];
         struct resp r;
         snprintf(extra, sizeof(extra), "Accept-Encoding: %s\r\n", cases[i].value);
         CHECK_INT(request(http_port(srv), "GET", "/metrics", extra, NULL, &r), 0);
