@@ -2742,6 +2742,36 @@ static void count_reload(struct lua_bridge *b, const char *result, int ok)
     metric_gauge_set(b->s_last_ok, ok);
 }
 
+/* At a reload, the calls going on keep their d.cdr fields: the slot numbers and the fields store
+ * are C data, and move from the old state to the new one, which has run no hook yet (its own
+ * are empty, and go with the old state). d.vars are Lua values of the old state and go with it.
+ * The store's bytes move from one state's memory count to the other's. */
+static void hand_over_calls(struct lua_bridge *b, struct lb_state *from, struct lb_state *to)
+{
+    char err[256];
+    struct lb_slots slots = to->slots;
+    struct call_fields *cf = to->call_fields;
+    uint64_t from_bytes, to_bytes;
+
+    /* A failure leaves the pending call's slot taken until the engine stops: logged, not
+     * fatal (the rules' code cannot reach this function). */
+    if (call_core(b, from, "release_pending", 0, 0, err, sizeof(err)) != 0)
+        log_warn(MOD, "reload: a call's slot was not released: %s", err);
+    from_bytes = call_fields_bytes(from->call_fields);
+    to_bytes = call_fields_bytes(cf);
+    to->slots = from->slots;
+    to->call_fields = from->call_fields;
+    from->slots = slots;
+    from->call_fields = cf;
+    to->used = to->used - to_bytes + from_bytes;
+    from->used = from->used - from_bytes + to_bytes;
+    /* Their ends must reach the new rules' dispatcher, which takes the fields and frees the
+     * slots, whether or not a new rule hooks the end of calls (as native_set_routes does). */
+    if (to->slots.n_slots > to->slots.n_free)
+        to->routes[TRACK_CALL_END] = 1;
+    b->running = to; /* release_pending ran in from, which is closed next */
+}
+
 int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
 {
     struct lb_state *s;
@@ -2774,6 +2804,7 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
         log_warn(MOD, "reload failed, the previous rules keep running: %s", err);
         return -EINVAL;
     }
+    hand_over_calls(b, b->cur, s);
     close_state(b->cur);
     b->cur = s;
     watchdog_activate(b, s->n_rules > 0);

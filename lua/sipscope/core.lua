@@ -392,8 +392,20 @@ function M.dispatch_dialog_end()
     if prev ~= 0 and prev ~= slot then
         free_slot(prev) -- no message dispatch since (timers, or no message hooks)
     end
-    if handles.end_call_fields(slot) then
-        api.call_fields_take(api.bridge, slot) -- encoded for the call's line (events file)
+    -- Its fields are encoded for the call's line (events file). Taken even when no hook of these
+    -- rules wrote them: a call that was going on at a reload has the fields of the rules before.
+    handles.end_call_fields(slot)
+    api.call_fields_take(api.bridge, slot)
+end
+
+-- A reload hands the calls' slots and fields to the new rules (lua_bridge_reload): the call whose
+-- end is pending (its vars kept for the message that ended it) is released first. Between two
+-- frames that message's dispatch is over.
+function M.release_pending()
+    local slot = pending_end
+    if slot ~= 0 then
+        pending_end = 0
+        free_slot(slot)
     end
 end
 

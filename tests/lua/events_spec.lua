@@ -106,6 +106,50 @@ describe("the events file", function()
         e:close()
     end)
 
+    it("keeps the d.cdr fields of calls going on at a reload, not their d.vars", function()
+        -- Calls a and b start under v1, whose start hook writes a field and a var. a ends
+        -- under v2, whose end hook writes another field and looks for the var; b ends after a
+        -- second reload, to rules that hook nothing; c starts and ends under those. The fields
+        -- used to go with the old rules' state: a's line had only v2's, b's none.
+        local _, dir = t.write_rule("cdr.lua", [[
+return {on_dialog_start = function(d) d.cdr.before = "v1"; d.vars.seen = true end}]])
+        local e = t.engine{rules_dir = dir, events = true}
+        local function start(id, time)
+            local c = {call_id = id}
+            e:sip(t.request("INVITE", c), {time = time})
+            c.method, c.to_tag = "INVITE", "x"
+            e:sip(t.response(200, c), {time = time + 1})
+            c.method, c.branch = nil, "z9hG4bKack" .. id
+            e:sip(t.request("ACK", c), {time = time + 1.01})
+        end
+        local function bye(id, time)
+            e:sip(t.request("BYE", {call_id = id, to_tag = "x", cseq = 2,
+                                    branch = "z9hG4bKbye" .. id}), {time = time})
+        end
+        start("a", 1)
+        start("b", 2)
+        t.write_rule("cdr.lua", [[
+return {on_dialog_end = function(d) d.cdr.after = "v2"; d.cdr.vars_kept = d.vars.seen == true end}]],
+            dir)
+        assert.is_true(e:reload())
+        bye("a", 10)
+        t.write_rule("cdr.lua", "return {}", dir)
+        assert.is_true(e:reload())
+        bye("b", 11)
+        start("c", 12)
+        bye("c", 20)
+        local lines = read_lines(e)
+        assert.are.equal(3, #lines)
+        assert.truthy(lines[1]:find('"call_id":"a"', 1, true), lines[1])
+        assert.are.equal('"after":"v2","before":"v1","vars_kept":false}', rule_fields(lines[1]))
+        assert.truthy(lines[2]:find('"call_id":"b"', 1, true), lines[2])
+        assert.are.equal('"before":"v1"}', rule_fields(lines[2]))
+        assert.truthy(lines[3]:find('"call_id":"c"', 1, true), lines[3])
+        assert.are.equal('"labels":{}}', lines[3]:sub(-#'"labels":{}}')) -- no field
+        assert.are.equal(2, e:metric("sipscope_rules_reloads_total", {result = "success"}))
+        e:close()
+    end)
+
     it("escapes what needs escaping", function()
         local e = engine()
         t.call(e, {call_id = 'q"\\\239\191\189x', from = "sip:\255@a.example"})
