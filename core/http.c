@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "expo.h"
+#include "http_clients.h"
 #include "log.h"
 
 #define HTTP_POOL_IDLE 4    /* render buffers kept between scrapes */
@@ -260,6 +261,8 @@ struct http_server {
     pthread_mutex_t pool_mu;
     struct scratch *pool; /* idle buffers, at most HTTP_POOL_IDLE */
     unsigned pool_idle;
+
+    struct http_clients *clients; /* connections by client (admit_client, count_client) */
 };
 
 static void scratch_free(struct scratch *sc)
@@ -582,6 +585,35 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
     *req_cls = NULL;
 }
 
+/* Accept policy: a client already holding its share of the connections is refused (closed at
+ * once). Runs on the accepting thread, like count_client's start notification that follows. */
+static enum MHD_Result admit_client(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct http_server *srv = cls;
+    return http_clients_admits(srv->clients, addr, addrlen) ? MHD_YES : MHD_NO;
+}
+
+/* Connection notifications: a connection is counted for its client from its start to its
+ * close; *socket_context keeps its handle (http_clients_add) meanwhile. */
+static void count_client(void *cls, struct MHD_Connection *conn, void **socket_context,
+                         enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        socklen_t len = !sa                         ? 0
+                        : sa->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                                    : (socklen_t)sizeof(struct sockaddr_in);
+        *socket_context = (void *)(uintptr_t)http_clients_add(srv->clients, sa, len);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_clients_remove(srv->clients, (unsigned)(uintptr_t)*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 /* libmicrohttpd's own messages are about single connections (a client that went away...):
  * debug level, so that a misbehaving client cannot flood the log. */
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -650,6 +682,7 @@ static void server_free(struct http_server *srv)
     }
     pthread_mutex_destroy(&srv->pool_mu);
     free(srv->index_html);
+    http_clients_free(srv->clients);
     free(srv);
 }
 
@@ -661,6 +694,8 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     sigset_t all, old;
     char name[64];
     int fd;
+    unsigned max_conns = cfg->max_connections ? cfg->max_connections
+                                              : HTTP_DEFAULT_MAX_CONNECTIONS;
 
     if (http_addr_parse(cfg->listen_address ? cfg->listen_address : HTTP_DEFAULT_LISTEN, &want, err,
                         errlen) != 0)
@@ -677,7 +712,9 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
         srv->hooks = *hooks;
     srv->enable_lifecycle = cfg->enable_lifecycle;
     srv->expo_flags = cfg->expo_flags;
-    if (build_index(srv, cfg->version) != 0) {
+    srv->clients = http_clients_new(max_conns, cfg->max_per_client ? cfg->max_per_client
+                                                                   : HTTP_DEFAULT_MAX_PER_CLIENT);
+    if (!srv->clients || build_index(srv, cfg->version) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -693,12 +730,9 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     srv->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS),
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)(cfg->max_per_ip ? cfg->max_per_ip : HTTP_DEFAULT_MAX_PER_IP),
-        MHD_OPTION_CONNECTION_TIMEOUT,
+        0, admit_client, srv, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+        MHD_OPTION_NOTIFY_CONNECTION, count_client, srv, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S),
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -729,12 +731,12 @@ static int scrape_from(const char *src, uint16_t port)
 }
 
 /* One address holding connections open (half a request each, as a slow client does) takes at
- * most max_per_ip of them: other addresses, Prometheus and the health probes, still get in. */
+ * most max_per_client of them: other addresses, Prometheus and the health probes, still get in. */
 TEST(one_address_cannot_take_every_connection)
 {
     struct fixture f;
     struct http_config cfg = {.listen_address = "127.0.0.1:0", .max_connections = 8,
-                              .max_per_ip = 4};
+                              .max_per_client = 4};
     char err[256] = "";
     int held[6];
     fixture_init(&f);
@@ -756,6 +758,111 @@ TEST(one_address_cannot_take_every_connection)
             close(held[i]);
     http_stop(srv);
     metrics_free(f.reg);
+}
+
+/* A TCP connection from src (any address, IPV6_FREEBIND) to dst:port over IPv6; -1 on failure. */
+static int connect_from6(const char *src, const char *dst, uint16_t port)
+{
+    struct sockaddr_in6 from = {.sin6_family = AF_INET6}, to = {.sin6_family = AF_INET6};
+    struct timeval tv = {5, 0};
+    int one = 1, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    inet_pton(AF_INET6, src, &from.sin6_addr);
+    inet_pton(AF_INET6, dst, &to.sin6_addr);
+    to.sin6_port = htons(port);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1 when a scrape over a new IPv6 connection from src got 200, 0 when the server closed it. */
+static int scrape_from6(const char *src, const char *dst, uint16_t port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct resp r = {0};
+    int fd = connect_from6(src, dst, port), ok;
+
+    if (fd < 0)
+        return -1;
+    ok = send_all(fd, req, sizeof(req) - 1) == 0 && read_resp(fd, false, &r) == 0 &&
+         r.status == 200;
+    resp_free(&r);
+    close(fd);
+    return ok;
+}
+
+/* The child of ipv6_host_is_limited_by_its_slash_64: in a network namespace of its own, with
+ * 2001:db8::/48 local on its loopback (any address of it can be bound), one host holds
+ * connections from four addresses of its /64. Returns a bit per wrong outcome (0: all right). */
+static int slash_64_child(void)
+{
+    struct fixture f;
+    struct http_config cfg = {.listen_address = "[::]:0", .max_connections = 16,
+                              .max_per_client = 4};
+    char err[256] = "", src[64];
+    int held[4], wrong = 0;
+
+    if (system("ip link set lo up && ip -6 route add local 2001:db8::/48 dev lo") != 0)
+        return 1 << 0;
+    fixture_init(&f);
+    struct http_server *srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
+    if (!srv) {
+        fprintf(stderr, "  http_start: %s\n", err);
+        return 1 << 1;
+    }
+    for (int i = 0; i < 4; i++) {
+        snprintf(src, sizeof(src), "2001:db8::%x", 0x10 + i);
+        held[i] = connect_from6(src, "2001:db8::1", http_port(srv));
+        if (held[i] < 0 || send_all(held[i], "GET /metrics HTTP/1.1\r\n", 24) != 0)
+            wrong |= 1 << 2;
+    }
+    /* A fifth address of the same /64 is the same client: closed. */
+    if (scrape_from6("2001:db8::ffff:1", "2001:db8::1", http_port(srv)) != 0)
+        wrong |= 1 << 3;
+    /* Another /64, and IPv4 through the dual-stack socket, still get in. */
+    if (scrape_from6("2001:db8:0:1::10", "2001:db8::1", http_port(srv)) != 1)
+        wrong |= 1 << 4;
+    if (scrape_from("127.0.0.1", http_port(srv)) != 1)
+        wrong |= 1 << 5;
+    for (int i = 0; i < 4; i++)
+        if (held[i] >= 0)
+            close(held[i]);
+    http_stop(srv);
+    metrics_free(f.reg);
+    return wrong;
+}
+
+/* An IPv6 host has a /64 to pick addresses from: counted by address, it took every connection.
+ * Needs root (a network namespace); skipped otherwise. */
+TEST(ipv6_host_is_limited_by_its_slash_64)
+{
+    int status = 0;
+    pid_t pid;
+
+    if (geteuid() != 0)
+        TEST_SKIP("needs root for a network namespace");
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        if (unshare(CLONE_NEWNET) != 0)
+            _exit(77);
+        _exit(slash_64_child());
+    }
+    CHECK(pid > 0);
+    if (pid <= 0 || waitpid(pid, &status, 0) != pid)
+        return;
+    CHECK(WIFEXITED(status));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        TEST_SKIP("no network namespace: %s", "unshare failed");
+    CHECK_INT(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
 }
 
 TEST(healthy_answers_200_with_a_fixed_text)
