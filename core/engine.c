@@ -559,6 +559,12 @@ struct lua_bridge *engine_rules(struct engine *e)
     return e->rules;
 }
 
+static int stopped(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "stopped before the end of the file");
+    return -EINTR;
+}
+
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen)
 {
     return engine_read_file_until(e, path, NULL, NULL, err, errlen);
@@ -569,11 +575,10 @@ int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void
 {
     struct capture_pcap *cap = capture_pcap_open(path, err, errlen);
     struct capture_frame frame;
-    unsigned until_check = ENGINE_STOP_CHECK_FRAMES;
     int rc;
 
     if (!cap)
-        return -ENOENT;
+        return stop && stop(ctx) ? stopped(err, errlen) : -ENOENT;
     /* Lookahead needs frames that outlive the next read (a mapped file). Rules see nothing of
      * it: messages are still tracked, labelled and dispatched one by one in capture order (only
      * the engine's own parse counters run a few messages ahead); a message waiting in the ring
@@ -585,15 +590,12 @@ int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void
         e->ring = kept ? kept : malloc(RING_SLOTS * sizeof(*e->ring));
     while ((rc = capture_pcap_next(cap, &frame, err, errlen)) == 1) {
         engine_frame(e, &frame);
-        if (stop && --until_check == 0) {
-            until_check = ENGINE_STOP_CHECK_FRAMES;
-            if (stop(ctx)) {
-                rc = -EINTR;
-                snprintf(err, errlen, "stopped before the end of the file");
-                break;
-            }
-        }
+        if (stop && stop(ctx))
+            break;
     }
+    /* A signal that interrupted a read makes it fail: that is the stop, not a damaged file. */
+    if (rc != 0 && stop && stop(ctx))
+        rc = stopped(err, errlen);
     lookahead_flush(e);
     if (e->ring != kept)
         free(e->ring);

@@ -84,13 +84,11 @@ void engine_publish(struct engine *e);
  * says why. */
 int engine_read_file(struct engine *e, const char *path, char *err, size_t errlen);
 
-/* How often engine_read_file_until asks whether to stop: every this many frames. */
-#define ENGINE_STOP_CHECK_FRAMES 4096
-
-/* engine_read_file that can end early: stop(ctx) is asked every ENGINE_STOP_CHECK_FRAMES frames,
- * and when it returns true the read ends there with -EINTR (what was read is tracked and
- * published, as at the end of the file). stop may be NULL. A frame that blocks (a pipe whose
- * writer is silent) is waited for: stop is asked between frames only. */
+/* engine_read_file that can end early: stop(ctx) is asked after every frame (a flag's read:
+ * the caller's signal handler sets it), and after the file could not be opened or read; when it
+ * returns true the read ends there with -EINTR (what was read is tracked and published, as at
+ * the end of the file). A signal whose handler is installed without SA_RESTART makes a read
+ * that waits on a pipe return, so a silent writer does not hold the stop. stop may be NULL. */
 int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx),
                            void *ctx, char *err, size_t errlen);
 

@@ -168,7 +168,8 @@ static void usage(FILE *out)
             "Exit status: 0 done; 1 could not run (missing file, unsupported capture, missing\n"
             "capability, unknown interface, no memory, address in use); 2 wrong flags; 3 ran,\n"
             "but the capture was cut short (metrics of what was read are still printed or\n"
-            "served, and the cut is counted in sipscope_parse_errors_total).\n");
+            "served, and the cut is counted in sipscope_parse_errors_total); 130 or 143\n"
+            "SIGINT or SIGTERM ended a --read that serves before its end.\n");
 }
 
 #define MAX_INTERFACES CAPTURE_BPF_MAX_IFACES
@@ -385,18 +386,15 @@ static int print_metrics(struct engine *e)
     return rc;
 }
 
-/* The offline read's stop test while serving: a pending SIGTERM or SIGINT. */
-struct offline_stop {
-    struct service *svc;
-    int signo; /* the signal that stopped the read */
-};
-
-static bool stop_pending(void *ctx)
+/* The offline read's stop test while serving: a SIGTERM or SIGINT came (service_interruptible). */
+static bool stop_pending(void *svc)
 {
-    struct offline_stop *st = ctx;
+    return service_stop_pending(svc) != 0;
+}
 
-    st->signo = service_stop_pending(st->svc);
-    return st->signo != 0;
+static const char *signal_name(int signo)
+{
+    return signo == SIGTERM ? "SIGTERM" : "SIGINT";
 }
 
 /* The offline job: read the file, print and/or serve its final metrics. */
@@ -409,24 +407,32 @@ static int run_offline(struct engine *e, const struct cli *cli)
     int rc, status = EXIT_OK;
 
     /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
-     * tells when the metrics are final. Serving blocks SIGTERM and SIGINT (service_new), so the
-     * read asks for them between frames: either ends the job there, with nothing printed or
-     * served, since the metrics would be of part of the file. */
+     * tells when the metrics are final. Serving blocks SIGTERM and SIGINT for its signalfd
+     * (service_new): during the read they are handled again, and either ends the job there,
+     * with nothing printed or served (the metrics would be of part of the file) and the exit
+     * status of a process the signal ended, 128 + its number. */
     if (cli->listen_address) {
         svc = service_new(e, &sc, err, sizeof(err));
         if (!svc) {
             fprintf(stderr, "sipscope: %s\n", err);
             return EXIT_FAILURE_RUNTIME;
         }
+        if ((rc = service_interruptible(svc, true)) != 0) {
+            fprintf(stderr, "sipscope: cannot handle SIGTERM and SIGINT: %s\n", strerror(-rc));
+            service_free(svc);
+            return EXIT_FAILURE_RUNTIME;
+        }
     }
-    struct offline_stop st = {.svc = svc};
-    rc = engine_read_file_until(e, cli->read_path, svc ? stop_pending : NULL, &st, err,
+    rc = engine_read_file_until(e, cli->read_path, svc ? stop_pending : NULL, svc, err,
                                 sizeof(err));
+    if (svc)
+        service_interruptible(svc, false);
     if (rc == -EINTR) {
+        int signo = service_stop_pending(svc);
         log_info("main", "%s while reading %s: stopped; nothing printed or served",
-                 st.signo == SIGTERM ? "SIGTERM" : "SIGINT", cli->read_path);
+                 signal_name(signo), cli->read_path);
         service_free(svc);
-        return EXIT_OK;
+        return 128 + signo;
     }
     if (rc == -EIO || rc == -EBADMSG) {
         fprintf(stderr, "sipscope: %s: %s: %s\n", cli->read_path,
@@ -441,14 +447,17 @@ static int run_offline(struct engine *e, const struct cli *cli)
         fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
         status = EXIT_FAILURE_RUNTIME;
     }
-    if (svc) {
+    if (svc && service_stop_pending(svc)) {
+        /* It came as the file ended: the job is whole, and the stop asked for is done. */
+        log_info("main", "%s: shutting down", signal_name(service_stop_pending(svc)));
+    } else if (svc) {
         service_set_ready(svc);
         log_info("main", "%s processed; serving its metrics until SIGTERM or SIGINT",
                  cli->read_path);
         if (service_run(svc) < 0)
             status = EXIT_FAILURE_RUNTIME;
-        service_free(svc);
     }
+    service_free(svc);
     return status;
 }
 

@@ -30,6 +30,8 @@ struct service {
     struct http_reload *mailbox;
     atomic_bool ready;
     int sfd;
+    bool interruptible;                  /* service_interruptible is on */
+    struct sigaction old_term, old_int; /* the handlers it replaced */
 };
 
 static bool is_ready(void *ctx)
@@ -127,16 +129,42 @@ static void reload(struct service *s, const char *why, bool from_http)
         http_reload_done(s->mailbox, rc, msg);
 }
 
+/* The signal that came while interruptible (service_interruptible), 0 before. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+int service_interruptible(struct service *s, bool on)
+{
+    struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART: reads return */
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (on) {
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGTERM, &sa, &s->old_term) != 0 || sigaction(SIGINT, &sa, &s->old_int) != 0)
+            return -errno;
+        s->interruptible = true;
+        return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    }
+    if (!s->interruptible)
+        return 0;
+    s->interruptible = false;
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (sigaction(SIGTERM, &s->old_term, NULL) != 0 || sigaction(SIGINT, &s->old_int, NULL) != 0)
+        return -errno;
+    return 0;
+}
+
 int service_stop_pending(const struct service *s)
 {
-    sigset_t pending;
-
-    (void)s; /* the signals service_new blocked: pending until its signalfd is read */
-    if (sigpending(&pending) != 0)
-        return 0;
-    if (sigismember(&pending, SIGTERM) == 1)
-        return SIGTERM;
-    return sigismember(&pending, SIGINT) == 1 ? SIGINT : 0;
+    (void)s;
+    return stop_signal;
 }
 
 /* Returns true when the service must stop. */
@@ -246,6 +274,7 @@ void service_free(struct service *s)
 {
     if (!s)
         return;
+    service_interruptible(s, false);
     if (s->mailbox)
         http_reload_cancel(s->mailbox); /* a waiting /-/reload returns before http_stop */
     http_stop(s->http);

@@ -32,8 +32,15 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
  * or offline, the file is processed. */
 void service_set_ready(struct service *s);
 
-/* SIGTERM or SIGINT when one has come and waits to be read, else 0: a long offline read asks
- * between frames, to end early. Reads no signal (a SIGHUP stays pending for service_run). */
+/* For a long job on the calling thread before service_run (the offline read): on, SIGTERM and
+ * SIGINT are taken by a handler that records them for service_stop_pending, installed without
+ * SA_RESTART so that a read waiting on a pipe returns (EINTR); one that came since service_new
+ * is taken at once. Off, they are blocked again for service_run's signalfd and the previous
+ * handlers are back. SIGHUP stays blocked throughout: a reload waits for service_run. Returns 0
+ * or -errno. */
+int service_interruptible(struct service *s, bool on);
+
+/* SIGTERM or SIGINT when one came while interruptible, else 0. */
 int service_stop_pending(const struct service *s);
 
 /* Runs until SIGTERM or SIGINT. Returns 0, or -errno when the capture or the signal descriptor

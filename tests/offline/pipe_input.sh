@@ -3,9 +3,10 @@
 # - a pipe fed the capture once gives the --print output of the file itself, byte for byte,
 #   with the reader started first (it waits in its open for the writer, and must not lose it);
 # - with --web.listen-address, SIGTERM or SIGINT during the read ends the job there: the process
-#   exits with status 0 within 5 s, says which signal stopped it, and prints nothing (the
-#   metrics would be of part of the file). That pipe never ends: only the signal can end the
-#   read.
+#   exits within 5 s with the status of a process the signal ended (143, 130), says which
+#   signal stopped it, and prints nothing (the metrics would be of part of the file). Whatever
+#   the writer does: feed records for ever, feed 50 a second, send ten and then hold the pipe
+#   open in silence, or never come (the reader waits in its open).
 # Only processes this script started are signalled, by PID.
 #
 # Usage: pipe_input.sh SIPSCOPE GEN_TRAFFIC
@@ -34,20 +35,34 @@ bad() {
     exit 1
 }
 
-# Writes CAPTURE into the pipe FIFO with its records ROUNDS times (0: for ever), in the
-# background; sets feeder to its PID.
-feed() { # CAPTURE FIFO ROUNDS
+# Writes CAPTURE into the pipe FIFO in the background, as MODE says: once (the whole capture),
+# forever (its records again and again), slow (50 records a second), hold (ten records, then
+# the pipe stays open with nothing more). Sets feeder to its PID.
+feed() { # CAPTURE FIFO MODE
     python3 - "$@" <<'EOF' &
-import sys
+import struct, sys, time
 data = open(sys.argv[1], "rb").read()
-header, records, rounds = data[:24], data[24:], int(sys.argv[3])
+header, body, mode = data[:24], data[24:], sys.argv[3]
+records, off = [], 0
+while off < len(body):  # little-endian pcap records: 16-byte header, then incl_len bytes
+    n = 16 + struct.unpack("<I", body[off + 8:off + 12])[0]
+    records.append(body[off:off + n])
+    off += n
 try:
-    with open(sys.argv[2], "wb") as out:
+    with open(sys.argv[2], "wb", buffering=0) as out:
         out.write(header)
-        n = 0
-        while rounds == 0 or n < rounds:
-            out.write(records)
-            n += 1
+        if mode == "once":
+            out.write(body)
+        elif mode == "forever":
+            while True:
+                out.write(body)
+        elif mode == "slow":
+            for r in records * 100:
+                out.write(r)
+                time.sleep(0.02)
+        elif mode == "hold":
+            out.write(b"".join(records[:10]))
+            time.sleep(60)
 except BrokenPipeError:
     pass
 EOF
@@ -62,7 +77,7 @@ mkfifo "$work/once.fifo"
 timeout 20 "$sipscope" --read "$work/once.fifo" --print >"$work/once.prom" 2>"$work/once.err" &
 reader=$!
 sleep 0.3 # the reader is waiting in its open
-feed "$work/mix.pcap" "$work/once.fifo" 1
+feed "$work/mix.pcap" "$work/once.fifo" once
 wait "$reader"
 status=$?
 if [ "$status" = 0 ] && cmp -s "$work/file.prom" "$work/once.prom"; then
@@ -72,23 +87,23 @@ else
     cat "$work/once.err"
 fi
 
-# The pipe is fed the capture's records again and again, for ever; SIGNAL stops the read.
-stop_during_read() { # SIGNAL
-    local sig=$1 fifo=$work/$1.fifo pid status i
+# SIGNAL during a read that serves, the pipe fed as MODE says (none: no writer at all).
+stop_during_read() { # SIGNAL MODE WANT_STATUS
+    local sig=$1 mode=$2 want=$3 fifo=$work/$1-$2.fifo out=$work/$1-$2 pid status i
+    feeder=
     mkfifo "$fifo"
-    feed "$work/mix.pcap" "$fifo" 0
-    "$sipscope" --read "$fifo" --web.listen-address 127.0.0.1:0 --print \
-        >"$work/$sig.out" 2>"$work/$sig.err" &
+    [ "$mode" != none ] && feed "$work/mix.pcap" "$fifo" "$mode"
+    "$sipscope" --read "$fifo" --web.listen-address 127.0.0.1:0 --print >"$out.out" 2>"$out.err" &
     pid=$!
     pids+=("$pid")
     for i in $(seq 100); do
-        grep -q 'listening on' "$work/$sig.err" && break
+        grep -q 'listening on' "$out.err" && break
         sleep 0.1
     done
-    sleep 1 # well into the read
+    sleep 1 # well into the read (or the wait)
     if ! kill -0 "$pid" 2>/dev/null; then
-        bad "$sig: sipscope ended before the signal; stderr:"
-        cat "$work/$sig.err"
+        bad "$sig $mode: sipscope ended before the signal; stderr:"
+        cat "$out.err"
         return
     fi
     kill "-$sig" "$pid"
@@ -97,30 +112,36 @@ stop_during_read() { # SIGNAL
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        bad "$sig: still reading 5 s after the signal"
+        bad "$sig $mode: still running 5 s after the signal"
         return
     fi
     wait "$pid"
     status=$?
-    [ "$status" = 0 ] && passed=$((passed + 1)) || bad "$sig: exit status $status, want 0"
+    [ "$status" = "$want" ] && passed=$((passed + 1)) ||
+        bad "$sig $mode: exit status $status, want $want"
     if grep -q "main: SIG$sig while reading $fifo: stopped; nothing printed or served" \
-        "$work/$sig.err"; then
+        "$out.err"; then
         passed=$((passed + 1))
     else
-        bad "$sig: no line naming the signal; stderr:"
-        cat "$work/$sig.err"
+        bad "$sig $mode: no line naming the signal; stderr:"
+        cat "$out.err"
     fi
-    [ ! -s "$work/$sig.out" ] && passed=$((passed + 1)) || bad "$sig: metrics were printed"
-    # The feeder ends on the broken pipe once sipscope is gone.
-    for i in $(seq 50); do
-        kill -0 "$feeder" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$feeder" 2>/dev/null && bad "$sig: the feeder did not end"
+    [ ! -s "$out.out" ] && passed=$((passed + 1)) || bad "$sig $mode: metrics were printed"
+    # A feeder ends on the broken pipe once sipscope is gone (hold: once it writes no more).
+    if [ -n "$feeder" ] && [ "$mode" != hold ]; then
+        for i in $(seq 50); do
+            kill -0 "$feeder" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$feeder" 2>/dev/null && bad "$sig $mode: the feeder did not end"
+    fi
 }
 
-stop_during_read TERM
-stop_during_read INT
+stop_during_read TERM forever 143
+stop_during_read INT forever 130
+stop_during_read TERM slow 143
+stop_during_read TERM hold 143
+stop_during_read TERM none 143
 
 echo "$passed passed, $failed failed, 0 skipped"
 [ "$failed" = 0 ]
