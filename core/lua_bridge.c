@@ -2742,10 +2742,36 @@ static void count_reload(struct lua_bridge *b, const char *result, int ok)
     metric_gauge_set(b->s_last_ok, ok);
 }
 
+/* Whether a slot's call is still going on: its dialog entry holds the same call (generation)
+ * and has not ended. At a reload (between two frames) an ended call's end has been dispatched:
+ * its slot is still taken only when that dispatch failed before freeing it. */
+static bool slot_live(const struct lb_slot_key *k)
+{
+    const struct sip_dialog *d = k->dialog;
+    return d && d->node.in_use && d->node.gen == k->gen && d->state != SIP_DIALOG_ENDED;
+}
+
+/* Frees the slots (and fields) of state s whose calls are over: what failed dispatches left. */
+static void sweep_ended_calls(struct lb_state *s)
+{
+    struct lb_slots *t = &s->slots;
+
+    for (uint32_t n = 1; n <= t->n_slots; n++) {
+        if (t->by_slot[n].dialog && !slot_live(&t->by_slot[n])) {
+            call_fields_drop(s, (int32_t)n);
+            t->by_slot[n].dialog = NULL;
+            t->free[t->n_free++] = (int32_t)n;
+        }
+    }
+}
+
 /* At a reload, the calls going on keep their d.cdr fields: the slot numbers and the fields store
  * are C data, and move from the old state to the new one, which has run no hook yet (its own
  * are empty, and go with the old state). d.vars are Lua values of the old state and go with it.
- * The store's bytes move from one state's memory count to the other's. */
+ * Slots of calls that are over are freed first, so that nothing a failed dispatch left is
+ * carried from reload to reload. The store's bytes move from one state's memory count to the
+ * other's, unless they would leave the new rules less than an eighth of --lua-memory: the
+ * fields are then dropped, as the old state goes, and the log says so. */
 static void hand_over_calls(struct lua_bridge *b, struct lb_state *from, struct lb_state *to)
 {
     char err[256];
@@ -2753,12 +2779,22 @@ static void hand_over_calls(struct lua_bridge *b, struct lb_state *from, struct 
     struct call_fields *cf = to->call_fields;
     uint64_t from_bytes, to_bytes;
 
-    /* A failure leaves the pending call's slot taken until the engine stops: logged, not
-     * fatal (the rules' code cannot reach this function). */
+    /* A failure leaves the pending call's slot to the sweep below. */
     if (call_core(b, from, "release_pending", 0, 0, err, sizeof(err)) != 0)
-        log_warn(MOD, "reload: a call's slot was not released: %s", err);
+        log_warn(MOD, "reload: a call's end was not released: %s", err);
+    b->running = to; /* release_pending ran in from, which is closed next */
+    sweep_ended_calls(from);
     from_bytes = call_fields_bytes(from->call_fields);
     to_bytes = call_fields_bytes(cf);
+    if (from->slots.n_slots == from->slots.n_free)
+        return; /* no call going on has per-call data */
+    if (to->used - to_bytes + from_bytes > to->limit - to->limit / 8) {
+        log_warn(MOD,
+                 "reload: the event fields of the %u calls going on (%llu bytes) would leave the "
+                 "new rules too little of --lua-memory: their lines will not have them",
+                 from->slots.n_slots - from->slots.n_free, (unsigned long long)from_bytes);
+        return;
+    }
     to->slots = from->slots;
     to->call_fields = from->call_fields;
     from->slots = slots;
@@ -2767,9 +2803,7 @@ static void hand_over_calls(struct lua_bridge *b, struct lb_state *from, struct 
     from->used = from->used - from_bytes + to_bytes;
     /* Their ends must reach the new rules' dispatcher, which takes the fields and frees the
      * slots, whether or not a new rule hooks the end of calls (as native_set_routes does). */
-    if (to->slots.n_slots > to->slots.n_free)
-        to->routes[TRACK_CALL_END] = 1;
-    b->running = to; /* release_pending ran in from, which is closed next */
+    to->routes[TRACK_CALL_END] = 1;
 }
 
 int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)

@@ -150,6 +150,52 @@ return {on_dialog_end = function(d) d.cdr.after = "v2"; d.cdr.vars_kept = d.vars
         e:close()
     end)
 
+    it("drops the calls' fields at a reload when they would crowd the new rules out of memory", function()
+        -- 20 calls hold 4 MB of d.cdr fields under an 8 MiB cap, and the new rules keep 4.5 MB
+        -- of their own. Handed over, the fields put the new state past its cap for good: every
+        -- dispatch then failed (Dlg handles included), the calls' lines lost the new rules'
+        -- fields too, and their slots and fields were never freed, reload after reload (a
+        -- review's reproducer). Now the fields stay with the old state, and the log says so.
+        local _, dir = t.write_rule("cdr.lua", [[
+return {on_dialog_start = function(d) d.cdr.big = string.rep("x", 200000) end}]])
+        local e = t.engine{rules_dir = dir, events = true, config = {lua_memory = "8MiB"}}
+        local function start(id, time)
+            local c = {call_id = id}
+            e:sip(t.request("INVITE", c), {time = time})
+            c.method, c.to_tag = "INVITE", "x"
+            e:sip(t.response(200, c), {time = time + 0.5})
+            c.method, c.branch = nil, "z9hG4bKack" .. id
+            e:sip(t.request("ACK", c), {time = time + 0.51})
+        end
+        for i = 1, 20 do
+            start("c" .. i, i)
+        end
+        t.write_rule("cdr.lua", [[
+local keep = {}
+for i = 1, 5 do keep[i] = string.rep(tostring(i), 900000) end
+return {on_dialog_end = function(d) d.cdr.after = "v2" end,
+        on_request = function(m) local t = {#keep} for i = 1, 100 do t[i] = {i} end end}]], dir)
+        assert.is_true(e:reload())
+        e:sip(t.request("OPTIONS", {call_id = "o1"}), {time = 50})
+        for i = 1, 20 do
+            e:sip(t.request("BYE", {call_id = "c" .. i, to_tag = "x", cseq = 2,
+                                    branch = "z9hG4bKbye" .. i}), {time = 60 + i})
+        end
+        local ev = e:events()
+        assert.are.equal(20, #ev)
+        for i = 1, 20 do
+            assert.are.equal("c" .. i, ev[i].call_id)
+            assert.are.equal("v2", ev[i].after)
+            assert.is_nil(ev[i].big)
+        end
+        assert.is_nil(e:exposition():find("sipscope_rule_errors_total{", 1, true))
+        t.write_rule("cdr.lua", "return {}", dir)
+        assert.is_true(e:reload())
+        -- Nothing of the 20 calls is left (it was 5.3 MB).
+        assert.is_true(e:metric("sipscope_lua_memory_bytes") < 1048576)
+        e:close()
+    end)
+
     it("escapes what needs escaping", function()
         local e = engine()
         t.call(e, {call_id = 'q"\\\239\191\189x', from = "sip:\255@a.example"})
