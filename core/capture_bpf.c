@@ -531,6 +531,37 @@ int capture_bpf_fd(const struct capture_bpf *cap)
     return bpf_ring_fd(cap->ring);
 }
 
+int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_state *out,
+                             size_t max)
+{
+    int fd;
+
+    if (cap->any)
+        return 0;
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    for (size_t i = 0; i < cap->n_ifaces && i < max; i++) {
+        struct ifreq ifr;
+        const unsigned want = IFF_UP | IFF_RUNNING;
+
+        /* The socket is bound to the index: another interface that took the name is not it. */
+        if (if_nametoindex(cap->names[i]) != cap->ifindex[i]) {
+            out[i] = CAPTURE_IFACE_REMOVED;
+            continue;
+        }
+        memset(&ifr, 0, sizeof(ifr));
+        memcpy(ifr.ifr_name, cap->names[i], strlen(cap->names[i]));
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+            out[i] = errno == ENODEV ? CAPTURE_IFACE_REMOVED : CAPTURE_IFACE_DOWN;
+        else
+            out[i] = ((unsigned)ifr.ifr_flags & want) == want ? CAPTURE_IFACE_UP
+                                                              : CAPTURE_IFACE_DOWN;
+    }
+    close(fd);
+    return (int)cap->n_ifaces;
+}
+
 uint64_t capture_bpf_bad_records(const struct capture_bpf *cap)
 {
     return cap->bad_records;

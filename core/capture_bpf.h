@@ -101,6 +101,22 @@ struct capture_bpf_iface_stats {
  * interfaces found, which may exceed max (only max are written), or -errno. */
 int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats *out, size_t max);
 
+/* Where a named interface stands for its capture. */
+enum capture_iface_state {
+    CAPTURE_IFACE_UP,      /* up with a carrier (IFF_UP and IFF_RUNNING): packets can come */
+    CAPTURE_IFACE_DOWN,    /* still there, but down or without a carrier: none come until it
+                            * is up again, and then the capture resumes by itself */
+    CAPTURE_IFACE_REMOVED, /* deleted (or replaced by another of that name): its socket is bound
+                            * to an index that no longer exists, and sipscope holds no privilege
+                            * left to open another; capturing from it again needs a restart */
+};
+
+/* The state of each interface named at open into out[max] (out[i] is frame iface i), read from
+ * the kernel now (an ioctl per interface, no privilege needed). Returns how many were named (0
+ * with all interfaces: "any" follows every interface by itself), or -errno. */
+int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_state *out,
+                             size_t max);
+
 /* Ring buffer records that were malformed and skipped (never expected; a non-zero value is a bug
  * in the program or a kernel quirk). */
 uint64_t capture_bpf_bad_records(const struct capture_bpf *cap);

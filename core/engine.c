@@ -539,6 +539,11 @@ void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uin
     health_set_kernel(e->health, iface, seen, matched, ringbuf_full, truncated);
 }
 
+void engine_iface_up(struct engine *e, uint32_t iface, bool up)
+{
+    health_set_iface_up(e->health, iface, up);
+}
+
 int engine_reload_rules(struct engine *e, char *msg, size_t msglen)
 {
     if (!e->rules) {

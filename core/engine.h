@@ -97,6 +97,9 @@ int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void
 void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
                             uint64_t ringbuf_full, uint64_t truncated);
 
+/* Publishes whether a captured interface is up (live mode). */
+void engine_iface_up(struct engine *e, uint32_t iface, bool up);
+
 /* Reloads the rules from their directory on the engine thread, swapping them in only when they
  * all load (messages waiting in the lookahead go to the old ones first, as in engine_tick).
  * Returns 0 with a summary, or -errno with the reason, in msg[msglen]: -EINVAL when the new

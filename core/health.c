@@ -46,7 +46,7 @@ struct iface_slot {
 
 struct health {
     struct metrics *reg;
-    struct metric_family *packets, *drops, *truncated, *parse_errors, *messages;
+    struct metric_family *packets, *drops, *truncated, *parse_errors, *messages, *iface_up;
     struct metric_family *entries, *evictions;
     health_iface_name_fn name_fn;
     void *name_ctx;
@@ -205,6 +205,10 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
     h->drops = family(reg, "sipscope_capture_drops_total",
                       "Packets the capture lost before user space (ringbuf full).",
                       METRIC_COUNTER, "iface", "reason");
+    h->iface_up = family(reg, "sipscope_capture_interface_up",
+                         "1 while a captured interface is up with a carrier; 0 while it is down, "
+                         "and for good once it was removed (a restart captures it again).",
+                         METRIC_GAUGE, "iface", NULL);
     h->truncated = family(reg, "sipscope_capture_truncated_total",
                           "Packets longer than the snap length, delivered cut.", METRIC_COUNTER,
                           "iface", NULL);
@@ -327,6 +331,11 @@ void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t
     add_delta(slot->packets[HEALTH_MATCHED], matched, &k->matched);
     add_delta(iface_series(h, slot, "ringbuf_full", h->drops), ringbuf_full, &k->ringbuf_full);
     add_delta(slot->truncated, truncated, &k->truncated);
+}
+
+void health_set_iface_up(struct health *h, uint32_t iface, bool up)
+{
+    metric_gauge_set(iface_series(h, iface_slot(h, iface), NULL, h->iface_up), up ? 1 : 0);
 }
 
 void health_parse_error(struct health *h, enum health_stage stage, const char *reason)

@@ -5,6 +5,7 @@
 #ifndef SIPSCOPE_HEALTH_H
 #define SIPSCOPE_HEALTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,9 @@ void health_free(struct health *h);
 #define HEALTH_BIT(result) (1u << (result))
 void health_packets(struct health *h, uint32_t iface, unsigned results);
 void health_truncated(struct health *h, uint32_t iface);
+
+/* Whether a captured interface is up (live capture, capture_bpf_iface_states). */
+void health_set_iface_up(struct health *h, uint32_t iface, bool up);
 
 /* Kernel-side counters are totals read from the kernel: set, not added. */
 void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,

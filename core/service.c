@@ -30,6 +30,7 @@ struct service {
     struct http_reload *mailbox;
     atomic_bool ready;
     int sfd;
+    int iface_state[CAPTURE_BPF_MAX_IFACES]; /* enum capture_iface_state; -1 before the first */
     bool interruptible;                  /* service_interruptible is on */
     struct sigaction old_term, old_int; /* the handlers it replaced */
 };
@@ -68,6 +69,8 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
     s->engine = e;
     s->capture = cfg->capture;
     s->sfd = -1;
+    for (int i = 0; i < CAPTURE_BPF_MAX_IFACES; i++)
+        s->iface_state[i] = -1;
     /* Live, as offline, messages are tracked a few frames after they are parsed: their bytes
      * stay in the ring buffer meanwhile (engine.h, capture_bpf_hold). */
     _Static_assert(ENGINE_LOOKAHEAD <= CAPTURE_BPF_MAX_HOLD, "the lookahead's frames are held");
@@ -183,6 +186,35 @@ static bool handle_signals(struct service *s)
     return false;
 }
 
+/* Follows the captured interfaces' states: the gauge, and a log line at each change (the
+ * first reading logs only an interface that is not up). */
+static void watch_interfaces(struct service *s)
+{
+    enum capture_iface_state st[CAPTURE_BPF_MAX_IFACES];
+    int n = capture_bpf_iface_states(s->capture, st, CAPTURE_BPF_MAX_IFACES);
+    char name[64];
+
+    for (int i = 0; i < n && i < CAPTURE_BPF_MAX_IFACES; i++) {
+        int was = s->iface_state[i];
+        if (was == (int)st[i] || was == CAPTURE_IFACE_REMOVED) /* removed: for good */
+            continue;
+        s->iface_state[i] = (int)st[i];
+        engine_iface_up(s->engine, (uint32_t)i, st[i] == CAPTURE_IFACE_UP);
+        if (capture_bpf_iface_name(s->capture, (uint32_t)i, name, sizeof(name)) != 0)
+            snprintf(name, sizeof(name), "%d", i);
+        if (st[i] == CAPTURE_IFACE_UP && was >= 0)
+            log_info("service", "interface %s is up: capturing again", name);
+        else if (st[i] == CAPTURE_IFACE_DOWN)
+            log_warn("service", "interface %s is down or has no carrier: nothing to capture "
+                                "until it is up again",
+                     name);
+        else if (st[i] == CAPTURE_IFACE_REMOVED)
+            log_error("service", "interface %s was removed: its capture has stopped; restart "
+                                 "sipscope to capture from an interface of that name again",
+                      name);
+    }
+}
+
 static void publish_kernel_counters(struct service *s)
 {
     struct capture_bpf_iface_stats st[MAX_KERNEL_IFACES];
@@ -208,6 +240,8 @@ int service_run(struct service *s)
     fds[0] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
     fds[1] = (struct pollfd){.fd = s->mailbox ? http_reload_fd(s->mailbox) : -1, .events = POLLIN};
     fds[2] = (struct pollfd){.fd = s->capture ? capture_bpf_fd(s->capture) : -1, .events = POLLIN};
+    if (s->capture)
+        watch_interfaces(s); /* the gauge from the first scrape on */
     for (;;) {
         /* The capture descriptor only wakes us past a backlog (capture_bpf.h): with a capture,
          * look at the ring at least every CAPTURE_BPF_POLL_MS anyway. */
@@ -244,6 +278,7 @@ int service_run(struct service *s)
                 if (!backlog)
                     engine_tick(s->engine, capture_bpf_now_ns(s->capture));
                 publish_kernel_counters(s);
+                watch_interfaces(s);
             }
         }
         if (handle_signals(s))

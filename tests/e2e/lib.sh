@@ -6,9 +6,9 @@
 #   e2e_setup NAME                  namespace sipscope-NAME-PID ($ns), $work, the cleanup trap
 #   e2e_quiet_tcp NS                no TCP tail loss probes in NS (e2e_setup does it for $ns)
 #   check NAME COMMAND...           runs COMMAND; on failure prints NAME and its output
-#   e2e_start_sipscope ARGS...      sipscope (path in $sipscope) inside $ns, HTTP on an ephemeral
-#                                   port of its lo ($port, $pid); fails the script if it never
-#                                   listens
+#   e2e_start_sipscope ARGS...      sipscope (path in $sipscope) inside $ns capturing on
+#                                   $e2e_iface (lo when unset), HTTP on an ephemeral port of its
+#                                   lo ($port, $pid); fails the script if it never listens
 #   scrape PATH                     GET http://127.0.0.1:$port PATH from inside $ns
 #   e2e_stop_sipscope               SIGTERM, checked to end with status 0
 #   e2e_finish                      the closing line; the exit status says whether all passed
@@ -67,7 +67,8 @@ check() { # NAME COMMAND...
 }
 
 e2e_start_sipscope() { # ARGS...
-    ip netns exec "$ns" "$sipscope" --interface lo "$@" --web.listen-address 127.0.0.1:0 \
+    ip netns exec "$ns" "$sipscope" --interface "${e2e_iface:-lo}" "$@" \
+        --web.listen-address 127.0.0.1:0 \
         2>"$work/sipscope.log" &
     pid=$!
     port=""

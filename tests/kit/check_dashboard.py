@@ -62,6 +62,8 @@ LAZY = {
         "snap", "every packet of mix-udp4 was captured whole"),
     "sipscope_capture_drops_total": (
         None, "only the live capture's ring buffer drops packets"),
+    "sipscope_capture_interface_up": (
+        None, "only live, for the interfaces named with --interface (e2e_live_iface_state)"),
     "sipscope_series_overflow_total": (
         None, "only once a family reaches its series cap (10,000 label sets for built-ins)"),
     "sipscope_label_overflow_total": (
