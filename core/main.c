@@ -2,6 +2,7 @@
  * serves until SIGTERM or SIGINT. Wiring only: every behaviour lives in the modules. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ enum exit_code {
     EXIT_FAILURE_RUNTIME = 1, /* could not do the job: missing file, no memory... */
     EXIT_USAGE = 2,           /* wrong flags */
     EXIT_INPUT_DAMAGED = 3,   /* the job ran, but the input was cut short or unreadable */
+    EXIT_SIGNAL_BASE = 128,   /* + a signal's number: it stopped the job (end_by_signal) */
 };
 
 enum opt_id {
@@ -168,8 +170,8 @@ static void usage(FILE *out)
             "Exit status: 0 done; 1 could not run (missing file, unsupported capture, missing\n"
             "capability, unknown interface, no memory, address in use); 2 wrong flags; 3 ran,\n"
             "but the capture was cut short (metrics of what was read are still printed or\n"
-            "served, and the cut is counted in sipscope_parse_errors_total); 130 or 143\n"
-            "SIGINT or SIGTERM ended a --read that serves before its end.\n");
+            "served, and the cut is counted in sipscope_parse_errors_total). SIGINT or SIGTERM\n"
+            "during a --read that serves ends it by that signal (130 or 143 in a shell).\n");
 }
 
 #define MAX_INTERFACES CAPTURE_BPF_MAX_IFACES
@@ -386,6 +388,21 @@ static int print_metrics(struct engine *e)
     return rc;
 }
 
+/* A signal ended the job: the process ends by that signal once everything is closed (the
+ * events file flushed), as a shell and systemd expect of a process the signal stopped (status
+ * 128 + its number in a shell; a clean stop for systemd). */
+static void end_by_signal(int signo)
+{
+    sigset_t set;
+
+    fflush(NULL);
+    signal(signo, SIG_DFL);
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(signo);
+}
+
 /* The offline read's stop test while serving: a SIGTERM or SIGINT came (service_interruptible). */
 static bool stop_pending(void *svc)
 {
@@ -432,7 +449,7 @@ static int run_offline(struct engine *e, const struct cli *cli)
         log_info("main", "%s while reading %s: stopped; nothing printed or served",
                  signal_name(signo), cli->read_path);
         service_free(svc);
-        return 128 + signo;
+        return EXIT_SIGNAL_BASE + signo;
     }
     if (rc == -EIO || rc == -EBADMSG) {
         fprintf(stderr, "sipscope: %s: %s: %s\n", cli->read_path,
@@ -569,5 +586,7 @@ int main(int argc, char **argv)
     status = cap ? run_live(e, cap, &cli) : run_offline(e, &cli);
     engine_free(e);
     capture_bpf_free(cap);
+    if (status > EXIT_SIGNAL_BASE)
+        end_by_signal(status - EXIT_SIGNAL_BASE);
     return status;
 }

@@ -32,7 +32,7 @@ struct service {
     int sfd;
     int iface_state[CAPTURE_BPF_MAX_IFACES]; /* enum capture_iface_state; -1 before the first */
     bool interruptible;                  /* service_interruptible is on */
-    struct sigaction old_term, old_int; /* the handlers it replaced */
+    struct sigaction old_term, old_int, old_alrm; /* the handlers it replaced */
 };
 
 static bool is_ready(void *ctx)
@@ -135,22 +135,39 @@ static void reload(struct service *s, const char *why, bool from_http)
 /* The signal that came while interruptible (service_interruptible), 0 before. */
 static volatile sig_atomic_t stop_signal;
 
+/* A stop signal that lands just before a blocking call (a read of a pipe whose writer is
+ * silent, the open of a pipe that has no writer yet) interrupts nothing, and the flag is read
+ * only once that call returns. So the handler also sets an alarm, and the alarm's handler sets
+ * another for as long as the read goes on: a call that blocked after the stop is interrupted
+ * within a second. */
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
+    alarm(1);
+}
+
+static void on_stop_alarm(int sig)
+{
+    (void)sig;
+    if (stop_signal)
+        alarm(1);
 }
 
 int service_interruptible(struct service *s, bool on)
 {
-    struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART: reads return */
+    /* No SA_RESTART: a read that waits returns (EINTR) when one of these comes. */
+    struct sigaction stop = {.sa_handler = on_stop_signal}, wake = {.sa_handler = on_stop_alarm};
     sigset_t set;
 
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     if (on) {
-        sigemptyset(&sa.sa_mask);
-        if (sigaction(SIGTERM, &sa, &s->old_term) != 0 || sigaction(SIGINT, &sa, &s->old_int) != 0)
+        sigemptyset(&stop.sa_mask);
+        sigemptyset(&wake.sa_mask);
+        if (sigaction(SIGALRM, &wake, &s->old_alrm) != 0 ||
+            sigaction(SIGTERM, &stop, &s->old_term) != 0 ||
+            sigaction(SIGINT, &stop, &s->old_int) != 0)
             return -errno;
         s->interruptible = true;
         return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -159,7 +176,9 @@ int service_interruptible(struct service *s, bool on)
         return 0;
     s->interruptible = false;
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (sigaction(SIGTERM, &s->old_term, NULL) != 0 || sigaction(SIGINT, &s->old_int, NULL) != 0)
+    alarm(0);
+    if (sigaction(SIGTERM, &s->old_term, NULL) != 0 || sigaction(SIGINT, &s->old_int, NULL) != 0 ||
+        sigaction(SIGALRM, &s->old_alrm, NULL) != 0)
         return -errno;
     return 0;
 }

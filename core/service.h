@@ -35,9 +35,10 @@ void service_set_ready(struct service *s);
 /* For a long job on the calling thread before service_run (the offline read): on, SIGTERM and
  * SIGINT are taken by a handler that records them for service_stop_pending, installed without
  * SA_RESTART so that a read waiting on a pipe returns (EINTR); one that came since service_new
- * is taken at once. Off, they are blocked again for service_run's signalfd and the previous
- * handlers are back. SIGHUP stays blocked throughout: a reload waits for service_run. Returns 0
- * or -errno. */
+ * is taken at once. After one, SIGALRM comes every second until off, so that a call that blocks
+ * after the job last looked at the flag returns too (the job must not use alarm() itself). Off,
+ * they are blocked again for service_run's signalfd and the previous handlers are back. SIGHUP
+ * stays blocked throughout: a reload waits for service_run. Returns 0 or -errno. */
 int service_interruptible(struct service *s, bool on);
 
 /* SIGTERM or SIGINT when one came while interruptible, else 0. */

@@ -47,6 +47,21 @@ local function rule_fields(line)
     return line:sub(line:find('"labels":{},', 1, true) + #'"labels":{},')
 end
 
+-- Call id answered: INVITE at time, 200 half a second later, its ACK; and its BYE at time.
+local function start_call(e, id, time)
+    local c = {call_id = id}
+    e:sip(t.request("INVITE", c), {time = time})
+    c.method, c.to_tag = "INVITE", "x"
+    e:sip(t.response(200, c), {time = time + 0.5})
+    c.method, c.branch = nil, "z9hG4bKack" .. id
+    e:sip(t.request("ACK", c), {time = time + 0.51})
+end
+
+local function bye_call(e, id, time)
+    e:sip(t.request("BYE", {call_id = id, to_tag = "x", cseq = 2, branch = "z9hG4bKbye" .. id}),
+        {time = time})
+end
+
 describe("the events file", function()
     it("has a CDR per finished call, with labels and rule fields", function()
         local e = engine()
@@ -114,30 +129,18 @@ describe("the events file", function()
         local _, dir = t.write_rule("cdr.lua", [[
 return {on_dialog_start = function(d) d.cdr.before = "v1"; d.vars.seen = true end}]])
         local e = t.engine{rules_dir = dir, events = true}
-        local function start(id, time)
-            local c = {call_id = id}
-            e:sip(t.request("INVITE", c), {time = time})
-            c.method, c.to_tag = "INVITE", "x"
-            e:sip(t.response(200, c), {time = time + 1})
-            c.method, c.branch = nil, "z9hG4bKack" .. id
-            e:sip(t.request("ACK", c), {time = time + 1.01})
-        end
-        local function bye(id, time)
-            e:sip(t.request("BYE", {call_id = id, to_tag = "x", cseq = 2,
-                                    branch = "z9hG4bKbye" .. id}), {time = time})
-        end
-        start("a", 1)
-        start("b", 2)
+        start_call(e, "a", 1)
+        start_call(e, "b", 2)
         t.write_rule("cdr.lua", [[
 return {on_dialog_end = function(d) d.cdr.after = "v2"; d.cdr.vars_kept = d.vars.seen == true end}]],
             dir)
         assert.is_true(e:reload())
-        bye("a", 10)
+        bye_call(e, "a", 10)
         t.write_rule("cdr.lua", "return {}", dir)
         assert.is_true(e:reload())
-        bye("b", 11)
-        start("c", 12)
-        bye("c", 20)
+        bye_call(e, "b", 11)
+        start_call(e, "c", 12)
+        bye_call(e, "c", 20)
         local lines = read_lines(e)
         assert.are.equal(3, #lines)
         assert.truthy(lines[1]:find('"call_id":"a"', 1, true), lines[1])
@@ -159,16 +162,8 @@ return {on_dialog_end = function(d) d.cdr.after = "v2"; d.cdr.vars_kept = d.vars
         local _, dir = t.write_rule("cdr.lua", [[
 return {on_dialog_start = function(d) d.cdr.big = string.rep("x", 200000) end}]])
         local e = t.engine{rules_dir = dir, events = true, config = {lua_memory = "8MiB"}}
-        local function start(id, time)
-            local c = {call_id = id}
-            e:sip(t.request("INVITE", c), {time = time})
-            c.method, c.to_tag = "INVITE", "x"
-            e:sip(t.response(200, c), {time = time + 0.5})
-            c.method, c.branch = nil, "z9hG4bKack" .. id
-            e:sip(t.request("ACK", c), {time = time + 0.51})
-        end
         for i = 1, 20 do
-            start("c" .. i, i)
+            start_call(e, "c" .. i, i)
         end
         t.write_rule("cdr.lua", [[
 local keep = {}
@@ -178,8 +173,7 @@ return {on_dialog_end = function(d) d.cdr.after = "v2" end,
         assert.is_true(e:reload())
         e:sip(t.request("OPTIONS", {call_id = "o1"}), {time = 50})
         for i = 1, 20 do
-            e:sip(t.request("BYE", {call_id = "c" .. i, to_tag = "x", cseq = 2,
-                                    branch = "z9hG4bKbye" .. i}), {time = 60 + i})
+            bye_call(e, "c" .. i, 60 + i)
         end
         local ev = e:events()
         assert.are.equal(20, #ev)

@@ -693,33 +693,54 @@ TEST(one_connection_serves_several_scrapes)
 /* --- Health, readiness, index, errors ----------------------------------------------------------
  */
 
-/* A connection from src (an IPv4 loopback address) to 127.0.0.1:port. */
-static int connect_from(const char *src, uint16_t port)
+/* A TCP connection between two addresses of one family; an IPv6 source may be any address
+ * (IPV6_FREEBIND: an AnyIP route makes it local). -1 on failure. */
+static int connect_pair(const struct sockaddr *from, const struct sockaddr *to, socklen_t len)
 {
-    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
     struct timeval tv = {5, 0};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, fd = socket(to->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     if (fd < 0)
         return -1;
-    inet_pton(AF_INET, src, &from.sin_addr);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(port);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
-        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+    if (to->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+    if (bind(fd, from, len) != 0 || connect(fd, to, len) != 0) {
         close(fd);
         return -1;
     }
     return fd;
 }
 
-/* A scrape over a new connection from src: 1 when it got 200, 0 when the server closed it. */
-static int scrape_from(const char *src, uint16_t port)
+/* A connection from src (an IPv4 loopback address) to 127.0.0.1:port. */
+static int connect_from(const char *src, uint16_t port)
+{
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+
+    inet_pton(AF_INET, src, &from.sin_addr);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(port);
+    return connect_pair((struct sockaddr *)&from, (struct sockaddr *)&to, sizeof(from));
+}
+
+/* A connection from src to dst:port over IPv6. */
+static int connect_from6(const char *src, const char *dst, uint16_t port)
+{
+    struct sockaddr_in6 from = {.sin6_family = AF_INET6}, to = {.sin6_family = AF_INET6};
+
+    inet_pton(AF_INET6, src, &from.sin6_addr);
+    inet_pton(AF_INET6, dst, &to.sin6_addr);
+    to.sin6_port = htons(port);
+    return connect_pair((struct sockaddr *)&from, (struct sockaddr *)&to, sizeof(from));
+}
+
+/* A scrape over connection fd, which it closes: 1 when it got 200, 0 when the server closed
+ * it, -1 when there was no connection. */
+static int scrape_on(int fd)
 {
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     struct resp r = {0};
-    int fd = connect_from(src, port), ok;
+    int ok;
 
     if (fd < 0)
         return -1;
@@ -728,6 +749,16 @@ static int scrape_from(const char *src, uint16_t port)
     resp_free(&r);
     close(fd);
     return ok;
+}
+
+static int scrape_from(const char *src, uint16_t port)
+{
+    return scrape_on(connect_from(src, port));
+}
+
+static int scrape_from6(const char *src, const char *dst, uint16_t port)
+{
+    return scrape_on(connect_from6(src, dst, port));
 }
 
 /* One address holding connections open (half a request each, as a slow client does) takes at
@@ -758,44 +789,6 @@ TEST(one_address_cannot_take_every_connection)
             close(held[i]);
     http_stop(srv);
     metrics_free(f.reg);
-}
-
-/* A TCP connection from src (any address, IPV6_FREEBIND) to dst:port over IPv6; -1 on failure. */
-static int connect_from6(const char *src, const char *dst, uint16_t port)
-{
-    struct sockaddr_in6 from = {.sin6_family = AF_INET6}, to = {.sin6_family = AF_INET6};
-    struct timeval tv = {5, 0};
-    int one = 1, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    inet_pton(AF_INET6, src, &from.sin6_addr);
-    inet_pton(AF_INET6, dst, &to.sin6_addr);
-    to.sin6_port = htons(port);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
-        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* 1 when a scrape over a new IPv6 connection from src got 200, 0 when the server closed it. */
-static int scrape_from6(const char *src, const char *dst, uint16_t port)
-{
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    struct resp r = {0};
-    int fd = connect_from6(src, dst, port), ok;
-
-    if (fd < 0)
-        return -1;
-    ok = send_all(fd, req, sizeof(req) - 1) == 0 && read_resp(fd, false, &r) == 0 &&
-         r.status == 200;
-    resp_free(&r);
-    close(fd);
-    return ok;
 }
 
 /* The child of ipv6_host_is_limited_by_its_slash_64: in a network namespace of its own, with
