@@ -262,7 +262,7 @@ struct http_server {
     struct scratch *pool; /* idle buffers, at most HTTP_POOL_IDLE */
     unsigned pool_idle;
 
-    struct http_clients *clients; /* connections by client (admit_client, count_client) */
+    struct http_clients *clients; /* connections by address (admit_client, count_client) */
 };
 
 static void scratch_free(struct scratch *sc)
@@ -585,16 +585,16 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
     *req_cls = NULL;
 }
 
-/* Accept policy: a client already holding its share of the connections is refused (closed at
- * once). Runs on the accepting thread, like count_client's start notification that follows. */
+/* Accept policy: an address, or an IPv6 /64, already holding its share of the connections is
+ * refused (closed at once). Runs on the accepting thread, like count_client's start notification that follows. */
 static enum MHD_Result admit_client(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     struct http_server *srv = cls;
     return http_clients_admits(srv->clients, addr, addrlen) ? MHD_YES : MHD_NO;
 }
 
-/* Connection notifications: a connection is counted for its client from its start to its
- * close; *socket_context keeps its handle (http_clients_add) meanwhile. */
+/* Connection notifications: a connection is counted for its address and network from its
+ * start to its close; *socket_context keeps its handle (http_clients_add) meanwhile. */
 static void count_client(void *cls, struct MHD_Connection *conn, void **socket_context,
                          enum MHD_ConnectionNotificationCode toe)
 {
@@ -609,7 +609,7 @@ static void count_client(void *cls, struct MHD_Connection *conn, void **socket_c
                                                     : (socklen_t)sizeof(struct sockaddr_in);
         *socket_context = (void *)(uintptr_t)http_clients_add(srv->clients, sa, len);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        http_clients_remove(srv->clients, (unsigned)(uintptr_t)*socket_context);
+        http_clients_remove(srv->clients, (uint32_t)(uintptr_t)*socket_context);
         *socket_context = NULL;
     }
 }
@@ -712,8 +712,9 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
         srv->hooks = *hooks;
     srv->enable_lifecycle = cfg->enable_lifecycle;
     srv->expo_flags = cfg->expo_flags;
-    srv->clients = http_clients_new(max_conns, cfg->max_per_client ? cfg->max_per_client
-                                                                   : HTTP_DEFAULT_MAX_PER_CLIENT);
+    srv->clients = http_clients_new(
+        max_conns, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_MAX_PER_ADDRESS,
+        cfg->max_per_network ? cfg->max_per_network : HTTP_DEFAULT_MAX_PER_NETWORK);
     if (!srv->clients || build_index(srv, cfg->version) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;

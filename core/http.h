@@ -4,8 +4,8 @@
  * and reloads reach the engine through the hooks below.
  *
  * Threads: one thread per open connection (libmicrohttpd's thread-per-connection mode), at most
- * cfg->max_connections of them, cfg->max_per_client from one client (an IPv4 address or an
- * IPv6 /64, http_clients.h). Rendering (milliseconds for a large registry) and a reload (the
+ * cfg->max_connections of them, cfg->max_per_address from one address and cfg->max_per_network
+ * from one IPv6 /64 (http_clients.h). Rendering (milliseconds for a large registry) and a reload (the
  * hook blocks until the engine thread has reloaded) then hold up only their own connection,
  * never a scrape or a health check on another one. Every thread the server starts has all
  * signals blocked, so SIGTERM, SIGINT, SIGHUP and the engine's timer signal reach the engine
@@ -28,13 +28,15 @@
 #define HTTP_DEFAULT_LISTEN ":9632"
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
-/* Connections from one client (an IPv4 address, an IPv6 /64): a client that holds connections
- * open (a header line every few seconds keeps one alive) must not take all of them and lock
- * Prometheus and the health probes out. A quarter of them: libmicrohttpd reports a closed
- * connection only once its thread is cleaned up, so that clients opening a connection per
- * request from one address (4 concurrent scrapers in test_http) were refused now and then
- * under a limit of 8. */
-#define HTTP_DEFAULT_MAX_PER_CLIENT 16
+/* Connections from one address: a client that holds connections open (a header line every few
+ * seconds keeps one alive) must not take all of them and lock Prometheus and the health probes
+ * out. A quarter of them: libmicrohttpd reports a closed connection only once its thread is
+ * cleaned up, so that clients opening a connection per request from one address (4 concurrent
+ * scrapers in test_http) were refused now and then under a limit of 8. */
+#define HTTP_DEFAULT_MAX_PER_ADDRESS 16
+/* Connections from one IPv6 /64: an IPv6 host has the whole /64 to take addresses from. Half of
+ * them: a /64 is also a LAN segment, whose other hosts share it (http_clients.h). */
+#define HTTP_DEFAULT_MAX_PER_NETWORK 32
 #define HTTP_DEFAULT_TIMEOUT_S 30 /* an idle connection is closed after this */
 
 /* Content-Type of /metrics: text exposition format 0.0.4. */
@@ -68,7 +70,8 @@ struct http_config {
     unsigned expo_flags;        /* expo_render flags for /metrics (0: everything) */
     const char *version;        /* shown on the index page; NULL for none */
     unsigned max_connections;   /* 0 for HTTP_DEFAULT_MAX_CONNECTIONS */
-    unsigned max_per_client;    /* 0 for HTTP_DEFAULT_MAX_PER_CLIENT */
+    unsigned max_per_address;   /* 0 for HTTP_DEFAULT_MAX_PER_ADDRESS */
+    unsigned max_per_network;   /* from one IPv6 /64; 0 for HTTP_DEFAULT_MAX_PER_NETWORK */
     unsigned timeout_s;         /* 0 for HTTP_DEFAULT_TIMEOUT_S */
 };
 

@@ -5,46 +5,58 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An address or a network with connections. */
 struct client {
     uint8_t key[HTTP_CLIENT_KEY_LEN];
+    bool net;       /* a /64, not an address: the same bytes can be both */
     unsigned conns; /* 0: the entry is free */
 };
 
 struct http_clients {
     pthread_mutex_t mu;
-    unsigned limit, n;
-    struct client *by; /* n entries; a handle is an index + 1 */
+    unsigned per_address, per_network, n;
+    struct client *by; /* n entries; a handle holds indexes + 1 */
 };
 
-void http_client_key(const struct sockaddr *sa, socklen_t len, uint8_t key[HTTP_CLIENT_KEY_LEN])
+bool http_client_keys(const struct sockaddr *sa, socklen_t len, uint8_t addr[HTTP_CLIENT_KEY_LEN],
+                      uint8_t net[HTTP_CLIENT_KEY_LEN])
 {
-    memset(key, 0, HTTP_CLIENT_KEY_LEN);
+    memset(addr, 0, HTTP_CLIENT_KEY_LEN);
     if (sa && sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        key[10] = key[11] = 0xff; /* ::ffff:a.b.c.d, as a dual-stack socket gives it */
-        memcpy(key + 12, &in->sin_addr, 4);
+        addr[10] = addr[11] = 0xff; /* ::ffff:a.b.c.d, as a dual-stack socket gives it */
+        memcpy(addr + 12, &in->sin_addr, 4);
     } else if (sa && sa->sa_family == AF_INET6 &&
                len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        memcpy(key, &in6->sin6_addr, HTTP_CLIENT_KEY_LEN);
-        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            memset(key + 8, 0, 8); /* the /64 */
+        memcpy(addr, &in6->sin6_addr, HTTP_CLIENT_KEY_LEN);
+        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            memcpy(net, addr, 8);
+            memset(net + 8, 0, 8);
+            return true;
+        }
     }
+    return false;
 }
 
-struct http_clients *http_clients_new(unsigned max_clients, unsigned limit)
+struct http_clients *http_clients_new(unsigned max_conns, unsigned per_address,
+                                      unsigned per_network)
 {
     struct http_clients *c = calloc(1, sizeof(*c));
 
     if (!c)
         return NULL;
-    c->by = calloc(max_clients ? max_clients : 1, sizeof(*c->by));
+    /* An address and a network per connection; indexes fit a handle's 16-bit halves. */
+    c->n = 2 * (max_conns ? max_conns : 1);
+    if (c->n > UINT16_MAX)
+        c->n = UINT16_MAX;
+    c->by = calloc(c->n, sizeof(*c->by));
     if (!c->by) {
         free(c);
         return NULL;
     }
-    c->n = max_clients ? max_clients : 1;
-    c->limit = limit;
+    c->per_address = per_address;
+    c->per_network = per_network;
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
@@ -58,70 +70,109 @@ void http_clients_free(struct http_clients *c)
     free(c);
 }
 
-/* The entry of key, or NULL; *free_slot gets the first free entry (NULL if none). Locked. */
-static struct client *find(struct http_clients *c, const uint8_t *key, struct client **free_slot)
+/* The entry of (key, net), or NULL; *spare gets a free entry (NULL if none). Locked. */
+static struct client *find(struct http_clients *c, const uint8_t *key, bool net,
+                           struct client **spare)
 {
-    struct client *found = NULL;
-
-    *free_slot = NULL;
-    for (unsigned i = 0; i < c->n && !found; i++) {
+    *spare = NULL;
+    for (unsigned i = 0; i < c->n; i++) {
         struct client *e = &c->by[i];
         if (e->conns == 0) {
-            if (!*free_slot)
-                *free_slot = e;
-        } else if (memcmp(e->key, key, HTTP_CLIENT_KEY_LEN) == 0) {
-            found = e;
+            if (!*spare)
+                *spare = e;
+        } else if (e->net == net && memcmp(e->key, key, HTTP_CLIENT_KEY_LEN) == 0) {
+            return e;
         }
     }
-    return found;
+    return NULL;
+}
+
+static unsigned count_of(struct http_clients *c, const uint8_t *key, bool net)
+{
+    struct client *spare, *e = find(c, key, net, &spare);
+    return e ? e->conns : 0;
+}
+
+/* Counts one more connection of (key, net): the entry's index + 1, 0 when the table is full.
+ * Locked. */
+static uint32_t count_one(struct http_clients *c, const uint8_t *key, bool net)
+{
+    struct client *spare, *e = find(c, key, net, &spare);
+
+    if (!e && spare) {
+        e = spare;
+        memcpy(e->key, key, HTTP_CLIENT_KEY_LEN);
+        e->net = net;
+    }
+    if (!e)
+        return 0;
+    e->conns++;
+    return (uint32_t)(e - c->by) + 1;
+}
+
+static void uncount_one(struct http_clients *c, uint32_t index1)
+{
+    if (index1 > 0 && index1 <= c->n && c->by[index1 - 1].conns > 0)
+        c->by[index1 - 1].conns--;
 }
 
 unsigned http_clients_count(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
 {
-    uint8_t key[HTTP_CLIENT_KEY_LEN];
-    struct client *e, *spare;
+    uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
     unsigned n;
 
-    http_client_key(sa, len, key);
+    http_client_keys(sa, len, addr, net);
     pthread_mutex_lock(&c->mu);
-    e = find(c, key, &spare);
-    n = e ? e->conns : 0;
+    n = count_of(c, addr, false);
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+unsigned http_clients_net_count(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
+{
+    uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
+    unsigned n = 0;
+
+    if (!http_client_keys(sa, len, addr, net))
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    n = count_of(c, net, true);
     pthread_mutex_unlock(&c->mu);
     return n;
 }
 
 bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
 {
-    return http_clients_count(c, sa, len) < c->limit;
+    uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
+    bool has_net = http_client_keys(sa, len, addr, net), ok;
+
+    pthread_mutex_lock(&c->mu);
+    ok = count_of(c, addr, false) < c->per_address &&
+         (!has_net || count_of(c, net, true) < c->per_network);
+    pthread_mutex_unlock(&c->mu);
+    return ok;
 }
 
-unsigned http_clients_add(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
+uint32_t http_clients_add(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
 {
-    uint8_t key[HTTP_CLIENT_KEY_LEN];
-    struct client *e, *spare;
-    unsigned handle = 0;
+    uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
+    bool has_net = http_client_keys(sa, len, addr, net);
+    uint32_t a, n = 0;
 
-    http_client_key(sa, len, key);
     pthread_mutex_lock(&c->mu);
-    e = find(c, key, &spare);
-    if (!e && spare) {
-        e = spare;
-        memcpy(e->key, key, HTTP_CLIENT_KEY_LEN);
-    }
-    if (e) {
-        e->conns++;
-        handle = (unsigned)(e - c->by) + 1;
+    a = count_one(c, addr, false);
+    if (a && has_net && !(n = count_one(c, net, true))) {
+        uncount_one(c, a); /* all or nothing */
+        a = 0;
     }
     pthread_mutex_unlock(&c->mu);
-    return handle;
+    return a ? a | n << 16 : 0;
 }
 
-void http_clients_remove(struct http_clients *c, unsigned handle)
+void http_clients_remove(struct http_clients *c, uint32_t handle)
 {
-    if (handle == 0 || handle > c->n)
-        return;
     pthread_mutex_lock(&c->mu);
-    if (c->by[handle - 1].conns > 0)
-        c->by[handle - 1].conns--;
+    uncount_one(c, handle & 0xffffu);
+    uncount_one(c, handle >> 16);
     pthread_mutex_unlock(&c->mu);
 }

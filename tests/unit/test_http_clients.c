@@ -1,4 +1,4 @@
-/* http_clients: who counts as one client, and the counts per client. */
+/* http_clients: the keys of an address, and the counts per address and per IPv6 /64. */
 #include "http_clients.h"
 
 #include <arpa/inet.h>
@@ -22,86 +22,95 @@ static struct sockaddr_in6 v6(const char *a)
 
 #define SA(x) ((const struct sockaddr *)(const void *)&(x)), (socklen_t)sizeof(x)
 
-/* The key as text (hex), for exact comparisons. */
-static const char *key_hex(const struct sockaddr *sa, socklen_t len, char *out)
+/* The keys as text (hex): "ADDR" or "ADDR/NET" when the address has a network. */
+static const char *keys_hex(const struct sockaddr *sa, socklen_t len, char *out)
 {
-    uint8_t k[HTTP_CLIENT_KEY_LEN];
-    http_client_key(sa, len, k);
+    uint8_t a[HTTP_CLIENT_KEY_LEN], n[HTTP_CLIENT_KEY_LEN];
+    bool has_net = http_client_keys(sa, len, a, n);
+    char *o = out;
     for (int i = 0; i < HTTP_CLIENT_KEY_LEN; i++)
-        sprintf(out + 2 * i, "%02x", k[i]);
+        o += sprintf(o, "%02x", a[i]);
+    if (has_net) {
+        *o++ = '/';
+        for (int i = 0; i < HTTP_CLIENT_KEY_LEN; i++)
+            o += sprintf(o, "%02x", n[i]);
+    }
+    *o = 0;
     return out;
 }
 
-TEST(an_ipv4_address_is_one_client_and_an_ipv6_host_is_its_slash_64)
+TEST(an_address_is_its_own_key_and_an_ipv6_one_has_its_slash_64)
 {
-    char a[40], b[40];
-    struct sockaddr_in p = v4("192.0.2.7"), q = v4("192.0.2.8");
-    struct sockaddr_in6 m = v6("::ffff:192.0.2.7"), x = v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
-                        y = v6("2001:db8:1:2::1"), z = v6("2001:db8:1:3::1");
+    char a[80], b[80];
+    struct sockaddr_in p = v4("192.0.2.7");
+    struct sockaddr_in6 m = v6("::ffff:192.0.2.7"), x = v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd");
 
-    CHECK(strcmp(key_hex(SA(p), a), "00000000000000000000ffffc0000207") == 0);
-    /* A dual-stack socket's IPv4 client is the same client as on an IPv4 socket. */
-    CHECK(strcmp(key_hex(SA(m), b), a) == 0);
-    CHECK(strcmp(key_hex(SA(q), b), "00000000000000000000ffffc0000208") == 0);
-    CHECK(strcmp(key_hex(SA(x), a), "20010db8000100020000000000000000") == 0);
-    CHECK(strcmp(key_hex(SA(y), b), a) == 0);
-    CHECK(strcmp(key_hex(SA(z), b), "20010db8000100030000000000000000") == 0);
-    /* A short address, or none, is the zero key. */
-    CHECK(strcmp(key_hex((const struct sockaddr *)&x, 8, a), "00000000000000000000000000000000") ==
-          0);
-    CHECK(strcmp(key_hex(NULL, 0, a), "00000000000000000000000000000000") == 0);
+    CHECK_STR(keys_hex(SA(p), a), "00000000000000000000ffffc0000207");
+    /* A dual-stack socket's IPv4 client is the same address as on an IPv4 socket. */
+    CHECK_STR(keys_hex(SA(m), b), a);
+    CHECK_STR(keys_hex(SA(x), a),
+              "20010db800010002aaaabbbbccccdddd/20010db8000100020000000000000000");
+    /* A short address, or none, is the zero address, with no network. */
+    CHECK_STR(keys_hex((const struct sockaddr *)&x, 8, a), "00000000000000000000000000000000");
+    CHECK_STR(keys_hex(NULL, 0, a), "00000000000000000000000000000000");
 }
 
-TEST(each_client_gets_at_most_its_limit_and_a_closed_connection_frees_its_place)
+TEST(each_address_and_each_slash_64_gets_at_most_its_limit)
 {
-    struct http_clients *c = http_clients_new(4, 2);
-    struct sockaddr_in6 x1 = v6("2001:db8::1"), x2 = v6("2001:db8::2"), other = v6("2001:db8:0:1::1");
+    struct http_clients *c = http_clients_new(8, 2, 3);
+    struct sockaddr_in6 x1 = v6("2001:db8::1"), x2 = v6("2001:db8::2"), x3 = v6("2001:db8::3"),
+                        other = v6("2001:db8:0:1::1"), net_like = v6("2001:db8::");
     struct sockaddr_in p = v4("192.0.2.1");
-    unsigned h1, h2, h3;
+    uint32_t h[4];
 
     CHECK(c != NULL);
     if (!c)
         return;
-    CHECK(http_clients_admits(c, SA(x1)));
-    h1 = http_clients_add(c, SA(x1));
-    CHECK(http_clients_admits(c, SA(x2)));
-    h2 = http_clients_add(c, SA(x2)); /* same /64: the same client */
+    h[0] = http_clients_add(c, SA(x1));
+    h[1] = http_clients_add(c, SA(x1));
     CHECK_INT(http_clients_count(c, SA(x1)), 2);
-    CHECK(!http_clients_admits(c, SA(x1)));
-    CHECK(!http_clients_admits(c, SA(x2)));
+    CHECK(!http_clients_admits(c, SA(x1))); /* the address is full */
+    CHECK(http_clients_admits(c, SA(x2)));  /* its /64 is not: 2 of 3 */
+    h[2] = http_clients_add(c, SA(x2));
+    CHECK_INT(http_clients_net_count(c, SA(x3)), 3);
+    CHECK(!http_clients_admits(c, SA(x3))); /* a new address, but the /64 is full */
     CHECK(http_clients_admits(c, SA(other)));
+    /* The /64's own address (all host bits zero) is an address like another, not the network. */
+    CHECK_INT(http_clients_count(c, SA(net_like)), 0);
+    /* IPv4 has the address limit only. */
+    h[3] = http_clients_add(c, SA(p));
     CHECK(http_clients_admits(c, SA(p)));
-    CHECK_INT(h1, h2);
-    http_clients_remove(c, h1);
-    CHECK_INT(http_clients_count(c, SA(x2)), 1);
-    CHECK(http_clients_admits(c, SA(x2)));
-    h3 = http_clients_add(c, SA(p));
-    CHECK(h3 != 0 && h3 != h2);
-    http_clients_remove(c, h2);
-    http_clients_remove(c, h3);
-    http_clients_remove(c, h3); /* once too often: stays at 0 */
+    CHECK_INT(http_clients_net_count(c, SA(p)), 0);
+    http_clients_remove(c, h[0]);
+    CHECK_INT(http_clients_count(c, SA(x1)), 1);
+    CHECK_INT(http_clients_net_count(c, SA(x1)), 2);
+    CHECK(http_clients_admits(c, SA(x3)));
+    http_clients_remove(c, h[1]);
+    http_clients_remove(c, h[2]);
+    http_clients_remove(c, h[3]);
+    http_clients_remove(c, h[3]); /* once too often: stays at 0 */
     http_clients_remove(c, 0);
-    http_clients_remove(c, 99);
     CHECK_INT(http_clients_count(c, SA(x1)), 0);
+    CHECK_INT(http_clients_net_count(c, SA(x1)), 0);
     CHECK_INT(http_clients_count(c, SA(p)), 0);
     http_clients_free(c);
 }
 
-TEST(a_full_table_counts_no_more_clients_and_refuses_none)
+TEST(a_full_table_counts_no_more_and_refuses_none)
 {
-    /* It cannot fill up behind libmicrohttpd's connection limit (one entry per connection at
-     * most); if it ever did, a connection would go uncounted rather than be refused. */
-    struct http_clients *c = http_clients_new(2, 1);
-    struct sockaddr_in a = v4("192.0.2.1"), b = v4("192.0.2.2"), d = v4("192.0.2.3");
+    /* It cannot fill up behind libmicrohttpd's connection limit (two entries per connection at
+     * most); if it ever did, a connection would go uncounted rather than be refused. Here one
+     * connection's room holds one IPv6 address and its network, and nothing more. */
+    struct http_clients *c = http_clients_new(1, 1, 1);
+    struct sockaddr_in6 a = v6("2001:db8::1"), b = v6("2001:db8:0:1::1");
 
     CHECK(c != NULL);
     if (!c)
         return;
     CHECK(http_clients_add(c, SA(a)) != 0);
-    CHECK(http_clients_add(c, SA(b)) != 0);
-    CHECK(http_clients_admits(c, SA(d)));
-    CHECK_INT(http_clients_add(c, SA(d)), 0);
-    CHECK_INT(http_clients_count(c, SA(d)), 0);
+    CHECK(http_clients_admits(c, SA(b)));
+    CHECK_INT(http_clients_add(c, SA(b)), 0);
+    CHECK_INT(http_clients_count(c, SA(b)), 0); /* all or nothing: not the address alone */
     http_clients_free(c);
 }
 
