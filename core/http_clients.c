@@ -116,29 +116,29 @@ static void uncount_one(struct http_clients *c, uint32_t index1)
         c->by[index1 - 1].conns--;
 }
 
-unsigned http_clients_count(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
+/* Connections from the address, or from its network (net; 0 for an address without one). */
+static unsigned count_for(struct http_clients *c, const struct sockaddr *sa, socklen_t len,
+                          bool net)
 {
-    uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
+    uint8_t addr[HTTP_CLIENT_KEY_LEN], net_key[HTTP_CLIENT_KEY_LEN];
     unsigned n;
 
-    http_client_keys(sa, len, addr, net);
+    if (!http_client_keys(sa, len, addr, net_key) && net)
+        return 0;
     pthread_mutex_lock(&c->mu);
-    n = count_of(c, addr, false);
+    n = count_of(c, net ? net_key : addr, net);
     pthread_mutex_unlock(&c->mu);
     return n;
 }
 
+unsigned http_clients_count(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
+{
+    return count_for(c, sa, len, false);
+}
+
 unsigned http_clients_net_count(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
 {
-    uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
-    unsigned n = 0;
-
-    if (!http_client_keys(sa, len, addr, net))
-        return 0;
-    pthread_mutex_lock(&c->mu);
-    n = count_of(c, net, true);
-    pthread_mutex_unlock(&c->mu);
-    return n;
+    return count_for(c, sa, len, true);
 }
 
 bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
