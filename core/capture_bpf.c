@@ -555,8 +555,8 @@ int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_s
         if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
             out[i] = errno == ENODEV ? CAPTURE_IFACE_REMOVED : CAPTURE_IFACE_DOWN;
         else
-            out[i] = ((unsigned)ifr.ifr_flags & want) == want ? CAPTURE_IFACE_UP
-                                                              : CAPTURE_IFACE_DOWN;
+            out[i] =
+                ((unsigned)ifr.ifr_flags & want) == want ? CAPTURE_IFACE_UP : CAPTURE_IFACE_DOWN;
     }
     close(fd);
     return (int)cap->n_ifaces;

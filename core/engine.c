@@ -575,8 +575,8 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
     return engine_read_file_until(e, path, NULL, NULL, err, errlen);
 }
 
-int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx),
-                           void *ctx, char *err, size_t errlen)
+int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx), void *ctx,
+                           char *err, size_t errlen)
 {
     struct capture_pcap *cap = capture_pcap_open(path, err, errlen);
     struct capture_frame frame;

@@ -89,8 +89,8 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
  * returns true the read ends there with -EINTR (what was read is tracked and published, as at
  * the end of the file). A signal whose handler is installed without SA_RESTART makes a read
  * that waits on a pipe return, so a silent writer does not hold the stop. stop may be NULL. */
-int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx),
-                           void *ctx, char *err, size_t errlen);
+int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx), void *ctx,
+                           char *err, size_t errlen);
 
 /* Publishes the kernel's capture counters of one interface (totals since the capture was
  * opened; live mode). */

@@ -444,8 +444,7 @@ static enum MHD_Result gzip_in_line(void *cls, enum MHD_ValueKind kind, const ch
                                     const char *value)
 {
     (void)kind;
-    if (key && strcasecmp(key, MHD_HTTP_HEADER_ACCEPT_ENCODING) == 0 &&
-        accepts_gzip(value)) {
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_ACCEPT_ENCODING) == 0 && accepts_gzip(value)) {
         *(bool *)cls = true;
         return MHD_NO; /* found: stop */
     }
@@ -586,7 +585,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
 }
 
 /* Accept policy: an address, or an IPv6 /64, already holding its share of the connections is
- * refused (closed at once). Runs on the accepting thread, like count_client's start notification that follows. */
+ * refused (closed at once). Runs on the accepting thread, like count_client's start notification
+ * that follows. */
 static enum MHD_Result admit_client(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     struct http_server *srv = cls;
@@ -694,8 +694,7 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     sigset_t all, old;
     char name[64];
     int fd;
-    unsigned max_conns = cfg->max_connections ? cfg->max_connections
-                                              : HTTP_DEFAULT_MAX_CONNECTIONS;
+    unsigned max_conns = cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
 
     if (http_addr_parse(cfg->listen_address ? cfg->listen_address : HTTP_DEFAULT_LISTEN, &want, err,
                         errlen) != 0)

@@ -5,8 +5,8 @@
  *
  * Threads: one thread per open connection (libmicrohttpd's thread-per-connection mode), at most
  * cfg->max_connections of them, cfg->max_per_address from one address and cfg->max_per_network
- * from one IPv6 /64 (http_clients.h). Rendering (milliseconds for a large registry) and a reload (the
- * hook blocks until the engine thread has reloaded) then hold up only their own connection,
+ * from one IPv6 /64 (http_clients.h). Rendering (milliseconds for a large registry) and a reload
+ * (the hook blocks until the engine thread has reloaded) then hold up only their own connection,
  * never a scrape or a health check on another one. Every thread the server starts has all
  * signals blocked, so SIGTERM, SIGINT, SIGHUP and the engine's timer signal reach the engine
  * thread only. */

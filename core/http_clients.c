@@ -26,8 +26,7 @@ bool http_client_keys(const struct sockaddr *sa, socklen_t len, uint8_t addr[HTT
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
         addr[10] = addr[11] = 0xff; /* ::ffff:a.b.c.d, as a dual-stack socket gives it */
         memcpy(addr + 12, &in->sin_addr, 4);
-    } else if (sa && sa->sa_family == AF_INET6 &&
-               len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+    } else if (sa && sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
         memcpy(addr, &in6->sin6_addr, HTTP_CLIENT_KEY_LEN);
         if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {

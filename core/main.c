@@ -440,8 +440,8 @@ static int run_offline(struct engine *e, const struct cli *cli)
             return EXIT_FAILURE_RUNTIME;
         }
     }
-    rc = engine_read_file_until(e, cli->read_path, svc ? stop_pending : NULL, svc, err,
-                                sizeof(err));
+    rc =
+        engine_read_file_until(e, cli->read_path, svc ? stop_pending : NULL, svc, err, sizeof(err));
     if (svc)
         service_interruptible(svc, false);
     if (rc == -EINTR) {

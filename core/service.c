@@ -31,7 +31,7 @@ struct service {
     atomic_bool ready;
     int sfd;
     int iface_state[CAPTURE_BPF_MAX_IFACES]; /* enum capture_iface_state; -1 before the first */
-    bool interruptible;                  /* service_interruptible is on */
+    bool interruptible;                      /* service_interruptible is on */
     struct sigaction old_term, old_int, old_alrm; /* the handlers it replaced */
 };
 
@@ -224,12 +224,14 @@ static void watch_interfaces(struct service *s)
         if (st[i] == CAPTURE_IFACE_UP && was >= 0)
             log_info("service", "interface %s is up: capturing again", name);
         else if (st[i] == CAPTURE_IFACE_DOWN)
-            log_warn("service", "interface %s is down or has no carrier: nothing to capture "
-                                "until it is up again",
+            log_warn("service",
+                     "interface %s is down or has no carrier: nothing to capture "
+                     "until it is up again",
                      name);
         else if (st[i] == CAPTURE_IFACE_REMOVED)
-            log_error("service", "interface %s was removed: its capture has stopped; restart "
-                                 "sipscope to capture from an interface of that name again",
+            log_error("service",
+                      "interface %s was removed: its capture has stopped; restart "
+                      "sipscope to capture from an interface of that name again",
                       name);
     }
 }

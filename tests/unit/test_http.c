@@ -766,8 +766,8 @@ static int scrape_from6(const char *src, const char *dst, uint16_t port)
 TEST(one_address_cannot_take_every_connection)
 {
     struct fixture f;
-    struct http_config cfg = {.listen_address = "127.0.0.1:0", .max_connections = 8,
-                              .max_per_address = 4};
+    struct http_config cfg = {
+        .listen_address = "127.0.0.1:0", .max_connections = 8, .max_per_address = 4};
     char err[256] = "";
     int held[6];
     fixture_init(&f);
@@ -797,8 +797,10 @@ TEST(one_address_cannot_take_every_connection)
 static int slash_64_child(void)
 {
     struct fixture f;
-    struct http_config cfg = {.listen_address = "[::]:0", .max_connections = 16,
-                              .max_per_address = 2, .max_per_network = 4};
+    struct http_config cfg = {.listen_address = "[::]:0",
+                              .max_connections = 16,
+                              .max_per_address = 2,
+                              .max_per_network = 4};
     char err[256] = "";
     const char *from[4] = {"2001:db8::10", "2001:db8::10", "2001:db8::11", "2001:db8::11"};
     int held[4], wrong = 0;
