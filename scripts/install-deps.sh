@@ -47,8 +47,10 @@ fi
 # to their end (hooks run only between bytecode instructions): the pattern matcher (a
 # backtracking pattern takes hours), table.sort (quadratic on adversarial input) and
 # table.insert (a position far below 1); and it makes plain string.find linear (memmem). The
-# stamp file names the patches applied, so a changed set rebuilds.
-luajit_stamp="checkhook itern-fix-1 cfunc-hook-1"
+# third makes an error's search for its handler linear in the C frames it crosses (a rule whose
+# __tostring calls string.format on itself nests thousands, and each error took over a second).
+# The stamp file names the patches applied, so a changed set rebuilds.
+luajit_stamp="checkhook itern-fix-1 cfunc-hook-1 unwind-search-1"
 if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     [ "$(cat "$deps/luajit/.sipscope-build" 2>/dev/null)" != "$luajit_stamp" ]; then
     srcdir="$deps/luajit-src"
@@ -64,6 +66,7 @@ if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     (cd "$srcdir" && dpkg-source -x --no-check luajit_*.dsc tree >/dev/null)
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-checkhook-itern.patch"
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-cfunc-hook.patch"
+    patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-unwind-search.patch"
     # LuaJIT's own build prints compiler warnings; keep them in a log shown only on failure.
     if ! make -C "$srcdir/tree" -j"$(nproc)" PREFIX="$deps/luajit" \
         XCFLAGS="-DLUAJIT_ENABLE_CHECKHOOK" CFLAGS="-O2 -fPIC" >"$deps/luajit-build.log" 2>&1 ||

@@ -87,6 +87,38 @@ local function assert_contained(e, dt, extra_seconds, drop_label)
         ("took %.3f s, %.3f s without rules"):format(dt, base_time))
 end
 
+describe("a rule that recurses through C", function()
+    it("is stopped and disabled in moments, not seconds per message", function()
+        -- tostring -> __tostring -> string.format("%s", self) -> ... nests a C frame per level
+        -- until the budget or the stack ends it. LuaJIT's search for the error's handler walked
+        -- every C frame from the top for each C frame it crossed: 1.3 s per error on this kind
+        -- of machine, 3 budget stops or 100 stack overflows before the breaker (a LuaJIT patch
+        -- of ours, scripts/luajit-unwind-search.patch, makes it linear).
+        local e, dt = run({loop = [[
+local mt = {}
+mt.__tostring = function(s) return string.format("%s", s) end
+return {on_message = function(m) return tostring(setmetatable({}, mt)) end}]]})
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "loop"}))
+        -- The default 5 ms budget stops each call before the stack ends it.
+        assert.are.equal(3, errors(e, "loop", "on_message", "timeout"))
+        assert.is_nil(errors(e, "loop", "on_message", "runtime"))
+        assert_contained(e, dt, 1)
+        e:close()
+    end)
+
+    it("with a long budget, overflows the stack 100 times and is disabled in seconds", function()
+        local e, dt = run({loop = [[
+local mt = {}
+mt.__tostring = function(s) return string.format("%s", s) end
+return {on_message = function(m) return tostring(setmetatable({}, mt)) end}]]},
+            {rule_budget = "2s"})
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "loop"}))
+        assert.are.equal(100, errors(e, "loop", "on_message", "runtime"))
+        assert_contained(e, dt, 10)
+        e:close()
+    end)
+end)
+
 describe("a rule that raises errors on every message", function()
     it("has every error counted, without a breaker", function()
         local e, dt = run({boom = "return {on_message = function(m) error('boom') end}"},
