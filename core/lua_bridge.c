@@ -293,8 +293,9 @@ struct lua_bridge {
     int fields_failed; /* out of memory while listing or encoding them: they are dropped */
 
     struct metric_family *f_errors, *f_disabled, *f_seconds, *f_loaded, *f_last_ok, *f_reloads,
-        *f_memory;
-    struct metric_series *s_loaded, *s_last_ok, *s_memory;
+        *f_memory, *f_gc_seconds, *f_gc_full;
+    struct metric_series *s_loaded, *s_last_ok, *s_memory, *s_gc_step, *s_gc_full_seconds,
+        *s_gc_full;
 
     /* Budget: the watchdog thread samples box.seq every budget/2; when one call has used the
      * budget in CPU time it queues a signal to the engine thread, whose handler arms the abort
@@ -1967,9 +1968,18 @@ static void gc_restart_pause(struct lb_state *s)
     s->gc_resume = s->used * 2 > GC_MIN_HEAP ? s->used * 2 : GC_MIN_HEAP;
 }
 
-static void gc_pace(struct lb_state *s)
+/* Collections run between rule calls are charged to no rule's budget: their CPU time is
+ * counted in sipscope_lua_gc_seconds_total{kind}, so that a rule that keeps most of the cap
+ * live (every collection then walks it) shows there. */
+static void gc_charge(struct metric_series *seconds, uint64_t since)
 {
-    uint64_t debt = s->allocated - s->gc_mark;
+    if (seconds)
+        metric_counter_add(seconds, (double)(cpu_ns(CLOCK_THREAD_CPUTIME_ID) - since) / 1e9);
+}
+
+static void gc_pace(struct lua_bridge *b, struct lb_state *s)
+{
+    uint64_t debt = s->allocated - s->gc_mark, t0;
 
     if (debt < GC_STEP_BYTES)
         return;
@@ -1978,9 +1988,11 @@ static void gc_pace(struct lb_state *s)
         return;
     }
     s->gc_mark = s->allocated;
+    t0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
     if (lua_gc(s->L, LUA_GCSTEP, (int)(debt >> 10)))
         gc_restart_pause(s); /* the cycle ended */
     lua_gc(s->L, LUA_GCSTOP, 0); /* a step sets the collector's own threshold again */
+    gc_charge(b->s_gc_step, t0);
 }
 
 /* Runs the function on the stack (below its nargs arguments) as one entry: the watchdog watches
@@ -2012,12 +2024,16 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
     uint64_t room = s->limit > s->gc_floor ? s->limit - s->gc_floor : 0;
     uint64_t growth = room / 2 < s->limit / 8 ? room / 2 : s->limit / 8;
     if (s->used > s->limit - s->limit / 4 && s->used > s->gc_floor + growth) {
+        uint64_t t0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
         lua_gc(s->L, LUA_GCCOLLECT, 0);
         lua_gc(s->L, LUA_GCSTOP, 0);
         s->gc_floor = s->used;
         gc_restart_pause(s);
+        gc_charge(b->s_gc_full_seconds, t0);
+        if (b->s_gc_full)
+            metric_counter_add(b->s_gc_full, 1);
     } else {
-        gc_pace(s);
+        gc_pace(b, s);
     }
     return rc;
 }
@@ -2392,12 +2408,27 @@ static int declare_own_families(struct lua_bridge *b)
     b->f_memory =
         metrics_family(b->reg, "sipscope_lua_memory_bytes", "Bytes used by the rules' Lua heap.",
                        METRIC_GAUGE, NULL, 0, NULL, 0, 1, METRIC_TIMING);
+    /* METRIC_TIMING too: CPU time, and the collections' count follows the heap's size. */
+    static const char *const kind[] = {"kind"};
+    b->f_gc_seconds = metrics_family(
+        b->reg, "sipscope_lua_gc_seconds_total",
+        "CPU seconds of the rules' garbage collection, charged to no rule: kind=full (near "
+        "--lua-memory) or step (incremental).",
+        METRIC_COUNTER, kind, 1, NULL, 0, 2, METRIC_TIMING);
+    b->f_gc_full = metrics_family(b->reg, "sipscope_lua_gc_full_collections_total",
+                                  "Full collections of the rules' heap, run as it nears "
+                                  "--lua-memory.",
+                                  METRIC_COUNTER, NULL, 0, NULL, 0, 1, METRIC_TIMING);
     if (!b->f_errors || !b->f_disabled || !b->f_seconds || !b->f_loaded || !b->f_last_ok ||
-        !b->f_reloads || !b->f_memory)
+        !b->f_reloads || !b->f_memory || !b->f_gc_seconds || !b->f_gc_full)
         return -ENOMEM;
     b->s_loaded = metrics_series(b->f_loaded, NULL);
     b->s_last_ok = metrics_series(b->f_last_ok, NULL);
     b->s_memory = metrics_series(b->f_memory, NULL);
+    uint32_t full = metrics_intern(b->reg, "full", 4), step = metrics_intern(b->reg, "step", 4);
+    b->s_gc_full_seconds = metrics_series(b->f_gc_seconds, &full);
+    b->s_gc_step = metrics_series(b->f_gc_seconds, &step);
+    b->s_gc_full = metrics_series(b->f_gc_full, NULL);
     return 0;
 }
 
