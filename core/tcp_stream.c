@@ -15,6 +15,9 @@
 
 enum { CLS_OPEN = 0, CLS_CLOSED = 1 };
 
+/* How far behind its sender's next byte an RST may fall (a resend's sequence number). */
+#define RST_BEHIND 65536u
+
 /* An out-of-order segment, copied. */
 struct seg {
     struct seg *next;
@@ -27,7 +30,8 @@ struct half {
     uint8_t *buf;      /* bytes the consumer left, at the stream head */
     struct seg *ooo;   /* sorted by sequence number, disjoint */
     uint64_t skip;     /* further bytes to discard (consumer's request) */
-    uint32_t next_seq; /* next byte expected */
+    uint64_t hole_since; /* packet time of the first segment held behind the hole (ooo) */
+    uint32_t next_seq;   /* next byte expected */
     uint32_t fin_seq;  /* sequence number of the FIN, when fin_seen */
     uint32_t syn_seq;  /* first data byte after the SYN that opened it, when syn_seen */
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
@@ -54,6 +58,7 @@ void tcp_stream_config_defaults(struct tcp_stream_config *cfg)
     cfg->max_ooo_segments = 64;
     cfg->window = 16u << 20;
     cfg->idle_timeout_ns = 300 * NS_PER_S;
+    cfg->hole_timeout_ns = 3 * NS_PER_S;
     cfg->linger_ns = 60 * NS_PER_S;
 }
 
@@ -325,9 +330,12 @@ static void feed(struct tcp_stream *ts, struct half *h, const struct packet *pkt
     }
 }
 
-/* Delivers the out-of-order segments that the stream head has reached. */
+/* Delivers the out-of-order segments that the stream head has reached. A hole that remains
+ * behind them dates from now. */
 static void drain(struct tcp_stream *ts, struct half *h, const struct packet *pkt)
 {
+    if (h->ooo && (int32_t)(h->ooo->seq - h->next_seq) <= 0)
+        h->hole_since = pkt->ts_ns;
     while (h->ooo && (int32_t)(h->ooo->seq - h->next_seq) <= 0) {
         struct seg *s = h->ooo;
         uint32_t done = h->next_seq - s->seq;
@@ -435,6 +443,8 @@ static void place(struct tcp_stream *ts, struct half *h, const struct packet *pk
         }
         if (h->ooo_bytes + len <= ts->cfg.max_ooo_bytes &&
             h->ooo_count < ts->cfg.max_ooo_segments) {
+            if (!h->ooo)
+                h->hole_since = pkt->ts_ns;
             if (!hold(ts, h, seq, data, len))
                 ts->err(ts->ctx, "tcp_retransmission");
             return;
@@ -464,6 +474,15 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
     if (flags & DECODE_TCP_RST) {
         struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
         uint32_t rev = find(ts, &rk, key_hash(&rk));
+        /* Its sender's half-stream, when known, says where the RST must fall: at its next byte
+         * (RFC 5961 §3.2 asks endpoints for exactly that), or ahead of it by up to the window
+         * (segments the capture missed), or a little behind. Any other is stale or forged,
+         * and ignored as the endpoints ignore it. */
+        if (idx != TABLE_NONE && !at(ts, idx)->closed &&
+            (uint32_t)(seq - at(ts, idx)->next_seq + RST_BEHIND) > ts->cfg.window + RST_BEHIND) {
+            ts->err(ts->ctx, "tcp_rst_ignored");
+            return;
+        }
         if (idx != TABLE_NONE && !at(ts, idx)->closed)
             close_half(ts, idx, now);
         if (rev != TABLE_NONE && !at(ts, rev)->closed)
@@ -507,6 +526,18 @@ open:
     }
     table_set_class(&ts->t, idx, CLS_OPEN); /* most recently active last */
     table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);
+    /* A keep-alive: at most one byte, just before the next one expected (RFC 9293 §3.8.4):
+     * neither data nor a resend. */
+    if (len <= 1 && !(flags & (DECODE_TCP_SYN | DECODE_TCP_FIN)) && seq + 1 == h->next_seq &&
+        !cut)
+        return;
+    /* A hole that this much packet time has not filled will not be: the capture missed the
+     * segment, and its sender had no reason to send it again. Go on from the first byte held
+     * behind it. */
+    if (h->ooo && now - h->hole_since >= ts->cfg.hole_timeout_ns) {
+        jump(ts, h, h->ooo->seq);
+        drain(ts, h, pkt);
+    }
     if (flags & DECODE_TCP_FIN) {
         h->fin_seen = 1;
         h->fin_seq = seq + len;

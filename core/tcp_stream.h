@@ -8,8 +8,14 @@
  * the consumer looks for a message start. Bytes seen again (TCP retransmissions) are dropped,
  * never handed over twice: they are not SIP retransmissions (METRICS.md). Segments past the
  * next expected byte wait, copied, in a per-stream out-of-order list. A hole that is never
- * filled is given up when the list outgrows its cap, and the stream resynchronises after it.
- * FIN ends a half-stream once every byte before it was delivered; RST ends both halves. An
+ * filled (a segment the capture missed: its sender will not resend what its peer received) is
+ * given up when the list outgrows its cap, or when a segment comes more than hole_timeout
+ * after the first one held behind it (packet time), and the stream resynchronises after it.
+ * The bytes released then reach the consumer with that segment's time. A keep-alive (one byte,
+ * or none, just before the next expected byte) is not data and is not counted.
+ * FIN ends a half-stream once every byte before it was delivered; an RST whose sequence number
+ * is in the window of its sender's half-stream (RFC 5961: endpoints ignore any other, so a stale
+ * or forged one must not hide the connection) ends both halves. An
  * ended half-stream is remembered for a linger time so late resends are not taken for a new
  * connection. A SYN is a resend only with the opening SYN's own sequence number; any other SYN
  * starts a new connection on the half-stream, ended or open (a reconnect's initial sequence
@@ -26,14 +32,15 @@
  * counts them in sipscope_parse_errors_total{stage="reasm",reason}):
  *   tcp_retransmission   a segment carrying bytes already delivered (all or some): the old
  *                        bytes are dropped (an anomaly, nothing lost)
- *   tcp_gap              bytes lost to a hole given up (out-of-order cap, sequence jump past
- *                        the window, SYN of a new connection over pending data, a segment cut
- *                        at the snap length): the stream resynchronises
+ *   tcp_gap              bytes lost to a hole given up (out-of-order cap, hole timeout,
+ *                        sequence jump past the window, SYN of a new connection over pending
+ *                        data, a segment cut at the snap length): the stream resynchronises
  *   tcp_buffer_full      bytes the consumer left exceed the per-stream cap or the budget:
  *                        they are dropped and the stream resynchronises
  *   tcp_idle_timeout     a stream idle past the timeout with bytes pending
  *   tcp_closed_pending   FIN or RST with bytes pending (a message cut by the close)
- *   tcp_after_close      new data on a half-stream that had ended (dropped) */
+ *   tcp_after_close      new data on a half-stream that had ended (dropped)
+ *   tcp_rst_ignored      an RST out of its sender's window: stale or forged, ignored */
 #ifndef SIPSCOPE_TCP_STREAM_H
 #define SIPSCOPE_TCP_STREAM_H
 
@@ -50,12 +57,15 @@ struct tcp_stream_config {
     uint32_t window;           /* a sequence number further than this from the next expected
                                   byte, either way, is a jump: a gap, then resync */
     uint64_t idle_timeout_ns;  /* a stream without segments for this long is dropped */
+    uint64_t hole_timeout_ns;  /* a hole older than this is given up at the next segment */
     uint64_t linger_ns;        /* an ended stream is remembered for this long */
 };
 
 /* Defaults: 100000 streams, 64 MiB, 65536 pending, 256 KiB and 64 segments out of order,
  * window 16 MiB, idle 300 s (longer than common keep-alive intervals: RFC 5626 suggests
- * 95-120 s for TCP), linger 60 s (twice the usual 30 s maximum segment lifetime). */
+ * 95-120 s for TCP), hole 3 s (a lost segment is resent after the retransmission timeout, 1 s
+ * at first, RFC 6298; one the capture alone missed never is), linger 60 s (twice the usual
+ * 30 s maximum segment lifetime). */
 void tcp_stream_config_defaults(struct tcp_stream_config *cfg);
 
 /* Set in tcp_stream_chunk.flags after bytes were lost (mid-stream start, hole given up,

@@ -411,6 +411,74 @@ TEST(a_hole_is_given_up_when_too_much_waits_behind_it)
     tcp_stream_free(ts);
 }
 
+/* A segment the capture missed is never sent again (its receiver has it): on a quiet stream
+ * (an OPTIONS ping every 10 s) the hole held everything behind it until the out-of-order cap
+ * or the idle timeout, hours. It is given up at the first segment more than hole_timeout
+ * (3 s) after the first one held behind it. */
+TEST(a_hole_is_given_up_at_the_first_segment_past_the_hole_timeout)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1 * S));
+    /* "b\n" at 102 is missed */
+    send_(ts, seg(0, 104, ACK, "junk c\n", 10 * S));
+    send_(ts, seg(0, 111, ACK, "d\n", 12 * S)); /* 2 s after "c": still waiting */
+    CHECK_STR(reasons, "");
+    CHECK_STR(log_, "<a|");
+    send_(ts, seg(0, 113, ACK, "e\n", 20 * S)); /* 10 s after: given up */
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|(~(d|<e|");
+    CHECK_INT(stats(ts).bytes, 0);
+    /* A later hole is timed from its own first held segment. */
+    send_(ts, seg(0, 118, ACK, "g\n", 21 * S)); /* "f\n" at 115..117 missed */
+    send_(ts, seg(0, 121, ACK, "h\n", 23 * S));
+    CHECK_STR(reasons, "tcp_gap");
+    send_(ts, seg(0, 124, ACK, "i\n", 24 * S));
+    CHECK_STR(reasons, "tcp_gap,tcp_gap");
+    tcp_stream_free(ts);
+}
+
+/* Endpoints ignore an RST outside their window (RFC 5961): a stale or forged one. It used to
+ * end both halves for the linger time, hiding the connection. */
+TEST(an_rst_out_of_its_senders_window_is_ignored)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(1, 499, SYN | ACK, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 0x12345678, RST, NULL, 2));
+    send_(ts, seg(0, 102 - 70000, RST, NULL, 3)); /* too far behind */
+    CHECK_STR(reasons, "tcp_rst_ignored,tcp_rst_ignored");
+    send_(ts, seg(0, 102, ACK, "b\n", 4));
+    send_(ts, seg(1, 500, ACK, "x\n", 5));
+    CHECK_STR(log_, "<a|<b|<x|");
+    /* One ahead of the next byte (a segment the capture missed) is in the window. */
+    send_(ts, seg(0, 104 + 1000, RST, NULL, 6));
+    send_(ts, seg(1, 502, ACK, "y\n", 7));
+    CHECK_STR(reasons, "tcp_rst_ignored,tcp_rst_ignored,tcp_after_close");
+    tcp_stream_free(ts);
+}
+
+/* A keep-alive (no byte or one, just before the next expected one: RFC 9293 §3.8.4, the one
+ * byte Windows sends) is neither data nor a resend. */
+TEST(keep_alives_are_not_counted)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 101, ACK, "\n", 2));
+    send_(ts, seg(0, 101, ACK, NULL, 3));
+    send_(ts, seg(0, 102, ACK, "b\n", 4));
+    CHECK_STR(reasons, "");
+    CHECK_STR(log_, "<a|<b|");
+    send_(ts, seg(0, 102, ACK, "b\n", 5)); /* two bytes: a resend */
+    CHECK_STR(reasons, "tcp_retransmission");
+    tcp_stream_free(ts);
+}
+
 TEST(a_segment_larger_than_the_out_of_order_cap_jumps_the_hole)
 {
     defaults();
