@@ -132,16 +132,40 @@ static uint32_t find(const struct ip_reasm *r, const struct packet *pkt, uint64_
     return TABLE_NONE;
 }
 
-/* Evicts the oldest datagram other than keep. Returns false when there is none. */
+/* Datagrams by what their buffer holds. A sparse one made room for far more than it received:
+ * its fragments came far apart, as a flood's do (one 8-byte fragment at offset 65512 makes
+ * room for 64 KiB, so that a thousand 42-byte frames filled the 64 MiB budget and evicted
+ * every honest datagram in progress). Under pressure the sparse ones go first. */
+enum { CLS_DENSE = 0, CLS_SPARSE = 1 };
+
+static void classify(struct ip_reasm *r, uint32_t idx)
+{
+    const struct dgram *d = dg_at(r, idx);
+    uint64_t held = 0;
+
+    for (uint32_t i = 0; i < d->n_pieces; i++)
+        held += d->pieces[i].end - d->pieces[i].start;
+    uint8_t cls = d->cap > BUF_MIN && held * 8 < d->cap ? CLS_SPARSE : CLS_DENSE;
+    if (table_node(&r->t, idx)->cls != cls)
+        table_set_class(&r->t, idx, cls);
+}
+
+/* Evicts the oldest sparse datagram other than keep, else the oldest other one. Returns false
+ * when there is none. */
 static bool evict_oldest(struct ip_reasm *r, uint32_t keep)
 {
-    uint32_t idx = table_oldest(&r->t, 0);
-    if (idx == keep && idx != TABLE_NONE)
-        idx = table_age_next(&r->t, idx);
-    if (idx == TABLE_NONE)
-        return false;
-    drop(r, idx, NULL);
-    return true;
+    static const uint8_t order[] = {CLS_SPARSE, CLS_DENSE};
+
+    for (size_t i = 0; i < sizeof order; i++) {
+        uint32_t idx = table_oldest(&r->t, order[i]);
+        if (idx == keep && idx != TABLE_NONE)
+            idx = table_age_next(&r->t, idx);
+        if (idx != TABLE_NONE) {
+            drop(r, idx, NULL);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Grows d's buffer to hold at least need bytes, within the byte budget (evicting older
@@ -287,6 +311,7 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
     memcpy(d->buf + start, pkt->payload, len);
     if (d->total && d->n_pieces == 1 && d->pieces[0].start == 0 && d->pieces[0].end == d->total)
         return idx;
+    classify(r, idx);
     return TABLE_NONE;
 }
 

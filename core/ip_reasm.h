@@ -11,7 +11,9 @@
  *   sender produces them.
  * - A datagram not complete within the timeout (30 s of packet time, as Linux; RFC 791
  *   suggests 15 s) is dropped. A reassembled datagram is at most 65535 bytes of IP payload.
- * - When the table or the byte budget is full, the oldest datagram in progress is evicted.
+ * - When the table or the byte budget is full, a datagram in progress is evicted: the oldest
+ *   of those holding less than an eighth of the buffer they made room for (fragments far
+ *   apart: a flood's), else the oldest.
  *
  * Every give-up is reported to the error callback with one of these static reasons (the
  * engine counts them as sipscope_parse_errors_total{stage="reasm",reason}):

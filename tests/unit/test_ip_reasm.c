@@ -221,6 +221,23 @@ TEST(byte_budget_evicts_the_oldest_datagram)
     ip_reasm_free(r);
 }
 
+/* A flood of lone fragments far past offset 0 (8 bytes at 65512 make room for 64 KiB) filled
+ * the byte budget with a few frames and evicted the honest datagram in progress, the oldest.
+ * Datagrams that hold less than an eighth of the room they made go first. */
+TEST(sparse_datagrams_are_evicted_before_the_others)
+{
+    struct ip_reasm *r = make(0, 256 << 10); /* four 64 KiB buffers */
+    CHECK_INT(add(r, frag(4, 1, 0, 1480, 1, 0)), 0); /* honest: 1480 of 2048 */
+    for (uint32_t id = 100; id < 110; id++)
+        CHECK_INT(add(r, frag(4, id, 65512, 8, 0, 1)), 0);
+    CHECK_INT(stats(r).evictions, 7); /* three of the ten fit beside the honest one */
+    CHECK_INT(stats(r).datagrams, 4);
+    CHECK_INT(add(r, frag(4, 1, 1480, 500, 0, 2)), 1);
+    CHECK(out_is(1, 1980));
+    CHECK_STR(reasons, "");
+    ip_reasm_free(r);
+}
+
 TEST(largest_datagram_reassembles_and_one_byte_more_is_too_big)
 {
     struct ip_reasm *r = make(0, 0);
