@@ -26,6 +26,19 @@ struct dgram {
     struct piece pieces[IP_REASM_MAX_HOLES]; /* sorted, disjoint, never adjacent */
 };
 
+/* A datagram reassembled a moment ago. A copy of one of its fragments that comes after it
+ * (a capture that sees each frame twice: a SPAN port mirroring both ways, a VLAN interface and
+ * its parent) would otherwise open a datagram that can never complete, and time out. */
+#define RECENT_DONE 256
+#define RECENT_DONE_NS (1 * NS_PER_S)
+
+struct done_key {
+    uint64_t hash, ts_ns; /* ts_ns 0: an empty slot */
+    uint32_t id;
+    uint8_t version, proto;
+    uint8_t src[16], dst[16];
+};
+
 struct ip_reasm {
     struct ip_reasm_config cfg;
     struct table t;
@@ -33,6 +46,8 @@ struct ip_reasm {
     void *ctx;
     uint64_t bytes, evictions, completed;
     uint8_t *done; /* the last reassembled payload, handed to the caller */
+    struct done_key recent[RECENT_DONE]; /* a ring of the last datagrams completed */
+    uint32_t recent_next;
 };
 
 void ip_reasm_config_defaults(struct ip_reasm_config *cfg)
@@ -231,6 +246,30 @@ static int add_piece(struct dgram *d, uint32_t start, uint32_t end)
     return 0;
 }
 
+/* Whether pkt belongs to a datagram completed less than RECENT_DONE_NS ago. */
+static bool recently_done(const struct ip_reasm *r, const struct packet *pkt, uint64_t hash)
+{
+    for (uint32_t i = 0; i < RECENT_DONE; i++) {
+        const struct done_key *k = &r->recent[i];
+        if (k->hash == hash && k->ts_ns && pkt->ts_ns - k->ts_ns < RECENT_DONE_NS &&
+            k->version == pkt->ip_version && k->proto == pkt->l4_proto &&
+            k->id == pkt->frag_id && memcmp(k->src, pkt->src, sizeof k->src) == 0 &&
+            memcmp(k->dst, pkt->dst, sizeof k->dst) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void remember_done(struct ip_reasm *r, const struct dgram *d, uint64_t hash,
+                          uint64_t ts_ns)
+{
+    struct done_key *k = &r->recent[r->recent_next++ % RECENT_DONE];
+    *k = (struct done_key){.hash = hash, .ts_ns = ts_ns ? ts_ns : 1, .id = d->id,
+                           .version = d->version, .proto = d->proto};
+    memcpy(k->src, d->src, sizeof k->src);
+    memcpy(k->dst, d->dst, sizeof k->dst);
+}
+
 /* Adds the fragment; returns the index of its datagram when that is now complete, else
  * TABLE_NONE. */
 static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
@@ -259,6 +298,10 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
         return TABLE_NONE;
     }
     if (idx == TABLE_NONE) {
+        if (recently_done(r, pkt, hash)) {
+            r->err(r->ctx, "fragment_duplicate");
+            return TABLE_NONE;
+        }
         idx = table_insert(&r->t, hash, 0, 0);
         if (idx == TABLE_NONE) {
             evict_oldest(r, TABLE_NONE);
@@ -326,6 +369,7 @@ int ip_reasm_add(struct ip_reasm *r, const struct packet *pkt, const uint8_t **d
     idx = add(r, pkt);
     if (idx != TABLE_NONE) {
         struct dgram *d = dg_at(r, idx);
+        remember_done(r, d, table_node(&r->t, idx)->hash, pkt->ts_ns);
         r->done = d->buf;
         *data = d->buf;
         *len = d->total;

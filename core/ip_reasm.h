@@ -5,7 +5,8 @@
  * Policy, for IPv4 and IPv6 alike:
  * - A datagram is keyed by (IP version, source, destination, identification, protocol).
  * - A fragment lying wholly inside data already held, with identical bytes, is a duplicate
- *   (a resend, or the same frame captured twice): dropped and counted. Any other overlap drops
+ *   (a resend, or the same frame captured twice): dropped and counted. So is a fragment of a
+ *   datagram completed less than a second before (the last fragment's copy, captured twice). Any other overlap drops
  *   the whole datagram: RFC 5722 requires it for IPv6; for IPv4 sipscope does the same (as Linux
  *   has since 2018), because overlapping fragments are an evasion technique and no honest
  *   sender produces them.
@@ -19,7 +20,8 @@
  * engine counts them as sipscope_parse_errors_total{stage="reasm",reason}):
  *   fragment_timeout      a datagram incomplete at its deadline
  *   fragment_overlap      fragments overlapping with different data: datagram dropped
- *   fragment_duplicate    a fragment already held, byte for byte: fragment dropped
+ *   fragment_duplicate    a fragment already held, byte for byte, or of a datagram just
+ *                         completed: fragment dropped
  *   fragment_too_big      offset + length past 65535: datagram dropped
  *   fragment_bad_length   a fragment with more-fragments set whose length is not a multiple
  *                         of 8, an empty fragment, or two different ends: dropped

@@ -141,6 +141,29 @@ TEST(identical_duplicate_fragment_is_dropped_and_counted)
     ip_reasm_free(r);
 }
 
+/* Every frame captured twice: the last fragment's copy came after the datagram was complete,
+ * opened a new one that could never complete, and timed out 30 s later. */
+TEST(a_fragment_of_a_datagram_just_completed_is_a_duplicate)
+{
+    struct ip_reasm *r = make(0, 0);
+    CHECK_INT(add(r, frag(4, 1, 0, 8, 1, 0)), 0);
+    CHECK_INT(add(r, frag(4, 1, 0, 8, 1, 1000)), 0);
+    CHECK_INT(add(r, frag(4, 1, 8, 8, 0, 2000)), 1);
+    CHECK(out_is(1, 16));
+    CHECK_INT(add(r, frag(4, 1, 8, 8, 0, 3000)), 0);
+    CHECK_STR(reasons, "fragment_duplicate,fragment_duplicate");
+    CHECK_INT(stats(r).datagrams, 0);
+    ip_reasm_expire(r, 31 * S);
+    CHECK_STR(reasons, "fragment_duplicate,fragment_duplicate");
+    /* A second later the identification may be a new datagram's. */
+    CHECK_INT(add(r, frag(4, 1, 8, 8, 0, 2 * S)), 0);
+    CHECK_INT(stats(r).datagrams, 1);
+    CHECK_INT(add(r, frag(4, 1, 0, 8, 1, 2 * S)), 1);
+    CHECK(out_is(1, 16));
+    CHECK_STR(reasons, "fragment_duplicate,fragment_duplicate");
+    ip_reasm_free(r);
+}
+
 TEST(overlap_with_different_bytes_drops_the_datagram)
 {
     struct ip_reasm *r = make(0, 0);
