@@ -99,10 +99,11 @@ static enum decode_result decode_udp(struct span *s, struct packet *pkt)
     if (s->cap < 8)
         return fail(pkt, DECODE_STAGE_L4, "short_udp");
     uint16_t ulen = rd16(s->p + 4);
-    if (ulen < 8)
+    /* A UDP length past the IP payload is a datagram that receivers drop (Linux counts it as a
+     * short packet): it carried nothing. A shorter one leaves trailing bytes that are not UDP
+     * payload. */
+    if (ulen < 8 || ulen > s->len)
         return fail(pkt, DECODE_STAGE_L4, "bad_udp_length");
-    /* The smaller of the UDP length and the IP payload: a larger UDP length cannot be honoured,
-     * a smaller one leaves trailing bytes that are not UDP payload. */
     span_limit(s, ulen);
     pkt->l4_proto = IPPROTO_UDP;
     pkt->sport = rd16(s->p);

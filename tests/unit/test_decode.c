@@ -924,13 +924,26 @@ TEST(udp_length_shorter_than_the_ip_payload_limits_the_payload)
     CHECK_INT(pkt.payload_len, 10);
 }
 
-TEST(udp_length_longer_than_the_ip_payload_gives_the_ip_payload)
+/* Receivers drop such a datagram (Linux counts it as a short packet): it was taken for the IP
+ * payload's SIP, silently (a review). */
+TEST(udp_length_longer_than_the_ip_payload_is_an_l4_error)
 {
     struct fb f = {0};
     ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
     udpx(&f, 1, 2, 8 + SIP_LEN + 100);
     sip(&f);
     struct packet pkt;
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "bad_udp_length");
+    /* One byte more than the payload is already too long; exactly the payload is fine. */
+    f.n = 0;
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udpx(&f, 1, 2, 8 + SIP_LEN + 1);
+    sip(&f);
+    check_error(&pkt, run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_STAGE_L4, "bad_udp_length");
+    f.n = 0;
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udpx(&f, 1, 2, 8 + SIP_LEN);
+    sip(&f);
     CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_UDP);
     check_sip_payload(&pkt, &f, 28);
 }
