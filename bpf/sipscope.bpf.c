@@ -15,11 +15,15 @@ const volatile __u32 snaplen = SIPSCOPE_DEFAULT_SNAPLEN;
 const volatile __u64 wakeup_backlog = SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
 
 #define LOOPBACK_IFINDEX 1 /* the kernel gives lo index 1 in every network namespace */
-#define MAX_VLAN_TAGS 4    /* inline tags followed (QinQ and deeper stacks) */
+#define MAX_VLAN_TAGS 8    /* inline tags followed (QinQ and deeper stacks) */
 #define MAX_IP_LEVELS 5    /* outer IP header plus IP-in-IP tunnels, as decode follows them */
 #define MAX_IPV6_EXT 8     /* extension headers walked before the transport header */
 
 #define ETH_P_QINQ_OLD 0x9100 /* pre-standard QinQ TPID still seen on some switches */
+#define ETH_P_PPPOE_SESS 0x8864 /* RFC 2516 session stage: a broadband access network's links */
+#define PPP_IPV4 0x0021
+#define PPP_IPV6 0x0057
+#define IPPROTO_AH_ 51 /* IPsec authentication header, after IPv4 as after IPv6 */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 #define IPV6_HOPOPTS 0
@@ -125,6 +129,16 @@ static __always_inline enum ip_verdict parse_ipv4(struct __sk_buff *skb, __u32 *
         return IP_FRAGMENT;
     *off += (ip.ver_ihl & 0xf) * 4;
     *proto = ip.protocol;
+    if (ip.protocol == IPPROTO_AH_) { /* transport mode: the protocol follows it */
+        struct {
+            __u8 nexthdr;
+            __u8 len;
+        } ah;
+        if (bpf_skb_load_bytes(skb, *off, &ah, sizeof(ah)))
+            return IP_DROP;
+        *off += ((__u32)ah.len + 2) * 4; /* RFC 4302: length in 4-octet units, minus 2 */
+        *proto = ah.nexthdr;
+    }
     return IP_TRANSPORT;
 }
 
@@ -192,6 +206,20 @@ static __always_inline int select_frame(struct __sk_buff *skb)
         if (bpf_skb_load_bytes(skb, off + 2, &ethertype, sizeof(ethertype)))
             return 0;
         off += 4;
+    }
+    if (ethertype == bpf_htons(ETH_P_PPPOE_SESS)) {
+        /* Version/type, code, session id, length, then the PPP protocol (never compressed on
+         * PPPoE in practice), as decode.c reads it. */
+        __u16 ppp;
+        if (bpf_skb_load_bytes(skb, off + 6, &ppp, sizeof(ppp)))
+            return 0;
+        off += 8;
+        if (ppp == bpf_htons(PPP_IPV4))
+            ethertype = bpf_htons(ETH_P_IP);
+        else if (ppp == bpf_htons(PPP_IPV6))
+            ethertype = bpf_htons(ETH_P_IPV6);
+        else
+            return 0;
     }
     if (ethertype == bpf_htons(ETH_P_IP))
         v6 = 0;
