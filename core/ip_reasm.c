@@ -252,20 +252,22 @@ static bool recently_done(const struct ip_reasm *r, const struct packet *pkt, ui
     for (uint32_t i = 0; i < RECENT_DONE; i++) {
         const struct done_key *k = &r->recent[i];
         if (k->hash == hash && k->ts_ns && pkt->ts_ns - k->ts_ns < RECENT_DONE_NS &&
-            k->version == pkt->ip_version && k->proto == pkt->l4_proto &&
-            k->id == pkt->frag_id && memcmp(k->src, pkt->src, sizeof k->src) == 0 &&
+            k->version == pkt->ip_version && k->proto == pkt->l4_proto && k->id == pkt->frag_id &&
+            memcmp(k->src, pkt->src, sizeof k->src) == 0 &&
             memcmp(k->dst, pkt->dst, sizeof k->dst) == 0)
             return true;
     }
     return false;
 }
 
-static void remember_done(struct ip_reasm *r, const struct dgram *d, uint64_t hash,
-                          uint64_t ts_ns)
+static void remember_done(struct ip_reasm *r, const struct dgram *d, uint64_t hash, uint64_t ts_ns)
 {
     struct done_key *k = &r->recent[r->recent_next++ % RECENT_DONE];
-    *k = (struct done_key){.hash = hash, .ts_ns = ts_ns ? ts_ns : 1, .id = d->id,
-                           .version = d->version, .proto = d->proto};
+    *k = (struct done_key){.hash = hash,
+                           .ts_ns = ts_ns ? ts_ns : 1,
+                           .id = d->id,
+                           .version = d->version,
+                           .proto = d->proto};
     memcpy(k->src, d->src, sizeof k->src);
     memcpy(k->dst, d->dst, sizeof k->dst);
 }

@@ -528,8 +528,7 @@ open:
     table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);
     /* A keep-alive: at most one byte, just before the next one expected (RFC 9293 §3.8.4):
      * neither data nor a resend. */
-    if (len <= 1 && !(flags & (DECODE_TCP_SYN | DECODE_TCP_FIN)) && seq + 1 == h->next_seq &&
-        !cut)
+    if (len <= 1 && !(flags & (DECODE_TCP_SYN | DECODE_TCP_FIN)) && seq + 1 == h->next_seq && !cut)
         return;
     /* A hole that this much packet time has not filled will not be: the capture missed the
      * segment, and its sender had no reason to send it again. Go on from the first byte held

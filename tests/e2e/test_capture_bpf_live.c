@@ -810,6 +810,59 @@ static size_t put_ah(uint8_t *f, size_t off, uint8_t nexthdr)
     return off + 24;
 }
 
+/* A run of hand-made frames sent out of va, captured on it with SIP port 5060: which are
+ * selected is said as each is sent, and walk_finish checks that exactly those came, whole and
+ * outgoing, and the kernel's counters. */
+struct walk {
+    struct pair p;
+    struct capture_bpf *cap;
+    size_t sizes[16];
+    int selected, sent;
+};
+
+/* Sets the run up; false when it could not (the test has failed then). */
+static bool walk_start(struct walk *w)
+{
+    static const char *const ifaces[] = {"va"};
+
+    memset(w, 0, sizeof(*w));
+    if (pair_setup(&w->p) != 0) {
+        TEST_FAIL_AT("namespace setup failed");
+        return false;
+    }
+    w->cap = open_capture(ifaces, 1, "5060", 0, 0, 0);
+    if (!w->cap)
+        pair_close(&w->p);
+    return w->cap != NULL;
+}
+
+static void walk_send(struct walk *w, const uint8_t *f, size_t len, bool selected)
+{
+    raw_send("va", f, len);
+    w->sent++;
+    if (selected && w->selected < 16)
+        w->sizes[w->selected++] = len;
+}
+
+static void walk_finish(struct walk *w)
+{
+    static struct collect c;
+    int n_ifaces;
+
+    c.n = 0;
+    drain(w->cap, &c, (size_t)w->selected);
+    CHECK_INT(c.n, w->selected);
+    for (size_t i = 0; i < c.n && i < (size_t)w->selected; i++) {
+        CHECK_INT(c.f[i].dir, CAPTURE_DIR_OUTGOING);
+        CHECK_INT(c.f[i].wirelen, w->sizes[i]);
+    }
+    struct capture_bpf_iface_stats st = counters_of(w->cap, if_nametoindex("va"), &n_ifaces);
+    CHECK_INT(st.seen, w->sent);
+    CHECK_INT(st.matched, w->selected);
+    capture_bpf_free(w->cap);
+    pair_close(&w->p);
+}
+
 /* What user space decodes the filter must select too (a review found these four dropped live
  * while offline reads decoded them): PPPoE sessions (broadband access networks), AH after
  * IPv4, and VLAN stacks deeper than four. */
@@ -817,56 +870,36 @@ TEST(pppoe_ipv4_ah_and_deep_vlan_stacks_are_walked)
 {
     if (!can_run())
         TEST_SKIP("needs root and network namespaces");
-    static const char *const ifaces[] = {"va"};
     static uint8_t f[2048];
-    struct pair p;
-    static struct collect c;
-    size_t off, sizes[16];
-    int n = 0, n_ifaces;
+    struct walk w;
+    size_t off;
 
-    if (pair_setup(&p) != 0) {
-        TEST_FAIL_AT("namespace setup failed");
+    if (!walk_start(&w))
         return;
-    }
-    struct capture_bpf *cap = open_capture(ifaces, 1, "5060", 0, 0, 0);
-    if (!cap)
-        return;
-
     /* Selected: PPPoE, IPv4, UDP to 5060. */
-    off = put_eth(f, &p, 0x8864);
+    off = put_eth(f, &w.p, 0x8864);
     off = put_pppoe(f, off, 0x0021, 20 + 8 + 50);
     off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
-    off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, put_udp(f, off, 5060, 50), true);
     /* Selected: PPPoE, IPv6, UDP to 5060. */
-    off = put_eth(f, &p, 0x8864);
+    off = put_eth(f, &w.p, 0x8864);
     off = put_pppoe(f, off, 0x0057, 40 + 8 + 50);
     off = put_ipv6(f, off, IPPROTO_UDP, 8 + 50);
-    off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, put_udp(f, off, 5060, 50), true);
     /* Not selected: PPPoE carrying another PPP protocol (LCP). */
-    off = put_eth(f, &p, 0x8864);
+    off = put_eth(f, &w.p, 0x8864);
     off = put_pppoe(f, off, 0xc021, 20 + 8 + 50);
     off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
-    off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    /* Selected: IPv4, AH, UDP to 5060. */
-    off = put_eth(f, &p, 0x0800);
-    off = put_ipv4(f, off, 51, 24 + 8 + 50, 0);
-    off = put_ah(f, off, IPPROTO_UDP);
-    off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
-    /* Not selected: IPv4, AH, UDP to 5070. */
-    off = put_eth(f, &p, 0x0800);
-    off = put_ipv4(f, off, 51, 24 + 8 + 50, 0);
-    off = put_ah(f, off, IPPROTO_UDP);
-    off = put_udp(f, off, 5070, 50);
-    raw_send("va", f, off);
+    walk_send(&w, f, put_udp(f, off, 5060, 50), false);
+    /* Selected: IPv4, AH, UDP to 5060; not selected: the same to 5070. */
+    for (int port = 5060; port <= 5070; port += 10) {
+        off = put_eth(f, &w.p, 0x0800);
+        off = put_ipv4(f, off, 51, 24 + 8 + 50, 0);
+        off = put_ah(f, off, IPPROTO_UDP);
+        walk_send(&w, f, put_udp(f, off, (uint16_t)port, 50), port == 5060);
+    }
     /* Selected: six inline VLAN tags, IPv4, UDP to 5060. */
-    off = put_eth(f, &p, 0x88a8);
+    off = put_eth(f, &w.p, 0x88a8);
     for (int i = 0; i < 6; i++) {
         f[off] = 0;
         f[off + 1] = (uint8_t)(10 + i);
@@ -875,111 +908,75 @@ TEST(pppoe_ipv4_ah_and_deep_vlan_stacks_are_walked)
         off += 4;
     }
     off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
-    off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
-
-    c.n = 0;
-    drain(cap, &c, (size_t)n);
-    CHECK_INT(c.n, n);
-    for (size_t i = 0; i < c.n && i < (size_t)n; i++)
-        CHECK_INT(c.f[i].wirelen, sizes[i]);
-    struct capture_bpf_iface_stats st = counters_of(cap, if_nametoindex("va"), &n_ifaces);
-    CHECK_INT(st.seen, 6); /* 4 selected, 2 not */
-    CHECK_INT(st.matched, 4);
-    capture_bpf_free(cap);
-    pair_close(&p);
+    walk_send(&w, f, put_udp(f, off, 5060, 50), true);
+    walk_finish(&w);
 }
 
 TEST(tunnels_extension_headers_and_ipv6_fragments_are_walked)
 {
     if (!can_run())
         TEST_SKIP("needs root and network namespaces");
-    static const char *const ifaces[] = {"va"};
     static uint8_t f[2048];
-    struct pair p;
-    static struct collect c;
-    size_t off, sizes[16];
-    int n = 0, n_ifaces;
+    struct walk w;
+    size_t off;
 
-    if (pair_setup(&p) != 0) {
-        TEST_FAIL_AT("namespace setup failed");
-        return;
-    }
-    struct capture_bpf *cap = open_capture(ifaces, 1, "5060", 0, 0, 0);
-    if (!cap)
+    if (!walk_start(&w))
         return;
 
     /* Selected: IPv4 in IPv4 to 5060. */
-    off = put_eth(f, &p, 0x0800);
+    off = put_eth(f, &w.p, 0x0800);
     off = put_ipv4(f, off, IPPROTO_IPIP, 20 + 8 + 50, 0);
     off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
     off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, off, true);
     /* Not selected: the same tunnel to 5070. */
-    off = put_eth(f, &p, 0x0800);
+    off = put_eth(f, &w.p, 0x0800);
     off = put_ipv4(f, off, IPPROTO_IPIP, 20 + 8 + 50, 0);
     off = put_ipv4(f, off, IPPROTO_UDP, 8 + 50, 0);
     off = put_udp(f, off, 5070, 50);
-    raw_send("va", f, off);
+    walk_send(&w, f, off, false);
     /* Selected: IPv6 in IPv4 (6in4) to 5060. */
-    off = put_eth(f, &p, 0x0800);
+    off = put_eth(f, &w.p, 0x0800);
     off = put_ipv4(f, off, IPPROTO_IPV6, 40 + 8 + 50, 0);
     off = put_ipv6(f, off, IPPROTO_UDP, 8 + 50);
     off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, off, true);
     /* Selected: IPv6, hop-by-hop, routing, destination options, UDP to 5060. */
-    off = put_eth(f, &p, 0x86dd);
+    off = put_eth(f, &w.p, 0x86dd);
     off = put_ipv6(f, off, 0, 24 + 8 + 50);
     off = put_ext(f, off, 43);
     off = put_ext(f, off, 60);
     off = put_ext(f, off, IPPROTO_UDP);
     off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, off, true);
     /* Selected: an IPv6 non-first fragment (offset 1480, no ports at all). */
-    off = put_eth(f, &p, 0x86dd);
+    off = put_eth(f, &w.p, 0x86dd);
     off = put_ipv6(f, off, 44, 8 + 64);
     off = put_frag(f, off, IPPROTO_UDP, 1480); /* offset in bytes = field & ~7 */
     memset(f + off, 'y', 64);
     off += 64;
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, off, true);
     /* Not selected: an atomic fragment (offset 0, M clear) is a whole datagram, to 5070. */
-    off = put_eth(f, &p, 0x86dd);
+    off = put_eth(f, &w.p, 0x86dd);
     off = put_ipv6(f, off, 44, 8 + 8 + 50);
     off = put_frag(f, off, IPPROTO_UDP, 0);
     off = put_udp(f, off, 5070, 50);
-    raw_send("va", f, off);
+    walk_send(&w, f, off, false);
     /* Not selected: nine destination option headers, one more than the filter walks. */
-    off = put_eth(f, &p, 0x86dd);
+    off = put_eth(f, &w.p, 0x86dd);
     off = put_ipv6(f, off, 60, 9 * 8 + 8 + 50);
     for (int i = 0; i < 9; i++)
         off = put_ext(f, off, i < 8 ? 60 : IPPROTO_UDP);
     off = put_udp(f, off, 5060, 50);
-    raw_send("va", f, off);
+    walk_send(&w, f, off, false);
     /* Selected: an IPv4 first fragment (MF set) to a non-SIP port: fragments pass whatever the
      * port. */
-    off = put_eth(f, &p, 0x0800);
+    off = put_eth(f, &w.p, 0x0800);
     off = put_ipv4(f, off, IPPROTO_UDP, 8 + 48, 0x2000);
     off = put_udp(f, off, 5070, 48);
-    raw_send("va", f, off);
-    sizes[n++] = off;
+    walk_send(&w, f, off, true);
 
-    c.n = 0;
-    drain(cap, &c, (size_t)n);
-    CHECK_INT(c.n, n);
-    for (size_t i = 0; i < c.n && i < (size_t)n; i++) {
-        CHECK_INT(c.f[i].dir, CAPTURE_DIR_OUTGOING);
-        CHECK_INT(c.f[i].wirelen, sizes[i]);
-    }
-    struct capture_bpf_iface_stats st = counters_of(cap, if_nametoindex("va"), &n_ifaces);
-    CHECK_INT(st.seen, 8); /* 5 selected, 3 not */
-    CHECK_INT(st.matched, 5);
-    capture_bpf_free(cap);
-    pair_close(&p);
+    walk_finish(&w); /* 5 selected, 3 not */
 }
 
 TEST(snap_length_cuts_frames_and_counts_them_truncated)

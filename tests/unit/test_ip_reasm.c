@@ -249,7 +249,7 @@ TEST(byte_budget_evicts_the_oldest_datagram)
  * Datagrams that hold less than an eighth of the room they made go first. */
 TEST(sparse_datagrams_are_evicted_before_the_others)
 {
-    struct ip_reasm *r = make(0, 256 << 10); /* four 64 KiB buffers */
+    struct ip_reasm *r = make(0, 256 << 10);         /* four 64 KiB buffers */
     CHECK_INT(add(r, frag(4, 1, 0, 1480, 1, 0)), 0); /* honest: 1480 of 2048 */
     for (uint32_t id = 100; id < 110; id++)
         CHECK_INT(add(r, frag(4, id, 65512, 8, 0, 1)), 0);
