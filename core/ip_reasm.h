@@ -6,10 +6,10 @@
  * - A datagram is keyed by (IP version, source, destination, identification, protocol).
  * - A fragment lying wholly inside data already held, with identical bytes, is a duplicate
  *   (a resend, or the same frame captured twice): dropped and counted. So is a fragment of a
- *   datagram completed less than a second before (the last fragment's copy, captured twice). Any
- * other overlap drops the whole datagram: RFC 5722 requires it for IPv6; for IPv4 sipscope does the
- * same (as Linux has since 2018), because overlapping fragments are an evasion technique and no
- * honest sender produces them.
+ *   datagram completed less than a second before (the last fragment's copy, captured twice).
+ * - Any other overlap drops the whole datagram: RFC 5722 requires it for IPv6; for IPv4
+ *   sipscope does the same (as Linux has since 2018), because overlapping fragments are an
+ *   evasion technique and no honest sender produces them.
  * - A datagram not complete within the timeout (30 s of packet time, as Linux; RFC 791
  *   suggests 15 s) is dropped. A reassembled datagram is at most 65535 bytes of IP payload.
  * - When the table or the byte budget is full, a datagram in progress is evicted: the oldest
