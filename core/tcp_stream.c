@@ -532,8 +532,8 @@ open:
         return;
     /* A hole that this much packet time has not filled will not be: the capture missed the
      * segment, and its sender had no reason to send it again. Go on from the first byte held
-     * behind it. */
-    if (h->ooo && now - h->hole_since >= ts->cfg.hole_timeout_ns) {
+     * behind it. (Time that goes backwards, in a capture merged out of order, gives none up.) */
+    if (h->ooo && now > h->hole_since && now - h->hole_since >= ts->cfg.hole_timeout_ns) {
         jump(ts, h, h->ooo->seq);
         drain(ts, h, pkt);
     }
