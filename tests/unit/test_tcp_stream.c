@@ -425,17 +425,19 @@ TEST(a_hole_is_given_up_at_the_first_segment_past_the_hole_timeout)
     send_(ts, seg(0, 104, ACK, "junk c\n", 10 * S));
     send_(ts, seg(0, 111, ACK, "d\n", 12 * S)); /* 2 s after "c": still waiting */
     CHECK_STR(reasons, "");
+    send_(ts, seg(0, 111, ACK, "d\n", 5 * S)); /* earlier (a merged capture): still waiting */
+    CHECK_STR(reasons, "tcp_retransmission");
     CHECK_STR(log_, "<a|");
     send_(ts, seg(0, 113, ACK, "e\n", 20 * S)); /* 10 s after: given up */
-    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_gap");
     CHECK_STR(log_, "<a|(~(d|<e|");
     CHECK_INT(stats(ts).bytes, 0);
     /* A later hole is timed from its own first held segment. */
     send_(ts, seg(0, 118, ACK, "g\n", 21 * S)); /* "f\n" at 115..117 missed */
     send_(ts, seg(0, 121, ACK, "h\n", 23 * S));
-    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_gap");
     send_(ts, seg(0, 124, ACK, "i\n", 24 * S));
-    CHECK_STR(reasons, "tcp_gap,tcp_gap");
+    CHECK_STR(reasons, "tcp_retransmission,tcp_gap,tcp_gap");
     tcp_stream_free(ts);
 }
 
