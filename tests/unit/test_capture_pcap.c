@@ -559,6 +559,7 @@ TEST(file_shrinking_while_mapped_ends_as_truncated_without_a_crash)
     check_contains(err, "truncated dump file");
     CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
     capture_pcap_free(cap);
+    unlink(tmp_path("shrink.pcap"));
 }
 
 TEST(capture_length_past_libpcaps_maximum_is_ebadmsg_like_libpcap)
