@@ -188,14 +188,35 @@ static __always_inline enum ip_verdict parse_ipv6(struct __sk_buff *skb, __u32 *
     return IP_DROP;
 }
 
-/* Returns 1 when the frame is to be captured. */
-static __always_inline int select_frame(struct __sk_buff *skb)
+/* Whether the frame has no link-layer header: a device without one (tun, WireGuard) hands the
+ * filter a frame that starts at its network header. Compared with the bytes there. */
+static __always_inline int no_link_header(struct __sk_buff *skb)
+{
+    __u64 at_data[2], at_net[2];
+
+    if (bpf_skb_load_bytes(skb, 0, at_data, sizeof(at_data)) ||
+        bpf_skb_load_bytes_relative(skb, 0, at_net, sizeof(at_net), BPF_HDR_START_NET))
+        return 0;
+    return at_data[0] == at_net[0] && at_data[1] == at_net[1];
+}
+
+/* Returns 1 when the frame is to be captured; *no_link tells a frame without a link header. */
+static __always_inline int select_frame(struct __sk_buff *skb, int *no_link)
 {
     __u16 ethertype;
     __u32 off = 12;
     __u8 proto = 0;
     int v6;
 
+    *no_link = no_link_header(skb);
+    if (*no_link) {
+        __u8 ver;
+        if (bpf_skb_load_bytes(skb, 0, &ver, sizeof(ver)))
+            return 0;
+        ethertype = (ver >> 4) == 6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+        off = 0;
+        goto ip;
+    }
     if (bpf_skb_load_bytes(skb, off, &ethertype, sizeof(ethertype)))
         return 0;
     off += 2;
@@ -221,6 +242,7 @@ static __always_inline int select_frame(struct __sk_buff *skb)
         else
             return 0;
     }
+ip:
     if (ethertype == bpf_htons(ETH_P_IP))
         v6 = 0;
     else if (ethertype == bpf_htons(ETH_P_IPV6))
@@ -256,24 +278,24 @@ static __always_inline int select_frame(struct __sk_buff *skb)
 
 /* Copies the frame into st->data and fills st->ev. Returns the captured length, 0 on failure
  * (which the bounds make impossible: cap_len never exceeds what the skb holds). */
-static __always_inline __u32 stage_frame(struct __sk_buff *skb, struct stage *st)
+static __always_inline __u32 stage_frame(struct __sk_buff *skb, struct stage *st, int no_link)
 {
     __u32 wire = skb->len;
-    __u32 tagged = skb->vlan_present;
+    __u32 tagged = skb->vlan_present && !no_link;
     __u32 cap, n;
 
     if (tagged)
         wire += 4;
     cap = wire < snaplen ? wire : snaplen;
     if (cap < 18)
-        return 0; /* shorter than a tagged Ethernet header; select_frame read 14 bytes */
+        return 0; /* shorter than a tagged Ethernet header, or than an IP header */
 
     st->ev.ts_ns = bpf_ktime_get_ns();
     st->ev.ifindex = skb->ifindex;
     st->ev.wire_len = wire;
     st->ev.cap_len = cap;
     st->ev.pkt_type = skb->pkt_type;
-    st->ev.flags = 0;
+    st->ev.flags = no_link ? SIPSCOPE_EVENT_NO_LINK : 0;
     st->ev.vlan_tci = 0;
     st->ev.vlan_proto = 0;
 
@@ -319,7 +341,8 @@ int sipscope_filter(struct __sk_buff *skb)
     if (skb->pkt_type == PACKET_OUTGOING && ifindex == LOOPBACK_IFINDEX)
         return 0;
     count(ifindex, SIPSCOPE_CNT_SEEN);
-    if (!select_frame(skb))
+    int no_link = 0;
+    if (!select_frame(skb, &no_link))
         return 0;
     count(ifindex, SIPSCOPE_CNT_MATCHED);
 
@@ -327,7 +350,7 @@ int sipscope_filter(struct __sk_buff *skb)
     st = bpf_map_lookup_elem(&stage, &cpu);
     if (!st)
         return 0;
-    cap = stage_frame(skb, st);
+    cap = stage_frame(skb, st, no_link);
     if (!cap)
         return 0;
 

@@ -16,6 +16,9 @@
 
 /* event.flags: the tag the kernel had stripped into skb metadata is back in the frame. */
 #define SIPSCOPE_EVENT_VLAN_REINSERTED 0x01
+/* event.flags: the frame has no link-layer header and starts with its IP header (tun,
+ * WireGuard: devices of type ARPHRD_NONE). */
+#define SIPSCOPE_EVENT_NO_LINK 0x02
 
 /* One ring buffer record: this header, then cap_len bytes of the frame starting at the Ethernet
  * header. When the kernel had stripped a VLAN tag into skb metadata (vlan_present), the program

@@ -111,8 +111,8 @@ static int check_capabilities(char *err, size_t errlen)
     return -EPERM;
 }
 
-/* Finds an interface and checks that it frames packets as Ethernet, the only link the program
- * parses (lo does, with zero addresses). */
+/* Finds an interface and checks that the program parses its frames: Ethernet (lo's too, with
+ * zero addresses), or none at all (tun, WireGuard: frames that start with their IP header). */
 static int resolve_iface(const char *name, uint32_t *ifindex, char *err, size_t errlen)
 {
     struct ifreq ifr;
@@ -134,11 +134,12 @@ static int resolve_iface(const char *name, uint32_t *ifindex, char *err, size_t 
         ret = -errno;
         snprintf(err, errlen, "interface '%s': %s", name, strerror(errno));
     } else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER &&
-               ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK) {
+               ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK &&
+               ifr.ifr_hwaddr.sa_family != ARPHRD_NONE) {
         ret = -EPROTONOSUPPORT;
         snprintf(err, errlen,
-                 "interface '%s' has link type %u, not Ethernet; only Ethernet interfaces are "
-                 "supported",
+                 "interface '%s' has link type %u; only Ethernet interfaces and those without "
+                 "a link header (tun, WireGuard) are supported",
                  name, ifr.ifr_hwaddr.sa_family);
     }
     close(fd);
@@ -461,7 +462,7 @@ static bool deliver(struct capture_bpf *cap, const void *data, uint32_t size,
     frame.caplen = ev->cap_len;
     frame.wirelen = ev->wire_len;
     frame.ts_ns = (uint64_t)((int64_t)ev->ts_ns + cap->mono_to_real_ns);
-    frame.link = CAPTURE_LINK_ETHERNET;
+    frame.link = ev->flags & SIPSCOPE_EVENT_NO_LINK ? CAPTURE_LINK_RAW : CAPTURE_LINK_ETHERNET;
     frame.dir = ev->pkt_type <= CAPTURE_DIR_OUTGOING ? ev->pkt_type : CAPTURE_DIR_UNKNOWN;
     frame.iface = frame_iface(cap, ev->ifindex);
     fn(ctx, &frame);
