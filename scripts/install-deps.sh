@@ -13,6 +13,7 @@ packages=(
     libpcap-dev libmicrohttpd-dev libcap-dev lua-cjson lua-busted lua-check sip-tester
     tshark tcpdump tcpreplay sngrep libclang-rt-14-dev iproute2 valgrind dpkg-dev
     procps curl python3 patch time
+    qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-s390x-linux-gnu libc6-dev-s390x-cross
 )
 
 need_apt=0

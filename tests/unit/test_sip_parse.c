@@ -1188,6 +1188,62 @@ TEST(line_ends_and_stray_bytes_are_found_at_every_chunk_offset)
     }
 }
 
+/* Every pair of byte values side by side, at several offsets in an 8-byte word: the scanners'
+ * masks must be exact per byte (the portable path's SWAR arithmetic must not let a borrow or a
+ * carry mark a neighbour), and bytes from 0x80 up are no control bytes. First in a Subject value
+ * (the line scan: a control byte but HT is an error), then in a parameter value (the value scan:
+ * it ends at whitespace, a control byte, ';' or ','). LF is left out: it ends the line. */
+TEST(every_pair_of_byte_values_is_classified_exactly)
+{
+    static char in[256];
+    static const char head[] = REQ "Subject: ";
+    static const char tail[] = "zzzzzzzzzzzzzzzz\r\n" HDRS "\r\n";
+    struct sip_msg m;
+    for (unsigned shift = 1; shift <= 8; shift += 3) {
+        for (unsigned a = 0; a < 256; a++) {
+            for (unsigned b = 0; b < 256; b++) {
+                if (a == '\n' || b == '\n')
+                    continue;
+                size_t n = sizeof(head) - 1, vs = n;
+                memcpy(in, head, n);
+                memset(in + n, 'x', shift);
+                n += shift;
+                in[n++] = (char)a;
+                in[n++] = (char)b;
+                memcpy(in + n, tail, sizeof(tail) - 1);
+                n += sizeof(tail) - 1;
+                bool ctl = (a < 0x20 && a != '\t') || (b < 0x20 && b != '\t');
+                int rc = parse(in, n, D, &m);
+                if (ctl ? rc != -EBADMSG || m.error != SIP_ERR_HEADER_SYNTAX
+                        : rc != (int)n || hdrs[0].value.len != shift + 2 + 16 ||
+                              memcmp(hdrs[0].value.p, in + vs, shift + 2 + 16) != 0)
+                    TEST_FAIL_AT("Subject, bytes 0x%02x 0x%02x after %u: rc %d", a, b, shift, rc);
+
+                static const char pre[] = ";p=";
+                n = sizeof(pre) - 1;
+                memcpy(in, pre, n);
+                memset(in + n, 'x', shift);
+                n += shift;
+                in[n++] = (char)a;
+                in[n++] = (char)b;
+                memset(in + n, 'z', 16);
+                n += 16;
+                size_t want = shift;
+                if (a > 0x20 && a != ';' && a != ',') {
+                    want++;
+                    if (b > 0x20 && b != ';' && b != ',')
+                        want += 1 + 16;
+                }
+                struct slice val;
+                if (!sip_header_param(slice_make(in, n), slice_make("p", 1), &val) ||
+                    val.p != in + 3 || val.len != want)
+                    TEST_FAIL_AT("parameter, bytes 0x%02x 0x%02x after %u: length %zu, want %zu",
+                                 a, b, shift, val.len, want);
+            }
+        }
+    }
+}
+
 TEST(tabs_are_whitespace_in_values_and_around_the_colon)
 {
     static const char in[] = REQ "Subject\t:\tone\ttwo\t\r\n" HDRS "\r\n";
