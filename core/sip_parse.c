@@ -6,10 +6,12 @@
 #include <errno.h>
 
 /* SSE2 is baseline on x86-64; AVX2 or AVX-512BW, where the CPU has them, are chosen at run time
- * for the chunk masks. SIP_PARSE_NO_SIMD, SIP_PARSE_NO_AVX2 and SIP_PARSE_NO_AVX512 force the
- * fallbacks, for testing them. */
+ * for the chunk masks. NEON is baseline on aarch64. Elsewhere the scans work on 64-bit words.
+ * SIP_PARSE_NO_SIMD, SIP_PARSE_NO_AVX2 and SIP_PARSE_NO_AVX512 force the fallbacks, for testing
+ * them. SIP_V16 says that one of the 16-byte vector sets (SSE2, NEON) is there. */
 #if defined(__SSE2__) && !defined(SIP_PARSE_NO_SIMD)
 #define SIP_SSE2 1
+#define SIP_V16 1
 #include <emmintrin.h>
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(SIP_PARSE_NO_AVX2)
 #define SIP_AVX2 1
@@ -18,6 +20,11 @@
 #define SIP_AVX512 1
 #endif
 #endif
+#elif defined(__aarch64__) && defined(__ARM_NEON) && !defined(SIP_PARSE_NO_SIMD) &&               \
+    defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SIP_NEON 1
+#define SIP_V16 1
+#include <arm_neon.h>
 #endif
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -63,8 +70,107 @@ static bool all_tok(const char *p, const char *e)
     return true;
 }
 
-#ifndef SIP_SSE2
-/* Without SSE2 the scans and the chunk masks work on eight bytes at a time in a 64-bit word
+#ifdef SIP_V16
+/* 16-byte vectors, one set of operations over SSE2 and NEON. A compare gives 0xff in the bytes
+ * where it holds and 0 elsewhere; v16_bits makes a 16-bit mask of that, bit i from byte i. */
+#ifdef SIP_SSE2
+typedef __m128i v16;
+/* Keeps a constant vector in its register: GCC would otherwise build it again on every use. */
+#define V16_KEEP(v) __asm__("" : "+x"(v))
+
+static ALWAYS_INLINE v16 v16_load(const char *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
+static ALWAYS_INLINE v16 v16_set(char c)
+{
+    return _mm_set1_epi8(c);
+}
+
+static ALWAYS_INLINE v16 v16_eq(v16 a, v16 b)
+{
+    return _mm_cmpeq_epi8(a, b);
+}
+
+/* Bytes of a at most those of b, unsigned. */
+static ALWAYS_INLINE v16 v16_le(v16 a, v16 b)
+{
+    return _mm_cmpeq_epi8(_mm_min_epu8(a, b), a);
+}
+
+static ALWAYS_INLINE v16 v16_or(v16 a, v16 b)
+{
+    return _mm_or_si128(a, b);
+}
+
+static ALWAYS_INLINE unsigned v16_bits(v16 m)
+{
+    return (unsigned)_mm_movemask_epi8(m);
+}
+
+/* The masks of four compares of 64 consecutive bytes as one, bit i from byte i. */
+static ALWAYS_INLINE uint64_t v16_bits64(v16 m0, v16 m1, v16 m2, v16 m3)
+{
+    return (uint64_t)v16_bits(m0) | (uint64_t)v16_bits(m1) << 16 | (uint64_t)v16_bits(m2) << 32 |
+           (uint64_t)v16_bits(m3) << 48;
+}
+#else
+typedef uint8x16_t v16;
+#define V16_KEEP(v) __asm__("" : "+w"(v))
+
+static ALWAYS_INLINE v16 v16_load(const char *p)
+{
+    return vld1q_u8((const uint8_t *)p);
+}
+
+static ALWAYS_INLINE v16 v16_set(char c)
+{
+    return vdupq_n_u8((uint8_t)c);
+}
+
+static ALWAYS_INLINE v16 v16_eq(v16 a, v16 b)
+{
+    return vceqq_u8(a, b);
+}
+
+static ALWAYS_INLINE v16 v16_le(v16 a, v16 b)
+{
+    return vcleq_u8(a, b);
+}
+
+static ALWAYS_INLINE v16 v16_or(v16 a, v16 b)
+{
+    return vorrq_u8(a, b);
+}
+
+/* NEON has no movemask: each byte keeps its own bit of weight 1 << (i % 8), and pairwise adds
+ * sum eight neighbouring bytes into one. */
+static ALWAYS_INLINE v16 v16_weigh(v16 m)
+{
+    static const uint8_t weight[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    return vandq_u8(m, vld1q_u8(weight));
+}
+
+static ALWAYS_INLINE unsigned v16_bits(v16 m)
+{
+    v16 t = v16_weigh(m);
+    t = vpaddq_u8(t, t);
+    t = vpaddq_u8(t, t);
+    t = vpaddq_u8(t, t);
+    return vgetq_lane_u16(vreinterpretq_u16_u8(t), 0);
+}
+
+static ALWAYS_INLINE uint64_t v16_bits64(v16 m0, v16 m1, v16 m2, v16 m3)
+{
+    v16 t = vpaddq_u8(vpaddq_u8(v16_weigh(m0), v16_weigh(m1)),
+                      vpaddq_u8(v16_weigh(m2), v16_weigh(m3)));
+    t = vpaddq_u8(t, t);
+    return vgetq_lane_u64(vreinterpretq_u64_u8(t), 0);
+}
+#endif
+#else
+/* Without vectors the scans and the chunk masks work on eight bytes at a time in a 64-bit word
  * (SWAR): byte loops made the parse six times slower than with SSE2. Byte i of the input is
  * byte i of the word, counted from its least significant end. */
 static ALWAYS_INLINE uint64_t swar_load(const char *p)
@@ -123,22 +229,21 @@ static ALWAYS_INLINE bool scan_hit(char x, enum scan_class cls, char a, char b, 
     return (a && x == a) || (b && x == b) || (c && x == c) || (d && x == d);
 }
 
-#ifdef SIP_SSE2
-static ALWAYS_INLINE unsigned scan_block(__m128i v, enum scan_class cls, char a, char b, char c,
-                                         char d)
+#ifdef SIP_V16
+static ALWAYS_INLINE unsigned scan_block(v16 v, enum scan_class cls, char a, char b, char c, char d)
 {
-    __m128i m = _mm_setzero_si128();
+    v16 m = v16_set(0);
     if (cls == CLS_SPACE)
-        m = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v);
+        m = v16_le(v, v16_set(0x20));
     if (a)
-        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(a)));
+        m = v16_or(m, v16_eq(v, v16_set(a)));
     if (b)
-        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(b)));
+        m = v16_or(m, v16_eq(v, v16_set(b)));
     if (c)
-        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+        m = v16_or(m, v16_eq(v, v16_set(c)));
     if (d)
-        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(d)));
-    return (unsigned)_mm_movemask_epi8(m);
+        m = v16_or(m, v16_eq(v, v16_set(d)));
+    return v16_bits(m);
 }
 #else
 static ALWAYS_INLINE uint64_t scan_word(uint64_t w, enum scan_class cls, char a, char b, char c,
@@ -161,11 +266,11 @@ static ALWAYS_INLINE uint64_t scan_word(uint64_t w, enum scan_class cls, char a,
 static ALWAYS_INLINE const char *scan(const char *p, const char *e, struct span rd,
                                       enum scan_class cls, char a, char b, char c, char d)
 {
-#ifdef SIP_SSE2
+#ifdef SIP_V16
     while (p < e) {
         unsigned m;
         if (rd.hi - p >= 16) {
-            m = scan_block(_mm_loadu_si128((const __m128i *)(const void *)p), cls, a, b, c, d);
+            m = scan_block(v16_load(p), cls, a, b, c, d);
             if (m) {
                 p += __builtin_ctz(m);
                 return p < e ? p : e;
@@ -177,7 +282,7 @@ static ALWAYS_INLINE const char *scan(const char *p, const char *e, struct span 
             break;
         /* Near the end of the readable bytes: the last 16 of them, bits before p shifted out. */
         const char *q = rd.hi - 16;
-        m = scan_block(_mm_loadu_si128((const __m128i *)(const void *)q), cls, a, b, c, d);
+        m = scan_block(v16_load(q), cls, a, b, c, d);
         m >>= (unsigned)(p - q);
         if (m)
             p += __builtin_ctz(m);
@@ -204,11 +309,10 @@ static ALWAYS_INLINE const char *scan(const char *p, const char *e, struct span 
 static ALWAYS_INLINE const char *rscan(const char *p, const char *e, struct span rd, char a, char b,
                                        char c)
 {
-#ifdef SIP_SSE2
+#ifdef SIP_V16
     while (e > p && e - rd.lo >= 16) {
         const char *q = e - 16;
-        unsigned m =
-            scan_block(_mm_loadu_si128((const __m128i *)(const void *)q), CLS_NONE, a, b, c, 0);
+        unsigned m = scan_block(v16_load(q), CLS_NONE, a, b, c, 0);
         if (m) {
             const char *r = q + (31 - __builtin_clz(m));
             return r >= p ? r : NULL;
@@ -402,7 +506,7 @@ static ALWAYS_INLINE enum sip_hdr hdr_id(const char *p, size_t n)
 
 #undef IS
 
-#ifdef SIP_SSE2
+#ifdef SIP_V16
 /* Header lines whose colon is among their first 16 bytes are identified with the 16 bytes already
  * loaded: a perfect hash of (first two letters, length) picks the one known name it could be, and
  * one vector compare, colon included (so the length must match too), decides. The multiplier
@@ -854,17 +958,11 @@ struct lines_pos {
 /* LF bytes and control bytes (HT, CR and LF included) of the 64 bytes at p. */
 static ALWAYS_INLINE void chunk_masks(const char *p, uint64_t *lf, uint64_t *ctl)
 {
-#ifdef SIP_SSE2
-    const __m128i nl = _mm_set1_epi8('\n'), c1f = _mm_set1_epi8(0x1f);
-    uint64_t l = 0, c = 0;
-    for (unsigned k = 0; k < 4; k++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
-        l |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) << (16 * k);
-        c |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v))
-             << (16 * k);
-    }
-    *lf = l;
-    *ctl = c;
+#ifdef SIP_V16
+    const v16 nl = v16_set('\n'), c1f = v16_set(0x1f);
+    v16 v0 = v16_load(p), v1 = v16_load(p + 16), v2 = v16_load(p + 32), v3 = v16_load(p + 48);
+    *lf = v16_bits64(v16_eq(v0, nl), v16_eq(v1, nl), v16_eq(v2, nl), v16_eq(v3, nl));
+    *ctl = v16_bits64(v16_le(v0, c1f), v16_le(v1, c1f), v16_le(v2, c1f), v16_le(v3, c1f));
 #else
     uint64_t l = 0, c = 0;
     for (unsigned k = 0; k < 8; k++) {
@@ -1105,16 +1203,15 @@ static int need_more(const struct lines *it, struct sip_msg *msg, bool in_start)
     return -EAGAIN;
 }
 
-#ifdef SIP_SSE2
+#ifdef SIP_V16
 /* The name of a header line ln whose colon is among its first 16 bytes, with no whitespace before
  * it (most lines): sets *ne and *id from the 16 bytes v at ln and returns true; false sends the
- * line to the general path. ve1 ends the line. colon and lower are _mm_set1_epi8(':') and
- * _mm_set1_epi8(0x20), made once by the caller. */
-static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, const char **ne,
-                                    enum sip_hdr *id, __m128i colon, __m128i lower)
+ * line to the general path. ve1 ends the line. colon and lower are v16_set(':') and
+ * v16_set(0x20), made once by the caller. */
+static ALWAYS_INLINE bool name_fast(const char *ln, v16 v, const char *ve1, const char **ne,
+                                    enum sip_hdr *id, v16 colon, v16 lower)
 {
-    unsigned ci = (unsigned)__builtin_ctz(
-        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)) | 0x10000u);
+    unsigned ci = (unsigned)__builtin_ctz(v16_bits(v16_eq(v, colon)) | 0x10000u);
     /* Stray controls were rejected, so the byte before the colon is whitespace iff <= ' '. */
     if (ci - 1 >= 15 || (size_t)(ve1 - ln) <= ci || (unsigned char)ln[ci - 1] <= ' ')
         return false;
@@ -1126,9 +1223,7 @@ static ALWAYS_INLINE bool name_fast(const char *ln, __m128i v, const char *ve1, 
     /* The slot's name and colon must all match: the colon at ci in both means equal lengths (an
      * empty slot wants nothing, and its id is SIP_HDR_OTHER). */
     const struct hdr_hash_entry *he = &hdr_hash_table[hdr_hash(ln, ci)];
-    unsigned eq = (unsigned)_mm_movemask_epi8(
-        _mm_cmpeq_epi8(_mm_or_si128(v, lower),
-                       _mm_load_si128((const __m128i *)(const void *)he->lit)));
+    unsigned eq = v16_bits(v16_eq(v16_or(v, lower), v16_load(he->lit)));
     *id = (eq & he->want) == he->want ? (enum sip_hdr)he->id : SIP_HDR_OTHER;
     return true;
 }
@@ -1148,11 +1243,12 @@ static ALWAYS_INLINE int parse_headers_with(struct lines *it, struct lines_pos *
     struct lines_pos at = *atp;
     const char *le = *lep;
     uint32_t n = 0;
-#ifdef SIP_SSE2
+#ifdef SIP_V16
     /* name_fast's constants, made opaque so that they are built once here and kept: GCC would
-     * otherwise build them again on every line (three instructions each). */
-    __m128i colon = _mm_set1_epi8(':'), lower = _mm_set1_epi8(0x20);
-    __asm__("" : "+x"(colon), "+x"(lower));
+     * otherwise build them again on every line (three instructions each with SSE2). */
+    v16 colon = v16_set(':'), lower = v16_set(0x20);
+    V16_KEEP(colon);
+    V16_KEEP(lower);
 #endif
 
     for (;;) {
@@ -1185,15 +1281,13 @@ static ALWAYS_INLINE int parse_headers_with(struct lines *it, struct lines_pos *
         /* The name: up to the colon; the value starts after whitespace. */
         const char *ne, *vs;
         enum sip_hdr id = SIP_HDR_OTHER;
-        bool fast = false;
-#ifdef SIP_SSE2
-        fast = (uintptr_t)ln <= it->wide_end &&
-               name_fast(ln, _mm_loadu_si128((const __m128i *)(const void *)ln), vend, &ne, &id,
-                         colon, lower);
-#endif
-        if (fast) {
+#ifdef SIP_V16
+        if ((uintptr_t)ln <= it->wide_end &&
+            name_fast(ln, v16_load(ln), vend, &ne, &id, colon, lower)) {
             vs = ne + 1;
-        } else {
+        } else
+#endif
+        {
             struct name_value nv = name_split(ln, vend, vend, it->rd);
             if (!nv.ne || nv.ne == ln)
                 return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
