@@ -42,6 +42,11 @@ struct capture_bpf {
     size_t n_socks;
     uint32_t ifindex[CAPTURE_BPF_MAX_IFACES];
     char names[CAPTURE_BPF_MAX_IFACES][IF_NAMESIZE];
+    /* Named interfaces that were deleted and created again (capture_bpf_follow): the index
+     * before (frames of it may still be in the ring), and the kernel counts of the indexes
+     * before, by counter kind, so that the interface's counters never go back. */
+    uint32_t prev_ifindex[CAPTURE_BPF_MAX_IFACES];
+    uint64_t carried[CAPTURE_BPF_MAX_IFACES][SIPSCOPE_CNT_KINDS];
     int64_t mono_to_real_ns;
     uint32_t budget;
 
@@ -222,20 +227,18 @@ static int fill_ports(struct capture_bpf *cap, const struct capture_bpf_config *
     return 0;
 }
 
-/* Bound interfaces get their counter keys now, so that they show zeros before any traffic and
- * the program only ever finds them. */
-static int precreate_counters(struct capture_bpf *cap)
+/* A bound interface gets its counter keys when it is bound, so that it shows zeros before any
+ * traffic and the program only ever finds them. */
+static int precreate_counters(struct capture_bpf *cap, uint32_t ifindex)
 {
     int fd = bpf_map__fd(cap->skel->maps.counters);
 
     memset(cap->percpu, 0, sizeof(uint64_t) * (size_t)cap->ncpus);
-    for (size_t i = 0; i < cap->n_ifaces; i++) {
-        for (uint32_t k = 0; k < SIPSCOPE_CNT_KINDS; k++) {
-            struct sipscope_counter_key key = {.ifindex = cap->ifindex[i], .kind = k};
-            int ret = bpf_map_update_elem(fd, &key, cap->percpu, BPF_NOEXIST);
-            if (ret != 0 && ret != -EEXIST)
-                return ret;
-        }
+    for (uint32_t k = 0; k < SIPSCOPE_CNT_KINDS; k++) {
+        struct sipscope_counter_key key = {.ifindex = ifindex, .kind = k};
+        int ret = bpf_map_update_elem(fd, &key, cap->percpu, BPF_NOEXIST);
+        if (ret != 0 && ret != -EEXIST)
+            return ret;
     }
     return 0;
 }
@@ -283,8 +286,8 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
         return ret;
     }
     ret = fill_ports(cap, cfg);
-    if (ret == 0)
-        ret = precreate_counters(cap);
+    for (size_t i = 0; i < cap->n_ifaces && ret == 0; i++)
+        ret = precreate_counters(cap, cap->ifindex[i]);
     if (ret)
         snprintf(err, errlen, "filling the BPF maps failed: %s", strerror(-ret));
     return ret;
@@ -440,7 +443,7 @@ static uint32_t frame_iface(const struct capture_bpf *cap, uint32_t ifindex)
     if (cap->any)
         return ifindex;
     for (size_t i = 0; i < cap->n_ifaces; i++)
-        if (cap->ifindex[i] == ifindex)
+        if (cap->ifindex[i] == ifindex || cap->prev_ifindex[i] == ifindex)
             return (uint32_t)i;
     return CAPTURE_BPF_IFACE_UNKNOWN;
 }
@@ -563,6 +566,68 @@ int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_s
     return (int)cap->n_ifaces;
 }
 
+/* Moves the kernel counts of an index the interface no longer has into cap->carried[i] and
+ * deletes its keys: the map holds a bounded number of keys, and an interface may come and go
+ * many times. */
+static void carry_counters(struct capture_bpf *cap, size_t i, uint32_t ifindex)
+{
+    int fd = bpf_map__fd(cap->skel->maps.counters);
+
+    for (uint32_t k = 0; k < SIPSCOPE_CNT_KINDS; k++) {
+        struct sipscope_counter_key key = {.ifindex = ifindex, .kind = k};
+        uint64_t sum = 0;
+        if (bpf_map_lookup_elem(fd, &key, cap->percpu) != 0)
+            continue;
+        for (int c = 0; c < cap->ncpus; c++)
+            sum += cap->percpu[c];
+        cap->carried[i][k] += sum;
+        bpf_map_delete_elem(fd, &key);
+    }
+}
+
+int capture_bpf_follow(struct capture_bpf *cap, size_t i, char *err, size_t errlen)
+{
+    struct sockaddr_ll sll;
+    uint32_t now, old;
+    int ret;
+
+    if (cap->any || i >= cap->n_ifaces)
+        return 0;
+    old = cap->ifindex[i];
+    now = if_nametoindex(cap->names[i]);
+    if (now == 0 || now == old)
+        return 0;
+    for (size_t j = 0; j < cap->n_ifaces; j++) {
+        if (j != i && cap->ifindex[j] == now) {
+            snprintf(err, errlen, "interface '%s' is now the one captured as '%s'", cap->names[i],
+                     cap->names[j]);
+            return -EEXIST;
+        }
+    }
+    if ((ret = resolve_iface(cap->names[i], &now, err, errlen)) != 0)
+        return ret;
+    if ((ret = precreate_counters(cap, now)) != 0) {
+        snprintf(err, errlen, "creating its BPF counters: %s", strerror(-ret));
+        return ret;
+    }
+    /* Binding needs no capability (creating the socket did): the socket keeps its filter. */
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = (int)now;
+    if (bind(cap->socks[i], (struct sockaddr *)&sll, sizeof(sll)) != 0) {
+        ret = -errno;
+        snprintf(err, errlen, "binding the packet socket to '%s': %s", cap->names[i],
+                 strerror(errno));
+        return ret;
+    }
+    if (cap->prev_ifindex[i])
+        carry_counters(cap, i, cap->prev_ifindex[i]);
+    cap->prev_ifindex[i] = old;
+    cap->ifindex[i] = now;
+    return 1;
+}
+
 uint64_t capture_bpf_bad_records(const struct capture_bpf *cap)
 {
     return cap->bad_records;
@@ -570,9 +635,16 @@ uint64_t capture_bpf_bad_records(const struct capture_bpf *cap)
 
 /* ---- counters ----------------------------------------------------------------------------- */
 
+/* The totals of the interface a counter key's ifindex belongs to. A named interface created
+ * again has keys under its index before (until capture_bpf_follow takes them) and its index now:
+ * one entry, under the index now. */
 static struct capture_bpf_iface_stats *agg_slot(struct capture_bpf *cap, size_t *n,
                                                 uint32_t ifindex)
 {
+    uint32_t iface = frame_iface(cap, ifindex);
+
+    if (!cap->any && iface != CAPTURE_BPF_IFACE_UNKNOWN)
+        ifindex = cap->ifindex[iface];
     for (size_t i = 0; i < *n; i++)
         if (cap->agg[i].ifindex == ifindex)
             return &cap->agg[i];
@@ -580,8 +652,28 @@ static struct capture_bpf_iface_stats *agg_slot(struct capture_bpf *cap, size_t 
         return NULL;
     memset(&cap->agg[*n], 0, sizeof(cap->agg[*n]));
     cap->agg[*n].ifindex = ifindex;
-    cap->agg[*n].iface = frame_iface(cap, ifindex);
+    cap->agg[*n].iface = iface;
     return &cap->agg[(*n)++];
+}
+
+static void agg_add(struct capture_bpf_iface_stats *s, uint32_t kind, uint64_t v)
+{
+    switch (kind) {
+    case SIPSCOPE_CNT_SEEN:
+        s->seen += v;
+        break;
+    case SIPSCOPE_CNT_MATCHED:
+        s->matched += v;
+        break;
+    case SIPSCOPE_CNT_RINGBUF_FULL:
+        s->ringbuf_full += v;
+        break;
+    case SIPSCOPE_CNT_TRUNCATED:
+        s->truncated += v;
+        break;
+    default:
+        break;
+    }
 }
 
 int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats *out, size_t max)
@@ -605,25 +697,15 @@ int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats
         s = agg_slot(cap, &n, key.ifindex);
         if (!s)
             continue; /* the map cannot hold more interfaces than agg_cap */
-        switch (key.kind) {
-        case SIPSCOPE_CNT_SEEN:
-            s->seen += sum;
-            break;
-        case SIPSCOPE_CNT_MATCHED:
-            s->matched += sum;
-            break;
-        case SIPSCOPE_CNT_RINGBUF_FULL:
-            s->ringbuf_full += sum;
-            break;
-        case SIPSCOPE_CNT_TRUNCATED:
-            s->truncated += sum;
-            break;
-        default:
-            break;
-        }
+        agg_add(s, key.kind, sum);
     }
     if (ret != -ENOENT)
         return ret;
+    for (size_t i = 0; i < cap->n_ifaces; i++) {
+        struct capture_bpf_iface_stats *s = agg_slot(cap, &n, cap->ifindex[i]);
+        for (uint32_t k = 0; s && k < SIPSCOPE_CNT_KINDS; k++)
+            agg_add(s, k, cap->carried[i][k]);
+    }
     /* Insertion sort: a handful of interfaces. */
     for (size_t i = 1; i < n; i++) {
         struct capture_bpf_iface_stats t = cap->agg[i];

@@ -106,9 +106,9 @@ enum capture_iface_state {
     CAPTURE_IFACE_UP,      /* up with a carrier (IFF_UP and IFF_RUNNING): packets can come */
     CAPTURE_IFACE_DOWN,    /* still there, but down or without a carrier: none come until it
                             * is up again, and then the capture resumes by itself */
-    CAPTURE_IFACE_REMOVED, /* deleted (or replaced by another of that name): its socket is bound
-                            * to an index that no longer exists, and sipscope holds no privilege
-                            * left to open another; capturing from it again needs a restart */
+    CAPTURE_IFACE_REMOVED, /* deleted (or another interface has its name now): its socket is
+                            * bound to an index that is no longer that name's, until
+                            * capture_bpf_follow binds it to the name's new interface */
 };
 
 /* The state of each interface named at open into out[max] (out[i] is frame iface i), read from
@@ -116,6 +116,15 @@ enum capture_iface_state {
  * with all interfaces: "any" follows every interface by itself), or -errno. */
 int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_state *out,
                              size_t max);
+
+/* Follows named interface i (frame iface i) to the interface that has its name now, when that
+ * is another one than the socket is bound to: deleted and created again (a VPN or a container
+ * restarting, a VLAN set up again), or renamed and replaced. Binds the interface's socket to it;
+ * that needs no capability, so it works after service_drop_privileges. Its kernel counters go on
+ * from where they were. Returns 1 when it bound the socket anew, 0 when there was nothing to do
+ * (no interface of that name, or the same one), or -errno with err set: a link type the program
+ * does not parse, the name now on another captured interface, or the bind failed. */
+int capture_bpf_follow(struct capture_bpf *cap, size_t i, char *err, size_t errlen);
 
 /* Ring buffer records that were malformed and skipped (never expected; a non-zero value is a bug
  * in the program or a kernel quirk). */

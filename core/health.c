@@ -206,8 +206,8 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
                       "Packets the capture lost before user space (ringbuf full).",
                       METRIC_COUNTER, "iface", "reason");
     h->iface_up = family(reg, "sipscope_capture_interface_up",
-                         "1 while a captured interface is up with a carrier; 0 while it is down, "
-                         "and for good once it was removed (a restart captures it again).",
+                         "1 while a captured interface is up with a carrier; 0 while it is down "
+                         "or removed (an interface created again under its name is captured).",
                          METRIC_GAUGE, "iface", NULL);
     h->truncated = family(reg, "sipscope_capture_truncated_total",
                           "Packets longer than the snap length, delivered cut.", METRIC_COUNTER,

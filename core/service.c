@@ -31,6 +31,8 @@ struct service {
     atomic_bool ready;
     int sfd;
     int iface_state[CAPTURE_BPF_MAX_IFACES]; /* enum capture_iface_state; -1 before the first */
+    bool follow_refused[CAPTURE_BPF_MAX_IFACES]; /* logged why a new one of the name is not
+                                                  * captured; cleared once one is */
     bool interruptible;                      /* service_interruptible is on */
     struct sigaction old_term, old_int, old_alrm; /* the handlers it replaced */
 };
@@ -205,6 +207,25 @@ static bool handle_signals(struct service *s)
     return false;
 }
 
+/* A removed interface whose name is back on another interface: the capture follows it
+ * (capture_bpf_follow). Returns true when it does, with st[i] read again. */
+static bool follow_interface(struct service *s, int i, const char *name,
+                             enum capture_iface_state st[CAPTURE_BPF_MAX_IFACES])
+{
+    char why[256];
+    int rc = capture_bpf_follow(s->capture, (size_t)i, why, sizeof(why));
+
+    if (rc < 0 && !s->follow_refused[i]) {
+        log_error("service", "interface %s is back, but it is not captured: %s", name, why);
+        s->follow_refused[i] = true;
+    }
+    if (rc != 1 || capture_bpf_iface_states(s->capture, st, CAPTURE_BPF_MAX_IFACES) <= i)
+        return false;
+    s->follow_refused[i] = false;
+    log_info("service", "interface %s was created again: capturing it", name);
+    return true;
+}
+
 /* Follows the captured interfaces' states: the gauge, and a log line at each change (the
  * first reading logs only an interface that is not up). */
 static void watch_interfaces(struct service *s)
@@ -215,12 +236,17 @@ static void watch_interfaces(struct service *s)
 
     for (int i = 0; i < n && i < CAPTURE_BPF_MAX_IFACES; i++) {
         int was = s->iface_state[i];
-        if (was == (int)st[i] || was == CAPTURE_IFACE_REMOVED) /* removed: for good */
+        bool back = false;
+        if (capture_bpf_iface_name(s->capture, (uint32_t)i, name, sizeof(name)) != 0)
+            snprintf(name, sizeof(name), "%d", i);
+        if (st[i] == CAPTURE_IFACE_REMOVED && was == CAPTURE_IFACE_REMOVED)
+            back = follow_interface(s, i, name, st);
+        if (was == (int)st[i])
             continue;
         s->iface_state[i] = (int)st[i];
         engine_iface_up(s->engine, (uint32_t)i, st[i] == CAPTURE_IFACE_UP);
-        if (capture_bpf_iface_name(s->capture, (uint32_t)i, name, sizeof(name)) != 0)
-            snprintf(name, sizeof(name), "%d", i);
+        if (back && st[i] == CAPTURE_IFACE_UP)
+            continue; /* follow_interface said it */
         if (st[i] == CAPTURE_IFACE_UP && was >= 0)
             log_info("service", "interface %s is up: capturing again", name);
         else if (st[i] == CAPTURE_IFACE_DOWN)
@@ -230,8 +256,8 @@ static void watch_interfaces(struct service *s)
                      name);
         else if (st[i] == CAPTURE_IFACE_REMOVED)
             log_error("service",
-                      "interface %s was removed: its capture has stopped; restart "
-                      "sipscope to capture from an interface of that name again",
+                      "interface %s was removed: nothing to capture until an interface of that "
+                      "name is created again",
                       name);
     }
 }

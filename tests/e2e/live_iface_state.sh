@@ -1,41 +1,74 @@
 #!/usr/bin/env bash
-# Live capture from an interface that goes down, comes back, and is removed: the gauge
-# sipscope_capture_interface_up{iface} follows (1, 0, 1, then 0 for good, even once an interface
-# of that name is back: the capture is bound to the removed one), and the log says what happened
-# and what to do. Inside a namespace of its own with a veth pair it creates.
+# Live capture from interfaces that go down, come back, are removed and created again: the gauge
+# sipscope_capture_interface_up{iface} follows (1, 0, 1, 0, then 1 again once an interface of
+# that name is back: the capture follows the name, with no capability left), the kernel counters
+# go on from where they were across three interfaces of one name, and the log says what
+# happened. A captured interface renamed to the name of another is refused, in the log. Inside a namespace
+# of its own with veth pairs it creates.
 # usage: live_iface_state.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
 . "$(dirname "$0")/lib.sh"
-e2e_need ip curl
+e2e_need ip curl python3
 e2e_setup iface
 
-ip -n "$ns" link add sstap0 type veth peer name sstap1
-ip -n "$ns" link set sstap0 up
-ip -n "$ns" link set sstap1 up
-e2e_iface=sstap0
+# A veth pair NAME/PEER, both up; NAME gets ADDR/24 and a fixed neighbour .2, so that datagrams
+# to it leave through NAME without ARP.
+make_veth() { # NAME PEER NET
+    ip -n "$ns" link add "$1" type veth peer name "$2"
+    ip -n "$ns" link set "$1" up
+    ip -n "$ns" link set "$2" up
+    ip -n "$ns" addr add "$3.1/24" dev "$1"
+    ip -n "$ns" neigh replace "$3.2" lladdr 02:00:00:00:00:02 dev "$1" nud permanent
+}
+send_options() { # DEST COUNT
+    ip netns exec "$ns" python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+msg = (b"OPTIONS sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.8.0.1:5060;branch=z9hG4bKif\r\n"
+       b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: if1\r\nCSeq: 1 OPTIONS\r\n"
+       b"Content-Length: 0\r\n\r\n")
+for _ in range(int(sys.argv[2])):
+    s.sendto(msg, (sys.argv[1], 5060))
+PY
+}
+
+make_veth sstap0 sstap1 10.8.0
+make_veth sstap2 sstap3 10.8.1
+e2e_iface=sstap0,sstap2
 e2e_start_sipscope --sip-ports 5060
 
-# Waits up to 5 s (the state is read every second) for the gauge to read WANT.
-gauge_becomes() { # WANT
+# Waits up to 5 s (states and kernel counters are read every second) for the sample NAME to
+# read WANT.
+sample_becomes() { # NAME WANT
     local got=""
     for _ in $(seq 50); do
-        got=$(scrape /metrics | sed -n 's/^sipscope_capture_interface_up{iface="sstap0"} //p')
-        [ "$got" = "$1" ] && return 0
+        got=$(scrape /metrics | grep -F "$1 " | awk '{print $2}')
+        [ "$got" = "$2" ] && return 0
         sleep 0.1
     done
-    echo "sipscope_capture_interface_up{iface=\"sstap0\"} is \"$got\", want $1"
+    echo "$1 is \"$got\", want $2"
     return 1
 }
-log_has() { # TEXT
-    grep -qF "$1" "$work/sipscope.log" || {
-        echo "not in the log: $1"
-        cat "$work/sipscope.log"
-        return 1
-    }
+gauge_becomes() { # WANT [IFACE]
+    sample_becomes "sipscope_capture_interface_up{iface=\"${2:-sstap0}\"}" "$1"
 }
+log_has() { # TEXT   (waits up to 5 s for it)
+    for _ in $(seq 50); do
+        grep -qF "$1" "$work/sipscope.log" && return 0
+        sleep 0.1
+    done
+    echo "not in the log: $1"
+    cat "$work/sipscope.log"
+    return 1
+}
+matched='sipscope_packets_total{iface="sstap0",result="matched"}'
+options='sip_requests_total{method="OPTIONS"}'
 
 check "up at the start" gauge_becomes 1
+send_options 10.8.0.2 3
+check "three OPTIONS" sample_becomes "$options" 3
+check "three matched on sstap0" sample_becomes "$matched" 3
 # The peer down: no carrier on sstap0.
 ip -n "$ns" link set sstap1 down
 check "down without a carrier" gauge_becomes 0
@@ -46,13 +79,42 @@ check "up again" gauge_becomes 1
 check "the log says it is back" log_has "interface sstap0 is up: capturing again"
 ip -n "$ns" link del sstap0
 check "removed" gauge_becomes 0
-check "the log says what to do" log_has "interface sstap0 was removed: its capture has stopped; restart sipscope to capture from an interface of that name again"
-# Another interface of that name is not the one the capture is bound to.
-ip -n "$ns" link add sstap0 type veth peer name sstap1
-ip -n "$ns" link set sstap0 up
-ip -n "$ns" link set sstap1 up
-sleep 2
-check "a new interface of that name is not it" gauge_becomes 0
+check "the log says so" log_has "interface sstap0 was removed: nothing to capture until an interface of that name is created again"
+# Another interface of that name: the capture follows the name.
+make_veth sstap0 sstap1 10.8.0
+check "created again: up" gauge_becomes 1
+check "the log says it is captured" log_has "interface sstap0 was created again: capturing it"
+send_options 10.8.0.2 3
+check "three more OPTIONS" sample_becomes "$options" 6
+check "the kernel count goes on from 3" sample_becomes "$matched" 6
 check "the removal is logged once" test "$(grep -c 'was removed' "$work/sipscope.log")" = 1
+# Removed again, and the other captured interface renamed to its name: that one is already
+# captured (as sstap2), so sstap0 does not take it.
+ip -n "$ns" link del sstap0
+check "removed again" gauge_becomes 0
+ip -n "$ns" link set sstap2 down
+ip -n "$ns" link set sstap2 name sstap0
+ip -n "$ns" link set sstap0 up
+check "the log says why it is not captured" \
+    log_has "interface sstap0 is back, but it is not captured: interface 'sstap0' is now the one captured as 'sstap2'"
+check "still 0" gauge_becomes 0
+check "the refusal is logged once" test "$(grep -c 'is back, but' "$work/sipscope.log")" = 1
+# Setting the interface down flushed its neighbours, the permanent one too.
+ip -n "$ns" neigh replace 10.8.1.2 lladdr 02:00:00:00:00:02 dev sstap0 nud permanent
+send_options 10.8.1.2 2
+check "sstap2's traffic is still its own" \
+    sample_becomes 'sipscope_packets_total{iface="sstap2",result="matched"}' 2
+check "sstap0's count stays" sample_becomes "$matched" 6
+# Renamed back, and sstap0 created a third time: the counts of both interfaces that had the name
+# before carry on.
+ip -n "$ns" link set sstap0 down
+ip -n "$ns" link set sstap0 name sstap2
+ip -n "$ns" link set sstap2 up
+check "sstap2 is itself again" gauge_becomes 1 sstap2
+make_veth sstap0 sstap1 10.8.0
+check "created a third time: up" gauge_becomes 1
+send_options 10.8.0.2 1
+check "one more OPTIONS" sample_becomes "$options" 9
+check "the kernel count goes on from 6" sample_becomes "$matched" 7
 e2e_stop_sipscope
 e2e_finish
