@@ -36,7 +36,8 @@ struct capture_bpf_config {
      * unbound socket; otherwise one socket is bound to each named interface. As with
      * tcpdump -i any, a packet that crosses two devices (a VLAN or bond device and its parent, a
      * veth pair inside one namespace) is captured once per device. A named interface that is
-     * deleted later stops delivering; it is not re-resolved. */
+     * deleted later stops delivering until capture_bpf_follow binds its socket to a new
+     * interface of that name. */
     const char *const *ifaces;
     size_t n_ifaces;
     /* SIP ports (portset_parse), matched against the source or the destination port; at least
