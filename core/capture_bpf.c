@@ -443,7 +443,12 @@ static uint32_t frame_iface(const struct capture_bpf *cap, uint32_t ifindex)
     if (cap->any)
         return ifindex;
     for (size_t i = 0; i < cap->n_ifaces; i++)
-        if (cap->ifindex[i] == ifindex || cap->prev_ifindex[i] == ifindex)
+        if (cap->ifindex[i] == ifindex)
+            return (uint32_t)i;
+    /* Frames of an index an interface had before it was created again (capture_bpf_follow
+     * keeps no index twice: the current ones are matched first anyway). */
+    for (size_t i = 0; i < cap->n_ifaces; i++)
+        if (cap->prev_ifindex[i] != 0 && cap->prev_ifindex[i] == ifindex)
             return (uint32_t)i;
     return CAPTURE_BPF_IFACE_UNKNOWN;
 }
@@ -566,9 +571,9 @@ int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_s
     return (int)cap->n_ifaces;
 }
 
-/* Moves the kernel counts of an index the interface no longer has into cap->carried[i] and
- * deletes its keys: the map holds a bounded number of keys, and an interface may come and go
- * many times. */
+/* Moves the kernel counts of an index interface i had before into cap->carried[i] and deletes
+ * its keys: the map holds a bounded number of keys, and an interface may come and go many
+ * times. No socket of this capture is bound to that index meanwhile, so nothing counts there. */
 static void carry_counters(struct capture_bpf *cap, size_t i, uint32_t ifindex)
 {
     int fd = bpf_map__fd(cap->skel->maps.counters);
@@ -580,9 +585,11 @@ static void carry_counters(struct capture_bpf *cap, size_t i, uint32_t ifindex)
             continue;
         for (int c = 0; c < cap->ncpus; c++)
             sum += cap->percpu[c];
-        cap->carried[i][k] += sum;
-        bpf_map_delete_elem(fd, &key);
+        if (bpf_map_delete_elem(fd, &key) == 0) /* else still summed where it is */
+            cap->carried[i][k] += sum;
     }
+    if (cap->prev_ifindex[i] == ifindex)
+        cap->prev_ifindex[i] = 0;
 }
 
 int capture_bpf_follow(struct capture_bpf *cap, size_t i, char *err, size_t errlen)
@@ -597,6 +604,8 @@ int capture_bpf_follow(struct capture_bpf *cap, size_t i, char *err, size_t errl
     now = if_nametoindex(cap->names[i]);
     if (now == 0 || now == old)
         return 0;
+    if ((ret = resolve_iface(cap->names[i], &now, err, errlen)) != 0)
+        return ret;
     for (size_t j = 0; j < cap->n_ifaces; j++) {
         if (j != i && cap->ifindex[j] == now) {
             snprintf(err, errlen, "interface '%s' is now the one captured as '%s'", cap->names[i],
@@ -604,8 +613,11 @@ int capture_bpf_follow(struct capture_bpf *cap, size_t i, char *err, size_t errl
             return -EEXIST;
         }
     }
-    if ((ret = resolve_iface(cap->names[i], &now, err, errlen)) != 0)
-        return ret;
+    /* The index may be one an interface had before (a name moved back, or onto a renamed
+     * interface): its counts so far stay with that interface, and the index is this one's. */
+    for (size_t j = 0; j < cap->n_ifaces; j++)
+        if (cap->prev_ifindex[j] == now)
+            carry_counters(cap, j, now);
     if ((ret = precreate_counters(cap, now)) != 0) {
         snprintf(err, errlen, "creating its BPF counters: %s", strerror(-ret));
         return ret;

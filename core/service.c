@@ -207,22 +207,23 @@ static bool handle_signals(struct service *s)
     return false;
 }
 
-/* A removed interface whose name is back on another interface: the capture follows it
- * (capture_bpf_follow). Returns true when it does, with st[i] read again. */
+/* A removed interface whose name is on another interface now: the capture follows it
+ * (capture_bpf_follow). Returns true when it does, with st[] read again. A refusal is logged
+ * once, until the name is gone or followed. */
 static bool follow_interface(struct service *s, int i, const char *name,
                              enum capture_iface_state st[CAPTURE_BPF_MAX_IFACES])
 {
     char why[256];
     int rc = capture_bpf_follow(s->capture, (size_t)i, why, sizeof(why));
 
-    if (rc < 0 && !s->follow_refused[i]) {
+    if (rc < 0 && !s->follow_refused[i])
         log_error("service", "interface %s is back, but it is not captured: %s", name, why);
-        s->follow_refused[i] = true;
-    }
-    if (rc != 1 || capture_bpf_iface_states(s->capture, st, CAPTURE_BPF_MAX_IFACES) <= i)
+    s->follow_refused[i] = rc < 0;
+    if (rc != 1)
         return false;
-    s->follow_refused[i] = false;
     log_info("service", "interface %s was created again: capturing it", name);
+    if (capture_bpf_iface_states(s->capture, st, CAPTURE_BPF_MAX_IFACES) <= i)
+        st[i] = CAPTURE_IFACE_DOWN; /* unreadable now; the next reading tells */
     return true;
 }
 
@@ -239,7 +240,8 @@ static void watch_interfaces(struct service *s)
         bool back = false;
         if (capture_bpf_iface_name(s->capture, (uint32_t)i, name, sizeof(name)) != 0)
             snprintf(name, sizeof(name), "%d", i);
-        if (st[i] == CAPTURE_IFACE_REMOVED && was == CAPTURE_IFACE_REMOVED)
+        /* Deleted and created again since the last reading, or later: followed at once. */
+        if (st[i] == CAPTURE_IFACE_REMOVED)
             back = follow_interface(s, i, name, st);
         if (was == (int)st[i])
             continue;

@@ -116,5 +116,25 @@ check "created a third time: up" gauge_becomes 1
 send_options 10.8.0.2 1
 check "one more OPTIONS" sample_becomes "$options" 9
 check "the kernel count goes on from 6" sample_becomes "$matched" 7
+# A rename chain: sstap0 renamed away and created anew, then the renamed one given sstap2's name
+# (sstap2 deleted). sstap2 follows onto the interface sstap0 had, whose counts stay sstap0's.
+for dev in sstap0 sstap1; do ip -n "$ns" link set "$dev" down; done
+ip -n "$ns" link set sstap0 name sold0
+ip -n "$ns" link set sstap1 name sold1
+ip -n "$ns" addr flush dev sold0
+make_veth sstap0 sstap1 10.8.0
+check "renamed away and created anew: up" gauge_becomes 1
+ip -n "$ns" link del sstap2
+check "sstap2 removed" gauge_becomes 0 sstap2
+ip -n "$ns" link set sold0 name sstap2
+ip -n "$ns" link set sold1 up
+ip -n "$ns" link set sstap2 up
+ip -n "$ns" addr add 10.8.2.1/24 dev sstap2
+ip -n "$ns" neigh replace 10.8.2.2 lladdr 02:00:00:00:00:02 dev sstap2 nud permanent
+check "sstap2 follows onto it" gauge_becomes 1 sstap2
+send_options 10.8.2.2 4
+check "sstap2 counts its own: 2 and 4" \
+    sample_becomes 'sipscope_packets_total{iface="sstap2",result="matched"}' 6
+check "sstap0 keeps its 7" sample_becomes "$matched" 7
 e2e_stop_sipscope
 e2e_finish
