@@ -1,6 +1,7 @@
 /* sipscope.bpf: socket filter for AF_PACKET sockets. Selects SIP packets (UDP or TCP with a
- * configured port, plus every IP fragment) and copies each whole frame, up to the snap length,
- * into a ring buffer. It does not parse SIP and does not reassemble; user space does both. */
+ * configured port, plus every IP fragment), inside IP-in-IP tunnels and, when asked, VXLAN and
+ * GRE, and copies each whole frame, up to the snap length, into a ring buffer. It does not parse
+ * SIP and does not reassemble; user space does both. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -13,10 +14,11 @@
 /* Load-time settings (read-only data, set by user space before the load). */
 const volatile __u32 snaplen = SIPSCOPE_DEFAULT_SNAPLEN;
 const volatile __u64 wakeup_backlog = SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
+const volatile __u32 decap = 0; /* SIPSCOPE_DECAP_VXLAN | SIPSCOPE_DECAP_GRE */
 
 #define LOOPBACK_IFINDEX 1 /* the kernel gives lo index 1 in every network namespace */
 #define MAX_VLAN_TAGS 8    /* inline tags followed (QinQ and deeper stacks) */
-#define MAX_IP_LEVELS 5    /* outer IP header plus IP-in-IP tunnels, as decode follows them */
+#define MAX_IP_LEVELS 5    /* the outer IP header and four tunnels, as decode follows */
 #define MAX_IPV6_EXT 8     /* extension headers walked before the transport header */
 
 #define ETH_P_QINQ_OLD 0x9100 /* pre-standard QinQ TPID still seen on some switches */
@@ -31,6 +33,17 @@ const volatile __u64 wakeup_backlog = SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
 #define IPV6_FRAGMENT 44
 #define IPV6_AH 51
 #define IPV6_DSTOPTS 60
+#define VXLAN_PORT 4789       /* RFC 7348 */
+#define VXLAN_PORT_LINUX 8472 /* Linux's default before the IANA port, flannel's */
+#define VXLAN_FLAG_I 0x08
+#define GRE_CSUM 0x8000
+#define GRE_ROUTING 0x4000
+#define GRE_KEY 0x2000
+#define GRE_SEQ 0x1000
+#define GRE_VERSION 0x0007
+#define GRE_PROTO_TEB 0x6558    /* transparent Ethernet bridging */
+#define GRE_PROTO_ERSPAN 0x88be /* ERSPAN II (8-byte header), or I without a GRE sequence */
+#define GRE_PROTO_ERSPAN3 0x22eb
 
 /* Staging area: the frame is assembled here, then copied into the ring buffer with its exact
  * length. The data array has 16 bytes of slack past the largest frame so that the masked lengths
@@ -200,80 +213,157 @@ static __always_inline int no_link_header(struct __sk_buff *skb)
     return at_data[0] == at_net[0] && at_data[1] == at_net[1];
 }
 
-/* Returns 1 when the frame is to be captured; *no_link tells a frame without a link header. */
+/* An Ethernet header at *off: its VLAN tags and PPPoE are followed to IP. Sets *v6 and moves
+ * *off to the IP header; returns 0, or -1 for a frame that carries no IP. */
+static __always_inline int parse_ethernet(struct __sk_buff *skb, __u32 *off, int *v6)
+{
+    __u32 o = *off + 12;
+    __u16 ethertype;
+
+    if (bpf_skb_load_bytes(skb, o, &ethertype, sizeof(ethertype)))
+        return -1;
+    o += 2;
+    for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+        if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD) &&
+            ethertype != bpf_htons(ETH_P_QINQ_OLD))
+            break;
+        if (bpf_skb_load_bytes(skb, o + 2, &ethertype, sizeof(ethertype)))
+            return -1;
+        o += 4;
+    }
+    if (ethertype == bpf_htons(ETH_P_PPPOE_SESS)) {
+        /* Version/type, code, session id, length, then the PPP protocol (never compressed on
+         * PPPoE in practice), as decode.c reads it. */
+        __u16 ppp;
+        if (bpf_skb_load_bytes(skb, o + 6, &ppp, sizeof(ppp)))
+            return -1;
+        o += 8;
+        if (ppp == bpf_htons(PPP_IPV4))
+            ethertype = bpf_htons(ETH_P_IP);
+        else if (ppp == bpf_htons(PPP_IPV6))
+            ethertype = bpf_htons(ETH_P_IPV6);
+        else
+            return -1;
+    }
+    if (ethertype == bpf_htons(ETH_P_IP))
+        *v6 = 0;
+    else if (ethertype == bpf_htons(ETH_P_IPV6))
+        *v6 = 1;
+    else
+        return -1;
+    *off = o;
+    return 0;
+}
+
+enum gre_inner {
+    GRE_NONE,     /* not version 0, source routed, or carrying something else */
+    GRE_IP,       /* *off is at an IP header, *v6 set */
+    GRE_ETHERNET, /* *off is at an Ethernet header */
+};
+
+/* A GRE header at *off, as decode.c reads it: the optional checksum, key and sequence words,
+ * then IP, Ethernet, or Ethernet behind an ERSPAN header (I: none; II: 8 bytes; III: 12, 20
+ * with its subheader). */
+static __always_inline enum gre_inner parse_gre(struct __sk_buff *skb, __u32 *off, int *v6)
+{
+    struct {
+        __u16 flags;
+        __u16 proto;
+    } g;
+    __u32 hl = 4;
+    __u16 flags;
+    __u8 last;
+
+    if (bpf_skb_load_bytes(skb, *off, &g, sizeof(g)))
+        return GRE_NONE;
+    flags = bpf_ntohs(g.flags);
+    if (flags & (GRE_VERSION | GRE_ROUTING))
+        return GRE_NONE;
+    hl += (flags & GRE_CSUM) ? 4 : 0;
+    hl += (flags & GRE_KEY) ? 4 : 0;
+    hl += (flags & GRE_SEQ) ? 4 : 0;
+    switch (bpf_ntohs(g.proto)) {
+    case ETH_P_IP:
+    case ETH_P_IPV6:
+        *v6 = g.proto == bpf_htons(ETH_P_IPV6);
+        *off += hl;
+        return GRE_IP;
+    case GRE_PROTO_TEB:
+        *off += hl;
+        return GRE_ETHERNET;
+    case GRE_PROTO_ERSPAN:
+        *off += hl + ((flags & GRE_SEQ) ? 8 : 0);
+        return GRE_ETHERNET;
+    case GRE_PROTO_ERSPAN3:
+        if (bpf_skb_load_bytes(skb, *off + hl + 11, &last, sizeof(last)))
+            return GRE_NONE;
+        *off += hl + 12 + ((last & 1) ? 8 : 0);
+        return GRE_ETHERNET;
+    default:
+        return GRE_NONE;
+    }
+}
+
+/* Returns 1 when the frame is to be captured; *no_link tells a frame without a link header.
+ * Each turn of the loop reads one IP header, after the Ethernet header a tunnel (or the link)
+ * put before it. */
 static __always_inline int select_frame(struct __sk_buff *skb, int *no_link)
 {
-    __u16 ethertype;
-    __u32 off = 12;
+    __u32 off = 0;
     __u8 proto = 0;
-    int v6;
+    int v6 = 0, ethernet = 1;
 
     *no_link = no_link_header(skb);
     if (*no_link) {
         __u8 ver;
         if (bpf_skb_load_bytes(skb, 0, &ver, sizeof(ver)))
             return 0;
-        ethertype = (ver >> 4) == 6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
-        off = 0;
-        goto ip;
+        v6 = (ver >> 4) == 6;
+        ethernet = 0;
     }
-    if (bpf_skb_load_bytes(skb, off, &ethertype, sizeof(ethertype)))
-        return 0;
-    off += 2;
-    for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-        if (ethertype != bpf_htons(ETH_P_8021Q) && ethertype != bpf_htons(ETH_P_8021AD) &&
-            ethertype != bpf_htons(ETH_P_QINQ_OLD))
-            break;
-        if (bpf_skb_load_bytes(skb, off + 2, &ethertype, sizeof(ethertype)))
-            return 0;
-        off += 4;
-    }
-    if (ethertype == bpf_htons(ETH_P_PPPOE_SESS)) {
-        /* Version/type, code, session id, length, then the PPP protocol (never compressed on
-         * PPPoE in practice), as decode.c reads it. */
-        __u16 ppp;
-        if (bpf_skb_load_bytes(skb, off + 6, &ppp, sizeof(ppp)))
-            return 0;
-        off += 8;
-        if (ppp == bpf_htons(PPP_IPV4))
-            ethertype = bpf_htons(ETH_P_IP);
-        else if (ppp == bpf_htons(PPP_IPV6))
-            ethertype = bpf_htons(ETH_P_IPV6);
-        else
-            return 0;
-    }
-ip:
-    if (ethertype == bpf_htons(ETH_P_IP))
-        v6 = 0;
-    else if (ethertype == bpf_htons(ETH_P_IPV6))
-        v6 = 1;
-    else
-        return 0;
-
     for (int level = 0; level < MAX_IP_LEVELS; level++) {
-        enum ip_verdict r = v6 ? parse_ipv6(skb, &off, &proto) : parse_ipv4(skb, &off, &proto);
+        if (ethernet && parse_ethernet(skb, &off, &v6))
+            return 0;
+        ethernet = 0;
 
+        enum ip_verdict r = v6 ? parse_ipv6(skb, &off, &proto) : parse_ipv4(skb, &off, &proto);
         if (r == IP_FRAGMENT)
             return 1;
         if (r == IP_DROP)
             return 0;
-        if (proto == IPPROTO_IPIP)
-            v6 = 0;
-        else if (proto == IPPROTO_IPV6)
-            v6 = 1;
-        else
-            break;
-    }
-    if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
-        return 0;
+        if (proto == IPPROTO_IPIP || proto == IPPROTO_IPV6) {
+            v6 = proto == IPPROTO_IPV6;
+            continue;
+        }
+        if (proto == IPPROTO_GRE && (decap & SIPSCOPE_DECAP_GRE)) {
+            enum gre_inner inner = parse_gre(skb, &off, &v6);
+            if (inner == GRE_NONE)
+                return 0;
+            ethernet = inner == GRE_ETHERNET;
+            continue;
+        }
+        if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+            return 0;
 
-    struct {
-        __u16 source;
-        __u16 dest;
-    } ports;
-    if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)))
-        return 0;
-    return port_is_sip(ports.dest) || port_is_sip(ports.source);
+        struct {
+            __u16 source;
+            __u16 dest;
+        } ports;
+        if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)))
+            return 0;
+        if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_VXLAN) &&
+            (ports.dest == bpf_htons(VXLAN_PORT) || ports.dest == bpf_htons(VXLAN_PORT_LINUX))) {
+            __u8 flags;
+            /* UDP header, then VXLAN's: flags (I set), reserved, VNI; then Ethernet. */
+            if (bpf_skb_load_bytes(skb, off + 8, &flags, sizeof(flags)) || !(flags & VXLAN_FLAG_I))
+                return 0;
+            off += 16;
+            ethernet = 1;
+            continue;
+        }
+        return port_is_sip(ports.dest) || port_is_sip(ports.source);
+    }
+    return 0;
 }
 
 /* Copies the frame into st->data and fills st->ev. Returns the captured length, 0 on failure

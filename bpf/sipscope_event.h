@@ -14,6 +14,11 @@
 /* Ring buffer backlog in bytes past which the program asks for a wakeup of the consumer. */
 #define SIPSCOPE_DEFAULT_WAKEUP_BACKLOG (256 * 1024)
 
+/* Load-time setting decap: the tunnels the program looks into for SIP (--decapsulate), with
+ * the values of decode.h's DECODE_VXLAN and DECODE_GRE. */
+#define SIPSCOPE_DECAP_VXLAN 0x1
+#define SIPSCOPE_DECAP_GRE 0x2
+
 /* event.flags: the tag the kernel had stripped into skb metadata is back in the frame. */
 #define SIPSCOPE_EVENT_VLAN_REINSERTED 0x01
 /* event.flags: the frame has no link-layer header and starts with its IP header (tun,

@@ -102,3 +102,29 @@ bad:
     snprintf(err, errlen, "invalid size \"%s\": use a number with B, KiB, MiB or GiB", text);
     return -EINVAL;
 }
+
+int config_parse_names(const char *text, const char *const *names, unsigned n, unsigned *bits,
+                       char *err, size_t errlen)
+{
+    const char *p = text;
+    unsigned got = 0;
+
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        unsigned i = 0;
+        while (i < n && !(strlen(names[i]) == len && memcmp(names[i], p, len) == 0))
+            i++;
+        if (i == n) {
+            int k = snprintf(err, errlen, "\"%.*s\" in \"%s\" is not one of ", (int)len, p, text);
+            for (unsigned j = 0; j < n && k >= 0 && (size_t)k < errlen; j++)
+                k += snprintf(err + k, errlen - (size_t)k, "%s%s", j ? ", " : "", names[j]);
+            return -EINVAL;
+        }
+        got |= 1u << i;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    *bits = got;
+    return 0;
+}

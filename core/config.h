@@ -1,5 +1,5 @@
-/* config: parsing of command-line values (durations, counts, sizes) with clear errors. It
- * knows no flag names; main.c maps flags to values. */
+/* config: parsing of command-line values (durations, counts, sizes, name lists) with clear
+ * errors. It knows no flag names; main.c maps flags to values. */
 #ifndef SIPSCOPE_CONFIG_H
 #define SIPSCOPE_CONFIG_H
 
@@ -18,5 +18,11 @@ int config_parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *o
 /* Parses a byte size: a number with an optional unit B, KiB, MiB, GiB (or K, M, G, powers of
  * 1024). Returns 0 or -EINVAL with a reason. */
 int config_parse_size(const char *text, uint64_t *bytes, char *err, size_t errlen);
+
+/* Parses a comma-separated list of names out of names[0..n) ("vxlan,gre"): sets bit i of *bits
+ * for names[i]. Returns 0, or -EINVAL for an empty list, an empty item or an unknown name, with
+ * a reason that lists the known ones. */
+int config_parse_names(const char *text, const char *const *names, unsigned n, unsigned *bits,
+                       char *err, size_t errlen);
 
 #endif

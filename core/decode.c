@@ -1,11 +1,13 @@
 /* decode: link, network and transport headers of one frame, down to the UDP or TCP payload.
  * Deliberately absent: reassembly (reasm does it), checksum checks (offload leaves them wrong in
- * captures taken on the sending host), GRE and every tunnel other than IP-in-IP. */
+ * captures taken on the sending host), and tunnels other than IP-in-IP, VXLAN and GRE (Geneve,
+ * GTP, MPLS, L2TP). */
 #include "decode.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <string.h>
 
 /*
@@ -23,7 +25,10 @@
  *                         IP payload, for a tunnelled header)
  *   l3  bad_ext_header    an IPv6 extension header or an AH header runs past the IP payload,
  *                         or is cut short
- *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested IP-in-IP headers
+ *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested tunnels (IP-in-IP, VXLAN, GRE)
+ *   l3  short_tunnel_header  a VXLAN, GRE or ERSPAN header, or the Ethernet header inside one,
+ *                         is cut short (only with that encapsulation opened)
+ *   l3  bad_tunnel_header  a VXLAN header without its I flag (RFC 7348 requires it)
  *   l4  short_udp         fewer than 8 bytes for the UDP header
  *   l4  bad_udp_length    UDP length field below 8
  *   l4  short_tcp         fewer than 20 bytes, or fewer than the data offset, for the TCP header
@@ -31,7 +36,8 @@
  *
  * Well-formed frames that carry neither UDP nor TCP are DECODE_SKIP, never errors: non-IP
  * ethertypes (ARP, LLDP, LLC), non-IP loopback families, PPP protocols other than IP, ICMP,
- * ESP (encrypted: nothing to read), IPv6 no-next-header, GRE.
+ * ESP (encrypted: nothing to read), IPv6 no-next-header, GRE when not opened, and GRE of
+ * version 1 (PPTP), with source routing, or carrying another protocol.
  */
 
 #define ETHERTYPE_IPV4 0x0800
@@ -42,6 +48,22 @@
 #define ETHERTYPE_PPPOE_SESSION 0x8864
 #define PPP_IPV4 0x0021
 #define PPP_IPV6 0x0057
+
+#define VXLAN_PORT 4789         /* RFC 7348 */
+#define VXLAN_PORT_LINUX 8472   /* Linux's default before the IANA port, flannel's */
+#define VXLAN_FLAG_I 0x08       /* the VNI is valid: always set */
+#define GRE_CSUM 0x8000         /* RFC 2784, 2890: a checksum word follows the base header */
+#define GRE_ROUTING 0x4000      /* RFC 1701 source routing, long unused */
+#define GRE_KEY 0x2000          /* a key word follows */
+#define GRE_SEQ 0x1000          /* a sequence number word follows */
+#define GRE_VERSION 0x0007      /* 0; 1 is PPTP's enhanced GRE */
+#define GRE_PROTO_TEB 0x6558    /* transparent Ethernet bridging (gretap) */
+#define GRE_PROTO_ERSPAN 0x88be /* ERSPAN type II, or type I without a GRE sequence number */
+#define GRE_PROTO_ERSPAN3 0x22eb
+#define ERSPAN2_HEADER 8
+#define ERSPAN3_HEADER 12
+#define ERSPAN3_FLAG_O 0x01 /* last bit of the third word: an 8-byte subheader follows */
+#define ERSPAN3_SUBHEADER 8
 
 /* BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD),
  * 28 (FreeBSD, DragonFly) or 30 (macOS) depending on the capturing system. */
@@ -93,6 +115,76 @@ static enum decode_result fail(struct packet *pkt, enum decode_stage stage, cons
 }
 
 static enum decode_result decode_ip(struct span *s, unsigned want_version, struct packet *pkt);
+static enum decode_result decode_ethertype(uint16_t type, struct span *s, struct packet *pkt);
+
+/* One more tunnel level: false (and pkt failed) past DECODE_MAX_TUNNELS. */
+static bool enter_tunnel(struct packet *pkt)
+{
+    if (pkt->tunnels >= DECODE_MAX_TUNNELS) {
+        fail(pkt, DECODE_STAGE_L3, "too_many_tunnels");
+        return false;
+    }
+    pkt->tunnels++;
+    return true;
+}
+
+/* An Ethernet frame inside a tunnel (VXLAN, gretap, ERSPAN), after skipping hl bytes of the
+ * tunnel's own header. */
+static enum decode_result decode_inner_ethernet(struct span *s, uint32_t hl, struct packet *pkt)
+{
+    if (s->cap < hl + 14)
+        return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+    if (!enter_tunnel(pkt))
+        return DECODE_ERROR;
+    uint16_t type = rd16(s->p + hl + 12);
+    span_skip(s, hl + 14);
+    return decode_ethertype(type, s, pkt);
+}
+
+/* RFC 7348: flags (I set), 24 reserved bits, the VNI and 8 more; then an Ethernet frame. */
+static enum decode_result decode_vxlan(struct span *s, struct packet *pkt)
+{
+    if (s->cap >= 1 && !(s->p[0] & VXLAN_FLAG_I))
+        return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+    return decode_inner_ethernet(s, 8, pkt);
+}
+
+/* GRE version 0 (RFC 2784, 2890) and what it carries: IP, Ethernet (transparent bridging), or
+ * mirrored Ethernet behind an ERSPAN header (type I: none; II: 8 bytes; III: 12, or 20 with its
+ * optional subheader). */
+static enum decode_result decode_gre(struct span *s, struct packet *pkt)
+{
+    if (s->cap < 4)
+        return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+    uint16_t flags = rd16(s->p), proto = rd16(s->p + 2);
+    if ((flags & GRE_VERSION) != 0 || (flags & GRE_ROUTING) != 0)
+        return DECODE_SKIP;
+    uint32_t hl = 4 + ((flags & GRE_CSUM) ? 4 : 0) + ((flags & GRE_KEY) ? 4 : 0) +
+                  ((flags & GRE_SEQ) ? 4 : 0);
+    switch (proto) {
+    case ETHERTYPE_IPV4:
+    case ETHERTYPE_IPV6:
+        if (s->cap < hl)
+            return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+        if (!enter_tunnel(pkt))
+            return DECODE_ERROR;
+        span_skip(s, hl);
+        return decode_ip(s, proto == ETHERTYPE_IPV4 ? 4 : 6, pkt);
+    case GRE_PROTO_TEB:
+        return decode_inner_ethernet(s, hl, pkt);
+    case GRE_PROTO_ERSPAN:
+        return decode_inner_ethernet(s, hl + ((flags & GRE_SEQ) ? ERSPAN2_HEADER : 0), pkt);
+    case GRE_PROTO_ERSPAN3:
+        if (s->cap < hl + ERSPAN3_HEADER)
+            return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+        hl += ERSPAN3_HEADER;
+        if (s->p[hl - 1] & ERSPAN3_FLAG_O)
+            hl += ERSPAN3_SUBHEADER;
+        return decode_inner_ethernet(s, hl, pkt);
+    default:
+        return DECODE_SKIP;
+    }
+}
 
 static enum decode_result decode_udp(struct span *s, struct packet *pkt)
 {
@@ -109,6 +201,8 @@ static enum decode_result decode_udp(struct span *s, struct packet *pkt)
     pkt->sport = rd16(s->p);
     pkt->dport = rd16(s->p + 2);
     span_skip(s, 8);
+    if ((pkt->decap & DECODE_VXLAN) && (pkt->dport == VXLAN_PORT || pkt->dport == VXLAN_PORT_LINUX))
+        return decode_vxlan(s, pkt);
     pkt->payload = s->p;
     pkt->payload_len = s->cap;
     return DECODE_UDP;
@@ -156,10 +250,11 @@ static enum decode_result decode_next(uint8_t proto, struct span *s, struct pack
             return decode_tcp(s, pkt);
         case IPPROTO_IPIP:
         case IPPROTO_IPV6:
-            if (pkt->tunnels >= DECODE_MAX_TUNNELS)
-                return fail(pkt, DECODE_STAGE_L3, "too_many_tunnels");
-            pkt->tunnels++;
+            if (!enter_tunnel(pkt))
+                return DECODE_ERROR;
             return decode_ip(s, proto == IPPROTO_IPIP ? 4 : 6, pkt);
+        case IPPROTO_GRE:
+            return (pkt->decap & DECODE_GRE) ? decode_gre(s, pkt) : DECODE_SKIP;
         case IPPROTO_AH: /* RFC 4302: length in 4-octet units minus 2; in IPv4 too */
         case IPPROTO_HOPOPTS:
         case IPPROTO_ROUTING:
@@ -180,7 +275,7 @@ static enum decode_result decode_next(uint8_t proto, struct span *s, struct pack
             if (hl > s->cap)
                 return fail(pkt, DECODE_STAGE_L3, "bad_ext_header");
             break;
-        default: /* ESP, no next header, ICMP, GRE, SCTP...: nothing for us */
+        default: /* ESP, no next header, ICMP, SCTP...: nothing for us */
             return DECODE_SKIP;
         }
         uint8_t next = s->p[0];
@@ -324,9 +419,11 @@ static enum decode_result decode_family(uint32_t family, struct span *s, struct 
     return DECODE_SKIP;
 }
 
-enum decode_result decode_frame(const struct capture_frame *frame, struct packet *pkt)
+enum decode_result decode_frame(const struct capture_frame *frame, unsigned decap,
+                                struct packet *pkt)
 {
     memset(pkt, 0, sizeof *pkt);
+    pkt->decap = (uint8_t)(decap & (DECODE_VXLAN | DECODE_GRE));
     pkt->ts_ns = frame->ts_ns;
     pkt->iface = frame->iface;
     pkt->dir = frame->dir;

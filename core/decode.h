@@ -1,7 +1,8 @@
 /* decode: link, network and transport headers of one frame, down to the UDP or TCP payload. It
  * understands the link types of capture.h, 802.1Q/802.1ad tags, PPPoE, IPv4, IPv6 with extension
- * headers and IP-in-IP tunnels. It does not reassemble: IP fragments and TCP segments are handed
- * back described, for reasm. Zero-copy: every pointer in a packet points into the frame. */
+ * headers and IP-in-IP tunnels, and on request VXLAN and GRE (with ERSPAN): the packet is then
+ * the innermost one. It does not reassemble: IP fragments and TCP segments are handed back
+ * described, for reasm. Zero-copy: every pointer in a packet points into the frame. */
 #ifndef SIPSCOPE_DECODE_H
 #define SIPSCOPE_DECODE_H
 
@@ -11,7 +12,15 @@
 #include "capture.h"
 
 #define DECODE_MAX_VLANS 4  /* tags kept in struct packet; deeper stacks are decoded, not kept */
-#define DECODE_MAX_TUNNELS 4 /* nested IP-in-IP levels followed before giving up */
+#define DECODE_MAX_TUNNELS 4 /* nested tunnels (IP-in-IP, VXLAN, GRE) followed, at most */
+
+/* Encapsulations decoded only on request (decode_frame's decap; --decapsulate), for captures of
+ * mirrored traffic: a switch's ERSPAN session, a cloud's traffic mirror (VXLAN). They are off by
+ * default because a host that ends such tunnels itself, a Kubernetes node with flannel say,
+ * also shows their inner packets on the tunnel's own device: capturing on all interfaces would
+ * then count each message twice. */
+#define DECODE_VXLAN 0x1u /* UDP to port 4789 (IANA) or 8472 (Linux's first, flannel's) */
+#define DECODE_GRE 0x2u   /* GRE version 0 with IP, Ethernet or ERSPAN (types I, II, III) */
 
 enum decode_result {
     DECODE_UDP = 0,  /* payload is a UDP payload */
@@ -40,7 +49,8 @@ struct packet {
     uint8_t ip_version; /* 4 or 6: the innermost IP header */
     uint8_t l4_proto;   /* IPPROTO_UDP or IPPROTO_TCP; for a fragment, the fragmented protocol */
     uint8_t n_vlans;
-    uint8_t tunnels;    /* IP-in-IP levels crossed */
+    uint8_t tunnels;    /* tunnel levels crossed */
+    uint8_t decap;      /* DECODE_VXLAN, DECODE_GRE: what decode_frame was asked to open */
     uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen) */
     uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */
     uint8_t src[16], dst[16];          /* innermost addresses; IPv4 uses the first 4 bytes */
@@ -63,16 +73,19 @@ struct packet {
     const char *error_reason; /* static snake_case string, on DECODE_ERROR */
 };
 
-/* Decodes a frame. Returns an enum decode_result and fills pkt; pkt->payload points into
- * frame->data. Never reads past frame->caplen. */
-enum decode_result decode_frame(const struct capture_frame *frame, struct packet *pkt);
+/* Decodes a frame, opening the encapsulations in decap (DECODE_VXLAN | DECODE_GRE, or 0).
+ * Returns an enum decode_result and fills pkt; pkt->payload points into frame->data. Never
+ * reads past frame->caplen. */
+enum decode_result decode_frame(const struct capture_frame *frame, unsigned decap,
+                                struct packet *pkt);
 
 /* Decodes a transport header found in a reassembled IP payload: pkt already holds the network
  * fields (addresses, version, l4_proto) of the fragments; this sets ports, TCP fields and payload
  * (pointing into data). Returns DECODE_UDP, DECODE_TCP, DECODE_SKIP or DECODE_ERROR.
  * IPv6 extension headers that followed the fragment header are skipped, and an l4_proto of 4 or
  * 41 (a fragmented IP-in-IP packet) is followed into the inner header, whose addresses then
- * replace pkt's; only then can DECODE_FRAGMENT come back (the inner packet is a fragment). */
+ * replace pkt's; only then can DECODE_FRAGMENT come back (the inner packet is a fragment).
+ * pkt->decap, from decode_frame, says which other encapsulations are opened. */
 enum decode_result decode_transport(const uint8_t *data, uint32_t len, struct packet *pkt);
 
 /* Formats pkt's source or destination address ("192.0.2.1", "2001:db8::1") into buf. Returns

@@ -479,7 +479,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         ip_reasm_expire(e->reasm, frame->ts_ns);
         tcp_stream_expire(e->tcp, frame->ts_ns);
     }
-    r = decode_frame(frame, &pkt);
+    r = decode_frame(frame, e->cfg.decap, &pkt);
     /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its
      * bytes live in the reassembly buffer, not in the frame: it is never deferred. */
     for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {

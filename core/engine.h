@@ -27,6 +27,7 @@ struct engine_config {
     /* Frames whose ports are not in this set are ignored; NULL recognises SIP on any port by
      * its start line (the offline default, METRICS.md). */
     const struct portset *sip_ports;
+    unsigned decap; /* encapsulations to open: DECODE_VXLAN | DECODE_GRE (--decapsulate) */
     /* Names frame.iface ids for the iface label; NULL names id 0 "file" (offline). */
     int (*iface_name)(void *ctx, uint32_t iface, char *buf, size_t len);
     void *iface_ctx;

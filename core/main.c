@@ -10,6 +10,7 @@
 
 #include "capture_bpf.h"
 #include "config.h"
+#include "decode.h"
 #include "engine.h"
 #include "expo.h"
 #include "http.h"
@@ -53,6 +54,7 @@ enum opt_id {
     OPT_WEB_LISTEN,
     OPT_INTERFACE,
     OPT_SNAPLEN,
+    OPT_DECAPSULATE,
     OPT_RINGBUF_SIZE,
     OPT_WEB_LIFECYCLE,
     OPT_RULES,
@@ -83,6 +85,7 @@ static const struct option options[] = {
     {"web.listen-address", required_argument, NULL, OPT_WEB_LISTEN},
     {"interface", required_argument, NULL, OPT_INTERFACE},
     {"snaplen", required_argument, NULL, OPT_SNAPLEN},
+    {"decapsulate", required_argument, NULL, OPT_DECAPSULATE},
     {"ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE},
     {"web.enable-lifecycle", no_argument, NULL, OPT_WEB_LIFECYCLE},
     {"rules", required_argument, NULL, OPT_RULES},
@@ -116,6 +119,11 @@ static void usage(FILE *out)
             "                           default is to recognise SIP on any port by its start line\n"
             "  --snaplen BYTES          bytes kept per packet, 128-65535 [65535]\n"
             "  --ringbuf-size SIZE      kernel ring buffer, a power of two [16MiB]\n"
+            "Live and offline:\n"
+            "  --decapsulate LIST       open these tunnels to find SIP in mirrored traffic:\n"
+            "                           vxlan (UDP 4789, 8472), gre (IP, Ethernet, ERSPAN);\n"
+            "                           not on a host that ends them itself, where \"any\"\n"
+            "                           would count each message twice [none]\n"
             "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
             "  --print                  print the metrics exposition after the whole file\n"
@@ -280,6 +288,16 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             rc = config_parse_count(optarg, 128, 65535, &v, err, sizeof(err));
             cli->snaplen = (uint32_t)v;
             break;
+        case OPT_DECAPSULATE: {
+            static const char *const names[] = {"vxlan", "gre"};
+            unsigned bits = 0;
+            char why[200];
+            rc = config_parse_names(optarg, names, 2, &bits, why, sizeof(why));
+            if (rc)
+                snprintf(err, sizeof(err), "--decapsulate: %s", why);
+            cfg->decap = ((bits & 1) ? DECODE_VXLAN : 0) | ((bits & 2) ? DECODE_GRE : 0);
+            break;
+        }
         case OPT_RINGBUF_SIZE:
             rc = config_parse_size(optarg, &v, err, sizeof(err));
             if (!rc && (v < 4096 || v > (1u << 30) || (v & (v - 1)))) {
@@ -563,7 +581,8 @@ int main(int argc, char **argv)
                                         .n_ifaces = cli.n_ifaces,
                                         .ports = &cli.ports,
                                         .snaplen = cli.snaplen,
-                                        .ringbuf_size = cli.ringbuf_size};
+                                        .ringbuf_size = cli.ringbuf_size,
+                                        .decap = cfg.decap};
         if (!cli.have_ports)
             portset_add(&cli.ports, 5060);
         cfg.sip_ports = &cli.ports;

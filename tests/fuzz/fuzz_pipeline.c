@@ -2,7 +2,8 @@
  * streams and SIP framing, parsing, tracking, metrics and exposition, through a fresh engine
  * with small caps per input.
  *
- * Input: one options byte (bit 0: --sip-ports 5060, otherwise SIP by start line), then frames,
+ * Input: one options byte (bit 0: --sip-ports 5060, otherwise SIP by start line; bit 1:
+ * --decapsulate vxlan,gre), then frames,
  * each with a 5-byte header:
  *   u8  link: bits 0-2 pick the link type (table below); bit 7 marks the frame cut at the snap
  *       length (wire length = captured length + 100)
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "engine.h"
 #include "expo.h"
 #include "portset.h"
@@ -56,6 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         cfg.sip_ports = &ports;
     }
+    if (data[0] & 2)
+        cfg.decap = DECODE_VXLAN | DECODE_GRE;
     e = engine_new(&cfg, err, sizeof err);
     if (!e)
         abort();

@@ -111,7 +111,8 @@ def main():
         for path in pcaps:
             link, frames = read_pcap(path)
             stem = os.path.splitext(os.path.basename(path))[0]
-            write_split(outdir, stem, 0, records(link, frames))
+            opts = 2 if stem == "gen_mirror" else 0  # its tunnels opened (--decapsulate)
+            write_split(outdir, stem, opts, records(link, frames))
     write_floods(outdir)
     fixtures = os.path.join(TOP, "tests/fixtures/sip")
     for name in sorted(os.listdir(fixtures)):

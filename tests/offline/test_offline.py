@@ -155,6 +155,33 @@ CASES = {
         merge(one("sip_registration_outcomes_total", 1, code="200"),
               one("sip_registrations_active", 1),
               one("sipscope_table_entries", 2, table="tcp"))),
+    # Mirrored traffic (gen_mirror): in VXLAN, a rejected call (INVITE, 486, ACK), a REGISTER
+    # and its 200 over TCP (4 in the TCP count; the handshake decodes nothing), a MESSAGE in a
+    # fragmented outer datagram and its 200; VXLAN on 8472 over IPv6 around IPv6: OPTIONS, 200;
+    # GRE with a key: REGISTER, 200 (another AOR); gretap: MESSAGE, 200; ERSPAN II and III:
+    # OPTIONS, 200 each. 21 frames: the first fragment is not matched until the datagram is
+    # whole, and 17 carry a SIP message.
+    "gen_mirror.pcap --decapsulate vxlan,gre": ("gen", ["--decapsulate", "vxlan,gre"], merge(
+        req(INVITE=1, ACK=1, OPTIONS=3, REGISTER=2, MESSAGE=2),
+        resp(("INVITE", 486, 1), ("OPTIONS", 200, 3), ("REGISTER", 200, 2),
+             ("MESSAGE", 200, 2)),
+        outcomes(_486=1), ended(rejected=1),
+        msgs(("udp", 4, 13), ("udp", 6, 2), ("tcp", 4, 2))),
+        merge(one("sip_registration_outcomes_total", 2, code="200"),
+              one("sip_registrations_active", 2),
+              packets(21, 20, 17))),
+    # Without --decapsulate: no SIP at all. The VXLAN datagrams (12, the fragmented one once)
+    # are UDP that is not SIP; GRE is no transport.
+    "gen_mirror.pcap": ("gen", [], {}, packets(21, 12, 0)),
+    # VXLAN alone: the GRE ones stay shut (REGISTER over UDP, MESSAGE, two OPTIONS, and their
+    # responses: 8 frames).
+    "gen_mirror.pcap --decapsulate vxlan": ("gen", ["--decapsulate", "vxlan"], merge(
+        req(INVITE=1, ACK=1, OPTIONS=1, REGISTER=1, MESSAGE=1),
+        resp(("INVITE", 486, 1), ("OPTIONS", 200, 1), ("REGISTER", 200, 1),
+             ("MESSAGE", 200, 1)),
+        outcomes(_486=1), ended(rejected=1),
+        msgs(("udp", 4, 5), ("udp", 6, 2), ("tcp", 4, 2))),
+        packets(21, 12, 9)),
     # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
     # BYE, 200 (the uas sends no 100).
     "sipp_tcp.pcap": ("fixture", [], merge(

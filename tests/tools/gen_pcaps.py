@@ -3,7 +3,8 @@
 message: SIP over TCP (pipelined, split, out-of-order, resent and keep-alive-prefixed segments,
 a connection picked up mid-stream, junk and a missing Content-Length), fragmented UDP INVITEs
 over IPv4 and IPv6 (out of order, duplicated, overlapping, incomplete), QinQ and stacked VLAN
-tags, and IP-in-IP tunnels (4in4, 6in4, 4in6, a fragmented tunnel).
+tags, IP-in-IP tunnels (4in4, 6in4, 4in6, a fragmented tunnel), and mirrored traffic in VXLAN
+and GRE (for --decapsulate).
 
 Standard library only. Every frame is built here byte by byte, so a capture says exactly what
 it holds; the expected counts in test_offline.py are derived from the scenario below by hand.
@@ -449,6 +450,84 @@ def gen_ipip(path):
     p.close()
 
 
+def gen_mirror(path):
+    """Mirrored SIP inside the tunnels --decapsulate opens: VXLAN on 4789 (a rejected call; a
+    REGISTER over TCP; a MESSAGE whose outer datagram is fragmented), VXLAN on 8472 over IPv6
+    around IPv6 (OPTIONS), GRE with a key around IPv4 (REGISTER), gretap (MESSAGE), ERSPAN II
+    and III, the latter with its subheader (OPTIONS each). Every request has its response."""
+    p = Pcap(path)
+    O4a, O4b = "198.51.100.1", "198.51.100.2"
+    O6a, O6b = "2001:db8:eeee::1", "2001:db8:eeee::2"
+
+    def inner_eth(ip, v6=False):
+        return eth(ip, 0x86DD if v6 else 0x0800, tags=((0x8100, 7),))
+
+    def vxlan(ip, port=4789, v6=False):
+        hdr = struct.pack("!BBHI", 0x08, 0, 0, 0x002a00)  # I flag, VNI 42
+        if v6:
+            return eth(ipv6(O6a, O6b, UDP, udp(40000, port, hdr + inner_eth(ip, True))), 0x86DD)
+        return eth(ipv4(O4a, O4b, UDP, udp(40000, port, hdr + inner_eth(ip))), 0x0800)
+
+    def gre(proto, payload, flags=0, words=b""):
+        return eth(ipv4(O4a, O4b, 47, struct.pack("!HH", flags, proto) + words + payload), 0x0800)
+
+    def i4(d, msg):
+        s, t = ("10.3.3.1", "10.3.3.2") if d == 0 else ("10.3.3.2", "10.3.3.1")
+        return ipv4(s, t, UDP, udp(5060, 5060, msg))
+
+    def i6(d, msg):
+        s, t = ("2001:db8:3::1", "2001:db8:3::2") if d == 0 else ("2001:db8:3::2", "2001:db8:3::1")
+        return ipv6(s, t, UDP, udp(5060, 5060, msg))
+
+    p.add(6000.000, vxlan(i4(0, request("INVITE", "vx1", 1, "vx1", "ft"))))
+    p.add(6000.010, vxlan(i4(1, response(486, "Busy Here", "INVITE", "vx1", 1, "vx1", "ft",
+                                         "tb"))))
+    p.add(6000.020, vxlan(i4(0, request("ACK", "vx1", 1, "vx1", "ft", "tb"))))
+
+    p.add(6001.000, vxlan(i6(0, request("OPTIONS", "vx6", 1, "vx6", "ot")), 8472, True))
+    p.add(6001.010, vxlan(i6(1, response(200, "OK", "OPTIONS", "vx6", 1, "vx6", "ot", "s")),
+                          8472, True))
+
+    c = TcpConn(p, ip4, "10.4.4.1", "10.4.4.2", 40003, 5060, wrap=vxlan)
+    c.handshake(6002.000)
+    c.send(6002.010, 0, request("REGISTER", "vxreg", 1, "vxreg", "rt", transport="TCP",
+                                to="alice", ruri="sip:example.com"))
+    c.send(6002.020, 1, response(200, "OK", "REGISTER", "vxreg", 1, "vxreg", "rt", "s",
+                                 transport="TCP", to="alice"))
+
+    msg = request("MESSAGE", "vxfrag", 1, "vxfrag", "mt", body=sdp(40))
+    hdr = struct.pack("!BBHI", 0x08, 0, 0, 0x002a00)
+    for fr in frags4(O4a, O4b, UDP, udp(40000, 4789, hdr + inner_eth(i4(0, msg))), 0x6666):
+        p.add(6003.000, eth(fr, 0x0800))
+    p.add(6003.010, vxlan(i4(1, response(200, "OK", "MESSAGE", "vxfrag", 1, "vxfrag", "mt",
+                                         "s"))))
+
+    key = struct.pack("!I", 0x1234)
+    p.add(6004.000, gre(0x0800, i4(0, request("REGISTER", "grereg", 1, "grereg", "gt",
+                                               to="bob", ruri="sip:example.com")), 0x2000, key))
+    p.add(6004.010, gre(0x0800, i4(1, response(200, "OK", "REGISTER", "grereg", 1, "grereg",
+                                               "gt", "s", to="bob")), 0x2000, key))
+
+    p.add(6005.000, gre(0x6558, inner_eth(i4(0, request("MESSAGE", "tap", 1, "tap", "mt")))))
+    p.add(6005.010, gre(0x6558, inner_eth(i4(1, response(200, "OK", "MESSAGE", "tap", 1, "tap",
+                                                         "mt", "s")))))
+
+    seq = struct.pack("!I", 1)
+    erspan2 = bytes.fromhex("102a000500000001")
+    p.add(6006.000, gre(0x88BE, erspan2 + inner_eth(i4(0, request("OPTIONS", "e2", 1, "e2",
+                                                                  "ot"))), 0x1000, seq))
+    p.add(6006.010, gre(0x88BE, erspan2 + inner_eth(i4(1, response(200, "OK", "OPTIONS", "e2", 1,
+                                                                   "e2", "ot", "s"))),
+                        0x1000, seq))
+    erspan3 = bytes.fromhex("202a00050102030400000001") + b"\x09" * 8  # O set: a subheader
+    p.add(6007.000, gre(0x22EB, erspan3 + inner_eth(i4(0, request("OPTIONS", "e3", 1, "e3",
+                                                                  "ot"))), 0x1000, seq))
+    p.add(6007.010, gre(0x22EB, erspan3 + inner_eth(i4(1, response(200, "OK", "OPTIONS", "e3", 1,
+                                                                   "e3", "ot", "s"))),
+                        0x1000, seq))
+    p.close()
+
+
 CAPTURES = {
     "gen_tcp_stream.pcap": gen_tcp,
     "gen_frag_udp4.pcap": gen_frag4,
@@ -456,6 +535,7 @@ CAPTURES = {
     "gen_frag_nested6.pcap": gen_frag_nested6,
     "gen_qinq.pcap": gen_qinq,
     "gen_ipip.pcap": gen_ipip,
+    "gen_mirror.pcap": gen_mirror,
 }
 
 

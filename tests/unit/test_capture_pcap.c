@@ -925,7 +925,7 @@ TEST(shared_captures_decode_to_the_counts_tshark_finds)
         while ((rc = capture_pcap_next(cap, &fr, err, sizeof err)) == 1) {
             if (frames++ == 0 && e->first_ts_ns && fr.ts_ns != e->first_ts_ns)
                 TEST_FAIL_AT("%s: first timestamp %" PRIu64, e->file, fr.ts_ns);
-            enum decode_result r = decode_frame(&fr, &pkt);
+            enum decode_result r = decode_frame(&fr, 0, &pkt);
             n[r]++;
             if (r <= DECODE_FRAGMENT)
                 bytes[r] += pkt.payload_len;
@@ -985,7 +985,7 @@ TEST(shared_ipip_frame_reports_the_inner_tcp_flow)
     if (read_frame("sngrep_ipip.pcap", 2, &cap, &fr) == 0) {
         struct packet pkt;
         char a[64];
-        CHECK_INT(decode_frame(&fr, &pkt), DECODE_TCP);
+        CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_TCP);
         CHECK_INT(pkt.tunnels, 1);
         CHECK_INT(decode_addr_format(&pkt, 0, a, sizeof a), 12);
         CHECK_STR(a, "10.15.193.31");
@@ -1017,7 +1017,7 @@ TEST(shared_ipv6_fragments_carry_tsharks_fragment_fields)
     if (read_frame("sngrep_ipv6frag.pcap", 1, &cap, &fr) == 0) {
         struct packet pkt;
         char a[64];
-        CHECK_INT(decode_frame(&fr, &pkt), DECODE_FRAGMENT);
+        CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_FRAGMENT);
         CHECK_INT(pkt.l4_proto, IPPROTO_UDP);
         CHECK_INT(pkt.frag_id, 0xb0647780u);
         CHECK_INT(pkt.frag_offset, 0);
@@ -1028,7 +1028,7 @@ TEST(shared_ipv6_fragments_carry_tsharks_fragment_fields)
         CHECK_STR(a, "fd17:625c:f037:2:a00:27ff:feb9:1521");
         char err[256];
         CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
-        CHECK_INT(decode_frame(&fr, &pkt), DECODE_FRAGMENT);
+        CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_FRAGMENT);
         CHECK_INT(pkt.frag_id, 0xb0647780u);
         CHECK_INT(pkt.frag_offset, 181 * 8);
         CHECK_INT(pkt.frag_more, 0);

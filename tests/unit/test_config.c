@@ -58,4 +58,24 @@ TEST(sizes_take_binary_units)
     CHECK_INT(config_parse_size("MiB", &b, err, sizeof(err)), -EINVAL);
 }
 
+TEST(name_lists_set_bits_and_refuse_what_they_do_not_know)
+{
+    static const char *const names[] = {"vxlan", "gre"};
+    char err[256];
+    unsigned bits = 99;
+    CHECK_INT(config_parse_names("vxlan", names, 2, &bits, err, sizeof(err)), 0);
+    CHECK_INT(bits, 1);
+    CHECK_INT(config_parse_names("gre,vxlan,gre", names, 2, &bits, err, sizeof(err)), 0);
+    CHECK_INT(bits, 3);
+    bits = 99;
+    CHECK_INT(config_parse_names("vxlan,geneve", names, 2, &bits, err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "\"geneve\" in \"vxlan,geneve\" is not one of vxlan, gre");
+    CHECK_INT(bits, 99);
+    CHECK_INT(config_parse_names("", names, 2, &bits, err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "\"\" in \"\" is not one of vxlan, gre");
+    CHECK_INT(config_parse_names("vxlan,", names, 2, &bits, err, sizeof(err)), -EINVAL);
+    CHECK_INT(config_parse_names("vx", names, 2, &bits, err, sizeof(err)), -EINVAL);
+    CHECK_INT(config_parse_names("vxlanx", names, 2, &bits, err, sizeof(err)), -EINVAL);
+}
+
 TEST_MAIN()

@@ -194,7 +194,7 @@ static enum decode_result run(const struct fb *f, unsigned link, struct packet *
                                .wirelen = f->n,
                                .link = (uint16_t)link,
                                .dir = CAPTURE_DIR_UNKNOWN};
-    return decode_frame(&fr, pkt);
+    return decode_frame(&fr, 0, pkt);
 }
 
 #define CHECK_BYTES(a, b, n) CHECK(memcmp((a), (b), (n)) == 0)
@@ -250,7 +250,7 @@ TEST(ethernet_ipv4_udp_gives_addresses_ports_and_payload)
                                .dir = CAPTURE_DIR_OUTGOING,
                                .iface = 3};
     struct packet pkt;
-    CHECK_INT(decode_frame(&fr, &pkt), DECODE_UDP);
+    CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_UDP);
     CHECK_INT(pkt.ts_ns, 1700000000123456789ull);
     CHECK_INT(pkt.iface, 3);
     CHECK_INT(pkt.dir, CAPTURE_DIR_OUTGOING);
@@ -417,7 +417,7 @@ TEST(linux_cooked_v1_uses_the_protocol_field_and_packet_type)
                                .wirelen = f.n,
                                .link = CAPTURE_LINK_LINUX_SLL,
                                .dir = CAPTURE_DIR_HOST};
-    CHECK_INT(decode_frame(&fr, &pkt), DECODE_UDP);
+    CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_UDP);
     CHECK_INT(pkt.dir, CAPTURE_DIR_HOST);
 }
 
@@ -1020,7 +1020,7 @@ TEST(frame_cut_at_the_snap_length_is_flagged_and_payload_clamped)
     struct capture_frame fr = {
         .data = f.d, .caplen = 14 + 20 + 8 + 5, .wirelen = f.n, .link = CAPTURE_LINK_ETHERNET};
     struct packet pkt;
-    CHECK_INT(decode_frame(&fr, &pkt), DECODE_UDP);
+    CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_UDP);
     CHECK_INT(pkt.truncated, 1);
     CHECK(pkt.payload == f.d + 42);
     CHECK_INT(pkt.payload_len, 5);
@@ -1132,8 +1132,8 @@ TEST(every_prefix_of_a_valid_frame_is_an_error_or_a_clamped_payload)
         struct packet pkt;
         struct capture_frame whole = {
             .data = f->d, .caplen = f->n, .wirelen = f->n, .link = (uint16_t)fx[i].link};
-        if (decode_frame(&whole, &pkt) != fx[i].result || pkt.payload != f->d + fx[i].payload_off ||
-            pkt.payload_len != fx[i].payload_len)
+        if (decode_frame(&whole, 0, &pkt) != fx[i].result ||
+            pkt.payload != f->d + fx[i].payload_off || pkt.payload_len != fx[i].payload_len)
             TEST_FAIL_AT("%s: whole frame does not decode as expected", fx[i].name);
         uint32_t end = fx[i].payload_off + fx[i].payload_len;
         for (uint32_t cap = 0; cap < f->n; cap++) {
@@ -1141,7 +1141,7 @@ TEST(every_prefix_of_a_valid_frame_is_an_error_or_a_clamped_payload)
             memcpy(copy, f->d, cap);
             struct capture_frame fr = {
                 .data = copy, .caplen = cap, .wirelen = f->n, .link = (uint16_t)fx[i].link};
-            enum decode_result r = decode_frame(&fr, &pkt);
+            enum decode_result r = decode_frame(&fr, 0, &pkt);
             if (cap < fx[i].payload_off) {
                 if (r != DECODE_ERROR || !pkt.error_reason)
                     TEST_FAIL_AT("%s cut at %u: result %d, expected an error", fx[i].name, cap, r);
@@ -1153,7 +1153,7 @@ TEST(every_prefix_of_a_valid_frame_is_an_error_or_a_clamped_payload)
                                  cap, r, pkt.payload_len, fx[i].result, want);
             }
             fr.wirelen = cap;
-            r = decode_frame(&fr, &pkt);
+            r = decode_frame(&fr, 0, &pkt);
             int padding_only = cap >= end;
             if (padding_only) {
                 if (r != fx[i].result || pkt.payload_len != fx[i].payload_len)
@@ -1241,6 +1241,233 @@ TEST(addresses_format_as_text)
 
     memset(&pkt, 0, sizeof pkt);
     CHECK_INT(decode_addr_format(&pkt, 0, buf, sizeof buf), -EINVAL);
+}
+
+/* ---- VXLAN and GRE, opened on request (--decapsulate) ------------------------------------ */
+
+static enum decode_result run_decap(const struct fb *f, unsigned decap, struct packet *pkt)
+{
+    struct capture_frame fr = {.data = f->d,
+                               .caplen = f->n,
+                               .wirelen = f->n,
+                               .link = CAPTURE_LINK_ETHERNET,
+                               .dir = CAPTURE_DIR_UNKNOWN};
+    return decode_frame(&fr, decap, pkt);
+}
+
+/* The inner frame most tests carry: Ethernet, a VLAN tag 42, IPv4 SRC4 > DST4, UDP, SIP. */
+#define INNER_LEN (14 + 4 + 20 + 8 + SIP_LEN)
+static void inner_frame(struct fb *f)
+{
+    eth_macs(f);
+    tag(f, 0x8100, 42);
+    put16(f, 0x0800);
+    ip4(f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(f, SIP_LEN);
+    sip(f);
+}
+
+/* An outer Ethernet + IPv4 (OUT4S > OUT4D) + UDP to dport, then a VXLAN header with flags. */
+static void vxlan_outer(struct fb *f, unsigned dport, unsigned flags, uint32_t inner_len)
+{
+    f->n = 0;
+    eth(f, 0x0800);
+    ip4x(f, IPPROTO_UDP, 8 + 8 + inner_len, 7, 0, 0, OUT4S, OUT4D);
+    udpx(f, 40000, dport, 8 + 8 + inner_len);
+    put8(f, flags);
+    zeros(f, 3);
+    put32(f, 0x00abcd00); /* VNI 0xabcd, reserved */
+}
+
+static void check_inner(const struct packet *pkt, const struct fb *f, uint32_t inner_at)
+{
+    CHECK_INT(pkt->tunnels, 1);
+    check_v4_addrs(pkt, SRC4, DST4);
+    CHECK_INT(pkt->sport, 5060);
+    CHECK_INT(pkt->dport, 5061);
+    CHECK_INT(pkt->n_vlans, 1);
+    CHECK_INT(pkt->vlans[0], 42);
+    check_sip_payload(pkt, f, inner_at + INNER_LEN - SIP_LEN);
+}
+
+TEST(vxlan_is_opened_on_both_ports_only_when_asked)
+{
+    static const unsigned ports[] = {4789, 8472};
+    struct fb f;
+    struct packet pkt;
+    for (unsigned i = 0; i < 2; i++) {
+        vxlan_outer(&f, ports[i], 0x08, INNER_LEN);
+        inner_frame(&f);
+        CHECK_INT(run_decap(&f, DECODE_VXLAN, &pkt), DECODE_UDP);
+        check_inner(&pkt, &f, 14 + 20 + 8 + 8);
+        /* Not asked: the outer datagram, whose payload is the VXLAN header. */
+        CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+        CHECK_INT(pkt.tunnels, 0);
+        check_v4_addrs(&pkt, OUT4S, OUT4D);
+        CHECK_INT(pkt.dport, ports[i]);
+        CHECK(pkt.payload == f.d + 14 + 20 + 8);
+    }
+    /* Another port is no VXLAN. */
+    vxlan_outer(&f, 4790, 0x08, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_VXLAN, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.tunnels, 0);
+    CHECK_INT(pkt.dport, 4790);
+}
+
+TEST(vxlan_without_its_i_flag_or_cut_short_is_an_error)
+{
+    struct fb f;
+    struct packet pkt;
+    vxlan_outer(&f, 4789, 0x00, INNER_LEN);
+    inner_frame(&f);
+    check_error(&pkt, run_decap(&f, DECODE_VXLAN, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    /* The inner Ethernet header cut short: the UDP length says so too. */
+    vxlan_outer(&f, 4789, 0x08, 13);
+    zeros(&f, 13);
+    check_error(&pkt, run_decap(&f, DECODE_VXLAN, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+    vxlan_outer(&f, 4789, 0x08, 0);
+    f.n -= 8; /* no VXLAN header at all: an empty datagram */
+    f.d[14 + 2] = 0;
+    f.d[14 + 3] = 28; /* IP total length */
+    f.d[14 + 20 + 4] = 0;
+    f.d[14 + 20 + 5] = 8; /* UDP length */
+    check_error(&pkt, run_decap(&f, DECODE_VXLAN, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+}
+
+/* Outer Ethernet + IPv4 (protocol 47) + a GRE header with flags, protocol proto and the optional
+ * words the flags ask for, then extra bytes (an ERSPAN header). */
+static void gre_outer(struct fb *f, unsigned flags, unsigned proto, const uint8_t *extra,
+                      uint32_t extra_len, uint32_t inner_len)
+{
+    uint32_t hl =
+        4 + ((flags & 0x8000) ? 4 : 0) + ((flags & 0x2000) ? 4 : 0) + ((flags & 0x1000) ? 4 : 0);
+    f->n = 0;
+    eth(f, 0x0800);
+    ip4x(f, 47, hl + extra_len + inner_len, 9, 0, 0, OUT4S, OUT4D);
+    put16(f, flags);
+    put16(f, proto);
+    for (uint32_t i = 4; i < hl; i += 4)
+        put32(f, 0x11223344);
+    putn(f, extra, extra_len);
+}
+
+TEST(gre_carrying_ip_or_ethernet_is_opened_only_when_asked)
+{
+    struct fb f;
+    struct packet pkt;
+    /* Key and sequence number: 12 bytes of GRE, then IPv4. */
+    gre_outer(&f, 0x3000, 0x0800, NULL, 0, 20 + 8 + SIP_LEN);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.tunnels, 1);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    check_sip_payload(&pkt, &f, 14 + 20 + 12 + 20 + 8);
+    CHECK_INT(run_decap(&f, DECODE_VXLAN, &pkt), DECODE_SKIP);
+    /* A checksum word, then Ethernet (gretap). */
+    gre_outer(&f, 0x8000, 0x6558, NULL, 0, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    check_inner(&pkt, &f, 14 + 20 + 8);
+    /* Version 1 (PPTP), source routing, another protocol: nothing for us. */
+    gre_outer(&f, 0x0001, 0x880b, NULL, 0, 0);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_SKIP);
+    gre_outer(&f, 0x4000, 0x0800, NULL, 0, 0);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_SKIP);
+    gre_outer(&f, 0x0000, 0x0806, NULL, 0, 0);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_SKIP);
+    /* Cut short: the GRE header, its optional words, the inner IP header. */
+    gre_outer(&f, 0x0000, 0x0800, NULL, 0, 0);
+    f.n -= 1;
+    f.d[14 + 3] = 20 + 3;
+    check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+    gre_outer(&f, 0x2000, 0x0800, NULL, 0, 0);
+    f.n -= 2;
+    f.d[14 + 3] = 20 + 6;
+    check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+    gre_outer(&f, 0x0000, 0x0800, NULL, 0, 10);
+    put8(&f, 0x45);
+    zeros(&f, 9);
+    check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "short_ip_header");
+}
+
+TEST(erspan_types_one_two_and_three_are_opened)
+{
+    static const uint8_t erspan2[8] = {0x10, 0x2a, 0x00, 0x05, 0, 0, 0, 1};
+    static const uint8_t erspan3[12] = {0x20, 0x2a, 0x00, 0x05, 1, 2, 3, 4, 0, 0, 0, 0};
+    static const uint8_t erspan3o[20] = {0x20, 0x2a, 0x00, 0x05, 1, 2, 3, 4, 0, 0,
+                                         0,    1,    9,    9,    9, 9, 9, 9, 9, 9};
+    struct fb f;
+    struct packet pkt;
+    /* Type I: no sequence number in GRE, no ERSPAN header. */
+    gre_outer(&f, 0x0000, 0x88be, NULL, 0, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    check_inner(&pkt, &f, 14 + 20 + 4);
+    /* Type II: a sequence number, then 8 bytes of ERSPAN. */
+    gre_outer(&f, 0x1000, 0x88be, erspan2, 8, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    check_inner(&pkt, &f, 14 + 20 + 8 + 8);
+    /* Type III: 12 bytes, or 20 when its O flag says a subheader follows. */
+    gre_outer(&f, 0x1000, 0x22eb, erspan3, 12, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    check_inner(&pkt, &f, 14 + 20 + 8 + 12);
+    gre_outer(&f, 0x1000, 0x22eb, erspan3o, 20, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    check_inner(&pkt, &f, 14 + 20 + 8 + 20);
+    /* A type III header cut short. */
+    gre_outer(&f, 0x1000, 0x22eb, erspan3, 11, 0);
+    check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+}
+
+TEST(tunnels_of_every_kind_count_toward_the_same_limit)
+{
+    struct fb f;
+    struct packet pkt;
+    /* VXLAN around GRE around three IP-in-IP levels: five tunnels. */
+    for (unsigned ipip = 2; ipip <= 3; ipip++) {
+        uint32_t in = ipip * 20 + 20 + 8 + SIP_LEN;
+        uint32_t gre = 14 + 20 + 4 + in;
+        vxlan_outer(&f, 4789, 0x08, gre);
+        eth(&f, 0x0800);
+        ip4x(&f, 47, 4 + in, 1, 0, 0, OUT4S, OUT4D);
+        put16(&f, 0);
+        put16(&f, 0x0800);
+        for (unsigned i = 0; i < ipip; i++)
+            ip4x(&f, IPPROTO_IPIP, (ipip - i) * 20 + 8 + SIP_LEN, i, 0, 0, OUT4S, OUT4D);
+        ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+        udp(&f, SIP_LEN);
+        sip(&f);
+        enum decode_result r = run_decap(&f, DECODE_VXLAN | DECODE_GRE, &pkt);
+        if (ipip == 2) {
+            CHECK_INT(r, DECODE_UDP);
+            CHECK_INT(pkt.tunnels, 4);
+            check_v4_addrs(&pkt, SRC4, DST4);
+        } else {
+            check_error(&pkt, r, DECODE_STAGE_L3, "too_many_tunnels");
+        }
+    }
+}
+
+TEST(vxlan_in_a_reassembled_datagram_is_opened)
+{
+    struct fb f;
+    struct packet pkt;
+    vxlan_outer(&f, 4789, 0x08, INNER_LEN);
+    inner_frame(&f);
+    f.d[14 + 6] = 0x20; /* MF: the first fragment of the outer datagram (all of it here) */
+    CHECK_INT(run_decap(&f, DECODE_VXLAN, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.tunnels, 0);
+    CHECK_INT(decode_transport(pkt.payload, pkt.payload_len, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.tunnels, 1);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    CHECK_INT(pkt.dport, 5061);
+    CHECK_INT(pkt.payload_len, SIP_LEN);
 }
 
 TEST_MAIN()
