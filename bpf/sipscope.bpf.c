@@ -44,6 +44,7 @@ const volatile __u32 decap = 0; /* SIPSCOPE_DECAP_VXLAN | SIPSCOPE_DECAP_GRE */
 #define GRE_PROTO_TEB 0x6558    /* transparent Ethernet bridging */
 #define GRE_PROTO_ERSPAN 0x88be /* ERSPAN II (8-byte header), or I without a GRE sequence */
 #define GRE_PROTO_ERSPAN3 0x22eb
+#define ERSPAN_VERSION_3 2 /* version nibble of a type III header */
 
 /* Staging area: the frame is assembled here, then copied into the ring buffer with its exact
  * length. The data array has 16 bytes of slack past the largest frame so that the masked lengths
@@ -263,7 +264,7 @@ enum gre_inner {
 
 /* A GRE header at *off, as decode.c reads it: the optional checksum, key and sequence words,
  * then IP, Ethernet, or Ethernet behind an ERSPAN header (I: none; II: 8 bytes; III: 12, 20
- * with its subheader). */
+ * with its subheader). __u8 last is first the version byte, then the last of type III. */
 static __always_inline enum gre_inner parse_gre(struct __sk_buff *skb, __u32 *off, int *v6)
 {
     struct {
@@ -292,8 +293,18 @@ static __always_inline enum gre_inner parse_gre(struct __sk_buff *skb, __u32 *of
         *off += hl;
         return GRE_ETHERNET;
     case GRE_PROTO_ERSPAN:
-        *off += hl + ((flags & GRE_SEQ) ? 8 : 0);
-        return GRE_ETHERNET;
+        if (!(flags & GRE_SEQ)) { /* type I */
+            *off += hl;
+            return GRE_ETHERNET;
+        }
+        /* Type II, or type III under II's protocol number: the version nibble tells. */
+        if (bpf_skb_load_bytes(skb, *off + hl, &last, sizeof(last)))
+            return GRE_NONE;
+        if ((last >> 4) != ERSPAN_VERSION_3) {
+            *off += hl + 8;
+            return GRE_ETHERNET;
+        }
+        /* fall through */
     case GRE_PROTO_ERSPAN3:
         if (bpf_skb_load_bytes(skb, *off + hl + 11, &last, sizeof(last)))
             return GRE_NONE;

@@ -22,7 +22,8 @@
  *                         ethertype or the outer protocol number announced
  *   l3  bad_ipv4_header   IHL below 5, or total length shorter than the header
  *   l3  bad_ip_length     the IP length runs past the frame on the wire (or past the outer
- *                         IP payload, for a tunnelled header)
+ *                         IP payload, for an IP-in-IP or GRE header; a packet mirrored in
+ *                         VXLAN, gretap or ERSPAN is cut instead, as by a snap length)
  *   l3  bad_ext_header    an IPv6 extension header or an AH header runs past the IP payload,
  *                         or is cut short
  *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested tunnels (IP-in-IP, VXLAN, GRE)
@@ -62,6 +63,7 @@
 #define GRE_PROTO_ERSPAN3 0x22eb
 #define ERSPAN2_HEADER 8
 #define ERSPAN3_HEADER 12
+#define ERSPAN_VERSION_3 2 /* the version nibble of a type III header (type II: 1) */
 #define ERSPAN3_FLAG_O 0x01 /* last bit of the third word: an 8-byte subheader follows */
 #define ERSPAN3_SUBHEADER 8
 
@@ -136,6 +138,7 @@ static enum decode_result decode_inner_ethernet(struct span *s, uint32_t hl, str
         return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
     if (!enter_tunnel(pkt))
         return DECODE_ERROR;
+    pkt->mirrored = 1;
     uint16_t type = rd16(s->p + hl + 12);
     span_skip(s, hl + 14);
     return decode_ethertype(type, s, pkt);
@@ -173,7 +176,14 @@ static enum decode_result decode_gre(struct span *s, struct packet *pkt)
     case GRE_PROTO_TEB:
         return decode_inner_ethernet(s, hl, pkt);
     case GRE_PROTO_ERSPAN:
-        return decode_inner_ethernet(s, hl + ((flags & GRE_SEQ) ? ERSPAN2_HEADER : 0), pkt);
+        if (!(flags & GRE_SEQ))
+            return decode_inner_ethernet(s, hl, pkt); /* type I */
+        /* Type II, or type III sent under II's protocol number: the version tells. */
+        if (s->cap < hl + 1)
+            return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+        if (s->p[hl] >> 4 != ERSPAN_VERSION_3)
+            return decode_inner_ethernet(s, hl + ERSPAN2_HEADER, pkt);
+        /* fall through */
     case GRE_PROTO_ERSPAN3:
         if (s->cap < hl + ERSPAN3_HEADER)
             return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
@@ -296,6 +306,18 @@ static enum decode_result decode_next(uint8_t proto, struct span *s, struct pack
     }
 }
 
+/* An IP packet whose length (len) runs past what carries it. In a mirror's tunnel that is a cut:
+ * mirrors truncate what they copy (to their MTU, or on purpose), and the packet is then read
+ * as one cut at a snap length. Anywhere else it is malformed: returns false. */
+static bool mirror_cut(struct span *s, uint32_t len, struct packet *pkt)
+{
+    if (!pkt->mirrored)
+        return false;
+    s->len = len;
+    pkt->truncated = 1;
+    return true;
+}
+
 static enum decode_result decode_ipv4(struct span *s, struct packet *pkt)
 {
     if (s->cap < 20)
@@ -312,7 +334,7 @@ static enum decode_result decode_ipv4(struct span *s, struct packet *pkt)
         total = s->len;
     if (total < hl)
         return fail(pkt, DECODE_STAGE_L3, "bad_ipv4_header");
-    if (total > s->len)
+    if (total > s->len && !mirror_cut(s, total, pkt))
         return fail(pkt, DECODE_STAGE_L3, "bad_ip_length");
 
     pkt->ip_version = 4;
@@ -345,7 +367,7 @@ static enum decode_result decode_ipv6(struct span *s, struct packet *pkt)
      * is. */
     if (plen == 0)
         plen = s->len - 40;
-    if (plen > s->len - 40)
+    if (plen > s->len - 40 && !mirror_cut(s, 40 + plen, pkt))
         return fail(pkt, DECODE_STAGE_L3, "bad_ip_length");
 
     pkt->ip_version = 6;

@@ -51,7 +51,10 @@ struct packet {
     uint8_t n_vlans;
     uint8_t tunnels;    /* tunnel levels crossed */
     uint8_t decap;      /* DECODE_VXLAN, DECODE_GRE: what decode_frame was asked to open */
-    uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen) */
+    uint8_t mirrored;   /* inside a tunnel that carries whole Ethernet frames (VXLAN, gretap,
+                         * ERSPAN): the mirror that sent it may have cut the inner packet */
+    uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen), or
+                         * the mirrored packet in it by its mirror (shorter than its IP length) */
     uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */
     uint8_t src[16], dst[16];          /* innermost addresses; IPv4 uses the first 4 bytes */
     uint16_t sport, dport;             /* host order; 0 for a fragment */

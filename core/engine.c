@@ -480,6 +480,8 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         tcp_stream_expire(e->tcp, frame->ts_ns);
     }
     r = decode_frame(frame, e->cfg.decap, &pkt);
+    if (pkt.truncated && frame->caplen >= frame->wirelen)
+        health_truncated(e->health, frame->iface); /* a mirrored packet its mirror cut */
     /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its
      * bytes live in the reassembly buffer, not in the frame: it is never deferred. */
     for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {

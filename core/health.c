@@ -210,8 +210,9 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
                          "or removed (an interface created again under its name is captured).",
                          METRIC_GAUGE, "iface", NULL);
     h->truncated = family(reg, "sipscope_capture_truncated_total",
-                          "Packets longer than the snap length, delivered cut.", METRIC_COUNTER,
-                          "iface", NULL);
+                          "Packets longer than the snap length, delivered cut (or cut by the "
+                          "mirror that tunnelled them, with --decapsulate).",
+                          METRIC_COUNTER, "iface", NULL);
     h->parse_errors = family(reg, "sipscope_parse_errors_total",
                              "Malformed or unsupported input and accepted anomalies, by stage.",
                              METRIC_COUNTER, "stage", "reason");

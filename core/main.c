@@ -121,9 +121,10 @@ static void usage(FILE *out)
             "  --ringbuf-size SIZE      kernel ring buffer, a power of two [16MiB]\n"
             "Live and offline:\n"
             "  --decapsulate LIST       open these tunnels to find SIP in mirrored traffic:\n"
-            "                           vxlan (UDP 4789, 8472), gre (IP, Ethernet, ERSPAN);\n"
-            "                           not on a host that ends them itself, where \"any\"\n"
-            "                           would count each message twice [none]\n"
+            "                           vxlan (to UDP port 4789 or 8472), gre (IP, Ethernet,\n"
+            "                           ERSPAN; \"erspan\" says the same); not on a host that\n"
+            "                           ends them itself, where \"any\" would count each\n"
+            "                           message twice [off]\n"
             "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
             "  --print                  print the metrics exposition after the whole file\n"
@@ -289,13 +290,14 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cli->snaplen = (uint32_t)v;
             break;
         case OPT_DECAPSULATE: {
-            static const char *const names[] = {"vxlan", "gre"};
+            /* ERSPAN rides on GRE: "erspan" opens GRE, which operators may not know. */
+            static const char *const names[] = {"vxlan", "gre", "erspan"};
             unsigned bits = 0;
             char why[200];
-            rc = config_parse_names(optarg, names, 2, &bits, why, sizeof(why));
+            rc = config_parse_names(optarg, names, 3, &bits, why, sizeof(why));
             if (rc)
                 snprintf(err, sizeof(err), "--decapsulate: %s", why);
-            cfg->decap = ((bits & 1) ? DECODE_VXLAN : 0) | ((bits & 2) ? DECODE_GRE : 0);
+            cfg->decap = ((bits & 1) ? DECODE_VXLAN : 0) | ((bits & 6) ? DECODE_GRE : 0);
             break;
         }
         case OPT_RINGBUF_SIZE:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live capture of mirrored SIP inside tunnels (--decapsulate): OPTIONS that the kernel's own
 # VXLAN device wraps, and frames wrapped in GRE (IP inside, Ethernet inside, ERSPAN types II and
-# III) written onto a veth pair. With --decapsulate vxlan,gre every one is counted, exactly;
+# III, and III under II's protocol number) written onto a veth pair. With --decapsulate vxlan,gre every one is counted, exactly;
 # without it none is (the tunnels' outer ports are not SIP ports), and with vxlan alone only the
 # VXLAN ones. Inside a namespace of its own.
 # usage: live_decap.sh SIPSCOPE   (needs root; skips otherwise)
@@ -69,6 +69,8 @@ frames = [
         + eth(0x0800, udp_sip(3)),
     struct.pack("!HHI", 0x1000, 0x22eb, 6) + b"\x20\x2a\x00\x05\1\2\3\4\0\0\0\0"  # ERSPAN III
         + eth(0x0800, udp_sip(4)),
+    struct.pack("!HHI", 0x1000, 0x88be, 7) + b"\x20\x2a\x00\x05\1\2\3\4\0\0\0\1"  # III as II,
+        + b"\x09" * 8 + eth(0x0800, udp_sip(5)),                                 # subheader
 ]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(("sdv1", 0))
@@ -101,9 +103,9 @@ vx=$((have_vxlan * 3))
 e2e_start_sipscope --sip-ports 5060 --decapsulate vxlan,gre
 [ "$have_vxlan" = 1 ] && send_vxlan 3
 send_gre
-check "vxlan,gre: every OPTIONS" sample_becomes "$options" $((vx + 4))
+check "vxlan,gre: every OPTIONS" sample_becomes "$options" $((vx + 5))
 check "vxlan,gre: all matched in the kernel" \
-    sample_becomes 'sipscope_packets_total{iface="sdv0",result="matched"}' $((vx + 4))
+    sample_becomes 'sipscope_packets_total{iface="sdv0",result="matched"}' $((vx + 5))
 check "vxlan,gre: no parse error" test -z "$(scrape /metrics | grep '^sipscope_parse_errors_total')"
 e2e_stop_sipscope
 

@@ -74,6 +74,24 @@ def merge(*dicts):
 
 
 # name -> (where, extra args, exact series, single series)
+# Mirrored traffic (gen_mirror): in VXLAN, a rejected call (INVITE, 486, ACK), a REGISTER and its
+# 200 over TCP (4 in the TCP count; the handshake decodes nothing), a MESSAGE in a fragmented
+# outer datagram and its 200; VXLAN on 8472 over IPv6 around IPv6: OPTIONS, 200; GRE with a key:
+# REGISTER, 200 (another AOR); gretap: MESSAGE, 200; ERSPAN II and III: OPTIONS, 200 each; last,
+# in VXLAN, an INVITE its mirror cut in its SDP (a truncated packet, its body shorter than its
+# Content-Length), its 486, ACK. 24 frames: the first fragment is not matched until the
+# datagram is whole, and 20 carry a SIP message. With both tunnels opened:
+MIRROR_EXACT = merge(
+    req(INVITE=2, ACK=2, OPTIONS=3, REGISTER=2, MESSAGE=2),
+    resp(("INVITE", 486, 2), ("OPTIONS", 200, 3), ("REGISTER", 200, 2), ("MESSAGE", 200, 2)),
+    outcomes(_486=2), ended(rejected=2),
+    msgs(("udp", 4, 16), ("udp", 6, 2), ("tcp", 4, 2)),
+    errors(("sip", "body_truncated", 1)))
+MIRROR_SINGLE = merge(one("sip_registration_outcomes_total", 2, code="200"),
+                      one("sip_registrations_active", 2),
+                      one("sipscope_capture_truncated_total", 1, iface="file"),
+                      packets(24, 23, 20))
+
 CASES = {
     # Connection 1, IPv4, handshake seen: a keep-alive-prefixed INVITE, 100 and 180 in one
     # segment, the 200 in three segments sent last-first and one of them resent, ACK and a BYE
@@ -155,33 +173,25 @@ CASES = {
         merge(one("sip_registration_outcomes_total", 1, code="200"),
               one("sip_registrations_active", 1),
               one("sipscope_table_entries", 2, table="tcp"))),
-    # Mirrored traffic (gen_mirror): in VXLAN, a rejected call (INVITE, 486, ACK), a REGISTER
-    # and its 200 over TCP (4 in the TCP count; the handshake decodes nothing), a MESSAGE in a
-    # fragmented outer datagram and its 200; VXLAN on 8472 over IPv6 around IPv6: OPTIONS, 200;
-    # GRE with a key: REGISTER, 200 (another AOR); gretap: MESSAGE, 200; ERSPAN II and III:
-    # OPTIONS, 200 each. 21 frames: the first fragment is not matched until the datagram is
-    # whole, and 17 carry a SIP message.
-    "gen_mirror.pcap --decapsulate vxlan,gre": ("gen", ["--decapsulate", "vxlan,gre"], merge(
-        req(INVITE=1, ACK=1, OPTIONS=3, REGISTER=2, MESSAGE=2),
-        resp(("INVITE", 486, 1), ("OPTIONS", 200, 3), ("REGISTER", 200, 2),
-             ("MESSAGE", 200, 2)),
-        outcomes(_486=1), ended(rejected=1),
-        msgs(("udp", 4, 13), ("udp", 6, 2), ("tcp", 4, 2))),
-        merge(one("sip_registration_outcomes_total", 2, code="200"),
-              one("sip_registrations_active", 2),
-              packets(21, 20, 17))),
-    # Without --decapsulate: no SIP at all. The VXLAN datagrams (12, the fragmented one once)
+    # Mirrored traffic: gen_mirror, above.
+    "gen_mirror.pcap --decapsulate vxlan,gre": ("gen", ["--decapsulate", "vxlan,gre"],
+                                                MIRROR_EXACT, MIRROR_SINGLE),
+    # Without --decapsulate: no SIP at all. The VXLAN datagrams (15, the fragmented one once)
     # are UDP that is not SIP; GRE is no transport.
-    "gen_mirror.pcap": ("gen", [], {}, packets(21, 12, 0)),
-    # VXLAN alone: the GRE ones stay shut (REGISTER over UDP, MESSAGE, two OPTIONS, and their
-    # responses: 8 frames).
+    "gen_mirror.pcap": ("gen", [], {}, packets(24, 15, 0)),
+    # VXLAN alone ("erspan" would name GRE): the GRE ones stay shut (REGISTER over UDP, MESSAGE,
+    # two OPTIONS, and their responses: 8 frames).
     "gen_mirror.pcap --decapsulate vxlan": ("gen", ["--decapsulate", "vxlan"], merge(
-        req(INVITE=1, ACK=1, OPTIONS=1, REGISTER=1, MESSAGE=1),
-        resp(("INVITE", 486, 1), ("OPTIONS", 200, 1), ("REGISTER", 200, 1),
+        req(INVITE=2, ACK=2, OPTIONS=1, REGISTER=1, MESSAGE=1),
+        resp(("INVITE", 486, 2), ("OPTIONS", 200, 1), ("REGISTER", 200, 1),
              ("MESSAGE", 200, 1)),
-        outcomes(_486=1), ended(rejected=1),
-        msgs(("udp", 4, 5), ("udp", 6, 2), ("tcp", 4, 2))),
-        packets(21, 12, 9)),
+        outcomes(_486=2), ended(rejected=2),
+        msgs(("udp", 4, 8), ("udp", 6, 2), ("tcp", 4, 2)),
+        errors(("sip", "body_truncated", 1))),
+        packets(24, 15, 12)),
+    # "erspan" names GRE: the same as vxlan,gre.
+    "gen_mirror.pcap --decapsulate erspan,vxlan": ("gen", ["--decapsulate", "erspan,vxlan"],
+                                                   MIRROR_EXACT, MIRROR_SINGLE),
     # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
     # BYE, 200 (the uas sends no 100).
     "sipp_tcp.pcap": ("fixture", [], merge(

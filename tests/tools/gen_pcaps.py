@@ -454,7 +454,8 @@ def gen_mirror(path):
     """Mirrored SIP inside the tunnels --decapsulate opens: VXLAN on 4789 (a rejected call; a
     REGISTER over TCP; a MESSAGE whose outer datagram is fragmented), VXLAN on 8472 over IPv6
     around IPv6 (OPTIONS), GRE with a key around IPv4 (REGISTER), gretap (MESSAGE), ERSPAN II
-    and III, the latter with its subheader (OPTIONS each). Every request has its response."""
+    and III, the latter with its subheader (OPTIONS each). Every request has its response.
+    Last, an INVITE its mirror cut short, then its 486 and ACK."""
     p = Pcap(path)
     O4a, O4b = "198.51.100.1", "198.51.100.2"
     O6a, O6b = "2001:db8:eeee::1", "2001:db8:eeee::2"
@@ -525,6 +526,20 @@ def gen_mirror(path):
     p.add(6007.010, gre(0x22EB, erspan3 + inner_eth(i4(1, response(200, "OK", "OPTIONS", "e3", 1,
                                                                    "e3", "ot", "s"))),
                         0x1000, seq))
+
+    # A mirror that cut what it copied: the INVITE's last 40 bytes (of its SDP) are missing,
+    # its IP and UDP lengths say the whole. Then its 486 and ACK, whole.
+    invite = request("INVITE", "vxcut", 1, "vxcut", "ft", body=sdp(6))
+    whole = vxlan(i4(0, invite))
+    cut = whole[:-40]
+    cut = cut[:16] + struct.pack("!H", len(cut) - 14) + cut[18:]          # outer IP length
+    cut = cut[:24] + struct.pack("!H", 0) + cut[26:]                      # and its checksum
+    cut = cut[:24] + struct.pack("!H", checksum(cut[14:34])) + cut[26:]
+    cut = cut[:38] + struct.pack("!H", len(cut) - 34) + cut[40:]          # outer UDP length
+    p.add(6008.000, cut)
+    p.add(6008.010, vxlan(i4(1, response(486, "Busy Here", "INVITE", "vxcut", 1, "vxcut", "ft",
+                                         "tc"))))
+    p.add(6008.020, vxlan(i4(0, request("ACK", "vxcut", 1, "vxcut", "ft", "tc"))))
     p.close()
 
 

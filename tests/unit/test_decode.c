@@ -1349,7 +1349,8 @@ static void gre_outer(struct fb *f, unsigned flags, unsigned proto, const uint8_
     put16(f, proto);
     for (uint32_t i = 4; i < hl; i += 4)
         put32(f, 0x11223344);
-    putn(f, extra, extra_len);
+    if (extra_len)
+        putn(f, extra, extra_len);
 }
 
 TEST(gre_carrying_ip_or_ethernet_is_opened_only_when_asked)
@@ -1420,9 +1421,53 @@ TEST(erspan_types_one_two_and_three_are_opened)
     inner_frame(&f);
     CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
     check_inner(&pkt, &f, 14 + 20 + 8 + 20);
+    /* Type III under type II's protocol number (its version nibble is 2), as some switches
+     * send it. */
+    gre_outer(&f, 0x1000, 0x88be, erspan3o, 20, INNER_LEN);
+    inner_frame(&f);
+    CHECK_INT(run_decap(&f, DECODE_GRE, &pkt), DECODE_UDP);
+    check_inner(&pkt, &f, 14 + 20 + 8 + 20);
     /* A type III header cut short. */
     gre_outer(&f, 0x1000, 0x22eb, erspan3, 11, 0);
     check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+}
+
+/* A mirror cuts what it copies (to its MTU, or on purpose): the inner packet is shorter than its
+ * IP length says. That is a cut, as by a snap length; outside a mirror's tunnel (IP-in-IP, GRE
+ * carrying IP) it stays malformed. */
+TEST(a_packet_its_mirror_cut_is_truncated_not_malformed)
+{
+    struct fb f;
+    struct packet pkt;
+    uint32_t cut = 10; /* bytes of SIP the mirror dropped */
+    vxlan_outer(&f, 4789, 0x08, INNER_LEN - cut);
+    inner_frame(&f);
+    f.n -= cut;
+    CHECK_INT(run_decap(&f, DECODE_VXLAN, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.truncated, 1);
+    CHECK_INT(pkt.mirrored, 1);
+    CHECK_INT(pkt.dport, 5061);
+    CHECK(pkt.payload == f.d + f.n - (SIP_LEN - cut));
+    CHECK_INT(pkt.payload_len, SIP_LEN - cut);
+    /* TCP: the segment's length on the wire is what its IP header says. */
+    uint32_t tcp_len = 14 + 20 + 20 + SIP_LEN;
+    vxlan_outer(&f, 4789, 0x08, tcp_len - cut);
+    eth(&f, 0x0800);
+    ip4(&f, IPPROTO_TCP, 20 + SIP_LEN);
+    tcpx(&f, 5060, 5061, 1000, DECODE_TCP_ACK, 5);
+    sip(&f);
+    f.n -= cut;
+    CHECK_INT(run_decap(&f, DECODE_VXLAN, &pkt), DECODE_TCP);
+    CHECK_INT(pkt.truncated, 1);
+    CHECK_INT(pkt.payload_len, SIP_LEN - cut);
+    CHECK_INT(pkt.payload_wire_len, SIP_LEN);
+    /* GRE carrying IP: no mirror, a malformed length. */
+    gre_outer(&f, 0x0000, 0x0800, NULL, 0, 20 + 8 + SIP_LEN - cut);
+    ip4(&f, IPPROTO_UDP, 8 + SIP_LEN);
+    udp(&f, SIP_LEN);
+    sip(&f);
+    f.n -= cut;
+    check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "bad_ip_length");
 }
 
 TEST(tunnels_of_every_kind_count_toward_the_same_limit)
