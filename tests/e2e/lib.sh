@@ -10,6 +10,8 @@
 #                                   $e2e_iface (lo when unset), HTTP on an ephemeral port of its
 #                                   lo ($port, $pid); fails the script if it never listens
 #   scrape PATH                     GET http://127.0.0.1:$port PATH from inside $ns
+#   sample_becomes NAME WANT        waits up to 5 s for the series NAME (as exposed, labels
+#                                   included) to read WANT ("absent": no such series)
 #   e2e_stop_sipscope               SIGTERM, checked to end with status 0
 #   e2e_finish                      the closing line; the exit status says whether all passed
 
@@ -86,6 +88,17 @@ e2e_start_sipscope() { # ARGS...
 
 scrape() { # PATH
     ip netns exec "$ns" curl -sf "http://127.0.0.1:$port$1"
+}
+
+sample_becomes() { # NAME WANT
+    local got=""
+    for _ in $(seq 50); do
+        got=$(scrape /metrics | grep -F "$1 " | awk '{print $2}')
+        [ "${got:-absent}" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "$1 is ${got:-absent}, want $2"
+    return 1
 }
 
 e2e_stop_sipscope() {

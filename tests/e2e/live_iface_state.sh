@@ -38,18 +38,6 @@ make_veth sstap2 sstap3 10.8.1
 e2e_iface=sstap0,sstap2
 e2e_start_sipscope --sip-ports 5060
 
-# Waits up to 5 s (states and kernel counters are read every second) for the sample NAME to
-# read WANT.
-sample_becomes() { # NAME WANT
-    local got=""
-    for _ in $(seq 50); do
-        got=$(scrape /metrics | grep -F "$1 " | awk '{print $2}')
-        [ "$got" = "$2" ] && return 0
-        sleep 0.1
-    done
-    echo "$1 is \"$got\", want $2"
-    return 1
-}
 gauge_becomes() { # WANT [IFACE]
     sample_becomes "sipscope_capture_interface_up{iface=\"${2:-sstap0}\"}" "$1"
 }

@@ -38,18 +38,6 @@ for _ in range(3):
 PY
 }
 
-# Waits up to 5 s for the sample NAME to read WANT.
-sample_becomes() { # NAME WANT
-    local got=""
-    for _ in $(seq 50); do
-        got=$(scrape /metrics | grep -F "$1 " | awk '{print $2}')
-        [ "$got" = "$2" ] && return 0
-        sleep 0.1
-    done
-    echo "$1 is \"$got\", want $2"
-    return 1
-}
-
 for e2e_iface in any tun0; do
     e2e_start_sipscope --sip-ports 5060
     send_options

@@ -404,6 +404,17 @@ def gen_qinq(path):
     p.close()
 
 
+def tcp_register(p, ts, src, dst, sport, call_id, wrap):
+    """A TCP connection to port 5060 whose frames wrap() puts in a tunnel: the handshake, a
+    REGISTER for alice (one Contact) and its 200."""
+    c = TcpConn(p, ip4, src, dst, sport, 5060, wrap=wrap)
+    c.handshake(ts)
+    c.send(ts + 0.010, 0, request("REGISTER", call_id, 1, call_id, "rt", transport="TCP",
+                                  to="alice", ruri="sip:example.com"))
+    c.send(ts + 0.020, 1, response(200, "OK", "REGISTER", call_id, 1, call_id, "rt", "s",
+                                   transport="TCP", to="alice"))
+
+
 def gen_ipip(path):
     """4in4 (a rejected call), 6in4 (OPTIONS), 4in6 carrying TCP (REGISTER over a
     connection), and a 4in4 tunnel whose outer packet is fragmented (a MESSAGE)."""
@@ -434,12 +445,7 @@ def gen_ipip(path):
     def in6(ip):
         return eth(ipv6(O6a, O6b, IPIP, ip), 0x86DD)
 
-    c = TcpConn(p, ip4, "10.2.2.1", "10.2.2.2", 40002, 5060, wrap=in6)
-    c.handshake(5002.000)
-    c.send(5002.010, 0, request("REGISTER", "ipipreg", 1, "ipipreg", "rt", transport="TCP",
-                                to="alice", ruri="sip:example.com"))
-    c.send(5002.020, 1, response(200, "OK", "REGISTER", "ipipreg", 1, "ipipreg", "rt", "s",
-                                 transport="TCP", to="alice"))
+    tcp_register(p, 5002.000, "10.2.2.1", "10.2.2.2", 40002, "ipipreg", in6)
 
     msg = request("MESSAGE", "ipipfrag", 1, "ipipfrag", "mt", body=sdp(40))
     inner = i4(0, msg)
@@ -489,12 +495,7 @@ def gen_mirror(path):
     p.add(6001.010, vxlan(i6(1, response(200, "OK", "OPTIONS", "vx6", 1, "vx6", "ot", "s")),
                           8472, True))
 
-    c = TcpConn(p, ip4, "10.4.4.1", "10.4.4.2", 40003, 5060, wrap=vxlan)
-    c.handshake(6002.000)
-    c.send(6002.010, 0, request("REGISTER", "vxreg", 1, "vxreg", "rt", transport="TCP",
-                                to="alice", ruri="sip:example.com"))
-    c.send(6002.020, 1, response(200, "OK", "REGISTER", "vxreg", 1, "vxreg", "rt", "s",
-                                 transport="TCP", to="alice"))
+    tcp_register(p, 6002.000, "10.4.4.1", "10.4.4.2", 40003, "vxreg", vxlan)
 
     msg = request("MESSAGE", "vxfrag", 1, "vxfrag", "mt", body=sdp(40))
     hdr = struct.pack("!BBHI", 0x08, 0, 0, 0x002a00)
