@@ -1,7 +1,7 @@
 /* sipscope.bpf: socket filter for AF_PACKET sockets. Selects SIP packets (UDP or TCP with a
  * configured port, plus every IP fragment), inside IP-in-IP tunnels and, when asked, VXLAN and
- * GRE, and copies each whole frame, up to the snap length, into a ring buffer. It does not parse
- * SIP and does not reassemble; user space does both. */
+ * GRE (and HEP, whose packets it takes whole), and copies each whole frame, up to the snap length,
+ * into a ring buffer. It does not parse SIP and does not reassemble; user space does both. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -14,7 +14,7 @@
 /* Load-time settings (read-only data, set by user space before the load). */
 const volatile __u32 snaplen = SIPSCOPE_DEFAULT_SNAPLEN;
 const volatile __u64 wakeup_backlog = SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
-const volatile __u32 decap = 0; /* SIPSCOPE_DECAP_VXLAN | SIPSCOPE_DECAP_GRE */
+const volatile __u32 decap = 0; /* SIPSCOPE_DECAP_VXLAN | SIPSCOPE_DECAP_GRE | ..._HEP */
 
 #define LOOPBACK_IFINDEX 1 /* the kernel gives lo index 1 in every network namespace */
 #define MAX_VLAN_TAGS 8    /* inline tags followed (QinQ and deeper stacks) */
@@ -36,6 +36,7 @@ const volatile __u32 decap = 0; /* SIPSCOPE_DECAP_VXLAN | SIPSCOPE_DECAP_GRE */
 #define VXLAN_PORT 4789       /* RFC 7348 */
 #define VXLAN_PORT_LINUX 8472 /* Linux's default before the IANA port, flannel's */
 #define VXLAN_FLAG_I 0x08
+#define HEP_PORT 9060 /* HOMER's */
 #define GRE_CSUM 0x8000
 #define GRE_ROUTING 0x4000
 #define GRE_KEY 0x2000
@@ -372,6 +373,11 @@ static __always_inline int select_frame(struct __sk_buff *skb, int *no_link)
             ethernet = 1;
             continue;
         }
+        /* HEP: copies of SIP sent to this host to be monitored. Its chunks are read in user
+         * space, which filters on the ports they give. */
+        if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_HEP) &&
+            ports.dest == bpf_htons(HEP_PORT))
+            return 1;
         return port_is_sip(ports.dest) || port_is_sip(ports.source);
     }
     return 0;

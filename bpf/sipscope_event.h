@@ -15,9 +15,10 @@
 #define SIPSCOPE_DEFAULT_WAKEUP_BACKLOG (256 * 1024)
 
 /* Load-time setting decap: the tunnels the program looks into for SIP (--decapsulate), with
- * the values of decode.h's DECODE_VXLAN and DECODE_GRE. */
+ * the values of decode.h's DECODE_VXLAN, DECODE_GRE and DECODE_HEP. */
 #define SIPSCOPE_DECAP_VXLAN 0x1
 #define SIPSCOPE_DECAP_GRE 0x2
+#define SIPSCOPE_DECAP_HEP 0x4
 
 /* event.flags: the tag the kernel had stripped into skb metadata is back in the frame. */
 #define SIPSCOPE_EVENT_VLAN_REINSERTED 0x01

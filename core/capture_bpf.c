@@ -265,9 +265,10 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
         return ret;
     }
     cap->skel->rodata->snaplen = cfg->snaplen ? cfg->snaplen : SIPSCOPE_DEFAULT_SNAPLEN;
-    _Static_assert(SIPSCOPE_DECAP_VXLAN == DECODE_VXLAN && SIPSCOPE_DECAP_GRE == DECODE_GRE,
+    _Static_assert(SIPSCOPE_DECAP_VXLAN == DECODE_VXLAN && SIPSCOPE_DECAP_GRE == DECODE_GRE &&
+                       SIPSCOPE_DECAP_HEP == DECODE_HEP,
                    "the program and decode agree on what --decapsulate opens");
-    cap->skel->rodata->decap = cfg->decap & (DECODE_VXLAN | DECODE_GRE);
+    cap->skel->rodata->decap = cfg->decap & (DECODE_VXLAN | DECODE_GRE | DECODE_HEP);
     uint32_t ring = cfg->ringbuf_size ? cfg->ringbuf_size : CAPTURE_BPF_DEFAULT_RINGBUF;
     uint64_t backlog = cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
     /* A small ring must wake the consumer while it still has room: at a quarter full at most. */

@@ -48,7 +48,8 @@ struct capture_bpf_config {
     uint32_t wakeup_backlog; /* bytes waiting before the consumer is woken; 0: 256 KiB (at most
                               * a quarter of the ring) */
     uint32_t poll_budget;    /* frames per capture_bpf_poll at most; 0: default */
-    unsigned decap;          /* tunnels to look into for SIP ports: DECODE_VXLAN | DECODE_GRE */
+    unsigned decap;          /* DECODE_VXLAN | DECODE_GRE: tunnels whose inner SIP ports are
+                              * matched; DECODE_HEP: HEP packets are all taken */
 };
 
 /* Loads the program and attaches it. Returns the capture, or NULL with errno set and a one-line

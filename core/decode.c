@@ -1,7 +1,7 @@
 /* decode: link, network and transport headers of one frame, down to the UDP or TCP payload.
  * Deliberately absent: reassembly (reasm does it), checksum checks (offload leaves them wrong in
- * captures taken on the sending host), and tunnels other than IP-in-IP, VXLAN and GRE (Geneve,
- * GTP, MPLS, L2TP). */
+ * captures taken on the sending host), tunnels other than IP-in-IP, VXLAN and GRE (Geneve,
+ * GTP, MPLS, L2TP), and HEP before version 3. */
 #include "decode.h"
 
 #include <arpa/inet.h>
@@ -29,7 +29,10 @@
  *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested tunnels (IP-in-IP, VXLAN, GRE)
  *   l3  short_tunnel_header  a VXLAN, GRE or ERSPAN header, or the Ethernet header inside one,
  *                         is cut short (only with that encapsulation opened)
- *   l3  bad_tunnel_header  a VXLAN header without its I flag (RFC 7348 requires it)
+ *   l3  bad_tunnel_header  a VXLAN header without its I flag (RFC 7348 requires it); a HEP
+ *                         packet that is not HEPv3 ("HEP3", then chunks that fit its length),
+ *                         or lacks an address, a port, the transport or the payload
+ *   l3  hep_compressed    a HEP packet whose payload is compressed: not read
  *   l4  short_udp         fewer than 8 bytes for the UDP header
  *   l4  bad_udp_length    UDP length field below 8
  *   l4  short_tcp         fewer than 20 bytes, or fewer than the data offset, for the TCP header
@@ -66,6 +69,7 @@
 #define ERSPAN_VERSION_3 2 /* the version nibble of a type III header (type II: 1) */
 #define ERSPAN3_FLAG_O 0x01 /* last bit of the third word: an 8-byte subheader follows */
 #define ERSPAN3_SUBHEADER 8
+#define HEP_PORT 9060 /* HOMER's */
 
 /* BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD),
  * 28 (FreeBSD, DragonFly) or 30 (macOS) depending on the capturing system. */
@@ -152,6 +156,120 @@ static enum decode_result decode_vxlan(struct span *s, struct packet *pkt)
     return decode_inner_ethernet(s, 8, pkt);
 }
 
+/* HEPv3 (HOMER's EEP): "HEP3", the packet's length, then chunks of vendor (0: generic), type
+ * and length (its 6 header bytes included). The generic types read here. */
+enum hep_chunk {
+    HEP_FAMILY = 1,    /* u8: 2 AF_INET, 10 AF_INET6 */
+    HEP_TRANSPORT = 2, /* u8: IPPROTO_UDP, IPPROTO_TCP */
+    HEP_SRC4 = 3,      /* 4 bytes */
+    HEP_DST4 = 4,
+    HEP_SRC6 = 5, /* 16 bytes */
+    HEP_DST6 = 6,
+    HEP_SPORT = 7, /* u16 */
+    HEP_DPORT = 8,
+    HEP_PROTO_TYPE = 11, /* u8: 1 SIP */
+    HEP_PAYLOAD = 15,
+    HEP_PAYLOAD_GZIP = 16,
+};
+
+/* The SIP message a HEP packet carries, as if it had come on its own with the addresses, ports
+ * and transport the packet gives: pkt's network fields become those, the payload the message.
+ * Its time stays the frame's: agents' clocks differ, and packet time must not go back. */
+static enum decode_result decode_hep(struct span *s, struct packet *pkt)
+{
+    if (s->cap < 6)
+        return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+    uint32_t total = rd16(s->p + 4);
+    if (memcmp(s->p, "HEP3", 4) != 0 || total < 6 || total > s->len)
+        return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+    if (total > s->cap)
+        return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
+    const uint8_t *src = NULL, *dst = NULL, *payload = NULL;
+    unsigned family = 0, transport = 0, proto_type = 1, addr_len = 0, have = 0;
+    uint32_t payload_len = 0;
+    uint16_t sport = 0, dport = 0;
+    bool compressed = false;
+    for (uint32_t off = 6; off < total;) {
+        if (total - off < 6)
+            return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+        uint32_t vendor = rd16(s->p + off), type = rd16(s->p + off + 2);
+        uint32_t len = rd16(s->p + off + 4);
+        if (len < 6 || len > total - off)
+            return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+        const uint8_t *d = s->p + off + 6;
+        uint32_t n = len - 6;
+        off += len;
+        if (vendor != 0)
+            continue;
+        switch (type) {
+        case HEP_FAMILY:
+        case HEP_TRANSPORT:
+        case HEP_PROTO_TYPE:
+            if (n != 1)
+                return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+            if (type == HEP_FAMILY)
+                family = d[0];
+            else if (type == HEP_TRANSPORT)
+                transport = d[0];
+            else
+                proto_type = d[0];
+            break;
+        case HEP_SRC4:
+        case HEP_DST4:
+        case HEP_SRC6:
+        case HEP_DST6:
+            if (n != (type <= HEP_DST4 ? 4u : 16u))
+                return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+            if (type == HEP_SRC4 || type == HEP_SRC6)
+                src = d;
+            else
+                dst = d;
+            addr_len = n;
+            break;
+        case HEP_SPORT:
+        case HEP_DPORT:
+            if (n != 2)
+                return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+            if (type == HEP_SPORT)
+                sport = rd16(d);
+            else
+                dport = rd16(d);
+            have |= type == HEP_SPORT ? 1 : 2;
+            break;
+        case HEP_PAYLOAD:
+            payload = d;
+            payload_len = n;
+            break;
+        case HEP_PAYLOAD_GZIP:
+            compressed = true;
+            break;
+        default:
+            break;
+        }
+    }
+    if (proto_type != 1)
+        return DECODE_SKIP; /* RTCP, logs, QoS reports: not SIP */
+    if (compressed && !payload)
+        return fail(pkt, DECODE_STAGE_L3, "hep_compressed");
+    if (!src || !dst || have != 3 || !payload ||
+        !((family == 2 && addr_len == 4) || (family == 10 && addr_len == 16)) ||
+        (transport != IPPROTO_UDP && transport != IPPROTO_TCP))
+        return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
+    if (!enter_tunnel(pkt))
+        return DECODE_ERROR;
+    pkt->ip_version = family == 2 ? 4 : 6;
+    memset(pkt->src, 0, sizeof pkt->src);
+    memset(pkt->dst, 0, sizeof pkt->dst);
+    memcpy(pkt->src, src, addr_len);
+    memcpy(pkt->dst, dst, addr_len);
+    pkt->l4_proto = (uint8_t)transport;
+    pkt->sport = sport;
+    pkt->dport = dport;
+    pkt->payload = payload;
+    pkt->payload_len = payload_len;
+    return DECODE_UDP;
+}
+
 /* GRE version 0 (RFC 2784, 2890) and what it carries: IP, Ethernet (transparent bridging), or
  * mirrored Ethernet behind an ERSPAN header (type I: none; II: 8 bytes; III: 12, or 20 with its
  * optional subheader). */
@@ -213,6 +331,8 @@ static enum decode_result decode_udp(struct span *s, struct packet *pkt)
     span_skip(s, 8);
     if ((pkt->decap & DECODE_VXLAN) && (pkt->dport == VXLAN_PORT || pkt->dport == VXLAN_PORT_LINUX))
         return decode_vxlan(s, pkt);
+    if ((pkt->decap & DECODE_HEP) && pkt->dport == HEP_PORT)
+        return decode_hep(s, pkt);
     pkt->payload = s->p;
     pkt->payload_len = s->cap;
     return DECODE_UDP;
@@ -445,7 +565,7 @@ enum decode_result decode_frame(const struct capture_frame *frame, unsigned deca
                                 struct packet *pkt)
 {
     memset(pkt, 0, sizeof *pkt);
-    pkt->decap = (uint8_t)(decap & (DECODE_VXLAN | DECODE_GRE));
+    pkt->decap = (uint8_t)(decap & (DECODE_VXLAN | DECODE_GRE | DECODE_HEP));
     pkt->ts_ns = frame->ts_ns;
     pkt->iface = frame->iface;
     pkt->dir = frame->dir;

@@ -1,7 +1,7 @@
 /* decode: link, network and transport headers of one frame, down to the UDP or TCP payload. It
  * understands the link types of capture.h, 802.1Q/802.1ad tags, PPPoE, IPv4, IPv6 with extension
- * headers and IP-in-IP tunnels, and on request VXLAN and GRE (with ERSPAN): the packet is then
- * the innermost one. It does not reassemble: IP fragments and TCP segments are handed back
+ * headers and IP-in-IP tunnels, and on request VXLAN, GRE (with ERSPAN) and HEP: the packet is
+ * then the innermost one. It does not reassemble: IP fragments and TCP segments are handed back
  * described, for reasm. Zero-copy: every pointer in a packet points into the frame. */
 #ifndef SIPSCOPE_DECODE_H
 #define SIPSCOPE_DECODE_H
@@ -21,6 +21,9 @@
  * then count each message twice. */
 #define DECODE_VXLAN 0x1u /* UDP to port 4789 (IANA) or 8472 (Linux's first, flannel's) */
 #define DECODE_GRE 0x2u   /* GRE version 0 with IP, Ethernet or ERSPAN (types I, II, III) */
+#define DECODE_HEP                                                                                 \
+    0x4u /* HEPv3 (HOMER's encapsulation) to UDP port 9060: the SIP a proxy,                       \
+          * a PBX or a capture agent copied, with its original addresses */
 
 enum decode_result {
     DECODE_UDP = 0,  /* payload is a UDP payload */
@@ -50,7 +53,7 @@ struct packet {
     uint8_t l4_proto;   /* IPPROTO_UDP or IPPROTO_TCP; for a fragment, the fragmented protocol */
     uint8_t n_vlans;
     uint8_t tunnels;    /* tunnel levels crossed */
-    uint8_t decap;      /* DECODE_VXLAN, DECODE_GRE: what decode_frame was asked to open */
+    uint8_t decap;      /* DECODE_VXLAN, DECODE_GRE, DECODE_HEP: what decode_frame opens */
     uint8_t mirrored;   /* inside a tunnel that carries whole Ethernet frames (VXLAN, gretap,
                          * ERSPAN): the mirror that sent it may have cut the inner packet */
     uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen), or
@@ -76,7 +79,9 @@ struct packet {
     const char *error_reason; /* static snake_case string, on DECODE_ERROR */
 };
 
-/* Decodes a frame, opening the encapsulations in decap (DECODE_VXLAN | DECODE_GRE, or 0).
+/* Decodes a frame, opening the encapsulations in decap (DECODE_VXLAN | DECODE_GRE | DECODE_HEP,
+ * or 0). A HEP packet decodes as DECODE_UDP, whatever transport the SIP in it came over: one
+ * HEP packet carries one whole message; l4_proto then says that transport (UDP or TCP).
  * Returns an enum decode_result and fills pkt; pkt->payload points into frame->data. Never
  * reads past frame->caplen. */
 enum decode_result decode_frame(const struct capture_frame *frame, unsigned decap,

@@ -124,7 +124,8 @@ static void usage(FILE *out)
             "                           vxlan (to UDP port 4789 or 8472), gre (IP, Ethernet,\n"
             "                           ERSPAN; \"erspan\" says the same); not on a host that\n"
             "                           ends them itself, where \"any\" would count each\n"
-            "                           message twice [off]\n"
+            "                           message twice. hep: HEPv3 to UDP port 9060, the\n"
+            "                           copies proxies and PBXs send to HOMER [off]\n"
             "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
             "  --print                  print the metrics exposition after the whole file\n"
@@ -291,13 +292,14 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             break;
         case OPT_DECAPSULATE: {
             /* ERSPAN rides on GRE: "erspan" opens GRE, which operators may not know. */
-            static const char *const names[] = {"vxlan", "gre", "erspan"};
+            static const char *const names[] = {"vxlan", "gre", "erspan", "hep"};
             unsigned bits = 0;
             char why[200];
-            rc = config_parse_names(optarg, names, 3, &bits, why, sizeof(why));
+            rc = config_parse_names(optarg, names, 4, &bits, why, sizeof(why));
             if (rc)
                 snprintf(err, sizeof(err), "--decapsulate: %s", why);
-            cfg->decap = ((bits & 1) ? DECODE_VXLAN : 0) | ((bits & 6) ? DECODE_GRE : 0);
+            cfg->decap = ((bits & 1) ? DECODE_VXLAN : 0) | ((bits & 6) ? DECODE_GRE : 0) |
+                         ((bits & 8) ? DECODE_HEP : 0);
             break;
         }
         case OPT_RINGBUF_SIZE:

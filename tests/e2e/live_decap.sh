@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live capture of mirrored SIP inside tunnels (--decapsulate): OPTIONS that the kernel's own
-# VXLAN device wraps, and frames wrapped in GRE (IP inside, Ethernet inside, ERSPAN types II and
-# III, and III under II's protocol number) written onto a veth pair. With --decapsulate vxlan,gre every one is counted, exactly;
+# VXLAN device wraps, frames wrapped in GRE (IP inside, Ethernet inside, ERSPAN types II and
+# III, and III under II's protocol number) written onto a veth pair, and HEPv3 datagrams. With --decapsulate vxlan,gre every one is counted, exactly;
 # without it none is (the tunnels' outer ports are not SIP ports), and with vxlan alone only the
 # VXLAN ones. Inside a namespace of its own.
 # usage: live_decap.sh SIPSCOPE   (needs root; skips otherwise)
@@ -79,6 +79,33 @@ for f in frames:
 PY
 }
 
+# HEPv3 to 10.77.0.2:9060, out of sdv0: what a proxy sends HOMER. Two OPTIONS, one of them as
+# if it had come over TCP and IPv6.
+send_hep() {
+    ip netns exec "$ns" python3 - <<'PY'
+import socket, struct
+
+def chunk(t, data):
+    return struct.pack("!HHH", 0, t, 6 + len(data)) + data
+
+def hep(fam, transport, src, dst, n):
+    sip = ("OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.5.0.1:5060;branch=z9hG4bKhep%d\r\n"
+           "From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: hep%d\r\nCSeq: 1 OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n" % (n, n)).encode()
+    af = socket.AF_INET if fam == 2 else socket.AF_INET6
+    a, b = (3, 4) if fam == 2 else (5, 6)
+    body = (chunk(1, bytes([fam])) + chunk(2, bytes([transport])) +
+            chunk(a, socket.inet_pton(af, src)) + chunk(b, socket.inet_pton(af, dst)) +
+            chunk(7, struct.pack("!H", 5060)) + chunk(8, struct.pack("!H", 5060)) +
+            chunk(11, b"\x01") + chunk(15, sip))
+    return b"HEP3" + struct.pack("!H", 6 + len(body)) + body
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(hep(2, 17, "10.5.0.1", "10.5.0.2", 1), ("10.77.0.2", 9060))
+s.sendto(hep(10, 6, "2001:db8::1", "2001:db8::2", 2), ("10.77.0.2", 9060))
+PY
+}
+
 # Stays at WANT for 2 s (what was sent has long arrived by then).
 sample_stays() { # NAME WANT
     sleep 2
@@ -110,6 +137,17 @@ e2e_start_sipscope --sip-ports 5060 --decapsulate vxlan
 [ "$have_vxlan" = 1 ] && send_vxlan 3
 send_gre
 check "vxlan alone: the VXLAN ones" sample_stays "$options" "$([ "$vx" = 0 ] && echo absent || echo "$vx")"
+e2e_stop_sipscope
+# HEP: the two OPTIONS, one counted as TCP over IPv6; the VXLAN and GRE ones stay shut.
+e2e_start_sipscope --sip-ports 5060 --decapsulate hep
+[ "$have_vxlan" = 1 ] && send_vxlan 3
+send_gre
+send_hep
+check "hep: its two OPTIONS" sample_becomes "$options" 2
+check "hep: one came over TCP and IPv6" \
+    sample_becomes 'sipscope_sip_messages_total{transport="tcp",ip="6"}' 1
+check "hep: and one over UDP and IPv4" \
+    sample_becomes 'sipscope_sip_messages_total{transport="udp",ip="4"}' 1
 e2e_stop_sipscope
 [ "$have_vxlan" = 1 ] || echo "note: no vxlan link type in this kernel; its cases sent nothing"
 e2e_finish

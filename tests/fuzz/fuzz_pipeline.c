@@ -3,7 +3,7 @@
  * with small caps per input.
  *
  * Input: one options byte (bit 0: --sip-ports 5060, otherwise SIP by start line; bit 1:
- * --decapsulate vxlan,gre), then frames,
+ * --decapsulate vxlan,gre,hep), then frames,
  * each with a 5-byte header:
  *   u8  link: bits 0-2 pick the link type (table below); bit 7 marks the frame cut at the snap
  *       length (wire length = captured length + 100)
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.sip_ports = &ports;
     }
     if (data[0] & 2)
-        cfg.decap = DECODE_VXLAN | DECODE_GRE;
+        cfg.decap = DECODE_VXLAN | DECODE_GRE | DECODE_HEP;
     e = engine_new(&cfg, err, sizeof err);
     if (!e)
         abort();

@@ -111,7 +111,7 @@ def main():
         for path in pcaps:
             link, frames = read_pcap(path)
             stem = os.path.splitext(os.path.basename(path))[0]
-            opts = 2 if stem == "gen_mirror" else 0  # its tunnels opened (--decapsulate)
+            opts = 2 if stem in ("gen_mirror", "gen_hep") else 0  # --decapsulate: opened
             write_split(outdir, stem, opts, records(link, frames))
     write_floods(outdir)
     fixtures = os.path.join(TOP, "tests/fixtures/sip")

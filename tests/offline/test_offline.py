@@ -192,6 +192,20 @@ CASES = {
     # "erspan" names GRE: the same as vxlan,gre.
     "gen_mirror.pcap --decapsulate erspan,vxlan": ("gen", ["--decapsulate", "erspan,vxlan"],
                                                    MIRROR_EXACT, MIRROR_SINGLE),
+    # HEPv3 to port 9060 (gen_hep): a completed call over UDP (INVITE, 100, 180, 200, ACK, BYE,
+    # 200), a REGISTER and its 200 that came over TCP and IPv6, an OPTIONS (behind a vendor's
+    # chunk) and its 200; an RTCP report, not SIP (seen, not matched). 12 frames, 11 messages.
+    "gen_hep.pcap --decapsulate hep": ("gen", ["--decapsulate", "hep"], merge(
+        req(INVITE=1, ACK=1, BYE=1, REGISTER=1, OPTIONS=1),
+        resp(("INVITE", 100, 1), ("INVITE", 180, 1), ("INVITE", 200, 1), ("BYE", 200, 1),
+             ("REGISTER", 200, 1), ("OPTIONS", 200, 1)),
+        outcomes(_200=1), ended(bye=1),
+        msgs(("udp", 4, 9), ("tcp", 6, 2))),
+        merge(one("sip_sessions_completed_total", 1),
+              one("sip_registration_outcomes_total", 1, code="200"),
+              packets(12, 11, 11))),
+    # Without it: datagrams to port 9060 that are not SIP.
+    "gen_hep.pcap": ("gen", [], {}, packets(12, 12, 0)),
     # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
     # BYE, 200 (the uas sends no 100).
     "sipp_tcp.pcap": ("fixture", [], merge(

@@ -3,8 +3,8 @@
 message: SIP over TCP (pipelined, split, out-of-order, resent and keep-alive-prefixed segments,
 a connection picked up mid-stream, junk and a missing Content-Length), fragmented UDP INVITEs
 over IPv4 and IPv6 (out of order, duplicated, overlapping, incomplete), QinQ and stacked VLAN
-tags, IP-in-IP tunnels (4in4, 6in4, 4in6, a fragmented tunnel), and mirrored traffic in VXLAN
-and GRE (for --decapsulate).
+tags, IP-in-IP tunnels (4in4, 6in4, 4in6, a fragmented tunnel), mirrored traffic in VXLAN and
+GRE, and HEPv3 (for --decapsulate).
 
 Standard library only. Every frame is built here byte by byte, so a capture says exactly what
 it holds; the expected counts in test_offline.py are derived from the scenario below by hand.
@@ -544,6 +544,57 @@ def gen_mirror(path):
     p.close()
 
 
+def hep3(src, dst, sport, dport, payload, transport=UDP, proto_type=1, extra=b""):
+    """A HEPv3 packet (HOMER's encapsulation) around one message: its chunks, then extra ones."""
+    def chunk(t, data, vendor=0):
+        return struct.pack("!HHH", vendor, t, 6 + len(data)) + data
+    v6 = ":" in src
+    body = (chunk(1, bytes([10 if v6 else 2])) + chunk(2, bytes([transport])) +
+            chunk(5 if v6 else 3, (v6addr if v6 else v4addr)(src)) +
+            chunk(6 if v6 else 4, (v6addr if v6 else v4addr)(dst)) +
+            chunk(7, struct.pack("!H", sport)) + chunk(8, struct.pack("!H", dport)) +
+            chunk(9, struct.pack("!I", 1700000000)) + chunk(10, struct.pack("!I", 0)) +
+            chunk(11, bytes([proto_type])) + chunk(12, struct.pack("!I", 2001)) + extra +
+            chunk(15, payload))
+    return b"HEP3" + struct.pack("!H", 6 + len(body)) + body
+
+
+def gen_hep(path):
+    """What a proxy sends HOMER (--decapsulate hep): HEPv3 over UDP to port 9060 from
+    192.0.2.50. A call over UDP (INVITE, 100, 180, 200, ACK, BYE, 200), a REGISTER and its 200
+    that came over TCP and IPv6 (one message per HEP packet), an RTCP report (not SIP), and one
+    HEP packet with a vendor's chunk before the payload (an OPTIONS, then its 200)."""
+    p = Pcap(path)
+
+    def out(payload, ts):
+        p.add(ts, eth(ipv4("192.0.2.50", "192.0.2.60", UDP, udp(40010, 9060, payload)), 0x0800))
+
+    A, B = "10.6.6.1", "10.6.6.2"
+    flow = [(0, request("INVITE", "hep1", 1, "hep1", "ft", body=sdp(4))),
+            (1, response(100, "Trying", "INVITE", "hep1", 1, "hep1", "ft")),
+            (1, response(180, "Ringing", "INVITE", "hep1", 1, "hep1", "ft", "tt")),
+            (1, response(200, "OK", "INVITE", "hep1", 1, "hep1", "ft", "tt", body=sdp(4))),
+            (0, request("ACK", "hep1", 1, "hep1", "ft", "tt")),
+            (0, request("BYE", "hep1", 2, "hep1b", "ft", "tt")),
+            (1, response(200, "OK", "BYE", "hep1", 2, "hep1b", "ft", "tt"))]
+    for i, (d, msg) in enumerate(flow):
+        s, t = (A, B) if d == 0 else (B, A)
+        out(hep3(s, t, 5060, 5060, msg), 7000.0 + i * 0.5)
+    out(hep3("2001:db8:6::1", "2001:db8:6::2", 40020, 5060,
+             request("REGISTER", "hepreg", 1, "hepreg", "rt", transport="TCP", to="carol",
+                     ruri="sip:example.com"), transport=TCP), 7010.0)
+    out(hep3("2001:db8:6::2", "2001:db8:6::1", 5060, 40020,
+             response(200, "OK", "REGISTER", "hepreg", 1, "hepreg", "rt", "s", transport="TCP",
+                      to="carol"), transport=TCP), 7010.010)
+    out(hep3(A, B, 40000, 40001, b"\x80\xc8\x00\x06" + b"\0" * 24, proto_type=5), 7011.0)
+    vendor = struct.pack("!HHH", 0x0030, 0x0001, 7) + b"\x5a"
+    out(hep3(A, B, 5060, 5060, request("OPTIONS", "hepo", 1, "hepo", "ot"), extra=vendor),
+        7012.0)
+    out(hep3(B, A, 5060, 5060, response(200, "OK", "OPTIONS", "hepo", 1, "hepo", "ot", "s")),
+        7012.010)
+    p.close()
+
+
 CAPTURES = {
     "gen_tcp_stream.pcap": gen_tcp,
     "gen_frag_udp4.pcap": gen_frag4,
@@ -552,6 +603,7 @@ CAPTURES = {
     "gen_qinq.pcap": gen_qinq,
     "gen_ipip.pcap": gen_ipip,
     "gen_mirror.pcap": gen_mirror,
+    "gen_hep.pcap": gen_hep,
 }
 
 

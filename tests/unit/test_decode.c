@@ -1470,6 +1470,148 @@ TEST(a_packet_its_mirror_cut_is_truncated_not_malformed)
     check_error(&pkt, run_decap(&f, DECODE_GRE, &pkt), DECODE_STAGE_L3, "bad_ip_length");
 }
 
+/* HEPv3: a chunk of vendor 0, type, and n bytes of data. */
+static void hep_chunk(struct fb *f, unsigned type, const void *data, uint32_t n)
+{
+    put16(f, 0);
+    put16(f, type);
+    put16(f, 6 + n);
+    if (n)
+        putn(f, data, n);
+}
+
+static void hep_u8(struct fb *f, unsigned type, uint8_t v)
+{
+    hep_chunk(f, type, &v, 1);
+}
+
+static void hep_u16(struct fb *f, unsigned type, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    hep_chunk(f, type, b, 2);
+}
+
+/* Outer Ethernet + IPv4 + UDP to dport, room for a HEP packet of hep_len bytes; the caller
+ * writes it (starting "HEP3" and its length). */
+static void hep_outer(struct fb *f, unsigned dport, uint32_t hep_len)
+{
+    f->n = 0;
+    eth(f, 0x0800);
+    ip4x(f, IPPROTO_UDP, 8 + hep_len, 3, 0, 0, OUT4S, OUT4D);
+    udpx(f, 40000, dport, 8 + hep_len);
+    putn(f, "HEP3", 4);
+    put16(f, hep_len);
+}
+
+/* A whole HEPv3 packet around the SIP test message: family 2 or 10, transport, ports 5060 >
+ * 5061, the addresses, and extra_chunks bytes the caller appends before the payload (counted
+ * in). Returns where the payload starts. */
+static uint32_t hep_packet(struct fb *f, unsigned dport, unsigned family, unsigned transport,
+                           uint32_t extra)
+{
+    uint32_t addrs = family == 2 ? 2 * (6 + 4) : 2 * (6 + 16);
+    uint32_t len = 6 + 7 + 7 + addrs + 8 + 8 + 7 + extra + 6 + SIP_LEN;
+    hep_outer(f, dport, len);
+    hep_u8(f, 1, (uint8_t)family);
+    hep_u8(f, 2, (uint8_t)transport);
+    if (family == 2) {
+        hep_chunk(f, 3, SRC4, 4);
+        hep_chunk(f, 4, DST4, 4);
+    } else {
+        hep_chunk(f, 5, SRC6, 16);
+        hep_chunk(f, 6, DST6, 16);
+    }
+    hep_u16(f, 7, 5060);
+    hep_u16(f, 8, 5061);
+    hep_u8(f, 11, 1); /* SIP */
+    return f->n + extra + 6;
+}
+
+TEST(hep3_gives_the_message_with_its_own_addresses_and_transport)
+{
+    struct fb f;
+    struct packet pkt;
+    uint32_t at = hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.tunnels, 1);
+    CHECK_INT(pkt.ip_version, 4);
+    check_v4_addrs(&pkt, SRC4, DST4);
+    CHECK_INT(pkt.l4_proto, IPPROTO_UDP);
+    CHECK_INT(pkt.sport, 5060);
+    CHECK_INT(pkt.dport, 5061);
+    check_sip_payload(&pkt, &f, at);
+    /* Not asked: a datagram to port 9060. */
+    CHECK_INT(run_decap(&f, DECODE_VXLAN | DECODE_GRE, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.dport, 9060);
+    CHECK_INT(pkt.tunnels, 0);
+    /* IPv6 and TCP, with a vendor's chunk and an unknown generic one on the way: still one
+     * whole message (DECODE_UDP), its transport TCP. */
+    static const uint8_t vendor[6] = {0x00, 0x30, 0x00, 0x01, 0x00, 0x07};
+    at = hep_packet(&f, 9060, 10, IPPROTO_TCP, 7 + 8);
+    putn(&f, vendor, 6);
+    put8(&f, 0x5a);
+    hep_chunk(&f, 12, "\x01\x02", 2); /* capture agent id: read past */
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.ip_version, 6);
+    CHECK_BYTES(pkt.src, SRC6, 16);
+    CHECK_BYTES(pkt.dst, DST6, 16);
+    CHECK_INT(pkt.l4_proto, IPPROTO_TCP);
+    check_sip_payload(&pkt, &f, at);
+    /* Another port: no HEP. */
+    hep_packet(&f, 9061, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.dport, 9061);
+}
+
+TEST(hep3_that_is_not_sip_or_is_broken_is_skipped_or_counted)
+{
+    struct fb f;
+    struct packet pkt;
+    /* RTCP (protocol type 5): not SIP. */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    f.d[f.n - 1] = 5;
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_SKIP);
+    /* A compressed payload only. */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 16, SIP, SIP_LEN);
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "hep_compressed");
+    /* No payload, no destination port, a family that does not fit the addresses. */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 12, SIP, SIP_LEN);
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    hep_packet(&f, 9060, 10, IPPROTO_UDP, 0);
+    f.d[14 + 20 + 8 + 6 + 6] = 2; /* family 2, IPv6 addresses */
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    /* Not "HEP3" (HEPv2 starts with its version byte), a chunk past the packet, a length past
+     * the datagram. */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    f.d[14 + 20 + 8 + 3] = '2';
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    f.d[f.n - SIP_LEN - 1] += 1; /* the payload chunk one byte longer than the packet */
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    f.d[14 + 20 + 8 + 5] += 1; /* HEP length past the datagram */
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    /* Cut at a snap length inside the packet. */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    struct capture_frame fr = {.data = f.d,
+                               .caplen = f.n - 5,
+                               .wirelen = f.n,
+                               .link = CAPTURE_LINK_ETHERNET,
+                               .dir = CAPTURE_DIR_UNKNOWN};
+    check_error(&pkt, decode_frame(&fr, DECODE_HEP, &pkt), DECODE_STAGE_L3, "short_tunnel_header");
+}
+
 TEST(tunnels_of_every_kind_count_toward_the_same_limit)
 {
     struct fb f;
