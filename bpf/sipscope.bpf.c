@@ -374,10 +374,11 @@ static __always_inline int select_frame(struct __sk_buff *skb, int *no_link)
             continue;
         }
         /* HEP: copies of SIP sent to this host to be monitored. Its chunks are read in user
-         * space, which filters on the ports they give. */
+         * space, which filters on the ports they give. Copies this host sends elsewhere are of
+         * SIP it handles, which the capture sees: left out, as decode does. */
         if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_HEP) &&
             ports.dest == bpf_htons(HEP_PORT))
-            return 1;
+            return skb->pkt_type != PACKET_OUTGOING;
         return port_is_sip(ports.dest) || port_is_sip(ports.source);
     }
     return 0;

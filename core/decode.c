@@ -31,7 +31,8 @@
  *                         is cut short (only with that encapsulation opened)
  *   l3  bad_tunnel_header  a VXLAN header without its I flag (RFC 7348 requires it); a HEP
  *                         packet that is not HEPv3 ("HEP3", then chunks that fit its length),
- *                         or lacks an address, a port, the transport or the payload
+ *                         or lacks an address (or has one of each family), a port, the
+ *                         transport or the payload
  *   l3  hep_compressed    a HEP packet whose payload is compressed: not read
  *   l4  short_udp         fewer than 8 bytes for the UDP header
  *   l4  bad_udp_length    UDP length field below 8
@@ -159,7 +160,7 @@ static enum decode_result decode_vxlan(struct span *s, struct packet *pkt)
 /* HEPv3 (HOMER's EEP): "HEP3", the packet's length, then chunks of vendor (0: generic), type
  * and length (its 6 header bytes included). The generic types read here. */
 enum hep_chunk {
-    HEP_FAMILY = 1,    /* u8: 2 AF_INET, 10 AF_INET6 */
+    HEP_FAMILY = 1,    /* u8: the sender's AF_INET or AF_INET6 (not read) */
     HEP_TRANSPORT = 2, /* u8: IPPROTO_UDP, IPPROTO_TCP */
     HEP_SRC4 = 3,      /* 4 bytes */
     HEP_DST4 = 4,
@@ -177,15 +178,21 @@ enum hep_chunk {
  * Its time stays the frame's: agents' clocks differ, and packet time must not go back. */
 static enum decode_result decode_hep(struct span *s, struct packet *pkt)
 {
+    /* Copies this host sends (to a HOMER elsewhere) are of SIP it handles itself: a capture
+     * here sees that SIP, and would count it twice. */
+    if (pkt->dir == CAPTURE_DIR_OUTGOING)
+        return DECODE_SKIP;
+    if (s->len < 6 || (s->cap >= 4 && memcmp(s->p, "HEP3", 4) != 0))
+        return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
     if (s->cap < 6)
         return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
     uint32_t total = rd16(s->p + 4);
-    if (memcmp(s->p, "HEP3", 4) != 0 || total < 6 || total > s->len)
+    if (total < 6 || total > s->len)
         return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
     if (total > s->cap)
         return fail(pkt, DECODE_STAGE_L3, "short_tunnel_header");
     const uint8_t *src = NULL, *dst = NULL, *payload = NULL;
-    unsigned family = 0, transport = 0, proto_type = 1, addr_len = 0, have = 0;
+    unsigned transport = 0, proto_type = 1, src_len = 0, dst_len = 0, have = 0;
     uint32_t payload_len = 0;
     uint16_t sport = 0, dport = 0;
     bool compressed = false;
@@ -202,14 +209,11 @@ static enum decode_result decode_hep(struct span *s, struct packet *pkt)
         if (vendor != 0)
             continue;
         switch (type) {
-        case HEP_FAMILY:
         case HEP_TRANSPORT:
         case HEP_PROTO_TYPE:
             if (n != 1)
                 return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
-            if (type == HEP_FAMILY)
-                family = d[0];
-            else if (type == HEP_TRANSPORT)
+            if (type == HEP_TRANSPORT)
                 transport = d[0];
             else
                 proto_type = d[0];
@@ -220,11 +224,13 @@ static enum decode_result decode_hep(struct span *s, struct packet *pkt)
         case HEP_DST6:
             if (n != (type <= HEP_DST4 ? 4u : 16u))
                 return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
-            if (type == HEP_SRC4 || type == HEP_SRC6)
+            if (type == HEP_SRC4 || type == HEP_SRC6) {
                 src = d;
-            else
+                src_len = n;
+            } else {
                 dst = d;
-            addr_len = n;
+                dst_len = n;
+            }
             break;
         case HEP_SPORT:
         case HEP_DPORT:
@@ -243,25 +249,27 @@ static enum decode_result decode_hep(struct span *s, struct packet *pkt)
         case HEP_PAYLOAD_GZIP:
             compressed = true;
             break;
-        default:
+        default: /* the family (1) too: the address chunks' types say it, and agents write
+                  * their own system's AF_INET6 there (28 on FreeBSD) */
             break;
         }
     }
     if (proto_type != 1)
         return DECODE_SKIP; /* RTCP, logs, QoS reports: not SIP */
+    if (transport != IPPROTO_UDP && transport != IPPROTO_TCP && transport != 0)
+        return DECODE_SKIP; /* SCTP, TLS as its own number: not read */
     if (compressed && !payload)
         return fail(pkt, DECODE_STAGE_L3, "hep_compressed");
-    if (!src || !dst || have != 3 || !payload ||
-        !((family == 2 && addr_len == 4) || (family == 10 && addr_len == 16)) ||
-        (transport != IPPROTO_UDP && transport != IPPROTO_TCP))
+    if (!src || !dst || src_len != dst_len || have != 3 || !payload || transport == 0)
         return fail(pkt, DECODE_STAGE_L3, "bad_tunnel_header");
     if (!enter_tunnel(pkt))
         return DECODE_ERROR;
-    pkt->ip_version = family == 2 ? 4 : 6;
+    pkt->hep = 1;
+    pkt->ip_version = src_len == 4 ? 4 : 6;
     memset(pkt->src, 0, sizeof pkt->src);
     memset(pkt->dst, 0, sizeof pkt->dst);
-    memcpy(pkt->src, src, addr_len);
-    memcpy(pkt->dst, dst, addr_len);
+    memcpy(pkt->src, src, src_len);
+    memcpy(pkt->dst, dst, dst_len);
     pkt->l4_proto = (uint8_t)transport;
     pkt->sport = sport;
     pkt->dport = dport;

@@ -56,6 +56,8 @@ struct packet {
     uint8_t decap;      /* DECODE_VXLAN, DECODE_GRE, DECODE_HEP: what decode_frame opens */
     uint8_t mirrored;   /* inside a tunnel that carries whole Ethernet frames (VXLAN, gretap,
                          * ERSPAN): the mirror that sent it may have cut the inner packet */
+    uint8_t hep;        /* from a HEP packet: its payload holds whole messages, even when
+                         * l4_proto is TCP (DECODE_UDP) */
     uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen), or
                          * the mirrored packet in it by its mirror (shorter than its IP length) */
     uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */
@@ -80,8 +82,8 @@ struct packet {
 };
 
 /* Decodes a frame, opening the encapsulations in decap (DECODE_VXLAN | DECODE_GRE | DECODE_HEP,
- * or 0). A HEP packet decodes as DECODE_UDP, whatever transport the SIP in it came over: one
- * HEP packet carries one whole message; l4_proto then says that transport (UDP or TCP).
+ * or 0). A HEP packet decodes as DECODE_UDP, whatever transport the SIP in it came over: its
+ * payload holds whole messages (one, or several for TCP); l4_proto says that transport.
  * Returns an enum decode_result and fills pkt; pkt->payload points into frame->data. Never
  * reads past frame->caplen. */
 enum decode_result decode_frame(const struct capture_frame *frame, unsigned decap,

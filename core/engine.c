@@ -401,6 +401,34 @@ static bool handle_udp(struct engine *e, const struct packet *pkt, bool defer)
     return handle_message(e, pkt, pkt->payload, pkt->payload_len, SIP_PARSE_DATAGRAM, defer) > 0;
 }
 
+/* The payload of a HEP packet that an agent copied from TCP (decode.h): whole messages, one or
+ * several (a segment as it came), parsed in turn. Line breaks between them are keep-alives. A
+ * message cut at the end cannot be completed by a later HEP packet: it counts as incomplete.
+ * Not deferred: several messages share the frame. */
+static bool handle_hep_tcp(struct engine *e, const struct packet *pkt)
+{
+    const uint8_t *p = pkt->payload;
+    uint32_t left = pkt->payload_len;
+    bool any = false;
+
+    for (;;) {
+        while (left && (*p == '\r' || *p == '\n')) {
+            p++;
+            left--;
+        }
+        if (!left)
+            return any;
+        int n = handle_message(e, pkt, p, left, SIP_PARSE_STREAM, false);
+        if (n == -EAGAIN)
+            health_parse_error(e->health, HEALTH_SIP, "incomplete");
+        if (n <= 0)
+            return any;
+        any = true;
+        p += n;
+        left -= (uint32_t)n;
+    }
+}
+
 /* A framed TCP message: counted and tracked like a datagram's. */
 static void frame_message(void *ctx, const struct sip_msg *msg)
 {
@@ -458,6 +486,8 @@ static bool handle_transport(struct engine *e, enum decode_result r, const struc
         !portset_has(&e->ports, pkt->dport))
         return false;
     *results |= HEALTH_BIT(HEALTH_MATCHED);
+    if (r == DECODE_UDP && pkt->hep && pkt->l4_proto == IPPROTO_TCP)
+        return handle_hep_tcp(e, pkt);
     if (r == DECODE_UDP)
         return handle_udp(e, pkt, defer);
     lookahead_flush(e);

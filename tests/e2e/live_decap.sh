@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live capture of mirrored SIP inside tunnels (--decapsulate): OPTIONS that the kernel's own
 # VXLAN device wraps, frames wrapped in GRE (IP inside, Ethernet inside, ERSPAN types II and
-# III, and III under II's protocol number) written onto a veth pair, and HEPv3 datagrams. With --decapsulate vxlan,gre every one is counted, exactly;
+# III, and III under II's protocol number) written onto a veth pair, and HEPv3 (received, and
+# sent from here, which is left out). With --decapsulate vxlan,gre every one is counted, exactly;
 # without it none is (the tunnels' outer ports are not SIP ports), and with vxlan alone only the
 # VXLAN ones. Inside a namespace of its own.
 # usage: live_decap.sh SIPSCOPE   (needs root; skips otherwise)
@@ -79,8 +80,10 @@ for f in frames:
 PY
 }
 
-# HEPv3 to 10.77.0.2:9060, out of sdv0: what a proxy sends HOMER. Two OPTIONS, one of them as
-# if it had come over TCP and IPv6.
+# HEPv3 to 10.77.0.1:9060, arriving on sdv0 (written onto sdv1): what a proxy sends HOMER.
+# Two OPTIONS, one of them as if it had come over TCP and IPv6, together with a REGISTER in the
+# same payload (a TCP segment as it came). Then the same HEP sent out of sdv0 from here: copies
+# this host sends are left out.
 send_hep() {
     ip netns exec "$ns" python3 - <<'PY'
 import socket, struct
@@ -88,21 +91,41 @@ import socket, struct
 def chunk(t, data):
     return struct.pack("!HHH", 0, t, 6 + len(data)) + data
 
-def hep(fam, transport, src, dst, n):
-    sip = ("OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.5.0.1:5060;branch=z9hG4bKhep%d\r\n"
-           "From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: hep%d\r\nCSeq: 1 OPTIONS\r\n"
-           "Content-Length: 0\r\n\r\n" % (n, n)).encode()
+def sip(method, n):
+    return ("%s sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP 10.5.0.1:5060;branch=z9hG4bKhep%d\r\n"
+            "From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: hep%d\r\nCSeq: 1 %s\r\n"
+            "Content-Length: 0\r\n\r\n" % (method, n, n, method)).encode()
+
+def hep(fam, transport, src, dst, payload):
     af = socket.AF_INET if fam == 2 else socket.AF_INET6
     a, b = (3, 4) if fam == 2 else (5, 6)
     body = (chunk(1, bytes([fam])) + chunk(2, bytes([transport])) +
             chunk(a, socket.inet_pton(af, src)) + chunk(b, socket.inet_pton(af, dst)) +
             chunk(7, struct.pack("!H", 5060)) + chunk(8, struct.pack("!H", 5060)) +
-            chunk(11, b"\x01") + chunk(15, sip))
+            chunk(11, b"\x01") + chunk(15, payload))
     return b"HEP3" + struct.pack("!H", 6 + len(body)) + body
 
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.sendto(hep(2, 17, "10.5.0.1", "10.5.0.2", 1), ("10.77.0.2", 9060))
-s.sendto(hep(10, 6, "2001:db8::1", "2001:db8::2", 2), ("10.77.0.2", 9060))
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+
+def frame(payload):
+    udp = struct.pack("!HHHH", 40000, 9060, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                     socket.inet_aton("10.77.0.2"), socket.inet_aton("10.77.0.1"))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + udp
+
+copies = [hep(2, 17, "10.5.0.1", "10.5.0.2", sip("OPTIONS", 1)),
+          hep(10, 6, "2001:db8::1", "2001:db8::2", sip("OPTIONS", 2) + sip("REGISTER", 3))]
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind(("sdv1", 0))
+for c in copies:
+    raw.send(frame(c))
+out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for c in copies:
+    out.sendto(c, ("10.77.0.2", 9060))
 PY
 }
 
@@ -138,16 +161,18 @@ e2e_start_sipscope --sip-ports 5060 --decapsulate vxlan
 send_gre
 check "vxlan alone: the VXLAN ones" sample_stays "$options" "$([ "$vx" = 0 ] && echo absent || echo "$vx")"
 e2e_stop_sipscope
-# HEP: the two OPTIONS, one counted as TCP over IPv6; the VXLAN and GRE ones stay shut.
+# HEP: the two OPTIONS and the REGISTER, two of them over TCP and IPv6, and only as received;
+# the VXLAN and GRE ones stay shut.
 e2e_start_sipscope --sip-ports 5060 --decapsulate hep
 [ "$have_vxlan" = 1 ] && send_vxlan 3
 send_gre
 send_hep
 check "hep: its two OPTIONS" sample_becomes "$options" 2
-check "hep: one came over TCP and IPv6" \
-    sample_becomes 'sipscope_sip_messages_total{transport="tcp",ip="6"}' 1
+check "hep: and the REGISTER beside one" sample_becomes 'sip_requests_total{method="REGISTER"}' 1
+check "hep: two came over TCP and IPv6" \
+    sample_becomes 'sipscope_sip_messages_total{transport="tcp",ip="6"}' 2
 check "hep: and one over UDP and IPv4" \
-    sample_becomes 'sipscope_sip_messages_total{transport="udp",ip="4"}' 1
+    sample_stays 'sipscope_sip_messages_total{transport="udp",ip="4"}' 1
 e2e_stop_sipscope
 [ "$have_vxlan" = 1 ] || echo "note: no vxlan link type in this kernel; its cases sent nothing"
 e2e_finish

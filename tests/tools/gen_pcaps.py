@@ -562,8 +562,9 @@ def hep3(src, dst, sport, dport, payload, transport=UDP, proto_type=1, extra=b""
 def gen_hep(path):
     """What a proxy sends HOMER (--decapsulate hep): HEPv3 over UDP to port 9060 from
     192.0.2.50. A call over UDP (INVITE, 100, 180, 200, ACK, BYE, 200), a REGISTER and its 200
-    that came over TCP and IPv6 (one message per HEP packet), an RTCP report (not SIP), and one
-    HEP packet with a vendor's chunk before the payload (an OPTIONS, then its 200)."""
+    that came over TCP and IPv6 (one message per HEP packet), a TCP segment holding an OPTIONS
+    and the start of another, the first one's 200, an RTCP report (not SIP), and one HEP packet
+    with a vendor's chunk before the payload (an OPTIONS, then its 200)."""
     p = Pcap(path)
 
     def out(payload, ts):
@@ -586,6 +587,15 @@ def gen_hep(path):
     out(hep3("2001:db8:6::2", "2001:db8:6::1", 5060, 40020,
              response(200, "OK", "REGISTER", "hepreg", 1, "hepreg", "rt", "s", transport="TCP",
                       to="carol"), transport=TCP), 7010.010)
+    # A TCP segment as the agent saw it: a whole OPTIONS, then the start of another (which no
+    # later packet completes). Then the 200 to the whole one.
+    o2 = request("OPTIONS", "hepo2", 1, "hepo2", "ot", transport="TCP")
+    o3 = request("OPTIONS", "hepo3", 1, "hepo3", "ot", transport="TCP")
+    out(hep3("2001:db8:6::1", "2001:db8:6::2", 40020, 5060, o2 + o3[:30], transport=TCP),
+        7010.500)
+    out(hep3("2001:db8:6::2", "2001:db8:6::1", 5060, 40020,
+             response(200, "OK", "OPTIONS", "hepo2", 1, "hepo2", "ot", "s", transport="TCP"),
+             transport=TCP), 7010.510)
     out(hep3(A, B, 40000, 40001, b"\x80\xc8\x00\x06" + b"\0" * 24, proto_type=5), 7011.0)
     vendor = struct.pack("!HHH", 0x0030, 0x0001, 7) + b"\x5a"
     out(hep3(A, B, 5060, 5060, request("OPTIONS", "hepo", 1, "hepo", "ot"), extra=vendor),

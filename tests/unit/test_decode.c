@@ -1579,12 +1579,14 @@ TEST(hep3_that_is_not_sip_or_is_broken_is_skipped_or_counted)
     hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
     hep_chunk(&f, 16, SIP, SIP_LEN);
     check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "hep_compressed");
-    /* No payload, no destination port, a family that does not fit the addresses. */
+    /* No payload, no destination port. */
     hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
     hep_chunk(&f, 12, SIP, SIP_LEN);
     check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
-    hep_packet(&f, 9060, 10, IPPROTO_UDP, 0);
-    f.d[14 + 20 + 8 + 6 + 6] = 2; /* family 2, IPv6 addresses */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    f.n -= 7;          /* the protocol type chunk out, */
+    f.d[f.n - 5] = 7;  /* the destination port chunk made a second source port, */
+    hep_u8(&f, 11, 1); /* the protocol type back */
     hep_chunk(&f, 15, SIP, SIP_LEN);
     check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
     /* Not "HEP3" (HEPv2 starts with its version byte), a chunk past the packet, a length past
@@ -1601,6 +1603,37 @@ TEST(hep3_that_is_not_sip_or_is_broken_is_skipped_or_counted)
     hep_chunk(&f, 15, SIP, SIP_LEN);
     f.d[14 + 20 + 8 + 5] += 1; /* HEP length past the datagram */
     check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    /* An address of each family; a family byte of FreeBSD's AF_INET6 (28) is fine, the
+     * address chunks say the family. */
+    hep_packet(&f, 9060, 10, IPPROTO_UDP, 6 + 4);
+    hep_chunk(&f, 3, SRC4, 4); /* replaces the IPv6 source: 4 bytes against 16 */
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    hep_packet(&f, 9060, 10, IPPROTO_UDP, 0);
+    f.d[14 + 20 + 8 + 6 + 6] = 28;
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_UDP);
+    CHECK_INT(pkt.ip_version, 6);
+    /* SCTP: well formed, not read. */
+    hep_packet(&f, 9060, 2, 132, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_SKIP);
+    /* A datagram of three bytes to the port: whole, and no HEP. */
+    hep_outer(&f, 9060, 3);
+    f.n -= 6;
+    putn(&f, "abc", 3);
+    f.d[14 + 3] = 20 + 8 + 3;
+    f.d[14 + 20 + 5] = 8 + 3;
+    check_error(&pkt, run_decap(&f, DECODE_HEP, &pkt), DECODE_STAGE_L3, "bad_tunnel_header");
+    /* A copy this host sends elsewhere: its SIP is captured here too. */
+    hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
+    hep_chunk(&f, 15, SIP, SIP_LEN);
+    struct capture_frame out = {.data = f.d,
+                                .caplen = f.n,
+                                .wirelen = f.n,
+                                .link = CAPTURE_LINK_ETHERNET,
+                                .dir = CAPTURE_DIR_OUTGOING};
+    CHECK_INT(decode_frame(&out, DECODE_HEP, &pkt), DECODE_SKIP);
     /* Cut at a snap length inside the packet. */
     hep_packet(&f, 9060, 2, IPPROTO_UDP, 0);
     hep_chunk(&f, 15, SIP, SIP_LEN);
