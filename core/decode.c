@@ -26,9 +26,10 @@
  *                         VXLAN, gretap or ERSPAN is cut instead, as by a snap length)
  *   l3  bad_ext_header    an IPv6 extension header or an AH header runs past the IP payload,
  *                         or is cut short
- *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested tunnels (IP-in-IP, VXLAN, GRE)
- *   l3  short_tunnel_header  a VXLAN, GRE or ERSPAN header, or the Ethernet header inside one,
- *                         is cut short (only with that encapsulation opened)
+ *   l3  too_many_tunnels  more than DECODE_MAX_TUNNELS nested tunnels (IP-in-IP, VXLAN, GRE,
+ *                         HEP)
+ *   l3  short_tunnel_header  a VXLAN, GRE, ERSPAN or HEP header, or the Ethernet header inside
+ *                         one, is cut short (only with that encapsulation opened)
  *   l3  bad_tunnel_header  a VXLAN header without its I flag (RFC 7348 requires it); a HEP
  *                         packet that is not HEPv3 ("HEP3", then chunks that fit its length),
  *                         or lacks an address (or has one of each family), a port, the
@@ -41,8 +42,9 @@
  *
  * Well-formed frames that carry neither UDP nor TCP are DECODE_SKIP, never errors: non-IP
  * ethertypes (ARP, LLDP, LLC), non-IP loopback families, PPP protocols other than IP, ICMP,
- * ESP (encrypted: nothing to read), IPv6 no-next-header, GRE when not opened, and GRE of
- * version 1 (PPTP), with source routing, or carrying another protocol.
+ * ESP (encrypted: nothing to read), IPv6 no-next-header, GRE when not opened, GRE of version 1
+ * (PPTP), with source routing, or carrying another protocol, HEP that is not SIP (RTCP, logs)
+ * or carries SIP over another transport than UDP or TCP, and HEP this host sends.
  */
 
 #define ETHERTYPE_IPV4 0x0800

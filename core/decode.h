@@ -12,7 +12,7 @@
 #include "capture.h"
 
 #define DECODE_MAX_VLANS 4  /* tags kept in struct packet; deeper stacks are decoded, not kept */
-#define DECODE_MAX_TUNNELS 4 /* nested tunnels (IP-in-IP, VXLAN, GRE) followed, at most */
+#define DECODE_MAX_TUNNELS 4 /* nested tunnels (IP-in-IP, VXLAN, GRE, HEP) opened, at most */
 
 /* Encapsulations decoded only on request (decode_frame's decap; --decapsulate), for captures of
  * mirrored traffic: a switch's ERSPAN session, a cloud's traffic mirror (VXLAN). They are off by
