@@ -450,8 +450,9 @@ static uint32_t frame_iface(const struct capture_bpf *cap, uint32_t ifindex)
     for (size_t i = 0; i < cap->n_ifaces; i++)
         if (cap->ifindex[i] == ifindex)
             return (uint32_t)i;
-    /* Frames of an index an interface had before it was created again (capture_bpf_follow
-     * keeps no index twice: the current ones are matched first anyway). */
+    /* Frames still in the ring from the index an interface had before it was created again.
+     * Current indexes are matched first: an index may be one interface's former and another's
+     * current (capture_bpf_follow carries the former's counts away when that happens). */
     for (size_t i = 0; i < cap->n_ifaces; i++)
         if (cap->prev_ifindex[i] != 0 && cap->prev_ifindex[i] == ifindex)
             return (uint32_t)i;
