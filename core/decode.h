@@ -60,6 +60,8 @@ struct packet {
                          * l4_proto is TCP (DECODE_UDP) */
     uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen), or
                          * the mirrored packet in it by its mirror (shorter than its IP length) */
+    uint8_t websocket;  /* set by the engine, never by decode: the SIP message handed on with
+                         * this TCP segment came in a WebSocket frame (ws_frame.h) */
     uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */
     uint8_t src[16], dst[16];          /* innermost addresses; IPv4 uses the first 4 bytes */
     uint16_t sport, dport;             /* host order; 0 for a fragment */

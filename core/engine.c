@@ -18,6 +18,7 @@
 #include "oplabel.h"
 #include "sip_frame.h"
 #include "sip_parse.h"
+#include "ws_frame.h"
 
 #ifndef SIPSCOPE_VERSION
 #define SIPSCOPE_VERSION "0.0.0"
@@ -58,6 +59,7 @@ struct engine {
     uint64_t next_deadline;       /* earliest reassembly deadline, checked per frame */
     uint32_t frames_since_publish;
     struct sip_header hdrs[SIP_MAX_HEADERS];
+    uint8_t ws_buf[WS_FRAME_MAX_MESSAGE]; /* a WebSocket message unmasked (ws_frame_consume) */
     /* The lookahead (engine_lookahead_start): a ring of RING_SLOTS messages, NULL when off. */
     struct deferred *ring;
     unsigned ring_first, ring_len;
@@ -378,7 +380,7 @@ handle_message(struct engine *e, const struct packet *pkt, const uint8_t *data, 
     }
     if (msg->anomalies)
         count_anomalies(e, msg->anomalies);
-    health_sip_message(e->health, pkt->l4_proto, pkt->ip_version);
+    health_sip_message(e->health, pkt);
     if (!defer) {
         lookahead_flush(e); /* a reassembled datagram keeps its place after those waiting */
         track_message(e->track, msg, pkt);
@@ -439,7 +441,7 @@ static void frame_message(void *ctx, const struct sip_msg *msg)
     struct engine *e = ctx;
     if (msg->anomalies)
         count_anomalies(e, msg->anomalies);
-    health_sip_message(e->health, e->seg_pkt->l4_proto, e->seg_pkt->ip_version);
+    health_sip_message(e->health, e->seg_pkt);
     track_message(e->track, msg, e->seg_pkt);
     e->seg_msgs++;
 }
@@ -452,10 +454,51 @@ static void frame_error(void *ctx, int sip, const char *reason)
 
 static const struct sip_frame_ops frame_ops = {frame_message, frame_error};
 
+/* A message from a WebSocket frame: parsed and tracked as a datagram's, with the segment's
+ * addresses and time, counted under transport "ws". Cold: no SIP over UDP or TCP pays for it. */
+__attribute__((noinline, cold)) static void ws_message(void *ctx, const uint8_t *data, size_t len)
+{
+    struct engine *e = ctx;
+    struct packet pkt = *e->seg_pkt;
+
+    pkt.websocket = 1;
+    if (handle_message(e, &pkt, data, (uint32_t)len, SIP_PARSE_DATAGRAM, false) > 0)
+        e->seg_msgs++;
+}
+
+static void ws_error(void *ctx, const char *reason)
+{
+    struct engine *e = ctx;
+    health_parse_error(e->health, HEALTH_REASM, reason);
+}
+
+static const struct ws_frame_ops ws_ops = {ws_message, ws_error};
+
+/* A WebSocket stream's bytes, after skip bytes of handshake. */
+__attribute__((noinline, cold)) static uint64_t
+ws_deliver(struct engine *e, struct tcp_stream_chunk *chunk, size_t skip)
+{
+    struct tcp_stream_chunk rest = {chunk->data + skip, chunk->len - (uint32_t)skip, chunk->flags};
+    uint64_t used = ws_frame_consume(&ws_ops, e, &rest, e->ws_buf);
+
+    chunk->flags = rest.flags;
+    return skip + used;
+}
+
 static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stream_chunk *chunk)
 {
     struct engine *e = ctx;
+    size_t skip = 0;
+
     e->seg_pkt = pkt;
+    /* A stream that has carried no SIP yet, or lost its place, may be SIP over WebSocket:
+     * starting with its handshake, or picked up mid-way. */
+    if (!(chunk->flags & WS_FRAME_ON) &&
+        (!(chunk->flags & SIP_FRAME_SIP_SEEN) || (chunk->flags & TCP_STREAM_LOST)) &&
+        ws_frame_detect(&ws_ops, e, chunk, &skip) == WS_FRAME_MORE)
+        return 0;
+    if (chunk->flags & WS_FRAME_ON)
+        return ws_deliver(e, chunk, skip);
     /* Without a port filter any TCP stream may be something else: stay quiet until SIP. */
     return sip_frame_consume(&frame_ops, e, chunk, e->cfg.sip_ports == NULL, e->hdrs,
                              SIP_MAX_HEADERS);

@@ -53,7 +53,7 @@ struct health {
     size_t n_ifaces;
     struct iface_slot ifaces[HEALTH_MAX_IFACES + 1]; /* the last is "other" */
     struct iface_slot *last;
-    struct metric_series *message_series[2][2]; /* [tcp][ipv6] */
+    struct metric_series *message_series[3][2]; /* [udp, tcp, ws][ipv6] */
     struct metric_series *entry_series[T_COUNT], *eviction_series[T_COUNT];
     uint64_t evictions_prev[T_COUNT];
     struct parse_error_slot errors[PARSE_ERROR_CACHE];
@@ -362,12 +362,13 @@ void health_parse_error(struct health *h, enum health_stage stage, const char *r
     metric_counter_add(slot->series, 1);
 }
 
-void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version)
+void health_sip_message(struct health *h, const struct packet *pkt)
 {
-    int tcp = l4_proto == IPPROTO_TCP, v6 = ip_version == 6;
-    struct metric_series **s = &h->message_series[tcp][v6];
+    static const char *const transports[] = {"udp", "tcp", "ws"};
+    int t = pkt->websocket ? 2 : pkt->l4_proto == IPPROTO_TCP, v6 = pkt->ip_version == 6;
+    struct metric_series **s = &h->message_series[t][v6];
     if (!*s) {
-        uint32_t k[2] = {sym(h->reg, tcp ? "tcp" : "udp"), sym(h->reg, v6 ? "6" : "4")};
+        uint32_t k[2] = {sym(h->reg, transports[t]), sym(h->reg, v6 ? "6" : "4")};
         *s = metrics_series(h->messages, k);
     }
     metric_counter_add(*s, 1);

@@ -62,7 +62,9 @@ enum health_stage {
  * so pass the same string for the same reason). */
 void health_parse_error(struct health *h, enum health_stage stage, const char *reason);
 
-void health_sip_message(struct health *h, uint8_t l4_proto, uint8_t ip_version);
+/* A SIP message parsed from pkt, counted by transport ("udp", "tcp", or "ws" for a message
+ * framed by WebSocket) and IP version. */
+void health_sip_message(struct health *h, const struct packet *pkt);
 
 /* Publishes the tracker table sizes and evictions. */
 void health_tables(struct health *h, const struct track_stats *st);

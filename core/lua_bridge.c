@@ -45,6 +45,10 @@
 #define MIN_MEMORY (1u << 20)
 #define MAX_HELPERS 256 /* C helper objects (CIDR sets, classifiers, windows) per state */
 
+/* lb_box.l4 of a message that came in a WebSocket frame over TCP (ws_frame.h): no IP protocol
+ * has this number. m.transport says "ws" (handles.lua). */
+#define LB_L4_WS 256
+
 /* The mailbox: C fills it before each entry, Lua reads it through a pre-cast FFI pointer. The
  * layout is mirrored by the ffi.cdef in lua/sipscope/core.lua, which checks the size at start. */
 struct lb_slice {
@@ -73,7 +77,9 @@ struct lb_box {
     const uint16_t *labels; /* the event's operator label ids */
     uint16_t *labels_out;   /* label dispatch: where from() results go */
     const void *msg, *pkt;
-    int32_t cseq_method, l4, sport, dport;
+    int32_t cseq_method;
+    int32_t l4; /* the transport: IPPROTO_UDP, IPPROTO_TCP, or LB_L4_WS; 0 without a packet */
+    int32_t sport, dport;
     uint32_t cseq;
     int32_t ipv;         /* the packet's IP version */
     uint32_t src4, dst4; /* IPv4 addresses as read from the packet (network order) */
@@ -1714,6 +1720,8 @@ static int api_call_fields_copy(void *bridge, int32_t slot, const struct lb_copy
                 v = (struct lb_slice){"udp", 3};
             else if (box->l4 == IPPROTO_TCP)
                 v = (struct lb_slice){"tcp", 3};
+            else if (box->l4 == LB_L4_WS)
+                v = (struct lb_slice){"ws", 2};
             else
                 type = EVENT_FIELD_NONE;
             break;
@@ -2597,7 +2605,7 @@ static void fill_message(struct lb_box *box, const struct sip_msg *msg, const st
         box->cseq = msg->cseq;
     }
     if (pkt) {
-        box->l4 = pkt->l4_proto;
+        box->l4 = pkt->websocket ? LB_L4_WS : pkt->l4_proto;
         box->sport = pkt->sport;
         box->dport = pkt->dport;
         box->ipv = pkt->ip_version;

@@ -15,7 +15,7 @@ local config = {
         src_port = true,   -- and port (number)
         dst_ip = true,     -- its destination address
         dst_port = true,   -- and port
-        transport = true,  -- "udp" or "tcp"
+        transport = true,  -- "udp", "tcp" or "ws"
         user_agent = true, -- the INVITE's User-Agent header
         server = true,     -- the 2xx's Server header (User-Agent when absent); for a call
                            -- not answered, the final response's

@@ -420,6 +420,8 @@ function MSG.transport()
         return "udp"
     elseif l4 == 6 then
         return "tcp"
+    elseif l4 == 256 then -- LB_L4_WS (core/lua_bridge.c): SIP over WebSocket
+        return "ws"
     end
     return nil
 end

@@ -73,6 +73,19 @@ def merge(*dicts):
     return out
 
 
+WS_EXACT = merge(
+    req(REGISTER=2, INVITE=1, ACK=1, BYE=1, OPTIONS=1),
+    resp(("REGISTER", 401, 1), ("REGISTER", 200, 1), ("INVITE", 100, 1), ("INVITE", 180, 1),
+         ("INVITE", 200, 1), ("BYE", 200, 1), ("OPTIONS", 200, 1)),
+    outcomes(_200=1), ended(bye=1),
+    msgs(("ws", 4, 11), ("ws", 6, 2)),
+    errors(("reasm", "ws_compressed", 1)))
+WS_SINGLE = merge(one("sip_sessions_completed_total", 1),
+                  one("sip_registration_attempts_total", 1),
+                  one("sip_registration_outcomes_total", 1, code="200"),
+                  one("sip_registrations_active", 1),
+                  packets(23, 23, 11))
+
 # name -> (where, extra args, exact series, single series)
 # Mirrored traffic (gen_mirror): in VXLAN, a rejected call (INVITE, 486, ACK), a REGISTER and its
 # 200 over TCP (4 in the TCP count; the handshake decodes nothing), a MESSAGE in a fragmented
@@ -209,6 +222,16 @@ CASES = {
               packets(14, 13, 13))),
     # Without it: datagrams to port 9060 that are not SIP.
     "gen_hep.pcap": ("gen", [], {}, packets(14, 14, 0)),
+    # SIP over WebSocket to port 8080 (gen_ws). Connection 1, handshakes seen: REGISTER (three
+    # fragments, a ping among them), 401, REGISTER (one frame cut across two segments), 200
+    # with one Contact (one attempt, the challenge folded, one binding); a keep-alive frame,
+    # INVITE, 100, 180 (one segment), 200, ACK, BYE (one segment), 200: a completed call; a
+    # deflated frame (ws_compressed), close frames, FIN. Connection 2 over IPv6, picked up
+    # mid-way: OPTIONS, 200. 23 frames; 9 + 2 complete a message (the first half of the cut
+    # REGISTER does not). No --sip-ports: a WebSocket stream is recognised as such.
+    "gen_ws.pcap": ("gen", [], WS_EXACT, WS_SINGLE),
+    # The same with the port given: nothing changes, the handshakes are not parse errors.
+    "gen_ws.pcap --sip-ports 8080": ("gen", ["--sip-ports", "8080"], WS_EXACT, WS_SINGLE),
     # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
     # BYE, 200 (the uas sends no 100).
     "sipp_tcp.pcap": ("fixture", [], merge(

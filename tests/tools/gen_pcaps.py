@@ -4,7 +4,7 @@ message: SIP over TCP (pipelined, split, out-of-order, resent and keep-alive-pre
 a connection picked up mid-stream, junk and a missing Content-Length), fragmented UDP INVITEs
 over IPv4 and IPv6 (out of order, duplicated, overlapping, incomplete), QinQ and stacked VLAN
 tags, IP-in-IP tunnels (4in4, 6in4, 4in6, a fragmented tunnel), mirrored traffic in VXLAN and
-GRE, and HEPv3 (for --decapsulate).
+GRE, and HEPv3 (for --decapsulate), and SIP over WebSocket.
 
 Standard library only. Every frame is built here byte by byte, so a capture says exactly what
 it holds; the expected counts in test_offline.py are derived from the scenario below by hand.
@@ -605,6 +605,86 @@ def gen_hep(path):
     p.close()
 
 
+def ws_frame(payload, opcode=1, fin=True, key=None, rsv=0):
+    """A WebSocket frame (RFC 6455 §5.2), masked with key (4 bytes) when given, the length in
+    its shortest form."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    mask = 0x80 if key else 0
+    if n < 126:
+        head += bytes([mask | n])
+    elif n < 65536:
+        head += bytes([mask | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mask | 127]) + struct.pack("!Q", n)
+    if key:
+        head += key
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+def gen_ws(path):
+    """SIP over WebSocket (RFC 7118) to port 8080, as a WebRTC client reaches a proxy behind a
+    load balancer that ended its TLS. Connection 1 (IPv4, TCP and WebSocket handshakes seen):
+    a REGISTER in three fragments with a ping among them, its 401, the REGISTER again cut
+    across two segments, its 200; a keep-alive then an INVITE with SDP; 100 and 180 in one
+    segment, the 200 with SDP; ACK and BYE in one segment, the 200; a compressed frame
+    (permessage-deflate) that cannot be read; close frames and FIN. Client frames are masked,
+    each with its own key; server frames are not. Connection 2 (IPv6) is picked up mid-way, with
+    neither handshake: an OPTIONS and its 200."""
+    p = Pcap(path)
+    keys = iter(struct.pack("!I", 0x5a3c0f10 + 7919 * i) for i in range(1, 100))
+
+    def cf(payload, **kw):  # a client frame
+        return ws_frame(payload, key=next(keys), **kw)
+
+    sdp_body = sdp(2)
+    invite, trying, ringing, ok, ack, bye, bye_ok = [m for _, m in call_flow(
+        "wscall", "WS", invite_body=sdp_body, ok_body=sdp_body)]
+    reg1 = request("REGISTER", "wsreg", 1, "wsr1", "rt", transport="WS", ruri="sip:example.com",
+                   to="alice")
+    reg401 = response(401, "Unauthorized", "REGISTER", "wsreg", 1, "wsr1", "rt", "s1",
+                      transport="WS", to="alice")
+    reg2 = request("REGISTER", "wsreg", 2, "wsr2", "rt", transport="WS", ruri="sip:example.com",
+                   to="alice")
+    reg200 = response(200, "OK", "REGISTER", "wsreg", 2, "wsr2", "rt", "s2", transport="WS",
+                      to="alice")
+    c = TcpConn(p, ip4, "192.0.2.30", "192.0.2.40", 50000, 8080)
+    c.handshake(8000.0)
+    c.send(8000.010, 0, b"GET /ws HTTP/1.1\r\nHost: 192.0.2.40:8080\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Origin: https://phone.example.com\r\nSec-WebSocket-Protocol: sip\r\n"
+           b"Sec-WebSocket-Version: 13\r\n\r\n")
+    c.send(8000.011, 1, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+           b"Sec-WebSocket-Protocol: sip\r\n\r\n")
+    c.send(8000.020, 0, cf(reg1[:40], fin=False) + cf(b"ka", opcode=9) +
+           cf(reg1[40:90], opcode=0, fin=False) + cf(reg1[90:], opcode=0))
+    c.send(8000.021, 1, ws_frame(reg401))
+    frame = cf(reg2)
+    c.send(8000.030, 0, frame[:50])                       # one frame in two segments
+    c.send(8000.031, 0, frame[50:])
+    c.send(8000.032, 1, ws_frame(reg200))
+    c.send(8001.000, 0, cf(b"\r\n\r\n") + cf(invite))   # keep-alive, then the INVITE
+    c.send(8001.001, 1, ws_frame(trying) + ws_frame(ringing))
+    c.send(8001.002, 1, ws_frame(ok))
+    c.send(8001.010, 0, cf(ack) + cf(bye))
+    c.send(8001.011, 1, ws_frame(bye_ok))
+    c.send(8001.020, 0, cf(b"\xf2\x0c\x00\x00", rsv=4))  # RSV1: deflated, not read
+    c.send(8001.030, 0, cf(b"\x03\xe8", opcode=8))
+    c.send(8001.031, 1, ws_frame(b"\x03\xe8", opcode=8))
+    c.send(8001.040, 0, flags=FIN | ACK)
+    c.send(8001.041, 1, flags=FIN | ACK)
+    c.send(8001.042, 0, flags=ACK)
+
+    d = TcpConn(p, ip6, "2001:db8::30", "2001:db8::40", 50001, 8080, isn=(300000, 400000),
+                wrap=lambda ip: eth(ip, 0x86DD))
+    d.send(8002.000, 0, cf(request("OPTIONS", "wsmid", 1, "wsm", "mt", transport="WS")))
+    d.send(8002.001, 1, ws_frame(response(200, "OK", "OPTIONS", "wsmid", 1, "wsm", "mt", "x",
+                                          transport="WS")))
+    p.close()
+
+
 CAPTURES = {
     "gen_tcp_stream.pcap": gen_tcp,
     "gen_frag_udp4.pcap": gen_frag4,
@@ -614,6 +694,7 @@ CAPTURES = {
     "gen_ipip.pcap": gen_ipip,
     "gen_mirror.pcap": gen_mirror,
     "gen_hep.pcap": gen_hep,
+    "gen_ws.pcap": gen_ws,
 }
 
 

@@ -1,0 +1,382 @@
+/* ws_frame: SIP over WebSocket framing on a TCP byte stream (see ws_frame.h for the rules). */
+#include "ws_frame.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+/* Set while the rest of an oversized fragmented message is skipped: its continuations go
+ * without a report until the final one. */
+#define WS_FRAME_DROPPING 0x20
+
+enum {
+    OP_CONTINUATION = 0x0,
+    OP_TEXT = 0x1,
+    OP_BINARY = 0x2,
+    OP_CLOSE = 0x8,
+    OP_PONG = 0xa,
+};
+
+/* How far into a frame's payload its first line is looked for, to tell a SIP message. */
+#define START_LINE_PROBE 1024
+
+struct frame {
+    bool fin, masked;
+    uint8_t rsv, opcode;
+    uint8_t key[4];
+    size_t head;  /* header bytes, the masking key included */
+    uint64_t len; /* payload bytes */
+};
+
+/* The frame header at p[n) (RFC 6455 §5.2). Returns 1 with *f filled, 0 when more bytes are
+ * needed, -1 for a 64-bit length with its top bit set. */
+static int read_head(const uint8_t *p, size_t n, struct frame *f)
+{
+    uint64_t len;
+    size_t head = 2;
+
+    if (n < 2)
+        return 0;
+    f->fin = p[0] >> 7;
+    f->rsv = (p[0] >> 4) & 7;
+    f->opcode = p[0] & 15;
+    f->masked = p[1] >> 7;
+    len = p[1] & 127;
+    if (len == 126) {
+        if (n < 4)
+            return 0;
+        len = (uint64_t)p[2] << 8 | p[3];
+        head = 4;
+    } else if (len == 127) {
+        if (n < 10)
+            return 0;
+        len = 0;
+        for (int i = 2; i < 10; i++)
+            len = len << 8 | p[i];
+        if (len >> 63)
+            return -1;
+        head = 10;
+    }
+    if (f->masked) {
+        if (n < head + 4)
+            return 0;
+        memcpy(f->key, p + head, 4);
+        head += 4;
+    }
+    f->head = head;
+    f->len = len;
+    return 1;
+}
+
+/* out[n] = in[n] unmasked with key, from the payload's first byte (RFC 6455 §5.3): eight bytes
+ * at a time, the key repeated twice in memory order whatever the byte order. */
+static void unmask(uint8_t *out, const uint8_t *in, size_t n, const uint8_t key[4])
+{
+    uint8_t k8[8];
+    uint64_t k;
+    size_t i = 0;
+
+    memcpy(k8, key, 4);
+    memcpy(k8 + 4, key, 4);
+    memcpy(&k, k8, 8);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, in + i, 8);
+        v ^= k;
+        memcpy(out + i, &v, 8);
+    }
+    for (; i < n; i++)
+        out[i] = in[i] ^ key[i & 3];
+}
+
+/* A frame's payload bytes [0, n) into out, unmasked if masked. */
+static void payload_copy(uint8_t *out, const uint8_t *frame, const struct frame *f, size_t n)
+{
+    if (f->masked)
+        unmask(out, frame + f->head, n, f->key);
+    else
+        memcpy(out, frame + f->head, n);
+}
+
+/* Whether p[n) starts with a whole-message text or binary frame whose payload starts with a
+ * SIP start line: 1 yes, 0 no, -1 more bytes needed to tell. */
+static int frame_carries_sip(const uint8_t *p, size_t n)
+{
+    uint8_t line[START_LINE_PROBE];
+    const uint8_t *nl;
+    struct frame f;
+    size_t want, have;
+    int r;
+
+    if (n && p[0] != (0x80 | OP_TEXT) && p[0] != (0x80 | OP_BINARY))
+        return 0; /* FIN, no reserved bit; plain SIP (ASCII) stops here */
+    if ((r = read_head(p, n, &f)) <= 0)
+        return r == 0 ? -1 : 0;
+    if (f.len == 0 || f.len > WS_FRAME_MAX_MESSAGE)
+        return 0;
+    want = f.len < START_LINE_PROBE ? (size_t)f.len : START_LINE_PROBE;
+    have = n - f.head < want ? n - f.head : want;
+    payload_copy(line, p, &f, have);
+    if (!(nl = memchr(line, '\n', have)))
+        return have < want ? -1 : 0;
+    return sip_frame_is_start_line(line, (size_t)(nl - line));
+}
+
+/* p[n) against the literal s[len], byte for byte (case-insensitive when ci): 1 when p starts
+ * with s, 0 when it cannot, -1 when p is a shorter prefix of it. */
+static int starts_with(const uint8_t *p, size_t n, const char *s, size_t len, bool ci)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t a, b = (uint8_t)s[i];
+        if (i == n)
+            return -1;
+        a = p[i];
+        if (ci && a >= 'A' && a <= 'Z')
+            a = (uint8_t)(a + 32);
+        if (a != b)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether the comma-separated list v[n) holds token (lower case), case-insensitively. */
+static bool list_has(const uint8_t *v, size_t n, const char *token)
+{
+    size_t tlen = strlen(token), i = 0;
+
+    while (i < n) {
+        size_t s, e;
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tlen && starts_with(v + s, tlen, token, tlen, true) == 1)
+            return true;
+    }
+    return false;
+}
+
+/* Whether the header block head[n) (lines after the first, CRLF-ended) has a header named
+ * name (lower case) whose list holds token. */
+static bool header_lists(const uint8_t *head, size_t n, const char *name, const char *token)
+{
+    size_t nlen = strlen(name), i = 0;
+
+    while (i < n) {
+        const uint8_t *eol = memchr(head + i, '\n', n - i);
+        size_t end = eol ? (size_t)(eol - head) : n, c = i + nlen;
+        if (starts_with(head + i, end - i, name, nlen, true) == 1) {
+            while (c < end && (head[c] == ' ' || head[c] == '\t'))
+                c++;
+            if (c < end && head[c] == ':' &&
+                list_has(head + c + 1, end - c - 1 - (head[end - 1] == '\r'), token))
+                return true;
+        }
+        i = end + 1;
+    }
+    return false;
+}
+
+/* The WebSocket handshake at the start of p[n): its length through the empty line after its
+ * head; 0 when p does not start with one; -1 when more bytes are needed to tell. The client's
+ * is a GET for HTTP/1.1 that asks to upgrade to websocket with the "sip" subprotocol (RFC 7118
+ * §4: clients must offer it), the server's a 101 that picks "sip". */
+static long handshake(const uint8_t *p, size_t n)
+{
+    static const char get[] = "GET ", resp[] = "HTTP/1.1 101";
+    int g = starts_with(p, n, get, sizeof get - 1, false);
+    int r = starts_with(p, n, resp, sizeof resp - 1, false);
+    const uint8_t *eol;
+    size_t scan = n < WS_FRAME_MAX_HANDSHAKE ? n : WS_FRAME_MAX_HANDSHAKE, end = 0, first;
+
+    if (g == 0 && r == 0)
+        return 0;
+    if (g < 0 || r < 0)
+        return -1;
+    for (size_t i = 3; i < scan; i++) {
+        if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') {
+            end = i + 1;
+            break;
+        }
+    }
+    if (!end)
+        return n < WS_FRAME_MAX_HANDSHAKE ? -1 : 0;
+    eol = memchr(p, '\n', end);
+    first = (size_t)(eol - p) + 1;
+    if (g == 1) {
+        static const char version[] = " HTTP/1.1\r\n";
+        size_t vlen = sizeof version - 1;
+        if (first < vlen + 4 || memcmp(p + first - vlen, version, vlen) != 0 ||
+            !header_lists(p + first, end - first, "upgrade", "websocket"))
+            return 0;
+    } else if (p[sizeof resp - 1] != ' ' && p[sizeof resp - 1] != '\r') {
+        return 0; /* "HTTP/1.1 1010" */
+    }
+    if (!header_lists(p + first, end - first, "sec-websocket-protocol", "sip"))
+        return 0;
+    return (long)end;
+}
+
+enum ws_frame_start ws_frame_detect(const struct ws_frame_ops *ops, void *ctx,
+                                    struct tcp_stream_chunk *chunk, size_t *skip)
+{
+    long hs = handshake(chunk->data, chunk->len);
+    int r = 0;
+
+    *skip = 0;
+    if (hs < 0)
+        return WS_FRAME_MORE;
+    if (hs == 0) {
+        if (!(chunk->flags & TCP_STREAM_LOST))
+            return WS_FRAME_NOT;
+        if ((r = frame_carries_sip(chunk->data, chunk->len)) <= 0)
+            return r < 0 ? WS_FRAME_MORE : WS_FRAME_NOT;
+    }
+    if ((chunk->flags & (SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) == SIP_FRAME_SKIPPED &&
+        (chunk->flags & TCP_STREAM_LOST))
+        ops->error(ctx, "tcp_resync");
+    chunk->flags &= (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
+    chunk->flags |= WS_FRAME_ON;
+    *skip = (size_t)hs;
+    return WS_FRAME_ACCEPTED;
+}
+
+/* Hands on a message's bytes unless they are line breaks only (a keep-alive). */
+static void message(const struct ws_frame_ops *ops, void *ctx, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\r' && p[i] != '\n') {
+            ops->message(ctx, p, n);
+            return;
+        }
+    }
+}
+
+/* The fragmented message whose first frame starts p[n): once its final fragment is there,
+ * joined into scratch and handed on; returns the bytes its frames (and the control frames
+ * among them) take, 0 when more are needed. A frame that cannot belong to it ends it early:
+ * what came before is dropped (ws_bad_frame) and the bytes up to that frame are returned. A
+ * message that outgrows WS_FRAME_MAX_MESSAGE is reported and its frames skipped (the rest of
+ * them, still to come, by WS_FRAME_DROPPING). */
+static size_t fragmented(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk,
+                         const uint8_t *p, size_t n, uint8_t *scratch)
+{
+    size_t pos = 0, len = 0;
+    bool first = true;
+
+    while (pos < n) {
+        struct frame f;
+        int r = read_head(p + pos, n - pos, &f);
+        if (r < 0)
+            return pos; /* the fragments before are dropped; the caller reports the header */
+        if (r == 0 || f.head + f.len > n - pos)
+            return 0;
+        if (f.opcode >= OP_CLOSE) { /* a control frame may come between fragments (§5.4) */
+            pos += f.head + (size_t)f.len;
+            continue;
+        }
+        if (!first && (f.opcode != OP_CONTINUATION || f.rsv)) {
+            ops->error(ctx, "ws_bad_frame");
+            return pos;
+        }
+        if (len + f.len > WS_FRAME_MAX_MESSAGE) {
+            ops->error(ctx, "ws_oversized");
+            if (!f.fin)
+                chunk->flags |= WS_FRAME_DROPPING;
+            return pos + f.head + (size_t)f.len;
+        }
+        payload_copy(scratch + len, p + pos, &f, (size_t)f.len);
+        len += (size_t)f.len;
+        pos += f.head + (size_t)f.len;
+        first = false;
+        if (f.fin) {
+            message(ops, ctx, scratch, len);
+            return pos;
+        }
+    }
+    return 0;
+}
+
+uint64_t ws_frame_consume(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk,
+                          uint8_t *scratch)
+{
+    const uint8_t *p = chunk->data;
+    size_t n = chunk->len, pos = 0;
+
+    if (chunk->flags & TCP_STREAM_LOST) {
+        int r = frame_carries_sip(p, n);
+        if (r < 0)
+            return 0;
+        if (r == 0) {
+            chunk->flags |= SIP_FRAME_SKIPPED;
+            return n;
+        }
+        if ((chunk->flags & (SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) == SIP_FRAME_SKIPPED)
+            ops->error(ctx, "tcp_resync");
+        chunk->flags &= (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED |
+                                    WS_FRAME_DROPPING);
+    }
+    while (pos < n) {
+        struct frame f;
+        const char *bad = NULL;
+        int r = read_head(p + pos, n - pos, &f);
+        uint64_t total;
+
+        if (r == 0)
+            break;
+        if (r < 0) { /* no length to skip by: resynchronise */
+            ops->error(ctx, "ws_bad_frame");
+            chunk->flags |= TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED;
+            return n;
+        }
+        total = f.head + f.len;
+        if (f.rsv)
+            bad = "ws_compressed";
+        else if (f.opcode >= OP_CLOSE)
+            bad = f.fin && f.len <= 125 && f.opcode <= OP_PONG ? "" : "ws_bad_frame";
+        else if (f.opcode == OP_CONTINUATION) {
+            if (chunk->flags & WS_FRAME_DROPPING) {
+                bad = "";
+                if (f.fin)
+                    chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
+            } else {
+                bad = "ws_bad_frame";
+            }
+        } else if (f.opcode > OP_BINARY)
+            bad = "ws_bad_frame";
+        else if (f.len > WS_FRAME_MAX_MESSAGE) {
+            bad = "ws_oversized";
+            if (!f.fin)
+                chunk->flags |= WS_FRAME_DROPPING;
+        }
+        if (bad) { /* skipped by its length, reported unless it is a control frame */
+            if (*bad)
+                ops->error(ctx, bad);
+            if (total > n - pos)
+                return pos + total;
+            pos += (size_t)total;
+            continue;
+        }
+        chunk->flags &= (uint8_t)~WS_FRAME_DROPPING; /* a new message ends the one dropped */
+        if (!f.fin) {
+            size_t used = fragmented(ops, ctx, chunk, p + pos, n - pos, scratch);
+            if (!used)
+                break;
+            pos += used;
+            continue;
+        }
+        if (total > n - pos)
+            break;
+        if (f.masked) {
+            unmask(scratch, p + pos + f.head, (size_t)f.len, f.key);
+            message(ops, ctx, scratch, (size_t)f.len);
+        } else {
+            message(ops, ctx, p + pos + f.head, (size_t)f.len);
+        }
+        pos += (size_t)total;
+    }
+    return pos;
+}

@@ -1,0 +1,411 @@
+#include "ws_frame.h"
+
+#include "test.h"
+
+/* Each message is logged as "<its bytes>|", each report as "[reason]". */
+static char log_[1 << 17];
+static uint8_t scratch[WS_FRAME_MAX_MESSAGE];
+
+static void logs(const char *s, size_t n)
+{
+    size_t at = strlen(log_);
+    if (at + n < sizeof log_) {
+        memcpy(log_ + at, s, n);
+        log_[at + n] = 0;
+    }
+}
+
+static void on_msg(void *ctx, const uint8_t *data, size_t len)
+{
+    (void)ctx;
+    logs((const char *)data, len);
+    logs("|", 1);
+}
+
+static void on_err(void *ctx, const char *reason)
+{
+    (void)ctx;
+    logs("[", 1);
+    logs(reason, strlen(reason));
+    logs("]", 1);
+}
+
+static const struct ws_frame_ops ops = {on_msg, on_err};
+
+#define SIP_A "OPTIONS sip:b@x SIP/2.0\r\nCall-ID: a\r\n\r\n"
+#define SIP_B "SIP/2.0 200 OK\r\nCall-ID: b\r\n\r\n"
+
+static const uint8_t key1[4] = {0x37, 0xfa, 0x21, 0x3d}, key2[4] = {0x01, 0x80, 0xfe, 0x7f};
+
+/* Appends a frame to out at *at: FIN and opcode in b0 (RSV bits too), the payload masked with key
+ * when key is not NULL, the length in the shortest form unless form says 126 or 127. */
+static void frame(uint8_t *out, size_t *at, uint8_t b0, const uint8_t *key, const void *payload,
+                  size_t len, int form)
+{
+    uint8_t *p = out + *at;
+    size_t h = 2;
+
+    p[0] = b0;
+    if (!form)
+        form = len < 126 ? 0 : len < 65536 ? 126 : 127;
+    if (form == 126) {
+        p[1] = 126;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+        h = 4;
+    } else if (form == 127) {
+        p[1] = 127;
+        for (int i = 0; i < 8; i++)
+            p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        h = 10;
+    } else {
+        p[1] = (uint8_t)len;
+    }
+    if (key) {
+        p[1] |= 0x80;
+        memcpy(p + h, key, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        p[h + i] = (uint8_t)(((const uint8_t *)payload)[i] ^ (key ? key[i & 3] : 0));
+    *at += h + len;
+}
+
+static struct tcp_stream_chunk chunk;
+
+static uint64_t consume(const uint8_t *data, size_t len, uint8_t flags)
+{
+    chunk = (struct tcp_stream_chunk){data, (uint32_t)len, (uint8_t)(flags | WS_FRAME_ON)};
+    return ws_frame_consume(&ops, NULL, &chunk, scratch);
+}
+
+static enum ws_frame_start detect(const char *text, size_t len, uint8_t flags, size_t *skip)
+{
+    chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags};
+    return ws_frame_detect(&ops, NULL, &chunk, skip);
+}
+
+#define CLIENT_HS                                                                                  \
+    "GET /ws HTTP/1.1\r\nHost: pbx.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"   \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: sip\r\n"               \
+    "Sec-WebSocket-Version: 13\r\n\r\n"
+#define SERVER_HS                                                                                  \
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"            \
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: sip\r\n\r\n"
+
+TEST(the_client_and_server_handshakes_start_websocket)
+{
+    size_t skip = 99;
+    CHECK_INT(detect(CLIENT_HS, sizeof CLIENT_HS - 1, 0, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, sizeof CLIENT_HS - 1);
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+    CHECK_INT(detect(SERVER_HS "tail", sizeof SERVER_HS - 1 + 4, 0, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, sizeof SERVER_HS - 1);
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(a_handshake_cut_short_waits_for_more_at_every_cut)
+{
+    size_t skip;
+    for (size_t cut = 0; cut < sizeof CLIENT_HS - 1; cut++) {
+        CHECK_INT(detect(CLIENT_HS, cut, 0, &skip), WS_FRAME_MORE);
+        CHECK_INT(chunk.flags, 0);
+    }
+    for (size_t cut = 0; cut < sizeof SERVER_HS - 1; cut++)
+        CHECK_INT(detect(SERVER_HS, cut, 0, &skip), WS_FRAME_MORE);
+}
+
+TEST(what_is_not_a_sip_websocket_handshake_is_left_to_the_sip_framer)
+{
+    static const char *const no[] = {
+        /* SIP itself, and a SIP request whose method happens to be GET */
+        "OPTIONS sip:b@x SIP/2.0\r\n",
+        "GET sip:b@x SIP/2.0\r\nCall-ID: a\r\n\r\n",
+        /* HTTP that is not an upgrade, or not to websocket */
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nUpgrade: h2c\r\nSec-WebSocket-Protocol: sip\r\n\r\n",
+        "GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n",
+        /* a websocket for something else than SIP (RFC 7118 §4: "sip" must be offered) */
+        "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sips\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nSec-WebSocket-Protocol: sip\r\n\r\n",
+        "HTTP/1.1 1010\r\nSec-WebSocket-Protocol: sip\r\n\r\n",
+    };
+    size_t skip;
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        CHECK_INT(detect(no[i], strlen(no[i]), 0, &skip), WS_FRAME_NOT);
+        CHECK_INT(chunk.flags, 0);
+    }
+}
+
+TEST(header_names_and_list_values_are_matched_without_case)
+{
+    static const char hs[] = "GET /ws?x=1 HTTP/1.1\r\nUPGRADE :  h2c , WebSocket\r\n"
+                             "sec-websocket-protocol: chat,SIP\r\n\r\n";
+    size_t skip;
+    CHECK_INT(detect(hs, sizeof hs - 1, 0, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, sizeof hs - 1);
+}
+
+TEST(a_head_that_never_ends_is_not_waited_for_past_the_limit)
+{
+    static char hs[WS_FRAME_MAX_HANDSHAKE + 64];
+    size_t n = (size_t)snprintf(hs, sizeof hs, "GET /ws HTTP/1.1\r\nX: ");
+    size_t skip;
+    memset(hs + n, 'a', sizeof hs - n);
+    CHECK_INT(detect(hs, WS_FRAME_MAX_HANDSHAKE - 1, 0, &skip), WS_FRAME_MORE);
+    CHECK_INT(detect(hs, WS_FRAME_MAX_HANDSHAKE, 0, &skip), WS_FRAME_NOT);
+}
+
+TEST(masked_and_unmasked_frames_are_handed_on_as_sent)
+{
+    uint8_t buf[512];
+    size_t at = 0;
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, SIP_A "|" SIP_B "|" SIP_A "|");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(a_frame_cut_anywhere_waits_whole)
+{
+    uint8_t buf[512];
+    size_t at = 0, first;
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    first = at;
+    frame(buf, &at, 0x81, key2, SIP_B, strlen(SIP_B), 126);
+    for (size_t cut = 0; cut < at; cut++) {
+        log_[0] = 0;
+        CHECK_INT(consume(buf, cut, 0), cut < first ? 0 : first);
+        CHECK_STR(log_, cut < first ? "" : SIP_A "|");
+    }
+}
+
+TEST(every_length_form_is_read)
+{
+    static uint8_t buf[3 * 70000], msg[70000];
+    static char want[3 * 70000];
+    size_t at = 0, sizes[] = {125, 126, 300, 65535}, w = 0;
+
+    memset(msg, 'x', sizeof msg);
+    memcpy(msg, "SIP/2.0 200 OK\r\n", 16);
+    for (size_t i = 0; i < 4; i++) {
+        frame(buf, &at, 0x81, i % 2 ? key1 : NULL, msg, sizes[i], 0);
+        memcpy(want + w, msg, sizes[i]);
+        w += sizes[i];
+        want[w++] = '|';
+    }
+    /* A short message in the 64-bit form: legal, if not the shortest. */
+    frame(buf, &at, 0x82, key2, SIP_A, strlen(SIP_A), 127);
+    memcpy(want + w, SIP_A "|", strlen(SIP_A) + 1);
+    w += strlen(SIP_A) + 1;
+    want[w] = 0;
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_INT(strlen(log_), w);
+    CHECK(strcmp(log_, want) == 0);
+}
+
+TEST(control_frames_are_skipped_even_between_fragments)
+{
+    uint8_t buf[512];
+    size_t at = 0, a = strlen(SIP_A);
+    frame(buf, &at, 0x89, key1, "ping", 4, 0);
+    frame(buf, &at, 0x01, key1, SIP_A, 10, 0); /* text, not final */
+    frame(buf, &at, 0x8a, key2, "", 0, 0);     /* a pong between fragments */
+    frame(buf, &at, 0x00, key2, SIP_A + 10, 5, 0);
+    frame(buf, &at, 0x89, NULL, "p", 1, 0);
+    frame(buf, &at, 0x80, key1, SIP_A + 15, a - 15, 0); /* final continuation */
+    frame(buf, &at, 0x88, key1, "\x03\xe8", 2, 0);      /* close */
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, SIP_A "|");
+    /* Cut before the final fragment ends, nothing of the message is used yet: only the ping
+     * before it (10 bytes), once its header (6) is there: the rest of a frame skipped is
+     * skipped as it comes. */
+    for (size_t cut = 0; cut < at - 8; cut++) {
+        log_[0] = 0;
+        CHECK_INT(consume(buf, cut, 0), cut < 6 ? 0 : 10);
+        CHECK_STR(log_, "");
+    }
+}
+
+TEST(line_break_messages_are_keep_alives)
+{
+    uint8_t buf[128];
+    size_t at = 0;
+    frame(buf, &at, 0x81, key1, "\r\n\r\n", 4, 0);
+    frame(buf, &at, 0x81, NULL, "\r\n", 2, 0);
+    frame(buf, &at, 0x81, key2, "", 0, 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "");
+}
+
+TEST(compressed_and_malformed_frames_are_reported_and_skipped)
+{
+    uint8_t buf[1024];
+    size_t at = 0;
+    frame(buf, &at, 0xc1, key1, "deflated", 8, 0); /* RSV1: permessage-deflate */
+    frame(buf, &at, 0x83, key1, "x", 1, 0);        /* reserved data opcode */
+    frame(buf, &at, 0x80, key1, "cont", 4, 0);     /* continuation, nothing begun */
+    frame(buf, &at, 0x8b, key1, "y", 1, 0);        /* reserved control opcode */
+    frame(buf, &at, 0x09, NULL, "ping", 4, 0);     /* fragmented control frame */
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_,
+              "[ws_compressed][ws_bad_frame][ws_bad_frame][ws_bad_frame][ws_bad_frame]" SIP_A "|");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(a_long_control_frame_is_bad_and_skipped_by_its_length)
+{
+    static uint8_t buf[512], pad[200];
+    size_t at = 0;
+    frame(buf, &at, 0x89, key1, pad, sizeof pad, 0);
+    frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_bad_frame]" SIP_B "|");
+}
+
+TEST(a_frame_skipped_past_the_offer_skips_the_bytes_still_to_come)
+{
+    uint8_t buf[64];
+    size_t at = 0;
+    frame(buf, &at, 0xc1, key1, "0123456789", 10, 0);
+    log_[0] = 0;
+    /* Only the header and 3 payload bytes are here: all 16 of the frame are used. */
+    CHECK_INT(consume(buf, 9, 0), at);
+    CHECK_STR(log_, "[ws_compressed]");
+}
+
+TEST(an_oversized_message_is_reported_and_skipped_whole)
+{
+    static uint8_t buf[200000], big[WS_FRAME_MAX_MESSAGE + 1];
+    size_t at = 0, first;
+    memcpy(big, "SIP/2.0 200 OK\r\n", 16);
+    frame(buf, &at, 0x81, key1, big, sizeof big, 0);
+    first = at;
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, 100, 0), first);
+    CHECK_STR(log_, "[ws_oversized]");
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_oversized]" SIP_A "|");
+
+    /* Fragmented: the fragments past the limit go without more reports. */
+    static uint8_t half[WS_FRAME_MAX_MESSAGE / 2 + 1];
+    at = 0;
+    frame(buf, &at, 0x01, key1, half, sizeof half, 0);
+    frame(buf, &at, 0x00, key1, half, sizeof half, 0);
+    first = at;
+    frame(buf, &at, 0x00, key2, half, 10, 0);
+    frame(buf, &at, 0x80, key2, half, 10, 0);
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, first, 0), first);
+    CHECK_INT(chunk.flags, WS_FRAME_ON | 0x20);
+    CHECK_INT(ws_frame_consume(
+                  &ops, NULL,
+                  &(struct tcp_stream_chunk){buf + first, (uint32_t)(at - first), chunk.flags},
+                  scratch),
+              at - first);
+    CHECK_STR(log_, "[ws_oversized]" SIP_A "|");
+}
+
+TEST(a_new_message_inside_a_fragmented_one_drops_the_fragments_before_it)
+{
+    uint8_t buf[512];
+    size_t at = 0;
+    frame(buf, &at, 0x01, key1, "OPTIONS", 7, 0);
+    frame(buf, &at, 0x81, key2, SIP_B, strlen(SIP_B), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_bad_frame]" SIP_B "|");
+}
+
+TEST(a_length_with_its_top_bit_set_loses_the_place_until_a_sip_frame_starts_an_offer)
+{
+    uint8_t buf[512], next[256];
+    size_t at = 0, n = 0;
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    buf[at++] = 0x81;
+    buf[at++] = 127;
+    buf[at++] = 0x80; /* 2^63 and more */
+    memset(buf + at, 0, 7);
+    at += 7;
+    memcpy(buf + at, "junk", 4);
+    at += 4;
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, SIP_A "|[ws_bad_frame]");
+    CHECK_INT(chunk.flags, WS_FRAME_ON | TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
+    /* An offer that does not start with a frame carrying SIP is skipped whole. */
+    uint8_t flags = chunk.flags;
+    frame(next, &n, 0x81, key1, "hello\n", 6, 0);
+    log_[0] = 0;
+    CHECK_INT(consume(next, n, flags), n);
+    CHECK_STR(log_, "");
+    /* The one that does is taken, with no tcp_resync: the error that began this counted. */
+    n = 0;
+    frame(next, &n, 0x81, key2, SIP_B, strlen(SIP_B), 0);
+    CHECK_INT(consume(next, n, flags), n);
+    CHECK_STR(log_, SIP_B "|");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(after_a_loss_skipped_bytes_count_one_tcp_resync)
+{
+    uint8_t buf[256];
+    size_t at = 0;
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    /* The rest of a frame: skipped whole. */
+    CHECK_INT(consume(buf + 9, at - 9, TCP_STREAM_LOST), at - 9);
+    CHECK_INT(chunk.flags, WS_FRAME_ON | TCP_STREAM_LOST | SIP_FRAME_SKIPPED);
+    /* A frame header cut: more is waited for. */
+    CHECK_INT(consume(buf, 5, chunk.flags), 0);
+    CHECK_INT(consume(buf, at, chunk.flags), at);
+    CHECK_STR(log_, "[tcp_resync]" SIP_A "|");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(a_stream_picked_up_midway_is_websocket_when_it_starts_with_a_sip_frame)
+{
+    uint8_t buf[256];
+    size_t at = 0, skip = 9;
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(detect((const char *)buf, at, TCP_STREAM_LOST, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, 0);
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+    CHECK_STR(log_, "");
+    /* Before the payload's first line is complete, it waits. */
+    for (size_t cut = 0; cut < 6 + 25; cut++) /* header, then the first line and its LF */
+        CHECK_INT(detect((const char *)buf, cut, TCP_STREAM_LOST, &skip), WS_FRAME_MORE);
+    /* Bytes skipped by the SIP framer before count one tcp_resync. */
+    CHECK_INT(detect((const char *)buf, at, TCP_STREAM_LOST | SIP_FRAME_SKIPPED, &skip),
+              WS_FRAME_ACCEPTED);
+    CHECK_STR(log_, "[tcp_resync]");
+
+    static const char *const no[] = {"OPTIONS sip:b@x SIP/2.0\r\n", "\x81\x05hello"};
+    for (size_t i = 0; i < 2; i++)
+        CHECK_INT(detect(no[i], strlen(no[i]), TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
+    at = 0;
+    frame(buf, &at, 0x01, key1, SIP_A, strlen(SIP_A), 0); /* not a whole message */
+    CHECK_INT(detect((const char *)buf, at, TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
+    /* Without a loss, frames are not looked for: a stream starts with its handshake. */
+    at = 0;
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    CHECK_INT(detect((const char *)buf, at, 0, &skip), WS_FRAME_NOT);
+}
+
+TEST_MAIN()
