@@ -232,6 +232,11 @@ CASES = {
     "gen_ws.pcap": ("gen", [], WS_EXACT, WS_SINGLE),
     # The same with the port given: nothing changes, the handshakes are not parse errors.
     "gen_ws.pcap --sip-ports 8080": ("gen", ["--sip-ports", "8080"], WS_EXACT, WS_SINGLE),
+    # With a rule: m.transport says "ws" for all 13, and a field copier writes it for the call.
+    "gen_ws.pcap --rules": ("gen", ["--rules", "{src}/tests/lua/fixtures/rules_transport"],
+                            WS_EXACT, merge(
+        WS_SINGLE, one("fixture_transport_messages_total", 13, transport="ws"),
+        one("fixture_transport_calls_total", 1, transport="ws"))),
     # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
     # BYE, 200 (the uas sends no 100).
     "sipp_tcp.pcap": ("fixture", [], merge(
@@ -292,7 +297,7 @@ def main():
             skipped += 1
             print(f"skip {case}: {shared} is absent")
             continue
-        got = scrape(binary, path, args)
+        got = scrape(binary, path, [a.replace("{src}", src) for a in args])
         problems = []
         for key in sorted(set(exact) | {k for k, v in got.items() if k[0] in EXACT and v},
                           key=fmt):
