@@ -491,10 +491,9 @@ static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stre
     size_t skip = 0;
 
     e->seg_pkt = pkt;
-    /* A stream that has carried no SIP yet, or lost its place, may be SIP over WebSocket:
-     * starting with its handshake, or picked up mid-way. */
-    if (!(chunk->flags & WS_FRAME_ON) &&
-        (!(chunk->flags & SIP_FRAME_SIP_SEEN) || (chunk->flags & TCP_STREAM_LOST)) &&
+    /* A stream that has carried no SIP may be SIP over WebSocket: starting with its handshake,
+     * or picked up mid-way. One that has carried SIP over TCP stays that (ws_frame.h). */
+    if (!(chunk->flags & (WS_FRAME_ON | SIP_FRAME_SIP_SEEN)) &&
         ws_frame_detect(&ws_ops, e, chunk, &skip) == WS_FRAME_MORE)
         return 0;
     if (chunk->flags & WS_FRAME_ON)

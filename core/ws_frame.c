@@ -4,10 +4,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* Set while the rest of an oversized fragmented message is skipped: its continuations go
- * without a report until the final one. */
-#define WS_FRAME_DROPPING 0x20
-
 enum {
     OP_CONTINUATION = 0x0,
     OP_TEXT = 0x1,
@@ -97,28 +93,77 @@ static void payload_copy(uint8_t *out, const uint8_t *frame, const struct frame 
         memcpy(out, frame + f->head, n);
 }
 
-/* Whether p[n) starts with a whole-message text or binary frame whose payload starts with a
- * SIP start line: 1 yes, 0 no, -1 more bytes needed to tell. */
-static int frame_carries_sip(const uint8_t *p, size_t n)
+/* Whether b can start a frame: no reserved bit, and a data opcode, or a control one with FIN. */
+static bool frame_start_byte(uint8_t b)
 {
-    uint8_t line[START_LINE_PROBE];
+    unsigned op = b & 15;
+    return (b & 0x70) == 0 && (op <= OP_BINARY || ((b & 0x80) && op >= OP_CLOSE && op <= OP_PONG));
+}
+
+/* Whether p[n) starts with a frame a stream picked up mid-way can be taken up from (ws_frame.h):
+ * a whole-message text or binary frame whose payload starts with a SIP start line, followed by
+ * nothing or a frame. 1 yes, 0 no, -1 more bytes needed to tell. */
+static int sip_frame_at(const uint8_t *p, size_t n)
+{
+    uint8_t line[START_LINE_PROBE], c;
     const uint8_t *nl;
     struct frame f;
-    size_t want, have;
+    size_t want, have, end;
     int r;
 
-    if (n && p[0] != (0x80 | OP_TEXT) && p[0] != (0x80 | OP_BINARY))
-        return 0; /* FIN, no reserved bit; plain SIP (ASCII) stops here */
+    if (p[0] != (0x80 | OP_TEXT) && p[0] != (0x80 | OP_BINARY))
+        return 0;
     if ((r = read_head(p, n, &f)) <= 0)
         return r == 0 ? -1 : 0;
     if (f.len == 0 || f.len > WS_FRAME_MAX_MESSAGE)
+        return 0;
+    if (n == f.head)
+        return -1;
+    /* A start line begins with a letter ("SIP/2.0", a method): most bytes that only look like
+     * a frame header end here, before the probe's copy. */
+    c = (uint8_t)(p[f.head] ^ (f.masked ? f.key[0] : 0));
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
         return 0;
     want = f.len < START_LINE_PROBE ? (size_t)f.len : START_LINE_PROBE;
     have = n - f.head < want ? n - f.head : want;
     payload_copy(line, p, &f, have);
     if (!(nl = memchr(line, '\n', have)))
         return have < want ? -1 : 0;
-    return sip_frame_is_start_line(line, (size_t)(nl - line));
+    if (!sip_frame_is_start_line(line, (size_t)(nl - line)))
+        return 0;
+    end = f.head + (size_t)f.len;
+    if (end > n)
+        return -1;
+    return end == n || frame_start_byte(p[end]);
+}
+
+/* The first offset of p[n) that a stream picked up mid-way can be taken up from (sip_frame_at):
+ * 1 with *at set; 0 when there is none (*at = n); -1 when the candidate at *at needs more bytes
+ * to tell (the bytes before it are not one). */
+static int find_sip_frame(const uint8_t *p, size_t n, size_t *at)
+{
+    for (size_t i = 0; i < n; i++) {
+        int r;
+        if (p[i] != (0x80 | OP_TEXT) && p[i] != (0x80 | OP_BINARY))
+            continue;
+        if ((r = sip_frame_at(p + i, n - i)) != 0) {
+            *at = i;
+            return r;
+        }
+    }
+    *at = n;
+    return 0;
+}
+
+/* The stream found its place again: tcp_resync when bytes were skipped since it lost it (unless
+ * a reported error began that), and the resynchronisation's flags cleared. */
+static void resynced(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk)
+{
+    if ((chunk->flags & (TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) ==
+        (TCP_STREAM_LOST | SIP_FRAME_SKIPPED))
+        ops->error(ctx, "tcp_resync");
+    chunk->flags &=
+        (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED | WS_FRAME_DROPPING);
 }
 
 /* p[n) against the literal s[len], byte for byte (case-insensitive when ci): 1 when p starts
@@ -224,21 +269,22 @@ enum ws_frame_start ws_frame_detect(const struct ws_frame_ops *ops, void *ctx,
                                     struct tcp_stream_chunk *chunk, size_t *skip)
 {
     long hs = handshake(chunk->data, chunk->len);
-    int r = 0;
+    size_t at = 0;
 
     *skip = 0;
     if (hs < 0)
         return WS_FRAME_MORE;
     if (hs == 0) {
+        int r;
         if (!(chunk->flags & TCP_STREAM_LOST))
             return WS_FRAME_NOT;
-        if ((r = frame_carries_sip(chunk->data, chunk->len)) <= 0)
+        if ((r = find_sip_frame(chunk->data, chunk->len, &at)) <= 0)
             return r < 0 ? WS_FRAME_MORE : WS_FRAME_NOT;
+        if (at)
+            chunk->flags |= SIP_FRAME_SKIPPED;
+        hs = (long)at;
     }
-    if ((chunk->flags & (SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) == SIP_FRAME_SKIPPED &&
-        (chunk->flags & TCP_STREAM_LOST))
-        ops->error(ctx, "tcp_resync");
-    chunk->flags &= (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
+    resynced(ops, ctx, chunk);
     chunk->flags |= WS_FRAME_ON;
     *skip = (size_t)hs;
     return WS_FRAME_ACCEPTED;
@@ -255,49 +301,105 @@ static void message(const struct ws_frame_ops *ops, void *ctx, const uint8_t *p,
     }
 }
 
-/* The fragmented message whose first frame starts p[n): once its final fragment is there,
- * joined into scratch and handed on; returns the bytes its frames (and the control frames
- * among them) take, 0 when more are needed. A frame that cannot belong to it ends it early:
- * what came before is dropped (ws_bad_frame) and the bytes up to that frame are returned. A
- * message that outgrows WS_FRAME_MAX_MESSAGE is reported and its frames skipped (the rest of
- * them, still to come, by WS_FRAME_DROPPING). */
-static size_t fragmented(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk,
-                         const uint8_t *p, size_t n, uint8_t *scratch)
+/* Whether a control frame is well formed: final, at most 125 bytes, a known opcode. */
+static bool control_ok(const struct frame *f)
+{
+    return f->fin && !f->rsv && f->len <= 125 && f->opcode <= OP_PONG;
+}
+
+/* The fragmented message whose first frame (text or binary, not final, checked by the caller)
+ * starts p[n). Once its final fragment is there, the fragments are joined into scratch and
+ * handed on, and the bytes its frames take (with the control frames among them) are returned;
+ * 0 while more are needed. A frame that cannot belong to it ends it (ws_frame.h says how each
+ * is reported); the bytes up to that frame are returned, or through it when it is skipped too,
+ * and the continuations still to come are skipped (WS_FRAME_DROPPING). So is a message that
+ * outgrows WS_FRAME_MAX_MESSAGE or WS_FRAME_MAX_SPAN, which is checked before its frames are
+ * waited for: the return may pass n (tcp_stream then skips the bytes still to come). */
+static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
+                           struct tcp_stream_chunk *chunk, const uint8_t *p, size_t n,
+                           uint8_t *scratch)
 {
     size_t pos = 0, len = 0;
-    bool first = true;
 
-    while (pos < n) {
+    for (;;) {
         struct frame f;
         int r = read_head(p + pos, n - pos, &f);
+        bool data, first = pos == 0;
+        uint64_t end;
+
         if (r < 0)
-            return pos; /* the fragments before are dropped; the caller reports the header */
-        if (r == 0 || f.head + f.len > n - pos)
+            return pos; /* the caller reports the header; the fragments before go with it */
+        if (r == 0)
             return 0;
-        if (f.opcode >= OP_CLOSE) { /* a control frame may come between fragments (§5.4) */
-            pos += f.head + (size_t)f.len;
+        data = f.opcode < OP_CLOSE;
+        end = pos + f.head + f.len;
+        if (end > WS_FRAME_MAX_SPAN || (data && len + f.len > WS_FRAME_MAX_MESSAGE)) {
+            ops->error(ctx, "ws_oversized");
+            if (!(f.fin && data)) /* a control frame among fragments: more of them follow */
+                chunk->flags |= WS_FRAME_DROPPING;
+            return end;
+        }
+        if (end > n)
+            return 0;
+        if (!data) { /* a control frame may come between fragments (RFC 6455 §5.4) */
+            if (!control_ok(&f)) {
+                ops->error(ctx, "ws_bad_frame");
+                chunk->flags |= WS_FRAME_DROPPING;
+                return end;
+            }
+            pos = (size_t)end;
             continue;
         }
-        if (!first && (f.opcode != OP_CONTINUATION || f.rsv)) {
-            ops->error(ctx, "ws_bad_frame");
+        if (!first && f.opcode != OP_CONTINUATION) {
+            /* A new message: the caller reads it, and reports it if it is bad itself (one
+             * report for both then). */
+            if (f.opcode <= OP_BINARY && !f.rsv)
+                ops->error(ctx, "ws_bad_frame");
             return pos;
         }
-        if (len + f.len > WS_FRAME_MAX_MESSAGE) {
-            ops->error(ctx, "ws_oversized");
+        if (!first && f.rsv) {
+            ops->error(ctx, "ws_bad_frame");
             if (!f.fin)
                 chunk->flags |= WS_FRAME_DROPPING;
-            return pos + f.head + (size_t)f.len;
+            return end;
         }
         payload_copy(scratch + len, p + pos, &f, (size_t)f.len);
         len += (size_t)f.len;
-        pos += f.head + (size_t)f.len;
-        first = false;
+        pos = (size_t)end;
         if (f.fin) {
             message(ops, ctx, scratch, len);
             return pos;
         }
     }
-    return 0;
+}
+
+/* What is wrong with the frame f at the top level, if anything: NULL for a message to read, ""
+ * for a frame skipped without a report, a reason otherwise. Updates WS_FRAME_DROPPING. */
+static const char *frame_problem(struct tcp_stream_chunk *chunk, const struct frame *f)
+{
+    const char *bad = NULL;
+
+    if (f->opcode == OP_CONTINUATION) {
+        if (chunk->flags & WS_FRAME_DROPPING) {
+            if (f->fin)
+                chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
+            return "";
+        }
+        bad = "ws_bad_frame"; /* no message begun */
+    } else if (f->opcode >= OP_CLOSE) {
+        return control_ok(f) ? "" : "ws_bad_frame";
+    } else {
+        chunk->flags &= (uint8_t)~WS_FRAME_DROPPING; /* a new message ends the one dropped */
+        if (f->opcode > OP_BINARY)
+            bad = "ws_bad_frame";
+        else if (f->rsv)
+            bad = "ws_compressed";
+        else if (f->len > WS_FRAME_MAX_MESSAGE)
+            bad = "ws_oversized";
+    }
+    if (bad && !f->fin)
+        chunk->flags |= WS_FRAME_DROPPING; /* its continuations go with it */
+    return bad;
 }
 
 uint64_t ws_frame_consume(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk,
@@ -307,52 +409,40 @@ uint64_t ws_frame_consume(const struct ws_frame_ops *ops, void *ctx, struct tcp_
     size_t n = chunk->len, pos = 0;
 
     if (chunk->flags & TCP_STREAM_LOST) {
-        int r = frame_carries_sip(p, n);
-        if (r < 0)
-            return 0;
-        if (r == 0) {
+        int r = find_sip_frame(p, n, &pos);
+        if (pos)
             chunk->flags |= SIP_FRAME_SKIPPED;
-            return n;
-        }
-        if ((chunk->flags & (SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED)) == SIP_FRAME_SKIPPED)
-            ops->error(ctx, "tcp_resync");
-        chunk->flags &= (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED |
-                                    WS_FRAME_DROPPING);
+        if (r <= 0)
+            return pos; /* skipped up to the candidate that needs more, or all */
+        resynced(ops, ctx, chunk);
     }
     while (pos < n) {
         struct frame f;
-        const char *bad = NULL;
-        int r = read_head(p + pos, n - pos, &f);
+        const char *bad;
         uint64_t total;
+        int r;
 
-        if (r == 0)
+        /* A handshake again (a client retrying after a 401): 'G' and 'H' start no frame (they
+         * have reserved bits set). */
+        if (p[pos] == 'G' || p[pos] == 'H') {
+            long hs = handshake(p + pos, n - pos);
+            if (hs < 0)
+                break;
+            if (hs > 0) {
+                pos += (size_t)hs;
+                continue;
+            }
+        }
+        if ((r = read_head(p + pos, n - pos, &f)) == 0)
             break;
         if (r < 0) { /* no length to skip by: resynchronise */
             ops->error(ctx, "ws_bad_frame");
             chunk->flags |= TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED;
+            chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
             return n;
         }
         total = f.head + f.len;
-        if (f.rsv)
-            bad = "ws_compressed";
-        else if (f.opcode >= OP_CLOSE)
-            bad = f.fin && f.len <= 125 && f.opcode <= OP_PONG ? "" : "ws_bad_frame";
-        else if (f.opcode == OP_CONTINUATION) {
-            if (chunk->flags & WS_FRAME_DROPPING) {
-                bad = "";
-                if (f.fin)
-                    chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
-            } else {
-                bad = "ws_bad_frame";
-            }
-        } else if (f.opcode > OP_BINARY)
-            bad = "ws_bad_frame";
-        else if (f.len > WS_FRAME_MAX_MESSAGE) {
-            bad = "ws_oversized";
-            if (!f.fin)
-                chunk->flags |= WS_FRAME_DROPPING;
-        }
-        if (bad) { /* skipped by its length, reported unless it is a control frame */
+        if ((bad = frame_problem(chunk, &f))) { /* skipped by its length */
             if (*bad)
                 ops->error(ctx, bad);
             if (total > n - pos)
@@ -360,12 +450,13 @@ uint64_t ws_frame_consume(const struct ws_frame_ops *ops, void *ctx, struct tcp_
             pos += (size_t)total;
             continue;
         }
-        chunk->flags &= (uint8_t)~WS_FRAME_DROPPING; /* a new message ends the one dropped */
         if (!f.fin) {
-            size_t used = fragmented(ops, ctx, chunk, p + pos, n - pos, scratch);
+            uint64_t used = fragmented(ops, ctx, chunk, p + pos, n - pos, scratch);
             if (!used)
                 break;
-            pos += used;
+            if (used > n - pos)
+                return pos + used;
+            pos += (size_t)used;
             continue;
         }
         if (total > n - pos)

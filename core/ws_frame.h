@@ -2,40 +2,47 @@
  * connection opens with an HTTP/1.1 upgrade (RFC 6455 §4): the client's GET with an Upgrade
  * header naming websocket, the server's 101 response. Each direction then carries frames
  * (§5.2), and each WebSocket message, text or binary, carries exactly one SIP message (RFC 7118
- * §5). This file recognises the handshake, cuts the frames, unmasks what clients send (every
- * client frame is masked, §5.3) and joins fragmented messages; it hands each message's bytes
- * on. It knows nothing of SIP but what a start line looks like, which it needs to find a frame
- * in a stream picked up mid-way. WebRTC clients reach a proxy this way: over TLS (wss) nothing
- * can be read, but where a load balancer ends the TLS, the plain leg behind it can.
+ * §5). This file recognises the handshake, cuts the frames, unmasks masked ones (every client
+ * frame is, §5.3) and joins fragmented messages; it hands each message's bytes on. It knows
+ * nothing of SIP but what a start line looks like, which it needs to find a frame in a stream
+ * picked up mid-way. WebRTC clients reach a proxy this way: over TLS (wss) nothing can be read,
+ * but where a load balancer ends the TLS, the plain leg behind it can.
  *
  * Rules:
- * - A stream is WebSocket (WS_FRAME_ON in chunk->flags) when, before it carried any SIP, it
- *   starts with the client's handshake (a "GET uri HTTP/1.1" request whose Upgrade header lists
- *   websocket) or the server's (a "HTTP/1.1 101" response). The handshake's bytes are skipped and
- *   counted nowhere. A GET that is not an upgrade is left to the SIP framer, which counts it as
- *   the non-SIP bytes it is.
- * - A stream picked up mid-way (TCP_STREAM_LOST, no handshake seen: a WebSocket connection
- *   lives as long as its client, hours) is WebSocket when its bytes start with a whole-message
- *   text or binary frame whose payload starts with a SIP start line.
+ * - A stream that has carried no SIP is WebSocket (WS_FRAME_ON in chunk->flags) when it starts
+ *   with a SIP WebSocket handshake: the client's (a "GET uri HTTP/1.1" request whose Upgrade
+ *   header lists websocket and whose Sec-WebSocket-Protocol lists sip) or the server's (a
+ *   "HTTP/1.1 101" response whose Sec-WebSocket-Protocol lists sip; RFC 7118 §4 makes "sip"
+ *   the subprotocol). The handshake's bytes are skipped and counted nowhere; so is a handshake
+ *   sent again on the stream (a client retrying after a 401). Anything else is left to the SIP
+ *   framer, which counts HTTP that is not such an upgrade as the non-SIP bytes it is.
+ * - A stream picked up mid-way (TCP_STREAM_LOST) that has carried no SIP is WebSocket from the
+ *   first frame found in its bytes that is a whole message, text or binary, whose payload starts
+ *   with a SIP start line, and after which comes nothing or a frame (a WebSocket connection
+ *   lives as long as its client, hours: most are picked up this way after a restart). The bytes
+ *   before that frame are skipped (tcp_resync). A stream that has carried SIP over TCP is never
+ *   taken for WebSocket: a binary body can hold anything.
  * - Control frames (close, ping, pong) are skipped. A fragmented message is handed on once all
  *   its fragments have arrived, joined. A message of line breaks only is a keep-alive, skipped.
  * - Reported (stage "reasm"), the stream going on:
  *     ws_compressed  a frame with a reserved bit set: RSV1 is permessage-deflate (RFC 7692),
- *                    which sipscope does not inflate; the frame is skipped
+ *                    which sipscope does not inflate; its message is skipped, all its frames
  *     ws_bad_frame   a reserved opcode, a continuation with no message begun, a new message
- *                    inside a fragmented one, or a control frame that is fragmented or longer
- *                    than 125 bytes; the frame is skipped by its length
- *     ws_oversized   a message longer than SIP_MAX_MSG bytes; skipped
+ *                    or a continuation with a reserved bit inside a fragmented one, or a control
+ *                    frame that is fragmented or longer than 125 bytes: skipped by its length,
+ *                    with the message it interrupted (one report for both)
+ *     ws_oversized   a message longer than WS_FRAME_MAX_MESSAGE bytes, or whose frames span
+ *                    more than WS_FRAME_MAX_SPAN: skipped, all its frames
  *   and, the stream resynchronising (TCP_STREAM_LOST set, as after a loss):
  *     ws_bad_frame   a 64-bit length with its top bit set (RFC 6455 forbids it)
  *     tcp_resync     (when a resynchronisation skipped bytes) as sip_frame.h says
- * - Resynchronising after a loss, each offer is taken whole or skipped whole: it is taken when
- *   it starts with a frame as above (a whole-message text or binary frame carrying a SIP start
- *   line), otherwise skipped. Segments mostly start with a frame: a segment lost or cut is
- *   followed by one that does.
+ * - Resynchronising after a loss, the frame to go on from is found as for a stream picked up
+ *   mid-way; the bytes before it are skipped.
  *
- * Memory: nothing is allocated. A frame from the server is handed on in place; a client's is
- * unmasked, and a fragmented message joined, into the caller's scratch buffer. */
+ * Memory: nothing is allocated. A message in one unmasked frame is handed on in place; a masked
+ * one is unmasked, and a fragmented one joined, into the caller's scratch buffer. A frame, or
+ * a fragmented message's frames, must fit whole in what tcp_stream keeps for an unfinished
+ * message (65,536 bytes): hence the limits below. */
 #ifndef SIPSCOPE_WS_FRAME_H
 #define SIPSCOPE_WS_FRAME_H
 
@@ -46,15 +53,21 @@
 #include "sip_parse.h"
 #include "tcp_stream.h"
 
-/* Bit of tcp_stream_chunk.flags: the stream carries WebSocket frames. Beside TCP_STREAM_LOST and
- * the SIP framer's bits (SIP_FRAME_SKIPPED and SIP_FRAME_REPORTED keep their meaning here). */
-#define WS_FRAME_ON 0x10
+/* Bits of tcp_stream_chunk.flags, beside TCP_STREAM_LOST and the SIP framer's (whose
+ * SIP_FRAME_SKIPPED and SIP_FRAME_REPORTED keep their meaning here). */
+#define WS_FRAME_ON 0x10 /* the stream carries WebSocket frames */
+#define WS_FRAME_DROPPING                                                                          \
+    0x20 /* the rest of a message being skipped: its continuations go                              \
+          * without a report until its final one */
 
 /* The longest handshake waited for: a request or response head longer than this is not one. */
-#define WS_FRAME_MAX_HANDSHAKE 8192
+#define WS_FRAME_MAX_HANDSHAKE 32768
 
-/* A WebSocket message's payload is at most this long to be handed on (one SIP message). */
-#define WS_FRAME_MAX_MESSAGE SIP_MAX_MSG
+#define WS_FRAME_MAX_HEAD 14 /* a frame header: 2 bytes, a 64-bit length, a masking key */
+/* The bytes a message's frames may span (headers, and control frames between fragments,
+ * included), and the longest message handed on: a frame whole in that span. */
+#define WS_FRAME_MAX_SPAN SIP_MAX_MSG
+#define WS_FRAME_MAX_MESSAGE (WS_FRAME_MAX_SPAN - WS_FRAME_MAX_HEAD)
 
 struct ws_frame_ops {
     /* One message's bytes, unmasked and joined; valid during the call only. */
@@ -66,14 +79,14 @@ struct ws_frame_ops {
 enum ws_frame_start {
     WS_FRAME_NOT,      /* not WebSocket: frame the bytes as SIP */
     WS_FRAME_MORE,     /* a handshake or a frame not complete yet: offer again with more */
-    WS_FRAME_ACCEPTED, /* WebSocket: WS_FRAME_ON is set, *skip bytes of handshake precede the
-                        * frames */
+    WS_FRAME_ACCEPTED, /* WebSocket: WS_FRAME_ON is set, *skip bytes (a handshake, or what
+                        * came before the frame found mid-way) precede the frames */
 };
 
 /* Whether the stream whose next bytes chunk holds is starting (or found mid-way) as WebSocket.
- * For a stream without WS_FRAME_ON that has carried no SIP yet (SIP_FRAME_SIP_SEEN clear) or is
- * resynchronising (TCP_STREAM_LOST). Accepting a stream picked up mid-way clears
- * TCP_STREAM_LOST, reporting tcp_resync if bytes were skipped before. */
+ * For a stream without WS_FRAME_ON that has carried no SIP (SIP_FRAME_SIP_SEEN clear).
+ * Accepting a stream picked up mid-way clears TCP_STREAM_LOST, reporting tcp_resync if bytes
+ * were skipped, now or by the SIP framer before. */
 enum ws_frame_start ws_frame_detect(const struct ws_frame_ops *ops, void *ctx,
                                     struct tcp_stream_chunk *chunk, size_t *skip);
 

@@ -57,14 +57,16 @@ KNOWN_TSHARK_ERRORS = {
          "reason=\"content_length\"}"),
     ],
     # SIP over WebSocket (gen_ws): tshark follows the connection whose HTTP upgrade it saw and
-    # agrees on its 11 messages; it cannot know the second connection for WebSocket.
+    # agrees on its 11 messages. It cannot know the second connection for WebSocket, and takes
+    # the third, SIP over TCP on port 8080, for HTTP (8080 is one of its HTTP ports).
     "gen_ws.pcap": [
-        ("request", "OPTIONS", 0, 1,
-         "frames 22-23: a WebSocket connection picked up mid-way (neither the TCP nor the "
+        ("request", "OPTIONS", 0, 3,
+         "frame 22: a WebSocket connection picked up mid-way (neither the TCP nor the "
          "WebSocket handshake captured: WebRTC clients hold theirs for hours); tshark takes "
          "WebSocket from the HTTP upgrade only, sipscope also from a frame carrying a SIP start "
-         "line (core/ws_frame.h)"),
-        ("response", "200", 3, 4, "frame 23: the OPTIONS' 200, as above"),
+         "line (core/ws_frame.h). Frames 27 and 31: SIP over TCP to port 8080, dissected by "
+         "tshark as HTTP (OPTIONS is an HTTP method too)"),
+        ("response", "200", 3, 6, "frames 23, 28 and 32: the 200s to those OPTIONS"),
     ],
     "zeek_sip-junk-before-request.pcap": [
         ("request", "REGISTER", 1, 0,

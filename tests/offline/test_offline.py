@@ -74,17 +74,17 @@ def merge(*dicts):
 
 
 WS_EXACT = merge(
-    req(REGISTER=2, INVITE=1, ACK=1, BYE=1, OPTIONS=1),
+    req(REGISTER=2, INVITE=1, ACK=1, BYE=1, OPTIONS=3),
     resp(("REGISTER", 401, 1), ("REGISTER", 200, 1), ("INVITE", 100, 1), ("INVITE", 180, 1),
-         ("INVITE", 200, 1), ("BYE", 200, 1), ("OPTIONS", 200, 1)),
+         ("INVITE", 200, 1), ("BYE", 200, 1), ("OPTIONS", 200, 3)),
     outcomes(_200=1), ended(bye=1),
-    msgs(("ws", 4, 11), ("ws", 6, 2)),
-    errors(("reasm", "ws_compressed", 1)))
+    msgs(("ws", 4, 11), ("ws", 6, 2), ("tcp", 4, 4)),
+    errors(("reasm", "ws_compressed", 1), ("reasm", "tcp_resync", 2), ("sip", "start_line", 1)))
 WS_SINGLE = merge(one("sip_sessions_completed_total", 1),
                   one("sip_registration_attempts_total", 1),
                   one("sip_registration_outcomes_total", 1, code="200"),
                   one("sip_registrations_active", 1),
-                  packets(23, 23, 11))
+                  packets(32, 32, 15))
 
 # name -> (where, extra args, exact series, single series)
 # Mirrored traffic (gen_mirror): in VXLAN, a rejected call (INVITE, 486, ACK), a REGISTER and its
@@ -227,8 +227,12 @@ CASES = {
     # with one Contact (one attempt, the challenge folded, one binding); a keep-alive frame,
     # INVITE, 100, 180 (one segment), 200, ACK, BYE (one segment), 200: a completed call; a
     # deflated frame (ws_compressed), close frames, FIN. Connection 2 over IPv6, picked up
-    # mid-way: OPTIONS, 200. 23 frames; 9 + 2 complete a message (the first half of the cut
-    # REGISTER does not). No --sip-ports: a WebSocket stream is recognised as such.
+    # mid-way: a keep-alive frame skipped before the OPTIONS, the tail of a message before the
+    # 200 (a tcp_resync each). Connection 3, SIP over TCP on the same port: OPTIONS, 200, junk
+    # (start_line), a segment like a frame carrying an OPTIONS (skipped in the resync the junk
+    # began: no tcp_resync), OPTIONS, 200. 32 frames; 9 + 2 + 4 complete a message (the first
+    # half of the cut REGISTER does not). No --sip-ports: a WebSocket stream is recognised as
+    # such. The rule below sees 13 messages as "ws".
     "gen_ws.pcap": ("gen", [], WS_EXACT, WS_SINGLE),
     # The same with the port given: nothing changes, the handshakes are not parse errors.
     "gen_ws.pcap --sip-ports 8080": ("gen", ["--sip-ports", "8080"], WS_EXACT, WS_SINGLE),
@@ -236,6 +240,7 @@ CASES = {
     "gen_ws.pcap --rules": ("gen", ["--rules", "{src}/tests/lua/fixtures/rules_transport"],
                             WS_EXACT, merge(
         WS_SINGLE, one("fixture_transport_messages_total", 13, transport="ws"),
+        one("fixture_transport_messages_total", 4, transport="tcp"),
         one("fixture_transport_calls_total", 1, transport="ws"))),
     # SIPp built-in uac/uas over one TCP connection: three calls of INVITE, 180, 200, ACK,
     # BYE, 200 (the uas sends no 100).

@@ -631,7 +631,9 @@ def gen_ws(path):
     segment, the 200 with SDP; ACK and BYE in one segment, the 200; a compressed frame
     (permessage-deflate) that cannot be read; close frames and FIN. Client frames are masked,
     each with its own key; server frames are not. Connection 2 (IPv6) is picked up mid-way, with
-    neither handshake: an OPTIONS and its 200."""
+    neither handshake: a keep-alive frame and an OPTIONS in one segment; the tail of an earlier
+    message and the 200 in one frame. Connection 3 is SIP over TCP on the same port: OPTIONS,
+    200; junk; a segment that looks like one frame carrying an OPTIONS; OPTIONS, 200."""
     p = Pcap(path)
     keys = iter(struct.pack("!I", 0x5a3c0f10 + 7919 * i) for i in range(1, 100))
 
@@ -679,9 +681,30 @@ def gen_ws(path):
 
     d = TcpConn(p, ip6, "2001:db8::30", "2001:db8::40", 50001, 8080, isn=(300000, 400000),
                 wrap=lambda ip: eth(ip, 0x86DD))
-    d.send(8002.000, 0, cf(request("OPTIONS", "wsmid", 1, "wsm", "mt", transport="WS")))
-    d.send(8002.001, 1, ws_frame(response(200, "OK", "OPTIONS", "wsmid", 1, "wsm", "mt", "x",
-                                          transport="WS")))
+    d.send(8002.000, 0, cf(b"\r\n\r\n") +
+           cf(request("OPTIONS", "wsmid", 1, "wsm", "mt", transport="WS")))
+    ok_mid = response(200, "OK", "OPTIONS", "wsmid", 1, "wsm", "mt", "x", transport="WS")
+    # Padded to 266 bytes, so that the frame's length ends in a line feed (81 7e 01 0a): the
+    # line after it must not be taken for a start line of SIP over TCP.
+    ok_mid = ok_mid.replace(b"\r\nContent-Length", b"\r\nX-Pad: " +
+                            b"p" * (266 - len(ok_mid) - 9) + b"\r\nContent-Length")
+    assert len(ok_mid) == 266
+    d.send(8002.001, 1, b"a=sendrecv\r\n" + ws_frame(ok_mid))    # the tail of a message first
+
+    # Plain SIP over TCP on the same port: once it has carried SIP, bytes that look like a
+    # frame carrying SIP (the whole segment, after junk) do not make it WebSocket.
+    e = TcpConn(p, ip4, "192.0.2.31", "192.0.2.40", 50002, 8080, isn=(500000, 600000))
+    plain = [request("OPTIONS", "plain%d" % i, i, "pl%d" % i, "pt", transport="TCP")
+             for i in (1, 2, 3)]
+    plain_ok = [response(200, "OK", "OPTIONS", "plain%d" % i, i, "pl%d" % i, "pt", "y",
+                         transport="TCP") for i in (1, 3)]
+    e.handshake(8003.000)
+    e.send(8003.010, 0, plain[0])
+    e.send(8003.011, 1, plain_ok[0])
+    e.send(8003.020, 0, b"XYZ\r\n")                                     # junk: start_line
+    e.send(8003.030, 0, b"\x81\x7e" + struct.pack("!H", len(plain[1])) + plain[1])
+    e.send(8003.040, 0, plain[2])
+    e.send(8003.041, 1, plain_ok[1])
     p.close()
 
 

@@ -190,7 +190,7 @@ TEST(every_length_form_is_read)
 {
     static uint8_t buf[3 * 70000], msg[70000];
     static char want[3 * 70000];
-    size_t at = 0, sizes[] = {125, 126, 300, 65535}, w = 0;
+    size_t at = 0, sizes[] = {125, 126, 300, WS_FRAME_MAX_MESSAGE}, w = 0;
 
     memset(msg, 'x', sizeof msg);
     memcpy(msg, "SIP/2.0 200 OK\r\n", 16);
@@ -332,6 +332,111 @@ TEST(a_new_message_inside_a_fragmented_one_drops_the_fragments_before_it)
     CHECK_STR(log_, "[ws_bad_frame]" SIP_B "|");
 }
 
+TEST(a_compressed_fragmented_message_is_reported_once)
+{
+    uint8_t buf[256];
+    size_t at = 0;
+    /* RFC 7692 §6: RSV1 on the first frame only. */
+    frame(buf, &at, 0x41, key1, "\x01\x02\x03", 3, 0);
+    frame(buf, &at, 0x00, key1, "\x04\x05", 2, 0);
+    frame(buf, &at, 0x80, key2, "\x06", 1, 0);
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_compressed]" SIP_A "|");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(a_continuation_too_long_is_skipped_before_it_is_waited_for)
+{
+    static uint8_t buf[256], big[100000];
+    size_t at = 0, first;
+    frame(buf, &at, 0x01, key1, SIP_A, 20, 0);
+    first = at;
+    frame(buf, &at, 0x80, key2, big, 40, 127); /* declares 40; patched to 100000 below */
+    for (int i = 0; i < 8; i++)
+        buf[first + 2 + i] = (uint8_t)((uint64_t)sizeof big >> (56 - 8 * i));
+    log_[0] = 0;
+    /* Only its header is here: the whole frame is skipped, past the offer. */
+    CHECK_INT(consume(buf, first + 14, 0), first + 14 + sizeof big);
+    CHECK_STR(log_, "[ws_oversized]");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(fragments_spanning_more_than_the_buffer_holds_are_skipped)
+{
+    static uint8_t buf[120000];
+    static char body[16384];
+    size_t at = 0, k = 0;
+    memset(body, 'x', sizeof body);
+    memcpy(body, SIP_A, strlen(SIP_A));
+    /* One byte per fragment: 16 KB of payload in 7-byte frames spans over 100 KB. */
+    frame(buf, &at, 0x01, key1, body, 1, 0);
+    for (k = 1; k + 1 < sizeof body; k++)
+        frame(buf, &at, 0x00, key1, body + k, 1, 0);
+    frame(buf, &at, 0x80, key1, body + k, 1, 0);
+    frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_oversized]" SIP_B "|");
+    CHECK_INT(chunk.flags, WS_FRAME_ON);
+}
+
+TEST(a_bad_control_frame_among_fragments_drops_the_message_with_one_report)
+{
+    static uint8_t buf[1024], pad[200];
+    size_t at = 0;
+    frame(buf, &at, 0x01, key1, "SIP", 3, 0);
+    frame(buf, &at, 0x8b, key1, "z", 1, 0); /* reserved control opcode */
+    frame(buf, &at, 0x80, key1, "q", 1, 0);
+    frame(buf, &at, 0x01, key2, "SIP", 3, 0);
+    frame(buf, &at, 0x89, key2, pad, sizeof pad, 0); /* a ping over 125 bytes */
+    frame(buf, &at, 0x00, key2, "r", 1, 0);
+    frame(buf, &at, 0x80, key2, "s", 1, 0);
+    frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_bad_frame][ws_bad_frame]" SIP_B "|");
+}
+
+TEST(a_bad_new_message_inside_a_fragmented_one_is_reported_once)
+{
+    uint8_t buf[256];
+    size_t at = 0;
+    frame(buf, &at, 0x01, key1, "OPT", 3, 0);
+    frame(buf, &at, 0x83, key1, "x", 1, 0); /* reserved data opcode */
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, "[ws_bad_frame]" SIP_A "|");
+}
+
+TEST(a_handshake_sent_again_is_skipped)
+{
+    static uint8_t buf[1024];
+    size_t at = sizeof CLIENT_HS - 1;
+    memcpy(buf, CLIENT_HS, at);
+    frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_STR(log_, SIP_A "|");
+    /* Cut inside it: waited for. */
+    CHECK_INT(consume(buf, 40, 0), 0);
+}
+
+TEST(a_handshake_with_a_long_cookie_is_recognised)
+{
+    static char hs[24000];
+    size_t n =
+        (size_t)snprintf(hs, sizeof hs, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nCookie: ");
+    size_t skip;
+    memset(hs + n, 'c', 20000);
+    n += 20000;
+    n += (size_t)snprintf(hs + n, sizeof hs - n, "\r\nSec-WebSocket-Protocol: sip\r\n\r\n");
+    CHECK_INT(detect(hs, n, 0, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, n);
+}
+
 TEST(a_length_with_its_top_bit_set_loses_the_place_until_a_sip_frame_starts_an_offer)
 {
     uint8_t buf[512], next[256];
@@ -388,13 +493,46 @@ TEST(a_stream_picked_up_midway_is_websocket_when_it_starts_with_a_sip_frame)
     CHECK_INT(skip, 0);
     CHECK_INT(chunk.flags, WS_FRAME_ON);
     CHECK_STR(log_, "");
-    /* Before the payload's first line is complete, it waits. */
-    for (size_t cut = 0; cut < 6 + 25; cut++) /* header, then the first line and its LF */
+    /* Before the frame is whole, it waits: its first line, then what follows it, decide. */
+    for (size_t cut = 0; cut < at; cut++)
         CHECK_INT(detect((const char *)buf, cut, TCP_STREAM_LOST, &skip), WS_FRAME_MORE);
     /* Bytes skipped by the SIP framer before count one tcp_resync. */
     CHECK_INT(detect((const char *)buf, at, TCP_STREAM_LOST | SIP_FRAME_SKIPPED, &skip),
               WS_FRAME_ACCEPTED);
     CHECK_STR(log_, "[tcp_resync]");
+
+    /* After bytes that are no such frame (a keep-alive frame, the tail of a message), the
+     * first that is one is found; what came before is skipped, one tcp_resync. */
+    static const char tail[] = "a=sendrecv\r\n";
+    uint8_t two[512];
+    size_t m = sizeof tail - 1, sip_at;
+    memcpy(two, tail, m);
+    frame(two, &m, 0x81, key2, "\r\n\r\n", 4, 0);
+    sip_at = m;
+    frame(two, &m, 0x81, key1, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(detect((const char *)two, m, TCP_STREAM_LOST, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, sip_at);
+    CHECK_STR(log_, "[tcp_resync]");
+    /* A frame header whose length ends in a line feed, before an unmasked response: the
+     * frame, not the line after the LF. */
+    static uint8_t resp[600];
+    char body[266];
+    size_t r = 0;
+    memset(body, 'x', sizeof body);
+    memcpy(body, SIP_B, strlen(SIP_B));
+    memcpy(resp, tail, sizeof tail - 1);
+    r = sizeof tail - 1;
+    frame(resp, &r, 0x81, NULL, body, sizeof body, 0); /* 81 7e 01 0a */
+    CHECK_INT(resp[sizeof tail - 1 + 3], '\n');
+    CHECK_INT(detect((const char *)resp, r, TCP_STREAM_LOST, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, sizeof tail - 1);
+    /* A frame followed by bytes that start no frame (text: SIP over TCP whose body ends in
+     * two bytes that look like a frame header) is not one. */
+    m = 0;
+    frame(two, &m, 0x81, NULL, SIP_A, strlen(SIP_A), 0);
+    memcpy(two + m, "OPTIONS", 7);
+    CHECK_INT(detect((const char *)two, m + 7, TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
 
     static const char *const no[] = {"OPTIONS sip:b@x SIP/2.0\r\n", "\x81\x05hello"};
     for (size_t i = 0; i < 2; i++)
