@@ -3,6 +3,9 @@
 
 #include <stdbool.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 enum {
     OP_CONTINUATION = 0x0,
@@ -11,9 +14,6 @@ enum {
     OP_CLOSE = 0x8,
     OP_PONG = 0xa,
 };
-
-/* How far into a frame's payload its first line is looked for, to tell a SIP message. */
-#define START_LINE_PROBE 1024
 
 struct frame {
     bool fin, masked;
@@ -100,19 +100,51 @@ static bool frame_start_byte(uint8_t b)
     return (b & 0x70) == 0 && (op <= OP_BINARY || ((b & 0x80) && op >= OP_CLOSE && op <= OP_PONG));
 }
 
-/* Whether p[n) starts with a frame a stream picked up mid-way can be taken up from (ws_frame.h):
- * a whole-message text or binary frame whose payload starts with a SIP start line, followed by
- * nothing or a frame. 1 yes, 0 no, -1 more bytes needed to tell. */
-static int sip_frame_at(const uint8_t *p, size_t n)
+/* Whether b can start the first frame of a message: FIN or not, text or binary, no reserved
+ * bit. */
+static bool message_start_byte(uint8_t b)
 {
-    uint8_t line[START_LINE_PROBE], c;
-    const uint8_t *nl;
+    return (b & 0x7c) == 0 && (b & 3) != 0 && (b & 3) != 3;
+}
+
+/* The first line of the payload of frame f at p, of which have bytes are here: 1 when it is a
+ * SIP start line, 0 when it is not or cannot become one (a byte no start line has, or longer
+ * than SIP_FRAME_MAX_LINE), -1 when more bytes are needed. Unmasked 64 bytes at a time, and
+ * only as far as it could still be one. *work counts the bytes looked at. */
+static int first_line_is_start(const uint8_t *p, const struct frame *f, size_t have, size_t *work)
+{
+    uint8_t line[SIP_FRAME_MAX_LINE + 1];
+    size_t want = f->len < sizeof line ? (size_t)f->len : sizeof line;
+    size_t lim = have < want ? have : want;
+
+    for (size_t off = 0; off < lim; off += 64) {
+        size_t k = lim - off < 64 ? lim - off : 64;
+        if (f->masked) /* off is a multiple of 4: the key's phase is 0 */
+            unmask(line + off, p + f->head + off, k, f->key);
+        else
+            memcpy(line + off, p + f->head + off, k);
+        *work += k;
+        for (size_t i = off; i < off + k; i++) {
+            uint8_t c = line[i];
+            if (c == '\n')
+                return sip_frame_is_start_line(line, i);
+            if ((c < 0x20 && c != '\t' && c != '\r') || c >= 0x7f)
+                return 0;
+        }
+    }
+    return lim < want ? -1 : 0;
+}
+
+/* Whether p[n) starts with a frame a stream picked up mid-way can be taken up from (ws_frame.h):
+ * a message's first frame, text or binary, whose payload starts with a SIP start line, followed
+ * by nothing or a frame. 1 yes, 0 no, -1 more bytes needed to tell. */
+static int sip_frame_at(const uint8_t *p, size_t n, size_t *work)
+{
     struct frame f;
-    size_t want, have, end;
+    size_t end;
+    uint8_t c;
     int r;
 
-    if (p[0] != (0x80 | OP_TEXT) && p[0] != (0x80 | OP_BINARY))
-        return 0;
     if ((r = read_head(p, n, &f)) <= 0)
         return r == 0 ? -1 : 0;
     if (f.len == 0 || f.len > WS_FRAME_MAX_MESSAGE)
@@ -120,33 +152,57 @@ static int sip_frame_at(const uint8_t *p, size_t n)
     if (n == f.head)
         return -1;
     /* A start line begins with a letter ("SIP/2.0", a method): most bytes that only look like
-     * a frame header end here, before the probe's copy. */
+     * a frame header end here, before any copy. */
     c = (uint8_t)(p[f.head] ^ (f.masked ? f.key[0] : 0));
     if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
         return 0;
-    want = f.len < START_LINE_PROBE ? (size_t)f.len : START_LINE_PROBE;
-    have = n - f.head < want ? n - f.head : want;
-    payload_copy(line, p, &f, have);
-    if (!(nl = memchr(line, '\n', have)))
-        return have < want ? -1 : 0;
-    if (!sip_frame_is_start_line(line, (size_t)(nl - line)))
-        return 0;
+    if ((r = first_line_is_start(p, &f, n - f.head, work)) <= 0)
+        return r;
     end = f.head + (size_t)f.len;
     if (end > n)
         return -1;
     return end == n || frame_start_byte(p[end]);
 }
 
+/* The offset of the first byte at or after p[from] that can start a message's frame; n when
+ * none. Sixteen bytes at a time where SSE2 is there: on a stream that is no SIP at all (offline,
+ * every TCP stream is looked at), this runs over every byte. */
+static size_t next_candidate(const uint8_t *p, size_t n, size_t from)
+{
+    size_t i = from;
+#ifdef __SSE2__
+    const __m128i hi = _mm_set1_epi8(0x7c), lo = _mm_set1_epi8(3), zero = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i low = _mm_and_si128(v, lo);
+        /* (b & 0x7c) == 0, and (b & 3) is 1 or 2 */
+        __m128i ok =
+            _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(low, zero), _mm_cmpeq_epi8(low, lo)),
+                             _mm_cmpeq_epi8(_mm_and_si128(v, hi), zero));
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        if (m)
+            return i + (unsigned)__builtin_ctz(m);
+    }
+#endif
+    for (; i < n; i++)
+        if (message_start_byte(p[i]))
+            return i;
+    return n;
+}
+
 /* The first offset of p[n) that a stream picked up mid-way can be taken up from (sip_frame_at):
  * 1 with *at set; 0 when there is none (*at = n); -1 when the candidate at *at needs more bytes
- * to tell (the bytes before it are not one). */
+ * to tell (the bytes before it hold none). The first lines looked at are bounded by a budget
+ * proportional to n, so that bytes made to look like frames cost linear time; past it, none is
+ * found in this offer. */
 static int find_sip_frame(const uint8_t *p, size_t n, size_t *at)
 {
-    for (size_t i = 0; i < n; i++) {
-        int r;
-        if (p[i] != (0x80 | OP_TEXT) && p[i] != (0x80 | OP_BINARY))
-            continue;
-        if ((r = sip_frame_at(p + i, n - i)) != 0) {
+    size_t work = 0, budget = 4 * n + 2 * SIP_FRAME_MAX_LINE;
+
+    for (size_t i = next_candidate(p, n, 0); i < n && work <= budget;
+         i = next_candidate(p, n, i + 1)) {
+        int r = sip_frame_at(p + i, n - i, &work);
+        if (r != 0) {
             *at = i;
             return r;
         }
@@ -278,8 +334,10 @@ enum ws_frame_start ws_frame_detect(const struct ws_frame_ops *ops, void *ctx,
         int r;
         if (!(chunk->flags & TCP_STREAM_LOST))
             return WS_FRAME_NOT;
-        if ((r = find_sip_frame(chunk->data, chunk->len, &at)) <= 0)
+        if ((r = find_sip_frame(chunk->data, chunk->len, &at)) <= 0) {
+            *skip = r < 0 ? at : 0; /* what comes before the candidate is not WebSocket */
             return r < 0 ? WS_FRAME_MORE : WS_FRAME_NOT;
+        }
         if (at)
             chunk->flags |= SIP_FRAME_SKIPPED;
         hs = (long)at;
@@ -307,14 +365,25 @@ static bool control_ok(const struct frame *f)
     return f->fin && !f->rsv && f->len <= 125 && f->opcode <= OP_PONG;
 }
 
-/* The fragmented message whose first frame (text or binary, not final, checked by the caller)
- * starts p[n). Once its final fragment is there, the fragments are joined into scratch and
- * handed on, and the bytes its frames take (with the control frames among them) are returned;
- * 0 while more are needed. A frame that cannot belong to it ends it (ws_frame.h says how each
- * is reported); the bytes up to that frame are returned, or through it when it is skipped too,
- * and the continuations still to come are skipped (WS_FRAME_DROPPING). So is a message that
- * outgrows WS_FRAME_MAX_MESSAGE or WS_FRAME_MAX_SPAN, which is checked before its frames are
- * waited for: the return may pass n (tcp_stream then skips the bytes still to come). */
+/* A frame that breaks the protocol, reported: its length is not trusted, and the stream looks
+ * for its place again from it (TCP_STREAM_LOST), without a tcp_resync of its own. */
+static void broken(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk)
+{
+    ops->error(ctx, "ws_bad_frame");
+    chunk->flags |= TCP_STREAM_LOST | SIP_FRAME_REPORTED;
+    chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
+}
+
+/* The fragmented message whose first frame (text or binary, not final, no reserved bit: checked
+ * by the caller) starts p[n). Once its final fragment is there, the fragments are joined into
+ * scratch and handed on, and the bytes its frames take (with the control frames among them)
+ * are returned; 0 while more are needed. Otherwise (ws_frame.h says how each is reported):
+ * - a new message among the fragments: the bytes before it are returned, for the caller to read
+ *   it;
+ * - a frame that breaks the protocol: the bytes before it, the stream resynchronising;
+ * - a message that outgrows WS_FRAME_MAX_MESSAGE or WS_FRAME_MAX_SPAN (checked before its
+ *   frames are waited for): the bytes through the frame that outgrew it, possibly past n
+ *   (tcp_stream then skips the rest of it as it comes), its continuations to come skipped. */
 static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
                            struct tcp_stream_chunk *chunk, const uint8_t *p, size_t n,
                            uint8_t *scratch)
@@ -324,44 +393,42 @@ static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
     for (;;) {
         struct frame f;
         int r = read_head(p + pos, n - pos, &f);
-        bool data, first = pos == 0;
         uint64_t end;
 
-        if (r < 0)
-            return pos; /* the caller reports the header; the fragments before go with it */
-        if (r == 0)
-            return 0;
-        data = f.opcode < OP_CLOSE;
+        if (r < 0) {
+            broken(ops, ctx, chunk);
+            return pos;
+        }
+        if (r == 0) {
+            if (pos + WS_FRAME_MAX_HEAD <= WS_FRAME_MAX_SPAN)
+                return 0;
+            ops->error(ctx, "ws_oversized"); /* its next header could not be held */
+            chunk->flags |= WS_FRAME_DROPPING;
+            return pos;
+        }
+        if (pos && f.opcode != OP_CONTINUATION && f.opcode < OP_CLOSE) {
+            /* A new message: the caller reads it (and reports it if it is bad itself). */
+            if (f.opcode <= OP_BINARY && !f.rsv)
+                ops->error(ctx, "ws_bad_frame");
+            return pos;
+        }
+        if ((f.opcode >= OP_CLOSE && !control_ok(&f)) || (pos && f.rsv)) {
+            broken(ops, ctx, chunk);
+            return pos;
+        }
         end = pos + f.head + f.len;
-        if (end > WS_FRAME_MAX_SPAN || (data && len + f.len > WS_FRAME_MAX_MESSAGE)) {
+        if (end > WS_FRAME_MAX_SPAN ||
+            (f.opcode < OP_CLOSE && len + f.len > WS_FRAME_MAX_MESSAGE)) {
             ops->error(ctx, "ws_oversized");
-            if (!(f.fin && data)) /* a control frame among fragments: more of them follow */
+            if (!(f.fin && f.opcode == OP_CONTINUATION))
                 chunk->flags |= WS_FRAME_DROPPING;
             return end;
         }
         if (end > n)
             return 0;
-        if (!data) { /* a control frame may come between fragments (RFC 6455 §5.4) */
-            if (!control_ok(&f)) {
-                ops->error(ctx, "ws_bad_frame");
-                chunk->flags |= WS_FRAME_DROPPING;
-                return end;
-            }
+        if (f.opcode >= OP_CLOSE) { /* a control frame may come between fragments (§5.4) */
             pos = (size_t)end;
             continue;
-        }
-        if (!first && f.opcode != OP_CONTINUATION) {
-            /* A new message: the caller reads it, and reports it if it is bad itself (one
-             * report for both then). */
-            if (f.opcode <= OP_BINARY && !f.rsv)
-                ops->error(ctx, "ws_bad_frame");
-            return pos;
-        }
-        if (!first && f.rsv) {
-            ops->error(ctx, "ws_bad_frame");
-            if (!f.fin)
-                chunk->flags |= WS_FRAME_DROPPING;
-            return end;
         }
         payload_copy(scratch + len, p + pos, &f, (size_t)f.len);
         len += (size_t)f.len;
@@ -373,101 +440,85 @@ static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
     }
 }
 
-/* What is wrong with the frame f at the top level, if anything: NULL for a message to read, ""
- * for a frame skipped without a report, a reason otherwise. Updates WS_FRAME_DROPPING. */
-static const char *frame_problem(struct tcp_stream_chunk *chunk, const struct frame *f)
-{
-    const char *bad = NULL;
-
-    if (f->opcode == OP_CONTINUATION) {
-        if (chunk->flags & WS_FRAME_DROPPING) {
-            if (f->fin)
-                chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
-            return "";
-        }
-        bad = "ws_bad_frame"; /* no message begun */
-    } else if (f->opcode >= OP_CLOSE) {
-        return control_ok(f) ? "" : "ws_bad_frame";
-    } else {
-        chunk->flags &= (uint8_t)~WS_FRAME_DROPPING; /* a new message ends the one dropped */
-        if (f->opcode > OP_BINARY)
-            bad = "ws_bad_frame";
-        else if (f->rsv)
-            bad = "ws_compressed";
-        else if (f->len > WS_FRAME_MAX_MESSAGE)
-            bad = "ws_oversized";
-    }
-    if (bad && !f->fin)
-        chunk->flags |= WS_FRAME_DROPPING; /* its continuations go with it */
-    return bad;
-}
-
 uint64_t ws_frame_consume(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_chunk *chunk,
                           uint8_t *scratch)
 {
     const uint8_t *p = chunk->data;
     size_t n = chunk->len, pos = 0;
 
-    if (chunk->flags & TCP_STREAM_LOST) {
-        int r = find_sip_frame(p, n, &pos);
-        if (pos)
-            chunk->flags |= SIP_FRAME_SKIPPED;
-        if (r <= 0)
-            return pos; /* skipped up to the candidate that needs more, or all */
-        resynced(ops, ctx, chunk);
-    }
-    while (pos < n) {
+    for (;;) {
         struct frame f;
-        const char *bad;
         uint64_t total;
         int r;
 
+        if (chunk->flags & TCP_STREAM_LOST) { /* the first frame to go on from, anywhere */
+            size_t at;
+            r = find_sip_frame(p + pos, n - pos, &at);
+            if (at)
+                chunk->flags |= SIP_FRAME_SKIPPED;
+            pos += at;
+            if (r <= 0)
+                return pos; /* skipped up to the candidate that needs more, or all */
+            resynced(ops, ctx, chunk);
+        }
+        if (pos == n)
+            return pos;
         /* A handshake again (a client retrying after a 401): 'G' and 'H' start no frame (they
          * have reserved bits set). */
         if (p[pos] == 'G' || p[pos] == 'H') {
             long hs = handshake(p + pos, n - pos);
             if (hs < 0)
-                break;
+                return pos;
             if (hs > 0) {
                 pos += (size_t)hs;
                 continue;
             }
         }
         if ((r = read_head(p + pos, n - pos, &f)) == 0)
-            break;
-        if (r < 0) { /* no length to skip by: resynchronise */
-            ops->error(ctx, "ws_bad_frame");
-            chunk->flags |= TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED;
-            chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
-            return n;
+            return pos;
+        if (r < 0) {
+            broken(ops, ctx, chunk);
+            continue;
         }
         total = f.head + f.len;
-        if ((bad = frame_problem(chunk, &f))) { /* skipped by its length */
-            if (*bad)
-                ops->error(ctx, bad);
-            if (total > n - pos)
-                return pos + total;
-            pos += (size_t)total;
+        if (f.opcode == OP_CONTINUATION && (chunk->flags & WS_FRAME_DROPPING)) {
+            if (f.fin) /* the last of a message being skipped */
+                chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
+        } else if (f.opcode >= OP_CLOSE ? !control_ok(&f)
+                                        : f.opcode > OP_BINARY || f.opcode == OP_CONTINUATION) {
+            broken(ops, ctx, chunk); /* a reserved opcode, a continuation of nothing... */
             continue;
+        } else if (f.opcode < OP_CLOSE) {
+            chunk->flags &= (uint8_t)~WS_FRAME_DROPPING; /* a new message ends the one dropped */
+            if (f.rsv || f.len > WS_FRAME_MAX_MESSAGE) { /* readable by no one here */
+                ops->error(ctx, f.rsv ? "ws_compressed" : "ws_oversized");
+                if (!f.fin)
+                    chunk->flags |= WS_FRAME_DROPPING;
+            } else if (!f.fin) {
+                uint64_t used = fragmented(ops, ctx, chunk, p + pos, n - pos, scratch);
+                if (!used)
+                    return pos;
+                if (used > n - pos)
+                    return pos + used;
+                pos += (size_t)used;
+                continue;
+            } else {
+                if (total > n - pos)
+                    return pos;
+                if (f.masked) {
+                    unmask(scratch, p + pos + f.head, (size_t)f.len, f.key);
+                    message(ops, ctx, scratch, (size_t)f.len);
+                } else {
+                    message(ops, ctx, p + pos + f.head, (size_t)f.len);
+                }
+                pos += (size_t)total;
+                continue;
+            }
         }
-        if (!f.fin) {
-            uint64_t used = fragmented(ops, ctx, chunk, p + pos, n - pos, scratch);
-            if (!used)
-                break;
-            if (used > n - pos)
-                return pos + used;
-            pos += (size_t)used;
-            continue;
-        }
+        /* Skipped by its length: a control frame, a continuation of a message dropped, a
+         * message no one here can read. */
         if (total > n - pos)
-            break;
-        if (f.masked) {
-            unmask(scratch, p + pos + f.head, (size_t)f.len, f.key);
-            message(ops, ctx, scratch, (size_t)f.len);
-        } else {
-            message(ops, ctx, p + pos + f.head, (size_t)f.len);
-        }
+            return pos + total;
         pos += (size_t)total;
     }
-    return pos;
 }

@@ -17,27 +17,31 @@
  *   sent again on the stream (a client retrying after a 401). Anything else is left to the SIP
  *   framer, which counts HTTP that is not such an upgrade as the non-SIP bytes it is.
  * - A stream picked up mid-way (TCP_STREAM_LOST) that has carried no SIP is WebSocket from the
- *   first frame found in its bytes that is a whole message, text or binary, whose payload starts
+ *   first frame found in its bytes that starts a message, text or binary, whose payload starts
  *   with a SIP start line, and after which comes nothing or a frame (a WebSocket connection
  *   lives as long as its client, hours: most are picked up this way after a restart). The bytes
- *   before that frame are skipped (tcp_resync). A stream that has carried SIP over TCP is never
+ *   before that frame are skipped (tcp_resync); while the frame is not whole yet, they go to
+ *   the SIP framer, and only the frame waits. A stream that has carried SIP over TCP is never
  *   taken for WebSocket: a binary body can hold anything.
  * - Control frames (close, ping, pong) are skipped. A fragmented message is handed on once all
  *   its fragments have arrived, joined. A message of line breaks only is a keep-alive, skipped.
  * - Reported (stage "reasm"), the stream going on:
- *     ws_compressed  a frame with a reserved bit set: RSV1 is permessage-deflate (RFC 7692),
- *                    which sipscope does not inflate; its message is skipped, all its frames
- *     ws_bad_frame   a reserved opcode, a continuation with no message begun, a new message
- *                    or a continuation with a reserved bit inside a fragmented one, or a control
- *                    frame that is fragmented or longer than 125 bytes: skipped by its length,
- *                    with the message it interrupted (one report for both)
+ *     ws_compressed  a message's first frame with a reserved bit set: RSV1 is permessage-deflate
+ *                    (RFC 7692), which sipscope does not inflate; the message is skipped, all
+ *                    its frames, by their lengths
  *     ws_oversized   a message longer than WS_FRAME_MAX_MESSAGE bytes, or whose frames span
- *                    more than WS_FRAME_MAX_SPAN: skipped, all its frames
- *   and, the stream resynchronising (TCP_STREAM_LOST set, as after a loss):
- *     ws_bad_frame   a 64-bit length with its top bit set (RFC 6455 forbids it)
- *     tcp_resync     (when a resynchronisation skipped bytes) as sip_frame.h says
- * - Resynchronising after a loss, the frame to go on from is found as for a stream picked up
- *   mid-way; the bytes before it are skipped.
+ *                    more than WS_FRAME_MAX_SPAN: skipped the same way
+ *     ws_bad_frame   a new message that begins among a fragmented one's frames: the fragments
+ *                    before it are dropped
+ *   and, the stream resynchronising (TCP_STREAM_LOST set, as after a loss), since a frame that
+ *   breaks the protocol does not have a length to trust:
+ *     ws_bad_frame   a reserved opcode, a continuation with no message begun or with a reserved
+ *                    bit, a control frame that is fragmented or longer than 125 bytes, a 64-bit
+ *                    length with its top bit set (the message it interrupted goes with it)
+ *     tcp_resync     (when a resynchronisation skipped bytes, and no report began it) as
+ *                    sip_frame.h says
+ * - Resynchronising, the frame to go on from is found as for a stream picked up mid-way; the
+ *   bytes before it are skipped.
  *
  * Memory: nothing is allocated. A message in one unmasked frame is handed on in place; a masked
  * one is unmasked, and a fragmented one joined, into the caller's scratch buffer. A frame, or
@@ -65,8 +69,10 @@
 
 #define WS_FRAME_MAX_HEAD 14 /* a frame header: 2 bytes, a 64-bit length, a masking key */
 /* The bytes a message's frames may span (headers, and control frames between fragments,
- * included), and the longest message handed on: a frame whole in that span. */
-#define WS_FRAME_MAX_SPAN SIP_MAX_MSG
+ * included), so that they and the header of a frame still coming fit the 65,536 bytes
+ * tcp_stream keeps (SIP_MAX_MSG + 1, its default max_pending); and the longest message handed
+ * on: one frame whole in that span. */
+#define WS_FRAME_MAX_SPAN (SIP_MAX_MSG + 1 - WS_FRAME_MAX_HEAD)
 #define WS_FRAME_MAX_MESSAGE (WS_FRAME_MAX_SPAN - WS_FRAME_MAX_HEAD)
 
 struct ws_frame_ops {
@@ -78,7 +84,8 @@ struct ws_frame_ops {
 
 enum ws_frame_start {
     WS_FRAME_NOT,      /* not WebSocket: frame the bytes as SIP */
-    WS_FRAME_MORE,     /* a handshake or a frame not complete yet: offer again with more */
+    WS_FRAME_MORE,     /* a handshake or a frame not complete yet: offer again with more; the
+                        * *skip bytes before the frame are no WebSocket (frame them as SIP) */
     WS_FRAME_ACCEPTED, /* WebSocket: WS_FRAME_ON is set, *skip bytes (a handshake, or what
                         * came before the frame found mid-way) precede the frames */
 };

@@ -60,13 +60,14 @@ KNOWN_TSHARK_ERRORS = {
     # agrees on its 11 messages. It cannot know the second connection for WebSocket, and takes
     # the third, SIP over TCP on port 8080, for HTTP (8080 is one of its HTTP ports).
     "gen_ws.pcap": [
-        ("request", "OPTIONS", 0, 3,
-         "frame 22: a WebSocket connection picked up mid-way (neither the TCP nor the "
+        ("request", "OPTIONS", 0, 4,
+         "frames 22 and 34: WebSocket connections picked up mid-way (neither the TCP nor the "
          "WebSocket handshake captured: WebRTC clients hold theirs for hours); tshark takes "
          "WebSocket from the HTTP upgrade only, sipscope also from a frame carrying a SIP start "
          "line (core/ws_frame.h). Frames 27 and 31: SIP over TCP to port 8080, dissected by "
          "tshark as HTTP (OPTIONS is an HTTP method too)"),
-        ("response", "200", 3, 6, "frames 23, 28 and 32: the 200s to those OPTIONS"),
+        ("request", "NOTIFY", 0, 1, "frames 33-34: the NOTIFY before that OPTIONS, as above"),
+        ("response", "200", 3, 6, "frames 23, 28 and 32: the 200s to the first three OPTIONS"),
     ],
     "zeek_sip-junk-before-request.pcap": [
         ("request", "REGISTER", 1, 0,

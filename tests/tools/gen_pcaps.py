@@ -633,7 +633,9 @@ def gen_ws(path):
     each with its own key; server frames are not. Connection 2 (IPv6) is picked up mid-way, with
     neither handshake: a keep-alive frame and an OPTIONS in one segment; the tail of an earlier
     message and the 200 in one frame. Connection 3 is SIP over TCP on the same port: OPTIONS,
-    200; junk; a segment that looks like one frame carrying an OPTIONS; OPTIONS, 200."""
+    200; junk; a segment that looks like one frame carrying an OPTIONS; OPTIONS, 200.
+    Connection 4 is picked up mid-way in two 60,000-byte segments: junk, a 40,000-byte NOTIFY
+    across both, an OPTIONS."""
     p = Pcap(path)
     keys = iter(struct.pack("!I", 0x5a3c0f10 + 7919 * i) for i in range(1, 100))
 
@@ -705,6 +707,17 @@ def gen_ws(path):
     e.send(8003.030, 0, b"\x81\x7e" + struct.pack("!H", len(plain[1])) + plain[1])
     e.send(8003.040, 0, plain[2])
     e.send(8003.041, 1, plain_ok[1])
+
+    # Picked up mid-way with large segments (GRO, TSO): 30,000 bytes that are no frame, then a
+    # 40,000-byte NOTIFY whose frame ends in the next segment, then an OPTIONS. While the NOTIFY's
+    # frame waits, only it is held: with the bytes before it, it would not fit tcp_stream's
+    # 65,536 bytes.
+    f = TcpConn(p, ip4, "192.0.2.32", "192.0.2.40", 50003, 8080, isn=(700000, 800000))
+    notify = request("NOTIFY", "big", 1, "bg", "nt", transport="WS", body=b"n" * 39500)
+    stream = b"\x00" * 30000 + cf(notify) + cf(request("OPTIONS", "afterbig", 1, "ab", "nt",
+                                                     transport="WS"))
+    f.send(8004.000, 0, stream[:60000])
+    f.send(8004.001, 0, stream[60000:])
     p.close()
 
 

@@ -247,32 +247,40 @@ TEST(line_break_messages_are_keep_alives)
     CHECK_STR(log_, "");
 }
 
-TEST(compressed_and_malformed_frames_are_reported_and_skipped)
+TEST(a_compressed_frame_is_reported_and_skipped_by_its_length)
 {
-    uint8_t buf[1024];
+    uint8_t buf[256];
     size_t at = 0;
     frame(buf, &at, 0xc1, key1, "deflated", 8, 0); /* RSV1: permessage-deflate */
-    frame(buf, &at, 0x83, key1, "x", 1, 0);        /* reserved data opcode */
-    frame(buf, &at, 0x80, key1, "cont", 4, 0);     /* continuation, nothing begun */
-    frame(buf, &at, 0x8b, key1, "y", 1, 0);        /* reserved control opcode */
-    frame(buf, &at, 0x09, NULL, "ping", 4, 0);     /* fragmented control frame */
     frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
     log_[0] = 0;
     CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_,
-              "[ws_compressed][ws_bad_frame][ws_bad_frame][ws_bad_frame][ws_bad_frame]" SIP_A "|");
+    CHECK_STR(log_, "[ws_compressed]" SIP_A "|");
     CHECK_INT(chunk.flags, WS_FRAME_ON);
 }
 
-TEST(a_long_control_frame_is_bad_and_skipped_by_its_length)
+TEST(a_frame_that_breaks_the_protocol_resynchronises_on_the_next_sip_frame)
 {
-    static uint8_t buf[512], pad[200];
-    size_t at = 0;
-    frame(buf, &at, 0x89, key1, pad, sizeof pad, 0);
-    frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_bad_frame]" SIP_B "|");
+    static const struct {
+        uint8_t b0;
+        size_t len;
+    } bad[] = {
+        {0x83, 1},   /* reserved data opcode */
+        {0x80, 4},   /* continuation, nothing begun */
+        {0x8b, 1},   /* reserved control opcode */
+        {0x09, 4},   /* fragmented control frame */
+        {0x89, 200}, /* a ping over 125 bytes */
+    };
+    static uint8_t buf[1024], junk[200];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t at = 0;
+        frame(buf, &at, bad[i].b0, key1, junk, bad[i].len, 0);
+        frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+        log_[0] = 0;
+        CHECK_INT(consume(buf, at, 0), at);
+        CHECK_STR(log_, "[ws_bad_frame]" SIP_A "|"); /* the report began it: no tcp_resync */
+        CHECK_INT(chunk.flags, WS_FRAME_ON);
+    }
 }
 
 TEST(a_frame_skipped_past_the_offer_skips_the_bytes_still_to_come)
@@ -396,7 +404,8 @@ TEST(a_bad_control_frame_among_fragments_drops_the_message_with_one_report)
     frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
     log_[0] = 0;
     CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_bad_frame][ws_bad_frame]" SIP_B "|");
+    /* The second message's bad ping goes in the first one's resynchronisation. */
+    CHECK_STR(log_, "[ws_bad_frame]" SIP_B "|");
 }
 
 TEST(a_bad_new_message_inside_a_fragmented_one_is_reported_once)
@@ -409,6 +418,48 @@ TEST(a_bad_new_message_inside_a_fragmented_one_is_reported_once)
     log_[0] = 0;
     CHECK_INT(consume(buf, at, 0), at);
     CHECK_STR(log_, "[ws_bad_frame]" SIP_A "|");
+}
+
+TEST(a_whole_message_after_fragments_is_read_however_long)
+{
+    static uint8_t buf[80000], a[10000], b[60000];
+    size_t at = 0;
+    memset(b, 'x', sizeof b);
+    memcpy(b, SIP_B, strlen(SIP_B));
+    frame(buf, &at, 0x01, key1, a, sizeof a, 0);
+    frame(buf, &at, 0x81, key2, b, sizeof b, 0); /* together over the span: still read */
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_INT(strncmp(log_, "[ws_bad_frame]" SIP_B, strlen("[ws_bad_frame]" SIP_B)), 0);
+    CHECK_INT(strlen(log_), strlen("[ws_bad_frame]") + sizeof b + 1);
+}
+
+TEST(a_control_frame_with_an_absurd_length_among_fragments_is_not_trusted)
+{
+    uint8_t buf[512];
+    size_t at = 0;
+    frame(buf, &at, 0x01, key1, "SIP", 3, 0);
+    buf[at++] = 0x88; /* close, unmasked, 64-bit length 2^40 */
+    buf[at++] = 127;
+    for (int i = 0; i < 8; i++)
+        buf[at++] = i == 3 ? 1 : 0;
+    frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, at, 0), at); /* not 2^40 more */
+    CHECK_STR(log_, "[ws_bad_frame]" SIP_A "|");
+}
+
+TEST(bytes_made_to_look_like_frames_are_decided_at_once)
+{
+    static char crafted[64 * 1024];
+    size_t skip;
+    for (size_t i = 0; i + 5 <= sizeof crafted; i += 5)
+        memcpy(crafted + i,
+               "\x81\x7e\x10\x00"
+               "A",
+               5);
+    /* Every candidate's payload holds a byte no start line has: none waits for more. */
+    CHECK_INT(detect(crafted, sizeof crafted, TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
 }
 
 TEST(a_handshake_sent_again_is_skipped)
@@ -537,9 +588,29 @@ TEST(a_stream_picked_up_midway_is_websocket_when_it_starts_with_a_sip_frame)
     static const char *const no[] = {"OPTIONS sip:b@x SIP/2.0\r\n", "\x81\x05hello"};
     for (size_t i = 0; i < 2; i++)
         CHECK_INT(detect(no[i], strlen(no[i]), TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
+    /* A message's first fragment starts it; a continuation does not. */
     at = 0;
-    frame(buf, &at, 0x01, key1, SIP_A, strlen(SIP_A), 0); /* not a whole message */
+    frame(buf, &at, 0x01, key1, SIP_A, strlen(SIP_A), 0);
+    CHECK_INT(detect((const char *)buf, at, TCP_STREAM_LOST, &skip), WS_FRAME_ACCEPTED);
+    at = 0;
+    frame(buf, &at, 0x80, key1, SIP_A, strlen(SIP_A), 0);
     CHECK_INT(detect((const char *)buf, at, TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
+    /* A start line longer than 1 KiB (a long Request-URI) is still one. */
+    static char longline[3000];
+    size_t ll = (size_t)snprintf(longline, sizeof longline, "OPTIONS sip:");
+    memset(longline + ll, 'u', 2000);
+    ll += 2000;
+    ll += (size_t)snprintf(longline + ll, sizeof longline - ll, "@x SIP/2.0\r\nCall-ID: l\r\n\r\n");
+    static uint8_t lbuf[7000];
+    at = 0;
+    memcpy(lbuf, "junk\r\n", 6);
+    at = 6;
+    frame(lbuf, &at, 0x81, key2, longline, ll, 0);
+    CHECK_INT(detect((const char *)lbuf + 6, at - 6, TCP_STREAM_LOST, &skip), WS_FRAME_ACCEPTED);
+    CHECK_INT(skip, 0);
+    /* While a candidate is not whole, *skip says which bytes before it are not WebSocket. */
+    CHECK_INT(detect((const char *)lbuf, at - 1, TCP_STREAM_LOST, &skip), WS_FRAME_MORE);
+    CHECK_INT(skip, 6);
     /* Without a loss, frames are not looked for: a stream starts with its handshake. */
     at = 0;
     frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
