@@ -79,6 +79,15 @@ static uint64_t consume(const uint8_t *data, size_t len, uint8_t flags)
     return ws_frame_consume(&ops, NULL, &chunk, scratch);
 }
 
+/* Offers buf[n) whole to a stream in WebSocket, and checks that all of it is used and what was
+ * logged. */
+#define CHECK_ALL_READ(buf, n, want)                                                               \
+    do {                                                                                           \
+        log_[0] = 0;                                                                               \
+        CHECK_INT(consume((buf), (n), 0), (n));                                                    \
+        CHECK_STR(log_, want);                                                                     \
+    } while (0)
+
 static enum ws_frame_start detect(const char *text, size_t len, uint8_t flags, size_t *skip)
 {
     chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags};
@@ -166,9 +175,7 @@ TEST(masked_and_unmasked_frames_are_handed_on_as_sent)
     frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
     frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
     frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, SIP_A "|" SIP_B "|" SIP_A "|");
+    CHECK_ALL_READ(buf, at, SIP_A "|" SIP_B "|" SIP_A "|");
     CHECK_INT(chunk.flags, WS_FRAME_ON);
 }
 
@@ -222,9 +229,7 @@ TEST(control_frames_are_skipped_even_between_fragments)
     frame(buf, &at, 0x89, NULL, "p", 1, 0);
     frame(buf, &at, 0x80, key1, SIP_A + 15, a - 15, 0); /* final continuation */
     frame(buf, &at, 0x88, key1, "\x03\xe8", 2, 0);      /* close */
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, SIP_A "|");
+    CHECK_ALL_READ(buf, at, SIP_A "|");
     /* Cut before the final fragment ends, nothing of the message is used yet: only the ping
      * before it (10 bytes), once its header (6) is there: the rest of a frame skipped is
      * skipped as it comes. */
@@ -242,9 +247,7 @@ TEST(line_break_messages_are_keep_alives)
     frame(buf, &at, 0x81, key1, "\r\n\r\n", 4, 0);
     frame(buf, &at, 0x81, NULL, "\r\n", 2, 0);
     frame(buf, &at, 0x81, key2, "", 0, 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "");
+    CHECK_ALL_READ(buf, at, "");
 }
 
 TEST(a_compressed_frame_is_reported_and_skipped_by_its_length)
@@ -253,9 +256,7 @@ TEST(a_compressed_frame_is_reported_and_skipped_by_its_length)
     size_t at = 0;
     frame(buf, &at, 0xc1, key1, "deflated", 8, 0); /* RSV1: permessage-deflate */
     frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_compressed]" SIP_A "|");
+    CHECK_ALL_READ(buf, at, "[ws_compressed]" SIP_A "|");
     CHECK_INT(chunk.flags, WS_FRAME_ON);
 }
 
@@ -305,9 +306,7 @@ TEST(an_oversized_message_is_reported_and_skipped_whole)
     log_[0] = 0;
     CHECK_INT(consume(buf, 100, 0), first);
     CHECK_STR(log_, "[ws_oversized]");
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_oversized]" SIP_A "|");
+    CHECK_ALL_READ(buf, at, "[ws_oversized]" SIP_A "|");
 
     /* Fragmented: the fragments past the limit go without more reports. */
     static uint8_t half[WS_FRAME_MAX_MESSAGE / 2 + 1];
@@ -335,9 +334,7 @@ TEST(a_new_message_inside_a_fragmented_one_drops_the_fragments_before_it)
     size_t at = 0;
     frame(buf, &at, 0x01, key1, "OPTIONS", 7, 0);
     frame(buf, &at, 0x81, key2, SIP_B, strlen(SIP_B), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_bad_frame]" SIP_B "|");
+    CHECK_ALL_READ(buf, at, "[ws_bad_frame]" SIP_B "|");
 }
 
 TEST(a_compressed_fragmented_message_is_reported_once)
@@ -349,9 +346,7 @@ TEST(a_compressed_fragmented_message_is_reported_once)
     frame(buf, &at, 0x00, key1, "\x04\x05", 2, 0);
     frame(buf, &at, 0x80, key2, "\x06", 1, 0);
     frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_compressed]" SIP_A "|");
+    CHECK_ALL_READ(buf, at, "[ws_compressed]" SIP_A "|");
     CHECK_INT(chunk.flags, WS_FRAME_ON);
 }
 
@@ -384,9 +379,7 @@ TEST(fragments_spanning_more_than_the_buffer_holds_are_skipped)
         frame(buf, &at, 0x00, key1, body + k, 1, 0);
     frame(buf, &at, 0x80, key1, body + k, 1, 0);
     frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_oversized]" SIP_B "|");
+    CHECK_ALL_READ(buf, at, "[ws_oversized]" SIP_B "|");
     CHECK_INT(chunk.flags, WS_FRAME_ON);
 }
 
@@ -415,9 +408,7 @@ TEST(a_bad_new_message_inside_a_fragmented_one_is_reported_once)
     frame(buf, &at, 0x01, key1, "OPT", 3, 0);
     frame(buf, &at, 0x83, key1, "x", 1, 0); /* reserved data opcode */
     frame(buf, &at, 0x81, key2, SIP_A, strlen(SIP_A), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, "[ws_bad_frame]" SIP_A "|");
+    CHECK_ALL_READ(buf, at, "[ws_bad_frame]" SIP_A "|");
 }
 
 TEST(a_whole_message_after_fragments_is_read_however_long)
@@ -468,9 +459,7 @@ TEST(a_handshake_sent_again_is_skipped)
     size_t at = sizeof CLIENT_HS - 1;
     memcpy(buf, CLIENT_HS, at);
     frame(buf, &at, 0x81, key1, SIP_A, strlen(SIP_A), 0);
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, SIP_A "|");
+    CHECK_ALL_READ(buf, at, SIP_A "|");
     /* Cut inside it: waited for. */
     CHECK_INT(consume(buf, 40, 0), 0);
 }
@@ -500,9 +489,7 @@ TEST(a_length_with_its_top_bit_set_loses_the_place_until_a_sip_frame_starts_an_o
     at += 7;
     memcpy(buf + at, "junk", 4);
     at += 4;
-    log_[0] = 0;
-    CHECK_INT(consume(buf, at, 0), at);
-    CHECK_STR(log_, SIP_A "|[ws_bad_frame]");
+    CHECK_ALL_READ(buf, at, SIP_A "|[ws_bad_frame]");
     CHECK_INT(chunk.flags, WS_FRAME_ON | TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED);
     /* An offer that does not start with a frame carrying SIP is skipped whole. */
     uint8_t flags = chunk.flags;
