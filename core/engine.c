@@ -485,14 +485,6 @@ ws_deliver(struct engine *e, struct tcp_stream_chunk *chunk, size_t skip)
     return skip + used;
 }
 
-/* SIP over TCP: without a port filter any TCP stream may be something else, so the framer
- * stays quiet until it has seen SIP. */
-static uint64_t sip_deliver(struct engine *e, struct tcp_stream_chunk *chunk)
-{
-    return sip_frame_consume(&frame_ops, e, chunk, e->cfg.sip_ports == NULL, e->hdrs,
-                             SIP_MAX_HEADERS);
-}
-
 static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stream_chunk *chunk)
 {
     struct engine *e = ctx;
@@ -503,19 +495,20 @@ static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stre
      * or picked up mid-way. One that has carried SIP over TCP stays that (ws_frame.h). */
     if (!(chunk->flags & (WS_FRAME_ON | SIP_FRAME_SIP_SEEN)) &&
         ws_frame_detect(&ws_ops, e, chunk, &skip) == WS_FRAME_MORE) {
-        /* A frame that may start WebSocket waits for more bytes; those before it are the SIP
-         * framer's meanwhile, so that only the frame is held. */
-        struct tcp_stream_chunk head = {chunk->data, (uint32_t)skip, chunk->flags};
-        uint64_t used;
-        if (!skip)
+        /* A handshake, or a frame that may start WebSocket, is not whole yet: everything waits,
+         * since the bytes before the frame may be the end of another one and must not reach
+         * the SIP framer before it is decided. Only when tcp_stream holds all it can are they
+         * let go, skipped, for the frame to wait alone (a frame fits: WS_FRAME_MAX_SPAN). */
+        if (chunk->len < e->cfg.tcp.max_pending)
             return 0;
-        used = sip_deliver(e, &head);
-        chunk->flags = head.flags;
-        return used;
+        chunk->flags |= SIP_FRAME_SKIPPED;
+        return skip;
     }
     if (chunk->flags & WS_FRAME_ON)
         return ws_deliver(e, chunk, skip);
-    return sip_deliver(e, chunk);
+    /* Without a port filter any TCP stream may be something else: stay quiet until SIP. */
+    return sip_frame_consume(&frame_ops, e, chunk, e->cfg.sip_ports == NULL, e->hdrs,
+                             SIP_MAX_HEADERS);
 }
 
 static void reasm_error(void *ctx, const char *reason)

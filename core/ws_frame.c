@@ -383,7 +383,9 @@ static void broken(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_
  * - a frame that breaks the protocol: the bytes before it, the stream resynchronising;
  * - a message that outgrows WS_FRAME_MAX_MESSAGE or WS_FRAME_MAX_SPAN (checked before its
  *   frames are waited for): the bytes through the frame that outgrew it, possibly past n
- *   (tcp_stream then skips the rest of it as it comes), its continuations to come skipped. */
+ *   (tcp_stream then skips the rest of it as it comes), its continuations to come skipped.
+ * Every frame here ends within WS_FRAME_MAX_SPAN, so what waits is at most that and the start of
+ * one more header. */
 static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
                            struct tcp_stream_chunk *chunk, const uint8_t *p, size_t n,
                            uint8_t *scratch)
@@ -399,16 +401,12 @@ static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
             broken(ops, ctx, chunk);
             return pos;
         }
-        if (r == 0) {
-            if (pos + WS_FRAME_MAX_HEAD <= WS_FRAME_MAX_SPAN)
-                return 0;
-            ops->error(ctx, "ws_oversized"); /* its next header could not be held */
-            chunk->flags |= WS_FRAME_DROPPING;
-            return pos;
-        }
+        if (r == 0) /* pos <= WS_FRAME_MAX_SPAN: with a header's start, it can be held */
+            return 0;
         if (pos && f.opcode != OP_CONTINUATION && f.opcode < OP_CLOSE) {
-            /* A new message: the caller reads it (and reports it if it is bad itself). */
-            if (f.opcode <= OP_BINARY && !f.rsv)
+            /* A new message: the caller reads it. One that breaks the protocol is reported
+             * there, for both. */
+            if (f.opcode <= OP_BINARY)
                 ops->error(ctx, "ws_bad_frame");
             return pos;
         }

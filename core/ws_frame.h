@@ -20,9 +20,11 @@
  *   first frame found in its bytes that starts a message, text or binary, whose payload starts
  *   with a SIP start line, and after which comes nothing or a frame (a WebSocket connection
  *   lives as long as its client, hours: most are picked up this way after a restart). The bytes
- *   before that frame are skipped (tcp_resync); while the frame is not whole yet, they go to
- *   the SIP framer, and only the frame waits. A stream that has carried SIP over TCP is never
- *   taken for WebSocket: a binary body can hold anything.
+ *   before that frame are skipped (tcp_resync). While the frame is not whole, they wait with
+ *   it, since they may be the end of a frame whose header was missed, which the SIP framer
+ *   would take for SIP over TCP; when that would hold more than tcp_stream keeps, they are
+ *   skipped and the frame waits alone (the engine decides, as it knows the limit). A stream that
+ *   has carried SIP over TCP is never taken for WebSocket: a binary body can hold anything.
  * - Control frames (close, ping, pong) are skipped. A fragmented message is handed on once all
  *   its fragments have arrived, joined. A message of line breaks only is a keep-alive, skipped.
  * - Reported (stage "reasm"), the stream going on:
@@ -32,12 +34,14 @@
  *     ws_oversized   a message longer than WS_FRAME_MAX_MESSAGE bytes, or whose frames span
  *                    more than WS_FRAME_MAX_SPAN: skipped the same way
  *     ws_bad_frame   a new message that begins among a fragmented one's frames: the fragments
- *                    before it are dropped
+ *                    before it are dropped (if the new one breaks the protocol, below, its
+ *                    report covers both)
  *   and, the stream resynchronising (TCP_STREAM_LOST set, as after a loss), since a frame that
  *   breaks the protocol does not have a length to trust:
- *     ws_bad_frame   a reserved opcode, a continuation with no message begun or with a reserved
- *                    bit, a control frame that is fragmented or longer than 125 bytes, a 64-bit
- *                    length with its top bit set (the message it interrupted goes with it)
+ *     ws_bad_frame   a reserved opcode, a continuation with no message begun, or with a
+ *                    reserved bit in a message being read, a control frame that is fragmented
+ *                    or longer than 125 bytes, a 64-bit length with its top bit set (the
+ *                    message it interrupted goes with it)
  *     tcp_resync     (when a resynchronisation skipped bytes, and no report began it) as
  *                    sip_frame.h says
  * - Resynchronising, the frame to go on from is found as for a stream picked up mid-way; the
@@ -84,8 +88,8 @@ struct ws_frame_ops {
 
 enum ws_frame_start {
     WS_FRAME_NOT,      /* not WebSocket: frame the bytes as SIP */
-    WS_FRAME_MORE,     /* a handshake or a frame not complete yet: offer again with more; the
-                        * *skip bytes before the frame are no WebSocket (frame them as SIP) */
+    WS_FRAME_MORE,     /* a handshake or a frame not complete yet: offer again with more;
+                        * *skip bytes come before the frame (to skip, if they cannot wait) */
     WS_FRAME_ACCEPTED, /* WebSocket: WS_FRAME_ON is set, *skip bytes (a handshake, or what
                         * came before the frame found mid-way) precede the frames */
 };

@@ -635,7 +635,10 @@ def gen_ws(path):
     message and the 200 in one frame. Connection 3 is SIP over TCP on the same port: OPTIONS,
     200; junk; a segment that looks like one frame carrying an OPTIONS; OPTIONS, 200.
     Connection 4 is picked up mid-way in two 60,000-byte segments: junk, a 40,000-byte NOTIFY
-    across both, an OPTIONS."""
+    across both, an OPTIONS. Connection 5 is picked up inside a frame whose payload is a whole
+    MESSAGE, then three MESSAGE frames, the first cut across two segments. Connection 6 is
+    picked up after an unfinished line, then a MESSAGE of 65,508 bytes and a short one, in
+    1,400-byte segments."""
     p = Pcap(path)
     keys = iter(struct.pack("!I", 0x5a3c0f10 + 7919 * i) for i in range(1, 100))
 
@@ -718,6 +721,30 @@ def gen_ws(path):
                                                      transport="WS"))
     f.send(8004.000, 0, stream[:60000])
     f.send(8004.001, 0, stream[60000:])
+
+    # Picked up mid-way in the middle of a frame whose payload is a whole MESSAGE (the frame
+    # header was in a segment not captured), then a frame cut across two segments: the MESSAGE
+    # text must wait with that frame, not go to the SIP framer as SIP over TCP.
+    h = TcpConn(p, ip4, "192.0.2.40", "192.0.2.33", 8080, 50004, isn=(900000, 950000))
+    msgs = [request("MESSAGE", "tail%d" % i, 1, "tl%d" % i, "mt", transport="WS")
+            for i in range(4)]
+    second = ws_frame(msgs[1])
+    h.send(8005.000, 0, msgs[0] + second[:60])
+    h.send(8005.001, 0, second[60:] + ws_frame(msgs[2]))
+    h.send(8005.002, 0, ws_frame(msgs[3]))
+
+    # Picked up mid-way after a line the framer would keep (no line break), before a frame as
+    # long as one can be (WS_FRAME_MAX_MESSAGE, 65,508 bytes), in 1,400-byte segments: the
+    # bytes before it are let go when holding them too would pass tcp_stream's 65,536.
+    k = TcpConn(p, ip4, "192.0.2.40", "192.0.2.34", 8080, 50005, isn=(960000, 990000))
+    body = b"m" * (65508 - len(request("MESSAGE", "longest", 1, "lg", "mt", transport="WS",
+                                       body=b"m" * 10000)) + 10000)
+    longest = request("MESSAGE", "longest", 1, "lg", "mt", transport="WS", body=body)
+    assert len(longest) == 65508
+    stream = b"</presence>" + b"z" * 20 + ws_frame(longest) + ws_frame(
+        request("MESSAGE", "after", 1, "af", "mt", transport="WS"))
+    for i in range(0, len(stream), 1400):
+        k.send(8006.000 + i / 1e7, 0, stream[i:i + 1400])
     p.close()
 
 

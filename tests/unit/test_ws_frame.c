@@ -383,6 +383,27 @@ TEST(fragments_spanning_more_than_the_buffer_holds_are_skipped)
     CHECK_INT(chunk.flags, WS_FRAME_ON);
 }
 
+TEST(fragments_up_to_the_span_wait_for_a_header_cut_at_its_end)
+{
+    static uint8_t buf[70000], a[40000], b[25382];
+    size_t at = 0, cut;
+    memset(a, 'a', sizeof a);
+    memset(b, 'b', sizeof b);
+    frame(buf, &at, 0x01, NULL, a, sizeof a, 0);
+    frame(buf, &at, 0x89, NULL, a, 125, 0);
+    frame(buf, &at, 0x00, NULL, b, sizeof b, 0);
+    cut = at; /* 65,517 bytes: within WS_FRAME_MAX_SPAN, with room for a header */
+    CHECK_INT(cut, 65517);
+    frame(buf, &at, 0x80, NULL, "", 0, 0);
+    frame(buf, &at, 0x82, NULL, SIP_B, strlen(SIP_B), 0);
+    log_[0] = 0;
+    CHECK_INT(consume(buf, cut + 1, 0), 0);
+    CHECK_STR(log_, "");
+    CHECK_INT(consume(buf, at, 0), at);
+    CHECK_INT(strlen(log_), sizeof a + sizeof b + 1 + strlen(SIP_B) + 1);
+    CHECK(strchr(log_, '[') == NULL);
+}
+
 TEST(a_bad_control_frame_among_fragments_drops_the_message_with_one_report)
 {
     static uint8_t buf[1024], pad[200];
