@@ -107,11 +107,40 @@ static bool message_start_byte(uint8_t b)
     return (b & 0x7c) == 0 && (b & 3) != 0 && (b & 3) != 3;
 }
 
-/* The first line of the payload of frame f at p, of which have bytes are here: 1 when it is a
- * SIP start line, 0 when it is not or cannot become one (a byte no start line has, or longer
- * than SIP_FRAME_MAX_LINE), -1 when more bytes are needed. Unmasked 64 bytes at a time, and
- * only as far as it could still be one. *work counts the bytes looked at. */
-static int first_line_is_start(const uint8_t *p, const struct frame *f, size_t have, size_t *work)
+/* What the start of a frame's first line tells (first_line, sip_frame_at). */
+enum probe {
+    PROBE_NO,   /* not a SIP start line, or not a frame to take a stream up from */
+    PROBE_YES,  /* a whole frame carrying a SIP start line, followed by a frame */
+    PROBE_WAIT, /* a SIP start line, or the beginning of one (begins_start_line), in a frame
+                 * not whole: worth waiting for */
+    PROBE_WEAK, /* too little of it here to tell: not waited for */
+};
+
+/* Whether line[k) begins the way start lines do: "SIP/2.0 ", or a method in capitals, a space
+ * and a URI scheme with its colon ("INVITE sip:"). Bytes that merely could still become one are
+ * not enough to hold a segment for: unmasked with a key taken from the data, any text's tail
+ * (UTF-8 especially) turns printable often enough. */
+static bool begins_start_line(const uint8_t *line, size_t k)
+{
+    size_t i = 0, j;
+
+    if (k >= 8 && memcmp(line, "SIP/2.0 ", 8) == 0)
+        return true;
+    while (i < k && line[i] >= 'A' && line[i] <= 'Z')
+        i++;
+    if (i < 3 || i == k || line[i] != ' ')
+        return false;
+    for (j = i + 1; j < k && line[j] >= 'a' && line[j] <= 'z'; j++)
+        ;
+    return j - (i + 1) >= 3 && j < k && line[j] == ':';
+}
+
+/* The first line of the payload of frame f at p, of which have bytes are here: PROBE_YES when
+ * it is a SIP start line; PROBE_NO when it is not or cannot become one (a byte no start line
+ * has, or longer than SIP_FRAME_MAX_LINE); PROBE_WAIT or PROBE_WEAK when it is not whole, by
+ * whether what is here begins like one. Unmasked 64 bytes at a time, and only as far as it
+ * could still be one. *work counts the bytes looked at. */
+static enum probe first_line(const uint8_t *p, const struct frame *f, size_t have, size_t *work)
 {
     uint8_t line[SIP_FRAME_MAX_LINE + 1];
     size_t want = f->len < sizeof line ? (size_t)f->len : sizeof line;
@@ -127,41 +156,49 @@ static int first_line_is_start(const uint8_t *p, const struct frame *f, size_t h
         for (size_t i = off; i < off + k; i++) {
             uint8_t c = line[i];
             if (c == '\n')
-                return sip_frame_is_start_line(line, i);
+                return sip_frame_is_start_line(line, i) ? PROBE_YES : PROBE_NO;
             if ((c < 0x20 && c != '\t' && c != '\r') || c >= 0x7f)
-                return 0;
+                return PROBE_NO;
         }
     }
-    return lim < want ? -1 : 0;
+    if (lim == want)
+        return PROBE_NO;
+    return begins_start_line(line, lim) ? PROBE_WAIT : PROBE_WEAK;
 }
 
-/* Whether p[n) starts with a frame a stream picked up mid-way can be taken up from (ws_frame.h):
- * a message's first frame, text or binary, whose payload starts with a SIP start line, followed
- * by nothing or a frame. 1 yes, 0 no, -1 more bytes needed to tell. */
-static int sip_frame_at(const uint8_t *p, size_t n, size_t *work)
+/* Whether p[n) starts with a frame a stream that lost its place can be taken up from
+ * (ws_frame.h): a message's first frame, text or binary, whose payload starts with a SIP start
+ * line, followed by nothing or a frame. One that ends where p does is taken: WebSocket sends a
+ * message per segment, and a connection then idle for a while must not hold its last one (its
+ * response, in the other direction, would come first). One not whole is PROBE_WAIT. A header
+ * not whole, or a first line too short to tell, is PROBE_WEAK: such tails are common at the end
+ * of any segment (UTF-8 text ends in bytes like 0x81), and holding every one would delay SIP
+ * over TCP. */
+static enum probe sip_frame_at(const uint8_t *p, size_t n, size_t *work)
 {
     struct frame f;
+    enum probe r;
     size_t end;
     uint8_t c;
-    int r;
+    int h;
 
-    if ((r = read_head(p, n, &f)) <= 0)
-        return r == 0 ? -1 : 0;
+    if ((h = read_head(p, n, &f)) <= 0)
+        return h == 0 ? PROBE_WEAK : PROBE_NO;
     if (f.len == 0 || f.len > WS_FRAME_MAX_MESSAGE)
-        return 0;
+        return PROBE_NO;
     if (n == f.head)
-        return -1;
+        return PROBE_WEAK;
     /* A start line begins with a letter ("SIP/2.0", a method): most bytes that only look like
      * a frame header end here, before any copy. */
     c = (uint8_t)(p[f.head] ^ (f.masked ? f.key[0] : 0));
     if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
-        return 0;
-    if ((r = first_line_is_start(p, &f, n - f.head, work)) <= 0)
+        return PROBE_NO;
+    if ((r = first_line(p, &f, n - f.head, work)) != PROBE_YES)
         return r;
     end = f.head + (size_t)f.len;
     if (end > n)
-        return -1;
-    return end == n || frame_start_byte(p[end]);
+        return PROBE_WAIT;
+    return end == n || frame_start_byte(p[end]) ? PROBE_YES : PROBE_NO;
 }
 
 /* The offset of the first byte at or after p[from] that can start a message's frame; n when
@@ -190,25 +227,27 @@ static size_t next_candidate(const uint8_t *p, size_t n, size_t from)
     return n;
 }
 
-/* The first offset of p[n) that a stream picked up mid-way can be taken up from (sip_frame_at):
- * 1 with *at set; 0 when there is none (*at = n); -1 when the candidate at *at needs more bytes
- * to tell (the bytes before it hold none). The first lines looked at are bounded by a budget
- * proportional to n, so that bytes made to look like frames cost linear time; past it, none is
- * found in this offer. */
-static int find_sip_frame(const uint8_t *p, size_t n, size_t *at)
+/* The first offset of p[n) that a stream that lost its place can be taken up from
+ * (sip_frame_at): PROBE_YES or PROBE_WAIT with *at set to it; PROBE_NO when there is none, *at
+ * then being the first PROBE_WEAK candidate's offset (n if none), where the bytes that may still
+ * become a frame begin. The first lines looked at are bounded by a budget proportional to n, so
+ * that bytes made to look like frames cost linear time; past it, none is found in this offer. */
+static enum probe find_sip_frame(const uint8_t *p, size_t n, size_t *at)
 {
-    size_t work = 0, budget = 4 * n + 2 * SIP_FRAME_MAX_LINE;
+    size_t work = 0, budget = 4 * n + 2 * SIP_FRAME_MAX_LINE, weak = n;
 
     for (size_t i = next_candidate(p, n, 0); i < n && work <= budget;
          i = next_candidate(p, n, i + 1)) {
-        int r = sip_frame_at(p + i, n - i, &work);
-        if (r != 0) {
+        enum probe r = sip_frame_at(p + i, n - i, &work);
+        if (r == PROBE_YES || r == PROBE_WAIT) {
             *at = i;
             return r;
         }
+        if (r == PROBE_WEAK && weak == n)
+            weak = i;
     }
-    *at = n;
-    return 0;
+    *at = weak;
+    return PROBE_NO;
 }
 
 /* The stream found its place again: tcp_resync when bytes were skipped since it lost it (unless
@@ -331,12 +370,12 @@ enum ws_frame_start ws_frame_detect(const struct ws_frame_ops *ops, void *ctx,
     if (hs < 0)
         return WS_FRAME_MORE;
     if (hs == 0) {
-        int r;
+        enum probe r;
         if (!(chunk->flags & TCP_STREAM_LOST))
             return WS_FRAME_NOT;
-        if ((r = find_sip_frame(chunk->data, chunk->len, &at)) <= 0) {
-            *skip = r < 0 ? at : 0; /* what comes before the candidate is not WebSocket */
-            return r < 0 ? WS_FRAME_MORE : WS_FRAME_NOT;
+        if ((r = find_sip_frame(chunk->data, chunk->len, &at)) != PROBE_YES) {
+            *skip = r == PROBE_WAIT ? at : 0;
+            return r == PROBE_WAIT ? WS_FRAME_MORE : WS_FRAME_NOT;
         }
         if (at)
             chunk->flags |= SIP_FRAME_SKIPPED;
@@ -451,12 +490,12 @@ uint64_t ws_frame_consume(const struct ws_frame_ops *ops, void *ctx, struct tcp_
 
         if (chunk->flags & TCP_STREAM_LOST) { /* the first frame to go on from, anywhere */
             size_t at;
-            r = find_sip_frame(p + pos, n - pos, &at);
+            enum probe found = find_sip_frame(p + pos, n - pos, &at);
             if (at)
                 chunk->flags |= SIP_FRAME_SKIPPED;
             pos += at;
-            if (r <= 0)
-                return pos; /* skipped up to the candidate that needs more, or all */
+            if (found != PROBE_YES) /* skipped up to what may still become a frame, or all */
+                return pos;
             resynced(ops, ctx, chunk);
         }
         if (pos == n)

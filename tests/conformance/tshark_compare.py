@@ -67,9 +67,11 @@ KNOWN_TSHARK_ERRORS = {
          "line (core/ws_frame.h). Frames 27 and 31: SIP over TCP to port 8080, dissected by "
          "tshark as HTTP (OPTIONS is an HTTP method too)"),
         ("request", "NOTIFY", 0, 1, "frames 33-34: the NOTIFY before that OPTIONS, as above"),
-        ("request", "MESSAGE", 0, 5,
-         "frames 35-37 and 38-85: two more WebSocket connections picked up mid-way, as above"),
-        ("response", "200", 3, 6, "frames 23, 28 and 32: the 200s to the first three OPTIONS"),
+        ("request", "MESSAGE", 0, 6,
+         "frames 35-37 and 38-85: two more WebSocket connections picked up mid-way, as above; "
+         "frame 86: SIP over TCP to port 8080, as above"),
+        ("response", "200", 3, 7,
+         "frames 23, 28 and 32: the 200s to the first three OPTIONS; frame 87: the MESSAGE's"),
     ],
     "zeek_sip-junk-before-request.pcap": [
         ("request", "REGISTER", 1, 0,

@@ -638,7 +638,8 @@ def gen_ws(path):
     across both, an OPTIONS. Connection 5 is picked up inside a frame whose payload is a whole
     MESSAGE, then three MESSAGE frames, the first cut across two segments. Connection 6 is
     picked up after an unfinished line, then a MESSAGE of 65,508 bytes and a short one, in
-    1,400-byte segments."""
+    1,400-byte segments. Connection 7 is SIP over TCP picked up mid-way: a MESSAGE whose body
+    ends in 0x82, its 200, FIN."""
     p = Pcap(path)
     keys = iter(struct.pack("!I", 0x5a3c0f10 + 7919 * i) for i in range(1, 100))
 
@@ -745,6 +746,16 @@ def gen_ws(path):
         request("MESSAGE", "after", 1, "af", "mt", transport="WS"))
     for i in range(0, len(stream), 1400):
         k.send(8006.000 + i / 1e7, 0, stream[i:i + 1400])
+
+    # SIP over TCP picked up mid-way, a MESSAGE whose UTF-8 body ends in 0x82 (the last byte of
+    # "。"), its 200, then FIN: a byte that may begin a frame at a segment's end must not hold
+    # the message back.
+    m = TcpConn(p, ip4, "192.0.2.35", "192.0.2.40", 50006, 8080, isn=(1100000, 1200000))
+    text = "こんにちは。".encode()
+    m.send(8007.000, 0, request("MESSAGE", "utf8", 1, "u8", "ut", transport="TCP", body=text))
+    m.send(8007.001, 1, response(200, "OK", "MESSAGE", "utf8", 1, "u8", "ut", "z",
+                                 transport="TCP"))
+    m.send(8007.002, 0, flags=FIN | ACK)
     p.close()
 
 
