@@ -14,17 +14,21 @@
  *   header lists websocket and whose Sec-WebSocket-Protocol lists sip) or the server's (a
  *   "HTTP/1.1 101" response whose Sec-WebSocket-Protocol lists sip; RFC 7118 §4 makes "sip"
  *   the subprotocol). The handshake's bytes are skipped and counted nowhere; so is a handshake
- *   sent again on the stream (a client retrying after a 401). Anything else is left to the SIP
- *   framer, which counts HTTP that is not such an upgrade as the non-SIP bytes it is.
- * - A stream picked up mid-way (TCP_STREAM_LOST) that has carried no SIP is WebSocket from the
- *   first frame found in its bytes that starts a message, text or binary, whose payload starts
- *   with a SIP start line, and after which comes nothing or a frame (a WebSocket connection
- *   lives as long as its client, hours: most are picked up this way after a restart). The bytes
- *   before that frame are skipped (tcp_resync). While the frame is not whole, they wait with
- *   it, since they may be the end of a frame whose header was missed, which the SIP framer
- *   would take for SIP over TCP; when that would hold more than tcp_stream keeps, they are
- *   skipped and the frame waits alone (the engine decides, as it knows the limit). A stream that
- *   has carried SIP over TCP is never taken for WebSocket: a binary body can hold anything.
+ *   sent again on the stream (a client retrying after a 401: the 401 itself, in the other
+ *   direction, reaches the SIP framer). Anything else is left to the SIP framer, which counts
+ *   HTTP that is not such an upgrade as the non-SIP bytes it is.
+ * - A stream that lost its place (TCP_STREAM_LOST: picked up mid-way, or after bytes the SIP
+ *   framer could not read) and has carried no SIP is WebSocket from the first frame found in
+ *   its bytes that starts a message, text or binary, whose payload starts with a SIP start line,
+ *   and after which comes nothing or a frame (a WebSocket connection lives as long as its
+ *   client, hours: most are picked up this way after a restart). The bytes before that frame
+ *   are skipped (tcp_resync). While such a frame is not whole yet, and its first line is there
+ *   or begins like one, they wait with it, since they may be the end of a frame whose header
+ *   was missed, which the SIP framer would take for SIP over TCP; when that would hold more
+ *   than tcp_stream keeps, they are skipped and the frame waits alone (the engine decides, as
+ *   it knows the limit). Less than that is not waited for: segments of SIP over TCP often end
+ *   in bytes that look like the start of a frame. A stream that has carried SIP over TCP is
+ *   never taken for WebSocket: a binary body can hold anything.
  * - Control frames (close, ping, pong) are skipped. A fragmented message is handed on once all
  *   its fragments have arrived, joined. A message of line breaks only is a keep-alive, skipped.
  * - Reported (stage "reasm"), the stream going on:
