@@ -166,6 +166,19 @@ static enum probe first_line(const uint8_t *p, const struct frame *f, size_t hav
     return begins_start_line(line, lim) ? PROBE_WAIT : PROBE_WEAK;
 }
 
+/* Whether p[n) starts with a SIP start line, or the beginning of one, as it is: SIP over TCP
+ * whose body ends in a byte that can start a frame (UTF-8's "。" ends in 0x82, binary bodies
+ * in anything) makes the next request look like an unmasked frame, its first letter read as
+ * the length ('O' = 79) and the rest ("PTIONS sip:...") as a start line. The start line read
+ * from the length byte on tells them apart: a real frame that short carries no SIP request
+ * (the mandatory headers alone are longer). */
+static bool text_line_from(const uint8_t *p, size_t n)
+{
+    size_t k = n < SIP_FRAME_MAX_LINE ? n : SIP_FRAME_MAX_LINE;
+    const uint8_t *nl = memchr(p, '\n', k);
+    return nl ? sip_frame_is_start_line(p, (size_t)(nl - p)) != 0 : begins_start_line(p, k);
+}
+
 /* Whether p[n) starts with a frame a stream that lost its place can be taken up from
  * (ws_frame.h): a message's first frame, text or binary, whose payload starts with a SIP start
  * line, followed by nothing or a frame. One that ends where p does is taken: WebSocket sends a
@@ -193,7 +206,11 @@ static enum probe sip_frame_at(const uint8_t *p, size_t n, size_t *work)
     c = (uint8_t)(p[f.head] ^ (f.masked ? f.key[0] : 0));
     if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
         return PROBE_NO;
-    if ((r = first_line(p, &f, n - f.head, work)) != PROBE_YES)
+    if ((r = first_line(p, &f, n - f.head, work)) == PROBE_NO || r == PROBE_WEAK)
+        return r;
+    if (!f.masked && f.head == 2 && text_line_from(p + 1, n - 1))
+        return PROBE_NO;
+    if (r == PROBE_WAIT)
         return r;
     end = f.head + (size_t)f.len;
     if (end > n)
@@ -230,8 +247,9 @@ static size_t next_candidate(const uint8_t *p, size_t n, size_t from)
 /* The first offset of p[n) that a stream that lost its place can be taken up from
  * (sip_frame_at): PROBE_YES or PROBE_WAIT with *at set to it; PROBE_NO when there is none, *at
  * then being the first PROBE_WEAK candidate's offset (n if none), where the bytes that may still
- * become a frame begin. The first lines looked at are bounded by a budget proportional to n, so
- * that bytes made to look like frames cost linear time; past it, none is found in this offer. */
+ * become a frame begin. The candidates and the first lines looked at are bounded by a budget
+ * proportional to n, so that bytes made to look like frames cost linear time, also when an
+ * offer held is offered again; past it, none is found in this offer. */
 static enum probe find_sip_frame(const uint8_t *p, size_t n, size_t *at)
 {
     size_t work = 0, budget = 4 * n + 2 * SIP_FRAME_MAX_LINE, weak = n;
@@ -239,6 +257,7 @@ static enum probe find_sip_frame(const uint8_t *p, size_t n, size_t *at)
     for (size_t i = next_candidate(p, n, 0); i < n && work <= budget;
          i = next_candidate(p, n, i + 1)) {
         enum probe r = sip_frame_at(p + i, n - i, &work);
+        work += 16; /* a candidate rejected at once costs too */
         if (r == PROBE_YES || r == PROBE_WAIT) {
             *at = i;
             return r;

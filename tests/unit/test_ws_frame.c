@@ -474,6 +474,23 @@ TEST(bytes_made_to_look_like_frames_are_decided_at_once)
     CHECK_INT(detect(crafted, sizeof crafted, TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
 }
 
+TEST(sip_over_tcp_whose_body_ends_like_a_frame_header_is_not_taken_for_websocket)
+{
+    /* "。" ends in 0x82; with the next request's 'O' (79) it reads as an unmasked frame header,
+     * and "PTIONS sip:..." as a start line. Cut where that frame would end (taken), inside it
+     * once "PTIONS sip:" is there (waited for), or anywhere: never WebSocket. */
+    static const char tcp[] = "tail\r\nMESSAGE sip:b@x SIP/2.0\r\nContent-Length: 3\r\n\r\n"
+                              "\xe3\x80\x82"
+                              "OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: c2\r\n"
+                              "CSeq: 1 OPTIONS\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n"
+                              "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nContent-Length: 0\r\n\r\n";
+    const char *fake = strstr(tcp, "\x82OPTIONS");
+    size_t skip, at = (size_t)(fake - tcp);
+    CHECK_INT((unsigned char)fake[1], 79);
+    for (size_t cut = at + 1; cut <= sizeof tcp - 1; cut++)
+        CHECK_INT(detect(tcp, cut, TCP_STREAM_LOST, &skip), WS_FRAME_NOT);
+}
+
 TEST(a_handshake_sent_again_is_skipped)
 {
     static uint8_t buf[1024];
