@@ -7,6 +7,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "slice.h"
+
 enum {
     OP_CONTINUATION = 0x0,
     OP_TEXT = 0x1,
@@ -84,13 +86,15 @@ static void unmask(uint8_t *out, const uint8_t *in, size_t n, const uint8_t key[
         out[i] = in[i] ^ key[i & 3];
 }
 
-/* A frame's payload bytes [0, n) into out, unmasked if masked. */
-static void payload_copy(uint8_t *out, const uint8_t *frame, const struct frame *f, size_t n)
+/* A frame's payload bytes [off, off + n) into out, unmasked if masked; off is a multiple of 4,
+ * so that the key's phase is 0. */
+static void payload_copy(uint8_t *out, const uint8_t *frame, const struct frame *f, size_t off,
+                         size_t n)
 {
     if (f->masked)
-        unmask(out, frame + f->head, n, f->key);
+        unmask(out, frame + f->head + off, n, f->key);
     else
-        memcpy(out, frame + f->head, n);
+        memcpy(out, frame + f->head + off, n);
 }
 
 /* Whether b can start a frame: no reserved bit, and a data opcode, or a control one with FIN. */
@@ -148,10 +152,7 @@ static enum probe first_line(const uint8_t *p, const struct frame *f, size_t hav
 
     for (size_t off = 0; off < lim; off += 64) {
         size_t k = lim - off < 64 ? lim - off : 64;
-        if (f->masked) /* off is a multiple of 4: the key's phase is 0 */
-            unmask(line + off, p + f->head + off, k, f->key);
-        else
-            memcpy(line + off, p + f->head + off, k);
+        payload_copy(line + off, p, f, off, k);
         *work += k;
         for (size_t i = off; i < off + k; i++) {
             uint8_t c = line[i];
@@ -280,61 +281,52 @@ static void resynced(const struct ws_frame_ops *ops, void *ctx, struct tcp_strea
         (uint8_t) ~(TCP_STREAM_LOST | SIP_FRAME_SKIPPED | SIP_FRAME_REPORTED | WS_FRAME_DROPPING);
 }
 
-/* p[n) against the literal s[len], byte for byte (case-insensitive when ci): 1 when p starts
- * with s, 0 when it cannot, -1 when p is a shorter prefix of it. */
-static int starts_with(const uint8_t *p, size_t n, const char *s, size_t len, bool ci)
+/* p[n) against the literal s[len], byte for byte: 1 when p starts with s, 0 when it cannot,
+ * -1 when p is a shorter prefix of it. */
+static int starts_with(const uint8_t *p, size_t n, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        uint8_t a, b = (uint8_t)s[i];
         if (i == n)
             return -1;
-        a = p[i];
-        if (ci && a >= 'A' && a <= 'Z')
-            a = (uint8_t)(a + 32);
-        if (a != b)
+        if (p[i] != (uint8_t)s[i])
             return 0;
     }
     return 1;
 }
 
-/* Whether the comma-separated list v[n) holds token (lower case), case-insensitively. */
-static bool list_has(const uint8_t *v, size_t n, const char *token)
+/* Whether the comma-separated list v holds token, case-insensitively. */
+static bool list_has(struct slice v, struct slice token)
 {
-    size_t tlen = strlen(token), i = 0;
+    const char *e = v.p + v.len;
 
-    while (i < n) {
-        size_t s, e;
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - s == tlen && starts_with(v + s, tlen, token, tlen, true) == 1)
+    for (const char *s = v.p;;) {
+        const char *comma = memchr(s, ',', (size_t)(e - s));
+        const char *end = comma ? comma : e;
+        if (slice_eq_nocase(slice_trim(slice_make(s, (size_t)(end - s))), token))
             return true;
+        if (!comma)
+            return false;
+        s = comma + 1;
     }
-    return false;
 }
 
 /* Whether the header block head[n) (lines after the first, CRLF-ended) has a header named
- * name (lower case) whose list holds token. */
-static bool header_lists(const uint8_t *head, size_t n, const char *name, const char *token)
+ * name whose list holds token (both case-insensitively). A line that starts with whitespace
+ * continues the one before, and is not a header of its own. */
+static bool header_lists(const uint8_t *head, size_t n, struct slice name, struct slice token)
 {
-    size_t nlen = strlen(name), i = 0;
+    const char *p = (const char *)head, *e = p + n;
 
-    while (i < n) {
-        const uint8_t *eol = memchr(head + i, '\n', n - i);
-        size_t end = eol ? (size_t)(eol - head) : n, c = i + nlen;
-        if (starts_with(head + i, end - i, name, nlen, true) == 1) {
-            while (c < end && (head[c] == ' ' || head[c] == '\t'))
-                c++;
-            if (c < end && head[c] == ':' &&
-                list_has(head + c + 1, end - c - 1 - (head[end - 1] == '\r'), token))
-                return true;
-        }
-        i = end + 1;
+    while (p < e) {
+        const char *eol = memchr(p, '\n', (size_t)(e - p));
+        const char *end = eol ? eol : e, *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon && *p != ' ' && *p != '\t' &&
+            slice_eq_nocase(slice_trim(slice_make(p, (size_t)(colon - p))), name) &&
+            list_has(slice_make(colon + 1, (size_t)(end - colon - 1)), token))
+            return true;
+        if (!eol)
+            break;
+        p = eol + 1;
     }
     return false;
 }
@@ -346,8 +338,8 @@ static bool header_lists(const uint8_t *head, size_t n, const char *name, const 
 static long handshake(const uint8_t *p, size_t n)
 {
     static const char get[] = "GET ", resp[] = "HTTP/1.1 101";
-    int g = starts_with(p, n, get, sizeof get - 1, false);
-    int r = starts_with(p, n, resp, sizeof resp - 1, false);
+    int g = starts_with(p, n, get, sizeof get - 1);
+    int r = starts_with(p, n, resp, sizeof resp - 1);
     const uint8_t *eol;
     size_t scan = n < WS_FRAME_MAX_HANDSHAKE ? n : WS_FRAME_MAX_HANDSHAKE, end = 0, first;
 
@@ -369,12 +361,13 @@ static long handshake(const uint8_t *p, size_t n)
         static const char version[] = " HTTP/1.1\r\n";
         size_t vlen = sizeof version - 1;
         if (first < vlen + 4 || memcmp(p + first - vlen, version, vlen) != 0 ||
-            !header_lists(p + first, end - first, "upgrade", "websocket"))
+            !header_lists(p + first, end - first, SLICE_LIT("upgrade"), SLICE_LIT("websocket")))
             return 0;
     } else if (p[sizeof resp - 1] != ' ' && p[sizeof resp - 1] != '\r') {
         return 0; /* "HTTP/1.1 1010" */
     }
-    if (!header_lists(p + first, end - first, "sec-websocket-protocol", "sip"))
+    if (!header_lists(p + first, end - first, SLICE_LIT("sec-websocket-protocol"),
+                      SLICE_LIT("sip")))
         return 0;
     return (long)end;
 }
@@ -486,7 +479,7 @@ static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
             pos = (size_t)end;
             continue;
         }
-        payload_copy(scratch + len, p + pos, &f, (size_t)f.len);
+        payload_copy(scratch + len, p + pos, &f, 0, (size_t)f.len);
         len += (size_t)f.len;
         pos = (size_t)end;
         if (f.fin) {
