@@ -664,18 +664,48 @@ enum decode_result decode_transport(const uint8_t *data, uint32_t len, struct pa
     return decode_next(pkt->l4_proto, &s, pkt);
 }
 
-int decode_addr_format(const struct packet *pkt, int which_dst, char *buf, size_t buflen)
+/* Dotted decimal without printf: inet_ntop formats through it, about 150 ns of the 200 a rule
+ * paid per m.src_ip. buf has room for 15 bytes. */
+static int format_ipv4(const uint8_t *a, char *buf)
 {
-    int af;
-    if (pkt->ip_version == 4)
-        af = AF_INET;
-    else if (pkt->ip_version == 6)
-        af = AF_INET6;
-    else
+    char *p = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (i)
+            *p++ = '.';
+        if (v >= 100) {
+            *p++ = (char)('0' + v / 100);
+            v %= 100;
+            *p++ = (char)('0' + v / 10);
+        } else if (v >= 10) {
+            *p++ = (char)('0' + v / 10);
+        }
+        *p++ = (char)('0' + v % 10);
+    }
+    return (int)(p - buf);
+}
+
+int decode_addr_text(uint8_t ip_version, const uint8_t addr[16], char *buf, size_t buflen)
+{
+    if (ip_version == 4) {
+        char text[16];
+        int n = format_ipv4(addr, text);
+        text[n] = 0;
+        if ((size_t)n >= buflen)
+            return -ENOSPC;
+        memcpy(buf, text, (size_t)n + 1);
+        return n;
+    }
+    if (ip_version != 6)
         return -EINVAL;
     if (buflen > INET6_ADDRSTRLEN)
         buflen = INET6_ADDRSTRLEN;
-    if (!inet_ntop(af, which_dst ? pkt->dst : pkt->src, buf, (socklen_t)buflen))
+    if (!inet_ntop(AF_INET6, addr, buf, (socklen_t)buflen))
         return -ENOSPC;
     return (int)strlen(buf);
+}
+
+int decode_addr_format(const struct packet *pkt, int which_dst, char *buf, size_t buflen)
+{
+    return decode_addr_text(pkt->ip_version, which_dst ? pkt->dst : pkt->src, buf, buflen);
 }

@@ -105,4 +105,7 @@ enum decode_result decode_transport(const uint8_t *data, uint32_t len, struct pa
  * too small (INET6_ADDRSTRLEN bytes always suffice). */
 int decode_addr_format(const struct packet *pkt, int which_dst, char *buf, size_t buflen);
 
+/* The same for an address kept apart from its packet: ip_version 4 (addr's first 4 bytes) or 6. */
+int decode_addr_text(uint8_t ip_version, const uint8_t addr[16], char *buf, size_t buflen);
+
 #endif

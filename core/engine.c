@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "call_cdr.h"
 #include "capture_pcap.h"
 #include "decode.h"
 #include "events.h"
@@ -16,6 +17,7 @@
 #include "lua_bridge.h"
 #include "metrics.h"
 #include "oplabel.h"
+#include "sip_dialog.h"
 #include "sip_frame.h"
 #include "sip_parse.h"
 #include "ws_frame.h"
@@ -84,6 +86,7 @@ void engine_config_defaults(struct engine_config *cfg)
     cfg->iface_name = file_iface_name;
     cfg->capture = "pcap";
     cfg->count_seen = true;
+    cfg->events_fields = CALL_CDR_ALL;
     lua_bridge_config_defaults(&cfg->rules);
 }
 
@@ -134,6 +137,7 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
     }
     e->cfg = *cfg;
     e->cfg.rules.event_fields = cfg->events_path != NULL;
+    e->cfg.rules.engine_fields = cfg->events_path ? cfg->events_fields : 0;
     if (cfg->sip_ports)
         e->ports = *cfg->sip_ports;
     /* Order matters: rules declare their labels before the built-in families get them, and
@@ -163,7 +167,7 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
         e->routes = lua_bridge_routes(e->rules);
     }
     if (cfg->events_path) {
-        e->events = events_open(cfg->events_path, e->reg, e->ops, err, errlen);
+        e->events = events_open(cfg->events_path, e->reg, e->ops, cfg->events_fields, err, errlen);
         if (!e->events)
             goto fail;
     }
@@ -171,9 +175,11 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
                                .label = oplabel_count(e->ops) ? sink_label : NULL,
                                .ctx = e};
     /* The calls' text (Call-ID, URIs) is only read by events and rules: without them a call
-     * takes 248 bytes less to keep and to clear. */
+     * takes 248 bytes less to keep and to clear; the call_cdr record only by events lines. */
     struct track_config track_cfg = cfg->track;
-    track_cfg.call_text = want_rules || cfg->events_path;
+    track_cfg.call_keep = cfg->events_path && cfg->events_fields ? SIP_DIALOG_KEEP_CDR
+                          : want_rules || cfg->events_path       ? SIP_DIALOG_KEEP_TEXT
+                                                                 : SIP_DIALOG_KEEP_NONE;
     e->track = track_new(&track_cfg, &sink);
     if (!e->track) {
         snprintf(err, errlen,

@@ -38,10 +38,11 @@ struct engine_config {
      * state exists and no event costs anything more. */
     struct lua_bridge_config rules;
     const char *events_path; /* --events FILE: CDR and registration lines; NULL for none */
+    uint32_t events_fields;  /* --events-fields: the call_cdr fields (mask) call lines carry */
 };
 
 /* Fills cfg with the defaults (track, reassembly and TCP defaults, any port, interface "file",
- * pcap, no rules, no events file). */
+ * pcap, no rules, no events file, every call_cdr field on its lines). */
 void engine_config_defaults(struct engine_config *cfg);
 
 struct engine;

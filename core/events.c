@@ -12,6 +12,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "call_cdr.h"
+#include "decode.h"
 #include "expo.h"
 #include "sip_dialog.h"
 #include "sip_reg.h"
@@ -30,6 +32,7 @@ struct events {
     int fd;
     int owns; /* fd is ours to close (not standard output) */
     const struct oplabel_set *ops;
+    uint32_t fields; /* the call_cdr fields call lines carry (a mask) */
     /* buf[0, line) holds whole lines not yet written, buf[line, len) the line being built. */
     char *buf;
     size_t len, cap, line;
@@ -52,7 +55,7 @@ static uint32_t intern(struct metrics *reg, const char *s)
 }
 
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
-                           char *err, size_t errlen)
+                           uint32_t fields, char *err, size_t errlen)
 {
     static const char *const type_label[] = {"type"};
     struct events *w = calloc(1, sizeof(*w));
@@ -64,6 +67,7 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
         return NULL;
     }
     w->ops = ops;
+    w->fields = fields;
     fe = metrics_family(reg, "sipscope_events_errors_total",
                         "Lines of the --events file that could not be written, or were "
                         "written without the fields rules added (out of memory).",
@@ -442,6 +446,79 @@ static void put_labels(struct events *w, const uint16_t *ids)
     put(w, "}", 1);
 }
 
+#define WANTS(w, field) ((w)->fields & (1u << (field)))
+
+static void put_addr(struct events *w, const struct call_cdr *c, int which_dst)
+{
+    char text[64];
+    int n =
+        decode_addr_text(c->ip_version, which_dst ? c->dst : c->src, text + 1, sizeof(text) - 2);
+    if (n <= 0) {
+        put_lit(w, "null");
+        return;
+    }
+    text[0] = '"';
+    text[n + 1] = '"';
+    put(w, text, (size_t)n + 2);
+}
+
+/* The call_cdr fields asked for, in call_cdr.h's order; one the call never had is left out. */
+static void put_cdr(struct events *w, const struct sip_dialog *d)
+{
+    static const char *const transports[] = {"", "\"udp\"", "\"tcp\"", "\"ws\""};
+    const struct call_cdr *c = &d->cdr;
+
+    if (c->ip_version) {
+        if (WANTS(w, CALL_CDR_SRC_IP)) {
+            put_key(w, "src_ip");
+            put_addr(w, c, 0);
+        }
+        if (WANTS(w, CALL_CDR_SRC_PORT)) {
+            put_key(w, "src_port");
+            put_uint(w, c->sport);
+        }
+        if (WANTS(w, CALL_CDR_DST_IP)) {
+            put_key(w, "dst_ip");
+            put_addr(w, c, 1);
+        }
+        if (WANTS(w, CALL_CDR_DST_PORT)) {
+            put_key(w, "dst_port");
+            put_uint(w, c->dport);
+        }
+    }
+    if (c->transport && c->transport <= CALL_CDR_TRANSPORT_WS && WANTS(w, CALL_CDR_TRANSPORT)) {
+        put_key(w, "transport");
+        put_str(w, transports[c->transport]);
+    }
+    if (c->user_agent_len && WANTS(w, CALL_CDR_USER_AGENT)) {
+        put_key(w, "user_agent");
+        put_json(w, c->user_agent, c->user_agent_len);
+    }
+    if (c->server_len && WANTS(w, CALL_CDR_SERVER)) {
+        put_key(w, "server");
+        put_json(w, c->server, c->server_len);
+    }
+    if (d->t_ringing && WANTS(w, CALL_CDR_PDD)) {
+        /* Rounded to the millisecond: a capture's clock says no more. */
+        uint64_t ns = d->t_ringing > d->t_start ? d->t_ringing - d->t_start : 0;
+        char num[EXPO_NUMBER_MAX];
+        put_key(w, "pdd");
+        put(w, num, expo_ns_seconds((ns + 500000) / 1000000 * 1000000, num));
+    }
+    if (c->codec_len && WANTS(w, CALL_CDR_CODEC)) {
+        put_key(w, "codec");
+        put_json(w, c->codec, c->codec_len);
+    }
+    if (d->end_reason == SIP_END_BYE && WANTS(w, CALL_CDR_HANGUP)) {
+        put_key(w, "hangup");
+        put_str(w, (d->flags & SIP_DIALOG_F_BYE_CALLEE) ? "\"callee\"" : "\"caller\"");
+    }
+    if (c->q850 && WANTS(w, CALL_CDR_Q850)) {
+        put_key(w, "q850");
+        put_uint(w, c->q850 - 1u);
+    }
+}
+
 static void call_line(struct events *w, const struct track_event *ev)
 {
     const struct sip_dialog *d = ev->dialog;
@@ -479,6 +556,8 @@ static void call_line(struct events *w, const struct track_event *ev)
     put_str(w, sip_dialog_end_name((enum sip_dialog_end)ev->reason));
     put_lit(w, "\"");
     put_labels(w, ev->labels);
+    if (w->fields)
+        put_cdr(w, d);
 }
 
 static void registration_line(struct events *w, const struct track_event *ev)

@@ -8,7 +8,10 @@
  * Call line (TRACK_CALL_END), keys in this order:
  *   {"type":"call","call_id":..,"from":..,"to":..,"start":T,"answer":T|null,"end":T,
  *    "setup_delay":s|null,"duration":s|null,"outcome":code|"timeout"|null,"end_reason":..,
- *    "labels":{name:value...}, rule fields...}
+ *    "labels":{name:value...}, signalling fields..., rule fields...}
+ * The signalling fields are the call_cdr fields the writer was opened with, in call_cdr.h's
+ * order ("src_ip":"192.0.2.1","src_port":5060,...,"q850":16), each left out when the call
+ * never had it.
  * T is RFC 3339 UTC with milliseconds ("2023-11-14T22:13:20.500Z"); s are seconds. The line is
  * written when the call ends, with the outcome known then: a call ended before its INVITE got a
  * final response (a BYE or CANCEL of an early call, max_age, eviction) has "outcome":null even
@@ -28,9 +31,11 @@
 struct events;
 
 /* Opens (truncates) path for writing, "-" for standard output. reg and ops must outlive the
- * writer. Returns NULL with a reason in err[errlen]. */
+ * writer. fields: the call_cdr fields (a mask of 1u << enum call_cdr_field) call lines carry;
+ * the calls must then be tracked with their record (SIP_DIALOG_KEEP_CDR). Returns NULL with a
+ * reason in err[errlen]. */
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
-                           char *err, size_t errlen);
+                           uint32_t fields, char *err, size_t errlen);
 
 /* Writes the line for ev when it is a TRACK_CALL_END or a TRACK_REG_BINDING (other events are
  * ignored). fields[fields_len] are extra JSON members from rules ("\"k\":v,...", no braces), or

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_cdr.h"
 #include "config.h"
 #include "engine.h"
 #include "expo.h"
@@ -62,6 +63,8 @@ static int set_option(struct options *o, const char *key, const char *val, char 
         c->rules.jit_log = strcmp(val, "0") != 0;
         return 0;
     }
+    if (strcmp(key, "events_fields") == 0)
+        return call_cdr_parse_fields(val, &c->events_fields, err, errlen);
     if (strcmp(key, "lua_memory") == 0)
         return config_parse_size(val, &c->rules.memory_limit, err, errlen);
     if (strcmp(key, "sip_ports") == 0) {

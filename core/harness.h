@@ -15,7 +15,8 @@ struct engine;
  * "key=value" lines overriding the defaults: t1, timer_b, timer_c, timer_f, max_call_age
  * (durations like "500ms"), max_calls, max_transactions, max_registrations, max_series,
  * breaker_errors, breaker_timeouts (counts), lua_memory (a size like "16MiB"), rule_budget (a
- * duration), sip_ports (a port list), jit_log (1: record trace events, see harness_jit_log). Timers
+ * duration), sip_ports (a port list), events_fields (as --events-fields), jit_log (1: record
+ * trace events, see harness_jit_log). Timers
  * B and F follow T1 unless set. Returns NULL with a reason in err[errlen]. Free with engine_free.
  */
 struct engine *harness_engine_new(const char *rules_dir, const char *rule_files,

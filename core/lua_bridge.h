@@ -45,6 +45,8 @@ struct lua_bridge_config {
     uint32_t breaker_errors;   /* disable a rule after this many failed calls in a row; 0 never */
     uint32_t breaker_timeouts; /* disable a rule after this many budget stops; 0 never */
     bool event_fields;         /* an events file is written: collect d.cdr / r.event fields */
+    uint32_t engine_fields;    /* the call_cdr fields (mask) the engine writes on call lines:
+                                * rules may not set fields of those names */
     bool jit_log;              /* record trace events for lua_bridge_jit_log (tests, tuning) */
 };
 

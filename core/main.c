@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_cdr.h"
 #include "capture_bpf.h"
 #include "config.h"
 #include "decode.h"
@@ -59,6 +60,7 @@ enum opt_id {
     OPT_WEB_LIFECYCLE,
     OPT_RULES,
     OPT_EVENTS,
+    OPT_EVENTS_FIELDS,
     OPT_LUA_MEMORY,
     OPT_RULE_BUDGET,
     OPT_MAX_SERIES,
@@ -90,6 +92,7 @@ static const struct option options[] = {
     {"web.enable-lifecycle", no_argument, NULL, OPT_WEB_LIFECYCLE},
     {"rules", required_argument, NULL, OPT_RULES},
     {"events", required_argument, NULL, OPT_EVENTS},
+    {"events-fields", required_argument, NULL, OPT_EVENTS_FIELDS},
     {"lua-memory", required_argument, NULL, OPT_LUA_MEMORY},
     {"rule-budget", required_argument, NULL, OPT_RULE_BUDGET},
     {"max-series", required_argument, NULL, OPT_MAX_SERIES},
@@ -149,6 +152,10 @@ static void usage(FILE *out)
             "  --max-series N           series cap of each rule metric family [1000]\n"
             "  --events FILE            one JSON line per finished call (CDR) and per\n"
             "                           registration change (\"-\": standard output)\n"
+            "  --events-fields LIST     what call lines say of the signalling: all, none, or\n"
+            "                           some of src_ip, src_port, dst_ip, dst_port,\n"
+            "                           transport, user_agent, server, pdd, codec, hangup,\n"
+            "                           q850 (comma-separated) [all]\n"
             "  --lua-script FILE ARGS   (first flag only) run a trusted Lua script in this\n"
             "                           binary's LuaJIT: the rule test harness, busted specs\n"
             "Tracking (defaults in brackets):\n"
@@ -324,6 +331,9 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             break;
         case OPT_EVENTS:
             cfg->events_path = optarg;
+            break;
+        case OPT_EVENTS_FIELDS:
+            rc = call_cdr_parse_fields(optarg, &cfg->events_fields, err, sizeof(err));
             break;
         case OPT_LUA_MEMORY:
             rc = config_parse_size(optarg, &cfg->rules.memory_limit, err, sizeof(err));

@@ -8,11 +8,13 @@
 _Static_assert(offsetof(struct sip_dialog, t_challenge) <= 128,
                "the hot fields of struct sip_dialog must fit in its first 128 bytes");
 
-size_t sip_dialog_entry_size(bool keep_text)
+size_t sip_dialog_entry_size(enum sip_dialog_keep keep)
 {
-    /* Without the text: up to it, rounded to the 8 bytes table entries are made of. */
-    return keep_text ? sizeof(struct sip_dialog)
-                     : (offsetof(struct sip_dialog, text) + 7) & ~(size_t)7;
+    /* Up to the first part not kept, rounded to the 8 bytes table entries are made of. */
+    size_t end = keep == SIP_DIALOG_KEEP_CDR    ? sizeof(struct sip_dialog)
+                 : keep == SIP_DIALOG_KEEP_TEXT ? offsetof(struct sip_dialog, cdr)
+                                                : offsetof(struct sip_dialog, text);
+    return (end + 7) & ~(size_t)7;
 }
 
 #define SEED_KEY 0xca11ab1eULL
@@ -38,13 +40,13 @@ const char *sip_dialog_end_name(enum sip_dialog_end r)
 
 int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
                     const struct sip_dialog_timers *timers, const struct track_sink *sink,
-                    bool keep_text)
+                    enum sip_dialog_keep keep)
 {
     tbl->timers = *timers;
     tbl->sink = *sink;
     tbl->evictions = 0;
-    tbl->keep_text = keep_text;
-    return table_init(&tbl->t, sip_dialog_entry_size(keep_text), cap);
+    tbl->keep = (uint8_t)keep;
+    return table_init(&tbl->t, sip_dialog_entry_size(keep), cap);
 }
 
 void sip_dialog_fini(struct sip_dialog_table *tbl)
@@ -295,7 +297,7 @@ static void copy_text(const struct sip_dialog_table *tbl, struct sip_dialog *d,
     uint8_t *lens[3] = {&d->call_id_len, &d->from_len, &d->to_len};
     size_t off = 0;
 
-    if (!tbl->keep_text)
+    if (tbl->keep == SIP_DIALOG_KEEP_NONE)
         return;
     for (int i = 0; i < 3; i++) {
         size_t n = parts[i].len;
@@ -415,6 +417,8 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
     d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */
     memcpy(d->labels, labels, sizeof(d->labels));
     copy_text(tbl, d, msg);
+    if (tbl->keep == SIP_DIALOG_KEEP_CDR)
+        call_cdr_start(&d->cdr, msg, pkt);
     sip_dialog_own(tbl, txn, d);
     txn->flags |= SIP_TXN_F_PRIMARY;
     memcpy(txn->labels, labels, sizeof(txn->labels));
@@ -448,6 +452,8 @@ static void answer(struct sip_dialog_table *tbl, struct sip_dialog *d, const str
     d->t_answer = now;
     d->t_refresh = now;
     d->session_expires = session_expires_of(msg);
+    if (tbl->keep == SIP_DIALOG_KEEP_CDR)
+        call_cdr_answer(&d->cdr, msg);
     ev.code = msg->status;
     ev.delay = delay_between(d->t_start, now, &ev.flags);
     emit(tbl, &ev, d);
@@ -523,13 +529,18 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
     }
     if (code >= 400)
         observe_srd(tbl, d, TRACK_FAILURE, msg, pkt, now);
+    if (tbl->keep == SIP_DIALOG_KEEP_CDR && d->state != SIP_DIALOG_ENDED)
+        call_cdr_final(&d->cdr, msg); /* the final that ends it answers for the other side */
     decide_outcome(tbl, d, code, msg, pkt, now);
     end_call(tbl, d, end_of_failure(code), msg, pkt, now);
 }
 
-void sip_dialog_on_cancel(struct sip_dialog *d)
+void sip_dialog_on_cancel(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                          const struct sip_msg *msg)
 {
     d->flags |= SIP_DIALOG_F_CANCELLED;
+    if (tbl->keep == SIP_DIALOG_KEEP_CDR && d->state != SIP_DIALOG_ENDED)
+        call_cdr_reason(&d->cdr, msg);
 }
 
 bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
@@ -573,6 +584,8 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
             txn->flags |= SIP_TXN_F_ENDING_BYE;
         if (from_callee)
             d->flags |= SIP_DIALOG_F_BYE_CALLEE;
+        if (tbl->keep == SIP_DIALOG_KEEP_CDR)
+            call_cdr_reason(&d->cdr, msg);
         end_call(tbl, d, SIP_END_BYE, msg, pkt, now);
     } else if (msg->method == SIP_METHOD_INVITE || msg->method == SIP_METHOD_UPDATE) {
         struct track_event ev = {.type = TRACK_CALL_REFRESH, .time_ns = now, .msg = msg,

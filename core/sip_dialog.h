@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "call_cdr.h"
 #include "sip_parse.h"
 #include "sip_txn.h"
 #include "table.h"
@@ -100,6 +101,16 @@ struct sip_dialog {
     /* Call-ID, From URI, To URI. Only events and rules read them: a table made without text
      * (sip_dialog_init) has entries that end before it, and the lengths stay 0. */
     char text[SIP_DIALOG_CALL_ID_MAX + 2 * SIP_DIALOG_URI_MAX];
+    /* The events line's signalling fields (call_cdr.h): only in a table made with
+     * SIP_DIALOG_KEEP_CDR, whose entries alone reach this far. */
+    struct call_cdr cdr;
+};
+
+/* What a call's entry keeps beyond what tracking needs. Each level keeps the one before. */
+enum sip_dialog_keep {
+    SIP_DIALOG_KEEP_NONE = 0, /* no text: metrics alone */
+    SIP_DIALOG_KEEP_TEXT,     /* Call-ID and URIs (rules, events) */
+    SIP_DIALOG_KEEP_CDR,      /* and the call_cdr record (events with --events-fields) */
 };
 
 /* Timing rules the calls follow, in ns. */
@@ -115,17 +126,18 @@ struct sip_dialog_table {
     struct sip_dialog_timers timers;
     struct track_sink sink;
     uint64_t evictions;
-    bool keep_text;
+    uint8_t keep; /* enum sip_dialog_keep */
 };
 
-/* The bytes of a call's table entry with and without its text. */
-size_t sip_dialog_entry_size(bool keep_text);
+/* The bytes of a call's table entry keeping that much (enum sip_dialog_keep). */
+size_t sip_dialog_entry_size(enum sip_dialog_keep keep);
 
-/* keep_text: calls keep their Call-ID and URIs (sip_dialog_call_id...). Without, an entry is
- * 144 bytes instead of 392 and the text fields read empty. */
+/* keep: what calls keep beyond tracking. With text, calls keep their Call-ID and URIs
+ * (sip_dialog_call_id...): an entry is 392 bytes instead of 144, and the text fields read empty
+ * without. With the CDR record too (sip_dialog_cdr), 728. */
 int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
                     const struct sip_dialog_timers *timers, const struct track_sink *sink,
-                    bool keep_text);
+                    enum sip_dialog_keep keep);
 void sip_dialog_fini(struct sip_dialog_table *tbl);
 
 /* A call's key: the two halves of a hash of (Call-ID, caller's tag). */
@@ -182,8 +194,9 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
                                    const struct sip_msg *msg, const struct packet *pkt,
                                    bool first_final, bool primary, uint64_t now);
 
-/* A CANCEL for the call's INVITE. */
-void sip_dialog_on_cancel(struct sip_dialog *d);
+/* A CANCEL (msg) for the call's INVITE. */
+void sip_dialog_on_cancel(struct sip_dialog_table *tbl, struct sip_dialog *d,
+                          const struct sip_msg *msg);
 
 /* A new in-dialog request of call d on transaction txn: BYE ends the call (or, when a forked
  * INVITE confirmed several dialogs, the dialog it names until the last one ends), INVITE and

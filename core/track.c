@@ -36,7 +36,7 @@ void track_config_defaults(struct track_config *cfg)
     cfg->max_calls = 1000000;
     cfg->max_transactions = 2000000;
     cfg->max_registrations = 1000000;
-    cfg->call_text = true;
+    cfg->call_keep = SIP_DIALOG_KEEP_TEXT;
 }
 
 struct track *track_new(const struct track_config *cfg, const struct track_sink *sink)
@@ -54,7 +54,7 @@ struct track *track_new(const struct track_config *cfg, const struct track_sink 
     timers.expiry_grace = 32 * NS_PER_S; /* METRICS.md: Session-Expires plus 32 s */
     timers.max_age = cfg->max_call_age_ns;
     if (sip_txn_init(&tr->txns, cfg->max_transactions) != 0 ||
-        sip_dialog_init(&tr->dialogs, cfg->max_calls, &timers, sink, cfg->call_text) != 0 ||
+        sip_dialog_init(&tr->dialogs, cfg->max_calls, &timers, sink, cfg->call_keep) != 0 ||
         sip_reg_init(&tr->reg, cfg->max_registrations, tr->linger, sink) != 0) {
         track_free(tr);
         return NULL;
@@ -241,7 +241,7 @@ static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn
         memcpy(txn->labels, inv->labels, sizeof(txn->labels));
         d = sip_dialog_of_txn(&tr->dialogs, inv);
         if (d) {
-            sip_dialog_on_cancel(d);
+            sip_dialog_on_cancel(&tr->dialogs, d, msg);
             sip_dialog_own(&tr->dialogs, txn, d);
         }
         break;

@@ -20,7 +20,8 @@ struct track_config {
     uint32_t max_calls;
     uint32_t max_transactions;
     uint32_t max_registrations; /* bindings; as many REGISTER attempts in flight */
-    bool call_text; /* calls keep their Call-ID and URIs, for events and rules */
+    uint8_t call_keep;          /* enum sip_dialog_keep: calls keep their Call-ID and URIs (events,
+                                 * rules), and the events line's call_cdr record */
 };
 
 /* Fills cfg with the defaults of DESIGN.md §7. */

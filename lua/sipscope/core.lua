@@ -772,6 +772,7 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         labels = labels,
         label_index = label_index,
         state = S,
+        engine_fields = cfg.engine_fields,
     }
     Msg, Dlg, Txn, Reg = handles.setup(ctx)
     local function get_phase()

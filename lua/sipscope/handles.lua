@@ -43,6 +43,8 @@ local RESERVED_FIELDS = {
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
     key = true, gen = true, -- the proxy's own (const) members: see struct sipscope_fields
 }
+-- The engine's own call fields that --events-fields turns on (core/call_cdr.h), from setup.
+local ENGINE_FIELDS = {}
 
 local mailbox = require "sipscope.mailbox"
 local box = ffi.cast("struct lb_box *", mailbox.box)
@@ -166,6 +168,10 @@ local function check_field_name(k, level)
     end
     if RESERVED_FIELDS[k] then
         error("sipscope: event field '" .. k .. "' is written by sipscope itself", level)
+    end
+    if ENGINE_FIELDS[k] then
+        error("sipscope: event field '" .. k .. "' is written by sipscope itself " ..
+            "(--events-fields: leave it out there for a rule to set it)", level)
     end
 end
 
@@ -859,11 +865,15 @@ function M.end_call_fields(slot)
     return true
 end
 
--- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule).
+-- ctx: box, api, names (from C), labels, label_index, state (.current: the running rule),
+-- engine_fields (the names the engine writes on call lines, --events-fields).
 -- Returns the four handle constructors: Msg(gen), Dlg(gen), Txn(gen), Reg(gen).
 function M.setup(c)
     ctx = c
     S = c.state
+    for _, name in ipairs(c.engine_fields or {}) do
+        ENGINE_FIELDS[name] = true
+    end
     METHODS, STATES, ENDS, CHANGES = c.names.methods, c.names.states, c.names.ends,
         c.names.changes
     Msg = handle_type("message", MSG, MSG_M)

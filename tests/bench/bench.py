@@ -312,8 +312,8 @@ class Bench:
                               ["taskset", "-c", self.cpu, b_bin, "--read", pcap, "--rules",
                                rules, "--print"]))
         if rules:
-            # With an events file: cdr_enrich has nothing to do without one. And without, as
-            # an operator who wants no call records runs them.
+            # With an events file (call records with the engine's signalling fields), and
+            # without, as an operator who wants no call records runs them.
             tools.append(("sipscope, bundled rules",
                           ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap,
                            "--rules", rules, "--events", f"{self.work}/offline-events.json",
@@ -467,9 +467,8 @@ class Bench:
         "rule_device": "`device.lua`",
         "rule_fraud": "`fraud.lua`",
         "rule_trunk_asr": "`trunk_asr.lua`",
-        "rule_cdr_enrich": "`cdr_enrich.lua`",
         "rule_sip_exporter": "`sip_exporter.lua`",
-        "bundled": "all six bundled rules",
+        "bundled": "all five bundled rules",
         "bundled_no_exporter": "the bundled rules but `sip_exporter.lua`",
     }
 
@@ -493,8 +492,8 @@ class Bench:
     def report_lua(self, w, verdict):
         s = self.sections[6]
         w("What LuaJIT rules cost per SIP message (thread CPU time, file reading and parsing "
-          "included, an events file written in every configuration so that `cdr_enrich` is at "
-          "work), on a generated capture of answered calls (7 messages each, call i from "
+          "included, an events file written in every configuration, with the engine's signalling "
+          "fields), on a generated capture of answered calls (7 messages each, call i from "
           "10.1.x.y to 10.2.0.1), best of the runs, interleaved across configurations. The "
           "bundled rules ship disabled: each is enabled and configured for the capture's "
           "addresses, as an operator would (`tests/bench/bench_lua.sh --make-rules DIR`). "
@@ -674,7 +673,7 @@ class Bench:
                              "pass" if v >= OFFLINE_RULES_TARGET else "**miss**"])
             if RULES_NO_EVENTS in by:
                 v = by[RULES_NO_EVENTS]["cpu_rate"]["median"]
-                rows.append(["2", "offline, bundled rules, no events file (cdr_enrich idle)",
+                rows.append(["2", "offline, bundled rules, no events file",
                              f"{v:,.0f}/s", f"≥ {OFFLINE_RULES_TARGET:,}/s",
                              "pass" if v >= OFFLINE_RULES_TARGET else "**miss**"])
             else:
@@ -876,7 +875,7 @@ class Bench:
         if RULES_NO_EVENTS in by:
             r = by[RULES_NO_EVENTS]
             v = r["cpu_rate"]["median"]
-            w(f"| the same without an events file (cdr_enrich then defines no hook): "
+            w(f"| the same without an events file: "
               f"{v:,.0f} msgs/s | ≥ {OFFLINE_RULES_TARGET:,} | "
               f"{verdict(v >= OFFLINE_RULES_TARGET)} | `{r['cmd']} >/dev/null` |")
         else:

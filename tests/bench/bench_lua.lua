@@ -2,7 +2,7 @@
 -- bench_lua.sh). Each configuration reads the capture REPS times into a fresh engine; the best
 -- run (thread CPU time, file reading included) counts, as ns per SIP message, with its
 -- difference to the first configuration. Every configuration writes an events file (one line per
--- call), so that cdr_enrich, which has nothing to do without one, is measured at work.
+-- call, with the engine's signalling fields), as an operator keeping call records runs it.
 --   sipscope --lua-script tests/bench/bench_lua.lua CAPTURE REPS NAME=DIR|- ...
 local t = require "sipscope.testing"
 

@@ -15,13 +15,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${SIPSCOPE:-$top/build/core/sipscope}
 
-BUNDLED=(carrier device fraud trunk_asr cdr_enrich sip_exporter)
+BUNDLED=(carrier device fraud trunk_asr sip_exporter)
 declare -A RULE_CONFIG=(
     [carrier]='{enabled = true, carriers = {["10.1.0.0/18"] = "red", ["10.1.64.0/18"] = "blue"}}'
     [device]='{enabled = true}'
     [fraud]='{enabled = true}'
     [trunk_asr]='{enabled = true, trunks = {["10.2.0.1"] = "core-gw"}}'
-    [cdr_enrich]='{enabled = true}'
     [sip_exporter]='{enabled = true}'
 )
 
@@ -83,7 +82,7 @@ if [ -f "$top/rules/carrier.lua" ]; then
         configs+=(rule_"$r"="$tmp/rule_$r")
     done
     make_rules "$tmp/bundled" "${BUNDLED[@]}"
-    make_rules "$tmp/bundled_no_exporter" carrier device fraud trunk_asr cdr_enrich
+    make_rules "$tmp/bundled_no_exporter" carrier device fraud trunk_asr
     configs+=(bundled="$tmp/bundled" bundled_no_exporter="$tmp/bundled_no_exporter")
 fi
 if [ -n "${CONFIGS:-}" ]; then

@@ -30,7 +30,8 @@ int main(int argc, char **argv)
     /* Every entry has these records, allocated for the capacity (touched as entries are). */
     double records = (double)(sizeof(struct table_timer) + sizeof(struct table_link) +
                               sizeof(struct table_age) + sizeof(struct table_heap_slot));
-    size_t entry = sip_dialog_entry_size(false), entry_text = sip_dialog_entry_size(true);
+    size_t entry = sip_dialog_entry_size(SIP_DIALOG_KEEP_NONE),
+           entry_text = sip_dialog_entry_size(SIP_DIALOG_KEEP_TEXT);
     per_call = (double)entry + records + bucket_share;
     printf("calls=%lu\n", cap);
     printf("sizeof_sip_dialog=%zu\n", sizeof(struct sip_dialog));

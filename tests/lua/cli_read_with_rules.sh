@@ -29,6 +29,7 @@ grep -q '^sipscope_lua_memory_bytes' "$tmp/out.prom" && fail "Lua heap size in -
     --events "$tmp/again.jsonl" --print >"$tmp/again.prom"
 cmp -s "$tmp/out.prom" "$tmp/again.prom" || fail "a second run printed other bytes"
 [ "$(wc -l <"$tmp/events.jsonl")" -eq 50 ] || fail "50 CDR lines"
-grep -q '"end_reason":"bye","labels":{"carrier":"other"},"checked":true}$' "$tmp/events.jsonl" ||
-    fail "CDR with the label and the rule's field"
+# The label, the engine's signalling fields (the caller hung up), then the rule's field.
+grep -q '"end_reason":"bye","labels":{"carrier":"other"},"src_ip":"10\.1\.[0-9.]*","src_port":5060,"dst_ip":"10\.2\.0\.1","dst_port":5060,"transport":"udp","user_agent":"bench/1\.0","pdd":0\.1,"hangup":"caller","checked":true}$' \
+    "$tmp/events.jsonl" || fail "CDR with the label, the signalling fields and the rule's field"
 echo "1 passed, 0 failed, 0 skipped"

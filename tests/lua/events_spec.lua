@@ -15,9 +15,19 @@ return {
   on_register = function(r) r.event.note = "hello" end,
 }]]
 
+-- The engine's signalling fields (src_ip... q850, cdr_enrich_oracle_spec.lua) are off here
+-- unless a case asks for them: these cases are about the lines' own members and rules' fields.
+local function new_engine(opts)
+    opts.config = opts.config or {}
+    if opts.config.events_fields == nil then
+        opts.config.events_fields = "none"
+    end
+    return t.engine(opts)
+end
+
 local function engine(config)
     local path = t.write_rule("ev.lua", RULE)
-    return t.engine{rules = {path}, events = true, config = config}
+    return new_engine{rules = {path}, events = true, config = config}
 end
 
 local function read_lines(e)
@@ -121,6 +131,22 @@ describe("the events file", function()
         e:close()
     end)
 
+    it("writes the engine's signalling fields after the labels, before the rules' fields", function()
+        local e = engine({events_fields = "all"})
+        t.call(e, {call_id = "e1", time = 10, setup = 2, duration = 30,
+                   headers = {"X-Carrier: blue", "User-Agent: Phone \"1\""}})
+        local lines = read_lines(e)
+        assert.are.equal('{"type":"call","call_id":"e1","from":"sip:alice@a.example",' ..
+            '"to":"sip:bob@b.example","start":"2023-11-14T22:13:30.000Z",' ..
+            '"answer":"2023-11-14T22:13:32.000Z","end":"2023-11-14T22:14:02.000Z",' ..
+            '"setup_delay":2,"duration":30,"outcome":200,"end_reason":"bye",' ..
+            '"labels":{"carrier":"blue"},"src_ip":"10.0.0.1","src_port":5060,' ..
+            '"dst_ip":"10.0.0.2","dst_port":5060,"transport":"udp",' ..
+            '"user_agent":"Phone \\"1\\"","pdd":0.1,"hangup":"caller",' ..
+            '"early":true,"note":"vip","score":3}', lines[1])
+        e:close()
+    end)
+
     it("keeps the d.cdr fields of calls going on at a reload, not their d.vars", function()
         -- Calls a and b start under v1, whose start hook writes a field and a var. a ends
         -- under v2, whose end hook writes another field and looks for the var; b ends after a
@@ -128,7 +154,7 @@ describe("the events file", function()
         -- used to go with the old rules' state: a's line had only v2's, b's none.
         local _, dir = t.write_rule("cdr.lua", [[
 return {on_dialog_start = function(d) d.cdr.before = "v1"; d.vars.seen = true end}]])
-        local e = t.engine{rules_dir = dir, events = true}
+        local e = new_engine{rules_dir = dir, events = true}
         start_call(e, "a", 1)
         start_call(e, "b", 2)
         t.write_rule("cdr.lua", [[
@@ -161,7 +187,7 @@ return {on_dialog_end = function(d) d.cdr.after = "v2"; d.cdr.vars_kept = d.vars
         -- review's reproducer). Now the fields stay with the old state, and the log says so.
         local _, dir = t.write_rule("cdr.lua", [[
 return {on_dialog_start = function(d) d.cdr.big = string.rep("x", 200000) end}]])
-        local e = t.engine{rules_dir = dir, events = true, config = {lua_memory = "8MiB"}}
+        local e = new_engine{rules_dir = dir, events = true, config = {lua_memory = "8MiB"}}
         for i = 1, 20 do
             start_call(e, "c" .. i, i)
         end
@@ -212,7 +238,7 @@ return {on_dialog_end = function(d)
   c.frac = 0.5
   c.yes = true
 end}]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         t.call(e, {call_id = "x1"})
         local line = read_lines(e)[1]
         local tail = rule_fields(line)
@@ -234,7 +260,7 @@ return {on_dialog_end = function(d)
   c.big = 2 ^ 53
   c.neg = -2.5
 end}]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         t.call(e, {call_id = "m1"})
         local line = read_lines(e)[1]
         local tail = rule_fields(line)
@@ -257,7 +283,7 @@ local names = {"src_port_b", "b", "src_port", "src_port_a", "a_", "A", "src_por"
 return {on_dialog_end = function(d)
   for i, k in ipairs(names) do d.cdr[k] = i end
 end}]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         t.call(e, {call_id = "o1"})
         local keys = {}
         for k in rule_fields(read_lines(e)[1]):gmatch('"([%w_]+)":') do
@@ -277,7 +303,7 @@ return {on_dialog_end = function(d)
   local c = d.cdr
   for i = 1, 9000 do c["f" .. i] = i end
 end}]])
-        local e = t.engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
+        local e = new_engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
         t.call(e, {call_id = "h1"})
         local line = read_lines(e)[1]
         local tail = rule_fields(line)
@@ -296,7 +322,7 @@ end}]])
     end)
 
     it("is written without rules too", function()
-        local e = t.engine{events = true}
+        local e = new_engine{events = true}
         t.call(e, {call_id = "n1", time = 0.5})
         local ev = e:events()
         assert.are.equal(1, #ev)
@@ -308,7 +334,7 @@ end}]])
 
     it("counts a write error and goes on", function()
         local path = t.write_rule("ev.lua", RULE)
-        local e = t.engine{rules = {path}, events = "/dev/full"}
+        local e = new_engine{rules = {path}, events = "/dev/full"}
         t.call(e, {call_id = "f1"})
         e:flush() -- fails: no space left on /dev/full
         assert.are.equal(1, e:metric("sipscope_events_errors_total"))
@@ -325,7 +351,7 @@ end}]])
         local path = t.write_rule("big.lua", [[
 local BIG = string.rep("x", 700 * 1024)
 return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
-        local e = t.engine{rules = {path}, events = true,
+        local e = new_engine{rules = {path}, events = true,
                            config = {lua_memory = "3MiB", rule_budget = "2s"}}
         e:sip(t.request("INVITE", {call_id = "b1"}), {time = 1})
         e:sip(t.request("INVITE", {call_id = "b2"}), {time = 2})
@@ -351,7 +377,7 @@ return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
     end)
 
     it("counts each line a failed write loses, and only written lines as written", function()
-        local e = t.engine{events = "/dev/full"}
+        local e = new_engine{events = "/dev/full"}
         for i = 1, 3 do
             t.call(e, {call_id = "g" .. i, time = i})
         end
@@ -361,7 +387,7 @@ return {on_dialog_start = function(d) d.cdr.n = 1; d.cdr.big = BIG end}]])
         assert.are.equal(3, e:metric("sipscope_events_errors_total"))
         assert.are.equal(0, e:metric("sipscope_events_total", {type = "call"}))
         e:close()
-        local ok = t.engine{events = true}
+        local ok = new_engine{events = true}
         for i = 1, 3 do
             t.call(ok, {call_id = "w" .. i, time = i})
         end
@@ -379,7 +405,7 @@ return {on_dialog_start = function(d)
   d.cdr[string.rep("a", 65535)] = 1
   d.cdr.e_long = select(2, pcall(function() d.cdr[string.rep("b", 65536)] = 2 end))
 end}]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         t.call(e, {call_id = "n1"})
         local ev = e:events()
         assert.are.equal(1, #ev)
@@ -397,7 +423,7 @@ end}]])
         local path = t.write_rule("sizes.lua", [[
 local size = {l1 = 200000, l2 = 1000000, l3 = 1500000, l4 = 100}
 return {on_dialog_start = function(d) d.cdr.big = string.rep("y", size[d.call_id]) end}]])
-        local e = t.engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
+        local e = new_engine{rules = {path}, events = true, config = {rule_budget = "2s"}}
         for i = 1, 4 do
             t.call(e, {call_id = "l" .. i, time = i})
         end
@@ -453,7 +479,7 @@ return {
     m:copy_header_to(r.event, "none", "X-Absent")
   end,
 }]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         t.call(e, {call_id = "k1", time = 1, src = "192.0.2.7:5070", dst = "198.51.100.2:5060",
                    headers = {"User-Agent: caf\195\169-phone/2", "X-Custom: yes"}})
         t.call(e, {call_id = "k2", time = 100, src = "[2001:db8::7]:5060",
@@ -522,7 +548,7 @@ return {
     small:copy(m, r.event)
   end,
 }]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         for _, id in ipairs({"c1", "o1"}) do
             t.call(e, {call_id = id, from_tag = id .. "-tag", to = "sip:bob@example.com",
                        time = 1, src = "192.0.2.7:5070", dst = "198.51.100.2:5060",
@@ -565,14 +591,14 @@ return {
         for i, case in ipairs(cases) do
             local path = t.write_rule("badcopier" .. i .. ".lua",
                 'local c = require("sipscope").field_copier(' .. case[1] .. ')\nreturn {}')
-            local ok, err = pcall(t.engine, {rules = {path}, events = true})
+            local ok, err = pcall(new_engine, {rules = {path}, events = true})
             assert.is_false(ok)
             assert.truthy(err:find("badcopier" .. i .. ".lua:1: sipscope: ", 1, true), err)
             assert.truthy(err:find(case[2], 1, true), err)
         end
         local late = t.write_rule("latecopier.lua", [[
 return {on_message = function(m) require("sipscope").field_copier{x = "src_ip"} end}]])
-        local e = t.engine{rules = {late}}
+        local e = new_engine{rules = {late}}
         e:sip(t.request("OPTIONS", {call_id = "l1"}))
         assert.are.equal(1, e:metric("sipscope_rule_errors_total",
                                      {rule = "latecopier", hook = "on_message", kind = "api"}))
@@ -591,7 +617,7 @@ return {
     if m.status >= 300 and m.dialog then m.dialog.cdr.fail = m.status end
   end,
 }]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         e:sip(t.request("INVITE", {call_id = "c1"}), {time = 1})
         e:sip(t.response(486, {call_id = "c1", to_tag = "x"}), {time = 1.5})
         t.call(e, {call_id = "c2", time = 3})
@@ -631,7 +657,7 @@ return {
     d.cdr.ended = d.call_id
   end,
 }]])
-        local e = t.engine{rules = {path}, events = true}
+        local e = new_engine{rules = {path}, events = true}
         for i = 1, 4 do
             t.call(e, {call_id = "r" .. i, time = 20 * i})
         end

@@ -18,5 +18,4 @@ configure carrier '{enabled = true, carriers = {["10.0.0.0/17"] = "red", ["10.0.
 configure device '{enabled = true}'
 configure fraud '{enabled = true}'
 configure trunk_asr '{enabled = true, trunks = {["192.0.2.1"] = "core-gw"}}'
-configure cdr_enrich '{enabled = true}'
 "$sipscope" --check-rules "$dest" >/dev/null

@@ -187,7 +187,7 @@ static void setup(struct fixture *f, int with_label)
     snprintf(f->path, sizeof(f->path), "/tmp/test_events_XXXXXX");
     fd = mkstemp(f->path);
     close(fd);
-    f->w = events_open(f->path, f->reg, f->ops, err, sizeof(err));
+    f->w = events_open(f->path, f->reg, f->ops, 0, err, sizeof(err));
     CHECK(f->w != NULL);
 }
 

@@ -215,7 +215,7 @@ TEST(call_text_is_kept_only_when_asked_for)
     for (int keep = 0; keep < 2; keep++) {
         struct fixture f = {0};
         track_config_defaults(&f.cfg);
-        f.cfg.call_text = keep;
+        f.cfg.call_keep = keep ? SIP_DIALOG_KEEP_TEXT : SIP_DIALOG_KEEP_NONE;
         setup(&f);
         INVITE(0, "z9hG4bK-1", 1);
         RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");

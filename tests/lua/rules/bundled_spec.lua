@@ -13,7 +13,6 @@ local RULES = {
     device = {enabled = true},
     fraud = {enabled = true},
     trunk_asr = {enabled = true, trunks = {["127.0.0.1"] = "lo"}},
-    cdr_enrich = {enabled = true},
     sip_exporter = {enabled = true},
 }
 
@@ -67,7 +66,7 @@ describe("the bundled rules together", function()
     end
 
     it("load side by side and never fail", function()
-        assert.are.equal(6, e:metric("sipscope_rules_loaded", {}))
+        assert.are.equal(5, e:metric("sipscope_rules_loaded", {}))
         for name in pairs(RULES) do
             assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = name}), name)
         end
@@ -115,7 +114,7 @@ describe("the bundled rules together", function()
         assert.is_nil(e:metric("fraud_alerts_total", {signal = "register_scan"}))
     end)
 
-    it("enrich the 16 CDRs", function()
+    it("leave the 16 CDRs their labels and the engine's signalling fields", function()
         local calls, caller_hangups = 0, 0
         for _, ev in ipairs(e:events()) do
             if ev.type == "call" then
