@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,13 @@ struct events {
     int owns; /* fd is ours to close (not standard output) */
     const struct oplabel_set *ops;
     uint32_t fields; /* the call_cdr fields call lines carry (a mask) */
+    /* The labels' names as JSON keys ("\"carrier\":", a comma before all but the first), one
+     * after the other in label_keys; label_key_end[i] ends label i's. Rendered for the first
+     * line with n_label_keys labels: labels are declared before lines are written, and never
+     * change after (a reload cannot change them). */
+    char *label_keys;
+    uint32_t label_key_end[TRACK_MAX_LABELS];
+    size_t n_label_keys;
     /* buf[0, line) holds whole lines not yet written, buf[line, len) the line being built. */
     char *buf;
     size_t len, cap, line;
@@ -108,6 +116,7 @@ void events_close(struct events *w)
     if (w->owns && close(w->fd) != 0) /* a deferred write error (NFS) shows here */
         metric_counter_add(w->errors, 1);
     free(w->buf);
+    free(w->label_keys);
     free(w);
 }
 
@@ -334,11 +343,16 @@ static void put_json(struct events *w, const char *s, size_t len)
 /* ,"key": for a literal key, in one copy. */
 #define put_key(w, key) put_lit((w), ",\"" key "\":")
 
-/* n in decimal, as the exposition writes integers. */
+/* n in decimal (ports, codes, causes, expiries: a few digits each, several per line, where
+ * expo_number's double formatting cost more than the rest of the number's line). */
 static void put_uint(struct events *w, unsigned n)
 {
-    char num[EXPO_NUMBER_MAX];
-    put(w, num, expo_number((double)n, num));
+    char num[10], *p = num + sizeof(num);
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    put(w, p, (size_t)(num + sizeof(num) - p));
 }
 
 /* n as `width` decimal digits, zero-padded, at p. */
@@ -429,18 +443,43 @@ static void put_seconds(struct events *w, uint64_t from, uint64_t to, int valid)
     put(w, num, expo_ns_seconds(to > from ? to - from : 0, num));
 }
 
+/* Renders the label keys (struct events' label_keys) for n labels; false when out of memory. */
+static bool render_label_keys(struct events *w, size_t n)
+{
+    size_t cap = 0, len = 0;
+    char *keys;
+
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(oplabel_name(w->ops, i)) * 6 + 4;
+    keys = malloc(cap ? cap : 1);
+    if (!keys)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = oplabel_name(w->ops, i);
+        if (i)
+            keys[len++] = ',';
+        len += events_json_string(keys + len, cap - len, name, strlen(name));
+        keys[len++] = ':';
+        w->label_key_end[i] = (uint32_t)len;
+    }
+    free(w->label_keys);
+    w->label_keys = keys;
+    w->n_label_keys = n;
+    return true;
+}
+
 static void put_labels(struct events *w, const uint16_t *ids)
 {
     size_t n = oplabel_count(w->ops);
     put_lit(w, ",\"labels\":{");
-    for (size_t i = 0; i < n; i++) {
+    if (n > TRACK_MAX_LABELS || (n != w->n_label_keys && !render_label_keys(w, n))) {
+        w->too_long = 1; /* the line is dropped and counted, as one that does not fit */
+        return;
+    }
+    for (size_t i = 0, start = 0; i < n; start = w->label_key_end[i++]) {
         size_t len;
-        const char *name = oplabel_name(w->ops, i);
         const char *v = oplabel_text(w->ops, i, ids ? ids[i] : 0, &len);
-        if (i)
-            put(w, ",", 1);
-        put_json(w, name, strlen(name));
-        put(w, ":", 1);
+        put(w, w->label_keys + start, w->label_key_end[i] - start);
         put_json(w, v, len);
     }
     put(w, "}", 1);
