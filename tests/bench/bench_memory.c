@@ -31,7 +31,8 @@ int main(int argc, char **argv)
     double records = (double)(sizeof(struct table_timer) + sizeof(struct table_link) +
                               sizeof(struct table_age) + sizeof(struct table_heap_slot));
     size_t entry = sip_dialog_entry_size(SIP_DIALOG_KEEP_NONE),
-           entry_text = sip_dialog_entry_size(SIP_DIALOG_KEEP_TEXT);
+           entry_text = sip_dialog_entry_size(SIP_DIALOG_KEEP_TEXT),
+           entry_cdr = sip_dialog_entry_size(SIP_DIALOG_KEEP_CDR);
     per_call = (double)entry + records + bucket_share;
     printf("calls=%lu\n", cap);
     printf("sizeof_sip_dialog=%zu\n", sizeof(struct sip_dialog));
@@ -44,6 +45,9 @@ int main(int argc, char **argv)
     printf("bucket_bytes_per_call=%.2f\n", bucket_share);
     printf("bytes_per_call=%.1f\n", per_call);
     printf("bytes_per_call_with_text=%.1f\n", (double)entry_text + records + bucket_share);
+    printf("entry_bytes_with_cdr=%zu\n", entry_cdr);
+    printf("cdr_bytes=%zu\n", sizeof(struct call_cdr));
+    printf("bytes_per_call_with_cdr=%.1f\n", (double)entry_cdr + records + bucket_share);
     printf("sizeof_sip_txn=%zu\n", sizeof(struct sip_txn));
     return 0;
 }
