@@ -134,7 +134,7 @@ size_t sip_dialog_entry_size(enum sip_dialog_keep keep);
 
 /* keep: what calls keep beyond tracking. With text, calls keep their Call-ID and URIs
  * (sip_dialog_call_id...): an entry is 392 bytes instead of 144, and the text fields read empty
- * without. With the CDR record too (sip_dialog_cdr), 728. */
+ * without. With the CDR record too (struct sip_dialog's cdr), 728. */
 int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
                     const struct sip_dialog_timers *timers, const struct track_sink *sink,
                     enum sip_dialog_keep keep);

@@ -782,7 +782,8 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
     helpers.setup({api = api, native = native, box = box, phase = get_phase,
                    is_message = handles.is_current_message, header_id = handles.header_id,
                    key_fields = handles.key_fields, check_field_name = handles.check_field_name,
-                   copy_fields = handles.copy_fields})
+                   copy_fields = handles.copy_fields,
+                   engine_field_among = handles.engine_field_among})
     local cjson_new
     local open = package.loadlib(cfg.cjson_path, "luaopen_cjson")
     if open then

@@ -44,7 +44,25 @@ local RESERVED_FIELDS = {
     key = true, gen = true, -- the proxy's own (const) members: see struct sipscope_fields
 }
 -- The engine's own call fields that --events-fields turns on (core/call_cdr.h), from setup.
+-- A rule's write of one into d.cdr is an error when it runs (not at load: a rule file from
+-- before the engine wrote them then only loses those writes, counted, and its rule may be
+-- disabled by its breaker); r.event may use the names, registration lines do not carry them.
 local ENGINE_FIELDS = {}
+
+local function engine_field_error(k, level)
+    error("sipscope: call field '" .. k .. "' is written by sipscope itself " ..
+        "(--events-fields: leave it out there for a rule to set it)", level)
+end
+
+-- The first of a sorted list of names that the engine writes on call lines, or nil.
+function M.engine_field_among(names)
+    for _, name in ipairs(names) do
+        if ENGINE_FIELDS[name] then
+            return name
+        end
+    end
+    return nil
+end
 
 local mailbox = require "sipscope.mailbox"
 local box = ffi.cast("struct lb_box *", mailbox.box)
@@ -169,10 +187,6 @@ local function check_field_name(k, level)
     if RESERVED_FIELDS[k] then
         error("sipscope: event field '" .. k .. "' is written by sipscope itself", level)
     end
-    if ENGINE_FIELDS[k] then
-        error("sipscope: event field '" .. k .. "' is written by sipscope itself " ..
-            "(--events-fields: leave it out there for a rule to set it)", level)
-    end
 end
 
 -- Raises the rule's error (at level) when a call field write found no room.
@@ -185,6 +199,9 @@ end
 -- Sets field k of the call whose fields proxy p is (key: the call's slot) in the C store, if p
 -- is still current: type, and the value as ptr[0..n) or num (call_field_set's arguments).
 local function store_call_field(p, key, k, ty, ptr, n, num, level)
+    if ENGINE_FIELDS[k] then
+        engine_field_error(k, level + 1)
+    end
     if rawequal(cdr_proxies[key], p) then
         check_stored(api.call_field_set(api.bridge, key, k, #k, ty, ptr, n, num), level + 1)
     end
@@ -537,7 +554,7 @@ M.is_current_message = is_current_message
 -- copier:copy(m, c) of a field copier (sipscope.helpers): entries[0..n) for C, list the same
 -- fields as {name, what} or {name, header, max} for r.event, whose fields are a Lua table.
 -- Called by the copier's method: errors at level 3 are the rule's.
-function M.copy_fields(h, c, entries, n, list)
+function M.copy_fields(h, c, entries, n, list, clash)
     if not is_current_message(h) then
         error("sipscope: copier:copy(m, c) takes the message of the running hook", 3)
     end
@@ -546,6 +563,9 @@ function M.copy_fields(h, c, entries, n, list)
     end
     local key = c.key
     if key > 0 then
+        if clash ~= nil then
+            engine_field_error(clash, 4)
+        end
         if rawequal(cdr_proxies[key], c) then
             check_stored(api.call_fields_copy(api.bridge, key, entries, n), 4)
         end

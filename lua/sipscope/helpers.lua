@@ -36,7 +36,8 @@ local NO_CLASS = {}
 local NO_HEADER = -2 -- api.classify_header: the message has no such header (LB_NO_HEADER)
 
 local ctx -- api, native, box, phase(), is_message(m), header_id(name), key_fields,
--- check_field_name(name, level), copy_fields(m, c, entries, n, list)
+-- check_field_name(name, level), copy_fields(m, c, entries, n, list, clash),
+-- engine_field_among(sorted names)
 
 local function at_load(name)
     if ctx.phase() ~= "load" then
@@ -361,6 +362,7 @@ function M.field_copier(spec)
     end
     table.sort(names)
     local n = #names
+    local clash = ctx.engine_field_among(names) -- copying it into d.cdr is an error
     local entries = ffi.new("struct lb_copy[?]", math.max(n, 1))
     local list = {} -- the same fields for r.event; its strings also keep entries' pointers alive
     for i, name in ipairs(names) do
@@ -406,7 +408,7 @@ function M.field_copier(spec)
     local copy_fields = ctx.copy_fields
     return readonly("field copier", {
         copy = function(_, m, c)
-            copy_fields(m, c, entries, n, list)
+            copy_fields(m, c, entries, n, list, clash)
         end,
         size = function()
             return n

@@ -1,7 +1,7 @@
 -- The signalling fields of call lines (src_ip... q850, core/call_cdr.c), written by the engine,
 -- and the Lua rule they replace (tests/lua/fixtures/cdr_enrich_oracle.lua, once the bundled
 -- rules/cdr_enrich.lua): every case runs on both, and both must give the fields it expects.
--- The oracle also stands behind tests/offline/cdr_fields.sh, on whole captures.
+-- The oracle also stands behind tests/offline/cdr_fields.py, on whole captures.
 local t = require "sipscope.testing"
 local configure = dofile("tests/lua/rules/configure.lua")
 
@@ -226,31 +226,87 @@ describe("call lines' signalling fields, by the engine and by the oracle rule", 
 end)
 
 describe("the engine's signalling fields and rules' fields", function()
-    local function rule(body)
-        return t.write_rule("fields.lua", "return {on_dialog_start = function(d, m)\n" .. body ..
-            "\nend}\n")
+    local function rule(hooks)
+        return t.write_rule("fields.lua", "local sip = require 'sipscope'\n" ..
+            "local copier = sip.field_copier{ua = {header = 'User-Agent'}, dst_port = 'dst_port'," ..
+            " transport = 'transport'}\n" ..
+            "local note = sip.field_copier{ua = {header = 'User-Agent'}}\n" .. hooks)
     end
 
-    it("refuse a rule's field of a name the engine writes, and take it when turned off", function()
-        local path = rule("d.cdr.note = 'x'\nd.cdr.src_ip = 'mine'")
+    it("refuse a rule's call field of a name the engine writes, when it is written", function()
+        -- The copier with the engine's names loads; its copy into d.cdr fails when it runs,
+        -- naming the first of them in name order, and the rule's other writes go on.
+        local path = rule([[return {on_dialog_start = function(d, m)
+            d.cdr.note = 'x'
+            note:copy(m, d.cdr)
+            if m.call_id == "c1" then d.cdr.src_ip = 'mine' else copier:copy(m, d.cdr) end
+        end}]])
         local e = t.engine{rules = {path}, events = true}
-        t.call(e, {call_id = "c1"})
+        t.call(e, {call_id = "c1", headers = {"User-Agent: P/1"}})
+        t.call(e, {call_id = "c2", time = 100, headers = {"User-Agent: P/1"}})
         local ev = e:events()
-        assert.are.equal(1, e:metric("sipscope_rule_errors_total",
+        assert.are.equal(2, e:metric("sipscope_rule_errors_total",
             {rule = "fields", hook = "on_dialog_start", kind = "api"}))
-        assert.are.equal("x", ev[1].note)
-        assert.are.equal("10.0.0.1", ev[1].src_ip) -- the engine's, not the rule's
+        assert.are.same({"x", "P/1", "10.0.0.1", "udp", 5060},
+            {ev[1].note, ev[1].ua, ev[1].src_ip, ev[1].transport, ev[1].dst_port})
+        assert.are.same({"x", "P/1", "10.0.0.1", "udp", 5060},
+            {ev[2].note, ev[2].ua, ev[2].src_ip, ev[2].transport, ev[2].dst_port})
         e:close()
-        e = t.engine{rules = {path}, events = true,
-                     config = {events_fields = "src_port,dst_ip"}}
-        t.call(e, {call_id = "c1"})
+        -- A rule that writes one of them on every call is disabled by its breaker; the
+        -- engine's fields stay.
+        e = t.engine{rules = {(t.write_rule("fields.lua",
+            "return {on_dialog_start = function(d) d.cdr.q850 = 1 end}"))}, events = true,
+            config = {breaker_errors = 2}}
+        for i = 1, 3 do
+            t.call(e, {call_id = "d" .. i, time = i * 100})
+        end
+        assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "fields"}))
+        assert.are.equal(2, e:metric("sipscope_rule_errors_total",
+            {rule = "fields", hook = "on_dialog_start", kind = "api"}))
         ev = e:events()
+        assert.are.equal(3, #ev)
+        assert.are.equal("10.0.0.1", ev[3].src_ip)
+        assert.is_nil(ev[3].q850)
+        e:close()
+    end)
+
+    it("take them when --events-fields leaves them out, and always in r.event", function()
+        local path = rule([[return {
+            on_dialog_start = function(d, m)
+                d.cdr.src_ip = 'mine'
+                copier:copy(m, d.cdr)
+            end,
+            on_register = function(r, m)
+                r.event.src_ip = 'reg'
+                copier:copy(m, r.event)
+            end}]])
+        local e = t.engine{rules = {path}, events = true,
+                           config = {events_fields = "src_port,dst_ip,q850"}}
+        t.call(e, {call_id = "c1", headers = {"User-Agent: P/1"}})
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
+                     "Expires: 600", "User-Agent: R/2"}}
+        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        local ev = e:events()
         assert.is_nil(e:metric("sipscope_rule_errors_total",
             {rule = "fields", hook = "on_dialog_start", kind = "api"}))
-        assert.are.equal("mine", ev[1].src_ip)
-        assert.are.equal(5060, ev[1].src_port)
-        assert.are.equal("10.0.0.2", ev[1].dst_ip)
-        assert.is_nil(ev[1].transport)
+        assert.are.same({"mine", 5060, "10.0.0.2", "udp", 5060, "P/1"},
+            {ev[1].src_ip, ev[1].src_port, ev[1].dst_ip, ev[1].transport, ev[1].dst_port, ev[1].ua})
+        e:close()
+        -- with every field on, r.event still takes the names (registration lines lack them)
+        e = t.engine{rules = {path}, events = true}
+        reg.method, reg.to_tag = nil, nil
+        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        ev = e:events()
+        assert.are.equal("registration", ev[1].type)
+        assert.are.same({"reg", "udp", 5060, "R/2"},
+            {ev[1].src_ip, ev[1].transport, ev[1].dst_port, ev[1].ua})
+        assert.is_nil(e:metric("sipscope_rule_errors_total",
+            {rule = "fields", hook = "on_register", kind = "api"}))
         e:close()
     end)
 end)

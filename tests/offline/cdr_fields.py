@@ -34,6 +34,10 @@ def events(binary, capture, out, extra):
         return [json.loads(line) for line in f]
 
 
+DECAPSULATE = {"gen_mirror.pcap": ["--decapsulate", "vxlan,gre"],
+               "gen_hep.pcap": ["--decapsulate", "hep"]}
+
+
 def sip(start, call_id, cseq, branch, from_tag, to_tag, extra=(), body="",
         caller_side=True):
     """A message of a call from alice (tag from_tag) to bob; caller_side=False swaps From and
@@ -136,10 +140,12 @@ def main():
         failures += 1
     calls = 0
     for cap in captures:
-        native = events(binary, cap, os.path.join(work, "native.json"), [])
-        oracle = events(binary, cap, os.path.join(work, "oracle.json"),
-                        ["--rules", rules, "--events-fields", "none"])
         name = os.path.basename(cap)
+        # The tunnelled captures hold SIP only when opened (gen_pcaps.py's gen_mirror, gen_hep).
+        opened = DECAPSULATE.get(name, [])
+        native = events(binary, cap, os.path.join(work, "native.json"), opened)
+        oracle = events(binary, cap, os.path.join(work, "oracle.json"),
+                        opened + ["--rules", rules, "--events-fields", "none"])
         if len(native) != len(oracle):
             print(f"FAIL {name}: {len(native)} lines against the oracle's {len(oracle)}")
             failures += 1
