@@ -42,11 +42,19 @@ int sip_dialog_init(struct sip_dialog_table *tbl, uint32_t cap,
                     const struct sip_dialog_timers *timers, const struct track_sink *sink,
                     enum sip_dialog_keep keep)
 {
+    int rc;
+
     tbl->timers = *timers;
     tbl->sink = *sink;
     tbl->evictions = 0;
     tbl->keep = (uint8_t)keep;
-    return table_init(&tbl->t, sip_dialog_entry_size(keep), cap);
+    rc = table_init(&tbl->t, sip_dialog_entry_size(keep), cap);
+    if (rc != 0)
+        return rc;
+    /* The text is read only up to its lengths, the CDR record only after call_cdr_start: a new
+     * call zeroes the 144 bytes before them, not all 728 (copy_text, sip_dialog_start). */
+    table_clear_only(&tbl->t, offsetof(struct sip_dialog, text));
+    return 0;
 }
 
 void sip_dialog_fini(struct sip_dialog_table *tbl)

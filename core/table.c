@@ -70,6 +70,7 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     while (nbuckets < cap)
         nbuckets <<= 1;
     t->entry_size = entry_size;
+    t->clear_size = entry_size;
     t->cap = cap;
     t->max_mask = nbuckets - 1;
     t->entries = array_alloc(ENTRIES_BYTES(t));
@@ -94,6 +95,13 @@ int table_init(struct table *t, size_t entry_size, uint32_t cap)
     t->first_deadline = TABLE_NO_DEADLINE;
     t->first_where = TABLE_TIMER_NONE;
     return 0;
+}
+
+void table_clear_only(struct table *t, size_t bytes)
+{
+    if (bytes < sizeof(struct table_node))
+        bytes = sizeof(struct table_node);
+    t->clear_size = bytes < t->entry_size ? bytes : t->entry_size;
 }
 
 void table_fini(struct table *t)
@@ -219,7 +227,7 @@ uint32_t table_insert(struct table *t, uint64_t hash, uint64_t check, uint8_t cl
         buckets_grow(t);
     n = table_node(t, idx);
     gen = (uint16_t)(n->gen + 1);
-    memset(n, 0, t->entry_size);
+    memset(n, 0, t->clear_size);
     n->gen = gen;
     n->in_use = 1;
     n->hash = hash;

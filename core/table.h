@@ -93,6 +93,7 @@ struct table {
     uint8_t first_stale; /* a change may have moved the earliest: recompute it */
     uint32_t due_fetched; /* the earliest entry when table_prefetch_due last ran */
     size_t entry_size;
+    size_t clear_size; /* bytes of an entry table_insert zeroes (table_clear_only) */
     uint32_t cap, used, mask, heap_len;
     uint32_t max_mask; /* mask of the whole bucket array; mask grows up to it */
     uint32_t free_head, high_water;
@@ -107,6 +108,12 @@ size_t table_bytes(size_t entry_size, uint32_t cap);
 /* Sets up a table of cap entries of entry_size bytes (entry_size >= sizeof(struct table_node),
  * a multiple of 8). Returns 0 or -ENOMEM; -EINVAL for cap 0 or above 2^31. */
 int table_init(struct table *t, size_t entry_size, uint32_t cap);
+
+/* table_insert zeroes the first bytes of a new entry only (at least its struct table_node; the
+ * whole entry by default): for entries whose tail is text that the owner writes before it reads
+ * it, and reads only up to lengths kept in the zeroed part. A call's entry with its text and
+ * CDR record is 728 bytes, of which 144 need zeroing. */
+void table_clear_only(struct table *t, size_t bytes);
 
 /* Frees the storage. Safe on a zeroed or already finalised table. */
 void table_fini(struct table *t);

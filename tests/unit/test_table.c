@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "test.h"
 
@@ -28,6 +29,44 @@ TEST(init_rejects_bad_sizes)
     CHECK_INT(table_init(&t, sizeof(struct item), 0), -EINVAL);
     CHECK_INT(table_init(&t, 4, 10), -EINVAL);
     CHECK_INT(table_init(&t, sizeof(struct item) + 4, 10), -EINVAL);
+}
+
+struct texted {
+    struct table_node node;
+    uint64_t len;
+    char text[64];
+};
+
+TEST(insert_zeroes_only_what_clear_only_asks_for)
+{
+    struct table t;
+    struct texted *e;
+    uint32_t idx;
+
+    CHECK_INT(table_init(&t, sizeof(struct texted), 1), 0);
+    table_clear_only(&t, offsetof(struct texted, text));
+    idx = table_insert(&t, 1, 2, 0);
+    e = table_entry(&t, idx);
+    e->len = 3;
+    memcpy(e->text, "abc", 3);
+    table_remove(&t, idx);
+    idx = table_insert(&t, 7, 8, 0); /* the same slot, reused */
+    e = table_entry(&t, idx);
+    CHECK_INT(e->len, 0);                  /* zeroed */
+    CHECK(memcmp(e->text, "abc", 3) == 0); /* left as it was */
+    CHECK_INT(e->node.hash, 7);
+    CHECK_INT(e->node.check, 8);
+    CHECK_INT(e->node.in_use, 1);
+    CHECK_INT(e->node.deadline, TABLE_NO_DEADLINE);
+    table_fini(&t);
+
+    /* Less than a node, or more than an entry, is clamped: the node is always set afresh. */
+    CHECK_INT(table_init(&t, sizeof(struct texted), 1), 0);
+    table_clear_only(&t, 1);
+    CHECK_INT(t.clear_size, sizeof(struct table_node));
+    table_clear_only(&t, 4096);
+    CHECK_INT(t.clear_size, sizeof(struct texted));
+    table_fini(&t);
 }
 
 TEST(find_walks_only_equal_hashes_even_in_one_bucket)
