@@ -3,7 +3,7 @@
  * with small caps per input.
  *
  * Input: one options byte (bit 0: --sip-ports 5060, otherwise SIP by start line; bit 1:
- * --decapsulate vxlan,gre,hep), then frames,
+ * --decapsulate vxlan,gre,hep; bit 2: --events /dev/null, every call-record field), then frames,
  * each with a 5-byte header:
  *   u8  link: bits 0-2 pick the link type (table below); bit 7 marks the frame cut at the snap
  *       length (wire length = captured length + 100)
@@ -60,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (data[0] & 2)
         cfg.decap = DECODE_VXLAN | DECODE_GRE | DECODE_HEP;
+    if (data[0] & 4) /* the events writer and the calls' CDR records (call_cdr) */
+        cfg.events_path = "/dev/null";
     e = engine_new(&cfg, err, sizeof err);
     if (!e)
         abort();

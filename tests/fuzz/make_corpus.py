@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of fuzz_pipeline (format in tests/fuzz/fuzz_pipeline.c) from the
 generated captures (tests/tools/gen_pcaps.py), the SIPp TCP capture and the SIP fixtures
-(each wrapped in an Ethernet/IPv4/UDP frame and in a TCP segment split in two).
+(each wrapped in an Ethernet/IPv4/UDP frame and in a TCP segment split in two), and, read with
+an events file, calls that give every call-record field (tests/offline/cdr_fields.py's two
+calls, SIPp's answered and cancelled calls).
 
 usage: make_corpus.py OUTDIR   (the committed corpus is tests/fuzz/corpus)
 """
@@ -14,7 +16,12 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "tools"))
+sys.path.insert(0, os.path.join(TOP, "tests", "offline"))
+import cdr_fields  # noqa: E402
 import gen_pcaps  # noqa: E402
+
+# The options byte (tests/fuzz/fuzz_pipeline.c).
+SIP_PORTS, DECAPSULATE, EVENTS = 1, 2, 4
 
 LINKS = {1: 0, 101: 1, 113: 2, 276: 3, 0: 4, 228: 5, 229: 6, 108: 7}
 MAX_FILE = 16384  # keep seeds small: libFuzzer mutates small inputs faster
@@ -115,8 +122,15 @@ def main():
         for path in pcaps:
             link, frames = read_pcap(path)
             stem = os.path.splitext(os.path.basename(path))[0]
-            opts = 2 if stem in ("gen_mirror", "gen_hep") else 0  # --decapsulate: opened
+            opts = DECAPSULATE if stem in ("gen_mirror", "gen_hep") else 0  # opened
             write_split(outdir, stem, opts, records(link, frames))
+        calls = os.path.join(tmp, "cdr_calls.pcap")
+        cdr_fields.write_calls(calls)
+        for path in [calls] + [os.path.join(TOP, "tests/fixtures/pcap", n + ".pcap")
+                               for n in ("answered-udp6", "cancelled-tcp4")]:
+            link, frames = read_pcap(path)
+            stem = os.path.splitext(os.path.basename(path))[0]
+            write_split(outdir, stem, EVENTS, records(link, frames))
     write_floods(outdir)
     fixtures = os.path.join(TOP, "tests/fixtures/sip")
     for name in sorted(os.listdir(fixtures)):
