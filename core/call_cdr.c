@@ -152,17 +152,12 @@ void call_cdr_reason(struct call_cdr *c, const struct sip_msg *req)
     c->q850 = call_cdr_q850_of(req, &cause) ? (uint16_t)(cause + 1) : 0;
 }
 
-/* One to three digits: Q.850's causes are 1 to 127; "cause=nan" or "cause=0x10" is none. */
-static bool cause_number(struct slice v, unsigned *out)
+/* A number of one to max_digits decimal digits, nothing else ("0x10", "+3", "1.5" are none). */
+static bool small_number(struct slice v, size_t max_digits, unsigned *out)
 {
-    unsigned n = 0;
-    if (v.len < 1 || v.len > 3)
+    uint32_t n;
+    if (v.len > max_digits || slice_to_u32(v, &n) != 0)
         return false;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return false;
-        n = n * 10 + (unsigned)(v.p[i] - '0');
-    }
     *out = n;
     return true;
 }
@@ -188,7 +183,8 @@ bool call_cdr_q850_of(const struct sip_msg *msg, unsigned *cause)
             if (!slice_eq_nocase(slice_make(item.p, n), q850) ||
                 !sip_header_param(item, cause_name, &v))
                 continue;
-            if (cause_number(slice_trim(v), cause))
+            /* Q.850's causes are 1 to 127: three digits at most */
+            if (small_number(slice_trim(v), 3, cause))
                 return true;
         }
     }
@@ -210,16 +206,7 @@ static const char *static_codec(unsigned pt)
 /* A payload type: digits only, at most 9 (RTP's are 0 to 127; a longer run is not one). */
 static bool payload_type(struct slice s, unsigned *pt)
 {
-    unsigned n = 0;
-    if (s.len < 1 || s.len > 9)
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9')
-            return false;
-        n = n * 10 + (unsigned)(s.p[i] - '0');
-    }
-    *pt = n;
-    return true;
+    return small_number(s, 9, pt);
 }
 
 /* The next word of s from *pos (spaces and tabs between words). */

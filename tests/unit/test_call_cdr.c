@@ -138,6 +138,19 @@ TEST(start_keeps_addresses_transport_and_user_agent_cut_on_a_character)
     CHECK_INT(c.transport, CALL_CDR_TRANSPORT_NONE);
 }
 
+/* A response to the INVITE: status line, then the common headers, extra (each ending in
+ * \r\n) and body; parsed into msg. */
+static void response(const char *status, const char *extra, const char *body, struct sip_msg *msg,
+                     struct sip_header *hdrs, char text[1024])
+{
+    snprintf(text, 1024,
+             "SIP/2.0 %s\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+             "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+             "%sContent-Length: %zu\r\n\r\n%s",
+             status, extra, strlen(body), body);
+    parse(text, msg, hdrs);
+}
+
 TEST(answer_takes_server_else_user_agent_and_the_codec_of_an_sdp_body_only)
 {
     static const char sdp[] = "v=0\r\nm=audio 4000 RTP/AVP 9\r\n";
@@ -147,13 +160,8 @@ TEST(answer_takes_server_else_user_agent_and_the_codec_of_an_sdp_body_only)
     struct call_cdr c;
 
     memset(&c, 0, sizeof(c));
-    snprintf(text, sizeof(text),
-             "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
-             "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
-             "User-Agent: UA/1\r\nServer: Srv/2\r\nContent-Type: Application/SDP\r\n"
-             "Content-Length: %zu\r\n\r\n%s",
-             strlen(sdp), sdp);
-    parse(text, &msg, hdrs);
+    response("200 OK", "User-Agent: UA/1\r\nServer: Srv/2\r\nContent-Type: Application/SDP\r\n",
+             sdp, &msg, hdrs, text);
     call_cdr_answer(&c, &msg);
     CHECK_INT(c.server_len, 5);
     CHECK(memcmp(c.server, "Srv/2", 5) == 0);
@@ -161,23 +169,19 @@ TEST(answer_takes_server_else_user_agent_and_the_codec_of_an_sdp_body_only)
     CHECK(memcmp(c.codec, "G722", 4) == 0);
 
     /* no Server: the User-Agent; a body that is not SDP has no codec */
-    snprintf(text, sizeof(text),
-             "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
-             "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
-             "User-Agent: UA/1\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(sdp), sdp);
-    parse(text, &msg, hdrs);
+    response("200 OK", "User-Agent: UA/1\r\nContent-Type: text/plain\r\n", sdp, &msg, hdrs, text);
     call_cdr_answer(&c, &msg);
     CHECK_INT(c.server_len, 4);
     CHECK(memcmp(c.server, "UA/1", 4) == 0);
     CHECK_INT(c.codec_len, 0);
 
+    /* no Content-Type: the body is taken for SDP */
+    response("200 OK", "", sdp, &msg, hdrs, text);
+    call_cdr_answer(&c, &msg);
+    CHECK_INT(c.codec_len, 4);
+
     /* a final with neither clears what an earlier response left */
-    snprintf(text, sizeof(text),
-             "SIP/2.0 486 Busy\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
-             "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
-             "Content-Length: 0\r\n\r\n");
-    parse(text, &msg, hdrs);
+    response("486 Busy", "", "", &msg, hdrs, text);
     call_cdr_final(&c, &msg);
     CHECK_INT(c.server_len, 0);
 }
