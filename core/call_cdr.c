@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,6 +87,10 @@ static bool header_of(const struct sip_msg *msg, enum sip_hdr id, struct slice *
     *v = msg->headers[msg->first[id] - 1].value;
     return true;
 }
+
+_Static_assert(offsetof(struct call_cdr, codec_len) < offsetof(struct call_cdr, codec) &&
+                   offsetof(struct call_cdr, q850) < offsetof(struct call_cdr, codec),
+               "call_cdr_start resets every field before the texts");
 
 void call_cdr_start(struct call_cdr *c, const struct sip_msg *invite, const struct packet *pkt)
 {
@@ -183,7 +188,7 @@ bool call_cdr_q850_of(const struct sip_msg *msg, unsigned *cause)
             if (!slice_eq_nocase(slice_make(item.p, n), q850) ||
                 !sip_header_param(item, cause_name, &v))
                 continue;
-            /* Q.850's causes are 1 to 127: three digits at most */
+            /* Q.850's causes are 1 to 127: three digits at most (what they say is not checked) */
             if (small_number(slice_trim(v), 3, cause))
                 return true;
         }

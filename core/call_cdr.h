@@ -52,7 +52,10 @@ enum call_cdr_transport {
     CALL_CDR_TRANSPORT_WS,
 };
 
-/* One call's record. Lengths of 0 mean absent; ip_version 0: no addresses (no packet). */
+/* One call's record. Lengths of 0 mean absent; ip_version 0: no addresses (no packet). Every
+ * field but the three texts comes before codec: call_cdr_start resets up to there, and the
+ * texts are read only up to their lengths (the call's entry is not zeroed past its text,
+ * sip_dialog_init). */
 struct call_cdr {
     uint8_t src[16], dst[16]; /* as struct packet keeps them: IPv4 in the first 4 bytes */
     uint16_t sport, dport;

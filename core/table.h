@@ -109,10 +109,10 @@ size_t table_bytes(size_t entry_size, uint32_t cap);
  * a multiple of 8). Returns 0 or -ENOMEM; -EINVAL for cap 0 or above 2^31. */
 int table_init(struct table *t, size_t entry_size, uint32_t cap);
 
-/* table_insert zeroes the first bytes of a new entry only (at least its struct table_node; the
- * whole entry by default): for entries whose tail is text that the owner writes before it reads
- * it, and reads only up to lengths kept in the zeroed part. A call's entry with its text and
- * CDR record is 728 bytes, of which 144 need zeroing. */
+/* table_insert zeroes only the first bytes of a new entry (at least its struct table_node; the
+ * whole entry by default), for entries with a long tail that the owner initialises before it
+ * reads any of it (text read up to lengths kept in the zeroed part, a record reset on insert).
+ * Call it after table_init, before the first insert. */
 void table_clear_only(struct table *t, size_t bytes);
 
 /* Frees the storage. Safe on a zeroed or already finalised table. */

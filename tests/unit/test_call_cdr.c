@@ -179,6 +179,7 @@ TEST(answer_takes_server_else_user_agent_and_the_codec_of_an_sdp_body_only)
     response("200 OK", "", sdp, &msg, hdrs, text);
     call_cdr_answer(&c, &msg);
     CHECK_INT(c.codec_len, 4);
+    CHECK(memcmp(c.codec, "G722", 4) == 0);
 
     /* a final with neither clears what an earlier response left */
     response("486 Busy", "", "", &msg, hdrs, text);
