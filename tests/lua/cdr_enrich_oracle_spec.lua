@@ -270,6 +270,16 @@ describe("the engine's signalling fields and rules' fields", function()
         e:close()
     end)
 
+    -- alice registers (User-Agent "R/2"); the 200 OK comes from the registrar 192.0.2.1
+    local function register(e)
+        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
+                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
+                     "Expires: 600", "User-Agent: R/2"}}
+        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
+        reg.method, reg.to_tag = "REGISTER", "x"
+        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+    end
+
     it("take them when --events-fields leaves them out, and always in r.event", function()
         local path = rule([[return {
             on_dialog_start = function(d, m)
@@ -283,12 +293,7 @@ describe("the engine's signalling fields and rules' fields", function()
         local e = t.engine{rules = {path}, events = true,
                            config = {events_fields = "src_port,dst_ip,q850"}}
         t.call(e, {call_id = "c1", headers = {"User-Agent: P/1"}})
-        local reg = {call_id = "r1", from = "sip:alice@a.example", to = "sip:alice@a.example",
-                     ruri = "sip:a.example", headers = {"Contact: <sip:alice@192.0.2.10:5060>",
-                     "Expires: 600", "User-Agent: R/2"}}
-        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
-        reg.method, reg.to_tag = "REGISTER", "x"
-        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        register(e)
         local ev = e:events()
         assert.is_nil(e:metric("sipscope_rule_errors_total",
             {rule = "fields", hook = "on_dialog_start", kind = "api"}))
@@ -297,10 +302,7 @@ describe("the engine's signalling fields and rules' fields", function()
         e:close()
         -- with every field on, r.event still takes the names (registration lines lack them)
         e = t.engine{rules = {path}, events = true}
-        reg.method, reg.to_tag = nil, nil
-        e:sip(t.request("REGISTER", reg), {time = 200, src = "192.0.2.10:5060"})
-        reg.method, reg.to_tag = "REGISTER", "x"
-        e:sip(t.response(200, reg), {time = 200.1, src = "192.0.2.1:5060", dst = "192.0.2.10:5060"})
+        register(e)
         ev = e:events()
         assert.are.equal("registration", ev[1].type)
         assert.are.same({"reg", "udp", 5060, "R/2"},
