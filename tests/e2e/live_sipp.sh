@@ -11,7 +11,10 @@
 #   - SIPp's own statistics: every client call succeeded, and the successful calls equal
 #     sipscope's session attempts + registration attempts + OPTIONS requests;
 #   - live equals offline: every sip_ counter and gauge, and every histogram count, of the live
-#     scrape equals `sipscope --read` of the recorded traffic.
+#     scrape equals `sipscope --read` of the recorded traffic;
+#   - the call records (--events): 16 calls a run, each with its run's addresses and transport,
+#     PCMU and the caller's hang-up on the 9 answered ones (mix.expect), and the same lines as
+#     the offline read of the recording but for the times.
 # usage: live_sipp.sh SIPSCOPE [udp|tcp|both]   (default both; needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
@@ -32,7 +35,7 @@ e2e_need sipp tcpdump tshark
 e2e_setup e2e
 # Short timers, so that nothing here waits 32 s (64*T1 = 3.2 s).
 flags=(--sip-ports 5060-5099 --timer-t1 50ms)
-e2e_start_sipscope "${flags[@]}"
+e2e_start_sipscope "${flags[@]}" --events "$work/live-events.json"
 check "ready once the capture is attached" scrape /-/ready
 
 mkdir -p "$work/rec" "$work/stats"
@@ -107,4 +110,36 @@ check "live sip_ counters, gauges and histogram counts equal sipscope --read of 
     diff <(comparable "$work/live.prom") <(comparable "$work/offline.prom")
 
 e2e_stop_sipscope
+
+# The call records: the live file is complete once sipscope has stopped (it flushes at exit).
+"$sipscope" --read "$work/all.pcap" --print "${flags[@]}" --events "$work/offline-events.json" \
+    >/dev/null
+check "call records: 16 calls a run, with their runs' addresses, transport, codec and hang-up" \
+    python3 - "$work/live-events.json" "${runs[@]}" <<'PY'
+import collections, json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+calls = [l for l in lines if l["type"] == "call"]
+want = collections.Counter()
+for v in sys.argv[2:]:  # udp4 ...: 16 calls, 9 answered (mix.expect), SIPp on loopback
+    ip = "127.0.0.1" if v.endswith("4") else "::1"
+    want[(ip, ip, v[:3], "PCMU", "caller")] += 9
+    want[(ip, ip, v[:3], None, None)] += 7
+got = collections.Counter((c.get("src_ip"), c.get("dst_ip"), c.get("transport"), c.get("codec"),
+                           c.get("hangup")) for c in calls)
+if got != want:
+    print("got", dict(got), "want", dict(want))
+    sys.exit(1)
+PY
+check "call records: live equals sipscope --read of the recording, but for the times" \
+    python3 - "$work/live-events.json" "$work/offline-events.json" <<'PY'
+import json, sys
+TIMES = {"start", "answer", "end", "setup_delay", "duration", "pdd"}
+def calls(path):
+    out = [{k: v for k, v in json.loads(l).items() if k not in TIMES} for l in open(path)]
+    return sorted((json.dumps(c, sort_keys=True) for c in out if c["type"] == "call"))
+live, offline = calls(sys.argv[1]), calls(sys.argv[2])
+if live != offline:
+    print("\n".join(sorted(set(live) ^ set(offline))[:6]))
+    sys.exit(1)
+PY
 e2e_finish
