@@ -646,6 +646,11 @@ int engine_reload_rules(struct engine *e, char *msg, size_t msglen)
     return lua_bridge_reload(e->rules, msg, msglen);
 }
 
+int engine_reopen_events(struct engine *e, char *msg, size_t msglen)
+{
+    return e->events ? events_reopen(e->events, msg, msglen) : 0;
+}
+
 int engine_describe_rules(struct engine *e, FILE *out)
 {
     return e->rules ? lua_bridge_describe(e->rules, out) : 0;

@@ -109,6 +109,10 @@ void engine_iface_up(struct engine *e, uint32_t iface, bool up);
  * lua_bridge_reload). Without rules there is nothing to reload: 0. */
 int engine_reload_rules(struct engine *e, char *msg, size_t msglen);
 
+/* Opens the events file again after a rotation (events_reopen), on the engine thread. Returns
+ * 0, or -errno with the reason in msg[msglen]. Without an events file: 0. */
+int engine_reopen_events(struct engine *e, char *msg, size_t msglen);
+
 /* Prints the loaded rules (lua_bridge_describe) to out; returns their number, 0 without rules. */
 int engine_describe_rules(struct engine *e, FILE *out);
 

@@ -31,7 +31,8 @@
 
 struct events {
     int fd;
-    int owns; /* fd is ours to close (not standard output) */
+    int owns;   /* fd is ours to close (not standard output) */
+    char *path; /* what events_reopen opens again; NULL for standard output */
     const struct oplabel_set *ops;
     uint32_t fields; /* the call_cdr fields call lines carry (a mask) */
     /* The labels' names as JSON keys ("\"carrier\":", a comma before all but the first), one
@@ -97,15 +98,42 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     if (strcmp(path, "-") == 0) {
         w->fd = STDOUT_FILENO;
     } else {
-        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        /* O_APPEND: after a rotation that truncates the file in place (logrotate's
+         * copytruncate), the next write lands at its new end, not past a hole of zeros. */
+        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0666);
         w->owns = 1;
+        w->path = strdup(path);
     }
-    if (w->fd < 0) {
-        snprintf(err, errlen, "cannot open the events file %s: %s", path, strerror(errno));
+    if (w->fd < 0 || (w->owns && !w->path)) {
+        snprintf(err, errlen, "cannot open the events file %s: %s", path,
+                 w->fd < 0 ? strerror(errno) : "out of memory");
+        if (w->fd >= 0)
+            close(w->fd);
         free(w);
         return NULL;
     }
     return w;
+}
+
+int events_reopen(struct events *w, char *err, size_t errlen)
+{
+    int fd;
+
+    if (!w->owns)
+        return 0;
+    events_flush(w); /* the lines so far belong to the file they were written for */
+    fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot reopen the events file %s: %s (still writing to the old one)",
+                 w->path, strerror(e));
+        return -e;
+    }
+    if (close(w->fd) != 0) /* a deferred write error (NFS) shows here */
+        metric_counter_add(w->errors, 1);
+    w->fd = fd;
+    w->cut = 0; /* a line cut in the old file does not spoil the new one */
+    return 0;
 }
 
 void events_close(struct events *w)
@@ -117,6 +145,7 @@ void events_close(struct events *w)
         metric_counter_add(w->errors, 1);
     free(w->buf);
     free(w->label_keys);
+    free(w->path);
     free(w);
 }
 

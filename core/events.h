@@ -48,6 +48,13 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
  * (each counted in sipscope_events_errors_total). */
 int events_flush(struct events *w);
 
+/* After a rotation (SIGHUP): writes the waiting lines to the file as it is, then opens the path
+ * again, appending (logrotate's "create" renames the file first; the new one is made here when
+ * it does not exist). Standard output is left alone. The file is opened with O_APPEND from the
+ * start too, so that a rotation by truncation in place (copytruncate) needs no reopen. Returns
+ * 0, or -errno with a reason in err[errlen]: the old file is then still written. */
+int events_reopen(struct events *w, char *err, size_t errlen);
+
 /* Flushes and closes. NULL is accepted. */
 void events_close(struct events *w);
 

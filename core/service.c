@@ -121,10 +121,17 @@ void service_set_ready(struct service *s)
     atomic_store(&s->ready, true);
 }
 
+/* A reload (SIGHUP, POST /-/reload): the events file is opened again, for a rotation, and the
+ * rules are reloaded. The rules' result is the reload's. */
 static void reload(struct service *s, const char *why, bool from_http)
 {
     char msg[512] = "";
-    int rc = engine_reload_rules(s->engine, msg, sizeof(msg));
+    int rc = engine_reopen_events(s->engine, msg, sizeof(msg));
+
+    if (rc != 0)
+        log_error("service", "%s: %s", why, msg);
+    msg[0] = 0;
+    rc = engine_reload_rules(s->engine, msg, sizeof(msg));
 
     if (rc == 0)
         log_info("service", "reload (%s): %s", why, msg[0] ? msg : "done");

@@ -1,6 +1,7 @@
 /* events: JSON escaping, RFC 3339 times, and whole lines built from hand-made tracker events. */
 #include "events.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,88 @@ TEST(times_in_lines_across_midnight_keep_their_own_dates)
               "{\"type\":\"registration\",\"aor\":\"sip:a@x\",\"contact\":\"sip:a@h\","
               "\"change\":\"added\",\"expires\":60,\"time\":\"2023-12-31T23:59:59.999Z\","
               "\"labels\":{}}\n");
+}
+
+/* A registration line (alice's binding added) at second t. */
+static void binding_line(struct fixture *f, uint64_t t)
+{
+    struct sip_binding b;
+    struct track_event ev = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_ADDED};
+    put_binding(&b, "sip:alice@x", "sip:alice@192.0.2.1", 600);
+    ev.binding = &b;
+    ev.time_ns = (EPOCH + t) * S;
+    events_on_event(f->w, &ev, "", 0);
+}
+
+static size_t file_text(const char *path, char *text, size_t cap)
+{
+    FILE *in = fopen(path, "r");
+    size_t n = in ? fread(text, 1, cap - 1, in) : 0;
+    text[n] = 0;
+    if (in)
+        fclose(in);
+    return n;
+}
+
+TEST(a_reopen_after_a_rename_writes_on_in_a_new_file_the_old_one_complete)
+{
+    struct fixture f;
+    char old_path[80], text[2048], err[256];
+
+    setup(&f, 0);
+    binding_line(&f, 1); /* waiting in the batch at the rename: it belongs to the old file */
+    snprintf(old_path, sizeof(old_path), "%s.1", f.path);
+    CHECK_INT(rename(f.path, old_path), 0);
+    CHECK_INT(events_reopen(f.w, err, sizeof(err)), 0);
+    binding_line(&f, 2);
+    file_text(old_path, text, sizeof(text));
+    CHECK(strstr(text, "22:13:21.000Z") != NULL);
+    CHECK(strchr(text, '\n') == text + strlen(text) - 1); /* one line */
+    CHECK(strstr(finish(&f), "22:13:22.000Z") != NULL);   /* the new file: the line after */
+    unlink(old_path);
+}
+
+TEST(a_reopen_that_cannot_open_keeps_writing_the_old_file)
+{
+    struct fixture f;
+    char dir[64], path[96], err[256];
+
+    setup(&f, 0);
+    events_close(f.w);
+    unlink(f.path);
+    snprintf(dir, sizeof(dir), "/tmp/test_events_dir_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/events.json", dir);
+    f.w = events_open(path, f.reg, f.ops, 0, err, sizeof(err));
+    CHECK(f.w != NULL);
+    binding_line(&f, 1);
+    CHECK_INT(unlink(path), 0);
+    CHECK_INT(rmdir(dir), 0); /* the path cannot be made again */
+    CHECK_INT(events_reopen(f.w, err, sizeof(err)), -ENOENT);
+    CHECK(strstr(err, "still writing to the old one") != NULL);
+    binding_line(&f, 2);
+    CHECK_INT(events_flush(f.w), 0); /* to the old, unlinked file: no error */
+    events_close(f.w);
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
+}
+
+TEST(a_file_truncated_in_place_is_written_from_its_new_end_without_a_hole)
+{
+    struct fixture f;
+    char text[2048];
+
+    setup(&f, 0);
+    binding_line(&f, 1);
+    CHECK_INT(events_flush(f.w), 0);
+    CHECK_INT(truncate(f.path, 0), 0); /* logrotate's copytruncate */
+    binding_line(&f, 2);
+    CHECK_INT(events_flush(f.w), 0);
+    file_text(f.path, text, sizeof(text));
+    CHECK(text[0] == '{'); /* not NUL bytes up to the old length */
+    CHECK(strstr(text, "22:13:22.000Z") != NULL);
+    CHECK(strstr(text, "22:13:21.000Z") == NULL);
+    finish(&f);
 }
 
 TEST_MAIN()
