@@ -167,7 +167,8 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
         e->routes = lua_bridge_routes(e->rules);
     }
     if (cfg->events_path) {
-        e->events = events_open(cfg->events_path, e->reg, e->ops, cfg->events_fields, err, errlen);
+        e->events = events_open(cfg->events_path, e->reg, e->ops, cfg->events_fields,
+                                cfg->events_append, err, errlen);
         if (!e->events)
             goto fail;
     }

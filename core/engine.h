@@ -39,6 +39,8 @@ struct engine_config {
     struct lua_bridge_config rules;
     const char *events_path; /* --events FILE: CDR and registration lines; NULL for none */
     uint32_t events_fields;  /* --events-fields: the call_cdr fields (mask) call lines carry */
+    bool events_append;      /* append to the events file (live: a restart keeps the lines of
+                              * the run before); otherwise it is truncated (offline reads) */
 };
 
 /* Fills cfg with the defaults (track, reassembly and TCP defaults, any port, interface "file",

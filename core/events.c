@@ -64,7 +64,7 @@ static uint32_t intern(struct metrics *reg, const char *s)
 }
 
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
-                           uint32_t fields, char *err, size_t errlen)
+                           uint32_t fields, bool append, char *err, size_t errlen)
 {
     static const char *const type_label[] = {"type"};
     struct events *w = calloc(1, sizeof(*w));
@@ -100,7 +100,8 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     } else {
         /* O_APPEND: after a rotation that truncates the file in place (logrotate's
          * copytruncate), the next write lands at its new end, not past a hole of zeros. */
-        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0666);
+        w->fd =
+            open(path, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC) | O_APPEND | O_CLOEXEC, 0666);
         w->owns = 1;
         w->path = strdup(path);
     }

@@ -22,6 +22,7 @@
 #ifndef SIPSCOPE_EVENTS_H
 #define SIPSCOPE_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "metrics.h"
@@ -30,12 +31,12 @@
 
 struct events;
 
-/* Opens (truncates) path for writing, "-" for standard output. reg and ops must outlive the
- * writer. fields: the call_cdr fields (a mask of 1u << enum call_cdr_field) call lines carry;
- * the calls must then be tracked with their record (SIP_DIALOG_KEEP_CDR). Returns NULL with a
- * reason in err[errlen]. */
+/* Opens path for writing, "-" for standard output: appending to what it holds with append,
+ * truncated first without. reg and ops must outlive the writer. fields: the call_cdr fields (a
+ * mask of 1u << enum call_cdr_field) call lines carry; the calls must then be tracked with
+ * their record (SIP_DIALOG_KEEP_CDR). Returns NULL with a reason in err[errlen]. */
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
-                           uint32_t fields, char *err, size_t errlen);
+                           uint32_t fields, bool append, char *err, size_t errlen);
 
 /* Writes the line for ev when it is a TRACK_CALL_END or a TRACK_REG_BINDING (other events are
  * ignored). fields[fields_len] are extra JSON members from rules ("\"k\":v,...", no braces), or

@@ -151,7 +151,8 @@ static void usage(FILE *out)
             "  --rule-budget DURATION   CPU time one rule call may use [5ms]\n"
             "  --max-series N           series cap of each rule metric family [1000]\n"
             "  --events FILE            one JSON line per finished call (CDR) and per\n"
-            "                           registration change (\"-\": standard output)\n"
+            "                           registration change (\"-\": standard output); live,\n"
+            "                           appended to; with --read, truncated first\n"
             "  --events-fields LIST     what call lines say of the signalling: all, none, or\n"
             "                           some of src_ip, src_port, dst_ip, dst_port,\n"
             "                           transport, user_agent, server, pdd, codec, hangup,\n"
@@ -609,6 +610,7 @@ int main(int argc, char **argv)
         }
         cfg.capture = "bpf";
         cfg.count_seen = false;
+        cfg.events_append = true; /* a service's restart must not lose its call records */
         cfg.iface_name = iface_name;
         cfg.iface_ctx = cap;
     }

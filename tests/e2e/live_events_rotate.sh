@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The --events file through the two ways logrotate rotates a live sipscope's file:
+# The --events file of a live sipscope: it appends to what the file holds (a restart keeps the
+# records of the run before), and goes through the two ways logrotate rotates a file:
 #   - "create": the file is renamed, SIGHUP opens the path again; the lines of the calls before
 #     the signal are all in the renamed file, those after in the new one;
 #   - "copytruncate": the file is copied and truncated in place; the next lines start the file
@@ -13,6 +14,7 @@ e2e_need
 e2e_setup rotate
 
 events=$work/events.json
+echo '{"type":"before"}' >"$events" # a line of the run before
 e2e_start_sipscope --sip-ports 5060 --events "$events"
 
 # N calls from FIRST on: INVITE from 5070 to 5060, 486 back; each its own Call-ID.
@@ -53,6 +55,7 @@ truncate -s 0 "$events"
 calls 1 5
 e2e_stop_sipscope # the last lines are written at exit
 
+check "the line of the run before is kept" test "$(head -n 1 "$events.1")" = '{"type":"before"}'
 check "the renamed file has the 2 calls before SIGHUP" test "$(ids "$events.1")" = "rot-0 rot-1"
 check "the new file had the 3 calls after it" test "$(ids "$events.2")" = "rot-2 rot-3 rot-4"
 check "after the truncation the file starts again with the next call, no zero bytes" \

@@ -188,7 +188,7 @@ static void setup(struct fixture *f, int with_label)
     snprintf(f->path, sizeof(f->path), "/tmp/test_events_XXXXXX");
     fd = mkstemp(f->path);
     close(fd);
-    f->w = events_open(f->path, f->reg, f->ops, 0, err, sizeof(err));
+    f->w = events_open(f->path, f->reg, f->ops, 0, false, err, sizeof(err));
     CHECK(f->w != NULL);
 }
 
@@ -412,7 +412,7 @@ TEST(a_reopen_that_cannot_open_keeps_writing_the_old_file)
     snprintf(dir, sizeof(dir), "/tmp/test_events_dir_XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     snprintf(path, sizeof(path), "%s/events.json", dir);
-    f.w = events_open(path, f.reg, f.ops, 0, err, sizeof(err));
+    f.w = events_open(path, f.reg, f.ops, 0, false, err, sizeof(err));
     CHECK(f.w != NULL);
     binding_line(&f, 1);
     CHECK_INT(unlink(path), 0);
@@ -424,6 +424,29 @@ TEST(a_reopen_that_cannot_open_keeps_writing_the_old_file)
     events_close(f.w);
     oplabel_free(f.ops);
     metrics_free(f.reg);
+}
+
+TEST(a_file_opened_to_append_keeps_its_lines_and_one_opened_to_truncate_does_not)
+{
+    struct fixture f;
+    char err[256], text[2048];
+    FILE *out;
+
+    setup(&f, 0);
+    events_close(f.w);
+    out = fopen(f.path, "w");
+    fputs("{\"type\":\"before\"}\n", out);
+    fclose(out);
+    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
+    CHECK(f.w != NULL);
+    binding_line(&f, 1);
+    events_close(f.w);
+    file_text(f.path, text, sizeof(text));
+    static const char kept[] = "{\"type\":\"before\"}\n{\"type\":\"registration\"";
+    CHECK(strncmp(text, kept, strlen(kept)) == 0);
+    f.w = events_open(f.path, f.reg, f.ops, 0, false, err, sizeof(err));
+    CHECK(f.w != NULL);
+    CHECK_STR(finish(&f), "");
 }
 
 TEST(a_file_truncated_in_place_is_written_from_its_new_end_without_a_hole)
