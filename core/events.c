@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,25 @@ static uint32_t intern(struct metrics *reg, const char *s)
     return metrics_intern(reg, s, strlen(s));
 }
 
+/* Whether the regular file at path that fd appends to ends inside a line (a run before was
+ * killed while writing): the first write then starts with a line break, so that the cut line
+ * stays alone. Read through a descriptor of its own: fd is write-only. */
+static int ends_inside_a_line(int fd, const char *path)
+{
+    struct stat st;
+    char last;
+    int rfd, cut;
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+        return 0;
+    rfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return 0;
+    cut = pread(rfd, &last, 1, st.st_size - 1) == 1 && last != '\n';
+    close(rfd);
+    return cut;
+}
+
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
                            uint32_t fields, bool append, char *err, size_t errlen)
 {
@@ -113,6 +133,8 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
         free(w);
         return NULL;
     }
+    if (append && w->owns)
+        w->cut = ends_inside_a_line(w->fd, path);
     return w;
 }
 
@@ -133,7 +155,7 @@ int events_reopen(struct events *w, char *err, size_t errlen)
     if (close(w->fd) != 0) /* a deferred write error (NFS) shows here */
         metric_counter_add(w->errors, 1);
     w->fd = fd;
-    w->cut = 0; /* a line cut in the old file does not spoil the new one */
+    w->cut = ends_inside_a_line(fd, w->path); /* a line cut before does not spoil the next */
     return 0;
 }
 

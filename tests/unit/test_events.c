@@ -444,6 +444,17 @@ TEST(a_file_opened_to_append_keeps_its_lines_and_one_opened_to_truncate_does_not
     file_text(f.path, text, sizeof(text));
     static const char kept[] = "{\"type\":\"before\"}\n{\"type\":\"registration\"";
     CHECK(strncmp(text, kept, strlen(kept)) == 0);
+    /* a run killed inside a line: the cut line stays alone on its line */
+    out = fopen(f.path, "w");
+    fputs("{\"type\":\"cu", out);
+    fclose(out);
+    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
+    CHECK(f.w != NULL);
+    binding_line(&f, 1);
+    events_close(f.w);
+    file_text(f.path, text, sizeof(text));
+    static const char cut[] = "{\"type\":\"cu\n{\"type\":\"registration\"";
+    CHECK(strncmp(text, cut, strlen(cut)) == 0);
     f.w = events_open(f.path, f.reg, f.ops, 0, false, err, sizeof(err));
     CHECK(f.w != NULL);
     CHECK_STR(finish(&f), "");
