@@ -44,6 +44,10 @@ expect "bad port list" 2 "invalid port" --read "$fixture" --sip-ports 5060,0
 expect "bad count" 2 'invalid number "-3"' --read "$fixture" --max-calls -3
 expect "print without a file" 2 "--print needs --read" --print
 expect "live flags with a file" 2 "for live capture" --read "$fixture" --interface lo
+expect "unknown events field" 2 "--events-fields: unknown field 'codecs'" --read "$fixture" \
+    --events "$work/e.json" --events-fields src_ip,codecs
+expect "an events file that cannot be made" 1 "cannot open the events file $work/no/e.json" \
+    --read "$fixture" --events "$work/no/e.json" --print
 expect "missing file" 1 "nothing.pcap" --read "$work/nothing.pcap" --print
 printf 'not a capture at all, just text\n' >"$work/text.pcap"
 expect "not a capture" 1 "text.pcap" --read "$work/text.pcap" --print
