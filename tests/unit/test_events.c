@@ -426,35 +426,36 @@ TEST(a_reopen_that_cannot_open_keeps_writing_the_old_file)
     metrics_free(f.reg);
 }
 
-TEST(a_file_opened_to_append_keeps_its_lines_and_one_opened_to_truncate_does_not)
+/* Writes before into f's file, opens it to append (f's writer closed first), writes a
+ * registration line and closes: whether the file then starts with want. */
+static bool appended(struct fixture *f, const char *before, const char *want)
 {
-    struct fixture f;
     char err[256], text[2048];
     FILE *out;
 
+    events_close(f->w);
+    out = fopen(f->path, "w");
+    fputs(before, out);
+    fclose(out);
+    f->w = events_open(f->path, f->reg, f->ops, 0, true, err, sizeof(err));
+    CHECK(f->w != NULL);
+    binding_line(f, 1);
+    events_close(f->w);
+    f->w = NULL;
+    file_text(f->path, text, sizeof(text));
+    return strncmp(text, want, strlen(want)) == 0;
+}
+
+TEST(a_file_opened_to_append_keeps_its_lines_and_one_opened_to_truncate_does_not)
+{
+    struct fixture f;
+    char err[256];
+
     setup(&f, 0);
-    events_close(f.w);
-    out = fopen(f.path, "w");
-    fputs("{\"type\":\"before\"}\n", out);
-    fclose(out);
-    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
-    CHECK(f.w != NULL);
-    binding_line(&f, 1);
-    events_close(f.w);
-    file_text(f.path, text, sizeof(text));
-    static const char kept[] = "{\"type\":\"before\"}\n{\"type\":\"registration\"";
-    CHECK(strncmp(text, kept, strlen(kept)) == 0);
+    CHECK(appended(&f, "{\"type\":\"before\"}\n",
+                   "{\"type\":\"before\"}\n{\"type\":\"registration\""));
     /* a run killed inside a line: the cut line stays alone on its line */
-    out = fopen(f.path, "w");
-    fputs("{\"type\":\"cu", out);
-    fclose(out);
-    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
-    CHECK(f.w != NULL);
-    binding_line(&f, 1);
-    events_close(f.w);
-    file_text(f.path, text, sizeof(text));
-    static const char cut[] = "{\"type\":\"cu\n{\"type\":\"registration\"";
-    CHECK(strncmp(text, cut, strlen(cut)) == 0);
+    CHECK(appended(&f, "{\"type\":\"cu", "{\"type\":\"cu\n{\"type\":\"registration\""));
     f.w = events_open(f.path, f.reg, f.ops, 0, false, err, sizeof(err));
     CHECK(f.w != NULL);
     CHECK_STR(finish(&f), "");
