@@ -553,7 +553,9 @@ void sip_dialog_on_cancel(struct sip_dialog_table *tbl, struct sip_dialog *d,
                           const struct sip_msg *msg)
 {
     d->flags |= SIP_DIALOG_F_CANCELLED;
-    if (tbl->keep == SIP_DIALOG_KEEP_CDR && d->state != SIP_DIALOG_ENDED)
+    /* A CANCEL that crossed the 2xx does not end the call (RFC 3261 §9.2): its cause is not
+     * the call's, even if no BYE comes to replace it. */
+    if (tbl->keep == SIP_DIALOG_KEEP_CDR && d->state != SIP_DIALOG_ENDED && !d->t_answer)
         call_cdr_reason(&d->cdr, msg);
 }
 

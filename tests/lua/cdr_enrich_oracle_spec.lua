@@ -11,8 +11,8 @@ local ALL = {"src_ip", "src_port", "dst_ip", "dst_port", "transport", "user_agen
              "pdd", "codec", "hangup", "q850"}
 
 -- The two engines for a field selection (a set of names; nil: all of them): the engine's own
--- fields, and the oracle rule with the engine's turned off.
-local function engines(fields)
+-- fields, and the oracle rule with the engine's turned off. extra: more config for both.
+local function engines(fields, extra)
     local list, set = {}, {}
     for _, k in ipairs(ALL) do
         if fields == nil or fields[k] then
@@ -20,17 +20,23 @@ local function engines(fields)
         end
         set[k] = fields == nil or fields[k] == true
     end
-    local native = t.engine{config = {t1 = "100ms", events_fields = #list > 0 and
-        table.concat(list, ",") or "none"}, events = true}
-    local path = t.write_rule("cdr_enrich.lua", configure.text(ORACLE, {fields = set}))
-    local oracle = t.engine{rules = {path}, config = {t1 = "100ms", events_fields = "none"},
+    local function config(events_fields)
+        local c = {t1 = "100ms", events_fields = events_fields}
+        for k, v in pairs(extra or {}) do
+            c[k] = v
+        end
+        return c
+    end
+    local native = t.engine{config = config(#list > 0 and table.concat(list, ",") or "none"),
                             events = true}
+    local path = t.write_rule("cdr_enrich.lua", configure.text(ORACLE, {fields = set}))
+    local oracle = t.engine{rules = {path}, config = config("none"), events = true}
     return {native = native, oracle = oracle}
 end
 
 -- Runs scenario(e, which) on both engines, then check(events, which) on each one's lines.
-local function both(fields, scenario, check)
-    for which, e in pairs(engines(fields)) do
+local function both(fields, scenario, check, extra)
+    for which, e in pairs(engines(fields, extra)) do
         scenario(e)
         check(e:events(), which)
         if which == "oracle" then
@@ -197,6 +203,26 @@ describe("call lines' signalling fields, by the engine and by the oracle rule", 
             assert.are.equal(1.5, ev[1].pdd, which)
             assert.is_nil(ev[1].hangup, which)
         end)
+    end)
+
+    -- A CANCEL that crosses the 200 has no effect on the call (RFC 3261 §9.2): its cause is not
+    -- the call's, even when no BYE comes to replace it.
+    it("leave out the cause of a CANCEL that came after the answer", function()
+        both({q850 = true}, function(e)
+            invite(e, "c1", 0)
+            answer(e, "c1", 0)
+            e:sip(t.request("CANCEL", {call_id = "c1", branch = "z9hG4bKc1INVITE1",
+                                       headers = {"Reason: Q.850;cause=31"}}),
+                {time = 2.005, src = A, dst = B})
+            e:sip(t.response(200, {call_id = "c1", method = "CANCEL", branch = "z9hG4bKc1INVITE1"}),
+                {time = 2.02, src = B, dst = A})
+            e:advance(120)
+        end, function(ev, which)
+            assert.are.equal(1, #ev, which)
+            assert.are.equal("max_age", ev[1].end_reason, which)
+            assert.are.equal(200, ev[1].outcome, which)
+            assert.are.same({}, added(ev[1]), which)
+        end, {max_call_age = "60s"})
     end)
 
     it("add only the fields asked for, and cut long values on a character", function()
