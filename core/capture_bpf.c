@@ -37,7 +37,8 @@
 struct capture_bpf {
     struct sipscope_bpf *skel;
     struct bpf_ring *ring;
-    bool any; /* one unbound socket: frame iface is the ifindex */
+    bool any;     /* one unbound socket: frame iface is the ifindex */
+    bool promisc; /* capture_bpf_config.promisc */
     size_t n_ifaces;
     int socks[CAPTURE_BPF_MAX_IFACES];
     size_t n_socks;
@@ -186,6 +187,10 @@ static int set_interfaces(struct capture_bpf *cap, const struct capture_bpf_conf
     int ret;
 
     if (cfg->n_ifaces == 0 || (cfg->n_ifaces == 1 && strcmp(cfg->ifaces[0], "any") == 0)) {
+        if (cfg->promisc) {
+            snprintf(err, errlen, "promiscuous mode needs named interfaces: 'any' names none");
+            return -EINVAL;
+        }
         cap->any = true;
         return 0;
     }
@@ -298,6 +303,21 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
     return ret;
 }
 
+/* Adds (or drops) the socket's promiscuous membership of interface ifindex. The kernel keeps
+ * a count per interface, so the membership ends with the socket, or with the interface. */
+static int set_promisc(int fd, uint32_t ifindex, bool on)
+{
+    struct packet_mreq mr;
+
+    memset(&mr, 0, sizeof(mr));
+    mr.mr_ifindex = (int)ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, on ? PACKET_ADD_MEMBERSHIP : PACKET_DROP_MEMBERSHIP, &mr,
+                   sizeof(mr)) != 0)
+        return -errno;
+    return 0;
+}
+
 /* Opens one packet socket. It is created listening to no protocol, so nothing queues before the
  * filter is attached; bind then selects ETH_P_ALL and the interface (0: all interfaces). The
  * filter returns 0 for every packet, so the socket's own queue stays empty for its whole life. */
@@ -340,6 +360,14 @@ static int open_socket(struct capture_bpf *cap, uint32_t ifindex, const char *na
         snprintf(err, errlen, "binding the packet socket to '%s': %s", name, strerror(errno));
         return ret;
     }
+    if (cap->promisc) {
+        ret = set_promisc(fd, ifindex, true);
+        if (ret) {
+            snprintf(err, errlen, "putting '%s' in promiscuous mode: %s", name, strerror(-ret));
+            return ret;
+        }
+        log_msg(LOG_INFO, MODULE, "interface %s: promiscuous mode on while capturing", name);
+    }
     return 0;
 }
 
@@ -377,6 +405,7 @@ struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char 
         goto fail_early;
     }
     cap->budget = cfg->poll_budget ? cfg->poll_budget : CAPTURE_BPF_DEFAULT_BUDGET;
+    cap->promisc = cfg->promisc;
     ret = set_interfaces(cap, cfg, err, errlen);
     if (ret)
         goto fail;
@@ -643,6 +672,17 @@ int capture_bpf_follow(struct capture_bpf *cap, size_t i, char *err, size_t errl
         carry_counters(cap, i, cap->prev_ifindex[i]);
     cap->prev_ifindex[i] = old;
     cap->ifindex[i] = now;
+    if (cap->promisc) {
+        /* The interface before may still be there under another name: it is no longer
+         * captured, so it is no longer held promiscuous (a removed one took its membership
+         * with it, and the drop then fails harmlessly). */
+        set_promisc(cap->socks[i], old, false);
+        ret = set_promisc(cap->socks[i], now, true);
+        if (ret)
+            log_msg(LOG_WARN, MODULE,
+                    "interface %s is captured again, but not in promiscuous mode: %s",
+                    cap->names[i], strerror(-ret));
+    }
     return 1;
 }
 

@@ -8,6 +8,7 @@
 #ifndef SIPSCOPE_CAPTURE_BPF_H
 #define SIPSCOPE_CAPTURE_BPF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,12 @@ struct capture_bpf_config {
     uint32_t poll_budget;    /* frames per capture_bpf_poll at most; 0: default */
     unsigned decap;          /* DECODE_VXLAN | DECODE_GRE: tunnels whose inner SIP ports are
                               * matched; DECODE_HEP: HEP packets are all taken */
+    /* Each named interface in promiscuous mode while its socket is open, for a mirror (SPAN)
+     * port, whose frames are addressed to other hosts: a NIC drops them otherwise. Taken as a
+     * membership of the socket (PACKET_MR_PROMISC), which the kernel counts and drops with the
+     * socket: no exit, not even SIGKILL, leaves an interface promiscuous, and an administrator's
+     * own setting is left alone. Refused with "any", which names no interface. */
+    bool promisc;
 };
 
 /* Loads the program and attaches it. Returns the capture, or NULL with errno set and a one-line

@@ -57,6 +57,7 @@ enum opt_id {
     OPT_SNAPLEN,
     OPT_DECAPSULATE,
     OPT_RINGBUF_SIZE,
+    OPT_PROMISC,
     OPT_WEB_LIFECYCLE,
     OPT_RULES,
     OPT_EVENTS,
@@ -89,6 +90,7 @@ static const struct option options[] = {
     {"snaplen", required_argument, NULL, OPT_SNAPLEN},
     {"decapsulate", required_argument, NULL, OPT_DECAPSULATE},
     {"ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE},
+    {"promisc", no_argument, NULL, OPT_PROMISC},
     {"web.enable-lifecycle", no_argument, NULL, OPT_WEB_LIFECYCLE},
     {"rules", required_argument, NULL, OPT_RULES},
     {"events", required_argument, NULL, OPT_EVENTS},
@@ -122,6 +124,8 @@ static void usage(FILE *out)
             "                           default is to recognise SIP on any port by its start line\n"
             "  --snaplen BYTES          bytes kept per packet, 128-65535 [65535]\n"
             "  --ringbuf-size SIZE      kernel ring buffer, a power of two [16MiB]\n"
+            "  --promisc                the named interfaces in promiscuous mode while sipscope\n"
+            "                           captures them, for a mirror (SPAN) port [off]\n"
             "Live and offline:\n"
             "  --decapsulate LIST       read SIP inside these [off]:\n"
             "                           vxlan (to UDP port 4789 or 8472) and gre (IP,\n"
@@ -203,6 +207,7 @@ struct cli {
     const char *iface_names[MAX_INTERFACES];
     size_t n_ifaces;
     uint32_t snaplen, ringbuf_size;
+    int promisc;
     int print;
     const char *listen_address; /* NULL: do not serve (offline) */
     int enable_lifecycle;
@@ -312,6 +317,9 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
                          ((bits & 8) ? DECODE_HEP : 0);
             break;
         }
+        case OPT_PROMISC:
+            cli->promisc = 1;
+            break;
         case OPT_RINGBUF_SIZE:
             rc = config_parse_size(optarg, &v, err, sizeof(err));
             if (!rc && (v < 4096 || v > (1u << 30) || (v & (v - 1)))) {
@@ -382,9 +390,9 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
-    if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size)) {
-        fprintf(stderr, "sipscope: --read reads a file: --interface, --snaplen and "
-                        "--ringbuf-size are for live capture\n");
+    if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size || cli->promisc)) {
+        fprintf(stderr, "sipscope: --read reads a file: --interface, --snaplen, --ringbuf-size "
+                        "and --promisc are for live capture\n");
         return -EINVAL;
     }
     if (!cli->read_path && cli->print) {
@@ -404,6 +412,11 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             fprintf(stderr, "sipscope: --interface needs at least one name\n");
             return -EINVAL;
         }
+    }
+    if (cli->promisc && (cli->n_ifaces == 0 || strcmp(cli->iface_names[0], "any") == 0)) {
+        fprintf(stderr, "sipscope: --promisc needs the interfaces named (--interface eth1,...): "
+                        "\"any\" names none to put in promiscuous mode\n");
+        return -EINVAL;
     }
     return 0;
 }
@@ -599,6 +612,7 @@ int main(int argc, char **argv)
                                         .ports = &cli.ports,
                                         .snaplen = cli.snaplen,
                                         .ringbuf_size = cli.ringbuf_size,
+                                        .promisc = cli.promisc != 0,
                                         .decap = cfg.decap};
         if (!cli.have_ports)
             portset_add(&cli.ports, 5060);

@@ -44,6 +44,11 @@ expect "bad port list" 2 "invalid port" --read "$fixture" --sip-ports 5060,0
 expect "bad count" 2 'invalid number "-3"' --read "$fixture" --max-calls -3
 expect "print without a file" 2 "--print needs --read" --print
 expect "live flags with a file" 2 "for live capture" --read "$fixture" --interface lo
+expect "promiscuous mode with a file" 2 "and --promisc are for live capture" --read "$fixture" \
+    --promisc
+expect "promiscuous mode on any" 2 '"any" names none to put in promiscuous mode' \
+    --interface any --promisc
+expect "promiscuous mode by default on any" 2 "--promisc needs the interfaces named" --promisc
 expect "unknown events field" 2 "--events-fields: unknown field 'codecs'" --read "$fixture" \
     --events "$work/e.json" --events-fields src_ip,codecs
 expect "an events file that cannot be made" 1 "cannot open the events file $work/no/e.json" \
