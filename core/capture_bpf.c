@@ -96,25 +96,47 @@ __attribute__((format(printf, 2, 0))) static int libbpf_log(enum libbpf_print_le
 }
 
 /* Names the capabilities that are missing from the effective set, so that the error says which
- * one to grant rather than a bare EPERM from deep inside libbpf. Returns 0 when all are there or
- * when the set cannot be read (the later calls then report whatever fails). */
+ * one to grant rather than a bare EPERM, or the verifier's "too complex", from deep inside
+ * libbpf. CAP_PERFMON because without it the verifier also walks the speculative path of every
+ * branch (Spectre v1 hardening), and the program's parsers then pass its limit of 8,192 pending
+ * branches. CAP_SYS_ADMIN stands for CAP_BPF and CAP_PERFMON (before Linux 5.8, the only one).
+ * Returns 0 when all are there or when the set cannot be read (the later calls then report
+ * whatever fails). */
 static int check_capabilities(char *err, size_t errlen)
 {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    static const struct {
+        int cap;
+        const char *text;
+    } needed[] = {
+        {CAP_BPF, "CAP_BPF (to load the BPF program)"},
+        {CAP_PERFMON, "CAP_PERFMON (for the kernel to verify the program as a trusted one)"},
+        {CAP_NET_RAW, "CAP_NET_RAW (to open packet sockets)"},
+    };
+    const char *missing[3];
+    size_t n = 0, len;
     uint64_t eff;
-    bool bpf, raw;
 
     if (syscall(SYS_capget, &hdr, data) != 0)
         return 0;
     eff = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
-    bpf = (eff >> CAP_BPF & 1) || (eff >> CAP_SYS_ADMIN & 1); /* CAP_SYS_ADMIN before Linux 5.8 */
-    raw = eff >> CAP_NET_RAW & 1;
-    if (bpf && raw)
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+        bool admin_will_do = needed[i].cap != CAP_NET_RAW && (eff >> CAP_SYS_ADMIN & 1);
+        if (!(eff >> needed[i].cap & 1) && !admin_will_do)
+            missing[n++] = needed[i].text;
+    }
+    if (n == 0)
         return 0;
-    snprintf(err, errlen, "missing capability %s%s%s; run as root or grant it",
-             bpf ? "" : "CAP_BPF (to load the BPF program)", !bpf && !raw ? " and " : "",
-             raw ? "" : "CAP_NET_RAW (to open packet sockets)");
+    len = (size_t)snprintf(err, errlen, "missing capabilit%s ", n == 1 ? "y" : "ies");
+    for (size_t i = 0; i < n && len < errlen; i++)
+        len += (size_t)snprintf(err + len, errlen - len, "%s%s",
+                                i == 0       ? ""
+                                : i + 1 == n ? " and "
+                                             : ", ",
+                                missing[i]);
+    if (len < errlen)
+        snprintf(err + len, errlen - len, "; run as root or grant %s", n == 1 ? "it" : "them");
     return -EPERM;
 }
 
@@ -289,7 +311,7 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
         if (ret == -EPERM)
             snprintf(err, errlen,
                      "loading the BPF program was refused (EPERM): it needs "
-                     "CAP_BPF, or CAP_SYS_ADMIN before Linux 5.8");
+                     "CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN before Linux 5.8");
         else
             snprintf(err, errlen, "loading the BPF program failed: %s (libbpf logged why)",
                      strerror(-ret));

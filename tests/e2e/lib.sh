@@ -8,7 +8,8 @@
 #   check NAME COMMAND...           runs COMMAND; on failure prints NAME and its output
 #   e2e_start_sipscope ARGS...      sipscope (path in $sipscope) inside $ns capturing on
 #                                   $e2e_iface (lo when unset), HTTP on an ephemeral port of its
-#                                   lo ($port, $pid); fails the script if it never listens
+#                                   lo ($port, $pid); fails the script if it never listens. It
+#                                   runs through the command in $e2e_wrap (words) when set
 #   scrape PATH                     GET http://127.0.0.1:$port PATH from inside $ns
 #   sample_becomes NAME WANT        waits up to 5 s for the series NAME (as exposed, labels
 #                                   included) to read WANT ("absent": no such series)
@@ -69,7 +70,8 @@ check() { # NAME COMMAND...
 }
 
 e2e_start_sipscope() { # ARGS...
-    ip netns exec "$ns" "$sipscope" --interface "${e2e_iface:-lo}" "$@" \
+    # shellcheck disable=SC2086 # e2e_wrap is a command and its arguments
+    ip netns exec "$ns" ${e2e_wrap:-} "$sipscope" --interface "${e2e_iface:-lo}" "$@" \
         --web.listen-address 127.0.0.1:0 \
         2>"$work/sipscope.log" &
     pid=$!
