@@ -142,6 +142,7 @@ static bool body_is_sdp(const struct sip_msg *msg)
 void call_cdr_answer(struct call_cdr *c, const struct sip_msg *resp)
 {
     take_server(c, resp);
+    c->q850 = 0; /* a CANCEL seen before the 2xx crossed it (a capture at the caller's side) */
     c->codec_len =
         resp->body.len && body_is_sdp(resp) ? (uint8_t)call_cdr_sdp_codec(resp->body, c->codec) : 0;
 }

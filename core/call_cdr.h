@@ -87,7 +87,8 @@ void call_cdr_answer(struct call_cdr *c, const struct sip_msg *resp);
 void call_cdr_final(struct call_cdr *c, const struct sip_msg *resp);
 
 /* A CANCEL of the call before it was answered or ended, or the BYE that ended it: its Q.850 cause,
- * or none when it carries none (a later message's says what the call ended with). */
+ * or none when it carries none (a later message's says what the call ended with). The answer
+ * drops a CANCEL's cause: that CANCEL crossed the 2xx and ended nothing. */
 void call_cdr_reason(struct call_cdr *c, const struct sip_msg *req);
 
 /* The Q.850 cause among a message's Reason headers (RFC 3326): the first element whose protocol

@@ -114,7 +114,7 @@ static int check_capabilities(char *err, size_t errlen)
         {CAP_PERFMON, "CAP_PERFMON (for the kernel to verify the program as a trusted one)"},
         {CAP_NET_RAW, "CAP_NET_RAW (to open packet sockets)"},
     };
-    const char *missing[3];
+    const char *missing[sizeof(needed) / sizeof(needed[0])];
     size_t n = 0, len;
     uint64_t eff;
 

@@ -206,24 +206,43 @@ describe("call lines' signalling fields, by the engine and by the oracle rule", 
     end)
 
     -- A CANCEL that crosses the 200 has no effect on the call (RFC 3261 §9.2): its cause is not
-    -- the call's, even when no BYE comes to replace it.
-    it("leave out the cause of a CANCEL that came after the answer", function()
-        both({q850 = true}, function(e)
-            invite(e, "c1", 0)
-            answer(e, "c1", 0)
-            e:sip(t.request("CANCEL", {call_id = "c1", branch = "z9hG4bKc1INVITE1",
-                                       headers = {"Reason: Q.850;cause=31"}}),
-                {time = 2.005, src = A, dst = B})
-            e:sip(t.response(200, {call_id = "c1", method = "CANCEL", branch = "z9hG4bKc1INVITE1"}),
-                {time = 2.02, src = B, dst = A})
-            e:advance(120)
-        end, function(ev, which)
-            assert.are.equal(1, #ev, which)
-            assert.are.equal("max_age", ev[1].end_reason, which)
-            assert.are.equal(200, ev[1].outcome, which)
-            assert.are.same({}, added(ev[1]), which)
-        end, {max_call_age = "60s"})
-    end)
+    -- the call's, even when no BYE comes to replace it. Which of the two the capture sees first
+    -- depends on where it is: the 200 first at the callee's side, the CANCEL at the caller's.
+    local function cancel(e, time)
+        e:sip(t.request("CANCEL", {call_id = "c1", branch = "z9hG4bKc1INVITE1",
+                                   headers = {"Reason: Q.850;cause=31"}}),
+            {time = time, src = A, dst = B})
+    end
+    local crossings = {
+        ["after the 200"] = function(e)
+            answer(e, "c1", 0) -- the 200 at 2 s, its ACK at 2.01 s
+            cancel(e, 2.015)
+        end,
+        ["before the 200"] = function(e)
+            e:sip(t.response(180, {call_id = "c1", to_tag = "b"}), {time = 0.5, src = B, dst = A})
+            cancel(e, 1.9)
+            e:sip(t.response(200, {call_id = "c1", to_tag = "b"}), {time = 2, src = B, dst = A})
+            e:sip(t.request("ACK", {call_id = "c1", to_tag = "b", branch = "z9hG4bKackc1"}),
+                {time = 2.01, src = A, dst = B})
+        end,
+    }
+    for order, crossing in pairs(crossings) do
+        it("leave out the cause of a CANCEL that crossed the answer, seen " .. order, function()
+            both({q850 = true}, function(e)
+                invite(e, "c1", 0)
+                crossing(e)
+                e:sip(t.response(200, {call_id = "c1", method = "CANCEL",
+                                       branch = "z9hG4bKc1INVITE1"}),
+                    {time = 2.02, src = B, dst = A})
+                e:advance(120)
+            end, function(ev, which)
+                assert.are.equal(1, #ev, which)
+                assert.are.equal("max_age", ev[1].end_reason, which)
+                assert.are.equal(200, ev[1].outcome, which)
+                assert.are.same({}, added(ev[1]), which)
+            end, {max_call_age = "60s"})
+        end)
+    end
 
     it("add only the fields asked for, and cut long values on a character", function()
         -- 127 bytes, then an é in bytes 128-129: a cut after byte 128 would split it
