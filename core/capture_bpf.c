@@ -820,6 +820,11 @@ int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *
     return 0;
 }
 
+int64_t capture_bpf_clock_step(const struct capture_bpf *cap)
+{
+    return mono_to_real_offset() - cap->mono_to_real_ns;
+}
+
 uint64_t capture_bpf_now_ns(const struct capture_bpf *cap)
 {
     struct timespec m;

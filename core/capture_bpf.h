@@ -151,6 +151,14 @@ int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *
  * engine's idle ticks: a tick never runs ahead of the packets it is interleaved with. */
 uint64_t capture_bpf_now_ns(const struct capture_bpf *cap);
 
+/* How far the wall clock has been stepped since the capture opened: the offset of the real-time
+ * clock from the monotonic one now, minus the one taken at open. Frames keep the offset taken at
+ * open, so that a step (NTP setting a clock that was wrong at boot, a VM resumed from a pause)
+ * never moves the engine's clock, whose timers would all fire at once; what writes wall times
+ * adds this. NTP's slewing moves both clocks alike: the value only changes with a step (within
+ * a microsecond or so of sampling noise). */
+int64_t capture_bpf_clock_step(const struct capture_bpf *cap);
+
 /* Detaches and frees everything: sockets, ring buffer, program and maps. NULL is accepted. */
 void capture_bpf_free(struct capture_bpf *cap);
 

@@ -652,6 +652,12 @@ int engine_reopen_events(struct engine *e, char *msg, size_t msglen)
     return e->events ? events_reopen(e->events, msg, msglen) : 0;
 }
 
+void engine_set_clock_step(struct engine *e, int64_t ns)
+{
+    if (e->events)
+        events_set_clock_step(e->events, ns);
+}
+
 int engine_describe_rules(struct engine *e, FILE *out)
 {
     return e->rules ? lua_bridge_describe(e->rules, out) : 0;

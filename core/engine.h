@@ -115,6 +115,10 @@ int engine_reload_rules(struct engine *e, char *msg, size_t msglen);
  * 0, or -errno with the reason in msg[msglen]. Without an events file: 0. */
 int engine_reopen_events(struct engine *e, char *msg, size_t msglen);
 
+/* The wall clock's step since the packets' clock was set (capture_bpf_clock_step): the times the
+ * events file writes from now on are moved by it. Without an events file: nothing. */
+void engine_set_clock_step(struct engine *e, int64_t ns);
+
 /* Prints the loaded rules (lua_bridge_describe) to out; returns their number, 0 without rules. */
 int engine_describe_rules(struct engine *e, FILE *out);
 

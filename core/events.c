@@ -55,6 +55,7 @@ struct events {
     uint8_t is_call[BATCH_LINES];
     uint32_t n_lines;
     int cut; /* the file ends inside a line (a write failed part-way) */
+    int64_t clock_step; /* events_set_clock_step */
     /* put_time's last day (since the epoch) and its date ("2023-11-14T"); empty at first. */
     uint64_t date_day;
     char date_text[32];
@@ -164,6 +165,11 @@ int events_reopen(struct events *w, char *err, size_t errlen)
     w->fd = fd;
     w->cut = ends_inside_a_line(fd, w->path); /* a line cut before does not spoil the next */
     return 0;
+}
+
+void events_set_clock_step(struct events *w, int64_t ns)
+{
+    w->clock_step = ns;
 }
 
 void events_close(struct events *w)
@@ -474,14 +480,20 @@ void events_time(uint64_t ns, char out[32])
  * formatted once per day (events_time), the time of day per time. */
 static void put_time(struct events *w, uint64_t ns)
 {
-    uint64_t secs = ns / NS_PER_S, day = secs / S_PER_DAY;
-    unsigned sod = (unsigned)(secs - day * S_PER_DAY), ms = (unsigned)(ns % NS_PER_S / 1000000);
+    uint64_t secs, day;
+    unsigned sod, ms;
     char t[DATE_LEN + 16], *p;
 
     if (!ns) {
         put_lit(w, "null");
         return;
     }
+    if (w->clock_step) /* a step back past the epoch is no time at all: the epoch */
+        ns = w->clock_step < 0 && (uint64_t)-w->clock_step >= ns ? 1 : ns + (uint64_t)w->clock_step;
+    secs = ns / NS_PER_S;
+    day = secs / S_PER_DAY;
+    sod = (unsigned)(secs - day * S_PER_DAY);
+    ms = (unsigned)(ns % NS_PER_S / 1000000);
     if (day != w->date_day || !w->date_text[0]) {
         events_time(day * S_PER_DAY * NS_PER_S, w->date_text); /* "2023-11-14T00:00:00.000Z" */
         w->date_day = day;

@@ -56,6 +56,11 @@ int events_flush(struct events *w);
  * 0, or -errno with a reason in err[errlen]: the old file is then still written. */
 int events_reopen(struct events *w, char *err, size_t errlen);
 
+/* Adds ns to every time the lines carry from now on (not to durations): the wall clock's step
+ * since the times of the events began (capture_bpf_clock_step), so that call and registration
+ * lines keep to the corrected clock. 0 at first. */
+void events_set_clock_step(struct events *w, int64_t ns);
+
 /* Flushes and closes. NULL is accepted. */
 void events_close(struct events *w);
 

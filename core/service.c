@@ -22,6 +22,8 @@
 
 #define RELOAD_TIMEOUT_MS 30000
 #define MAX_KERNEL_IFACES 64
+#define NS_PER_SECOND 1000000000LL
+#define CLOCK_STEP_MIN_NS 1000000LL /* a step smaller than a millisecond is sampling noise */
 
 struct service {
     struct engine *engine;
@@ -34,6 +36,7 @@ struct service {
     bool follow_refused[CAPTURE_BPF_MAX_IFACES]; /* logged why a new one of the name is not
                                                   * captured; cleared once one is */
     bool interruptible;                      /* service_interruptible is on */
+    int64_t clock_step;                      /* the wall clock's step the events file follows */
     struct sigaction old_term, old_int, old_alrm; /* the handlers it replaced */
 };
 
@@ -281,6 +284,23 @@ static void publish_kernel_counters(struct service *s)
                                st[i].ringbuf_full, st[i].truncated);
 }
 
+/* A step of the wall clock (capture_bpf_clock_step) moves the times of the events file's lines,
+ * and one of a second or more is logged. Sampling noise (a microsecond or so) is not a step. */
+static void follow_clock_step(struct service *s)
+{
+    int64_t step = capture_bpf_clock_step(s->capture), by = step - s->clock_step;
+
+    if (by > -CLOCK_STEP_MIN_NS && by < CLOCK_STEP_MIN_NS)
+        return;
+    if (by <= -NS_PER_SECOND || by >= NS_PER_SECOND)
+        log_warn("service",
+                 "the system clock was stepped by %+.3f s: the events file's times follow it; "
+                 "timers and durations keep to the packets' own clock",
+                 (double)by / 1e9);
+    s->clock_step = step;
+    engine_set_clock_step(s->engine, step);
+}
+
 static uint64_t monotonic_ms(void)
 {
     struct timespec ts;
@@ -335,6 +355,7 @@ int service_run(struct service *s)
                     engine_tick(s->engine, capture_bpf_now_ns(s->capture));
                 publish_kernel_counters(s);
                 watch_interfaces(s);
+                follow_clock_step(s);
             }
         }
         if (handle_signals(s))

@@ -373,6 +373,46 @@ static void binding_line(struct fixture *f, uint64_t t)
     events_on_event(f->w, &ev, "", 0);
 }
 
+/* A step of the wall clock moves the times of the lines after it (a day on, so that the date
+ * written once per day changes too), not the durations; a step back past the epoch writes the
+ * epoch. */
+TEST(a_clock_step_moves_the_times_of_later_lines_not_their_durations)
+{
+    struct fixture f;
+    struct sip_dialog d;
+    struct track_event call = {.type = TRACK_CALL_END, .reason = SIP_END_BYE};
+
+    setup(&f, 0);
+    binding_line(&f, 1);
+    events_set_clock_step(f.w, 86400 * (int64_t)S + 250000000);
+    binding_line(&f, 2);
+    memset(&d, 0, sizeof(d));
+    put_text(&d, "c4", "sip:a@x", "sip:b@y");
+    d.t_start = (EPOCH + 10) * S;
+    d.t_answer = (EPOCH + 12) * S;
+    d.flags = SIP_DIALOG_F_OUTCOME;
+    d.final_code = 200;
+    call.dialog = &d;
+    call.time_ns = (EPOCH + 20) * S;
+    events_on_event(f.w, &call, "", 0);
+    events_set_clock_step(f.w, -(int64_t)(EPOCH + 5) * (int64_t)S);
+    binding_line(&f, 3);
+    CHECK_STR(finish(&f),
+              "{\"type\":\"registration\",\"aor\":\"sip:alice@x\",\"contact\":"
+              "\"sip:alice@192.0.2.1\",\"change\":\"added\",\"expires\":600,"
+              "\"time\":\"2023-11-14T22:13:21.000Z\",\"labels\":{}}\n"
+              "{\"type\":\"registration\",\"aor\":\"sip:alice@x\",\"contact\":"
+              "\"sip:alice@192.0.2.1\",\"change\":\"added\",\"expires\":600,"
+              "\"time\":\"2023-11-15T22:13:22.250Z\",\"labels\":{}}\n"
+              "{\"type\":\"call\",\"call_id\":\"c4\",\"from\":\"sip:a@x\",\"to\":\"sip:b@y\","
+              "\"start\":\"2023-11-15T22:13:30.250Z\",\"answer\":\"2023-11-15T22:13:32.250Z\","
+              "\"end\":\"2023-11-15T22:13:40.250Z\",\"setup_delay\":2,\"duration\":8,"
+              "\"outcome\":200,\"end_reason\":\"bye\",\"labels\":{}}\n"
+              "{\"type\":\"registration\",\"aor\":\"sip:alice@x\",\"contact\":"
+              "\"sip:alice@192.0.2.1\",\"change\":\"added\",\"expires\":600,"
+              "\"time\":\"1970-01-01T00:00:00.000Z\",\"labels\":{}}\n");
+}
+
 static size_t file_text(const char *path, char *text, size_t cap)
 {
     FILE *in = fopen(path, "r");
