@@ -652,6 +652,11 @@ int engine_reopen_events(struct engine *e, char *msg, size_t msglen)
     return e->events ? events_reopen(e->events, msg, msglen) : 0;
 }
 
+uint64_t engine_events_lost(const struct engine *e)
+{
+    return e->events ? events_lost(e->events) : 0;
+}
+
 void engine_set_clock_step(struct engine *e, int64_t ns)
 {
     if (e->events)

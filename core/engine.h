@@ -81,6 +81,9 @@ void engine_tick(struct engine *e, uint64_t now_ns);
 /* Publishes table sizes to the registry; called after a batch of frames. */
 void engine_publish(struct engine *e);
 
+/* Lines of the events file lost to failed writes so far (events_lost); 0 without one. */
+uint64_t engine_events_lost(const struct engine *e);
+
 /* Reads a whole capture file through the engine. Returns 0 at a clean end, -EIO when the file
  * was cut short, -EBADMSG when a block past the start could not be read (in both cases
  * everything before was processed, and the end is counted: capture_file_truncated or

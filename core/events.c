@@ -17,6 +17,7 @@
 #include "call_cdr.h"
 #include "decode.h"
 #include "expo.h"
+#include "log.h"
 #include "sip_dialog.h"
 #include "sip_reg.h"
 
@@ -55,6 +56,11 @@ struct events {
     uint8_t is_call[BATCH_LINES];
     uint32_t n_lines;
     int cut; /* the file ends inside a line (a write failed part-way) */
+    /* Lines lost to failed writes: in all (events_lost), and since the writes began to fail
+     * (failing: that errno, 0 while they succeed), so that an episode is logged once when it
+     * starts and once when it ends, not at every flush. */
+    uint64_t lost, lost_now;
+    int failing;
     int64_t clock_step; /* events_set_clock_step */
     /* put_time's last day (since the epoch) and its date ("2023-11-14T"); empty at first. */
     uint64_t date_day;
@@ -167,6 +173,11 @@ int events_reopen(struct events *w, char *err, size_t errlen)
     return 0;
 }
 
+uint64_t events_lost(const struct events *w)
+{
+    return w->lost;
+}
+
 void events_set_clock_step(struct events *w, int64_t ns)
 {
     w->clock_step = ns;
@@ -186,7 +197,9 @@ void events_close(struct events *w)
 }
 
 /* Writes all of buf[0, len) to fd; returns how many bytes went out before an error. */
-static size_t write_all(int fd, const char *buf, size_t len)
+/* Writes buf[len]; returns how much was written, and sets *err to the errno of a failure (EIO
+ * for a write that wrote nothing and said nothing). */
+static size_t write_all(int fd, const char *buf, size_t len, int *err)
 {
     size_t done = 0;
 
@@ -194,18 +207,49 @@ static size_t write_all(int fd, const char *buf, size_t len)
         ssize_t n = write(fd, buf + done, len - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            *err = n < 0 ? errno : EIO;
             break;
+        }
         done += (size_t)n;
     }
     return done;
+}
+
+/* The file's name in messages. */
+static const char *shown(const struct events *w)
+{
+    return w->path ? w->path : "(standard output)";
+}
+
+/* lost lines of the batch could not be written, for the reason err. */
+static void writes_fail(struct events *w, uint64_t lost, int err)
+{
+    if (!w->failing)
+        log_error("events",
+                  "cannot write the events file %s: %s; its lines are lost until it can be "
+                  "written again (counted in sipscope_events_errors_total)",
+                  shown(w), strerror(err));
+    w->failing = err;
+    w->lost += lost;
+    w->lost_now += lost;
+}
+
+static void writes_succeed(struct events *w)
+{
+    if (!w->failing)
+        return;
+    log_info("events", "the events file %s is written again; %llu lines were lost", shown(w),
+             (unsigned long long)w->lost_now);
+    w->failing = 0;
+    w->lost_now = 0;
 }
 
 int events_flush(struct events *w)
 {
     size_t done;
     uint32_t i, calls = 0;
-    int failed;
+    int failed, err = 0;
 
     if (!w->n_lines)
         return 0;
@@ -213,9 +257,9 @@ int events_flush(struct events *w)
         fflush(stdout); /* what was printed through stdio goes first */
     /* After a write that failed inside a line, a line break first: the cut line stays alone
      * and unreadable instead of spoiling the next. */
-    if (w->cut && write_all(w->fd, "\n", 1) == 1)
+    if (w->cut && write_all(w->fd, "\n", 1, &err) == 1)
         w->cut = 0;
-    done = w->cut ? 0 : write_all(w->fd, w->buf, w->line);
+    done = w->cut ? 0 : write_all(w->fd, w->buf, w->line, &err);
     for (i = 0; i < w->n_lines && w->ends[i] <= done; i++)
         calls += w->is_call[i];
     metric_counter_add(w->calls, calls);
@@ -223,8 +267,11 @@ int events_flush(struct events *w)
     failed = i < w->n_lines;
     if (failed) {
         metric_counter_add(w->errors, w->n_lines - i);
+        writes_fail(w, w->n_lines - i, err ? err : EIO);
         if (done > (i ? w->ends[i - 1] : 0))
             w->cut = 1;
+    } else {
+        writes_succeed(w);
     }
     /* Called between lines: the buffer holds whole lines only. */
     w->len = w->line = 0;

@@ -46,8 +46,12 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
                      size_t fields_len);
 
 /* Writes the lines waiting in the batch. Returns 0, or -EIO when some could not be written
- * (each counted in sipscope_events_errors_total). */
+ * (each counted in sipscope_events_errors_total). The first failure after writes that succeeded
+ * is logged with its reason, and the first success after failures with the lines lost. */
 int events_flush(struct events *w);
+
+/* Lines lost to failed writes so far (lines written without their rules' fields are not). */
+uint64_t events_lost(const struct events *w);
 
 /* After a rotation (SIGHUP): writes the waiting lines to the file as it is, then opens the path
  * again, appending (logrotate's "create" renames the file first; the new one is made here when

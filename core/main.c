@@ -192,10 +192,11 @@ static void usage(FILE *out)
             "Signals: SIGHUP reloads the rules and opens the --events file again (after a\n"
             "rotation); SIGTERM and SIGINT stop gracefully.\n"
             "Exit status: 0 done; 1 could not run (missing file, unsupported capture, missing\n"
-            "capability, unknown interface, no memory, address in use); 2 wrong flags; 3 ran,\n"
-            "but the capture was cut short (metrics of what was read are still printed or\n"
-            "served, and the cut is counted in sipscope_parse_errors_total). SIGINT or SIGTERM\n"
-            "during a --read that serves ends it by that signal (130 or 143 in a shell).\n");
+            "capability, unknown interface, no memory, address in use) or lines of the events\n"
+            "file could not be written; 2 wrong flags; 3 ran, but the capture was cut short\n"
+            "(metrics of what was read are still printed or served, and the cut is counted in\n"
+            "sipscope_parse_errors_total). SIGINT or SIGTERM during a --read that serves ends\n"
+            "it by that signal (130 or 143 in a shell).\n");
 }
 
 #define MAX_INTERFACES CAPTURE_BPF_MAX_IFACES
@@ -507,6 +508,11 @@ static int run_offline(struct engine *e, const struct cli *cli)
         fprintf(stderr, "sipscope: %s\n", err);
         service_free(svc);
         return EXIT_FAILURE_RUNTIME;
+    }
+    if (engine_events_lost(e)) { /* the read ends with the lines of its calls written */
+        fprintf(stderr, "sipscope: %llu lines of the events file could not be written\n",
+                (unsigned long long)engine_events_lost(e));
+        status = EXIT_FAILURE_RUNTIME;
     }
     if (cli->print && print_metrics(e) != 0) {
         fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");

@@ -53,6 +53,12 @@ expect "unknown events field" 2 "--events-fields: unknown field 'codecs'" --read
     --events "$work/e.json" --events-fields src_ip,codecs
 expect "an events file that cannot be made" 1 "cannot open the events file $work/no/e.json" \
     --read "$fixture" --events "$work/no/e.json" --print
+expect "an events file that cannot be written (a full disk)" 1 \
+    "cannot write the events file /dev/full: No space left on device" \
+    --read "$fixture" --events /dev/full --print
+check "and how many of its lines were lost: the capture's 3 calls" \
+    grep -qx "sipscope: 3 lines of the events file could not be written" "$work/err"
+check "the metrics are still printed" grep -qx "sipscope_events_errors_total 3" "$work/out"
 expect "missing file" 1 "nothing.pcap" --read "$work/nothing.pcap" --print
 printf 'not a capture at all, just text\n' >"$work/text.pcap"
 expect "not a capture" 1 "text.pcap" --read "$work/text.pcap" --print

@@ -2,9 +2,11 @@
 #include "events.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -464,6 +466,67 @@ TEST(a_reopen_that_cannot_open_keeps_writing_the_old_file)
     events_close(f.w);
     oplabel_free(f.ops);
     metrics_free(f.reg);
+}
+
+/* Writes that fail (the file may not grow: RLIMIT_FSIZE, as a full disk) lose their lines,
+ * counted, and the episode is logged once with its reason; when writes succeed again that is
+ * logged with the count, and the cut line stays on a line of its own. */
+TEST(lines_lost_to_failed_writes_are_counted_and_logged_once_per_episode)
+{
+    struct fixture f;
+    struct rlimit old, small;
+    struct expo_buf out;
+    char log_path[] = "/tmp/test_events_log_XXXXXX", text[4096], want[1024];
+    int log_fd = mkstemp(log_path), saved_err = dup(STDERR_FILENO);
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    const char *nl;
+
+    CHECK(log_fd >= 0 && saved_err >= 0);
+    setup(&f, 0);
+    binding_line(&f, 1); /* a registration line: 153 bytes */
+    CHECK_INT(events_flush(f.w), 0);
+    CHECK_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 250;
+    fflush(stderr);
+    dup2(log_fd, STDERR_FILENO);
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &small), 0);
+    binding_line(&f, 2); /* 97 bytes of it fit: a cut line */
+    CHECK_INT(events_flush(f.w), -EIO);
+    binding_line(&f, 3);
+    binding_line(&f, 4);
+    CHECK_INT(events_flush(f.w), -EIO);
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &old), 0);
+    binding_line(&f, 5);
+    CHECK_INT(events_flush(f.w), 0);
+    CHECK(events_lost(f.w) == 3);
+    fflush(stderr);
+    dup2(saved_err, STDERR_FILENO);
+    close(saved_err);
+    signal(SIGXFSZ, old_xfsz);
+    file_text(log_path, text, sizeof(text));
+    close(log_fd);
+    unlink(log_path);
+    snprintf(want, sizeof(want),
+             "sipscope: error: events: cannot write the events file %s: File too large; its "
+             "lines are lost until it can be written again (counted in "
+             "sipscope_events_errors_total)\n"
+             "sipscope: info: events: the events file %s is written again; 3 lines were lost\n",
+             f.path, f.path);
+    CHECK_STR(text, want);
+    expo_buf_init(&out);
+    CHECK_INT(expo_render(f.reg, EXPO_DETERMINISTIC, &out), 0);
+    CHECK(strstr(out.data, "\nsipscope_events_errors_total 3\n") != NULL);
+    CHECK(strstr(out.data, "\nsipscope_events_total{type=\"registration\"} 2\n") != NULL);
+    expo_buf_fini(&out);
+    /* Lines 1 and 5 whole, each on a line of its own; the cut part of line 2 between them. */
+    file_text(f.path, text, sizeof(text));
+    nl = strchr(text, '\n');
+    CHECK(nl != NULL && nl - text == 152);
+    CHECK(strlen(text) == 250 + 1 + 153);
+    CHECK(text[249] != '\n' && text[250] == '\n');
+    CHECK(strstr(text + 251, "\"time\":\"2023-11-14T22:13:25.000Z\"") != NULL);
+    finish(&f);
 }
 
 /* Writes before into f's file, opens it to append (f's writer closed first), writes a
