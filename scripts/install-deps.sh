@@ -12,7 +12,7 @@ packages=(
     build-essential cmake pkg-config clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
     libpcap-dev libmicrohttpd-dev libcap-dev lua-cjson lua-busted lua-check sip-tester
     tshark tcpdump tcpreplay sngrep libclang-rt-14-dev iproute2 valgrind dpkg-dev
-    procps curl python3 patch time
+    procps curl python3 patch time strace systemd
     qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-s390x-linux-gnu libc6-dev-s390x-cross
 )
 
