@@ -74,6 +74,8 @@ LAZY = {
         None, "only with --rules, and a rule its breaker disabled"),
     "sipscope_rules_last_reload_success": (
         None, "only with --rules"),
+    "sipscope_events_errors_total": (
+        None, "only with --events, and a line that could not be written"),
     "sipscope_lua_memory_bytes": (
         None, "only with --rules"),
     "process_cpu_seconds_total": (
