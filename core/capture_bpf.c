@@ -401,14 +401,24 @@ static int64_t timespec_ns(const struct timespec *ts)
 /* bpf_ktime_get_ns() reads CLOCK_MONOTONIC. The offset to wall time is taken once, at open,
  * between two monotonic reads: packet times then never go backwards when the wall clock is
  * stepped, which keeps the engine's packet-driven timers sane. */
+/* The real-time clock minus the monotonic one, from the tightest of three readings: a thread
+ * preempted between two reads would put the offset off by as long as it waited. */
 static int64_t mono_to_real_offset(void)
 {
-    struct timespec m1, r, m2;
+    int64_t best = 0, best_gap = INT64_MAX;
 
-    clock_gettime(CLOCK_MONOTONIC, &m1);
-    clock_gettime(CLOCK_REALTIME, &r);
-    clock_gettime(CLOCK_MONOTONIC, &m2);
-    return timespec_ns(&r) - (timespec_ns(&m1) + timespec_ns(&m2)) / 2;
+    for (int i = 0; i < 3; i++) {
+        struct timespec m1, r, m2;
+        clock_gettime(CLOCK_MONOTONIC, &m1);
+        clock_gettime(CLOCK_REALTIME, &r);
+        clock_gettime(CLOCK_MONOTONIC, &m2);
+        int64_t gap = timespec_ns(&m2) - timespec_ns(&m1);
+        if (gap < best_gap) {
+            best_gap = gap;
+            best = timespec_ns(&r) - (timespec_ns(&m1) + timespec_ns(&m2)) / 2;
+        }
+    }
+    return best;
 }
 
 struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char *err, size_t errlen)

@@ -652,9 +652,18 @@ int engine_reopen_events(struct engine *e, char *msg, size_t msglen)
     return e->events ? events_reopen(e->events, msg, msglen) : 0;
 }
 
-uint64_t engine_events_lost(const struct engine *e)
+uint64_t engine_close_events(struct engine *e)
 {
-    return e->events ? events_lost(e->events) : 0;
+    uint64_t lost;
+
+    if (!e->events)
+        return 0;
+    events_flush(e->events); /* then events_close has nothing left to write: only to close */
+    lost = events_lost(e->events);
+    if (events_close(e->events) != 0)
+        lost++; /* the close failed (counted as one line lost) */
+    e->events = NULL;
+    return lost;
 }
 
 void engine_set_clock_step(struct engine *e, int64_t ns)

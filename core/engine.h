@@ -81,8 +81,11 @@ void engine_tick(struct engine *e, uint64_t now_ns);
 /* Publishes table sizes to the registry; called after a batch of frames. */
 void engine_publish(struct engine *e);
 
-/* Lines of the events file lost to failed writes so far (events_lost); 0 without one. */
-uint64_t engine_events_lost(const struct engine *e);
+/* Closes the events file now, its waiting lines written: offline, once the read is done, so
+ * that the exit status can tell of lines that could not be written, or of a close that failed
+ * (events_close). Returns the lines lost in all (events_lost); 0 without an events file. No
+ * later event writes a line. */
+uint64_t engine_close_events(struct engine *e);
 
 /* Reads a whole capture file through the engine. Returns 0 at a clean end, -EIO when the file
  * was cut short, -EBADMSG when a block past the start could not be read (in both cases

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -30,6 +31,7 @@
 #define BATCH_LINES 2048u
 #define DATE_LEN 11 /* "2023-11-14T": what events_time writes before the time of day */
 #define S_PER_DAY 86400u
+#define EPISODE_LOG_S 60 /* a new episode of failed writes is logged at most this often */
 
 struct events {
     int fd;
@@ -56,11 +58,15 @@ struct events {
     uint8_t is_call[BATCH_LINES];
     uint32_t n_lines;
     int cut; /* the file ends inside a line (a write failed part-way) */
-    /* Lines lost to failed writes: in all (events_lost), and since the writes began to fail
-     * (failing: that errno, 0 while they succeed), so that an episode is logged once when it
-     * starts and once when it ends, not at every flush. */
+    /* Lines lost to failed writes: in all (events_lost), and since the last "written again"
+     * (failing: the errno of the episode under way, 0 while writes succeed), so that an episode
+     * is logged once when it starts and once when it ends, not at every flush; and a file that
+     * flaps (a disk freed and filled again) at most once a minute (fail_logged_s: when, on the
+     * monotonic clock; episode_logged: this episode's start was). */
     uint64_t lost, lost_now;
     int failing;
+    bool episode_logged;
+    uint64_t fail_logged_s;
     int64_t clock_step; /* events_set_clock_step */
     /* put_time's last day (since the epoch) and its date ("2023-11-14T"); empty at first. */
     uint64_t date_day;
@@ -152,6 +158,66 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     return w;
 }
 
+/* The file's name in messages. */
+static const char *shown(const struct events *w)
+{
+    return w->path ? w->path : "(standard output)";
+}
+
+static uint64_t monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+/* lost lines of the batch could not be written, for the reason err. */
+static void writes_fail(struct events *w, uint64_t lost, int err)
+{
+    if (!w->failing) {
+        uint64_t now = monotonic_s();
+        w->episode_logged = !w->fail_logged_s || now - w->fail_logged_s >= EPISODE_LOG_S;
+        if (w->episode_logged) {
+            w->fail_logged_s = now;
+            log_error("events",
+                      "cannot write the events file %s: %s; its lines are lost until it can be "
+                      "written again (counted in sipscope_events_errors_total)",
+                      shown(w), strerror(err));
+        }
+    }
+    w->failing = err;
+    w->lost += lost;
+    w->lost_now += lost;
+}
+
+static void writes_succeed(struct events *w)
+{
+    if (!w->failing)
+        return;
+    w->failing = 0;
+    if (!w->episode_logged)
+        return; /* its count goes with the next episode that is logged */
+    log_info("events", "the events file %s is written again; %llu lines were lost", shown(w),
+             (unsigned long long)w->lost_now);
+    w->lost_now = 0;
+}
+
+/* A close that fails tells of a write the kernel had deferred (NFS): the lines it held are lost,
+ * how many is not known. Counted as one. */
+static int close_file(struct events *w, int fd)
+{
+    int e;
+
+    if (close(fd) == 0)
+        return 0;
+    e = errno;
+    metric_counter_add(w->errors, 1);
+    w->lost++;
+    log_error("events", "closing the events file %s failed: %s; its last lines may be lost",
+              shown(w), strerror(e));
+    return -e;
+}
+
 int events_reopen(struct events *w, char *err, size_t errlen)
 {
     int fd;
@@ -166,8 +232,7 @@ int events_reopen(struct events *w, char *err, size_t errlen)
                  w->path, strerror(e));
         return -e;
     }
-    if (close(w->fd) != 0) /* a deferred write error (NFS) shows here */
-        metric_counter_add(w->errors, 1);
+    close_file(w, w->fd);
     w->fd = fd;
     w->cut = ends_inside_a_line(fd, w->path); /* a line cut before does not spoil the next */
     return 0;
@@ -183,20 +248,22 @@ void events_set_clock_step(struct events *w, int64_t ns)
     w->clock_step = ns;
 }
 
-void events_close(struct events *w)
+int events_close(struct events *w)
 {
+    int rc, closed = 0;
+
     if (!w)
-        return;
-    events_flush(w);
-    if (w->owns && close(w->fd) != 0) /* a deferred write error (NFS) shows here */
-        metric_counter_add(w->errors, 1);
+        return 0;
+    rc = events_flush(w);
+    if (w->owns)
+        closed = close_file(w, w->fd);
     free(w->buf);
     free(w->label_keys);
     free(w->path);
     free(w);
+    return rc ? rc : closed;
 }
 
-/* Writes all of buf[0, len) to fd; returns how many bytes went out before an error. */
 /* Writes buf[len]; returns how much was written, and sets *err to the errno of a failure (EIO
  * for a write that wrote nothing and said nothing). */
 static size_t write_all(int fd, const char *buf, size_t len, int *err)
@@ -214,35 +281,6 @@ static size_t write_all(int fd, const char *buf, size_t len, int *err)
         done += (size_t)n;
     }
     return done;
-}
-
-/* The file's name in messages. */
-static const char *shown(const struct events *w)
-{
-    return w->path ? w->path : "(standard output)";
-}
-
-/* lost lines of the batch could not be written, for the reason err. */
-static void writes_fail(struct events *w, uint64_t lost, int err)
-{
-    if (!w->failing)
-        log_error("events",
-                  "cannot write the events file %s: %s; its lines are lost until it can be "
-                  "written again (counted in sipscope_events_errors_total)",
-                  shown(w), strerror(err));
-    w->failing = err;
-    w->lost += lost;
-    w->lost_now += lost;
-}
-
-static void writes_succeed(struct events *w)
-{
-    if (!w->failing)
-        return;
-    log_info("events", "the events file %s is written again; %llu lines were lost", shown(w),
-             (unsigned long long)w->lost_now);
-    w->failing = 0;
-    w->lost_now = 0;
 }
 
 int events_flush(struct events *w)

@@ -47,10 +47,12 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
 
 /* Writes the lines waiting in the batch. Returns 0, or -EIO when some could not be written
  * (each counted in sipscope_events_errors_total). The first failure after writes that succeeded
- * is logged with its reason, and the first success after failures with the lines lost. */
+ * is logged with its reason, and the first success after failures with the lines lost (a new
+ * episode within a minute of the last one logged is not: a file that flaps). */
 int events_flush(struct events *w);
 
-/* Lines lost to failed writes so far (lines written without their rules' fields are not). */
+/* Lines lost to failed writes so far, a failed close counted as one (lines written without
+ * their rules' fields are not). */
 uint64_t events_lost(const struct events *w);
 
 /* After a rotation (SIGHUP): writes the waiting lines to the file as it is, then opens the path
@@ -65,8 +67,10 @@ int events_reopen(struct events *w, char *err, size_t errlen);
  * lines keep to the corrected clock. 0 at first. */
 void events_set_clock_step(struct events *w, int64_t ns);
 
-/* Flushes and closes. NULL is accepted. */
-void events_close(struct events *w);
+/* Flushes and closes; frees w. Returns 0, or -EIO when lines could not be written, or the
+ * -errno of a close that failed (logged, and counted as one line lost: a write the kernel had
+ * deferred, NFS). NULL is accepted. */
+int events_close(struct events *w);
 
 /* Appends s[len] to buf as a JSON string (quotes included): '"', '\\' and control characters
  * escaped, invalid UTF-8 replaced by U+FFFD. Writes at most cap bytes; returns the length the

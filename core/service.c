@@ -24,6 +24,7 @@
 #define MAX_KERNEL_IFACES 64
 #define NS_PER_SECOND 1000000000LL
 #define CLOCK_STEP_MIN_NS 1000000LL /* a step smaller than a millisecond is sampling noise */
+#define STEP_LOG_MS 60000           /* a step is logged at most once a minute */
 
 struct service {
     struct engine *engine;
@@ -37,6 +38,7 @@ struct service {
                                                   * captured; cleared once one is */
     bool interruptible;                      /* service_interruptible is on */
     int64_t clock_step;                      /* the wall clock's step the events file follows */
+    uint64_t step_logged_ms;                 /* when a step was last logged (monotonic) */
     struct sigaction old_term, old_int, old_alrm; /* the handlers it replaced */
 };
 
@@ -284,28 +286,34 @@ static void publish_kernel_counters(struct service *s)
                                st[i].ringbuf_full, st[i].truncated);
 }
 
-/* A step of the wall clock (capture_bpf_clock_step) moves the times of the events file's lines,
- * and one of a second or more is logged. Sampling noise (a microsecond or so) is not a step. */
-static void follow_clock_step(struct service *s)
-{
-    int64_t step = capture_bpf_clock_step(s->capture), by = step - s->clock_step;
-
-    if (by > -CLOCK_STEP_MIN_NS && by < CLOCK_STEP_MIN_NS)
-        return;
-    if (by <= -NS_PER_SECOND || by >= NS_PER_SECOND)
-        log_warn("service",
-                 "the system clock was stepped by %+.3f s: the events file's times follow it; "
-                 "timers and durations keep to the packets' own clock",
-                 (double)by / 1e9);
-    s->clock_step = step;
-    engine_set_clock_step(s->engine, step);
-}
-
 static uint64_t monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A step of the wall clock (capture_bpf_clock_step) moves the times of the events file's lines.
+ * One of a second or more is logged, at most once a minute (two time daemons that fight would
+ * step it every second). Sampling noise (a microsecond or so) is not a step. */
+static void follow_clock_step(struct service *s)
+{
+    int64_t step = capture_bpf_clock_step(s->capture), by = step - s->clock_step;
+    uint64_t now;
+
+    if (by > -CLOCK_STEP_MIN_NS && by < CLOCK_STEP_MIN_NS)
+        return;
+    now = monotonic_ms();
+    if ((by <= -NS_PER_SECOND || by >= NS_PER_SECOND) &&
+        (!s->step_logged_ms || now - s->step_logged_ms >= STEP_LOG_MS)) {
+        s->step_logged_ms = now;
+        log_warn("service",
+                 "the system clock was stepped by %+.3f s: the events file's times follow it; "
+                 "timers and durations keep to the packets' own clock",
+                 (double)by / 1e9);
+    }
+    s->clock_step = step;
+    engine_set_clock_step(s->engine, step);
 }
 
 int service_run(struct service *s)

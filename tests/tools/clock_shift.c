@@ -2,7 +2,9 @@
  * step of the system clock would (NTP setting a clock that was wrong, a VM resumed from a pause),
  * without touching the machine's: clock_gettime(CLOCK_REALTIME) returns the real time plus the
  * seconds written in the file named by CLOCK_SHIFT_FILE (a decimal, negative for a step back;
- * read again on every call; no file, or no number in it, is 0). Other clocks are left alone.
+ * read again on every call; no file, or no number in it, is 0). Only clock_gettime with
+ * CLOCK_REALTIME is moved (what sipscope reads the wall clock with): not time(), gettimeofday(),
+ * CLOCK_REALTIME_COARSE or CLOCK_TAI, and no other clock.
  *
  *   LD_PRELOAD=libclock_shift.so CLOCK_SHIFT_FILE=FILE program ... */
 #ifndef _GNU_SOURCE
