@@ -45,15 +45,6 @@ for step in sys.argv[2:]:
         callee.sendto(msg("SIP/2.0 200 OK", "b", "2 BYE", ";tag=t"), a)
 PY
 }
-log_has() { # TEXT   (waits up to 5 s: the clock is looked at once a second)
-    for _ in $(seq 50); do
-        grep -qF "$1" "$work/sipscope.log" && return 0
-        sleep 0.1
-    done
-    echo "not in the log: $1"
-    cat "$work/sipscope.log"
-    return 1
-}
 # The call line of ID: its start's distance in seconds from now + SHIFT must be under 30, and
 # FIELD (setup_delay or duration) under MAX seconds. Waits up to 5 s for the line.
 line_ok() { # ID SHIFT FIELD MAX

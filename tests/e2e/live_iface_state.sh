@@ -21,17 +21,6 @@ make_veth() { # NAME PEER NET
     ip -n "$ns" addr add "$3.1/24" dev "$1"
     ip -n "$ns" neigh replace "$3.2" lladdr 02:00:00:00:00:02 dev "$1" nud permanent
 }
-send_options() { # DEST COUNT
-    ip netns exec "$ns" python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-msg = (b"OPTIONS sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.8.0.1:5060;branch=z9hG4bKif\r\n"
-       b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: if1\r\nCSeq: 1 OPTIONS\r\n"
-       b"Content-Length: 0\r\n\r\n")
-for _ in range(int(sys.argv[2])):
-    s.sendto(msg, (sys.argv[1], 5060))
-PY
-}
 
 make_veth sstap0 sstap1 10.8.0
 make_veth sstap2 sstap3 10.8.1
@@ -40,15 +29,6 @@ e2e_start_sipscope --sip-ports 5060
 
 gauge_becomes() { # WANT [IFACE]
     sample_becomes "sipscope_capture_interface_up{iface=\"${2:-sstap0}\"}" "$1"
-}
-log_has() { # TEXT   (waits up to 5 s for it)
-    for _ in $(seq 50); do
-        grep -qF "$1" "$work/sipscope.log" && return 0
-        sleep 0.1
-    done
-    echo "not in the log: $1"
-    cat "$work/sipscope.log"
-    return 1
 }
 matched='sipscope_packets_total{iface="sstap0",result="matched"}'
 options='sip_requests_total{method="OPTIONS"}'

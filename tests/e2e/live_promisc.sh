@@ -22,17 +22,6 @@ make_veth() { # NAME PEER NET
     ip -n "$ns" addr add "$3.1/24" dev "$2"
     ip -n "$ns" neigh replace "$3.2" lladdr 02:00:00:00:00:99 dev "$2" nud permanent
 }
-send_options() { # DEST COUNT
-    ip netns exec "$ns" python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-msg = (b"OPTIONS sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.0.1:5060;branch=z9hG4bKpr\r\n"
-       b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: pr1\r\nCSeq: 1 OPTIONS\r\n"
-       b"Content-Length: 0\r\n\r\n")
-for _ in range(int(sys.argv[2])):
-    s.sendto(msg, (sys.argv[1], 5060))
-PY
-}
 promiscuity() { # DEV
     ip -n "$ns" -d link show dev "$1" | grep -o 'promiscuity [0-9]*' | awk '{print $2}'
 }
@@ -44,15 +33,6 @@ promiscuity_becomes() { # DEV WANT   (waits up to 5 s)
         sleep 0.1
     done
     echo "promiscuity of $1 is $got, want $2"
-    return 1
-}
-log_has() { # TEXT   (waits up to 5 s for it)
-    for _ in $(seq 50); do
-        grep -qF "$1" "$work/sipscope.log" && return 0
-        sleep 0.1
-    done
-    echo "not in the log: $1"
-    cat "$work/sipscope.log"
     return 1
 }
 kill_sipscope() { # SIGNAL
