@@ -398,11 +398,11 @@ static int64_t timespec_ns(const struct timespec *ts)
     return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-/* bpf_ktime_get_ns() reads CLOCK_MONOTONIC. The offset to wall time is taken once, at open,
- * between two monotonic reads: packet times then never go backwards when the wall clock is
- * stepped, which keeps the engine's packet-driven timers sane. */
-/* The real-time clock minus the monotonic one, from the tightest of three readings: a thread
- * preempted between two reads would put the offset off by as long as it waited. */
+/* The real-time clock minus the monotonic one, which bpf_ktime_get_ns() reads. Frames take the
+ * offset of the open: packet times then never go backwards when the wall clock is stepped,
+ * which keeps the engine's packet-driven timers sane (capture_bpf_clock_step tells the step).
+ * Each reading is a real-time read between two monotonic ones; the tightest of three is kept,
+ * since a thread preempted between two reads would put the offset off by as long as it waited. */
 static int64_t mono_to_real_offset(void)
 {
     int64_t best = 0, best_gap = INT64_MAX;
