@@ -316,91 +316,70 @@ static __always_inline enum gre_inner parse_gre(struct __sk_buff *skb, __u32 *of
     }
 }
 
-/* One turn of select_frame's walk: the IP header at off (after the Ethernet header first, when
- * ethernet), and whatever it leads to. A global function, so that the verifier checks it once,
- * whatever called it. Inlined five times, the walk's branches made too many paths for a program
- * loaded without CAP_PERFMON (the systemd unit's case): the verifier then also walks down the
- * speculative side of every branch (its Spectre v1 hardening), and gave up at 8,192 pending
- * ones. A global function takes and returns scalars (and the context) only: the state goes in
- * and out packed in one. Nor may it compare a pointer (no NULL test of skb), for the same
- * reason: pointer comparisons need CAP_PERFMON. tests/e2e/live_unprivileged.sh loads it with
- * the unit's capabilities.
- *
- *   in:  off (bits 0-31), v6 (bit 32), ethernet (bit 33)
- *   out: LEVEL_CAPTURE, LEVEL_DROP, or the next level's state with LEVEL_NEXT set */
-#define LEVEL_V6 (1ULL << 32)
-#define LEVEL_ETHERNET (1ULL << 33)
-#define LEVEL_NEXT (1ULL << 34)
-#define LEVEL_DROP 0ULL
-#define LEVEL_CAPTURE 1ULL
-
-__attribute__((noinline)) __u64 select_level(struct __sk_buff *skb, __u64 state)
-{
-    __u32 off = (__u32)state;
-    int v6 = (state & LEVEL_V6) != 0;
-    __u8 proto = 0;
-
-    if ((state & LEVEL_ETHERNET) && parse_ethernet(skb, &off, &v6))
-        return LEVEL_DROP;
-
-    enum ip_verdict r = v6 ? parse_ipv6(skb, &off, &proto) : parse_ipv4(skb, &off, &proto);
-    if (r == IP_FRAGMENT)
-        return LEVEL_CAPTURE;
-    if (r == IP_DROP)
-        return LEVEL_DROP;
-    if (proto == IPPROTO_IPIP || proto == IPPROTO_IPV6)
-        return LEVEL_NEXT | off | (proto == IPPROTO_IPV6 ? LEVEL_V6 : 0);
-    if (proto == IPPROTO_GRE && (decap & SIPSCOPE_DECAP_GRE)) {
-        enum gre_inner inner = parse_gre(skb, &off, &v6);
-        if (inner == GRE_NONE)
-            return LEVEL_DROP;
-        return LEVEL_NEXT | off | (v6 ? LEVEL_V6 : 0) |
-               (inner == GRE_ETHERNET ? LEVEL_ETHERNET : 0);
-    }
-    if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
-        return LEVEL_DROP;
-
-    struct {
-        __u16 source;
-        __u16 dest;
-    } ports;
-    if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)))
-        return LEVEL_DROP;
-    if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_VXLAN) &&
-        (ports.dest == bpf_htons(VXLAN_PORT) || ports.dest == bpf_htons(VXLAN_PORT_LINUX))) {
-        __u8 flags;
-        /* UDP header, then VXLAN's: flags (I set), reserved, VNI; then Ethernet. */
-        if (bpf_skb_load_bytes(skb, off + 8, &flags, sizeof(flags)) || !(flags & VXLAN_FLAG_I))
-            return LEVEL_DROP;
-        return LEVEL_NEXT | (off + 16) | LEVEL_ETHERNET;
-    }
-    /* HEP: copies of SIP sent to this host to be monitored. Its chunks are read in user
-     * space, which filters on the ports they give. Copies this host sends elsewhere are of
-     * SIP it handles, which the capture sees: left out, as decode does. */
-    if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_HEP) && ports.dest == bpf_htons(HEP_PORT))
-        return skb->pkt_type != PACKET_OUTGOING ? LEVEL_CAPTURE : LEVEL_DROP;
-    return port_is_sip(ports.dest) || port_is_sip(ports.source) ? LEVEL_CAPTURE : LEVEL_DROP;
-}
-
 /* Returns 1 when the frame is to be captured; *no_link tells a frame without a link header.
- * Each level reads one IP header, after the Ethernet header a tunnel (or the link) put before
- * it. */
+ * Each turn of the loop reads one IP header, after the Ethernet header a tunnel (or the link)
+ * put before it. */
 static __always_inline int select_frame(struct __sk_buff *skb, int *no_link)
 {
-    __u64 state = LEVEL_ETHERNET;
+    __u32 off = 0;
+    __u8 proto = 0;
+    int v6 = 0, ethernet = 1;
 
     *no_link = no_link_header(skb);
     if (*no_link) {
         __u8 ver;
         if (bpf_skb_load_bytes(skb, 0, &ver, sizeof(ver)))
             return 0;
-        state = (ver >> 4) == 6 ? LEVEL_V6 : 0;
+        v6 = (ver >> 4) == 6;
+        ethernet = 0;
     }
     for (int level = 0; level < MAX_IP_LEVELS; level++) {
-        state = select_level(skb, state);
-        if (!(state & LEVEL_NEXT))
-            return state == LEVEL_CAPTURE;
-        state &= ~LEVEL_NEXT;
+        if (ethernet && parse_ethernet(skb, &off, &v6))
+            return 0;
+        ethernet = 0;
+
+        enum ip_verdict r = v6 ? parse_ipv6(skb, &off, &proto) : parse_ipv4(skb, &off, &proto);
+        if (r == IP_FRAGMENT)
+            return 1;
+        if (r == IP_DROP)
+            return 0;
+        if (proto == IPPROTO_IPIP || proto == IPPROTO_IPV6) {
+            v6 = proto == IPPROTO_IPV6;
+            continue;
+        }
+        if (proto == IPPROTO_GRE && (decap & SIPSCOPE_DECAP_GRE)) {
+            enum gre_inner inner = parse_gre(skb, &off, &v6);
+            if (inner == GRE_NONE)
+                return 0;
+            ethernet = inner == GRE_ETHERNET;
+            continue;
+        }
+        if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+            return 0;
+
+        struct {
+            __u16 source;
+            __u16 dest;
+        } ports;
+        if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)))
+            return 0;
+        if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_VXLAN) &&
+            (ports.dest == bpf_htons(VXLAN_PORT) || ports.dest == bpf_htons(VXLAN_PORT_LINUX))) {
+            __u8 flags;
+            /* UDP header, then VXLAN's: flags (I set), reserved, VNI; then Ethernet. */
+            if (bpf_skb_load_bytes(skb, off + 8, &flags, sizeof(flags)) || !(flags & VXLAN_FLAG_I))
+                return 0;
+            off += 16;
+            ethernet = 1;
+            continue;
+        }
+        /* HEP: copies of SIP sent to this host to be monitored. Its chunks are read in user
+         * space, which filters on the ports they give. Copies this host sends elsewhere are of
+         * SIP it handles, which the capture sees: left out, as decode does. */
+        if (proto == IPPROTO_UDP && (decap & SIPSCOPE_DECAP_HEP) &&
+            ports.dest == bpf_htons(HEP_PORT))
+            return skb->pkt_type != PACKET_OUTGOING;
+        return port_is_sip(ports.dest) || port_is_sip(ports.source);
     }
     return 0;
 }

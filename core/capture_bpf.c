@@ -96,10 +96,12 @@ __attribute__((format(printf, 2, 0))) static int libbpf_log(enum libbpf_print_le
 }
 
 /* Names the capabilities that are missing from the effective set, so that the error says which
- * one to grant rather than a bare EPERM from deep inside libbpf. CAP_SYS_ADMIN stands for
- * CAP_BPF (before Linux 5.8, the only one). CAP_PERFMON is not needed: the program is written
- * for the verifier's untrusted mode (bpf/sipscope.bpf.c, select_level). Returns 0 when all are
- * there or when the set cannot be read (the later calls then report whatever fails). */
+ * one to grant rather than a bare EPERM, or the verifier's "too complex", from deep inside
+ * libbpf. CAP_PERFMON because without it the verifier also walks the speculative path of every
+ * branch (Spectre v1 hardening), and the program's parsers then pass its limit of 8,192 pending
+ * branches. CAP_SYS_ADMIN stands for CAP_BPF and CAP_PERFMON (before Linux 5.8, the only one).
+ * Returns 0 when all are there or when the set cannot be read (the later calls then report
+ * whatever fails). */
 static int check_capabilities(char *err, size_t errlen)
 {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
@@ -109,6 +111,7 @@ static int check_capabilities(char *err, size_t errlen)
         const char *text;
     } needed[] = {
         {CAP_BPF, "CAP_BPF (to load the BPF program)"},
+        {CAP_PERFMON, "CAP_PERFMON (for the kernel to verify the program as a trusted one)"},
         {CAP_NET_RAW, "CAP_NET_RAW (to open packet sockets)"},
     };
     const char *missing[sizeof(needed) / sizeof(needed[0])];
@@ -308,7 +311,7 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
         if (ret == -EPERM)
             snprintf(err, errlen,
                      "loading the BPF program was refused (EPERM): it needs "
-                     "CAP_BPF, or CAP_SYS_ADMIN before Linux 5.8");
+                     "CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN before Linux 5.8");
         else
             snprintf(err, errlen, "loading the BPF program failed: %s (libbpf logged why)",
                      strerror(-ret));

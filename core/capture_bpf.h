@@ -2,10 +2,10 @@
  * program, fills its SIP port map, attaches it to AF_PACKET sockets and turns ring buffer records
  * into capture frames. It does not decode frames and does not reassemble IP fragments.
  *
- * Privileges: loading needs CAP_BPF (or CAP_SYS_ADMIN), the packet sockets need CAP_NET_RAW.
- * CAP_PERFMON is not needed: the program passes the verifier's untrusted mode, Spectre
- * hardening included. CAP_NET_ADMIN is not needed (a socket filter is not a "networking admin"
- * program type, and promiscuous mode is a membership of the packet socket).
+ * Privileges: loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN; without CAP_PERFMON the
+ * verifier's Spectre hardening makes the program too complex to load), the packet sockets need
+ * CAP_NET_RAW. CAP_NET_ADMIN is not needed (a socket filter is not a "networking admin" program
+ * type, and promiscuous mode is a membership of the packet socket).
  * Only Ethernet-framed interfaces are supported (lo included, which frames with zero MACs). */
 #ifndef SIPSCOPE_CAPTURE_BPF_H
 #define SIPSCOPE_CAPTURE_BPF_H

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh Debian 12 machine (dependencies, build) and runs sipscope with
 # the given flags. Without flags it runs the main job: live capture of SIP on port 5060 on every
-# interface, with the metrics served on http://localhost:9632/metrics (needs root, or CAP_BPF
-# and CAP_NET_RAW).
+# interface, with the metrics served on http://localhost:9632/metrics (needs root, or CAP_BPF,
+# CAP_PERFMON and CAP_NET_RAW).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -14,7 +14,7 @@ e2e_need ip curl python3 setpriv
 e2e_setup unpriv
 
 caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit")
-# "CAP_BPF CAP_NET_RAW" -> "+bpf,+net_raw", setpriv's form.
+# "CAP_BPF CAP_PERFMON" -> "+bpf,+perfmon", setpriv's form.
 setpriv_caps() { # CAP...
     local out="" c
     for c in "$@"; do
@@ -41,8 +41,8 @@ cap_sets_empty() {
 }
 
 # shellcheck disable=SC2086 # the unit's capabilities, one word each
-check "the unit grants CAP_BPF and CAP_NET_RAW, no more" \
-    test "$(printf '%s\n' $caps | sort | tr '\n' ' ')" = "CAP_BPF CAP_NET_RAW "
+check "the unit grants CAP_BPF, CAP_PERFMON and CAP_NET_RAW" \
+    test "$(printf '%s\n' $caps | sort | tr '\n' ' ')" = "CAP_BPF CAP_NET_RAW CAP_PERFMON "
 e2e_iface=upv0
 # shellcheck disable=SC2086
 e2e_wrap=$(as_unit $caps)

@@ -1300,20 +1300,28 @@ TEST(missing_capabilities_are_named)
 {
     if (!can_run())
         TEST_SKIP("needs root and network namespaces");
-    const uint64_t bpf = 1ull << CAP_BPF | 1ull << CAP_SYS_ADMIN, raw = 1ull << CAP_NET_RAW;
-    const uint64_t needed = 1ull << CAP_BPF | 1ull << CAP_NET_RAW;
+    const uint64_t admin = 1ull << CAP_SYS_ADMIN, bpf = 1ull << CAP_BPF | admin,
+                   perfmon = 1ull << CAP_PERFMON | admin, raw = 1ull << CAP_NET_RAW;
+    const uint64_t needed = 1ull << CAP_BPF | 1ull << CAP_PERFMON | 1ull << CAP_NET_RAW;
     char msg[512];
 
     CHECK_INT(open_without_caps(bpf, msg, sizeof(msg)), EPERM);
     CHECK_STR(msg, "missing capability CAP_BPF (to load the BPF program); run as root or grant it");
+    CHECK_INT(open_without_caps(perfmon, msg, sizeof(msg)), EPERM);
+    CHECK_STR(msg, "missing capability CAP_PERFMON (for the kernel to verify the program as a "
+                   "trusted one); run as root or grant it");
     CHECK_INT(open_without_caps(raw, msg, sizeof(msg)), EPERM);
     CHECK_STR(msg,
               "missing capability CAP_NET_RAW (to open packet sockets); run as root or grant it");
     CHECK_INT(open_without_caps(bpf | raw, msg, sizeof(msg)), EPERM);
     CHECK_STR(msg, "missing capabilities CAP_BPF (to load the BPF program) and CAP_NET_RAW (to "
                    "open packet sockets); run as root or grant them");
-    /* The two alone are enough: the verifier takes the program in its untrusted mode, without
-     * CAP_PERFMON (which once it could not: "The sequence of 8193 jumps is too complex"). */
+    CHECK_INT(open_without_caps(bpf | perfmon | raw, msg, sizeof(msg)), EPERM);
+    CHECK_STR(msg, "missing capabilities CAP_BPF (to load the BPF program), CAP_PERFMON (for the "
+                   "kernel to verify the program as a trusted one) and CAP_NET_RAW (to open "
+                   "packet sockets); run as root or grant them");
+    /* The three alone are enough: the verifier loads the program (it refused it without
+     * CAP_PERFMON, too complex once it walks the speculative paths). */
     CHECK_INT(open_without_caps(~needed, msg, sizeof(msg)), 0);
     CHECK_STR(msg, "");
     /* CAP_NET_ADMIN is not needed. */

@@ -141,8 +141,8 @@ def main():
               "the unit has an unconfigured @VARIABLE@")
         for key in ("AmbientCapabilities", "CapabilityBoundingSet"):
             m = re.search(rf"^{key}=(.*)$", unit, re.M)
-            check(m and sorted(m.group(1).split()) == ["CAP_BPF", "CAP_NET_RAW"],
-                  f"{key} is not exactly CAP_BPF CAP_NET_RAW")
+            check(m and sorted(m.group(1).split()) == ["CAP_BPF", "CAP_NET_RAW", "CAP_PERFMON"],
+                  f"{key} is not exactly CAP_BPF CAP_PERFMON CAP_NET_RAW")
         analyze = shutil.which("systemd-analyze")
         if analyze:
             # verify checks that ExecStart exists: point it at the staged binary.
