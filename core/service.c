@@ -89,6 +89,11 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
         }
         capture_bpf_hold(s->capture, ENGINE_LOOKAHEAD, flush_frames);
     }
+    /* A service outlives its readers: a reader of the events file (a pipe, a FIFO a log shipper
+     * reads) or of standard error that goes away makes the write fail with EPIPE, which is
+     * counted and logged (events_flush), instead of ending the process. (systemd ignores
+     * SIGPIPE for its services already; a container or a shell pipeline does not.) */
+    signal(SIGPIPE, SIG_IGN);
     /* Blocked before the HTTP threads exist, so that they inherit the mask and the signals
      * reach only the signalfd read by this thread. */
     sigemptyset(&set);

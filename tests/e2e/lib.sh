@@ -97,7 +97,7 @@ scrape() { # PATH
 sample_becomes() { # NAME WANT
     local got=""
     for _ in $(seq 50); do
-        got=$(scrape /metrics | grep -F "$1 " | awk '{print $2}')
+        got=$(scrape /metrics | awk -v name="$1 " 'index($0, name) == 1 {print $2}')
         [ "${got:-absent}" = "$2" ] && return 0
         sleep 0.1
     done
