@@ -12,7 +12,8 @@ e2e_setup evpipe
 
 fifo=$work/events.fifo
 mkfifo "$fifo"
-head -c 1 "$fifo" >/dev/null & # reads a byte of the first lines, then goes away
+# Reads the first three lines, however many writes they come in, then goes away.
+head -n 3 "$fifo" >"$work/read" &
 reader=$!
 e2e_start_sipscope --sip-ports 5060 --events "$fifo"
 
@@ -37,7 +38,8 @@ PY
 calls 0
 check "the first three lines are written" \
     sample_becomes 'sipscope_events_total{type="call"}' 3
-wait "$reader" # it read its byte and left: the pipe has no reader now
+wait "$reader" # it read its lines and left: the pipe has no reader now
+check "the reader read the three calls" test "$(grep -c '"type":"call"' "$work/read")" = 3
 calls 3
 check "the next three are lost, and counted" sample_becomes 'sipscope_events_errors_total' 3
 check "sipscope goes on" kill -0 "$pid"
