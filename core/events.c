@@ -67,6 +67,7 @@ struct events {
     int failing;
     bool episode_logged;
     uint64_t fail_logged_s;
+    bool drop_logged;   /* a line too long to keep was logged (once) */
     int64_t clock_step; /* events_set_clock_step */
     /* put_time's last day (since the epoch) and its date ("2023-11-14T"); empty at first. */
     uint64_t date_day;
@@ -807,8 +808,14 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
         put(w, fields, fields_len);
     }
     put(w, "}\n", 2);
-    if (w->too_long) {
+    if (w->too_long) { /* longer than MAX_LINE (rule fields of a megabyte), or no memory */
         metric_counter_add(w->errors, 1);
+        w->lost++;
+        log_once(&w->drop_logged, LOG_ERROR, "events",
+                 "a line of the events file was dropped: longer than %u bytes (the fields rules "
+                 "add?) or out of memory; such lines are counted in "
+                 "sipscope_events_errors_total",
+                 MAX_LINE);
         w->len = w->line; /* dropped */
         return;
     }

@@ -51,8 +51,9 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
  * episode within a minute of the last one logged is not: a file that flaps). */
 int events_flush(struct events *w);
 
-/* Lines lost to failed writes so far, a failed close counted as one (lines written without
- * their rules' fields are not). */
+/* Lines lost so far: to failed writes, dropped as longer than the limit (1 MiB) or for want of
+ * memory, and a failed close counted as one (lines written without their rules' fields are
+ * not). */
 uint64_t events_lost(const struct events *w);
 
 /* After a rotation (SIGHUP): writes the waiting lines to the file as it is, then opens the path

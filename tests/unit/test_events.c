@@ -540,6 +540,52 @@ TEST(lines_lost_to_failed_writes_are_counted_and_logged_once_per_episode)
     finish(&f);
 }
 
+/* A line longer than the limit (rule fields of over a megabyte) is dropped whole, counted as
+ * lost and logged once; the lines around it are written. */
+TEST(a_line_past_the_limit_is_dropped_counted_and_logged_once)
+{
+    struct fixture f;
+    struct sip_binding b;
+    struct track_event ev = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_ADDED};
+    size_t big = (1u << 20) + 1;
+    char *fields = malloc(big + 1);
+    char log_path[] = "/tmp/test_events_log_XXXXXX", text[1024];
+    int log_fd = mkstemp(log_path), saved_err = dup(STDERR_FILENO);
+
+    CHECK(fields != NULL && log_fd >= 0 && saved_err >= 0);
+    memset(fields, 'x', big);
+    memcpy(fields, "\"x\":\"", 5);
+    fields[big - 1] = '"';
+    setup(&f, 0);
+    put_binding(&b, "sip:alice@x", "sip:alice@192.0.2.1", 600);
+    ev.binding = &b;
+    ev.time_ns = (EPOCH + 1) * S;
+    fflush(stderr);
+    dup2(log_fd, STDERR_FILENO);
+    events_on_event(f.w, &ev, "", 0);
+    events_on_event(f.w, &ev, fields, big); /* dropped */
+    events_on_event(f.w, &ev, fields, big); /* dropped, not logged again */
+    events_on_event(f.w, &ev, "\"n\":2", 5);
+    CHECK_INT(events_flush(f.w), 0);
+    fflush(stderr);
+    dup2(saved_err, STDERR_FILENO);
+    close(saved_err);
+    CHECK(events_lost(f.w) == 2);
+    file_text(log_path, text, sizeof(text));
+    close(log_fd);
+    unlink(log_path);
+    free(fields);
+    CHECK_STR(text, "sipscope: error: events: a line of the events file was dropped: longer than "
+                    "1048576 bytes (the fields rules add?) or out of memory; such lines are "
+                    "counted in sipscope_events_errors_total\n");
+    CHECK_STR(finish(&f), "{\"type\":\"registration\",\"aor\":\"sip:alice@x\",\"contact\":"
+                          "\"sip:alice@192.0.2.1\",\"change\":\"added\",\"expires\":600,"
+                          "\"time\":\"2023-11-14T22:13:21.000Z\",\"labels\":{}}\n"
+                          "{\"type\":\"registration\",\"aor\":\"sip:alice@x\",\"contact\":"
+                          "\"sip:alice@192.0.2.1\",\"change\":\"added\",\"expires\":600,"
+                          "\"time\":\"2023-11-14T22:13:21.000Z\",\"labels\":{},\"n\":2}\n");
+}
+
 /* Writes before into f's file, opens it to append (f's writer closed first), writes a
  * registration line and closes: whether the file then starts with want. */
 static bool appended(struct fixture *f, const char *before, const char *want)
