@@ -468,6 +468,33 @@ TEST(a_reopen_that_cannot_open_keeps_writing_the_old_file)
     metrics_free(f.reg);
 }
 
+/* What sipscope logs between log_capture and log_captured: standard error goes to a
+ * temporary file meanwhile. */
+struct log_capture {
+    char path[32];
+    int fd, saved;
+};
+
+static void log_capture(struct log_capture *c)
+{
+    snprintf(c->path, sizeof(c->path), "/tmp/test_events_log_XXXXXX");
+    c->fd = mkstemp(c->path);
+    c->saved = dup(STDERR_FILENO);
+    CHECK(c->fd >= 0 && c->saved >= 0);
+    fflush(stderr);
+    dup2(c->fd, STDERR_FILENO);
+}
+
+static void log_captured(struct log_capture *c, char *text, size_t cap)
+{
+    fflush(stderr);
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    file_text(c->path, text, cap);
+    close(c->fd);
+    unlink(c->path);
+}
+
 /* Writes that fail (the file may not grow: RLIMIT_FSIZE, as a full disk) lose their lines,
  * counted, and the episode is logged once with its reason; when writes succeed again that is
  * logged with the count, and the cut line stays on a line of its own. */
@@ -476,20 +503,18 @@ TEST(lines_lost_to_failed_writes_are_counted_and_logged_once_per_episode)
     struct fixture f;
     struct rlimit old, small;
     struct expo_buf out;
-    char log_path[] = "/tmp/test_events_log_XXXXXX", text[4096], want[1024];
-    int log_fd = mkstemp(log_path), saved_err = dup(STDERR_FILENO);
+    struct log_capture log;
+    char text[4096], want[1024];
     void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
     const char *nl;
 
-    CHECK(log_fd >= 0 && saved_err >= 0);
     setup(&f, 0);
     binding_line(&f, 1); /* a registration line: 153 bytes */
     CHECK_INT(events_flush(f.w), 0);
     CHECK_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
     small = old;
     small.rlim_cur = 250;
-    fflush(stderr);
-    dup2(log_fd, STDERR_FILENO);
+    log_capture(&log);
     CHECK_INT(setrlimit(RLIMIT_FSIZE, &small), 0);
     binding_line(&f, 2); /* 97 bytes of it fit: a cut line */
     CHECK_INT(events_flush(f.w), -EIO);
@@ -508,13 +533,8 @@ TEST(lines_lost_to_failed_writes_are_counted_and_logged_once_per_episode)
     binding_line(&f, 7);
     CHECK_INT(events_flush(f.w), 0);
     CHECK(events_lost(f.w) == 4);
-    fflush(stderr);
-    dup2(saved_err, STDERR_FILENO);
-    close(saved_err);
+    log_captured(&log, text, sizeof(text));
     signal(SIGXFSZ, old_xfsz);
-    file_text(log_path, text, sizeof(text));
-    close(log_fd);
-    unlink(log_path);
     snprintf(want, sizeof(want),
              "sipscope: error: events: cannot write the events file %s: File too large; its "
              "lines are lost until it can be written again (counted in "
@@ -549,10 +569,10 @@ TEST(a_line_past_the_limit_is_dropped_counted_and_logged_once)
     struct track_event ev = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_ADDED};
     size_t big = (1u << 20) + 1;
     char *fields = malloc(big + 1);
-    char log_path[] = "/tmp/test_events_log_XXXXXX", text[1024];
-    int log_fd = mkstemp(log_path), saved_err = dup(STDERR_FILENO);
+    struct log_capture log;
+    char text[1024];
 
-    CHECK(fields != NULL && log_fd >= 0 && saved_err >= 0);
+    CHECK(fields != NULL);
     memset(fields, 'x', big);
     memcpy(fields, "\"x\":\"", 5);
     fields[big - 1] = '"';
@@ -560,20 +580,14 @@ TEST(a_line_past_the_limit_is_dropped_counted_and_logged_once)
     put_binding(&b, "sip:alice@x", "sip:alice@192.0.2.1", 600);
     ev.binding = &b;
     ev.time_ns = (EPOCH + 1) * S;
-    fflush(stderr);
-    dup2(log_fd, STDERR_FILENO);
+    log_capture(&log);
     events_on_event(f.w, &ev, "", 0);
     events_on_event(f.w, &ev, fields, big); /* dropped */
     events_on_event(f.w, &ev, fields, big); /* dropped, not logged again */
     events_on_event(f.w, &ev, "\"n\":2", 5);
     CHECK_INT(events_flush(f.w), 0);
-    fflush(stderr);
-    dup2(saved_err, STDERR_FILENO);
-    close(saved_err);
+    log_captured(&log, text, sizeof(text));
     CHECK(events_lost(f.w) == 2);
-    file_text(log_path, text, sizeof(text));
-    close(log_fd);
-    unlink(log_path);
     free(fields);
     CHECK_STR(text, "sipscope: error: events: a line of the events file was dropped: longer than "
                     "1048576 bytes (the fields rules add?) or out of memory; such lines are "
