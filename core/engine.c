@@ -11,6 +11,7 @@
 #include "call_cdr.h"
 #include "capture_pcap.h"
 #include "decode.h"
+#include "dedup.h"
 #include "events.h"
 #include "health.h"
 #include "log.h"
@@ -66,6 +67,7 @@ struct engine {
     struct deferred *ring;
     unsigned ring_first, ring_len;
     uint32_t frames; /* frames seen, wrapping: the age of a message waiting */
+    struct dedup *dedup; /* NULL: copies are kept (--dedup-window 0) */
 };
 
 static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
@@ -198,6 +200,10 @@ struct engine *engine_new(const struct engine_config *cfg, char *err, size_t err
                  cfg->reasm.max_datagrams, cfg->tcp.max_streams);
         goto fail;
     }
+    if (cfg->dedup_window_ns && !(e->dedup = dedup_new(cfg->dedup_window_ns))) {
+        snprintf(err, errlen, "out of memory for the table of --dedup-window");
+        goto fail;
+    }
     e->next_deadline = UINT64_MAX;
     engine_publish(e);
     return e;
@@ -211,6 +217,7 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     free(e->ring);
+    dedup_free(e->dedup);
     tcp_stream_free(e->tcp);
     ip_reasm_free(e->reasm);
     track_free(e->track);
@@ -573,6 +580,11 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     r = decode_frame(frame, e->cfg.decap, &pkt);
     if (pkt.truncated && frame->caplen >= frame->wirelen)
         health_truncated(e->health, frame->iface); /* a mirrored packet its mirror cut */
+    /* A copy goes no further: not reassembled, not matched, not parsed. */
+    if (e->dedup && dedup_repeat(e->dedup, r, &pkt, frame->ts_ns)) {
+        health_duplicate(e->health, frame->iface);
+        r = DECODE_SKIP;
+    }
     /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its
      * bytes live in the reassembly buffer, not in the frame: it is never deferred. */
     for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {

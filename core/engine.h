@@ -41,6 +41,9 @@ struct engine_config {
     uint32_t events_fields;  /* --events-fields: the call_cdr fields (mask) call lines carry */
     bool events_append;      /* append to the events file (live: a restart keeps the lines of
                               * the run before); otherwise it is truncated (offline reads) */
+    /* --dedup-window: a packet that is a copy of one seen this recently is dropped and counted
+     * (dedup.h); 0 keeps every copy (the offline default). */
+    uint64_t dedup_window_ns;
 };
 
 /* Fills cfg with the defaults (track, reassembly and TCP defaults, any port, interface "file",

@@ -41,12 +41,14 @@ struct iface_slot {
     uint32_t sym;
     struct metric_series *packets[HEALTH_RESULT_COUNT];
     struct metric_series *truncated;
+    struct metric_series *duplicates;
     struct kernel_prev kernel;
 };
 
 struct health {
     struct metrics *reg;
-    struct metric_family *packets, *drops, *truncated, *parse_errors, *messages, *iface_up;
+    struct metric_family *packets, *drops, *truncated, *duplicates, *parse_errors, *messages;
+    struct metric_family *iface_up;
     struct metric_family *entries, *evictions;
     health_iface_name_fn name_fn;
     void *name_ctx;
@@ -213,6 +215,10 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
                           "Packets longer than the snap length, delivered cut (or cut by the "
                           "mirror that tunnelled them, with --decapsulate).",
                           METRIC_COUNTER, "iface", NULL);
+    h->duplicates = family(reg, "sipscope_capture_duplicates_total",
+                           "Packets dropped as copies of one captured just before (on another "
+                           "interface, or before NAT), within --dedup-window.",
+                           METRIC_COUNTER, "iface", NULL);
     h->parse_errors = family(reg, "sipscope_parse_errors_total",
                              "Malformed or unsupported input and accepted anomalies, by stage.",
                              METRIC_COUNTER, "stage", "reason");
@@ -224,8 +230,8 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
     h->evictions = family(reg, "sipscope_table_evictions_total",
                           "Entries evicted because their table was full.", METRIC_COUNTER,
                           "table", NULL);
-    if (!info || !h->packets || !h->drops || !h->truncated || !h->parse_errors || !h->messages ||
-        !h->entries || !h->evictions) {
+    if (!info || !h->packets || !h->drops || !h->truncated || !h->duplicates || !h->parse_errors ||
+        !h->messages || !h->entries || !h->evictions) {
         free(h);
         return NULL;
     }
@@ -307,6 +313,14 @@ void health_truncated(struct health *h, uint32_t iface)
     if (!slot->truncated)
         slot->truncated = iface_series(h, slot, NULL, h->truncated);
     metric_counter_add(slot->truncated, 1);
+}
+
+void health_duplicate(struct health *h, uint32_t iface)
+{
+    struct iface_slot *slot = iface_slot(h, iface);
+    if (!slot->duplicates)
+        slot->duplicates = iface_series(h, slot, NULL, h->duplicates);
+    metric_counter_add(slot->duplicates, 1);
 }
 
 static void add_delta(struct metric_series *s, uint64_t now, uint64_t *prev)

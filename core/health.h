@@ -40,6 +40,8 @@ void health_free(struct health *h);
 #define HEALTH_BIT(result) (1u << (result))
 void health_packets(struct health *h, uint32_t iface, unsigned results);
 void health_truncated(struct health *h, uint32_t iface);
+/* A packet of interface iface dropped as a copy of one seen just before (dedup.h). */
+void health_duplicate(struct health *h, uint32_t iface);
 
 /* Whether a captured interface is up (live capture, capture_bpf_iface_states). */
 void health_set_iface_up(struct health *h, uint32_t iface, bool up);

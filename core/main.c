@@ -12,6 +12,7 @@
 #include "capture_bpf.h"
 #include "config.h"
 #include "decode.h"
+#include "dedup.h"
 #include "engine.h"
 #include "expo.h"
 #include "http.h"
@@ -58,6 +59,7 @@ enum opt_id {
     OPT_DECAPSULATE,
     OPT_RINGBUF_SIZE,
     OPT_PROMISC,
+    OPT_DEDUP_WINDOW,
     OPT_WEB_LIFECYCLE,
     OPT_RULES,
     OPT_EVENTS,
@@ -91,6 +93,7 @@ static const struct option options[] = {
     {"decapsulate", required_argument, NULL, OPT_DECAPSULATE},
     {"ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE},
     {"promisc", no_argument, NULL, OPT_PROMISC},
+    {"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
     {"web.enable-lifecycle", no_argument, NULL, OPT_WEB_LIFECYCLE},
     {"rules", required_argument, NULL, OPT_RULES},
     {"events", required_argument, NULL, OPT_EVENTS},
@@ -134,6 +137,13 @@ static void usage(FILE *out)
             "                           tunnels itself, where \"any\" would count twice;\n"
             "                           hep: HEPv3 to UDP port 9060, the copies proxies and\n"
             "                           PBXs send to HOMER (one agent per hop)\n"
+            "  --dedup-window DURATION  drop a packet that copies one captured this recently:\n"
+            "                           one packet seen on a bridge and on its port, on a\n"
+            "                           VLAN and its parent, a bond and its slave, or before\n"
+            "                           and after NAT (sipscope_capture_duplicates_total);\n"
+            "                           0 keeps every copy; below --timer-t1, so that no\n"
+            "                           retransmission is taken for a copy [10ms; 0 with\n"
+            "                           --read, which reads a file as it was captured]\n"
             "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
             "  --print                  print the metrics exposition after the whole file\n"
@@ -215,6 +225,7 @@ struct cli {
     struct portset ports;
     int have_ports;
     int timer_b_set, timer_f_set;
+    int dedup_set; /* --dedup-window given */
 };
 
 static int parse_args(int argc, char **argv, struct cli *cli, struct engine_config *cfg)
@@ -275,6 +286,13 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         case OPT_TIMER_B:
             rc = config_parse_duration(optarg, &cfg->track.timer_b_ns, err, sizeof(err));
             cli->timer_b_set = 1;
+            break;
+        case OPT_DEDUP_WINDOW: /* "0" alone, with no unit, turns it off */
+            cfg->dedup_window_ns = 0;
+            rc = strcmp(optarg, "0") == 0
+                     ? 0
+                     : config_parse_duration(optarg, &cfg->dedup_window_ns, err, sizeof(err));
+            cli->dedup_set = 1;
             break;
         case OPT_TIMER_C:
             rc = config_parse_duration(optarg, &cfg->track.timer_c_ns, err, sizeof(err));
@@ -391,6 +409,16 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
+    /* Live, copies are dropped unless told otherwise; a file is read as it was captured. */
+    if (!cli->dedup_set && !cli->read_path)
+        cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS;
+    if (cfg->dedup_window_ns >= cfg->track.t1_ns) {
+        fprintf(stderr,
+                "sipscope: --dedup-window must be below T1 (--timer-t1, %llu ms): a "
+                "retransmission would be taken for a copy and dropped\n",
+                (unsigned long long)(cfg->track.t1_ns / 1000000));
+        return -EINVAL;
+    }
     if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size || cli->promisc)) {
         fprintf(stderr, "sipscope: --read reads a file: --interface, --snaplen, --ringbuf-size "
                         "and --promisc are for live capture\n");

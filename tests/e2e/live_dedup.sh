@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Live capture on "any" (the default) of a host with a bridge, as Docker, libvirt and LXC make
+# one: each packet to the host is captured twice, on the bridge's port and on the bridge. By
+# default sipscope drops the second copy (--dedup-window 10ms) and counts it in
+# sipscope_capture_duplicates_total; a retransmission T1 later is still one; fragments and TCP
+# segments are copies too, and neither a reassembly nor the TCP stream sees them twice. With
+# --dedup-window 0 every message counts twice, half of them as retransmissions: what the
+# default avoids. The sender is in a namespace of its own, so that its packets cross the veth.
+# usage: live_dedup.sh SIPSCOPE   (needs root; skips otherwise)
+set -euo pipefail
+sipscope=$1
+. "$(dirname "$0")/lib.sh"
+e2e_need ip curl python3
+e2e_setup dedup
+peer=$ns-peer
+trap 'ip netns del "$peer" 2>/dev/null || true; e2e_cleanup' EXIT
+ip netns add "$peer"
+e2e_quiet_tcp "$peer"
+ip link add ddp0 netns "$peer" type veth peer name ddb0 netns "$ns"
+ip -n "$ns" link add ddbr0 type bridge
+ip -n "$ns" link set ddb0 master ddbr0
+ip -n "$peer" addr add 10.9.3.1/24 dev ddp0
+ip -n "$ns" addr add 10.9.3.2/24 dev ddbr0
+ip -n "$peer" link set ddp0 up
+ip -n "$ns" link set ddb0 up
+ip -n "$ns" link set ddbr0 up
+
+# OPTIONS over UDP from the peer: send_udp BRANCH [PAD]; PAD bytes of padding make it longer
+# than the MTU, so that it goes in fragments.
+send_udp() { # BRANCH [PAD]
+    ip netns exec "$peer" python3 - "$1" "${2:-0}" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+pad = b"X-Pad: " + b"a" * int(sys.argv[2]) + b"\r\n" if int(sys.argv[2]) else b""
+msg = (b"OPTIONS sip:bob@10.9.3.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.3.1:5060;branch=z9hG4bK" +
+       sys.argv[1].encode() + b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: " +
+       sys.argv[1].encode() + b"\r\nCSeq: 1 OPTIONS\r\n" + pad + b"Content-Length: 0\r\n\r\n")
+s.sendto(msg, ("10.9.3.2", 5060))
+PY
+}
+# OPTIONS over TCP from the peer to a listener on the bridge's address.
+send_tcp() { # BRANCH
+    ip netns exec "$ns" python3 -c '
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.3.2", 5060))
+s.listen(1)
+c, _ = s.accept()
+c.settimeout(5)
+while c.recv(4096):
+    pass
+' &
+    local listener=$!
+    for _ in $(seq 50); do
+        ip netns exec "$ns" ss -ltn | grep -q '10.9.3.2:5060' && break
+        sleep 0.1
+    done
+    ip netns exec "$peer" python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("10.9.3.2", 5060))
+s.sendall(b"OPTIONS sip:bob@10.9.3.2 SIP/2.0\r\nVia: SIP/2.0/TCP 10.9.3.1:5060;branch=z9hG4bK" +
+          sys.argv[1].encode() + b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: " +
+          sys.argv[1].encode() + b"\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+s.close()
+PY
+    wait "$listener"
+}
+options='sip_requests_total{method="OPTIONS"}'
+retrans='sip_retransmissions_total{method="OPTIONS",kind="request"}'
+dups='sipscope_capture_duplicates_total{iface="ddbr0"}'
+
+e2e_iface=any
+e2e_start_sipscope --sip-ports 5060
+send_udp a1
+check "a message seen twice counts once" sample_becomes "$options" 1
+check "it is no retransmission of itself" sample_becomes "$retrans" absent
+check "the copy on the bridge is counted" sample_becomes "$dups" 1
+check "the port's copy is the one parsed" \
+    sample_becomes 'sipscope_packets_total{iface="ddb0",result="decoded"}' 1
+check "nothing is a copy on the port" \
+    sample_becomes 'sipscope_capture_duplicates_total{iface="ddb0"}' absent
+sleep 0.6 # T1: a retransmission is no copy
+send_udp a1
+check "a retransmission T1 later counts" sample_becomes "$options" 2
+check "as a retransmission" sample_becomes "$retrans" 1
+check "its copy is counted" sample_becomes "$dups" 2
+send_udp a2 3000 # three fragments, each seen twice
+check "a message in fragments counts once" sample_becomes "$options" 3
+check "its three fragments' copies are counted" sample_becomes "$dups" 5
+check "no fragment is left over or overlaps" bash -c \
+    "! ip netns exec $ns curl -sf http://127.0.0.1:$port/metrics | grep '^sipscope_parse_errors_total{stage=\"reasm\"'"
+send_tcp t1
+check "a message over TCP counts once" sample_becomes "$options" 4
+check "no TCP segment is taken for a retransmission" \
+    sample_becomes 'sipscope_parse_errors_total{stage="reasm",reason="tcp_retransmission"}' absent
+check "still no retransmission but the real one" sample_becomes "$retrans" 1
+e2e_stop_sipscope
+
+# What the default avoids: every message twice, the second as a retransmission.
+e2e_start_sipscope --sip-ports 5060 --dedup-window 0
+send_udp b1
+check "--dedup-window 0: counted twice" sample_becomes "$options" 2
+check "--dedup-window 0: once as a retransmission" sample_becomes "$retrans" 1
+check "--dedup-window 0: no copy counted" sample_becomes "$dups" absent
+e2e_stop_sipscope
+e2e_finish
