@@ -4,12 +4,13 @@
 
 #include "slice.h"
 
-/* Four slots a bucket, one cache line: a lookup reads one line. */
+/* Four slots a bucket: a lookup reads 96 contiguous bytes. */
 #define BUCKET 4u
 
 struct dedup_slot {
-    uint64_t fp;   /* 0: empty */
-    uint64_t time; /* when the packet was seen */
+    uint64_t fp;   /* the contents (fingerprint); 0: empty */
+    uint64_t view; /* where it was seen (view_of) */
+    uint64_t time; /* when */
 };
 
 struct dedup {
@@ -31,7 +32,7 @@ struct dedup *dedup_new(uint64_t window_ns)
         return NULL;
     }
     for (uint32_t i = 0; i < DEDUP_SLOTS; i++)
-        d->slots[i] = (struct dedup_slot){0, 0};
+        d->slots[i] = (struct dedup_slot){0, 0, 0};
     return d;
 }
 
@@ -44,17 +45,36 @@ void dedup_free(struct dedup *d)
 }
 
 /* What a copy keeps: the payload, and where in its stream or datagram it goes. Addresses and
- * ports are left out (NAT changes them); so are TTL and checksums (routing changes them). */
+ * ports are left out of a whole datagram's or segment's (NAT changes them), but kept in a
+ * fragment's: a fragment NATed on its way is a piece of another datagram to reassemble (its
+ * first fragment, with the UDP header, differs), and its copy is told once whole. TTL and
+ * checksums are left out (routing changes them). */
 static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
 {
     uint64_t seed = (uint64_t)r << 56 | (uint64_t)pkt->l4_proto << 48;
 
-    if (r == DECODE_TCP)
+    if (r == DECODE_TCP) {
         seed ^= (uint64_t)pkt->tcp_seq << 8 | pkt->tcp_flags;
-    else if (r == DECODE_FRAGMENT)
+    } else if (r == DECODE_FRAGMENT) {
         seed ^= hash_mix((uint64_t)pkt->frag_id << 32 | pkt->frag_offset, pkt->frag_more);
+        seed = hash_mix(seed, slice_hash(slice_make((const char *)pkt->src, 16), 1));
+        seed = hash_mix(seed, slice_hash(slice_make((const char *)pkt->dst, 16), 2));
+    }
     uint64_t fp = slice_hash(slice_make((const char *)pkt->payload, pkt->payload_len), seed);
     return fp ? fp : 1;
+}
+
+/* Where a packet was seen: the interface and direction it was captured on, its VLAN tags, its
+ * addresses and ports. A copy is seen elsewhere; the same packet again on the same path is a
+ * packet sent again (a flood, a test tool), and counts. */
+static uint64_t view_of(const struct packet *pkt)
+{
+    uint64_t v = hash_mix((uint64_t)pkt->iface << 16 | (uint64_t)pkt->dir << 8 | pkt->n_vlans,
+                          (uint64_t)pkt->sport << 16 | pkt->dport);
+    for (unsigned i = 0; i < pkt->n_vlans && i < DECODE_MAX_VLANS; i++)
+        v = hash_mix(v, pkt->vlans[i]);
+    v = hash_mix(v, slice_hash(slice_make((const char *)pkt->src, 16), 3));
+    return hash_mix(v, slice_hash(slice_make((const char *)pkt->dst, 16), 4));
 }
 
 static uint64_t distance(uint64_t a, uint64_t b)
@@ -64,9 +84,11 @@ static uint64_t distance(uint64_t a, uint64_t b)
 
 bool dedup_repeat(struct dedup *d, enum decode_result r, const struct packet *pkt, uint64_t now_ns)
 {
-    if (r != DECODE_UDP && r != DECODE_TCP && r != DECODE_FRAGMENT)
+    /* A packet cut at the snap length is cut at another length on another interface (its link
+     * header differs): not recognised, so kept. */
+    if ((r != DECODE_UDP && r != DECODE_TCP && r != DECODE_FRAGMENT) || pkt->truncated)
         return false;
-    uint64_t fp = fingerprint(r, pkt);
+    uint64_t fp = fingerprint(r, pkt), view = view_of(pkt);
     struct dedup_slot *b = &d->slots[(fp & d->mask) * BUCKET];
     struct dedup_slot *victim = NULL, *oldest = b;
 
@@ -77,14 +99,13 @@ bool dedup_repeat(struct dedup *d, enum decode_result r, const struct packet *pk
             continue;
         }
         if (b[i].fp == fp)
-            return true;
+            return b[i].view != view; /* the same path again: sent again, not copied */
         if (b[i].time < oldest->time)
             oldest = &b[i];
     }
     /* A bucket of four packets all within the window gives up the one seen first. */
     if (!victim)
         victim = oldest;
-    victim->fp = fp;
-    victim->time = now_ns;
+    *victim = (struct dedup_slot){fp, view, now_ns};
     return false;
 }

@@ -562,6 +562,17 @@ static bool handle_transport(struct engine *e, enum decode_result r, const struc
     return handle_tcp_segment(e, pkt);
 }
 
+/* A copy of a packet just captured elsewhere (dedup.h) goes no further: not reassembled, not
+ * matched, not parsed; it is counted, and r becomes DECODE_SKIP. */
+static enum decode_result unless_copy(struct engine *e, enum decode_result r,
+                                      const struct packet *pkt)
+{
+    if (!e->dedup || !dedup_repeat(e->dedup, r, pkt, pkt->ts_ns))
+        return r;
+    health_duplicate(e->health, pkt->iface);
+    return DECODE_SKIP;
+}
+
 void engine_frame(struct engine *e, const struct capture_frame *frame)
 {
     struct packet pkt;
@@ -580,11 +591,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     r = decode_frame(frame, e->cfg.decap, &pkt);
     if (pkt.truncated && frame->caplen >= frame->wirelen)
         health_truncated(e->health, frame->iface); /* a mirrored packet its mirror cut */
-    /* A copy goes no further: not reassembled, not matched, not parsed. */
-    if (e->dedup && dedup_repeat(e->dedup, r, &pkt, frame->ts_ns)) {
-        health_duplicate(e->health, frame->iface);
-        r = DECODE_SKIP;
-    }
+    r = unless_copy(e, r, &pkt);
     /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its
      * bytes live in the reassembly buffer, not in the frame: it is never deferred. */
     for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {
@@ -597,6 +604,8 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         }
         r = decode_transport(data, len, &pkt);
     }
+    if (reassembled) /* whole, a datagram NATed on its way is told from its copy */
+        r = unless_copy(e, r, &pkt);
     switch (r) {
     case DECODE_ERROR:
         health_parse_error(e->health, (enum health_stage)pkt.error_stage, pkt.error_reason);

@@ -409,14 +409,17 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
-    /* Live, copies are dropped unless told otherwise; a file is read as it was captured. */
+    /* Live, copies are dropped unless told otherwise (within half of a T1 set very low); a
+     * file is read as it was captured. */
     if (!cli->dedup_set && !cli->read_path)
-        cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS;
+        cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS < cfg->track.t1_ns / 2
+                                   ? DEDUP_DEFAULT_WINDOW_NS
+                                   : cfg->track.t1_ns / 2;
     if (cfg->dedup_window_ns >= cfg->track.t1_ns) {
         fprintf(stderr,
-                "sipscope: --dedup-window must be below T1 (--timer-t1, %llu ms): a "
+                "sipscope: --dedup-window must be below T1 (--timer-t1, %.3f ms): a "
                 "retransmission would be taken for a copy and dropped\n",
-                (unsigned long long)(cfg->track.t1_ns / 1000000));
+                (double)cfg->track.t1_ns / 1e6);
         return -EINVAL;
     }
     if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size || cli->promisc)) {

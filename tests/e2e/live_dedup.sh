@@ -2,8 +2,9 @@
 # Live capture on "any" (the default) of a host with a bridge, as Docker, libvirt and LXC make
 # one: each packet to the host is captured twice, on the bridge's port and on the bridge. By
 # default sipscope drops the second copy (--dedup-window 10ms) and counts it in
-# sipscope_capture_duplicates_total; a retransmission T1 later is still one; fragments and TCP
-# segments are copies too, and neither a reassembly nor the TCP stream sees them twice. With
+# sipscope_capture_duplicates_total; a retransmission T1 later is still one, and so is a message
+# sent twice at once on one path; fragments and TCP segments are copies too, and neither a
+# reassembly nor the TCP stream sees them twice. With
 # --dedup-window 0 every message counts twice, half of them as retransmissions: what the
 # default avoids. The sender is in a namespace of its own, so that its packets cross the veth.
 # usage: live_dedup.sh SIPSCOPE   (needs root; skips otherwise)
@@ -25,17 +26,18 @@ ip -n "$peer" link set ddp0 up
 ip -n "$ns" link set ddb0 up
 ip -n "$ns" link set ddbr0 up
 
-# OPTIONS over UDP from the peer: send_udp BRANCH [PAD]; PAD bytes of padding make it longer
-# than the MTU, so that it goes in fragments.
-send_udp() { # BRANCH [PAD]
-    ip netns exec "$peer" python3 - "$1" "${2:-0}" <<'PY'
+# OPTIONS over UDP from the peer, COUNT times at once; PAD bytes of padding make it longer than
+# the MTU, so that it goes in fragments.
+send_udp() { # BRANCH [PAD [COUNT]]
+    ip netns exec "$peer" python3 - "$1" "${2:-0}" "${3:-1}" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 pad = b"X-Pad: " + b"a" * int(sys.argv[2]) + b"\r\n" if int(sys.argv[2]) else b""
 msg = (b"OPTIONS sip:bob@10.9.3.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.3.1:5060;branch=z9hG4bK" +
        sys.argv[1].encode() + b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: " +
        sys.argv[1].encode() + b"\r\nCSeq: 1 OPTIONS\r\n" + pad + b"Content-Length: 0\r\n\r\n")
-s.sendto(msg, ("10.9.3.2", 5060))
+for _ in range(int(sys.argv[3])):
+    s.sendto(msg, ("10.9.3.2", 5060))
 PY
 }
 # OPTIONS over TCP from the peer to a listener on the bridge's address.
@@ -90,11 +92,41 @@ check "a message in fragments counts once" sample_becomes "$options" 3
 check "its three fragments' copies are counted" sample_becomes "$dups" 5
 check "no fragment is left over or overlaps" bash -c \
     "! ip netns exec $ns curl -sf http://127.0.0.1:$port/metrics | grep '^sipscope_parse_errors_total{stage=\"reasm\"'"
+send_udp f1 0 2 # sent twice at once on one path (a flood, a test tool): no copies
+check "the same message sent twice counts twice" sample_becomes "$options" 5
+check "the second as a retransmission" sample_becomes "$retrans" 2
+check "and each has its copy" sample_becomes "$dups" 7
 send_tcp t1
-check "a message over TCP counts once" sample_becomes "$options" 4
+check "a message over TCP counts once" sample_becomes "$options" 6
 check "no TCP segment is taken for a retransmission" \
     sample_becomes 'sipscope_parse_errors_total{stage="reasm",reason="tcp_retransmission"}' absent
-check "still no retransmission but the real one" sample_becomes "$retrans" 1
+check "still no retransmission but the two real ones" sample_becomes "$retrans" 2
+e2e_stop_sipscope
+
+# A VXLAN tunnel that this host ends itself: with --decapsulate vxlan the message is read inside
+# the outer packets on the port and on the bridge, and the kernel shows it again on the tunnel's
+# own device; one of three counts.
+ip -n "$peer" link add ddvx0 type vxlan id 42 local 10.9.3.1 remote 10.9.3.2 dstport 4789 \
+    dev ddp0
+ip -n "$ns" link add ddvx0 type vxlan id 42 local 10.9.3.2 remote 10.9.3.1 dstport 4789 \
+    dev ddbr0
+ip -n "$peer" addr add 10.9.4.1/24 dev ddvx0
+ip -n "$ns" addr add 10.9.4.2/24 dev ddvx0
+ip -n "$peer" link set ddvx0 up
+ip -n "$ns" link set ddvx0 up
+e2e_start_sipscope --sip-ports 5060 --decapsulate vxlan
+ip netns exec "$peer" python3 - <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"OPTIONS sip:bob@10.9.4.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.4.1:5060;branch=z9hG4bKv1"
+         b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: v1\r\nCSeq: 1 OPTIONS\r\n"
+         b"Content-Length: 0\r\n\r\n", ("10.9.4.2", 5060))
+PY
+check "through a tunnel ended here: counted once" sample_becomes "$options" 1
+check "no retransmission of itself" sample_becomes "$retrans" absent
+check "the bridge's copy is counted" sample_becomes "$dups" 1
+check "the tunnel device's copy is counted" \
+    sample_becomes 'sipscope_capture_duplicates_total{iface="ddvx0"}' 1
 e2e_stop_sipscope
 
 # What the default avoids: every message twice, the second as a retransmission.

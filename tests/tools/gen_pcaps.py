@@ -759,7 +759,79 @@ def gen_ws(path):
     p.close()
 
 
+def gen_dup(path):
+    """What `tcpdump -i any` records on a host with a VLAN and NAT: packets twice, 20 us apart, the
+    second copy tagged (VLAN 100: the parent's view) or NATed (another source address and
+    port). An answered call over UDP, each packet tagged (and one hop later: TTL one lower,
+    checksum left stale); an OPTIONS and its 200 NATed; an OPTIONS sent again 0.5 s later (a
+    retransmission, T1 on), each with its tagged copy, and its 200 with one; a fragmented INVITE
+    (three fragments, each with its tagged copy) answered 486, ACK; another fragmented INVITE
+    NATed (three fragments and three NATed ones: pieces of another datagram to reassemble),
+    answered 486, ACK; an OPTIONS sent three times within 2 ms on one path (a flood: no copy,
+    each counts), its 200; a TCP OPTIONS and its 200 after the handshake, each segment with its
+    tagged copy. 58 frames, 27 of them copies (the three NATed fragments one, once whole)."""
+    p = Pcap(path)
+    A, B, NAT = "192.0.2.10", "192.0.2.20", "203.0.113.5"
+    vlan = ((0x8100, 100),)
+
+    def tagged(frame):  # an Ethernet frame as the VLAN's parent shows it
+        return frame[:12] + struct.pack("!HH", *vlan[0]) + frame[12:]
+
+    def once(ts, src, dst, msg):
+        p.add(ts, eth(ipv4(src, dst, UDP, udp(5060, 5060, msg)), 0x0800))
+
+    def twice(ts, src, dst, msg, copy="vlan"):
+        once(ts, src, dst, msg)
+        if copy == "vlan":
+            frame = ipv4(src, dst, UDP, udp(5060, 5060, msg))
+            frame = frame[:8] + bytes([63]) + frame[9:]  # one hop later; checksum left stale
+            p.add(ts + 0.00002, eth(frame, 0x0800, vlan))
+        else:  # after source NAT
+            p.add(ts + 0.00002, eth(ipv4(NAT, dst, UDP, udp(40000, 5060, msg)), 0x0800))
+
+    for i, (d, msg) in enumerate(call_flow("dup1")):
+        twice(3000.0 + i * 0.01, A if d == 0 else B, B if d == 0 else A, msg)
+    twice(3001.000, A, B, request("OPTIONS", "dup2", 1, "dup2", "ft"), copy="nat")
+    twice(3001.010, B, A, response(200, "OK", "OPTIONS", "dup2", 1, "dup2", "ft", "t2"),
+          copy="nat")
+    opt3 = request("OPTIONS", "dup3", 1, "dup3", "ft")
+    twice(3002.000, A, B, opt3)
+    twice(3002.500, A, B, opt3)  # T1 later: sent again
+    twice(3002.510, B, A, response(200, "OK", "OPTIONS", "dup3", 1, "dup3", "ft", "t3"))
+    inv = request("INVITE", "dup4", 1, "dup4", "ft", body=sdp(60))
+    f = udp_frames4(A, B, inv, 0x4444)
+    assert len(f) == 3
+    for i, frame in enumerate(f):
+        p.add(3003.000 + i * 0.001, frame)
+        p.add(3003.000 + i * 0.001 + 0.00002, tagged(frame))
+    twice(3003.010, B, A, response(486, "Busy Here", "INVITE", "dup4", 1, "dup4", "ft", "t4"))
+    twice(3003.020, A, B, request("ACK", "dup4", 1, "dup4", "ft", "t4"))
+    class Twice:  # TcpConn's pcap: every segment with its tagged copy
+        def add(self, ts, frame):
+            p.add(ts, frame)
+            p.add(ts + 0.00002, tagged(frame))
+
+    c = TcpConn(Twice(), ip4, A, B, 40001, 5060)
+    c.handshake(3004.000)
+    c.send(3004.010, 0, request("OPTIONS", "dup5", 1, "dup5", "ft", transport="TCP"))
+    c.send(3004.020, 1, response(200, "OK", "OPTIONS", "dup5", 1, "dup5", "ft", "t5",
+                                 transport="TCP"))
+    inv = request("INVITE", "dup6", 1, "dup6", "ft", body=sdp(60))
+    f, g = udp_frames4(A, B, inv, 0x6666), udp_frames4(NAT, B, inv, 0x6666)
+    for i in range(3):
+        p.add(3005.000 + i * 0.001, f[i])
+        p.add(3005.000 + i * 0.001 + 0.00002, g[i])
+    twice(3005.010, B, A, response(486, "Busy Here", "INVITE", "dup6", 1, "dup6", "ft", "t6"))
+    twice(3005.020, A, B, request("ACK", "dup6", 1, "dup6", "ft", "t6"))
+    opt7 = request("OPTIONS", "dup7", 1, "dup7", "ft")
+    for k in range(3):
+        once(3006.000 + k * 0.001, A, B, opt7)
+    once(3006.010, B, A, response(200, "OK", "OPTIONS", "dup7", 1, "dup7", "ft", "t7"))
+    p.close()
+
+
 CAPTURES = {
+    "gen_dup.pcap": gen_dup,
     "gen_tcp_stream.pcap": gen_tcp,
     "gen_frag_udp4.pcap": gen_frag4,
     "gen_frag_udp6.pcap": gen_frag6,
