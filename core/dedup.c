@@ -1,6 +1,7 @@
 #include "dedup.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "slice.h"
 
@@ -44,6 +45,23 @@ void dedup_free(struct dedup *d)
     free(d);
 }
 
+static uint64_t word(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/* The packet's source and destination addresses (16 bytes each, IPv4 in the first 4) folded into
+ * h. */
+static uint64_t mix_addresses(uint64_t h, const struct packet *pkt)
+{
+    h = hash_mix(h, word(pkt->src));
+    h = hash_mix(h, word(pkt->src + 8));
+    h = hash_mix(h, word(pkt->dst));
+    return hash_mix(h, word(pkt->dst + 8));
+}
+
 /* What a copy keeps: the payload, and where in its stream or datagram it goes. Addresses and
  * ports are left out of a whole datagram's or segment's (NAT changes them), but kept in a
  * fragment's: a fragment NATed on its way is a piece of another datagram to reassemble (its
@@ -57,10 +75,9 @@ static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
         seed ^= (uint64_t)pkt->tcp_seq << 8 | pkt->tcp_flags;
     } else if (r == DECODE_FRAGMENT) {
         seed ^= hash_mix((uint64_t)pkt->frag_id << 32 | pkt->frag_offset, pkt->frag_more);
-        seed = hash_mix(seed, slice_hash(slice_make((const char *)pkt->src, 16), 1));
-        seed = hash_mix(seed, slice_hash(slice_make((const char *)pkt->dst, 16), 2));
+        seed = mix_addresses(seed, pkt);
     }
-    uint64_t fp = slice_hash(slice_make((const char *)pkt->payload, pkt->payload_len), seed);
+    uint64_t fp = slice_hash_wide(slice_make((const char *)pkt->payload, pkt->payload_len), seed);
     return fp ? fp : 1;
 }
 
@@ -73,8 +90,7 @@ static uint64_t view_of(const struct packet *pkt)
                           (uint64_t)pkt->sport << 16 | pkt->dport);
     for (unsigned i = 0; i < pkt->n_vlans && i < DECODE_MAX_VLANS; i++)
         v = hash_mix(v, pkt->vlans[i]);
-    v = hash_mix(v, slice_hash(slice_make((const char *)pkt->src, 16), 3));
-    return hash_mix(v, slice_hash(slice_make((const char *)pkt->dst, 16), 4));
+    return mix_addresses(v, pkt);
 }
 
 static uint64_t distance(uint64_t a, uint64_t b)

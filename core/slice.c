@@ -96,6 +96,27 @@ uint64_t slice_hash(struct slice s, uint64_t seed)
     return mul_fold(h, k0);
 }
 
+uint64_t slice_hash_wide(struct slice s, uint64_t seed)
+{
+    const uint64_t k1 = 0xe7037ed1a0b428dbULL, k2 = 0x589965cc75374cc3ULL;
+    const uint64_t k3 = 0x8ebc6af09c88c6e3ULL, k4 = 0x1d8e4e27c47d124fULL;
+    const char *p = s.p;
+    size_t n = s.len;
+    uint64_t a = seed ^ slice_hash_secret, b = a ^ k2, c = a ^ k3, d = a ^ k4;
+
+    if (n < 64)
+        return slice_hash(s, seed);
+    for (; n >= 32; p += 32, n -= 32) {
+        a = mul_fold(a ^ load64(p), k1);
+        b = mul_fold(b ^ load64(p + 8), k2);
+        c = mul_fold(c ^ load64(p + 16), k3);
+        d = mul_fold(d ^ load64(p + 24), k4);
+    }
+    /* The lanes, then what is left (0 to 31 bytes) with the whole length. */
+    uint64_t lanes = mul_fold(a ^ mul_fold(b, k1), c ^ mul_fold(d, k2));
+    return slice_hash(slice_make(p, n), lanes ^ (uint64_t)s.len);
+}
+
 /* One word into both lanes. */
 static inline void hash2_word(struct hash2 *h, uint64_t w)
 {

@@ -49,6 +49,13 @@ expect "promiscuous mode with a file" 2 "and --promisc are for live capture" --r
 expect "promiscuous mode on any" 2 '"any" names none to put in promiscuous mode' \
     --interface any --promisc
 expect "promiscuous mode by default on any" 2 "--promisc needs the interfaces named" --promisc
+expect "a dedup window as long as T1" 2 \
+    '--dedup-window must be below T1 \(--timer-t1, 500\.000 ms\)' --read "$fixture" \
+    --dedup-window 500ms
+expect "a dedup window past a lowered T1" 2 '\(--timer-t1, 0\.800 ms\)' --read "$fixture" \
+    --timer-t1 800us --dedup-window 1ms
+expect "a dedup window that is no duration" 2 'invalid duration "10"' --read "$fixture" \
+    --dedup-window 10
 expect "unknown events field" 2 "--events-fields: unknown field 'codecs'" --read "$fixture" \
     --events "$work/e.json" --events-fields src_ip,codecs
 expect "an events file that cannot be made" 1 "cannot open the events file $work/no/e.json" \

@@ -158,4 +158,40 @@ TEST(hashes_depend_on_each_byte_at_every_length)
     CHECK_INT(same, 0);
 }
 
+/* slice_hash_wide, at the lengths around its 32-byte steps and its short-input path: every byte
+ * counts, a byte past the end does not, the length and the seed count, and the secret keys it. */
+TEST(wide_hash_depends_on_each_byte_length_seed_and_secret)
+{
+    char key[200];
+    int same = 0;
+    for (size_t len = 60; len <= 130; len++) {
+        for (size_t i = 0; i < len; i++) {
+            memset(key, 'k', sizeof key);
+            uint64_t h = slice_hash_wide(slice_make(key, len), 3);
+            key[i] = 'K';
+            same += h == slice_hash_wide(slice_make(key, len), 3);
+        }
+        memset(key, 'k', sizeof key);
+        uint64_t h = slice_hash_wide(slice_make(key, len), 3);
+        key[len] = 'K';
+        same += h != slice_hash_wide(slice_make(key, len), 3);
+        same += h == slice_hash_wide(slice_make(key, len), 4);
+        same += h == slice_hash_wide(slice_make(key, len - 1), 3);
+    }
+    CHECK_INT(same, 0);
+    /* Two blocks swapped between lanes are other bytes. */
+    memset(key, 'k', sizeof key);
+    memcpy(key, "AAAAAAAA", 8);
+    uint64_t h = slice_hash_wide(slice_make(key, 100), 3);
+    memset(key, 'k', 8);
+    memcpy(key + 8, "AAAAAAAA", 8);
+    uint64_t swapped = slice_hash_wide(slice_make(key, 100), 3);
+    CHECK(h != swapped);
+    uint64_t saved = slice_hash_secret;
+    slice_hash_secret ^= 1;
+    CHECK(swapped != slice_hash_wide(slice_make(key, 100), 3));
+    slice_hash_secret = saved;
+    CHECK(swapped == slice_hash_wide(slice_make(key, 100), 3));
+}
+
 TEST_MAIN()
