@@ -97,23 +97,25 @@ TEST(tcp_segments_differ_by_sequence_number_and_flags)
     dedup_free(d);
 }
 
-TEST(fragments_differ_by_id_offset_more_flag_and_addresses)
+/* The second of three fragments of datagram 7 from host 10.0.0.HOST. */
+static struct packet middle_fragment(uint8_t host)
 {
-    struct dedup *d = dedup_new(WINDOW);
-    struct packet f = udp("the same eight bytes", 1, 0);
-    uint64_t t = 70 * MS;
+    struct packet f = udp("the same eight bytes", host, 0);
     f.frag_id = 7;
     f.frag_offset = 1480;
     f.frag_more = 1;
-    struct packet copy = elsewhere(f);
+    return f;
+}
+
+TEST(fragments_differ_by_id_offset_more_flag_and_addresses)
+{
+    struct dedup *d = dedup_new(WINDOW);
+    struct packet f = middle_fragment(1), copy = elsewhere(f), nat = middle_fragment(99);
+    uint64_t t = 70 * MS;
     CHECK(!dedup_repeat(d, DECODE_FRAGMENT, &f, t));
     CHECK(dedup_repeat(d, DECODE_FRAGMENT, &copy, t + 1));
     /* NATed on its way, a fragment is part of another datagram to reassemble: the datagram,
      * whole, is the copy. So is a fragment of another host's datagram with the same id. */
-    struct packet nat = udp("the same eight bytes", 99, 0);
-    nat.frag_id = 7;
-    nat.frag_offset = 1480;
-    nat.frag_more = 1;
     CHECK(!dedup_repeat(d, DECODE_FRAGMENT, &nat, t + 2));
     copy.frag_offset = 2960;
     CHECK(!dedup_repeat(d, DECODE_FRAGMENT, &copy, t + 3));
