@@ -615,6 +615,7 @@ enum decode_result decode_frame(const struct capture_frame *frame, unsigned deca
             return fail(pkt, DECODE_STAGE_L2, "short_frame");
         {
             cooked_dir(pkt, s.p[10]);
+            pkt->link_ifindex = rd32(s.p + 4);
             uint16_t type = rd16(s.p);
             span_skip(&s, 20);
             return decode_ethertype(type, &s, pkt);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "slice.h"
 
 /* Four slots a bucket: a lookup reads 96 contiguous bytes. */
@@ -10,7 +11,7 @@
 
 struct dedup_slot {
     uint64_t fp;   /* the contents (fingerprint); 0: empty */
-    uint64_t view; /* where it was seen (view_of) */
+    uint64_t path; /* where it was seen (path_of) */
     uint64_t time; /* when */
 };
 
@@ -81,16 +82,21 @@ static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
     return fp ? fp : 1;
 }
 
-/* Where a packet was seen: the interface and direction it was captured on, its VLAN tags, its
- * addresses and ports. A copy is seen elsewhere; the same packet again on the same path is a
- * packet sent again (a flood, a test tool), and counts. */
-static uint64_t view_of(const struct packet *pkt)
+/* The path a packet was seen on: the interface (live, or named by a cooked v2 header) and the
+ * direction it was captured in, and its VLAN tags. Copies differ there: a bridge and its port,
+ * a VLAN and its parent, a bond and its slave, in and out of one interface (hairpin NAT). The
+ * same bytes again on the same path were sent again (a flood, a test tool, two senders) and
+ * count. Only where nothing tells the direction (a file of plain Ethernet frames) do addresses
+ * and ports stand in for the path, so that a copy NATed on its way is found there too. */
+static uint64_t path_of(const struct packet *pkt)
 {
-    uint64_t v = hash_mix((uint64_t)pkt->iface << 16 | (uint64_t)pkt->dir << 8 | pkt->n_vlans,
-                          (uint64_t)pkt->sport << 16 | pkt->dport);
+    uint64_t v = hash_mix((uint64_t)pkt->iface << 32 | pkt->link_ifindex,
+                          (uint64_t)pkt->dir << 8 | pkt->n_vlans);
     for (unsigned i = 0; i < pkt->n_vlans && i < DECODE_MAX_VLANS; i++)
         v = hash_mix(v, pkt->vlans[i]);
-    return mix_addresses(v, pkt);
+    if (pkt->dir == CAPTURE_DIR_UNKNOWN)
+        v = mix_addresses(hash_mix(v, (uint64_t)pkt->sport << 16 | pkt->dport), pkt);
+    return v;
 }
 
 static uint64_t distance(uint64_t a, uint64_t b)
@@ -104,7 +110,7 @@ bool dedup_repeat(struct dedup *d, enum decode_result r, const struct packet *pk
      * header differs): not recognised, so kept. */
     if ((r != DECODE_UDP && r != DECODE_TCP && r != DECODE_FRAGMENT) || pkt->truncated)
         return false;
-    uint64_t fp = fingerprint(r, pkt), view = view_of(pkt);
+    uint64_t fp = fingerprint(r, pkt), path = path_of(pkt);
     struct dedup_slot *b = &d->slots[(fp & d->mask) * BUCKET];
     struct dedup_slot *victim = NULL, *oldest = b;
 
@@ -114,14 +120,18 @@ bool dedup_repeat(struct dedup *d, enum decode_result r, const struct packet *pk
                 victim = &b[i]; /* empty, or its window is over */
             continue;
         }
-        if (b[i].fp == fp)
-            return b[i].view != view; /* the same path again: sent again, not copied */
+        if (b[i].fp == fp) {
+            if (b[i].path != path)
+                return true;
+            b[i].time = now_ns; /* sent again: its copies are measured from this one */
+            return false;
+        }
         if (b[i].time < oldest->time)
             oldest = &b[i];
     }
     /* A bucket of four packets all within the window gives up the one seen first. */
     if (!victim)
         victim = oldest;
-    *victim = (struct dedup_slot){fp, view, now_ns};
+    *victim = (struct dedup_slot){fp, path, now_ns};
     return false;
 }

@@ -547,11 +547,17 @@ static void update_deadline(struct engine *e)
 /* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP, and adds
  * HEALTH_MATCHED to *results when it passed the port filter. A datagram may wait in the
  * lookahead ring (defer); a TCP segment's messages are tracked at once, after those waiting. */
+/* Whether a UDP or TCP packet passes the port filter (--sip-ports; without it, every port). */
+static bool on_sip_port(const struct engine *e, const struct packet *pkt)
+{
+    return !e->cfg.sip_ports || portset_has(&e->ports, pkt->sport) ||
+           portset_has(&e->ports, pkt->dport);
+}
+
 static bool handle_transport(struct engine *e, enum decode_result r, const struct packet *pkt,
                              bool defer, unsigned *results)
 {
-    if (e->cfg.sip_ports && !portset_has(&e->ports, pkt->sport) &&
-        !portset_has(&e->ports, pkt->dport))
+    if (!on_sip_port(e, pkt))
         return false;
     *results |= HEALTH_BIT(HEALTH_MATCHED);
     if (r == DECODE_UDP && pkt->hep && pkt->l4_proto == IPPROTO_TCP)
@@ -563,11 +569,13 @@ static bool handle_transport(struct engine *e, enum decode_result r, const struc
 }
 
 /* A copy of a packet just captured elsewhere (dedup.h) goes no further: not reassembled, not
- * matched, not parsed; it is counted, and r becomes DECODE_SKIP. */
+ * matched, not parsed; it is counted, and r becomes DECODE_SKIP. What the port filter leaves
+ * out (RTP beside SIP, offline or inside tunnels) is not looked at. */
 static enum decode_result unless_copy(struct engine *e, enum decode_result r,
                                       const struct packet *pkt)
 {
-    if (!e->dedup || !dedup_repeat(e->dedup, r, pkt, pkt->ts_ns))
+    if (!e->dedup || (r != DECODE_FRAGMENT && !on_sip_port(e, pkt)) ||
+        !dedup_repeat(e->dedup, r, pkt, pkt->ts_ns))
         return r;
     health_duplicate(e->health, pkt->iface);
     return DECODE_SKIP;

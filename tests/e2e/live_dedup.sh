@@ -2,19 +2,23 @@
 # Live capture on "any" (the default) of a host with a bridge, as Docker, libvirt and LXC make
 # one: each packet to the host is captured twice, on the bridge's port and on the bridge. By
 # default sipscope drops the second copy (--dedup-window 10ms) and counts it in
-# sipscope_capture_duplicates_total; a retransmission T1 later is still one, and so is a message
-# sent twice at once on one path; fragments and TCP segments are copies too, and neither a
-# reassembly nor the TCP stream sees them twice. With
-# --dedup-window 0 every message counts twice, half of them as retransmissions: what the
-# default avoids. The sender is in a namespace of its own, so that its packets cross the veth.
+# sipscope_capture_duplicates_total. A retransmission T1 later still counts, and so do a message
+# sent twice at once on one path and the same bytes from two senders. Fragments and TCP segments
+# have copies too, and neither a reassembly nor the TCP stream sees them twice. tcpdump records
+# that part on "any": its file, read with --dedup-window, counts the same. A VXLAN tunnel ended
+# on the host shows each message three times: counted once. With --dedup-window 0 every message
+# counts twice, half of them as retransmissions: what the default avoids. The sender is in a
+# namespace of its own, so that its packets cross the veth.
 # usage: live_dedup.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
 . "$(dirname "$0")/lib.sh"
-e2e_need ip curl python3
+e2e_need ip curl python3 tcpdump
 e2e_setup dedup
 peer=$ns-peer
-trap 'ip netns del "$peer" 2>/dev/null || true; e2e_cleanup' EXIT
+tcpdump_pid=""
+trap '[ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2>/dev/null || true
+ip netns del "$peer" 2>/dev/null || true; e2e_cleanup' EXIT
 ip netns add "$peer"
 e2e_quiet_tcp "$peer"
 ip link add ddp0 netns "$peer" type veth peer name ddb0 netns "$ns"
@@ -74,6 +78,15 @@ dups='sipscope_capture_duplicates_total{iface="ddbr0"}'
 
 e2e_iface=any
 e2e_start_sipscope --sip-ports 5060
+# tcpdump records the same traffic on "any" (in Linux cooked v2, which names each packet's
+# interface): read with --dedup-window, its file must give what sipscope counted live.
+ip netns exec "$ns" tcpdump -i any -U -w "$work/any.pcap" \
+    'port 5060 or (ip[6:2] & 0x1fff != 0)' 2>"$work/tcpdump.log" &
+tcpdump_pid=$!
+for _ in $(seq 50); do
+    grep -q "listening on" "$work/tcpdump.log" && break
+    sleep 0.1
+done
 send_udp a1
 check "a message seen twice counts once" sample_becomes "$options" 1
 check "it is no retransmission of itself" sample_becomes "$retrans" absent
@@ -96,11 +109,41 @@ send_udp f1 0 2 # sent twice at once on one path (a flood, a test tool): no copi
 check "the same message sent twice counts twice" sample_becomes "$options" 5
 check "the second as a retransmission" sample_becomes "$retrans" 2
 check "and each has its copy" sample_becomes "$dups" 7
+# The same bytes from two senders (two source ports) at once: both count.
+ip netns exec "$peer" python3 - <<'PY'
+import socket
+msg = (b"OPTIONS sip:bob@10.9.3.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.3.1:5060;branch=z9hG4bKs2"
+       b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: s2\r\nCSeq: 1 OPTIONS\r\n"
+       b"Content-Length: 0\r\n\r\n")
+for port in (5060, 5061):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.9.3.1", port))
+    s.sendto(msg, ("10.9.3.2", 5060))
+PY
+check "the same bytes from two senders count twice" sample_becomes "$options" 7
+check "the second as a retransmission (the same branch)" sample_becomes "$retrans" 3
+check "each has its copy, on the bridge" sample_becomes "$dups" 9
 send_tcp t1
-check "a message over TCP counts once" sample_becomes "$options" 6
+check "a message over TCP counts once" sample_becomes "$options" 8
 check "no TCP segment is taken for a retransmission" \
     sample_becomes 'sipscope_parse_errors_total{stage="reasm",reason="tcp_retransmission"}' absent
-check "still no retransmission but the two real ones" sample_becomes "$retrans" 2
+check "still no retransmission but the three sent again" sample_becomes "$retrans" 3
+sleep 0.5 # tcpdump writes what it has
+kill -INT "$tcpdump_pid"
+wait "$tcpdump_pid" || true
+tcpdump_pid=""
+# The live counts, then the file's with --dedup-window, each family summed over its labels.
+sum_of() { # FAMILY_PREFIX: the sum of the samples whose series starts so
+    awk -v p="$1" 'index($0, p) == 1 {s += $2} END {print s + 0}'
+}
+scrape /metrics >"$work/live.txt"
+"$sipscope" --read "$work/any.pcap" --sip-ports 5060 --dedup-window 10ms --print \
+    >"$work/file.txt"
+for family in "$options" "$retrans" sipscope_capture_duplicates_total \
+    'sipscope_sip_messages_total{transport="udp"' 'sipscope_sip_messages_total{transport="tcp"'; do
+    check "tcpdump's file gives the live count of $family" \
+        test "$(sum_of "$family" <"$work/file.txt")" = "$(sum_of "$family" <"$work/live.txt")"
+done
 e2e_stop_sipscope
 
 # A VXLAN tunnel that this host ends itself: with --decapsulate vxlan the message is read inside

@@ -141,7 +141,22 @@ DUP_KEPT_EXACT = merge(
 DUP_KEPT_SINGLE = merge(one("sipscope_capture_duplicates_total", None, iface="file"),
                         packets(58, 49, 41))
 
+# gen_dup_sll2: tcpdump -i any in Linux cooked v2 on a host with a bond, each packet on the slave
+# and on the bond (the generator's docstring): an answered call, then the same OPTIONS bytes
+# from two senders on the slave. The cooked header's ifindex tells the bond's copies (7); the
+# two OPTIONS share a path and both count, the second as a retransmission (the same branch).
+DUP_SLL2_EXACT = merge(
+    req(INVITE=1, ACK=1, BYE=1, OPTIONS=2),
+    resp(("INVITE", 100, 1), ("INVITE", 180, 1), ("INVITE", 200, 1), ("BYE", 200, 1)),
+    outcomes(_200=1), ended(bye=1),
+    msgs(("udp", 4, 9)),
+    {("sip_retransmissions_total", L(method="OPTIONS", kind="request")): 1})
+DUP_SLL2_SINGLE = merge(one("sipscope_capture_duplicates_total", 7, iface="file"),
+                        packets(16, 9, 9))
+
 CASES = {
+    "gen_dup_sll2.pcap --dedup-window 10ms": ("gen", ["--dedup-window", "10ms"],
+                                              DUP_SLL2_EXACT, DUP_SLL2_SINGLE),
     "gen_dup.pcap --dedup-window 10ms": ("gen", ["--dedup-window", "10ms"], DUP_EXACT,
                                          DUP_SINGLE),
     "gen_dup.pcap": ("gen", [], DUP_KEPT_EXACT, DUP_KEPT_SINGLE),

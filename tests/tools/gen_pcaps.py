@@ -830,7 +830,32 @@ def gen_dup(path):
     p.close()
 
 
+def gen_dup_sll2(path):
+    """What `tcpdump -i any` records in Linux cooked v2 on a host with a bond: every packet on the
+    slave (ifindex 3) and again on the bond (ifindex 5), 20 us apart, with the same packet type
+    (host for those that come in, outgoing for those that leave). An answered call, its caller
+    at A, this host B; then the same OPTIONS bytes from two senders (A and C, same ports) on the
+    slave alone 1 ms apart: two packets, no copy. 16 frames, 7 of them copies."""
+    p = Pcap(path, linktype=276)
+    A, B, C = "192.0.2.10", "192.0.2.20", "192.0.2.30"
+
+    def cooked(ifindex, pkttype, ip):
+        return struct.pack("!HHIHBB8s", 0x0800, 0, ifindex, 1, pkttype, 6,
+                           b"\x02\x00\x00\x00\x00\x01\x00\x00") + ip
+
+    for i, (d, msg) in enumerate(call_flow("sll1")):
+        src, dst, kind = (A, B, 0) if d == 0 else (B, A, 4)  # PACKET_HOST, PACKET_OUTGOING
+        ip = ipv4(src, dst, UDP, udp(5060, 5060, msg))
+        p.add(3100.0 + i * 0.01, cooked(3, kind, ip))
+        p.add(3100.0 + i * 0.01 + 0.00002, cooked(5, kind, ip))
+    opt = request("OPTIONS", "sll2", 1, "sll2", "ft")
+    p.add(3101.000, cooked(3, 0, ipv4(A, B, UDP, udp(5060, 5060, opt))))
+    p.add(3101.001, cooked(3, 0, ipv4(C, B, UDP, udp(5060, 5060, opt))))
+    p.close()
+
+
 CAPTURES = {
+    "gen_dup_sll2.pcap": gen_dup_sll2,
     "gen_dup.pcap": gen_dup,
     "gen_tcp_stream.pcap": gen_tcp,
     "gen_frag_udp4.pcap": gen_frag4,

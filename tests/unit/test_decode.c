@@ -449,7 +449,7 @@ TEST(linux_cooked_v1_non_ip_protocol_is_skipped_and_short_header_is_an_error)
     check_error(&pkt, run(&f, CAPTURE_LINK_LINUX_SLL, &pkt), DECODE_STAGE_L2, "short_frame");
 }
 
-TEST(linux_cooked_v2_ipv4_tcp_gives_seq_flags_and_payload)
+TEST(linux_cooked_v2_ipv4_tcp_gives_ifindex_seq_flags_and_payload)
 {
     struct fb f = {0};
     sll2(&f, 0x0800, 3 /* otherhost */);
@@ -459,6 +459,7 @@ TEST(linux_cooked_v2_ipv4_tcp_gives_seq_flags_and_payload)
     struct packet pkt;
     CHECK_INT(run(&f, CAPTURE_LINK_LINUX_SLL2, &pkt), DECODE_TCP);
     CHECK_INT(pkt.dir, CAPTURE_DIR_OTHERHOST);
+    CHECK_INT(pkt.link_ifindex, 3); /* the interface tcpdump -i any saw it on (dedup.h) */
     check_v4_addrs(&pkt, SRC4, DST4);
     CHECK_INT(pkt.l4_proto, IPPROTO_TCP);
     CHECK_INT(pkt.sport, 40000);

@@ -1,5 +1,6 @@
 #include "dedup.h"
 
+#include "capture.h"
 #include "test.h"
 
 #define MS 1000000ull
@@ -45,24 +46,55 @@ TEST(a_copy_within_the_window_is_a_repeat_and_the_first_is_not)
     dedup_free(NULL);
 }
 
-TEST(a_copy_is_seen_elsewhere_the_same_path_again_is_a_packet_sent_again)
+TEST(a_copy_is_seen_on_another_path_the_same_path_again_is_a_packet_sent_again)
 {
     struct dedup *d = dedup_new(WINDOW);
     struct packet p = udp(msg_a, 1, 5060);
-    struct packet out = p, tagged = p, nat = udp(msg_a, 99, 40000);
-    out.dir = 4; /* outgoing: in and out of one interface (hairpin NAT, a one-armed router) */
+    struct packet out = p, tagged = p, other_sender = udp(msg_a, 99, 40000);
+    out.dir = CAPTURE_DIR_OUTGOING; /* in and out of one interface (hairpin NAT) */
     tagged.n_vlans = 1;
     tagged.vlans[0] = 100; /* a VLAN's parent: the tag is in the frame */
     CHECK(!dedup_repeat(d, DECODE_UDP, &p, 100 * MS));
-    /* Sent again on the same path (a flood, a test tool): each one counts. */
+    /* Sent again on the same path (a flood, a test tool), or the same bytes from another
+     * sender on it: each one counts. */
     CHECK(!dedup_repeat(d, DECODE_UDP, &p, 100 * MS + 1000));
-    CHECK(!dedup_repeat(d, DECODE_UDP, &p, 100 * MS + 2000));
+    CHECK(!dedup_repeat(d, DECODE_UDP, &other_sender, 100 * MS + 2000));
     CHECK(dedup_repeat(d, DECODE_UDP, &out, 100 * MS + 3000));
     CHECK(dedup_repeat(d, DECODE_UDP, &tagged, 100 * MS + 4000));
-    CHECK(dedup_repeat(d, DECODE_UDP, &nat, 100 * MS + 5000)); /* before and after NAT */
     struct packet other = udp(msg_b, 1, 5060), other_copy = elsewhere(other);
     CHECK(!dedup_repeat(d, DECODE_UDP, &other_copy, 100 * MS + 6000)); /* one byte differs */
     CHECK(dedup_repeat(d, DECODE_UDP, &other, 100 * MS + 7000));
+    dedup_free(d);
+}
+
+/* Sent again on its path, a packet's copies are measured from the last time: the copy of one
+ * sent again just before the window's end still is one. */
+TEST(a_packet_sent_again_restarts_its_window)
+{
+    struct dedup *d = dedup_new(WINDOW);
+    struct packet p = udp(msg_a, 1, 5060), copy = elsewhere(p);
+    CHECK(!dedup_repeat(d, DECODE_UDP, &p, 0));
+    CHECK(!dedup_repeat(d, DECODE_UDP, &p, 9 * MS));
+    CHECK(dedup_repeat(d, DECODE_UDP, &copy, 9 * MS + WINDOW));
+    dedup_free(d);
+}
+
+/* A file of plain Ethernet frames says no direction: there addresses and ports stand in for the
+ * path, so that a copy NATed on its way is one. A Linux cooked v2 header (tcpdump -i any) names
+ * the interface. */
+TEST(files_tell_paths_by_addresses_without_a_direction_and_by_cooked_ifindex)
+{
+    struct dedup *d = dedup_new(WINDOW);
+    struct packet p = udp(msg_a, 1, 5060), nat = udp(msg_a, 99, 40000);
+    p.dir = nat.dir = CAPTURE_DIR_UNKNOWN;
+    CHECK(!dedup_repeat(d, DECODE_UDP, &p, 0));
+    CHECK(dedup_repeat(d, DECODE_UDP, &nat, 1000));
+    CHECK(!dedup_repeat(d, DECODE_UDP, &p, 2000)); /* its own path again */
+    struct packet slave = udp(msg_b, 1, 5060), bond = slave;
+    slave.link_ifindex = 3;
+    bond.link_ifindex = 5;
+    CHECK(!dedup_repeat(d, DECODE_UDP, &slave, 3000));
+    CHECK(dedup_repeat(d, DECODE_UDP, &bond, 4000));
     dedup_free(d);
 }
 
