@@ -20,11 +20,13 @@
  * Fingerprints are keyed 64-bit hashes (slice_hash), so that nobody can craft packets that pass
  * for copies of others.
  *
- * Memory: a fixed table of DEDUP_SLOTS fingerprints (24 bytes each: 768 KiB), nothing per
- * packet. It holds the packets of the last window at rates far beyond what one engine thread
- * takes (32,768 slots against about 3,000 packets in 10 ms at 300,000 a second); past that, a
- * bucket's oldest fingerprint gives way, and a copy of it is counted again, as without dedup.
- * Not thread-safe: one per engine. */
+ * Memory: a fixed table of DEDUP_SLOTS fingerprints (24 bytes each: 192 KiB), nothing per
+ * packet. It holds the packets of the last window at the rates one engine thread takes (8,192
+ * slots against about 3,600 packets in 10 ms at 360,000 a second, the most the benchmark's
+ * sender offers); past that, a bucket's oldest fingerprint gives way, and a copy of it is
+ * counted again, as without dedup. Small, so that more of it stays in the cache: at a few
+ * thousand packets a second each lookup is a miss all the same, most of what a check costs
+ * (BENCHMARK.md). Not thread-safe: one per engine. */
 #ifndef SIPSCOPE_DEDUP_H
 #define SIPSCOPE_DEDUP_H
 
@@ -33,7 +35,7 @@
 
 #include "decode.h"
 
-#define DEDUP_SLOTS 32768u
+#define DEDUP_SLOTS 8192u
 #define DEDUP_DEFAULT_WINDOW_NS 10000000ull /* 10 ms: the live default (--dedup-window) */
 
 struct dedup;

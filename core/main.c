@@ -142,9 +142,10 @@ static void usage(FILE *out)
             "                           VLAN and its parent, a bond and its slave, or before\n"
             "                           and after NAT (sipscope_capture_duplicates_total);\n"
             "                           0 keeps every copy; below --timer-t1, so that no\n"
-            "                           retransmission is taken for a copy [10ms, at most\n"
-            "                           half of --timer-t1; 0 with --read, which reads a\n"
-            "                           file as it was captured]\n"
+            "                           retransmission is taken for a copy [on \"any\" or\n"
+            "                           several interfaces 10ms, at most half of\n"
+            "                           --timer-t1; 0 on one interface, and with --read,\n"
+            "                           which reads a file as it was captured]\n"
             "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
             "  --print                  print the metrics exposition after the whole file\n"
@@ -410,19 +411,6 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         cfg->track.timer_b_ns = 64 * cfg->track.t1_ns;
     if (!cli->timer_f_set)
         cfg->track.timer_f_ns = 64 * cfg->track.t1_ns;
-    /* Live, copies are dropped unless told otherwise (within half of a T1 set very low); a
-     * file is read as it was captured. */
-    if (!cli->dedup_set && !cli->read_path)
-        cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS < cfg->track.t1_ns / 2
-                                   ? DEDUP_DEFAULT_WINDOW_NS
-                                   : cfg->track.t1_ns / 2;
-    if (cfg->dedup_window_ns >= cfg->track.t1_ns) {
-        fprintf(stderr,
-                "sipscope: --dedup-window must be below T1 (--timer-t1, %.3f ms): a "
-                "retransmission would be taken for a copy and dropped\n",
-                (double)cfg->track.t1_ns / 1e6);
-        return -EINVAL;
-    }
     if (cli->read_path && (cli->interfaces || cli->snaplen || cli->ringbuf_size || cli->promisc)) {
         fprintf(stderr, "sipscope: --read reads a file: --interface, --snaplen, --ringbuf-size "
                         "and --promisc are for live capture\n");
@@ -445,6 +433,22 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             fprintf(stderr, "sipscope: --interface needs at least one name\n");
             return -EINVAL;
         }
+    }
+    /* Copies come from capturing several interfaces: live on "any" or on more than one, they
+     * are dropped unless told otherwise (within half of a T1 set very low). One interface has
+     * none (but in and out of it: hairpin NAT, --dedup-window), and a file is read as it was
+     * captured. */
+    bool several = cli->n_ifaces != 1 || strcmp(cli->iface_names[0], "any") == 0;
+    if (!cli->dedup_set && !cli->read_path && several)
+        cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS < cfg->track.t1_ns / 2
+                                   ? DEDUP_DEFAULT_WINDOW_NS
+                                   : cfg->track.t1_ns / 2;
+    if (cfg->dedup_window_ns >= cfg->track.t1_ns) {
+        fprintf(stderr,
+                "sipscope: --dedup-window must be below T1 (--timer-t1, %.3f ms): a "
+                "retransmission would be taken for a copy and dropped\n",
+                (double)cfg->track.t1_ns / 1e6);
+        return -EINVAL;
     }
     if (cli->promisc && (cli->n_ifaces == 0 || strcmp(cli->iface_names[0], "any") == 0)) {
         fprintf(stderr, "sipscope: --promisc needs the interfaces named (--interface eth1,...): "
@@ -675,6 +679,11 @@ int main(int argc, char **argv)
         capture_bpf_free(cap);
         return EXIT_FAILURE_RUNTIME;
     }
+    if (cap && cfg.dedup_window_ns)
+        log_info("main",
+                 "a packet captured again on another path within %.3f ms is a copy: "
+                 "dropped and counted (--dedup-window)",
+                 (double)cfg.dedup_window_ns / 1e6);
     status = cap ? run_live(e, cap, &cli) : run_offline(e, &cli);
     engine_free(e);
     capture_bpf_free(cap);

@@ -180,6 +180,23 @@ check "the tunnel device's copy is counted" \
     sample_becomes 'sipscope_capture_duplicates_total{iface="ddvx0"}' 1
 e2e_stop_sipscope
 
+# Two interfaces named: copies too, so the same default. One interface: no copies but those in
+# and out of it, so off unless given.
+e2e_iface=ddb0,ddbr0
+e2e_start_sipscope --sip-ports 5060
+check "two interfaces named: on" log_has "within 10.000 ms is a copy"
+send_udp n1
+check "two interfaces named: counted once" sample_becomes "$options" 1
+check "two interfaces named: the copy counted" sample_becomes "$dups" 1
+e2e_stop_sipscope
+e2e_iface=ddbr0
+e2e_start_sipscope --sip-ports 5060
+send_udp o1
+check "one interface: counted once" sample_becomes "$options" 1
+check "one interface: off by default" bash -c "! grep -q 'is a copy' $work/sipscope.log"
+e2e_stop_sipscope
+e2e_iface=any
+
 # What the default avoids: every message twice, the second as a retransmission.
 e2e_start_sipscope --sip-ports 5060 --dedup-window 0
 send_udp b1
