@@ -44,7 +44,9 @@ CAPTURE = "tests/fixtures/pcap/mix-udp4.pcap"
 # Queried families that mix-udp4.pcap does not show. Each entry: (how to show it, reason).
 # How: a committed capture (tests/fixtures/pcap/NAME) where the family must appear; "cut": a
 # copy of mix-udp4 cut short in its last packet; "snap": a copy whose first packet was captured
-# shorter than it was on the wire; None: no offline run can show it.
+# shorter than it was on the wire; "dup": a copy whose first packet is there twice, the second
+# time with a VLAN tag (the parent's view), read with --dedup-window; None: no offline run can
+# show it.
 LAZY = {
     "sip_retransmissions_total": (
         "flow-invite-retransmitted.pcap", "mix-udp4 has no retransmission"),
@@ -60,6 +62,8 @@ LAZY = {
         "cut", "mix-udp4 has no malformed input; a capture file cut short counts an l2 error"),
     "sipscope_capture_truncated_total": (
         "snap", "every packet of mix-udp4 was captured whole"),
+    "sipscope_capture_duplicates_total": (
+        "dup", "no packet of mix-udp4 was captured twice"),
     "sipscope_capture_drops_total": (
         None, "only the live capture's ring buffer drops packets"),
     "sipscope_capture_interface_up": (
@@ -240,6 +244,21 @@ def snap_first_packet(src, dst, keep):
         f.write(head + data[40:40 + keep] + data[40 + incl:])
 
 
+def copy_first_packet_tagged(src, dst):
+    """Copies the Ethernet pcap src to dst with its first packet there again right after it,
+    with a VLAN tag (100) after its MAC addresses: the same packet as the VLAN's parent shows
+    it."""
+    with open(src, "rb") as f:
+        data = f.read()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    sec, frac, incl, orig = struct.unpack(endian + "IIII", data[24:40])
+    frame = data[40:40 + incl]
+    tagged = frame[:12] + struct.pack("!HH", 0x8100, 100) + frame[12:]
+    copy = struct.pack(endian + "IIII", sec, frac, incl + 4, orig + 4) + tagged
+    with open(dst, "wb") as f:
+        f.write(data[:40 + incl] + copy + data[40 + incl:])
+
+
 def show_lazy(how, args, tmp):
     """What sipscope prints for the capture that shows a lazy family."""
     capture = os.path.join(args.source_dir, CAPTURE)
@@ -251,6 +270,10 @@ def show_lazy(how, args, tmp):
             f.write(data[:-10])
         # Exit status 3: the capture was cut short; what was read is still printed.
         return kitlib.run_exposition(args.sipscope, path, ok_codes=(3,))
+    if how == "dup":
+        path = os.path.join(tmp, "dup.pcap")
+        copy_first_packet_tagged(capture, path)
+        return kitlib.run_exposition(args.sipscope, path, extra=("--dedup-window", "10ms"))
     if how == "snap":
         path = os.path.join(tmp, "snap.pcap")
         snap_first_packet(capture, path, 64)
