@@ -3,10 +3,11 @@
  * with small caps per input.
  *
  * Input: one options byte (bit 0: --sip-ports 5060, otherwise SIP by start line; bit 1:
- * --decapsulate vxlan,gre,hep; bit 2: --events /dev/null, every call-record field), then frames,
- * each with a 5-byte header:
- *   u8  link: bits 0-2 pick the link type (table below); bit 7 marks the frame cut at the snap
- *       length (wire length = captured length + 100)
+ * --decapsulate vxlan,gre,hep; bit 2: --events /dev/null, every call-record field; bit 3:
+ * --dedup-window 10ms), then frames, each with a 5-byte header:
+ *   u8  link: bits 0-2 pick the link type (table below); bit 3 puts the frame on a second
+ *       interface, bit 4 makes it outgoing (copies on another path, for dedup); bit 7 marks the
+ *       frame cut at the snap length (wire length = captured length + 100)
  *   u16 time step in milliseconds since the previous frame, little-endian
  *   u16 captured length, little-endian (clamped to what is left of the input)
  * followed by the frame bytes. tests/fuzz/make_corpus.py writes pcaps in this form. Each frame
@@ -62,6 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.decap = DECODE_VXLAN | DECODE_GRE | DECODE_HEP;
     if (data[0] & 4) /* the events writer and the calls' CDR records (call_cdr) */
         cfg.events_path = "/dev/null";
+    if (data[0] & 8) /* copies of packets dropped (dedup) */
+        cfg.dedup_window_ns = 10 * NS_PER_MS;
     e = engine_new(&cfg, err, sizeof err);
     if (!e)
         abort();
@@ -88,8 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .wirelen = (uint32_t)len + ((kind & 0x80) ? 100 : 0),
             .ts_ns = now,
             .link = links[kind & 7],
-            .dir = CAPTURE_DIR_UNKNOWN,
-            .iface = 0,
+            .dir = (kind & 0x10) ? CAPTURE_DIR_OUTGOING : CAPTURE_DIR_UNKNOWN,
+            .iface = (kind & 0x08) ? 1 : 0,
         };
         engine_frame(e, &frame);
         free(copy);

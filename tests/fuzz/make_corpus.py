@@ -21,7 +21,7 @@ import cdr_fields  # noqa: E402
 import gen_pcaps  # noqa: E402
 
 # The options byte (tests/fuzz/fuzz_pipeline.c).
-SIP_PORTS, DECAPSULATE, EVENTS = 1, 2, 4
+SIP_PORTS, DECAPSULATE, EVENTS, DEDUP = 1, 2, 4, 8
 
 LINKS = {1: 0, 101: 1, 113: 2, 276: 3, 0: 4, 228: 5, 229: 6, 108: 7}
 MAX_FILE = 16384  # keep seeds small: libFuzzer mutates small inputs faster
@@ -123,6 +123,8 @@ def main():
             link, frames = read_pcap(path)
             stem = os.path.splitext(os.path.basename(path))[0]
             opts = DECAPSULATE if stem in ("gen_mirror", "gen_hep") else 0  # opened
+            if stem.startswith("gen_dup"):  # packets captured twice, dropped as copies
+                opts |= DEDUP
             write_split(outdir, stem, opts, records(link, frames))
         calls = os.path.join(tmp, "cdr_calls.pcap")
         cdr_fields.write_calls(calls)
