@@ -48,9 +48,9 @@ enum decode_stage {
 struct packet {
     uint64_t ts_ns;
     uint32_t iface;
-    uint8_t dir;        /* enum capture_dir; offline, from a Linux cooked header if any */
     uint32_t link_ifindex; /* offline, the interface a Linux cooked v2 header (tcpdump -i any)
                             * names; 0 otherwise (live, iface says it) */
+    uint8_t dir;           /* enum capture_dir; offline, from a Linux cooked header if any */
     uint8_t ip_version; /* 4 or 6: the innermost IP header */
     uint8_t l4_proto;   /* IPPROTO_UDP or IPPROTO_TCP; for a fragment, the fragmented protocol */
     uint8_t n_vlans;

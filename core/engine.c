@@ -544,9 +544,6 @@ static void update_deadline(struct engine *e)
     e->next_deadline = a < b ? a : b;
 }
 
-/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP, and adds
- * HEALTH_MATCHED to *results when it passed the port filter. A datagram may wait in the
- * lookahead ring (defer); a TCP segment's messages are tracked at once, after those waiting. */
 /* Whether a UDP or TCP packet passes the port filter (--sip-ports; without it, every port). */
 static bool on_sip_port(const struct engine *e, const struct packet *pkt)
 {
@@ -554,6 +551,9 @@ static bool on_sip_port(const struct engine *e, const struct packet *pkt)
            portset_has(&e->ports, pkt->dport);
 }
 
+/* Handles a decoded UDP datagram or TCP segment; returns whether it yielded SIP, and adds
+ * HEALTH_MATCHED to *results when it passed the port filter. A datagram may wait in the
+ * lookahead ring (defer); a TCP segment's messages are tracked at once, after those waiting. */
 static bool handle_transport(struct engine *e, enum decode_result r, const struct packet *pkt,
                              bool defer, unsigned *results)
 {
