@@ -1,3 +1,5 @@
+/* dedup: a fixed table of recent packets' fingerprints and paths, to tell copies of a packet
+ * captured on several paths (see dedup.h for the rule); nothing is kept per packet. */
 #include "dedup.h"
 
 #include <stdlib.h>
