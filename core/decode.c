@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "slice.h"
+
 /*
  * Error reasons: the complete set of label values this module gives
  * sipscope_parse_errors_total{stage,reason}. Each is a static string.
@@ -138,6 +140,13 @@ static bool enter_tunnel(struct packet *pkt)
         return false;
     }
     pkt->tunnels++;
+    /* The tunnel's source (pkt->src is still the outer header's): two HEP agents or mirrors
+     * that send the same packet are two paths to it. */
+    uint64_t lo, hi;
+    memcpy(&lo, pkt->src, sizeof(lo));
+    memcpy(&hi, pkt->src + 8, sizeof(hi));
+    uint64_t from = hash_mix(hash_mix(pkt->tunnel_from, lo), hi);
+    pkt->tunnel_from = (uint32_t)(from ^ from >> 32) | 1;
     return true;
 }
 

@@ -50,6 +50,8 @@ struct packet {
     uint32_t iface;
     uint32_t link_ifindex; /* offline, the interface a Linux cooked v2 header (tcpdump -i any)
                             * names; 0 otherwise (live, iface says it) */
+    uint32_t tunnel_from;  /* the source addresses of the tunnels crossed, hashed (0: none):
+                            * which mirror or HEP agent sent it (dedup.h) */
     uint8_t dir;           /* enum capture_dir; offline, from a Linux cooked header if any */
     uint8_t ip_version; /* 4 or 6: the innermost IP header */
     uint8_t l4_proto;   /* IPPROTO_UDP or IPPROTO_TCP; for a fragment, the fragmented protocol */

@@ -85,15 +85,18 @@ static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
 }
 
 /* The path a packet was seen on: the interface (live, or named by a cooked v2 header) and the
- * direction it was captured in, and its VLAN tags. Copies differ there: a bridge and its port,
- * a VLAN and its parent, a bond and its slave, in and out of one interface (hairpin NAT). The
+ * direction it was captured in, its VLAN tags, and the tunnels' sources it came through (a
+ * mirror, a HEP agent). Copies differ there: a bridge and its port, a VLAN and its parent, a
+ * bond and its slave, in and out of one interface (hairpin NAT), a HEP agent's copy beside the
+ * packet captured here or beside another agent's copy. The
  * same bytes again on the same path were sent again (a flood, a test tool, two senders) and
  * count. Only where nothing tells the direction (a file of plain Ethernet frames) do addresses
  * and ports stand in for the path, so that a copy NATed on its way is found there too. */
 static uint64_t path_of(const struct packet *pkt)
 {
-    uint64_t v = hash_mix((uint64_t)pkt->iface << 32 | pkt->link_ifindex,
-                          (uint64_t)pkt->dir << 8 | pkt->n_vlans);
+    uint64_t v =
+        hash_mix((uint64_t)pkt->iface << 32 | pkt->link_ifindex,
+                 (uint64_t)pkt->tunnel_from << 16 | (uint64_t)pkt->dir << 8 | pkt->n_vlans);
     for (unsigned i = 0; i < pkt->n_vlans && i < DECODE_MAX_VLANS; i++)
         v = hash_mix(v, pkt->vlans[i]);
     if (pkt->dir == CAPTURE_DIR_UNKNOWN)

@@ -217,7 +217,8 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
                           METRIC_COUNTER, "iface", NULL);
     h->duplicates = family(reg, "sipscope_capture_duplicates_total",
                            "Packets dropped as copies of one captured on another path (interface, "
-                           "direction, VLAN tags) less than --dedup-window before.",
+                           "direction, VLAN tags, tunnel source) less than --dedup-window "
+                           "before.",
                            METRIC_COUNTER, "iface", NULL);
     h->parse_errors = family(reg, "sipscope_parse_errors_total",
                              "Malformed or unsupported input and accepted anomalies, by stage.",

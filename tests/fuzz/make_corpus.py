@@ -122,7 +122,7 @@ def main():
         for path in pcaps:
             link, frames = read_pcap(path)
             stem = os.path.splitext(os.path.basename(path))[0]
-            opts = DECAPSULATE if stem in ("gen_mirror", "gen_hep") else 0  # opened
+            opts = DECAPSULATE if stem in ("gen_mirror", "gen_hep", "gen_dup_hep") else 0
             if stem.startswith("gen_dup"):  # packets captured twice, dropped as copies
                 opts |= DEDUP
             write_split(outdir, stem, opts, records(link, frames))

@@ -154,7 +154,16 @@ DUP_SLL2_EXACT = merge(
 DUP_SLL2_SINGLE = merge(one("sipscope_capture_duplicates_total", 7, iface="file"),
                         packets(16, 9, 9))
 
+# gen_dup_hep: an OPTIONS captured here and reported in HEP by two agents, its 200 here and by
+# one agent. The agent that sent a HEP packet is part of its path: 3 copies, each message once.
+DUP_HEP_EXACT = merge(req(OPTIONS=1), resp(("OPTIONS", 200, 1)), msgs(("udp", 4, 2)))
+DUP_HEP_SINGLE = merge(one("sipscope_capture_duplicates_total", 3, iface="file"),
+                       packets(5, 2, 2))
+
 CASES = {
+    "gen_dup_hep.pcap --decapsulate hep --dedup-window 10ms": (
+        "gen", ["--decapsulate", "hep", "--dedup-window", "10ms"], DUP_HEP_EXACT,
+        DUP_HEP_SINGLE),
     "gen_dup_sll2.pcap --dedup-window 10ms": ("gen", ["--dedup-window", "10ms"],
                                               DUP_SLL2_EXACT, DUP_SLL2_SINGLE),
     "gen_dup.pcap --dedup-window 10ms": ("gen", ["--dedup-window", "10ms"], DUP_EXACT,

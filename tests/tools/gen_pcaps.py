@@ -854,7 +854,33 @@ def gen_dup_sll2(path):
     p.close()
 
 
+def gen_dup_hep(path):
+    """A message captured here and reported in HEP too (--decapsulate hep): an OPTIONS from A to
+    B on the wire, then the same in HEP from agent 192.0.2.50 (1 ms later) and from agent
+    192.0.2.51 (2 ms later); its 200 on the wire, then in HEP from 192.0.2.51 (1 ms later).
+    5 frames: 3 of them copies."""
+    p = Pcap(path)
+    A, B = "10.7.7.1", "10.7.7.2"
+    opt = request("OPTIONS", "duph", 1, "duph", "ft")
+    ok = response(200, "OK", "OPTIONS", "duph", 1, "duph", "ft", "th")
+
+    def wire(ts, src, dst, msg):
+        p.add(ts, eth(ipv4(src, dst, UDP, udp(5060, 5060, msg)), 0x0800))
+
+    def hep(ts, agent, src, dst, msg):
+        p.add(ts, eth(ipv4(agent, "192.0.2.60", UDP, udp(40010, 9060, hep3(src, dst, 5060,
+                                                                         5060, msg))), 0x0800))
+
+    wire(7100.000, A, B, opt)
+    hep(7100.001, "192.0.2.50", A, B, opt)
+    hep(7100.002, "192.0.2.51", A, B, opt)
+    wire(7100.010, B, A, ok)
+    hep(7100.011, "192.0.2.51", B, A, ok)
+    p.close()
+
+
 CAPTURES = {
+    "gen_dup_hep.pcap": gen_dup_hep,
     "gen_dup_sll2.pcap": gen_dup_sll2,
     "gen_dup.pcap": gen_dup,
     "gen_tcp_stream.pcap": gen_tcp,

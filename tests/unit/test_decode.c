@@ -1528,7 +1528,7 @@ static uint32_t hep_packet(struct fb *f, unsigned dport, unsigned family, unsign
     return f->n + extra + 6;
 }
 
-TEST(hep3_gives_the_message_with_its_own_addresses_and_transport)
+TEST(hep3_gives_the_message_with_its_own_addresses_transport_and_agent)
 {
     struct fb f;
     struct packet pkt;
@@ -1542,10 +1542,19 @@ TEST(hep3_gives_the_message_with_its_own_addresses_and_transport)
     CHECK_INT(pkt.sport, 5060);
     CHECK_INT(pkt.dport, 5061);
     check_sip_payload(&pkt, &f, at);
+    /* The agent that sent it is part of the packet's path (dedup.h): another agent's copy of
+     * the same message (the outer source's last byte changed) comes from elsewhere. */
+    uint32_t agent = pkt.tunnel_from;
+    CHECK(agent != 0);
+    f.d[14 + 15] ^= 1;
+    CHECK_INT(run_decap(&f, DECODE_HEP, &pkt), DECODE_UDP);
+    CHECK(pkt.tunnel_from != 0 && pkt.tunnel_from != agent);
+    f.d[14 + 15] ^= 1;
     /* Not asked: a datagram to port 9060. */
     CHECK_INT(run_decap(&f, DECODE_VXLAN | DECODE_GRE, &pkt), DECODE_UDP);
     CHECK_INT(pkt.dport, 9060);
     CHECK_INT(pkt.tunnels, 0);
+    CHECK_INT(pkt.tunnel_from, 0);
     /* IPv6 and TCP, with a vendor's chunk and an unknown generic one on the way: still one
      * whole message (DECODE_UDP), its transport TCP. */
     static const uint8_t vendor[6] = {0x00, 0x30, 0x00, 0x01, 0x00, 0x07};

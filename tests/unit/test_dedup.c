@@ -67,6 +67,22 @@ TEST(a_copy_is_seen_on_another_path_the_same_path_again_is_a_packet_sent_again)
     dedup_free(d);
 }
 
+/* A HEP agent's copy of a packet captured here, or two agents' copies of one packet (the two
+ * ends of a trunk), came through different tunnels' sources. */
+TEST(copies_from_hep_agents_come_from_elsewhere)
+{
+    struct dedup *d = dedup_new(WINDOW);
+    struct packet here = udp(msg_a, 1, 5060), agent_x = here, agent_y = here;
+    agent_x.tunnels = agent_y.tunnels = 1;
+    agent_x.tunnel_from = 0x1234;
+    agent_y.tunnel_from = 0x5679;
+    CHECK(!dedup_repeat(d, DECODE_UDP, &here, 0));
+    CHECK(dedup_repeat(d, DECODE_UDP, &agent_x, 1000));
+    CHECK(dedup_repeat(d, DECODE_UDP, &agent_y, 2000));
+    CHECK(!dedup_repeat(d, DECODE_UDP, &here, 3000)); /* here again: sent again */
+    dedup_free(d);
+}
+
 /* Sent again on its path, a packet's copies are measured from the last time: the copy of one
  * sent again just before the window's end still is one. */
 TEST(a_packet_sent_again_restarts_its_window)
