@@ -116,6 +116,10 @@ bool dedup_repeat(struct dedup *d, enum decode_result r, const struct packet *pk
     if ((r != DECODE_UDP && r != DECODE_TCP && r != DECODE_FRAGMENT) || pkt->truncated)
         return false;
     uint64_t fp = fingerprint(r, pkt), path = path_of(pkt);
+    /* Traffic for other hosts comes from a mirror (SPAN, TAP, a mirroring tunnel), which sends
+     * one packet twice on one path when it copies two ports, or both directions, that the
+     * packet crosses: there the same bytes again within the window are a copy too. */
+    bool mirrored = pkt->mirrored || pkt->dir == CAPTURE_DIR_OTHERHOST;
     struct dedup_slot *b = &d->slots[(fp & d->mask) * BUCKET];
     struct dedup_slot *victim = NULL, *oldest = b;
 
@@ -126,7 +130,7 @@ bool dedup_repeat(struct dedup *d, enum decode_result r, const struct packet *pk
             continue;
         }
         if (b[i].fp == fp) {
-            if (b[i].path != path)
+            if (b[i].path != path || mirrored)
                 return true;
             b[i].time = now_ns; /* sent again: its copies are measured from this one */
             return false;

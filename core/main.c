@@ -434,11 +434,12 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             return -EINVAL;
         }
     }
-    /* Copies come from capturing several interfaces: live on "any" or on more than one, they
-     * are dropped unless told otherwise (within half of a T1 set very low). One interface has
-     * few (in and out of it: hairpin NAT; HEP beside the SIP it copies): --dedup-window there.
-     * A file is read as it was captured. */
-    bool several = cli->n_ifaces != 1 || strcmp(cli->iface_names[0], "any") == 0;
+    /* Copies come from capturing several interfaces, a mirror (--promisc) or tunnels
+     * (--decapsulate: mirrors, HEP agents): live there, they are dropped unless told otherwise
+     * (within half of a T1 set very low). One plain interface has few (in and out of it:
+     * hairpin NAT): --dedup-window there. A file is read as it was captured. */
+    bool several = cli->n_ifaces != 1 || strcmp(cli->iface_names[0], "any") == 0 ||
+                   cli->promisc || cfg->decap;
     if (!cli->dedup_set && !cli->read_path && several)
         cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS < cfg->track.t1_ns / 2
                                    ? DEDUP_DEFAULT_WINDOW_NS

@@ -14,7 +14,8 @@
 #   sample_becomes NAME WANT        waits up to 5 s for the series NAME (as exposed, labels
 #                                   included) to read WANT ("absent": no such series)
 #   log_has TEXT                    waits up to 5 s for TEXT in sipscope's log
-#   send_options DEST COUNT         COUNT SIP OPTIONS over UDP to DEST:5060, from inside $ns
+#   send_options DEST COUNT         COUNT SIP OPTIONS over UDP to DEST:5060, from inside $ns,
+#                                   each its own (branch, Call-ID): none is a copy (dedup.h)
 #   e2e_stop_sipscope               SIGTERM, checked to end with status 0
 #   e2e_finish                      the closing line; the exit status says whether all passed
 
@@ -119,11 +120,11 @@ send_options() { # DEST COUNT
     ip netns exec "$ns" python3 - "$1" "$2" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-msg = (b"OPTIONS sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKopt\r\n"
-       b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\n"
-       b"Content-Length: 0\r\n\r\n")
-for _ in range(int(sys.argv[2])):
-    s.sendto(msg, (sys.argv[1], 5060))
+for i in range(int(sys.argv[2])):
+    n = str(i).encode()
+    s.sendto(b"OPTIONS sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKopt" + n +
+             b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: opt" + n +
+             b"\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", (sys.argv[1], 5060))
 PY
 }
 

@@ -56,6 +56,18 @@ check "the log says so" log_has "interface spp0: promiscuous mode on while captu
 check "the sending side is left alone" promiscuity_becomes spp1 0
 send_options 10.9.0.2 3
 check "frames to another host's MAC are counted" sample_becomes "$options" 3
+# A mirror that copies two ports a packet crosses sends it twice: the same bytes at once are a
+# copy there (--dedup-window is on with --promisc), one path or not.
+ip netns exec "$ns" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+m = (b"OPTIONS sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKspan\r\n"
+     b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: span\r\nCSeq: 1 OPTIONS\r\n"
+     b"Content-Length: 0\r\n\r\n")
+s.sendto(m, ("10.9.0.2", 5060))
+s.sendto(m, ("10.9.0.2", 5060))'
+check "a mirror's two copies count once" sample_becomes "$options" 4
+check "the second as a copy" sample_becomes 'sipscope_capture_duplicates_total{iface="spp0"}' 1
 # Renamed away: its socket stays bound to it, so it stays held until an interface of the name
 # comes; then that one is captured and held, and the renamed one let go.
 ip -n "$ns" link set spp0 down
@@ -66,7 +78,7 @@ check "the log says a new spp0 is captured" \
     log_has "interface spp0 was created again: capturing it"
 check "the new spp0 is promiscuous" promiscuity_becomes spp0 1
 send_options 10.9.1.2 2
-check "its frames are counted" sample_becomes "$options" 5
+check "its frames are counted" sample_becomes "$options" 6
 check "the renamed one stays let go" promiscuity_becomes sold0 0
 kill_sipscope KILL
 check "SIGKILL: not promiscuous after" promiscuity_becomes spp0 0

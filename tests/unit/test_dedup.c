@@ -67,6 +67,23 @@ TEST(a_copy_is_seen_on_another_path_the_same_path_again_is_a_packet_sent_again)
     dedup_free(d);
 }
 
+/* Traffic for other hosts (a SPAN port, a TAP) or in a mirroring tunnel comes from a mirror,
+ * which sends a packet twice on one path when it copies two ports the packet crosses: there
+ * the same bytes again are a copy on any path. */
+TEST(a_mirror_sends_copies_on_one_path)
+{
+    struct dedup *d = dedup_new(WINDOW);
+    struct packet span = udp(msg_a, 1, 5060), tunnel = udp(msg_b, 1, 5060);
+    span.dir = CAPTURE_DIR_OTHERHOST;
+    tunnel.mirrored = 1;
+    CHECK(!dedup_repeat(d, DECODE_UDP, &span, 0));
+    CHECK(dedup_repeat(d, DECODE_UDP, &span, 1000));
+    CHECK(!dedup_repeat(d, DECODE_UDP, &tunnel, 2000));
+    CHECK(dedup_repeat(d, DECODE_UDP, &tunnel, 3000));
+    CHECK(!dedup_repeat(d, DECODE_UDP, &span, WINDOW + 1)); /* past the window: sent again */
+    dedup_free(d);
+}
+
 /* A HEP agent's copy of a packet captured here, or two agents' copies of one packet (the two
  * ends of a trunk), came through different tunnels' sources. */
 TEST(copies_from_hep_agents_come_from_elsewhere)
