@@ -378,6 +378,7 @@ static enum decode_result decode_tcp(struct span *s, struct packet *pkt)
     pkt->sport = rd16(s->p);
     pkt->dport = rd16(s->p + 2);
     pkt->tcp_seq = rd32(s->p + 4);
+    pkt->tcp_ack = rd32(s->p + 8);
     pkt->tcp_flags = s->p[13];
     span_skip(s, hl);
     pkt->payload = s->p;

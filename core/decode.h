@@ -71,6 +71,7 @@ struct packet {
     uint16_t sport, dport;             /* host order; 0 for a fragment */
 
     uint32_t tcp_seq; /* host order */
+    uint32_t tcp_ack; /* host order; only dedup reads it (NAT leaves it alone) */
     uint8_t tcp_flags;
 
     uint32_t frag_id;     /* IPv4 identification or IPv6 fragment identification */

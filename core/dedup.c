@@ -65,7 +65,8 @@ static uint64_t mix_addresses(uint64_t h, const struct packet *pkt)
     return hash_mix(h, word(pkt->dst + 8));
 }
 
-/* What a copy keeps: the payload, and where in its stream or datagram it goes. Addresses and
+/* What a copy keeps: the payload, and where in its stream or datagram it goes (a segment's
+ * sequence and acknowledgement numbers and flags). Addresses and
  * ports are left out of a whole datagram's or segment's (NAT changes them), but kept in a
  * fragment's: a fragment NATed on its way is a piece of another datagram to reassemble (its
  * first fragment, with the UDP header, differs), and its copy is told once whole. TTL and
@@ -75,7 +76,7 @@ static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
     uint64_t seed = (uint64_t)r << 56 | (uint64_t)pkt->l4_proto << 48;
 
     if (r == DECODE_TCP) {
-        seed ^= (uint64_t)pkt->tcp_seq << 8 | pkt->tcp_flags;
+        seed ^= hash_mix((uint64_t)pkt->tcp_seq << 8 | pkt->tcp_flags, pkt->tcp_ack);
     } else if (r == DECODE_FRAGMENT) {
         seed ^= hash_mix((uint64_t)pkt->frag_id << 32 | pkt->frag_offset, pkt->frag_more);
         seed = mix_addresses(seed, pkt);

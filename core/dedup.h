@@ -7,19 +7,22 @@
  * retransmission.
  *
  * A packet is a copy of one seen within the window when its contents are the same and it was
- * seen on another path. The contents: the transport payload, with the TCP sequence number and
- * flags of a segment, and the identification, offset, flag and addresses of an IP fragment (a
- * datagram NATed on its way is told from its copy once whole: the engine asks again after
- * reassembly). Whole datagrams and segments leave addresses and ports out, so that a copy
- * NATed on its way is one too. The path: the interface (live, or a Linux cooked v2 header's),
- * the direction, the VLAN tags and the tunnels' sources (a mirror, a HEP agent); addresses and
- * ports only where nothing says the direction (a file of Ethernet frames). The same bytes again on
- * the same path were sent again (a flood, a test tool, two senders) and are no copy. SIP messages
- * carry their own identifiers (branch, Call-ID, tags, CSeq), so two distinct messages are never
- * byte-identical, and a retransmission comes T1 (500 ms) or more later: a window well under T1
- * tells copies from retransmissions. A packet cut at the snap length is never taken for a copy
- * (another interface's link header cuts it elsewhere). Fingerprints are keyed 64-bit hashes
- * (slice_hash_wide), so that nobody can craft packets that pass for copies of others.
+ * seen on another path. The contents: the transport payload, with the TCP sequence and
+ * acknowledgement numbers and flags of a segment, and the identification, offset, flag and
+ * addresses of an IP fragment (a datagram NATed on its way is told from its copy once whole:
+ * the engine asks again after reassembly). Whole datagrams and segments leave addresses and
+ * ports out, so that a copy NATed on its way is one too. The path: the interface (live, or a
+ * Linux cooked v2 header's), the direction, the VLAN tags and the tunnels' sources (a mirror, a
+ * HEP agent); addresses and ports only where nothing says the direction (a file of Ethernet
+ * frames). The same bytes again on the same path were sent again (a flood, a test tool, two
+ * senders) and are no copy, but from a mirror (traffic for other hosts, or in a mirroring
+ * tunnel), which sends a packet twice on one path when it copies two ports the packet crosses.
+ * SIP messages carry their own identifiers (branch, Call-ID, tags, CSeq), so two distinct
+ * messages are never byte-identical, and a retransmission comes T1 (500 ms) or more later: a
+ * window well under T1 tells copies from retransmissions. A packet cut at the snap length is
+ * never taken for a copy (another interface's link header cuts it elsewhere). Fingerprints are
+ * keyed 64-bit hashes (slice_hash_wide), so that nobody can craft packets that pass for copies
+ * of others.
  *
  * Memory: a fixed table of DEDUP_SLOTS fingerprints (24 bytes each: 192 KiB), nothing per
  * packet. It holds the packets of the last window at the rates one engine thread takes (8,192

@@ -570,11 +570,13 @@ static bool handle_transport(struct engine *e, enum decode_result r, const struc
 
 /* A copy of a packet just captured elsewhere (dedup.h) goes no further: not reassembled, not
  * matched, not parsed; it is counted, and r becomes DECODE_SKIP. What the port filter leaves
- * out (RTP beside SIP, offline or inside tunnels) is not looked at. */
+ * out (RTP beside SIP, offline or inside tunnels) is not looked at, nor are keep-alives (many
+ * UAs send the same bytes, and they count nowhere). */
 static enum decode_result unless_copy(struct engine *e, enum decode_result r,
                                       const struct packet *pkt)
 {
     if (!e->dedup || (r != DECODE_FRAGMENT && !on_sip_port(e, pkt)) ||
+        (r == DECODE_UDP && only_line_breaks(pkt->payload, pkt->payload_len)) ||
         !dedup_repeat(e->dedup, r, pkt, pkt->ts_ns))
         return r;
     health_duplicate(e->health, pkt->iface);
