@@ -569,13 +569,14 @@ static bool handle_transport(struct engine *e, enum decode_result r, const struc
 }
 
 /* A copy of a packet just captured elsewhere (dedup.h) goes no further: not reassembled, not
- * matched, not parsed; it is counted, and r becomes DECODE_SKIP. What the port filter leaves
- * out (RTP beside SIP, offline or inside tunnels) is not looked at, nor are keep-alives (many
- * UAs send the same bytes, and they count nowhere). */
+ * matched, not parsed; it is counted, and r becomes DECODE_SKIP. Called only with e->dedup
+ * (a test at the call: without copies to drop a frame pays nothing more). What the port filter
+ * leaves out (RTP beside SIP, offline or inside tunnels) is not looked at, nor are keep-alives
+ * (many UAs send the same bytes, and they count nowhere). */
 static enum decode_result unless_copy(struct engine *e, enum decode_result r,
                                       const struct packet *pkt)
 {
-    if (!e->dedup || (r != DECODE_FRAGMENT && !on_sip_port(e, pkt)) ||
+    if ((r != DECODE_FRAGMENT && !on_sip_port(e, pkt)) ||
         (r == DECODE_UDP && only_line_breaks(pkt->payload, pkt->payload_len)) ||
         !dedup_repeat(e->dedup, r, pkt, pkt->ts_ns))
         return r;
@@ -601,7 +602,8 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     r = decode_frame(frame, e->cfg.decap, &pkt);
     if (pkt.truncated && frame->caplen >= frame->wirelen)
         health_truncated(e->health, frame->iface); /* a mirrored packet its mirror cut */
-    r = unless_copy(e, r, &pkt);
+    if (e->dedup)
+        r = unless_copy(e, r, &pkt);
     /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its
      * bytes live in the reassembly buffer, not in the frame: it is never deferred. */
     for (int depth = 0; r == DECODE_FRAGMENT && depth <= DECODE_MAX_TUNNELS; depth++) {
@@ -614,7 +616,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
         }
         r = decode_transport(data, len, &pkt);
     }
-    if (reassembled) /* whole, a datagram NATed on its way is told from its copy */
+    if (reassembled && e->dedup) /* whole, a datagram NATed on its way is told from its copy */
         r = unless_copy(e, r, &pkt);
     switch (r) {
     case DECODE_ERROR:
