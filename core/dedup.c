@@ -35,8 +35,7 @@ struct dedup *dedup_new(uint64_t window_ns)
         free(d);
         return NULL;
     }
-    for (uint32_t i = 0; i < DEDUP_SLOTS; i++)
-        d->slots[i] = (struct dedup_slot){0, 0, 0};
+    memset(d->slots, 0, DEDUP_SLOTS * sizeof(*d->slots)); /* fp 0: empty */
     return d;
 }
 
@@ -66,11 +65,11 @@ static uint64_t mix_addresses(uint64_t h, const struct packet *pkt)
 }
 
 /* What a copy keeps: the payload, and where in its stream or datagram it goes (a segment's
- * sequence and acknowledgement numbers and flags). Addresses and
- * ports are left out of a whole datagram's or segment's (NAT changes them), but kept in a
- * fragment's: a fragment NATed on its way is a piece of another datagram to reassemble (its
- * first fragment, with the UDP header, differs), and its copy is told once whole. TTL and
- * checksums are left out (routing changes them). */
+ * sequence and acknowledgement numbers and flags). Addresses and ports are left out of a whole
+ * datagram's or segment's (NAT changes them), but kept in a fragment's: a fragment NATed on its
+ * way is a piece of another datagram to reassemble (its first fragment, with the UDP header,
+ * differs), and its copy is told once whole. TTL and checksums are left out (routing changes
+ * them). */
 static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
 {
     uint64_t seed = (uint64_t)r << 56 | (uint64_t)pkt->l4_proto << 48;
@@ -86,13 +85,13 @@ static uint64_t fingerprint(enum decode_result r, const struct packet *pkt)
 }
 
 /* The path a packet was seen on: the interface (live, or named by a cooked v2 header) and the
- * direction it was captured in, its VLAN tags, and the tunnels' sources it came through (a
- * mirror, a HEP agent). Copies differ there: a bridge and its port, a VLAN and its parent, a
- * bond and its slave, in and out of one interface (hairpin NAT), a HEP agent's copy beside the
- * packet captured here or beside another agent's copy. The
- * same bytes again on the same path were sent again (a flood, a test tool, two senders) and
- * count. Only where nothing tells the direction (a file of plain Ethernet frames) do addresses
- * and ports stand in for the path, so that a copy NATed on its way is found there too. */
+ * direction it was captured in, its VLAN tags, and the tunnels' sources it came through (a mirror,
+ * a HEP agent). Copies differ there: a bridge and its port, a VLAN and its parent, a bond and its
+ * slave, in and out of one interface (hairpin NAT), a HEP agent's copy beside the packet captured
+ * here or beside another agent's copy. The same bytes again on the same path were sent again (a
+ * flood, a test tool, two senders) and count, but from a mirror (dedup_repeat). Only where nothing
+ * tells the direction (a file of plain Ethernet frames) do addresses and ports stand in for the
+ * path, so that a copy NATed on its way is found there too. */
 static uint64_t path_of(const struct packet *pkt)
 {
     uint64_t v =

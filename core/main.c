@@ -439,9 +439,9 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
      * (--decapsulate: mirrors, HEP agents): live there, they are dropped unless told otherwise
      * (within half of a T1 set very low). One plain interface has few (in and out of it:
      * hairpin NAT): --dedup-window there. A file is read as it was captured. */
-    bool several = cli->n_ifaces != 1 || strcmp(cli->iface_names[0], "any") == 0 ||
-                   cli->promisc || cfg->decap;
-    if (!cli->dedup_set && !cli->read_path && several)
+    bool copies_likely =
+        cli->n_ifaces != 1 || strcmp(cli->iface_names[0], "any") == 0 || cli->promisc || cfg->decap;
+    if (!cli->dedup_set && !cli->read_path && copies_likely)
         cfg->dedup_window_ns = DEDUP_DEFAULT_WINDOW_NS < cfg->track.t1_ns / 2
                                    ? DEDUP_DEFAULT_WINDOW_NS
                                    : cfg->track.t1_ns / 2;
