@@ -1007,11 +1007,15 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, const char *b
     return tmp;
 }
 
-/* Records the first stray control byte among the odd ones of the chunk at base (n bytes of it
- * are input): an HT is fine, so is a CR that ends the input (its LF may follow). */
-__attribute__((noinline)) static void chunk_odd(struct lines *it, const char *b, uint64_t odd,
-                                                size_t n)
+/* Records the first stray control byte of the chunk at b (n bytes of it are input; the byte
+ * after it is readable when n > 64): a control byte that is no LF and precedes no LF. An HT is
+ * fine, so is a CR that ends the input (its LF may follow). */
+__attribute__((noinline)) static void chunk_odd(struct lines *it, const char *b, uint64_t lf,
+                                                uint64_t ctl, size_t n)
 {
+    bool next_lf = n > 64 && b[64] == '\n';
+    uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
+
     while (odd && it->first_bad == it->end) {
         unsigned i = (unsigned)__builtin_ctzll(odd);
         odd &= odd - 1;
@@ -1021,14 +1025,15 @@ __attribute__((noinline)) static void chunk_odd(struct lines *it, const char *b,
     }
 }
 
-/* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line);
- * next_lf says whether the byte after the chunk is an LF. Returns the LF mask. */
+/* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line).
+ * When every line of the chunk ends in CRLF its control bytes are exactly the LFs and the bytes
+ * before them, one compare; anything else (an HT, a CRLF cut by the chunk's end, a bare LF, a
+ * stray byte) is sorted out by chunk_odd. Returns the LF mask. */
 static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, const char *b, uint64_t lf,
-                                          uint64_t ctl, bool next_lf, size_t n)
+                                          uint64_t ctl, size_t n)
 {
-    uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
-    if (odd)
-        chunk_odd(it, b, odd, n);
+    if (__builtin_expect(ctl != (lf | lf >> 1), 0))
+        chunk_odd(it, b, lf, ctl, n);
     return lf;
 }
 
@@ -1053,7 +1058,7 @@ static ALWAYS_INLINE uint64_t chunk_tail_with(struct lines *it, const char *b, m
         lf &= (1ULL << n) - 1;
         ctl &= (1ULL << n) - 1;
     }
-    return chunk_check(it, b, lf, ctl, n > 64 && b[64] == '\n', n);
+    return chunk_check(it, b, lf, ctl, n);
 }
 
 /* LF mask of the chunk at base (below it->end), computed when the lines reach it: a header block
@@ -1067,7 +1072,7 @@ static ALWAYS_INLINE uint64_t chunk_lf_with(struct lines *it, const char *b, mas
     if (it->end - b <= 64)
         return chunk_tail_with(it, b, masks);
     masks(b, &lf, &ctl);
-    return chunk_check(it, b, lf, ctl, b[64] == '\n', 65);
+    return chunk_check(it, b, lf, ctl, 65);
 }
 
 __attribute__((noinline)) static uint64_t chunk_lf(struct lines *it, const char *b)
