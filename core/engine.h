@@ -63,11 +63,12 @@ void engine_free(struct engine *e);
 void engine_frame(struct engine *e, const struct capture_frame *frame);
 
 /* The lookahead: a UDP message is parsed when its frame comes, and tracked (its tables
- * read, its events dispatched) ENGINE_LOOKAHEAD frames later, once its table lookups have been
- * prefetched. Messages are still tracked one by one in capture order; only the engine's own
- * parse counters run ahead. A frame's bytes are read until ENGINE_LOOKAHEAD more frames have
- * gone through engine_frame, or until engine_flush: the capture must keep them until then.
- * engine_read_file turns it on by itself for a mapped file, and off for a file it cannot map. */
+ * read, its events dispatched) a few frames later, at most ENGINE_LOOKAHEAD, once its table
+ * lookups have been prefetched. Messages are still tracked in capture order, several in a row;
+ * only the engine's own parse counters run ahead. A frame's bytes are read until ENGINE_LOOKAHEAD
+ * more frames have gone through engine_frame, or until engine_flush: the capture must keep them
+ * until then. engine_read_file turns it on by itself for a mapped file, and off for a file it
+ * cannot map. */
 #define ENGINE_LOOKAHEAD 7
 
 /* Turns the lookahead on for the engine's life. Returns 0 or -ENOMEM. */
