@@ -29,11 +29,11 @@
 
 #define PUBLISH_EVERY 4096 /* frames between table-size updates */
 
-/* With the lookahead on, a UDP message is tracked between TRACK_AGE and ENGINE_LOOKAHEAD frames
- * after its own, so that its table lookups find their cache lines loaded (track_prepare,
- * track_prefetch): see lookahead_step. */
+/* With the lookahead on, a UDP message is tracked 3 to ENGINE_LOOKAHEAD frames after its own
+ * (sooner at a flush), so that its table lookups find their cache lines loaded (track_prepare,
+ * track_prefetch): see lookahead_step, where the frame just handled is of age 1. */
 #define LOOKAHEAD ENGINE_LOOKAHEAD
-#define TRACK_AGE 4                /* the prefetch steps take the three frames before */
+#define TRACK_AGE 4 /* the age tracking starts at: the prefetch steps take ages 1 to 3 */
 #define RING_SLOTS (LOOKAHEAD + 1) /* a power of two: slots are found with a mask */
 _Static_assert(TRACK_AGE <= LOOKAHEAD, "a message is tracked within the frames held");
 _Static_assert((RING_SLOTS & (RING_SLOTS - 1)) == 0, "RING_SLOTS must be a power of two");
