@@ -10,22 +10,20 @@ resolve on the machine at the time.
 
     tests/bench/ab_pairs.py [--pairs N] [--cpu C] BEFORE AFTER -- ARGS...
 
-ARGS are given to both binaries; "{tag}" in them becomes the binary's file name, so that each
+ARGS are given to both binaries; "{tag}" in them becomes "before" or "after", so that each
 writes its own output files (--events /tmp/e.{tag}.json). Output goes to /dev/null. A run that
 fails stops the tool with its exit status. Timing thresholds, if any, belong to the caller.
 """
 import argparse
-import os
 import resource
 import statistics
 import subprocess
 import sys
 
 
-def cpu_seconds(binary, args, cpu):
+def cpu_seconds(binary, tag, args, cpu):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    argv = ["taskset", "-c", cpu, binary] + [a.replace("{tag}", os.path.basename(binary))
-                                             for a in args]
+    argv = ["taskset", "-c", cpu, binary] + [a.replace("{tag}", tag) for a in args]
     rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     if rc != 0:
         sys.exit(f"ab_pairs: {' '.join(argv)} exited with {rc}")
@@ -48,11 +46,11 @@ def main():
     ratios, t_before, t_after = [], [], []
     for i in range(a.pairs):
         if i % 2:
-            tb = cpu_seconds(a.before, args, a.cpu)
-            ta = cpu_seconds(a.after, args, a.cpu)
+            tb = cpu_seconds(a.before, "before", args, a.cpu)
+            ta = cpu_seconds(a.after, "after", args, a.cpu)
         else:
-            ta = cpu_seconds(a.after, args, a.cpu)
-            tb = cpu_seconds(a.before, args, a.cpu)
+            ta = cpu_seconds(a.after, "after", args, a.cpu)
+            tb = cpu_seconds(a.before, "before", args, a.cpu)
         t_before.append(tb)
         t_after.append(ta)
         ratios.append(ta / tb)
