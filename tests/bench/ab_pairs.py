@@ -43,17 +43,14 @@ def main():
     if a.pairs < 4:
         ap.error("--pairs: at least 4")
 
+    binaries = {"before": a.before, "after": a.after}
     ratios, t_before, t_after = [], [], []
     for i in range(a.pairs):
-        if i % 2:
-            tb = cpu_seconds(a.before, "before", args, a.cpu)
-            ta = cpu_seconds(a.after, "after", args, a.cpu)
-        else:
-            ta = cpu_seconds(a.after, "after", args, a.cpu)
-            tb = cpu_seconds(a.before, "before", args, a.cpu)
-        t_before.append(tb)
-        t_after.append(ta)
-        ratios.append(ta / tb)
+        order = ("before", "after") if i % 2 else ("after", "before")
+        t = {tag: cpu_seconds(binaries[tag], tag, args, a.cpu) for tag in order}
+        t_before.append(t["before"])
+        t_after.append(t["after"])
+        ratios.append(t["after"] / t["before"])
     q = statistics.quantiles(ratios, n=4)
     print(f"{a.pairs} pairs: after/before CPU time median {statistics.median(ratios):.3f}, "
           f"interquartile range {q[0]:.3f} to {q[2]:.3f}; median CPU seconds: before "
