@@ -52,6 +52,19 @@ RENDER_TARGET_MS = 10.0
 SOAK_FLAT_KIB_PER_MIN = 100  # criterion of "flat": under 1 MiB of growth per 10 minutes
 
 
+def rules_pace(by, ts):
+    """The rules target against the issue's tshark figure, as the pace sentence gives the
+    no-rules one: " The rules target is 10.6x ...; this run's ratios are ...", or "" without
+    rules in the run."""
+    rows = [(what, by[tool]["cpu_rate"]["median"] / ts)
+            for tool, what in [("sipscope, bundled rules", "with an events file"),
+                               (RULES_NO_EVENTS, "without")] if tool in by]
+    if not rows:
+        return ""
+    return (f" The rules target is {OFFLINE_RULES_TARGET / TSHARK_REFERENCE:.1f}x it; this run's "
+            "ratios are " + " and ".join(f"{r:.1f}x {what}" for what, r in rows) + ".")
+
+
 class Bench:
     def __init__(self, args):
         self.a = args
@@ -858,8 +871,8 @@ class Bench:
           f"the issue's {TSHARK_REFERENCE:,} for this kind of machine, and sngrep {sg:,.0f}, "
           f"{100 * sg / SNGREP_REFERENCE:.0f}% of its {SNGREP_REFERENCE:,}. The no-rules target "
           f"is {OFFLINE_TARGET / TSHARK_REFERENCE:.1f}x the issue's tshark figure; this run's "
-          f"ratio is {base['cpu_rate']['median'] / ts:.1f}x. The verdicts below are on the "
-          f"absolute figures.")
+          f"ratio is {base['cpu_rate']['median'] / ts:.1f}x.{rules_pace(by, ts)} The verdicts "
+          f"below are on the absolute figures.")
         w("")
         w("| figure | target | result | command |")
         w("|---|---|---|---|")
