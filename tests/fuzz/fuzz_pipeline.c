@@ -11,8 +11,14 @@
  *   u16 time step in milliseconds since the previous frame, little-endian
  *   u16 captured length, little-endian (clamped to what is left of the input)
  * followed by the frame bytes. tests/fuzz/make_corpus.py writes pcaps in this form. Each frame
- * is copied into a buffer of exactly its length, so a read past it is caught by ASan. */
+ * is copied into a buffer of exactly its length, so a read past it is caught by ASan.
+ *
+ * Built with FUZZ_RULES_DIR (the target fuzz_pipeline_rules), every input also runs the rules of
+ * that directory (tests/fuzz/rules: one rule calling the whole Lua API on every message and
+ * event), so that the C half of the API reads the fuzzer's messages too. A rule error counted
+ * there is a bug (that rule never fails by design), and the input aborts on it. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,9 +71,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.events_path = "/dev/null";
     if (data[0] & 8) /* copies of packets dropped (dedup) */
         cfg.dedup_window_ns = 10 * NS_PER_MS;
+#ifdef FUZZ_RULES_DIR
+    cfg.rules.rules_dir = FUZZ_RULES_DIR;
+    /* A budget stop would be a slow machine, not a bug: only errors of the rule's own count. */
+    cfg.rules.budget_ns = 10ULL * 1000 * NS_PER_MS;
+#endif
     e = engine_new(&cfg, err, sizeof err);
-    if (!e)
+    if (!e) {
+        fprintf(stderr, "fuzz_pipeline: %s\n", err);
         abort();
+    }
 
     while (pos + 5 <= size) {
         uint8_t kind = data[pos];
@@ -102,6 +115,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     expo_buf_init(&out);
     if (expo_render(engine_metrics(e), EXPO_DETERMINISTIC, &out) != 0)
         abort();
+#ifdef FUZZ_RULES_DIR
+    /* The family has a series only once an error was counted (any rule, any kind). */
+    static const char error_series[] = "\nsipscope_rule_errors_total{";
+    if (memmem(out.data, out.len, error_series, sizeof error_series - 1)) {
+        fwrite(out.data, 1, out.len, stderr);
+        fprintf(stderr, "fuzz_pipeline: a rule error was counted (exposition above)\n");
+        abort();
+    }
+#endif
     expo_buf_fini(&out);
     engine_free(e);
     return 0;
