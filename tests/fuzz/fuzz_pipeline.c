@@ -1,10 +1,9 @@
 /* fuzz_pipeline: libFuzzer target for the whole offline pipeline: decode, IP reassembly, TCP
  * streams and SIP framing, parsing, tracking, metrics and exposition, through a fresh engine
- * with small caps per input.
+ * with small caps per input (fuzz_engine.h).
  *
- * Input: one options byte (bit 0: --sip-ports 5060, otherwise SIP by start line; bit 1:
- * --decapsulate vxlan,gre,hep; bit 2: --events /dev/null, every call-record field; bit 3:
- * --dedup-window 10ms), then frames, each with a 5-byte header:
+ * Input: one options byte (fuzz_engine_config: SIP ports, decapsulation, events file, dedup),
+ * then frames, each with a 5-byte header:
  *   u8  link: bits 0-2 pick the link type (table below); bit 3 puts the frame on a second
  *       interface, bit 4 makes it outgoing (copies on another path, for dedup); bit 7 marks the
  *       frame cut at the snap length (wire length = captured length + 100)
@@ -18,16 +17,10 @@
  * event), so that the C half of the API reads the fuzzer's messages too. A rule error counted
  * there is a bug (that rule never fails by design), and the input aborts on it. */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "engine.h"
-#include "expo.h"
-#include "portset.h"
-
-#define NS_PER_MS 1000000ULL
+#include "fuzz_engine.h"
 
 static const uint16_t links[8] = {
     CAPTURE_LINK_ETHERNET, CAPTURE_LINK_RAW,  CAPTURE_LINK_LINUX_SLL, CAPTURE_LINK_LINUX_SLL2,
@@ -41,46 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct engine_config cfg;
     struct portset ports;
     struct engine *e;
-    struct expo_buf out;
-    char err[256];
     uint64_t now = 1700000000ULL * 1000000000ULL;
     size_t pos = 1;
 
     if (size < 1)
         return 0;
-    engine_config_defaults(&cfg);
-    /* Small tables: the fuzzer reaches every cap and eviction path quickly. */
-    cfg.track.max_calls = 32;
-    cfg.track.max_transactions = 64;
-    cfg.track.max_registrations = 32;
-    cfg.reasm.max_datagrams = 8;
-    cfg.reasm.max_bytes = 128 << 10;
-    cfg.tcp.max_streams = 8;
-    cfg.tcp.max_bytes = 256 << 10;
-    cfg.tcp.max_ooo_bytes = 16 << 10;
-    cfg.tcp.max_ooo_segments = 16;
-    cfg.symbol_cap = 4096;
-    if (data[0] & 1) {
-        if (portset_parse(&ports, "5060", err, sizeof err) != 0)
-            abort();
-        cfg.sip_ports = &ports;
-    }
-    if (data[0] & 2)
-        cfg.decap = DECODE_VXLAN | DECODE_GRE | DECODE_HEP;
-    if (data[0] & 4) /* the events writer and the calls' CDR records (call_cdr) */
-        cfg.events_path = "/dev/null";
-    if (data[0] & 8) /* copies of packets dropped (dedup) */
-        cfg.dedup_window_ns = 10 * NS_PER_MS;
-#ifdef FUZZ_RULES_DIR
-    cfg.rules.rules_dir = FUZZ_RULES_DIR;
-    /* A budget stop would be a slow machine, not a bug: only errors of the rule's own count. */
-    cfg.rules.budget_ns = 10ULL * 1000 * NS_PER_MS;
-#endif
-    e = engine_new(&cfg, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "fuzz_pipeline: %s\n", err);
-        abort();
-    }
+    fuzz_engine_config(&cfg, data[0], &ports);
+    e = fuzz_engine_new(&cfg);
 
     while (pos + 5 <= size) {
         uint8_t kind = data[pos];
@@ -97,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         memcpy(copy, data + pos, len);
         pos += len;
-        now += step * NS_PER_MS;
+        now += step * FUZZ_NS_PER_MS;
         frame = (struct capture_frame){
             .data = copy,
             .caplen = (uint32_t)len,
@@ -110,21 +70,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         engine_frame(e, &frame);
         free(copy);
     }
-    /* An hour later every timer (reassembly, transactions, calls) has fired. */
-    engine_tick(e, now + 3600ULL * 1000 * NS_PER_MS);
-    expo_buf_init(&out);
-    if (expo_render(engine_metrics(e), EXPO_DETERMINISTIC, &out) != 0)
-        abort();
-#ifdef FUZZ_RULES_DIR
-    /* The family has a series only once an error was counted (any rule, any kind). */
-    static const char error_series[] = "\nsipscope_rule_errors_total{";
-    if (memmem(out.data, out.len, error_series, sizeof error_series - 1)) {
-        fwrite(out.data, 1, out.len, stderr);
-        fprintf(stderr, "fuzz_pipeline: a rule error was counted (exposition above)\n");
-        abort();
-    }
-#endif
-    expo_buf_fini(&out);
-    engine_free(e);
+    fuzz_engine_end(e, now);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <pcap/pcap.h>
 
 #include "decode.h"
+#include "pcap_same.h"
 #include "test.h"
 
 /* Capture files are written byte by byte into a temporary directory: the pcap file header and
@@ -323,64 +324,18 @@ TEST(file_ending_inside_a_record_is_eio_with_libpcaps_reason)
 
 /* ---- the in-place reader of classic pcap files, against libpcap itself ---- */
 
-/* Reads name with capture_pcap and with libpcap directly, and fails at the first difference:
- * the frames (time, lengths, bytes), how the file ends (clean or -EIO) and the error text.
- * Returns the number of frames read. */
+/* The frames pcap_same_as_libpcap read alike from name; a difference (or a file read in place
+ * or not, against want_in_place) fails the test. */
 static int check_same_as_libpcap(const char *name, bool want_in_place)
 {
-    char err[256] = "", perr[PCAP_ERRBUF_SIZE] = "";
-    struct capture_pcap *cap = capture_pcap_open(tmp_path(name), err, sizeof err);
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(tmp_path(name), PCAP_TSTAMP_PRECISION_NANO,
-                                                        perr);
-    int frames = 0;
+    char why[512];
+    bool in_place = !want_in_place;
+    int frames = pcap_same_as_libpcap(tmp_path(name), &in_place, why, sizeof why);
 
-    if (!cap || !p) {
-        TEST_FAIL_AT("%s: open: %s / %s", name, err, perr);
-        goto out;
-    }
-    if (capture_pcap_in_place(cap) != want_in_place)
-        TEST_FAIL_AT("%s: in place %d, expected %d", name, capture_pcap_in_place(cap),
-                     want_in_place);
-    for (;;) {
-        struct capture_frame fr;
-        struct pcap_pkthdr *h;
-        const u_char *data;
-        int rc = capture_pcap_next(cap, &fr, err, sizeof err);
-        int prc = pcap_next_ex(p, &h, &data);
-        /* libpcap's errors: a cut file ("truncated ...") or a record it refuses. */
-        int want = prc == 1                                          ? 1
-                   : prc == PCAP_ERROR_BREAK                         ? 0
-                   : strncmp(pcap_geterr(p), "truncated", 9) == 0 ? -EIO
-                                                                     : -EBADMSG;
-        if (rc != want) {
-            TEST_FAIL_AT("%s: frame %d: rc %d, libpcap %d (%s)", name, frames, rc, prc,
-                         pcap_geterr(p));
-            break;
-        }
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            if (strcmp(err, pcap_geterr(p)) != 0)
-                TEST_FAIL_AT("%s: frame %d: \"%s\", libpcap \"%s\"", name, frames, err,
-                             pcap_geterr(p));
-            break;
-        }
-        /* libpcap's time, clamped to [0, CAPTURE_MAX_TS_NS] as capture.h says (in 128 bits,
-         * so that the reference cannot wrap itself). */
-        __int128 t = (__int128)h->ts.tv_sec * 1000000000 + (__int128)h->ts.tv_usec;
-        uint64_t ts = t < 0 ? 0 : t > (__int128)CAPTURE_MAX_TS_NS ? CAPTURE_MAX_TS_NS : (uint64_t)t;
-        if (fr.ts_ns != ts || fr.caplen != h->caplen ||
-            fr.wirelen != (h->len > h->caplen ? h->len : h->caplen) ||
-            memcmp(fr.data, data, h->caplen) != 0)
-            TEST_FAIL_AT("%s: frame %d differs: ts %llu/%llu caplen %u/%u wirelen %u/%u", name,
-                         frames, (unsigned long long)fr.ts_ns, (unsigned long long)ts, fr.caplen,
-                         h->caplen, fr.wirelen, h->len);
-        frames++;
-    }
-out:
-    capture_pcap_free(cap);
-    if (p)
-        pcap_close(p);
+    if (why[0])
+        TEST_FAIL_AT("%s: %s", name, why);
+    else if (in_place != want_in_place)
+        TEST_FAIL_AT("%s: in place %d, expected %d", name, in_place, want_in_place);
     return frames;
 }
 
