@@ -144,25 +144,19 @@ local function write_cdr(d, m)
     touch(c.fz_ua)
 end
 
+-- Every call event: the dialog, its fields for the events file, the message (nil for a timer).
+local function on_dialog(d, m)
+    read_dialog(d)
+    write_cdr(d, m)
+    read_message(m)
+end
+
 return {
     on_message = read_message,
-    on_dialog_start = function(d, m)
-        read_dialog(d)
-        write_cdr(d, m)
-    end,
-    on_dialog_ringing = function(d, m)
-        read_dialog(d)
-        read_message(m)
-    end,
-    on_dialog_answer = function(d, m)
-        read_dialog(d)
-        write_cdr(d, m)
-    end,
-    on_dialog_end = function(d, m)
-        read_dialog(d)
-        write_cdr(d, m)
-        read_message(m)
-    end,
+    on_dialog_start = on_dialog,
+    on_dialog_ringing = on_dialog,
+    on_dialog_answer = on_dialog,
+    on_dialog_end = on_dialog,
     on_transaction_end = function(t, m)
         touch(t.method)
         touch(t.code)
