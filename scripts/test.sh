@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh Debian 12 machine and runs the whole test suite: unit tests
 # (also under ASan+UBSan), end-to-end and conformance tests, Lua specs and the fuzz runs
-# (ASan+UBSan with and without rules, MemorySanitizer without).
+# (ASan+UBSan: the pipeline with and without rules, capture files; MemorySanitizer: the pipeline).
 # Prints one closing line "N passed, N failed, N skipped"; exits non-zero if anything failed.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,11 +19,12 @@ release_failed=0
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
 # The libFuzzer build: clang, the core instrumented for coverage (fuzzer-no-link) and built
-# with ASan and UBSan; its ctest runs the pipeline fuzzers (label fuzz): 60 s without rules and,
-# beside it, 45 s with a rule that calls the whole Lua API (tests/fuzz/rules).
+# with ASan and UBSan; its ctest runs the fuzzers (label fuzz, tests/CMakeLists.txt): the
+# pipeline's for 60 s and, beside it, the pipeline's with a rule that calls the whole Lua API
+# and the capture files' for 30 s each.
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
     -DSIPSCOPE_FUZZ=ON -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_pipeline fuzz_pipeline_rules
+cmake --build build-fuzz -j"$jobs" --target fuzz_pipeline fuzz_pipeline_rules fuzz_pcap_file
 # The same pipeline fuzzer under MemorySanitizer, without rules: reads of bytes never written,
 # such as what a reused table entry keeps of the entry before (core/table.c poisons them there).
 cmake -S . -B build-msan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
