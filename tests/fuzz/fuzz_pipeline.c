@@ -5,8 +5,10 @@
  * Input: one options byte (fuzz_engine_config: SIP ports, decapsulation, events file, dedup),
  * then frames, each with a 5-byte header:
  *   u8  link: bits 0-2 pick the link type (table below); bit 3 puts the frame on a second
- *       interface, bit 4 makes it outgoing (copies on another path, for dedup); bit 7 marks the
- *       frame cut at the snap length (wire length = captured length + 100)
+ *       interface, bit 4 makes it outgoing (copies on another path, for dedup); bit 5 reloads
+ *       the rules before the frame (SIGHUP; at most twice an input, a Lua state each); bit 6
+ *       reopens the events file before it (a rotation); bit 7 marks the frame cut at the snap
+ *       length (wire length = captured length + 100)
  *   u16 time step in milliseconds since the previous frame, little-endian
  *   u16 captured length, little-endian (clamped to what is left of the input)
  * followed by the frame bytes. tests/fuzz/make_corpus.py writes pcaps in this form. Each frame
@@ -17,6 +19,7 @@
  * event), so that the C half of the API reads the fuzzer's messages too. A rule error counted
  * there is a bug (that rule never fails by design), and the input aborts on it. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct engine *e;
     uint64_t now = 1700000000ULL * 1000000000ULL;
     size_t pos = 1;
+    int reloads = 0;
+    char msg[512];
 
     if (size < 1)
         return 0;
@@ -50,6 +55,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t *copy;
 
         pos += 5;
+        /* The same rules always load again, and /dev/null always opens: a failure is a bug. */
+        if ((kind & 0x20) && reloads < 2) {
+            reloads++;
+            if (engine_reload_rules(e, msg, sizeof msg) != 0) {
+                fprintf(stderr, "fuzz_pipeline: reload: %s\n", msg);
+                abort();
+            }
+        }
+        if ((kind & 0x40) && engine_reopen_events(e, msg, sizeof msg) != 0) {
+            fprintf(stderr, "fuzz_pipeline: reopen: %s\n", msg);
+            abort();
+        }
         if (len > size - pos)
             len = size - pos;
         copy = malloc(len ? len : 1);
