@@ -579,7 +579,15 @@ class Bench:
                 versions[name] = (r.stdout or r.stderr).splitlines()[0].strip()
             except (OSError, IndexError):
                 versions[name] = "absent"
-        return {"model": info.get("Model name", "?"), "cpus": info.get("CPU(s)", "?"),
+        # A VM may name its CPU no more than "AMD EPYC": the family and model numbers tell the
+        # generation, and the flags which variant of the parser (sip_parse.c, variant_best)
+        # the timed runs took, where valgrind's counts are always the AVX2 one's.
+        flags = info.get("Flags", "").split()
+        simd = ("AVX-512" if "avx512bw" in flags else "AVX2" if "avx2" in flags
+                else "SSE2" if "sse2" in flags else "NEON" if "asimd" in flags else "?")
+        return {"model": f"{info.get('Model name', '?')} (family {info.get('CPU family', '?')}, "
+                         f"model {info.get('Model', '?')}; the parser's {simd} variant)",
+                "cpus": info.get("CPU(s)", "?"),
                 "threads": info.get("Thread(s) per core", "?"),
                 "kernel": platform.release(), "mem_gib": int(mem) / 1024 / 1024,
                 "commit": commit + ("+dirty" if dirty.strip() else ""), "versions": versions}
