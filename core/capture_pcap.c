@@ -289,14 +289,15 @@ static uint64_t clamp_ns(int64_t sec, int64_t frac)
     return ns > 0 ? (uint64_t)ns : 0;
 }
 
+/* libpcap's times are 64-bit seconds and fractions, and a fraction may be past a second or
+ * negative (kept as written): the sum, in 128 bits, decides, as clamp_ns's does for the mapped
+ * path. A negative second alone is not before 1970 (-1 s and 872,415 s of fraction). */
 static uint64_t clamp_ns_wide(int64_t sec, int64_t frac)
 {
-    if (sec < 0)
+    __int128 ns = (__int128)sec * 1000000000 + frac;
+    if (ns <= 0)
         return 0;
-    if (sec > (int64_t)(CAPTURE_MAX_TS_NS / 1000000000u))
-        return CAPTURE_MAX_TS_NS;
-    uint64_t ns = clamp_ns(sec, frac);
-    return ns < CAPTURE_MAX_TS_NS ? ns : CAPTURE_MAX_TS_NS;
+    return ns < (__int128)CAPTURE_MAX_TS_NS ? (uint64_t)ns : CAPTURE_MAX_TS_NS;
 }
 
 static void fill_frame(const struct capture_pcap *cap, struct capture_frame *frame,

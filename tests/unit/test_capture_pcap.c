@@ -769,6 +769,35 @@ TEST(timestamps_before_1970_or_past_2116_are_clamped)
     unlink(tmp_path("clamp.pcapng"));
 }
 
+/* A fraction past a second (kept as written, as libpcap keeps it) counts in full, after a
+ * negative second too: -1 s and 872,415,231 us is 871,415.231 s after 1970, read in place and
+ * through libpcap alike. fuzz_pcap_file found the libpcap path taking any negative second as
+ * 1970. */
+TEST(a_fraction_past_a_second_counts_after_a_negative_second_on_both_paths)
+{
+    fill_pattern();
+    for (int via_libpcap = 0; via_libpcap < 2; via_libpcap++) {
+        struct out o = pcap_file_create("frac.pcap", MAGIC_USEC, 1, 0);
+        pcap_record(&o, 0xffffffffu, 872415231u, 14, 14);
+        wbytes(&o, pattern, 14);
+        if (via_libpcap) { /* version 2.3: libpcap's */
+            fseek(o.f, 6, SEEK_SET);
+            w16(&o, 3);
+        }
+        fclose(o.f);
+        CHECK_INT(check_same_as_libpcap("frac.pcap", !via_libpcap), 1);
+        struct capture_pcap *cap = open_ok("frac.pcap");
+        if (!cap)
+            return;
+        struct capture_frame fr;
+        char err[256] = "";
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+        CHECK_INT(fr.ts_ns, 871415231000ull);
+        capture_pcap_free(cap);
+        unlink(tmp_path("frac.pcap"));
+    }
+}
+
 TEST(dash_reads_standard_input)
 {
     fill_pattern();
