@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "capture.h"
@@ -30,14 +31,10 @@ static const uint32_t links[8] = {
  * both readers' checks: the file goes to libpcap, which refuses it as well). */
 static const uint32_t snaplens[4] = {65535, 96, 262144, 262145};
 
-static char dir[64];
-static char path[96];
-
-static void remove_dir(void)
-{
-    unlink(path);
-    rmdir(dir);
-}
+/* The file: a memfd, named by its /proc path, so that both readers open it as a file and a
+ * crash leaves nothing behind. */
+static int fd = -1;
+static char path[64];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,11 +43,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof dir, "%s", "/tmp/fuzz_pcap_file.XXXXXX");
-    if (!mkdtemp(dir))
+    fd = memfd_create("fuzz_pcap_file", MFD_CLOEXEC);
+    if (fd < 0)
         abort();
-    snprintf(path, sizeof path, "%s/input.pcap", dir);
-    atexit(remove_dir);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     return 0;
 }
 
@@ -83,31 +79,31 @@ static int is_capture_file(const uint8_t *data, size_t size)
     return 0;
 }
 
+static void write_all(const void *p, size_t n, off_t off)
+{
+    if (n && pwrite(fd, p, n, off) != (ssize_t)n)
+        abort();
+}
+
 static void write_input(const uint8_t *data, size_t size)
 {
     uint8_t mode = data[0];
-    int whole = is_capture_file(data, size);
-    FILE *f = fopen(path, "wb");
 
-    if (!f)
+    if (ftruncate(fd, 0) != 0)
         abort();
-    if (whole) {
-        if (fwrite(data, 1, size, f) != size)
-            abort();
-    } else {
-        uint8_t hdr[24] = {0};
-        int swapped = mode & 1;
-        put32(hdr, (mode & 2) ? 0xa1b23c4du : 0xa1b2c3d4u, swapped);
-        put16(hdr + 4, 2, swapped);
-        put16(hdr + 6, 4, swapped);
-        put32(hdr + 16, snaplens[(mode >> 5) & 3], swapped);
-        put32(hdr + 20, links[(mode >> 2) & 7], swapped);
-        if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr ||
-            (size > 1 && fwrite(data + 1, 1, size - 1, f) != size - 1))
-            abort();
+    if (is_capture_file(data, size)) {
+        write_all(data, size, 0);
+        return;
     }
-    if (fclose(f) != 0)
-        abort();
+    uint8_t hdr[24] = {0};
+    int swapped = mode & 1;
+    put32(hdr, (mode & 2) ? 0xa1b23c4du : 0xa1b2c3d4u, swapped);
+    put16(hdr + 4, 2, swapped);
+    put16(hdr + 6, 4, swapped);
+    put32(hdr + 16, snaplens[(mode >> 5) & 3], swapped);
+    put32(hdr + 20, links[(mode >> 2) & 7], swapped);
+    write_all(hdr, sizeof hdr, 0);
+    write_all(data + 1, size - 1, sizeof hdr);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
