@@ -27,8 +27,9 @@ static const uint32_t links[8] = {
     CAPTURE_LINK_ETHERNET, CAPTURE_LINK_RAW,  CAPTURE_LINK_LINUX_SLL, CAPTURE_LINK_LINUX_SLL2,
     CAPTURE_LINK_NULL,     CAPTURE_LINK_IPV4, CAPTURE_LINK_IPV6,      CAPTURE_LINK_LOOP,
 };
-/* A common one, a short one that cuts records, libpcap's largest, and one past it (refused by
- * both readers' checks: the file goes to libpcap, which refuses it as well). */
+/* A common one, a short one that cuts records, libpcap's largest, and one past it (the in-place
+ * reader leaves such a file to libpcap, which reads it: capture_pcap's libpcap path is fuzzed
+ * on classic pcap records too). */
 static const uint32_t snaplens[4] = {65535, 96, 262144, 262145};
 
 /* The file: a memfd, named by its /proc path, so that both readers open it as a file and a
