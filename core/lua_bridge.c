@@ -314,6 +314,7 @@ struct lua_bridge {
     int watchdog_running;
     int watchdog_stop;
     int watchdog_active; /* rules are loaded: without any, the watchdog sleeps */
+    int watchdog_asleep; /* no Lua for a whole period: it waits for enter() (watchdog_rouse) */
     volatile uint32_t armed_seq;
     volatile sig_atomic_t hook_armed;
     /* LuaJIT rehashing a large table or its string table for rule code (rehash_watch): the
@@ -518,17 +519,60 @@ static uint64_t cpu_ns(clockid_t clock)
     return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
 
+/* A dozing watchdog looks again after WATCHDOG_CONFIRM_NS, then every WATCHDOG_DOZE_NS. The
+ * engine reads watchdog_asleep without a fence (one load per entry, no locked instruction), so
+ * an entry that began just as the watchdog fell asleep may not have woken it: that entry has
+ * bumped box.seq by the confirming look (a store is visible within nanoseconds), and the
+ * periodic look bounds even what no hardware does. */
+#define WATCHDOG_CONFIRM_NS 1000000ULL
+#define WATCHDOG_DOZE_NS 1000000000ULL
+
+/* Called with watchdog_lock held, when two looks in a row found no Lua running and box.seq at
+ * seq: the engine waits for traffic. Sleeps until an entry wakes it (watchdog_rouse), a look
+ * finds Lua since, or the watchdog is stopped: a host with rules loaded and no traffic is not
+ * woken budget/2 apart (400 times a second with the default budget). */
+static void watchdog_doze(struct lua_bridge *b, uint32_t seq)
+{
+    uint64_t wait = WATCHDOG_CONFIRM_NS;
+
+    __atomic_store_n(&b->watchdog_asleep, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        timespec_add(&until, wait);
+        while (!b->watchdog_stop && __atomic_load_n(&b->watchdog_asleep, __ATOMIC_RELAXED) &&
+               pthread_cond_timedwait(&b->watchdog_wake, &b->watchdog_lock, &until) != ETIMEDOUT)
+            ;
+        if (b->watchdog_stop || !__atomic_load_n(&b->watchdog_asleep, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&b->box.seq, __ATOMIC_SEQ_CST) != seq ||
+            __atomic_load_n(&b->box.in_lua, __ATOMIC_RELAXED))
+            break;
+        wait = WATCHDOG_DOZE_NS;
+    }
+    __atomic_store_n(&b->watchdog_asleep, 0, __ATOMIC_RELAXED);
+}
+
+/* The engine thread, entering Lua while the watchdog dozes. */
+static void watchdog_rouse(struct lua_bridge *b)
+{
+    pthread_mutex_lock(&b->watchdog_lock);
+    __atomic_store_n(&b->watchdog_asleep, 0, __ATOMIC_RELAXED);
+    pthread_cond_signal(&b->watchdog_wake);
+    pthread_mutex_unlock(&b->watchdog_lock);
+}
+
 /* Every budget/2 of wall time, looks at the engine thread: when the same rule call (the same
  * box.seq) has been running since an earlier look and the thread has used at least the budget
  * of CPU time since then, the call is over budget. CPU time, not wall time, so that a busy
- * machine that preempts the engine never stops a rule that did not use its budget. */
+ * machine that preempts the engine never stops a rule that did not use its budget. While the
+ * engine runs no Lua at all, it dozes (watchdog_doze). */
 static void *watchdog_main(void *arg)
 {
     struct lua_bridge *b = arg;
     uint64_t period = b->cfg.budget_ns / 2 ? b->cfg.budget_ns / 2 : 1;
     uint64_t since = 0, credit_since = 0;
-    uint32_t last = 0;
-    int watching = 0;
+    uint32_t last = 0, quiet_seq = 0;
+    int watching = 0, quiet = 0;
     struct timespec next;
 
     clock_gettime(CLOCK_MONOTONIC, &next);
@@ -552,13 +596,25 @@ static void *watchdog_main(void *arg)
             ;
         if (b->watchdog_stop)
             break;
+        seq = __atomic_load_n(&b->box.seq, __ATOMIC_RELAXED);
+        if (!__atomic_load_n(&b->box.in_lua, __ATOMIC_RELAXED)) {
+            watching = 0;
+            if (quiet && seq == quiet_seq) { /* no entry since the last look either */
+                watchdog_doze(b, seq);
+                clock_gettime(CLOCK_MONOTONIC, &next);
+                quiet = 0;
+                continue;
+            }
+            quiet = 1;
+            quiet_seq = seq;
+            continue;
+        }
+        quiet = 0;
         /* Only rule code has a budget: trusted code (state set-up, dispatchers) is bounded. */
-        if (!__atomic_load_n(&b->box.in_lua, __ATOMIC_RELAXED) ||
-            !__atomic_load_n(&b->box.in_rule, __ATOMIC_RELAXED)) {
+        if (!__atomic_load_n(&b->box.in_rule, __ATOMIC_RELAXED)) {
             watching = 0;
             continue;
         }
-        seq = __atomic_load_n(&b->box.seq, __ATOMIC_RELAXED);
         used = cpu_ns(b->engine_clock);
         credit = rehash_credit(b, used);
         if (!watching || seq != last) {
@@ -1995,6 +2051,8 @@ static int enter(struct lua_bridge *b, struct lb_state *s, int nargs, int nresul
 {
     int rc;
 
+    if (__atomic_load_n(&b->watchdog_asleep, __ATOMIC_RELAXED))
+        watchdog_rouse(b);
     b->running = s;
     b->entries++;
     b->box.seq++;

@@ -3,10 +3,13 @@
  * the C side under the sanitizers too. */
 #include "lua_bridge.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -273,6 +276,72 @@ TEST(an_endless_loop_after_a_large_allocation_is_still_stopped)
         feed_options(e, i);
     CHECK_DBL(rule_errors(e, "on_request", "timeout"), 2);
     CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "r"), 1);
+    engine_free(e);
+}
+
+/* Context switches of the process's other threads (the watchdog's: the harness starts no
+ * other), voluntary and not. */
+static long other_threads_switches(void)
+{
+    char path[300], line[128];
+    long total = 0;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *t;
+
+    if (!d)
+        return -1;
+    while ((t = readdir(d)) != NULL) {
+        FILE *f;
+        if (t->d_name[0] == '.' || atoi(t->d_name) == self)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", t->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        while (fgets(line, sizeof(line), f)) {
+            long n;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &n) == 1)
+                total += n;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+static double thread_cpu_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* With rules loaded and no traffic, the watchdog sleeps instead of looking every budget/2 (every
+ * millisecond here: 300 looks in the window); the next entry wakes it, so an endless loop is
+ * still stopped at the budget, not at the dozing watchdog's once-a-second look. The loop's CPU
+ * time says which: the budget is 2 ms, the look would let it spin for a second. */
+TEST(an_idle_engine_lets_the_watchdog_sleep_and_an_entry_wakes_it)
+{
+    struct engine *e = engine_with("return {on_request = function(m) "
+                                   "if m.call_id == 'call1' then while true do end end end}\n",
+                                   "rule_budget=2ms");
+    long before;
+    double cpu;
+
+    feed_options(e, 0);
+    usleep(100000); /* two quiet looks and the confirming one: asleep after a few ms */
+    before = other_threads_switches();
+    usleep(300000);
+    CHECK(before >= 0);
+    CHECK(other_threads_switches() - before <= 2);
+    cpu = thread_cpu_ms();
+    feed_options(e, 1);
+    cpu = thread_cpu_ms() - cpu;
+    CHECK_DBL(rule_errors(e, "on_request", "timeout"), 1);
+    if (cpu >= 200)
+        fprintf(stderr, "  the endless loop ran %.0f ms of CPU\n", cpu);
+    CHECK(cpu < 200);
     engine_free(e);
 }
 
