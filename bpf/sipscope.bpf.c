@@ -16,6 +16,12 @@ const volatile __u32 snaplen = SIPSCOPE_DEFAULT_SNAPLEN;
 const volatile __u64 wakeup_backlog = SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
 const volatile __u32 decap = 0; /* SIPSCOPE_DECAP_VXLAN | SIPSCOPE_DECAP_GRE | ..._HEP */
 
+/* The time of a recent frame, for the quiet-spell wakeup. Refreshed at most once a millisecond
+ * (RECENT_REFRESH_NS), so that CPUs capturing side by side do not each write this cache line per
+ * packet: it may lag the last frame by that much, which only makes a wakeup likelier. */
+__u64 recent_frame_ns = 0;
+#define RECENT_REFRESH_NS 1000000
+
 #define LOOPBACK_IFINDEX 1 /* the kernel gives lo index 1 in every network namespace */
 #define MAX_VLAN_TAGS 8    /* inline tags followed (QinQ and deeper stacks) */
 #define MAX_IP_LEVELS 5    /* the outer IP header and four tunnels, as decode follows */
@@ -464,9 +470,17 @@ int sipscope_filter(struct __sk_buff *skb)
 
     /* Verifier: the record size must be provably within the staging slot. */
     size = sizeof(struct sipscope_event) + (((cap - 1) & 0xffff) + 1);
-    /* Wake the consumer only once a backlog has built up; it polls every 50 ms anyway. A wakeup
-     * per record costs the consumer a context switch per packet (DESIGN.md §4). */
-    flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_backlog
+    /* Wake the consumer only once a backlog has built up, or for the first frame after a quiet
+     * spell: while frames come it looks every 50 ms anyway, and once none came for longer it
+     * sleeps until woken. A wakeup per record costs the consumer a context switch per packet
+     * (DESIGN.md §4). A time older than recent_frame_ns (another CPU's newer frame) is no
+     * quiet spell. */
+    __u64 recent = recent_frame_ns;
+    __s64 since = (__s64)(st->ev.ts_ns - recent);
+    if (since >= RECENT_REFRESH_NS)
+        recent_frame_ns = st->ev.ts_ns;
+    flags = since >= (__s64)SIPSCOPE_DEFAULT_QUIET_NS ||
+                    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= wakeup_backlog
                 ? BPF_RB_FORCE_WAKEUP
                 : BPF_RB_NO_WAKEUP;
     if (bpf_ringbuf_output(&events, st, size, flags)) {

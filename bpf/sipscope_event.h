@@ -13,6 +13,9 @@
 #define SIPSCOPE_DEFAULT_SNAPLEN 65535
 /* Ring buffer backlog in bytes past which the program asks for a wakeup of the consumer. */
 #define SIPSCOPE_DEFAULT_WAKEUP_BACKLOG (256 * 1024)
+/* A frame that comes this long after the one before it wakes the consumer too, so that a
+ * consumer who saw no frame for a while may sleep until one comes (capture_bpf.h). */
+#define SIPSCOPE_DEFAULT_QUIET_NS (40ULL * 1000000)
 
 /* Load-time setting decap: the tunnels the program looks into for SIP (--decapsulate), with
  * the values of decode.h's DECODE_VXLAN, DECODE_GRE and DECODE_HEP. */

@@ -300,6 +300,10 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
     uint64_t backlog = cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
     /* A small ring must wake the consumer while it still has room: at a quarter full at most. */
     cap->skel->rodata->wakeup_backlog = backlog < ring / 4 ? backlog : ring / 4;
+    /* The program's time of the last frame lags it by up to a millisecond: the quiet spell that
+     * wakes must stay that much under the consumer's own (capture_bpf_fd). */
+    _Static_assert(SIPSCOPE_DEFAULT_QUIET_NS + 1000000 <= CAPTURE_BPF_POLL_MS * 1000000ULL,
+                   "a consumer quiet for CAPTURE_BPF_POLL_MS is woken by the next frame");
     if ((ret = bpf_map__set_max_entries(cap->skel->maps.stage, (uint32_t)cap->ncpus)) ||
         (ret = bpf_map__set_max_entries(cap->skel->maps.events, ring)) ||
         (ret = bpf_map__set_max_entries(cap->skel->maps.sip_ports, cfg->ports->count))) {
@@ -591,8 +595,8 @@ int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_
             return (int)delivered;
         if (timeout_ms >= 0 && waited >= timeout_ms)
             return 0;
-        /* The program wakes this epoll set only past the backlog, so sleep at most
-         * CAPTURE_BPF_POLL_MS and look again. */
+        /* The program wakes this epoll set past the backlog or after a quiet spell, not for
+         * every frame (capture_bpf_fd), so sleep at most CAPTURE_BPF_POLL_MS and look again. */
         step = CAPTURE_BPF_POLL_MS;
         if (timeout_ms >= 0 && timeout_ms - waited < step)
             step = timeout_ms - waited;

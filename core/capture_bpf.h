@@ -18,9 +18,10 @@
 #include "portset.h"
 
 #define CAPTURE_BPF_MAX_IFACES 64      /* interfaces in one configuration */
-/* Longest sleep between two looks at the ring buffer. Past the backlog the program wakes the
- * consumer itself, so this bounds only how long a trickle of traffic waits: 50 ms is nothing to a
- * metric, while each wakeup costs some 70 us of a VM's CPU (at 10 ms, 0.7% of a core idle). */
+/* Longest sleep between two looks at the ring buffer while frames come. Past the backlog the
+ * program wakes the consumer itself, so this bounds only how long a trickle of traffic waits:
+ * 50 ms is nothing to a metric, while each wakeup costs some 70 us of a VM's CPU (at 10 ms, 0.7%
+ * of a core). With no frame for longer, no look is needed (capture_bpf_fd). */
 #define CAPTURE_BPF_POLL_MS 50
 #define CAPTURE_BPF_DEFAULT_RINGBUF (16u << 20)
 /* Frames per capture_bpf_poll call. The caller's housekeeping (clock, kernel counters,
@@ -93,9 +94,13 @@ int capture_bpf_hold(struct capture_bpf *cap, uint32_t frames, capture_bpf_flush
  * -EINTR when a signal interrupted the wait, or another -errno. */
 int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_fn fn, void *ctx);
 
-/* A file descriptor for the caller's epoll set. It becomes readable only once the backlog passes
- * cfg->wakeup_backlog (the program avoids a wakeup per packet), so a caller that sleeps on it must
- * still call capture_bpf_poll at least every CAPTURE_BPF_POLL_MS. Owned by the capture. */
+/* A file descriptor for the caller's epoll set. It becomes readable once the backlog passes
+ * cfg->wakeup_backlog, and for the first frame after a quiet spell (SIPSCOPE_DEFAULT_QUIET_NS,
+ * shorter than CAPTURE_BPF_POLL_MS), not for every frame: the program avoids a wakeup per
+ * packet. So a caller that sleeps on it must call capture_bpf_poll at least every
+ * CAPTURE_BPF_POLL_MS while frames come; once a call delivered none and CAPTURE_BPF_POLL_MS
+ * have passed since the last call that delivered some, it may sleep until the descriptor wakes
+ * it: every frame since came after a spell longer than the quiet one. Owned by the capture. */
 int capture_bpf_fd(const struct capture_bpf *cap);
 
 /* Kernel counters of one interface, summed over CPUs. */

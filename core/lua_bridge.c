@@ -675,6 +675,7 @@ static int watchdog_start(struct lua_bridge *b)
         pthread_mutex_destroy(&b->watchdog_lock);
         return -rc;
     }
+    pthread_setname_np(b->watchdog, "rule-watchdog"); /* for top -H; a failure changes nothing */
     b->watchdog_running = 1;
     return 0;
 }

@@ -331,13 +331,21 @@ int service_run(struct service *s)
     fds[2] = (struct pollfd){.fd = s->capture ? capture_bpf_fd(s->capture) : -1, .events = POLLIN};
     if (s->capture)
         watch_interfaces(s); /* the gauge from the first scrape on */
+    /* The last drain that delivered frames; 0: none yet. */
+    uint64_t last_frames = 0;
+    bool quiet = true; /* the last drain delivered none, CAPTURE_BPF_POLL_MS after one that did */
+
     for (;;) {
-        /* The capture descriptor only wakes us past a backlog (capture_bpf.h): with a capture,
-         * look at the ring at least every CAPTURE_BPF_POLL_MS anyway. */
-        int timeout = s->capture ? CAPTURE_BPF_POLL_MS : SERVICE_TICK_MS;
-        uint64_t now;
+        /* The capture descriptor wakes us past a backlog and for the first frame after a quiet
+         * spell, not for every frame (capture_bpf.h): while frames come, look at the ring every
+         * CAPTURE_BPF_POLL_MS; once they stopped, sleep until it wakes us or the tick is due (an
+         * idle sipscope wakes once a second, not twenty times). */
+        uint64_t now = monotonic_ms(), tick_in = SERVICE_TICK_MS - (now - last_tick);
+        int timeout = now - last_tick >= SERVICE_TICK_MS ? 0 : (int)tick_in;
         bool backlog = false;
 
+        if (s->capture && !quiet && timeout > CAPTURE_BPF_POLL_MS)
+            timeout = CAPTURE_BPF_POLL_MS;
         if (poll(fds, 3, timeout) < 0 && errno != EINTR)
             return -errno;
         if (s->capture) {
@@ -346,12 +354,16 @@ int service_run(struct service *s)
              * never empty, and the kernel's drop counters, signals and reloads below must
              * still run. */
             uint64_t drain_start = monotonic_ms();
-            int n;
+            int n, total = 0;
             do {
                 n = capture_bpf_poll(s->capture, 0, deliver_frame, s->engine);
+                total += n > 0 ? n : 0;
             } while (n > 0 && n == CAPTURE_BPF_DEFAULT_BUDGET &&
                      monotonic_ms() - drain_start < SERVICE_TICK_MS);
             backlog = n == CAPTURE_BPF_DEFAULT_BUDGET;
+            if (total > 0)
+                last_frames = monotonic_ms();
+            quiet = total == 0 && monotonic_ms() - last_frames >= CAPTURE_BPF_POLL_MS;
             if (n < 0 && n != -EINTR) {
                 log_error("service", "capture failed: %s", strerror(-n));
                 return n;

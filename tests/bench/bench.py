@@ -1045,7 +1045,8 @@ class Bench:
           f"multiply by {MIX_MSGS_PER_CALL / MSGS_PER_CALL:.2f}) for {p['seconds']} s. sipscope's "
           f"CPU is the scheduler's run time of all its threads (`/proc/PID/task/*/schedstat`) from "
           f"the sender's start until the last message is counted, divided by the sending time "
-          f"(idle polling every 50 ms included).")
+          f"(the idle cost included: a look at the ring buffer every 50 ms while frames come, "
+          f"a tick a second).")
         w("")
         w("| figure | value | target | result | command |")
         w("|---|---|---|---|---|")
@@ -1470,7 +1471,7 @@ class Live:
         self.b.load_now("live 1,000 calls/s")
         p, cmd = self.start_sipscope()
         try:
-            # The same window with no traffic: what polling the ring every 50 ms costs alone.
+            # The same window with no traffic: what an idle sipscope costs (its tick a second).
             idle0 = self.proc_cpu(p.pid)
             time.sleep(secs)
             idle_pct = 100 * (self.proc_cpu(p.pid) - idle0) / secs
