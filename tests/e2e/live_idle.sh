@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # An idle sipscope costs next to nothing: with the bundled rules loaded and no traffic, its
 # engine thread wakes once a second (the tick) instead of every 50 ms to look at the ring
-# buffer, and the rule budget's watchdog about as often (the rules' on_tick) instead of every
-# half budget (2.5 ms); the first request after the quiet is still counted.
+# buffer, and the rule budget's watchdog a few times for each call of the rules' on_tick (one a
+# second) instead of every half budget (2.5 ms). The first request after the quiet is still
+# counted.
 # usage: live_idle.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
@@ -27,8 +28,9 @@ engine=$(($(switches "$pid") - engine0))
 watchdog_n=$(($(switches "$watchdog") - watchdog0))
 echo "idle for 5 s: engine thread $engine context switches, watchdog $watchdog_n"
 check "the engine thread wakes about once a second (100 times at 20 a second)" \
-    test "$engine" -le 10
-check "the watchdog wakes about as often (2,000 times at every 2.5 ms)" test "$watchdog_n" -le 30
+    test "$engine" -le 15
+check "the watchdog wakes a few times a second (2,000 times at every 2.5 ms)" \
+    test "$watchdog_n" -le 50
 
 send_options 127.0.0.1 1
 check "the first request after the quiet is counted" \
