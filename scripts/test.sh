@@ -20,11 +20,11 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIPSCOPE_SANITIZE=address,un
 cmake --build build-asan -j"$jobs"
 # The libFuzzer build: clang, the core instrumented for coverage (fuzzer-no-link) and built
 # with ASan and UBSan; its ctest runs the fuzzers (label fuzz, tests/CMakeLists.txt): the
-# pipeline's for 60 s and, beside it, the pipeline's with a rule that calls the whole Lua API
-# and the capture files' for 30 s each.
+# pipeline's for 60 s and, beside it, the pipeline's with a rule that calls the whole Lua API,
+# the capture files' and the web endpoints' for 30 s each.
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
     -DSIPSCOPE_FUZZ=ON -DSIPSCOPE_SANITIZE=address,undefined >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_pipeline fuzz_pipeline_rules fuzz_pcap_file
+cmake --build build-fuzz -j"$jobs" --target fuzz_pipeline fuzz_pipeline_rules fuzz_pcap_file fuzz_http
 # The same pipeline fuzzer under MemorySanitizer, without rules: reads of bytes never written,
 # such as what a reused table entry keeps of the entry before (core/table.c poisons them there).
 cmake -S . -B build-msan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
