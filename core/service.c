@@ -340,8 +340,8 @@ int service_run(struct service *s)
          * spell, not for every frame (capture_bpf.h): while frames come, look at the ring every
          * CAPTURE_BPF_POLL_MS; once they stopped, sleep until it wakes us or the tick is due (an
          * idle sipscope wakes once a second, not twenty times). */
-        uint64_t now = monotonic_ms(), tick_in = SERVICE_TICK_MS - (now - last_tick);
-        int timeout = now - last_tick >= SERVICE_TICK_MS ? 0 : (int)tick_in;
+        uint64_t now = monotonic_ms(), since_tick = now - last_tick;
+        int timeout = since_tick >= SERVICE_TICK_MS ? 0 : (int)(SERVICE_TICK_MS - since_tick);
         bool backlog = false;
 
         if (s->capture && !quiet && timeout > CAPTURE_BPF_POLL_MS)
