@@ -87,11 +87,13 @@ struct {
     __type(value, __u8);
 } sip_ports SEC(".maps");
 
-/* Per-interface counters. User space pre-creates the keys of the interfaces it binds to; with
- * "any" they are created here on first use. */
+/* Per-interface counters. User space pre-creates the keys of the interfaces it binds to and of
+ * SIPSCOPE_IFINDEX_OTHER; with "any" the others are created here on first use. User space sets
+ * the size (SIPSCOPE_DEFAULT_COUNTED_IFACES interfaces) and drops the keys of interfaces that
+ * are gone. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, 4096);
+    __uint(max_entries, SIPSCOPE_DEFAULT_COUNTED_IFACES *SIPSCOPE_CNT_KINDS);
     __type(key, struct sipscope_counter_key);
     __type(value, __u64);
 } counters SEC(".maps");
@@ -107,11 +109,15 @@ static __always_inline void count(__u32 ifindex, __u32 kind)
         return;
     }
     /* A new per-CPU element holds 1 on this CPU and 0 on the others. If another CPU created it
-     * in between, the insert fails and the lookup finds it. A full map loses the count; 4096
-     * keys are 1024 interfaces. */
+     * in between, the insert fails and the lookup finds it. In a full map the count goes to the
+     * keys of SIPSCOPE_IFINDEX_OTHER, which always exist: no count is lost. */
     if (bpf_map_update_elem(&counters, &key, &one, BPF_NOEXIST) == 0)
         return;
     v = bpf_map_lookup_elem(&counters, &key);
+    if (!v) {
+        key.ifindex = SIPSCOPE_IFINDEX_OTHER;
+        v = bpf_map_lookup_elem(&counters, &key);
+    }
     if (v)
         *v += 1;
 }

@@ -60,4 +60,11 @@ struct sipscope_counter_key {
     __u32 kind; /* enum sipscope_counter_kind */
 };
 
+/* The keys of ifindex 0 (no interface has it) count what no key of its own could take: an
+ * interface seen once the map is full. User space creates them before the program runs. */
+#define SIPSCOPE_IFINDEX_OTHER 0
+/* Interfaces the counters map holds by default (user space sizes it), the keys of
+ * SIPSCOPE_IFINDEX_OTHER included. */
+#define SIPSCOPE_DEFAULT_COUNTED_IFACES 1025
+
 #endif

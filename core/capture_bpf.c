@@ -56,6 +56,11 @@ struct capture_bpf {
     uint64_t *percpu;                    /* one counter value per possible CPU */
     struct capture_bpf_iface_stats *agg; /* counter totals, agg_cap entries */
     size_t agg_cap;
+    uint32_t counted; /* interfaces the counters map holds (capture_bpf_config.counted_ifaces) */
+    /* capture_bpf_counter_deltas: the totals it last saw (n_seen, sorted by iface), this call's
+     * totals and the deltas it returns; agg_cap entries each. */
+    struct capture_bpf_iface_stats *seen, *totals, *deltas;
+    size_t n_seen;
 
     /* capture_bpf_hold: frames the callback still reads after it returns, and its flush. */
     uint32_t hold;
@@ -300,11 +305,14 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
     uint64_t backlog = cfg->wakeup_backlog ? cfg->wakeup_backlog : SIPSCOPE_DEFAULT_WAKEUP_BACKLOG;
     /* A small ring must wake the consumer while it still has room: at a quarter full at most. */
     cap->skel->rodata->wakeup_backlog = backlog < ring / 4 ? backlog : ring / 4;
+    _Static_assert(CAPTURE_BPF_IFINDEX_OTHER == SIPSCOPE_IFINDEX_OTHER, "one \"other\" ifindex");
     /* The program's time of the last frame lags it by up to a millisecond: the quiet spell that
      * wakes must stay that much under the consumer's own (capture_bpf_fd). */
     _Static_assert(SIPSCOPE_DEFAULT_QUIET_NS + 1000000 <= CAPTURE_BPF_POLL_MS * 1000000ULL,
                    "a consumer quiet for CAPTURE_BPF_POLL_MS is woken by the next frame");
-    if ((ret = bpf_map__set_max_entries(cap->skel->maps.stage, (uint32_t)cap->ncpus)) ||
+    if ((ret = bpf_map__set_max_entries(cap->skel->maps.counters,
+                                        cap->counted * SIPSCOPE_CNT_KINDS)) ||
+        (ret = bpf_map__set_max_entries(cap->skel->maps.stage, (uint32_t)cap->ncpus)) ||
         (ret = bpf_map__set_max_entries(cap->skel->maps.events, ring)) ||
         (ret = bpf_map__set_max_entries(cap->skel->maps.sip_ports, cfg->ports->count))) {
         snprintf(err, errlen, "sizing the BPF maps failed: %s", strerror(-ret));
@@ -322,6 +330,8 @@ static int load_program(struct capture_bpf *cap, const struct capture_bpf_config
         return ret;
     }
     ret = fill_ports(cap, cfg);
+    if (ret == 0)
+        ret = precreate_counters(cap, SIPSCOPE_IFINDEX_OTHER);
     for (size_t i = 0; i < cap->n_ifaces && ret == 0; i++)
         ret = precreate_counters(cap, cap->ifindex[i]);
     if (ret)
@@ -456,9 +466,17 @@ struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char 
         goto fail;
     }
     cap->percpu = calloc((size_t)cap->ncpus, sizeof(uint64_t));
-    cap->agg_cap = 4096 / SIPSCOPE_CNT_KINDS; /* the counters map holds 4096 keys */
+    cap->counted = cfg->counted_ifaces ? cfg->counted_ifaces : SIPSCOPE_DEFAULT_COUNTED_IFACES;
+    if (cap->counted < cap->n_ifaces + 1)
+        cap->counted = (uint32_t)cap->n_ifaces + 1; /* each named one, and "other" */
+    /* An entry per key of the map (an interface may have a single one: seen, none matched),
+     * and per named interface (its totals carried). */
+    cap->agg_cap = (size_t)cap->counted * SIPSCOPE_CNT_KINDS + cap->n_ifaces;
     cap->agg = calloc(cap->agg_cap, sizeof(*cap->agg));
-    if (!cap->percpu || !cap->agg) {
+    cap->seen = calloc(cap->agg_cap, sizeof(*cap->seen));
+    cap->totals = calloc(cap->agg_cap, sizeof(*cap->totals));
+    cap->deltas = calloc(cap->agg_cap, sizeof(*cap->deltas));
+    if (!cap->percpu || !cap->agg || !cap->seen || !cap->totals || !cap->deltas) {
         ret = -ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -503,6 +521,9 @@ void capture_bpf_free(struct capture_bpf *cap)
     sipscope_bpf__destroy(cap->skel);
     free(cap->percpu);
     free(cap->agg);
+    free(cap->seen);
+    free(cap->totals);
+    free(cap->deltas);
     free(cap);
 }
 
@@ -735,7 +756,8 @@ uint64_t capture_bpf_bad_records(const struct capture_bpf *cap)
 static struct capture_bpf_iface_stats *agg_slot(struct capture_bpf *cap, size_t *n,
                                                 uint32_t ifindex)
 {
-    uint32_t iface = frame_iface(cap, ifindex);
+    uint32_t iface =
+        ifindex == SIPSCOPE_IFINDEX_OTHER ? CAPTURE_BPF_IFACE_UNKNOWN : frame_iface(cap, ifindex);
 
     if (!cap->any && iface != CAPTURE_BPF_IFACE_UNKNOWN)
         ifindex = cap->ifindex[iface];
@@ -750,23 +772,57 @@ static struct capture_bpf_iface_stats *agg_slot(struct capture_bpf *cap, size_t 
     return &cap->agg[(*n)++];
 }
 
-static void agg_add(struct capture_bpf_iface_stats *s, uint32_t kind, uint64_t v)
+/* The entry's count of a counter kind; NULL for a kind it does not have. */
+static uint64_t *agg_count(struct capture_bpf_iface_stats *s, uint32_t kind)
 {
     switch (kind) {
     case SIPSCOPE_CNT_SEEN:
-        s->seen += v;
-        break;
+        return &s->seen;
     case SIPSCOPE_CNT_MATCHED:
-        s->matched += v;
-        break;
+        return &s->matched;
     case SIPSCOPE_CNT_RINGBUF_FULL:
-        s->ringbuf_full += v;
-        break;
+        return &s->ringbuf_full;
     case SIPSCOPE_CNT_TRUNCATED:
-        s->truncated += v;
-        break;
+        return &s->truncated;
     default:
-        break;
+        return NULL;
+    }
+}
+
+static void agg_add(struct capture_bpf_iface_stats *s, uint32_t kind, uint64_t v)
+{
+    uint64_t *c = agg_count(s, kind);
+    if (c)
+        *c += v;
+}
+
+static uint64_t percpu_sum(const struct capture_bpf *cap)
+{
+    uint64_t sum = 0;
+    for (int c = 0; c < cap->ncpus; c++)
+        sum += cap->percpu[c];
+    return sum;
+}
+
+/* With "any": the keys of the interfaces among the n entries that no longer exist are taken
+ * out of the map, their counts since the lookup added to their entries. */
+static void drop_gone(struct capture_bpf *cap, size_t n)
+{
+    int fd = bpf_map__fd(cap->skel->maps.counters);
+    char name[IF_NAMESIZE];
+
+    for (size_t i = 0; i < n; i++) {
+        struct capture_bpf_iface_stats *s = &cap->agg[i];
+        if (s->ifindex == SIPSCOPE_IFINDEX_OTHER || if_indextoname(s->ifindex, name) ||
+            errno != ENXIO)
+            continue;
+        for (uint32_t k = 0; k < SIPSCOPE_CNT_KINDS; k++) {
+            struct sipscope_counter_key key = {.ifindex = s->ifindex, .kind = k};
+            uint64_t *c = agg_count(s, k), sum;
+            if (bpf_map_lookup_and_delete_elem(fd, &key, cap->percpu) == 0 &&
+                (sum = percpu_sum(cap)) > *c)
+                *c = sum;
+        }
     }
 }
 
@@ -775,26 +831,37 @@ int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats
     int fd = bpf_map__fd(cap->skel->maps.counters);
     struct sipscope_counter_key key, next;
     const void *prev = NULL;
-    size_t n = 0;
+    size_t n = 0, keys = 0;
     int ret;
 
     while ((ret = bpf_map_get_next_key(fd, prev, &next)) == 0) {
         struct capture_bpf_iface_stats *s;
-        uint64_t sum = 0;
 
         key = next;
         prev = &key;
+        keys++;
         if (bpf_map_lookup_elem(fd, &key, cap->percpu) != 0)
-            continue; /* keys are never deleted; nothing to count if one were */
-        for (int c = 0; c < cap->ncpus; c++)
-            sum += cap->percpu[c];
+            continue; /* taken out meanwhile (drop_gone, carry_counters) */
         s = agg_slot(cap, &n, key.ifindex);
         if (!s)
             continue; /* the map cannot hold more interfaces than agg_cap */
-        agg_add(s, key.kind, sum);
+        agg_add(s, key.kind, percpu_sum(cap));
     }
     if (ret != -ENOENT)
         return ret;
+    /* Interfaces come and go on a container host: before the map fills up with the keys of
+     * those gone, theirs make room. */
+    if (cap->any && keys > (size_t)cap->counted * SIPSCOPE_CNT_KINDS / 2)
+        drop_gone(cap, n);
+    /* "other" shows once it counted something. */
+    for (size_t i = 0; i < n; i++) {
+        struct capture_bpf_iface_stats *s = &cap->agg[i];
+        if (s->ifindex == SIPSCOPE_IFINDEX_OTHER && !s->seen && !s->matched && !s->ringbuf_full &&
+            !s->truncated) {
+            cap->agg[i] = cap->agg[--n];
+            break;
+        }
+    }
     for (size_t i = 0; i < cap->n_ifaces; i++) {
         struct capture_bpf_iface_stats *s = agg_slot(cap, &n, cap->ifindex[i]);
         for (uint32_t k = 0; s && k < SIPSCOPE_CNT_KINDS; k++)
@@ -812,13 +879,59 @@ int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats
     return (int)n;
 }
 
+static int by_iface(const void *a, const void *b)
+{
+    uint32_t x = ((const struct capture_bpf_iface_stats *)a)->iface;
+    uint32_t y = ((const struct capture_bpf_iface_stats *)b)->iface;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t since(uint64_t now, uint64_t before)
+{
+    return now >= before ? now - before : now; /* went back: counted again from zero */
+}
+
+const struct capture_bpf_iface_stats *capture_bpf_counter_deltas(struct capture_bpf *cap, size_t *n)
+{
+    int got = capture_bpf_counters(cap, cap->totals, cap->agg_cap);
+    size_t m, j = 0;
+
+    *n = 0;
+    if (got < 0) {
+        errno = -got;
+        return NULL;
+    }
+    m = (size_t)got < cap->agg_cap ? (size_t)got : cap->agg_cap;
+    qsort(cap->totals, m, sizeof(*cap->totals), by_iface);
+    for (size_t i = 0; i < m; i++) {
+        const struct capture_bpf_iface_stats *t = &cap->totals[i];
+        struct capture_bpf_iface_stats *d = &cap->deltas[i];
+        while (j < cap->n_seen && cap->seen[j].iface < t->iface)
+            j++;
+        *d = *t;
+        if (j < cap->n_seen && cap->seen[j].iface == t->iface) {
+            const struct capture_bpf_iface_stats *b = &cap->seen[j];
+            d->seen = since(t->seen, b->seen);
+            d->matched = since(t->matched, b->matched);
+            d->ringbuf_full = since(t->ringbuf_full, b->ringbuf_full);
+            d->truncated = since(t->truncated, b->truncated);
+        }
+    }
+    memcpy(cap->seen, cap->totals, m * sizeof(*cap->seen));
+    cap->n_seen = m;
+    *n = m;
+    return cap->deltas;
+}
+
 int capture_bpf_iface_name(const struct capture_bpf *cap, uint32_t iface, char *buf, size_t len)
 {
     char tmp[IF_NAMESIZE];
     const char *name;
     size_t n;
 
-    if (cap->any) {
+    if (iface == CAPTURE_BPF_IFACE_UNKNOWN) {
+        name = "other";
+    } else if (cap->any) {
         if (iface == 0 || iface > INT32_MAX || !if_indextoname(iface, tmp))
             return -ENOENT;
         name = tmp;

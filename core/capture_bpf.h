@@ -29,7 +29,10 @@
  * default): 256 such frames return within about a second, while a poll per 256 frames costs
  * nothing next to them. */
 #define CAPTURE_BPF_DEFAULT_BUDGET 256
+/* The iface of a frame from an interface the capture does not know, and of the kernel counts
+ * of the interfaces the counters map had no room for; capture_bpf_iface_name calls it "other". */
 #define CAPTURE_BPF_IFACE_UNKNOWN UINT32_MAX
+#define CAPTURE_BPF_IFINDEX_OTHER 0 /* the ifindex of those counts (no interface has it) */
 #define CAPTURE_BPF_MAX_HOLD 63 /* capture_bpf_hold's frames at most */
 
 struct capture_bpf;
@@ -52,6 +55,9 @@ struct capture_bpf_config {
     uint32_t wakeup_backlog; /* bytes waiting before the consumer is woken; 0: 256 KiB (at most
                               * a quarter of the ring) */
     uint32_t poll_budget;    /* frames per capture_bpf_poll at most; 0: default */
+    /* Interfaces the kernel counters hold, "other" included; 0: SIPSCOPE_DEFAULT_COUNTED_IFACES.
+     * Raised to the named interfaces and "other" if smaller. */
+    uint32_t counted_ifaces;
     unsigned decap;          /* DECODE_VXLAN | DECODE_GRE: tunnels whose inner SIP ports are
                               * matched; DECODE_HEP: HEP packets are all taken */
     /* Each named interface in promiscuous mode while its socket is open, for a mirror (SPAN)
@@ -114,9 +120,22 @@ struct capture_bpf_iface_stats {
 };
 
 /* Reads the kernel counters into out[max], one entry per interface with counters, sorted by
- * ifindex. Bound interfaces are always present (zeros until traffic). Returns the number of
- * interfaces found, which may exceed max (only max are written), or -errno. */
+ * ifindex. Bound interfaces are always present (zeros until traffic). Interfaces seen once the
+ * map was full are counted together under ifindex CAPTURE_BPF_IFINDEX_OTHER (iface
+ * CAPTURE_BPF_IFACE_UNKNOWN), present once it counted something. With "any", once the map is
+ * half full, the keys of interfaces that no longer exist are taken out of it (a container
+ * host creates interfaces without end): their last counts are in this call's entries, and
+ * later calls leave them out. Returns the number of interfaces found, which may exceed max
+ * (only max are written), or -errno. */
 int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats *out, size_t max);
+
+/* What the kernel counted since the previous call (since the capture opened, on the first),
+ * per interface: capture_bpf_counters's entries, matched to the previous call's by iface (which
+ * a named interface keeps when it is created again), sorted by iface. An interface whose counts
+ * went back (its keys taken out, its index given to a new one) counts from zero. Sets *n and
+ * returns the capture's own array, valid until the next call; NULL with *n = 0 on failure. */
+const struct capture_bpf_iface_stats *capture_bpf_counter_deltas(struct capture_bpf *cap,
+                                                                 size_t *n);
 
 /* Where a named interface stands for its capture. */
 enum capture_iface_state {

@@ -645,7 +645,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
             results |= HEALTH_BIT(HEALTH_DECODED);
         break;
     }
-    /* Live, the kernel counts seen and matched packets (health_set_kernel). */
+    /* Live, the kernel counts seen and matched packets (health_add_kernel). */
     if (!e->cfg.count_seen)
         results &= HEALTH_BIT(HEALTH_DECODED);
     health_packets(e->health, frame->iface, results);
@@ -671,10 +671,10 @@ void engine_tick(struct engine *e, uint64_t now_ns)
     engine_publish(e);
 }
 
-void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
-                            uint64_t ringbuf_full, uint64_t truncated)
+void engine_kernel_counts(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                          uint64_t ringbuf_full, uint64_t truncated)
 {
-    health_set_kernel(e->health, iface, seen, matched, ringbuf_full, truncated);
+    health_add_kernel(e->health, iface, seen, matched, ringbuf_full, truncated);
 }
 
 void engine_iface_up(struct engine *e, uint32_t iface, bool up)

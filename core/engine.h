@@ -106,10 +106,10 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
 int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx), void *ctx,
                            char *err, size_t errlen);
 
-/* Publishes the kernel's capture counters of one interface (totals since the capture was
- * opened; live mode). */
-void engine_kernel_counters(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
-                            uint64_t ringbuf_full, uint64_t truncated);
+/* Adds the kernel's capture counts of one interface since the last call (live mode,
+ * capture_bpf_counter_deltas). */
+void engine_kernel_counts(struct engine *e, uint32_t iface, uint64_t seen, uint64_t matched,
+                          uint64_t ringbuf_full, uint64_t truncated);
 
 /* Publishes whether a captured interface is up (live mode). */
 void engine_iface_up(struct engine *e, uint32_t iface, bool up);

@@ -25,10 +25,6 @@ static const char *const table_names[T_COUNT] = {"calls", "transactions", "regis
 static const char *const result_names[HEALTH_RESULT_COUNT] = {"seen", "matched", "decoded"};
 static const char *const stage_names[HEALTH_STAGE_COUNT] = {"l2", "l3", "l4", "reasm", "sip"};
 
-struct kernel_prev {
-    uint64_t seen, matched, ringbuf_full, truncated;
-};
-
 struct parse_error_slot {
     const char *reason;
     uint8_t stage;
@@ -42,7 +38,6 @@ struct iface_slot {
     struct metric_series *packets[HEALTH_RESULT_COUNT];
     struct metric_series *truncated;
     struct metric_series *duplicates;
-    struct kernel_prev kernel;
 };
 
 struct health {
@@ -267,6 +262,8 @@ static struct iface_slot *iface_slot(struct health *h, uint32_t id)
 
     if (h->last && h->last->id == id)
         return h->last;
+    if (id == HEALTH_IFACE_OTHER)
+        return &h->ifaces[HEALTH_MAX_IFACES];
     for (size_t i = 0; i < h->n_ifaces; i++) {
         if (h->ifaces[i].id == id) {
             h->last = &h->ifaces[i];
@@ -331,11 +328,10 @@ static void add_delta(struct metric_series *s, uint64_t now, uint64_t *prev)
     *prev = now;
 }
 
-void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,
+void health_add_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,
                        uint64_t ringbuf_full, uint64_t truncated)
 {
     struct iface_slot *slot = iface_slot(h, iface);
-    struct kernel_prev *k = &slot->kernel;
 
     if (!slot->packets[HEALTH_SEEN])
         slot->packets[HEALTH_SEEN] = iface_series(h, slot, "seen", h->packets);
@@ -343,10 +339,10 @@ void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t
         slot->packets[HEALTH_MATCHED] = iface_series(h, slot, "matched", h->packets);
     if (!slot->truncated)
         slot->truncated = iface_series(h, slot, NULL, h->truncated);
-    add_delta(slot->packets[HEALTH_SEEN], seen, &k->seen);
-    add_delta(slot->packets[HEALTH_MATCHED], matched, &k->matched);
-    add_delta(iface_series(h, slot, "ringbuf_full", h->drops), ringbuf_full, &k->ringbuf_full);
-    add_delta(slot->truncated, truncated, &k->truncated);
+    metric_counter_add(slot->packets[HEALTH_SEEN], (double)seen);
+    metric_counter_add(slot->packets[HEALTH_MATCHED], (double)matched);
+    metric_counter_add(iface_series(h, slot, "ringbuf_full", h->drops), (double)ringbuf_full);
+    metric_counter_add(slot->truncated, (double)truncated);
 }
 
 void health_set_iface_up(struct health *h, uint32_t iface, bool up)

@@ -30,7 +30,9 @@ typedef int (*health_iface_name_fn)(void *ctx, uint32_t iface, char *buf, size_t
 
 /* Declares the families. capture is "pcap" or "bpf"; luajit the LuaJIT version or "none".
  * Interface ids are named by name_fn the first time they are seen; at most HEALTH_MAX_IFACES
- * interfaces get their own series, later ones share the series of iface "other". */
+ * interfaces get their own series, later ones share the series of iface "other", and so does
+ * id HEALTH_IFACE_OTHER. */
+#define HEALTH_IFACE_OTHER UINT32_MAX
 struct health *health_new(struct metrics *reg, const char *version, const char *luajit,
                           const char *capture, health_iface_name_fn name_fn, void *name_ctx);
 void health_free(struct health *h);
@@ -46,8 +48,9 @@ void health_duplicate(struct health *h, uint32_t iface);
 /* Whether a captured interface is up (live capture, capture_bpf_iface_states). */
 void health_set_iface_up(struct health *h, uint32_t iface, bool up);
 
-/* Kernel-side counters are totals read from the kernel: set, not added. */
-void health_set_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,
+/* Kernel-side counts of interface iface since the last call (capture_bpf_counter_deltas): added,
+ * so that the interfaces past HEALTH_MAX_IFACES add up under "other". */
+void health_add_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t matched,
                        uint64_t ringbuf_full, uint64_t truncated);
 
 /* Stages of sipscope_parse_errors_total; the first three equal enum decode_stage. */

@@ -21,7 +21,6 @@
 #include "log.h"
 
 #define RELOAD_TIMEOUT_MS 30000
-#define MAX_KERNEL_IFACES 64
 #define NS_PER_SECOND 1000000000LL
 #define CLOCK_STEP_MIN_NS 1000000LL /* a step smaller than a millisecond is sampling noise */
 #define STEP_LOG_MS 60000           /* a step is logged at most once a minute */
@@ -283,12 +282,12 @@ static void watch_interfaces(struct service *s)
 
 static void publish_kernel_counters(struct service *s)
 {
-    struct capture_bpf_iface_stats st[MAX_KERNEL_IFACES];
-    int n = capture_bpf_counters(s->capture, st, MAX_KERNEL_IFACES);
+    size_t n;
+    const struct capture_bpf_iface_stats *st = capture_bpf_counter_deltas(s->capture, &n);
 
-    for (int i = 0; i < n && i < MAX_KERNEL_IFACES; i++)
-        engine_kernel_counters(s->engine, st[i].iface, st[i].seen, st[i].matched,
-                               st[i].ringbuf_full, st[i].truncated);
+    for (size_t i = 0; i < n; i++)
+        engine_kernel_counts(s->engine, st[i].iface, st[i].seen, st[i].matched, st[i].ringbuf_full,
+                             st[i].truncated);
 }
 
 static uint64_t monotonic_ms(void)

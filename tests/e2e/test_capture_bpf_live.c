@@ -1255,6 +1255,156 @@ TEST(poll_waits_for_a_frame_below_the_wakeup_backlog)
     close(s);
 }
 
+/* "any" on port 5060, its counters map sized for counted interfaces. */
+static struct capture_bpf *open_any_counted(uint32_t counted)
+{
+    static struct portset r;
+    struct capture_bpf_config cfg = {.ports = &r, .counted_ifaces = counted};
+    char err[256];
+    struct capture_bpf *cap;
+
+    if (portset_parse(&r, "5060", err, sizeof(err)) != 0)
+        TEST_FAIL_AT("port list: %s", err);
+    cap = capture_bpf_open(&cfg, err, sizeof(err));
+    if (!cap)
+        TEST_FAIL_AT("capture_bpf_open: %s", err);
+    return cap;
+}
+
+/* Interface NAME with 10.10.N.1/24, up, a veth whose peer is up in a namespace of its own (not
+ * captured here); what is sent to 10.10.N.2 leaves through it, seen outgoing (a static
+ * neighbour: no ARP; IPv6 is off in both namespaces, netns_fresh). Returns the peer namespace's
+ * descriptor, which keeps the pair while it is open, or -1. */
+static int link_out(const char *name, int n)
+{
+    int here = open("/proc/self/ns/net", O_RDONLY), peer = netns_fresh(), bad;
+
+    if (here < 0 || peer < 0)
+        return -1;
+    setns(here, CLONE_NEWNET);
+    bad = run("ip link add %s type veth peer name peer%d netns /proc/%d/fd/%d && "
+              "ip addr add 10.10.%d.1/24 dev %s && ip link set %s up && "
+              "ip neigh replace 10.10.%d.2 lladdr 02:00:00:00:00:01 dev %s nud permanent",
+              name, n, (int)getpid(), peer, n, name, name, n, name);
+    setns(peer, CLONE_NEWNET);
+    bad |= run("ip link set peer%d up", n);
+    setns(here, CLONE_NEWNET);
+    close(here);
+    if (bad) {
+        close(peer);
+        return -1;
+    }
+    return peer;
+}
+
+/* Sends count packets to 10.10.n.2:5060 (out of link_out's n), or to 127.0.0.1 for n = 0, and
+ * reads them back. */
+static void send_out(struct capture_bpf *cap, int s, int n, uint32_t count)
+{
+    static struct collect c;
+    char ip[32];
+
+    snprintf(ip, sizeof(ip), n ? "10.10.%d.2" : "127.0.0.1", n);
+    for (uint32_t i = 0; i < count; i++)
+        udp_send(s, AF_INET, ip, 5060, 100, i);
+    c.n = 0;
+    drain(cap, &c, count);
+    CHECK_INT(c.n, count);
+}
+
+/* A map with room for two interfaces' keys: "other" (made at load) and lo's and d1's two
+ * counters each (seen, matched). d2's then go to "other": counted, not lost. */
+TEST(interfaces_past_a_full_counters_map_are_counted_as_other)
+{
+    if (!can_run())
+        TEST_SKIP("needs root and network namespaces");
+    int l = udp_socket(AF_INET, "127.0.0.1", 5060), s = udp_socket(AF_INET, NULL, 0);
+    struct capture_bpf_iface_stats st[8];
+    const struct capture_bpf_iface_stats *d;
+    char name[IF_NAMESIZE];
+    size_t nd;
+
+    int p1 = link_out("d1", 1), p2 = link_out("d2", 2);
+    CHECK(p1 >= 0 && p2 >= 0);
+    uint32_t d1 = if_nametoindex("d1");
+    struct capture_bpf *cap = open_any_counted(2);
+    if (!cap)
+        return;
+    send_out(cap, s, 0, 3);
+    send_out(cap, s, 1, 4);
+    send_out(cap, s, 2, 5);
+    CHECK_INT(capture_bpf_counters(cap, st, 8), 3);
+    CHECK_INT(st[0].ifindex, CAPTURE_BPF_IFINDEX_OTHER);
+    CHECK_INT(st[0].iface, CAPTURE_BPF_IFACE_UNKNOWN);
+    CHECK_INT(st[0].seen, 5);
+    CHECK_INT(st[0].matched, 5);
+    CHECK_INT(st[1].ifindex, 1);
+    CHECK_INT(st[1].seen, 3);
+    CHECK_INT(st[2].ifindex, d1);
+    CHECK_INT(st[2].seen, 4);
+    CHECK_INT(st[2].matched, 4);
+    CHECK_INT(capture_bpf_iface_name(cap, CAPTURE_BPF_IFACE_UNKNOWN, name, sizeof(name)), 0);
+    CHECK_STR(name, "other");
+    /* Counts since the last read, by iface: all of it first, then what came since. */
+    d = capture_bpf_counter_deltas(cap, &nd);
+    CHECK(d != NULL);
+    CHECK_INT(nd, 3);
+    CHECK_INT(d[0].iface, 1);
+    CHECK_INT(d[0].seen, 3);
+    CHECK_INT(d[2].iface, CAPTURE_BPF_IFACE_UNKNOWN);
+    CHECK_INT(d[2].seen, 5);
+    send_out(cap, s, 2, 2);
+    d = capture_bpf_counter_deltas(cap, &nd);
+    CHECK_INT(nd, 3);
+    CHECK_INT(d[0].seen, 0);
+    CHECK_INT(d[1].seen, 0);
+    CHECK_INT(d[2].seen, 2);
+    CHECK_INT(d[2].matched, 2);
+    capture_bpf_free(cap);
+    close(p1);
+    close(p2);
+    close(l);
+    close(s);
+}
+
+/* With "any", the keys of an interface that is gone make room once the map is half full: its
+ * last counts are read with them, and a new interface gets keys of its own, not "other". */
+TEST(the_keys_of_an_interface_gone_make_room_for_a_new_one)
+{
+    if (!can_run())
+        TEST_SKIP("needs root and network namespaces");
+    int l = udp_socket(AF_INET, "127.0.0.1", 5060), s = udp_socket(AF_INET, NULL, 0);
+    struct capture_bpf_iface_stats st[8];
+
+    int p1 = link_out("d1", 1), p2;
+    CHECK(p1 >= 0);
+    uint32_t d1 = if_nametoindex("d1");
+    struct capture_bpf *cap = open_any_counted(2);
+    if (!cap)
+        return;
+    send_out(cap, s, 0, 3);
+    send_out(cap, s, 1, 4); /* the map is full */
+    CHECK_INT(run("ip link del d1"), 0);
+    CHECK_INT(capture_bpf_counters(cap, st, 8), 2); /* lo, d1 (its last read); "other" is 0 */
+    CHECK_INT(st[1].ifindex, d1);
+    CHECK_INT(st[1].seen, 4);
+    CHECK_INT(capture_bpf_counters(cap, st, 8), 1); /* d1's keys are gone */
+    CHECK_INT(st[0].ifindex, 1);
+    p2 = link_out("d2", 2);
+    CHECK(p2 >= 0);
+    uint32_t d2 = if_nametoindex("d2");
+    send_out(cap, s, 2, 5);
+    CHECK_INT(capture_bpf_counters(cap, st, 8), 2);
+    CHECK_INT(st[1].ifindex, d2);
+    CHECK_INT(st[1].seen, 5);
+    CHECK_INT(st[1].matched, 5);
+    capture_bpf_free(cap);
+    close(p1);
+    close(p2);
+    close(l);
+    close(s);
+}
+
 /* Whether the capture's descriptor turns readable within ms. */
 static int fd_wakes(const struct capture_bpf *cap, int ms)
 {

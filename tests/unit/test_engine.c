@@ -7,6 +7,8 @@
 
 #include "capture_pcap.h"
 #include "expo.h"
+#include "harness.h"
+#include "health.h"
 #include "metrics.h"
 #include "test.h"
 
@@ -128,6 +130,57 @@ TEST(lookahead_reads_no_frame_past_its_bound_and_changes_nothing)
     free(got);
     engine_free(plain);
     engine_free(ahead);
+}
+
+static double series(struct engine *e, const char *name, const char *label, const char *value,
+                     const char *label2, const char *value2)
+{
+    const char *names[2] = {label, label2}, *values[2] = {value, value2};
+    char err[256];
+    double v = -1;
+    if (harness_metric(e, name, names, values, label2 ? 2 : 1, &v, err, sizeof(err)) != 0)
+        return -1;
+    return v;
+}
+
+/* Live, the kernel's counts come as counts since the last read (capture_bpf_counter_deltas), one
+ * call per interface. The first 64 interfaces get series of their own; the counts of those past
+ * them, and of what the kernel's map had no room for (HEALTH_IFACE_OTHER), add up under
+ * "other". Two reads of 70 interfaces and the overflow: interface id i counted i + 1 packets seen
+ * and one matched in each, those from 64 on also two dropped. */
+TEST(kernel_counts_of_many_interfaces_add_up_under_other)
+{
+    char err[256];
+    struct engine *e = harness_engine_new(NULL, NULL, NULL, NULL, err, sizeof(err));
+    double other_seen = 0;
+
+    if (!e) {
+        TEST_FAIL_AT("engine: %s", err);
+        return;
+    }
+    for (int read = 0; read < 2; read++) {
+        /* First: "other" is "other" before the 64 are taken too. */
+        engine_kernel_counts(e, HEALTH_IFACE_OTHER, 1000, 1000, 7, 1);
+        for (uint32_t i = 0; i < 70; i++)
+            engine_kernel_counts(e, i, i + 1, 1, i >= 64 ? 2 : 0, 0);
+    }
+    for (uint32_t i = 64; i < 70; i++)
+        other_seen += 2.0 * (i + 1);
+    other_seen += 2000;
+    /* Ids other than 0 have no name in a capture file's engine: their number is their label. */
+    CHECK_DBL(series(e, "sipscope_packets_total", "iface", "file", "result", "seen"), 2);
+    CHECK_DBL(series(e, "sipscope_packets_total", "iface", "5", "result", "seen"), 12);
+    CHECK_DBL(series(e, "sipscope_packets_total", "iface", "63", "result", "matched"), 2);
+    CHECK_DBL(series(e, "sipscope_packets_total", "iface", "other", "result", "seen"), other_seen);
+    CHECK_DBL(series(e, "sipscope_packets_total", "iface", "other", "result", "matched"),
+              2 * 6 + 2000);
+    CHECK_DBL(series(e, "sipscope_capture_drops_total", "iface", "other", "reason", "ringbuf_full"),
+              2 * 6 * 2 + 14);
+    CHECK_DBL(series(e, "sipscope_capture_drops_total", "iface", "63", "reason", "ringbuf_full"),
+              0);
+    CHECK_DBL(series(e, "sipscope_capture_truncated_total", "iface", "other", NULL, NULL), 2);
+    CHECK_DBL(series(e, "sipscope_packets_total", "iface", "64", "result", "seen"), -1);
+    engine_free(e);
 }
 
 TEST_MAIN()
