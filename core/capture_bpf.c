@@ -57,10 +57,10 @@ struct capture_bpf {
     struct capture_bpf_iface_stats *agg; /* counter totals, agg_cap entries */
     size_t agg_cap;
     uint32_t counted; /* interfaces the counters map holds (capture_bpf_config.counted_ifaces) */
-    /* capture_bpf_counter_deltas: the totals it last saw (n_seen, sorted by iface), this call's
-     * totals and the deltas it returns; agg_cap entries each. */
-    struct capture_bpf_iface_stats *seen, *totals, *deltas;
-    size_t n_seen;
+    /* capture_bpf_counter_deltas: the totals of its last call (n_last, sorted by iface), this
+     * call's totals and the deltas it returns; agg_cap entries each. */
+    struct capture_bpf_iface_stats *last, *totals, *deltas;
+    size_t n_last;
 
     /* capture_bpf_hold: frames the callback still reads after it returns, and its flush. */
     uint32_t hold;
@@ -473,10 +473,10 @@ struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char 
      * and per named interface (its totals carried). */
     cap->agg_cap = (size_t)cap->counted * SIPSCOPE_CNT_KINDS + cap->n_ifaces;
     cap->agg = calloc(cap->agg_cap, sizeof(*cap->agg));
-    cap->seen = calloc(cap->agg_cap, sizeof(*cap->seen));
+    cap->last = calloc(cap->agg_cap, sizeof(*cap->last));
     cap->totals = calloc(cap->agg_cap, sizeof(*cap->totals));
     cap->deltas = calloc(cap->agg_cap, sizeof(*cap->deltas));
-    if (!cap->percpu || !cap->agg || !cap->seen || !cap->totals || !cap->deltas) {
+    if (!cap->percpu || !cap->agg || !cap->last || !cap->totals || !cap->deltas) {
         ret = -ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -521,7 +521,7 @@ void capture_bpf_free(struct capture_bpf *cap)
     sipscope_bpf__destroy(cap->skel);
     free(cap->percpu);
     free(cap->agg);
-    free(cap->seen);
+    free(cap->last);
     free(cap->totals);
     free(cap->deltas);
     free(cap);
@@ -906,19 +906,19 @@ const struct capture_bpf_iface_stats *capture_bpf_counter_deltas(struct capture_
     for (size_t i = 0; i < m; i++) {
         const struct capture_bpf_iface_stats *t = &cap->totals[i];
         struct capture_bpf_iface_stats *d = &cap->deltas[i];
-        while (j < cap->n_seen && cap->seen[j].iface < t->iface)
+        while (j < cap->n_last && cap->last[j].iface < t->iface)
             j++;
         *d = *t;
-        if (j < cap->n_seen && cap->seen[j].iface == t->iface) {
-            const struct capture_bpf_iface_stats *b = &cap->seen[j];
+        if (j < cap->n_last && cap->last[j].iface == t->iface) {
+            const struct capture_bpf_iface_stats *b = &cap->last[j];
             d->seen = since(t->seen, b->seen);
             d->matched = since(t->matched, b->matched);
             d->ringbuf_full = since(t->ringbuf_full, b->ringbuf_full);
             d->truncated = since(t->truncated, b->truncated);
         }
     }
-    memcpy(cap->seen, cap->totals, m * sizeof(*cap->seen));
-    cap->n_seen = m;
+    memcpy(cap->last, cap->totals, m * sizeof(*cap->last));
+    cap->n_last = m;
     *n = m;
     return cap->deltas;
 }
