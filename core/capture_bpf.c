@@ -804,17 +804,32 @@ static uint64_t percpu_sum(const struct capture_bpf *cap)
     return sum;
 }
 
+static int by_index(const void *a, const void *b)
+{
+    unsigned x = ((const struct if_nameindex *)a)->if_index;
+    unsigned y = ((const struct if_nameindex *)b)->if_index;
+    return x < y ? -1 : x > y;
+}
+
 /* With "any": the keys of the interfaces among the n entries that no longer exist are taken
- * out of the map, their counts since the lookup added to their entries. */
+ * out of the map, their counts since the lookup added to their entries. The interfaces that
+ * exist come from one if_nameindex (a netlink dump), not a look per interface. */
 static void drop_gone(struct capture_bpf *cap, size_t n)
 {
     int fd = bpf_map__fd(cap->skel->maps.counters);
-    char name[IF_NAMESIZE];
+    struct if_nameindex *all = if_nameindex();
+    size_t n_all = 0;
 
+    if (!all)
+        return; /* nothing is known to be gone */
+    while (all[n_all].if_index != 0)
+        n_all++;
+    qsort(all, n_all, sizeof(*all), by_index);
     for (size_t i = 0; i < n; i++) {
         struct capture_bpf_iface_stats *s = &cap->agg[i];
-        if (s->ifindex == SIPSCOPE_IFINDEX_OTHER || if_indextoname(s->ifindex, name) ||
-            errno != ENXIO)
+        struct if_nameindex want = {.if_index = s->ifindex};
+        if (s->ifindex == SIPSCOPE_IFINDEX_OTHER ||
+            bsearch(&want, all, n_all, sizeof(*all), by_index))
             continue;
         for (uint32_t k = 0; k < SIPSCOPE_CNT_KINDS; k++) {
             struct sipscope_counter_key key = {.ifindex = s->ifindex, .kind = k};
@@ -824,6 +839,7 @@ static void drop_gone(struct capture_bpf *cap, size_t n)
                 *c = sum;
         }
     }
+    if_freenameindex(all);
 }
 
 int capture_bpf_counters(struct capture_bpf *cap, struct capture_bpf_iface_stats *out, size_t max)
