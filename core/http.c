@@ -23,6 +23,8 @@
 
 #include "expo.h"
 #include "http_clients.h"
+#include "http_watch.h"
+#include "http_watch.h"
 #include "log.h"
 
 #define HTTP_POOL_IDLE 4    /* render buffers kept between scrapes */
@@ -263,6 +265,7 @@ struct http_server {
     unsigned pool_idle;
 
     struct http_clients *clients; /* connections by address (admit_client, count_client) */
+    struct http_watch *watch;     /* the deadline of each request's headers (http_watch.h) */
 };
 
 static void scratch_free(struct scratch *sc)
@@ -518,6 +521,22 @@ static enum MHD_Result serve_reload(struct http_server *srv, struct MHD_Connecti
     return reply(conn, status, body, strlen(body), MHD_RESPMEM_MUST_COPY, TEXT_PLAIN, NULL);
 }
 
+/* A connection's socket context: its http_clients handle in the low 32 bits, its http_watch
+ * handle in the high ones. */
+_Static_assert(sizeof(uintptr_t) >= 8, "two 32-bit handles in a pointer");
+
+static uint32_t client_of(void *socket_context)
+{
+    return (uint32_t)(uintptr_t)socket_context;
+}
+
+static uint32_t watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? (uint32_t)((uintptr_t)ci->socket_context >> 32) : 0;
+}
+
 enum page { PAGE_INDEX, PAGE_METRICS, PAGE_HEALTHY, PAGE_READY, PAGE_RELOAD, PAGE_COUNT };
 
 static const char *const page_paths[PAGE_COUNT] = {
@@ -540,6 +559,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
      * body, so that the connection stays usable for the next request. */
     if (*req_cls == NULL) {
         *req_cls = &http_no_scratch;
+        http_watch_busy(srv->watch, watch_of(conn)); /* the headers came in time */
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
@@ -577,11 +597,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 static void request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
+    struct http_server *srv = cls;
     (void)toe;
     if (*req_cls && *req_cls != &http_no_scratch)
-        scratch_put(cls, *req_cls);
+        scratch_put(srv, *req_cls);
     *req_cls = NULL;
+    http_watch_idle(srv->watch, watch_of(conn)); /* the next request's headers are due */
 }
 
 /* Accept policy: an address, or an IPv6 /64, already holding its share of the connections is
@@ -593,8 +614,9 @@ static enum MHD_Result admit_client(void *cls, const struct sockaddr *addr, sock
     return http_clients_admits(srv->clients, addr, addrlen) ? MHD_YES : MHD_NO;
 }
 
-/* Connection notifications: a connection is counted for its address and network from its
- * start to its close; *socket_context keeps its handle (http_clients_add) meanwhile. */
+/* Connection notifications: a connection is counted for its address and network, and watched
+ * for slow request headers, from its start to its close (which libmicrohttpd notifies before it
+ * closes the socket); *socket_context keeps both handles meanwhile. */
 static void count_client(void *cls, struct MHD_Connection *conn, void **socket_context,
                          enum MHD_ConnectionNotificationCode toe)
 {
@@ -607,9 +629,14 @@ static void count_client(void *cls, struct MHD_Connection *conn, void **socket_c
         socklen_t len = !sa                         ? 0
                         : sa->sa_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
                                                     : (socklen_t)sizeof(struct sockaddr_in);
-        *socket_context = (void *)(uintptr_t)http_clients_add(srv->clients, sa, len);
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        uint32_t client = http_clients_add(srv->clients, sa, len);
+        uint32_t watch = fi ? http_watch_open(srv->watch, fi->connect_fd) : 0;
+        *socket_context = (void *)((uintptr_t)watch << 32 | client);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        http_clients_remove(srv->clients, (uint32_t)(uintptr_t)*socket_context);
+        http_watch_close(srv->watch, (uint32_t)((uintptr_t)*socket_context >> 32));
+        http_clients_remove(srv->clients, client_of(*socket_context));
         *socket_context = NULL;
     }
 }
@@ -683,6 +710,7 @@ static void server_free(struct http_server *srv)
     pthread_mutex_destroy(&srv->pool_mu);
     free(srv->index_html);
     http_clients_free(srv->clients);
+    http_watch_free(srv->watch);
     free(srv);
 }
 
@@ -695,6 +723,7 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     char name[64];
     int fd;
     unsigned max_conns = cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
+    unsigned timeout_s = cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
 
     if (http_addr_parse(cfg->listen_address ? cfg->listen_address : HTTP_DEFAULT_LISTEN, &want, err,
                         errlen) != 0)
@@ -714,7 +743,8 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     srv->clients = http_clients_new(
         max_conns, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_MAX_PER_ADDRESS,
         cfg->max_per_network ? cfg->max_per_network : HTTP_DEFAULT_MAX_PER_NETWORK);
-    if (!srv->clients || build_index(srv, cfg->version) != 0) {
+    srv->watch = http_watch_new(max_conns, timeout_s * 1000);
+    if (!srv->clients || !srv->watch || build_index(srv, cfg->version) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -732,8 +762,7 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0, admit_client, srv, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, max_conns,
-        MHD_OPTION_NOTIFY_CONNECTION, count_client, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S),
+        MHD_OPTION_NOTIFY_CONNECTION, count_client, srv, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!srv->mhd) {

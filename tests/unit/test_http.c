@@ -690,6 +690,59 @@ TEST(one_connection_serves_several_scrapes)
     metrics_free(f.reg);
 }
 
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* libmicrohttpd's timeout counts idle time, which a header line every 200 ms never lets pass.
+ * The headers of a request are due within the timeout (1 s here) of the connection's start and
+ * of the previous request's end (keep-alive): the server ends a connection still sending them,
+ * and serves the next one. */
+TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
+{
+    struct fixture f;
+    struct http_config cfg = {.listen_address = "127.0.0.1:0", .timeout_s = 1};
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    char err[256] = "";
+    struct http_server *srv;
+    double t0, closed_after = -1;
+    struct resp r;
+    int fd;
+
+    fixture_init(&f);
+    srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        return;
+    }
+    fd = connect_to(AF_INET, http_port(srv));
+    CHECK(fd >= 0);
+    CHECK_INT(send_all(fd, req, strlen(req)), 0); /* answered at once: the clock starts again */
+    CHECK_INT(read_resp(fd, false, &r), 0);
+    CHECK_INT(r.status, 200);
+    resp_free(&r);
+    t0 = mono_s();
+    send_all(fd, "GET /metrics HTTP/1.1\r\n", 23);
+    while (closed_after < 0 && mono_s() - t0 < 4) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+        usleep(200000);
+        if (poll(&p, 1, 0) == 1 || send_all(fd, "X-Slow: 1\r\n", 11) != 0)
+            closed_after = mono_s() - t0;
+    }
+    close(fd);
+    if (closed_after < 0 || closed_after > 2.5)
+        fprintf(stderr, "  closed after %.2f s (-1: still open after 4 s)\n", closed_after);
+    CHECK(closed_after >= 0.9 && closed_after <= 2.5);
+    CHECK_INT(request(http_port(srv), "GET", "/-/healthy", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    resp_free(&r);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
 /* --- Health, readiness, index, errors ----------------------------------------------------------
  */
 
