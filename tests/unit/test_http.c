@@ -690,11 +690,11 @@ TEST(one_connection_serves_several_scrapes)
     metrics_free(f.reg);
 }
 
-static double mono_s(void)
+static double now_s(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* libmicrohttpd's timeout counts idle time, which a header line every 200 ms never lets pass.
@@ -724,13 +724,13 @@ TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
     CHECK_INT(read_resp(fd, false, &r), 0);
     CHECK_INT(r.status, 200);
     resp_free(&r);
-    t0 = mono_s();
+    t0 = now_s();
     send_all(fd, "GET /metrics HTTP/1.1\r\n", 23);
-    while (closed_after < 0 && mono_s() - t0 < 4) {
+    while (closed_after < 0 && now_s() - t0 < 4) {
         struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
         usleep(200000);
         if (poll(&p, 1, 0) == 1 || send_all(fd, "X-Slow: 1\r\n", 11) != 0)
-            closed_after = mono_s() - t0;
+            closed_after = now_s() - t0;
     }
     close(fd);
     if (closed_after < 0 || closed_after > 2.5)
@@ -1266,13 +1266,6 @@ static void *slow_reload_run(void *arg)
     struct slow_reload *sr = arg;
     sr->rc = request(sr->port, "POST", "/-/reload", NULL, NULL, &sr->r);
     return NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 TEST(a_stalled_client_or_a_waiting_reload_holds_up_no_other_request)
