@@ -24,7 +24,6 @@
 #include "expo.h"
 #include "http_clients.h"
 #include "http_watch.h"
-#include "http_watch.h"
 #include "log.h"
 
 #define HTTP_POOL_IDLE 4    /* render buffers kept between scrapes */
@@ -530,11 +529,17 @@ static uint32_t client_of(void *socket_context)
     return (uint32_t)(uintptr_t)socket_context;
 }
 
+static uint32_t watch_in(void *socket_context)
+{
+    return (uint32_t)((uintptr_t)socket_context >> 32);
+}
+
+/* The connection's http_watch handle, from the handler and the completion callback. */
 static uint32_t watch_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? (uint32_t)((uintptr_t)ci->socket_context >> 32) : 0;
+    return ci ? watch_in(ci->socket_context) : 0;
 }
 
 enum page { PAGE_INDEX, PAGE_METRICS, PAGE_HEALTHY, PAGE_READY, PAGE_RELOAD, PAGE_COUNT };
@@ -635,7 +640,7 @@ static void count_client(void *cls, struct MHD_Connection *conn, void **socket_c
         uint32_t watch = fi ? http_watch_open(srv->watch, fi->connect_fd) : 0;
         *socket_context = (void *)((uintptr_t)watch << 32 | client);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        http_watch_close(srv->watch, (uint32_t)((uintptr_t)*socket_context >> 32));
+        http_watch_close(srv->watch, watch_in(*socket_context));
         http_clients_remove(srv->clients, client_of(*socket_context));
         *socket_context = NULL;
     }
