@@ -108,6 +108,7 @@ struct http_watch *http_watch_new(unsigned max_conns, unsigned deadline_ms)
         errno = rc;
         return NULL;
     }
+    pthread_setname_np(w->thread, "http-watch"); /* for top -H; a failure changes nothing */
     return w;
 }
 
