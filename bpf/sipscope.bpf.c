@@ -93,7 +93,7 @@ struct {
  * are gone. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, SIPSCOPE_DEFAULT_COUNTED_IFACES *SIPSCOPE_CNT_KINDS);
+    __uint(max_entries, (SIPSCOPE_DEFAULT_COUNTED_IFACES * SIPSCOPE_CNT_KINDS));
     __type(key, struct sipscope_counter_key);
     __type(value, __u64);
 } counters SEC(".maps");

@@ -26,7 +26,6 @@ struct http_watch {
     pthread_t thread;
     bool stop;
     unsigned deadline_ms;
-    uint64_t cut;
     unsigned n;
     struct slot slots[];
 };
@@ -54,7 +53,6 @@ static uint64_t sweep(struct http_watch *w, uint64_t now)
         }
         shutdown(s->fd, SHUT_RDWR);
         s->cut = true;
-        w->cut++;
         log_debug("http", "a request's headers took longer than %u ms: connection closed",
                   w->deadline_ms);
     }
@@ -177,13 +175,4 @@ void http_watch_close(struct http_watch *w, uint32_t handle)
     pthread_mutex_lock(&w->mu);
     w->slots[handle - 1].used = false;
     pthread_mutex_unlock(&w->mu);
-}
-
-uint64_t http_watch_cut(struct http_watch *w)
-{
-    uint64_t n;
-    pthread_mutex_lock(&w->mu);
-    n = w->cut;
-    pthread_mutex_unlock(&w->mu);
-    return n;
 }

@@ -41,7 +41,4 @@ void http_watch_idle(struct http_watch *w, uint32_t handle);
 /* The connection closed; it must come before its socket is closed. Handle 0: nothing. */
 void http_watch_close(struct http_watch *w, uint32_t handle);
 
-/* Connections shut down past the deadline so far. */
-uint64_t http_watch_cut(struct http_watch *w);
-
 #endif

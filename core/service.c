@@ -17,6 +17,7 @@
 
 #include "capture_bpf.h"
 #include "engine.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 
@@ -279,6 +280,10 @@ static void watch_interfaces(struct service *s)
                       name);
     }
 }
+
+/* The capture's id of what it cannot place ("other": frames of an interface it does not know,
+ * counts past the counters map's room) is health's "other". */
+_Static_assert(CAPTURE_BPF_IFACE_UNKNOWN == HEALTH_IFACE_OTHER, "one \"other\" interface");
 
 static void publish_kernel_counters(struct service *s)
 {
