@@ -444,15 +444,32 @@ static struct lua_bridge *bridge_of(lua_State *L)
     return state_of(L)->b;
 }
 
-/* True when the function running is one of core.lua's generated dispatchers. */
-static bool in_dispatcher(lua_State *L)
+/* True when the function at the stack level is one of core.lua's generated dispatchers. */
+static bool dispatcher_at(lua_State *L, int level)
 {
     static const char prefix[] = "=sipscope.dispatch.";
+    lua_Debug ar;
+
+    if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "S", &ar) || !ar.source)
+        return false;
+    return strncmp(ar.source, prefix, sizeof(prefix) - 1) == 0;
+}
+
+/* True when the function running is a dispatcher, or a C function a dispatcher called itself:
+ * in the interpreter, the FFI's store into box.in_rule right after the rule's pcall returned
+ * is one (a cdata metamethod), and a stop armed as the call ended can land in it. An error
+ * raised there would escape the rule's pcall and fail the whole dispatch (seen once in CI: the
+ * rules after it missed a message). A C function the rule called has the rule, or the pcall for
+ * a tail call, above it: raised there, the error stays the rule's. */
+static bool in_dispatcher(lua_State *L)
+{
     lua_Debug here;
 
-    if (!lua_getstack(L, 0, &here) || !lua_getinfo(L, "S", &here) || !here.source)
+    if (!lua_getstack(L, 0, &here) || !lua_getinfo(L, "S", &here))
         return false;
-    return strncmp(here.source, prefix, sizeof(prefix) - 1) == 0;
+    if (here.what && strcmp(here.what, "C") == 0)
+        return dispatcher_at(L, 1);
+    return dispatcher_at(L, 0);
 }
 
 static void abort_hook(lua_State *L, lua_Debug *ar)
