@@ -939,8 +939,9 @@ typedef int (*headers_fn)(struct lines *it, struct lines_pos *atp, const char **
 
 struct lines {
     const char *s;         /* start of the message (after any leading empty lines) */
-    const char *end;       /* end of what may be parsed: the input, or SIP_MAX_MSG bytes */
-    const char *first_bad; /* the first stray control byte seen; end while none */
+    const char *end;       /* end of what may be parsed: the input, or SIP_MAX_MSG bytes; cut
+                            * back to the start of first_bad's chunk when one is found */
+    const char *first_bad; /* the first stray control byte seen; NULL while none */
     struct span rd;        /* the caller's buffer */
     uintptr_t wide_end;    /* a line starting at or below it has 16 readable bytes (0: none) */
     bool capped;      /* end is SIP_MAX_MSG: more input cannot complete the header block */
@@ -1009,20 +1010,26 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, const char *b
 
 /* Records the first stray control byte of the chunk at b (n bytes of it are input; the byte
  * after it is readable when n > 64): a control byte that is no LF and precedes no LF. An HT is
- * fine, so is a CR that ends the input (its LF may follow). */
-__attribute__((noinline)) static void chunk_odd(struct lines *it, const char *b, uint64_t lf,
-                                                uint64_t ctl, size_t n)
+ * fine, so is a CR that ends the input (its LF may follow). Returns lf without the LFs after a
+ * stray byte, and stops the lines at this chunk: a line that holds one is never handed out, so
+ * the header loop needs no check of its own, and its lines end with need_more's error. A stray
+ * byte after the empty line is in the body, where it is no error: the lines have ended by then. */
+__attribute__((noinline)) static uint64_t chunk_odd(struct lines *it, const char *b, uint64_t lf,
+                                                    uint64_t ctl, size_t n)
 {
     bool next_lf = n > 64 && b[64] == '\n';
     uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
 
-    while (odd && it->first_bad == it->end) {
+    while (odd && !it->first_bad) {
         unsigned i = (unsigned)__builtin_ctzll(odd);
         odd &= odd - 1;
         if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n))
             continue;
         it->first_bad = b + i;
+        it->end = b;
+        return lf & ((1ULL << i) - 1);
     }
+    return lf;
 }
 
 /* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line).
@@ -1033,7 +1040,7 @@ static ALWAYS_INLINE uint64_t chunk_check(struct lines *it, const char *b, uint6
                                           uint64_t ctl, size_t n)
 {
     if (__builtin_expect(ctl != (lf | lf >> 1), 0))
-        chunk_odd(it, b, lf, ctl, n);
+        return chunk_odd(it, b, lf, ctl, n);
     return lf;
 }
 
@@ -1201,7 +1208,7 @@ static int fail_at(struct sip_msg *msg, uint32_t n, int rc, enum sip_error why)
  * holds SIP_MAX_MSG bytes. */
 static int need_more(const struct lines *it, struct sip_msg *msg, bool in_start)
 {
-    if (it->first_bad != it->end)
+    if (it->first_bad)
         return fail(msg, -EBADMSG, in_start ? SIP_ERR_START_LINE : SIP_ERR_HEADER_SYNTAX);
     if (it->capped)
         return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
@@ -1258,10 +1265,11 @@ static ALWAYS_INLINE int parse_headers_with(struct lines *it, struct lines_pos *
 
     for (;;) {
         const char *ln = le + 1, *vend;
-        if (!lines_next_with(it, &at, &le, masks))
+        if (!lines_next_with(it, &at, &le, masks)) {
+            if (it->first_bad) /* the lines stopped before a stray byte */
+                return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
             return need_more(it, msg, false);
-        if (it->first_bad < le)
-            return fail_at(msg, n, -EBADMSG, SIP_ERR_HEADER_SYNTAX);
+        }
         /* The byte before le is readable even for an empty bare-LF line: the LF of the line
          * before, which is no CR. */
         if (__builtin_expect(le[-1] == '\r', 1))
@@ -1629,7 +1637,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     const char *end = capped ? s + SIP_MAX_MSG : bend, *le, *ve;
     struct lines it = {.s = s,
                        .end = end,
-                       .first_bad = end,
+                       .first_bad = NULL,
                        .rd = rd,
                        .wide_end = len >= 16 ? (uintptr_t)bend - 16 : 0,
                        .capped = capped};
@@ -1642,7 +1650,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     /* Start line. */
     if (!lines_next(&it, &at, &le))
         return need_more(&it, msg, true);
-    if (it.first_bad < le || !line_body_end(s, le, &ve, &msg->anomalies))
+    if (!line_body_end(s, le, &ve, &msg->anomalies))
         return fail(msg, -EBADMSG, SIP_ERR_START_LINE);
     rc = parse_start_line(msg, s, ve, rd);
     if (rc)
