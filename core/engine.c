@@ -71,6 +71,10 @@ struct engine {
     unsigned ring_first, ring_len;
     uint32_t frames; /* frames seen, wrapping: the age of a message waiting */
     struct dedup *dedup; /* NULL: copies are kept (--dedup-window 0) */
+    /* The packet clock (engine_time): the latest time handed on, and what is added to a frame's
+     * own time since its capture's clock stepped back. */
+    uint64_t latest_ns, time_offset;
+    int64_t wall_step; /* engine_set_clock_step's, which the events file follows too */
 };
 
 static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
@@ -596,22 +600,52 @@ static enum decode_result unless_copy(struct engine *e, enum decode_result r,
     return DECODE_SKIP;
 }
 
+/* The time the pipeline works with for a frame captured at ts. Timers run on the latest packet
+ * time, and a deadline is set from the packet that arms it: after a step back of the capture's
+ * clock (a host whose clock NTP stepped, files joined with `mergecap -a`), every deadline set
+ * from the later packets would be in the past already, and every call would time out. So a
+ * frame more than ENGINE_CLOCK_STEP_NS older than the latest starts an offset: the frames after
+ * it are timed as if the clock had not stepped back, their delays unchanged. The offset ends when
+ * a frame's own time is back at the latest, so that one frame with a wrong time (a time of 0)
+ * shifts only itself. The events file keeps the frames' own times (engine_set_clock_step). A
+ * forward step cannot be told from a capture's silence, and is taken as time gone by. */
+static uint64_t engine_time(struct engine *e, uint64_t ts)
+{
+    uint64_t t = ts + e->time_offset;
+
+    if (e->time_offset && ts + ENGINE_CLOCK_STEP_NS >= e->latest_ns) {
+        t = ts; /* the frame's own clock caught up: no offset any more */
+        e->time_offset = 0;
+        engine_set_clock_step(e, e->wall_step);
+    } else if (t + ENGINE_CLOCK_STEP_NS < e->latest_ns) {
+        e->time_offset = e->latest_ns - ts;
+        t = e->latest_ns;
+        health_clock_step(e->health);
+        engine_set_clock_step(e, e->wall_step);
+    }
+    if (t > e->latest_ns)
+        e->latest_ns = t;
+    return t;
+}
+
 void engine_frame(struct engine *e, const struct capture_frame *frame)
 {
     struct packet pkt;
     enum decode_result r;
     bool reassembled = false;
     unsigned results = HEALTH_BIT(HEALTH_SEEN);
+    uint64_t now = engine_time(e, frame->ts_ns);
 
     if (frame->caplen < frame->wirelen)
         health_truncated(e->health, frame->iface);
     /* Reassembly timers run on packet time even when no fragment or segment comes. */
-    if (frame->ts_ns >= e->next_deadline) {
+    if (now >= e->next_deadline) {
         lookahead_flush(e);
-        ip_reasm_expire(e->reasm, frame->ts_ns);
-        tcp_stream_expire(e->tcp, frame->ts_ns);
+        ip_reasm_expire(e->reasm, now);
+        tcp_stream_expire(e->tcp, now);
     }
     r = decode_frame(frame, e->cfg.decap, &pkt);
+    pkt.ts_ns = now;
     if (pkt.truncated && frame->caplen >= frame->wirelen)
         health_truncated(e->health, frame->iface); /* a mirrored packet its mirror cut */
     if (e->dedup)
@@ -661,6 +695,7 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
 
 void engine_tick(struct engine *e, uint64_t now_ns)
 {
+    now_ns += e->time_offset; /* the frames' timeline (engine_time) */
     lookahead_flush(e); /* messages waiting came before now_ns */
     ip_reasm_expire(e->reasm, now_ns);
     tcp_stream_expire(e->tcp, now_ns);
@@ -713,8 +748,9 @@ uint64_t engine_close_events(struct engine *e)
 
 void engine_set_clock_step(struct engine *e, int64_t ns)
 {
+    e->wall_step = ns;
     if (e->events)
-        events_set_clock_step(e->events, ns);
+        events_set_clock_step(e->events, ns - (int64_t)e->time_offset);
 }
 
 int engine_describe_rules(struct engine *e, FILE *out)

@@ -58,6 +58,11 @@ struct engine;
 struct engine *engine_new(const struct engine_config *cfg, char *err, size_t errlen);
 void engine_free(struct engine *e);
 
+/* A frame older than the latest one by more than this is taken as a step back of its capture's
+ * clock (engine_time in engine.c): sipscope_clock_steps_total. Frames out of order by less are
+ * timed as they are, a negative delay counted as 0 (sipscope_negative_delays_total). */
+#define ENGINE_CLOCK_STEP_NS 1000000000ULL
+
 /* Processes one captured frame through the whole pipeline. Without the lookahead, the frame's
  * bytes are not read after this returns. */
 void engine_frame(struct engine *e, const struct capture_frame *frame);

@@ -44,7 +44,7 @@ struct health {
     struct metrics *reg;
     struct metric_family *packets, *drops, *truncated, *duplicates, *parse_errors, *messages;
     struct metric_family *iface_up;
-    struct metric_family *entries, *evictions;
+    struct metric_family *entries, *evictions, *clock_steps;
     health_iface_name_fn name_fn;
     void *name_ctx;
     size_t n_ifaces;
@@ -223,11 +223,16 @@ struct health *health_new(struct metrics *reg, const char *version, const char *
                          "transport", "ip");
     h->entries = family(reg, "sipscope_table_entries", "Entries in use per tracking table.",
                         METRIC_GAUGE, "table", NULL);
+    h->clock_steps = metrics_family(
+        reg, "sipscope_clock_steps_total",
+        "Times the capture's clock went back by more than a second (a stepped host clock, files "
+        "joined out of order); the packets after each are timed as if it had not.",
+        METRIC_COUNTER, NULL, 0, NULL, 0, 1, 0);
     h->evictions = family(reg, "sipscope_table_evictions_total",
                           "Entries evicted because their table was full.", METRIC_COUNTER,
                           "table", NULL);
     if (!info || !h->packets || !h->drops || !h->truncated || !h->duplicates || !h->parse_errors ||
-        !h->messages || !h->entries || !h->evictions) {
+        !h->messages || !h->entries || !h->evictions || !h->clock_steps) {
         free(h);
         return NULL;
     }
@@ -343,6 +348,11 @@ void health_add_kernel(struct health *h, uint32_t iface, uint64_t seen, uint64_t
     metric_counter_add(slot->packets[HEALTH_MATCHED], (double)matched);
     metric_counter_add(iface_series(h, slot, "ringbuf_full", h->drops), (double)ringbuf_full);
     metric_counter_add(slot->truncated, (double)truncated);
+}
+
+void health_clock_step(struct health *h)
+{
+    metric_counter_add(metrics_series(h->clock_steps, NULL), 1);
 }
 
 void health_set_iface_up(struct health *h, uint32_t iface, bool up)

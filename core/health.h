@@ -45,6 +45,9 @@ void health_truncated(struct health *h, uint32_t iface);
 /* A packet of interface iface dropped as a copy of one seen just before (dedup.h). */
 void health_duplicate(struct health *h, uint32_t iface);
 
+/* The capture's clock stepped back (engine.h, ENGINE_CLOCK_STEP_NS). */
+void health_clock_step(struct health *h);
+
 /* Whether a captured interface is up (live capture, capture_bpf_iface_states). */
 void health_set_iface_up(struct health *h, uint32_t iface, bool up);
 
