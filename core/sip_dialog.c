@@ -591,9 +591,11 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
             sip_dialog_key(msg->call_id, msg->from_tag, &key);
             from_callee = key.hash != d->node.hash || key.check != d->node.check;
         }
-        if (slot >= 0 && (d->confirmed_tags & (1u << slot)) &&
-            (d->confirmed_tags & ~(1u << slot))) {
-            d->confirmed_tags &= (uint8_t)~(1u << slot); /* another fork's dialog goes on */
+        /* While another fork's dialog goes on, a BYE ends only its own: the first copy clears
+         * its bit, and a copy of it seen on another hop (or a BYE for a fork never answered)
+         * finds the bit clear and ends nothing either. */
+        if (slot >= 0 && (d->confirmed_tags & ~(1u << slot))) {
+            d->confirmed_tags &= (uint8_t) ~(1u << slot);
             return false;
         }
         if (txn)
