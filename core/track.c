@@ -296,10 +296,12 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
         if (d) {
             memcpy(txn->labels, d->labels, sizeof(txn->labels));
             sip_dialog_on_request(&tr->dialogs, d, txn, msg, pkt, now);
-        } else {
+        } else if (msg->method != SIP_METHOD_SUBSCRIBE && msg->method != SIP_METHOD_NOTIFY) {
             txn->flags |= SIP_TXN_F_ORPHAN;
             ev.flags |= TRACK_F_ORPHAN;
         }
+        /* SUBSCRIBE and NOTIFY outside a call belong to a subscription's dialog (RFC 6665),
+         * which is not tracked: not seen is not never seen, so they are no orphans. */
     } else {
         d = on_out_of_dialog(tr, txn, msg, pkt, now, hint);
         if (msg->method != SIP_METHOD_CANCEL)
