@@ -565,7 +565,7 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
     if (msg->method == SIP_METHOD_ACK) {
         /* An ACK to a 2xx is its own message (new branch); a copy answers a 2xx copy. ACKs to
          * the 2xx of two forks share the CSeq but not the To-tag. */
-        uint32_t fp = tag_hash(msg->to_tag) ^ (msg->cseq * 0x9e3779b1u);
+        uint16_t fp = (uint16_t)((tag_hash(msg->to_tag) ^ (msg->cseq * 0x9e3779b1u)) >> 16);
         if ((d->flags & SIP_DIALOG_F_ACKED) && d->ack_seen == fp)
             return true;
         d->flags |= SIP_DIALOG_F_ACKED;
@@ -608,9 +608,15 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
     } else if (msg->method == SIP_METHOD_INVITE || msg->method == SIP_METHOD_UPDATE) {
         struct track_event ev = {.type = TRACK_CALL_REFRESH, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = msg->method};
+        /* Either side refreshes, each with CSeqs of its own; the low bit keeps 0 for none. */
+        uint16_t fp =
+            (uint16_t)(((tag_hash(msg->from_tag) ^ (msg->cseq * 0x9e3779b1u)) >> 16) | 1u);
         if (txn)
-            txn->flags |= SIP_TXN_F_REFRESH;
-        emit(tbl, &ev, d);
+            txn->flags |= SIP_TXN_F_REFRESH; /* a copy's final too is the refresh's */
+        if (d->refresh_seen != fp) {
+            d->refresh_seen = fp;
+            emit(tbl, &ev, d);
+        }
     }
     return false;
 }
