@@ -77,15 +77,30 @@ bool sip_txn_response_seen(struct sip_txn *txn, const struct sip_msg *msg)
     uint64_t h = hash_mix(slice_hash(msg->to_tag, msg->status), slice_hash(rseq, 0));
     uint32_t fp = (uint32_t)(h ^ (h >> 32)) | 1; /* never 0 */
 
+    bool final = msg->status >= 200;
+    unsigned slot;
+
     for (uint8_t i = 0; i < txn->n_responses; i++)
         if (txn->responses[i] == fp)
             return true;
-    /* Full (many reliable provisionals): the newest takes the last place, so that the final,
-     * which comes last, is still known when it is sent again. */
-    if (txn->n_responses < SIP_TXN_MAX_RESPONSES)
-        txn->responses[txn->n_responses++] = fp;
+    if (txn->n_responses < SIP_TXN_MAX_RESPONSES) {
+        slot = txn->n_responses++;
+    } else {
+        /* Full: the newest provisional gives way; among finals only, the last one does. */
+        slot = SIP_TXN_MAX_RESPONSES - 1;
+        while (slot > 0 && (txn->final_slots & (1u << slot)))
+            slot--;
+        if (txn->final_slots & (1u << slot)) {
+            if (!final)
+                return false;
+            slot = SIP_TXN_MAX_RESPONSES - 1;
+        }
+    }
+    txn->responses[slot] = fp;
+    if (final)
+        txn->final_slots |= (uint8_t)(1u << slot);
     else
-        txn->responses[SIP_TXN_MAX_RESPONSES - 1] = fp;
+        txn->final_slots &= (uint8_t) ~(1u << slot);
     return false;
 }
 

@@ -66,6 +66,7 @@ struct sip_txn {
     uint8_t n_responses;
     uint8_t flags;      /* enum sip_txn_flag */
     uint8_t owner_kind; /* enum sip_txn_owner */
+    uint8_t final_slots; /* bit i: responses[i] is a final's */
     /* The request's CSeq number, low 16 bits: tells a call's INVITEs apart (the one a retry
      * after a challenge replaced, whose timeout then decides nothing). In padding: no room. */
     uint16_t cseq_low;
@@ -98,7 +99,9 @@ struct sip_txn *sip_txn_create(struct sip_txn_table *tbl, const struct sip_txn_k
 
 /* Records a response (status code, To-tag, RSeq) on txn. Returns true when the same response
  * was seen before: a retransmission (RFC 3261 §17.1.1.2). Past SIP_TXN_MAX_RESPONSES distinct
- * responses, each new one takes the last place (the final, which comes last, stays known). */
+ * responses (forks, reliable provisionals), a new one takes the place of the newest provisional,
+ * so that the finals, whose retransmissions matter (a 2xx sent again for each fork until its ACK
+ * comes), stay known; a provisional finds no place among finals only. */
 bool sip_txn_response_seen(struct sip_txn *txn, const struct sip_msg *msg);
 
 /* Marks txn finished (completed or timed out) and moves it to the eviction-first age list. */
