@@ -147,6 +147,12 @@ local field_out = ffi.new("struct lb_field[1]")
 -- Longest event field name (call_fields.h, CALL_FIELDS_MAX_NAME).
 local MAX_FIELD_NAME = 65535
 
+-- Names longer than this are not remembered by the caches below (identifiers, header_ids),
+-- which all rules share and which never forget: a rule asking for long names would otherwise
+-- keep their memory for ever, under the cap that every rule shares (another rule would then
+-- run out). Real names are short.
+local MAX_CACHED_NAME = 64
+
 -- [A-Za-z_][A-Za-z0-9_]*, at most MAX_FIELD_NAME bytes. Names already accepted are remembered
 -- (the first 256), so that a write does not run this loop: a hot loop here would start traces
 -- that cannot return into the rule's hook ("NYI: return to lower frame"), leaving the hook to
@@ -168,7 +174,7 @@ local function identifier(k)
             return false
         end
     end
-    if n_identifiers < 256 then
+    if n_identifiers < 256 and n <= MAX_CACHED_NAME then
         identifiers[k] = true
         n_identifiers = n_identifiers + 1
     end
@@ -479,7 +485,7 @@ local function header_id(name)
     local id = header_ids[name]
     if id == nil then
         id = api.header_id(name, #name)
-        if n_header_ids < 256 then
+        if n_header_ids < 256 and #name <= MAX_CACHED_NAME then
             header_ids[name] = id
             n_header_ids = n_header_ids + 1
         end
