@@ -433,7 +433,9 @@ static void remove_unlisted(struct sip_reg_table *reg, uint64_t aor, const struc
 }
 
 /* The expiry a 2xx contact without one of its own gets: the 2xx's Expires header, else what
- * the request asked for this contact, else the request's Expires header (UINT32_MAX: none). */
+ * the request asked for this contact (0 included: a contact the request removed and the 2xx
+ * echoes without an expiry stays removed), else the request's Expires header (UINT32_MAX:
+ * none). */
 static uint32_t asked_expiry(const struct sip_reg_attempt *a, uint32_t hdr_expires, uint64_t aor,
                              struct slice uri, bool has_hdr)
 {
@@ -445,7 +447,7 @@ static uint32_t asked_expiry(const struct sip_reg_attempt *a, uint32_t hdr_expir
     binding_key(aor, uri, &hash, &check);
     id = removal_id(hash, check);
     for (uint8_t r = 0; r < a->n_asked; r++)
-        if (a->asked[r] == id && a->asked_expires[r] != 0)
+        if (a->asked[r] == id)
             return a->asked_expires[r];
     return hdr_expires;
 }

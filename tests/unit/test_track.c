@@ -1247,6 +1247,56 @@ TEST(register_without_answer_times_out_at_timer_f)
     track_free(f.tr);
 }
 
+/* A REGISTER under To <to> and its 2xx (contact_ok: the 2xx's Contact header value, "" for
+ * none), on one Call-ID. */
+static void register_under(struct fixture *f, uint64_t t, const char *to, unsigned cseq,
+                           const char *contact, const char *extra, const char *contact_ok)
+{
+    char ok[1024];
+    snprintf(msgbuf, sizeof(msgbuf),
+             "REGISTER sip:example.com SIP/2.0\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u\n"
+             "From: <%s>;tag=u%u\n"
+             "To: <%s>\n"
+             "Call-ID: reg-under@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "Contact: %s\n"
+             "%s"
+             "Content-Length: 0\n\n",
+             cseq, to, cseq, to, cseq, contact, extra);
+    feed(f, t, msgbuf);
+    snprintf(ok, sizeof(ok),
+             "SIP/2.0 200 OK\n"
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-u%u\n"
+             "From: <%s>;tag=u%u\n"
+             "To: <%s>;tag=srv\n"
+             "Call-ID: reg-under@192.0.2.1\n"
+             "CSeq: %u REGISTER\n"
+             "%s%s%s"
+             "Content-Length: 0\n\n",
+             cseq, to, cseq, to, cseq, contact_ok[0] ? "Contact: " : "", contact_ok,
+             contact_ok[0] ? "\n" : "");
+    feed(f, t + 10 * MS, ok);
+}
+
+/* A contact the request removed (expires=0, no Expires header) that the 2xx lists without any
+ * expiry takes the request's expiry for it, 0: it is not bound again for the default 3600 s. */
+TEST(a_removed_contact_echoed_without_expiry_stays_removed)
+{
+    struct fixture f = {0};
+    setup(&f);
+    register_under(&f, 0, "sip:erin@example.com", 1, "<sip:erin@192.0.2.1>", "Expires: 600\n",
+                   "<sip:erin@192.0.2.1>;expires=600");
+    register_under(&f, 1 * S, "sip:erin@example.com", 2, "<sip:erin@192.0.2.1>;expires=0", "",
+                   "<sip:erin@192.0.2.1>");
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 1);
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.registrations, 0);
+    track_free(f.tr);
+}
+
 TEST(out_of_order_response_is_clamped_and_flagged)
 {
     struct fixture f = {0};
