@@ -20,13 +20,14 @@ const char *sip_binding_change_name(enum sip_binding_change c)
     return c < SIP_BINDING_CHANGE_COUNT ? change_names[c] : "unknown";
 }
 
-int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
+int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window, uint64_t timer_f,
                  const struct track_sink *sink)
 {
     int err;
 
     memset(reg, 0, sizeof(*reg));
     reg->retry_window = retry_window;
+    reg->timer_f = timer_f;
     reg->sink = *sink;
     err = table_init(&reg->attempts, sizeof(struct sip_reg_attempt), cap);
     if (!err)
@@ -250,9 +251,15 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
         ev.labels = a->labels;
         reg->sink.emit(reg->sink.ctx, &ev);
     }
-    /* The transaction's Timer F (64*T1) ends the attempt; this later deadline is for one whose
-     * transaction a full table evicted, which would otherwise wait without an outcome. */
-    table_set_deadline(&reg->attempts, table_index(&reg->attempts, a), now + 2 * reg->retry_window);
+    /* The transaction ends the attempt: with its final, or with its timeout at Timer F from
+     * this REGISTER (track sets it from --timer-f when it creates the transaction, here at the
+     * same now; provisionals do not extend a non-INVITE, RFC 3261 §17.1.2.2). This deadline is
+     * only for an attempt whose transaction a full table evicted, which would otherwise wait
+     * without an outcome, so it must come after that Timer F whatever --timer-f and --timer-t1
+     * say: earlier, it would give a timeout to an attempt whose final may still come. Timer F
+     * plus the retry window (64*T1) keeps it strictly later (128*T1 with the default timers). */
+    table_set_deadline(&reg->attempts, table_index(&reg->attempts, a),
+                       now + reg->timer_f + reg->retry_window);
     a->req_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), UINT32_MAX);
     note_contacts(a, msg);
     own(reg, txn, a);

@@ -69,11 +69,15 @@ struct sip_reg_table {
     uint32_t *aor_buckets;
     uint32_t aor_mask, aor_max_mask;
     uint64_t retry_window; /* ns: a retry after a challenge folds within this (64*T1) */
+    uint64_t timer_f;      /* ns: the REGISTER transactions' Timer F (--timer-f) */
     struct track_sink sink;
     uint64_t attempt_evictions, binding_evictions;
 };
 
-int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
+/* retry_window: a retry after a 401/407 folds into the attempt within this (64*T1); timer_f:
+ * the Timer F that track gives REGISTER transactions, which an attempt outlives. Returns 0, or
+ * -ENOMEM (-EINVAL for a cap of 0 or above 2^31) with nothing left allocated. */
+int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window, uint64_t timer_f,
                  const struct track_sink *sink);
 void sip_reg_fini(struct sip_reg_table *reg);
 

@@ -55,7 +55,7 @@ struct track *track_new(const struct track_config *cfg, const struct track_sink 
     timers.max_age = cfg->max_call_age_ns;
     if (sip_txn_init(&tr->txns, cfg->max_transactions) != 0 ||
         sip_dialog_init(&tr->dialogs, cfg->max_calls, &timers, sink, cfg->call_keep) != 0 ||
-        sip_reg_init(&tr->reg, cfg->max_registrations, tr->linger, sink) != 0) {
+        sip_reg_init(&tr->reg, cfg->max_registrations, tr->linger, cfg->timer_f_ns, sink) != 0) {
         track_free(tr);
         return NULL;
     }

@@ -5,7 +5,9 @@ of that family whose labels include the labels it names: `sip_retransmissions_to
 none at all, `sip_responses_total{code="200"} 6` counts 200s of every method. The value
 `absent` asserts that no such series is exported (a ratio with a zero denominator). Each expect
 line is one check; prints failures, the run's time and peak RSS, and a closing
-"N passed, N failed, N skipped" line.
+"N passed, N failed, N skipped" line. A line `flags: ARGS...` is no check: it adds ARGS (split
+as a shell would, without expansion) to the sipscope command line, for values that hold only
+under those flags (shortened timers, for example); they go before any given after `--`.
 
 usage: expect.py SIPSCOPE CAPTURE EXPECT_FILE [--runs N] [--transport T] [-- SIPSCOPE_FLAGS...]
   --runs N       run N times and also check that every run prints byte-identical output
@@ -15,6 +17,7 @@ usage: expect.py SIPSCOPE CAPTURE EXPECT_FILE [--runs N] [--transport T] [-- SIP
 """
 import re
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -67,6 +70,12 @@ def main():
             print(f"--transport {transport}: not udp4, udp6, tcp4 or tcp6")
             return 2
     binary, capture, expect_file = args
+    lines = [line.strip() for line in open(expect_file)]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    flags = [arg for line in lines if line.startswith("flags:")
+             for arg in shlex.split(line[len("flags:"):])]
+    lines = [line for line in lines if not line.startswith("flags:")]
+    extra = flags + extra
     outputs = []
     for _ in range(runs):
         start = time.monotonic()
@@ -81,8 +90,6 @@ def main():
     print(f"# {capture}: {elapsed:.2f} s, peak RSS {peak_kib / 1024:.1f} MiB")
     values = parse_exposition(outputs[0].decode())
     passed = failed = 0
-    lines = [line.strip() for line in open(expect_file)]
-    lines = [line for line in lines if line and not line.startswith("#")]
     if transport:
         total = [line.rpartition(" ")[2] for line in lines
                  if line.rpartition(" ")[0] == "sipscope_sip_messages_total"]

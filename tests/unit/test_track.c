@@ -1087,7 +1087,8 @@ static void register_user(struct fixture *f, uint64_t t, unsigned u, unsigned cs
 }
 
 /* Three unanswered REGISTERs in a transactions table of two: the first one's transaction is
- * evicted, so its Timer F never fires. Its attempt still gets its outcome, timeout, at 64*T1. */
+ * evicted, so its Timer F never fires. Its attempt still gets its outcome, timeout, at Timer F
+ * + 64*T1 after its REGISTER (0 + 32 + 32 s). */
 TEST(a_register_whose_transaction_was_evicted_still_gets_an_outcome)
 {
     struct fixture f = {0};
@@ -1294,6 +1295,32 @@ TEST(a_removed_contact_echoed_without_expiry_stays_removed)
     struct track_stats st;
     track_get_stats(f.tr, &st);
     CHECK_INT(st.registrations, 0);
+    track_free(f.tr);
+}
+
+/* With T1 = 100 ms (128*T1 = 12.8 s) and Timer F = 30 s, a 200 at 20 s is the attempt's
+ * outcome: the attempt lives as long as its transaction may. Without any final, the transaction's
+ * Timer F gives the timeout, at 30 s. */
+TEST(a_register_attempt_lives_as_long_as_timer_f)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.t1_ns = 100 * MS;
+    f.cfg.timer_f_ns = 30 * S;
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1>", "Expires: 600\n"));
+    feed(&f, 500 * MS, register_ok(100, "z9hG4bK-r1", 1, ""));
+    feed(&f, 20 * S, register_ok(200, "z9hG4bK-r1", 1, "<sip:alice@192.0.2.1>;expires=600"));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 200);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
+    feed(&f, 40 * S, register_msg("z9hG4bK-r2", 2, "<sip:alice@192.0.2.1>", "Expires: 600\n"));
+    track_advance(f.tr, 69 * S + 999 * MS);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    track_advance(f.tr, 70 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 2);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 1)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 1)->time_ns, 70 * S);
     track_free(f.tr);
 }
 
