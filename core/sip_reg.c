@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sip_uri.h"
+
 #define SEED_ATTEMPT 0x4e6157e7ULL
 #define SEED_BINDING 0xb1d1ULL
 #define SEED_AOR 0xa02ULL
@@ -63,12 +65,17 @@ struct slice sip_binding_contact(const struct sip_binding *b)
     return slice_make(b->text + SIP_BINDING_AOR_MAX, b->contact_len);
 }
 
-/* An attempt's key, (Call-ID, To URI), as table hash and check. */
+/* Keys compare URIs as RFC 3261 does, not byte for byte (sip_uri.h): the AoR in its canonical
+ * form (§10.3 step 5: parameters removed, escapes decoded, host case ignored), a contact by the
+ * URI rules of §19.1.4 (the binding a REGISTER refreshes or removes is the one whose contact URI
+ * is equal, §10.3 step 7). */
+
+/* An attempt's key, (Call-ID, To URI as an AoR), as table hash and check. */
 static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *check)
 {
     struct hash2 h = hash2_start(SEED_ATTEMPT);
     hash2_add(&h, msg->call_id);
-    hash2_add(&h, msg->to_uri);
+    sip_uri_hash(&h, msg->to_uri, SIP_URI_AOR);
     hash2_finish(&h, hash, check);
 }
 
@@ -78,7 +85,7 @@ static void binding_key(uint64_t aor_hash, struct slice contact, uint64_t *hash,
 {
     struct hash2 h = hash2_start(SEED_BINDING);
     hash2_add_u64(&h, aor_hash);
-    hash2_add(&h, contact);
+    sip_uri_hash(&h, contact, SIP_URI_FULL);
     hash2_finish(&h, hash, check);
 }
 
@@ -89,9 +96,14 @@ static uint32_t removal_id(uint64_t hash, uint64_t check)
     return (uint32_t)(hash ^ (check >> 32));
 }
 
+/* The AoR's identity: the first half of its key (the bindings keep 64 bits of it). */
 static uint64_t aor_key(struct slice aor)
 {
-    return slice_hash(aor, SEED_AOR);
+    struct hash2 h = hash2_start(SEED_AOR);
+    uint64_t hash, check;
+    sip_uri_hash(&h, aor, SIP_URI_AOR);
+    hash2_finish(&h, &hash, &check);
+    return hash;
 }
 
 /* Expiry values are "delta-seconds" (RFC 3261 §20.19, §20.10); an absurd value is clamped. */
@@ -347,12 +359,11 @@ static void copy_text(char *dst, uint8_t *len, struct slice src, size_t max, uin
     *len = (uint8_t)n;
 }
 
+/* Adds or refreshes the binding of contact (its key hash, check) to the AoR aor. */
 static void binding_set(struct sip_reg_table *reg, const struct sip_reg_attempt *a, uint64_t aor,
-                        struct slice contact, uint32_t expires, const struct sip_msg *msg,
-                        const struct packet *pkt, uint64_t now)
+                        struct slice contact, uint64_t hash, uint64_t check, uint32_t expires,
+                        const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
 {
-    uint64_t hash, check;
-    binding_key(aor, contact, &hash, &check);
     struct sip_binding *b = binding_find(reg, hash, check);
     enum sip_binding_change change = SIP_BINDING_REFRESHED;
     uint32_t idx;
@@ -442,17 +453,12 @@ static void remove_unlisted(struct sip_reg_table *reg, uint64_t aor, const struc
 /* The expiry a 2xx contact without one of its own gets: the 2xx's Expires header, else what
  * the request asked for this contact (0 included: a contact the request removed and the 2xx
  * echoes without an expiry stays removed), else the request's Expires header (UINT32_MAX:
- * none). */
-static uint32_t asked_expiry(const struct sip_reg_attempt *a, uint32_t hdr_expires, uint64_t aor,
-                             struct slice uri, bool has_hdr)
+ * none). id is the contact's removal_id. */
+static uint32_t asked_expiry(const struct sip_reg_attempt *a, uint32_t hdr_expires, uint32_t id,
+                             bool has_hdr)
 {
-    uint64_t hash, check;
-    uint32_t id;
-
-    if (has_hdr || a->n_asked == 0)
+    if (has_hdr)
         return hdr_expires;
-    binding_key(aor, uri, &hash, &check);
-    id = removal_id(hash, check);
     for (uint8_t r = 0; r < a->n_asked; r++)
         if (a->asked[r] == id)
             return a->asked_expires[r];
@@ -475,21 +481,21 @@ static void apply_bindings(struct sip_reg_table *reg, const struct sip_reg_attem
     while (contact_next(&it, &item)) {
         struct slice val, uri = sip_addr_uri(item);
         uint32_t expires = hdr_expires;
+        uint64_t hash, check;
         struct sip_binding *b;
         if (uri.len == 0)
             continue;
+        binding_key(aor, uri, &hash, &check);
         if (sip_header_param(item, SLICE_LIT("expires"), &val))
             expires = parse_expires(val, hdr_expires);
         else
-            expires = asked_expiry(a, hdr_expires, aor, uri, hdr.len != 0);
+            expires = asked_expiry(a, hdr_expires, removal_id(hash, check), hdr.len != 0);
         if (expires == UINT32_MAX)
             expires = SIP_REG_DEFAULT_EXPIRES;
         if (expires > 0) {
-            binding_set(reg, a, aor, uri, expires, msg, pkt, now);
+            binding_set(reg, a, aor, uri, hash, check, expires, msg, pkt, now);
             continue;
         }
-        uint64_t hash, check;
-        binding_key(aor, uri, &hash, &check);
         if ((b = binding_find(reg, hash, check)) != NULL)
             binding_drop(reg, b, SIP_BINDING_REMOVED, msg, pkt, now);
     }

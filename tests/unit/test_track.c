@@ -1280,6 +1280,66 @@ static void register_under(struct fixture *f, uint64_t t, const char *to, unsign
     feed(f, t + 10 * MS, ok);
 }
 
+/* RFC 3261 §10.3 step 5: the AoR's host is case-insensitive, so the second REGISTER refreshes
+ * the binding of the first. */
+TEST(a_register_under_another_case_of_the_aor_host_refreshes_the_binding)
+{
+    struct fixture f = {0};
+    setup(&f);
+    register_under(&f, 0, "sip:alice@Example.COM", 1, "<sip:alice@192.0.2.1>", "Expires: 600\n",
+                   "<sip:alice@192.0.2.1>;expires=600");
+    register_under(&f, 1 * S, "sip:alice@example.com", 2, "<sip:alice@192.0.2.1>", "Expires: 600\n",
+                   "<sip:alice@192.0.2.1>;expires=600");
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REFRESHED], 1);
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.registrations, 1);
+    track_free(f.tr);
+}
+
+TEST(contact_star_under_another_case_of_the_aor_host_removes_the_binding)
+{
+    struct fixture f = {0};
+    setup(&f);
+    register_under(&f, 0, "sip:bob@Example.COM", 1, "<sip:bob@192.0.2.1>", "Expires: 600\n",
+                   "<sip:bob@192.0.2.1>;expires=600");
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
+    register_under(&f, 1 * S, "sip:bob@example.com", 2, "*", "Expires: 0\n", "");
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_REMOVED], 1);
+    CHECK_STR(f.rec.removed, "sip:bob@192.0.2.1");
+    track_free(f.tr);
+}
+
+/* RFC 3261 §19.1.4: transport's value is case-insensitive, and an IPv6 reference is its
+ * address; the removal names the bound contact in another spelling. */
+TEST(a_removal_names_its_contact_by_uri_equality_not_bytes)
+{
+    static const struct {
+        const char *bound, *removed;
+    } cases[] = {
+        {"<sip:carol@192.0.2.1:5060;transport=UDP>", "<sip:carol@192.0.2.1:5060;transport=udp>"},
+        {"<sip:dave@[2001:DB8::10]:5060>", "<sip:dave@[2001:db8:0::10]:5060>"},
+        {"<sip:%65rin@192.0.2.1;lr;transport=tcp;user=ip>",
+         "<sip:erin@192.0.2.1;user=ip;transport=TCP>"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fixture f = {0};
+        char removal[256], ok[256];
+        setup(&f);
+        snprintf(ok, sizeof(ok), "%s;expires=600", cases[i].bound);
+        register_under(&f, 0, "sip:u@example.com", 1, cases[i].bound, "Expires: 600\n", ok);
+        snprintf(removal, sizeof(removal), "%s;expires=0", cases[i].removed);
+        register_under(&f, 1 * S, "sip:u@example.com", 2, removal, "", "");
+        if (f.rec.binding_changes[SIP_BINDING_ADDED] != 1 ||
+            f.rec.binding_changes[SIP_BINDING_REMOVED] != 1)
+            TEST_FAIL_AT("%s bound, %s removed: %d added, %d removed", cases[i].bound,
+                         cases[i].removed, f.rec.binding_changes[SIP_BINDING_ADDED],
+                         f.rec.binding_changes[SIP_BINDING_REMOVED]);
+        track_free(f.tr);
+    }
+}
+
 /* A contact the request removed (expires=0, no Expires header) that the 2xx lists without any
  * expiry takes the request's expiry for it, 0: it is not bound again for the default 3600 s. */
 TEST(a_removed_contact_echoed_without_expiry_stays_removed)
