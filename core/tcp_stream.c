@@ -2,7 +2,9 @@
  * pending buffer (see tcp_stream.h for the contract). */
 #include "tcp_stream.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,8 @@ struct tcp_stream {
     tcp_stream_error_fn err;
     void *ctx;
     uint64_t bytes, evictions;
+    uint32_t holes; /* half-streams holding bytes behind a hole (ooo): while none does, an ACK
+                       costs no lookup of the half-stream it acknowledges */
 };
 
 void tcp_stream_config_defaults(struct tcp_stream_config *cfg)
@@ -104,6 +108,8 @@ static size_t seg_size(uint32_t len)
 
 static void free_ooo(struct tcp_stream *ts, struct half *h)
 {
+    if (h->ooo)
+        ts->holes--;
     while (h->ooo) {
         struct seg *s = h->ooo;
         h->ooo = s->next;
@@ -132,6 +138,7 @@ void tcp_stream_free(struct tcp_stream *ts)
     for (uint32_t i = 0; i < ts->t.high_water; i++)
         if (table_node(&ts->t, i)->in_use)
             release(ts, at(ts, i));
+    assert(ts->holes == 0);
     table_fini(&ts->t);
     free(ts);
 }
@@ -152,17 +159,6 @@ static void remove_half(struct tcp_stream *ts, uint32_t idx)
 {
     release(ts, at(ts, idx));
     table_remove(&ts->t, idx);
-}
-
-void tcp_stream_expire(struct tcp_stream *ts, uint64_t now_ns)
-{
-    uint32_t idx;
-    while ((idx = table_due(&ts->t, now_ns)) != TABLE_NONE) {
-        struct half *h = at(ts, idx);
-        if (!h->closed && pending(h))
-            ts->err(ts->ctx, "tcp_idle_timeout");
-        remove_half(ts, idx);
-    }
 }
 
 /* Ends a half-stream: what it holds is lost (counted); the entry lingers to absorb resends. */
@@ -334,8 +330,9 @@ static void feed(struct tcp_stream *ts, struct half *h, const struct packet *pkt
  * behind them dates from now. */
 static void drain(struct tcp_stream *ts, struct half *h, const struct packet *pkt)
 {
-    if (h->ooo && (int32_t)(h->ooo->seq - h->next_seq) <= 0)
-        h->hole_since = pkt->ts_ns;
+    if (!h->ooo || (int32_t)(h->ooo->seq - h->next_seq) > 0)
+        return;
+    h->hole_since = pkt->ts_ns;
     while (h->ooo && (int32_t)(h->ooo->seq - h->next_seq) <= 0) {
         struct seg *s = h->ooo;
         uint32_t done = h->next_seq - s->seq;
@@ -349,6 +346,8 @@ static void drain(struct tcp_stream *ts, struct half *h, const struct packet *pk
         }
         free(s);
     }
+    if (!h->ooo)
+        ts->holes--;
 }
 
 /* Loses every byte before seq: what is pending and the hole up to seq. */
@@ -361,13 +360,91 @@ static void jump(struct tcp_stream *ts, struct half *h, uint32_t seq)
     h->flags |= TCP_STREAM_LOST;
 }
 
+/* A packet for bytes of h released while something else is handled (a segment of the other
+ * direction, or the idle timeout): h's addresses and ports, at time ts_ns, and nothing else
+ * (no payload, no capture fields). The consumer reads no more than that from it. */
+static void half_packet(const struct half *h, uint64_t ts_ns, struct packet *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ts_ns = ts_ns;
+    out->ip_version = h->version;
+    out->l4_proto = IPPROTO_TCP;
+    memcpy(out->src, h->src, 16);
+    memcpy(out->dst, h->dst, 16);
+    out->sport = h->sport;
+    out->dport = h->dport;
+}
+
+/* Gives up the holes of h before byte upto, oldest first: each is a gap (counted), and the
+ * bytes held behind it reach the consumer with pkt. A FIN is not data: the stream head stops
+ * at it. */
+static void give_up_before(struct tcp_stream *ts, struct half *h, const struct packet *pkt,
+                           uint32_t upto)
+{
+    /* Each turn moves the head forward: to upto, the FIN or the first held byte, all past it. */
+    while ((int32_t)(upto - h->next_seq) > 0 && !(h->fin_seen && h->next_seq == h->fin_seq)) {
+        uint32_t to = upto;
+        if (h->fin_seen && (int32_t)(h->fin_seq - to) < 0)
+            to = h->fin_seq;
+        if (h->ooo && (int32_t)(h->ooo->seq - to) < 0)
+            to = h->ooo->seq;
+        jump(ts, h, to);
+        drain(ts, h, pkt);
+    }
+}
+
+/* The sequence number just past every byte (and FIN) of h known to have been sent: the end of
+ * the last segment held, or the FIN's own number when it comes later. */
+static uint32_t sent_end(const struct half *h)
+{
+    const struct seg *s = h->ooo;
+    uint32_t end = h->next_seq;
+
+    for (; s; s = s->next)
+        end = s->seq + s->len; /* sorted: the last is the furthest */
+    if (h->fin_seen && (int32_t)(h->fin_seq - end) >= 0)
+        end = h->fin_seq + 1;
+    return end;
+}
+
+/* The peer of h acknowledged ack (a segment of the other direction with ACK set, pkt): it has
+ * received every byte before it. A hole of h below ack is then a segment the capture missed,
+ * never to be resent: it is given up at once, its held bytes delivered before the segment that
+ * acknowledged them (the 200 after its REGISTER), instead of at the hole timeout.
+ *
+ * An ACK is trusted only from just past the stream head to the end of what h is known to have
+ * sent (sent_end: the held data and a FIN). TCP itself ignores an ACK of something not yet
+ * sent (RFC 9293 §3.10.7.4); one past everything seen acknowledges bytes never seen: a stale
+ * incarnation of the connection on the same ports, a forged or corrupt header, or more
+ * segments the capture missed after the held data. Only the last would be a reason to give
+ * up, and the hole timeout covers it. A random number
+ * passes with the probability span / 2^32, span being how far the held bytes reach past the
+ * head: a few KiB for a missed message or two (about 1 in a million), at most the window plus
+ * a segment (1 in 256 with the defaults). A wrong one costs what an early hole timeout does: a
+ * hole given up that a resend would have filled. */
+static void acked(struct tcp_stream *ts, uint32_t idx, const struct packet *pkt)
+{
+    struct half *h = at(ts, idx);
+    uint32_t ack = pkt->tcp_ack;
+    struct packet own;
+
+    if (h->closed || !h->ooo)
+        return;
+    if (ack - h->next_seq == 0 || ack - h->next_seq > sent_end(h) - h->next_seq)
+        return;
+    half_packet(h, pkt->ts_ns, &own);
+    give_up_before(ts, h, &own, ack);
+    if (h->fin_seen && h->next_seq == h->fin_seq)
+        close_half(ts, idx, pkt->ts_ns);
+}
+
 /* Copies [seq, seq + len) into the out-of-order list, around the bytes already there.
  * Returns false when a byte was already held (a resend). */
 static bool hold(struct tcp_stream *ts, struct half *h, uint32_t seq, const uint8_t *data,
                  uint32_t len)
 {
     struct seg **pp = &h->ooo;
-    bool dup = false;
+    bool dup = false, had = h->ooo != NULL;
 
     while (len) {
         struct seg *s = *pp;
@@ -411,6 +488,8 @@ static bool hold(struct tcp_stream *ts, struct half *h, uint32_t seq, const uint
         data += k;
         len -= k;
     }
+    if (!had && h->ooo)
+        ts->holes++;
     return !dup;
 }
 
@@ -457,6 +536,27 @@ static void place(struct tcp_stream *ts, struct half *h, const struct packet *pk
     }
 }
 
+/* An idle stream's holes are given up like any other (nothing will fill them now), so what waits
+ * behind them is delivered, with the stream's addresses and the time of expiry; only what the
+ * consumer then leaves unfinished is lost. The consumer may be called here: the engine expires
+ * streams only where it may track messages (before a frame, at a tick, or from
+ * tcp_stream_segment, each after its lookahead is flushed). */
+void tcp_stream_expire(struct tcp_stream *ts, uint64_t now_ns)
+{
+    uint32_t idx;
+    while ((idx = table_due(&ts->t, now_ns)) != TABLE_NONE) {
+        struct half *h = at(ts, idx);
+        if (!h->closed && h->ooo) {
+            struct packet own;
+            half_packet(h, now_ns, &own);
+            give_up_before(ts, h, &own, sent_end(h));
+        }
+        if (!h->closed && h->buf_len)
+            ts->err(ts->ctx, "tcp_idle_timeout");
+        remove_half(ts, idx);
+    }
+}
+
 void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
 {
     struct key k = {pkt->src, pkt->dst, pkt->sport, pkt->dport, pkt->ip_version};
@@ -470,6 +570,13 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
     tcp_stream_expire(ts, now);
     hash = key_hash(&k);
     idx = find(ts, &k, hash);
+    /* What this segment acknowledges of the other direction comes before what it carries. */
+    if (ts->holes && (flags & DECODE_TCP_ACK)) {
+        struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
+        uint32_t rev = find(ts, &rk, key_hash(&rk));
+        if (rev != TABLE_NONE)
+            acked(ts, rev, pkt);
+    }
 
     if (flags & DECODE_TCP_RST) {
         struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};

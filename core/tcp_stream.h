@@ -9,10 +9,18 @@
  * never handed over twice: they are not SIP retransmissions (METRICS.md). Segments past the
  * next expected byte wait, copied, in a per-stream out-of-order list. A hole that is never
  * filled (a segment the capture missed: its sender will not resend what its peer received) is
- * given up when the list outgrows its cap, or when a segment comes more than hole_timeout
- * after the first one held behind it (packet time), and the stream resynchronises after it.
- * The bytes released then reach the consumer with that segment's time. A keep-alive (one byte,
- * or none, just before the next expected byte) is not data and is not counted.
+ * given up, and the stream resynchronises after it:
+ *   - at once, up to the acknowledgement number, when a segment of the other direction
+ *     acknowledges bytes in it (ACK set, the number past the stream head and not past the
+ *     held bytes or FIN: the peer has them), before that segment's own bytes are handled, so
+ *     a request held behind the hole reaches the consumer before its response;
+ *   - when a segment comes more than hole_timeout after the first one held behind it (packet
+ *     time), for captures that miss the ACKs too (one direction only);
+ *   - when the list outgrows its cap;
+ *   - at the idle timeout.
+ * The bytes released then reach the consumer with the time of the segment that released them
+ * (at the idle timeout, the time of expiry). A keep-alive (one byte, or none, just before the
+ * next expected byte) is not data and is not counted.
  * FIN ends a half-stream once every byte before it was delivered; an RST whose sequence number
  * is in the window of its sender's half-stream (RFC 5961: endpoints ignore any other, so a stale
  * or forged one must not hide the connection) ends both halves. An
@@ -32,12 +40,14 @@
  * counts them in sipscope_parse_errors_total{stage="reasm",reason}):
  *   tcp_retransmission   a segment carrying bytes already delivered (all or some): the old
  *                        bytes are dropped (an anomaly, nothing lost)
- *   tcp_gap              bytes lost to a hole given up (out-of-order cap, hole timeout,
- *                        sequence jump past the window, SYN of a new connection over pending
- *                        data, a segment cut at the snap length): the stream resynchronises
+ *   tcp_gap              bytes lost to a hole given up (acknowledged by the peer, hole timeout,
+ *                        out-of-order cap, idle timeout, sequence jump past the window, SYN of
+ *                        a new connection over pending data, a segment cut at the snap
+ *                        length): the stream resynchronises
  *   tcp_buffer_full      bytes the consumer left exceed the per-stream cap or the budget:
  *                        they are dropped and the stream resynchronises
- *   tcp_idle_timeout     a stream idle past the timeout with bytes pending
+ *   tcp_idle_timeout     a stream idle past the timeout with an unfinished message pending
+ *                        (what was held behind its holes is delivered first)
  *   tcp_closed_pending   FIN or RST with bytes pending (a message cut by the close)
  *   tcp_after_close      new data on a half-stream that had ended (dropped)
  *   tcp_rst_ignored      an RST out of its sender's window: stale or forged, ignored */
@@ -84,7 +94,10 @@ struct tcp_stream_chunk {
 /* Returns how many bytes of chunk the consumer used; the rest is kept and offered again,
  * followed by the next bytes. A value above chunk->len also discards that many further bytes
  * of the stream as they arrive (a message body too large to hold). The consumer uses as much
- * as it can: what it leaves must be an incomplete message. pkt is the segment being handled. */
+ * as it can: what it leaves must be an incomplete message. pkt is the segment being handled,
+ * or, for bytes released by the other direction's ACK or by the idle timeout, a packet that
+ * holds only the stream's IP version, addresses, ports, l4_proto (TCP) and the time of release:
+ * no payload, interface or VLAN. Valid during the call only. */
 typedef uint64_t (*tcp_stream_deliver_fn)(void *ctx, const struct packet *pkt,
                                           struct tcp_stream_chunk *chunk);
 
@@ -108,11 +121,14 @@ struct tcp_stream *tcp_stream_new(const struct tcp_stream_config *cfg,
 void tcp_stream_free(struct tcp_stream *ts);
 
 /* Handles one TCP segment as decode described it (DECODE_TCP: addresses, ports, tcp_seq,
- * tcp_flags, payload, ts_ns). Due timeouts run first. In-order bytes reach the consumer
- * before this returns; the payload is copied if anything of it must be kept. */
+ * tcp_ack, tcp_flags, payload, ts_ns). Due timeouts run first, then the holes of the other
+ * direction that the segment acknowledges. In-order bytes reach the consumer before this
+ * returns; the payload is copied if anything of it must be kept. */
 void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt);
 
-/* Drops every stream idle past its deadline (counting lost bytes as tcp_idle_timeout). */
+/* Drops every stream idle past its deadline. The bytes held behind its holes are delivered
+ * first (each hole counted as tcp_gap), so the consumer may be called, with now_ns as the time;
+ * an unfinished message it leaves is lost (tcp_idle_timeout). */
 void tcp_stream_expire(struct tcp_stream *ts, uint64_t now_ns);
 
 /* The earliest stream deadline, UINT64_MAX when none. */

@@ -14,6 +14,11 @@
 static char log_[4096];
 static char reasons[1024];
 static const struct packet *cur;
+/* Per offer, the direction its packet names ('c': 10.0.0.1:40000 -> 10.0.0.2:5060, 's': the
+ * reverse) and its time: bytes released while another segment is handled, or at expiry, must
+ * still be their own direction's. */
+static char froms[64];
+static uint64_t offer_ts[64];
 
 static void logs(const char *s, size_t n)
 {
@@ -28,7 +33,17 @@ static uint64_t consume(void *ctx, const struct packet *pkt, struct tcp_stream_c
 {
     uint32_t used = 0;
     uint64_t skip = 0;
+    size_t n = strlen(froms);
     (void)ctx;
+    if (n + 1 < sizeof froms) {
+        int client =
+            pkt->sport == 40000 && pkt->dport == 5060 && pkt->src[3] == 1 && pkt->dst[3] == 2;
+        int server =
+            pkt->sport == 5060 && pkt->dport == 40000 && pkt->src[3] == 2 && pkt->dst[3] == 1;
+        froms[n] = client ? 'c' : server ? 's' : '?';
+        froms[n + 1] = 0;
+        offer_ts[n] = pkt->ts_ns;
+    }
     logs(c->data >= pkt->payload && c->data < pkt->payload + pkt->payload_len ? "<" : "(", 1);
     if (c->flags & TCP_STREAM_LOST) {
         const uint8_t *nl = memchr(c->data, '\n', c->len);
@@ -66,6 +81,7 @@ static struct tcp_stream *make(void)
 {
     log_[0] = 0;
     reasons[0] = 0;
+    froms[0] = 0;
     return tcp_stream_new(&cfg, consume, on_err, NULL);
 }
 
@@ -92,6 +108,13 @@ static struct packet seg(int dir, uint32_t seq, uint8_t flags, const char *data,
     p.tcp_flags = flags;
     p.payload = (const uint8_t *)data;
     p.payload_len = data ? (uint32_t)strlen(data) : 0;
+    return p;
+}
+
+/* p acknowledging ack (its ACK flag is the caller's). */
+static struct packet acking(struct packet p, uint32_t ack)
+{
+    p.tcp_ack = ack;
     return p;
 }
 
@@ -516,6 +539,156 @@ TEST(sequence_numbers_wrap_around)
     send_(ts, seg(0, 1, ACK, "\n", 3));
     CHECK_STR(log_, "<((xyab|");
     CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
+/* A segment the capture missed is never resent, and the peer says so: its ACK covers the hole.
+ * The REGISTER held behind the hole used to wait for the hole timeout (3 s, or the idle timeout
+ * on a quiet connection) while its 200 came 10 ms later, found no transaction and was counted
+ * as an orphan. The hole is given up when the ACK comes, and what it held is delivered, as the
+ * client's bytes at the ACK's time, before the server's segment that carried the ACK. */
+TEST(a_hole_the_peer_acknowledged_is_given_up_before_the_acking_segment_is_read)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, acking(seg(1, 499, SYN | ACK, NULL, 0), 100));
+    send_(ts, acking(seg(0, 100, ACK, NULL, 0), 500));
+    /* "lost\n" at 100..104 is missed */
+    send_(ts, acking(seg(0, 105, ACK, "x\nreg\n", 1 * S), 500)); /* held: 105..110 */
+    CHECK_STR(log_, "");
+    send_(ts, acking(seg(1, 500, ACK, "ok\n", 1 * S + 10000000), 111));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "(~reg|<ok|");
+    CHECK_STR(froms, "cs");
+    CHECK_INT(offer_ts[0], 1 * S + 10000000);
+    CHECK_INT(stats(ts).bytes, 0);
+    send_(ts, acking(seg(0, 111, ACK, "next\n", 2 * S), 503)); /* in order now */
+    CHECK_STR(log_, "(~reg|<ok|<next|");
+    CHECK_STR(reasons, "tcp_gap");
+    tcp_stream_free(ts);
+}
+
+/* The server's half-stream is not needed: a bare ACK of a direction never seen (its data went
+ * unseen, or the capture began after it sent any) still acknowledges the client's bytes. */
+TEST(a_bare_ack_from_a_direction_never_seen_gives_the_hole_up)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 104, ACK, "j\nb\n", 2)); /* 102..103 missed */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 108));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|(~b|");
+    CHECK_STR(froms, "cc");
+    CHECK_INT(stats(ts).streams, 1); /* the bare ACK made no half-stream */
+    tcp_stream_free(ts);
+}
+
+/* Only an ACK from just past the stream head to the end of what was seen sent (the held bytes)
+ * is believed; any other would give up bytes on the word of a stale, forged or corrupt header. */
+TEST(an_ack_that_is_not_plausible_is_ignored)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 105, ACK, "j\nb\n", 2)); /* 102..104 missed; held 105..108 */
+    uint64_t held = stats(ts).bytes;
+    CHECK(held > 4);
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 102));         /* the stream head: nothing new */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 101));         /* behind it */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 110));         /* one past the held bytes */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 0x80000066u)); /* half the space away */
+    send_(ts, acking(seg(1, 500, 0, NULL, 3), 109)); /* no ACK flag: the field means nothing */
+    CHECK_STR(reasons, "");
+    CHECK_STR(log_, "<a|");
+    CHECK_INT(stats(ts).bytes, held);
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 109)); /* the end of the held bytes */
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|(~b|");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+/* An ACK inside the hole says only that the bytes before it arrived: the rest of the hole may
+ * still come (a segment in flight), so it keeps waiting. */
+TEST(an_ack_inside_the_hole_gives_up_only_the_bytes_before_it)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(0, 106, ACK, "d\ne\n", 2)); /* "b\n" 102..103, "c\n" 104..105 missed */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 104));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|");
+    send_(ts, seg(0, 104, ACK, "c\n", 4)); /* the rest of the hole comes */
+    CHECK_STR(log_, "<a|<~(d|e|");
+    CHECK_STR(reasons, "tcp_gap");
+    tcp_stream_free(ts);
+}
+
+/* Sequence numbers compare modulo 2^32: a hole across the wrap, held bytes past it, an ACK
+ * numerically below the stream head. */
+TEST(an_ack_past_the_sequence_wrap_gives_up_the_hole_before_it)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 0xfffffff9u, SYN, NULL, 0));
+    send_(ts, seg(0, 0xfffffffau, ACK, "a\n", 1)); /* ..fffffffb */
+    /* "lost\n" at fffffffc..00000000 is missed */
+    send_(ts, seg(0, 1, ACK, "j\nb\n", 2));                    /* held: 1..4 */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 6));           /* past the held bytes */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 0xfffffffbu)); /* behind the head */
+    CHECK_STR(reasons, "");
+    send_(ts, acking(seg(1, 500, ACK, NULL, 3), 5));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|(~b|");
+    send_(ts, seg(0, 5, ACK, "c\n", 4));
+    CHECK_STR(log_, "<a|(~b|<c|");
+    tcp_stream_free(ts);
+}
+
+/* A FIN held behind a hole counts as sent: its ACK (one past it) gives the hole up and the
+ * half-stream ends there. */
+TEST(an_ack_of_a_fin_behind_a_hole_gives_the_hole_up_and_ends_the_half_stream)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    /* 100..101 missed */
+    send_(ts, seg(0, 102, ACK | FIN, "j\nb\n", 1)); /* held 102..105, FIN 106 */
+    send_(ts, acking(seg(1, 500, ACK, NULL, 2), 107));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "(~b|");
+    send_(ts, seg(0, 107, ACK, "x\n", 3));
+    CHECK_STR(reasons, "tcp_gap,tcp_after_close");
+    tcp_stream_free(ts);
+}
+
+/* At the idle timeout nothing will fill a hole any more: what waits behind it is delivered (at
+ * the expiry's time, as its own direction's bytes), each hole counted as a gap; only a line the
+ * consumer leaves unfinished is lost to the timeout. It all used to be dropped unseen. */
+TEST(idle_expiry_delivers_what_waits_behind_holes)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 10 * S));
+    send_(ts, seg(0, 104, ACK, "j\nb\n", 11 * S));      /* 102..103 missed */
+    send_(ts, seg(0, 110, ACK, "k\nc\nunfin", 12 * S)); /* 108..109 missed */
+    CHECK_STR(log_, "<a|");
+    CHECK_INT(tcp_stream_next_deadline(ts), 312 * S);
+    tcp_stream_expire(ts, 330 * S);
+    CHECK_STR(log_, "<a|(~b|(~c|");
+    CHECK_STR(froms, "ccc");
+    CHECK_INT(offer_ts[1], 330 * S);
+    CHECK_INT(offer_ts[2], 330 * S);
+    CHECK_STR(reasons, "tcp_gap,tcp_gap,tcp_idle_timeout");
+    CHECK_INT(stats(ts).streams, 0);
+    CHECK_INT(stats(ts).bytes, 0);
     tcp_stream_free(ts);
 }
 
