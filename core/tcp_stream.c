@@ -36,9 +36,10 @@ struct half {
     uint32_t next_seq;   /* next byte expected */
     uint32_t fin_seq;  /* sequence number of the FIN, when fin_seen */
     uint32_t syn_seq;  /* first data byte after the SYN that opened it, when syn_seen */
+    uint32_t last_ack; /* the last acknowledgement number it sent (ACK set), when ack_seen */
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
     uint16_t sport, dport;
-    uint8_t version, closed, flags, fin_seen, syn_seen;
+    uint8_t version, closed, flags, fin_seen, syn_seen, ack_seen;
     uint8_t src[16], dst[16];
 };
 
@@ -407,35 +408,24 @@ static uint32_t sent_end(const struct half *h)
     return end;
 }
 
-/* The peer of h acknowledged ack (a segment of the other direction with ACK set, pkt): it has
- * received every byte before it. A hole of h below ack is then a segment the capture missed,
- * never to be resent: it is given up at once, its held bytes delivered before the segment that
- * acknowledged them (the 200 after its REGISTER), instead of at the hole timeout.
+/* Whether ack, from the peer of h, acknowledges bytes of a hole of h: it has received every byte
+ * before it, so the hole below it is a segment the capture missed, never to be resent, and can
+ * be given up at once instead of at the hole timeout.
  *
  * An ACK is trusted only from just past the stream head to the end of what h is known to have
  * sent (sent_end: the held data and a FIN). TCP itself ignores an ACK of something not yet
  * sent (RFC 9293 §3.10.7.4); one past everything seen acknowledges bytes never seen: a stale
  * incarnation of the connection on the same ports, a forged or corrupt header, or more
  * segments the capture missed after the held data. Only the last would be a reason to give
- * up, and the hole timeout covers it. A random number
- * passes with the probability span / 2^32, span being how far the held bytes reach past the
- * head: a few KiB for a missed message or two (about 1 in a million), at most the window plus
- * a segment (1 in 256 with the defaults). A wrong one costs what an early hole timeout does: a
- * hole given up that a resend would have filled. */
-static void acked(struct tcp_stream *ts, uint32_t idx, const struct packet *pkt)
+ * up, and the hole timeout covers it. A random number passes with the probability span / 2^32,
+ * span being how far the held bytes reach past the head: a few KiB for a missed message or two
+ * (about 1 in a million), at most the window plus a segment (1 in 256 with the defaults). A
+ * wrong one costs what an early hole timeout does: a hole given up that a resend would have
+ * filled. */
+static bool acks_hole(const struct half *h, uint32_t ack)
 {
-    struct half *h = at(ts, idx);
-    uint32_t ack = pkt->tcp_ack;
-    struct packet own;
-
-    if (h->closed || !h->ooo)
-        return;
-    if (ack - h->next_seq == 0 || ack - h->next_seq > sent_end(h) - h->next_seq)
-        return;
-    half_packet(h, pkt->ts_ns, &own);
-    give_up_before(ts, h, &own, ack);
-    if (h->fin_seen && h->next_seq == h->fin_seq)
-        close_half(ts, idx, pkt->ts_ns);
+    uint32_t ahead = ack - h->next_seq;
+    return !h->closed && h->ooo && ahead != 0 && ahead <= sent_end(h) - h->next_seq;
 }
 
 /* Copies [seq, seq + len) into the out-of-order list, around the bytes already there.
@@ -570,12 +560,20 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
     tcp_stream_expire(ts, now);
     hash = key_hash(&k);
     idx = find(ts, &k, hash);
-    /* What this segment acknowledges of the other direction comes before what it carries. */
+    /* What this segment acknowledges of the other direction comes before what it carries: a
+     * request held behind a hole reaches the consumer before the response that acknowledged
+     * it. Its bytes are the other direction's, delivered at this segment's time. */
     if (ts->holes && (flags & DECODE_TCP_ACK)) {
         struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
         uint32_t rev = find(ts, &rk, key_hash(&rk));
-        if (rev != TABLE_NONE)
-            acked(ts, rev, pkt);
+        if (rev != TABLE_NONE && acks_hole(at(ts, rev), pkt->tcp_ack)) {
+            struct half *r = at(ts, rev);
+            struct packet own;
+            half_packet(r, now, &own);
+            give_up_before(ts, r, &own, pkt->tcp_ack);
+            if (r->fin_seen && r->next_seq == r->fin_seq)
+                close_half(ts, rev, now);
+        }
     }
 
     if (flags & DECODE_TCP_RST) {
@@ -610,7 +608,7 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
             if (!h->closed && pending(h))
                 ts->err(ts->ctx, "tcp_gap");
             release(ts, h);
-            h->closed = h->fin_seen = h->flags = 0;
+            h->closed = h->fin_seen = h->flags = h->ack_seen = 0;
         }
         h = at(ts, idx);
         h->next_seq = h->syn_seq = seq;
@@ -625,6 +623,10 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
     }
 open:
     h = at(ts, idx);
+    if (flags & DECODE_TCP_ACK) { /* for holes of the other direction seen later */
+        h->last_ack = pkt->tcp_ack;
+        h->ack_seen = 1;
+    }
     if (h->closed) {
         if (len)
             ts->err(ts->ctx, (int32_t)(seq + len - h->next_seq) <= 0 ? "tcp_retransmission"
@@ -665,6 +667,15 @@ open:
         drain(ts, h, pkt);
         if (flags & DECODE_TCP_FIN)
             h->fin_seq = seq + len + cut;
+    }
+    /* The other direction may have acknowledged the bytes of a hole before anything past it
+     * was seen: the capture missed a response and the request after it, whose ACK covered the
+     * response; the next response comes past the hole. */
+    if (h->ooo) {
+        struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
+        uint32_t rev = find(ts, &rk, key_hash(&rk));
+        if (rev != TABLE_NONE && at(ts, rev)->ack_seen && acks_hole(h, at(ts, rev)->last_ack))
+            give_up_before(ts, h, pkt, at(ts, rev)->last_ack);
     }
     if (h->fin_seen && h->next_seq == h->fin_seq)
         close_half(ts, idx, now);

@@ -10,10 +10,11 @@
  * next expected byte wait, copied, in a per-stream out-of-order list. A hole that is never
  * filled (a segment the capture missed: its sender will not resend what its peer received) is
  * given up, and the stream resynchronises after it:
- *   - at once, up to the acknowledgement number, when a segment of the other direction
- *     acknowledges bytes in it (ACK set, the number past the stream head and not past the
- *     held bytes or FIN: the peer has them), before that segment's own bytes are handled, so
- *     a request held behind the hole reaches the consumer before its response;
+ *   - at once, up to the acknowledgement number, when the other direction acknowledges bytes
+ *     in it (ACK set, the number past the stream head and not past the held bytes or FIN: the
+ *     peer has them): by the segment that carries the ACK, before that segment's own bytes are
+ *     handled, so a request held behind the hole reaches the consumer before its response; or,
+ *     when that direction's last ACK came before the bytes past the hole, as they come;
  *   - when a segment comes more than hole_timeout after the first one held behind it (packet
  *     time), for captures that miss the ACKs too (one direction only);
  *   - when the list outgrows its cap;

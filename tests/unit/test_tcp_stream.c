@@ -569,6 +569,30 @@ TEST(a_hole_the_peer_acknowledged_is_given_up_before_the_acking_segment_is_read)
     tcp_stream_free(ts);
 }
 
+/* The capture missed a response (r1) and then the request after it, whose ACK covered r1: when
+ * the next response comes past the hole, the client's last ACK already says r1 arrived. It is
+ * believed once the bytes seen past the hole reach it: r3, missed too, is not known to have
+ * been sent until r4 comes. */
+TEST(a_hole_acknowledged_before_the_bytes_past_it_came_is_given_up_when_they_come)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, acking(seg(1, 499, SYN | ACK, NULL, 0), 100));
+    /* the server sends "r1\n" at 500..502 (missed), "j\nr2\n" at 503..507, "r3\n" at 508..510
+     * (missed), "k\nr4\n" at 511..515 */
+    send_(ts, acking(seg(0, 100, ACK, "a\n", 1), 511));
+    send_(ts, acking(seg(1, 503, ACK, "j\nr2\n", 2), 102)); /* held; ends before 511 */
+    CHECK_STR(reasons, "");
+    CHECK_STR(log_, "<a|");
+    send_(ts, acking(seg(1, 511, ACK, "k\nr4\n", 3), 102));
+    CHECK_STR(reasons, "tcp_gap,tcp_gap");
+    CHECK_STR(log_, "<a|(~r2|(~r4|");
+    CHECK_STR(froms, "css");
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
 /* The server's half-stream is not needed: a bare ACK of a direction never seen (its data went
  * unseen, or the capture began after it sent any) still acknowledges the client's bytes. */
 TEST(a_bare_ack_from_a_direction_never_seen_gives_the_hole_up)
