@@ -22,7 +22,8 @@ usage: scripts/record-fixtures.sh [--port N] [--transport T]... [--only NAME]...
                  two runs with ports 220 apart do not collide
   --transport T  udp (the default), tcp, or both; repeatable (udp and tcp = both). Over TCP every
                  SIPp pair shares one connection (SIPp -t t1 on both sides): NAME-tcp4.pcap,
-                 NAME-tcp6.pcap, mix-tcp4.pcap, mix-tcp6.pcap. Flows are UDP whatever this says
+                 NAME-tcp6.pcap, mix-tcp4.pcap, mix-tcp6.pcap. A flow is over the transport
+                 its markers name (TCP if any names tcp), whatever this says
   --only NAME    record or check only this fixture (a scenario name, "mix" or "flows"); repeatable
   --verify-only  record nothing; check the pcaps already in OUTDIR
   --keep         on failure, keep the work directory (SIPp logs, the capture that failed)
@@ -144,13 +145,15 @@ tsh() {
 # recording parameters (scenario lines of the mix) removed, spaces squeezed, sorted. Over TCP the
 # `frames` line is left out (how many segments carry no payload is up to the kernel's ACK timing,
 # see dissect_tcp) and the connection lines are added instead: CONNECTIONS handshakes, two FINs
-# each, no reset, no byte outside a SIP message, and no TCP anomaly line at all.
+# each, no reset, no byte outside a SIP message, and no TCP anomaly line at all. A TCP flow
+# (CONNECTIONS 0) states its connection lines in its manifest, anomalies included: its segments
+# are written by hand, and some of them on purpose left out of the capture.
 expected_lines() { # EXPECT TRANSPORT CONNECTIONS
     {
         sed -e 's/#.*//' -e 's/[[:space:]]\+/ /g' -e 's/^ //' -e 's/ $//' "$1" |
             awk -v tr="$2" '$0 == "" || $1 == "scenario" || (tr == "tcp" && $1 == "frames") { next }
                             { print }'
-        if [ "$2" = tcp ]; then
+        if [ "$2" = tcp ] && [ "$3" != 0 ]; then
             printf 'tcp syn %d\ntcp syn-ack %d\ntcp fin %d\n' "$3" "$3" $((2 * $3))
             printf 'tcp reset 0\ntcp bytes-outside-sip 0\n'
         fi
@@ -184,8 +187,8 @@ dissect_udp() { # PCAP -> $work/fields, $work/msgs
 # `tcp6 N` (frames that are TCP over that IP version and nothing else), `tcp syn N` (SYN
 # without ACK), `tcp syn-ack N`, `tcp fin N`, `tcp reset N`, `data N` (segments with payload),
 # `pure-ack N` (no payload, no SYN, FIN or RST), `tcp bytes-outside-sip N` (TCP payload bytes
-# minus the sizes of the SIP messages tshark found: a CRLF keep-alive, stray bytes or a wrong
-# Content-Length show here) and `tcp anomaly NAME N` for each TCP analysis flag that a clean
+# minus the sizes of the SIP messages tshark found in TCP: a CRLF keep-alive, stray bytes or a
+# wrong Content-Length show here) and `tcp anomaly NAME N` for each TCP analysis flag that a clean
 # loopback connection never raises (retransmission, out of order, lost segment, duplicate ACK,
 # TCP keep-alive, zero window, reused ports ...; window updates are normal and not listed).
 # How many pure ACKs there are is the kernel's choice (delayed ACKs, and ACKs that ride on the
@@ -217,14 +220,15 @@ dissect_tcp() { # PCAP -> $work/msgs, $work/tcp
             if (tcp && !udp && ip4 != ip6) { if (ip4) tcp4++; else tcp6++ }
             if (syn) { if (ack) synack++; else synonly++ }
             fins += fin; rsts += rst
-            if (len > 0) data++; else if (!syn && !fin && !rst) pureack++
+            if (len > 0) data++; else if (tcp && !syn && !fin && !rst) pureack++
             payload += len
             next
         }
         /<proto name="/ {
             p = attr("name")
             if (p == "sip") {
-                flush(); insip = 1; sipbytes += attr("size")
+                flush(); insip = 1
+                if (tcp) sipbytes += attr("size") # not SIP over UDP beside it (flows)
                 method = code = cseq = callid = via = ""
             } else if (p == "tcp") tcp = 1
             else if (p == "udp") udp = 1
@@ -483,10 +487,12 @@ record_mix() { # TRANSPORT FAMILY PCAP
 # Hand-written flows
 
 # Checks that PCAP holds the messages of the flow file SIP exactly: for each marker, the frame
-# time (base epoch + TIME), endpoints and UDP payload bytes. This checks sip2pcap with an
-# independent decoder; IPv6 addresses in markers must be written in canonical (compressed) form.
-check_flow_bytes() { # SIP PCAP
-    local sip=$1 pcap=$2 name size i=0 n marker
+# time (base epoch + TIME), endpoints and UDP or TCP payload bytes; a marker that says missed
+# has no frame. This checks sip2pcap with an independent decoder; IPv6 addresses in markers must
+# be written in canonical (compressed) form. TRANSPORT udp reads the fields dissect_udp left;
+# tcp (a flow with TCP markers, UDP ones beside them) takes a pass of its own.
+check_flow_bytes() { # SIP PCAP TRANSPORT
+    local sip=$1 pcap=$2 tr=$3 name size i=0 m=0 n marker
     local t src dst flags start end want got sec frac
     local ft s4 s6 sp d4 d6 dp payload
     local -a offsets frames
@@ -495,8 +501,16 @@ check_flow_bytes() { # SIP PCAP
     # OFFSET:MARKER for every marker line (grep -b counts bytes).
     grep -a -b '^--- [0-9]' "$sip" >"$work/markers"
     # '|' rather than tab: read would merge the empty fields of the absent address family.
-    cut -f2-8,13 "$work/fields" | tr '\t' '|' >"$work/frames"
-    n=$(wc -l <"$work/markers")
+    if [ "$tr" = tcp ]; then
+        tsh -r "$pcap" -T fields -E separator=/t -E occurrence=f -e frame.time_epoch \
+            -e ip.src -e ipv6.src -e udp.srcport -e tcp.srcport -e ip.dst -e ipv6.dst \
+            -e udp.dstport -e tcp.dstport -e udp.payload -e tcp.payload |
+            awk -F'\t' -v OFS='|' '{ print $1, $2, $3, $4 $5, $6, $7, $8 $9, $10 $11 }' \
+                >"$work/frames"
+    else
+        cut -f2-8,13 "$work/fields" | tr '\t' '|' >"$work/frames"
+    fi
+    n=$(grep -a -c -v -E ' missed( |.?$)' "$work/markers" || true)
     [ "$n" = "$(wc -l <"$work/frames")" ] || die "$name: $n markers but $(wc -l <"$work/frames") frames"
     mapfile -t offsets < <(cut -d: -f1 "$work/markers")
     offsets+=("$size")
@@ -504,9 +518,13 @@ check_flow_bytes() { # SIP PCAP
     while IFS= read -r marker; do
         marker=${marker#*:}
         # The message starts after the marker line and its LF (LC_ALL=C: ${#} counts bytes).
-        start=$((offsets[i] + ${#marker} + 1))
-        end=${offsets[$((i + 1))]}
+        start=$((offsets[m] + ${#marker} + 1))
+        end=${offsets[$((m + 1))]}
+        m=$((m + 1))
         read -r _ t src _ dst _ flags <<<"${marker%$'\r'}"
+        case " $flags " in
+        *" missed "*) continue ;; # sent, but not in the capture
+        esac
         want=$(dd if="$sip" iflag=skip_bytes,count_bytes skip="$start" count=$((end - start)) \
             bs=65536 status=none | od -An -v -tx1 | tr -d ' \n')
         case " $flags " in
@@ -521,7 +539,7 @@ check_flow_bytes() { # SIP PCAP
         if [ "$got" != "$want" ]; then
             echo "expected: ${want:0:160}" >&2
             echo "captured: ${got:0:160}" >&2
-            die "$name: packet $((i + 1)) differs from its marker in $(basename "$sip")"
+            die "$name: packet $((i + 1)) differs from marker $m in $(basename "$sip")"
         fi
         i=$((i + 1))
     done <"$work/markers"
@@ -574,9 +592,11 @@ fi
 if wanted flows; then
     for sip in "$flowdir"/*.sip; do
         flow=$(basename "$sip" .sip)
-        produce "flow-$flow.pcap" "$flowdir/$flow.expect" udp "" 0 "$top/scripts/sip2pcap" "$sip"
-        # check left this capture's dissection in $work/fields
-        check_flow_bytes "$sip" "$outdir/flow-$flow.pcap"
+        tr=udp
+        if grep -a -q -E '^--- [0-9][^ ]* [^ ]+ -> [^ ]+ tcp( |.?$)' "$sip"; then tr=tcp; fi
+        produce "flow-$flow.pcap" "$flowdir/$flow.expect" "$tr" "" 0 "$top/scripts/sip2pcap" "$sip"
+        # check left a UDP capture's dissection in $work/fields
+        check_flow_bytes "$sip" "$outdir/flow-$flow.pcap" "$tr"
     done
 fi
 

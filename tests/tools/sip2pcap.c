@@ -1,13 +1,14 @@
 /* sip2pcap: turns a text file of SIP messages, each after a marker line that gives its time and
- * UDP endpoints, into a pcap (Ethernet, IPv4 or IPv6, UDP) so tests can state exact packet times.
- * Test tooling only: it copies message bytes as they are, and does no TCP and no fragmentation.
+ * endpoints, into a pcap (Ethernet, IPv4 or IPv6, UDP or TCP) so tests can state exact packet
+ * times. Test tooling only: it copies message bytes as they are, one message per datagram or
+ * segment, and does no fragmentation, no TCP options and no TCP retransmission.
  *
  * Input (tests/fixtures/pcap/MANIFEST.md has the long form):
  *
  *   anything before the first marker is a comment
  *   --- TIME SRC -> DST udp [vlan=ID]... [noeol]
  *   <message bytes, CRLF line ends as they should go on the wire>
- *   --- TIME SRC -> DST udp
+ *   --- TIME SRC -> DST tcp [vlan=ID]... [noeol] [syn] [fin] [missed]
  *   ...
  *
  * A marker is a line that starts with "--- " and a digit. TIME is seconds after the start of the
@@ -17,6 +18,14 @@
  * feed that ends just before the next marker, that line feed included, or up to the end of the
  * file; noeol drops its final line end (LF or CRLF), for a datagram that does not end in one.
  * Packets are written in file order, so a later marker may carry an earlier time.
+ *
+ * tcp: the message is one segment's payload (none: a bare ACK). Sequence numbers are kept per
+ * direction (SRC -> DST): the k-th direction named (k from 0, the reverse of a direction counts
+ * as named with it) starts at 1000000 * (k + 1); each segment takes the next ones, a SYN and a
+ * FIN one each. syn sends a SYN (a SYN-ACK when the reverse direction has sent); fin sets FIN.
+ * Every segment but a first SYN has ACK set and acknowledges everything the reverse direction
+ * has sent. missed: the segment is sent, so it takes its sequence numbers and later segments
+ * acknowledge it, but the capture missed it: it is not written.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,11 +47,18 @@
 #define IP4_HLEN 20u
 #define IP6_HLEN 40u
 #define UDP_HLEN 8u
+#define TCP_HLEN 20u
 /* Largest UDP payload one IPv4 datagram (total length 65535) or IPv6 packet (payload length
- * 65535, no jumbogram) can carry. */
+ * 65535, no jumbogram) can carry; a TCP segment carries 12 bytes less. */
 #define MAX_PAYLOAD4 (65535u - IP4_HLEN - UDP_HLEN)
 #define MAX_PAYLOAD6 (65535u - UDP_HLEN)
 #define MAX_FRAME (ETH_HLEN + MAX_VLANS * VLAN_HLEN + IP6_HLEN + UDP_HLEN + MAX_PAYLOAD6)
+#define MAX_DIRECTIONS 64
+#define ISN_STEP 1000000u
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
 
 struct endpoint {
     int family; /* AF_INET or AF_INET6 */
@@ -58,6 +74,19 @@ struct marker {
     unsigned nvlan;
     uint16_t vlan[MAX_VLANS];
     int noeol;
+    int tcp, syn, fin, missed;
+};
+
+/* A TCP direction: the next sequence number it sends. */
+struct direction {
+    struct endpoint src, dst;
+    uint32_t next_seq;
+    int sent; /* it has sent a segment: a SYN the other way answers it (a SYN-ACK) */
+};
+
+struct tcp_state {
+    struct direction dir[MAX_DIRECTIONS];
+    unsigned n;
 };
 
 static void fail_at(const char *name, unsigned line, const char *what)
@@ -145,7 +174,7 @@ static int parse_marker(char *line, const char *name, unsigned lineno, struct ma
         tok[n++] = t;
     }
     if (n < 6 || strcmp(tok[0], "---") != 0 || strcmp(tok[3], "->") != 0) {
-        fail_at(name, lineno, "marker is not '--- TIME SRC -> DST udp [vlan=ID]... [noeol]'");
+        fail_at(name, lineno, "marker is not '--- TIME SRC -> DST udp|tcp [OPTION]...'");
         return -EINVAL;
     }
     if (parse_time(tok[1], m) < 0) {
@@ -160,12 +189,24 @@ static int parse_marker(char *line, const char *name, unsigned lineno, struct ma
         fail_at(name, lineno, "source and destination are of different address families");
         return -EINVAL;
     }
-    if (strcmp(tok[5], "udp") != 0) {
-        fail_at(name, lineno, "only udp is supported");
+    if (strcmp(tok[5], "tcp") == 0) {
+        m->tcp = 1;
+    } else if (strcmp(tok[5], "udp") != 0) {
+        fail_at(name, lineno, "transport is not udp or tcp");
         return -EINVAL;
     }
     for (unsigned i = 6; i < n; i++) {
-        if (strcmp(tok[i], "noeol") == 0) {
+        int *tcp_flag = strcmp(tok[i], "syn") == 0      ? &m->syn
+                        : strcmp(tok[i], "fin") == 0    ? &m->fin
+                        : strcmp(tok[i], "missed") == 0 ? &m->missed
+                                                        : NULL;
+        if (tcp_flag) {
+            if (!m->tcp) {
+                fail_at(name, lineno, "syn, fin and missed are tcp options");
+                return -EINVAL;
+            }
+            *tcp_flag = 1;
+        } else if (strcmp(tok[i], "noeol") == 0) {
             m->noeol = 1;
         } else if (strncmp(tok[i], "vlan=", 5) == 0) {
             char *end;
@@ -219,12 +260,80 @@ static uint8_t *put_mac(uint8_t *p, const struct endpoint *e)
     return p + 6;
 }
 
-/* Builds the frame for one message into frame; returns its length. */
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    return put16(p + 2, (uint16_t)v);
+}
+
+static int same_endpoint(const struct endpoint *a, const struct endpoint *b)
+{
+    return a->family == b->family && a->port == b->port &&
+           memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* The direction from src to dst, named now if it was not (with its reverse); NULL when there
+ * are too many. */
+static struct direction *direction(struct tcp_state *st, const struct endpoint *src,
+                                   const struct endpoint *dst)
+{
+    for (unsigned i = 0; i < st->n; i++)
+        if (same_endpoint(&st->dir[i].src, src) && same_endpoint(&st->dir[i].dst, dst))
+            return &st->dir[i];
+    if (st->n + 2 > MAX_DIRECTIONS)
+        return NULL;
+    for (unsigned i = 0; i < 2; i++) {
+        struct direction *d = &st->dir[st->n];
+        memset(d, 0, sizeof(*d));
+        d->src = i ? *dst : *src;
+        d->dst = i ? *src : *dst;
+        d->next_seq = ISN_STEP * (st->n + 1);
+        st->n++;
+    }
+    return &st->dir[st->n - 2];
+}
+
+/* The TCP header of one segment of m (payload len) at tcp, checksum not yet set; takes the
+ * segment's sequence numbers from the state. Returns 0, or -ENOSPC when st is full. */
+static int tcp_header(uint8_t *tcp, struct tcp_state *st, const struct marker *m, size_t len)
+{
+    struct direction *d = direction(st, &m->src, &m->dst);
+    struct direction *r = direction(st, &m->dst, &m->src);
+    uint8_t flags = 0;
+
+    if (!d || !r)
+        return -ENOSPC;
+    if (!(m->syn && !r->sent))
+        flags |= TCP_ACK; /* all but the opening SYN acknowledge the peer */
+    if (m->syn)
+        flags |= TCP_SYN;
+    if (m->fin)
+        flags |= TCP_FIN;
+    if (len)
+        flags |= TCP_PSH;
+    put16(tcp, m->src.port);
+    put16(tcp + 2, m->dst.port);
+    put32(tcp + 4, d->next_seq);
+    put32(tcp + 8, flags & TCP_ACK ? r->next_seq : 0);
+    tcp[12] = (TCP_HLEN / 4) << 4;
+    tcp[13] = flags;
+    put16(tcp + 14, 65535); /* window */
+    put16(tcp + 16, 0);     /* checksum, set by the caller */
+    put16(tcp + 18, 0);     /* urgent pointer */
+    d->next_seq += (uint32_t)len + (m->syn ? 1 : 0) + (m->fin ? 1 : 0);
+    d->sent = 1;
+    return 0;
+}
+
+/* Builds the frame for one message into frame (a TCP segment's header from st); returns its
+ * length, or 0 when st is full. */
 static size_t build_frame(uint8_t *frame, const struct marker *m, const uint8_t *msg, size_t len,
-                          uint16_t ip_id)
+                          uint16_t ip_id, struct tcp_state *st)
 {
     size_t alen = m->src.family == AF_INET ? 4 : 16;
-    uint16_t ulen = (uint16_t)(UDP_HLEN + len);
+    uint32_t l4hlen = m->tcp ? TCP_HLEN : UDP_HLEN;
+    uint16_t ulen = (uint16_t)(l4hlen + len);
+    uint8_t proto = m->tcp ? 6 : 17;
     uint8_t *p = frame, *ip, *udp;
     uint32_t sum;
 
@@ -244,7 +353,7 @@ static size_t build_frame(uint8_t *frame, const struct marker *m, const uint8_t 
         put16(p + 4, ip_id);
         put16(p + 6, 0); /* no DF: a big datagram would be fragmented on a real wire */
         p[8] = 64;
-        p[9] = 17;
+        p[9] = proto;
         put16(p + 10, 0);
         memcpy(p + 12, m->src.addr, 4);
         memcpy(p + 16, m->dst.addr, 4);
@@ -254,32 +363,41 @@ static size_t build_frame(uint8_t *frame, const struct marker *m, const uint8_t 
         p[0] = 0x60;
         p[1] = p[2] = p[3] = 0;
         put16(p + 4, ulen);
-        p[6] = 17;
+        p[6] = proto;
         p[7] = 64;
         memcpy(p + 8, m->src.addr, 16);
         memcpy(p + 24, m->dst.addr, 16);
         p += IP6_HLEN;
     }
-    udp = p;
-    put16(p, m->src.port);
-    put16(p + 2, m->dst.port);
-    put16(p + 4, ulen);
-    put16(p + 6, 0);
-    memcpy(p + UDP_HLEN, msg, len);
-    p += UDP_HLEN + len;
+    udp = p; /* or the TCP header */
+    if (m->tcp) {
+        if (tcp_header(p, st, m, len) < 0)
+            return 0;
+    } else {
+        put16(p, m->src.port);
+        put16(p + 2, m->dst.port);
+        put16(p + 4, ulen);
+        put16(p + 6, 0);
+    }
+    memcpy(p + l4hlen, msg, len);
+    p += l4hlen + len;
 
-    /* Pseudo-header: addresses, protocol, UDP length (RFC 768, RFC 8200 8.1). */
+    /* Pseudo-header: addresses, protocol, UDP or TCP length (RFC 768, RFC 9293 3.1, RFC 8200
+     * 8.1). */
     {
         uint8_t pseudo[4];
         uint16_t c;
         const uint8_t *src = ip + (m->src.family == AF_INET ? 12 : 8);
         sum = csum_add(0, src, 2 * alen);
-        put16(pseudo, 17);
+        put16(pseudo, proto);
         put16(pseudo + 2, ulen);
         sum = csum_add(sum, pseudo, 4);
-        sum = csum_add(sum, udp, UDP_HLEN + len);
+        sum = csum_add(sum, udp, l4hlen + len);
         c = csum_fold(sum);
-        put16(udp + 6, c == 0 ? 0xffff : c); /* 0 means "no checksum" */
+        if (m->tcp)
+            put16(udp + 16, c);
+        else
+            put16(udp + 6, c == 0 ? 0xffff : c); /* 0 means "no checksum" */
     }
     return (size_t)(p - frame);
 }
@@ -373,12 +491,13 @@ static unsigned count_lines(const char *buf, size_t from, size_t to, unsigned li
 static int convert(const char *name, const char *buf, size_t len, uint64_t base, FILE *out)
 {
     static uint8_t frame[MAX_FRAME];
+    static struct tcp_state st;
     size_t pos = next_marker(buf, len, 0);
     unsigned line;
     unsigned npackets = 0;
 
     if (pos == len) {
-        fprintf(stderr, "sip2pcap: %s: no marker line ('--- TIME SRC -> DST udp')\n", name);
+        fprintf(stderr, "sip2pcap: %s: no marker line ('--- TIME SRC -> DST udp|tcp')\n", name);
         return -EINVAL;
     }
     line = count_lines(buf, 0, pos, 1);
@@ -411,8 +530,9 @@ static int convert(const char *name, const char *buf, size_t len, uint64_t base,
             if (end > start && buf[end - 1] == '\r')
                 end--;
         }
-        if (end - start > (m.src.family == AF_INET ? MAX_PAYLOAD4 : MAX_PAYLOAD6)) {
-            fail_at(name, line, "message too large for one UDP datagram");
+        if (end - start + (m.tcp ? TCP_HLEN - UDP_HLEN : 0) >
+            (m.src.family == AF_INET ? MAX_PAYLOAD4 : MAX_PAYLOAD6)) {
+            fail_at(name, line, "message too large for one UDP datagram or TCP segment");
             return -E2BIG;
         }
         sec = base + m.sec;
@@ -421,10 +541,16 @@ static int convert(const char *name, const char *buf, size_t len, uint64_t base,
             return -ERANGE;
         }
         flen = build_frame(frame, &m, (const uint8_t *)buf + start, end - start,
-                           (uint16_t)(npackets + 1));
-        if (write_record(out, (uint32_t)sec, m.usec, frame, flen) < 0)
-            return -EIO;
-        npackets++;
+                           (uint16_t)(npackets + 1), &st);
+        if (flen == 0) {
+            fail_at(name, line, "too many TCP directions");
+            return -ENOSPC;
+        }
+        if (!m.missed) {
+            if (write_record(out, (uint32_t)sec, m.usec, frame, flen) < 0)
+                return -EIO;
+            npackets++;
+        }
 
         pos = next_marker(buf, len, start);
         line = count_lines(buf, eol, pos, line);
@@ -436,7 +562,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: sip2pcap [-b BASE_EPOCH] INPUT.sip OUTPUT.pcap\n"
-            "Turns SIP messages separated by '--- TIME SRC -> DST udp' lines into a pcap;\n"
+            "Turns SIP messages separated by '--- TIME SRC -> DST udp|tcp' lines into a pcap;\n"
             "TIME is added to BASE_EPOCH (default %llu, 2024-01-01T00:00:00Z).\n",
             (unsigned long long)DEFAULT_BASE_EPOCH);
 }
