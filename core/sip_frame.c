@@ -146,9 +146,15 @@ uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
             uint64_t total = oversized(ops, ctx, data + pos, len - pos, &msg, hdrs, max_hdrs);
             if (total) {
                 chunk->flags |= SIP_FRAME_SIP_SEEN;
-                if (total > len - pos)
+                if (total <= len - pos) {
+                    pos += (size_t)total;
+                    continue;
+                }
+                if ((uint64_t)msg.content_length <= SIP_FRAME_MAX_SKIP)
                     return pos + total;
-                pos += (size_t)total;
+                /* An implausible body: resynchronise after the header block, not past it. */
+                pos += (size_t)(total - (uint64_t)msg.content_length);
+                chunk->flags |= TCP_STREAM_LOST | SIP_FRAME_REPORTED;
                 continue;
             }
         }

@@ -23,7 +23,11 @@
  *   body is handed on with the headers and the part of the body present (anomaly
  *   body_truncated masked), reported as "tcp_oversized_body" (stage "reasm"), and the rest of
  *   its body is skipped as it arrives: memory stays bounded, the message is still seen.
- *   RFC 3261 sets no upper bound on a TCP message; SIP_MAX_MSG is sipscope's. */
+ *   RFC 3261 sets no upper bound on a TCP message; SIP_MAX_MSG is sipscope's. A body longer
+ *   than SIP_FRAME_MAX_SKIP is not skipped: such a Content-Length is taken for garbage (one
+ *   of 99999999 would hide the next 100 MB of the stream, every message in them lost without
+ *   a count), and the framer resynchronises after the header block instead, its skip covered
+ *   by the tcp_oversized_body report. */
 #ifndef SIPSCOPE_SIP_FRAME_H
 #define SIPSCOPE_SIP_FRAME_H
 
@@ -34,6 +38,10 @@
 #include "tcp_stream.h"
 
 #define SIP_FRAME_MAX_LINE 8192 /* longest unfinished line kept while resynchronising */
+/* Longest body skipped past the end of what arrived (see the rules above): 1 MiB, sixteen
+ * times SIP_MAX_MSG; SIP carries no bodies that size (a large MESSAGE or multipart is tens of
+ * KiB; files go by MSRP or HTTP). */
+#define SIP_FRAME_MAX_SKIP (1u << 20)
 
 struct sip_frame_ops {
     /* One message; msg and its slices live during the call only. */

@@ -176,6 +176,25 @@ TEST(a_message_longer_than_the_limit_is_seen_and_its_body_skipped)
     CHECK_INT(offer(s, 40, 0, 0), 0);
 }
 
+TEST(an_implausible_content_length_is_not_skipped_past_the_next_messages)
+{
+    /* 99999999 bytes of body would hide the next 100 MB of the stream: the message is seen,
+     * and the framer resynchronises after its header block, on the next start line. */
+    static const char s[] =
+        MSG("huge", "Content-Length: 99999999\r\n", "") MSG("next1", CL0, "") MSG("next2", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s, 0), sizeof s - 1);
+    CHECK_STR(log_, "[reasm:tcp_oversized_body]huge|next1|next2|");
+    CHECK_INT(chunk.flags & (TCP_STREAM_LOST | SIP_FRAME_REPORTED), 0);
+    /* A body of SIP_FRAME_MAX_SKIP bytes, the most that is skipped, still is. */
+    static char t[1024];
+    size_t n = (size_t)snprintf(t, sizeof t, MSG("max", "Content-Length: %u\r\n", "vv"),
+                                SIP_FRAME_MAX_SKIP);
+    log_[0] = 0;
+    CHECK_INT(offer(t, n, 0, 0), n - 2 + SIP_FRAME_MAX_SKIP);
+    CHECK_STR(log_, "[reasm:tcp_oversized_body]max|");
+}
+
 TEST(a_header_block_longer_than_the_limit_is_an_error)
 {
     static char s[SIP_MAX_MSG + 200];
