@@ -2,6 +2,7 @@
 #include "sip_frame.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* RFC 3261 §25.1 token characters. */
@@ -65,6 +66,39 @@ static int may_be_start(const uint8_t *p, size_t n)
     return 1;
 }
 
+/* Where a start line begins in line[0..n): 0 when the line is one; or further on when the line
+ * is the tail of a body without a final line break followed by a start line (a stream picked up
+ * mid-message: "...</xml>OPTIONS sip:b SIP/2.0"), which reads as a request line with a method no
+ * one uses, or as no start line at all for a status line. Then the start is where the token
+ * before the first SP ends with a known method, or where "SIP/2.0 " begins a status line; n
+ * when the line holds none. A request line whose method is unknown and ends in no known one
+ * stays whole: an extension method. */
+static size_t start_in(const uint8_t *line, size_t n)
+{
+    const uint8_t *sp = memchr(line, ' ', n);
+    size_t end = sp ? (size_t)(sp - line) : 0, tok = end; /* the token before the first SP */
+    bool whole = sip_frame_is_start_line(line, n);
+
+    while (tok > 0 && is_token(line[tok - 1]))
+        tok--;
+    if (whole && sip_method_id(slice_make((const char *)line, end)) != SIP_METHOD_OTHER)
+        return 0;
+    for (int m = SIP_METHOD_OTHER + 1; m < SIP_METHOD_COUNT; m++) {
+        const char *name = sip_method_name((enum sip_method)m);
+        size_t k = strlen(name);
+        if (end >= tok + k && memcmp(line + end - k, name, k) == 0 &&
+            sip_frame_is_start_line(line + end - k, n - (end - k)))
+            return end - k;
+    }
+    if (whole)
+        return 0;
+    for (size_t k = 1; k + 11 <= n; k++)
+        if ((line[k] == 'S' || line[k] == 's') && is_version(line + k, n - k) &&
+            line[k + 7] == ' ' && sip_frame_is_start_line(line + k, n - k))
+            return k;
+    return n;
+}
+
 /* Looks for a start line from data[from]; from is at a line start. Returns its offset, or
  * where to stop (keeping an unfinished line that may be one), with *found set accordingly. */
 static size_t find_start(const uint8_t *data, size_t len, size_t from, int *found)
@@ -75,10 +109,10 @@ static size_t find_start(const uint8_t *data, size_t len, size_t from, int *foun
         const uint8_t *nl = memchr(data + at, '\n', len - at);
         if (!nl)
             return may_be_start(data + at, len - at) ? at : len;
-        size_t n = (size_t)(nl - (data + at));
-        if (sip_frame_is_start_line(data + at, n)) {
+        size_t n = (size_t)(nl - (data + at)), k = start_in(data + at, n);
+        if (k < n) {
             *found = 1;
-            return at;
+            return at + k;
         }
         at += n + 1;
     }

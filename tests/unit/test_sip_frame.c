@@ -133,6 +133,32 @@ TEST(a_loss_right_before_a_start_line_reports_nothing)
     CHECK_STR(log_, "a|");
 }
 
+TEST(a_start_line_after_a_body_tail_without_line_break_is_found_where_it_starts)
+{
+    /* Picked up mid-message: the tail of a body without a final CRLF runs into the next
+     * start line. The message starts at its method (or at SIP/2.0 for a response), not at the
+     * body's tail, whose bytes are the skipped ones. */
+    static const char req[] = "</xml>" MSG("b", CL0, "") MSG("c", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(req, TCP_STREAM_LOST), sizeof req - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]b|c|");
+    static const char resp[] = "tail"
+                               "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKr\r\n"
+                               "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: r\r\n"
+                               "CSeq: 1 OPTIONS\r\n" CL0 "\r\n";
+    log_[0] = 0;
+    CHECK_INT(offer_s(resp, TCP_STREAM_LOST), sizeof resp - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]r|");
+    /* An extension method is a method: a request line whose method ends in no known one is
+     * taken whole. */
+    static const char ext[] = "PING sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKp\r\n"
+                              "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: p\r\n"
+                              "CSeq: 1 PING\r\n" CL0 "\r\n";
+    log_[0] = 0;
+    CHECK_INT(offer_s(ext, TCP_STREAM_LOST), sizeof ext - 1);
+    CHECK_STR(log_, "p|");
+}
+
 TEST(an_unfinished_line_is_kept_while_it_may_be_a_start_line)
 {
     log_[0] = 0;
