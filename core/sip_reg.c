@@ -70,12 +70,12 @@ struct slice sip_binding_contact(const struct sip_binding *b)
  * URI rules of §19.1.4 (the binding a REGISTER refreshes or removes is the one whose contact URI
  * is equal, §10.3 step 7). */
 
-/* An attempt's key, (Call-ID, To URI as an AoR), as table hash and check. */
-static void attempt_key(const struct sip_msg *msg, uint64_t *hash, uint64_t *check)
+/* An attempt's key, (Call-ID, To URI as an AoR: aor_key's), as table hash and check. */
+static void attempt_key(const struct sip_msg *msg, uint64_t aor, uint64_t *hash, uint64_t *check)
 {
     struct hash2 h = hash2_start(SEED_ATTEMPT);
     hash2_add(&h, msg->call_id);
-    sip_uri_hash(&h, msg->to_uri, SIP_URI_AOR);
+    hash2_add_u64(&h, aor);
     hash2_finish(&h, hash, check);
 }
 
@@ -191,10 +191,8 @@ static bool contact_next(struct contact_iter *it, struct slice *item)
 /* What the REGISTER asks: the removals (RFC 3261 §10.2.2 "Contact: *" with "Expires: 0", or
  * contacts with expires=0; the 2xx lists only the bindings that remain, so the request is the
  * only place that names the removed ones), and the expiry each other contact asks for. */
-static void note_contacts(struct sip_reg_attempt *a, const struct sip_msg *msg)
+static void note_contacts(struct sip_reg_attempt *a, const struct sip_msg *msg, uint64_t aor)
 {
-    uint64_t aor = aor_key(msg->to_uri);
-
     a->n_asked = 0;
     a->remove_all = 0;
     a->removals_cut = 0;
@@ -236,8 +234,8 @@ static void attempt_give_up(struct sip_reg_table *reg, struct sip_reg_attempt *a
 void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
                         const struct packet *pkt, uint64_t now)
 {
-    uint64_t hash, check;
-    attempt_key(msg, &hash, &check);
+    uint64_t hash, check, aor = aor_key(msg->to_uri);
+    attempt_key(msg, aor, &hash, &check);
     struct sip_reg_attempt *a = find_challenged(reg, hash, check, now);
     uint32_t idx;
 
@@ -273,7 +271,7 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
     table_set_deadline(&reg->attempts, table_index(&reg->attempts, a),
                        now + reg->timer_f + reg->retry_window);
     a->req_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), UINT32_MAX);
-    note_contacts(a, msg);
+    note_contacts(a, msg, aor);
     own(reg, txn, a);
 }
 

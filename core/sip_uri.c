@@ -3,6 +3,7 @@
 #include "sip_uri.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -64,6 +65,41 @@ static inline void put(struct canon *c, unsigned char b)
     }
 }
 
+/* The 8 bytes at p as put() packs them: the first in the low byte, whatever the CPU's order. */
+static inline uint64_t load_le(const char *p, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    return le64toh(w);
+}
+
+/* ASCII upper-case letters of the 8 bytes of w lower-cased, as slice_lower_char does one. */
+static inline uint64_t lower8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+    uint64_t heptets = w & ~high;
+    uint64_t from_a = heptets + ones * (0x80 - 'A'), past_z = heptets + ones * (0x80 - 'Z' - 1);
+    return w | (((from_a ^ past_z) & ~w & high) >> 2);
+}
+
+/* put() of every byte of s (lower-cased when lower is set), at the start of a part (c->n is
+ * 0), eight at a time: the same words, without a shift and a test per byte. */
+static void put_run(struct canon *c, struct slice s, bool lower)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= s.len; i += 8) {
+        uint64_t w = load_le(s.p + i, 8);
+        hash2_add_u64(c->h, lower ? lower8(w) : w);
+    }
+    if (i < s.len) {
+        uint64_t w = load_le(s.p + i, s.len - i);
+        c->word = lower ? lower8(w) : w;
+        c->n = (unsigned)(s.len - i);
+    }
+    c->part = (uint32_t)s.len;
+}
+
 /* Ends a variable part: its last partial word, then tag and length, so that the parts ("ab",
  * "c") and ("a", "bc") differ. */
 static void end_part(struct canon *c, uint64_t tag)
@@ -115,6 +151,10 @@ static bool put_decoded(struct canon *c, struct slice s, bool lower)
     static const char hex[] = "0123456789ABCDEF";
     const char *p = s.p, *e = s.p + s.len;
 
+    if (c->n == 0 && c->part == 0 && !memchr(s.p, '%', s.len)) {
+        put_run(c, s, lower); /* nothing to decode: most URIs */
+        return true;
+    }
     while (p < e) {
         unsigned char b = (unsigned char)*p++;
         if (b == '%') {
@@ -135,11 +175,20 @@ static bool put_decoded(struct canon *c, struct slice s, bool lower)
     return true;
 }
 
-static bool host_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '-' || ch == '.' || ch == '_';
-}
+/* The bytes of a host name or IPv4 address: letters, digits, '-', '.' and '_'. */
+static const bool host_chars[256] = {
+    ['-'] = true, ['.'] = true, ['_'] = true, ['0'] = true, ['1'] = true, ['2'] = true,
+    ['3'] = true, ['4'] = true, ['5'] = true, ['6'] = true, ['7'] = true, ['8'] = true,
+    ['9'] = true, ['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true,
+    ['F'] = true, ['G'] = true, ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true,
+    ['L'] = true, ['M'] = true, ['N'] = true, ['O'] = true, ['P'] = true, ['Q'] = true,
+    ['R'] = true, ['S'] = true, ['T'] = true, ['U'] = true, ['V'] = true, ['W'] = true,
+    ['X'] = true, ['Y'] = true, ['Z'] = true, ['a'] = true, ['b'] = true, ['c'] = true,
+    ['d'] = true, ['e'] = true, ['f'] = true, ['g'] = true, ['h'] = true, ['i'] = true,
+    ['j'] = true, ['k'] = true, ['l'] = true, ['m'] = true, ['n'] = true, ['o'] = true,
+    ['p'] = true, ['q'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['u'] = true,
+    ['v'] = true, ['w'] = true, ['x'] = true, ['y'] = true, ['z'] = true,
+};
 
 static int sig_index(struct slice name)
 {
@@ -175,7 +224,7 @@ static bool parse(struct slice uri, bool full, struct uri_parts *u)
 {
     const char *p = uri.p, *e = uri.p + uri.len, *colon, *at;
 
-    memset(u, 0, sizeof(*u));
+    u->facts = 0; /* every other field is read only when a bit of facts says it was set */
     if (uri.len == 0 || (colon = memchr(p, ':', uri.len)) == NULL)
         return false;
     struct slice scheme = slice_make(p, (size_t)(colon - p));
@@ -206,7 +255,7 @@ static bool parse(struct slice uri, bool full, struct uri_parts *u)
         p = close + 1;
     } else {
         const char *h = p;
-        while (p < e && host_char(*p))
+        while (p < e && host_chars[(unsigned char)*p])
             p++;
         if (p == h)
             return false;
@@ -293,8 +342,7 @@ static bool add_parts(struct hash2 *h, const struct uri_parts *u)
         hash2_add_u64(h, w[0]);
         hash2_add_u64(h, w[1]);
     } else {
-        for (size_t i = 0; i < u->host.len; i++)
-            put(&c, (unsigned char)slice_lower_char(u->host.p[i]));
+        put_run(&c, u->host, true);
         end_part(&c, TAG_HOST);
     }
     for (unsigned k = 0; k < N_SIG; k++) {
