@@ -1877,7 +1877,7 @@ static int native_classify_new(lua_State *L)
 /* classify_add(c, kind, pattern, nocase, class) -> true | nil, reason */
 static int native_classify_add(lua_State *L)
 {
-    char err[256];
+    char err[320];
     void *c = lua_touserdata(L, 1);
     size_t klen, plen;
     const char *kind = luaL_checklstring(L, 2, &klen);
@@ -1895,7 +1895,7 @@ static int native_classify_add(lua_State *L)
                       err, sizeof(err));
     if (rc != 0) {
         lua_pushnil(L);
-        lua_pushstring(L, rc == -EINVAL ? err : strerror(-rc));
+        lua_pushstring(L, rc == -EINVAL || rc == -E2BIG ? err : strerror(-rc));
         return 2;
     }
     lua_pushboolean(L, 1);

@@ -16,6 +16,9 @@
 --   ua:classify(m:header("User-Agent"))  --> the class of the first matching rule, or nil
 --   ua:classify_header(m, "User-Agent", "Server")  --> the same without making the text (the
 --       Server header when there is no User-Agent), and whether m has either header
+-- A lookup looks at a value's first 1,024 bytes, and a classifier whose worst case passes a
+-- work bound is refused at load (core/classify.h, CLASSIFY_MAX_VALUE and CLASSIFY_MAX_COST):
+-- a lookup is one C call that the rule budget cannot stop, on values a packet may carry.
 --
 --   local invites = sip.window{seconds = 10, buckets = 10, max_keys = 10000}
 --   invites:add(m.src_ip [, n])  --> events of that key in the last 10 s, these included

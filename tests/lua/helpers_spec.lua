@@ -115,6 +115,48 @@ end}]]
     end)
 end)
 
+describe("sip.classifier's bounds", function()
+    it("looks at the first 1,024 bytes of a value, also of a header", function()
+        local e = engine [[
+local c = sip.classifier{{"contains", "needle", "n"}, {"suffix", "tail", "t"}}
+return {on_request = function(m)
+  see("near", c:classify(("x"):rep(1018) .. "needle" .. ("x"):rep(3000)))
+  see("far", c:classify(("x"):rep(1019) .. "needle" .. ("x"):rep(3000)))
+  see("cut_tail", c:classify(("x"):rep(1020) .. "tail" .. ("x"):rep(3000)))
+  see("long_tail", c:classify(("x"):rep(3000) .. "tail"))
+  local class, present = c:classify_header(m, "X-Long")
+  see(m.call_id, tostring(class) .. "/" .. tostring(present))
+end}]]
+        e:sip(t.request("OPTIONS", {call_id = "early",
+            headers = {"X-Long: " .. ("x"):rep(100) .. "needle" .. ("x"):rep(3000)}}))
+        e:sip(t.request("OPTIONS", {call_id = "late",
+            headers = {"X-Long: " .. ("x"):rep(2000) .. "needle" .. ("x"):rep(3000) .. "tail"}}))
+        assert.are.equal(2, seen(e, "near", "n"))
+        assert.are.equal(2, seen(e, "far", "nil"))
+        assert.are.equal(2, seen(e, "cut_tail", "t"))
+        assert.are.equal(2, seen(e, "long_tail", "nil"))
+        assert.are.equal(1, seen(e, "early", "n/true"))
+        assert.are.equal(1, seen(e, "late", "nil/true"))
+        e:close()
+    end)
+
+    it("refuses at load a list whose worst case would pass the work bound", function()
+        -- 64 globs like this one froze the engine for 45 s on a 4 MiB value: each is a contains
+        -- pattern of 121 bytes, all in one index chain, tried at every byte.
+        local path = t.write_rule("slow.lua", [[
+local rules = {}
+for i = 1, 64 do rules[i] = {"glob", "*" .. ("a"):rep(120) .. "b*", "c" .. i} end
+local c = require("sipscope").classifier(rules)
+return {}]])
+        local ok, err = pcall(t.engine, {rules = {path}})
+        assert.is_false(ok)
+        assert.truthy(err:find("slow.lua:3: sipscope: sip.classifier: rule 5: pattern \"*" ..
+            ("a"):rep(39) .. "...\": with it a lookup's worst case would be 643072 steps, " ..
+            "more than 524288 (use fewer contains patterns that start with the same two " ..
+            "bytes, or shorter runs between a glob's stars)", 1, true), err)
+    end)
+end)
+
 describe("sip.window", function()
     it("counts a window's memory at its full size against --lua-memory, at load", function()
         -- 1,024 buckets make an entry of some 4.2 KB: 200,000 keys are 800 MiB, which an 8 MiB

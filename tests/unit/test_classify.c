@@ -212,6 +212,12 @@ TEST(glob_edge_cases)
         {"Yealink SIP-T4?S *", "Yealink SIP-T46S 66.86.0.15", true},
         {"Yealink SIP-T4?S *", "Yealink SIP-T46G 66.86.0.15", false},
         {"Yealink SIP-T4?S *", "Yealink SIP-T46S", false},
+        {"a*b?c*d", "aXbYcZd", true},
+        {"a*b?c*d", "abcd", false},
+        {"*b?c*b?c*", "bxcbyc", true},
+        {"*b?c*b?c*", "bxcbc", false},
+        {"a*??*a", "aaa", false}, /* the segment and the tail may not share a byte */
+        {"a*??*a", "aaaa", true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct classify *c = classify_new(1);
@@ -269,6 +275,85 @@ TEST(bad_rules_are_refused_and_leave_no_trace)
     CHECK_STR(err, "pattern \"y\": the classifier is full (2 rules)");
     CHECK_INT(look(c, "y"), -1);
     CHECK_INT(look(c, "x"), 2);
+    classify_free(c);
+}
+
+TEST(long_values_are_matched_by_their_first_1024_bytes)
+{
+    struct classify *c = classify_new(8);
+    char v[5000];
+
+    memset(v, 'x', sizeof v);
+    CHECK_INT(add(c, CLASSIFY_CONTAINS, "needle", 0, 1), 0);
+    CHECK_INT(add(c, CLASSIFY_SUFFIX, "tail", 0, 2), 0);
+    CHECK_INT(add(c, CLASSIFY_GLOB, "x*n?dle*", 0, 3), 0);
+    memcpy(v + 2000, "needle", 6);
+    memcpy(v + sizeof v - 4, "tail", 4);
+    CHECK_INT(classify_lookup(c, v, sizeof v), -1); /* both past byte 1024 */
+    CHECK_INT(classify_lookup(c, v + 1000, sizeof v - 1000), 1);
+    memcpy(v + CLASSIFY_MAX_VALUE - 6, "needle", 6); /* the last bytes looked at */
+    CHECK_INT(classify_lookup(c, v, sizeof v), 1);
+    CHECK_INT(classify_lookup_memo(c, v, sizeof v), 1);
+    memcpy(v + CLASSIFY_MAX_VALUE - 6, "xxxxxxxxxxxx", 12);
+    memcpy(v + CLASSIFY_MAX_VALUE - 5, "needle", 6); /* one byte too far */
+    CHECK_INT(classify_lookup(c, v, sizeof v), -1);
+    memcpy(v + 500, "nXdle", 5);
+    CHECK_INT(classify_lookup(c, v, sizeof v), 3);
+    memcpy(v + CLASSIFY_MAX_VALUE - 4, "tail", 4); /* the cut value ends there */
+    CHECK_INT(classify_lookup(c, v, sizeof v), 2);
+    classify_free(c);
+}
+
+/* The reviewer's classifier: 64 globs "*a{120}b*" (contains in disguise, one index chain) froze
+ * a rule for 45 s on a 4 MiB value; 1,000 contains patterns of 200 bytes took 10.8 s on 1 MiB. */
+TEST(rules_that_would_pass_the_work_bound_are_refused)
+{
+    struct classify *c = classify_new(64);
+    char pat[124], err[320];
+    int added = 0, rc = 0;
+
+    pat[0] = '*';
+    memset(pat + 1, 'a', 120);
+    memcpy(pat + 121, "b*", 3);
+    /* Empty: the trie walks and the two index scans of a 1024-byte value. */
+    CHECK_INT(classify_cost(c), 4 * 256 + 1024 * 2);
+    while (added < 64 && (rc = add(c, CLASSIFY_GLOB, pat, 0, added)) == 0)
+        added++;
+    CHECK_INT(added, 4);
+    CHECK_INT(rc, -E2BIG);
+    /* Each pattern 121 bytes and a step of 4, at each of 1024 places. */
+    CHECK_INT(classify_cost(c), 3072 + 1024 * 4 * 125);
+    CHECK_INT(classify_add(c, CLASSIFY_GLOB, pat, strlen(pat), 0, 9, err, sizeof err), -E2BIG);
+    CHECK_STR(err, "pattern \"*aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\": with it a lookup's "
+                   "worst case would be 643072 steps, more than 524288 (use fewer contains "
+                   "patterns that start with the same two bytes, or shorter runs between a "
+                   "glob's stars)");
+    /* Refused rules leave nothing behind; patterns in other chains, tries and globs without a
+     * segment between stars still go in. */
+    CHECK_INT(classify_count(c), 4);
+    CHECK_INT(add(c, CLASSIFY_CONTAINS, "Yealink", CLASSIFY_NOCASE, 5), 0);
+    CHECK_INT(add(c, CLASSIFY_PREFIX, pat + 1, 0, 6), 0);
+    CHECK_INT(add(c, CLASSIFY_GLOB, "Cisco-?*/1?.?", 0, 7), 0);
+    CHECK_INT(classify_cost(c), 3072 + 1024 * 4 * 125 + 13);
+    /* A glob's segment between stars is tried at every place: 1024 * (4 + 4) + 10 elements. */
+    CHECK_INT(add(c, CLASSIFY_GLOB, "x*/1?.*y?", 0, 8), 0);
+    CHECK_INT(classify_cost(c), 3072 + 1024 * 4 * 125 + 13 + 1024 * 8 + 9);
+    CHECK_INT(look(c, "x/1a.yz"), 8);
+    CHECK_INT(look(c, "Cisco-CP/1x.y"), 7);
+    classify_free(c);
+
+    /* 1,000 contains patterns of 200 bytes with the same first two bytes: 2 fit. */
+    c = classify_new(1000);
+    added = 0;
+    for (int i = 0; i < 1000; i++) {
+        char p[200];
+        memset(p, 'a', sizeof p);
+        snprintf(p + 196, 4, "%03d", i);
+        if (classify_add(c, CLASSIFY_CONTAINS, p, sizeof p, 0, i, NULL, 0) == 0)
+            added++;
+    }
+    CHECK_INT(added, 2);
+    CHECK_INT(classify_cost(c), 3072 + 1024 * 2 * 204);
     classify_free(c);
 }
 
@@ -417,6 +502,36 @@ TEST(random_rule_lists_agree_with_naive_in_order_evaluation)
             if (got != want && mismatches++ < 5)
                 TEST_FAIL_AT("round %d value \"%.*s\": memo got rule %d, expected %d", round,
                              (int)n, s, got, want);
+        }
+        classify_free(c);
+    }
+}
+
+/* Longer globs and values than above: several segments between stars, each found at its
+ * leftmost place, against the naive recursive matcher. */
+TEST(random_long_globs_agree_with_naive_matching)
+{
+    static const char globc[] = "abAB*?";
+    static const char lits[] = "abAB";
+    int mismatches = 0;
+
+    for (int round = 0; round < 3000 && mismatches < 5; round++) {
+        char pat[12], s[24];
+        size_t pn = rng(sizeof pat + 1);
+        bool nocase = rng(2);
+        struct classify *c = classify_new(1);
+        for (size_t k = 0; k < pn; k++)
+            pat[k] = globc[rng(6)];
+        CHECK_INT(classify_add(c, CLASSIFY_GLOB, pat, pn, nocase ? CLASSIFY_NOCASE : 0, 1, NULL, 0),
+                  0);
+        for (int probe = 0; probe < 40; probe++) {
+            size_t n = rng(sizeof s + 1);
+            for (size_t k = 0; k < n; k++)
+                s[k] = lits[rng(4)];
+            bool want = nglob(pat, pn, s, n, nocase);
+            if ((classify_lookup(c, s, n) == 1) != want && mismatches++ < 5)
+                TEST_FAIL_AT("glob \"%.*s\"%s on \"%.*s\": expected %d", (int)pn, pat,
+                             nocase ? " nocase" : "", (int)n, s, want);
         }
         classify_free(c);
     }
