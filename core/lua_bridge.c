@@ -1151,11 +1151,26 @@ static int native_declare_label(lua_State *L)
 {
     struct lua_bridge *b = up_bridge(L);
     struct lb_state *s = state_of(L);
-    const char *name = luaL_checkstring(L, 1);
-    const char *def = luaL_checkstring(L, 2);
+    size_t name_len, def_len;
+    const char *name = luaL_checklstring(L, 1, &name_len);
+    const char *def = luaL_checklstring(L, 2, &def_len);
     lua_Number max = luaL_checknumber(L, 3);
+    char msg[160];
     int rc;
 
+    /* Before any message that names it: it may be megabytes. The label name is printed on
+     * every sample of every sip_ family (metrics.h), the default is a label value. */
+    if (name_len > METRICS_MAX_LABEL_NAME_LEN || def_len > METRICS_MAX_SYMBOL_LEN) {
+        snprintf(msg, sizeof msg, "label '%.40s%s': the %s is %zu bytes, more than %d", name,
+                 name_len > 40 ? "..." : "",
+                 name_len > METRICS_MAX_LABEL_NAME_LEN ? "name" : "default",
+                 name_len > METRICS_MAX_LABEL_NAME_LEN ? name_len : def_len,
+                 name_len > METRICS_MAX_LABEL_NAME_LEN ? METRICS_MAX_LABEL_NAME_LEN
+                                                       : METRICS_MAX_SYMBOL_LEN);
+        lua_pushnil(L);
+        lua_pushstring(L, msg);
+        return 2;
+    }
     if (!(max >= 1 && max <= OPLABEL_MAX_VALUES) || max != floor(max)) {
         lua_pushnil(L);
         lua_pushfstring(L, "max_values must be a whole number from 1 to %d", OPLABEL_MAX_VALUES);
@@ -1202,16 +1217,19 @@ static const char *type_name(enum metric_type t)
     return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge" : "histogram";
 }
 
+/* Room for a sample name: a family name and "_bucket". */
+#define SAMPLE_NAME_LEN (METRICS_MAX_NAME_LEN + 8)
+
 /* The sample names a family prints (the name itself, or a histogram's three series). */
-static size_t sample_names(const char *name, enum metric_type t, char out[3][160])
+static size_t sample_names(const char *name, enum metric_type t, char out[3][SAMPLE_NAME_LEN])
 {
     if (t != METRIC_HISTOGRAM) {
-        snprintf(out[0], 160, "%s", name);
+        snprintf(out[0], SAMPLE_NAME_LEN, "%s", name);
         return 1;
     }
-    snprintf(out[0], 160, "%s_bucket", name);
-    snprintf(out[1], 160, "%s_sum", name);
-    snprintf(out[2], 160, "%s_count", name);
+    snprintf(out[0], SAMPLE_NAME_LEN, "%s_bucket", name);
+    snprintf(out[1], SAMPLE_NAME_LEN, "%s_sum", name);
+    snprintf(out[2], SAMPLE_NAME_LEN, "%s_count", name);
     return 3;
 }
 
@@ -1230,8 +1248,8 @@ static struct lb_family *find_family(struct lua_bridge *b, const char *name)
 static const char *clash_with(struct lua_bridge *b, const char *name, enum metric_type t,
                               int *is_rule)
 {
-    static char clash[160];
-    char mine[3][160], theirs[3][160];
+    static char clash[SAMPLE_NAME_LEN];
+    char mine[3][SAMPLE_NAME_LEN], theirs[3][SAMPLE_NAME_LEN];
     size_t n_mine = sample_names(name, t, mine);
     const char *found = NULL;
 
@@ -1270,6 +1288,33 @@ struct family_args {
     size_t n_labels, n_buckets, cap;
 };
 
+/* Pushes nil and which of a's names or help the registry found too long, cut (it may be
+ * megabytes), and returns 2. */
+static int push_too_long(lua_State *L, const struct family_args *a)
+{
+    char msg[512];
+    size_t n = strlen(a->name);
+
+    if (n > METRICS_MAX_NAME_LEN) {
+        snprintf(msg, sizeof msg, "metric '%.40s...': the name is %zu bytes, more than %d", a->name,
+                 n, METRICS_MAX_NAME_LEN);
+    } else {
+        snprintf(msg, sizeof msg, "metric '%s': the help is %zu bytes, more than %d", a->name,
+                 a->help ? strlen(a->help) : 0, METRICS_MAX_HELP_LEN);
+        for (size_t i = 0; i < a->n_labels; i++) {
+            if (a->labels[i] && (n = strlen(a->labels[i])) > METRICS_MAX_LABEL_NAME_LEN) {
+                snprintf(msg, sizeof msg,
+                         "metric '%s': the label name '%.40s...' is %zu bytes, more than %d",
+                         a->name, a->labels[i], n, METRICS_MAX_LABEL_NAME_LEN);
+                break;
+            }
+        }
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
 /* Reads the arguments and checks them against the registry; 0, or pushes nil and the reason
  * and returns 2. Nothing is created. */
 static int family_args(lua_State *L, struct lua_bridge *b, struct family_args *a)
@@ -1305,6 +1350,12 @@ static int family_args(lua_State *L, struct lua_bridge *b, struct family_args *a
         a->buckets[i] = lua_tonumber(L, -1);
         lua_pop(L, 1);
     }
+    /* The registry checks; its length errors come first, since the messages below print the
+     * name. */
+    rc = metrics_family_check(b->reg, a->name, a->help, a->type, a->labels, a->n_labels, a->buckets,
+                              a->n_buckets, a->cap);
+    if (rc == -ENAMETOOLONG || rc == -EMSGSIZE)
+        return push_too_long(L, a);
     clash = clash_with(b, a->name, a->type, &clash_is_rule);
     if (clash) {
         lua_pushnil(L);
@@ -1318,8 +1369,6 @@ static int family_args(lua_State *L, struct lua_bridge *b, struct family_args *a
                             clash);
         return 2;
     }
-    rc = metrics_family_check(b->reg, a->name, a->type, a->labels, a->n_labels, a->buckets,
-                              a->n_buckets, a->cap);
     if (rc == 0)
         return 0;
     lua_pushnil(L);
@@ -2198,6 +2247,12 @@ static int state_setup(lua_State *L)
     lua_setfield(L, -2, "copy_size");
     lua_pushnumber(L, (lua_Number)b->cfg.max_series);
     lua_setfield(L, -2, "max_series");
+    lua_pushinteger(L, METRICS_MAX_NAME_LEN);
+    lua_setfield(L, -2, "max_name_len");
+    lua_pushinteger(L, METRICS_MAX_LABEL_NAME_LEN);
+    lua_setfield(L, -2, "max_label_name_len");
+    lua_pushinteger(L, METRICS_MAX_HELP_LEN);
+    lua_setfield(L, -2, "max_help_len");
     lua_pushnumber(L, (lua_Number)b->cfg.breaker_errors);
     lua_setfield(L, -2, "breaker_errors");
     lua_pushnumber(L, (lua_Number)b->cfg.breaker_timeouts);

@@ -731,30 +731,53 @@ fail:
     return NULL;
 }
 
-static bool family_args_valid(const char *name, enum metric_type type,
-                              const char *const *label_names, size_t n_labels,
-                              const double *buckets, size_t n_buckets, size_t series_cap)
+/* The lengths, checked first: every scrape prints a family's name and help, and its label
+ * names on every sample line (an operator label's on every sample of every sip_ family), so
+ * one rule's name or help of megabytes became megabytes per scrape, outside --lua-memory. */
+static int lengths_check(const char *name, const char *help, const char *const *label_names,
+                         size_t n_labels)
 {
+    if (name && strnlen(name, METRICS_MAX_NAME_LEN + 1) > METRICS_MAX_NAME_LEN)
+        return -ENAMETOOLONG;
+    for (size_t i = 0; label_names && n_labels <= METRICS_MAX_LABELS && i < n_labels; i++)
+        if (label_names[i] &&
+            strnlen(label_names[i], METRICS_MAX_LABEL_NAME_LEN + 1) > METRICS_MAX_LABEL_NAME_LEN)
+            return -ENAMETOOLONG;
+    if (help && strnlen(help, METRICS_MAX_HELP_LEN + 1) > METRICS_MAX_HELP_LEN)
+        return -EMSGSIZE;
+    return 0;
+}
+
+/* 0, or metrics_family_check's error (before the schema comparison). */
+static int family_args_check(const char *name, const char *help, enum metric_type type,
+                             const char *const *label_names, size_t n_labels, const double *buckets,
+                             size_t n_buckets, size_t series_cap)
+{
+    int rc = lengths_check(name, help, label_names, n_labels);
+
+    if (rc)
+        return rc;
     if (!valid_name(name, true) || type > METRIC_HISTOGRAM ||
         !valid_labels(label_names, n_labels, type) || (n_labels && series_cap == 0) ||
         (type != METRIC_HISTOGRAM && n_buckets) || n_buckets > METRICS_MAX_BUCKETS ||
         (n_buckets && !buckets))
-        return false;
+        return -EINVAL;
     for (size_t i = 0; i < n_buckets; i++)
         if (!isfinite(buckets[i]) || (i && !(buckets[i] > buckets[i - 1])))
-            return false;
-    return true;
+            return -EINVAL;
+    return 0;
 }
 
-int metrics_family_check(struct metrics *reg, const char *name, enum metric_type type,
-                         const char *const *label_names, size_t n_labels, const double *buckets,
-                         size_t n_buckets, size_t series_cap)
+int metrics_family_check(struct metrics *reg, const char *name, const char *help,
+                         enum metric_type type, const char *const *label_names, size_t n_labels,
+                         const double *buckets, size_t n_buckets, size_t series_cap)
 {
     struct metric_family *f;
-    int rc = 0;
+    int rc =
+        family_args_check(name, help, type, label_names, n_labels, buckets, n_buckets, series_cap);
 
-    if (!family_args_valid(name, type, label_names, n_labels, buckets, n_buckets, series_cap))
-        return -EINVAL;
+    if (rc)
+        return rc;
     metrics_lock(reg);
     f = family_find_locked(reg, name);
     if (f && !same_schema(f, type, label_names, n_labels, buckets, n_buckets))
@@ -769,9 +792,11 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
                                      size_t series_cap, unsigned flags)
 {
     struct metric_family *f;
+    int rc =
+        family_args_check(name, help, type, label_names, n_labels, buckets, n_buckets, series_cap);
 
-    if (!family_args_valid(name, type, label_names, n_labels, buckets, n_buckets, series_cap)) {
-        errno = EINVAL;
+    if (rc) {
+        errno = -rc;
         return NULL;
     }
 
@@ -805,8 +830,10 @@ int metrics_collector(struct metrics *reg, const char *name, const char *help,
                       enum metric_type type, const char *const *label_names, size_t n_labels,
                       unsigned flags, metrics_collect_fn fn, void *ctx)
 {
-    int rc = 0;
+    int rc = lengths_check(name, help, label_names, n_labels);
 
+    if (rc)
+        return rc;
     if (!valid_name(name, true) || !fn || (type != METRIC_COUNTER && type != METRIC_GAUGE) ||
         !valid_labels(label_names, n_labels, type))
         return -EINVAL;

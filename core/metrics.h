@@ -26,6 +26,15 @@
 #define METRICS_OVERFLOW_VALUE "_overflow_" /* every label of a family's overflow series */
 
 #define METRICS_MAX_SYMBOL_LEN 1024 /* longest label value, in bytes after UTF-8 repair */
+/* Names and help are printed on every scrape (label names on every sample line), so they are
+ * capped. Prometheus sets no limit by default, but a scrape's label_name_length_limit refuses
+ * the whole scrape past its own, and services that take Prometheus data have limits: 100
+ * characters for a label key in Google Cloud Monitoring (where Managed Prometheus stores), 200
+ * for a metric name in Datadog. The longest built-in name is under 50 bytes, the longest help
+ * about 110. */
+#define METRICS_MAX_NAME_LEN 200       /* bytes of a family name */
+#define METRICS_MAX_LABEL_NAME_LEN 100 /* bytes of a label name */
+#define METRICS_MAX_HELP_LEN 1024      /* bytes of a family's help, before UTF-8 repair */
 #define METRICS_OVERFLOW_FAMILY "sipscope_series_overflow_total" /* declared by the registry */
 
 enum metric_type {
@@ -74,8 +83,10 @@ const char *metrics_symbol(const struct metrics *reg, uint32_t id, size_t *len);
  * buckets are the same. help is copied. label_names are copied; they must be valid Prometheus
  * label names. buckets (histograms only) must be strictly increasing and finite. series_cap
  * bounds the series; further label combinations go to one overflow series. Returns NULL when a
- * family of that name exists with another schema, or when an argument is invalid (errno EINVAL)
- * or memory runs out (ENOMEM).
+ * family of that name exists with another schema, or when an argument is invalid (errno EINVAL;
+ * ENAMETOOLONG for a name longer than METRICS_MAX_NAME_LEN or a label name longer than
+ * METRICS_MAX_LABEL_NAME_LEN, EMSGSIZE for help longer than METRICS_MAX_HELP_LEN, whatever
+ * else is wrong) or memory runs out (ENOMEM).
  * Details: name matches [a-zA-Z_:][a-zA-Z0-9_:]*; label names match [a-zA-Z_][a-zA-Z0-9_]*,
  * do not start with "__", are distinct, and a histogram has no "le". help may be NULL (none); its
  * invalid UTF-8 is repaired. n_buckets <= METRICS_MAX_BUCKETS and is 0 for other types; a
@@ -88,11 +99,12 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
                                      size_t series_cap, unsigned flags);
 
 /* Whether metrics_family with these arguments would succeed, without creating anything: 0,
- * -EINVAL (invalid arguments) or -EEXIST (the name is taken with another schema). A reload
- * checks every family first, so that a refused one leaves the registry as it was. */
-int metrics_family_check(struct metrics *reg, const char *name, enum metric_type type,
-                         const char *const *label_names, size_t n_labels, const double *buckets,
-                         size_t n_buckets, size_t series_cap);
+ * -ENAMETOOLONG or -EMSGSIZE (too long, as for metrics_family), -EINVAL (other invalid
+ * arguments) or -EEXIST (the name is taken with another schema). A reload checks every family
+ * first, so that a refused one leaves the registry as it was. */
+int metrics_family_check(struct metrics *reg, const char *name, const char *help,
+                         enum metric_type type, const char *const *label_names, size_t n_labels,
+                         const double *buckets, size_t n_buckets, size_t series_cap);
 
 /* Finds the family of that name, or NULL (also for a collector's name). */
 struct metric_family *metrics_family_find(struct metrics *reg, const char *name);
@@ -139,7 +151,8 @@ size_t metrics_series_each(struct metric_family *fam,
  * (NUL-terminated, valid UTF-8 expected: the exposition repairs them; NULL reads as ""), each
  * label set at most once. It may read series (metrics_series_each, metrics_series_find) but
  * must not create anything. Registering the same name twice, or the name of a family, returns
- * -EEXIST; invalid names or a histogram type return -EINVAL; -ENOMEM. Returns 0. */
+ * -EEXIST; invalid names or a histogram type return -EINVAL, names or help too long
+ * -ENAMETOOLONG or -EMSGSIZE (as metrics_family); -ENOMEM. Returns 0. */
 typedef void (*metrics_emit_fn)(void *emit_ctx, const char *const *label_values, double value);
 typedef void (*metrics_collect_fn)(void *ctx, struct metrics *reg, metrics_emit_fn emit,
                                    void *emit_ctx);

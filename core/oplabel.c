@@ -40,7 +40,7 @@ int oplabel_is_reserved(const char *name)
 
 static int valid_name(const char *s)
 {
-    if (!s || !*s)
+    if (!s || !*s || strnlen(s, METRICS_MAX_LABEL_NAME_LEN + 1) > METRICS_MAX_LABEL_NAME_LEN)
         return 0;
     for (const char *p = s; *p; p++) {
         int alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_';

@@ -21,8 +21,10 @@ struct oplabel_set *oplabel_new(struct metrics *reg);
 void oplabel_free(struct oplabel_set *set);
 
 /* Declares a label. Returns its index (0..TRACK_MAX_LABELS-1), or -EEXIST for a duplicate name,
- * -EINVAL for an invalid name, a built-in label name or max_values outside 1..OPLABEL_MAX_VALUES,
- * -ENOSPC past TRACK_MAX_LABELS labels. Declarations happen before any traffic. */
+ * -EINVAL for an invalid name (also one longer than METRICS_MAX_LABEL_NAME_LEN: it is printed
+ * on every sample of every sip_ family), a built-in label name or max_values outside
+ * 1..OPLABEL_MAX_VALUES, -ENOSPC past TRACK_MAX_LABELS labels. Declarations happen before any
+ * traffic. */
 int oplabel_declare(struct oplabel_set *set, const char *name, const char *default_value,
                     uint32_t max_values);
 

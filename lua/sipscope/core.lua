@@ -627,14 +627,16 @@ local function declare_label(rule, spec)
     if type(name) ~= "string" then
         error("sipscope: sip.label: name must be a string", 2)
     end
+    -- native.declare_label refuses a name past the cap; cut in the messages before it
+    local shown = #name > cfg.max_label_name_len and name:sub(1, 40) .. "..." or name
     if type(default) ~= "string" then
-        error("sipscope: sip.label '" .. name .. "': default must be a string", 2)
+        error("sipscope: sip.label '" .. shown .. "': default must be a string", 2)
     end
     if type(maxv) ~= "number" then
-        error("sipscope: sip.label '" .. name .. "': max_values must be a number", 2)
+        error("sipscope: sip.label '" .. shown .. "': max_values must be a number", 2)
     end
     if type(from) ~= "function" then
-        error("sipscope: sip.label '" .. name .. "': from must be a function(m)", 2)
+        error("sipscope: sip.label '" .. shown .. "': from must be a function(m)", 2)
     end
     local idx, why = native.declare_label(name, default, maxv)
     if not idx then
@@ -653,14 +655,18 @@ local function public_api(rule)
     function sip.label(spec)
         return declare_label(rule, spec)
     end
+    -- Not tail calls: metric.declare's errors point at the rule's line, two levels up.
     function sip.counter(spec)
-        return metric.declare(rule, "counter", spec)
+        local m = metric.declare(rule, "counter", spec)
+        return m
     end
     function sip.gauge(spec)
-        return metric.declare(rule, "gauge", spec)
+        local m = metric.declare(rule, "gauge", spec)
+        return m
     end
     function sip.histogram(spec)
-        return metric.declare(rule, "histogram", spec)
+        local m = metric.declare(rule, "histogram", spec)
+        return m
     end
     -- sip.log(fmt, ...): an info line, at most LOG_LIMIT per rule until the next reload.
     function sip.log(fmt, ...)

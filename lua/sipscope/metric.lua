@@ -276,6 +276,14 @@ local function valid_name(s, first, rest)
     return type(s) == "string" and s:find("^[" .. first .. "][" .. rest .. "]*$") ~= nil
 end
 
+-- The registry's caps (core/metrics.h: names and help are printed on every scrape), checked
+-- here too so that the error points at the declaration. A text too long to print is cut.
+local function too_long(what, s, max)
+    if type(s) == "string" and #s > max then
+        return ("%s '%s...' is %d bytes, more than %d"):format(what, s:sub(1, 40), #s, max)
+    end
+end
+
 -- sip.counter{...} and friends, while a rule file loads.
 function M.declare(rule, kind, spec)
     if ctx.phase() ~= "load" then
@@ -291,6 +299,10 @@ function M.declare(rule, kind, spec)
         end
     end
     local name = spec.name
+    local long = too_long("the name", name, ctx.cfg.max_name_len)
+    if long then
+        fail("sip." .. kind .. ": " .. long, 3)
+    end
     if not valid_name(name, "a-zA-Z_:", "a-zA-Z0-9_:") then
         fail("sip." .. kind .. ": name must match [a-zA-Z_:][a-zA-Z0-9_:]*, got " ..
             tostring(name), 3)
@@ -308,6 +320,10 @@ function M.declare(rule, kind, spec)
     if spec.help ~= nil and type(spec.help) ~= "string" then
         fail("metric '" .. name .. "': help must be a string", 3)
     end
+    if spec.help and #spec.help > ctx.cfg.max_help_len then
+        fail(("metric '%s': the help is %d bytes, more than %d"):format(name, #spec.help,
+            ctx.cfg.max_help_len), 3)
+    end
     local labels = spec.labels or {}
     if type(labels) ~= "table" or #labels > MAX_LABELS then
         fail("metric '" .. name .. "': labels must be a list of at most " .. MAX_LABELS ..
@@ -315,6 +331,10 @@ function M.declare(rule, kind, spec)
     end
     local index = {}
     for i, l in ipairs(labels) do
+        long = too_long("the label name", l, ctx.cfg.max_label_name_len)
+        if long then
+            fail("metric '" .. name .. "': " .. long, 3)
+        end
         if not valid_name(l, "a-zA-Z_", "a-zA-Z0-9_") or l:find("^__") then
             fail("metric '" .. name .. "': invalid label name " .. tostring(l), 3)
         end

@@ -269,6 +269,50 @@ TEST(invalid_family_arguments_are_refused_with_einval)
     metrics_free(reg);
 }
 
+/* A rule's help of 4 MiB, 250 times, was 2 GB at peak and 1 GB a scrape; a label name of 1 MB
+ * made 238 MB a scrape, on every sample line. */
+TEST(names_and_help_past_their_caps_are_refused)
+{
+    struct metrics *reg = metrics_new(100);
+    static char name[METRICS_MAX_NAME_LEN + 2], label[METRICS_MAX_LABEL_NAME_LEN + 2],
+        help[METRICS_MAX_HELP_LEN + 2];
+    const char *labels[] = {label};
+    size_t before;
+
+    memset(name, 'n', METRICS_MAX_NAME_LEN + 1);
+    memset(label, 'l', METRICS_MAX_LABEL_NAME_LEN + 1);
+    memset(help, 'h', METRICS_MAX_HELP_LEN + 1);
+    before = metrics_family_count(reg);
+    errno = 0;
+    CHECK(!metrics_family(reg, name, "h", METRIC_COUNTER, NULL, 0, NULL, 0, 1, 0));
+    CHECK_INT(errno, ENAMETOOLONG);
+    CHECK_INT(metrics_family_check(reg, name, "h", METRIC_COUNTER, NULL, 0, NULL, 0, 1),
+              -ENAMETOOLONG);
+    CHECK(!metrics_family(reg, "x_total", "h", METRIC_COUNTER, labels, 1, NULL, 0, 1, 0));
+    CHECK_INT(errno, ENAMETOOLONG);
+    CHECK_INT(metrics_family_check(reg, "x_total", "h", METRIC_COUNTER, labels, 1, NULL, 0, 1),
+              -ENAMETOOLONG);
+    CHECK(!metrics_family(reg, "x_total", help, METRIC_COUNTER, NULL, 0, NULL, 0, 1, 0));
+    CHECK_INT(errno, EMSGSIZE);
+    CHECK_INT(metrics_family_check(reg, "x_total", help, METRIC_COUNTER, NULL, 0, NULL, 0, 1),
+              -EMSGSIZE);
+    CHECK_INT(metrics_collector(reg, name, "h", METRIC_GAUGE, NULL, 0, 0, NULL, NULL),
+              -ENAMETOOLONG);
+    CHECK_INT(metrics_collector(reg, "c", help, METRIC_GAUGE, NULL, 0, 0, NULL, NULL), -EMSGSIZE);
+    CHECK_INT(metrics_family_count(reg), before);
+    /* Exactly at the caps is fine. */
+    name[METRICS_MAX_NAME_LEN] = '\0';
+    label[METRICS_MAX_LABEL_NAME_LEN] = '\0';
+    help[METRICS_MAX_HELP_LEN] = '\0';
+    CHECK_INT(metrics_family_check(reg, name, help, METRIC_COUNTER, labels, 1, NULL, 0, 1), 0);
+    struct metric_family *f =
+        metrics_family(reg, name, help, METRIC_COUNTER, labels, 1, NULL, 0, 1, 0);
+    CHECK(f != NULL);
+    CHECK_INT(strlen(metrics_family_help(f)), METRICS_MAX_HELP_LEN);
+    CHECK_INT(metrics_family_count(reg), before + 1);
+    metrics_free(reg);
+}
+
 TEST(same_schema_redeclared_returns_the_same_family)
 {
     struct metrics *reg = metrics_new(100);
