@@ -1520,7 +1520,8 @@ static int native_set_routes(lua_State *L)
     return 0;
 }
 
-/* log(level, text): level 0 error, 1 warn, 2 info, 3 debug. Callers rate-limit. */
+/* log(level, text): level 0 error, 1 warn, 2 info, 3 debug. Callers rate-limit and cut rules'
+ * text; log_msg escapes it (a rule's text is one line) and caps the line. */
 static int native_log(lua_State *L)
 {
     int level = (int)luaL_checkinteger(L, 1);

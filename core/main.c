@@ -610,7 +610,7 @@ static int check_rules(struct engine_config *cfg)
     cfg->track.max_calls = cfg->track.max_transactions = cfg->track.max_registrations = 1;
     e = engine_new(cfg, err, sizeof(err));
     if (!e) {
-        fprintf(stderr, "sipscope: %s\n", err);
+        log_plain("%s", err); /* a rule's error: escaped */
         return EXIT_FAILURE_RUNTIME;
     }
     n = engine_describe_rules(e, stdout);
@@ -677,7 +677,7 @@ int main(int argc, char **argv)
     }
     e = engine_new(&cfg, err, sizeof(err));
     if (!e) {
-        fprintf(stderr, "sipscope: %s\n", err);
+        log_plain("%s", err); /* a rule's error: escaped */
         capture_bpf_free(cap);
         return EXIT_FAILURE_RUNTIME;
     }

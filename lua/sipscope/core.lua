@@ -105,6 +105,7 @@ local EV_MESSAGE, EV_TXN_END, EV_CALL_START, EV_CALL_RINGING, EV_CALL_ANSWER, EV
 
 local SAMPLE_EVERY = 64 -- one dispatch in 64 is timed into sipscope_rule_seconds
 local LOG_LIMIT = 100 -- sip.log lines per rule and load
+local LOG_TEXT = 1024 -- bytes of a sip.log line's text; log.c escapes what it writes
 
 local native, TIMEOUT, cfg
 local rules = {} -- in load order
@@ -129,19 +130,24 @@ local function classify(err)
     return "runtime"
 end
 
--- An error message fit for one log line: a rule's error() can carry megabytes, which made one
--- log line as long (and the concatenation could run out of memory in trusted code).
+-- Text from a rule fit for one log line: an error() or a sip.log can carry megabytes, which
+-- made one log line as long (and the concatenation could run out of memory in trusted code).
+-- Cut here, before it is joined to anything; the log escapes what could break the line.
 local MAX_MESSAGE = 1024
+
+local function cut(text, max)
+    if #text > max then
+        return text:sub(1, max) .. "... [cut, " .. #text .. " bytes]"
+    end
+    return text
+end
 
 local function message_of(err)
     if err == TIMEOUT then
         return "ran past the rule budget"
     end
     if type(err) == "string" then
-        if #err > MAX_MESSAGE then
-            return err:sub(1, MAX_MESSAGE) .. "... (" .. #err .. " bytes)"
-        end
-        return err
+        return cut(err, MAX_MESSAGE)
     end
     return "(error object is a " .. type(err) .. ")"
 end
@@ -668,7 +674,8 @@ local function public_api(rule)
         local m = metric.declare(rule, "histogram", spec)
         return m
     end
-    -- sip.log(fmt, ...): an info line, at most LOG_LIMIT per rule until the next reload.
+    -- sip.log(fmt, ...): an info line, at most LOG_LIMIT per rule until the next reload, of at
+    -- most LOG_TEXT bytes of text, escaped by the log (core/log.h) so that it stays one line.
     function sip.log(fmt, ...)
         if rule.logs >= LOG_LIMIT then
             return
@@ -681,6 +688,7 @@ local function public_api(rule)
             end
             error("sipscope: sip.log: " .. tostring(text), 2)
         end
+        text = cut(text, LOG_TEXT)
         if rule.logs == LOG_LIMIT then
             text = text .. " (log limit reached: further sip.log lines are dropped)"
         end

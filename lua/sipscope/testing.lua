@@ -42,6 +42,10 @@ if not pcall(ffi.typeof, "struct sipscope_testing_defined") then
     int engine_reload_rules(struct engine *e, char *err, size_t errlen);
     struct sipscope_timespec { long tv_sec; long tv_nsec; };
     int clock_gettime(int clk, struct sipscope_timespec *ts);
+    int mkstemp(char *template);
+    int dup(int fd);
+    int dup2(int fd, int to);
+    int close(int fd);
     ]]
 end
 
@@ -429,6 +433,32 @@ getmetatable(sweeper).__gc = function()
     end
 end
 M._sweeper = sweeper -- kept alive by the module until the state closes
+
+-- Runs f() with standard error going to a temporary file and returns what was written there
+-- (the engine's log: sip.log lines, rule errors), then f's results; f's error is raised once
+-- standard error is back.
+function M.stderr(f)
+    local path = ffi.new("char[?]", 32, "/tmp/sipscope_stderr_XXXXXX")
+    local fd = C.mkstemp(path)
+    local saved = C.dup(2)
+    assert(fd >= 0 and saved >= 0, "cannot redirect standard error")
+    io.stderr:flush()
+    C.dup2(fd, 2)
+    C.close(fd)
+    local res = {pcall(f)}
+    io.stderr:flush()
+    C.dup2(saved, 2)
+    C.close(saved)
+    local name = ffi.string(path)
+    local file = assert(io.open(name, "rb"))
+    local text = file:read("*a")
+    file:close()
+    os.remove(name)
+    if not res[1] then
+        error(res[2], 0)
+    end
+    return text, unpack(res, 2)
+end
 
 -- Writes text to a new file in a fresh temporary directory (removed at exit), or in dir;
 -- returns the file's path and the directory (for rules_dir).

@@ -674,6 +674,40 @@ return {on_tick = function(now) see("tick", now - ]] .. t.EPOCH .. [[) end}]])
 end)
 
 describe("the sipscope module", function()
+    it("logs a rule's line as one escaped line of at most 1 KiB of its text", function()
+        -- 1 MB with a newline and an escape sequence was 105 MB of standard error per load,
+        -- and a fake engine line after a cleared screen.
+        local rule = [[
+sip.log("%s", "x\n\27[2Jfake: sipscope: error: engine down" .. ("y"):rep(1048576))
+sip.log("%s", "fine\tline")
+local ok, err = pcall(error, "bad\nline")
+sip.log("caught: %s", err)
+return {on_request = function(m) error("hook\r\27]0;title\7" .. ("z"):rep(2000)) end}]]
+        local text = t.stderr(function()
+            local e = engine(rule)
+            e:sip(t.request("OPTIONS", {call_id = "a"}))
+            e:close()
+        end)
+        local lines = {}
+        for line in text:gmatch("[^\n]*\n") do
+            lines[#lines + 1] = line
+        end
+        assert.are.equal(4, #lines, text:sub(1, 2000))
+        -- 40 bytes before the y's; 1,024 of the text, then its length
+        assert.are.equal("sipscope: info: lua: rule r: x\\n\\x1b[2Jfake: sipscope: error: " ..
+            "engine down" .. ("y"):rep(1024 - 40) .. "... [cut, 1048616 bytes]\n", lines[1])
+        assert.are.equal("sipscope: info: lua: rule r: fine\\tline\n", lines[2])
+        assert.are.equal("sipscope: info: lua: rule r: caught: bad\\nline\n", lines[3])
+        -- An error's message is cut the same way: where (line 8, after the report prelude), 15
+        -- bytes, then the z's.
+        local where = lines[4]:match("^sipscope: warn: lua: rule r, on_request: (/[^ ]*/r%.lua:8: )")
+        assert.truthy(where, lines[4])
+        assert.are.equal("sipscope: warn: lua: rule r, on_request: " .. where .. "hook\\r" ..
+            "\\x1b]0;title\\x07" .. ("z"):rep(1024 - #where - 15) .. "... [cut, " ..
+            (#where + 2015) .. " bytes] [runtime; more errors of this kind are only counted]\n",
+            lines[4])
+    end)
+
     it("tells whether an events file is written", function()
         local rule = [[return {on_request = function(m) see("events", sip.events) end}]]
         for _, on in ipairs{false, true} do
