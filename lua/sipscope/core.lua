@@ -807,7 +807,7 @@ function M.init(box_ud, api_ud, native_fns, timeout, config)
         end
     end
     sandbox.setup({box = box, timeout = TIMEOUT, cjson_new = cjson_new,
-                   memory_limit = cfg.memory_limit})
+                   memory_limit = cfg.memory_limit, json_encode = native.json_encode})
     run_top_level = make_run_top_level()
     if cfg.jit_log then
         watch_jit()

@@ -4,7 +4,7 @@
 -- a rule might reach for (io, ffi, debug, load...) raises a clear error, counted as kind=api.
 local M = {}
 
-local ctx -- box, timeout token, cjson_new, memory_limit
+local ctx -- box, timeout token, cjson_new, memory_limit, json_encode (native)
 
 local FORBIDDEN = {
     io = true, ffi = true, jit = true, debug = true, package = true, module = true,
@@ -188,6 +188,9 @@ local function rule_cjson()
         sparse.convert, sparse.ratio, sparse.safe = raw_sparse(convert, ratio, safe)
         return sparse.convert, sparse.ratio, sparse.safe
     end
+    -- The text must fit in what the heap has left, not only in the cap: cjson builds it in a
+    -- malloc'd buffer that a failed push to Lua leaks (json_encode in core/lua_bridge.c runs
+    -- it, and refuses first when the bound passes the room left).
     t.encode = function(v)
         local n = json_bound(v, 1, sparse)
         if n == nil then
@@ -196,7 +199,11 @@ local function rule_cjson()
             error(("sipscope: cjson.encode: the text could take %d bytes, more than " ..
                 "--lua-memory (%d)"):format(n, ctx.memory_limit), 2)
         end
-        return raw_encode(v)
+        local text, why = ctx.json_encode(raw_encode, v, n)
+        if text == nil then
+            error("sipscope: cjson.encode: " .. why, 2)
+        end
+        return text
     end
     return setmetatable(t, {__index = forbid("cjson.")})
 end

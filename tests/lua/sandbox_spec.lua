@@ -209,6 +209,49 @@ end}]])
         e:close()
     end)
 
+    it("refuses a cjson text that may not fit in the heap's room, so cjson leaks no buffer", function()
+        -- 10 MiB of \1 may take 60 MiB as JSON, under the 64 MiB cap but not beside the
+        -- 10 MiB string: cjson built the text in a malloc'd buffer, its push to the heap
+        -- failed, and the buffer (64 MiB) leaked, every time (LeakSanitizer: 67,043,328 bytes).
+        local ffi = require "ffi"
+        pcall(ffi.cdef, [[
+        struct sipscope_mallinfo2 { size_t arena, ordblks, smblks, hblks, hblkhd, usmblks,
+                                    fsmblks, uordblks, fordblks, keepcost; };
+        struct sipscope_mallinfo2 mallinfo2(void);]])
+        local function malloc_bytes()
+            local mi = ffi.C.mallinfo2()
+            return tonumber(mi.uordblks) + tonumber(mi.hblkhd)
+        end
+        local path = t.write_rule("big.lua", REPORT .. [[
+local cjson = require "cjson"
+local s = string.rep("\1", 10 * 1048576)
+return {on_request = function(m)
+  local ok, err = pcall(cjson.encode, s)
+  local room = not ok and tonumber(err:match("leaves %((%d+) bytes%)$"))
+  see("big", ok and "allowed" or (err:match("sipscope: .*$"):gsub("%(%d+ bytes%)$", "(N bytes)")))
+  see("room", room and room > 0 and room < 54 * 1048576)
+  see("small", cjson.encode({"\1", 2}))
+end}]])
+        local before = malloc_bytes()
+        -- A long budget: making 10 MiB (and 60 MiB of text, before) takes milliseconds.
+        local e = t.engine{rules = {path}, config = {lua_memory = "64MiB", rule_budget = "1s"}}
+        for i = 1, 3 do
+            e:sip(t.request("OPTIONS", {call_id = "c" .. i}))
+        end
+        -- 6 * 10 MiB + 2 for the string; the room is what the heap has beside the 10 MiB
+        assert.are.equal(3, seen(e, "big", "sipscope: cjson.encode: the text could take " ..
+            "62914562 bytes, more than --lua-memory leaves (N bytes)"))
+        assert.are.equal(3, seen(e, "room", true))
+        assert.are.equal(3, seen(e, "small", '["\\u0001",2]'))
+        assert.is_nil(e:metric("sipscope_rule_errors_total",
+            {rule = "big", hook = "on_request", kind = "memory"}))
+        assert.are.equal(0, e:metric("sipscope_rule_disabled", {rule = "big"}))
+        e:close()
+        collectgarbage()
+        local leaked = malloc_bytes() - before
+        assert.is_true(leaked < 4 * 1048576, ("%d bytes still allocated"):format(leaked))
+    end)
+
     it("keeps string.dump, math.randomseed and deep gsub callbacks from rules", function()
         local path = t.write_rule("libs.lua", [[
 local function deep(s)
