@@ -66,13 +66,23 @@ static int may_be_start(const uint8_t *p, size_t n)
     return 1;
 }
 
+/* Whether line[0..n) is text: printable ASCII or tabs. */
+static bool text_before(const uint8_t *line, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((line[i] < 0x20 && line[i] != '\t') || line[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 /* Where a start line begins in line[0..n): 0 when the line is one; or further on when the line
  * is the tail of a body without a final line break followed by a start line (a stream picked up
  * mid-message: "...</xml>OPTIONS sip:b SIP/2.0"), which reads as a request line with a method no
  * one uses, or as no start line at all for a status line. Then the start is where the token
- * before the first SP ends with a known method, or where "SIP/2.0 " begins a status line; n
- * when the line holds none. A request line whose method is unknown and ends in no known one
- * stays whole: an extension method. */
+ * before the first SP ends with a known method, or where "SIP/2.0 " begins a status line, when
+ * what comes before it is text, as a body's tail is (binary bytes before a start line are
+ * junk, which a receiver would have choked on too); n when the line holds none. A request line
+ * whose method is unknown and ends in no known one stays whole: an extension method. */
 static size_t start_in(const uint8_t *line, size_t n)
 {
     const uint8_t *sp = memchr(line, ' ', n);
@@ -86,16 +96,19 @@ static size_t start_in(const uint8_t *line, size_t n)
     for (int m = SIP_METHOD_OTHER + 1; m < SIP_METHOD_COUNT; m++) {
         const char *name = sip_method_name((enum sip_method)m);
         size_t k = strlen(name);
-        if (end >= tok + k && memcmp(line + end - k, name, k) == 0 &&
+        if (end >= tok + k && memcmp(line + end - k, name, k) == 0 && text_before(line, end - k) &&
             sip_frame_is_start_line(line + end - k, n - (end - k)))
             return end - k;
     }
     if (whole)
         return 0;
-    for (size_t k = 1; k + 11 <= n; k++)
+    for (size_t k = 1; k + 11 <= n; k++) {
+        if (!text_before(line + k - 1, 1))
+            return n; /* binary junk so far: nothing after it counts */
         if ((line[k] == 'S' || line[k] == 's') && is_version(line + k, n - k) &&
             line[k + 7] == ' ' && sip_frame_is_start_line(line + k, n - k))
             return k;
+    }
     return n;
 }
 

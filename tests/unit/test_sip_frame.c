@@ -149,6 +149,12 @@ TEST(a_start_line_after_a_body_tail_without_line_break_is_found_where_it_starts)
     log_[0] = 0;
     CHECK_INT(offer_s(resp, TCP_STREAM_LOST), sizeof resp - 1);
     CHECK_STR(log_, "[reasm:tcp_resync]r|");
+    /* Binary bytes before it are junk, not a body's tail: the line is skipped whole, as a
+     * receiver would have failed on it too. */
+    static const char junk[] = "\x81\x7e\x01\x0b" MSG("j", CL0, "") MSG("k", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer(junk, sizeof junk - 1, TCP_STREAM_LOST, 0), sizeof junk - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]k|");
     /* An extension method is a method: a request line whose method ends in no known one is
      * taken whole. */
     static const char ext[] = "PING sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKp\r\n"
