@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "call_cdr.h"
 #include "capture_bpf.h"
@@ -169,7 +171,8 @@ static void usage(FILE *out)
             "  --max-series N           series cap of each rule metric family [1000]\n"
             "  --events FILE            one JSON line per finished call (CDR) and per\n"
             "                           registration change (\"-\": standard output); live,\n"
-            "                           appended to; with --read, truncated first\n"
+            "                           appended to; with --read, truncated first (the\n"
+            "                           capture itself is refused)\n"
             "  --events-fields LIST     what call lines say of the signalling: all, none, or\n"
             "                           some of src_ip, src_port, dst_ip, dst_port,\n"
             "                           transport, user_agent, server, pdd, codec, hangup,\n"
@@ -460,6 +463,50 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
     return 0;
 }
 
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Refuses an output that is the capture being read: the --events file (truncated before the
+ * read starts: the capture would be lost) or standard output (--print, --events -) opened on
+ * it, whatever the path (a symlink, a hard link: the same device and inode). Called before
+ * anything is opened for writing. Only a regular file or a FIFO is compared: reading and
+ * writing one character device (/dev/null) erases nothing. Standard error is not compared: the
+ * refusal itself would go there. Returns 0, or -EINVAL with the reason on stderr. */
+static int check_outputs(const struct cli *cli, const struct engine_config *cfg)
+{
+    bool from_stdin, events_stdout;
+    struct stat in, out;
+    const char *name;
+
+    if (!cli->read_path)
+        return 0;
+    from_stdin = strcmp(cli->read_path, "-") == 0;
+    name = from_stdin ? "standard input" : cli->read_path;
+    if ((from_stdin ? fstat(STDIN_FILENO, &in) : stat(cli->read_path, &in)) != 0)
+        return 0; /* the read says why it cannot open it */
+    if (!S_ISREG(in.st_mode) && !S_ISFIFO(in.st_mode))
+        return 0;
+    events_stdout = cfg->events_path && strcmp(cfg->events_path, "-") == 0;
+    if (cfg->events_path && !events_stdout && stat(cfg->events_path, &out) == 0 &&
+        same_file(&in, &out)) {
+        fprintf(stderr,
+                "sipscope: --events %s is the capture that --read reads (%s): it would be "
+                "erased before it is read; name another file\n",
+                cfg->events_path, name);
+        return -EINVAL;
+    }
+    if ((cli->print || events_stdout) && fstat(STDOUT_FILENO, &out) == 0 && same_file(&in, &out)) {
+        fprintf(stderr,
+                "sipscope: standard output is the capture that --read reads (%s): %s would "
+                "write into it; redirect it to another file\n",
+                name, cli->print ? "--print" : "--events -");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int print_metrics(struct engine *e)
 {
     struct expo_buf out;
@@ -645,7 +692,7 @@ int main(int argc, char **argv)
         return lua_bridge_run_script(argv[2], argc - 3, argv + 3, SIPSCOPE_LUA_DIR);
     }
     engine_config_defaults(&cfg);
-    if (parse_args(argc, argv, &cli, &cfg) != 0)
+    if (parse_args(argc, argv, &cli, &cfg) != 0 || check_outputs(&cli, &cfg) != 0)
         return EXIT_USAGE;
     if (cli.have_ports)
         cfg.sip_ports = &cli.ports;

@@ -66,6 +66,35 @@ expect "an events file that cannot be written (a full disk)" 1 \
 check "and how many of its lines were lost: the capture's 3 calls" \
     grep -qx "sipscope: 3 lines of the events file could not be written" "$work/err"
 check "the metrics are still printed" grep -qx "sipscope_events_errors_total 3" "$work/out"
+# An output that is the capture itself: --events would truncate it before the read, and
+# standard output (--print, --events -) would write into it. Refused before anything is opened
+# for writing, however the path reaches the file (a symlink, a hard link), and the capture is
+# left as it was.
+cp "$fixture" "$work/v.pcap"
+ln -s v.pcap "$work/v-link.json"
+ln "$work/v.pcap" "$work/v-hard.json"
+expect "the events file is the capture" 2 \
+    "--events $work/v.pcap is the capture that --read reads \($work/v.pcap\)" \
+    --read "$work/v.pcap" --events "$work/v.pcap" --print
+check "and the capture is left whole" cmp -s "$fixture" "$work/v.pcap"
+expect "the events file is a symlink to the capture" 2 "is the capture that --read reads" \
+    --read "$work/v.pcap" --events "$work/v-link.json" --print
+expect "the events file is a hard link to the capture" 2 "is the capture that --read reads" \
+    --read "$work/v.pcap" --events "$work/v-hard.json" --print
+check "and the capture is still whole" cmp -s "$fixture" "$work/v.pcap"
+"$sipscope" --read - --events "$work/v-hard.json" --print <"$work/v.pcap" >"$work/out" 2>"$work/err"
+check "the events file is the capture read from standard input: status 2" test $? = 2
+check "which it says" grep -q "is the capture that --read reads (standard input)" "$work/err"
+"$sipscope" --read "$work/v.pcap" --print >>"$work/v.pcap" 2>"$work/err"
+check "standard output appended to the capture, with --print: status 2" test $? = 2
+check "which it says" grep -q "standard output is the capture that --read reads ($work/v.pcap): --print would write into it" "$work/err"
+"$sipscope" --read "$work/v.pcap" --events - >>"$work/v-link.json" 2>"$work/err"
+check "standard output appended to the capture, with --events -: status 2" test $? = 2
+check "which it says" grep -q "standard output is the capture that --read reads ($work/v.pcap): --events - would write into it" "$work/err"
+check "and the capture is whole after all of them" cmp -s "$fixture" "$work/v.pcap"
+# A character device is no capture to erase: /dev/null read and written gets the read's error.
+expect "reading and writing /dev/null is not refused" 1 "cannot read capture /dev/null" \
+    --read /dev/null --events /dev/null --print
 expect "missing file" 1 "nothing.pcap" --read "$work/nothing.pcap" --print
 printf 'not a capture at all, just text\n' >"$work/text.pcap"
 expect "not a capture" 1 "text.pcap" --read "$work/text.pcap" --print
