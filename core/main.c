@@ -183,13 +183,14 @@ static void usage(FILE *out)
             "  --max-calls N            calls tracked at once [1000000]\n"
             "  --max-transactions N     transactions tracked at once [2000000]\n"
             "  --max-registrations N    bindings (and REGISTER attempts) [1000000]\n"
-            "  --max-call-age DURATION  calls older than this end as max_age [4h]\n"
+            "  --max-call-age DURATION  calls older than this end as max_age [4h]; there is\n"
+            "                           no \"no limit\": a long one is 30d\n"
             "  --timer-t1 DURATION      RFC 3261 T1 [500ms]; lingering and retry windows are\n"
             "                           64*T1\n"
             "  --timer-b DURATION       INVITE without any response times out [64*T1 = 32s]\n"
             "  --timer-c DURATION       INVITE without a final after a provisional [180s]\n"
             "  --timer-f DURATION       non-INVITE without a final times out [64*T1 = 32s]\n"
-            "  Durations: 500ms, 32s, 3m, 4h, 1h30m.\n"
+            "  Durations: 500ms, 32s, 3m, 4h, 1h30m; these are above zero.\n"
             "Reassembly:\n"
             "  --max-tcp-streams N      TCP streams tracked at once, one per direction of a\n"
             "                           connection; the least recently active is evicted\n"
@@ -233,6 +234,20 @@ struct cli {
     int timer_b_set, timer_f_set;
     int dedup_set; /* --dedup-window given */
 };
+
+/* A timer's duration: zero would end every transaction or call as it starts (a timeout, SER 0
+ * on answered calls), and --max-call-age 0 is no "no limit" either. Returns 0 or -EINVAL with
+ * the reason in err[errlen]. */
+static int positive_duration(const char *flag, const char *text, uint64_t *ns, char *err,
+                             size_t errlen)
+{
+    int rc = config_parse_duration(text, ns, err, errlen);
+    if (rc == 0 && *ns == 0) {
+        snprintf(err, errlen, "%s must be above zero", flag);
+        rc = -EINVAL;
+    }
+    return rc;
+}
 
 static int parse_args(int argc, char **argv, struct cli *cli, struct engine_config *cfg)
 {
@@ -280,17 +295,14 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cfg->tcp.max_bytes = v;
             break;
         case OPT_MAX_CALL_AGE:
-            rc = config_parse_duration(optarg, &cfg->track.max_call_age_ns, err, sizeof(err));
+            rc = positive_duration("--max-call-age", optarg, &cfg->track.max_call_age_ns, err,
+                                   sizeof(err));
             break;
         case OPT_TIMER_T1:
-            rc = config_parse_duration(optarg, &cfg->track.t1_ns, err, sizeof(err));
-            if (!rc && cfg->track.t1_ns == 0) {
-                snprintf(err, sizeof(err), "--timer-t1 must be above zero");
-                rc = -EINVAL;
-            }
+            rc = positive_duration("--timer-t1", optarg, &cfg->track.t1_ns, err, sizeof(err));
             break;
         case OPT_TIMER_B:
-            rc = config_parse_duration(optarg, &cfg->track.timer_b_ns, err, sizeof(err));
+            rc = positive_duration("--timer-b", optarg, &cfg->track.timer_b_ns, err, sizeof(err));
             cli->timer_b_set = 1;
             break;
         case OPT_DEDUP_WINDOW: /* "0" alone, with no unit, turns it off */
@@ -301,10 +313,10 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cli->dedup_set = 1;
             break;
         case OPT_TIMER_C:
-            rc = config_parse_duration(optarg, &cfg->track.timer_c_ns, err, sizeof(err));
+            rc = positive_duration("--timer-c", optarg, &cfg->track.timer_c_ns, err, sizeof(err));
             break;
         case OPT_TIMER_F:
-            rc = config_parse_duration(optarg, &cfg->track.timer_f_ns, err, sizeof(err));
+            rc = positive_duration("--timer-f", optarg, &cfg->track.timer_f_ns, err, sizeof(err));
             cli->timer_f_set = 1;
             break;
         case OPT_LOG_LEVEL: {

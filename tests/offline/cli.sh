@@ -40,6 +40,11 @@ expect "unknown flag" 2 "unknown flag --bogus" --bogus
 expect "flag without its value" 2 "needs a value" --read
 expect "stray argument" 2 'unexpected argument "extra"' --read "$fixture" extra
 expect "bad duration" 2 'invalid duration "5"' --read "$fixture" --timer-t1 5
+# A zero timer would time out every transaction or call at once (SER 0 on answered calls);
+# so would a zero --max-call-age, which is no "no limit".
+for flag in --timer-t1 --timer-b --timer-c --timer-f --max-call-age; do
+    expect "$flag 0s" 2 "$flag must be above zero" --read "$fixture" --print "$flag" 0s
+done
 expect "bad port list" 2 "invalid port" --read "$fixture" --sip-ports 5060,0
 expect "bad count" 2 'invalid number "-3"' --read "$fixture" --max-calls -3
 expect "print without a file" 2 "--print needs --read" --print
