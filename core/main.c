@@ -113,7 +113,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: sipscope [--interface LIST] [--sip-ports LIST] [options]   (live)\n"
-            "       sipscope --read FILE [--print] [--web.listen-address ADDR] [options]\n"
+            "       sipscope --read FILE [--print] [--web.listen-address ADDR] [--events FILE]\n"
+            "                [options]   (one of the three at least)\n"
             "       sipscope --check-rules DIR\n"
             "       sipscope --lua-script FILE [ARGS...]\n"
             "\n"
@@ -152,6 +153,7 @@ static void usage(FILE *out)
             "Offline:\n"
             "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
             "  --print                  print the metrics exposition after the whole file\n"
+            "                           (not with --events -, which writes there too)\n"
             "HTTP:\n"
             "  --web.listen-address ADDR\n"
             "                           serve /metrics, /-/healthy, /-/ready on ADDR:\n"
@@ -166,6 +168,8 @@ static void usage(FILE *out)
             "  --rules DIR              load DIR/*.lua (not *_spec.lua) in name order; SIGHUP\n"
             "                           reloads them [none: no rules run]\n"
             "  --check-rules DIR        load and validate DIR's rules, list them, exit 0 or 1\n"
+            "                           (no job: not with --read, --print, --events, --rules\n"
+            "                           or the web flags)\n"
             "  --lua-memory SIZE        Lua heap cap [64MiB]\n"
             "  --rule-budget DURATION   CPU time one rule call may use [5ms]\n"
             "  --max-series N           series cap of each rule metric family [1000]\n"
@@ -232,7 +236,9 @@ struct cli {
     struct portset ports;
     int have_ports;
     int timer_b_set, timer_f_set;
-    int dedup_set; /* --dedup-window given */
+    int dedup_set;  /* --dedup-window given */
+    int rules_set;  /* --rules given */
+    int fields_set; /* --events-fields given */
 };
 
 /* A timer's duration: zero would end every transaction or call as it starts (a timeout, SER 0
@@ -249,6 +255,52 @@ static int positive_duration(const char *flag, const char *text, uint64_t *ns, c
     return rc;
 }
 
+/* Flags that the job would ignore. A combination that cannot mean anything is refused: the
+ * job asked for would not run (--check-rules with a job's flags), or would leave nothing
+ * (--read with no output), or two outputs would mix (--print and --events -). A harmless one
+ * runs, with one warning. Returns 0, or -EINVAL with the reason on stderr. */
+static int check_combinations(const struct cli *cli, const struct engine_config *cfg)
+{
+    bool events_stdout = cfg->events_path && strcmp(cfg->events_path, "-") == 0;
+
+    if (cli->check_rules) {
+        /* It builds an engine: an events file would be opened, and truncated. */
+        const char *job = cli->read_path          ? "--read"
+                          : cli->print            ? "--print"
+                          : cfg->events_path      ? "--events"
+                          : cli->rules_set        ? "--rules"
+                          : cli->listen_address   ? "--web.listen-address"
+                          : cli->enable_lifecycle ? "--web.enable-lifecycle"
+                          : cli->interfaces       ? "--interface"
+                                                  : NULL;
+        if (job) {
+            fprintf(stderr,
+                    "sipscope: --check-rules only checks the rules and exits: %s is for a job "
+                    "(run it without --check-rules)\n",
+                    job);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (cli->print && events_stdout) {
+        fprintf(stderr, "sipscope: --print and --events - both write to standard output: give "
+                        "--events a file\n");
+        return -EINVAL;
+    }
+    if (cli->read_path && !cli->print && !cli->listen_address && !cfg->events_path) {
+        fprintf(stderr, "sipscope: --read reads the capture for nothing: add --print, "
+                        "--web.listen-address or --events\n");
+        return -EINVAL;
+    }
+    /* Live, the default address is served and reloads there. */
+    if (cli->read_path && cli->enable_lifecycle && !cli->listen_address)
+        log_warn("main", "--web.enable-lifecycle does nothing without --web.listen-address "
+                         "when reading a file (nothing is served)");
+    if (cli->fields_set && !cfg->events_path)
+        log_warn("main", "--events-fields does nothing without --events");
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cli *cli, struct engine_config *cfg)
 {
     char err[256];
@@ -260,6 +312,13 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         int rc = 0;
         switch (opt) {
         case OPT_READ:
+            /* The last would win: a second file given would be silently left unread. */
+            if (cli->read_path) {
+                snprintf(err, sizeof(err),
+                         "--read given twice: one capture per run (join captures with "
+                         "mergecap first)");
+                rc = -EINVAL;
+            }
             cli->read_path = optarg;
             break;
         case OPT_PRINT:
@@ -371,16 +430,22 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             break;
         case OPT_RULES:
             cfg->rules.rules_dir = optarg;
+            cli->rules_set = 1;
             break;
         case OPT_CHECK_RULES:
             cli->check_rules = optarg;
             cfg->rules.rules_dir = optarg;
             break;
         case OPT_EVENTS:
+            if (cfg->events_path) {
+                snprintf(err, sizeof(err), "--events given twice: the lines go to one file");
+                rc = -EINVAL;
+            }
             cfg->events_path = optarg;
             break;
         case OPT_EVENTS_FIELDS:
             rc = call_cdr_parse_fields(optarg, &cfg->events_fields, err, sizeof(err));
+            cli->fields_set = 1;
             break;
         case OPT_LUA_MEMORY:
             rc = config_parse_size(optarg, &cfg->rules.memory_limit, err, sizeof(err));
@@ -472,7 +537,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
                         "\"any\" names none to put in promiscuous mode\n");
         return -EINVAL;
     }
-    return 0;
+    return check_combinations(cli, cfg);
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)

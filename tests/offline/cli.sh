@@ -61,6 +61,34 @@ expect "a dedup window past a lowered T1" 2 '\(--timer-t1, 0\.800 ms\)' --read "
     --timer-t1 800us --dedup-window 1ms
 expect "a dedup window that is no duration" 2 'invalid duration "10"' --read "$fixture" \
     --dedup-window 10
+# Flags that would be ignored. What cannot mean anything is refused (2); what is harmless runs,
+# with one warning line.
+expect "--print and --events - on one standard output" 2 \
+    "--print and --events - both write to standard output" --read "$fixture" --print --events -
+expect "--read twice" 2 "--read given twice" --read "$fixture" --read "$fixture" --print
+expect "--events twice" 2 "--events given twice" --read "$fixture" --events "$work/a.json" \
+    --events "$work/b.json" --print
+expect "--read that outputs nothing" 2 \
+    "--read reads the capture for nothing: add --print, --web.listen-address or --events" \
+    --read "$fixture"
+expect "--read with an events file alone is a job" 0 "" --read "$fixture" --events "$work/e1.json"
+check "which writes the file: the capture's 3 calls" test "$(wc -l <"$work/e1.json")" = 3
+expect "--check-rules with --read" 2 \
+    "--check-rules only checks the rules and exits: --read is for a job" \
+    --check-rules "$top/tests/lua/fixtures/rules_ok" --read "$fixture" --print
+expect "--check-rules with --events" 2 "--check-rules only checks .*: --events is for a job" \
+    --check-rules "$top/tests/lua/fixtures/rules_ok" --events "$work/kept.json"
+check "which is not created" test ! -e "$work/kept.json"
+expect "--check-rules with --rules" 2 "--check-rules only checks .*: --rules is for a job" \
+    --check-rules "$top/tests/lua/fixtures/rules_ok" --rules "$top/rules"
+expect "--web.enable-lifecycle with a read that serves nothing" 0 \
+    "^sipscope: warn: main: --web.enable-lifecycle does nothing without --web.listen-address" \
+    --read "$fixture" --print --web.enable-lifecycle
+check "in one line" test "$(wc -l <"$work/err")" = 1
+expect "--events-fields without --events" 0 \
+    "^sipscope: warn: main: --events-fields does nothing without --events" \
+    --read "$fixture" --print --events-fields src_ip
+check "in one line" test "$(wc -l <"$work/err")" = 1
 expect "unknown events field" 2 "--events-fields: unknown field 'codecs'" --read "$fixture" \
     --events "$work/e.json" --events-fields src_ip,codecs
 expect "an events file that cannot be made" 1 "cannot open the events file $work/no/e.json" \
