@@ -255,6 +255,7 @@ struct http_server {
     struct metrics *reg;
     struct http_hooks hooks;
     bool enable_lifecycle;
+    bool metrics_when_ready;
     unsigned expo_flags;
     char *index_html;
     size_t index_len;
@@ -586,6 +587,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n", "GET, HEAD");
     switch (page) {
     case PAGE_METRICS:
+        if (srv->metrics_when_ready && srv->hooks.ready && !srv->hooks.ready(srv->hooks.ctx))
+            return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "sipscope is not ready: the metrics are not final yet.\n", NULL);
         return serve_metrics(srv, conn, req_cls);
     case PAGE_HEALTHY:
         return reply_text(conn, MHD_HTTP_OK, "sipscope is Healthy.\n", NULL);
@@ -744,6 +748,7 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     if (hooks)
         srv->hooks = *hooks;
     srv->enable_lifecycle = cfg->enable_lifecycle;
+    srv->metrics_when_ready = cfg->metrics_when_ready;
     srv->expo_flags = cfg->expo_flags;
     srv->clients = http_clients_new(
         max_conns, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_MAX_PER_ADDRESS,

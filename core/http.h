@@ -77,6 +77,10 @@ struct http_config {
     unsigned max_per_address;   /* 0 for HTTP_DEFAULT_MAX_PER_ADDRESS */
     unsigned max_per_network;   /* from one IPv6 /64; 0 for HTTP_DEFAULT_MAX_PER_NETWORK */
     unsigned timeout_s;         /* 0 for HTTP_DEFAULT_TIMEOUT_S */
+    /* /metrics answers 503 ("sipscope is not ready: the metrics are not final yet.") while
+     * hooks->ready says false, as /-/ready does: for metrics that are final only once ready
+     * (an offline read that serves). Off, /metrics is served whatever /-/ready says (live). */
+    bool metrics_when_ready;
 };
 
 /* Callbacks into the program. They run on connection threads, several at once: they must be

@@ -162,7 +162,9 @@ static void usage(FILE *out)
             "                           as \"listening on ADDR:PORT\"\n"
             "                           [" HTTP_DEFAULT_LISTEN
             "; offline, only when given: the final\n"
-            "                           metrics are then served until SIGTERM or SIGINT]\n"
+            "                           metrics are then served until SIGTERM or SIGINT;\n"
+            "                           /metrics and /-/ready answer 503 while the file is\n"
+            "                           read]\n"
             "  --web.enable-lifecycle   accept POST or PUT /-/reload (reloads like SIGHUP)\n"
             "Rules (Lua) and events:\n"
             "  --rules DIR              load DIR/*.lua (not *_spec.lua) in name order; SIGHUP\n"
@@ -629,13 +631,18 @@ static const char *signal_name(int signo)
 static int run_offline(struct engine *e, const struct cli *cli)
 {
     struct service_config sc = {.listen_address = cli->listen_address,
-                                .enable_lifecycle = cli->enable_lifecycle};
+                                .enable_lifecycle = cli->enable_lifecycle,
+                                .metrics_when_ready = true};
     struct service *svc = NULL;
     char err[512];
     int rc, status = EXIT_OK;
 
     /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
-     * tells when the metrics are final. Serving blocks SIGTERM and SIGINT for its signalfd
+     * tells when the metrics are final. Until then /metrics answers 503 too: the metrics of part
+     * of the file, scraped and stored, would stand for the file's (a rate over them, a SER), and
+     * a SIGTERM during the read leaves nothing served, as it says. Not starting the server until
+     * the read ends would make a taken port fail late and /-/ready unreachable while it reads,
+     * which would look like a dead exporter. Serving blocks SIGTERM and SIGINT for its signalfd
      * (service_new): during the read they are handled again, and either ends the job there,
      * with nothing printed or served (the metrics would be of part of the file) and the exit
      * status of a process the signal ended, 128 + its number. */

@@ -109,6 +109,7 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
     if (cfg->listen_address) {
         struct http_config hc = {.listen_address = cfg->listen_address,
                                  .enable_lifecycle = cfg->enable_lifecycle,
+                                 .metrics_when_ready = cfg->metrics_when_ready,
                                  .version = SIPSCOPE_VERSION};
         struct http_hooks hooks = {.ctx = s, .ready = is_ready, .reload = request_reload};
         s->mailbox = http_reload_new();

@@ -17,6 +17,7 @@ struct capture_bpf;
 struct service_config {
     const char *listen_address; /* NULL: no HTTP server */
     bool enable_lifecycle;      /* POST /-/reload */
+    bool metrics_when_ready;    /* /metrics answers 503 until service_set_ready (offline) */
     struct capture_bpf *capture; /* NULL offline; borrowed */
 };
 

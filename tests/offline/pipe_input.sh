@@ -6,7 +6,9 @@
 #   exits within 5 s with the status of a process the signal ended (143, 130), says which
 #   signal stopped it, and prints nothing (the metrics would be of part of the file). Whatever
 #   the writer does: feed records for ever, feed 50 a second, send ten and then hold the pipe
-#   open in silence, or never come (the reader waits in its open).
+#   open in silence, or never come (the reader waits in its open);
+# - while a read that serves waits on the pipe, /metrics answers 503 as /-/ready does, and both
+#   answer 200 once the writer closes it.
 # Only processes this script started are signalled, by PID.
 #
 # Usage: pipe_input.sh SIPSCOPE GEN_TRAFFIC
@@ -164,6 +166,71 @@ EOF
     fi
 else
     echo "skipped: the early-signal case needs gdb"
+    skipped=1
+fi
+
+# While the read is held open (the writer sends ten records, then nothing), /metrics answers
+# 503 as /-/ready does: the metrics would be of part of the file, and a scrape would store
+# them. Once the writer closes the pipe, both answer 200 with the file's metrics.
+served_only_when_read() {
+    local fifo=$work/served.fifo out=$work/served pid port= code body i
+    mkfifo "$fifo"
+    "$sipscope" --read "$fifo" --web.listen-address 127.0.0.1:0 >"$out.out" 2>"$out.err" &
+    pid=$!
+    pids+=("$pid")
+    exec {holder}>"$fifo" # the writer: held open by this shell until it closes it
+    python3 - "$work/mix.pcap" <<'EOF2' >&"$holder"
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+off, n = 24, 0
+while n < 10:
+    off += 16 + struct.unpack("<I", data[off + 8:off + 12])[0]
+    n += 1
+sys.stdout.buffer.write(data[:off])
+EOF2
+    for i in $(seq 100); do
+        port=$(sed -n 's/.*http: listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$out.err")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        bad "served during a read: no port; stderr:"
+        cat "$out.err"
+        exec {holder}>&-
+        return
+    fi
+    sleep 0.5 # the ten records are read; the read waits for more
+    code=$(curl -s -o "$out.body" -w '%{http_code}' "http://127.0.0.1:$port/metrics")
+    [ "$code" = 503 ] && passed=$((passed + 1)) ||
+        bad "served during a read: /metrics answered $code, want 503"
+    body=$(cat "$out.body")
+    [ "$body" = "sipscope is not ready: the metrics are not final yet." ] &&
+        passed=$((passed + 1)) || bad "served during a read: /metrics said \"$body\""
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/-/ready")
+    [ "$code" = 503 ] && passed=$((passed + 1)) ||
+        bad "served during a read: /-/ready answered $code, want 503"
+    exec {holder}>&- # the end of the file
+    for i in $(seq 50); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/-/ready")
+        [ "$code" = 200 ] && break
+        sleep 0.1
+    done
+    code=$(curl -s -o "$out.body" -w '%{http_code}' "http://127.0.0.1:$port/metrics")
+    if [ "$code" = 200 ] && grep -qx 'sipscope_packets_total{iface="file",result="seen"} 10' \
+        "$out.body"; then
+        passed=$((passed + 1))
+    else
+        bad "served after the read: /metrics answered $code, or not the ten records' metrics"
+    fi
+    kill -TERM "$pid"
+    wait "$pid"
+    code=$?
+    [ "$code" = 0 ] && passed=$((passed + 1)) || bad "served after the read: status $code at SIGTERM"
+}
+if command -v curl >/dev/null; then
+    served_only_when_read
+else
+    echo "skipped: /metrics during a read needs curl"
     skipped=1
 fi
 

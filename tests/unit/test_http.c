@@ -982,6 +982,62 @@ TEST(without_hooks_the_server_is_ready)
     metrics_free(reg);
 }
 
+/* An offline read that serves: the metrics are final only once the file is read, so /metrics
+ * answers like /-/ready until then (a partial scrape would be stored as the file's values). */
+TEST(metrics_wait_for_ready_when_configured)
+{
+    struct fixture f;
+    struct hook_state h = {0};
+    struct http_config cfg = {.listen_address = "127.0.0.1:0", .metrics_when_ready = true};
+    struct http_hooks hooks = {.ctx = &h, .ready = hook_ready, .reload = hook_reload};
+    char err[256] = "";
+    struct http_server *srv;
+    struct resp r;
+
+    fixture_init(&f);
+    srv = http_start(&cfg, f.reg, &hooks, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        metrics_free(f.reg);
+        return;
+    }
+    CHECK_INT(request(http_port(srv), "GET", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 503);
+    CHECK_HEADER(&r, "Content-Type", "text/plain; charset=utf-8");
+    CHECK_BODY(r, "sipscope is not ready: the metrics are not final yet.\n");
+    resp_free(&r);
+    CHECK_INT(request(http_port(srv), "HEAD", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 503);
+    resp_free(&r);
+    atomic_store(&h.ready, true);
+    CHECK_INT(request(http_port(srv), "GET", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_BODY(r, fixture_text);
+    resp_free(&r);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
+/* Live, the metrics are served whatever /-/ready says (the default). */
+TEST(metrics_do_not_wait_for_ready_by_default)
+{
+    struct fixture f;
+    struct hook_state h = {0};
+    struct http_server *srv;
+    struct resp r;
+
+    fixture_init(&f);
+    srv = start(f.reg, false, &h);
+    if (!srv)
+        return;
+    CHECK_INT(request(http_port(srv), "GET", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_BODY(r, fixture_text);
+    resp_free(&r);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
 TEST(index_page_links_metrics_and_shows_the_version)
 {
     struct metrics *reg = metrics_new(10);
