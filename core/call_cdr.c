@@ -46,6 +46,13 @@ int call_cdr_parse_fields(const char *list, uint32_t *mask, char *err, size_t er
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         int f = call_cdr_field_in(CALL_CDR_ALL, p, len);
+        if (f < 0 &&
+            ((len == 3 && memcmp(p, "all", 3) == 0) || (len == 4 && memcmp(p, "none", 4) == 0))) {
+            snprintf(err, errlen,
+                     "--events-fields: '%.*s' stands alone (all, or none, or a list of fields)",
+                     (int)len, p);
+            return -EINVAL;
+        }
         if (f < 0) {
             snprintf(err, errlen,
                      "--events-fields: unknown field '%.*s' (all, none, or a list of src_ip, "

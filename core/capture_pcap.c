@@ -230,6 +230,22 @@ out:
     return cap;
 }
 
+/* Whether the file at path starts with the gzip magic (RFC 1952: 1f 8b): a compressed capture
+ * (tcpdump -z gzip, a rotated .pcap.gz), which libpcap calls an "unknown file format". Standard
+ * input cannot be asked: libpcap has read its first bytes. */
+static bool is_gzip(const char *path)
+{
+    unsigned char magic[2];
+    bool gz = false;
+    int fd;
+
+    if (strcmp(path, "-") == 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    gz = read(fd, magic, 2) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    close(fd);
+    return gz;
+}
+
 struct capture_pcap *capture_pcap_open(const char *path, char *err, size_t errlen)
 {
     if (strcmp(path, "-") != 0) {
@@ -242,6 +258,13 @@ struct capture_pcap *capture_pcap_open(const char *path, char *err, size_t errle
     /* Nanosecond precision: libpcap scales microsecond files up and keeps the full resolution
      * of nanosecond pcap and pcapng (if_tsresol) files. */
     pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+    if (!p && is_gzip(path)) {
+        snprintf(err, errlen,
+                 "cannot read capture %s: it is compressed with gzip: zcat %s | sipscope --read "
+                 "- ...",
+                 path, path);
+        return NULL;
+    }
     if (!p) {
         /* libpcap's message names the file for a failed fopen ("x.pcap: No such file or
          * directory") but not for a bad format ("unknown file format"): name it once. */

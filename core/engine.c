@@ -75,6 +75,7 @@ struct engine {
      * own time since its capture's clock stepped back. */
     uint64_t latest_ns, time_offset;
     int64_t wall_step; /* engine_set_clock_step's, which the events file follows too */
+    struct engine_losses losses; /* engine_losses */
 };
 
 static int file_iface_name(void *ctx, uint32_t iface, char *buf, size_t len)
@@ -236,6 +237,11 @@ void engine_free(struct engine *e)
     builtin_free(e->builtin);
     oplabel_free(e->ops);
     free(e);
+}
+
+const struct engine_losses *engine_losses(const struct engine *e)
+{
+    return &e->losses;
 }
 
 struct metrics *engine_metrics(struct engine *e)
@@ -404,6 +410,8 @@ handle_message(struct engine *e, const struct packet *pkt, const uint8_t *data, 
             return n;
         if (n == -EAGAIN && mode == SIP_PARSE_STREAM)
             return n;
+        if (n == -EAGAIN)
+            e->losses.incomplete++;
         health_parse_error(e->health, HEALTH_SIP,
                            n == -EAGAIN ? "incomplete" : sip_error_name((enum sip_error)msg->error));
         return n;
@@ -455,8 +463,10 @@ __attribute__((noinline, cold)) static bool handle_hep_tcp(struct engine *e,
         if (!left)
             return any;
         int n = handle_message(e, pkt, p, left, SIP_PARSE_STREAM, false);
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            e->losses.incomplete++;
             health_parse_error(e->health, HEALTH_SIP, "incomplete");
+        }
         if (n <= 0)
             return any;
         any = true;
@@ -636,8 +646,10 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     unsigned results = HEALTH_BIT(HEALTH_SEEN);
     uint64_t now = engine_time(e, frame->ts_ns);
 
-    if (frame->caplen < frame->wirelen)
+    if (frame->caplen < frame->wirelen) {
+        e->losses.truncated++;
         health_truncated(e->health, frame->iface);
+    }
     /* Reassembly timers run on packet time even when no fragment or segment comes. */
     if (now >= e->next_deadline) {
         lookahead_flush(e);
@@ -646,8 +658,10 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     }
     r = decode_frame(frame, e->cfg.decap, &pkt);
     pkt.ts_ns = now;
-    if (pkt.truncated && frame->caplen >= frame->wirelen)
+    if (pkt.truncated && frame->caplen >= frame->wirelen) {
+        e->losses.truncated++;
         health_truncated(e->health, frame->iface); /* a mirrored packet its mirror cut */
+    }
     if (e->dedup)
         r = unless_copy(e, r, &pkt);
     /* A reassembled datagram may hold a tunnelled fragment: each pass strips one level. Its

@@ -143,4 +143,13 @@ struct lua_bridge *engine_rules(struct engine *e);
 /* The registry holding every family of this engine. Owned by the engine. */
 struct metrics *engine_metrics(struct engine *e);
 
+/* What the capture lost inside the packets, since engine_new: frames cut short, at the snap
+ * length or by a mirror (sipscope_capture_truncated_total), and SIP messages that end before
+ * their header block does (sipscope_parse_errors_total{stage="sip",reason="incomplete"}). For
+ * a summary at the end of an offline read; the view lives as long as e. */
+struct engine_losses {
+    uint64_t truncated, incomplete;
+};
+const struct engine_losses *engine_losses(const struct engine *e);
+
 #endif

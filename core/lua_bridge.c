@@ -2385,6 +2385,24 @@ static struct lb_state *state_new(struct lua_bridge *b, char *err, size_t errlen
 }
 
 /* Calls core[fn](args...) as an entry; returns 0, or -EINVAL with the error in err. */
+/* The reason of a failed call into the core (a rule's load above all). The API raises its
+ * errors as "sipscope: sip.label ...", after the rule's location ("r.lua:2: sipscope:
+ * sip.label ..."), and main prints the reason after its own "sipscope: ": the API's prefix,
+ * after the location or at the start, is dropped so that it is said once. Errors of hooks
+ * do not come through here. */
+static void core_error(char *err, size_t errlen, const char *text)
+{
+    static const char api[] = "sipscope: ";
+    const char *p = strstr(text, ": sipscope: ");
+
+    if (strncmp(text, api, sizeof(api) - 1) == 0)
+        snprintf(err, errlen, "%s", text + sizeof(api) - 1);
+    else if (p)
+        snprintf(err, errlen, "%.*s: %s", (int)(p - text), text, p + 2 + sizeof(api) - 1);
+    else
+        snprintf(err, errlen, "%s", text);
+}
+
 static int call_core(struct lua_bridge *b, struct lb_state *s, const char *fn, int nargs,
                      int nresults, char *err, size_t errlen)
 {
@@ -2395,7 +2413,7 @@ static int call_core(struct lua_bridge *b, struct lb_state *s, const char *fn, i
     lua_insert(s->L, -1 - nargs);
     rc = enter(b, s, nargs, nresults);
     if (rc != 0) {
-        snprintf(err, errlen, "%s", error_text(s->L, -1));
+        core_error(err, errlen, error_text(s->L, -1));
         lua_pop(s->L, 1);
         b->box.mem_fail = 0;
         return -EINVAL;

@@ -151,7 +151,8 @@ static void usage(FILE *out)
             "                           interfaces, --promisc or --decapsulate; else 0, and\n"
             "                           with --read, which reads a file as it was captured]\n"
             "Offline:\n"
-            "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin)\n"
+            "  --read FILE              read a pcap or pcapng capture (\"-\" for stdin; a\n"
+            "                           compressed one: zcat FILE.gz | sipscope --read -)\n"
             "  --print                  print the metrics exposition after the whole file\n"
             "                           (not with --events -, which writes there too)\n"
             "HTTP:\n"
@@ -219,7 +220,9 @@ static void usage(FILE *out)
             "file could not be written; 2 wrong flags; 3 ran, but the capture was cut short\n"
             "(metrics of what was read are still printed or served, and the cut is counted in\n"
             "sipscope_parse_errors_total). SIGINT or SIGTERM during a --read that serves ends\n"
-            "it by that signal (130 or 143 in a shell).\n");
+            "it by that signal (130 or 143 in a shell). Frames cut at the snap length, and the\n"
+            "SIP messages they left incomplete, are counted in one line on standard error at\n"
+            "the end of a --read (the status stays 0).\n");
 }
 
 #define MAX_INTERFACES CAPTURE_BPF_MAX_IFACES
@@ -477,7 +480,12 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             fprintf(stderr, "sipscope: %s needs a value (see --help)\n", argv[optind - 1]);
             return -EINVAL;
         default:
-            fprintf(stderr, "sipscope: unknown flag %s (see --help)\n", argv[optind - 1]);
+            /* main() takes it only first: what follows it is the script's. */
+            if (strncmp(argv[optind - 1], "--lua-script", 12) == 0)
+                fprintf(stderr, "sipscope: --lua-script runs a script and must come first: "
+                                "sipscope --lua-script FILE [ARGS...]\n");
+            else
+                fprintf(stderr, "sipscope: unknown flag %s (see --help)\n", argv[optind - 1]);
             return -EINVAL;
         }
         if (rc) {
@@ -627,6 +635,25 @@ static const char *signal_name(int signo)
     return signo == SIGTERM ? "SIGTERM" : "SIGINT";
 }
 
+/* At the end of a read, one line on stderr when the capture lost bytes inside its packets: a
+ * small snap length (editcap -s 200) can cut every SIP message, and a job that printed only
+ * zeros with nothing said looks like a capture with no SIP. The metrics count both; the exit
+ * status is unchanged (the file was read as it is). */
+static void report_losses(struct engine *e, const char *path)
+{
+    const struct engine_losses *l = engine_losses(e);
+
+    if (!l->truncated && !l->incomplete)
+        return;
+    fprintf(stderr,
+            "sipscope: %s: %llu frame%s cut at the snap length, %llu SIP message%s incomplete: "
+            "what was lost is not counted in the metrics (capture with a larger snap length, "
+            "e.g. tcpdump -s 0)\n",
+            strcmp(path, "-") == 0 ? "standard input" : path, (unsigned long long)l->truncated,
+            l->truncated == 1 ? "" : "s", (unsigned long long)l->incomplete,
+            l->incomplete == 1 ? "" : "s");
+}
+
 /* The offline job: read the file, print and/or serve its final metrics. */
 static int run_offline(struct engine *e, const struct cli *cli)
 {
@@ -678,6 +705,7 @@ static int run_offline(struct engine *e, const struct cli *cli)
         service_free(svc);
         return EXIT_FAILURE_RUNTIME;
     }
+    report_losses(e, cli->read_path);
     /* Closed before the status is decided: the file's last lines, and its close, count too.
      * A lost line makes the job one not done, whatever else happened (status 1 before 3). */
     uint64_t lost = engine_close_events(e);

@@ -439,7 +439,7 @@ sip.label{name = "method", default = "x", from = function() end}
 return {}]])
         local ok, err = pcall(t.engine, {rules = {path}})
         assert.is_false(ok)
-        assert.truthy(err:find("dup.lua:2: sipscope: sip.label: 'method' is a built-in label name",
+        assert.truthy(err:find("dup.lua:2: sip.label: 'method' is a built-in label name",
             1, true), err)
         local p1, dir = t.write_rule("a.lua", [[
 require("sipscope").label{name = "carrier", default = "x", from = function() end}
@@ -449,7 +449,7 @@ require("sipscope").label{name = "carrier", default = "y", from = function() end
 return {}]], dir)
         ok, err = pcall(t.engine, {rules_dir = dir})
         assert.is_false(ok)
-        assert.truthy(err:find("b.lua:1: sipscope: sip.label: label 'carrier' is declared twice",
+        assert.truthy(err:find("b.lua:1: sip.label: label 'carrier' is declared twice",
             1, true), err)
         assert.truthy(p1)
     end)

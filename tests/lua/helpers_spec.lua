@@ -41,7 +41,7 @@ local set = require("sipscope").cidr_set{["10.1.2.3/8"] = "x"}
 return {}]])
         local ok, err = pcall(t.engine, {rules = {path}})
         assert.is_false(ok)
-        assert.truthy(err:find("bad.lua:1: sipscope: sip.cidr_set: ", 1, true), err)
+        assert.truthy(err:find("bad.lua:1: sip.cidr_set: ", 1, true), err)
     end)
 end)
 

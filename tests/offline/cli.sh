@@ -37,6 +37,9 @@ check() { # NAME COMMAND...
 }
 
 expect "unknown flag" 2 "unknown flag --bogus" --bogus
+expect "--lua-script after another flag" 2 \
+    "--lua-script runs a script and must come first: sipscope --lua-script FILE \[ARGS...\]" \
+    --read "$fixture" --lua-script x.lua
 expect "flag without its value" 2 "needs a value" --read
 expect "stray argument" 2 'unexpected argument "extra"' --read "$fixture" extra
 expect "bad duration" 2 'invalid duration "5"' --read "$fixture" --timer-t1 5
@@ -128,6 +131,46 @@ check "and the capture is whole after all of them" cmp -s "$fixture" "$work/v.pc
 # A character device is no capture to erase: /dev/null read and written gets the read's error.
 expect "reading and writing /dev/null is not refused" 1 "cannot read capture /dev/null" \
     --read /dev/null --events /dev/null --print
+expect "all with other fields" 2 "--events-fields: 'all' stands alone" --read "$fixture" \
+    --events "$work/e.json" --events-fields all,none
+gzip -c "$fixture" >"$work/calls.pcap.gz"
+expect "a gzipped capture" 1 "cannot read capture $work/calls.pcap.gz: it is compressed with \
+gzip: zcat $work/calls.pcap.gz \| sipscope --read - \.\.\." --read "$work/calls.pcap.gz" --print
+
+# A rule that fails to load: the error names the file and line, "sipscope:" said once.
+mkdir "$work/badrules"
+printf 'local sip = require "sipscope"\nsip.label{name = "method", from = function() end}\nreturn {}\n' \
+    >"$work/badrules/r.lua"
+expect "a rule that fails to load, in a job" 1 \
+    "^sipscope: $work/badrules/r.lua:2: sip.label 'method': default must be a string\$" \
+    --read "$fixture" --rules "$work/badrules" --print
+expect "and checked" 1 \
+    "^sipscope: $work/badrules/r.lua:2: sip.label 'method': default must be a string\$" \
+    --check-rules "$work/badrules"
+
+# Frames cut at the snap length (editcap -s 200): every SIP message lost. The status stays 0
+# (the file was read whole), but one line on standard error says what was lost.
+python3 - "$fixture" "$work/snap200.pcap" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+out, off = bytearray(data[:24]), 24
+out[16:20] = struct.pack("<I", 200)  # the header's snap length
+while off < len(data):
+    sec, usec, incl, orig = struct.unpack("<IIII", data[off:off + 16])
+    keep = min(incl, 200)
+    out += struct.pack("<IIII", sec, usec, keep, orig) + data[off + 16:off + 16 + keep]
+    off += 16 + incl
+open(sys.argv[2], "wb").write(out)
+PY
+expect "a capture cut at a small snap length" 0 \
+    "^sipscope: $work/snap200.pcap: 21 frames cut at the snap length, 21 SIP messages incomplete: \
+what was lost is not counted in the metrics \(capture with a larger snap length, e.g. tcpdump \
+-s 0\)\$" --read "$work/snap200.pcap" --print
+check "in one line" test "$(wc -l <"$work/err")" = 1
+check "which the metrics count too" \
+    grep -qx 'sipscope_capture_truncated_total{iface="file"} 21' "$work/out"
+expect "a whole capture says nothing" 0 "" --read "$fixture" --print
+
 expect "missing file" 1 "nothing.pcap" --read "$work/nothing.pcap" --print
 printf 'not a capture at all, just text\n' >"$work/text.pcap"
 expect "not a capture" 1 "text.pcap" --read "$work/text.pcap" --print

@@ -203,6 +203,11 @@ TEST(field_lists_parse_with_clear_errors)
     CHECK_INT(call_cdr_parse_fields("", &mask, err, sizeof(err)), -EINVAL);
     CHECK_INT(call_cdr_parse_fields("src_ip,", &mask, err, sizeof(err)), -EINVAL);
     CHECK_INT(call_cdr_parse_fields("ALL", &mask, err, sizeof(err)), -EINVAL);
+    /* all and none are whole lists, not fields of one. */
+    CHECK_INT(call_cdr_parse_fields("all,none", &mask, err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "--events-fields: 'all' stands alone (all, or none, or a list of fields)");
+    CHECK_INT(call_cdr_parse_fields("src_ip,none", &mask, err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "--events-fields: 'none' stands alone (all, or none, or a list of fields)");
     CHECK_INT(call_cdr_field_in(CALL_CDR_ALL, "pdd", 3), CALL_CDR_PDD);
     CHECK_INT(call_cdr_field_in(1u << CALL_CDR_SRC_IP, "pdd", 3), -1);
     CHECK_STR(call_cdr_field_name(CALL_CDR_HANGUP), "hangup");

@@ -288,6 +288,24 @@ TEST(missing_file_and_non_capture_fail_open_with_a_reason)
     unlink(path);
 }
 
+/* A compressed capture (tcpdump -z gzip, a rotated .pcap.gz): libpcap reads none, and says only
+ * "unknown file format". The gzip magic (RFC 1952: 1f 8b) tells it, and the way to read it. */
+TEST(gzipped_capture_fails_open_saying_how_to_read_it)
+{
+    char err[256] = "", path[160], want[512];
+    FILE *f = fopen(tmp_path("calls.pcap.gz"), "wb");
+    fwrite("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", 1, 10, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s", tmp_path("calls.pcap.gz"));
+    CHECK(capture_pcap_open(path, err, sizeof err) == NULL);
+    snprintf(want, sizeof want,
+             "cannot read capture %s: it is compressed with gzip: zcat %s | sipscope --read - "
+             "...",
+             path, path);
+    CHECK_STR(err, want);
+    unlink(path);
+}
+
 TEST(file_ending_inside_a_record_is_eio_with_libpcaps_reason)
 {
     fill_pattern();
