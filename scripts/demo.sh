@@ -1,12 +1,36 @@
 #!/usr/bin/env bash
 # A one-minute demonstration on a fresh Debian 12 machine: sets everything up, starts sipscope on
-# the loopback of a network namespace of its own with the bundled rules, drives SIPp traffic
-# (answered, busy, rejected, cancelled, challenged calls, registrations, OPTIONS) for a minute,
-# and shows the key metrics as they move. Needs root. Nothing outside the namespace is touched.
+# the loopback of a network namespace of its own with four of the bundled rules enabled and
+# configured for the demo's traffic (they ship disabled), drives SIPp traffic (answered, busy,
+# rejected, cancelled, challenged calls, registrations, OPTIONS) for a minute, and shows the key
+# metrics as they move. Needs root. Nothing outside the namespace is touched.
 #
 # usage: sudo scripts/demo.sh [SECONDS]
+#        scripts/demo.sh --write-rules DIR SIPSCOPE   (writes the demo's rules into DIR, exits)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+
+# The bundled rules ship with enabled = false: a copy of each, enabled and configured for the
+# demo's traffic (every SIPp instance on 127.0.0.1, no User-Agent), as an operator would edit
+# them (rules/README.md; tests/lua/rules/configure.lua rewrites their config table).
+# sip_exporter.lua, a migration view, is left out.
+write_rules() { # DIR SIPSCOPE
+    local dir=$1 bin=$2 rule
+    mkdir -p "$dir"
+    for rule in \
+        "carrier:{enabled = true, carriers = {[\"127.0.0.0/8\"] = \"loopback\"}}" \
+        "device:{enabled = true}" \
+        "fraud:{enabled = true}" \
+        "trunk_asr:{enabled = true, trunks = {[\"127.0.0.1\"] = \"loopback-gw\"}}"; do
+        "$bin" --lua-script "$top/tests/lua/rules/configure.lua" "$top/rules/${rule%%:*}.lua" \
+            "$dir" "${rule#*:}" >/dev/null
+    done
+    "$bin" --check-rules "$dir" >/dev/null
+}
+if [ "${1:-}" = --write-rules ]; then
+    write_rules "$2" "$3"
+    exit
+fi
 seconds=${1:-60}
 cd "$top"
 
@@ -31,12 +55,13 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 in_ns() { ip netns exec "$ns" "$@"; }
 
-rules=()
-[ -d "$top/rules" ] && ls "$top"/rules/*.lua >/dev/null 2>&1 && rules=(--rules "$top/rules")
-echo "== starting sipscope on lo (ports 5060-5079) ${rules[*]:+with the bundled rules}"
+write_rules "$work/rules" "$sipscope"
+echo "== starting sipscope on lo (ports 5060-5079) with the bundled rules carrier, device, fraud"
+echo "   and trunk_asr, enabled and configured for this traffic"
 # exec: the PID kept is sipscope's own, so that cleanup stops it and nothing else.
 (exec ip netns exec "$ns" "$sipscope" --interface lo --sip-ports 5060-5079 \
-    --web.listen-address 127.0.0.1:9632 "${rules[@]}" >/dev/null 2>"$work/sipscope.log") &
+    --web.listen-address 127.0.0.1:9632 --rules "$work/rules" >/dev/null \
+    2>"$work/sipscope.log") &
 pids+=($!)
 for _ in $(seq 1 100); do
     in_ns curl -sf 127.0.0.1:9632/-/ready >/dev/null 2>&1 && break
@@ -70,6 +95,8 @@ show() {
     printf '\n== after %s s\n' "$1"
     grep -E '^sip_(session_attempts_total|session_outcomes_total|session_establishment_ratio|answer_seizure_ratio|ineffective_session_attempts_ratio|dialogs_active|registrations_active|registration_outcomes_total)' \
         "$work/metrics" | grep -v ' 0$' | sed 's/^/   /' || true
+    grep -E '^(trunk_(seizures_total|answer_seizure_ratio)|device_final_responses_total|fraud_alerts_total)' \
+        "$work/metrics" | grep -v ' 0$' | sed 's/^/   /' || true
     grep -E '^sipscope_(packets_total|capture_drops_total|rule_errors_total)' "$work/metrics" |
         sed 's/^/   /' || true
 }
@@ -79,4 +106,9 @@ for t in $(seq 15 15 "$seconds"); do
 done
 echo
 echo "== done; the demo's namespace and processes are removed. To watch your own traffic:"
-echo "   sudo ./scripts/run.sh --interface any --rules rules   # then open http://localhost:9632/"
+echo "   sudo $top/scripts/run.sh --interface any   # then open http://localhost:9632/"
+echo "   With rules: they ship disabled. Copy them, set enabled = true and configure each for"
+echo "   your addresses (rules/README.md), check them, and run with them:"
+echo "   cp -r $top/rules my-rules && \$EDITOR my-rules/carrier.lua"
+echo "   $top/build/core/sipscope --check-rules my-rules"
+echo "   sudo $top/scripts/run.sh --interface any --rules my-rules"
