@@ -2,13 +2,15 @@
 """Installs the build into a temporary directory and checks what lands where:
 
 - the exact list of installed files and directories (the binary, one systemd unit, the
-  bundled rules = rules/*.lua of the source tree without *_spec.lua, the examples, the docs,
-  the bundled rules' README);
+  bundled rules = rules/*.lua of the source tree without *_spec.lua, and their pristine copies
+  in the doc directory, the examples, the docs, the bundled rules' README);
 - the installed examples and docs are the source files, byte for byte;
 - the unit runs the installed binary with --rules on the installed rules directory, reloads
   with SIGHUP, passes `systemd-analyze verify` and scores at most 2.5 in `systemd-analyze
   security` (skipped when systemd-analyze is missing);
-- the installed binary runs, and prints for a capture what the built one prints.
+- the installed binary runs, and prints for a capture what the built one prints;
+- installing again keeps the operator's rules: an edited rule stays as edited, a deleted one
+  comes back, and the pristine copies under share/doc/sipscope/rules are the sources.
 
 `cmake --install BUILD --prefix TMP/prefix` runs with DESTDIR=TMP/destdir, so that nothing
 can land outside TMP even when the build was configured for /usr (whose rules go to /etc).
@@ -98,6 +100,8 @@ def main():
                     under_root(f"{DOC}/README.md"), under_root(f"{DOC}/METRICS.md"),
                     under_root(f"{DOC}/rules/README.md"),
                     under_root(f"{DOC}/examples/systemd/sipscope.service")}
+        # The pristine copies of the bundled rules, for reference after an operator's edits.
+        expected |= {under_root(f"{DOC}/rules/{os.path.basename(r)}") for r in rule_sources}
         expected |= {under_root(f"{DOC}/examples/{e}") for e in EXAMPLES}
         expected |= {os.path.relpath(os.path.join(rules_dir, os.path.basename(r)), destdir)
                      for r in rule_sources}
@@ -114,6 +118,8 @@ def main():
         pairs = [(f"{DOC}/README.md", "README.md"), (f"{DOC}/METRICS.md", "docs/METRICS.md"),
                  (f"{DOC}/rules/README.md", "rules/README.md")]
         pairs += [(f"{DOC}/examples/{e}", f"examples/{e}") for e in EXAMPLES]
+        pairs += [(f"{DOC}/rules/{os.path.basename(r)}", os.path.relpath(r, src))
+                  for r in rule_sources]
         for inst, orig in pairs:
             path = os.path.join(root, inst)
             check(os.path.exists(path) and filecmp.cmp(path, os.path.join(src, orig),
@@ -123,6 +129,35 @@ def main():
             path = os.path.join(rules_dir, os.path.basename(r))
             check(os.path.exists(path) and filecmp.cmp(path, r, shallow=False),
                   f"{path} is not a copy of {r}")
+
+        # Installing again (an upgrade) keeps what the operator did to the rules, which
+        # rules/README.md says to edit in place: an edited rule is not overwritten (cmake would:
+        # its time differs from the source's), a deleted one is installed again.
+        if check(len(rule_sources) >= 2, "fewer than two bundled rules to edit and delete"):
+            edited = os.path.join(rules_dir, os.path.basename(rule_sources[0]))
+            deleted = os.path.join(rules_dir, os.path.basename(rule_sources[1]))
+            with open(edited, "a", encoding="utf-8") as f:
+                f.write("-- edited by the operator\n")
+            os.utime(edited, (1, 1))  # older than the source: timestamps must not decide
+            with open(edited, "rb") as f:
+                edited_text = f.read()
+            os.unlink(deleted)
+            proc = subprocess.run([args.cmake, "--install", args.build_dir, "--prefix", prefix],
+                                  env=env, capture_output=True, text=True)
+            check(proc.returncode == 0,
+                  f"cmake --install again failed:\n{proc.stdout}{proc.stderr}")
+            with open(edited, "rb") as f:
+                check(f.read() == edited_text,
+                      f"installing again overwrote the edited {os.path.basename(edited)}")
+            check(os.path.exists(deleted) and filecmp.cmp(deleted, rule_sources[1],
+                                                          shallow=False),
+                  f"installing again did not bring back the deleted {os.path.basename(deleted)}")
+            check(f"kept: {edited}" in proc.stdout,
+                  f"installing again does not say it kept {edited}:\n{proc.stdout}")
+            for r in rule_sources:
+                path = os.path.join(root, DOC, "rules", os.path.basename(r))
+                check(os.path.exists(path) and filecmp.cmp(path, r, shallow=False),
+                      f"after installing again, {path} is not a copy of {r}")
 
         # The unit: configured paths (the configured prefix, not the staging one).
         unit_path = os.path.join(root, "lib/systemd/system/sipscope.service")
