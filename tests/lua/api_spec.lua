@@ -458,11 +458,11 @@ return {}]], dir)
         -- The name is printed on every sample of every sip_ family: 1 MB made 238 MB a scrape.
         local cases = {
             {'("x" .. ("a"):rep(1048576))', '"d"',
-             "long.lua:2: sipscope: sip.label: label 'x" .. ("a"):rep(39) .. "...': the name " ..
+             "long.lua:2: sip.label: label 'x" .. ("a"):rep(39) .. "...': the name " ..
              "is 1048577 bytes, more than 100"},
-            {'("a"):rep(101)', '"d"', "long.lua:2: sipscope: sip.label: label '" ..
+            {'("a"):rep(101)', '"d"', "long.lua:2: sip.label: label '" ..
              ("a"):rep(40) .. "...': the name is 101 bytes, more than 100"},
-            {'"carrier"', '("d"):rep(1025)', "long.lua:2: sipscope: sip.label: label " ..
+            {'"carrier"', '("d"):rep(1025)', "long.lua:2: sip.label: label " ..
              "'carrier': the default is 1025 bytes, more than 1024"},
         }
         for _, c in ipairs(cases) do
@@ -605,12 +605,12 @@ describe("rule metric names and help", function()
     it("are refused past their caps at the declaration, cut in the message", function()
         -- 250 families with 4 MiB of help were 2 GB at peak and 1 GB a scrape.
         local cases = {
-            {'name = ("a"):rep(201)', "big.lua:2: sipscope: sip.counter: the name '" ..
+            {'name = ("a"):rep(201)', "big.lua:2: sip.counter: the name '" ..
              ("a"):rep(40) .. "...' is 201 bytes, more than 200"},
-            {'name = "b_total", labels = {("l"):rep(1048576)}', "big.lua:2: sipscope: metric " ..
+            {'name = "b_total", labels = {("l"):rep(1048576)}', "big.lua:2: metric " ..
              "'b_total': the label name '" .. ("l"):rep(40) .. "...' is 1048576 bytes, more " ..
              "than 100"},
-            {'name = "b_total", help = ("h"):rep(4 * 1048576)', "big.lua:2: sipscope: metric " ..
+            {'name = "b_total", help = ("h"):rep(4 * 1048576)', "big.lua:2: metric " ..
              "'b_total': the help is 4194304 bytes, more than 1024"},
         }
         for _, c in ipairs(cases) do

@@ -150,7 +150,7 @@ local c = require("sipscope").classifier(rules)
 return {}]])
         local ok, err = pcall(t.engine, {rules = {path}})
         assert.is_false(ok)
-        assert.truthy(err:find("slow.lua:3: sipscope: sip.classifier: rule 5: pattern \"*" ..
+        assert.truthy(err:find("slow.lua:3: sip.classifier: rule 5: pattern \"*" ..
             ("a"):rep(39) .. "...\": with it a lookup's worst case would be 643072 steps, " ..
             "more than 524288 (use fewer contains patterns that start with the same two " ..
             "bytes, or shorter runs between a glob's stars)", 1, true), err)
