@@ -186,6 +186,13 @@ local function failed(r, hook, err)
             end
         end
         disable(r, "it ran out of Lua memory (--lua-memory)")
+        -- Compiled code still reaches the rule: traces that start in the dispatch code link
+        -- to the hook's traces, which hold its functions as constants, and through their
+        -- upvalues everything the rule filled the heap with. Left alone, the heap stayed at
+        -- the cap and every later entry ran a full collection of it (lua_bridge.c, enter):
+        -- tens of ms a message. A quarantine happens once per rule and load; the traces are
+        -- compiled again.
+        jit.flush()
         collectgarbage("collect")
         collectgarbage("stop") -- the engine paces the collector (lua_bridge.c, gc_pace)
         return
