@@ -50,8 +50,11 @@ fi
 # table.insert (a position far below 1); and it makes plain string.find linear (memmem). The
 # third makes an error's search for its handler linear in the C frames it crosses (a rule whose
 # __tostring calls string.format on itself nests thousands, and each error took over a second).
+# The fourth backports upstream's fix of the frame an error raised from compiled code starts
+# from: a rule whose compiled loop called os.clock and then hit the Lua memory cap took the
+# engine down (SIGSEGV in lj_err_mem) instead of being quarantined.
 # The stamp file names the patches applied, so a changed set rebuilds.
-luajit_stamp="checkhook itern-fix-1 cfunc-hook-1 unwind-search-1"
+luajit_stamp="checkhook itern-fix-1 cfunc-hook-1 unwind-search-1 ontrace-error-frame-1"
 if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     [ "$(cat "$deps/luajit/.sipscope-build" 2>/dev/null)" != "$luajit_stamp" ]; then
     srcdir="$deps/luajit-src"
@@ -68,6 +71,7 @@ if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-checkhook-itern.patch"
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-cfunc-hook.patch"
     patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-unwind-search.patch"
+    patch -d "$srcdir/tree" -p1 -s <"$top/scripts/luajit-ontrace-error-frame.patch"
     # LuaJIT's own build prints compiler warnings; keep them in a log shown only on failure.
     if ! make -C "$srcdir/tree" -j"$(nproc)" PREFIX="$deps/luajit" \
         XCFLAGS="-DLUAJIT_ENABLE_CHECKHOOK" CFLAGS="-O2 -fPIC" >"$deps/luajit-build.log" 2>&1 ||

@@ -376,6 +376,78 @@ describe("a rule quarantined for memory after its hook was compiled", function()
     end)
 end)
 
+-- Rules whose compiled loop hits the Lua memory cap. Compiled code never updates LuaJIT's
+-- L->base, and its out-of-memory error read the current function there: after os.clock or
+-- os.time (a stitched trace), from the frame of that finished call, SIGSEGV and the engine gone
+-- (scripts/luajit-ontrace-error-frame.patch); without a C call, from whatever frame the
+-- interpreter left, which held at 64 MiB and crashed at other caps. b_count runs after the
+-- failing rule in the same dispatch, so a dispatch cut short shows in its count.
+local ON_TRACE_OOM = {
+    os_clock = [[
+local keep, n = {}, 0
+return {on_message = function(m)
+  for i = 1, 30 do
+    os.clock()
+    for j = 1, 200 do n = n + 1; keep[n] = {} end
+  end
+end}]],
+    os_time = [[
+local keep, n = {}, 0
+return {on_message = function(m)
+  for i = 1, 30 do
+    os.time()
+    for j = 1, 200 do n = n + 1; keep[n] = {} end
+  end
+end}]],
+    table_insert = [[
+local keep = {}
+return {on_message = function(m)
+  for i = 1, 30 do
+    os.clock()
+    for j = 1, 200 do table.insert(keep, {j}) end
+  end
+end}]],
+    side_trace = [[
+local keep, n = {}, 0
+return {on_message = function(m)
+  for i = 1, 30 do
+    os.clock()
+    for j = 1, 200 do
+      n = n + 1
+      if n % 4 == 0 then keep[n] = {n} else keep[n] = n end
+    end
+  end
+end}]],
+    helper = HELPER_HOG,
+}
+
+describe("a rule whose compiled loop runs out of Lua memory", function()
+    local names = {}
+    for name in pairs(ON_TRACE_OOM) do
+        names[#names + 1] = name
+    end
+    table.sort(names)
+    for _, name in ipairs(names) do
+        for _, cap in ipairs({"64MiB", "13MiB"}) do
+            it(("(%s, %s) is quarantined for memory once, the next rule sees every message")
+                :format(name, cap), function()
+                local e, dt = run({a_hog = ON_TRACE_OOM[name], b_count = COUNT_MESSAGES},
+                    {rule_budget = "2s", lua_memory = cap})
+                assert.are.equal(1, errors(e, "a_hog", "on_message", "memory"))
+                assert.is_nil(errors(e, "a_hog", "on_message", "runtime"))
+                assert.is_nil(errors(e, "a_hog", "on_message", "timeout"))
+                assert.is_nil(errors(e, "sipscope", "message", "memory"))
+                assert.are.equal(1, e:metric("sipscope_rule_disabled", {rule = "a_hog"}))
+                assert.are.equal(MESSAGES, e:metric("b_messages_total"))
+                -- Filling 64 MiB and the full collections near the cap take a second or two on
+                -- a busy host; a collection of the whole heap on every later entry took minutes.
+                assert_contained(e, dt, 10)
+                e:close()
+            end)
+        end
+    end
+end)
+
 describe("a rule whose metric cache fills the Lua memory", function()
     it("is quarantined with its cache, and the next rule goes on", function()
         -- Its series cache keeps every label value (200 bytes and more) it ever used: that is
