@@ -646,7 +646,9 @@ void engine_frame(struct engine *e, const struct capture_frame *frame)
     unsigned results = HEALTH_BIT(HEALTH_SEEN);
     uint64_t now = engine_time(e, frame->ts_ns);
 
-    if (frame->caplen < frame->wirelen) {
+    /* Live, the kernel counted the frames it cut (health_add_kernel), as it counts those it saw:
+     * counted here too, each would count twice. */
+    if (e->cfg.count_seen && frame->caplen < frame->wirelen) {
         e->losses.truncated++;
         health_truncated(e->health, frame->iface);
     }

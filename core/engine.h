@@ -32,7 +32,9 @@ struct engine_config {
     int (*iface_name)(void *ctx, uint32_t iface, char *buf, size_t len);
     void *iface_ctx;
     const char *capture; /* "pcap" or "bpf", for sipscope_build_info */
-    bool count_seen;     /* count every frame as seen (offline; live, the kernel counts) */
+    /* Count every frame as seen, and one cut at the snap length as truncated (offline; live,
+     * the kernel counts both, engine_kernel_counts). */
+    bool count_seen;
     uint32_t symbol_cap; /* interned label values; 0 for the default */
     /* Rules: run when rules.rules_dir (--rules) or rules.rule_files is set; without them no Lua
      * state exists and no event costs anything more. */

@@ -183,4 +183,64 @@ TEST(kernel_counts_of_many_interfaces_add_up_under_other)
     engine_free(e);
 }
 
+/* An IPv4 UDP datagram from 192.0.2.1:5060 to 192.0.2.2:5060 carrying payload[len], as a raw IP
+ * frame in f; returns the frame's length. */
+static uint32_t udp_frame(uint8_t *f, const char *payload, uint32_t len)
+{
+    uint32_t total = 20 + 8 + len;
+
+    memset(f, 0, 28);
+    f[0] = 0x45;
+    f[2] = (uint8_t)(total >> 8);
+    f[3] = (uint8_t)total;
+    f[6] = 0x40; /* don't fragment */
+    f[8] = 64;
+    f[9] = 17;
+    memcpy(f + 12, (const uint8_t[]){192, 0, 2, 1, 192, 0, 2, 2}, 8);
+    f[20] = f[22] = 5060 >> 8;
+    f[21] = f[23] = 5060 & 0xff;
+    f[24] = (uint8_t)((8 + len) >> 8);
+    f[25] = (uint8_t)(8 + len);
+    memcpy(f + 28, payload, len);
+    return total;
+}
+
+static const char options_text[] = "OPTIONS sip:b@x SIP/2.0\r\n"
+                                   "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKcut\r\n"
+                                   "From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\n"
+                                   "Call-ID: cut\r\nCSeq: 1 OPTIONS\r\n"
+                                   "Content-Length: 0\r\n\r\n";
+
+/* A frame cut at the snap length is counted truncated once. Offline the engine counts it;
+ * live the kernel did (engine_kernel_counts), and the engine's own count came on top of it. */
+TEST(a_frame_cut_at_the_snap_length_is_counted_truncated_once_live)
+{
+    static uint8_t f[2048];
+    struct engine_config cfg;
+    char err[256];
+    uint32_t len = udp_frame(f, options_text, sizeof(options_text) - 1);
+    struct capture_frame fr = {.data = f,
+                               .caplen = 100,
+                               .wirelen = len,
+                               .ts_ns = 1000000000,
+                               .link = CAPTURE_LINK_RAW,
+                               .dir = CAPTURE_DIR_HOST};
+
+    for (int live = 0; live < 2; live++) {
+        engine_config_defaults(&cfg);
+        cfg.count_seen = !live;
+        struct engine *e = engine_new(&cfg, err, sizeof(err));
+        if (!e) {
+            TEST_FAIL_AT("engine_new: %s", err);
+            return;
+        }
+        engine_frame(e, &fr);
+        if (live)
+            engine_kernel_counts(e, 0, 1, 1, 0, 1);
+        CHECK_DBL(series(e, "sipscope_capture_truncated_total", "iface", "file", NULL, NULL), 1);
+        CHECK_DBL(series(e, "sipscope_packets_total", "iface", "file", "result", "seen"), 1);
+        engine_free(e);
+    }
+}
+
 TEST_MAIN()
