@@ -1,7 +1,8 @@
 /* sipscope.bpf: socket filter for AF_PACKET sockets. Selects SIP packets (UDP or TCP with a
- * configured port, plus every IP fragment), inside IP-in-IP tunnels and, when asked, VXLAN and
- * GRE (and HEP, whose packets it takes whole), and copies each whole frame, up to the snap length,
- * into a ring buffer. It does not parse SIP and does not reassemble; user space does both. */
+ * configured port, plus the IP fragments that may carry it), inside IP-in-IP tunnels and, when
+ * asked, VXLAN and GRE (and HEP, whose packets it takes whole), and copies each whole frame, up to
+ * the snap length, into a ring buffer. It does not parse SIP and does not reassemble; user space
+ * does both. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -130,9 +131,35 @@ static __always_inline int port_is_sip(__u16 port_be)
 
 enum ip_verdict {
     IP_TRANSPORT, /* *proto and *off describe the next header */
-    IP_FRAGMENT,  /* an IP fragment: select it, user space reassembles */
-    IP_DROP,      /* malformed, truncated, or too many extension headers */
+    IP_FRAGMENT,  /* an IP fragment that may carry SIP: select it, user space reassembles */
+    IP_DROP,      /* malformed, truncated, too many extension headers, or a fragment of a
+                   * protocol that cannot carry SIP */
 };
+
+/* Whether a fragment of protocol proto may hold SIP once reassembled: what decode.c's
+ * decode_next follows towards UDP or TCP (fragment_may_carry_sip there). Both fragment headers
+ * name the protocol in every fragment, the first or not. ICMP, ESP, SCTP... are left out: user
+ * space would hold them for reassembly, and a flood of them evicted SIP's fragments. */
+static __always_inline int fragment_may_carry_sip(__u8 proto, int v6)
+{
+    switch (proto) {
+    case IPPROTO_UDP:
+    case IPPROTO_TCP:
+    case IPPROTO_IPIP:
+    case IPPROTO_IPV6:
+    case IPPROTO_AH_:
+        return 1;
+    case IPPROTO_GRE:
+        return (decap & SIPSCOPE_DECAP_GRE) != 0;
+    case IPV6_HOPOPTS:
+    case IPV6_ROUTING:
+    case IPV6_DSTOPTS:
+    case IPV6_FRAGMENT:
+        return v6;
+    default:
+        return 0;
+    }
+}
 
 static __always_inline enum ip_verdict parse_ipv4(struct __sk_buff *skb, __u32 *off, __u8 *proto)
 {
@@ -150,10 +177,10 @@ static __always_inline enum ip_verdict parse_ipv4(struct __sk_buff *skb, __u32 *
         return IP_DROP;
     if ((ip.ver_ihl >> 4) != 4 || (ip.ver_ihl & 0xf) < 5)
         return IP_DROP;
-    /* A non-first fragment has no transport header, so its ports are unknown; every fragment is
-     * selected and user space keeps those whose reassembled datagram is SIP. */
+    /* A non-first fragment has no transport header, so its ports are unknown; every fragment
+     * that may carry SIP is selected and user space keeps those whose reassembled datagram is. */
     if (bpf_ntohs(ip.frag_off) & (IP_MF | IP_OFFSET))
-        return IP_FRAGMENT;
+        return fragment_may_carry_sip(ip.protocol, 0) ? IP_FRAGMENT : IP_DROP;
     *off += (ip.ver_ihl & 0xf) * 4;
     *proto = ip.protocol;
     if (ip.protocol == IPPROTO_AH_) { /* transport mode: the protocol follows it */
@@ -203,7 +230,7 @@ static __always_inline enum ip_verdict parse_ipv6(struct __sk_buff *skb, __u32 *
         if (nh == IPV6_FRAGMENT) {
             /* Offset 0 without M is an atomic fragment (RFC 6946): the datagram is whole. */
             if (bpf_ntohs(ext.frag_off) & 0xfff9)
-                return IP_FRAGMENT;
+                return fragment_may_carry_sip(ext.nexthdr, 1) ? IP_FRAGMENT : IP_DROP;
             *off += 8;
         } else if (nh == IPV6_AH) {
             *off += ((__u32)ext.len + 2) * 4; /* RFC 4302: length in 4-octet units, minus 2 */

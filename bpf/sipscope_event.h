@@ -49,7 +49,8 @@ struct sipscope_event {
  * __u64 per CPU; user space sums them. */
 enum sipscope_counter_kind {
     SIPSCOPE_CNT_SEEN = 0,     /* packets the filter ran on (loopback's outgoing copies excluded) */
-    SIPSCOPE_CNT_MATCHED,      /* packets selected for capture (SIP port or IP fragment) */
+    SIPSCOPE_CNT_MATCHED,      /* packets selected for capture (SIP port, or an IP fragment
+                                * of a protocol that may carry SIP) */
     SIPSCOPE_CNT_RINGBUF_FULL, /* selected but lost: no room in the ring buffer */
     SIPSCOPE_CNT_TRUNCATED,    /* selected and delivered cut at the snap length */
     SIPSCOPE_CNT_KINDS

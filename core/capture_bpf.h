@@ -114,7 +114,7 @@ struct capture_bpf_iface_stats {
     uint32_t ifindex;
     uint32_t iface;        /* numbered like capture_frame.iface */
     uint64_t seen;         /* packets the filter ran on (loopback's outgoing copies excluded) */
-    uint64_t matched;      /* selected: a SIP port, or an IP fragment */
+    uint64_t matched;      /* selected: a SIP port, or an IP fragment that may carry SIP */
     uint64_t ringbuf_full; /* selected but dropped: the ring buffer had no room */
     uint64_t truncated;    /* delivered cut at the snap length */
 };

@@ -46,7 +46,9 @@
  * ethertypes (ARP, LLDP, LLC), non-IP loopback families, PPP protocols other than IP, ICMP,
  * ESP (encrypted: nothing to read), IPv6 no-next-header, GRE when not opened, GRE of version 1
  * (PPTP), with source routing, or carrying another protocol, HEP that is not SIP (RTCP, logs)
- * or carries SIP over another transport than UDP or TCP, and HEP this host sends.
+ * or carries SIP over another transport than UDP or TCP, and HEP this host sends. So are IP
+ * fragments of a protocol that leads to no UDP or TCP (ICMP, ESP, GRE when not opened...):
+ * only those that may carry SIP are DECODE_FRAGMENT.
  */
 
 #define ETHERTYPE_IPV4 0x0800
@@ -387,8 +389,35 @@ static enum decode_result decode_tcp(struct span *s, struct packet *pkt)
     return DECODE_TCP;
 }
 
+/* Whether a fragment of protocol proto may hold SIP once reassembled: what decode_next follows
+ * towards UDP or TCP (the socket filter selects the same fragments). ICMP, ESP, SCTP... are
+ * skipped as their whole packets are: held for reassembly, a flood of them would fill the table
+ * and evict the fragments of SIP datagrams. */
+static bool fragment_may_carry_sip(uint8_t proto, const struct packet *pkt)
+{
+    switch (proto) {
+    case IPPROTO_UDP:
+    case IPPROTO_TCP:
+    case IPPROTO_IPIP:
+    case IPPROTO_IPV6:
+    case IPPROTO_AH:
+        return true;
+    case IPPROTO_GRE:
+        return (pkt->decap & DECODE_GRE) != 0;
+    case IPPROTO_HOPOPTS:
+    case IPPROTO_ROUTING:
+    case IPPROTO_DSTOPTS:
+    case IPPROTO_FRAGMENT:
+        return pkt->ip_version == 6;
+    default:
+        return false;
+    }
+}
+
 static enum decode_result fragment(struct span *s, uint8_t proto, struct packet *pkt)
 {
+    if (!fragment_may_carry_sip(proto, pkt))
+        return DECODE_SKIP;
     pkt->l4_proto = proto;
     pkt->payload = s->p;
     pkt->payload_len = s->cap;

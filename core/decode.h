@@ -28,8 +28,11 @@
 enum decode_result {
     DECODE_UDP = 0,  /* payload is a UDP payload */
     DECODE_TCP,      /* payload is a TCP segment's payload; tcp_* fields are set */
-    DECODE_FRAGMENT, /* payload is one IP fragment's data; frag_* fields are set */
-    DECODE_SKIP,     /* a well-formed frame that carries neither UDP nor TCP (ARP, ICMP...) */
+    DECODE_FRAGMENT, /* payload is one IP fragment's data; frag_* fields are set. Only a
+                      * fragment whose protocol may lead to UDP or TCP (UDP, TCP, IP-in-IP,
+                      * AH, IPv6 extension headers, GRE when opened) */
+    DECODE_SKIP,     /* a well-formed frame that carries neither UDP nor TCP (ARP, ICMP,
+                      * a fragment of ICMP or ESP...) */
     DECODE_ERROR,    /* malformed or unsupported; error_stage and error_reason say why */
 };
 

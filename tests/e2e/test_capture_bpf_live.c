@@ -980,6 +980,54 @@ TEST(tunnels_extension_headers_and_ipv6_fragments_are_walked)
     walk_finish(&w); /* 5 selected, 3 not */
 }
 
+/* Fragments are selected by the protocol both fragment headers name in every fragment: those
+ * that may carry SIP (UDP, TCP, IP-in-IP, AH, IPv6 options; GRE when opened), not ICMP or ESP,
+ * which user space held for 30 s each (a flood of them evicted SIP's fragments). */
+TEST(fragments_are_selected_only_when_their_protocol_may_carry_sip)
+{
+    if (!can_run())
+        TEST_SKIP("needs root and network namespaces");
+    static uint8_t f[2048];
+    static const struct {
+        int v6;
+        uint8_t proto;
+        uint16_t frag; /* IPv4: flags and offset; IPv6: offset in bytes | M */
+        bool selected;
+    } cases[] = {
+        {0, IPPROTO_ICMP, 0x2000, false}, /* a first fragment */
+        {0, IPPROTO_ESP, 185, false},     /* a later one */
+        {0, IPPROTO_GRE, 185, false},     /* GRE is not opened */
+        {0, 60, 185, false},              /* an IPv6 number after IPv4 */
+        {0, IPPROTO_IPIP, 185, true},
+        {0, IPPROTO_AH, 0x2000 | 185, true},
+        {0, IPPROTO_TCP, 185, true},
+        {1, IPPROTO_ESP, 1480, false},
+        {1, IPPROTO_ICMPV6, 1, false},
+        {1, IPPROTO_NONE, 1480 | 1, false},
+        {1, 60, 1480, true},
+        {1, IPPROTO_UDP, 1480 | 1, true},
+        {1, IPPROTO_IPV6, 1480, true},
+    };
+    struct walk w;
+    size_t off;
+
+    if (!walk_start(&w))
+        return;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        off = put_eth(f, &w.p, cases[i].v6 ? 0x86dd : 0x0800);
+        if (cases[i].v6) {
+            off = put_ipv6(f, off, 44, 8 + 64);
+            off = put_frag(f, off, cases[i].proto, cases[i].frag);
+        } else {
+            off = put_ipv4(f, off, cases[i].proto, 64, cases[i].frag);
+        }
+        memset(f + off, 'z', 64);
+        off += 64;
+        walk_send(&w, f, off, cases[i].selected);
+    }
+    walk_finish(&w); /* 6 selected, 7 not */
+}
+
 TEST(snap_length_cuts_frames_and_counts_them_truncated)
 {
     if (!can_run())
