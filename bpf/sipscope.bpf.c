@@ -58,13 +58,17 @@ __u64 recent_frame_ns = 0;
  * length. The data array has 16 bytes of slack past the largest frame so that the masked lengths
  * below always fit (see "Verifier:" in stage_frame). */
 #define STAGE_DATA (SIPSCOPE_MAX_SNAPLEN + 1 + 16)
+/* A length in [1, SIPSCOPE_MAX_SNAPLEN] is unchanged by ((len - 1) & SNAP_MASK) + 1, and the
+ * verifier sees the bounds of the result. */
+#define SNAP_MASK (SIPSCOPE_MAX_SNAPLEN - 1)
+_Static_assert((SIPSCOPE_MAX_SNAPLEN & SNAP_MASK) == 0, "the largest snap length is a power of 2");
 struct stage {
     struct sipscope_event ev;
     __u8 data[STAGE_DATA];
 };
 
 /* One slot per possible CPU, indexed by bpf_get_smp_processor_id(): a per-CPU array would do the
- * same, but per-CPU values are limited to 32 KiB and a slot holds 64 KiB. A slot is never used by
+ * same, but per-CPU values are limited to 32 KiB and a slot holds 256 KiB. A slot is never used by
  * two programs at once: socket filters run with bottom halves disabled and migration off, so a
  * run cannot be interrupted by another run on the same CPU. User space sets max_entries. */
 struct {
@@ -448,9 +452,9 @@ static __always_inline __u32 stage_frame(struct __sk_buff *skb, struct stage *st
 
     if (!tagged) {
         /* Verifier: the helper's length must be provably in [1, sizeof(data)] in the register
-         * passed to it. cap is in [18, 65535]; the mask and +1 leave it unchanged and give the
-         * verifier the bounds [1, 65536] on the same register. */
-        n = ((cap - 1) & 0xffff) + 1;
+         * passed to it. cap is in [18, SIPSCOPE_MAX_SNAPLEN]; the mask and +1 leave it unchanged
+         * and give the verifier the bounds [1, SIPSCOPE_MAX_SNAPLEN] on the same register. */
+        n = ((cap - 1) & SNAP_MASK) + 1;
         if (bpf_skb_load_bytes(skb, 0, st->data, n))
             return 0;
         return cap;
@@ -469,8 +473,9 @@ static __always_inline __u32 stage_frame(struct __sk_buff *skb, struct stage *st
     __builtin_memcpy(&st->data[12], &tpid, 2);
     tci = bpf_htons(tci);
     __builtin_memcpy(&st->data[14], &tci, 2);
-    /* Verifier: as above; cap - 16 is in [2, 65519], written at data + 16. */
-    n = ((cap - 16 - 1) & 0xffff) + 1;
+    /* Verifier: as above; cap - 16 is in [2, SIPSCOPE_MAX_SNAPLEN - 16], written at data + 16
+     * (the slack keeps even the mask's bound inside the slot). */
+    n = ((cap - 16 - 1) & SNAP_MASK) + 1;
     if (bpf_skb_load_bytes(skb, 12, &st->data[16], n))
         return 0;
     return cap;
@@ -502,7 +507,7 @@ int sipscope_filter(struct __sk_buff *skb)
         return 0;
 
     /* Verifier: the record size must be provably within the staging slot. */
-    size = sizeof(struct sipscope_event) + (((cap - 1) & 0xffff) + 1);
+    size = sizeof(struct sipscope_event) + (((cap - 1) & SNAP_MASK) + 1);
     /* Wake the consumer only once a backlog has built up, or for the first frame after a quiet
      * spell: while frames come it looks every 50 ms anyway, and once none came for longer it
      * sleeps until woken. A wakeup per record costs the consumer a context switch per packet

@@ -5,12 +5,19 @@
 
 #include <linux/types.h>
 
-/* Largest snap length: a frame is at most 64 KiB - 1 bytes in the record (GRO and loopback
- * deliver frames far larger than the MTU; they are cut here and counted as truncated). */
-#define SIPSCOPE_MAX_SNAPLEN 65535
+/* Largest snap length, 256 KiB (tcpdump's too), a power of two (the program masks lengths with
+ * it). GRO and loopback deliver frames larger than 64 KiB: lo's MTU is 65,536, so a full TCP
+ * segment or the largest UDP datagram there is a frame of 14 + 65,536 bytes or nearly, and a
+ * GRO aggregate holds 64 KiB of payload plus its headers; 64 KiB - 1 cut both. BIG TCP (an
+ * administrator's gro_max_size or gso_max_size past 64 KiB, Linux 5.19 for IPv6, 6.3 for IPv4) can
+ * go up to 512 KiB: past this the frame is cut and counted as truncated, and its stream has a gap.
+ * Each CPU's staging slot holds one frame of this size (bpf/sipscope.bpf.c). */
+#define SIPSCOPE_MAX_SNAPLEN (256 * 1024)
 /* Smallest snap length: room for Ethernet, four VLAN tags, IPv6 and a TCP header. */
 #define SIPSCOPE_MIN_SNAPLEN 128
-#define SIPSCOPE_DEFAULT_SNAPLEN 65535
+/* The whole frame, as the ring buffer holds records of their own length: a small packet takes
+ * no more room for a large snap length. */
+#define SIPSCOPE_DEFAULT_SNAPLEN SIPSCOPE_MAX_SNAPLEN
 /* Ring buffer backlog in bytes past which the program asks for a wakeup of the consumer. */
 #define SIPSCOPE_DEFAULT_WAKEUP_BACKLOG (256 * 1024)
 /* A frame that comes this long after the one before it wakes the consumer too, so that a

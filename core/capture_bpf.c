@@ -180,6 +180,11 @@ static int resolve_iface(const char *name, uint32_t *ifindex, char *err, size_t 
     return ret;
 }
 
+_Static_assert(CAPTURE_BPF_MIN_SNAPLEN == SIPSCOPE_MIN_SNAPLEN &&
+                   CAPTURE_BPF_MAX_SNAPLEN == SIPSCOPE_MAX_SNAPLEN &&
+                   SIPSCOPE_DEFAULT_SNAPLEN == SIPSCOPE_MAX_SNAPLEN,
+               "the snap lengths of capture_bpf.h are the program's");
+
 static int check_config(const struct capture_bpf_config *cfg, char *err, size_t errlen)
 {
     long page = sysconf(_SC_PAGESIZE);

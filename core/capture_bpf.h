@@ -24,6 +24,11 @@
  * of a core). With no frame for longer, no look is needed (capture_bpf_fd). */
 #define CAPTURE_BPF_POLL_MS 50
 #define CAPTURE_BPF_DEFAULT_RINGBUF (16u << 20)
+/* Snap lengths (capture_bpf_config.snaplen), the program's (bpf/sipscope_event.h): the largest,
+ * the default, holds a whole loopback or GRO frame (up to 14 + 65,536 bytes on lo, whose MTU
+ * is 65,536; 64 KiB - 1 cut it) and a BIG TCP one up to 256 KiB. */
+#define CAPTURE_BPF_MIN_SNAPLEN 128
+#define CAPTURE_BPF_MAX_SNAPLEN (256u * 1024)
 /* Frames per capture_bpf_poll call. The caller's housekeeping (clock, kernel counters,
  * signals) waits for the call, and rules can make one frame cost up to their budget (5 ms by
  * default): 256 such frames return within about a second, while a poll per 256 frames costs
@@ -50,7 +55,8 @@ struct capture_bpf_config {
     /* SIP ports (portset_parse), matched against the source or the destination port; at least
      * one. Borrowed for the duration of capture_bpf_open. */
     const struct portset *ports;
-    uint32_t snaplen;        /* bytes kept per frame; 0: 65535; else 128..65535 */
+    uint32_t snaplen;        /* bytes kept per frame; 0: CAPTURE_BPF_MAX_SNAPLEN; else
+                              * CAPTURE_BPF_MIN_SNAPLEN..CAPTURE_BPF_MAX_SNAPLEN */
     uint32_t ringbuf_size;   /* bytes; 0: CAPTURE_BPF_DEFAULT_RINGBUF; a power of two >= a page */
     uint32_t wakeup_backlog; /* bytes waiting before the consumer is woken; 0: 256 KiB (at most
                               * a quarter of the ring) */

@@ -128,7 +128,8 @@ static void usage(FILE *out)
             "  --interface LIST         interfaces, e.g. eth0,eth1, or \"any\" [any]\n"
             "  --sip-ports LIST         UDP/TCP ports, e.g. 5060,5062-5070 [5060]; offline the\n"
             "                           default is to recognise SIP on any port by its start line\n"
-            "  --snaplen BYTES          bytes kept per packet, 128-65535 [65535]\n"
+            "  --snaplen BYTES          bytes kept per packet, 128-262144 [262144: whole\n"
+            "                           loopback and GRO frames]\n"
             "  --ringbuf-size SIZE      kernel ring buffer, a power of two [16MiB]\n"
             "  --promisc                the named interfaces in promiscuous mode while sipscope\n"
             "                           captures them, for a mirror (SPAN) port [off]\n"
@@ -403,7 +404,8 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cli->interfaces = optarg;
             break;
         case OPT_SNAPLEN:
-            rc = config_parse_count(optarg, 128, 65535, &v, err, sizeof(err));
+            rc = config_parse_count(optarg, CAPTURE_BPF_MIN_SNAPLEN, CAPTURE_BPF_MAX_SNAPLEN, &v,
+                                    err, sizeof(err));
             cli->snaplen = (uint32_t)v;
             break;
         case OPT_DECAPSULATE: {

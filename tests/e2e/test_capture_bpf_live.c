@@ -37,6 +37,7 @@ struct got {
     uint8_t dir;
     uint64_t ts_ns;
     uint8_t head[HEAD];
+    uint8_t tail[16]; /* the last bytes captured (zeros before them in a shorter frame) */
 };
 
 struct collect {
@@ -62,6 +63,9 @@ static void on_frame(void *ctx, const struct capture_frame *fr)
     g->ts_ns = fr->ts_ns;
     memset(g->head, 0, HEAD);
     memcpy(g->head, fr->data, fr->caplen < HEAD ? fr->caplen : HEAD);
+    memset(g->tail, 0, sizeof(g->tail));
+    if (fr->caplen >= sizeof(g->tail))
+        memcpy(g->tail, fr->data + fr->caplen - sizeof(g->tail), sizeof(g->tail));
 }
 
 static uint64_t wall_ns(void)
@@ -1059,7 +1063,7 @@ TEST(snap_length_cuts_frames_and_counts_them_truncated)
     close(s);
 }
 
-TEST(loopback_frames_up_to_64k_are_copied_whole_and_cut_past_it)
+TEST(loopback_frames_past_64k_are_copied_whole_and_cut_only_past_the_snap_length)
 {
     if (!can_run())
         TEST_SKIP("needs root and network namespaces");
@@ -1067,25 +1071,29 @@ TEST(loopback_frames_up_to_64k_are_copied_whole_and_cut_past_it)
     static struct collect c;
     int n_ifaces;
 
-    struct capture_bpf *cap = open_capture(NULL, 0, "5060", 0, 0, 0);
-    if (!cap)
-        return;
     /* lo's MTU is 65536: no fragments. The largest IPv4 UDP payload, 65507, makes a frame of
-     * 65549 bytes, cut to the default snap length of 65535. */
-    udp_send(s, AF_INET, "127.0.0.1", 5060, 60000, 1);
-    udp_send(s, AF_INET, "127.0.0.1", 5060, 65507, 2);
-    c.n = 0;
-    drain(cap, &c, 2);
-    CHECK_INT(c.n, 2);
-    CHECK_INT(c.f[0].caplen, 60042);
-    CHECK_INT(c.f[0].wirelen, 60042);
-    CHECK_INT(c.f[1].caplen, 65535);
-    CHECK_INT(c.f[1].wirelen, 65549);
-    CHECK_INT(parse(&c.f[1]).seq, 2);
-    struct capture_bpf_iface_stats st = counters_of(cap, 1, &n_ifaces);
-    CHECK_INT(st.matched, 2);
-    CHECK_INT(st.truncated, 1);
-    capture_bpf_free(cap);
+     * 65549 bytes: whole with the default snap length (256 KiB), cut at a snap length of 65535,
+     * the largest before. */
+    for (int snap = 0; snap < 2; snap++) {
+        struct capture_bpf *cap = open_capture(NULL, 0, "5060", snap ? 65535 : 0, 0, 0);
+        if (!cap)
+            return;
+        udp_send(s, AF_INET, "127.0.0.1", 5060, 60000, 1);
+        udp_send(s, AF_INET, "127.0.0.1", 5060, 65507, 2);
+        c.n = 0;
+        drain(cap, &c, 2);
+        CHECK_INT(c.n, 2);
+        CHECK_INT(c.f[0].caplen, 60042);
+        CHECK_INT(c.f[0].wirelen, 60042);
+        CHECK_INT(c.f[1].caplen, snap ? 65535 : 65549);
+        CHECK_INT(c.f[1].wirelen, 65549);
+        CHECK(memcmp(c.f[1].tail, "xxxxxxxxxxxxxxxx", 16) == 0); /* the payload's, to its end */
+        CHECK_INT(parse(&c.f[1]).seq, 2);
+        struct capture_bpf_iface_stats st = counters_of(cap, 1, &n_ifaces);
+        CHECK_INT(st.matched, 2);
+        CHECK_INT(st.truncated, snap ? 1 : 0);
+        capture_bpf_free(cap);
+    }
     close(l);
     close(s);
 }

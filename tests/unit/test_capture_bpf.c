@@ -39,9 +39,9 @@ TEST(open_refuses_a_configuration_without_ports)
 TEST(open_refuses_a_snap_length_out_of_range)
 {
     struct capture_bpf_config cfg = {.ports = &sip_port, .snaplen = 127};
-    check_open_fails(&cfg, EINVAL, "snap length 127 is outside 128..65535");
-    cfg.snaplen = 65536;
-    check_open_fails(&cfg, EINVAL, "snap length 65536 is outside 128..65535");
+    check_open_fails(&cfg, EINVAL, "snap length 127 is outside 128..262144");
+    cfg.snaplen = 262145;
+    check_open_fails(&cfg, EINVAL, "snap length 262145 is outside 128..262144");
 }
 
 TEST(open_refuses_a_ring_buffer_size_the_kernel_would_reject)
