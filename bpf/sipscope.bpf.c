@@ -449,6 +449,8 @@ static __always_inline __u32 stage_frame(struct __sk_buff *skb, struct stage *st
     st->ev.flags = no_link ? SIPSCOPE_EVENT_NO_LINK : 0;
     st->ev.vlan_tci = 0;
     st->ev.vlan_proto = 0;
+    /* skb_shinfo()->gso_size is 16 bits wide; __sk_buff widens it (Linux 5.7). */
+    st->ev.gso_size = (__u16)skb->gso_size;
 
     if (!tagged) {
         /* Verifier: the helper's length must be provably in [1, sizeof(data)] in the register

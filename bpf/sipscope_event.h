@@ -49,7 +49,11 @@ struct sipscope_event {
     __u16 vlan_proto; /* its TPID, host order (0x8100 or 0x88a8); 0 when none */
     __u8 pkt_type;    /* PACKET_HOST, PACKET_OUTGOING... (linux/if_packet.h) */
     __u8 flags;       /* SIPSCOPE_EVENT_* */
-    __u8 pad[6];
+    /* skb->gso_size: the frame is a super-packet that the stack segments later or built by
+     * GRO (UDP_SEGMENT, GSO, GRO), of segments this long (the payload of each, the last one
+     * shorter); 0 for a plain packet. A UDP one carries that many bytes per datagram. */
+    __u16 gso_size;
+    __u8 pad[4];
 };
 
 /* Counter kinds, per interface. A per-CPU hash map keyed by struct sipscope_counter_key holds one

@@ -41,6 +41,10 @@ struct capture_frame {
     uint16_t link;    /* enum capture_link */
     uint8_t dir;      /* enum capture_dir */
     uint32_t iface;   /* interface index into the engine's interface names; 0 offline */
+    /* Live, a super-packet the kernel handed on whole (UDP_SEGMENT, GSO, GRO): the payload
+     * bytes of each of its segments, the last one shorter. A UDP super-packet is that many
+     * datagrams. 0 for a plain packet, and offline (files do not say). */
+    uint16_t gso_size;
 };
 
 #endif

@@ -570,6 +570,7 @@ static bool deliver(struct capture_bpf *cap, const void *data, uint32_t size,
     frame.link = ev->flags & SIPSCOPE_EVENT_NO_LINK ? CAPTURE_LINK_RAW : CAPTURE_LINK_ETHERNET;
     frame.dir = ev->pkt_type <= CAPTURE_DIR_OUTGOING ? ev->pkt_type : CAPTURE_DIR_UNKNOWN;
     frame.iface = frame_iface(cap, ev->ifindex);
+    frame.gso_size = ev->gso_size;
     fn(ctx, &frame);
     return true;
 }

@@ -335,6 +335,7 @@ static void fill_frame(const struct capture_pcap *cap, struct capture_frame *fra
     frame->link = (uint16_t)cap->link;
     frame->dir = CAPTURE_DIR_UNKNOWN;
     frame->iface = 0;
+    frame->gso_size = 0;
 }
 
 /* The next record of a mapped file, with libpcap's checks and messages (sf-pcap.c), so that

@@ -628,6 +628,7 @@ enum decode_result decode_frame(const struct capture_frame *frame, unsigned deca
     pkt->iface = frame->iface;
     pkt->dir = frame->dir;
     pkt->truncated = frame->caplen < frame->wirelen;
+    pkt->gso_size = frame->gso_size;
 
     struct span s = {frame->data, frame->caplen,
                      frame->wirelen > frame->caplen ? frame->wirelen : frame->caplen};

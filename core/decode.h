@@ -72,6 +72,8 @@ struct packet {
     uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */
     uint8_t src[16], dst[16];          /* innermost addresses; IPv4 uses the first 4 bytes */
     uint16_t sport, dport;             /* host order; 0 for a fragment */
+    uint16_t gso_size; /* the frame's (capture_frame.gso_size): on UDP, the payload is datagrams
+                        * of this many bytes, the last one shorter; 0 for one datagram */
 
     uint32_t tcp_seq; /* host order */
     uint32_t tcp_ack; /* host order; only dedup reads it (NAT leaves it alone) */

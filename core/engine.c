@@ -444,6 +444,27 @@ static bool handle_udp(struct engine *e, const struct packet *pkt, bool defer)
     return handle_message(e, pkt, pkt->payload, pkt->payload_len, SIP_PARSE_DATAGRAM, defer) > 0;
 }
 
+/* A UDP super-packet (capture_frame.gso_size): a sender's UDP_SEGMENT, or GRO, put datagrams of
+ * gso_size bytes end to end in one frame (the last one shorter), which the receiver gets one by
+ * one. Each is parsed and counted as its own datagram, with the frame's addresses and time.
+ * When the snap length cut the frame, the datagrams it holds whole count, the one it cut is
+ * read as any datagram cut, and those past it were never captured (the frame counts as
+ * truncated). Not deferred: several messages share the frame. */
+__attribute__((noinline, cold)) static bool handle_udp_gso(struct engine *e,
+                                                           const struct packet *pkt)
+{
+    struct packet dgram = *pkt;
+    bool any = false;
+
+    for (uint32_t off = 0; off < pkt->payload_len; off += pkt->gso_size) {
+        uint32_t left = pkt->payload_len - off;
+        dgram.payload = pkt->payload + off;
+        dgram.payload_len = left < pkt->gso_size ? left : pkt->gso_size;
+        any |= handle_udp(e, &dgram, false);
+    }
+    return any;
+}
+
 /* The payload of a HEP packet that an agent copied from TCP (decode.h): whole messages, one or
  * several (a segment as it came), parsed in turn. Line breaks between them are keep-alives. A
  * message cut at the end cannot be completed by a later HEP packet: it counts as incomplete.
@@ -588,6 +609,10 @@ static bool handle_transport(struct engine *e, enum decode_result r, const struc
     *results |= HEALTH_BIT(HEALTH_MATCHED);
     if (r == DECODE_UDP && pkt->hep && pkt->l4_proto == IPPROTO_TCP)
         return handle_hep_tcp(e, pkt);
+    /* A HEP payload holds the agent's copy, not the frame's datagrams (an agent's super-packet
+     * of several HEP packets is not split: decode reads the first). */
+    if (r == DECODE_UDP && pkt->gso_size && pkt->payload_len > pkt->gso_size && !pkt->hep)
+        return handle_udp_gso(e, pkt);
     if (r == DECODE_UDP)
         return handle_udp(e, pkt, defer);
     lookahead_flush(e);

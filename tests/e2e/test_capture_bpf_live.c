@@ -38,6 +38,7 @@ struct got {
     uint64_t ts_ns;
     uint8_t head[HEAD];
     uint8_t tail[16]; /* the last bytes captured (zeros before them in a shorter frame) */
+    uint16_t gso_size;
 };
 
 struct collect {
@@ -61,6 +62,7 @@ static void on_frame(void *ctx, const struct capture_frame *fr)
     g->wirelen = fr->wirelen;
     g->dir = fr->dir;
     g->ts_ns = fr->ts_ns;
+    g->gso_size = fr->gso_size;
     memset(g->head, 0, HEAD);
     memcpy(g->head, fr->data, fr->caplen < HEAD ? fr->caplen : HEAD);
     memset(g->tail, 0, sizeof(g->tail));
@@ -1030,6 +1032,42 @@ TEST(fragments_are_selected_only_when_their_protocol_may_carry_sip)
         walk_send(&w, f, off, cases[i].selected);
     }
     walk_finish(&w); /* 6 selected, 7 not */
+}
+
+/* A sender's UDP_SEGMENT makes one super-packet of several datagrams, which lo (as a veth)
+ * hands the capture whole: the frame carries the segment size, for user space to split it. */
+TEST(udp_super_packets_carry_their_segment_size_and_plain_ones_none)
+{
+    if (!can_run())
+        TEST_SKIP("needs root and network namespaces");
+    static const char *const ifaces[] = {"lo"};
+    int l = udp_socket(AF_INET, "127.0.0.1", 5060), s = udp_socket(AF_INET, NULL, 0);
+    int seg = 232;
+    static struct collect c;
+
+    struct capture_bpf *cap = open_capture(ifaces, 1, "5060", 0, 0, 0);
+    if (!cap)
+        return;
+    if (setsockopt(s, IPPROTO_UDP, 103 /* UDP_SEGMENT */, &seg, sizeof(seg)) != 0) {
+        TEST_FAIL_AT("UDP_SEGMENT: %s", strerror(errno));
+        capture_bpf_free(cap);
+        return;
+    }
+    udp_send(s, AF_INET, "127.0.0.1", 5060, 4 * 232, 1);       /* four datagrams */
+    udp_send(s, AF_INET, "127.0.0.1", 5060, 3 * 232 + 100, 2); /* the last one shorter */
+    udp_send(s, AF_INET, "127.0.0.1", 5060, 200, 3);           /* one: no segments */
+    c.n = 0;
+    drain(cap, &c, 3);
+    CHECK_INT(c.n, 3);
+    CHECK_INT(c.f[0].wirelen, 14 + 20 + 8 + 4 * 232);
+    CHECK_INT(c.f[0].gso_size, 232);
+    CHECK_INT(c.f[1].wirelen, 14 + 20 + 8 + 3 * 232 + 100);
+    CHECK_INT(c.f[1].gso_size, 232);
+    CHECK_INT(c.f[2].wirelen, 14 + 20 + 8 + 200);
+    CHECK_INT(c.f[2].gso_size, 0);
+    capture_bpf_free(cap);
+    close(l);
+    close(s);
 }
 
 TEST(snap_length_cuts_frames_and_counts_them_truncated)

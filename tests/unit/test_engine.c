@@ -243,4 +243,79 @@ TEST(a_frame_cut_at_the_snap_length_is_counted_truncated_once_live)
     }
 }
 
+/* An OPTIONS of exactly len bytes (padded with an X-Pad header), Call-ID and branch numbered i. */
+static void options_of_length(char *buf, int i, size_t len)
+{
+    int head =
+        snprintf(buf, len,
+                 "OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKg%d"
+                 "\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: g%d\r\n"
+                 "CSeq: 1 OPTIONS\r\nX-Pad: ",
+                 i, i);
+    static const char tail[] = "\r\nContent-Length: 0\r\n\r\n";
+
+    if (head < 0 || (size_t)head + sizeof(tail) > len) {
+        TEST_FAIL_AT("no OPTIONS fits in %zu bytes", len);
+        return;
+    }
+    size_t pad = len - (size_t)head - (sizeof(tail) - 1);
+
+    memset(buf + head, 'p', pad);
+    memcpy(buf + (size_t)head + pad, tail, sizeof(tail) - 1);
+}
+
+/* A UDP super-packet (UDP_SEGMENT on the sender, or GRO) comes as one frame whose payload is
+ * datagrams of gso_size bytes end to end, the last one shorter: each counts as a datagram. Read
+ * as one, it was one message and a trailing_data error. Cut by the snap length, the datagrams
+ * whole in it count and the one cut is read as any datagram cut. */
+TEST(a_udp_super_packet_is_split_into_datagrams_of_its_gso_size)
+{
+    static const struct {
+        uint16_t gso_size;
+        uint32_t last_len, caplen; /* caplen 0: the whole frame */
+        double messages, trailing, incomplete;
+    } cases[] = {
+        {232, 232, 0, 4, -1, -1},
+        {232, 200, 0, 4, -1, -1},                /* the last one shorter */
+        {0, 232, 0, 1, 1, -1},                   /* no gso_size: one datagram, as before */
+        {232, 232, 28 + 2 * 232 + 94, 2, -1, 1}, /* cut inside the third one's headers */
+        {232, 232, 28 + 3 * 232, 3, -1, -1},     /* cut between the third and the fourth */
+    };
+    static char payload[4 * 232];
+    static uint8_t f[2048];
+    char err[256];
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        uint32_t len = 3 * 232 + cases[c].last_len;
+        for (int i = 0; i < 4; i++)
+            options_of_length(payload + 232 * i, i, i < 3 ? 232 : cases[c].last_len);
+        uint32_t flen = udp_frame(f, payload, len);
+        struct capture_frame fr = {.data = f,
+                                   .caplen = cases[c].caplen ? cases[c].caplen : flen,
+                                   .wirelen = flen,
+                                   .ts_ns = 1000000000,
+                                   .link = CAPTURE_LINK_RAW,
+                                   .dir = CAPTURE_DIR_HOST,
+                                   .gso_size = cases[c].gso_size};
+        struct engine *e = harness_engine_new(NULL, NULL, NULL, "sip_ports=5060", err, sizeof(err));
+        if (!e) {
+            TEST_FAIL_AT("engine: %s", err);
+            return;
+        }
+        engine_frame(e, &fr);
+        engine_flush(e);
+        CHECK_DBL(series(e, "sip_requests_total", "method", "OPTIONS", NULL, NULL),
+                  cases[c].messages);
+        CHECK_DBL(series(e, "sipscope_sip_messages_total", "transport", "udp", "ip", "4"),
+                  cases[c].messages);
+        CHECK_DBL(
+            series(e, "sipscope_parse_errors_total", "stage", "sip", "reason", "trailing_data"),
+            cases[c].trailing);
+        CHECK_DBL(series(e, "sipscope_parse_errors_total", "stage", "sip", "reason", "incomplete"),
+                  cases[c].incomplete);
+        CHECK_DBL(series(e, "sipscope_packets_total", "iface", "file", "result", "decoded"), 1);
+        engine_free(e);
+    }
+}
+
 TEST_MAIN()
