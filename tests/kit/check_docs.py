@@ -56,15 +56,7 @@ def main():
     ap.add_argument("--source-dir", required=True)
     args = ap.parse_args()
     src = args.source_dir
-    passed = failed = 0
-
-    def check(ok, message):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL:", message)
+    check = kitlib.Checks()
 
     metrics_md = read(src, "docs/METRICS.md")
     expo = kitlib.run_exposition(args.sipscope, os.path.join(src, CAPTURE))
@@ -104,8 +96,7 @@ def main():
     check(f"{NUMBERS[len(caps)]} capabilities" in install,
           f"README.md's install paragraph does not say \"{NUMBERS[len(caps)]} capabilities\"")
 
-    print(f"{passed} passed, {failed} failed, 0 skipped")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kitlib  # noqa: E402
+
 DOC = "share/doc/sipscope"
 EXPOSURE_MAX = 2.5  # systemd-analyze security's score for the unit
 EXAMPLES = [
@@ -63,16 +66,7 @@ def main():
     ap.add_argument("--sipscope", required=True, help="the built binary, to compare with")
     args = ap.parse_args()
     src = args.source_dir
-    passed = failed = skipped = 0
-
-    def check(ok, message):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL:", message)
-        return ok
+    check = kitlib.Checks()
 
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, "prefix")
@@ -81,8 +75,7 @@ def main():
         proc = subprocess.run([args.cmake, "--install", args.build_dir, "--prefix", prefix],
                               env=env, capture_output=True, text=True)
         if not check(proc.returncode == 0, f"cmake --install failed:\n{proc.stdout}{proc.stderr}"):
-            print(f"{passed} passed, {failed} failed, {skipped} skipped")
-            return 1
+            return check.summary()
         root = destdir + prefix  # where relative destinations land
 
         etc, relative = sysconfdir(args.configured_prefix)
@@ -195,10 +188,10 @@ def main():
                 check(float(m.group(1)) <= EXPOSURE_MAX,
                       f"systemd-analyze security: exposure {m.group(1)} > {EXPOSURE_MAX}")
             else:
-                skipped += 1
+                check.skipped += 1
                 print("SKIP: systemd-analyze security --offline is not supported here")
         else:
-            skipped += 1
+            check.skipped += 1
             print("SKIP: no systemd-analyze: unit not verified")
 
         # The installed binary runs, and prints what the built one prints.
@@ -209,8 +202,7 @@ def main():
               f"the installed sipscope does not run as the built one: {outs[0].stderr!r}")
 
     print(f"{len(expected)} files installed")
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -23,15 +23,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source-dir", required=True)
     args = ap.parse_args()
-    passed = failed = 0
-
-    def check(ok, message):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL:", message)
+    check = kitlib.Checks()
 
     rules = []
     for rf in RULE_FILES:
@@ -57,8 +49,7 @@ def main():
         check(False, f"the tests name an alert {name} that no rule file defines")
     print(f"{sum(r['kind'] == 'record' for r in rules)} recording rules, "
           f"{sum(r['kind'] == 'alert' for r in rules)} alerts, {len(test_files)} test files")
-    print(f"{passed} passed, {failed} failed, 0 skipped")
-    return 1 if failed else 0
+    return check.summary()
 
 
 if __name__ == "__main__":

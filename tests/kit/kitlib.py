@@ -12,6 +12,27 @@ class KitError(Exception):
     """An input the readers do not understand; the message names the file and line."""
 
 
+class Checks:
+    """The checks' tally: check(ok, message) counts one, prints "FAIL: message" when it failed,
+    and returns ok; summary() prints the closing "N passed, N failed, N skipped" line and
+    returns the exit status (1 when any failed)."""
+
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+
+    def __call__(self, ok, message):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", message)
+        return ok
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped")
+        return 1 if self.failed else 0
+
+
 # --- the catalogue (docs/METRICS.md) --------------------------------------------------------
 
 _NAME = re.compile(r"^[a-z_:][a-z0-9_:]*$")
