@@ -222,11 +222,13 @@ static void parse_params(const char *p, const char *e, struct uri_parts *u)
 /* Splits uri into its parts (see sip_uri_hash for what does not parse). */
 static bool parse(struct slice uri, bool full, struct uri_parts *u)
 {
-    const char *p = uri.p, *e = uri.p + uri.len, *colon, *at;
+    const char *p = uri.p, *e, *colon, *at;
 
     u->facts = 0; /* every other field is read only when a bit of facts says it was set */
+    /* An empty URI may have no bytes at all (p NULL): no pointer is made from it. */
     if (uri.len == 0 || (colon = memchr(p, ':', uri.len)) == NULL)
         return false;
+    e = uri.p + uri.len;
     struct slice scheme = slice_make(p, (size_t)(colon - p));
     if (slice_eq_nocase(scheme, SLICE_LIT("sips")))
         u->facts |= F_SIPS;
