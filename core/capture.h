@@ -38,7 +38,8 @@ struct capture_frame {
     uint32_t wirelen; /* bytes on the wire; > caplen when cut at the snap length */
     uint64_t ts_ns;   /* capture time, nanoseconds since the Unix epoch, at most
                          CAPTURE_MAX_TS_NS */
-    uint16_t link;    /* enum capture_link */
+    uint16_t link;    /* enum capture_link; a frame of a pcapng interface whose link type sipscope
+                         does not decode has that LINKTYPE_ value, none of the enum's */
     uint8_t dir;      /* enum capture_dir */
     uint32_t iface;   /* interface index into the engine's interface names; 0 offline */
     /* Live, a super-packet the kernel handed on whole (UDP_SEGMENT, GSO, GRO): the payload

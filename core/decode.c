@@ -17,7 +17,8 @@
  * sipscope_parse_errors_total{stage,reason}. Each is a static string.
  *
  *   l2  short_frame       the link header, a VLAN tag or the PPPoE header is cut short
- *   l2  unsupported_link  a link type this module does not know
+ *   l2  unsupported_link  a link type this module does not know (a pcapng interface of such a
+ *                         type: capture_pcap reads its frames and the rest of the file)
  *   l3  short_ip_header   an IP header (fixed part or IHL) is cut short, by the frame or the
  *                         snap length
  *   l3  bad_ip_version    the version nibble is not 4 or 6, or not what the link type, the

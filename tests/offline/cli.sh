@@ -189,7 +189,7 @@ check "a cut capture still prints the messages before the cut" \
 check "the cut is counted" \
     grep -qx 'sipscope_parse_errors_total{stage="l2",reason="capture_file_truncated"} 1' "$work/out"
 
-# A pcapng whose second packet names an interface the file never described: libpcap stops
+# A pcapng whose second packet names an interface the file never described: the read stops
 # there. The first packet (the fixture's first frame) is still read; the end is counted as
 # unreadable, not as cut.
 python3 - "$fixture" "$work/badif.pcapng" <<'PY'
