@@ -2,16 +2,18 @@
  * Each input becomes a file, which is read twice:
  *   - by capture_pcap and by libpcap side by side (pcap_same_as_libpcap): capture_pcap.h
  *     promises the same frames and the same end from its in-place reader of classic pcap as
- *     from libpcap, and a difference aborts;
- *   - by engine_read_file, with the engine of fuzz_engine.h: the mapped reader and the
+ *     from libpcap, and from its pcapng reader too wherever libpcap reads the file (pcap_same.h
+ *     lists where they differ on purpose); a difference aborts;
+ *   - by engine_read_file, with the engine of fuzz_engine.h: the mapped readers and the
  *     lookahead (which engine_frame alone, in fuzz_pipeline, does not turn on) over everything
  *     after.
  *
  * Input: an input that starts as a capture file does (a pcap or pcapng magic number) is the
- * file as it is: the test captures are the seeds. Anything else is one mode byte, then records
- * after a classic pcap file header made from the mode: bit 0 the other byte order, bit 1
- * nanosecond times, bits 2-4 the link type, bits 5-6 the snap length (tables below). The engine
- * options (fuzz_engine_config) are the first byte's bits 0-3, whichever the form. */
+ * file as it is: the test captures and the pcapng files of fuzz/pcapng_corpus (several link
+ * types, sections in both byte orders, every packet block) are the seeds. Anything else is one mode
+ * byte, then records after a classic pcap file header made from the mode: bit 0 the other byte
+ * order, bit 1 nanosecond times, bits 2-4 the link type, bits 5-6 the snap length (tables below).
+ * The engine options (fuzz_engine_config) are the first byte's bits 0-3, whichever the form. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
