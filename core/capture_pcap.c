@@ -320,6 +320,7 @@ static void fill_frame(struct capture_frame *frame, const uint8_t *data, uint32_
     frame->link = (uint16_t)link;
     frame->dir = CAPTURE_DIR_UNKNOWN;
     frame->iface = 0;
+    frame->gso_size = 0; /* files do not say (live only: capture_bpf) */
 }
 
 /* ---- classic pcap, in place ---- */

@@ -100,7 +100,9 @@ static void ng_walk(const uint8_t *d, size_t size, struct ng_walk *w)
             uint32_t id = type == 3   ? 0
                           : type == 2 ? (n >= 2 ? rd16(b, sw) : UINT32_MAX)
                                       : (n >= 4 ? rd32(b, sw) : UINT32_MAX);
-            uint8_t f = id < n_iface ? iface[id] : 1 | 2;
+            /* An undeclared interface's frames may differ in both. (The mask only tells GCC
+             * that the index stays inside: id < n_iface <= CAPTURE_PCAPNG_MAX_IFACES.) */
+            uint8_t f = id < n_iface ? iface[id % CAPTURE_PCAPNG_MAX_IFACES] : 1 | 2;
             walk_add(w, (type == 3 || (f & 2) ? MAY_DIFFER_TIME : 0) |
                             ((f & 1) && sw != first_sw ? MAY_DIFFER_DATA : 0));
         }
