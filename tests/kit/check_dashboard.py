@@ -98,23 +98,6 @@ GRAFANA_BUILTINS = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h"
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
-class Report:
-    def __init__(self):
-        self.passed = self.failed = self.skipped = 0
-
-    def check(self, ok, message):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print("FAIL:", message)
-        return ok
-
-    def skip(self, message):
-        self.skipped += 1
-        print("SKIP:", message)
-
-
 def dashboard_queries(dash):
     """(where, PromQL) for every panel target and every query variable of the dashboard."""
     out = []
@@ -355,7 +338,7 @@ def main():
     ap.add_argument("--promtool")
     args = ap.parse_args()
     src = args.source_dir
-    report = Report()
+    report = kitlib.Checks()
 
     families, prefixes, cat_types = kitlib.read_catalogue(os.path.join(src, CATALOGUE))
     expo = kitlib.run_exposition(args.sipscope, os.path.join(src, CAPTURE))
@@ -453,8 +436,7 @@ def main():
     print(f"{len(queried)} families queried by {len(queries)} expressions; "
           f"{len(set(queried) & set(LAZY))} of them absent from {os.path.basename(CAPTURE)} "
           f"by design")
-    print(f"{report.passed} passed, {report.failed} failed, {report.skipped} skipped")
-    return 1 if report.failed else 0
+    return report.summary()
 
 
 if __name__ == "__main__":

@@ -13,20 +13,27 @@ class KitError(Exception):
 
 
 class Checks:
-    """The checks' tally: check(ok, message) counts one, prints "FAIL: message" when it failed,
-    and returns ok; summary() prints the closing "N passed, N failed, N skipped" line and
-    returns the exit status (1 when any failed)."""
+    """The checks' tally: check(ok, message) (or calling the tally) counts one, prints
+    "FAIL: message" when it failed, and returns ok; skip(message) counts a check that could not
+    run; summary() prints the closing "N passed, N failed, N skipped" line and returns the exit
+    status (1 when any failed)."""
 
     def __init__(self):
         self.passed = self.failed = self.skipped = 0
 
-    def __call__(self, ok, message):
+    def check(self, ok, message):
         if ok:
             self.passed += 1
         else:
             self.failed += 1
             print("FAIL:", message)
         return ok
+
+    __call__ = check
+
+    def skip(self, message):
+        self.skipped += 1
+        print("SKIP:", message)
 
     def summary(self):
         print(f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped")
