@@ -836,8 +836,8 @@ static int ng_parse(struct capture_pcap *cap, const uint8_t *b, uint32_t len,
 
 static int ng_next(struct capture_pcap *cap, struct capture_frame *frame, char *err, size_t errlen)
 {
-    const uint8_t *b;
-    uint32_t len;
+    const uint8_t *b = NULL; /* set with len when ng_block gives a block (GCC -O3 cannot tell) */
+    uint32_t len = 0;
     int rc;
 
     if (cap->done)
@@ -860,8 +860,8 @@ static int ng_next(struct capture_pcap *cap, struct capture_frame *frame, char *
 static int ng_start(struct capture_pcap *cap, const char *path, char *err, size_t errlen)
 {
     char why[256];
-    const uint8_t *b;
-    uint32_t len, magic = 0;
+    const uint8_t *b = NULL;
+    uint32_t len = 0, magic = 0;
     ssize_t n;
     int rc;
 
