@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slice.h"
+
 #define NONE UINT32_MAX
 #define BIGRAMS 4096
 /* Work units (classify_cost): a byte compared is one; trying a contains pattern or a glob
@@ -602,17 +604,6 @@ static inline uint32_t trie_walk(const struct trie *t, const uint8_t *p, size_t 
     return min_u32(best, t->nodes[node].exact_rule);
 }
 
-/* fold() on eight bytes at once: a byte gets 0x20 when it is 'A'..'Z' (bit 7 of each lane
- * of ge_a says >= 'A', of gt_z says > 'Z'; bytes >= 0x80 are left alone). Eight bytes a step
- * make a folded comparison about five times faster, which the work bound counts on. */
-static inline uint64_t fold8(uint64_t x)
-{
-    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full, hi = 0x8080808080808080ull;
-    uint64_t ge_a = (x & lo7) + 0x3f3f3f3f3f3f3f3full; /* 0x80 - 'A' */
-    uint64_t gt_z = (x & lo7) + 0x2525252525252525ull; /* 0x80 - ('Z' + 1) */
-    return x | ((ge_a & ~gt_z & ~x & hi) >> 2);
-}
-
 static inline bool bytes_match(const uint8_t *s, const uint8_t *pat, size_t n, bool nocase)
 {
     size_t i = 0;
@@ -623,7 +614,7 @@ static inline bool bytes_match(const uint8_t *s, const uint8_t *pat, size_t n, b
     for (; i + 8 <= n; i += 8) {
         memcpy(&a, s + i, 8);
         memcpy(&b, pat + i, 8);
-        if (fold8(a) != b)
+        if (slice_lower8(a) != b) /* fold() on eight bytes at once */
             return false;
     }
     for (; i < n; i++)

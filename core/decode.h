@@ -76,7 +76,8 @@ struct packet {
                         * of this many bytes, the last one shorter; 0 for one datagram */
 
     uint32_t tcp_seq; /* host order */
-    uint32_t tcp_ack; /* host order; only dedup reads it (NAT leaves it alone) */
+    uint32_t tcp_ack; /* host order; read by dedup (NAT leaves it alone) and by tcp_stream (a
+                       * hole the peer acknowledged is given up) */
     uint8_t tcp_flags;
 
     uint32_t frag_id;     /* IPv4 identification or IPv6 fragment identification */

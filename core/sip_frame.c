@@ -93,13 +93,17 @@ static size_t start_in(const uint8_t *line, size_t n)
         tok--;
     if (whole && sip_method_id(slice_make((const char *)line, end)) != SIP_METHOD_OTHER)
         return 0;
+    /* The longest method that ends the token: PRACK, not the ACK at its end. */
+    size_t best = 0;
     for (int m = SIP_METHOD_OTHER + 1; m < SIP_METHOD_COUNT; m++) {
         const char *name = sip_method_name((enum sip_method)m);
         size_t k = strlen(name);
-        if (end >= tok + k && memcmp(line + end - k, name, k) == 0 && text_before(line, end - k) &&
-            sip_frame_is_start_line(line + end - k, n - (end - k)))
-            return end - k;
+        if (k > best && end >= tok + k && memcmp(line + end - k, name, k) == 0)
+            best = k;
     }
+    if (best && text_before(line, end - best) &&
+        sip_frame_is_start_line(line + end - best, n - (end - best)))
+        return end - best;
     if (whole)
         return 0;
     for (size_t k = 1; k + 11 <= n; k++) {

@@ -73,15 +73,6 @@ static inline uint64_t load_le(const char *p, size_t n)
     return le64toh(w);
 }
 
-/* ASCII upper-case letters of the 8 bytes of w lower-cased, as slice_lower_char does one. */
-static inline uint64_t lower8(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
-    uint64_t heptets = w & ~high;
-    uint64_t from_a = heptets + ones * (0x80 - 'A'), past_z = heptets + ones * (0x80 - 'Z' - 1);
-    return w | (((from_a ^ past_z) & ~w & high) >> 2);
-}
-
 /* put() of every byte of s (lower-cased when lower is set), at the start of a part (c->n is
  * 0), eight at a time: the same words, without a shift and a test per byte. */
 static void put_run(struct canon *c, struct slice s, bool lower)
@@ -90,11 +81,11 @@ static void put_run(struct canon *c, struct slice s, bool lower)
 
     for (; i + 8 <= s.len; i += 8) {
         uint64_t w = load_le(s.p + i, 8);
-        hash2_add_u64(c->h, lower ? lower8(w) : w);
+        hash2_add_u64(c->h, lower ? slice_lower8(w) : w);
     }
     if (i < s.len) {
         uint64_t w = load_le(s.p + i, s.len - i);
-        c->word = lower ? lower8(w) : w;
+        c->word = lower ? slice_lower8(w) : w;
         c->n = (unsigned)(s.len - i);
     }
     c->part = (uint32_t)s.len;

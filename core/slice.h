@@ -36,6 +36,16 @@ static inline char slice_lower_char(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
+/* slice_lower_char on the eight bytes of w at once: a byte gets 0x20 when it is 'A'..'Z' (bit 7
+ * of each lane of from_a says >= 'A', of past_z says > 'Z'; bytes >= 0x80 are left alone). */
+static inline uint64_t slice_lower8(uint64_t w)
+{
+    const uint64_t low7 = 0x7f7f7f7f7f7f7f7fULL, high = 0x8080808080808080ULL;
+    uint64_t from_a = (w & low7) + 0x3f3f3f3f3f3f3f3fULL; /* 0x80 - 'A' */
+    uint64_t past_z = (w & low7) + 0x2525252525252525ULL; /* 0x80 - ('Z' + 1) */
+    return w | ((from_a & ~past_z & ~w & high) >> 2);
+}
+
 /* ASCII case-insensitive comparison (SIP header names, parameter names, schemes). */
 static inline bool slice_eq_nocase(struct slice a, struct slice b)
 {

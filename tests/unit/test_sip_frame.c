@@ -15,9 +15,15 @@ static void logs(const char *s, size_t n)
     }
 }
 
+static bool show_method; /* on_msg logs the method name before the Call-ID */
+
 static void on_msg(void *ctx, const struct sip_msg *msg)
 {
     (void)ctx;
+    if (show_method) {
+        logs(msg->method_name.p, msg->method_name.len);
+        logs(" ", 1);
+    }
     logs(msg->call_id.p, msg->call_id.len);
     logs("|", 1);
 }
@@ -149,6 +155,16 @@ TEST(a_start_line_after_a_body_tail_without_line_break_is_found_where_it_starts)
     log_[0] = 0;
     CHECK_INT(offer_s(resp, TCP_STREAM_LOST), sizeof resp - 1);
     CHECK_STR(log_, "[reasm:tcp_resync]r|");
+    /* A PRACK is a PRACK, not the ACK its name ends with (the log shows the method). */
+    static const char prack[] =
+        "</xml>PRACK sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKpr\r\n"
+        "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: pr\r\nCSeq: 2 PRACK\r\n"
+        "RAck: 1 1 INVITE\r\n" CL0 "\r\n";
+    log_[0] = 0;
+    show_method = true;
+    CHECK_INT(offer_s(prack, TCP_STREAM_LOST), sizeof prack - 1);
+    show_method = false;
+    CHECK_STR(log_, "[reasm:tcp_resync]PRACK pr|");
     /* Binary bytes before it are junk, not a body's tail: the line is skipped whole, as a
      * receiver would have failed on it too. */
     static const char junk[] = "\x81\x7e\x01\x0b" MSG("j", CL0, "") MSG("k", CL0, "");
