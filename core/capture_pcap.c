@@ -466,8 +466,8 @@ static uint16_t ng_link(struct capture_pcap *cap, uint16_t linktype)
  * constant. */
 static uint64_t ng_time(const struct ng_iface *ifc, uint64_t t)
 {
-    static const uint64_t pow10[] = {
-        1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000, 10000000000ull};
+    static const uint64_t pow10[] = {1,       10,       100,       1000,      10000, 100000,
+                                     1000000, 10000000, 100000000, 1000000000}; /* 10^(9 - exp) */
     uint64_t sec, ns;
 
     switch (ifc->scale) {
