@@ -375,6 +375,58 @@ static ALWAYS_INLINE uint16_t load16(const char *p)
     return v;
 }
 
+/* Decimal numbers, eight bytes at a time (SWAR): the CSeq, the Content-Length and the Via's port
+ * are a few digits each, and a byte loop spent more on them than on the rest of their headers.
+ * Byte i of the input is byte i of the word, counted from its least significant end. */
+static ALWAYS_INLINE uint64_t load64_le(const char *p)
+{
+    uint64_t w = load64(p);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* How many of the bytes of w, from byte 0, are digits before the first that is not (0 to 8). A
+ * digit's high nibble is 3 and stays 3 when 6 is added to it. A byte of 0xfa or more carries
+ * into the next one, which only a byte after the first non-digit can be. */
+static ALWAYS_INLINE unsigned swar_digit_run(uint64_t w)
+{
+    const uint64_t high = 0xf0f0f0f0f0f0f0f0ULL, threes = 0x3030303030303030ULL;
+    uint64_t other = ((w & high) ^ threes) | (((w + 0x0606060606060606ULL) & high) ^ threes);
+    return other ? (unsigned)__builtin_ctzll(other) / 8 : 8;
+}
+
+/* The value of the n (1 to 8) digits that start w, byte 0 the most significant. They are moved
+ * to the top of the word, zeros before them, and combined in pairs, fours and eights; a borrow
+ * from a byte after them (w - '0' of a space) only reaches the bytes shifted out. */
+static ALWAYS_INLINE uint32_t swar_digits_value(uint64_t w, unsigned n)
+{
+    uint64_t d = (w - 0x3030303030303030ULL) << (8 * (8 - n));
+    d = (d * 10 + (d >> 8)) & 0x00ff00ff00ff00ffULL;
+    d = (d * 100 + (d >> 16)) & 0x0000ffff0000ffffULL;
+    return (uint32_t)(d * 10000 + (d >> 32));
+}
+
+/* The decimal digits that start [p, e), e <= rd.hi, in one word: sets *n to their count and
+ * returns their value, or sets *n to 8 and returns 0 when there are eight or more, or when fewer
+ * than eight bytes are readable at p (the caller then reads them byte by byte). */
+static ALWAYS_INLINE uint32_t digits_at(const char *p, const char *e, struct span rd, size_t *n)
+{
+    if (rd.hi - p < 8) {
+        *n = 8;
+        return 0;
+    }
+    uint64_t w = load64_le(p);
+    size_t k = swar_digit_run(w);
+    /* A line break follows every value in a message, so digits never run past e there; the
+     * clip keeps the reader from depending on it. */
+    if (k > (size_t)(e - p))
+        k = (size_t)(e - p);
+    *n = k;
+    return k && k < 8 ? swar_digits_value(w, (unsigned)k) : 0;
+}
+
 /* Compares n bytes with a lower-case literal, ignoring ASCII case, by setting bit 5 of every byte.
  * Every literal byte here has bit 5 set (letters, digits, "-/.;="), so besides the upper-case
  * letters only a control byte can pass for another (CR for '-'): it is used where control bytes
@@ -1456,26 +1508,25 @@ static int parse_start_line(struct sip_msg *msg, const char *p, const char *eol,
 }
 
 /* CSeq = 1*DIGIT LWS Method (RFC 3261 §20.16). */
-static int parse_cseq(struct sip_msg *msg, struct slice v)
+static int parse_cseq(struct sip_msg *msg, struct slice v, struct span rd)
 {
     const char *p = v.p, *e = v.p + v.len;
-    uint64_t num = 0;
+    size_t n;
+    uint64_t num = digits_at(p, e, rd, &n);
 
-    /* The digits first, then their value: up to nine digits need no overflow test. */
-    while (p < e && is_digit(*p))
-        p++;
-    if (p == v.p || p == e || !is_lws(*p))
-        return -EBADMSG;
-    if (p - v.p <= 9) {
-        for (const char *d = v.p; d < p; d++)
-            num = num * 10 + (unsigned)(*d - '0');
-    } else {
+    if (n < 8) {
+        p += n;
+    } else { /* eight digits or more, or near the end of the buffer: with an overflow test */
+        while (p < e && is_digit(*p))
+            p++;
         for (const char *d = v.p; d < p; d++) {
             num = num * 10 + (unsigned)(*d - '0');
             if (num > UINT32_MAX)
                 return -EBADMSG;
         }
     }
+    if (p == v.p || p == e || !is_lws(*p))
+        return -EBADMSG;
     p = skip_lws_p(p, e);
     /* The value is trimmed, so the method runs to its end; a known method is a token. */
     struct slice m = slice_make(p, (size_t)(e - p));
@@ -1533,8 +1584,13 @@ static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
     if (p < e && *p == ':') {
         p = skip_lws_p(p + 1, e);
         const char *ps = p;
-        while (p < e && is_digit(*p))
-            p++;
+        size_t n;
+        (void)digits_at(p, e, rd, &n);
+        if (n < 8)
+            p += n;
+        else
+            while (p < e && is_digit(*p))
+                p++;
         if (p > ps)
             he = p;
     }
@@ -1580,12 +1636,18 @@ static ALWAYS_INLINE void parse_addr(struct slice value, struct span rd, struct 
 }
 
 /* Content-Length = 1*DIGIT; anything else (or a value past INT32_MAX) is unparsable. */
-static int32_t parse_content_length(struct slice v)
+static int32_t parse_content_length(struct slice v, struct span rd)
 {
     uint64_t n = 0;
+    size_t k;
 
     if (v.len == 0)
         return -1;
+    if (v.len == 1) /* "0", most often */
+        return is_digit(v.p[0]) ? v.p[0] - '0' : -1;
+    uint32_t value = digits_at(v.p, v.p + v.len, rd, &k);
+    if (k < 8)
+        return k == v.len ? (int32_t)value : -1;
     for (size_t i = 0; i < v.len; i++) {
         unsigned d = (unsigned char)v.p[i] - (unsigned)'0';
         if (d > 9)
@@ -1669,7 +1731,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     if (msg->call_id.len == 0 || !msg->first[SIP_HDR_CSEQ] || !msg->first[SIP_HDR_FROM] ||
         !msg->first[SIP_HDR_TO] || !msg->first[SIP_HDR_VIA])
         return fail(msg, -EBADMSG, SIP_ERR_MISSING_HEADER);
-    if (parse_cseq(msg, hdrs[msg->first[SIP_HDR_CSEQ] - 1].value))
+    if (parse_cseq(msg, hdrs[msg->first[SIP_HDR_CSEQ] - 1].value, rd))
         return fail(msg, -EBADMSG, SIP_ERR_CSEQ);
     parse_addr(hdrs[msg->first[SIP_HDR_FROM] - 1].value, rd, &msg->from_uri, &msg->from_tag);
     parse_addr(hdrs[msg->first[SIP_HDR_TO] - 1].value, rd, &msg->to_uri, &msg->to_tag);
@@ -1679,7 +1741,7 @@ int sip_parse(const char *buf, size_t len, enum sip_parse_mode mode, struct sip_
     size_t avail = (size_t)(bend - p), body_len;
     if (msg->first[SIP_HDR_CONTENT_LENGTH])
         msg->content_length =
-            parse_content_length(hdrs[msg->first[SIP_HDR_CONTENT_LENGTH] - 1].value);
+            parse_content_length(hdrs[msg->first[SIP_HDR_CONTENT_LENGTH] - 1].value, rd);
     if (mode == SIP_PARSE_STREAM) {
         if (msg->content_length < 0)
             return fail(msg, -EBADMSG, SIP_ERR_CONTENT_LENGTH);

@@ -1283,6 +1283,72 @@ TEST(from_uri_is_the_last_angle_bracket_uri_even_after_a_broken_display_name)
     CHECK_INT(sip_addr_uri(hdrs[1].value).len, 0);
 }
 
+/* The CSeq number, the Content-Length and the Via's port are read eight bytes at a time where
+ * eight are readable, byte by byte near the end of the buffer: every length of digits, followed
+ * (or, in a Content-Length, interrupted) by each of the bytes that border the digits, and by
+ * those that carry when 6 is added to them, against plain arithmetic. The header is the last one,
+ * so that the digits end 4 to 20 bytes before a guard page. */
+TEST(numbers_are_read_the_same_in_words_and_bytes)
+{
+    static const unsigned char after[] = {' ', '\t', '/', ':', 'a', 0x7f, 0xf9, 0xfa, 0xff};
+    char in[256], digits[16], sent_by[32];
+
+    for (int nd = 0; nd <= 12; nd++) {
+        uint64_t want = 0;
+        for (int i = 0; i < nd; i++) {
+            digits[i] = (char)('0' + (i * 7 + nd) % 10);
+            want = want * 10 + (uint64_t)(digits[i] - '0');
+        }
+        snprintf(sent_by, sizeof(sent_by), nd ? "h:%.*s" : "h", nd, digits);
+        for (size_t a = 0; a < sizeof(after); a++) {
+            struct sip_msg m;
+            char x = (char)after[a];
+            bool lws = x == ' ' || x == '\t';
+            int n = snprintf(in, sizeof(in),
+                             REQ L_VIA L_FROM L_TO L_CID L_CL0 "CSeq: %.*s%cBYE\r\n\r\n", nd,
+                             digits, x);
+            int rc = parse(in, (size_t)n, D, &m);
+            if (nd > 0 && nd <= 10 && want <= UINT32_MAX && lws
+                    ? rc != n || m.cseq != (uint32_t)want
+                    : rc != -EBADMSG || m.error != SIP_ERR_CSEQ)
+                TEST_FAIL_AT("CSeq of %d digits then 0x%02x: rc %d cseq %u", nd, after[a], rc,
+                             (unsigned)m.cseq);
+
+            /* Whitespace would be trimmed off the value's end: the other bytes go between the
+             * digits, whitespace nowhere. */
+            char value[16];
+            int vl = snprintf(value, sizeof(value), "%.*s", nd / 2, digits);
+            if (!lws)
+                value[vl++] = x;
+            memcpy(value + vl, digits + nd / 2, (size_t)(nd - nd / 2));
+            vl += nd - nd / 2;
+            value[vl] = 0;
+            n = snprintf(in, sizeof(in),
+                         REQ L_VIA L_FROM L_TO L_CID L_CSEQ "Content-Length: %s\r\n\r\n", value);
+            rc = parse(in, (size_t)n, D, &m);
+            int32_t cl = lws && nd > 0 && want <= INT32_MAX ? (int32_t)want : -1;
+            if (rc != n || m.content_length != cl)
+                TEST_FAIL_AT("Content-Length of %d digits, 0x%02x: rc %d length %d, expected %d",
+                             nd, after[a], rc, m.content_length, cl);
+
+            n = snprintf(in, sizeof(in),
+                         REQ L_FROM L_TO L_CID L_CSEQ L_CL0
+                         "Via: SIP/2.0/UDP h:%.*s%c;branch=z9hG4bK1\r\n\r\n",
+                         nd, digits, x);
+            rc = parse(in, (size_t)n, D, &m);
+            if (rc != n)
+                TEST_FAIL_AT("Via port of %d digits then 0x%02x: rc %d", nd, after[a], rc);
+            CHECK_SL(m.via_sent_by, sent_by);
+        }
+        int n = snprintf(in, sizeof(in),
+                         REQ L_FROM L_TO L_CID L_CSEQ L_CL0 "Via: SIP/2.0/UDP h:%.*s\r\n\r\n", nd,
+                         digits);
+        struct sip_msg m;
+        CHECK_INT(parse(in, (size_t)n, D, &m), n);
+        CHECK_SL(m.via_sent_by, sent_by);
+    }
+}
+
 TEST(helpers_accept_the_empty_slice_of_an_absent_header)
 {
     struct sip_msg m;
