@@ -525,6 +525,7 @@ static enum decode_result decode_ipv4(struct span *s, struct packet *pkt)
     uint16_t frag = rd16(s->p + 6);
     uint16_t id = rd16(s->p + 4);
     span_limit(s, total);
+    pkt->truncated = s->cap < s->len;
     span_skip(s, hl);
 
     /* MF set or a non-zero offset: a first fragment (offset 0, MF) is a fragment too. */
@@ -554,6 +555,7 @@ static enum decode_result decode_ipv6(struct span *s, struct packet *pkt)
     memcpy(pkt->dst, s->p + 24, 16);
     uint8_t proto = s->p[6];
     span_limit(s, 40 + plen);
+    pkt->truncated = s->cap < s->len;
     span_skip(s, 40);
     return decode_next(proto, s, pkt);
 }

@@ -65,8 +65,10 @@ struct packet {
                          * ERSPAN): the mirror that sent it may have cut the inner packet */
     uint8_t hep;        /* from a HEP packet: its payload holds whole messages, even when
                          * l4_proto is TCP (DECODE_UDP) */
-    uint8_t truncated;  /* 1 when the frame was cut at the snap length (caplen < wirelen), or
-                         * the mirrored packet in it by its mirror (shorter than its IP length) */
+    uint8_t truncated;  /* 1 when the innermost IP packet was cut: at the snap length (caplen <
+                         * wirelen, the cut inside the packet, not in a trailer or padding after
+                         * it: an FCS the capture left out), or by its mirror (shorter than its
+                         * IP length) */
     uint8_t websocket;  /* set by the engine, never by decode: the SIP message handed on with
                          * this TCP segment came in a WebSocket frame (ws_frame.h) */
     uint16_t vlans[DECODE_MAX_VLANS]; /* VLAN ids, outermost first */

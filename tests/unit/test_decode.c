@@ -1084,6 +1084,44 @@ TEST(frame_cut_at_the_snap_length_is_flagged_and_payload_clamped)
     CHECK_INT(pkt.sport, 5060);
 }
 
+/* A frame whose wire length counts bytes after the IP packet that the capture left out (the
+ * FCS, which NICs strip, counted by capture devices that report it; a trailer; padding) holds
+ * the whole packet: not truncated. Its fragments were dropped as fragment_truncated, and their
+ * datagram lost, though every byte of it was there. */
+TEST(bytes_missing_only_after_the_ip_packet_are_no_cut)
+{
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    ip4x(&f, IPPROTO_UDP, 8 + SIP_LEN, 0xbeef, 0x2000, 0, SRC4, DST4);
+    udp(&f, 500);
+    sip(&f);
+    struct capture_frame fr = {
+        .data = f.d, .caplen = f.n, .wirelen = f.n + 4, .link = CAPTURE_LINK_ETHERNET};
+    struct packet pkt;
+    CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.truncated, 0);
+    CHECK_INT(pkt.payload_len, 8 + SIP_LEN);
+    fr.caplen = f.n - 1; /* the last byte of the fragment is cut: it is */
+    CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.truncated, 1);
+    CHECK_INT(pkt.payload_len, 8 + SIP_LEN - 1);
+
+    struct fb g = {0}; /* IPv6, with 6 bytes of padding after the packet, cut */
+    eth(&g, 0x86dd);
+    ip6(&g, IPPROTO_FRAGMENT, 8 + 8 + SIP_LEN);
+    frag6(&g, IPPROTO_UDP, 0, 1, 77);
+    udp(&g, 500);
+    sip(&g);
+    uint32_t n6 = g.n;
+    zeros(&g, 6);
+    fr = (struct capture_frame){
+        .data = g.d, .caplen = n6 + 2, .wirelen = g.n, .link = CAPTURE_LINK_ETHERNET};
+    CHECK_INT(decode_frame(&fr, 0, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.truncated, 0);
+    CHECK_INT(pkt.frag_id, 77);
+    CHECK_INT(pkt.payload_len, 8 + SIP_LEN);
+}
+
 struct fixture {
     const char *name;
     unsigned link;
@@ -1203,9 +1241,10 @@ TEST(every_prefix_of_a_valid_frame_is_an_error_or_a_clamped_payload)
                 if (r != DECODE_ERROR || !pkt.error_reason)
                     TEST_FAIL_AT("%s cut at %u: result %d, expected an error", fx[i].name, cap, r);
             } else {
+                /* Cut in the padding after the packet, it is whole: not truncated. */
                 uint32_t want = (cap < end ? cap : end) - fx[i].payload_off;
                 if (r != fx[i].result || pkt.payload != copy + fx[i].payload_off ||
-                    pkt.payload_len != want || pkt.truncated != 1)
+                    pkt.payload_len != want || pkt.truncated != (cap < end))
                     TEST_FAIL_AT("%s cut at %u: result %d len %u, expected %d len %u", fx[i].name,
                                  cap, r, pkt.payload_len, fx[i].result, want);
             }
