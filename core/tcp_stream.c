@@ -20,6 +20,9 @@ enum { CLS_OPEN = 0, CLS_CLOSED = 1 };
 /* How far behind its sender's next byte an RST may fall (a resend's sequence number). */
 #define RST_BEHIND 65536u
 
+/* half.rst_closed */
+enum { RST_OWN = 1, RST_PEER = 2 };
+
 /* An out-of-order segment, copied. */
 struct seg {
     struct seg *next;
@@ -40,6 +43,7 @@ struct half {
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
     uint16_t sport, dport;
     uint8_t version, closed, flags, fin_seen, syn_seen, ack_seen;
+    uint8_t rst_closed; /* closed by an RST: RST_OWN, sent by this half's sender, or RST_PEER */
     uint8_t src[16], dst[16];
 };
 
@@ -168,10 +172,31 @@ static void close_half(struct tcp_stream *ts, uint32_t idx, uint64_t now)
     struct half *h = at(ts, idx);
     if (pending(h))
         ts->err(ts->ctx, "tcp_closed_pending");
+    if (pending(h) || h->skip)
+        h->flags |= TCP_STREAM_LOST; /* should it open again (reopen_after_rst) */
     release(ts, h);
     h->closed = 1;
     table_set_class(&ts->t, idx, CLS_CLOSED);
     table_set_deadline(&ts->t, idx, now + ts->cfg.linger_ns);
+}
+
+/* An RST that ended h (its sender's half) was not its sender's: that sender sends data past
+ * it. A forgery, or a stale RST, inside the window that endpoints ignore (RFC 5961 §3.2 resets
+ * only at the exact next sequence number): both halves go on, counted once as tcp_rst_ignored.
+ * rev, the other half (TABLE_NONE if unknown), is opened again too when that RST ended it. */
+static void reopen_after_rst(struct tcp_stream *ts, uint32_t idx, uint32_t rev, uint64_t now)
+{
+    ts->err(ts->ctx, "tcp_rst_ignored");
+    for (int i = 0; i < 2; i++) {
+        uint32_t k = i ? rev : idx;
+        struct half *h = k == TABLE_NONE ? NULL : at(ts, k);
+        if (!h || !h->closed || h->rst_closed != (i ? RST_PEER : RST_OWN))
+            continue;
+        h->closed = 0;
+        h->rst_closed = 0;
+        table_set_class(&ts->t, k, CLS_OPEN);
+        table_set_deadline(&ts->t, k, now + ts->cfg.idle_timeout_ns);
+    }
 }
 
 /* --- lookup ---------------------------------------------------------------------------------- */
@@ -588,10 +613,14 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
             ts->err(ts->ctx, "tcp_rst_ignored");
             return;
         }
-        if (idx != TABLE_NONE && !at(ts, idx)->closed)
+        if (idx != TABLE_NONE && !at(ts, idx)->closed) {
             close_half(ts, idx, now);
-        if (rev != TABLE_NONE && !at(ts, rev)->closed)
+            at(ts, idx)->rst_closed = RST_OWN;
+        }
+        if (rev != TABLE_NONE && !at(ts, rev)->closed) {
             close_half(ts, rev, now);
+            at(ts, rev)->rst_closed = RST_PEER;
+        }
         return;
     }
     if (flags & DECODE_TCP_SYN) {
@@ -608,7 +637,7 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
             if (!h->closed && pending(h))
                 ts->err(ts->ctx, "tcp_gap");
             release(ts, h);
-            h->closed = h->fin_seen = h->flags = h->ack_seen = 0;
+            h->closed = h->fin_seen = h->flags = h->ack_seen = h->rst_closed = 0;
         }
         h = at(ts, idx);
         h->next_seq = h->syn_seq = seq;
@@ -626,6 +655,13 @@ open:
     if (flags & DECODE_TCP_ACK) { /* for holes of the other direction seen later */
         h->last_ack = pkt->tcp_ack;
         h->ack_seen = 1;
+    }
+    /* Data past the head of a half its own RST ended: that RST was none of its sender's. */
+    if (h->closed && h->rst_closed == RST_OWN && len && (int32_t)(seq + len - h->next_seq) > 0 &&
+        (uint32_t)(seq - h->next_seq + RST_BEHIND) <= ts->cfg.window + RST_BEHIND) {
+        struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
+        reopen_after_rst(ts, idx, find(ts, &rk, key_hash(&rk)), now);
+        h = at(ts, idx);
     }
     if (h->closed) {
         if (len)

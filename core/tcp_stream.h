@@ -24,7 +24,11 @@
  * next expected byte) is not data and is not counted.
  * FIN ends a half-stream once every byte before it was delivered; an RST whose sequence number
  * is in the window of its sender's half-stream (RFC 5961: endpoints ignore any other, so a stale
- * or forged one must not hide the connection) ends both halves. An
+ * or forged one must not hide the connection) ends both halves. Yet endpoints reset only at
+ * the exact next sequence number (RFC 5961 §3.2): one elsewhere in the window, as a blind
+ * attacker's forgery is one time in 256, they ignore. So when the RST's sender then sends data
+ * past its head, the RST was not its own: both halves go on (the other one's data between
+ * them is lost, counted as tcp_after_close). An
  * ended half-stream is remembered for a linger time so late resends are not taken for a new
  * connection. A SYN is a resend only with the opening SYN's own sequence number; any other SYN
  * starts a new connection on the half-stream, ended or open (a reconnect's initial sequence
@@ -51,7 +55,8 @@
  *                        (what was held behind its holes is delivered first)
  *   tcp_closed_pending   FIN or RST with bytes pending (a message cut by the close)
  *   tcp_after_close      new data on a half-stream that had ended (dropped)
- *   tcp_rst_ignored      an RST out of its sender's window: stale or forged, ignored */
+ *   tcp_rst_ignored      an RST out of its sender's window: stale or forged, ignored; or one
+ *                        in it, taken back when its sender sent data past it (above) */
 #ifndef SIPSCOPE_TCP_STREAM_H
 #define SIPSCOPE_TCP_STREAM_H
 

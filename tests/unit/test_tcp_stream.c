@@ -486,6 +486,37 @@ TEST(an_rst_out_of_its_senders_window_is_ignored)
     tcp_stream_free(ts);
 }
 
+/* A blind attacker's RST falls in the window one time in 256 (16 MiB of 4 GiB) and ends both
+ * halves; the endpoints, which reset only at the exact next byte (RFC 5961 §3.2), ignore it and
+ * go on. Everything after it was dropped as tcp_after_close for the linger time (60 s) and the
+ * connection's SIP lost. Data past the head from the RST's own sender takes it back. */
+TEST(an_rst_whose_sender_then_sends_data_is_taken_back)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(1, 499, SYN | ACK, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1));
+    send_(ts, seg(1, 500, ACK, "x\npart", 2));
+    send_(ts, seg(0, 102 + 1000000, RST, NULL, 3)); /* forged: in the window, not exact */
+    CHECK_STR(reasons, "tcp_closed_pending");
+    send_(ts, seg(1, 507, ACK, "ial\n", 4)); /* the peer first: lost, as after any RST */
+    CHECK_STR(reasons, "tcp_closed_pending,tcp_after_close");
+    send_(ts, seg(0, 100, ACK, "a\n", 5)); /* a resend takes nothing back */
+    CHECK_STR(reasons, "tcp_closed_pending,tcp_after_close,tcp_retransmission");
+    /* The RST's sender goes on (it never sent it), acknowledging what the peer sent. */
+    send_(ts, acking(seg(0, 102, ACK, "b\n", 6), 511));
+    CHECK_STR(reasons, "tcp_closed_pending,tcp_after_close,tcp_retransmission,tcp_rst_ignored");
+    /* The peer's next segment comes after the hole its lost one left, which the ACK gave up. */
+    send_(ts, seg(1, 511, ACK, "y\nz\n", 7));
+    CHECK_STR(reasons,
+              "tcp_closed_pending,tcp_after_close,tcp_retransmission,tcp_rst_ignored,tcp_gap");
+    send_(ts, seg(0, 104, ACK | FIN, "c\n", 8));
+    CHECK_STR(log_, "<a|<x|<b|(~z|<c|");
+    CHECK_INT(stats(ts).streams, 2);
+    tcp_stream_free(ts);
+}
+
 /* A keep-alive (no byte or one, just before the next expected one: RFC 9293 §3.8.4, the one
  * byte Windows sends) is neither data nor a resend. */
 TEST(keep_alives_are_not_counted)
