@@ -550,28 +550,14 @@ static const char *const page_paths[PAGE_COUNT] = {
     [PAGE_READY] = "/-/ready", [PAGE_RELOAD] = "/-/reload",
 };
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **req_cls)
+/* The answer to a whole request: a response queued, or MHD_NO to close the connection. */
+static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *conn, const char *url,
+                              const char *method, void **req_cls)
 {
-    struct http_server *srv = cls;
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
                strcmp(method, MHD_HTTP_METHOD_HEAD) == 0; /* MHD sends HEAD without the body */
     int page;
 
-    (void)version;
-    (void)upload_data;
-    /* First call: headers only. Answer once the request is complete, after discarding any
-     * body, so that the connection stays usable for the next request. */
-    if (*req_cls == NULL) {
-        *req_cls = &http_no_scratch;
-        http_watch_busy(srv->watch, watch_of(conn)); /* the headers came in time */
-        return MHD_YES;
-    }
-    if (*upload_data_size != 0) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
     for (page = 0; page < PAGE_COUNT; page++)
         if (strcmp(url, page_paths[page]) == 0)
             break;
@@ -601,6 +587,34 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, MHD_HTTP_OK, srv->index_html, srv->index_len, MHD_RESPMEM_PERSISTENT,
                      "text/html; charset=utf-8", NULL);
     }
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    struct http_server *srv = cls;
+    enum MHD_Result ret;
+    uint32_t watch;
+
+    (void)version;
+    (void)upload_data;
+    /* First call: headers only. Answer once the request is complete, after discarding any
+     * body, so that the connection stays usable for the next request; the body is part of the
+     * request, due with its headers (http_watch.h). */
+    if (*req_cls == NULL) {
+        *req_cls = &http_no_scratch;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    watch = watch_of(conn);
+    http_watch_busy(srv->watch, watch); /* the request came in time */
+    ret = answer(srv, conn, url, method, req_cls);
+    http_watch_sending(srv->watch, watch); /* the client must now take it in time */
+    return ret;
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,

@@ -5,12 +5,12 @@
  *
  * Threads: one thread per open connection (libmicrohttpd's thread-per-connection mode), at most
  * cfg->max_connections of them, cfg->max_per_address from one address and cfg->max_per_network
- * from one IPv6 /64 (http_clients.h), and one more that ends connections whose request headers
- * come too slowly (http_watch.h). Rendering (milliseconds for a large registry) and a reload
- * (the hook blocks until the engine thread has reloaded) then hold up only their own connection,
- * never a scrape or a health check on another one. Every thread the server starts has all
- * signals blocked, so SIGTERM, SIGINT, SIGHUP and the engine's timer signal reach the engine
- * thread only. */
+ * from one IPv6 /64 (http_clients.h), and one more that ends connections whose request comes,
+ * or whose answer is taken, too slowly (http_watch.h). Rendering (milliseconds for a large
+ * registry) and a reload (the hook blocks until the engine thread has reloaded) then hold up only
+ * their own connection, never a scrape or a health check on another one. Every thread the server
+ * starts has all signals blocked, so SIGTERM, SIGINT, SIGHUP and the engine's timer signal reach
+ * the engine thread only. */
 #ifndef SIPSCOPE_HTTP_H
 #define SIPSCOPE_HTTP_H
 
@@ -29,18 +29,20 @@
 #define HTTP_DEFAULT_LISTEN ":9632"
 
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
-/* Connections from one address: a client that holds connections open (each up to the header
- * deadline, HTTP_DEFAULT_TIMEOUT_S, and opens them again) must not take all of them and lock
- * Prometheus and the health probes out. A quarter of them: libmicrohttpd reports a closed connection only once its thread is
- * cleaned up, so that clients opening a connection per request from one address (4 concurrent
- * scrapers in test_http) were refused now and then under a limit of 8. */
+/* Connections from one address: a client that holds connections open (each up to the request
+ * or answer deadline, HTTP_DEFAULT_TIMEOUT_S, and opens them again) must not take all of them and
+ * lock Prometheus and the health probes out. A quarter of them: libmicrohttpd reports a closed
+ * connection only once its thread is cleaned up, so that clients opening a connection per request
+ * from one address (4 concurrent scrapers in test_http) were refused now and then under a limit
+ * of 8. */
 #define HTTP_DEFAULT_MAX_PER_ADDRESS 16
 /* Connections from one IPv6 /64: an IPv6 host has the whole /64 to take addresses from. Half of
  * them: a /64 is also a LAN segment, whose other hosts share it (http_clients.h). */
 #define HTTP_DEFAULT_MAX_PER_NETWORK 32
-/* An idle connection is closed after this, and so is one whose request's headers have not all
- * come this long after its start or its previous answer (http_watch.h): a header line every few
- * seconds keeps a connection from being idle, not from being closed. */
+/* An idle connection is closed after this, and so is one whose request (headers and body) has
+ * not all come this long after its start or its previous answer, or whose answer the client
+ * has not all taken this long after it was ready (http_watch.h): a header line, a byte of body
+ * or a read every few seconds keeps a connection from being idle, not from being closed. */
 #define HTTP_DEFAULT_TIMEOUT_S 30
 
 /* Content-Type of /metrics: text exposition format 0.0.4. */

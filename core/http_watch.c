@@ -1,5 +1,5 @@
-/* http_watch: the request header deadline (http_watch.h). A slot per watched connection, one
- * lock, and a thread that sleeps until the earliest deadline of the connections waiting. */
+/* http_watch: the request and answer deadlines (http_watch.h). A slot per watched connection,
+ * one lock, and a thread that sleeps until the earliest deadline of the connections waiting. */
 #include "http_watch.h"
 
 #include <errno.h>
@@ -15,7 +15,8 @@
 struct slot {
     int fd;
     bool used;
-    bool waiting;    /* for a request's headers: the deadline runs */
+    bool waiting;    /* for a request, or for the client to take an answer: the deadline runs */
+    bool answer;     /* while waiting: for the client to take an answer */
     bool cut;        /* shut down already */
     uint64_t due_ms; /* while waiting */
 };
@@ -53,8 +54,8 @@ static uint64_t sweep(struct http_watch *w, uint64_t now)
         }
         shutdown(s->fd, SHUT_RDWR);
         s->cut = true;
-        log_debug("http", "a request's headers took longer than %u ms: connection closed",
-                  w->deadline_ms);
+        log_debug("http", "%s took longer than %u ms: connection closed",
+                  s->answer ? "a client taking its answer" : "a request", w->deadline_ms);
     }
     return next;
 }
@@ -124,10 +125,12 @@ void http_watch_free(struct http_watch *w)
     free(w);
 }
 
-/* Starts the slot's deadline; the thread looks again (it may be the earliest). Lock held. */
-static void start_deadline(struct http_watch *w, struct slot *s)
+/* Starts the slot's deadline, for a request or for an answer; the thread looks again (it may
+ * be the earliest). Lock held. */
+static void start_deadline(struct http_watch *w, struct slot *s, bool answer)
 {
     s->waiting = true;
+    s->answer = answer;
     s->due_ms = now_ms() + w->deadline_ms;
     pthread_cond_signal(&w->cv);
 }
@@ -142,7 +145,7 @@ uint32_t http_watch_open(struct http_watch *w, int fd)
         if (s->used)
             continue;
         *s = (struct slot){.fd = fd, .used = true};
-        start_deadline(w, s);
+        start_deadline(w, s, false);
         handle = i + 1;
         break;
     }
@@ -159,12 +162,21 @@ void http_watch_busy(struct http_watch *w, uint32_t handle)
     pthread_mutex_unlock(&w->mu);
 }
 
+void http_watch_sending(struct http_watch *w, uint32_t handle)
+{
+    if (handle == 0 || handle > w->n)
+        return;
+    pthread_mutex_lock(&w->mu);
+    start_deadline(w, &w->slots[handle - 1], true);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void http_watch_idle(struct http_watch *w, uint32_t handle)
 {
     if (handle == 0 || handle > w->n)
         return;
     pthread_mutex_lock(&w->mu);
-    start_deadline(w, &w->slots[handle - 1]);
+    start_deadline(w, &w->slots[handle - 1], false);
     pthread_mutex_unlock(&w->mu);
 }
 

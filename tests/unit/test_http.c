@@ -743,6 +743,191 @@ TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
     metrics_free(f.reg);
 }
 
+/* A registry whose exposition is some 30 MB, more than the socket buffers of both ends hold
+ * (4 MB at most for the server's, 64 KB asked for the client's): 30,000 series of 1000-byte
+ * label values. */
+#define BIG_SERIES 30000
+static struct metrics *big_registry(void)
+{
+    static const char *const key[] = {"key"};
+    struct metrics *reg = metrics_new(BIG_SERIES);
+    struct metric_family *fam = metrics_family(reg, "test_big_total", "Big.", METRIC_COUNTER, key,
+                                               1, NULL, 0, BIG_SERIES, 0);
+    char v[1000];
+
+    memset(v, 'v', sizeof(v));
+    for (int i = 0; i < BIG_SERIES; i++) {
+        int n = snprintf(v, sizeof(v), "%d", i);
+        v[n] = 'v';
+        uint32_t k = metrics_intern(reg, v, sizeof(v));
+        metric_counter_add(metrics_series(fam, &k), 1);
+    }
+    return reg;
+}
+
+/* When, after *t0 (0 until set), a request from 127.0.0.1 first got a 200 from /-/healthy
+ * (polled every 100 ms until limit s after it, or 10 s in all); -1 if none did. */
+static double first_answer_after(uint16_t port, _Atomic double *t0, double limit)
+{
+    double start = now_s();
+
+    while (now_s() - start < 10 && (atomic_load(t0) == 0 || now_s() - atomic_load(t0) < limit)) {
+        struct resp r = {0};
+        int rc = request(port, "GET", "/-/healthy", NULL, NULL, &r);
+        int status = r.status;
+        resp_free(&r);
+        if (rc == 0 && status == 200)
+            return atomic_load(t0) ? now_s() - atomic_load(t0) : 0;
+        usleep(100000);
+    }
+    return -1;
+}
+
+/* A client that takes its answer at about 2 MB/s (16 KB every 8 ms) for up to 6 s: fast enough
+ * that the server's socket always has room again within the timeout, slow enough that 30 MB
+ * take 15 s. */
+struct slow_reader {
+    int fd;
+    atomic_bool stop;
+    size_t got;
+    _Atomic double first; /* when the first bytes came (now_s), 0 before */
+};
+
+static void *slow_reader_run(void *arg)
+{
+    struct slow_reader *sr = arg;
+    char buf[16384];
+    double t0 = now_s();
+
+    while (!atomic_load(&sr->stop) && now_s() - t0 < 6) {
+        ssize_t n = recv(sr->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN))
+            break;
+        if (n > 0 && sr->got == 0)
+            atomic_store(&sr->first, now_s());
+        if (n > 0)
+            sr->got += (size_t)n;
+        usleep(8000);
+    }
+    return NULL;
+}
+
+/* libmicrohttpd's timeout counts idle time, which a client taking a little of the answer at a
+ * time never lets pass: it held its connection (and the render buffer, as large as the
+ * exposition) for as long as it went on reading, the whole exposition at its pace. An answer
+ * must be taken within the timeout (1 s here) of being ready (here, of its first bytes: the
+ * render before takes time of its own); the one connection that the address may hold
+ * (max_per_address 1) is then free for its next request. */
+TEST(an_answer_read_a_little_at_a_time_is_cut_at_the_timeout)
+{
+    struct http_config cfg = {
+        .listen_address = "127.0.0.1:0", .timeout_s = 1, .max_per_address = 1};
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct metrics *reg = big_registry();
+    struct slow_reader sr = {.fd = -1};
+    char err[256] = "";
+    struct http_server *srv;
+    double served_after;
+    int rcvbuf = 65536;
+    pthread_t t;
+
+    srv = http_start(&cfg, reg, NULL, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        metrics_free(reg);
+        return;
+    }
+    sr.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setsockopt(sr.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* before connect */
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(http_port(srv))};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_INT(connect(sr.fd, (struct sockaddr *)&to, sizeof(to)), 0);
+    CHECK_INT(send_all(sr.fd, req, strlen(req)), 0);
+    pthread_create(&t, NULL, slow_reader_run, &sr);
+    served_after = first_answer_after(http_port(srv), &sr.first, 4);
+    if (served_after < 0 || served_after > 2.5)
+        fprintf(stderr, "  the next request was served after %.2f s (-1: not within 4 s)\n",
+                served_after);
+    CHECK(served_after >= 0.8 && served_after <= 2.5);
+    atomic_store(&sr.stop, true);
+    pthread_join(t, NULL);
+    CHECK(sr.got > 0 && sr.got < 20000000); /* it was reading, and was cut long before the end */
+    close(sr.fd);
+    http_stop(srv);
+    metrics_free(reg);
+}
+
+/* The same for a request's body, which none of the endpoints reads: a byte every 200 ms of a
+ * POST's megabyte held the connection for days. The request, headers and body, must come whole
+ * within the timeout. */
+TEST(a_request_body_sent_a_byte_at_a_time_is_cut_at_the_timeout)
+{
+    struct fixture f;
+    struct http_config cfg = {.listen_address = "127.0.0.1:0", .timeout_s = 1};
+    const char *req = "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    char err[256] = "";
+    struct http_server *srv;
+    double t0, closed_after = -1;
+    int fd;
+
+    fixture_init(&f);
+    srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        return;
+    }
+    fd = connect_to(AF_INET, http_port(srv));
+    CHECK(fd >= 0);
+    t0 = now_s();
+    CHECK_INT(send_all(fd, req, strlen(req)), 0);
+    while (closed_after < 0 && now_s() - t0 < 4) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+        usleep(200000);
+        if (poll(&p, 1, 0) == 1 || send_all(fd, "x", 1) != 0)
+            closed_after = now_s() - t0;
+    }
+    close(fd);
+    if (closed_after < 0 || closed_after > 2.5)
+        fprintf(stderr, "  closed after %.2f s (-1: still open after 4 s)\n", closed_after);
+    CHECK(closed_after >= 0.9 && closed_after <= 2.5);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
+/* While the answer is being made, there is no deadline: a reload that waits on the engine
+ * for longer than the timeout (1.5 s against 1 s) still gets its answer. */
+static int hook_slow_reload(void *ctx, char *msg, size_t msglen)
+{
+    (void)ctx;
+    usleep(1500000);
+    snprintf(msg, msglen, "reloaded slowly");
+    return 0;
+}
+
+TEST(a_reload_that_takes_longer_than_the_timeout_is_answered)
+{
+    struct fixture f;
+    struct http_config cfg = {
+        .listen_address = "127.0.0.1:0", .timeout_s = 1, .enable_lifecycle = true};
+    struct http_hooks hooks = {.reload = hook_slow_reload};
+    char err[256] = "";
+    struct http_server *srv;
+    struct resp r;
+
+    fixture_init(&f);
+    srv = http_start(&cfg, f.reg, &hooks, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        return;
+    }
+    CHECK_INT(request(http_port(srv), "POST", "/-/reload", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_BODY(r, "reloaded slowly\n");
+    resp_free(&r);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
 /* --- Health, readiness, index, errors ----------------------------------------------------------
  */
 
