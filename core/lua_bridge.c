@@ -3035,6 +3035,15 @@ static void hand_over_calls(struct lua_bridge *b, struct lb_state *from, struct 
     to->routes[TRACK_CALL_END] = 1;
 }
 
+/* metrics_series_each callback: a rule's sipscope_rule_disabled back to 0. The engine thread
+ * writes values; the series is the registry's own, const only for readers. */
+static void enable_series(void *ctx, const struct metric_series *s, const uint32_t *syms)
+{
+    (void)ctx;
+    (void)syms;
+    metric_gauge_set((struct metric_series *)s, 0);
+}
+
 int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
 {
     struct lb_state *s;
@@ -3070,6 +3079,10 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
     hand_over_calls(b, b->cur, s);
     close_state(b->cur);
     b->cur = s;
+    /* No rule is disabled now: those the new set left out too (removed or renamed files), whose
+     * series no commit names any more, would keep their 1 for good. */
+    if (b->f_disabled)
+        metrics_series_each(b->f_disabled, enable_series, NULL);
     watchdog_activate(b, s->n_rules > 0);
     memcpy(b->routes, s->routes, sizeof(b->routes));
     metric_gauge_set(b->s_loaded, s->n_rules);

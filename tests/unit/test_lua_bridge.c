@@ -383,6 +383,28 @@ TEST(a_failed_reload_keeps_the_old_rules_and_is_counted)
     clear_rules();
 }
 
+/* sipscope_rule_disabled is 1 while a breaker keeps a rule off, until the next reload. A rule
+ * the reload removed, or renamed, kept its 1 for good (the SipscopeRuleDisabled alert fired
+ * until a restart): every rule the reload leaves out reads 0. */
+TEST(a_reload_that_removes_a_disabled_rule_sets_its_gauge_to_0)
+{
+    char err[512], path[128];
+    struct engine *e = engine_with("return {on_request = function(m) error('boom') end}\n",
+                                   "breaker_errors=2");
+    write_rule("other.lua", "return {}\n");
+    for (int i = 0; i < 3; i++)
+        feed_options(e, i);
+    CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "r"), 1);
+    snprintf(path, sizeof(path), "%s/r.lua", dir);
+    CHECK_INT(unlink(path), 0);
+    CHECK_INT(engine_reload_rules(e, err, sizeof(err)), 0);
+    CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "r"), 0);
+    CHECK_DBL(metric(e, "sipscope_rule_disabled", "rule", "other"), 0);
+    CHECK_DBL(metric(e, "sipscope_rules_loaded", NULL, NULL), 1);
+    engine_free(e);
+    clear_rules();
+}
+
 TEST(a_rule_that_fails_to_load_names_its_file)
 {
     char err[512];
