@@ -208,6 +208,7 @@ struct lb_family {
     struct metric_family *fam;
     char *name;
     uint32_t cap, n;
+    uint32_t rule_set; /* the last rule set that declared it (lua_bridge.rule_set) */
     struct lb_family *next;
 };
 
@@ -294,6 +295,7 @@ struct lua_bridge {
     uint64_t entries; /* enter() calls (lua_bridge_entries) */
     uint64_t next_tick;
     struct lb_family *families;
+    uint32_t rule_set; /* the rule set being committed or running: one more at each reload */
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
     size_t fields_len, fields_cap;
     struct event_field *keys; /* the encoder's scratch list (encode_fields), grown as needed */
@@ -1429,6 +1431,7 @@ static int native_family(lua_State *L)
         f->next = b->families;
         b->families = f;
     }
+    f->rule_set = b->rule_set;
     lua_pushlightuserdata(L, f);
     return 1;
 }
@@ -3050,6 +3053,7 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
     int rc;
 
     watchdog_activate(b, 1);
+    b->rule_set++;
     s = state_new(b, err, errlen);
     if (s) {
         s->reloading = 1;
@@ -3083,6 +3087,10 @@ int lua_bridge_reload(struct lua_bridge *b, char *err, size_t errlen)
      * series no commit names any more, would keep their 1 for good. */
     if (b->f_disabled)
         metrics_series_each(b->f_disabled, enable_series, NULL);
+    /* The families of the rules left out are not measured any more: a gauge would show its
+     * last value for good. Left out of the exposition until a rule declares them again. */
+    for (struct lb_family *f = b->families; f; f = f->next)
+        metrics_family_set_hidden(f->fam, f->rule_set != b->rule_set);
     watchdog_activate(b, s->n_rules > 0);
     memcpy(b->routes, s->routes, sizeof(b->routes));
     metric_gauge_set(b->s_loaded, s->n_rules);

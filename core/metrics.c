@@ -818,6 +818,13 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
     return f;
 }
 
+void metrics_family_set_hidden(struct metric_family *fam, bool hidden)
+{
+    metrics_lock(fam->reg);
+    fam->flags = hidden ? fam->flags | METRIC_HIDDEN : fam->flags & ~(unsigned)METRIC_HIDDEN;
+    metrics_unlock(fam->reg);
+}
+
 struct metric_family *metrics_family_find(struct metrics *reg, const char *name)
 {
     metrics_lock(reg);

@@ -46,7 +46,8 @@ enum metric_type {
 /* Family flags. */
 enum metric_flag {
     METRIC_TIMING = 1u << 0, /* wall-clock dependent: left out of deterministic output (--print) */
-    METRIC_HIDDEN = 1u << 1, /* bookkeeping for a collector: counted like any family, never shown */
+    METRIC_HIDDEN = 1u << 1, /* bookkeeping for a collector: counted like any family, never shown
+                              * (also a rule family no running rule declares, for a while) */
 };
 
 struct metrics;
@@ -105,6 +106,11 @@ struct metric_family *metrics_family(struct metrics *reg, const char *name, cons
 int metrics_family_check(struct metrics *reg, const char *name, const char *help,
                          enum metric_type type, const char *const *label_names, size_t n_labels,
                          const double *buckets, size_t n_buckets, size_t series_cap);
+
+/* Leaves a family out of the exposition (METRIC_HIDDEN set), or shows it again: a rule family
+ * that no rule of the running set declares any more. Its series and values are kept, so that a
+ * counter shown again goes on from where it was. Writer thread; takes the lock. */
+void metrics_family_set_hidden(struct metric_family *fam, bool hidden);
 
 /* Finds the family of that name, or NULL (also for a collector's name). */
 struct metric_family *metrics_family_find(struct metrics *reg, const char *name);
