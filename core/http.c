@@ -265,7 +265,7 @@ struct http_server {
     unsigned pool_idle;
 
     struct http_clients *clients; /* connections by address (admit_client, count_client) */
-    struct http_watch *watch;     /* the deadline of each request's headers (http_watch.h) */
+    struct http_watch *watch;     /* the deadlines of requests and answers (http_watch.h) */
 };
 
 static void scratch_free(struct scratch *sc)
@@ -625,7 +625,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
     if (*req_cls && *req_cls != &http_no_scratch)
         scratch_put(srv, *req_cls);
     *req_cls = NULL;
-    http_watch_idle(srv->watch, watch_of(conn)); /* the next request's headers are due */
+    http_watch_idle(srv->watch, watch_of(conn)); /* the next request is due */
 }
 
 /* Accept policy: an address, or an IPv6 /64, already holding its share of the connections is
