@@ -1512,9 +1512,12 @@ static int parse_cseq(struct sip_msg *msg, struct slice v, struct span rd)
 {
     const char *p = v.p, *e = v.p + v.len;
     size_t n;
-    uint64_t num = digits_at(p, e, rd, &n);
+    uint64_t num;
 
-    if (n < 8) {
+    if (v.len > 1 && is_digit(p[0]) && is_lws(p[1])) { /* "1 INVITE", most often */
+        num = (uint64_t)(p[0] - '0');
+        p++;
+    } else if (num = digits_at(p, e, rd, &n), n < 8) {
         p += n;
     } else { /* eight digits or more, or near the end of the buffer: with an overflow test */
         while (p < e && is_digit(*p))
