@@ -313,6 +313,15 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
     emit(tr, &ev);
 }
 
+/* A provisional response of a transaction in progress: Timer C (RFC 3261 §16.6 step 11) of an
+ * INVITE restarts from it. */
+static void on_provisional(struct track *tr, struct sip_txn *txn, uint64_t now)
+{
+    txn->t_prov = now;
+    if (txn->method == SIP_METHOD_INVITE)
+        sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns, SIP_TXN_TIMER_C);
+}
+
 static void on_response(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
                         uint64_t now, const struct track_hint *hint)
 {
@@ -338,6 +347,11 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     ev.labels = txn->labels;
     if (sip_txn_response_seen(txn, msg)) {
         ev.flags |= TRACK_F_RETRANSMISSION;
+        /* A repeated provisional other than 100 restarts Timer C too (RFC 3261 §16.7 step 2):
+         * a UAS that rings for minutes sends its 180 again every minute (§13.3.1.1) so that
+         * the call is not given up after 180 s. */
+        if (code > 100 && code < 200 && txn->state == SIP_TXN_PROCEEDING)
+            on_provisional(tr, txn, now);
         emit(tr, &ev);
         return;
     }
@@ -346,10 +360,7 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
             if (txn->state == SIP_TXN_CALLING && txn->method == SIP_METHOD_INVITE)
                 sip_txn_proceeding(&tr->txns, txn); /* a call that rings: evicted last */
             txn->state = SIP_TXN_PROCEEDING;
-            txn->t_prov = now;
-            /* Timer C (RFC 3261 §16.6 step 11) restarts with every provisional. */
-            if (txn->method == SIP_METHOD_INVITE)
-                sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns, SIP_TXN_TIMER_C);
+            on_provisional(tr, txn, now);
         }
     } else if (txn->state == SIP_TXN_COMPLETED || txn->state == SIP_TXN_TIMED_OUT) {
         ev.flags |= TRACK_F_LATE_FINAL; /* a losing fork, a late 2xx, or after the timeout */

@@ -324,6 +324,39 @@ TEST(provisional_switches_invite_to_timer_c)
     track_free(f.tr);
 }
 
+/* RFC 3261 §13.3.1.1: a UAS that does not answer soon sends its 180 again every minute so
+ * that no proxy gives up; each one restarts Timer C (§16.7 step 2), a copy included. A 100
+ * sent again does not (§16.7: 101 to 199). */
+TEST(a_repeated_180_restarts_timer_c_a_repeated_100_does_not)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.timer_c_ns = 60 * S;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(50 * S, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    track_advance(f.tr, 110 * S - 1); /* 61 s, the first 180's Timer C, is long past */
+    CHECK_INT(count_type(&f.rec, TRACK_TXN_END), 0);
+    RESP(100 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 1);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_LATE_FINAL), 0);
+    track_free(f.tr);
+
+    struct fixture g = {0};
+    g.cfg = f.cfg;
+    setup(&g);
+    feed(&g, 0, req("INVITE", "z9hG4bK-1", 1, "INVITE", "a1", "", ""));
+    feed(&g, 1 * S, resp(100, "z9hG4bK-1", 1, "INVITE", "", ""));
+    feed(&g, 50 * S, resp(100, "z9hG4bK-1", 1, "INVITE", "", ""));
+    track_advance(g.tr, 61 * S);
+    CHECK_INT(count_type(&g.rec, TRACK_TXN_END), 1);
+    CHECK_INT(nth(&g.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&g.rec, TRACK_CALL_END, 0)->time_ns, 61 * S);
+    track_free(g.tr);
+}
+
 TEST(forked_second_final_is_a_late_final_not_a_second_answer)
 {
     struct fixture f = {0};
