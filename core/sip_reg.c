@@ -159,14 +159,21 @@ static void own(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip
     memcpy(txn->labels, a->labels, sizeof(txn->labels));
 }
 
-static struct sip_reg_attempt *find_challenged(struct sip_reg_table *reg, uint64_t hash,
-                                               uint64_t check, uint64_t now)
+/* The attempt a REGISTER with this key and CSeq belongs to: a challenged one whose retry it is
+ * (within the window), or one waiting for its final that it copies (*copy set): the same
+ * REGISTER forwarded by a proxy under a branch of its own. RFC 3261 §10.2: every REGISTER of a
+ * Call-ID has a CSeq of its own, so the same key and CSeq is the same request. NULL: a new
+ * attempt. */
+static struct sip_reg_attempt *find_attempt(struct sip_reg_table *reg, uint64_t hash,
+                                            uint64_t check, uint32_t cseq, uint64_t now, bool *copy)
 {
     for (uint32_t i = table_lookup(&reg->attempts, hash, check); i != TABLE_NONE;
          i = table_lookup_next(&reg->attempts, i)) {
         struct sip_reg_attempt *a = table_entry(&reg->attempts, i);
-        if (a->challenged && now <= a->t_challenge + reg->retry_window)
+        if (a->challenged ? now <= a->t_challenge + reg->retry_window : a->cseq == cseq) {
+            *copy = !a->challenged;
             return a;
+        }
     }
     return NULL;
 }
@@ -224,10 +231,10 @@ static void note_contacts(struct sip_reg_attempt *a, const struct sip_msg *msg, 
 }
 
 /* Ends an attempt that no final will end: a challenge left without retry is its outcome, else
- * timeout. */
+ * a failure seen on another hop, else timeout. */
 static void attempt_give_up(struct sip_reg_table *reg, struct sip_reg_attempt *a, uint64_t when)
 {
-    emit_outcome(reg, a, a->challenged ? a->challenge_code : 0, NULL, NULL, when);
+    emit_outcome(reg, a, a->challenged ? a->challenge_code : a->copy_failure, NULL, NULL, when);
     table_remove(&reg->attempts, table_index(&reg->attempts, a));
 }
 
@@ -236,11 +243,19 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
 {
     uint64_t hash, check, aor = aor_key(msg->to_uri);
     attempt_key(msg, aor, &hash, &check);
-    struct sip_reg_attempt *a = find_challenged(reg, hash, check, now);
+    bool copy = false;
+    struct sip_reg_attempt *a = find_attempt(reg, hash, check, msg->cseq, now, &copy);
     uint32_t idx;
 
+    if (a && copy) {
+        /* Another hop's copy: one attempt, as an INVITE's copy is one call. Its transaction
+         * is not the attempt's own (no SIP_TXN_F_PRIMARY), and the request is the same. */
+        own(reg, txn, a);
+        return;
+    }
     if (a) {
         a->challenged = 0;
+        a->copy_failure = 0; /* what the copies of the challenged REGISTER said is past */
     } else {
         struct track_event ev = {.type = TRACK_REG_ATTEMPT, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = SIP_METHOD_REGISTER};
@@ -271,8 +286,10 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
     table_set_deadline(&reg->attempts, table_index(&reg->attempts, a),
                        now + reg->timer_f + reg->retry_window);
     a->req_expires = parse_expires(sip_msg_header(msg, SIP_HDR_EXPIRES), UINT32_MAX);
+    a->cseq = msg->cseq;
     note_contacts(a, msg, aor);
     own(reg, txn, a);
+    txn->flags |= SIP_TXN_F_PRIMARY;
 }
 
 /* Doubles the AoR buckets in use: each chain splits into its bucket and the one half the new
@@ -509,6 +526,14 @@ void sip_reg_on_final(struct sip_reg_table *reg, struct sip_txn *txn, const stru
 
     if (!a || a->challenged)
         return;
+    if (!(txn->flags & SIP_TXN_F_PRIMARY) && (code < 200 || code >= 300)) {
+        /* A copy's failure or silence decides nothing: the proxy may fail over from it (to
+         * another registrar), and relays what counts to the attempt's own REGISTER. A 2xx on
+         * any hop is the registrar's acceptance. */
+        if (code && !a->copy_failure)
+            a->copy_failure = code;
+        return;
+    }
     idx = table_index(&reg->attempts, a);
     if (code == 401 || code == 407) {
         a->challenged = 1;
@@ -517,6 +542,8 @@ void sip_reg_on_final(struct sip_reg_table *reg, struct sip_txn *txn, const stru
         table_set_deadline(&reg->attempts, idx, now + reg->retry_window);
         return;
     }
+    if (code == 0)
+        code = a->copy_failure; /* timed out: what another hop said, if anything */
     emit_outcome(reg, a, code, msg, pkt, now);
     if (code >= 200 && code < 300 && msg)
         apply_bindings(reg, a, msg, pkt, now);

@@ -44,6 +44,10 @@ struct sip_reg_attempt {
     uint8_t remove_all;   /* "Contact: *" with "Expires: 0" */
     uint8_t n_asked;
     uint8_t removals_cut; /* more removals than places: the 2xx's list alone says what stays */
+    /* The first failure (3xx to 6xx) of a copy of the REGISTER seen on another hop, 0 for
+     * none: the outcome only if the attempt's own REGISTER then gets no final. */
+    uint16_t copy_failure;
+    uint32_t cseq; /* of the attempt's latest REGISTER: a copy on another hop repeats it */
 };
 
 /* A live binding of a Contact to an AoR. */
@@ -82,13 +86,16 @@ int sip_reg_init(struct sip_reg_table *reg, uint32_t cap, uint64_t retry_window,
 void sip_reg_fini(struct sip_reg_table *reg);
 
 /* A REGISTER on the new transaction txn: folds into the challenged attempt with the same
- * (Call-ID, To URI) within the retry window, or starts an attempt with labels (label() is
- * called only then; it may be NULL). Emits TRACK_REG_ATTEMPT for a new attempt. */
+ * (Call-ID, To URI) within the retry window (txn becomes its own REGISTER), joins the attempt
+ * waiting with the same (Call-ID, To URI) and CSeq as a copy seen on another hop, or starts an
+ * attempt with labels (label() is called only then; it may be NULL). Emits TRACK_REG_ATTEMPT
+ * for a new attempt. */
 void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
                         const struct packet *pkt, uint64_t now);
 
 /* The first final response of a REGISTER transaction owned by an attempt, or its timeout
- * (msg NULL, code 0, now = the deadline). */
+ * (msg NULL, code 0, now = the deadline). On a copy seen on another hop only a 2xx decides the
+ * attempt. */
 void sip_reg_on_final(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip_msg *msg,
                       const struct packet *pkt, uint16_t code, uint64_t now);
 

@@ -43,7 +43,7 @@ enum sip_txn_flag {
     SIP_TXN_F_ACKED = 1u << 0,    /* INVITE: an ACK was seen (a later one is a copy) */
     SIP_TXN_F_ORPHAN = 1u << 1,   /* an in-dialog request for a dialog never seen */
     SIP_TXN_F_REFRESH = 1u << 2,  /* a re-INVITE or UPDATE of a call */
-    SIP_TXN_F_PRIMARY = 1u << 3,  /* the INVITE whose fate decides its call's timeout */
+    SIP_TXN_F_PRIMARY = 1u << 3,  /* decides: a call's own INVITE, an attempt's own REGISTER */
     SIP_TXN_F_ENDING_BYE = 1u << 4, /* the BYE that ended its call (RFC 6076 SDD) */
 };
 

@@ -1270,6 +1270,48 @@ TEST(star_finds_every_binding_after_the_aor_index_grew)
     track_free(f.tr);
 }
 
+/* A REGISTER forwarded by a proxy, under a branch of its own, seen on both hops: one attempt
+ * (same Call-ID, To URI and CSeq), as an INVITE's copy is one call. A failure on the proxy's
+ * leg decides nothing (it fails over to another registrar); the first 2xx, on any hop, is the
+ * outcome. */
+TEST(a_register_copy_on_another_hop_joins_its_attempt)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1>", "Expires: 600\n"));
+    feed(&f, 10 * MS, register_msg("z9hG4bK-r1-p", 1, "<sip:alice@192.0.2.1>", "Expires: 600\n"));
+    feed(&f, 20 * MS, register_ok(503, "z9hG4bK-r1-p", 1, ""));
+    feed(&f, 30 * MS, register_msg("z9hG4bK-r1-q", 1, "<sip:alice@192.0.2.1>", "Expires: 600\n"));
+    feed(&f, 40 * MS, register_ok(200, "z9hG4bK-r1-q", 1, "<sip:alice@192.0.2.1>;expires=600"));
+    feed(&f, 50 * MS, register_ok(200, "z9hG4bK-r1", 1, "<sip:alice@192.0.2.1>;expires=600"));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 200);
+    CHECK_DBL(nth(&f.rec, TRACK_REG_OUTCOME, 0)->delay, 0.04);
+    CHECK_INT(f.rec.binding_changes[SIP_BINDING_ADDED], 1);
+    CHECK_INT(f.rec.label_calls, 1);
+    /* The next REGISTER (a new CSeq) is a new attempt. */
+    feed(&f, 300 * S, register_msg("z9hG4bK-r2", 2, "<sip:alice@192.0.2.1>", "Expires: 600\n"));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 2);
+    track_free(f.tr);
+}
+
+/* Only the attempt's own REGISTER going unanswered lets a copy's failure be the outcome. */
+TEST(a_failure_on_a_register_copy_is_the_outcome_when_the_own_register_times_out)
+{
+    struct fixture f = {0};
+    setup(&f);
+    feed(&f, 0, register_msg("z9hG4bK-r1", 1, "<sip:alice@192.0.2.1>", ""));
+    feed(&f, 10 * MS, register_msg("z9hG4bK-r1-p", 1, "<sip:alice@192.0.2.1>", ""));
+    feed(&f, 20 * MS, register_ok(403, "z9hG4bK-r1-p", 1, ""));
+    track_advance(f.tr, 32 * S - 1);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 0);
+    track_advance(f.tr, 32 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 403);
+    track_free(f.tr);
+}
+
 TEST(register_without_answer_times_out_at_timer_f)
 {
     struct fixture f = {0};
