@@ -119,7 +119,8 @@ enum sip_dialog_keep {
 
 /* Timing rules the calls follow, in ns. */
 struct sip_dialog_timers {
-    uint64_t linger;       /* an ended call is kept this long for late messages (64*T1) */
+    uint64_t linger;       /* an ended call is kept this long for late messages (64*T1, or
+                            * Timer F when longer: its BYE's final or timeout) */
     uint64_t retry_window; /* a 401/407 is folded when the retry comes within this (64*T1) */
     uint64_t expiry_grace; /* added to Session-Expires before a call counts as expired (32 s) */
     uint64_t max_age;      /* --max-call-age */

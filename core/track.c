@@ -49,7 +49,9 @@ struct track *track_new(const struct track_config *cfg, const struct track_sink 
     tr->cfg = *cfg;
     tr->sink = *sink;
     tr->linger = 64 * cfg->t1_ns;
-    timers.linger = tr->linger;
+    /* An ended call is kept while the BYE that ended it may still be answered or time out: its
+     * disconnect delay needs the call (a --timer-f above 64*T1). */
+    timers.linger = cfg->timer_f_ns > tr->linger ? cfg->timer_f_ns : tr->linger;
     timers.retry_window = tr->linger;
     timers.expiry_grace = 32 * NS_PER_S; /* METRICS.md: Session-Expires plus 32 s */
     timers.max_age = cfg->max_call_age_ns;

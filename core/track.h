@@ -12,7 +12,8 @@
 struct packet;
 
 struct track_config {
-    uint64_t t1_ns;           /* RFC 3261 T1 (500 ms); lingering and retry windows are 64*T1 */
+    uint64_t t1_ns;           /* RFC 3261 T1 (500 ms); lingering and retry windows are 64*T1 (an
+                               * ended call lingers for Timer F when that is longer) */
     uint64_t timer_b_ns;      /* INVITE without any response (default 64*T1) */
     uint64_t timer_c_ns;      /* INVITE without a final after a provisional (180 s) */
     uint64_t timer_f_ns;      /* non-INVITE without a final (default 64*T1) */

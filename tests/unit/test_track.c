@@ -460,6 +460,27 @@ TEST(bye_from_the_callee_finds_the_call)
     track_free(f.tr);
 }
 
+/* The BYE that ended a call, never answered, fails its disconnect at Timer F (RFC 6076 §4.4):
+ * with a Timer F longer than 64*T1, the ended call is still known then. */
+TEST(an_unanswered_bye_fails_its_disconnect_at_a_long_timer_f)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.timer_f_ns = 40 * S;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(1 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 10 * S, req("BYE", "z9hG4bK-3", 2, "BYE", "a1", "b1", ""));
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    track_advance(f.tr, 50 * S - 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_DISCONNECT), 0);
+    track_advance(f.tr, 50 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_DISCONNECT), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_DISCONNECT, 0)->outcome, TRACK_FAILURE);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_DISCONNECT, 0)->delay, 40.0);
+    track_free(f.tr);
+}
+
 TEST(bye_without_dialog_is_counted_as_orphan)
 {
     struct fixture f = {0};
