@@ -355,7 +355,7 @@ bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_di
      * identical but for the branch, after a 503 or a timeout), which METRICS.md counts as a
      * new call like any INVITE after an outcome. The same branch (a retransmission whose
      * transaction was let go) or another sender (a hop forwarding late) is still this call. */
-    if (msg->cseq == d->invite_cseq) {
+    if ((uint16_t)msg->cseq == d->invite_cseq) {
         uint16_t v = invite_via_of(txn, msg);
         return d->state != SIP_DIALOG_ENDED || (v >> 8) != (d->invite_via >> 8) ||
                (v & 0xff) == (d->invite_via & 0xff);
@@ -371,9 +371,9 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
 {
     sip_dialog_own(tbl, txn, d);
     txn->flags |= SIP_TXN_F_PRIMARY;
-    if (msg->cseq != d->invite_cseq) {
+    if ((uint16_t)msg->cseq != d->invite_cseq) {
         /* The retry of a challenge (or a re-sent INVITE): its fate now decides the call. */
-        d->invite_cseq = msg->cseq;
+        d->invite_cseq = (uint16_t)msg->cseq;
         d->invite_via = invite_via_of(txn, msg);
         d->copy_failure = 0;
         if (d->flags & SIP_DIALOG_F_CHALLENGED) {
@@ -426,7 +426,7 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
     }
     d = table_entry(&tbl->t, idx);
     d->t_start = now;
-    d->invite_cseq = msg->cseq;
+    d->invite_cseq = (uint16_t)msg->cseq;
     d->invite_via = invite_via_of(txn, msg);
     d->state = SIP_DIALOG_ENDED; /* not yet in the active gauge: set_state moves it to trying */
     memcpy(d->labels, labels, sizeof(d->labels));
@@ -563,13 +563,19 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
                            const struct sip_msg *msg, const struct packet *pkt, uint64_t now)
 {
     if (msg->method == SIP_METHOD_ACK) {
-        /* An ACK to a 2xx is its own message (new branch); a copy answers a 2xx copy. ACKs to
-         * the 2xx of two forks share the CSeq but not the To-tag. */
-        uint16_t fp = (uint16_t)((tag_hash(msg->to_tag) ^ (msg->cseq * 0x9e3779b1u)) >> 16);
-        if ((d->flags & SIP_DIALOG_F_ACKED) && d->ack_seen == fp)
+        /* An ACK to a 2xx is a transaction of its own, named by its top Via (RFC 3261
+         * §17.1.1.3). Its retransmission repeats it whole: the UAC passes the same ACK to the
+         * transport again for each copy of the 2xx (§13.2.2.4). A proxy forwards it under a
+         * branch of its own, so its copy on another hop is no retransmission, as an INVITE's
+         * copy is not. ACKs to the 2xx of two forks differ in To-tag; without a branch (RFC
+         * 2543), each hop's sent-by tells them apart. */
+        struct slice via = msg->via_branch.len ? msg->via_branch : msg->via_sent_by;
+        uint64_t h = slice_hash(via, (uint64_t)tag_hash(msg->to_tag) << 32 ^ msg->cseq);
+        uint16_t fp = (uint16_t)((h ^ h >> 32) % 65535 + 1); /* never 0 */
+        if (d->ack_seen[0] == fp || d->ack_seen[1] == fp)
             return true;
-        d->flags |= SIP_DIALOG_F_ACKED;
-        d->ack_seen = fp;
+        d->ack_seen[1] = d->ack_seen[0];
+        d->ack_seen[0] = fp;
         return false;
     }
     if (txn)

@@ -50,7 +50,6 @@ enum sip_dialog_flag {
     SIP_DIALOG_F_CANCELLED = 1u << 2,  /* a CANCEL was seen */
     SIP_DIALOG_F_SRD = 1u << 3,        /* session request delay observed */
     SIP_DIALOG_F_RINGING = 1u << 4,    /* post-dial delay observed */
-    SIP_DIALOG_F_ACKED = 1u << 5,      /* an ACK for a 2xx was seen (ack_seen valid) */
     SIP_DIALOG_F_TRUNCATED = 1u << 6,  /* a text field did not fit and was cut */
     SIP_DIALOG_F_BYE_CALLEE = 1u << 7, /* the BYE that ended the call came from the callee */
 };
@@ -70,12 +69,18 @@ struct sip_dialog {
     uint64_t t_end;       /* end */
     uint64_t t_refresh;   /* last 2xx to INVITE or UPDATE: session timer base (RFC 4028) */
     uint32_t session_expires; /* seconds from the last 2xx, 0 without a session timer */
-    uint32_t invite_cseq;     /* CSeq of the latest out-of-dialog INVITE of the call */
-    /* 16-bit fingerprints: of (CSeq, To-tag) of the last ACK to a 2xx, and of (CSeq, From-tag)
-     * of the last re-INVITE or UPDATE counted (0: none), so that a copy of either seen on
-     * another hop, a transaction of its own, is told from the next one (a new CSeq). 16 bits
-     * mistake 1 in 65,536 of the next ones for a copy; wider, the entry grows by 8 bytes. */
-    uint16_t ack_seen, refresh_seen;
+    /* CSeq of the latest out-of-dialog INVITE of the call, its low 16 bits as a transaction's
+     * cseq_low: the INVITEs of one call are a few CSeqs apart, never 65,536. */
+    uint16_t invite_cseq;
+    /* 16-bit fingerprints, 0 for none. Of the last two ACKs to a 2xx, of (top Via branch, or
+     * sent-by without one, CSeq, To-tag): an ACK equal to either is a retransmission (two, so
+     * that on a capture of both hops of a proxy the first hop's ACK sent again is known after
+     * the second hop's copy). Of the last re-INVITE or UPDATE counted, of (CSeq, From-tag), so
+     * that its copy seen on another hop, a transaction of its own, is told from the next one (a
+     * new CSeq). 1 in 65,535 of the next ones is mistaken for a copy; wider, the entry grows by
+     * 8 bytes. */
+    uint16_t ack_seen[2];
+    uint16_t refresh_seen;
     uint32_t to_tags[SIP_DIALOG_MAX_TO_TAGS]; /* hashes of the dialogs' To-tags (forks) */
     uint16_t labels[TRACK_MAX_LABELS];
     uint16_t final_code;     /* the outcome; valid with SIP_DIALOG_F_OUTCOME; 0 = timeout */

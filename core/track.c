@@ -117,7 +117,7 @@ static void txn_timeout(struct track *tr, struct sip_txn *txn)
     sip_txn_set_deadline(&tr->txns, txn, deadline + tr->linger, SIP_TXN_TIMER_LINGER);
     /* Only the call's current INVITE decides its timeout: not one a retry has replaced. */
     if (d && txn->method == SIP_METHOD_INVITE && (txn->flags & SIP_TXN_F_PRIMARY) &&
-        txn->cseq_low == (uint16_t)d->invite_cseq)
+        txn->cseq_low == d->invite_cseq)
         sip_dialog_on_invite_timeout(&tr->dialogs, d, deadline);
     else if (d)
         sip_dialog_on_in_dialog_final(&tr->dialogs, d, txn, NULL, NULL, 0, deadline);

@@ -510,6 +510,33 @@ TEST(copy_on_another_hop_joins_the_call_without_retransmission)
     track_free(f.tr);
 }
 
+/* Captured at a proxy: the caller's ACK to the 200 and the proxy's forward of it (a branch of
+ * its own) are copies on two hops, no retransmission, as the INVITE's are; each sent again
+ * after a copy of the 200 is one; a re-INVITE's ACK (a new CSeq) is neither. */
+TEST(an_ack_forwarded_on_another_hop_is_no_retransmission)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-hop1", 1);
+    INVITE(5 * MS, "z9hG4bK-hop2", 1);
+    RESP(100 * MS, 200, "z9hG4bK-hop2", 1, "INVITE", "b1");
+    RESP(105 * MS, 200, "z9hG4bK-hop1", 1, "INVITE", "b1");
+    feed(&f, 110 * MS, req("ACK", "z9hG4bK-ack1", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 115 * MS, req("ACK", "z9hG4bK-ack1-p", 1, "ACK", "a1", "b1", ""));
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 0);
+    RESP(600 * MS, 200, "z9hG4bK-hop2", 1, "INVITE", "b1");
+    RESP(605 * MS, 200, "z9hG4bK-hop1", 1, "INVITE", "b1");
+    feed(&f, 610 * MS, req("ACK", "z9hG4bK-ack1", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 615 * MS, req("ACK", "z9hG4bK-ack1-p", 1, "ACK", "a1", "b1", ""));
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 4); /* two 200s, two ACKs */
+    feed(&f, 10 * S, req("INVITE", "z9hG4bK-re", 2, "INVITE", "a1", "b1", ""));
+    RESP(10 * S + 100 * MS, 200, "z9hG4bK-re", 2, "INVITE", "b1");
+    feed(&f, 10 * S + 110 * MS, req("ACK", "z9hG4bK-ack2", 2, "ACK", "a1", "b1", ""));
+    CHECK_INT(count_flag(&f.rec, TRACK_F_RETRANSMISSION), 4);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    track_free(f.tr);
+}
+
 /* Captured at a proxy that fails over: the caller's INVITE (hop1), the proxy's first leg
  * (hop2, 486), its second leg (hop3, 200), then the 200 relayed to the caller. Only the
  * caller's transaction decides a failure; the first leg's 486 is the proxy's business. */
