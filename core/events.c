@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,10 +34,20 @@
 #define DATE_LEN 11 /* "2023-11-14T": what events_time writes before the time of day */
 #define S_PER_DAY 86400u
 #define EPISODE_LOG_S 60 /* a new episode of failed writes is logged at most this often */
+/* Live, to a named pipe: how long a flush waits for the reader to make room before the lines
+ * that do not fit are lost (none while they are being lost already). A reader that stops
+ * reading without closing the pipe would otherwise stop the engine in write(2): no capture, no
+ * signals, metrics frozen. */
+#define PIPE_WAIT_MS 100
 
 struct events {
     int fd;
     int owns;   /* fd is ours to close (not standard output) */
+    bool live;  /* opened to append: a live capture, which must not wait on the file */
+    /* fd is a named pipe written live: O_NONBLOCK, written in runs of whole lines of at most
+     * PIPE_BUF bytes (atomic: a full pipe takes all of one or none of it), waiting at most
+     * PIPE_WAIT_MS a flush for room (pipe_write). */
+    bool nowait;
     char *path; /* what events_reopen opens again; NULL for standard output */
     const struct oplabel_set *ops;
     uint32_t fields; /* the call_cdr fields call lines carry (a mask) */
@@ -104,6 +116,19 @@ static int ends_inside_a_line(int fd, const char *path)
     return cut;
 }
 
+/* Makes fd, just opened for w, a pipe that is never waited on (struct events' nowait) when it
+ * is a named pipe written live; clears O_NONBLOCK (set by events_reopen's open) otherwise. */
+static void set_nowait(struct events *w, int fd)
+{
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+
+    w->nowait = w->live && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fl >= 0 &&
+                fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
+    if (!w->nowait && fl >= 0 && (fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
                            uint32_t fields, bool append, char *err, size_t errlen)
 {
@@ -154,6 +179,9 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
         free(w);
         return NULL;
     }
+    w->live = append;
+    if (w->owns)
+        set_nowait(w, w->fd);
     if (append && w->owns)
         w->cut = ends_inside_a_line(w->fd, path);
     return w;
@@ -183,7 +211,8 @@ static void writes_fail(struct events *w, uint64_t lost, int err)
             log_error("events",
                       "cannot write the events file %s: %s; its lines are lost until it can be "
                       "written again (counted in sipscope_events_errors_total)",
-                      shown(w), strerror(err));
+                      shown(w),
+                      err == EAGAIN ? "the pipe is full, its reader does not read" : strerror(err));
         }
     }
     w->failing = err;
@@ -226,7 +255,9 @@ int events_reopen(struct events *w, char *err, size_t errlen)
     if (!w->owns)
         return 0;
     events_flush(w); /* the lines so far belong to the file they were written for */
-    fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    /* O_NONBLOCK: a named pipe whose reader has gone would block the open until one comes
+     * (ENXIO instead: the old one is kept). Cleared again unless it is a pipe written live. */
+    fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0666);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot reopen the events file %s: %s (still writing to the old one)",
@@ -235,6 +266,7 @@ int events_reopen(struct events *w, char *err, size_t errlen)
     }
     close_file(w, w->fd);
     w->fd = fd;
+    set_nowait(w, fd);
     w->cut = ends_inside_a_line(fd, w->path); /* a line cut before does not spoil the next */
     return 0;
 }
@@ -284,6 +316,75 @@ static size_t write_all(int fd, const char *buf, size_t len, int *err)
     return done;
 }
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd can take more, or until deadline (monotonic ms) passes: false then. */
+static bool wait_room(int fd, uint64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        uint64_t now = monotonic_ms();
+        int n;
+
+        if (now >= deadline)
+            return false;
+        n = poll(&p, 1, (int)(deadline - now));
+        if (n > 0)
+            return true; /* POLLERR too: the write says why */
+        if (n == 0 || errno != EINTR)
+            return false;
+    }
+}
+
+/* The waiting lines to a pipe written live (nowait): in runs of whole lines of at most PIPE_BUF
+ * bytes, which a full pipe takes whole or not at all, so that a reader that stopped is left
+ * whole lines. A flush waits PIPE_WAIT_MS in all for room (not at all while lines are being
+ * lost: a stopped reader costs one failed write a flush); a line longer than PIPE_BUF goes alone
+ * and in parts, and once started gets PIPE_WAIT_MS of its own to end. Returns the bytes written,
+ * with *err set as write_all sets it. */
+static size_t pipe_write(struct events *w, int *err)
+{
+    uint64_t deadline = monotonic_ms() + (w->failing ? 0 : PIPE_WAIT_MS);
+    size_t done = 0;
+    uint32_t i = 0;
+
+    while (i < w->n_lines) {
+        uint32_t j = i + 1;
+        size_t start = done, end;
+        bool extended = false;
+
+        while (j < w->n_lines && w->ends[j] - start <= PIPE_BUF)
+            j++;
+        end = w->ends[j - 1];
+        while (done < end) {
+            ssize_t n = write(w->fd, w->buf + done, end - done);
+            if (n > 0) {
+                done += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                if (done > start && !extended) {
+                    extended = true;
+                    deadline = monotonic_ms() + PIPE_WAIT_MS;
+                }
+                if (wait_room(w->fd, deadline))
+                    continue;
+            }
+            *err = n < 0 ? errno : EIO;
+            return done;
+        }
+        i = j;
+    }
+    return done;
+}
+
 int events_flush(struct events *w)
 {
     size_t done;
@@ -298,7 +399,7 @@ int events_flush(struct events *w)
      * and unreadable instead of spoiling the next. */
     if (w->cut && write_all(w->fd, "\n", 1, &err) == 1)
         w->cut = 0;
-    done = w->cut ? 0 : write_all(w->fd, w->buf, w->line, &err);
+    done = w->cut ? 0 : w->nowait ? pipe_write(w, &err) : write_all(w->fd, w->buf, w->line, &err);
     for (i = 0; i < w->n_lines && w->ends[i] <= done; i++)
         calls += w->is_call[i];
     metric_counter_add(w->calls, calls);

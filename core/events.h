@@ -32,7 +32,9 @@
 struct events;
 
 /* Opens path for writing, "-" for standard output: appending to what it holds with append,
- * truncated first without. reg and ops must outlive the writer. fields: the call_cdr fields (a
+ * truncated first without. With append (live), a named pipe is written without blocking: a
+ * flush waits at most 100 ms for its reader, then loses (and counts) the lines that do not fit,
+ * writing only whole lines. reg and ops must outlive the writer. fields: the call_cdr fields (a
  * mask of 1u << enum call_cdr_field) call lines carry; the calls must then be tracked with
  * their record (SIP_DIALOG_KEEP_CDR). Returns NULL with a reason in err[errlen]. */
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
@@ -59,8 +61,9 @@ uint64_t events_lost(const struct events *w);
 /* After a rotation (SIGHUP): writes the waiting lines to the file as it is, then opens the path
  * again, appending (logrotate's "create" renames the file first; the new one is made here when
  * it does not exist). Standard output is left alone. The file is opened with O_APPEND from the
- * start too, so that a rotation by truncation in place (copytruncate) needs no reopen. Returns
- * 0, or -errno with a reason in err[errlen]: the old file is then still written. */
+ * start too, so that a rotation by truncation in place (copytruncate) needs no reopen. A named
+ * pipe without a reader is not waited for (-ENXIO). Returns 0, or -errno with a reason in
+ * err[errlen]: the old file is then still written. */
 int events_reopen(struct events *w, char *err, size_t errlen);
 
 /* Adds ns to every time the lines carry from now on (not to durations): the wall clock's step

@@ -2,11 +2,13 @@
 #include "events.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -651,6 +653,81 @@ TEST(a_file_truncated_in_place_is_written_from_its_new_end_without_a_hole)
     CHECK(strstr(text, "22:13:22.000Z") != NULL);
     CHECK(strstr(text, "22:13:21.000Z") == NULL);
     finish(&f);
+}
+
+static void blocked(int sig)
+{
+    static const char msg[] = "FAIL: the events writer blocked on the pipe\n";
+    (void)sig;
+    (void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1); /* stderr is captured */
+    _exit(1);
+}
+
+/* Live, the events file is a named pipe whose reader stops reading without closing it (a log
+ * shipper that hangs): a flush gives up after a short wait instead of blocking the engine for
+ * as long as the reader sleeps, the reader is left whole lines only, the lines that did not fit
+ * are counted as lost, and lines get through again once it reads. A reopen (SIGHUP) while the
+ * pipe has no reader returns instead of waiting for one. */
+TEST(a_live_pipe_whose_reader_stops_loses_whole_lines_without_blocking)
+{
+    struct fixture f;
+    struct log_capture log;
+    struct expo_buf out;
+    struct timespec t0, t1;
+    char err[256], text[8192], want[1024];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    ssize_t n;
+    int rfd;
+
+    setup(&f, 0);
+    events_close(f.w);
+    unlink(f.path);
+    CHECK_INT(mkfifo(f.path, 0600), 0);
+    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
+    CHECK(rfd >= 0);
+    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096); /* one page */
+    alarm(10);
+    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
+    CHECK(f.w != NULL);
+    log_capture(&log);
+    for (uint64_t t = 1; t <= 40; t++)
+        binding_line(&f, t); /* 153 bytes each */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_INT(events_flush(f.w), -EIO);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(t1.tv_sec - t0.tv_sec < 2);
+    /* The pipe's 4,096 bytes take 26 whole lines (3,978 bytes); the 27th and after are lost. */
+    n = read(rfd, text, sizeof(text));
+    CHECK_INT(n, 26 * 153);
+    CHECK(n > 0 && text[n - 1] == '\n');
+    CHECK(events_lost(f.w) == 14);
+    binding_line(&f, 41);
+    binding_line(&f, 42);
+    CHECK_INT(events_flush(f.w), 0);
+    n = read(rfd, text, sizeof(text));
+    CHECK_INT(n, 2 * 153);
+    CHECK(strncmp(text, "{\"type\":\"registration\"", 22) == 0 && text[152] == '\n');
+    close(rfd);
+    CHECK_INT(events_reopen(f.w, err, sizeof(err)), -ENXIO);
+    alarm(0);
+    signal(SIGALRM, old_alrm);
+    log_captured(&log, text, sizeof(text));
+    snprintf(want, sizeof(want),
+             "sipscope: error: events: cannot write the events file %s: the pipe is full, its "
+             "reader does not read; its lines are lost until it can be written again (counted "
+             "in sipscope_events_errors_total)\n"
+             "sipscope: info: events: the events file %s is written again; 14 lines were lost\n",
+             f.path, f.path);
+    CHECK_STR(text, want);
+    expo_buf_init(&out);
+    CHECK_INT(expo_render(f.reg, EXPO_DETERMINISTIC, &out), 0);
+    CHECK(strstr(out.data, "\nsipscope_events_errors_total 14\n") != NULL);
+    CHECK(strstr(out.data, "\nsipscope_events_total{type=\"registration\"} 28\n") != NULL);
+    expo_buf_fini(&out);
+    CHECK_INT(events_close(f.w), 0);
+    unlink(f.path); /* not finish(): reading a pipe would wait for a writer */
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
 }
 
 TEST_MAIN()
