@@ -69,7 +69,7 @@ struct events {
     uint32_t ends[BATCH_LINES];
     uint8_t is_call[BATCH_LINES];
     uint32_t n_lines;
-    int cut; /* the file ends inside a line (a write failed part-way) */
+    int cut; /* the file ends inside a line (a write failed part-way, not taken back) */
     /* Lines lost to failed writes: in all (events_lost), and since the last "written again"
      * (failing: the errno of the episode under way, 0 while writes succeed), so that an episode
      * is logged once when it starts and once when it ends, not at every flush; and a file that
@@ -385,6 +385,18 @@ static size_t pipe_write(struct events *w, int *err)
     return done;
 }
 
+/* Takes the last n bytes written back out of a regular file: the start of a line whose write
+ * failed part-way (a full disk), which a reader of JSON lines could not parse. False when it
+ * cannot (not a regular file): the cut line then stays, alone on its line (struct events'
+ * cut). The file's end is the end of that write: O_APPEND, one writer. */
+static bool unwrite(int fd, size_t n)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= n &&
+           ftruncate(fd, st.st_size - (off_t)n) == 0;
+}
+
 int events_flush(struct events *w)
 {
     size_t done;
@@ -395,7 +407,8 @@ int events_flush(struct events *w)
         return 0;
     if (w->fd == STDOUT_FILENO)
         fflush(stdout); /* what was printed through stdio goes first */
-    /* After a write that failed inside a line, a line break first: the cut line stays alone
+    /* After a write that failed inside a line and could not be taken back (unwrite: a pipe),
+     * or a run before that was killed inside one, a line break first: the cut line stays alone
      * and unreadable instead of spoiling the next. */
     if (w->cut && write_all(w->fd, "\n", 1, &err) == 1)
         w->cut = 0;
@@ -408,7 +421,7 @@ int events_flush(struct events *w)
     if (failed) {
         metric_counter_add(w->errors, w->n_lines - i);
         writes_fail(w, w->n_lines - i, err ? err : EIO);
-        if (done > (i ? w->ends[i - 1] : 0))
+        if (done > (i ? w->ends[i - 1] : 0) && !unwrite(w->fd, done - (i ? w->ends[i - 1] : 0)))
             w->cut = 1;
     } else {
         writes_succeed(w);

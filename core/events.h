@@ -48,9 +48,10 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
                      size_t fields_len);
 
 /* Writes the lines waiting in the batch. Returns 0, or -EIO when some could not be written
- * (each counted in sipscope_events_errors_total). The first failure after writes that succeeded
- * is logged with its reason, and the first success after failures with the lines lost (a new
- * episode within a minute of the last one logged is not: a file that flaps). */
+ * (each counted in sipscope_events_errors_total; the start of one that a regular file took
+ * only part of is truncated away, so that the file holds whole lines). The first failure after
+ * writes that succeeded is logged with its reason, and the first success after failures with the
+ * lines lost (a new episode within a minute of the last one logged is not: a file that flaps). */
 int events_flush(struct events *w);
 
 /* Lines lost so far: to failed writes, dropped as longer than the limit (1 MiB) or for want of
