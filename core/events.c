@@ -42,11 +42,12 @@
 
 struct events {
     int fd;
-    int owns;   /* fd is ours to close (not standard output) */
-    bool live;  /* opened to append: a live capture, which must not wait on the file */
-    /* fd is a named pipe written live: O_NONBLOCK, written in runs of whole lines of at most
-     * PIPE_BUF bytes (atomic: a full pipe takes all of one or none of it), waiting at most
-     * PIPE_WAIT_MS a flush for room (pipe_write). */
+    int owns;       /* fd is ours to close (not standard output itself) */
+    bool live;      /* opened to append: a live capture, which must not wait on the file */
+    bool to_stdout; /* standard output, through fd (itself, or a pipe's own description) */
+    /* fd is a pipe written live (named, or standard output): O_NONBLOCK, written in runs of whole
+     * lines of at most PIPE_BUF bytes (atomic: a full pipe takes all of one or none of it), waiting
+     * at most PIPE_WAIT_MS a flush for room (pipe_write). */
     bool nowait;
     char *path; /* what events_reopen opens again; NULL for standard output */
     const struct oplabel_set *ops;
@@ -129,6 +130,18 @@ static void set_nowait(struct events *w, int fd)
         fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
+/* Standard output when it is a pipe: a file description of its own, O_NONBLOCK (set on
+ * standard output's own, it would be its siblings' too: a shell's, another process's). -1 when
+ * it is not a pipe, or cannot be opened again (a socket). */
+static int stdout_pipe_nowait(void)
+{
+    struct stat st;
+
+    if (fstat(STDOUT_FILENO, &st) != 0 || !S_ISFIFO(st.st_mode))
+        return -1;
+    return open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
                            uint32_t fields, bool append, char *err, size_t errlen)
 {
@@ -162,7 +175,11 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     k = intern(reg, "registration");
     w->registrations = metrics_series(ft, &k);
     if (strcmp(path, "-") == 0) {
-        w->fd = STDOUT_FILENO;
+        w->to_stdout = true;
+        w->fd = append ? stdout_pipe_nowait() : -1;
+        w->owns = w->nowait = w->fd >= 0;
+        if (w->fd < 0)
+            w->fd = STDOUT_FILENO;
     } else {
         /* O_APPEND: after a rotation that truncates the file in place (logrotate's
          * copytruncate), the next write lands at its new end, not past a hole of zeros. */
@@ -171,7 +188,7 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
         w->owns = 1;
         w->path = strdup(path);
     }
-    if (w->fd < 0 || (w->owns && !w->path)) {
+    if (w->fd < 0 || (!w->to_stdout && !w->path)) {
         snprintf(err, errlen, "cannot open the events file %s: %s", path,
                  w->fd < 0 ? strerror(errno) : "out of memory");
         if (w->fd >= 0)
@@ -180,9 +197,9 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
         return NULL;
     }
     w->live = append;
-    if (w->owns)
+    if (w->path)
         set_nowait(w, w->fd);
-    if (append && w->owns)
+    if (append && w->path)
         w->cut = ends_inside_a_line(w->fd, path);
     return w;
 }
@@ -252,7 +269,7 @@ int events_reopen(struct events *w, char *err, size_t errlen)
 {
     int fd;
 
-    if (!w->owns)
+    if (!w->path)
         return 0;
     events_flush(w); /* the lines so far belong to the file they were written for */
     /* O_NONBLOCK: a named pipe whose reader has gone would block the open until one comes
@@ -405,7 +422,7 @@ int events_flush(struct events *w)
 
     if (!w->n_lines)
         return 0;
-    if (w->fd == STDOUT_FILENO)
+    if (w->to_stdout)
         fflush(stdout); /* what was printed through stdio goes first */
     /* After a write that failed inside a line and could not be taken back (unwrite: a pipe),
      * or a run before that was killed inside one, a line break first: the cut line stays alone

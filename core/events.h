@@ -32,7 +32,8 @@
 struct events;
 
 /* Opens path for writing, "-" for standard output: appending to what it holds with append,
- * truncated first without. With append (live), a named pipe is written without blocking: a
+ * truncated first without. With append (live), a pipe (named, or standard output through a
+ * file description of its own) is written without blocking: a
  * flush waits at most 100 ms for its reader, then loses (and counts) the lines that do not fit,
  * writing only whole lines. reg and ops must outlive the writer. fields: the call_cdr fields (a
  * mask of 1u << enum call_cdr_field) call lines carry; the calls must then be tracked with

@@ -661,7 +661,7 @@ static void blocked(int sig)
 {
     static const char msg[] = "FAIL: the events writer blocked on the pipe\n";
     (void)sig;
-    (void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1); /* stderr is captured */
+    (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1); /* a file or a terminal: no wait */
     _exit(1);
 }
 
@@ -730,6 +730,52 @@ TEST(a_live_pipe_whose_reader_stops_loses_whole_lines_without_blocking)
     unlink(f.path); /* not finish(): reading a pipe would wait for a writer */
     oplabel_free(f.ops);
     metrics_free(f.reg);
+}
+
+/* The same live with --events - when standard output is a pipe (a container's log driver that
+ * hangs): whole lines, the rest lost and counted, no blocking; and standard output's own file
+ * description is left blocking (it is shared with whoever else writes to it). */
+TEST(a_live_standard_output_pipe_whose_reader_stops_does_not_block)
+{
+    struct metrics *reg = metrics_new(1000);
+    struct oplabel_set *ops = oplabel_new(reg);
+    struct fixture f = {.reg = reg, .ops = ops};
+    struct log_capture log;
+    char err[256], text[8192];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    int p[2], saved;
+    ssize_t n;
+
+    CHECK_INT(pipe(p), 0);
+    CHECK_INT(fcntl(p[0], F_SETPIPE_SZ, 4096), 4096);
+    CHECK_INT(fcntl(p[0], F_SETFL, O_NONBLOCK), 0); /* the test's reads */
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    CHECK(saved >= 0 && dup2(p[1], STDOUT_FILENO) == STDOUT_FILENO);
+    close(p[1]);
+    alarm(10);
+    f.w = events_open("-", reg, ops, 0, true, err, sizeof(err));
+    log_capture(&log);
+    for (uint64_t t = 1; t <= 40 && f.w; t++)
+        binding_line(&f, t);
+    n = f.w ? events_flush(f.w) : 0;
+    alarm(0);
+    log_captured(&log, text, sizeof(text));
+    CHECK((fcntl(STDOUT_FILENO, F_GETFL) & O_NONBLOCK) == 0);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    signal(SIGALRM, old_alrm);
+    CHECK(f.w != NULL);
+    CHECK_INT(n, -EIO);
+    CHECK(strstr(text, "cannot write the events file (standard output): the pipe is full") ==
+          text + strlen("sipscope: error: events: "));
+    n = read(p[0], text, sizeof(text));
+    CHECK_INT(n, 26 * 153);
+    CHECK(f.w && events_lost(f.w) == 14);
+    CHECK_INT(events_close(f.w), 0);
+    close(p[0]);
+    oplabel_free(ops);
+    metrics_free(reg);
 }
 
 TEST_MAIN()
