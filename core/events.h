@@ -12,6 +12,8 @@
  * The signalling fields are the call_cdr fields the writer was opened with, in call_cdr.h's
  * order ("src_ip":"192.0.2.1","src_port":5060,...,"q850":16), each left out when the call
  * never had it.
+ * call_id, from and to are the tracker's copies: cut to 128, 60 and 60 bytes (aor and contact to
+ * 96), never inside a UTF-8 character.
  * T is RFC 3339 UTC with milliseconds ("2023-11-14T22:13:20.500Z"); s are seconds. The line is
  * written when the call ends, with the outcome known then: a call ended before its INVITE got a
  * final response (a BYE or CANCEL of an early call, max_age, eviction) has "outcome":null even

@@ -315,8 +315,8 @@ static void copy_text(const struct sip_dialog_table *tbl, struct sip_dialog *d,
         return;
     for (int i = 0; i < 3; i++) {
         size_t n = parts[i].len;
-        if (n > max[i]) {
-            n = max[i];
+        if (n > max[i]) { /* not inside a character: a cut one would read as U+FFFD */
+            n = slice_utf8_cut(parts[i].p, n, max[i]);
             d->flags |= SIP_DIALOG_F_TRUNCATED;
         }
         if (n) /* an absent value is an empty slice with a NULL pointer */

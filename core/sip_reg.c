@@ -365,8 +365,8 @@ static struct sip_binding *binding_find(struct sip_reg_table *reg, uint64_t hash
 static void copy_text(char *dst, uint8_t *len, struct slice src, size_t max, uint8_t *truncated)
 {
     size_t n = src.len;
-    if (n > max) {
-        n = max;
+    if (n > max) { /* not inside a character: a cut one would read as U+FFFD */
+        n = slice_utf8_cut(src.p, n, max);
         *truncated = 1;
     }
     if (n) /* an absent value is an empty slice with a NULL pointer */

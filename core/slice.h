@@ -21,6 +21,19 @@ static inline struct slice slice_make(const char *p, size_t len)
     return (struct slice){p, len};
 }
 
+/* The length of p[len] cut to at most max bytes without splitting a UTF-8 character: the cut
+ * moves back over continuation bytes, at most three (a longer run is not UTF-8: cut at max). */
+static inline size_t slice_utf8_cut(const char *p, size_t len, size_t max)
+{
+    size_t n = max;
+
+    if (len <= max)
+        return len;
+    while (n > 0 && n + 3 > max && ((unsigned char)p[n] & 0xC0) == 0x80)
+        n--;
+    return ((unsigned char)p[n] & 0xC0) == 0x80 ? max : n;
+}
+
 static inline bool slice_empty(struct slice s)
 {
     return s.len == 0;

@@ -194,4 +194,17 @@ TEST(wide_hash_depends_on_each_byte_length_seed_and_secret)
     CHECK(swapped == slice_hash_wide(slice_make(key, 100), 3));
 }
 
+/* Cuts never split a character: back over one's continuation bytes (up to three: a 4-byte
+ * one), not past a run longer than UTF-8 has (invalid: cut where asked). */
+TEST(utf8_cut_keeps_whole_characters)
+{
+    CHECK_INT(slice_utf8_cut("abc", 3, 5), 3);                   /* fits */
+    CHECK_INT(slice_utf8_cut("abcdef", 6, 4), 4);                /* ASCII */
+    CHECK_INT(slice_utf8_cut("ab\xc3\xa9", 4, 3), 2);            /* é split: before it */
+    CHECK_INT(slice_utf8_cut("ab\xc3\xa9x", 5, 4), 4);           /* é whole */
+    CHECK_INT(slice_utf8_cut("a\xf0\x9f\x98\x80", 5, 4), 1);     /* U+1F600 split after 3 */
+    CHECK_INT(slice_utf8_cut("a\xf0\x9f\x98\x80", 5, 2), 1);     /* ... after 1 */
+    CHECK_INT(slice_utf8_cut("a\x80\x80\x80\x80\x80", 6, 5), 5); /* no lead byte near: as asked */
+}
+
 TEST_MAIN()

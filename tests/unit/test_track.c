@@ -227,6 +227,39 @@ TEST(call_text_is_kept_only_when_asked_for)
     }
 }
 
+/* A Call-ID or URI longer than the room kept for it is cut before a character that would not
+ * fit whole (a cut "é" is an invalid byte, written as U+FFFD in the events file): Call-ID
+ * 127 'c' then "é" keeps 127 bytes of its 128; From URI "sip:" 55 'a' then "é" keeps 59 of 60. */
+TEST(call_text_is_cut_between_utf8_characters)
+{
+    struct fixture f = {0};
+    char cid[160], from[100], want[256];
+    static char m[3][1024];
+    static const char *const starts[3] = {"INVITE sip:bob@example.com SIP/2.0", "SIP/2.0 200 OK",
+                                          "BYE sip:bob@example.com SIP/2.0"};
+    static const char *const cseqs[3] = {"1 INVITE", "1 INVITE", "2 BYE"};
+
+    memset(cid, 'c', 127);
+    snprintf(cid + 127, sizeof(cid) - 127, "\xc3\xa9@h");
+    memcpy(from, "sip:", 4);
+    memset(from + 4, 'a', 55);
+    snprintf(from + 59, sizeof(from) - 59, "\xc3\xa9@x");
+    track_config_defaults(&f.cfg);
+    f.cfg.call_keep = SIP_DIALOG_KEEP_TEXT;
+    setup(&f);
+    for (int i = 0; i < 3; i++) {
+        snprintf(m[i], sizeof(m[i]),
+                 "%s\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-%d\nFrom: <%s>;tag=a1\n"
+                 "To: <sip:bob@example.com>%s\nCall-ID: %s\nCSeq: %s\nContent-Length: 0\n\n",
+                 starts[i], i == 2 ? 3 : 1, from, i ? ";tag=b1" : "", cid, cseqs[i]);
+        feed(&f, (uint64_t)i * S, m[i]);
+    }
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    snprintf(want, sizeof(want), "%.127s|%.59s|sip:bob@example.com", cid, from);
+    CHECK_STR(f.rec.end_text, want);
+    track_free(f.tr);
+}
+
 TEST(copies_of_requests_and_responses_are_retransmissions)
 {
     struct fixture f = {0};
