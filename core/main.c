@@ -220,8 +220,9 @@ static void usage(FILE *out)
             "capability, unknown interface, no memory, address in use) or lines of the events\n"
             "file could not be written; 2 wrong flags; 3 ran, but the capture was cut short\n"
             "(metrics of what was read are still printed or served, and the cut is counted in\n"
-            "sipscope_parse_errors_total). SIGINT or SIGTERM during a --read that serves ends\n"
-            "it by that signal (130 or 143 in a shell). Frames cut at the snap length, and the\n"
+            "sipscope_parse_errors_total). SIGINT or SIGTERM during a --read that serves or\n"
+            "writes --events ends it by that signal (130 or 143 in a shell), the events file\n"
+            "closed first. Frames cut at the snap length, and the\n"
             "SIP messages they left incomplete, are counted in one line on standard error at\n"
             "the end of a --read (the status stays 0).\n");
 }
@@ -656,8 +657,9 @@ static void report_losses(struct engine *e, const char *path)
             l->incomplete == 1 ? "" : "s");
 }
 
-/* The offline job: read the file, print and/or serve its final metrics. */
-static int run_offline(struct engine *e, const struct cli *cli)
+/* The offline job: read the file, print and/or serve its final metrics; events: there is an
+ * events file. */
+static int run_offline(struct engine *e, const struct cli *cli, bool events)
 {
     struct service_config sc = {.listen_address = cli->listen_address,
                                 .enable_lifecycle = cli->enable_lifecycle,
@@ -665,6 +667,7 @@ static int run_offline(struct engine *e, const struct cli *cli)
     struct service *svc = NULL;
     char err[512];
     int rc, status = EXIT_OK;
+    bool interruptible = false;
 
     /* Listen before reading: a taken port fails at once, not after a long file, and /-/ready
      * tells when the metrics are final. Until then /metrics answers 503 too: the metrics of part
@@ -681,15 +684,21 @@ static int run_offline(struct engine *e, const struct cli *cli)
             fprintf(stderr, "sipscope: %s\n", err);
             return EXIT_FAILURE_RUNTIME;
         }
+    }
+    /* With an events file, a stop that does not serve ends the read the same way (the process
+     * ends by the signal after the file is closed): killed at once, it lost the lines of the
+     * calls that ended since the last batch was written, and could cut one it was writing. */
+    if (svc || events) {
         if ((rc = service_interruptible(svc, true)) != 0) {
             fprintf(stderr, "sipscope: cannot handle SIGTERM and SIGINT: %s\n", strerror(-rc));
             service_free(svc);
             return EXIT_FAILURE_RUNTIME;
         }
+        interruptible = true;
     }
-    rc =
-        engine_read_file_until(e, cli->read_path, svc ? stop_pending : NULL, svc, err, sizeof(err));
-    if (svc)
+    rc = engine_read_file_until(e, cli->read_path, interruptible ? stop_pending : NULL, svc, err,
+                                sizeof(err));
+    if (interruptible)
         service_interruptible(svc, false);
     if (rc == -EINTR) {
         int signo = service_stop_pending(svc);
@@ -847,7 +856,7 @@ int main(int argc, char **argv)
                  "a packet captured again on another path within %.3f ms is a copy: "
                  "dropped and counted (--dedup-window)",
                  (double)cfg.dedup_window_ns / 1e6);
-    status = cap ? run_live(e, cap, &cli) : run_offline(e, &cli);
+    status = cap ? run_live(e, cap, &cli) : run_offline(e, &cli, cfg.events_path != NULL);
     engine_free(e);
     capture_bpf_free(cap);
     if (status > EXIT_SIGNAL_BASE)

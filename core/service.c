@@ -36,10 +36,8 @@ struct service {
     int iface_state[CAPTURE_BPF_MAX_IFACES]; /* enum capture_iface_state; -1 before the first */
     bool follow_refused[CAPTURE_BPF_MAX_IFACES]; /* logged why a new one of the name is not
                                                   * captured; cleared once one is */
-    bool interruptible;                      /* service_interruptible is on */
     int64_t clock_step;                      /* the wall clock's step the events file follows */
     uint64_t step_logged_ms;                 /* when a step was last logged (monotonic) */
-    struct sigaction old_term, old_int, old_alrm; /* the handlers it replaced */
 };
 
 static bool is_ready(void *ctx)
@@ -152,8 +150,12 @@ static void reload(struct service *s, const char *why, bool from_http)
         http_reload_done(s->mailbox, rc, msg);
 }
 
-/* The signal that came while interruptible (service_interruptible), 0 before. */
+/* The signal that came while interruptible (service_interruptible), 0 before; whether it is on,
+ * and the handlers it replaced (one job, one thread: the process's signal handlers are global
+ * anyway). */
 static volatile sig_atomic_t stop_signal;
+static bool interruptible;
+static struct sigaction old_term, old_int, old_alrm;
 
 /* A stop signal that lands just before a blocking call (a read of a pipe whose writer is
  * silent, the open of a pipe that has no writer yet) interrupts nothing, and the flag is read
@@ -185,20 +187,20 @@ int service_interruptible(struct service *s, bool on)
     if (on) {
         sigemptyset(&stop.sa_mask);
         sigemptyset(&wake.sa_mask);
-        if (sigaction(SIGALRM, &wake, &s->old_alrm) != 0 ||
-            sigaction(SIGTERM, &stop, &s->old_term) != 0 ||
-            sigaction(SIGINT, &stop, &s->old_int) != 0)
+        if (sigaction(SIGALRM, &wake, &old_alrm) != 0 ||
+            sigaction(SIGTERM, &stop, &old_term) != 0 || sigaction(SIGINT, &stop, &old_int) != 0)
             return -errno;
-        s->interruptible = true;
+        interruptible = true;
         return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
-    if (!s->interruptible)
+    if (!interruptible)
         return 0;
-    s->interruptible = false;
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    interruptible = false;
+    if (s) /* for service_run's signalfd */
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
     alarm(0);
-    if (sigaction(SIGTERM, &s->old_term, NULL) != 0 || sigaction(SIGINT, &s->old_int, NULL) != 0 ||
-        sigaction(SIGALRM, &s->old_alrm, NULL) != 0)
+    if (sigaction(SIGTERM, &old_term, NULL) != 0 || sigaction(SIGINT, &old_int, NULL) != 0 ||
+        sigaction(SIGALRM, &old_alrm, NULL) != 0)
         return -errno;
     return 0;
 }

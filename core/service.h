@@ -39,7 +39,8 @@ void service_set_ready(struct service *s);
  * is taken at once. After one, SIGALRM comes every second until off, so that a call that blocks
  * after the job last looked at the flag returns too (the job must not use alarm() itself). Off,
  * they are blocked again for service_run's signalfd and the previous handlers are back. SIGHUP
- * stays blocked throughout: a reload waits for service_run. Returns 0 or -errno. */
+ * stays blocked throughout: a reload waits for service_run. s may be NULL, for a job that does
+ * not serve: off then leaves the signals unblocked. Returns 0 or -errno. */
 int service_interruptible(struct service *s, bool on);
 
 /* SIGTERM or SIGINT when one came while interruptible, else 0. */

@@ -234,6 +234,64 @@ else
     skipped=1
 fi
 
+# A read that does not serve, with --events: SIGTERM while the pipe is held open in silence
+# after three calls (INVITE, 486, ACK) ends the read there and closes the events file, which
+# then holds the three calls' lines, whole, before the process ends by the signal (143). It
+# used to die at once with the lines still in memory: an empty file.
+events_at_stop() {
+    local fifo=$work/events.fifo out=$work/events pid status i holder
+    mkfifo "$fifo"
+    "$sipscope" --read "$fifo" --events "$out.json" 2>"$out.err" &
+    pid=$!
+    pids+=("$pid")
+    python3 - "$(dirname "$0")/../tools" "$out.pcap" <<'EOF2'
+import sys
+sys.path.insert(0, sys.argv[1])
+import gen_pcaps as g
+p = g.Pcap(sys.argv[2])
+a, b = ("192.0.2.10", 5062), ("198.51.100.20", 5060)
+def send(ts, src, dst, first, cid, to_tag):
+    msg = (first + "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK" + cid +
+           "\r\nFrom: <sip:a@x>;tag=f\r\nTo: <sip:b@y>" + to_tag + "\r\nCall-ID: " + cid +
+           "\r\nCSeq: 1 " + ("ACK" if first.startswith("ACK") else "INVITE") +
+           "\r\nContent-Length: 0\r\n\r\n").encode()
+    p.add(ts, g.eth(g.ipv4(src[0], dst[0], 17, g.udp(src[1], dst[1], msg)), 0x0800))
+for i in range(3):
+    cid = "stop-%d" % i
+    send(1700000000 + i, a, b, "INVITE sip:b@y SIP/2.0", cid, "")
+    send(1700000000.1 + i, b, a, "SIP/2.0 486 Busy Here", cid, ";tag=t")
+    send(1700000000.2 + i, a, b, "ACK sip:b@y SIP/2.0", cid, ";tag=t")
+p.close()
+EOF2
+    exec {holder}>"$fifo"
+    cat "$out.pcap" >&"$holder"
+    sleep 1 # read, and waiting for more
+    kill -TERM "$pid"
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    exec {holder}>&-
+    wait "$pid"
+    status=$?
+    [ "$status" = 143 ] && passed=$((passed + 1)) ||
+        bad "--events, SIGTERM during a read that does not serve: status $status, want 143"
+    if python3 - "$out.json" <<'EOF2'; then
+import json, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+assert lines[-1] == b"", "the file ends inside a line"
+calls = [json.loads(line) for line in lines[:-1]]
+assert [(c["call_id"], c["outcome"]) for c in calls] == \
+    [("stop-0", 486), ("stop-1", 486), ("stop-2", 486)], calls
+EOF2
+        passed=$((passed + 1))
+    else
+        bad "--events, SIGTERM during a read that does not serve: not the three calls' lines"
+        cat "$out.err"
+    fi
+}
+events_at_stop
+
 stop_during_read TERM forever 143
 stop_during_read INT forever 130
 stop_during_read TERM slow 143
