@@ -10,12 +10,17 @@
   security` (skipped when systemd-analyze is missing);
 - the installed binary runs, and prints for a capture what the built one prints;
 - installing again keeps the operator's rules: an edited rule stays as edited, a deleted one
-  comes back, and the pristine copies under share/doc/sipscope/rules are the sources.
+  comes back, and the pristine copies under share/doc/sipscope/rules are the sources;
+- `cmake --install --prefix P` relocates the unit with the binary and the rules: its ExecStart
+  runs P/bin/sipscope with --rules on the rules directory of P (/etc/sipscope/rules for /usr,
+  /etc/opt/NAME/sipscope/rules for /opt/NAME, as GNUInstallDirs places configuration), and a
+  prefix with a space gives a unit that systemd reads as one path (the unit is installed
+  there, and `systemd-analyze verify` runs it).
 
 `cmake --install BUILD --prefix TMP/prefix` runs with DESTDIR=TMP/destdir, so that nothing
-can land outside TMP even when the build was configured for /usr (whose rules go to /etc).
+can land outside TMP, and so do the installs with --prefix /usr and /opt/sipscope.
 
-usage: check_install.py --cmake CMAKE --build-dir DIR --source-dir DIR --configured-prefix P
+usage: check_install.py --cmake CMAKE --build-dir DIR --source-dir DIR
                         --sipscope BUILT_BINARY
 Prints one line per failure and a closing "N passed, N failed, N skipped" line.
 """
@@ -24,6 +29,7 @@ import filecmp
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,9 +53,9 @@ EXAMPLES = [
 ]
 
 
-def sysconfdir(configured_prefix):
+def sysconfdir(prefix):
     """Where GNUInstallDirs puts configuration for a prefix: (path, relative to the prefix?)."""
-    p = configured_prefix.rstrip("/") or "/"
+    p = prefix.rstrip("/") or "/"
     if p in ("/", "/usr"):
         return "/etc", False
     if p.startswith("/opt/"):
@@ -62,7 +68,6 @@ def main():
     ap.add_argument("--cmake", required=True)
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--source-dir", required=True)
-    ap.add_argument("--configured-prefix", required=True)
     ap.add_argument("--sipscope", required=True, help="the built binary, to compare with")
     args = ap.parse_args()
     src = args.source_dir
@@ -78,7 +83,7 @@ def main():
             return check.summary()
         root = destdir + prefix  # where relative destinations land
 
-        etc, relative = sysconfdir(args.configured_prefix)
+        etc, relative = sysconfdir(prefix)
         rules_rel = f"{etc}/sipscope/rules"
         rules_dir = os.path.join(root if relative else destdir, rules_rel.lstrip("/"))
         rule_sources = sorted(f for f in glob.glob(os.path.join(src, "rules", "*.lua"))
@@ -152,11 +157,11 @@ def main():
                 check(os.path.exists(path) and filecmp.cmp(path, r, shallow=False),
                       f"after installing again, {path} is not a copy of {r}")
 
-        # The unit: configured paths (the configured prefix, not the staging one).
+        # The unit: the paths of the prefix installed to.
         unit_path = os.path.join(root, "lib/systemd/system/sipscope.service")
         with open(unit_path, encoding="utf-8") as f:
             unit = f.read()
-        p = args.configured_prefix.rstrip("/")
+        p = prefix.rstrip("/")
         full_etc = (p + "/" + etc) if relative else etc
         exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M)
         check(exec_start and exec_start.group(1).split()[0] == f"{p}/bin/sipscope",
@@ -198,6 +203,53 @@ def main():
                 for b in (os.path.join(root, "bin/sipscope"), args.sipscope)]
         check(outs[0].returncode == 0 and outs[0].stdout == outs[1].stdout and outs[0].stdout,
               f"the installed sipscope does not run as the built one: {outs[0].stderr!r}")
+
+        # --prefix relocates the unit along with what it runs: `cmake --install build --prefix
+        # /usr` on a build configured for /usr/local must not give a unit that runs
+        # /usr/local/bin/sipscope (absent: the unit fails with 203/EXEC) on
+        # /usr/local/etc/sipscope/rules. Expected paths written out by hand.
+        for reloc, exe, rules in (
+                ("/usr", "/usr/bin/sipscope", "/etc/sipscope/rules"),
+                ("/opt/sipscope", "/opt/sipscope/bin/sipscope",
+                 "/etc/opt/sipscope/sipscope/rules")):
+            dd = os.path.join(tmp, "reloc" + reloc.replace("/", "-"))
+            proc = subprocess.run([args.cmake, "--install", args.build_dir, "--prefix", reloc],
+                                  env=dict(os.environ, DESTDIR=dd), capture_output=True,
+                                  text=True)
+            if not check(proc.returncode == 0,
+                         f"cmake --install --prefix {reloc} failed:\n{proc.stdout}{proc.stderr}"):
+                continue
+            check(os.path.isfile(dd + exe), f"--prefix {reloc}: no {exe}")
+            check(os.path.isdir(dd + rules) and sorted(os.listdir(dd + rules)) ==
+                  sorted(os.path.basename(r) for r in rule_sources),
+                  f"--prefix {reloc}: the rules are not in {rules}")
+            with open(dd + reloc + "/lib/systemd/system/sipscope.service", encoding="utf-8") as f:
+                line = re.search(r"^ExecStart=(.*)$", f.read(), re.M)
+            words = shlex.split(line.group(1)) if line else []
+            check(words[:1] == [exe] and "--rules" in words and
+                  words[words.index("--rules") + 1] == rules,
+                  f"--prefix {reloc}: the unit's ExecStart is {line and line.group(1)!r}, not "
+                  f"{exe} ... --rules {rules}")
+
+        # A prefix with a space, installed for real (inside TMP, no DESTDIR): systemd splits
+        # ExecStart at spaces unless quoted.
+        spaced = os.path.join(tmp, "my prefix")
+        proc = subprocess.run([args.cmake, "--install", args.build_dir, "--prefix", spaced],
+                              capture_output=True, text=True)
+        if check(proc.returncode == 0,
+                 f"cmake --install --prefix '{spaced}' failed:\n{proc.stdout}{proc.stderr}"):
+            unit_path = os.path.join(spaced, "lib/systemd/system/sipscope.service")
+            with open(unit_path, encoding="utf-8") as f:
+                line = re.search(r"^ExecStart=(.*)$", f.read(), re.M)
+            words = shlex.split(line.group(1)) if line else []
+            check(words[:1] == [f"{spaced}/bin/sipscope"] and "--rules" in words and
+                  words[words.index("--rules") + 1] == f"{spaced}/etc/sipscope/rules",
+                  f"prefix with a space: ExecStart is {line and line.group(1)!r}")
+            if analyze:
+                proc = subprocess.run([analyze, "verify", unit_path], capture_output=True,
+                                      text=True)
+                check(proc.returncode == 0 and not proc.stderr.strip(),
+                      f"prefix with a space: systemd-analyze verify: {proc.stdout}{proc.stderr}")
 
     print(f"{len(expected)} files installed")
     return check.summary()
