@@ -54,15 +54,62 @@ fi
 # from: a rule whose compiled loop called os.clock and then hit the Lua memory cap took the
 # engine down (SIGSEGV in lj_err_mem) instead of being quarantined.
 # The stamp file names the patches applied, so a changed set rebuilds.
+# The mirror (and the keyring it names, if any) of this machine's first 'deb' source for the
+# suite bookworm: "URI [KEYRING]". Debian 12 images list their sources in deb822 form
+# (sources.list.d/debian.sources); a Debian 12 installed with the installer, or upgraded from
+# 11, in one-line form in sources.list. The paths are apt's own (apt-config).
+apt_list=/etc/apt/sources.list apt_parts=/etc/apt/sources.list.d
+eval "$(apt-config shell apt_list Dir::Etc::sourcelist/f apt_parts Dir::Etc::sourceparts/d)"
+debian_mirror() {
+    local f
+    {
+        for f in "$apt_parts"/*.sources; do
+            [ -f "$f" ] || continue
+            awk 'function flush() {
+                     if (deb && suite && uri != "" && !off && !done) { print uri, key; done = 1 }
+                     deb = suite = off = 0; uri = key = ""
+                 }
+                 /^[ \t]*$/ { flush(); next }
+                 tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+                 tolower($1) == "uris:" { uri = $2 }
+                 tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+                 tolower($1) == "signed-by:" { key = $2 }
+                 tolower($1) == "enabled:" && tolower($2) == "no" { off = 1 }
+                 END { flush() }' "$f"
+        done
+        for f in "$apt_list" "$apt_parts"/*.list; do
+            [ -f "$f" ] || continue
+            awk '$1 == "deb" {
+                     line = $0; key = ""
+                     sub(/^[ \t]*deb[ \t]+/, "", line)
+                     if (substr(line, 1, 1) == "[") {
+                         n = split(substr(line, 2, index(line, "]") - 2), o, /[ \t]+/)
+                         for (i = 1; i <= n; i++) if (o[i] ~ /^signed-by=/) key = substr(o[i], 11)
+                         line = substr(line, index(line, "]") + 1)
+                     }
+                     split(line, w, " ")
+                     if (w[2] == "bookworm") { print w[1], key; exit }
+                 }' "$f"
+        done
+    } | head -n1
+}
+
 luajit_stamp="checkhook itern-fix-1 cfunc-hook-1 unwind-search-1 ontrace-error-frame-1"
 if [ ! -f "$deps/luajit/lib/libluajit-5.1.a" ] ||
     [ "$(cat "$deps/luajit/.sipscope-build" 2>/dev/null)" != "$luajit_stamp" ]; then
     srcdir="$deps/luajit-src"
     rm -rf "$srcdir"
     mkdir -p "$srcdir/lists/partial"
-    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    keyring=$(awk '/^Signed-By:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    echo "deb-src [signed-by=$keyring] $uri bookworm main" >"$srcdir/sources.list"
+    mirror=$(debian_mirror)
+    if [ -z "$mirror" ]; then
+        echo "install-deps: apt has no Debian bookworm mirror (a 'deb' entry for the suite" \
+            "bookworm in $apt_list or $apt_parts) to fetch LuaJIT's source from" >&2
+        exit 1
+    fi
+    uri=${mirror%% *}
+    keyring=${mirror#"$uri"}
+    keyring=${keyring# }
+    echo "deb-src ${keyring:+[signed-by=$keyring] }$uri bookworm main" >"$srcdir/sources.list"
     aptopt=(-o "Dir::Etc::SourceList=$srcdir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
         -o "Dir::State::Lists=$srcdir/lists")
     apt-get "${aptopt[@]}" update -q >/dev/null
