@@ -784,22 +784,53 @@ static int api_msg_str(const struct lb_box *box, int field, struct lb_slice *out
     return set_slice(out, s);
 }
 
+/* The compact forms (IANA's SIP header registry) of headers the parser has no id for: by name
+ * alone, "y: ..." was not found as Identity (RFC 8224, STIR/SHAKEN), nor "Identity" as "y". */
+static const struct {
+    char compact;
+    const char *name;
+} other_compact[] = {
+    {'a', "Accept-Contact"},      /* RFC 3841 */
+    {'d', "Request-Disposition"}, /* RFC 3841 */
+    {'j', "Reject-Contact"},      /* RFC 3841 */
+    {'n', "Identity-Info"},       /* RFC 4474 */
+    {'y', "Identity"},            /* RFC 8224 */
+};
+
+/* The other form of a header name the parser has no id for ("y" <-> "Identity"); empty when
+ * it has none. */
+static struct slice other_form(struct slice want)
+{
+    for (size_t i = 0; i < sizeof(other_compact) / sizeof(other_compact[0]); i++) {
+        struct slice full = {other_compact[i].name, strlen(other_compact[i].name)};
+        if (want.len == 1 && (want.p[0] | 0x20) == other_compact[i].compact)
+            return full;
+        if (slice_eq_nocase(want, full))
+            return (struct slice){&other_compact[i].compact, 1};
+    }
+    return (struct slice){NULL, 0};
+}
+
 /* The nth (0-based) header called name: known headers by id, so compact forms fold ("i" finds
- * Call-ID); others by case-insensitive name. */
+ * Call-ID); others by case-insensitive name, in either form when it has a compact one. */
 static int api_msg_header(const struct lb_box *box, const char *name, size_t len, int nth,
                           struct lb_slice *out)
 {
     const struct sip_msg *m = box->msg;
-    struct slice want = {name, len};
+    struct slice want = {name, len}, alt = {NULL, 0};
     enum sip_hdr id;
 
     if (!m)
         return 0;
     id = sip_header_id(want);
+    if (id == SIP_HDR_OTHER)
+        alt = other_form(want);
     for (uint32_t i = 0; i < m->n_headers; i++) {
         const struct sip_header *h = &m->headers[i];
-        int match = id != SIP_HDR_OTHER ? h->id == id
-                                        : h->id == SIP_HDR_OTHER && slice_eq_nocase(h->name, want);
+        int match = id != SIP_HDR_OTHER
+                        ? h->id == id
+                        : h->id == SIP_HDR_OTHER && (slice_eq_nocase(h->name, want) ||
+                                                     (alt.len && slice_eq_nocase(h->name, alt)));
         if (match && nth-- == 0) {
             set_slice(out, h->value);
             return 1;

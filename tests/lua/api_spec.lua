@@ -103,6 +103,47 @@ end}]]
         e:close()
     end)
 
+    it("fold the compact forms of headers sipscope has no id for (Identity is y)", function()
+        -- RFC 8224's Identity (y), RFC 3841's Accept-Contact (a), Reject-Contact (j) and
+        -- Request-Disposition (d), RFC 4474's Identity-Info (n): IANA's compact forms. Asked
+        -- by one name, a header written in the other form was not found (m:header("Identity")
+        -- was nil on "y: ...", as was a STIR/SHAKEN check on it).
+        local e = engine [[
+local ua = sip.classifier{{"prefix", "eyJ", "jwt"}}
+return {on_request = function(m)
+  see("identity", m:header("Identity")); see("y", m:header("Y"))
+  see("identities", table.concat(m:headers("identity"), ","))
+  see("accept", m:header("Accept-Contact")); see("a", m:header("a"))
+  see("reject", m:header("reject-contact")); see("disp", m:header("Request-Disposition"))
+  see("info", m:header("Identity-Info")); see("j", m:header("j"))
+  see("class", (ua:classify_header(m, "Identity")))
+  see("other", m:header("X-Y")); see("ya", m:header("ya"))
+end}]]
+        e:sip(t.request("INVITE", {call_id = "id1", headers = {
+            "y: eyJhbGciOiJFUzI1NiJ9.a.b;info=<https://cert.example/x.pem>",
+            "Identity: eyJsecond.c.d",
+            "Accept-Contact: *;audio",
+            "j: *;video",
+            "d: proxy",
+            "N: <https://cert.example/i>",
+            "X-Y: z",
+        }}))
+        assert.are.equal(1, seen(e, "identity", "eyJhbGciOiJFUzI1NiJ9.a.b;info=<https://cert.example/x.pem>"))
+        assert.are.equal(1, seen(e, "y", "eyJhbGciOiJFUzI1NiJ9.a.b;info=<https://cert.example/x.pem>"))
+        assert.are.equal(1, seen(e, "identities",
+            "eyJhbGciOiJFUzI1NiJ9.a.b;info=<https://cert.example/x.pem>,eyJsecond.c.d"))
+        assert.are.equal(1, seen(e, "accept", "*;audio"))
+        assert.are.equal(1, seen(e, "a", "*;audio"))
+        assert.are.equal(1, seen(e, "reject", "*;video"))
+        assert.are.equal(1, seen(e, "j", "*;video"))
+        assert.are.equal(1, seen(e, "disp", "proxy"))
+        assert.are.equal(1, seen(e, "info", "<https://cert.example/i>"))
+        assert.are.equal(1, seen(e, "class", "jwt"))
+        assert.are.equal(1, seen(e, "other", "z"))
+        assert.are.equal(1, seen(e, "ya", "nil"))
+        e:close()
+    end)
+
     it("read a Request-URI parameter's value, user part or host part", function()
         local e = engine [[
 return {on_message = function(m)
