@@ -648,7 +648,8 @@ function MSG_M.raw(h)
     return (mstr(F_RAW))
 end
 
--- m:sdp(): the body parsed as SDP (see sipscope/sdp.lua), or nil without an SDP body.
+-- m:sdp(): the body parsed as SDP (see sipscope/sdp.lua), or nil without an SDP body; of a
+-- multipart body, its application/sdp part.
 function MSG_M.sdp(h)
     check(h, "message")
     local body = mstr(F_BODY)
@@ -656,8 +657,14 @@ function MSG_M.sdp(h)
         return nil
     end
     if find_header("Content-Type", header_id("Content-Type"), 0) ~= 0 then
-        local ct = slice_string():lower()
-        if not ct:find("application/sdp", 1, true) then
+        local ct = slice_string()
+        local lct = ct:lower()
+        if lct:find("^%s*multipart/") then
+            body = sdp.part(body, ct)
+            if body == nil then
+                return nil
+            end
+        elseif not lct:find("application/sdp", 1, true) then
             return nil
         end
     end

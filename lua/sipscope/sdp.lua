@@ -2,6 +2,7 @@
 -- what rules use: origin, session name, connection, and per media its port, protocol, formats,
 -- codecs (rtpmap, or the static payload types of RFC 3551), direction and attributes. Lines it
 -- does not know are skipped; it never fails on a bad body, it returns what it could read.
+-- part(body, content_type) finds the SDP in a multipart body.
 --
 -- parse(body) -> {
 --   version = 0, origin = {username, session_id, session_version, nettype, addrtype, address},
@@ -72,6 +73,69 @@ local function attribute(target, v)
     elseif name == "ptime" and value then
         target.ptime = tonumber(value)
     end
+end
+
+-- The content of the first application/sdp part of a multipart body (RFC 2046 5.1), ct being
+-- the body's Content-Type ("multipart/mixed;boundary=b1"), or nil. Carriers' SIP-I/SIP-T
+-- INVITEs (RFC 3204) carry the SDP beside the ISUP message this way. A part without headers is
+-- text/plain; a nested multipart part is looked into, depth levels deep.
+function M.part(body, ct, depth)
+    local lct = ct:lower()
+    -- boundary's value, from ct itself: a boundary is case-sensitive
+    local at = find(lct, ";%s*boundary%s*=")
+    if not at then
+        return nil
+    end
+    local _, e = find(lct, "=%s*", at)
+    local boundary
+    if byte(ct, e + 1) == 34 then -- '"'
+        boundary = ct:match('^"([^"]*)"', e + 1)
+    else
+        boundary = ct:match("^[^;%s]+", e + 1)
+    end
+    if boundary == nil or boundary == "" then
+        return nil
+    end
+    local delim = "--" .. boundary
+    -- delimiters start a line: at the body's start, or after a line break
+    local i = sub(body, 1, #delim) == delim and 1 or nil
+    if i == nil then
+        local a = find(body, "\n" .. delim, 1, true)
+        i = a and a + 1
+    end
+    while i do
+        local after = i + #delim
+        if sub(body, after, after + 1) == "--" then
+            return nil -- the closing delimiter
+        end
+        local eol = find(body, "\n", after, true)
+        if eol == nil then
+            return nil
+        end
+        local nexti = find(body, "\n" .. delim, eol, true)
+        local part = sub(body, eol + 1, nexti and nexti - 1 or #body)
+        if nexti and byte(part, -1) == 13 then
+            part = sub(part, 1, -2) -- the CR of the line break before the next delimiter
+        end
+        -- headers up to the first empty line; none (the part starts with one): text/plain
+        local hb, he = find(part, "\r?\n\r?\n")
+        if hb and not find(part, "^\r?\n") then
+            local hdr = "\n" .. sub(part, 1, hb)
+            local _, b = find(hdr:lower(), "\ncontent%-type%s*:%s*")
+            local pct = b and hdr:match("^[^\r\n]*", b + 1)
+            local lpct = pct and pct:lower()
+            if lpct and find(lpct, "application/sdp", 1, true) then
+                return sub(part, he + 1)
+            elseif lpct and find(lpct, "^multipart/") and (depth or 0) < 3 then
+                local inner = M.part(sub(part, he + 1), pct, (depth or 0) + 1)
+                if inner then
+                    return inner
+                end
+            end
+        end
+        i = nexti and nexti + 1
+    end
+    return nil
 end
 
 function M.parse(body)

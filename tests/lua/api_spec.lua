@@ -219,6 +219,61 @@ end}]]
         e:close()
     end)
 
+    it("parse the SDP part of a multipart body (SIP-I: SDP and ISUP)", function()
+        -- RFC 3204 / ITU-T Q.1912.5: a carrier's INVITE carries its SDP beside the ISUP IAM in
+        -- a multipart/mixed body. m:sdp() was nil for them: the body's Content-Type is not
+        -- application/sdp.
+        local e = engine [[
+return {on_request = function(m)
+  local s = m:sdp()
+  if s == nil then see(m.call_id, "nil") return end
+  local c = s.media[1].codecs[1]
+  see(m.call_id, s.connection.address .. " " .. s.media[1].port .. " " .. c.name .. "/" .. c.rate
+    .. " " .. #s.media)
+end}]]
+        local sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\n" ..
+            "t=0 0\r\nm=audio 49170 RTP/AVP 8\r\n"
+        local function invite(id, ct, body)
+            return "INVITE sip:+15551234@gw.example SIP/2.0\r\n" ..
+                "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK" .. id .. "\r\n" ..
+                "From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: " .. id .. "\r\n" ..
+                "CSeq: 1 INVITE\r\nContent-Type: " .. ct .. "\r\n" ..
+                "Content-Length: " .. #body .. "\r\n\r\n" .. body
+        end
+        local isup = "Content-Type: application/ISUP;version=itu-t92+\r\n" ..
+            "Content-Disposition: signal;handling=optional\r\n\r\n\1\2\3\r\n"
+        local bodies = {
+            -- quoted boundary of mixed case, a preamble, SDP first
+            mixed = {'multipart/mixed;boundary="Unique-Bnd"',
+                "preamble\r\n--Unique-Bnd\r\nContent-Type: application/sdp\r\n\r\n" .. sdp ..
+                "\r\n--Unique-Bnd\r\n" .. isup .. "--Unique-Bnd--\r\n"},
+            -- unquoted boundary, SDP second, header names in another case, a parameter
+            second = {"Multipart/Mixed; charset=x; BOUNDARY=b1",
+                "--b1\r\n" .. isup .. "--b1\r\ncontent-type:Application/SDP\r\n\r\n" .. sdp ..
+                "\r\n--b1--"},
+            -- no SDP part, and a part without headers (text/plain)
+            nosdp = {"multipart/mixed;boundary=b2",
+                "--b2\r\n" .. isup .. "--b2\r\n\r\n" .. sdp .. "\r\n--b2--\r\n"},
+            -- the SDP in a multipart/alternative part of the multipart/mixed body
+            nested = {"multipart/mixed;boundary=outer",
+                "--outer\r\nContent-Type: multipart/alternative; boundary=\"In\"\r\n\r\n" ..
+                "--In\r\nContent-Type: application/sdp\r\n\r\n" .. sdp .. "\r\n--In--\r\n" ..
+                "\r\n--outer\r\n" .. isup .. "--outer--\r\n"},
+            -- no boundary parameter
+            noboundary = {"multipart/mixed", "--b3\r\nContent-Type: application/sdp\r\n\r\n" ..
+                sdp .. "\r\n--b3--\r\n"},
+        }
+        for id, b in pairs(bodies) do
+            e:sip(invite(id, b[1], b[2]), {raw = true, src = "192.0.2.10:5060", dst = "192.0.2.1:5060"})
+        end
+        assert.are.equal(1, seen(e, "mixed", "192.0.2.10 49170 PCMA/8000 1"))
+        assert.are.equal(1, seen(e, "second", "192.0.2.10 49170 PCMA/8000 1"))
+        assert.are.equal(1, seen(e, "nested", "192.0.2.10 49170 PCMA/8000 1"))
+        assert.are.equal(1, seen(e, "nosdp", "nil"))
+        assert.are.equal(1, seen(e, "noboundary", "nil"))
+        e:close()
+    end)
+
     it("have no body and no SDP without a body", function()
         local e = engine [[
 return {on_request = function(m) see("body", m:body()); see("sdp", m:sdp()) end}]]
