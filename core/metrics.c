@@ -1044,7 +1044,8 @@ struct metrics *metrics_new(size_t symbol_cap)
     reg->ovf_family =
         metrics_family(reg, METRICS_OVERFLOW_FAMILY,
                        "Label combinations that went to a family's overflow series, by family "
-                       "(_symbols_: label values refused by the full symbol table).",
+                       "(_symbols_: label values refused by the full symbol table or longer "
+                       "than 1,024 bytes).",
                        METRIC_COUNTER, ovf_labels, 1, NULL, 0, SIZE_MAX, 0);
     if (!reg->ovf_family)
         goto fail;

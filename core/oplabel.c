@@ -60,7 +60,8 @@ struct oplabel_set *oplabel_new(struct metrics *reg)
     set->reg = reg;
     set->overflow_family = metrics_family(
         reg, "sipscope_label_overflow_total",
-        "Rule label values that fell back to the default because the label reached max_values.",
+        "Rule label values that fell back to the default: the label reached max_values, or the "
+        "value was longer than 1,024 bytes.",
         METRIC_COUNTER, names, 1, NULL, 0, TRACK_MAX_LABELS, 0);
     if (!set->overflow_family) {
         free(set);

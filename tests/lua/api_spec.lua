@@ -508,6 +508,31 @@ return {}]]
         e:close()
     end)
 
+    it("give the default for a value past 1,024 bytes, counted as such, not as max_values", function()
+        -- A from() value longer than the longest label value fell back to the default and was
+        -- counted in sipscope_label_overflow_total, whose help said "because the label
+        -- reached max_values" (and _symbols_ "refused by the full symbol table"): with 1 value
+        -- of 4 held, an operator raised max_values to no effect.
+        local e = engine [[
+sip.label{name = "lab", default = "d", max_values = 4, from = function(m) return m:header("X-L") end}
+local c = sip.counter{name = "r_c_total", labels = {"v"}}
+return {on_request = function(m) c:inc(m:header("X-L")) end}]]
+        e:sip(t.request("OPTIONS", {call_id = "a", headers = {"X-L: " .. ("y"):rep(1024)}}))
+        e:sip(t.request("OPTIONS", {call_id = "b", headers = {"X-L: " .. ("z"):rep(1025)}}))
+        assert.are.equal(1, e:metric("sip_requests_total", {method = "OPTIONS", lab = ("y"):rep(1024)}))
+        assert.are.equal(1, e:metric("sip_requests_total", {method = "OPTIONS", lab = "d"}))
+        assert.are.equal(1, e:metric("sipscope_label_overflow_total", {label = "lab"}))
+        assert.are.equal(1, e:metric("r_c_total", {v = ("y"):rep(1024)}))
+        assert.are.equal(1, e:metric("r_c_total", {v = "_overflow_"}))
+        local x = e:exposition()
+        assert.truthy(x:find("\n# HELP sipscope_label_overflow_total Rule label values that fell " ..
+            "back to the default: the label reached max_values, or the value was longer than " ..
+            "1,024 bytes.\n", 1, true))
+        assert.truthy(x:find("(_symbols_: label values refused by the full symbol table or " ..
+            "longer than 1,024 bytes).\n", 1, true))
+        e:close()
+    end)
+
     it("carry a NUL in a value as U+FFFD, so that values differing after it stay apart", function()
         -- The ratio collectors pass values as C strings: "a\0c1" and "a\0c2" were both "a"
         -- there, two series with the same labels in one exposition.

@@ -390,7 +390,7 @@ TEST(overflow_series_and_its_counter_are_printed)
     CHECK_RENDER(reg, 0,
                  "# HELP sipscope_series_overflow_total Label combinations that went to a "
                  "family's overflow series, by family (_symbols_: label values refused by the "
-                 "full symbol table).\n"
+                 "full symbol table or longer than 1,024 bytes).\n"
                  "# TYPE sipscope_series_overflow_total counter\n"
                  "sipscope_series_overflow_total{family=\"x_total\"} 2\n"
                  "# HELP x_total X.\n"
@@ -412,7 +412,7 @@ TEST(symbol_table_overflow_is_printed)
     CHECK_RENDER(reg, 0,
                  "# HELP sipscope_series_overflow_total Label combinations that went to a "
                  "family's overflow series, by family (_symbols_: label values refused by the "
-                 "full symbol table).\n"
+                 "full symbol table or longer than 1,024 bytes).\n"
                  "# TYPE sipscope_series_overflow_total counter\n"
                  "sipscope_series_overflow_total{family=\"_symbols_\"} 1\n"
                  "sipscope_series_overflow_total{family=\"y\"} 1\n"
