@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -302,6 +303,8 @@ struct lua_bridge {
     size_t keys_cap;
     char *key_buf; /* api_window_msg's keys with a message field, grown as needed */
     size_t key_cap;
+    char *unfold_buf; /* header_value's unfolded values, grown as needed (folding is rare) */
+    size_t unfold_cap;
     int fields_failed; /* out of memory while listing or encoding them: they are dropped */
 
     struct metric_family *f_errors, *f_disabled, *f_seconds, *f_loaded, *f_last_ok, *f_reloads,
@@ -784,29 +787,92 @@ static int api_msg_str(const struct lb_box *box, int field, struct lb_slice *out
     return set_slice(out, s);
 }
 
-/* The compact forms (IANA's SIP header registry) of headers the parser has no id for: by name
- * alone, "y: ..." was not found as Identity (RFC 8224, STIR/SHAKEN), nor "Identity" as "y". */
-static const struct {
-    char compact;
-    const char *name;
-} other_compact[] = {
-    {'a', "Accept-Contact"},      /* RFC 3841 */
-    {'d', "Request-Disposition"}, /* RFC 3841 */
-    {'j', "Reject-Contact"},      /* RFC 3841 */
-    {'n', "Identity-Info"},       /* RFC 4474 */
-    {'y', "Identity"},            /* RFC 8224 */
-};
+/* header_value's slow path: v rewritten without its folds into the bridge's buffer. Returns
+ * 1, as the lookups do when they find a header (so that they end in a tail call). */
+static __attribute__((noinline)) int unfold_value(const struct lb_box *box, struct slice v,
+                                                  struct lb_slice *out)
+{
+    struct lua_bridge *b =
+        (struct lua_bridge *)((char *)(uintptr_t)box - offsetof(struct lua_bridge, box));
+    size_t n = 0;
 
-/* The other form of a header name the parser has no id for ("y" <-> "Identity"); empty when
- * it has none. */
+    if (!memchr(v.p, '\n', v.len)) { /* another header of the message is folded */
+        set_slice(out, v);
+        return 1;
+    }
+    if (v.len > b->unfold_cap) {
+        char *p = realloc(b->unfold_buf, v.len);
+        if (!p) { /* the value as it is rather than none */
+            set_slice(out, v);
+            return 1;
+        }
+        b->unfold_buf = p;
+        b->unfold_cap = v.len;
+    }
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.p[i];
+        if (c != '\r' && c != '\n') {
+            b->unfold_buf[n++] = c;
+            continue;
+        }
+        while (n > 0 && (b->unfold_buf[n - 1] == ' ' || b->unfold_buf[n - 1] == '\t'))
+            n--;
+        while (i + 1 < v.len && (v.p[i + 1] == ' ' || v.p[i + 1] == '\t' || v.p[i + 1] == '\r' ||
+                                 v.p[i + 1] == '\n'))
+            i++;
+        b->unfold_buf[n++] = ' ';
+    }
+    out->p = b->unfold_buf;
+    out->len = n;
+    return 1;
+}
+
+/* A found header's value as rules read it; returns 1. A folded value (RFC 3261 §7.3.1: a line
+ * break and the whitespace around it are one SP) spans its line breaks in the parser's slice;
+ * it is rewritten into the bridge's buffer, valid until the next lookup (every caller copies
+ * the value or matches it at once). A message without folding costs the test of its bit. */
+static inline int header_value(const struct lb_box *box, const struct sip_msg *m, struct slice v,
+                               struct lb_slice *out)
+{
+    if (__builtin_expect(m->anomalies & SIP_ANOM_FOLDED, 0))
+        return unfold_value(box, v, out);
+    out->p = v.p;
+    out->len = v.len;
+    return 1;
+}
+
+/* The other form of a header name the parser has no id for, by IANA's SIP header registry:
+ * by name alone, "y: ..." was not found as Identity (RFC 8224, STIR/SHAKEN), nor "Identity" as
+ * "y". Empty when it has none. By length first: most names cost a switch. */
 static struct slice other_form(struct slice want)
 {
-    for (size_t i = 0; i < sizeof(other_compact) / sizeof(other_compact[0]); i++) {
-        struct slice full = {other_compact[i].name, strlen(other_compact[i].name)};
-        if (want.len == 1 && (want.p[0] | 0x20) == other_compact[i].compact)
-            return full;
-        if (slice_eq_nocase(want, full))
-            return (struct slice){&other_compact[i].compact, 1};
+#define FORM(lit) ((struct slice){lit, sizeof(lit) - 1})
+    static const struct {
+        char compact;
+        struct slice name;
+    } forms[] = {
+        {'a', FORM("Accept-Contact")},      /* RFC 3841 */
+        {'d', FORM("Request-Disposition")}, /* RFC 3841 */
+        {'j', FORM("Reject-Contact")},      /* RFC 3841 */
+        {'n', FORM("Identity-Info")},       /* RFC 4474 */
+        {'y', FORM("Identity")},            /* RFC 8224 */
+    };
+#undef FORM
+    switch (want.len) {
+    case 1:
+    case 8:
+    case 13:
+    case 14:
+    case 19:
+        break;
+    default:
+        return (struct slice){NULL, 0};
+    }
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        if (want.len == 1 && slice_lower_char(want.p[0]) == forms[i].compact)
+            return forms[i].name;
+        if (slice_eq_nocase(want, forms[i].name))
+            return (struct slice){&forms[i].compact, 1};
     }
     return (struct slice){NULL, 0};
 }
@@ -823,18 +889,19 @@ static int api_msg_header(const struct lb_box *box, const char *name, size_t len
     if (!m)
         return 0;
     id = sip_header_id(want);
-    if (id == SIP_HDR_OTHER)
-        alt = other_form(want);
+    if (id != SIP_HDR_OTHER) {
+        for (uint32_t i = 0; i < m->n_headers; i++)
+            if (m->headers[i].id == id && nth-- == 0)
+                return header_value(box, m, m->headers[i].value, out);
+        return 0;
+    }
+    alt = other_form(want);
     for (uint32_t i = 0; i < m->n_headers; i++) {
         const struct sip_header *h = &m->headers[i];
-        int match = id != SIP_HDR_OTHER
-                        ? h->id == id
-                        : h->id == SIP_HDR_OTHER && (slice_eq_nocase(h->name, want) ||
-                                                     (alt.len && slice_eq_nocase(h->name, alt)));
-        if (match && nth-- == 0) {
-            set_slice(out, h->value);
-            return 1;
-        }
+        if (h->id == SIP_HDR_OTHER &&
+            (slice_eq_nocase(h->name, want) || (alt.len && slice_eq_nocase(h->name, alt))) &&
+            nth-- == 0)
+            return header_value(box, m, h->value, out);
     }
     return 0;
 }
@@ -894,15 +961,11 @@ static int api_msg_header_id(const struct lb_box *box, int32_t id, int nth,
         uint16_t i = m->first[id];
         if (!i)
             return 0;
-        set_slice(out, m->headers[i - 1].value);
-        return 1;
+        return header_value(box, m, m->headers[i - 1].value, out);
     }
-    for (uint32_t i = 0; i < m->n_headers; i++) {
-        if (m->headers[i].id == id && nth-- == 0) {
-            set_slice(out, m->headers[i].value);
-            return 1;
-        }
-    }
+    for (uint32_t i = 0; i < m->n_headers; i++)
+        if (m->headers[i].id == id && nth-- == 0)
+            return header_value(box, m, m->headers[i].value, out);
     return 0;
 }
 
@@ -2797,6 +2860,7 @@ void lua_bridge_free(struct lua_bridge *b)
     free(b->fields);
     free(b->keys);
     free(b->key_buf);
+    free(b->unfold_buf);
     free(b);
 }
 

@@ -144,6 +144,46 @@ end}]]
         e:close()
     end)
 
+    it("read a folded header's value with each line break and its indent as one space", function()
+        -- RFC 3261 7.3.1: a header may continue on lines that start with whitespace, which is
+        -- equivalent to one SP. The parser's value spans the lines, and rules got "first\r\n
+        -- second": a label or counter value with a line break, an exact or suffix pattern that
+        -- did not match, a CDR field with the CRLF in it.
+        local e = engine([[
+local cl = sip.classifier{{"exact", "Phone/1.0 (build 7)", "phone"}}
+local copier = sip.field_copier{ua2 = {header = "User-Agent"}}
+return {on_request = function(m)
+  see("fold", m:header("X-Fold")); see("folds", table.concat(m:headers("x-fold"), "|"))
+  see("ua", m:header("User-Agent")); see("class", (cl:classify_header(m, "User-Agent")))
+  see("tabs", m:header("X-Tabs")); see("plain", m:header("X-Plain"))
+  if m.dialog then
+    m:copy_header_to(m.dialog.cdr, "ua", "User-Agent"); copier:copy(m, m.dialog.cdr)
+    m:copy_header_to(m.dialog.cdr, "cut", "X-Fold", 9)
+  end
+end}]], {events = true})
+        e:sip("INVITE sip:b@y SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKf1\r\n" ..
+            "From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: fold1\r\nCSeq: 1 INVITE\r\n" ..
+            "X-Fold: first\r\n  second \r\n\tthird\r\n" ..
+            "User-Agent: Phone/1.0\r\n (build 7)\r\n" ..
+            "X-Fold: again\r\n" ..
+            "X-Tabs: a \t\r\n \t b\r\n" ..
+            "X-Plain: one two\r\n" ..
+            "Content-Length: 0\r\n\r\n", {raw = true, src = "10.0.0.1:5060", dst = "10.0.0.2:5060"})
+        e:sip(t.response(486, {call_id = "fold1", from_tag = "1", from = "sip:a@x", to = "sip:b@y",
+            to_tag = "x", branch = "z9hG4bKf1"}), {src = "10.0.0.2:5060", dst = "10.0.0.1:5060"})
+        assert.are.equal(1, seen(e, "fold", "first second third"))
+        assert.are.equal(1, seen(e, "folds", "first second third|again"))
+        assert.are.equal(1, seen(e, "ua", "Phone/1.0 (build 7)"))
+        assert.are.equal(1, seen(e, "class", "phone"))
+        assert.are.equal(1, seen(e, "tabs", "a b"))
+        assert.are.equal(1, seen(e, "plain", "one two"))
+        local ev = e:events()[1]
+        assert.are.equal("Phone/1.0 (build 7)", ev.ua)
+        assert.are.equal("Phone/1.0 (build 7)", ev.ua2)
+        assert.are.equal("first sec", ev.cut)
+        e:close()
+    end)
+
     it("read a Request-URI parameter's value, user part or host part", function()
         local e = engine [[
 return {on_message = function(m)
