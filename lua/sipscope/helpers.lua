@@ -150,6 +150,9 @@ end
 
 -- Classifiers --------------------------------------------------------------------------------
 
+-- The fields of a classifier rule: {kind, pattern, class} or by name, and nocase.
+local RULE_KEYS = {true, true, true, kind = true, pattern = true, class = true, nocase = true}
+
 function M.classifier(rules)
     at_load("classifier")
     if type(rules) ~= "table" or #rules == 0 then
@@ -172,6 +175,17 @@ function M.classifier(rules)
         if type(kind) ~= "string" or type(pattern) ~= "string" or class == nil then
             error("sipscope: sip.classifier: rule " .. i .. " needs a kind, a pattern and a " ..
                 "class", 2)
+        end
+        -- A misspelt field (no_case = true) was ignored: the rule then matched with case.
+        for k in pairs(r) do
+            if not RULE_KEYS[k] then
+                error("sipscope: sip.classifier: rule " .. i .. ": unknown field '" ..
+                    tostring(k) .. "' (kind, pattern, class, nocase)", 2)
+            end
+        end
+        if r.nocase ~= nil and type(r.nocase) ~= "boolean" then
+            error("sipscope: sip.classifier: rule " .. i .. ": nocase is true or false, got " ..
+                type(r.nocase), 2)
         end
         local id = ids[class]
         if id == nil then

@@ -70,6 +70,36 @@ return {on_request = function(m) see(m.call_id, ua:classify(m:header("User-Agent
         e:close()
     end)
 
+    it("refuses a rule with a field it does not know, or a nocase that is not a boolean", function()
+        -- {"contains", "yealink", "yealink", no_case = true} loaded and matched with case:
+        -- the misspelt field was ignored, and so the rule never matched "Yealink".
+        local cases = {
+            {'{"contains", "yealink", "y", no_case = true}',
+             "sip.classifier: rule 1: unknown field 'no_case' (kind, pattern, class, nocase)"},
+            {'{"prefix", "a", "x"}, {kind = "exact", pattern = "b", class = "y", Nocase = true}',
+             "sip.classifier: rule 2: unknown field 'Nocase' (kind, pattern, class, nocase)"},
+            {'{"prefix", "a", "x", "extra"}',
+             "sip.classifier: rule 1: unknown field '4' (kind, pattern, class, nocase)"},
+            {'{"prefix", "a", "x", nocase = "yes"}',
+             "sip.classifier: rule 1: nocase is true or false, got string"},
+        }
+        for _, c in ipairs(cases) do
+            local path = t.write_rule("bad.lua", 'local cl = require("sipscope").classifier{' ..
+                c[1] .. '}\nreturn {}')
+            local ok, err = pcall(t.engine, {rules = {path}})
+            assert.is_false(ok, c[1])
+            assert.truthy(err:find("bad.lua:1: " .. c[2], 1, true), err)
+        end
+        local e = engine [[
+local ua = sip.classifier{{"contains", "yealink", "y", nocase = true}, {"prefix", "A", "a", nocase = false}}
+return {on_request = function(m) see(m.call_id, ua:classify(m:header("User-Agent"))) end}]]
+        e:sip(t.request("OPTIONS", {call_id = "y", headers = {"User-Agent: SIP-T46 YeaLink"}}))
+        e:sip(t.request("OPTIONS", {call_id = "a", headers = {"User-Agent: asterisk"}}))
+        assert.are.equal(1, seen(e, "y", "y"))
+        assert.are.equal(1, seen(e, "a", "nil"))
+        e:close()
+    end)
+
     it("classifies a header where it lies, with a fallback header, and tells an absent one", function()
         local e = engine [[
 local ua = sip.classifier{
