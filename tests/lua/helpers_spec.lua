@@ -221,11 +221,19 @@ return {on_request = function(m) see(m.call_id, w:add(m.src_ip) .. "/" .. w:coun
         e:sip(t.request("OPTIONS", {call_id = "t9"}), {time = 9.5, src = "10.0.0.1:5060"})
         -- at 10.5 the event of t = 0 has left the window (1 s buckets), the one of t = 1 not
         e:sip(t.request("OPTIONS", {call_id = "t10"}), {time = 10.5, src = "10.0.0.1:5060"})
+        -- whole buckets (lua/README.md): the event of 10.6 counts at 19.99, not at 20.0, 9.4 s
+        -- after it
+        e:sip(t.request("OPTIONS", {call_id = "u10"}), {time = 10.6, src = "10.8.8.8:5060"})
+        e:sip(t.request("OPTIONS", {call_id = "u19"}), {time = 19.99, src = "10.8.8.8:5060"})
+        e:sip(t.request("OPTIONS", {call_id = "u20"}), {time = 20.0, src = "10.8.8.8:5060"})
         assert.are.equal(1, seen(e, "t0", "1/0"))
         assert.are.equal(1, seen(e, "t1", "2/0"))
         assert.are.equal(1, seen(e, "t2", "1/1"))
         assert.are.equal(1, seen(e, "t9", "3/1"))
         assert.are.equal(1, seen(e, "t10", "3/1"))
+        assert.are.equal(1, seen(e, "u10", "1/1"))
+        assert.are.equal(1, seen(e, "u19", "2/0"))
+        assert.are.equal(1, seen(e, "u20", "2/0"))
         e:close()
     end)
 
