@@ -276,6 +276,11 @@ function M.window(spec)
     if type(seconds) ~= "number" or type(buckets) ~= "number" or type(keys) ~= "number" then
         error("sipscope: sip.window: seconds, buckets and max_keys are numbers", 2)
     end
+    -- C takes whole counts: buckets = 2.5 was a window of 2 buckets, said nowhere.
+    if buckets ~= math.floor(buckets) or keys ~= math.floor(keys) then
+        error("sipscope: sip.window: buckets and max_keys are whole numbers, got " ..
+            tostring(buckets) .. " and " .. tostring(keys), 2)
+    end
     local ud, why = ctx.native.window_new(seconds, buckets, keys)
     if not ud then
         error("sipscope: sip.window: " .. why, 2)

@@ -188,6 +188,18 @@ return {}]])
 end)
 
 describe("sip.window", function()
+    it("refuses a fraction of a bucket or of a key, naming the file", function()
+        -- buckets = 2.5 loaded as a window of 2 buckets, max_keys = 100.5 as 100.
+        for _, spec in ipairs{"seconds = 10, buckets = 2.5", "seconds = 10, max_keys = 100.5"} do
+            local path = t.write_rule("bad.lua", 'local w = require("sipscope").window{' .. spec ..
+                '}\nreturn {}')
+            local ok, err = pcall(t.engine, {rules = {path}})
+            assert.is_false(ok, spec)
+            assert.truthy(err:find("bad.lua:1: sip.window: buckets and max_keys are whole " ..
+                "numbers, got ", 1, true), err)
+        end
+    end)
+
     it("counts a window's memory at its full size against --lua-memory, at load", function()
         -- 1,024 buckets make an entry of some 4.2 KB: 200,000 keys are 800 MiB, which an 8 MiB
         -- state cannot give; 1,000 keys (4 MiB) fit, and the heap reports them at once.
