@@ -200,7 +200,9 @@ static void set_state(struct sip_dialog_table *tbl, struct sip_dialog *d,
     ev.old_state = d->state;
     ev.new_state = (uint8_t)state;
     d->state = (uint8_t)state;
-    if (state == SIP_DIALOG_CONFIRMED)
+    if (state == SIP_DIALOG_EARLY)
+        table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_EARLY);
+    else if (state == SIP_DIALOG_CONFIRMED)
         table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_CONFIRMED);
     else if (state == SIP_DIALOG_ENDED)
         table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_ENDED);
@@ -393,6 +395,8 @@ static void evict_one(struct sip_dialog_table *tbl)
 
     if (victim == TABLE_NONE)
         victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_UNANSWERED);
+    if (victim == TABLE_NONE)
+        victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_EARLY);
     if (victim == TABLE_NONE)
         victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_CONFIRMED);
     d = table_entry(&tbl->t, victim);

@@ -37,11 +37,13 @@ enum sip_dialog_end {
     SIP_END_COUNT
 };
 
-/* Age lists, evicted in this order when the table is full. */
+/* Age lists, evicted in this order when the table is full: a scanner's flood of INVITEs that
+ * nobody answers pushes out its own calls, not the ones that ring (a 1xx with a To-tag). */
 enum sip_dialog_class {
     SIP_DIALOG_CLASS_ENDED = 0,
     SIP_DIALOG_CLASS_UNANSWERED = 1,
-    SIP_DIALOG_CLASS_CONFIRMED = 2,
+    SIP_DIALOG_CLASS_EARLY = 2,
+    SIP_DIALOG_CLASS_CONFIRMED = 3,
 };
 
 enum sip_dialog_flag {

@@ -931,6 +931,42 @@ TEST(full_call_table_evicts_the_oldest_unanswered_call)
     track_free(f.tr);
 }
 
+/* A scanner's unanswered INVITEs fill a small call table while a real call rings: they push
+ * each other out, not the ringing call, which is then answered and hung up as usual. */
+TEST(full_call_table_keeps_a_ringing_call_over_unanswered_invites)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.max_calls = 2;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(10 * MS, 100, "z9hG4bK-1", 1, "INVITE", "");
+    RESP(100 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 1 * S, invite_call("scan-1", "z9hG4bK-s1"));
+    feed(&f, 2 * S, invite_call("scan-2", "z9hG4bK-s2")); /* evicts scan-1 */
+    feed(&f, 3 * S, invite_call("scan-3", "z9hG4bK-s3")); /* evicts scan-2 */
+    RESP(4 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 4 * S + 10 * MS, req("ACK", "z9hG4bK-2", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 5 * S, invite_call("scan-4", "z9hG4bK-s4")); /* evicts scan-3 */
+    feed(&f, 14 * S, req("BYE", "z9hG4bK-3", 2, "BYE", "a1", "b1", ""));
+    RESP(14 * S + 50 * MS, 200, "z9hG4bK-3", 2, "BYE", "b1");
+
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.call_evictions, 3);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 4);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_EVICTED);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->time_ns, 1 * S); /* scan-1 */
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 1)->time_ns, 2 * S); /* scan-2 */
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 2)->time_ns, 3 * S); /* scan-3 */
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 3)->reason, SIP_END_BYE);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_END, 3)->delay, 10.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 4.0);
+    CHECK_INT(count_flag(&f.rec, TRACK_F_ORPHAN), 0);
+    track_free(f.tr);
+}
+
 /* A scanner's unanswered OPTIONS fill a small transactions table while a call rings: they push
  * each other out, not the call's INVITE, whose 200 then still answers the call. */
 TEST(full_transactions_table_keeps_ringing_invites_over_unanswered_requests)
