@@ -165,8 +165,11 @@ static void own(struct sip_reg_table *reg, struct sip_txn *txn, const struct sip
  * Call-ID has a CSeq of its own, so the same key and CSeq is the same request. NULL: a new
  * attempt. */
 static struct sip_reg_attempt *find_attempt(struct sip_reg_table *reg, uint64_t hash,
-                                            uint64_t check, uint32_t cseq, uint64_t now, bool *copy)
+                                            uint64_t check, uint32_t cseq, uint64_t now, bool *copy,
+                                            uint32_t *n_key, uint32_t *oldest)
 {
+    *n_key = 0;
+    *oldest = TABLE_NONE;
     for (uint32_t i = table_lookup(&reg->attempts, hash, check); i != TABLE_NONE;
          i = table_lookup_next(&reg->attempts, i)) {
         struct sip_reg_attempt *a = table_entry(&reg->attempts, i);
@@ -174,6 +177,8 @@ static struct sip_reg_attempt *find_attempt(struct sip_reg_table *reg, uint64_t 
             *copy = !a->challenged;
             return a;
         }
+        (*n_key)++;
+        *oldest = i; /* newest first */
     }
     return NULL;
 }
@@ -244,8 +249,9 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
     uint64_t hash, check, aor = aor_key(msg->to_uri);
     attempt_key(msg, aor, &hash, &check);
     bool copy = false;
-    struct sip_reg_attempt *a = find_attempt(reg, hash, check, msg->cseq, now, &copy);
-    uint32_t idx;
+    uint32_t n_key, oldest, idx;
+    struct sip_reg_attempt *a =
+        find_attempt(reg, hash, check, msg->cseq, now, &copy, &n_key, &oldest);
 
     if (a && copy) {
         /* Another hop's copy: one attempt, as an INVITE's copy is one call. Its transaction
@@ -259,6 +265,13 @@ void sip_reg_on_request(struct sip_reg_table *reg, struct sip_txn *txn, const st
     } else {
         struct track_event ev = {.type = TRACK_REG_ATTEMPT, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = SIP_METHOD_REGISTER};
+        /* RFC 3261 §10.2 allows a UA one REGISTER at a time: more waiting on one Call-ID and
+         * AoR are a flood, whose attempts all share one key, so that each lookup walked them
+         * all. The oldest of the key gives way as if evicted; a key's attempts stay few. */
+        if (n_key >= SIP_REG_MAX_PER_KEY) {
+            attempt_give_up(reg, table_entry(&reg->attempts, oldest), now);
+            reg->attempt_evictions++;
+        }
         idx = table_insert(&reg->attempts, hash, check, 0);
         if (idx == TABLE_NONE) {
             /* Full: the oldest attempt still waiting gives way, with the outcome it has so far

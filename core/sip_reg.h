@@ -15,6 +15,9 @@
 
 #define SIP_REG_DEFAULT_EXPIRES 3600 /* RFC 3261 §10.2.1.1, when no expiry is given anywhere */
 #define SIP_REG_MAX_ASKED 4 /* contacts with an expiry of their own remembered from one REGISTER */
+/* Attempts waiting at once on one (Call-ID, To URI): a fifth pushes out the oldest (counted as
+ * an eviction). A UA sends one REGISTER at a time (RFC 3261 §10.2); a proxy's copies join it. */
+#define SIP_REG_MAX_PER_KEY 4
 #define SIP_BINDING_AOR_MAX 96
 #define SIP_BINDING_CONTACT_MAX 96
 

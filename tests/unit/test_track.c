@@ -1280,6 +1280,43 @@ TEST(full_transactions_table_evicts_the_oldest_unanswered_request_of_any_method)
     track_free(f.tr);
 }
 
+/* A flood of unanswered REGISTERs on one Call-ID and AoR, each with a CSeq of its own: each is
+ * an attempt, and all share one key. Past four waiting on a key, the oldest of them gives way
+ * (outcome timeout, counted as an eviction), so that the attempts of one key stay few: looking a
+ * REGISTER up walked every attempt of its key, quadratic in the flood. */
+TEST(unanswered_registers_on_one_call_id_keep_at_most_four_attempts)
+{
+    struct fixture f = {0};
+    char branch[32];
+    setup(&f);
+    for (unsigned i = 1; i <= 6; i++) {
+        snprintf(branch, sizeof(branch), "z9hG4bK-f%u", i);
+        feed(&f, (uint64_t)i * S, register_msg(branch, i, "<sip:alice@192.0.2.1:5060>", ""));
+    }
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 6);
+    CHECK_INT(st.reg_attempts, 4);
+    CHECK_INT(st.registration_evictions, 2);
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 2);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->time_ns, 5 * S); /* CSeq 1, at the 5th */
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 1)->time_ns, 6 * S); /* CSeq 2, at the 6th */
+    /* The newest still find their answers. */
+    feed(&f, 6 * S + 10 * MS, register_ok(200, "z9hG4bK-f6", 6, "<sip:alice@192.0.2.1:5060>"));
+    CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 3);
+    CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 2)->code, 200);
+    /* A long flood keeps four. */
+    for (unsigned i = 7; i <= 20000; i++) {
+        snprintf(branch, sizeof(branch), "z9hG4bK-f%u", i);
+        feed(&f, 7 * S + i * MS, register_msg(branch, i, "<sip:alice@192.0.2.1:5060>", ""));
+    }
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.reg_attempts, 4);
+    CHECK_INT(st.registration_evictions, 2 + 19994 - 1); /* one place was free after the 200 */
+    track_free(f.tr);
+}
+
 /* An attempts table of two, three REGISTERs waiting: the oldest attempt gives way with the
  * outcome it has so far (timeout), at the time the third came. */
 TEST(a_register_attempt_evicted_from_a_full_attempts_table_gets_an_outcome)
