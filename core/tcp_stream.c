@@ -15,7 +15,10 @@
 #define NS_PER_S 1000000000ULL
 #define BUF_MIN 2048
 
-enum { CLS_OPEN = 0, CLS_CLOSED = 1 };
+/* Age lists: open streams that carried data (least recently active first), ended ones, and
+ * open ones that never carried a byte (a SYN flood's half-open connections), which a full table
+ * evicts before the streams with data. */
+enum { CLS_OPEN = 0, CLS_CLOSED = 1, CLS_EMPTY = 2 };
 
 /* How far behind its sender's next byte an RST may fall (a resend's sequence number). */
 #define RST_BEHIND 65536u
@@ -229,18 +232,21 @@ static uint32_t find(const struct tcp_stream *ts, const struct key *k, uint64_t 
 
 static uint32_t create(struct tcp_stream *ts, const struct key *k, uint64_t hash)
 {
-    uint32_t idx = table_insert(&ts->t, hash, 0, CLS_OPEN);
+    uint32_t idx = table_insert(&ts->t, hash, 0, CLS_EMPTY);
     struct half *h;
 
     if (idx == TABLE_NONE) {
-        /* An ended stream holds nothing: reuse it first. Else the least recently active. */
+        /* An ended stream holds nothing: reuse it first. Else the least recently active of
+         * those that never carried data, else of the others. */
         uint32_t victim = table_oldest(&ts->t, CLS_CLOSED);
         if (victim == TABLE_NONE) {
-            victim = table_oldest(&ts->t, CLS_OPEN);
+            victim = table_oldest(&ts->t, CLS_EMPTY);
+            if (victim == TABLE_NONE)
+                victim = table_oldest(&ts->t, CLS_OPEN);
             ts->evictions++;
         }
         remove_half(ts, victim);
-        idx = table_insert(&ts->t, hash, 0, CLS_OPEN);
+        idx = table_insert(&ts->t, hash, 0, CLS_EMPTY);
     }
     h = at(ts, idx);
     h->version = k->version;
@@ -638,6 +644,7 @@ void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt)
                 ts->err(ts->ctx, "tcp_gap");
             release(ts, h);
             h->closed = h->fin_seen = h->flags = h->ack_seen = h->rst_closed = 0;
+            table_set_class(&ts->t, idx, CLS_EMPTY); /* a new connection: no data yet */
         }
         h = at(ts, idx);
         h->next_seq = h->syn_seq = seq;
@@ -669,7 +676,9 @@ open:
                                                                      : "tcp_after_close");
         return;
     }
-    table_set_class(&ts->t, idx, CLS_OPEN); /* most recently active last */
+    /* Most recently active last; a stream joins the open ones with its first byte. */
+    table_set_class(&ts->t, idx,
+                    len || table_node(&ts->t, idx)->cls == CLS_OPEN ? CLS_OPEN : CLS_EMPTY);
     table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);
     /* A keep-alive: at most one byte, just before the next one expected (RFC 9293 §3.8.4):
      * neither data nor a resend. */

@@ -38,8 +38,9 @@
  * Only what it leaves (the start of a message continued in a later segment) and out-of-order
  * segments are copied, into per-stream buffers allocated on demand, freed when drained, within
  * per-stream caps and a total byte budget. When the table is full the least recently active
- * open stream is evicted (counted in evictions); ended streams are reused first, silently, as
- * they hold nothing.
+ * open stream that never carried a byte (a SYN flood's half-open connections) is evicted, else
+ * the least recently active open one (counted in evictions); ended streams are reused first,
+ * silently, as they hold nothing.
  *
  * Give-ups are reported to the error callback with one of these static reasons (the engine
  * counts them in sipscope_parse_errors_total{stage="reasm",reason}):

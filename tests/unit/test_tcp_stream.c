@@ -790,6 +790,33 @@ TEST(a_full_table_reuses_ended_streams_then_evicts_the_least_active)
     tcp_stream_free(ts);
 }
 
+/* A SYN flood (half-open connections that never carry a byte) fills the table while a real
+ * stream holds half a message: the flood's streams push each other out, not the stream with
+ * data, whose message is then read whole. Every eviction is counted. */
+TEST(a_full_table_evicts_streams_without_data_before_streams_with_data)
+{
+    defaults();
+    cfg.max_streams = 3;
+    struct tcp_stream *ts = make();
+    struct packet p;
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(1, 499, SYN | ACK, NULL, 1)); /* the server's half: no data yet */
+    send_(ts, seg(0, 100, ACK, "he", 2));
+    for (int i = 1; i <= 5; i++) {
+        p = seg(0, 7, SYN, NULL, 2 + (uint64_t)i);
+        p.src[3] = 9;
+        p.sport = (uint16_t)(40000 + i);
+        send_(ts, p); /* the 1st takes the last place, the 2nd evicts the server's empty half,
+                       * each next the flood's oldest */
+    }
+    CHECK_INT(stats(ts).evictions, 4);
+    CHECK_INT(stats(ts).streams, 3);
+    send_(ts, seg(0, 102, ACK, "llo\n", 10));
+    CHECK_STR(log_, "<(hello|");
+    CHECK_STR(reasons, "");
+    tcp_stream_free(ts);
+}
+
 TEST(a_line_longer_than_the_pending_cap_is_dropped_and_resynced)
 {
     defaults();
