@@ -396,6 +396,8 @@ static void evict_one(struct sip_dialog_table *tbl)
     if (victim == TABLE_NONE)
         victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_UNANSWERED);
     if (victim == TABLE_NONE)
+        victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_BYE_PENDING);
+    if (victim == TABLE_NONE)
         victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_EARLY);
     if (victim == TABLE_NONE)
         victim = table_oldest(&tbl->t, SIP_DIALOG_CLASS_CONFIRMED);
@@ -615,6 +617,8 @@ bool sip_dialog_on_request(struct sip_dialog_table *tbl, struct sip_dialog *d, s
         if (tbl->keep == SIP_DIALOG_KEEP_CDR)
             call_cdr_reason(&d->cdr, msg);
         end_call(tbl, d, SIP_END_BYE, msg, pkt, now);
+        if (txn) /* kept for the BYE's final, its disconnect delay */
+            table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_BYE_PENDING);
     } else if (msg->method == SIP_METHOD_INVITE || msg->method == SIP_METHOD_UPDATE) {
         struct track_event ev = {.type = TRACK_CALL_REFRESH, .time_ns = now, .msg = msg,
                                  .pkt = pkt, .method = msg->method};
@@ -642,6 +646,8 @@ void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dial
         ev.outcome = (code >= 200 && code < 300) ? TRACK_SUCCESS : TRACK_FAILURE;
         ev.delay = delay_between(txn->t_first, now, &ev.flags);
         emit(tbl, &ev, d);
+        if (d->node.cls == SIP_DIALOG_CLASS_BYE_PENDING)
+            table_set_class(&tbl->t, table_index(&tbl->t, d), SIP_DIALOG_CLASS_ENDED);
         return;
     }
     /* In an early dialog (an UPDATE or PRACK before the answer) a 481 or 408 ends only that

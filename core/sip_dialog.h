@@ -38,12 +38,14 @@ enum sip_dialog_end {
 };
 
 /* Age lists, evicted in this order when the table is full: a scanner's flood of INVITEs that
- * nobody answers pushes out its own calls, not the ones that ring (a 1xx with a To-tag). */
+ * nobody answers pushes out its own calls, not the ones that ring (a 1xx with a To-tag), nor
+ * those that a BYE ended and that wait for its final (their disconnect delay). */
 enum sip_dialog_class {
     SIP_DIALOG_CLASS_ENDED = 0,
     SIP_DIALOG_CLASS_UNANSWERED = 1,
-    SIP_DIALOG_CLASS_EARLY = 2,
-    SIP_DIALOG_CLASS_CONFIRMED = 3,
+    SIP_DIALOG_CLASS_BYE_PENDING = 2,
+    SIP_DIALOG_CLASS_EARLY = 3,
+    SIP_DIALOG_CLASS_CONFIRMED = 4,
 };
 
 enum sip_dialog_flag {

@@ -18,7 +18,7 @@
 
 #define TABLE_NONE UINT32_MAX
 #define TABLE_NO_DEADLINE UINT64_MAX
-#define TABLE_MAX_CLASSES 4 /* age lists per table */
+#define TABLE_MAX_CLASSES 5 /* age lists per table */
 #define TABLE_LANES 4       /* first-in first-out deadline lanes per table */
 
 struct table_node {

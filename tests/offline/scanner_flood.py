@@ -199,6 +199,9 @@ def main():
         "sip_session_setup_seconds_sum": 22,  # 2 + 20
         "sip_post_dial_delay_seconds_sum": 0.2,  # 0.1 + 0.1
         "sip_post_dial_delay_seconds_count": 2,
+        # Each BYE answered 10 ms later, while scanner INVITEs come every 10 ms.
+        'sip_session_disconnect_delay_seconds_sum{outcome="success"}': 0.02,
+        'sip_session_disconnect_delay_seconds_count{outcome="success"}': 2,
         'sip_dialogs_active{state="confirmed"}': 0,
         'sip_dialogs_active{state="early"}': 0,
         # 6000 scanner INVITEs: 50 still in the table (trying); the others evicted long before

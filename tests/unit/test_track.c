@@ -967,6 +967,37 @@ TEST(full_call_table_keeps_a_ringing_call_over_unanswered_invites)
     track_free(f.tr);
 }
 
+/* A call ended by a BYE is kept until the BYE's final, which gives its disconnect delay: a
+ * scanner's unanswered INVITEs that come meanwhile push out each other, not the call. */
+TEST(full_call_table_keeps_a_call_until_its_bye_is_answered)
+{
+    struct fixture f = {0};
+    track_config_defaults(&f.cfg);
+    f.cfg.max_calls = 2;
+    setup(&f);
+    INVITE(0, "z9hG4bK-1", 1);
+    RESP(100 * MS, 180, "z9hG4bK-1", 1, "INVITE", "b1");
+    RESP(2 * S, 200, "z9hG4bK-1", 1, "INVITE", "b1");
+    feed(&f, 2 * S + 10 * MS, req("ACK", "z9hG4bK-2", 1, "ACK", "a1", "b1", ""));
+    feed(&f, 10 * S, req("BYE", "z9hG4bK-3", 2, "BYE", "a1", "b1", ""));
+    feed(&f, 10 * S + 1 * MS, invite_call("scan-1", "z9hG4bK-s1"));
+    feed(&f, 10 * S + 2 * MS, invite_call("scan-2", "z9hG4bK-s2")); /* evicts scan-1 */
+    RESP(10 * S + 50 * MS, 200, "z9hG4bK-3", 2, "BYE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_DISCONNECT), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_DISCONNECT, 0)->outcome, TRACK_SUCCESS);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_DISCONNECT, 0)->delay, 0.05);
+    /* Answered, the ended call is the first to go. */
+    feed(&f, 11 * S, invite_call("scan-3", "z9hG4bK-s3"));
+    struct track_stats st;
+    track_get_stats(f.tr, &st);
+    CHECK_INT(st.call_evictions, 2);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 2); /* the call's BYE, scan-1's eviction */
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_BYE);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 1)->reason, SIP_END_EVICTED);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 2); /* the call's 200, scan-1's timeout */
+    track_free(f.tr);
+}
+
 /* A scanner's unanswered OPTIONS fill a small transactions table while a call rings: they push
  * each other out, not the call's INVITE, whose 200 then still answers the call. */
 TEST(full_transactions_table_keeps_ringing_invites_over_unanswered_requests)
