@@ -11,17 +11,10 @@
 
 #define PARSE_ERROR_CACHE 128
 
-enum table_id {
-    T_CALLS,
-    T_TRANSACTIONS,
-    T_REGISTRATIONS,
-    T_REASM,
-    T_TCP,
-    T_COUNT
-};
+enum table_id { T_CALLS, T_TRANSACTIONS, T_REGISTRATIONS, T_REG_ATTEMPTS, T_REASM, T_TCP, T_COUNT };
 
-static const char *const table_names[T_COUNT] = {"calls", "transactions", "registrations",
-                                                 "reasm", "tcp"};
+static const char *const table_names[T_COUNT] = {
+    "calls", "transactions", "registrations", "registration_attempts", "reasm", "tcp"};
 static const char *const result_names[HEALTH_RESULT_COUNT] = {"seen", "matched", "decoded"};
 static const char *const stage_names[HEALTH_STAGE_COUNT] = {"l2", "l3", "l4", "reasm", "sip"};
 
@@ -397,9 +390,9 @@ void health_sip_message(struct health *h, const struct packet *pkt)
 
 void health_tables(struct health *h, const struct track_stats *st)
 {
-    uint32_t entries[T_REASM] = {st->calls, st->transactions, st->registrations};
+    uint32_t entries[T_REASM] = {st->calls, st->transactions, st->registrations, st->reg_attempts};
     uint64_t evictions[T_REASM] = {st->call_evictions, st->transaction_evictions,
-                                   st->registration_evictions};
+                                   st->registration_evictions, st->reg_attempt_evictions};
     for (int t = 0; t < T_REASM; t++) {
         metric_gauge_set(h->entry_series[t], entries[t]);
         add_delta(h->eviction_series[t], evictions[t], &h->evictions_prev[t]);

@@ -87,7 +87,8 @@ void track_get_stats(const struct track *tr, struct track_stats *out)
     out->reg_attempts = tr->reg.attempts.used;
     out->call_evictions = tr->dialogs.evictions;
     out->transaction_evictions = tr->txns.evictions;
-    out->registration_evictions = tr->reg.binding_evictions + tr->reg.attempt_evictions;
+    out->registration_evictions = tr->reg.binding_evictions;
+    out->reg_attempt_evictions = tr->reg.attempt_evictions;
 }
 
 static void emit(struct track *tr, const struct track_event *ev)

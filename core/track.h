@@ -30,7 +30,8 @@ void track_config_defaults(struct track_config *cfg);
 
 struct track_stats {
     uint32_t calls, transactions, registrations, reg_attempts; /* entries in use */
-    uint64_t call_evictions, transaction_evictions, registration_evictions;
+    uint64_t call_evictions, transaction_evictions;
+    uint64_t registration_evictions, reg_attempt_evictions; /* bindings; REGISTER attempts */
 };
 
 struct track;

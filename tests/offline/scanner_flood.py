@@ -220,7 +220,10 @@ def main():
         'sip_registration_outcomes_total{code="401"}': 2951,
         'sip_registration_outcomes_total{code="403"}': 3000,
         "sip_registrations_active": 1,
-        'sipscope_table_evictions_total{table="registrations"}': 2951,
+        'sipscope_table_entries{table="registration_attempts"}': 49,
+        'sipscope_table_evictions_total{table="registration_attempts"}': 2951,
+        'sipscope_table_entries{table="registrations"}': 1,  # the real binding
+        'sipscope_table_evictions_total{table="registrations"}': 0,
         # 18000 scanner transactions and 6 real ones (2 INVITEs, 2 BYEs, 2 REGISTERs) in 200
         # places, each pushed out within a second, long before any timer.
         'sipscope_table_evictions_total{table="transactions"}': 18006 - 200,

@@ -1328,7 +1328,7 @@ TEST(unanswered_registers_on_one_call_id_keep_at_most_four_attempts)
     track_get_stats(f.tr, &st);
     CHECK_INT(count_type(&f.rec, TRACK_REG_ATTEMPT), 6);
     CHECK_INT(st.reg_attempts, 4);
-    CHECK_INT(st.registration_evictions, 2);
+    CHECK_INT(st.reg_attempt_evictions, 2);
     CHECK_INT(count_type(&f.rec, TRACK_REG_OUTCOME), 2);
     CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->code, 0);
     CHECK_INT(nth(&f.rec, TRACK_REG_OUTCOME, 0)->time_ns, 5 * S); /* CSeq 1, at the 5th */
@@ -1344,7 +1344,7 @@ TEST(unanswered_registers_on_one_call_id_keep_at_most_four_attempts)
     }
     track_get_stats(f.tr, &st);
     CHECK_INT(st.reg_attempts, 4);
-    CHECK_INT(st.registration_evictions, 2 + 19994 - 1); /* one place was free after the 200 */
+    CHECK_INT(st.reg_attempt_evictions, 2 + 19994 - 1); /* one place was free after the 200 */
     track_free(f.tr);
 }
 
