@@ -7,14 +7,7 @@
 # Usage: demo_rules.sh SIPSCOPE SOURCE_DIR
 set -uo pipefail
 sipscope=$1 src=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 "$sipscope" --check-rules "$src/rules" >"$work/shipped"
 check "the shipped rules run nothing (enabled = false)" \
@@ -41,6 +34,4 @@ check "every call seized on the loopback trunk" \
     grep -qx 'trunk_seizures_total{trunk="loopback-gw",direction="inbound"} 16' "$work/prom"
 check "final responses by device class" \
     grep -qx 'device_final_responses_total{server="unknown",class="2xx"} 31' "$work/prom"
-[ "$failed" = 0 ] || cat "$work/out" "$work/err"
-echo "$passed passed, $failed failed, 0 skipped"
-[ "$failed" = 0 ]
+finish "$work/out" "$work/err"

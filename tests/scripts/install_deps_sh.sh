@@ -10,14 +10,7 @@
 # Usage: install_deps_sh.sh SOURCE_DIR
 set -uo pipefail
 src=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 tree=$work/repo bin=$work/bin etc=$work/etc/apt
 mkdir -p "$tree/scripts" "$tree/build/deps/bin" "$bin" "$etc/sources.list.d"
@@ -97,6 +90,4 @@ run
 check "no mirror: status 1" test "$(cat "$work/rc")" = 1
 check "no mirror: says so" grep -q "apt has no Debian bookworm mirror" "$work/err"
 
-[ "$failed" = 0 ] || cat "$work/err"
-echo "$passed passed, $failed failed, 0 skipped"
-[ "$failed" = 0 ]
+finish "$work/err"

@@ -7,14 +7,7 @@
 # Usage: run_sh.sh SOURCE_DIR
 set -uo pipefail
 src=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 tree=$work/repo
 mkdir -p "$tree/scripts" "$tree/build-release/core" "$work/caller"
@@ -44,6 +37,4 @@ check "the setup steps ran in the repository" test "$(cat "$tree/deps.cwd")" = "
 (cd "$work/caller" && "$tree/scripts/run.sh") >"$work/out" 2>"$work/err"
 check "run.sh without flags runs the main job" test "$(sed -n '2,$p' "$work/out" | tr '\n' ' ')" = \
     "--interface any --sip-ports 5060 --web.listen-address :9632 "
-[ "$failed" = 0 ] || cat "$work/err"
-echo "$passed passed, $failed failed, 0 skipped"
-[ "$failed" = 0 ]
+finish "$work/err"
