@@ -93,7 +93,9 @@ enum sip_error {
     SIP_ERR_VERSION,          /* SIP-Version other than SIP/2.0 */
     SIP_ERR_STATUS_CODE,      /* status code not three digits in 100..699 */
     SIP_ERR_HEADER_SYNTAX,    /* a header line without a colon, an empty or non-token name, or a
-                               * control byte other than HT and the line break (NUL, lone CR) */
+                               * control byte other than HT and the line break (NUL, lone CR)
+                               * that is not escaped as a quoted-pair ("\" NUL: RFC 4475
+                               * §3.1.1.2) */
     SIP_ERR_TOO_MANY_HEADERS, /* more than the caller's header array holds */
     SIP_ERR_TOO_LONG,         /* message over SIP_MAX_MSG */
     SIP_ERR_MISSING_HEADER,   /* Call-ID (or an empty one), CSeq, From, To or Via missing */

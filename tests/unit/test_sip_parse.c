@@ -1191,8 +1191,9 @@ TEST(line_ends_and_stray_bytes_are_found_at_every_chunk_offset)
 /* Every pair of byte values side by side, at several offsets in an 8-byte word: the scanners'
  * masks must be exact per byte (the portable path's SWAR arithmetic must not let a borrow or a
  * carry mark a neighbour), and bytes from 0x80 up are no control bytes. First in a Subject value
- * (the line scan: a control byte but HT is an error), then in a parameter value (the value scan:
- * it ends at whitespace, a control byte, ';' or ','). LF is left out: it ends the line. */
+ * (the line scan: a control byte but HT is an error, unless a backslash before it makes it a
+ * quoted-pair, which a CR cannot be), then in a parameter value (the value scan: it ends at
+ * whitespace, a control byte, ';' or ','). LF is left out: it ends the line. */
 TEST(every_pair_of_byte_values_is_classified_exactly)
 {
     static char in[256];
@@ -1212,7 +1213,8 @@ TEST(every_pair_of_byte_values_is_classified_exactly)
                 in[n++] = (char)b;
                 memcpy(in + n, tail, sizeof(tail) - 1);
                 n += sizeof(tail) - 1;
-                bool ctl = (a < 0x20 && a != '\t') || (b < 0x20 && b != '\t');
+                bool ctl =
+                    (a < 0x20 && a != '\t') || (b < 0x20 && b != '\t' && (a != '\\' || b == '\r'));
                 int rc = parse(in, n, D, &m);
                 if (ctl ? rc != -EBADMSG || m.error != SIP_ERR_HEADER_SYNTAX
                         : rc != (int)n || hdrs[0].value.len != shift + 2 + 16 ||
@@ -1267,6 +1269,69 @@ TEST(unknown_header_names_are_kept_and_must_be_tokens)
     CHECK_SL(hdrs[1].value, "w");
     CHECK_INT(PARSE_LIT(bad, D, &m), -EBADMSG);
     CHECK_INT(m.error, SIP_ERR_HEADER_SYNTAX);
+}
+
+/* RFC 3261 §25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F), so a quoted string may hold
+ * any control byte but CR and LF after a backslash. RFC 4475 §3.1.1.2 (intmeth), a message every
+ * parser must accept, has "BEL:\<07> NUL:\<00> DEL:\<7F>" in its To display name. Such a byte is
+ * accepted in a header line only: not in the start line, not after an escaped backslash ("\\"),
+ * and a CR never (it would end the line). */
+TEST(control_bytes_escaped_as_quoted_pairs_are_accepted_in_header_lines)
+{
+    static const char in[] = REQ L_VIA L_FROM
+        "To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:b@h>\r\n" L_CID L_CSEQ L_CL0 "\r\n";
+    static const char to_value[] = "\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:b@h>";
+    static const char in_ruri[] = "OPTIONS sip:b\\\x01@h SIP/2.0\r\n" HDRS "\r\n";
+    static const char in_reason[] = "SIP/2.0 200 O\\\x01K\r\n" HDRS "\r\n";
+    static const char no_lf[] = "OPTIONS sip:b\\\x01@h";
+    static const char two_bs[] = REQ "Subject: a\\\\\x01"
+                                     "b\r\n" HDRS "\r\n";
+    static const char three_bs[] = REQ "Subject: a\\\\\\\x01"
+                                       "b\r\n" HDRS "\r\n";
+    static const char lone_cr[] = REQ "Subject: a\\\rb\r\n" HDRS "\r\n";
+    struct sip_msg m;
+
+    CHECK_INT(PARSE_LIT(in, D, &m), sizeof(in) - 1);
+    CHECK_INT(hdrs[2].id, SIP_HDR_TO);
+    CHECK_INT(hdrs[2].value.len, sizeof(to_value) - 1);
+    CHECK(memcmp(hdrs[2].value.p, to_value, sizeof(to_value) - 1) == 0);
+    CHECK_SL(m.to_uri, "sip:b@h");
+    CHECK_SL(m.to_tag, "");
+    CHECK_SL(m.call_id, "c1");
+    CHECK_INT(PARSE_LIT(in, S, &m), sizeof(in) - 1);
+
+    CHECK_INT(PARSE_LIT(in_ruri, D, &m), -EBADMSG);
+    CHECK_INT(m.error, SIP_ERR_START_LINE);
+    CHECK_INT(PARSE_LIT(in_reason, D, &m), -EBADMSG);
+    CHECK_INT(m.error, SIP_ERR_START_LINE);
+    CHECK_INT(PARSE_LIT(no_lf, D, &m), -EBADMSG);
+    CHECK_INT(m.error, SIP_ERR_START_LINE);
+    CHECK_INT(PARSE_LIT(two_bs, D, &m), -EBADMSG);
+    CHECK_INT(m.error, SIP_ERR_HEADER_SYNTAX);
+    CHECK_INT(PARSE_LIT(three_bs, D, &m), (int)sizeof(three_bs) - 1);
+    CHECK_SL(hdrs[0].value, "a\\\\\\\x01"
+                            "b");
+    CHECK_INT(PARSE_LIT(lone_cr, D, &m), -EBADMSG);
+    CHECK_INT(m.error, SIP_ERR_HEADER_SYNTAX);
+
+    /* The backslash and its byte on either side of every 64-byte chunk boundary. */
+    for (size_t pad = 0; pad < 80; pad++) {
+        char buf[256];
+        size_t n = 0;
+        memcpy(buf, REQ "Subject: ", sizeof(REQ "Subject: ") - 1);
+        n += sizeof(REQ "Subject: ") - 1;
+        memset(buf + n, 'x', pad);
+        n += pad;
+        buf[n++] = '\\';
+        buf[n++] = '\x1b';
+        buf[n++] = 'y';
+        size_t vlen = pad + 3;
+        memcpy(buf + n, "\r\n" HDRS "\r\n", sizeof("\r\n" HDRS "\r\n") - 1);
+        n += sizeof("\r\n" HDRS "\r\n") - 1;
+        int rc = parse(buf, n, D, &m);
+        if (rc != (int)n || hdrs[0].value.len != vlen)
+            TEST_FAIL_AT("pad %zu: rc %d, value length %zu", pad, rc, hdrs[0].value.len);
+    }
 }
 
 TEST(from_uri_is_the_last_angle_bracket_uri_even_after_a_broken_display_name)
