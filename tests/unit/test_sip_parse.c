@@ -1433,4 +1433,452 @@ TEST(helpers_accept_the_empty_slice_of_an_absent_header)
     CHECK_INT(sip_msg_header(&m, SIP_HDR_COUNT).len, 0);
 }
 
+/* RFC 4475 torture messages (tests/fixtures/sip/rfc4475, README.md there). Every value below is
+ * read by hand from the message files. */
+
+/* How a message fares in stream mode. */
+enum torture_stream {
+    TS_SAME = 0, /* parses, the whole file, with the same values */
+    TS_FIRST,    /* parses, the message its Content-Length delimits (raw of the datagram parse) */
+    TS_MORE,     /* -EAGAIN: the body its Content-Length announces is not there */
+    TS_CL,       /* -EBADMSG, content_length: a stream needs a numeric Content-Length */
+};
+
+struct torture_case {
+    const char *section;  /* of RFC 4475 */
+    enum sip_error error; /* a rejected message: its reason in both modes; else SIP_ERR_NONE */
+    enum torture_stream stream;
+    struct fixture_case v; /* a parsed message's values in datagram mode; v.file names it */
+};
+
+#define RFC4475(f) .file = "rfc4475/" f
+#define TORTURE_REQ(m) .is_request = true, .method = SIP_METHOD_##m, .method_name = #m
+
+/* RFC 4475 §3.1.1.1 wsinv to §3.1.1.13 noreason: valid, every parser must accept them. */
+static const struct torture_case torture_valid[] = {
+    {"3.1.1.1 wsinv",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("wsinv.sip"), TORTURE_REQ(INVITE),
+      .ruri = "sip:vivekg@chair-dnrc.example.com;unknownparam",
+      .call_id = "wsinv.ndaksdj@192.0.2.1", .from_uri = "sip:jdrosen@example.com",
+      .from_tag = "98asjd8", .to_uri = "sip:vivekg@chair-dnrc.example.com", .to_tag = "1918181833n",
+      .cseq = 9, .cseq_method = SIP_METHOD_INVITE, .via_branch = "390skdjuw",
+      .via_sent_by = "192.0.2.2", .via_transport = "UDP", .content_length = 150, .body_len = 150,
+      .n_headers = 14, .anomalies = SIP_ANOM_FOLDED}},
+    {"3.1.1.2 intmeth",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("intmeth.sip"), .is_request = true, .method = SIP_METHOD_OTHER,
+      .method_name = "!interesting-Method0123456789_*+`.%indeed'~",
+      .ruri = "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_"
+              "too.(doesn't-it)@example.com",
+      .call_id = "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{",
+      .from_uri = "sip:mundane@example.com", .from_tag = "_token~1'+`*%!-.",
+      .to_uri = "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com", .to_tag = "",
+      .cseq = 139122385, .cseq_method = SIP_METHOD_OTHER, .via_branch = "z9hG4bK-.!%66*_+`'~",
+      .via_sent_by = "host1.example.com", .via_transport = "TCP", .content_length = 0,
+      .body_len = 0, .n_headers = 8}},
+    {"3.1.1.3 esc01",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("esc01.sip"), TORTURE_REQ(INVITE),
+      .ruri = "sip:sips%3Auser%40example.com@example.net",
+      .call_id = "esc01.239409asdfakjkn23onasd0-3234",
+      .from_uri = "sip:I%20have%20spaces@example.net", .from_tag = "938",
+      .to_uri = "sip:%75se%72@example.com", .to_tag = "", .cseq = 234234,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "host5.example.net", .via_transport = "UDP", .content_length = 150,
+      .body_len = 150, .n_headers = 9, .anomalies = SIP_ANOM_FOLDED}},
+    {"3.1.1.4 escnull",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("escnull.sip"), TORTURE_REQ(REGISTER), .ruri = "sip:example.com",
+      .call_id = "escnull.39203ndfvkjdasfkq3w4otrq0adsfdfnavd",
+      .from_uri = "sip:null-%00-null@example.com", .from_tag = "839923423",
+      .to_uri = "sip:null-%00-null@example.com", .to_tag = "", .cseq = 14398234,
+      .cseq_method = SIP_METHOD_REGISTER, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "host5.example.com", .via_transport = "UDP", .content_length = 0,
+      .body_len = 0, .n_headers = 9}},
+    {"3.1.1.5 esc02",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("esc02.sip"), .is_request = true, .method = SIP_METHOD_OTHER,
+      .method_name = "RE%47IST%45R", .ruri = "sip:registrar.example.com",
+      .call_id = "esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf",
+      .from_uri = "sip:resource@example.com", .from_tag = "f232jadfj23",
+      .to_uri = "sip:resource@example.com", .to_tag = "", .cseq = 29344,
+      .cseq_method = SIP_METHOD_OTHER, .via_branch = "z9hG4bK209%fzsnel234",
+      .via_sent_by = "host.example.com", .via_transport = "TCP", .content_length = 0, .body_len = 0,
+      .n_headers = 10}},
+    {"3.1.1.6 lwsdisp",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("lwsdisp.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:user@example.com",
+      .call_id = "lwsdisp.1234abcd@funky.example.com", .from_uri = "sip:caller@example.com",
+      .from_tag = "323", .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 60,
+      .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "funky.example.com", .via_transport = "UDP", .content_length = 0,
+      .body_len = 0, .n_headers = 7}},
+    /* 3.1.1.7 longreq: its own test below. */
+    {"3.1.1.8 dblreq",
+     SIP_ERR_NONE,
+     TS_FIRST,
+     {RFC4475("dblreq.sip"), TORTURE_REQ(REGISTER), .ruri = "sip:example.com",
+      .call_id = "dblreq.0ha0isndaksdj99sdfafnl3lk233412", .from_uri = "sip:j.user@example.com",
+      .from_tag = "43251j3j324", .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 8,
+      .cseq_method = SIP_METHOD_REGISTER, .via_branch = "z9hG4bKkdjuw23492",
+      .via_sent_by = "192.0.2.125", .via_transport = "UDP", .content_length = 0, .body_len = 0,
+      .n_headers = 8, .anomalies = SIP_ANOM_TRAILING_DATA}},
+    {"3.1.1.9 semiuri",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("semiuri.sip"), TORTURE_REQ(OPTIONS),
+      .ruri = "sip:user;par=u%40example.net@example.com", .call_id = "semiuri.0ha0isndaksdj",
+      .from_uri = "sip:caller@example.org", .from_tag = "33242", .to_uri = "sip:j_user@example.com",
+      .to_tag = "", .cseq = 8, .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "192.0.2.1", .via_transport = "UDP", .content_length = 0, .body_len = 0,
+      .n_headers = 8, .anomalies = SIP_ANOM_FOLDED}},
+    {"3.1.1.10 transports",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("transports.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:user@example.com",
+      .call_id = "transports.kijh4akdnaqjkwendsasfdj", .from_uri = "sip:caller@example.com",
+      .from_tag = "323", .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 60,
+      .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "t1.example.com", .via_transport = "UDP", .content_length = 0, .body_len = 0,
+      .n_headers = 12}},
+    {"3.1.1.11 mpart01",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("mpart01.sip"), TORTURE_REQ(MESSAGE), .ruri = "sip:kumiko@example.org",
+      .call_id = "3d9485ad0c49859b@Zmx1ZmZ5LW1hYy0xNi5sb2NhbA..",
+      .from_uri = "sip:fluffy@example.com", .from_tag = "2fb0dcc9",
+      .to_uri = "sip:kumiko@example.org", .to_tag = "", .cseq = 1,
+      .cseq_method = SIP_METHOD_MESSAGE, .via_branch = "z9hG4bK-d87543-4dade06d0bdb11ee-1--d87543-",
+      .via_sent_by = "127.0.0.1:5070", .via_transport = "UDP", .content_length = 553,
+      .body_len = 553, .n_headers = 14}},
+    {"3.1.1.12 unreason",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("unreason.sip"), .status = 200,
+      .reason = "= 2**3 * 5**2 \xd0\xbd\xd0\xbe \xd1\x81\xd1\x82\xd0\xbe "
+                "\xd0\xb4\xd0\xb5\xd0\xb2\xd1\x8f\xd0\xbd\xd0\xbe\xd1\x81\xd1\x82\xd0\xbe "
+                "\xd0\xb4\xd0\xb5\xd0\xb2\xd1\x8f\xd1\x82\xd1\x8c - "
+                "\xd0\xbf\xd1\x80\xd0\xbe\xd1\x81\xd1\x82\xd0\xbe\xd0\xb5",
+      .call_id = "unreason.1234ksdfak3j2erwedfsASdf", .from_uri = "sip:user@example.com",
+      .from_tag = "11141343", .to_uri = "sip:user@example.edu", .to_tag = "2229", .cseq = 35,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bK1324923",
+      .via_sent_by = "192.0.2.198", .via_transport = "UDP", .content_length = 154, .body_len = 154,
+      .n_headers = 8}},
+    {"3.1.1.13 noreason",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("noreason.sip"), .status = 100, .reason = "",
+      .call_id = "noreason.asndj203insdf99223ndf", .from_uri = "sip:user@example.com",
+      .from_tag = "39ansfi3", .to_uri = "sip:user@example.edu", .to_tag = "902jndnke3", .cseq = 35,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bK2398ndaoe",
+      .via_sent_by = "192.0.2.105", .via_transport = "UDP", .content_length = 0, .body_len = 0,
+      .n_headers = 7}},
+};
+
+/* RFC 4475 §3.1.2 and §3.3 messages that are not valid: a parser may reject them. sipscope
+ * rejects those it cannot read its values from (a start line, a CSeq number over 32 bits, a
+ * header missing) and accepts the others with the values below (sip_parse.h says which way it
+ * goes for each kind). */
+static const struct torture_case torture_invalid[] = {
+    {"3.1.2.1 badinv01",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("badinv01.sip"), TORTURE_REQ(INVITE), .ruri = "sip:user@example.com",
+      .call_id = "badinv01.0ha0isndaksdjasdf3234nas", .from_uri = "sip:caller@example.net",
+      .from_tag = "134161461246", .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 8,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "", .via_sent_by = "192.0.2.15",
+      .via_transport = "UDP", .content_length = 152, .body_len = 152, .n_headers = 9}},
+    {"3.1.2.2 clerr",
+     SIP_ERR_NONE,
+     TS_MORE,
+     {RFC4475("clerr.sip"), TORTURE_REQ(INVITE), .ruri = "sip:user@example.com",
+      .call_id = "clerr.0ha0isndaksdjweiafasdk3", .from_uri = "sip:caller@example.net",
+      .from_tag = "93942939o2", .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 8,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bK-39234-23523",
+      .via_sent_by = "host5.example.com", .via_transport = "UDP", .content_length = 9999,
+      .body_len = 154, .n_headers = 9, .anomalies = SIP_ANOM_BODY_TRUNCATED}},
+    {"3.1.2.3 ncl",
+     SIP_ERR_NONE,
+     TS_CL,
+     {RFC4475("ncl.sip"), TORTURE_REQ(INVITE), .ruri = "sip:user@example.com",
+      .call_id = "ncl.0ha0isndaksdj2193423r542w35", .from_uri = "sip:caller@example.net",
+      .from_tag = "32394234", .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 0,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bKkdjuw", .via_sent_by = "192.0.2.53",
+      .via_transport = "UDP", .content_length = -1, .body_len = 152, .n_headers = 9,
+      .anomalies = SIP_ANOM_BAD_CONTENT_LENGTH}},
+    {"3.1.2.4 scalar02", SIP_ERR_CSEQ, TS_SAME, {RFC4475("scalar02.sip")}},
+    {"3.1.2.5 scalarlg", SIP_ERR_CSEQ, TS_SAME, {RFC4475("scalarlg.sip")}},
+    {"3.1.2.6 quotbal",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("quotbal.sip"), TORTURE_REQ(INVITE), .ruri = "sip:user@example.com",
+      .call_id = "quotbal.aksdj", .from_uri = "sip:caller@example.net", .from_tag = "93334",
+      .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 8, .cseq_method = SIP_METHOD_INVITE,
+      .via_branch = "z9hG4bKkdjuw39234", .via_sent_by = "192.0.2.59:5050", .via_transport = "UDP",
+      .content_length = 152, .body_len = 152, .n_headers = 9}},
+    {"3.1.2.7 ltgtruri",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("ltgtruri.sip"), TORTURE_REQ(INVITE), .ruri = "<sip:user@example.com>",
+      .call_id = "ltgtruri.1@192.0.2.5", .from_uri = "sip:caller@example.net", .from_tag = "39291",
+      .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 1, .cseq_method = SIP_METHOD_INVITE,
+      .via_branch = "", .via_sent_by = "192.0.2.5", .via_transport = "UDP", .content_length = 159,
+      .body_len = 159, .n_headers = 9}},
+    {"3.1.2.8 lwsruri", SIP_ERR_START_LINE, TS_SAME, {RFC4475("lwsruri.sip")}},
+    {"3.1.2.9 lwsstart", SIP_ERR_START_LINE, TS_SAME, {RFC4475("lwsstart.sip")}},
+    {"3.1.2.10 trws",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("trws.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:remote-target@example.com",
+      .call_id = "trws.oicu34958239neffasdhr2345r", .from_uri = "sip:local-resource@example.com",
+      .from_tag = "329429089", .to_uri = "sip:remote-target@example.com", .to_tag = "",
+      .cseq = 238923, .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bK299342093",
+      .via_sent_by = "host1.examle.com", .via_transport = "TCP", .content_length = 0, .body_len = 0,
+      .n_headers = 8}},
+    {"3.1.2.11 escruri",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("escruri.sip"), TORTURE_REQ(INVITE),
+      .ruri = "sip:user@example.com?Route=%3Csip:example.com%3E",
+      .call_id = "escruri.23940-asdfhj-aje3br-234q098w-fawerh2q-h4n5",
+      .from_uri = "sip:caller@example.net", .from_tag = "341518", .to_uri = "sip:user@example.com",
+      .to_tag = "", .cseq = 149209342, .cseq_method = SIP_METHOD_INVITE,
+      .via_branch = "z9hG4bKkdjuw", .via_sent_by = "host-of-the-hour.example.com",
+      .via_transport = "UDP", .content_length = 150, .body_len = 150, .n_headers = 9}},
+    {"3.1.2.12 baddate",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("baddate.sip"), TORTURE_REQ(INVITE), .ruri = "sip:user@example.com",
+      .call_id = "baddate.239423mnsadf3j23lj42--sedfnm234", .from_uri = "sip:caller@example.net",
+      .from_tag = "2234923", .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 1392934,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "host.example.com", .via_transport = "UDP", .content_length = 150,
+      .body_len = 150, .n_headers = 10}},
+    {"3.1.2.13 regbadct",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("regbadct.sip"), TORTURE_REQ(REGISTER), .ruri = "sip:example.com",
+      .call_id = "regbadct.k345asrl3fdbv@10.0.0.1", .from_uri = "sip:user@example.com",
+      .from_tag = "998332", .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 1,
+      .cseq_method = SIP_METHOD_REGISTER, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "135.180.130.133:5060", .via_transport = "UDP", .content_length = 0,
+      .body_len = 0, .n_headers = 8}},
+    {"3.1.2.14 badaspec",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("badaspec.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:user@example.org",
+      .call_id = "badaspec.sdf0234n2nds0a099u23h3hnnw009cdkne3",
+      .from_uri = "sip:a.g.bell@example.com", .from_tag = "433423",
+      .to_uri = "sip:t.watson@example.org", .to_tag = "", .cseq = 3923239,
+      .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bKkdju43234",
+      .via_sent_by = "host4.example.com:5060", .via_transport = "UDP", .content_length = 0,
+      .body_len = 0, .n_headers = 8}},
+    {"3.1.2.15 baddn",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("baddn.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:t.watson@example.org",
+      .call_id = "baddn.31415@c.example.com", .from_uri = "sip:a.g.bell@example.com",
+      .from_tag = "43", .to_uri = "sip:t.watson@example.org", .to_tag = "", .cseq = 3923239,
+      .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "c.example.com:5060", .via_transport = "UDP", .content_length = 0,
+      .body_len = 0, .n_headers = 8}},
+    {"3.1.2.16 badvers", SIP_ERR_VERSION, TS_SAME, {RFC4475("badvers.sip")}},
+    {"3.1.2.17 mismatch01",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("mismatch01.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:user@example.com",
+      .call_id = "mismatch01.dj0234sxdfl3", .from_uri = "sip:caller@example.net",
+      .from_tag = "34525", .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 8,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "host.example.com", .via_transport = "UDP", .content_length = 0, .body_len = 0,
+      .n_headers = 7}},
+    {"3.1.2.18 mismatch02",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("mismatch02.sip"), .is_request = true, .method = SIP_METHOD_OTHER,
+      .method_name = "NEWMETHOD", .ruri = "sip:user@example.com",
+      .call_id = "mismatch02.dj0234sxdfl3", .from_uri = "sip:caller@example.net",
+      .from_tag = "34525", .to_uri = "sip:j.user@example.com", .to_tag = "", .cseq = 8,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bKkdjuw",
+      .via_sent_by = "host.example.net", .via_transport = "UDP", .content_length = 138,
+      .body_len = 138, .n_headers = 9}},
+    {"3.1.2.19 bigcode", SIP_ERR_STATUS_CODE, TS_SAME, {RFC4475("bigcode.sip")}},
+    {"3.3.1 insuf", SIP_ERR_MISSING_HEADER, TS_SAME, {RFC4475("insuf.sip")}},
+    {"3.3.8 multi01",
+     SIP_ERR_NONE,
+     TS_SAME,
+     {RFC4475("multi01.sip"), TORTURE_REQ(INVITE), .ruri = "sip:user@company.com",
+      .call_id = "multi01.98asdh@192.0.2.1", .from_uri = "sip:caller@example.com",
+      .from_tag = "3413415", .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 5,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "z9hG4bKkdjuw", .via_sent_by = "192.0.2.25",
+      .via_transport = "UDP", .content_length = 154, .body_len = 154, .n_headers = 15}},
+    {"3.3.9 mcl01",
+     SIP_ERR_NONE,
+     TS_FIRST,
+     {RFC4475("mcl01.sip"), TORTURE_REQ(OPTIONS), .ruri = "sip:user@example.com",
+      .call_id = "mcl01.fhn2323orihawfdoa3o4r52o3irsdf", .from_uri = "sip:other@example.net",
+      .from_tag = "3923942", .to_uri = "sip:user@example.com", .to_tag = "", .cseq = 15932,
+      .cseq_method = SIP_METHOD_OPTIONS, .via_branch = "z9hG4bK293423",
+      .via_sent_by = "host5.example.net", .via_transport = "UDP", .content_length = 13,
+      .body_len = 13, .n_headers = 9, .anomalies = SIP_ANOM_TRAILING_DATA}},
+    {"3.4.1 inv2543",
+     SIP_ERR_NONE,
+     TS_CL,
+     {RFC4475("inv2543.sip"), TORTURE_REQ(INVITE), .ruri = "sip:UserB@example.com",
+      .call_id = "inv2543.1717@ift.client.example.com",
+      .from_uri = "sip:+13035551111@ift.client.example.net;user=phone", .from_tag = "",
+      .to_uri = "sip:+16505552222@ss1.example.net", .to_tag = "", .cseq = 56,
+      .cseq_method = SIP_METHOD_INVITE, .via_branch = "", .via_sent_by = "iftgw.example.com",
+      .via_transport = "UDP", .content_length = -1, .body_len = 105, .n_headers = 7,
+      .anomalies = SIP_ANOM_NO_CONTENT_LENGTH}},
+};
+
+static void check_torture(const struct torture_case *tc)
+{
+    const struct fixture_case *fc = &tc->v;
+    size_t n = load_fixture(fc->file);
+    struct sip_msg m;
+    int failed_before = test_failed_checks;
+
+    int rc = parse(fixture_buf, n, D, &m);
+    if (tc->error != SIP_ERR_NONE) {
+        CHECK_INT(rc, -EBADMSG);
+        CHECK_INT(m.error, tc->error);
+        CHECK_INT(parse(fixture_buf, n, S, &m), -EBADMSG);
+        CHECK_INT(m.error, tc->error);
+    } else {
+        CHECK_INT(rc, n);
+        check_fixture_values(fc, &m);
+        CHECK_INT(m.anomalies, fc->anomalies);
+        size_t first = m.raw.len; /* start line to the end of the Content-Length's body */
+        rc = parse(fixture_buf, n, S, &m);
+        switch (tc->stream) {
+        case TS_SAME:
+        case TS_FIRST:
+            CHECK_INT(rc, tc->stream == TS_SAME ? n : first);
+            check_fixture_values(fc, &m);
+            CHECK_INT(m.anomalies, fc->anomalies & SIP_ANOM_FOLDED);
+            break;
+        case TS_MORE:
+            CHECK_INT(rc, -EAGAIN);
+            break;
+        case TS_CL:
+            CHECK_INT(rc, -EBADMSG);
+            CHECK_INT(m.error, SIP_ERR_CONTENT_LENGTH);
+            break;
+        }
+    }
+    if (test_failed_checks != failed_before)
+        fprintf(stderr, "  (the checks above are for RFC 4475 §%s)\n", tc->section);
+}
+
+TEST(rfc4475_valid_messages_yield_their_values)
+{
+    for (size_t i = 0; i < sizeof(torture_valid) / sizeof(torture_valid[0]); i++)
+        check_torture(&torture_valid[i]);
+}
+
+TEST(rfc4475_invalid_messages_are_rejected_with_their_reason_or_read_as_described)
+{
+    for (size_t i = 0; i < sizeof(torture_invalid) / sizeof(torture_invalid[0]); i++)
+        check_torture(&torture_invalid[i]);
+}
+
+/* RFC 4475 §3.1.1.7 longreq: long values, 34 Via headers in every case of "Via" and "v", the top
+ * one without a branch. The expected values are built from the RFC's repeat counts. */
+TEST(rfc4475_longreq_yields_its_long_values)
+{
+    static char to_uri[512], from_uri[256], from_tag[256], call_id[256];
+    char *p;
+    struct sip_msg m;
+    size_t n = load_fixture("rfc4475/longreq.sip");
+
+#define REPEAT(s, k)                                                                               \
+    for (int r_ = 0; r_ < (k); r_++)                                                               \
+    p = stpcpy(p, s)
+    p = stpcpy(to_uri, "sip:user@example.com:6000;unknownparam1=very");
+    REPEAT("long", 20);
+    p = stpcpy(p, "value;longparam");
+    REPEAT("name", 25);
+    p = stpcpy(p, "=shortvalue;very");
+    REPEAT("long", 25);
+    stpcpy(p, "ParameterNameWithNoValue");
+    p = stpcpy(from_uri, "sip:");
+    REPEAT("amazinglylongcallername", 5);
+    stpcpy(p, "@example.net");
+    p = stpcpy(from_tag, "12");
+    REPEAT("982", 50);
+    stpcpy(p, "424");
+    p = stpcpy(call_id, "longreq.one");
+    REPEAT("really", 20);
+    stpcpy(p, "longcallid");
+#undef REPEAT
+    const struct fixture_case fc = {.file = "rfc4475/longreq.sip",
+                                    TORTURE_REQ(INVITE),
+                                    .ruri = "sip:user@example.com",
+                                    .call_id = call_id,
+                                    .from_uri = from_uri,
+                                    .from_tag = from_tag,
+                                    .to_uri = to_uri,
+                                    .to_tag = "",
+                                    .cseq = 3882340,
+                                    .cseq_method = SIP_METHOD_INVITE,
+                                    .via_branch = "",
+                                    .via_sent_by = "sip33.example.com",
+                                    .via_transport = "TCP",
+                                    .content_length = 150,
+                                    .body_len = 150,
+                                    .n_headers = 43};
+    for (int mode = D; mode <= S; mode++) {
+        CHECK_INT(parse(fixture_buf, n, (enum sip_parse_mode)mode, &m), n);
+        check_fixture_values(&fc, &m);
+        CHECK_INT(m.anomalies, 0);
+    }
+    /* Every Via is found under its id, the 34th (host.example.com) with its long branch. */
+    unsigned vias = 0;
+    for (uint32_t i = 0; i < m.n_headers; i++)
+        vias += hdrs[i].id == SIP_HDR_VIA;
+    CHECK_INT(vias, 34);
+    struct slice branch;
+    CHECK(sip_header_param(hdrs[38].value, SLICE_LIT("branch"), &branch));
+    CHECK_INT(branch.len, strlen("very") + 50 * 4 + strlen("branchvalue"));
+}
+
+/* Every prefix of every RFC 4475 message, in both modes, against the guard pages at either end:
+ * no read outside the input, and the parse never claims more bytes than it was given. */
+TEST(rfc4475_prefixes_parse_or_fail_inside_their_bounds)
+{
+    static const char *const files[] = {
+        "wsinv",      "intmeth",  "esc01",    "escnull",    "esc02",    "lwsdisp",
+        "longreq",    "dblreq",   "semiuri",  "transports", "mpart01",  "unreason",
+        "noreason",   "badinv01", "clerr",    "ncl",        "scalar02", "scalarlg",
+        "quotbal",    "ltgtruri", "lwsruri",  "lwsstart",   "trws",     "escruri",
+        "baddate",    "regbadct", "badaspec", "baddn",      "badvers",  "mismatch01",
+        "mismatch02", "bigcode",  "insuf",    "multi01",    "mcl01",    "inv2543",
+    };
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char name[64];
+        snprintf(name, sizeof(name), "rfc4475/%s.sip", files[f]);
+        size_t n = load_fixture(name);
+        for (size_t k = 0; k <= n; k++) {
+            for (int at_end = 0; at_end < 2; at_end++) {
+                for (int mode = D; mode <= S; mode++) {
+                    struct sip_msg m;
+                    const char *in = guarded(fixture_buf, k, at_end);
+                    int rc = sip_parse(in, k, (enum sip_parse_mode)mode, &m, hdrs, SIP_MAX_HEADERS);
+                    if (rc > (int)k || (rc < 0 && rc != -EAGAIN && rc != -EBADMSG))
+                        TEST_FAIL_AT("%s: prefix %zu, mode %d: rc %d", name, k, mode, rc);
+                }
+            }
+        }
+    }
+}
+
 TEST_MAIN()
