@@ -1,7 +1,24 @@
 /* sip_parse: a zero-copy parser for one SIP message (RFC 3261 §7). It locates the start line and
  * every header, identifies the known ones (compact forms included) and extracts the few values
  * that tracking needs on every message. It never allocates, never writes to its input and never
- * reads past buf[len). It does not interpret SDP or validate URIs beyond what is extracted here. */
+ * reads past buf[len). It does not interpret SDP or validate URIs beyond what is extracted here.
+ *
+ * Malformed input, where RFC 4475 (SIP torture test messages; tests/fixtures/sip/rfc4475) lets a
+ * parser reject or accept: a message is rejected only when a value tracking needs cannot be
+ * read, and otherwise accepted with the values below, anomalies counted.
+ *  - Rejected: a start line with other than one SP between its elements (lwsstart, lwsruri:
+ *    start_line), a SIP-Version other than 2.0 (badvers: version), a status code that is not
+ *    three digits (bigcode: status_code), a CSeq number over 32 bits (scalar02, scalarlg: cseq),
+ *    a missing Call-ID, CSeq, From, To or Via (insuf: missing_header).
+ *  - Accepted: whitespace ending the start line (trws); a Request-URI as written, not validated
+ *    (ltgtruri's "<sip:...>", escruri's headers); a header repeated that should be single
+ *    (multi01): the first of each is read; several Content-Lengths (mcl01): the first frames
+ *    the body; a CSeq method other than the request's (mismatch01, mismatch02): both reported
+ *    as written; header values outside their grammar (badinv01, quotbal, badaspec, baddn,
+ *    regbadct, baddate): read as far as they go (an unterminated display name's URI is still
+ *    its <...>, a Via without a branch has an empty one); other scalars (Max-Forwards, Expires,
+ *    Retry-After) are not read. Content-Length framing of a datagram: see sip_parse_mode
+ *    (clerr: body_truncated, ncl: bad_content_length, dblreq: trailing_data). */
 #ifndef SIPSCOPE_SIP_PARSE_H
 #define SIPSCOPE_SIP_PARSE_H
 
