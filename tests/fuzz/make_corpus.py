@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of fuzz_pipeline (format in tests/fuzz/fuzz_pipeline.c) from the
-generated captures (tests/tools/gen_pcaps.py), the SIPp TCP capture and the SIP fixtures
-(each wrapped in an Ethernet/IPv4/UDP frame and in a TCP segment split in two), and, read with
-an events file, calls that give every call-record field (tests/offline/cdr_fields.py's two
-calls, SIPp's answered and cancelled calls).
+generated captures (tests/tools/gen_pcaps.py), the SIPp TCP capture and the SIP fixtures, RFC
+4475's torture messages among them (each wrapped in an Ethernet/IPv4/UDP frame and in a TCP
+segment split in two), and, read with an events file, calls that give every call-record field
+(tests/offline/cdr_fields.py's two calls, SIPp's answered and cancelled calls).
 
 usage: make_corpus.py OUTDIR   (the committed corpus is tests/fuzz/corpus)
 """
@@ -135,10 +135,14 @@ def main():
             write_split(outdir, stem, EVENTS, records(link, frames))
     write_floods(outdir)
     fixtures = os.path.join(TOP, "tests/fixtures/sip")
-    for name in sorted(os.listdir(fixtures)):
-        with open(os.path.join(fixtures, name), "rb") as f:
+    # The fixtures, then the RFC 4475 torture messages of its rfc4475 directory.
+    paths = [(os.path.join(fixtures, n), "sip-" + os.path.splitext(n)[0])
+             for n in sorted(os.listdir(fixtures)) if n.endswith(".sip")]
+    paths += [(os.path.join(fixtures, "rfc4475", n), "sip-rfc4475-" + os.path.splitext(n)[0])
+              for n in sorted(os.listdir(os.path.join(fixtures, "rfc4475"))) if n.endswith(".sip")]
+    for path, stem in paths:
+        with open(path, "rb") as f:
             msg = f.read()
-        stem = "sip-" + os.path.splitext(name)[0]
         A, B = "192.0.2.1", "192.0.2.2"
         dgram = gen_pcaps.eth(gen_pcaps.ipv4(A, B, 17, gen_pcaps.udp(5060, 5060, msg)), 0x0800)
         write(outdir, stem + "-udp", bytes([1]) + struct.pack("<BHH", 0, 0, len(dgram)) + dgram)
