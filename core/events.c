@@ -404,14 +404,17 @@ static size_t pipe_write(struct events *w, int *err)
 
 /* Takes the last n bytes written back out of a regular file: the start of a line whose write
  * failed part-way (a full disk), which a reader of JSON lines could not parse. False when it
- * cannot (not a regular file): the cut line then stays, alone on its line (struct events'
- * cut). The file's end is the end of that write: O_APPEND, one writer. */
+ * cannot: not a regular file, or not opened to append (standard output redirected with `>`),
+ * where the next write would go on at the old offset and leave NUL bytes in the gap. The cut
+ * line then stays, alone on its line (struct events' cut). With O_APPEND the file's end is the
+ * end of that write (one writer). */
 static bool unwrite(int fd, size_t n)
 {
     struct stat st;
+    int fl = fcntl(fd, F_GETFL);
 
-    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= n &&
-           ftruncate(fd, st.st_size - (off_t)n) == 0;
+    return fl >= 0 && (fl & O_APPEND) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+           (uint64_t)st.st_size >= n && ftruncate(fd, st.st_size - (off_t)n) == 0;
 }
 
 int events_flush(struct events *w)

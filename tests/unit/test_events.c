@@ -564,6 +564,54 @@ TEST(lines_lost_to_failed_writes_are_counted_and_logged_once_per_episode)
     finish(&f);
 }
 
+/* --events - with standard output redirected to a file by `>` (no O_APPEND): the start of a line
+ * whose write failed cannot be taken back, since the next write would go on at the old offset
+ * and leave NUL bytes in the gap. The cut line stays, alone on its line, as on a pipe. */
+TEST(a_failed_write_to_standard_output_redirected_to_a_file_leaves_no_gap)
+{
+    struct fixture f = {0};
+    struct rlimit old, small;
+    char err[256], text[4096], path[] = "/tmp/test_events_stdout_XXXXXX";
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    int fd = mkstemp(path), saved;
+    struct log_capture log;
+
+    CHECK(fd >= 0);
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    CHECK(saved >= 0 && dup2(fd, STDOUT_FILENO) == STDOUT_FILENO);
+    close(fd);
+    f.reg = metrics_new(1000);
+    f.ops = oplabel_new(f.reg);
+    f.w = events_open("-", f.reg, f.ops, 0, false, err, sizeof(err));
+    CHECK(f.w != NULL);
+    log_capture(&log);
+    binding_line(&f, 1); /* 153 bytes */
+    CHECK_INT(events_flush(f.w), 0);
+    CHECK_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 250;
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &small), 0);
+    binding_line(&f, 2); /* 97 bytes of it fit, and stay */
+    CHECK_INT(events_flush(f.w), -EIO);
+    CHECK_INT(setrlimit(RLIMIT_FSIZE, &old), 0);
+    binding_line(&f, 3);
+    CHECK_INT(events_flush(f.w), 0);
+    CHECK_INT(events_close(f.w), 0);
+    log_captured(&log, text, sizeof(text));
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    signal(SIGXFSZ, old_xfsz);
+    /* Line 1, the 97 bytes of line 2 and a line break, line 3: 153 + 97 + 1 + 153, no NUL. */
+    CHECK_INT(file_text(path, text, sizeof(text)), 404);
+    CHECK(memchr(text, 0, 404) == NULL);
+    CHECK(text[152] == '\n' && text[250] == '\n' && text[403] == '\n');
+    CHECK(strstr(text + 251, "\"time\":\"2023-11-14T22:13:23.000Z\"") == text + 251 + 106);
+    unlink(path);
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
+}
+
 /* A line longer than the limit (rule fields of over a megabyte) is dropped whole, counted as
  * lost and logged once; the lines around it are written. */
 TEST(a_line_past_the_limit_is_dropped_counted_and_logged_once)
