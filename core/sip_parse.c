@@ -1061,30 +1061,6 @@ static ALWAYS_INLINE const char *chunk_src(const struct lines *it, const char *b
     return tmp;
 }
 
-/* Records the first stray control byte of the chunk at b (n bytes of it are input; the byte
- * after it is readable when n > 64): a control byte that is no LF and precedes no LF. An HT is
- * fine, so is a CR that ends the input (its LF may follow). Returns lf without the LFs after a
- * stray byte, and stops the lines at this chunk: a line that holds one is never handed out, so
- * the header loop needs no check of its own, and its lines end with need_more's error. A stray
- * byte after the empty line is in the body, where it is no error: the lines have ended by then. */
-__attribute__((noinline)) static uint64_t chunk_odd(struct lines *it, const char *b, uint64_t lf,
-                                                    uint64_t ctl, size_t n)
-{
-    bool next_lf = n > 64 && b[64] == '\n';
-    uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
-
-    while (odd && !it->first_bad) {
-        unsigned i = (unsigned)__builtin_ctzll(odd);
-        odd &= odd - 1;
-        if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n))
-            continue;
-        it->first_bad = b + i;
-        it->end = b;
-        return lf & ((1ULL << i) - 1);
-    }
-    return lf;
-}
-
 /* Whether the byte at p follows an odd number of backslashes (from s on). */
 static bool after_odd_backslashes(const char *s, const char *p)
 {
@@ -1107,13 +1083,16 @@ static bool escaped_ctl(const char *s, const char *start_lf, const char *p)
     return *p != '\r' && p > start_lf && after_odd_backslashes(s, p);
 }
 
-/* chunk_odd of the tolerant parse (parse_with): the same, but a control byte escaped as a
- * quoted-pair in a header line is no stray byte. A variant of its own, reached only through the
- * function pointers the tolerant parse sets: more work in chunk_odd itself took registers from
- * the header loop around its call (GCC's IPA-RA), 34 instructions more per message (callgrind,
- * invite_sdp.sip), for messages that hardly ever come. */
-__attribute__((noinline, cold)) static uint64_t
-chunk_odd_tolerant(struct lines *it, const char *b, uint64_t lf, uint64_t ctl, size_t n)
+/* Records the first stray control byte of the chunk at b (n bytes of it are input; the byte
+ * after it is readable when n > 64): a control byte that is no LF and precedes no LF. An HT is
+ * fine, so is a CR that ends the input (its LF may follow), and in the tolerant parse
+ * (parse_with) a control byte escaped as a quoted-pair in a header line. Returns lf without the
+ * LFs after a stray byte, and stops the lines at this chunk: a line that holds one is never
+ * handed out, so the header loop needs no check of its own, and its lines end with need_more's
+ * error. A stray byte after the empty line is in the body, where it is no error: the lines have
+ * ended by then. tolerant is a constant at each use (chunk_odd, chunk_odd_tolerant). */
+static ALWAYS_INLINE uint64_t chunk_odd_with(struct lines *it, const char *b, uint64_t lf,
+                                             uint64_t ctl, size_t n, bool tolerant)
 {
     bool next_lf = n > 64 && b[64] == '\n';
     uint64_t odd = ctl & ~lf & ~(lf >> 1 | (uint64_t)next_lf << 63);
@@ -1121,13 +1100,30 @@ chunk_odd_tolerant(struct lines *it, const char *b, uint64_t lf, uint64_t ctl, s
     while (odd && !it->first_bad) {
         unsigned i = (unsigned)__builtin_ctzll(odd);
         odd &= odd - 1;
-        if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n) || escaped_ctl(it->s, it->start_lf, b + i))
+        if (b[i] == '\t' || (b[i] == '\r' && i + 1 == n) ||
+            (tolerant && escaped_ctl(it->s, it->start_lf, b + i)))
             continue;
         it->first_bad = b + i;
         it->end = b;
         return lf & ((1ULL << i) - 1);
     }
     return lf;
+}
+
+__attribute__((noinline)) static uint64_t chunk_odd(struct lines *it, const char *b, uint64_t lf,
+                                                    uint64_t ctl, size_t n)
+{
+    return chunk_odd_with(it, b, lf, ctl, n, false);
+}
+
+/* The tolerant parse's, a function of its own reached only through the function pointers that
+ * parse sets: the quoted-pair test in chunk_odd itself took registers from the header loop
+ * around its call (GCC's IPA-RA), 34 instructions more per message (callgrind, invite_sdp.sip),
+ * for messages that hardly ever come. */
+__attribute__((noinline, cold)) static uint64_t
+chunk_odd_tolerant(struct lines *it, const char *b, uint64_t lf, uint64_t ctl, size_t n)
+{
+    return chunk_odd_with(it, b, lf, ctl, n, true);
 }
 
 /* Expected control bytes are LF and whatever precedes an LF (a CR, or checked by the line).
