@@ -627,7 +627,8 @@ static void end_by_signal(int signo)
     raise(signo);
 }
 
-/* The offline read's stop test while serving: a SIGTERM or SIGINT came (service_interruptible). */
+/* The offline read's stop test while it serves or writes an events file: a SIGTERM or SIGINT
+ * came (service_interruptible). */
 static bool stop_pending(void *svc)
 {
     return service_stop_pending(svc) != 0;
@@ -729,7 +730,7 @@ static int run_offline(struct engine *e, const struct cli *cli, bool events)
         fprintf(stderr, "sipscope: cannot write the metrics to standard output\n");
         status = EXIT_FAILURE_RUNTIME;
     }
-    if (svc && service_stop_pending(svc)) {
+    if (interruptible && service_stop_pending(svc)) {
         /* It came as the file ended: the job is whole, and the stop asked for is done. */
         log_info("main", "%s: shutting down", signal_name(service_stop_pending(svc)));
     } else if (svc) {
