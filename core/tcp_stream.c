@@ -676,7 +676,15 @@ open:
                                                                      : "tcp_after_close");
         return;
     }
-    /* Most recently active last; a stream joins the open ones with its first byte. */
+    /* Most recently active last; a stream joins the open ones with its first byte, and takes
+     * its reply half, which may not have sent any yet, with it: that half's ACKs are what give
+     * up a hole of this one early (acks_hole), so a flood of SYNs must not evict it first. */
+    if (len && table_node(&ts->t, idx)->cls == CLS_EMPTY) {
+        struct key rk = {pkt->dst, pkt->src, pkt->dport, pkt->sport, pkt->ip_version};
+        uint32_t rev = find(ts, &rk, key_hash(&rk));
+        if (rev != TABLE_NONE && table_node(&ts->t, rev)->cls == CLS_EMPTY)
+            table_set_class(&ts->t, rev, CLS_OPEN);
+    }
     table_set_class(&ts->t, idx,
                     len || table_node(&ts->t, idx)->cls == CLS_OPEN ? CLS_OPEN : CLS_EMPTY);
     table_set_deadline(&ts->t, idx, now + ts->cfg.idle_timeout_ns);

@@ -801,18 +801,20 @@ TEST(a_full_table_evicts_streams_without_data_before_streams_with_data)
     struct packet p;
     send_(ts, seg(0, 99, SYN, NULL, 0));
     send_(ts, seg(1, 499, SYN | ACK, NULL, 1)); /* the server's half: no data yet */
-    send_(ts, seg(0, 100, ACK, "he", 2));
+    send_(ts, seg(0, 100, ACK, "he", 2));       /* the client's first data takes the server's half
+                                                 * along among the open ones */
     for (int i = 1; i <= 5; i++) {
         p = seg(0, 7, SYN, NULL, 2 + (uint64_t)i);
         p.src[3] = 9;
         p.sport = (uint16_t)(40000 + i);
-        send_(ts, p); /* the 1st takes the last place, the 2nd evicts the server's empty half,
-                       * each next the flood's oldest */
+        send_(ts, p); /* the 1st takes the last place, each next evicts the flood's oldest */
     }
     CHECK_INT(stats(ts).evictions, 4);
     CHECK_INT(stats(ts).streams, 3);
     send_(ts, seg(0, 102, ACK, "llo\n", 10));
-    CHECK_STR(log_, "<(hello|");
+    /* The server's half was kept: its first line is read whole, not resynchronised past. */
+    send_(ts, seg(1, 500, ACK, "ok\n", 11));
+    CHECK_STR(log_, "<(hello|<ok|");
     CHECK_STR(reasons, "");
     tcp_stream_free(ts);
 }
