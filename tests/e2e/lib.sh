@@ -73,6 +73,10 @@ check() { # NAME COMMAND...
 }
 
 e2e_start_sipscope() { # ARGS...
+    # A log of an instance before would be read for this one's port (and lines) until the
+    # background redirection below truncates it, which a busy machine can delay: the checks then
+    # scraped the old, stopped instance and found nothing (seen in CI under load).
+    rm -f "$work/sipscope.log"
     # shellcheck disable=SC2086 # e2e_wrap is a command and its arguments
     ip netns exec "$ns" ${e2e_wrap:-} "$sipscope" --interface "${e2e_iface:-lo}" "$@" \
         --web.listen-address 127.0.0.1:0 \
