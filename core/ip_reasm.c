@@ -336,8 +336,9 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
         const struct piece *p = &d->pieces[i];
         if (start >= p->end || end <= p->start)
             continue;
-        if (start >= p->start && end <= p->end && memcmp(d->buf + start, pkt->payload, len) == 0) {
-            r->err(r->ctx, "fragment_duplicate");
+        if (start >= p->start && end <= p->end) {
+            r->err(r->ctx, memcmp(d->buf + start, pkt->payload, len) == 0 ? "fragment_duplicate"
+                                                                          : "fragment_conflict");
             return TABLE_NONE;
         }
         drop(r, idx, "fragment_overlap");

@@ -4,9 +4,12 @@
  *
  * Policy, for IPv4 and IPv6 alike:
  * - A datagram is keyed by (IP version, source, destination, identification, protocol).
- * - A fragment lying wholly inside data already held, with identical bytes, is a duplicate
- *   (a resend, or the same frame captured twice): dropped and counted. So is a fragment of a
- *   datagram completed less than a second before (the last fragment's copy, captured twice).
+ * - A fragment lying wholly inside data already held is dropped and counted, and the first
+ *   copy kept: with identical bytes it is a duplicate (a resend, or the same frame captured
+ *   twice), with other bytes a conflict. Linux keeps the first copy in both cases (its
+ *   IPFRAG_DUP), so dropping the datagram for a conflicting copy would let a sender hide from
+ *   sipscope what the endpoint takes. A fragment of a datagram completed less than a second
+ *   before is a duplicate too (the last fragment's copy, captured twice).
  * - Any other overlap drops the whole datagram: RFC 5722 requires it for IPv6; for IPv4
  *   sipscope does the same (as Linux has since 2018), because overlapping fragments are an
  *   evasion technique and no honest sender produces them.
@@ -19,7 +22,10 @@
  * Every give-up is reported to the error callback with one of these static reasons (the
  * engine counts them as sipscope_parse_errors_total{stage="reasm",reason}):
  *   fragment_timeout      a datagram incomplete at its deadline
- *   fragment_overlap      fragments overlapping with different data: datagram dropped
+ *   fragment_overlap      a fragment overlapping data held, not wholly inside it: datagram
+ *                         dropped
+ *   fragment_conflict     a fragment wholly inside data held, with other bytes: fragment
+ *                         dropped, the first copy kept
  *   fragment_duplicate    a fragment already held, byte for byte, or of a datagram just
  *                         completed: fragment dropped
  *   fragment_too_big      offset + length past 65535: datagram dropped
