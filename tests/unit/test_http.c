@@ -697,6 +697,25 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Sends piece to fd every 200 ms until the server closes the connection or 4 s from t0 pass,
+ * then closes fd. Returns the seconds from t0 to the close (-1: still open after 4 s), and says
+ * so on standard error when it is not within the timeout tests' 2.5 s. */
+static double trickle_until_closed(int fd, double t0, const char *piece)
+{
+    double closed_after = -1;
+
+    while (closed_after < 0 && now_s() - t0 < 4) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+        usleep(200000);
+        if (poll(&p, 1, 0) == 1 || send_all(fd, piece, strlen(piece)) != 0)
+            closed_after = now_s() - t0;
+    }
+    close(fd);
+    if (closed_after < 0 || closed_after > 2.5)
+        fprintf(stderr, "  closed after %.2f s (-1: still open after 4 s)\n", closed_after);
+    return closed_after;
+}
+
 /* libmicrohttpd's timeout counts idle time, which a header line every 200 ms never lets pass.
  * The headers of a request are due within the timeout (1 s here) of the connection's start and
  * of the previous request's end (keep-alive): the server ends a connection still sending them,
@@ -708,7 +727,7 @@ TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
     const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     char err[256] = "";
     struct http_server *srv;
-    double t0, closed_after = -1;
+    double t0, closed_after;
     struct resp r;
     int fd;
 
@@ -726,15 +745,7 @@ TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
     resp_free(&r);
     t0 = now_s();
     send_all(fd, "GET /metrics HTTP/1.1\r\n", 23);
-    while (closed_after < 0 && now_s() - t0 < 4) {
-        struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-        usleep(200000);
-        if (poll(&p, 1, 0) == 1 || send_all(fd, "X-Slow: 1\r\n", 11) != 0)
-            closed_after = now_s() - t0;
-    }
-    close(fd);
-    if (closed_after < 0 || closed_after > 2.5)
-        fprintf(stderr, "  closed after %.2f s (-1: still open after 4 s)\n", closed_after);
+    closed_after = trickle_until_closed(fd, t0, "X-Slow: 1\r\n");
     CHECK(closed_after >= 0.9 && closed_after <= 2.5);
     CHECK_INT(request(http_port(srv), "GET", "/-/healthy", NULL, NULL, &r), 0);
     CHECK_INT(r.status, 200);
@@ -867,7 +878,7 @@ TEST(a_request_body_sent_a_byte_at_a_time_is_cut_at_the_timeout)
     const char *req = "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
     char err[256] = "";
     struct http_server *srv;
-    double t0, closed_after = -1;
+    double t0, closed_after;
     int fd;
 
     fixture_init(&f);
@@ -880,15 +891,7 @@ TEST(a_request_body_sent_a_byte_at_a_time_is_cut_at_the_timeout)
     CHECK(fd >= 0);
     t0 = now_s();
     CHECK_INT(send_all(fd, req, strlen(req)), 0);
-    while (closed_after < 0 && now_s() - t0 < 4) {
-        struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-        usleep(200000);
-        if (poll(&p, 1, 0) == 1 || send_all(fd, "x", 1) != 0)
-            closed_after = now_s() - t0;
-    }
-    close(fd);
-    if (closed_after < 0 || closed_after > 2.5)
-        fprintf(stderr, "  closed after %.2f s (-1: still open after 4 s)\n", closed_after);
+    closed_after = trickle_until_closed(fd, t0, "x");
     CHECK(closed_after >= 0.9 && closed_after <= 2.5);
     http_stop(srv);
     metrics_free(f.reg);
