@@ -34,7 +34,11 @@ MSGS_PER_CALL = 7  # sip_sender's answered call: INVITE 100 180 200 ACK BYE 200
 # gen_traffic's mix (weights and flows in tests/tools/gen_traffic.c): per 100 scenarios,
 # 590 messages and 80 call attempts (registrations and OPTIONS counted in the messages).
 MIX_MSGS_PER_CALL = 590 / 80
+# The rules target's configuration: the issue asks for the bundled rules, and an events file is
+# not a rule (it was held to the target while a bundled rule, cdr_enrich, worked only with one;
+# its fields are the engine's since). The same with an events file is measured beside it.
 RULES_NO_EVENTS = "sipscope, bundled rules, no events file"
+RULES_EVENTS = "sipscope, bundled rules, events file"
 
 PARSE_TARGET_NS = 150
 FIXTURES = ["invite_sdp.sip", "ok_200.sip", "register.sip", "bye.sip"]  # bench_sip_parse's
@@ -57,8 +61,8 @@ def rules_pace(by, ts):
     no-rules one: " The rules target is 10.6x ...; this run's ratios are ...", or "" without
     rules in the run."""
     rows = [(what, by[tool]["cpu_rate"]["median"] / ts)
-            for tool, what in [("sipscope, bundled rules", "with an events file"),
-                               (RULES_NO_EVENTS, "without")] if tool in by]
+            for tool, what in [(RULES_NO_EVENTS, "without an events file"),
+                               (RULES_EVENTS, "with one")] if tool in by]
     if not rows:
         return ""
     return (f" The rules target is {OFFLINE_RULES_TARGET / TSHARK_REFERENCE:.1f}x it; this run's "
@@ -325,15 +329,15 @@ class Bench:
                               ["taskset", "-c", self.cpu, b_bin, "--read", pcap, "--rules",
                                rules, "--print"]))
         if rules:
-            # With an events file (call records with the engine's signalling fields), and
-            # without, as an operator who wants no call records runs them.
-            tools.append(("sipscope, bundled rules",
-                          ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap,
-                           "--rules", rules, "--events", f"{self.work}/offline-events.json",
-                           "--print"]))
+            # The target's configuration, then with an events file as well (call records with
+            # the engine's signalling fields).
             tools.append((RULES_NO_EVENTS,
                           ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap,
                            "--rules", rules, "--print"]))
+            tools.append((RULES_EVENTS,
+                          ["taskset", "-c", self.cpu, self.bin["sipscope"], "--read", pcap,
+                           "--rules", rules, "--events", f"{self.work}/offline-events.json",
+                           "--print"]))
         tools.append(("tshark -q -z sip,stat",
                       ["taskset", "-c", self.cpu, "tshark", "-q", "-z", "sip,stat", "-r", pcap]))
         tools.append(("sngrep -N -q -R -I",
@@ -383,8 +387,8 @@ class Bench:
                "rules": rules is not None, "rules_flag": self.sipscope_has_rules()}
         base = rows[0]
         by = {r["tool"]: r for r in rows}
-        rules_missed = any(name in by and by[name]["cpu_rate"]["median"] < OFFLINE_RULES_TARGET
-                           for name in ("sipscope, bundled rules", RULES_NO_EVENTS))
+        rules_missed = (RULES_NO_EVENTS in by and
+                        by[RULES_NO_EVENTS]["cpu_rate"]["median"] < OFFLINE_RULES_TARGET)
         if self.a.profile and (base["cpu_rate"]["median"] < OFFLINE_TARGET or rules_missed):
             small = f"{self.work}/mix-100000.pcap"
             self.generate("100,000 messages for callgrind (seed 1)",
@@ -681,23 +685,27 @@ class Bench:
             by = {r["tool"]: r for r in s[2]["rows"]}
             base = by["sipscope, no rules"]["cpu_rate"]["median"]
             ts = by["tshark -q -z sip,stat"]["cpu_rate"]["median"]
+            def measured(v):
+                """A rate, its ratio to tshark, and what that ratio makes of the issue's tshark
+                figure: the rate at the pace of the machine the targets were set on."""
+                return (f"{v:,.0f}/s ({v / ts:.1f}x tshark; {v * TSHARK_REFERENCE / ts:,.0f}/s "
+                        f"at the issue's tshark pace)")
+
             res = "pass" if base >= OFFLINE_TARGET else "**miss**"
             if base >= OFFLINE_STRETCH:
                 res = "pass (stretch too)"
-            rows.append(["2", "offline, no rules (msgs per CPU-second)", f"{base:,.0f}/s "
-                         f"({base / ts:.1f}x tshark)", f"≥ {OFFLINE_TARGET:,}/s (stretch "
-                         f"{OFFLINE_STRETCH:,})", res])
-            if "sipscope, bundled rules" in by:
-                v = by["sipscope, bundled rules"]["cpu_rate"]["median"]
-                rows.append(["2", "offline, bundled rules, events file", f"{v:,.0f}/s",
-                             f"≥ {OFFLINE_RULES_TARGET:,}/s",
-                             "pass" if v >= OFFLINE_RULES_TARGET else "**miss**"])
+            rows.append(["2", "offline, no rules (msgs per CPU-second)", measured(base),
+                         f"≥ {OFFLINE_TARGET:,}/s (stretch {OFFLINE_STRETCH:,})", res])
             if RULES_NO_EVENTS in by:
                 v = by[RULES_NO_EVENTS]["cpu_rate"]["median"]
-                rows.append(["2", "offline, bundled rules, no events file",
-                             f"{v:,.0f}/s", f"≥ {OFFLINE_RULES_TARGET:,}/s",
+                rows.append(["2", "offline, bundled rules", measured(v),
+                             f"≥ {OFFLINE_RULES_TARGET:,}/s",
                              "pass" if v >= OFFLINE_RULES_TARGET else "**miss**"])
-            else:
+            if RULES_EVENTS in by:
+                v = by[RULES_EVENTS]["cpu_rate"]["median"]
+                rows.append(["2", "offline, bundled rules and an events file", measured(v),
+                             "(reported beside)", "—"])
+            if RULES_NO_EVENTS not in by:
                 rows.append(["2", "offline, bundled rules", "—", f"≥ {OFFLINE_RULES_TARGET:,}/s",
                              "pending (no `--rules` in sipscope yet)" if not s[2]["rules_flag"]
                              else "pending (no bundled rules in `rules/`)"])
@@ -864,11 +872,12 @@ class Bench:
                     w(f"| {ours} / {theirs} (same rounds) | "
                       f"{b['cpu_rate']['median'] / o['cpu_rate']['median']:.2f}x | "
                       f"{b['wall_rate']['median'] / o['wall_rate']['median']:.2f}x |")
-        if "sipscope, bundled rules" in by:
-            r = by["sipscope, bundled rules"]
-            w(f"| sipscope, bundled rules / tshark | "
-              f"{r['cpu_rate']['median'] / by['tshark -q -z sip,stat']['cpu_rate']['median']:.1f}"
-              f"x | {r['wall_rate']['median'] / by['tshark -q -z sip,stat']['wall_rate']['median']:.1f}x |")
+        for name in (RULES_NO_EVENTS, RULES_EVENTS):
+            if name in by:
+                r, t = by[name], by["tshark -q -z sip,stat"]
+                w(f"| {name} / tshark | "
+                  f"{r['cpu_rate']['median'] / t['cpu_rate']['median']:.1f}x | "
+                  f"{r['wall_rate']['median'] / t['wall_rate']['median']:.1f}x |")
         w("")
         # The machine's pace in this run, by the other tools against the issue's figures: a
         # shared VM's speed moves by tens of percent between hours, and absolute targets with
@@ -887,19 +896,18 @@ class Bench:
         v = base["cpu_rate"]["median"]
         w(f"| no rules: {v:,.0f} msgs/s | ≥ {OFFLINE_TARGET:,} (stretch {OFFLINE_STRETCH:,}) | "
           f"{verdict(v >= OFFLINE_TARGET)} | `{base['cmd']} >/dev/null` |")
-        if "sipscope, bundled rules" in by:
-            r = by["sipscope, bundled rules"]
+        if RULES_NO_EVENTS in by:
+            r = by[RULES_NO_EVENTS]
             v = r["cpu_rate"]["median"]
             w(f"| bundled rules (sip-exporter migration rule excluded): {v:,.0f} msgs/s | "
               f"≥ {OFFLINE_RULES_TARGET:,} | {verdict(v >= OFFLINE_RULES_TARGET)} | "
               f"`{r['cmd']} >/dev/null` |")
-        if RULES_NO_EVENTS in by:
-            r = by[RULES_NO_EVENTS]
+        if RULES_EVENTS in by:
+            r = by[RULES_EVENTS]
             v = r["cpu_rate"]["median"]
-            w(f"| the same without an events file: "
-              f"{v:,.0f} msgs/s | ≥ {OFFLINE_RULES_TARGET:,} | "
-              f"{verdict(v >= OFFLINE_RULES_TARGET)} | `{r['cmd']} >/dev/null` |")
-        else:
+            w(f"| the same with an events file (call records; not a rule, so no target of its "
+              f"own): {v:,.0f} msgs/s | (reported beside) | — | `{r['cmd']} >/dev/null` |")
+        if RULES_NO_EVENTS not in by:
             why = ("sipscope has no `--rules` flag yet" if not s["rules_flag"]
                    else "no bundled rules in `rules/`")
             w(f"| bundled rules | ≥ {OFFLINE_RULES_TARGET:,} | pending: {why}; run.sh runs it "
