@@ -665,12 +665,25 @@ void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dial
     }
 }
 
+void sip_dialog_on_cancel_answered(struct sip_dialog *d)
+{
+    d->flags |= SIP_DIALOG_F_CANCEL_OK;
+}
+
 void sip_dialog_on_invite_timeout(struct sip_dialog_table *tbl, struct sip_dialog *d,
                                   uint64_t now)
 {
     /* Another hop may have answered already: then this transaction's silence decides nothing. */
     if (d->flags & (SIP_DIALOG_F_OUTCOME | SIP_DIALOG_F_CHALLENGED))
         return;
+    /* The caller gave up and the callee agreed: the 487 that is owed, lost on the way or never
+     * sent, is the outcome, whatever another hop said (RFC 3261 §9.1: the UAC then takes the
+     * INVITE for cancelled). Not a timeout: the session did not fail, it was abandoned. */
+    if (d->flags & SIP_DIALOG_F_CANCEL_OK) {
+        decide_outcome(tbl, d, 487, NULL, NULL, now);
+        end_call(tbl, d, SIP_END_CANCEL, NULL, NULL, now);
+        return;
+    }
     if (d->copy_failure) { /* what the other hop said is all there is */
         uint16_t code = d->copy_failure;
         decide_outcome(tbl, d, code, NULL, NULL, now);

@@ -54,6 +54,7 @@ enum sip_dialog_flag {
     SIP_DIALOG_F_CANCELLED = 1u << 2,  /* a CANCEL was seen */
     SIP_DIALOG_F_SRD = 1u << 3,        /* session request delay observed */
     SIP_DIALOG_F_RINGING = 1u << 4,    /* post-dial delay observed */
+    SIP_DIALOG_F_CANCEL_OK = 1u << 5,  /* a CANCEL of its INVITE was answered with a 2xx */
     SIP_DIALOG_F_TRUNCATED = 1u << 6,  /* a text field did not fit and was cut */
     SIP_DIALOG_F_BYE_CALLEE = 1u << 7, /* the BYE that ended the call came from the callee */
 };
@@ -212,6 +213,10 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
 void sip_dialog_on_cancel(struct sip_dialog_table *tbl, struct sip_dialog *d,
                           const struct sip_msg *msg);
 
+/* A 2xx to that CANCEL while the INVITE had no final: the UAS now owes the INVITE its 487 (RFC
+ * 3261 §9.2), so if the INVITE times out instead, the call's outcome is that 487. */
+void sip_dialog_on_cancel_answered(struct sip_dialog *d);
+
 /* A new in-dialog request of call d on transaction txn: BYE ends the call (or, when a forked
  * INVITE confirmed several dialogs, the dialog it names until the last one ends), INVITE and
  * UPDATE are refreshes, ACK copies are recognised (returns true for an ACK already seen). */
@@ -224,7 +229,8 @@ void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dial
                                    struct sip_txn *txn, const struct sip_msg *msg,
                                    const struct packet *pkt, uint16_t code, uint64_t now);
 
-/* The primary INVITE transaction of d timed out at now without a final response. */
+/* The primary INVITE transaction of d timed out at now without a final response (Timer B or C,
+ * or 64*T1 after a 2xx to its CANCEL). */
 void sip_dialog_on_invite_timeout(struct sip_dialog_table *tbl, struct sip_dialog *d,
                                   uint64_t now);
 

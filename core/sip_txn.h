@@ -40,11 +40,12 @@ enum sip_txn_owner {
 };
 
 enum sip_txn_flag {
-    SIP_TXN_F_ACKED = 1u << 0,    /* INVITE: an ACK was seen (a later one is a copy) */
-    SIP_TXN_F_ORPHAN = 1u << 1,   /* an in-dialog request for a dialog never seen */
-    SIP_TXN_F_REFRESH = 1u << 2,  /* a re-INVITE or UPDATE of a call */
-    SIP_TXN_F_PRIMARY = 1u << 3,  /* decides: a call's own INVITE, an attempt's own REGISTER */
+    SIP_TXN_F_ACKED = 1u << 0,      /* INVITE: an ACK was seen (a later one is a copy) */
+    SIP_TXN_F_ORPHAN = 1u << 1,     /* an in-dialog request for a dialog never seen */
+    SIP_TXN_F_REFRESH = 1u << 2,    /* a re-INVITE or UPDATE of a call */
+    SIP_TXN_F_PRIMARY = 1u << 3,    /* decides: a call's own INVITE, an attempt's own REGISTER */
     SIP_TXN_F_ENDING_BYE = 1u << 4, /* the BYE that ended its call (RFC 6076 SDD) */
+    SIP_TXN_F_CANCEL_OK = 1u << 5,  /* INVITE: its CANCEL got a 2xx; Timer C restarts no more */
 };
 
 struct sip_txn_key {
@@ -116,6 +117,7 @@ enum sip_txn_timer {
     SIP_TXN_TIMER_REQUEST = 0, /* Timer B or F from the request */
     SIP_TXN_TIMER_C,           /* Timer C from the latest provisional */
     SIP_TXN_TIMER_LINGER,      /* 64*T1 from the final or the timeout: then it is forgotten */
+    SIP_TXN_TIMER_CANCEL,      /* INVITE: 64*T1 from its CANCEL's 2xx (RFC 3261 §9.1) */
 };
 
 /* Sets txn's deadline, for timer `timer`. */

@@ -321,8 +321,29 @@ static void on_request(struct track *tr, const struct sip_msg *msg, const struct
 static void on_provisional(struct track *tr, struct sip_txn *txn, uint64_t now)
 {
     txn->t_prov = now;
-    if (txn->method == SIP_METHOD_INVITE)
+    if (txn->method == SIP_METHOD_INVITE && !(txn->flags & SIP_TXN_F_CANCEL_OK))
         sip_txn_set_deadline(&tr->txns, txn, now + tr->cfg.timer_c_ns, SIP_TXN_TIMER_C);
+}
+
+/* A 2xx to a CANCEL (msg) of call d. RFC 3261 §9.1: the UAC waits 64*T1 more for its INVITE's
+ * final, then takes the INVITE for cancelled; §9.2: the UAS answers it 487 right after the 2xx.
+ * So a missing 487 (lost, or a UAS that never sends it) ends the call cancelled 64*T1 later,
+ * not as an ineffective attempt at Timer C, minutes on. A CANCEL without a 2xx proves nothing
+ * (a dead callee answers neither): the INVITE keeps its timers. */
+static void on_cancel_answered(struct track *tr, const struct sip_msg *msg, struct sip_dialog *d,
+                               uint64_t now)
+{
+    struct sip_txn_key key;
+    struct sip_txn *inv;
+
+    sip_txn_key(msg, SIP_METHOD_INVITE, &key); /* the CANCEL carries its INVITE's branch */
+    inv = sip_txn_find(&tr->txns, &key);
+    if (!inv || (inv->state != SIP_TXN_CALLING && inv->state != SIP_TXN_PROCEEDING))
+        return; /* not seen, or its final crossed the CANCEL */
+    inv->flags |= SIP_TXN_F_CANCEL_OK;
+    sip_dialog_on_cancel_answered(d);
+    if (inv->node.deadline > now + tr->linger)
+        sip_txn_set_deadline(&tr->txns, inv, now + tr->linger, SIP_TXN_TIMER_CANCEL);
 }
 
 static void on_response(struct track *tr, const struct sip_msg *msg, const struct packet *pkt,
@@ -385,6 +406,8 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
         if (txn->method == SIP_METHOD_INVITE && !(txn->flags & SIP_TXN_F_REFRESH))
             sip_dialog_on_invite_response(&tr->dialogs, d, msg, pkt, first_final,
                                           txn->flags & SIP_TXN_F_PRIMARY, now);
+        else if (first_final && txn->method == SIP_METHOD_CANCEL && code < 300)
+            on_cancel_answered(tr, msg, d, now);
         else if (first_final)
             sip_dialog_on_in_dialog_final(&tr->dialogs, d, txn, msg, pkt, code, now);
     } else if (first_final && txn->owner_kind == SIP_TXN_OWNER_REGISTER) {
