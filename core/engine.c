@@ -356,8 +356,10 @@ void engine_publish(struct engine *e)
     health_reasm_tables(e->health, rs.datagrams, rs.evictions, ts.streams, ts.evictions);
     if (e->rules)
         lua_bridge_publish(e->rules);
-    if (e->events)
+    if (e->events) {
+        events_follow_path(e->events); /* first: the waiting lines go where it points now */
         events_flush(e->events);
+    }
     e->frames_since_publish = 0;
 }
 

@@ -81,6 +81,14 @@ struct events {
     bool episode_logged;
     uint64_t fail_logged_s;
     bool drop_logged;   /* a line too long to keep was logged (once) */
+    /* events_follow_path: the file fd writes (a regular file written live), and since when
+     * (monotonic ms, 0: not) the path has named another file or none; a failed open of the path
+     * was logged. */
+    bool follow;
+    dev_t dev;
+    ino_t ino;
+    uint64_t moved_since_ms;
+    bool follow_failed_logged;
     int64_t clock_step; /* events_set_clock_step */
     /* put_time's last day (since the epoch) and its date ("2023-11-14T"); empty at first. */
     uint64_t date_day;
@@ -142,6 +150,20 @@ static int stdout_pipe_nowait(void)
     return open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 }
 
+/* Records which file fd is, for events_follow_path: only a regular file written live is
+ * followed (a pipe has no rotation; a --read writes its file once). */
+static void remember_file(struct events *w)
+{
+    struct stat st;
+
+    w->follow = w->live && w->path && fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode);
+    w->moved_since_ms = 0;
+    if (w->follow) {
+        w->dev = st.st_dev;
+        w->ino = st.st_ino;
+    }
+}
+
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
                            uint32_t fields, bool append, char *err, size_t errlen)
 {
@@ -201,6 +223,7 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
         set_nowait(w, w->fd);
     if (append && w->path)
         w->cut = ends_inside_a_line(w->fd, path);
+    remember_file(w);
     return w;
 }
 
@@ -265,27 +288,36 @@ static int close_file(struct events *w, int fd)
     return -e;
 }
 
-int events_reopen(struct events *w, char *err, size_t errlen)
+/* Opens the path again, appending, and writes there from now on; the old file is closed.
+ * Returns 0, or -errno (the old file is then kept). */
+static int open_path_again(struct events *w)
 {
-    int fd;
-
-    if (!w->path)
-        return 0;
-    events_flush(w); /* the lines so far belong to the file they were written for */
     /* O_NONBLOCK: a named pipe whose reader has gone would block the open until one comes
      * (ENXIO instead: the old one is kept). Cleared again unless it is a pipe written live. */
-    fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0666);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "cannot reopen the events file %s: %s (still writing to the old one)",
-                 w->path, strerror(e));
-        return -e;
-    }
+    int fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0666);
+
+    if (fd < 0)
+        return -errno;
     close_file(w, w->fd);
     w->fd = fd;
     set_nowait(w, fd);
     w->cut = ends_inside_a_line(fd, w->path); /* a line cut before does not spoil the next */
+    remember_file(w);
     return 0;
+}
+
+int events_reopen(struct events *w, char *err, size_t errlen)
+{
+    int rc;
+
+    if (!w->path)
+        return 0;
+    events_flush(w); /* the lines so far belong to the file they were written for */
+    rc = open_path_again(w);
+    if (rc)
+        snprintf(err, errlen, "cannot reopen the events file %s: %s (still writing to the old one)",
+                 w->path, strerror(-rc));
+    return rc;
 }
 
 uint64_t events_lost(const struct events *w)
@@ -338,6 +370,46 @@ static uint64_t monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int events_follow_path(struct events *w)
+{
+    struct stat ours, named;
+    bool removed, same;
+    uint64_t now;
+    int rc;
+
+    if (!w->follow || fstat(w->fd, &ours) != 0)
+        return 0;
+    removed = ours.st_nlink == 0;
+    same = stat(w->path, &named) == 0 && named.st_dev == w->dev && named.st_ino == w->ino;
+    if (same) {
+        w->moved_since_ms = 0;
+        return 0;
+    }
+    now = monotonic_ms();
+    if (!removed && !w->moved_since_ms) {
+        w->moved_since_ms = now ? now : 1;
+        return 0;
+    }
+    if (!removed && now - w->moved_since_ms < EVENTS_MOVED_GRACE_MS)
+        return 0;
+    rc = open_path_again(w);
+    if (rc) {
+        if (!w->follow_failed_logged)
+            log_error("events",
+                      "the events file %s was %s without a SIGHUP, and opening the path "
+                      "again failed: %s (trying again each second)",
+                      w->path, removed ? "removed" : "renamed", strerror(-rc));
+        w->follow_failed_logged = true;
+        return 0;
+    }
+    w->follow_failed_logged = false;
+    log_warn("events",
+             "the events file %s was %s without a SIGHUP: writing to the path again "
+             "(rotate with a SIGHUP after the rename, or copytruncate)",
+             w->path, removed ? "removed" : "renamed");
+    return 1;
 }
 
 /* Waits until fd can take more, or until deadline (monotonic ms) passes: false then. */

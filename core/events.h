@@ -70,6 +70,17 @@ uint64_t events_lost(const struct events *w);
  * err[errlen]: the old file is then still written. */
 int events_reopen(struct events *w, char *err, size_t errlen);
 
+/* Live, to a regular file: opens the path again when the file was renamed or removed without a
+ * SIGHUP (a logrotate "create" without its postrotate, an operator's rm), before the waiting
+ * lines are written. Removed (no name left), at once: nothing would ever read what is written to
+ * it. Renamed, once the path has named another file or none for EVENTS_MOVED_GRACE_MS: a
+ * rotation that does signal makes the new file, with its mode and owner, and signals within
+ * that time; until then the lines go to the renamed file, where they are not lost. Costs a stat
+ * a call: the engine calls it at each publish (at least once a second). Returns 1 when it opened
+ * the path again; 0 otherwise, also when that failed (logged once, tried again next time). */
+#define EVENTS_MOVED_GRACE_MS 2000
+int events_follow_path(struct events *w);
+
 /* Adds ns to every time the lines carry from now on (not to durations): the wall clock's step
  * since the times of the events began (capture_bpf_clock_step), so that call and registration
  * lines keep to the corrected clock. 0 at first. */

@@ -4,7 +4,10 @@
 #   - "create": the file is renamed, SIGHUP opens the path again; the lines of the calls before
 #     the signal are all in the renamed file, those after in the new one;
 #   - "copytruncate": the file is copied and truncated in place; the next lines start the file
-#     again, with no hole of zero bytes where the old lines were.
+#     again, with no hole of zero bytes where the old lines were;
+#   - and two without a signal: the file renamed ("create" without its postrotate), whose lines
+#     go on to the renamed file for up to 2 s and then to the path again; and the file removed,
+#     when the path is opened again at once (the lines would be written to no file at all).
 # Calls are rejected INVITEs (INVITE, 486) sent over loopback in a namespace of the test's own.
 # usage: live_events_rotate.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
@@ -53,6 +56,18 @@ sleep 1.5
 cp "$events" "$events.2" 2>/dev/null || : >"$events.2" # (no file: SIGHUP did not reopen)
 truncate -s 0 "$events"
 calls 1 5
+# Renamed, no signal: the next call's line still goes to the renamed file (written within a
+# second, before the 2 s grace ends); after it, the path is opened again.
+mv "$events" "$events.3"
+calls 1 6
+sleep 2.5
+calls 1 7
+sleep 1.5
+cp "$events" "$events.4" 2>/dev/null || : >"$events.4" # (no file: the path was not followed)
+# Removed: opened again at the next publish, before the waiting line is written.
+rm "$events"
+calls 1 8
+sleep 1.5
 e2e_stop_sipscope # the last lines are written at exit
 
 check "the line of the run before is kept" test "$(head -n 1 "$events.1")" = '{"type":"before"}'
@@ -60,8 +75,12 @@ check "the renamed file has the 2 calls before SIGHUP" test "$(ids "$events.1")"
 check "the new file had the 3 calls after it" test "$(ids "$events.2")" = "rot-2 rot-3 rot-4"
 check "after the truncation the file starts again with the next call, no zero bytes" \
     python3 -c 'import sys; d = open(sys.argv[1], "rb").read()
-sys.exit(0 if d[:1] == b"{" and b"\0" not in d else 1)' "$events"
-check "and holds that one call" test "$(ids "$events")" = "rot-5"
+sys.exit(0 if d[:1] == b"{" and b"\0" not in d else 1)' "$events.3"
+check "renamed without a signal: that call and the next, before the grace ended" \
+    test "$(ids "$events.3")" = "rot-5 rot-6"
+check "then the path again, made anew" test "$(ids "$events.4")" = "rot-7"
+check "removed: the path at once, with the call after" test "$(ids "$events")" = "rot-8"
+check "each was logged once" test "$(grep -c 'without a SIGHUP: writing to the path again' "$work/sipscope.log")" = 2
 check "each line carries the caller's User-Agent and the 486's outcome" \
-    test "$(cat "$events.1" "$events.2" "$events" | grep -c '"outcome":486,"end_reason":"rejected".*"user_agent":"rotate-test"')" = 6
+    test "$(cat "$events.1" "$events.2" "$events.3" "$events.4" "$events" | grep -c '"outcome":486,"end_reason":"rejected".*"user_agent":"rotate-test"')" = 9
 e2e_finish
