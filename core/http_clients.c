@@ -15,6 +15,7 @@ struct client {
 struct http_clients {
     pthread_mutex_t mu;
     unsigned per_address, per_network, n;
+    unsigned max_conns, reserve, total; /* total: connections counted (their addresses) */
     struct client *by; /* n entries; a handle holds indexes + 1 */
 };
 
@@ -56,6 +57,8 @@ struct http_clients *http_clients_new(unsigned max_conns, unsigned per_address,
     }
     c->per_address = per_address;
     c->per_network = per_network;
+    c->max_conns = max_conns;
+    c->reserve = max_conns / 4;
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
@@ -109,10 +112,13 @@ static uint32_t count_one(struct http_clients *c, const uint8_t *key, bool net)
     return (uint32_t)(e - c->by) + 1;
 }
 
-static void uncount_one(struct http_clients *c, uint32_t index1)
+/* Returns whether there was a connection to uncount. Locked. */
+static bool uncount_one(struct http_clients *c, uint32_t index1)
 {
-    if (index1 > 0 && index1 <= c->n && c->by[index1 - 1].conns > 0)
-        c->by[index1 - 1].conns--;
+    if (index1 == 0 || index1 > c->n || c->by[index1 - 1].conns == 0)
+        return false;
+    c->by[index1 - 1].conns--;
+    return true;
 }
 
 /* Connections from the address, or from its network (net; 0 for an address without one). */
@@ -145,9 +151,14 @@ bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, sock
     uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
     bool has_net = http_client_keys(sa, len, addr, net), ok;
 
+    unsigned a, nn;
+
     pthread_mutex_lock(&c->mu);
-    ok = count_of(c, addr, false) < c->per_address &&
-         (!has_net || count_of(c, net, true) < c->per_network);
+    a = count_of(c, addr, false);
+    nn = has_net ? count_of(c, net, true) : 0;
+    ok = a < c->per_address && (!has_net || nn < c->per_network);
+    if (ok && c->total + c->reserve >= c->max_conns) /* the reserve: newcomers only */
+        ok = a == 0 && nn < c->per_address;
     pthread_mutex_unlock(&c->mu);
     return ok;
 }
@@ -164,6 +175,7 @@ uint32_t http_clients_add(struct http_clients *c, const struct sockaddr *sa, soc
         uncount_one(c, a); /* all or nothing */
         a = 0;
     }
+    c->total += a != 0;
     pthread_mutex_unlock(&c->mu);
     return a ? a | n << 16 : 0;
 }
@@ -171,7 +183,8 @@ uint32_t http_clients_add(struct http_clients *c, const struct sockaddr *sa, soc
 void http_clients_remove(struct http_clients *c, uint32_t handle)
 {
     pthread_mutex_lock(&c->mu);
-    uncount_one(c, handle & 0xffffu);
+    if (uncount_one(c, handle & 0xffffu)) /* the address's part: one connection fewer */
+        c->total--;
     uncount_one(c, handle >> 16);
     pthread_mutex_unlock(&c->mu);
 }

@@ -6,6 +6,12 @@
  * IPv4-mapped IPv6 address (a dual-stack socket's IPv4 client) is its IPv4 address, which has
  * the address limit only.
  *
+ * Those limits alone let four addresses take every connection (4 x 16 of 64) and hold them,
+ * each for up to the request deadline and again: Prometheus, connecting from a fifth, was
+ * refused for as long as they kept at it. So the last quarter of the connections is kept for
+ * newcomers: an address holding none, whose /64 (IPv6) holds fewer than an address may. Taking
+ * every connection then needs some twenty addresses, not four.
+ *
  * http.c asks http_clients_admits in libmicrohttpd's accept policy callback and counts the
  * connection in its start notification (both on the accepting thread, one connection after
  * the other, so admitting and counting cannot race), and uncounts it in its close notification.
@@ -35,7 +41,8 @@ struct http_clients *http_clients_new(unsigned max_conns, unsigned per_address,
                                       unsigned per_network);
 void http_clients_free(struct http_clients *c);
 
-/* True when the address and its network are both under their limits. */
+/* True when the address and its network are both under their limits and, while a quarter or
+ * less of the connections are free, the address is a newcomer (above). */
 bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, socklen_t len);
 
 /* Counts a connection from the address. Returns a handle for http_clients_remove, 0 when the

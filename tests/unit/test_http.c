@@ -1032,6 +1032,39 @@ TEST(one_address_cannot_take_every_connection)
     metrics_free(f.reg);
 }
 
+/* Two addresses holding all they may (4 each of 8) no longer take every connection: the last
+ * quarter is kept for addresses that hold none, so Prometheus still gets in. */
+TEST(several_addresses_cannot_take_every_connection)
+{
+    struct fixture f;
+    struct http_config cfg = {
+        .listen_address = "127.0.0.1:0", .max_connections = 8, .max_per_address = 4};
+    const char *from[8] = {"127.0.0.3", "127.0.0.3", "127.0.0.3", "127.0.0.3",
+                           "127.0.0.4", "127.0.0.4", "127.0.0.4", "127.0.0.4"};
+    char err[256] = "";
+    int held[8];
+    fixture_init(&f);
+    struct http_server *srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
+    CHECK(srv != NULL);
+    if (!srv)
+        return;
+    for (int i = 0; i < 8; i++) {
+        held[i] = connect_from(from[i], http_port(srv));
+        CHECK(held[i] >= 0);
+        if (held[i] >= 0)
+            send_all(held[i], "GET /metrics HTTP/1.1\r\n", 24);
+    }
+    /* .4's third and fourth were refused (6 held, the 2 left kept for newcomers). */
+    CHECK_INT(scrape_from("127.0.0.4", http_port(srv)), 0);
+    CHECK_INT(scrape_from("127.0.0.1", http_port(srv)), 1);
+    CHECK_INT(scrape_from("127.0.0.2", http_port(srv)), 1);
+    for (int i = 0; i < 8; i++)
+        if (held[i] >= 0)
+            close(held[i]);
+    http_stop(srv);
+    metrics_free(f.reg);
+}
+
 /* The child of ipv6_host_is_limited_by_its_slash_64: in a network namespace of its own, with
  * 2001:db8::/48 local on its loopback (any address of it can be bound), one host holds
  * connections from two addresses of its /64. Returns a bit per wrong outcome (0: all right). */

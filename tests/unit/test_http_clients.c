@@ -96,6 +96,55 @@ TEST(each_address_and_each_slash_64_gets_at_most_its_limit)
     http_clients_free(c);
 }
 
+TEST(the_last_quarter_of_the_connections_is_kept_for_newcomers)
+{
+    /* 8 connections, 4 per address: the last 2 go only to an address that holds none. */
+    struct http_clients *c = http_clients_new(8, 4, 6);
+    struct sockaddr_in a = v4("192.0.2.1"), b = v4("192.0.2.2"), n1 = v4("192.0.2.3"),
+                       n2 = v4("192.0.2.4");
+    uint32_t hb[3];
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    for (int i = 0; i < 3; i++) {
+        http_clients_add(c, SA(a));
+        hb[i] = http_clients_add(c, SA(b));
+    }
+    /* 6 held: a and b are under their limit of 4, but the 2 left are the reserve. */
+    CHECK(!http_clients_admits(c, SA(a)));
+    CHECK(!http_clients_admits(c, SA(b)));
+    CHECK(http_clients_admits(c, SA(n1)));
+    http_clients_add(c, SA(n1));
+    CHECK(!http_clients_admits(c, SA(n1))); /* no longer a newcomer */
+    CHECK(http_clients_admits(c, SA(n2)));
+    /* Two of b's close: 5 held, the reserve is whole again, and a may have its fourth. */
+    http_clients_remove(c, hb[0]);
+    CHECK(!http_clients_admits(c, SA(a))); /* 6 held */
+    http_clients_remove(c, hb[1]);
+    CHECK(http_clients_admits(c, SA(a)));
+    CHECK_INT(http_clients_count(c, SA(a)), 3);
+    http_clients_free(c);
+
+    /* IPv6: an address new to a /64 that holds as many as an address may is no newcomer. */
+    c = http_clients_new(8, 2, 4);
+    struct sockaddr_in6 x1 = v6("2001:db8::1"), x2 = v6("2001:db8::2"), y = v6("2001:db8:0:1::1");
+    struct sockaddr_in p1 = v4("192.0.2.1"), p2 = v4("192.0.2.2");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    http_clients_add(c, SA(x1));
+    http_clients_add(c, SA(x1));
+    CHECK(http_clients_admits(c, SA(x2))); /* outside the reserve, the /64's limit is 4 */
+    http_clients_add(c, SA(p1));
+    http_clients_add(c, SA(p1));
+    http_clients_add(c, SA(p2));
+    http_clients_add(c, SA(p2));
+    CHECK(!http_clients_admits(c, SA(x2)));
+    CHECK(http_clients_admits(c, SA(y)));
+    http_clients_free(c);
+}
+
 TEST(a_full_table_counts_no_more_and_refuses_none)
 {
     /* It cannot fill up behind libmicrohttpd's connection limit (two entries per connection at
