@@ -21,6 +21,8 @@
 #include <linux/capability.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -42,6 +44,7 @@ struct capture_bpf {
     size_t n_ifaces;
     int socks[CAPTURE_BPF_MAX_IFACES];
     size_t n_socks;
+    int link_fd; /* rtnetlink link notifications (capture_bpf_link_fd); -1 when none */
     uint32_t ifindex[CAPTURE_BPF_MAX_IFACES];
     char names[CAPTURE_BPF_MAX_IFACES][IF_NAMESIZE];
     /* Named interfaces that were deleted and created again (capture_bpf_follow): the index
@@ -412,6 +415,31 @@ static int open_socket(struct capture_bpf *cap, uint32_t ifindex, const char *na
     return 0;
 }
 
+/* Subscribes to the kernel's link notifications (RTMGRP_LINK, no privilege needed). Returns the
+ * socket, or -1 (logged): following the interfaces then waits for the caller's tick. */
+static int open_link_notifications(void)
+{
+    struct sockaddr_nl snl;
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+
+    if (fd < 0)
+        goto fail;
+    memset(&snl, 0, sizeof(snl));
+    snl.nl_family = AF_NETLINK;
+    snl.nl_groups = RTMGRP_LINK;
+    if (bind(fd, (struct sockaddr *)&snl, sizeof(snl)) != 0)
+        goto fail;
+    return fd;
+
+fail:
+    log_msg(LOG_WARN, MODULE,
+            "no link notifications (%s): an interface created again is captured within a second",
+            strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 static int64_t timespec_ns(const struct timespec *ts)
 {
     return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
@@ -455,6 +483,7 @@ struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char 
         snprintf(err, errlen, "out of memory");
         goto fail_early;
     }
+    cap->link_fd = -1;
     cap->budget = cfg->poll_budget ? cfg->poll_budget : CAPTURE_BPF_DEFAULT_BUDGET;
     cap->promisc = cfg->promisc;
     ret = set_interfaces(cap, cfg, err, errlen);
@@ -501,6 +530,8 @@ struct capture_bpf *capture_bpf_open(const struct capture_bpf_config *cfg, char 
     if (cap->any) {
         ret = open_socket(cap, 0, "any", err, errlen);
     } else {
+        /* Before the sockets are bound: a change from then on is notified. */
+        cap->link_fd = open_link_notifications();
         for (size_t i = 0; i < cap->n_ifaces && ret == 0; i++)
             ret = open_socket(cap, cap->ifindex[i], cap->names[i], err, errlen);
     }
@@ -522,6 +553,8 @@ void capture_bpf_free(struct capture_bpf *cap)
         return;
     for (size_t i = 0; i < cap->n_socks; i++)
         close(cap->socks[i]);
+    if (cap->link_fd >= 0)
+        close(cap->link_fd);
     bpf_ring_free(cap->ring);
     sipscope_bpf__destroy(cap->skel);
     free(cap->percpu);
@@ -636,6 +669,30 @@ int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_
 int capture_bpf_fd(const struct capture_bpf *cap)
 {
     return bpf_ring_fd(cap->ring);
+}
+
+int capture_bpf_link_fd(const struct capture_bpf *cap)
+{
+    return cap->link_fd;
+}
+
+bool capture_bpf_link_drain(struct capture_bpf *cap)
+{
+    char buf[8192];
+    bool any = false;
+
+    if (cap->link_fd < 0)
+        return false;
+    for (;;) {
+        ssize_t n = recv(cap->link_fd, buf, sizeof(buf), 0);
+        if (n > 0 || (n < 0 && errno == ENOBUFS)) { /* ENOBUFS: notifications were lost */
+            any = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return any; /* EAGAIN: empty */
+    }
 }
 
 int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_state *out,

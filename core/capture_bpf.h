@@ -115,6 +115,20 @@ int capture_bpf_poll(struct capture_bpf *cap, int timeout_ms, capture_bpf_frame_
  * it: every frame since came after a spell longer than the quiet one. Owned by the capture. */
 int capture_bpf_fd(const struct capture_bpf *cap);
 
+/* A file descriptor for the caller's poll set that becomes readable when an interface is
+ * created, deleted, renamed or changes state (the kernel's link notifications), so that the
+ * caller reads the interfaces' states and calls capture_bpf_follow at once rather than at its
+ * next tick: an interface created again stays unbound until then, and what crosses it meanwhile
+ * is not captured, nor counted anywhere. -1 with "any" (its one socket takes every interface)
+ * or when the kernel refused the subscription (the caller's tick still follows). Owned by the
+ * capture; empty it with capture_bpf_link_drain each time it is readable. */
+int capture_bpf_link_fd(const struct capture_bpf *cap);
+
+/* Reads and discards every notification waiting on capture_bpf_link_fd (their content is not
+ * needed: the caller reads each named interface's state itself, and an overrun of the socket's
+ * queue only means there were more). Returns true when there was at least one, or an overrun. */
+bool capture_bpf_link_drain(struct capture_bpf *cap);
+
 /* Kernel counters of one interface, summed over CPUs. */
 struct capture_bpf_iface_stats {
     uint32_t ifindex;

@@ -330,12 +330,17 @@ static void follow_clock_step(struct service *s)
 
 int service_run(struct service *s)
 {
-    struct pollfd fds[3];
+    struct pollfd fds[4];
     uint64_t last_tick = monotonic_ms();
 
     fds[0] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
     fds[1] = (struct pollfd){.fd = s->mailbox ? http_reload_fd(s->mailbox) : -1, .events = POLLIN};
     fds[2] = (struct pollfd){.fd = s->capture ? capture_bpf_fd(s->capture) : -1, .events = POLLIN};
+    /* An interface created again is followed as soon as the kernel says so: until its socket is
+     * bound, what crosses it is lost without a count (a VPN's first REGISTER after it
+     * reconnects), and the tick may be a second away. */
+    fds[3] =
+        (struct pollfd){.fd = s->capture ? capture_bpf_link_fd(s->capture) : -1, .events = POLLIN};
     if (s->capture)
         watch_interfaces(s); /* the gauge from the first scrape on */
     /* The last drain that delivered frames; 0: none yet. */
@@ -353,8 +358,10 @@ int service_run(struct service *s)
 
         if (s->capture && !quiet && timeout > CAPTURE_BPF_POLL_MS)
             timeout = CAPTURE_BPF_POLL_MS;
-        if (poll(fds, 3, timeout) < 0 && errno != EINTR)
+        if (poll(fds, 4, timeout) < 0 && errno != EINTR)
             return -errno;
+        if (s->capture && (fds[3].revents & POLLIN) && capture_bpf_link_drain(s->capture))
+            watch_interfaces(s);
         if (s->capture) {
             /* Drain the ring while it has a full budget's worth, but never for longer than
              * a tick: under an endless overload (traffic faster than the engine) the ring is

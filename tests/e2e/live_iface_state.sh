@@ -3,8 +3,9 @@
 # sipscope_capture_interface_up{iface} follows (1, 0, 1, 0, then 1 again once an interface of
 # that name is back: the capture follows the name, with no capability left), the kernel counters
 # go on from where they were across three interfaces of one name, and the log says what
-# happened. A captured interface renamed to the name of another is refused, in the log. Inside a namespace
-# of its own with veth pairs it creates.
+# happened; an interface created again is followed at once (what is sent on it right away is
+# counted). A captured interface renamed to the name of another is refused, in the log. Inside a
+# namespace of its own with veth pairs it creates.
 # usage: live_iface_state.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
@@ -104,5 +105,13 @@ send_options 10.8.2.2 4
 check "sstap2 counts its own: 2 and 4" \
     sample_becomes 'sipscope_packets_total{iface="sstap2",result="matched"}' 6
 check "sstap0 keeps its 7" sample_becomes "$matched" 7
+# Removed and created again, and sent to at once, without waiting for the gauge: the capture
+# follows on the kernel's link notification. It followed at its next tick only, up to a second
+# later, and these five crossed the unbound interface uncounted (seen nowhere).
+ip -n "$ns" link del sstap0
+make_veth sstap0 sstap1 10.8.0
+send_options 10.8.0.2 5
+check "five OPTIONS sent as soon as it is created: 13 + 5" sample_becomes "$options" 18
+check "five matched on it: 7 + 5" sample_becomes "$matched" 12
 e2e_stop_sipscope
 e2e_finish
