@@ -296,6 +296,9 @@ struct lua_bridge {
     uint64_t entries; /* enter() calls (lua_bridge_entries) */
     uint64_t next_tick;
     struct lb_family *families;
+    /* The C memory of the series rules have created (metrics_series_bytes, and the symbols
+     * they interned), over every load: series live as long as the registry. */
+    uint64_t series_bytes;
     uint32_t rule_set; /* the rule set being committed or running: one more at each reload */
     char *fields; /* event fields from the last CALL_END / REG_BINDING dispatch */
     size_t fields_len, fields_cap;
@@ -1018,7 +1021,12 @@ static int api_label_value(void *bridge, int idx, const char *s, size_t len)
 /* Finds or creates a rule family's series. Values already interned and series that exist are
  * found without interning; past the cap nothing new is interned (a rule making up a value per
  * message must not fill the symbol table) and the overflow series is returned, counted.
- * *cacheable is 1 when the series is a real one Lua may remember for these values. */
+ * The series of all rule families together may take at most --lua-memory of C memory (they
+ * are outside the Lua heap and never freed, a reload keeps them): a rule that declared
+ * families of a million series each, and cached each series in its heap for about a tenth of
+ * what C kept for it, made the engine hold gigabytes, more again after each reload. Past that,
+ * a new series is the overflow series too. *cacheable is 1 when the series is a real one Lua
+ * may remember for these values. */
 static void *api_series(void *bridge, void *family, const char **vals, const size_t *lens, int n,
                         int *cacheable)
 {
@@ -1026,6 +1034,7 @@ static void *api_series(void *bridge, void *family, const char **vals, const siz
     struct lb_family *f = family;
     uint32_t syms[METRICS_MAX_LABELS];
     struct metric_series *s;
+    size_t bytes;
     int known = 1;
 
     *cacheable = 0;
@@ -1039,12 +1048,21 @@ static void *api_series(void *bridge, void *family, const char **vals, const siz
     }
     if (f->n >= f->cap)
         return metrics_series(f->fam, syms); /* the overflow series, counted */
+    bytes = metrics_series_bytes(f->fam);
+    for (int i = 0; i < n; i++)
+        if (syms[i] == METRICS_NO_SYMBOL)
+            bytes += metrics_symbol_bytes(lens[i]);
+    if (b->series_bytes + bytes > b->cfg.memory_limit) {
+        syms[0] = METRICS_NO_SYMBOL; /* makes it the overflow series, counted */
+        return metrics_series(f->fam, syms);
+    }
     for (int i = 0; i < n; i++)
         if (syms[i] == METRICS_NO_SYMBOL)
             syms[i] = metrics_intern(b->reg, vals[i], lens[i]);
     s = metrics_series(f->fam, syms);
     if (metrics_series_find(f->fam, syms) == s) {
         f->n++;
+        b->series_bytes += bytes;
         *cacheable = 1;
     }
     return s;

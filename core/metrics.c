@@ -1139,6 +1139,16 @@ size_t metrics_family_series_count(const struct metric_family *fam)
            (fam->overflow && __atomic_load_n(&fam->overflow_used, __ATOMIC_RELAXED));
 }
 
+size_t metrics_series_bytes(const struct metric_family *fam)
+{
+    return fam->stride + 4 * sizeof(struct series_slot);
+}
+
+size_t metrics_symbol_bytes(size_t len)
+{
+    return len + sizeof(struct sym) + 4 * sizeof(struct sym_slot);
+}
+
 int metrics_family_collect(struct metric_family *fam, metrics_emit_fn emit, void *emit_ctx)
 {
     if (!fam->collect)

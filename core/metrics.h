@@ -191,6 +191,15 @@ const double *metrics_family_buckets(const struct metric_family *fam, size_t *n)
  * may become used right after, so a caller sizing an array adds one. 0 for collectors. */
 size_t metrics_family_series_count(const struct metric_family *fam);
 
+/* The bytes one more series of fam takes, its symbols aside: its record and its share of the
+ * family's lookup table (kept at most half full, and doubled, so up to four slots a series).
+ * For a caller that bounds the memory of the series it creates; series are never freed. */
+size_t metrics_series_bytes(const struct metric_family *fam);
+
+/* The bytes a new symbol of len bytes takes: its text, its entry and its share of the symbol
+ * table (up to four slots, as above). */
+size_t metrics_symbol_bytes(size_t len);
+
 /* Runs a collector family's function (under the lock). Returns 0, or -EINVAL for a family that
  * is not a collector. */
 int metrics_family_collect(struct metric_family *fam, metrics_emit_fn emit, void *emit_ctx);
