@@ -709,13 +709,21 @@ int capture_bpf_iface_states(const struct capture_bpf *cap, enum capture_iface_s
         struct ifreq ifr;
         const unsigned want = IFF_UP | IFF_RUNNING;
 
-        /* The socket is bound to the index: another interface that took the name is not it. */
-        if (if_nametoindex(cap->names[i]) != cap->ifindex[i]) {
+        const char *now = cap->names[i];
+        char renamed[IF_NAMESIZE];
+        unsigned named = if_nametoindex(cap->names[i]);
+
+        /* The socket is bound to the index: another interface that took the name is not it.
+         * With the name free, the index may still be there under another name (renamed away):
+         * still captured, so its own state counts. */
+        if (named == 0 && if_indextoname(cap->ifindex[i], renamed))
+            now = renamed;
+        else if (named != cap->ifindex[i]) {
             out[i] = CAPTURE_IFACE_REMOVED;
             continue;
         }
         memset(&ifr, 0, sizeof(ifr));
-        memcpy(ifr.ifr_name, cap->names[i], strlen(cap->names[i]));
+        memcpy(ifr.ifr_name, now, strlen(now));
         if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
             out[i] = errno == ENODEV ? CAPTURE_IFACE_REMOVED : CAPTURE_IFACE_DOWN;
         else

@@ -166,6 +166,10 @@ enum capture_iface_state {
                             * bound to an index that is no longer that name's, until
                             * capture_bpf_follow binds it to the name's new interface */
 };
+/* An interface renamed away, while no interface has its old name, is still the one captured:
+ * its socket is bound to its index, its packets are counted under the old name, and its state
+ * is read under its new name (up or down, not removed), until an interface takes the old name
+ * and is followed. */
 
 /* The state of each interface named at open into out[max] (out[i] is frame iface i), read from
  * the kernel now (an ioctl per interface, no privilege needed). Returns how many were named (0

@@ -4,8 +4,9 @@
 # that name is back: the capture follows the name, with no capability left), the kernel counters
 # go on from where they were across three interfaces of one name, and the log says what
 # happened; an interface created again is followed at once (what is sent on it right away is
-# counted). A captured interface renamed to the name of another is refused, in the log. Inside a
-# namespace of its own with veth pairs it creates.
+# counted). A captured interface renamed to the name of another is refused, in the log; one
+# renamed away is still captured and shown up. Inside a namespace of its own with veth pairs it
+# creates.
 # usage: live_iface_state.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
 sipscope=$1
@@ -113,5 +114,17 @@ make_veth sstap0 sstap1 10.8.0
 send_options 10.8.0.2 5
 check "five OPTIONS sent as soon as it is created: 13 + 5" sample_becomes "$options" 18
 check "five matched on it: 7 + 5" sample_becomes "$matched" 12
+# Renamed away, with no interface taking its name: still the one captured, and said so. Its
+# gauge read 0 and the log said it was removed, while its packets went on being counted.
+removed=$(grep -c 'interface sstap0 was removed' "$work/sipscope.log")
+ip -n "$ns" link set sstap0 down
+ip -n "$ns" link set sstap0 name sren0
+ip -n "$ns" link set sren0 up
+ip -n "$ns" neigh replace 10.8.0.2 lladdr 02:00:00:00:00:02 dev sren0 nud permanent
+check "renamed away and up: its gauge is 1" gauge_becomes 1
+send_options 10.8.0.2 2
+check "its packets count under its name: 12 + 2" sample_becomes "$matched" 14
+check "it is not said to be removed" \
+    test "$(grep -c 'interface sstap0 was removed' "$work/sipscope.log")" = "$removed"
 e2e_stop_sipscope
 e2e_finish
