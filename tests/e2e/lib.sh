@@ -41,6 +41,16 @@ e2e_cleanup() {
     rm -rf "$work"
 }
 
+# A veth pair NAME/PEER in the test's namespace, both up, with IPv6 off on both: no router
+# solicitations or MLD reports of the namespace's own, so every frame seen is one the test sent.
+e2e_quiet_veth() { # NAME PEER
+    ip -n "$ns" link add "$1" type veth peer name "$2"
+    for dev in "$1" "$2"; do
+        ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
+        ip -n "$ns" link set "$dev" up
+    done
+}
+
 e2e_setup() { # NAME
     ns=sipscope-$1-$$
     work=$(mktemp -d)

@@ -17,12 +17,7 @@ sipscope=$1
 e2e_need ip curl python3
 e2e_setup awk
 
-ip -n "$ns" link add saw0 type veth peer name saw1
-for dev in saw0 saw1; do
-    # No router solicitations or MLD reports of the namespace's own: every frame seen is sent here.
-    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
-    ip -n "$ns" link set "$dev" up
-done
+e2e_quiet_veth saw0 saw1
 
 # Writes the frames onto saw1 (they arrive on saw0) and into PCAP; prints the frame count and
 # what was sent, "NAME=N" for each count the checks below compare.

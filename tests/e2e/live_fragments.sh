@@ -12,12 +12,7 @@ sipscope=$1
 e2e_need ip curl python3
 e2e_setup frag
 
-ip -n "$ns" link add sfr0 type veth peer name sfr1
-for dev in sfr0 sfr1; do
-    # No router solicitations or MLD reports of the namespace's own: every frame seen is sent here.
-    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
-    ip -n "$ns" link set "$dev" up
-done
+e2e_quiet_veth sfr0 sfr1
 
 # Writes frames onto sfr1, which arrive on sfr0: PART is "other" (fragments of ICMP and ESP:
 # 100 IPv4 ICMP, 100 IPv4 ESP, 50 IPv6 ESP, each the first of its datagram), "sip-first" (the
