@@ -150,7 +150,6 @@ bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, sock
 {
     uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
     bool has_net = http_client_keys(sa, len, addr, net), ok;
-
     unsigned a, nn;
 
     pthread_mutex_lock(&c->mu);
