@@ -312,10 +312,10 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
 {
     char err[256];
     uint64_t v;
-    int opt;
+    int opt, index = -1;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":", options, &index)) != -1) {
         int rc = 0;
         switch (opt) {
         case OPT_READ:
@@ -492,9 +492,17 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             return -EINVAL;
         }
         if (rc) {
-            fprintf(stderr, "sipscope: %s\n", err);
+            /* The value parsers do not know the flag: with several flags on a line, "invalid
+             * number" alone does not say which one to fix. Messages built here name it. */
+            char flag[48];
+            snprintf(flag, sizeof(flag), "--%s", index >= 0 ? options[index].name : "?");
+            if (strstr(err, flag))
+                fprintf(stderr, "sipscope: %s\n", err);
+            else
+                fprintf(stderr, "sipscope: %s: %s\n", flag, err);
             return -EINVAL;
         }
+        index = -1;
     }
     if (optind < argc) {
         fprintf(stderr, "sipscope: unexpected argument \"%s\" (see --help)\n", argv[optind]);

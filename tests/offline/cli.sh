@@ -42,14 +42,23 @@ expect "--lua-script after another flag" 2 \
     --read "$fixture" --lua-script x.lua
 expect "flag without its value" 2 "needs a value" --read
 expect "stray argument" 2 'unexpected argument "extra"' --read "$fixture" extra
-expect "bad duration" 2 'invalid duration "5"' --read "$fixture" --timer-t1 5
+# A value's error names its flag: with several flags on a line, "invalid number" alone does not
+# say which one to fix.
+expect "bad duration" 2 '^sipscope: --timer-t1: invalid duration "5"' --read "$fixture" --timer-t1 5
 # A zero timer would time out every transaction or call at once (SER 0 on answered calls);
 # so would a zero --max-call-age, which is no "no limit".
 for flag in --timer-t1 --timer-b --timer-c --timer-f --max-call-age; do
     expect "$flag 0s" 2 "$flag must be above zero" --read "$fixture" --print "$flag" 0s
 done
-expect "bad port list" 2 "invalid port" --read "$fixture" --sip-ports 5060,0
-expect "bad count" 2 'invalid number "-3"' --read "$fixture" --max-calls -3
+expect "bad port list" 2 '^sipscope: --sip-ports: invalid port' --read "$fixture" --sip-ports 5060,0
+expect "bad count" 2 '^sipscope: --max-calls: invalid number "-3"' --read "$fixture" --max-calls -3
+expect "bad size" 2 '^sipscope: --lua-memory: invalid size "16MB"' --read "$fixture" --print \
+    --lua-memory 16MB
+expect "bad series cap" 2 '^sipscope: --max-series: invalid number "0"' --read "$fixture" \
+    --print --max-series 0
+expect "snap length out of bounds" 2 \
+    '^sipscope: --snaplen: invalid number "127": expected a whole number from 128 to 262144' \
+    --snaplen 127
 expect "print without a file" 2 "--print needs --read" --print
 expect "live flags with a file" 2 "for live capture" --read "$fixture" --interface lo
 expect "promiscuous mode with a file" 2 "and --promisc are for live capture" --read "$fixture" \
@@ -62,7 +71,7 @@ expect "a dedup window as long as T1" 2 \
     --dedup-window 500ms
 expect "a dedup window past a lowered T1" 2 '\(--timer-t1, 0\.800 ms\)' --read "$fixture" \
     --timer-t1 800us --dedup-window 1ms
-expect "a dedup window that is no duration" 2 'invalid duration "10"' --read "$fixture" \
+expect "a dedup window that is no duration" 2 '^sipscope: --dedup-window: invalid duration "10"' --read "$fixture" \
     --dedup-window 10
 # Flags that would be ignored. What cannot mean anything is refused (2); what is harmless runs,
 # with one warning line.
