@@ -529,7 +529,22 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
                 fprintf(stderr, "sipscope: more than %d interfaces\n", MAX_INTERFACES);
                 return -EINVAL;
             }
+            /* Wrong flags, told before anything is attached (status 2, not 1). Two names of one
+             * interface (an altname) are found only when the capture resolves them. */
+            for (size_t i = 0; i < cli->n_ifaces; i++) {
+                if (strcmp(cli->iface_names[i], name) == 0) {
+                    fprintf(stderr, "sipscope: --interface: '%s' is listed twice\n", name);
+                    return -EINVAL;
+                }
+            }
             cli->iface_names[cli->n_ifaces++] = name;
+        }
+        for (size_t i = 0; i < cli->n_ifaces && cli->n_ifaces > 1; i++) {
+            if (strcmp(cli->iface_names[i], "any") == 0) {
+                fprintf(stderr, "sipscope: --interface: 'any' captures every interface and "
+                                "cannot be combined with others\n");
+                return -EINVAL;
+            }
         }
         if (cli->n_ifaces == 0) {
             fprintf(stderr, "sipscope: --interface needs at least one name\n");

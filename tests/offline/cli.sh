@@ -61,6 +61,13 @@ expect "snap length out of bounds" 2 \
     --snaplen 127
 expect "print without a file" 2 "--print needs --read" --print
 expect "live flags with a file" 2 "for live capture" --read "$fixture" --interface lo
+# An interface list that cannot be captured as written is a wrong flag (2), found before anything
+# is attached (no privilege needed), not a failure to run (1).
+expect "an interface listed twice" 2 "^sipscope: --interface: 'lo' is listed twice" \
+    --interface lo,eth0,lo
+expect "any with another interface" 2 \
+    "^sipscope: --interface: 'any' captures every interface and cannot be combined with others" \
+    --interface lo,any
 expect "promiscuous mode with a file" 2 "and --promisc are for live capture" --read "$fixture" \
     --promisc
 expect "promiscuous mode on any" 2 '"any" names none to put in promiscuous mode' \
