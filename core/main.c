@@ -246,6 +246,7 @@ struct cli {
     int dedup_set;  /* --dedup-window given */
     int rules_set;  /* --rules given */
     int fields_set; /* --events-fields given */
+    int decap_set;  /* --decapsulate given */
 };
 
 /* A timer's duration: zero would end every transaction or call as it starts (a timeout, SER 0
@@ -260,6 +261,17 @@ static int positive_duration(const char *flag, const char *text, uint64_t *ns, c
         rc = -EINVAL;
     }
     return rc;
+}
+
+/* A list flag given a second time would replace the first list, silently: --interface eth0
+ * --interface eth1 would capture eth1 alone where both were meant. Returns 0 when the flag is
+ * given once, or -EINVAL with the reason in err[errlen]. */
+static int list_once(const char *flag, bool given, char *err, size_t errlen)
+{
+    if (!given)
+        return 0;
+    snprintf(err, errlen, "%s given twice: give one comma-separated list", flag);
+    return -EINVAL;
 }
 
 /* Flags that the job would ignore. A combination that cannot mean anything is refused: the
@@ -332,7 +344,9 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cli->print = 1;
             break;
         case OPT_SIP_PORTS:
-            rc = portset_parse(&cli->ports, optarg, err, sizeof(err));
+            rc = list_once("--sip-ports", cli->have_ports, err, sizeof(err));
+            if (!rc)
+                rc = portset_parse(&cli->ports, optarg, err, sizeof(err));
             cli->have_ports = 1;
             break;
         case OPT_MAX_CALLS:
@@ -402,6 +416,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             break;
         }
         case OPT_INTERFACE:
+            rc = list_once("--interface", cli->interfaces != NULL, err, sizeof(err));
             cli->interfaces = optarg;
             break;
         case OPT_SNAPLEN:
@@ -414,6 +429,10 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             static const char *const names[] = {"vxlan", "gre", "erspan", "hep"};
             unsigned bits = 0;
             char why[200];
+            rc = list_once("--decapsulate", cli->decap_set, err, sizeof(err));
+            cli->decap_set = 1;
+            if (rc)
+                break;
             rc = config_parse_names(optarg, names, 4, &bits, why, sizeof(why));
             if (rc)
                 snprintf(err, sizeof(err), "--decapsulate: %s", why);
@@ -452,7 +471,9 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cfg->events_path = optarg;
             break;
         case OPT_EVENTS_FIELDS:
-            rc = call_cdr_parse_fields(optarg, &cfg->events_fields, err, sizeof(err));
+            rc = list_once("--events-fields", cli->fields_set, err, sizeof(err));
+            if (!rc)
+                rc = call_cdr_parse_fields(optarg, &cfg->events_fields, err, sizeof(err));
             cli->fields_set = 1;
             break;
         case OPT_LUA_MEMORY:

@@ -85,6 +85,14 @@ expect "a dedup window that is no duration" 2 '^sipscope: --dedup-window: invali
 expect "--print and --events - on one standard output" 2 \
     "--print and --events - both write to standard output" --read "$fixture" --print --events -
 expect "--read twice" 2 "--read given twice" --read "$fixture" --read "$fixture" --print
+# A list given twice: the second would replace the first, silently (--interface eth0 --interface
+# eth1 would capture eth1 alone).
+for flag_values in "--sip-ports 5060 5061" "--interface lo lo2" "--decapsulate vxlan gre" \
+    "--events-fields pdd codec"; do
+    set -- $flag_values
+    expect "$1 twice" 2 "^sipscope: $1 given twice: give one comma-separated list" \
+        --read "$fixture" --print --events "$work/twice.json" "$1" "$2" "$1" "$3"
+done
 expect "--events twice" 2 "--events given twice" --read "$fixture" --events "$work/a.json" \
     --events "$work/b.json" --print
 expect "--read that outputs nothing" 2 \
