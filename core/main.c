@@ -247,6 +247,7 @@ struct cli {
     int rules_set;  /* --rules given */
     int fields_set; /* --events-fields given */
     int decap_set;  /* --decapsulate given */
+    const char *rule_flag; /* the last of --lua-memory, --rule-budget, --max-series given */
 };
 
 /* A timer's duration: zero would end every transaction or call as it starts (a timeout, SER 0
@@ -317,6 +318,8 @@ static int check_combinations(const struct cli *cli, const struct engine_config 
                          "when reading a file (nothing is served)");
     if (cli->fields_set && !cfg->events_path)
         log_warn("main", "--events-fields does nothing without --events");
+    if (cli->rule_flag && !cli->rules_set)
+        log_warn("main", "%s does nothing without --rules (no rule runs)", cli->rule_flag);
     return 0;
 }
 
@@ -477,6 +480,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cli->fields_set = 1;
             break;
         case OPT_LUA_MEMORY:
+            cli->rule_flag = "--lua-memory";
             rc = config_parse_size(optarg, &cfg->rules.memory_limit, err, sizeof(err));
             if (!rc && cfg->rules.memory_limit < (1u << 20)) {
                 snprintf(err, sizeof(err), "--lua-memory must be at least 1MiB");
@@ -484,6 +488,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             }
             break;
         case OPT_RULE_BUDGET:
+            cli->rule_flag = "--rule-budget";
             rc = config_parse_duration(optarg, &cfg->rules.budget_ns, err, sizeof(err));
             if (!rc && cfg->rules.budget_ns < 100000) {
                 snprintf(err, sizeof(err), "--rule-budget must be at least 100us");
@@ -491,6 +496,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             }
             break;
         case OPT_MAX_SERIES:
+            cli->rule_flag = "--max-series";
             rc = config_parse_count(optarg, 1, 1000000, &v, err, sizeof(err));
             cfg->rules.max_series = (uint32_t)v;
             break;

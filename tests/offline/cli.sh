@@ -116,6 +116,12 @@ expect "--events-fields without --events" 0 \
     "^sipscope: warn: main: --events-fields does nothing without --events" \
     --read "$fixture" --print --events-fields src_ip
 check "in one line" test "$(wc -l <"$work/err")" = 1
+expect "a rule setting without --rules" 0 \
+    "^sipscope: warn: main: --rule-budget does nothing without --rules \(no rule runs\)" \
+    --read "$fixture" --print --rule-budget 10ms
+check "in one line" test "$(wc -l <"$work/err")" = 1
+expect "which --check-rules uses" 0 "" --check-rules "$top/tests/lua/fixtures/rules_ok" \
+    --lua-memory 32MiB
 expect "unknown events field" 2 "--events-fields: unknown field 'codecs'" --read "$fixture" \
     --events "$work/e.json" --events-fields src_ip,codecs
 expect "an events file that cannot be made" 1 "cannot open the events file $work/no/e.json" \
