@@ -660,7 +660,9 @@ void sip_dialog_on_in_dialog_final(struct sip_dialog_table *tbl, struct sip_dial
         rearm(tbl, d);
     } else if (code == 481) {
         end_call(tbl, d, SIP_END_REJECTED, msg, pkt, now); /* RFC 3261 §12.2.1.2 */
-    } else if (code == 408 || code == 0) {
+    } else if (code == 408 || (code == 0 && !(txn->flags & SIP_TXN_F_CANCEL_OK))) {
+        /* Not a re-INVITE whose CANCEL got a 2xx and whose 487 never came: its UAC gave it up
+         * (RFC 3261 §9.1), and the session goes on as it was. */
         end_call(tbl, d, SIP_END_TIMEOUT, msg, pkt, now);
     }
 }

@@ -45,7 +45,8 @@ enum sip_txn_flag {
     SIP_TXN_F_REFRESH = 1u << 2,    /* a re-INVITE or UPDATE of a call */
     SIP_TXN_F_PRIMARY = 1u << 3,    /* decides: a call's own INVITE, an attempt's own REGISTER */
     SIP_TXN_F_ENDING_BYE = 1u << 4, /* the BYE that ended its call (RFC 6076 SDD) */
-    SIP_TXN_F_CANCEL_OK = 1u << 5,  /* INVITE: its CANCEL got a 2xx; Timer C restarts no more */
+    SIP_TXN_F_CANCEL_OK = 1u << 5,  /* INVITE: its CANCEL got a 2xx; Timer C restarts no more,
+                                     * and its timeout is a cancellation, not a failure (§9.1) */
 };
 
 struct sip_txn_key {

@@ -328,8 +328,9 @@ static void on_provisional(struct track *tr, struct sip_txn *txn, uint64_t now)
 /* A 2xx to a CANCEL (msg) of call d. RFC 3261 §9.1: the UAC waits 64*T1 more for its INVITE's
  * final, then takes the INVITE for cancelled; §9.2: the UAS answers it 487 right after the 2xx.
  * So a missing 487 (lost, or a UAS that never sends it) ends the call cancelled 64*T1 later,
- * not as an ineffective attempt at Timer C, minutes on. A CANCEL without a 2xx proves nothing
- * (a dead callee answers neither): the INVITE keeps its timers. */
+ * not as an ineffective attempt at Timer C, minutes on; a re-INVITE's, with the call going on
+ * (not ended as a timeout). A CANCEL without a 2xx proves nothing (a dead callee answers
+ * neither): the INVITE keeps its timers. */
 static void on_cancel_answered(struct track *tr, const struct sip_msg *msg, struct sip_dialog *d,
                                uint64_t now)
 {
@@ -341,7 +342,8 @@ static void on_cancel_answered(struct track *tr, const struct sip_msg *msg, stru
     if (!inv || (inv->state != SIP_TXN_CALLING && inv->state != SIP_TXN_PROCEEDING))
         return; /* not seen, or its final crossed the CANCEL */
     inv->flags |= SIP_TXN_F_CANCEL_OK;
-    sip_dialog_on_cancel_answered(d);
+    if (!(inv->flags & SIP_TXN_F_REFRESH)) /* a re-INVITE's CANCEL is not the call's */
+        sip_dialog_on_cancel_answered(d);
     if (inv->node.deadline > now + tr->linger)
         sip_txn_set_deadline(&tr->txns, inv, now + tr->linger, SIP_TXN_TIMER_CANCEL);
 }
