@@ -326,7 +326,10 @@ struct lua_bridge {
     int watchdog_stop;
     int watchdog_active; /* rules are loaded: without any, the watchdog sleeps */
     int watchdog_asleep; /* no Lua for a whole period: it waits for enter() (watchdog_rouse) */
-    volatile uint32_t armed_seq;
+    /* The box.seq the watchdog armed the hook for: written by the watchdog, read on the
+     * engine thread (signal handler, hook), always with __atomic; the watchdog may store it
+     * again while the handler reads it. */
+    uint32_t armed_seq;
     volatile sig_atomic_t hook_armed;
     /* LuaJIT rehashing a large table or its string table for rule code (rehash_watch): the
      * watchdog does not count that time against the rule. Written by the engine thread, read
@@ -490,7 +493,8 @@ static void abort_hook(lua_State *L, lua_Debug *ar)
     lua_sethook(L, NULL, 0, 0);
     b->hook_armed = 0;
     /* A hook armed for a call that has since returned is stale: the next call runs on. */
-    if (!b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
+    if (!b->box.in_lua || !b->box.in_rule ||
+        b->box.seq != __atomic_load_n(&b->armed_seq, __ATOMIC_RELAXED))
         return;
     /* The watchdog excused a rehash under way for one budget at most. One that has ended since
      * (the hook runs at an instruction boundary, after it) is excused in full: the call may be
@@ -526,7 +530,8 @@ static void on_budget_signal(int sig, siginfo_t *si, void *uc)
     if (si->si_code != SI_QUEUE || !b)
         return;
     s = b->running;
-    if (!s || !b->box.in_lua || !b->box.in_rule || b->box.seq != b->armed_seq)
+    if (!s || !b->box.in_lua || !b->box.in_rule ||
+        b->box.seq != __atomic_load_n(&b->armed_seq, __ATOMIC_RELAXED))
         return;
     b->hook_armed = 1;
     lua_sethook(s->L, abort_hook, LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET, 1);
