@@ -525,6 +525,7 @@ static void on_budget_signal(int sig, siginfo_t *si, void *uc)
 {
     struct lua_bridge *b = si->si_value.sival_ptr;
     struct lb_state *s;
+    int saved_errno = errno; /* the interrupted code may be about to read it */
     (void)sig;
     (void)uc;
     if (si->si_code != SI_QUEUE || !b)
@@ -535,6 +536,7 @@ static void on_budget_signal(int sig, siginfo_t *si, void *uc)
         return;
     b->hook_armed = 1;
     lua_sethook(s->L, abort_hook, LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET, 1);
+    errno = saved_errno;
 }
 
 static void timespec_add(struct timespec *t, uint64_t ns)
