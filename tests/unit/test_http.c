@@ -1002,13 +1002,34 @@ static int scrape_from6(const char *src, const char *dst, uint16_t port)
     return scrape_on(connect_from6(src, dst, port));
 }
 
-/* One address holding connections open (half a request each, as a slow client does) takes at
- * most max_per_address of them: other addresses, Prometheus and the health probes, still get in. */
+/* Opens a connection from each of from[n] and sends half a request on it, as a slow client
+ * holding connections does; held[i] is its socket, or -1. */
+static void hold_connections(uint16_t port, const char *const *from, int n, int *held)
+{
+    for (int i = 0; i < n; i++) {
+        held[i] = connect_from(from[i], port);
+        CHECK(held[i] >= 0);
+        if (held[i] >= 0)
+            send_all(held[i], "GET /metrics HTTP/1.1\r\n", 24);
+    }
+}
+
+static void close_held(const int *held, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (held[i] >= 0)
+            close(held[i]);
+}
+
+/* One address holding connections open takes at most max_per_address of them: other
+ * addresses, Prometheus and the health probes, still get in. */
 TEST(one_address_cannot_take_every_connection)
 {
     struct fixture f;
     struct http_config cfg = {
         .listen_address = "127.0.0.1:0", .max_connections = 8, .max_per_address = 4};
+    const char *from[6] = {"127.0.0.3", "127.0.0.3", "127.0.0.3",
+                           "127.0.0.3", "127.0.0.3", "127.0.0.3"};
     char err[256] = "";
     int held[6];
     fixture_init(&f);
@@ -1016,18 +1037,11 @@ TEST(one_address_cannot_take_every_connection)
     CHECK(srv != NULL);
     if (!srv)
         return;
-    for (int i = 0; i < 6; i++) {
-        held[i] = connect_from("127.0.0.3", http_port(srv));
-        CHECK(held[i] >= 0);
-        if (held[i] >= 0)
-            send_all(held[i], "GET /metrics HTTP/1.1\r\n", 24);
-    }
+    hold_connections(http_port(srv), from, 6, held);
     CHECK_INT(scrape_from("127.0.0.3", http_port(srv)), 0); /* its fifth and later: closed */
     CHECK_INT(scrape_from("127.0.0.1", http_port(srv)), 1);
     CHECK_INT(scrape_from("127.0.0.2", http_port(srv)), 1);
-    for (int i = 0; i < 6; i++)
-        if (held[i] >= 0)
-            close(held[i]);
+    close_held(held, 6);
     http_stop(srv);
     metrics_free(f.reg);
 }
@@ -1048,19 +1062,12 @@ TEST(several_addresses_cannot_take_every_connection)
     CHECK(srv != NULL);
     if (!srv)
         return;
-    for (int i = 0; i < 8; i++) {
-        held[i] = connect_from(from[i], http_port(srv));
-        CHECK(held[i] >= 0);
-        if (held[i] >= 0)
-            send_all(held[i], "GET /metrics HTTP/1.1\r\n", 24);
-    }
+    hold_connections(http_port(srv), from, 8, held);
     /* .4's third and fourth were refused (6 held, the 2 left kept for newcomers). */
     CHECK_INT(scrape_from("127.0.0.4", http_port(srv)), 0);
     CHECK_INT(scrape_from("127.0.0.1", http_port(srv)), 1);
     CHECK_INT(scrape_from("127.0.0.2", http_port(srv)), 1);
-    for (int i = 0; i < 8; i++)
-        if (held[i] >= 0)
-            close(held[i]);
+    close_held(held, 8);
     http_stop(srv);
     metrics_free(f.reg);
 }
