@@ -198,7 +198,7 @@ static void usage(FILE *out)
             "  --timer-b DURATION       INVITE without any response times out [64*T1 = 32s]\n"
             "  --timer-c DURATION       INVITE without a final after a provisional [180s]\n"
             "  --timer-f DURATION       non-INVITE without a final times out [64*T1 = 32s]\n"
-            "  Durations: 500ms, 32s, 3m, 4h, 1h30m; these are above zero.\n"
+            "  Durations: 500ms, 32s, 3m, 4h, 1h30m; these are above zero and at most 365d.\n"
             "Reassembly:\n"
             "  --max-tcp-streams N      TCP streams tracked at once, one per direction of a\n"
             "                           connection; the least recently active is evicted,\n"
@@ -251,14 +251,20 @@ struct cli {
 };
 
 /* A timer's duration: zero would end every transaction or call as it starts (a timeout, SER 0
- * on answered calls), and --max-call-age 0 is no "no limit" either. Returns 0 or -EINVAL with
- * the reason in err[errlen]. */
+ * on answered calls), and --max-call-age 0 is no "no limit" either. A year at most: more is a
+ * typo, and deadlines are packet time plus a timer (64 x T1 for Timers B and F) in 64-bit
+ * nanoseconds, which some thousands of days would wrap. Returns 0 or -EINVAL with the reason
+ * in err[errlen]. */
+#define MAX_TIMER_NS (365ULL * 86400 * 1000000000)
 static int positive_duration(const char *flag, const char *text, uint64_t *ns, char *err,
                              size_t errlen)
 {
     int rc = config_parse_duration(text, ns, err, errlen);
     if (rc == 0 && *ns == 0) {
         snprintf(err, errlen, "%s must be above zero", flag);
+        rc = -EINVAL;
+    } else if (rc == 0 && *ns > MAX_TIMER_NS) {
+        snprintf(err, errlen, "%s must be at most 365d", flag);
         rc = -EINVAL;
     }
     return rc;

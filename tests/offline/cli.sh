@@ -47,8 +47,13 @@ expect "stray argument" 2 'unexpected argument "extra"' --read "$fixture" extra
 expect "bad duration" 2 '^sipscope: --timer-t1: invalid duration "5"' --read "$fixture" --timer-t1 5
 # A zero timer would time out every transaction or call at once (SER 0 on answered calls);
 # so would a zero --max-call-age, which is no "no limit".
+# And one past a year is a typo, which 64 x T1 in 64-bit nanoseconds would wrap at some
+# thousands of days: refused; a year itself runs.
 for flag in --timer-t1 --timer-b --timer-c --timer-f --max-call-age; do
     expect "$flag 0s" 2 "$flag must be above zero" --read "$fixture" --print "$flag" 0s
+    expect "$flag 366d" 2 "^sipscope: $flag must be at most 365d" --read "$fixture" --print \
+        "$flag" 366d
+    expect "$flag 365d" 0 '' --read "$fixture" --print "$flag" 365d
 done
 expect "bad port list" 2 '^sipscope: --sip-ports: invalid port' --read "$fixture" --sip-ports 5060,0
 expect "bad count" 2 '^sipscope: --max-calls: invalid number "-3"' --read "$fixture" --max-calls -3
