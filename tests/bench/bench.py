@@ -1353,12 +1353,7 @@ class Live:
         out = subprocess.run(["ip", "netns", "exec", self.rx, "curl", "-sf",
                               "http://127.0.0.1:9632/metrics"], capture_output=True, text=True,
                              check=True).stdout
-        d = {}
-        for line in out.splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                d[k] = float(v)
-        return d
+        return expectations.series_values(out)
 
     def counters(self, d):
         dev = self.veth_rx

@@ -42,6 +42,16 @@ def parse_exposition(text):
     return series
 
 
+def series_values(text):
+    """An exposition's samples as {"name{labels}": value}, the series written as exposed."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
+
+
 def lookup(series, key):
     """Sum of matching series, or None when none matches."""
     name, want = split_series(key)

@@ -26,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import gen_pcaps as g  # noqa: E402
+import expect  # noqa: E402  (tests/offline, this script's directory)
 
 T0 = 1700000000.0
 PX = ("10.0.0.1", 5060)
@@ -156,12 +157,7 @@ def syn_flood(c):
 def metrics(binary, capture, extra):
     out = subprocess.run([binary, "--read", capture, "--print"] + extra, check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    values = {}
-    for line in out.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+    return expect.series_values(out)
 
 
 def check(values, expected, what):
