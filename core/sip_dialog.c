@@ -490,8 +490,8 @@ static enum sip_dialog_end end_of_failure(uint16_t code)
 }
 
 void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
-                                   const struct sip_msg *msg, const struct packet *pkt,
-                                   bool first_final, bool primary, uint64_t now)
+                                   const struct sip_txn *txn, const struct sip_msg *msg,
+                                   const struct packet *pkt, bool first_final, uint64_t now)
 {
     uint16_t code = msg->status;
     bool decided = d->flags & SIP_DIALOG_F_OUTCOME;
@@ -523,7 +523,13 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
         confirm_dialog(d, msg->to_tag);
     if (!first_final || decided)
         return;
-    if (code >= 300 && !primary) {
+    /* A failure of an INVITE that the call's own replaced (a new request, a new CSeq, RFC 3261
+     * §8.1.1.5: the retry of a challenge, or the initial INVITE sent again unchallenged) is
+     * the final of a request its sender gave up: it decides nothing, not even as another hop's
+     * would (join cleared those). A 2xx to it makes a dialog all the same (§13.2.2.4). */
+    if (code >= 300 && txn->cseq_low != d->invite_cseq)
+        return;
+    if (code >= 300 && !(txn->flags & SIP_TXN_F_PRIMARY)) {
         if (!d->copy_failure)
             d->copy_failure = code;
         return;

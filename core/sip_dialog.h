@@ -186,8 +186,9 @@ struct sip_dialog *sip_dialog_find_in_dialog(struct sip_dialog_table *tbl,
 bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_dialog *d,
                          const struct sip_txn *txn, const struct sip_msg *msg, uint64_t now);
 
-/* Makes txn an INVITE transaction of d (after sip_dialog_joinable said so). A challenge retry
- * becomes the call's primary transaction. */
+/* Makes txn an INVITE transaction of d (after sip_dialog_joinable said so). An INVITE with a new
+ * CSeq (a challenge retry, or the INVITE sent again unchallenged) becomes the call's own: its
+ * primary transaction, and invite_cseq; a copy on another hop (the same CSeq) does not. */
 void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
                      const struct sip_msg *msg);
 
@@ -201,13 +202,15 @@ struct sip_dialog *sip_dialog_start(struct sip_dialog_table *tbl, struct sip_txn
                                     uint64_t now);
 
 /* A response arrived on txn, an INVITE transaction of call d (not a re-INVITE). first_final is
- * true for the transaction's first final response; retransmissions are not reported. primary
- * says txn is the call's primary transaction (SIP_TXN_F_PRIMARY): a failure on a copy of the
- * INVITE on another hop (a proxy's leg that it fails over from, a fork that loses) decides
- * nothing, a 2xx on any hop answers the call (proxies forward every 2xx, RFC 3261 §16.7). */
+ * true for the transaction's first final response; retransmissions are not reported. Only the
+ * call's own INVITE, its primary transaction (SIP_TXN_F_PRIMARY) with the call's current CSeq
+ * (invite_cseq), decides a failure: a failure on a copy of the INVITE on another hop (a
+ * proxy's leg that it fails over from, a fork that loses) decides nothing unless the own INVITE
+ * then times out, and one of an INVITE a newer CSeq replaced decides nothing at all. A 2xx on
+ * any of them answers the call (proxies forward every 2xx, RFC 3261 §16.7). */
 void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dialog *d,
-                                   const struct sip_msg *msg, const struct packet *pkt,
-                                   bool first_final, bool primary, uint64_t now);
+                                   const struct sip_txn *txn, const struct sip_msg *msg,
+                                   const struct packet *pkt, bool first_final, uint64_t now);
 
 /* A CANCEL (msg) for the call's INVITE. */
 void sip_dialog_on_cancel(struct sip_dialog_table *tbl, struct sip_dialog *d,

@@ -69,8 +69,9 @@ struct sip_txn {
     uint8_t flags;      /* enum sip_txn_flag */
     uint8_t owner_kind; /* enum sip_txn_owner */
     uint8_t final_slots; /* bit i: responses[i] is a final's */
-    /* The request's CSeq number, low 16 bits: tells a call's INVITEs apart (the one a retry
-     * after a challenge replaced, whose timeout then decides nothing). In padding: no room. */
+    /* The request's CSeq number, low 16 bits: tells a call's INVITEs apart (one that a newer
+     * INVITE replaced, after a challenge or not, whose failure or timeout then decides nothing).
+     * In padding: no room. */
     uint16_t cseq_low;
 };
 

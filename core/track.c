@@ -406,8 +406,7 @@ static void on_response(struct track *tr, const struct sip_msg *msg, const struc
     }
     if (d) {
         if (txn->method == SIP_METHOD_INVITE && !(txn->flags & SIP_TXN_F_REFRESH))
-            sip_dialog_on_invite_response(&tr->dialogs, d, msg, pkt, first_final,
-                                          txn->flags & SIP_TXN_F_PRIMARY, now);
+            sip_dialog_on_invite_response(&tr->dialogs, d, txn, msg, pkt, first_final, now);
         else if (first_final && txn->method == SIP_METHOD_CANCEL && code < 300)
             on_cancel_answered(tr, msg, d, now);
         else if (first_final)

@@ -636,6 +636,71 @@ TEST(a_replaced_invite_timing_out_does_not_end_the_call)
     track_free(f.tr);
 }
 
+/* A B2BUA sends its INVITE again with CSeq 2, unchallenged, while CSeq 1 waits after its 100;
+ * CSeq 1's 503 comes late, at 4.5 s. The caller gave that INVITE up: the 503 decides nothing
+ * (no outcome, no end, no failed SRD), and CSeq 2's 180 and 200 make the call's SRD and answer. */
+TEST(a_late_failure_of_an_invite_sent_again_unchallenged_does_not_decide_the_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    RESP(10 * MS, 100, "z9hG4bK-first", 1, "INVITE", "");
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    RESP(4 * S + 10 * MS, 100, "z9hG4bK-again", 2, "INVITE", "");
+    RESP(4 * S + 500 * MS, 503, "z9hG4bK-first", 1, "INVITE", "x1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_SRD), 0);
+    RESP(5 * S, 180, "z9hG4bK-again", 2, "INVITE", "b1");
+    RESP(7 * S, 200, "z9hG4bK-again", 2, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_SRD), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_SRD, 0)->outcome, TRACK_SUCCESS);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_SRD, 0)->delay, 5.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 7.0);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 0);
+    track_free(f.tr);
+}
+
+/* The same, and the INVITE sent again then gets no response: it is the call's, and its Timer B
+ * (32 s after 4 s) makes the outcome a timeout. The replaced INVITE's 486 is no other hop's
+ * failure to fall back on (a copy shares the CSeq of the INVITE it copies). */
+TEST(a_replaced_invites_failure_is_not_the_outcome_when_the_new_invite_times_out)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    RESP(4 * S + 500 * MS, 486, "z9hG4bK-first", 1, "INVITE", "x1");
+    track_advance(f.tr, 35 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 36 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->time_ns, 36 * S);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_TIMEOUT);
+    track_free(f.tr);
+}
+
+/* A 2xx to the replaced INVITE still answers the call: it makes a dialog that the caller must
+ * acknowledge (RFC 3261 §13.2.2.4), whichever of its INVITEs it answers. */
+TEST(a_2xx_to_a_replaced_invite_answers_the_call)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    RESP(6 * S, 200, "z9hG4bK-first", 1, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 200);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_ANSWER), 1);
+    CHECK_DBL(nth(&f.rec, TRACK_CALL_ANSWER, 0)->delay, 6.0);
+    track_free(f.tr);
+}
+
 /* A call hung up early after another hop failed: when it is let go, that failure is its
  * outcome, as it would be had its own INVITE timed out first. */
 TEST(a_call_hung_up_early_takes_a_failure_seen_on_another_hop)
