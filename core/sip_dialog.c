@@ -373,7 +373,9 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
 {
     sip_dialog_own(tbl, txn, d);
     txn->flags |= SIP_TXN_F_PRIMARY;
-    if ((uint16_t)msg->cseq != d->invite_cseq) {
+    /* Serial arithmetic on the low 16 bits (RFC 1982): a CSeq ahead of the call's is a newer
+     * INVITE, one behind it a late copy, on another hop, of an INVITE already replaced. */
+    if ((int16_t)((uint16_t)msg->cseq - d->invite_cseq) > 0) {
         /* The retry of a challenge (or a re-sent INVITE): its fate now decides the call. */
         d->invite_cseq = (uint16_t)msg->cseq;
         d->invite_via = invite_via_of(txn, msg);
@@ -383,7 +385,7 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
             rearm(tbl, d);
         }
     } else {
-        txn->flags &= (uint8_t)~SIP_TXN_F_PRIMARY; /* a copy on another hop */
+        txn->flags &= (uint8_t)~SIP_TXN_F_PRIMARY; /* a copy on another hop, or a late one */
     }
     memcpy(txn->labels, d->labels, sizeof(txn->labels));
 }

@@ -685,6 +685,24 @@ TEST(a_replaced_invites_failure_is_not_the_outcome_when_the_new_invite_times_out
     track_free(f.tr);
 }
 
+/* A proxy forwards the replaced INVITE (CSeq 1) late, on another hop, after the caller sent it
+ * again as CSeq 2: that copy must not make CSeq 1 the call's INVITE again. CSeq 2's 486 then
+ * decides the call (before, it decided nothing and the call waited for Timer B). */
+TEST(a_late_copy_of_a_replaced_invite_does_not_take_the_call_back)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    INVITE(4 * S + 20 * MS, "z9hG4bK-late-copy", 1);
+    RESP(4 * S + 500 * MS, 486, "z9hG4bK-again", 2, "INVITE", "b1");
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_START), 1);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 486);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->time_ns, 4 * S + 500 * MS);
+    track_free(f.tr);
+}
+
 /* A 2xx to the replaced INVITE still answers the call: it makes a dialog that the caller must
  * acknowledge (RFC 3261 §13.2.2.4), whichever of its INVITEs it answers. */
 TEST(a_2xx_to_a_replaced_invite_answers_the_call)
