@@ -249,6 +249,74 @@ static const struct ratio_def ratio_defs[R_COUNT] = {
                "attempts; cumulative."},
 };
 
+/* Series exported from the start at 0 (METRICS.md), with the operator labels at their defaults:
+ * rate() and increase() see an increment only between two samples of a series, so a series
+ * created by its first event, already at 1, hides that event (the first timeout of a method).
+ * Only closed label sets known here are listed; open ones (status codes) would bloat the
+ * exposition. methods is a mask of enum sip_method (SIP_METHOD_OTHER included) and leaves out
+ * the methods a family never counts; second names the second label's value, if any. */
+#define METHOD_BIT(m) (1u << SIP_METHOD_##m)
+#define ALL_METHODS ((1u << SIP_METHOD_COUNT) - 1)
+
+_Static_assert(SIP_METHOD_COUNT <= 32, "a method mask fits 32 bits");
+
+struct zero_def {
+    enum fam f;
+    const char *second;
+    uint32_t methods;
+};
+
+static const struct zero_def method_zeros[] = {
+    {F_REQUESTS, NULL, ALL_METHODS},
+    /* An ACK retransmits (the same ACK for each copy of the 2xx) but is never answered
+     * (RFC 3261 §17.1.1.1): no response to repeat, no transaction (track.c) to time out or to
+     * get a late final. */
+    {F_RETRANS, "request", ALL_METHODS},
+    {F_RETRANS, "response", ALL_METHODS & ~METHOD_BIT(ACK)},
+    {F_TIMEOUTS, NULL, ALL_METHODS & ~METHOD_BIT(ACK)},
+    {F_LATE_FINALS, NULL, ALL_METHODS & ~METHOD_BIT(ACK)},
+    /* A response with CSeq method ACK answers nothing: it is counted as an orphan. */
+    {F_ORPHAN_RESP, NULL, ALL_METHODS},
+    /* A REGISTER is never in a dialog; SUBSCRIBE and NOTIFY outside a call belong to
+     * subscription dialogs, which are not tracked (METRICS.md): none is an orphan. */
+    {F_ORPHAN_REQ, NULL,
+     ALL_METHODS & ~(METHOD_BIT(REGISTER) | METHOD_BIT(SUBSCRIBE) | METHOD_BIT(NOTIFY))},
+    {F_REINVITES, NULL, METHOD_BIT(INVITE) | METHOD_BIT(UPDATE)},
+};
+
+static struct metric_series *series_lookup(struct builtin *b, enum fam f, uint32_t l0, uint32_t l1,
+                                           const uint16_t *labels)
+{
+    uint32_t key[METRICS_MAX_LABELS];
+    size_t n = 0;
+
+    if (defs[f].labels[0])
+        key[n++] = l0;
+    if (defs[f].labels[1])
+        key[n++] = l1;
+    for (size_t i = 0; i < b->n_ops; i++)
+        key[n++] = oplabel_symbol(b->ops, i, labels ? labels[i] : 0);
+    return metrics_series(b->fam[f], key);
+}
+
+/* Creates the series of method_zeros, sip_session_challenges_total{code=401|407} and
+ * sip_dialogs_ended_total{reason} for every end reason, at 0. Once, at start: nothing per
+ * event. */
+static void export_zeros(struct builtin *b)
+{
+    for (size_t i = 0; i < sizeof(method_zeros) / sizeof(method_zeros[0]); i++) {
+        const struct zero_def *z = &method_zeros[i];
+        uint32_t second = z->second ? intern(b->reg, z->second) : 0;
+        for (int m = 0; m < SIP_METHOD_COUNT; m++)
+            if (z->methods & (1u << m))
+                series_lookup(b, z->f, b->method_sym[m], second, NULL);
+    }
+    series_lookup(b, F_CHALLENGES, b->code_sym[401 - CODE_MIN], 0, NULL);
+    series_lookup(b, F_CHALLENGES, b->code_sym[407 - CODE_MIN], 0, NULL);
+    for (int r = SIP_END_NONE + 1; r < SIP_END_COUNT; r++)
+        series_lookup(b, F_ENDED, b->end_sym[r], 0, NULL);
+}
+
 struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
 {
     struct builtin *b = calloc(1, sizeof(*b));
@@ -306,6 +374,7 @@ struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops)
             metrics_series(b->fam[f], key);
         }
     }
+    export_zeros(b);
     for (int r = 0; r < R_COUNT; r++) {
         const char *names[METRICS_MAX_LABELS];
         for (size_t i = 0; i < b->n_ops; i++)
@@ -328,21 +397,6 @@ void builtin_free(struct builtin *b)
 uint64_t builtin_negative_delays(const struct builtin *b)
 {
     return b->negative;
-}
-
-static struct metric_series *series_lookup(struct builtin *b, enum fam f, uint32_t l0,
-                                           uint32_t l1, const uint16_t *labels)
-{
-    uint32_t key[METRICS_MAX_LABELS];
-    size_t n = 0;
-
-    if (defs[f].labels[0])
-        key[n++] = l0;
-    if (defs[f].labels[1])
-        key[n++] = l1;
-    for (size_t i = 0; i < b->n_ops; i++)
-        key[n++] = oplabel_symbol(b->ops, i, labels ? labels[i] : 0);
-    return metrics_series(b->fam[f], key);
 }
 
 /* A miss in the series cache: the registry's lookup, remembered unless it is the overflow

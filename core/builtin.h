@@ -12,8 +12,10 @@
 struct builtin;
 
 /* Declares every sip_ family in reg, each with the labels of METRICS.md followed by the
- * operator labels of ops (declared before this call; they cannot change afterwards).
- * Returns NULL on allocation failure or when reg already holds a family of another schema. */
+ * operator labels of ops (declared before this call; they cannot change afterwards), and
+ * creates at 0 the series METRICS.md exports from the start (closed label sets, operator labels
+ * at their defaults). Returns NULL on allocation failure or when reg already holds a family of
+ * another schema. */
 struct builtin *builtin_new(struct metrics *reg, const struct oplabel_set *ops);
 void builtin_free(struct builtin *b);
 

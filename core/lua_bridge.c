@@ -2749,6 +2749,13 @@ static int declare_own_families(struct lua_bridge *b)
     b->s_gc_full_seconds = metrics_series(b->f_gc_seconds, &full);
     b->s_gc_step = metrics_series(b->f_gc_seconds, &step);
     b->s_gc_full = metrics_series(b->f_gc_full, NULL);
+    /* Every result from the start, at 0 (METRICS.md): a series created by the first failed
+     * reload, already at 1, would hide that failure from increase(). */
+    static const char *const results[] = {"success", "failure", "refused"};
+    for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+        uint32_t k = metrics_intern(b->reg, results[i], strlen(results[i]));
+        metrics_series(b->f_reloads, &k);
+    }
     return 0;
 }
 

@@ -48,16 +48,6 @@ CAPTURE = "tests/fixtures/pcap/mix-udp4.pcap"
 # time with a VLAN tag (the parent's view), read with --dedup-window; None: no offline run can
 # show it.
 LAZY = {
-    "sip_retransmissions_total": (
-        "flow-invite-retransmitted.pcap", "mix-udp4 has no retransmission"),
-    "sip_transaction_timeouts_total": (
-        "flow-invite-timeout.pcap", "no transaction in mix-udp4 times out"),
-    "sip_orphan_responses_total": (
-        "flow-response-without-request.pcap", "every response in mix-udp4 has its request"),
-    "sip_orphan_requests_total": (
-        "flow-bye-unknown-dialog.pcap", "every in-dialog request in mix-udp4 has its dialog"),
-    "sip_late_finals_total": (
-        "flow-forked-invite.pcap", "mix-udp4 has no forked INVITE and no late final"),
     "sipscope_parse_errors_total": (
         "cut", "mix-udp4 has no malformed input; a capture file cut short counts an l2 error"),
     "sipscope_capture_truncated_total": (

@@ -70,7 +70,69 @@ TEST(families_without_labels_start_at_zero_and_ratios_start_absent)
     HAS("sip_registration_attempts_total 0");
     HAS("sip_registrations_active 0");
     LACKS("sip_session_establishment_ratio");
-    LACKS("sip_requests_total{");
+    LACKS("sip_responses_total{"); /* status codes: an open set, series come with traffic */
+    LACKS("sip_session_outcomes_total{");
+    teardown();
+}
+
+/* Sample lines of the exposition that start with prefix. */
+static int lines_starting(const char *prefix)
+{
+    int n = 0;
+    size_t len = strlen(prefix);
+    const char *p = render();
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        n += strncmp(p, prefix, len) == 0;
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return n;
+}
+
+/* METRICS.md: the closed label sets are exported at 0 before any event, so that rate() sees the
+ * first one; with operator labels at their defaults. 15 methods (14 and "other"); ACK has no
+ * transaction and no response; REGISTER, SUBSCRIBE, NOTIFY are never orphan requests. */
+TEST(closed_label_sets_start_at_zero_before_any_event)
+{
+    setup(0);
+    CHECK_INT(lines_starting("sip_requests_total{"), 15);
+    CHECK_INT(lines_starting("sip_retransmissions_total{"), 15 + 14);
+    CHECK_INT(lines_starting("sip_transaction_timeouts_total{"), 14);
+    CHECK_INT(lines_starting("sip_late_finals_total{"), 14);
+    CHECK_INT(lines_starting("sip_orphan_responses_total{"), 15);
+    CHECK_INT(lines_starting("sip_orphan_requests_total{"), 12);
+    CHECK_INT(lines_starting("sip_reinvites_total{"), 2);
+    CHECK_INT(lines_starting("sip_session_challenges_total{"), 2);
+    CHECK_INT(lines_starting("sip_dialogs_ended_total{"), 8);
+    HAS("sip_requests_total{method=\"other\"} 0");
+    HAS("sip_transaction_timeouts_total{method=\"INVITE\"} 0");
+    LACKS("sip_transaction_timeouts_total{method=\"ACK\"}");
+    HAS("sip_retransmissions_total{method=\"ACK\",kind=\"request\"} 0");
+    LACKS("sip_retransmissions_total{method=\"ACK\",kind=\"response\"}");
+    LACKS("sip_orphan_requests_total{method=\"SUBSCRIBE\"}");
+    HAS("sip_session_challenges_total{code=\"407\"} 0");
+    HAS("sip_dialogs_ended_total{reason=\"max_age\"} 0");
+    LACKS("sip_dialogs_ended_total{reason=\"none\"}");
+    teardown();
+
+    setup(1);
+    CHECK_INT(lines_starting("sip_requests_total{"), 15);
+    HAS("sip_transaction_timeouts_total{method=\"BYE\",carrier=\"other\"} 0");
+    HAS("sip_dialogs_ended_total{reason=\"bye\",carrier=\"other\"} 0");
+    teardown();
+}
+
+/* The first timeout of a method moves its series from 0 to 1: the step rate() needs. */
+TEST(first_timeout_of_a_method_moves_its_zero_series)
+{
+    setup(0);
+    HAS("sip_transaction_timeouts_total{method=\"OPTIONS\"} 0");
+    struct track_event ev = {.type = TRACK_TXN_END, .method = SIP_METHOD_OPTIONS};
+    builtin_on_event(b, &ev);
+    HAS("sip_transaction_timeouts_total{method=\"OPTIONS\"} 1");
+    CHECK_INT(lines_starting("sip_transaction_timeouts_total{"), 14);
     teardown();
 }
 
