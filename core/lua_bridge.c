@@ -125,10 +125,12 @@ struct lb_api {
     int (*label_value)(void *bridge, int idx, const char *s, size_t len);
     void *(*series)(void *bridge, void *fam, const char **vals, const size_t *lens, int n,
                     int *cacheable);
-    void (*counter_add)(void *series, double v);
-    void (*gauge_set)(void *series, double v);
-    void (*gauge_add)(void *series, double v);
-    void (*observe)(void *series, double v);
+    /* Rule metric updates: 0, or -EINVAL (v not finite, or a counter's v < 0) or -ERANGE (the
+     * value, or a histogram's sum, would not be finite), the series then left as it was. */
+    int (*counter_add)(void *series, double v);
+    int (*gauge_set)(void *series, double v);
+    int (*gauge_add)(void *series, double v);
+    int (*observe)(void *series, double v);
     double (*now)(void);
     /* helpers (core/cidr.h, core/classify.h, core/window.h) */
     int32_t (*cidr_lookup_text)(const void *set, const char *p, size_t len);
@@ -1075,24 +1077,46 @@ static void *api_series(void *bridge, void *family, const char **vals, const siz
     return s;
 }
 
-static void api_counter_add(void *s, double v)
+/* A rule's value must stay finite: a counter at +Inf stays there for good (each rate() of it is
+ * NaN), and a gauge or a histogram's sum at +Inf and then -Inf becomes NaN. The registry would
+ * take such values from the engine's own code, which never makes them; from a rule they are
+ * refused here, before any store, and Lua raises the error (sipscope/metric.lua). */
+static int api_counter_add(void *s, double v)
 {
+    if (!isfinite(v) || v < 0)
+        return -EINVAL;
+    if (!isfinite(metric_value(s) + v))
+        return -ERANGE;
     metric_counter_add(s, v);
+    return 0;
 }
 
-static void api_gauge_set(void *s, double v)
+static int api_gauge_set(void *s, double v)
 {
+    if (!isfinite(v))
+        return -EINVAL;
     metric_gauge_set(s, v);
+    return 0;
 }
 
-static void api_gauge_add(void *s, double v)
+static int api_gauge_add(void *s, double v)
 {
+    if (!isfinite(v))
+        return -EINVAL;
+    if (!isfinite(metric_value(s) + v))
+        return -ERANGE;
     metric_gauge_add(s, v);
+    return 0;
 }
 
-static void api_observe(void *s, double v)
+static int api_observe(void *s, double v)
 {
+    if (!isfinite(v))
+        return -EINVAL;
+    if (!isfinite(metric_histogram_sum(s) + v))
+        return -ERANGE;
     metric_histogram_observe(s, v);
+    return 0;
 }
 
 static int32_t api_cidr_lookup_text(const void *set, const char *p, size_t len)

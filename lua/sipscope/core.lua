@@ -48,10 +48,10 @@ struct lb_api {
     int (*label_value)(void *bridge, int idx, const char *s, size_t len);
     void *(*series)(void *bridge, void *fam, const char **vals, const size_t *lens, int n,
                     int *cacheable);
-    void (*counter_add)(void *series, double v);
-    void (*gauge_set)(void *series, double v);
-    void (*gauge_add)(void *series, double v);
-    void (*observe)(void *series, double v);
+    int (*counter_add)(void *series, double v);
+    int (*gauge_set)(void *series, double v);
+    int (*gauge_add)(void *series, double v);
+    int (*observe)(void *series, double v);
     double (*now)(void);
     int32_t (*cidr_lookup_text)(const void *set, const char *p, size_t len);
     int32_t (*cidr_lookup_msg)(const void *set, const struct lb_box *box, int dst);

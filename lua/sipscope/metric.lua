@@ -1,9 +1,11 @@
 -- sipscope.metric: rule metrics (sip.counter, sip.gauge, sip.histogram). Declared while a rule
 -- file loads, created in the registry at commit (after the built-in families, so collisions are
 -- refused), then updated from hooks:
---   c:inc(v1, ..., vk)        add 1          c:inc(v1, ..., vk, n)   add n (n >= 0)
+--   c:inc(v1, ..., vk)        add 1          c:inc(v1, ..., vk, n)   add n (finite, >= 0)
 --   g:set(v1, ..., vk, x)     set            g:inc(...[, n]) / g:dec(...[, n])
 --   h:observe(v1, ..., vk, x)
+-- Every amount, value and observation is finite, and so is every result (a value, a sum): an
+-- update that breaks this raises (kind "api") and leaves the series as it was.
 -- v1..vk are the label values in the declared order (strings, or numbers written as tostring
 -- does). The table form c:inc({label = value, ...}[, n]) does the same by label name, at the
 -- cost of a table per call. Series are cached per value; past the family's series cap new
@@ -172,9 +174,13 @@ local function split(st, optional, ...)
         ", got " .. c .. " argument" .. (c == 1 and "" or "s"), 3)
 end
 
+-- Finite: a counter at +Inf stays there for good, and a gauge or a histogram's sum at +Inf and
+-- then -Inf is NaN (the C side refuses them too, and a result past the largest double).
+local HUGE = math.huge
+
 local function amount(st, v, what, nonneg)
-    if type(v) ~= "number" or v ~= v or (nonneg and v < 0) then
-        fail(st.kind .. " '" .. st.name .. "': " .. what .. " must be a " ..
+    if type(v) ~= "number" or not (v > -HUGE and v < HUGE) or (nonneg and v < 0) then
+        fail(st.kind .. " '" .. st.name .. "': " .. what .. " must be a finite " ..
             (nonneg and "number >= 0" or "number") .. ", got " ..
             (type(v) == "number" and tostring(v) or type(v)), 4)
     end
@@ -185,9 +191,10 @@ end
 -- >= 0): obj:m(v1, ..., vn[, x]) with n fixed parameters, so that no vararg is read on the fast
 -- path (LuaJIT cannot compile VARG in a trace that starts inside the method, and a loop over
 -- select(i, ...) leaves the trace: either made a 4-label update cost about 600 ns instead of
--- 60). The plain case (own object, string or number labels, a number, or no amount when it is
--- optional) goes straight to fn(series, sign * x); anything else goes, trailing nils trimmed,
--- to the general method, which raises the errors.
+-- 60). The plain case (own object, string or number labels, a finite number, or no amount when
+-- it is optional) goes straight to fn(series, sign * x); anything else goes, trailing nils
+-- trimmed, to the general method, which raises the errors. So does an update fn refused (its
+-- result would not be finite): the general method's fn refuses it again and raises.
 local fast_chunks = {}
 local function fast(obj, st, fn, sign, default, nonneg, general)
     local n, optional = st.n, default ~= nil
@@ -200,19 +207,19 @@ local function fast(obj, st, fn, sign, default, nonneg, general)
         end
         local labels = table.concat(args, ", ")
         local sep = n > 0 and ", " or ""
-        local src = {"local obj, fn, sign, default, general, resolve = ...",
+        local src = {"local obj, fn, sign, default, general, resolve, HUGE = ...",
                      "return function(self" .. sep .. labels .. ", v, extra)",
                      "if self == obj and extra == nil" ..
                          (n > 0 and " and type(a1) ~= 'table'" or "") .. " then",
                      "if v == nil then"}
         if optional then
             src[#src + 1] = (n > 0 and ("if a" .. n .. " ~= nil then ") or "") ..
-                "return (fn(resolve(" .. labels .. "), sign * default))" ..
-                (n > 0 and " end" or "")
+                "if fn(resolve(" .. labels .. "), sign * default) == 0 then return end " ..
+                "return general(self" .. sep .. labels .. ")" .. (n > 0 and " end" or "")
         end
-        src[#src + 1] = "elseif type(v) == 'number' and v == v" ..
-            (nonneg and " and v >= 0" or "") .. " then return (fn(resolve(" .. labels ..
-            "), sign * v)) end"
+        src[#src + 1] = "elseif type(v) == 'number' and v " .. (nonneg and ">= 0" or "> -HUGE") ..
+            " and v < HUGE then if fn(resolve(" .. labels .. "), sign * v) == 0 then return end " ..
+            "return general(self" .. sep .. labels .. ", v) end"
         src[#src + 1] = "end"
         src[#src + 1] = "if extra ~= nil then return general(self" .. sep .. labels ..
             ", v, extra) end"
@@ -225,7 +232,7 @@ local function fast(obj, st, fn, sign, default, nonneg, general)
         chunk = assert(loadstring(table.concat(src, "\n"), "=sipscope.metric.update" .. key))
         fast_chunks[key] = chunk
     end
-    return chunk(obj, fn, sign, default, general, st.resolve)
+    return chunk(obj, fn, sign, default, general, st.resolve, HUGE)
 end
 
 -- Builds obj's methods. Every method checks that it was called with ':' on its own object.
@@ -245,7 +252,12 @@ local function methods(obj, st)
             if v == nil and optional then
                 v = default
             end
-            fn(resolve(...), sign * amount(st, v, what, nonneg))
+            local series = resolve(...)
+            if fn(series, sign * amount(st, v, what, nonneg)) ~= 0 then
+                fail(st.kind .. " '" .. st.name .. "': " .. what .. " " .. tostring(v) ..
+                    " would make its " .. (st.kind == "histogram" and "sum" or "value") ..
+                    " infinite; left as it was", 3)
+            end
         end
         return function(self, ...)
             if self ~= obj then

@@ -78,6 +78,76 @@ return {on_request = function(m) i = i + 1; cases[i]() end}]]
     end)
 end)
 
+describe("rule metric values", function()
+    it("stay finite: an infinite amount or result is an api error, the series as it was", function()
+        local rule = [[
+local c = sip.counter{name = "v_total", labels = {"k"}}
+local c0 = sip.counter{name = "v0_total"}
+local g = sip.gauge{name = "v_level", labels = {"k"}}
+local h = sip.histogram{name = "v_ms", labels = {"k"}, buckets = {1}}
+local cases = {
+  function() c:inc("a", 2) end,
+  function() c:inc("a", math.huge) end,              -- refused
+  function() c:inc({k = "a"}, math.huge) end,        -- refused (by name)
+  function() c:inc("a", -math.huge) end,             -- refused
+  function() c:inc("b", 1e308) end,
+  function() c:inc("b", 1e308) end,                  -- refused: 2e308 is past 1.8e308
+  function() c:inc("b") end,                         -- 1e308 + 1 rounds to 1e308
+  function() c0:inc(1e308) end,
+  function() c0:inc(1e308) end,                      -- refused
+  function() g:set("a", 5) end,
+  function() g:set("a", math.huge) end,              -- refused
+  function() g:set("a", -math.huge) end,             -- refused
+  function() g:inc("a", math.huge) end,              -- refused
+  function() g:dec("a", math.huge) end,              -- refused
+  function() g:set("a", 0 / 0) end,                  -- refused
+  function() g:inc("a", -2.5) end,                   -- a gauge goes down: 2.5
+  function() g:set("b", -1e308) end,
+  function() g:dec("b", 1e308) end,                  -- refused
+  function() h:observe("a", math.huge) end,          -- refused
+  function() h:observe("a", -math.huge) end,         -- refused
+  function() h:observe("a", 1e308) end,
+  function() h:observe("a", 1e308) end,              -- refused: the sum
+  function() h:observe("b", -0.5) end,
+}
+local i = 0
+return {on_request = function(m)
+  i = i + 1
+  local ok, err = pcall(cases[i])
+  if not ok then
+    sip.log("case %d: %s", i, err)
+    error(err, 0)
+  end
+end}]]
+        local e
+        local log = t.stderr(function()
+            e = engine(rule)
+            for i = 1, 23 do
+                e:sip(t.request("OPTIONS", {call_id = "o" .. i}), {time = i})
+            end
+        end)
+        assert.are.equal(14, api_errors(e, "on_request"))
+        assert.are.equal(2, e:metric("v_total", {k = "a"}))
+        assert.are.equal(1e308, e:metric("v_total", {k = "b"}))
+        assert.are.equal(1e308, e:metric("v0_total", {}))
+        assert.are.equal(2.5, e:metric("v_level", {k = "a"}))
+        assert.are.equal(-1e308, e:metric("v_level", {k = "b"}))
+        assert.are.equal(1, e:metric("v_ms_count", {k = "a"}))
+        assert.are.equal(1e308, e:metric("v_ms_sum", {k = "a"}))
+        assert.are.equal(0, e:metric("v_ms_bucket", {k = "a", le = "1"}))
+        assert.are.equal(1, e:metric("v_ms_bucket", {k = "a", le = "+Inf"}))
+        assert.are.equal(-0.5, e:metric("v_ms_sum", {k = "b"}))
+        assert.are.equal(1, e:metric("v_ms_bucket", {k = "b", le = "1"}))
+        assert.truthy(log:find("case 2: [^\n]*sipscope: counter 'v_total': the amount must be " ..
+                               "a finite number >= 0, got inf\n"), log)
+        assert.truthy(log:find("case 6: [^\n]*sipscope: counter 'v_total': the amount 1e%+308 " ..
+                               "would make its value infinite; left as it was\n"), log)
+        assert.truthy(log:find("case 22: [^\n]*sipscope: histogram 'v_ms': the observation " ..
+                               "1e%+308 would make its sum infinite; left as it was\n"), log)
+        e:close()
+    end)
+end)
+
 describe("event field names", function()
     it("are identifiers, checked on every write", function()
         local e = engine [[
