@@ -41,7 +41,6 @@ local RESERVED_FIELDS = {
     type = true, call_id = true, from = true, to = true, start = true, answer = true,
     ["end"] = true, setup_delay = true, duration = true, outcome = true, end_reason = true,
     labels = true, aor = true, contact = true, change = true, expires = true, time = true,
-    key = true, gen = true, -- the proxy's own (const) members: see struct sipscope_fields
 }
 -- The engine's own call fields that --events-fields turns on (core/call_cdr.h), from setup.
 -- A rule's write of one into d.cdr is an error when it runs (not at load: a rule file from
@@ -126,18 +125,46 @@ end
 -- plain table reg_fields, for the dispatch generation reg_gen. Rules write through a small
 -- cdata proxy holding (slot, 0) or (REG_KEY, generation), which writes only while it is still
 -- current (no closure, no weak map, no Lua pattern). A call's proxy is kept in cdr_proxies
--- (d.cdr is read in most of a call's hooks): it is current while it is its slot's.
+-- (d.cdr is read in most of a call's hooks): it is current while it is its slot's, that very
+-- object (rawequal: a later call's proxy of the same slot has the same value).
 local byte = string.byte
 local new_table = require "table.new"
 local table_clear = require "table.clear"
 
--- const: an FFI struct's members are read and written directly, never through __index and
--- __newindex, so d.cdr.key = x would otherwise repoint the proxy; now it is an error, and the
--- two names are reserved (RESERVED_FIELDS).
+-- The proxy is a pointer to an incomplete struct, as the handles are, whose value encodes (key,
+-- gen): it has no members, so that every name goes to __index and __newindex. It was a struct
+-- of two const doubles, key and gen, which FFI reads and writes before any metamethod: d.cdr.key
+-- read the call's slot, and d.cdr.key = x raised LuaJIT's "attempt to write to constant
+-- location", which names no field.
 ffi.cdef [[
-struct sipscope_fields { const double key, gen; };
+struct sipscope_fields;
 ]]
+local FIELDS_PTR = ffi.typeof("struct sipscope_fields *")
 local REG_KEY, DEAD_KEY = -1, -2 -- proxy keys of r.event and of writes that go nowhere
+
+-- A proxy's value: 4 * slot for a call's fields (slot > 0), 4 * gen + 2 for r.event's, 3 for
+-- writes that go nowhere (never 0: a NULL pointer cdata compares equal to nil).
+local function Fields(key, gen)
+    local v = 3
+    if key > 0 then
+        v = key * 4
+    elseif key == REG_KEY then
+        v = gen * 4 + 2
+    end
+    return (ffi_cast(FIELDS_PTR, v))
+end
+
+-- The (key, gen) of proxy p.
+local function proxy_key(p)
+    local v = tonumber(ffi_cast(uintptr, p))
+    local tag = v % 4
+    if tag == 0 then
+        return v / 4, 0
+    elseif tag == 2 then
+        return REG_KEY, (v - 2) / 4
+    end
+    return DEAD_KEY, 0
+end
 local reg_fields, reg_gen -- the fields of the registration change being dispatched
 local cdr_proxies = {} -- call slot -> the proxy of its fields
 -- enum event_field_type (core/call_fields.h)
@@ -224,7 +251,7 @@ local function set_field(p, k, v, level)
         error("sipscope: event field '" .. k .. "' must be a string, number or " ..
             "boolean, got a " .. tv, level)
     end
-    local key = p.key
+    local key, gen = proxy_key(p)
     if key > 0 then
         if tv == "string" then
             store_call_field(p, key, k, FIELD_STRING, v, #v, 0, level + 1)
@@ -235,17 +262,17 @@ local function set_field(p, k, v, level)
         else
             store_call_field(p, key, k, FIELD_NONE, nil, 0, 0, level + 1)
         end
-    elseif key == REG_KEY and reg_gen == p.gen then
+    elseif key == REG_KEY and reg_gen == gen then
         reg_fields[k] = v
     end
 end
 
-local Fields = ffi.metatype("struct sipscope_fields", {
+ffi.metatype("struct sipscope_fields", {
     __index = function(p, k)
         if type(k) ~= "string" then
             return nil
         end
-        local key = p.key
+        local key, gen = proxy_key(p)
         if key > 0 then
             if not rawequal(cdr_proxies[key], p) then
                 return nil
@@ -258,7 +285,7 @@ local Fields = ffi.metatype("struct sipscope_fields", {
             elseif ty == FIELD_BOOLEAN then
                 return field_out[0].boolean ~= 0
             end
-        elseif key == REG_KEY and reg_gen == p.gen then
+        elseif key == REG_KEY and reg_gen == gen then
             return reg_fields[k]
         end
         return nil
@@ -276,20 +303,20 @@ local Fields = ffi.metatype("struct sipscope_fields", {
 -- (d.cdr) the bytes go from C memory to the store with no Lua string made; r.event's fields are
 -- a Lua table, which gets the string. Errors are raised at level (error()'s, from here).
 local function set_field_text(p, k, ptr, n, level)
-    local key = p.key
+    local key, gen = proxy_key(p)
     if key > 0 then
         if ptr ~= nil then
             store_call_field(p, key, k, FIELD_STRING, ptr, n, 0, level + 1)
         else
             store_call_field(p, key, k, FIELD_NONE, nil, 0, 0, level + 1)
         end
-    elseif key == REG_KEY and reg_gen == p.gen then
+    elseif key == REG_KEY and reg_gen == gen then
         reg_fields[k] = ptr ~= nil and ffi_string(ptr, n) or nil
     end
 end
 
 local function check_fields_arg(c, method)
-    if not ffi.istype(Fields, c) then
+    if not ffi.istype(FIELDS_PTR, c) then
         error("sipscope: m:" .. method .. " takes d.cdr or r.event first", 3)
     end
 end
@@ -564,10 +591,10 @@ function M.copy_fields(h, c, entries, n, list, clash)
     if not is_current_message(h) then
         error("sipscope: copier:copy(m, c) takes the message of the running hook", 3)
     end
-    if not ffi.istype(Fields, c) then
+    if not ffi.istype(FIELDS_PTR, c) then
         error("sipscope: copier:copy(m, c) takes d.cdr or r.event as c", 3)
     end
-    local key = c.key
+    local key, gen = proxy_key(c)
     if key > 0 then
         if clash ~= nil then
             engine_field_error(clash, 4)
@@ -575,7 +602,7 @@ function M.copy_fields(h, c, entries, n, list, clash)
         if rawequal(cdr_proxies[key], c) then
             check_stored(api.call_fields_copy(api.bridge, key, entries, n), 4)
         end
-    elseif key == REG_KEY and reg_gen == c.gen then
+    elseif key == REG_KEY and reg_gen == gen then
         for i = 1, #list do -- rare (registrations): field by field
             local f = list[i]
             if f.header then

@@ -607,6 +607,35 @@ return {on_message = function(m) require("sipscope").field_copier{x = "src_ip"} 
         e:close()
     end)
 
+    it("takes key and gen as field names like any other, in d.cdr and r.event", function()
+        -- They were the proxy's own const members: reading d.cdr.key gave the call's slot, and
+        -- writing it raised "attempt to write to constant location", naming no field.
+        local path = t.write_rule("keygen.lua", [[
+return {
+  on_dialog_start = function(d)
+    d.cdr.before = tostring(d.cdr.key) .. "/" .. tostring(d.cdr.gen)
+    d.cdr.key = "k1"
+    d.cdr.gen = 2
+  end,
+  on_dialog_end = function(d) d.cdr.back = d.cdr.key .. "/" .. d.cdr.gen end,
+  on_register = function(r)
+    r.event.key = "rk"
+    r.event.gen = 3
+    r.event.back = r.event.key .. "/" .. r.event.gen
+  end,
+}]])
+        local e = new_engine{rules = {path}, events = true}
+        t.call(e, {call_id = "c1", time = 1})
+        register_alice(e)
+        local lines = read_lines(e)
+        assert.are.equal(2, #lines)
+        assert.are.equal('"back":"k1/2","before":"nil/nil","gen":2,"key":"k1"}',
+            rule_fields(lines[1]))
+        assert.are.equal('"back":"rk/3","gen":3,"key":"rk"}', rule_fields(lines[2]))
+        assert.is_nil(e:exposition():find("sipscope_rule_errors_total{", 1, true))
+        e:close()
+    end)
+
     it("never gives a call the fields written after another call's end", function()
         -- The 486 ends c1 before on_response runs: its write goes nowhere. c2 then reuses
         -- c1's slot (d.vars takes it first) and must not inherit the write.
