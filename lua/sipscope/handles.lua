@@ -800,6 +800,30 @@ local function call_slot(create)
     return slot
 end
 
+-- The d.vars of a call that has ended and has no slot (its vars were dropped after the message
+-- that ended it, or it never had any): nothing would free a slot made now. One empty table per
+-- rule that refuses writes, so that a write is an error rather than lost in a new table at each
+-- read. A rawset or table.insert still gets in: the table is emptied at each d.vars.
+local ENDED_VARS_MT = {
+    __newindex = function(_, k)
+        error("sipscope: d.vars is read-only once the call has ended (tried to set '" ..
+            tostring(k) .. "'): a call's vars live until the message that ends it", 2)
+    end,
+    __metatable = false,
+}
+local ended_vars = setmetatable({}, {__mode = "k"}) -- rule -> its table
+
+local function ended_vars_of(rule)
+    local t = ended_vars[rule]
+    if t == nil then
+        t = setmetatable({}, ENDED_VARS_MT)
+        ended_vars[rule] = t
+    elseif next(t) ~= nil then
+        table_clear(t)
+    end
+    return t
+end
+
 -- d.vars: the current rule's scratch table for this call, until the call ends: in the rule's
 -- var_slots under the call's slot.
 function DLG.vars()
@@ -812,7 +836,7 @@ function DLG.vars()
             return t
         end
     elseif box.d_state == DIALOG_ENDED then
-        return {} -- the call has ended: nothing would ever free it
+        return (ended_vars_of(S.current))
     end
     slot = call_slot(true)
     t = new_table(0, 4) -- a few fields without growing the table field by field

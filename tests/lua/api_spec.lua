@@ -432,6 +432,38 @@ return {
         e:close()
     end)
 
+    it("give an ended call's late messages one read-only vars table, which refuses writes", function()
+        -- The BYE ends the call: its vars are still there for it. The 200 to the BYE comes
+        -- after: they were dropped, and d.vars is an empty table that refuses writes (it was a
+        -- new writable table at each read: writes were lost).
+        local e = engine [[
+return {
+  on_message = function(m)
+    local d = m.dialog
+    if d == nil then return end
+    if d.state ~= "ended" then d.vars.x = "live"; return end
+    local k = m.method or tostring(m.status)
+    local a, b = d.vars, d.vars
+    see(k .. "_same", rawequal(a, b))
+    see(k .. "_x", a.x)
+    local ok, err = pcall(function() a.x = 1 end)
+    see(k .. "_write", ok and "ok" or err:sub((err:find("sipscope: ", 1, true))))
+    see(k .. "_x_after", d.vars.x)
+  end,
+}]]
+        t.call(e, {call_id = "v1", time = 0})
+        assert.are.equal(1, seen(e, "BYE_same", true))
+        assert.are.equal(1, seen(e, "BYE_x", "live"))
+        assert.are.equal(1, seen(e, "BYE_write", "ok"))
+        assert.are.equal(1, seen(e, "BYE_x_after", 1))
+        assert.are.equal(1, seen(e, "200_same", true))
+        assert.are.equal(1, seen(e, "200_x", nil))
+        assert.are.equal(1, seen(e, "200_write", "sipscope: d.vars is read-only once the " ..
+            "call has ended (tried to set 'x'): a call's vars live until the message that ends it"))
+        assert.are.equal(1, seen(e, "200_x_after", nil))
+        e:close()
+    end)
+
     it("report a rejected call and a timeout", function()
         local e = engine([[
 return {on_dialog_end = function(d) see(d.call_id, d.end_reason .. "/" .. tostring(d.final_code)) end}]],
