@@ -248,6 +248,7 @@ struct cli {
     int fields_set; /* --events-fields given */
     int decap_set;  /* --decapsulate given */
     const char *rule_flag; /* the last of --lua-memory, --rule-budget, --max-series given */
+    int help, version;     /* --help, --version: answered once the whole line is checked */
 };
 
 /* A timer's duration: zero would end every transaction or call as it starts (a timeout, SER 0
@@ -507,11 +508,11 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             cfg->rules.max_series = (uint32_t)v;
             break;
         case OPT_HELP:
-            usage(stdout);
-            exit(EXIT_OK);
+            cli->help = 1;
+            break;
         case OPT_VERSION:
-            printf("sipscope %s\n", SIPSCOPE_VERSION);
-            exit(EXIT_OK);
+            cli->version = 1;
+            break;
         case ':':
             fprintf(stderr, "sipscope: %s needs a value (see --help)\n", argv[optind - 1]);
             return -EINVAL;
@@ -540,6 +541,16 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
     if (optind < argc) {
         fprintf(stderr, "sipscope: unexpected argument \"%s\" (see --help)\n", argv[optind]);
         return -EINVAL;
+    }
+    /* After the whole line is read, as any other flag: "--help extra" (or getopt's permuted
+     * "extra --help") is a wrong command line, not a request for help. */
+    if (cli->help) {
+        usage(stdout);
+        exit(EXIT_OK);
+    }
+    if (cli->version) {
+        printf("sipscope %s\n", SIPSCOPE_VERSION);
+        exit(EXIT_OK);
     }
     /* Timers B and F default to 64*T1 (RFC 3261 §17.1.1.2, §17.1.2.2), also for a changed T1. */
     if (!cli->timer_b_set)

@@ -250,7 +250,15 @@ check "the unreadable end is counted as such" \
 
 expect "help" 0 "" --help
 check "help lists every flag group" grep -q -- "--web.listen-address" "$work/out"
+# What follows --help or --version is checked as on any other line: a stray argument, before or
+# after it (getopt moves it to the end), or an unknown flag is a wrong command line.
+expect "help with a stray argument" 2 '^sipscope: unexpected argument "extra" \(see --help\)$' \
+    --help extra
+check "in one line, with no help printed" test "$(wc -l <"$work/err")" = 1 -a ! -s "$work/out"
+expect "a stray argument before help" 2 '^sipscope: unexpected argument "extra"' extra --help
+expect "help with an unknown flag" 2 "^sipscope: unknown flag --bogus" --help --bogus
 expect "version" 0 "" --version
 check "version prints the version" grep -qE '^sipscope [0-9]+\.[0-9]+\.[0-9]+$' "$work/out"
+expect "version with a stray argument" 2 '^sipscope: unexpected argument "extra"' --version extra
 echo "$passed passed, $failed failed, 0 skipped"
 [ "$failed" = 0 ]
