@@ -128,3 +128,21 @@ int config_parse_names(const char *text, const char *const *names, unsigned n, u
     *bits = got;
     return 0;
 }
+
+int config_list_unique(const char *text, char *err, size_t errlen)
+{
+    for (const char *p = text; *p; p += *p == ',') {
+        size_t len = strcspn(p, ",");
+        /* Every earlier item against this one: a command line's list is short. */
+        for (const char *q = text; len && q < p; q += *q == ',') {
+            size_t qlen = strcspn(q, ",");
+            if (qlen == len && memcmp(q, p, len) == 0) {
+                snprintf(err, errlen, "'%.*s' is listed twice", (int)(len > 64 ? 64 : len), p);
+                return -EINVAL;
+            }
+            q += qlen;
+        }
+        p += len;
+    }
+    return 0;
+}

@@ -25,4 +25,10 @@ int config_parse_size(const char *text, uint64_t *bytes, char *err, size_t errle
 int config_parse_names(const char *text, const char *const *names, unsigned n, unsigned *bits,
                        char *err, size_t errlen);
 
+/* Checks that no item of a comma-separated list repeats an earlier one, byte for byte
+ * ("lo,eth0,lo": 'lo'). Empty items are not compared: the list's own parser refuses or skips
+ * them. A repeat on a command line is a typo (an item meant, another forgotten), whatever the
+ * list names. Returns 0, or -EINVAL with "'ITEM' is listed twice" in err[errlen]. */
+int config_list_unique(const char *text, char *err, size_t errlen);
+
 #endif

@@ -213,6 +213,7 @@ static void usage(FILE *out)
             "  --log.level LEVEL        error, warn, info or debug [info]\n"
             "  --help                   this text\n"
             "  --version                version\n"
+            "  A LIST is comma-separated, each item once (a port in two ranges is twice).\n"
             "\n"
             "Signals: SIGHUP reloads the rules and opens the --events file again (after a\n"
             "rotation); SIGTERM and SIGINT stop gracefully.\n"
@@ -426,7 +427,11 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             break;
         }
         case OPT_INTERFACE:
+            /* Wrong flags, told before anything is attached (status 2, not 1). Two names of one
+             * interface (an altname) are found only when the capture resolves them. */
             rc = list_once("--interface", cli->interfaces != NULL, err, sizeof(err));
+            if (!rc)
+                rc = config_list_unique(optarg, err, sizeof(err));
             cli->interfaces = optarg;
             break;
         case OPT_SNAPLEN:
@@ -446,6 +451,8 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             rc = config_parse_names(optarg, names, 4, &bits, why, sizeof(why));
             if (rc)
                 snprintf(err, sizeof(err), "--decapsulate: %s", why);
+            else
+                rc = config_list_unique(optarg, err, sizeof(err));
             cfg->decap = ((bits & 1) ? DECODE_VXLAN : 0) | ((bits & 6) ? DECODE_GRE : 0) |
                          ((bits & 8) ? DECODE_HEP : 0);
             break;
@@ -484,6 +491,8 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             rc = list_once("--events-fields", cli->fields_set, err, sizeof(err));
             if (!rc)
                 rc = call_cdr_parse_fields(optarg, &cfg->events_fields, err, sizeof(err));
+            if (!rc)
+                rc = config_list_unique(optarg, err, sizeof(err));
             cli->fields_set = 1;
             break;
         case OPT_LUA_MEMORY:
@@ -572,14 +581,6 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
             if (cli->n_ifaces == MAX_INTERFACES) {
                 fprintf(stderr, "sipscope: more than %d interfaces\n", MAX_INTERFACES);
                 return -EINVAL;
-            }
-            /* Wrong flags, told before anything is attached (status 2, not 1). Two names of one
-             * interface (an altname) are found only when the capture resolves them. */
-            for (size_t i = 0; i < cli->n_ifaces; i++) {
-                if (strcmp(cli->iface_names[i], name) == 0) {
-                    fprintf(stderr, "sipscope: --interface: '%s' is listed twice\n", name);
-                    return -EINVAL;
-                }
             }
             cli->iface_names[cli->n_ifaces++] = name;
         }

@@ -61,8 +61,15 @@ int portset_parse(struct portset *set, const char *text, char *err, size_t errle
                 return -EINVAL;
             }
         }
-        for (long port = lo; port <= hi; port++)
+        for (long port = lo; port <= hi; port++) {
+            /* A port in two items ("5060,5060", ranges that overlap) is a typo: one item was
+             * meant, another forgotten. */
+            if (portset_has(set, (uint16_t)port)) {
+                snprintf(err, errlen, "port %ld is listed twice in \"%s\"", port, text);
+                return -EINVAL;
+            }
             portset_add(set, (uint16_t)port);
+        }
         if (*p == '\0')
             return 0;
         if (*p != ',') {

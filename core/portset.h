@@ -14,7 +14,8 @@ struct portset {
 
 /* Parses a comma-separated list of ports and inclusive ranges (1..65535) into set, which is
  * cleared first. Spaces around items are allowed. Returns 0, or -EINVAL with a one-line reason
- * in err[errlen] (empty item, not a number, port 0 or above 65535, range backwards). */
+ * in err[errlen] (empty item, not a number, port 0 or above 65535, range backwards, a port in two
+ * items: "5060,5060", "5060-5070,5065"). */
 int portset_parse(struct portset *set, const char *text, char *err, size_t errlen);
 
 static inline bool portset_has(const struct portset *set, uint16_t port)

@@ -98,6 +98,26 @@ for flag_values in "--sip-ports 5060 5061" "--interface lo lo2" "--decapsulate v
     expect "$1 twice" 2 "^sipscope: $1 given twice: give one comma-separated list" \
         --read "$fixture" --print --events "$work/twice.json" "$1" "$2" "$1" "$3"
 done
+# A list naming one item twice is a typo (one item meant, another forgotten): refused, the flag
+# and the item named. Ports count by number: a range that covers a port listed elsewhere names it
+# twice too.
+expect "a tunnel listed twice" 2 "^sipscope: --decapsulate: 'vxlan' is listed twice\$" \
+    --read "$fixture" --print --decapsulate gre,vxlan,hep,vxlan
+expect "an events field listed twice" 2 "^sipscope: --events-fields: 'pdd' is listed twice\$" \
+    --read "$fixture" --events "$work/twice.json" --events-fields pdd,codec,pdd
+expect "a port listed twice" 2 \
+    '^sipscope: --sip-ports: port 5060 is listed twice in "5060,5060"$' \
+    --read "$fixture" --print --sip-ports 5060,5060
+expect "a port in two ranges" 2 \
+    '^sipscope: --sip-ports: port 5065 is listed twice in "5060-5070,5065-5080"$' \
+    --read "$fixture" --print --sip-ports 5060-5070,5065-5080
+expect "a port and a range that covers it" 2 \
+    '^sipscope: --sip-ports: port 5061 is listed twice in "5061,5060-5062"$' \
+    --read "$fixture" --print --sip-ports 5061,5060-5062
+# Ranges that meet without overlapping, and the tunnels GRE and ERSPAN (two names of what is
+# opened, both meant by who writes them) are no repeat.
+expect "adjacent port ranges" 0 "" --read "$fixture" --print --sip-ports 5060-5061,5062-5070
+expect "gre and erspan" 0 "" --read "$fixture" --print --decapsulate gre,erspan
 expect "--events twice" 2 "--events given twice" --read "$fixture" --events "$work/a.json" \
     --events "$work/b.json" --print
 expect "--read that outputs nothing" 2 \

@@ -78,4 +78,26 @@ TEST(name_lists_set_bits_and_refuse_what_they_do_not_know)
     CHECK_INT(config_parse_names("vxlanx", names, 2, &bits, err, sizeof(err)), -EINVAL);
 }
 
+TEST(a_list_item_repeated_is_named)
+{
+    char err[128];
+    CHECK_INT(config_list_unique("lo,eth0,lo", err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "'lo' is listed twice");
+    CHECK_INT(config_list_unique("a,b,c,b,a", err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "'b' is listed twice");
+    CHECK_INT(config_list_unique("pdd,pdd", err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "'pdd' is listed twice");
+}
+
+TEST(a_list_of_different_items_passes)
+{
+    char err[128] = "";
+    /* Byte for byte: a prefix, a longer name and another case are other items; empty items are
+     * left to the list's parser. */
+    const char *good[] = {"lo", "lo,lo0,l,LO", "eth0,,eth1", ",", "", "gre,erspan", "a,"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        CHECK_INT(config_list_unique(good[i], err, sizeof(err)), 0);
+    CHECK_STR(err, "");
+}
+
 TEST_MAIN()
