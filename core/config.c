@@ -19,6 +19,7 @@ int config_parse_duration(const char *text, uint64_t *ns, char *err, size_t errl
 {
     const char *p = text;
     double total = 0;
+    size_t last = sizeof(units) / sizeof(units[0]); /* the unit before: none yet */
 
     if (!*p)
         goto bad;
@@ -41,6 +42,14 @@ int config_parse_duration(const char *text, uint64_t *ns, char *err, size_t errl
         }
         if (!best_len)
             goto bad;
+        /* As Prometheus has it (Go sums any order): "1s1s" or "1m2h" is more likely a typo,
+         * 11s or 1h2m meant, than a sum. units[] runs from the smallest. */
+        if (best >= last) {
+            snprintf(err, errlen,
+                     "invalid duration \"%s\": each unit once, the largest first (1h30m)", text);
+            return -EINVAL;
+        }
+        last = best;
         total += v * units[best].ns;
         p += best_len;
     }

@@ -7,8 +7,10 @@
 #include <stdint.h>
 
 /* Parses a duration like Go and Prometheus write them: one or more number+unit pairs, units
- * ns, us, ms, s, m, h, d ("500ms", "32s", "1h30m", "0.5s"). Returns 0 and sets *ns, or -EINVAL
- * (no unit, unknown unit, negative, or overflow) with a reason in err[errlen]. */
+ * ns, us, ms, s, m, h, d ("500ms", "32s", "1h30m", "0.5s"), each unit at most once and the
+ * larger first, as Prometheus requires ("1s1s" and "1m2h" are refused). Returns 0 and sets *ns,
+ * or -EINVAL (no unit, unknown unit, a unit twice or out of order, negative, or overflow) with
+ * a reason in err[errlen]. */
 int config_parse_duration(const char *text, uint64_t *ns, char *err, size_t errlen);
 
 /* Parses a whole number in [min, max]. Returns 0 or -EINVAL with a reason. */

@@ -45,6 +45,19 @@ expect "stray argument" 2 'unexpected argument "extra"' --read "$fixture" extra
 # A value's error names its flag: with several flags on a line, "invalid number" alone does not
 # say which one to fix.
 expect "bad duration" 2 '^sipscope: --timer-t1: invalid duration "5"' --read "$fixture" --timer-t1 5
+# Compound durations are written as Prometheus writes them: each unit once, the largest first.
+# A unit given twice or out of order is a typo ("1s1s" meant 11s? "1m2h" meant 1h2m?): refused,
+# the flag named.
+expect "a duration with a unit twice" 2 \
+    '^sipscope: --timer-t1: invalid duration "1s1s": each unit once, the largest first \(1h30m\)$' \
+    --read "$fixture" --print --timer-t1 1s1s
+expect "a duration with its units out of order" 2 \
+    '^sipscope: --max-call-age: invalid duration "1m2h": each unit once, the largest first' \
+    --read "$fixture" --print --max-call-age 1m2h
+expect "a dedup window with a unit twice" 2 '^sipscope: --dedup-window: invalid duration "1ms1ms"' \
+    --read "$fixture" --print --dedup-window 1ms1ms
+expect "a compound duration" 0 "" --read "$fixture" --print --timer-c 2m30s --max-call-age 1d2h3m \
+    --timer-t1 0s500ms
 # A zero timer would time out every transaction or call at once (SER 0 on answered calls);
 # so would a zero --max-call-age, which is no "no limit".
 # And one past a year is a typo, which 64 x T1 in 64-bit nanoseconds would wrap at some

@@ -20,6 +20,21 @@ TEST(durations_take_go_style_units)
     CHECK_INT(ns, 14400000000000ULL);
     CHECK_INT(config_parse_duration("250us", &ns, err, sizeof(err)), 0);
     CHECK_INT(ns, 250000);
+    /* 86400 + 7200 + 180 + 4 seconds, 5 ms, 6 us, 7 ns. */
+    CHECK_INT(config_parse_duration("1d2h3m4s5ms6us7ns", &ns, err, sizeof(err)), 0);
+    CHECK_INT(ns, 93784005006007ULL);
+}
+
+TEST(durations_take_each_unit_once_the_largest_first)
+{
+    uint64_t ns = 7;
+    char err[128];
+    const char *bad[] = {"1s1s", "1m2h", "500ms1s", "1h30m1h", "1ms500us1ms", "0s0s", "1d1d"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_INT(config_parse_duration(bad[i], &ns, err, sizeof(err)), -EINVAL);
+    CHECK_INT(ns, 7);
+    CHECK_INT(config_parse_duration("1m2h", &ns, err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "invalid duration \"1m2h\": each unit once, the largest first (1h30m)");
 }
 
 TEST(durations_without_unit_or_with_garbage_are_rejected)
