@@ -175,7 +175,7 @@ static void usage(FILE *out)
             "                           (no job: not with --read, --print, --events, --rules\n"
             "                           or the web flags)\n"
             "  --lua-memory SIZE        Lua heap cap [64MiB]\n"
-            "  --rule-budget DURATION   CPU time one rule call may use [5ms]\n"
+            "  --rule-budget DURATION   CPU time one rule call may use, 100us to 1s [5ms]\n"
             "  --max-series N           series cap of each rule metric family [1000]\n"
             "  --events FILE            one JSON line per finished call (CDR) and per\n"
             "                           registration change (\"-\": standard output); live,\n"
@@ -507,8 +507,11 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
         case OPT_RULE_BUDGET:
             cli->rule_flag = "--rule-budget";
             rc = config_parse_duration(optarg, &cfg->rules.budget_ns, err, sizeof(err));
-            if (!rc && cfg->rules.budget_ns < 100000) {
+            if (!rc && cfg->rules.budget_ns < LUA_BRIDGE_MIN_BUDGET_NS) {
                 snprintf(err, sizeof(err), "--rule-budget must be at least 100us");
+                rc = -EINVAL;
+            } else if (!rc && cfg->rules.budget_ns > LUA_BRIDGE_MAX_BUDGET_NS) {
+                snprintf(err, sizeof(err), "--rule-budget must be at most 1s");
                 rc = -EINVAL;
             }
             break;
