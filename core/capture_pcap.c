@@ -100,6 +100,7 @@ struct capture_pcap {
     size_t populated; /* pages before it were populated; SIZE_MAX when the kernel cannot */
     volatile sig_atomic_t cut; /* the file shrank while mapped (on_sigbus): it ends here */
     uint32_t snaplen;
+    uint64_t overlong; /* records longer than snaplen, cut to it (capture_pcap_overlong) */
     bool swapped; /* written in the other byte order (pcapng: the current section is) */
     bool nsec;    /* fractions are nanoseconds, not microseconds */
     /* pcapng */
@@ -417,7 +418,10 @@ static int map_next(struct capture_pcap *cap, struct capture_frame *frame, char 
         return -EIO;
     }
     cap->off += caplen;
-    /* A record longer than the file's snap length is cut to it, as libpcap does. */
+    /* A record longer than the file's snap length is cut to it, as libpcap does; counted, for
+     * the advice at the end of the read is then to mend the header, not to capture again. */
+    if (caplen > cap->snaplen)
+        cap->overlong++;
     fill_frame(frame, h + PCAP_REC_HDR, caplen > cap->snaplen ? cap->snaplen : caplen, len,
                clamp_ns(sec, frac), cap->link);
     return 1;
@@ -1190,6 +1194,12 @@ int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, cha
     if (cap->reader == READ_PCAPNG)
         return ng_next(cap, frame, err, errlen);
     return libpcap_next(cap, frame, err, errlen);
+}
+
+uint64_t capture_pcap_overlong(const struct capture_pcap *cap, uint32_t *snaplen)
+{
+    *snaplen = cap->snaplen;
+    return cap->reader == READ_PCAP_MAPPED ? cap->overlong : 0;
 }
 
 bool capture_pcap_in_place(const struct capture_pcap *cap)

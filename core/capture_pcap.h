@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "capture.h"
 
@@ -52,6 +53,14 @@ int capture_pcap_next(struct capture_pcap *cap, struct capture_frame *frame, cha
  * the next call. False when it is read through a buffer or by libpcap (standard input, a pipe,
  * rare pcap variants). Either way the frames and the errors are the same. */
 bool capture_pcap_in_place(const struct capture_pcap *cap);
+
+/* Records read so far that held more bytes than the file header's snap length, cut to it as
+ * libpcap cuts them, with that snap length in *snaplen: the file has the bytes, its header is
+ * wrong (a writer's error), and a capture with a larger snap length would not help. Only the
+ * in-place classic pcap reader can tell: 0 for pcapng (a longer packet is read whole there) and
+ * for what libpcap reads (standard input, a pipe, rare variants), where such a record looks
+ * like one cut when captured. */
+uint64_t capture_pcap_overlong(const struct capture_pcap *cap, uint32_t *snaplen);
 
 /* Closes the file (never standard input itself). NULL is accepted. */
 void capture_pcap_free(struct capture_pcap *cap);

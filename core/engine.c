@@ -850,6 +850,12 @@ int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void
     if (rc < 0 && rc != -EINTR)
         health_parse_error(e->health, HEALTH_L2,
                            rc == -EIO ? "capture_file_truncated" : "capture_file_unreadable");
+    uint32_t snaplen;
+    uint64_t overlong = capture_pcap_overlong(cap, &snaplen);
+    if (overlong) {
+        e->losses.overlong += overlong;
+        e->losses.overlong_snaplen = snaplen;
+    }
     capture_pcap_free(cap);
     engine_publish(e);
     return rc < 0 ? rc : 0;

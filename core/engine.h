@@ -147,10 +147,14 @@ struct metrics *engine_metrics(struct engine *e);
 
 /* What the capture lost inside the packets, since engine_new: frames cut short, at the snap
  * length or by a mirror (sipscope_capture_truncated_total), and SIP messages that end before
- * their header block does (sipscope_parse_errors_total{stage="sip",reason="incomplete"}). For
+ * their header block does (sipscope_parse_errors_total{stage="sip",reason="incomplete"}). Of
+ * the frames cut, overlong were whole in a file whose header gives a smaller snap length
+ * (overlong_snaplen, the last such file's), cut to it on reading (capture_pcap_overlong). For
  * a summary at the end of an offline read; the view lives as long as e. */
 struct engine_losses {
     uint64_t truncated, incomplete;
+    uint64_t overlong;
+    uint32_t overlong_snaplen;
 };
 const struct engine_losses *engine_losses(const struct engine *e);
 

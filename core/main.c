@@ -714,20 +714,45 @@ static const char *signal_name(int signo)
 /* At the end of a read, one line on stderr when the capture lost bytes inside its packets: a
  * small snap length (editcap -s 200) can cut every SIP message, and a job that printed only
  * zeros with nothing said looks like a capture with no SIP. The metrics count both; the exit
- * status is unchanged (the file was read as it is). */
+ * status is unchanged (the file was read as it is). A file can also hold records longer than
+ * its header's snap length (a writer that put a wrong one there): libpcap cuts them to it, and
+ * so does the reader; capturing again would not help there, mending the header would (262144:
+ * libpcap's largest, which the in-place reader takes). */
 static void report_losses(struct engine *e, const char *path)
 {
     const struct engine_losses *l = engine_losses(e);
+    const char *name = strcmp(path, "-") == 0 ? "standard input" : path;
+    /* Each such record is also a frame cut (wirelen above its caplen), unless the record says
+     * it was shorter on the wire than in the file: malformed, and not counted as cut. */
+    uint64_t header = l->overlong < l->truncated ? l->overlong : l->truncated;
 
     if (!l->truncated && !l->incomplete)
         return;
-    fprintf(stderr,
-            "sipscope: %s: %llu frame%s cut at the snap length, %llu SIP message%s incomplete: "
-            "what was lost is not counted in the metrics (capture with a larger snap length, "
-            "e.g. tcpdump -s 0)\n",
-            strcmp(path, "-") == 0 ? "standard input" : path, (unsigned long long)l->truncated,
-            l->truncated == 1 ? "" : "s", (unsigned long long)l->incomplete,
-            l->incomplete == 1 ? "" : "s");
+    if (header && header == l->truncated)
+        fprintf(stderr,
+                "sipscope: %s: %llu frame%s cut to the snap length of the file's header (%u "
+                "bytes), %llu SIP message%s incomplete: what was lost is not counted in the "
+                "metrics (the file holds them whole: its header is wrong, not the capture; "
+                "libpcap cuts them too; set the header's snap length, bytes 16-19, to 262144)\n",
+                name, (unsigned long long)header, header == 1 ? "" : "s", l->overlong_snaplen,
+                (unsigned long long)l->incomplete, l->incomplete == 1 ? "" : "s");
+    else if (header)
+        fprintf(stderr,
+                "sipscope: %s: %llu frame%s cut at the snap length (%llu of them by the file's "
+                "header only, %u bytes, though the file holds them whole), %llu SIP message%s "
+                "incomplete: what was lost is not counted in the metrics (capture with a larger "
+                "snap length, e.g. tcpdump -s 0; and set the header's snap length, bytes 16-19, "
+                "to 262144)\n",
+                name, (unsigned long long)l->truncated, l->truncated == 1 ? "" : "s",
+                (unsigned long long)header, l->overlong_snaplen, (unsigned long long)l->incomplete,
+                l->incomplete == 1 ? "" : "s");
+    else
+        fprintf(stderr,
+                "sipscope: %s: %llu frame%s cut at the snap length, %llu SIP message%s "
+                "incomplete: what was lost is not counted in the metrics (capture with a larger "
+                "snap length, e.g. tcpdump -s 0)\n",
+                name, (unsigned long long)l->truncated, l->truncated == 1 ? "" : "s",
+                (unsigned long long)l->incomplete, l->incomplete == 1 ? "" : "s");
 }
 
 /* The offline job: read the file, print and/or serve its final metrics; events: there is an

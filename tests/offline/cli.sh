@@ -245,6 +245,46 @@ what was lost is not counted in the metrics \(capture with a larger snap length,
 check "in one line" test "$(wc -l <"$work/err")" = 1
 check "which the metrics count too" \
     grep -qx 'sipscope_capture_truncated_total{iface="file"} 21' "$work/out"
+# A file whose header gives a snap length (200) below its records' lengths: the frames are whole
+# in the file (tshark reads all 21, each longer than 200 bytes: every SIP message), but libpcap
+# cuts each to the header's snap length, and so does sipscope. No larger capture would help: the
+# advice is to mend the header. Then the same with the first 10 records really cut to 200 when
+# captured: both causes, and both remedies, are said.
+python3 - "$fixture" "$work/hdr200.pcap" "$work/mixed200.pcap" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+whole = bytearray(data)
+whole[16:20] = struct.pack("<I", 200)  # the header's snap length, nothing else changed
+open(sys.argv[2], "wb").write(whole)
+out, off, i = bytearray(whole[:24]), 24, 0
+while off < len(data):
+    sec, usec, incl, orig = struct.unpack("<IIII", data[off:off + 16])
+    keep = min(incl, 200) if i < 10 else incl
+    out += struct.pack("<IIII", sec, usec, keep, orig) + data[off + 16:off + 16 + keep]
+    off += 16 + incl
+    i += 1
+open(sys.argv[3], "wb").write(out)
+PY
+expect "records longer than the header's snap length" 0 \
+    "^sipscope: $work/hdr200.pcap: 21 frames cut to the snap length of the file's header \(200 \
+bytes\), 21 SIP messages incomplete: what was lost is not counted in the metrics \(the file \
+holds them whole: its header is wrong, not the capture; libpcap cuts them too; set the header's \
+snap length, bytes 16-19, to 262144\)\$" --read "$work/hdr200.pcap" --print
+check "in one line" test "$(wc -l <"$work/err")" = 1
+check "which the metrics count as cut" \
+    grep -qx 'sipscope_capture_truncated_total{iface="file"} 21' "$work/out"
+# The advice mends it: the header's snap length set to 262144 (0x00040000, little-endian here),
+# every frame is read whole and nothing is said.
+printf '\x00\x00\x04\x00' | dd of="$work/hdr200.pcap" bs=1 seek=16 conv=notrunc status=none
+expect "the header mended as advised" 0 "" --read "$work/hdr200.pcap" --print
+check "and the capture's 3 INVITEs are read whole" \
+    grep -qx 'sip_requests_total{method="INVITE"} 3' "$work/out"
+expect "records cut when captured and records longer than the header's snap length" 0 \
+    "^sipscope: $work/mixed200.pcap: 21 frames cut at the snap length \(11 of them by the file's \
+header only, 200 bytes, though the file holds them whole\), 21 SIP messages incomplete: what was \
+lost is not counted in the metrics \(capture with a larger snap length, e.g. tcpdump -s 0; and \
+set the header's snap length, bytes 16-19, to 262144\)\$" --read "$work/mixed200.pcap" --print
+check "in one line" test "$(wc -l <"$work/err")" = 1
 expect "a whole capture says nothing" 0 "" --read "$fixture" --print
 
 expect "missing file" 1 "nothing.pcap" --read "$work/nothing.pcap" --print

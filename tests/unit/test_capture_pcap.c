@@ -488,6 +488,37 @@ TEST(record_longer_than_the_snap_length_is_cut_to_it_and_the_next_follows)
     unlink(tmp_path("snap.pcap"));
 }
 
+TEST(records_longer_than_the_headers_snap_length_are_counted_apart_from_those_cut_when_captured)
+{
+    fill_pattern();
+    struct out o = pcap_file_create("overlong.pcap", MAGIC_USEC, 1, 0);
+    fseek(o.f, 16, SEEK_SET);
+    w32(&o, 40);
+    fseek(o.f, 0, SEEK_END);
+    pcap_record(&o, 1, 0, 40, 100); /* cut when captured: 40 of 100 bytes in the file */
+    wbytes(&o, pattern, 40);
+    pcap_record(&o, 2, 0, 60, 60); /* whole in the file, longer than the header says */
+    wbytes(&o, pattern, 60);
+    pcap_record(&o, 3, 0, 41, 41); /* one byte longer */
+    wbytes(&o, pattern, 41);
+    pcap_record(&o, 4, 0, 20, 20);
+    wbytes(&o, pattern, 20);
+    fclose(o.f);
+    struct capture_pcap *cap = open_ok("overlong.pcap");
+    if (!cap)
+        return;
+    struct capture_frame fr;
+    char err[256] = "";
+    uint32_t snaplen = 0;
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 1);
+    CHECK_INT(capture_pcap_next(cap, &fr, err, sizeof err), 0);
+    CHECK_INT(capture_pcap_overlong(cap, &snaplen), 2);
+    CHECK_INT(snaplen, 40);
+    capture_pcap_free(cap);
+    unlink(tmp_path("overlong.pcap"));
+}
+
 TEST(every_cut_of_an_in_place_file_ends_as_libpcap_ends_it)
 {
     fill_pattern();
