@@ -175,7 +175,7 @@ static void usage(FILE *out)
             "                           (no job: not with --read, --print, --events, --rules\n"
             "                           or the web flags)\n"
             "  --lua-memory SIZE        Lua heap cap [64MiB]\n"
-            "  --rule-budget DURATION   CPU time one rule call may use, 100us to 1s [5ms]\n"
+            "  --rule-budget DURATION   CPU time one rule call may use, 100us to 5s [5ms]\n"
             "  --max-series N           series cap of each rule metric family [1000]\n"
             "  --events FILE            one JSON line per finished call (CDR) and per\n"
             "                           registration change (\"-\": standard output); live,\n"
@@ -511,7 +511,7 @@ static int parse_args(int argc, char **argv, struct cli *cli, struct engine_conf
                 snprintf(err, sizeof(err), "--rule-budget must be at least 100us");
                 rc = -EINVAL;
             } else if (!rc && cfg->rules.budget_ns > LUA_BRIDGE_MAX_BUDGET_NS) {
-                snprintf(err, sizeof(err), "--rule-budget must be at most 1s");
+                snprintf(err, sizeof(err), "--rule-budget must be at most 5s");
                 rc = -EINVAL;
             }
             break;
