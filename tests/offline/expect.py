@@ -52,6 +52,30 @@ def series_values(text):
     return values
 
 
+def series_set(text):
+    """An exposition's samples as {(name, frozenset of (label, value)): value}: a series'
+    identity whatever the order its labels are written in."""
+    values = {}
+    for name, labels, value in parse_exposition(text):
+        values[(name, frozenset(labels.items()))] = value
+    return values
+
+
+def scrape(binary, capture, args):
+    """series_set of `BINARY --read CAPTURE --print ARGS...`; raises if it exits non-zero."""
+    run = subprocess.run([binary, "--read", capture, "--print", *args], capture_output=True,
+                         text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"sipscope exited {run.returncode}: {run.stderr.strip()}")
+    return series_set(run.stdout)
+
+
+def series_name(key):
+    """A series_set key written back as name{label="value",...}, labels sorted."""
+    name, labels = key
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels)) + "}"
+
+
 def lookup(series, key):
     """Sum of matching series, or None when none matches."""
     name, want = split_series(key)

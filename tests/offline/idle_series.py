@@ -13,11 +13,11 @@ default "other", and the rules' own families). Prints one line per case and a cl
 usage: idle_series.py SIPSCOPE SOURCE_DIR
 """
 import os
-import re
 import struct
-import subprocess
 import sys
 import tempfile
+
+from expect import scrape, series_name  # tests/offline/expect.py, beside this script
 
 METHODS = ["INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE",
            "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", "other"]
@@ -40,8 +40,6 @@ DURATION_BUCKETS = ["1", "5", "10", "30", "60", "120", "300", "600", "1800", "36
                     "14400"]
 TABLES = ["calls", "transactions", "registrations", "registration_attempts", "reasm", "tcp"]
 
-SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def key(name, **labels):
@@ -99,38 +97,24 @@ def expected_rules():
     return want
 
 
-def scrape(binary, capture, args):
-    run = subprocess.run([binary, "--read", capture, "--print", *args], capture_output=True,
-                         text=True)
-    if run.returncode != 0:
-        raise RuntimeError(f"sipscope exited {run.returncode}: {run.stderr.strip()}")
-    out = {}
-    for line in run.stdout.splitlines():
-        m = SERIES.match(line)
-        if m:
-            out[(m.group(1), frozenset(LABEL.findall(m.group(2) or "")))] = float(m.group(3))
-    return out
 
 
-def fmt(k):
-    name, labels = k
-    return name + "{" + ",".join(f'{n}="{v}"' for n, v in sorted(labels)) + "}"
 
 
 def check(got, want):
     problems = []
     info = [k for k in got if k[0] == "sipscope_build_info"]
     if len(info) != 1 or got[info[0]] != 1 or ("capture", "pcap") not in info[0][1]:
-        problems.append(f"sipscope_build_info: {[fmt(k) for k in info]}")
-    for k in sorted(set(got) | set(want), key=fmt):
+        problems.append(f"sipscope_build_info: {[series_name(k) for k in info]}")
+    for k in sorted(set(got) | set(want), key=series_name):
         if k[0] == "sipscope_build_info":
             continue
         if k not in want:
-            problems.append(f"unexpected {fmt(k)} {got[k]:g}")
+            problems.append(f"unexpected {series_name(k)} {got[k]:g}")
         elif k not in got:
-            problems.append(f"missing {fmt(k)}")
+            problems.append(f"missing {series_name(k)}")
         elif got[k] != want[k]:
-            problems.append(f"{fmt(k)}: {got[k]:g}, expected {want[k]:g}")
+            problems.append(f"{series_name(k)}: {got[k]:g}, expected {want[k]:g}")
     return problems
 
 

@@ -15,9 +15,10 @@ missing or an extra series fails); SERIES are single values checked as given, ze
 usage: test_offline.py SIPSCOPE SOURCE_DIR OUTDIR SHARED_PCAPS
 """
 import os
-import re
 import subprocess
 import sys
+
+from expect import scrape, series_name  # tests/offline/expect.py, beside this script
 
 EXACT = ("sip_requests_total", "sip_responses_total", "sip_session_outcomes_total",
          "sip_dialogs_ended_total", "sipscope_sip_messages_total", "sipscope_parse_errors_total",
@@ -338,26 +339,10 @@ CASES = {
         merge(errors(("sip", "missing_header", 1), ("sip", "start_line", 1))), packets(2, 2, 0)),
 }
 
-SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def scrape(binary, path, args):
-    run = subprocess.run([binary, "--read", path, "--print"] + args, capture_output=True,
-                         text=True)
-    if run.returncode != 0:
-        raise RuntimeError(f"sipscope exited {run.returncode}: {run.stderr.strip()}")
-    out = {}
-    for line in run.stdout.splitlines():
-        m = SERIES.match(line)
-        if m:
-            out[(m.group(1), frozenset(LABEL.findall(m.group(2) or "")))] = float(m.group(3))
-    return out
 
 
-def fmt(key):
-    name, labels = key
-    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels)) + "}"
 
 
 def main():
@@ -375,14 +360,14 @@ def main():
         got = scrape(binary, path, [a.replace("{src}", src) for a in args])
         problems = []
         for key in sorted(set(exact) | {k for k, v in got.items() if k[0] in EXACT and v},
-                          key=fmt):
+                          key=series_name):
             want, have = exact.get(key, 0), got.get(key, 0)
             if want != have:
-                problems.append(f"{fmt(key)}: {have:g}, expected {want:g}")
+                problems.append(f"{series_name(key)}: {have:g}, expected {want:g}")
         for key, want in single.items():
             have = got.get(key)
             if have != want:
-                problems.append(f"{fmt(key)}: {have}, expected "
+                problems.append(f"{series_name(key)}: {have}, expected "
                                 f"{'absent' if want is None else format(want, 'g')}")
         if problems:
             failed += 1
