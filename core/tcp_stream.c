@@ -29,6 +29,7 @@ enum { RST_OWN = 1, RST_PEER = 2 };
 /* An out-of-order segment, copied. */
 struct seg {
     struct seg *next;
+    uint64_t ts_ns; /* packet time it was seen at */
     uint32_t seq, len;
     uint8_t data[];
 };
@@ -39,6 +40,7 @@ struct half {
     struct seg *ooo;   /* sorted by sequence number, disjoint */
     uint64_t skip;     /* further bytes to discard (consumer's request) */
     uint64_t hole_since; /* packet time of the first segment held behind the hole (ooo) */
+    uint64_t head_ts;    /* packet time the bytes before the stream head were all seen by */
     uint32_t next_seq;   /* next byte expected */
     uint32_t fin_seq;  /* sequence number of the FIN, when fin_seen */
     uint32_t syn_seq;  /* first data byte after the SYN that opened it, when syn_seen */
@@ -359,7 +361,15 @@ static void feed(struct tcp_stream *ts, struct half *h, const struct packet *pkt
 }
 
 /* Delivers the out-of-order segments that the stream head has reached. A hole that remains
- * behind them dates from now. */
+ * behind them dates from now.
+ *
+ * Each segment's bytes go with the time it was seen, or, when the bytes before it were seen
+ * later, with theirs (h->head_ts): a message carries the time its last byte was on the wire
+ * and every byte before it too, when its receiver could read it whole. Behind a hole that
+ * a resend filled, that is the resend's time; behind one given up (a segment the capture
+ * missed: its time is unknown), the held segment's own, not the time of the ACK, the later
+ * segment or the expiry that gave the hole up: a REGISTER released by its 200's ACK keeps its
+ * 10 ms registration delay. pkt gives every other field. */
 static void drain(struct tcp_stream *ts, struct half *h, const struct packet *pkt)
 {
     if (!h->ooo || (int32_t)(h->ooo->seq - h->next_seq) > 0)
@@ -373,8 +383,17 @@ static void drain(struct tcp_stream *ts, struct half *h, const struct packet *pk
         h->ooo_bytes -= s->len;
         ts->bytes -= seg_size(s->len);
         if (done < s->len) {
+            struct packet at_seen;
+            const struct packet *p = pkt;
+            if (s->ts_ns > h->head_ts)
+                h->head_ts = s->ts_ns;
+            if (h->head_ts != pkt->ts_ns) {
+                at_seen = *pkt;
+                at_seen.ts_ns = h->head_ts;
+                p = &at_seen;
+            }
             h->next_seq += s->len - done;
-            feed(ts, h, pkt, s->data + done, s->len - done);
+            feed(ts, h, p, s->data + done, s->len - done);
         }
         free(s);
     }
@@ -393,8 +412,9 @@ static void jump(struct tcp_stream *ts, struct half *h, uint32_t seq)
 }
 
 /* A packet for bytes of h released while something else is handled (a segment of the other
- * direction, or the idle timeout): h's addresses and ports, at time ts_ns, and nothing else
- * (no payload, no capture fields). The consumer reads no more than that from it. */
+ * direction, or the idle timeout): h's addresses and ports, and nothing else (no payload, no
+ * capture fields). The consumer reads no more than that from it. Its time, ts_ns, is replaced
+ * by drain with the time the bytes were seen. */
 static void half_packet(const struct half *h, uint64_t ts_ns, struct packet *out)
 {
     memset(out, 0, sizeof(*out));
@@ -462,7 +482,7 @@ static bool acks_hole(const struct half *h, uint32_t ack)
 /* Copies [seq, seq + len) into the out-of-order list, around the bytes already there.
  * Returns false when a byte was already held (a resend). */
 static bool hold(struct tcp_stream *ts, struct half *h, uint32_t seq, const uint8_t *data,
-                 uint32_t len)
+                 uint32_t len, uint64_t ts_ns)
 {
     struct seg **pp = &h->ooo;
     bool dup = false, had = h->ooo != NULL;
@@ -496,6 +516,7 @@ static bool hold(struct tcp_stream *ts, struct half *h, uint32_t seq, const uint
             ts->err(ts->ctx, "tcp_buffer_full");
             break;
         }
+        n->ts_ns = ts_ns;
         n->seq = seq;
         n->len = k;
         memcpy(n->data, data, k);
@@ -537,6 +558,7 @@ static void place(struct tcp_stream *ts, struct half *h, const struct packet *pk
         }
         if (rel == 0) {
             h->next_seq += len;
+            h->head_ts = pkt->ts_ns;
             feed(ts, h, pkt, data, len);
             drain(ts, h, pkt);
             return;
@@ -545,7 +567,7 @@ static void place(struct tcp_stream *ts, struct half *h, const struct packet *pk
             h->ooo_count < ts->cfg.max_ooo_segments) {
             if (!h->ooo)
                 h->hole_since = pkt->ts_ns;
-            if (!hold(ts, h, seq, data, len))
+            if (!hold(ts, h, seq, data, len, pkt->ts_ns))
                 ts->err(ts->ctx, "tcp_retransmission");
             return;
         }
@@ -558,9 +580,9 @@ static void place(struct tcp_stream *ts, struct half *h, const struct packet *pk
 }
 
 /* An idle stream's holes are given up like any other (nothing will fill them now), so what waits
- * behind them is delivered, with the stream's addresses and the time of expiry; only what the
- * consumer then leaves unfinished is lost. The consumer may be called here: the engine expires
- * streams only where it may track messages (before a frame, at a tick, or from
+ * behind them is delivered, with the stream's addresses and the times it was seen (drain); only
+ * what the consumer then leaves unfinished is lost. The consumer may be called here: the engine
+ * expires streams only where it may track messages (before a frame, at a tick, or from
  * tcp_stream_segment, each after its lookahead is flushed). */
 void tcp_stream_expire(struct tcp_stream *ts, uint64_t now_ns)
 {
@@ -717,6 +739,7 @@ open:
         } else {
             jump(ts, h, seq + len + cut);
         }
+        h->head_ts = now; /* the bytes cut off were on the wire, if not in the capture */
         drain(ts, h, pkt);
         if (flags & DECODE_TCP_FIN)
             h->fin_seq = seq + len + cut;

@@ -19,9 +19,13 @@
  *     time), for captures that miss the ACKs too (one direction only);
  *   - when the list outgrows its cap;
  *   - at the idle timeout.
- * The bytes released then reach the consumer with the time of the segment that released them
- * (at the idle timeout, the time of expiry). A keep-alive (one byte, or none, just before the
- * next expected byte) is not data and is not counted.
+ * Bytes held out of order reach the consumer with the time their own segment was seen, or,
+ * when the bytes before them were seen later (a hole a resend filled), with that later time:
+ * so a message carries the time its receiver could first read it whole, never that of the
+ * ACK, later segment or expiry that gave a hole up (a REGISTER released by its 200's ACK keeps
+ * its registration delay). A message split across segments carries its last segment's time.
+ * A keep-alive (one byte, or none, just before the next expected byte) is not data and is not
+ * counted.
  * FIN ends a half-stream once every byte before it was delivered; an RST whose sequence number
  * is in the window of its sender's half-stream (RFC 5961: endpoints ignore any other, so a stale
  * or forged one must not hide the connection) ends both halves. Yet endpoints reset only at
@@ -103,8 +107,9 @@ struct tcp_stream_chunk {
  * of the stream as they arrive (a message body too large to hold). The consumer uses as much
  * as it can: what it leaves must be an incomplete message. pkt is the segment being handled,
  * or, for bytes released by the other direction's ACK or by the idle timeout, a packet that
- * holds only the stream's IP version, addresses, ports, l4_proto (TCP) and the time of release:
- * no payload, interface or VLAN. Valid during the call only. */
+ * holds only the stream's IP version, addresses, ports and l4_proto (TCP): no payload,
+ * interface or VLAN. Its ts_ns is the time of the chunk's last byte (above), which for bytes
+ * held out of order may be earlier than the segment's. Valid during the call only. */
 typedef uint64_t (*tcp_stream_deliver_fn)(void *ctx, const struct packet *pkt,
                                           struct tcp_stream_chunk *chunk);
 
@@ -134,8 +139,8 @@ void tcp_stream_free(struct tcp_stream *ts);
 void tcp_stream_segment(struct tcp_stream *ts, const struct packet *pkt);
 
 /* Drops every stream idle past its deadline. The bytes held behind its holes are delivered
- * first (each hole counted as tcp_gap), so the consumer may be called, with now_ns as the time;
- * an unfinished message it leaves is lost (tcp_idle_timeout). */
+ * first (each hole counted as tcp_gap), so the consumer may be called, with the times those
+ * bytes were seen; an unfinished message it leaves is lost (tcp_idle_timeout). */
 void tcp_stream_expire(struct tcp_stream *ts, uint64_t now_ns);
 
 /* The earliest stream deadline, UINT64_MAX when none. */

@@ -173,7 +173,7 @@ TEST(out_of_order_segments_are_delivered_in_sequence_order)
     send_(ts, seg(0, 106, ACK, "third\n", 1));
     send_(ts, seg(0, 103, ACK, "two", 2));
     CHECK_STR(log_, "");
-    CHECK_INT(stats(ts).bytes, (16 + 6) + (16 + 3)); /* two copies, 16-byte headers */
+    CHECK_INT(stats(ts).bytes, (24 + 6) + (24 + 3)); /* two copies, 24-byte headers */
     send_(ts, seg(0, 100, ACK, "one", 3));
     CHECK_STR(log_, "<((onetwothird|");
     CHECK_INT(stats(ts).bytes, 0);
@@ -577,7 +577,8 @@ TEST(sequence_numbers_wrap_around)
  * The REGISTER held behind the hole used to wait for the hole timeout (3 s, or the idle timeout
  * on a quiet connection) while its 200 came 10 ms later, found no transaction and was counted
  * as an orphan. The hole is given up when the ACK comes, and what it held is delivered, as the
- * client's bytes at the ACK's time, before the server's segment that carried the ACK. */
+ * client's bytes, before the server's segment that carried the ACK. At the time its segment
+ * was seen (1 s), not the ACK's: the REGISTER took 10 ms to answer, not 0. */
 TEST(a_hole_the_peer_acknowledged_is_given_up_before_the_acking_segment_is_read)
 {
     defaults();
@@ -592,7 +593,8 @@ TEST(a_hole_the_peer_acknowledged_is_given_up_before_the_acking_segment_is_read)
     CHECK_STR(reasons, "tcp_gap");
     CHECK_STR(log_, "(~reg|<ok|");
     CHECK_STR(froms, "cs");
-    CHECK_INT(offer_ts[0], 1 * S + 10000000);
+    CHECK_INT(offer_ts[0], 1 * S);
+    CHECK_INT(offer_ts[1], 1 * S + 10000000);
     CHECK_INT(stats(ts).bytes, 0);
     send_(ts, acking(seg(0, 111, ACK, "next\n", 2 * S), 503)); /* in order now */
     CHECK_STR(log_, "(~reg|<ok|<next|");
@@ -724,8 +726,8 @@ TEST(an_ack_of_a_fin_behind_a_hole_gives_the_hole_up_and_ends_the_half_stream)
 }
 
 /* At the idle timeout nothing will fill a hole any more: what waits behind it is delivered (at
- * the expiry's time, as its own direction's bytes), each hole counted as a gap; only a line the
- * consumer leaves unfinished is lost to the timeout. It all used to be dropped unseen. */
+ * the times it was seen, as its own direction's bytes), each hole counted as a gap; only a line
+ * the consumer leaves unfinished is lost to the timeout. It all used to be dropped unseen. */
 TEST(idle_expiry_delivers_what_waits_behind_holes)
 {
     defaults();
@@ -739,10 +741,48 @@ TEST(idle_expiry_delivers_what_waits_behind_holes)
     tcp_stream_expire(ts, 330 * S);
     CHECK_STR(log_, "<a|(~b|(~c|");
     CHECK_STR(froms, "ccc");
-    CHECK_INT(offer_ts[1], 330 * S);
-    CHECK_INT(offer_ts[2], 330 * S);
+    CHECK_INT(offer_ts[1], 11 * S);
+    CHECK_INT(offer_ts[2], 12 * S);
     CHECK_STR(reasons, "tcp_gap,tcp_gap,tcp_idle_timeout");
     CHECK_INT(stats(ts).streams, 0);
+    CHECK_INT(stats(ts).bytes, 0);
+    tcp_stream_free(ts);
+}
+
+/* A message held behind a hole carries the time its last byte was seen, or that of the bytes
+ * before it when they came later: never the time of the segment that gave the hole up. The
+ * review's case: released bytes took that segment's time (6 s here), so a request released
+ * late had a delay that was the hole's, not its own. */
+TEST(bytes_released_from_a_hole_carry_the_time_they_were_seen)
+{
+    defaults();
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "a\n", 1 * S));
+    /* 102..103 missed; "j\nb" 104..106 and "c\n" 107..108 come in reverse order: the line
+     * "bc" is whole once both were seen, at 2.5 s. */
+    send_(ts, seg(0, 107, ACK, "c\n", 2 * S));
+    send_(ts, seg(0, 104, ACK, "j\nb", 2 * S + S / 2));
+    CHECK_STR(log_, "<a|");
+    /* 6 s: past the hole timeout (3 s after 2 s); the hole is given up first. */
+    send_(ts, seg(0, 109, ACK, "d\n", 6 * S));
+    CHECK_STR(reasons, "tcp_gap");
+    CHECK_STR(log_, "<a|(~(bc|<d|");
+    CHECK_INT(offer_ts[1], 2 * S + S / 2); /* "j\nb": its own time */
+    CHECK_INT(offer_ts[2], 2 * S + S / 2); /* "c\n" seen at 2 s, but "b" before it at 2.5 s */
+    CHECK_INT(offer_ts[3], 6 * S);
+    /* A hole a resend fills: "f\n" seen at 7 s could be read only when "e\n" came, at 8 s. */
+    send_(ts, seg(0, 113, ACK, "f\n", 7 * S)); /* "e\n" 111..112 comes later */
+    send_(ts, seg(0, 111, ACK, "e\n", 8 * S));
+    CHECK_STR(log_, "<a|(~(bc|<d|<e|(f|");
+    CHECK_INT(offer_ts[4], 8 * S);
+    CHECK_INT(offer_ts[5], 8 * S);
+    /* A line split across segments: complete with its last segment (9.5 s). */
+    send_(ts, seg(0, 115, ACK, "g", 9 * S));
+    send_(ts, seg(0, 116, ACK, "h\n", 9 * S + S / 2));
+    CHECK_STR(log_, "<a|(~(bc|<d|<e|(f|<(gh|");
+    CHECK_INT(offer_ts[7], 9 * S + S / 2);
+    CHECK_STR(reasons, "tcp_gap");
     CHECK_INT(stats(ts).bytes, 0);
     tcp_stream_free(ts);
 }
