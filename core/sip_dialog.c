@@ -380,6 +380,9 @@ void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct 
         d->invite_cseq = (uint16_t)msg->cseq;
         d->invite_via = invite_via_of(txn, msg);
         d->copy_failure = 0;
+        /* A CANCEL of the INVITE it replaces was that INVITE's, which its sender gave up: this
+         * one is not cancelled, and owes no 487 for it. */
+        d->flags &= (uint8_t) ~(SIP_DIALOG_F_CANCELLED | SIP_DIALOG_F_CANCEL_OK);
         if (d->flags & SIP_DIALOG_F_CHALLENGED) {
             d->flags &= (uint8_t)~SIP_DIALOG_F_CHALLENGED;
             rearm(tbl, d);

@@ -188,7 +188,8 @@ bool sip_dialog_joinable(const struct sip_dialog_table *tbl, const struct sip_di
 
 /* Makes txn an INVITE transaction of d (after sip_dialog_joinable said so). An INVITE with a new
  * CSeq (a challenge retry, or the INVITE sent again unchallenged) becomes the call's own: its
- * primary transaction, and invite_cseq; a copy on another hop (the same CSeq) does not. */
+ * primary transaction, and invite_cseq; what a CANCEL of the INVITE it replaces marked is
+ * cleared. A copy on another hop (the same CSeq) does not. */
 void sip_dialog_join(struct sip_dialog_table *tbl, struct sip_dialog *d, struct sip_txn *txn,
                      const struct sip_msg *msg);
 
@@ -212,11 +213,11 @@ void sip_dialog_on_invite_response(struct sip_dialog_table *tbl, struct sip_dial
                                    const struct sip_txn *txn, const struct sip_msg *msg,
                                    const struct packet *pkt, bool first_final, uint64_t now);
 
-/* A CANCEL (msg) for the call's INVITE. */
+/* A CANCEL (msg) for the call's INVITE (invite_cseq: not one a newer INVITE replaced). */
 void sip_dialog_on_cancel(struct sip_dialog_table *tbl, struct sip_dialog *d,
                           const struct sip_msg *msg);
 
-/* A 2xx to that CANCEL while the INVITE had no final: the UAS now owes the INVITE its 487 (RFC
+/* A 2xx to such a CANCEL while the INVITE had no final: the UAS now owes the INVITE its 487 (RFC
  * 3261 §9.2), so if the INVITE times out instead, the call's outcome is that 487. */
 void sip_dialog_on_cancel_answered(struct sip_dialog *d);
 

@@ -165,6 +165,15 @@ void track_advance(struct track *tr, uint64_t now)
     }
 }
 
+/* Whether inv, an INVITE transaction of call d, is one that a newer INVITE of the call (a new
+ * CSeq) replaced: its sender gave it up, so a CANCEL of it says nothing of the call, and the
+ * 487 it is owed is that transaction's alone. A copy on another hop shares the current CSeq; a
+ * re-INVITE (SIP_TXN_F_REFRESH) is no replaced INVITE. */
+static bool replaced_invite(const struct sip_dialog *d, const struct sip_txn *inv)
+{
+    return !(inv->flags & SIP_TXN_F_REFRESH) && inv->cseq_low != d->invite_cseq;
+}
+
 /* The call an in-dialog request belongs to, whichever side sent it: a request from the caller
  * carries the call's tag in From, one from the callee in To. */
 static struct sip_dialog *find_in_dialog(struct track *tr, const struct track_hint *hint)
@@ -244,7 +253,8 @@ static struct sip_dialog *on_out_of_dialog(struct track *tr, struct sip_txn *txn
         memcpy(txn->labels, inv->labels, sizeof(txn->labels));
         d = sip_dialog_of_txn(&tr->dialogs, inv);
         if (d) {
-            sip_dialog_on_cancel(&tr->dialogs, d, msg);
+            if (!replaced_invite(d, inv))
+                sip_dialog_on_cancel(&tr->dialogs, d, msg);
             sip_dialog_own(&tr->dialogs, txn, d);
         }
         break;
@@ -342,7 +352,8 @@ static void on_cancel_answered(struct track *tr, const struct sip_msg *msg, stru
     if (!inv || (inv->state != SIP_TXN_CALLING && inv->state != SIP_TXN_PROCEEDING))
         return; /* not seen, or its final crossed the CANCEL */
     inv->flags |= SIP_TXN_F_CANCEL_OK;
-    if (!(inv->flags & SIP_TXN_F_REFRESH)) /* a re-INVITE's CANCEL is not the call's */
+    /* A re-INVITE's CANCEL is not the call's, nor is that of an INVITE a newer one replaced. */
+    if (!(inv->flags & SIP_TXN_F_REFRESH) && !replaced_invite(d, inv))
         sip_dialog_on_cancel_answered(d);
     if (inv->node.deadline > now + tr->linger)
         sip_txn_set_deadline(&tr->txns, inv, now + tr->linger, SIP_TXN_TIMER_CANCEL);

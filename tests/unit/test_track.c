@@ -685,6 +685,73 @@ TEST(a_replaced_invites_failure_is_not_the_outcome_when_the_new_invite_times_out
     track_free(f.tr);
 }
 
+/* The caller sent its INVITE again as CSeq 2, then cancelled CSeq 1, which the callee
+ * answered 200: the 487 owed is CSeq 1's (RFC 3261 §9.2), a transaction the caller gave up.
+ * CSeq 2, the call's INVITE, was never cancelled: when it gets nothing, its Timer B (32 s after
+ * 4 s) makes the outcome a timeout and the end reason timeout. Before, the CANCEL marked the
+ * call: outcome 487, end cancel. CSeq 1 times out as a transaction only (64*T1 after the 200). */
+TEST(a_cancel_of_a_replaced_invite_leaves_the_new_invites_timeout_a_timeout)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    RESP(10 * MS, 100, "z9hG4bK-first", 1, "INVITE", "");
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    feed(&f, 5 * S, req("CANCEL", "z9hG4bK-first", 1, "CANCEL", "a1", "", ""));
+    RESP(5 * S + 10 * MS, 200, "z9hG4bK-first", 1, "CANCEL", "b1");
+    track_advance(f.tr, 35 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 36 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->time_ns, 36 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_END), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_TIMEOUT);
+    track_free(f.tr);
+}
+
+/* The same, CSeq 1 cancelled (and the CANCEL answered) before CSeq 2 replaced it: the mark was
+ * CSeq 1's, and the call's INVITE is now CSeq 2, whose silence is a timeout. */
+TEST(a_cancel_answered_before_the_invite_was_replaced_does_not_decide_the_new_one)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    RESP(10 * MS, 100, "z9hG4bK-first", 1, "INVITE", "");
+    feed(&f, 3 * S, req("CANCEL", "z9hG4bK-first", 1, "CANCEL", "a1", "", ""));
+    RESP(3 * S + 10 * MS, 200, "z9hG4bK-first", 1, "CANCEL", "b1");
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    track_advance(f.tr, 35 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 36 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 0);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->time_ns, 36 * S);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_TIMEOUT);
+    track_free(f.tr);
+}
+
+/* A CANCEL of the call's own INVITE, answered 200, still makes its timeout the 487 owed (64*T1,
+ * 32 s, after the 200), also after a replaced INVITE: CSeq 2 is the one cancelled here. */
+TEST(a_cancel_of_the_new_invite_still_owes_the_call_its_487)
+{
+    struct fixture f = {0};
+    setup(&f);
+    INVITE(0, "z9hG4bK-first", 1);
+    INVITE(4 * S, "z9hG4bK-again", 2);
+    RESP(4 * S + 10 * MS, 100, "z9hG4bK-again", 2, "INVITE", "");
+    feed(&f, 5 * S, req("CANCEL", "z9hG4bK-again", 2, "CANCEL", "a1", "", ""));
+    RESP(5 * S + 10 * MS, 200, "z9hG4bK-again", 2, "CANCEL", "b1");
+    track_advance(f.tr, 37 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 0);
+    track_advance(f.tr, 38 * S);
+    CHECK_INT(count_type(&f.rec, TRACK_CALL_OUTCOME), 1);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->code, 487);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_OUTCOME, 0)->time_ns, 37 * S + 10 * MS);
+    CHECK_INT(nth(&f.rec, TRACK_CALL_END, 0)->reason, SIP_END_CANCEL);
+    track_free(f.tr);
+}
+
 /* A proxy forwards the replaced INVITE (CSeq 1) late, on another hop, after the caller sent it
  * again as CSeq 2: that copy must not make CSeq 1 the call's INVITE again. CSeq 2's 486 then
  * decides the call (before, it decided nothing and the call waited for Timer B). */
