@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,10 +46,17 @@ struct events {
     int owns;       /* fd is ours to close (not standard output itself) */
     bool live;      /* opened to append: a live capture, which must not wait on the file */
     bool to_stdout; /* standard output, through fd (itself, or a pipe's own description) */
-    /* fd is a pipe written live (named, or standard output): O_NONBLOCK, written in runs of whole
-     * lines of at most PIPE_BUF bytes (atomic: a full pipe takes all of one or none of it), waiting
-     * at most PIPE_WAIT_MS a flush for room (pipe_write). */
-    bool nowait;
+    /* fd is a pipe or a socket written live (a named pipe, or standard output): never waited on
+     * longer than PIPE_WAIT_MS a flush (pipe_write). A pipe is O_NONBLOCK and written in runs of
+     * whole lines of at most PIPE_BUF bytes (atomic: a full pipe takes all of one or none of
+     * it). A socket (standard output to journald's stream) is standard output's own file
+     * description, shared: it is written with send(MSG_DONTWAIT) instead (sock), and a stream
+     * socket may take part of any write. */
+    bool nowait, sock;
+    /* buf's first waiting line was started: its start is in the pipe already (a write that took
+     * part of it, see nowait), so the rest goes before any other line, or the reader would read
+     * half a JSON object joined to the next. It is neither written nor lost until then. */
+    bool started;
     char *path; /* what events_reopen opens again; NULL for standard output */
     const struct oplabel_set *ops;
     uint32_t fields; /* the call_cdr fields call lines carry (a mask) */
@@ -138,16 +146,25 @@ static void set_nowait(struct events *w, int fd)
         fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
-/* Standard output when it is a pipe: a file description of its own, O_NONBLOCK (set on
- * standard output's own, it would be its siblings' too: a shell's, another process's). -1 when
- * it is not a pipe, or cannot be opened again (a socket). */
-static int stdout_pipe_nowait(void)
+/* Standard output, written live, for w: a pipe through a file description of its own,
+ * O_NONBLOCK (set on standard output's own, it would be its siblings' too: a shell's, another
+ * process's); a socket, which cannot be opened again, through its own descriptor with
+ * send(MSG_DONTWAIT), which waits for nothing without changing it; anything else (a file, a
+ * terminal, a pipe when /proc cannot be opened), as it is, blocking. */
+static void stdout_nowait(struct events *w)
 {
     struct stat st;
 
-    if (fstat(STDOUT_FILENO, &st) != 0 || !S_ISFIFO(st.st_mode))
-        return -1;
-    return open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    w->fd = STDOUT_FILENO;
+    if (fstat(STDOUT_FILENO, &st) != 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        w->nowait = w->sock = true;
+    } else if (S_ISFIFO(st.st_mode)) {
+        int fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+            w->fd = fd, w->owns = 1, w->nowait = true;
+    }
 }
 
 /* Records which file fd is, for events_follow_path: only a regular file written live is
@@ -198,10 +215,9 @@ struct events *events_open(const char *path, struct metrics *reg, const struct o
     w->registrations = metrics_series(ft, &k);
     if (strcmp(path, "-") == 0) {
         w->to_stdout = true;
-        w->fd = append ? stdout_pipe_nowait() : -1;
-        w->owns = w->nowait = w->fd >= 0;
-        if (w->fd < 0)
-            w->fd = STDOUT_FILENO;
+        w->fd = STDOUT_FILENO;
+        if (append)
+            stdout_nowait(w);
     } else {
         /* O_APPEND: after a rotation that truncates the file in place (logrotate's
          * copytruncate), the next write lands at its new end, not past a hole of zeros. */
@@ -288,6 +304,8 @@ static int close_file(struct events *w, int fd)
     return -e;
 }
 
+static void drop_started(struct events *w);
+
 /* Opens the path again, appending, and writes there from now on; the old file is closed.
  * Returns 0, or -errno (the old file is then kept). */
 static int open_path_again(struct events *w)
@@ -298,6 +316,8 @@ static int open_path_again(struct events *w)
 
     if (fd < 0)
         return -errno;
+    if (w->started) /* its start went to the old file: its rest would begin a line of the new */
+        drop_started(w);
     close_file(w, w->fd);
     w->fd = fd;
     set_nowait(w, fd);
@@ -337,6 +357,10 @@ int events_close(struct events *w)
     if (!w)
         return 0;
     rc = events_flush(w);
+    if (w->started) { /* the reader never took the rest of a line it has the start of */
+        drop_started(w);
+        rc = -EIO;
+    }
     if (w->owns)
         closed = close_file(w, w->fd);
     free(w->buf);
@@ -430,12 +454,22 @@ static bool wait_room(int fd, uint64_t deadline)
     }
 }
 
-/* The waiting lines to a pipe written live (nowait): in runs of whole lines of at most PIPE_BUF
- * bytes, which a full pipe takes whole or not at all, so that a reader that stopped is left
- * whole lines. A flush waits PIPE_WAIT_MS in all for room (not at all while lines are being
- * lost: a stopped reader costs one failed write a flush); a line longer than PIPE_BUF goes alone
- * and in parts, and once started gets PIPE_WAIT_MS of its own to end. Returns the bytes written,
- * with *err set as write_all sets it. */
+/* One write to a pipe or socket written live (nowait), which does not wait. */
+static ssize_t write_nowait(const struct events *w, const char *p, size_t n)
+{
+    /* MSG_NOSIGNAL: a socket whose reader went away is an error of this write (EPIPE), as a
+     * pipe's is once SIGPIPE is ignored (service_new), whoever calls. */
+    return w->sock ? send(w->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(w->fd, p, n);
+}
+
+/* The waiting lines to a pipe or socket written live (nowait): in runs of whole lines of at
+ * most PIPE_BUF bytes, which a full pipe takes whole or not at all, so that a reader that
+ * stopped is left whole lines. A flush waits PIPE_WAIT_MS in all for room (not at all while
+ * lines are being lost: a stopped reader costs one failed write a flush); a line longer than
+ * PIPE_BUF goes alone and in parts (and a stream socket may take part of any run), and once
+ * started gets PIPE_WAIT_MS of its own to end. Returns the bytes written, with *err set as
+ * write_all sets it; a line left part-written is events_flush's to finish (struct events'
+ * started). */
 static size_t pipe_write(struct events *w, int *err)
 {
     uint64_t deadline = monotonic_ms() + (w->failing ? 0 : PIPE_WAIT_MS);
@@ -451,7 +485,7 @@ static size_t pipe_write(struct events *w, int *err)
             j++;
         end = w->ends[j - 1];
         while (done < end) {
-            ssize_t n = write(w->fd, w->buf + done, end - done);
+            ssize_t n = write_nowait(w, w->buf + done, end - done);
             if (n > 0) {
                 done += (size_t)n;
                 continue;
@@ -489,11 +523,32 @@ static bool unwrite(int fd, size_t n)
            (uint64_t)st.st_size >= n && ftruncate(fd, st.st_size - (off_t)n) == 0;
 }
 
+/* Takes the first waiting line (a started one: struct events' started) out of buf, lost (for
+ * the reason of the episode under way, or the full pipe that left it started). */
+static void drop_started(struct events *w)
+{
+    uint32_t first = w->ends[0];
+
+    metric_counter_add(w->errors, 1);
+    writes_fail(w, 1, w->failing ? w->failing : EAGAIN);
+    memmove(w->buf, w->buf + first, w->len - first);
+    w->len -= first;
+    w->line -= first;
+    for (uint32_t i = 1; i < w->n_lines; i++) {
+        w->ends[i - 1] = w->ends[i] - first;
+        w->is_call[i - 1] = w->is_call[i];
+    }
+    w->n_lines--;
+    w->started = false;
+    set_room(w);
+}
+
 int events_flush(struct events *w)
 {
-    size_t done;
-    uint32_t i, calls = 0;
+    size_t done, from;
+    uint32_t i, calls = 0, lost;
     int failed, err = 0;
+    bool keep;
 
     if (!w->n_lines)
         return 0;
@@ -509,19 +564,33 @@ int events_flush(struct events *w)
         calls += w->is_call[i];
     metric_counter_add(w->calls, calls);
     metric_counter_add(w->registrations, i - calls);
-    failed = i < w->n_lines;
+    /* Line i, the first not written whole, starts at from. Written in part to a pipe or socket
+     * live, it is kept: its rest goes first next time (whatever follows it now is lost), so that
+     * the reader never reads half a line and then another. */
+    from = i ? w->ends[i - 1] : 0;
+    keep = w->nowait && i < w->n_lines && done > from;
+    lost = w->n_lines - i - keep;
+    failed = lost > 0;
     if (failed) {
-        metric_counter_add(w->errors, w->n_lines - i);
-        writes_fail(w, w->n_lines - i, err ? err : EIO);
-        if (done > (i ? w->ends[i - 1] : 0) && !unwrite(w->fd, done - (i ? w->ends[i - 1] : 0)))
+        metric_counter_add(w->errors, lost);
+        writes_fail(w, lost, err ? err : EIO);
+        if (!keep && done > from && !unwrite(w->fd, done - from))
             w->cut = 1;
-    } else {
+    } else if (!keep) {
         writes_succeed(w);
     }
-    /* Called between lines: the buffer holds whole lines only. */
+    /* Called between lines: the buffer holds whole lines only, and the rest of a started one. */
     w->len = w->line = 0;
-    set_room(w);
     w->n_lines = 0;
+    w->started = keep;
+    if (keep) {
+        w->len = w->line = w->ends[i] - done;
+        memmove(w->buf, w->buf + done, w->len);
+        w->ends[0] = (uint32_t)w->len;
+        w->is_call[0] = w->is_call[i];
+        w->n_lines = 1;
+    }
+    set_room(w);
     return failed ? -EIO : 0;
 }
 

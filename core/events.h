@@ -35,11 +35,12 @@ struct events;
 
 /* Opens path for writing, "-" for standard output: appending to what it holds with append,
  * truncated first without. With append (live), a pipe (named, or standard output through a
- * file description of its own) is written without blocking: a
- * flush waits at most 100 ms for its reader, then loses (and counts) the lines that do not fit,
- * writing only whole lines. reg and ops must outlive the writer. fields: the call_cdr fields (a
- * mask of 1u << enum call_cdr_field) call lines carry; the calls must then be tracked with
- * their record (SIP_DIALOG_KEEP_CDR). Returns NULL with a reason in err[errlen]. */
+ * file description of its own) or a socket (standard output to journald's stream, written with
+ * send(MSG_DONTWAIT)) is written without blocking: a flush waits at most 100 ms for its reader,
+ * then loses (and counts) the lines that do not fit, writing only whole lines. reg and ops must
+ * outlive the writer. fields: the call_cdr fields (a mask of 1u << enum call_cdr_field) call lines
+ * carry; the calls must then be tracked with their record (SIP_DIALOG_KEEP_CDR). Returns NULL with
+ * a reason in err[errlen]. */
 struct events *events_open(const char *path, struct metrics *reg, const struct oplabel_set *ops,
                            uint32_t fields, bool append, char *err, size_t errlen);
 
@@ -52,12 +53,16 @@ void events_on_event(struct events *w, const struct track_event *ev, const char 
 
 /* Writes the lines waiting in the batch. Returns 0, or -EIO when some could not be written
  * (each counted in sipscope_events_errors_total; the start of one that a regular file took
- * only part of is truncated away, so that the file holds whole lines). The first failure after
+ * only part of is truncated away, so that the file holds whole lines; the rest of one that a
+ * pipe or socket written live took part of goes before any other line, at this flush or the
+ * next ones: it is then written, or lost at events_close or events_reopen, and neither until
+ * then). The first failure after
  * writes that succeeded is logged with its reason, and the first success after failures with the
  * lines lost (a new episode within a minute of the last one logged is not: a file that flaps). */
 int events_flush(struct events *w);
 
-/* Lines lost so far: to failed writes, dropped as longer than the limit (1 MiB) or for want of
+/* Lines lost so far: to failed writes (a line started in a pipe counts once it is given up),
+ * dropped as longer than the limit (1 MiB) or for want of
  * memory, and a failed close counted as one (lines written without their rules' fields are
  * not). */
 uint64_t events_lost(const struct events *w);

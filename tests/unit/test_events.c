@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -824,6 +825,197 @@ TEST(a_live_standard_output_pipe_whose_reader_stops_does_not_block)
     close(p[0]);
     oplabel_free(ops);
     metrics_free(reg);
+}
+
+/* The same with standard output a stream socket (journald's, StandardOutput=journal; a
+ * socketpair) whose reader stops: a socket cannot be opened again through /proc, and was written
+ * blocking, so the flush waited for as long as the reader slept. Now whole lines, the rest lost
+ * and counted, no blocking. The socket takes 52 lines: SO_SNDBUF 4096 is 8,192 bytes of send
+ * buffer (the kernel doubles it); the writer sends runs of 26 lines (3,978 bytes, at most
+ * PIPE_BUF), each one buffer of 3,978 bytes plus the kernel's overhead (a few hundred bytes): a
+ * send is refused once what is buffered reaches 8,192, which is after the second run. */
+TEST(a_live_standard_output_socket_whose_reader_stops_does_not_block)
+{
+    struct metrics *reg = metrics_new(1000);
+    struct oplabel_set *ops = oplabel_new(reg);
+    struct fixture f = {.reg = reg, .ops = ops};
+    struct log_capture log;
+    struct expo_buf out;
+    char err[256], text[65536], want[128];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    int p[2], saved, size = 4096, whole = 0;
+    ssize_t n;
+
+    CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+    CHECK_INT(setsockopt(p[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)), 0);
+    CHECK_INT(fcntl(p[0], F_SETFL, O_NONBLOCK), 0); /* the test's reads */
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    CHECK(saved >= 0 && dup2(p[1], STDOUT_FILENO) == STDOUT_FILENO);
+    close(p[1]);
+    alarm(10);
+    f.w = events_open("-", reg, ops, 0, true, err, sizeof(err));
+    log_capture(&log);
+    for (uint64_t t = 1; t <= 400 && f.w; t++) /* 61,200 bytes: more than the socket holds */
+        binding_line(&f, t % 40 + 1);          /* 153 bytes each */
+    n = f.w ? events_flush(f.w) : 0;
+    alarm(0);
+    log_captured(&log, text, sizeof(text));
+    CHECK((fcntl(STDOUT_FILENO, F_GETFL) & O_NONBLOCK) == 0);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    signal(SIGALRM, old_alrm);
+    CHECK(f.w != NULL);
+    CHECK_INT(n, -EIO);
+    CHECK(strstr(text, "cannot write the events file (standard output): the pipe is full") ==
+          text + strlen("sipscope: error: events: "));
+    n = read(p[0], text, sizeof(text));
+    CHECK_INT(n, 52 * 153);
+    whole = (int)(n / 153);
+    for (int i = 0; i < whole; i++)
+        CHECK(strncmp(text + i * 153, "{\"type\":\"registration\"", 22) == 0 &&
+              text[i * 153 + 152] == '\n');
+    CHECK_INT(events_close(f.w), 0);
+    expo_buf_init(&out);
+    CHECK_INT(expo_render(reg, EXPO_DETERMINISTIC, &out), 0);
+    snprintf(want, sizeof(want), "\nsipscope_events_total{type=\"registration\"} %d\n", whole);
+    CHECK(strstr(out.data, want) != NULL);
+    snprintf(want, sizeof(want), "\nsipscope_events_errors_total %d\n", 400 - whole);
+    CHECK(strstr(out.data, want) != NULL);
+    expo_buf_fini(&out);
+    close(p[0]);
+    oplabel_free(ops);
+    metrics_free(reg);
+}
+
+/* A registration line at second t carrying a rule field "x" of k bytes: 160 + k bytes. */
+static void long_binding_line(struct fixture *f, uint64_t t, size_t k, char *line)
+{
+    struct sip_binding b;
+    struct track_event ev = {.type = TRACK_REG_BINDING, .reason = SIP_BINDING_ADDED};
+    static char fields[8192];
+    int n = snprintf(fields, sizeof(fields), "\"x\":\"%*s\"", (int)k, "");
+    memset(fields + 5, 'a', k);
+    put_binding(&b, "sip:alice@x", "sip:alice@192.0.2.1", 600);
+    ev.binding = &b;
+    ev.time_ns = (EPOCH + t) * S;
+    events_on_event(f->w, &ev, fields, (size_t)n);
+    sprintf(
+        line,
+        "{\"type\":\"registration\",\"aor\":\"sip:alice@x\",\"contact\":\"sip:alice@192.0.2.1\","
+        "\"change\":\"added\",\"expires\":600,\"time\":\"2023-11-14T22:13:2%u.000Z\","
+        "\"labels\":{},%s}\n",
+        (unsigned)t, fields);
+}
+
+/* A line longer than PIPE_BUF goes to a full pipe in parts: a one-page pipe takes the first
+ * 4,096 bytes of a line of 6,000. Its rest was dropped, and the next flush wrote a line break
+ * and the next line: the reader read the start of a JSON object, then another line. The rest
+ * now goes first, whole, before any other line; the line after the started one in the same
+ * batch is lost and counted. */
+TEST(a_line_a_full_pipe_took_part_of_is_finished_before_the_next_line)
+{
+    struct fixture f;
+    struct log_capture log;
+    struct expo_buf out;
+    static char text[16384], got[16384], want[16384], first[8192], next[256];
+    char err[256], ignored[8192];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    size_t len = 0;
+    ssize_t n;
+    int rfd;
+
+    setup(&f, 0);
+    events_close(f.w);
+    unlink(f.path);
+    CHECK_INT(mkfifo(f.path, 0600), 0);
+    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
+    CHECK(rfd >= 0);
+    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
+    alarm(10);
+    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
+    CHECK(f.w != NULL);
+    log_capture(&log);
+    long_binding_line(&f, 1, 5840, first); /* 6,000 bytes */
+    CHECK_INT((int)strlen(first), 6000);
+    long_binding_line(&f, 2, 10, ignored); /* lost: the pipe has the start of the first */
+    CHECK_INT(events_flush(f.w), -EIO);
+    CHECK(events_lost(f.w) == 1);
+    n = read(rfd, got, sizeof(got));
+    CHECK_INT(n, 4096);
+    len = n > 0 ? (size_t)n : 0;
+    long_binding_line(&f, 3, 10, next); /* 170 bytes */
+    CHECK_INT(events_flush(f.w), 0);
+    n = read(rfd, got + len, sizeof(got) - len);
+    CHECK_INT(n, 6000 - 4096 + 170);
+    len += n > 0 ? (size_t)n : 0;
+    got[len] = 0;
+    snprintf(want, sizeof(want), "%s%s", first, next);
+    CHECK_STR(got, want);
+    CHECK(events_lost(f.w) == 1);
+    alarm(0);
+    signal(SIGALRM, old_alrm);
+    log_captured(&log, text, sizeof(text));
+    snprintf(want, sizeof(want),
+             "sipscope: error: events: cannot write the events file %s: the pipe is full, its "
+             "reader does not read; its lines are lost until it can be written again (counted "
+             "in sipscope_events_errors_total)\n"
+             "sipscope: info: events: the events file %s is written again; 1 lines were lost\n",
+             f.path, f.path);
+    CHECK_STR(text, want);
+    expo_buf_init(&out);
+    CHECK_INT(expo_render(f.reg, EXPO_DETERMINISTIC, &out), 0);
+    CHECK(strstr(out.data, "\nsipscope_events_errors_total 1\n") != NULL);
+    CHECK(strstr(out.data, "\nsipscope_events_total{type=\"registration\"} 2\n") != NULL);
+    expo_buf_fini(&out);
+    CHECK_INT(events_close(f.w), 0);
+    close(rfd);
+    unlink(f.path);
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
+}
+
+/* A started line whose reader never takes the rest is lost at the close, and counted: it is
+ * not a line written. */
+TEST(a_started_line_the_reader_never_finishes_is_lost_at_the_close)
+{
+    struct fixture f;
+    struct log_capture log;
+    struct expo_buf out;
+    static char got[16384], first[8192];
+    char err[256], text[4096];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    int rfd;
+
+    setup(&f, 0);
+    events_close(f.w);
+    unlink(f.path);
+    CHECK_INT(mkfifo(f.path, 0600), 0);
+    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
+    CHECK(rfd >= 0);
+    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
+    alarm(10);
+    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
+    CHECK(f.w != NULL);
+    log_capture(&log);
+    long_binding_line(&f, 1, 5840, first);
+    CHECK_INT(events_flush(f.w), 0); /* started, not lost yet */
+    CHECK(events_lost(f.w) == 0);
+    CHECK_INT(events_close(f.w), -EIO);
+    alarm(0);
+    signal(SIGALRM, old_alrm);
+    log_captured(&log, text, sizeof(text));
+    CHECK(strstr(text, "the pipe is full, its reader does not read") != NULL);
+    CHECK_INT((int)read(rfd, got, sizeof(got)), 4096);
+    expo_buf_init(&out);
+    CHECK_INT(expo_render(f.reg, EXPO_DETERMINISTIC, &out), 0);
+    CHECK(strstr(out.data, "\nsipscope_events_errors_total 1\n") != NULL);
+    CHECK(strstr(out.data, "\nsipscope_events_total{type=\"registration\"} 0\n") != NULL);
+    expo_buf_fini(&out);
+    close(rfd);
+    unlink(f.path);
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
 }
 
 TEST_MAIN()
