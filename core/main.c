@@ -864,6 +864,15 @@ static int run_live(struct engine *e, struct capture_bpf *cap, const struct cli 
     service_set_ready(svc);
     rc = service_run(svc);
     service_free(svc);
+    /* Lines lost live do not change the status, unlike offline (run_offline): a service
+     * stopped by SIGTERM that exits non-zero is a failed unit to systemd, and a full pipe or
+     * disk is the events file's trouble, not the capture's. They are counted
+     * (sipscope_events_errors_total) and logged as they are lost; the last line says how many
+     * in all, the close's included. */
+    uint64_t lost = engine_close_events(e);
+    if (lost)
+        log_warn("main", "stopped; %llu lines of the events file were lost in this run",
+                 (unsigned long long)lost);
     return rc < 0 ? EXIT_FAILURE_RUNTIME : EXIT_OK;
 }
 

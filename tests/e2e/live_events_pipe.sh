@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The --events file of a live sipscope is a named pipe whose reader goes away (a log shipper that
 # stops): sipscope goes on, logs the broken pipe once, counts the lines it could not write, and
-# stops with status 0 when told to. Without SIGPIPE ignored it died at the next write, silently.
+# stops with status 0 when told to, its last log line saying how many lines were lost. Without
+# SIGPIPE ignored it died at the next write, silently.
 # Calls are rejected INVITEs over loopback in a namespace of the test's own.
 # usage: live_events_pipe.sh SIPSCOPE   (needs root; skips otherwise)
 set -euo pipefail
@@ -51,4 +52,6 @@ check "lines lost since are counted, and not logged again" \
 check "one log line for the episode" \
     test "$(grep -c 'cannot write the events file' "$work/sipscope.log")" = 1
 e2e_stop_sipscope
+check "its last line counts the lines lost" \
+    log_has "stopped; 6 lines of the events file were lost in this run"
 e2e_finish
