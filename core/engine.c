@@ -824,6 +824,8 @@ int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void
     struct capture_frame frame;
     int rc;
 
+    if (e->events)
+        events_set_stop(e->events, stop, ctx);
     if (!cap)
         return stop && stop(ctx) ? stopped(err, errlen) : -ENOENT;
     /* Lookahead needs frames that outlive the next read (a mapped file). Rules see nothing of

@@ -109,7 +109,10 @@ int engine_read_file(struct engine *e, const char *path, char *err, size_t errle
  * the caller's signal handler sets it), and after the file could not be opened or read; when it
  * returns true the read ends there with -EINTR (what was read is tracked and published, as at
  * the end of the file). A signal whose handler is installed without SA_RESTART makes a read
- * that waits on a pipe return, so a silent writer does not hold the stop. stop may be NULL. */
+ * that waits on a pipe return, so a silent writer does not hold the stop. The events file takes
+ * stop too (events_set_stop): a write to its reader that stalled gives up at the stop, also when
+ * the file is closed after the read, so ctx must live until engine_close_events. stop may be
+ * NULL. */
 int engine_read_file_until(struct engine *e, const char *path, bool (*stop)(void *ctx), void *ctx,
                            char *err, size_t errlen);
 

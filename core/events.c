@@ -57,6 +57,8 @@ struct events {
      * part of it, see nowait), so the rest goes before any other line, or the reader would read
      * half a JSON object joined to the next. It is neither written nor lost until then. */
     bool started;
+    bool (*stop)(void *ctx); /* events_set_stop's */
+    void *stop_ctx;
     char *path; /* what events_reopen opens again; NULL for standard output */
     const struct oplabel_set *ops;
     uint32_t fields; /* the call_cdr fields call lines carry (a mask) */
@@ -370,15 +372,17 @@ int events_close(struct events *w)
     return rc ? rc : closed;
 }
 
-/* Writes buf[len]; returns how much was written, and sets *err to the errno of a failure (EIO
- * for a write that wrote nothing and said nothing). */
-static size_t write_all(int fd, const char *buf, size_t len, int *err)
+/* Writes buf[len] to w's file, blocking; returns how much was written, and sets *err to the
+ * errno of a failure (EIO for a write that wrote nothing and said nothing). A signal that
+ * interrupts it ends it (EINTR) when w's stop test says so (an offline read stopped while its
+ * reader stalled, events_set_stop), and is otherwise resumed. */
+static size_t write_all(const struct events *w, const char *buf, size_t len, int *err)
 {
     size_t done = 0;
 
     while (done < len) {
-        ssize_t n = write(fd, buf + done, len - done);
-        if (n < 0 && errno == EINTR)
+        ssize_t n = write(w->fd, buf + done, len - done);
+        if (n < 0 && errno == EINTR && !(w->stop && w->stop(w->stop_ctx)))
             continue;
         if (n <= 0) {
             *err = n < 0 ? errno : EIO;
@@ -394,6 +398,12 @@ static uint64_t monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void events_set_stop(struct events *w, bool (*stop)(void *ctx), void *ctx)
+{
+    w->stop = stop;
+    w->stop_ctx = ctx;
 }
 
 int events_follow_path(struct events *w)
@@ -557,9 +567,9 @@ int events_flush(struct events *w)
     /* After a write that failed inside a line and could not be taken back (unwrite: a pipe),
      * or a run before that was killed inside one, a line break first: the cut line stays alone
      * and unreadable instead of spoiling the next. */
-    if (w->cut && write_all(w->fd, "\n", 1, &err) == 1)
+    if (w->cut && write_all(w, "\n", 1, &err) == 1)
         w->cut = 0;
-    done = w->cut ? 0 : w->nowait ? pipe_write(w, &err) : write_all(w->fd, w->buf, w->line, &err);
+    done = w->cut ? 0 : w->nowait ? pipe_write(w, &err) : write_all(w, w->buf, w->line, &err);
     for (i = 0; i < w->n_lines && w->ends[i] <= done; i++)
         calls += w->is_call[i];
     metric_counter_add(w->calls, calls);

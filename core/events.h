@@ -91,6 +91,13 @@ int events_follow_path(struct events *w);
  * lines keep to the corrected clock. 0 at first. */
 void events_set_clock_step(struct events *w, int64_t ns);
 
+/* An offline read's stop test (engine_read_file_until): a write that waits on its reader (a
+ * pipe, socket or terminal that stopped reading, written blocking offline) and is interrupted by
+ * a signal gives up when stop(ctx) is true, its lines lost and counted; else it goes on
+ * waiting. Without it (NULL, the default) an interrupted write is simply resumed. ctx must live
+ * until events_close. */
+void events_set_stop(struct events *w, bool (*stop)(void *ctx), void *ctx);
+
 /* Flushes and closes; frees w. Returns 0, or -EIO when lines could not be written, or the
  * -errno of a close that failed (logged, and counted as one line lost: a write the kernel had
  * deferred, NFS). NULL is accepted. */

@@ -796,12 +796,18 @@ static int run_offline(struct engine *e, const struct cli *cli, bool events)
     }
     rc = engine_read_file_until(e, cli->read_path, interruptible ? stop_pending : NULL, svc, err,
                                 sizeof(err));
+    /* Closed while a stop is still handled: a write that waits on a reader that stalled (a pipe
+     * whose reader stopped reading) then gives up at the stop instead of holding it for good.
+     * Closed before the status is decided: the file's last lines, and its close, count too. */
+    uint64_t lost = engine_close_events(e);
     if (interruptible)
         service_interruptible(svc, false);
     if (rc == -EINTR) {
         int signo = service_stop_pending(svc);
         log_info("main", "%s while reading %s: stopped; nothing printed or served",
                  signal_name(signo), cli->read_path);
+        if (lost)
+            log_warn("main", "%llu lines of the events file were lost", (unsigned long long)lost);
         service_free(svc);
         return EXIT_SIGNAL_BASE + signo;
     }
@@ -815,9 +821,7 @@ static int run_offline(struct engine *e, const struct cli *cli, bool events)
         return EXIT_FAILURE_RUNTIME;
     }
     report_losses(e, cli->read_path);
-    /* Closed before the status is decided: the file's last lines, and its close, count too.
-     * A lost line makes the job one not done, whatever else happened (status 1 before 3). */
-    uint64_t lost = engine_close_events(e);
+    /* A lost line makes the job one not done, whatever else happened (status 1 before 3). */
     if (lost) {
         fprintf(stderr, "sipscope: %llu lines of the events file could not be written\n",
                 (unsigned long long)lost);

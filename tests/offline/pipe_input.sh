@@ -8,7 +8,9 @@
 #   the writer does: feed records for ever, feed 50 a second, send ten and then hold the pipe
 #   open in silence, or never come (the reader waits in its open);
 # - while a read that serves waits on the pipe, /metrics answers 503 as /-/ready does, and both
-#   answer 200 once the writer closes it.
+#   answer 200 once the writer closes it;
+# - with --events, SIGTERM during the read closes the events file with the lines read so far
+#   whole, also when its reader has stopped reading (the lines it cannot take are lost).
 # Only processes this script started are signalled, by PID.
 #
 # Usage: pipe_input.sh SIPSCOPE GEN_TRAFFIC
@@ -291,6 +293,41 @@ EOF2
     fi
 }
 events_at_stop
+
+# The same stop while the events file's reader has stopped reading (a pipe held open, never
+# read): the read is blocked in a write once the pipe is full, and SIGTERM must still end it
+# within 5 s, the lines not written counted as lost. It used to wait in that write for good,
+# each interruption resumed.
+events_reader_stalled() {
+    local fifo=$work/stalled.fifo out=$work/stalled pid status i holder
+    mkfifo "$fifo"
+    exec {holder}<>"$fifo" # a reader that never reads (read-write: the open does not wait)
+    "$sipscope" --read "$work/mix.pcap" --events "$fifo" 2>"$out.err" &
+    pid=$!
+    pids+=("$pid")
+    sleep 1 # 20,000 messages: far more lines than a pipe holds
+    kill -TERM "$pid"
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" # still waiting in its write: the failure, not a hung test
+    fi
+    exec {holder}>&-
+    wait "$pid"
+    status=$?
+    [ "$status" = 143 ] && passed=$((passed + 1)) ||
+        bad "--events to a stalled reader, SIGTERM during the read: status $status, want 143"
+    if grep -Eq "main: SIGTERM while reading .*: stopped" "$out.err" &&
+        grep -Eq "main: [0-9]+ lines of the events file were lost" "$out.err"; then
+        passed=$((passed + 1))
+    else
+        bad "--events to a stalled reader: no stop and lost-lines lines; stderr:"
+        cat "$out.err"
+    fi
+}
+events_reader_stalled
 
 stop_during_read TERM forever 143
 stop_during_read INT forever 130
