@@ -124,9 +124,11 @@ local function read_dialog(d)
     if delay ~= nil then
         delays:observe("setup", delay)
     end
-    local v = d.vars
-    v.seen = (v.seen or 0) + 1
-    level:set(d.state or "none", v.seen)
+    if d.state ~= "ended" then -- an ended call's d.vars refuses writes (lua/README.md)
+        local v = d.vars
+        v.seen = (v.seen or 0) + 1
+        level:set(d.state or "none", v.seen)
+    end
 end
 
 local function write_cdr(d, m)
