@@ -737,6 +737,32 @@ static void server_free(struct http_server *srv)
     free(srv);
 }
 
+static const char *const cut_reasons[HTTP_CUT_COUNT] = {
+    [HTTP_CUT_SLOW_REQUEST] = "slow_request",
+    [HTTP_CUT_SLOW_ANSWER] = "slow_answer",
+};
+
+int http_cuts_declare(struct metrics *reg, struct metric_series *cuts[HTTP_CUT_COUNT])
+{
+    static const char *const reason[] = {"reason"};
+    struct metric_family *fam;
+
+    for (int i = 0; i < HTTP_CUT_COUNT; i++)
+        cuts[i] = NULL;
+    fam = metrics_family(reg, HTTP_CUTS_FAMILY,
+                         "HTTP connections the server closed because their request (headers and "
+                         "body) did not all come, or their answer was not all taken, within the "
+                         "timeout.",
+                         METRIC_COUNTER, reason, 1, NULL, 0, HTTP_CUT_COUNT, METRIC_TIMING);
+    if (!fam)
+        return -errno;
+    for (int i = 0; i < HTTP_CUT_COUNT; i++) {
+        uint32_t sym = metrics_intern(reg, cut_reasons[i], strlen(cut_reasons[i]));
+        cuts[i] = metrics_series(fam, &sym);
+    }
+    return 0;
+}
+
 struct http_server *http_start(const struct http_config *cfg, struct metrics *reg,
                                const struct http_hooks *hooks, char *err, size_t errlen)
 {
@@ -767,7 +793,8 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     srv->clients = http_clients_new(
         max_conns, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_MAX_PER_ADDRESS,
         cfg->max_per_network ? cfg->max_per_network : HTTP_DEFAULT_MAX_PER_NETWORK);
-    srv->watch = http_watch_new(max_conns, timeout_s * 1000);
+    srv->watch = http_watch_new(max_conns, timeout_s * 1000, cfg->cuts[HTTP_CUT_SLOW_REQUEST],
+                                cfg->cuts[HTTP_CUT_SLOW_ANSWER]);
     if (!srv->clients || !srv->watch || build_index(srv, cfg->version) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;

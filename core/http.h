@@ -1,6 +1,7 @@
 /* http: the exporter's web endpoints on libmicrohttpd (the only file that includes it):
  * /metrics, /-/healthy, /-/ready, /-/reload and an index page. It renders the registry on
- * request; it owns no metric, rule or engine state and never calls into the engine: readiness
+ * request; it owns no metric (but counts the connections it cuts in counters the caller
+ * declares, http_cuts_declare), rule or engine state and never calls into the engine: readiness
  * and reloads reach the engine through the hooks below.
  *
  * Threads: one thread per open connection (libmicrohttpd's thread-per-connection mode), at most
@@ -45,6 +46,16 @@
  * or a read every few seconds keeps a connection from being idle, not from being closed. */
 #define HTTP_DEFAULT_TIMEOUT_S 30
 
+/* The connections the server cut (http_watch.h), by reason: a request (headers and body) not
+ * all come within the timeout, or an answer not all taken within it. Wall-clock dependent, so
+ * METRIC_TIMING (left out of --print). */
+#define HTTP_CUTS_FAMILY "sipscope_http_connections_cut_total"
+enum http_cut {
+    HTTP_CUT_SLOW_REQUEST, /* reason="slow_request" */
+    HTTP_CUT_SLOW_ANSWER,  /* reason="slow_answer" */
+    HTTP_CUT_COUNT
+};
+
 /* Content-Type of /metrics: text exposition format 0.0.4. */
 #define HTTP_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -83,7 +94,15 @@ struct http_config {
      * hooks->ready says false, as /-/ready does: for metrics that are final only once ready
      * (an offline read that serves). Off, /metrics is served whatever /-/ready says (live). */
     bool metrics_when_ready;
+    /* Counters of the connections cut, by enum http_cut (http_cuts_declare); NULL: not
+     * counted. The server's watch thread is their one writer. */
+    struct metric_series *cuts[HTTP_CUT_COUNT];
 };
+
+/* Declares HTTP_CUTS_FAMILY in reg with a series per reason, at 0 from the start (the reasons
+ * are a closed set), and sets cuts[] to them for http_config.cuts. The registry's writer
+ * thread, before http_start. Returns 0, or -errno from metrics_family (cuts[] then NULL). */
+int http_cuts_declare(struct metrics *reg, struct metric_series *cuts[HTTP_CUT_COUNT]);
 
 /* Callbacks into the program. They run on connection threads, several at once: they must be
  * thread-safe and must not touch engine or Lua state themselves.

@@ -27,6 +27,7 @@ struct http_watch {
     pthread_t thread;
     bool stop;
     unsigned deadline_ms;
+    struct metric_series *slow_request, *slow_answer; /* cuts, counted by the thread; or NULL */
     unsigned n;
     struct slot slots[];
 };
@@ -52,6 +53,10 @@ static uint64_t sweep(struct http_watch *w, uint64_t now)
             next = s->due_ms < next ? s->due_ms : next;
             continue;
         }
+        /* Counted first: a client that sees its connection end may scrape the count at once. */
+        struct metric_series *count = s->answer ? w->slow_answer : w->slow_request;
+        if (count)
+            metric_counter_add(count, 1);
         shutdown(s->fd, SHUT_RDWR);
         s->cut = true;
         log_debug("http", "%s took longer than %u ms: connection closed",
@@ -79,7 +84,9 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-struct http_watch *http_watch_new(unsigned max_conns, unsigned deadline_ms)
+struct http_watch *http_watch_new(unsigned max_conns, unsigned deadline_ms,
+                                  struct metric_series *slow_request,
+                                  struct metric_series *slow_answer)
 {
     struct http_watch *w = calloc(1, sizeof(*w) + (size_t)max_conns * sizeof(struct slot));
     pthread_condattr_t ca;
@@ -90,6 +97,8 @@ struct http_watch *http_watch_new(unsigned max_conns, unsigned deadline_ms)
         return NULL;
     w->n = max_conns;
     w->deadline_ms = deadline_ms;
+    w->slow_request = slow_request;
+    w->slow_answer = slow_answer;
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

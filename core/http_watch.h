@@ -21,12 +21,18 @@
 
 #include <stdint.h>
 
+#include "metrics.h"
+
 struct http_watch;
 
 /* Watches up to max_conns connections, each request due within deadline_ms and each answer
- * taken within deadline_ms. Starts the watch's thread with every signal blocked. NULL when out
- * of memory or threads. */
-struct http_watch *http_watch_new(unsigned max_conns, unsigned deadline_ms);
+ * taken within deadline_ms. Each connection cut adds 1 to slow_request (its request was late)
+ * or slow_answer (its answer was not taken in time), counters that may be NULL (not counted);
+ * the watch's thread is their one writer (metrics.h), so nothing else may write them. Starts
+ * the watch's thread with every signal blocked. NULL when out of memory or threads. */
+struct http_watch *http_watch_new(unsigned max_conns, unsigned deadline_ms,
+                                  struct metric_series *slow_request,
+                                  struct metric_series *slow_answer);
 
 /* Stops the thread and frees the watch. Every connection must be closed (http_watch_close)
  * or no longer served. */

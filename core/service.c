@@ -116,6 +116,12 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
             service_free(s);
             return NULL;
         }
+        int rc = http_cuts_declare(engine_metrics(e), hc.cuts);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot declare %s: %s", HTTP_CUTS_FAMILY, strerror(-rc));
+            service_free(s);
+            return NULL;
+        }
         s->http = http_start(&hc, engine_metrics(e), &hooks, err, errlen);
         if (!s->http) {
             service_free(s);

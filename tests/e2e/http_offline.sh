@@ -104,8 +104,8 @@ stop() { # stop NAME SIGNAL
     check "$name: logs the shutdown" grep -q "service: SIG$sig: shutting down" "$tmp/$name.err"
 }
 
-# Drops the process_ families (wall-clock dependent, left out of --print).
-no_timing() { grep -v -E '^(# (HELP|TYPE) )?process_' "$1"; }
+# Drops the process_ and sipscope_http_ families (wall-clock dependent, left out of --print).
+no_timing() { grep -v -E '^(# (HELP|TYPE) )?(process_|sipscope_http_)' "$1"; }
 
 "$bin" --read "$capture" --print >"$tmp/print.txt" || bad "--print failed"
 check "--print has sip_ series" grep -q '^sip_' "$tmp/print.txt"
@@ -125,6 +125,11 @@ status=$?
 check "promtool accepts the scrape (status $status)" test "$status" = 0
 check "promtool has no warning" test ! -s "$tmp/promtool.out"
 [ -s "$tmp/promtool.out" ] && cat "$tmp/promtool.out"
+
+# Connections cut for a slow request or answer: both reasons exported at 0 from the start.
+check "cut connections at 0 from the start" diff <(grep '^sipscope_http_' "$tmp/scrape.txt") \
+    <(printf '%s\n' 'sipscope_http_connections_cut_total{reason="slow_answer"} 0' \
+        'sipscope_http_connections_cut_total{reason="slow_request"} 0')
 
 # The served metrics are the printed ones: sip_ lines exactly, and everything but process_.
 check "scraped sip_ lines equal --print" \

@@ -754,6 +754,55 @@ TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
     metrics_free(f.reg);
 }
 
+/* The exposition of a registry holding only HTTP_CUTS_FAMILY (http_cuts_declare), with the
+ * counts given: label values in byte order, slow_answer first. */
+#define CUTS_TEXT(slow_request, slow_answer)                                                       \
+    "# HELP sipscope_http_connections_cut_total HTTP connections the server closed because "       \
+    "their request (headers and body) did not all come, or their answer was not all taken, "       \
+    "within the timeout.\n"                                                                        \
+    "# TYPE sipscope_http_connections_cut_total counter\n"                                         \
+    "sipscope_http_connections_cut_total{reason=\"slow_answer\"} " slow_answer "\n"                \
+    "sipscope_http_connections_cut_total{reason=\"slow_request\"} " slow_request "\n"
+
+/* A connection cut for its slow headers was counted nowhere: the operator could not see that
+ * clients were being cut. Both reasons are exported at 0 from the start; one connection whose
+ * headers trickle past the timeout (1 s) makes slow_request 1, and the scrapes around it, quick,
+ * are not cut. */
+TEST(a_connection_cut_for_slow_request_headers_is_counted)
+{
+    struct http_config cfg = {.listen_address = "127.0.0.1:0", .timeout_s = 1};
+    struct metrics *reg = metrics_new(10);
+    char err[256] = "";
+    struct http_server *srv;
+    double t0, closed_after;
+    struct resp r;
+    int fd;
+
+    CHECK_INT(http_cuts_declare(reg, cfg.cuts), 0);
+    srv = http_start(&cfg, reg, NULL, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        metrics_free(reg);
+        return;
+    }
+    CHECK_INT(request(http_port(srv), "GET", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_BODY(r, CUTS_TEXT("0", "0"));
+    resp_free(&r);
+    fd = connect_to(AF_INET, http_port(srv));
+    CHECK(fd >= 0);
+    t0 = now_s();
+    send_all(fd, "GET /metrics HTTP/1.1\r\n", 23);
+    closed_after = trickle_until_closed(fd, t0, "X-Slow: 1\r\n");
+    CHECK(closed_after >= 0.9 && closed_after <= 2.5);
+    CHECK_INT(request(http_port(srv), "GET", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_BODY(r, CUTS_TEXT("1", "0"));
+    resp_free(&r);
+    http_stop(srv);
+    metrics_free(reg);
+}
+
 /* A registry whose exposition is some 30 MB, more than the socket buffers of both ends hold
  * (4 MB at most for the server's, 64 KB asked for the client's): 30,000 series of 1000-byte
  * label values. */
@@ -761,7 +810,7 @@ TEST(request_headers_sent_a_line_at_a_time_are_cut_at_the_timeout)
 static struct metrics *big_registry(void)
 {
     static const char *const key[] = {"key"};
-    struct metrics *reg = metrics_new(BIG_SERIES);
+    struct metrics *reg = metrics_new(BIG_SERIES + HTTP_CUT_COUNT); /* and the cut reasons */
     struct metric_family *fam = metrics_family(reg, "test_big_total", "Big.", METRIC_COUNTER, key,
                                                1, NULL, 0, BIG_SERIES, 0);
     char v[1000];
@@ -842,6 +891,7 @@ TEST(an_answer_read_a_little_at_a_time_is_cut_at_the_timeout)
     int rcvbuf = 65536;
     pthread_t t;
 
+    CHECK_INT(http_cuts_declare(reg, cfg.cuts), 0);
     srv = http_start(&cfg, reg, NULL, err, sizeof(err));
     if (!srv) {
         TEST_FAIL_AT("http_start: %s", err);
@@ -865,6 +915,9 @@ TEST(an_answer_read_a_little_at_a_time_is_cut_at_the_timeout)
     CHECK(sr.got > 0 && sr.got < 20000000); /* it was reading, and was cut long before the end */
     close(sr.fd);
     http_stop(srv);
+    /* Cut once, for its answer; the health checks around it were refused or quick, not cut. */
+    CHECK(metric_value(cfg.cuts[HTTP_CUT_SLOW_ANSWER]) == 1);
+    CHECK(metric_value(cfg.cuts[HTTP_CUT_SLOW_REQUEST]) == 0);
     metrics_free(reg);
 }
 
