@@ -628,6 +628,20 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
     http_watch_idle(srv->watch, watch_of(conn)); /* the next request is due */
 }
 
+/* libmicrohttpd decodes %HH in the path, and in query arguments, before the handler sees them,
+ * into a NUL-terminated string: "/metrics%00x" decoded to "/metrics", NUL, "x", which the handler
+ * read as "/metrics" and served. %00 is the only way to a NUL byte, so a string holding it is
+ * left as it came: a path then names no page (404), and no page reads arguments. Every other
+ * escape is decoded as before: "/metric%73" is "/metrics" (RFC 3986 §6.2.2.2). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    if (strstr(s, "%00"))
+        return strlen(s);
+    return MHD_http_unescape(s);
+}
+
 /* Accept policy: an address, or an IPv6 /64, already holding its share of the connections is
  * refused (closed at once). Runs on the accepting thread, like count_client's start notification
  * that follows. */
@@ -814,7 +828,8 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
         0, admit_client, srv, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, max_conns,
         MHD_OPTION_NOTIFY_CONNECTION, count_client, srv, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        srv, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!srv->mhd) {
         snprintf(err, errlen, "cannot start the HTTP server on %s",

@@ -1337,6 +1337,44 @@ TEST(index_page_links_metrics_and_shows_the_version)
     metrics_free(reg);
 }
 
+/* libmicrohttpd decodes the path before the handler compares it, into a NUL-terminated string:
+ * "/metrics%00x" read as "/metrics" and was served. A path holding an encoded NUL names no page.
+ * What Prometheus and common tools send is served as before: a query, and an escape of an
+ * ordinary character (RFC 3986 §6.2.2.2: "/metric%73" is "/metrics"); paths are exact and
+ * case-sensitive, as in Prometheus' own server. */
+TEST(a_path_holding_an_encoded_nul_is_404)
+{
+    static const struct {
+        const char *method, *path;
+        int status;
+    } cases[] = {
+        {"GET", "/metrics%00x", 404},   {"GET", "/metrics%00", 404},
+        {"GET", "/metrics%00/x", 404},  {"GET", "/-/healthy%00zz", 404},
+        {"GET", "/%00/metrics", 404},   {"POST", "/-/reload%00", 404},
+        {"GET", "/metrics", 200},       {"GET", "/metrics?x=1", 200},
+        {"GET", "/metrics?x=%00", 200}, {"GET", "/metric%73", 200},
+        {"GET", "/metrics/", 404},      {"GET", "//metrics", 404},
+        {"GET", "/METRICS", 404},       {"GET", "/metrics%2f", 404},
+    };
+    struct metrics *reg = metrics_new(10);
+    struct http_server *srv = start(reg, true, NULL);
+
+    if (!srv)
+        return;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct resp r;
+        CHECK_INT(request(http_port(srv), cases[i].method, cases[i].path, NULL, NULL, &r), 0);
+        if (r.status != cases[i].status)
+            TEST_FAIL_AT("%s %s: %d, expected %d", cases[i].method, cases[i].path, r.status,
+                         cases[i].status);
+        if (cases[i].status == 404)
+            CHECK_BODY(r, "404 page not found\n");
+        resp_free(&r);
+    }
+    http_stop(srv);
+    metrics_free(reg);
+}
+
 TEST(unknown_paths_are_404_and_wrong_methods_405)
 {
     static const struct {
