@@ -480,6 +480,7 @@ static enum decode_result decode_next(uint8_t proto, struct span *s, struct pack
         } else {
             span_skip(s, hl);
         }
+        pkt->frag_hdr_len += hl; /* headers before a Fragment header further on */
         proto = next;
     }
 }
@@ -533,6 +534,7 @@ static enum decode_result decode_ipv4(struct span *s, struct packet *pkt)
         pkt->frag_id = id;
         pkt->frag_offset = (uint32_t)(frag & 0x1fff) * 8;
         pkt->frag_more = (frag & 0x2000) != 0;
+        pkt->frag_hdr_len = hl;
         return fragment(s, proto, pkt);
     }
     return decode_next(proto, s, pkt);
@@ -557,6 +559,7 @@ static enum decode_result decode_ipv6(struct span *s, struct packet *pkt)
     span_limit(s, 40 + plen);
     pkt->truncated = s->cap < s->len;
     span_skip(s, 40);
+    pkt->frag_hdr_len = 0;
     return decode_next(proto, s, pkt);
 }
 

@@ -85,6 +85,10 @@ struct packet {
     uint32_t frag_id;     /* IPv4 identification or IPv6 fragment identification */
     uint32_t frag_offset; /* in bytes */
     uint8_t frag_more;    /* more-fragments flag */
+    /* The header bytes that count with the reassembled payload in the 65535-byte limit
+     * (ip_reasm.h): IPv4, this fragment's header length; IPv6, the extension headers between
+     * the fixed header and the Fragment header. */
+    uint32_t frag_hdr_len;
 
     const uint8_t *payload;
     uint32_t payload_len;

@@ -20,6 +20,7 @@ struct dgram {
     uint8_t *buf;
     uint32_t cap;   /* bytes allocated in buf */
     uint32_t total; /* payload length, known once the last fragment came; 0 before */
+    uint32_t hdr_len; /* the first fragment's frag_hdr_len, once it is held (pieces[0] at 0) */
     uint32_t id;
     uint8_t version, proto, n_pieces;
     uint8_t src[16], dst[16];
@@ -148,7 +149,7 @@ static uint32_t find(const struct ip_reasm *r, const struct packet *pkt, uint64_
 }
 
 /* Datagrams by what their buffer holds. A sparse one made room for far more than it received:
- * its fragments came far apart, as a flood's do (one 8-byte fragment at offset 65512 makes
+ * its fragments came far apart, as a flood's do (one 8-byte fragment at offset 65504 makes
  * room for 64 KiB, so that a thousand 42-byte frames filled the 64 MiB budget and evicted
  * every honest datagram in progress). Under pressure the sparse ones go first. */
 enum { CLS_DENSE = 0, CLS_SPARSE = 1 };
@@ -272,6 +273,29 @@ static void remember_done(struct ip_reasm *r, const struct dgram *d, uint64_t ha
     memcpy(k->dst, d->dst, sizeof k->dst);
 }
 
+/* Whether the datagram, with this fragment, would pass what Linux reassembles: 65535 bytes
+ * counting the first fragment's header with the payload (ip_frag_reasm: its IPv4 header;
+ * ip6_frag_reasm: the IPv6 payload length, so the extension headers before the Fragment header
+ * but neither the fixed header nor the Fragment header). No endpoint receives such a datagram.
+ * Until the first fragment comes its header is taken at its least: 20 bytes, or none for IPv6. */
+static bool too_big(const struct ip_reasm *r, uint32_t idx, const struct packet *pkt, uint32_t end)
+{
+    uint64_t hdr = pkt->ip_version == 4 ? 20 : 0, far = end;
+
+    if (pkt->frag_offset == 0)
+        hdr = pkt->frag_hdr_len;
+    if (idx != TABLE_NONE) {
+        const struct dgram *d = dg_at(r, idx);
+        if (d->n_pieces && d->pieces[0].start == 0)
+            hdr = d->hdr_len; /* the first copy of the first fragment is the one kept */
+        if (d->total > far)
+            far = d->total;
+        if (d->n_pieces && d->pieces[d->n_pieces - 1].end > far)
+            far = d->pieces[d->n_pieces - 1].end;
+    }
+    return hdr + far > IP_REASM_MAX_DATAGRAM;
+}
+
 /* Adds the fragment; returns the index of its datagram when that is now complete, else
  * TABLE_NONE. */
 static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
@@ -292,7 +316,7 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
         r->err(r->ctx, "fragment_bad_length");
         return TABLE_NONE;
     }
-    if ((uint64_t)start + len > IP_REASM_MAX_DATAGRAM) {
+    if (too_big(r, idx, pkt, end)) {
         if (idx != TABLE_NONE)
             drop(r, idx, "fragment_too_big");
         else
@@ -355,6 +379,8 @@ static uint32_t add(struct ip_reasm *r, const struct packet *pkt)
         return TABLE_NONE;
     }
     memcpy(d->buf + start, pkt->payload, len);
+    if (start == 0)
+        d->hdr_len = pkt->frag_hdr_len;
     if (d->total && d->n_pieces == 1 && d->pieces[0].start == 0 && d->pieces[0].end == d->total)
         return idx;
     classify(r, idx);

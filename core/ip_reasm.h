@@ -14,7 +14,12 @@
  *   sipscope does the same (as Linux has since 2018), because overlapping fragments are an
  *   evasion technique and no honest sender produces them.
  * - A datagram not complete within the timeout (30 s of packet time, as Linux; RFC 791
- *   suggests 15 s) is dropped. A reassembled datagram is at most 65535 bytes of IP payload.
+ *   suggests 15 s) is dropped.
+ * - A reassembled datagram is at most 65535 bytes counting the header bytes Linux counts with
+ *   its payload (struct packet's frag_hdr_len): the first fragment's IPv4 header, so 65515
+ *   bytes of payload at most; IPv6's payload length, so 65535 bytes after the Fragment header
+ *   less the extension headers before it. Linux drops a longer one (net/ipv4/ip_fragment.c,
+ *   net/ipv6/reassembly.c), so no endpoint receives it.
  * - When the table or the byte budget is full, a datagram in progress is evicted: the oldest
  *   of those holding less than an eighth of the buffer they made room for (fragments far
  *   apart: a flood's), else the oldest.
@@ -28,7 +33,7 @@
  *                         dropped, the first copy kept
  *   fragment_duplicate    a fragment already held, byte for byte, or of a datagram just
  *                         completed: fragment dropped
- *   fragment_too_big      offset + length past 65535: datagram dropped
+ *   fragment_too_big      header + offset + length past 65535 (as above): datagram dropped
  *   fragment_bad_length   a fragment with more-fragments set whose length is not a multiple
  *                         of 8, an empty fragment, or two different ends: dropped
  *   fragment_truncated    a fragment cut at the snap length: its datagram can never complete,
@@ -46,7 +51,7 @@
 
 #include "decode.h"
 
-#define IP_REASM_MAX_DATAGRAM 65535u
+#define IP_REASM_MAX_DATAGRAM 65535u /* with the header bytes counted (see above) */
 #define IP_REASM_MAX_HOLES 32 /* separate received pieces of one datagram */
 
 struct ip_reasm_config {

@@ -637,6 +637,23 @@ TEST(ipv4_first_fragment_with_mf_and_offset_zero_is_a_fragment)
     CHECK_INT(pkt.payload_len, 8 + SIP_LEN);
 }
 
+/* The header length counts in the 65535-byte limit of a reassembled datagram (ip_reasm.h). */
+TEST(ipv4_fragment_gives_its_header_length_options_included)
+{
+    struct fb f = {0};
+    ip4x(&f, IPPROTO_UDP, SIP_LEN, 7, 0x2000, 2, SRC4, DST4);
+    sip(&f);
+    struct packet pkt;
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.frag_hdr_len, 28);
+    check_sip_payload(&pkt, &f, 28);
+    f.n = 0;
+    ip4x(&f, IPPROTO_UDP, SIP_LEN, 7, 185, 0, SRC4, DST4);
+    sip(&f);
+    CHECK_INT(run(&f, CAPTURE_LINK_RAW, &pkt), DECODE_FRAGMENT);
+    CHECK_INT(pkt.frag_hdr_len, 20);
+}
+
 TEST(ipv4_middle_and_last_fragments_give_offset_in_bytes)
 {
     struct fb f = {0};
@@ -803,6 +820,7 @@ TEST(ipv6_fragment_header_gives_fragment_fields_and_data_after_it)
     CHECK_INT(pkt.frag_id, 0xf00dcafeu);
     CHECK_INT(pkt.frag_offset, 0);
     CHECK_INT(pkt.frag_more, 1);
+    CHECK_INT(pkt.frag_hdr_len, 8); /* the hop-by-hop options before the Fragment header */
     CHECK_INT(pkt.sport, 0);
     CHECK(pkt.payload == f.d + 16 + 40 + 16);
     CHECK_INT(pkt.payload_len, 8 + SIP_LEN);
@@ -816,6 +834,7 @@ TEST(ipv6_fragment_header_gives_fragment_fields_and_data_after_it)
     CHECK_INT(pkt.frag_id, 9);
     CHECK_INT(pkt.frag_offset, 1448);
     CHECK_INT(pkt.frag_more, 0);
+    CHECK_INT(pkt.frag_hdr_len, 0);
     check_sip_payload(&pkt, &f, 48);
 }
 

@@ -55,6 +55,7 @@ static struct packet frag(unsigned version, uint32_t id, uint32_t off, uint32_t 
     p.frag_id = id;
     p.frag_offset = off;
     p.frag_more = (uint8_t)more;
+    p.frag_hdr_len = version == 4 ? 20 : 0; /* as decode sets it: no options, no extensions */
     fill(id);
     p.payload = data + off;
     p.payload_len = len;
@@ -265,7 +266,7 @@ TEST(byte_budget_evicts_the_oldest_datagram)
     ip_reasm_free(r);
 }
 
-/* A flood of lone fragments far past offset 0 (8 bytes at 65512 make room for 64 KiB) filled
+/* A flood of lone fragments far past offset 0 (8 bytes at 65504 make room for 64 KiB) filled
  * the byte budget with a few frames and evicted the honest datagram in progress, the oldest.
  * Datagrams that hold less than an eighth of the room they made go first. */
 TEST(sparse_datagrams_are_evicted_before_the_others)
@@ -273,7 +274,7 @@ TEST(sparse_datagrams_are_evicted_before_the_others)
     struct ip_reasm *r = make(0, 256 << 10);         /* four 64 KiB buffers */
     CHECK_INT(add(r, frag(4, 1, 0, 1480, 1, 0)), 0); /* honest: 1480 of 2048 */
     for (uint32_t id = 100; id < 110; id++)
-        CHECK_INT(add(r, frag(4, id, 65512, 8, 0, 1)), 0);
+        CHECK_INT(add(r, frag(4, id, 65504, 8, 0, 1)), 0); /* the last IPv4 8 bytes can hold */
     CHECK_INT(stats(r).evictions, 7); /* three of the ten fit beside the honest one */
     CHECK_INT(stats(r).datagrams, 4);
     CHECK_INT(add(r, frag(4, 1, 1480, 500, 0, 2)), 1);
@@ -282,20 +283,79 @@ TEST(sparse_datagrams_are_evicted_before_the_others)
     ip_reasm_free(r);
 }
 
-TEST(largest_datagram_reassembles_and_one_byte_more_is_too_big)
+/* Adds datagram id of total payload bytes in fragments of 1480 (1448 for IPv6) in order, the
+ * first fragment with hdr bytes of header counted (decode's frag_hdr_len). Returns what adding
+ * the last fragment returned. */
+static int whole(struct ip_reasm *r, unsigned version, uint32_t id, uint32_t total, uint32_t hdr)
+{
+    uint32_t step = version == 4 ? 1480 : 1448, off;
+    struct packet p;
+
+    for (off = 0; off + step < total; off += step) {
+        p = frag(version, id, off, step, 1, 0);
+        if (off == 0)
+            p.frag_hdr_len = hdr;
+        if (add(r, p) != 0)
+            return -1;
+    }
+    return add(r, frag(version, id, off, total - off, 0, 0));
+}
+
+/* Linux counts the first fragment's header in the 65535 bytes (ip_frag_reasm: ihl + payload
+ * > 65535 is refused): 65515 bytes of payload after a 20-byte header, 65511 after 24. */
+TEST(ipv4_largest_datagram_counts_the_first_fragments_header)
 {
     struct ip_reasm *r = make(0, 0);
-    uint32_t off;
-    for (off = 0; off + 1480 < 65535; off += 1480)
-        CHECK_INT(add(r, frag(4, 4, off, 1480, 1, 0)), 0);
-    CHECK_INT(add(r, frag(4, 4, off, 65535 - off, 0, 0)), 1);
-    CHECK(out_is(4, 65535));
-    CHECK_INT(add(r, frag(4, 5, 65528, 8, 0, 0)), 0);
+    CHECK_INT(whole(r, 4, 4, 65515, 20), 1);
+    CHECK(out_is(4, 65515));
+    CHECK_STR(reasons, "");
+    CHECK_INT(whole(r, 4, 5, 65516, 20), 0);
     CHECK_STR(reasons, "fragment_too_big");
-    CHECK_INT(add(r, frag(4, 6, 0, 8, 1, 0)), 0);
-    CHECK_INT(add(r, frag(4, 6, 65528, 16, 1, 0)), 0);
+    CHECK_INT(whole(r, 4, 6, 65511, 24), 1);
+    CHECK(out_is(6, 65511));
+    CHECK_INT(whole(r, 4, 7, 65512, 24), 0);
     CHECK_STR(reasons, "fragment_too_big,fragment_too_big");
-    CHECK_INT(stats(r).datagrams, 0); /* 5 was never created, 6 was dropped */
+    CHECK_INT(stats(r).datagrams, 0);
+    CHECK_INT(stats(r).completed, 2);
+    ip_reasm_free(r);
+}
+
+/* The last fragment first, within the limit for a 20-byte header; the first fragment then
+ * brings options that put it over: the datagram is dropped when the first fragment comes. */
+TEST(ipv4_first_fragment_with_options_after_the_last_is_too_big)
+{
+    struct ip_reasm *r = make(0, 0);
+    struct packet first = frag(4, 8, 0, 1480, 1, 0);
+    first.frag_hdr_len = 60;
+    CHECK_INT(add(r, frag(4, 8, 65472, 44, 0, 0)), 0); /* ends at 65516: 20 + 65516 > 65535 */
+    CHECK_STR(reasons, "fragment_too_big");
+    CHECK_INT(add(r, frag(4, 9, 65472, 3, 0, 0)), 0); /* ends at 65475: 60 + 65475 = 65535 */
+    first.frag_id = 9;
+    CHECK_INT(add(r, first), 0);
+    CHECK_STR(reasons, "fragment_too_big");
+    CHECK_INT(add(r, frag(4, 10, 65472, 4, 0, 0)), 0); /* 60 + 65476 > 65535 */
+    first.frag_id = 10;
+    CHECK_INT(add(r, first), 0);
+    CHECK_STR(reasons, "fragment_too_big,fragment_too_big");
+    CHECK_INT(stats(r).datagrams, 1); /* 9 */
+    ip_reasm_free(r);
+}
+
+/* IPv6 counts its payload length (ip6_frag_reasm): what follows the Fragment header, plus the
+ * extension headers before it; neither the fixed header nor the Fragment header. */
+TEST(ipv6_largest_datagram_counts_the_extension_headers_before_the_fragment_header)
+{
+    struct ip_reasm *r = make(0, 0);
+    CHECK_INT(whole(r, 6, 4, 65535, 0), 1);
+    CHECK(out_is(4, 65535));
+    CHECK_STR(reasons, "");
+    CHECK_INT(whole(r, 6, 5, 65536, 0), 0);
+    CHECK_STR(reasons, "fragment_too_big");
+    CHECK_INT(whole(r, 6, 6, 65527, 8), 1); /* 8 bytes of hop-by-hop options */
+    CHECK(out_is(6, 65527));
+    CHECK_INT(whole(r, 6, 7, 65528, 8), 0);
+    CHECK_STR(reasons, "fragment_too_big,fragment_too_big");
+    CHECK_INT(stats(r).datagrams, 0);
     ip_reasm_free(r);
 }
 
