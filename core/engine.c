@@ -541,10 +541,12 @@ static const struct ws_frame_ops ws_ops = {ws_message, ws_error};
 __attribute__((noinline, cold)) static uint64_t
 ws_deliver(struct engine *e, struct tcp_stream_chunk *chunk, size_t skip)
 {
-    struct tcp_stream_chunk rest = {chunk->data + skip, chunk->len - (uint32_t)skip, chunk->flags};
+    struct tcp_stream_chunk rest = {chunk->data + skip, chunk->len - (uint32_t)skip, chunk->flags,
+                                    0};
     uint64_t used = ws_frame_consume(&ws_ops, e, &rest, e->ws_buf);
 
     chunk->flags = rest.flags;
+    chunk->mark = 0; /* the SIP framer's, whose bytes these are no longer */
     return skip + used;
 }
 
@@ -565,6 +567,7 @@ static uint64_t tcp_deliver(void *ctx, const struct packet *pkt, struct tcp_stre
         if (chunk->len < e->cfg.tcp.max_pending)
             return 0;
         chunk->flags |= SIP_FRAME_SKIPPED;
+        chunk->mark = 0;
         return skip;
     }
     if (chunk->flags & WS_FRAME_ON)

@@ -173,6 +173,45 @@ static uint64_t oversized(const struct sip_frame_ops *ops, void *ctx, const uint
     return (uint64_t)((const uint8_t *)msg.body.p - p) + cl;
 }
 
+/* A message left unfinished is offered again with every segment that follows; parsed again
+ * from its start each time, a message in 1-byte segments cost time quadratic in its length (up
+ * to the 64 KiB pending cap). Its chunk's mark says how far the last parse got, so that the
+ * framer parses again only when the new bytes can change sip_parse's answer:
+ * - MARK_BODY | n: the header block is complete and the message is n bytes long: -EAGAIN until
+ *   n bytes are there (the header block is what it was; the body's bytes are not read);
+ * - n: the header block was unfinished in the first n bytes. More bytes keep it -EAGAIN unless
+ *   they complete a line (an LF, and byte n - 1 too: after a line's LF the parse looks at the
+ *   next line's first byte, for folding), hold a control byte the lines reject (any but HT, and
+ *   a CR only as the last byte: byte n - 1 too, a CR then last and no longer), or make
+ *   SIP_MAX_MSG bytes (E2BIG).
+ * The parse is then skipped with the same result: nothing is reported, nothing is used. */
+#define MARK_BODY 0x80000000u
+
+static bool still_waiting(const struct tcp_stream_chunk *chunk)
+{
+    uint32_t mark = chunk->mark, len = chunk->len;
+
+    if (mark & MARK_BODY)
+        return len < (mark & ~MARK_BODY);
+    if (mark > len || len >= SIP_MAX_MSG)
+        return false;
+    for (uint32_t i = mark - 1; i < len; i++) {
+        uint8_t c = chunk->data[i];
+        if (c < 0x20 && c != '\t' && !(c == '\r' && i + 1 == len))
+            return false;
+    }
+    return true;
+}
+
+/* The mark for a message whose parse at p[0..n) said -EAGAIN (see still_waiting). */
+static uint32_t waiting_mark(const uint8_t *p, size_t n, const struct sip_msg *msg)
+{
+    if (msg->content_length >= 0 && msg->body.p)
+        return MARK_BODY |
+               (uint32_t)((const uint8_t *)msg->body.p - p + (uint64_t)msg->content_length);
+    return (uint32_t)n;
+}
+
 uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
                            struct tcp_stream_chunk *chunk, int quiet, struct sip_header *hdrs,
                            size_t max_hdrs)
@@ -180,6 +219,12 @@ uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
     const uint8_t *data = chunk->data;
     size_t len = chunk->len, pos = 0;
 
+    if (chunk->mark && !(chunk->flags & TCP_STREAM_LOST) && still_waiting(chunk)) {
+        if (!(chunk->mark & MARK_BODY))
+            chunk->mark = chunk->len; /* as a parse would have left it: each byte looked at once */
+        return 0;
+    }
+    chunk->mark = 0;
     while (pos < len) {
         struct sip_msg msg;
         int rc;
@@ -208,8 +253,10 @@ uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
             pos += (size_t)rc;
             continue;
         }
-        if (rc == -EAGAIN)
+        if (rc == -EAGAIN) {
+            chunk->mark = waiting_mark(data + pos, len - pos, &msg);
             break;
+        }
         if (rc == -E2BIG && msg.error == SIP_ERR_TOO_LONG && msg.content_length >= 0) {
             uint64_t total = oversized(ops, ctx, data + pos, len - pos, &msg, hdrs, max_hdrs);
             if (total) {

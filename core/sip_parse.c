@@ -1831,8 +1831,10 @@ __attribute__((noinline)) static int parse_with(const char *buf, size_t len, uns
         body_len = (size_t)msg->content_length;
         if (hdr_len + body_len > SIP_MAX_MSG)
             return fail(msg, -E2BIG, SIP_ERR_TOO_LONG);
-        if (body_len > avail)
+        if (body_len > avail) {
+            msg->body = slice_make(p, 0); /* where it will begin (sip_parse's contract) */
             return -EAGAIN;
+        }
     } else if (msg->content_length < 0) {
         msg->anomalies |= msg->first[SIP_HDR_CONTENT_LENGTH] ? SIP_ANOM_BAD_CONTENT_LENGTH
                                                              : SIP_ANOM_NO_CONTENT_LENGTH;

@@ -174,7 +174,9 @@ enum sip_parse_mode {
  *
  * Returns the number of bytes the message occupies from buf (leading empty lines included, and in
  * datagram mode everything up to len), or:
- *   -EAGAIN  the header block (or, in stream mode, the body) is not complete within len;
+ *   -EAGAIN  the header block (or, in stream mode, the body) is not complete within len; in
+ *            stream mode with the header block complete, msg->content_length is set and
+ *            msg->body is empty at the place the body begins (sip_frame waits for it whole);
  *   -EBADMSG not a well-formed SIP message; msg->error says why;
  *   -E2BIG   more than max_hdrs headers, or longer than SIP_MAX_MSG; msg->error says which.
  * On any return msg is fully written (slices of a failed parse may be empty). */

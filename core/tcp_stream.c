@@ -46,6 +46,7 @@ struct half {
     uint32_t syn_seq;  /* first data byte after the SYN that opened it, when syn_seen */
     uint32_t last_ack; /* the last acknowledgement number it sent (ACK set), when ack_seen */
     uint32_t buf_len, buf_cap, ooo_bytes, ooo_count;
+    uint32_t mark; /* the consumer's note about buf (tcp_stream_chunk.mark) */
     uint16_t sport, dport;
     uint8_t version, closed, flags, fin_seen, syn_seen, ack_seen;
     uint8_t rst_closed; /* closed by an RST: RST_OWN, sent by this half's sender, or RST_PEER */
@@ -108,7 +109,7 @@ static void free_buf(struct tcp_stream *ts, struct half *h)
     ts->bytes -= h->buf_cap;
     free(h->buf);
     h->buf = NULL;
-    h->buf_len = h->buf_cap = 0;
+    h->buf_len = h->buf_cap = h->mark = 0;
 }
 
 static size_t seg_size(uint32_t len)
@@ -297,9 +298,11 @@ static void drop_pending(struct tcp_stream *ts, struct half *h)
 static uint64_t offer(struct tcp_stream *ts, struct half *h, const struct packet *pkt,
                       const uint8_t *data, uint32_t len)
 {
-    struct tcp_stream_chunk c = {data, len, h->flags};
+    /* The mark goes with the bytes left before: the pending buffer's start. */
+    struct tcp_stream_chunk c = {data, len, h->flags, data == h->buf ? h->mark : 0};
     uint64_t used = ts->deliver(ts->ctx, pkt, &c);
     h->flags = c.flags;
+    h->mark = c.mark;
     return used;
 }
 

@@ -100,6 +100,11 @@ struct tcp_stream_chunk {
     /* In and out, kept per stream: tcp_stream sets TCP_STREAM_LOST (the consumer clears it
      * once it found a message start); the other bits are the consumer's own state. */
     uint8_t flags;
+    /* In and out, the consumer's own note about the bytes it leaves unused, offered again with
+     * them at the start of the next chunk (what it learnt of them, so as not to read them all
+     * again). 0 in a chunk that does not start with bytes left before: tcp_stream clears it
+     * whenever it drops them. */
+    uint32_t mark;
 };
 
 /* Returns how many bytes of chunk the consumer used; the rest is kept and offered again,

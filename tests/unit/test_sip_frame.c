@@ -50,7 +50,7 @@ static struct tcp_stream_chunk chunk;
 /* Offers text with the given flags; returns the bytes used. */
 static uint64_t offer(const char *text, size_t len, uint8_t flags, int quiet)
 {
-    chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags};
+    chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags, 0};
     return sip_frame_consume(&ops, NULL, &chunk, quiet, hdrs, SIP_MAX_HEADERS);
 }
 
@@ -296,6 +296,130 @@ TEST(a_long_line_of_status_line_lookalikes_is_scanned_in_linear_time)
     CHECK_STR(log_, "[reasm:tcp_resync]t|");
     int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
     CHECK(ns < 50000000);
+}
+
+/* Feeds s[0..n) to the framer as tcp_stream does, step bytes at a time: what the framer leaves
+ * is offered again with the next bytes, with its flags and, when keep_mark, its mark (else 0:
+ * every unfinished message parsed again from its start, as before marks). Leaves the log in
+ * log_ and returns it timed: what each offer logged, then "@" and how many bytes had come. */
+static const char *fed(const char *s, size_t n, size_t step, bool keep_mark)
+{
+    static uint8_t buf[2 * SIP_MAX_MSG];
+    static char timed[2 * sizeof log_];
+    size_t held = 0, logged = 0, t = 0;
+    uint64_t skip = 0;
+    uint8_t flags = 0;
+    uint32_t mark = 0;
+
+    log_[0] = 0;
+    timed[0] = 0;
+    for (size_t at = 0; at < n; at += step) {
+        size_t k = step < n - at ? step : n - at, d = skip < k ? (size_t)skip : k;
+        skip -= d;
+        if (k == d)
+            continue;
+        memcpy(buf + held, s + at + d, k - d);
+        held += k - d;
+        chunk = (struct tcp_stream_chunk){buf, (uint32_t)held, flags, keep_mark ? mark : 0};
+        uint64_t used = sip_frame_consume(&ops, NULL, &chunk, 0, hdrs, SIP_MAX_HEADERS);
+        flags = chunk.flags;
+        mark = chunk.mark;
+        if (used >= held) {
+            skip = used - held;
+            held = 0;
+            mark = 0;
+        } else {
+            memmove(buf, buf + used, held - used);
+            held -= (size_t)used;
+        }
+        if (strlen(log_) > logged && t < sizeof timed) {
+            t += (size_t)snprintf(timed + t, sizeof timed - t, "%s@%zu", log_ + logged, at + k);
+            logged = strlen(log_);
+        }
+    }
+    return timed;
+}
+
+/* An unfinished message is not parsed again while the bytes that came cannot change the parse's
+ * answer (sip_frame.c, still_waiting): every stream framed with that shortcut gives exactly
+ * what it gives parsed again at every offer, whatever the cut. The streams hold what ends a
+ * header block's wait early: a stray control byte (NUL, a CR before no LF, in the start line
+ * and in a header), a line that is no header, folded lines, bare LFs, an escaped control byte
+ * (RFC 4475's quoted-pair), junk, keep-alives, a missing Content-Length and an oversized
+ * body; each ends with a good message. */
+TEST(an_unfinished_message_gives_the_same_messages_and_errors_without_parsing_it_again)
+{
+    static char big[80000];
+    static const struct {
+        const char *s, *want; /* want: the log, derived by hand, at every step */
+    } cases[] = {
+        {MSG("a", CL0, "") MSG("b", "Content-Length: 3\r\n", "xyz") "\r\n\r\n" MSG("c", CL0, ""),
+         "a|b|c|"},
+        {MSG("f", "Subject: one\r\n two\r\n\tthree\r\n" CL0, ""), "f|"},
+        {MSG("n", "X-A: a\0b\r\n" CL0, "") MSG("ok1", CL0, ""), "[sip:header_syntax]ok1|"},
+        {MSG("r", "X-A: a\rb\r\n" CL0, "") MSG("ok2", CL0, ""), "[sip:header_syntax]ok2|"},
+        {"OPTIONS sip:b@x\r SIP/2.0\r\n\r\n" MSG("ok3", CL0, ""), "[sip:start_line]ok3|"},
+        {MSG("h", "no colon here\r\n" CL0, "") MSG("ok4", CL0, ""), "[sip:header_syntax]ok4|"},
+        {"OPTIONS sip:b@x SIP/2.0\nVia: SIP/2.0/TCP h;branch=z9hG4bKlf\nFrom: <sip:a@x>;tag=1\n"
+         "To: <sip:b@x>\nCall-ID: lf\nCSeq: 1 OPTIONS\nContent-Length: 2\n\nhi",
+         "lf|"},
+        {MSG("e", "To: \"a\\\x07\" <sip:b@x>\r\n" CL0, ""), "e|"},
+        {"\x16\x03junk\r\n" MSG("j", CL0, ""), "[sip:start_line]j|"},
+        {MSG("m", "", "") MSG("ok5", CL0, ""), "[sip:content_length]ok5|"},
+        {MSG("bin", "Content-Length: 4\r\n", "\0\r\x01\n") MSG("ok6", CL0, ""), "bin|ok6|"},
+    };
+    /* The NUL bytes are in the middle of the literals: their lengths are their sizes. */
+    static const size_t lens[] = {
+        sizeof(MSG("a", CL0, "")
+                   MSG("b", "Content-Length: 3\r\n", "xyz") "\r\n\r\n" MSG("c", CL0, "")) -
+            1,
+        sizeof(MSG("f", "Subject: one\r\n two\r\n\tthree\r\n" CL0, "")) - 1,
+        sizeof(MSG("n", "X-A: a\0b\r\n" CL0, "") MSG("ok1", CL0, "")) - 1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        sizeof(MSG("bin", "Content-Length: 4\r\n", "\0\r\x01\n") MSG("ok6", CL0, "")) - 1,
+    };
+    static const size_t steps[] = {1, 2, 3, 5, 64, 1500};
+
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = lens[c] ? lens[c] : strlen(cases[c].s);
+        for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+            char old[2 * sizeof log_];
+            snprintf(old, sizeof old, "%s", fed(cases[c].s, n, steps[k], false));
+            CHECK_STR(log_, cases[c].want);
+            CHECK_STR(fed(cases[c].s, n, steps[k], true), old);
+            CHECK_STR(log_, cases[c].want);
+        }
+    }
+
+    /* A 4 KB INVITE body in 1-byte segments, then one over SIP_MAX_MSG (its body skipped). */
+    size_t n =
+        (size_t)snprintf(big, sizeof big, "%s", MSG("big4k", "Content-Length: 4000\r\n", ""));
+    memset(big + n, 'v', 4000);
+    n += 4000;
+    n += (size_t)snprintf(big + n, sizeof big - n, "%s",
+                          MSG("huge", "Content-Length: 66000\r\n", ""));
+    memset(big + n, 'w', 66000);
+    n += 66000;
+    n += (size_t)snprintf(big + n, sizeof big - n, "%s", MSG("after", CL0, ""));
+    char old[2 * sizeof log_];
+    snprintf(old, sizeof old, "%s", fed(big, n, 1, false));
+    CHECK_STR(log_, "big4k|[reasm:tcp_oversized_body]huge|after|");
+    CHECK_STR(fed(big, n, 1, true), old);
+
+    /* A header block that reaches SIP_MAX_MSG bytes inside a line: too long there and then. */
+    n = (size_t)snprintf(big, sizeof big, "%s", "OPTIONS sip:b@x SIP/2.0\r\n");
+    while (n < SIP_MAX_MSG + 100)
+        n += (size_t)snprintf(big + n, sizeof big - n, "X-Long: %07000d\r\n", 0);
+    n += (size_t)snprintf(big + n, sizeof big - n, "%s", MSG("after", CL0, ""));
+    snprintf(old, sizeof old, "%s", fed(big, n, 1, false));
+    CHECK_STR(log_, "[sip:too_long]after|");
+    CHECK_STR(fed(big, n, 1, true), old);
 }
 
 TEST_MAIN()

@@ -29,12 +29,21 @@ static void logs(const char *s, size_t n)
     }
 }
 
+/* When set, each offer logs the mark it came with as "{N}", and the consumer leaves mark 7. */
+static int show_mark;
+
 static uint64_t consume(void *ctx, const struct packet *pkt, struct tcp_stream_chunk *c)
 {
     uint32_t used = 0;
     uint64_t skip = 0;
     size_t n = strlen(froms);
     (void)ctx;
+    if (show_mark) {
+        char b[16];
+        snprintf(b, sizeof b, "{%u}", c->mark);
+        logs(b, strlen(b));
+        c->mark = 7;
+    }
     if (n + 1 < sizeof froms) {
         int client =
             pkt->sport == 40000 && pkt->dport == 5060 && pkt->src[3] == 1 && pkt->dst[3] == 2;
@@ -557,6 +566,27 @@ TEST(a_sequence_number_past_the_window_is_a_jump)
     send_(ts, seg(0, 5000, ACK, "b\nc\n", 2));
     CHECK_STR(reasons, "tcp_gap");
     CHECK_STR(log_, "<a|<~c|");
+    tcp_stream_free(ts);
+}
+
+/* The consumer's mark comes back with the bytes it left, and only with them: not with a chunk
+ * that starts afresh (nothing was left, or what was left was lost to a gap). */
+TEST(the_consumers_mark_comes_back_with_the_bytes_it_left)
+{
+    defaults();
+    cfg.window = 1000;
+    show_mark = 1;
+    struct tcp_stream *ts = make();
+    send_(ts, seg(0, 99, SYN, NULL, 0));
+    send_(ts, seg(0, 100, ACK, "ab", 1));   /* left whole, mark 7 */
+    send_(ts, seg(0, 102, ACK, "c", 2));    /* "abc" again, with it */
+    send_(ts, seg(0, 103, ACK, "d\nx", 3)); /* "abcd" used, "x" left */
+    send_(ts, seg(0, 106, ACK, "\n", 4));   /* "x" used, nothing left */
+    send_(ts, seg(0, 107, ACK, "ef", 5));   /* a fresh chunk; "ef" left */
+    send_(ts, seg(0, 5000, ACK, "g\n", 6)); /* a gap drops "ef": a fresh chunk again */
+    CHECK_STR(log_, "{0}<{7}({7}(abcd|{7}(x|{0}<{0}<~");
+    CHECK_STR(reasons, "tcp_gap");
+    show_mark = 0;
     tcp_stream_free(ts);
 }
 

@@ -75,7 +75,7 @@ static struct tcp_stream_chunk chunk;
 
 static uint64_t consume(const uint8_t *data, size_t len, uint8_t flags)
 {
-    chunk = (struct tcp_stream_chunk){data, (uint32_t)len, (uint8_t)(flags | WS_FRAME_ON)};
+    chunk = (struct tcp_stream_chunk){data, (uint32_t)len, (uint8_t)(flags | WS_FRAME_ON), 0};
     return ws_frame_consume(&ops, NULL, &chunk, scratch);
 }
 
@@ -90,7 +90,7 @@ static uint64_t consume(const uint8_t *data, size_t len, uint8_t flags)
 
 static enum ws_frame_start detect(const char *text, size_t len, uint8_t flags, size_t *skip)
 {
-    chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags};
+    chunk = (struct tcp_stream_chunk){(const uint8_t *)text, (uint32_t)len, flags, 0};
     return ws_frame_detect(&ops, NULL, &chunk, skip);
 }
 
@@ -322,7 +322,7 @@ TEST(an_oversized_message_is_reported_and_skipped_whole)
     CHECK_INT(chunk.flags, WS_FRAME_ON | 0x20);
     CHECK_INT(ws_frame_consume(
                   &ops, NULL,
-                  &(struct tcp_stream_chunk){buf + first, (uint32_t)(at - first), chunk.flags},
+                  &(struct tcp_stream_chunk){buf + first, (uint32_t)(at - first), chunk.flags, 0},
                   scratch),
               at - first);
     CHECK_STR(log_, "[ws_oversized]" SIP_A "|");
