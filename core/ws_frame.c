@@ -425,6 +425,24 @@ static void broken(const struct ws_frame_ops *ops, void *ctx, struct tcp_stream_
     chunk->flags &= (uint8_t)~WS_FRAME_DROPPING;
 }
 
+/* Joins the payloads of the data frames in p[0..n), a fragmented message's frames all read and
+ * checked by fragmented(), into scratch. Returns the message's length. */
+static size_t join(const uint8_t *p, size_t n, uint8_t *scratch)
+{
+    size_t pos = 0, len = 0;
+
+    while (pos < n) {
+        struct frame f;
+        read_head(p + pos, n - pos, &f);
+        if (f.opcode < OP_CLOSE) {
+            payload_copy(scratch + len, p + pos, &f, 0, (size_t)f.len);
+            len += (size_t)f.len;
+        }
+        pos += f.head + (size_t)f.len;
+    }
+    return len;
+}
+
 /* The fragmented message whose first frame (text or binary, not final, no reserved bit: checked
  * by the caller) starts p[n). Once its final fragment is there, the fragments are joined into
  * scratch and handed on, and the bytes its frames take (with the control frames among them)
@@ -479,11 +497,12 @@ static uint64_t fragmented(const struct ws_frame_ops *ops, void *ctx,
             pos = (size_t)end;
             continue;
         }
-        payload_copy(scratch + len, p + pos, &f, 0, (size_t)f.len);
+        /* Joined once the final fragment is there: copied at every offer while the message
+         * waited, its fragments cost time quadratic in its length. */
         len += (size_t)f.len;
         pos = (size_t)end;
         if (f.fin) {
-            message(ops, ctx, scratch, len);
+            message(ops, ctx, scratch, join(p, pos, scratch));
             return pos;
         }
     }
