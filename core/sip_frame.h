@@ -57,10 +57,11 @@ struct sip_frame_ops {
 #define SIP_FRAME_REPORTED 0x08 /* a parse error began this resynchronisation */
 
 /* Frames as many messages as chunk holds, from its start, honouring and updating
- * chunk->flags. quiet: see quiet mode above. Returns the bytes used, in the sense of
- * tcp_stream_deliver_fn: what is left is an unfinished message or line; a value above
- * chunk->len skips the rest of an oversized body. hdrs[max_hdrs] is scratch storage for the
- * parser. */
+ * chunk->flags and chunk->mark (how far an unfinished message was read: it is parsed again only
+ * when the bytes that came since can change the answer). quiet: see quiet mode above. Returns the
+ * bytes used, in the sense of tcp_stream_deliver_fn: what is left is an unfinished message or line;
+ * a value above chunk->len skips the rest of an oversized body. hdrs[max_hdrs] is scratch storage
+ * for the parser. */
 uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
                            struct tcp_stream_chunk *chunk, int quiet, struct sip_header *hdrs,
                            size_t max_hdrs);
