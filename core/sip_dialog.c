@@ -230,7 +230,11 @@ static void rearm(struct sip_dialog_table *tbl, struct sip_dialog *d)
     enum dialog_lane lane;
 
     if (d->state == SIP_DIALOG_ENDED) {
+        /* Kept from when it was seen to end: an expired call's t_end is its session's end, the
+         * grace before (end_call), and late messages may come until its linger after that. */
         deadline = add_sat(d->t_end, tbl->timers.linger);
+        if (d->end_reason == SIP_END_EXPIRED)
+            deadline = add_sat(deadline, tbl->timers.expiry_grace);
         lane = LANE_LINGER;
     } else {
         deadline = add_sat(d->t_start, tbl->timers.max_age);
@@ -266,7 +270,8 @@ static void end_call(struct sip_dialog_table *tbl, struct sip_dialog *d, enum si
         return;
     ev.reason = (uint8_t)why;
     /* RFC 6076 §4.5: session duration runs from the 2xx to the BYE; an expired session ran to
-     * its deadline. Calls cut by the age limit or eviction have no meaningful duration. */
+     * its expiry (now, for it: sip_dialog_run_timer). Calls cut by the age limit or eviction have
+     * no meaningful duration. */
     if (d->state == SIP_DIALOG_CONFIRMED && (why == SIP_END_BYE || why == SIP_END_EXPIRED)) {
         ev.flags |= TRACK_F_HAS_DURATION;
         ev.delay = delay_between(d->t_answer, now, &ev.flags);
@@ -736,7 +741,12 @@ bool sip_dialog_run_timer(struct sip_dialog_table *tbl, uint64_t now)
     } else if (add_sat(d->t_start, tbl->timers.max_age) <= due) {
         end_call(tbl, d, SIP_END_MAX_AGE, NULL, NULL, due);
     } else {
-        end_call(tbl, d, SIP_END_EXPIRED, NULL, NULL, due);
+        /* The session ended when its interval ran out without a refresh (RFC 4028 §10: the UAs
+         * then end it), due - expiry_grace; the grace is only sipscope's wait for a refresh or
+         * a BYE late on the wire. So the duration (RFC 6076 §4.5), the end time of the events
+         * line and rules' d.end_time stop there, as one. */
+        end_call(tbl, d, SIP_END_EXPIRED, NULL, NULL,
+                 add_sat(d->t_refresh, (uint64_t)d->session_expires * NS_PER_S));
     }
     return true;
 }

@@ -71,7 +71,7 @@ struct sip_dialog {
     uint64_t t_start;     /* first INVITE */
     uint64_t t_answer;    /* first 2xx */
     uint64_t t_ringing;   /* first 180 or 183 of the INVITE (rules: d.ringing_time), 0 before */
-    uint64_t t_end;       /* end */
+    uint64_t t_end;       /* end; expired: the last refresh's 2xx + Session-Expires (not + grace) */
     uint64_t t_refresh;   /* last 2xx to INVITE or UPDATE: session timer base (RFC 4028) */
     uint32_t session_expires; /* seconds from the last 2xx, 0 without a session timer */
     /* CSeq of the latest out-of-dialog INVITE of the call, its low 16 bits as a transaction's
@@ -239,7 +239,9 @@ void sip_dialog_on_invite_timeout(struct sip_dialog_table *tbl, struct sip_dialo
                                   uint64_t now);
 
 /* Runs the call timers due at now (challenge without retry, session expiry, maximum age, end of
- * the linger time). Returns true if one ran, false when nothing is due. */
+ * the linger time). Returns true if one ran, false when nothing is due. A call found expired at
+ * now ended expiry_grace before (its TRACK_CALL_END time, t_end, duration); it is kept for late
+ * messages linger after now all the same. */
 bool sip_dialog_run_timer(struct sip_dialog_table *tbl, uint64_t now);
 
 /* Text fields of a call; empty in a table made without text. */

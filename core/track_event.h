@@ -38,7 +38,9 @@ enum track_event_type {
     /* The call's outcome: code, or 0 for a timeout. Once per call. */
     TRACK_CALL_OUTCOME,
     /* The call ended: reason (enum sip_dialog_end). flags: TRACK_F_COMPLETED for a confirmed
-     * call ended by BYE, TRACK_F_HAS_DURATION when delay is the session duration. Once per call. */
+     * call ended by BYE, TRACK_F_HAS_DURATION when delay is the session duration. Once per call.
+     * time_ns is the call's end (dialog->t_end): for an expired call, its session's expiry, the
+     * grace earlier than the timer that found it (an evicted call: its last known event). */
     TRACK_CALL_END,
     /* Session disconnect delay (RFC 6076 §4.4) of the BYE that ended a call: outcome, delay. */
     TRACK_CALL_DISCONNECT,
