@@ -30,6 +30,9 @@
 #define HTTP_BACKLOG 64     /* listen() backlog */
 #define HTTP_GZIP_LEVEL 1   /* scrapes repeat every few seconds: speed over ratio */
 #define HTTP_RELOAD_MSG 256 /* reload message room, NUL included */
+/* libmicrohttpd's own connection limit is this far past admit_client's: a backstop
+ * (http_start). */
+#define HTTP_LIMIT_BACKSTOP 4
 
 /* --- Listen addresses ------------------------------------------------------------------------ */
 
@@ -265,6 +268,7 @@ struct http_server {
     unsigned pool_idle;
 
     struct http_clients *clients; /* connections by address (admit_client, count_client) */
+    struct metric_series *refused[HTTP_REFUSED_COUNT]; /* or NULL; admit_client writes them */
     struct http_watch *watch;     /* the deadlines of requests and answers (http_watch.h) */
 };
 
@@ -642,13 +646,27 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     return MHD_http_unescape(s);
 }
 
-/* Accept policy: an address, or an IPv6 /64, already holding its share of the connections is
- * refused (closed at once). Runs on the accepting thread, like count_client's start notification
- * that follows. */
+static const enum http_refusal refusal_of[] = {
+    [HTTP_CLIENTS_FULL] = HTTP_REFUSED_TOTAL,
+    [HTTP_CLIENTS_PER_ADDRESS] = HTTP_REFUSED_PER_ADDRESS,
+    [HTTP_CLIENTS_PER_NETWORK] = HTTP_REFUSED_PER_NETWORK,
+    [HTTP_CLIENTS_RESERVE] = HTTP_REFUSED_RESERVE,
+};
+
+/* Accept policy: a connection past the limit, or from an address or an IPv6 /64 already holding
+ * its share of the connections, is refused (closed at once) and counted by reason. Runs on the
+ * accepting thread, like count_client's start notification that follows, so the count it reads
+ * holds every connection admitted before. */
 static enum MHD_Result admit_client(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     struct http_server *srv = cls;
-    return http_clients_admits(srv->clients, addr, addrlen) ? MHD_YES : MHD_NO;
+    enum http_clients_verdict v = http_clients_admit(srv->clients, addr, addrlen);
+
+    if (v == HTTP_CLIENTS_ADMITTED)
+        return MHD_YES;
+    if (srv->refused[refusal_of[v]])
+        metric_counter_add(srv->refused[refusal_of[v]], 1);
+    return MHD_NO;
 }
 
 /* Connection notifications: a connection is counted for its address and network, and watched
@@ -777,6 +795,34 @@ int http_cuts_declare(struct metrics *reg, struct metric_series *cuts[HTTP_CUT_C
     return 0;
 }
 
+static const char *const refused_reasons[HTTP_REFUSED_COUNT] = {
+    [HTTP_REFUSED_TOTAL] = "total",
+    [HTTP_REFUSED_PER_ADDRESS] = "per_address",
+    [HTTP_REFUSED_PER_NETWORK] = "per_network",
+    [HTTP_REFUSED_RESERVE] = "reserve",
+};
+
+int http_refused_declare(struct metrics *reg, struct metric_series *refused[HTTP_REFUSED_COUNT])
+{
+    static const char *const reason[] = {"reason"};
+    struct metric_family *fam;
+
+    for (int i = 0; i < HTTP_REFUSED_COUNT; i++)
+        refused[i] = NULL;
+    fam = metrics_family(reg, HTTP_REFUSED_FAMILY,
+                         "HTTP connections the server refused as they came: every connection "
+                         "taken, the address's or its IPv6 /64's share taken, or the last "
+                         "quarter, kept for addresses holding none.",
+                         METRIC_COUNTER, reason, 1, NULL, 0, HTTP_REFUSED_COUNT, METRIC_TIMING);
+    if (!fam)
+        return -errno;
+    for (int i = 0; i < HTTP_REFUSED_COUNT; i++) {
+        uint32_t sym = metrics_intern(reg, refused_reasons[i], strlen(refused_reasons[i]));
+        refused[i] = metrics_series(fam, &sym);
+    }
+    return 0;
+}
+
 struct http_server *http_start(const struct http_config *cfg, struct metrics *reg,
                                const struct http_hooks *hooks, char *err, size_t errlen)
 {
@@ -807,6 +853,7 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     srv->clients = http_clients_new(
         max_conns, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_MAX_PER_ADDRESS,
         cfg->max_per_network ? cfg->max_per_network : HTTP_DEFAULT_MAX_PER_NETWORK);
+    memcpy(srv->refused, cfg->refused, sizeof(srv->refused));
     srv->watch = http_watch_new(max_conns, timeout_s * 1000, cfg->cuts[HTTP_CUT_SLOW_REQUEST],
                                 cfg->cuts[HTTP_CUT_SLOW_ANSWER]);
     if (!srv->clients || !srv->watch || build_index(srv, cfg->version) != 0) {
@@ -819,17 +866,22 @@ struct http_server *http_start(const struct http_config *cfg, struct metrics *re
     srv->listen_fd = fd;
 
     /* Threads inherit the signal mask of their creator: start libmicrohttpd with every signal
-     * blocked, so that no signal is ever delivered to one of its threads. */
+     * blocked, so that no signal is ever delivered to one of its threads.
+     * The connection limit is admit_client's, so that a refusal there is counted: libmicrohttpd
+     * checks its own before it asks the policy and closes what it refuses unseen (a debug log
+     * line at most). Both count the same connections (libmicrohttpd notifies a close as it
+     * uncounts the connection, in its cleanup on the accepting thread), so its limit, set
+     * HTTP_LIMIT_BACKSTOP above, is reached only if a connection ever went uncounted. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     srv->mhd = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0, admit_client, srv, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, max_conns,
-        MHD_OPTION_NOTIFY_CONNECTION, count_client, srv, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-        srv, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+        max_conns + HTTP_LIMIT_BACKSTOP, MHD_OPTION_NOTIFY_CONNECTION, count_client, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
+        srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!srv->mhd) {
         snprintf(err, errlen, "cannot start the HTTP server on %s",

@@ -1,8 +1,8 @@
 /* http: the exporter's web endpoints on libmicrohttpd (the only file that includes it):
  * /metrics, /-/healthy, /-/ready, /-/reload and an index page. It renders the registry on
- * request; it owns no metric (but counts the connections it cuts in counters the caller
- * declares, http_cuts_declare), rule or engine state and never calls into the engine: readiness
- * and reloads reach the engine through the hooks below.
+ * request; it owns no metric (but counts the connections it cuts or refuses in counters the
+ * caller declares, http_cuts_declare and http_refused_declare), rule or engine state and never
+ * calls into the engine: readiness and reloads reach the engine through the hooks below.
  *
  * Threads: one thread per open connection (libmicrohttpd's thread-per-connection mode), at most
  * cfg->max_connections of them, cfg->max_per_address from one address and cfg->max_per_network
@@ -56,6 +56,20 @@ enum http_cut {
     HTTP_CUT_COUNT
 };
 
+/* The connections the server refused as they came, by the limit that refused them
+ * (http_clients.h): every one of cfg->max_connections taken ("total"), the address's share
+ * ("per_address"), its IPv6 /64's ("per_network"), or the last quarter, kept for addresses
+ * that hold none ("reserve"). A refused connection is closed before it is read. Depends on the
+ * clients, so METRIC_TIMING (left out of --print) like the cuts. */
+#define HTTP_REFUSED_FAMILY "sipscope_http_connections_refused_total"
+enum http_refusal {
+    HTTP_REFUSED_TOTAL,       /* reason="total" */
+    HTTP_REFUSED_PER_ADDRESS, /* reason="per_address" */
+    HTTP_REFUSED_PER_NETWORK, /* reason="per_network" */
+    HTTP_REFUSED_RESERVE,     /* reason="reserve" */
+    HTTP_REFUSED_COUNT
+};
+
 /* Content-Type of /metrics: text exposition format 0.0.4. */
 #define HTTP_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -97,12 +111,18 @@ struct http_config {
     /* Counters of the connections cut, by enum http_cut (http_cuts_declare); NULL: not
      * counted. The server's watch thread is their one writer. */
     struct metric_series *cuts[HTTP_CUT_COUNT];
+    /* Counters of the connections refused, by enum http_refusal (http_refused_declare); NULL:
+     * not counted. The server's accepting thread is their one writer. */
+    struct metric_series *refused[HTTP_REFUSED_COUNT];
 };
 
 /* Declares HTTP_CUTS_FAMILY in reg with a series per reason, at 0 from the start (the reasons
  * are a closed set), and sets cuts[] to them for http_config.cuts. The registry's writer
  * thread, before http_start. Returns 0, or -errno from metrics_family (cuts[] then NULL). */
 int http_cuts_declare(struct metrics *reg, struct metric_series *cuts[HTTP_CUT_COUNT]);
+
+/* The same for HTTP_REFUSED_FAMILY and http_config.refused. */
+int http_refused_declare(struct metrics *reg, struct metric_series *refused[HTTP_REFUSED_COUNT]);
 
 /* Callbacks into the program. They run on connection threads, several at once: they must be
  * thread-safe and must not touch engine or Lua state themselves.

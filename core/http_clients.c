@@ -146,20 +146,32 @@ unsigned http_clients_net_count(struct http_clients *c, const struct sockaddr *s
     return count_for(c, sa, len, true);
 }
 
-bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
+enum http_clients_verdict http_clients_admit(struct http_clients *c, const struct sockaddr *sa,
+                                             socklen_t len)
 {
     uint8_t addr[HTTP_CLIENT_KEY_LEN], net[HTTP_CLIENT_KEY_LEN];
-    bool has_net = http_client_keys(sa, len, addr, net), ok;
+    bool has_net = http_client_keys(sa, len, addr, net);
+    enum http_clients_verdict v = HTTP_CLIENTS_ADMITTED;
     unsigned a, nn;
 
     pthread_mutex_lock(&c->mu);
     a = count_of(c, addr, false);
     nn = has_net ? count_of(c, net, true) : 0;
-    ok = a < c->per_address && (!has_net || nn < c->per_network);
-    if (ok && c->total + c->reserve >= c->max_conns) /* the reserve: newcomers only */
-        ok = a == 0 && nn < c->per_address;
+    if (c->total >= c->max_conns)
+        v = HTTP_CLIENTS_FULL;
+    else if (a >= c->per_address)
+        v = HTTP_CLIENTS_PER_ADDRESS;
+    else if (has_net && nn >= c->per_network)
+        v = HTTP_CLIENTS_PER_NETWORK;
+    else if (c->total + c->reserve >= c->max_conns && !(a == 0 && nn < c->per_address))
+        v = HTTP_CLIENTS_RESERVE; /* the reserve: newcomers only */
     pthread_mutex_unlock(&c->mu);
-    return ok;
+    return v;
+}
+
+bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, socklen_t len)
+{
+    return http_clients_admit(c, sa, len) == HTTP_CLIENTS_ADMITTED;
 }
 
 uint32_t http_clients_add(struct http_clients *c, const struct sockaddr *sa, socklen_t len)

@@ -12,7 +12,7 @@
  * newcomers: an address holding none, whose /64 (IPv6) holds fewer than an address may. Taking
  * every connection then needs some twenty addresses, not four.
  *
- * http.c asks http_clients_admits in libmicrohttpd's accept policy callback and counts the
+ * http.c asks http_clients_admit in libmicrohttpd's accept policy callback and counts the
  * connection in its start notification (both on the accepting thread, one connection after
  * the other, so admitting and counting cannot race), and uncounts it in its close notification.
  * Thread-safe. Memory: two entries per connection at most. */
@@ -41,8 +41,23 @@ struct http_clients *http_clients_new(unsigned max_conns, unsigned per_address,
                                       unsigned per_network);
 void http_clients_free(struct http_clients *c);
 
-/* True when the address and its network are both under their limits and, while a quarter or
- * less of the connections are free, the address is a newcomer (above). */
+/* Whether a connection from the address may be taken, and if not, which limit refuses it. */
+enum http_clients_verdict {
+    HTTP_CLIENTS_ADMITTED,
+    HTTP_CLIENTS_FULL,        /* max_conns connections are counted already */
+    HTTP_CLIENTS_PER_ADDRESS, /* the address holds per_address */
+    HTTP_CLIENTS_PER_NETWORK, /* its /64 holds per_network */
+    HTTP_CLIENTS_RESERVE,     /* a quarter or less are free, and it is no newcomer (above) */
+};
+
+/* HTTP_CLIENTS_ADMITTED when fewer than max_conns connections are counted, the address and its
+ * network are both under their limits and, while a quarter or less of the connections are
+ * free, the address is a newcomer (above); otherwise the first of those that fails, in that
+ * order. */
+enum http_clients_verdict http_clients_admit(struct http_clients *c, const struct sockaddr *sa,
+                                             socklen_t len);
+
+/* http_clients_admit(c, sa, len) == HTTP_CLIENTS_ADMITTED. */
 bool http_clients_admits(struct http_clients *c, const struct sockaddr *sa, socklen_t len);
 
 /* Counts a connection from the address. Returns a handle for http_clients_remove, 0 when the

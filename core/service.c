@@ -122,6 +122,12 @@ struct service *service_new(struct engine *e, const struct service_config *cfg, 
             service_free(s);
             return NULL;
         }
+        rc = http_refused_declare(engine_metrics(e), hc.refused);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot declare %s: %s", HTTP_REFUSED_FAMILY, strerror(-rc));
+            service_free(s);
+            return NULL;
+        }
         s->http = http_start(&hc, engine_metrics(e), &hooks, err, errlen);
         if (!s->http) {
             service_free(s);

@@ -126,10 +126,16 @@ check "promtool accepts the scrape (status $status)" test "$status" = 0
 check "promtool has no warning" test ! -s "$tmp/promtool.out"
 [ -s "$tmp/promtool.out" ] && cat "$tmp/promtool.out"
 
-# Connections cut for a slow request or answer: both reasons exported at 0 from the start.
-check "cut connections at 0 from the start" diff <(grep '^sipscope_http_' "$tmp/scrape.txt") \
+# Connections cut for a slow request or answer, and refused at a limit: every reason exported at
+# 0 from the start.
+check "cut and refused connections at 0 from the start" \
+    diff <(grep '^sipscope_http_' "$tmp/scrape.txt") \
     <(printf '%s\n' 'sipscope_http_connections_cut_total{reason="slow_answer"} 0' \
-        'sipscope_http_connections_cut_total{reason="slow_request"} 0')
+        'sipscope_http_connections_cut_total{reason="slow_request"} 0' \
+        'sipscope_http_connections_refused_total{reason="per_address"} 0' \
+        'sipscope_http_connections_refused_total{reason="per_network"} 0' \
+        'sipscope_http_connections_refused_total{reason="reserve"} 0' \
+        'sipscope_http_connections_refused_total{reason="total"} 0')
 
 # The served metrics are the printed ones: sip_ lines exactly, and everything but process_.
 check "scraped sip_ lines equal --print" \

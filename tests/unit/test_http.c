@@ -1125,6 +1125,61 @@ TEST(several_addresses_cannot_take_every_connection)
     metrics_free(f.reg);
 }
 
+/* The exposition of a registry holding only HTTP_REFUSED_FAMILY (http_refused_declare), with
+ * the counts given: label values in byte order. */
+#define REFUSED_TEXT(per_address, per_network, reserve, total)                                     \
+    "# HELP sipscope_http_connections_refused_total HTTP connections the server refused as they "  \
+    "came: every connection taken, the address's or its IPv6 /64's share taken, or the last "      \
+    "quarter, kept for addresses holding none.\n"                                                  \
+    "# TYPE sipscope_http_connections_refused_total counter\n"                                     \
+    "sipscope_http_connections_refused_total{reason=\"per_address\"} " per_address "\n"            \
+    "sipscope_http_connections_refused_total{reason=\"per_network\"} " per_network "\n"            \
+    "sipscope_http_connections_refused_total{reason=\"reserve\"} " reserve "\n"                    \
+    "sipscope_http_connections_refused_total{reason=\"total\"} " total "\n"
+
+/* A connection refused at a limit was counted nowhere: an operator whose Prometheus was refused
+ * could not see why. Every reason is exported at 0 from the start; then, of 8 connections with
+ * 4 per address (the last 2 kept for newcomers): .3's fifth is refused for its address, .4's
+ * third for the reserve (6 held), and once newcomers .5 and .6 hold the last 2, .7 for the
+ * total. */
+TEST(connections_refused_at_the_limits_are_counted_by_reason)
+{
+    struct http_config cfg = {
+        .listen_address = "127.0.0.1:0", .max_connections = 8, .max_per_address = 4};
+    const char *from[8] = {"127.0.0.3", "127.0.0.3", "127.0.0.3", "127.0.0.3",
+                           "127.0.0.4", "127.0.0.4", "127.0.0.5", "127.0.0.6"};
+    struct metrics *reg = metrics_new(10);
+    char err[256] = "";
+    struct http_server *srv;
+    struct resp r;
+    int held[8];
+
+    CHECK_INT(http_refused_declare(reg, cfg.refused), 0);
+    srv = http_start(&cfg, reg, NULL, err, sizeof(err));
+    if (!srv) {
+        TEST_FAIL_AT("http_start: %s", err);
+        metrics_free(reg);
+        return;
+    }
+    CHECK_INT(request(http_port(srv), "GET", "/metrics", NULL, NULL, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_BODY(r, REFUSED_TEXT("0", "0", "0", "0"));
+    resp_free(&r);
+    hold_connections(http_port(srv), from, 4, held);
+    CHECK_INT(scrape_from("127.0.0.3", http_port(srv)), 0);
+    hold_connections(http_port(srv), from + 4, 2, held + 4);
+    CHECK_INT(scrape_from("127.0.0.4", http_port(srv)), 0);
+    hold_connections(http_port(srv), from + 6, 2, held + 6);
+    CHECK_INT(scrape_from("127.0.0.7", http_port(srv)), 0);
+    CHECK(metric_value(cfg.refused[HTTP_REFUSED_PER_ADDRESS]) == 1);
+    CHECK(metric_value(cfg.refused[HTTP_REFUSED_PER_NETWORK]) == 0);
+    CHECK(metric_value(cfg.refused[HTTP_REFUSED_RESERVE]) == 1);
+    CHECK(metric_value(cfg.refused[HTTP_REFUSED_TOTAL]) == 1);
+    close_held(held, 8);
+    http_stop(srv);
+    metrics_free(reg);
+}
+
 /* The child of ipv6_host_is_limited_by_its_slash_64: in a network namespace of its own, with
  * 2001:db8::/48 local on its loopback (any address of it can be bound), one host holds
  * connections from two addresses of its /64. Returns a bit per wrong outcome (0: all right). */
@@ -1142,6 +1197,8 @@ static int slash_64_child(void)
     if (system("ip link set lo up && ip -6 route add local 2001:db8::/48 dev lo") != 0)
         return 1 << 0;
     fixture_init(&f);
+    if (http_refused_declare(f.reg, cfg.refused) != 0)
+        return 1 << 1;
     struct http_server *srv = http_start(&cfg, f.reg, NULL, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "  http_start: %s\n", err);
@@ -1160,6 +1217,12 @@ static int slash_64_child(void)
         wrong |= 1 << 4;
     if (scrape_from("127.0.0.1", http_port(srv)) != 1)
         wrong |= 1 << 5;
+    /* The one refusal so far, counted for the network. */
+    if (metric_value(cfg.refused[HTTP_REFUSED_PER_NETWORK]) != 1 ||
+        metric_value(cfg.refused[HTTP_REFUSED_PER_ADDRESS]) != 0 ||
+        metric_value(cfg.refused[HTTP_REFUSED_RESERVE]) != 0 ||
+        metric_value(cfg.refused[HTTP_REFUSED_TOTAL]) != 0)
+        wrong |= 1 << 7;
     /* One connection fewer in the /64 lets a new address of it in, once libmicrohttpd has
      * cleaned the closed one up (its thread ends first): within 3 s. */
     close(held[3]);

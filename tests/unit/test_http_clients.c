@@ -145,11 +145,12 @@ TEST(the_last_quarter_of_the_connections_is_kept_for_newcomers)
     http_clients_free(c);
 }
 
-TEST(a_full_table_counts_no_more_and_refuses_none)
+TEST(a_full_table_counts_no_more_and_the_connection_limit_refuses_first)
 {
-    /* It cannot fill up behind libmicrohttpd's connection limit (two entries per connection at
-     * most); if it ever did, a connection would go uncounted rather than be refused. Here one
-     * connection's room holds one IPv6 address and its network, and nothing more. */
+    /* It cannot fill up behind the connection limit (two entries per connection at most), which
+     * http_clients_admit enforces itself; if it ever did, a connection would go uncounted
+     * rather than be refused. Here one connection's room holds one IPv6 address and its
+     * network, and nothing more. */
     struct http_clients *c = http_clients_new(1, 1, 1);
     struct sockaddr_in6 a = v6("2001:db8::1"), b = v6("2001:db8:0:1::1");
 
@@ -157,9 +158,46 @@ TEST(a_full_table_counts_no_more_and_refuses_none)
     if (!c)
         return;
     CHECK(http_clients_add(c, SA(a)) != 0);
-    CHECK(http_clients_admits(c, SA(b)));
+    CHECK_INT(http_clients_admit(c, SA(b)), HTTP_CLIENTS_FULL);
     CHECK_INT(http_clients_add(c, SA(b)), 0);
     CHECK_INT(http_clients_count(c, SA(b)), 0); /* all or nothing: not the address alone */
+    http_clients_free(c);
+}
+
+/* A refusal says which limit refused (http.c counts them by reason): 8 connections, 2 per
+ * address and 3 per /64, so the last 2 are the reserve. */
+TEST(a_refusal_names_the_limit_that_refused)
+{
+    struct http_clients *c = http_clients_new(8, 2, 3);
+    struct sockaddr_in a = v4("192.0.2.1"), b = v4("192.0.2.2"), d = v4("192.0.2.3"),
+                       e = v4("192.0.2.4"), f = v4("192.0.2.5");
+    struct sockaddr_in6 x1 = v6("2001:db8::1"), x2 = v6("2001:db8::2"), x3 = v6("2001:db8::3");
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_INT(http_clients_admit(c, SA(a)), HTTP_CLIENTS_ADMITTED);
+    http_clients_add(c, SA(a));
+    http_clients_add(c, SA(a));
+    CHECK_INT(http_clients_admit(c, SA(a)), HTTP_CLIENTS_PER_ADDRESS); /* 2 of 2 */
+    http_clients_add(c, SA(x1));
+    http_clients_add(c, SA(x2));
+    http_clients_add(c, SA(x2));
+    CHECK_INT(http_clients_admit(c, SA(x3)), HTTP_CLIENTS_PER_NETWORK); /* 3 of 3 in the /64 */
+    CHECK_INT(http_clients_admit(c, SA(x1)), HTTP_CLIENTS_PER_NETWORK); /* 1 of 2: the /64 */
+    CHECK_INT(http_clients_admit(c, SA(x2)), HTTP_CLIENTS_PER_ADDRESS); /* both: the address */
+    http_clients_add(c, SA(b));
+    /* 6 held, 2 left: b holds one, so it is no newcomer; d holds none. */
+    CHECK_INT(http_clients_admit(c, SA(b)), HTTP_CLIENTS_RESERVE);
+    CHECK_INT(http_clients_admit(c, SA(d)), HTTP_CLIENTS_ADMITTED);
+    http_clients_add(c, SA(d));
+    CHECK_INT(http_clients_admit(c, SA(e)), HTTP_CLIENTS_ADMITTED);
+    http_clients_add(c, SA(e));
+    /* 8 held: every address is refused for the total, the newcomer f too, and a full address
+     * for the total first. */
+    CHECK_INT(http_clients_admit(c, SA(f)), HTTP_CLIENTS_FULL);
+    CHECK_INT(http_clients_admit(c, SA(a)), HTTP_CLIENTS_FULL);
+    CHECK(!http_clients_admits(c, SA(f)));
     http_clients_free(c);
 }
 
