@@ -135,14 +135,16 @@ static bool stays_escaped(unsigned char b)
     }
 }
 
-/* Adds s with its escapes decoded (lower-casing letters when lower is set). Returns false at a
- * '%' without two hex digits. */
+/* Adds s with its escapes decoded (lower-casing letters when lower is set), as a part of its
+ * own: c is at the start of a part (c->n and c->part are 0), as every caller has it, with a
+ * fresh canon or right after end_part. That is what lets s without escapes go to put_run
+ * whole, without a test of c here. Returns false at a '%' without two hex digits. */
 static bool put_decoded(struct canon *c, struct slice s, bool lower)
 {
     static const char hex[] = "0123456789ABCDEF";
     const char *p = s.p, *e = s.p + s.len;
 
-    if (c->n == 0 && c->part == 0 && !memchr(s.p, '%', s.len)) {
+    if (!memchr(s.p, '%', s.len)) {
         put_run(c, s, lower); /* nothing to decode: most URIs */
         return true;
     }
