@@ -153,6 +153,86 @@ static size_t find_start(const uint8_t *data, size_t len, size_t from, int *foun
     return len;
 }
 
+/* rejected_length's answers besides a length. */
+#define LENGTH_UNKNOWN 0
+#define LENGTH_WAIT (-1)
+
+/* A Content-Length value (RFC 3261 §20.14: 1*DIGIT, blanks around it trimmed) of at most
+ * SIP_MAX_MSG, or -1. */
+static int32_t length_value(const uint8_t *p, size_t n)
+{
+    int32_t v = 0;
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    while (n && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+        if (v > SIP_MAX_MSG)
+            return -1;
+    }
+    return v;
+}
+
+/* How long the message at p[0..n), which sip_parse rejected, is (see "A message that sip_parse
+ * rejects" in sip_frame.h): its header block up to the first empty line plus the value of its
+ * first Content-Length, when every line of that block is text (no control byte but HT, a CR
+ * only before the LF), no line after the first holds a start line (one does when the rejected
+ * bytes were junk before a message: that message is not to be skipped with them), the first
+ * Content-Length is a number on one line, and the whole is at most SIP_MAX_MSG bytes.
+ * LENGTH_UNKNOWN when it is not so; LENGTH_WAIT while the block may still end that way. */
+static int64_t rejected_length(const uint8_t *p, size_t n)
+{
+    size_t at = 0;
+    int32_t cl = -2;      /* -2: no Content-Length yet; -1: the first is no number */
+    bool cl_last = false; /* the line before was the first Content-Length */
+
+    for (size_t line = 0; at < SIP_MAX_MSG; line++) {
+        const uint8_t *nl = memchr(p + at, '\n', n - at);
+        size_t k = nl ? (size_t)(nl - (p + at)) : n - at, t = k;
+        if (t && p[at + t - 1] == '\r')
+            t--; /* the line's CR; without an LF yet, the last byte, which may become one */
+        for (size_t i = 0; i < t; i++) {
+            uint8_t c = p[at + i];
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return LENGTH_UNKNOWN;
+        }
+        if (!nl)
+            return n < SIP_MAX_MSG ? LENGTH_WAIT : LENGTH_UNKNOWN;
+        if (t == 0) {
+            if (line == 0 || cl < 0)
+                return LENGTH_UNKNOWN;
+            uint64_t total = at + k + 1 + (uint64_t)cl;
+            return total <= SIP_MAX_MSG ? (int64_t)total : LENGTH_UNKNOWN;
+        }
+        if (line > 0 && start_in(p + at, k) < k)
+            return LENGTH_UNKNOWN;
+        if (line > 0 && (p[at] == ' ' || p[at] == '\t')) {
+            if (cl_last)
+                return LENGTH_UNKNOWN; /* a folded Content-Length: left to line by line */
+        } else if (line > 0) {
+            const uint8_t *colon = memchr(p + at, ':', t);
+            cl_last = false;
+            if (colon && cl == -2) {
+                size_t name = (size_t)(colon - (p + at));
+                while (name && (p[at + name - 1] == ' ' || p[at + name - 1] == '\t'))
+                    name--;
+                if (sip_header_id(slice_make((const char *)p + at, name)) ==
+                    SIP_HDR_CONTENT_LENGTH) {
+                    cl = length_value(colon + 1, t - (size_t)(colon + 1 - (p + at)));
+                    cl_last = true;
+                }
+            }
+        }
+        at += k + 1;
+    }
+    return LENGTH_UNKNOWN;
+}
+
 /* The header block is complete but the message is longer than SIP_MAX_MSG: parse the headers
  * and what is here of the body as a datagram. Returns the message's full length, or 0 when
  * the headers do not parse that way either. */
@@ -183,7 +263,9 @@ static uint64_t oversized(const struct sip_frame_ops *ops, void *ctx, const uint
  *   they complete a line (an LF, and byte n - 1 too: after a line's LF the parse looks at the
  *   next line's first byte, for folding), hold a control byte the lines reject (any but HT, and
  *   a CR only as the last byte: byte n - 1 too, a CR then last and no longer), or make
- *   SIP_MAX_MSG bytes (E2BIG).
+ *   SIP_MAX_MSG bytes (E2BIG). The same holds for a rejected message waiting for the end of
+ *   its header block (rejected_length's LENGTH_WAIT): its error is what it was, and only those
+ *   bytes can end the wait.
  * The parse is then skipped with the same result: nothing is reported, nothing is used. */
 #define MARK_BODY 0x80000000u
 
@@ -273,13 +355,34 @@ uint64_t sip_frame_consume(const struct sip_frame_ops *ops, void *ctx,
                 continue;
             }
         }
-        chunk->flags |= TCP_STREAM_LOST;
-        if (quiet && !(chunk->flags & SIP_FRAME_SIP_SEEN))
-            chunk->flags |= SIP_FRAME_SKIPPED;
-        else if (!(chunk->flags & SIP_FRAME_REPORTED)) {
-            ops->error(ctx, 1, sip_error_name((enum sip_error)msg.error));
-            chunk->flags |= SIP_FRAME_REPORTED;
+        /* Rejected: where does it end? */
+        int64_t whole = rejected_length(data + pos, len - pos);
+        bool silent = quiet && !(chunk->flags & SIP_FRAME_SIP_SEEN);
+        if (whole == LENGTH_WAIT && !silent) {
+            chunk->mark = (uint32_t)(len - pos); /* an unfinished header block's mark */
+            break;
         }
+        /* Quiet, a stream that carried no SIP yet may be any text protocol, whose lines could
+         * be held up to SIP_MAX_MSG bytes waiting for an empty line: it is not waited for. */
+        if (whole == LENGTH_WAIT)
+            whole = LENGTH_UNKNOWN;
+        if (silent)
+            chunk->flags |= SIP_FRAME_SKIPPED;
+        else if (!(chunk->flags & SIP_FRAME_REPORTED))
+            ops->error(ctx, 1, sip_error_name((enum sip_error)msg.error));
+        if (whole > 0) {
+            /* Skipped whole: the next message is expected right after it. Quiet, the bytes
+             * count as skipped, reported as tcp_resync once a message follows. */
+            if (silent)
+                chunk->flags |= TCP_STREAM_LOST;
+            if ((uint64_t)whole > len - pos)
+                return pos + (uint64_t)whole;
+            pos += (size_t)whole;
+            continue;
+        }
+        chunk->flags |= TCP_STREAM_LOST;
+        if (!silent)
+            chunk->flags |= SIP_FRAME_REPORTED;
         /* Resynchronise from the line after the one where this message began. */
         const uint8_t *nl = memchr(data + pos, '\n', len - pos);
         pos = nl ? (size_t)(nl - data) + 1 : len;

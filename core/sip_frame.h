@@ -6,8 +6,19 @@
  * Rules:
  * - Bytes "\r" and "\n" between messages are keep-alives: skipped, counted nowhere.
  * - A message that sip_parse rejects (missing or non-numeric Content-Length, missing mandatory
- *   header, bad start line...) is reported with sip_parse's reason (stage "sip"); the framer
- *   then resynchronises from the next line.
+ *   header, bad start line...) is reported with sip_parse's reason (stage "sip"), once. When
+ *   its length is known, it is skipped whole and the next message is expected right after it:
+ *   its header block ended (an empty line) and its first Content-Length is a number, the block
+ *   is lines of text (no control byte but HT), no line after its first holds a start line
+ *   (bytes that begin no message, such as junk before one, are no header block), and header
+ *   block and body make at most SIP_MAX_MSG bytes. Its body is then not read for start lines:
+ *   a message/sipfrag or multipart body quoting SIP is no message of the stream, and a next
+ *   message whose start line the framer would not recognise (SIP/7.0) is parsed and counted on
+ *   its own. Until its header block ends, a rejected message waits for more bytes like an
+ *   unfinished one, reported when the answer is known (left unfinished when the stream closes
+ *   or idles out, it counts as tcp_closed_pending or tcp_idle_timeout, as any unfinished
+ *   message does). Otherwise (the length unknown, e.g. without a Content-Length) the framer
+ *   resynchronises from the line after its start.
  * - Resynchronising (after TCP_STREAM_LOST or a parse error), bytes are skipped up to the
  *   first line that is a request line (token SP Request-URI SP SIP/2.0) or a status line
  *   (SIP/2.0 SP 3 digits). When that line is found after skipped bytes (junk before a
@@ -17,8 +28,11 @@
  *   could still be a start line (printable ASCII, at most SIP_FRAME_MAX_LINE bytes).
  * - Quiet mode (offline without --sip-ports, where any TCP stream may be something else):
  *   until a stream has carried one SIP message, parse errors are not reported; the bytes they
- *   cover count as skipped, so junk before the first message is still reported as tcp_resync
- *   once a message follows. A stream that never carries SIP reports nothing.
+ *   cover (a rejected message of known length whole) count as skipped, so junk before the
+ *   first message is still reported as tcp_resync once a message follows. A rejected message
+ *   whose header block has not ended in the bytes there is not waited for then (the stream
+ *   may be any text protocol, its lines held up to SIP_MAX_MSG bytes): it is resynchronised
+ *   line by line. A stream that never carries SIP reports nothing.
  * - A message whose header block is complete but which is longer than SIP_MAX_MSG with its
  *   body is handed on with the headers and the part of the body present (anomaly
  *   body_truncated masked), reported as "tcp_oversized_body" (stage "reasm"), and the rest of

@@ -111,6 +111,98 @@ TEST(non_numeric_content_length_is_an_error_then_resync)
     CHECK_STR(log_, "[sip:content_length]b|");
 }
 
+/* Bodies that hold SIP: a message/sipfrag quoting a whole response (its own Call-ID "frag",
+ * 149 bytes), and a REFER's NOTIFY sipfrag of its status line alone (16 bytes). */
+#define FRAG                                                                                       \
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKf\r\nFrom: <sip:a@x>;tag=1\r\n"            \
+    "To: <sip:b@x>;tag=2\r\nCall-ID: frag\r\nCSeq: 1 OPTIONS\r\n" CL0 "\r\n"
+#define FRAG_LINE "SIP/2.0 200 OK\r\n"
+/* A request with a bad SIP-Version (RFC 4475 badvers) and otherwise valid headers. */
+#define BADVERS(id, extra, body)                                                                   \
+    "OPTIONS sip:b@x SIP/7.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK" id "\r\nFrom: <sip:a@x>;tag=1"  \
+    "\r\nTo: <sip:b@x>\r\nCall-ID: " id "\r\nCSeq: 1 OPTIONS\r\n" extra "\r\n" body
+
+TEST(a_rejected_message_of_known_length_is_skipped_whole)
+{
+    /* Its header block ended and its Content-Length is a number: the body is skipped with it,
+     * not read line by line for a start line, and the next message is expected right after. */
+    CHECK_INT(sizeof(FRAG) - 1, 149);
+    static const char s1[] = BADVERS("v",
+                                     "Content-Type: message/sipfrag\r\n"
+                                     "Content-Length: 149\r\n",
+                                     FRAG) MSG("b", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s1, 0), sizeof s1 - 1);
+    CHECK_STR(log_, "[sip:version]b|");
+    CHECK_INT(chunk.flags, SIP_FRAME_SIP_SEEN);
+    /* A bad header line; the status line alone in the body was parsed as a response whose
+     * "header" was the next start line: a second error. */
+    static const char s2[] =
+        MSG("h", "no colon here\r\nContent-Length: 16\r\n", FRAG_LINE) MSG("b", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s2, 0), sizeof s2 - 1);
+    CHECK_STR(log_, "[sip:header_syntax]b|");
+    /* A following message whose start line the framer does not recognise (SIP/7.0) is parsed
+     * where it starts and counted on its own, not skipped under the first one's count. */
+    static const char s3[] = MSG("h", "no colon here\r\n" CL0, "")
+        BADVERS("v", "Content-Length: 16\r\n", FRAG_LINE) MSG("c", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s3, 0), sizeof s3 - 1);
+    CHECK_STR(log_, "[sip:header_syntax][sip:version]c|");
+    /* A body past the chunk's end is skipped as it arrives: 149 bytes, 10 of them here. */
+    static const char s4[] = BADVERS("v", "Content-Length: 149\r\n", "SIP/2.0 20");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s4, 0), sizeof s4 - 1 - 10 + 149);
+    CHECK_STR(log_, "[sip:version]");
+    /* Quiet, before any SIP: the message counts as skipped bytes, reported once a message
+     * follows, as junk is. */
+    log_[0] = 0;
+    CHECK_INT(offer(s1, sizeof s1 - 1, 0, 1), sizeof s1 - 1);
+    CHECK_STR(log_, "[reasm:tcp_resync]b|");
+    /* Its header block cut after 30 bytes: waited for (its mark the 30 bytes), unless quiet
+     * before any SIP, where the start line (25 bytes) is skipped and the rest of the line kept
+     * as it may be one. */
+    log_[0] = 0;
+    CHECK_INT(offer(s1, 30, 0, 0), 0);
+    CHECK_INT(chunk.mark, 30);
+    CHECK_INT(offer(s1, 30, 0, 1), 25);
+    CHECK_INT(chunk.flags, TCP_STREAM_LOST | SIP_FRAME_SKIPPED);
+    CHECK_STR(log_, "");
+}
+
+TEST(a_rejected_message_of_unknown_length_is_resynchronised_line_by_line)
+{
+    /* No Content-Length: line by line, the sipfrag's response is found and counted, as a
+     * receiver resynchronising would (RFC 3261 §18.3 leaves it no other way). */
+    static const char s1[] = BADVERS("v", "", FRAG) MSG("b", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s1, 0), sizeof s1 - 1);
+    CHECK_STR(log_, "[sip:version]frag|b|");
+    /* Junk before a message is no header block: a start line among its "headers" ends it. */
+    static const char s2[] = "some text\r\n" MSG("a", CL0, "");
+    log_[0] = 0;
+    CHECK_INT(offer_s(s2, 0), sizeof s2 - 1);
+    CHECK_STR(log_, "[sip:start_line]a|");
+    /* A control byte in the block, a folded Content-Length, one over SIP_MAX_MSG, a first one
+     * that is no number (sip_parse frames by the first: the second counts for nothing). Line by
+     * line, the sipfrag's status line is parsed, its "header" the next start line: a second
+     * error, then the next message. */
+    static const char *const unknown[] = {
+        BADVERS("v",
+                "X: a\x01"
+                "b\r\nContent-Length: 16\r\n",
+                FRAG_LINE) MSG("b", CL0, ""),
+        BADVERS("v", "Content-Length:\r\n 16\r\n", FRAG_LINE) MSG("b", CL0, ""),
+        BADVERS("v", "Content-Length: 65536\r\n", FRAG_LINE) MSG("b", CL0, ""),
+        BADVERS("v", "Content-Length: 1 6\r\nContent-Length: 16\r\n", FRAG_LINE) MSG("b", CL0, ""),
+    };
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        log_[0] = 0;
+        CHECK_INT(offer_s(unknown[i], 0), strlen(unknown[i]));
+        CHECK_STR(log_, "[sip:version][sip:header_syntax]b|");
+    }
+}
+
 TEST(junk_before_a_request_line_is_reported_and_skipped)
 {
     static const char s[] = "\x16\x03\x01junk\r\nmore junk\r\n" MSG("a", CL0, "");
@@ -367,6 +459,9 @@ TEST(an_unfinished_message_gives_the_same_messages_and_errors_without_parsing_it
         {"\x16\x03junk\r\n" MSG("j", CL0, ""), "[sip:start_line]j|"},
         {MSG("m", "", "") MSG("ok5", CL0, ""), "[sip:content_length]ok5|"},
         {MSG("bin", "Content-Length: 4\r\n", "\0\r\x01\n") MSG("ok6", CL0, ""), "bin|ok6|"},
+        {BADVERS("v", "Content-Length: 149\r\n", FRAG) MSG("ok7", CL0, ""), "[sip:version]ok7|"},
+        {MSG("hs", "no colon\r\nContent-Length: 16\r\n", FRAG_LINE) "\r\n" MSG("ok8", CL0, ""),
+         "[sip:header_syntax]ok8|"},
     };
     /* The NUL bytes are in the middle of the literals: their lengths are their sizes. */
     static const size_t lens[] = {
@@ -383,6 +478,8 @@ TEST(an_unfinished_message_gives_the_same_messages_and_errors_without_parsing_it
         0,
         0,
         sizeof(MSG("bin", "Content-Length: 4\r\n", "\0\r\x01\n") MSG("ok6", CL0, "")) - 1,
+        0,
+        0,
     };
     static const size_t steps[] = {1, 2, 3, 5, 64, 1500};
 
