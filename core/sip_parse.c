@@ -1663,11 +1663,41 @@ static void parse_via(struct sip_msg *msg, struct slice value, struct span rd)
         param_find(he, e, rd, "branch", 6, &msg->via_branch);
 }
 
+/* Whether lt, a '<', is the first '<' of [p, lt] outside quoted strings and before any ';'
+ * outside them (RFC 3261 §25.1: a display name is tokens or a quoted string, which may hold '<').
+ * Otherwise lt is among the parameters of a name-addr or addr-spec, or in a second value. An
+ * unterminated quoted string runs to lt, and a ',' does not stop the search: their URI is still
+ * their <...> (RFC 4475 quotbal, baddn's unquoted "Bell, Alexander"). Most display names are one
+ * short token run or quoted string. */
+static ALWAYS_INLINE bool addr_is_first_laquot(const char *p, const char *lt, struct span rd)
+{
+    /* Most display names are one quoted string without escapes, or tokens, or none: one scan. */
+    if (p < lt && *p == '"') {
+        const char *q = scan(p + 1, lt, rd, CLS_NONE, '"', '\\', 0, 0);
+        if (q == lt)
+            return true; /* unterminated */
+        if (*q == '"' && skip_lws_p(q + 1, lt) == lt)
+            return true;
+    }
+    for (;;) {
+        p = scan(p, lt, rd, CLS_NONE, '<', '"', ';', 0);
+        if (p == lt)
+            return true;
+        if (*p != '"')
+            return false;
+        p = skip_quoted(p, lt, rd);
+        if (!p)
+            return true;
+    }
+}
+
 /* From and To. Most are name-addrs: the URI is then the last <...> of the value, found from the
- * end in two short backward scans instead of a forward walk over the display name. An
- * addr-spec, or a quote after the last '>', takes the general path. (A bracket among the
- * parameters is outside the grammar, whose parameter values are tokens, hosts or quoted strings:
- * the value then yields its last <...>.) */
+ * end in two short backward scans, and taken when nothing before it but a display name
+ * (addr_is_first_laquot): the URI of RFC 3261 §25.1 is inside the first '<' outside quotes, and
+ * the tag a header parameter after its '>'. Anything else (an addr-spec, a quote after the last
+ * '>', brackets among the parameters or in a second value, both outside the grammar) takes the
+ * general path, which reads the first <...> outside quotes: a hostile parameter can then neither
+ * replace the URI nor hide the tag that keys the call. */
 static ALWAYS_INLINE void parse_addr(struct slice value, struct span rd, struct slice *uri,
                                      struct slice *tag)
 {
@@ -1675,7 +1705,7 @@ static ALWAYS_INLINE void parse_addr(struct slice value, struct span rd, struct 
     const char *gt = rscan(value.p, e, rd, '>', '<', '"');
     const char *lt = gt && *gt == '>' ? rscan(value.p, gt, rd, '<', '>', '"') : NULL;
 
-    if (lt && *lt == '<') {
+    if (lt && *lt == '<' && addr_is_first_laquot(value.p, lt, rd)) {
         *uri = slice_make(lt + 1, (size_t)(gt - lt - 1));
         /* Spaces inside <...> are rare: trim only when an end is one. */
         if (uri->len && ((unsigned char)uri->p[0] <= ' ' ||

@@ -142,8 +142,9 @@ struct sip_msg {
 
     /* Values every message carries (RFC 3261 §8.1.1), extracted during the parse. */
     struct slice call_id;
-    struct slice from_uri, from_tag; /* uri: inside the last <...>, else the addr-spec (empty if
-                                      * unreadable); tag: empty if none */
+    /* uri: inside the first <...> outside quotes (RFC 3261 §25.1), else the addr-spec (empty if
+     * unreadable); tag: the header parameter after it, empty if none */
+    struct slice from_uri, from_tag;
     struct slice to_uri, to_tag;
     uint32_t cseq;
     struct slice cseq_method_name;

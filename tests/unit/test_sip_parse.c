@@ -1348,6 +1348,53 @@ TEST(from_uri_is_the_last_angle_bracket_uri_even_after_a_broken_display_name)
     CHECK_INT(sip_addr_uri(hdrs[1].value).len, 0);
 }
 
+/* From and To: the URI is the addr-spec inside the first '<' outside a quoted string (RFC 3261
+ * §25.1 name-addr), the tag a header parameter after its '>'. Display names and gen-values may be
+ * quoted strings holding '<' and '>'; brackets after the URI are outside the grammar and must
+ * neither replace the URI nor hide the tag (the call tracker keys calls on the From tag). Each
+ * value goes into From and To of one message; the expected slices are read off the input. */
+TEST(addr_uri_is_in_the_first_angle_brackets_and_the_tag_follows_them)
+{
+    static const struct {
+        const char *value, *uri, *tag;
+    } cases[] = {
+        {"\"a <b> c\" <sip:x@y>;tag=1", "sip:x@y", "1"},
+        {"<sip:x@y>;tag=1;p=\"<q>\"", "sip:x@y", "1"},
+        {"<sip:x@y>;p=\"<q>\";tag=1", "sip:x@y", "1"},
+        {"\"a \\\"<b>\\\"\" <sip:x@y>", "sip:x@y", ""},
+        {"\"a \\\"<b>\\\"\" <sip:x@y>;tag=2", "sip:x@y", "2"},
+        {"sip:x@y;tag=1", "sip:x@y", "1"},
+        {"<sip:x@y;transport=tcp>;tag=1", "sip:x@y;transport=tcp", "1"},
+        {"<sip:x@y;tag=no>;tag=1", "sip:x@y;tag=no", "1"},
+        /* Outside the grammar: brackets unquoted among the parameters, an unclosed quote
+         * there, a second value. The first <...> and the tag after it still hold. */
+        {"<sip:x@y>;tag=1;p=<sip:evil@z>", "sip:x@y", "1"},
+        {"<sip:x@y>;tag=1;p=\"<sip:evil@z>", "sip:x@y", "1"},
+        {"<sip:x@y>;tag=1, <sip:evil@z>;tag=2", "sip:x@y", "1"},
+        {"A <sip:x@y>;tag=1 <sip:evil@z>", "sip:x@y", "1"},
+        {"\"a\" <sip:x@y>;tag=1;p=<q>", "sip:x@y", "1"},
+        {"sip:x@y;tag=1;p=<sip:evil@z>", "sip:x@y", "1"},
+        /* The lenient reading kept: an unterminated display name's URI is its <...>. */
+        {"\"unclosed <sip:x@y>;tag=1", "sip:x@y", "1"},
+    };
+    char in[512];
+    struct sip_msg m;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int n =
+            snprintf(in, sizeof(in), REQ L_VIA "From: %s\r\nTo: %s\r\n" L_CID L_CSEQ L_CL0 "\r\n",
+                     cases[i].value, cases[i].value);
+        int rc = parse(in, (size_t)n, D, &m);
+        if (rc != n || !slice_eq(m.from_uri, slice_make(cases[i].uri, strlen(cases[i].uri))) ||
+            !slice_eq(m.from_tag, slice_make(cases[i].tag, strlen(cases[i].tag))) ||
+            !slice_eq(m.to_uri, m.from_uri) || !slice_eq(m.to_tag, m.from_tag))
+            TEST_FAIL_AT("%s: rc %d, uri \"%.*s\" tag \"%.*s\" (To: \"%.*s\" \"%.*s\")",
+                         cases[i].value, rc, (int)m.from_uri.len, m.from_uri.p, (int)m.from_tag.len,
+                         m.from_tag.p, (int)m.to_uri.len, m.to_uri.p, (int)m.to_tag.len,
+                         m.to_tag.p);
+    }
+}
+
 /* The CSeq number, the Content-Length and the Via's port are read eight bytes at a time where
  * eight are readable, byte by byte near the end of the buffer: every length of digits, followed
  * (or, in a Content-Length, interrupted) by each of the bytes that border the digits, and by
