@@ -1334,7 +1334,7 @@ TEST(control_bytes_escaped_as_quoted_pairs_are_accepted_in_header_lines)
     }
 }
 
-TEST(from_uri_is_the_last_angle_bracket_uri_even_after_a_broken_display_name)
+TEST(from_uri_is_the_angle_bracket_uri_even_after_a_broken_display_name)
 {
     static const char in[] = REQ L_VIA "From: \"unclosed <sip:a@h>;tag=9\r\n"
                                        "To: sip:b@h ; tag = t2 ;x\r\n" L_CID L_CSEQ L_CL0 "\r\n";
