@@ -769,58 +769,56 @@ static void server_free(struct http_server *srv)
     free(srv);
 }
 
-static const char *const cut_reasons[HTTP_CUT_COUNT] = {
-    [HTTP_CUT_SLOW_REQUEST] = "slow_request",
-    [HTTP_CUT_SLOW_ANSWER] = "slow_answer",
-};
-
-int http_cuts_declare(struct metrics *reg, struct metric_series *cuts[HTTP_CUT_COUNT])
+/* Declares a counter family labelled by reason, and its series for each of reasons[n] at 0
+ * (docs/METRICS.md, "Exported from the start") into out[n]; METRIC_TIMING: left out of --print,
+ * whose output is the capture's alone. Returns 0 or -errno (out all NULL then). */
+static int declare_reasons(struct metrics *reg, const char *name, const char *help,
+                           const char *const *reasons, int n, struct metric_series **out)
 {
-    static const char *const reason[] = {"reason"};
+    static const char *const label[] = {"reason"};
     struct metric_family *fam;
 
-    for (int i = 0; i < HTTP_CUT_COUNT; i++)
-        cuts[i] = NULL;
-    fam = metrics_family(reg, HTTP_CUTS_FAMILY,
-                         "HTTP connections the server closed because their request (headers and "
-                         "body) did not all come, or their answer was not all taken, within the "
-                         "timeout.",
-                         METRIC_COUNTER, reason, 1, NULL, 0, HTTP_CUT_COUNT, METRIC_TIMING);
+    for (int i = 0; i < n; i++)
+        out[i] = NULL;
+    fam = metrics_family(reg, name, help, METRIC_COUNTER, label, 1, NULL, 0, (size_t)n,
+                         METRIC_TIMING);
     if (!fam)
         return -errno;
-    for (int i = 0; i < HTTP_CUT_COUNT; i++) {
-        uint32_t sym = metrics_intern(reg, cut_reasons[i], strlen(cut_reasons[i]));
-        cuts[i] = metrics_series(fam, &sym);
+    for (int i = 0; i < n; i++) {
+        uint32_t sym = metrics_intern(reg, reasons[i], strlen(reasons[i]));
+        out[i] = metrics_series(fam, &sym);
     }
     return 0;
 }
 
-static const char *const refused_reasons[HTTP_REFUSED_COUNT] = {
-    [HTTP_REFUSED_TOTAL] = "total",
-    [HTTP_REFUSED_PER_ADDRESS] = "per_address",
-    [HTTP_REFUSED_PER_NETWORK] = "per_network",
-    [HTTP_REFUSED_RESERVE] = "reserve",
-};
+int http_cuts_declare(struct metrics *reg, struct metric_series *cuts[HTTP_CUT_COUNT])
+{
+    static const char *const reasons[HTTP_CUT_COUNT] = {
+        [HTTP_CUT_SLOW_REQUEST] = "slow_request",
+        [HTTP_CUT_SLOW_ANSWER] = "slow_answer",
+    };
+
+    return declare_reasons(reg, HTTP_CUTS_FAMILY,
+                           "HTTP connections the server closed because their request (headers "
+                           "and body) did not all come, or their answer was not all taken, within "
+                           "the timeout.",
+                           reasons, HTTP_CUT_COUNT, cuts);
+}
 
 int http_refused_declare(struct metrics *reg, struct metric_series *refused[HTTP_REFUSED_COUNT])
 {
-    static const char *const reason[] = {"reason"};
-    struct metric_family *fam;
+    static const char *const reasons[HTTP_REFUSED_COUNT] = {
+        [HTTP_REFUSED_TOTAL] = "total",
+        [HTTP_REFUSED_PER_ADDRESS] = "per_address",
+        [HTTP_REFUSED_PER_NETWORK] = "per_network",
+        [HTTP_REFUSED_RESERVE] = "reserve",
+    };
 
-    for (int i = 0; i < HTTP_REFUSED_COUNT; i++)
-        refused[i] = NULL;
-    fam = metrics_family(reg, HTTP_REFUSED_FAMILY,
-                         "HTTP connections the server refused as they came: every connection "
-                         "taken, the address's or its IPv6 /64's share taken, or the last "
-                         "quarter, kept for addresses holding none.",
-                         METRIC_COUNTER, reason, 1, NULL, 0, HTTP_REFUSED_COUNT, METRIC_TIMING);
-    if (!fam)
-        return -errno;
-    for (int i = 0; i < HTTP_REFUSED_COUNT; i++) {
-        uint32_t sym = metrics_intern(reg, refused_reasons[i], strlen(refused_reasons[i]));
-        refused[i] = metrics_series(fam, &sym);
-    }
-    return 0;
+    return declare_reasons(reg, HTTP_REFUSED_FAMILY,
+                           "HTTP connections the server refused as they came: every connection "
+                           "taken, the address's or its IPv6 /64's share taken, or the last "
+                           "quarter, kept for addresses holding none.",
+                           reasons, HTTP_REFUSED_COUNT, refused);
 }
 
 struct http_server *http_start(const struct http_config *cfg, struct metrics *reg,

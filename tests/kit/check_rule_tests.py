@@ -53,9 +53,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except kitlib.KitError as e:
-        print("FAIL:", e)
-        print("0 passed, 1 failed, 0 skipped")
-        sys.exit(1)
+    kitlib.run(main)

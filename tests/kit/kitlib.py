@@ -6,10 +6,21 @@ anything else (the callers also compare their counts with promtool's)."""
 
 import re
 import subprocess
+import sys
 
 
 class KitError(Exception):
     """An input the readers do not understand; the message names the file and line."""
+
+
+def run(main):
+    """Exits with main()'s status; a KitError (the kit itself unreadable) is one failed check."""
+    try:
+        sys.exit(main())
+    except KitError as e:
+        print("FAIL:", e)
+        print("0 passed, 1 failed, 0 skipped")
+        sys.exit(1)
 
 
 class Checks:
