@@ -183,8 +183,18 @@ static int32_t length_value(const uint8_t *p, size_t n)
  * first Content-Length, when every line of that block is text (no control byte but HT, a CR
  * only before the LF), no line after the first holds a start line (one does when the rejected
  * bytes were junk before a message: that message is not to be skipped with them), the first
- * Content-Length is a number on one line, and the whole is at most SIP_MAX_MSG bytes.
- * LENGTH_UNKNOWN when it is not so; LENGTH_WAIT while the block may still end that way. */
+ * Content-Length is a number on one line, the block has at most REJECTED_MAX_LINES lines, and
+ * the whole is at most SIP_MAX_MSG bytes. LENGTH_UNKNOWN when it is not so; LENGTH_WAIT while
+ * the block may still end that way.
+ *
+ * The wait is parsed again from the start each time a line ends (still_waiting): without the
+ * line cap, a stream of short lines after a bad one (2 bytes a segment, up to 64 KiB) cost time
+ * quadratic in its length, some 20 s of the engine thread for one connection. With it, at most
+ * REJECTED_MAX_LINES passes over at most SIP_MAX_MSG bytes; a longer block is resynchronised
+ * line by line, in linear time, as before lengths were trusted. 64 lines hold any real header
+ * block that a parse rejects for one bad line. */
+#define REJECTED_MAX_LINES 64
+
 static int64_t rejected_length(const uint8_t *p, size_t n)
 {
     size_t at = 0;
@@ -192,6 +202,8 @@ static int64_t rejected_length(const uint8_t *p, size_t n)
     bool cl_last = false; /* the line before was the first Content-Length */
 
     for (size_t line = 0; at < SIP_MAX_MSG; line++) {
+        if (line == REJECTED_MAX_LINES)
+            return LENGTH_UNKNOWN;
         const uint8_t *nl = memchr(p + at, '\n', n - at);
         size_t k = nl ? (size_t)(nl - (p + at)) : n - at, t = k;
         if (t && p[at + t - 1] == '\r')
@@ -262,7 +274,7 @@ static uint64_t oversized(const struct sip_frame_ops *ops, void *ctx, const uint
  * - n: the header block was unfinished in the first n bytes. More bytes keep it -EAGAIN unless
  *   they complete a line (an LF, and byte n - 1 too: after a line's LF the parse looks at the
  *   next line's first byte, for folding), hold a control byte the lines reject (any but HT, and
- *   a CR only as the last byte: byte n - 1 too, a CR then last and no longer), or make
+ *   a CR only as the last byte: byte n - 1 too, a CR then last and no longer; and DEL), or make
  *   SIP_MAX_MSG bytes (E2BIG). The same holds for a rejected message waiting for the end of
  *   its header block (rejected_length's LENGTH_WAIT): its error is what it was, and only those
  *   bytes can end the wait.
@@ -279,8 +291,8 @@ static bool still_waiting(const struct tcp_stream_chunk *chunk)
         return false;
     for (uint32_t i = mark - 1; i < len; i++) {
         uint8_t c = chunk->data[i];
-        if (c < 0x20 && c != '\t' && !(c == '\r' && i + 1 == len))
-            return false;
+        if ((c < 0x20 && c != '\t' && !(c == '\r' && i + 1 == len)) || c == 0x7f)
+            return false; /* DEL: rejected_length gives a rejected block's wait up at it */
     }
     return true;
 }

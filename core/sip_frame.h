@@ -9,8 +9,8 @@
  *   header, bad start line...) is reported with sip_parse's reason (stage "sip"), once. When
  *   its length is known, it is skipped whole and the next message is expected right after it:
  *   its header block ended (an empty line) and its first Content-Length is a number, the block
- *   is lines of text (no control byte but HT), no line after its first holds a start line
- *   (bytes that begin no message, such as junk before one, are no header block), and header
+ *   is at most 64 lines of text (no control byte but HT), no line after its first holds a start
+ * line (bytes that begin no message, such as junk before one, are no header block), and header
  *   block and body make at most SIP_MAX_MSG bytes. Its body is then not read for start lines:
  *   a message/sipfrag or multipart body quoting SIP is no message of the stream, and a next
  *   message whose start line the framer would not recognise (SIP/7.0) is parsed and counted on

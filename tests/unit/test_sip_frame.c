@@ -519,4 +519,43 @@ TEST(an_unfinished_message_gives_the_same_messages_and_errors_without_parsing_it
     CHECK_STR(fed(big, n, 1, true), old);
 }
 
+/* A bad line, then short lines, one segment each: the rejected message waits for the end of
+ * its header block, and each line ending parses the wait again from the start. It used to wait
+ * through all of them (some 21,800 lines here, about 20 s of CPU: quadratic); it waits 64 lines
+ * at most (sip_frame.c, REJECTED_MAX_LINES), then resynchronises line by line: the error is
+ * reported once the 64th line has come (64 lines of 3 bytes: byte 192), and the message after
+ * the lines is found where it starts. */
+TEST(a_rejected_block_of_many_short_lines_waits_64_lines_then_resynchronises)
+{
+    static char s[65536];
+    static const char tail[] = MSG("t", CL0, "");
+    size_t n = 0;
+    struct timespec t0, t1;
+    char want[64];
+
+    memcpy(s, "x\r\n", 3);
+    for (n = 3; n + 3 + sizeof tail - 1 <= 60000; n += 3)
+        memcpy(s + n, "a\r\n", 3);
+    memcpy(s + n, tail, sizeof tail - 1);
+    n += sizeof tail - 1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    const char *got = fed(s, n, 3, true);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    snprintf(want, sizeof want, "[sip:start_line]@192t|@%zu", n);
+    CHECK_STR(got, want);
+    int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+    CHECK(ns < 500000000);
+}
+
+/* A DEL in a rejected block's wait ends the wait as soon as it comes (the block is no text):
+ * reported with the DEL, the 10th byte, not at the line's end (byte 12). */
+TEST(a_del_byte_ends_a_rejected_blocks_wait_at_once)
+{
+    static const char s[] = "x\r\nFoo: b\x7f\r\n" MSG("t", CL0, "");
+    char want[64];
+
+    snprintf(want, sizeof want, "[sip:start_line]@10t|@%zu", sizeof s - 1);
+    CHECK_STR(fed(s, sizeof s - 1, 1, true), want);
+}
+
 TEST_MAIN()
