@@ -576,9 +576,10 @@ int events_flush(struct events *w)
     metric_counter_add(w->registrations, i - calls);
     /* Line i, the first not written whole, starts at from. Written in part to a pipe or socket
      * live, it is kept: its rest goes first next time (whatever follows it now is lost), so that
-     * the reader never reads half a line and then another. */
+     * the reader never reads half a line and then another. So is the rest of a line started
+     * before (started), also when this flush wrote nothing of it (the reader still stalled). */
     from = i ? w->ends[i - 1] : 0;
-    keep = w->nowait && i < w->n_lines && done > from;
+    keep = w->nowait && i < w->n_lines && (done > from || (i == 0 && w->started));
     lost = w->n_lines - i - keep;
     failed = lost > 0;
     if (failed) {

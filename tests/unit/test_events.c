@@ -913,6 +913,56 @@ static void long_binding_line(struct fixture *f, uint64_t t, size_t k, char *lin
  * and the next line: the reader read the start of a JSON object, then another line. The rest
  * now goes first, whole, before any other line; the line after the started one in the same
  * batch is lost and counted. */
+/* The same, with a flush in between while the reader still reads nothing: that flush writes
+ * no byte, and the started line's rest must stay first (only the new line is lost). It was
+ * counted lost with the others there, with nothing to end the half line in the pipe: the
+ * reader then got the first 4,096 bytes of one line joined to the next. */
+TEST(a_started_line_stays_first_through_a_flush_that_writes_nothing)
+{
+    struct fixture f;
+    static char got[16384], want[16384], first[8192], next[256];
+    char err[256], ignored[8192];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    size_t len = 0;
+    ssize_t n;
+    int rfd;
+
+    setup(&f, 0);
+    events_close(f.w);
+    unlink(f.path);
+    CHECK_INT(mkfifo(f.path, 0600), 0);
+    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
+    CHECK(rfd >= 0);
+    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
+    alarm(10);
+    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
+    CHECK(f.w != NULL);
+    long_binding_line(&f, 1, 5840, first); /* 6,000 bytes: 4,096 of them taken */
+    CHECK_INT(events_flush(f.w), 0);
+    long_binding_line(&f, 2, 10, ignored); /* the pipe still full: lost */
+    CHECK_INT(events_flush(f.w), -EIO);
+    CHECK(events_lost(f.w) == 1);
+    n = read(rfd, got, sizeof(got));
+    CHECK_INT(n, 4096);
+    len = n > 0 ? (size_t)n : 0;
+    long_binding_line(&f, 3, 10, next); /* 170 bytes */
+    CHECK_INT(events_flush(f.w), 0);
+    n = read(rfd, got + len, sizeof(got) - len);
+    CHECK_INT(n, 6000 - 4096 + 170);
+    len += n > 0 ? (size_t)n : 0;
+    got[len] = 0;
+    snprintf(want, sizeof(want), "%s%s", first, next);
+    CHECK_STR(got, want);
+    CHECK(events_lost(f.w) == 1);
+    alarm(0);
+    signal(SIGALRM, old_alrm);
+    CHECK_INT(events_close(f.w), 0);
+    close(rfd);
+    unlink(f.path);
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
+}
+
 TEST(a_line_a_full_pipe_took_part_of_is_finished_before_the_next_line)
 {
     struct fixture f;
