@@ -714,6 +714,27 @@ static void blocked(int sig)
     _exit(1);
 }
 
+/* A fixture whose events file is a named pipe of one page (4,096 bytes) written live, and the
+ * pipe's reader, which reads nothing until the test does (returned); a 10 s alarm guards the
+ * test against a write that blocks. */
+static int setup_pipe(struct fixture *f)
+{
+    char err[256];
+    int rfd;
+
+    setup(f, 0);
+    events_close(f->w);
+    unlink(f->path);
+    CHECK_INT(mkfifo(f->path, 0600), 0);
+    rfd = open(f->path, O_RDONLY | O_NONBLOCK);
+    CHECK(rfd >= 0);
+    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
+    alarm(10);
+    f->w = events_open(f->path, f->reg, f->ops, 0, true, err, sizeof(err));
+    CHECK(f->w != NULL);
+    return rfd;
+}
+
 /* Live, the events file is a named pipe whose reader stops reading without closing it (a log
  * shipper that hangs): a flush gives up after a short wait instead of blocking the engine for
  * as long as the reader sleeps, the reader is left whole lines only, the lines that did not fit
@@ -730,16 +751,7 @@ TEST(a_live_pipe_whose_reader_stops_loses_whole_lines_without_blocking)
     ssize_t n;
     int rfd;
 
-    setup(&f, 0);
-    events_close(f.w);
-    unlink(f.path);
-    CHECK_INT(mkfifo(f.path, 0600), 0);
-    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
-    CHECK(rfd >= 0);
-    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096); /* one page */
-    alarm(10);
-    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
-    CHECK(f.w != NULL);
+    rfd = setup_pipe(&f);
     log_capture(&log);
     for (uint64_t t = 1; t <= 40; t++)
         binding_line(&f, t); /* 153 bytes each */
@@ -913,78 +925,19 @@ static void long_binding_line(struct fixture *f, uint64_t t, size_t k, char *lin
  * and the next line: the reader read the start of a JSON object, then another line. The rest
  * now goes first, whole, before any other line; the line after the started one in the same
  * batch is lost and counted. */
-/* The same, with a flush in between while the reader still reads nothing: that flush writes
- * no byte, and the started line's rest must stay first (only the new line is lost). It was
- * counted lost with the others there, with nothing to end the half line in the pipe: the
- * reader then got the first 4,096 bytes of one line joined to the next. */
-TEST(a_started_line_stays_first_through_a_flush_that_writes_nothing)
-{
-    struct fixture f;
-    static char got[16384], want[16384], first[8192], next[256];
-    char err[256], ignored[8192];
-    void (*old_alrm)(int) = signal(SIGALRM, blocked);
-    size_t len = 0;
-    ssize_t n;
-    int rfd;
-
-    setup(&f, 0);
-    events_close(f.w);
-    unlink(f.path);
-    CHECK_INT(mkfifo(f.path, 0600), 0);
-    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
-    CHECK(rfd >= 0);
-    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
-    alarm(10);
-    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
-    CHECK(f.w != NULL);
-    long_binding_line(&f, 1, 5840, first); /* 6,000 bytes: 4,096 of them taken */
-    CHECK_INT(events_flush(f.w), 0);
-    long_binding_line(&f, 2, 10, ignored); /* the pipe still full: lost */
-    CHECK_INT(events_flush(f.w), -EIO);
-    CHECK(events_lost(f.w) == 1);
-    n = read(rfd, got, sizeof(got));
-    CHECK_INT(n, 4096);
-    len = n > 0 ? (size_t)n : 0;
-    long_binding_line(&f, 3, 10, next); /* 170 bytes */
-    CHECK_INT(events_flush(f.w), 0);
-    n = read(rfd, got + len, sizeof(got) - len);
-    CHECK_INT(n, 6000 - 4096 + 170);
-    len += n > 0 ? (size_t)n : 0;
-    got[len] = 0;
-    snprintf(want, sizeof(want), "%s%s", first, next);
-    CHECK_STR(got, want);
-    CHECK(events_lost(f.w) == 1);
-    alarm(0);
-    signal(SIGALRM, old_alrm);
-    CHECK_INT(events_close(f.w), 0);
-    close(rfd);
-    unlink(f.path);
-    oplabel_free(f.ops);
-    metrics_free(f.reg);
-}
-
 TEST(a_line_a_full_pipe_took_part_of_is_finished_before_the_next_line)
 {
     struct fixture f;
     struct log_capture log;
     struct expo_buf out;
     static char text[16384], got[16384], want[16384], first[8192], next[256];
-    char err[256], ignored[8192];
+    char ignored[8192];
     void (*old_alrm)(int) = signal(SIGALRM, blocked);
     size_t len = 0;
     ssize_t n;
     int rfd;
 
-    setup(&f, 0);
-    events_close(f.w);
-    unlink(f.path);
-    CHECK_INT(mkfifo(f.path, 0600), 0);
-    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
-    CHECK(rfd >= 0);
-    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
-    alarm(10);
-    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
-    CHECK(f.w != NULL);
+    rfd = setup_pipe(&f);
     log_capture(&log);
     long_binding_line(&f, 1, 5840, first); /* 6,000 bytes */
     CHECK_INT((int)strlen(first), 6000);
@@ -1025,6 +978,47 @@ TEST(a_line_a_full_pipe_took_part_of_is_finished_before_the_next_line)
     metrics_free(f.reg);
 }
 
+/* The same, with a flush in between while the reader still reads nothing: that flush writes
+ * no byte, and the started line's rest must stay first (only the new line is lost). It was
+ * counted lost with the others there, with nothing to end the half line in the pipe: the
+ * reader then got the first 4,096 bytes of one line joined to the next. */
+TEST(a_started_line_stays_first_through_a_flush_that_writes_nothing)
+{
+    struct fixture f;
+    static char got[16384], want[16384], first[8192], next[256];
+    char ignored[8192];
+    void (*old_alrm)(int) = signal(SIGALRM, blocked);
+    size_t len = 0;
+    ssize_t n;
+    int rfd;
+
+    rfd = setup_pipe(&f);
+    long_binding_line(&f, 1, 5840, first); /* 6,000 bytes: 4,096 of them taken */
+    CHECK_INT(events_flush(f.w), 0);
+    long_binding_line(&f, 2, 10, ignored); /* the pipe still full: lost */
+    CHECK_INT(events_flush(f.w), -EIO);
+    CHECK(events_lost(f.w) == 1);
+    n = read(rfd, got, sizeof(got));
+    CHECK_INT(n, 4096);
+    len = n > 0 ? (size_t)n : 0;
+    long_binding_line(&f, 3, 10, next); /* 170 bytes */
+    CHECK_INT(events_flush(f.w), 0);
+    n = read(rfd, got + len, sizeof(got) - len);
+    CHECK_INT(n, 6000 - 4096 + 170);
+    len += n > 0 ? (size_t)n : 0;
+    got[len] = 0;
+    snprintf(want, sizeof(want), "%s%s", first, next);
+    CHECK_STR(got, want);
+    CHECK(events_lost(f.w) == 1);
+    alarm(0);
+    signal(SIGALRM, old_alrm);
+    CHECK_INT(events_close(f.w), 0);
+    close(rfd);
+    unlink(f.path);
+    oplabel_free(f.ops);
+    metrics_free(f.reg);
+}
+
 /* A started line whose reader never takes the rest is lost at the close, and counted: it is
  * not a line written. */
 TEST(a_started_line_the_reader_never_finishes_is_lost_at_the_close)
@@ -1033,20 +1027,11 @@ TEST(a_started_line_the_reader_never_finishes_is_lost_at_the_close)
     struct log_capture log;
     struct expo_buf out;
     static char got[16384], first[8192];
-    char err[256], text[4096];
+    char text[4096];
     void (*old_alrm)(int) = signal(SIGALRM, blocked);
     int rfd;
 
-    setup(&f, 0);
-    events_close(f.w);
-    unlink(f.path);
-    CHECK_INT(mkfifo(f.path, 0600), 0);
-    rfd = open(f.path, O_RDONLY | O_NONBLOCK);
-    CHECK(rfd >= 0);
-    CHECK_INT(fcntl(rfd, F_SETPIPE_SZ, 4096), 4096);
-    alarm(10);
-    f.w = events_open(f.path, f.reg, f.ops, 0, true, err, sizeof(err));
-    CHECK(f.w != NULL);
+    rfd = setup_pipe(&f);
     log_capture(&log);
     long_binding_line(&f, 1, 5840, first);
     CHECK_INT(events_flush(f.w), 0); /* started, not lost yet */
